@@ -1,0 +1,31 @@
+# make test: installs what the suites need (when it can) and runs every test with -race.
+# make demo: records a synthetic three-party conference on the embedded defaults.
+
+GO ?= go
+TEST_TIMEOUT ?= 40m
+
+.PHONY: test deps vet unit bench fuzz demo build
+
+test: deps vet
+	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+deps:
+	./scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./media/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRing -fuzztime 30s ./media/
+
+demo:
+	$(GO) run ./cmd/recorder demo
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/recorder ./cmd/recorder
