@@ -1,0 +1,67 @@
+package mediatest
+
+import (
+	"math"
+	"testing"
+)
+
+func TestGoertzel_FindsToneAndRejectsOthers(t *testing.T) {
+	const rate = 8000
+	tests := []struct {
+		name      string
+		tone      float64
+		probe     float64
+		amplitude int16
+		wantMin   float64
+		wantMax   float64
+	}{
+		{"same frequency", 440, 440, 10000, 9900, 10100},
+		{"other frequency", 440, 1000, 10000, 0, 100},
+		{"near frequency", 600, 700, 8000, 0, 200},
+		{"full scale", 1000, 1000, 32767, 32500, 32800},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Sine(tt.tone, rate, rate, tt.amplitude)
+			got := Goertzel(s, rate, tt.probe)
+			if got < tt.wantMin || got > tt.wantMax {
+				t.Errorf("Goertzel(%v Hz tone, probe %v Hz) = %.1f, want in [%v, %v]", tt.tone, tt.probe, got, tt.wantMin, tt.wantMax)
+			}
+		})
+	}
+}
+
+func TestToneLevel_Silence(t *testing.T) {
+	if got := ToneLevel(make([]int16, 800), 8000, 440); !math.IsInf(got, -1) {
+		t.Errorf("ToneLevel(silence) = %v, want -Inf", got)
+	}
+	if got := ToneLevel(Sine(440, 8000, 800, 32767), 8000, 440); math.Abs(got) > 0.2 {
+		t.Errorf("ToneLevel(full scale) = %v dBFS, want about 0", got)
+	}
+}
+
+func TestSineInto_ContinuesPhase(t *testing.T) {
+	whole := Sine(300, 8000, 400, 1000)
+	parts := make([]int16, 400)
+	SineInto(parts[:123], 300, 8000, 0, 1000)
+	SineInto(parts[123:], 300, 8000, 123, 1000)
+	for i := range whole {
+		if whole[i] != parts[i] {
+			t.Fatalf("sample %d: %d != %d", i, parts[i], whole[i])
+		}
+	}
+}
+
+func TestChannelAndAdd(t *testing.T) {
+	got := Channel([]int16{1, 2, 3, 4, 5, 6}, 2, 1)
+	if len(got) != 3 || got[0] != 2 || got[2] != 6 {
+		t.Errorf("Channel = %v", got)
+	}
+	sum := Add([]int16{30000, -30000, 1}, []int16{10000, -10000})
+	if sum[0] != 32767 || sum[1] != -32768 || sum[2] != 1 {
+		t.Errorf("Add = %v", sum)
+	}
+	if r := RMS([]int16{3, -3, 3, -3}); r != 3 {
+		t.Errorf("RMS = %v", r)
+	}
+}
