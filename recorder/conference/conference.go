@@ -1,0 +1,141 @@
+// Package conference defines how the recorder meets a conference platform: an
+// Adapter yields the remote media tracks of a conference (who sends them, what
+// kind of stream, which codec, a reader of their RTP packets and a way to ask for
+// a keyframe) and tells when a track or the whole conference ends.
+//
+// Two shapes of adapter exist. A dial-out adapter (Janus, WHEP) joins a
+// conference when the recorder asks it to (Adapter.Join). A listening adapter
+// (the embedded WHIP endpoint, package whip) receives publishers on its own; it
+// also implements Listener, and the recorder gives it a Sink per conference.
+// Either way every track reaches a Sink exactly once, and the Sink runs the one
+// reader goroutine of that track.
+package conference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// StreamType says what a participant's stream carries; the values are those of
+// the recorder API (seed 004).
+type StreamType string
+
+// The stream types of the API.
+const (
+	StreamCAM     StreamType = "CAM"
+	StreamMIC     StreamType = "MIC"
+	StreamSCREEN  StreamType = "SCREEN"
+	StreamHOLD    StreamType = "HOLD"
+	StreamVIDEO   StreamType = "VIDEO"
+	StreamUNKNOWN StreamType = "UNKNOWN"
+)
+
+// String returns the API name of the stream type.
+func (s StreamType) String() string { return string(s) }
+
+// ParseStreamType parses an API stream type, case-insensitively. An empty string
+// is StreamUNKNOWN; anything else unknown is an error.
+func ParseStreamType(s string) (StreamType, error) {
+	switch t := StreamType(strings.ToUpper(s)); t {
+	case StreamCAM, StreamMIC, StreamSCREEN, StreamHOLD, StreamVIDEO, StreamUNKNOWN:
+		return t, nil
+	case "":
+		return StreamUNKNOWN, nil
+	}
+	return "", fmt.Errorf("conference: unknown stream type %q", s)
+}
+
+// Kind is the media kind of a track, as the API names it.
+type Kind string
+
+// The track kinds of the API.
+const (
+	KindAudio Kind = "AUDIO"
+	KindVideo Kind = "VIDEO"
+)
+
+// String returns the API name of the kind.
+func (k Kind) String() string { return string(k) }
+
+// Codec describes the RTP payload of a track as negotiated in SDP.
+type Codec struct {
+	MimeType    string // "audio/opus", "audio/PCMU", "video/VP8", …; compare case-insensitively
+	ClockRate   uint32 // RTP clock rate in Hz
+	Channels    uint16 // audio channels announced in SDP (2 for Opus)
+	SDPFmtpLine string // the a=fmtp parameters, if any
+	PayloadType uint8  // the negotiated RTP payload type
+}
+
+// RTPReader reads the RTP packets of one track.
+type RTPReader interface {
+	// ReadRTP reads the next whole RTP packet (header and payload, already
+	// decrypted) into buf and returns its length. It blocks until a packet
+	// arrives. When the track has ended it returns io.EOF (or another error),
+	// and so it does for ever after. Exactly one goroutine calls ReadRTP: the
+	// reader goroutine of the Sink that received the track.
+	ReadRTP(buf []byte) (int, error)
+}
+
+// Track is one remote media track of a conference. Adapters fill it in and hand
+// it to a Sink; after that its fields are never changed.
+type Track struct {
+	ConferenceID string
+	UserID       string     // the participant, as the platform identifies them
+	StreamID     string     // one participant's stream (a WHIP session, a Janus feed): API stream id
+	TrackID      string     // unique within the stream
+	StreamType   StreamType // CAM, MIC, SCREEN, …
+	Kind         Kind       // AUDIO or VIDEO
+	Codec        Codec
+	Started      time.Time // when the track's first packet was expected (the stream connected)
+
+	// Reader yields the track's RTP packets until the track ends.
+	Reader RTPReader
+
+	// RequestKeyframe asks the sender for a keyframe (RTCP PLI, RFC 4585) for
+	// this video track. It may be called from any goroutine, is cheap and never
+	// blocks for long; it is nil for audio tracks.
+	RequestKeyframe func() error
+}
+
+// Sink receives the tracks of one conference. Its methods may be called from any
+// goroutine, but never concurrently for the same conference.
+type Sink interface {
+	// AddTrack hands a new track over. The Sink starts one goroutine that reads
+	// t.Reader until it returns an error: io.EOF is the track's normal end (the
+	// participant left or unpublished).
+	AddTrack(t *Track)
+
+	// ConferenceEnded reports that the conference is gone; no track follows.
+	// err is nil for a normal end (the platform closed the room) and says why
+	// otherwise. Tracks still open end on their own (their readers give io.EOF).
+	ConferenceEnded(err error)
+}
+
+// Adapter connects the recorder to one conference platform.
+type Adapter interface {
+	// Kind names the adapter: "whip", "janus", "whep".
+	Kind() string
+
+	// Join follows conferenceID of organizationID and delivers every track
+	// already there and every later one to sink, until leave is called (leave is
+	// idempotent; after it returns no AddTrack follows). A conference that does
+	// not exist gives an error for which errors.Is(err, ErrNoConference) holds.
+	// Listening adapters may return a no-op leave and deliver through their
+	// Listener instead; the recorder then does not call Join.
+	Join(ctx context.Context, organizationID, conferenceID string, sink Sink) (leave func(), err error)
+}
+
+// Listener is implemented by adapters that receive streams without being asked
+// (WHIP). The recorder calls Listen once, before any publisher can connect;
+// open returns the Sink of a conference, creating it if needed, and the adapter
+// calls it when the first track of a conference arrives. Every track is given to
+// its conference's Sink, whether or not a recording of that conference runs.
+type Listener interface {
+	Listen(open func(organizationID, conferenceID string) Sink)
+}
+
+// ErrNoConference is returned by Join for a conference the platform does not know.
+var ErrNoConference = errors.New("conference: no such conference")
