@@ -14,18 +14,18 @@ type ErrorCode int
 
 // The error codes every driver maps its provider's errors to.
 const (
-	Unknown          ErrorCode = iota // not classified
-	NotFound                          // the object (or bucket) does not exist
-	AlreadyExists                     // a create-only write found an object
-	PermissionDenied                  // authenticated, but not allowed
-	Unauthenticated                   // credentials missing, wrong or expired
-	InvalidArgument                   // a bad key, range or option
-	Unavailable                       // the service cannot be reached or is overloaded: retry
-	DeadlineExceeded                  // the context's deadline passed
-	Canceled                          // the context was cancelled
-	Unimplemented                     // the driver does not support the operation
-	DataLoss                          // the stored bytes differ from what was written (size or checksum)
-	ResourceExhausted                 // quota or disk full
+	Unknown           ErrorCode = iota // not classified
+	NotFound                           // the object (or bucket) does not exist
+	AlreadyExists                      // a create-only write found an object
+	PermissionDenied                   // authenticated, but not allowed
+	Unauthenticated                    // credentials missing, wrong or expired
+	InvalidArgument                    // a bad key, range or option
+	Unavailable                        // the service cannot be reached or is overloaded: retry
+	DeadlineExceeded                   // the context's deadline passed
+	Canceled                           // the context was cancelled
+	Unimplemented                      // the driver does not support the operation
+	DataLoss                           // the stored bytes differ from what was written (size or checksum)
+	ResourceExhausted                  // quota or disk full
 )
 
 var codeNames = [...]string{
