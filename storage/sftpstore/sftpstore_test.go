@@ -1,0 +1,70 @@
+package sftpstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/storagetest"
+)
+
+// subdir returns a fresh directory below root for one subtest's "bucket".
+func subdir(t *testing.T, root string, n *atomic.Int64) string {
+	dir := filepath.Join(root, fmt.Sprintf("b%03d", n.Add(1)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestConformance_InProcess(t *testing.T) {
+	srv := startInProcServer(t)
+	var n atomic.Int64
+	var last string
+	with := func(user, password, dir string) (storage.Provider, error) {
+		o := srv.Options(user)
+		o.Password, o.Dir = password, dir
+		return New(o)
+	}
+	storagetest.RunConformanceTests(t, storagetest.Harness{
+		NewProvider: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			last = subdir(t, srv.Dir, &n)
+			return with(testUser, testPassword, last)
+		},
+		NewProviderWrongCredentials: func(context.Context, *testing.T) (storage.Provider, error) {
+			return with(testUser, "wrong password", last)
+		},
+		NewProviderReadOnly: func(context.Context, *testing.T) (storage.Provider, error) {
+			return with(testReader, testPassword, last)
+		},
+		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			o := srv.Options(testUser)
+			o.Port = freePort(t) // nothing listens there any more
+			return New(o)
+		},
+	})
+}
+
+func TestConformance_OpenSSH(t *testing.T) {
+	srv := startSSHD(t)
+	var n atomic.Int64
+	var last string
+	storagetest.RunConformanceTests(t, storagetest.Harness{
+		NewProvider: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			o := srv.Options()
+			last = subdir(t, srv.Dir, &n)
+			o.Dir = last
+			return New(o)
+		},
+		NewProviderWrongCredentials: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			o := srv.Options()
+			o.Dir = last
+			o.PrivateKey = newTestKeys(t).clientPEM // a key the server does not know
+			return New(o)
+		},
+	})
+}
