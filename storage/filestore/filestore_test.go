@@ -1,0 +1,129 @@
+package filestore
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/storagetest"
+)
+
+// signedServer serves dir through storage.SignedURLHandler on 127.0.0.1 and
+// returns a SignURL function that makes URLs for it.
+func signedServer(t *testing.T, dir string) func(context.Context, string, *storage.SignedURLOptions) (string, error) {
+	t.Helper()
+	signer := storage.NewURLSigner([]byte("test-signing-key-0123456789abcdef"))
+	served, err := NewBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := storage.SignedURLHandler(served, signer, func(p string) (string, error) {
+		key, ok := strings.CutPrefix(p, "/files/")
+		if !ok {
+			return "", fmt.Errorf("not under /files/: %q", p)
+		}
+		return key, nil
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	base, _ := url.Parse(srv.URL)
+	return func(ctx context.Context, key string, opts *storage.SignedURLOptions) (string, error) {
+		u := *base
+		u.Path = "/files/" + key
+		return signer.Sign(opts.Method, &u, opts.Expiry).String(), nil
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.RunConformanceTests(t, storagetest.Harness{
+		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
+			dir := t.TempDir()
+			return New(dir, &Options{SignURL: signedServer(t, dir)})
+		},
+		SignedURLs:       true,
+		ChecksSignatures: true,
+		ContentType:      true,
+		Metadata:         true,
+		MD5:              true,
+	})
+}
+
+func TestConformance_NoSigner(t *testing.T) {
+	storagetest.RunConformanceTests(t, storagetest.Harness{
+		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
+			return New(t.TempDir(), &Options{NoSync: true})
+		},
+		ContentType: true,
+		Metadata:    true,
+		MD5:         true,
+	})
+}
+
+func TestFilestore_KeysStayUnderRoot(t *testing.T) {
+	p, err := New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"../x", "a/../../x", "/etc/passwd", "a/.rec-tmp-1", "b/.x.rec-attrs", "a\\..\\x", ""} {
+		if _, err := p.path(key); storage.Code(err) != storage.InvalidArgument {
+			t.Errorf("path(%q) = %v, want InvalidArgument", key, err)
+		}
+	}
+}
+
+func TestFilestore_MissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "absent")
+	b, err := NewBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckBucket(t.Context()); storage.Code(err) != storage.NotFound {
+		t.Errorf("CheckBucket of a missing directory: %v, want NotFound", err)
+	}
+	if _, err := b.Upload(t.Context(), "x", strings.NewReader("x"), nil); storage.Code(err) != storage.NotFound {
+		t.Errorf("Upload into a missing directory: %v, want NotFound", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("Upload created the missing root: %v", err)
+	}
+	if _, err := NewBucket(dir, &Options{CreateDir: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckBucket(t.Context()); err != nil {
+		t.Errorf("CheckBucket after CreateDir: %v", err)
+	}
+}
+
+func TestFilestore_NoTempFilesLeft(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := NewBucket(dir, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	w, err := b.NewWriter(ctx, "a/b/c", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("half"))
+	cancel()
+	if w.Close() == nil {
+		t.Fatal("Close after cancel succeeded")
+	}
+	if _, err := b.Upload(t.Context(), "a/d", strings.NewReader("whole"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if d != nil && !d.IsDir() {
+			names = append(names, d.Name())
+		}
+		return nil
+	})
+	if strings.Join(names, ",") != ".d.rec-attrs,d" {
+		t.Errorf("files under root = %q, want only d and its sidecar", names)
+	}
+}
