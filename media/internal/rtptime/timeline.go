@@ -1,0 +1,63 @@
+// Package rtptime places RTP packets on a file's media timeline by their RTP
+// timestamps (RFC 3550 §5.1), so that the file's duration equals RTP time:
+// gaps (loss, DTX, a caller that stopped writing during a pause) stay gaps,
+// duplicates and late packets are dropped, and a timestamp jump or a new SSRC
+// re-anchors the timeline instead of inserting minutes of silence.
+//
+// It is shared by the audio file writers (media/wavwriter, media/oggwriter).
+package rtptime
+
+// Timeline maps the 32-bit, wrapping RTP timestamps of one track to a
+// monotonic 64-bit position in ticks of the RTP clock. The zero value is
+// ready to use with MaxGap 0 (every forward gap re-anchors); set MaxGap.
+// A Timeline is owned by one goroutine (the track's writer).
+type Timeline struct {
+	// MaxGap is the largest forward timestamp gap, in ticks, kept as a gap.
+	// A larger jump (forward, or backward by more than MaxGap) re-anchors:
+	// the packet is placed directly after the previous one.
+	MaxGap uint32
+
+	started bool
+	ssrc    uint32
+	next    uint32 // RTP timestamp expected next: last timestamp + its duration
+	pos     int64  // timeline position of next, in ticks
+
+	// Dropped counts packets dropped as duplicate or late.
+	Dropped uint64
+	// Reanchors counts timestamp jumps and SSRC changes.
+	Reanchors uint64
+}
+
+// Place decides where a packet of the given SSRC, RTP timestamp ts and
+// duration dur (in ticks) goes. When ok is true the caller writes gap ticks of
+// silence followed by the packet; the timeline then stands after the packet.
+// When ok is false the packet is a duplicate or arrived too late (its start
+// lies before the end of what was written) and must be dropped.
+func (t *Timeline) Place(ssrc, ts, dur uint32) (gap uint32, ok bool) {
+	switch {
+	case !t.started:
+		t.started = true
+	case ssrc != t.ssrc:
+		t.Reanchors++
+	default:
+		// Serial-number arithmetic on the 32-bit timestamp handles wrap-around.
+		delta := int32(ts - t.next)
+		switch {
+		case delta >= 0 && uint32(delta) <= t.MaxGap:
+			gap = uint32(delta)
+		case delta < 0 && uint32(-int64(delta)) <= t.MaxGap:
+			t.Dropped++
+			return 0, false
+		default:
+			t.Reanchors++
+		}
+	}
+	t.ssrc = ssrc
+	t.next = ts + dur
+	t.pos += int64(gap) + int64(dur)
+	return gap, true
+}
+
+// Position returns the timeline position, in ticks, after the last placed
+// packet: the duration of everything written so far, gaps included.
+func (t *Timeline) Position() int64 { return t.pos }

@@ -1,0 +1,63 @@
+package rtptime
+
+import "testing"
+
+func TestTimeline_Place(t *testing.T) {
+	type pkt struct {
+		ssrc, ts, dur uint32
+		gap           uint32
+		ok            bool
+	}
+	tests := []struct {
+		name    string
+		pkts    []pkt
+		wantPos int64
+	}{
+		{"contiguous", []pkt{{1, 1000, 160, 0, true}, {1, 1160, 160, 0, true}, {1, 1320, 160, 0, true}}, 480},
+		{"gap kept", []pkt{{1, 0, 160, 0, true}, {1, 480, 160, 320, true}}, 640},
+		{"duplicate dropped", []pkt{{1, 0, 160, 0, true}, {1, 0, 160, 0, false}, {1, 160, 160, 0, true}}, 320},
+		{"late dropped", []pkt{{1, 0, 160, 0, true}, {1, 320, 160, 160, true}, {1, 160, 160, 0, false}}, 480},
+		{"wrap", []pkt{{1, 0xFFFFFF60, 160, 0, true}, {1, 0, 160, 0, true}, {1, 320, 160, 160, true}}, 640},
+		{"forward jump reanchors", []pkt{{1, 0, 160, 0, true}, {1, 1 << 30, 160, 0, true}, {1, 1<<30 + 160, 160, 0, true}}, 480},
+		{"backward jump reanchors", []pkt{{1, 1 << 30, 160, 0, true}, {1, 5, 160, 0, true}, {1, 165, 160, 0, true}}, 480},
+		{"new ssrc reanchors", []pkt{{1, 0, 160, 0, true}, {2, 99999, 160, 0, true}, {2, 100159, 160, 0, true}}, 480},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tl := Timeline{MaxGap: 8000}
+			for i, p := range tt.pkts {
+				gap, ok := tl.Place(p.ssrc, p.ts, p.dur)
+				if gap != p.gap || ok != p.ok {
+					t.Errorf("packet %d: Place = (%d, %v), want (%d, %v)", i, gap, ok, p.gap, p.ok)
+				}
+			}
+			if got := tl.Position(); got != tt.wantPos {
+				t.Errorf("Position = %d, want %d", got, tt.wantPos)
+			}
+		})
+	}
+}
+
+// FuzzTimeline checks that the position never goes back and only grows by
+// what Place reported.
+func FuzzTimeline(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tl := Timeline{MaxGap: 48000}
+		for len(data) >= 7 {
+			ssrc := uint32(data[0] & 1)
+			ts := uint32(data[1])<<24 | uint32(data[2])<<16 | uint32(data[3])<<8 | uint32(data[4])
+			dur := uint32(data[5])<<8 | uint32(data[6])
+			data = data[7:]
+			before := tl.Position()
+			gap, ok := tl.Place(ssrc, ts, dur)
+			want := before
+			if ok {
+				want += int64(gap) + int64(dur)
+			}
+			if gap > tl.MaxGap || tl.Position() != want {
+				t.Fatalf("gap %d, position %d -> %d (ok %v, dur %d)", gap, before, tl.Position(), ok, dur)
+			}
+		}
+	})
+}

@@ -1,0 +1,169 @@
+package wavwriter
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// Reference G.711 encoders (ITU-T G.711 as in the classic Sun g711.c), used
+// to make test payloads.
+func search(v int, table []int) int {
+	for i, e := range table {
+		if v <= e {
+			return i
+		}
+	}
+	return len(table)
+}
+
+func linearToMuLaw(s int16) byte {
+	v, mask := int(s)>>2, 0xFF
+	if v < 0 {
+		v, mask = -v, 0x7F
+	}
+	v = min(v, 8159) + 0x84>>2
+	seg := search(v, []int{0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF})
+	if seg >= 8 {
+		return byte(0x7F ^ mask)
+	}
+	return byte((seg<<4 | (v>>(seg+1))&0xF) ^ mask)
+}
+
+func linearToALaw(s int16) byte {
+	v, mask := int(s)>>3, 0xD5
+	if v < 0 {
+		v, mask = -v-1, 0x55
+	}
+	seg := search(v, []int{0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF})
+	if seg >= 8 {
+		return byte(0x7F ^ mask)
+	}
+	a := seg << 4
+	if seg < 2 {
+		a |= (v >> 1) & 0xF
+	} else {
+		a |= (v >> seg) & 0xF
+	}
+	return byte(a ^ mask)
+}
+
+// writeG711 writes one packet of n samples of a tone at freq whose phase
+// follows the RTP timestamp.
+func writeG711(t testing.TB, g *G711Writer, law Format, ssrc, ts uint32, n int, freq float64) {
+	t.Helper()
+	pcm := make([]int16, n)
+	mediatest.SineInto(pcm, freq, 8000, int(ts), 10000)
+	payload := make([]byte, n)
+	for i, s := range pcm {
+		if law == ALaw {
+			payload[i] = linearToALaw(s)
+		} else {
+			payload[i] = linearToMuLaw(s)
+		}
+	}
+	if err := g.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: ssrc, Timestamp: ts}, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestG711Writer_Silence(t *testing.T) {
+	for _, law := range []Format{MuLaw, ALaw} {
+		if got := law.Silence(); (law == MuLaw && linearToMuLaw(0) != got) || (law == ALaw && linearToALaw(0) != got) {
+			t.Errorf("%v silence byte %#x does not encode 0", law, got)
+		}
+	}
+}
+
+// TestG711Writer_Timeline sends a PCMU/PCMA stream with loss, a duplicate, a
+// late packet, a DTX pause, a timestamp jump and an SSRC change, and checks
+// with soxi, go-audio/wav and sox's decoder that the file's duration is RTP
+// time, gaps are silent and the tone is intact elsewhere.
+func TestG711Writer_Timeline(t *testing.T) {
+	type seg struct {
+		kind          string // "tone", "gap"
+		from, samples int    // position in the file
+	}
+	for _, law := range []Format{MuLaw, ALaw} {
+		t.Run(law.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "track.wav")
+			g, err := NewG711(path, law)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var segs []seg
+			pos := 0
+			send := func(ssrc, ts uint32, packets int) {
+				segs = append(segs, seg{"tone", pos, packets * 160})
+				for i := range packets {
+					writeG711(t, g, law, ssrc, ts+uint32(160*i), 160, 1000)
+				}
+				pos += packets * 160
+			}
+			gap := func(samples int) {
+				segs = append(segs, seg{"gap", pos, samples})
+				pos += samples
+			}
+			send(1, 1000, 50)                                // 1 s
+			gap(10 * 160)                                    // 10 packets lost
+			send(1, 1000+60*160, 50)                         // 1 s
+			writeG711(t, g, law, 1, 1000+109*160, 160, 3000) // duplicate of the last packet
+			writeG711(t, g, law, 1, 1000+80*160, 160, 3000)  // late
+			gap(8000)                                        // DTX: 1 s without packets
+			send(1, 1000+160*160, 25)
+			send(1, 1000+185*160+600*8000, 25) // timestamp jump of 10 minutes: re-anchored
+			send(2, 0xFFFFFF00, 25)            // new SSRC, wrapping timestamps
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if g.Dropped() != 2 {
+				t.Errorf("Dropped = %d, want 2", g.Dropped())
+			}
+			if g.Frames() != int64(pos) {
+				t.Errorf("Frames = %d, want %d", g.Frames(), pos)
+			}
+
+			if got := soxiSamples(t, path); got != int64(pos) {
+				t.Errorf("soxi -s = %d, want %d", got, pos)
+			}
+			checkGoAudio(t, path, law, 8000, 1, int64(pos))
+
+			pcm := tooltest.DecodePCM(t, path)
+			if len(pcm) != pos {
+				t.Fatalf("sox decoded %d samples, want %d", len(pcm), pos)
+			}
+			for _, s := range segs {
+				win := pcm[s.from : s.from+s.samples]
+				tone := mediatest.Goertzel(win, 8000, 1000)
+				wrong := mediatest.Goertzel(win, 8000, 3000)
+				switch {
+				case s.kind == "tone" && (tone < 9000 || wrong > 200):
+					t.Errorf("tone at %d..%d: 1 kHz %.0f, 3 kHz %.0f", s.from, s.from+s.samples, tone, wrong)
+				case s.kind == "gap" && mediatest.RMS(win) > 16:
+					t.Errorf("gap at %d..%d is not silent: RMS %.0f", s.from, s.from+s.samples, mediatest.RMS(win))
+				}
+			}
+		})
+	}
+}
+
+func TestG711Writer_ZeroAllocs(t *testing.T) {
+	g, err := NewG711With(&bytes.Buffer{}, MuLaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rtp.Packet{Header: rtp.Header{SSRC: 1}, Payload: bytes.Repeat([]byte{0x55}, 160)}
+	if n := testing.AllocsPerRun(100, func() {
+		p.Timestamp += 320 // a lost packet before each: exercises the silence fill
+		if err := g.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("WriteRTP allocates %.1f times per packet, want 0", n)
+	}
+}
