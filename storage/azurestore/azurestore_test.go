@@ -1,0 +1,44 @@
+package azurestore
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/storagetest"
+)
+
+func TestConformance_Azurite(t *testing.T) {
+	az := startAzurite(t)
+	var last string
+	storagetest.RunConformanceTests(t, storagetest.Harness{
+		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
+			last = az.NewContainer(ctx, t)
+			return New(az.Options(last))
+		},
+		NewProviderWrongCredentials: func(context.Context, *testing.T) (storage.Provider, error) {
+			o := az.Options(last)
+			o.AccountKey = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IQ=="
+			return New(o)
+		},
+		NewProviderReadOnly: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			return New(&Options{Endpoint: az.Endpoint, Container: last,
+				SASToken: az.ContainerSAS(t, last, sas.ContainerPermissions{Read: true, List: true})})
+		},
+		NewProviderUnreachable: func(context.Context, *testing.T) (storage.Provider, error) {
+			o := az.Options(last)
+			o.Endpoint = "http://127.0.0.1:1/" + azuriteAccount
+			return New(o)
+		},
+		SignedURLs:       true,
+		ChecksSignatures: true,
+		HTTPClient:       &http.Client{Timeout: 30 * time.Second, Transport: blobTypeTransport{}},
+		Metadata:         true,
+		ContentType:      true,
+		MD5:              true,
+	})
+}
