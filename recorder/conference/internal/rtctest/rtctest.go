@@ -1,0 +1,206 @@
+// Package rtctest holds what the conference adapters' tests share: a private
+// network namespace for tests that talk WebRTC to a real media server, Pion
+// peers confined to it, G.711 µ-law tone senders and a µ-law decoder to check
+// what arrived by content.
+//
+// A test package opts in with
+//
+//	func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
+//
+// Main re-executes the test binary inside `unshare --net` (root only), brings
+// up lo and a veth pair whose end v0 holds 127.0.1.1 (Janus skips loopback
+// interfaces for ICE but accepts v0), and runs the tests there, so nothing a
+// test sends can leave the machine. Tests that need the namespace call NetNS.
+package rtctest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// envNetNS marks a test binary that runs inside its private namespace ("1"),
+// or one that could not enter it (any other non-empty value: the reason).
+const envNetNS = "RTCTEST_NETNS"
+
+// HostIP is the address of v0 inside the namespace: media servers and Pion
+// peers gather ICE candidates on it.
+const HostIP = "127.0.1.1"
+
+// Interface is the name of the namespace's ICE interface.
+const Interface = "v0"
+
+// Main runs the tests of m inside a private network namespace when it can
+// (root, unshare and ip installed) and returns the exit code. Without one the
+// tests run as they are and NetNS skips (fails under CI) the tests that need it.
+func Main(m *testing.M) int {
+	switch v := os.Getenv(envNetNS); v {
+	case "1":
+		if err := setupNetNS(); err != nil {
+			fmt.Fprintf(os.Stderr, "rtctest: setting up the network namespace: %v\n", err)
+			return 2
+		}
+		return m.Run()
+	case "":
+		reason := canUnshare()
+		if reason != "" {
+			os.Setenv(envNetNS, reason)
+			return m.Run()
+		}
+		args := append([]string{"--net", "--", os.Args[0]}, os.Args[1:]...)
+		cmd := exec.Command("unshare", args...)
+		cmd.Env = append(os.Environ(), envNetNS+"=1")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// The child dies with us: a timed-out `go test` kills this process.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Run(); err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return ee.ExitCode()
+			}
+			fmt.Fprintf(os.Stderr, "rtctest: re-executing in a network namespace: %v\n", err)
+			return 2
+		}
+		return 0
+	default:
+		return m.Run()
+	}
+}
+
+func canUnshare() string {
+	if os.Geteuid() != 0 {
+		return "a private network namespace needs root"
+	}
+	for _, p := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return p + " is not installed (util-linux, iproute2)"
+		}
+	}
+	return ""
+}
+
+func setupNetNS() error {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"addr", "add", HostIP + "/32", "dev", "v0"},
+		{"link", "set", "v1", "up"},
+		{"link", "set", "v0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// InNetNS reports whether the tests run inside the namespace Main made.
+func InNetNS() bool { return os.Getenv(envNetNS) == "1" }
+
+// NetNS skips the test (fails it under CI) unless it runs inside the namespace
+// Main made.
+func NetNS(t testing.TB) {
+	t.Helper()
+	if v := os.Getenv(envNetNS); v != "1" {
+		if v == "" {
+			v = "the test package's TestMain does not call rtctest.Main"
+		}
+		testenv.Missing(t, "no private network namespace: "+v)
+	}
+}
+
+// SettingEngine returns Pion settings that gather host candidates over UDP4 on
+// the namespace's v0 only (on lo outside the namespace), without mDNS.
+func SettingEngine() webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	iface := "lo"
+	if InNetNS() {
+		iface = Interface
+	}
+	se.SetInterfaceFilter(func(name string) bool { return name == iface })
+	se.SetIPFilter(func(ip net.IP) bool { return ip.To4() != nil })
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return se
+}
+
+// API returns a Pion API with the default codecs and SettingEngine's settings.
+func API(t testing.TB) *webrtc.API {
+	t.Helper()
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(SettingEngine()))
+}
+
+// ToneSender sends a steady sine tone as G.711 µ-law (PCMU, 8 kHz, 20 ms
+// packets) on a local track until Stop.
+type ToneSender struct {
+	Track *webrtc.TrackLocalStaticSample
+	Freq  float64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewToneSender returns a PCMU track with the given ids that will carry a
+// tone at freq Hz once Start is called.
+func NewToneSender(freq float64, trackID, streamID string) (*ToneSender, error) {
+	tr, err := webrtc.NewTrackLocalStaticSample(
+		webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, trackID, streamID)
+	if err != nil {
+		return nil, err
+	}
+	return &ToneSender{Track: tr, Freq: freq}, nil
+}
+
+// Start begins sending, paced in real time. Stop ends it.
+func (s *ToneSender) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		const frame = 160
+		pcm := make([]int16, frame)
+		buf := make([]byte, frame)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n += frame {
+			mediatest.SineInto(pcm, s.Freq, 8000, n, 8000)
+			for i, x := range pcm {
+				buf[i] = MuLawEncode(x)
+			}
+			// Errors before the track is bound are expected: drop and go on.
+			_ = s.Track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond})
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// Stop ends the tone and waits for the sending goroutine. It is idempotent.
+func (s *ToneSender) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}

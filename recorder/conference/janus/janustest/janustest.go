@@ -1,0 +1,321 @@
+// Package janustest runs a real Janus server (the Debian janus package, 1.x)
+// for tests, with only the VideoRoom plugin and the HTTP transport on
+// 127.0.0.1, and Pion publishers that send tones into its rooms.
+//
+// Janus ignores loopback interfaces for ICE, so Janus and the peers gather on
+// the veth of the private network namespace that rtctest.Main makes: call
+// rtctest.NetNS(t) (Start does) and use rtctest.API for every peer.
+package janustest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
+	"github.com/rtcrec/recorder/recorder/conference/janus"
+)
+
+// Server is a Janus process started by Start.
+type Server struct {
+	URL string // base of the HTTP API, http://127.0.0.1:PORT/janus
+	Dir string // configuration and log
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts Janus with a fresh configuration in t.TempDir() and stops it,
+// by its PID, when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	rtctest.NetNS(t)
+	bin := testenv.LookPath(t, "janus")
+	plugin := findLib(t, "plugins", "libjanus_videoroom.so")
+	transport := findLib(t, "transports", "libjanus_http.so")
+
+	dir := t.TempDir()
+	for _, d := range []string{"plugins", "transports", "events", "loggers"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only what the folders hold is loaded: the VideoRoom and HTTP.
+	must(t, os.Symlink(plugin, filepath.Join(dir, "plugins", filepath.Base(plugin))))
+	must(t, os.Symlink(transport, filepath.Join(dir, "transports", filepath.Base(transport))))
+	port := freePort(t)
+	files := map[string]string{
+		"janus.jcfg": fmt.Sprintf(`general: {
+	configs_folder = %[1]q
+	plugins_folder = %[2]q
+	transports_folder = %[3]q
+	events_folder = %[4]q
+	loggers_folder = %[5]q
+	debug_level = 4
+	session_timeout = 60
+}
+media: {
+	rtp_port_range = "20000-40000"
+}
+nat: {
+	nice_debug = false
+	interface = %[6]q
+	ice_enforce_list = %[6]q
+}
+plugins: {
+}
+transports: {
+}
+loggers: {
+}
+events: {
+	broadcast = false
+}
+`, dir, filepath.Join(dir, "plugins"), filepath.Join(dir, "transports"),
+			filepath.Join(dir, "events"), filepath.Join(dir, "loggers"), rtctest.HostIP),
+		"janus.transport.http.jcfg": fmt.Sprintf(`general: {
+	json = "plain"
+	base_path = "/janus"
+	http = true
+	port = %d
+	ip = "127.0.0.1"
+	https = false
+}
+admin: {
+	admin_http = false
+	admin_https = false
+}
+`, port),
+		"janus.plugin.videoroom.jcfg": "general: {\n}\n",
+	}
+	for name, body := range files {
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	logf, err := os.Create(filepath.Join(dir, "janus.log"))
+	must(t, err)
+	cmd := exec.Command(bin, "-C", filepath.Join(dir, "janus.jcfg"), "-F", dir, "--disable-colors")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	must(t, cmd.Start())
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d/janus", port), Dir: dir, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
+	t.Cleanup(func() {
+		s.Kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "janus.log")); err == nil {
+				if len(b) > 8000 {
+					b = b[len(b)-8000:]
+				}
+				t.Logf("janus log (tail):\n%s", b)
+			}
+		}
+	})
+
+	c := janus.NewClient(s.URL, nil, 2*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := c.Info(context.Background()); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("janus did not answer at %s within 15 s: %v", s.URL, err)
+		}
+		select {
+		case <-s.done:
+			b, _ := os.ReadFile(filepath.Join(dir, "janus.log"))
+			t.Fatalf("janus exited at start:\n%s", b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return s
+}
+
+// Kill stops Janus with SIGKILL (by its PID) and waits for it to exit. It is
+// idempotent.
+func (s *Server) Kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// CreateRoom creates VideoRoom room id (a number, or a string when the server
+// uses string ids) whose publishers must send PCMU audio.
+func (s *Server) CreateRoom(t testing.TB, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := janus.NewClient(s.URL, nil, 5*time.Second)
+	sess, err := c.CreateSession(ctx, 0)
+	must(t, err)
+	defer sess.Destroy(ctx)
+	h, err := sess.Attach(ctx, janus.Plugin)
+	must(t, err)
+	data, err := h.Request(ctx, map[string]any{
+		"request": "create", "room": janus.RoomID(id), "publishers": 16,
+		"audiocodec": "pcmu", "videocodec": "vp8", "description": "test room " + id,
+	})
+	if err != nil {
+		t.Fatalf("creating room %s: %v", id, err)
+	}
+	if !bytes.Contains(data, []byte(`"created"`)) {
+		t.Fatalf("creating room %s: %s", id, data)
+	}
+}
+
+// Publisher is a Pion peer publishing a PCMU tone in a room.
+type Publisher struct {
+	ID      janus.ID
+	Display string
+	Tone    *rtctest.ToneSender
+
+	sess   *janus.Session
+	handle *janus.Handle
+	pc     *webrtc.PeerConnection
+	closed bool
+}
+
+// Publish joins room as display and publishes a tone at freq Hz whose stream
+// description is desc (e.g. "MIC"; none when empty). It returns when Janus has
+// the publisher's media (ICE and DTLS up: "webrtcup"), so a subscriber may
+// join its feed. The publisher leaves when the test ends.
+func (s *Server) Publish(t testing.TB, room, display string, freq float64, desc string) *Publisher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c := janus.NewClient(s.URL, nil, 5*time.Second)
+	sess, err := c.CreateSession(ctx, 0)
+	must(t, err)
+	p := &Publisher{Display: display, sess: sess}
+	t.Cleanup(p.Leave)
+	p.handle, err = sess.Attach(ctx, janus.Plugin)
+	must(t, err)
+	m, err := p.handle.Send(ctx, map[string]any{
+		"request": "join", "ptype": "publisher", "room": janus.RoomID(room), "display": display,
+	}, nil)
+	if err != nil {
+		t.Fatalf("publisher %s: join: %v", display, err)
+	}
+	var joined struct {
+		ID janus.ID `json:"id"`
+	}
+	must(t, json.Unmarshal(m.PluginData.Data, &joined))
+	p.ID = joined.ID
+
+	p.pc, err = rtctest.API(t).NewPeerConnection(webrtc.Configuration{})
+	must(t, err)
+	p.Tone, err = rtctest.NewToneSender(freq, "audio", display)
+	must(t, err)
+	tr, err := p.pc.AddTransceiverFromTrack(p.Tone.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	must(t, err)
+	go func() { // drain RTCP
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Sender().Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	connected := make(chan struct{})
+	p.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			close(connected)
+		}
+	})
+	offer, err := p.pc.CreateOffer(nil)
+	must(t, err)
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	must(t, p.pc.SetLocalDescription(offer))
+	<-gathered
+	body := map[string]any{"request": "publish", "audio": true}
+	if desc != "" {
+		body["descriptions"] = []map[string]string{{"mid": tr.Mid(), "description": desc}}
+	}
+	m, err = p.handle.Send(ctx, body, &janus.JSEP{Type: "offer", SDP: p.pc.LocalDescription().SDP})
+	if err != nil {
+		t.Fatalf("publisher %s: publish: %v", display, err)
+	}
+	if m.JSEP == nil {
+		t.Fatalf("publisher %s: publish: no answer in %s", display, m.PluginData.Data)
+	}
+	must(t, p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.JSEP.SDP}))
+	p.Tone.Start()
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatalf("publisher %s: not connected to janus within 15 s", display)
+	}
+	for { // Janus announces the feed once it has the media
+		for ev := p.sess.Next(); ev != nil; ev = p.sess.Next() {
+			if ev.Janus == "webrtcup" {
+				return p
+			}
+		}
+		select {
+		case <-p.sess.Notify():
+		case <-ctx.Done():
+			t.Fatalf("publisher %s: no webrtcup from janus within 15 s", display)
+		}
+	}
+}
+
+// Leave leaves the room (which unpublishes) and closes the peer. It is
+// idempotent.
+func (p *Publisher) Leave() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if p.handle != nil {
+		_, _ = p.handle.Send(ctx, map[string]any{"request": "leave"}, nil)
+	}
+	if p.Tone != nil {
+		p.Tone.Stop()
+	}
+	if p.pc != nil {
+		_ = p.pc.Close()
+	}
+	_ = p.sess.Destroy(ctx)
+}
+
+func findLib(t testing.TB, kind, name string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join("/usr/lib/*/janus", kind, name))
+	if len(m) == 0 {
+		m, _ = filepath.Glob(filepath.Join("/usr/lib/janus", kind, name))
+	}
+	if len(m) == 0 {
+		testenv.Missing(t, "janus "+kind+" "+name+" not found (Debian package janus)")
+	}
+	return m[0]
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
