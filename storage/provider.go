@@ -117,3 +117,11 @@ func (o *SignedURLOptions) withDefaults() *SignedURLOptions {
 	}
 	return &out
 }
+
+// PermissionHinter is an optional Provider ability: it names the permission an
+// operation ("write", "read", "attributes", "delete", "list", "check") needs,
+// the provider's way ("s3:PutObject"), so that Verify's messages tell a storage
+// admin what to grant. It returns "" when it has nothing to say.
+type PermissionHinter interface {
+	PermissionHint(op string) string
+}
