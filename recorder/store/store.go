@@ -107,6 +107,20 @@ func (s *Store) Get(ctx context.Context, organizationID, instanceID string) (*Re
 	return recs[0], nil
 }
 
+// Lookup returns the recording instanceID of any organization, or ErrNotFound:
+// for requests whose signature, not an API key, proves the right to read.
+func (s *Store) Lookup(ctx context.Context, instanceID string) (*Record, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM recordings WHERE instance_id = ?`, instanceID)
+	recs, err := scan(rows, err)
+	if err != nil {
+		return nil, fmt.Errorf("store: lookup %s: %w", instanceID, err)
+	}
+	if len(recs) == 0 {
+		return nil, ErrNotFound
+	}
+	return recs[0], nil
+}
+
 // Conversation returns the recordings of one conversation of organizationID,
 // oldest first; none is an empty slice, not an error.
 func (s *Store) Conversation(ctx context.Context, organizationID, conversationID string) ([]*Record, error) {
@@ -152,6 +166,10 @@ func scan(rows *sql.Rows, err error) ([]*Record, error) {
 	}
 	return out, rows.Err()
 }
+
+// DB returns the database handle, shared with other parts of the service that
+// keep their own tables in the same file (the event outbox).
+func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }

@@ -118,6 +118,7 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 		subscribed:   make(map[feedStream]bool),
 		mids:         make(map[string]SubscriberStream),
 		tracks:       make(map[string]*track),
+		remotes:      make(map[string]*webrtc.TrackRemote),
 		log:          a.log.With("conference", conferenceID),
 		wake:         make(chan struct{}, 1),
 	}
@@ -180,11 +181,12 @@ type room struct {
 	wake       chan struct{}       // nudged when the PeerConnection fails
 	pcFailed   atomic.Bool         // set by the PeerConnection callback
 
-	mu     sync.Mutex                  // guards feeds, mids, tracks, closed and AddTrack calls
-	feeds  map[ID]*Publisher           // publishers in the room
-	mids   map[string]SubscriberStream // subscription m-lines by mid
-	tracks map[string]*track           // live tracks by subscription mid
-	closed bool                        // no AddTrack after this
+	mu      sync.Mutex                     // guards feeds, mids, tracks, closed and AddTrack calls
+	feeds   map[ID]*Publisher              // publishers in the room
+	mids    map[string]SubscriberStream    // subscription m-lines by mid
+	remotes map[string]*webrtc.TrackRemote // Pion's tracks by mid; they outlive feeds
+	tracks  map[string]*track              // live tracks by subscription mid
+	closed  bool                           // no AddTrack after this
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -340,6 +342,13 @@ func (r *room) setLayout(streams []SubscriberStream) {
 			r.endTrackLocked(mid, t)
 		}
 	}
+	// Janus reuses a freed m-line, SSRC and all, for a new publisher: Pion
+	// sees no new track then, so the new feed starts on the old TrackRemote.
+	for mid := range r.mids {
+		if r.tracks[mid] == nil && r.remotes[mid] != nil {
+			r.deliverLocked(mid)
+		}
+	}
 }
 
 // removeFeed ends the tracks of a publisher that went.
@@ -381,13 +390,19 @@ func (r *room) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s, ok := r.mids[mid]
-	if !ok || r.closed {
-		r.log.Warn("janus: track on an unknown m-line", "mid", mid)
-		return
-	}
+	r.remotes[mid] = remote
 	if old := r.tracks[mid]; old != nil {
 		r.endTrackLocked(mid, old)
+	}
+	r.deliverLocked(mid)
+}
+
+// deliverLocked hands the stream now on m-line mid to the sink.
+func (r *room) deliverLocked(mid string) {
+	s, ok := r.mids[mid]
+	remote := r.remotes[mid]
+	if !ok || remote == nil || r.closed {
+		return
 	}
 	t := &track{remote: remote, feed: s.FeedID, feedMID: s.FeedMID}
 	_ = remote.SetReadDeadline(time.Time{})

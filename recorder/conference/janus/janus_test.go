@@ -164,12 +164,28 @@ func waitEnded(t *testing.T, r *recTrack, within time.Duration) time.Time {
 	return r.ended
 }
 
+// noLeaks fails the test if goroutines of the adapter or of Pion (an open
+// PeerConnection) outlive it.
+func noLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		var stacks string
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			buf := make([]byte, 1<<20)
+			stacks = string(buf[:runtime.Stack(buf, true)])
+			if !strings.Contains(stacks, "conference/janus.(*") && !strings.Contains(stacks, "github.com/pion/") {
+				return
+			}
+		}
+		t.Errorf("goroutines of the adapter left running:\n%s", stacks)
+	})
+}
+
 func TestJanus_FollowsPublishers(t *testing.T) {
+	noLeaks(t)
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1001")
 	alice := srv.Publish(t, "1001", "alice", 440, "MIC")
 	bob := srv.Publish(t, "1001", "bob", 660, "")
-	_ = bob
 
 	s := newSink(t)
 	joinAt := time.Now()
@@ -231,9 +247,28 @@ func TestJanus_FollowsPublishers(t *testing.T) {
 	checkTone(t, byUser["bob"], 660, 440, 880)
 	checkTone(t, carol, 880, 440, 660)
 
+	// A newcomer after a leave (Janus may reuse the freed m-line).
+	srv.Publish(t, "1001", "dave", 1000, "")
+	dave := s.next(t, 5*time.Second)
+	if dave.UserID != "dave" {
+		t.Fatalf("track of %s, want dave", dave.UserID)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	checkTone(t, dave, 1000, 440, 660, 880)
+	checkTone(t, carol, 880, 440, 660, 1000)
+
+	// Unpublishing without leaving ends the track too.
+	unpubAt := time.Now()
+	bob.Unpublish(t)
+	if d := waitEnded(t, byUser["bob"], 3*time.Second).Sub(unpubAt); d > 1500*time.Millisecond {
+		t.Errorf("unpublished track ended %v after the unpublish", d)
+	}
+	time.Sleep(500 * time.Millisecond)
+	checkTone(t, dave, 1000, 440, 660, 880)
+
 	leave()
 	leave() // idempotent
-	for _, r := range []*recTrack{byUser["bob"], carol} {
+	for _, r := range []*recTrack{carol, dave} {
 		waitEnded(t, r, 3*time.Second)
 	}
 	select {
@@ -244,6 +279,7 @@ func TestJanus_FollowsPublishers(t *testing.T) {
 }
 
 func TestJanus_EmptyRoomFillsLater(t *testing.T) {
+	noLeaks(t)
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1002")
 	s := newSink(t)
@@ -330,7 +366,7 @@ func TestJanus_NotAnswering(t *testing.T) {
 }
 
 func TestJanus_KilledMidRecording(t *testing.T) {
-	before := runtime.NumGoroutine()
+	noLeaks(t)
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1003")
 	srv.Publish(t, "1003", "frank", 440, "")
@@ -360,5 +396,28 @@ func TestJanus_KilledMidRecording(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("leave hangs after the server died")
 	}
-	_ = before
+}
+
+func TestJanus_RoomDestroyed(t *testing.T) {
+	noLeaks(t)
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "1004")
+	srv.Publish(t, "1004", "gina", 440, "")
+	s := newSink(t)
+	leave, err := adapter(t, srv).Join(context.Background(), "org1", "1004", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	r := s.next(t, 10*time.Second)
+	srv.DestroyRoom(t, "1004")
+	select {
+	case err := <-s.ended:
+		if err != nil {
+			t.Errorf("ConferenceEnded(%v), want nil for a closed room", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ConferenceEnded within 5 s of the room's end")
+	}
+	waitEnded(t, r, 2*time.Second)
 }

@@ -156,6 +156,21 @@ func (s *Server) Kill() {
 // uses string ids) whose publishers must send PCMU audio.
 func (s *Server) CreateRoom(t testing.TB, id string) {
 	t.Helper()
+	s.roomRequest(t, map[string]any{
+		"request": "create", "room": janus.RoomID(id), "publishers": 16,
+		"audiocodec": "pcmu", "videocodec": "vp8", "description": "test room " + id,
+	}, "created")
+}
+
+// DestroyRoom destroys room id, which tells everyone in it.
+func (s *Server) DestroyRoom(t testing.TB, id string) {
+	t.Helper()
+	s.roomRequest(t, map[string]any{"request": "destroy", "room": janus.RoomID(id)}, "destroyed")
+}
+
+// roomRequest sends a synchronous VideoRoom request and checks the reply.
+func (s *Server) roomRequest(t testing.TB, body map[string]any, want string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := janus.NewClient(s.URL, nil, 5*time.Second)
@@ -164,15 +179,12 @@ func (s *Server) CreateRoom(t testing.TB, id string) {
 	defer sess.Destroy(ctx)
 	h, err := sess.Attach(ctx, janus.Plugin)
 	must(t, err)
-	data, err := h.Request(ctx, map[string]any{
-		"request": "create", "room": janus.RoomID(id), "publishers": 16,
-		"audiocodec": "pcmu", "videocodec": "vp8", "description": "test room " + id,
-	})
+	data, err := h.Request(ctx, body)
 	if err != nil {
-		t.Fatalf("creating room %s: %v", id, err)
+		t.Fatalf("videoroom %s: %v", body["request"], err)
 	}
-	if !bytes.Contains(data, []byte(`"created"`)) {
-		t.Fatalf("creating room %s: %s", id, data)
+	if !bytes.Contains(data, []byte(`"`+want+`"`)) {
+		t.Fatalf("videoroom %s: %s", body["request"], data)
 	}
 }
 
@@ -269,6 +281,16 @@ func (s *Server) Publish(t testing.TB, room, display string, freq float64, desc 
 		case <-ctx.Done():
 			t.Fatalf("publisher %s: no webrtcup from janus within 15 s", display)
 		}
+	}
+}
+
+// Unpublish stops publishing but stays in the room.
+func (p *Publisher) Unpublish(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.handle.Send(ctx, map[string]any{"request": "unpublish"}, nil); err != nil {
+		t.Fatalf("publisher %s: unpublish: %v", p.Display, err)
 	}
 }
 

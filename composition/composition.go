@@ -1,0 +1,200 @@
+// Package composition turns a finished recording into its outputs: the mix
+// (mix.wav, written live by the mixer), the manifest (manifest.json: the
+// timeline of tracks with their start offsets, pause and blackout intervals,
+// metadata) and the object keys they are stored under:
+//
+//	{prefix}/{organizationId}/{conversationId}/{recorderId}/{instanceId}/
+//	    tracks/{streamId}-{trackId}.{ogg|webm|mp4|wav}
+//	    mix.wav
+//	    manifest.json
+package composition
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// File names within a recording.
+const (
+	MixFile      = "mix.wav"
+	ManifestFile = "manifest.json"
+	TracksDir    = "tracks/"
+)
+
+// TrackFile returns the relative file name of a track: tracks/{streamId}-{trackId}.{ext}.
+func TrackFile(streamID, trackID, ext string) string {
+	return TracksDir + streamID + "-" + trackID + "." + ext
+}
+
+// Extension returns the per-track file extension of an RTP codec MIME type
+// (compared case-insensitively), or "" when the recorder has no writer for it.
+func Extension(mime string) string {
+	switch strings.ToLower(mime) {
+	case "audio/opus":
+		return "ogg"
+	case "audio/pcmu", "audio/pcma":
+		return "wav"
+	case "video/vp8", "video/vp9":
+		return "webm"
+	case "video/h264":
+		return "mp4"
+	}
+	return ""
+}
+
+// ContentType returns the MIME type of a recording file by its name.
+func ContentType(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".ogg":
+		return "audio/ogg"
+	case ".wav":
+		return "audio/wav"
+	case ".webm":
+		return "video/webm"
+	case ".mp4":
+		return "video/mp4"
+	case ".json":
+		return "application/json"
+	}
+	return "application/octet-stream"
+}
+
+// Prefix returns the object key prefix of a recording, ending in "/":
+// {prefix}/{organizationId}/{conversationId}/{recorderId}/{instanceId}/. The
+// ids must already be validated; prefix may be empty.
+func Prefix(prefix, organizationID, conversationID, recorderID, instanceID string) string {
+	p := organizationID + "/" + conversationID + "/" + recorderID + "/" + instanceID + "/"
+	if prefix = strings.Trim(prefix, "/"); prefix != "" {
+		p = prefix + "/" + p
+	}
+	return p
+}
+
+// Manifest is manifest.json: everything needed to rebuild the recording's
+// timeline from its files.
+type Manifest struct {
+	Version        int               `json:"version"`
+	OrganizationID string            `json:"organizationId"`
+	ApplicationID  string            `json:"applicationId"`
+	ConversationID string            `json:"conversationId"`
+	ConferenceID   string            `json:"conferenceId"`
+	RecorderID     string            `json:"recorderId"`
+	InstanceID     string            `json:"instanceId"`
+	State          string            `json:"state"`
+	Started        time.Time         `json:"started"`
+	Stopped        time.Time         `json:"stopped"`
+	Recovered      *time.Time        `json:"recovered,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Mix            *Mix              `json:"mix,omitempty"`
+	Tracks         []Track           `json:"tracks"`
+	Pauses         []Interval        `json:"pauses,omitempty"`
+	Blackouts      []Interval        `json:"blackouts,omitempty"`
+}
+
+// Mix describes mix.wav.
+type Mix struct {
+	File       string  `json:"file"`
+	Format     string  `json:"format"` // wav
+	SampleRate int     `json:"sampleRate"`
+	Channels   int     `json:"channels"`
+	Frames     int64   `json:"frames"`
+	Duration   float64 `json:"duration"` // seconds
+	Size       int64   `json:"size"`
+	SHA256     string  `json:"sha256,omitempty"`
+}
+
+// Track is one track of the manifest.
+type Track struct {
+	StreamID   string    `json:"streamId"`
+	TrackID    string    `json:"trackId"`
+	UserID     string    `json:"userId"`
+	StreamType string    `json:"streamType"`
+	Kind       string    `json:"type"` // AUDIO | VIDEO
+	Codec      string    `json:"codec"`
+	File       string    `json:"file"`
+	Offset     float64   `json:"offset"`   // seconds from the recording's start
+	Duration   float64   `json:"duration"` // seconds between started and stopped
+	Started    time.Time `json:"started"`
+	Stopped    time.Time `json:"stopped"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256,omitempty"`
+}
+
+// Interval is a time span relative to the recording's start, in seconds.
+type Interval struct {
+	Start  float64 `json:"start"`
+	End    float64 `json:"end"`
+	UserID string  `json:"userId,omitempty"`
+}
+
+// WriteManifest writes m as indented JSON to path, atomically (temporary file
+// and rename), so a reader never sees half a manifest.
+func WriteManifest(path string, m *Manifest) error {
+	if m.Version == 0 {
+		m.Version = 1
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("composition: manifest: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o640); err != nil {
+		return fmt.Errorf("composition: manifest: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("composition: manifest: %w", err)
+	}
+	return nil
+}
+
+// ReadManifest reads a manifest.json.
+func ReadManifest(r io.Reader) (*Manifest, error) {
+	var m Manifest
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return nil, fmt.Errorf("composition: manifest: %w", err)
+	}
+	return &m, nil
+}
+
+// ReadMix returns the description of the mix WAV at path from its header.
+func ReadMix(path string) (*Mix, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("composition: mix: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("composition: mix: %w", err)
+	}
+	buf := make([]byte, 512)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("composition: mix %s: %w", path, err)
+	}
+	h, err := wavwriter.ParseHeader(buf[:n])
+	if err != nil {
+		return nil, fmt.Errorf("composition: mix %s: %w", path, err)
+	}
+	return mixFromHeader(h, fi.Size()), nil
+}
+
+func mixFromHeader(h wavwriter.Header, fileSize int64) *Mix {
+	data := int64(h.DataSize)
+	if avail := fileSize - h.DataOffset; data > avail || h.DataSize == ^uint32(0) {
+		data = avail // streaming header or a file cut short
+	}
+	frames := data / int64(h.BlockAlign)
+	return &Mix{
+		File: MixFile, Format: "wav", SampleRate: h.SampleRate, Channels: h.Channels, Frames: frames,
+		Duration: float64(frames) / float64(h.SampleRate), Size: fileSize,
+	}
+}

@@ -1,0 +1,244 @@
+package recorder
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// compose builds the outputs of a stopped recording and uploads them: every
+// track file, mix.wav, then manifest.json (which lists the others' sizes and
+// checksums), each verified after upload. When every upload succeeded the
+// local copies are deleted. It records every object in the recording.
+func (m *Manager) compose(ctx context.Context, s *Session) error {
+	rec := s.Snapshot()
+	bucket, err := m.Bucket(ctx, rec.ApplicationID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	meta := objectMetadata(rec)
+	upload := func(rel string) *ObjectFile {
+		key := rec.Storage.Prefix + rel
+		now := m.now()
+		res, err := bucket.UploadFile(ctx, key, filepath.Join(rec.Dir, filepath.FromSlash(rel)),
+			&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: meta, Size: -1})
+		o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
+		if err != nil {
+			errs = append(errs, err)
+			o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: now}
+			return o
+		}
+		o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
+		return o
+	}
+
+	objects := map[string]*ObjectFile{}
+	for _, st := range rec.Streams {
+		for _, tr := range st.Tracks {
+			if tr.Local.Error == nil || fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
+				objects[tr.File] = upload(tr.File)
+			}
+		}
+	}
+	mixPath := filepath.Join(rec.Dir, composition.MixFile)
+	var mix *composition.Mix
+	if fileExists(mixPath) {
+		if mix, err = composition.ReadMix(mixPath); err != nil {
+			errs = append(errs, err)
+		} else {
+			objects[composition.MixFile] = upload(composition.MixFile)
+			mix.SHA256 = objects[composition.MixFile].SHA256
+		}
+	}
+	man := manifest(rec, mix, objects)
+	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
+		errs = append(errs, err)
+	} else {
+		objects[composition.ManifestFile] = upload(composition.ManifestFile)
+	}
+
+	uploadErr := errors.Join(errs...)
+	deleted := time.Time{}
+	if uploadErr == nil {
+		if err := os.RemoveAll(rec.Dir); err != nil {
+			s.log.Warn("cannot delete local copies", "dir", rec.Dir, "err", err)
+		} else {
+			deleted = m.now()
+		}
+	}
+	state := "COMPLETED"
+	if uploadErr != nil {
+		state = "FAILED"
+	}
+	if err := s.commit(ctx, func(r *Recording) {
+		for _, st := range r.Streams {
+			for _, tr := range st.Tracks {
+				if o := objects[tr.File]; o != nil {
+					tr.Object = o
+					tr.Local.Deleted = deleted
+				}
+			}
+		}
+		c := &Composition{State: state, Manifest: objects[composition.ManifestFile]}
+		if mix != nil {
+			c.Outputs = []Output{{Type: "AUDIO", Format: "wav", SampleRate: mix.SampleRate, Channels: mix.Channels,
+				Duration: mix.Duration, File: composition.MixFile, Object: objects[composition.MixFile]}}
+			r.MixFrames = mix.Frames
+		}
+		r.Composition = c
+	}); err != nil {
+		return err
+	}
+	if uploadErr != nil {
+		return fmt.Errorf("recorder: upload of %s: %w", rec.InstanceID, uploadErr)
+	}
+	return nil
+}
+
+// manifest builds manifest.json of rec.
+func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFile) *composition.Manifest {
+	m := &composition.Manifest{
+		OrganizationID: rec.OrganizationID, ApplicationID: rec.ApplicationID, ConversationID: rec.ConversationID,
+		ConferenceID: rec.ConferenceID, RecorderID: rec.RecorderID, InstanceID: rec.InstanceID,
+		State: string(rec.State), Started: rec.Started, Stopped: rec.Stopped, Metadata: rec.Metadata, Mix: mix,
+		Tracks: []composition.Track{},
+	}
+	if !rec.Recovered.IsZero() {
+		t := rec.Recovered
+		m.Recovered = &t
+	}
+	for _, st := range rec.Streams {
+		for _, tr := range st.Tracks {
+			mt := composition.Track{
+				StreamID: st.ID, TrackID: tr.ID, UserID: st.UserID, StreamType: string(st.Type), Kind: string(tr.Kind),
+				Codec: tr.Codec, File: tr.File, Offset: tr.Offset.Seconds(), Started: tr.Started, Stopped: tr.Stopped,
+			}
+			if !tr.Stopped.IsZero() {
+				mt.Duration = tr.Stopped.Sub(tr.Started).Seconds()
+			}
+			if o := objects[tr.File]; o != nil {
+				mt.Size, mt.SHA256 = o.Size, o.SHA256
+			}
+			m.Tracks = append(m.Tracks, mt)
+		}
+	}
+	return m
+}
+
+// objectMetadata is the metadata stored with every object of rec.
+func objectMetadata(rec *Recording) map[string]string {
+	md := map[string]string{
+		"organizationid": rec.OrganizationID, "conversationid": rec.ConversationID,
+		"recorderid": rec.RecorderID, "instanceid": rec.InstanceID, "applicationid": rec.ApplicationID,
+	}
+	for k, v := range rec.Metadata {
+		md[strings.ToLower(k)] = v
+	}
+	return md
+}
+
+func joinLocation(location, key string) string {
+	return strings.TrimSuffix(location, "/") + "/" + key
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// recover finds the recordings this recorder left unfinished (a crash or a
+// kill) and finishes them in the background: PENDING_RECOVERY first, then the
+// files are repaired, composed and uploaded, and the recording becomes STOPPED
+// with Recovered set (FAILED when nothing could be saved).
+func (m *Manager) recover(ctx context.Context) error {
+	recs, err := m.store.InStates(ctx, string(StateInitialised), string(StateActive), string(StatePendingRecovery))
+	if err != nil {
+		return err
+	}
+	for _, sr := range recs {
+		if sr.RecorderID != m.recorderID {
+			continue
+		}
+		rec, err := decode(sr)
+		if err != nil {
+			m.log.Error("cannot recover recording", "instanceId", sr.InstanceID, "err", err)
+			continue
+		}
+		rec.State = StatePendingRecovery
+		if err := m.put(ctx, rec); err != nil {
+			return err
+		}
+		s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}),
+			log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID), stopping: true}
+		m.mu.Lock()
+		m.active[rec.InstanceID] = s
+		m.mu.Unlock()
+		m.log.Info("recovering recording", "instanceId", rec.InstanceID)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			s.recoverFiles()
+		}()
+	}
+	return nil
+}
+
+// recoverFiles finishes a recording found unfinished at start-up.
+func (s *Session) recoverFiles() {
+	defer close(s.done)
+	defer s.m.forget(s)
+	ctx := context.Background()
+	rec := s.Snapshot()
+	now := s.m.now()
+	if err := wavwriter.Repair(filepath.Join(rec.Dir, composition.MixFile)); err != nil {
+		s.log.Warn("cannot repair mix", "err", err)
+	}
+	for _, st := range rec.Streams {
+		for _, tr := range st.Tracks {
+			if strings.HasSuffix(tr.File, ".wav") {
+				if err := wavwriter.Repair(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))); err != nil {
+					s.log.Warn("cannot repair track", "file", tr.File, "err", err)
+				}
+			}
+		}
+	}
+	if err := s.commit(ctx, func(r *Recording) {
+		if r.Stopped.IsZero() {
+			r.Stopped = now
+		}
+		r.Recovered = now
+		for _, st := range r.Streams {
+			if st.State == StreamRecording {
+				st.State, st.Stopped = StreamStopped, now
+			}
+			for _, tr := range st.Tracks {
+				if tr.Stopped.IsZero() {
+					tr.Stopped = now
+				}
+			}
+		}
+	}); err != nil {
+		s.log.Error("cannot persist recovery", "err", err)
+		return
+	}
+	final, failure := StateStopped, (*ErrorInfo)(nil)
+	if !fileExists(rec.Dir) {
+		final, failure = StateFailed, &ErrorInfo{Code: "recovery_failed", Message: "the recording's local files are gone", Occurred: now}
+	} else if err := s.m.compose(ctx, s); err != nil {
+		final, failure = StateFailed, &ErrorInfo{Code: "upload_failed", Message: err.Error(), Occurred: s.m.now()}
+	}
+	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {
+		s.log.Error("cannot persist recovered state", "err", err)
+	}
+	s.log.Info("recording recovered", "state", final)
+}

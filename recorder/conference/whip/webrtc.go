@@ -1,0 +1,123 @@
+package whip
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Settings configure the ICE agent and media of every PeerConnection the WHIP
+// endpoint (or a Client) makes.
+type Settings struct {
+	Interfaces      []string // gather only on these interfaces; all when empty
+	IncludeLoopback bool     // offer loopback candidates (tests, one-host set-ups)
+	PortMin         uint16   // ephemeral UDP port range; both zero: any port
+	PortMax         uint16
+	UDPMux          string   // "host:port": one UDP port for every connection (overrides the range)
+	NATIPs          []string // public addresses advertised as host candidates behind 1:1 NAT
+	UDP4Only        bool     // gather IPv4 only
+}
+
+// NewAPI returns a Pion API configured by s: the codecs the recorder can
+// write (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK and RTCP receiver/sender
+// reports, and no congestion-control feedback (a recorder only receives, and
+// transport-wide feedback was a third of Pion's receive cost). The returned
+// close function releases a UDP mux, if any.
+func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(s.IncludeLoopback)
+	if s.UDP4Only {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if len(s.Interfaces) > 0 {
+		keep := map[string]bool{}
+		for _, n := range s.Interfaces {
+			keep[n] = true
+		}
+		se.SetInterfaceFilter(func(name string) bool { return keep[name] })
+	}
+	if len(s.NATIPs) > 0 {
+		se.SetNAT1To1IPs(s.NATIPs, webrtc.ICECandidateTypeHost)
+	}
+	closeFn = func() error { return nil }
+	switch {
+	case s.UDPMux != "":
+		host, port, err := net.SplitHostPort(s.UDPMux)
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
+		}
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: p})
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: udpMux: %w", err)
+		}
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+		closeFn = conn.Close
+	case s.PortMin != 0 || s.PortMax != 0:
+		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
+			return nil, nil, fmt.Errorf("whip: udp port range: %w", err)
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), closeFn, nil
+}
+
+// registerCodecs registers only the codecs the recorder has writers for, so
+// that a browser never negotiates one it cannot store.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	audio := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
+	}
+	video := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: fb}, PayloadType: 98},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb}, PayloadType: 106},
+	}
+	for _, c := range audio {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return err
+		}
+	}
+	for _, c := range video {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" (or a bare
+// "<token>") header value.
+func bearer(h string) string {
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return strings.TrimSpace(h)
+}

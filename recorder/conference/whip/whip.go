@@ -1,0 +1,414 @@
+// Package whip is the recorder's embedded WHIP endpoint (RFC 9725), its
+// default conference adapter: any WHIP client (a browser, OBS, GStreamer, an
+// SFU) publishes to
+//
+//	POST /whip/{conferenceId}?userId=…&type=MIC|CAM|SCREEN
+//	Authorization: Bearer <key>
+//	Content-Type: application/sdp
+//
+// and gets 201 Created with the SDP answer and a Location of the WHIP session,
+// which DELETE ends. Every received track goes to the Sink of its conference
+// (per organization, so tenants never see each other's conferences), whether
+// or not a recording of that conference runs.
+//
+// The package also has a WHIP Client, used by the demo and tests.
+package whip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// Options configure an Adapter.
+type Options struct {
+	// API makes the PeerConnections (see NewAPI). Required.
+	API *webrtc.API
+	// Authorize maps a request's bearer token to its organization; ok false
+	// means 401. Required.
+	Authorize func(token string) (organizationID string, ok bool)
+	// ValidID checks a conferenceId before it is used; nil accepts 1–128
+	// letters, digits, '.', '_' and '-', starting with a letter or digit.
+	ValidID func(id string) error
+	// Path is the route prefix, default "/whip/".
+	Path string
+	// MaxSessions bounds concurrent WHIP sessions (503 beyond); default 1000.
+	MaxSessions int
+	// ConnectTimeout closes a session whose ICE never connects; default 30 s.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Adapter is the WHIP endpoint. It implements conference.Adapter,
+// conference.Listener and http.Handler.
+type Adapter struct {
+	o    Options
+	log  *slog.Logger
+	mu   sync.Mutex
+	open func(organizationID, conferenceID string) conference.Sink
+	sess map[string]*session // by resource id
+	// addMu serialises AddTrack calls (Sink methods are never concurrent).
+	addMu  sync.Mutex
+	closed bool
+}
+
+// session is one WHIP session: one publisher's PeerConnection.
+type session struct {
+	id, org, conference, user string
+	typ                       conference.StreamType
+	pc                        *webrtc.PeerConnection
+	closeOnce                 sync.Once
+}
+
+// New returns a WHIP endpoint.
+func New(o Options) (*Adapter, error) {
+	if o.API == nil || o.Authorize == nil {
+		return nil, errors.New("whip: Options need API and Authorize")
+	}
+	if o.Path == "" {
+		o.Path = "/whip/"
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 1000
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 30 * time.Second
+	}
+	if o.ValidID == nil {
+		o.ValidID = validID
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Adapter{o: o, log: log.With("adapter", "whip"), sess: map[string]*session{}}, nil
+}
+
+// Kind implements conference.Adapter.
+func (a *Adapter) Kind() string { return "whip" }
+
+// Join implements conference.Adapter. The WHIP endpoint listens instead (see
+// Listen): Join does nothing and returns a no-op leave.
+func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string, sink conference.Sink) (func(), error) {
+	return func() {}, nil
+}
+
+// Listen implements conference.Listener.
+func (a *Adapter) Listen(open func(organizationID, conferenceID string) conference.Sink) {
+	a.mu.Lock()
+	a.open = open
+	a.mu.Unlock()
+}
+
+// Sessions returns the number of WHIP sessions connected or connecting.
+func (a *Adapter) Sessions() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.sess)
+}
+
+// Close ends every session; later offers get 503.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	all := make([]*session, 0, len(a.sess))
+	for _, s := range a.sess {
+		all = append(all, s)
+	}
+	a.mu.Unlock()
+	for _, s := range all {
+		a.end(s)
+	}
+	return nil
+}
+
+// ServeHTTP serves POST {Path}{conferenceId} and DELETE {Path}{conferenceId}/{sessionId}.
+func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, a.o.Path)
+	if !ok {
+		httpError(w, http.StatusNotFound, "not_found", "not a WHIP resource")
+		return
+	}
+	conf, res, hasRes := strings.Cut(rest, "/")
+	switch {
+	case r.Method == http.MethodOptions:
+		w.Header().Set("Allow", "OPTIONS, POST, DELETE")
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPost && !hasRes:
+		a.offer(w, r, conf)
+	case r.Method == http.MethodDelete && hasRes:
+		a.delete(w, r, conf, res)
+	case r.Method == http.MethodPatch && hasRes:
+		// Trickle ICE and ICE restarts (RFC 9725 §4.3) are not supported: the
+		// answer carries every candidate.
+		httpError(w, http.StatusMethodNotAllowed, "not_supported", "trickle ICE is not supported; send a complete offer")
+	default:
+		w.Header().Set("Allow", "OPTIONS, POST, DELETE")
+		httpError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST on /whip/{conferenceId} and DELETE on the session's Location")
+	}
+}
+
+// maxOffer bounds an SDP offer's size.
+const maxOffer = 64 << 10
+
+func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
+	org, ok := a.o.Authorize(bearer(r.Header.Get("Authorization")))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+		httpError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+		return
+	}
+	if err := a.o.ValidID(conf); err != nil {
+		httpError(w, http.StatusBadRequest, "invalid_id", "conferenceId: "+err.Error())
+		return
+	}
+	q := r.URL.Query()
+	user := q.Get("userId")
+	if user == "" || len(user) > 256 || strings.ContainsFunc(user, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		httpError(w, http.StatusBadRequest, "invalid_field", "userId is required: up to 256 printable characters")
+		return
+	}
+	typ, err := conference.ParseStreamType(q.Get("type"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "invalid_field", err.Error())
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/sdp") {
+		httpError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/sdp")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOffer))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the offer is larger than %d bytes", maxOffer))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "bad_request", "cannot read the offer")
+		return
+	}
+	offer := string(body)
+	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") || !strings.Contains(offer, "m=") {
+		httpError(w, http.StatusBadRequest, "bad_sdp", "the body is not an SDP offer with media")
+		return
+	}
+
+	a.mu.Lock()
+	if a.closed || len(a.sess) >= a.o.MaxSessions || a.open == nil {
+		a.mu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is not accepting sessions")
+		return
+	}
+	a.mu.Unlock()
+
+	pc, err := a.o.API.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "internal", "cannot create a peer connection")
+		return
+	}
+	s := &session{id: newID(), org: org, conference: conf, user: user, typ: typ, pc: pc}
+	if typ == conference.StreamUNKNOWN {
+		s.typ = conference.StreamMIC
+		if strings.Contains(offer, "m=video") {
+			s.typ = conference.StreamCAM
+		}
+	}
+	answer, err := a.negotiate(r.Context(), s, offer)
+	if err != nil {
+		pc.Close()
+		httpError(w, http.StatusBadRequest, "bad_sdp", err.Error())
+		return
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		pc.Close()
+		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is closing")
+		return
+	}
+	a.sess[s.id] = s
+	a.mu.Unlock()
+	time.AfterFunc(a.o.ConnectTimeout, func() {
+		if st := pc.ICEConnectionState(); st == webrtc.ICEConnectionStateNew || st == webrtc.ICEConnectionStateChecking {
+			a.log.Info("WHIP session never connected", "session", s.id)
+			a.end(s)
+		}
+	})
+	a.log.Info("WHIP session created", "session", s.id, "conference", conf, "userId", user, "type", s.typ)
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", strings.TrimSuffix(a.o.Path, "/")+"/"+conf+"/"+s.id)
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+// negotiate applies the offer and returns the answer with every candidate
+// (no trickle). Tracks are handed to the conference's Sink as they start.
+func (a *Adapter) negotiate(ctx context.Context, s *session, offer string) (string, error) {
+	pc := s.pc
+	n := 0
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { a.addTrack(s, t) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			a.end(s)
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("the offer was rejected: %v", err)
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Direction() == webrtc.RTPTransceiverDirectionRecvonly || tr.Direction() == webrtc.RTPTransceiverDirectionSendrecv {
+			n++
+		}
+	}
+	if n == 0 {
+		return "", errors.New("the offer sends no media the recorder can receive")
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("no answer to the offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("cannot apply the answer: %v", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(10 * time.Second):
+		return "", errors.New("ICE gathering did not complete")
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
+	a.mu.Lock()
+	open := a.open
+	a.mu.Unlock()
+	if open == nil {
+		return
+	}
+	kind := conference.KindAudio
+	var keyframe func() error
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		kind = conference.KindVideo
+		ssrc := uint32(t.SSRC())
+		keyframe = func() error {
+			return s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		}
+		keyframe() // the recording starts with a keyframe
+	}
+	c := t.Codec()
+	mid := ""
+	for _, tr := range s.pc.GetTransceivers() {
+		if r := tr.Receiver(); r != nil && r.Track() == t {
+			mid = tr.Mid()
+		}
+	}
+	ct := &conference.Track{
+		ConferenceID: s.conference, UserID: s.user, StreamID: s.id,
+		TrackID:    strings.ToLower(string(kind)) + mid,
+		StreamType: s.typ, Kind: kind, Started: time.Now().UTC(),
+		Codec: conference.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels,
+			SDPFmtpLine: c.SDPFmtpLine, PayloadType: uint8(c.PayloadType)},
+		Reader:          trackReader{t},
+		RequestKeyframe: keyframe,
+	}
+	a.addMu.Lock()
+	defer a.addMu.Unlock()
+	open(s.org, s.conference).AddTrack(ct)
+}
+
+// trackReader adapts a Pion TrackRemote to conference.RTPReader: Read fills
+// the caller's buffer, unlike ReadRTP, which allocates a packet per call.
+type trackReader struct{ t *webrtc.TrackRemote }
+
+func (r trackReader) ReadRTP(buf []byte) (int, error) {
+	n, _, err := r.t.Read(buf)
+	return n, err
+}
+
+func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string) {
+	org, ok := a.o.Authorize(bearer(r.Header.Get("Authorization")))
+	if !ok {
+		httpError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+		return
+	}
+	a.mu.Lock()
+	s := a.sess[id]
+	a.mu.Unlock()
+	if s == nil || s.org != org || s.conference != conf {
+		httpError(w, http.StatusNotFound, "not_found", "no such WHIP session")
+		return
+	}
+	a.end(s)
+	w.WriteHeader(http.StatusOK)
+}
+
+// end closes a session's PeerConnection: its tracks' readers get io.EOF.
+func (a *Adapter) end(s *session) {
+	s.closeOnce.Do(func() {
+		a.mu.Lock()
+		delete(a.sess, s.id)
+		a.mu.Unlock()
+		go func() {
+			if err := s.pc.Close(); err != nil {
+				a.log.Debug("closing peer connection", "session", s.id, "err", err)
+			}
+		}()
+		a.log.Info("WHIP session ended", "session", s.id, "conference", s.conference, "userId", s.user)
+	})
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validID is the default conferenceId check.
+func validID(id string) error {
+	if id == "" || len(id) > 128 {
+		return errors.New("must be 1 to 128 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+			return fmt.Errorf("character %d is not allowed", i)
+		}
+	}
+	return nil
+}
+
+// httpError writes the recorder's error JSON.
+func httpError(w http.ResponseWriter, status int, reason, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Reason  string `json:"reason"`
+	}{status, msg, reason})
+}
+
+// Interface guards.
+var (
+	_ conference.Adapter  = (*Adapter)(nil)
+	_ conference.Listener = (*Adapter)(nil)
+	_ http.Handler        = (*Adapter)(nil)
+)

@@ -1,0 +1,265 @@
+package recorder
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
+// field is optional; Defaults fills in what is missing.
+type Config struct {
+	Listen       string                  `yaml:"listen"`
+	PublicURL    string                  `yaml:"publicURL"`
+	DataDir      string                  `yaml:"dataDir"`
+	RecorderID   string                  `yaml:"recorderId"`
+	SigningKey   string                  `yaml:"signingKey"`
+	URLTTL       time.Duration           `yaml:"urlTTL"`
+	APIKeys      []APIKey                `yaml:"apiKeys"`
+	WebRTC       WebRTCConfig            `yaml:"webrtc"`
+	Defaults     RecordingDefaults       `yaml:"defaults"`
+	Applications map[string]*Application `yaml:"applications"`
+}
+
+// APIKey maps a key to the organization it acts for and the applications it may use.
+type APIKey struct {
+	Key            string   `yaml:"key"`
+	OrganizationID string   `yaml:"organizationId"`
+	Applications   []string `yaml:"applications"` // "*" allows every application
+}
+
+// Allows reports whether the key may act for applicationID.
+func (k *APIKey) Allows(applicationID string) bool {
+	for _, a := range k.Applications {
+		if a == "*" || a == applicationID {
+			return true
+		}
+	}
+	return false
+}
+
+// WebRTCConfig configures the ICE agent of every PeerConnection.
+type WebRTCConfig struct {
+	Interfaces      []string `yaml:"interfaces"`
+	IncludeLoopback bool     `yaml:"includeLoopback"`
+	UDPPortRange    string   `yaml:"udpPortRange"`
+	UDPMux          string   `yaml:"udpMux"`
+	NATIPs          []string `yaml:"natIPs"`
+	ICEServers      []string `yaml:"iceServers"`
+}
+
+// PortRange parses UDPPortRange ("40000-40999"); zero values when empty.
+func (w *WebRTCConfig) PortRange() (lo, hi uint16, err error) {
+	if w.UDPPortRange == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(w.UDPPortRange, "-")
+	l, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	h, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
+		return 0, 0, fmt.Errorf("recorder: webrtc.udpPortRange %q is not LOW-HIGH", w.UDPPortRange)
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// MixSettings are the mix WAV's format.
+type MixSettings struct {
+	SampleRate int `yaml:"sampleRate" json:"sampleRate"`
+	Channels   int `yaml:"channels" json:"channels"`
+}
+
+// RecordingDefaults apply to every recording unless its start request says otherwise.
+type RecordingDefaults struct {
+	Mix           MixSettings   `yaml:"mix"`
+	PauseBehavior string        `yaml:"pauseBehavior"`
+	MaxDuration   time.Duration `yaml:"maxDuration"`
+}
+
+// Application is one applicationId's conference adapter and storage profile.
+type Application struct {
+	Conference ConferenceConfig `yaml:"conference"`
+	Storage    *StorageProfile  `yaml:"storage"`
+}
+
+// ConferenceConfig chooses the conference adapter of an application.
+type ConferenceConfig struct {
+	Kind        string `yaml:"kind"` // whip (default), janus, whep
+	URL         string `yaml:"url"`
+	URLTemplate string `yaml:"urlTemplate"`
+}
+
+// The storage providers of the API (seed 004) and LOCAL.
+const (
+	ProviderS3    = "AMAZON_S3"
+	ProviderAzure = "AZURE_BLOB"
+	ProviderGCS   = "GOOGLE_CLOUD"
+	ProviderSFTP  = "SFTP_STORAGE"
+	ProviderLocal = "LOCAL"
+)
+
+// StorageProfile is where an application's recordings go. Credentials are
+// write-only: nothing the API returns contains them.
+type StorageProfile struct {
+	Provider string `yaml:"provider"`
+	Bucket   string `yaml:"bucket"`
+	Prefix   string `yaml:"prefix"`
+	// AMAZON_S3
+	Region          string `yaml:"region"`
+	Endpoint        string `yaml:"endpoint"`
+	PathStyle       bool   `yaml:"pathStyle"`
+	AccessKeyID     string `yaml:"accessKeyId"`
+	SecretAccessKey string `yaml:"secretAccessKey"`
+	// AZURE_BLOB
+	AccountName      string `yaml:"accountName"`
+	AccountKey       string `yaml:"accountKey"`
+	ConnectionString string `yaml:"connectionString"`
+	Container        string `yaml:"container"`
+	// GOOGLE_CLOUD
+	CredentialsFile string `yaml:"credentialsFile"`
+	CredentialsJSON string `yaml:"credentialsJSON"`
+	// SFTP_STORAGE
+	Host           string `yaml:"host"`
+	Port           int    `yaml:"port"`
+	User           string `yaml:"user"`
+	Password       string `yaml:"password"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
+	HostKey        string `yaml:"hostKey"`
+	KnownHostsFile string `yaml:"knownHostsFile"`
+	// SFTP_STORAGE and LOCAL
+	Dir string `yaml:"dir"`
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// ParseConfig parses a YAML configuration. ${VAR} is replaced by the value of
+// the environment variable VAR (empty when unset) before parsing, so a value
+// holding YAML syntax should be quoted. A key the Config does not know is an
+// error naming the key and its line.
+func ParseConfig(data []byte) (*Config, error) {
+	data = envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		return []byte(os.Getenv(string(m[2 : len(m)-1])))
+	})
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
+		return nil, fmt.Errorf("recorder: config: %w", err)
+	}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// LoadConfig reads and parses the configuration file at path.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, nil
+}
+
+// DefaultConfig is the configuration used without a file: embedded defaults.
+func DefaultConfig() *Config {
+	var c Config
+	c.setDefaults()
+	return &c
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.URLTTL <= 0 {
+		c.URLTTL = time.Hour
+	}
+	if c.Defaults.Mix.SampleRate == 0 {
+		c.Defaults.Mix.SampleRate = 8000
+	}
+	if c.Defaults.Mix.Channels == 0 {
+		c.Defaults.Mix.Channels = 1
+	}
+	if c.Defaults.PauseBehavior == "" {
+		c.Defaults.PauseBehavior = "silence"
+	}
+	if c.Defaults.MaxDuration <= 0 {
+		c.Defaults.MaxDuration = 4 * time.Hour
+	}
+	for _, a := range c.Applications {
+		if a != nil && a.Conference.Kind == "" {
+			a.Conference.Kind = "whip"
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	for i, k := range c.APIKeys {
+		if k.Key == "" || k.OrganizationID == "" {
+			return fmt.Errorf("recorder: config: apiKeys[%d] needs key and organizationId", i)
+		}
+		if err := ValidateID("organizationId", k.OrganizationID); err != nil {
+			return fmt.Errorf("recorder: config: apiKeys[%d]: %w", i, err)
+		}
+	}
+	if c.RecorderID != "" {
+		if err := ValidateID("recorderId", c.RecorderID); err != nil {
+			return fmt.Errorf("recorder: config: %w", err)
+		}
+	}
+	if _, _, err := c.WebRTC.PortRange(); err != nil {
+		return err
+	}
+	if err := validMix(c.Defaults.Mix); err != nil {
+		return fmt.Errorf("recorder: config: defaults.mix: %w", err)
+	}
+	for id, a := range c.Applications {
+		if err := ValidateID("applicationId", id); err != nil {
+			return fmt.Errorf("recorder: config: applications: %w", err)
+		}
+		if a == nil {
+			continue
+		}
+		switch a.Conference.Kind {
+		case "whip", "janus", "whep":
+		default:
+			return fmt.Errorf("recorder: config: applications.%s.conference.kind %q is not whip, janus or whep", id, a.Conference.Kind)
+		}
+		if a.Storage != nil {
+			switch a.Storage.Provider {
+			case ProviderS3, ProviderAzure, ProviderGCS, ProviderSFTP, ProviderLocal:
+			default:
+				return fmt.Errorf("recorder: config: applications.%s.storage.provider %q is not one of AMAZON_S3, AZURE_BLOB, GOOGLE_CLOUD, SFTP_STORAGE, LOCAL", id, a.Storage.Provider)
+			}
+		}
+	}
+	return nil
+}
+
+func validMix(m MixSettings) error {
+	switch m.SampleRate {
+	case 8000, 16000, 48000:
+	default:
+		return fmt.Errorf("sampleRate %d is not 8000, 16000 or 48000", m.SampleRate)
+	}
+	if m.Channels != 1 && m.Channels != 2 {
+		return fmt.Errorf("channels %d is not 1 or 2", m.Channels)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package recorder
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Setenv("TEST_REC_KEY", "s3cret")
+	c, err := ParseConfig([]byte(`
+listen: 127.0.0.1:9999
+urlTTL: 30m
+apiKeys:
+  - key: ${TEST_REC_KEY}
+    organizationId: org1
+    applications: ["*"]
+defaults:
+  maxDuration: 1h
+applications:
+  app1:
+    storage:
+      provider: LOCAL
+      dir: /tmp/x
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.URLTTL != 30*time.Minute || c.APIKeys[0].Key != "s3cret" {
+		t.Errorf("parsed %+v", c)
+	}
+	if c.Defaults.Mix.SampleRate != 8000 || c.Defaults.Mix.Channels != 1 || c.Defaults.MaxDuration != time.Hour {
+		t.Errorf("defaults %+v", c.Defaults)
+	}
+	if c.Applications["app1"].Conference.Kind != "whip" {
+		t.Errorf("conference kind %q, want whip", c.Applications["app1"].Conference.Kind)
+	}
+}
+
+func TestParseConfig_Errors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key names key and line", "listen: x\nlisten2: y\n", "line 2: field listen2 not found"},
+		{"nested unknown key", "webrtc:\n  includeLoopbak: true\n", "line 2: field includeLoopbak"},
+		{"bad provider", "applications:\n  a:\n    storage: {provider: FTP}\n", "FTP"},
+		{"bad app id", "applications:\n  ../a: {}\n", "applicationId"},
+		{"bad port range", "webrtc: {udpPortRange: 5-1}\n", "udpPortRange"},
+		{"key without org", "apiKeys: [{key: k}]\n", "organizationId"},
+		{"bad mix", "defaults: {mix: {sampleRate: 44100}}\n", "sampleRate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseConfig_Empty(t *testing.T) {
+	c, err := ParseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.URLTTL != time.Hour {
+		t.Errorf("empty config: %+v", c)
+	}
+}

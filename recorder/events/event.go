@@ -1,0 +1,66 @@
+// Package events is the recorder's event outbox: every state change, pause,
+// resume, blackout, upload and composition result becomes an Event that is
+// persisted first (in SQLite tables prefixed events_) and then published to
+// Server-Sent Events subscribers (GET /api/events) and to signed webhooks.
+//
+// Guarantees:
+//   - An Event returned by Bus.Publish is committed to the database; its ID is
+//     strictly greater than every ID published before it on the same database.
+//   - SSE subscribers of an organization see that organization's events in ID
+//     order, without gaps or duplicates, including across a reconnect with
+//     Last-Event-ID (replayed from the outbox, then live). A subscriber that
+//     cannot keep up is disconnected, never waited for.
+//   - Each webhook matching an event gets it at least once, in ID order per
+//     endpoint URL, signed (see Sign), retried with exponential backoff and
+//     jitter until it answers 2xx or the event is older than Options.MaxAge.
+//     Delivery state is persisted, so pending deliveries survive a restart.
+//
+// The database handle is shared with the rest of the service. Open it with the
+// pure-Go driver (modernc.org/sqlite, driver name "sqlite") and a DSN such as
+//
+//	file:/data/recorder.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)
+//
+// busy_timeout makes concurrent writers wait for each other instead of failing
+// with SQLITE_BUSY; WAL lets readers (SSE replay) run beside the writer. The
+// package never holds a row cursor open while running another statement, so it
+// also works with db.SetMaxOpenConns(1).
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Type names what happened. The set is open: the service may publish other
+// types; webhooks filter on the exact string.
+type Type string
+
+// The event types the recorder publishes.
+const (
+	StateUpdated         Type = "state.updated"
+	RecordingPaused      Type = "recording.paused"
+	RecordingResumed     Type = "recording.resumed"
+	BlackoutStarted      Type = "blackout.started"
+	BlackoutStopped      Type = "blackout.stopped"
+	UploadCompleted      Type = "upload.completed"
+	UploadFailed         Type = "upload.failed"
+	CompositionCompleted Type = "composition.completed"
+	CompositionFailed    Type = "composition.failed"
+)
+
+// String returns the type's wire name, for example "state.updated".
+func (t Type) String() string { return string(t) }
+
+// Event is one thing that happened to a recording of an organization. Its JSON
+// form is the SSE data line and the webhook body.
+type Event struct {
+	// ID is assigned by Publish: positive, strictly increasing per database.
+	ID             int64  `json:"id"`
+	Type           Type   `json:"type"`
+	OrganizationID string `json:"organizationId"`
+	ApplicationID  string `json:"applicationId"`
+	// Occurred is when it happened, in UTC; Publish sets it to now when zero.
+	// It is marshalled as RFC 3339 with nanoseconds.
+	Occurred time.Time       `json:"occurred"`
+	Data     json.RawMessage `json:"data"`
+}

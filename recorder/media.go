@@ -1,0 +1,129 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/oggwriter"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// sessionMedia is one recording's media graph: the mixer goroutine writing
+// mix.wav, and a constructor of per-track sinks (file writer plus, for audio,
+// the decoding pipeline into a mixer input).
+type sessionMedia struct {
+	log    *slog.Logger
+	mix    *wavwriter.Writer
+	mixer  *media.Mixer
+	cancel context.CancelFunc
+	done   chan error
+	closed bool
+}
+
+func newSessionMedia(rec *Recording, mixPath string, log *slog.Logger) (*sessionMedia, error) {
+	pb, err := media.ParsePauseBehavior(rec.PauseBehavior)
+	if err != nil {
+		return nil, err
+	}
+	w, err := wavwriter.New(mixPath, wavwriter.WithSampleRate(rec.Mix.SampleRate), wavwriter.WithChannels(rec.Mix.Channels))
+	if err != nil {
+		return nil, fmt.Errorf("recorder: create mix: %w", err)
+	}
+	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels, PauseBehavior: pb}, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	sm := &sessionMedia{log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1)}
+	go func() { sm.done <- mixer.Run(ctx) }()
+	return sm, nil
+}
+
+// close stops the mixer goroutine and closes mix.wav; it returns the frames written.
+func (sm *sessionMedia) close() (int64, error) {
+	if sm.closed {
+		return sm.mixer.Frames(), nil
+	}
+	sm.closed = true
+	sm.cancel()
+	err := <-sm.done
+	if cerr := sm.mix.Close(); err == nil {
+		err = cerr
+	}
+	return sm.mixer.Frames(), err
+}
+
+// trackSink returns the sink of one track: its file at path and, for audio,
+// the pipeline into a new mixer input.
+func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.Duration) (packetSink, error) {
+	file, err := newTrackWriter(t, path)
+	if err != nil {
+		return nil, err
+	}
+	ts := &mediaSink{file: file}
+	if t.Kind == conference.KindAudio {
+		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
+		pipe, err := newAudioPipeline(t, in)
+		if err != nil {
+			sm.mixer.RemoveInput(in)
+			file.Close()
+			return nil, err
+		}
+		ts.audio, ts.in, ts.mixer = pipe, in, sm.mixer
+	}
+	return ts, nil
+}
+
+// mediaSink writes a track's packets to its file and, for audio, its pipeline.
+type mediaSink struct {
+	file  packetSink
+	audio packetSink
+	in    *media.MixInput
+	mixer *media.Mixer
+}
+
+func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
+	err := m.file.WriteRTP(p)
+	if m.audio != nil {
+		if aerr := m.audio.WriteRTP(p); err == nil {
+			err = aerr
+		}
+	}
+	return err
+}
+
+func (m *mediaSink) Close() error {
+	err := m.file.Close()
+	if m.audio != nil {
+		err = errors.Join(err, m.audio.Close())
+		m.mixer.RemoveInput(m.in)
+	}
+	return err
+}
+
+// newTrackWriter creates the per-track file writer of t's codec: no transcoding.
+func newTrackWriter(t *conference.Track, path string) (packetSink, error) {
+	switch strings.ToLower(t.Codec.MimeType) {
+	case "audio/pcmu":
+		return wavwriter.NewG711(path, wavwriter.MuLaw)
+	case "audio/pcma":
+		return wavwriter.NewG711(path, wavwriter.ALaw)
+	case "audio/opus":
+		return oggwriter.New(path)
+	}
+	return nil, fmt.Errorf("recorder: no writer for codec %s", t.Codec.MimeType)
+}
+
+// newAudioPipeline returns the decoder of t's codec writing into in.
+func newAudioPipeline(t *conference.Track, in *media.MixInput) (packetSink, error) {
+	codec, err := media.CodecFromMime(t.Codec.MimeType)
+	if err != nil {
+		return nil, err
+	}
+	return media.NewAudioPipeline(media.AudioPipelineConfig{Codec: codec, ClockRate: int(t.Codec.ClockRate), Input: in})
+}

@@ -1,0 +1,219 @@
+package recorder
+
+import (
+	"time"
+
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// State is a recording's state in the API's (seed 004) terms.
+type State string
+
+// The recording states. INITIALISED → ACTIVE → STOPPED is the normal life;
+// FAILED carries an error; ABORTED is a recording stopped before any media or
+// whose conference vanished; PENDING_RECOVERY is one found unfinished after a
+// restart, until recovery moves it to STOPPED with Recovered set.
+const (
+	StateInitialised     State = "INITIALISED"
+	StateActive          State = "ACTIVE"
+	StateStopped         State = "STOPPED"
+	StateFailed          State = "FAILED"
+	StateAborted         State = "ABORTED"
+	StatePendingRecovery State = "PENDING_RECOVERY"
+)
+
+// String returns the API name of the state.
+func (s State) String() string { return string(s) }
+
+// Final reports whether no transition leaves s.
+func (s State) Final() bool { return s == StateStopped || s == StateFailed || s == StateAborted }
+
+// StreamState is a participant stream's state within a recording.
+type StreamState string
+
+// The stream states of the API.
+const (
+	StreamRecording StreamState = "RECORDING"
+	StreamStopped   StreamState = "STOPPED"
+	StreamFailed    StreamState = "FAILED"
+)
+
+// ErrorInfo is the API's error object: {code, message, occurred}.
+type ErrorInfo struct {
+	Code     string    `json:"code"`
+	Message  string    `json:"message"`
+	Occurred time.Time `json:"occurred"`
+}
+
+// Recording is everything known about one recording: what the API shows and
+// what survives a restart. Values returned by the Manager are copies.
+type Recording struct {
+	InstanceID     string            `json:"instanceId"`
+	OrganizationID string            `json:"organizationId"`
+	ApplicationID  string            `json:"applicationId"`
+	ConversationID string            `json:"conversationId"`
+	ConferenceID   string            `json:"conferenceId"`
+	RecorderID     string            `json:"recorderId"`
+	Audio          bool              `json:"audio"`
+	Video          bool              `json:"video"`
+	Duplicate      bool              `json:"duplicate,omitempty"`
+	State          State             `json:"state"`
+	Error          *ErrorInfo        `json:"error,omitempty"`
+	Created        time.Time         `json:"created"`            // the start request
+	Started        time.Time         `json:"started,omitzero"`   // ACTIVE
+	Stopped        time.Time         `json:"stopped,omitzero"`   // final
+	Recovered      time.Time         `json:"recovered,omitzero"` // finished by start-up recovery
+	Metadata       map[string]string `json:"metadata,omitempty"` // caller's, kept in the manifest
+	PauseBehavior  string            `json:"pauseBehavior"`      // silence | skip
+	Mix            MixSettings       `json:"mix"`                // the mix WAV's format
+	MaxDuration    time.Duration     `json:"maxDuration"`        // nanoseconds
+	Storage        StorageInfo       `json:"storage"`            // where outputs go
+	Dir            string            `json:"dir"`                // local working directory
+	Streams        []*Stream         `json:"streams"`            // in order of arrival
+	Composition    *Composition      `json:"composition,omitempty"`
+	MixFrames      int64             `json:"mixFrames,omitempty"` // frames in mix.wav
+}
+
+// StorageInfo is the storage profile a recording uploads to: never credentials.
+type StorageInfo struct {
+	ApplicationID string `json:"applicationId"`
+	Provider      string `json:"provider"`
+	Location      string `json:"location"` // the bucket's Location()
+	Prefix        string `json:"prefix"`   // key prefix of this recording's objects, ending in "/"
+}
+
+// Stream is one participant stream (a WHIP session, a Janus feed).
+type Stream struct {
+	ID      string                `json:"id"`
+	UserID  string                `json:"userId"`
+	Type    conference.StreamType `json:"type"`
+	State   StreamState           `json:"state"`
+	Started time.Time             `json:"started"`
+	Stopped time.Time             `json:"stopped,omitzero"`
+	Tracks  []*Track              `json:"tracks"`
+}
+
+// Track is one recorded track of a stream and its file.
+type Track struct {
+	ID      string          `json:"id"`
+	Kind    conference.Kind `json:"type"`
+	Codec   string          `json:"codec"`
+	File    string          `json:"file"`   // path relative to the recording: tracks/{streamId}-{trackId}.ext
+	Offset  time.Duration   `json:"offset"` // start relative to the recording's start
+	Started time.Time       `json:"started"`
+	Stopped time.Time       `json:"stopped,omitzero"`
+	Local   LocalFile       `json:"localStorage"`
+	Object  *ObjectFile     `json:"objectStorage,omitempty"`
+	Packets uint64          `json:"packets"`
+	Dropped uint64          `json:"dropped,omitempty"`
+}
+
+// LocalFile is a file on the recorder's disk.
+type LocalFile struct {
+	Location string     `json:"location"`
+	Created  time.Time  `json:"created,omitzero"`
+	Deleted  time.Time  `json:"deleted,omitzero"`
+	Error    *ErrorInfo `json:"error,omitempty"`
+}
+
+// ObjectFile is an uploaded, verified object.
+type ObjectFile struct {
+	Key      string     `json:"key"`
+	Location string     `json:"location"` // the bucket location and key
+	Size     int64      `json:"size"`
+	SHA256   string     `json:"sha256,omitempty"`
+	Uploaded time.Time  `json:"uploaded,omitzero"`
+	Error    *ErrorInfo `json:"error,omitempty"`
+}
+
+// Composition is what was built from a finished recording: the mix and the manifest.
+type Composition struct {
+	State    string      `json:"state"` // COMPLETED | FAILED
+	Outputs  []Output    `json:"outputs"`
+	Manifest *ObjectFile `json:"manifest,omitempty"`
+}
+
+// Output is one composed output.
+type Output struct {
+	Type       string      `json:"type"`   // AUDIO
+	Format     string      `json:"format"` // wav
+	SampleRate int         `json:"sampleRate"`
+	Channels   int         `json:"channels"`
+	Duration   float64     `json:"duration"` // seconds
+	File       string      `json:"file"`     // relative path: mix.wav
+	Object     *ObjectFile `json:"objectStorage,omitempty"`
+}
+
+// clone returns a deep copy of r.
+func (r *Recording) clone() *Recording {
+	c := *r
+	c.Error = r.Error.clone()
+	if r.Metadata != nil {
+		c.Metadata = make(map[string]string, len(r.Metadata))
+		for k, v := range r.Metadata {
+			c.Metadata[k] = v
+		}
+	}
+	c.Streams = make([]*Stream, len(r.Streams))
+	for i, s := range r.Streams {
+		cs := *s
+		cs.Tracks = make([]*Track, len(s.Tracks))
+		for j, t := range s.Tracks {
+			ct := *t
+			ct.Local.Error = t.Local.Error.clone()
+			ct.Object = t.Object.clone()
+			cs.Tracks[j] = &ct
+		}
+		c.Streams[i] = &cs
+	}
+	if r.Composition != nil {
+		cc := *r.Composition
+		cc.Manifest = r.Composition.Manifest.clone()
+		cc.Outputs = make([]Output, len(r.Composition.Outputs))
+		for i, o := range r.Composition.Outputs {
+			o.Object = o.Object.clone()
+			cc.Outputs[i] = o
+		}
+		c.Composition = &cc
+	}
+	return &c
+}
+
+func (e *ErrorInfo) clone() *ErrorInfo {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	return &c
+}
+
+func (o *ObjectFile) clone() *ObjectFile {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.Error = o.Error.clone()
+	return &c
+}
+
+// stream returns the stream with id, or nil.
+func (r *Recording) stream(id string) *Stream {
+	for _, s := range r.Streams {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// hadMedia reports whether any track was recorded.
+func (r *Recording) hadMedia() bool {
+	for _, s := range r.Streams {
+		for _, t := range s.Tracks {
+			if t.Packets > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}

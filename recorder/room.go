@@ -1,0 +1,262 @@
+package recorder
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// roomKey identifies one conference of one tenant behind one adapter.
+type roomKey struct {
+	kind, org, conference string
+}
+
+// room is one conference as the recorder sees it: its live tracks and the
+// sessions recording it. It is the conference.Sink its adapter delivers to. Each
+// track has exactly one reader goroutine (run), which fans every packet out to
+// the track's subscribers, one per session recording it, without a lock.
+//
+// Lock order: room.mu before Session.mu; never the other way round.
+type room struct {
+	m     *Manager
+	key   roomKey
+	mu    sync.Mutex
+	live  []*roomTrack
+	sess  []*Session
+	leave func() // dial-out adapters: ends the Join; nil otherwise
+}
+
+// roomTrack is a live track and its subscribers.
+type roomTrack struct {
+	t    *conference.Track
+	subs atomic.Pointer[[]*trackSub] // copy on write, under room.mu
+}
+
+// AddTrack implements conference.Sink: it starts the track's reader goroutine
+// and subscribes every session recording the conference.
+func (r *room) AddTrack(t *conference.Track) {
+	rt := &roomTrack{t: t}
+	rt.subs.Store(&[]*trackSub{})
+	r.mu.Lock()
+	r.live = append(r.live, rt)
+	for _, s := range r.sess {
+		if ts := s.subscribe(rt); ts != nil {
+			rt.add(ts)
+		}
+	}
+	r.mu.Unlock()
+	r.m.log.Info("track added", "conference", t.ConferenceID, "userId", t.UserID, "stream", t.StreamID,
+		"track", t.TrackID, "kind", t.Kind, "codec", t.Codec.MimeType)
+	r.m.wg.Add(1)
+	go func() {
+		defer r.m.wg.Done()
+		r.run(rt)
+	}()
+}
+
+// ConferenceEnded implements conference.Sink: every session recording the
+// conference stops.
+func (r *room) ConferenceEnded(err error) {
+	r.mu.Lock()
+	sess := append([]*Session(nil), r.sess...)
+	r.mu.Unlock()
+	r.m.log.Info("conference ended", "conference", r.key.conference, "err", err)
+	for _, s := range sess {
+		s.requestStop(stopReason{conferenceEnded: true, err: err})
+	}
+}
+
+// run is the one reader goroutine of rt: read, parse into a reused packet, hand
+// to every subscriber. It allocates nothing per packet.
+func (r *room) run(rt *roomTrack) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, err := rt.t.Reader.ReadRTP(buf)
+		if err != nil {
+			if err != io.EOF {
+				r.m.log.Debug("track reader ended", "track", rt.t.TrackID, "err", err)
+			}
+			break
+		}
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue // not RTP: counted nowhere, never logged per packet
+		}
+		for _, ts := range *rt.subs.Load() {
+			ts.write(&pkt)
+		}
+	}
+	r.mu.Lock()
+	for i, x := range r.live {
+		if x == rt {
+			r.live = append(r.live[:i], r.live[i+1:]...)
+			break
+		}
+	}
+	subs := *rt.subs.Load()
+	rt.subs.Store(&[]*trackSub{})
+	r.mu.Unlock()
+	for _, ts := range subs {
+		ts.end()
+	}
+	r.m.log.Info("track ended", "conference", rt.t.ConferenceID, "userId", rt.t.UserID, "track", rt.t.TrackID)
+	r.m.gcRoom(r)
+}
+
+// add subscribes ts; the caller holds room.mu.
+func (rt *roomTrack) add(ts *trackSub) {
+	old := *rt.subs.Load()
+	subs := make([]*trackSub, 0, len(old)+1)
+	subs = append(append(subs, old...), ts)
+	rt.subs.Store(&subs)
+}
+
+// remove unsubscribes ts; the caller holds room.mu.
+func (rt *roomTrack) remove(ts *trackSub) {
+	old := *rt.subs.Load()
+	subs := make([]*trackSub, 0, len(old))
+	for _, x := range old {
+		if x != ts {
+			subs = append(subs, x)
+		}
+	}
+	rt.subs.Store(&subs)
+}
+
+// attach makes s record the conference: existing tracks first, then every new one.
+func (r *room) attach(ctx context.Context, s *Session) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sess) == 0 && r.leave == nil {
+		if a := r.m.adapters[r.key.kind]; a != nil {
+			if _, listening := a.(conference.Listener); !listening {
+				leave, err := a.Join(ctx, r.key.org, r.key.conference, r)
+				if err != nil {
+					return err
+				}
+				r.leave = leave
+			}
+		}
+	}
+	r.sess = append(r.sess, s)
+	for _, rt := range r.live {
+		if ts := s.subscribe(rt); ts != nil {
+			rt.add(ts)
+		}
+	}
+	return nil
+}
+
+// detach stops s recording the conference and returns its subscriptions, which
+// the session then closes.
+func (r *room) detach(s *Session) []*trackSub {
+	r.mu.Lock()
+	var mine []*trackSub
+	for i, x := range r.sess {
+		if x == s {
+			r.sess = append(r.sess[:i], r.sess[i+1:]...)
+			break
+		}
+	}
+	for _, rt := range r.live {
+		for _, ts := range *rt.subs.Load() {
+			if ts.s == s {
+				rt.remove(ts)
+				mine = append(mine, ts)
+			}
+		}
+	}
+	var leave func()
+	if len(r.sess) == 0 && r.leave != nil {
+		leave, r.leave = r.leave, nil
+	}
+	r.mu.Unlock()
+	if leave != nil {
+		leave()
+	}
+	r.m.gcRoom(r)
+	return mine
+}
+
+// idle reports whether the room has neither tracks nor sessions.
+func (r *room) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.live) == 0 && len(r.sess) == 0
+}
+
+// The states of a trackSub; see write and close.
+const (
+	subIdle        = iota // no write in progress
+	subBusy               // the reader goroutine is writing
+	subClosed             // closed: no write ever again
+	subBusyClosing        // a closer waits for the write in progress
+)
+
+// trackSub is one session's recording of one track: the per-track writer and,
+// for audio, the pipeline into the session's mixer. Only the track's reader
+// goroutine writes to it; state guards it against a concurrent close without a
+// lock per packet.
+type trackSub struct {
+	s      *Session
+	t      *conference.Track
+	stream string // API stream id
+	sink   packetSink
+	state  atomic.Int32
+	quiet  chan struct{} // closed by write when a closer waits
+	pkts   atomic.Uint64
+	errs   atomic.Uint64
+}
+
+// packetSink consumes one track's packets on its reader goroutine.
+type packetSink interface {
+	WriteRTP(*rtp.Packet) error
+	Close() error
+}
+
+func (ts *trackSub) write(p *rtp.Packet) {
+	if !ts.state.CompareAndSwap(subIdle, subBusy) {
+		return
+	}
+	if ts.sink.WriteRTP(p) != nil {
+		ts.errs.Add(1)
+	} else {
+		ts.pkts.Add(1)
+	}
+	if !ts.state.CompareAndSwap(subBusy, subIdle) {
+		close(ts.quiet) // state is subBusyClosing: the closer waits
+	}
+}
+
+// close stops writes, waiting for one in progress; it reports whether this call
+// closed ts (false: it was closed already).
+func (ts *trackSub) close() bool {
+	for {
+		switch ts.state.Load() {
+		case subIdle:
+			if ts.state.CompareAndSwap(subIdle, subClosed) {
+				return true
+			}
+		case subBusy:
+			if ts.state.CompareAndSwap(subBusy, subBusyClosing) {
+				<-ts.quiet
+				ts.state.Store(subClosed)
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// end is called by the reader goroutine when the track ended.
+func (ts *trackSub) end() {
+	if ts.close() {
+		ts.s.trackEnded(ts)
+	}
+}
