@@ -1,0 +1,595 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// newTestPipeline returns a mono mixer at rate capturing its output, with one
+// input fed by a pipeline for codec.
+func newTestPipeline(t testing.TB, codec Codec, rate int) (*Mixer, *captureSink, *AudioPipeline) {
+	t.Helper()
+	sink := &captureSink{}
+	m := NewMixer(MixConfig{SampleRate: rate}, sink)
+	p, err := NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: m.AddInput("track", InputOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, sink, p
+}
+
+// g711Reference encodes pcm (8 kHz) with sox to the given law ("u-law" or
+// "a-law") and returns the encoded bytes and sox's own decoding of them.
+func g711Reference(t testing.TB, pcm []int16, law string) ([]byte, []int16) {
+	t.Helper()
+	dir := t.TempDir()
+	in := writeRaw(t, dir, "in.raw", pcm)
+	enc := filepath.Join(dir, "enc.raw")
+	dec := filepath.Join(dir, "dec.raw")
+	tooltest.Run(t, "sox", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", in, "-t", "raw", "-e", law, enc)
+	tooltest.Run(t, "sox", "-t", "raw", "-r", "8000", "-e", law, "-c", "1", enc, "-t", "raw", "-e", "signed", "-b", "16", dec)
+	encoded, err := os.ReadFile(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return encoded, readRaw(t, dec)
+}
+
+// chunk splits b into payloads of n bytes.
+func chunk(b []byte, n int) [][]byte {
+	var out [][]byte
+	for len(b) >= n {
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	return out
+}
+
+// TestAudioPipeline_G711MatchesSox decodes sox-encoded µ-law and A-law and
+// compares every sample with sox's own decoding, delayed by the cushion.
+func TestAudioPipeline_G711MatchesSox(t *testing.T) {
+	src := mediatest.Add(mediatest.Sine(440, 8000, 16000, 12000), mediatest.Sine(2300, 8000, 16000, 3000))
+	for _, tt := range []struct {
+		codec Codec
+		law   string
+	}{{CodecPCMU, "u-law"}, {CodecPCMA, "a-law"}} {
+		t.Run(tt.codec.String(), func(t *testing.T) {
+			enc, ref := g711Reference(t, src, tt.law)
+			m, sink, p := newTestPipeline(t, tt.codec, 8000)
+			pkts := packetize(chunk(enc, 160), 8000, 1, 100, 5000, 160)
+			simulate(t, m, p, pkts, 2200*time.Millisecond)
+			cushion := p.input.Cushion()
+			got := sink.pcm[cushion : cushion+len(ref)]
+			if i := firstDiff(got, ref); i >= 0 {
+				t.Fatalf("sample %d: got %d, sox decodes %d", i, got[i], ref[i])
+			}
+			if lvl := mediatest.ToneLevel(got, 8000, 440); lvl < -10 {
+				t.Errorf("440 Hz at %.1f dBFS", lvl)
+			}
+			if len(sink.pcm) != 2200*8 {
+				t.Errorf("mix has %d samples, want %d (2.2 s)", len(sink.pcm), 2200*8)
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []int16) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
+}
+
+func TestG711_KnownValues(t *testing.T) {
+	tests := []struct {
+		table *[256]int16
+		in    byte
+		want  int16
+	}{
+		{&g711.ulaw, 0xFF, 0}, {&g711.ulaw, 0x7F, 0}, {&g711.ulaw, 0x00, -32124}, {&g711.ulaw, 0x80, 32124},
+		{&g711.alaw, 0xD5, 8}, {&g711.alaw, 0x55, -8}, {&g711.alaw, 0xAA, 32256}, {&g711.alaw, 0x2A, -32256},
+	}
+	for _, tt := range tests {
+		if got := tt.table[tt.in]; got != tt.want {
+			t.Errorf("decode(%#02x) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestAudioPipeline_G711Upsamples checks G.711 into a 16 kHz mix.
+func TestAudioPipeline_G711Upsamples(t *testing.T) {
+	enc, _ := g711Reference(t, mediatest.Sine(700, 8000, 8000, 10000), "u-law")
+	m, sink, p := newTestPipeline(t, CodecPCMU, 16000)
+	simulate(t, m, p, packetize(chunk(enc, 160), 8000, 1, 0, 0, 160), time.Second+100*time.Millisecond)
+	mid := sink.pcm[4000:14000]
+	if lvl := mediatest.ToneLevel(mid, 16000, 700); lvl < -12 {
+		t.Errorf("700 Hz at %.1f dBFS in the 16 kHz mix", lvl)
+	}
+	if lvl := mediatest.ToneLevel(mid, 16000, 7300); lvl > -35 { // the image at 8000-700
+		t.Errorf("image at 7300 Hz at %.1f dBFS", lvl)
+	}
+}
+
+// opusBeeps returns Opus packets (real opusenc) of 440 Hz beeps, 200 ms on and
+// 300 ms off, lasting d, and the 48 kHz source.
+func opusBeeps(t testing.TB, d time.Duration) [][]byte {
+	t.Helper()
+	src := beeps(440, 48000, int(d*48000/time.Second), 200*time.Millisecond, 300*time.Millisecond, 16000)
+	return encodeOpus(t, src, "--bitrate", "32")
+}
+
+// TestAudioPipeline_OpusDecodes decodes opusenc output at the supported mix
+// rates and checks the tone, the beep timing and the duration.
+func TestAudioPipeline_OpusDecodes(t *testing.T) {
+	payloads := opusBeeps(t, 3*time.Second)
+	for _, rate := range []int{8000, 16000, 48000} {
+		t.Run(fmt.Sprint(rate), func(t *testing.T) {
+			m, sink, p := newTestPipeline(t, CodecOpus, rate)
+			simulate(t, m, p, packetize(payloads, 48000, 7, 0, 0, 0), 3200*time.Millisecond)
+			if got, want := len(sink.pcm), rate*32/10; got != want {
+				t.Errorf("mix has %d samples, want %d", got, want)
+			}
+			checkBeeps(t, sink.pcm, rate, 0, 6)
+			if lvl := mediatest.ToneLevel(sink.pcm, rate, 1000); lvl > -40 {
+				t.Errorf("1000 Hz (absent) at %.1f dBFS", lvl)
+			}
+			if s := p.Stats(); s.Decoded != uint64(len(payloads)) || s.DecodeErrors != 0 || s.Late != 0 {
+				t.Errorf("stats %+v", s)
+			}
+		})
+	}
+}
+
+// checkBeeps checks that the 440 Hz beeps of opusBeeps (200 ms every 500 ms)
+// start where the timeline puts them: at 60 ms (the cushion) plus k*500 ms,
+// within 10 ms, for k = 0..n-1 (plus skip ms for a shifted timeline), and that
+// each lasts about 200 ms.
+func checkBeeps(t *testing.T, pcm []int16, rate int, skip time.Duration, n int) {
+	t.Helper()
+	block := rate / 100 // 10 ms
+	act := fillHoles(activity(pcm, rate, 440, block), 3)
+	on := onsets(act)
+	if len(on) != n {
+		t.Fatalf("%d beeps (onsets at %v ×10 ms), want %d", len(on), on, n)
+	}
+	for k, o := range on {
+		want := int((60*time.Millisecond + skip + time.Duration(k)*500*time.Millisecond) / (10 * time.Millisecond))
+		if o < want-1 || o > want+1 {
+			t.Errorf("beep %d starts at %d ms, want %d ms", k, o*10, want*10)
+		}
+	}
+	if c := count(act); c < n*18 || c > n*21 {
+		t.Errorf("beeps last %d ms in all, want about %d ms", c*10, n*200)
+	}
+}
+
+// TestAudioPipeline_TimelineUnderNetworkFaults plays the same Opus beeps
+// through loss, DTX, jitter, reordering and wrap-around: the beeps must stay
+// exactly where RTP time puts them (the track's duration equals wall-clock
+// time), and where nothing is lost the samples must equal a clean run's.
+func TestAudioPipeline_TimelineUnderNetworkFaults(t *testing.T) {
+	payloads := opusBeeps(t, 5*time.Second)
+	clean := packetize(payloads, 48000, 7, 1000, 0, 0)
+	run := func(t *testing.T, pkts []timedPacket) ([]int16, PipelineStats) {
+		m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+		slices.SortStableFunc(pkts, func(a, b timedPacket) int { return int(a.at - b.at) })
+		simulate(t, m, p, pkts, 5200*time.Millisecond)
+		if got := len(sink.pcm); got != 5200*8 {
+			t.Errorf("mix has %d samples, want %d", got, 5200*8)
+		}
+		return sink.pcm, p.Stats()
+	}
+	ref, _ := run(t, clone(clean))
+	checkBeeps(t, ref, 8000, 0, 10)
+
+	tests := []struct {
+		name  string
+		mod   func([]timedPacket) []timedPacket
+		exact bool // no packet lost: samples equal the clean run's
+		check func(*testing.T, PipelineStats)
+	}{
+		{"jitter below cushion", func(ps []timedPacket) []timedPacket {
+			// The first packet sets the track's start in the mix, so only
+			// the later ones are jittered.
+			r := rand.New(rand.NewPCG(1, 2))
+			for i := 1; i < len(ps); i++ {
+				ps[i].at += time.Duration(r.IntN(40)) * time.Millisecond
+			}
+			return ps
+		}, true, nil},
+		{"reordered pairs", func(ps []timedPacket) []timedPacket {
+			for i := 7; i+1 < len(ps); i += 7 {
+				ps[i].at, ps[i+1].at = ps[i+1].at, ps[i].at+time.Millisecond
+			}
+			return ps
+		}, true, nil},
+		{"sequence and timestamp wrap", func(ps []timedPacket) []timedPacket {
+			for i := range ps {
+				ps[i].pkt.SequenceNumber += 65536 - 1000 - 40
+				ps[i].pkt.Timestamp += 1<<32 - 1000 - 40*960
+			}
+			return ps
+		}, true, nil},
+		{"duplicates", func(ps []timedPacket) []timedPacket {
+			var out []timedPacket
+			for i, p := range ps {
+				out = append(out, p)
+				if i%3 == 0 {
+					out = append(out, timedPacket{at: p.at + 5*time.Millisecond, pkt: p.pkt})
+				}
+			}
+			return out
+		}, true, func(t *testing.T, s PipelineStats) {
+			if s.Duplicates == 0 {
+				t.Errorf("no duplicates counted: %+v", s)
+			}
+		}},
+		{"10% loss", func(ps []timedPacket) []timedPacket {
+			var out []timedPacket
+			for i, p := range ps {
+				if i%10 != 4 {
+					out = append(out, p)
+				}
+			}
+			return out
+		}, false, func(t *testing.T, s PipelineStats) {
+			if s.Lost < 20 {
+				t.Errorf("lost %d packets, want about 25", s.Lost)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, stats := run(t, tt.mod(clone(clean)))
+			checkBeeps(t, got, 8000, 0, 10)
+			if tt.exact {
+				if i := firstDiff(got, ref); i >= 0 {
+					t.Errorf("sample %d differs from the clean run: %d != %d", i, got[i], ref[i])
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, stats)
+			}
+			t.Logf("%+v", stats)
+		})
+	}
+}
+
+// fillHoles marks inactive runs of up to n blocks between active ones active
+// (a lost packet inside a beep must not count as a new beep).
+func fillHoles(act []bool, n int) []bool {
+	out := slices.Clone(act)
+	last := -1
+	for i, a := range act {
+		if !a {
+			continue
+		}
+		if last >= 0 && i-last-1 <= n {
+			for j := last + 1; j < i; j++ {
+				out[j] = true
+			}
+		}
+		last = i
+	}
+	return out
+}
+
+// TestAudioPipeline_OpusDTX encodes with real Opus DTX (opusenc with
+// OPUS_SET_DTX, 4016) and sends no packet for the DTX frames, as a WebRTC
+// sender does: sequence numbers stay contiguous and timestamps jump over the
+// silence. The beeps must stay where RTP time puts them.
+func TestAudioPipeline_OpusDTX(t *testing.T) {
+	src := beeps(440, 48000, 5*48000, 200*time.Millisecond, 300*time.Millisecond, 16000)
+	payloads := encodeOpus(t, src, "--speech", "--bitrate", "24", "--set-ctl-int", "4016=1")
+	var pkts []timedPacket
+	var seq uint16 = 50000
+	for _, p := range packetize(payloads, 48000, 7, 0, 0, 0) {
+		if len(p.pkt.Payload) <= 2 { // a DTX frame: not sent
+			continue
+		}
+		p.pkt.SequenceNumber = seq
+		seq++
+		pkts = append(pkts, p)
+	}
+	if len(pkts) > len(payloads)*8/10 {
+		t.Fatalf("opusenc made only %d DTX frames of %d", len(payloads)-len(pkts), len(payloads))
+	}
+	m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+	simulate(t, m, p, pkts, 5200*time.Millisecond)
+	if len(sink.pcm) != 5200*8 {
+		t.Errorf("mix has %d samples, want %d", len(sink.pcm), 5200*8)
+	}
+	checkBeeps(t, sink.pcm, 8000, 0, 10)
+	if s := p.Stats(); s.Lost != 0 || s.Late != 0 || s.Reanchors != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	t.Logf("%d of %d packets sent; %+v", len(pkts), len(payloads), p.Stats())
+}
+
+// clone deep-copies packets so a test case can modify them.
+func clone(ps []timedPacket) []timedPacket {
+	out := make([]timedPacket, len(ps))
+	for i, p := range ps {
+		pkt := *p.pkt
+		out[i] = timedPacket{at: p.at, pkt: &pkt}
+	}
+	return out
+}
+
+// TestAudioPipeline_Reanchors shows that a new SSRC or a timestamp jump
+// continues the track at the playout position instead of inserting the
+// jump's worth of silence or dropping everything as late.
+func TestAudioPipeline_Reanchors(t *testing.T) {
+	payloads := opusBeeps(t, 5*time.Second)
+	tests := []struct {
+		name string
+		mod  func(i int, h *rtp.Header)
+	}{
+		{"new SSRC", func(i int, h *rtp.Header) {
+			if i >= 100 {
+				h.SSRC, h.SequenceNumber, h.Timestamp = 99, h.SequenceNumber+30000, h.Timestamp+123456789
+			}
+		}},
+		{"timestamp jumps forward an hour", func(i int, h *rtp.Header) {
+			if i >= 100 {
+				h.Timestamp += 3600 * 48000
+			}
+		}},
+		{"timestamp jumps back", func(i int, h *rtp.Header) {
+			if i >= 100 {
+				h.Timestamp -= 600 * 48000
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkts := packetize(payloads, 48000, 7, 0, 0, 0)
+			for i := range pkts {
+				tt.mod(i, &pkts[i].pkt.Header)
+			}
+			m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+			simulate(t, m, p, pkts, 5200*time.Millisecond)
+			// The source is continuous across packet 100 (2 s), so the
+			// beeps keep their 500 ms rhythm within the re-anchor's
+			// 20 ms of slack.
+			block := 80
+			on := onsets(activity(sink.pcm, 8000, 440, block))
+			if len(on) != 10 {
+				t.Fatalf("%d beeps at %v ×10 ms, want 10", len(on), on)
+			}
+			for k, o := range on {
+				if want := 6 + 50*k; o < want-1 || o > want+3 {
+					t.Errorf("beep %d starts at %d ms, want %d ms (+30)", k, o*10, want*10)
+				}
+			}
+			if s := p.Stats(); s.Reanchors != 1 {
+				t.Errorf("reanchors = %d, want 1 (%+v)", s.Reanchors, s)
+			}
+		})
+	}
+}
+
+// TestAudioPipeline_NetworkStallDropsLateAudio delivers 400 ms of packets in
+// one burst after a stall: what the mixer already played is dropped and
+// counted, and the beeps after the stall stay in place.
+func TestAudioPipeline_NetworkStallDropsLateAudio(t *testing.T) {
+	payloads := opusBeeps(t, 5*time.Second)
+	pkts := packetize(payloads, 48000, 7, 0, 0, 0)
+	for i := range pkts {
+		if at := pkts[i].at; at >= 2500*time.Millisecond && at < 2900*time.Millisecond {
+			pkts[i].at = 2900 * time.Millisecond
+		}
+	}
+	m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+	simulate(t, m, p, pkts, 5200*time.Millisecond)
+	act := activity(sink.pcm, 8000, 440, 80)
+	on := onsets(act)
+	// The beep at 2.5 s (played at 2.56 s) fell into the stall.
+	want := []int{6, 56, 106, 156, 206, 306, 356, 406, 456}
+	if len(on) != len(want) {
+		t.Fatalf("beeps at %v ×10 ms, want %v", on, want)
+	}
+	for k := range want {
+		if on[k] < want[k]-1 || on[k] > want[k]+1 {
+			t.Errorf("beep %d at %d ms, want %d ms", k, on[k]*10, want[k]*10)
+		}
+	}
+	if s := p.Stats(); s.Late < 15 || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want about 17 late packets and no re-anchor", s)
+	}
+	if p.input.Ring().Missing() < 8*300 {
+		t.Errorf("the mixer played %d samples of silence for the stall, want over 300 ms", p.input.Ring().Missing())
+	}
+}
+
+// TestAudioPipeline_SlowSenderClockReanchors feeds timestamps that run 2 %
+// slower than real time: the packets drift late and the pipeline re-anchors
+// instead of losing the rest of the track.
+func TestAudioPipeline_SlowSenderClockReanchors(t *testing.T) {
+	enc, _ := g711Reference(t, mediatest.Sine(440, 8000, 8000*10, 10000), "u-law")
+	pkts := packetize(chunk(enc, 160), 8000, 1, 0, 0, 160)
+	for i := range pkts {
+		pkts[i].at = pkts[i].at * 102 / 100
+	}
+	m, sink, p := newTestPipeline(t, CodecPCMU, 8000)
+	simulate(t, m, p, pkts, 10*time.Second)
+	act := activity(sink.pcm, 8000, 440, 80)
+	if c := count(act); c < 900 {
+		t.Errorf("tone heard for %d ms of 10 s", c*10)
+	}
+	if s := p.Stats(); s.Reanchors == 0 {
+		t.Errorf("no re-anchor: %+v", s)
+	}
+}
+
+func TestAudioPipeline_ClosedAndErrors(t *testing.T) {
+	m := NewMixer(MixConfig{}, &discardSink{})
+	in := m.AddInput("a", InputOptions{})
+	if _, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus}); err == nil {
+		t.Error("no error without Input")
+	}
+	if _, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecUnknown, Input: in}); !errors.Is(err, ErrCodec) {
+		t.Errorf("unknown codec: %v", err)
+	}
+	if _, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: in, SampleRate: 16000}); err == nil {
+		t.Error("no error for a rate other than the mix rate")
+	}
+	m12 := NewMixer(MixConfig{SampleRate: 12000}, &discardSink{})
+	if _, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMA, Input: m12.AddInput("b", InputOptions{})}); !errors.Is(err, ErrCodec) {
+		t.Errorf("G.711 at 12 kHz: %v", err)
+	}
+	p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &rtp.Packet{Header: rtp.Header{SequenceNumber: 1}, Payload: []byte{0xFF, 0xFF, 0xFF}}
+	if err := p.WriteRTP(bad); err != nil {
+		t.Errorf("a bad payload is counted, not returned: %v", err)
+	}
+	if p.Stats().DecodeErrors != 1 {
+		t.Errorf("decode errors %d, want 1", p.Stats().DecodeErrors)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := p.WriteRTP(bad); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteRTP after Close: %v", err)
+	}
+}
+
+func TestCodecFromMime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Codec
+		ok   bool
+	}{
+		{"audio/opus", CodecOpus, true}, {"audio/OPUS", CodecOpus, true}, {"opus", CodecOpus, true},
+		{"audio/PCMU", CodecPCMU, true}, {"audio/pcma", CodecPCMA, true},
+		{"video/opus", CodecUnknown, false}, {"audio/G722", CodecUnknown, false}, {"", CodecUnknown, false},
+	}
+	for _, tt := range tests {
+		got, err := CodecFromMime(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("CodecFromMime(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+// TestAudioPipeline_ZeroAllocs proves WriteRTP (decode, reorder, ring write)
+// allocates nothing per packet, for Opus and G.711.
+func TestAudioPipeline_ZeroAllocs(t *testing.T) {
+	opusPayloads := opusBeeps(t, 2*time.Second)
+	pcmu, _ := g711Reference(t, mediatest.Sine(440, 8000, 16000, 8000), "u-law")
+	tests := []struct {
+		codec    Codec
+		payloads [][]byte
+		step     uint32
+	}{
+		{CodecOpus, opusPayloads, 960},
+		{CodecPCMU, chunk(pcmu, 160), 160},
+		{CodecPCMA, chunk(pcmu, 160), 160},
+	}
+	for _, tt := range tests {
+		t.Run(tt.codec.String(), func(t *testing.T) {
+			m, _, p := newTestPipeline(t, tt.codec, 8000)
+			m.sink = &discardSink{}
+			pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1}}
+			i := 0
+			write := func() {
+				pkt.Payload = tt.payloads[i%len(tt.payloads)]
+				if i%9 == 4 { // reorder: hold one, then release both
+					pkt.SequenceNumber++
+					pkt.Timestamp += tt.step
+				}
+				if err := p.WriteRTP(pkt); err != nil {
+					t.Fatal(err)
+				}
+				pkt.SequenceNumber++
+				pkt.Timestamp += tt.step
+				i++
+				if err := m.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 50 { // warm up: decoder buffers, mixer start
+				write()
+			}
+			if a := testing.AllocsPerRun(500, write); a != 0 {
+				t.Errorf("WriteRTP+Step allocate %.2f times per packet, want 0", a)
+			}
+		})
+	}
+}
+
+// FuzzAudioPipeline feeds arbitrary packets to the RTP-to-PCM path: it must
+// never panic, and its buffers must never grow.
+func FuzzAudioPipeline(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 0, 0, 4, 0xFC, 0xFF, 0xFE, 0x01})
+	f.Add([]byte{2, 0, 5, 0, 0, 0, 160, 0x78, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+	f.Add([]byte{1, 255, 255, 255, 255, 255, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0, 2, 9, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 1 {
+			return
+		}
+		codec := []Codec{CodecOpus, CodecPCMU, CodecPCMA}[int(data[0])%3]
+		data = data[1:]
+		m := NewMixer(MixConfig{}, &discardSink{})
+		in := m.AddInput("f", InputOptions{RingCapacity: 4096})
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcmCap, ringCap := cap(p.pcm), in.Ring().Cap()
+		var pkt rtp.Packet
+		for len(data) >= 6 {
+			// seq delta, ts delta (×20 ms ticks), ssrc bit, payload length
+			pkt.SequenceNumber += uint16(int8(data[0]))
+			pkt.Timestamp += uint32(int16(uint16(data[1])<<8|uint16(data[2]))) * 160
+			pkt.SSRC = uint32(data[3] >> 7)
+			n := min(int(data[4])+int(data[5])*4, len(data)-6)
+			pkt.Payload = data[6 : 6+n]
+			data = data[6+n:]
+			if err := p.WriteRTP(&pkt); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+			if r := in.Ring(); r.Len() > r.Cap() {
+				t.Fatalf("ring holds %d > %d", r.Len(), r.Cap())
+			}
+		}
+		if cap(p.pcm) != pcmCap || in.Ring().Cap() != ringCap {
+			t.Fatal("buffers grew")
+		}
+		for _, h := range p.held {
+			if cap(h.payload) != maxPayload {
+				t.Fatal("reorder buffer grew")
+			}
+		}
+		p.Close()
+		r := in.Ring()
+		if r.Written() != r.ReadCount()+r.Dropped()+uint64(r.Len()) {
+			t.Fatalf("ring counters unbalanced")
+		}
+	})
+}
