@@ -1,0 +1,192 @@
+package rtctest
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// Track is a track a Sink received, read to its end by its own goroutine as
+// a Session would, its PCMU payloads decoded.
+type Track struct {
+	*conference.Track
+	Added time.Time // when AddTrack came
+
+	mu      sync.Mutex
+	first   time.Time // first packet
+	ended   time.Time
+	err     error
+	packets int
+	pcm     []int16
+	done    chan struct{}
+}
+
+func (r *Track) read() {
+	defer close(r.done)
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, err := r.Reader.ReadRTP(buf)
+		if err != nil {
+			r.mu.Lock()
+			r.ended, r.err = time.Now(), err
+			r.mu.Unlock()
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		r.mu.Lock()
+		if r.packets == 0 {
+			r.first = time.Now()
+		}
+		r.packets++
+		r.pcm = MuLawDecodeInto(r.pcm, pkt.Payload)
+		r.mu.Unlock()
+	}
+}
+
+// First returns when the first packet came (zero before).
+func (r *Track) First() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
+}
+
+// Packets returns the number of packets read so far.
+func (r *Track) Packets() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.packets
+}
+
+// LastAudio returns the decoded audio of the last d of the track.
+func (r *Track) LastAudio(d time.Duration) []int16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := min(int(d.Seconds()*8000), len(r.pcm))
+	return append([]int16(nil), r.pcm[len(r.pcm)-n:]...)
+}
+
+// CheckTone asserts that the last second of the track carries freq at about
+// the level ToneSender sends (-12 dBFS) and none of the other frequencies.
+func (r *Track) CheckTone(t testing.TB, freq float64, others ...float64) {
+	t.Helper()
+	pcm := r.LastAudio(time.Second)
+	if len(pcm) < 4000 {
+		t.Fatalf("track %s: only %d samples", r.UserID, len(pcm))
+	}
+	got := mediatest.ToneLevel(pcm, 8000, freq)
+	if got < -20 {
+		t.Errorf("track %s: tone %v Hz at %.1f dBFS, want about -12", r.UserID, freq, got)
+	}
+	for _, f := range others {
+		if l := mediatest.ToneLevel(pcm, 8000, f); l > got-30 {
+			t.Errorf("track %s: foreign tone %v Hz at %.1f dBFS (own %.1f)", r.UserID, f, l, got)
+		}
+	}
+}
+
+// WaitEnded waits for the track's reader to end, fails the test unless it
+// ended with io.EOF within the time, and returns when it ended.
+func (r *Track) WaitEnded(t testing.TB, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(within):
+		t.Fatalf("track %s did not end within %v", r.UserID, within)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !errors.Is(r.err, io.EOF) {
+		t.Errorf("track %s ended with %v, want io.EOF", r.UserID, r.err)
+	}
+	return r.ended
+}
+
+// Sink is a conference.Sink for tests: it reads every track like a Session
+// would and fails the test on concurrent or repeated calls.
+type Sink struct {
+	t      testing.TB
+	added  chan *Track
+	ended  chan error
+	calls  sync.Mutex // held during a call: TryLock detects concurrent calls
+	mu     sync.Mutex
+	tracks []*Track
+}
+
+// NewSink returns an empty Sink.
+func NewSink(t testing.TB) *Sink {
+	return &Sink{t: t, added: make(chan *Track, 64), ended: make(chan error, 1)}
+}
+
+// AddTrack implements conference.Sink.
+func (s *Sink) AddTrack(ct *conference.Track) {
+	if !s.calls.TryLock() {
+		s.t.Error("concurrent Sink calls")
+		return
+	}
+	defer s.calls.Unlock()
+	r := &Track{Track: ct, Added: time.Now(), done: make(chan struct{})}
+	s.mu.Lock()
+	s.tracks = append(s.tracks, r)
+	s.mu.Unlock()
+	go r.read()
+	s.added <- r
+}
+
+// ConferenceEnded implements conference.Sink.
+func (s *Sink) ConferenceEnded(err error) {
+	if !s.calls.TryLock() {
+		s.t.Error("concurrent Sink calls")
+		return
+	}
+	defer s.calls.Unlock()
+	select {
+	case s.ended <- err:
+	default:
+		s.t.Error("ConferenceEnded called twice")
+	}
+}
+
+// Next waits for the next track, failing the test after within.
+func (s *Sink) Next(t testing.TB, within time.Duration) *Track {
+	t.Helper()
+	select {
+	case r := <-s.added:
+		return r
+	case <-time.After(within):
+		t.Fatalf("no track within %v", within)
+		return nil
+	}
+}
+
+// NoTrack fails the test if a track comes within d.
+func (s *Sink) NoTrack(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case r := <-s.added:
+		t.Fatalf("unexpected track of %s", r.UserID)
+	case <-time.After(d):
+	}
+}
+
+// Ended waits up to within for ConferenceEnded and returns its error; ok is
+// false when it did not come.
+func (s *Sink) Ended(within time.Duration) (err error, ok bool) {
+	select {
+	case err := <-s.ended:
+		return err, true
+	case <-time.After(within):
+		return nil, false
+	}
+}
+
+var _ conference.Sink = (*Sink)(nil)
