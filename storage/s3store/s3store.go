@@ -85,6 +85,7 @@ type Provider struct {
 	opts    Options
 	client  *s3.Client
 	presign *s3.PresignClient
+	parts   sync.Pool // of *[]byte with capacity PartSize
 }
 
 const minPartSize = 5 << 20
@@ -191,6 +192,21 @@ func (p *Provider) NewWriter(ctx context.Context, key string, opts *storage.Writ
 	return w, nil
 }
 
+// getPart returns an empty buffer with room for one part.
+func (p *Provider) getPart() []byte {
+	if b, ok := p.parts.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, p.opts.PartSize)
+}
+
+// putPart recycles a part buffer once its upload has returned.
+func (p *Provider) putPart(b []byte) {
+	if int64(cap(b)) == p.opts.PartSize {
+		p.parts.Put(&b)
+	}
+}
+
 // firstBufSize avoids allocating a whole part for a small object of known size.
 func (p *Provider) firstBufSize(opts *storage.WriterOptions) int64 {
 	if opts != nil && opts.Size >= 0 && opts.Size < p.opts.PartSize {
@@ -280,7 +296,7 @@ func (w *writer) flushPart() error {
 		w.sem = make(chan struct{}, w.p.opts.Concurrency)
 	}
 	part := w.buf
-	w.buf = make([]byte, 0, w.p.opts.PartSize)
+	w.buf = w.p.getPart()
 	w.mu.Lock()
 	num := int32(len(w.parts) + 1)
 	w.parts = append(w.parts, types.CompletedPart{PartNumber: aws.Int32(num)})
@@ -292,7 +308,7 @@ func (w *writer) flushPart() error {
 	}
 	w.wg.Add(1)
 	go func() {
-		defer func() { <-w.sem; w.wg.Done() }()
+		defer func() { w.p.putPart(part); <-w.sem; w.wg.Done() }()
 		sum := md5.Sum(part)
 		out, err := w.p.client.UploadPart(w.ctx, &s3.UploadPartInput{
 			Bucket:     aws.String(w.p.opts.Bucket),
