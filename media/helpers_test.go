@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -218,4 +219,32 @@ func beeps(freq float64, rate, n int, on, off time.Duration, amplitude int16) []
 		}
 	}
 	return pcm
+}
+
+// realtime measures a benchmark loop and reports how many times faster than
+// real time it runs, each op handling audio of duration perOp: x_realtime
+// from wall time and, on Linux, x_realtime_cpu from the thread's CPU time
+// (the figure per core on a machine shared with other work).
+type realtime struct {
+	b     *testing.B
+	perOp time.Duration
+	cpu0  time.Duration
+	ok    bool
+}
+
+func startRealtime(b *testing.B, perOp time.Duration) *realtime {
+	runtime.LockOSThread()
+	r := &realtime{b: b, perOp: perOp}
+	r.cpu0, r.ok = threadCPU()
+	return r
+}
+
+func (r *realtime) stop() {
+	defer runtime.UnlockOSThread()
+	n := float64(r.b.N)
+	audio := r.perOp.Seconds() * n
+	r.b.ReportMetric(audio/r.b.Elapsed().Seconds(), "x_realtime")
+	if cpu1, ok := threadCPU(); ok && r.ok && cpu1 > r.cpu0 {
+		r.b.ReportMetric(audio/(cpu1-r.cpu0).Seconds(), "x_realtime_cpu")
+	}
 }

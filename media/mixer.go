@@ -172,9 +172,8 @@ type Mixer struct {
 	steps  atomic.Int64 // steps run, paused or not
 
 	// Step's buffers (mixer goroutine only).
-	acc     []int32
-	scratch []int16
-	out     []int16
+	acc []int32
+	out []int16
 }
 
 // NewMixer returns a mixer writing to sink.
@@ -186,7 +185,6 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 		sink:         sink,
 		frameSamples: n,
 		acc:          make([]int32, n*cfg.Channels),
-		scratch:      make([]int16, n),
 		out:          make([]int16, n*cfg.Channels),
 	}
 	m.inputs.Store(new([]*MixInput))
@@ -296,8 +294,11 @@ func (m *Mixer) Step() error {
 			r.Skip(m.frameSamples)
 			continue
 		}
-		n := r.Play(m.scratch)
-		m.accumulate(m.scratch[:n], in.channel)
+		// Sum straight from the ring's slots: no copy.
+		a, b := r.acquire(uint64(m.frameSamples))
+		m.accumulate(m.acc, a, in.channel)
+		m.accumulate(m.acc[len(a)*m.cfg.Channels:], b, in.channel)
+		r.release(uint64(m.frameSamples))
 	}
 	if paused && m.cfg.PauseBehavior == PauseSkip {
 		return nil
@@ -313,14 +314,27 @@ func (m *Mixer) Step() error {
 	return m.sink.WriteFrame(m.out)
 }
 
-// accumulate adds p (played samples; the rest of the frame is silence) to the
-// frame sum.
-func (m *Mixer) accumulate(p []int16, ch Channel) {
-	acc := m.acc
+// accumulate adds the mono samples p to acc (interleaved in the mix's
+// channel layout) for an input assigned to ch.
+func (m *Mixer) accumulate(acc []int32, p []int16, ch Channel) {
 	if m.cfg.Channels == 1 {
 		acc = acc[:len(p)]
-		for i, s := range p {
-			acc[i] += int32(s)
+		// Eight at a time: fixed-size subslices let the compiler drop the
+		// bounds checks.
+		i := 0
+		for ; i+8 <= len(p); i += 8 {
+			a, s := acc[i:i+8:i+8], p[i:i+8:i+8]
+			a[0] += int32(s[0])
+			a[1] += int32(s[1])
+			a[2] += int32(s[2])
+			a[3] += int32(s[3])
+			a[4] += int32(s[4])
+			a[5] += int32(s[5])
+			a[6] += int32(s[6])
+			a[7] += int32(s[7])
+		}
+		for ; i < len(p); i++ {
+			acc[i] += int32(p[i])
 		}
 		return
 	}

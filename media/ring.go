@@ -51,20 +51,21 @@ type Ring struct {
 	// only, when it claims silence; so tail >= head always.
 	tail atomic.Uint64
 	_    [cacheLine - 8]byte
-	// written counts samples the producer was offered or wrote as gap silence
-	// (producer only; atomic for readers).
-	written atomic.Uint64
 	// dropped counts samples the producer could not place: overflow, and data
-	// for positions already decided (producer only; atomic for readers).
+	// for positions already decided. Producer only (atomic for readers);
+	// touched only when something is dropped.
 	dropped atomic.Uint64
-	_       [cacheLine - 16]byte
-	// read counts samples the consumer took from the buffer (consumer only;
-	// atomic for readers).
-	read atomic.Uint64
-	// missing counts positions the consumer played as silence because nothing
-	// was buffered for them (consumer only; atomic for readers).
+	_       [cacheLine - 8]byte
+	// missing counts positions the consumer claimed as silence because
+	// nothing was buffered for them. Consumer only (atomic for readers);
+	// touched only when something is missing.
+	//
+	// The other counters follow from these, so the hot path pays for one
+	// atomic store or compare-and-swap per call: every position below tail
+	// was published by the producer or claimed (missing), every position
+	// below head was read or missing.
 	missing atomic.Uint64
-	_       [cacheLine - 16]byte
+	_       [cacheLine - 8]byte
 	// buf and mask are set by NewRing and never change.
 	buf  []int16
 	mask uint64
@@ -100,13 +101,20 @@ func (r *Ring) Head() uint64 { return r.head.Load() }
 func (r *Ring) Tail() uint64 { return r.tail.Load() }
 
 // Written returns the number of samples the producer has handled: every sample
-// passed to Write and WriteAt plus the gap silence WriteAt inserted. Once both
-// sides are idle, Written() == ReadCount() + Dropped() + Len().
-func (r *Ring) Written() uint64 { return r.written.Load() }
+// passed to Write and WriteAt plus the gap silence WriteAt inserted. Like
+// ReadCount it is derived from several counters and exact once both sides are
+// idle; then Written() == ReadCount() + Dropped() + Len().
+func (r *Ring) Written() uint64 {
+	m := r.missing.Load()
+	return r.tail.Load() - m + r.dropped.Load()
+}
 
 // ReadCount returns the number of samples the consumer has taken from the
 // buffer (by Read, Play or Skip).
-func (r *Ring) ReadCount() uint64 { return r.read.Load() }
+func (r *Ring) ReadCount() uint64 {
+	m := r.missing.Load()
+	return r.head.Load() - m
+}
 
 // Dropped returns the number of samples the producer dropped: on overflow, and
 // in WriteAt for positions already decided (played as silence, or written).
@@ -137,9 +145,9 @@ func (r *Ring) WriteAt(pos uint64, p []int16) int {
 			data, dpos = data[skip:], dpos+skip
 		}
 		if len(data) == 0 {
-			n := uint64(len(p))
-			r.written.Add(n)
-			r.dropped.Add(n)
+			if len(p) > 0 {
+				r.dropped.Add(uint64(len(p)))
+			}
 			return 0
 		}
 		limit := r.head.Load() + size // positions below limit have free slots
@@ -156,8 +164,9 @@ func (r *Ring) WriteAt(pos uint64, p []int16) int {
 		// only if the consumer claimed silence meanwhile; then retry against
 		// the new tail, which turns the claimed positions into late ones.
 		if r.tail.CompareAndSwap(t, newTail) {
-			r.written.Add(uint64(len(p)) + (gapEnd - t))
-			r.dropped.Add(uint64(len(p)) - stored)
+			if d := uint64(len(p)) - stored; d > 0 {
+				r.dropped.Add(d)
+			}
 			return int(stored)
 		}
 	}
@@ -199,7 +208,6 @@ func (r *Ring) Read(p []int16) int {
 	}
 	r.copyOut(h, p[:n])
 	r.head.Store(h + n) // slots are copied out before they are released
-	r.read.Add(n)
 	return int(n)
 }
 
@@ -222,6 +230,22 @@ func (r *Ring) Skip(n int) int {
 // advance moves head by want positions, copying buffered samples into p when
 // p is not nil and claiming the rest as silence.
 func (r *Ring) advance(want uint64, p []int16) int {
+	a, b := r.acquire(want)
+	n := len(a) + len(b)
+	if p != nil {
+		copy(p, a)
+		copy(p[len(a):], b)
+		clear(p[n:])
+	}
+	r.release(want)
+	return n
+}
+
+// acquire starts the consumer's next step of want positions: it claims the
+// positions nothing is buffered for as silence and returns the buffered
+// samples among them, in order, as up to two slices (the buffer wraps). The
+// slices are valid until release(want), which must follow. Consumer only.
+func (r *Ring) acquire(want uint64) (a, b []int16) {
 	h := r.head.Load()
 	for {
 		t := r.tail.Load()
@@ -229,14 +253,18 @@ func (r *Ring) advance(want uint64, p []int16) int {
 		// Claim the missing positions; if the producer published meanwhile
 		// the swap fails and the loop uses what it published.
 		if n == want || r.tail.CompareAndSwap(t, h+want) {
-			if p != nil {
-				r.copyOut(h, p[:n])
-				clear(p[n:])
+			if n < want {
+				r.missing.Add(want - n)
 			}
-			r.head.Store(h + want) // slots are copied out before they are released
-			r.read.Add(n)
-			r.missing.Add(want - n)
-			return int(n)
+			i := h & r.mask
+			first := min(n, uint64(len(r.buf))-i)
+			return r.buf[i : i+first], r.buf[:n-first]
 		}
 	}
+}
+
+// release ends the consumer's step begun by acquire(want): it moves head,
+// handing the slots back to the producer.
+func (r *Ring) release(want uint64) {
+	r.head.Store(r.head.Load() + want)
 }
