@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -470,4 +471,25 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	m.bucketMu.Unlock()
 	return nil
+}
+
+// Verify runs the storage checks (bucket, write, read, modify, delete) on the
+// storage profile of applicationID, under its prefix.
+func (m *Manager) Verify(ctx context.Context, applicationID string) (*storage.VerifyResult, error) {
+	if err := ValidateID("applicationId", applicationID); err != nil {
+		return nil, err
+	}
+	p := m.Profile(applicationID)
+	b, err := m.Bucket(ctx, applicationID)
+	if err != nil {
+		return nil, err
+	}
+	var secrets []string
+	for _, s := range []string{p.SecretAccessKey, p.AccountKey, p.ConnectionString, p.Password, p.CredentialsJSON} {
+		if s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: secrets})
+	return &res, nil
 }

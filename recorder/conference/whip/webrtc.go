@@ -21,6 +21,7 @@ type Settings struct {
 	UDPMux          string   // "host:port": one UDP port for every connection (overrides the range)
 	NATIPs          []string // public addresses advertised as host candidates behind 1:1 NAT
 	UDP4Only        bool     // gather IPv4 only
+	LoopbackOnly    bool     // gather only loopback addresses (demo, tests): implies IncludeLoopback
 }
 
 // NewAPI returns a Pion API configured by s: the codecs the recorder can
@@ -42,7 +43,10 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(s.IncludeLoopback)
+	se.SetIncludeLoopbackCandidate(s.IncludeLoopback || s.LoopbackOnly)
+	if s.LoopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
 	if s.UDP4Only {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	} else {

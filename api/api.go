@@ -1,0 +1,406 @@
+// Package api is the recorder's HTTP interface: the recording API of seed 004
+// (start, stop, state, recording, conversation, active, storage info,
+// compositions, storage verification), API-key authentication with tenant
+// scoping, the error format, signed attachment URLs and the WHIP endpoint's
+// route. Handlers validate every id and bound every body before anything
+// reaches the recorder.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// MaxBody bounds every JSON request body.
+const MaxBody = 64 << 10
+
+// Options configure a Server.
+type Options struct {
+	Manager *recorder.Manager // required
+	Keys    []recorder.APIKey // the API keys; at least one
+	// Attachments makes and checks the recorder's own signed URLs. Required.
+	Attachments *recorder.Attachments
+	// WHIP serves /whip/; nil: no WHIP route.
+	WHIP   http.Handler
+	URLTTL time.Duration // validity of signed URLs; default 1 h
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	m    *recorder.Manager
+	keys map[[32]byte]*recorder.APIKey
+	att  *recorder.Attachments
+	ttl  time.Duration
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New returns the API server.
+func New(o Options) *Server {
+	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}}
+	if s.ttl <= 0 {
+		s.ttl = time.Hour
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for i := range o.Keys {
+		k := o.Keys[i]
+		s.keys[sha256.Sum256([]byte(k.Key))] = &k
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/recordings/start", s.auth(s.start))
+	mux.HandleFunc("POST /api/recordings/{conversationId}/{recorderId}/{instanceId}/stop", s.auth(s.stop))
+	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}/state", s.auth(s.state))
+	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}/storage/info", s.auth(s.storageInfo))
+	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}", s.auth(s.recording))
+	mux.HandleFunc("GET /api/recordings/{conversationId}", s.auth(s.conversation))
+	mux.HandleFunc("GET /api/recordings/{conversationId}/active", s.auth(s.active))
+	mux.HandleFunc("GET /api/compositions/{conversationId}", s.auth(s.composition))
+	mux.HandleFunc("POST /api/storageproviders/{applicationId}/verify", s.auth(s.verify))
+	mux.HandleFunc("GET /api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", s.attachment)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	if o.WHIP != nil {
+		mux.Handle("/whip/", o.WHIP)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
+	})
+	s.mux = mux
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Authorize returns the organization of an API key (for the WHIP endpoint's
+// bearer tokens).
+func (s *Server) Authorize(token string) (string, bool) {
+	k := s.key(token)
+	if k == nil {
+		return "", false
+	}
+	return k.OrganizationID, true
+}
+
+func (s *Server) key(token string) *recorder.APIKey {
+	if token == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(token))
+	k := s.keys[h]
+	if k == nil || subtle.ConstantTimeCompare([]byte(k.Key), []byte(token)) != 1 {
+		return nil
+	}
+	return k
+}
+
+type authed func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey)
+
+// auth checks "Authorization: <key>" or "Authorization: Bearer <key>".
+func (s *Server) auth(h authed) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimSpace(r.Header.Get("Authorization"))
+		if t, ok := strings.CutPrefix(tok, "Bearer "); ok {
+			tok = strings.TrimSpace(t)
+		}
+		k := s.key(tok)
+		if k == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="recorder"`)
+			reason, msg := "invalid_api_key", "the API key is not valid"
+			if tok == "" {
+				reason, msg = "missing_api_key", "the Authorization header with an API key is missing"
+			}
+			writeError(w, http.StatusUnauthorized, reason, msg)
+			return
+		}
+		h(w, r, k)
+	}
+}
+
+// writeError writes the error JSON with status.
+func writeError(w http.ResponseWriter, status int, reason, msg string) {
+	writeJSON(w, status, ErrorMessage{Code: status, Message: msg, Reason: reason})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// fail maps an error to its status: the one place that does.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var re *recorder.Error
+	if errors.As(err, &re) {
+		status := map[recorder.ErrorKind]int{
+			recorder.KindInvalid: http.StatusBadRequest, recorder.KindNotFound: http.StatusNotFound,
+			recorder.KindConflict: http.StatusConflict, recorder.KindUnavailable: http.StatusServiceUnavailable,
+		}[re.Kind]
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		if status >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeError(w, status, re.Reason, re.Message)
+		return
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}
+
+// decode reads a JSON command: bounded, unknown fields rejected, one value only.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON value")
+		}
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than "+strconv.Itoa(MaxBody)+" bytes")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "malformed_json", "the body is not a valid command: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	var cmd StartRecording
+	if !decode(w, r, &cmd) {
+		return
+	}
+	for _, f := range []struct{ name, v string }{
+		{"applicationId", cmd.ApplicationID}, {"conferenceId", cmd.ConferenceID}, {"conversationId", cmd.ConversationID},
+	} {
+		if f.v == "" {
+			writeError(w, http.StatusBadRequest, "missing_field", f.name+" is required")
+			return
+		}
+	}
+	if err := recorder.ValidateID("applicationId", cmd.ApplicationID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !k.Allows(cmd.ApplicationID) {
+		writeError(w, http.StatusNotFound, "unknown_application", "application "+cmd.ApplicationID+" is not known to this API key")
+		return
+	}
+	req := recorder.StartRequest{
+		ApplicationID: cmd.ApplicationID, ConferenceID: cmd.ConferenceID, ConversationID: cmd.ConversationID,
+		Audio: cmd.Audio == nil || *cmd.Audio, Video: cmd.Video, Duplicate: cmd.Duplicate, Metadata: cmd.Metadata,
+		PauseBehavior: cmd.PauseBehavior, Mix: cmd.Mix,
+	}
+	if cmd.MaxDuration != "" {
+		d, err := parseDuration(cmd.MaxDuration)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_field", "maxDuration: "+err.Error())
+			return
+		}
+		req.MaxDuration = d
+	}
+	rec, err := s.m.Start(r.Context(), k.OrganizationID, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, eventOf(rec))
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n <= 0 || n > 1e6 {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errors.New(`want a positive duration such as "90m" or seconds`)
+	}
+	return d, nil
+}
+
+// ids returns the path's conversationId, recorderId and instanceId.
+func ids(r *http.Request) (c, rid, i string) {
+	return r.PathValue("conversationId"), r.PathValue("recorderId"), r.PathValue("instanceId")
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) (*recorder.Recording, bool) {
+	c, rid, i := ids(r)
+	rec, err := s.m.Get(r.Context(), k.OrganizationID, c, rid, i)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return rec, true
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	c, rid, i := ids(r)
+	// Finishing (files, upload) goes on if the caller gives up; it waits at most 5 minutes here.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	rec, err := s.m.Stop(ctx, k.OrganizationID, c, rid, i)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, eventOf(rec))
+}
+
+func (s *Server) state(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	if rec, ok := s.get(w, r, k); ok {
+		writeJSON(w, http.StatusOK, eventOf(rec))
+	}
+}
+
+func (s *Server) storageInfo(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	if rec, ok := s.get(w, r, k); ok {
+		writeJSON(w, http.StatusOK, profileOf(rec))
+	}
+}
+
+func (s *Server) recording(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	if rec, ok := s.get(w, r, k); ok {
+		writeJSON(w, http.StatusOK, messageOf(rec, s.signer(r.Context(), rec)))
+	}
+}
+
+// signer returns a function signing object keys of rec's bucket.
+func (s *Server) signer(ctx context.Context, rec *recorder.Recording) func(key string) string {
+	b, err := s.m.Bucket(ctx, rec.ApplicationID)
+	return func(key string) string {
+		if err != nil {
+			return ""
+		}
+		u, serr := b.SignedURL(ctx, key, &storage.SignedURLOptions{Method: http.MethodGet, Expiry: s.ttl})
+		if serr != nil {
+			s.log.Warn("cannot sign URL", "key", key, "err", serr)
+			return ""
+		}
+		return u
+	}
+}
+
+func (s *Server) conversation(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, conversationOf(rs))
+}
+
+func (s *Server) active(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rec, err := s.m.Active(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, eventOf(rec))
+}
+
+func (s *Server) composition(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec := rs[len(rs)-1]
+	sign := s.signer(r.Context(), rec)
+	msg := messageOf(rec, sign)
+	until := ts(time.Now().Add(s.ttl))
+	if c := rec.Composition; c != nil {
+		cd := &CompositionData{State: c.State, Outputs: []CompositionOutput{}}
+		for _, o := range c.Outputs {
+			co := CompositionOutput{Type: o.Type, Format: o.Format, SampleRate: o.SampleRate, Channels: o.Channels, Duration: o.Duration}
+			if o.Object != nil && o.Object.Error == nil {
+				co.Location, co.Size = o.Object.Location, size(o.Object.Size)
+				if co.URL = sign(o.Object.Key); co.URL != "" {
+					co.ValidUntil = until
+				}
+			}
+			cd.Outputs = append(cd.Outputs, co)
+		}
+		if m := c.Manifest; m != nil && m.Error == nil {
+			cd.Manifest = &SignedObject{Location: m.Location, URL: sign(m.Key)}
+			if cd.Manifest.URL != "" {
+				cd.Manifest.ValidUntil = until
+			}
+		}
+		msg.Composition = cd
+	} else {
+		msg.Composition = &CompositionData{State: "PENDING", Outputs: []CompositionOutput{}}
+	}
+	writeJSON(w, http.StatusOK, msg)
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	app := r.PathValue("applicationId")
+	if err := recorder.ValidateID("applicationId", app); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !k.Allows(app) {
+		writeError(w, http.StatusNotFound, "unknown_application", "application "+app+" is not known to this API key")
+		return
+	}
+	res, err := s.m.Verify(r.Context(), app)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// attachment serves an object of LOCAL or SFTP storage to the holder of a
+// signed URL: no API key, the signature proves the right to read.
+func (s *Server) attachment(w http.ResponseWriter, r *http.Request) {
+	if err := s.att.Signer.Check(http.MethodGet, r.URL); err != nil {
+		writeError(w, http.StatusForbidden, "invalid_signature", "invalid or expired signed URL")
+		return
+	}
+	c, rid, i := ids(r)
+	rec, err := s.m.Lookup(r.Context(), c, rid, i)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key, err := recorder.AttachmentKey(rec, r.PathValue("kind"), r.PathValue("path"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := s.m.Bucket(r.Context(), rec.ApplicationID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	storage.SignedURLHandler(b, s.att.Signer, func(string) (string, error) { return key, nil }).ServeHTTP(w, r)
+}

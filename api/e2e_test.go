@@ -1,0 +1,207 @@
+package api
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// TestEndToEnd_ThreeParticipants records a conference of three WHIP
+// publishers sending tones at known frequencies: two connected before the
+// recording starts, one joining 2 s into it, one of the first two leaving at
+// 4.5 s. The mix must hold each tone exactly where it was sent.
+func TestEndToEnd_ThreeParticipants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := h.whipClient(key1)
+	join := func(name string, freq float64) *synth.Participant {
+		p, err := synth.Join(ctx, c, whip.Endpoint(h.url, "conf1", name, "MIC"), name, freq)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { p.Leave(context.Background()) })
+		return p
+	}
+	alice := join("alice", 440)
+	bob := join("bob", 660)
+	_ = alice
+
+	t0 := time.Now()
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "conf1", ConversationID: "conv1"})
+	startLatency := time.Since(t0)
+	if st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	t.Logf("start request → ACTIVE: %v", startLatency)
+
+	time.Sleep(2 * time.Second)
+	carolJoin := time.Since(t0)
+	join("carol", 880)
+	time.Sleep(2500 * time.Millisecond)
+	bobLeave := time.Since(t0)
+	if err := bob.Leave(ctx); err != nil {
+		t.Errorf("bob leaves: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+
+	t1 := time.Now()
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	t.Logf("stop request → files written and uploaded: %v", time.Since(t1))
+
+	var msg RecordingDataMessage
+	if st := h.do("GET", recPath(ev), key1, nil, &msg); st != 200 {
+		t.Fatalf("recording: %d", st)
+	}
+	if len(msg.Streams) != 3 {
+		t.Fatalf("recording has %d streams, want 3: %+v", len(msg.Streams), msg.Streams)
+	}
+	users := map[string]StreamDataMessage{}
+	for _, s := range msg.Streams {
+		users[s.UserID] = s
+		if s.Type != "MIC" || s.State != "STOPPED" || len(s.Tracks) != 1 {
+			t.Errorf("stream of %s: %+v", s.UserID, s)
+			continue
+		}
+		tr := s.Tracks[0]
+		if tr.Type != "AUDIO" || tr.URL == "" || tr.Started == "" || tr.Stopped == "" ||
+			tr.Storage == nil || tr.Storage.ObjectStorage == nil || tr.Storage.ObjectStorage.Uploaded == "" {
+			t.Errorf("track of %s: %+v", s.UserID, tr)
+		}
+	}
+	started, _ := time.Parse(time.RFC3339Nano, msg.Started)
+	stoppedAt, _ := time.Parse(time.RFC3339Nano, msg.Stopped)
+	recorded := stoppedAt.Sub(started)
+
+	// The mix.
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/conv1", key1, nil, &comp); st != 200 || comp.Composition == nil ||
+		len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].URL == "" {
+		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.SampleRate != 8000 || hdr.BitsPerSample != 16 || hdr.Channels != 1 || hdr.Format != wavwriter.PCM {
+		t.Fatalf("mix.wav is %+v, want 8000 Hz 16-bit mono PCM", hdr)
+	}
+	pcm := samples(wav[hdr.DataOffset:])
+	dur := time.Duration(len(pcm)) * time.Second / 8000
+	if diff := math.Abs(dur.Seconds()-recorded.Seconds()) / recorded.Seconds(); diff > 0.02 {
+		t.Errorf("mix is %v long, the recording %v: %.1f%% off (limit 2%%)", dur, recorded, 100*diff)
+	}
+	t.Logf("mix %v for %v recorded", dur, recorded)
+
+	// Tone checks, relative to the recording's start (the mix's time zero).
+	rel := func(d time.Duration) float64 { return (d - started.Sub(t0)).Seconds() }
+	_ = rel
+	level := func(freq, from, to float64) float64 {
+		a, b := int(from*8000), int(to*8000)
+		b = min(b, len(pcm))
+		return mediatest.Goertzel(pcm[a:b], 8000, freq)
+	}
+	offStart := started.Sub(t0)
+	carolAt := (carolJoin - offStart).Seconds()
+	bobGone := (bobLeave - offStart).Seconds()
+	end := dur.Seconds()
+	checks := []struct {
+		who      string
+		freq     float64
+		from, to float64
+		present  bool
+	}{
+		{"alice", 440, 0.3, end - 0.3, true},
+		{"bob before leaving", 660, 0.3, bobGone - 0.3, true},
+		{"bob after leaving", 660, bobGone + 0.4, end - 0.1, false},
+		{"carol before joining", 880, 0.1, carolAt - 0.1, false},
+		{"carol after joining", 880, carolAt + 0.5, end - 0.3, true},
+	}
+	for _, c := range checks {
+		a := level(c.freq, c.from, c.to)
+		if c.present && a < 2000 || !c.present && a > 200 {
+			t.Errorf("%s: %g Hz amplitude %.0f in [%.2f s, %.2f s], want present=%v", c.who, c.freq, a, c.from, c.to, c.present)
+		}
+	}
+	// The late joiner's tone starts where she joined (± the join's signalling
+	// time and the mixer's cushion).
+	onset := -1.0
+	for w := 0.0; w+0.05 < end; w += 0.05 {
+		if level(880, w, w+0.05) > 2000 {
+			onset = w
+			break
+		}
+	}
+	if onset < carolAt || onset > carolAt+0.6 {
+		t.Errorf("carol's tone starts at %.2f s in the mix, she joined at %.2f s", onset, carolAt)
+	}
+	t.Logf("carol joined at %.2f s, her tone starts at %.2f s", carolAt, onset)
+
+	// Per-track files decode to their durations.
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	for name, s := range users {
+		tr := s.Tracks[0]
+		path := filepath.Join(t.TempDir(), name+".wav")
+		if err := os.WriteFile(path, fetch(t, tr.URL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", name, err)
+		}
+		got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		if err != nil {
+			t.Fatalf("ffprobe %s: %q", name, out)
+		}
+		a, _ := time.Parse(time.RFC3339Nano, tr.Started)
+		b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
+		if want := b.Sub(a).Seconds(); math.Abs(got-want) > 0.3 {
+			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
+		}
+	}
+}
+
+// fetch GETs a signed URL.
+func fetch(t testing.TB, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v %s", url, resp.StatusCode, err, b[:min(len(b), 200)])
+	}
+	return b
+}
+
+func samples(b []byte) []int16 {
+	out := make([]int16, len(b)/2)
+	for i := range out {
+		out[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return out
+}

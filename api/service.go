@@ -1,0 +1,219 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/store"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// Service is a whole recorder: store, Manager, WHIP endpoint and API,
+// listening on Config.Listen. cmd/recorder runs one; the tests and the demo
+// run one in-process.
+type Service struct {
+	Config     *recorder.Config
+	Manager    *recorder.Manager
+	Store      *store.Store
+	WHIP       *whip.Adapter
+	API        *Server
+	HTTP       *http.Server
+	Listener   net.Listener
+	URL        string // the public base URL
+	RecorderID string
+	// GeneratedKey is the API key generated and persisted by this start (the
+	// first start without configured keys); empty otherwise. Print it once.
+	GeneratedKey string
+	// Keys are the API keys in force.
+	Keys []recorder.APIKey
+	log  *slog.Logger
+	udp  func() error
+}
+
+// Files in the data directory.
+const (
+	recorderIDFile = "recorder-id"
+	signingKeyFile = "signing.key"
+	apiKeyFile     = "api-key"
+	databaseFile   = "recorder.db"
+)
+
+// NewService opens the data directory and the database, recovers unfinished
+// recordings, and listens; Serve then serves. The configuration's missing
+// identities (recorderId, signing key, API key) are generated and persisted in
+// the data directory on first start.
+func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{Config: cfg, log: log}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("api: data directory: %w", err)
+	}
+	var err error
+	if s.RecorderID, err = persisted(cfg.DataDir, recorderIDFile, cfg.RecorderID, func() string { return "rec-" + randomHex(6) }); err != nil {
+		return nil, err
+	}
+	signingKey, err := persisted(cfg.DataDir, signingKeyFile, cfg.SigningKey, func() string { return randomHex(32) })
+	if err != nil {
+		return nil, err
+	}
+	s.Keys = cfg.APIKeys
+	if len(s.Keys) == 0 {
+		existed := fileExists(filepath.Join(cfg.DataDir, apiKeyFile))
+		key, err := persisted(cfg.DataDir, apiKeyFile, "", func() string { return "rk_" + randomHex(24) })
+		if err != nil {
+			return nil, err
+		}
+		if !existed {
+			s.GeneratedKey = key
+		}
+		s.Keys = []recorder.APIKey{{Key: key, OrganizationID: "default", Applications: []string{"*"}}}
+	}
+
+	s.Listener, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen: %w", err)
+	}
+	fail := func(err error) (*Service, error) {
+		s.close()
+		return nil, err
+	}
+	s.URL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if s.URL == "" {
+		s.URL = "http://" + s.Listener.Addr().String()
+	}
+	base, err := url.Parse(s.URL)
+	if err != nil {
+		return fail(fmt.Errorf("api: publicURL: %w", err))
+	}
+	att := &recorder.Attachments{Base: base, Signer: storage.NewURLSigner([]byte(signingKey))}
+
+	lo, hi, err := cfg.WebRTC.PortRange()
+	if err != nil {
+		return fail(err)
+	}
+	webrtcAPI, udpClose, err := whip.NewAPI(whip.Settings{
+		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
+		UDPMux: cfg.WebRTC.UDPMux, NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	s.udp = udpClose
+	var srv *Server
+	s.WHIP, err = whip.New(whip.Options{
+		API:       webrtcAPI,
+		Authorize: func(token string) (string, bool) { return srv.Authorize(token) },
+		ValidID:   func(id string) error { return recorder.ValidateID("conferenceId", id) },
+		Logger:    log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	if s.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, databaseFile)); err != nil {
+		return fail(err)
+	}
+	s.Manager, err = recorder.NewManager(ctx, recorder.Options{
+		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
+		Adapters:   map[string]conference.Adapter{"whip": s.WHIP},
+		OpenBucket: recorder.OpenBucket(cfg.DataDir, att),
+		Logger:     log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log})
+	s.API = srv
+	s.HTTP = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return s, nil
+}
+
+// isLoopbackOnly reports whether the WebRTC configuration asks for loopback
+// candidates only: includeLoopback with interfaces ["lo"].
+func isLoopbackOnly(cfg *recorder.Config) bool {
+	return cfg.WebRTC.IncludeLoopback && len(cfg.WebRTC.Interfaces) == 1 &&
+		(cfg.WebRTC.Interfaces[0] == "lo" || cfg.WebRTC.Interfaces[0] == "lo0")
+}
+
+// Serve serves the API until Shutdown; it returns nil after a Shutdown.
+func (s *Service) Serve() error {
+	s.log.Info("recorder listening", "url", s.URL, "recorderId", s.RecorderID, "dataDir", s.Config.DataDir)
+	if err := s.HTTP.Serve(s.Listener); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown finishes the running recordings (their files are written and
+// uploaded) while the API still answers, then stops the HTTP server and
+// closes everything. If ctx ends first, what is unfinished is left for
+// recovery at the next start.
+func (s *Service) Shutdown(ctx context.Context) error {
+	err := s.Manager.Shutdown(ctx)
+	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = errors.Join(err, s.HTTP.Shutdown(hctx))
+	s.close()
+	return err
+}
+
+func (s *Service) close() {
+	if s.WHIP != nil {
+		s.WHIP.Close()
+	}
+	if s.udp != nil {
+		s.udp()
+	}
+	if s.Store != nil {
+		s.Store.Close()
+	}
+	if s.Listener != nil {
+		s.Listener.Close()
+	}
+}
+
+// persisted returns configured when set; otherwise the content of file in dir,
+// creating it with gen() on first use (mode 0600).
+func persisted(dir, file, configured string, gen func() string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dir, file)
+	if b, err := os.ReadFile(path); err == nil {
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v, nil
+		}
+	}
+	v := gen()
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("api: persist %s: %w", file, err)
+	}
+	return v, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

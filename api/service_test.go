@@ -1,0 +1,139 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// Test API keys: two tenants.
+const (
+	key1 = "key-org1-0123456789"
+	key2 = "key-org2-0123456789"
+)
+
+// harness is a recorder service on a loopback port with two tenants.
+type harness struct {
+	t   testing.TB
+	svc *Service
+	url string
+}
+
+func testConfig(dir string) *recorder.Config {
+	cfg := recorder.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.WebRTC.IncludeLoopback = true
+	cfg.WebRTC.Interfaces = []string{"lo"}
+	cfg.APIKeys = []recorder.APIKey{
+		{Key: key1, OrganizationID: "org1", Applications: []string{"*"}},
+		{Key: key2, OrganizationID: "org2", Applications: []string{"app2"}},
+	}
+	return cfg
+}
+
+// startService runs a service on dir until the test ends.
+func startService(t testing.TB, dir string) *harness {
+	t.Helper()
+	svc, err := NewService(context.Background(), testConfig(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve() }()
+	h := &harness{t: t, svc: svc, url: svc.URL}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := svc.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return h
+}
+
+// do sends a request and decodes a JSON reply into out (if not nil); it
+// returns the status.
+func (h *harness) do(method, path, key string, body any, out any) int {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			h.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// whipClient returns a WHIP client for tenant key on loopback.
+func (h *harness) whipClient(key string) *whip.Client {
+	h.t.Helper()
+	api, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { closeFn() })
+	return &whip.Client{API: api, Token: key}
+}
+
+func (h *harness) start(key string, cmd StartRecording) (RecordingDataEvent, int) {
+	h.t.Helper()
+	var ev RecordingDataEvent
+	st := h.do("POST", "/api/recordings/start", key, cmd, &ev)
+	return ev, st
+}
+
+func recPath(ev RecordingDataEvent) string {
+	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
+}

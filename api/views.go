@@ -1,0 +1,290 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder"
+)
+
+// The JSON shapes of the API, field names and enum values exactly as in
+// seed 004 (the Auvious recorder API). Times are RFC 3339 strings in UTC,
+// sizes decimal strings, as the seed has them.
+
+// ErrorMessage is the reply of every failed request.
+type ErrorMessage struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Reason  string `json:"reason"`
+}
+
+// StartRecording is the body of POST /api/recordings/start. The fields after
+// video are this recorder's extensions.
+type StartRecording struct {
+	ApplicationID  string                `json:"applicationId"`
+	Audio          *bool                 `json:"audio"` // default true
+	ConferenceID   string                `json:"conferenceId"`
+	ConversationID string                `json:"conversationId"`
+	Video          bool                  `json:"video"`
+	Duplicate      bool                  `json:"duplicate"`
+	Metadata       map[string]string     `json:"metadata"`
+	PauseBehavior  string                `json:"pauseBehavior"`
+	Mix            *recorder.MixSettings `json:"mix"`
+	MaxDuration    string                `json:"maxDuration"` // Go duration ("90m") or seconds ("5400")
+}
+
+// ErrorData is seed 004's Error: {code, message, occurred}.
+type ErrorData struct {
+	Code     string `json:"code,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Occurred string `json:"occurred,omitempty"`
+}
+
+// RecordingDataEvent is a recording's state.
+type RecordingDataEvent struct {
+	ConversationID string     `json:"conversationId"`
+	Error          *ErrorData `json:"error,omitempty"`
+	InstanceID     string     `json:"instanceId"`
+	RecorderID     string     `json:"recorderId"`
+	State          string     `json:"state"`
+}
+
+// StorageProfileDataMessage describes a storage profile, never its credentials.
+type StorageProfileDataMessage struct {
+	ApplicationID string `json:"applicationId"`
+	Provider      string `json:"provider"`
+	URL           string `json:"url"`
+}
+
+// LocalFileDataMessage is a track's file on the recorder.
+type LocalFileDataMessage struct {
+	Created  string     `json:"created,omitempty"`
+	Deleted  string     `json:"deleted,omitempty"`
+	Error    *ErrorData `json:"error,omitempty"`
+	Location string     `json:"location,omitempty"`
+}
+
+// UploadDataMessage is a track's uploaded object.
+type UploadDataMessage struct {
+	Error    *ErrorData `json:"error,omitempty"`
+	Location string     `json:"location,omitempty"`
+	Size     string     `json:"size,omitempty"`
+	Uploaded string     `json:"uploaded,omitempty"`
+}
+
+// TrackStorageDataMessage is where a track is stored.
+type TrackStorageDataMessage struct {
+	LocalStorage  *LocalFileDataMessage `json:"localStorage,omitempty"`
+	ObjectStorage *UploadDataMessage    `json:"objectStorage,omitempty"`
+}
+
+// TrackDataMessage is one recorded track.
+type TrackDataMessage struct {
+	ID      string                   `json:"id"`
+	Started string                   `json:"started,omitempty"`
+	Stopped string                   `json:"stopped,omitempty"`
+	Storage *TrackStorageDataMessage `json:"storage,omitempty"`
+	Type    string                   `json:"type"`
+	URL     string                   `json:"url,omitempty"`
+}
+
+// StreamDataMessage is one participant stream.
+type StreamDataMessage struct {
+	ID     string             `json:"id"`
+	State  string             `json:"state"`
+	Tracks []TrackDataMessage `json:"tracks"`
+	Type   string             `json:"type"`
+	UserID string             `json:"userId"`
+}
+
+// ChatTranscriptData is a conversation's chat transcript object.
+type ChatTranscriptData struct {
+	Created  string `json:"created"`
+	ID       string `json:"id"`
+	Location string `json:"location"`
+}
+
+// RecordingDataMessage is everything about one recording.
+type RecordingDataMessage struct {
+	Audio          bool                       `json:"audio"`
+	ChatTranscript *ChatTranscriptData        `json:"chatTranscript,omitempty"`
+	ConferenceID   string                     `json:"conferenceId"`
+	ConversationID string                     `json:"conversationId"`
+	Error          *ErrorData                 `json:"error,omitempty"`
+	InstanceID     string                     `json:"instanceId"`
+	OrganizationID string                     `json:"organizationId"`
+	RecorderID     string                     `json:"recorderId"`
+	Recovered      string                     `json:"recovered,omitempty"`
+	Started        string                     `json:"started,omitempty"`
+	State          string                     `json:"state"`
+	Stopped        string                     `json:"stopped,omitempty"`
+	StorageProfile *StorageProfileDataMessage `json:"storageProfile,omitempty"`
+	Streams        []StreamDataMessage        `json:"streams"`
+	Video          bool                       `json:"video"`
+	// Composition is set by GET /api/compositions/{conversationId} only.
+	Composition *CompositionData `json:"composition,omitempty"`
+}
+
+// CompositionData describes the outputs built from a recording (an extension).
+type CompositionData struct {
+	State    string              `json:"state"`
+	Outputs  []CompositionOutput `json:"outputs"`
+	Manifest *SignedObject       `json:"manifest,omitempty"`
+}
+
+// CompositionOutput is one composed output, such as mix.wav.
+type CompositionOutput struct {
+	Type       string  `json:"type"`
+	Format     string  `json:"format"`
+	SampleRate int     `json:"sampleRate"`
+	Channels   int     `json:"channels"`
+	Duration   float64 `json:"duration"`
+	Location   string  `json:"location,omitempty"`
+	Size       string  `json:"size,omitempty"`
+	URL        string  `json:"url,omitempty"`
+	ValidUntil string  `json:"validUntil,omitempty"`
+}
+
+// SignedObject is an object with a signed URL.
+type SignedObject struct {
+	Location   string `json:"location"`
+	URL        string `json:"url,omitempty"`
+	ValidUntil string `json:"validUntil,omitempty"`
+}
+
+// ConversationMessage lists the recordings of a conversation.
+type ConversationMessage struct {
+	ApplicationID  string                      `json:"applicationId"`
+	ChatTranscript *ChatTranscriptData         `json:"chatTranscript,omitempty"`
+	ConversationID string                      `json:"conversationId"`
+	Duration       string                      `json:"duration"`
+	Provider       string                      `json:"provider"`
+	Recordings     []ConversationRecordingData `json:"recordings"`
+}
+
+// ConversationRecordingData is one recording of a conversation.
+type ConversationRecordingData struct {
+	Audio        bool                     `json:"audio"`
+	ConferenceID string                   `json:"conferenceId"`
+	RecorderID   string                   `json:"recorderId"`
+	Recovered    string                   `json:"recovered,omitempty"`
+	Started      string                   `json:"started,omitempty"`
+	Stopped      string                   `json:"stopped,omitempty"`
+	Streams      []ConversationStreamData `json:"streams"`
+	Video        bool                     `json:"video"`
+}
+
+// ConversationStreamData is one stream of a conversation's recording.
+type ConversationStreamData struct {
+	Started string                  `json:"started,omitempty"`
+	Stopped string                  `json:"stopped,omitempty"`
+	Tracks  []ConversationTrackData `json:"tracks"`
+	Type    string                  `json:"type"`
+	UserID  string                  `json:"userId"`
+}
+
+// ConversationTrackData is one track of a conversation's recording.
+type ConversationTrackData struct {
+	Started string                        `json:"started,omitempty"`
+	Stopped string                        `json:"stopped,omitempty"`
+	Storage *ConversationTrackStorageData `json:"storage,omitempty"`
+	Type    string                        `json:"type"`
+}
+
+// ConversationTrackStorageData is where a conversation's track is stored.
+type ConversationTrackStorageData struct {
+	Location string `json:"location,omitempty"`
+	Size     string `json:"size,omitempty"`
+	Uploaded string `json:"uploaded,omitempty"`
+}
+
+// ts formats a time for the API; the zero time is "".
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func errorData(e *recorder.ErrorInfo) *ErrorData {
+	if e == nil {
+		return nil
+	}
+	return &ErrorData{Code: e.Code, Message: e.Message, Occurred: ts(e.Occurred)}
+}
+
+func size(n int64) string { return strconv.FormatInt(n, 10) }
+
+// isoDuration formats d as ISO 8601 ("PT12.345S"), as Java's Duration does.
+func isoDuration(d time.Duration) string {
+	return fmt.Sprintf("PT%sS", strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
+}
+
+func eventOf(r *recorder.Recording) RecordingDataEvent {
+	return RecordingDataEvent{ConversationID: r.ConversationID, Error: errorData(r.Error), InstanceID: r.InstanceID,
+		RecorderID: r.RecorderID, State: string(r.State)}
+}
+
+func profileOf(r *recorder.Recording) *StorageProfileDataMessage {
+	return &StorageProfileDataMessage{ApplicationID: r.Storage.ApplicationID, Provider: r.Storage.Provider, URL: r.Storage.Location}
+}
+
+// messageOf builds a RecordingDataMessage; sign returns the signed URL of an
+// object key ("" when it cannot be signed).
+func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDataMessage {
+	m := &RecordingDataMessage{
+		Audio: r.Audio, ConferenceID: r.ConferenceID, ConversationID: r.ConversationID, Error: errorData(r.Error),
+		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, RecorderID: r.RecorderID,
+		Recovered: ts(r.Recovered), Started: ts(r.Started), State: string(r.State), Stopped: ts(r.Stopped),
+		StorageProfile: profileOf(r), Streams: []StreamDataMessage{}, Video: r.Video,
+	}
+	for _, s := range r.Streams {
+		sm := StreamDataMessage{ID: s.ID, State: string(s.State), Type: string(s.Type), UserID: s.UserID, Tracks: []TrackDataMessage{}}
+		for _, t := range s.Tracks {
+			tm := TrackDataMessage{ID: t.ID, Started: ts(t.Started), Stopped: ts(t.Stopped), Type: string(t.Kind),
+				Storage: &TrackStorageDataMessage{LocalStorage: &LocalFileDataMessage{
+					Created: ts(t.Local.Created), Deleted: ts(t.Local.Deleted), Error: errorData(t.Local.Error), Location: t.Local.Location}}}
+			if o := t.Object; o != nil {
+				tm.Storage.ObjectStorage = &UploadDataMessage{Error: errorData(o.Error), Location: o.Location, Uploaded: ts(o.Uploaded)}
+				if o.Error == nil {
+					tm.Storage.ObjectStorage.Size = size(o.Size)
+					tm.URL = sign(o.Key)
+				}
+			}
+			sm.Tracks = append(sm.Tracks, tm)
+		}
+		m.Streams = append(m.Streams, sm)
+	}
+	return m
+}
+
+func conversationOf(rs []*recorder.Recording) *ConversationMessage {
+	last := rs[len(rs)-1]
+	c := &ConversationMessage{ApplicationID: last.ApplicationID, ConversationID: last.ConversationID,
+		Provider: last.Storage.Provider, Recordings: []ConversationRecordingData{}}
+	var total time.Duration
+	for _, r := range rs {
+		if !r.Started.IsZero() && !r.Stopped.IsZero() {
+			total += r.Stopped.Sub(r.Started)
+		}
+		cr := ConversationRecordingData{Audio: r.Audio, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
+			Recovered: ts(r.Recovered), Started: ts(r.Started), Stopped: ts(r.Stopped), Video: r.Video,
+			Streams: []ConversationStreamData{}}
+		for _, s := range r.Streams {
+			cs := ConversationStreamData{Started: ts(s.Started), Stopped: ts(s.Stopped), Type: string(s.Type), UserID: s.UserID,
+				Tracks: []ConversationTrackData{}}
+			for _, t := range s.Tracks {
+				ct := ConversationTrackData{Started: ts(t.Started), Stopped: ts(t.Stopped), Type: string(t.Kind)}
+				if o := t.Object; o != nil && o.Error == nil {
+					ct.Storage = &ConversationTrackStorageData{Location: o.Location, Size: size(o.Size), Uploaded: ts(o.Uploaded)}
+				}
+				cs.Tracks = append(cs.Tracks, ct)
+			}
+			cr.Streams = append(cr.Streams, cs)
+		}
+		c.Recordings = append(c.Recordings, cr)
+	}
+	c.Duration = isoDuration(total)
+	return c
+}

@@ -1,0 +1,79 @@
+package synth
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// Participant is a synthetic conference participant: a WHIP publisher sending
+// a PCMU sine tone in real time.
+type Participant struct {
+	Name string
+	Freq float64
+	pub  *whip.Publication
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Join publishes a tone of freq Hz to endpoint (a full WHIP URL) and starts
+// sending once ICE connects; it returns when connected or ctx ends.
+func Join(ctx context.Context, c *whip.Client, endpoint, name string, freq float64) (*Participant, error) {
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", name)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := c.Publish(ctx, endpoint, track)
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		pub.Close(context.Background())
+		return nil, err
+	}
+	p := &Participant{Name: name, Freq: freq, pub: pub, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.send(track)
+	return p, nil
+}
+
+// send writes 20 ms of tone every 20 ms, paced by the wall clock.
+func (p *Participant) send(track *webrtc.TrackLocalStaticSample) {
+	defer close(p.done)
+	tone := &Tone{Freq: p.Freq, Amplitude: 8000}
+	buf := make([]byte, 0, FrameSamples)
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-tick.C:
+			// Catch up when ticks come late, so the sent audio follows real time.
+			for due := int(now.Sub(start)/(20*time.Millisecond)) + 1; sent < due; sent++ {
+				buf = tone.NextPCMU(buf[:0])
+				if track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond}) != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Leave stops sending and ends the WHIP session.
+func (p *Participant) Leave(ctx context.Context) error {
+	var err error
+	p.once.Do(func() {
+		close(p.stop)
+		<-p.done
+		err = p.pub.Close(ctx)
+	})
+	return err
+}
