@@ -28,6 +28,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/media/internal/fileout"
 	"github.com/rtcrec/recorder/media/internal/rtptime"
 )
 
@@ -289,13 +290,5 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	err := w.writePage(flagEOS)
-	if w.file != nil {
-		if serr := w.file.Sync(); err == nil && serr != nil {
-			err = fmt.Errorf("oggwriter: sync: %w", serr)
-		}
-		if cerr := w.file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("oggwriter: close: %w", cerr)
-		}
-	}
-	return err
+	return fileout.Close("oggwriter", w.file, err)
 }

@@ -153,17 +153,22 @@ func TestG711Writer_Timeline(t *testing.T) {
 }
 
 func TestG711Writer_ZeroAllocs(t *testing.T) {
-	g, err := NewG711With(&bytes.Buffer{}, MuLaw)
+	g, err := NewG711(filepath.Join(t.TempDir(), "a.wav"), MuLaw)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer g.Close()
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 1}, Payload: bytes.Repeat([]byte{0x55}, 160)}
-	if n := testing.AllocsPerRun(100, func() {
+	write := func() {
 		p.Timestamp += 320 // a lost packet before each: exercises the silence fill
 		if err := g.WriteRTP(p); err != nil {
 			t.Fatal(err)
 		}
-	}); n != 0 {
+	}
+	if n := testing.AllocsPerRun(100, write); n != 0 {
 		t.Errorf("WriteRTP allocates %.1f times per packet, want 0", n)
+	}
+	if n := tooltest.TotalAllocs(100, write); n != 0 {
+		t.Errorf("100 WriteRTP calls allocate %d times, want 0", n)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/rtcrec/recorder/media/internal/fileout"
 )
 
 // Option configures a Writer.
@@ -299,13 +301,5 @@ func (w *Writer) Close() error {
 		}
 	}
 	w.closed = true
-	if w.file != nil {
-		if serr := w.file.Sync(); err == nil && serr != nil {
-			err = fmt.Errorf("wavwriter: sync: %w", serr)
-		}
-		if cerr := w.file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("wavwriter: close: %w", cerr)
-		}
-	}
-	return err
+	return fileout.Close("wavwriter", w.file, err)
 }

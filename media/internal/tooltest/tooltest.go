@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func Run(t testing.TB, name string, args ...string) []byte {
 type Probe struct {
 	FormatName string  // e.g. "ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2"
 	Duration   float64 // format duration in seconds
+	StartTime  float64 // format start time in seconds
 	CodecName  string  // e.g. "opus", "vp8", "h264"
 	Width      int
 	Height     int
@@ -60,6 +62,7 @@ func FFProbe(t testing.TB, path string, countFrames bool) Probe {
 		Format struct {
 			FormatName string `json:"format_name"`
 			Duration   string `json:"duration"`
+			StartTime  string `json:"start_time"`
 		} `json:"format"`
 		Streams []struct {
 			CodecName  string `json:"codec_name"`
@@ -79,9 +82,24 @@ func FFProbe(t testing.TB, path string, countFrames bool) Probe {
 	p := Probe{FormatName: r.Format.FormatName, CodecName: r.Streams[0].CodecName,
 		Width: r.Streams[0].Width, Height: r.Streams[0].Height, Channels: r.Streams[0].Channels}
 	p.Duration, _ = strconv.ParseFloat(r.Format.Duration, 64)
+	p.StartTime, _ = strconv.ParseFloat(r.Format.StartTime, 64)
 	p.SampleRate, _ = strconv.Atoi(r.Streams[0].SampleRate)
 	p.Frames, _ = strconv.Atoi(r.Streams[0].NbRead)
 	return p
+}
+
+// DecodeErrors decodes every frame of path with ffmpeg and returns what it
+// reports at level error (empty for a clean stream).
+func DecodeErrors(t testing.TB, path string) string {
+	t.Helper()
+	path0 := testenv.LookPath(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path0, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		return err.Error() + ": " + string(out)
+	}
+	return string(out)
 }
 
 // DecodePCM decodes any audio file sox reads (WAV in every format here) to
@@ -94,4 +112,19 @@ func DecodePCM(t testing.TB, path string) []int16 {
 		pcm[i] = int16(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
 	}
 	return pcm
+}
+
+// TotalAllocs calls f runs times and returns the total number of heap
+// allocations, as testing.AllocsPerRun measures them but without its
+// rounding down of the average: one allocation every 50 calls shows here.
+func TotalAllocs(runs int, f func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
 }

@@ -1,0 +1,296 @@
+package webmwriter
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/at-wat/ebml-go"
+	"github.com/at-wat/ebml-go/webm"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+
+	"github.com/rtcrec/recorder/media/internal/tooltest"
+)
+
+// rtpFrame is one frame's packets.
+type rtpFrame struct {
+	packets []*rtp.Packet
+	key     bool
+}
+
+// encode makes seconds of 320x240 test video at 30 fps with a keyframe every
+// second with ffmpeg (libvpx, real-time settings like a WebRTC sender) and
+// packetizes it with pion's payloader, with sequence numbers and timestamps
+// that wrap.
+func encode(t testing.TB, codec Codec, seconds int) []rtpFrame {
+	t.Helper()
+	ivf := filepath.Join(t.TempDir(), "in.ivf")
+	args := []string{"-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", itoa(seconds), "-g", "30", "-b:v", "400k", "-deadline", "realtime", "-lag-in-frames", "0"}
+	var payloader rtp.Payloader
+	if codec == VP9 {
+		args = append(args, "-c:v", "libvpx-vp9", "-cpu-used", "8")
+		payloader = &codecs.VP9Payloader{}
+	} else {
+		args = append(args, "-c:v", "libvpx", "-auto-alt-ref", "0", "-cpu-used", "8")
+		payloader = &codecs.VP8Payloader{EnablePictureID: true}
+	}
+	tooltest.Run(t, "ffmpeg", append(args, "-f", "ivf", ivf)...)
+	f, err := os.Open(ivf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []rtpFrame
+	seq, ts := uint16(65000), uint32(math.MaxUint32-90000)
+	dep := depFor(codec)
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if err != nil {
+			break
+		}
+		var fr rtpFrame
+		fr.key = dep.Keyframe(frame)
+		payloads := payloader.Payload(1200, frame)
+		for i, pl := range payloads {
+			fr.packets = append(fr.packets, &rtp.Packet{Header: rtp.Header{
+				Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 0x1234, Marker: i == len(payloads)-1,
+			}, Payload: pl})
+			seq++
+		}
+		frames = append(frames, fr)
+		ts += 3000
+	}
+	if len(frames) != 30*seconds {
+		t.Fatalf("ffmpeg made %d frames, want %d", len(frames), 30*seconds)
+	}
+	return frames
+}
+
+func depFor(c Codec) depacketizer {
+	if c == VP9 {
+		return &vp9Codec{}
+	}
+	return &vp8Codec{}
+}
+
+func itoa(n int) string { return string(rune('0'+n/10)) + string(rune('0'+n%10)) }
+
+// TestWriter_WebM writes streams with real VP8/VP9 through the writer and
+// checks the file with ffprobe (codec, size, duration, decoded frames), with
+// ffmpeg's decoder (no errors) and with ebml-go's WebM reader.
+func TestWriter_WebM(t *testing.T) {
+	tests := []struct {
+		name       string
+		skip       func(frame, packet int) bool // packets not delivered
+		wantFrames int
+		wantStart  float64 // seconds: time zero is the first packet
+		wantDur    float64
+		wantPLI    int
+	}{
+		{"clean", func(int, int) bool { return false }, 90, 0, 3, 1},
+		{"loss in a delta frame", func(f, p int) bool { return f == 40 && p == 0 }, 90 - 20, 0, 3, 2},
+		{"joins mid-stream", func(f, _ int) bool { return f < 5 }, 90 - 30, 25.0 / 30, 3 - 5.0/30, 1},
+		{"pause: 20 frames not written", func(f, _ int) bool { return f >= 35 && f < 55 }, 90 - 25, 0, 3, 2},
+	}
+	for _, codec := range []Codec{VP8, VP9} {
+		frames := encode(t, codec, 3)
+		if !frames[0].key || frames[1].key || !frames[30].key {
+			t.Fatalf("%v: keyframes are not where the encoder was told to put them", codec)
+		}
+		for _, tt := range tests {
+			t.Run(codec.String()+"/"+tt.name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "track.webm")
+				plis := 0
+				w, err := New(path, codec, WithKeyframeRequest(func() { plis++ }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, fr := range frames {
+					for j, p := range fr.packets {
+						if tt.skip(i, j) {
+							continue
+						}
+						if err := w.WriteRTP(p); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Errorf("second Close: %v", err)
+				}
+				st := w.Stats()
+				if int(st.Frames) != tt.wantFrames || plis != tt.wantPLI {
+					t.Errorf("frames %d, keyframe requests %d; want %d, %d (stats %+v)", st.Frames, plis, tt.wantFrames, tt.wantPLI, st)
+				}
+
+				p := tooltest.FFProbe(t, path, true)
+				wantCodec := map[Codec]string{VP8: "vp8", VP9: "vp9"}[codec]
+				if p.CodecName != wantCodec || p.Width != 320 || p.Height != 240 {
+					t.Errorf("ffprobe: %s %dx%d, want %s 320x240", p.CodecName, p.Width, p.Height, wantCodec)
+				}
+				if math.Abs(p.Duration-tt.wantDur) > tt.wantDur*0.02 {
+					t.Errorf("ffprobe duration %.3f s, want %.3f s (RTP time from the first packet)", p.Duration, tt.wantDur)
+				}
+				if math.Abs(p.StartTime-tt.wantStart) > 0.002 {
+					t.Errorf("ffprobe start time %.3f s, want %.3f s", p.StartTime, tt.wantStart)
+				}
+				if p.Frames != tt.wantFrames {
+					t.Errorf("ffprobe decoded %d frames, want %d", p.Frames, tt.wantFrames)
+				}
+				if errs := tooltest.DecodeErrors(t, path); errs != "" {
+					t.Errorf("ffmpeg decoding errors:\n%s", errs)
+				}
+				checkEBML(t, path, codec, tt.wantFrames)
+			})
+		}
+	}
+}
+
+// checkEBML reads the file with github.com/at-wat/ebml-go: the track entry
+// and the number of keyframe and delta blocks.
+func checkEBML(t *testing.T, path string, codec Codec, frames int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var doc struct {
+		Header  webm.EBMLHeader `ebml:"EBML"`
+		Segment webm.Segment    `ebml:"Segment"`
+	}
+	if err := ebml.Unmarshal(f, &doc); err != nil && !errors.Is(err, ebml.ErrReadStopped) {
+		t.Fatalf("ebml-go: %v", err)
+	}
+	if doc.Header.DocType != "webm" {
+		t.Errorf("ebml-go: DocType %q", doc.Header.DocType)
+	}
+	tr := doc.Segment.Tracks.TrackEntry
+	if len(tr) != 1 || tr[0].CodecID != codec.codecID() || tr[0].Video == nil || tr[0].Video.PixelWidth != 320 || tr[0].Video.PixelHeight != 240 {
+		t.Errorf("ebml-go: tracks %+v", tr)
+	}
+	blocks, keys := 0, 0
+	for _, c := range doc.Segment.Cluster {
+		for _, b := range c.SimpleBlock {
+			blocks++
+			if b.Keyframe {
+				keys++
+			}
+		}
+	}
+	if blocks != frames || keys == 0 || doc.Segment.Info.Duration == 0 {
+		t.Errorf("ebml-go: %d blocks (%d keyframes), duration %.0f ms; want %d blocks", blocks, keys, doc.Segment.Info.Duration, frames)
+	}
+}
+
+func TestWriter_Errors(t *testing.T) {
+	if _, err := NewWith(&bytes.Buffer{}, Codec(9)); err == nil {
+		t.Error("unknown codec: no error")
+	}
+	w, err := NewWith(&bytes.Buffer{}, VP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRTP(&rtp.Packet{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteRTP after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestWriteRTP_Allocs counts allocations per packet once the buffers have
+// grown: none.
+func TestWriteRTP_Allocs(t *testing.T) {
+	for _, codec := range []Codec{VP8, VP9} {
+		t.Run(codec.String(), func(t *testing.T) {
+			frames := encode(t, codec, 1)
+			w, err := NewWith(discardAt{}, codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pkts []*rtp.Packet
+			for _, f := range frames {
+				pkts = append(pkts, f.packets...)
+			}
+			i, round := 0, uint32(0)
+			next := func() {
+				p := *pkts[i%len(pkts)]
+				p.SequenceNumber += uint16(len(pkts) * int(round))
+				p.Timestamp += 90000 * round
+				if err := w.WriteRTP(&p); err != nil {
+					t.Fatal(err)
+				}
+				if i++; i%len(pkts) == 0 {
+					round++
+				}
+			}
+			for range 3 * len(pkts) {
+				next() // warm up: buffers reach their size
+			}
+			runs := 10 * len(pkts) // ten seconds of video, ten keyframes
+			n := tooltest.TotalAllocs(runs, next)
+			t.Logf("%v: %d allocations in %d packets (%d frames, 10 keyframes)", codec, n, runs, 10*len(frames))
+			if n != 0 {
+				t.Errorf("%v: %d allocations in %d packets, want 0", codec, n, runs)
+			}
+
+		})
+	}
+}
+
+type discardAt struct{}
+
+func (discardAt) Write(p []byte) (int, error)            { return len(p), nil }
+func (discardAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+
+func BenchmarkWriteRTP(b *testing.B) {
+	for _, codec := range []Codec{VP8, VP9} {
+		b.Run(codec.String(), func(b *testing.B) {
+			frames := encode(b, codec, 1)
+			var pkts []*rtp.Packet
+			for _, f := range frames {
+				pkts = append(pkts, f.packets...)
+			}
+			w, _ := NewWith(discardAt{}, codec)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				p := *pkts[i%len(pkts)]
+				round := uint32(i / len(pkts))
+				p.SequenceNumber += uint16(len(pkts) * int(round))
+				p.Timestamp += 90000 * round
+				w.WriteRTP(&p)
+				i++
+			}
+		})
+	}
+}
+
+// FuzzDepacketize feeds arbitrary payloads to both depacketizers and the
+// keyframe and size parsers: no panic.
+func FuzzDepacketize(f *testing.F) {
+	f.Add([]byte{0x90, 0x80, 0x01, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00})
+	f.Add([]byte{0x8e, 0x01, 0x02, 0x20, 0x82, 0x49, 0x83, 0x42, 0x00})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		for _, d := range []depacketizer{&vp8Codec{}, &vp9Codec{}} {
+			frame, _, _ := d.Depacketize(nil, payload)
+			d.Keyframe(frame)
+			d.Size(frame)
+			d.Keyframe(payload)
+			d.Size(payload)
+		}
+	})
+}
