@@ -74,7 +74,8 @@ type Options struct {
 	Concurrency int
 	// HTTPClient sends the requests (an *http.Client or the SDK's
 	// BuildableClient); nil means a client with dial and response-header
-	// timeouts, so an unreachable server fails fast.
+	// timeouts, so an unreachable server fails fast. With AWS_CA_BUNDLE set
+	// in the environment it must be a *awshttp.BuildableClient.
 	HTTPClient aws.HTTPClient
 	// MaxAttempts bounds retries of one request; default 3.
 	MaxAttempts int
