@@ -49,6 +49,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/internal/httpcode"
 )
 
 // Options configure an Azure Blob bucket. Give AccountName and AccountKey, or
@@ -468,19 +469,7 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	}
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		switch s := re.StatusCode; {
-		case s == http.StatusNotFound:
-			return storage.NotFound
-		case s == http.StatusUnauthorized:
-			return storage.Unauthenticated
-		case s == http.StatusForbidden:
-			return storage.PermissionDenied
-		case s == http.StatusRequestedRangeNotSatisfiable, s == http.StatusBadRequest:
-			return storage.InvalidArgument
-		case s == http.StatusTooManyRequests, s >= 500:
-			return storage.Unavailable
-		}
-		return storage.Unknown
+		return httpcode.Code(re.StatusCode)
 	}
 	var ne net.Error
 	var oe *net.OpError
