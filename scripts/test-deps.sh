@@ -48,6 +48,7 @@ else
 fi
 
 go mod download || fail "go mod download failed"
+(cd internal/s3gateway && go mod download) || fail "go mod download failed in internal/s3gateway (the versitygw S3 test server)"
 
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test-deps: NOT INSTALLED (the tests that need these will say they skipped):"
