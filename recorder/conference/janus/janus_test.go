@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,24 +21,8 @@ func adapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
 	return janus.New(janus.Options{URL: srv.URL, API: rtctest.API(t), RequestTimeout: 3 * time.Second})
 }
 
-// noLeaks fails the test if goroutines of the adapter or of Pion (an open
-// PeerConnection) outlive it.
-func noLeaks(t *testing.T) {
-	t.Cleanup(func() {
-		var stacks string
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			buf := make([]byte, 1<<20)
-			stacks = string(buf[:runtime.Stack(buf, true)])
-			if !strings.Contains(stacks, "conference/janus.(*") && !strings.Contains(stacks, "github.com/pion/") {
-				return
-			}
-		}
-		t.Errorf("goroutines of the adapter left running:\n%s", stacks)
-	})
-}
-
 func TestJanus_FollowsPublishers(t *testing.T) {
-	noLeaks(t)
+	rtctest.NoLeaks(t, "conference/janus.(*")
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1001")
 	alice := srv.Publish(t, "1001", "alice", 440, "MIC")
@@ -133,7 +116,7 @@ func TestJanus_FollowsPublishers(t *testing.T) {
 }
 
 func TestJanus_EmptyRoomFillsLater(t *testing.T) {
-	noLeaks(t)
+	rtctest.NoLeaks(t, "conference/janus.(*")
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1002")
 	s := rtctest.NewSink(t)
@@ -216,7 +199,7 @@ func TestJanus_NotAnswering(t *testing.T) {
 }
 
 func TestJanus_KilledMidRecording(t *testing.T) {
-	noLeaks(t)
+	rtctest.NoLeaks(t, "conference/janus.(*")
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1003")
 	srv.Publish(t, "1003", "frank", 440, "")
@@ -248,7 +231,7 @@ func TestJanus_KilledMidRecording(t *testing.T) {
 }
 
 func TestJanus_RoomDestroyed(t *testing.T) {
-	noLeaks(t)
+	rtctest.NoLeaks(t, "conference/janus.(*")
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "1004")
 	srv.Publish(t, "1004", "gina", 440, "")

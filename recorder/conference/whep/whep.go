@@ -182,6 +182,9 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 		c.mu.Unlock()
 	}
 	c.live.Store(int32(len(c.sessions)))
+	for _, s := range c.sessions {
+		s.active.Store(true)
+	}
 	return c.leave, nil
 }
 
@@ -204,6 +207,8 @@ type session struct {
 	ep       endpoint
 	location string
 	pc       *webrtc.PeerConnection
+
+	active atomic.Bool // part of the conference: set by Join, cleared by leave
 
 	mu     sync.Mutex
 	tracks []*track
@@ -235,8 +240,12 @@ func (c *conf) pull(ctx context.Context, ep endpoint) (*session, error) {
 	}
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.onTrack(s, remote) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed {
+		switch st {
+		case webrtc.PeerConnectionStateFailed:
 			c.fail(s, fmt.Errorf("whep: %s: connection failed", ep.url))
+		case webrtc.PeerConnectionStateClosed:
+			// Closed by the endpoint (DTLS close_notify) unless we left.
+			c.fail(s, nil)
 		}
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -394,9 +403,13 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote) {
 	c.sink.AddTrack(ct)
 }
 
-// fail ends a session whose connection failed; the conference ends with err
-// when no session is left.
+// fail ends a session whose connection failed (err) or that the endpoint
+// closed (nil); the conference ends, with the last session's err, when no
+// session is left.
 func (c *conf) fail(s *session, err error) {
+	if !s.active.Load() {
+		return // not (yet) part of the conference, or we left
+	}
 	s.mu.Lock()
 	if s.failed {
 		s.mu.Unlock()
@@ -408,7 +421,11 @@ func (c *conf) fail(s *session, err error) {
 	for _, t := range tracks {
 		t.end()
 	}
-	c.log.Warn("whep session failed", "url", s.ep.url, "error", err)
+	if err != nil {
+		c.log.Warn("whep session failed", "url", s.ep.url, "error", err)
+	} else {
+		c.log.Info("whep session closed by the endpoint", "url", s.ep.url)
+	}
 	if c.live.Add(-1) > 0 {
 		return
 	}
@@ -430,6 +447,9 @@ func (c *conf) leave() {
 		sessions := c.sessions
 		c.mu.Unlock()
 		var wg sync.WaitGroup
+		for _, s := range sessions {
+			s.active.Store(false)
+		}
 		for _, s := range sessions {
 			wg.Add(1)
 			go func() {

@@ -3,6 +3,8 @@ package rtctest
 import (
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +189,23 @@ func (s *Sink) Ended(within time.Duration) (err error, ok bool) {
 	case <-time.After(within):
 		return nil, false
 	}
+}
+
+// NoLeaks fails the test if, once it and its other cleanups are done,
+// goroutines whose stacks mention marker (e.g. "conference/janus.(*") or any
+// of Pion's (an open PeerConnection) are still running. Call it first.
+func NoLeaks(t testing.TB, marker string) {
+	t.Cleanup(func() {
+		var stacks string
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			buf := make([]byte, 1<<20)
+			stacks = string(buf[:runtime.Stack(buf, true)])
+			if !strings.Contains(stacks, marker) && !strings.Contains(stacks, "github.com/pion/") {
+				return
+			}
+		}
+		t.Errorf("goroutines left running:\n%s", stacks)
+	})
 }
 
 var _ conference.Sink = (*Sink)(nil)
