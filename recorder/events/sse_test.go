@@ -206,7 +206,7 @@ func TestHandler_ResumesFromLastEventIDWithoutGapsOrDuplicates(t *testing.T) {
 	checkGoroutines(t)
 	b, _ := newBus(t, Options{SubscriberBuffer: 1024})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 
 	publishN(t, b, "org1", 100)
 	// Publish 200 more while the client connects and replays: the switch from
@@ -229,7 +229,7 @@ func TestHandler_LiveOnlyWithoutLastEventID(t *testing.T) {
 	checkGoroutines(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	publishN(t, b, "org1", 3)
 	r, _ := sseClient(t, srv.URL, "org1", "")
 	publishN(t, b, "org1", 2)
@@ -242,7 +242,7 @@ func TestHandler_TenantScoped(t *testing.T) {
 	checkGoroutines(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 
 	// Ids 1..6 alternate org1, org2.
 	for i := range 6 {
@@ -267,7 +267,7 @@ func TestHandler_TenantScoped(t *testing.T) {
 func TestHandler_RejectsBadRequests(t *testing.T) {
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	tests := []struct {
 		name, method, org, last string
 		want                    int
@@ -308,7 +308,7 @@ func TestHandler_Heartbeat(t *testing.T) {
 	checkGoroutines(t)
 	b, _ := newBus(t, Options{Heartbeat: 20 * time.Millisecond})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	r, _ := sseClient(t, srv.URL, "org1", "")
 	got := make(chan string, 1)
 	go func() {
@@ -385,7 +385,7 @@ func TestClose_EndsStreams(t *testing.T) {
 	checkGoroutines(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	r, _ := sseClient(t, srv.URL, "org1", "")
 	b.Close()
 	done := make(chan error, 1)
