@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -274,7 +275,11 @@ func (b *Bucket) SignedURL(ctx context.Context, key string, opts *SignedURLOptio
 	if err := b.check("signedurl", key); err != nil {
 		return "", err
 	}
-	u, err := b.p.SignedURL(ctx, key, opts.withDefaults())
+	o := opts.withDefaults()
+	if o.Method != http.MethodGet && o.Method != http.MethodPut {
+		return "", &Error{Code: InvalidArgument, Op: "signedurl", Key: key, Err: fmt.Errorf("cannot sign method %q: GET or PUT only", o.Method)}
+	}
+	u, err := b.p.SignedURL(ctx, key, o)
 	return u, wrap(b.p, "signedurl", key, err)
 }
 

@@ -63,3 +63,15 @@ func TestBucket_WrapsOnce(t *testing.T) {
 		t.Errorf("error wrapped twice: %v", err)
 	}
 }
+
+func TestBucket_SignedURLMethod(t *testing.T) {
+	b := memstore.NewBucket("s")
+	_, err := b.SignedURL(t.Context(), "k", &storage.SignedURLOptions{Method: "DELETE"})
+	if storage.Code(err) != storage.InvalidArgument {
+		t.Errorf("SignedURL(DELETE) = %v, want InvalidArgument", err)
+	}
+	_, err = b.SignedURL(t.Context(), "k", nil)
+	if storage.Code(err) != storage.Unimplemented {
+		t.Errorf("SignedURL on memstore without a signer = %v, want Unimplemented", err)
+	}
+}

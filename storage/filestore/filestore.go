@@ -130,7 +130,13 @@ func (p *Provider) NewWriter(ctx context.Context, key string, opts *storage.Writ
 		return nil, fmt.Errorf("filestore: root directory: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+			return nil, fmt.Errorf("filestore: key %q needs a directory where an object is: %w", key, storage.InvalidArgument)
+		}
 		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("filestore: key %q names a directory of other objects: %w", key, storage.InvalidArgument)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix+"*")
 	if err != nil {
@@ -430,13 +436,14 @@ func (p *Provider) ErrorCode(err error) storage.ErrorCode {
 		return c
 	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		// ENOTDIR: a key under another object's name ("a/b" with "a" an object).
 		return storage.NotFound
 	case errors.Is(err, fs.ErrPermission):
 		return storage.PermissionDenied
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return storage.ResourceExhausted
-	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENAMETOOLONG):
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENAMETOOLONG):
 		return storage.InvalidArgument
 	case errors.Is(err, syscall.EROFS):
 		return storage.PermissionDenied

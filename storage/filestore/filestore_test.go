@@ -127,3 +127,34 @@ func TestFilestore_NoTempFilesLeft(t *testing.T) {
 		t.Errorf("files under root = %q, want only d and its sidecar", names)
 	}
 }
+
+// TestFilestore_FileDirectoryClash covers keys that a file system cannot hold
+// together: "x" and "x/y".
+func TestFilestore_FileDirectoryClash(t *testing.T) {
+	b, _ := NewBucket(t.TempDir(), nil)
+	ctx := t.Context()
+	if _, err := b.Upload(ctx, "x", strings.NewReader("file"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Upload(ctx, "x/y", strings.NewReader("under a file"), nil); storage.Code(err) != storage.InvalidArgument {
+		t.Errorf("Upload x/y over object x: %v, want InvalidArgument", err)
+	}
+	if _, err := b.Attributes(ctx, "x/y"); storage.Code(err) != storage.NotFound {
+		t.Errorf("Attributes x/y with x an object: %v, want NotFound", err)
+	}
+	if err := b.Delete(ctx, "x/y"); storage.Code(err) != storage.NotFound {
+		t.Errorf("Delete x/y with x an object: %v, want NotFound", err)
+	}
+	if _, err := b.Upload(ctx, "d/e", strings.NewReader("e"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Upload(ctx, "d", strings.NewReader("over a directory"), nil); storage.Code(err) != storage.InvalidArgument {
+		t.Errorf("Upload d over directory d/: %v, want InvalidArgument", err)
+	}
+	if _, err := b.Attributes(ctx, "d"); storage.Code(err) != storage.NotFound {
+		t.Errorf("Attributes of directory d: %v, want NotFound", err)
+	}
+	if got, err := b.ReadAll(ctx, "x"); err != nil || string(got) != "file" {
+		t.Errorf("x = %q, %v", got, err)
+	}
+}
