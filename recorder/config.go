@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -171,6 +172,24 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
 	return c, nil
+}
+
+// Application returns the configuration of applicationID: the configured one,
+// or the embedded default (WHIP, LOCAL storage).
+func (c *Config) Application(applicationID string) *Application {
+	if a := c.Applications[applicationID]; a != nil {
+		return a
+	}
+	return &Application{Conference: ConferenceConfig{Kind: "whip"}}
+}
+
+// Profile returns the storage profile of applicationID; an application without
+// one stores LOCAL under {dataDir}/storage.
+func (c *Config) Profile(applicationID string) *StorageProfile {
+	if p := c.Application(applicationID).Storage; p != nil {
+		return p
+	}
+	return &StorageProfile{Provider: ProviderLocal, Dir: filepath.Join(c.DataDir, "storage")}
 }
 
 // DefaultConfig is the configuration used without a file: embedded defaults.

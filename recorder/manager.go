@@ -136,22 +136,13 @@ type StartRequest struct {
 	MaxDuration    time.Duration     // optional; 0: the default
 }
 
-// Application returns the configuration of applicationID: the configured one,
-// or the embedded default (WHIP, LOCAL storage).
+// Application returns the configuration of applicationID (see Config.Application).
 func (m *Manager) Application(applicationID string) *Application {
-	if a := m.cfg.Applications[applicationID]; a != nil {
-		return a
-	}
-	return &Application{Conference: ConferenceConfig{Kind: "whip"}}
+	return m.cfg.Application(applicationID)
 }
 
-// Profile returns the storage profile of applicationID.
-func (m *Manager) Profile(applicationID string) *StorageProfile {
-	if p := m.Application(applicationID).Storage; p != nil {
-		return p
-	}
-	return &StorageProfile{Provider: ProviderLocal, Dir: filepath.Join(m.cfg.DataDir, "storage")}
-}
+// Profile returns the storage profile of applicationID (see Config.Profile).
+func (m *Manager) Profile(applicationID string) *StorageProfile { return m.cfg.Profile(applicationID) }
 
 // Bucket returns the (cached) bucket of applicationID's storage profile.
 func (m *Manager) Bucket(ctx context.Context, applicationID string) (*storage.Bucket, error) {

@@ -1,0 +1,172 @@
+// Command recorder is the WebRTC recording engine: conference platforms start
+// and stop recordings over HTTP, the recorder receives every participant's
+// stream, writes each track to its own file, mixes all audio into one WAV and
+// uploads everything to the application's storage.
+//
+//	recorder serve   [--config FILE]            run the service
+//	recorder demo    [--config FILE]            record a synthetic three-party conference end to end
+//	recorder verify  --application APP [--json] check an application's storage profile
+//	recorder sign    [--application APP] [--ttl D] URL-or-object-key
+//	recorder version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/recorder"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: recorder <command> [flags]
+
+commands:
+  serve    run the recorder service (config optional: --config FILE, default recorder.yaml if present)
+  demo     record a synthetic three-party conference end to end and print where every file went
+  verify   --application APP [--json]: check an application's storage profile (exit 0 only if all checks pass)
+  sign     [--application APP] [--ttl 1h] URL-or-object-key: print a signed URL for an object
+  mix      offline mix of per-track files (not in this build)
+  version  print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stderr)
+	case "demo":
+		err = demo(args, stdout, stderr)
+	case "verify":
+		var ok bool
+		ok, err = verify(args, stdout, stderr)
+		if err == nil && !ok {
+			return 1
+		}
+	case "sign":
+		err = sign(args, stdout, stderr)
+	case "mix":
+		err = errors.New("mix: offline mixing is not implemented in this build; mix.wav is written live during recording")
+	case "version", "--version", "-v":
+		printVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "recorder: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 2
+		}
+		fmt.Fprintln(stderr, "recorder:", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig loads --config, or recorder.yaml when present, or the defaults.
+func loadConfig(path string) (*recorder.Config, error) {
+	if path == "" {
+		if _, err := os.Stat("recorder.yaml"); err != nil {
+			return recorder.DefaultConfig(), nil
+		}
+		path = "recorder.yaml"
+	}
+	return recorder.LoadConfig(path)
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// serve runs the service. The first SIGINT/SIGTERM finishes the running
+// recordings and their uploads, then exits; a second one exits at once.
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (default recorder.yaml if present)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, *logFormat, slog.LevelInfo)
+	slog.SetDefault(log)
+	svc, err := api.NewService(context.Background(), cfg, log)
+	if err != nil {
+		return err
+	}
+	if svc.GeneratedKey != "" {
+		fmt.Fprintf(stderr, "\nA new API key was generated and stored in %s/api-key. It is shown only this once:\n\n    %s\n\n",
+			cfg.DataDir, svc.GeneratedKey)
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- svc.Serve() }()
+	select {
+	case err := <-serveErr:
+		return err
+	case sig := <-sigs:
+		log.Info("signal received: finishing running recordings and uploads; signal again to exit at once",
+			"signal", sig.String(), "active", svc.Manager.ActiveCount())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		sig := <-sigs
+		log.Warn("second signal: exiting now; unfinished recordings are recovered at the next start", "signal", sig.String())
+		cancel()
+		os.Exit(1)
+	}()
+	if err := svc.Shutdown(ctx); err != nil {
+		return err
+	}
+	log.Info("recorder stopped")
+	return nil
+}
+
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "recorder %s\n", version)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(w, "  %s\n", bi.GoVersion)
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/pion/webrtc/v4", "github.com/pion/opus", "modernc.org/sqlite":
+				fmt.Fprintf(w, "  %s %s\n", d.Path, d.Version)
+			}
+		}
+	}
+}
+
+// durationFlag parses a duration flag value.
+func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	return fs.Duration(name, def, usage)
+}
