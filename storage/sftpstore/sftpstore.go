@@ -734,6 +734,19 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	return storage.Unknown
 }
 
+// PermissionHint implements storage.PermissionHinter in file-system terms.
+func (b *bucket) PermissionHint(op string) string {
+	switch op {
+	case "write", "delete":
+		return "directory write" // files are created, renamed and removed in the key's directory
+	case "read", "attributes":
+		return "file read"
+	case "list", "check":
+		return "directory read and execute"
+	}
+	return ""
+}
+
 // Location implements storage.Provider: "sftp://host:port/dir".
 func (b *bucket) Location() string {
 	return "sftp://" + b.addr + "/" + strings.TrimPrefix(b.opts.Dir, "/")
@@ -751,4 +764,7 @@ func (b *bucket) Close() error {
 	return nil
 }
 
-var _ storage.Provider = (*bucket)(nil)
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)

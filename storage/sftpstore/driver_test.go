@@ -1,0 +1,238 @@
+package sftpstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/internal/verifytest"
+)
+
+func TestNew_RefusesIncompleteOptions(t *testing.T) {
+	keys := newTestKeys(t)
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"NoHost", Options{User: "u", Password: "p", HostKey: keys.hostLine}, "host and user"},
+		{"NoHostKey", Options{Host: "h", User: "u", Password: "p"}, "unknown host keys are refused"},
+		{"BadHostKey", Options{Host: "h", User: "u", Password: "p", HostKey: "ssh-ed25519 nonsense"}, "authorized_keys"},
+		{"MissingKnownHosts", Options{Host: "h", User: "u", Password: "p", KnownHostsFile: "/nonexistent"}, "knownHostsFile"},
+		{"NoCredentials", Options{Host: "h", User: "u", HostKey: keys.hostLine}, "password or a private key"},
+		{"BadPrivateKey", Options{Host: "h", User: "u", HostKey: keys.hostLine, PrivateKey: []byte("not a key")}, "private key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(&tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want an error about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHostKey_MismatchRefused(t *testing.T) {
+	srv := startInProcServer(t)
+	o := srv.Options(testUser)
+	o.HostKey = newTestKeys(t).hostLine // some other server's key
+	b, err := OpenBucket(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.CheckBucket(t.Context())
+	var hk *HostKeyError
+	if !errors.As(err, &hk) || storage.Code(err) != storage.Unauthenticated {
+		t.Fatalf("CheckBucket against a server with another host key: %v (code %v), want a HostKeyError, Unauthenticated", err, storage.Code(err))
+	}
+	if !strings.Contains(err.Error(), "SHA256:") {
+		t.Errorf("error %q does not show the offered key's fingerprint", err)
+	}
+}
+
+func TestKnownHostsFile(t *testing.T) {
+	srv := startInProcServer(t)
+	line := func(host string) string {
+		return host + " " + strings.TrimSpace(srv.Keys.hostLine) + "\n"
+	}
+	tests := []struct {
+		name, knownHosts string
+		want             storage.ErrorCode // Unknown: no error
+	}{
+		{"Listed", line("[127.0.0.1]:" + strconv.Itoa(srv.Addr.Port)), storage.Unknown},
+		{"OtherPort", line("[127.0.0.1]:1"), storage.Unauthenticated},
+		{"OtherKey", "[127.0.0.1]:" + strconv.Itoa(srv.Addr.Port) + " " + newTestKeys(t).hostLine, storage.Unauthenticated},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(f, []byte(tc.knownHosts), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o := srv.Options(testUser)
+			o.HostKey, o.KnownHostsFile = "", f
+			b, err := OpenBucket(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			err = b.CheckBucket(t.Context())
+			if (err == nil) != (tc.want == storage.Unknown) || (err != nil && storage.Code(err) != tc.want) {
+				t.Fatalf("CheckBucket: %v, want code %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrivateKeyLogin(t *testing.T) {
+	srv := startInProcServer(t)
+	o := srv.Options(testUser)
+	o.Password, o.PrivateKey = "", srv.Keys.clientPEM
+	b, err := OpenBucket(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Upload(t.Context(), "k", strings.NewReader("key login"), nil); err != nil {
+		t.Fatalf("Upload with a private key: %v", err)
+	}
+}
+
+func TestReconnectAfterDrop(t *testing.T) {
+	srv := startInProcServer(t)
+	b, err := OpenBucket(srv.Options(testUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	if _, err := b.Upload(ctx, "a/b", strings.NewReader("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		srv.DropConnections() // as a NAT timeout or server restart would
+		got, err := b.ReadAll(ctx, "a/b")
+		if err != nil || string(got) != "before" {
+			t.Fatalf("read after dropped connection %d: %q, %v", i, got, err)
+		}
+	}
+	if _, err := b.Upload(ctx, "a/c", strings.NewReader("after"), nil); err != nil {
+		t.Fatalf("write after dropped connections: %v", err)
+	}
+}
+
+// filesUnder lists every file below dir, relative to it.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, rel)
+		}
+		return err
+	})
+	return files
+}
+
+func TestFailedWritesLeaveNoTemporaryFile(t *testing.T) {
+	srv := startInProcServer(t)
+	b, err := OpenBucket(srv.Options(testUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("x"), 3<<20)
+
+	// Cancelled half way.
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := b.NewWriter(wctx, "dir/cancelled", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data[:1<<20])
+	cancel()
+	if err := w.Close(); storage.Code(err) != storage.Canceled {
+		t.Errorf("Close after cancel: %v, want Canceled", err)
+	}
+
+	// Content that does not match the MD5 the caller gave.
+	wrong := md5.Sum([]byte("something else"))
+	_, err = b.Upload(ctx, "dir/corrupt", bytes.NewReader(data), &storage.WriterOptions{Size: -1, ContentMD5: wrong[:]})
+	if storage.Code(err) != storage.DataLoss {
+		t.Errorf("Upload with a wrong ContentMD5: %v, want DataLoss", err)
+	}
+	right := md5.Sum(data)
+	if _, err := b.Upload(ctx, "dir/good", bytes.NewReader(data), &storage.WriterOptions{Size: -1, ContentMD5: right[:]}); err != nil {
+		t.Errorf("Upload with the right ContentMD5: %v", err)
+	}
+	if got := filesUnder(t, srv.Dir); len(got) != 1 || got[0] != filepath.Join("dir", "good") {
+		t.Errorf("files on the server: %q, want only dir/good", got)
+	}
+}
+
+func TestSignedURL_UsesSignURL(t *testing.T) {
+	srv := startInProcServer(t)
+	o := srv.Options(testUser)
+	var gotKey string
+	var gotOpts *storage.SignedURLOptions
+	o.SignURL = func(_ context.Context, key string, opts *storage.SignedURLOptions) (string, error) {
+		gotKey, gotOpts = key, opts
+		return "https://recorder.example/attachment/" + key + "?Signature=x", nil
+	}
+	b, err := OpenBucket(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	u, err := b.SignedURL(t.Context(), "tracks/a.ogg", &storage.SignedURLOptions{Method: "PUT", Expiry: time.Minute})
+	if err != nil || u != "https://recorder.example/attachment/tracks/a.ogg?Signature=x" {
+		t.Fatalf("SignedURL = %q, %v", u, err)
+	}
+	if gotKey != "tracks/a.ogg" || gotOpts.Method != "PUT" || gotOpts.Expiry != time.Minute {
+		t.Errorf("SignURL got key %q, opts %+v", gotKey, gotOpts)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	srv := startInProcServer(t)
+	stopped := startInProcServer(t)
+	stopped.Stop()
+	open := func(s *inProcServer, user, password, dir string) *storage.Bucket {
+		o := s.Options(user)
+		o.Password, o.Dir = password, dir
+		b, err := OpenBucket(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	loc := "sftp://" + srv.Addr.String() + "/"
+	const wrong = "wrong-password-value"
+	skipped := [5]string{"", "skipped: bucket check failed", "skipped", "skipped", "skipped"}
+	withFirst := func(first string) [5]string { w := skipped; w[0] = first; return w }
+	verifytest.Run(t, []verifytest.Case{
+		{Name: "Healthy", Bucket: open(srv, testUser, testPassword, srv.Dir), Secret: testPassword,
+			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
+		{Name: "WrongPassword", Bucket: open(srv, testUser, wrong, srv.Dir), Secret: wrong,
+			Words: withFirst("credentials rejected by " + loc)},
+		{Name: "MissingDirectory", Bucket: open(srv, testUser, testPassword, srv.Dir+"/missing"), Secret: testPassword,
+			Words: withFirst("bucket does not exist: " + loc)},
+		{Name: "ReadOnly", Bucket: open(srv, testReader, testPassword, srv.Dir), Secret: testPassword,
+			Want:  [5]bool{true},
+			Words: [5]string{"reachable", "access denied writing rec/app1/verify-", "skipped: write failed", "skipped", "skipped"}},
+		{Name: "StoppedServer", Bucket: open(stopped, testUser, testPassword, stopped.Dir), Secret: testPassword,
+			Words: withFirst("cannot reach sftp://" + stopped.Addr.String() + "/")},
+	})
+}
