@@ -226,15 +226,16 @@ type writer struct {
 	metadata    map[string]string
 	contentMD5  []byte
 
-	buf      []byte
-	uploadID *string
-	wg       sync.WaitGroup
-	sem      chan struct{}
-	mu       sync.Mutex // guards parts and err
-	parts    []types.CompletedPart
-	err      error
-	closed   bool
-	closeErr error
+	buf       []byte
+	uploadID  *string
+	stopAbort func() bool // cancels the abort-on-cancel hook
+	wg        sync.WaitGroup
+	sem       chan struct{}
+	mu        sync.Mutex // guards parts and err
+	parts     []types.CompletedPart
+	err       error
+	closed    bool
+	closeErr  error
 }
 
 func (w *writer) Write(b []byte) (int, error) {
@@ -295,6 +296,8 @@ func (w *writer) flushPart() error {
 		}
 		w.uploadID = out.UploadId
 		w.sem = make(chan struct{}, w.p.opts.Concurrency)
+		// A cancelled write aborts the upload even if Close is never called.
+		w.stopAbort = context.AfterFunc(w.ctx, w.abort)
 	}
 	part := w.buf
 	w.buf = w.p.getPart()
@@ -347,6 +350,7 @@ func (w *writer) commit() error {
 		}
 		return w.putObject()
 	}
+	w.stopAbort()
 	err := w.ctx.Err()
 	if err == nil && len(w.buf) > 0 {
 		err = w.flushPart()

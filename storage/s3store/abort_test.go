@@ -1,0 +1,62 @@
+package s3store
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/rtcrec/recorder/storage"
+)
+
+// TestCancelAbortsMultipartUpload checks that a cancelled multipart write
+// leaves no pending upload on the server, with or without Close.
+func TestCancelAbortsMultipartUpload(t *testing.T) {
+	g := sharedGateway(t)
+	ctx := t.Context()
+	bucket := newTestBucket(t, ctx, g)
+	p := newProvider(t, ctx, g.endpoint, bucket, rootAccess, rootSecret)
+	b := storage.NewBucket(p)
+	defer b.Close()
+	pending := func() int {
+		out, err := p.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Uploads)
+	}
+	part := make([]byte, minPartSize)
+	rand.Read(part)
+	for _, closeIt := range []bool{true, false} {
+		wctx, cancel := context.WithCancel(ctx)
+		w, err := b.NewWriter(wctx, "abort/obj", &storage.WriterOptions{Size: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 { // two parts sent, the third buffered
+			if _, err := w.Write(part); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := pending(); n != 1 {
+			t.Fatalf("pending uploads while writing = %d, want 1", n)
+		}
+		cancel()
+		if closeIt && w.Close() == nil {
+			t.Fatal("Close after cancel succeeded")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for pending() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("close=%v: the multipart upload was not aborted", closeIt)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := b.Attributes(ctx, "abort/obj"); storage.Code(err) != storage.NotFound {
+			t.Fatalf("close=%v: object after a cancelled write: %v", closeIt, err)
+		}
+	}
+}
