@@ -35,11 +35,7 @@ func TestJanus_FollowsPublishers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer leave()
-	byUser := map[string]*rtctest.Track{}
-	for range 2 {
-		r := s.Next(t, 10*time.Second)
-		byUser[r.UserID] = r
-	}
+	byUser := s.NextByUser(t, 2, 10*time.Second)
 	for _, tc := range []struct {
 		user string
 		typ  conference.StreamType

@@ -238,11 +238,7 @@ func TestWHEP_StreamList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer leave()
-	byUser := map[string]*rtctest.Track{}
-	for range 2 {
-		tr := sink.Next(t, 5*time.Second)
-		byUser[tr.UserID] = tr
-	}
+	byUser := sink.NextByUser(t, 2, 10*time.Second)
 	time.Sleep(1500 * time.Millisecond)
 	if byUser["alice"] == nil || byUser["bob"] == nil {
 		t.Fatalf("tracks of %v, want alice and bob", byUser)

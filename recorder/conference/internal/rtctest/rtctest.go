@@ -57,6 +57,10 @@ func Main(m *testing.M) int {
 		return m.Run()
 	case "":
 		reason := canUnshare()
+		if fuzzing() {
+			// Fuzz workers talk to their coordinator over inherited pipes.
+			reason = "fuzzing runs outside the namespace"
+		}
 		if reason != "" {
 			os.Setenv(envNetNS, reason)
 			return m.Run()
@@ -78,6 +82,17 @@ func Main(m *testing.M) int {
 	default:
 		return m.Run()
 	}
+}
+
+// fuzzing reports whether the binary runs fuzz targets (as coordinator or
+// worker) rather than tests.
+func fuzzing() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.fuzzworker") || (strings.HasPrefix(a, "-test.fuzz=") && a != "-test.fuzz=") {
+			return true
+		}
+	}
+	return false
 }
 
 func canUnshare() string {

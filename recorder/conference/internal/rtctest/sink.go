@@ -170,6 +170,22 @@ func (s *Sink) Next(t testing.TB, within time.Duration) *Track {
 	}
 }
 
+// NextByUser waits for the next n tracks and returns them by userId,
+// failing the test unless they come within the time from distinct users.
+func (s *Sink) NextByUser(t testing.TB, n int, within time.Duration) map[string]*Track {
+	t.Helper()
+	byUser := make(map[string]*Track, n)
+	deadline := time.Now().Add(within)
+	for range n {
+		r := s.Next(t, time.Until(deadline))
+		if byUser[r.UserID] != nil {
+			t.Fatalf("two tracks of %s", r.UserID)
+		}
+		byUser[r.UserID] = r
+	}
+	return byUser
+}
+
 // NoTrack fails the test if a track comes within d.
 func (s *Sink) NoTrack(t testing.TB, d time.Duration) {
 	t.Helper()
