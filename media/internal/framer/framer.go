@@ -14,8 +14,9 @@ import (
 // Codec depacketizes one codec's RTP payloads.
 type Codec interface {
 	// Depacketize appends the frame data carried by payload to frame and
-	// reports whether payload starts a new frame. On error the packet is
-	// treated as lost.
+	// reports whether payload can be the first packet of a frame (it is
+	// only consulted for the first packet after a complete or dropped
+	// frame). On error the packet is treated as lost.
 	Depacketize(frame, payload []byte) (out []byte, start bool, err error)
 	// Keyframe reports whether a complete frame can be decoded on its own.
 	Keyframe(frame []byte) bool
@@ -96,22 +97,18 @@ func (f *Framer) Push(p *rtp.Packet) (Frame, bool) {
 		// lost its end.
 		f.drop()
 	}
-	old := len(f.buf)
 	if !f.inFrame {
-		f.buf, old = f.buf[:0], 0
+		f.buf = f.buf[:0]
 		f.ts = p.Timestamp
 	}
 	out, start, err := f.Codec.Depacketize(f.buf, p.Payload)
 	switch {
 	case err != nil:
 		f.broken = true
-	case start && old > 0:
-		// The start of a new frame in the middle of one (same timestamp):
-		// keep the new one.
-		f.Stats.DroppedFrames++
-		out = out[:copy(out, out[old:])]
-		f.broken = false
-	case start:
+	case !f.inFrame && start:
+		// Packets lost just before a frame's first packet belonged to an
+		// earlier frame. Within a frame, start means nothing more (H.264
+		// reports every NAL unit that may begin an access unit).
 		f.broken = false
 	case !f.inFrame:
 		f.broken = true // the frame's first packet is missing

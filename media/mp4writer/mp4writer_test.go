@@ -1,0 +1,344 @@
+package mp4writer
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/rtcrec/recorder/media/internal/tooltest"
+)
+
+type rtpFrame struct {
+	packets []*rtp.Packet
+	key     bool
+}
+
+// splitAnnexB returns the NAL units of an Annex B byte stream.
+func splitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	for {
+		i := bytes.Index(b, []byte{0, 0, 1})
+		if i < 0 {
+			return out
+		}
+		b = b[i+3:]
+		j := bytes.Index(b, []byte{0, 0, 1})
+		if j < 0 {
+			return append(out, b)
+		}
+		out = append(out, bytes.TrimRight(b[:j], "\x00"))
+		b = b[j:]
+	}
+}
+
+// encode makes seconds of 320x240 test video at 30 fps, constrained
+// baseline with an IDR (with SPS and PPS, as WebRTC senders do) every
+// second, with ffmpeg's libx264, and packetizes each access unit with
+// pion's H.264 payloader (STAP-A for the parameter sets, FU-A for large
+// slices), with sequence numbers and timestamps that wrap.
+func encode(t testing.TB, seconds int) []rtpFrame {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "in.h264")
+	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+		"-t", string(rune('0'+seconds)), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency",
+		"-x264-params", "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1:slice-max-size=3000",
+		"-bsf:v", "h264_mp4toannexb", "-f", "h264", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Group NAL units into access units: a new one starts at an AUD, SPS,
+	// PPS or SEI, or at a slice with first_mb_in_slice 0, after a slice.
+	var aus [][][]byte
+	sawSlice := true
+	for _, nal := range splitAnnexB(b) {
+		if startsAU(nal) && sawSlice {
+			aus = append(aus, nil)
+			sawSlice = false
+		}
+		typ := nal[0] & 0x1F
+		if typ == nalSlice || typ == nalIDR {
+			sawSlice = true
+		}
+		aus[len(aus)-1] = append(aus[len(aus)-1], nal)
+	}
+	if len(aus) != 30*seconds {
+		t.Fatalf("ffmpeg made %d access units, want %d", len(aus), 30*seconds)
+	}
+	payloader := &codecs.H264Payloader{}
+	seq, ts := uint16(65000), uint32(math.MaxUint32-90000)
+	var frames []rtpFrame
+	for _, au := range aus {
+		var fr rtpFrame
+		var annexB []byte
+		for _, nal := range au {
+			annexB = append(append(annexB, 0, 0, 0, 1), nal...)
+			fr.key = fr.key || nal[0]&0x1F == nalIDR
+		}
+		payloads := payloader.Payload(1200, annexB)
+		for i, pl := range payloads {
+			fr.packets = append(fr.packets, &rtp.Packet{Header: rtp.Header{
+				Version: 2, PayloadType: 102, SequenceNumber: seq, Timestamp: ts, SSRC: 0x5678, Marker: i == len(payloads)-1,
+			}, Payload: pl})
+			seq++
+		}
+		frames = append(frames, fr)
+		ts += 3000
+	}
+	return frames
+}
+
+// TestWriter_MP4 writes H.264 streams through the writer and checks the file
+// with ffprobe (codec, size, duration, decoded frames), ffmpeg's decoder (no
+// errors) and mp4ff's parser (fragments, sync samples, decode times).
+func TestWriter_MP4(t *testing.T) {
+	frames := encode(t, 3)
+	if !frames[0].key || frames[1].key || !frames[30].key {
+		t.Fatal("IDR pictures are not where the encoder was told to put them")
+	}
+	tests := []struct {
+		name       string
+		skip       func(frame, packet int) bool
+		wantFrames int
+		wantStart  float64
+		wantDur    float64
+		wantPLI    int
+	}{
+		{"clean", func(int, int) bool { return false }, 90, 0, 3, 1},
+		{"loss in a P frame", func(f, p int) bool { return f == 40 && p == 0 }, 90 - 20, 0, 3, 2},
+		{"loss in an IDR", func(f, p int) bool { return f == 30 && p == 1 }, 90 - 30, 0, 3, 2},
+		{"joins mid-stream", func(f, _ int) bool { return f < 5 }, 90 - 30, 25.0 / 30, 3 - 5.0/30, 1},
+		{"pause: 20 frames not written", func(f, _ int) bool { return f >= 35 && f < 55 }, 90 - 25, 0, 3, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "track.mp4")
+			plis := 0
+			w, err := New(path, WithKeyframeRequest(func() { plis++ }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, fr := range frames {
+				for j, p := range fr.packets {
+					if !tt.skip(i, j) {
+						if err := w.WriteRTP(p); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			if st := w.Stats(); int(st.Frames) != tt.wantFrames || plis != tt.wantPLI {
+				t.Errorf("frames %d, keyframe requests %d; want %d, %d (stats %+v)", st.Frames, plis, tt.wantFrames, tt.wantPLI, st)
+			}
+			if wd, ht := w.Size(); wd != 320 || ht != 240 {
+				t.Errorf("Size = %dx%d", wd, ht)
+			}
+
+			p := tooltest.FFProbe(t, path, true)
+			if p.CodecName != "h264" || p.Width != 320 || p.Height != 240 {
+				t.Errorf("ffprobe: %s %dx%d, want h264 320x240", p.CodecName, p.Width, p.Height)
+			}
+			if math.Abs(p.Duration-tt.wantDur) > tt.wantDur*0.02 {
+				t.Errorf("ffprobe duration %.3f s, want %.3f s", p.Duration, tt.wantDur)
+			}
+			if math.Abs(p.StartTime-tt.wantStart) > 0.002 {
+				t.Errorf("ffprobe start time %.3f s, want %.3f s", p.StartTime, tt.wantStart)
+			}
+			if p.Frames != tt.wantFrames {
+				t.Errorf("ffprobe decoded %d frames, want %d", p.Frames, tt.wantFrames)
+			}
+			if errs := tooltest.DecodeErrors(t, path); errs != "" {
+				t.Errorf("ffmpeg decoding errors:\n%s", errs)
+			}
+			checkMP4ff(t, path, tt.wantFrames)
+		})
+	}
+}
+
+// checkMP4ff parses the file with mp4ff: an init segment with avcC, then
+// fragments whose first sample is a sync sample and whose decode times
+// increase without overlap.
+func checkMP4ff(t *testing.T, path string, frames int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := mp4.DecodeFile(f)
+	if err != nil {
+		t.Fatalf("mp4ff: %v", err)
+	}
+	if m.Init == nil || m.Init.Moov.Trak.Mdia.Minf.Stbl.Stsd.AvcX == nil {
+		t.Fatal("mp4ff: no init segment with an avc1 sample entry")
+	}
+	trex := m.Init.Moov.Mvex.Trex
+	samples := 0
+	end := uint64(0)
+	for _, seg := range m.Segments {
+		for _, frag := range seg.Fragments {
+			fs, err := frag.GetFullSamples(trex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(fs) == 0 {
+				t.Fatal("mp4ff: empty fragment")
+			}
+			if fs[0].DecodeTime < end {
+				t.Errorf("fragment %d starts at %d before the previous end %d", frag.Moof.Mfhd.SequenceNumber, fs[0].DecodeTime, end)
+			}
+			samples += len(fs)
+			last := fs[len(fs)-1]
+			end = last.DecodeTime + uint64(last.Dur)
+		}
+	}
+	if samples != frames {
+		t.Errorf("mp4ff: %d samples, want %d", samples, frames)
+	}
+}
+
+func TestWriter_Errors(t *testing.T) {
+	w := NewWith(&bytes.Buffer{})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteRTP(&rtp.Packet{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteRTP after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestDepacketize checks the RFC 6184 packet types against what pion's
+// depacketizer makes of the same payloads.
+func TestDepacketize(t *testing.T) {
+	sps := []byte{0x67, 0x42, 0xC0, 0x1E}
+	pps := []byte{0x68, 0xCE, 0x3C, 0x80}
+	idr := append([]byte{0x65, 0x88}, bytes.Repeat([]byte{7}, 3000)...)
+	var annexB []byte
+	for _, n := range [][]byte{sps, pps, idr} {
+		annexB = append(append(annexB, 0, 0, 0, 1), n...)
+	}
+	payloads := (&codecs.H264Payloader{}).Payload(1200, annexB)
+	if len(payloads) < 3 || payloads[0][0]&0x1F != nalSTAPA || payloads[1][0]&0x1F != nalFUA {
+		t.Fatalf("payloader did not make STAP-A + FU-A: %d packets", len(payloads))
+	}
+	var c h264Codec
+	var frame []byte
+	pion := &codecs.H264Packet{IsAVC: true}
+	var want []byte
+	for i, p := range payloads {
+		var start bool
+		var err error
+		frame, start, err = c.Depacketize(frame, p)
+		// The STAP-A and the FU-A start of an IDR slice with
+		// first_mb_in_slice 0 may each begin an access unit.
+		if err != nil || start != (i <= 1) {
+			t.Fatalf("packet %d: start %v, err %v", i, start, err)
+		}
+		out, err := pion.Unmarshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, out...)
+	}
+	if !bytes.Equal(frame, want) {
+		t.Errorf("access unit differs from pion's (%d vs %d bytes)", len(frame), len(want))
+	}
+	if !c.Keyframe(frame) || !bytes.Equal(c.sps, sps) || !bytes.Equal(c.pps, pps) {
+		t.Error("IDR with SPS and PPS not recognised")
+	}
+	if got := appendSample(nil, frame); !bytes.Equal(got, appendNAL(nil, idr)) {
+		t.Error("sample keeps parameter sets")
+	}
+	for _, bad := range [][]byte{nil, {0x1C}, {0x1C, 0x05, 1}, {0x18, 0, 9, 1}, {0x19, 1}, {0x1D, 0x85, 1}} {
+		if _, _, err := (&h264Codec{fuStart: -1}).Depacketize(nil, bad); err == nil {
+			t.Errorf("payload % x: no error", bad)
+		}
+	}
+}
+
+// TestWriteRTP_Allocs counts allocations per packet in the steady state:
+// the depacketizer and framer allocate nothing; mp4ff allocates its box
+// tree once per fragment (one fragment per second here).
+func TestWriteRTP_Allocs(t *testing.T) {
+	frames := encode(t, 1)
+	var pkts []*rtp.Packet
+	for _, f := range frames {
+		pkts = append(pkts, f.packets...)
+	}
+	w := NewWith(io_Discard{})
+	i, round := 0, 0
+	next := func() {
+		p := *pkts[i%len(pkts)]
+		p.SequenceNumber += uint16(len(pkts) * round)
+		p.Timestamp += uint32(90000 * round)
+		if err := w.WriteRTP(&p); err != nil {
+			t.Fatal(err)
+		}
+		if i++; i%len(pkts) == 0 {
+			round++
+		}
+	}
+	for range 3 * len(pkts) {
+		next()
+	}
+	runs := 10 * len(pkts)
+	n := tooltest.TotalAllocs(runs, next)
+	perFragment := float64(n) / 10
+	t.Logf("%d allocations in %d packets (10 fragments): %.3f per packet, %.0f per fragment", n, runs, float64(n)/float64(runs), perFragment)
+	if perFragment > 60 {
+		t.Errorf("%.0f allocations per fragment", perFragment)
+	}
+}
+
+type io_Discard struct{}
+
+func (io_Discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func BenchmarkWriteRTP(b *testing.B) {
+	frames := encode(b, 1)
+	var pkts []*rtp.Packet
+	for _, f := range frames {
+		pkts = append(pkts, f.packets...)
+	}
+	w := NewWith(io_Discard{})
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		p := *pkts[i%len(pkts)]
+		round := i / len(pkts)
+		p.SequenceNumber += uint16(len(pkts) * round)
+		p.Timestamp += uint32(90000 * round)
+		w.WriteRTP(&p)
+		i++
+	}
+}
+
+// FuzzDepacketize feeds arbitrary payloads to the depacketizer, the
+// keyframe check and the sample builder: no panic, and every access unit it
+// builds is well-formed AVC (lengths add up) unless an FU-A is unfinished.
+func FuzzDepacketize(f *testing.F) {
+	f.Add([]byte{0x18, 0, 4, 0x67, 0x42, 0xC0, 0x1E, 0, 2, 0x68, 0xCE}, []byte{0x7C, 0x85, 0x88, 1}, []byte{0x7C, 0x45, 2})
+	f.Add([]byte{0x65, 0x88, 1}, []byte{0x41, 0x9A}, []byte{0x1C})
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		codec := h264Codec{fuStart: -1}
+		var frame []byte
+		for _, p := range [][]byte{a, b, c} {
+			frame, _, _ = codec.Depacketize(frame, p)
+		}
+		codec.Keyframe(frame)
+		appendSample(nil, frame)
+	})
+}
