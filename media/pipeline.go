@@ -323,6 +323,13 @@ func (p *AudioPipeline) emit(ts uint32, payload []byte) {
 		return
 	}
 	head := p.ring.Head()
+	if ok && pos+uint64(n) > head+uint64(p.ring.Cap()) {
+		// Further ahead than the ring holds: a timestamp jump without the
+		// time passing (within MaxJump). Writing it would overflow the
+		// ring and lose the audio until the mixer got there.
+		p.reanchor(ts)
+		pos = p.basePos
+	}
 	if !ok || pos < head {
 		p.late.Add(1)
 		p.lateRun++

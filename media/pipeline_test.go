@@ -351,6 +351,11 @@ func TestAudioPipeline_Reanchors(t *testing.T) {
 				h.Timestamp += 3600 * 48000
 			}
 		}},
+		{"timestamp jumps forward 3 s: within MaxJump, beyond the ring", func(i int, h *rtp.Header) {
+			if i >= 100 {
+				h.Timestamp += 3 * 48000
+			}
+		}},
 		{"timestamp jumps back", func(i int, h *rtp.Header) {
 			if i >= 100 {
 				h.Timestamp -= 600 * 48000
