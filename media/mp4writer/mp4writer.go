@@ -32,7 +32,6 @@ import (
 
 	"github.com/rtcrec/recorder/media/internal/fileout"
 	"github.com/rtcrec/recorder/media/internal/framer"
-	"github.com/rtcrec/recorder/media/internal/rtptime"
 )
 
 const clockRate = 90000 // RTP clock of video (RFC 3551 §5), also the track timescale
@@ -74,13 +73,10 @@ type Writer struct {
 	file *os.File
 	h264 h264Codec
 	fr   framer.Framer
-	tl   rtptime.Timeline
 
-	anchored bool
-	anchor   rtp.Header // first packet: time zero
-	started  bool       // init segment written
-	width    int
-	height   int
+	started bool // init segment written
+	width   int
+	height  int
 
 	// The pending fragment: samples whose data is in data; the last
 	// sample's duration is known only when the next frame arrives.
@@ -117,8 +113,7 @@ func NewWith(out io.Writer, opts ...Option) *Writer {
 	}
 	w := &Writer{out: out, span: int64(c.fragment.Seconds() * clockRate), lastDur: clockRate / 30}
 	w.h264.fuStart = -1
-	w.fr = framer.Framer{Codec: &w.h264, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe}
-	w.tl.MaxGap = uint32(c.maxGap.Seconds() * clockRate)
+	w.fr = framer.Framer{Codec: &w.h264, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe, MaxGap: uint32(c.maxGap.Seconds() * clockRate)}
 	return w
 }
 
@@ -134,9 +129,6 @@ func (w *Writer) WriteRTP(p *rtp.Packet) error {
 	case p == nil:
 		return nil
 	}
-	if !w.anchored {
-		w.anchored, w.anchor = true, p.Header
-	}
 	f, ok := w.fr.Push(p)
 	if !ok {
 		return nil
@@ -145,13 +137,8 @@ func (w *Writer) WriteRTP(p *rtp.Packet) error {
 		if err := w.writeInit(); err != nil {
 			return err
 		}
-		// Time zero is the first packet, even if its frame was dropped.
-		w.tl.Place(w.anchor.SSRC, w.anchor.Timestamp, 0)
 	}
-	if _, ok := w.tl.Place(f.SSRC, f.Timestamp, 0); !ok {
-		return nil // timestamp before the previous frame's
-	}
-	return w.addSample(w.tl.Position(), f.Keyframe, f.Data)
+	return w.addSample(f.Time, f.Keyframe, f.Data)
 }
 
 // writeInit writes the init segment (ftyp, moov with the avcC of the

@@ -37,7 +37,6 @@ import (
 
 	"github.com/rtcrec/recorder/media/internal/fileout"
 	"github.com/rtcrec/recorder/media/internal/framer"
-	"github.com/rtcrec/recorder/media/internal/rtptime"
 )
 
 const (
@@ -83,10 +82,6 @@ type Writer struct {
 	codec Codec
 	dep   depacketizer
 	fr    framer.Framer
-
-	anchored bool
-	anchor   rtp.Header // first packet: time zero
-	tl       rtptime.Timeline
 
 	started       bool  // header written
 	width, height int   // from the first keyframe
@@ -139,8 +134,7 @@ func NewWith(out io.Writer, codec Codec, opts ...Option) (*Writer, error) {
 	if at, ok := out.(io.WriterAt); ok {
 		w.at = at
 	}
-	w.fr = framer.Framer{Codec: w.dep, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe}
-	w.tl.MaxGap = uint32(c.maxGap.Seconds() * clockRate)
+	w.fr = framer.Framer{Codec: w.dep, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe, MaxGap: uint32(c.maxGap.Seconds() * clockRate)}
 	return w, nil
 }
 
@@ -156,25 +150,16 @@ func (w *Writer) WriteRTP(p *rtp.Packet) error {
 	case p == nil:
 		return nil
 	}
-	if !w.anchored {
-		w.anchored, w.anchor = true, p.Header
-	}
 	f, ok := w.fr.Push(p)
 	if !ok {
 		return nil
 	}
 	if !w.started {
-		// Time zero is the first packet, even if its frame was dropped.
-		w.tl.Place(w.anchor.SSRC, w.anchor.Timestamp, 0)
 		w.width, w.height = w.dep.Size(f.Data)
 		w.writeHeader()
 		w.started = true
 	}
-	if _, ok := w.tl.Place(f.SSRC, f.Timestamp, 0); !ok {
-		return nil // timestamp before the previous frame's
-	}
-	ms := w.tl.Position() * 1000 / clockRate
-	return w.writeBlock(ms, f.Keyframe, f.Data)
+	return w.writeBlock(f.Time*1000/clockRate, f.Keyframe, f.Data)
 }
 
 // writeHeader appends the EBML header, the Segment start, Info and Tracks.

@@ -9,6 +9,8 @@ package framer
 
 import (
 	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media/internal/rtptime"
 )
 
 // Codec depacketizes one codec's RTP payloads.
@@ -30,6 +32,12 @@ type Frame struct {
 	Timestamp uint32 // RTP timestamp
 	SSRC      uint32
 	Keyframe  bool
+	// Time is the frame's place on the track's timeline, in RTP clock
+	// ticks: time zero is the first packet pushed (even if its frame was
+	// dropped), so a track that starts before its first keyframe keeps its
+	// start; gaps keep their length, and jumps beyond MaxGap and SSRC
+	// changes continue without a gap (media/internal/rtptime).
+	Time int64
 }
 
 // Stats counts what a Framer saw.
@@ -53,6 +61,8 @@ type Framer struct {
 	// keyframe is needed: at the start, after a loss or an SSRC change, and
 	// again every second while none has arrived.
 	OnKeyframeRequest func()
+	// MaxGap is the longest timestamp gap, in ticks, kept on the timeline.
+	MaxGap uint32
 
 	Stats Stats
 
@@ -65,6 +75,10 @@ type Framer struct {
 	buf      []byte
 	needKey  bool
 	reqTS    uint32 // RTP timestamp of the last keyframe request
+
+	anchor rtp.Header // the first packet: time zero
+	placed bool       // anchor placed on tl
+	tl     rtptime.Timeline
 }
 
 // resync is the sequence distance beyond which a jump is taken as a restart
@@ -76,6 +90,9 @@ const resync = 3000
 func (f *Framer) Push(p *rtp.Packet) (Frame, bool) {
 	switch d := int16(p.SequenceNumber - f.expected); {
 	case !f.started || p.SSRC != f.ssrc:
+		if !f.started {
+			f.anchor = p.Header
+		}
 		f.started, f.ssrc = true, p.SSRC
 		f.inFrame = false
 		f.needKey = true
@@ -133,12 +150,21 @@ func (f *Framer) Push(p *rtp.Packet) (Frame, bool) {
 		}
 		return Frame{}, false
 	}
+	f.inFrame = false
+	if !f.placed {
+		f.placed = true
+		f.tl.MaxGap = f.MaxGap
+		f.tl.Place(f.anchor.SSRC, f.anchor.Timestamp, 0)
+	}
+	if _, ok := f.tl.Place(f.ssrc, f.ts, 0); !ok {
+		f.Stats.DroppedFrames++ // older than the previous frame
+		return Frame{}, false
+	}
 	if key {
 		f.needKey = false
 	}
-	f.inFrame = false
 	f.Stats.Frames++
-	return Frame{Data: f.buf, Timestamp: f.ts, SSRC: f.ssrc, Keyframe: key}, true
+	return Frame{Data: f.buf, Timestamp: f.ts, SSRC: f.ssrc, Keyframe: key, Time: f.tl.Position()}, true
 }
 
 // drop discards the frame in progress.

@@ -129,3 +129,29 @@ func data0(b []byte) byte {
 	}
 	return b[0] % 3
 }
+
+// TestFramer_Time checks frame times: zero at the first packet even when
+// its frame is dropped, gaps kept, a jump beyond MaxGap continued.
+func TestFramer_Time(t *testing.T) {
+	f := Framer{Codec: fakeCodec{}, ClockRate: 90000, MaxGap: 90000}
+	var got []int64
+	for i, ts := range []uint32{1000, 4000, 7000, 16000, 16000 + 500000, 16000 + 503000} {
+		data := "Sa"
+		if i == 1 {
+			data = "SK"
+		}
+		if fr, ok := f.Push(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i), Timestamp: ts, Marker: true}, Payload: []byte(data)}); ok {
+			got = append(got, fr.Time)
+		}
+	}
+	want := []int64{3000, 6000, 15000, 15000, 18000}
+	if len(got) != len(want) {
+		t.Fatalf("times %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("times %v, want %v", got, want)
+			break
+		}
+	}
+}
