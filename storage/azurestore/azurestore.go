@@ -35,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +217,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	if err := w.stageErr(); err != nil {
-		return 0, err
+		return 0, serviceError(err)
 	}
 	w.md5.Write(p)
 	n := len(p)
@@ -285,7 +286,7 @@ func (w *writer) Close() error {
 		return err
 	}
 	if err := w.stageErr(); err != nil {
-		return err
+		return serviceError(err)
 	}
 	if len(w.opts.ContentMD5) > 0 && !bytes.Equal(sum, w.opts.ContentMD5) {
 		return ErrChecksum
@@ -301,13 +302,13 @@ func (w *writer) Close() error {
 			Metadata:                meta,
 			TransactionalValidation: blob.TransferValidationTypeMD5(sum),
 		})
-		return err
+		return serviceError(err)
 	}
 	_, err := w.bb.CommitBlockList(w.ctx, w.ids, &blockblob.CommitBlockListOptions{
 		HTTPHeaders: headers,
 		Metadata:    meta,
 	})
-	return err
+	return serviceError(err)
 }
 
 // NewRangeReader implements storage.Provider.
@@ -326,7 +327,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 		return b.emptyRange(ctx, bc, offset)
 	}
 	if err != nil {
-		return nil, err
+		return nil, serviceError(err)
 	}
 	return resp.Body, nil
 }
@@ -335,7 +336,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 func (b *bucket) emptyRange(ctx context.Context, bc *blob.Client, offset int64) (io.ReadCloser, error) {
 	p, err := bc.GetProperties(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, serviceError(err)
 	}
 	if size := deref(p.ContentLength); offset > size {
 		return nil, fmt.Errorf("%w: offset %d is beyond the object's %d bytes", errInvalidRange, offset, size)
@@ -355,7 +356,7 @@ func deref[T any](p *T) T {
 func (b *bucket) Attributes(ctx context.Context, key string) (*storage.Attributes, error) {
 	p, err := b.c.NewBlobClient(key).GetProperties(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, serviceError(err)
 	}
 	return &storage.Attributes{
 		Key:         key,
@@ -372,7 +373,7 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*storage.Attribute
 func (b *bucket) Delete(ctx context.Context, key string) error {
 	include := blob.DeleteSnapshotsOptionTypeInclude
 	_, err := b.c.NewBlobClient(key).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: &include})
-	return err
+	return serviceError(err)
 }
 
 // ListPage implements storage.Provider with one List Blobs call; the page
@@ -391,7 +392,7 @@ func (b *bucket) ListPage(ctx context.Context, prefix, pageToken string, pageSiz
 	}
 	resp, err := b.c.NewListBlobsFlatPager(opts).NextPage(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, "", serviceError(err)
 	}
 	var objs []*storage.Attributes
 	for _, it := range resp.Segment.BlobItems {
@@ -435,11 +436,12 @@ func (b *bucket) SignedURL(_ context.Context, key string, opts *storage.SignedUR
 func (b *bucket) CheckBucket(ctx context.Context) error {
 	one := int32(1)
 	_, err := b.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{MaxResults: &one}).NextPage(ctx)
-	return err
+	return serviceError(err)
 }
 
 // ErrorCode implements storage.Provider.
 func (b *bucket) ErrorCode(err error) storage.ErrorCode {
+	var se *ServiceError
 	switch {
 	case err == nil:
 		return storage.Unknown
@@ -456,6 +458,8 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound):
 		return storage.NotFound
 	case bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.NoAuthenticationInformation):
+		return storage.Unauthenticated
+	case errors.As(err, &se) && se.authenticationFailed():
 		return storage.Unauthenticated
 	case bloberror.HasCode(err, bloberror.AuthorizationFailure, bloberror.AuthorizationPermissionMismatch,
 		bloberror.AuthorizationResourceTypeMismatch, bloberror.AuthorizationServiceMismatch,
@@ -479,6 +483,22 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	return storage.Unknown
 }
 
+// PermissionHint implements storage.PermissionHinter: the blob data action
+// and the SAS permission letters an operation needs.
+func (b *bucket) PermissionHint(op string) string {
+	switch op {
+	case "write":
+		return "blob write (SAS c and w)"
+	case "read", "attributes":
+		return "blob read (SAS r)"
+	case "delete":
+		return "blob delete (SAS d)"
+	case "list", "check":
+		return "blob list (SAS l)"
+	}
+	return ""
+}
+
 // Location implements storage.Provider: the container URL without any SAS.
 func (b *bucket) Location() string {
 	u, err := url.Parse(b.c.URL())
@@ -491,6 +511,60 @@ func (b *bucket) Location() string {
 
 // Close implements storage.Provider; the SDK holds nothing to release.
 func (b *bucket) Close() error { return nil }
+
+// ServiceError is an error reply of the Blob service, shortened to its
+// status, error code and message; Unwrap gives the SDK's full error.
+type ServiceError struct {
+	StatusCode int
+	Code       string // Azure's error code, for example "AuthorizationPermissionMismatch"
+	Message    string // the reason phrase of the reply, for example "Server failed to authenticate the request. …"
+	Err        *azcore.ResponseError
+}
+
+func (e *ServiceError) Error() string {
+	return fmt.Sprintf("azurestore: %d %s: %s", e.StatusCode, e.ErrorCode(), e.ErrorMessage())
+}
+
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// ErrorCode returns Azure's error code, or the HTTP status text when the
+// reply had none.
+func (e *ServiceError) ErrorCode() string {
+	if e.Code != "" {
+		return e.Code
+	}
+	return http.StatusText(e.StatusCode)
+}
+
+// ErrorMessage returns the service's explanation.
+func (e *ServiceError) ErrorMessage() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return http.StatusText(e.StatusCode)
+}
+
+// authenticationFailed reports whether the service said it could not
+// authenticate the request. Azure says so with the code AuthenticationFailed,
+// Azurite with AuthorizationFailure and the same message.
+func (e *ServiceError) authenticationFailed() bool {
+	return e.Code == string(bloberror.AuthenticationFailed) ||
+		strings.Contains(e.Message, "failed to authenticate")
+}
+
+// serviceError shortens the SDK's multi-line response errors to a ServiceError.
+func serviceError(err error) error {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	se := &ServiceError{StatusCode: re.StatusCode, Code: re.ErrorCode, Err: re}
+	if re.RawResponse != nil {
+		// The status line carries Azure's message as its reason phrase.
+		se.Message = strings.TrimSpace(strings.TrimPrefix(re.RawResponse.Status, strconv.Itoa(re.StatusCode)))
+	}
+	return se
+}
 
 // metaPrefix marks a metadata key stored as the hex of its bytes.
 const metaPrefix = "rcx_"
@@ -567,4 +641,7 @@ func plainValue(v string) bool {
 	return true
 }
 
-var _ storage.Provider = (*bucket)(nil)
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)

@@ -13,7 +13,7 @@ import (
 )
 
 func TestConformance_Azurite(t *testing.T) {
-	az := startAzurite(t)
+	az := sharedAzurite(t)
 	var last string
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {

@@ -2,6 +2,7 @@ package azurestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,43 +34,85 @@ type azurite struct {
 	n        atomic.Int64
 }
 
+// errNoAzurite says that azurite-blob is not installed.
+var errNoAzurite = errors.New("azurite-blob is not installed (npm azurite@3.37.0; scripts/test-deps.sh installs it into .tools)")
+
 // findAzurite looks for azurite-blob on PATH, then in the repository's .tools.
-func findAzurite(t testing.TB) string {
+func findAzurite() (string, error) {
 	if p, err := exec.LookPath("azurite-blob"); err == nil {
-		return p
+		return p, nil
 	}
 	_, file, _, _ := runtime.Caller(0)
 	p := filepath.Join(filepath.Dir(file), "..", "..", ".tools", "node_modules", ".bin", "azurite-blob")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	if _, err := os.Stat(p); err != nil {
+		return "", errNoAzurite
 	}
-	testenv.Missing(t, "azurite-blob is not installed (npm azurite@3.37.0; scripts/test-deps.sh installs it into .tools)")
-	return ""
+	return p, nil
 }
 
-func startAzurite(t testing.TB) *azurite {
+// shared is the one Azurite of this test binary, started by the first test
+// that needs it and stopped by TestMain.
+var shared struct {
+	once sync.Once
+	az   *azurite
+	err  error
+	stop func()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.stop != nil {
+		shared.stop()
+	}
+	os.Exit(code)
+}
+
+// sharedAzurite returns the package's Azurite, starting it if needed.
+func sharedAzurite(t testing.TB) *azurite {
 	t.Helper()
-	bin := findAzurite(t)
+	shared.once.Do(func() { shared.az, shared.stop, shared.err = startAzurite() })
+	switch {
+	case errors.Is(shared.err, errNoAzurite):
+		testenv.Missing(t, shared.err.Error())
+	case shared.err != nil:
+		t.Fatal(shared.err)
+	}
+	return shared.az
+}
+
+// startAzurite starts azurite-blob on a free loopback port, in memory, and
+// waits until it answers.
+func startAzurite() (*azurite, func(), error) {
+	bin, err := findAzurite()
+	if err != nil {
+		return nil, nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	dir, err := os.MkdirTemp("", "azurite")
+	if err != nil {
+		return nil, nil, err
+	}
 	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port),
 		"--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent")
-	cmd.Dir = t.TempDir() // for anything it might write
+	cmd.Dir = dir // for anything it might write
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		testenv.Missing(t, "cannot start azurite-blob: "+err.Error())
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("start azurite-blob: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stop := func() {
 		cmd.Process.Kill()
 		<-exited
-	})
+		os.RemoveAll(dir)
+	}
 	a := &azurite{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/%s", port, azuriteAccount)}
 	// Ready when it answers HTTP (with an auth error: the request is unsigned).
 	deadline := time.Now().Add(30 * time.Second)
@@ -76,15 +120,17 @@ func startAzurite(t testing.TB) *azurite {
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("azurite-blob exited: %s", out.String())
+			stop()
+			return nil, nil, fmt.Errorf("azurite-blob exited: %s", out.String())
 		default:
 		}
 		if resp, err := client.Get(a.Endpoint + "?comp=list"); err == nil {
 			resp.Body.Close()
-			return a
+			return a, stop, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("azurite-blob not ready after 30s: %s", out.String())
+			stop()
+			return nil, nil, fmt.Errorf("azurite-blob not ready after 30s: %s", out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
