@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -357,6 +358,50 @@ func BenchmarkMixer_Step(b *testing.B) {
 				}
 			}
 			rt.stop()
+		})
+	}
+}
+
+// stallSink sleeps once, at frame stallAt, as a slow disk would.
+type stallSink struct {
+	frames  int
+	stallAt int
+	stall   time.Duration
+}
+
+func (s *stallSink) WriteFrame([]int16) error {
+	s.frames++
+	if s.frames == s.stallAt {
+		time.Sleep(s.stall)
+	}
+	return nil
+}
+
+// TestMixer_RunCatchesUp stalls the sink for 300 ms in fake time
+// (testing/synctest): Run catches up at most MaxCatchUp steps per tick, so
+// the frame count follows the clock again, and with MaxCatchUp 1 it cannot.
+func TestMixer_RunCatchesUp(t *testing.T) {
+	tests := []struct {
+		maxCatchUp int
+		want       int64
+	}{
+		{4, 100}, // 2 s of 20 ms frames
+		{1, 86},  // the 300 ms stall (less the one tick the ticker buffered) is never made up
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.maxCatchUp), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sink := &stallSink{stallAt: 10, stall: 300 * time.Millisecond}
+				m := NewMixer(MixConfig{MaxCatchUp: tt.maxCatchUp}, sink)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second+time.Millisecond)
+				defer cancel()
+				if err := m.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Frames(); got < tt.want-1 || got > tt.want {
+					t.Errorf("%d frames after 2 s, want %d", got, tt.want)
+				}
+			})
 		})
 	}
 }
