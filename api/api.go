@@ -77,15 +77,50 @@ func New(o Options) *Server {
 	if o.WHIP != nil {
 		mux.Handle("/whip/", o.WHIP)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
-	})
 	s.mux = mux
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Requests no route matches get the error
+// JSON too: 404, or 405 with Allow when only the method is wrong.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.mux.ServeHTTP(&routeError{w: w, r: r}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// routeError turns the ServeMux's plain-text 404 and 405 into the error JSON.
+type routeError struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	wrote bool
+}
+
+func (e *routeError) Header() http.Header { return e.w.Header() }
+
+func (e *routeError) WriteHeader(status int) {
+	if e.wrote {
+		return
+	}
+	e.wrote = true
+	switch status {
+	case http.StatusNotFound:
+		writeError(e.w, status, "not_found", "no such route: "+e.r.Method+" "+e.r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		writeError(e.w, status, "method_not_allowed", "method "+e.r.Method+" is not allowed on "+e.r.URL.Path)
+	default: // redirects of unclean paths
+		e.w.WriteHeader(status)
+	}
+}
+
+func (e *routeError) Write(b []byte) (int, error) {
+	if !e.wrote {
+		e.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil
+}
 
 // Authorize returns the organization of an API key (for the WHIP endpoint's
 // bearer tokens).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
@@ -22,9 +23,10 @@ const (
 
 // harness is a recorder service on a loopback port with two tenants.
 type harness struct {
-	t   testing.TB
-	svc *Service
-	url string
+	t    testing.TB
+	svc  *Service
+	url  string
+	stop func() // shuts the service down (also at the test's end)
 }
 
 func testConfig(dir string) *recorder.Config {
@@ -66,6 +68,7 @@ func startService(t testing.TB, dir string) *harness {
 		}
 	}
 	t.Cleanup(stop)
+	h.stop = stop
 	return h
 }
 
@@ -136,4 +139,29 @@ func (h *harness) start(key string, cmd StartRecording) (RecordingDataEvent, int
 
 func recPath(ev RecordingDataEvent) string {
 	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
+}
+
+// recordTone records one participant sending a tone for d on a new
+// conversation and returns the signed URL of its mix.
+func recordTone(t *testing.T, ctx context.Context, h *harness, conv string, freq float64, d time.Duration) string {
+	t.Helper()
+	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, conv+"-conf", "u-"+conv, "MIC"), conv, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conv + "-conf", ConversationID: conv})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(d)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/"+conv, key1, nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) == 0 {
+		t.Fatalf("composition: %d %+v", st, comp)
+	}
+	return comp.Composition.Outputs[0].URL
 }

@@ -18,8 +18,9 @@ import (
 // compose builds the outputs of a stopped recording and uploads them: every
 // track file, mix.wav, then manifest.json (which lists the others' sizes and
 // checksums), each verified after upload. When every upload succeeded the
-// local copies are deleted. It records every object in the recording.
-func (m *Manager) compose(ctx context.Context, s *Session) error {
+// local copies are deleted. It records every object in the recording. final
+// is the state the recording ends in, written to the manifest.
+func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	rec := s.Snapshot()
 	bucket, err := m.Bucket(ctx, rec.ApplicationID)
 	if err != nil {
@@ -60,6 +61,7 @@ func (m *Manager) compose(ctx context.Context, s *Session) error {
 			mix.SHA256 = objects[composition.MixFile].SHA256
 		}
 	}
+	rec.State = final
 	man := manifest(rec, mix, objects)
 	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
 		errs = append(errs, err)
@@ -234,7 +236,7 @@ func (s *Session) recoverFiles() {
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
 		final, failure = StateFailed, &ErrorInfo{Code: "recovery_failed", Message: "the recording's local files are gone", Occurred: now}
-	} else if err := s.m.compose(ctx, s); err != nil {
+	} else if err := s.m.compose(ctx, s, StateStopped); err != nil {
 		final, failure = StateFailed, &ErrorInfo{Code: "upload_failed", Message: err.Error(), Occurred: s.m.now()}
 	}
 	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {

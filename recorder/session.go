@@ -211,7 +211,7 @@ func (s *Session) finish(why stopReason) {
 		final = StateAborted
 	}
 	if rec.hadMedia() {
-		if err := s.m.compose(ctx, s); err != nil && final == StateStopped {
+		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
 			final, failure = StateFailed, &ErrorInfo{Code: "upload_failed", Message: err.Error(), Occurred: s.m.now()}
 		}
 	}
