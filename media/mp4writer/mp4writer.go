@@ -49,6 +49,7 @@ type Option func(*config)
 type config struct {
 	onKeyframe func()
 	maxGap     time.Duration
+	now        func() time.Time
 	fragment   time.Duration
 }
 
@@ -57,6 +58,12 @@ type config struct {
 // second until one arrives. It runs on the WriteRTP goroutine and should
 // only signal (e.g. send a PLI without blocking).
 func WithKeyframeRequest(fn func()) Option { return func(c *config) { c.onKeyframe = fn } }
+
+// WithClock sets the wall clock read at every packet (default time.Now). A
+// timestamp jump beyond the maximum gap, or a new SSRC, continues after the
+// wall-clock time that passed since the previous packet, so a long pause
+// keeps its length; nil continues directly, for offline conversion.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithMaxGap sets the longest RTP timestamp gap kept as a gap (default 30 s);
 // a longer jump is taken as a timestamp reset.
@@ -107,13 +114,14 @@ func New(path string, opts ...Option) (*Writer, error) {
 // NewWith writes a fragmented MP4 of an H.264 stream to out. Nothing is
 // written before the first decodable IDR picture. Close does not close out.
 func NewWith(out io.Writer, opts ...Option) *Writer {
-	c := config{maxGap: 30 * time.Second, fragment: time.Second}
+	c := config{maxGap: 30 * time.Second, fragment: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
 	w := &Writer{out: out, span: int64(c.fragment.Seconds() * clockRate), lastDur: clockRate / 30}
 	w.h264.fuStart = -1
-	w.fr = framer.Framer{Codec: &w.h264, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe, MaxGap: uint32(c.maxGap.Seconds() * clockRate)}
+	w.fr = framer.Framer{Codec: &w.h264, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe,
+		MaxGap: uint32(c.maxGap.Seconds() * clockRate), Now: c.now}
 	return w
 }
 

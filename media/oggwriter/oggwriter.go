@@ -10,7 +10,8 @@
 // positions and players that simply decode every packet both keep time.
 // Duplicates and packets that arrive after their place was written are
 // dropped (reordering belongs to the caller's jitter stage); a timestamp jump
-// larger than the maximum gap, or a new SSRC, continues the file without a gap.
+// larger than the maximum gap, or a new SSRC, continues the file after the
+// wall-clock time that passed (WithClock), so long pauses keep their length.
 //
 // Durability: a page is written (one write call) as soon as it holds one
 // second of audio, so a process crash loses at most about a second; Repair
@@ -53,6 +54,7 @@ type config struct {
 	serial    uint32
 	maxGap    time.Duration
 	pageAudio time.Duration
+	now       func() time.Time
 }
 
 // WithChannels sets the OpusHead channel count (default 2, as WebRTC
@@ -65,6 +67,12 @@ func WithSerial(s uint32) Option { return func(c *config) { c.serial = s } }
 // WithMaxGap sets the longest RTP timestamp gap filled with silence (default
 // 30 s); a longer jump is taken as a timestamp reset.
 func WithMaxGap(d time.Duration) Option { return func(c *config) { c.maxGap = d } }
+
+// WithClock sets the wall clock read at every packet (default time.Now). A
+// timestamp jump beyond the maximum gap, or a new SSRC, continues after the
+// wall-clock time that passed since the previous packet, so a long pause
+// keeps its length; nil continues directly, for offline conversion.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithPageDuration sets how much audio a page collects before it is written
 // (default one second): the most a crash can lose.
@@ -111,7 +119,7 @@ func New(path string, opts ...Option) (*Writer, error) {
 // NewWith writes an Ogg/Opus stream to out, starting with the header pages.
 // Close does not close out.
 func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
-	c := config{channels: 2, serial: rand.Uint32(), maxGap: 30 * time.Second, pageAudio: time.Second}
+	c := config{channels: 2, serial: rand.Uint32(), maxGap: 30 * time.Second, pageAudio: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -127,6 +135,7 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		page:     make([]byte, 0, pageHeaderSize+maxSegments+maxPageBody),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
+	w.tl.Rate, w.tl.Now = rate, c.now
 
 	// Identification header, alone on the first page (RFC 7845 §5.1), with
 	// channel mapping family 0 (mono or stereo).

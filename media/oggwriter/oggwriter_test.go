@@ -76,7 +76,7 @@ func TestWriter_Timeline(t *testing.T) {
 	const n = 300 // 6 s
 	packets := opusTone(t, 1000, 6)
 	path := filepath.Join(t.TempDir(), "track.ogg")
-	w, err := New(path, WithSerial(7))
+	w, err := New(path, WithSerial(7), WithClock(nil)) // the jump and the SSRC change continue directly
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +169,41 @@ func TestWriter_Timeline(t *testing.T) {
 			// packets to recover from the silence.
 			t.Errorf("packets %d–%d: 1 kHz amplitude %.0f, want about 9800", start, start+9, tone)
 		}
+	}
+}
+
+// TestWriter_LongPauseKeepsLength: the caller writes nothing for 5 s (a
+// pause longer than the maximum gap) and the sender's timestamps jump
+// meanwhile; the wall clock keeps the pause in the file.
+func TestWriter_LongPauseKeepsLength(t *testing.T) {
+	packets := opusTone(t, 1000, 2)
+	now := time.Unix(0, 0)
+	path := filepath.Join(t.TempDir(), "track.ogg")
+	w, err := New(path, WithMaxGap(time.Second), WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		ts := uint32(960 * i)
+		if i >= 50 {
+			ts += 1 << 30 // the sender's timestamps jumped during the pause
+			if i == 50 {
+				now = now.Add(5 * time.Second)
+			}
+		}
+		now = now.Add(20 * time.Millisecond)
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Timestamp: ts}, Payload: packets[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Duration() != 7*time.Second {
+		t.Errorf("Duration = %v, want 7s (1 s, a 5 s pause, 1 s)", w.Duration())
+	}
+	if p := tooltest.FFProbe(t, path, false); math.Abs(p.Duration-7) > 7*0.02 {
+		t.Errorf("ffprobe duration %.3f s, want 7 s", p.Duration)
 	}
 }
 

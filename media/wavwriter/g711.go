@@ -27,7 +27,8 @@ func (f Format) Silence() byte {
 // follows RTP time: gaps (loss, DTX, intervals the caller did not write) are
 // filled with the codec's silence byte, duplicates and late packets are
 // dropped, and a timestamp jump beyond the maximum gap or a new SSRC
-// continues the file without a gap. It is owned by one goroutine.
+// continues the file after the wall-clock time that passed (WithClock). It
+// is owned by one goroutine.
 type G711Writer struct {
 	w  *Writer
 	tl rtptime.Timeline
@@ -67,6 +68,7 @@ func newG711(w *Writer, opts []Option) *G711Writer {
 	c, _ := newConfig(opts)
 	g := &G711Writer{w: w}
 	g.tl.MaxGap = uint32(c.maxGap / (time.Second / g711Rate))
+	g.tl.Rate, g.tl.Now = g711Rate, c.now
 	return g
 }
 

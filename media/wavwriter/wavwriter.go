@@ -32,6 +32,7 @@ type config struct {
 	flush          time.Duration
 	sync           bool
 	maxGap         time.Duration
+	now            func() time.Time
 }
 
 // WithSampleRate sets the sample rate in Hz (default 8000).
@@ -51,8 +52,14 @@ func WithSync(on bool) Option { return func(c *config) { c.sync = on } }
 // silence (default 30 s); a longer jump is taken as a timestamp reset.
 func WithMaxGap(d time.Duration) Option { return func(c *config) { c.maxGap = d } }
 
+// WithClock sets the wall clock read at every packet (default time.Now). A
+// timestamp jump beyond the maximum gap, or a new SSRC, continues after the
+// wall-clock time that passed since the previous packet, so a long pause
+// keeps its length; nil continues directly, for offline conversion.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
 func newConfig(opts []Option) (config, error) {
-	c := config{rate: 8000, channels: 1, flush: time.Second, maxGap: 30 * time.Second}
+	c := config{rate: 8000, channels: 1, flush: time.Second, maxGap: 30 * time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -56,6 +56,7 @@ type Option func(*config)
 type config struct {
 	onKeyframe func()
 	maxGap     time.Duration
+	now        func() time.Time
 	flush      time.Duration
 }
 
@@ -64,6 +65,12 @@ type config struct {
 // second until one arrives. It runs on the WriteRTP goroutine and should
 // only signal (e.g. send a PLI without blocking).
 func WithKeyframeRequest(fn func()) Option { return func(c *config) { c.onKeyframe = fn } }
+
+// WithClock sets the wall clock read at every packet (default time.Now). A
+// timestamp jump beyond the maximum gap, or a new SSRC, continues after the
+// wall-clock time that passed since the previous packet, so a long pause
+// keeps its length; nil continues directly, for offline conversion.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithMaxGap sets the longest RTP timestamp gap kept as a gap (default 30 s);
 // a longer jump is taken as a timestamp reset.
@@ -118,7 +125,7 @@ func New(path string, codec Codec, opts ...Option) (*Writer, error) {
 // *os.File is) the segment Duration is kept up to date; otherwise it is
 // left out. Close does not close out.
 func NewWith(out io.Writer, codec Codec, opts ...Option) (*Writer, error) {
-	c := config{maxGap: 30 * time.Second, flush: time.Second}
+	c := config{maxGap: 30 * time.Second, flush: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -134,7 +141,8 @@ func NewWith(out io.Writer, codec Codec, opts ...Option) (*Writer, error) {
 	if at, ok := out.(io.WriterAt); ok {
 		w.at = at
 	}
-	w.fr = framer.Framer{Codec: w.dep, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe, MaxGap: uint32(c.maxGap.Seconds() * clockRate)}
+	w.fr = framer.Framer{Codec: w.dep, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe,
+		MaxGap: uint32(c.maxGap.Seconds() * clockRate), Now: c.now}
 	return w, nil
 }
 

@@ -8,6 +8,8 @@
 package framer
 
 import (
+	"time"
+
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/media/internal/rtptime"
@@ -63,6 +65,8 @@ type Framer struct {
 	OnKeyframeRequest func()
 	// MaxGap is the longest timestamp gap, in ticks, kept on the timeline.
 	MaxGap uint32
+	// Now is the wall clock that bridges longer jumps (rtptime.Timeline.Now).
+	Now func() time.Time
 
 	Stats Stats
 
@@ -153,7 +157,7 @@ func (f *Framer) Push(p *rtp.Packet) (Frame, bool) {
 	f.inFrame = false
 	if !f.placed {
 		f.placed = true
-		f.tl.MaxGap = f.MaxGap
+		f.tl.MaxGap, f.tl.Rate, f.tl.Now = f.MaxGap, f.ClockRate, f.Now
 		f.tl.Place(f.anchor.SSRC, f.anchor.Timestamp, 0)
 	}
 	if _, ok := f.tl.Place(f.ssrc, f.ts, 0); !ok {

@@ -4,8 +4,16 @@
 // duplicates and late packets are dropped, and a timestamp jump or a new SSRC
 // re-anchors the timeline instead of inserting minutes of silence.
 //
-// It is shared by the audio file writers (media/wavwriter, media/oggwriter).
+// With a wall clock (Timeline.Now) a jump is bridged by the wall-clock time
+// that passed instead: a pause longer than MaxGap, during which the caller
+// wrote nothing, keeps its length even if the sender's timestamps jumped or
+// its SSRC changed.
+//
+// It is shared by the file writers (media/wavwriter, media/oggwriter and,
+// through media/internal/framer, the video writers).
 package rtptime
+
+import "time"
 
 // Timeline maps the 32-bit, wrapping RTP timestamps of one track to a
 // monotonic 64-bit position in ticks of the RTP clock. The zero value is
@@ -14,8 +22,18 @@ package rtptime
 type Timeline struct {
 	// MaxGap is the largest forward timestamp gap, in ticks, kept as a gap.
 	// A larger jump (forward, or backward by more than MaxGap) re-anchors:
-	// the packet is placed directly after the previous one.
+	// the packet is placed directly after the previous one, or, with Now,
+	// after the wall-clock time that passed since it.
 	MaxGap uint32
+	// Rate is the RTP clock rate in Hz; it converts wall-clock time when
+	// Now is set.
+	Rate uint32
+	// Now, when set, is read at every placed packet (time.Now in live
+	// use; nil for offline conversion, where arrival times mean nothing).
+	Now func() time.Time
+
+	last    time.Time // wall-clock time of the last placed packet
+	lastDur uint32
 
 	started bool
 	ssrc    uint32
@@ -34,11 +52,16 @@ type Timeline struct {
 // When ok is false the packet is a duplicate or arrived too late (its start
 // lies before the end of what was written) and must be dropped.
 func (t *Timeline) Place(ssrc, ts, dur uint32) (gap uint32, ok bool) {
+	var now time.Time
+	if t.Now != nil {
+		now = t.Now()
+	}
 	switch {
 	case !t.started:
 		t.started = true
 	case ssrc != t.ssrc:
 		t.Reanchors++
+		gap = t.wallGap(now)
 	default:
 		// Serial-number arithmetic on the 32-bit timestamp handles wrap-around.
 		delta := int32(ts - t.next)
@@ -50,12 +73,25 @@ func (t *Timeline) Place(ssrc, ts, dur uint32) (gap uint32, ok bool) {
 			return 0, false
 		default:
 			t.Reanchors++
+			gap = t.wallGap(now)
 		}
 	}
+	t.last, t.lastDur = now, dur
 	t.ssrc = ssrc
 	t.next = ts + dur
 	t.pos += int64(gap) + int64(dur)
 	return gap, true
+}
+
+// wallGap returns the ticks of wall-clock time between the end of the last
+// placed packet and now, or 0 without a clock.
+func (t *Timeline) wallGap(now time.Time) uint32 {
+	if t.Now == nil || t.Rate == 0 {
+		return 0
+	}
+	ticks := int64(now.Sub(t.last)) * int64(t.Rate) / int64(time.Second)
+	ticks -= int64(t.lastDur)
+	return uint32(max(0, min(ticks, 1<<32-1)))
 }
 
 // Position returns the timeline position, in ticks, after the last placed

@@ -1,6 +1,9 @@
 package rtptime
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestTimeline_Place(t *testing.T) {
 	type pkt struct {
@@ -60,4 +63,31 @@ func FuzzTimeline(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTimeline_WallClock shows a pause longer than MaxGap keeping its length
+// by the wall clock, across a timestamp jump and an SSRC change, while a
+// jump without a pause continues directly.
+func TestTimeline_WallClock(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tl := Timeline{MaxGap: 8000, Rate: 8000, Now: func() time.Time { return now }}
+	type step struct {
+		wait     time.Duration // wall-clock time before the packet
+		ssrc, ts uint32
+		gap      uint32
+	}
+	for i, s := range []step{
+		{0, 1, 0, 0},
+		{20 * time.Millisecond, 1, 160, 0},
+		{20 * time.Millisecond, 1, 1 << 30, 0},                         // jump, no pause: continues directly
+		{20*time.Millisecond + 5*time.Second, 1, 1<<30 + 40000, 40000}, // 5 s pause > MaxGap: kept
+		{20*time.Millisecond + 3*time.Second, 2, 77, 24000},            // new SSRC after 3 s
+		{20 * time.Millisecond, 2, 237, 0},
+	} {
+		now = now.Add(s.wait)
+		gap, ok := tl.Place(s.ssrc, s.ts, 160)
+		if !ok || gap != s.gap {
+			t.Errorf("packet %d: gap %d ok %v, want %d", i, gap, ok, s.gap)
+		}
+	}
 }
