@@ -37,10 +37,31 @@
 //     push the rest of the track late.
 //   - A new input starts playing once a cushion (60 ms by default) is
 //     buffered, so jitter up to the cushion costs nothing. The pipeline
-//     anchors the first packet, and re-anchors after a new SSRC or a
-//     timestamp jump of more than a few seconds, at the playout position plus
-//     the cushion instead of inserting minutes of silence or dropping
-//     everything as late.
+//     anchors the first packet at the playout position plus the cushion, and
+//     re-anchors the same way instead of inserting minutes of silence or
+//     dropping everything as late: after a new SSRC, a timestamp jump larger
+//     than MaxJump (5 s) either way, a jump that would land beyond the ring
+//     (2 s), and a run of packets that arrive slightly late (a sender clock
+//     slower than ours) or late at all for a second.
+//   - Before decoding, a reorder window (8 packets) puts packets back in
+//     sequence order: a packet after a missing one is held until the missing
+//     one arrives or until it is about to be played (half a cushion ahead of
+//     the playout position). Sequence numbers and timestamps are compared in
+//     serial-number arithmetic, so both wrap around seamlessly.
+//
+// The track's start in the mix is the arrival of its first packet; from then
+// on its position in the mix is its RTP time. What is counted: Ring.Dropped
+// (samples that came too late or did not fit), Ring.Missing (positions
+// played as silence), and PipelineStats (lost, duplicate, late packets,
+// decode errors, re-anchors).
+//
+// Known limits: a packet held for a missing one is released only when
+// another packet arrives, so a loss just before the sender falls silent
+// (DTX) costs the held packets too; a sender clock faster than ours fills
+// the ring until the mixer trims a frame whenever more than half the ring is
+// buffered (MixInput.Trimmed: a 20 ms cut every 200 s at +100 ppm, after the
+// first 1 s of drift, about 3 hours); Opus has no packet loss concealment
+// (pion/opus has none), lost packets are silence.
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
 // the mixer's input list sits behind an atomic.Pointer and is replaced

@@ -129,7 +129,8 @@ type MixInput struct {
 	cushion int // samples buffered before the input starts playing
 
 	muted   atomic.Bool
-	leaving atomic.Bool // removed: play out what is buffered, then drop
+	leaving atomic.Bool   // removed: play out what is buffered, then drop
+	trimmed atomic.Uint64 // samples discarded to bound the latency
 
 	// started is set by the mixer (consumer only) once the cushion was
 	// buffered; from then on the input is played every step.
@@ -149,6 +150,11 @@ func (in *MixInput) Cushion() int { return in.cushion }
 // are consumed and discarded, so nothing of the muted interval is heard
 // later. Safe from any goroutine.
 func (in *MixInput) SetMuted(muted bool) { in.muted.Store(muted) }
+
+// Trimmed returns the number of samples the mixer discarded because more
+// than half the ring was buffered (a sender clock faster than ours): the
+// input's latency stays bounded at the cost of a 20 ms cut now and then.
+func (in *MixInput) Trimmed() uint64 { return in.trimmed.Load() }
 
 // Muted reports whether the input is muted.
 func (in *MixInput) Muted() bool { return in.muted.Load() }
@@ -289,6 +295,11 @@ func (m *Mixer) Step() error {
 		if in.leaving.Load() && r.Len() == 0 {
 			m.drop(in) // once per track: allocates the new list, never locks
 			continue
+		}
+		if excess := r.Len() - r.Cap()/2; excess > 0 {
+			// Playing at our clock, a faster sender fills the ring: cut
+			// the oldest frame instead of overflowing later.
+			in.trimmed.Add(uint64(r.Skip(min(excess, m.frameSamples))))
 		}
 		if paused || in.muted.Load() {
 			r.Skip(m.frameSamples)

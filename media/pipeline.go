@@ -221,8 +221,10 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 			p.dups.Add(1)
 			return nil
 		}
-		if h.valid { // an older packet in the slot: release everything first
-			p.flush()
+		if h.valid { // cannot happen (the window's seqs differ mod w); keep the count right
+			h.valid = false
+			p.nheld--
+			p.lost.Add(1)
 		}
 		h.valid, h.seq, h.ts = true, seq, pkt.Timestamp
 		h.payload = append(h.payload[:0], pkt.Payload...)

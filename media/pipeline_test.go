@@ -443,6 +443,30 @@ func TestAudioPipeline_SlowSenderClockReanchors(t *testing.T) {
 	}
 }
 
+// TestAudioPipeline_FastSenderClockTrims feeds timestamps that run 3 %
+// faster than real time for 60 s: the ring fills, and the mixer trims frames
+// instead of letting it overflow, so the tone plays to the end.
+func TestAudioPipeline_FastSenderClockTrims(t *testing.T) {
+	enc, _ := g711Reference(t, mediatest.Sine(440, 8000, 8000*60, 10000), "u-law")
+	pkts := packetize(chunk(enc, 160), 8000, 1, 0, 0, 160)
+	for i := range pkts {
+		pkts[i].at = pkts[i].at * 100 / 103
+	}
+	m, sink, p := newTestPipeline(t, CodecPCMU, 8000)
+	simulate(t, m, p, pkts, 58*time.Second)
+	act := activity(sink.pcm, 8000, 440, 80)
+	if c := count(act); c < 5790 {
+		t.Errorf("tone heard for %d ms of 58 s", c*10)
+	}
+	in := p.input
+	if in.Trimmed() == 0 || in.Ring().Dropped() != 0 {
+		t.Errorf("trimmed %d, ring dropped %d: want trims and no overflow", in.Trimmed(), in.Ring().Dropped())
+	}
+	if s := p.Stats(); s.Reanchors != 0 || s.Late != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 func TestAudioPipeline_ClosedAndErrors(t *testing.T) {
 	m := NewMixer(MixConfig{}, &discardSink{})
 	in := m.AddInput("a", InputOptions{})
