@@ -48,7 +48,12 @@ type Options struct {
 	// HTTPClient sends the API requests; nil means a new http.Client.
 	HTTPClient *http.Client
 	// API builds the subscriber PeerConnection (codecs, interfaces, ports);
-	// nil means Pion's defaults.
+	// nil means Pion's defaults with the answering DTLS role set to server.
+	// Build it with SettingEngine.SetAnsweringDTLSRole(webrtc.DTLSRoleServer)
+	// too: Janus then starts DTLS as soon as its ICE is up, whereas with
+	// Pion's default (client) the first ClientHello often reaches Janus before
+	// it is ready and the retransmission costs a second (measured: join to
+	// first packet 37 ms vs 1.04 s).
 	API *webrtc.API
 	// ICEServers are given to the PeerConnection (STUN/TURN).
 	ICEServers []webrtc.ICEServer
@@ -82,7 +87,9 @@ func New(opts Options) *Adapter {
 	}
 	api := opts.API
 	if api == nil {
-		api = webrtc.NewAPI()
+		var se webrtc.SettingEngine
+		_ = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer)
+		api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	}
 	log := opts.Logger
 	if log == nil {

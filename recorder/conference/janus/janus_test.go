@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
@@ -17,8 +19,22 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
 
+// adapter returns an adapter of srv whose peers answer as DTLS servers.
 func adapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
-	return janus.New(janus.Options{URL: srv.URL, API: rtctest.API(t), RequestTimeout: 3 * time.Second})
+	return adapterWith(t, srv, webrtc.DTLSRoleServer)
+}
+
+func adapterWith(t testing.TB, srv *janustest.Server, role webrtc.DTLSRole) *janus.Adapter {
+	se := rtctest.SettingEngine()
+	if err := se.SetAnsweringDTLSRole(role); err != nil {
+		t.Fatal(err)
+	}
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
+	return janus.New(janus.Options{URL: srv.URL, API: api, RequestTimeout: 3 * time.Second})
 }
 
 func TestJanus_FollowsPublishers(t *testing.T) {

@@ -27,6 +27,7 @@ type Track struct {
 	err     error
 	packets int
 	pcm     []int16
+	discard bool // count packets only
 	done    chan struct{}
 }
 
@@ -50,7 +51,9 @@ func (r *Track) read() {
 			r.first = time.Now()
 		}
 		r.packets++
-		r.pcm = MuLawDecodeInto(r.pcm, pkt.Payload)
+		if !r.discard {
+			r.pcm = MuLawDecodeInto(r.pcm, pkt.Payload)
+		}
 		r.mu.Unlock()
 	}
 }
@@ -116,6 +119,10 @@ func (r *Track) WaitEnded(t testing.TB, within time.Duration) time.Time {
 // Sink is a conference.Sink for tests: it reads every track like a Session
 // would and fails the test on concurrent or repeated calls.
 type Sink struct {
+	// Discard makes tracks count packets without keeping their audio (for
+	// CPU measurements). Set it before the first track.
+	Discard bool
+
 	t      testing.TB
 	added  chan *Track
 	ended  chan error
@@ -136,7 +143,7 @@ func (s *Sink) AddTrack(ct *conference.Track) {
 		return
 	}
 	defer s.calls.Unlock()
-	r := &Track{Track: ct, Added: time.Now(), done: make(chan struct{})}
+	r := &Track{Track: ct, Added: time.Now(), discard: s.Discard, done: make(chan struct{})}
 	s.mu.Lock()
 	s.tracks = append(s.tracks, r)
 	s.mu.Unlock()
