@@ -65,18 +65,24 @@ func newTestAccount(t testing.TB, email string, readOnly bool) *testAccount {
 	return &testAccount{Email: email, ReadOnly: readOnly, Key: k}
 }
 
-// JSON returns the account's service-account key file, with token_uri at the emulator.
-func (a *testAccount) JSON(t testing.TB, e *emulator) []byte {
+// JSONKey returns the account's private key as PEM, as a key file holds it.
+func (a *testAccount) JSONKey(t testing.TB) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// JSON returns the account's service-account key file, with token_uri at the emulator.
+func (a *testAccount) JSON(t testing.TB, e *emulator) []byte {
+	t.Helper()
 	b, err := json.Marshal(map[string]string{
 		"type":           "service_account",
 		"project_id":     "recorder-test",
 		"private_key_id": "test-key",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"private_key":    string(a.JSONKey(t)),
 		"client_email":   a.Email,
 		"client_id":      "1",
 		"token_uri":      e.URL + "/token",

@@ -190,7 +190,8 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.md5 != nil {
 		w.md5.Write(p)
 	}
-	return w.w.Write(p)
+	n, err := w.w.Write(p)
+	return n, tokenError(err)
 }
 
 // Close finishes the upload, or abandons it if ctx was cancelled or the
@@ -207,7 +208,7 @@ func (w *writer) Close() error {
 		return ErrChecksum
 	}
 	if err := w.w.Close(); err != nil {
-		return err
+		return tokenError(err)
 	}
 	return w.ctx.Err()
 }
@@ -224,7 +225,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 			// GCS refuses a range starting at the end, even of an empty object.
 			return b.emptyRange(ctx, o, offset)
 		}
-		return nil, err
+		return nil, tokenError(err)
 	}
 	return r, nil
 }
@@ -233,7 +234,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 func (b *bucket) emptyRange(ctx context.Context, o *gcs.ObjectHandle, offset int64) (io.ReadCloser, error) {
 	a, err := o.Attrs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, tokenError(err)
 	}
 	if offset > a.Size {
 		return nil, fmt.Errorf("%w: offset %d is beyond the object's %d bytes", errInvalidRange, offset, a.Size)
@@ -270,14 +271,14 @@ func attributes(a *gcs.ObjectAttrs) *storage.Attributes {
 func (b *bucket) Attributes(ctx context.Context, key string) (*storage.Attributes, error) {
 	a, err := b.b.Object(key).Attrs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, tokenError(err)
 	}
 	return attributes(a), nil
 }
 
 // Delete implements storage.Provider.
 func (b *bucket) Delete(ctx context.Context, key string) error {
-	return b.b.Object(key).Delete(ctx)
+	return tokenError(b.b.Object(key).Delete(ctx))
 }
 
 // ListPage implements storage.Provider with one objects.list call.
@@ -289,7 +290,7 @@ func (b *bucket) ListPage(ctx context.Context, prefix, pageToken string, pageSiz
 	var page []*gcs.ObjectAttrs
 	next, err := iterator.NewPager(it, pageSize, pageToken).NextPage(&page)
 	if err != nil {
-		return nil, "", err
+		return nil, "", tokenError(err)
 	}
 	objs := make([]*storage.Attributes, 0, len(page))
 	for _, a := range page {
@@ -322,7 +323,35 @@ func (b *bucket) SignedURL(_ context.Context, key string, opts *storage.SignedUR
 func (b *bucket) CheckBucket(ctx context.Context) error {
 	var page []*gcs.ObjectAttrs
 	_, err := iterator.NewPager(b.b.Objects(ctx, nil), 1, "").NextPage(&page)
-	return err
+	return tokenError(err)
+}
+
+// TokenError reports that the OAuth token endpoint refused the service
+// account's key (a wrong, deleted or disabled key): the SDK's error, shortened
+// to one line.
+type TokenError struct {
+	StatusCode int
+	Body       string // the token endpoint's answer, on one line
+	Err        *auth.Error
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("gcsstore: the token endpoint refused the service account key: HTTP %d: %s", e.StatusCode, e.Body)
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// tokenError turns a refused token exchange into a TokenError.
+func tokenError(err error) error {
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Response == nil {
+		return err
+	}
+	body := strings.Join(strings.Fields(string(ae.Body)), " ")
+	if len(body) > 200 {
+		body = body[:200] + "…"
+	}
+	return &TokenError{StatusCode: ae.Response.StatusCode, Body: body, Err: ae}
 }
 
 // ErrorCode implements storage.Provider.
@@ -365,6 +394,21 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	return storage.Unknown
 }
 
+// PermissionHint implements storage.PermissionHinter with Cloud Storage IAM permissions.
+func (b *bucket) PermissionHint(op string) string {
+	switch op {
+	case "write":
+		return "storage.objects.create (and storage.objects.delete to overwrite)"
+	case "read", "attributes":
+		return "storage.objects.get"
+	case "delete":
+		return "storage.objects.delete"
+	case "list", "check":
+		return "storage.objects.list"
+	}
+	return ""
+}
+
 // Location implements storage.Provider: "gs://bucket", or the emulator's
 // bucket URL.
 func (b *bucket) Location() string {
@@ -377,4 +421,7 @@ func (b *bucket) Location() string {
 // Close implements storage.Provider.
 func (b *bucket) Close() error { return b.client.Close() }
 
-var _ storage.Provider = (*bucket)(nil)
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)

@@ -1,0 +1,234 @@
+package gcsstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/auth"
+	gcs "cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
+
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/internal/verifytest"
+)
+
+// openTest opens a bucket on the emulator with the read-write account.
+func openTest(t *testing.T, e *emulator, name string, chunkSize int) *storage.Bucket {
+	t.Helper()
+	b, err := OpenBucket(t.Context(), &Options{Bucket: name, CredentialsJSON: e.Account(false).JSON(t, e),
+		Endpoint: e.URL + "/storage/v1/", ChunkSize: chunkSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestNew_RefusesOtherCredentials(t *testing.T) {
+	tests := []struct {
+		name  string
+		creds string
+		want  string
+	}{
+		{"NotJSON", "not json", "not JSON"},
+		{"User", `{"type":"authorized_user","client_id":"x","client_secret":"y","refresh_token":"z"}`, "service-account key"},
+		{"NoKey", `{"type":"service_account","client_email":"a@b"}`, "service-account key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(t.Context(), &Options{Bucket: "b", CredentialsJSON: []byte(tc.creds)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want an error about %q", err, tc.want)
+			}
+			if strings.Contains(fmt.Sprint(err), "refresh_token") {
+				t.Errorf("error echoes the credentials: %v", err)
+			}
+		})
+	}
+}
+
+func TestChecksums(t *testing.T) {
+	e := startEmulator(t)
+	// 256 KiB chunks: a 1 MiB object goes up in four pieces of a resumable upload.
+	b := openTest(t, e, e.NewBucket(), 256<<10)
+	ctx := t.Context()
+	for _, size := range []int{0, 1000, 1 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			data := bytes.Repeat([]byte{byte(size), 'g', 'c', 's'}, size/4)
+			key := fmt.Sprintf("sum/%d", size)
+			if _, err := b.Upload(ctx, key, bytes.NewReader(data), &storage.WriterOptions{Size: -1}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := b.Attributes(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := md5.Sum(data); !bytes.Equal(a.MD5, want[:]) {
+				t.Errorf("MD5 = %x, want %x", a.MD5, want)
+			}
+			want := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+			if a.CRC32C == nil || *a.CRC32C != want {
+				t.Errorf("CRC32C = %v, want %08x", a.CRC32C, want)
+			}
+		})
+	}
+	wrong := md5.Sum([]byte("other"))
+	for _, size := range []int{100, 1 << 20} {
+		data := bytes.Repeat([]byte("x"), size)
+		_, err := b.Upload(ctx, "sum/corrupt", bytes.NewReader(data), &storage.WriterOptions{Size: int64(size), ContentMD5: wrong[:]})
+		if storage.Code(err) != storage.DataLoss {
+			t.Errorf("Upload of %d bytes with a wrong ContentMD5: %v, want DataLoss", size, err)
+		}
+		if _, err := b.Attributes(ctx, "sum/corrupt"); storage.Code(err) != storage.NotFound {
+			t.Errorf("object after a rejected upload: %v, want NotFound", err)
+		}
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want storage.ErrorCode
+	}{
+		{"ObjectNotExist", gcs.ErrObjectNotExist, storage.NotFound},
+		{"BucketNotExist", gcs.ErrBucketNotExist, storage.NotFound},
+		{"403", &googleapi.Error{Code: 403}, storage.PermissionDenied},
+		{"401", &googleapi.Error{Code: 401}, storage.Unauthenticated},
+		{"416", &googleapi.Error{Code: 416}, storage.InvalidArgument},
+		{"503", fmt.Errorf("retry failed: %w", &googleapi.Error{Code: 503}), storage.Unavailable},
+		{"TokenRefused", &url.Error{Op: "Get", URL: "u", Err: &auth.Error{Response: &http.Response{StatusCode: 400}}}, storage.Unauthenticated},
+		{"Refused", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}, storage.Unavailable},
+		{"Checksum", ErrChecksum, storage.DataLoss},
+		{"Deadline", context.DeadlineExceeded, storage.DeadlineExceeded},
+		{"Other", errors.New("x"), storage.Unknown},
+	}
+	var b bucket
+	for _, tc := range tests {
+		if got := b.ErrorCode(tc.err); got != tc.want {
+			t.Errorf("%s: ErrorCode(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestEmulator_ChecksSignatures checks the checker: a test that passes
+// because nothing is checked would prove nothing.
+func TestEmulator_ChecksSignatures(t *testing.T) {
+	e := startEmulator(t)
+	name := e.NewBucket()
+	b := openTest(t, e, name, 0)
+	ctx := t.Context()
+	if _, err := b.Upload(ctx, "a b/ü.txt", strings.NewReader("signed"), nil); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(acct *testAccount, method, key string, expires time.Time) string {
+		t.Helper()
+		u, err := gcs.SignedURL(name, key, &gcs.SignedURLOptions{
+			Scheme: gcs.SigningSchemeV4, Method: method, Expires: expires, Insecure: true,
+			Hostname: e.Host, GoogleAccessID: acct.Email, PrivateKey: acct.JSONKey(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	good := e.Account(false)
+	impostor := newTestAccount(t, good.Email, false)
+	later := time.Now().Add(time.Minute)
+	tests := []struct {
+		name, method, url string
+		want              int
+	}{
+		{"Valid", "GET", sign(good, "GET", "a b/ü.txt", later), 200},
+		{"WrongKey", "GET", sign(impostor, "GET", "a b/ü.txt", later), 403},
+		{"OtherMethod", "DELETE", sign(good, "GET", "a b/ü.txt", later), 403},
+		{"ReadOnlyPut", "PUT", sign(e.Account(true), "PUT", "a b/ü.txt", later), 403},
+		{"Unsigned", "GET", e.URL + "/" + name + "/a%20b/%C3%BC.txt", 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx, tc.method, tc.url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.want)
+			}
+		})
+	}
+	// Time limits, checked without waiting.
+	u, _ := url.Parse(sign(good, "GET", "a b/ü.txt", later))
+	req := httptest.NewRequest("GET", u.String(), nil)
+	req.Host = e.Host
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want int
+	}{
+		{"Expired", time.Now().Add(2 * time.Minute), 400},
+		{"NotYetValid", time.Now().Add(-time.Hour), 400},
+		{"InTime", time.Now(), 0},
+	} {
+		if got, err := e.checkSignedURL(req, tc.now); got != tc.want {
+			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzCheckSignedURL(f *testing.F) {
+	f.Add("/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20260101T000000Z&X-Goog-Expires=60&X-Goog-Credential=x%2F20260101%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-SignedHeaders=host&X-Goog-Signature=00")
+	f.Add("/b/o?X-Goog-Signature=zz&X-Goog-Expires=-1")
+	e := &emulator{accounts: map[string]*testAccount{}}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return
+		}
+		r := &http.Request{Method: "GET", URL: u, Host: "127.0.0.1:1", Header: http.Header{}}
+		if status, err := e.checkSignedURL(r, time.Now()); status == 0 || err == nil {
+			t.Fatalf("accepted %q with no known account", target)
+		}
+	})
+}
+
+func TestVerify(t *testing.T) {
+	e := startEmulator(t)
+	name := e.NewBucket()
+	open := func(acct *testAccount, bucket, endpoint string) *storage.Bucket {
+		b, err := OpenBucket(t.Context(), &Options{Bucket: bucket, CredentialsJSON: acct.JSON(t, e), Endpoint: endpoint + "/storage/v1/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	impostor := newTestAccount(t, e.Account(false).Email, false)
+	skipped := [5]string{"", "skipped: bucket check failed", "skipped", "skipped", "skipped"}
+	withFirst := func(first string) [5]string { w := skipped; w[0] = first; return w }
+	verifytest.Run(t, []verifytest.Case{
+		{Name: "Healthy", Bucket: open(e.Account(false), name, e.URL),
+			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
+		{Name: "WrongKey", Bucket: open(impostor, name, e.URL),
+			Words: withFirst("credentials rejected by " + e.URL + "/" + name)},
+		{Name: "MissingBucket", Bucket: open(e.Account(false), "no-such-bucket", e.URL),
+			Words: withFirst("bucket does not exist: " + e.URL + "/no-such-bucket")},
+		{Name: "ReadOnly", Bucket: open(e.Account(true), name, e.URL),
+			Want:  [5]bool{true},
+			Words: [5]string{"reachable", "access denied writing rec/app1/verify-", "skipped: write failed", "skipped", "skipped"}},
+		{Name: "StoppedServer", Bucket: open(e.Account(false), name, "http://127.0.0.1:1"),
+			Words: withFirst("cannot reach http://127.0.0.1:1/" + name)},
+	})
+}
