@@ -377,14 +377,29 @@ func (w *writer) commit() error {
 }
 
 // abort abandons the multipart upload, even when the writer's context is gone.
+// Parts still in flight on the server may re-create it after an abort (S3
+// documents this), so abort checks with ListParts and repeats a few times.
 func (w *writer) abort() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 30*time.Second)
 	defer cancel()
-	w.p.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(w.p.opts.Bucket),
-		Key:      aws.String(w.key),
-		UploadId: w.uploadID,
-	})
+	for i := range 5 {
+		w.p.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket:   aws.String(w.p.opts.Bucket),
+			Key:      aws.String(w.key),
+			UploadId: w.uploadID,
+		})
+		select {
+		case <-time.After(time.Duration(100<<i) * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+		_, err := w.p.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket: aws.String(w.p.opts.Bucket), Key: aws.String(w.key), UploadId: w.uploadID, MaxParts: aws.Int32(1),
+		})
+		if w.p.ErrorCode(err) == storage.NotFound {
+			return
+		}
+	}
 }
 
 func (w *writer) putObject() error {
