@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/mp4writer"
 	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/media/webmwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -115,8 +118,32 @@ func newTrackWriter(t *conference.Track, path string) (packetSink, error) {
 		return wavwriter.NewG711(path, wavwriter.ALaw)
 	case "audio/opus":
 		return oggwriter.New(path)
+	case "video/vp8":
+		return webmwriter.New(path, webmwriter.VP8, webmwriter.WithKeyframeRequest(keyframer(t)))
+	case "video/vp9":
+		return webmwriter.New(path, webmwriter.VP9, webmwriter.WithKeyframeRequest(keyframer(t)))
+	case "video/h264":
+		return mp4writer.New(path, mp4writer.WithKeyframeRequest(keyframer(t)))
 	}
 	return nil, fmt.Errorf("recorder: no writer for codec %s", t.Codec.MimeType)
+}
+
+// keyframer returns a non-blocking keyframe request for t's writer: it sends
+// the PLI on its own goroutine, at most one at a time.
+func keyframer(t *conference.Track) func() {
+	if t.RequestKeyframe == nil {
+		return func() {}
+	}
+	var busy atomic.Bool
+	return func() {
+		if busy.Swap(true) {
+			return
+		}
+		go func() {
+			defer busy.Store(false)
+			t.RequestKeyframe()
+		}()
+	}
 }
 
 // newAudioPipeline returns the decoder of t's codec writing into in.

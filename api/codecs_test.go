@@ -1,0 +1,300 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// ffmpegFile makes a media file with ffmpeg from lavfi sources.
+func ffmpegFile(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command(ffmpeg, append(append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...), out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+// opusFrames encodes a tone as 20 ms Opus packets (one per Ogg page).
+func opusFrames(t *testing.T, freq float64, seconds int) [][]byte {
+	path := ffmpegFile(t, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency="+ftoa(freq)+":sample_rate=48000:duration="+strconv.Itoa(seconds),
+		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for {
+		payload, hdr, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.GranulePosition == 0 { // OpusHead, OpusTags
+			continue
+		}
+		frames = append(frames, payload)
+	}
+	return frames
+}
+
+// vp8Frames encodes a test pattern at 30 fps with libvpx, like a WebRTC sender.
+func vp8Frames(t *testing.T, seconds int) [][]byte {
+	path := ffmpegFile(t, "video.ivf", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "300", "-b:v", "300k", "-f", "ivf")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, frame)
+	}
+	return frames
+}
+
+// h264Frames encodes a test pattern at 30 fps with libx264 (baseline, Annex B).
+func h264Frames(t *testing.T, seconds int) [][]byte {
+	path := ffmpegFile(t, "video.h264", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
+		"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-level", "3.1", "-preset", "ultrafast", "-tune", "zerolatency",
+		"-g", "300", "-bsf:v", "h264_mp4toannexb", "-f", "h264")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One access unit per frame: SPS/PPS/SEI travel with the next slice.
+	var frames [][]byte
+	var pending []byte
+	for {
+		nal, err := r.NextNAL()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, 0, 0, 0, 1)
+		pending = append(pending, nal.Data...)
+		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
+			frames = append(frames, pending)
+			pending = nil
+		}
+	}
+	return frames
+}
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// sendLoop writes frames (looping) every d until ctx ends.
+func sendLoop(ctx context.Context, track *webrtc.TrackLocalStaticSample, frames [][]byte, d time.Duration) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if track.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: d}) != nil {
+				return
+			}
+		}
+	}
+}
+
+// countPLI counts the PLIs a sender receives.
+func countPLI(s *webrtc.RTPSender, n *atomic.Int32) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if _, ok := p.(*rtcp.PictureLossIndication); ok {
+				n.Add(1)
+			}
+		}
+	}
+}
+
+func probe(t *testing.T, data []byte, name string) (codec string, seconds float64) {
+	t.Helper()
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "default=nw=1:nk=1", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", name, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		t.Fatalf("ffprobe %s: %q", name, out)
+	}
+	d, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	return f[0], d
+}
+
+// TestEndToEnd_Codecs records an Opus participant and a PCMU+VP8 participant
+// and an H.264 participant with video on: Opus and PCMU tones in the mix, one
+// playable file per track (Ogg/Opus, WAV, WebM/VP8, MP4/H.264) of the right
+// length, and keyframes requested from the video senders (PLI).
+func TestEndToEnd_Codecs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	opus := opusFrames(t, 500, 4)
+	vp8 := vp8Frames(t, 4)
+	h264 := h264Frames(t, 4)
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	c := h.whipClient(key1)
+
+	publish := func(user, typ string, tracks ...*webrtc.TrackLocalStaticSample) *whip.Publication {
+		var tl []webrtc.TrackLocal
+		for _, tr := range tracks {
+			tl = append(tl, tr)
+		}
+		p, err := c.Publish(ctx, whip.Endpoint(h.url, "codecs", user, typ), tl...)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		t.Cleanup(func() { p.Close(context.Background()) })
+		if err := p.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	opusTrack, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "opus-user")
+	publish("opus-user", "MIC", opusTrack)
+	go sendLoop(sendCtx, opusTrack, opus, 20*time.Millisecond)
+
+	pcmuTrack, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", "cam-user")
+	vp8Track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "cam-user")
+	cam := publish("cam-user", "CAM", pcmuTrack, vp8Track)
+	tone := &synth.Tone{Freq: 700, Amplitude: 8000}
+	var pcmu [][]byte
+	for range 50 {
+		pcmu = append(pcmu, tone.NextPCMU(nil))
+	}
+	go sendLoop(sendCtx, pcmuTrack, pcmu, 20*time.Millisecond)
+	go sendLoop(sendCtx, vp8Track, vp8, time.Second/30)
+
+	h264Track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "v", "screen-user")
+	screen := publish("screen-user", "SCREEN", h264Track)
+	go sendLoop(sendCtx, h264Track, h264, time.Second/30)
+
+	var plis atomic.Int32
+	for _, p := range []*whip.Publication{cam, screen} {
+		for _, s := range p.PC.GetSenders() {
+			if s.Track() != nil && s.Track().Kind() == webrtc.RTPCodecTypeVideo {
+				go countPLI(s, &plis)
+			}
+		}
+	}
+
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "codecs", ConversationID: "codecs", Video: true})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(3 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	stopSending()
+	var comp RecordingDataMessage
+	h.do("GET", "/api/compositions/codecs", key1, nil, &comp)
+
+	want := map[string]string{"opus-user/AUDIO": "opus", "cam-user/AUDIO": "pcm_mulaw", "cam-user/VIDEO": "vp8", "screen-user/VIDEO": "h264"}
+	got := 0
+	for _, s := range comp.Streams {
+		for _, tr := range s.Tracks {
+			k := s.UserID + "/" + tr.Type
+			codec, ok := want[k]
+			if !ok {
+				t.Errorf("unexpected track %s", k)
+				continue
+			}
+			got++
+			if tr.URL == "" {
+				t.Errorf("%s: no url", k)
+				continue
+			}
+			a, _ := time.Parse(time.RFC3339Nano, tr.Started)
+			b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
+			c, d := probe(t, fetch(t, tr.URL), strings.ReplaceAll(k, "/", "-"))
+			if c != codec || math.Abs(d-b.Sub(a).Seconds()) > 0.5 {
+				t.Errorf("%s: ffprobe says %s %.2f s, want %s %.2f s", k, c, d, codec, b.Sub(a).Seconds())
+			}
+		}
+	}
+	if got != len(want) {
+		t.Errorf("%d of %d tracks recorded", got, len(want))
+	}
+	if plis.Load() == 0 {
+		t.Error("no keyframe request (PLI) reached the video senders")
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, _ := wavwriter.ParseHeader(wav)
+	pcm := samples(wav[hdr.DataOffset:])
+	body := pcm[4000 : len(pcm)-2000]
+	for _, f := range []float64{500, 700} {
+		if a := mediatest.Goertzel(body, 8000, f); a < 2000 {
+			t.Errorf("%g Hz amplitude %.0f in the mix", f, a)
+		}
+	}
+}
