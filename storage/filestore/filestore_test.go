@@ -158,3 +158,29 @@ func TestFilestore_FileDirectoryClash(t *testing.T) {
 		t.Errorf("x = %q, %v", got, err)
 	}
 }
+
+// FuzzPath checks that every key the driver accepts maps to a file strictly
+// under the root, in a directory that is also under the root.
+func FuzzPath(f *testing.F) {
+	for _, k := range append([]string{"a", "a/b", "../x", "a/../../x", "a/./b", "..", "./a", "a/..", "\u2215etc"}, storagetest.OddKeys...) {
+		f.Add(k)
+	}
+	root := f.TempDir()
+	p, err := New(root, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		path, err := p.path(key)
+		if err != nil {
+			return
+		}
+		rel, err := filepath.Rel(p.root, path)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+			t.Fatalf("key %q maps to %q, outside root %q", key, path, p.root)
+		}
+		if filepath.ToSlash(rel) != key {
+			t.Fatalf("key %q maps to %q, not the same name", key, rel)
+		}
+	})
+}
