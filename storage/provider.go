@@ -6,6 +6,10 @@
 // The split follows gocloud.dev/blob: drivers only translate between the Provider
 // contract and their SDK; everything a caller relies on beyond that lives in Bucket,
 // and storagetest checks that every driver keeps the contract.
+//
+// Besides Bucket the package has the recorder's own signed URLs for drivers
+// without native ones (URLSigner, served by SignedURLHandler) and Verify, the
+// bucket/write/read/modify/delete check of a storage profile.
 package storage
 
 import (
