@@ -244,7 +244,8 @@ func (v *verifier) advice(err error) string {
 		}
 		return fmt.Sprintf("access denied %s: check the credential's %s permission on %s (%s)", doing, perm, loc, cause)
 	case DeadlineExceeded:
-		return fmt.Sprintf("%s timed out after %v at %s: the storage is too slow or does not answer", doing, v.opts.CheckTimeout, loc)
+		return fmt.Sprintf("%s timed out at %s: the storage is too slow or does not answer (limits: %v per check, %v in all)",
+			doing, loc, v.opts.CheckTimeout, v.opts.Timeout)
 	case DataLoss:
 		return fmt.Sprintf("%s: the stored object differs from what was written: %s", doing, cause)
 	case ResourceExhausted:

@@ -171,7 +171,7 @@ func TestVerify_Failures(t *testing.T) {
 			name:  "ReadHangs",
 			hang:  map[string]bool{"read": true},
 			want:  [5]bool{true, true, false, false, true},
-			words: [5]string{"", "", "timed out after 300ms", "timed out", "gone"},
+			words: [5]string{"", "", "timed out at mem://m", "300ms per check", "gone"},
 		},
 		{
 			name:  "DeleteIgnored",
@@ -230,5 +230,20 @@ func TestVerify_MissingDirectory(t *testing.T) {
 	}
 	if res.Write.Message != "skipped: bucket check failed" {
 		t.Errorf("write check = %+v", res.Write)
+	}
+}
+
+func TestVerify_OverallTimeout(t *testing.T) {
+	p := &faultyProvider{Provider: memstore.New("m", nil), hang: map[string]bool{"write": true}}
+	start := time.Now()
+	res := storage.Verify(t.Context(), storage.NewBucket(p), "rec", &storage.VerifyOptions{CheckTimeout: time.Minute, Timeout: 300 * time.Millisecond})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Verify took %v with a 300ms overall timeout", d)
+	}
+	if !res.Bucket.Passed || res.Write.Passed || res.Read.Message != "skipped: write failed" {
+		t.Errorf("result = %+v", res)
+	}
+	if !strings.Contains(res.Write.Message, "writing rec/verify-") || !strings.Contains(res.Write.Message, "timed out") {
+		t.Errorf("write message %q does not name the key", res.Write.Message)
 	}
 }
