@@ -1,0 +1,324 @@
+package janus_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
+	"github.com/rtcrec/recorder/recorder/conference/janus"
+	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
+	"github.com/rtcrec/recorder/recorder/store"
+	"github.com/rtcrec/recorder/storage"
+)
+
+const e2eKey = "janus-e2e-key"
+
+// service is the recorder's API and Manager wired, as `recorder serve` would,
+// with this package's adapter for applications of kind janus.
+type service struct {
+	t   *testing.T
+	url string
+}
+
+func startRecorder(t *testing.T, a *janus.Adapter, janusURL string) *service {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := recorder.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.APIKeys = []recorder.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
+	cfg.Applications = map[string]*recorder.Application{
+		"app1": {Conference: recorder.ConferenceConfig{Kind: "janus", URL: janusURL}},
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(dir, "recorder.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("http://" + l.Addr().String())
+	att := &recorder.Attachments{Base: base, Signer: storage.NewURLSigner([]byte("e2e-signing-key-0123456789abcdef"))}
+	m, err := recorder.NewManager(ctx, recorder.Options{
+		Config: cfg, Store: st, RecorderID: "rec1",
+		Adapters:   map[string]conference.Adapter{"janus": a},
+		OpenBucket: recorder.OpenBucket(dir, att),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: api.New(api.Options{Manager: m, Keys: cfg.APIKeys, Attachments: att}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Shutdown(ctx); err != nil {
+			t.Errorf("manager shutdown: %v", err)
+		}
+		_ = hs.Shutdown(ctx)
+		_ = st.Close()
+	})
+	return &service{t: t, url: base.String()}
+}
+
+// do sends a JSON request with the API key and decodes the reply into out.
+func (s *service) do(method, path string, body, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, s.url+path, rd)
+	req.Header.Set("Authorization", e2eKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("%s %s: %v: %s", method, path, err, data)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	return resp.StatusCode
+}
+
+func fetch(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+	}
+	return b
+}
+
+func recPath(ev api.RecordingDataEvent) string {
+	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
+}
+
+// TestEndToEnd_JanusRoom records a Janus room through the recorder's API:
+// alice (440 Hz) and bob (660 Hz) publish before the start, carol (880 Hz)
+// joins 2 s into the recording, bob leaves 4.5 s into it. The mix must hold
+// each tone where it was sent and every per-track file must decode to its
+// track's duration.
+func TestEndToEnd_JanusRoom(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/janus.(*")
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "3001")
+	svc := startRecorder(t, adapter(t, srv), srv.URL)
+	srv.Publish(t, "3001", "alice", 440, "MIC")
+	bob := srv.Publish(t, "3001", "bob", 660, "")
+
+	t0 := time.Now()
+	var ev api.RecordingDataEvent
+	if st := svc.do("POST", "/api/recordings/start", api.StartRecording{ApplicationID: "app1", ConferenceID: "3001", ConversationID: "conv1"}, &ev); st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	t.Logf("start request → ACTIVE: %v", time.Since(t0))
+
+	time.Sleep(2 * time.Second)
+	carolJoin := time.Since(t0)
+	srv.Publish(t, "3001", "carol", 880, "MIC")
+	time.Sleep(2500 * time.Millisecond)
+	bobLeave := time.Since(t0)
+	bob.Leave()
+	time.Sleep(2 * time.Second)
+
+	var stopped api.RecordingDataEvent
+	if st := svc.do("POST", recPath(ev)+"/stop", nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var msg api.RecordingDataMessage
+	if st := svc.do("GET", recPath(ev), nil, &msg); st != 200 {
+		t.Fatalf("recording: %d", st)
+	}
+	users := map[string]api.StreamDataMessage{}
+	for _, s := range msg.Streams {
+		users[s.UserID] = s
+		if s.Type != "MIC" || len(s.Tracks) != 1 || s.Tracks[0].Type != "AUDIO" || s.Tracks[0].URL == "" {
+			t.Errorf("stream of %s: %+v", s.UserID, s)
+		}
+	}
+	if len(users) != 3 || users["alice"].ID == "" || users["bob"].ID == "" || users["carol"].ID == "" {
+		t.Fatalf("streams %+v, want alice, bob and carol", msg.Streams)
+	}
+	started, _ := time.Parse(time.RFC3339Nano, msg.Started)
+	offStart := started.Sub(t0)
+
+	// Track times: carol started, bob stopped where they did.
+	trackTime := func(user string, stop bool) float64 {
+		tr := users[user].Tracks[0]
+		v := tr.Started
+		if stop {
+			v = tr.Stopped
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t.Fatalf("%s: track time %q: %v", user, v, err)
+		}
+		return at.Sub(started).Seconds()
+	}
+	carolAt, bobGone := (carolJoin - offStart).Seconds(), (bobLeave - offStart).Seconds()
+	t.Logf("start request → alice's track started: %.0f ms", 1000*(trackTime("alice", false)+offStart.Seconds()))
+	if got := trackTime("carol", false); got < carolAt || got > carolAt+1 {
+		t.Errorf("carol's track started at %.2f s, she published at %.2f s", got, carolAt)
+	}
+	if got := trackTime("bob", true); got < bobGone || got > bobGone+0.5 {
+		t.Errorf("bob's track stopped at %.2f s, he left at %.2f s", got, bobGone)
+	}
+
+	// The mix.
+	var comp api.RecordingDataMessage
+	if st := svc.do("GET", "/api/compositions/conv1", nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) == 0 {
+		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.SampleRate != 8000 || hdr.Channels != 1 {
+		t.Fatalf("mix.wav is %+v, want 8000 Hz mono", hdr)
+	}
+	pcm := make([]int16, (len(wav)-int(hdr.DataOffset))/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(wav[int(hdr.DataOffset)+2*i:]))
+	}
+	end := float64(len(pcm)) / 8000
+	level := func(freq, from, to float64) float64 {
+		a, b := max(int(from*8000), 0), min(int(to*8000), len(pcm))
+		if b <= a {
+			return 0
+		}
+		return mediatest.Goertzel(pcm[a:b], 8000, freq)
+	}
+	for _, c := range []struct {
+		who      string
+		freq     float64
+		from, to float64
+		present  bool
+	}{
+		{"alice", 440, 0.3, end - 0.3, true},
+		{"bob before leaving", 660, 0.3, bobGone - 0.3, true},
+		{"bob after leaving", 660, bobGone + 0.4, end - 0.1, false},
+		{"carol before joining", 880, 0.1, carolAt - 0.1, false},
+		{"carol after joining", 880, carolAt + 0.6, end - 0.3, true},
+	} {
+		a := level(c.freq, c.from, c.to)
+		if c.present && a < 2000 || !c.present && a > 200 {
+			t.Errorf("%s: %g Hz amplitude %.0f in [%.2f s, %.2f s] of the mix, want present=%v", c.who, c.freq, a, c.from, c.to, c.present)
+		}
+	}
+	onset := -1.0
+	for w := 0.0; w+0.05 < end; w += 0.05 {
+		if level(880, w, w+0.05) > 2000 {
+			onset = w
+			break
+		}
+	}
+	if onset < carolAt || onset > carolAt+0.6 {
+		t.Errorf("carol's tone starts at %.2f s in the mix, she published at %.2f s", onset, carolAt)
+	}
+	t.Logf("mix %.2f s; carol published at %.2f s, her tone starts at %.2f s; bob left at %.2f s", end, carolAt, onset, bobGone)
+
+	// Per-track files decode (ffprobe) to their tracks' durations.
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	for name, s := range users {
+		tr := s.Tracks[0]
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, fetch(t, tr.URL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", name, err)
+		}
+		got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		if err != nil {
+			t.Fatalf("ffprobe %s: %q", name, out)
+		}
+		want := trackTime(name, true) - trackTime(name, false)
+		if math.Abs(got-want) > 0.3 {
+			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
+		}
+	}
+}
+
+// TestEndToEnd_JanusErrors: a start on a room that does not exist fails
+// with a clear error; Janus killed mid-recording ends the recording (FAILED)
+// within seconds instead of leaving it ACTIVE.
+func TestEndToEnd_JanusErrors(t *testing.T) {
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "3002")
+	svc := startRecorder(t, adapter(t, srv), srv.URL)
+
+	var ev api.RecordingDataEvent
+	st := svc.do("POST", "/api/recordings/start", api.StartRecording{ApplicationID: "app1", ConferenceID: "999999", ConversationID: "conv-none"}, &ev)
+	if st == 200 && (ev.State == "ACTIVE" || ev.Error == nil) {
+		t.Errorf("start on a room that does not exist: %d %+v", st, ev)
+	}
+	t.Logf("start on a missing room: %d %+v", st, ev)
+
+	srv.Publish(t, "3002", "dora", 440, "")
+	if st := svc.do("POST", "/api/recordings/start", api.StartRecording{ApplicationID: "app1", ConferenceID: "3002", ConversationID: "conv2"}, &ev); st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	killed := time.Now()
+	srv.Kill()
+	var state api.RecordingDataEvent
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st := svc.do("GET", recPath(ev)+"/state", nil, &state); st != 200 {
+			t.Fatalf("state: %d", st)
+		}
+		if state.State != "ACTIVE" && state.State != "INITIALISED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s 10 s after Janus was killed", state.State)
+		}
+	}
+	t.Logf("Janus killed → %s after %v: %+v", state.State, time.Since(killed), state.Error)
+	// DESIGN.md: ABORTED when the conference vanished; FAILED or STOPPED
+	// would do too, with the error said.
+	if state.State != "FAILED" && state.State != "STOPPED" && state.State != "ABORTED" ||
+		state.Error == nil || !strings.Contains(state.Error.Message, "session gone") {
+		t.Errorf("state %s, error %+v after Janus died; want an end naming the lost session", state.State, state.Error)
+	}
+}
