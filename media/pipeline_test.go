@@ -625,3 +625,28 @@ func FuzzAudioPipeline(f *testing.F) {
 		}
 	})
 }
+
+// TestAudioPipeline_OpusStereoDownmix decodes a stereo Opus stream (440 Hz
+// left, 1000 Hz right, made by sox and opusenc) into the mono mix: both
+// channels are heard, each at half level.
+func TestAudioPipeline_OpusStereoDownmix(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "stereo.wav"), filepath.Join(dir, "stereo.opus")
+	tooltest.Run(t, "sox", "-D", "-n", "-r", "48000", "-c", "2", "-b", "16", in, "synth", "2", "sine", "440", "sine", "1000", "vol", "0.5")
+	tooltest.Run(t, "opusenc", "--quiet", "--bitrate", "64", in, out)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+	simulate(t, m, p, packetize(oggPackets(t, data)[2:], 48000, 1, 0, 0, 0), 2*time.Second)
+	mid := sink.pcm[4000:12000]
+	for _, f := range []float64{440, 1000} {
+		if lvl := mediatest.ToneLevel(mid, 8000, f); lvl < -13 || lvl > -11 {
+			t.Errorf("%v Hz at %.1f dBFS, want about -12 (half of -6)", f, lvl)
+		}
+	}
+	if s := p.Stats(); s.DecodeErrors != 0 || s.Decoded != 100 {
+		t.Errorf("stats %+v", s)
+	}
+}
