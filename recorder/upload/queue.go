@@ -1,0 +1,592 @@
+package upload
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtcrec/recorder/storage"
+)
+
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("upload: queue is closed")
+
+// schema holds the queue. Times are Unix nanoseconds; codes are
+// storage.ErrorCode names.
+const schema = `
+CREATE TABLE IF NOT EXISTS upload_jobs (
+	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+	id             TEXT NOT NULL UNIQUE,
+	recording_id   TEXT NOT NULL,
+	application_id TEXT NOT NULL,
+	local_path     TEXT NOT NULL,
+	key            TEXT NOT NULL,
+	content_type   TEXT NOT NULL,
+	metadata       TEXT NOT NULL,
+	delete_local   INTEGER NOT NULL,
+	state          TEXT NOT NULL DEFAULT 'pending',
+	attempts       INTEGER NOT NULL DEFAULT 0,
+	enqueued       INTEGER NOT NULL,
+	next_attempt   INTEGER NOT NULL,
+	last_code      TEXT NOT NULL DEFAULT '',
+	last_error     TEXT NOT NULL DEFAULT '',
+	reported_code  TEXT NOT NULL DEFAULT '',
+	location       TEXT NOT NULL DEFAULT '',
+	size           INTEGER NOT NULL DEFAULT 0,
+	sha256         TEXT NOT NULL DEFAULT '',
+	uploaded       INTEGER NOT NULL DEFAULT 0,
+	backup         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS upload_jobs_due ON upload_jobs(state, next_attempt);
+CREATE INDEX IF NOT EXISTS upload_jobs_recording ON upload_jobs(recording_id, state);
+`
+
+// The stored job states.
+const (
+	statePending   = "pending"
+	stateUploaded  = "uploaded"
+	stateAbandoned = "abandoned"
+)
+
+// Options configure a Queue. Zero fields take the defaults given per field.
+type Options struct {
+	// Open returns the bucket of an application's profile. Required.
+	Open Opener
+	// Backup, when set, returns the bucket of the backup profile, tried
+	// after BackupAfter failed attempts (default 3) whenever the primary fails.
+	Backup      Opener
+	BackupAfter int
+	// MinBackoff (default 1 s) is the delay after the first retryable
+	// failure; it doubles per failure up to MaxBackoff (default 5 min) and is
+	// jittered to between half and all of that.
+	MinBackoff, MaxBackoff time.Duration
+	// PermanentRetry is the delay after a permanent failure (default 10 min).
+	PermanentRetry time.Duration
+	// Deadline abandons a job that has not been uploaded this long after it
+	// was enqueued (the next failure after it passes is final). Zero: never.
+	Deadline time.Duration
+	// ReportAfter is how many retryable failures in a row make a job
+	// Failing (reported once per code; default 3). Permanent failures are
+	// reported at once.
+	ReportAfter int
+	// Workers is the number of uploads in flight at once (default 2).
+	Workers int
+	// AttemptTimeout bounds one attempt (zero: no bound beyond the drivers' own).
+	AttemptTimeout time.Duration
+	// OnResult is called for every Result, from worker goroutines; see Queue.OnResult.
+	OnResult func(Result)
+	// Logger gets one line per failed attempt and per outcome. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.MinBackoff, time.Second)
+	def(&o.MaxBackoff, 5*time.Minute)
+	def(&o.PermanentRetry, 10*time.Minute)
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.BackupAfter <= 0 {
+		o.BackupAfter = 3
+	}
+	if o.ReportAfter <= 0 {
+		o.ReportAfter = 3
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Queue uploads jobs from the persisted queue. All methods are safe for
+// concurrent use. It runs one scheduling goroutine and at most
+// Options.Workers upload goroutines until Close.
+type Queue struct {
+	db   *sql.DB
+	opts Options
+
+	mu       sync.Mutex
+	closed   bool
+	changed  chan struct{} // closed and replaced whenever a job leaves pending
+	handlers []func(Result)
+
+	wake   chan struct{} // capacity 1: a nudge to the scheduler
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New creates the upload_ tables if needed and starts the workers, which
+// resume every job an earlier Queue on this database left pending. The Queue
+// does not own db.
+func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
+	if opts.Open == nil {
+		return nil, errors.New("upload: Options.Open is required")
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return nil, fmt.Errorf("upload: create tables: %w", err)
+	}
+	q := &Queue{
+		db:      db,
+		opts:    opts.withDefaults(),
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	if opts.OnResult != nil {
+		q.handlers = append(q.handlers, opts.OnResult)
+	}
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	q.wg.Add(1)
+	go q.schedule()
+	return q, nil
+}
+
+// OnResult adds a callback for Results. Callbacks run on worker goroutines,
+// after the outcome is persisted, one at a time per job; they must return
+// quickly and must not call Close. Results of attempts that finish before the
+// callback is added are not replayed: to see the outcomes of jobs resumed at
+// start-up, pass Options.OnResult (or read Jobs).
+func (q *Queue) OnResult(f func(Result)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.handlers = append(q.handlers, f)
+}
+
+// Enqueue persists j and schedules it at once. It returns after the job is
+// committed; the upload happens later. A job whose ID is already known is
+// left as it is (nil error).
+func (q *Queue) Enqueue(ctx context.Context, j Job) error {
+	if err := j.validate(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	meta, err := json.Marshal(j.Metadata)
+	if err != nil {
+		return fmt.Errorf("upload: job %s: metadata: %w", j.ID, err)
+	}
+	now := time.Now().UnixNano()
+	if _, err := q.db.ExecContext(ctx,
+		`INSERT INTO upload_jobs (id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, enqueued, next_attempt)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		j.ID, j.RecordingID, j.ApplicationID, j.LocalPath, j.Key, j.ContentType, string(meta), j.DeleteLocalAfter, now, now); err != nil {
+		return fmt.Errorf("upload: enqueue %s: %w", j.ID, err)
+	}
+	q.nudge()
+	return nil
+}
+
+// Retry makes every pending job of the application due now: call it after
+// the application's storage profile was fixed.
+func (q *Queue) Retry(ctx context.Context, applicationID string) error {
+	if _, err := q.db.ExecContext(ctx,
+		`UPDATE upload_jobs SET next_attempt = ? WHERE state = 'pending' AND application_id = ?`,
+		time.Now().UnixNano(), applicationID); err != nil {
+		return fmt.Errorf("upload: retry %s: %w", applicationID, err)
+	}
+	q.nudge()
+	return nil
+}
+
+// Wait blocks until no job of the recording is pending, or ctx ends. It
+// returns nil when every job of the recording was uploaded, and an error
+// naming the abandoned ones otherwise.
+func (q *Queue) Wait(ctx context.Context, recordingID string) error {
+	for {
+		ch := q.changedCh()
+		var pending int
+		if err := q.db.QueryRowContext(ctx,
+			`SELECT COUNT(*) FROM upload_jobs WHERE recording_id = ? AND state = 'pending'`, recordingID).Scan(&pending); err != nil {
+			return fmt.Errorf("upload: wait for %s: %w", recordingID, err)
+		}
+		if pending == 0 {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("upload: wait for %s: %d jobs pending: %w", recordingID, pending, ctx.Err())
+		}
+	}
+	jobs, err := q.Jobs(ctx, recordingID)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range jobs {
+		if r.Status == Abandoned {
+			failed = append(failed, fmt.Sprintf("%s (%v)", r.Job.Key, r.Err))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("upload: recording %s: %d uploads abandoned: %s", recordingID, len(failed), strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func (q *Queue) changedCh() chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.changed
+}
+
+// broadcast wakes every Wait.
+func (q *Queue) broadcast() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+func (q *Queue) nudge() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+const jobColumns = `id, recording_id, application_id, local_path, key, content_type, metadata, delete_local,
+	state, attempts, enqueued, next_attempt, last_code, last_error, reported_code, location, size, sha256, uploaded, backup`
+
+// row is a job with its stored state.
+type row struct {
+	Job
+	state               string
+	attempts            int
+	enqueued, next      time.Time
+	lastCode, lastError string
+	reportedCode        string
+	location, sha256    string
+	size                int64
+	uploaded            time.Time
+	backup              bool
+}
+
+func scanRow(s interface{ Scan(...any) error }) (row, error) {
+	var r row
+	var meta string
+	var enq, next, up int64
+	if err := s.Scan(&r.ID, &r.RecordingID, &r.ApplicationID, &r.LocalPath, &r.Key, &r.ContentType, &meta, &r.DeleteLocalAfter,
+		&r.state, &r.attempts, &enq, &next, &r.lastCode, &r.lastError, &r.reportedCode, &r.location, &r.size, &r.sha256, &up, &r.backup); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(meta), &r.Metadata); err != nil {
+		return r, fmt.Errorf("job %s: metadata: %w", r.ID, err)
+	}
+	r.enqueued, r.next = time.Unix(0, enq), time.Unix(0, next)
+	if up != 0 {
+		r.uploaded = time.Unix(0, up)
+	}
+	return r, nil
+}
+
+func (q *Queue) query(ctx context.Context, where string, args ...any) ([]row, error) {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM upload_jobs WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// result turns a stored row into what Jobs reports.
+func (r row) result() Result {
+	res := Result{Job: r.Job, Attempts: r.attempts, Location: r.location, Size: r.size,
+		SHA256: r.sha256, Uploaded: r.uploaded, Backup: r.backup}
+	if r.lastError != "" {
+		res.Code = parseCode(r.lastCode)
+		res.Err = &storedError{msg: r.lastError, code: res.Code}
+	}
+	switch {
+	case r.state == stateUploaded:
+		res.Status, res.Code, res.Err = Uploaded, storage.Unknown, nil
+	case r.state == stateAbandoned:
+		res.Status = Abandoned
+	case r.reportedCode != "":
+		res.Status = Failing
+	}
+	return res
+}
+
+// Jobs returns the state of every job of a recording, in enqueue order; the
+// service can rebuild its view of a recording's uploads from it after a
+// restart.
+func (q *Queue) Jobs(ctx context.Context, recordingID string) ([]Result, error) {
+	rows, err := q.query(ctx, `recording_id = ? ORDER BY seq`, recordingID)
+	if err != nil {
+		return nil, fmt.Errorf("upload: jobs of %s: %w", recordingID, err)
+	}
+	out := make([]Result, len(rows))
+	for i, r := range rows {
+		out[i] = r.result()
+	}
+	return out, nil
+}
+
+// schedule is the Queue's scheduling goroutine: it starts an upload
+// goroutine for each due job (at most Options.Workers at once) and sleeps
+// until the next job is due, Enqueue or Retry nudges it, or an upload ends.
+func (q *Queue) schedule() {
+	defer q.wg.Done()
+	inflight := make(map[string]bool)
+	done := make(chan string)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if free := q.opts.Workers - len(inflight); free > 0 {
+			now := time.Now()
+			due, err := q.query(q.ctx, `state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, seq LIMIT ?`,
+				now.UnixNano(), free+len(inflight))
+			if err != nil && q.ctx.Err() == nil {
+				q.opts.Logger.Warn("upload: reading the queue failed", "err", err)
+				wait = q.opts.MinBackoff
+			}
+			for _, r := range due {
+				if inflight[r.ID] || len(inflight) >= q.opts.Workers {
+					continue
+				}
+				inflight[r.ID] = true
+				q.wg.Add(1)
+				go func() {
+					defer q.wg.Done()
+					q.attempt(q.ctx, r)
+					done <- r.ID
+				}()
+			}
+			var next sql.NullInt64
+			if err := q.db.QueryRowContext(q.ctx, `SELECT MIN(next_attempt) FROM upload_jobs WHERE state = 'pending' AND next_attempt > ?`,
+				now.UnixNano()).Scan(&next); err == nil && next.Valid {
+				wait = min(wait, time.Until(time.Unix(0, next.Int64)))
+			}
+		}
+		timer.Reset(max(wait, time.Millisecond))
+		select {
+		case <-q.ctx.Done():
+			for len(inflight) > 0 {
+				delete(inflight, <-done)
+			}
+			return
+		case id := <-done:
+			delete(inflight, id)
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// attempt uploads one job once and records the outcome. An attempt cut short
+// by Close changes nothing: the job stays pending with its attempt count.
+func (q *Queue) attempt(ctx context.Context, r row) {
+	if q.opts.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, q.opts.AttemptTimeout)
+		defer cancel()
+	}
+	if _, err := os.Stat(r.LocalPath); errors.Is(err, fs.ErrNotExist) {
+		q.fail(r, &storage.Error{Code: storage.NotFound, Op: "upload", Key: r.Key,
+			Err: fmt.Errorf("local file %s is missing", r.LocalPath)}, true)
+		return
+	}
+	res, loc, backup, err := q.upload(ctx, r)
+	if q.ctx.Err() != nil {
+		return // closing: not an attempt
+	}
+	if err != nil {
+		q.fail(r, err, false)
+		return
+	}
+	q.succeed(r, res, loc, backup)
+}
+
+// upload tries the primary profile and, once the job has failed
+// BackupAfter times, the backup profile when the primary fails.
+func (q *Queue) upload(ctx context.Context, r row) (storage.UploadResult, string, bool, error) {
+	opts := &storage.WriterOptions{ContentType: r.ContentType, Metadata: r.Metadata, Size: -1}
+	try := func(open Opener) (storage.UploadResult, string, error) {
+		b, err := open(r.ApplicationID)
+		if err != nil {
+			return storage.UploadResult{}, "", fmt.Errorf("upload: opening the storage profile of %s: %w", r.ApplicationID, err)
+		}
+		res, err := b.UploadFile(ctx, r.Key, r.LocalPath, opts)
+		return res, strings.TrimSuffix(b.Location(), "/") + "/" + r.Key, err
+	}
+	res, loc, err := try(q.opts.Open)
+	if err == nil || q.opts.Backup == nil || r.attempts+1 < q.opts.BackupAfter || q.ctx.Err() != nil {
+		return res, loc, false, err
+	}
+	q.opts.Logger.Warn("upload: primary profile failed, trying the backup", "job", r.ID, "key", r.Key, "attempt", r.attempts+1, "err", err)
+	bres, bloc, berr := try(q.opts.Backup)
+	if berr != nil {
+		return res, loc, false, fmt.Errorf("%w (backup: %v)", err, berr)
+	}
+	return bres, bloc, true, nil
+}
+
+func (q *Queue) succeed(r row, res storage.UploadResult, loc string, backup bool) {
+	now := time.Now()
+	out := Result{Job: r.Job, Status: Uploaded, Location: loc, Size: res.Size, SHA256: hex.EncodeToString(res.SHA256),
+		Uploaded: now, Backup: backup, Attempts: r.attempts + 1}
+	if _, err := q.db.Exec(
+		`UPDATE upload_jobs SET state = 'uploaded', attempts = ?, location = ?, size = ?, sha256 = ?, uploaded = ?, backup = ?,
+		        last_code = '', last_error = '' WHERE id = ?`,
+		out.Attempts, out.Location, out.Size, out.SHA256, now.UnixNano(), backup, r.ID); err != nil {
+		// Not recorded: the job stays pending and is uploaded again; keep the file.
+		q.opts.Logger.Error("upload: recording an upload failed", "job", r.ID, "err", err)
+		return
+	}
+	q.opts.Logger.Info("upload: uploaded", "job", r.ID, "location", out.Location, "size", out.Size, "backup", backup, "attempts", out.Attempts)
+	if r.DeleteLocalAfter {
+		if err := os.Remove(r.LocalPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			q.opts.Logger.Warn("upload: removing the local copy failed", "job", r.ID, "path", r.LocalPath, "err", err)
+		}
+	}
+	q.report(out)
+	q.broadcast()
+}
+
+// fail records a failed attempt: schedules the retry, or abandons the job
+// when final is set or Options.Deadline passed, and reports what the service
+// must know.
+func (q *Queue) fail(r row, err error, final bool) {
+	now := time.Now()
+	code := storage.Code(err)
+	attempts := r.attempts + 1
+	if q.opts.Deadline > 0 && now.Sub(r.enqueued) > q.opts.Deadline {
+		final = true
+		err = fmt.Errorf("upload: gave up after %d attempts in %v: %w", attempts, now.Sub(r.enqueued).Round(time.Second), err)
+	}
+	out := Result{Job: r.Job, Status: Failing, Attempts: attempts, Code: code, Err: err}
+	state, delay := statePending, time.Duration(0)
+	reported := r.reportedCode
+	switch {
+	case final:
+		state, out.Status = stateAbandoned, Abandoned
+	case retryable(code):
+		delay = Backoff(attempts, q.opts.MinBackoff, q.opts.MaxBackoff)
+	default:
+		delay = q.opts.PermanentRetry
+	}
+	notify := final || (code.String() != reported && (!retryable(code) || attempts >= q.opts.ReportAfter))
+	if notify {
+		reported = code.String()
+	}
+	q.opts.Logger.Warn("upload: attempt failed", "job", r.ID, "key", r.Key, "attempt", attempts, "code", code,
+		"err", err, "final", final, "retry", delay.Round(time.Millisecond))
+	if _, dberr := q.db.Exec(
+		`UPDATE upload_jobs SET state = ?, attempts = ?, next_attempt = ?, last_code = ?, last_error = ?, reported_code = ? WHERE id = ?`,
+		state, attempts, now.Add(delay).UnixNano(), code.String(), err.Error(), reported, r.ID); dberr != nil {
+		q.opts.Logger.Error("upload: recording a failed attempt failed", "job", r.ID, "err", dberr)
+		return
+	}
+	if notify {
+		q.report(out)
+	}
+	if final {
+		q.broadcast()
+	}
+}
+
+// retryable reports whether a failure is retried at the backoff pace:
+// storage's retryable codes, and DataLoss (the stored object did not match
+// what was sent, which a new attempt overwrites).
+func retryable(c storage.ErrorCode) bool { return c.Retryable() || c == storage.DataLoss }
+
+func (q *Queue) report(res Result) {
+	q.mu.Lock()
+	hs := q.handlers
+	q.mu.Unlock()
+	for _, h := range hs {
+		h(res)
+	}
+}
+
+// Close stops taking jobs, waits until no job is pending or ctx ends, then
+// stops the workers (an upload in flight is cancelled: no partial object is
+// left, and the job stays pending for the next Queue on this database). It
+// returns nil when the queue drained, else an error counting what is left.
+// For a two-stage shutdown call it first with a drain deadline; a second call
+// (from another goroutine, with an expired context) stops both at once.
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	left, err := q.drain(ctx)
+	q.cancel()
+	q.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("upload: close: %w", err)
+	}
+	if left > 0 {
+		return fmt.Errorf("upload: closed with %d jobs pending (resumed by the next queue): %w", left, context.Cause(ctx))
+	}
+	return nil
+}
+
+// drain waits until no job is pending, ctx ends, or the queue is stopped; it
+// returns how many jobs are left pending.
+func (q *Queue) drain(ctx context.Context) (int, error) {
+	for {
+		ch := q.changedCh()
+		var left int
+		if err := q.db.QueryRowContext(context.WithoutCancel(ctx),
+			`SELECT COUNT(*) FROM upload_jobs WHERE state = 'pending'`).Scan(&left); err != nil {
+			return 0, err
+		}
+		if left == 0 {
+			return 0, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return left, nil
+		case <-q.ctx.Done():
+			return left, nil
+		}
+	}
+}
+
+// Backoff is the delay before retry number attempt (1 after the first
+// failure): base doubled per earlier failure, capped at limit, then jittered to
+// a uniformly random value between half of it and all of it.
+func Backoff(attempt int, base, limit time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < limit; i++ {
+		d *= 2
+	}
+	if d > limit || d <= 0 {
+		d = limit
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
