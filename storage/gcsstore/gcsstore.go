@@ -57,7 +57,8 @@ type Options struct {
 	// for example "http://127.0.0.1:4443/storage/v1/". Empty means Google.
 	Endpoint string
 
-	// ChunkSize is the size of each piece of a resumable upload; default 8 MiB.
+	// ChunkSize is the size of each piece of a resumable upload, buffered in
+	// memory; default 16 MiB (the SDK's default).
 	ChunkSize int
 	// MaxAttempts bounds the tries of one request (with backoff from 100 ms);
 	// default 3.
@@ -98,7 +99,7 @@ func New(ctx context.Context, opts *Options) (storage.Provider, error) {
 	}
 	o := *opts
 	if o.ChunkSize <= 0 {
-		o.ChunkSize = 8 << 20
+		o.ChunkSize = 16 << 20
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3

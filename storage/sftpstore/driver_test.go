@@ -41,16 +41,22 @@ func TestNew_RefusesIncompleteOptions(t *testing.T) {
 	}
 }
 
-func TestHostKey_MismatchRefused(t *testing.T) {
-	srv := startInProcServer(t)
-	o := srv.Options(testUser)
-	o.HostKey = newTestKeys(t).hostLine // some other server's key
+// openTest opens a bucket with o and closes it when the test ends.
+func openTest(t *testing.T, o *Options) *storage.Bucket {
+	t.Helper()
 	b, err := OpenBucket(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	err = b.CheckBucket(t.Context())
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestHostKey_MismatchRefused(t *testing.T) {
+	srv := startInProcServer(t)
+	o := srv.Options(testUser)
+	o.HostKey = newTestKeys(t).hostLine // some other server's key
+	err := openTest(t, o).CheckBucket(t.Context())
 	var hk *HostKeyError
 	if !errors.As(err, &hk) || storage.Code(err) != storage.Unauthenticated {
 		t.Fatalf("CheckBucket against a server with another host key: %v (code %v), want a HostKeyError, Unauthenticated", err, storage.Code(err))
@@ -81,12 +87,7 @@ func TestKnownHostsFile(t *testing.T) {
 			}
 			o := srv.Options(testUser)
 			o.HostKey, o.KnownHostsFile = "", f
-			b, err := OpenBucket(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			err = b.CheckBucket(t.Context())
+			err := openTest(t, o).CheckBucket(t.Context())
 			if (err == nil) != (tc.want == storage.Unknown) || (err != nil && storage.Code(err) != tc.want) {
 				t.Fatalf("CheckBucket: %v, want code %v", err, tc.want)
 			}
@@ -98,11 +99,7 @@ func TestPrivateKeyLogin(t *testing.T) {
 	srv := startInProcServer(t)
 	o := srv.Options(testUser)
 	o.Password, o.PrivateKey = "", srv.Keys.clientPEM
-	b, err := OpenBucket(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTest(t, o)
 	if _, err := b.Upload(t.Context(), "k", strings.NewReader("key login"), nil); err != nil {
 		t.Fatalf("Upload with a private key: %v", err)
 	}
@@ -110,11 +107,7 @@ func TestPrivateKeyLogin(t *testing.T) {
 
 func TestReconnectAfterDrop(t *testing.T) {
 	srv := startInProcServer(t)
-	b, err := OpenBucket(srv.Options(testUser))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTest(t, srv.Options(testUser))
 	ctx := t.Context()
 	if _, err := b.Upload(ctx, "a/b", strings.NewReader("before"), nil); err != nil {
 		t.Fatal(err)
@@ -147,11 +140,7 @@ func filesUnder(t *testing.T, dir string) []string {
 
 func TestFailedWritesLeaveNoTemporaryFile(t *testing.T) {
 	srv := startInProcServer(t)
-	b, err := OpenBucket(srv.Options(testUser))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTest(t, srv.Options(testUser))
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("x"), 3<<20)
 
@@ -191,11 +180,7 @@ func TestSignedURL_UsesSignURL(t *testing.T) {
 		gotKey, gotOpts = key, opts
 		return "https://recorder.example/attachment/" + key + "?Signature=x", nil
 	}
-	b, err := OpenBucket(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTest(t, o)
 	u, err := b.SignedURL(t.Context(), "tracks/a.ogg", &storage.SignedURLOptions{Method: "PUT", Expiry: time.Minute})
 	if err != nil || u != "https://recorder.example/attachment/tracks/a.ogg?Signature=x" {
 		t.Fatalf("SignedURL = %q, %v", u, err)
@@ -220,19 +205,16 @@ func TestVerify(t *testing.T) {
 	}
 	loc := "sftp://" + srv.Addr.String() + "/"
 	const wrong = "wrong-password-value"
-	skipped := [5]string{"", "skipped: bucket check failed", "skipped", "skipped", "skipped"}
-	withFirst := func(first string) [5]string { w := skipped; w[0] = first; return w }
 	verifytest.Run(t, []verifytest.Case{
 		{Name: "Healthy", Bucket: open(srv, testUser, testPassword, srv.Dir), Secret: testPassword,
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
 		{Name: "WrongPassword", Bucket: open(srv, testUser, wrong, srv.Dir), Secret: wrong,
-			Words: withFirst("credentials rejected by " + loc)},
+			Words: verifytest.BucketFails("credentials rejected by " + loc)},
 		{Name: "MissingDirectory", Bucket: open(srv, testUser, testPassword, srv.Dir+"/missing"), Secret: testPassword,
-			Words: withFirst("bucket does not exist: " + loc)},
+			Words: verifytest.BucketFails("bucket does not exist: " + loc)},
 		{Name: "ReadOnly", Bucket: open(srv, testReader, testPassword, srv.Dir), Secret: testPassword,
-			Want:  [5]bool{true},
-			Words: [5]string{"reachable", "access denied writing rec/app1/verify-", "skipped: write failed", "skipped", "skipped"}},
+			Want: [5]bool{true}, Words: verifytest.WriteFails("access denied writing rec/app1/verify-")},
 		{Name: "StoppedServer", Bucket: open(stopped, testUser, testPassword, stopped.Dir), Secret: testPassword,
-			Words: withFirst("cannot reach sftp://" + stopped.Addr.String() + "/")},
+			Words: verifytest.BucketFails("cannot reach sftp://" + stopped.Addr.String() + "/")},
 	})
 }

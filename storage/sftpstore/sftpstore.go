@@ -21,7 +21,9 @@
 //
 // The driver connects on first use and reconnects when the SSH connection was
 // lost; an operation that fails because an established connection dropped is
-// tried once more on a new connection.
+// tried once more on a new connection. A write in progress when the
+// connection drops fails, and its temporary file may stay behind on the
+// server (List never shows temporary files).
 package sftpstore
 
 import (

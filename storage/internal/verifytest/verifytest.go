@@ -31,6 +31,18 @@ var (
 	HealthyWords = [5]string{"exists and is reachable", "wrote", "content equal", "read back the new", "it is gone"}
 )
 
+// BucketFails returns the Words of a run whose bucket check fails with a
+// message containing first: every later check is skipped.
+func BucketFails(first string) [5]string {
+	return [5]string{first, "skipped: bucket check failed", "skipped: bucket check failed", "skipped: bucket check failed", "skipped: bucket check failed"}
+}
+
+// WriteFails returns the Words of a run whose bucket check passes and whose
+// write fails with a message containing write (a read-only credential).
+func WriteFails(write string) [5]string {
+	return [5]string{"exists and is reachable", write, "skipped: write failed", "skipped: write failed", "skipped: write failed"}
+}
+
 // MaxDuration bounds one Verify run: failures must come quickly.
 const MaxDuration = 15 * time.Second
 

@@ -1,0 +1,24 @@
+package gcsstore
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/rtcrec/recorder/storage/internal/verifytest"
+)
+
+// go test -run '^$' -bench Upload100MiB -benchtime 3x ./storage/gcsstore
+func BenchmarkUpload100MiB(b *testing.B) {
+	e := startEmulator(b)
+	for _, chunk := range []int{8 << 20, 16 << 20, 32 << 20} {
+		b.Run(fmt.Sprintf("chunk=%dMiB", chunk>>20), func(b *testing.B) {
+			bucket, err := OpenBucket(b.Context(), &Options{Bucket: e.NewBucket(), CredentialsJSON: e.Account(false).JSON(b, e),
+				Endpoint: e.URL + "/storage/v1/", ChunkSize: chunk})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bucket.Close()
+			verifytest.BenchmarkUpload(b, bucket, 100<<20)
+		})
+	}
+}
