@@ -33,8 +33,9 @@
 //     claims the missing positions as silence by advancing tail itself
 //     (compare-and-swap), so each position is decided exactly once: as data
 //     written in time, or as silence played. Data that arrives for positions
-//     already played is dropped and counted (Ring.Dropped); it can never
-//     push the rest of the track late.
+//     already played is dropped and counted (PipelineStats.Late, and
+//     Ring.Dropped for samples); it can never push the rest of the track
+//     late.
 //   - A new input starts playing once a cushion (60 ms by default) is
 //     buffered, so jitter up to the cushion costs nothing. The pipeline
 //     anchors the first packet at the playout position plus the cushion, and
