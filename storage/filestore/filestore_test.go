@@ -51,6 +51,7 @@ func TestConformance(t *testing.T) {
 		ContentType:      true,
 		Metadata:         true,
 		MD5:              true,
+		ContentMD5:       true,
 	})
 }
 
@@ -62,6 +63,7 @@ func TestConformance_NoSigner(t *testing.T) {
 		ContentType: true,
 		Metadata:    true,
 		MD5:         true,
+		ContentMD5:  true,
 	})
 }
 

@@ -16,5 +16,6 @@ func TestConformance(t *testing.T) {
 		ContentType: true,
 		Metadata:    true,
 		MD5:         true,
+		ContentMD5:  true,
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -190,6 +191,9 @@ func (p *Provider) NewWriter(ctx context.Context, key string, opts *storage.Writ
 		w.metadata = opts.Metadata
 		w.contentMD5 = opts.ContentMD5
 	}
+	if w.contentMD5 != nil {
+		w.whole = md5.New()
+	}
 	return w, nil
 }
 
@@ -226,6 +230,7 @@ type writer struct {
 	metadata    map[string]string
 	contentMD5  []byte
 
+	whole     hash.Hash // MD5 of everything written, when contentMD5 is set
 	buf       []byte
 	uploadID  *string
 	stopAbort func() bool // cancels the abort-on-cancel hook
@@ -247,6 +252,9 @@ func (w *writer) Write(b []byte) (int, error) {
 	}
 	if err := w.firstErr(); err != nil {
 		return 0, err
+	}
+	if w.whole != nil {
+		w.whole.Write(b)
 	}
 	n := 0
 	for len(b) > 0 {
@@ -361,6 +369,11 @@ func (w *writer) commit() error {
 	}
 	if err == nil {
 		err = w.ctx.Err()
+	}
+	if err == nil && w.whole != nil {
+		if sum := w.whole.Sum(nil); !bytes.Equal(sum, w.contentMD5) {
+			err = fmt.Errorf("s3store: content MD5 %x, caller says %x: %w", sum, w.contentMD5, storage.DataLoss)
+		}
 	}
 	if err == nil {
 		_, err = w.p.client.CompleteMultipartUpload(w.ctx, &s3.CompleteMultipartUploadInput{

@@ -69,6 +69,10 @@ type Harness struct {
 	// piece (smaller than the multipart threshold).
 	MD5 bool
 
+	// ContentMD5 says that a write whose content does not match
+	// WriterOptions.ContentMD5 fails (DataLoss or InvalidArgument) and commits nothing.
+	ContentMD5 bool
+
 	// ListPageSize is the page size of the paging test; 0 means 2.
 	ListPageSize int
 
@@ -103,6 +107,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"CancelledWrite", s.testCancelledWrite},
 		{"InvisibleUntilClose", s.testInvisibleUntilClose},
 		{"ChecksumMismatch", s.testChecksumMismatch},
+		{"ContentMD5", s.testContentMD5},
 		{"SignedURL", s.testSignedURL},
 		{"WrongCredentials", s.testWrongCredentials},
 		{"ReadOnly", s.testReadOnly},
@@ -635,6 +640,31 @@ func (s *suite) testChecksumMismatch(t *testing.T, ctx context.Context, _ *stora
 			defer b.Close()
 			_, err = b.Upload(ctx, "lossy", bytes.NewReader(randomBytes(5000)), nil)
 			wantCode(t, "Upload through a lossy provider", err, storage.DataLoss)
+		})
+	}
+}
+
+func (s *suite) testContentMD5(t *testing.T, ctx context.Context, b *storage.Bucket) {
+	if !s.h.ContentMD5 {
+		t.Log("the driver does not check WriterOptions.ContentMD5 (Harness.ContentMD5 false)")
+		return
+	}
+	large := s.h.LargeSize
+	if large == 0 {
+		large = 12<<20 + 1
+	}
+	for _, size := range []int{0, 1000, large} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			data := randomBytes(size)
+			good := md5.Sum(data)
+			key := fmt.Sprintf("md5/%d", size)
+			mustUpload(t, ctx, b, key, data, &storage.WriterOptions{Size: int64(size), ContentMD5: good[:]})
+			mustRead(t, ctx, b, key, data)
+			bad := md5.Sum(append(data, 0))
+			_, err := b.Upload(ctx, key+"-bad", bytes.NewReader(data), &storage.WriterOptions{Size: int64(size), ContentMD5: bad[:]})
+			wantCode(t, "Upload with a wrong ContentMD5", err, storage.DataLoss, storage.InvalidArgument)
+			_, err = b.Attributes(ctx, key+"-bad")
+			wantCode(t, "Attributes after a rejected ContentMD5", err, storage.NotFound)
 		})
 	}
 }
