@@ -40,5 +40,6 @@ func TestConformance_Azurite(t *testing.T) {
 		Metadata:         true,
 		ContentType:      true,
 		MD5:              true,
+		ContentMD5:       true,
 	})
 }

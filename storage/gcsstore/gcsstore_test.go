@@ -34,5 +34,6 @@ func TestConformance_FakeGCS(t *testing.T) {
 		Metadata:         true,
 		ContentType:      true,
 		MD5:              true,
+		ContentMD5:       true,
 	})
 }

@@ -201,13 +201,15 @@ func (s *inProcServer) Options(user string) *Options {
 	}
 }
 
-// sshdServer is Debian's OpenSSH server on a loopback port, started by the test
-// with its own configuration, keys and a fresh directory for the objects.
+// sshdServer is Debian's OpenSSH server on two loopback ports, started by the
+// test with its own configuration, keys and a fresh directory for the objects.
+// On ReadOnlyPort it serves SFTP read-only (internal-sftp -R).
 type sshdServer struct {
-	Dir  string
-	Port int
-	User string
-	Keys *testKeys
+	Dir          string
+	Port         int
+	ReadOnlyPort int
+	User         string
+	Keys         *testKeys
 }
 
 func startSSHD(t testing.TB) *sshdServer {
@@ -244,8 +246,9 @@ func startSSHD(t testing.TB) *sshdServer {
 	}
 	hostKey := write("host_ed25519", pem.EncodeToMemory(hostKeyPEM))
 	authKeys := write("authorized_keys", []byte(s.Keys.clientLine))
-	s.Port = freePort(t)
+	s.Port, s.ReadOnlyPort = freePort(t), freePort(t)
 	cfg := write("sshd_config", fmt.Appendf(nil, `Port %d
+Port %d
 ListenAddress 127.0.0.1
 HostKey %s
 AuthorizedKeysFile %s
@@ -258,7 +261,9 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
 LogLevel ERROR
-`, s.Port, hostKey, authKeys, filepath.Join(conf, "sshd.pid")))
+Match LocalPort %d
+	ForceCommand internal-sftp -R
+`, s.Port, s.ReadOnlyPort, hostKey, authKeys, filepath.Join(conf, "sshd.pid"), s.ReadOnlyPort))
 	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -46,6 +46,7 @@ func TestConformance_InProcess(t *testing.T) {
 			o.Port = freePort(t) // nothing listens there any more
 			return New(o)
 		},
+		ContentMD5: true,
 	})
 }
 
@@ -66,5 +67,16 @@ func TestConformance_OpenSSH(t *testing.T) {
 			o.PrivateKey = newTestKeys(t).clientPEM // a key the server does not know
 			return New(o)
 		},
+		NewProviderReadOnly: func(context.Context, *testing.T) (storage.Provider, error) {
+			o := srv.Options()
+			o.Dir, o.Port = last, srv.ReadOnlyPort
+			return New(o)
+		},
+		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
+			o := srv.Options()
+			o.Port = freePort(t)
+			return New(o)
+		},
+		ContentMD5: true,
 	})
 }
