@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/internal/retry"
 )
 
 // ErrClosed is returned by Publish after Close.
@@ -108,8 +110,9 @@ func (o Options) withDefaults() Options {
 }
 
 // Bus persists events and publishes them. All methods are safe for concurrent
-// use. It runs one delivery goroutine (plus at most Options.Concurrency
-// short-lived request goroutines) until Close.
+// use. It runs one delivery goroutine, which starts one goroutine per
+// endpoint with a due delivery (at most Options.Concurrency, never two for
+// one URL, so deliveries to an endpoint stay in event order), until Close.
 type Bus struct {
 	db   *sql.DB
 	opts Options
@@ -148,8 +151,22 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Bus, error) {
 		wake: make(chan struct{}, 1),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	d := &retry.Dispatcher[head]{
+		Workers: b.opts.Concurrency,
+		Due:     b.due,
+		Key:     func(h head) string { return h.url },
+		Run:     b.attempt,
+		Wake:    b.wake,
+		OnError: func(err error) {
+			b.opts.Logger.Warn("events: reading pending deliveries failed", "err", err)
+		},
+		ErrorDelay: b.opts.MinBackoff,
+	}
 	b.wg.Add(1)
-	go b.deliverLoop()
+	go func() {
+		defer b.wg.Done()
+		d.Loop(b.ctx)
+	}()
 	return b, nil
 }
 

@@ -5,32 +5,17 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
+	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 )
-
-// dsnPragmas are what the service's opener is documented to set.
-const dsnPragmas = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-
-// openDB opens (or reopens) the test database file at path.
-func openDB(t testing.TB, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", path+dsnPragmas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // newBus opens a fresh database in t.TempDir and a Bus on it, closed at cleanup.
 func newBus(t testing.TB, opts Options) (*Bus, *sql.DB) {
 	t.Helper()
-	db := openDB(t, filepath.Join(t.TempDir(), "events.db"))
+	db := dbtest.Open(t, filepath.Join(t.TempDir(), "events.db"))
 	b, err := New(context.Background(), db, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -39,29 +24,12 @@ func newBus(t testing.TB, opts Options) (*Bus, *sql.DB) {
 	return b, db
 }
 
-// checkGoroutines fails the test if, after its other cleanups ran, more
-// goroutines are left than when it started. Call it first in a test.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 func ev(typ Type, org, app string, data string) Event {
 	return Event{Type: typ, OrganizationID: org, ApplicationID: app, Data: json.RawMessage(data)}
 }
 
 func TestPublish_AssignsIncreasingIDsAndPersists(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{})
 	ctx := context.Background()
 	occurred := time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("X", 3600))
@@ -140,7 +108,7 @@ func TestPublish_EmptyDataIsObject(t *testing.T) {
 }
 
 func TestClose_IdempotentAndRejectsPublish(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{})
 	if err := b.Close(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 )
 
 func TestParseLastEventID(t *testing.T) {
@@ -203,7 +205,7 @@ func publishN(t *testing.T, b *Bus, org string, n int) {
 }
 
 func TestHandler_ResumesFromLastEventIDWithoutGapsOrDuplicates(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{SubscriberBuffer: 1024})
 	srv := httptest.NewServer(b.Handler(orgHeader))
 	t.Cleanup(srv.Close)
@@ -226,7 +228,7 @@ func TestHandler_ResumesFromLastEventIDWithoutGapsOrDuplicates(t *testing.T) {
 }
 
 func TestHandler_LiveOnlyWithoutLastEventID(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
 	t.Cleanup(srv.Close)
@@ -239,7 +241,7 @@ func TestHandler_LiveOnlyWithoutLastEventID(t *testing.T) {
 }
 
 func TestHandler_TenantScoped(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
 	t.Cleanup(srv.Close)
@@ -305,7 +307,7 @@ func TestHandler_RejectsBadRequests(t *testing.T) {
 }
 
 func TestHandler_Heartbeat(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{Heartbeat: 20 * time.Millisecond})
 	srv := httptest.NewServer(b.Handler(orgHeader))
 	t.Cleanup(srv.Close)
@@ -352,7 +354,7 @@ func (b *Bus) subscribers() int {
 }
 
 func TestPublish_SlowSubscriberIsDisconnectedNotWaitedFor(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{SubscriberBuffer: 4})
 	w := &stuckWriter{h: http.Header{}, release: make(chan struct{})}
 	req := httptest.NewRequest(http.MethodGet, "/api/events", nil)
@@ -382,7 +384,7 @@ func TestPublish_SlowSubscriberIsDisconnectedNotWaitedFor(t *testing.T) {
 }
 
 func TestClose_EndsStreams(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	b, _ := newBus(t, Options{})
 	srv := httptest.NewServer(b.Handler(orgHeader))
 	t.Cleanup(srv.Close)

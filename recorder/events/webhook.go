@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/internal/retry"
 )
 
 // The webhook request headers. The signature scheme:
@@ -188,58 +189,28 @@ func (b *Bus) heads(ctx context.Context) ([]head, error) {
 	return out, rows.Err()
 }
 
-// deliverLoop is the Bus's delivery worker. It starts one goroutine per due
-// endpoint head (at most Options.Concurrency at a time, never two for one
-// URL) and sleeps until the next attempt is due, Publish nudges it, or an
-// attempt finishes.
-func (b *Bus) deliverLoop() {
-	defer b.wg.Done()
-	inflight := make(map[string]bool)
-	done := make(chan string)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		wait := time.Hour
-		hs, err := b.heads(b.ctx)
-		if err != nil {
-			if b.ctx.Err() == nil {
-				b.opts.Logger.Warn("events: reading pending deliveries failed", "err", err)
+// due splits the endpoint heads into those to send now (not busy, due) and
+// the time the next other one becomes due.
+func (b *Bus) due(ctx context.Context, busy map[string]bool) ([]head, time.Time, error) {
+	hs, err := b.heads(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	now := time.Now()
+	var ready []head
+	var next time.Time
+	for _, h := range hs {
+		switch {
+		case busy[h.url]:
+		case h.next.After(now):
+			if next.IsZero() || h.next.Before(next) {
+				next = h.next
 			}
-			wait = b.opts.MinBackoff
-		}
-		now := time.Now()
-		for _, h := range hs {
-			if inflight[h.url] {
-				continue
-			}
-			if d := h.next.Sub(now); d > 0 {
-				wait = min(wait, d)
-				continue
-			}
-			if len(inflight) >= b.opts.Concurrency {
-				continue // an attempt finishing wakes the loop
-			}
-			inflight[h.url] = true
-			b.wg.Add(1)
-			go func() {
-				defer b.wg.Done()
-				b.attempt(b.ctx, h)
-				done <- h.url
-			}()
-		}
-		timer.Reset(wait)
-		select {
-		case <-b.ctx.Done():
-			for len(inflight) > 0 {
-				delete(inflight, <-done)
-			}
-			return
-		case u := <-done:
-			delete(inflight, u)
-		case <-b.wake:
-		case <-timer.C:
+		default:
+			ready = append(ready, h)
 		}
 	}
+	return ready, next, nil
 }
 
 // attempt sends one delivery and records the outcome. A delivery cut short by
@@ -265,7 +236,7 @@ func (b *Bus) attempt(ctx context.Context, h head) {
 		return
 	}
 	attempts := h.attempts + 1
-	next := now.Add(Backoff(attempts, b.opts.MinBackoff, b.opts.MaxBackoff))
+	next := now.Add(retry.Backoff(attempts, b.opts.MinBackoff, b.opts.MaxBackoff))
 	b.opts.Logger.Info("events: webhook delivery failed", "url", h.url, "event", h.ev.ID,
 		"attempt", attempts, "status", status, "err", err, "retry", next.Sub(now).Round(time.Millisecond))
 	if _, err := b.db.ExecContext(context.Background(),
@@ -325,20 +296,4 @@ func (b *Bus) send(ctx context.Context, hook Webhook, ev Event, now time.Time) (
 		return resp.StatusCode, fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return resp.StatusCode, nil
-}
-
-// Backoff is the delay before retry number attempt (1 after the first
-// failure): base doubled per earlier failure, capped at limit, then jittered to
-// a uniformly random value between half of it and all of it ("equal jitter"),
-// so that many failing deliveries do not retry in lockstep.
-func Backoff(attempt int, base, limit time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	if d > limit || d <= 0 {
-		d = limit
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 )
 
 // receiver is a webhook endpoint that fails the first failFirst requests (or
@@ -96,7 +98,7 @@ func fastRetry(hooks map[string][]Webhook) Options {
 }
 
 func TestWebhook_RetriedUntilAcknowledgedInOrder(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	rc, srv := newReceiver(t, "s3cret", 3)
 	hooks := map[string][]Webhook{"app1": {{URL: srv.URL + "/hook", Secret: "s3cret", Events: []string{"state.updated", "upload.*"}}}}
 	b, _ := newBus(t, fastRetry(hooks))
@@ -135,14 +137,14 @@ func TestWebhook_RetriedUntilAcknowledgedInOrder(t *testing.T) {
 }
 
 func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	rc, srv := newReceiver(t, "k", 0)
 	rc.setDown(true)
 	hooks := map[string][]Webhook{"app1": {{URL: srv.URL, Secret: "k"}}}
 	path := filepath.Join(t.TempDir(), "events.db")
 	ctx := context.Background()
 
-	db := openDB(t, path)
+	db := dbtest.Open(t, path)
 	b, err := New(ctx, db, fastRetry(hooks))
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +168,7 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 	db.Close()
 
 	rc.setDown(false)
-	db2 := openDB(t, path)
+	db2 := dbtest.Open(t, path)
 	b2, err := New(ctx, db2, fastRetry(hooks))
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +185,7 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 }
 
 func TestWebhook_GivesUpAfterMaxAgeAndMovesOn(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	rc, srv := newReceiver(t, "k", 0)
 	rc.setDown(true)
 	hooks := map[string][]Webhook{"app1": {{URL: srv.URL, Secret: "k"}}}
@@ -211,7 +213,7 @@ func TestWebhook_GivesUpAfterMaxAgeAndMovesOn(t *testing.T) {
 }
 
 func TestWebhook_RemovedWebhookIsDropped(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	rc, srv := newReceiver(t, "k", 0)
 	rc.setDown(true)
 	var mu sync.Mutex
@@ -240,7 +242,7 @@ func TestWebhook_RemovedWebhookIsDropped(t *testing.T) {
 }
 
 func TestWebhook_SlowEndpointDoesNotDelayOthers(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -363,30 +365,5 @@ func TestWebhook_Matches(t *testing.T) {
 		if got := (Webhook{Events: tt.filter}).Matches(tt.typ); got != tt.want {
 			t.Errorf("%v matches %s = %v, want %v", tt.filter, tt.typ, got, tt.want)
 		}
-	}
-}
-
-func TestBackoff_BoundsAndGrowth(t *testing.T) {
-	base, limit := 100*time.Millisecond, 2*time.Second
-	tests := []struct {
-		attempt int
-		lo, hi  time.Duration
-	}{
-		{0, 50 * time.Millisecond, 100 * time.Millisecond},
-		{1, 50 * time.Millisecond, 100 * time.Millisecond},
-		{2, 100 * time.Millisecond, 200 * time.Millisecond},
-		{4, 400 * time.Millisecond, 800 * time.Millisecond},
-		{6, time.Second, 2 * time.Second}, // capped
-		{1000, time.Second, 2 * time.Second},
-	}
-	for _, tt := range tests {
-		for range 100 {
-			if d := Backoff(tt.attempt, base, limit); d < tt.lo || d > tt.hi {
-				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", tt.attempt, d, tt.lo, tt.hi)
-			}
-		}
-	}
-	if d := Backoff(80, time.Hour, 24*time.Hour); d < 12*time.Hour || d > 24*time.Hour {
-		t.Fatalf("no overflow expected, got %v", d)
 	}
 }

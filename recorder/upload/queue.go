@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/rtcrec/recorder/recorder/internal/retry"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -117,8 +117,8 @@ func (o Options) withDefaults() Options {
 }
 
 // Queue uploads jobs from the persisted queue. All methods are safe for
-// concurrent use. It runs one scheduling goroutine and at most
-// Options.Workers upload goroutines until Close.
+// concurrent use. It runs one scheduling goroutine, which starts one
+// goroutine per due job (at most Options.Workers at once), until Close.
 type Queue struct {
 	db   *sql.DB
 	opts Options
@@ -154,8 +154,22 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 		q.handlers = append(q.handlers, opts.OnResult)
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
+	d := &retry.Dispatcher[row]{
+		Workers: q.opts.Workers,
+		Due:     q.due,
+		Key:     func(r row) string { return r.ID },
+		Run:     q.attempt,
+		Wake:    q.wake,
+		OnError: func(err error) {
+			q.opts.Logger.Warn("upload: reading the queue failed", "err", err)
+		},
+		ErrorDelay: q.opts.MinBackoff,
+	}
 	q.wg.Add(1)
-	go q.schedule()
+	go func() {
+		defer q.wg.Done()
+		d.Loop(q.ctx)
+	}()
 	return q, nil
 }
 
@@ -353,56 +367,30 @@ func (q *Queue) Jobs(ctx context.Context, recordingID string) ([]Result, error) 
 	return out, nil
 }
 
-// schedule is the Queue's scheduling goroutine: it starts an upload
-// goroutine for each due job (at most Options.Workers at once) and sleeps
-// until the next job is due, Enqueue or Retry nudges it, or an upload ends.
-func (q *Queue) schedule() {
-	defer q.wg.Done()
-	inflight := make(map[string]bool)
-	done := make(chan string)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		wait := time.Hour
-		if free := q.opts.Workers - len(inflight); free > 0 {
-			now := time.Now()
-			due, err := q.query(q.ctx, `state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, seq LIMIT ?`,
-				now.UnixNano(), free+len(inflight))
-			if err != nil && q.ctx.Err() == nil {
-				q.opts.Logger.Warn("upload: reading the queue failed", "err", err)
-				wait = q.opts.MinBackoff
-			}
-			for _, r := range due {
-				if inflight[r.ID] || len(inflight) >= q.opts.Workers {
-					continue
-				}
-				inflight[r.ID] = true
-				q.wg.Add(1)
-				go func() {
-					defer q.wg.Done()
-					q.attempt(q.ctx, r)
-					done <- r.ID
-				}()
-			}
-			var next sql.NullInt64
-			if err := q.db.QueryRowContext(q.ctx, `SELECT MIN(next_attempt) FROM upload_jobs WHERE state = 'pending' AND next_attempt > ?`,
-				now.UnixNano()).Scan(&next); err == nil && next.Valid {
-				wait = min(wait, time.Until(time.Unix(0, next.Int64)))
-			}
-		}
-		timer.Reset(max(wait, time.Millisecond))
-		select {
-		case <-q.ctx.Done():
-			for len(inflight) > 0 {
-				delete(inflight, <-done)
-			}
-			return
-		case id := <-done:
-			delete(inflight, id)
-		case <-q.wake:
-		case <-timer.C:
+// due returns the jobs to start now (not busy) and when the next other
+// pending job becomes due.
+func (q *Queue) due(ctx context.Context, busy map[string]bool) ([]row, time.Time, error) {
+	now := time.Now().UnixNano()
+	rows, err := q.query(ctx, `state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, seq LIMIT ?`,
+		now, q.opts.Workers+len(busy))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	ready := rows[:0]
+	for _, r := range rows {
+		if !busy[r.ID] {
+			ready = append(ready, r)
 		}
 	}
+	var next sql.NullInt64
+	if err := q.db.QueryRowContext(ctx,
+		`SELECT MIN(next_attempt) FROM upload_jobs WHERE state = 'pending' AND next_attempt > ?`, now).Scan(&next); err != nil {
+		return nil, time.Time{}, err
+	}
+	if !next.Valid {
+		return ready, time.Time{}, nil
+	}
+	return ready, time.Unix(0, next.Int64), nil
 }
 
 // attempt uploads one job once and records the outcome. An attempt cut short
@@ -493,7 +481,7 @@ func (q *Queue) fail(r row, err error, final bool) {
 	case final:
 		state, out.Status = stateAbandoned, Abandoned
 	case retryable(code):
-		delay = Backoff(attempts, q.opts.MinBackoff, q.opts.MaxBackoff)
+		delay = retry.Backoff(attempts, q.opts.MinBackoff, q.opts.MaxBackoff)
 	default:
 		delay = q.opts.PermanentRetry
 	}
@@ -574,19 +562,4 @@ func (q *Queue) drain(ctx context.Context) (int, error) {
 			return left, nil
 		}
 	}
-}
-
-// Backoff is the delay before retry number attempt (1 after the first
-// failure): base doubled per earlier failure, capped at limit, then jittered to
-// a uniformly random value between half of it and all of it.
-func Backoff(attempt int, base, limit time.Duration) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < limit; i++ {
-		d *= 2
-	}
-	if d > limit || d <= 0 {
-		d = limit
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }

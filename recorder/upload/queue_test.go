@@ -4,53 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/memstore"
-
-	_ "modernc.org/sqlite"
 )
-
-const dsnPragmas = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-
-func openDB(t testing.TB, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", path+dsnPragmas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// checkGoroutines fails the test if goroutines are left after its other
-// cleanups ran. Call it first.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // faulty is a storage.Provider over memstore whose writes can be made to fail:
 // the first failFirst writes with failCode, or every write while failAll is
@@ -183,7 +151,7 @@ func (f *fixture) start(opts Options) {
 	opts = fast(opts)
 	opts.Open = f.open
 	opts.OnResult = f.res.add
-	q, err := New(context.Background(), openDB(f.t, f.dbPath), opts)
+	q, err := New(context.Background(), dbtest.Open(f.t, f.dbPath), opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -244,7 +212,7 @@ func sha(b []byte) string {
 }
 
 func TestQueue_UploadsVerifiesAndDeletesOnlyWhenAsked(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	mem := memstore.New("primary", nil)
 	f := newFixture(t, mem, Options{})
 	tests := []struct {
@@ -317,7 +285,7 @@ func TestQueue_RetriesRetryableFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			dbtest.NoLeaks(t)
 			p := newFaulty("p")
 			p.set(func(p *faulty) { p.failFirst, p.failCode = tt.failures, tt.code })
 			f := newFixture(t, p, Options{ReportAfter: tt.reportAfter})
@@ -344,7 +312,7 @@ func TestQueue_RetriesRetryableFailures(t *testing.T) {
 }
 
 func TestQueue_PermanentFailureReportedAndRetriedAfterFix(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	bad := newFaulty("bad")
 	bad.set(func(p *faulty) { p.failAll, p.failCode = true, storage.Unauthenticated })
 	f := newFixture(t, bad, Options{PermanentRetry: time.Hour})
@@ -390,7 +358,7 @@ func TestQueue_PermanentFailureReportedAndRetriedAfterFix(t *testing.T) {
 }
 
 func TestQueue_BackupTakesOverAfterFailures(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	down := newFaulty("primary")
 	down.set(func(p *faulty) { p.failAll = true })
 	backup := storage.NewBucket(memstore.New("backup", nil))
@@ -414,7 +382,7 @@ func TestQueue_BackupTakesOverAfterFailures(t *testing.T) {
 }
 
 func TestQueue_AbandonsAfterDeadlineKeepingTheFile(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	down := newFaulty("primary")
 	down.set(func(p *faulty) { p.failAll = true })
 	f := newFixture(t, down, Options{Deadline: 30 * time.Millisecond, ReportAfter: 1000})
@@ -434,7 +402,7 @@ func TestQueue_AbandonsAfterDeadlineKeepingTheFile(t *testing.T) {
 }
 
 func TestQueue_MissingLocalFileIsAbandoned(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	f := newFixture(t, memstore.New("p", nil), Options{})
 	j, _ := f.job("gone.wav", "rec1", 10, false)
 	os.Remove(j.LocalPath)
@@ -448,7 +416,7 @@ func TestQueue_MissingLocalFileIsAbandoned(t *testing.T) {
 }
 
 func TestQueue_RestartResumesPendingJobs(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	stuck := newFaulty("primary")
 	stuck.set(func(p *faulty) { p.block = true })
 	f := newFixture(t, stuck, Options{})
@@ -485,7 +453,7 @@ func TestQueue_RestartResumesPendingJobs(t *testing.T) {
 }
 
 func TestQueue_CloseDrains(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	p := newFaulty("p")
 	p.set(func(p *faulty) { p.failFirst = 3 })
 	f := newFixture(t, p, Options{})
@@ -506,7 +474,7 @@ func TestQueue_CloseDrains(t *testing.T) {
 }
 
 func TestQueue_EnqueueIsIdempotent(t *testing.T) {
-	checkGoroutines(t)
+	dbtest.NoLeaks(t)
 	p := newFaulty("p")
 	f := newFixture(t, p, Options{})
 	j, _ := f.job("mix.wav", "rec1", 100, false)
@@ -550,7 +518,7 @@ func TestQueue_EnqueueRejectsBadJobs(t *testing.T) {
 }
 
 func TestNew_RequiresOpener(t *testing.T) {
-	if _, err := New(context.Background(), openDB(t, filepath.Join(t.TempDir(), "x.db")), Options{}); err == nil {
+	if _, err := New(context.Background(), dbtest.Open(t, filepath.Join(t.TempDir(), "x.db")), Options{}); err == nil {
 		t.Fatal("New without Open succeeded")
 	}
 }
