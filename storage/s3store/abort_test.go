@@ -3,6 +3,7 @@ package s3store
 import (
 	"context"
 	"crypto/rand"
+	"runtime"
 	"testing"
 	"time"
 
@@ -58,5 +59,29 @@ func TestCancelAbortsMultipartUpload(t *testing.T) {
 		if _, err := b.Attributes(ctx, "abort/obj"); storage.Code(err) != storage.NotFound {
 			t.Fatalf("close=%v: object after a cancelled write: %v", closeIt, err)
 		}
+	}
+}
+
+// TestClose_NoLeakedGoroutines checks that a closed provider leaves no
+// connection goroutines behind (the service makes one per Verify call).
+func TestClose_NoLeakedGoroutines(t *testing.T) {
+	g := sharedGateway(t)
+	ctx := t.Context()
+	bucket := newTestBucket(t, ctx, g)
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		b := storage.NewBucket(newProvider(t, ctx, g.endpoint, bucket, rootAccess, rootSecret))
+		if res := storage.Verify(ctx, b, "leak", nil); !res.OK() {
+			t.Fatalf("Verify: %+v", res)
+		}
+		b.Close()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines: %d before, %d after closing 5 providers", before, runtime.NumGoroutine())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -679,7 +679,10 @@ func (p *Provider) Location() string {
 
 // Close implements storage.Provider; idle connections are closed.
 func (p *Provider) Close() error {
-	if c, ok := p.opts.HTTPClient.(interface{ CloseIdleConnections() }); ok {
+	switch c := p.opts.HTTPClient.(type) {
+	case *awshttp.BuildableClient:
+		c.GetTransport().CloseIdleConnections()
+	case interface{ CloseIdleConnections() }:
 		c.CloseIdleConnections()
 	}
 	return nil
