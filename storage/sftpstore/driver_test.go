@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
+
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/internal/verifytest"
 )
@@ -217,4 +219,32 @@ func TestVerify(t *testing.T) {
 		{Name: "StoppedServer", Bucket: open(stopped, testUser, testPassword, stopped.Dir), Secret: testPassword,
 			Words: verifytest.BucketFails("cannot reach sftp://" + stopped.Addr.String() + "/")},
 	})
+}
+
+// TestWithoutPosixRename runs writes against a server that does not offer
+// posix-rename@openssh.com, so the driver falls back to SFTP v3 rename.
+func TestWithoutPosixRename(t *testing.T) {
+	if err := sftp.SetSFTPExtensions("hardlink@openssh.com", "statvfs@openssh.com"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sftp.SetSFTPExtensions("hardlink@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com") })
+	srv := startInProcServer(t)
+	p, err := New(srv.Options(testUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storage.NewBucket(p)
+	defer b.Close()
+	ctx := t.Context()
+	for _, content := range []string{"first version", "second"} {
+		if _, err := b.Upload(ctx, "v3/obj", strings.NewReader(content), nil); err != nil {
+			t.Fatalf("Upload %q: %v", content, err)
+		}
+	}
+	if got, err := b.ReadAll(ctx, "v3/obj"); err != nil || string(got) != "second" {
+		t.Fatalf("after overwrite: %q, %v", got, err)
+	}
+	if c, _, _ := p.(*bucket).conn(ctx); c.posixRename {
+		t.Error("the driver thinks the server has posix-rename")
+	}
 }
