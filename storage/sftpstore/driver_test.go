@@ -227,7 +227,9 @@ func TestWithoutPosixRename(t *testing.T) {
 	if err := sftp.SetSFTPExtensions("hardlink@openssh.com", "statvfs@openssh.com"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sftp.SetSFTPExtensions("hardlink@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com") })
+	t.Cleanup(func() {
+		sftp.SetSFTPExtensions("hardlink@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com")
+	})
 	srv := startInProcServer(t)
 	p, err := New(srv.Options(testUser))
 	if err != nil {
