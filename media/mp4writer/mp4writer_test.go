@@ -168,6 +168,33 @@ func TestWriter_MP4(t *testing.T) {
 	}
 }
 
+// TestWriter_PlaysInChromium plays a file with a lost packet in headless
+// Chromium to its end, every written frame decoded.
+func TestWriter_PlaysInChromium(t *testing.T) {
+	frames := encode(t, 3)
+	path := filepath.Join(t.TempDir(), "track.mp4")
+	w, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fr := range frames {
+		for j, p := range fr.packets {
+			if i != 40 || j != 0 {
+				if err := w.WriteRTP(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := tooltest.ChromiumPlay(t, path)
+	if !p.Ended || p.Err != "" || p.Width != 320 || p.Height != 240 || p.Frames != 70 || math.Abs(p.Time-3) > 0.05 {
+		t.Errorf("Chromium: %+v, want 320x240, 70 frames, 3 s played to the end", p)
+	}
+}
+
 // checkMP4ff parses the file with mp4ff: an init segment with avcC, then
 // fragments whose first sample is a sync sample and whose decode times
 // increase without overlap.

@@ -172,6 +172,31 @@ func TestWriter_Timeline(t *testing.T) {
 	}
 }
 
+// TestWriter_PlaysInChromium plays a 4 s file with a 1 s gap in headless
+// Chromium to its end.
+func TestWriter_PlaysInChromium(t *testing.T) {
+	packets := opusTone(t, 1000, 4)
+	path := filepath.Join(t.TempDir(), "track.ogg")
+	w, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if i < 50 || i >= 100 {
+			if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Timestamp: uint32(960 * i)}, Payload: packets[i]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := tooltest.ChromiumPlay(t, path)
+	if !p.Ended || p.Err != "" || math.Abs(p.Duration-4) > 0.01 || math.Abs(p.Time-4) > 0.05 {
+		t.Errorf("Chromium: %+v, want 4 s played to the end", p)
+	}
+}
+
 // TestWriter_LongPauseKeepsLength: the caller writes nothing for 5 s (a
 // pause longer than the maximum gap) and the sender's timestamps jump
 // meanwhile; the wall clock keeps the pause in the file.

@@ -2,6 +2,7 @@ package wavwriter
 
 import (
 	"bytes"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -171,5 +172,29 @@ func TestG711Writer_ZeroAllocs(t *testing.T) {
 	}
 	if n := tooltest.TotalAllocs(100, write); n != 0 {
 		t.Errorf("100 WriteRTP calls allocate %d times, want 0", n)
+	}
+}
+
+// TestG711Writer_PlaysInChromium plays µ-law and A-law files with a gap in
+// headless Chromium to their end.
+func TestG711Writer_PlaysInChromium(t *testing.T) {
+	for _, law := range []Format{MuLaw, ALaw} {
+		path := filepath.Join(t.TempDir(), "track.wav")
+		g, err := NewG711(path, law)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 { // 2 s, of which 0.4 s are lost
+			if i < 40 || i >= 60 {
+				writeG711(t, g, law, 1, uint32(160*i), 160, 440)
+			}
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := tooltest.ChromiumPlay(t, path)
+		if !p.Ended || p.Err != "" || math.Abs(p.Duration-2) > 0.01 || math.Abs(p.Time-2) > 0.05 {
+			t.Errorf("%v: Chromium: %+v, want 2 s played to the end", law, p)
+		}
 	}
 }

@@ -158,6 +158,35 @@ func TestWriter_WebM(t *testing.T) {
 	}
 }
 
+// TestWriter_PlaysInChromium plays a VP8 and a VP9 file with a lost packet
+// in headless Chromium to their end, every written frame decoded.
+func TestWriter_PlaysInChromium(t *testing.T) {
+	for _, codec := range []Codec{VP8, VP9} {
+		frames := encode(t, codec, 3)
+		path := filepath.Join(t.TempDir(), "track.webm")
+		w, err := New(path, codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, fr := range frames {
+			for j, p := range fr.packets {
+				if i != 40 || j != 0 {
+					if err := w.WriteRTP(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := tooltest.ChromiumPlay(t, path)
+		if !p.Ended || p.Err != "" || p.Width != 320 || p.Height != 240 || p.Frames != 70 || math.Abs(p.Time-3) > 0.05 {
+			t.Errorf("%v: Chromium: %+v, want 320x240, 70 frames, 3 s played to the end", codec, p)
+		}
+	}
+}
+
 // checkEBML reads the file with github.com/at-wat/ebml-go: the track entry
 // and the number of keyframe and delta blocks.
 func checkEBML(t *testing.T, path string, codec Codec, frames int) {

@@ -1,0 +1,100 @@
+package tooltest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/rtcrec/recorder/internal/testenv"
+)
+
+// Playback is what headless Chromium reports after playing a file in a
+// <video> element (which plays audio-only files too).
+type Playback struct {
+	Src      string  `json:"src"`
+	Duration float64 `json:"duration"` // seconds, from the container
+	Width    int     `json:"w"`
+	Height   int     `json:"h"`
+	Time     float64 `json:"t"`      // currentTime when last reported
+	Frames   int     `json:"frames"` // video frames decoded
+	Ended    bool    `json:"ended"`
+	Err      string  `json:"err"`
+}
+
+// playPage plays the file named in the URL fragment, muted, and logs what
+// it sees every half second.
+const playPage = `<html><body><script>
+const el = document.createElement('video');
+const r = {src: decodeURIComponent(location.hash.slice(1))};
+el.muted = true;
+el.onloadedmetadata = () => { r.duration = el.duration; r.w = el.videoWidth; r.h = el.videoHeight; el.play().catch(e => r.err = String(e)); };
+el.onended = () => { r.ended = true; };
+el.onerror = () => { r.err = 'error ' + (el.error && (el.error.code + ' ' + el.error.message)); };
+el.src = 'file://' + r.src;
+document.body.appendChild(el);
+setInterval(() => {
+  r.t = el.currentTime;
+  r.frames = el.getVideoPlaybackQuality().totalVideoFrames;
+  console.log('RESULT ' + JSON.stringify(r));
+}, 500);
+</script></body></html>`
+
+var resultLine = regexp.MustCompile(`"RESULT (\{.*\})", source`)
+
+// ChromiumPlay plays the file at path (absolute) in headless Chromium
+// until it ends, fails or a minute passes, and returns what the page saw.
+// It is skipped in -short mode (Chromium takes seconds of CPU to start).
+func ChromiumPlay(t testing.TB, path string) Playback {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("Chromium playback is skipped in -short mode")
+	}
+	bin := testenv.LookPath(t, "chromium")
+	dir := t.TempDir()
+	page := filepath.Join(dir, "play.html")
+	if err := os.WriteFile(page, []byte(playPage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
+		"--allow-file-access-from-files", "--mute-audio", "--enable-logging=stderr", "--v=0",
+		"file://"+page+"#"+path)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill() // the process this test started, by its PID
+		cmd.Wait()
+	}()
+	var last Playback
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := resultLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		if err := json.Unmarshal([]byte(m[1]), &last); err != nil {
+			t.Fatalf("chromium: %v: %s", err, m[1])
+		}
+		if last.Ended || last.Err != "" {
+			return last
+		}
+	}
+	if ctx.Err() != nil {
+		t.Errorf("chromium: no end of playback within %v (last report %+v)", Timeout, last)
+	}
+	return last
+}
