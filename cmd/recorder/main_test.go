@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/storage"
+)
+
+var recorderBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "recorder-bin-")
+	if err != nil {
+		panic(err)
+	}
+	recorderBin = filepath.Join(dir, "recorder")
+	if out, err := exec.Command("go", "build", "-race", "-o", recorderBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a `recorder serve` process.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+var listening = regexp.MustCompile(`recorder listening"? url=(\S+)`)
+
+// serveProcess starts `recorder serve --config` on a config in dir.
+func serveProcess(t *testing.T, dir string) *server {
+	t.Helper()
+	cfg := filepath.Join(dir, "recorder.yaml")
+	if _, err := os.Stat(cfg); err != nil {
+		os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\ndataDir: "+filepath.Join(dir, "data")+
+			"\nwebrtc:\n  includeLoopback: true\n  interfaces: [lo]\n"), 0o600)
+	}
+	cmd := exec.Command(recorderBin, "serve", "--config", cfg)
+	pr, pw := io.Pipe()
+	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.stderr.WriteString(line + "\n")
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	select {
+	case s.url = <-found:
+	case err := <-s.done:
+		t.Fatalf("serve exited: %v\n%s", err, s.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start\n%s", s.stderr)
+	}
+	return s
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (s *server) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("serve did not exit within %v\n%s", d, s.stderr)
+	}
+	return -1
+}
+
+func call(t *testing.T, method, url, key string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Authorization", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+func TestServe_GeneratesKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key, err := os.ReadFile(filepath.Join(dir, "data", "api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := strings.TrimSpace(string(key))
+	if !strings.Contains(s.stderr.String(), k) {
+		t.Errorf("the generated key is not printed on first start:\n%s", s.stderr)
+	}
+	if st := call(t, "GET", s.url+"/api/recordings/none", k, nil, nil); st != 404 {
+		t.Errorf("with the generated key: %d, want 404", st)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+	s2 := serveProcess(t, dir)
+	if strings.Contains(s2.stderr.String(), k) {
+		t.Errorf("the key is printed again on the second start")
+	}
+	if st := call(t, "GET", s2.url+"/api/recordings/none", k, nil, nil); st != 404 {
+		t.Errorf("with the persisted key after restart: %d, want 404", st)
+	}
+}
+
+// recordWithProcess starts a recording of one participant on a serve process.
+func recordWithProcess(t *testing.T, ctx context.Context, s *server, key string) (api.RecordingDataEvent, *synth.Participant) {
+	t.Helper()
+	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	p, err := synth.Join(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, "f", "u", "MIC"), "u", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Leave(context.Background()) })
+	var ev api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "f", ConversationID: "c"}, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	return ev, p
+}
+
+// TestServe_SIGTERMFinishesRecordings: the first SIGTERM stops the running
+// recording, writes and uploads its files, then exits 0.
+func TestServe_SIGTERMFinishesRecordings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ev, _ := recordWithProcess(t, ctx, s, key)
+	time.Sleep(1500 * time.Millisecond)
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, s.stderr)
+	}
+	s2 := serveProcess(t, dir)
+	var msg api.RecordingDataMessage
+	call(t, "GET", s2.url+"/api/recordings/c/"+ev.RecorderID+"/"+ev.InstanceID, key, nil, &msg)
+	if msg.State != "STOPPED" || msg.Recovered != "" || len(msg.Streams) != 1 || msg.Streams[0].Tracks[0].URL == "" {
+		t.Errorf("after SIGTERM and restart: %+v", msg)
+	}
+}
+
+// TestServe_RecoversAfterKill: a recording running when the process is
+// killed is found at the next start and finished: STOPPED, recovered, with
+// its files uploaded.
+func TestServe_RecoversAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ev, p := recordWithProcess(t, ctx, s, key)
+	time.Sleep(2500 * time.Millisecond)
+	s.cmd.Process.Kill()
+	s.wait(t, 10*time.Second)
+	p.Leave(ctx)
+
+	s2 := serveProcess(t, dir)
+	var msg api.RecordingDataMessage
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		call(t, "GET", s2.url+"/api/recordings/c/"+ev.RecorderID+"/"+ev.InstanceID, key, nil, &msg)
+		if msg.State == "STOPPED" || msg.State == "FAILED" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if msg.State != "STOPPED" || msg.Recovered == "" {
+		t.Fatalf("after kill and restart: %+v", msg)
+	}
+	var comp api.RecordingDataMessage
+	call(t, "GET", s2.url+"/api/compositions/c", key, nil, &comp)
+	if comp.Composition == nil || len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].Duration < 1.5 {
+		t.Errorf("recovered composition: %+v", comp.Composition)
+	}
+}
+
+func readKey(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "data", "api-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("dataDir: "+filepath.Join(dir, "data")+"\nsigningKey: k123\napplications:\n  app1:\n    storage: {provider: LOCAL, dir: "+filepath.Join(dir, "store")+"}\n"), 0o600)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nwebrtc:\n  includeLoopbak: true\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"unknown config key", []string{"serve", "--config", bad}, 1, "line 3: field includeLoopbak not found"},
+		{"verify json", []string{"verify", "--config", good, "--application", "app1", "--json"}, 0, `"deleteTestResult": {`},
+		{"verify text", []string{"verify", "--config", good, "--application", "app1"}, 0, "ok   delete"},
+		{"verify needs application", []string{"verify", "--config", good}, 1, "--application is required"},
+		{"verify bad id", []string{"verify", "--config", good, "--application", "../x"}, 1, "applicationId"},
+		{"sign attachment", []string{"sign", "--config", good, "/api/recordings/attachment/composition/c/r/i/mix.wav"}, 0, "Signature="},
+		{"sign object key", []string{"sign", "--config", good, "--application", "app1", "default/c/r/i/tracks/s-t.wav"}, 0, "/api/recordings/attachment/track/c/r/i/s-t.wav?"},
+		{"version", []string{"version"}, 0, "recorder "},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, recorderBin, tt.args...).CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(string(out), tt.out) {
+				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out, tt.code, tt.out)
+			}
+		})
+	}
+	// The signed attachment URL checks with the configured key.
+	out, _ := exec.Command(recorderBin, "sign", "--config", good, "/api/recordings/attachment/composition/c/r/i/mix.wav").Output()
+	u, err := urlParse(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.NewURLSigner([]byte("k123")).Check("GET", u); err != nil {
+		t.Errorf("signed URL does not check: %v", err)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	out, err := exec.CommandContext(ctx, recorderBin, "demo", "--duration", "6s", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "The recording is complete") {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"carol joins late", "bob leaves early", "mix.wav  8000 Hz", "url http://127.0.0.1:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+func urlParse(s string) (*url.URL, error) { return url.Parse(s) }
