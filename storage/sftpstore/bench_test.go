@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/rtcrec/recorder/storage/internal/verifytest"
+	"github.com/rtcrec/recorder/storage/sftpstore/sftptest"
 )
 
 // go test -run '^$' -bench Upload100MiB -benchtime 3x ./storage/sftpstore
 func BenchmarkUpload100MiB(b *testing.B) {
 	b.Run("InProcess", func(b *testing.B) {
-		srv := startInProcServer(b)
-		bucket, err := OpenBucket(srv.Options(testUser))
+		srv := sftptest.Start(b)
+		bucket, err := OpenBucket(inProcOptions(srv, sftptest.User))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -18,8 +19,8 @@ func BenchmarkUpload100MiB(b *testing.B) {
 		verifytest.BenchmarkUpload(b, bucket, 100<<20)
 	})
 	b.Run("OpenSSH", func(b *testing.B) {
-		srv := startSSHD(b)
-		bucket, err := OpenBucket(srv.Options())
+		srv := sftptest.StartOpenSSH(b)
+		bucket, err := OpenBucket(openSSHOptions(srv))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,21 +17,22 @@ import (
 
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/internal/verifytest"
+	"github.com/rtcrec/recorder/storage/sftpstore/sftptest"
 )
 
 func TestNew_RefusesIncompleteOptions(t *testing.T) {
-	keys := newTestKeys(t)
+	keys := sftptest.NewKey(t)
 	tests := []struct {
 		name string
 		opts Options
 		want string
 	}{
-		{"NoHost", Options{User: "u", Password: "p", HostKey: keys.hostLine}, "host and user"},
+		{"NoHost", Options{User: "u", Password: "p", HostKey: keys.AuthorizedKey}, "host and user"},
 		{"NoHostKey", Options{Host: "h", User: "u", Password: "p"}, "unknown host keys are refused"},
 		{"BadHostKey", Options{Host: "h", User: "u", Password: "p", HostKey: "ssh-ed25519 nonsense"}, "authorized_keys"},
 		{"MissingKnownHosts", Options{Host: "h", User: "u", Password: "p", KnownHostsFile: "/nonexistent"}, "knownHostsFile"},
-		{"NoCredentials", Options{Host: "h", User: "u", HostKey: keys.hostLine}, "password or a private key"},
-		{"BadPrivateKey", Options{Host: "h", User: "u", HostKey: keys.hostLine, PrivateKey: []byte("not a key")}, "private key"},
+		{"NoCredentials", Options{Host: "h", User: "u", HostKey: keys.AuthorizedKey}, "password or a private key"},
+		{"BadPrivateKey", Options{Host: "h", User: "u", HostKey: keys.AuthorizedKey, PrivateKey: []byte("not a key")}, "private key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,9 +56,9 @@ func openTest(t *testing.T, o *Options) *storage.Bucket {
 }
 
 func TestHostKey_MismatchRefused(t *testing.T) {
-	srv := startInProcServer(t)
-	o := srv.Options(testUser)
-	o.HostKey = newTestKeys(t).hostLine // some other server's key
+	srv := sftptest.Start(t)
+	o := inProcOptions(srv, sftptest.User)
+	o.HostKey = sftptest.NewKey(t).AuthorizedKey // some other server's key
 	err := openTest(t, o).CheckBucket(t.Context())
 	var hk *HostKeyError
 	if !errors.As(err, &hk) || storage.Code(err) != storage.Unauthenticated {
@@ -69,9 +70,9 @@ func TestHostKey_MismatchRefused(t *testing.T) {
 }
 
 func TestKnownHostsFile(t *testing.T) {
-	srv := startInProcServer(t)
+	srv := sftptest.Start(t)
 	line := func(host string) string {
-		return host + " " + strings.TrimSpace(srv.Keys.hostLine) + "\n"
+		return host + " " + strings.TrimSpace(srv.HostKey.AuthorizedKey) + "\n"
 	}
 	tests := []struct {
 		name, knownHosts string
@@ -79,7 +80,7 @@ func TestKnownHostsFile(t *testing.T) {
 	}{
 		{"Listed", line("[127.0.0.1]:" + strconv.Itoa(srv.Addr.Port)), storage.Unknown},
 		{"OtherPort", line("[127.0.0.1]:1"), storage.Unauthenticated},
-		{"OtherKey", "[127.0.0.1]:" + strconv.Itoa(srv.Addr.Port) + " " + newTestKeys(t).hostLine, storage.Unauthenticated},
+		{"OtherKey", "[127.0.0.1]:" + strconv.Itoa(srv.Addr.Port) + " " + sftptest.NewKey(t).AuthorizedKey, storage.Unauthenticated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,7 +88,7 @@ func TestKnownHostsFile(t *testing.T) {
 			if err := os.WriteFile(f, []byte(tc.knownHosts), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			o := srv.Options(testUser)
+			o := inProcOptions(srv, sftptest.User)
 			o.HostKey, o.KnownHostsFile = "", f
 			err := openTest(t, o).CheckBucket(t.Context())
 			if (err == nil) != (tc.want == storage.Unknown) || (err != nil && storage.Code(err) != tc.want) {
@@ -98,9 +99,9 @@ func TestKnownHostsFile(t *testing.T) {
 }
 
 func TestPrivateKeyLogin(t *testing.T) {
-	srv := startInProcServer(t)
-	o := srv.Options(testUser)
-	o.Password, o.PrivateKey = "", srv.Keys.clientPEM
+	srv := sftptest.Start(t)
+	o := inProcOptions(srv, sftptest.User)
+	o.Password, o.PrivateKey = "", srv.ClientKey.PEM
 	b := openTest(t, o)
 	if _, err := b.Upload(t.Context(), "k", strings.NewReader("key login"), nil); err != nil {
 		t.Fatalf("Upload with a private key: %v", err)
@@ -108,8 +109,8 @@ func TestPrivateKeyLogin(t *testing.T) {
 }
 
 func TestReconnectAfterDrop(t *testing.T) {
-	srv := startInProcServer(t)
-	b := openTest(t, srv.Options(testUser))
+	srv := sftptest.Start(t)
+	b := openTest(t, inProcOptions(srv, sftptest.User))
 	ctx := t.Context()
 	if _, err := b.Upload(ctx, "a/b", strings.NewReader("before"), nil); err != nil {
 		t.Fatal(err)
@@ -141,8 +142,8 @@ func filesUnder(t *testing.T, dir string) []string {
 }
 
 func TestFailedWritesLeaveNoTemporaryFile(t *testing.T) {
-	srv := startInProcServer(t)
-	b := openTest(t, srv.Options(testUser))
+	srv := sftptest.Start(t)
+	b := openTest(t, inProcOptions(srv, sftptest.User))
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("x"), 3<<20)
 
@@ -174,8 +175,8 @@ func TestFailedWritesLeaveNoTemporaryFile(t *testing.T) {
 }
 
 func TestSignedURL_UsesSignURL(t *testing.T) {
-	srv := startInProcServer(t)
-	o := srv.Options(testUser)
+	srv := sftptest.Start(t)
+	o := inProcOptions(srv, sftptest.User)
 	var gotKey string
 	var gotOpts *storage.SignedURLOptions
 	o.SignURL = func(_ context.Context, key string, opts *storage.SignedURLOptions) (string, error) {
@@ -193,11 +194,11 @@ func TestSignedURL_UsesSignURL(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
-	srv := startInProcServer(t)
-	stopped := startInProcServer(t)
+	srv := sftptest.Start(t)
+	stopped := sftptest.Start(t)
 	stopped.Stop()
-	open := func(s *inProcServer, user, password, dir string) *storage.Bucket {
-		o := s.Options(user)
+	open := func(s *sftptest.Server, user, password, dir string) *storage.Bucket {
+		o := inProcOptions(s, user)
 		o.Password, o.Dir = password, dir
 		b, err := OpenBucket(o)
 		if err != nil {
@@ -208,15 +209,15 @@ func TestVerify(t *testing.T) {
 	loc := "sftp://" + srv.Addr.String() + "/"
 	const wrong = "wrong-password-value"
 	verifytest.Run(t, []verifytest.Case{
-		{Name: "Healthy", Bucket: open(srv, testUser, testPassword, srv.Dir), Secret: testPassword,
+		{Name: "Healthy", Bucket: open(srv, sftptest.User, sftptest.Password, srv.Dir), Secret: sftptest.Password,
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
-		{Name: "WrongPassword", Bucket: open(srv, testUser, wrong, srv.Dir), Secret: wrong,
+		{Name: "WrongPassword", Bucket: open(srv, sftptest.User, wrong, srv.Dir), Secret: wrong,
 			Words: verifytest.BucketFails("credentials rejected by " + loc)},
-		{Name: "MissingDirectory", Bucket: open(srv, testUser, testPassword, srv.Dir+"/missing"), Secret: testPassword,
+		{Name: "MissingDirectory", Bucket: open(srv, sftptest.User, sftptest.Password, srv.Dir+"/missing"), Secret: sftptest.Password,
 			Words: verifytest.BucketFails("bucket does not exist: " + loc)},
-		{Name: "ReadOnly", Bucket: open(srv, testReader, testPassword, srv.Dir), Secret: testPassword,
+		{Name: "ReadOnly", Bucket: open(srv, sftptest.ReadOnlyUser, sftptest.Password, srv.Dir), Secret: sftptest.Password,
 			Want: [5]bool{true}, Words: verifytest.WriteFails("access denied writing rec/app1/verify-")},
-		{Name: "StoppedServer", Bucket: open(stopped, testUser, testPassword, stopped.Dir), Secret: testPassword,
+		{Name: "StoppedServer", Bucket: open(stopped, sftptest.User, sftptest.Password, stopped.Dir), Secret: sftptest.Password,
 			Words: verifytest.BucketFails("cannot reach sftp://" + stopped.Addr.String() + "/")},
 	})
 }
@@ -230,8 +231,8 @@ func TestWithoutPosixRename(t *testing.T) {
 	t.Cleanup(func() {
 		sftp.SetSFTPExtensions("hardlink@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com")
 	})
-	srv := startInProcServer(t)
-	p, err := New(srv.Options(testUser))
+	srv := sftptest.Start(t)
+	p, err := New(inProcOptions(srv, sftptest.User))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/sftpstore/sftptest"
 	"github.com/rtcrec/recorder/storage/storagetest"
 )
 
@@ -22,28 +23,28 @@ func subdir(t *testing.T, root string, n *atomic.Int64) string {
 }
 
 func TestConformance_InProcess(t *testing.T) {
-	srv := startInProcServer(t)
+	srv := sftptest.Start(t)
 	var n atomic.Int64
 	var last string
 	with := func(user, password, dir string) (storage.Provider, error) {
-		o := srv.Options(user)
+		o := inProcOptions(srv, user)
 		o.Password, o.Dir = password, dir
 		return New(o)
 	}
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(_ context.Context, t *testing.T) (storage.Provider, error) {
 			last = subdir(t, srv.Dir, &n)
-			return with(testUser, testPassword, last)
+			return with(sftptest.User, sftptest.Password, last)
 		},
 		NewProviderWrongCredentials: func(context.Context, *testing.T) (storage.Provider, error) {
-			return with(testUser, "wrong password", last)
+			return with(sftptest.User, "wrong password", last)
 		},
 		NewProviderReadOnly: func(context.Context, *testing.T) (storage.Provider, error) {
-			return with(testReader, testPassword, last)
+			return with(sftptest.ReadOnlyUser, sftptest.Password, last)
 		},
 		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
-			o := srv.Options(testUser)
-			o.Port = freePort(t) // nothing listens there any more
+			o := inProcOptions(srv, sftptest.User)
+			o.Port = sftptest.FreePort(t) // nothing listens there any more
 			return New(o)
 		},
 		ContentMD5: true,
@@ -51,30 +52,30 @@ func TestConformance_InProcess(t *testing.T) {
 }
 
 func TestConformance_OpenSSH(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sftptest.StartOpenSSH(t)
 	var n atomic.Int64
 	var last string
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(_ context.Context, t *testing.T) (storage.Provider, error) {
-			o := srv.Options()
+			o := openSSHOptions(srv)
 			last = subdir(t, srv.Dir, &n)
 			o.Dir = last
 			return New(o)
 		},
 		NewProviderWrongCredentials: func(_ context.Context, t *testing.T) (storage.Provider, error) {
-			o := srv.Options()
+			o := openSSHOptions(srv)
 			o.Dir = last
-			o.PrivateKey = newTestKeys(t).clientPEM // a key the server does not know
+			o.PrivateKey = sftptest.NewKey(t).PEM // a key the server does not know
 			return New(o)
 		},
 		NewProviderReadOnly: func(context.Context, *testing.T) (storage.Provider, error) {
-			o := srv.Options()
+			o := openSSHOptions(srv)
 			o.Dir, o.Port = last, srv.ReadOnlyPort
 			return New(o)
 		},
 		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
-			o := srv.Options()
-			o.Port = freePort(t)
+			o := openSSHOptions(srv)
+			o.Port = sftptest.FreePort(t)
 			return New(o)
 		},
 		ContentMD5: true,
