@@ -72,6 +72,7 @@ func run(addr, dir, access, secret, userAccess, userSecret, region string) error
 		MaxRequests:       256,
 		MultipartMaxParts: 10000,
 		Quiet:             true,
+		KeepAlive:         true,
 		IAMDir:            iamDir,
 		IAMCacheDisable:   true,
 	}

@@ -88,6 +88,7 @@ type Provider struct {
 	client  *s3.Client
 	presign *s3.PresignClient
 	parts   sync.Pool // of *[]byte with capacity PartSize
+	conns   *connSet  // connections of the default HTTP client
 }
 
 const minPartSize = 5 << 20
@@ -116,8 +117,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 3
 	}
+	conns := &connSet{}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = defaultHTTPClient()
+		opts.HTTPClient = defaultHTTPClient(conns)
 	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRegion(opts.Region),
@@ -151,19 +153,68 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &Provider{opts: opts, client: client, presign: s3.NewPresignClient(client)}, nil
+	return &Provider{opts: opts, client: client, presign: s3.NewPresignClient(client), conns: conns}, nil
 }
 
 // defaultHTTPClient is the SDK's client (which honours AWS_CA_BUNDLE) with
-// shorter timeouts.
-func defaultHTTPClient() aws.HTTPClient {
+// shorter timeouts, dialling through conns so that Close can end its
+// connections (the SDK's client copies its transport and offers no way to
+// close idle connections).
+func defaultHTTPClient(conns *connSet) aws.HTTPClient {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
 		WithTransportOptions(func(tr *http.Transport) {
+			tr.DialContext = conns.dialer(d)
 			tr.ResponseHeaderTimeout = 60 * time.Second
 			tr.TLSHandshakeTimeout = 10 * time.Second
 			tr.MaxIdleConnsPerHost = 16
 		})
+}
+
+// connSet tracks the open connections of a provider's default HTTP client.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+func (s *connSet) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, set: s}
+		s.mu.Lock()
+		if s.conns == nil {
+			s.conns = make(map[*trackedConn]struct{})
+		}
+		s.conns[tc] = struct{}{}
+		s.mu.Unlock()
+		return tc, nil
+	}
+}
+
+// closeAll closes every tracked connection.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (c *trackedConn) Close() error {
+	c.set.mu.Lock()
+	delete(c.set.conns, c)
+	c.set.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // Client returns the underlying S3 client, for what the Provider does not cover.
@@ -677,14 +728,13 @@ func (p *Provider) Location() string {
 	return strings.TrimSuffix(u.String(), "/") + "/" + p.opts.Bucket
 }
 
-// Close implements storage.Provider; idle connections are closed.
+// Close implements storage.Provider: the default client's connections are
+// closed (a caller's HTTPClient only has its idle connections closed, if it can).
 func (p *Provider) Close() error {
-	switch c := p.opts.HTTPClient.(type) {
-	case *awshttp.BuildableClient:
-		c.GetTransport().CloseIdleConnections()
-	case interface{ CloseIdleConnections() }:
+	if c, ok := p.opts.HTTPClient.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	p.conns.closeAll()
 	return nil
 }
 
