@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +79,13 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	}
 	s.URL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if s.URL == "" {
-		s.URL = "http://" + s.Listener.Addr().String()
+		addr := s.Listener.Addr().(*net.TCPAddr)
+		host := addr.IP.String()
+		if addr.IP.IsUnspecified() {
+			host = "127.0.0.1"
+			log.Warn("publicURL is not set and the recorder listens on every address: signed URLs and WHIP Locations use 127.0.0.1; set publicURL")
+		}
+		s.URL = "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 	}
 	base, err := url.Parse(s.URL)
 	if err != nil {

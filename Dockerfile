@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: a static, pure-Go binary (CGO off: SQLite is modernc.org/sqlite)
+# on a distroless base, running as a non-root user.
+#
+#   docker build -t recorder .
+#   docker run -p 8080:8080 -p 40000-40099:40000-40099/udp -v recorder-data:/data recorder
+#
+# WebRTC media arrives over UDP: publish the port range of webrtc.udpPortRange (or the
+# single port of webrtc.udpMux) and set publicURL and webrtc.natIPs for your host.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/recorder ./cmd/recorder \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/recorder /usr/local/bin/recorder
+COPY --from=build --chown=65532:65532 /out/data /data
+COPY --chown=65532:65532 <<'YAML' /etc/recorder/recorder.yaml
+listen: 0.0.0.0:8080
+dataDir: /data
+publicURL: ${RECORDER_PUBLIC_URL}
+webrtc:
+  udpPortRange: "40000-40099"
+  natIPs: []
+YAML
+USER 65532:65532
+VOLUME ["/data"]
+EXPOSE 8080 40000-40099/udp
+ENTRYPOINT ["/usr/local/bin/recorder"]
+CMD ["serve", "--config", "/etc/recorder/recorder.yaml"]
