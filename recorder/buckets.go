@@ -9,6 +9,7 @@ import (
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/azurestore"
 	"github.com/rtcrec/recorder/storage/filestore"
+	"github.com/rtcrec/recorder/storage/gcsstore"
 	"github.com/rtcrec/recorder/storage/s3store"
 	"github.com/rtcrec/recorder/storage/sftpstore"
 )
@@ -37,6 +38,9 @@ func OpenBucket(dataDir string, att *Attachments) BucketOpener {
 		case ProviderAzure:
 			return azurestore.OpenBucket(&azurestore.Options{AccountName: p.AccountName, AccountKey: p.AccountKey,
 				ConnectionString: p.ConnectionString, Container: cmp.Or(p.Container, p.Bucket), Endpoint: p.Endpoint})
+		case ProviderGCS:
+			return gcsstore.OpenBucket(ctx, &gcsstore.Options{Bucket: p.Bucket, CredentialsFile: p.CredentialsFile,
+				CredentialsJSON: []byte(p.CredentialsJSON), Endpoint: p.Endpoint})
 		case ProviderSFTP:
 			return sftpstore.OpenBucket(&sftpstore.Options{
 				Host: p.Host, Port: p.Port, User: p.User, Password: p.Password, PrivateKeyFile: p.PrivateKeyFile,
