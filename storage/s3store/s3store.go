@@ -51,7 +51,8 @@ const (
 type Options struct {
 	// Bucket is the bucket name. Required.
 	Bucket string
-	// Region is the signing region; default "us-east-1".
+	// Region is the signing region; default the SDK's (AWS_REGION, shared
+	// config), else "us-east-1".
 	Region string
 	// Endpoint is the base URL of an S3-compatible server
 	// ("http://127.0.0.1:9000"); empty means AWS.
@@ -104,9 +105,6 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	default:
 		return nil, fmt.Errorf("s3store: unknown server-side encryption %q (want %q or %q)", opts.SSE, SSEAES256, SSEKMS)
 	}
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
 	if opts.PartSize == 0 {
 		opts.PartSize = 8 << 20
 	}
@@ -122,7 +120,6 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		opts.HTTPClient = defaultHTTPClient(conns)
 	}
 	loadOpts := []func(*config.LoadOptions) error{
-		config.WithRegion(opts.Region),
 		config.WithHTTPClient(opts.HTTPClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -135,6 +132,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 			})
 		}),
 	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
 	if opts.AccessKeyID != "" {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, opts.SessionToken)))
@@ -142,6 +142,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3store: loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = opts.PathStyle
