@@ -121,22 +121,7 @@ func TestWriter_MP4(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "track.mp4")
 			plis := 0
-			w, err := New(path, WithKeyframeRequest(func() { plis++ }))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, fr := range frames {
-				for j, p := range fr.packets {
-					if !tt.skip(i, j) {
-						if err := w.WriteRTP(p); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
+			w := writeFile(t, path, frames, tt.skip, WithKeyframeRequest(func() { plis++ }))
 			if err := w.Close(); err != nil {
 				t.Errorf("second Close: %v", err)
 			}
@@ -168,18 +153,17 @@ func TestWriter_MP4(t *testing.T) {
 	}
 }
 
-// TestWriter_PlaysInChromium plays a file with a lost packet in headless
-// Chromium to its end, every written frame decoded.
-func TestWriter_PlaysInChromium(t *testing.T) {
-	frames := encode(t, 3)
-	path := filepath.Join(t.TempDir(), "track.mp4")
-	w, err := New(path)
+// writeFile writes frames to a new file at path, leaving out the packets
+// for which skip (frame index, packet index) is true, and closes it.
+func writeFile(t *testing.T, path string, frames []rtpFrame, skip func(frame, packet int) bool, opts ...Option) *Writer {
+	t.Helper()
+	w, err := New(path, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, fr := range frames {
 		for j, p := range fr.packets {
-			if i != 40 || j != 0 {
+			if !skip(i, j) {
 				if err := w.WriteRTP(p); err != nil {
 					t.Fatal(err)
 				}
@@ -189,6 +173,15 @@ func TestWriter_PlaysInChromium(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// TestWriter_PlaysInChromium plays a file with a lost packet in headless
+// Chromium to its end, every written frame decoded.
+func TestWriter_PlaysInChromium(t *testing.T) {
+	frames := encode(t, 3)
+	path := filepath.Join(t.TempDir(), "track.mp4")
+	writeFile(t, path, frames, func(f, p int) bool { return f == 40 && p == 0 })
 	p := tooltest.ChromiumPlay(t, path)
 	if !p.Ended || p.Err != "" || p.Width != 320 || p.Height != 240 || p.Frames != 70 || math.Abs(p.Time-3) > 0.05 {
 		t.Errorf("Chromium: %+v, want 320x240, 70 frames, 3 s played to the end", p)

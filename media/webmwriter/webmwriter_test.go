@@ -110,23 +110,7 @@ func TestWriter_WebM(t *testing.T) {
 			t.Run(codec.String()+"/"+tt.name, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "track.webm")
 				plis := 0
-				w, err := New(path, codec, WithKeyframeRequest(func() { plis++ }))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i, fr := range frames {
-					for j, p := range fr.packets {
-						if tt.skip(i, j) {
-							continue
-						}
-						if err := w.WriteRTP(p); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
+				w := writeFile(t, path, codec, frames, tt.skip, WithKeyframeRequest(func() { plis++ }))
 				if err := w.Close(); err != nil {
 					t.Errorf("second Close: %v", err)
 				}
@@ -158,28 +142,36 @@ func TestWriter_WebM(t *testing.T) {
 	}
 }
 
+// writeFile writes frames to a new file at path, leaving out the packets
+// for which skip (frame index, packet index) is true, and closes it.
+func writeFile(t *testing.T, path string, codec Codec, frames []rtpFrame, skip func(frame, packet int) bool, opts ...Option) *Writer {
+	t.Helper()
+	w, err := New(path, codec, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fr := range frames {
+		for j, p := range fr.packets {
+			if !skip(i, j) {
+				if err := w.WriteRTP(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // TestWriter_PlaysInChromium plays a VP8 and a VP9 file with a lost packet
 // in headless Chromium to their end, every written frame decoded.
 func TestWriter_PlaysInChromium(t *testing.T) {
 	for _, codec := range []Codec{VP8, VP9} {
 		frames := encode(t, codec, 3)
 		path := filepath.Join(t.TempDir(), "track.webm")
-		w, err := New(path, codec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, fr := range frames {
-			for j, p := range fr.packets {
-				if i != 40 || j != 0 {
-					if err := w.WriteRTP(p); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, path, codec, frames, func(f, p int) bool { return f == 40 && p == 0 })
 		p := tooltest.ChromiumPlay(t, path)
 		if !p.Ended || p.Err != "" || p.Width != 320 || p.Height != 240 || p.Frames != 70 || math.Abs(p.Time-3) > 0.05 {
 			t.Errorf("%v: Chromium: %+v, want 320x240, 70 frames, 3 s played to the end", codec, p)

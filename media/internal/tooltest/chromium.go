@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rtcrec/recorder/internal/testenv"
 )
@@ -67,6 +69,10 @@ func ChromiumPlay(t testing.TB, path string) Playback {
 		"--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
 		"--allow-file-access-from-files", "--mute-audio", "--enable-logging=stderr", "--v=0",
 		"file://"+page+"#"+path)
+	// Chromium's own child processes (renderer, GPU, zygote) share a new
+	// process group, so that the test stops exactly what it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +81,12 @@ func ChromiumPlay(t testing.TB, path string) Playback {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd.Process.Kill() // the process this test started, by its PID
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
+		// Wait for the group to be gone before the profile is removed.
+		for i := 0; i < 50 && syscall.Kill(-cmd.Process.Pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}()
 	var last Playback
 	sc := bufio.NewScanner(stderr)
