@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/azurestore/azuritetest"
 	"github.com/rtcrec/recorder/storage/storagetest"
 )
 
@@ -18,10 +19,10 @@ func TestConformance_Azurite(t *testing.T) {
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
 			last = az.NewContainer(ctx, t)
-			return New(az.Options(last))
+			return New(testOptions(az, last))
 		},
 		NewProviderWrongCredentials: func(context.Context, *testing.T) (storage.Provider, error) {
-			o := az.Options(last)
+			o := testOptions(az, last)
 			o.AccountKey = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IQ=="
 			return New(o)
 		},
@@ -30,13 +31,13 @@ func TestConformance_Azurite(t *testing.T) {
 				SASToken: az.ContainerSAS(t, last, sas.ContainerPermissions{Read: true, List: true})})
 		},
 		NewProviderUnreachable: func(context.Context, *testing.T) (storage.Provider, error) {
-			o := az.Options(last)
-			o.Endpoint = "http://127.0.0.1:1/" + azuriteAccount
+			o := testOptions(az, last)
+			o.Endpoint = "http://127.0.0.1:1/" + azuritetest.Account
 			return New(o)
 		},
 		SignedURLs:       true,
 		ChecksSignatures: true,
-		HTTPClient:       &http.Client{Timeout: 30 * time.Second, Transport: blobTypeTransport{}},
+		HTTPClient:       &http.Client{Timeout: 30 * time.Second, Transport: azuritetest.BlobTypeTransport{}},
 		Metadata:         true,
 		ContentType:      true,
 		MD5:              true,

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/azurestore/azuritetest"
 	"github.com/rtcrec/recorder/storage/internal/verifytest"
 )
 
@@ -76,7 +77,7 @@ func FuzzMetadataRoundTrip(f *testing.F) {
 func TestAzurite_MetadataAndChecksums(t *testing.T) {
 	az := sharedAzurite(t)
 	ctx := t.Context()
-	b, err := OpenBucket(az.Options(az.NewContainer(ctx, t)))
+	b, err := OpenBucket(testOptions(az, az.NewContainer(ctx, t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +118,7 @@ func TestAzurite_CredentialForms(t *testing.T) {
 	az := sharedAzurite(t)
 	ctx := t.Context()
 	name := az.NewContainer(ctx, t)
-	conn := "DefaultEndpointsProtocol=http;AccountName=" + azuriteAccount + ";AccountKey=" + azuriteKey +
-		";BlobEndpoint=" + az.Endpoint + ";"
+	conn := az.ConnectionString()
 	sasRW := az.ContainerSAS(t, name, sas.ContainerPermissions{Read: true, Write: true, Create: true, List: true, Delete: true})
 	tests := []struct {
 		name    string
@@ -164,24 +164,24 @@ func TestAzurite_Verify(t *testing.T) {
 		return b
 	}
 	const wrongKey = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IQ=="
-	wrong := az.Options(name)
+	wrong := testOptions(az, name)
 	wrong.AccountKey = wrongKey
-	missing := az.Options("no-such-container")
+	missing := testOptions(az, "no-such-container")
 	readOnly := &Options{Endpoint: az.Endpoint, Container: name,
 		SASToken: az.ContainerSAS(t, name, sas.ContainerPermissions{Read: true, List: true})}
-	stopped := az.Options(name)
-	stopped.Endpoint = "http://127.0.0.1:1/" + azuriteAccount
+	stopped := testOptions(az, name)
+	stopped.Endpoint = "http://127.0.0.1:1/" + azuritetest.Account
 	verifytest.Run(t, []verifytest.Case{
-		{Name: "Healthy", Bucket: open(az.Options(name)), Secret: azuriteKey,
+		{Name: "Healthy", Bucket: open(testOptions(az, name)), Secret: azuritetest.Key,
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
 		{Name: "WrongKey", Bucket: open(wrong), Secret: wrongKey,
 			Words: verifytest.BucketFails("credentials rejected by " + az.Endpoint + "/" + name)},
-		{Name: "MissingContainer", Bucket: open(missing), Secret: azuriteKey,
+		{Name: "MissingContainer", Bucket: open(missing), Secret: azuritetest.Key,
 			Words: verifytest.BucketFails("bucket does not exist: " + az.Endpoint + "/no-such-container")},
 		{Name: "ReadOnlySAS", Bucket: open(readOnly), Secret: readOnly.SASToken,
 			Want: [5]bool{true}, Words: verifytest.WriteFails("access denied writing rec/app1/verify-")},
-		{Name: "StoppedServer", Bucket: open(stopped), Secret: azuriteKey,
-			Words: verifytest.BucketFails("cannot reach http://127.0.0.1:1/" + azuriteAccount + "/" + name + ": dial tcp 127.0.0.1:1")},
+		{Name: "StoppedServer", Bucket: open(stopped), Secret: azuritetest.Key,
+			Words: verifytest.BucketFails("cannot reach http://127.0.0.1:1/" + azuritetest.Account + "/" + name + ": dial tcp 127.0.0.1:1")},
 	})
 }
 
