@@ -439,7 +439,11 @@ func (r *room) deliverLocked(mid string) {
 	if kind == conference.KindVideo {
 		pc, ssrc := r.pc, uint32(remote.SSRC())
 		ct.RequestKeyframe = func() error {
-			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+			// Janus files incoming RTCP under the m-line its sender SSRC
+			// maps to, and a recvonly peer has no SSRC of its own: a zero
+			// or made-up sender SSRC lands on the audio m-line and the
+			// PLI is lost. Janus's own SSRC of the video m-line maps right.
+			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: ssrc, MediaSSRC: ssrc}})
 		}
 	}
 	r.log.Info("janus track", "user", ct.UserID, "feed", ct.StreamID, "mid", mid, "codec", codec.MimeType, "type", ct.StreamType)

@@ -25,6 +25,10 @@ func adapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
 }
 
 func adapterWith(t testing.TB, srv *janustest.Server, role webrtc.DTLSRole) *janus.Adapter {
+	return janus.New(janus.Options{URL: srv.URL, API: testAPI(t, role), RequestTimeout: 3 * time.Second})
+}
+
+func testAPI(t testing.TB, role webrtc.DTLSRole) *webrtc.API {
 	se := rtctest.SettingEngine()
 	if err := se.SetAnsweringDTLSRole(role); err != nil {
 		t.Fatal(err)
@@ -33,8 +37,7 @@ func adapterWith(t testing.TB, srv *janustest.Server, role webrtc.DTLSRole) *jan
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
-	return janus.New(janus.Options{URL: srv.URL, API: api, RequestTimeout: 3 * time.Second})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
 }
 
 func TestJanus_FollowsPublishers(t *testing.T) {
@@ -261,4 +264,65 @@ func TestJanus_RoomDestroyed(t *testing.T) {
 		t.Errorf("ConferenceEnded(%v), want nil for a closed room", err)
 	}
 	r.WaitEnded(t, 2*time.Second)
+}
+
+func TestJanus_Video(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/janus.(*")
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "1005")
+	pub := srv.PublishVideo(t, "1005", "hal", 440, "", "SCREEN")
+
+	t.Run("audio only", func(t *testing.T) {
+		s := rtctest.NewSink(t)
+		leave, err := adapter(t, srv).Join(context.Background(), "org1", "1005", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer leave()
+		if tr := s.Next(t, 5*time.Second); tr.Kind != conference.KindAudio {
+			t.Errorf("track of kind %s", tr.Kind)
+		}
+		s.NoTrack(t, time.Second)
+	})
+	t.Run("audio and video", func(t *testing.T) {
+		a := janus.New(janus.Options{URL: srv.URL, API: testAPI(t, webrtc.DTLSRoleServer), Video: true})
+		s := rtctest.NewSink(t)
+		s.Discard = true
+		leave, err := a.Join(context.Background(), "org1", "1005", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer leave()
+		kinds := map[conference.Kind]*rtctest.Track{}
+		for range 2 {
+			tr := s.Next(t, 5*time.Second)
+			kinds[tr.Kind] = tr
+		}
+		v, au := kinds[conference.KindVideo], kinds[conference.KindAudio]
+		if v == nil || au == nil {
+			t.Fatalf("tracks %v, want audio and video", kinds)
+		}
+		if !strings.EqualFold(v.Codec.MimeType, "video/VP8") || v.StreamType != conference.StreamSCREEN || v.UserID != "hal" {
+			t.Errorf("video track: codec %s type %s user %s", v.Codec.MimeType, v.StreamType, v.UserID)
+		}
+		if au.StreamType != conference.StreamMIC || au.RequestKeyframe != nil || v.RequestKeyframe == nil {
+			t.Errorf("audio track type %s, keyframe funcs audio %v video %v", au.StreamType, au.RequestKeyframe != nil, v.RequestKeyframe != nil)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if n := v.Packets(); n < 5 {
+			t.Errorf("%d video packets in 0.5 s", n)
+		}
+		// Janus turns a subscriber's PLI into one to the publisher.
+		before := pub.PLIs()
+		deadline := time.Now().Add(3 * time.Second)
+		for pub.PLIs() == before && time.Now().Before(deadline) {
+			if err := v.RequestKeyframe(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if pub.PLIs() == before {
+			t.Error("the publisher got no PLI after RequestKeyframe")
+		}
+	})
 }

@@ -396,7 +396,9 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote) {
 	if kind == conference.KindVideo {
 		pc, ssrc := s.pc, uint32(remote.SSRC())
 		ct.RequestKeyframe = func() error {
-			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+			// A zero sender SSRC makes Janus file the PLI under the first
+			// m-line whose peer SSRC it does not know (often audio).
+			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: senderSSRC, MediaSSRC: ssrc}})
 		}
 	}
 	c.log.Info("whep track", "user", ct.UserID, "codec", codec.MimeType, "kind", kind)
@@ -490,6 +492,10 @@ func (t *track) end() {
 	t.ended.Store(true)
 	_ = t.remote.SetReadDeadline(time.Now())
 }
+
+// senderSSRC is the sender SSRC of our RTCP feedback (RFC 4585 section 6.1):
+// we send no media, so any fixed non-zero value will do.
+const senderSSRC = 0x5245_4331 // "REC1"
 
 var (
 	_ conference.Adapter   = (*Adapter)(nil)

@@ -16,11 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
@@ -37,7 +40,8 @@ type Server struct {
 }
 
 // Start starts Janus with a fresh configuration in t.TempDir() and stops it,
-// by its PID, when the test ends.
+// by its PID, when the test ends. Its log is printed (tail) when the test
+// fails, and copied to the file named by $JANUSTEST_KEEPLOG when that is set.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	rtctest.NetNS(t)
@@ -112,6 +116,11 @@ admin: {
 	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
 	t.Cleanup(func() {
 		s.Kill()
+		if keep := os.Getenv("JANUSTEST_KEEPLOG"); keep != "" {
+			if b, err := os.ReadFile(filepath.Join(dir, "janus.log")); err == nil {
+				_ = os.WriteFile(keep, b, 0o644)
+			}
+		}
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "janus.log")); err == nil {
 				if len(b) > 8000 {
@@ -194,10 +203,48 @@ type Publisher struct {
 	Display string
 	Tone    *rtctest.ToneSender
 
-	sess   *janus.Session
-	handle *janus.Handle
-	pc     *webrtc.PeerConnection
-	closed bool
+	sess      *janus.Session
+	handle    *janus.Handle
+	pc        *webrtc.PeerConnection
+	closed    bool
+	plis      atomic.Int32
+	stopVideo chan struct{}
+	videoDone chan struct{}
+}
+
+// PLIs returns how many keyframe requests (RTCP PLI) the video sender got.
+func (p *Publisher) PLIs() int { return int(p.plis.Load()) }
+
+func (p *Publisher) countPLIs(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			if _, ok := pkt.(*rtcp.PictureLossIndication); ok {
+				p.plis.Add(1)
+			}
+		}
+	}
+}
+
+// sendVideo sends placeholder VP8 frames (a key frame's 10-byte header and
+// padding, RFC 6386 section 9.1) at 30 per second until Leave.
+func (p *Publisher) sendVideo(vt *webrtc.TrackLocalStaticSample) {
+	defer close(p.videoDone)
+	frame := make([]byte, 400)
+	copy(frame, []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}) // 320x240
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for {
+		_ = vt.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30})
+		select {
+		case <-p.stopVideo:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Publish joins room as display and publishes a tone at freq Hz whose stream
@@ -205,6 +252,19 @@ type Publisher struct {
 // the publisher's media (ICE and DTLS up: "webrtcup"), so a subscriber may
 // join its feed. The publisher leaves when the test ends.
 func (s *Server) Publish(t testing.TB, room, display string, freq float64, desc string) *Publisher {
+	t.Helper()
+	return s.publish(t, room, display, freq, desc, false, "")
+}
+
+// PublishVideo is Publish with a VP8 video stream too (placeholder frames at
+// 30 per second), described by videoDesc. The publisher counts the keyframe
+// requests (RTCP PLI) it receives: see PLIs.
+func (s *Server) PublishVideo(t testing.TB, room, display string, freq float64, desc, videoDesc string) *Publisher {
+	t.Helper()
+	return s.publish(t, room, display, freq, desc, true, videoDesc)
+}
+
+func (s *Server) publish(t testing.TB, room, display string, freq float64, desc string, video bool, videoDesc string) *Publisher {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -241,6 +301,17 @@ func (s *Server) Publish(t testing.TB, room, display string, freq float64, desc 
 			}
 		}
 	}()
+	var vtr *webrtc.RTPTransceiver
+	if video {
+		vt, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", display)
+		must(t, err)
+		vtr, err = p.pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		must(t, err)
+		go p.countPLIs(vtr.Sender())
+		p.stopVideo = make(chan struct{})
+		p.videoDone = make(chan struct{})
+		go p.sendVideo(vt)
+	}
 	connected := make(chan struct{})
 	p.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
@@ -252,9 +323,16 @@ func (s *Server) Publish(t testing.TB, room, display string, freq float64, desc 
 	gathered := webrtc.GatheringCompletePromise(p.pc)
 	must(t, p.pc.SetLocalDescription(offer))
 	<-gathered
-	body := map[string]any{"request": "publish", "audio": true}
+	var descs []map[string]string // mids are known once the offer is set
 	if desc != "" {
-		body["descriptions"] = []map[string]string{{"mid": tr.Mid(), "description": desc}}
+		descs = append(descs, map[string]string{"mid": tr.Mid(), "description": desc})
+	}
+	if vtr != nil && videoDesc != "" {
+		descs = append(descs, map[string]string{"mid": vtr.Mid(), "description": videoDesc})
+	}
+	body := map[string]any{"request": "publish", "audio": true, "video": video}
+	if len(descs) > 0 {
+		body["descriptions"] = descs
 	}
 	m, err = p.handle.Send(ctx, body, &janus.JSEP{Type: "offer", SDP: p.pc.LocalDescription().SDP})
 	if err != nil {
@@ -308,6 +386,10 @@ func (p *Publisher) Leave() {
 	}
 	if p.Tone != nil {
 		p.Tone.Stop()
+	}
+	if p.stopVideo != nil {
+		close(p.stopVideo)
+		<-p.videoDone
 	}
 	if p.pc != nil {
 		_ = p.pc.Close()
