@@ -144,9 +144,17 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conf, res, hasRes := strings.Cut(rest, "/")
+	// Browsers publish from pages of other origins: allow them (CORS). The
+	// bearer token, not a cookie, authenticates, so no credentials are shared.
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	hdr.Set("Access-Control-Expose-Headers", "Location, Link")
 	switch {
 	case r.Method == http.MethodOptions:
-		w.Header().Set("Allow", "OPTIONS, POST, DELETE")
+		hdr.Set("Allow", "OPTIONS, POST, DELETE")
+		hdr.Set("Access-Control-Allow-Methods", "OPTIONS, POST, DELETE")
+		hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		hdr.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPost && !hasRes:
 		a.offer(w, r, conf)

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// browserPage publishes the fake microphone to the WHIP endpoint and reports
+// each step to /report.
+const browserPage = `<!doctype html><html><body><script>
+const report = (s) => fetch('/report', {method: 'POST', body: s});
+(async () => {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({audio: {
+      echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly'});
+    pc.oniceconnectionstatechange = () => report('ice ' + pc.iceConnectionState);
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((ok) => {
+      if (pc.iceGatheringState === 'complete') return ok();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && ok();
+    });
+    const resp = await fetch(WHIP, {method: 'POST', body: pc.localDescription.sdp,
+      headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + KEY}});
+    if (resp.status !== 201) return report('whip ' + resp.status + ' ' + await resp.text());
+    report('location ' + resp.headers.get('Location'));
+    await pc.setRemoteDescription({type: 'answer', sdp: await resp.text()});
+  } catch (e) { report('error ' + e); }
+})();
+</script></body></html>`
+
+// TestBrowser_PublishesOverWHIP: headless Chromium publishes a fake
+// microphone playing a 440 Hz tone through a WHIP page; the recording holds it.
+func TestBrowser_PublishesOverWHIP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	chromium := testenv.LookPath(t, "chromium")
+	h := startService(t, t.TempDir())
+	dir := t.TempDir()
+
+	// The fake microphone: 30 s of 440 Hz at 48 kHz (Chromium loops it).
+	tone := filepath.Join(dir, "tone.wav")
+	w, err := wavwriter.New(tone, wavwriter.WithSampleRate(48000), wavwriter.WithChannels(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrame(mediatest.Sine(440, 48000, 30*48000, 12000)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	// The page's server, on loopback; the page reports its progress.
+	reports := make(chan string, 32)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		q, _ := json.Marshal(h.url + "/whip/browser?userId=chromium&type=MIC")
+		k, _ := json.Marshal(key1)
+		fmt.Fprint(w, strings.Replace(browserPage, "<script>", "<script>const WHIP = "+string(q)+", KEY = "+string(k)+";", 1))
+	})
+	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		select {
+		case reports <- string(b):
+		default:
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := &http.Server{Handler: mux}
+	go page.Serve(ln)
+	defer page.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--use-fake-ui-for-media-stream",
+		"--use-fake-device-for-media-stream", "--use-file-for-fake-audio-capture="+tone,
+		"--allow-loopback-in-peer-connection", "--remote-debugging-port=0",
+		"http://"+ln.Addr().String()+"/page.html")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
+	var out strings.Builder
+	var outMu sync.Mutex
+	cmd.Stdout = writerFunc(func(p []byte) { outMu.Lock(); out.Write(p); outMu.Unlock() })
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-exited
+	}()
+
+	connected := false
+	for !connected {
+		select {
+		case r := <-reports:
+			t.Logf("page: %s", r)
+			if strings.HasPrefix(r, "error") || strings.HasPrefix(r, "whip") || r == "ice failed" {
+				t.Fatalf("page: %s", r)
+			}
+			connected = r == "ice connected" || r == "ice completed"
+		case <-exited:
+			outMu.Lock()
+			defer outMu.Unlock()
+			t.Fatalf("chromium exited:\n%s", out.String())
+		case <-ctx.Done():
+			outMu.Lock()
+			defer outMu.Unlock()
+			t.Fatalf("the page did not connect:\n%s", out.String())
+		}
+	}
+
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "browser", ConversationID: "browser"})
+	if st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	time.Sleep(4 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var comp RecordingDataMessage
+	h.do("GET", "/api/compositions/browser", key1, nil, &comp)
+	if len(comp.Streams) != 1 || comp.Streams[0].UserID != "chromium" || len(comp.Streams[0].Tracks) != 1 {
+		t.Fatalf("streams: %+v", comp.Streams)
+	}
+	tr := comp.Streams[0].Tracks[0]
+	codec, secs := probe(t, fetch(t, tr.URL), "browser-track")
+	t.Logf("browser track: %s, %.2f s", codec, secs)
+	if codec != "opus" && codec != "pcm_mulaw" {
+		t.Errorf("browser track codec %s", codec)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, _ := wavwriter.ParseHeader(wav)
+	pcm := samples(wav[hdr.DataOffset:])
+	if len(pcm) < 3*8000 {
+		t.Fatalf("mix is %d samples", len(pcm))
+	}
+	body := pcm[8000 : len(pcm)-4000]
+	on, off := mediatest.Goertzel(body, 8000, 440), mediatest.Goertzel(body, 8000, 1000)
+	t.Logf("mix: 440 Hz amplitude %.0f, 1000 Hz %.0f", on, off)
+	if on < 2000 || off > on/10 {
+		t.Errorf("the browser's 440 Hz tone is not in the mix: amplitude %.0f (1000 Hz: %.0f)", on, off)
+	}
+}
+
+type writerFunc func(p []byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
