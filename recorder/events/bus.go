@@ -20,7 +20,8 @@ import (
 var ErrClosed = errors.New("events: bus is closed")
 
 // schema creates the outbox and the webhook delivery state. Times are stored as
-// RFC 3339 text (occurred) or Unix nanoseconds (scheduling).
+// fixed-width RFC 3339 UTC text (occurred, see occurredFormat) or Unix
+// nanoseconds (scheduling).
 const schema = `
 CREATE TABLE IF NOT EXISTS events_outbox (
 	id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,6 +45,10 @@ CREATE TABLE IF NOT EXISTS events_deliveries (
 );
 CREATE INDEX IF NOT EXISTS events_deliveries_pending ON events_deliveries(state, url, event_id);
 `
+
+// occurredFormat is RFC 3339 with nanoseconds in a fixed width, so that the
+// stored text sorts (and compares in SQL) in time order.
+const occurredFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Options configure a Bus. Zero fields take the defaults given per field.
 type Options struct {
@@ -253,7 +258,7 @@ func (b *Bus) insert(ctx context.Context, ev Event, urls []string) (int64, error
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO events_outbox (type, organization_id, application_id, occurred, data) VALUES (?, ?, ?, ?, ?)`,
-		string(ev.Type), ev.OrganizationID, ev.ApplicationID, ev.Occurred.Format(time.RFC3339Nano), string(ev.Data))
+		string(ev.Type), ev.OrganizationID, ev.ApplicationID, ev.Occurred.Format(occurredFormat), string(ev.Data))
 	if err != nil {
 		return 0, fmt.Errorf("events: publish %s: %w", ev.Type, err)
 	}
@@ -314,6 +319,28 @@ func scanEvent(s scanner, extra ...any) (Event, error) {
 	}
 	ev.Type, ev.Occurred, ev.Data = Type(typ), t, json.RawMessage(data)
 	return ev, nil
+}
+
+// Prune deletes the events that occurred before the given time and have no
+// pending webhook delivery, with their delivery records, and returns how many
+// events it deleted. Clients resuming from a pruned ID get only what is left.
+// The service calls it periodically (for example daily, keeping a week).
+func (b *Bus) Prune(ctx context.Context, before time.Time) (int64, error) {
+	const old = `SELECT id FROM events_outbox WHERE occurred < ?1 AND NOT EXISTS
+		(SELECT 1 FROM events_deliveries d WHERE d.event_id = events_outbox.id AND d.state = 'pending')`
+	cut := before.UTC().Format(occurredFormat)
+	if _, err := b.db.ExecContext(ctx, `DELETE FROM events_deliveries WHERE event_id IN (`+old+`)`, cut); err != nil {
+		return 0, fmt.Errorf("events: prune: %w", err)
+	}
+	res, err := b.db.ExecContext(ctx, `DELETE FROM events_outbox WHERE id IN (`+old+`)`, cut)
+	if err != nil {
+		return 0, fmt.Errorf("events: prune: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("events: prune: %w", err)
+	}
+	return n, nil
 }
 
 // subscribe registers a live subscriber for org; nil after Close.

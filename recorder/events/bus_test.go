@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +120,51 @@ func TestClose_IdempotentAndRejectsPublish(t *testing.T) {
 	}
 	if _, err := b.Publish(context.Background(), ev(StateUpdated, "org1", "app1", "")); err != ErrClosed {
 		t.Fatalf("publish after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestPrune_DeletesOldEventsButKeepsPendingDeliveries(t *testing.T) {
+	dbtest.NoLeaks(t)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	opts := fastRetry(map[string][]Webhook{"hooked": {{URL: down.URL, Secret: "k"}}})
+	opts.MinBackoff, opts.MaxBackoff = time.Hour, time.Hour // one failed attempt, then quiet
+	opts.MaxAge = 10 * 365 * 24 * time.Hour
+	b, _ := newBus(t, opts)
+	ctx := context.Background()
+	cut := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, e := range []struct {
+		app      string
+		occurred time.Time
+	}{
+		{"app1", cut.Add(-time.Hour)},             // 1: old: pruned
+		{"app1", cut.Add(-time.Nanosecond)},       // 2: old by a nanosecond: pruned
+		{"hooked", cut.Add(-2 * time.Hour)},       // 3: old, delivery pending: kept
+		{"app1", cut},                             // 4: not before the cut: kept
+		{"app1", cut.Add(500 * time.Millisecond)}, // 5: kept
+	} {
+		x := ev(StateUpdated, "org1", e.app, "")
+		x.Occurred = e.occurred
+		if _, err := b.Publish(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := b.Prune(ctx, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _ := b.Since(ctx, "org1", 0, 100)
+	var ids []int64
+	for _, e := range left {
+		ids = append(ids, e.ID)
+	}
+	if n != 2 || !equalIDs(ids, []int64{3, 4, 5}) {
+		t.Fatalf("pruned %d, left %v; want 2 pruned, [3 4 5] left", n, ids)
+	}
+	got, err := b.Publish(ctx, ev(StateUpdated, "org1", "app1", ""))
+	if err != nil || got.ID != 6 {
+		t.Fatalf("next id %d, %v; want 6 (ids are never reused)", got.ID, err)
 	}
 }
