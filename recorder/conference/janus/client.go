@@ -361,6 +361,7 @@ func (s *Session) dispatch(m *Message) {
 
 func (s *Session) keepalive(ctx context.Context, every time.Duration) {
 	defer s.wg.Done()
+	failures := 0
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -368,8 +369,27 @@ func (s *Session) keepalive(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			// A failing server is noticed by the long poll.
-			_, _ = s.c.post(ctx, s.url, map[string]any{"janus": "keepalive", "transaction": newTransaction()})
+			// A dead server is noticed by the long poll at once; a frozen
+			// one holds the poll up to its 40 s timeout, so two keepalives
+			// in a row that fail (each bounded by the request timeout) end
+			// the session too.
+			_, err := s.c.post(ctx, s.url, map[string]any{"janus": "keepalive", "transaction": newTransaction()})
+			if ctx.Err() != nil {
+				return
+			}
+			var je *Error
+			switch {
+			case err == nil:
+				failures = 0
+			case errors.As(err, &je) && je.Code == codeSessionNotFound:
+				s.die(fmt.Errorf("%w: %v", ErrSessionGone, err))
+				return
+			default:
+				if failures++; failures >= 2 {
+					s.die(fmt.Errorf("%w: keepalives unanswered: %v", ErrSessionGone, err))
+					return
+				}
+			}
 		}
 	}
 }

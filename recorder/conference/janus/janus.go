@@ -66,7 +66,10 @@ type Options struct {
 	// RequestTimeout bounds every API request and the wait for its event
 	// (10 s when zero).
 	RequestTimeout time.Duration
-	// Keepalive is the period of session keepalives (25 s when zero).
+	// Keepalive is the period of session keepalives (25 s when zero). A
+	// Janus that dies is noticed at once (the event long poll fails); one
+	// that freezes, after two unanswered keepalives: within about
+	// 2×(Keepalive+RequestTimeout).
 	Keepalive time.Duration
 	// Logger receives one line per event; nil means slog.Default().
 	Logger *slog.Logger

@@ -326,3 +326,33 @@ func TestJanus_Video(t *testing.T) {
 		}
 	})
 }
+
+func TestJanus_FrozenMidRecording(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/janus.(*")
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "1006")
+	srv.Publish(t, "1006", "ivan", 440, "")
+	s := rtctest.NewSink(t)
+	a := janus.New(janus.Options{URL: srv.URL, API: testAPI(t, webrtc.DTLSRoleServer), RequestTimeout: time.Second, Keepalive: time.Second})
+	leave, err := a.Join(context.Background(), "org1", "1006", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Next(t, 10*time.Second)
+	frozenAt := time.Now()
+	srv.Freeze()
+	err, ok := s.Ended(8 * time.Second)
+	if !ok {
+		t.Fatal("no ConferenceEnded within 8 s of the freeze (want 2×(keepalive+timeout) = 4 s)")
+	}
+	t.Logf("ended %v after the freeze: %v", time.Since(frozenAt), err)
+	if !errors.Is(err, janus.ErrSessionGone) {
+		t.Errorf("ConferenceEnded(%v), want an error wrapping ErrSessionGone", err)
+	}
+	r.WaitEnded(t, 2*time.Second)
+	start := time.Now()
+	leave()
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("leave took %v with a frozen server", d)
+	}
+}

@@ -158,7 +158,14 @@ func (s *Server) Kill() {
 	default:
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
 	<-s.done
+}
+
+// Freeze stops Janus (SIGSTOP) without closing its sockets, as a hung server
+// would; it is resumed (SIGCONT) before Kill at the end of the test.
+func (s *Server) Freeze() {
+	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
 }
 
 // CreateRoom creates VideoRoom room id (a number, or a string when the server

@@ -1,15 +1,8 @@
-package janus_test
+package e2e_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/binary"
-	"encoding/json"
-	"io"
 	"math"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,119 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
-	"github.com/rtcrec/recorder/recorder"
-	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
-	"github.com/rtcrec/recorder/recorder/store"
-	"github.com/rtcrec/recorder/storage"
 )
-
-const e2eKey = "janus-e2e-key"
-
-// service is the recorder's API and Manager wired, as `recorder serve` would,
-// with this package's adapter for applications of kind janus.
-type service struct {
-	t   *testing.T
-	url string
-}
-
-func startRecorder(t *testing.T, a *janus.Adapter, janusURL string) *service {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := recorder.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.APIKeys = []recorder.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
-	cfg.Applications = map[string]*recorder.Application{
-		"app1": {Conference: recorder.ConferenceConfig{Kind: "janus", URL: janusURL}},
-	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "recorder.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, _ := url.Parse("http://" + l.Addr().String())
-	att := &recorder.Attachments{Base: base, Signer: storage.NewURLSigner([]byte("e2e-signing-key-0123456789abcdef"))}
-	m, err := recorder.NewManager(ctx, recorder.Options{
-		Config: cfg, Store: st, RecorderID: "rec1",
-		Adapters:   map[string]conference.Adapter{"janus": a},
-		OpenBucket: recorder.OpenBucket(dir, att),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: api.New(api.Options{Manager: m, Keys: cfg.APIKeys, Attachments: att}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Shutdown(ctx); err != nil {
-			t.Errorf("manager shutdown: %v", err)
-		}
-		_ = hs.Shutdown(ctx)
-		_ = st.Close()
-	})
-	return &service{t: t, url: base.String()}
-}
-
-// do sends a JSON request with the API key and decodes the reply into out.
-func (s *service) do(method, path string, body, out any) int {
-	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, s.url+path, rd)
-	req.Header.Set("Authorization", e2eKey)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(data, out); err != nil {
-			s.t.Fatalf("%s %s: %v: %s", method, path, err, data)
-		}
-	}
-	if resp.StatusCode >= 300 {
-		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, data)
-	}
-	return resp.StatusCode
-}
-
-func fetch(t *testing.T, u string) []byte {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
-	}
-	return b
-}
-
-func recPath(ev api.RecordingDataEvent) string {
-	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
-}
 
 // TestEndToEnd_JanusRoom records a Janus room through the recorder's API:
 // alice (440 Hz) and bob (660 Hz) publish before the start, carol (880 Hz)
@@ -141,7 +31,7 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/janus.(*")
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "3001")
-	svc := startRecorder(t, adapter(t, srv), srv.URL)
+	svc := startRecorder(t, janusAdapter(t, srv), "janus", srv.URL)
 	srv.Publish(t, "3001", "alice", 440, "MIC")
 	bob := srv.Publish(t, "3001", "bob", 660, "")
 
@@ -286,7 +176,7 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 func TestEndToEnd_JanusErrors(t *testing.T) {
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "3002")
-	svc := startRecorder(t, adapter(t, srv), srv.URL)
+	svc := startRecorder(t, janusAdapter(t, srv), "janus", srv.URL)
 
 	var ev api.RecordingDataEvent
 	st := svc.do("POST", "/api/recordings/start", api.StartRecording{ApplicationID: "app1", ConferenceID: "999999", ConversationID: "conv-none"}, &ev)
@@ -321,4 +211,19 @@ func TestEndToEnd_JanusErrors(t *testing.T) {
 		state.Error == nil || !strings.Contains(state.Error.Message, "session gone") {
 		t.Errorf("state %s, error %+v after Janus died; want an end naming the lost session", state.State, state.Error)
 	}
+}
+
+// janusAdapter returns an adapter of srv whose peers gather in the namespace
+// and answer as DTLS servers (as janus.Options.API recommends).
+func janusAdapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
+	se := rtctest.SettingEngine()
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		t.Fatal(err)
+	}
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
+	return janus.New(janus.Options{URL: srv.URL, API: api, RequestTimeout: 3 * time.Second})
 }
