@@ -82,12 +82,23 @@ type RecordingDefaults struct {
 	Mix           MixSettings   `yaml:"mix"`
 	PauseBehavior string        `yaml:"pauseBehavior"`
 	MaxDuration   time.Duration `yaml:"maxDuration"`
+	MaxBlackout   time.Duration `yaml:"maxBlackout"` // longest blackout (seed 003's maxagentblackout); default 1h
 }
 
 // Application is one applicationId's conference adapter and storage profile.
 type Application struct {
 	Conference ConferenceConfig `yaml:"conference"`
 	Storage    *StorageProfile  `yaml:"storage"`
+	Webhooks   []WebhookConfig  `yaml:"webhooks"`
+}
+
+// WebhookConfig is one webhook of an application: events (exact types such as
+// "state.updated", "upload.*" or "*"; empty: all) are POSTed to URL, signed
+// with Secret (see recorder/events).
+type WebhookConfig struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"`
 }
 
 // ConferenceConfig chooses the conference adapter of an application.
@@ -220,6 +231,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Defaults.MaxDuration <= 0 {
 		c.Defaults.MaxDuration = 4 * time.Hour
+	}
+	if c.Defaults.MaxBlackout <= 0 {
+		c.Defaults.MaxBlackout = time.Hour
 	}
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {

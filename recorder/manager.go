@@ -43,6 +43,9 @@ type Options struct {
 	// errors for keys it cannot sign.
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
+	// Events receives every state change, pause, resume, blackout, upload
+	// and composition result (notify.go); nil: none are published.
+	Events Publisher
 }
 
 // Manager owns the recordings of this process. It is safe for concurrent use.
@@ -62,6 +65,7 @@ type Manager struct {
 	buckets  map[string]*storage.Bucket // by applicationId
 	closing  bool
 	bucketMu sync.Mutex
+	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
 }
 
 // NewManager creates a Manager, gives listening adapters their sinks and
@@ -75,6 +79,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		openBucket: o.OpenBucket, log: o.Logger, now: o.Now,
 		active: map[string]*Session{}, rooms: map[roomKey]*room{}, buckets: map[string]*storage.Bucket{},
 	}
+	m.lc.events = o.Events
 	if m.log == nil {
 		m.log = slog.Default()
 	}

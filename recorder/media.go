@@ -88,10 +88,22 @@ type mediaSink struct {
 	audio packetSink
 	in    *media.MixInput
 	mixer *media.Mixer
+	gate  *gate // pause and blackout (pause.go); nil: everything passes
 }
 
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
-	err := m.file.WriteRTP(p)
+	if m.gate != nil && m.gate.drop() {
+		return nil // paused or blacked out: nothing reaches any file
+	}
+	var err error
+	if m.gate != nil {
+		orig := p.Timestamp
+		p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
+		err = m.file.WriteRTP(p)
+		p.Timestamp = orig
+	} else {
+		err = m.file.WriteRTP(p)
+	}
 	if m.audio != nil {
 		if aerr := m.audio.WriteRTP(p); err == nil {
 			err = aerr

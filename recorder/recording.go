@@ -72,6 +72,16 @@ type Recording struct {
 	Streams        []*Stream         `json:"streams"`            // in order of arrival
 	Composition    *Composition      `json:"composition,omitempty"`
 	MixFrames      int64             `json:"mixFrames,omitempty"` // frames in mix.wav
+
+	// Lifecycle (pause.go, blackout.go, transcript.go, telephony.go).
+	Paused    bool                   `json:"paused,omitempty"`
+	Pauses    []PauseInterval        `json:"pauses,omitempty"`
+	Blackouts []BlackoutInterval     `json:"blackouts,omitempty"`
+	Chat      []ChatEntry            `json:"chat,omitempty"`
+	Cobrowse  []CobrowseEvent        `json:"cobrowse,omitempty"`
+	Uploads   map[string]*ObjectFile `json:"uploads,omitempty"` // chat.json, cobrowse files: by relative path
+	Updated   time.Time              `json:"updated,omitzero"`
+	Deleted   time.Time              `json:"deleted,omitzero"` // soft delete (telephony view)
 }
 
 // StorageInfo is the storage profile a recording uploads to: never credentials.
@@ -148,6 +158,7 @@ type Output struct {
 func (r *Recording) clone() *Recording {
 	c := *r
 	c.Error = r.Error.clone()
+	r.cloneLifecycle(&c)
 	if r.Metadata != nil {
 		c.Metadata = make(map[string]string, len(r.Metadata))
 		for k, v := range r.Metadata {

@@ -26,6 +26,7 @@ type Session struct {
 	rec      *Recording
 	stopping bool
 	media    *sessionMedia
+	lc       lifecycle // pause state and track gates (pause.go)
 
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins
@@ -53,10 +54,13 @@ func (s *Session) Snapshot() *Recording {
 func (s *Session) commitLocked(ctx context.Context, fn func(r *Recording)) error {
 	c := s.rec.clone()
 	fn(c)
+	c.Updated = s.m.now()
 	if err := s.m.put(ctx, c); err != nil {
 		return err
 	}
+	old := s.rec
 	s.rec = c
+	s.m.changed(old, c) // events of what changed (notify.go)
 	return nil
 }
 
@@ -107,6 +111,9 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	file := composition.TrackFile(streamID, trackID, ext)
 	now := s.m.now()
 	sink, err := s.media.trackSink(t, filepath.Join(s.rec.Dir, filepath.FromSlash(file)), now.Sub(s.rec.Started))
+	if ms, ok := sink.(*mediaSink); ok {
+		ms.gate = s.newGate(t.UserID, ms.in, t.Codec.ClockRate) // pause and blackout (pause.go)
+	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{})}
 	err2 := s.commitLocked(context.Background(), func(r *Recording) {
 		st := r.stream(streamID)
@@ -137,6 +144,9 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 // trackEnded finalises a track whose reader ended or whose session stops.
 func (s *Session) trackEnded(ts *trackSub) {
 	closeErr := ts.sink.Close()
+	if ms, ok := ts.sink.(*mediaSink); ok {
+		s.dropGate(ms.gate)
+	}
 	now := s.m.now()
 	err := s.commit(context.Background(), func(r *Recording) {
 		st := r.stream(ts.stream)
@@ -191,6 +201,7 @@ func (s *Session) finish(why stopReason) {
 	if err := s.commit(ctx, func(r *Recording) {
 		r.Stopped = stopped
 		r.MixFrames = mixFrames
+		closeOpenIntervals(r, stopped, med.position())
 		for _, st := range r.Streams {
 			if st.State == StreamRecording {
 				st.State, st.Stopped = StreamStopped, stopped

@@ -1,0 +1,306 @@
+package recorder
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Blackouts (seed 003): one participant (userId) is silenced in every
+// recording that includes them, recordings that start during the blackout
+// included, until the blackout is stopped or MaxBlackout passes. While a
+// participant is blacked out their tracks' packets are dropped before any
+// file (see the gate in pause.go) and their mixer inputs are muted; the rest
+// of the recording goes on.
+
+// BlackoutInterval is one blackout of one participant within a recording.
+type BlackoutInterval struct {
+	UserID string    `json:"userId"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end,omitzero"` // zero while on
+}
+
+// Blackout is a participant's blackout as the Manager keeps it.
+type Blackout struct {
+	OrganizationID string    `json:"organizationId"`
+	UserID         string    `json:"userId"`
+	ConferenceID   string    `json:"conferenceId,omitempty"` // empty: every conference
+	Start          time.Time `json:"start"`                  // when it began (or will)
+	Stop           time.Time `json:"stop"`                   // when it ends (or ended) at the latest
+	Active         bool      `json:"active"`                 // in force now
+	Recordings     []string  `json:"recordings"`             // instanceIds it silenced
+}
+
+// BlackoutRequest starts or stops a blackout. Zero times mean now; the API
+// applies seed 003's rules (explicit times, TimeOffset, receipt time).
+type BlackoutRequest struct {
+	UserID       string
+	ConferenceID string
+	Start        time.Time
+	Stop         time.Time
+}
+
+type blackoutKey struct{ org, user string }
+
+// blackout is a registered blackout and its timers.
+type blackout struct {
+	b            Blackout
+	begin, end   *time.Timer
+	instanceSeen map[string]bool
+}
+
+// managerLifecycle is the Manager's state beyond recordings: blackouts and
+// the event publisher.
+type managerLifecycle struct {
+	mu        sync.Mutex
+	blackouts map[blackoutKey]*blackout
+	events    Publisher
+}
+
+// StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of
+// the same participant that is already registered is replaced by the new
+// times. A stop time not after the start is invalid; a blackout never lasts
+// longer than the configured maxBlackout.
+func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
+	if err := ValidateID("userId", req.UserID); err != nil {
+		return nil, err
+	}
+	if req.ConferenceID != "" {
+		if err := ValidateID("conferenceId", req.ConferenceID); err != nil {
+			return nil, err
+		}
+	}
+	now := m.now()
+	if req.Start.IsZero() || req.Start.Before(now) {
+		req.Start = now
+	}
+	limit := req.Start.Add(m.cfg.Defaults.MaxBlackout)
+	if !req.Stop.IsZero() && !req.Stop.After(req.Start) {
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time %s is not after its start %s",
+			req.Stop.Format(time.RFC3339Nano), req.Start.Format(time.RFC3339Nano))
+	}
+	if req.Stop.IsZero() || req.Stop.After(limit) {
+		req.Stop = limit
+	}
+	key := blackoutKey{organizationID, req.UserID}
+	m.lc.mu.Lock()
+	if m.lc.blackouts == nil {
+		m.lc.blackouts = map[blackoutKey]*blackout{}
+	}
+	bo := m.lc.blackouts[key]
+	if bo == nil {
+		bo = &blackout{instanceSeen: map[string]bool{}}
+		bo.b = Blackout{OrganizationID: organizationID, UserID: req.UserID, Recordings: []string{}}
+		m.lc.blackouts[key] = bo
+	}
+	if !bo.b.Active {
+		bo.b.Start = req.Start
+	}
+	bo.b.ConferenceID, bo.b.Stop = req.ConferenceID, req.Stop
+	if bo.begin != nil {
+		bo.begin.Stop()
+		bo.begin = nil
+	}
+	if bo.end != nil {
+		bo.end.Stop()
+	}
+	bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
+	begin := !bo.b.Active && !req.Start.After(now)
+	if !bo.b.Active && req.Start.After(now) {
+		bo.begin = time.AfterFunc(time.Until(req.Start), func() { m.beginBlackout(key, bo) })
+	}
+	m.lc.mu.Unlock()
+	if begin {
+		m.beginBlackout(key, bo)
+	}
+	return m.blackoutSnapshot(bo), nil
+}
+
+// StopBlackout ends the blackout of userID at req.Stop (now when zero or
+// past). A participant without a blackout is not found.
+func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
+	if err := ValidateID("userId", req.UserID); err != nil {
+		return nil, err
+	}
+	key := blackoutKey{organizationID, req.UserID}
+	now := m.now()
+	m.lc.mu.Lock()
+	bo := m.lc.blackouts[key]
+	if bo == nil {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindNotFound, "no_blackout", "participant %s has no blackout", req.UserID)
+	}
+	if !req.Start.IsZero() && !req.Stop.IsZero() && !req.Stop.After(req.Start) {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time is not after its start")
+	}
+	if !req.Stop.IsZero() && !req.Stop.After(bo.b.Start) {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time %s is not after its start %s",
+			req.Stop.Format(time.RFC3339Nano), bo.b.Start.Format(time.RFC3339Nano))
+	}
+	if req.Stop.After(now) {
+		bo.b.Stop = req.Stop
+		if bo.end != nil {
+			bo.end.Stop()
+		}
+		bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
+		m.lc.mu.Unlock()
+		return m.blackoutSnapshot(bo), nil
+	}
+	m.lc.mu.Unlock()
+	m.endBlackout(key, bo)
+	return m.blackoutSnapshot(bo), nil
+}
+
+// Blackouts returns the registered blackouts of organizationID (for the
+// participants view).
+func (m *Manager) Blackouts(organizationID string) map[string]*Blackout {
+	m.lc.mu.Lock()
+	var list []*blackout
+	for k, bo := range m.lc.blackouts {
+		if k.org == organizationID {
+			list = append(list, bo)
+		}
+	}
+	m.lc.mu.Unlock()
+	out := map[string]*Blackout{}
+	for _, bo := range list {
+		b := m.blackoutSnapshot(bo)
+		out[b.UserID] = b
+	}
+	return out
+}
+
+func (m *Manager) blackoutSnapshot(bo *blackout) *Blackout {
+	m.lc.mu.Lock()
+	defer m.lc.mu.Unlock()
+	b := bo.b
+	b.Recordings = append([]string{}, bo.b.Recordings...)
+	return &b
+}
+
+// blackedOut reports whether userID of organizationID is blacked out in
+// conference conf now.
+func (m *Manager) blackedOut(org, conf, userID string) bool {
+	m.lc.mu.Lock()
+	defer m.lc.mu.Unlock()
+	bo := m.lc.blackouts[blackoutKey{org, userID}]
+	return bo != nil && bo.b.Active && (bo.b.ConferenceID == "" || bo.b.ConferenceID == conf)
+}
+
+// beginBlackout puts a registered blackout in force in every running recording.
+func (m *Manager) beginBlackout(key blackoutKey, bo *blackout) {
+	m.lc.mu.Lock()
+	if m.lc.blackouts[key] != bo || bo.b.Active {
+		m.lc.mu.Unlock()
+		return
+	}
+	bo.b.Active = true
+	bo.b.Start = m.now()
+	conf := bo.b.ConferenceID
+	m.lc.mu.Unlock()
+	for _, s := range m.sessions(key.org, conf) {
+		s.applyBlackout(key.user, true)
+	}
+	m.log.Info("blackout started", "organizationId", key.org, "userId", key.user)
+	m.publishBlackout(bo, "blackout.started")
+}
+
+// endBlackout ends a blackout in every recording and forgets it.
+func (m *Manager) endBlackout(key blackoutKey, bo *blackout) {
+	m.lc.mu.Lock()
+	if m.lc.blackouts[key] != bo {
+		m.lc.mu.Unlock()
+		return
+	}
+	delete(m.lc.blackouts, key)
+	if bo.begin != nil {
+		bo.begin.Stop()
+	}
+	if bo.end != nil {
+		bo.end.Stop()
+	}
+	was := bo.b.Active
+	bo.b.Active = false
+	if now := m.now(); now.Before(bo.b.Stop) || !was {
+		bo.b.Stop = now
+	}
+	m.lc.mu.Unlock()
+	if !was {
+		return
+	}
+	for _, s := range m.sessions(key.org, "") {
+		s.applyBlackout(key.user, false)
+	}
+	m.log.Info("blackout stopped", "organizationId", key.org, "userId", key.user)
+	m.publishBlackout(bo, "blackout.stopped")
+}
+
+// sessions returns the running sessions of org (of conference conf, unless empty).
+func (m *Manager) sessions(org, conf string) []*Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Session
+	for _, s := range m.active {
+		s.mu.Lock()
+		ok := s.rec.OrganizationID == org && (conf == "" || s.rec.ConferenceID == conf)
+		s.mu.Unlock()
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// applyBlackout blacks userID out (on) or in, in s: its gates and the
+// recording's blackout intervals.
+func (s *Session) applyBlackout(userID string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || s.rec.State != StateActive {
+		return
+	}
+	for _, g := range s.gatesOf(userID) {
+		g.setBlack(on)
+	}
+	s.recordBlackoutLocked(userID, on)
+}
+
+// recordBlackoutLocked opens (on) or closes the blackout interval of userID in
+// the recording when the participant is part of it. The caller holds s.mu.
+func (s *Session) recordBlackoutLocked(userID string, on bool) {
+	open := -1
+	for i, b := range s.rec.Blackouts {
+		if b.UserID == userID && b.End.IsZero() {
+			open = i
+		}
+	}
+	has := false
+	for _, st := range s.rec.Streams {
+		has = has || st.UserID == userID
+	}
+	if on && (open >= 0 || (!has && len(s.gatesOf(userID)) == 0)) || !on && open < 0 {
+		return
+	}
+	now := s.m.now()
+	err := s.commitLocked(context.Background(), func(r *Recording) {
+		if on {
+			r.Blackouts = append(r.Blackouts, BlackoutInterval{UserID: userID, Start: now})
+		} else {
+			r.Blackouts[open].End = now
+		}
+	})
+	if err != nil {
+		s.log.Error("cannot persist blackout", "userId", userID, "err", err)
+		return
+	}
+	if on {
+		s.m.lc.mu.Lock()
+		if bo := s.m.lc.blackouts[blackoutKey{s.rec.OrganizationID, userID}]; bo != nil && !bo.instanceSeen[s.rec.InstanceID] {
+			bo.instanceSeen[s.rec.InstanceID] = true
+			bo.b.Recordings = append(bo.b.Recordings, s.rec.InstanceID)
+		}
+		s.m.lc.mu.Unlock()
+	}
+}

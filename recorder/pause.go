@@ -1,0 +1,299 @@
+package recorder
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media"
+)
+
+// Pause and resume (seeds 000 and 002).
+//
+// Paused audio never reaches any file. Each track's packets pass a gate on
+// the track's reader goroutine before its per-track writer and its decoding
+// pipeline: while the recording is paused (or the track's participant is
+// blacked out) the gate drops them, so nothing of the interval is written to
+// the per-track file, decoded into the mixer's ring, or kept anywhere. The
+// mixer is paused too (media.Mixer.SetPaused): it discards what its rings
+// still buffer from before the pause and writes silent frames (pauseBehavior
+// "silence": the mix keeps the call's length) or nothing ("skip": the
+// interval is cut out of the mix).
+//
+// Per-track files: with "silence" the writers fill the gap with the codec's
+// silence when packets resume (the file keeps wall-clock length). With
+// "skip" the gate shifts the RTP timestamps of every later packet back by the
+// paused wall-clock time (in the track's clock rate), so the per-track file is
+// as much shorter as the mix; sequence numbers are not shifted, so a video
+// writer sees the gap as loss and asks for a keyframe. A shift that would
+// land at or before the last packet written (jitter) is reduced to one
+// packet interval after it.
+
+// PauseInterval is one paused interval of a recording: wall-clock times and
+// the positions in the mix timeline (with "skip" both positions are equal).
+type PauseInterval struct {
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end,omitzero"` // zero while paused
+	MixStart time.Duration `json:"mixStart"`
+	MixEnd   time.Duration `json:"mixEnd"`
+}
+
+// StatusChange is one entry of a recording's status history (seed 000).
+type StatusChange struct {
+	Status string    // start | pause | resume | stop
+	Time   time.Time // when it happened
+}
+
+// Statuses returns the status history of r in seed 000's terms: start (when it
+// became ACTIVE), pause and resume for every paused interval, and stop once it
+// is final. A recording that never became ACTIVE has none.
+func (r *Recording) Statuses() []StatusChange {
+	if r.Started.IsZero() {
+		return nil
+	}
+	out := []StatusChange{{"start", r.Started}}
+	for _, p := range r.Pauses {
+		out = append(out, StatusChange{"pause", p.Start})
+		if !p.End.IsZero() {
+			out = append(out, StatusChange{"resume", p.End})
+		}
+	}
+	if r.State.Final() && !r.Stopped.IsZero() {
+		out = append(out, StatusChange{"stop", r.Stopped})
+	}
+	return out
+}
+
+// cloneLifecycle deep-copies the lifecycle slices of r into c.
+func (r *Recording) cloneLifecycle(c *Recording) {
+	c.Pauses = append([]PauseInterval(nil), r.Pauses...)
+	c.Blackouts = append([]BlackoutInterval(nil), r.Blackouts...)
+	c.Chat = append([]ChatEntry(nil), r.Chat...)
+	c.Cobrowse = append([]CobrowseEvent(nil), r.Cobrowse...)
+	if r.Uploads != nil {
+		c.Uploads = make(map[string]*ObjectFile, len(r.Uploads))
+		for k, v := range r.Uploads {
+			c.Uploads[k] = v.clone()
+		}
+	}
+}
+
+// lifecycle is a running session's pause state and the gates of its tracks.
+type lifecycle struct {
+	paused  atomic.Bool
+	skipped atomic.Int64 // total paused wall-clock time so far (ns), with skip
+
+	mu    sync.Mutex // guards gates
+	gates map[*gate]string
+}
+
+// gate decides, on a track's reader goroutine, whether a packet reaches the
+// track's files, and shifts timestamps after a skipped pause.
+type gate struct {
+	lc    *lifecycle
+	black atomic.Bool     // the participant is blacked out
+	in    *media.MixInput // the track's mixer input; nil for video
+	clock int64           // RTP clock rate
+
+	// Reader goroutine only.
+	base      int64  // lc.skipped the shift was computed for
+	shift     uint32 // subtracted from timestamps
+	last      uint32 // last timestamp written (after the shift)
+	lastDelta uint32 // the step before it
+	have      bool
+}
+
+// drop reports whether p must be dropped: the recording is paused or the
+// participant is blacked out.
+func (g *gate) drop() bool {
+	return g.lc.paused.Load() || g.black.Load()
+}
+
+// timestamp returns the timestamp to write for p (see the shifting rule above).
+func (g *gate) timestamp(p *rtp.Packet) uint32 {
+	if sk := g.lc.skipped.Load(); sk != g.base {
+		g.base = sk
+		g.shift = uint32(sk * g.clock / int64(time.Second))
+		if g.have {
+			if ts := p.Timestamp - g.shift; int32(ts-g.last) <= 0 {
+				step := g.lastDelta
+				if step == 0 || step > uint32(g.clock) {
+					step = uint32(g.clock / 50)
+				}
+				g.shift = p.Timestamp - (g.last + step)
+			}
+		}
+	}
+	ts := p.Timestamp - g.shift
+	if g.have && ts != g.last {
+		g.lastDelta = ts - g.last
+	}
+	g.last, g.have = ts, true
+	return ts
+}
+
+// setBlack blacks the track's participant out or in.
+func (g *gate) setBlack(on bool) {
+	g.black.Store(on)
+	if g.in != nil {
+		g.in.SetMuted(on)
+	}
+}
+
+// newGate registers the gate of a new track of userID; the caller holds s.mu.
+// A participant blacked out now is blacked out in the new track too.
+func (s *Session) newGate(userID string, in *media.MixInput, clockRate uint32) *gate {
+	g := &gate{lc: &s.lc, in: in, clock: int64(clockRate)}
+	if g.clock == 0 {
+		g.clock = 8000
+	}
+	s.lc.mu.Lock()
+	if s.lc.gates == nil {
+		s.lc.gates = map[*gate]string{}
+	}
+	s.lc.gates[g] = userID
+	s.lc.mu.Unlock()
+	if s.m.blackedOut(s.rec.OrganizationID, s.rec.ConferenceID, userID) {
+		g.setBlack(true)
+		s.recordBlackoutLocked(userID, true)
+	}
+	return g
+}
+
+// dropGate forgets the gate of an ended track.
+func (s *Session) dropGate(g *gate) {
+	if g == nil {
+		return
+	}
+	s.lc.mu.Lock()
+	delete(s.lc.gates, g)
+	s.lc.mu.Unlock()
+}
+
+// gatesOf returns the gates of userID's tracks.
+func (s *Session) gatesOf(userID string) []*gate {
+	s.lc.mu.Lock()
+	defer s.lc.mu.Unlock()
+	var out []*gate
+	for g, u := range s.lc.gates {
+		if u == userID {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// mixPosition returns the mixer's position, 0 without a mixer.
+func (s *Session) mixPosition() time.Duration { return s.media.position() }
+
+// position returns the mix's position; 0 for a nil sessionMedia.
+func (sm *sessionMedia) position() time.Duration {
+	if sm == nil {
+		return 0
+	}
+	return sm.mixer.Position()
+}
+
+// Pause pauses a recording: from now on none of its audio or video reaches a
+// file until Resume. Pausing a paused recording returns it unchanged; a
+// recording that is not ACTIVE (stopped, failed, still starting) is a
+// conflict. It publishes recording.paused.
+func (m *Manager) Pause(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	return m.setPaused(ctx, organizationID, conversationID, recorderID, instanceID, true)
+}
+
+// Resume resumes a paused recording. Resuming an active, unpaused recording
+// returns it unchanged; a recording that is not ACTIVE is a conflict. It
+// publishes recording.resumed.
+func (m *Manager) Resume(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	return m.setPaused(ctx, organizationID, conversationID, recorderID, instanceID, false)
+}
+
+func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pause bool) (*Recording, error) {
+	r, err := m.Get(ctx, org, conv, rid, iid)
+	if err != nil {
+		return nil, err
+	}
+	s := m.session(iid)
+	verb := map[bool]string{true: "pause", false: "resume"}[pause]
+	if s == nil || r.State != StateActive {
+		return nil, errorf(KindConflict, "not_active", "cannot %s recording %s: it is %s", verb, iid, r.State)
+	}
+	s.mu.Lock()
+	if s.stopping || s.rec.State != StateActive {
+		st := s.rec.State
+		s.mu.Unlock()
+		return nil, errorf(KindConflict, "not_active", "cannot %s recording %s: it is stopping (%s)", verb, iid, st)
+	}
+	if s.rec.Paused == pause {
+		snap := s.rec.clone()
+		s.mu.Unlock()
+		return snap, nil
+	}
+	now := m.now()
+	pos := s.mixPosition()
+	if pause {
+		// The gates close first, then the mixer: nothing after this instant
+		// is decoded, and what the rings still hold is discarded.
+		s.lc.paused.Store(true)
+		if s.media != nil {
+			s.media.mixer.SetPaused(true)
+		}
+	}
+	err = s.commitLocked(ctx, func(r *Recording) {
+		r.Paused = pause
+		if pause {
+			r.Pauses = append(r.Pauses, PauseInterval{Start: now, MixStart: pos, MixEnd: pos})
+			return
+		}
+		if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
+			p := &r.Pauses[n-1]
+			p.End, p.MixEnd = now, pos
+			if r.PauseBehavior == "skip" {
+				s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
+			}
+		}
+	})
+	if err != nil {
+		if pause { // not persisted: not paused
+			s.lc.paused.Store(false)
+			if s.media != nil {
+				s.media.mixer.SetPaused(false)
+			}
+		}
+		s.mu.Unlock()
+		return nil, err
+	}
+	if !pause {
+		if s.media != nil {
+			s.media.mixer.SetPaused(false)
+		}
+		s.lc.paused.Store(false)
+	}
+	snap := s.rec.clone()
+	s.mu.Unlock()
+	s.log.Info("recording "+verb+"d", "mixPosition", pos)
+	typ := "recording.paused"
+	if !pause {
+		typ = "recording.resumed"
+	}
+	m.publish(ctx, snap, typ, recordingEventData(snap))
+	return snap, nil
+}
+
+// closeOpenIntervals ends a pause or blackout interval still open when the
+// recording stops. The caller holds s.mu (it runs inside a commit).
+func closeOpenIntervals(r *Recording, at time.Time, pos time.Duration) {
+	if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
+		r.Pauses[n-1].End, r.Pauses[n-1].MixEnd = at, pos
+	}
+	for i := range r.Blackouts {
+		if r.Blackouts[i].End.IsZero() {
+			r.Blackouts[i].End = at
+		}
+	}
+	r.Paused = false
+}
