@@ -9,26 +9,25 @@ import (
 	"hash/crc32"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"cloud.google.com/go/auth"
 	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/gcsstore/gcstest"
 	"github.com/rtcrec/recorder/storage/internal/verifytest"
 )
 
 // openTest opens a bucket on the emulator with the read-write account.
-func openTest(t *testing.T, e *emulator, name string, chunkSize int) *storage.Bucket {
+func openTest(t *testing.T, e *gcstest.Emulator, name string, chunkSize int) *storage.Bucket {
 	t.Helper()
 	b, err := OpenBucket(t.Context(), &Options{Bucket: name, CredentialsJSON: e.Account(false).JSON(t, e),
-		Endpoint: e.URL + "/storage/v1/", ChunkSize: chunkSize})
+		Endpoint: e.Endpoint(), ChunkSize: chunkSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +59,7 @@ func TestNew_RefusesOtherCredentials(t *testing.T) {
 }
 
 func TestChecksums(t *testing.T) {
-	e := startEmulator(t)
+	e := gcstest.Start(t)
 	// 256 KiB chunks: a 1 MiB object goes up in four pieces of a resumable upload.
 	b := openTest(t, e, e.NewBucket(), 256<<10)
 	ctx := t.Context()
@@ -123,99 +122,17 @@ func TestErrorCode(t *testing.T) {
 	}
 }
 
-// TestEmulator_ChecksSignatures checks the checker: a test that passes
-// because nothing is checked would prove nothing.
-func TestEmulator_ChecksSignatures(t *testing.T) {
-	e := startEmulator(t)
-	name := e.NewBucket()
-	b := openTest(t, e, name, 0)
-	ctx := t.Context()
-	if _, err := b.Upload(ctx, "a b/ü.txt", strings.NewReader("signed"), nil); err != nil {
-		t.Fatal(err)
-	}
-	sign := func(acct *testAccount, method, key string, expires time.Time) string {
-		t.Helper()
-		u, err := gcs.SignedURL(name, key, &gcs.SignedURLOptions{
-			Scheme: gcs.SigningSchemeV4, Method: method, Expires: expires, Insecure: true,
-			Hostname: e.Host, GoogleAccessID: acct.Email, PrivateKey: acct.JSONKey(t),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	good := e.Account(false)
-	impostor := newTestAccount(t, good.Email, false)
-	later := time.Now().Add(time.Minute)
-	tests := []struct {
-		name, method, url string
-		want              int
-	}{
-		{"Valid", "GET", sign(good, "GET", "a b/ü.txt", later), 200},
-		{"WrongKey", "GET", sign(impostor, "GET", "a b/ü.txt", later), 403},
-		{"OtherMethod", "DELETE", sign(good, "GET", "a b/ü.txt", later), 403},
-		{"ReadOnlyPut", "PUT", sign(e.Account(true), "PUT", "a b/ü.txt", later), 403},
-		{"Unsigned", "GET", e.URL + "/" + name + "/a%20b/%C3%BC.txt", 401},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(ctx, tc.method, tc.url, nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tc.want {
-				t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.want)
-			}
-		})
-	}
-	// Time limits, checked without waiting.
-	u, _ := url.Parse(sign(good, "GET", "a b/ü.txt", later))
-	req := httptest.NewRequest("GET", u.String(), nil)
-	req.Host = e.Host
-	for _, tc := range []struct {
-		name string
-		now  time.Time
-		want int
-	}{
-		{"Expired", time.Now().Add(2 * time.Minute), 400},
-		{"NotYetValid", time.Now().Add(-time.Hour), 400},
-		{"InTime", time.Now(), 0},
-	} {
-		if got, err := e.checkSignedURL(req, tc.now); got != tc.want {
-			t.Errorf("%s: status %d (%v), want %d", tc.name, got, err, tc.want)
-		}
-	}
-}
-
-func FuzzCheckSignedURL(f *testing.F) {
-	f.Add("/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20260101T000000Z&X-Goog-Expires=60&X-Goog-Credential=x%2F20260101%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-SignedHeaders=host&X-Goog-Signature=00")
-	f.Add("/b/o?X-Goog-Signature=zz&X-Goog-Expires=-1")
-	e := &emulator{accounts: map[string]*testAccount{}}
-	f.Fuzz(func(t *testing.T, target string) {
-		u, err := url.ParseRequestURI(target)
-		if err != nil {
-			return
-		}
-		r := &http.Request{Method: "GET", URL: u, Host: "127.0.0.1:1", Header: http.Header{}}
-		if status, err := e.checkSignedURL(r, time.Now()); status == 0 || err == nil {
-			t.Fatalf("accepted %q with no known account", target)
-		}
-	})
-}
-
 func TestVerify(t *testing.T) {
-	e := startEmulator(t)
+	e := gcstest.Start(t)
 	name := e.NewBucket()
-	open := func(acct *testAccount, bucket, endpoint string) *storage.Bucket {
+	open := func(acct *gcstest.Account, bucket, endpoint string) *storage.Bucket {
 		b, err := OpenBucket(t.Context(), &Options{Bucket: bucket, CredentialsJSON: acct.JSON(t, e), Endpoint: endpoint + "/storage/v1/"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	impostor := newTestAccount(t, e.Account(false).Email, false)
+	impostor := gcstest.NewAccount(t, e.Account(false).Email, false)
 	verifytest.Run(t, []verifytest.Case{
 		{Name: "Healthy", Bucket: open(e.Account(false), name, e.URL),
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},

@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/gcsstore/gcstest"
 	"github.com/rtcrec/recorder/storage/storagetest"
 )
 
 func TestConformance_FakeGCS(t *testing.T) {
-	e := startEmulator(t)
+	e := gcstest.Start(t)
 	var last string
 	with := func(ctx context.Context, creds []byte, endpoint string) (storage.Provider, error) {
 		return New(ctx, &Options{Bucket: last, CredentialsJSON: creds, Endpoint: endpoint + "/storage/v1/"})
@@ -20,7 +21,7 @@ func TestConformance_FakeGCS(t *testing.T) {
 			return with(ctx, e.Account(false).JSON(t, e), e.URL)
 		},
 		NewProviderWrongCredentials: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
-			impostor := newTestAccount(t, e.Account(false).Email, false) // right name, wrong key
+			impostor := gcstest.NewAccount(t, e.Account(false).Email, false) // right name, wrong key
 			return with(ctx, impostor.JSON(t, e), e.URL)
 		},
 		NewProviderReadOnly: func(ctx context.Context, t *testing.T) (storage.Provider, error) {

@@ -1,4 +1,9 @@
-package gcsstore
+// Package gcstest runs fake-gcs-server (v1.56.1) in process for tests, on a
+// free 127.0.0.1 port, behind a front that authenticates as Google does:
+// OAuth tokens for service-account JWTs, and V4 signed URLs checked against
+// the account's key. Keys are generated per emulator; nothing secret is
+// committed.
+package gcstest
 
 import (
 	"crypto"
@@ -27,7 +32,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
 
-// emulator is fake-gcs-server in process behind an authenticating front:
+// Emulator is fake-gcs-server in process behind an authenticating front:
 //
 //   - POST /token is an OAuth 2.0 token endpoint for the JWT-bearer grant
 //     (RFC 7523), as Google's: it issues an access token for a JWT signed by
@@ -40,33 +45,36 @@ import (
 //     this endpoint issued. Tokens of the read-only account may only GET/HEAD.
 //
 // fake-gcs-server itself checks no credentials at all.
-type emulator struct {
+type Emulator struct {
 	URL      string // http://127.0.0.1:PORT
 	Host     string // 127.0.0.1:PORT
 	fake     *fakestorage.Server
-	accounts map[string]*testAccount // by email
-	tokens   sync.Map                // access token → *testAccount
+	accounts map[string]*Account // by email
+	tokens   sync.Map            // access token → *Account
 	n        atomic.Int64
 }
 
-// testAccount is a service account made by the test; its key is never committed.
-type testAccount struct {
+// Account is a service account made by the test; its key is never committed.
+type Account struct {
 	Email    string
 	ReadOnly bool
 	Key      *rsa.PrivateKey
 }
 
-func newTestAccount(t testing.TB, email string, readOnly bool) *testAccount {
+// NewAccount makes a service account with a fresh 2048-bit RSA key. The
+// emulator knows only the two accounts it made itself: a new account with the
+// email of one of them is an impostor whose key is refused.
+func NewAccount(t testing.TB, email string, readOnly bool) *Account {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAccount{Email: email, ReadOnly: readOnly, Key: k}
+	return &Account{Email: email, ReadOnly: readOnly, Key: k}
 }
 
-// JSONKey returns the account's private key as PEM, as a key file holds it.
-func (a *testAccount) JSONKey(t testing.TB) []byte {
+// PEM returns the account's private key as PEM, as a key file holds it.
+func (a *Account) PEM(t testing.TB) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
 	if err != nil {
@@ -76,13 +84,13 @@ func (a *testAccount) JSONKey(t testing.TB) []byte {
 }
 
 // JSON returns the account's service-account key file, with token_uri at the emulator.
-func (a *testAccount) JSON(t testing.TB, e *emulator) []byte {
+func (a *Account) JSON(t testing.TB, e *Emulator) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]string{
 		"type":           "service_account",
 		"project_id":     "recorder-test",
 		"private_key_id": "test-key",
-		"private_key":    string(a.JSONKey(t)),
+		"private_key":    string(a.PEM(t)),
 		"client_email":   a.Email,
 		"client_id":      "1",
 		"token_uri":      e.URL + "/token",
@@ -93,13 +101,15 @@ func (a *testAccount) JSON(t testing.TB, e *emulator) []byte {
 	return b
 }
 
-func startEmulator(t testing.TB) *emulator {
+// Start starts an emulator that stops when the test ends. It has two
+// accounts: Account(false) may do anything, Account(true) only read.
+func Start(t testing.TB) *Emulator {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &emulator{Host: ln.Addr().String(), accounts: map[string]*testAccount{}}
+	e := &Emulator{Host: ln.Addr().String(), accounts: map[string]*Account{}}
 	e.URL = "http://" + e.Host
 	e.fake, err = fakestorage.NewServerWithOptions(fakestorage.Options{
 		NoListener:  true,
@@ -111,9 +121,9 @@ func startEmulator(t testing.TB) *emulator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []*testAccount{
-		newTestAccount(t, "recorder@recorder-test.iam.gserviceaccount.com", false),
-		newTestAccount(t, "viewer@recorder-test.iam.gserviceaccount.com", true),
+	for _, a := range []*Account{
+		NewAccount(t, "recorder@recorder-test.iam.gserviceaccount.com", false),
+		NewAccount(t, "viewer@recorder-test.iam.gserviceaccount.com", true),
 	} {
 		e.accounts[a.Email] = a
 	}
@@ -129,7 +139,7 @@ func startEmulator(t testing.TB) *emulator {
 }
 
 // Account returns the read-write (readOnly false) or read-only test account.
-func (e *emulator) Account(readOnly bool) *testAccount {
+func (e *Emulator) Account(readOnly bool) *Account {
 	for _, a := range e.accounts {
 		if a.ReadOnly == readOnly {
 			return a
@@ -138,20 +148,24 @@ func (e *emulator) Account(readOnly bool) *testAccount {
 	return nil
 }
 
+// Endpoint is the JSON API base URL to give the client.
+func (e *Emulator) Endpoint() string { return e.URL + "/storage/v1/" }
+
 // NewBucket creates a fresh bucket and returns its name.
-func (e *emulator) NewBucket() string {
+func (e *Emulator) NewBucket() string {
 	name := fmt.Sprintf("bucket-%d", e.n.Add(1))
 	e.fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: name})
 	return name
 }
 
-func (e *emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP authenticates r and hands it to fake-gcs-server.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/token" && r.Method == http.MethodPost:
 		e.issueToken(w, r)
 		return
 	case r.URL.Query().Has("X-Goog-Signature"):
-		if status, err := e.checkSignedURL(r, time.Now()); err != nil {
+		if status, err := e.CheckSignedURL(r, time.Now()); err != nil {
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(status)
 			fmt.Fprintf(w, "<?xml version='1.0' encoding='UTF-8'?><Error><Code>%s</Code><Message>%s</Message></Error>",
@@ -165,8 +179,8 @@ func (e *emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case !ok || !known:
 			jsonError(w, http.StatusUnauthorized, "Invalid Credentials")
 			return
-		case v.(*testAccount).ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead:
-			jsonError(w, http.StatusForbidden, v.(*testAccount).Email+" does not have storage.objects.create access")
+		case v.(*Account).ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead:
+			jsonError(w, http.StatusForbidden, v.(*Account).Email+" does not have storage.objects.create access")
 			return
 		}
 	}
@@ -182,7 +196,7 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 
 // issueToken implements the JWT-bearer grant: the assertion must be an RS256
 // JWT issued by a known account, signed with its key, and unexpired.
-func (e *emulator) issueToken(w http.ResponseWriter, r *http.Request) {
+func (e *Emulator) issueToken(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -229,9 +243,10 @@ func (e *emulator) issueToken(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
 }
 
-// checkSignedURL verifies a V4 signed URL request as GCS does, with the host
-// signed without its port. It returns the HTTP status to refuse it with.
-func (e *emulator) checkSignedURL(r *http.Request, now time.Time) (int, error) {
+// CheckSignedURL verifies a V4 signed URL request as GCS does, with the host
+// signed without its port, at time now. It returns the HTTP status to refuse
+// it with, or 0 and nil if it is valid.
+func (e *Emulator) CheckSignedURL(r *http.Request, now time.Time) (int, error) {
 	q := r.URL.Query()
 	if q.Get("X-Goog-Algorithm") != "GOOG4-RSA-SHA256" {
 		return http.StatusBadRequest, errors.New("unsupported X-Goog-Algorithm")
@@ -279,9 +294,12 @@ func (e *emulator) checkSignedURL(r *http.Request, now time.Time) (int, error) {
 	canon.WriteString("\n" + q.Get("X-Goog-SignedHeaders") + "\nUNSIGNED-PAYLOAD")
 	hashed := sha256.Sum256([]byte(canon.String()))
 	toSign := "GOOG4-RSA-SHA256\n" + q.Get("X-Goog-Date") + "\n" + scope + "\n" + hex.EncodeToString(hashed[:])
-	sig, err := hex.DecodeString(q.Get("X-Goog-Signature"))
+	// Signatures are lower-case hex; hex.DecodeString would also take upper
+	// case, so that changing "a" to "A" would keep a signature valid.
+	sigHex := q.Get("X-Goog-Signature")
+	sig, err := hex.DecodeString(sigHex)
 	sum := sha256.Sum256([]byte(toSign))
-	if err != nil || rsa.VerifyPKCS1v15(&a.Key.PublicKey, crypto.SHA256, sum[:], sig) != nil {
+	if err != nil || sigHex != strings.ToLower(sigHex) || rsa.VerifyPKCS1v15(&a.Key.PublicKey, crypto.SHA256, sum[:], sig) != nil {
 		return http.StatusForbidden, errors.New("SignatureDoesNotMatch")
 	}
 	return 0, nil
