@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 func newBus(t testing.TB, opts Options) (*Bus, *sql.DB) {
 	t.Helper()
 	db := dbtest.Open(t, filepath.Join(t.TempDir(), "events.db"))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	b, err := New(context.Background(), db, opts)
 	if err != nil {
 		t.Fatal(err)

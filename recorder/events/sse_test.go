@@ -214,11 +214,13 @@ func TestHandler_ResumesFromLastEventIDWithoutGapsOrDuplicates(t *testing.T) {
 	// Publish 200 more while the client connects and replays: the switch from
 	// replay to live must lose and repeat nothing.
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		publishN(t, b, "org1", 200)
-	}()
+	for range 4 { // concurrent publishers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publishN(t, b, "org1", 50)
+		}()
+	}
 	r, _ := sseClient(t, srv.URL, "org1", "50")
 	ids := readIDs(t, r, 300)
 	wg.Wait()

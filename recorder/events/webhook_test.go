@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -145,7 +146,9 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 	ctx := context.Background()
 
 	db := dbtest.Open(t, path)
-	b, err := New(ctx, db, fastRetry(hooks))
+	opts := fastRetry(hooks)
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	b, err := New(ctx, db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +172,7 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 
 	rc.setDown(false)
 	db2 := dbtest.Open(t, path)
-	b2, err := New(ctx, db2, fastRetry(hooks))
+	b2, err := New(ctx, db2, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

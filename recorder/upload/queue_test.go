@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,6 +150,7 @@ func (f *fixture) open(string) (*storage.Bucket, error) {
 func (f *fixture) start(opts Options) {
 	f.t.Helper()
 	opts = fast(opts)
+	opts.Logger = slog.New(slog.NewTextHandler(f.t.Output(), nil))
 	opts.Open = f.open
 	opts.OnResult = f.res.add
 	q, err := New(context.Background(), dbtest.Open(f.t, f.dbPath), opts)

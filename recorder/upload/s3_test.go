@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -256,7 +257,7 @@ func TestQueue_S3GatewayKilledDuringUploadLosesNothing(t *testing.T) {
 	q, err := New(context.Background(), dbtest.Open(t, filepath.Join(dir, "recorder.db")), Options{
 		Open:       func(string) (*storage.Bucket, error) { return b, nil },
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
-		OnResult: res.add, ReportAfter: 1000,
+		OnResult: res.add, ReportAfter: 1000, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +342,7 @@ func TestQueue_S3WrongProfileReportedThenFixed(t *testing.T) {
 					defer mu.Unlock()
 					return profile, nil
 				},
-				PermanentRetry: time.Hour, OnResult: res.add,
+				PermanentRetry: time.Hour, OnResult: res.add, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 			})
 			if err != nil {
 				t.Fatal(err)
