@@ -148,12 +148,29 @@ func (c *h264Codec) Keyframe(au []byte) bool {
 }
 
 // appendSample appends the NAL units of an access unit that belong in an
-// 'avc1' sample: parameter sets live in the avcC box, and access unit
-// delimiters and filler data are dropped.
-func appendSample(dst, au []byte) []byte {
+// 'avc1' sample: the parameter sets are dropped when they are those of the
+// avcC box (sps, pps), as are access unit delimiters and filler data. When
+// the access unit carries a parameter set that differs (a sender that
+// changed resolution), all its parameter sets stay in the sample, where
+// decoders pick them up (a new SPS invalidates the PPSs that refer to it).
+func appendSample(dst, au, sps, pps []byte) []byte {
+	same := true
 	nals(au, func(nal []byte) bool {
 		switch nal[0] & 0x1F {
-		case nalSPS, nalPPS, nalAUD, nalFiller:
+		case nalSPS:
+			same = bytes.Equal(nal, sps)
+		case nalPPS:
+			same = bytes.Equal(nal, pps)
+		}
+		return same
+	})
+	nals(au, func(nal []byte) bool {
+		switch nal[0] & 0x1F {
+		case nalAUD, nalFiller:
+		case nalSPS, nalPPS:
+			if !same {
+				dst = appendNAL(dst, nal)
+			}
 		default:
 			dst = appendNAL(dst, nal)
 		}

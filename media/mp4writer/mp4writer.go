@@ -81,7 +81,9 @@ type Writer struct {
 	h264 h264Codec
 	fr   framer.Framer
 
-	started bool // init segment written
+	started bool   // init segment written
+	sps     []byte // parameter sets in the avcC box
+	pps     []byte
 	width   int
 	height  int
 
@@ -162,6 +164,8 @@ func (w *Writer) writeInit() error {
 	if sps, err := avc.ParseSPSNALUnit(w.h264.sps, false); err == nil {
 		w.width, w.height = int(sps.Width), int(sps.Height)
 	}
+	w.sps = append([]byte(nil), w.h264.sps...)
+	w.pps = append([]byte(nil), w.h264.pps...)
 	w.started = true
 	return w.write(init.Encode)
 }
@@ -202,7 +206,7 @@ func (w *Writer) addSample(t int64, key bool, au []byte) error {
 		flags = mp4.SyncSampleFlags
 	}
 	before := len(w.data)
-	w.data = appendSample(w.data, au)
+	w.data = appendSample(w.data, au, w.sps, w.pps)
 	w.samples = append(w.samples, mp4.Sample{Flags: flags, Size: uint32(len(w.data) - before)})
 	w.lastTime = t
 	return nil

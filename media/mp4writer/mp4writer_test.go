@@ -45,8 +45,15 @@ func splitAnnexB(b []byte) [][]byte {
 // slices), with sequence numbers and timestamps that wrap.
 func encode(t testing.TB, seconds int) []rtpFrame {
 	t.Helper()
+	return encodeSize(t, seconds, "320x240", 65000, math.MaxUint32-90000)
+}
+
+// encodeSize is encode with a frame size and the first sequence number and
+// timestamp.
+func encodeSize(t testing.TB, seconds int, size string, seq uint16, ts uint32) []rtpFrame {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "in.h264")
-	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size="+size+":rate=30",
 		"-t", string(rune('0'+seconds)), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "baseline", "-preset", "ultrafast", "-tune", "zerolatency",
 		"-x264-params", "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1:slice-max-size=3000",
 		"-bsf:v", "h264_mp4toannexb", "-f", "h264", path)
@@ -73,7 +80,6 @@ func encode(t testing.TB, seconds int) []rtpFrame {
 		t.Fatalf("ffmpeg made %d access units, want %d", len(aus), 30*seconds)
 	}
 	payloader := &codecs.H264Payloader{}
-	seq, ts := uint16(65000), uint32(math.MaxUint32-90000)
 	var frames []rtpFrame
 	for _, au := range aus {
 		var fr rtpFrame
@@ -188,6 +194,41 @@ func TestWriter_PlaysInChromium(t *testing.T) {
 	}
 }
 
+// TestWriter_ResolutionChange: the sender switches from 320x240 to 640x480
+// at an IDR with new parameter sets; they stay in the sample and every frame
+// decodes.
+func TestWriter_ResolutionChange(t *testing.T) {
+	frames := encodeSize(t, 1, "320x240", 100, 90000)
+	frames = append(frames, encodeSize(t, 1, "640x480", 100+uint16(countPackets(frames)), 2*90000)...)
+	path := filepath.Join(t.TempDir(), "track.mp4")
+	w := writeFile(t, path, frames, func(int, int) bool { return false })
+	if st := w.Stats(); st.Frames != 60 || st.DroppedFrames != 0 {
+		t.Errorf("stats %+v, want 60 frames written", st)
+	}
+	if p := tooltest.FFProbe(t, path, true); p.Frames != 60 || math.Abs(p.Duration-2) > 0.04 {
+		t.Errorf("ffprobe: %d frames, %.3f s; want 60 frames, 2 s", p.Frames, p.Duration)
+	}
+	if errs := tooltest.DecodeErrors(t, path); errs != "" {
+		t.Errorf("ffmpeg decoding errors:\n%s", errs)
+	}
+	// The decoder's output switches size: count frames of each.
+	out := tooltest.Run(t, "ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=width", "-of", "csv=p=0", path)
+	if n := bytes.Count(out, []byte("640")); n != 30 {
+		t.Errorf("%d decoded frames of width 640, want 30", n)
+	}
+	if p := tooltest.ChromiumPlay(t, path); !p.Ended || p.Err != "" || p.Frames != 60 || p.Width != 640 {
+		t.Errorf("Chromium: %+v, want 60 frames played to the end at 640x480", p)
+	}
+}
+
+func countPackets(frames []rtpFrame) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f.packets)
+	}
+	return n
+}
+
 // checkMP4ff parses the file with mp4ff: an init segment with avcC, then
 // fragments whose first sample is a sync sample and whose decode times
 // increase without overlap.
@@ -279,8 +320,12 @@ func TestDepacketize(t *testing.T) {
 	if !c.Keyframe(frame) || !bytes.Equal(c.sps, sps) || !bytes.Equal(c.pps, pps) {
 		t.Error("IDR with SPS and PPS not recognised")
 	}
-	if got := appendSample(nil, frame); !bytes.Equal(got, appendNAL(nil, idr)) {
-		t.Error("sample keeps parameter sets")
+	if got := appendSample(nil, frame, sps, pps); !bytes.Equal(got, appendNAL(nil, idr)) {
+		t.Error("sample keeps the avcC's parameter sets")
+	}
+	newSPS := []byte{0x67, 0x42, 0xC0, 0x1F}
+	if got := appendSample(nil, frame, newSPS, pps); !bytes.Equal(got, frame) {
+		t.Error("sample drops parameter sets when one differs from the avcC's")
 	}
 	for _, bad := range [][]byte{nil, {0x1C}, {0x1C, 0x05, 1}, {0x18, 0, 9, 1}, {0x19, 1}, {0x1D, 0x85, 1}} {
 		if _, _, err := (&h264Codec{fuStart: -1}).Depacketize(nil, bad); err == nil {
@@ -359,6 +404,6 @@ func FuzzDepacketize(f *testing.F) {
 			frame, _, _ = codec.Depacketize(frame, p)
 		}
 		codec.Keyframe(frame)
-		appendSample(nil, frame)
+		appendSample(nil, frame, codec.sps, nil)
 	})
 }

@@ -20,7 +20,7 @@ import (
 type Playback struct {
 	Src      string  `json:"src"`
 	Duration float64 `json:"duration"` // seconds, from the container
-	Width    int     `json:"w"`
+	Width    int     `json:"w"`        // videoWidth when last reported
 	Height   int     `json:"h"`
 	Time     float64 `json:"t"`      // currentTime when last reported
 	Frames   int     `json:"frames"` // video frames decoded
@@ -40,7 +40,7 @@ el.onerror = () => { r.err = 'error ' + (el.error && (el.error.code + ' ' + el.e
 el.src = 'file://' + r.src;
 document.body.appendChild(el);
 setInterval(() => {
-  r.t = el.currentTime;
+  r.t = el.currentTime; r.w = el.videoWidth; r.h = el.videoHeight;
   r.frames = el.getVideoPlaybackQuality().totalVideoFrames;
   console.log('RESULT ' + JSON.stringify(r));
 }, 500);
