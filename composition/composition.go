@@ -96,6 +96,17 @@ type Manifest struct {
 	Tracks         []Track           `json:"tracks"`
 	Pauses         []Interval        `json:"pauses,omitempty"`
 	Blackouts      []Interval        `json:"blackouts,omitempty"`
+	PauseBehavior  string            `json:"pauseBehavior,omitempty"` // silence | skip
+	Chat           *Attachment       `json:"chat,omitempty"`          // chat.json
+	Cobrowse       []Attachment      `json:"cobrowse,omitempty"`      // cobrowse/{sessionId}/events.json
+}
+
+// Attachment is a file of the recording other than tracks and mix: the chat
+// transcript or one cobrowse session's events.
+type Attachment struct {
+	File      string `json:"file"`
+	SessionID string `json:"sessionId,omitempty"`
+	Entries   int    `json:"entries"`
 }
 
 // Mix describes mix.wav.
@@ -127,11 +138,19 @@ type Track struct {
 	SHA256     string    `json:"sha256,omitempty"`
 }
 
-// Interval is a time span relative to the recording's start, in seconds.
+// Interval is a time span relative to the recording's start, in seconds: a
+// pause (the whole recording) or a blackout (one participant, UserID).
+// MixStart and MixEnd are its positions in the mix's timeline, in seconds
+// (equal for a pause with pauseBehavior skip, whose interval is cut out);
+// StartTime and EndTime are the wall-clock times.
 type Interval struct {
-	Start  float64 `json:"start"`
-	End    float64 `json:"end"`
-	UserID string  `json:"userId,omitempty"`
+	Start     float64   `json:"start"`
+	End       float64   `json:"end"`
+	UserID    string    `json:"userId,omitempty"`
+	MixStart  *float64  `json:"mixStart,omitempty"`
+	MixEnd    *float64  `json:"mixEnd,omitempty"`
+	StartTime time.Time `json:"startTime,omitzero"`
+	EndTime   time.Time `json:"endTime,omitzero"`
 }
 
 // WriteManifest writes m as indented JSON to path, atomically (temporary file

@@ -51,6 +51,13 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			}
 		}
 	}
+	if rels, err := writeAttachments(rec); err != nil { // chat and cobrowse (transcript.go)
+		errs = append(errs, err)
+	} else {
+		for _, rel := range rels {
+			objects[rel] = upload(rel)
+		}
+	}
 	mixPath := filepath.Join(rec.Dir, composition.MixFile)
 	var mix *composition.Mix
 	if fileExists(mixPath) {
@@ -83,6 +90,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 		state = "FAILED"
 	}
 	if err := s.commit(ctx, func(r *Recording) {
+		recordUploads(r, objects)
 		for _, st := range r.Streams {
 			for _, tr := range st.Tracks {
 				if o := objects[tr.File]; o != nil {
@@ -115,6 +123,7 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 		State: string(rec.State), Started: rec.Started, Stopped: rec.Stopped, Metadata: rec.Metadata, Mix: mix,
 		Tracks: []composition.Track{},
 	}
+	addLifecycle(m, rec) // pauses, blackouts, chat, cobrowse (lifecycle.go)
 	if !rec.Recovered.IsZero() {
 		t := rec.Recovered
 		m.Recovered = &t

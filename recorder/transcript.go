@@ -1,6 +1,39 @@
 package recorder
 
-import "time"
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// Chat transcripts and cobrowse events (seed 004) are kept with their
+// recording (in its stored document), ordered and without duplicates, and
+// bounded in size. They are written as chat.json and
+// cobrowse/{sessionId}/events.json beside the tracks and uploaded with the
+// recording; when they arrive after the recording finished, the files are
+// uploaded at once.
+
+// Size bounds of the chat and cobrowse data of one recording, in bytes of
+// their text (transcripts and payloads); beyond them an addition is
+// refused with reason "too_large".
+const (
+	MaxChatBytes     = 256 << 10
+	MaxCobrowseBytes = 1 << 20
+)
+
+// Attachment file names within a recording.
+const ChatFile = "chat.json"
+
+// CobrowseFile returns the relative file of a cobrowse session's events.
+func CobrowseFile(sessionID string) string { return "cobrowse/" + sessionID + "/events.json" }
 
 // ChatEntry is one line of a conversation's chat transcript (seed 004's
 // ChatTranscriptEntry).
@@ -17,4 +50,172 @@ type CobrowseEvent struct {
 	SequenceID int32  `json:"sequenceId"`
 	SessionID  string `json:"sessionId"`
 	Timestamp  int64  `json:"timestamp"`
+}
+
+// AddChat adds transcript entries to a recording: ordered by timeStamp,
+// exact duplicates ignored. It returns the recording.
+func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, recorderID, instanceID string, entries []ChatEntry) (*Recording, error) {
+	for _, e := range entries {
+		if e.UserID == "" || e.TimeStamp.IsZero() {
+			return nil, errorf(KindInvalid, "missing_field", "chatTranscriptList entries need userId, timeStamp and transcript")
+		}
+	}
+	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
+		seen := map[ChatEntry]bool{}
+		total := 0
+		for _, e := range r.Chat {
+			seen[e] = true
+			total += len(e.Transcript) + len(e.UserDisplayName)
+		}
+		chat := append([]ChatEntry(nil), r.Chat...)
+		for _, e := range entries {
+			e.TimeStamp = e.TimeStamp.UTC()
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+			total += len(e.Transcript) + len(e.UserDisplayName)
+			chat = append(chat, e)
+		}
+		if total > MaxChatBytes {
+			return errorf(KindInvalid, "too_large", "the chat transcript of a recording is limited to %d bytes", MaxChatBytes)
+		}
+		sort.SliceStable(chat, func(i, j int) bool { return chat[i].TimeStamp.Before(chat[j].TimeStamp) })
+		r.Chat = chat
+		return nil
+	}, []string{ChatFile})
+}
+
+// AddCobrowse adds a cobrowse event: ordered by sequenceId within its
+// session, an event whose (sessionId, sequenceId) is known is ignored.
+func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationID, recorderID, instanceID string, ev CobrowseEvent) (*Recording, error) {
+	if err := ValidateID("sessionId", ev.SessionID); err != nil {
+		return nil, err
+	}
+	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
+		total := len(ev.Payload)
+		for _, e := range r.Cobrowse {
+			if e.SessionID == ev.SessionID && e.SequenceID == ev.SequenceID {
+				return nil
+			}
+			total += len(e.Payload)
+		}
+		if total > MaxCobrowseBytes {
+			return errorf(KindInvalid, "too_large", "the cobrowse events of a recording are limited to %d bytes", MaxCobrowseBytes)
+		}
+		list := append(append([]CobrowseEvent(nil), r.Cobrowse...), ev)
+		sort.SliceStable(list, func(i, j int) bool {
+			if list[i].SessionID != list[j].SessionID {
+				return list[i].SessionID < list[j].SessionID
+			}
+			return list[i].SequenceID < list[j].SequenceID
+		})
+		r.Cobrowse = list
+		return nil
+	}, []string{CobrowseFile(ev.SessionID)})
+}
+
+// addAttachment changes a recording's chat or cobrowse data with fn; when
+// the recording is final its files (rels) are uploaded now.
+func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error, rels []string) (*Recording, error) {
+	rec, err := m.modify(ctx, org, conv, rid, iid, fn)
+	if err != nil || !rec.State.Final() || !rec.Deleted.IsZero() {
+		return rec, err
+	}
+	bucket, err := m.Bucket(ctx, rec.ApplicationID)
+	if err != nil {
+		return nil, err
+	}
+	objs := map[string]*ObjectFile{}
+	for _, rel := range rels {
+		data, err := attachmentData(rec, rel)
+		if err != nil {
+			return nil, err
+		}
+		objs[rel] = m.uploadBytes(ctx, bucket, rec, rel, data)
+	}
+	return m.modify(ctx, org, conv, rid, iid, func(r *Recording) error {
+		recordUploads(r, objs)
+		return nil
+	})
+}
+
+// uploadBytes uploads data as the object rel of rec.
+func (m *Manager) uploadBytes(ctx context.Context, bucket *storage.Bucket, rec *Recording, rel string, data []byte) *ObjectFile {
+	key := rec.Storage.Prefix + rel
+	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
+	res, err := bucket.Upload(ctx, key, bytes.NewReader(data),
+		&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: objectMetadata(rec), Size: int64(len(data))})
+	if err != nil {
+		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
+		return o
+	}
+	o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
+	return o
+}
+
+// recordUploads stores the objects of chat and cobrowse files in r.
+func recordUploads(r *Recording, objs map[string]*ObjectFile) {
+	for rel, o := range objs {
+		if rel != ChatFile && !isCobrowseFile(rel) {
+			continue
+		}
+		if r.Uploads == nil {
+			r.Uploads = map[string]*ObjectFile{}
+		}
+		r.Uploads[rel] = o
+	}
+}
+
+func isCobrowseFile(rel string) bool {
+	return len(rel) > len("cobrowse/") && rel[:len("cobrowse/")] == "cobrowse/"
+}
+
+// attachmentData returns the content of the chat or a cobrowse file of rec.
+func attachmentData(rec *Recording, rel string) ([]byte, error) {
+	var v any
+	if rel == ChatFile {
+		v = struct {
+			ConversationID     string      `json:"conversationId"`
+			ChatTranscriptList []ChatEntry `json:"chatTranscriptList"`
+		}{rec.ConversationID, append([]ChatEntry{}, rec.Chat...)}
+	} else {
+		var list []CobrowseEvent
+		for _, e := range rec.Cobrowse {
+			if CobrowseFile(e.SessionID) == rel {
+				list = append(list, e)
+			}
+		}
+		v = struct {
+			ConversationID string          `json:"conversationId"`
+			Events         []CobrowseEvent `json:"events"`
+		}{rec.ConversationID, list}
+	}
+	return json.MarshalIndent(v, "", "  ")
+}
+
+// writeAttachments writes the chat and cobrowse files of rec into its
+// directory for compose, and returns their relative paths.
+func writeAttachments(rec *Recording) ([]string, error) {
+	var rels []string
+	if len(rec.Chat) > 0 {
+		rels = append(rels, ChatFile)
+	}
+	for _, id := range cobrowseSessions(rec) {
+		rels = append(rels, CobrowseFile(id))
+	}
+	for _, rel := range rels {
+		data, err := attachmentData(rec, rel)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(rec.Dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, data, 0o640); err != nil {
+			return nil, err
+		}
+	}
+	return rels, nil
 }
