@@ -15,6 +15,13 @@ package rtptime
 
 import "time"
 
+// MaxLateRun is the number of consecutive late packets after which the next
+// one is taken as a backward timestamp jump (a sender that reset its clock
+// by less than MaxGap) and re-anchors, instead of dropping everything until
+// the timestamps catch up. Late and duplicate packets come alone or in short
+// runs; a reset makes every later packet "late".
+const MaxLateRun = 8
+
 // Timeline maps the 32-bit, wrapping RTP timestamps of one track to a
 // monotonic 64-bit position in ticks of the RTP clock. The zero value is
 // ready to use with MaxGap 0 (every forward gap re-anchors); set MaxGap.
@@ -34,6 +41,7 @@ type Timeline struct {
 
 	last    time.Time // wall-clock time of the last placed packet
 	lastDur uint32
+	late    int // packets dropped as late since the last placed one
 
 	started bool
 	ssrc    uint32
@@ -68,15 +76,16 @@ func (t *Timeline) Place(ssrc, ts, dur uint32) (gap uint32, ok bool) {
 		switch {
 		case delta >= 0 && uint32(delta) <= t.MaxGap:
 			gap = uint32(delta)
-		case delta < 0 && uint32(-int64(delta)) <= t.MaxGap:
+		case delta < 0 && uint32(-int64(delta)) <= t.MaxGap && t.late < MaxLateRun:
 			t.Dropped++
+			t.late++
 			return 0, false
 		default:
 			t.Reanchors++
 			gap = t.wallGap(now)
 		}
 	}
-	t.last, t.lastDur = now, dur
+	t.last, t.lastDur, t.late = now, dur, 0
 	t.ssrc = ssrc
 	t.next = ts + dur
 	t.pos += int64(gap) + int64(dur)

@@ -24,6 +24,13 @@ func TestTimeline_Place(t *testing.T) {
 		{"forward jump reanchors", []pkt{{1, 0, 160, 0, true}, {1, 1 << 30, 160, 0, true}, {1, 1<<30 + 160, 160, 0, true}}, 480},
 		{"backward jump reanchors", []pkt{{1, 1 << 30, 160, 0, true}, {1, 5, 160, 0, true}, {1, 165, 160, 0, true}}, 480},
 		{"new ssrc reanchors", []pkt{{1, 0, 160, 0, true}, {2, 99999, 160, 0, true}, {2, 100159, 160, 0, true}}, 480},
+		{"small backward reset reanchors after a run of late packets", func() []pkt {
+			p := []pkt{{1, 4000, 160, 0, true}}
+			for i := range MaxLateRun {
+				p = append(p, pkt{1, uint32(160 * i), 160, 0, false})
+			}
+			return append(p, pkt{1, 160 * MaxLateRun, 160, 0, true}, pkt{1, 160*MaxLateRun + 160, 160, 0, true})
+		}(), 480},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
