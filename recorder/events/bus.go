@@ -321,6 +321,14 @@ func scanEvent(s scanner, extra ...any) (Event, error) {
 	return ev, nil
 }
 
+// lastID returns the highest event ID ever assigned (0 for none); IDs of
+// pruned events count, since AUTOINCREMENT never reuses them.
+func (b *Bus) lastID(ctx context.Context) (int64, error) {
+	var id int64
+	err := b.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events_outbox'), 0)`).Scan(&id)
+	return id, err
+}
+
 // Prune deletes the events that occurred before the given time and have no
 // pending webhook delivery, with their delivery records, and returns how many
 // events it deleted. Clients resuming from a pruned ID get only what is left.

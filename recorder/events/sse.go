@@ -110,6 +110,9 @@ func (b *Bus) stream(w http.ResponseWriter, r *http.Request, sub *subscriber, la
 		return true
 	}
 	if resume { // replay what is stored, page by page; live events queue meanwhile
+		if top, err := b.lastID(r.Context()); err == nil && last > top {
+			last = top // an ID this database never gave (it was reset): resume from its end
+		}
 		for {
 			evs, err := b.Since(r.Context(), sub.org, last, replayPage)
 			if err != nil {

@@ -403,3 +403,16 @@ func TestClose_EndsStreams(t *testing.T) {
 		t.Fatal("stream still open after Close")
 	}
 }
+
+func TestHandler_LastEventIDBeyondTheEndResumesFromTheEnd(t *testing.T) {
+	dbtest.NoLeaks(t)
+	b, _ := newBus(t, Options{})
+	srv := httptest.NewServer(b.Handler(orgHeader))
+	t.Cleanup(srv.Close)
+	publishN(t, b, "org1", 3)
+	r, _ := sseClient(t, srv.URL, "org1", "1000") // from a database that was reset
+	publishN(t, b, "org1", 2)
+	if ids := readIDs(t, r, 5); !equalIDs(ids, []int64{4, 5}) {
+		t.Fatalf("ids %v, want [4 5]", ids)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ const (
 	Pending   DeliveryState = "pending"   // not yet acknowledged; retried
 	Delivered DeliveryState = "delivered" // acknowledged with a 2xx
 	Expired   DeliveryState = "expired"   // given up: the event became older than MaxAge
-	Dropped   DeliveryState = "dropped"   // the webhook was removed from the configuration
+	Dropped   DeliveryState = "dropped"   // the webhook was removed from the configuration, or its URL is unusable
 )
 
 // String returns the state's stored name.
@@ -225,6 +226,10 @@ func (b *Bus) attempt(ctx context.Context, h head) {
 	hook, ok := b.webhook(h.ev, h.url)
 	if !ok {
 		b.finish(h, Dropped, "webhook no longer configured for this application and event type")
+		return
+	}
+	if u, err := url.Parse(hook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		b.finish(h, Dropped, fmt.Sprintf("webhook URL %q is not an absolute http(s) URL", hook.URL))
 		return
 	}
 	status, err := b.send(ctx, hook, h.ev, now)

@@ -215,6 +215,34 @@ func TestWebhook_GivesUpAfterMaxAgeAndMovesOn(t *testing.T) {
 	}
 }
 
+func TestWebhook_UnusableURLIsDropped(t *testing.T) {
+	for _, u := range []string{"ftp://127.0.0.1/x", "/relative", "http://", "http://[::1"} {
+		t.Run(u, func(t *testing.T) {
+			b, _ := newBus(t, fastRetry(map[string][]Webhook{"app1": {{URL: u, Secret: "k"}}}))
+			if _, err := b.Publish(context.Background(), ev(StateUpdated, "org1", "app1", "")); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, b, 1, Dropped)
+		})
+	}
+}
+
+// waitState waits until event id's only delivery reaches state.
+func waitState(t *testing.T, b *Bus, id int64, state DeliveryState) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, _ := b.Deliveries(context.Background(), id)
+		if len(ds) == 1 && ds[0].State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries %+v, want one %s", ds, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestWebhook_RemovedWebhookIsDropped(t *testing.T) {
 	dbtest.NoLeaks(t)
 	rc, srv := newReceiver(t, "k", 0)
@@ -231,17 +259,7 @@ func TestWebhook_RemovedWebhookIsDropped(t *testing.T) {
 	mu.Lock()
 	hooks = nil
 	mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ds, _ := b.Deliveries(ctx, 1)
-		if len(ds) == 1 && ds[0].State == Dropped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %+v, want dropped", ds)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitState(t, b, 1, Dropped)
 }
 
 func TestWebhook_SlowEndpointDoesNotDelayOthers(t *testing.T) {

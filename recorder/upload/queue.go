@@ -423,6 +423,9 @@ func (q *Queue) upload(ctx context.Context, r row) (storage.UploadResult, string
 	opts := &storage.WriterOptions{ContentType: r.ContentType, Metadata: r.Metadata, Size: -1}
 	try := func(open Opener) (storage.UploadResult, string, error) {
 		b, err := open(r.ApplicationID)
+		if err == nil && b == nil {
+			err = errors.New("no bucket")
+		}
 		if err != nil {
 			return storage.UploadResult{}, "", fmt.Errorf("upload: opening the storage profile of %s: %w", r.ApplicationID, err)
 		}
