@@ -3,13 +3,8 @@ package whep_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,190 +13,24 @@ import (
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/whep"
+	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 )
 
 func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
 
-// server is a WHEP endpoint: a Pion peer per session that sends a PCMU tone.
-// Conference ids select error replies: err400, err404, err503, noloc.
-type server struct {
-	t     testing.TB
-	srv   *httptest.Server
-	freqs map[string]float64 // tone by stream (by conference when no stream)
-	token string             // required bearer token, if set
-	api   *webrtc.API
-
-	mu       sync.Mutex
-	n        int
-	sessions map[string]*peer // by resource id
-	deleted  []string
-	posts    []string // URL paths posted to
-}
-
-type peer struct {
-	pc   *webrtc.PeerConnection
-	tone *rtctest.ToneSender
-}
-
-func newServer(t *testing.T, freqs map[string]float64) *server {
-	s := &server{t: t, freqs: freqs, sessions: make(map[string]*peer), api: rtctest.API(t)}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /c/{conf}/whep", s.post)
-	mux.HandleFunc("POST /c/{conf}/{stream}/whep", s.post)
-	mux.HandleFunc("DELETE /resource/{id}", s.delete)
-	s.srv = httptest.NewServer(mux) // 127.0.0.1
-	t.Cleanup(func() {
-		s.srv.Close()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, p := range s.sessions {
-			p.tone.Stop()
-			_ = p.pc.Close()
-		}
-	})
-	return s
-}
-
-func (s *server) post(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.posts = append(s.posts, r.URL.Path)
-	s.mu.Unlock()
-	if s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token {
-		http.Error(w, "bad token", http.StatusUnauthorized)
-		return
-	}
-	if r.Header.Get("Content-Type") != "application/sdp" {
-		http.Error(w, "want application/sdp", http.StatusUnsupportedMediaType)
-		return
-	}
-	conf, stream := r.PathValue("conf"), r.PathValue("stream")
-	switch conf {
-	case "err400":
-		http.Error(w, "malformed offer", http.StatusBadRequest)
-		return
-	case "err404":
-		http.Error(w, "no such stream", http.StatusNotFound)
-		return
-	case "err503":
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "overloaded", http.StatusServiceUnavailable)
-		return
-	}
-	key := stream
-	if key == "" {
-		key = conf
-	}
-	freq, ok := s.freqs[key]
-	if !ok {
-		http.Error(w, "no such stream", http.StatusNotFound)
-		return
-	}
-	offer, _ := io.ReadAll(r.Body)
-	answer, p, err := s.answer(string(offer), freq, key)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	s.n++
-	id := strconv.Itoa(s.n)
-	s.sessions[id] = p
-	s.mu.Unlock()
-	if conf != "noloc" {
-		// Relative to the endpoint: /c/conf/whep → /resource/id.
-		loc := "../../resource/" + id
-		if stream != "" {
-			loc = "../../../resource/" + id
-		}
-		w.Header().Set("Location", loc)
-	}
-	w.Header().Add("Link", `<stun:127.0.0.1:3478>; rel="ice-server"`)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, answer)
-}
-
-func (s *server) answer(offer string, freq float64, id string) (string, *peer, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return "", nil, err
-	}
-	tone, err := rtctest.NewToneSender(freq, "audio", id)
-	if err != nil {
-		return "", nil, err
-	}
-	if _, err := pc.AddTrack(tone.Track); err != nil {
-		return "", nil, err
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", nil, err
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return "", nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(ans); err != nil {
-		return "", nil, err
-	}
-	<-gathered
-	tone.Start()
-	return pc.LocalDescription().SDP, &peer{pc: pc, tone: tone}, nil
-}
-
-func (s *server) delete(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token {
-		http.Error(w, "bad token", http.StatusUnauthorized)
-		return
-	}
-	id := r.PathValue("id")
-	s.mu.Lock()
-	p, ok := s.sessions[id]
-	delete(s.sessions, id)
-	if ok {
-		s.deleted = append(s.deleted, id)
-	}
-	s.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	p.tone.Stop()
-	_ = p.pc.Close()
-	w.WriteHeader(http.StatusOK)
-}
-
-// drop closes every server peer without a DELETE: the endpoint vanished.
-func (s *server) drop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, p := range s.sessions {
-		p.tone.Stop()
-		_ = p.pc.Close()
-		delete(s.sessions, id)
-	}
-	s.srv.CloseClientConnections()
-}
-
-func (s *server) state() (live int, deleted []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions), append([]string(nil), s.deleted...)
-}
-
-func (s *server) adapter(t testing.TB, template string, streams ...string) *whep.Adapter {
+func adapter(t testing.TB, s *wheptest.Server, template string, streams ...string) *whep.Adapter {
 	return whep.New(whep.Options{
-		URLTemplate: s.srv.URL + template, Streams: streams, Token: s.token,
+		URLTemplate: s.URL + template, Streams: streams, Token: s.Token,
 		API: rtctest.API(t), RequestTimeout: 5 * time.Second,
 	})
 }
 
 func TestWHEP_OneEndpointPerConference(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/whep.(*")
-	s := newServer(t, map[string]float64{"room1": 440})
+	s := wheptest.New(t, map[string]float64{"room1": 440})
 	sink := rtctest.NewSink(t)
 	joinAt := time.Now()
-	leave, err := s.adapter(t, "/c/{conferenceId}/whep").Join(context.Background(), "org1", "room1", sink)
+	leave, err := adapter(t, s, "/c/{conferenceId}/whep").Join(context.Background(), "org1", "room1", sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +49,7 @@ func TestWHEP_OneEndpointPerConference(t *testing.T) {
 	leave()
 	leave() // idempotent
 	tr.WaitEnded(t, 2*time.Second)
-	if live, deleted := s.state(); live != 0 || len(deleted) != 1 {
+	if live, deleted := s.State(); live != 0 || len(deleted) != 1 {
 		t.Errorf("after leave: %d sessions live, deleted %v; want 0 and one DELETE", live, deleted)
 	}
 	if err, ok := sink.Ended(0); ok {
@@ -230,10 +59,10 @@ func TestWHEP_OneEndpointPerConference(t *testing.T) {
 
 func TestWHEP_StreamList(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/whep.(*")
-	s := newServer(t, map[string]float64{"alice": 440, "bob": 660})
-	s.token = "secret"
+	s := wheptest.New(t, map[string]float64{"alice": 440, "bob": 660})
+	s.Token = "secret"
 	sink := rtctest.NewSink(t)
-	leave, err := s.adapter(t, "/c/{conferenceId}/{streamId}/whep", "alice", "bob").Join(context.Background(), "org1", "room2", sink)
+	leave, err := adapter(t, s, "/c/{conferenceId}/{streamId}/whep", "alice", "bob").Join(context.Background(), "org1", "room2", sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,18 +74,18 @@ func TestWHEP_StreamList(t *testing.T) {
 	}
 	byUser["alice"].CheckTone(t, 440, 660)
 	byUser["bob"].CheckTone(t, 660, 440)
-	if got := s.posts; len(got) != 2 || got[0] != "/c/room2/alice/whep" || got[1] != "/c/room2/bob/whep" {
+	if got := s.Posts(); len(got) != 2 || got[0] != "/c/room2/alice/whep" || got[1] != "/c/room2/bob/whep" {
 		t.Errorf("POSTs to %v", got)
 	}
 	leave()
-	if live, deleted := s.state(); live != 0 || len(deleted) != 2 {
+	if live, deleted := s.State(); live != 0 || len(deleted) != 2 {
 		t.Errorf("after leave: %d sessions live, deleted %v; want 0 and two DELETEs", live, deleted)
 	}
 }
 
 func TestWHEP_ErrorReplies(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/whep.(*")
-	s := newServer(t, map[string]float64{"noloc": 440, "alice": 440})
+	s := wheptest.New(t, map[string]float64{"noloc": 440, "alice": 440})
 	var he *whep.HTTPError
 	for _, tc := range []struct {
 		name, template, conf string
@@ -275,11 +104,11 @@ func TestWHEP_ErrorReplies(t *testing.T) {
 		{"connection refused", "", "x", nil, func(err error) bool { return err != nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := s.adapter(t, tc.template, tc.streams...)
+			a := adapter(t, s, tc.template, tc.streams...)
 			if tc.template == "" {
 				a = whep.New(whep.Options{URLTemplate: "http://127.0.0.1:1/{conferenceId}", RequestTimeout: time.Second})
 			}
-			liveBefore, deletedBefore := s.state()
+			liveBefore, deletedBefore := s.State()
 			leave, err := a.Join(context.Background(), "org1", tc.conf, rtctest.NewSink(t))
 			if err == nil {
 				leave()
@@ -291,7 +120,7 @@ func TestWHEP_ErrorReplies(t *testing.T) {
 			t.Logf("error: %v", err)
 			if tc.name == "second stream fails" {
 				// The first stream's session was released.
-				if live, deleted := s.state(); live != liveBefore || len(deleted) != len(deletedBefore)+1 {
+				if live, deleted := s.State(); live != liveBefore || len(deleted) != len(deletedBefore)+1 {
 					t.Errorf("%d sessions live, deleted %v", live, deleted)
 				}
 			}
@@ -301,7 +130,7 @@ func TestWHEP_ErrorReplies(t *testing.T) {
 
 func TestWHEP_EndpointVanishes(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/whep.(*")
-	s := newServer(t, map[string]float64{"room4": 440})
+	s := wheptest.New(t, map[string]float64{"room4": 440})
 	se := rtctest.SettingEngine()
 	se.SetICETimeouts(time.Second, 2*time.Second, 200*time.Millisecond)
 	var me webrtc.MediaEngine
@@ -309,7 +138,7 @@ func TestWHEP_EndpointVanishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := whep.New(whep.Options{
-		URLTemplate: s.srv.URL + "/c/{conferenceId}/whep",
+		URLTemplate: s.URL + "/c/{conferenceId}/whep",
 		API:         webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se)),
 	})
 	sink := rtctest.NewSink(t)
@@ -320,7 +149,7 @@ func TestWHEP_EndpointVanishes(t *testing.T) {
 	defer leave()
 	tr := sink.Next(t, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	s.drop()
+	s.Drop()
 	droppedAt := time.Now()
 	err, ok := sink.Ended(10 * time.Second)
 	if !ok {

@@ -6,17 +6,24 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
@@ -127,4 +134,56 @@ func fetch(t *testing.T, u string) []byte {
 
 func recPath(ev api.RecordingDataEvent) string {
 	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
+}
+
+// mix returns the samples of the mix of conversationID's latest recording,
+// failing unless it is 8 kHz mono 16-bit WAV.
+func (s *service) mix(conversationID string) []int16 {
+	s.t.Helper()
+	var comp api.RecordingDataMessage
+	if st := s.do("GET", "/api/compositions/"+conversationID, nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) == 0 {
+		s.t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	wav := fetch(s.t, comp.Composition.Outputs[0].URL)
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if hdr.SampleRate != 8000 || hdr.Channels != 1 || hdr.BitsPerSample != 16 {
+		s.t.Fatalf("mix.wav is %+v, want 8000 Hz mono 16-bit", hdr)
+	}
+	pcm := make([]int16, (len(wav)-int(hdr.DataOffset))/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(wav[int(hdr.DataOffset)+2*i:]))
+	}
+	return pcm
+}
+
+// toneAmplitude returns the amplitude of freq in pcm (8 kHz) between from
+// and to seconds.
+func toneAmplitude(pcm []int16, freq, from, to float64) float64 {
+	a, b := max(int(from*8000), 0), min(int(to*8000), len(pcm))
+	if b <= a {
+		return 0
+	}
+	return mediatest.Goertzel(pcm[a:b], 8000, freq)
+}
+
+// probeDuration returns the duration ffprobe reads in a media file.
+func probeDuration(t *testing.T, data []byte) float64 {
+	t.Helper()
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	path := filepath.Join(t.TempDir(), "track")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("ffprobe: %q", out)
+	}
+	return d
 }

@@ -1,12 +1,7 @@
 package e2e_test
 
 import (
-	"encoding/binary"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +9,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/internal/testenv"
-	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
@@ -94,30 +86,9 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 	}
 
 	// The mix.
-	var comp api.RecordingDataMessage
-	if st := svc.do("GET", "/api/compositions/conv1", nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) == 0 {
-		t.Fatalf("composition: %d %+v", st, comp.Composition)
-	}
-	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hdr.SampleRate != 8000 || hdr.Channels != 1 {
-		t.Fatalf("mix.wav is %+v, want 8000 Hz mono", hdr)
-	}
-	pcm := make([]int16, (len(wav)-int(hdr.DataOffset))/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(wav[int(hdr.DataOffset)+2*i:]))
-	}
+	pcm := svc.mix("conv1")
 	end := float64(len(pcm)) / 8000
-	level := func(freq, from, to float64) float64 {
-		a, b := max(int(from*8000), 0), min(int(to*8000), len(pcm))
-		if b <= a {
-			return 0
-		}
-		return mediatest.Goertzel(pcm[a:b], 8000, freq)
-	}
+	level := func(freq, from, to float64) float64 { return toneAmplitude(pcm, freq, from, to) }
 	for _, c := range []struct {
 		who      string
 		freq     float64
@@ -148,21 +119,8 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 	t.Logf("mix %.2f s; carol published at %.2f s, her tone starts at %.2f s; bob left at %.2f s", end, carolAt, onset, bobGone)
 
 	// Per-track files decode (ffprobe) to their tracks' durations.
-	ffprobe := testenv.LookPath(t, "ffprobe")
 	for name, s := range users {
-		tr := s.Tracks[0]
-		path := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(path, fetch(t, tr.URL), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
-		if err != nil {
-			t.Fatalf("ffprobe %s: %v", name, err)
-		}
-		got, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-		if err != nil {
-			t.Fatalf("ffprobe %s: %q", name, out)
-		}
+		got := probeDuration(t, fetch(t, s.Tracks[0].URL))
 		want := trackTime(name, true) - trackTime(name, false)
 		if math.Abs(got-want) > 0.3 {
 			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
