@@ -16,7 +16,8 @@
 //
 // Signed URLs are service SAS URLs signed with the account key (Read for GET,
 // Create and Write for PUT). A PUT through one must carry the header
-// "x-ms-blob-type: BlockBlob", as Azure's Put Blob requires. A bucket opened
+// "x-ms-blob-type: BlockBlob", as Azure's Put Blob requires; a SAS cannot
+// bind SignedURLOptions.ContentType, which is ignored. A bucket opened
 // with a SAS token and no key cannot sign: SignedURL is Unimplemented.
 package azurestore
 

@@ -6,7 +6,8 @@
 // the key's directory (created with its parents as needed) and is renamed over
 // the key only when Close succeeds, with the posix-rename@openssh.com extension
 // where the server has it, so a reader never sees half an object; a cancelled
-// or failed write removes its temporary file.
+// or failed write removes its temporary file. Temporary files are named
+// ".sftpstore-tmp-" and 16 hex digits; List never shows files so named.
 //
 // The server's host key must be pinned, by an authorized_keys-format line
 // (Options.HostKey) or a known_hosts file (Options.KnownHostsFile): unknown and
@@ -86,7 +87,8 @@ type Options struct {
 	SignURL func(ctx context.Context, key string, opts *storage.SignedURLOptions) (string, error)
 }
 
-// tmpMarker is part of every temporary file name; List skips such files.
+// tmpMarker starts every temporary file name (followed by 16 random hex
+// digits, so that the name is short whatever the key); List skips such files.
 const tmpMarker = ".sftpstore-tmp-"
 
 // ErrUnimplemented is returned by SignedURL when Options.SignURL is nil.
@@ -396,8 +398,8 @@ func (b *bucket) path(key string) string {
 // NewWriter implements storage.Provider.
 func (b *bucket) NewWriter(ctx context.Context, key string, opts *storage.WriterOptions) (io.WriteCloser, error) {
 	final := b.path(key)
-	dir, name := path.Split(final)
-	tmp := dir + "." + name + tmpMarker + randomHex()
+	dir, _ := path.Split(final)
+	tmp := dir + tmpMarker + randomHex()
 	var (
 		c *connection
 		f *sftp.File
@@ -640,7 +642,7 @@ func (b *bucket) ListPage(ctx context.Context, prefix, pageToken string, pageSiz
 				return err
 			}
 			fi := walker.Stat()
-			if !fi.Mode().IsRegular() || strings.Contains(fi.Name(), tmpMarker) {
+			if !fi.Mode().IsRegular() || strings.HasPrefix(fi.Name(), tmpMarker) {
 				continue
 			}
 			rel := strings.TrimPrefix(walker.Path(), base)
