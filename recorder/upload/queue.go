@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS upload_jobs (
 	size           INTEGER NOT NULL DEFAULT 0,
 	sha256         TEXT NOT NULL DEFAULT '',
 	uploaded       INTEGER NOT NULL DEFAULT 0,
-	backup         INTEGER NOT NULL DEFAULT 0
+	backup         INTEGER NOT NULL DEFAULT 0,
+	local_deleted  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS upload_jobs_due ON upload_jobs(state, next_attempt);
 CREATE INDEX IF NOT EXISTS upload_jobs_recording ON upload_jobs(recording_id, state);
@@ -134,9 +135,10 @@ type Queue struct {
 	wg     sync.WaitGroup
 }
 
-// New creates the upload_ tables if needed and starts the workers, which
-// resume every job an earlier Queue on this database left pending. The Queue
-// does not own db.
+// New creates the upload_ tables if needed, removes local copies that an
+// earlier process uploaded but did not get to delete, and starts the workers,
+// which resume every job an earlier Queue on this database left pending. The
+// Queue does not own db.
 func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 	if opts.Open == nil {
 		return nil, errors.New("upload: Options.Open is required")
@@ -152,6 +154,9 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 	}
 	if opts.OnResult != nil {
 		q.handlers = append(q.handlers, opts.OnResult)
+	}
+	if err := q.sweep(ctx); err != nil {
+		return nil, fmt.Errorf("upload: removing uploaded local copies: %w", err)
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	d := &retry.Dispatcher[row]{
@@ -458,12 +463,53 @@ func (q *Queue) succeed(r row, res storage.UploadResult, loc string, backup bool
 	}
 	q.opts.Logger.Info("upload: uploaded", "job", r.ID, "location", out.Location, "size", out.Size, "backup", backup, "attempts", out.Attempts)
 	if r.DeleteLocalAfter {
-		if err := os.Remove(r.LocalPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			q.opts.Logger.Warn("upload: removing the local copy failed", "job", r.ID, "path", r.LocalPath, "err", err)
-		}
+		q.removeLocal(r.ID, r.LocalPath)
 	}
 	q.report(out)
 	q.broadcast()
+}
+
+// removeLocal deletes the local copy of an uploaded job and records that it
+// is gone. A process that dies between the two leaves the record, and the next
+// Queue finishes the removal (see sweep).
+func (q *Queue) removeLocal(id, path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		q.opts.Logger.Warn("upload: removing the local copy failed", "job", id, "path", path, "err", err)
+		return
+	}
+	if _, err := q.db.Exec(`UPDATE upload_jobs SET local_deleted = 1 WHERE id = ?`, id); err != nil {
+		q.opts.Logger.Warn("upload: recording a removed local copy failed", "job", id, "err", err)
+	}
+}
+
+// sweep removes the local copies of uploaded jobs that an earlier process
+// verified but did not get to delete.
+func (q *Queue) sweep(ctx context.Context) error {
+	rows, err := q.query(ctx, `state = 'uploaded' AND delete_local = 1 AND local_deleted = 0`)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		q.removeLocal(r.ID, r.LocalPath)
+	}
+	return nil
+}
+
+// Prune deletes the records of jobs that ended (uploaded or abandoned) before
+// the given time and returns how many it deleted; pending jobs are kept.
+// Enqueueing a pruned job's ID again uploads it again.
+func (q *Queue) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.db.ExecContext(ctx,
+		`DELETE FROM upload_jobs WHERE (state = 'uploaded' AND uploaded < ?1 AND (delete_local = 0 OR local_deleted = 1))
+		                            OR (state = 'abandoned' AND next_attempt < ?1)`, before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("upload: prune: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("upload: prune: %w", err)
+	}
+	return n, nil
 }
 
 // fail records a failed attempt: schedules the retry, or abandons the job

@@ -540,3 +540,58 @@ func TestParseCode_RoundTrips(t *testing.T) {
 		}
 	}
 }
+
+func TestNew_RemovesLocalCopiesUploadedBeforeACrash(t *testing.T) {
+	dbtest.NoLeaks(t)
+	f := newFixture(t, memstore.New("p", nil), Options{})
+	j, _ := f.job("mix.wav", "rec1", 100, true)
+	keep, _ := f.job("track.ogg", "rec1", 100, false)
+	f.enqueue(j)
+	f.enqueue(keep)
+	if err := f.wait("rec1"); err != nil {
+		t.Fatal(err)
+	}
+	f.q.Close(context.Background())
+	// The process died after recording the verified upload, before deleting.
+	if err := os.WriteFile(j.LocalPath, []byte("still here"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := dbtest.Open(t, f.dbPath)
+	if _, err := db.Exec(`UPDATE upload_jobs SET local_deleted = 0 WHERE id = ?`, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.start(Options{})
+	if _, err := os.Stat(j.LocalPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("uploaded local copy after restart: %v", err)
+	}
+	if _, err := os.Stat(keep.LocalPath); err != nil {
+		t.Fatalf("local copy without DeleteLocalAfter: %v", err)
+	}
+}
+
+func TestPrune_KeepsPendingJobs(t *testing.T) {
+	dbtest.NoLeaks(t)
+	p := newFaulty("p")
+	f := newFixture(t, p, Options{PermanentRetry: time.Hour})
+	done, _ := f.job("done.wav", "rec1", 100, false)
+	f.enqueue(done)
+	if err := f.wait("rec1"); err != nil {
+		t.Fatal(err)
+	}
+	p.set(func(p *faulty) { p.failAll, p.failCode = true, storage.PermissionDenied })
+	stuck, _ := f.job("stuck.wav", "rec2", 100, false)
+	f.enqueue(stuck)
+	f.res.next(t) // Uploaded
+	f.res.next(t) // Failing
+
+	n, err := f.q.Prune(context.Background(), time.Now().Add(time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	if rs, _ := f.q.Jobs(context.Background(), "rec1"); len(rs) != 0 {
+		t.Errorf("pruned job still listed: %+v", rs)
+	}
+	if rs, _ := f.q.Jobs(context.Background(), "rec2"); len(rs) != 1 || rs[0].Status != Failing {
+		t.Errorf("pending job: %+v", rs)
+	}
+}
