@@ -21,6 +21,7 @@ package mp4writer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,7 @@ const clockRate = 90000 // RTP clock of video (RFC 3551 §5), also the track tim
 type Stats = framer.Stats
 
 // ErrClosed is returned by WriteRTP after Close.
-var ErrClosed = fmt.Errorf("mp4writer: writer is closed")
+var ErrClosed = errors.New("mp4writer: writer is closed")
 
 // Option configures a Writer.
 type Option func(*config)
@@ -108,14 +109,22 @@ func New(path string, opts ...Option) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mp4writer: %w", err)
 	}
-	w := NewWith(f, opts...)
+	w, err := NewWith(f, opts...)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
 	w.file = f
 	return w, nil
 }
 
 // NewWith writes a fragmented MP4 of an H.264 stream to out. Nothing is
 // written before the first decodable IDR picture. Close does not close out.
-func NewWith(out io.Writer, opts ...Option) *Writer {
+func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
+	if out == nil {
+		return nil, errors.New("mp4writer: nil output")
+	}
 	c := config{maxGap: 30 * time.Second, fragment: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
@@ -124,7 +133,7 @@ func NewWith(out io.Writer, opts ...Option) *Writer {
 	w.h264.fuStart = -1
 	w.fr = framer.Framer{Codec: &w.h264, ClockRate: clockRate, OnKeyframeRequest: c.onKeyframe,
 		MaxGap: uint32(c.maxGap.Seconds() * clockRate), Now: c.now}
-	return w
+	return w, nil
 }
 
 // WriteRTP adds one packet. Access units are written when complete; those

@@ -272,7 +272,13 @@ func checkMP4ff(t *testing.T, path string, frames int) {
 }
 
 func TestWriter_Errors(t *testing.T) {
-	w := NewWith(&bytes.Buffer{})
+	if _, err := NewWith(nil); err == nil {
+		t.Error("nil output: no error")
+	}
+	w, err := NewWith(&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +349,10 @@ func TestWriteRTP_Allocs(t *testing.T) {
 	for _, f := range frames {
 		pkts = append(pkts, f.packets...)
 	}
-	w := NewWith(io_Discard{})
+	w, err := NewWith(discard{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	i, round := 0, 0
 	next := func() {
 		p := *pkts[i%len(pkts)]
@@ -368,9 +377,9 @@ func TestWriteRTP_Allocs(t *testing.T) {
 	}
 }
 
-type io_Discard struct{}
+type discard struct{}
 
-func (io_Discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func BenchmarkWriteRTP(b *testing.B) {
 	frames := encode(b, 1)
@@ -378,7 +387,10 @@ func BenchmarkWriteRTP(b *testing.B) {
 	for _, f := range frames {
 		pkts = append(pkts, f.packets...)
 	}
-	w := NewWith(io_Discard{})
+	w, err := NewWith(discard{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {

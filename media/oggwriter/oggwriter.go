@@ -119,6 +119,9 @@ func New(path string, opts ...Option) (*Writer, error) {
 // NewWith writes an Ogg/Opus stream to out, starting with the header pages.
 // Close does not close out.
 func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
+	if out == nil {
+		return nil, fmt.Errorf("oggwriter: nil output")
+	}
 	c := config{channels: 2, serial: rand.Uint32(), maxGap: 30 * time.Second, pageAudio: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)

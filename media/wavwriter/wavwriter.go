@@ -125,6 +125,9 @@ func create(path string, f Format, opts []Option) (*Writer, error) {
 }
 
 func newWriter(out io.Writer, f Format, c config) (*Writer, error) {
+	if out == nil {
+		return nil, fmt.Errorf("wavwriter: nil output")
+	}
 	w := &Writer{out: out, format: f, rate: c.rate, chans: c.channels, sync: c.sync}
 	w.align = c.channels * f.bytesPerSample()
 	frames := max(1, int(int64(c.rate)*int64(c.flush)/int64(time.Second)))

@@ -26,6 +26,7 @@ package webmwriter
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -108,15 +109,17 @@ type Writer struct {
 
 // New creates the file at path for a VP8 or VP9 stream.
 func New(path string, codec Codec, opts ...Option) (*Writer, error) {
-	w, err := NewWith(nil, codec, opts...)
-	if err != nil {
-		return nil, err
-	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("webmwriter: %w", err)
 	}
-	w.out, w.at, w.file = f, f, f
+	w, err := NewWith(f, codec, opts...)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	w.file = f
 	return w, nil
 }
 
@@ -125,6 +128,9 @@ func New(path string, codec Codec, opts ...Option) (*Writer, error) {
 // *os.File is) the segment Duration is kept up to date; otherwise it is
 // left out. Close does not close out.
 func NewWith(out io.Writer, codec Codec, opts ...Option) (*Writer, error) {
+	if out == nil {
+		return nil, errors.New("webmwriter: nil output")
+	}
 	c := config{maxGap: 30 * time.Second, flush: time.Second, now: time.Now}
 	for _, o := range opts {
 		o(&c)
@@ -300,4 +306,4 @@ func (w *Writer) Close() error {
 }
 
 // ErrClosed is returned by WriteRTP after Close.
-var ErrClosed = fmt.Errorf("webmwriter: writer is closed")
+var ErrClosed = errors.New("webmwriter: writer is closed")
