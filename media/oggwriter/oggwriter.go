@@ -133,9 +133,11 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		out:      out,
 		serial:   c.serial,
 		pageSpan: uint64(c.pageAudio / (time.Second / rate)),
-		lacing:   make([]byte, 0, maxSegments),
-		body:     make([]byte, 0, maxPageBody),
-		page:     make([]byte, 0, pageHeaderSize+maxSegments+maxPageBody),
+		// A second of Opus at up to 128 kbit/s fits without growing; a
+		// page is at most maxPageBody bytes (fits).
+		lacing: make([]byte, 0, maxSegments),
+		body:   make([]byte, 0, 16<<10),
+		page:   make([]byte, 0, pageHeaderSize+maxSegments+16<<10),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
 	w.tl.Rate, w.tl.Now = rate, c.now
