@@ -178,6 +178,7 @@ func (b *bucket) NewWriter(ctx context.Context, key string, opts *storage.Writer
 		bb:   b.c.NewBlockBlobClient(key),
 		md5:  md5.New(),
 		sem:  make(chan struct{}, b.concurrent),
+		free: make(chan []byte, b.concurrent),
 		opts: storage.WriterOptions{Size: -1},
 	}
 	if opts != nil {
@@ -207,6 +208,7 @@ type writer struct {
 	ids      []string // staged blocks, in order
 
 	sem    chan struct{} // limits blocks in flight
+	free   chan []byte   // block buffers whose staging has finished, for reuse
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	err    error // first staging error
@@ -253,11 +255,25 @@ func (w *writer) stage() {
 	id := base64.StdEncoding.EncodeToString(raw[:]) // every ID of a blob has the same length
 	w.ids = append(w.ids, id)
 	block := w.buf
-	w.buf = make([]byte, 0, w.b.blockSize)
+	// Waiting for a place first lets the finished block's buffer be reused.
 	w.sem <- struct{}{}
+	select {
+	case w.buf = <-w.free:
+	default:
+		w.buf = make([]byte, 0, w.b.blockSize)
+	}
 	w.wg.Add(1)
 	go func() {
-		defer func() { <-w.sem; w.wg.Done() }()
+		defer func() {
+			if cap(block) == w.b.blockSize {
+				select {
+				case w.free <- block[:0]:
+				default:
+				}
+			}
+			<-w.sem
+			w.wg.Done()
+		}()
 		sum := md5.Sum(block)
 		_, err := w.bb.StageBlock(w.ctx, id, streaming.NopCloser(bytes.NewReader(block)),
 			&blockblob.StageBlockOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])})
