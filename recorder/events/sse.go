@@ -69,6 +69,13 @@ func (b *Bus) Handler(orgOf func(*http.Request) (string, bool)) http.Handler {
 			return
 		}
 		resume := raw != ""
+		if resume {
+			// An ID this database never gave (it was reset): resume from its
+			// end as it is before subscribing, so nothing later is skipped.
+			if top, err := b.lastID(r.Context()); err == nil && last > top {
+				last = top
+			}
+		}
 		sub := b.subscribe(org)
 		if sub == nil {
 			httpError(w, http.StatusServiceUnavailable, "shutting_down", "the event stream is shutting down")
@@ -110,9 +117,6 @@ func (b *Bus) stream(w http.ResponseWriter, r *http.Request, sub *subscriber, la
 		return true
 	}
 	if resume { // replay what is stored, page by page; live events queue meanwhile
-		if top, err := b.lastID(r.Context()); err == nil && last > top {
-			last = top // an ID this database never gave (it was reset): resume from its end
-		}
 		for {
 			evs, err := b.Since(r.Context(), sub.org, last, replayPage)
 			if err != nil {
