@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -249,5 +250,34 @@ func TestWithoutPosixRename(t *testing.T) {
 	}
 	if c, _, _ := p.(*bucket).conn(ctx); c.posixRename {
 		t.Error("the driver thinks the server has posix-rename")
+	}
+}
+
+// TestSilentServer: a server that accepts connections but never speaks must
+// fail within DialTimeout, as Unavailable, not hang.
+func TestSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	o := &Options{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, User: "u", Password: "p",
+		HostKey: sftptest.NewKey(t).AuthorizedKey, DialTimeout: 300 * time.Millisecond}
+	start := time.Now()
+	err = openTest(t, o).CheckBucket(t.Context())
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("CheckBucket took %v with a 300ms dial timeout", took)
+	}
+	if storage.Code(err) != storage.Unavailable {
+		t.Errorf("CheckBucket against a silent server: %v, want Unavailable", err)
 	}
 }

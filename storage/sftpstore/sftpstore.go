@@ -274,25 +274,31 @@ func authMethods(o *Options) ([]ssh.AuthMethod, error) {
 	return methods, nil
 }
 
-// dial opens a new SSH connection and SFTP session, bounded by ctx and DialTimeout.
-func (b *bucket) dial(ctx context.Context) (*connection, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+// dial opens a new SSH connection and SFTP session, bounded by ctx and
+// DialTimeout. Running out of DialTimeout is a DialError (Unavailable); the
+// end of ctx itself is returned as ctx's error.
+func (b *bucket) dial(parent context.Context) (*connection, error) {
+	ctx, cancel := context.WithTimeout(parent, b.opts.DialTimeout)
 	defer cancel()
+	fail := func(err error) error {
+		switch {
+		case parent.Err() != nil:
+			return parent.Err()
+		case ctx.Err() != nil:
+			return &DialError{Addr: b.addr, Err: fmt.Errorf("no SSH session within %v", b.opts.DialTimeout)}
+		}
+		return &DialError{Addr: b.addr, Err: err}
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", b.addr)
 	if err != nil {
-		return nil, &DialError{Addr: b.addr, Err: err}
+		return nil, fail(err)
 	}
-	// The handshake obeys ctx: closing the socket ends it.
+	// The handshake and the SFTP start obey ctx: closing the socket ends them.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(nc, b.addr, b.config)
-	if !stop() {
-		if err == nil {
-			sc.Close()
-		}
-		return nil, &DialError{Addr: b.addr, Err: ctx.Err()}
-	}
 	if err != nil {
+		stop()
 		nc.Close()
 		var hk *HostKeyError
 		switch {
@@ -301,16 +307,19 @@ func (b *bucket) dial(ctx context.Context) (*connection, error) {
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, &AuthError{User: b.opts.User, Err: err}
 		}
-		return nil, &DialError{Addr: b.addr, Err: err}
+		return nil, fail(err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	sc2, err := sftp.NewClient(client,
 		sftp.UseConcurrentWrites(true),
 		sftp.UseConcurrentReads(true),
 		sftp.MaxConcurrentRequestsPerFile(64))
+	if !stop() {
+		err = errors.New("timed out") // the socket was closed under the handshake
+	}
 	if err != nil {
 		client.Close()
-		return nil, &DialError{Addr: b.addr, Err: fmt.Errorf("start sftp subsystem: %w", err)}
+		return nil, fail(fmt.Errorf("start sftp subsystem: %w", err))
 	}
 	c := &connection{ssh: client, sftp: sc2, dead: make(chan struct{})}
 	_, c.posixRename = sc2.HasExtension("posix-rename@openssh.com")
