@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,4 +147,23 @@ func TestVerify(t *testing.T) {
 		{Name: "StoppedServer", Bucket: open(e.Account(false), name, "http://127.0.0.1:1"),
 			Words: verifytest.BucketFails("cannot reach http://127.0.0.1:1/" + name)},
 	})
+}
+
+func TestCredentialsFile(t *testing.T) {
+	e := gcstest.Start(t)
+	f := filepath.Join(t.TempDir(), "sa.json")
+	if err := os.WriteFile(f, e.Account(false).JSON(t, e), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenBucket(t.Context(), &Options{Bucket: e.NewBucket(), CredentialsFile: f, Endpoint: e.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CheckBucket(t.Context()); err != nil {
+		t.Fatalf("CheckBucket with a credentials file: %v", err)
+	}
+	if _, err := OpenBucket(t.Context(), &Options{Bucket: "b", CredentialsFile: f + ".missing"}); err == nil {
+		t.Error("OpenBucket with a missing credentials file succeeded")
+	}
 }
