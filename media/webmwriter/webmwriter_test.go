@@ -142,6 +142,34 @@ func TestWriter_WebM(t *testing.T) {
 	}
 }
 
+// TestWriter_CrashLeavesPlayableFile reads the file of a writer that was
+// never closed (a crashed process): it holds all but the last second,
+// decodes cleanly, and its Duration matches what is there.
+func TestWriter_CrashLeavesPlayableFile(t *testing.T) {
+	frames := encode(t, VP8, 3)
+	path := filepath.Join(t.TempDir(), "track.webm")
+	w, err := New(path, VP8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fr := range frames {
+		for _, p := range fr.packets {
+			if err := w.WriteRTP(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.file.Close() // the process dies: no Close
+	p := tooltest.FFProbe(t, path, true)
+	t.Logf("crashed after 3 s: %d frames, %.3f s on disk", p.Frames, p.Duration)
+	if p.Frames < 60 || p.Frames > 90 || math.Abs(p.Duration-float64(p.Frames)/30) > 0.05 {
+		t.Errorf("crashed file: %d frames, %.3f s; want at least 60 frames and a matching duration", p.Frames, p.Duration)
+	}
+	if errs := tooltest.DecodeErrors(t, path); errs != "" {
+		t.Errorf("ffmpeg decoding errors:\n%s", errs)
+	}
+}
+
 // writeFile writes frames to a new file at path, leaving out the packets
 // for which skip (frame index, packet index) is true, and closes it.
 func writeFile(t *testing.T, path string, codec Codec, frames []rtpFrame, skip func(frame, packet int) bool, opts ...Option) *Writer {
