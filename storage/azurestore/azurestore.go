@@ -538,10 +538,12 @@ type ServiceError struct {
 	Err        *azcore.ResponseError
 }
 
+// Error describes the failure; it never contains credentials.
 func (e *ServiceError) Error() string {
 	return fmt.Sprintf("azurestore: %d %s: %s", e.StatusCode, e.ErrorCode(), e.ErrorMessage())
 }
 
+// Unwrap returns the underlying error.
 func (e *ServiceError) Unwrap() error { return e.Err }
 
 // ErrorCode returns Azure's error code, or the HTTP status text when the

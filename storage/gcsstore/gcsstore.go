@@ -336,10 +336,12 @@ type TokenError struct {
 	Err        *auth.Error
 }
 
+// Error describes the failure; it never contains credentials.
 func (e *TokenError) Error() string {
 	return fmt.Sprintf("gcsstore: the token endpoint refused the service account key: HTTP %d: %s", e.StatusCode, e.Body)
 }
 
+// Unwrap returns the underlying error.
 func (e *TokenError) Unwrap() error { return e.Err }
 
 // tokenError turns a refused token exchange into a TokenError.

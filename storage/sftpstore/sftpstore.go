@@ -104,10 +104,12 @@ type HostKeyError struct {
 	Err  error
 }
 
+// Error describes the failure; it never contains credentials.
 func (e *HostKeyError) Error() string {
 	return "sftpstore: host key of " + e.Addr + " refused: " + e.Err.Error()
 }
 
+// Unwrap returns the underlying error.
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
 // AuthError reports that the server rejected the user's credentials.
@@ -116,10 +118,12 @@ type AuthError struct {
 	Err  error
 }
 
+// Error describes the failure; it never contains credentials.
 func (e *AuthError) Error() string {
 	return "sftpstore: authentication of user " + e.User + " failed: " + e.Err.Error()
 }
 
+// Unwrap returns the underlying error.
 func (e *AuthError) Unwrap() error { return e.Err }
 
 // DialError reports that the server could not be reached.
@@ -128,8 +132,10 @@ type DialError struct {
 	Err  error
 }
 
+// Error describes the failure; it never contains credentials.
 func (e *DialError) Error() string { return "sftpstore: connect to " + e.Addr + ": " + e.Err.Error() }
 
+// Unwrap returns the underlying error.
 func (e *DialError) Unwrap() error { return e.Err }
 
 // connection is one SSH connection with its SFTP session.
