@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	Attachments *recorder.Attachments
 	// WHIP serves /whip/; nil: no WHIP route.
 	WHIP   http.Handler
+	// Events serves GET /api/events; nil: no event stream.
+	Events *events.Bus
 	URLTTL time.Duration // validity of signed URLs; default 1 h
 	Logger *slog.Logger
 }
@@ -46,11 +49,13 @@ type Server struct {
 	ttl  time.Duration
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// events serves the event stream (lifecycle.go).
+	events *events.Bus
 }
 
 // New returns the API server.
 func New(o Options) *Server {
-	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}}
+	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}, events: o.Events}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
 	}
@@ -77,6 +82,7 @@ func New(o Options) *Server {
 	if o.WHIP != nil {
 		mux.Handle("/whip/", o.WHIP)
 	}
+	s.lifecycleRoutes(mux) // the other seeds' routes (lifecycle.go)
 	s.mux = mux
 	return s
 }

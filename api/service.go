@@ -19,6 +19,7 @@ import (
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -41,6 +42,8 @@ type Service struct {
 	GeneratedKey string
 	// Keys are the API keys in force.
 	Keys []recorder.APIKey
+	// Events is the event outbox: SSE, webhooks (events.go).
+	Events *events.Bus
 	log  *slog.Logger
 	udp  func() error
 }
@@ -119,7 +122,11 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if s.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, databaseFile)); err != nil {
 		return fail(err)
 	}
+	if s.Events, err = newEvents(ctx, s.Store, cfg, log); err != nil {
+		return fail(err)
+	}
 	s.Manager, err = recorder.NewManager(ctx, recorder.Options{
+		Events:     s.Events,
 		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
 		Adapters:   map[string]conference.Adapter{"whip": s.WHIP},
 		OpenBucket: recorder.OpenBucket(cfg.DataDir, att),
@@ -128,7 +135,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if err != nil {
 		return fail(err)
 	}
-	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log})
+	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events})
 	s.API = srv
 	s.HTTP = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
@@ -169,6 +176,9 @@ func (s *Service) close() {
 	}
 	if s.udp != nil {
 		s.udp()
+	}
+	if s.Events != nil {
+		s.Events.Close()
 	}
 	if s.Store != nil {
 		s.Store.Close()

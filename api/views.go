@@ -48,6 +48,7 @@ type RecordingDataEvent struct {
 	InstanceID     string     `json:"instanceId"`
 	RecorderID     string     `json:"recorderId"`
 	State          string     `json:"state"`
+	Paused         bool       `json:"paused,omitempty"` // an ACTIVE recording that is paused (seeds 000, 002)
 }
 
 // StorageProfileDataMessage describes a storage profile, never its credentials.
@@ -118,6 +119,7 @@ type RecordingDataMessage struct {
 	Recovered      string                     `json:"recovered,omitempty"`
 	Started        string                     `json:"started,omitempty"`
 	State          string                     `json:"state"`
+	Paused         bool                       `json:"paused,omitempty"` // seeds 000, 002
 	Stopped        string                     `json:"stopped,omitempty"`
 	StorageProfile *StorageProfileDataMessage `json:"storageProfile,omitempty"`
 	Streams        []StreamDataMessage        `json:"streams"`
@@ -223,7 +225,7 @@ func isoDuration(d time.Duration) string {
 
 func eventOf(r *recorder.Recording) RecordingDataEvent {
 	return RecordingDataEvent{ConversationID: r.ConversationID, Error: errorData(r.Error), InstanceID: r.InstanceID,
-		RecorderID: r.RecorderID, State: string(r.State)}
+		RecorderID: r.RecorderID, State: string(r.State), Paused: r.Paused}
 }
 
 func profileOf(r *recorder.Recording) *StorageProfileDataMessage {
@@ -238,6 +240,7 @@ func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDa
 		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, RecorderID: r.RecorderID,
 		Recovered: ts(r.Recovered), Started: ts(r.Started), State: string(r.State), Stopped: ts(r.Stopped),
 		StorageProfile: profileOf(r), Streams: []StreamDataMessage{}, Video: r.Video,
+		Paused: r.Paused, ChatTranscript: chatOf(r),
 	}
 	for _, s := range r.Streams {
 		sm := StreamDataMessage{ID: s.ID, State: string(s.State), Type: string(s.Type), UserID: s.UserID, Tracks: []TrackDataMessage{}}
@@ -286,5 +289,10 @@ func conversationOf(rs []*recorder.Recording) *ConversationMessage {
 		c.Recordings = append(c.Recordings, cr)
 	}
 	c.Duration = isoDuration(total)
+	for _, r := range rs { // the newest recording's chat (lifecycle.go)
+		if ct := chatOf(r); ct != nil {
+			c.ChatTranscript = ct
+		}
+	}
 	return c
 }

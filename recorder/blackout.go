@@ -62,7 +62,7 @@ type managerLifecycle struct {
 // times. A stop time not after the start is invalid; a blackout never lasts
 // longer than the configured maxBlackout.
 func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
-	if err := ValidateID("userId", req.UserID); err != nil {
+	if err := validUser(req.UserID); err != nil {
 		return nil, err
 	}
 	if req.ConferenceID != "" {
@@ -119,7 +119,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 // StopBlackout ends the blackout of userID at req.Stop (now when zero or
 // past). A participant without a blackout is not found.
 func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
-	if err := ValidateID("userId", req.UserID); err != nil {
+	if err := validUser(req.UserID); err != nil {
 		return nil, err
 	}
 	key := blackoutKey{organizationID, req.UserID}
@@ -303,4 +303,12 @@ func (s *Session) recordBlackoutLocked(userID string, on bool) {
 		}
 		s.m.lc.mu.Unlock()
 	}
+}
+
+// validUser checks a blackout's userId: required, and a valid ValidateUserID.
+func validUser(id string) error {
+	if id == "" {
+		return errorf(KindInvalid, "missing_field", "userId is required")
+	}
+	return ValidateUserID(id)
 }

@@ -280,6 +280,9 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	if !pause {
 		typ = "recording.resumed"
 	}
+	// Seed 002: pause and resume emit state.updated (the state stays
+	// ACTIVE; paused changes), then the specific event.
+	m.publish(ctx, snap, "state.updated", recordingEventData(snap))
 	m.publish(ctx, snap, typ, recordingEventData(snap))
 	return snap, nil
 }

@@ -1,0 +1,211 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// The telephony view (seed 001): the same recordings as /api, by id, with
+// telephony status, snake_case fields and tm_* times.
+
+// TelephonyRecording is seed 001's Recording.
+type TelephonyRecording struct {
+	ID            string `json:"id"`
+	CustomerID    string `json:"customer_id"`
+	OwnerType     string `json:"owner_type"` // agent | ""
+	OwnerID       string `json:"owner_id"`
+	ActiveflowID  string `json:"activeflow_id"`
+	ReferenceType string `json:"reference_type"` // call | confbridge
+	ReferenceID   string `json:"reference_id"`
+	Status        string `json:"status"` // initiating | recording | stopping | ended
+	Format        string `json:"format"` // wav
+	OnEndFlowID   string `json:"on_end_flow_id"`
+	TMStart       string `json:"tm_start"`
+	TMEnd         string `json:"tm_end"`
+	TMCreate      string `json:"tm_create"`
+	TMUpdate      string `json:"tm_update"`
+	TMDelete      string `json:"tm_delete"`
+}
+
+// TelephonyList is a page of GET /v1/recordings.
+type TelephonyList struct {
+	Result        []TelephonyRecording `json:"result"`
+	NextPageToken string               `json:"next_page_token"`
+}
+
+// The telephony statuses, reference types and time format of seed 001.
+const (
+	StatusInitiating = "initiating"
+	StatusRecording  = "recording"
+	StatusStopping   = "stopping"
+	StatusEnded      = "ended"
+
+	ReferenceCall       = "call"
+	ReferenceConfbridge = "confbridge"
+
+	// TelephonyTimeFormat is the layout of tm_* fields; NotYet is a time
+	// that has not happened (seed 001's sentinel).
+	TelephonyTimeFormat = "2006-01-02 15:04:05.000000"
+	NotYet              = "9999-01-01 00:00:00.000000"
+	nilUUID             = "00000000-0000-0000-0000-000000000000"
+)
+
+func tmTime(t time.Time) string {
+	if t.IsZero() {
+		return NotYet
+	}
+	return t.UTC().Format(TelephonyTimeFormat)
+}
+
+// telephonyStatus maps a recording to seed 001's status: initiating until
+// ACTIVE, recording while ACTIVE, stopping while its files are written and
+// uploaded (or recovered), ended when final.
+func telephonyStatus(r *recorder.Recording, finishing bool) string {
+	switch {
+	case r.State.Final():
+		return StatusEnded
+	case finishing || r.State == recorder.StatePendingRecovery:
+		return StatusStopping
+	case r.State == recorder.StateActive:
+		return StatusRecording
+	}
+	return StatusInitiating
+}
+
+// referenceType is "call" for a recording of at most two participants,
+// "confbridge" for more.
+func referenceType(r *recorder.Recording) string {
+	users := map[string]bool{}
+	for _, s := range r.Streams {
+		users[s.UserID] = true
+	}
+	if len(users) > 2 {
+		return ReferenceConfbridge
+	}
+	return ReferenceCall
+}
+
+func (s *Server) telephonyOf(r *recorder.Recording) TelephonyRecording {
+	t := TelephonyRecording{ID: r.InstanceID, CustomerID: r.OrganizationID, OwnerType: "", OwnerID: nilUUID,
+		ActiveflowID: nilUUID, ReferenceType: referenceType(r), ReferenceID: r.ConferenceID,
+		Status: telephonyStatus(r, s.m.Finishing(r.InstanceID)), Format: "wav", OnEndFlowID: nilUUID,
+		TMStart: tmTime(r.Started), TMEnd: tmTime(r.Stopped), TMCreate: tmTime(r.Created),
+		TMUpdate: tmTime(r.Updated), TMDelete: tmTime(r.Deleted)}
+	if t.TMUpdate == NotYet {
+		t.TMUpdate = t.TMCreate
+	}
+	if agent := r.Metadata["agentId"]; agent != "" {
+		t.OwnerType, t.OwnerID = "agent", agent
+	}
+	return t
+}
+
+func (s *Server) telephonyRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/recordings", s.auth(s.telList))
+	mux.HandleFunc("GET /v1/recordings/{id}", s.auth(s.telGet))
+	mux.HandleFunc("DELETE /v1/recordings/{id}", s.auth(s.telDelete))
+	mux.HandleFunc("GET /v1/recordingfiles/{id}", s.auth(s.telFile))
+}
+
+func (s *Server) telList(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	q := r.URL.Query()
+	size := 100
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "invalid_field", "page_size must be 1 to 1000")
+			return
+		}
+		size = n
+	}
+	status, refID, refType := q.Get("status"), q.Get("reference_id"), q.Get("reference_type")
+	switch status {
+	case "", StatusInitiating, StatusRecording, StatusStopping, StatusEnded:
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_field", "status must be initiating, recording, stopping or ended")
+		return
+	}
+	switch refType {
+	case "", ReferenceCall, ReferenceConfbridge:
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_field", "reference_type must be call or confbridge")
+		return
+	}
+	page, err := s.m.List(r.Context(), k.OrganizationID, size, q.Get("page_token"), func(rec *recorder.Recording) bool {
+		t := s.telephonyOf(rec)
+		return (status == "" || t.Status == status) && (refID == "" || t.ReferenceID == refID) &&
+			(refType == "" || t.ReferenceType == refType)
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := TelephonyList{Result: []TelephonyRecording{}, NextPageToken: page.Next}
+	for _, rec := range page.Recordings {
+		out.Result = append(out.Result, s.telephonyOf(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) telGet(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rec, err := s.m.ByID(r.Context(), k.OrganizationID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.telephonyOf(rec))
+}
+
+func (s *Server) telDelete(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rec, err := s.m.Delete(r.Context(), k.OrganizationID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.telephonyOf(rec))
+}
+
+// telFile redirects (307) to a signed URL of the recording's mix.
+func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	rec, err := s.m.ByID(r.Context(), k.OrganizationID, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !rec.Deleted.IsZero() {
+		writeError(w, http.StatusNotFound, "deleted", "recording "+rec.InstanceID+" was deleted")
+		return
+	}
+	var key string
+	if c := rec.Composition; c != nil {
+		for _, o := range c.Outputs {
+			if o.Object != nil && o.Object.Error == nil {
+				key = o.Object.Key
+			}
+		}
+	}
+	if key == "" {
+		if !rec.State.Final() {
+			writeError(w, http.StatusConflict, "not_ended", "recording "+rec.InstanceID+" has not ended: its file is not ready")
+		} else {
+			writeError(w, http.StatusNotFound, "no_file", "recording "+rec.InstanceID+" has no uploaded file")
+		}
+		return
+	}
+	b, err := s.m.Bucket(r.Context(), rec.ApplicationID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := b.SignedURL(r.Context(), key, &storage.SignedURLOptions{Method: http.MethodGet, Expiry: s.ttl})
+	if err != nil {
+		s.fail(w, r, &recorder.Error{Kind: recorder.KindUnavailable, Reason: "storage_unavailable", Message: "cannot sign the URL", Err: err})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+}
