@@ -34,7 +34,7 @@ type Options struct {
 	// Attachments makes and checks the recorder's own signed URLs. Required.
 	Attachments *recorder.Attachments
 	// WHIP serves /whip/; nil: no WHIP route.
-	WHIP   http.Handler
+	WHIP http.Handler
 	// Events serves GET /api/events; nil: no event stream.
 	Events *events.Bus
 	URLTTL time.Duration // validity of signed URLs; default 1 h

@@ -24,6 +24,6 @@ func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, log *
 			}
 			return hooks
 		},
-		Logger:     log,
+		Logger: log,
 	})
 }

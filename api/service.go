@@ -44,8 +44,8 @@ type Service struct {
 	Keys []recorder.APIKey
 	// Events is the event outbox: SSE, webhooks (events.go).
 	Events *events.Bus
-	log  *slog.Logger
-	udp  func() error
+	log    *slog.Logger
+	udp    func() error
 }
 
 // Files in the data directory.
@@ -126,7 +126,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		return fail(err)
 	}
 	s.Manager, err = recorder.NewManager(ctx, recorder.Options{
-		Events:     s.Events,
+		Events: s.Events,
 		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
 		Adapters:   map[string]conference.Adapter{"whip": s.WHIP},
 		OpenBucket: recorder.OpenBucket(cfg.DataDir, att),
