@@ -151,9 +151,7 @@ func TestWriter_MP4(t *testing.T) {
 			if p.Frames != tt.wantFrames {
 				t.Errorf("ffprobe decoded %d frames, want %d", p.Frames, tt.wantFrames)
 			}
-			if errs := tooltest.DecodeErrors(t, path); errs != "" {
-				t.Errorf("ffmpeg decoding errors:\n%s", errs)
-			}
+			tooltest.CheckDecodes(t, path)
 			checkMP4ff(t, path, tt.wantFrames)
 		})
 	}
@@ -182,9 +180,7 @@ func TestWriter_CrashLeavesPlayableFile(t *testing.T) {
 	if p.Frames < 60 || p.Frames > 90 || math.Abs(p.Duration-float64(p.Frames)/30) > 0.05 {
 		t.Errorf("crashed file: %d frames, %.3f s; want at least 60 frames and a matching duration", p.Frames, p.Duration)
 	}
-	if errs := tooltest.DecodeErrors(t, path); errs != "" {
-		t.Errorf("ffmpeg decoding errors:\n%s", errs)
-	}
+	tooltest.CheckDecodes(t, path)
 }
 
 // writeFile writes frames to a new file at path, leaving out the packets
@@ -236,9 +232,7 @@ func TestWriter_ResolutionChange(t *testing.T) {
 	if p := tooltest.FFProbe(t, path, true); p.Frames != 60 || math.Abs(p.Duration-2) > 0.04 {
 		t.Errorf("ffprobe: %d frames, %.3f s; want 60 frames, 2 s", p.Frames, p.Duration)
 	}
-	if errs := tooltest.DecodeErrors(t, path); errs != "" {
-		t.Errorf("ffmpeg decoding errors:\n%s", errs)
-	}
+	tooltest.CheckDecodes(t, path)
 	// The decoder's output switches size: count frames of each.
 	out := tooltest.Run(t, "ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=width", "-of", "csv=p=0", path)
 	if n := bytes.Count(out, []byte("640")); n != 30 {

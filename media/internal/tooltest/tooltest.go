@@ -88,18 +88,17 @@ func FFProbe(t testing.TB, path string, countFrames bool) Probe {
 	return p
 }
 
-// DecodeErrors decodes every frame of path with ffmpeg and returns what it
-// reports at level error (empty for a clean stream).
-func DecodeErrors(t testing.TB, path string) string {
+// CheckDecodes decodes every frame of path with ffmpeg and fails the test
+// with what ffmpeg reports at level error, if anything.
+func CheckDecodes(t testing.TB, path string) {
 	t.Helper()
-	path0 := testenv.LookPath(t, "ffmpeg")
+	bin := testenv.LookPath(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, path0, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		return err.Error() + ": " + string(out)
+	out, err := exec.CommandContext(ctx, bin, "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding %s: %v\n%s", path, err, out)
 	}
-	return string(out)
 }
 
 // DecodePCM decodes any audio file sox reads (WAV in every format here) to
