@@ -16,13 +16,15 @@ import (
 const Pragmas = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 
 // Open opens (or reopens) the SQLite database file at path, closed at the
-// end of the test.
+// end of the test. Like recorder/store, it allows one connection, so a
+// statement run while another's cursor is open would deadlock the test.
 func Open(t testing.TB, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", path+Pragmas)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
