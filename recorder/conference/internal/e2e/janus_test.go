@@ -103,7 +103,17 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 	} {
 		a := level(c.freq, c.from, c.to)
 		if c.present && a < 2000 || !c.present && a > 200 {
-			t.Errorf("%s: %g Hz amplitude %.0f in [%.2f s, %.2f s] of the mix, want present=%v", c.who, c.freq, a, c.from, c.to, c.present)
+			// Say where the tone was: which 100 ms windows hold it.
+			var where strings.Builder
+			for w := c.from; w+0.1 <= c.to; w += 0.1 {
+				if level(c.freq, w, w+0.1) > 2000 {
+					where.WriteByte('#')
+				} else {
+					where.WriteByte('.')
+				}
+			}
+			t.Errorf("%s: %g Hz amplitude %.0f in [%.2f s, %.2f s] of the mix, want present=%v; by 100 ms: %s",
+				c.who, c.freq, a, c.from, c.to, c.present, where.String())
 		}
 	}
 	onset := -1.0
