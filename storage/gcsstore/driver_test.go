@@ -155,7 +155,8 @@ func TestCredentialsFile(t *testing.T) {
 	if err := os.WriteFile(f, e.Account(false).JSON(t, e), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := OpenBucket(t.Context(), &Options{Bucket: e.NewBucket(), CredentialsFile: f, Endpoint: e.Endpoint()})
+	// The endpoint without its API path, as people write it.
+	b, err := OpenBucket(t.Context(), &Options{Bucket: e.NewBucket(), CredentialsFile: f, Endpoint: e.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

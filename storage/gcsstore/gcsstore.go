@@ -54,7 +54,8 @@ type Options struct {
 	CredentialsJSON []byte
 
 	// Endpoint is the JSON API base URL of an emulator or private endpoint,
-	// for example "http://127.0.0.1:4443/storage/v1/". Empty means Google.
+	// for example "http://127.0.0.1:4443/storage/v1/"; a URL without a path
+	// ("http://127.0.0.1:4443") gets "/storage/v1/". Empty means Google.
 	Endpoint string
 
 	// ChunkSize is the size of each piece of a resumable upload, buffered in
@@ -128,8 +129,11 @@ func New(ctx context.Context, opts *Options) (storage.Provider, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("gcsstore: endpoint %q is not a URL", o.Endpoint)
 		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/storage/v1/"
+		}
 		b.endpoint = u
-		copts = append(copts, option.WithEndpoint(o.Endpoint))
+		copts = append(copts, option.WithEndpoint(u.String()))
 	}
 	copts = append(copts, o.ClientOptions...)
 	client, err := gcs.NewClient(ctx, copts...)
