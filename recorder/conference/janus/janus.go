@@ -147,7 +147,9 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 	m, err := r.listener.Send(ctx, join, nil)
 	if err != nil {
 		var pe *PluginError
-		if errors.As(err, &pe) && pe.Code == codeNoSuchRoom {
+		if errors.As(err, &pe) && (pe.Code == codeNoSuchRoom ||
+			// A name where the server wants numeric room ids (no string_ids).
+			pe.Code == codeInvalidElement && strings.Contains(pe.Reason, "room")) {
 			return nil, fmt.Errorf("janus: room %q: %w (%v)", conferenceID, conference.ErrNoConference, err)
 		}
 		return nil, fmt.Errorf("janus: joining room %q: %w", conferenceID, err)

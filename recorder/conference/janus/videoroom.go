@@ -13,8 +13,9 @@ const Plugin = "janus.plugin.videoroom"
 
 // VideoRoom error codes (janus_videoroom.c) the adapter tells apart.
 const (
-	codeNoSuchRoom = 426
-	codeNoSuchFeed = 428
+	codeNoSuchRoom     = 426
+	codeNoSuchFeed     = 428
+	codeInvalidElement = 430
 )
 
 // ID is a VideoRoom room or participant id as Janus sends it: a JSON number,
