@@ -37,6 +37,17 @@ const (
 	idCluster            = 0x1F43B675
 	idTimestamp          = 0xE7
 	idSimpleBlock        = 0xA3
+	idVoid               = 0xEC
+	idSeekHead           = 0x114D9B74
+	idSeek               = 0x4DBB
+	idSeekID             = 0x53AB
+	idSeekPosition       = 0x53AC
+	idCues               = 0x1C53BB6B
+	idCuePoint           = 0xBB
+	idCueTime            = 0xB3
+	idCueTrackPositions  = 0xB7
+	idCueTrack           = 0xF7
+	idCueClusterPosition = 0xF1
 )
 
 // unknownSize is the 8-byte size "unknown" (all value bits set), used for
@@ -89,6 +100,12 @@ func appendString(b []byte, id uint32, s string) []byte {
 func appendFloat(b []byte, id uint32, f float64) []byte {
 	b = appendSize(appendID(b, id), 8)
 	return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+// appendVoid appends a Void element of exactly n bytes (n >= 2, n < 129).
+func appendVoid(b []byte, n int) []byte {
+	b = appendSize(appendID(b, idVoid), uint64(n-2))
+	return append(b, make([]byte, n-2)...)
 }
 
 func appendMaster(b []byte, id uint32, body []byte) []byte {

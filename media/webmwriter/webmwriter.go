@@ -3,25 +3,31 @@
 // descriptor parsers), assembles frames (media/internal/framer), starts at
 // the first keyframe, asks for keyframes through a callback (the caller
 // sends a PLI) at the start and after loss, and muxes SimpleBlocks into
-// Clusters of a live-style WebM (Segment and Clusters of unknown size).
+// Clusters (Matroska, RFC 9559; WebM subset).
 //
 // The muxer is written here rather than taken from github.com/at-wat/ebml-go
 // (v0.17.1, in go.mod and used by this package's tests to read files back):
 // its block writer allocates per frame (a channel send and reflection-based
 // marshalling), runs goroutines per file, panics on write errors by default,
 // writes the track entry before the first frame is known (so no real frame
-// size) and has no way to record the segment's duration.
+// size) and has no way to record the segment's duration or cues.
 //
 // Timeline: time zero is the first RTP packet received, so the video lines
 // up with the audio tracks of the same participant even though the first
 // keyframe comes later; frames are placed by RTP timestamp (90 kHz), so gaps
-// (loss, a pause) keep their length. The segment Duration is patched in place
-// at every flush when the output can seek.
+// (loss, a pause) keep their length.
+//
+// Layout while writing: a Segment of unknown size; each Cluster (one per
+// keyframe, or per 30 s) gets its size when the next one starts, and the
+// Info Duration is patched at every flush. Close appends Cues (one per
+// keyframe Cluster), writes a SeekHead into room kept after the Segment
+// header, and sets the Segment's size. On an output that cannot seek these
+// patches are skipped and the file stays a live-style WebM.
 //
 // Durability: blocks are written to the file at least once per second of
 // media (one write call), so a process crash loses at most about a second;
-// with Clusters of unknown size a truncated file plays up to its last whole
-// block.
+// a crashed file (unknown-size Segment, last Cluster of unknown size) plays
+// up to its last whole block.
 package webmwriter
 
 import (
@@ -95,6 +101,12 @@ type Writer struct {
 	width, height int   // from the first keyframe
 	durOff        int64 // file offset of the Duration value, 0 if none
 	dur           [8]byte
+	segStart      int64 // file offset of the Segment's data; 0 if out cannot seek
+	infoPos       int64 // positions of Info and Tracks in the Segment
+	tracksPos     int64
+	cues          []cue // clusters that start with a keyframe
+	clusterOff    int64 // file offset of the open Cluster's size field
+	size          [8]byte
 	cluster       bool
 	clusterMS     int64
 	lastMS        int64 // time of the last block
@@ -176,7 +188,20 @@ func (w *Writer) WriteRTP(p *rtp.Packet) error {
 	return w.writeBlock(f.Time*1000/clockRate, f.Keyframe, f.Data)
 }
 
+// cue is a seek point: a cluster that starts with a keyframe.
+type cue struct {
+	ms  int64
+	pos int64 // position of the Cluster in the Segment
+}
+
+// seekHeadSpace is the room kept after the Segment header for the SeekHead
+// that Close writes (three Seek entries of at most 21 bytes and the
+// SeekHead header), filled with a Void element until then.
+const seekHeadSpace = 96
+
 // writeHeader appends the EBML header, the Segment start, Info and Tracks.
+// With a seekable output the Segment starts with room for a SeekHead and
+// has an unknown size, both fixed by Close.
 func (w *Writer) writeHeader() {
 	var b []byte
 	var h []byte
@@ -189,6 +214,12 @@ func (w *Writer) writeHeader() {
 	h = appendUint(h, idDocTypeReadVersion, 2)
 	b = appendMaster(b, idEBML, h)
 	b = append(appendID(b, idSegment), unknownSize...)
+	if w.at != nil {
+		w.segStart = int64(len(b))
+		b = appendVoid(b, seekHeadSpace)
+		w.infoPos = int64(len(b)) - w.segStart
+		w.cues = make([]cue, 0, 256)
+	}
 
 	var info []byte
 	info = appendUint(info, idTimestampScale, 1000000) // block times in ms
@@ -213,6 +244,7 @@ func (w *Writer) writeHeader() {
 	entry = appendUint(entry, idFlagLacing, 0)
 	entry = appendString(entry, idCodecID, w.codec.codecID())
 	entry = appendMaster(entry, idVideo, video)
+	w.tracksPos = int64(len(b)) - w.segStart
 	b = appendMaster(b, idTracks, appendMaster(nil, idTrackEntry, entry))
 	w.pend = append(w.pend, b...)
 }
@@ -225,6 +257,14 @@ func (w *Writer) writeBlock(ms int64, key bool, data []byte) error {
 		w.frameMS = ms - w.lastMS
 	}
 	if !w.cluster || (key && ms > w.clusterMS) || ms-w.clusterMS > maxClusterSpan {
+		if err := w.closeCluster(); err != nil {
+			return err
+		}
+		off := w.written + int64(len(w.pend))
+		if key && w.segStart > 0 {
+			w.cues = append(w.cues, cue{ms, off - w.segStart})
+		}
+		w.clusterOff = off + 4 // after the 4-byte ID
 		w.pend = append(appendID(w.pend, idCluster), unknownSize...)
 		w.pend = appendUint(w.pend, idTimestamp, uint64(ms))
 		w.cluster, w.clusterMS = true, ms
@@ -242,6 +282,30 @@ func (w *Writer) writeBlock(ms int64, key bool, data []byte) error {
 	w.lastMS = ms
 	if ms-w.flushMS >= w.flushSpan || len(w.pend) >= 8<<20 {
 		return w.Flush()
+	}
+	return nil
+}
+
+// closeCluster replaces the open Cluster's unknown size by its size, in the
+// pending bytes or, once written, in the file. A Cluster written to an
+// output that cannot seek keeps its unknown size (the Segment's is unknown
+// too, as the format requires).
+func (w *Writer) closeCluster() error {
+	if !w.cluster {
+		return nil
+	}
+	end := w.written + int64(len(w.pend))
+	binary.BigEndian.PutUint64(w.size[:], uint64(end-w.clusterOff-8)|1<<56)
+	if w.clusterOff >= w.written {
+		copy(w.pend[w.clusterOff-w.written:], w.size[:])
+		return nil
+	}
+	if w.at == nil {
+		return nil
+	}
+	if _, err := w.at.WriteAt(w.size[:], w.clusterOff); err != nil {
+		w.err = fmt.Errorf("webmwriter: patch cluster size: %w", err)
+		return w.err
 	}
 	return nil
 }
@@ -301,8 +365,57 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.Flush()
+	err := w.closeCluster()
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil && w.segStart > 0 {
+		err = w.finish()
+	}
 	return fileout.Close("webmwriter", w.file, err)
+}
+
+// finish appends the Cues, writes the SeekHead into the room kept for it
+// and sets the Segment's size, so that players can seek without scanning.
+func (w *Writer) finish() error {
+	var cues []byte
+	for _, c := range w.cues {
+		var pos, point []byte
+		pos = appendUint(pos, idCueTrack, 1)
+		pos = appendUint(pos, idCueClusterPosition, uint64(c.pos))
+		point = appendUint(point, idCueTime, uint64(c.ms))
+		point = appendMaster(point, idCueTrackPositions, pos)
+		cues = appendMaster(cues, idCuePoint, point)
+	}
+	cuesPos := w.written - w.segStart
+	cues = appendMaster(nil, idCues, cues)
+	n, err := w.out.Write(cues)
+	w.written += int64(n)
+	if err != nil {
+		return fmt.Errorf("webmwriter: write cues: %w", err)
+	}
+
+	var seeks []byte
+	for _, s := range []struct {
+		id  uint32
+		pos int64
+	}{{idInfo, w.infoPos}, {idTracks, w.tracksPos}, {idCues, cuesPos}} {
+		var seek []byte
+		seek = appendMaster(seek, idSeekID, appendID(nil, s.id))
+		seek = appendUint(seek, idSeekPosition, uint64(s.pos))
+		seeks = appendMaster(seeks, idSeek, seek)
+	}
+	head := appendMaster(nil, idSeekHead, seeks)
+	head = appendVoid(head, seekHeadSpace-len(head))
+	if _, err := w.at.WriteAt(head, w.segStart); err != nil {
+		return fmt.Errorf("webmwriter: write seek head: %w", err)
+	}
+	// The Segment's size as an 8-byte variable-length integer.
+	binary.BigEndian.PutUint64(w.size[:], uint64(w.written-w.segStart)|1<<56)
+	if _, err := w.at.WriteAt(w.size[:], w.segStart-8); err != nil {
+		return fmt.Errorf("webmwriter: write segment size: %w", err)
+	}
+	return nil
 }
 
 // ErrClosed is returned by WriteRTP after Close.

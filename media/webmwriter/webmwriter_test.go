@@ -238,6 +238,32 @@ func checkEBML(t *testing.T, path string, codec Codec, frames int) {
 	if blocks != frames || keys == 0 || doc.Segment.Info.Duration == 0 {
 		t.Errorf("ebml-go: %d blocks (%d keyframes), duration %.0f ms; want %d blocks", blocks, keys, doc.Segment.Info.Duration, frames)
 	}
+	// A cue per keyframe cluster, pointing at a cluster with that time.
+	if doc.Segment.Cues == nil || len(doc.Segment.Cues.CuePoint) != keys {
+		t.Fatalf("ebml-go: cues %+v, want %d cue points", doc.Segment.Cues, keys)
+	}
+	if doc.Segment.SeekHead == nil || len(doc.Segment.SeekHead.Seek) != 3 {
+		t.Errorf("ebml-go: seek head %+v, want 3 entries", doc.Segment.SeekHead)
+	}
+	for i, cp := range doc.Segment.Cues.CuePoint {
+		pos := cp.CueTrackPositions[0].CueClusterPosition
+		b := make([]byte, 4)
+		if _, err := f.ReadAt(b, segmentStart(t, f)+int64(pos)); err != nil || !bytes.Equal(b, []byte{0x1F, 0x43, 0xB6, 0x75}) {
+			t.Errorf("cue %d (time %d ms) points at % x, not a Cluster", i, cp.CueTime, b)
+		}
+	}
+}
+
+// segmentStart returns the file offset of the Segment's data: after the EBML
+// header element and the Segment's 4-byte ID and 8-byte size.
+func segmentStart(t *testing.T, f *os.File) int64 {
+	t.Helper()
+	b := make([]byte, 64)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	// EBML header: 4-byte ID, then a 1-byte size (its body is short).
+	return 4 + 1 + int64(b[4]&0x7F) + 4 + 8
 }
 
 func TestWriter_Errors(t *testing.T) {
