@@ -73,7 +73,7 @@ func opusFrames(t *testing.T, freq float64, seconds int) [][]byte {
 // vp8Frames encodes a test pattern at 30 fps with libvpx, like a WebRTC sender.
 func vp8Frames(t *testing.T, seconds int) [][]byte {
 	path := ffmpegFile(t, "video.ivf", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
-		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "300", "-b:v", "300k", "-f", "ivf")
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func vp8Frames(t *testing.T, seconds int) [][]byte {
 func h264Frames(t *testing.T, seconds int) [][]byte {
 	path := ffmpegFile(t, "video.h264", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
 		"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-level", "3.1", "-preset", "ultrafast", "-tune", "zerolatency",
-		"-g", "300", "-bsf:v", "h264_mp4toannexb", "-f", "h264")
+		"-g", "30", "-bsf:v", "h264_mp4toannexb", "-f", "h264")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +172,9 @@ func probe(t *testing.T, data []byte, name string) (codec string, seconds float6
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "default=nw=1:nk=1", path).Output()
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "default=nw=1:nk=1", path).CombinedOutput()
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v", name, err)
+		t.Fatalf("ffprobe %s: %v\n%s", name, err, out)
 	}
 	f := strings.Fields(string(out))
 	if len(f) < 2 {
