@@ -234,14 +234,16 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		return snap, nil
 	}
 	now := m.now()
-	pos := s.mixPosition()
+	// The gates switch now; the mixer one cushion later, when it plays the
+	// audio that arrived at this instant: it still plays what was buffered
+	// before a pause, and resumes just as the first audio after it is due.
+	var cushion time.Duration
+	if s.media != nil {
+		cushion = s.media.mixer.Config().Cushion
+	}
+	pos := s.mixPosition() + cushion
 	if pause {
-		// The gates close first, then the mixer: nothing after this instant
-		// is decoded, and what the rings still hold is discarded.
-		s.lc.paused.Store(true)
-		if s.media != nil {
-			s.media.mixer.SetPaused(true)
-		}
+		s.lc.paused.Store(true) // before the commit: nothing from now on is kept
 	}
 	err = s.commitLocked(ctx, func(r *Recording) {
 		r.Paused = pause
@@ -253,25 +255,26 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 			p := &r.Pauses[n-1]
 			p.End, p.MixEnd = now, pos
 			if r.PauseBehavior == "skip" {
-				s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
+				p.MixEnd = p.MixStart
 			}
 		}
 	})
 	if err != nil {
 		if pause { // not persisted: not paused
 			s.lc.paused.Store(false)
-			if s.media != nil {
-				s.media.mixer.SetPaused(false)
-			}
 		}
 		s.mu.Unlock()
 		return nil, err
 	}
 	if !pause {
-		if s.media != nil {
-			s.media.mixer.SetPaused(false)
+		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == "skip" {
+			p := s.rec.Pauses[n-1]
+			s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
 		}
 		s.lc.paused.Store(false)
+	}
+	if sm := s.media; sm != nil {
+		time.AfterFunc(cushion, func() { sm.mixer.SetPaused(s.lc.paused.Load()) })
 	}
 	snap := s.rec.clone()
 	s.mu.Unlock()

@@ -1,0 +1,457 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// gatedTone is a WHIP publisher that sends a PCMU tone only while on is set
+// and µ-law silence otherwise: a participant who speaks exactly when a test
+// says so.
+type gatedTone struct {
+	on   atomic.Bool
+	pub  *whip.Publication
+	stop chan struct{}
+	done chan struct{}
+}
+
+func joinGated(t *testing.T, ctx context.Context, h *harness, conf, user string, freq float64) *gatedTone {
+	t.Helper()
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, conf, user, "MIC"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedTone{pub: pub, stop: make(chan struct{}), done: make(chan struct{})}
+	g.on.Store(true)
+	go func() {
+		defer close(g.done)
+		tone := &synth.Tone{Freq: freq, Amplitude: 8000}
+		buf := make([]byte, 0, synth.FrameSamples)
+		start, sent := time.Now(), 0
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-g.stop:
+				return
+			case now := <-tick.C:
+				for due := int(now.Sub(start)/(20*time.Millisecond)) + 1; sent < due; sent++ {
+					buf = tone.NextPCMU(buf[:0])
+					if !g.on.Load() {
+						for i := range buf {
+							buf[i] = 0xFF // µ-law zero
+						}
+					}
+					if track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond}) != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-g.stop:
+		default:
+			close(g.stop)
+		}
+		<-g.done
+		pub.Close(context.Background())
+	})
+	return g
+}
+
+// wavPCM decodes a WAV file of this recorder (16-bit PCM or G.711 µ-law) to
+// linear samples; a file still being written is read up to its last whole
+// sample.
+func wavPCM(t *testing.T, data []byte) []int16 {
+	t.Helper()
+	h, err := wavwriter.ParseHeader(data)
+	if err != nil {
+		t.Fatalf("not a WAV file: %v", err)
+	}
+	body := data[h.DataOffset:]
+	switch h.Format {
+	case wavwriter.PCM:
+		return samples(body[:len(body)/2*2])
+	case wavwriter.MuLaw:
+		out := make([]int16, len(body))
+		for i, b := range body {
+			out[i] = synth.MuLawDecode(b)
+		}
+		return out
+	}
+	t.Fatalf("unexpected WAV format %v", h.Format)
+	return nil
+}
+
+// level is the Goertzel amplitude of freq in pcm (8 kHz) between from and to seconds.
+func level(pcm []int16, freq, from, to float64) float64 {
+	a, b := max(0, int(from*8000)), min(len(pcm), int(to*8000))
+	if b <= a {
+		return 0
+	}
+	return mediatest.Goertzel(pcm[a:b], 8000, freq)
+}
+
+// toneWindows returns, per 100 ms window, whether freq is present.
+func toneWindows(pcm []int16, freq float64) []bool {
+	var out []bool
+	for a := 0; a+800 <= len(pcm); a += 800 {
+		out = append(out, mediatest.Goertzel(pcm[a:a+800], 8000, freq) > 1000)
+	}
+	return out
+}
+
+// scanDir checks every WAV file under dir (tracks, mix, anything temporary)
+// for freq: none may contain it.
+func scanDir(t *testing.T, dir string, freq float64, when string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || len(data) < 64 {
+			return nil
+		}
+		if _, err := wavwriter.ParseHeader(data); err != nil {
+			if strings.HasSuffix(path, ".wav") {
+				t.Errorf("%s: %s is not a WAV file", when, path)
+			}
+			return nil
+		}
+		n++
+		pcm := wavPCM(t, data)
+		for i, on := range toneWindows(pcm, freq) {
+			if on {
+				t.Errorf("%s: %s holds the paused participant's %g Hz tone at %.1f s", when, filepath.Base(path), freq, float64(i)/10)
+				break
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// localDir returns the recording's working directory from its track locations.
+func localDir(t *testing.T, h *harness, p string) string {
+	t.Helper()
+	var msg RecordingDataMessage
+	if st := h.do("GET", p, key1, nil, &msg); st != 200 {
+		t.Fatalf("recording: %d", st)
+	}
+	for _, s := range msg.Streams {
+		for _, tr := range s.Tracks {
+			if tr.Storage != nil && tr.Storage.LocalStorage != nil && tr.Storage.LocalStorage.Location != "" {
+				return filepath.Dir(filepath.Dir(tr.Storage.LocalStorage.Location))
+			}
+		}
+	}
+	t.Fatalf("recording has no local track file: %+v", msg.Streams)
+	return ""
+}
+
+// TestEndToEnd_Pause records a 6 s call of two participants, paused from 2 s
+// to 4 s: alice (440 Hz) speaks throughout, bob (880 Hz) speaks only while
+// the recording is paused. With pauseBehavior silence the mix is 6 s, silent
+// in the pause; with skip it is 4 s. Bob's tone must never reach any file,
+// checked on disk during the pause and in the uploaded outputs.
+func TestEndToEnd_Pause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	for _, behavior := range []string{"silence", "skip"} {
+		t.Run(behavior, func(t *testing.T) {
+			t.Parallel()
+			testPause(t, behavior)
+		})
+	}
+}
+
+func testPause(t *testing.T, behavior string) {
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conf, conv := "pconf-"+behavior, "pconv-"+behavior
+	alice := joinGated(t, ctx, h, conf, "alice", 440)
+	bob := joinGated(t, ctx, h, conf, "bob", 880)
+	bob.on.Store(false)
+	_ = alice
+
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv, PauseBehavior: behavior})
+	if st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	p := recPath(ev)
+	time.Sleep(2 * time.Second)
+	var paused RecordingDataEvent
+	if st := h.do("POST", p+"/pause", key1, nil, &paused); st != 200 || paused.State != "ACTIVE" || !paused.Paused {
+		t.Fatalf("pause: %d %+v", st, paused)
+	}
+	// Pausing again succeeds and adds no status.
+	if st := h.do("POST", p+"/pause", key1, nil, &paused); st != 200 || !paused.Paused {
+		t.Errorf("second pause: %d %+v", st, paused)
+	}
+	bob.on.Store(true) // bob speaks only while paused
+	dir := localDir(t, h, p)
+	time.Sleep(1500 * time.Millisecond)
+	if n := scanDir(t, dir, 880, "during the pause"); n < 3 {
+		t.Errorf("found %d WAV files on disk during the pause, want the mix and two tracks", n)
+	}
+	time.Sleep(500 * time.Millisecond)
+	bob.on.Store(false)
+	time.Sleep(40 * time.Millisecond) // bob's last tone frame is on its way before resume
+	var resumed RecordingDataEvent
+	if st := h.do("POST", p+"/resume", key1, nil, &resumed); st != 200 || resumed.Paused || resumed.State != "ACTIVE" {
+		t.Fatalf("resume: %d %+v", st, resumed)
+	}
+	if st := h.do("POST", p+"/resume", key1, nil, &resumed); st != 200 || resumed.Paused {
+		t.Errorf("second resume: %d %+v", st, resumed)
+	}
+	time.Sleep(2 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", p+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var e ErrorMessage
+	if st := h.do("POST", p+"/pause", key1, nil, &e); st != 409 {
+		t.Errorf("pause of a stopped recording: %d %+v, want 409", st, e)
+	}
+	if st := h.do("POST", p+"/resume", key1, nil, &e); st != 409 {
+		t.Errorf("resume of a stopped recording: %d %+v, want 409", st, e)
+	}
+
+	// Status history (seed 000).
+	var hist StatusHistory
+	if st := h.do("GET", "/api/recordings/"+conv+"/status", key1, nil, &hist); st != 200 {
+		t.Fatalf("status: %d", st)
+	}
+	var got []string
+	for _, s := range hist.Statuses {
+		got = append(got, s.Status)
+		if _, err := time.Parse(time.RFC3339, s.LastModifiedTime); err != nil || !strings.HasSuffix(s.LastModifiedTime, "Z") {
+			t.Errorf("last_modified_time %q is not RFC 3339 UTC", s.LastModifiedTime)
+		}
+	}
+	if strings.Join(got, ",") != "start,pause,resume,stop" || hist.EngagementID != conv || hist.Channel != "voice" {
+		t.Errorf("status history %+v, want start,pause,resume,stop of %s on voice", hist, conv)
+	}
+
+	// The outputs.
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/"+conv, key1, nil, &comp); st != 200 || comp.Composition == nil ||
+		len(comp.Composition.Outputs) != 1 || comp.Composition.Manifest == nil {
+		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Pauses) != 1 || man.Pauses[0].MixStart == nil || man.Pauses[0].StartTime.IsZero() || man.PauseBehavior != behavior {
+		t.Fatalf("manifest pauses %+v (behavior %q), want one interval with mix offsets", man.Pauses, man.PauseBehavior)
+	}
+	pz := man.Pauses[0]
+	mixStart, mixEnd := *pz.MixStart, *pz.MixEnd
+	t.Logf("pause: %.2f–%.2f s of the recording, %.2f–%.2f s of the mix", pz.Start, pz.End, mixStart, mixEnd)
+	if d := pz.End - pz.Start; d < 1.9 || d > 2.4 {
+		t.Errorf("the pause lasted %.2f s, want about 2", d)
+	}
+	recorded := man.Stopped.Sub(man.Started).Seconds()
+	pcm := wavPCM(t, fetch(t, comp.Composition.Outputs[0].URL))
+	dur := float64(len(pcm)) / 8000
+	want := recorded
+	if behavior == "skip" {
+		want = recorded - (pz.End - pz.Start)
+		if math.Abs(mixEnd-mixStart) > 0.05 {
+			t.Errorf("skip: the pause spans %.2f–%.2f s of the mix, want an instant", mixStart, mixEnd)
+		}
+	} else if math.Abs((mixEnd-mixStart)-(pz.End-pz.Start)) > 0.1 {
+		t.Errorf("silence: the pause spans %.2f s of the mix, %.2f s of wall time", mixEnd-mixStart, pz.End-pz.Start)
+	}
+	if math.Abs(dur-want) > 0.15 {
+		t.Errorf("mix is %.2f s, want %.2f s (recorded %.2f s, pauseBehavior %s)", dur, want, recorded, behavior)
+	}
+	for i, on := range toneWindows(pcm, 880) {
+		if on {
+			t.Errorf("mix holds bob's paused tone at %.1f s", float64(i)/10)
+			break
+		}
+	}
+	checks := []struct {
+		what     string
+		from, to float64
+		present  bool
+	}{
+		{"before the pause", 0.3, mixStart - 0.15, true},
+		{"after the pause", mixEnd + 0.3, dur - 0.2, true},
+	}
+	if behavior == "silence" {
+		checks = append(checks, struct {
+			what     string
+			from, to float64
+			present  bool
+		}{"during the pause", mixStart + 0.1, mixEnd - 0.05, false})
+	}
+	for _, c := range checks {
+		a := level(pcm, 440, c.from, c.to)
+		if c.present && a < 2000 || !c.present && a > 200 {
+			t.Errorf("alice's tone %s [%.2f, %.2f]: amplitude %.0f, want present=%v", c.what, c.from, c.to, a, c.present)
+		}
+	}
+	if behavior == "skip" { // no silent hole where the pause was cut out
+		for w := 0.3; w+0.1 < dur-0.2; w += 0.1 {
+			if a := level(pcm, 440, w, w+0.1); a < 1000 {
+				t.Errorf("skip: alice's tone drops to %.0f at %.1f s of the mix", a, w)
+				break
+			}
+		}
+	}
+
+	// Per-track files: bob's holds none of his tone; alice's is as long as
+	// the mix (silence: the whole call; skip: without the pause).
+	var msg RecordingDataMessage
+	h.do("GET", p, key1, nil, &msg)
+	for _, s := range msg.Streams {
+		tr := s.Tracks[0]
+		tpcm := wavPCM(t, fetch(t, tr.URL))
+		tdur := float64(len(tpcm)) / 8000
+		switch s.UserID {
+		case "bob":
+			for i, on := range toneWindows(tpcm, 880) {
+				if on {
+					t.Errorf("bob's track holds his paused tone at %.1f s", float64(i)/10)
+					break
+				}
+			}
+		case "alice":
+			a, _ := time.Parse(time.RFC3339Nano, tr.Started)
+			b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
+			want := b.Sub(a).Seconds()
+			if behavior == "skip" {
+				want -= pz.End - pz.Start
+			}
+			if math.Abs(tdur-want) > 0.3 {
+				t.Errorf("alice's track is %.2f s, want %.2f s", tdur, want)
+			}
+		}
+	}
+}
+
+// TestEndToEnd_Blackout blacks out one of two participants (bob, 660 Hz) for
+// 2 s: only his tone vanishes from the mix and his track, only during the
+// blackout; alice (440 Hz) is heard throughout.
+func TestEndToEnd_Blackout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	t.Parallel()
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	joinGated(t, ctx, h, "bconf", "alice", 440)
+	joinGated(t, ctx, h, "bconf", "bob", 660)
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "bconf", ConversationID: "bconv"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(2 * time.Second)
+	var b BlackoutMessage
+	if st := h.do("POST", "/api/blackouts/start", key1, map[string]any{"userId": "bob"}, &b); st != 200 || !b.Active || len(b.Recordings) != 1 {
+		t.Fatalf("blackout start: %d %+v", st, b)
+	}
+	var parts []ParticipantMessage
+	if st := h.do("GET", "/api/participants", key1, nil, &parts); st != 200 || len(parts) != 2 {
+		t.Errorf("participants: %d %+v", st, parts)
+	}
+	var bob ParticipantMessage
+	if st := h.do("GET", "/api/participants/bob", key1, nil, &bob); st != 200 || bob.Blackout == nil || !bob.Blackout.Active ||
+		bob.ActiveCall == nil || len(bob.ActiveCall.Recordings) != 1 || bob.ActiveCall.Recordings[0].RecordingState != "BlackedOut" {
+		t.Errorf("participant bob: %d %+v", st, bob)
+	}
+	time.Sleep(2 * time.Second)
+	if st := h.do("POST", "/api/blackouts/stop", key1, map[string]any{"userId": "bob"}, &b); st != 200 || b.Active {
+		t.Fatalf("blackout stop: %d %+v", st, b)
+	}
+	time.Sleep(2 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/bconv", key1, nil, &comp); st != 200 || comp.Composition == nil || comp.Composition.Manifest == nil {
+		t.Fatalf("composition: %d", st)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Blackouts) != 1 || man.Blackouts[0].UserID != "bob" {
+		t.Fatalf("manifest blackouts %+v, want one of bob", man.Blackouts)
+	}
+	bo := man.Blackouts[0]
+	t.Logf("blackout of bob: %.2f–%.2f s", bo.Start, bo.End)
+	pcm := wavPCM(t, fetch(t, comp.Composition.Outputs[0].URL))
+	dur := float64(len(pcm)) / 8000
+	checks := []struct {
+		what     string
+		freq     float64
+		from, to float64
+		present  bool
+	}{
+		{"alice throughout", 440, 0.3, dur - 0.2, true},
+		{"bob before", 660, 0.3, bo.Start - 0.1, true},
+		{"bob during", 660, bo.Start + 0.15, bo.End - 0.05, false},
+		{"bob after", 660, bo.End + 0.3, dur - 0.2, true},
+	}
+	for _, c := range checks {
+		a := level(pcm, c.freq, c.from, c.to)
+		if c.present && a < 2000 || !c.present && a > 200 {
+			t.Errorf("mix, %s [%.2f, %.2f]: %g Hz amplitude %.0f, want present=%v", c.what, c.from, c.to, c.freq, a, c.present)
+		}
+	}
+	var msg RecordingDataMessage
+	h.do("GET", recPath(ev), key1, nil, &msg)
+	for _, s := range msg.Streams {
+		if s.UserID != "bob" {
+			continue
+		}
+		tr := s.Tracks[0]
+		tpcm := wavPCM(t, fetch(t, tr.URL))
+		a, _ := time.Parse(time.RFC3339Nano, tr.Started)
+		off := a.Sub(man.Started).Seconds() // the track's start in the recording
+		if l := level(tpcm, 660, bo.Start-off+0.05, bo.End-off-0.05); l > 200 {
+			t.Errorf("bob's track holds his tone during the blackout: %.0f", l)
+		}
+		if l := level(tpcm, 660, 0.2, bo.Start-off-0.1); l < 2000 {
+			t.Errorf("bob's track lacks his tone before the blackout: %.0f", l)
+		}
+		if l := level(tpcm, 660, bo.End-off+0.2, float64(len(tpcm))/8000-0.2); l < 2000 {
+			t.Errorf("bob's track lacks his tone after the blackout: %.0f", l)
+		}
+	}
+}
