@@ -126,6 +126,25 @@ func TestReconnectAfterDrop(t *testing.T) {
 	if _, err := b.Upload(ctx, "a/c", strings.NewReader("after"), nil); err != nil {
 		t.Fatalf("write after dropped connections: %v", err)
 	}
+
+	// A write whose connection drops half way fails as Unavailable and
+	// commits nothing; the next one reconnects.
+	w, err := b.NewWriter(ctx, "a/d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(bytes.Repeat([]byte("x"), 1<<20))
+	srv.DropConnections()
+	w.Write(bytes.Repeat([]byte("y"), 1<<20))
+	if err := w.Close(); storage.Code(err) != storage.Unavailable {
+		t.Errorf("Close of a write whose connection dropped: %v, want Unavailable", err)
+	}
+	if _, err := b.Attributes(ctx, "a/d"); storage.Code(err) != storage.NotFound {
+		t.Errorf("object of the interrupted write: %v, want NotFound", err)
+	}
+	if _, err := b.Upload(ctx, "a/d", strings.NewReader("again"), nil); err != nil {
+		t.Fatalf("write after an interrupted write: %v", err)
+	}
 }
 
 // filesUnder lists every file below dir, relative to it.

@@ -738,7 +738,9 @@ func (b *bucket) ErrorCode(err error) storage.ErrorCode {
 	case errors.Is(err, os.ErrPermission):
 		return storage.PermissionDenied
 	case errors.Is(err, sftp.ErrSSHFxConnectionLost), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, net.ErrClosed):
+		errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF):
+		// io.EOF outside a read (Bucket passes a read's io.EOF through
+		// unclassified) is a session the server closed.
 		return storage.Unavailable
 	case errors.As(err, &se):
 		switch se.FxCode() {
