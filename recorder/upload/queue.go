@@ -126,7 +126,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	closed   bool
-	changed  chan struct{} // closed and replaced whenever a job leaves pending
+	changed  chan struct{}  // closed and replaced whenever an attempt ends
+	running  map[string]int // attempts in progress per recording, until their Results are out
 	handlers []func(Result)
 
 	wake   chan struct{} // capacity 1: a nudge to the scheduler
@@ -150,6 +151,7 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 		db:      db,
 		opts:    opts.withDefaults(),
 		changed: make(chan struct{}),
+		running: make(map[string]int),
 		wake:    make(chan struct{}, 1),
 	}
 	if opts.OnResult != nil {
@@ -229,18 +231,19 @@ func (q *Queue) Retry(ctx context.Context, applicationID string) error {
 	return nil
 }
 
-// Wait blocks until no job of the recording is pending, or ctx ends. It
-// returns nil when every job of the recording was uploaded, and an error
-// naming the abandoned ones otherwise.
+// Wait blocks until no job of the recording is pending or being finished
+// (its local copy removed, its Result delivered), or ctx ends. It returns nil
+// when every job of the recording was uploaded (a recording without jobs
+// included), and an error naming the abandoned ones otherwise.
 func (q *Queue) Wait(ctx context.Context, recordingID string) error {
 	for {
-		ch := q.changedCh()
+		ch, running := q.state(recordingID)
 		var pending int
 		if err := q.db.QueryRowContext(ctx,
 			`SELECT COUNT(*) FROM upload_jobs WHERE recording_id = ? AND state = 'pending'`, recordingID).Scan(&pending); err != nil {
 			return fmt.Errorf("upload: wait for %s: %w", recordingID, err)
 		}
-		if pending == 0 {
+		if pending == 0 && running == 0 {
 			break
 		}
 		select {
@@ -265,16 +268,27 @@ func (q *Queue) Wait(ctx context.Context, recordingID string) error {
 	return nil
 }
 
-func (q *Queue) changedCh() chan struct{} {
+// state returns the channel the next change closes and the number of
+// attempts of the recording in progress.
+func (q *Queue) state(recordingID string) (chan struct{}, int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.changed
+	return q.changed, q.running[recordingID]
 }
 
-// broadcast wakes every Wait.
-func (q *Queue) broadcast() {
+// begin and end bracket an attempt; end wakes every Wait.
+func (q *Queue) begin(recordingID string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.running[recordingID]++
+}
+
+func (q *Queue) end(recordingID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running[recordingID]--; q.running[recordingID] <= 0 {
+		delete(q.running, recordingID)
+	}
 	close(q.changed)
 	q.changed = make(chan struct{})
 }
@@ -401,6 +415,8 @@ func (q *Queue) due(ctx context.Context, busy map[string]bool) ([]row, time.Time
 // attempt uploads one job once and records the outcome. An attempt cut short
 // by Close changes nothing: the job stays pending with its attempt count.
 func (q *Queue) attempt(ctx context.Context, r row) {
+	q.begin(r.RecordingID)
+	defer q.end(r.RecordingID)
 	if q.opts.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, q.opts.AttemptTimeout)
@@ -466,7 +482,6 @@ func (q *Queue) succeed(r row, res storage.UploadResult, loc string, backup bool
 		q.removeLocal(r.ID, r.LocalPath)
 	}
 	q.report(out)
-	q.broadcast()
 }
 
 // removeLocal deletes the local copy of an uploaded job and records that it
@@ -549,9 +564,6 @@ func (q *Queue) fail(r row, err error, final bool) {
 	if notify {
 		q.report(out)
 	}
-	if final {
-		q.broadcast()
-	}
 }
 
 // retryable reports whether a failure is retried at the backoff pace:
@@ -594,7 +606,7 @@ func (q *Queue) Close(ctx context.Context) error {
 // returns how many jobs are left pending.
 func (q *Queue) drain(ctx context.Context) (int, error) {
 	for {
-		ch := q.changedCh()
+		ch, _ := q.state("") // the pending count covers running attempts
 		var left int
 		if err := q.db.QueryRowContext(context.WithoutCancel(ctx),
 			`SELECT COUNT(*) FROM upload_jobs WHERE state = 'pending'`).Scan(&left); err != nil {
