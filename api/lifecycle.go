@@ -158,7 +158,8 @@ type BlackoutCommand struct {
 }
 
 // times applies seed 003's rules: explicit times win and TimeOffset is then
-// ignored; TimeOffset alone is seconds after receipt; neither is receipt.
+// ignored (when either time is given); TimeOffset alone is seconds after
+// receipt; neither is receipt.
 // It returns the start and stop of the command (zero where not given).
 func (b *BlackoutCommand) times(received time.Time, stopping bool) (start, stop time.Time, err error) {
 	parse := func(name, v string) (time.Time, error) {
@@ -181,6 +182,9 @@ func (b *BlackoutCommand) times(received time.Time, stopping bool) (start, stop 
 	off := b.TimeOffset
 	if off == nil {
 		off = b.SeedTimeOffset
+	}
+	if !start.IsZero() || !stop.IsZero() {
+		off = nil // explicit times given: TimeOffset is ignored
 	}
 	if off != nil && (*off < 0 || *off > 7*24*3600) {
 		return start, stop, &recorder.Error{Kind: recorder.KindInvalid, Reason: "invalid_time", Message: "timeOffset must be 0 to 604800 seconds"}

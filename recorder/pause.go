@@ -39,6 +39,8 @@ type PauseInterval struct {
 	End      time.Time     `json:"end,omitzero"` // zero while paused
 	MixStart time.Duration `json:"mixStart"`
 	MixEnd   time.Duration `json:"mixEnd"`
+	// Stopped: the recording stopped while paused (End is the stop, not a resume).
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // StatusChange is one entry of a recording's status history (seed 000).
@@ -57,7 +59,7 @@ func (r *Recording) Statuses() []StatusChange {
 	out := []StatusChange{{"start", r.Started}}
 	for _, p := range r.Pauses {
 		out = append(out, StatusChange{"pause", p.Start})
-		if !p.End.IsZero() {
+		if !p.End.IsZero() && !p.Stopped {
 			out = append(out, StatusChange{"resume", p.End})
 		}
 	}
@@ -294,7 +296,10 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 // recording stops. The caller holds s.mu (it runs inside a commit).
 func closeOpenIntervals(r *Recording, at time.Time, pos time.Duration) {
 	if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
-		r.Pauses[n-1].End, r.Pauses[n-1].MixEnd = at, pos
+		r.Pauses[n-1].End, r.Pauses[n-1].MixEnd, r.Pauses[n-1].Stopped = at, pos, true
+		if r.PauseBehavior == "skip" {
+			r.Pauses[n-1].MixEnd = r.Pauses[n-1].MixStart
+		}
 	}
 	for i := range r.Blackouts {
 		if r.Blackouts[i].End.IsZero() {

@@ -115,6 +115,23 @@ func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationI
 	}, []string{CobrowseFile(ev.SessionID)})
 }
 
+// uploadAttachments uploads the chat and cobrowse files of a final recording
+// that had no composition to carry them.
+func (m *Manager) uploadAttachments(rec *Recording) {
+	var rels []string
+	if len(rec.Chat) > 0 {
+		rels = append(rels, ChatFile)
+	}
+	for _, id := range cobrowseSessions(rec) {
+		rels = append(rels, CobrowseFile(id))
+	}
+	ctx := context.Background()
+	if _, err := m.addAttachment(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID,
+		func(*Recording) error { return nil }, rels); err != nil {
+		m.log.Error("cannot upload chat and cobrowse files", "instanceId", rec.InstanceID, "err", err)
+	}
+}
+
 // addAttachment changes a recording's chat or cobrowse data with fn; when
 // the recording is final its files (rels) are uploaded now.
 func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error, rels []string) (*Recording, error) {
