@@ -793,4 +793,3 @@ func sseEvents(t *testing.T, h *harness, key string, after int64, n int) []event
 	}
 	return out
 }
-
