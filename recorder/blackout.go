@@ -197,7 +197,9 @@ func (m *Manager) beginBlackout(key blackoutKey, bo *blackout) {
 		return
 	}
 	bo.b.Active = true
-	bo.b.Start = m.now()
+	if now := m.now(); bo.b.Start.After(now) { // a timer fired a little early
+		bo.b.Start = now
+	}
 	conf := bo.b.ConferenceID
 	m.lc.mu.Unlock()
 	for _, s := range m.sessions(key.org, conf) {

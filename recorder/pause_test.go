@@ -1,0 +1,151 @@
+package recorder
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+func TestGate_Timestamps(t *testing.T) {
+	const clock = 8000
+	tests := []struct {
+		name    string
+		skipped time.Duration // paused time added before the last packet
+		in      []uint32
+		want    []uint32
+	}{
+		{"no pause", 0, []uint32{0, 160, 320}, []uint32{0, 160, 320}},
+		// 2 s paused between 320 and 16480: shifted back by 16000 samples.
+		{"skip shifts by the paused time", 2 * time.Second, []uint32{0, 160, 320, 320 + 16000 + 160}, []uint32{0, 160, 320, 480}},
+		// The pause measured 60 ms longer than the RTP gap (jitter): the
+		// shift would land before the last packet, so one step after it.
+		{"overshoot is clamped", 2*time.Second + 60*time.Millisecond, []uint32{0, 160, 320, 320 + 16000 + 160}, []uint32{0, 160, 320, 480}},
+		{"wraps around", 2 * time.Second, []uint32{0xFFFFFF60, 0, 160 + 16000}, []uint32{0xFFFFFF60, 0, 160}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lc := &lifecycle{}
+			g := &gate{lc: lc, clock: clock}
+			var got []uint32
+			for i, ts := range tt.in {
+				if i == len(tt.in)-1 {
+					lc.skipped.Add(int64(tt.skipped))
+				}
+				got = append(got, g.timestamp(&rtp.Packet{Header: rtp.Header{Timestamp: ts}}))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("timestamps %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestGate_DropsAndZeroAllocs: the gate on the reader goroutine drops while
+// paused or blacked out and costs no allocation per packet.
+func TestGate_DropsAndZeroAllocs(t *testing.T) {
+	file := &nopSink{}
+	lc := &lifecycle{}
+	ms := &mediaSink{file: file, gate: &gate{lc: lc, clock: 8000}}
+	p := &rtp.Packet{Header: rtp.Header{Timestamp: 1}, Payload: make([]byte, 160)}
+	step := func() {
+		p.Timestamp += 160
+		ms.WriteRTP(p)
+	}
+	step()
+	lc.paused.Store(true)
+	step()
+	step()
+	lc.paused.Store(false)
+	ms.gate.setBlack(true)
+	step()
+	ms.gate.setBlack(false)
+	step()
+	if n := file.n.Load(); n != 2 {
+		t.Errorf("file got %d packets, want 2 (paused and blacked-out ones dropped)", n)
+	}
+	if a := testing.AllocsPerRun(1000, step); a != 0 {
+		t.Errorf("%.1f allocations per packet through the gate", a)
+	}
+	lc.paused.Store(true)
+	if a := testing.AllocsPerRun(1000, step); a != 0 {
+		t.Errorf("%.1f allocations per dropped packet", a)
+	}
+}
+
+func TestRecording_Statuses(t *testing.T) {
+	t0 := time.Date(2024, 1, 21, 21, 47, 40, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name string
+		rec  Recording
+		want []string
+	}{
+		{"not started", Recording{State: StateInitialised}, nil},
+		{"started", Recording{State: StateActive, Started: at(0)}, []string{"start"}},
+		{"paused", Recording{State: StateActive, Started: at(0), Pauses: []PauseInterval{{Start: at(26)}}}, []string{"start", "pause"}},
+		{"resumed and stopped", Recording{State: StateStopped, Started: at(0), Stopped: at(109),
+			Pauses: []PauseInterval{{Start: at(26), End: at(41)}}}, []string{"start", "pause", "resume", "stop"}},
+		{"stopped while paused", Recording{State: StateStopped, Started: at(0), Stopped: at(50),
+			Pauses: []PauseInterval{{Start: at(26), End: at(50), Stopped: true}}}, []string{"start", "pause", "stop"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, s := range tt.rec.Statuses() {
+				got = append(got, s.Status)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("statuses %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestManager_BlackoutTimes(t *testing.T) {
+	m, _, _ := newTestManager(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "u", Start: now.Add(time.Hour), Stop: now.Add(time.Minute)}); KindOf(err) != KindInvalid {
+		t.Errorf("stop before start: %v, want invalid", err)
+	}
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{}); KindOf(err) != KindInvalid {
+		t.Errorf("no user: %v", err)
+	}
+	b, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "u", Stop: now.Add(100 * time.Hour)})
+	if err != nil || !b.Active {
+		t.Fatalf("start: %+v %v", b, err)
+	}
+	if d := b.Stop.Sub(b.Start); d != m.cfg.Defaults.MaxBlackout {
+		t.Errorf("blackout lasts %v, want it capped at maxBlackout %v", d, m.cfg.Defaults.MaxBlackout)
+	}
+	if !m.blackedOut("org", "any", "u") || m.blackedOut("other", "any", "u") {
+		t.Error("blackout not scoped to its organization")
+	}
+	if _, err := m.StopBlackout(ctx, "org", BlackoutRequest{UserID: "u", Stop: now.Add(-time.Hour)}); KindOf(err) != KindInvalid {
+		t.Errorf("stop before the blackout's start: %v", err)
+	}
+	if b, err := m.StopBlackout(ctx, "org", BlackoutRequest{UserID: "u"}); err != nil || b.Active {
+		t.Errorf("stop: %+v %v", b, err)
+	}
+	if m.blackedOut("org", "any", "u") {
+		t.Error("still blacked out after stop")
+	}
+	if _, err := m.StopBlackout(ctx, "org", BlackoutRequest{UserID: "u"}); KindOf(err) != KindNotFound {
+		t.Errorf("second stop: %v, want not found", err)
+	}
+	// maxBlackout ends a blackout by itself.
+	m.cfg.Defaults.MaxBlackout = 50 * time.Millisecond
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for m.blackedOut("org", "", "v") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m.blackedOut("org", "", "v") {
+		t.Error("maxBlackout did not end the blackout")
+	}
+}
