@@ -184,29 +184,36 @@ func NewToneSender(freq float64, trackID, streamID string) (*ToneSender, error) 
 	return &ToneSender{Track: tr, Freq: freq}, nil
 }
 
-// Start begins sending, paced in real time. Stop ends it.
+// Start begins sending, paced in real time. Stop ends it. A sender that
+// falls behind (a starved goroutine on a loaded machine) catches up with a
+// burst, so the stream always carries as much audio as time passed, as a
+// real sender's would.
 func (s *ToneSender) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		const frame = 160
+		const frame, period = 160, 20 * time.Millisecond
 		pcm := make([]int16, frame)
 		buf := make([]byte, frame)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for n := 0; ; n += frame {
-			mediatest.SineInto(pcm, s.Freq, 8000, n, 8000)
-			for i, x := range pcm {
-				buf[i] = MuLawEncode(x)
+		start := time.Now()
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for sent := 0; ; {
+			for due := int(time.Since(start)/period) + 1; sent < due; sent++ {
+				mediatest.SineInto(pcm, s.Freq, 8000, sent*frame, 8000)
+				for i, x := range pcm {
+					buf[i] = MuLawEncode(x)
+				}
+				// Errors before the track is bound are expected: drop and go on.
+				_ = s.Track.WriteSample(media.Sample{Data: buf, Duration: period})
 			}
-			// Errors before the track is bound are expected: drop and go on.
-			_ = s.Track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond})
+			timer.Reset(time.Until(start.Add(time.Duration(sent) * period)))
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-timer.C:
 			}
 		}
 	}()
