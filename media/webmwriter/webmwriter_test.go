@@ -29,8 +29,15 @@ type rtpFrame struct {
 // that wrap.
 func encode(t testing.TB, codec Codec, seconds int) []rtpFrame {
 	t.Helper()
+	return encodeSize(t, codec, seconds, "320x240", 65000, math.MaxUint32-90000)
+}
+
+// encodeSize is encode with a frame size and the first sequence number and
+// timestamp.
+func encodeSize(t testing.TB, codec Codec, seconds int, size string, seq uint16, ts uint32) []rtpFrame {
+	t.Helper()
 	ivf := filepath.Join(t.TempDir(), "in.ivf")
-	args := []string{"-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", itoa(seconds), "-g", "30", "-b:v", "400k", "-deadline", "realtime", "-lag-in-frames", "0"}
+	args := []string{"-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=" + size + ":rate=30", "-t", itoa(seconds), "-g", "30", "-b:v", "400k", "-deadline", "realtime", "-lag-in-frames", "0"}
 	var payloader rtp.Payloader
 	if codec == VP9 {
 		args = append(args, "-c:v", "libvpx-vp9", "-cpu-used", "8")
@@ -50,7 +57,6 @@ func encode(t testing.TB, codec Codec, seconds int) []rtpFrame {
 		t.Fatal(err)
 	}
 	var frames []rtpFrame
-	seq, ts := uint16(65000), uint32(math.MaxUint32-90000)
 	dep := depFor(codec)
 	for {
 		frame, _, err := r.ParseNextFrame()
@@ -136,6 +142,29 @@ func TestWriter_WebM(t *testing.T) {
 				tooltest.CheckDecodes(t, path)
 				checkEBML(t, path, codec, tt.wantFrames)
 			})
+		}
+	}
+}
+
+// TestWriter_ResolutionChange: the sender switches from 320x240 to 640x480
+// at a keyframe; the track entry keeps the first size, the frames carry the
+// new one, and decoders follow.
+func TestWriter_ResolutionChange(t *testing.T) {
+	for _, codec := range []Codec{VP8, VP9} {
+		frames := encodeSize(t, codec, 1, "320x240", 100, 90000)
+		n := 0
+		for _, f := range frames {
+			n += len(f.packets)
+		}
+		frames = append(frames, encodeSize(t, codec, 1, "640x480", 100+uint16(n), 2*90000)...)
+		path := filepath.Join(t.TempDir(), "track.webm")
+		w := writeFile(t, path, codec, frames, func(int, int) bool { return false })
+		if st := w.Stats(); st.Frames != 60 || st.DroppedFrames != 0 {
+			t.Errorf("%v: stats %+v, want 60 frames written", codec, st)
+		}
+		tooltest.CheckDecodes(t, path)
+		if p := tooltest.ChromiumPlay(t, path); !p.Ended || p.Err != "" || p.Frames != 60 || p.Width != 640 {
+			t.Errorf("%v: Chromium: %+v, want 60 frames played to the end, at 640x480", codec, p)
 		}
 	}
 }
