@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
 func TestGate_Timestamps(t *testing.T) {
@@ -148,4 +151,57 @@ func TestManager_BlackoutTimes(t *testing.T) {
 	if m.blackedOut("org", "", "v") {
 		t.Error("maxBlackout did not end the blackout")
 	}
+}
+
+// TestManager_BlackoutOfLaterRecording: a recording that starts while a
+// participant is blacked out records none of their audio, lists the
+// blackout, and a duplicate recording of the same conversation runs on when
+// the first stops.
+func TestManager_BlackoutOfLaterRecording(t *testing.T) {
+	m, fa, _ := newTestManager(t)
+	ctx := context.Background()
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true, Duplicate: true})
+	if err != nil || dup.InstanceID == rec.InstanceID {
+		t.Fatalf("duplicate: %+v %v", dup, err)
+	}
+	tr, ft := newTrack("f", "u1")
+	fa.sink("f").AddTrack(tr)
+	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 300*time.Millisecond)
+	got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Blackouts) != 1 || got.Blackouts[0].UserID != "u1" || got.Blackouts[0].End.IsZero() {
+		t.Errorf("blackouts %+v, want u1's, closed at the stop", got.Blackouts)
+	}
+	b, _ := m.Bucket(ctx, "app")
+	data, err := b.ReadAll(ctx, got.Streams[0].Tracks[0].Object.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := wavwriter.ParseHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range data[h.DataOffset:] {
+		if c != 0xFF { // µ-law silence
+			t.Fatalf("the blacked-out participant's track holds audio at sample %d", i)
+		}
+	}
+	still, err := m.Get(ctx, "org", "c", "rec1", dup.InstanceID)
+	if err != nil || still.State != StateActive {
+		t.Errorf("the duplicate after the first stopped: %+v %v", still, err)
+	}
+	bo := m.Blackouts("org")["u1"]
+	if bo == nil || !slices.Contains(bo.Recordings, rec.InstanceID) || !slices.Contains(bo.Recordings, dup.InstanceID) {
+		t.Errorf("blackout %+v does not list both recordings", bo)
+	}
+	close(ft.ch)
 }
