@@ -198,6 +198,7 @@ type room struct {
 	mids    map[string]SubscriberStream    // subscription m-lines by mid
 	remotes map[string]*webrtc.TrackRemote // Pion's tracks by mid; they outlive feeds
 	tracks  map[string]*track              // live tracks by subscription mid
+	livePC  *webrtc.PeerConnection         // r.pc, for Pion's goroutines
 	closed  bool                           // no AddTrack after this
 
 	cancel    context.CancelFunc
@@ -252,6 +253,14 @@ func (r *room) subscribe(ctx context.Context, streams []map[string]any) error {
 			_ = r.pc.Close()
 			r.subscriber, r.pc = nil, nil
 			clear(r.subscribed)
+			r.mu.Lock()
+			for mid, t := range r.tracks {
+				r.endTrackLocked(mid, t)
+			}
+			clear(r.remotes)
+			clear(r.mids)
+			r.livePC = nil
+			r.mu.Unlock()
 			return nil
 		}
 		if err != nil {
@@ -284,7 +293,10 @@ func (r *room) newSubscriber(ctx context.Context) error {
 		return fmt.Errorf("janus: new PeerConnection: %w", err)
 	}
 	r.pc = pc
-	pc.OnTrack(r.onTrack)
+	r.mu.Lock()
+	r.livePC = pc
+	r.mu.Unlock()
+	pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { r.onTrack(pc, remote, recv) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		r.log.Debug("janus subscriber connection", "state", s.String())
 		if s == webrtc.PeerConnectionStateFailed {
@@ -392,9 +404,9 @@ func (r *room) endTrackLocked(mid string, t *track) {
 }
 
 // onTrack runs on a Pion goroutine for each new remote track.
-func (r *room) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+func (r *room) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	mid := ""
-	for _, tr := range r.pc.GetTransceivers() {
+	for _, tr := range pc.GetTransceivers() {
 		if tr.Receiver() == recv {
 			mid = tr.Mid()
 			break
@@ -442,7 +454,7 @@ func (r *room) deliverLocked(mid string) {
 		Reader:  t,
 	}
 	if kind == conference.KindVideo {
-		pc, ssrc := r.pc, uint32(remote.SSRC())
+		pc, ssrc := r.livePC, uint32(remote.SSRC())
 		ct.RequestKeyframe = func() error {
 			// Janus files incoming RTCP under the m-line its sender SSRC
 			// maps to, and a recvonly peer has no SSRC of its own: a zero
