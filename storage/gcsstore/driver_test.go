@@ -168,3 +168,32 @@ func TestCredentialsFile(t *testing.T) {
 		t.Error("OpenBucket with a missing credentials file succeeded")
 	}
 }
+
+// TestCancelledWriteNeverCommits repeats a cancelled single-request upload
+// over an existing object: closing the SDK's writer after the cancel used to
+// end the request body cleanly now and then, committing the half written.
+func TestCancelledWriteNeverCommits(t *testing.T) {
+	e := gcstest.Start(t)
+	b := openTest(t, e, e.NewBucket(), 0)
+	ctx := t.Context()
+	old := []byte("the old content")
+	if _, err := b.Upload(ctx, "obj", bytes.NewReader(old), nil); err != nil {
+		t.Fatal(err)
+	}
+	half := bytes.Repeat([]byte("h"), 1<<20)
+	for i := range 30 {
+		wctx, cancel := context.WithCancel(ctx)
+		w, err := b.NewWriter(wctx, "obj", &storage.WriterOptions{Size: 2 << 20}) // one request: under a chunk
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(half)
+		cancel()
+		if err := w.Close(); err == nil {
+			t.Fatalf("round %d: Close after cancel returned nil", i)
+		}
+		if got, err := b.ReadAll(ctx, "obj"); err != nil || !bytes.Equal(got, old) {
+			t.Fatalf("round %d: object after a cancelled overwrite: %d bytes, %v; want the old %d bytes", i, len(got), err, len(old))
+		}
+	}
+}

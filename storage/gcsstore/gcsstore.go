@@ -1,11 +1,14 @@
 // Package gcsstore is the storage driver for Google Cloud Storage (and
 // emulators such as fake-gcs-server), over cloud.google.com/go/storage.
 //
-// A write is a resumable upload sent in ChunkSize pieces (a single request
-// for objects known to be smaller than one chunk); the object exists only
-// once the last piece is accepted at Close, so a cancelled or failed write
-// leaves none, and an existing object unchanged. GCS keeps the MD5 and CRC32C
-// of every object written in one piece, and Attributes reports both.
+// A write is buffered in ChunkSize pieces (a smaller buffer for objects
+// known to be smaller) and sent as a resumable upload, or in one request when
+// it fits in one piece; nothing is sent as final before Close, so a cancelled
+// or failed write leaves no object, and an existing object unchanged. The
+// SDK's unbuffered mode (ChunkSize 0) is never used: when its source fails it
+// ends the multipart body with a well-formed closing boundary, and a server
+// may then commit the part written so far. GCS keeps the MD5 and CRC32C of
+// every object, and Attributes reports both.
 //
 // Credentials are a service-account JSON key (CredentialsFile or
 // CredentialsJSON) or, when neither is given, Application Default
@@ -167,7 +170,10 @@ func (b *bucket) NewWriter(ctx context.Context, key string, opts *storage.Writer
 	gw := &writer{ctx: ctx, cancel: cancel, w: w}
 	if opts != nil {
 		if opts.Size >= 0 && opts.Size < int64(b.chunkSize) {
-			w.ChunkSize = 0 // one request
+			// A buffer just larger than the object, so that it goes in one
+			// request once Close ends it (chunk sizes are multiples of 256 KiB).
+			const unit = googleapi.MinUploadChunkSize
+			w.ChunkSize = int(opts.Size/unit+1) * unit
 		}
 		w.ContentType = opts.ContentType
 		w.Metadata = opts.Metadata
@@ -200,16 +206,16 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // Close finishes the upload, or abandons it if ctx was cancelled or the
-// content does not match WriterOptions.ContentMD5.
+// content does not match WriterOptions.ContentMD5. An abandoned upload is
+// cancelled through its context and never closed: closing the SDK's writer
+// ends the request body cleanly, and a single-request upload cut short that
+// way would commit the part written so far.
 func (w *writer) Close() error {
 	defer w.cancel()
 	if err := w.ctx.Err(); err != nil {
-		w.w.Close()
 		return err
 	}
 	if w.md5 != nil && !bytes.Equal(w.md5.Sum(nil), w.want) {
-		w.cancel()
-		w.w.Close()
 		return ErrChecksum
 	}
 	if err := w.w.Close(); err != nil {
