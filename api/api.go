@@ -78,7 +78,14 @@ func New(o Options) *Server {
 	mux.HandleFunc("POST /api/storageproviders/{applicationId}/verify", s.auth(s.verify))
 	mux.HandleFunc("GET /api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", s.attachment)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.m.Draining() { // after the first SIGTERM (recorder/drain.go)
+			s.fail(w, r, &recorder.Error{Kind: recorder.KindUnavailable, Reason: "shutting_down",
+				Message: "the recorder is shutting down: it finishes its recordings and accepts no new ones"})
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
 	if o.WHIP != nil {
 		mux.Handle("/whip/", o.WHIP)
 	}

@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media/wavwriter"
-	"github.com/rtcrec/recorder/storage"
 )
 
 // compose builds the outputs of a stopped recording and uploads them: every
@@ -22,24 +20,17 @@ import (
 // is the state the recording ends in, written to the manifest.
 func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	rec := s.Snapshot()
-	bucket, err := m.Bucket(ctx, rec.ApplicationID)
-	if err != nil {
+	if _, err := m.Bucket(ctx, rec.ApplicationID); err != nil {
 		return err
 	}
 	var errs []error
+	var err error
 	meta := objectMetadata(rec)
 	upload := func(rel string) *ObjectFile {
-		key := rec.Storage.Prefix + rel
-		now := m.now()
-		res, err := bucket.UploadFile(ctx, key, filepath.Join(rec.Dir, filepath.FromSlash(rel)),
-			&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: meta, Size: -1})
-		o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
+		o, err := m.uploadOutput(ctx, rec, rel, meta) // through the persisted queue (uploads.go)
 		if err != nil {
 			errs = append(errs, err)
-			o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: now}
-			return o
 		}
-		o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
 		return o
 	}
 
@@ -216,10 +207,8 @@ func (s *Session) recoverFiles() {
 	}
 	for _, st := range rec.Streams {
 		for _, tr := range st.Tracks {
-			if strings.HasSuffix(tr.File, ".wav") {
-				if err := wavwriter.Repair(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))); err != nil {
-					s.log.Warn("cannot repair track", "file", tr.File, "err", err)
-				}
+			if err := repairTrack(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))); err != nil { // durability.go
+				s.log.Warn("cannot repair track", "file", tr.File, "err", err)
 			}
 		}
 	}

@@ -28,6 +28,8 @@ type Config struct {
 	WebRTC       WebRTCConfig            `yaml:"webrtc"`
 	Defaults     RecordingDefaults       `yaml:"defaults"`
 	Applications map[string]*Application `yaml:"applications"`
+	Uploads      UploadConfig            `yaml:"uploads"`  // upload queue (uploads.go)
+	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain (drain.go)
 }
 
 // APIKey maps a key to the organization it acts for and the applications it may use.
@@ -90,6 +92,10 @@ type Application struct {
 	Conference ConferenceConfig `yaml:"conference"`
 	Storage    *StorageProfile  `yaml:"storage"`
 	Webhooks   []WebhookConfig  `yaml:"webhooks"`
+	// BackupStorage, when set, takes an upload that failed BackupAfter
+	// times (default 3) on Storage (uploads.go).
+	BackupStorage *StorageProfile `yaml:"backupStorage"`
+	BackupAfter   int             `yaml:"backupAfter"`
 }
 
 // WebhookConfig is one webhook of an application: events (exact types such as
@@ -235,6 +241,7 @@ func (c *Config) setDefaults() {
 	if c.Defaults.MaxBlackout <= 0 {
 		c.Defaults.MaxBlackout = time.Hour
 	}
+	c.Shutdown.setDefaults()
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {
 			a.Conference.Kind = "whip"
@@ -257,6 +264,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if _, _, err := c.WebRTC.PortRange(); err != nil {
+		return err
+	}
+	if err := c.Shutdown.validate(); err != nil {
 		return err
 	}
 	if err := validMix(c.Defaults.Mix); err != nil {

@@ -66,6 +66,7 @@ type Manager struct {
 	closing  bool
 	bucketMu sync.Mutex
 	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
+	up       uploads          // the persisted upload queue (uploads.go)
 }
 
 // NewManager creates a Manager, gives listening adapters their sinks and
@@ -94,7 +95,11 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 			l.Listen(func(org, conf string) conference.Sink { return m.room(roomKey{kind, org, conf}) })
 		}
 	}
+	if err := m.startUploads(ctx); err != nil {
+		return nil, err
+	}
 	if err := m.recover(ctx); err != nil {
+		m.closeUploads(context.Background())
 		return nil, err
 	}
 	return m, nil
@@ -445,6 +450,9 @@ func (m *Manager) ActiveCount() int {
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
+	m.mu.Unlock()
+	m.waitPolicy(ctx) // drain.go
+	m.mu.Lock()
 	var sessions []*Session
 	for _, s := range m.active {
 		sessions = append(sessions, s)
@@ -457,8 +465,15 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
-			return fmt.Errorf("recorder: shutdown: %d recordings still finishing: %w", m.ActiveCount(), ctx.Err())
+			n := m.ActiveCount()
+			expired, cancel := context.WithCancel(context.Background())
+			cancel()
+			m.closeUploads(expired)
+			return fmt.Errorf("recorder: shutdown: %d recordings still finishing: %w", n, ctx.Err())
 		}
+	}
+	if err := m.closeUploads(ctx); err != nil {
+		m.log.Warn("uploads left for the next start", "err", err)
 	}
 	m.bucketMu.Lock()
 	for id, b := range m.buckets {
@@ -487,5 +502,10 @@ func (m *Manager) Verify(ctx context.Context, applicationID string) (*storage.Ve
 		}
 	}
 	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: secrets})
+	if res.OK() {
+		if err := m.RetryUploads(ctx, applicationID); err != nil { // uploads.go
+			m.log.Warn("cannot retry uploads after verify", "applicationId", applicationID, "err", err)
+		}
+	}
 	return &res, nil
 }

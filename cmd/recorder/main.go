@@ -139,7 +139,11 @@ func serve(args []string, stderr io.Writer) error {
 		log.Info("signal received: finishing running recordings and uploads; signal again to exit at once",
 			"signal", sig.String(), "active", svc.Manager.ActiveCount())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The drain (recorder/drain.go): policy stop|wait, then uploads, within
+	// shutdown.deadline (wait) plus shutdown.timeout; the rest is resumed at
+	// the next start.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Budget())
+	defer cancel()
 	go func() {
 		sig := <-sigs
 		log.Warn("second signal: exiting now; unfinished recordings are recovered at the next start", "signal", sig.String())

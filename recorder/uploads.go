@@ -1,0 +1,356 @@
+package recorder
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/recorder/events"
+	"github.com/rtcrec/recorder/recorder/upload"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// Uploads. Every output file of a recording (tracks, chat and cobrowse
+// files, mix.wav, manifest.json) goes through the persisted queue of
+// recorder/upload, which lives in the recorder's own database:
+//
+//   - compose enqueues each file (job id "{instanceId}/{relative path}") and
+//     waits for its first outcome: Uploaded, or Failing (a permanent error at
+//     once, or Options.ReportAfter retryable failures in a row). A Failing
+//     upload is shown on the object's error and makes the recording FAILED
+//     with upload_failed, but the queue keeps retrying it and keeps the
+//     local file.
+//   - A later outcome (the storage came back, the profile was fixed, the
+//     next process resumed the queue) updates the stored recording: the
+//     object's location, size and checksum replace its error, an
+//     upload.completed or upload.failed event is published, and once every
+//     job of the recording is uploaded an upload_failed recording becomes
+//     STOPPED and its local directory is removed.
+//   - Jobs failing permanently are retried every UploadConfig.PermanentRetry,
+//     at every start (a restart is how a fixed configuration is loaded) and
+//     after every successful storage verify of their application.
+
+// UploadConfig tunes the upload queue (config key uploads). Zero values take
+// the defaults of recorder/upload.Options.
+type UploadConfig struct {
+	MinBackoff     time.Duration `yaml:"minBackoff"`     // first retry delay (1s)
+	MaxBackoff     time.Duration `yaml:"maxBackoff"`     // largest retry delay (5m)
+	PermanentRetry time.Duration `yaml:"permanentRetry"` // retry delay after a permanent error (10m)
+	Deadline       time.Duration `yaml:"deadline"`       // give up after this long (never)
+	Workers        int           `yaml:"workers"`        // uploads in flight (2)
+}
+
+// uploads is the Manager's side of the upload queue.
+type uploads struct {
+	q       *upload.Queue
+	closed  chan struct{} // closed by closeUploads: waiters give up
+	closeMu sync.Once
+
+	mu      sync.Mutex
+	waiters map[string]chan upload.Result // by job id, while compose waits for it
+
+	lateMu sync.Mutex // serializes updates of stored recordings by late results
+}
+
+// startUploads opens the persisted upload queue (resuming what an earlier
+// process left) and makes every job failing permanently due now: the
+// configuration may have been fixed before this start.
+func (m *Manager) startUploads(ctx context.Context) error {
+	m.up.closed = make(chan struct{})
+	m.up.waiters = map[string]chan upload.Result{}
+	uc := m.cfg.Uploads
+	opts := upload.Options{
+		Open:       func(app string) (*storage.Bucket, error) { return m.Bucket(context.Background(), app) },
+		MinBackoff: uc.MinBackoff, MaxBackoff: uc.MaxBackoff, PermanentRetry: uc.PermanentRetry,
+		Deadline: uc.Deadline, Workers: uc.Workers, OnResult: m.uploadResult, Logger: m.log,
+	}
+	for _, a := range m.cfg.Applications {
+		if a == nil || a.BackupStorage == nil {
+			continue
+		}
+		opts.Backup = m.backupBucket
+		if a.BackupAfter > 0 && (opts.BackupAfter == 0 || a.BackupAfter < opts.BackupAfter) {
+			opts.BackupAfter = a.BackupAfter
+		}
+	}
+	q, err := upload.New(ctx, m.store.DB(), opts)
+	if err != nil {
+		return err
+	}
+	m.up.q = q
+	rows, err := m.store.DB().QueryContext(ctx, `SELECT DISTINCT application_id FROM upload_jobs WHERE state = 'pending'`)
+	if err != nil {
+		return fmt.Errorf("recorder: pending uploads: %w", err)
+	}
+	var apps []string
+	for rows.Next() {
+		var app string
+		if rows.Scan(&app) == nil {
+			apps = append(apps, app)
+		}
+	}
+	rows.Close()
+	for _, app := range apps {
+		if err := q.Retry(ctx, app); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backupBucket opens the backup profile of an application (applications.<id>.backupStorage).
+func (m *Manager) backupBucket(app string) (*storage.Bucket, error) {
+	a := m.cfg.Applications[app]
+	if a == nil || a.BackupStorage == nil {
+		return nil, &storage.Error{Code: storage.InvalidArgument, Op: "open", Err: fmt.Errorf("application %s has no backup storage", app)}
+	}
+	key := app + "\x00backup"
+	m.bucketMu.Lock()
+	defer m.bucketMu.Unlock()
+	if b := m.buckets[key]; b != nil {
+		return b, nil
+	}
+	if m.openBucket == nil {
+		return nil, errors.New("recorder: no storage driver configured")
+	}
+	b, err := m.openBucket(context.Background(), app, a.BackupStorage)
+	if err != nil {
+		return nil, err
+	}
+	m.buckets[key] = b
+	return b, nil
+}
+
+// RetryUploads makes every pending upload of applicationID due now (after
+// its storage profile was fixed or verified).
+func (m *Manager) RetryUploads(ctx context.Context, applicationID string) error {
+	if m.up.q == nil {
+		return nil
+	}
+	return m.up.q.Retry(ctx, applicationID)
+}
+
+// closeUploads stops the upload queue, waiting until ctx ends for pending
+// uploads to finish; what is left is resumed by the next start.
+func (m *Manager) closeUploads(ctx context.Context) error {
+	if m.up.q == nil {
+		return nil
+	}
+	m.up.closeMu.Do(func() { close(m.up.closed) })
+	return m.up.q.Close(ctx)
+}
+
+// UploadsPending reports whether some output of the recording is not yet
+// verified in storage: an object with an error, or a composition still uploading.
+func (r *Recording) UploadsPending() bool {
+	pending := false
+	r.objects(func(_ string, o **ObjectFile) {
+		if *o != nil && (*o).Error != nil {
+			pending = true
+		}
+	})
+	return pending
+}
+
+// objects calls fn for every object slot of r with its relative file path.
+func (r *Recording) objects(fn func(rel string, o **ObjectFile)) {
+	for _, st := range r.Streams {
+		for _, tr := range st.Tracks {
+			fn(tr.File, &tr.Object)
+		}
+	}
+	for rel, o := range r.Uploads {
+		fn(rel, &o)
+		r.Uploads[rel] = o
+	}
+	if c := r.Composition; c != nil {
+		for i := range c.Outputs {
+			fn(c.Outputs[i].File, &c.Outputs[i].Object)
+		}
+		fn(composition.ManifestFile, &c.Manifest)
+	}
+}
+
+// uploadOutput uploads one output file of rec (rel is its path relative to
+// rec.Dir) through the queue and waits for its first outcome. The returned
+// object has either its location, size and checksum, or its error (then err
+// is set too).
+func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error) {
+	key := rec.Storage.Prefix + rel
+	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
+	fail := func(err error) (*ObjectFile, error) {
+		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
+		return o, err
+	}
+	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
+		LocalPath: filepath.Join(rec.Dir, filepath.FromSlash(rel)), Key: key, ContentType: composition.ContentType(rel), Metadata: meta}
+	if m.up.q == nil {
+		b, err := m.Bucket(ctx, rec.ApplicationID)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := b.UploadFile(ctx, key, job.LocalPath, &storage.WriterOptions{ContentType: job.ContentType, Metadata: meta, Size: -1})
+		if err != nil {
+			return fail(err)
+		}
+		o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
+		return o, nil
+	}
+	ch := make(chan upload.Result, 4)
+	m.up.mu.Lock()
+	m.up.waiters[job.ID] = ch
+	m.up.mu.Unlock()
+	defer func() {
+		m.up.mu.Lock()
+		delete(m.up.waiters, job.ID)
+		m.up.mu.Unlock()
+	}()
+	if err := m.up.q.Enqueue(ctx, job); err != nil {
+		return fail(err)
+	}
+	// A job known from an earlier run (recovery) may have its outcome already.
+	if jobs, err := m.up.q.Jobs(ctx, rec.InstanceID); err == nil {
+		for _, r := range jobs {
+			if r.Job.ID == job.ID && r.Status != upload.Pending {
+				return resultObject(o, r, m.now())
+			}
+		}
+	}
+	select {
+	case r := <-ch:
+		return resultObject(o, r, m.now())
+	case <-m.up.closed:
+		return fail(&storage.Error{Code: storage.Unavailable, Op: "upload", Key: key,
+			Err: errors.New("the recorder is shutting down; the upload resumes at the next start")})
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// resultObject fills o from a queue Result.
+func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, error) {
+	if r.Status == upload.Uploaded {
+		o.Location, o.Size, o.SHA256, o.Uploaded, o.Error = r.Location, r.Size, r.SHA256, r.Uploaded.UTC(), nil
+		return o, nil
+	}
+	err := r.Err
+	if err == nil {
+		err = fmt.Errorf("upload %s: %s", r.Status, r.Code)
+	}
+	o.Error = &ErrorInfo{Code: r.Code.String(), Message: err.Error(), Occurred: now}
+	return o, err
+}
+
+// uploadResult receives every Result of the queue: to the compose waiting
+// for the job, or else applied to the stored recording.
+func (m *Manager) uploadResult(r upload.Result) {
+	m.up.mu.Lock()
+	ch := m.up.waiters[r.Job.ID]
+	m.up.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- r:
+			return
+		default:
+		}
+	}
+	if err := m.applyLateResult(context.Background(), r); err != nil {
+		m.log.Error("cannot record an upload result", "job", r.Job.ID, "status", r.Status, "err", err)
+	}
+}
+
+// applyLateResult records an outcome that came after compose stopped
+// waiting: on the session while it runs, else on the stored recording.
+func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
+	m.up.lateMu.Lock()
+	defer m.up.lateMu.Unlock()
+	rel := strings.TrimPrefix(r.Job.ID, r.Job.RecordingID+"/")
+	allDone := false
+	if r.Status == upload.Uploaded {
+		jobs, err := m.up.q.Jobs(ctx, r.Job.RecordingID)
+		if err != nil {
+			return err
+		}
+		allDone = true
+		for _, j := range jobs {
+			allDone = allDone && j.Status == upload.Uploaded
+		}
+	}
+	update := func(rec *Recording) *ObjectFile {
+		var out *ObjectFile
+		rec.objects(func(file string, o **ObjectFile) {
+			if file != rel || *o == nil {
+				return
+			}
+			c := (*o).clone()
+			resultObject(c, r, m.now())
+			*o, out = c, c
+		})
+		if out == nil {
+			return nil
+		}
+		if allDone && rec.State.Final() {
+			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == "upload_failed" {
+				rec.State, rec.Error = StateStopped, nil
+			}
+			if rec.Composition != nil {
+				rec.Composition.State = "COMPLETED"
+			}
+			if err := os.RemoveAll(rec.Dir); err == nil {
+				now := m.now()
+				for _, st := range rec.Streams {
+					for _, tr := range st.Tracks {
+						tr.Local.Deleted = now
+					}
+				}
+			}
+		}
+		return out
+	}
+	if s := m.session(r.Job.RecordingID); s != nil {
+		var obj *ObjectFile
+		err := s.commit(ctx, func(rec *Recording) { obj = update(rec) })
+		if err == nil && obj != nil {
+			m.publishUpload(s.Snapshot(), obj)
+		}
+		return err
+	}
+	sr, err := m.store.Lookup(ctx, r.Job.RecordingID)
+	if err != nil {
+		return err
+	}
+	rec, err := decode(sr)
+	if err != nil {
+		return err
+	}
+	old := rec.clone()
+	obj := update(rec)
+	if obj == nil {
+		return nil // not (yet) recorded with the recording: compose records it
+	}
+	rec.Updated = m.now()
+	if err := m.put(ctx, rec); err != nil {
+		return err
+	}
+	m.changed(old, rec)
+	m.publishUpload(rec, obj)
+	return nil
+}
+
+// publishUpload publishes upload.completed or upload.failed for o.
+func (m *Manager) publishUpload(rec *Recording, o *ObjectFile) {
+	d := recordingEventData(rec)
+	d.Object = o
+	typ := events.UploadCompleted
+	if o.Error != nil {
+		typ = events.UploadFailed
+	}
+	m.publish(context.Background(), rec, string(typ), d)
+}
