@@ -425,8 +425,8 @@ func (r *room) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote, re
 func (r *room) deliverLocked(mid string) {
 	s, ok := r.mids[mid]
 	remote := r.remotes[mid]
-	if !ok || remote == nil || r.closed {
-		return
+	if !ok || remote == nil || r.closed || r.feeds[s.FeedID] == nil {
+		return // no stream, no Pion track yet, leaving, or the publisher went
 	}
 	t := &track{remote: remote, feed: s.FeedID, feedMID: s.FeedMID}
 	_ = remote.SetReadDeadline(time.Time{})
