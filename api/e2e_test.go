@@ -205,3 +205,52 @@ func samples(b []byte) []int16 {
 	}
 	return out
 }
+
+// TestEndToEnd_TwoRecordingsOfOneConference: every ACTIVE recording of a
+// conference records its streams; the one started later picks up the
+// participant already connected.
+func TestEndToEnd_TwoRecordingsOfOneConference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "shared", "u", "MIC"), "u", 620)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	a, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "shared", ConversationID: "conv-a"})
+	if st != 200 {
+		t.Fatalf("start a: %d", st)
+	}
+	time.Sleep(time.Second)
+	b, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "shared", ConversationID: "conv-b"})
+	if st != 200 {
+		t.Fatalf("start b: %d", st)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for _, ev := range []RecordingDataEvent{a, b} {
+		var stopped RecordingDataEvent
+		if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+			t.Fatalf("stop %s: %d %+v", ev.ConversationID, st, stopped)
+		}
+	}
+	for conv, minDur := range map[string]float64{"conv-a": 2.3, "conv-b": 1.3} {
+		var comp RecordingDataMessage
+		h.do("GET", "/api/compositions/"+conv, key1, nil, &comp)
+		if len(comp.Streams) != 1 || comp.Composition == nil || len(comp.Composition.Outputs) != 1 {
+			t.Fatalf("%s: %+v", conv, comp)
+		}
+		wav := fetch(t, comp.Composition.Outputs[0].URL)
+		hdr, _ := wavwriter.ParseHeader(wav)
+		pcm := samples(wav[hdr.DataOffset:])
+		if d := float64(len(pcm)) / 8000; d < minDur {
+			t.Errorf("%s: mix %.2f s, want at least %.1f s", conv, d, minDur)
+		}
+		if lvl := mediatest.Goertzel(pcm[2400:len(pcm)-800], 8000, 620); lvl < 4000 {
+			t.Errorf("%s: 620 Hz amplitude %.0f, want the tone", conv, lvl)
+		}
+	}
+}

@@ -68,3 +68,24 @@ func TestParseConfig_Empty(t *testing.T) {
 		t.Errorf("empty config: %+v", c)
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("listen: 127.0.0.1:1\napiKeys: [{key: k, organizationId: o}]\n"))
+	f.Add([]byte("applications:\n  a:\n    storage: {provider: LOCAL}\n"))
+	f.Add([]byte("webrtc: {udpPortRange: 1-2}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		// A parsed config is valid: defaults set, ids usable.
+		if c.DataDir == "" || c.URLTTL <= 0 || c.Defaults.Mix.SampleRate == 0 {
+			t.Fatalf("defaults missing: %+v", c)
+		}
+		for id := range c.Applications {
+			if ValidateID("applicationId", id) != nil {
+				t.Fatalf("accepted application id %q", id)
+			}
+		}
+	})
+}
