@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/events"
@@ -10,8 +12,23 @@ import (
 )
 
 // newEvents opens the event outbox in the recorder's database, with the
-// webhooks of every application from the configuration.
+// webhooks of every application from the configuration. A webhook without
+// an http(s) URL or without a secret is a configuration error.
 func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, log *slog.Logger) (*events.Bus, error) {
+	for id, a := range cfg.Applications {
+		if a == nil {
+			continue
+		}
+		for i, h := range a.Webhooks {
+			u, err := url.Parse(h.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("api: config: applications.%s.webhooks[%d].url %q is not an http(s) URL", id, i, h.URL)
+			}
+			if h.Secret == "" {
+				return nil, fmt.Errorf("api: config: applications.%s.webhooks[%d] needs a secret to sign with", id, i)
+			}
+		}
+	}
 	return events.New(ctx, st.DB(), events.Options{
 		WebhooksFor: func(applicationID string) []events.Webhook {
 			a := cfg.Applications[applicationID]

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,5 +149,30 @@ func TestEvents_SSEWebhooksRestart(t *testing.T) {
 	var e ErrorMessage
 	if st := h2.do("GET", "/api/events", "", nil, &e); st != 401 {
 		t.Errorf("events without key: %d", st)
+	}
+}
+
+func TestEvents_BadWebhookConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hook recorder.WebhookConfig
+		want string
+	}{
+		{"no scheme", recorder.WebhookConfig{URL: "example.com/hook", Secret: "s"}, "webhooks[0].url"},
+		{"ftp", recorder.WebhookConfig{URL: "ftp://example.com/hook", Secret: "s"}, "webhooks[0].url"},
+		{"no secret", recorder.WebhookConfig{URL: "http://127.0.0.1:1/hook"}, "needs a secret"},
+	} {
+		cfg := testConfig(t.TempDir())
+		cfg.Applications = map[string]*recorder.Application{"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"},
+			Webhooks: []recorder.WebhookConfig{tc.hook}}, "app2": nil}
+		svc, err := NewService(context.Background(), cfg, nil)
+		if err == nil {
+			svc.Shutdown(context.Background())
+			t.Errorf("%s: service started", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "applications.app1") {
+			t.Errorf("%s: %v, want it to name applications.app1 and %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -21,7 +21,11 @@ import (
 // mixer is paused too (media.Mixer.SetPaused): it discards what its rings
 // still buffer from before the pause and writes silent frames (pauseBehavior
 // "silence": the mix keeps the call's length) or nothing ("skip": the
-// interval is cut out of the mix).
+// interval is cut out of the mix). The mixer switches one cushion (60 ms)
+// after the gates, when it plays what arrived at the instant of the pause or
+// resume: it still plays the audio buffered before a pause, and starts again
+// just as the first audio after a resume is due, so skip leaves no hole.
+// The pause's mix positions in the manifest are those switch points.
 //
 // Per-track files: with "silence" the writers fill the gap with the codec's
 // silence when packets resume (the file keeps wall-clock length). With
