@@ -793,3 +793,41 @@ func sseEvents(t *testing.T, h *harness, key string, after int64, n int) []event
 	}
 	return out
 }
+
+// TestAPI_LifecycleRoutesNeedKey: every route of the other seeds answers 401
+// without a valid key, before looking at anything else.
+func TestAPI_LifecycleRoutesNeedKey(t *testing.T) {
+	h := startService(t, t.TempDir())
+	for _, r := range []struct{ method, path string }{
+		{"POST", "/api/recordings/c/r/i/pause"},
+		{"POST", "/api/recordings/c/r/i/resume"},
+		{"POST", "/api/recordings/c/r/i/metadata"},
+		{"GET", "/api/recordings/c/status"},
+		{"POST", "/api/blackouts/start"},
+		{"POST", "/api/blackouts/stop"},
+		{"GET", "/api/participants"},
+		{"GET", "/api/participants/u"},
+		{"POST", "/api/recordings/chat/transcript/add"},
+		{"POST", "/api/recordings/cobrowse/event"},
+		{"GET", "/api/recordings/c/cobrowse"},
+		{"GET", "/api/recordings/c/r/i/cobrowse/s/url/attachment"},
+		{"POST", "/api/commands"},
+		{"GET", "/api/events"},
+		{"GET", "/v1/recordings"},
+		{"GET", "/v1/recordings/x"},
+		{"DELETE", "/v1/recordings/x"},
+		{"GET", "/v1/recordingfiles/x"},
+	} {
+		for _, key := range []string{"", "nope"} {
+			var e ErrorMessage
+			if st := h.do(r.method, r.path, key, nil, &e); st != 401 || e.Code != 401 {
+				t.Errorf("%s %s with key %q: %d %+v, want 401", r.method, r.path, key, st, e)
+			}
+		}
+	}
+	// A wrong method on a new route is 405, as on the others.
+	var e ErrorMessage
+	if st := h.do("GET", "/api/blackouts/start", key1, nil, &e); st != 405 {
+		t.Errorf("GET blackout start: %d %+v", st, e)
+	}
+}
