@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -358,5 +359,29 @@ func TestAPI_Attachment(t *testing.T) {
 	traversal.RawQuery = ""
 	if st, _ := get(fresh.Sign("GET", &traversal, time.Hour).String(), nil); st != 404 && st != 400 && st != 403 {
 		t.Errorf("signed URL with a traversal: %d, want 400/403/404", st)
+	}
+}
+
+// TestService_DialOutAdapters: applications configured for Janus or WHEP get
+// their own adapter; an unreachable platform fails the start with a reason.
+func TestService_DialOutAdapters(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Applications = map[string]*recorder.Application{
+		"jan": {Conference: recorder.ConferenceConfig{Kind: "janus", URL: "http://127.0.0.1:1/janus"}},
+		"whp": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: "http://127.0.0.1:1/whep/{conferenceId}"}},
+	}
+	svc, err := NewService(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go svc.Serve()
+	defer svc.Shutdown(context.Background())
+	h := &harness{t: t, svc: svc, url: svc.URL}
+	for _, app := range []string{"jan", "whp"} {
+		ev, st := h.start(key1, StartRecording{ApplicationID: app, ConferenceID: "room1", ConversationID: "c-" + app})
+		if st != 200 || ev.State != "FAILED" || ev.Error == nil || ev.Error.Code != "start_failed" || ev.Error.Message == "" {
+			t.Errorf("%s: start against an unreachable platform: %d %+v, want FAILED start_failed", app, st, ev)
+		}
 	}
 }

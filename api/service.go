@@ -16,8 +16,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/conference/janus"
+	"github.com/rtcrec/recorder/recorder/conference/whep"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/store"
@@ -100,10 +104,11 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if err != nil {
 		return fail(err)
 	}
-	webrtcAPI, udpClose, err := whip.NewAPI(whip.Settings{
+	settings := whip.Settings{
 		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
 		UDPMux: cfg.WebRTC.UDPMux, NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg),
-	})
+	}
+	webrtcAPI, udpClose, err := whip.NewAPI(settings)
 	if err != nil {
 		return fail(err)
 	}
@@ -119,6 +124,10 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		return fail(err)
 	}
 
+	adapters := map[string]conference.Adapter{"whip": s.WHIP}
+	if err := dialOutAdapters(cfg, settings, adapters, log); err != nil {
+		return fail(err)
+	}
 	if s.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, databaseFile)); err != nil {
 		return fail(err)
 	}
@@ -128,7 +137,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	s.Manager, err = recorder.NewManager(ctx, recorder.Options{
 		Events: s.Events,
 		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
-		Adapters:   map[string]conference.Adapter{"whip": s.WHIP},
+		Adapters:   adapters,
 		OpenBucket: recorder.OpenBucket(cfg.DataDir, att),
 		Logger:     log,
 	})
@@ -139,6 +148,39 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	s.API = srv
 	s.HTTP = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
+}
+
+// dialOutAdapters adds an adapter for every application whose conferences
+// are on a Janus server or behind WHEP endpoints, under AdapterKey(app).
+func dialOutAdapters(cfg *recorder.Config, settings whip.Settings, adapters map[string]conference.Adapter, log *slog.Logger) error {
+	var ice []webrtc.ICEServer
+	for _, u := range cfg.WebRTC.ICEServers {
+		ice = append(ice, webrtc.ICEServer{URLs: []string{u}})
+	}
+	var dialAPI *webrtc.API
+	for id, app := range cfg.Applications {
+		if app == nil || (app.Conference.Kind != "janus" && app.Conference.Kind != "whep") {
+			continue
+		}
+		if dialAPI == nil {
+			settings.DTLSServer = true
+			settings.UDPMux = "" // the WHIP endpoint holds the mux port
+			a, _, err := whip.NewAPI(settings)
+			if err != nil {
+				return err
+			}
+			dialAPI = a
+		}
+		c := app.Conference
+		switch c.Kind {
+		case "janus":
+			adapters[recorder.AdapterKey(id)] = janus.New(janus.Options{URL: c.URL, API: dialAPI, ICEServers: ice, Video: true, Logger: log})
+		case "whep":
+			adapters[recorder.AdapterKey(id)] = whep.New(whep.Options{URLTemplate: c.URLTemplate, Streams: c.Streams, Token: c.Token,
+				API: dialAPI, ICEServers: ice, Video: true, Logger: log})
+		}
+	}
+	return nil
 }
 
 // isLoopbackOnly reports whether the WebRTC configuration asks for loopback

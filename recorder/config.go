@@ -109,9 +109,11 @@ type WebhookConfig struct {
 
 // ConferenceConfig chooses the conference adapter of an application.
 type ConferenceConfig struct {
-	Kind        string `yaml:"kind"` // whip (default), janus, whep
-	URL         string `yaml:"url"`
-	URLTemplate string `yaml:"urlTemplate"`
+	Kind        string   `yaml:"kind"`        // whip (default), janus, whep
+	URL         string   `yaml:"url"`         // janus: the HTTP API base, http://host:8088/janus
+	URLTemplate string   `yaml:"urlTemplate"` // whep: endpoint URL with {conferenceId}, {organizationId}, {streamId}
+	Streams     []string `yaml:"streams"`     // whep: the values of {streamId}
+	Token       string   `yaml:"token"`       // whep: bearer token of the endpoints
 }
 
 // The storage providers of the API (seed 004) and LOCAL.
@@ -280,7 +282,15 @@ func (c *Config) validate() error {
 			continue
 		}
 		switch a.Conference.Kind {
-		case "whip", "janus", "whep":
+		case "whip":
+		case "janus":
+			if a.Conference.URL == "" {
+				return fmt.Errorf("recorder: config: applications.%s.conference: kind janus needs url", id)
+			}
+		case "whep":
+			if a.Conference.URLTemplate == "" {
+				return fmt.Errorf("recorder: config: applications.%s.conference: kind whep needs urlTemplate", id)
+			}
 		default:
 			return fmt.Errorf("recorder: config: applications.%s.conference.kind %q is not whip, janus or whep", id, a.Conference.Kind)
 		}

@@ -48,6 +48,9 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"bad port range", "webrtc: {udpPortRange: 5-1}\n", "udpPortRange"},
 		{"key without org", "apiKeys: [{key: k}]\n", "organizationId"},
 		{"bad mix", "defaults: {mix: {sampleRate: 44100}}\n", "sampleRate"},
+		{"janus without url", "applications:\n  a: {conference: {kind: janus}}\n", "needs url"},
+		{"whep without template", "applications:\n  a: {conference: {kind: whep}}\n", "needs urlTemplate"},
+		{"unknown conference kind", "applications:\n  a: {conference: {kind: sip}}\n", "sip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

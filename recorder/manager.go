@@ -32,8 +32,8 @@ type Options struct {
 	Config     *Config      // required; see DefaultConfig
 	Store      *store.Store // required
 	RecorderID string       // required: this process's stable id
-	// Adapters by kind ("whip", "janus", "whep"). Listening adapters (whip) are
-	// given their sinks by NewManager.
+	// Adapters by kind ("whip", "janus", "whep") or by AdapterKey(applicationID).
+	// Listening adapters (whip) are given their sinks by NewManager.
 	Adapters map[string]conference.Adapter
 	// OpenBucket opens storage profiles; a profile-less application gets
 	// {Provider: LOCAL, Dir: <dataDir>/storage}.
@@ -104,6 +104,11 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// AdapterKey is the key in Options.Adapters of an adapter that serves only
+// applicationID (a Janus server or WHEP template of its own); the Manager
+// prefers it to the adapter of the application's conference kind.
+func AdapterKey(applicationID string) string { return "app:" + applicationID }
 
 // RecorderID returns this recorder's id.
 func (m *Manager) RecorderID() string { return m.recorderID }
@@ -216,7 +221,12 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		}
 	}
 	app := m.Application(req.ApplicationID)
-	adapter := m.adapters[app.Conference.Kind]
+	adapterKey := AdapterKey(req.ApplicationID)
+	adapter := m.adapters[adapterKey]
+	if adapter == nil {
+		adapterKey = app.Conference.Kind
+		adapter = m.adapters[adapterKey]
+	}
 	if adapter == nil {
 		return nil, errorf(KindUnavailable, "adapter_unavailable", "conference adapter %q is not available", app.Conference.Kind)
 	}
@@ -257,7 +267,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		m.forget(s)
 		return nil, err
 	}
-	s.room = m.room(roomKey{app.Conference.Kind, organizationID, req.ConferenceID})
+	s.room = m.room(roomKey{adapterKey, organizationID, req.ConferenceID})
 	if err := s.begin(ctx); err != nil {
 		s.log.Error("recording failed to start", "err", err)
 		now := m.now()

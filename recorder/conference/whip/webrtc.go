@@ -22,6 +22,9 @@ type Settings struct {
 	NATIPs          []string // public addresses advertised as host candidates behind 1:1 NAT
 	UDP4Only        bool     // gather IPv4 only
 	LoopbackOnly    bool     // gather only loopback addresses (demo, tests): implies IncludeLoopback
+	// DTLSServer makes the answering side the DTLS server: for dial-out
+	// adapters that answer a platform's offer (Janus starts DTLS at once).
+	DTLSServer bool
 }
 
 // NewAPI returns a Pion API configured by s: the codecs the recorder can
@@ -42,6 +45,11 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 		return nil, nil, err
 	}
 	se := webrtc.SettingEngine{}
+	if s.DTLSServer {
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, nil, err
+		}
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(s.IncludeLoopback || s.LoopbackOnly)
 	if s.LoopbackOnly {
