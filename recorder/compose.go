@@ -176,9 +176,13 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.log.Error("cannot recover recording", "instanceId", sr.InstanceID, "err", err)
 			continue
 		}
+		prev := rec.State
 		rec.State = StatePendingRecovery
 		if err := m.put(ctx, rec); err != nil {
 			return err
+		}
+		if prev != StatePendingRecovery {
+			m.publish(ctx, rec, "state.updated", recordingEventData(rec))
 		}
 		s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}),
 			log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID), stopping: true}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// TestServe_KillNineRecoversEverything runs the real binary: a PCMU tone
+// publisher over WHIP, a recording started through the API, kill -9 after
+// about four seconds, a restart. The recording must pass through
+// PENDING_RECOVERY (seen on the event stream), end STOPPED with recovered
+// set, its mix must hold the tone up to within a second of the kill, and
+// every object the manifest lists must be in storage with the manifest's
+// size and SHA-256; the local working directory must be gone.
+func TestServe_KillNineRecoversEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const freq = 440.0
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ev, p := recordWithProcess(t, ctx, s, key)
+	var st api.RecordingDataMessage
+	call(t, "GET", s.url+"/api/recordings/c/"+ev.RecorderID+"/"+ev.InstanceID, key, nil, &st)
+	started, err := time.Parse(time.RFC3339Nano, st.Started)
+	if err != nil || st.State != "ACTIVE" {
+		t.Fatalf("before the kill: state %s, started %q (%v)", st.State, st.Started, err)
+	}
+	time.Sleep(4 * time.Second)
+	if err := s.cmd.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	s.wait(t, 10*time.Second)
+	p.Leave(ctx)
+	recorded := killed.Sub(started)
+	t.Logf("killed %.2f s after the recording started", recorded.Seconds())
+
+	s2 := serveProcess(t, dir)
+	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
+	var msg api.RecordingDataMessage
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		call(t, "GET", s2.url+path, key, nil, &msg)
+		if msg.State == "STOPPED" || msg.State == "FAILED" {
+			break
+		}
+	}
+	if msg.State != "STOPPED" || msg.Recovered == "" || msg.Error != nil {
+		t.Fatalf("after kill -9 and restart: state %s, recovered %q, error %+v\n%s", msg.State, msg.Recovered, msg.Error, s2.stderr)
+	}
+	if states := eventStates(t, s2.url, key, ev.InstanceID); !containsInOrder(states, "ACTIVE", "PENDING_RECOVERY", "STOPPED") {
+		t.Errorf("state.updated events %v, want ACTIVE … PENDING_RECOVERY … STOPPED", states)
+	}
+
+	// Every object in storage, as the manifest describes it.
+	store := filepath.Join(dir, "data", "storage")
+	objects := map[string]string{} // path relative to the recording → file
+	filepath.WalkDir(store, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if _, rel, ok := strings.Cut(filepath.ToSlash(path), "/"+ev.InstanceID+"/"); ok {
+				objects[rel] = path
+			}
+		}
+		return nil
+	})
+	manData, err := os.ReadFile(objects[composition.ManifestFile])
+	if err != nil {
+		t.Fatalf("manifest not in storage (objects %v): %v", objects, err)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(manData, &man); err != nil {
+		t.Fatal(err)
+	}
+	if man.Recovered == nil || man.Mix == nil || len(man.Tracks) != 1 {
+		t.Fatalf("manifest: recovered %v, mix %+v, %d tracks", man.Recovered, man.Mix, len(man.Tracks))
+	}
+	check := func(rel string, size int64, sum string) {
+		b, err := os.ReadFile(objects[rel])
+		h := sha256.Sum256(b)
+		if err != nil || int64(len(b)) != size || hex.EncodeToString(h[:]) != sum {
+			t.Errorf("object %s: %d bytes (err %v), sha256 %x; manifest says %d bytes, %s", rel, len(b), err, h, size, sum)
+		}
+	}
+	for _, tr := range man.Tracks {
+		check(tr.File, tr.Size, tr.SHA256)
+	}
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(composition.MixFile, int64(len(mixData)), man.Mix.SHA256)
+	if _, err := os.Stat(filepath.Join(dir, "data", "recordings", "default", "c", ev.RecorderID, ev.InstanceID)); err == nil {
+		t.Errorf("the local working directory is still there after a verified upload")
+	}
+
+	// The tone up to within a second of the kill.
+	pcm := wavSamples(t, mixData)
+	const win = 800 // 100 ms at 8 kHz
+	last := -1
+	for i := 0; (i+1)*win <= len(pcm); i++ {
+		if mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) > 1000 {
+			last = i
+		}
+	}
+	toneEnd := time.Duration(last+1) * 100 * time.Millisecond
+	lost := recorded - toneEnd
+	t.Logf("mix: %.2f s, tone up to %.1f s; lost before the kill: %v", float64(len(pcm))/8000, toneEnd.Seconds(), lost.Round(10*time.Millisecond))
+	if lost > time.Second {
+		t.Errorf("tone ends %.1f s into the mix, %v before the kill: more than 1 s lost", toneEnd.Seconds(), lost)
+	}
+	for i := 10; i < last; i++ { // whole from 1 s on
+		if mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) < 1000 {
+			t.Errorf("no tone in the mix at %.1f s", float64(i)/10)
+		}
+	}
+}
+
+// wavSamples returns the 16-bit PCM samples of a WAV file's content.
+func wavSamples(t *testing.T, b []byte) []int16 {
+	t.Helper()
+	h, err := wavwriter.ParseHeader(b)
+	if err != nil || h.BitsPerSample != 16 || h.Channels != 1 {
+		t.Fatalf("mix header %+v: %v", h, err)
+	}
+	data := b[h.DataOffset:]
+	pcm := make([]int16, len(data)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(data[2*i:]))
+	}
+	return pcm
+}
+
+// eventStates replays the event stream from its start and returns the
+// states of instanceID's state.updated events, in order.
+func eventStates(t *testing.T, base, key, instanceID string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/events?lastEventId=0", nil)
+	req.Header.Set("Authorization", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var states []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	typ := ""
+	for sc.Scan() { // ends when ctx ends: the stream stays open
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "event:"); ok {
+			typ = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "data:"); ok && typ == "state.updated" {
+			var ev struct {
+				Data struct{ InstanceID, State string }
+			}
+			if json.Unmarshal([]byte(v), &ev) == nil && ev.Data.InstanceID == instanceID {
+				states = append(states, ev.Data.State)
+			}
+		}
+	}
+	return states
+}
+
+// containsInOrder reports whether want occur in got in this order.
+func containsInOrder(got []string, want ...string) bool {
+	for _, g := range got {
+		if len(want) > 0 && g == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
+}
