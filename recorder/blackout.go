@@ -2,8 +2,11 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // Blackouts (seed 003): one participant (userId) is silenced in every
@@ -55,6 +58,7 @@ type managerLifecycle struct {
 	mu        sync.Mutex
 	blackouts map[blackoutKey]*blackout
 	events    Publisher
+	loadOnce  sync.Once // loads the stored blackouts at first use
 }
 
 // StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of
@@ -82,11 +86,9 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	if req.Stop.IsZero() || req.Stop.After(limit) {
 		req.Stop = limit
 	}
+	m.loadBlackouts()
 	key := blackoutKey{organizationID, req.UserID}
 	m.lc.mu.Lock()
-	if m.lc.blackouts == nil {
-		m.lc.blackouts = map[blackoutKey]*blackout{}
-	}
 	bo := m.lc.blackouts[key]
 	if bo == nil {
 		bo = &blackout{instanceSeen: map[string]bool{}}
@@ -110,6 +112,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 		bo.begin = time.AfterFunc(time.Until(req.Start), func() { m.beginBlackout(key, bo) })
 	}
 	m.lc.mu.Unlock()
+	m.persistBlackout(ctx, bo)
 	if begin {
 		m.beginBlackout(key, bo)
 	}
@@ -122,6 +125,7 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 	if err := validUser(req.UserID); err != nil {
 		return nil, err
 	}
+	m.loadBlackouts()
 	key := blackoutKey{organizationID, req.UserID}
 	now := m.now()
 	m.lc.mu.Lock()
@@ -146,6 +150,7 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 		}
 		bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
 		m.lc.mu.Unlock()
+		m.persistBlackout(ctx, bo)
 		return m.blackoutSnapshot(bo), nil
 	}
 	m.lc.mu.Unlock()
@@ -156,6 +161,7 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 // Blackouts returns the registered blackouts of organizationID (for the
 // participants view).
 func (m *Manager) Blackouts(organizationID string) map[string]*Blackout {
+	m.loadBlackouts()
 	m.lc.mu.Lock()
 	var list []*blackout
 	for k, bo := range m.lc.blackouts {
@@ -183,6 +189,7 @@ func (m *Manager) blackoutSnapshot(bo *blackout) *Blackout {
 // blackedOut reports whether userID of organizationID is blacked out in
 // conference conf now.
 func (m *Manager) blackedOut(org, conf, userID string) bool {
+	m.loadBlackouts()
 	m.lc.mu.Lock()
 	defer m.lc.mu.Unlock()
 	bo := m.lc.blackouts[blackoutKey{org, userID}]
@@ -217,6 +224,9 @@ func (m *Manager) endBlackout(key blackoutKey, bo *blackout) {
 		return
 	}
 	delete(m.lc.blackouts, key)
+	if err := m.store.DeleteBlackout(context.Background(), key.org, key.user); err != nil {
+		m.log.Error("cannot delete stored blackout", "userId", key.user, "err", err)
+	}
 	if bo.begin != nil {
 		bo.begin.Stop()
 	}
@@ -313,4 +323,64 @@ func validUser(id string) error {
 		return errorf(KindInvalid, "missing_field", "userId is required")
 	}
 	return ValidateUserID(id)
+}
+
+// persistBlackout stores bo, so that it outlives a restart.
+func (m *Manager) persistBlackout(ctx context.Context, bo *blackout) {
+	b := m.blackoutSnapshot(bo)
+	recs, _ := json.Marshal(b.Recordings)
+	if err := m.store.PutBlackout(context.WithoutCancel(ctx), &store.Blackout{OrganizationID: b.OrganizationID, UserID: b.UserID,
+		ConferenceID: b.ConferenceID, Start: b.Start, Stop: b.Stop, Recordings: recs}); err != nil {
+		m.log.Error("cannot store blackout", "userId", b.UserID, "err", err)
+	}
+}
+
+// loadBlackouts registers the blackouts stored by an earlier run, once: those
+// whose stop passed are dropped, the others are in force (or scheduled) again
+// until their stop. It may run with a session's lock held (a new track asks
+// whether its participant is blacked out), so the running recordings are
+// blacked out on another goroutine.
+func (m *Manager) loadBlackouts() {
+	m.lc.loadOnce.Do(func() {
+		ctx := context.Background()
+		stored, err := m.store.Blackouts(ctx)
+		if err != nil {
+			m.log.Error("cannot load blackouts", "err", err)
+		}
+		now := m.now()
+		m.lc.mu.Lock()
+		defer m.lc.mu.Unlock()
+		if m.lc.blackouts == nil {
+			m.lc.blackouts = map[blackoutKey]*blackout{}
+		}
+		for _, sb := range stored {
+			key := blackoutKey{sb.OrganizationID, sb.UserID}
+			if !sb.Stop.After(now) {
+				if err := m.store.DeleteBlackout(ctx, key.org, key.user); err != nil {
+					m.log.Error("cannot delete stored blackout", "userId", key.user, "err", err)
+				}
+				continue
+			}
+			bo := &blackout{instanceSeen: map[string]bool{}}
+			bo.b = Blackout{OrganizationID: sb.OrganizationID, UserID: sb.UserID, ConferenceID: sb.ConferenceID,
+				Start: sb.Start, Stop: sb.Stop, Recordings: []string{}}
+			json.Unmarshal(sb.Recordings, &bo.b.Recordings)
+			for _, id := range bo.b.Recordings {
+				bo.instanceSeen[id] = true
+			}
+			m.lc.blackouts[key] = bo
+			bo.end = time.AfterFunc(sb.Stop.Sub(now), func() { m.endBlackout(key, bo) })
+			if sb.Start.After(now) {
+				bo.begin = time.AfterFunc(sb.Start.Sub(now), func() { m.beginBlackout(key, bo) })
+				continue
+			}
+			bo.b.Active = true
+			conf := bo.b.ConferenceID
+			go func() {
+				for _, s := range m.sessions(key.org, conf) {
+					s.applyBlackout(key.user, true)
+				}
+			}()
+		}
+	})
 }

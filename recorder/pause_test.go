@@ -205,3 +205,33 @@ func TestManager_BlackoutOfLaterRecording(t *testing.T) {
 	}
 	close(ft.ch)
 }
+
+// TestManager_BlackoutSurvivesRestart: a blackout in force is in force again
+// for the next Manager on the same store, until its stop.
+func TestManager_BlackoutSurvivesRestart(t *testing.T) {
+	m, _, st := newTestManager(t)
+	ctx := context.Background()
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "u", Stop: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "gone", Stop: time.Now().Add(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	m.Shutdown(ctx)
+	time.Sleep(400 * time.Millisecond) // "gone" ends while no recorder runs
+	m2, err := NewManager(ctx, Options{Config: m.cfg, Store: st, RecorderID: "rec1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Shutdown(ctx)
+	bs := m2.Blackouts("org")
+	if b := bs["u"]; b == nil || !b.Active || b.Stop.Before(time.Now().Add(50*time.Minute)) {
+		t.Errorf("blackout of u after restart: %+v", b)
+	}
+	if b := bs["gone"]; b != nil {
+		t.Errorf("a blackout that ended while down came back: %+v", b)
+	}
+	if !m2.blackedOut("org", "f", "u") {
+		t.Error("u is not blacked out after the restart")
+	}
+}

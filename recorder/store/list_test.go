@@ -49,3 +49,31 @@ func TestStore_ListPages(t *testing.T) {
 		t.Errorf("pages gave %v, want %s (org2's i3 excluded)", got, want)
 	}
 }
+
+func TestStore_Blackouts(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Unix(1700000000, 0).UTC()
+	b := &Blackout{OrganizationID: "o", UserID: "u", Start: t0, Stop: t0.Add(time.Hour), Recordings: []byte(`[]`)}
+	if err := s.PutBlackout(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.Stop, b.Recordings = t0.Add(time.Minute), []byte(`["i1"]`)
+	if err := s.PutBlackout(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Blackouts(ctx)
+	if err != nil || len(got) != 1 || !got[0].Stop.Equal(t0.Add(time.Minute)) || string(got[0].Recordings) != `["i1"]` {
+		t.Fatalf("blackouts %+v, %v", got, err)
+	}
+	if err := s.DeleteBlackout(ctx, "o", "u"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Blackouts(ctx); len(got) != 0 {
+		t.Errorf("after delete: %+v", got)
+	}
+}
