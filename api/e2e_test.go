@@ -254,3 +254,41 @@ func TestEndToEnd_TwoRecordingsOfOneConference(t *testing.T) {
 		}
 	}
 }
+
+// TestEndToEnd_TenantIsolation: a conference id is per organization: another
+// tenant's publisher in a conference of the same name is never recorded.
+func TestEndToEnd_TenantIsolation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mine, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "iso", "mine", "MIC"), "mine", 450)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Leave(context.Background())
+	theirs, err := synth.Join(ctx, h.whipClient(key2), whip.Endpoint(h.url, "iso", "theirs", "MIC"), "theirs", 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Leave(context.Background())
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "iso", ConversationID: "iso"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	h.do("POST", recPath(ev)+"/stop", key1, nil, nil)
+	var comp RecordingDataMessage
+	h.do("GET", "/api/compositions/iso", key1, nil, &comp)
+	if len(comp.Streams) != 1 || comp.Streams[0].UserID != "mine" {
+		t.Fatalf("streams %+v, want only mine", comp.Streams)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, _ := wavwriter.ParseHeader(wav)
+	pcm := samples(wav[hdr.DataOffset:])
+	if a, b := mediatest.Goertzel(pcm, 8000, 450), mediatest.Goertzel(pcm, 8000, 900); a < 2000 || b > 50 {
+		t.Errorf("450 Hz (mine) %.0f, 900 Hz (theirs) %.0f: want only mine", a, b)
+	}
+}
