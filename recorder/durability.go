@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -105,4 +106,30 @@ func wholeBoxes(r io.ReaderAt, size int64) (int64, error) {
 		off += n
 	}
 	return off, nil
+}
+
+// Local write faults. The mixer stops on its first failed write (the WAV
+// writer writes once per second, so a full disk shows within a second);
+// watchWrites then stops the recording at once with that error, and finish
+// makes it FAILED with writeErrorCode's code. Nothing written is deleted: the
+// files are kept, and uploaded as far as they go.
+
+// watchWrites stops s when its mixer fails to write; it returns when s ends.
+func (s *Session) watchWrites(med *sessionMedia) {
+	select {
+	case err := <-med.failed:
+		s.log.Error("recording cannot write its files: stopping it", "err", err)
+		s.requestStop(stopReason{err: err})
+	case <-s.done:
+	}
+}
+
+// writeErrorCode is the error code of a recording whose files could not be
+// written: disk_full when the file system is full (or over quota), else
+// write_failed.
+func writeErrorCode(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return "disk_full"
+	}
+	return "write_failed"
 }

@@ -28,6 +28,7 @@ type sessionMedia struct {
 	mixer  *media.Mixer
 	cancel context.CancelFunc
 	done   chan error
+	failed chan error // buffered 1: the mixer's write error, as soon as it stops on one (durability.go)
 	closed bool
 }
 
@@ -42,8 +43,14 @@ func newSessionMedia(rec *Recording, mixPath string, log *slog.Logger) (*session
 	}
 	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels, PauseBehavior: pb}, w)
 	ctx, cancel := context.WithCancel(context.Background())
-	sm := &sessionMedia{log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1)}
-	go func() { sm.done <- mixer.Run(ctx) }()
+	sm := &sessionMedia{log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
+	go func() {
+		err := mixer.Run(ctx)
+		if err != nil {
+			sm.failed <- err
+		}
+		sm.done <- err
+	}()
 	return sm, nil
 }
 

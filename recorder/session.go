@@ -215,7 +215,7 @@ func (s *Session) finish(why stopReason) {
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	switch {
 	case mixErr != nil:
-		final, failure = StateFailed, &ErrorInfo{Code: "mix_failed", Message: mixErr.Error(), Occurred: stopped}
+		final, failure = StateFailed, &ErrorInfo{Code: writeErrorCode(mixErr), Message: mixErr.Error(), Occurred: stopped}
 	case why.conferenceEnded && why.err != nil:
 		final, failure = StateAborted, &ErrorInfo{Code: "conference_ended", Message: why.err.Error(), Occurred: stopped}
 	case !rec.hadMedia():
