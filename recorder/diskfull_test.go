@@ -58,7 +58,10 @@ func TestManager_DiskFullFailsOnlyThatRecording(t *testing.T) {
 	// 64 KiB hold about 2.7 s of mix (16 kB/s) plus the track (8 kB/s).
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); ft1.sendUntilDone(&synth.Tone{Freq: 440, Amplitude: 8000}, 8*time.Second, m, full.InstanceID) }()
+	go func() {
+		defer wg.Done()
+		ft1.sendUntilDone(&synth.Tone{Freq: 440, Amplitude: 8000}, 8*time.Second, m, full.InstanceID)
+	}()
 	go func() { defer wg.Done(); ft2.send(&synth.Tone{Freq: 660, Amplitude: 8000}, 6*time.Second) }()
 
 	var failed *Recording
