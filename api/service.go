@@ -146,7 +146,10 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	}
 	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events})
 	s.API = srv
-	s.HTTP = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", s.metricsHandler())
+	root.Handle("/", srv)
+	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
 

@@ -165,3 +165,25 @@ func recordTone(t *testing.T, ctx context.Context, h *harness, conv string, freq
 	}
 	return comp.Composition.Outputs[0].URL
 }
+
+func TestService_Metrics(t *testing.T) {
+	h := startService(t, t.TempDir())
+	if _, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "m", ConversationID: "m"}); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"recorder_recordings_active 1", "recorder_whip_sessions 0", "go_goroutines"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The API's routes are still served beside it.
+	if st := h.do("GET", "/healthz", "", nil, nil); st != 200 {
+		t.Errorf("/healthz: %d", st)
+	}
+}
