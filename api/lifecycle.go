@@ -61,14 +61,22 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, k *recorder.A
 	writeJSON(w, http.StatusOK, eventOf(rec))
 }
 
-// MetadataUpdate is the body of POST .../metadata: seed 003's CallMetadata.
+// MetadataUpdate is the body of POST .../metadata: a string map under
+// "metadata", or under seed 003's "CallMetadata".
 type MetadataUpdate struct {
-	Metadata map[string]string `json:"metadata"`
+	Metadata     map[string]string `json:"metadata"`
+	CallMetadata map[string]string `json:"CallMetadata"`
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
 	var cmd MetadataUpdate
 	if !decode(w, r, &cmd) {
+		return
+	}
+	if cmd.Metadata == nil {
+		cmd.Metadata = cmd.CallMetadata
+	} else if cmd.CallMetadata != nil {
+		writeError(w, http.StatusBadRequest, "invalid_field", "give metadata or CallMetadata, not both")
 		return
 	}
 	if len(cmd.Metadata) == 0 {

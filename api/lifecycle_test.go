@@ -248,7 +248,10 @@ func TestAPI_PauseResumeStatusBadInput(t *testing.T) {
 	var md struct {
 		Metadata map[string]string `json:"metadata"`
 	}
-	if st := h.do("POST", p+"/metadata", key1, `{"metadata":{"user2":"1234567890","agent":"a1"}}`, &md); st != 200 || md.Metadata["user2"] != "1234567890" {
+	if st := h.do("POST", p+"/metadata", key1, `{"CallMetadata":{"user2":"1234567890"},"metadata":{"a":"b"}}`, &md); st != 400 {
+		t.Errorf("metadata in both forms: %d", st)
+	}
+	if st := h.do("POST", p+"/metadata", key1, `{"CallMetadata":{"user2":"1234567890","agent":"a1"}}`, &md); st != 200 || md.Metadata["user2"] != "1234567890" {
 		t.Errorf("metadata: %d %+v", st, md)
 	}
 	md.Metadata = nil
@@ -706,6 +709,24 @@ func TestAPI_Telephony(t *testing.T) {
 	man, _ := b.ReadAll(ctx, rec.Composition.Manifest.Key)
 	if !strings.Contains(string(man), `"user2": "1234567890"`) {
 		t.Errorf("manifest lacks the updated metadata: %s", man)
+	}
+
+	// Every upload and the composition were published as events.
+	evs, err := h.svc.Events.Since(ctx, "org1", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range evs {
+		var d recorder.RecordingEvent
+		json.Unmarshal(e.Data, &d)
+		if d.InstanceID == ev.InstanceID {
+			count[string(e.Type)]++
+		}
+	}
+	// Objects: the track, mix.wav, manifest.json.
+	if count["upload.completed"] != 3 || count["composition.completed"] != 1 || count["state.updated"] < 2 {
+		t.Errorf("events of the recording: %v, want 3 upload.completed, 1 composition.completed, state.updated", count)
 	}
 
 	// Soft delete.
