@@ -235,3 +235,26 @@ func TestManager_BlackoutSurvivesRestart(t *testing.T) {
 		t.Error("u is not blacked out after the restart")
 	}
 }
+
+// BenchmarkMediaSink_Gate measures what the pause and blackout gate adds per
+// packet on the reader goroutine.
+func BenchmarkMediaSink_Gate(b *testing.B) {
+	for _, gated := range []bool{false, true} {
+		name := "ungated"
+		if gated {
+			name = "gated"
+		}
+		b.Run(name, func(b *testing.B) {
+			ms := &mediaSink{file: &nopSink{}}
+			if gated {
+				ms.gate = &gate{lc: &lifecycle{}, clock: 8000}
+			}
+			p := &rtp.Packet{Payload: make([]byte, 160)}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Timestamp += 160
+				ms.WriteRTP(p)
+			}
+		})
+	}
+}
