@@ -402,6 +402,17 @@ func TestEndToEnd_Blackout(t *testing.T) {
 	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
 		t.Fatalf("stop: %d %+v", st, stopped)
 	}
+	evs, _ := h.svc.Events.Since(ctx, "org1", 0, 1000)
+	var kinds []string
+	for _, e := range evs {
+		if strings.HasPrefix(string(e.Type), "blackout.") && strings.Contains(string(e.Data), `"userId":"bob"`) &&
+			strings.Contains(string(e.Data), ev.InstanceID) && e.ApplicationID == "app1" {
+			kinds = append(kinds, string(e.Type))
+		}
+	}
+	if strings.Join(kinds, ",") != "blackout.started,blackout.stopped" {
+		t.Errorf("blackout events %v, want started and stopped naming bob and the recording", kinds)
+	}
 	var comp RecordingDataMessage
 	if st := h.do("GET", "/api/compositions/bconv", key1, nil, &comp); st != 200 || comp.Composition == nil || comp.Composition.Manifest == nil {
 		t.Fatalf("composition: %d", st)

@@ -852,3 +852,46 @@ func TestAPI_LifecycleRoutesNeedKey(t *testing.T) {
 		t.Errorf("GET blackout start: %d %+v", st, e)
 	}
 }
+
+func TestTelephonyStatus(t *testing.T) {
+	tests := []struct {
+		state     recorder.State
+		finishing bool
+		want      string
+	}{
+		{recorder.StateInitialised, false, StatusInitiating},
+		{recorder.StateActive, false, StatusRecording},
+		{recorder.StateActive, true, StatusStopping},
+		{recorder.StatePendingRecovery, false, StatusStopping},
+		{recorder.StateStopped, false, StatusEnded},
+		{recorder.StateFailed, false, StatusEnded},
+		{recorder.StateAborted, false, StatusEnded},
+	}
+	for _, tt := range tests {
+		if got := telephonyStatus(&recorder.Recording{State: tt.state}, tt.finishing); got != tt.want {
+			t.Errorf("%s (finishing %v): %s, want %s", tt.state, tt.finishing, got, tt.want)
+		}
+	}
+	streams := func(users ...string) *recorder.Recording {
+		r := &recorder.Recording{}
+		for _, u := range users {
+			r.Streams = append(r.Streams, &recorder.Stream{UserID: u})
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		rec  *recorder.Recording
+		want string
+	}{
+		{streams(), ReferenceCall},
+		{streams("a", "b", "a"), ReferenceCall},
+		{streams("a", "b", "c"), ReferenceConfbridge},
+	} {
+		if got := referenceType(tt.rec); got != tt.want {
+			t.Errorf("referenceType of %d streams: %s, want %s", len(tt.rec.Streams), got, tt.want)
+		}
+	}
+	if tmTime(time.Time{}) != NotYet || tmTime(time.Date(2024, 1, 21, 21, 36, 14, 123456789, time.FixedZone("x", 3600))) != "2024-01-21 20:36:14.123456" {
+		t.Error("tm_* format")
+	}
+}
