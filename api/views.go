@@ -225,7 +225,7 @@ func isoDuration(d time.Duration) string {
 
 func eventOf(r *recorder.Recording) RecordingDataEvent {
 	return RecordingDataEvent{ConversationID: r.ConversationID, Error: errorData(r.Error), InstanceID: r.InstanceID,
-		RecorderID: r.RecorderID, State: string(r.State), Paused: r.Paused}
+		RecorderID: r.RecorderID, State: string(r.State), Paused: r.Paused && r.State == recorder.StateActive}
 }
 
 func profileOf(r *recorder.Recording) *StorageProfileDataMessage {
@@ -240,7 +240,7 @@ func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDa
 		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, RecorderID: r.RecorderID,
 		Recovered: ts(r.Recovered), Started: ts(r.Started), State: string(r.State), Stopped: ts(r.Stopped),
 		StorageProfile: profileOf(r), Streams: []StreamDataMessage{}, Video: r.Video,
-		Paused: r.Paused, ChatTranscript: chatOf(r),
+		Paused: r.Paused && r.State == recorder.StateActive, ChatTranscript: chatOf(r),
 	}
 	for _, s := range r.Streams {
 		sm := StreamDataMessage{ID: s.ID, State: string(s.State), Type: string(s.Type), UserID: s.UserID, Tracks: []TrackDataMessage{}}
