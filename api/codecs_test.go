@@ -184,10 +184,11 @@ func probe(t *testing.T, data []byte, name string) (codec string, seconds float6
 	return f[0], d
 }
 
-// TestEndToEnd_Codecs records an Opus participant and a PCMU+VP8 participant
-// and an H.264 participant with video on: Opus and PCMU tones in the mix, one
-// playable file per track (Ogg/Opus, WAV, WebM/VP8, MP4/H.264) of the right
-// length, and keyframes requested from the video senders (PLI).
+// TestEndToEnd_Codecs records an Opus participant, a PCMU+VP8 participant, a
+// PCMA participant and an H.264 participant with video on: the Opus, PCMU and
+// PCMA tones in the mix, one playable file per track (Ogg/Opus, G.711 WAV,
+// WebM/VP8, MP4/H.264) of the right length, and keyframes requested from the
+// video senders (PLI).
 func TestEndToEnd_Codecs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -232,6 +233,15 @@ func TestEndToEnd_Codecs(t *testing.T) {
 	go sendLoop(sendCtx, pcmuTrack, pcmu, 20*time.Millisecond)
 	go sendLoop(sendCtx, vp8Track, vp8, time.Second/30)
 
+	pcmaTrack, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, "a", "pcma-user")
+	publish("pcma-user", "MIC", pcmaTrack)
+	alaw := &synth.Tone{Freq: 1100, Amplitude: 8000}
+	var pcma [][]byte
+	for range 50 {
+		pcma = append(pcma, alaw.NextPCMA(nil))
+	}
+	go sendLoop(sendCtx, pcmaTrack, pcma, 20*time.Millisecond)
+
 	h264Track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "v", "screen-user")
 	screen := publish("screen-user", "SCREEN", h264Track)
@@ -259,7 +269,8 @@ func TestEndToEnd_Codecs(t *testing.T) {
 	var comp RecordingDataMessage
 	h.do("GET", "/api/compositions/codecs", key1, nil, &comp)
 
-	want := map[string]string{"opus-user/AUDIO": "opus", "cam-user/AUDIO": "pcm_mulaw", "cam-user/VIDEO": "vp8", "screen-user/VIDEO": "h264"}
+	want := map[string]string{"opus-user/AUDIO": "opus", "cam-user/AUDIO": "pcm_mulaw", "pcma-user/AUDIO": "pcm_alaw",
+		"cam-user/VIDEO": "vp8", "screen-user/VIDEO": "h264"}
 	got := 0
 	for _, s := range comp.Streams {
 		for _, tr := range s.Tracks {
@@ -292,7 +303,7 @@ func TestEndToEnd_Codecs(t *testing.T) {
 	hdr, _ := wavwriter.ParseHeader(wav)
 	pcm := samples(wav[hdr.DataOffset:])
 	body := pcm[4000 : len(pcm)-2000]
-	for _, f := range []float64{500, 700} {
+	for _, f := range []float64{500, 700, 1100} {
 		if a := mediatest.Goertzel(body, 8000, f); a < 2000 {
 			t.Errorf("%g Hz amplitude %.0f in the mix", f, a)
 		}

@@ -20,6 +20,23 @@ func TestMuLaw_RoundTrip(t *testing.T) {
 	}
 }
 
+func TestALaw_RoundTrip(t *testing.T) {
+	for _, s := range []int16{0, 1, -1, 100, -100, 1000, -1000, 8000, -8000, 32000, -32000, 32767, -32768} {
+		got := ALawDecode(ALaw(s))
+		diff := int(got) - int(s)
+		if diff < 0 {
+			diff = -diff
+		}
+		if limit := max(int(abs(s))/16, 16); diff > limit {
+			t.Errorf("ALaw(%d) decodes to %d (error %d > %d)", s, got, diff, limit)
+		}
+	}
+	// The encoding of silence is 0xD5 (ITU-T G.711).
+	if ALaw(0) != 0xD5 {
+		t.Errorf("ALaw(0) = %#x, want 0xd5", ALaw(0))
+	}
+}
+
 func TestTone_Frequency(t *testing.T) {
 	tone := &Tone{Freq: 700, Amplitude: 8000}
 	var enc []byte
