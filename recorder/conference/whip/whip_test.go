@@ -1,0 +1,211 @@
+package whip
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/recorder/conference"
+)
+
+// sink collects the tracks of one conference and reads each like a Session.
+type sink struct {
+	mu     sync.Mutex
+	tracks []*conference.Track
+	pkts   map[string]int
+	ended  map[string]bool
+}
+
+func (s *sink) AddTrack(t *conference.Track) {
+	s.mu.Lock()
+	s.tracks = append(s.tracks, t)
+	s.mu.Unlock()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := t.Reader.ReadRTP(buf); err != nil {
+				s.mu.Lock()
+				s.ended[t.StreamID+t.TrackID] = true
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Lock()
+			s.pkts[t.StreamID+t.TrackID]++
+			s.mu.Unlock()
+		}
+	}()
+}
+
+func (s *sink) ConferenceEnded(error) {}
+
+func newEndpoint(t *testing.T) (*Adapter, *httptest.Server, map[string]*sink) {
+	t.Helper()
+	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	a, err := New(Options{API: api, Authorize: func(tok string) (string, bool) {
+		switch tok {
+		case "k1":
+			return "org1", true
+		case "k2":
+			return "org2", true
+		}
+		return "", false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	sinks := map[string]*sink{}
+	a.Listen(func(org, conf string) conference.Sink {
+		mu.Lock()
+		defer mu.Unlock()
+		k := org + "/" + conf
+		if sinks[k] == nil {
+			sinks[k] = &sink{pkts: map[string]int{}, ended: map[string]bool{}}
+		}
+		return sinks[k]
+	})
+	srv := httptest.NewServer(a)
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return a, srv, sinks
+}
+
+func TestAdapter_PublishAndDelete(t *testing.T) {
+	a, srv, sinks := newEndpoint(t)
+	api, closeFn, _ := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", "s")
+	pub, err := (&Client{API: api, Token: "k1"}).Publish(ctx, Endpoint(srv.URL, "room", "alice@example.com", "SCREEN"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pub.Location, srv.URL+"/whip/room/") || a.Sessions() != 1 {
+		t.Errorf("Location %q, %d sessions", pub.Location, a.Sessions())
+	}
+	frame := make([]byte, 160)
+	for range 25 {
+		track.WriteSample(media.Sample{Data: frame, Duration: 20 * time.Millisecond})
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := sinks["org1/room"]
+	if s == nil {
+		t.Fatal("no sink opened for org1/room")
+	}
+	s.mu.Lock()
+	if len(s.tracks) != 1 {
+		t.Fatalf("%d tracks, want 1", len(s.tracks))
+	}
+	tr := s.tracks[0]
+	if tr.UserID != "alice@example.com" || tr.StreamType != conference.StreamSCREEN || tr.Kind != conference.KindAudio ||
+		!strings.EqualFold(tr.Codec.MimeType, "audio/PCMU") || tr.Codec.ClockRate != 8000 || tr.ConferenceID != "room" || tr.RequestKeyframe != nil {
+		t.Errorf("track %+v", tr)
+	}
+	key := tr.StreamID + tr.TrackID
+	got := s.pkts[key]
+	s.mu.Unlock()
+	if got < 10 {
+		t.Errorf("%d packets read, want most of 25", got)
+	}
+	// Another tenant cannot end the session; its owner can, and the track ends.
+	del := func(tok string) int {
+		req, _ := http.NewRequest("DELETE", pub.Location, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := del("k2"); st != 404 {
+		t.Errorf("DELETE by another tenant: %d, want 404", st)
+	}
+	if st := del("k1"); st != 200 {
+		t.Errorf("DELETE: %d, want 200", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		ended := s.ended[key]
+		s.mu.Unlock()
+		if ended {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended[key] || a.Sessions() != 0 {
+		t.Errorf("after DELETE: track ended %v, %d sessions", s.ended[key], a.Sessions())
+	}
+	pub.PC.Close()
+}
+
+func TestAdapter_CORSPreflight(t *testing.T) {
+	_, srv, _ := newEndpoint(t)
+	req, _ := http.NewRequest("OPTIONS", srv.URL+"/whip/room", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Location") {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// FuzzOffer posts arbitrary offers: the endpoint never panics, and anything
+// it accepts is a real session it can end.
+func FuzzOffer(f *testing.F) {
+	f.Add("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n")
+	f.Add("v=0\r\nm=video x\r\n")
+	f.Add("garbage")
+	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer closeFn()
+	a, _ := New(Options{API: api, Authorize: func(string) (string, bool) { return "org", true }})
+	a.Listen(func(string, string) conference.Sink { return &sink{pkts: map[string]int{}, ended: map[string]bool{}} })
+	defer a.Close()
+	f.Fuzz(func(t *testing.T, offer string) {
+		req := httptest.NewRequest("POST", "/whip/room?userId=u", strings.NewReader(offer))
+		req.Header.Set("Authorization", "Bearer x")
+		req.Header.Set("Content-Type", "application/sdp")
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, req)
+		switch w.Code {
+		case http.StatusCreated:
+			loc := w.Header().Get("Location")
+			d := httptest.NewRequest("DELETE", loc, nil)
+			d.Header.Set("Authorization", "Bearer x")
+			dw := httptest.NewRecorder()
+			a.ServeHTTP(dw, d)
+			if dw.Code != 200 {
+				t.Fatalf("accepted offer's session cannot be deleted: %d", dw.Code)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("offer %q: status %d", offer, w.Code)
+		}
+	})
+}
