@@ -58,7 +58,8 @@ type managerLifecycle struct {
 	mu        sync.Mutex
 	blackouts map[blackoutKey]*blackout
 	events    Publisher
-	loadOnce  sync.Once // loads the stored blackouts at first use
+	loadOnce  sync.Once  // loads the stored blackouts at first use
+	storedMu  sync.Mutex // serialises changes to stored (not running) recordings
 }
 
 // StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of

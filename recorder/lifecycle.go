@@ -98,8 +98,8 @@ func (m *Manager) modify(ctx context.Context, org, conv, rid, iid string, fn fun
 			return nil, ctx.Err()
 		}
 	}
-	m.lc.mu.Lock() // serialises changes to stored recordings
-	defer m.lc.mu.Unlock()
+	m.lc.storedMu.Lock()
+	defer m.lc.storedMu.Unlock()
 	sr, err := m.store.Get(ctx, org, iid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
