@@ -31,6 +31,7 @@ type Error struct {
 	Reason string `json:"reason"`
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("janus: error %d: %s", e.Code, e.Reason) }
 
 // PluginError is an error reported by a plugin in its data
@@ -40,6 +41,7 @@ type PluginError struct {
 	Reason string `json:"error"`
 }
 
+// Error implements error.
 func (e *PluginError) Error() string {
 	return fmt.Sprintf("janus: plugin error %d: %s", e.Code, e.Reason)
 }

@@ -114,6 +114,7 @@ type HTTPError struct {
 	Body   string // the start of the reply body
 }
 
+// Error implements error.
 func (e *HTTPError) Error() string {
 	msg := fmt.Sprintf("whep: %s: HTTP %d %s", e.URL, e.Status, http.StatusText(e.Status))
 	if e.Body != "" {
