@@ -2,9 +2,11 @@ package recorder
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,14 +139,34 @@ func (m *Manager) RetryUploads(ctx context.Context, applicationID string) error 
 	return m.up.q.Retry(ctx, applicationID)
 }
 
-// closeUploads stops the upload queue, waiting until ctx ends for pending
-// uploads to finish; what is left is resumed by the next start.
+// closeUploads stops the upload queue. It first waits, until ctx ends, for
+// the uploads that are still expected to succeed: pending jobs not reported
+// as failing (a job failing on bad credentials or a long outage would hold a
+// shutdown for nothing). What is left is resumed by the next start.
 func (m *Manager) closeUploads(ctx context.Context) error {
 	if m.up.q == nil {
 		return nil
 	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n int
+		err := m.store.DB().QueryRowContext(ctx,
+			`SELECT COUNT(*) FROM upload_jobs WHERE state = 'pending' AND reported_code = ''`).Scan(&n)
+		if err != nil || n == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	m.up.closeMu.Do(func() { close(m.up.closed) })
-	return m.up.q.Close(ctx)
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	return m.up.q.Close(now)
 }
 
 // UploadsPending reports whether some output of the recording is not yet
@@ -180,17 +202,19 @@ func (r *Recording) objects(fn func(rel string, o **ObjectFile)) {
 
 // uploadOutput uploads one output file of rec (rel is its path relative to
 // rec.Dir) through the queue and waits for its first outcome. The returned
-// object has either its location, size and checksum, or its error (then err
-// is set too).
+// object has its location, size and checksum, and on failure its error too
+// (then err is set): the size and checksum are then those of the local file
+// waiting for its upload, so that the manifest lists them all the same.
 func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error) {
 	key := rec.Storage.Prefix + rel
 	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
-	fail := func(err error) (*ObjectFile, error) {
-		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
-		return o, err
-	}
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
 		LocalPath: filepath.Join(rec.Dir, filepath.FromSlash(rel)), Key: key, ContentType: composition.ContentType(rel), Metadata: meta}
+	fail := func(err error) (*ObjectFile, error) {
+		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
+		o.Size, o.SHA256 = fileDigest(job.LocalPath)
+		return o, err
+	}
 	if m.up.q == nil {
 		b, err := m.Bucket(ctx, rec.ApplicationID)
 		if err != nil {
@@ -225,6 +249,9 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 	}
 	select {
 	case r := <-ch:
+		if r.Status != upload.Uploaded {
+			o.Size, o.SHA256 = fileDigest(job.LocalPath)
+		}
 		return resultObject(o, r, m.now())
 	case <-m.up.closed:
 		return fail(&storage.Error{Code: storage.Unavailable, Op: "upload", Key: key,
@@ -353,4 +380,19 @@ func (m *Manager) publishUpload(rec *Recording, o *ObjectFile) {
 		typ = events.UploadFailed
 	}
 	m.publish(context.Background(), rec, string(typ), d)
+}
+
+// fileDigest returns the size and hex SHA-256 of a local file (0, "" when unreadable).
+func fileDigest(path string) (int64, string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, ""
+	}
+	return n, hex.EncodeToString(h.Sum(nil))
 }

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/s3store"
+	"github.com/rtcrec/recorder/storage/s3store/s3test"
+)
+
+// outageProxy forwards TCP connections on a fixed loopback address to a
+// server; down closes the listener and every connection (clients get
+// "connection refused"), up listens again on the same address. It stands in
+// for a storage server that goes away: s3test.Gateway.Restart cannot restart
+// a gateway that has a user account (its IAM data says "user already exists").
+type outageProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+}
+
+func newOutageProxy(t *testing.T, target string) *outageProxy {
+	t.Helper()
+	p := &outageProxy{target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *outageProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+func (p *outageProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *outageProxy) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// startS3 starts an S3 gateway with the bucket "recordings" and returns it
+// with a directory for the recorder (real-time tests: skipped with -short).
+func startS3(t *testing.T) (*s3test.Gateway, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	g := s3test.Start(t)
+	g.CreateBucket(context.Background(), t, "recordings")
+	return g, t.TempDir()
+}
+
+// s3Config is the YAML of application "a" storing on gateway g with secret.
+func s3Config(g *s3test.Gateway, secret string) string {
+	return s3ConfigAt(g.Endpoint, secret)
+}
+
+// s3ConfigAt is the YAML of application "a" storing on endpoint with secret.
+func s3ConfigAt(endpoint, secret string) string {
+	return "applications:\n  a:\n    storage:\n      provider: AMAZON_S3\n      bucket: recordings\n      prefix: rec\n" +
+		"      region: us-east-1\n      endpoint: " + endpoint + "\n      pathStyle: true\n" +
+		"      accessKeyId: " + s3test.Access + "\n      secretAccessKey: " + secret + "\n" +
+		"uploads:\n  minBackoff: 200ms\n  maxBackoff: 1s\n"
+}
+
+// trackUpload returns the objectStorage of the recording's only track.
+func trackUpload(msg *api.RecordingDataMessage) *api.UploadDataMessage {
+	if len(msg.Streams) != 1 || len(msg.Streams[0].Tracks) != 1 || msg.Streams[0].Tracks[0].Storage == nil {
+		return nil
+	}
+	return msg.Streams[0].Tracks[0].Storage.ObjectStorage
+}
+
+// waitState polls the recording until cond holds or 60 s pass.
+func waitState(t *testing.T, s *server, key, path string, cond func(*api.RecordingDataMessage) bool) *api.RecordingDataMessage {
+	t.Helper()
+	var msg api.RecordingDataMessage
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		msg = api.RecordingDataMessage{}
+		call(t, "GET", s.url+path, key, nil, &msg)
+		if cond(&msg) {
+			return &msg
+		}
+	}
+	b, _ := json.Marshal(msg)
+	t.Fatalf("recording never reached the expected state: %s\n%s", b, s.stderr)
+	return nil
+}
+
+// checkS3Objects reads the manifest of the recording from the gateway and
+// checks every track and the mix against its sizes and SHA-256.
+func checkS3Objects(t *testing.T, g *s3test.Gateway, prefix string) {
+	t.Helper()
+	p, err := s3store.New(context.Background(), s3store.Options{Bucket: "recordings", Endpoint: g.Endpoint, PathStyle: true,
+		AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storage.NewBucket(p)
+	defer b.Close()
+	ctx := context.Background()
+	manData, err := b.ReadAll(ctx, prefix+composition.ManifestFile)
+	if err != nil {
+		t.Fatalf("manifest in S3: %v", err)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(manData, &man); err != nil || man.Mix == nil || len(man.Tracks) != 1 {
+		t.Fatalf("manifest %s: %v", manData, err)
+	}
+	check := func(rel string, size int64, sum string) {
+		data, err := b.ReadAll(ctx, prefix+rel)
+		h := sha256.Sum256(data)
+		if err != nil || (size >= 0 && int64(len(data)) != size) || hex.EncodeToString(h[:]) != sum || len(data) < 1000 {
+			t.Errorf("S3 object %s: %d bytes (%v), sha256 %x; manifest: %d bytes, %s", rel, len(data), err, h, size, sum)
+		}
+	}
+	for _, tr := range man.Tracks {
+		check(tr.File, tr.Size, tr.SHA256)
+	}
+	check(composition.MixFile, -1, man.Mix.SHA256)
+}
+
+// prefixOf returns the object key prefix of a recording from a track location.
+func prefixOf(t *testing.T, loc, instanceID string) string {
+	t.Helper()
+	_, key, ok := strings.Cut(loc, "/recordings/")
+	i := strings.Index(key, instanceID+"/")
+	if !ok || i < 0 {
+		t.Fatalf("track location %q", loc)
+	}
+	return key[:i+len(instanceID)+1]
+}
+
+// TestServe_S3OutageDuringStopLosesNothing: the S3 gateway becomes
+// unreachable (every connection cut, new ones refused) before the recording
+// stops. The upload failures are shown (FAILED upload_failed,
+// the track's objectStorage.error), the local files are kept, and when the
+// gateway is back the queue uploads everything: the recording becomes
+// STOPPED, every object matches the manifest, the local copy is removed.
+func TestServe_S3OutageDuringStopLosesNothing(t *testing.T) {
+	g, dir := startS3(t)
+	proxy := newOutageProxy(t, g.Addr)
+	writeConfig(t, dir, s3ConfigAt("http://"+proxy.addr, s3test.Secret))
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ev, p := recordWithProcess(t, ctx, s, key)
+	time.Sleep(2 * time.Second)
+	proxy.down()
+	defer p.Leave(ctx)
+	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var out api.RecordingDataEvent
+		call(t, "POST", s.url+path+"/stop", key, nil, &out)
+	}()
+	failed := waitState(t, s, key, path, func(m *api.RecordingDataMessage) bool {
+		o := trackUpload(m)
+		return o != nil && o.Error != nil
+	})
+	o := trackUpload(failed)
+	t.Logf("during the outage: state %s, track objectStorage.error %+v", failed.State, o.Error)
+	if o.Error.Code != "Unavailable" || o.Error.Message == "" {
+		t.Errorf("track upload error during the outage: %+v, want code Unavailable and a message", o.Error)
+	}
+	local := filepath.Join(dir, "data", "recordings", "default", "c", ev.RecorderID, ev.InstanceID)
+	if _, err := os.Stat(filepath.Join(local, "mix.wav")); err != nil {
+		t.Errorf("local mix gone during the outage: %v", err)
+	}
+	time.Sleep(time.Second)
+	proxy.up(t)
+	done := waitState(t, s, key, path, func(m *api.RecordingDataMessage) bool {
+		o := trackUpload(m)
+		return m.State == "STOPPED" && o != nil && o.Error == nil && o.Location != ""
+	})
+	<-stopped
+	if done.Error != nil {
+		t.Errorf("recording error after the uploads: %+v", done.Error)
+	}
+	checkS3Objects(t, g, prefixOf(t, trackUpload(done).Location, ev.InstanceID))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(local); err != nil {
+			return
+		}
+	}
+	t.Errorf("local copy %s kept after every upload was verified", local)
+}
+
+// TestServe_S3WrongCredentialsThenFixed: with a wrong secret the track's
+// objectStorage.error says Unauthenticated/PermissionDenied clearly; after
+// the configuration is fixed and the recorder restarted, the queue uploads
+// everything and the recording becomes STOPPED.
+func TestServe_S3WrongCredentialsThenFixed(t *testing.T) {
+	g, dir := startS3(t)
+	writeConfig(t, dir, s3Config(g, "wrong-secret-0123456789"))
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ev, p := recordWithProcess(t, ctx, s, key)
+	time.Sleep(1500 * time.Millisecond)
+	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
+	var out api.RecordingDataEvent
+	call(t, "POST", s.url+path+"/stop", key, nil, &out)
+	p.Leave(ctx)
+	bad := waitState(t, s, key, path, func(m *api.RecordingDataMessage) bool { return m.State == "FAILED" })
+	o := trackUpload(bad)
+	if o == nil || o.Error == nil || (o.Error.Code != "Unauthenticated" && o.Error.Code != "PermissionDenied") || bad.Error == nil || bad.Error.Code != "upload_failed" {
+		t.Fatalf("with wrong credentials: recording error %+v, track upload %+v", bad.Error, o)
+	}
+	t.Logf("wrong credentials: %s: %s", o.Error.Code, o.Error.Message)
+
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	writeConfig(t, dir, s3Config(g, s3test.Secret))
+	s2 := serveProcess(t, dir)
+	done := waitState(t, s2, key, path, func(m *api.RecordingDataMessage) bool {
+		o := trackUpload(m)
+		return m.State == "STOPPED" && o != nil && o.Error == nil && o.Location != ""
+	})
+	if done.Error != nil || done.Recovered != "" {
+		t.Errorf("after the fix: error %+v, recovered %q", done.Error, done.Recovered)
+	}
+	checkS3Objects(t, g, prefixOf(t, trackUpload(done).Location, ev.InstanceID))
+}
