@@ -2,7 +2,9 @@
 // (start, stop, state, recording, conversation, active, storage info,
 // compositions, storage verification), API-key authentication with tenant
 // scoping, the error format, signed attachment URLs and the WHIP endpoint's
-// route. Handlers validate every id and bound every body before anything
+// route; and the routes of the other seeds (lifecycle.go: pause and resume,
+// status history, metadata, blackouts, participants, chat and cobrowse, the
+// command envelope, the telephony view under /v1, the event stream). Handlers validate every id and bound every body before anything
 // reaches the recorder.
 package api
 

@@ -847,9 +847,11 @@ func TestAPI_LifecycleRoutesNeedKey(t *testing.T) {
 		}
 	}
 	// A wrong method on a new route is 405, as on the others.
-	var e ErrorMessage
-	if st := h.do("GET", "/api/blackouts/start", key1, nil, &e); st != 405 {
-		t.Errorf("GET blackout start: %d %+v", st, e)
+	for _, p := range []string{"/api/blackouts/start", "/api/recordings/c/r/i/stop", "/api/recordings/c/r/i/pause"} {
+		var e ErrorMessage
+		if st := h.do("GET", p, key1, nil, &e); st != 405 || e.Reason != "method_not_allowed" {
+			t.Errorf("GET %s: %d %+v, want 405", p, st, e)
+		}
 	}
 }
 

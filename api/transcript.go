@@ -171,6 +171,12 @@ type URLResourceMessage struct {
 // as patterns: .../cobrowse/{sessionId}/url/attachment.
 func (s *Server) recordingSub(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
 	seg := strings.Split(r.PathValue("rest"), "/")
+	switch r.PathValue("rest") {
+	case "stop", "pause", "resume", "metadata": // POST routes: as the mux would answer
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path)
+		return
+	}
 	if len(seg) != 4 || seg[0] != "cobrowse" || seg[2] != "url" || seg[3] != "attachment" {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
 		return
