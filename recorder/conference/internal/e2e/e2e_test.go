@@ -86,6 +86,37 @@ func startRecorder(t *testing.T, a conference.Adapter, kind, confURL string) *se
 	return &service{t: t, url: base.String()}
 }
 
+// startService runs the recorder as `recorder serve` does (api.NewService
+// on a configuration) with application app1 on conf; its WebRTC peers gather
+// on the namespace's interface.
+func startService(t *testing.T, conf recorder.ConferenceConfig) *service {
+	t.Helper()
+	cfg := recorder.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.WebRTC.Interfaces = []string{rtctest.Interface}
+	cfg.WebRTC.IncludeLoopback = true
+	cfg.APIKeys = []recorder.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
+	cfg.Applications = map[string]*recorder.Application{"app1": {Conference: conf}}
+	svc, err := api.NewService(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := svc.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &service{t: t, url: svc.URL}
+}
+
 // do sends a JSON request with the API key and decodes the reply into out.
 func (s *service) do(method, path string, body, out any) int {
 	s.t.Helper()

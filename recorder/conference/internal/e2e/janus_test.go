@@ -9,6 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
@@ -194,4 +195,42 @@ func janusAdapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
 	return janus.New(janus.Options{URL: srv.URL, API: api, RequestTimeout: 3 * time.Second})
+}
+
+// TestEndToEnd_JanusConfig records a Janus room with the recorder wired from
+// its configuration (conference: {kind: janus, url: …}), as `recorder serve`
+// runs it: both publishers' tones are in the mix.
+func TestEndToEnd_JanusConfig(t *testing.T) {
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "3003")
+	svc := startService(t, recorder.ConferenceConfig{Kind: "janus", URL: srv.URL})
+	srv.Publish(t, "3003", "erin", 440, "MIC")
+	srv.Publish(t, "3003", "finn", 660, "")
+	var ev api.RecordingDataEvent
+	if st := svc.do("POST", "/api/recordings/start", api.StartRecording{ApplicationID: "app1", ConferenceID: "3003", ConversationID: "conv3"}, &ev); st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	var stopped api.RecordingDataEvent
+	if st := svc.do("POST", recPath(ev)+"/stop", nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var msg api.RecordingDataMessage
+	if st := svc.do("GET", recPath(ev), nil, &msg); st != 200 {
+		t.Fatalf("recording: %d", st)
+	}
+	users := map[string]bool{}
+	for _, s := range msg.Streams {
+		users[s.UserID] = true
+	}
+	if len(msg.Streams) != 2 || !users["erin"] || !users["finn"] {
+		t.Fatalf("streams %+v, want erin and finn", msg.Streams)
+	}
+	pcm := svc.mix("conv3")
+	end := float64(len(pcm)) / 8000
+	for _, f := range []float64{440, 660} {
+		if a := toneAmplitude(pcm, f, 0.3, end-0.3); a < 2000 {
+			t.Errorf("%g Hz amplitude %.0f in the mix, want the publisher's tone", f, a)
+		}
+	}
 }
