@@ -20,10 +20,7 @@ import (
 // is the state the recording ends in, written to the manifest.
 func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	rec := s.Snapshot()
-	if _, err := m.Bucket(ctx, rec.ApplicationID); err != nil {
-		return err
-	}
-	var errs []error
+	var errs []error // a profile that cannot be opened now fails per upload, and is retried (uploads.go)
 	var err error
 	meta := objectMetadata(rec)
 	upload := func(rel string) *ObjectFile {
