@@ -20,7 +20,8 @@
 // # Replies
 //
 // 201 with an application/sdp answer and a Location header (resolved against
-// the endpoint URL when relative) is success. A 201 without Location is an
+// the endpoint URL, after redirects, when relative) is success. A 503 whose
+// Retry-After (in seconds) is within the request timeout is tried once more. A 201 without Location is an
 // error: the session could never be deleted. 404 fails Join with an error
 // wrapping conference.ErrNoConference; other 4xx and 5xx replies fail it with
 // an *HTTPError naming the status and the start of the body. ICE servers the
@@ -40,6 +41,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,9 +111,20 @@ func (a *Adapter) Kind() string { return "whep" }
 
 // HTTPError is a WHEP endpoint's error reply.
 type HTTPError struct {
-	URL    string
-	Status int
-	Body   string // the start of the reply body
+	URL        string
+	Status     int
+	Body       string        // the start of the reply body
+	RetryAfter time.Duration // from a Retry-After header in seconds, if any
+}
+
+// retryAfter reports whether err is a 503 whose Retry-After asks for a new
+// try within limit, and how long to wait.
+func retryAfter(err error, limit time.Duration) (time.Duration, bool) {
+	var he *HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || he.RetryAfter <= 0 || he.RetryAfter > limit {
+		return 0, false
+	}
+	return he.RetryAfter, true
 }
 
 // Error implements error.
@@ -266,6 +279,16 @@ func (c *conf) pull(ctx context.Context, ep endpoint) (*session, error) {
 	}
 
 	answer, loc, links, err := a.post(ctx, ep.url, pc.LocalDescription().SDP)
+	if wait, ok := retryAfter(err, a.opts.RequestTimeout); ok {
+		// 503 with a short Retry-After: the endpoint asks for one more try.
+		c.log.Info("whep endpoint busy, retrying", "url", ep.url, "after", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		answer, loc, links, err = a.post(ctx, ep.url, pc.LocalDescription().SDP)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +335,11 @@ func (a *Adapter) post(ctx context.Context, endpointURL, offer string) (answer, 
 		if len(snippet) > 200 {
 			snippet = snippet[:200]
 		}
-		return "", "", nil, &HTTPError{URL: endpointURL, Status: resp.StatusCode, Body: snippet}
+		he := &HTTPError{URL: endpointURL, Status: resp.StatusCode, Body: snippet}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			he.RetryAfter = time.Duration(secs) * time.Second
+		}
+		return "", "", nil, he
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/sdp") {
 		return "", "", nil, fmt.Errorf("whep: POST %s: answer of type %q, want application/sdp", endpointURL, ct)
@@ -321,10 +348,7 @@ func (a *Adapter) post(ctx context.Context, endpointURL, offer string) (answer, 
 	if loc == "" {
 		return "", "", nil, fmt.Errorf("%w (POST %s)", ErrNoLocation, endpointURL)
 	}
-	base, err := url.Parse(endpointURL)
-	if err != nil {
-		return "", "", nil, fmt.Errorf("whep: %w", err)
-	}
+	base := resp.Request.URL // the endpoint, or where it redirected us
 	ref, err := url.Parse(loc)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("whep: POST %s: bad Location %q: %w", endpointURL, loc, err)

@@ -57,6 +57,23 @@ func TestWHEP_OneEndpointPerConference(t *testing.T) {
 	}
 }
 
+// TestWHEP_Redirect: a 307 from the endpoint is followed, and the relative
+// Location resolves against where the offer landed.
+func TestWHEP_Redirect(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/whep.(*")
+	s := wheptest.New(t, map[string]float64{"room6": 440})
+	sink := rtctest.NewSink(t)
+	leave, err := adapter(t, s, "/moved/to/a/deeper/{conferenceId}/whep").Join(context.Background(), "org1", "room6", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.Next(t, 5*time.Second)
+	leave()
+	if live, deleted := s.State(); live != 0 || len(deleted) != 1 {
+		t.Errorf("after leave: %d sessions live, deleted %v; want the session DELETEd", live, deleted)
+	}
+}
+
 func TestWHEP_StreamList(t *testing.T) {
 	rtctest.NoLeaks(t, "conference/whep.(*")
 	s := wheptest.New(t, map[string]float64{"alice": 440, "bob": 660})
@@ -96,7 +113,9 @@ func TestWHEP_ErrorReplies(t *testing.T) {
 			return errors.As(err, &he) && he.Status == 400 && strings.Contains(he.Body, "malformed offer")
 		}},
 		{"404", "/c/{conferenceId}/whep", "err404", nil, func(err error) bool { return errors.Is(err, conference.ErrNoConference) }},
-		{"503", "/c/{conferenceId}/whep", "err503", nil, func(err error) bool { return errors.As(err, &he) && he.Status == 503 }},
+		{"503", "/c/{conferenceId}/whep", "err503", nil, func(err error) bool {
+			return errors.As(err, &he) && he.Status == 503 && he.RetryAfter == 30*time.Second
+		}},
 		{"unknown stream", "/c/{conferenceId}/whep", "nobody", nil, func(err error) bool { return errors.Is(err, conference.ErrNoConference) }},
 		{"201 without Location", "/c/{conferenceId}/whep", "noloc", nil, func(err error) bool { return errors.Is(err, whep.ErrNoLocation) }},
 		{"second stream fails", "/c/{conferenceId}/{streamId}/whep", "room3", []string{"alice", "carol"}, func(err error) bool { return errors.Is(err, conference.ErrNoConference) }},
@@ -160,4 +179,23 @@ func TestWHEP_EndpointVanishes(t *testing.T) {
 		t.Errorf("ConferenceEnded(%v), want nil: the endpoint closed the session", err)
 	}
 	tr.WaitEnded(t, 2*time.Second)
+}
+
+func TestWHEP_RetryAfter(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/whep.(*")
+	s := wheptest.New(t, map[string]float64{"busyonce": 440})
+	sink := rtctest.NewSink(t)
+	start := time.Now()
+	leave, err := adapter(t, s, "/c/{conferenceId}/whep").Join(context.Background(), "org1", "busyonce", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("joined after %v, before the endpoint's Retry-After of 1 s", d)
+	}
+	if got := s.Posts(); len(got) != 2 {
+		t.Errorf("%d POSTs, want 2", len(got))
+	}
+	sink.Next(t, 5*time.Second)
 }

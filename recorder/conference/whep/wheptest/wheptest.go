@@ -17,9 +17,11 @@ import (
 
 // Server is a WHEP endpoint on 127.0.0.1: a Pion peer per session that
 // sends a PCMU tone. Its endpoints are POST /c/{conf}/whep and
-// /c/{conf}/{stream}/whep; sessions are DELETE /resource/{id}, given in
-// Location relative to the endpoint. Conference ids select error replies:
-// err400, err404, err503, and noloc (201 without Location).
+// /c/{conf}/{stream}/whep (and /moved/to/a/deeper/{conf}/whep, which
+// redirects to the first with 307); sessions are DELETE /resource/{id},
+// given in Location relative to the endpoint. Conference ids select error replies:
+// err400, err404, err503 (Retry-After 30), busyonce (503 with Retry-After 1
+// the first time), and noloc (201 without Location).
 type Server struct {
 	// URL is the server's base URL.
 	URL string
@@ -34,6 +36,7 @@ type Server struct {
 	n        int
 	sessions map[string]*peer // by resource id
 	deleted  []string
+	busy     int      // busyonce requests so far
 	posts    []string // URL paths posted to
 }
 
@@ -51,6 +54,9 @@ func New(t testing.TB, freqs map[string]float64) *Server {
 	mux.HandleFunc("POST /c/{conf}/whep", s.post)
 	mux.HandleFunc("POST /c/{conf}/{stream}/whep", s.post)
 	mux.HandleFunc("DELETE /resource/{id}", s.delete)
+	mux.HandleFunc("POST /moved/to/a/deeper/{conf}/whep", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/c/"+r.PathValue("conf")+"/whep", http.StatusTemporaryRedirect)
+	})
 	s.srv = httptest.NewServer(mux) // 127.0.0.1
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
@@ -86,9 +92,19 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such stream", http.StatusNotFound)
 		return
 	case "err503":
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", "30")
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 		return
+	case "busyonce":
+		s.mu.Lock()
+		s.busy++
+		first := s.busy == 1
+		s.mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy, come back in a second", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	key := stream
 	if key == "" {
