@@ -241,9 +241,11 @@ func (r *room) subscribe(ctx context.Context, streams []map[string]any) error {
 		if err := r.newSubscriber(ctx); err != nil {
 			return err
 		}
-		m, err := r.subscriber.Send(ctx, map[string]any{
-			"request": "join", "ptype": "subscriber", "room": r.roomID, "streams": streams,
-		}, nil)
+		join := map[string]any{"request": "join", "ptype": "subscriber", "room": r.roomID, "streams": streams}
+		if r.a.opts.PIN != "" {
+			join["pin"] = r.a.opts.PIN
+		}
+		m, err := r.subscriber.Send(ctx, join, nil)
 		var pe *PluginError
 		if errors.As(err, &pe) && pe.Code == codeNoSuchFeed {
 			// A publisher went before we subscribed: start over with the next

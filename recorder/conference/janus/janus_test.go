@@ -356,3 +356,45 @@ func TestJanus_FrozenMidRecording(t *testing.T) {
 		t.Errorf("leave took %v with a frozen server", d)
 	}
 }
+
+// TestJanus_RoomNamesAndPIN: on a Janus with string ids a conferenceId that
+// is a name is the room's name; a room with a PIN is joined with
+// Options.PIN and refused without it.
+func TestJanus_RoomNamesAndPIN(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/janus.(*")
+	srv := janustest.StartWith(t, janustest.Config{StringIDs: true})
+	srv.CreateRoomPIN(t, "team-standup", "1234")
+	srv.Publish(t, "team-standup", "judy", 440, "")
+	for _, tc := range []struct {
+		name, pin string
+		ok        bool
+	}{{"with pin", "1234", true}, {"without pin", "", false}, {"wrong pin", "4321", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := janus.New(janus.Options{URL: srv.URL, API: testAPI(t, webrtc.DTLSRoleServer), PIN: tc.pin})
+			s := rtctest.NewSink(t)
+			leave, err := a.Join(context.Background(), "org1", "team-standup", s)
+			if !tc.ok {
+				if err == nil {
+					leave()
+					t.Fatal("joined a PIN-protected room without its PIN")
+				}
+				t.Logf("error: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer leave()
+			tr := s.Next(t, 5*time.Second)
+			if tr.UserID != "judy" || tr.ConferenceID != "team-standup" || tr.StreamID == "" {
+				t.Errorf("track: user %q conference %q stream %q", tr.UserID, tr.ConferenceID, tr.StreamID)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			tr.CheckTone(t, 440, 660)
+		})
+	}
+	// A room name that does not exist.
+	if _, err := adapter(t, srv).Join(context.Background(), "org1", "no-such-room", rtctest.NewSink(t)); !errors.Is(err, conference.ErrNoConference) {
+		t.Errorf("Join of a missing named room: %v, want ErrNoConference", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -37,12 +38,28 @@ type Server struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
+
+	mu   sync.Mutex
+	pins map[string]string // room PINs, by room
 }
 
 // Start starts Janus with a fresh configuration in t.TempDir() and stops it,
 // by its PID, when the test ends. Its log is printed (tail) when the test
 // fails, and copied to the file named by $JANUSTEST_KEEPLOG when that is set.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Config{})
+}
+
+// Config chooses Janus settings for StartWith.
+type Config struct {
+	// StringIDs makes room and participant ids strings (VideoRoom
+	// string_ids = true) instead of numbers.
+	StringIDs bool
+}
+
+// StartWith is Start with the settings of cfg.
+func StartWith(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	rtctest.NetNS(t)
 	bin := testenv.LookPath(t, "janus")
@@ -101,7 +118,7 @@ admin: {
 	admin_https = false
 }
 `, port),
-		"janus.plugin.videoroom.jcfg": "general: {\n}\n",
+		"janus.plugin.videoroom.jcfg": fmt.Sprintf("general: {\n\tstring_ids = %t\n}\n", cfg.StringIDs),
 	}
 	for name, body := range files {
 		must(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
@@ -112,7 +129,7 @@ admin: {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	must(t, cmd.Start())
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d/janus", port), Dir: dir, cmd: cmd, done: make(chan struct{})}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d/janus", port), Dir: dir, cmd: cmd, done: make(chan struct{}), pins: make(map[string]string)}
 	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
 	t.Cleanup(func() {
 		s.Kill()
@@ -172,10 +189,24 @@ func (s *Server) Freeze() {
 // uses string ids) whose publishers must send PCMU audio.
 func (s *Server) CreateRoom(t testing.TB, id string) {
 	t.Helper()
-	s.roomRequest(t, map[string]any{
+	s.CreateRoomPIN(t, id, "")
+}
+
+// CreateRoomPIN is CreateRoom for a room that needs pin to join; Publish
+// gives it.
+func (s *Server) CreateRoomPIN(t testing.TB, id, pin string) {
+	t.Helper()
+	req := map[string]any{
 		"request": "create", "room": janus.RoomID(id), "publishers": 16,
 		"audiocodec": "pcmu", "videocodec": "vp8", "description": "test room " + id,
-	}, "created")
+	}
+	if pin != "" {
+		req["pin"] = pin
+		s.mu.Lock()
+		s.pins[id] = pin
+		s.mu.Unlock()
+	}
+	s.roomRequest(t, req, "created")
 }
 
 // DestroyRoom destroys room id, which tells everyone in it.
@@ -282,9 +313,13 @@ func (s *Server) publish(t testing.TB, room, display string, freq float64, desc 
 	t.Cleanup(p.Leave)
 	p.handle, err = sess.Attach(ctx, janus.Plugin)
 	must(t, err)
-	m, err := p.handle.Send(ctx, map[string]any{
-		"request": "join", "ptype": "publisher", "room": janus.RoomID(room), "display": display,
-	}, nil)
+	join := map[string]any{"request": "join", "ptype": "publisher", "room": janus.RoomID(room), "display": display}
+	s.mu.Lock()
+	if pin := s.pins[room]; pin != "" {
+		join["pin"] = pin
+	}
+	s.mu.Unlock()
+	m, err := p.handle.Send(ctx, join, nil)
 	if err != nil {
 		t.Fatalf("publisher %s: join: %v", display, err)
 	}
