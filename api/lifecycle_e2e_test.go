@@ -293,6 +293,7 @@ func testPause(t *testing.T, behavior string) {
 	} else if math.Abs((mixEnd-mixStart)-(pz.End-pz.Start)) > 0.1 {
 		t.Errorf("silence: the pause spans %.2f s of the mix, %.2f s of wall time", mixEnd-mixStart, pz.End-pz.Start)
 	}
+	t.Logf("mix %.2f s for %.2f s recorded (pauseBehavior %s, want %.2f s)", dur, recorded, behavior, want)
 	if math.Abs(dur-want) > 0.15 {
 		t.Errorf("mix is %.2f s, want %.2f s (recorded %.2f s, pauseBehavior %s)", dur, want, recorded, behavior)
 	}
