@@ -158,6 +158,7 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 	if ev == nil || ev.VideoRoom != "joined" {
 		return nil, fmt.Errorf("janus: joining room %q: unexpected reply %q", conferenceID, m.Janus)
 	}
+	r.privateID = ev.PrivateID
 	r.log.Info("joined janus room", "session", sess.ID, "publishers", len(ev.Publishers))
 	if err := r.addPublishers(ctx, ev.Publishers); err != nil {
 		return nil, err
@@ -186,6 +187,7 @@ type room struct {
 	log          *slog.Logger
 
 	listener   *Handle // joined as a publisher that never publishes
+	privateID  uint64  // the listener's private_id, for require_pvtid rooms
 	subscriber *Handle // the multistream subscription, once there is a publisher
 	pc         *webrtc.PeerConnection
 
@@ -244,6 +246,9 @@ func (r *room) subscribe(ctx context.Context, streams []map[string]any) error {
 		join := map[string]any{"request": "join", "ptype": "subscriber", "room": r.roomID, "streams": streams}
 		if r.a.opts.PIN != "" {
 			join["pin"] = r.a.opts.PIN
+		}
+		if r.privateID != 0 {
+			join["private_id"] = r.privateID
 		}
 		m, err := r.subscriber.Send(ctx, join, nil)
 		var pe *PluginError

@@ -99,6 +99,7 @@ type SubscriberStream struct {
 type roomEvent struct {
 	VideoRoom   string             `json:"videoroom"`
 	ID          ID                 `json:"id,omitempty"`
+	PrivateID   uint64             `json:"private_id,omitempty"` // "joined": ties subscriptions to us (require_pvtid)
 	Publishers  []Publisher        `json:"publishers,omitempty"`
 	Unpublished json.RawMessage    `json:"unpublished,omitempty"` // a participant id, or "ok" for our own
 	Leaving     json.RawMessage    `json:"leaving,omitempty"`     // likewise

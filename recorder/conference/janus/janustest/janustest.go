@@ -186,7 +186,8 @@ func (s *Server) Freeze() {
 }
 
 // CreateRoom creates VideoRoom room id (a number, or a string when the server
-// uses string ids) whose publishers must send PCMU audio.
+// uses string ids) whose publishers must send PCMU audio and whose
+// subscriptions must give a participant's private_id (require_pvtid).
 func (s *Server) CreateRoom(t testing.TB, id string) {
 	t.Helper()
 	s.CreateRoomPIN(t, id, "")
@@ -199,6 +200,7 @@ func (s *Server) CreateRoomPIN(t testing.TB, id, pin string) {
 	req := map[string]any{
 		"request": "create", "room": janus.RoomID(id), "publishers": 16,
 		"audiocodec": "pcmu", "videocodec": "vp8", "description": "test room " + id,
+		"require_pvtid": true, // subscriptions must come from a participant
 	}
 	if pin != "" {
 		req["pin"] = pin
