@@ -26,10 +26,10 @@
 // wrapping conference.ErrNoConference; other 4xx and 5xx replies fail it with
 // an *HTTPError naming the status and the start of the body. ICE servers the
 // endpoint announces in Link headers (rel="ice-server", RFC 8288) are parsed
-// and given to the PeerConnection's configuration, but since the offer carries
-// all our candidates (no trickle, no ICE restart) they only matter for an
-// endpoint that announces them in every reply; configure Options.ICEServers
-// for NATed set-ups.
+// (ParseLinkICEServers) and set on the PeerConnection's configuration, but
+// they cannot help the connection at hand: the offer already carried all our
+// candidates (no trickle, no ICE restart). Configure Options.ICEServers for
+// set-ups behind NAT.
 package whep
 
 import (
