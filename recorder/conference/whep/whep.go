@@ -20,11 +20,12 @@
 // # Replies
 //
 // 201 with an application/sdp answer and a Location header (resolved against
-// the endpoint URL, after redirects, when relative) is success. A 503 whose
-// Retry-After (in seconds) is within the request timeout is tried once more. A 201 without Location is an
-// error: the session could never be deleted. 404 fails Join with an error
-// wrapping conference.ErrNoConference; other 4xx and 5xx replies fail it with
-// an *HTTPError naming the status and the start of the body. ICE servers the
+// the endpoint URL, after redirects, when relative) is success. A 201 without
+// Location is an error: the session could never be deleted. 404 fails Join
+// with an error wrapping conference.ErrNoConference; other 4xx and 5xx replies
+// fail it with an *HTTPError naming the status and the start of the body. A
+// 503 whose Retry-After (in seconds) is within the request timeout is tried
+// once more. ICE servers the
 // endpoint announces in Link headers (rel="ice-server", RFC 8288) are parsed
 // (ParseLinkICEServers) and set on the PeerConnection's configuration, but
 // they cannot help the connection at hand: the offer already carried all our
