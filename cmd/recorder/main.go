@@ -7,6 +7,7 @@
 //	recorder demo    [--config FILE]            record a synthetic three-party conference end to end
 //	recorder verify  --application APP [--json] check an application's storage profile
 //	recorder sign    [--application APP] [--ttl D] URL-or-object-key
+//	recorder mix     [-o OUT.wav] [--rate 8000] MANIFEST.json|DIR
 //	recorder version
 package main
 
@@ -41,7 +42,7 @@ commands:
   demo     record a synthetic three-party conference end to end and print where every file went
   verify   --application APP [--json]: check an application's storage profile (exit 0 only if all checks pass)
   sign     [--application APP] [--ttl 1h] URL-or-object-key: print a signed URL for an object
-  mix      offline mix of per-track files (not in this build)
+  mix      [-o OUT.wav] [--rate 8000] MANIFEST.json|DIR: rebuild the mix from the per-track files
   version  print the version
 `
 
@@ -66,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sign":
 		err = sign(args, stdout, stderr)
 	case "mix":
-		err = errors.New("mix: offline mixing is not implemented in this build; mix.wav is written live during recording")
+		err = mix(args, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

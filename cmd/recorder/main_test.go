@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -312,6 +315,41 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"carol joins late", "bob leaves early", "mix.wav  8000 Hz", "url http://127.0.0.1:"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// recorder mix rebuilds the mix from the uploaded tracks and manifest:
+	// as long as the live one, every participant's tone in it.
+	manifests, _ := filepath.Glob(filepath.Join(dir, "storage", "*", "*", "*", "*", "manifest.json"))
+	if len(manifests) != 1 {
+		t.Fatalf("manifests %v", manifests)
+	}
+	rdir := filepath.Dir(manifests[0])
+	offline := filepath.Join(t.TempDir(), "offline.wav")
+	if out, err := exec.CommandContext(ctx, recorderBin, "mix", "-o", offline, rdir).CombinedOutput(); err != nil {
+		t.Fatalf("mix: %v\n%s", err, out)
+	}
+	read := func(path string) []int16 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := wavwriter.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm := make([]int16, (len(b)-int(h.DataOffset))/2)
+		for i := range pcm {
+			pcm[i] = int16(binary.LittleEndian.Uint16(b[int(h.DataOffset)+2*i:]))
+		}
+		return pcm
+	}
+	live, rebuilt := read(filepath.Join(rdir, "mix.wav")), read(offline)
+	if d := len(rebuilt) - len(live); d < -800 || d > 800 {
+		t.Errorf("offline mix %d samples, live %d", len(rebuilt), len(live))
+	}
+	for _, f := range []float64{440, 660, 880} {
+		if a := mediatest.Goertzel(rebuilt, 8000, f); a < 2000 {
+			t.Errorf("offline mix: %g Hz amplitude %.0f", f, a)
 		}
 	}
 }

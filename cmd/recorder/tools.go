@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -142,5 +145,32 @@ func sign(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, s)
+	return nil
+}
+
+// mix rebuilds a recording's mix offline from its per-track files and manifest.
+func mix(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mix", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output WAV (default mix-offline.wav beside the manifest)")
+	rate := fs.Int("rate", 8000, "sample rate: 8000, 16000 or 48000")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("mix: give a manifest.json or the directory holding it")
+	}
+	manifest := fs.Arg(0)
+	if fi, err := os.Stat(manifest); err == nil && fi.IsDir() {
+		manifest = filepath.Join(manifest, composition.ManifestFile)
+	}
+	if *out == "" {
+		*out = filepath.Join(filepath.Dir(manifest), "mix-offline.wav")
+	}
+	m, err := composition.MixOffline(manifest, *out, *rate)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d Hz, %d channel, %.2f s, %d bytes\n", *out, m.SampleRate, m.Channels, m.Duration, m.Size)
 	return nil
 }

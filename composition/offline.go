@@ -1,0 +1,248 @@
+package composition
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pion/opus"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// MixOffline mixes the audio tracks listed in a manifest from their files
+// (Ogg/Opus and G.711 WAV, paths relative to the manifest) into a mono 16-bit
+// WAV at rate Hz written to out: every track placed at its start offset,
+// summed in int32 and clamped. It is `recorder mix`: a mix rebuilt after the
+// fact, for a recording whose live mix was lost or is wanted at another rate.
+// Pauses and blackouts are not re-applied (the track files hold no paused
+// audio already when the recording paused with skip).
+func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
+	switch rate {
+	case 8000, 16000, 48000:
+	default:
+		return nil, fmt.Errorf("composition: mix rate %d is not 8000, 16000 or 48000", rate)
+	}
+	f, err := os.Open(manifestPath)
+	if err != nil {
+		return nil, fmt.Errorf("composition: %w", err)
+	}
+	m, err := ReadManifest(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(manifestPath)
+	length := int(m.Stopped.Sub(m.Started).Seconds() * float64(rate))
+	if length <= 0 || length > 24*3600*rate {
+		return nil, fmt.Errorf("composition: manifest spans %v", m.Stopped.Sub(m.Started))
+	}
+	acc := make([]int32, length)
+	for _, t := range m.Tracks {
+		if t.Kind != "AUDIO" {
+			continue
+		}
+		if strings.Contains(t.File, "..") || filepath.IsAbs(t.File) {
+			return nil, fmt.Errorf("composition: track file %q leaves the recording", t.File)
+		}
+		pcm, err := decodeFile(filepath.Join(dir, filepath.FromSlash(t.File)), rate)
+		if err != nil {
+			return nil, fmt.Errorf("composition: track %s: %w", t.File, err)
+		}
+		at := int(t.Offset * float64(rate))
+		for i, v := range pcm {
+			if at+i >= 0 && at+i < length {
+				acc[at+i] += int32(v)
+			}
+		}
+	}
+	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(1))
+	if err != nil {
+		return nil, err
+	}
+	frame := make([]int16, rate/50)
+	for i := 0; i < length; i += len(frame) {
+		n := min(len(frame), length-i)
+		for j := 0; j < n; j++ {
+			frame[j] = int16(max(math.MinInt16, min(math.MaxInt16, acc[i+j])))
+		}
+		if err := w.WriteFrame(frame[:n]); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return ReadMix(out)
+}
+
+// decodeFile decodes a track file to mono PCM at rate.
+func decodeFile(path string, rate int) ([]int16, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".wav":
+		return decodeWAV(path, rate)
+	case ".ogg":
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return DecodeOggOpus(bufio.NewReader(f), rate)
+	}
+	return nil, fmt.Errorf("no decoder for %s", filepath.Ext(path))
+}
+
+// decodeWAV decodes a G.711 or 16-bit PCM mono WAV, resampling 8 kHz to rate
+// by linear interpolation.
+func decodeWAV(path string, rate int) ([]int16, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := wavwriter.ParseHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	body := data[min(int(h.DataOffset), len(data)):]
+	if int64(len(body)) > int64(h.DataSize) && h.DataSize != ^uint32(0) {
+		body = body[:h.DataSize]
+	}
+	var pcm []int16
+	switch h.Format {
+	case wavwriter.MuLaw, wavwriter.ALaw:
+		pcm = make([]int16, len(body))
+		for i, b := range body {
+			if h.Format == wavwriter.MuLaw {
+				pcm[i] = synth.MuLawDecode(b)
+			} else {
+				pcm[i] = synth.ALawDecode(b)
+			}
+		}
+	case wavwriter.PCM:
+		pcm = make([]int16, len(body)/2)
+		for i := range pcm {
+			pcm[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
+		}
+	default:
+		return nil, fmt.Errorf("WAV format %v", h.Format)
+	}
+	if h.Channels != 1 {
+		return nil, fmt.Errorf("WAV has %d channels, want 1", h.Channels)
+	}
+	return resample(pcm, h.SampleRate, rate)
+}
+
+// resample converts from to an integer multiple rate by linear interpolation.
+func resample(pcm []int16, from, to int) ([]int16, error) {
+	if from == to {
+		return pcm, nil
+	}
+	if from <= 0 || to%from != 0 {
+		return nil, fmt.Errorf("cannot resample %d Hz to %d Hz", from, to)
+	}
+	k := to / from
+	out := make([]int16, len(pcm)*k)
+	for i, v := range pcm {
+		next := v
+		if i+1 < len(pcm) {
+			next = pcm[i+1]
+		}
+		for j := 0; j < k; j++ {
+			out[i*k+j] = int16(int(v) + (int(next)-int(v))*j/k)
+		}
+	}
+	return out, nil
+}
+
+// DecodeOggOpus decodes an Ogg/Opus stream (RFC 7845) to mono PCM at rate,
+// dropping the pre-skip the OpusHead announces.
+func DecodeOggOpus(r io.Reader, rate int) ([]int16, error) {
+	dec, err := opus.NewDecoderWithOutput(rate, 1)
+	if err != nil {
+		return nil, err
+	}
+	var out []int16
+	buf := make([]int16, rate*120/1000)
+	preSkip := -1
+	n := 0
+	err = OggPackets(r, func(p []byte) error {
+		n++
+		switch {
+		case n == 1:
+			if len(p) < 19 || string(p[:8]) != "OpusHead" {
+				return errors.New("no OpusHead")
+			}
+			preSkip = int(binary.LittleEndian.Uint16(p[10:])) * rate / 48000
+			return nil
+		case n == 2:
+			return nil // OpusTags
+		}
+		k, err := dec.DecodeToInt16(p, buf)
+		if err != nil {
+			k = rate / 50 // an undecodable packet: 20 ms of silence
+			clear(buf[:k])
+		}
+		out = append(out, buf[:k]...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if preSkip > 0 {
+		out = out[min(preSkip, len(out)):]
+	}
+	return out, nil
+}
+
+// OggPackets calls fn with every packet of an Ogg stream (RFC 3533), joining
+// packets continued across pages. The packet is reused after fn returns.
+func OggPackets(r io.Reader, fn func(packet []byte) error) error {
+	var hdr [27]byte
+	var seg [255]byte
+	var packet []byte
+	body := make([]byte, 255*255)
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("ogg: page header: %w", err)
+		}
+		if string(hdr[:4]) != "OggS" || hdr[4] != 0 {
+			return errors.New("ogg: not an Ogg page")
+		}
+		nseg := int(hdr[26])
+		if _, err := io.ReadFull(r, seg[:nseg]); err != nil {
+			return fmt.Errorf("ogg: segment table: %w", err)
+		}
+		size := 0
+		for _, s := range seg[:nseg] {
+			size += int(s)
+		}
+		if _, err := io.ReadFull(r, body[:size]); err != nil {
+			return fmt.Errorf("ogg: page body: %w", err)
+		}
+		if hdr[5]&1 == 0 {
+			packet = packet[:0] // not a continuation: drop a dangling partial packet
+		}
+		off := 0
+		for _, s := range seg[:nseg] {
+			packet = append(packet, body[off:off+int(s)]...)
+			off += int(s)
+			if s < 255 {
+				if err := fn(packet); err != nil {
+					return err
+				}
+				packet = packet[:0]
+			}
+		}
+	}
+}

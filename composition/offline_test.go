@@ -1,0 +1,109 @@
+package composition
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// g711File writes d of a µ-law tone as a G.711 WAV track, as the recorder does.
+func g711File(t *testing.T, path string, freq float64, d time.Duration) {
+	t.Helper()
+	w, err := wavwriter.NewG711(path, wavwriter.MuLaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := &synth.Tone{Freq: freq, Amplitude: 8000}
+	for i := 0; i < int(d/(20*time.Millisecond)); i++ {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 1},
+			Payload: tone.NextPCMU(nil)}
+		if err := w.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMixOffline(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 3*time.Second)
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	ogg := filepath.Join(dir, "tracks", "b-audio0.ogg")
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=2",
+		"-c:a", "libopus", "-b:a", "48k", ogg).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), Tracks: []Track{
+		{StreamID: "a", TrackID: "audio0", Kind: "AUDIO", File: "tracks/a-audio0.wav", Offset: 0},
+		{StreamID: "b", TrackID: "audio0", Kind: "AUDIO", File: "tracks/b-audio0.ogg", Offset: 1.5},
+		{StreamID: "v", TrackID: "video1", Kind: "VIDEO", File: "tracks/v-video1.webm", Offset: 0},
+	}}
+	man := filepath.Join(dir, ManifestFile)
+	if err := WriteManifest(man, m); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "offline.wav")
+	mix, err := MixOffline(man, out, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mix.Duration != 4 || mix.SampleRate != 8000 || mix.Channels != 1 {
+		t.Errorf("mix %+v, want 4 s 8000 Hz mono", mix)
+	}
+	data, _ := os.ReadFile(out)
+	h, _ := wavwriter.ParseHeader(data)
+	pcm := make([]int16, (len(data)-int(h.DataOffset))/2)
+	for i := range pcm {
+		pcm[i] = int16(uint16(data[int(h.DataOffset)+2*i]) | uint16(data[int(h.DataOffset)+2*i+1])<<8)
+	}
+	level := func(f float64, a, b float64) float64 {
+		return mediatest.Goertzel(pcm[int(a*8000):int(b*8000)], 8000, f)
+	}
+	checks := []struct {
+		f, a, b float64
+		on      bool
+	}{
+		{440, 0.1, 2.9, true}, {440, 3.1, 3.9, false},
+		{1000, 0.1, 1.4, false}, {1000, 1.7, 3.4, true}, {1000, 3.7, 3.95, false},
+	}
+	for _, c := range checks {
+		if l := level(c.f, c.a, c.b); c.on && l < 2000 || !c.on && l > 300 {
+			t.Errorf("%g Hz in [%.1f, %.1f]: amplitude %.0f, want present=%v", c.f, c.a, c.b, l, c.on)
+		}
+	}
+	// A manifest pointing outside the recording is refused.
+	m.Tracks[0].File = "../x.wav"
+	WriteManifest(man, m)
+	if _, err := MixOffline(man, out, 8000); err == nil {
+		t.Error("a track outside the recording: no error")
+	}
+}
+
+func FuzzOggPackets(f *testing.F) {
+	f.Add([]byte("OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x03abc"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		total := 0
+		OggPackets(bytes.NewReader(data), func(p []byte) error {
+			total += len(p)
+			if total > len(data) {
+				t.Fatalf("packets hold %d bytes of a %d-byte stream", total, len(data))
+			}
+			return nil
+		})
+	})
+}
