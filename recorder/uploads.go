@@ -47,6 +47,9 @@ type UploadConfig struct {
 	PermanentRetry time.Duration `yaml:"permanentRetry"` // retry delay after a permanent error (10m)
 	Deadline       time.Duration `yaml:"deadline"`       // give up after this long (never)
 	Workers        int           `yaml:"workers"`        // uploads in flight (2)
+	// ChunkInterval, when set, uploads the mix in parts while it is
+	// recorded, one part per interval (chunks.go); zero: off.
+	ChunkInterval time.Duration `yaml:"chunkInterval"`
 }
 
 // uploads is the Manager's side of the upload queue.
@@ -278,6 +281,12 @@ func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, e
 // uploadResult receives every Result of the queue: to the compose waiting
 // for the job, or else applied to the stored recording.
 func (m *Manager) uploadResult(r upload.Result) {
+	if isPart(r.Job) {
+		return // parts of the mix are not outputs of the recording (chunks.go)
+	}
+	if r.Status == upload.Uploaded && m.cfg.Uploads.ChunkInterval > 0 && strings.HasSuffix(r.Job.ID, "/"+composition.MixFile) {
+		go m.deleteParts(r.Job)
+	}
 	m.up.mu.Lock()
 	ch := m.up.waiters[r.Job.ID]
 	m.up.mu.Unlock()
@@ -307,7 +316,7 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 		}
 		allDone = true
 		for _, j := range jobs {
-			allDone = allDone && j.Status == upload.Uploaded
+			allDone = allDone && (j.Status == upload.Uploaded || isPart(j.Job))
 		}
 	}
 	update := func(rec *Recording) *ObjectFile {
