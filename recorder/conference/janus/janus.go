@@ -644,9 +644,16 @@ func (r *room) leave() {
 	})
 }
 
-// teardown leaves the room, destroys the session and closes the
-// PeerConnection, ending every track.
+// teardown ends every track, then leaves the room, destroys the session and
+// closes the PeerConnection.
 func (r *room) teardown() {
+	// The tracks end now; the network goodbyes follow.
+	r.mu.Lock()
+	r.closed = true
+	for mid, t := range r.tracks {
+		r.endTrackLocked(mid, t)
+	}
+	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	select {
@@ -663,12 +670,6 @@ func (r *room) teardown() {
 	if r.pc != nil {
 		_ = r.pc.Close()
 	}
-	r.mu.Lock()
-	r.closed = true
-	for mid, t := range r.tracks {
-		r.endTrackLocked(mid, t)
-	}
-	r.mu.Unlock()
 }
 
 // track reads one subscribed stream. It ends (ReadRTP gives io.EOF) when its

@@ -475,19 +475,20 @@ func (c *conf) leave() {
 		sessions := c.sessions
 		c.mu.Unlock()
 		var wg sync.WaitGroup
+		// The tracks end now; the network goodbyes follow.
 		for _, s := range sessions {
 			s.active.Store(false)
+			s.mu.Lock()
+			for _, t := range s.tracks {
+				t.end()
+			}
+			s.mu.Unlock()
 		}
 		for _, s := range sessions {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				c.a.delete(s.location)
-				s.mu.Lock()
-				for _, t := range s.tracks {
-					t.ended.Store(true)
-				}
-				s.mu.Unlock()
 				_ = s.pc.Close()
 			}()
 		}
