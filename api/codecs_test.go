@@ -70,10 +70,14 @@ func opusFrames(t *testing.T, freq float64, seconds int) [][]byte {
 	return frames
 }
 
-// vp8Frames encodes a test pattern at 30 fps with libvpx, like a WebRTC sender.
-func vp8Frames(t *testing.T, seconds int) [][]byte {
+// vp8Frames encodes a test pattern at 30 fps with libvpx, like a WebRTC
+// sender, with a keyframe every second.
+func vp8Frames(t *testing.T, seconds int) [][]byte { return vp8FramesGOP(t, seconds, 30) }
+
+// vp8FramesGOP is vp8Frames with a keyframe every gop frames.
+func vp8FramesGOP(t *testing.T, seconds, gop int) [][]byte {
 	path := ffmpegFile(t, "video.ivf", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
-		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf")
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", strconv.Itoa(gop), "-b:v", "300k", "-f", "ivf")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -306,6 +310,61 @@ func TestEndToEnd_Codecs(t *testing.T) {
 	for _, f := range []float64{500, 700, 1100} {
 		if a := mediatest.Goertzel(body, 8000, f); a < 2000 {
 			t.Errorf("%g Hz amplitude %.0f in the mix", f, a)
+		}
+	}
+}
+
+// TestEndToEnd_VideoWithoutKeyframe: a video track whose sender never sends a
+// keyframe (it ignores PLI) leaves no unplayable file: the track is listed with
+// the no_media error and no URL, and the recording still stops cleanly.
+func TestEndToEnd_VideoWithoutKeyframe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	inter := vp8FramesGOP(t, 3, 300)[1:] // every frame but the first, the only keyframe
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", "nokey")
+	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "nokey")
+	p, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, "nokey", "u", "CAM"), audio, video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tone := &synth.Tone{Freq: 700, Amplitude: 8000}
+	go sendLoop(sendCtx, audio, [][]byte{tone.NextPCMU(nil)}, 20*time.Millisecond)
+	go sendLoop(sendCtx, video, inter, time.Second/30)
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "nokey", ConversationID: "nokey", Video: true})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(2 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var msg RecordingDataMessage
+	h.do("GET", recPath(ev), key1, nil, &msg)
+	if len(msg.Streams) != 1 || len(msg.Streams[0].Tracks) != 2 {
+		t.Fatalf("streams %+v", msg.Streams)
+	}
+	for _, tr := range msg.Streams[0].Tracks {
+		switch tr.Type {
+		case "AUDIO":
+			if tr.URL == "" {
+				t.Errorf("audio track without url: %+v", tr)
+			}
+		case "VIDEO":
+			ls := tr.Storage.LocalStorage
+			if tr.URL != "" || ls == nil || ls.Error == nil || ls.Error.Code != "no_media" || tr.Storage.ObjectStorage != nil {
+				t.Errorf("video track without a keyframe: %+v %+v", tr, ls)
+			}
 		}
 	}
 }

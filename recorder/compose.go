@@ -34,7 +34,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	objects := map[string]*ObjectFile{}
 	for _, st := range rec.Streams {
 		for _, tr := range st.Tracks {
-			if tr.Local.Error == nil || fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
+			if tr.Local.Error == nil || tr.Local.Error.Code != "no_media" && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
 				objects[tr.File] = upload(tr.File)
 			}
 		}

@@ -98,6 +98,15 @@ type mediaSink struct {
 	gate  *gate // pause and blackout (pause.go); nil: everything passes
 }
 
+// videoFrames returns the frames a video track's writer wrote; video is false
+// for audio tracks.
+func (m *mediaSink) videoFrames() (frames uint64, video bool) {
+	if v, ok := m.file.(interface{ Stats() webmwriter.Stats }); ok { // mp4writer.Stats is the same type
+		return v.Stats().Frames, true
+	}
+	return 0, false
+}
+
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.gate != nil && m.gate.drop() {
 		return nil // paused or blacked out: nothing reaches any file

@@ -144,8 +144,11 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 // trackEnded finalises a track whose reader ended or whose session stops.
 func (s *Session) trackEnded(ts *trackSub) {
 	closeErr := ts.sink.Close()
+	noMedia := false
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		s.dropGate(ms.gate)
+		frames, video := ms.videoFrames()
+		noMedia = video && frames == 0
 	}
 	now := s.m.now()
 	err := s.commit(context.Background(), func(r *Recording) {
@@ -159,8 +162,12 @@ func (s *Session) trackEnded(ts *trackSub) {
 				tr.Stopped = now
 				tr.Packets = ts.pkts.Load()
 				tr.Dropped = ts.errs.Load()
-				if closeErr != nil {
+				switch {
+				case closeErr != nil:
 					tr.Local.Error = &ErrorInfo{Code: "write_failed", Message: closeErr.Error(), Occurred: now}
+				case noMedia:
+					// An unplayable file is not offered: no keyframe ever came.
+					tr.Local.Error = &ErrorInfo{Code: "no_media", Message: "no decodable video frame arrived (no keyframe)", Occurred: now}
 				}
 			}
 			all = all && !tr.Stopped.IsZero()
