@@ -125,7 +125,13 @@ func (o *SignedURLOptions) withDefaults() *SignedURLOptions {
 // PermissionHinter is an optional Provider ability: it names the permission an
 // operation ("write", "read", "attributes", "delete", "list", "check") needs,
 // the provider's way ("s3:PutObject"), so that Verify's messages tell a storage
-// admin what to grant. It returns "" when it has nothing to say.
+// admin what to grant; for HintCredentials it names the credentials to check
+// when the provider rejects them ("access key ID and secret access key"). It
+// returns "" when it has nothing to say.
 type PermissionHinter interface {
 	PermissionHint(op string) string
 }
+
+// HintCredentials is the PermissionHint operation naming a provider's
+// credentials, for the message of an Unauthenticated error.
+const HintCredentials = "credentials"

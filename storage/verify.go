@@ -234,15 +234,9 @@ func (v *verifier) advice(err error) string {
 	case Unavailable:
 		return fmt.Sprintf("cannot reach %s: %s", loc, cause)
 	case Unauthenticated:
-		return fmt.Sprintf("credentials rejected by %s while %s: check the access key and secret (%s)", loc, doing, cause)
+		return fmt.Sprintf("credentials rejected by %s while %s: check the %s (%s)", loc, doing, v.hint(HintCredentials, "credentials"), cause)
 	case PermissionDenied:
-		perm := se.Op
-		if h, ok := v.b.p.(PermissionHinter); ok {
-			if p := h.PermissionHint(se.Op); p != "" {
-				perm = p
-			}
-		}
-		return fmt.Sprintf("access denied %s: check the credential's %s permission on %s (%s)", doing, perm, loc, cause)
+		return fmt.Sprintf("access denied %s: check the credential's %s permission on %s (%s)", doing, v.hint(se.Op, se.Op), loc, cause)
 	case DeadlineExceeded:
 		return fmt.Sprintf("%s timed out at %s: the storage is too slow or does not answer (limits: %v per check, %v in all)",
 			doing, loc, v.opts.CheckTimeout, v.opts.Timeout)
@@ -252,6 +246,16 @@ func (v *verifier) advice(err error) string {
 		return fmt.Sprintf("%s: the storage is full or over quota: %s", doing, cause)
 	}
 	return fmt.Sprintf("%s failed (%s): %s", doing, se.Code, cause)
+}
+
+// hint returns the driver's PermissionHint for op, or def.
+func (v *verifier) hint(op, def string) string {
+	if h, ok := v.b.p.(PermissionHinter); ok {
+		if s := h.PermissionHint(op); s != "" {
+			return s
+		}
+	}
+	return def
 }
 
 // apiError is the shape of service errors that carry a code and a message

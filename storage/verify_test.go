@@ -147,7 +147,7 @@ func TestVerify_Failures(t *testing.T) {
 		{
 			name:  "WrongSecret",
 			fail:  map[string]error{"check": fmt.Errorf("signature for key with secret %s does not match: %w", secret, storage.Unauthenticated)},
-			words: [5]string{"credentials rejected by mem://m", "skipped", "skipped", "skipped", "skipped"},
+			words: [5]string{"credentials rejected by mem://m while checking the bucket: check the test:credentials (", "skipped", "skipped", "skipped", "skipped"},
 		},
 		{
 			name:  "ReadOnly",

@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -82,7 +83,7 @@ func run(addr, dir, access, secret, userAccess, userSecret, region string) error
 	}
 	if userAccess != "" {
 		err := iam.CreateAccount(auth.Account{Access: userAccess, Secret: userSecret, Role: auth.RoleUser, UserID: 1001, GroupID: 1001})
-		if err != nil {
+		if err != nil && !errors.Is(err, auth.ErrUserExists) { // a restart on the same directory
 			return fmt.Errorf("create user account: %w", err)
 		}
 	}

@@ -1,160 +1,37 @@
 package upload
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/s3store"
+	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
 
-// The S3 tests run the versitygw gateway of internal/s3gateway (it verifies
-// SigV4) as a subprocess on 127.0.0.1, one per test, stopped by PID.
+// The S3 tests run the versitygw gateway of storage/s3store/s3test (it
+// verifies SigV4) as a subprocess on 127.0.0.1, one per test, stopped by PID.
 const (
-	gwAccess = "uploadroot"
-	gwSecret = "upload-root-secret-0123456789"
+	gwAccess = s3test.Access
+	gwSecret = s3test.Secret
 )
 
-// gwTmp holds the gateway binary; TestMain removes it.
-var gwTmp string
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if gwTmp != "" {
-		os.RemoveAll(gwTmp)
-	}
-	os.Exit(code)
-}
-
-// gatewayBinary builds internal/s3gateway once per test process.
-var gatewayBinary = sync.OnceValues(func() (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "upload-s3gw-")
-	if err != nil {
-		return "", err
-	}
-	gwTmp = dir
-	bin := filepath.Join(dir, "s3gateway")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join("..", "..", "internal", "s3gateway")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build in %s: %v\n%s", cmd.Dir, err, out)
-	}
-	return bin, nil
-})
-
-// s3gw is one gateway that a test can kill and start again on the same
-// address and data directory.
-type s3gw struct {
-	t    *testing.T
-	bin  string
-	addr string
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startGateway(t *testing.T) *s3gw {
-	t.Helper()
-	bin, err := gatewayBinary()
-	if err != nil {
-		testenv.Missing(t, "versitygw test gateway: "+err.Error())
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	g := &s3gw{t: t, bin: bin, addr: addr, dir: t.TempDir()}
-	t.Cleanup(g.kill)
-	if err := g.start(); err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-func (g *s3gw) endpoint() string { return "http://" + g.addr }
-
-// start runs the gateway process and waits until it accepts connections.
-func (g *s3gw) start() error {
-	cmd := exec.Command(g.bin, "-addr", g.addr, "-dir", g.dir, "-access", gwAccess, "-secret", gwSecret)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done, ready := make(chan struct{}), make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready ") {
-				close(ready)
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(done) }()
-	g.mu.Lock()
-	g.cmd, g.done = cmd, done
-	g.mu.Unlock()
-	select {
-	case <-ready:
-		return nil
-	case <-done:
-		return fmt.Errorf("s3gateway exited: %s", stderr.String())
-	case <-time.After(60 * time.Second):
-		g.kill()
-		return errors.New("s3gateway not ready after 60 s")
-	}
-}
-
-// kill ends the gateway process at once (SIGKILL, by PID), as a crash or a
-// network outage would, and waits for it.
-func (g *s3gw) kill() {
-	g.mu.Lock()
-	cmd, done := g.cmd, g.done
-	g.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-}
-
-// bucket returns a bucket on the gateway with the given credentials.
-func (g *s3gw) bucket(t *testing.T, name, access, secret string) *storage.Bucket {
+// s3Bucket returns a bucket on g with the given credentials.
+func s3Bucket(t *testing.T, g *s3test.Gateway, name, access, secret string) *storage.Bucket {
 	t.Helper()
 	p, err := s3store.New(context.Background(), s3store.Options{
-		Bucket: name, Endpoint: g.endpoint(), PathStyle: true,
+		Bucket: name, Endpoint: g.Endpoint, PathStyle: true,
 		AccessKeyID: access, SecretAccessKey: secret, PartSize: 5 << 20, MaxAttempts: 1,
 	})
 	if err != nil {
@@ -165,16 +42,12 @@ func (g *s3gw) bucket(t *testing.T, name, access, secret string) *storage.Bucket
 	return b
 }
 
-func (g *s3gw) createBucket(t *testing.T, name string) *storage.Bucket {
+// createS3Bucket creates the bucket name on g and returns it with the root
+// credentials.
+func createS3Bucket(t *testing.T, g *s3test.Gateway, name string) *storage.Bucket {
 	t.Helper()
-	b := g.bucket(t, name, gwAccess, gwSecret)
-	p, _ := s3store.New(context.Background(), s3store.Options{Bucket: name, Endpoint: g.endpoint(), PathStyle: true,
-		AccessKeyID: gwAccess, SecretAccessKey: gwSecret})
-	if _, err := p.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("CreateBucket %s: %v", name, err)
-	}
-	p.Close()
-	return b
+	g.CreateBucket(context.Background(), t, name)
+	return s3Bucket(t, g, name, gwAccess, gwSecret)
 }
 
 // killingProvider kills the gateway once the first upload has written
@@ -221,8 +94,8 @@ func randomFile(t *testing.T, dir, name string, n int) (string, []byte) {
 
 func TestQueue_S3GatewayKilledDuringUploadLosesNothing(t *testing.T) {
 	dbtest.NoLeaks(t)
-	g := startGateway(t)
-	verify := g.createBucket(t, "recordings")
+	g := s3test.Start(t)
+	verify := createS3Bucket(t, g, "recordings")
 
 	restarted := make(chan error, 1)
 	killed := make(chan struct{})
@@ -236,17 +109,17 @@ func TestQueue_S3GatewayKilledDuringUploadLosesNothing(t *testing.T) {
 		default:
 		}
 	})
-	p, err := s3store.New(context.Background(), s3store.Options{Bucket: "recordings", Endpoint: g.endpoint(), PathStyle: true,
+	p, err := s3store.New(context.Background(), s3store.Options{Bucket: "recordings", Endpoint: g.Endpoint, PathStyle: true,
 		AccessKeyID: gwAccess, SecretAccessKey: gwSecret, PartSize: 5 << 20, MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	kp := &killingProvider{Provider: p, killAfter: 12 << 20, kill: func() {
-		g.kill()
+		g.Kill()
 		close(killed)
 		go func() { // the outage lasts a second, then the same server is back
 			time.Sleep(time.Second)
-			restarted <- g.start()
+			restarted <- g.Restart()
 		}()
 	}}
 	b := storage.NewBucket(kp)
@@ -319,16 +192,16 @@ func TestQueue_S3GatewayKilledDuringUploadLosesNothing(t *testing.T) {
 
 func TestQueue_S3WrongProfileReportedThenFixed(t *testing.T) {
 	dbtest.NoLeaks(t)
-	g := startGateway(t)
-	good := g.createBucket(t, "recordings")
+	g := s3test.Start(t)
+	good := createS3Bucket(t, g, "recordings")
 	tests := []struct {
 		name     string
 		bad      *storage.Bucket
 		wantCode storage.ErrorCode
 	}{
-		{"wrong secret", g.bucket(t, "recordings", gwAccess, "not-the-secret-0123456789"), storage.Unauthenticated},
-		{"unknown access key", g.bucket(t, "recordings", "nobody", gwSecret), storage.Unauthenticated},
-		{"missing bucket", g.bucket(t, "no-such-bucket", gwAccess, gwSecret), storage.NotFound},
+		{"wrong secret", s3Bucket(t, g, "recordings", gwAccess, "not-the-secret-0123456789"), storage.Unauthenticated},
+		{"unknown access key", s3Bucket(t, g, "recordings", "nobody", gwSecret), storage.Unauthenticated},
+		{"missing bucket", s3Bucket(t, g, "no-such-bucket", gwAccess, gwSecret), storage.NotFound},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -512,6 +512,8 @@ func (b *bucket) PermissionHint(op string) string {
 		return "blob delete (SAS d)"
 	case "list", "check":
 		return "blob list (SAS l)"
+	case storage.HintCredentials:
+		return "account name and account key, connection string or SAS token (a SAS must be unexpired and signed by a current key)"
 	}
 	return ""
 }

@@ -175,7 +175,7 @@ func TestAzurite_Verify(t *testing.T) {
 		{Name: "Healthy", Bucket: open(testOptions(az, name)), Secret: azuritetest.Key,
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
 		{Name: "WrongKey", Bucket: open(wrong), Secret: wrongKey,
-			Words: verifytest.BucketFails("credentials rejected by " + az.Endpoint + "/" + name)},
+			Words: verifytest.BucketFails("credentials rejected by " + az.Endpoint + "/" + name + " while checking the bucket: check the account name and account key, connection string or SAS token")},
 		{Name: "MissingContainer", Bucket: open(missing), Secret: azuritetest.Key,
 			Words: verifytest.BucketFails("bucket does not exist: " + az.Endpoint + "/no-such-container")},
 		{Name: "ReadOnlySAS", Bucket: open(readOnly), Secret: readOnly.SASToken,

@@ -139,7 +139,7 @@ func TestVerify(t *testing.T) {
 		{Name: "Healthy", Bucket: open(e.Account(false), name, e.URL),
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
 		{Name: "WrongKey", Bucket: open(impostor, name, e.URL),
-			Words: verifytest.BucketFails("credentials rejected by " + e.URL + "/" + name)},
+			Words: verifytest.BucketFails("credentials rejected by " + e.URL + "/" + name + " while checking the bucket: check the service account key")},
 		{Name: "MissingBucket", Bucket: open(e.Account(false), "no-such-bucket", e.URL),
 			Words: verifytest.BucketFails("bucket does not exist: " + e.URL + "/no-such-bucket")},
 		{Name: "ReadOnly", Bucket: open(e.Account(true), name, e.URL),

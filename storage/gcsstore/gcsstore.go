@@ -418,6 +418,8 @@ func (b *bucket) PermissionHint(op string) string {
 		return "storage.objects.delete"
 	case "list", "check":
 		return "storage.objects.list"
+	case storage.HintCredentials:
+		return "service account key (credentialsFile or credentialsJSON): the account must exist and the key be active"
 	}
 	return ""
 }

@@ -18,8 +18,8 @@ import (
 func TestCancelAbortsMultipartUpload(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
-	bucket := newTestBucket(t, ctx, g)
-	p := newProvider(t, ctx, g.endpoint, bucket, rootAccess, rootSecret)
+	bucket := g.NewBucket(ctx, t)
+	p := newProvider(t, ctx, g.Endpoint, bucket, rootAccess, rootSecret)
 	b := storage.NewBucket(p)
 	defer b.Close()
 	pending := func() int {
@@ -67,11 +67,11 @@ func TestCancelAbortsMultipartUpload(t *testing.T) {
 func TestClose_NoLeakedGoroutines(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
-	bucket := newTestBucket(t, ctx, g)
+	bucket := g.NewBucket(ctx, t)
 	time.Sleep(100 * time.Millisecond)
 	before := runtime.NumGoroutine()
 	for range 5 {
-		b := storage.NewBucket(newProvider(t, ctx, g.endpoint, bucket, rootAccess, rootSecret))
+		b := storage.NewBucket(newProvider(t, ctx, g.Endpoint, bucket, rootAccess, rootSecret))
 		if res := storage.Verify(ctx, b, "leak", nil); !res.OK() {
 			t.Fatalf("Verify: %+v", res)
 		}

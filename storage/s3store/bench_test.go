@@ -16,8 +16,8 @@ import (
 func BenchmarkUpload100MiB(b *testing.B) {
 	g := sharedGateway(b)
 	ctx := b.Context()
-	bucket := newTestBucket(b, ctx, g)
-	p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.endpoint, PathStyle: true, AccessKeyID: rootAccess, SecretAccessKey: rootSecret})
+	bucket := g.NewBucket(ctx, b)
+	p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: rootAccess, SecretAccessKey: rootSecret})
 	if err != nil {
 		b.Fatal(err)
 	}

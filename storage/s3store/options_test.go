@@ -109,7 +109,7 @@ func (h *headerRecorder) Do(req *http.Request) (*http.Response, error) {
 func TestSSE(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
-	bucket := newTestBucket(t, ctx, g)
+	bucket := g.NewBucket(ctx, t)
 	t.Setenv("AWS_CA_BUNDLE", "") // a custom client cannot take a CA bundle
 	for _, tc := range []struct {
 		sse, kmsKey string
@@ -117,7 +117,7 @@ func TestSSE(t *testing.T) {
 	}{{SSEAES256, "", true}, {SSEKMS, "alias/recordings", false}} {
 		t.Run(tc.sse, func(t *testing.T) {
 			rec := &headerRecorder{}
-			p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.endpoint, PathStyle: true, HTTPClient: rec,
+			p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.Endpoint, PathStyle: true, HTTPClient: rec,
 				AccessKeyID: rootAccess, SecretAccessKey: rootSecret, SSE: tc.sse, SSEKMSKeyID: tc.kmsKey, PartSize: minPartSize})
 			if err != nil {
 				t.Fatal(err)
@@ -157,12 +157,12 @@ func TestSSE(t *testing.T) {
 func TestDefaultCredentialChain(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
-	bucket := newTestBucket(t, ctx, g)
+	bucket := g.NewBucket(ctx, t)
 	t.Setenv("AWS_ACCESS_KEY_ID", rootAccess)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", rootSecret)
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.endpoint, PathStyle: true})
+	p, err := New(ctx, Options{Bucket: bucket, Endpoint: g.Endpoint, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestDefaultCredentialChain(t *testing.T) {
 		t.Fatalf("Verify with environment credentials: %+v", res)
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-	p2, _ := New(ctx, Options{Bucket: bucket, Endpoint: g.endpoint, PathStyle: true})
+	p2, _ := New(ctx, Options{Bucket: bucket, Endpoint: g.Endpoint, PathStyle: true})
 	if err := storage.NewBucket(p2).CheckBucket(ctx); storage.Code(err) != storage.Unauthenticated {
 		t.Errorf("CheckBucket with a wrong secret from the environment: %v, want Unauthenticated", err)
 	}

@@ -712,6 +712,8 @@ func (p *Provider) PermissionHint(op string) string {
 		return "s3:DeleteObject"
 	case "list", "check":
 		return "s3:ListBucket"
+	case storage.HintCredentials:
+		return "access key ID and secret access key (accessKeyId, secretAccessKey, or the default credential chain)"
 	}
 	return ""
 }

@@ -6,21 +6,22 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
 
 func TestVerify(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
-	healthy := newTestBucket(t, ctx, g)
-	readOnly := newTestBucket(t, ctx, g)
-	allowReadOnly(t, ctx, g, readOnly)
+	healthy := g.NewBucket(ctx, t)
+	readOnly := g.NewBucket(ctx, t)
+	g.AllowReadOnly(ctx, t, readOnly)
 	// A second gateway, stopped before the check: a server that went away.
-	stopped, err := startGateway()
+	stopped, err := s3test.Launch()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stoppedBucket := newTestBucket(t, ctx, stopped)
-	stopped.stop()
+	stoppedBucket := stopped.NewBucket(ctx, t)
+	stopped.Stop()
 
 	tests := []struct {
 		name             string
@@ -29,16 +30,16 @@ func TestVerify(t *testing.T) {
 		want             [5]bool
 		words            [5]string
 	}{
-		{"Healthy", g.endpoint, healthy, rootAccess, rootSecret, [5]bool{true, true, true, true, true},
+		{"Healthy", g.Endpoint, healthy, rootAccess, rootSecret, [5]bool{true, true, true, true, true},
 			[5]string{"exists and is reachable", "wrote", "content equal", "new", "gone"}},
-		{"WrongSecret", g.endpoint, healthy, rootAccess, "wrong-secret-value", [5]bool{},
-			[5]string{"credentials rejected by " + g.endpoint + "/" + healthy, "skipped: bucket check failed", "skipped", "skipped", "skipped"}},
-		{"MissingBucket", g.endpoint, "no-such-bucket", rootAccess, rootSecret, [5]bool{},
-			[5]string{"bucket does not exist: " + g.endpoint + "/no-such-bucket", "skipped: bucket check failed", "skipped", "skipped", "skipped"}},
-		{"ReadOnly", g.endpoint, readOnly, readOnlyAccess, readOnlySecret, [5]bool{true},
+		{"WrongSecret", g.Endpoint, healthy, rootAccess, "wrong-secret-value", [5]bool{},
+			[5]string{"credentials rejected by " + g.Endpoint + "/" + healthy + " while checking the bucket: check the access key ID and secret access key", "skipped: bucket check failed", "skipped", "skipped", "skipped"}},
+		{"MissingBucket", g.Endpoint, "no-such-bucket", rootAccess, rootSecret, [5]bool{},
+			[5]string{"bucket does not exist: " + g.Endpoint + "/no-such-bucket", "skipped: bucket check failed", "skipped", "skipped", "skipped"}},
+		{"ReadOnly", g.Endpoint, readOnly, readOnlyAccess, readOnlySecret, [5]bool{true},
 			[5]string{"reachable", "access denied writing rec/app1/verify-", "skipped: write failed", "skipped: write failed", "skipped: write failed"}},
-		{"StoppedServer", stopped.endpoint, stoppedBucket, rootAccess, rootSecret, [5]bool{},
-			[5]string{"cannot reach " + stopped.endpoint + "/" + stoppedBucket + ": dial tcp " + strings.TrimPrefix(stopped.endpoint, "http://") + ": connect: connection refused", "skipped", "skipped", "skipped", "skipped"}},
+		{"StoppedServer", stopped.Endpoint, stoppedBucket, rootAccess, rootSecret, [5]bool{},
+			[5]string{"cannot reach " + stopped.Endpoint + "/" + stoppedBucket + ": dial tcp " + strings.TrimPrefix(stopped.Endpoint, "http://") + ": connect: connection refused", "skipped", "skipped", "skipped", "skipped"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +68,7 @@ func TestVerify(t *testing.T) {
 		})
 	}
 	// The healthy run left nothing behind.
-	b := storage.NewBucket(newProvider(t, ctx, g.endpoint, healthy, rootAccess, rootSecret))
+	b := storage.NewBucket(newProvider(t, ctx, g.Endpoint, healthy, rootAccess, rootSecret))
 	if objs, err := b.List(ctx, ""); err != nil || len(objs) != 0 {
 		t.Errorf("objects left in %s: %d, %v", healthy, len(objs), err)
 	}

@@ -232,7 +232,7 @@ func TestVerify(t *testing.T) {
 		{Name: "Healthy", Bucket: open(srv, sftptest.User, sftptest.Password, srv.Dir), Secret: sftptest.Password,
 			Want: verifytest.AllPass, Words: verifytest.HealthyWords},
 		{Name: "WrongPassword", Bucket: open(srv, sftptest.User, wrong, srv.Dir), Secret: wrong,
-			Words: verifytest.BucketFails("credentials rejected by " + loc)},
+			Words: verifytest.BucketFails("credentials rejected by " + loc + strings.TrimPrefix(srv.Dir, "/") + " while checking the bucket: check the user and its password or private key")},
 		{Name: "MissingDirectory", Bucket: open(srv, sftptest.User, sftptest.Password, srv.Dir+"/missing"), Secret: sftptest.Password,
 			Words: verifytest.BucketFails("bucket does not exist: " + loc)},
 		{Name: "ReadOnly", Bucket: open(srv, sftptest.ReadOnlyUser, sftptest.Password, srv.Dir), Secret: sftptest.Password,

@@ -764,6 +764,8 @@ func (b *bucket) PermissionHint(op string) string {
 		return "file read"
 	case "list", "check":
 		return "directory read and execute"
+	case storage.HintCredentials:
+		return "user and its password or private key (the server's authorized keys for that user)"
 	}
 	return ""
 }

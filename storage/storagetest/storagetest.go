@@ -697,12 +697,16 @@ func tamperParam(t *testing.T, u string, names []string) string {
 			tm, _ := time.Parse(time.RFC3339, v)
 			v = tm.Add(time.Hour).UTC().Format(time.RFC3339)
 		default:
+			// '0' and '1' are digits of hex and of base64 alike: swapping
+			// one for the other changes the signature's value, where a
+			// change of case would not for a hex signature (X-Amz-Signature,
+			// X-Goog-Signature) that a server decodes case-insensitively.
 			r := []byte(v)
 			i := len(r) / 2
-			if r[i] == 'A' {
-				r[i] = 'B'
+			if r[i] == '0' {
+				r[i] = '1'
 			} else {
-				r[i] = 'A'
+				r[i] = '0'
 			}
 			v = string(r)
 		}
