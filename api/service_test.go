@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,10 +24,11 @@ const (
 
 // harness is a recorder service on a loopback port with two tenants.
 type harness struct {
-	t    testing.TB
-	svc  *Service
-	url  string
-	stop func() // shuts the service down (also at the test's end)
+	t      testing.TB
+	svc    *Service
+	url    string
+	stop   func()       // shuts the service down (also at the test's end)
+	client *http.Client // of do; nil: http.DefaultClient
 }
 
 func testConfig(dir string) *recorder.Config {
@@ -45,7 +47,14 @@ func testConfig(dir string) *recorder.Config {
 // startService runs a service on dir until the test ends.
 func startService(t testing.TB, dir string) *harness {
 	t.Helper()
-	svc, err := NewService(context.Background(), testConfig(dir), nil)
+	return startServiceConfig(t, testConfig(dir), nil)
+}
+
+// startServiceConfig runs a service with cfg, logging to log (nil: slog's
+// default), until the test ends.
+func startServiceConfig(t testing.TB, cfg *recorder.Config, log *slog.Logger) *harness {
+	t.Helper()
+	svc, err := NewService(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +111,11 @@ func (h *harness) do(method, path, key string, body any, out any) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	client := h.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		h.t.Fatal(err)
 	}
