@@ -37,7 +37,7 @@ func OpenBucket(dataDir string, att *Attachments) BucketOpener {
 			return storage.NewBucket(pr), nil
 		case ProviderAzure:
 			return azurestore.OpenBucket(&azurestore.Options{AccountName: p.AccountName, AccountKey: p.AccountKey,
-				ConnectionString: p.ConnectionString, Container: cmp.Or(p.Container, p.Bucket), Endpoint: p.Endpoint})
+				ConnectionString: p.ConnectionString, SASToken: p.SASToken, Container: cmp.Or(p.Container, p.Bucket), Endpoint: p.Endpoint})
 		case ProviderGCS:
 			return gcsstore.OpenBucket(ctx, &gcsstore.Options{Bucket: p.Bucket, CredentialsFile: p.CredentialsFile,
 				CredentialsJSON: []byte(p.CredentialsJSON), Endpoint: p.Endpoint})

@@ -141,6 +141,7 @@ type StorageProfile struct {
 	AccountName      string `yaml:"accountName"`
 	AccountKey       string `yaml:"accountKey"`
 	ConnectionString string `yaml:"connectionString"`
+	SASToken         string `yaml:"sasToken"` // a container or account SAS ("sv=…&sig=…"); signs no URLs
 	Container        string `yaml:"container"`
 	// GOOGLE_CLOUD
 	CredentialsFile string `yaml:"credentialsFile"`
@@ -155,6 +156,19 @@ type StorageProfile struct {
 	KnownHostsFile string `yaml:"knownHostsFile"`
 	// SFTP_STORAGE and LOCAL
 	Dir string `yaml:"dir"`
+}
+
+// Secrets returns the profile's credentials that are set (secret access
+// key, account key, connection string, SAS token, password, service-account
+// JSON): strings no message, response or log line may contain.
+func (p *StorageProfile) Secrets() []string {
+	var out []string
+	for _, s := range []string{p.SecretAccessKey, p.AccountKey, p.ConnectionString, p.SASToken, p.Password, p.CredentialsJSON} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -252,11 +252,12 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 			o.mu.Lock()
 			same := o.rec.OrganizationID == organizationID && o.rec.ApplicationID == req.ApplicationID &&
 				o.rec.ConversationID == req.ConversationID && !o.stopping
+			otherID := o.rec.InstanceID // o.rec is replaced under o.mu by every commit
 			o.mu.Unlock()
 			if same {
 				m.mu.Unlock()
 				return nil, errorf(KindConflict, "already_active",
-					"conversation %s already has an active recording (%s); set duplicate to start another", req.ConversationID, o.rec.InstanceID)
+					"conversation %s already has an active recording (%s); set duplicate to start another", req.ConversationID, otherID)
 			}
 		}
 	}
@@ -507,13 +508,7 @@ func (m *Manager) Verify(ctx context.Context, applicationID string) (*storage.Ve
 	if err != nil {
 		return nil, err
 	}
-	var secrets []string
-	for _, s := range []string{p.SecretAccessKey, p.AccountKey, p.ConnectionString, p.Password, p.CredentialsJSON} {
-		if s != "" {
-			secrets = append(secrets, s)
-		}
-	}
-	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: secrets})
+	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: p.Secrets()})
 	if res.OK() {
 		if err := m.RetryUploads(ctx, applicationID); err != nil { // uploads.go
 			m.log.Warn("cannot retry uploads after verify", "applicationId", applicationID, "err", err)

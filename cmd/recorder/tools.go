@@ -65,8 +65,7 @@ func verify(args []string, stdout, stderr io.Writer) (bool, error) {
 	}
 	defer b.Close()
 	p := cfg.Profile(*app)
-	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: nonEmpty(
-		p.SecretAccessKey, p.AccountKey, p.ConnectionString, p.Password, p.CredentialsJSON)})
+	res := storage.Verify(ctx, b, strings.Trim(p.Prefix, "/"), &storage.VerifyOptions{Secrets: p.Secrets()})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -85,16 +84,6 @@ func verify(args []string, stdout, stderr io.Writer) (bool, error) {
 		fmt.Fprintf(stdout, "  %s %-6s %s\n", mark, c.name, c.r.Message)
 	}
 	return res.OK(), nil
-}
-
-func nonEmpty(ss ...string) []string {
-	var out []string
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // sign prints a signed URL: for an attachment URL (or its path) the
