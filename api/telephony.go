@@ -66,9 +66,9 @@ func tmTime(t time.Time) string {
 // uploaded (or recovered), ended when final.
 func telephonyStatus(r *recorder.Recording, finishing bool) string {
 	switch {
-	case r.State.Final():
+	case r.State.Final() && !r.UploadsPending():
 		return StatusEnded
-	case finishing || r.State == recorder.StatePendingRecovery:
+	case finishing || r.State == recorder.StatePendingRecovery || r.UploadsPending(): // uploads still retried (recorder/uploads.go)
 		return StatusStopping
 	case r.State == recorder.StateActive:
 		return StatusRecording

@@ -99,7 +99,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.recover(ctx); err != nil {
-		m.closeUploads(context.Background())
+		m.stopUploads()
 		return nil, err
 	}
 	return m, nil
@@ -479,9 +479,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		case <-s.done:
 		case <-ctx.Done():
 			n := m.ActiveCount()
-			expired, cancel := context.WithCancel(context.Background())
-			cancel()
-			m.closeUploads(expired)
+			m.stopUploads()
 			return fmt.Errorf("recorder: shutdown: %d recordings still finishing: %w", n, ctx.Err())
 		}
 	}

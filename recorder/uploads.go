@@ -172,6 +172,16 @@ func (m *Manager) closeUploads(ctx context.Context) error {
 	return m.up.q.Close(now)
 }
 
+// stopUploads stops the upload queue at once: uploads in flight are
+// cancelled and stay pending for the next start.
+func (m *Manager) stopUploads() {
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.closeUploads(now); err != nil {
+		m.log.Warn("uploads left for the next start", "err", err)
+	}
+}
+
 // UploadsPending reports whether some output of the recording is not yet
 // verified in storage: an object with an error, or a composition still uploading.
 func (r *Recording) UploadsPending() bool {
