@@ -31,8 +31,8 @@ import (
 )
 
 // storageServer is one storage provider on a test server: the profile of a
-// healthy application, one whose credential is wrong, the secrets that must
-// never show, and how its signed URLs look.
+// healthy application, one whose credential is wrong (nil for LOCAL), the
+// secrets that must never show, and how its signed URLs look.
 type storageServer struct {
 	profile, wrong *recorder.StorageProfile
 	secrets        []string
@@ -52,6 +52,10 @@ var storageServers = []struct {
 	name  string
 	start func(t *testing.T) storageServer
 }{
+	{"LOCAL", func(t *testing.T) storageServer {
+		p := &recorder.StorageProfile{Provider: recorder.ProviderLocal, Prefix: "rec", Dir: t.TempDir()}
+		return storageServer{profile: p, signature: storage.ParamSignature}
+	}},
 	{"S3/versitygw", func(t *testing.T) storageServer {
 		g := s3test.Start(t)
 		bucket := g.NewBucket(t.Context(), t)
@@ -168,30 +172,46 @@ func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 // and by Range, the tone found by content), a tampered URL refused,
 // storage/info and Verify naming the provider and never a credential, and
 // no credential in any API response or log line.
+//
+// The recordings last 3 s. With RECORDER_LONG=1 they last 10 minutes, all
+// providers at once, and the stops (timed: stop request to every object
+// uploaded and verified) one after another:
+//
+//	RECORDER_LONG=1 go test -run TestEndToEnd_StorageProviders -v -timeout 20m ./api
 func TestEndToEnd_StorageProviders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
+	d, long := 3*time.Second, os.Getenv("RECORDER_LONG") == "1"
+	if long {
+		d = 10 * time.Minute
+	}
+	var stops sync.Mutex // one stop at a time: each timed alone
 	for _, sp := range storageServers {
 		t.Run(sp.name, func(t *testing.T) {
+			if long {
+				t.Parallel()
+			}
 			start := time.Now()
 			srv := sp.start(t)
 			t.Logf("%s ready in %v", sp.name, time.Since(start).Round(time.Millisecond))
-			testStorageEndToEnd(t, srv)
+			testStorageEndToEnd(t, srv, d, &stops)
 			t.Logf("%s: %v in all", sp.name, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
 
-func testStorageEndToEnd(t *testing.T, srv storageServer) {
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+func testStorageEndToEnd(t *testing.T, srv storageServer, d time.Duration, stops *sync.Mutex) {
+	ctx, cancel := context.WithTimeout(t.Context(), d+5*time.Minute)
 	defer cancel()
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := testConfig(t.TempDir())
 	cfg.Applications = map[string]*recorder.Application{
 		"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: srv.profile},
-		"bad":  {Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: srv.wrong},
+	}
+	if srv.wrong != nil {
+		cfg.Applications["bad"] = &recorder.Application{Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: srv.wrong}
 	}
 	h := startServiceConfig(t, cfg, log)
 	api := &capture{}
@@ -207,13 +227,17 @@ func testStorageEndToEnd(t *testing.T, srv storageServer) {
 	if st != 200 || ev.State != "ACTIVE" {
 		t.Fatalf("start: %d %+v", st, ev)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(d)
+	stops.Lock()
 	stopAt := time.Now()
 	var stopped RecordingDataEvent
-	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+	st = h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped)
+	took := time.Since(stopAt)
+	stops.Unlock()
+	if st != 200 || stopped.State != "STOPPED" {
 		t.Fatalf("stop: %d %+v", st, stopped)
 	}
-	t.Logf("stop request → STOPPED with every object uploaded and verified: %v", time.Since(stopAt).Round(time.Millisecond))
+	t.Logf("stop request → STOPPED with every object uploaded and verified: %v", took.Round(time.Millisecond))
 
 	var info StorageProfileDataMessage
 	if st := h.do("GET", recPath(ev)+"/storage/info", key1, nil, &info); st != 200 || info.Provider != provider ||
@@ -243,7 +267,7 @@ func testStorageEndToEnd(t *testing.T, srv storageServer) {
 	if int64(len(track)) != size {
 		t.Errorf("track: %d bytes through the signed URL, objectStorage says %d", len(track), size)
 	}
-	checkTone(t, "track "+path.Base(o.Location), track)
+	checkTone(t, "track "+path.Base(o.Location), track, d)
 	checkRange(t, tr.URL, track)
 	checkTampered(t, srv, tr.URL)
 
@@ -261,7 +285,7 @@ func testStorageEndToEnd(t *testing.T, srv storageServer) {
 	if want, _ := strconv.ParseInt(out.Size, 10, 64); want != 0 && int64(len(mix)) != want {
 		t.Errorf("mix: %d bytes through the signed URL, the composition says %v", len(mix), out.Size)
 	}
-	checkTone(t, "mix.wav", mix)
+	checkTone(t, "mix.wav", mix, d)
 	checkRange(t, out.URL, mix)
 	checkTampered(t, srv, out.URL)
 	if m := comp.Composition.Manifest; m == nil || m.URL == "" {
@@ -276,11 +300,13 @@ func testStorageEndToEnd(t *testing.T, srv storageServer) {
 	if st := h.do("POST", "/api/storageproviders/app1/verify", key1, nil, &good); st != 200 || !good.OK() {
 		t.Errorf("verify app1: %d %+v", st, good)
 	}
-	if st := h.do("POST", "/api/storageproviders/bad/verify", key1, nil, &bad); st != 200 || bad.Bucket.Passed ||
-		!strings.Contains(bad.Bucket.Message, "credentials rejected by ") || !strings.Contains(bad.Bucket.Message, "check the "+srv.credentialHint) {
-		t.Errorf("verify bad: %d: bucket %+v, want credentials rejected, check the %s", st, bad.Bucket, srv.credentialHint)
+	if srv.wrong != nil {
+		if st := h.do("POST", "/api/storageproviders/bad/verify", key1, nil, &bad); st != 200 || bad.Bucket.Passed ||
+			!strings.Contains(bad.Bucket.Message, "credentials rejected by ") || !strings.Contains(bad.Bucket.Message, "check the "+srv.credentialHint) {
+			t.Errorf("verify bad: %d: bucket %+v, want credentials rejected, check the %s", st, bad.Bucket, srv.credentialHint)
+		}
+		t.Logf("verify with a wrong credential: %s", bad.Bucket.Message)
 	}
-	t.Logf("verify with a wrong credential: %s", bad.Bucket.Message)
 
 	h.stop() // flush every log line of the service
 	for what, text := range map[string]string{"API responses": api.buf.String(), "logs": logs.String()} {
@@ -387,9 +413,10 @@ func checkTampered(t *testing.T, srv storageServer, u string) {
 	}
 }
 
-// checkTone decodes a WAV file (PCM or µ-law) and checks that the 440 Hz
-// tone is there over its middle, and nothing at 1 kHz.
-func checkTone(t *testing.T, name string, wav []byte) {
+// checkTone decodes a WAV file (PCM or µ-law) and checks that it lasts
+// about d and that the 440 Hz tone is there over its middle, and nothing at
+// 1 kHz.
+func checkTone(t *testing.T, name string, wav []byte, d time.Duration) {
 	t.Helper()
 	hdr, err := wavwriter.ParseHeader(wav)
 	if err != nil {
@@ -413,8 +440,8 @@ func checkTone(t *testing.T, name string, wav []byte) {
 	}
 	rate := hdr.SampleRate
 	secs := float64(len(pcm)) / float64(rate)
-	if secs < 2 || secs > 4.5 {
-		t.Errorf("%s: %.2f s of audio for a 3 s recording", name, secs)
+	if secs < 0.75*d.Seconds() || secs > 1.25*d.Seconds()+1 {
+		t.Errorf("%s: %.2f s of audio for a %v recording", name, secs, d)
 	}
 	span := pcm[len(pcm)/5 : len(pcm)*4/5]
 	tone, other := mediatest.Goertzel(span, rate, 440), mediatest.Goertzel(span, rate, 1000)
