@@ -17,6 +17,7 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/s3store"
 	"github.com/rtcrec/recorder/storage/s3store/s3test"
@@ -281,4 +282,72 @@ func TestServe_S3WrongCredentialsThenFixed(t *testing.T) {
 		t.Errorf("after the fix: error %+v, recovered %q", done.Error, done.Recovered)
 	}
 	checkS3Objects(t, g, prefixOf(t, trackUpload(done).Location, ev.InstanceID))
+}
+
+// TestServe_ChunkedMixSurvivesKill: with uploads.chunkInterval 1s the mix
+// streams to S3 while it is recorded. After kill -9 at 4.6 s, before any
+// restart (the machine could be gone), S3 holds complete WAV parts with the
+// tone covering all but about the last interval and write buffer. The
+// restart then recovers the recording, uploads the final mix.wav and
+// deletes the parts.
+func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
+	g, dir := startS3(t)
+	writeConfig(t, dir, s3Config(g, s3test.Secret)+"  chunkInterval: 1s\n")
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ev, p := recordWithProcess(t, ctx, s, key)
+	time.Sleep(4600 * time.Millisecond)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.wait(t, 10*time.Second)
+	p.Leave(ctx)
+
+	pr, err := s3store.New(ctx, s3store.Options{Bucket: "recordings", Endpoint: g.Endpoint, PathStyle: true,
+		AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storage.NewBucket(pr)
+	defer b.Close()
+	all, err := b.List(ctx, "rec/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seconds float64
+	var parts []string
+	for _, a := range all {
+		if !strings.Contains(a.Key, ev.InstanceID+"/parts/mix.part-") {
+			continue
+		}
+		data, err := b.ReadAll(ctx, a.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm := wavSamples(t, data)
+		seconds += float64(len(pcm)) / 8000
+		parts = append(parts, a.Key[strings.LastIndex(a.Key, "/")+1:])
+		if len(parts) > 1 && mediatest.Goertzel(pcm, 8000, 440) < 1000 {
+			t.Errorf("part %s has no tone", a.Key)
+		}
+	}
+	t.Logf("in S3 after kill -9 at 4.6 s, before a restart: %d parts, %.2f s of mix: %v", len(parts), seconds, parts)
+	if seconds < 2.5 {
+		t.Errorf("only %.2f s of the 4.6 s recorded are in S3 after the kill; want all but ~2 s (one interval and the write buffer)", seconds)
+	}
+
+	s2 := serveProcess(t, dir)
+	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
+	done := waitState(t, s2, key, path, func(m *api.RecordingDataMessage) bool {
+		o := trackUpload(m)
+		return m.State == "STOPPED" && m.Recovered != "" && o != nil && o.Error == nil && o.Location != ""
+	})
+	prefix := prefixOf(t, trackUpload(done).Location, ev.InstanceID)
+	checkS3Objects(t, g, prefix)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if left, err := b.List(ctx, prefix+"parts/"); err == nil && len(left) == 0 {
+			return
+		}
+	}
+	t.Errorf("the parts are still in S3 after the final mix.wav was uploaded")
 }
