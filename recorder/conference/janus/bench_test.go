@@ -64,9 +64,9 @@ func benchJoin(b *testing.B, a *janus.Adapter) {
 // the recorder, then with it; the difference of the process's CPU time
 // (getrusage, user+system) over the window, divided by N and the window, is
 // the adapter's and Pion's receive cost per stream-second. Janus runs in its
-// own process and is not counted; the publishers are Pion peers in this
-// process, whence the subtraction. The figure is the median over iterations
-// (-benchtime Nx): on a shared machine single windows are noisy.
+// own process and so do the publishers (PublishProcess): the window without
+// the recorder is this process idling. The figure is the median over
+// iterations (-benchtime Nx): on a shared machine single windows are noisy.
 //
 // "interceptors=default" is Pion's NewAPI default (NACK, reports, TWCC),
 // "interceptors=none" an empty registry.
@@ -82,8 +82,8 @@ func benchCPU(b *testing.B, n int, noInterceptors bool) {
 	const window = 5 * time.Second
 	srv := janustest.Start(b)
 	srv.CreateRoom(b, "2002")
-	for i := range n {
-		srv.Publish(b, "2002", fmt.Sprintf("p%d", i), 300+float64(i)*50, "")
+	for i := range n { // in their own processes: their CPU is not ours
+		srv.PublishProcess(b, "2002", fmt.Sprintf("p%d", i), 300+float64(i)*50)
 	}
 	var per []float64 // ms per stream-second, one per iteration
 	for b.Loop() {

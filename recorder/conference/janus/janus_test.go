@@ -17,7 +17,10 @@ import (
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
 )
 
-func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
+func TestMain(m *testing.M) {
+	janustest.RunPublisherProcess()
+	os.Exit(rtctest.Main(m))
+}
 
 // adapter returns an adapter of srv whose peers answer as DTLS servers.
 func adapter(t testing.TB, srv *janustest.Server) *janus.Adapter {

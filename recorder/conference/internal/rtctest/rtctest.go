@@ -156,11 +156,20 @@ func SettingEngine() webrtc.SettingEngine {
 // API returns a Pion API with the default codecs and SettingEngine's settings.
 func API(t testing.TB) *webrtc.API {
 	t.Helper()
-	var me webrtc.MediaEngine
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := NewAPI()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(SettingEngine()))
+	return api
+}
+
+// NewAPI is API for code without a testing.TB (helper processes).
+func NewAPI() (*webrtc.API, error) {
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(SettingEngine())), nil
 }
 
 // ToneSender sends a steady sine tone as G.711 µ-law (PCMU, 8 kHz, 20 ms

@@ -306,37 +306,66 @@ func (s *Server) PublishVideo(t testing.TB, room, display string, freq float64, 
 
 func (s *Server) publish(t testing.TB, room, display string, freq float64, desc string, video bool, videoDesc string) *Publisher {
 	t.Helper()
+	s.mu.Lock()
+	pin := s.pins[room]
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	c := janus.NewClient(s.URL, nil, 5*time.Second)
-	sess, err := c.CreateSession(ctx, 0)
-	must(t, err)
-	p := &Publisher{Display: display, sess: sess}
+	p, err := publishTo(ctx, s.URL, room, pin, display, freq, desc, video, videoDesc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(p.Leave)
-	p.handle, err = sess.Attach(ctx, janus.Plugin)
-	must(t, err)
+	return p
+}
+
+// publishTo joins room of the Janus at url and publishes; on error it leaves.
+func publishTo(ctx context.Context, url, room, pin, display string, freq float64, desc string, video bool, videoDesc string) (_ *Publisher, err error) {
+	fail := func(what string, err error) error { return fmt.Errorf("publisher %s: %s: %w", display, what, err) }
+	c := janus.NewClient(url, nil, 5*time.Second)
+	sess, err := c.CreateSession(ctx, 0)
+	if err != nil {
+		return nil, fail("session", err)
+	}
+	p := &Publisher{Display: display, sess: sess}
+	defer func() {
+		if err != nil {
+			p.Leave()
+		}
+	}()
+	if p.handle, err = sess.Attach(ctx, janus.Plugin); err != nil {
+		return nil, fail("attach", err)
+	}
 	join := map[string]any{"request": "join", "ptype": "publisher", "room": janus.RoomID(room), "display": display}
-	s.mu.Lock()
-	if pin := s.pins[room]; pin != "" {
+	if pin != "" {
 		join["pin"] = pin
 	}
-	s.mu.Unlock()
 	m, err := p.handle.Send(ctx, join, nil)
 	if err != nil {
-		t.Fatalf("publisher %s: join: %v", display, err)
+		return nil, fail("join", err)
 	}
 	var joined struct {
 		ID janus.ID `json:"id"`
 	}
-	must(t, json.Unmarshal(m.PluginData.Data, &joined))
+	if err := json.Unmarshal(m.PluginData.Data, &joined); err != nil {
+		return nil, fail("join", err)
+	}
 	p.ID = joined.ID
 
-	p.pc, err = rtctest.API(t).NewPeerConnection(webrtc.Configuration{})
-	must(t, err)
-	p.Tone, err = rtctest.NewToneSender(freq, "audio", display)
-	must(t, err)
+	api, err := rtctest.NewAPI()
+	if err != nil {
+		return nil, fail("api", err)
+	}
+	if p.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, fail("peer", err)
+	}
+	if p.Tone, err = rtctest.NewToneSender(freq, "audio", display); err != nil {
+		return nil, fail("tone", err)
+	}
 	tr, err := p.pc.AddTransceiverFromTrack(p.Tone.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	must(t, err)
+	if err != nil {
+		return nil, fail("audio", err)
+	}
 	go func() { // drain RTCP
 		buf := make([]byte, 1500)
 		for {
@@ -348,24 +377,32 @@ func (s *Server) publish(t testing.TB, room, display string, freq float64, desc 
 	var vtr *webrtc.RTPTransceiver
 	if video {
 		vt, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", display)
-		must(t, err)
-		vtr, err = p.pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		must(t, err)
+		if err != nil {
+			return nil, fail("video", err)
+		}
+		if vtr, err = p.pc.AddTransceiverFromTrack(vt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			return nil, fail("video", err)
+		}
 		go p.countPLIs(vtr.Sender())
 		p.stopVideo = make(chan struct{})
 		p.videoDone = make(chan struct{})
 		go p.sendVideo(vt)
 	}
 	connected := make(chan struct{})
+	var once sync.Once
 	p.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
-			close(connected)
+			once.Do(func() { close(connected) })
 		}
 	})
 	offer, err := p.pc.CreateOffer(nil)
-	must(t, err)
+	if err != nil {
+		return nil, fail("offer", err)
+	}
 	gathered := webrtc.GatheringCompletePromise(p.pc)
-	must(t, p.pc.SetLocalDescription(offer))
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		return nil, fail("offer", err)
+	}
 	<-gathered
 	var descs []map[string]string // mids are known once the offer is set
 	if desc != "" {
@@ -378,30 +415,31 @@ func (s *Server) publish(t testing.TB, room, display string, freq float64, desc 
 	if len(descs) > 0 {
 		body["descriptions"] = descs
 	}
-	m, err = p.handle.Send(ctx, body, &janus.JSEP{Type: "offer", SDP: p.pc.LocalDescription().SDP})
-	if err != nil {
-		t.Fatalf("publisher %s: publish: %v", display, err)
+	if m, err = p.handle.Send(ctx, body, &janus.JSEP{Type: "offer", SDP: p.pc.LocalDescription().SDP}); err != nil {
+		return nil, fail("publish", err)
 	}
 	if m.JSEP == nil {
-		t.Fatalf("publisher %s: publish: no answer in %s", display, m.PluginData.Data)
+		return nil, fail("publish", fmt.Errorf("no answer in %s", m.PluginData.Data))
 	}
-	must(t, p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.JSEP.SDP}))
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.JSEP.SDP}); err != nil {
+		return nil, fail("answer", err)
+	}
 	p.Tone.Start()
 	select {
 	case <-connected:
 	case <-ctx.Done():
-		t.Fatalf("publisher %s: not connected to janus within 15 s", display)
+		return nil, fail("connect", ctx.Err())
 	}
 	for { // Janus announces the feed once it has the media
 		for ev := p.sess.Next(); ev != nil; ev = p.sess.Next() {
 			if ev.Janus == "webrtcup" {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-p.sess.Notify():
 		case <-ctx.Done():
-			t.Fatalf("publisher %s: no webrtcup from janus within 15 s", display)
+			return nil, fail("webrtcup", ctx.Err())
 		}
 	}
 }
@@ -438,7 +476,9 @@ func (p *Publisher) Leave() {
 	if p.pc != nil {
 		_ = p.pc.Close()
 	}
-	_ = p.sess.Destroy(ctx)
+	if p.sess != nil {
+		_ = p.sess.Destroy(ctx)
+	}
 }
 
 func findLib(t testing.TB, kind, name string) string {
