@@ -1,4 +1,5 @@
 # make test: installs what the suites need (when it can) and runs every test with -race.
+# make fuzz: runs every fuzz target for FUZZTIME (default 10s) each.
 # make demo: records a synthetic three-party conference on the embedded defaults.
 
 GO ?= go
@@ -19,10 +20,10 @@ unit:
 	$(GO) test -race -short ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./media/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./media/... ./recorder/ ./storage/filestore
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzRing -fuzztime 30s ./media/
+	FUZZTIME=$${FUZZTIME:-10s} ./scripts/fuzz.sh
 
 demo:
 	$(GO) run ./cmd/recorder demo
