@@ -5,12 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,77 +19,6 @@ import (
 	"github.com/rtcrec/recorder/storage/s3store"
 	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
-
-// outageProxy forwards TCP connections on a fixed loopback address to a
-// server; down closes the listener and every connection (clients get
-// "connection refused"), up listens again on the same address. It stands in
-// for a storage server that goes away: s3test.Gateway.Restart cannot restart
-// a gateway that has a user account (its IAM data says "user already exists").
-type outageProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        map[net.Conn]bool
-}
-
-func newOutageProxy(t *testing.T, target string) *outageProxy {
-	t.Helper()
-	p := &outageProxy{target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *outageProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[s] = true, true
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-func (p *outageProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-func (p *outageProxy) up(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
-}
 
 // startS3 starts an S3 gateway with the bucket "recordings" and returns it
 // with a directory for the recorder (real-time tests: skipped with -short).
@@ -108,13 +34,8 @@ func startS3(t *testing.T) (*s3test.Gateway, string) {
 
 // s3Config is the YAML of application "a" storing on gateway g with secret.
 func s3Config(g *s3test.Gateway, secret string) string {
-	return s3ConfigAt(g.Endpoint, secret)
-}
-
-// s3ConfigAt is the YAML of application "a" storing on endpoint with secret.
-func s3ConfigAt(endpoint, secret string) string {
 	return "applications:\n  a:\n    storage:\n      provider: AMAZON_S3\n      bucket: recordings\n      prefix: rec\n" +
-		"      region: us-east-1\n      endpoint: " + endpoint + "\n      pathStyle: true\n" +
+		"      region: us-east-1\n      endpoint: " + g.Endpoint + "\n      pathStyle: true\n" +
 		"      accessKeyId: " + s3test.Access + "\n      secretAccessKey: " + secret + "\n" +
 		"uploads:\n  minBackoff: 200ms\n  maxBackoff: 1s\n"
 }
@@ -187,23 +108,21 @@ func prefixOf(t *testing.T, loc, instanceID string) string {
 	return key[:i+len(instanceID)+1]
 }
 
-// TestServe_S3OutageDuringStopLosesNothing: the S3 gateway becomes
-// unreachable (every connection cut, new ones refused) before the recording
-// stops. The upload failures are shown (FAILED upload_failed,
+// TestServe_S3OutageDuringStopLosesNothing: the S3 gateway is killed
+// before the recording stops and started again later. The upload failures are shown (FAILED upload_failed,
 // the track's objectStorage.error), the local files are kept, and when the
 // gateway is back the queue uploads everything: the recording becomes
 // STOPPED, every object matches the manifest, the local copy is removed.
 func TestServe_S3OutageDuringStopLosesNothing(t *testing.T) {
 	g, dir := startS3(t)
-	proxy := newOutageProxy(t, g.Addr)
-	writeConfig(t, dir, s3ConfigAt("http://"+proxy.addr, s3test.Secret))
+	writeConfig(t, dir, s3Config(g, s3test.Secret))
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	ev, p := recordWithProcess(t, ctx, s, key)
 	time.Sleep(2 * time.Second)
-	proxy.down()
+	g.Kill()
 	defer p.Leave(ctx)
 	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
 	stopped := make(chan struct{})
@@ -226,7 +145,9 @@ func TestServe_S3OutageDuringStopLosesNothing(t *testing.T) {
 		t.Errorf("local mix gone during the outage: %v", err)
 	}
 	time.Sleep(time.Second)
-	proxy.up(t)
+	if err := g.Restart(); err != nil { // same address and directory
+		t.Fatal(err)
+	}
 	done := waitState(t, s, key, path, func(m *api.RecordingDataMessage) bool {
 		o := trackUpload(m)
 		return m.State == "STOPPED" && o != nil && o.Error == nil && o.Location != ""
