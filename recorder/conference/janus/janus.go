@@ -450,15 +450,9 @@ func (r *room) deliverLocked(mid string) {
 		TrackID:      s.FeedMID,
 		StreamType:   r.streamType(s, kind),
 		Kind:         kind,
-		Codec: conference.Codec{
-			MimeType:    codec.MimeType,
-			ClockRate:   codec.ClockRate,
-			Channels:    codec.Channels,
-			SDPFmtpLine: codec.SDPFmtpLine,
-			PayloadType: uint8(codec.PayloadType),
-		},
-		Started: time.Now(),
-		Reader:  t,
+		Codec:        conference.CodecOf(codec),
+		Started:      time.Now(),
+		Reader:       t,
 	}
 	if kind == conference.KindVideo {
 		pc, ssrc := r.livePC, uint32(remote.SSRC())

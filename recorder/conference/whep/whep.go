@@ -409,15 +409,9 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote) {
 		TrackID:      strings.ToLower(kind.String()),
 		StreamType:   typ,
 		Kind:         kind,
-		Codec: conference.Codec{
-			MimeType:    codec.MimeType,
-			ClockRate:   codec.ClockRate,
-			Channels:    codec.Channels,
-			SDPFmtpLine: codec.SDPFmtpLine,
-			PayloadType: uint8(codec.PayloadType),
-		},
-		Started: time.Now(),
-		Reader:  t,
+		Codec:        conference.CodecOf(codec),
+		Started:      time.Now(),
+		Reader:       t,
 	}
 	if kind == conference.KindVideo {
 		pc, ssrc := s.pc, uint32(remote.SSRC())
