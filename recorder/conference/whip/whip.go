@@ -72,6 +72,13 @@ type session struct {
 	typ                       conference.StreamType
 	pc                        *webrtc.PeerConnection
 	closeOnce                 sync.Once
+	// connectTimer ends the session if ICE never connects; end stops it, so
+	// that a pending timer does not keep a closed PeerConnection (about
+	// 140 KiB of ICE, DTLS and SRTP state) alive for ConnectTimeout.
+	// ended tells offer that end ran before the session was registered.
+	// Both guarded by Adapter.mu.
+	connectTimer *time.Timer
+	ended        bool
 }
 
 // New returns a WHIP endpoint.
@@ -242,20 +249,20 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		return
 	}
 	a.mu.Lock()
-	if a.closed {
+	if a.closed || s.ended {
 		a.mu.Unlock()
 		pc.Close()
 		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is closing")
 		return
 	}
 	a.sess[s.id] = s
-	a.mu.Unlock()
-	time.AfterFunc(a.o.ConnectTimeout, func() {
+	s.connectTimer = time.AfterFunc(a.o.ConnectTimeout, func() {
 		if st := pc.ICEConnectionState(); st == webrtc.ICEConnectionStateNew || st == webrtc.ICEConnectionStateChecking {
 			a.log.Info("WHIP session never connected", "session", s.id)
 			a.end(s)
 		}
 	})
+	a.mu.Unlock()
 	a.log.Info("WHIP session created", "session", s.id, "conference", conf, "userId", user, "type", s.typ)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", strings.TrimSuffix(a.o.Path, "/")+"/"+conf+"/"+s.id)
@@ -372,6 +379,10 @@ func (a *Adapter) end(s *session) {
 	s.closeOnce.Do(func() {
 		a.mu.Lock()
 		delete(a.sess, s.id)
+		s.ended = true
+		if s.connectTimer != nil {
+			s.connectTimer.Stop()
+		}
 		a.mu.Unlock()
 		go func() {
 			if err := s.pc.Close(); err != nil {
