@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -180,6 +181,92 @@ func TestAdapter_PublishAndDelete(t *testing.T) {
 		t.Errorf("after DELETE: track ended %v, %d sessions", s.ended[key], a.Sessions())
 	}
 	pub.PC.Close()
+}
+
+// discard reads every track to its end and keeps nothing.
+type discard struct{}
+
+func (discard) AddTrack(t *conference.Track) {
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := t.Reader.ReadRTP(buf); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (discard) ConferenceEnded(error) {}
+
+// TestAdapter_EndReleasesPeerConnection checks that once a session ends
+// (DELETE, or the endpoint closing) nothing of the endpoint keeps its
+// PeerConnection: the garbage collector frees it long before ConnectTimeout.
+// A pending connect timer used to keep each one, with its ICE agent, DTLS
+// and SRTP state (about 140 KiB), for the whole timeout.
+func TestAdapter_EndReleasesPeerConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, a *Adapter, pub *Publication)
+	}{
+		{"DELETE", func(t *testing.T, _ *Adapter, pub *Publication) {
+			if err := pub.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"endpoint closed", func(t *testing.T, a *Adapter, pub *Publication) {
+			a.Close()
+			pub.PC.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeFn()
+			a, err := New(Options{API: api, ConnectTimeout: time.Hour, Authorize: func(string) (string, bool) { return "org", true }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Listen(func(string, string) conference.Sink { return discard{} })
+			srv := httptest.NewServer(a)
+			defer srv.Close()
+			defer a.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", "s")
+			pub, err := (&Client{API: api, Token: "k"}).Publish(ctx, Endpoint(srv.URL, "room", "u", "MIC"), track)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.WaitConnected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			freed := make(chan struct{})
+			a.mu.Lock()
+			for _, s := range a.sess {
+				runtime.AddCleanup(s.pc, func(ch chan struct{}) { close(ch) }, freed)
+			}
+			n := len(a.sess)
+			a.mu.Unlock()
+			if n != 1 {
+				t.Fatalf("%d sessions, want 1", n)
+			}
+			tc.end(t, a, pub)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				runtime.GC()
+				select {
+				case <-freed:
+					return
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the ended session's PeerConnection is still reachable 10 s later")
+				}
+			}
+		})
+	}
 }
 
 func TestAdapter_CORSPreflight(t *testing.T) {
