@@ -177,7 +177,7 @@ func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 // providers at once, and the stops (timed: stop request to every object
 // uploaded and verified) one after another:
 //
-//	RECORDER_LONG=1 go test -run TestEndToEnd_StorageProviders -v -timeout 20m ./api
+//	RECORDER_LONG=1 go test -run TestEndToEnd_StorageProviders -v -parallel 6 -timeout 20m ./api
 func TestEndToEnd_StorageProviders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
