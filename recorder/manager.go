@@ -324,10 +324,13 @@ func (s *Session) begin(ctx context.Context) error {
 
 // forget removes s from the active recordings.
 func (m *Manager) forget(s *Session) {
+	s.mu.Lock()
+	id := s.rec.InstanceID // s.rec is replaced under s.mu by every commit
+	s.mu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.active[s.rec.InstanceID] == s {
-		delete(m.active, s.rec.InstanceID)
+	if m.active[id] == s {
+		delete(m.active, id)
 	}
 }
 
