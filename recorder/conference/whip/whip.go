@@ -338,8 +338,7 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
 		ConferenceID: s.conference, UserID: s.user, StreamID: s.id,
 		TrackID:    strings.ToLower(string(kind)) + mid,
 		StreamType: s.typ, Kind: kind, Started: time.Now().UTC(),
-		Codec: conference.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels,
-			SDPFmtpLine: c.SDPFmtpLine, PayloadType: uint8(c.PayloadType)},
+		Codec:           conference.CodecOf(c),
 		Reader:          trackReader{t},
 		RequestKeyframe: keyframe,
 	}
