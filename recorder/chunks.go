@@ -4,64 +4,91 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/upload"
+	"github.com/rtcrec/recorder/storage"
 )
 
-// Upload while recording (uploads.chunkInterval, off when zero). Every
-// interval the mix written since the last cut becomes a complete small WAV,
-// parts/mix.part-0001.wav, parts/mix.part-0002.wav …, enqueued to the upload
-// queue at once (and deleted locally once verified). A recorder that
-// vanishes with its disk loses at most the last interval plus the one-second
-// write buffer: the parts in storage are the recording.
+// Upload while recording (uploads.chunkInterval, 60s by default, off when
+// negative, e.g. -1s). Every file a recording grows (mix.wav and every
+// tracks/* file: Ogg Opus, G.711 WAV, WebM, fragmented MP4) streams to
+// storage as byte-range parts:
 //
-// The WAV header problem (RIFF and data sizes are only known at the end):
+//	{prefix}parts/{file}.part-0001, {file}.part-0002, …
 //
-//   - mix.wav itself is written as before, one file, its header patched at
-//     every flush (once a second), so on disk it is always a valid WAV of
-//     what was flushed; after a crash wavwriter.Repair sets the sizes from
-//     the file length.
-//   - A part is cut from mix.wav's flushed data (whole frames only, from the
-//     byte after the previous part to the current end) and written as its
-//     own file with its own header, whose sizes are known because the part
-//     is complete before it is written. Parts need no header fix-up and
-//     each plays on its own; concatenating their data chunks gives the mix.
-//   - At stop the final mix.wav (one header, all data) is uploaded as
-//     before, and once it is verified the parts are deleted from storage, so
-//     the recording's objects are the same as without chunking.
+// e.g. parts/mix.wav.part-0003, parts/tracks/u1-audio.ogg.part-0001. Every
+// interval one goroutine per recording (Session.streamParts) reads, for
+// each file, the bytes from the end of its previous part to the file's
+// flushed length, trimmed to whole container units, writes them as the
+// next part and enqueues its upload on the persisted queue at once (the
+// local copy is deleted once verified). The writers flush at least once a
+// second, so a recorder that vanishes with its disk loses at most one
+// interval plus the one-second write buffer: the parts in storage are the
+// recording.
 //
-// Only the mix is cut; track files are uploaded at stop.
+// Whole units: WAV parts end on a whole sample frame after the header, Ogg
+// parts on a page boundary, MP4 parts after a whole top-level box (never
+// between a moof and its mdat); WebM parts end where the file ends, as
+// webmwriter writes whole blocks with one write call per flush.
+//
+// Reassembly: the concatenation of a file's parts in order IS the file as
+// of the last cut, except for the bytes the writers patch in place after
+// they were cut: the WAV header's sizes (part 1 holds those of the first
+// cut), the WebM Segment/Cluster sizes (unknown-size until patched; a
+// live-style WebM plays as is) and Duration. So: concatenate, then fix the
+// WAV header from the length with wavwriter.Repair (Ogg and WebM/fMP4 are
+// streamable and play as concatenated; oggwriter.Repair drops a torn last
+// page). Reassemble does exactly this from a bucket.
+//
+// Lifecycle: parts are not outputs of the recording (no object, manifest
+// entry or event). At stop (or recovery after a restart) every file is
+// uploaded whole as before; once a file's final object is verified, its
+// parts are deleted from storage, so a finished recording's objects are
+// the same as without chunking. Parts of a file that has no final upload
+// are deleted once the manifest is verified. A file rewritten shorter than
+// what was cut (not done by today's writers) is no longer cut.
 
-// chunkPrefix is the relative directory of the mix parts.
+// chunkPrefix is the relative directory of the parts.
 const chunkPrefix = "parts/"
 
-// mixChunks cuts mix.wav into parts; it is used by one goroutine.
-type mixChunks struct {
-	s    *Session
-	rec  *Recording
-	hdr  wavwriter.Header
-	off  int64 // file offset of the first byte not yet in a part; 0 before the header is read
+// partKey is the relative path of part n (1-based) of the file rel.
+func partKey(rel string, n int) string { return fmt.Sprintf("%s%s.part-%04d", chunkPrefix, rel, n) }
+
+// fileCut is where the parts of one growing file stand.
+type fileCut struct {
+	off  int64 // first byte not yet in a part
 	n    int   // parts cut
-	buf  []byte
-	pcm  []int16
-	path string
+	wav  wavwriter.Header
+	done bool // the file shrank: no longer cut
 }
 
-// streamMix cuts and uploads parts of the mix every chunkInterval until the
-// session stops; it does nothing when chunking is off or there is no queue.
-func (s *Session) streamMix() {
+// chunker cuts the files of one recording into parts; it is used by one goroutine.
+type chunker struct {
+	s     *Session
+	rec   *Recording
+	files map[string]*fileCut // by relative path
+	buf   []byte
+}
+
+// streamParts cuts and uploads parts of every file of the recording every
+// chunkInterval until the session stops; it does nothing when chunking is
+// off or there is no queue.
+func (s *Session) streamParts() {
 	interval := s.m.cfg.Uploads.ChunkInterval
 	if interval <= 0 || s.m.up.q == nil {
 		return
 	}
-	rec := s.Snapshot()
-	c := &mixChunks{s: s, rec: rec, path: filepath.Join(rec.Dir, composition.MixFile)}
+	c := &chunker{s: s, rec: s.Snapshot(), files: map[string]*fileCut{}}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -74,94 +101,247 @@ func (s *Session) streamMix() {
 		stopping := s.stopping
 		s.mu.Unlock()
 		if stopping {
-			return // the final mix.wav is uploaded by compose
+			return // the final files are uploaded by compose
 		}
-		if err := c.cut(context.Background()); err != nil {
-			s.log.Warn("cannot upload a part of the mix", "part", c.n+1, "err", err)
+		c.cutAll(context.Background())
+	}
+}
+
+// cutAll cuts the next part of mix.wav and of every track file.
+func (c *chunker) cutAll(ctx context.Context) {
+	rels := []string{composition.MixFile}
+	if ents, err := os.ReadDir(filepath.Join(c.rec.Dir, "tracks")); err == nil {
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				rels = append(rels, "tracks/"+e.Name())
+			}
+		}
+	}
+	for _, rel := range rels {
+		fc := c.files[rel]
+		if fc == nil {
+			fc = &fileCut{}
+			c.files[rel] = fc
+		}
+		if fc.done {
+			continue
+		}
+		if err := c.cut(ctx, rel, fc); err != nil {
+			c.s.log.Warn("cannot upload a part", "file", rel, "part", fc.n+1, "err", err)
 		}
 	}
 }
 
-// cut writes the mix flushed since the last part as the next part and
-// enqueues its upload.
-func (c *mixChunks) cut(ctx context.Context) error {
-	f, err := os.Open(c.path)
+// cut writes the whole units of rel flushed since its last part as the
+// next part and enqueues its upload.
+func (c *chunker) cut(ctx context.Context, rel string, fc *fileCut) error {
+	src := filepath.Join(c.rec.Dir, filepath.FromSlash(rel))
+	f, err := os.Open(src)
 	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // not created yet
+		}
 		return err
 	}
 	defer f.Close()
-	if c.off == 0 {
-		head := make([]byte, 512)
-		n, _ := f.ReadAt(head, 0)
-		if c.hdr, err = wavwriter.ParseHeader(head[:n]); err != nil {
-			return err
-		}
-		c.off = c.hdr.DataOffset
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	align := int64(c.hdr.BlockAlign)
-	end := c.hdr.DataOffset + (st.Size()-c.hdr.DataOffset)/align*align
-	if end-c.off < align*int64(c.hdr.SampleRate)/10 {
-		return nil // less than 100 ms new: wait for more
+	if st.Size() < fc.off {
+		fc.done = true
+		return fmt.Errorf("recorder: %s shrank from %d to %d bytes; no longer cut", rel, fc.off, st.Size())
 	}
-	c.buf = append(c.buf[:0], make([]byte, end-c.off)...)
-	if _, err := f.ReadAt(c.buf, c.off); err != nil {
+	c.buf = append(c.buf[:0], make([]byte, st.Size()-fc.off)...)
+	if _, err := f.ReadAt(c.buf, fc.off); err != nil && err != io.EOF {
 		return err
 	}
-	c.pcm = c.pcm[:0]
-	for i := 0; i+1 < len(c.buf); i += 2 {
-		c.pcm = append(c.pcm, int16(binary.LittleEndian.Uint16(c.buf[i:])))
+	n := wholeUnits(path.Ext(rel), c.buf, fc)
+	if n <= 0 {
+		return nil // nothing whole yet: wait for more
 	}
-	rel := fmt.Sprintf("%smix.part-%04d.wav", chunkPrefix, c.n+1)
-	local := filepath.Join(c.rec.Dir, filepath.FromSlash(rel))
+	prel := partKey(rel, fc.n+1)
+	local := filepath.Join(c.rec.Dir, filepath.FromSlash(prel))
 	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
 		return err
 	}
-	w, err := wavwriter.New(local, wavwriter.WithSampleRate(c.hdr.SampleRate), wavwriter.WithChannels(c.hdr.Channels))
-	if err != nil {
+	if err := os.WriteFile(local, c.buf[:n], 0o640); err != nil {
 		return err
 	}
-	if err := w.WriteFrame(c.pcm); err != nil {
-		w.Close()
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	c.n++
-	c.off = end
-	key := c.rec.Storage.Prefix + rel
-	return c.s.m.up.q.Enqueue(ctx, upload.Job{ID: c.rec.InstanceID + "/" + rel, RecordingID: c.rec.InstanceID,
-		ApplicationID: c.rec.ApplicationID, LocalPath: local, Key: key, ContentType: "audio/wav",
-		Metadata: objectMetadata(c.rec), DeleteLocalAfter: true})
+	fc.n++
+	fc.off += int64(n)
+	return c.s.m.up.q.Enqueue(ctx, upload.Job{ID: c.rec.InstanceID + "/" + prel, RecordingID: c.rec.InstanceID,
+		ApplicationID: c.rec.ApplicationID, LocalPath: local, Key: c.rec.Storage.Prefix + prel,
+		ContentType: "application/octet-stream", Metadata: objectMetadata(c.rec), DeleteLocalAfter: true})
 }
 
-// isPart reports whether a job is a part of the mix.
+// wholeUnits returns how many bytes of b, the bytes of a file of type ext
+// from fc.off on, end on a whole container unit (0: none yet).
+func wholeUnits(ext string, b []byte, fc *fileCut) int {
+	switch ext {
+	case ".wav":
+		if fc.off == 0 {
+			h, err := wavwriter.ParseHeader(b)
+			if err != nil {
+				return 0 // header not written yet
+			}
+			fc.wav = h
+		}
+		align := int64(max(fc.wav.BlockAlign, 1))
+		start := max(fc.off, fc.wav.DataOffset)
+		end := start + (fc.off+int64(len(b))-start)/align*align
+		return int(end - fc.off)
+	case ".ogg", ".opus":
+		return oggPages(b)
+	case ".mp4", ".m4a":
+		return mp4Boxes(b)
+	}
+	return len(b)
+}
+
+// oggPages returns the length of the whole Ogg pages at the start of b
+// (RFC 3533 §6: a 27-byte header, the segment table, the segments).
+func oggPages(b []byte) int {
+	n := 0
+	for len(b)-n >= 27 && string(b[n:n+4]) == "OggS" {
+		segs := int(b[n+26])
+		if len(b)-n < 27+segs {
+			break
+		}
+		size := 27 + segs
+		for _, l := range b[n+27 : n+27+segs] {
+			size += int(l)
+		}
+		if len(b)-n < size {
+			break
+		}
+		n += size
+	}
+	return n
+}
+
+// mp4Boxes returns the length of the whole top-level MP4 boxes at the start
+// of b, not ending with a moof whose mdat is not whole yet.
+func mp4Boxes(b []byte) int {
+	n, whole := 0, 0
+	for len(b)-n >= 8 {
+		size := int64(binary.BigEndian.Uint32(b[n:]))
+		if size == 1 && len(b)-n >= 16 {
+			size = int64(binary.BigEndian.Uint64(b[n+8:]))
+		}
+		if size < 8 || size > int64(len(b)-n) {
+			break
+		}
+		typ := string(b[n+4 : n+8])
+		n += int(size)
+		if typ != "moof" {
+			whole = n
+		}
+	}
+	return whole
+}
+
+// isPart reports whether a job is a part (not an output of the recording).
 func isPart(j upload.Job) bool {
 	return strings.HasPrefix(strings.TrimPrefix(j.ID, j.RecordingID+"/"), chunkPrefix)
 }
 
-// deleteParts removes the parts of a recording from storage once its final
-// mix.wav is verified there (mixJob is that upload).
-func (m *Manager) deleteParts(mixJob upload.Job) {
+// deleteParts removes from storage the parts of the file that job, a final
+// upload just verified, uploaded; after the manifest, the parts of every
+// file of the recording that has no final upload.
+func (m *Manager) deleteParts(job upload.Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := m.Bucket(ctx, mixJob.ApplicationID)
+	b, err := m.Bucket(ctx, job.ApplicationID)
 	if err != nil {
 		return
 	}
-	prefix := strings.TrimSuffix(mixJob.Key, composition.MixFile) + chunkPrefix
+	rel := strings.TrimPrefix(job.ID, job.RecordingID+"/")
+	base := strings.TrimSuffix(job.Key, rel) // the recording's prefix
+	prefix := base + chunkPrefix + rel + ".part-"
+	final := map[string]bool{}
+	if rel == composition.ManifestFile {
+		prefix = base + chunkPrefix
+		jobs, err := m.up.q.Jobs(ctx, job.RecordingID)
+		if err != nil {
+			return
+		}
+		for _, j := range jobs {
+			final[strings.TrimPrefix(j.Job.ID, j.Job.RecordingID+"/")] = true
+		}
+	}
 	parts, err := b.List(ctx, prefix)
 	if err != nil {
-		m.log.Warn("cannot list the parts of the mix", "prefix", prefix, "err", err)
+		m.log.Warn("cannot list parts", "prefix", prefix, "err", err)
 		return
 	}
 	for _, p := range parts {
+		of, _, _ := strings.Cut(strings.TrimPrefix(p.Key, base+chunkPrefix), ".part-")
+		if rel == composition.ManifestFile && final[of] {
+			continue // deleted after its own upload
+		}
 		if err := b.Delete(ctx, p.Key); err != nil {
-			m.log.Warn("cannot delete a part of the mix", "key", p.Key, "err", err)
+			m.log.Warn("cannot delete a part", "key", p.Key, "err", err)
+		}
+	}
+}
+
+// Reassemble rebuilds the file rel of a recording (e.g. "mix.wav",
+// "tracks/u1-audio.ogg") at dst from its parts under prefix (the
+// recording's storage prefix) in b, for when the recorder and its disk are
+// gone: the parts concatenated in order, a WAV header fixed from the
+// length, an Ogg torn page dropped. It returns the number of parts.
+func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string) (int, error) {
+	parts, err := b.List(ctx, prefix+chunkPrefix+rel+".part-")
+	if err != nil {
+		return 0, err
+	}
+	if len(parts) == 0 {
+		return 0, fmt.Errorf("recorder: no parts of %s under %s", rel, prefix)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Key < parts[j].Key })
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range parts {
+		data, err := b.ReadAll(ctx, p.Key)
+		if err == nil {
+			_, err = out.Write(data)
+		}
+		if err != nil {
+			out.Close()
+			return 0, err
+		}
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	switch path.Ext(rel) {
+	case ".wav":
+		err = wavwriter.Repair(dst)
+	case ".ogg", ".opus":
+		err = oggwriter.Repair(dst)
+	}
+	return len(parts), err
+}
+
+// deleteLatePart deletes a part verified after its file's final object (a
+// part job resumed by a restart that recovered the recording first).
+func (m *Manager) deleteLatePart(part upload.Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rel, _, _ := strings.Cut(strings.TrimPrefix(part.ID, part.RecordingID+"/"+chunkPrefix), ".part-")
+	jobs, err := m.up.q.Jobs(ctx, part.RecordingID)
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		if j.Job.ID == part.RecordingID+"/"+rel && j.Status == upload.Uploaded {
+			if b, err := m.Bucket(ctx, part.ApplicationID); err == nil {
+				b.Delete(ctx, part.Key)
+			}
+			return
 		}
 	}
 }

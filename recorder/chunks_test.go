@@ -1,8 +1,11 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +16,12 @@ import (
 	"github.com/rtcrec/recorder/storage"
 )
 
-// TestManager_UploadsMixWhileRecording: with chunkInterval 1s, parts of the
-// mix are in storage while the recording runs, each a complete WAV holding
-// the tone, together covering all but the last interval; after the stop
-// the final mix.wav is there and the parts are gone.
-func TestManager_UploadsMixWhileRecording(t *testing.T) {
+// TestManager_UploadsWhileRecording: with chunkInterval 1s, byte-range
+// parts of the mix and of the PCMU track file are in storage while the
+// recording runs; each file reassembled from its parts (Reassemble) is a
+// valid WAV holding the tone up to about the last cut; after the stop the
+// final objects are there and the parts are gone.
+func TestManager_UploadsWhileRecording(t *testing.T) {
 	m, fa, _ := newTestManager(t)
 	m.cfg.Uploads.ChunkInterval = time.Second
 	ctx := context.Background()
@@ -35,50 +39,73 @@ func TestManager_UploadsMixWhileRecording(t *testing.T) {
 	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 4500*time.Millisecond)
 
 	// Still recording: the parts are in storage.
+	count := func(parts []*storage.Attributes, file string) int {
+		n := 0
+		for _, p := range parts {
+			if strings.HasPrefix(p.Key, rec.Storage.Prefix+chunkPrefix+file+".part-") {
+				n++
+			}
+		}
+		return n
+	}
 	var parts []*storage.Attributes
+	var track string
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if parts, err = b.List(ctx, rec.Storage.Prefix+chunkPrefix); err == nil && len(parts) >= 3 {
+		if parts, err = b.List(ctx, rec.Storage.Prefix+chunkPrefix); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			if rel, ok := strings.CutPrefix(p.Key, rec.Storage.Prefix+chunkPrefix+"tracks/"); ok {
+				track = "tracks/" + rel[:strings.Index(rel, ".part-")]
+			}
+		}
+		if count(parts, "mix.wav") >= 3 && track != "" && count(parts, track) >= 3 {
 			break
 		}
 	}
 	if got, _ := m.Get(ctx, "org", "c", "rec1", rec.InstanceID); got.State != StateActive {
 		t.Fatalf("state %s while checking the parts", got.State)
 	}
-	var frames int
-	for i, p := range parts {
-		if want := rec.Storage.Prefix + chunkPrefix + "mix.part-000" + string(rune('1'+i)) + ".wav"; p.Key != want {
-			t.Errorf("part %d is %s, want %s", i, p.Key, want)
+	if !strings.HasSuffix(track, ".wav") || count(parts, "mix.wav") < 3 || count(parts, track) < 3 {
+		t.Fatalf("while recording 4.5 s with 1 s parts: %d parts of the mix, %d of track %q", count(parts, "mix.wav"), count(parts, track), track)
+	}
+	for _, c := range []struct {
+		file   string
+		decode func(t *testing.T, b []byte) []int16
+	}{
+		{"mix.wav", pcm16}, {track, ulaw},
+	} {
+		dst := filepath.Join(t.TempDir(), "re.wav")
+		n, err := Reassemble(ctx, b, rec.Storage.Prefix, c.file, dst)
+		if err != nil {
+			t.Fatalf("Reassemble(%s): %v", c.file, err)
 		}
-		data, err := b.ReadAll(ctx, p.Key)
+		data, err := os.ReadFile(dst)
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := wavwriter.ParseHeader(data)
-		if err != nil || int64(h.DataSize) != int64(len(data))-h.DataOffset || h.SampleRate != 8000 {
-			t.Fatalf("part %s: header %+v (%v), %d bytes", p.Key, h, err, len(data))
+		pcm := c.decode(t, data)
+		secs := float64(len(pcm)) / 8000
+		t.Logf("while recording: %s from %d parts: %.2f s", c.file, n, secs)
+		if secs < 2.5 {
+			t.Errorf("%s: only %.2f s in storage after 4.5 s with 1 s parts", c.file, secs)
 		}
-		pcm := make([]int16, h.DataSize/2)
-		for j := range pcm {
-			pcm[j] = int16(binary.LittleEndian.Uint16(data[h.DataOffset+int64(2*j):]))
-		}
-		frames += len(pcm)
-		if i > 0 { // the first part starts before the track arrived
-			if a := mediatest.Goertzel(pcm, 8000, 440); a < 2000 {
-				t.Errorf("part %s: tone amplitude %.0f", p.Key, a)
+		last := len(pcm)/800 - 1 // 100 ms windows; the mix starts before the track arrived
+		for i := 10; i < last; i++ {
+			if a := mediatest.Goertzel(pcm[i*800:(i+1)*800], 8000, 440); a < 2000 {
+				t.Errorf("%s reassembled: tone amplitude %.0f at %.1f s", c.file, a, float64(i)/10)
 			}
 		}
 	}
-	if len(parts) < 3 || frames < 3*8000 {
-		t.Fatalf("%d parts with %.2f s of mix while recording 4.5 s with 1 s parts", len(parts), float64(frames)/8000)
-	}
-	t.Logf("while recording: %d parts, %.2f s of mix in storage", len(parts), float64(frames)/8000)
 
 	got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
 	if err != nil || got.State != StateStopped {
 		t.Fatalf("Stop = %+v, %v", got, err)
 	}
-	if _, err := b.Attributes(ctx, rec.Storage.Prefix+"mix.wav"); err != nil {
-		t.Errorf("final mix.wav: %v", err)
+	for _, f := range []string{"mix.wav", track} {
+		if _, err := b.Attributes(ctx, rec.Storage.Prefix+f); err != nil {
+			t.Errorf("final %s: %v", f, err)
+		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if parts, _ = b.List(ctx, rec.Storage.Prefix+chunkPrefix); len(parts) == 0 {
@@ -89,5 +116,79 @@ func TestManager_UploadsMixWhileRecording(t *testing.T) {
 	for _, p := range parts {
 		keys = append(keys, p.Key)
 	}
-	t.Errorf("parts left after the final mix was uploaded: %s", strings.Join(keys, ", "))
+	t.Errorf("parts left after the final objects were uploaded: %s", strings.Join(keys, ", "))
+}
+
+// pcm16 returns the samples of a 16-bit mono WAV file whose header is consistent.
+func pcm16(t *testing.T, b []byte) []int16 {
+	t.Helper()
+	h := wavHeader(t, b, 2)
+	pcm := make([]int16, h.DataSize/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(b[h.DataOffset+int64(2*i):]))
+	}
+	return pcm
+}
+
+// ulaw returns the samples of a G.711 μ-law WAV file whose header is consistent.
+func ulaw(t *testing.T, b []byte) []int16 {
+	t.Helper()
+	h := wavHeader(t, b, 1)
+	pcm := make([]int16, h.DataSize)
+	for i := range pcm {
+		u := ^b[h.DataOffset+int64(i)]
+		v := (int16(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
+		if u&0x80 != 0 {
+			pcm[i] = 0x84 - v
+		} else {
+			pcm[i] = v - 0x84
+		}
+	}
+	return pcm
+}
+
+func wavHeader(t *testing.T, b []byte, align int) wavwriter.Header {
+	t.Helper()
+	h, err := wavwriter.ParseHeader(b)
+	if err != nil || int(h.BlockAlign) != align || h.SampleRate != 8000 || int64(h.DataSize) != int64(len(b))-h.DataOffset {
+		t.Fatalf("header %+v (%v), %d bytes", h, err, len(b))
+	}
+	return h
+}
+
+// TestWholeUnits: parts end on whole WAV frames, Ogg pages and MP4 boxes
+// (never between a moof and its mdat).
+func TestWholeUnits(t *testing.T) {
+	page := func(payload int) []byte {
+		p := append([]byte("OggS"), make([]byte, 23)...)
+		p[26] = 1
+		return append(append(p, byte(payload)), make([]byte, payload)...)
+	}
+	box := func(typ string, n int) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(n))
+		return append(append(b, typ...), make([]byte, n-8)...)
+	}
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	for _, c := range []struct {
+		name, ext string
+		b         []byte
+		fc        fileCut
+		want      int
+	}{
+		{"wav after the header", ".wav", make([]byte, 7), fileCut{off: 100, wav: wavwriter.Header{BlockAlign: 2, DataOffset: 44}}, 6},
+		{"wav within the header", ".wav", make([]byte, 7), fileCut{off: 40, wav: wavwriter.Header{BlockAlign: 2, DataOffset: 44}}, 6},
+		{"g711 wav", ".wav", make([]byte, 7), fileCut{off: 100, wav: wavwriter.Header{BlockAlign: 1, DataOffset: 58}}, 7},
+		{"ogg whole", ".ogg", cat(page(10), page(20)), fileCut{}, 2*28 + 30},
+		{"ogg torn", ".ogg", cat(page(10), page(20)[:30]), fileCut{}, 38},
+		{"ogg torn header", ".ogg", cat(page(10), page(20)[:10]), fileCut{}, 38},
+		{"mp4 moof without mdat", ".mp4", cat(box("ftyp", 16), box("moov", 40), box("moof", 24), box("mdat", 30)[:20]), fileCut{}, 56},
+		{"mp4 whole fragment", ".mp4", cat(box("moof", 24), box("mdat", 30)), fileCut{}, 54},
+		{"webm as flushed", ".webm", make([]byte, 9), fileCut{}, 9},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := wholeUnits(c.ext, c.b, &c.fc); got != c.want {
+				t.Errorf("wholeUnits = %d, want %d", got, c.want)
+			}
+		})
+	}
 }

@@ -257,6 +257,9 @@ func (c *Config) setDefaults() {
 	if c.Defaults.MaxBlackout <= 0 {
 		c.Defaults.MaxBlackout = time.Hour
 	}
+	if c.Uploads.ChunkInterval == 0 {
+		c.Uploads.ChunkInterval = time.Minute // upload while recording (chunks.go); negative: off
+	}
 	c.Shutdown.setDefaults()
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {

@@ -313,7 +313,7 @@ func (s *Session) begin(ctx context.Context) error {
 	s.rec.Started = started // track offsets count from here; persisted with ACTIVE below
 	s.mu.Unlock()
 	go s.watchWrites(med) // a disk full stops the recording at once (durability.go)
-	go s.streamMix()      // upload while recording, when uploads.chunkInterval is set (chunks.go)
+	go s.streamParts()    // upload while recording, unless uploads.chunkInterval is off (chunks.go)
 	// ACTIVE is persisted before any track can be added, so that no track is
 	// ever stored with a recording that is not ACTIVE.
 	if err := s.commit(ctx, func(r *Recording) { r.State = StateActive }); err != nil {

@@ -47,8 +47,9 @@ type UploadConfig struct {
 	PermanentRetry time.Duration `yaml:"permanentRetry"` // retry delay after a permanent error (10m)
 	Deadline       time.Duration `yaml:"deadline"`       // give up after this long (never)
 	Workers        int           `yaml:"workers"`        // uploads in flight (2)
-	// ChunkInterval, when set, uploads the mix in parts while it is
-	// recorded, one part per interval (chunks.go); zero: off.
+	// ChunkInterval uploads every file of a recording (mix and tracks) in
+	// parts while it is recorded, one part per interval (chunks.go); 60s
+	// when unset or zero, off when negative (e.g. -1s).
 	ChunkInterval time.Duration `yaml:"chunkInterval"`
 }
 
@@ -292,9 +293,12 @@ func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, e
 // for the job, or else applied to the stored recording.
 func (m *Manager) uploadResult(r upload.Result) {
 	if isPart(r.Job) {
-		return // parts of the mix are not outputs of the recording (chunks.go)
+		if r.Status == upload.Uploaded {
+			go m.deleteLatePart(r.Job)
+		}
+		return // parts are not outputs of the recording (chunks.go)
 	}
-	if r.Status == upload.Uploaded && m.cfg.Uploads.ChunkInterval > 0 && strings.HasSuffix(r.Job.ID, "/"+composition.MixFile) {
+	if r.Status == upload.Uploaded && m.cfg.Uploads.ChunkInterval > 0 {
 		go m.deleteParts(r.Job)
 	}
 	m.up.mu.Lock()
