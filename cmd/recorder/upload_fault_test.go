@@ -15,6 +15,8 @@ import (
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/s3store"
 	"github.com/rtcrec/recorder/storage/s3store/s3test"
@@ -206,11 +208,13 @@ func TestServe_S3WrongCredentialsThenFixed(t *testing.T) {
 }
 
 // TestServe_ChunkedMixSurvivesKill: with uploads.chunkInterval 1s the mix
-// streams to S3 while it is recorded. After kill -9 at 4.6 s, before any
-// restart (the machine could be gone), S3 holds complete WAV parts with the
+// and the track file stream to S3 as byte-range parts while they are
+// recorded. After kill -9 at 4.6 s, before any restart (the machine could
+// be gone), S3 holds parts of mix.wav and of the PCMU track's WAV whose
+// reassembly (recorder.Reassemble: concatenation, header repair) holds the
 // tone covering all but about the last interval and write buffer. The
-// restart then recovers the recording, uploads the final mix.wav and
-// deletes the parts.
+// restart then recovers the recording, uploads the final files and deletes
+// the parts.
 func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	g, dir := startS3(t)
 	writeConfig(t, dir, s3Config(g, s3test.Secret)+"  chunkInterval: 1s\n")
@@ -235,26 +239,51 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seconds float64
-	var parts []string
+	recPrefix, files := "", map[string]int{} // file → parts in S3
 	for _, a := range all {
-		if !strings.Contains(a.Key, ev.InstanceID+"/parts/mix.part-") {
+		k, rel, ok := strings.Cut(a.Key, ev.InstanceID+"/parts/")
+		if !ok {
 			continue
 		}
-		data, err := b.ReadAll(ctx, a.Key)
+		recPrefix = k + ev.InstanceID + "/"
+		files[rel[:strings.LastIndex(rel, ".part-")]]++
+	}
+	t.Logf("in S3 after kill -9 at 4.6 s, before a restart: parts %v", files)
+	var track string
+	for f := range files {
+		if strings.HasPrefix(f, "tracks/") {
+			track = f
+		}
+	}
+	if files[composition.MixFile] == 0 || !strings.HasSuffix(track, ".wav") {
+		t.Fatalf("parts in S3 after the kill: %v; want mix.wav and the track's WAV", files)
+	}
+	for _, f := range []string{composition.MixFile, track} {
+		dst := filepath.Join(t.TempDir(), "re.wav")
+		if _, err := recorder.Reassemble(ctx, b, recPrefix, f, dst); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(dst)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pcm := wavSamples(t, data)
-		seconds += float64(len(pcm)) / 8000
-		parts = append(parts, a.Key[strings.LastIndex(a.Key, "/")+1:])
-		if len(parts) > 1 && mediatest.Goertzel(pcm, 8000, 440) < 1000 {
-			t.Errorf("part %s has no tone", a.Key)
+		var pcm []int16
+		if f == composition.MixFile {
+			pcm = wavSamples(t, data)
+		} else {
+			pcm = ulawSamples(t, data)
 		}
-	}
-	t.Logf("in S3 after kill -9 at 4.6 s, before a restart: %d parts, %.2f s of mix: %v", len(parts), seconds, parts)
-	if seconds < 2.5 {
-		t.Errorf("only %.2f s of the 4.6 s recorded are in S3 after the kill; want all but ~2 s (one interval and the write buffer)", seconds)
+		seconds := float64(len(pcm)) / 8000
+		tone := 0.0 // seconds of tone, in 100 ms windows
+		for i := 0; (i+1)*800 <= len(pcm); i++ {
+			if mediatest.Goertzel(pcm[i*800:(i+1)*800], 8000, 440) > 1000 {
+				tone += 0.1
+			}
+		}
+		t.Logf("%s reassembled from %d parts: %.2f s, %.1f s of tone", f, files[f], seconds, tone)
+		if seconds < 2.5 || tone < seconds-1.5 {
+			t.Errorf("%s: only %.2f s (%.1f s of tone) of the 4.6 s recorded are in S3 after the kill; want all but ~2 s (one interval and the write buffer)", f, seconds, tone)
+		}
 	}
 
 	s2 := serveProcess(t, dir)
@@ -271,4 +300,24 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		}
 	}
 	t.Errorf("the parts are still in S3 after the final mix.wav was uploaded")
+}
+
+// ulawSamples returns the samples of a G.711 μ-law WAV file (ITU-T G.711).
+func ulawSamples(t *testing.T, b []byte) []int16 {
+	t.Helper()
+	h, err := wavwriter.ParseHeader(b)
+	if err != nil || h.BlockAlign != 1 || int64(h.DataSize) != int64(len(b))-h.DataOffset {
+		t.Fatalf("track header %+v (%v), %d bytes", h, err, len(b))
+	}
+	pcm := make([]int16, h.DataSize)
+	for i := range pcm {
+		u := ^b[h.DataOffset+int64(i)]
+		v := (int16(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
+		if u&0x80 != 0 {
+			pcm[i] = 0x84 - v
+		} else {
+			pcm[i] = v - 0x84
+		}
+	}
+	return pcm
 }
