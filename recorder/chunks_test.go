@@ -4,15 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -33,9 +43,15 @@ func TestManager_UploadsWhileRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opus := opusPackets(t, 660, 5)
 	tr, ft := newTrack("f", "u1")
 	fa.sink("f").AddTrack(tr)
 	defer close(ft.ch)
+	otr, oft := newTrack("f", "u2")
+	otr.Codec = conference.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}
+	fa.sink("f").AddTrack(otr)
+	defer close(oft.ch)
+	go oft.sendPackets(111, 960, opus[:225])
 	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 4500*time.Millisecond)
 
 	// Still recording: the parts are in storage.
@@ -49,51 +65,53 @@ func TestManager_UploadsWhileRecording(t *testing.T) {
 		return n
 	}
 	var parts []*storage.Attributes
-	var track string
+	var wav, ogg string
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if parts, err = b.List(ctx, rec.Storage.Prefix+chunkPrefix); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range parts {
 			if rel, ok := strings.CutPrefix(p.Key, rec.Storage.Prefix+chunkPrefix+"tracks/"); ok {
-				track = "tracks/" + rel[:strings.Index(rel, ".part-")]
+				if f := "tracks/" + rel[:strings.Index(rel, ".part-")]; strings.HasSuffix(f, ".ogg") {
+					ogg = f
+				} else {
+					wav = f
+				}
 			}
 		}
-		if count(parts, "mix.wav") >= 3 && track != "" && count(parts, track) >= 3 {
+		if count(parts, "mix.wav") >= 3 && count(parts, wav) >= 3 && count(parts, ogg) >= 3 {
 			break
 		}
 	}
 	if got, _ := m.Get(ctx, "org", "c", "rec1", rec.InstanceID); got.State != StateActive {
 		t.Fatalf("state %s while checking the parts", got.State)
 	}
-	if !strings.HasSuffix(track, ".wav") || count(parts, "mix.wav") < 3 || count(parts, track) < 3 {
-		t.Fatalf("while recording 4.5 s with 1 s parts: %d parts of the mix, %d of track %q", count(parts, "mix.wav"), count(parts, track), track)
+	if !strings.HasSuffix(wav, ".wav") || count(parts, "mix.wav") < 3 || count(parts, wav) < 3 || count(parts, ogg) < 3 {
+		t.Fatalf("while recording 4.5 s with 1 s parts: %d parts of the mix, %d of %q, %d of %q",
+			count(parts, "mix.wav"), count(parts, wav), wav, count(parts, ogg), ogg)
 	}
 	for _, c := range []struct {
 		file   string
-		decode func(t *testing.T, b []byte) []int16
+		freq   float64
+		decode func(t *testing.T, path string) []int16
 	}{
-		{"mix.wav", pcm16}, {track, ulaw},
+		{"mix.wav", 440, pcm16}, {wav, 440, ulaw}, {ogg, 660, decodeOgg},
 	} {
-		dst := filepath.Join(t.TempDir(), "re.wav")
+		dst := filepath.Join(t.TempDir(), "re"+path.Ext(c.file))
 		n, err := Reassemble(ctx, b, rec.Storage.Prefix, c.file, dst)
 		if err != nil {
 			t.Fatalf("Reassemble(%s): %v", c.file, err)
 		}
-		data, err := os.ReadFile(dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pcm := c.decode(t, data)
+		pcm := c.decode(t, dst)
 		secs := float64(len(pcm)) / 8000
 		t.Logf("while recording: %s from %d parts: %.2f s", c.file, n, secs)
 		if secs < 2.5 {
 			t.Errorf("%s: only %.2f s in storage after 4.5 s with 1 s parts", c.file, secs)
 		}
-		last := len(pcm)/800 - 1 // 100 ms windows; the mix starts before the track arrived
+		last := len(pcm)/800 - 1 // 100 ms windows; the mix starts before the tracks arrived
 		for i := 10; i < last; i++ {
-			if a := mediatest.Goertzel(pcm[i*800:(i+1)*800], 8000, 440); a < 2000 {
-				t.Errorf("%s reassembled: tone amplitude %.0f at %.1f s", c.file, a, float64(i)/10)
+			if a := mediatest.Goertzel(pcm[i*800:(i+1)*800], 8000, c.freq); a < 2000 {
+				t.Errorf("%s reassembled: %.0f Hz amplitude %.0f at %.1f s", c.file, c.freq, a, float64(i)/10)
 			}
 		}
 	}
@@ -102,7 +120,7 @@ func TestManager_UploadsWhileRecording(t *testing.T) {
 	if err != nil || got.State != StateStopped {
 		t.Fatalf("Stop = %+v, %v", got, err)
 	}
-	for _, f := range []string{"mix.wav", track} {
+	for _, f := range []string{"mix.wav", wav, ogg} {
 		if _, err := b.Attributes(ctx, rec.Storage.Prefix+f); err != nil {
 			t.Errorf("final %s: %v", f, err)
 		}
@@ -119,10 +137,74 @@ func TestManager_UploadsWhileRecording(t *testing.T) {
 	t.Errorf("parts left after the final objects were uploaded: %s", strings.Join(keys, ", "))
 }
 
-// pcm16 returns the samples of a 16-bit mono WAV file whose header is consistent.
-func pcm16(t *testing.T, b []byte) []int16 {
+// sendPackets sends one RTP packet per payload every 20 ms, advancing the
+// timestamp by step.
+func (f *fakeTrack) sendPackets(pt uint8, step uint32, payloads [][]byte) {
+	start := time.Now()
+	for i, pl := range payloads {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond)))
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: f.seq, Timestamp: f.ts, SSRC: 5678}, Payload: pl}
+		f.seq++
+		f.ts += step
+		b, _ := p.Marshal()
+		f.ch <- b
+	}
+}
+
+// opusPackets encodes seconds of a tone at freq as 20 ms Opus packets
+// (ffmpeg, libopus; one packet per Ogg page).
+func opusPackets(t *testing.T, freq float64, seconds int) [][]byte {
 	t.Helper()
-	h := wavHeader(t, b, 2)
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	path := filepath.Join(t.TempDir(), "tone.ogg")
+	out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i",
+		fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%d", freq, seconds),
+		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packets [][]byte
+	for {
+		payload, hdr, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return packets
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.GranulePosition != 0 { // not OpusHead, OpusTags
+			packets = append(packets, payload)
+		}
+	}
+}
+
+// decodeOgg decodes an Ogg Opus file to 8 kHz mono samples with ffmpeg.
+func decodeOgg(t *testing.T, path string) []int16 {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "8000", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg cannot decode %s: %v", path, err)
+	}
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	return pcm
+}
+
+// pcm16 returns the samples of a 16-bit mono WAV file whose header is consistent.
+func pcm16(t *testing.T, path string) []int16 {
+	t.Helper()
+	b, h := wavHeader(t, path, 2)
 	pcm := make([]int16, h.DataSize/2)
 	for i := range pcm {
 		pcm[i] = int16(binary.LittleEndian.Uint16(b[h.DataOffset+int64(2*i):]))
@@ -131,9 +213,9 @@ func pcm16(t *testing.T, b []byte) []int16 {
 }
 
 // ulaw returns the samples of a G.711 μ-law WAV file whose header is consistent.
-func ulaw(t *testing.T, b []byte) []int16 {
+func ulaw(t *testing.T, path string) []int16 {
 	t.Helper()
-	h := wavHeader(t, b, 1)
+	b, h := wavHeader(t, path, 1)
 	pcm := make([]int16, h.DataSize)
 	for i := range pcm {
 		u := ^b[h.DataOffset+int64(i)]
@@ -147,13 +229,18 @@ func ulaw(t *testing.T, b []byte) []int16 {
 	return pcm
 }
 
-func wavHeader(t *testing.T, b []byte, align int) wavwriter.Header {
+// wavHeader reads a WAV file and checks that its header is consistent.
+func wavHeader(t *testing.T, path string, align int) ([]byte, wavwriter.Header) {
 	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := wavwriter.ParseHeader(b)
 	if err != nil || int(h.BlockAlign) != align || h.SampleRate != 8000 || int64(h.DataSize) != int64(len(b))-h.DataOffset {
-		t.Fatalf("header %+v (%v), %d bytes", h, err, len(b))
+		t.Fatalf("%s: header %+v (%v), %d bytes", path, h, err, len(b))
 	}
-	return h
+	return b, h
 }
 
 // TestWholeUnits: parts end on whole WAV frames, Ogg pages and MP4 boxes
