@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
@@ -258,6 +262,7 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	if files[composition.MixFile] == 0 || !strings.HasSuffix(track, ".wav") {
 		t.Fatalf("parts in S3 after the kill: %v; want mix.wav and the track's WAV", files)
 	}
+	reassembled := map[string][]byte{}
 	for _, f := range []string{composition.MixFile, track} {
 		dst := filepath.Join(t.TempDir(), "re.wav")
 		if _, err := recorder.Reassemble(ctx, b, recPrefix, f, dst); err != nil {
@@ -267,11 +272,15 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if h, err := wavwriter.ParseHeader(data); err != nil || int64(h.DataSize) != int64(len(data))-h.DataOffset {
+			t.Fatalf("%s reassembled: header %+v (%v), %d bytes", f, h, err, len(data))
+		}
+		reassembled[f] = data
 		var pcm []int16
 		if f == composition.MixFile {
 			pcm = wavSamples(t, data)
 		} else {
-			pcm = ulawSamples(t, data)
+			pcm = decodePCM(t, dst) // G.711 μ-law
 		}
 		seconds := float64(len(pcm)) / 8000
 		tone := 0.0 // seconds of tone, in 100 ms windows
@@ -294,6 +303,15 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	})
 	prefix := prefixOf(t, trackUpload(done).Location, ev.InstanceID)
 	checkS3Objects(t, g, prefix)
+	// The parts are the file as of the last cut: the reassembled media data
+	// is the start of the final object's.
+	for f, re := range reassembled {
+		final, err := b.ReadAll(ctx, prefix+f)
+		h, _ := wavwriter.ParseHeader(re)
+		if err != nil || len(final) < len(re) || !bytes.Equal(final[h.DataOffset:len(re)], re[h.DataOffset:]) {
+			t.Errorf("%s reassembled from the parts (%d bytes) is not the start of the final object (%d bytes, %v)", f, len(re), len(final), err)
+		}
+	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if left, err := b.List(ctx, prefix+"parts/"); err == nil && len(left) == 0 {
 			return
@@ -302,22 +320,16 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	t.Errorf("the parts are still in S3 after the final mix.wav was uploaded")
 }
 
-// ulawSamples returns the samples of a G.711 μ-law WAV file (ITU-T G.711).
-func ulawSamples(t *testing.T, b []byte) []int16 {
+// decodePCM decodes a media file to 8 kHz mono samples with ffmpeg.
+func decodePCM(t *testing.T, path string) []int16 {
 	t.Helper()
-	h, err := wavwriter.ParseHeader(b)
-	if err != nil || h.BlockAlign != 1 || int64(h.DataSize) != int64(len(b))-h.DataOffset {
-		t.Fatalf("track header %+v (%v), %d bytes", h, err, len(b))
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "8000", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg cannot decode %s: %v", path, err)
 	}
-	pcm := make([]int16, h.DataSize)
+	pcm := make([]int16, len(out)/2)
 	for i := range pcm {
-		u := ^b[h.DataOffset+int64(i)]
-		v := (int16(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
-		if u&0x80 != 0 {
-			pcm[i] = 0x84 - v
-		} else {
-			pcm[i] = v - 0x84
-		}
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
 	}
 	return pcm
 }
