@@ -229,6 +229,12 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 		o.Size, o.SHA256 = fileDigest(job.LocalPath)
 		return o, err
 	}
+	outcome := func(r upload.Result) (*ObjectFile, error) {
+		if r.Status != upload.Uploaded {
+			o.Size, o.SHA256 = fileDigest(job.LocalPath) // the local file waiting for its upload
+		}
+		return resultObject(o, r, m.now())
+	}
 	if m.up.q == nil {
 		b, err := m.Bucket(ctx, rec.ApplicationID)
 		if err != nil {
@@ -257,16 +263,13 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 	if jobs, err := m.up.q.Jobs(ctx, rec.InstanceID); err == nil {
 		for _, r := range jobs {
 			if r.Job.ID == job.ID && r.Status != upload.Pending {
-				return resultObject(o, r, m.now())
+				return outcome(r)
 			}
 		}
 	}
 	select {
 	case r := <-ch:
-		if r.Status != upload.Uploaded {
-			o.Size, o.SHA256 = fileDigest(job.LocalPath)
-		}
-		return resultObject(o, r, m.now())
+		return outcome(r)
 	case <-m.up.closed:
 		return fail(&storage.Error{Code: storage.Unavailable, Op: "upload", Key: key,
 			Err: errors.New("the recorder is shutting down; the upload resumes at the next start")})
