@@ -19,7 +19,6 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
@@ -42,30 +41,10 @@ func ffmpegFile(t *testing.T, name string, args ...string) string {
 
 // opusFrames encodes a tone as 20 ms Opus packets (one per Ogg page).
 func opusFrames(t *testing.T, freq float64, seconds int) [][]byte {
-	path := ffmpegFile(t, "tone.ogg", "-f", "lavfi", "-i", "sine=frequency="+ftoa(freq)+":sample_rate=48000:duration="+strconv.Itoa(seconds),
-		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000")
-	f, err := os.Open(path)
+	t.Helper()
+	frames, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		payload, hdr, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.GranulePosition == 0 { // OpusHead, OpusTags
-			continue
-		}
-		frames = append(frames, payload)
 	}
 	return frames
 }

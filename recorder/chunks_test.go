@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -16,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
@@ -151,40 +147,14 @@ func (f *fakeTrack) sendPackets(pt uint8, step uint32, payloads [][]byte) {
 	}
 }
 
-// opusPackets encodes seconds of a tone at freq as 20 ms Opus packets
-// (ffmpeg, libopus; one packet per Ogg page).
+// opusPackets encodes seconds of a tone at freq as 20 ms Opus packets.
 func opusPackets(t *testing.T, freq float64, seconds int) [][]byte {
 	t.Helper()
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	path := filepath.Join(t.TempDir(), "tone.ogg")
-	out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i",
-		fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%d", freq, seconds),
-		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
-	f, err := os.Open(path)
+	packets, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var packets [][]byte
-	for {
-		payload, hdr, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return packets
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.GranulePosition != 0 { // not OpusHead, OpusTags
-			packets = append(packets, payload)
-		}
-	}
+	return packets
 }
 
 // decodeOgg decodes an Ogg Opus file to 8 kHz mono samples with ffmpeg.
