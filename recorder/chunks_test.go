@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -157,19 +156,8 @@ func opusPackets(t *testing.T, freq float64, seconds int) [][]byte {
 	return packets
 }
 
-// decodeOgg decodes an Ogg Opus file to 8 kHz mono samples with ffmpeg.
-func decodeOgg(t *testing.T, path string) []int16 {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "8000", "-").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg cannot decode %s: %v", path, err)
-	}
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
-	return pcm
-}
+// decodeOgg decodes an Ogg Opus file to 8 kHz mono samples.
+func decodeOgg(t *testing.T, path string) []int16 { return mediatest.Decode(t, path, 8000) }
 
 // pcm16 returns the samples of a 16-bit mono WAV file whose header is consistent.
 func pcm16(t *testing.T, path string) []int16 {

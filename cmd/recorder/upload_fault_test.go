@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
@@ -280,7 +277,7 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		if f == composition.MixFile {
 			pcm = wavSamples(t, data)
 		} else {
-			pcm = decodePCM(t, dst) // G.711 μ-law
+			pcm = mediatest.Decode(t, dst, 8000) // G.711 μ-law
 		}
 		seconds := float64(len(pcm)) / 8000
 		tone := 0.0 // seconds of tone, in 100 ms windows
@@ -318,18 +315,4 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		}
 	}
 	t.Errorf("the parts are still in S3 after the final mix.wav was uploaded")
-}
-
-// decodePCM decodes a media file to 8 kHz mono samples with ffmpeg.
-func decodePCM(t *testing.T, path string) []int16 {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "8000", "-").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg cannot decode %s: %v", path, err)
-	}
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
-	return pcm
 }
