@@ -15,29 +15,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // TestServe_KillNineRecoversEverything runs the real binary: a PCMU tone
-// publisher over WHIP, a recording started through the API, kill -9 after
-// about 4.6 seconds, a restart. The recording must pass through
-// PENDING_RECOVERY (seen on the event stream), end STOPPED with recovered
-// set, its mix must hold the tone up to within a second of the kill, and
-// every object the manifest lists must be in storage with the manifest's
-// size and SHA-256; the local working directory must be gone.
+// publisher (G.711 WAV track) and an Opus tone publisher (Ogg track) over
+// WHIP, a recording started through the API, kill -9 after about 4.6
+// seconds, a restart. The recording must pass through PENDING_RECOVERY (seen
+// on the event stream), end STOPPED with recovered set, its mix must hold
+// both tones and the repaired Ogg track its tone up to within a second of
+// the kill, and every object the manifest lists must be in storage with the
+// manifest's size and SHA-256; the local working directory must be gone.
 func TestServe_KillNineRecoversEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
-	const freq = 440.0
+	const freq, opusFreq = 440.0, 660.0
+	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), opusFreq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	stopOpus := publishOpus(t, ctx, s, key, opus)
 	ev, p := recordWithProcess(t, ctx, s, key)
 	var st api.RecordingDataMessage
 	call(t, "GET", s.url+"/api/recordings/c/"+ev.RecorderID+"/"+ev.InstanceID, key, nil, &st)
@@ -54,8 +66,13 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 	killed := time.Now()
 	s.wait(t, 10*time.Second)
 	p.Leave(ctx)
+	stopOpus()
 	recorded := killed.Sub(started)
 	t.Logf("killed %.2f s after the recording started", recorded.Seconds())
+	// A page is one write call, so kill -9 leaves whole pages; append the
+	// start of a page, as a torn write (power loss, disk full) leaves, so
+	// that recovery must cut the Ogg file at its last whole page.
+	oggSize := tearOgg(t, filepath.Join(dir, "data", "recordings"))
 
 	s2 := serveProcess(t, dir)
 	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
@@ -92,7 +109,7 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 	if err := json.Unmarshal(manData, &man); err != nil {
 		t.Fatal(err)
 	}
-	if man.Recovered == nil || man.Mix == nil || len(man.Tracks) != 1 {
+	if man.Recovered == nil || man.Mix == nil || len(man.Tracks) != 2 {
 		t.Fatalf("manifest: recovered %v, mix %+v, %d tracks", man.Recovered, man.Mix, len(man.Tracks))
 	}
 	check := func(rel string, size int64, sum string) {
@@ -114,8 +131,107 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 		t.Errorf("the local working directory is still there after a verified upload")
 	}
 
-	// The tone up to within a second of the kill.
+	// The tones up to within a second of the kill: both in the mix, the
+	// Opus one in the repaired Ogg track too (placed at its offset).
 	pcm := wavSamples(t, mixData)
+	t.Logf("mix: %.2f s", float64(len(pcm))/8000)
+	checkTone(t, "mix", pcm, freq, 0, recorded)
+	checkTone(t, "mix", pcm, opusFreq, 0, recorded)
+	var ogg *composition.Track
+	for i, tr := range man.Tracks {
+		if strings.HasSuffix(tr.File, ".ogg") {
+			ogg = &man.Tracks[i]
+		}
+	}
+	if ogg == nil {
+		t.Fatalf("no Ogg track in the manifest: %+v", man.Tracks)
+	}
+	if ogg.Size != oggSize {
+		t.Errorf("Ogg track %d bytes in storage, want %d: the torn page was not cut off", ogg.Size, oggSize)
+	}
+	offset := time.Duration(ogg.Offset * float64(time.Second))
+	checkTone(t, ogg.File, mediatest.Decode(t, objects[ogg.File], 8000), opusFreq, offset, recorded)
+}
+
+// publishOpus publishes an Opus track over WHIP to conference "f" of s as
+// user "o" and sends packets, 20 ms each (looping), every 20 ms until the
+// returned function is called.
+func publishOpus(t *testing.T, ctx context.Context, s *server, key string, packets [][]byte) (stop func()) {
+	t.Helper()
+	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := (&whip.Client{API: wapi, Token: key}).Publish(ctx, whip.Endpoint(s.url, "f", "o", "MIC"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		pub.Close(ctx)
+	}
+}
+
+// tearOgg appends a torn page (a header cut short) to the one Ogg file under
+// root and returns the file's size before.
+func tearOgg(t *testing.T, root string) int64 {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".ogg") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("Ogg files after the kill: %v", files)
+	}
+	f, err := os.OpenFile(files[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(append([]byte("OggS"), make([]byte, 20)...)); err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// checkTone checks that pcm (8 kHz), which starts offset after the
+// recording, holds the tone at freq from 1 s into the recording up to within
+// a second of recorded, the time of the kill, and logs what was lost.
+func checkTone(t *testing.T, name string, pcm []int16, freq float64, offset, recorded time.Duration) {
+	t.Helper()
 	const win = 800 // 100 ms at 8 kHz
 	last := -1
 	for i := 0; (i+1)*win <= len(pcm); i++ {
@@ -123,15 +239,16 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 			last = i
 		}
 	}
-	toneEnd := time.Duration(last+1) * 100 * time.Millisecond
+	toneEnd := offset + time.Duration(last+1)*100*time.Millisecond
 	lost := recorded - toneEnd
-	t.Logf("mix: %.2f s, tone up to %.1f s; lost before the kill: %v", float64(len(pcm))/8000, toneEnd.Seconds(), lost.Round(10*time.Millisecond))
+	t.Logf("%s: %.2f s from %.2f s, %g Hz up to %.1f s; lost before the kill: %v",
+		name, float64(len(pcm))/8000, offset.Seconds(), freq, toneEnd.Seconds(), lost.Round(10*time.Millisecond))
 	if lost > time.Second {
-		t.Errorf("tone ends %.1f s into the mix, %v before the kill: more than 1 s lost", toneEnd.Seconds(), lost)
+		t.Errorf("%s: %g Hz ends %.1f s into the recording, %v before the kill: more than 1 s lost", name, freq, toneEnd.Seconds(), lost)
 	}
-	for i := 10; i < last; i++ { // whole from 1 s on
-		if mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) < 1000 {
-			t.Errorf("no tone in the mix at %.1f s", float64(i)/10)
+	for i := int((time.Second - offset) / (100 * time.Millisecond)); i < last; i++ { // whole from 1 s on
+		if i >= 0 && mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) < 1000 {
+			t.Errorf("%s: no %g Hz tone at %.1f s", name, freq, (offset + time.Duration(i)*100*time.Millisecond).Seconds())
 		}
 	}
 }
