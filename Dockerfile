@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: a static, pure-Go binary (CGO off: SQLite is modernc.org/sqlite)
-# on a distroless base, running as a non-root user.
+# on Debian slim with ffmpeg and a font (the composite video, composition/composite),
+# running as a non-root user.
 #
 #   docker build -t recorder .
 #   docker run -p 8080:8080 -p 40000-40099:40000-40099/udp -v recorder-data:/data recorder
@@ -17,7 +18,11 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/recorder ./cmd/recorder \
  && mkdir -p /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd -g 65532 nonroot && useradd -u 65532 -g 65532 -d /data -s /usr/sbin/nologin nonroot
 COPY --from=build /out/recorder /usr/local/bin/recorder
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY --chown=65532:65532 <<'YAML' /etc/recorder/recorder.yaml

@@ -43,6 +43,8 @@ commands:
   verify   --application APP [--json]: check an application's storage profile (exit 0 only if all checks pass)
   sign     [--application APP] [--ttl 1h] URL-or-object-key: print a signed URL for an object
   mix      [-o OUT.wav] [--rate 8000] MANIFEST.json|DIR: rebuild the mix from the per-track files
+  compose  [-o OUT.mp4] [--layout grid|speaker|single] [--user ID] [--size 1280x720] [--fps 15] [--nice 10]
+           MANIFEST.json|DIR: write composite.mp4, one video of the whole conference (ffmpeg)
   version  print the version
 `
 
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = sign(args, stdout, stderr)
 	case "mix":
 		err = mix(args, stdout, stderr)
+	case "compose":
+		err = compose(args, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

@@ -272,6 +272,10 @@ func TestCLI(t *testing.T) {
 		{"sign attachment", []string{"sign", "--config", good, "/api/recordings/attachment/composition/c/r/i/mix.wav"}, 0, "Signature="},
 		{"sign object key", []string{"sign", "--config", good, "--application", "app1", "default/c/r/i/tracks/s-t.wav"}, 0, "/api/recordings/attachment/track/c/r/i/s-t.wav?"},
 		{"version", []string{"version"}, 0, "recorder "},
+		{"compose needs a recording", []string{"compose"}, 1, "give a manifest.json"},
+		{"compose bad layout", []string{"compose", "--layout", "diagonal", dir}, 1, `layout "diagonal" is not grid, speaker or single`},
+		{"compose bad size", []string{"compose", "--size", "big", dir}, 1, `--size "big" is not WIDTHxHEIGHT`},
+		{"compose no manifest", []string{"compose", dir}, 1, "manifest.json: no such file"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -350,6 +354,23 @@ func TestDemo(t *testing.T) {
 	for _, f := range []float64{440, 660, 880} {
 		if a := mediatest.Goertzel(rebuilt, 8000, f); a < 2000 {
 			t.Errorf("offline mix: %g Hz amplitude %.0f", f, a)
+		}
+	}
+
+	// recorder compose makes the composite of the same folder: the demo's
+	// participants have no video, so three placeholder tiles over the mix.
+	mp4 := filepath.Join(t.TempDir(), "composite.mp4")
+	out, err = exec.CommandContext(ctx, recorderBin, "compose", "-o", mp4, "--size", "640x360", rdir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "grid 640x360 15 fps") || !strings.Contains(string(out), "3 tiles") {
+		t.Fatalf("compose: %v\n%s", err, out)
+	}
+	composed := mediatest.Decode(t, mp4, 8000)
+	if d := len(composed) - len(live); d < -8 || d > 8 {
+		t.Errorf("composite audio %d samples, live mix %d: not the recording's length", len(composed), len(live))
+	}
+	for _, f := range []float64{440, 660, 880} {
+		if a := mediatest.Goertzel(composed, 8000, f); a < 2000 {
+			t.Errorf("composite: %g Hz amplitude %.0f", f, a)
 		}
 	}
 }

@@ -1,0 +1,424 @@
+package composite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+)
+
+// A synthetic recording made with ffmpeg the way the recorder lays one out:
+// per-track WebM (VP8) and Ogg/Opus files, mix.wav at 8 kHz and a manifest.
+
+// part is one participant of a synthetic recording.
+type part struct {
+	user      string
+	color     string  // video colour (ffmpeg name); "" for audio only
+	size      string  // video size
+	freq      float64 // tone
+	from, to  float64 // seconds of the recording
+	videoLag  float64 // the video file's first frame, seconds after the track start (as the recorder's first keyframe)
+	flash     float64 // recording time of a 0.2 s white flash in the video (with a 2 kHz beep in the mix); 0: none
+	loudUntil float64 // speaker test: the tone stops here (0: plays throughout)
+	loudFrom  float64 // speaker test: the tone starts here
+}
+
+type fixture struct {
+	parts     []part
+	length    float64 // seconds
+	pause     *span   // paused interval (pauseBehavior silence)
+	blackouts []composition.Interval
+}
+
+const mixRate = 8000
+
+func ffmpegRun(t *testing.T, args ...string) {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, append([]string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// audible reports whether the participant's tone sounds at recording time s.
+func (f *fixture) audible(p part, s float64) bool {
+	if s < p.from || s >= p.to || (p.loudUntil > 0 && s >= p.loudUntil) || s < p.loudFrom {
+		return false
+	}
+	if f.pause != nil && s >= f.pause.from && s < f.pause.to {
+		return false
+	}
+	for _, b := range f.blackouts {
+		if b.UserID == p.user && s >= b.Start && s < b.End {
+			return false
+		}
+	}
+	return true
+}
+
+// write lays out the recording in dir and returns the manifest's path.
+func (f *fixture) write(t *testing.T, dir string) string {
+	t.Helper()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	m := &composition.Manifest{ConversationID: "conv", RecorderID: "rec", InstanceID: "inst", State: "STOPPED",
+		Started: t0, Stopped: t0.Add(time.Duration(f.length * float64(time.Second))), PauseBehavior: "silence",
+		Blackouts: f.blackouts}
+	if f.pause != nil {
+		m.Pauses = []composition.Interval{{Start: f.pause.from, End: f.pause.to}}
+	}
+	for _, p := range f.parts {
+		d := p.to - p.from
+		vol := "1"
+		if p.loudUntil > 0 || p.loudFrom > 0 {
+			vol = fmt.Sprintf("'between(t,%g,%g)'", p.loudFrom-p.from, p.loudUntil-p.from)
+		}
+		audio := "tracks/" + p.user + "-audio.ogg"
+		ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d, vol),
+			"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
+		m.Tracks = append(m.Tracks, composition.Track{StreamID: p.user, TrackID: "audio", UserID: p.user, StreamType: "CAM",
+			Kind: "AUDIO", Codec: "audio/opus", File: audio, Offset: p.from, Duration: d})
+		if p.color == "" {
+			continue
+		}
+		video := "tracks/" + p.user + "-video.webm"
+		src := fmt.Sprintf("color=c=%s:s=%s:r=15:d=%g", p.color, p.size, d-p.videoLag)
+		if p.flash > 0 {
+			at := p.flash - p.from - p.videoLag
+			src += fmt.Sprintf(",drawbox=color=white:t=fill:enable='between(t,%g,%g)'", at, at+0.2)
+		}
+		ffmpegRun(t, "-f", "lavfi", "-i", src, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime",
+			"-output_ts_offset", strconv.FormatFloat(p.videoLag, 'f', 3, 64), filepath.Join(dir, video))
+		m.Tracks = append(m.Tracks, composition.Track{StreamID: p.user, TrackID: "video", UserID: p.user, StreamType: "CAM",
+			Kind: "VIDEO", Codec: "video/VP8", File: video, Offset: p.from, Duration: d})
+	}
+	// The mix, as the recorder's mixer makes it.
+	n := int(f.length * mixRate)
+	mix := make([]int16, n)
+	for _, p := range f.parts {
+		for i := range mix {
+			s := float64(i) / mixRate
+			if f.audible(p, s) {
+				mix[i] += int16(4000 * math.Sin(2*math.Pi*p.freq*(s-p.from)))
+			}
+			if p.flash > 0 && s >= p.flash && s < p.flash+0.2 {
+				mix[i] += int16(4000 * math.Sin(2*math.Pi*2000*s))
+			}
+		}
+	}
+	w, err := wavwriter.New(filepath.Join(dir, composition.MixFile), wavwriter.WithSampleRate(mixRate), wavwriter.WithChannels(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 160 {
+		if err := w.WriteFrame(mix[i:min(n, i+160)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Mix, err = composition.ReadMix(filepath.Join(dir, composition.MixFile)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, composition.ManifestFile)
+	if err := composition.WriteManifest(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// video is a composite decoded to small RGB frames for sampling.
+type video struct {
+	w, h, scale int
+	frames      [][]byte
+}
+
+// decodeVideo decodes every frame of path scaled down by scale.
+func decodeVideo(t *testing.T, path string, width, height, scale int) *video {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	v := &video{w: width / scale, h: height / scale, scale: scale}
+	out, err := exec.Command(ffmpeg, "-v", "error", "-i", path, "-vf", fmt.Sprintf("scale=%d:%d:flags=area", v.w, v.h),
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	size := v.w * v.h * 3
+	for i := 0; i+size <= len(out); i += size {
+		v.frames = append(v.frames, out[i:i+size])
+	}
+	return v
+}
+
+// at returns the colour at canvas pixel (x, y) of frame n.
+func (v *video) at(n, x, y int) [3]int {
+	f := v.frames[min(n, len(v.frames)-1)]
+	i := ((y/v.scale)*v.w + x/v.scale) * 3
+	return [3]int{int(f[i]), int(f[i+1]), int(f[i+2])}
+}
+
+var colours = map[string][3]int{
+	"red": {255, 0, 0}, "blue": {0, 0, 255}, "green": {0, 128, 0}, "yellow": {255, 255, 0},
+	"white": {255, 255, 255}, "black": {0, 0, 0}, "placeholder": {0x2b, 0x2b, 0x2b},
+}
+
+func near(c [3]int, name string) bool {
+	want := colours[name]
+	d := 0
+	for i := range c {
+		d = max(d, abs(c[i]-want[i]))
+	}
+	return d <= 40
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// probe is what ffprobe says of the composite.
+type probe struct {
+	Streams []struct {
+		CodecType  string `json:"codec_type"`
+		CodecName  string `json:"codec_name"`
+		Width      int    `json:"width"`
+		Height     int    `json:"height"`
+		RFrameRate string `json:"r_frame_rate"`
+		Duration   string `json:"duration"`
+		SampleRate string `json:"sample_rate"`
+		StartTime  string `json:"start_time"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+func ffprobe(t *testing.T, path string) probe {
+	t.Helper()
+	bin := testenv.LookPath(t, "ffprobe")
+	out, err := exec.Command(bin, "-v", "error", "-show_entries",
+		"stream=codec_type,codec_name,width,height,r_frame_rate,duration,sample_rate,start_time:format=duration", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func parseF(s string) float64 {
+	v, _ := strconv.ParseFloat(s, 64)
+	return v
+}
+
+// tileAt is a sampling point of the box b: the middle of its upper part,
+// clear of the placeholder's centred name and of the name label.
+func tileAt(b box) (int, int) { return b.x + b.w/2, b.y + b.h/5 }
+
+// checkProbe checks codecs, size, rate and duration.
+func checkProbe(t *testing.T, path string, w, h, fps int, length float64) {
+	t.Helper()
+	p := ffprobe(t, path)
+	var v, a bool
+	for _, s := range p.Streams {
+		switch s.CodecType {
+		case "video":
+			v = true
+			if s.CodecName != "h264" || s.Width != w || s.Height != h || s.RFrameRate != strconv.Itoa(fps)+"/1" {
+				t.Errorf("video stream %s %dx%d %s, want h264 %dx%d %d/1", s.CodecName, s.Width, s.Height, s.RFrameRate, w, h, fps)
+			}
+		case "audio":
+			a = true
+			if s.CodecName != "aac" {
+				t.Errorf("audio codec %s, want aac", s.CodecName)
+			}
+		}
+	}
+	if !v || !a {
+		t.Fatalf("streams %+v: want one video and one audio", p.Streams)
+	}
+	if d := parseF(p.Format.Duration); math.Abs(d-length) > length*0.001 {
+		t.Errorf("duration %.4fs, want %.3fs ±0.1%%", d, length)
+	}
+}
+
+// toneIn reports whether the tone freq sounds in pcm over [from, to) seconds.
+func toneIn(pcm []int16, rate int, freq, from, to float64) bool {
+	a, b := int(from*float64(rate)), min(len(pcm), int(to*float64(rate)))
+	if a >= b {
+		return false
+	}
+	return mediatest.ToneLevel(pcm[a:b], rate, freq) > -40
+}
+
+func compose(t *testing.T, manifest string, s Settings) (string, *Result) {
+	t.Helper()
+	testenv.LookPath(t, "ffmpeg")
+	testenv.LookPath(t, "ffprobe")
+	out := filepath.Join(filepath.Dir(manifest), File)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := ComposePath(ctx, filepath.Dir(manifest), "", s, Options{Nice: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.File != out {
+		t.Fatalf("written to %s, want %s", res.File, out)
+	}
+	return out, res
+}
+
+// TestCompose_Grid: three participants, one joining late and one leaving
+// early, one audio-only, a pause with silence and a blackout. Each tile
+// shows the right colour at the right time, the layout changes at the join
+// and the leave, the audio holds the right tones, and the picture is in
+// sync with the sound within 40 ms.
+func TestCompose_Grid(t *testing.T) {
+	f := &fixture{
+		length: 10,
+		parts: []part{
+			{user: "alice", color: "red", size: "320x240", freq: 440, from: 0, to: 8, videoLag: 0.3, flash: 3.2},
+			{user: "bob", color: "blue", size: "320x180", freq: 880, from: 2, to: 10},
+			{user: "carol", freq: 1320, from: 0, to: 6},
+		},
+		pause:     &span{4.5, 5.5},
+		blackouts: []composition.Interval{{UserID: "bob", Start: 6.4, End: 7.4}},
+	}
+	dir := t.TempDir()
+	manifest := f.write(t, dir)
+	const W, H, fps = 640, 360, 15
+	out, res := compose(t, manifest, Settings{Layout: LayoutGrid, Width: W, Height: H, FPS: fps})
+	if res.Tiles != 3 || !res.Audio {
+		t.Errorf("result %+v: want 3 tiles and audio", res)
+	}
+	checkProbe(t, out, W, H, fps, f.length)
+
+	v := decodeVideo(t, out, W, H, 4)
+	if want := int(f.length * fps); abs(len(v.frames)-want) > 1 {
+		t.Fatalf("%d frames, want %d", len(v.frames), want)
+	}
+	two := [2]box{{0, 90, 320, 180}, {320, 90, 320, 180}}
+	three := [3]box{{0, 0, 320, 180}, {320, 0, 320, 180}, {160, 180, 320, 180}}
+	full := box{0, 0, 640, 360}
+	type look struct {
+		at     float64
+		b      box
+		colour string
+		what   string
+	}
+	for _, c := range []look{
+		{1, two[0], "red", "alice before bob joins: left of two"},
+		{1, two[1], "placeholder", "carol (audio only): a placeholder, right of two"},
+		{2.1, three[2], "blue", "bob joined: third of three at once"},
+		{3, three[0], "red", "alice: first of three"},
+		{3, three[1], "placeholder", "carol: second of three (in order of joining)"},
+		{3, three[2], "blue", "bob: third of three"},
+		{5, full, "black", "paused: black"},
+		{5, three[0], "black", "paused: black"},
+		{6.9, two[1], "black", "bob blacked out: marked"},
+		{7.7, two[0], "red", "carol left: alice left of two"},
+		{7.7, two[1], "blue", "carol left: bob right of two"},
+		{9, full, "blue", "alice left: bob alone"},
+	} {
+		x, y := tileAt(c.b)
+		n := int(c.at * fps)
+		if got := v.at(n, x, y); !near(got, c.colour) {
+			t.Errorf("at %.1fs (%d,%d) colour %v, want %s: %s", c.at, x, y, got, c.colour, c.what)
+		}
+	}
+	// The name label: white text on a dark box at the tile's bottom left.
+	if got := v.at(int(3*fps), three[2].x+12, three[2].y+three[2].h-10); near(got, "blue") {
+		t.Errorf("no name label on bob's tile: %v", got)
+	}
+
+	pcm := mediatest.Decode(t, out, mixRate)
+	for _, c := range []struct {
+		from, to float64
+		freq     float64
+		want     bool
+	}{
+		{0.5, 1.5, 440, true}, {0.5, 1.5, 1320, true}, {0.5, 1.5, 880, false},
+		{2.5, 3.0, 880, true}, {2.5, 3.0, 1320, true},
+		{4.7, 5.3, 440, false}, {4.7, 5.3, 880, false}, {4.7, 5.3, 1320, false},
+		{6.6, 7.2, 440, true}, {6.6, 7.2, 880, false}, {6.6, 7.2, 1320, false},
+		{8.5, 9.5, 880, true}, {8.5, 9.5, 440, false},
+	} {
+		if got := toneIn(pcm, mixRate, c.freq, c.from, c.to); got != c.want {
+			t.Errorf("%g Hz in %.1f–%.1fs: %v, want %v", c.freq, c.from, c.to, got, c.want)
+		}
+	}
+
+	// A/V sync: alice's flash against its beep.
+	x, y := tileAt(three[0])
+	flash := -1.0
+	for n := int(2.8 * fps); n < int(3.8*fps); n++ {
+		if near(v.at(n, x, y), "white") {
+			flash = float64(n) / fps
+			break
+		}
+	}
+	beep := -1.0
+	for i := int(2.8 * mixRate); i < int(3.8*mixRate); i += 40 {
+		if mediatest.ToneLevel(pcm[i:i+80], mixRate, 2000) > -30 {
+			beep = float64(i) / mixRate
+			break
+		}
+	}
+	if flash < 0 || beep < 0 {
+		t.Fatalf("flash at %.3fs, beep at %.3fs: not found", flash, beep)
+	}
+	if d := flash - beep; math.Abs(d) > 0.040 {
+		t.Errorf("A/V offset %.0f ms (flash %.3fs, beep %.3fs), want within 40 ms", d*1000, flash, beep)
+	}
+	t.Logf("A/V: flash %.3fs, beep %.3fs, offset %+.0f ms", flash, beep, (flash-beep)*1000)
+}
+
+// TestCompose_Speaker: the main area follows who speaks, with the other in
+// the strip.
+func TestCompose_Speaker(t *testing.T) {
+	f := &fixture{
+		length: 10,
+		parts: []part{
+			{user: "alice", color: "red", size: "320x180", freq: 440, from: 0, to: 10, loudFrom: 0, loudUntil: 4},
+			{user: "bob", color: "blue", size: "320x180", freq: 880, from: 0, to: 10, loudFrom: 5, loudUntil: 10},
+		},
+	}
+	dir := t.TempDir()
+	manifest := f.write(t, dir)
+	const W, H, fps = 640, 360, 15
+	out, _ := compose(t, manifest, Settings{Layout: LayoutSpeaker, Width: W, Height: H, FPS: fps})
+	checkProbe(t, out, W, H, fps, f.length)
+	v := decodeVideo(t, out, W, H, 4)
+	main := box{even((W - 512) / 2), 0, 512, 288}
+	for _, c := range []struct {
+		at     float64
+		colour string
+	}{{2, "red"}, {4.5, "red"}, {7, "blue"}, {9.5, "blue"}} {
+		x, y := tileAt(main)
+		if got := v.at(int(c.at*fps), x, y); !near(got, c.colour) {
+			t.Errorf("main area at %.1fs: %v, want %s", c.at, got, c.colour)
+		}
+	}
+	// The strip holds the other one.
+	if got := v.at(int(2*fps), W/2, H-72/2-10); !near(got, "blue") {
+		t.Errorf("strip at 2s: %v, want blue (bob)", got)
+	}
+}

@@ -1,0 +1,354 @@
+package composite
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/rtcrec/recorder/composition"
+)
+
+// The plan: what the composite shows, where and when. Times are output frame
+// numbers (frame n is shown at n/fps seconds of the composite), so that
+// every layout change falls on a frame and ffmpeg's expressions compare
+// integers.
+
+// span is a time interval in seconds.
+type span struct{ from, to float64 }
+
+// timeline maps the recording's wall-clock time (seconds from its start) to
+// the composite's: with pauseBehavior skip the paused intervals are cut out,
+// as they are from the mix and the track files.
+type timeline struct {
+	skip   []span // cut out, sorted, wall-clock seconds
+	fps    int
+	frames int // the composite's length
+}
+
+// out maps a wall-clock time to the composite's time: an instant inside a
+// cut pause maps to the cut.
+func (tl *timeline) out(wall float64) float64 {
+	shift := 0.0
+	for _, p := range tl.skip {
+		switch {
+		case wall >= p.to:
+			shift += p.to - p.from
+		case wall > p.from:
+			return p.from - shift
+		}
+	}
+	return wall - shift
+}
+
+// frame returns the frame shown at composite time t, within [0, frames].
+func (tl *timeline) frame(t float64) int {
+	if math.IsNaN(t) {
+		return 0
+	}
+	return int(max(0, min(float64(tl.frames), math.Round(t*float64(tl.fps)))))
+}
+
+// box is a rectangle of the canvas, in pixels; every value is even.
+type box struct{ x, y, w, h int }
+
+// place is where a tile is shown during frames [from, to).
+type place struct {
+	from, to int
+	b        box
+}
+
+// source is a video track file shown in a tile.
+type source struct {
+	file string  // path relative to the recording
+	at   float64 // composite time of the file's time zero
+	w, h int     // size of the first frame
+}
+
+// audioTrack is an audio track of a tile (for the speaker's levels).
+type audioTrack struct {
+	file string
+	at   float64 // composite time of the file's start
+}
+
+// tile is one participant's place in the composite (or one screen share).
+type tile struct {
+	key       string // unique: user id and join, or the screen's stream
+	name      string // drawn on the tile
+	user      string
+	screen    bool
+	from, to  int // frames during which the participant is in the conference
+	sources   []source
+	audio     []audioTrack
+	blackouts []span // composite seconds
+	places    []place
+}
+
+// plan is the whole composite.
+type plan struct {
+	s      Settings
+	tl     timeline
+	dur    float64 // seconds: the mix's length (the recording's, less skipped pauses)
+	tiles  []*tile // in order of joining
+	paused []span  // composite seconds shown black (pauseBehavior silence)
+}
+
+// videoInfo is what ffprobe says of a video track file.
+type videoInfo struct {
+	ok    bool    // the file has a decodable video stream
+	start float64 // time of the first frame, seconds
+	w, h  int
+}
+
+// newPlan builds the tiles and the timeline of m. probe returns the video
+// information of a track file (relative path).
+func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoInfo) (*plan, error) {
+	p := &plan{s: s, tl: timeline{fps: s.FPS}}
+	wallEnd := m.Stopped.Sub(m.Started).Seconds()
+	if m.Started.IsZero() || m.Stopped.IsZero() || !(wallEnd > 0) || wallEnd > 48*3600 {
+		return nil, fmt.Errorf("composite: the manifest spans %v: no recording to compose", m.Stopped.Sub(m.Started))
+	}
+	for _, ps := range m.Pauses {
+		end := ps.End
+		if !(end > ps.Start) {
+			end = wallEnd
+		}
+		if m.PauseBehavior == "skip" {
+			p.tl.skip = append(p.tl.skip, span{ps.Start, end})
+		}
+	}
+	slices.SortFunc(p.tl.skip, func(a, b span) int { return cmp.Compare(a.from, b.from) })
+	dur := p.tl.out(wallEnd)
+	if m.Mix != nil && m.Mix.Duration > 0 && math.Abs(m.Mix.Duration-dur) < 0.5+dur*0.01 {
+		dur = m.Mix.Duration // the composite lasts as long as its audio
+	}
+	p.dur = dur
+	// The video ends at or before the audio: the composite lasts exactly as long.
+	p.tl.frames = int(math.Floor(dur*float64(s.FPS) + 1e-6))
+	if p.tl.frames < 1 {
+		return nil, fmt.Errorf("composite: the recording lasts %.3fs: nothing to compose", dur)
+	}
+	if m.PauseBehavior != "skip" {
+		for _, ps := range m.Pauses {
+			end := ps.End
+			if !(end > ps.Start) {
+				end = wallEnd
+			}
+			p.paused = append(p.paused, span{p.tl.out(ps.Start), p.tl.out(end)})
+		}
+	}
+
+	// Group tracks: a screen share is a tile of its own; a participant's
+	// other tracks (camera, microphone, in one stream or several) make one
+	// tile per stretch of presence (leave and come back: two tiles).
+	type member struct {
+		t        composition.Track
+		from, to float64 // wall-clock
+	}
+	groups := map[string][]member{}
+	var order []string
+	for _, t := range m.Tracks {
+		if t.Kind != "AUDIO" && t.Kind != "VIDEO" {
+			continue
+		}
+		if strings.Contains(t.File, "..") || strings.HasPrefix(t.File, "/") || t.File == "" {
+			return nil, fmt.Errorf("composite: track file %q leaves the recording", t.File)
+		}
+		if !(t.Offset >= 0) || t.Offset > wallEnd {
+			continue // starts outside the recording
+		}
+		to := wallEnd
+		if t.Duration > 0 {
+			to = min(wallEnd, t.Offset+t.Duration)
+		}
+		key := "u:" + t.UserID
+		if t.UserID == "" {
+			key = "s:" + t.StreamID
+		}
+		if t.StreamType == "SCREEN" {
+			if t.Kind != "VIDEO" {
+				continue // a shared tab's audio is in the mix; it gets no tile
+			}
+			key = "screen:" + t.StreamID
+		}
+		if groups[key] == nil {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], member{t, t.Offset, to})
+	}
+	for _, key := range order {
+		ms := groups[key]
+		slices.SortStableFunc(ms, func(a, b member) int { return cmp.Compare(a.from, b.from) })
+		var cur *tile
+		curEnd := 0.0
+		for _, mb := range ms {
+			if cur == nil || mb.from > curEnd+1 { // more than a second apart: left and came back
+				cur = &tile{key: fmt.Sprintf("%s#%d", key, len(p.tiles)), user: mb.t.UserID,
+					screen: strings.HasPrefix(key, "screen:"), from: p.tl.frame(p.tl.out(mb.from))}
+				cur.name = mb.t.UserID
+				if cur.name == "" {
+					cur.name = mb.t.StreamID
+				}
+				if cur.screen {
+					cur.name += " (screen)"
+				}
+				p.tiles = append(p.tiles, cur)
+				curEnd = mb.to
+			}
+			curEnd = max(curEnd, mb.to)
+			cur.to = p.tl.frame(p.tl.out(curEnd))
+			at := p.tl.out(mb.from)
+			if mb.t.Kind == "AUDIO" {
+				cur.audio = append(cur.audio, audioTrack{file: mb.t.File, at: at})
+				continue
+			}
+			if vi := probe(mb.t.File); vi.ok && vi.w > 0 && vi.h > 0 {
+				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h})
+			}
+		}
+	}
+	p.tiles = slices.DeleteFunc(p.tiles, func(t *tile) bool { return t.to <= t.from })
+	slices.SortStableFunc(p.tiles, func(a, b *tile) int { return cmp.Compare(a.from, b.from) })
+	for _, b := range m.Blackouts {
+		end := b.End
+		if !(end > b.Start) {
+			end = wallEnd
+		}
+		for _, t := range p.tiles {
+			if t.user == b.UserID && b.UserID != "" && !t.screen {
+				t.blackouts = append(t.blackouts, span{p.tl.out(b.Start), p.tl.out(end)})
+			}
+		}
+	}
+	if s.Layout == LayoutSingle {
+		p.tiles = slices.DeleteFunc(p.tiles, func(t *tile) bool { return t.user != s.UserID })
+		if len(p.tiles) == 0 {
+			return nil, fmt.Errorf("composite: participant %q is not in the recording", s.UserID)
+		}
+	}
+	return p, nil
+}
+
+// turn is a change of active speaker at a frame.
+type turn struct {
+	frame int
+	key   string // the speaker's tile
+}
+
+// layout places the tiles over the whole timeline; turns (speaker layout)
+// says who speaks from when.
+func (p *plan) layout(turns []turn) {
+	cuts := []int{0, p.tl.frames}
+	for _, t := range p.tiles {
+		cuts = append(cuts, t.from, t.to)
+	}
+	for _, tr := range turns {
+		cuts = append(cuts, tr.frame)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	for i := 0; i+1 < len(cuts); i++ {
+		from, to := cuts[i], cuts[i+1]
+		if from >= p.tl.frames || to <= from {
+			continue
+		}
+		var cams, screens []*tile
+		for _, t := range p.tiles {
+			if t.from <= from && from < t.to {
+				if t.screen {
+					screens = append(screens, t)
+				} else {
+					cams = append(cams, t)
+				}
+			}
+		}
+		speaker := ""
+		for _, tr := range turns {
+			if tr.frame <= from {
+				speaker = tr.key
+			}
+		}
+		for t, b := range p.arrange(cams, screens, speaker) {
+			t.places = appendPlace(t.places, place{from, to, b})
+		}
+	}
+}
+
+// appendPlace appends pl, merging it with the last place when they touch
+// with the same box.
+func appendPlace(ps []place, pl place) []place {
+	if n := len(ps); n > 0 && ps[n-1].to == pl.from && ps[n-1].b == pl.b {
+		ps[n-1].to = pl.to
+		return ps
+	}
+	return append(ps, pl)
+}
+
+// arrange returns the boxes of the visible tiles: the newest screen share in
+// the main area and everyone else in a strip; otherwise a grid, or the
+// speaker in the main area.
+func (p *plan) arrange(cams, screens []*tile, speaker string) map[*tile]box {
+	W, H := p.s.Width, p.s.Height
+	out := map[*tile]box{}
+	var main *tile
+	var strip []*tile
+	switch {
+	case len(screens) > 0:
+		main = screens[len(screens)-1]
+		strip = append(cams, screens[:len(screens)-1]...)
+	case p.s.Layout == LayoutSpeaker && len(cams) > 0:
+		main = cams[0]
+		for _, t := range cams {
+			if t.key == speaker {
+				main = t
+			}
+		}
+		for _, t := range cams {
+			if t != main {
+				strip = append(strip, t)
+			}
+		}
+	default: // grid, and single (one participant)
+		n := len(cams)
+		if n == 0 {
+			return out
+		}
+		cols := int(math.Ceil(math.Sqrt(float64(n))))
+		rows := (n + cols - 1) / cols
+		cw, ch := W/cols, H/rows
+		w, h := fit(cw, ch)
+		for i, t := range cams {
+			r, c := i/cols, i%cols
+			inRow := min(cols, n-r*cols) // the last row is centred
+			x0 := (W - inRow*cw) / 2
+			out[t] = box{even(x0 + c*cw + (cw-w)/2), even(r*ch + (ch-h)/2), w, h}
+		}
+		return out
+	}
+	if len(strip) == 0 {
+		w, h := fit(W, H)
+		out[main] = box{even((W - w) / 2), even((H - h) / 2), w, h}
+		return out
+	}
+	sh := even(H / 5)
+	w, h := fit(W, H-sh)
+	out[main] = box{even((W - w) / 2), 0, w, h}
+	tw, th := fit(W/len(strip), sh)
+	x0 := (W - len(strip)*tw) / 2
+	for i, t := range strip {
+		out[t] = box{even(x0 + i*tw), even(H - sh + (sh-th)/2), tw, th}
+	}
+	return out
+}
+
+// fit returns the largest even 16:9 size within w×h (at least 2×2).
+func fit(w, h int) (int, int) {
+	fw, fh := w, w*9/16
+	if fh > h {
+		fw, fh = h*16/9, h
+	}
+	return max(2, even(fw)), max(2, even(fh))
+}
+
+func even(v int) int { return v &^ 1 }

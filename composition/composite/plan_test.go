@@ -1,0 +1,135 @@
+package composite
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+)
+
+func TestTimeline_SkipCutsPauses(t *testing.T) {
+	tl := timeline{skip: []span{{2, 3}, {5, 7}}, fps: 10, frames: 70}
+	for _, c := range []struct{ wall, out float64 }{
+		{1, 1}, {2, 2}, {2.5, 2}, {3, 2}, {4, 3}, {6, 4}, {8, 5},
+	} {
+		if got := tl.out(c.wall); got != c.out {
+			t.Errorf("out(%g) = %g, want %g", c.wall, got, c.out)
+		}
+	}
+}
+
+func TestArrange_Grid(t *testing.T) {
+	p := &plan{s: Settings{Layout: LayoutGrid, Width: 1280, Height: 720, FPS: 15}}
+	for n, want := range map[int][]box{
+		1: {{0, 0, 1280, 720}},
+		2: {{0, 180, 640, 360}, {640, 180, 640, 360}},
+		3: {{0, 0, 640, 360}, {640, 0, 640, 360}, {320, 360, 640, 360}},
+		9: {{0, 0, 426, 238}, {426, 0, 426, 238}, {852, 0, 426, 238}},
+	} {
+		var cams []*tile
+		for i := 0; i < n; i++ {
+			cams = append(cams, &tile{key: string(rune('a' + i))})
+		}
+		got := p.arrange(cams, nil, "")
+		for i, b := range want {
+			if got[cams[i]] != b {
+				t.Errorf("%d tiles: tile %d at %+v, want %+v", n, i, got[cams[i]], b)
+			}
+		}
+	}
+}
+
+func TestArrange_ScreenTakesTheMainArea(t *testing.T) {
+	p := &plan{s: Settings{Layout: LayoutGrid, Width: 1280, Height: 720, FPS: 15}}
+	a, b, sc := &tile{key: "a"}, &tile{key: "b"}, &tile{key: "s", screen: true}
+	got := p.arrange([]*tile{a, b}, []*tile{sc}, "")
+	if got[sc] != (box{128, 0, 1024, 576}) {
+		t.Errorf("screen at %+v, want the main area", got[sc])
+	}
+	if got[a].y != 576 || got[b].y != 576 || got[a].h != 144 {
+		t.Errorf("cameras at %+v %+v, want the strip below", got[a], got[b])
+	}
+}
+
+func TestSpeakerTurns_Hysteresis(t *testing.T) {
+	p := &plan{s: Settings{Layout: LayoutSpeaker, Width: 640, Height: 360, FPS: 10}, tl: timeline{fps: 10, frames: 200}}
+	a, b := &tile{key: "a", from: 0, to: 200}, &tile{key: "b", from: 0, to: 200}
+	p.tiles = []*tile{a, b}
+	la, lb := make([]float64, 200), make([]float64, 200)
+	for w := range la {
+		la[w], lb[w] = -20, -90
+		if w >= 50 && w < 55 { // b coughs for half a second: no switch
+			lb[w] = -10
+		}
+		if w >= 100 { // b speaks from 10 s
+			la[w], lb[w] = -90, -20
+		}
+	}
+	turns := p.speakerTurns(map[string][]float64{"a": la, "b": lb})
+	want := []turn{{0, "a"}, {100, "b"}}
+	if len(turns) != len(want) || turns[0] != want[0] || turns[1] != want[1] {
+		t.Errorf("turns %v, want %v", turns, want)
+	}
+}
+
+func FuzzPlan(f *testing.F) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := composition.Manifest{Started: t0, Stopped: t0.Add(10 * time.Second), PauseBehavior: "skip",
+		Tracks: []composition.Track{
+			{StreamID: "a", UserID: "alice", Kind: "VIDEO", StreamType: "CAM", File: "tracks/a.webm", Offset: 1, Duration: 5},
+			{StreamID: "s", UserID: "alice", Kind: "VIDEO", StreamType: "SCREEN", File: "tracks/s.webm", Offset: 2, Duration: 3},
+			{StreamID: "b", UserID: "bob", Kind: "AUDIO", File: "tracks/b.ogg", Offset: 0.5},
+		},
+		Pauses:    []composition.Interval{{Start: 3, End: 4}},
+		Blackouts: []composition.Interval{{UserID: "bob", Start: 1, End: 2}}}
+	seed, _ := json.Marshal(m)
+	f.Add(seed, "grid")
+	f.Add(seed, "speaker")
+	f.Add(seed, "single")
+	f.Fuzz(func(t *testing.T, data []byte, layout string) {
+		m, err := composition.ReadManifest(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		s := Settings{Layout: layout, Width: 640, Height: 360, FPS: 15}
+		if layout == LayoutSingle {
+			s.UserID = "alice"
+		}
+		if s.Validate() != nil {
+			return
+		}
+		p, err := newPlan(m, s, func(string) videoInfo { return videoInfo{ok: true, w: 640, h: 480} })
+		if err != nil {
+			return
+		}
+		if p.tl.frames > 15*3600 {
+			return // long plans are fine, but slow to fuzz
+		}
+		levels := map[string][]float64{}
+		for _, t := range p.tiles {
+			levels[t.key] = []float64{-10, -60, -10}
+		}
+		p.layout(p.speakerTurns(levels))
+		for _, tl := range p.tiles {
+			for _, pl := range tl.places {
+				b := pl.b
+				if pl.from < tl.from || pl.to > tl.to || pl.from >= pl.to || b.x < 0 || b.y < 0 ||
+					b.x+b.w > s.Width || b.y+b.h > s.Height || b.w < 2 || b.h < 2 || b.x%2+b.y%2+b.w%2+b.h%2 != 0 {
+					t.Fatalf("tile %s placed %+v outside its presence %d–%d or the canvas", tl.key, pl, tl.from, tl.to)
+				}
+			}
+		}
+		g := buildGraph(p, true)
+		if strings.Count(g.script, "[v]") != 1 {
+			t.Fatalf("graph without one output:\n%s", g.script)
+		}
+		for _, name := range g.texts {
+			if strings.ContainsAny(name, "\n\r\x00") {
+				t.Fatalf("text %q not cleaned", name)
+			}
+		}
+	})
+}
