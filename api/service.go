@@ -26,6 +26,7 @@ import (
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/open"
 )
 
 // Service is a whole recorder: store, Manager, WHIP endpoint and API,
@@ -138,7 +139,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		Events: s.Events,
 		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
 		Adapters:   adapters,
-		OpenBucket: recorder.OpenBucket(cfg.DataDir, att),
+		OpenBucket: OpenBucket(cfg, att),
 		Logger:     log,
 	})
 	if err != nil {
@@ -302,4 +303,11 @@ func randomHex(n int) string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// OpenBucket returns the recorder's BucketOpener for cfg: storage/open with
+// LOCAL objects under {dataDir}/storage by default and the recorder's own
+// signed attachment URLs for LOCAL and SFTP objects.
+func OpenBucket(cfg *recorder.Config, att *recorder.Attachments) recorder.BucketOpener {
+	return open.For(open.Options{LocalDir: filepath.Join(cfg.DataDir, "storage"), SignURL: att.SignKeyFunc})
 }

@@ -64,31 +64,3 @@ func FuzzAttachmentKey(f *testing.F) {
 		}
 	})
 }
-
-func TestOpenBucket_Providers(t *testing.T) {
-	base, _ := url.Parse("http://127.0.0.1:8080")
-	open := OpenBucket(t.TempDir(), &Attachments{Base: base, Signer: storage.NewURLSigner([]byte("k"))})
-	tests := []struct {
-		p    StorageProfile
-		want string // in Location()
-	}{
-		{StorageProfile{Provider: ProviderLocal}, "file://"},
-		{StorageProfile{Provider: ProviderS3, Bucket: "b1", Region: "us-east-1", Endpoint: "http://127.0.0.1:9", PathStyle: true, AccessKeyID: "a", SecretAccessKey: "s"}, "b1"},
-		{StorageProfile{Provider: ProviderAzure, AccountName: "devstoreaccount1", AccountKey: "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==", Container: "c1", Endpoint: "http://127.0.0.1:9/devstoreaccount1"}, "c1"},
-		{StorageProfile{Provider: ProviderSFTP, Host: "127.0.0.1", Port: 9, User: "u", Password: "p", HostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", Dir: "rec"}, "sftp://"},
-	}
-	for _, tt := range tests {
-		b, err := open(context.Background(), "app", &tt.p)
-		if err != nil {
-			t.Errorf("%s: %v", tt.p.Provider, err)
-			continue
-		}
-		if loc := b.Location(); !strings.Contains(loc, tt.want) || strings.Contains(loc, "s3cret") {
-			t.Errorf("%s: Location %q", tt.p.Provider, loc)
-		}
-		b.Close()
-	}
-	if _, err := open(context.Background(), "app", &StorageProfile{Provider: "FTP"}); err == nil {
-		t.Error("unknown provider: no error")
-	}
-}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rtcrec/recorder/storage"
 )
 
 // Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
@@ -118,58 +120,15 @@ type ConferenceConfig struct {
 
 // The storage providers of the API (seed 004) and LOCAL.
 const (
-	ProviderS3    = "AMAZON_S3"
-	ProviderAzure = "AZURE_BLOB"
-	ProviderGCS   = "GOOGLE_CLOUD"
-	ProviderSFTP  = "SFTP_STORAGE"
-	ProviderLocal = "LOCAL"
+	ProviderS3    = storage.ProviderS3
+	ProviderAzure = storage.ProviderAzure
+	ProviderGCS   = storage.ProviderGCS
+	ProviderSFTP  = storage.ProviderSFTP
+	ProviderLocal = storage.ProviderLocal
 )
 
-// StorageProfile is where an application's recordings go. Credentials are
-// write-only: nothing the API returns contains them.
-type StorageProfile struct {
-	Provider string `yaml:"provider"`
-	Bucket   string `yaml:"bucket"`
-	Prefix   string `yaml:"prefix"`
-	// AMAZON_S3
-	Region          string `yaml:"region"`
-	Endpoint        string `yaml:"endpoint"`
-	PathStyle       bool   `yaml:"pathStyle"`
-	AccessKeyID     string `yaml:"accessKeyId"`
-	SecretAccessKey string `yaml:"secretAccessKey"`
-	// AZURE_BLOB
-	AccountName      string `yaml:"accountName"`
-	AccountKey       string `yaml:"accountKey"`
-	ConnectionString string `yaml:"connectionString"`
-	SASToken         string `yaml:"sasToken"` // a container or account SAS ("sv=…&sig=…"); signs no URLs
-	Container        string `yaml:"container"`
-	// GOOGLE_CLOUD
-	CredentialsFile string `yaml:"credentialsFile"`
-	CredentialsJSON string `yaml:"credentialsJSON"`
-	// SFTP_STORAGE
-	Host           string `yaml:"host"`
-	Port           int    `yaml:"port"`
-	User           string `yaml:"user"`
-	Password       string `yaml:"password"`
-	PrivateKeyFile string `yaml:"privateKeyFile"`
-	HostKey        string `yaml:"hostKey"`
-	KnownHostsFile string `yaml:"knownHostsFile"`
-	// SFTP_STORAGE and LOCAL
-	Dir string `yaml:"dir"`
-}
-
-// Secrets returns the profile's credentials that are set (secret access
-// key, account key, connection string, SAS token, password, service-account
-// JSON): strings no message, response or log line may contain.
-func (p *StorageProfile) Secrets() []string {
-	var out []string
-	for _, s := range []string{p.SecretAccessKey, p.AccountKey, p.ConnectionString, p.SASToken, p.Password, p.CredentialsJSON} {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// StorageProfile is where an application's recordings go (storage.Profile).
+type StorageProfile = storage.Profile
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

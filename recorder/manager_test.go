@@ -95,7 +95,7 @@ func newTestManager(t *testing.T) (*Manager, *fakeAdapter, *store.Store) {
 	cfg.DataDir = dir
 	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"}}}
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
-	bucket := memstore.NewBucket("test")
+	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters:   map[string]conference.Adapter{"fake": fa},
 		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) { return bucket, nil }})

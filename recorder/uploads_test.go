@@ -50,8 +50,8 @@ func TestManager_BackupProfileTakesFailedUploads(t *testing.T) {
 		Storage:       &StorageProfile{Provider: ProviderS3, Bucket: "primary"},
 		BackupStorage: &StorageProfile{Provider: ProviderLocal, Bucket: "backup"}, BackupAfter: 1}}
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
-	primary := storage.NewBucket(deniedProvider{Provider: memstore.New("primary", nil)})
-	backup := memstore.NewBucket("backup")
+	primary := storage.NewBucket(deniedProvider{Provider: memstore.New(memstore.Options{Name: "primary"})})
+	backup := storage.NewBucket(memstore.New(memstore.Options{Name: "backup"}))
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters: map[string]conference.Adapter{"fake": fa},
 		OpenBucket: func(_ context.Context, _ string, p *StorageProfile) (*storage.Bucket, error) {
@@ -107,7 +107,7 @@ func TestManager_VerifyRetriesFailedUploads(t *testing.T) {
 	ctx := context.Background()
 	var fixed atomic.Bool
 	m.bucketMu.Lock()
-	m.buckets["app"] = storage.NewBucket(deniedProvider{memstore.New("primary", nil), &fixed})
+	m.buckets["app"] = storage.NewBucket(deniedProvider{memstore.New(memstore.Options{Name: "primary"}), &fixed})
 	m.bucketMu.Unlock()
 	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
 	if err != nil {

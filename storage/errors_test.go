@@ -53,7 +53,7 @@ func TestError_Format(t *testing.T) {
 }
 
 func TestBucket_WrapsOnce(t *testing.T) {
-	b := memstore.NewBucket("w")
+	b := storage.NewBucket(memstore.New(memstore.Options{Name: "w"}))
 	_, err := b.ReadAll(t.Context(), "missing/key")
 	var se *storage.Error
 	if !errors.As(err, &se) || se.Op != "read" || se.Key != "missing/key" || se.Code != storage.NotFound {
@@ -65,7 +65,7 @@ func TestBucket_WrapsOnce(t *testing.T) {
 }
 
 func TestBucket_SignedURLMethod(t *testing.T) {
-	b := memstore.NewBucket("s")
+	b := storage.NewBucket(memstore.New(memstore.Options{Name: "s"}))
 	_, err := b.SignedURL(t.Context(), "k", &storage.SignedURLOptions{Method: "DELETE"})
 	if storage.Code(err) != storage.InvalidArgument {
 		t.Errorf("SignedURL(DELETE) = %v, want InvalidArgument", err)

@@ -170,7 +170,7 @@ func FuzzValidateKey(f *testing.F) {
 }
 
 func TestSignedURLHandler(t *testing.T) {
-	b := memstore.NewBucket("h")
+	b := storage.NewBucket(memstore.New(memstore.Options{Name: "h"}))
 	data := bytes.Repeat([]byte("0123456789"), 100)
 	if _, err := b.Upload(t.Context(), "rec/a.wav", bytes.NewReader(data), &storage.WriterOptions{Size: -1, ContentType: "audio/wav"}); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,11 @@ import (
 
 func TestVerify_Healthy(t *testing.T) {
 	dir := t.TempDir()
-	fb, err := filestore.NewBucket(dir, nil)
+	fb, err := filestore.OpenBucket(t.Context(), filestore.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string]*storage.Bucket{"memstore": memstore.NewBucket("m"), "filestore": fb} {
+	for name, b := range map[string]*storage.Bucket{"memstore": storage.NewBucket(memstore.New(memstore.Options{Name: "m"})), "filestore": fb} {
 		t.Run(name, func(t *testing.T) {
 			res := storage.Verify(t.Context(), b, "rec/app1", nil)
 			if !res.OK() {
@@ -45,7 +45,7 @@ func TestVerify_Healthy(t *testing.T) {
 }
 
 func TestVerify_JSONShape(t *testing.T) {
-	res := storage.Verify(t.Context(), memstore.NewBucket("m"), "", nil)
+	res := storage.Verify(t.Context(), storage.NewBucket(memstore.New(memstore.Options{Name: "m"})), "", nil)
 	data, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestVerify_Failures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			inner := memstore.New("m", nil)
+			inner := memstore.New(memstore.Options{Name: "m"})
 			var p storage.Provider = &faultyProvider{Provider: inner, fail: tc.fail, hang: tc.hang}
 			if tc.wrap != nil {
 				p = tc.wrap(p)
@@ -220,7 +220,7 @@ func TestVerify_Failures(t *testing.T) {
 }
 
 func TestVerify_MissingDirectory(t *testing.T) {
-	b, err := filestore.NewBucket(filepath.Join(t.TempDir(), "nope"), nil)
+	b, err := filestore.OpenBucket(t.Context(), filestore.Options{Dir: filepath.Join(t.TempDir(), "nope")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestVerify_MissingDirectory(t *testing.T) {
 }
 
 func TestVerify_OverallTimeout(t *testing.T) {
-	p := &faultyProvider{Provider: memstore.New("m", nil), hang: map[string]bool{"write": true}}
+	p := &faultyProvider{Provider: memstore.New(memstore.Options{Name: "m"}), hang: map[string]bool{"write": true}}
 	start := time.Now()
 	res := storage.Verify(t.Context(), storage.NewBucket(p), "rec", &storage.VerifyOptions{CheckTimeout: time.Minute, Timeout: 300 * time.Millisecond})
 	if d := time.Since(start); d > 2*time.Second {

@@ -37,7 +37,7 @@ func openBucket(ctx context.Context, cfg *recorder.Config, app string) (*storage
 		return nil, nil, fmt.Errorf("publicURL: %w", err)
 	}
 	att := &recorder.Attachments{Base: u, Signer: storage.NewURLSigner([]byte(id.SigningKey))}
-	b, err := recorder.OpenBucket(cfg.DataDir, att)(ctx, app, cfg.Profile(app))
+	b, err := api.OpenBucket(cfg, att)(ctx, app, cfg.Profile(app))
 	return b, att, err
 }
 

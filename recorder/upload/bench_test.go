@@ -18,7 +18,7 @@ import (
 // the state update, and Wait.
 func BenchmarkQueue_Job(b *testing.B) {
 	dir := b.TempDir()
-	bucket := storage.NewBucket(memstore.New("bench", nil))
+	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "bench"}))
 	q, err := New(context.Background(), dbtest.Open(b, filepath.Join(dir, "recorder.db")), Options{
 		Open:   func(string) (*storage.Bucket, error) { return bucket, nil },
 		Logger: slog.New(slog.DiscardHandler),

@@ -21,7 +21,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	db, _ := sql.Open("sqlite", filepath.Join(dir, "recorder.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
 	defer db.Close()
-	bucket, _ := filestore.NewBucket(filepath.Join(dir, "objects"), &filestore.Options{CreateDir: true})
+	bucket, _ := filestore.OpenBucket(context.Background(), filestore.Options{Dir: filepath.Join(dir, "objects"), CreateDir: true})
 	defer bucket.Close()
 
 	q, err := upload.New(context.Background(), db, upload.Options{

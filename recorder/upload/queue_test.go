@@ -36,7 +36,7 @@ type faulty struct {
 }
 
 func newFaulty(name string) *faulty {
-	return &faulty{Provider: memstore.New(name, nil), failCode: storage.Unavailable, started: make(chan struct{}, 100)}
+	return &faulty{Provider: memstore.New(memstore.Options{Name: name}), failCode: storage.Unavailable, started: make(chan struct{}, 100)}
 }
 
 func (f *faulty) set(fn func(f *faulty)) {
@@ -215,7 +215,7 @@ func sha(b []byte) string {
 
 func TestQueue_UploadsVerifiesAndDeletesOnlyWhenAsked(t *testing.T) {
 	dbtest.NoLeaks(t)
-	mem := memstore.New("primary", nil)
+	mem := memstore.New(memstore.Options{Name: "primary"})
 	f := newFixture(t, mem, Options{})
 	tests := []struct {
 		id   string
@@ -345,7 +345,7 @@ func TestQueue_PermanentFailureReportedAndRetriedAfterFix(t *testing.T) {
 		t.Fatalf("local file gone while failing: %v", err)
 	}
 
-	good := memstore.New("good", nil)
+	good := memstore.New(memstore.Options{Name: "good"})
 	f.setPrimary(good)
 	if err := f.q.Retry(context.Background(), "app1"); err != nil {
 		t.Fatal(err)
@@ -363,7 +363,7 @@ func TestQueue_BackupTakesOverAfterFailures(t *testing.T) {
 	dbtest.NoLeaks(t)
 	down := newFaulty("primary")
 	down.set(func(p *faulty) { p.failAll = true })
-	backup := storage.NewBucket(memstore.New("backup", nil))
+	backup := storage.NewBucket(memstore.New(memstore.Options{Name: "backup"}))
 	f := newFixture(t, down, Options{
 		BackupAfter: 3, ReportAfter: 100,
 		Backup: func(string) (*storage.Bucket, error) { return backup, nil },
@@ -405,7 +405,7 @@ func TestQueue_AbandonsAfterDeadlineKeepingTheFile(t *testing.T) {
 
 func TestQueue_MissingLocalFileIsAbandoned(t *testing.T) {
 	dbtest.NoLeaks(t)
-	f := newFixture(t, memstore.New("p", nil), Options{})
+	f := newFixture(t, memstore.New(memstore.Options{Name: "p"}), Options{})
 	j, _ := f.job("gone.wav", "rec1", 10, false)
 	os.Remove(j.LocalPath)
 	f.enqueue(j)
@@ -440,7 +440,7 @@ func TestQueue_RestartResumesPendingJobs(t *testing.T) {
 	}
 
 	// The next process: same database, a working profile.
-	f.setPrimary(memstore.New("primary", nil))
+	f.setPrimary(memstore.New(memstore.Options{Name: "primary"}))
 	f.start(Options{})
 	if err := f.wait("rec1"); err != nil {
 		t.Fatal(err)
@@ -495,7 +495,7 @@ func TestQueue_EnqueueIsIdempotent(t *testing.T) {
 }
 
 func TestQueue_EnqueueRejectsBadJobs(t *testing.T) {
-	f := newFixture(t, memstore.New("p", nil), Options{})
+	f := newFixture(t, memstore.New(memstore.Options{Name: "p"}), Options{})
 	ok := Job{ID: "a", RecordingID: "r", ApplicationID: "app1", LocalPath: "/tmp/x", Key: "k/x"}
 	tests := []struct {
 		name string
@@ -543,7 +543,7 @@ func TestParseCode_RoundTrips(t *testing.T) {
 
 func TestNew_RemovesLocalCopiesUploadedBeforeACrash(t *testing.T) {
 	dbtest.NoLeaks(t)
-	f := newFixture(t, memstore.New("p", nil), Options{})
+	f := newFixture(t, memstore.New(memstore.Options{Name: "p"}), Options{})
 	j, _ := f.job("mix.wav", "rec1", 100, true)
 	keep, _ := f.job("track.ogg", "rec1", 100, false)
 	f.enqueue(j)

@@ -98,11 +98,11 @@ type bucket struct {
 }
 
 // New returns the Azure Blob driver for opts. It does not contact the service.
-func New(opts *Options) (storage.Provider, error) {
-	if opts == nil || opts.Container == "" {
+func New(ctx context.Context, opts Options) (storage.Provider, error) {
+	if opts.Container == "" {
 		return nil, errors.New("azurestore: container is required")
 	}
-	o := *opts
+	o := opts
 	if o.BlockSize <= 0 {
 		o.BlockSize = 4 << 20
 	}
@@ -161,9 +161,9 @@ func New(opts *Options) (storage.Provider, error) {
 	return &bucket{c: c, blockSize: o.BlockSize, concurrent: o.Concurrency}, nil
 }
 
-// OpenBucket returns a *storage.Bucket over New(opts).
-func OpenBucket(opts *Options) (*storage.Bucket, error) {
-	p, err := New(opts)
+// OpenBucket returns a *storage.Bucket over New(ctx, opts).
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
+	p, err := New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -662,6 +662,12 @@ func plainValue(v string) bool {
 	return true
 }
 
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)
+
+// Interface guards.
 var (
 	_ storage.Provider         = (*bucket)(nil)
 	_ storage.PermissionHinter = (*bucket)(nil)

@@ -19,21 +19,21 @@ func TestConformance_Azurite(t *testing.T) {
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
 			last = az.NewContainer(ctx, t)
-			return New(testOptions(az, last))
+			return New(ctx, *testOptions(az, last))
 		},
 		NewProviderWrongCredentials: func(context.Context, *testing.T) (storage.Provider, error) {
 			o := testOptions(az, last)
 			o.AccountKey = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IQ=="
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		NewProviderReadOnly: func(_ context.Context, t *testing.T) (storage.Provider, error) {
-			return New(&Options{Endpoint: az.Endpoint, Container: last,
+			return New(t.Context(), Options{Endpoint: az.Endpoint, Container: last,
 				SASToken: az.ContainerSAS(t, last, sas.ContainerPermissions{Read: true, List: true})})
 		},
 		NewProviderUnreachable: func(context.Context, *testing.T) (storage.Provider, error) {
 			o := testOptions(az, last)
 			o.Endpoint = "http://127.0.0.1:1/" + azuritetest.Account
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		SignedURLs:       true,
 		ChecksSignatures: true,

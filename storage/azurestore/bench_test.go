@@ -9,7 +9,7 @@ import (
 // go test -run '^$' -bench Upload100MiB -benchtime 3x ./storage/azurestore
 func BenchmarkUpload100MiB(b *testing.B) {
 	az := sharedAzurite(b)
-	bucket, err := OpenBucket(testOptions(az, az.NewContainer(b.Context(), b)))
+	bucket, err := OpenBucket(b.Context(), *testOptions(az, az.NewContainer(b.Context(), b)))
 	if err != nil {
 		b.Fatal(err)
 	}

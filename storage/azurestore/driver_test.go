@@ -77,7 +77,7 @@ func FuzzMetadataRoundTrip(f *testing.F) {
 func TestAzurite_MetadataAndChecksums(t *testing.T) {
 	az := sharedAzurite(t)
 	ctx := t.Context()
-	b, err := OpenBucket(testOptions(az, az.NewContainer(ctx, t)))
+	b, err := OpenBucket(ctx, *testOptions(az, az.NewContainer(ctx, t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestAzurite_CredentialForms(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := OpenBucket(&tc.opts)
+			b, err := OpenBucket(t.Context(), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,7 +157,7 @@ func TestAzurite_Verify(t *testing.T) {
 	ctx := t.Context()
 	name := az.NewContainer(ctx, t)
 	open := func(o *Options) *storage.Bucket {
-		b, err := OpenBucket(o)
+		b, err := OpenBucket(t.Context(), *o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,9 @@ func BenchmarkUpload100MiB(b *testing.B) {
 		opts Options
 	}{{"Fsync", Options{}}, {"NoSync", Options{NoSync: true}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			bk, err := NewBucket(b.TempDir(), &tc.opts)
+			opts := tc.opts
+			opts.Dir = b.TempDir()
+			bk, err := OpenBucket(b.Context(), opts)
 			if err != nil {
 				b.Fatal(err)
 			}

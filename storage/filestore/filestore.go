@@ -41,6 +41,8 @@ const (
 
 // Options configure a Provider. The zero value is ready to use.
 type Options struct {
+	// Dir is the root directory of the objects (required).
+	Dir string
 	// SignURL, when set, makes signed URLs for objects; nil means SignedURL
 	// returns an Unimplemented error.
 	SignURL func(ctx context.Context, key string, opts *storage.SignedURLOptions) (string, error)
@@ -56,17 +58,18 @@ type Provider struct {
 	opts Options
 }
 
-// New returns a provider storing objects under dir. The directory must exist
-// unless opts.CreateDir is set; CheckBucket reports a missing one as NotFound.
-func New(dir string, opts *Options) (*Provider, error) {
-	abs, err := filepath.Abs(dir)
+// New returns a provider storing objects under opts.Dir. The directory must
+// exist unless opts.CreateDir is set; CheckBucket reports a missing one as
+// NotFound.
+func New(ctx context.Context, opts Options) (*Provider, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("filestore: dir is required")
+	}
+	abs, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
-	p := &Provider{root: abs}
-	if opts != nil {
-		p.opts = *opts
-	}
+	p := &Provider{root: abs, opts: opts}
 	if p.opts.CreateDir {
 		if err := os.MkdirAll(abs, 0o755); err != nil {
 			return nil, fmt.Errorf("filestore: %w", err)
@@ -75,9 +78,9 @@ func New(dir string, opts *Options) (*Provider, error) {
 	return p, nil
 }
 
-// NewBucket returns a *storage.Bucket over New(dir, opts).
-func NewBucket(dir string, opts *Options) (*storage.Bucket, error) {
-	p, err := New(dir, opts)
+// OpenBucket returns a *storage.Bucket over New(ctx, opts).
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
+	p, err := New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 func signedServer(t *testing.T, dir string) func(context.Context, string, *storage.SignedURLOptions) (string, error) {
 	t.Helper()
 	signer := storage.NewURLSigner([]byte("test-signing-key-0123456789abcdef"))
-	served, err := NewBucket(dir, nil)
+	served, err := OpenBucket(t.Context(), Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestConformance(t *testing.T) {
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
 			dir := t.TempDir()
-			return New(dir, &Options{SignURL: signedServer(t, dir)})
+			return New(ctx, Options{Dir: dir, SignURL: signedServer(t, dir)})
 		},
 		SignedURLs:       true,
 		ChecksSignatures: true,
@@ -58,7 +58,7 @@ func TestConformance(t *testing.T) {
 func TestConformance_NoSigner(t *testing.T) {
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
-			return New(t.TempDir(), &Options{NoSync: true})
+			return New(ctx, Options{Dir: t.TempDir(), NoSync: true})
 		},
 		ContentType: true,
 		Metadata:    true,
@@ -68,7 +68,7 @@ func TestConformance_NoSigner(t *testing.T) {
 }
 
 func TestFilestore_KeysStayUnderRoot(t *testing.T) {
-	p, err := New(t.TempDir(), nil)
+	p, err := New(t.Context(), Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestFilestore_KeysStayUnderRoot(t *testing.T) {
 
 func TestFilestore_MissingDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "absent")
-	b, err := NewBucket(dir, nil)
+	b, err := OpenBucket(t.Context(), Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestFilestore_MissingDir(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("Upload created the missing root: %v", err)
 	}
-	if _, err := NewBucket(dir, &Options{CreateDir: true}); err != nil {
+	if _, err := OpenBucket(t.Context(), Options{Dir: dir, CreateDir: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.CheckBucket(t.Context()); err != nil {
@@ -104,7 +104,7 @@ func TestFilestore_MissingDir(t *testing.T) {
 
 func TestFilestore_NoTempFilesLeft(t *testing.T) {
 	dir := t.TempDir()
-	b, _ := NewBucket(dir, nil)
+	b, _ := OpenBucket(t.Context(), Options{Dir: dir})
 	ctx, cancel := context.WithCancel(t.Context())
 	w, err := b.NewWriter(ctx, "a/b/c", nil)
 	if err != nil {
@@ -133,7 +133,7 @@ func TestFilestore_NoTempFilesLeft(t *testing.T) {
 // TestFilestore_FileDirectoryClash covers keys that a file system cannot hold
 // together: "x" and "x/y".
 func TestFilestore_FileDirectoryClash(t *testing.T) {
-	b, _ := NewBucket(t.TempDir(), nil)
+	b, _ := OpenBucket(t.Context(), Options{Dir: t.TempDir()})
 	ctx := t.Context()
 	if _, err := b.Upload(ctx, "x", strings.NewReader("file"), nil); err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func FuzzPath(f *testing.F) {
 		f.Add(k)
 	}
 	root := f.TempDir()
-	p, err := New(root, nil)
+	p, err := New(context.Background(), Options{Dir: root})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 // openTest opens a bucket on the emulator with the read-write account.
 func openTest(t *testing.T, e *gcstest.Emulator, name string, chunkSize int) *storage.Bucket {
 	t.Helper()
-	b, err := OpenBucket(t.Context(), &Options{Bucket: name, CredentialsJSON: e.Account(false).JSON(t, e),
+	b, err := OpenBucket(t.Context(), Options{Bucket: name, CredentialsJSON: e.Account(false).JSON(t, e),
 		Endpoint: e.Endpoint(), ChunkSize: chunkSize})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestNew_RefusesOtherCredentials(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(t.Context(), &Options{Bucket: "b", CredentialsJSON: []byte(tc.creds)})
+			_, err := New(t.Context(), Options{Bucket: "b", CredentialsJSON: []byte(tc.creds)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: %v, want an error about %q", err, tc.want)
 			}
@@ -128,7 +128,7 @@ func TestVerify(t *testing.T) {
 	e := gcstest.Start(t)
 	name := e.NewBucket()
 	open := func(acct *gcstest.Account, bucket, endpoint string) *storage.Bucket {
-		b, err := OpenBucket(t.Context(), &Options{Bucket: bucket, CredentialsJSON: acct.JSON(t, e), Endpoint: endpoint + "/storage/v1/"})
+		b, err := OpenBucket(t.Context(), Options{Bucket: bucket, CredentialsJSON: acct.JSON(t, e), Endpoint: endpoint + "/storage/v1/"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func TestCredentialsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The endpoint without its API path, as people write it.
-	b, err := OpenBucket(t.Context(), &Options{Bucket: e.NewBucket(), CredentialsFile: f, Endpoint: e.URL})
+	b, err := OpenBucket(t.Context(), Options{Bucket: e.NewBucket(), CredentialsFile: f, Endpoint: e.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestCredentialsFile(t *testing.T) {
 	if err := b.CheckBucket(t.Context()); err != nil {
 		t.Fatalf("CheckBucket with a credentials file: %v", err)
 	}
-	if _, err := OpenBucket(t.Context(), &Options{Bucket: "b", CredentialsFile: f + ".missing"}); err == nil {
+	if _, err := OpenBucket(t.Context(), Options{Bucket: "b", CredentialsFile: f + ".missing"}); err == nil {
 		t.Error("OpenBucket with a missing credentials file succeeded")
 	}
 }

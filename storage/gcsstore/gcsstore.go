@@ -97,11 +97,11 @@ type bucket struct {
 
 // New returns the Google Cloud Storage driver for opts. It does not contact
 // the service (credentials are exchanged for a token on first use).
-func New(ctx context.Context, opts *Options) (storage.Provider, error) {
-	if opts == nil || opts.Bucket == "" {
+func New(ctx context.Context, opts Options) (storage.Provider, error) {
+	if opts.Bucket == "" {
 		return nil, errors.New("gcsstore: bucket is required")
 	}
-	o := *opts
+	o := opts
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = 16 << 20
 	}
@@ -152,7 +152,7 @@ func New(ctx context.Context, opts *Options) (storage.Provider, error) {
 }
 
 // OpenBucket returns a *storage.Bucket over New(ctx, opts).
-func OpenBucket(ctx context.Context, opts *Options) (*storage.Bucket, error) {
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
 	p, err := New(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -436,6 +436,12 @@ func (b *bucket) Location() string {
 // Close implements storage.Provider.
 func (b *bucket) Close() error { return b.client.Close() }
 
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)
+
+// Interface guards.
 var (
 	_ storage.Provider         = (*bucket)(nil)
 	_ storage.PermissionHinter = (*bucket)(nil)

@@ -13,7 +13,7 @@ func TestConformance_FakeGCS(t *testing.T) {
 	e := gcstest.Start(t)
 	var last string
 	with := func(ctx context.Context, creds []byte, endpoint string) (storage.Provider, error) {
-		return New(ctx, &Options{Bucket: last, CredentialsJSON: creds, Endpoint: endpoint + "/storage/v1/"})
+		return New(ctx, Options{Bucket: last, CredentialsJSON: creds, Endpoint: endpoint + "/storage/v1/"})
 	}
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {

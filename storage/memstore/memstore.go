@@ -25,6 +25,8 @@ import (
 
 // Options configure a Provider. The zero value is ready to use.
 type Options struct {
+	// Name only appears in Location.
+	Name string
 	// SignURL, when set, makes signed URLs (for example the recorder's own
 	// attachment URLs served by storage.SignedURLHandler). When nil, SignedURL
 	// returns an Unimplemented error.
@@ -49,17 +51,16 @@ type object struct {
 	md5         []byte
 }
 
-// New returns an empty in-memory bucket; name only appears in Location.
-func New(name string, opts *Options) *Provider {
-	p := &Provider{name: name, objects: make(map[string]*object)}
-	if opts != nil {
-		p.opts = *opts
-	}
-	return p
+// New returns an empty in-memory bucket.
+func New(opts Options) *Provider {
+	return &Provider{opts: opts, name: opts.Name, objects: make(map[string]*object)}
 }
 
-// NewBucket returns a *storage.Bucket over a new empty in-memory bucket.
-func NewBucket(name string) *storage.Bucket { return storage.NewBucket(New(name, nil)) }
+// OpenBucket returns a *storage.Bucket over a new empty in-memory bucket. It
+// never fails; the signature is every driver's.
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
+	return storage.NewBucket(New(opts)), nil
+}
 
 func notFound(key string) error {
 	return fmt.Errorf("memstore: object %q: %w", key, storage.NotFound)

@@ -11,7 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(ctx context.Context, t *testing.T) (storage.Provider, error) {
-			return New(t.Name(), nil), nil
+			return New(Options{Name: t.Name()}), nil
 		},
 		ContentType: true,
 		Metadata:    true,

@@ -159,6 +159,15 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	return &Provider{opts: opts, client: client, presign: s3.NewPresignClient(client), conns: conns}, nil
 }
 
+// OpenBucket returns a *storage.Bucket over New(ctx, opts).
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
+	p, err := New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return storage.NewBucket(p), nil
+}
+
 // defaultHTTPClient is the SDK's client (which honours AWS_CA_BUNDLE) with
 // shorter timeouts, dialling through conns so that Close can end its
 // connections (the SDK's client copies its transport and offers no way to
@@ -743,6 +752,12 @@ func (p *Provider) Close() error {
 	return nil
 }
 
+var (
+	_ storage.Provider         = (*Provider)(nil)
+	_ storage.PermissionHinter = (*Provider)(nil)
+)
+
+// Interface guards.
 var (
 	_ storage.Provider         = (*Provider)(nil)
 	_ storage.PermissionHinter = (*Provider)(nil)

@@ -11,7 +11,7 @@ import (
 func BenchmarkUpload100MiB(b *testing.B) {
 	b.Run("InProcess", func(b *testing.B) {
 		srv := sftptest.Start(b)
-		bucket, err := OpenBucket(inProcOptions(srv, sftptest.User))
+		bucket, err := OpenBucket(b.Context(), *inProcOptions(srv, sftptest.User))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -20,7 +20,7 @@ func BenchmarkUpload100MiB(b *testing.B) {
 	})
 	b.Run("OpenSSH", func(b *testing.B) {
 		srv := sftptest.StartOpenSSH(b)
-		bucket, err := OpenBucket(openSSHOptions(srv))
+		bucket, err := OpenBucket(b.Context(), *openSSHOptions(srv))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func TestNew_RefusesIncompleteOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(&tc.opts)
+			_, err := New(t.Context(), tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New: %v, want an error about %q", err, tc.want)
 			}
@@ -48,7 +48,7 @@ func TestNew_RefusesIncompleteOptions(t *testing.T) {
 // openTest opens a bucket with o and closes it when the test ends.
 func openTest(t *testing.T, o *Options) *storage.Bucket {
 	t.Helper()
-	b, err := OpenBucket(o)
+	b, err := OpenBucket(t.Context(), *o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestVerify(t *testing.T) {
 	open := func(s *sftptest.Server, user, password, dir string) *storage.Bucket {
 		o := inProcOptions(s, user)
 		o.Password, o.Dir = password, dir
-		b, err := OpenBucket(o)
+		b, err := OpenBucket(t.Context(), *o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestWithoutPosixRename(t *testing.T) {
 		sftp.SetSFTPExtensions("hardlink@openssh.com", "posix-rename@openssh.com", "statvfs@openssh.com")
 	})
 	srv := sftptest.Start(t)
-	p, err := New(inProcOptions(srv, sftptest.User))
+	p, err := New(t.Context(), *inProcOptions(srv, sftptest.User))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,11 +173,11 @@ type bucket struct {
 
 // New returns the SFTP driver for opts. It checks the options and parses the
 // keys but does not connect: the first operation does.
-func New(opts *Options) (storage.Provider, error) {
-	if opts == nil || opts.Host == "" || opts.User == "" {
+func New(ctx context.Context, opts Options) (storage.Provider, error) {
+	if opts.Host == "" || opts.User == "" {
 		return nil, errors.New("sftpstore: host and user are required")
 	}
-	o := *opts
+	o := opts
 	if o.Port == 0 {
 		o.Port = 22
 	}
@@ -205,9 +205,9 @@ func New(opts *Options) (storage.Provider, error) {
 	}, nil
 }
 
-// OpenBucket returns a *storage.Bucket over New(opts).
-func OpenBucket(opts *Options) (*storage.Bucket, error) {
-	p, err := New(opts)
+// OpenBucket returns a *storage.Bucket over New(ctx, opts).
+func OpenBucket(ctx context.Context, opts Options) (*storage.Bucket, error) {
+	p, err := New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -787,6 +787,12 @@ func (b *bucket) Close() error {
 	return nil
 }
 
+var (
+	_ storage.Provider         = (*bucket)(nil)
+	_ storage.PermissionHinter = (*bucket)(nil)
+)
+
+// Interface guards.
 var (
 	_ storage.Provider         = (*bucket)(nil)
 	_ storage.PermissionHinter = (*bucket)(nil)

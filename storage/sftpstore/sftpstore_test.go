@@ -29,7 +29,7 @@ func TestConformance_InProcess(t *testing.T) {
 	with := func(user, password, dir string) (storage.Provider, error) {
 		o := inProcOptions(srv, user)
 		o.Password, o.Dir = password, dir
-		return New(o)
+		return New(context.Background(), *o)
 	}
 	storagetest.RunConformanceTests(t, storagetest.Harness{
 		NewProvider: func(_ context.Context, t *testing.T) (storage.Provider, error) {
@@ -45,7 +45,7 @@ func TestConformance_InProcess(t *testing.T) {
 		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
 			o := inProcOptions(srv, sftptest.User)
 			o.Port = sftptest.FreePort(t) // nothing listens there any more
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		ContentMD5: true,
 	})
@@ -60,23 +60,23 @@ func TestConformance_OpenSSH(t *testing.T) {
 			o := openSSHOptions(srv)
 			last = subdir(t, srv.Dir, &n)
 			o.Dir = last
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		NewProviderWrongCredentials: func(_ context.Context, t *testing.T) (storage.Provider, error) {
 			o := openSSHOptions(srv)
 			o.Dir = last
 			o.PrivateKey = sftptest.NewKey(t).PEM // a key the server does not know
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		NewProviderReadOnly: func(context.Context, *testing.T) (storage.Provider, error) {
 			o := openSSHOptions(srv)
 			o.Dir, o.Port = last, srv.ReadOnlyPort
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		NewProviderUnreachable: func(_ context.Context, t *testing.T) (storage.Provider, error) {
 			o := openSSHOptions(srv)
 			o.Port = sftptest.FreePort(t)
-			return New(o)
+			return New(context.Background(), *o)
 		},
 		ContentMD5: true,
 	})

@@ -67,7 +67,7 @@ func startRecorder(t *testing.T, a conference.Adapter, kind, confURL string) *se
 	m, err := recorder.NewManager(ctx, recorder.Options{
 		Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters:   map[string]conference.Adapter{kind: a},
-		OpenBucket: recorder.OpenBucket(dir, att),
+		OpenBucket: api.OpenBucket(cfg, att),
 	})
 	if err != nil {
 		t.Fatal(err)

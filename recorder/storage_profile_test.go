@@ -16,6 +16,7 @@ import (
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/azurestore"
 	"github.com/rtcrec/recorder/storage/azurestore/azuritetest"
+	"github.com/rtcrec/recorder/storage/open"
 )
 
 // TestOpenBucket_AzureSASToken configures an Azure profile by its sasToken
@@ -51,8 +52,8 @@ applications:
 		t.Errorf("Secrets() = %d strings, without the SAS token", len(p.Secrets()))
 	}
 	base, _ := url.Parse("http://127.0.0.1:8080")
-	open := OpenBucket(t.TempDir(), &Attachments{Base: base, Signer: storage.NewURLSigner([]byte("k"))})
-	b, err := open(ctx, "app1", p)
+	openBucket := open.For(open.Options{LocalDir: t.TempDir(), SignURL: (&Attachments{Base: base, Signer: storage.NewURLSigner([]byte("k"))}).SignKeyFunc})
+	b, err := openBucket(ctx, "app1", p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ applications:
 
 	ro := *p
 	ro.SASToken = readOnly
-	rb, err := open(ctx, "app1", &ro)
+	rb, err := openBucket(ctx, "app1", &ro)
 	if err != nil {
 		t.Fatal(err)
 	}
