@@ -129,7 +129,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if err := dialOutAdapters(cfg, settings, adapters, log); err != nil {
 		return fail(err)
 	}
-	if s.Store, err = store.Open(ctx, filepath.Join(cfg.DataDir, databaseFile)); err != nil {
+	if s.Store, err = openStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
 	if s.Events, err = newEvents(ctx, s.Store, cfg, log); err != nil {
@@ -152,6 +152,18 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	root.Handle("/", srv)
 	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
+}
+
+// openStore opens the configured database: SQLite in the data directory by
+// default, or PostgreSQL with the instance's own tables (upload queue) in
+// the data directory's SQLite file.
+func openStore(ctx context.Context, cfg *recorder.Config) (*store.Store, error) {
+	local := filepath.Join(cfg.DataDir, databaseFile)
+	sc := store.Config{Driver: cfg.Store.Driver, DSN: cfg.Store.DSN, LocalPath: local}
+	if sc.Driver != store.DriverPostgres && sc.DSN == "" {
+		sc.DSN = local
+	}
+	return store.OpenConfig(ctx, sc)
 }
 
 // dialOutAdapters adds an adapter for every application whose conferences

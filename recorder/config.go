@@ -32,6 +32,7 @@ type Config struct {
 	Applications map[string]*Application `yaml:"applications"`
 	Uploads      UploadConfig            `yaml:"uploads"`  // upload queue (uploads.go)
 	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain (drain.go)
+	Store        StoreConfig             `yaml:"store"`    // database (storeconfig.go)
 }
 
 // APIKey maps a key to the organization it acts for and the applications it may use.
@@ -220,6 +221,7 @@ func (c *Config) setDefaults() {
 		c.Uploads.ChunkInterval = time.Minute // upload while recording (chunks.go); negative: off
 	}
 	c.Shutdown.setDefaults()
+	c.Store.setDefaults()
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {
 			a.Conference.Kind = "whip"
@@ -245,6 +247,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.Shutdown.validate(); err != nil {
+		return err
+	}
+	if err := c.Store.validate(); err != nil {
 		return err
 	}
 	if err := validMix(c.Defaults.Mix); err != nil {

@@ -51,6 +51,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"janus without url", "applications:\n  a: {conference: {kind: janus}}\n", "needs url"},
 		{"whep without template", "applications:\n  a: {conference: {kind: whep}}\n", "needs urlTemplate"},
 		{"unknown conference kind", "applications:\n  a: {conference: {kind: sip}}\n", "sip"},
+		{"unknown store driver", "store: {driver: mysql}\n", "store.driver \"mysql\""},
+		{"postgres without dsn", "store: {driver: postgres}\n", "needs dsn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

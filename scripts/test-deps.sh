@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg fonts-dejavu-core sox libsox-fmt-all opus-tools openssh-server iproute2 util-linux janus chromium chromium-driver)
+APT_PACKAGES=(ffmpeg fonts-dejavu-core sox libsox-fmt-all opus-tools openssh-server iproute2 util-linux janus chromium chromium-driver postgresql)
 NPM_PACKAGES=(azurite@3.37.0)
 
 missing=()

@@ -16,31 +16,9 @@ type Blackout struct {
 	Recordings     []byte // JSON list of instanceIds, owned by package recorder
 }
 
-const blackoutSchema = `CREATE TABLE IF NOT EXISTS blackouts (
-	organization_id TEXT NOT NULL,
-	user_id         TEXT NOT NULL,
-	conference_id   TEXT NOT NULL,
-	start           INTEGER NOT NULL,
-	stop            INTEGER NOT NULL,
-	recordings      BLOB NOT NULL,
-	PRIMARY KEY (organization_id, user_id)
-)`
-
-// The blackouts table is created on first use: blackouts are rare, and the
-// statement is a no-op once the table exists.
-func (s *Store) ensureBlackouts(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, blackoutSchema); err != nil {
-		return fmt.Errorf("store: create blackouts: %w", err)
-	}
-	return nil
-}
-
 // PutBlackout inserts or replaces the blackout of (b.OrganizationID, b.UserID).
 func (s *Store) PutBlackout(ctx context.Context, b *Blackout) error {
-	if err := s.ensureBlackouts(ctx); err != nil {
-		return err
-	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO blackouts (organization_id, user_id, conference_id, start, stop, recordings)
+	_, err := s.exec(ctx, `INSERT INTO blackouts (organization_id, user_id, conference_id, start, stop, recordings)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (organization_id, user_id) DO UPDATE SET
 		conference_id = excluded.conference_id, start = excluded.start, stop = excluded.stop, recordings = excluded.recordings`,
 		b.OrganizationID, b.UserID, b.ConferenceID, b.Start.UnixNano(), b.Stop.UnixNano(), b.Recordings)
@@ -52,10 +30,7 @@ func (s *Store) PutBlackout(ctx context.Context, b *Blackout) error {
 
 // DeleteBlackout removes the blackout of userID; a missing one is no error.
 func (s *Store) DeleteBlackout(ctx context.Context, organizationID, userID string) error {
-	if err := s.ensureBlackouts(ctx); err != nil {
-		return err
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM blackouts WHERE organization_id = ? AND user_id = ?`, organizationID, userID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM blackouts WHERE organization_id = ? AND user_id = ?`, organizationID, userID); err != nil {
 		return fmt.Errorf("store: delete blackout of %s: %w", userID, err)
 	}
 	return nil
@@ -63,10 +38,7 @@ func (s *Store) DeleteBlackout(ctx context.Context, organizationID, userID strin
 
 // Blackouts returns every stored blackout.
 func (s *Store) Blackouts(ctx context.Context) ([]*Blackout, error) {
-	if err := s.ensureBlackouts(ctx); err != nil {
-		return nil, err
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT organization_id, user_id, conference_id, start, stop, recordings FROM blackouts ORDER BY start`)
+	rows, err := s.query(ctx, `SELECT organization_id, user_id, conference_id, start, stop, recordings FROM blackouts ORDER BY start`)
 	if err != nil {
 		return nil, fmt.Errorf("store: blackouts: %w", err)
 	}

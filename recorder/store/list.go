@@ -18,7 +18,7 @@ func (s *Store) List(ctx context.Context, organizationID string, beforeStarted i
 	}
 	q += ` ORDER BY started DESC, instance_id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	recs, err := scan(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("store: list %s: %w", organizationID, err)

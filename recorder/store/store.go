@@ -1,7 +1,10 @@
 // Package store persists recordings so that everything the API shows survives a
-// restart. The embedded implementation is SQLite through the pure-Go
-// modernc.org/sqlite driver: no set-up, one file in the data directory.
+// restart. One Store type runs on two drivers: SQLite through the pure-Go
+// modernc.org/sqlite (the embedded default: no set-up, one file in the data
+// directory) and PostgreSQL through pgx (one database shared by a fleet of
+// recorders). The code above it does not know which one it runs on.
 //
+// The schema is a list of versioned migrations (migrate.go), applied at Open.
 // The store keeps each recording as an opaque JSON document beside the columns
 // the recorder queries by (tenant, conversation, conference, state); the
 // document's shape belongs to package recorder.
@@ -14,7 +17,8 @@ import (
 	"fmt"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 // ErrNotFound is returned when no recording matches; another tenant's recording
@@ -34,32 +38,80 @@ type Record struct {
 	Data           []byte // the recording as JSON, owned by package recorder
 }
 
-// Store is a SQLite database of recordings. It is safe for concurrent use.
-type Store struct {
-	db *sql.DB
+// Config chooses the driver and the database.
+type Config struct {
+	// Driver is DriverSQLite (the default when empty) or DriverPostgres.
+	Driver string
+	// DSN is the SQLite file path (":memory:" for a private in-memory
+	// database) or the PostgreSQL connection string
+	// (postgres://user:pass@host:5432/db?sslmode=…).
+	DSN string
+	// LocalPath is, on PostgreSQL, the SQLite file that holds what belongs to
+	// this instance alone (see DB). Ignored on SQLite. Empty: in memory.
+	LocalPath string
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS recordings (
-	instance_id     TEXT PRIMARY KEY,
-	organization_id TEXT NOT NULL,
-	application_id  TEXT NOT NULL,
-	conversation_id TEXT NOT NULL,
-	conference_id   TEXT NOT NULL,
-	recorder_id     TEXT NOT NULL,
-	state           TEXT NOT NULL,
-	started         INTEGER NOT NULL,
-	data            BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings (organization_id, conversation_id, started);
-CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);
-`
+// Store is the recorder's database. It is safe for concurrent use.
+type Store struct {
+	db    *sql.DB // the shared database: recordings, blackouts, …
+	d     dialect
+	local *sql.DB // this instance's own SQLite database (== db on SQLite)
+}
 
-// Open opens (creating if needed) the database file at path. The path
+// Open opens (creating if needed) the SQLite database file at path. The path
 // ":memory:" gives a private in-memory database, for tests.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenConfig(ctx, Config{Driver: DriverSQLite, DSN: path})
+}
+
+// OpenConfig opens the database cfg names and applies the migrations it has
+// not seen yet. On PostgreSQL it also opens the instance's local SQLite file.
+func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
+	switch cfg.Driver {
+	case "", DriverSQLite:
+		db, err := openSQLite(ctx, cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		s := &Store{db: db, d: sqliteDialect{}, local: db}
+		if err := migrate(ctx, db, s.d, migrations); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: migrate %s: %w", cfg.DSN, err)
+		}
+		return s, nil
+	case DriverPostgres:
+		if cfg.DSN == "" {
+			return nil, errors.New("store: postgres needs a dsn")
+		}
+		db, err := sql.Open("pgx", cfg.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(4)
+		db.SetConnMaxIdleTime(time.Minute)
+		s := &Store{db: db, d: postgresDialect{}}
+		if err := migrate(ctx, db, s.d, migrations); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: migrate postgres: %w", err)
+		}
+		local := cfg.LocalPath
+		if local == "" {
+			local = ":memory:"
+		}
+		if s.local, err = openSQLite(ctx, local); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("store: driver %q is not sqlite or postgres", cfg.Driver)
+	}
+}
+
+func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	if path == ":memory:" {
+	if path == ":memory:" || path == "" {
 		dsn = ":memory:"
 	}
 	db, err := sql.Open("sqlite", dsn)
@@ -69,17 +121,29 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// One connection: SQLite serialises writers anyway, and an in-memory
 	// database exists per connection.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: create schema in %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return db, nil
+}
+
+// Driver returns DriverSQLite or DriverPostgres: for logs and health output,
+// never to branch on (that is the Store's job).
+func (s *Store) Driver() string { return s.d.Name() }
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, s.d.Rebind(q), args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.db.QueryContext(ctx, s.d.Rebind(q), args...)
 }
 
 // Put inserts or replaces the recording r; it returns once the write is durable
 // enough to survive a process crash (WAL, synchronous=NORMAL).
 func (s *Store) Put(ctx context.Context, r *Record) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO recordings
+	_, err := s.exec(ctx, `INSERT INTO recordings
 		(instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (instance_id) DO UPDATE SET state = excluded.state, data = excluded.data`,
@@ -95,7 +159,7 @@ const columns = `instance_id, organization_id, application_id, conversation_id, 
 
 // Get returns the recording instanceID of organizationID, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, organizationID, instanceID string) (*Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM recordings
+	rows, err := s.query(ctx, `SELECT `+columns+` FROM recordings
 		WHERE organization_id = ? AND instance_id = ?`, organizationID, instanceID)
 	recs, err := scan(rows, err)
 	if err != nil {
@@ -110,7 +174,7 @@ func (s *Store) Get(ctx context.Context, organizationID, instanceID string) (*Re
 // Lookup returns the recording instanceID of any organization, or ErrNotFound:
 // for requests whose signature, not an API key, proves the right to read.
 func (s *Store) Lookup(ctx context.Context, instanceID string) (*Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM recordings WHERE instance_id = ?`, instanceID)
+	rows, err := s.query(ctx, `SELECT `+columns+` FROM recordings WHERE instance_id = ?`, instanceID)
 	recs, err := scan(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("store: lookup %s: %w", instanceID, err)
@@ -124,7 +188,7 @@ func (s *Store) Lookup(ctx context.Context, instanceID string) (*Record, error) 
 // Conversation returns the recordings of one conversation of organizationID,
 // oldest first; none is an empty slice, not an error.
 func (s *Store) Conversation(ctx context.Context, organizationID, conversationID string) ([]*Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM recordings
+	rows, err := s.query(ctx, `SELECT `+columns+` FROM recordings
 		WHERE organization_id = ? AND conversation_id = ? ORDER BY started, instance_id`, organizationID, conversationID)
 	recs, err := scan(rows, err)
 	if err != nil {
@@ -138,7 +202,7 @@ func (s *Store) Conversation(ctx context.Context, organizationID, conversationID
 func (s *Store) InStates(ctx context.Context, states ...string) ([]*Record, error) {
 	var out []*Record
 	for _, st := range states {
-		rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM recordings WHERE state = ? ORDER BY started`, st)
+		rows, err := s.query(ctx, `SELECT `+columns+` FROM recordings WHERE state = ? ORDER BY started`, st)
 		recs, err := scan(rows, err)
 		if err != nil {
 			return nil, fmt.Errorf("store: recordings in state %s: %w", st, err)
@@ -167,9 +231,20 @@ func scan(rows *sql.Rows, err error) ([]*Record, error) {
 	return out, rows.Err()
 }
 
-// DB returns the database handle, shared with other parts of the service that
-// keep their own tables in the same file (the event outbox).
-func (s *Store) DB() *sql.DB { return s.db }
+// DB returns this instance's own SQLite database, for the tables that belong
+// to one instance (the upload queue: its jobs name local files) and that their
+// packages keep themselves. On SQLite it is the store's database; on
+// PostgreSQL a local file beside it. A table every instance must see is a
+// Migration instead.
+func (s *Store) DB() *sql.DB { return s.local }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database (and the local one).
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.local != s.db {
+		if lerr := s.local.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/pgtest"
+)
+
+// opener opens the database of one conformance case; every call opens the
+// same database again, as a restart would.
+type opener func(t *testing.T) *Store
+
+// conformance is the suite every driver passes: the code above the store
+// relies on exactly this behaviour.
+var conformance = []struct {
+	name string
+	run  func(t *testing.T, open opener)
+}{
+	{"PutGetAcrossReopen", testPutGetAcrossReopen},
+	{"ListPages", testListPages},
+	{"Blackouts", testBlackouts},
+	{"MigrationsOnce", testMigrationsOnce},
+}
+
+// TestConformance runs the suite on SQLite and on a real PostgreSQL 15
+// started for the test (a failure under CI=true when PostgreSQL is missing).
+func TestConformance(t *testing.T) {
+	t.Run(DriverSQLite, func(t *testing.T) {
+		for _, c := range conformance {
+			t.Run(c.name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "recorder.db")
+				c.run(t, func(t *testing.T) *Store {
+					return openT(t, Config{Driver: DriverSQLite, DSN: path})
+				})
+			})
+		}
+	})
+	t.Run(DriverPostgres, func(t *testing.T) {
+		srv := pgtest.Start(t)
+		for _, c := range conformance {
+			t.Run(c.name, func(t *testing.T) {
+				dsn := srv.NewDatabase(t)
+				local := filepath.Join(t.TempDir(), "local.db")
+				c.run(t, func(t *testing.T) *Store {
+					return openT(t, Config{Driver: DriverPostgres, DSN: dsn, LocalPath: local})
+				})
+			})
+		}
+	})
+}
+
+func openT(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	s, err := OpenConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Driver() != cfg.Driver {
+		t.Fatalf("Driver() = %s, want %s", s.Driver(), cfg.Driver)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func testPutGetAcrossReopen(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	recs := []*Record{
+		{InstanceID: "i1", OrganizationID: "org1", ApplicationID: "app", ConversationID: "c1", ConferenceID: "f", RecorderID: "r", State: "ACTIVE", Started: t0, Data: []byte(`{"a":1}`)},
+		{InstanceID: "i2", OrganizationID: "org1", ApplicationID: "app", ConversationID: "c1", ConferenceID: "f", RecorderID: "r", State: "STOPPED", Started: t0.Add(time.Second), Data: []byte(`{"a":2}`)},
+		{InstanceID: "i3", OrganizationID: "org2", ApplicationID: "app", ConversationID: "c1", ConferenceID: "f", RecorderID: "r", State: "ACTIVE", Started: t0, Data: []byte(`{}`)},
+	}
+	for _, r := range recs {
+		if err := s.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Update replaces state and data.
+	upd := *recs[0]
+	upd.State, upd.Data = "STOPPED", []byte(`{"a":3}`)
+	if err := s.Put(ctx, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t)
+	got, err := s.Get(ctx, "org1", "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "STOPPED" || string(got.Data) != `{"a":3}` || !got.Started.Equal(t0) {
+		t.Errorf("Get(i1) = %+v, want the update", got)
+	}
+	if _, err := s.Get(ctx, "org2", "i1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another tenant's Get: err = %v, want ErrNotFound", err)
+	}
+	if got, err := s.Lookup(ctx, "i3"); err != nil || got.OrganizationID != "org2" {
+		t.Errorf("Lookup(i3) = %+v, %v", got, err)
+	}
+	if _, err := s.Lookup(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup(nope): err = %v, want ErrNotFound", err)
+	}
+	conv, err := s.Conversation(ctx, "org1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conv) != 2 || conv[0].InstanceID != "i1" || conv[1].InstanceID != "i2" {
+		t.Errorf("Conversation = %d records, want i1, i2 in order", len(conv))
+	}
+	if conv, err := s.Conversation(ctx, "org1", "none"); err != nil || len(conv) != 0 {
+		t.Errorf("Conversation(none) = %v, %v; want empty", conv, err)
+	}
+	active, err := s.InStates(ctx, "ACTIVE", "INITIALISED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0].InstanceID != "i3" {
+		t.Errorf("InStates(ACTIVE) = %v, want only i3", active)
+	}
+}
+
+func testListPages(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Unix(1700000000, 0)
+	for i := range 7 {
+		org := "org1"
+		if i == 3 {
+			org = "org2"
+		}
+		// Two recordings share a start time: the id breaks the tie.
+		started := t0.Add(time.Duration(i/2) * time.Second)
+		if err := s.Put(ctx, &Record{InstanceID: fmt.Sprintf("i%d", i), OrganizationID: org, ApplicationID: "a",
+			ConversationID: "c", ConferenceID: "f", RecorderID: "r", State: "ACTIVE", Started: started, Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var before int64
+	var beforeID string
+	for page := 0; page < 10; page++ {
+		recs, err := s.List(ctx, "org1", before, beforeID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			got = append(got, r.InstanceID)
+		}
+		last := recs[len(recs)-1]
+		before, beforeID = last.Started.UnixNano(), last.InstanceID
+	}
+	want := "[i6 i5 i4 i2 i1 i0]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("pages gave %v, want %s (org2's i3 excluded)", got, want)
+	}
+}
+
+func testBlackouts(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Unix(1700000000, 0).UTC()
+	b := &Blackout{OrganizationID: "o", UserID: "u", Start: t0, Stop: t0.Add(time.Hour), Recordings: []byte(`[]`)}
+	if err := s.PutBlackout(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.Stop, b.Recordings = t0.Add(time.Minute), []byte(`["i1"]`)
+	if err := s.PutBlackout(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Blackouts(ctx)
+	if err != nil || len(got) != 1 || !got[0].Stop.Equal(t0.Add(time.Minute)) || string(got[0].Recordings) != `["i1"]` {
+		t.Fatalf("blackouts %+v, %v", got, err)
+	}
+	if err := s.DeleteBlackout(ctx, "o", "u"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Blackouts(ctx); len(got) != 0 {
+		t.Errorf("after delete: %+v", got)
+	}
+	if err := s.DeleteBlackout(ctx, "o", "missing"); err != nil {
+		t.Errorf("deleting a missing blackout: %v", err)
+	}
+}
+
+// testMigrationsOnce checks that reopening applies nothing twice, and that a
+// new migration appended to the list is applied once, on both drivers.
+func testMigrationsOnce(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	extra := append(append([]Migration(nil), migrations...), Migration{
+		Version: 1000, Name: "test_extra",
+		SQL: `CREATE TABLE test_extra (k TEXT PRIMARY KEY, v BIGINT NOT NULL);
+INSERT INTO test_extra (k, v) VALUES ('a', 1)`,
+	})
+	for range 2 {
+		if err := migrate(ctx, s.db, s.d, extra); err != nil {
+			t.Fatal(err) // a second run would fail on CREATE TABLE or the primary key
+		}
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(extra) {
+		t.Errorf("schema_migrations has %d rows, want %d", n, len(extra))
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM test_extra`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("test_extra rows = %d, %v; want 1", n, err)
+	}
+	bad := append(append([]Migration(nil), migrations...), Migration{Version: 1, Name: "dup", SQL: "SELECT 1"})
+	if err := migrate(ctx, s.db, s.d, bad); err == nil {
+		t.Error("a list with a repeated version migrated without error")
+	}
+}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Migration is one versioned change of the schema. Migrations are applied in
+// Version order, each once per database, in a transaction, and recorded in
+// schema_migrations; an applied migration is never edited: a change is a new
+// migration with the next version.
+//
+// SQL is run on both drivers; where they need different text, SQLite and
+// Postgres replace it for their driver. Statements are separated by ";" at the
+// end of a line. Write types both accept: TEXT, BIGINT (times are Unix
+// nanoseconds), BOOLEAN; for bytes use BLOB (SQLite) and BYTEA (Postgres).
+type Migration struct {
+	Version  int
+	Name     string
+	SQL      string
+	SQLite   string // overrides SQL on SQLite
+	Postgres string // overrides SQL on PostgreSQL
+}
+
+func (m Migration) text(d dialect) string {
+	switch {
+	case d.Name() == DriverSQLite && m.SQLite != "":
+		return m.SQLite
+	case d.Name() == DriverPostgres && m.Postgres != "":
+		return m.Postgres
+	}
+	return m.SQL
+}
+
+// migrations is the schema, oldest first. To add a table, append a Migration
+// with the next Version (see the note in /work/notes/fleet.md).
+var migrations = []Migration{
+	{
+		Version: 1, Name: "recordings",
+		// IF NOT EXISTS: databases created before versioned migrations
+		// already have the table.
+		SQLite: `CREATE TABLE IF NOT EXISTS recordings (
+	instance_id     TEXT PRIMARY KEY,
+	organization_id TEXT NOT NULL,
+	application_id  TEXT NOT NULL,
+	conversation_id TEXT NOT NULL,
+	conference_id   TEXT NOT NULL,
+	recorder_id     TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	started         INTEGER NOT NULL,
+	data            BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings (organization_id, conversation_id, started);
+CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);`,
+		Postgres: `CREATE TABLE IF NOT EXISTS recordings (
+	instance_id     TEXT PRIMARY KEY,
+	organization_id TEXT NOT NULL,
+	application_id  TEXT NOT NULL,
+	conversation_id TEXT NOT NULL,
+	conference_id   TEXT NOT NULL,
+	recorder_id     TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	started         BIGINT NOT NULL,
+	data            BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings (organization_id, conversation_id, started);
+CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);`,
+	},
+	{
+		Version: 2, Name: "blackouts",
+		SQLite: `CREATE TABLE IF NOT EXISTS blackouts (
+	organization_id TEXT NOT NULL,
+	user_id         TEXT NOT NULL,
+	conference_id   TEXT NOT NULL,
+	start           INTEGER NOT NULL,
+	stop            INTEGER NOT NULL,
+	recordings      BLOB NOT NULL,
+	PRIMARY KEY (organization_id, user_id)
+);`,
+		Postgres: `CREATE TABLE IF NOT EXISTS blackouts (
+	organization_id TEXT NOT NULL,
+	user_id         TEXT NOT NULL,
+	conference_id   TEXT NOT NULL,
+	start           BIGINT NOT NULL,
+	stop            BIGINT NOT NULL,
+	recordings      BYTEA NOT NULL,
+	PRIMARY KEY (organization_id, user_id)
+);`,
+	},
+}
+
+// migrationLock is the PostgreSQL advisory lock key held while migrating, so
+// that instances starting together apply each migration once.
+const migrationLock = 0x7265636f72646572 // "recorder"
+
+// migrate applies the migrations of list that db has not seen yet.
+func migrate(ctx context.Context, db *sql.DB, d dialect, list []Migration) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d.Name() == DriverPostgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version BIGINT PRIMARY KEY,
+	name    TEXT NOT NULL,
+	applied BIGINT NOT NULL
+)`); err != nil {
+		return fmt.Errorf("schema_migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	last := 0
+	for _, m := range list {
+		if m.Version <= last {
+			return fmt.Errorf("migration %d (%s) is out of order", m.Version, m.Name)
+		}
+		last = m.Version
+		if applied[m.Version] {
+			continue
+		}
+		if err := apply(ctx, conn, d, m); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+func apply(ctx context.Context, conn *sql.Conn, d dialect, m Migration) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, stmt := range strings.Split(m.text(d), ";\n") {
+		if stmt = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(stmt), ";")); stmt == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)`),
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
