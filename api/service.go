@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/cluster"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 	"github.com/rtcrec/recorder/recorder/conference/whep"
@@ -49,8 +50,11 @@ type Service struct {
 	Keys []recorder.APIKey
 	// Events is the event outbox: SSE, webhooks (events.go).
 	Events *events.Bus
-	log    *slog.Logger
-	udp    func() error
+	// Node is this instance's membership of a fleet (store.driver
+	// postgres); nil for a lone recorder.
+	Node *cluster.Node
+	log  *slog.Logger
+	udp  func() error
 }
 
 // Files in the data directory.
@@ -135,8 +139,20 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if s.Events, err = newEvents(ctx, s.Store, cfg, log); err != nil {
 		return fail(err)
 	}
+	var remote recorder.Remote
+	if cfg.ClusterEnabled() {
+		internal := cfg.Cluster.InternalURL
+		if internal == "" {
+			internal = s.URL
+		}
+		if s.Node, err = cluster.New(ctx, cluster.Options{Store: s.Store, RecorderID: s.RecorderID, InternalURL: internal,
+			PublicURL: s.URL, Capacity: cfg.Cluster.Capacity, Heartbeat: cfg.Cluster.Heartbeat, Logger: log}); err != nil {
+			return fail(err)
+		}
+		remote = s.Node
+	}
 	s.Manager, err = recorder.NewManager(ctx, recorder.Options{
-		Events: s.Events,
+		Events: s.Events, Remote: remote,
 		Config: cfg, Store: s.Store, RecorderID: s.RecorderID,
 		Adapters:   adapters,
 		OpenBucket: OpenBucket(cfg, att),
@@ -150,6 +166,11 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	root := http.NewServeMux()
 	root.Handle("GET /metrics", s.metricsHandler())
 	root.Handle("/", srv)
+	if s.Node != nil {
+		root.Handle(cluster.CommandPath, s.Node.Handler(s.Manager))
+		s.Node.SetLoad(s.Manager.ActiveCount, s.Manager.Draining)
+		s.Node.Start()
+	}
 	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
@@ -221,6 +242,9 @@ func (s *Service) Serve() error {
 // recovery at the next start.
 func (s *Service) Shutdown(ctx context.Context) error {
 	err := s.Manager.Shutdown(ctx)
+	if s.Node != nil {
+		err = errors.Join(err, s.Node.Close(ctx))
+	}
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = errors.Join(err, s.HTTP.Shutdown(hctx))
@@ -229,6 +253,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if s.Node != nil {
+		s.Node.Stop()
+	}
 	if s.WHIP != nil {
 		s.WHIP.Close()
 	}

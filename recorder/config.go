@@ -33,6 +33,7 @@ type Config struct {
 	Uploads      UploadConfig            `yaml:"uploads"`  // upload queue (uploads.go)
 	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain (drain.go)
 	Store        StoreConfig             `yaml:"store"`    // database (storeconfig.go)
+	Cluster      ClusterConfig           `yaml:"cluster"`  // fleet membership (storeconfig.go)
 }
 
 // APIKey maps a key to the organization it acts for and the applications it may use.
@@ -222,6 +223,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Shutdown.setDefaults()
 	c.Store.setDefaults()
+	c.Cluster.setDefaults()
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {
 			a.Conference.Kind = "whip"
@@ -250,6 +252,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
 	if err := validMix(c.Defaults.Mix); err != nil {

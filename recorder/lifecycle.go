@@ -39,6 +39,10 @@ func (m *Manager) UpdateMetadata(ctx context.Context, organizationID, conversati
 	if err := validMetadata(md); err != nil {
 		return nil, err
 	}
+	if r, ok, err := m.forward(ctx, &Command{Op: OpMetadata, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID, Metadata: md}); ok {
+		return r, err
+	}
 	if _, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,9 @@ type Options struct {
 	// Events receives every state change, pause, resume, blackout, upload
 	// and composition result (notify.go); nil: none are published.
 	Events Publisher
+	// Remote, in a fleet, runs commands on recordings another instance runs
+	// (remote.go); nil: every recording is this instance's.
+	Remote Remote
 }
 
 // Manager owns the recordings of this process. It is safe for concurrent use.
@@ -55,6 +58,7 @@ type Manager struct {
 	recorderID string
 	adapters   map[string]conference.Adapter
 	openBucket BucketOpener
+	remote     Remote
 	log        *slog.Logger
 	now        func() time.Time
 	wg         sync.WaitGroup // track readers and sessions
@@ -77,7 +81,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters,
-		openBucket: o.OpenBucket, log: o.Logger, now: o.Now,
+		openBucket: o.OpenBucket, remote: o.Remote, log: o.Logger, now: o.Now,
 		active: map[string]*Session{}, rooms: map[roomKey]*room{}, buckets: map[string]*storage.Bucket{},
 	}
 	m.lc.events = o.Events
@@ -395,6 +399,10 @@ func (m *Manager) Lookup(ctx context.Context, conversationID, recorderID, instan
 // If ctx ends first, Stop returns the recording as it is then; the recording
 // still finishes.
 func (m *Manager) Stop(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	if r, ok, err := m.forward(ctx, &Command{Op: OpStop, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID}); ok {
+		return r, err
+	}
 	r, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID)
 	if err != nil {
 		return nil, err

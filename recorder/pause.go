@@ -219,6 +219,10 @@ func (m *Manager) Resume(ctx context.Context, organizationID, conversationID, re
 }
 
 func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pause bool) (*Recording, error) {
+	op := map[bool]string{true: OpPause, false: OpResume}[pause]
+	if r, ok, err := m.forward(ctx, &Command{Op: op, OrganizationID: org, ConversationID: conv, RecorderID: rid, InstanceID: iid}); ok {
+		return r, err
+	}
 	r, err := m.Get(ctx, org, conv, rid, iid)
 	if err != nil {
 		return nil, err

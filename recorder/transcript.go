@@ -60,6 +60,10 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 			return nil, errorf(KindInvalid, "missing_field", "chatTranscriptList entries need userId, timeStamp and transcript")
 		}
 	}
+	if r, ok, err := m.forward(ctx, &Command{Op: OpChat, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID, Chat: entries}); ok {
+		return r, err
+	}
 	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
 		seen := map[ChatEntry]bool{}
 		total := 0
@@ -91,6 +95,10 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationID, recorderID, instanceID string, ev CobrowseEvent) (*Recording, error) {
 	if err := ValidateID("sessionId", ev.SessionID); err != nil {
 		return nil, err
+	}
+	if r, ok, err := m.forward(ctx, &Command{Op: OpCobrowse, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID, Cobrowse: &ev}); ok {
+		return r, err
 	}
 	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
 		total := len(ev.Payload)

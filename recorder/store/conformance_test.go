@@ -25,6 +25,8 @@ var conformance = []struct {
 	{"ListPages", testListPages},
 	{"Blackouts", testBlackouts},
 	{"MigrationsOnce", testMigrationsOnce},
+	{"Instances", testInstances},
+	{"Settings", testSettings},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15
@@ -221,5 +223,51 @@ INSERT INTO test_extra (k, v) VALUES ('a', 1)`,
 	bad := append(append([]Migration(nil), migrations...), Migration{Version: 1, Name: "dup", SQL: "SELECT 1"})
 	if err := migrate(ctx, s.db, s.d, bad); err == nil {
 		t.Error("a list with a repeated version migrated without error")
+	}
+}
+
+func testInstances(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Unix(1700000000, 123).UTC()
+	a := &Instance{RecorderID: "rec-a", InternalURL: "http://10.0.0.1:8080", PublicURL: "https://a.example", Capacity: 50,
+		Active: 3, Started: t0, Heartbeat: t0.Add(time.Second)}
+	b := &Instance{RecorderID: "rec-b", InternalURL: "http://10.0.0.2:8080", PublicURL: "https://b.example", Capacity: 10,
+		Draining: true, Started: t0, Heartbeat: t0}
+	for _, in := range []*Instance{b, a} {
+		if err := s.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Active, a.Heartbeat = 4, t0.Add(3*time.Second)
+	if err := s.PutInstance(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Instances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || *all[0] != *a || *all[1] != *b {
+		t.Fatalf("Instances = %+v, want a (updated) then b", all)
+	}
+	if got, err := s.Instance(ctx, "rec-b"); err != nil || !got.Draining {
+		t.Errorf("Instance(rec-b) = %+v, %v", got, err)
+	}
+	if err := s.DeleteInstance(ctx, "rec-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Instance(ctx, "rec-b"); !errors.Is(err, ErrNoInstance) {
+		t.Errorf("deleted instance: err = %v, want ErrNoInstance", err)
+	}
+}
+
+func testSettings(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	if v, err := s.Setting(ctx, "k", "first"); err != nil || v != "first" {
+		t.Fatalf("Setting(k, first) = %q, %v", v, err)
+	}
+	if v, err := s.Setting(ctx, "k", "second"); err != nil || v != "first" {
+		t.Errorf("Setting(k, second) = %q, %v; want the first value kept", v, err)
 	}
 }

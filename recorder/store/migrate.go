@@ -90,6 +90,25 @@ CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);`,
 	PRIMARY KEY (organization_id, user_id)
 );`,
 	},
+	{
+		Version: 3, Name: "instances",
+		// The instances of a fleet (package cluster), and settings every
+		// instance shares (the cluster secret). draining is 0 or 1.
+		SQL: `CREATE TABLE IF NOT EXISTS instances (
+	recorder_id  TEXT PRIMARY KEY,
+	internal_url TEXT NOT NULL,
+	public_url   TEXT NOT NULL,
+	capacity     BIGINT NOT NULL,
+	active       BIGINT NOT NULL,
+	draining     BIGINT NOT NULL,
+	started      BIGINT NOT NULL,
+	heartbeat    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);`,
+	},
 }
 
 // migrationLock is the PostgreSQL advisory lock key held while migrating, so

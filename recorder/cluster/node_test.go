@@ -1,0 +1,95 @@
+package cluster
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/pgtest"
+	"github.com/rtcrec/recorder/recorder/store"
+)
+
+func openPG(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.OpenConfig(context.Background(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestNode_MembershipAndHeartbeat: two instances on one PostgreSQL see each
+// other with their URLs, capacity and load; the load follows heartbeats; an
+// instance that stops heart-beating drops out of Members after DeadAfter;
+// a graceful Close removes it at once.
+func TestNode_MembershipAndHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var loadA atomic.Int64
+	loadA.Store(2)
+	a, err := New(ctx, Options{Store: openPG(t, dsn), RecorderID: "rec-a", InternalURL: "http://127.0.0.1:1", Capacity: 7,
+		Load: func() int { return int(loadA.Load()) }, Heartbeat: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	defer a.Close(ctx)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clockB := func() time.Time { return time.Unix(0, now.Load()) }
+	b, err := New(ctx, Options{Store: openPG(t, dsn), RecorderID: "rec-b", InternalURL: "http://127.0.0.1:2", PublicURL: "https://b.example",
+		Heartbeat: time.Hour, DeadAfter: 5 * time.Second, Now: clockB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	if string(a.secret) != string(b.secret) || len(a.secret) != 32 {
+		t.Fatalf("the two instances have different secrets")
+	}
+	ms, err := b.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].RecorderID != "rec-a" || ms[0].Capacity != 7 || ms[0].Active != 2 ||
+		ms[1].PublicURL != "https://b.example" || ms[1].Capacity != 100 {
+		t.Fatalf("members %+v", ms)
+	}
+	// A's load reaches the store with its next heartbeat.
+	loadA.Store(5)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, err := b.opts.Store.Instance(ctx, "rec-a")
+		if err == nil && in.Active == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rec-a's load never became 5: %+v %v", in, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// B stops beating (its interval is an hour): from A's view it is dead
+	// once B's last heartbeat is older than A's DeadAfter (150 ms).
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		ms, err := a.Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 1 && ms[0].RecorderID == "rec-a" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rec-b is still a member: %+v", ms)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := b.opts.Store.Instances(ctx)
+	if len(all) != 1 || all[0].RecorderID != "rec-b" {
+		t.Errorf("after rec-a's Close the registry holds %+v", all)
+	}
+}

@@ -1,0 +1,90 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Remote runs commands on recordings that another instance of a fleet runs
+// (package cluster implements it). Forward must return the recording as the
+// owner answered, and the owner's *Error unchanged, so that a forwarded
+// command reads exactly like a local one; an owner that cannot be reached is
+// a KindUnavailable error.
+type Remote interface {
+	Forward(ctx context.Context, owner string, cmd *Command) (*Recording, error)
+}
+
+// The operations of a Command.
+const (
+	OpStop     = "stop"
+	OpPause    = "pause"
+	OpResume   = "resume"
+	OpMetadata = "metadata"
+	OpChat     = "chat"
+	OpCobrowse = "cobrowse"
+)
+
+// Command is one command on one recording, as forwarded between instances.
+type Command struct {
+	Op             string            `json:"op"`
+	OrganizationID string            `json:"organizationId"`
+	ConversationID string            `json:"conversationId"`
+	RecorderID     string            `json:"recorderId"`
+	InstanceID     string            `json:"instanceId"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Chat           []ChatEntry       `json:"chat,omitempty"`
+	Cobrowse       *CobrowseEvent    `json:"cobrowse,omitempty"`
+}
+
+type localOnlyKey struct{}
+
+// Run runs cmd on this instance and never forwards it again: the receiving
+// end of Remote.Forward.
+func (m *Manager) Run(ctx context.Context, cmd *Command) (*Recording, error) {
+	ctx = context.WithValue(ctx, localOnlyKey{}, true)
+	c := cmd
+	switch c.Op {
+	case OpStop:
+		return m.Stop(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID)
+	case OpPause:
+		return m.Pause(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID)
+	case OpResume:
+		return m.Resume(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID)
+	case OpMetadata:
+		return m.UpdateMetadata(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID, c.Metadata)
+	case OpChat:
+		return m.AddChat(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID, c.Chat)
+	case OpCobrowse:
+		if c.Cobrowse == nil {
+			return nil, errorf(KindInvalid, "missing_field", "a cobrowse command needs its event")
+		}
+		return m.AddCobrowse(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID, *c.Cobrowse)
+	}
+	return nil, errorf(KindInvalid, "unknown_command", "unknown command %q", c.Op)
+}
+
+// forward runs cmd on the instance that runs its recording, when that is
+// another instance of the fleet: it reports whether it did. A recording that
+// is final, or runs here, or a Manager without a Remote, is handled locally.
+func (m *Manager) forward(ctx context.Context, cmd *Command) (*Recording, bool, error) {
+	if m.remote == nil || ctx.Value(localOnlyKey{}) != nil || m.session(cmd.InstanceID) != nil {
+		return nil, false, nil
+	}
+	r, err := m.Get(ctx, cmd.OrganizationID, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID)
+	if err != nil {
+		return nil, true, err
+	}
+	if r.State.Final() || r.RecorderID == m.recorderID {
+		return nil, false, nil
+	}
+	rec, err := m.remote.Forward(ctx, r.RecorderID, cmd)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			err = &Error{Kind: KindUnavailable, Reason: "owner_unreachable",
+				Message: fmt.Sprintf("recording %s runs on recorder %s, which cannot be reached", cmd.InstanceID, r.RecorderID), Err: err}
+		}
+	}
+	return rec, true, err
+}
