@@ -11,14 +11,12 @@ package api
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/recorder"
@@ -41,6 +39,9 @@ type Options struct {
 	Events *events.Bus
 	URLTTL time.Duration // validity of signed URLs; default 1 h
 	Logger *slog.Logger
+	// Tokens mints and checks publish tokens; nil: POST /api/publishtokens
+	// answers 503 and WHIP takes API keys only.
+	Tokens *PublishTokens
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -53,11 +54,18 @@ type Server struct {
 	mux  *http.ServeMux
 	// events serves the event stream (lifecycle.go).
 	events *events.Bus
+	// public are the route patterns served without an API key (auth.go).
+	public map[string]bool
+	// tokens mints and checks publish tokens (token.go); nil: none.
+	tokens *PublishTokens
+	// sse counts each organization's open event streams.
+	sse recorder.Counter
 }
 
 // New returns the API server.
 func New(o Options) *Server {
-	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}, events: o.Events}
+	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}, events: o.Events,
+		public: map[string]bool{}, tokens: o.Tokens}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
 	}
@@ -78,9 +86,9 @@ func New(o Options) *Server {
 	mux.HandleFunc("GET /api/recordings/{conversationId}/active", s.auth(s.active))
 	mux.HandleFunc("GET /api/compositions/{conversationId}", s.auth(s.composition))
 	mux.HandleFunc("POST /api/storageproviders/{applicationId}/verify", s.auth(s.verify))
-	mux.HandleFunc("GET /api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", s.attachment)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	s.handlePublic(mux, "GET /api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", s.attachment)
+	s.handlePublic(mux, "GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.handlePublic(mux, "GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if s.m.Draining() { // after the first SIGTERM (recorder/drain.go)
 			s.fail(w, r, &recorder.Error{Kind: recorder.KindUnavailable, Reason: "shutting_down",
 				Message: "the recorder is shutting down: it finishes its recordings and accepts no new ones"})
@@ -89,18 +97,29 @@ func New(o Options) *Server {
 		io.WriteString(w, "ok\n")
 	})
 	if o.WHIP != nil {
-		mux.Handle("/whip/", o.WHIP)
+		// The WHIP endpoint checks its own bearer tokens: API keys with the
+		// publish scope or publish tokens (Server.AuthorizePublish).
+		s.handlePublic(mux, "/whip/", o.WHIP.ServeHTTP)
 	}
+	mux.HandleFunc("POST /api/publishtokens", s.auth(s.publishToken))
 	s.lifecycleRoutes(mux) // the other seeds' routes (lifecycle.go)
 	s.mux = mux
 	return s
 }
 
-// ServeHTTP implements http.Handler. Requests no route matches get the error
-// JSON too: 404, or 405 with Allow when only the method is wrong.
+// ServeHTTP implements http.Handler: every request gets a request id, and
+// every route is authenticated and scoped here (auth.go) before its handler
+// runs. Requests no route matches get the error JSON too: 404, or 405 with
+// Allow when only the method is wrong.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	r = s.withRequestID(w, r)
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		s.mux.ServeHTTP(&routeError{w: w, r: r}, r)
+		return
+	}
+	r, ok := s.authenticate(w, r, pattern)
+	if !ok {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -137,54 +156,9 @@ func (e *routeError) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Authorize returns the organization of an API key (for the WHIP endpoint's
-// bearer tokens).
-func (s *Server) Authorize(token string) (string, bool) {
-	k := s.key(token)
-	if k == nil {
-		return "", false
-	}
-	return k.OrganizationID, true
-}
-
-func (s *Server) key(token string) *recorder.APIKey {
-	if token == "" {
-		return nil
-	}
-	h := sha256.Sum256([]byte(token))
-	k := s.keys[h]
-	if k == nil || subtle.ConstantTimeCompare([]byte(k.Key), []byte(token)) != 1 {
-		return nil
-	}
-	return k
-}
-
-type authed func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey)
-
-// auth checks "Authorization: <key>" or "Authorization: Bearer <key>".
-func (s *Server) auth(h authed) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok := strings.TrimSpace(r.Header.Get("Authorization"))
-		if t, ok := strings.CutPrefix(tok, "Bearer "); ok {
-			tok = strings.TrimSpace(t)
-		}
-		k := s.key(tok)
-		if k == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="recorder"`)
-			reason, msg := "invalid_api_key", "the API key is not valid"
-			if tok == "" {
-				reason, msg = "missing_api_key", "the Authorization header with an API key is missing"
-			}
-			writeError(w, http.StatusUnauthorized, reason, msg)
-			return
-		}
-		h(w, r, k)
-	}
-}
-
 // writeError writes the error JSON with status.
 func writeError(w http.ResponseWriter, status int, reason, msg string) {
-	writeJSON(w, status, ErrorMessage{Code: status, Message: msg, Reason: reason})
+	writeJSON(w, status, ErrorMessage{Code: status, Message: msg, Reason: reason, RequestID: w.Header().Get(RequestIDHeader)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -201,18 +175,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status := map[recorder.ErrorKind]int{
 			recorder.KindInvalid: http.StatusBadRequest, recorder.KindNotFound: http.StatusNotFound,
 			recorder.KindConflict: http.StatusConflict, recorder.KindUnavailable: http.StatusServiceUnavailable,
+			recorder.KindQuota: http.StatusTooManyRequests,
 		}[re.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
 		if status >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			// The message is ours and generic; the cause (hosts, paths,
+			// replies of other servers) goes to the log only.
+			s.log.Error("request failed", "requestId", requestID(r), "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		writeError(w, status, re.Reason, re.Message)
 		return
 	}
-	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	s.log.Error("request failed", "requestId", requestID(r), "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error; the recorder's log has the details under this requestId")
 }
 
 // decode reads a JSON command: bounded, unknown fields rejected, one value only.
@@ -257,7 +234,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, k *recorder.APIKe
 		s.fail(w, r, err)
 		return
 	}
-	if !k.Allows(cmd.ApplicationID) {
+	if !s.m.Config().Allows(k, cmd.ApplicationID) {
 		writeError(w, http.StatusNotFound, "unknown_application", "application "+cmd.ApplicationID+" is not known to this API key")
 		return
 	}
@@ -417,7 +394,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, k *recorder.APIK
 		s.fail(w, r, err)
 		return
 	}
-	if !k.Allows(app) {
+	if !s.m.Config().Allows(k, app) {
 		writeError(w, http.StatusNotFound, "unknown_application", "application "+app+" is not known to this API key")
 		return
 	}

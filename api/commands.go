@@ -137,7 +137,7 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, k *recorder.API
 			fail(http.StatusBadRequest, "missing_field", "data.applicationId is required", nil)
 			return
 		}
-		if recorder.ValidateID("applicationId", app) != nil || !k.Allows(app) {
+		if recorder.ValidateID("applicationId", app) != nil || !s.m.Config().Allows(k, app) {
 			fail(http.StatusNotFound, "unknown_application", "application "+quote(app)+" is not known to this API key", nil)
 			return
 		}

@@ -30,10 +30,10 @@ func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, log *
 		}
 	}
 	return events.New(ctx, st.DB(), events.Options{
-		WebhooksFor: func(applicationID string) []events.Webhook {
+		WebhooksFor: func(organizationID, applicationID string) []events.Webhook {
 			a := cfg.Applications[applicationID]
-			if a == nil {
-				return nil
+			if a == nil || (a.OrganizationID != "" && a.OrganizationID != organizationID) {
+				return nil // another organization's application: its webhooks never see this event
 			}
 			hooks := make([]events.Webhook, 0, len(a.Webhooks))
 			for _, h := range a.Webhooks {

@@ -32,6 +32,13 @@ func (s *Server) lifecycleRoutes(mux *http.ServeMux) {
 	s.telephonyRoutes(mux)
 	if s.events != nil {
 		mux.Handle("GET /api/events", s.auth(func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+			quota := s.m.Config().Quotas.For(k.OrganizationID).SSEConnections
+			release, ok := s.sse.Acquire(k.OrganizationID, quota)
+			if !ok {
+				s.fail(w, r, recorder.QuotaError("event streams", quota))
+				return
+			}
+			defer release()
 			s.events.Handler(func(*http.Request) (string, bool) { return k.OrganizationID, true }).ServeHTTP(w, r)
 		}))
 	}

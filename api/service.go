@@ -121,7 +121,8 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	var srv *Server
 	s.WHIP, err = whip.New(whip.Options{
 		API:       webrtcAPI,
-		Authorize: func(token string) (string, bool) { return srv.Authorize(token) },
+		Authorize: func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
+		Quota:     func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
 		ValidID:   func(id string) error { return recorder.ValidateID("conferenceId", id) },
 		Logger:    log,
 	})
@@ -161,7 +162,8 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if err != nil {
 		return fail(err)
 	}
-	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events})
+	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events,
+		Tokens: NewPublishTokens(signingKey, cfg.Limits.PublishTokenTTL)})
 	s.API = srv
 	root := http.NewServeMux()
 	root.Handle("GET /metrics", s.metricsHandler())
@@ -171,7 +173,11 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		s.Node.SetLoad(s.Manager.ActiveCount, s.Manager.Draining)
 		s.Node.Start()
 	}
-	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// ReadTimeout bounds the headers and the body together: a body that
+	// trickles in is cut off (limits.bodyTimeout). Reading ends with the body,
+	// so long replies (the event stream, a stop that waits) are not cut.
+	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 10*time.Second + cfg.Limits.BodyTimeout, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
 

@@ -17,6 +17,9 @@ type ErrorMessage struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`
 	Reason  string `json:"reason"`
+	// RequestID names the request in the recorder's log, where the details
+	// of a failure are.
+	RequestID string `json:"requestId,omitempty"`
 }
 
 // StartRecording is the body of POST /api/recordings/start. The fields after

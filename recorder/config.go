@@ -34,19 +34,53 @@ type Config struct {
 	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain (drain.go)
 	Store        StoreConfig             `yaml:"store"`    // database (storeconfig.go)
 	Cluster      ClusterConfig           `yaml:"cluster"`  // fleet membership (storeconfig.go)
+	Limits       Limits                  `yaml:"limits"`   // bounds on what one request may ask (quota.go)
+	Quotas       QuotaConfig             `yaml:"quotas"`   // per organization (quota.go)
+	// MetricsListen, when set, serves /metrics on this address only (not on
+	// Listen); MetricsKey, when set, is required as its bearer token.
+	MetricsListen string `yaml:"metricsListen"`
+	MetricsKey    string `yaml:"metricsKey"`
 }
 
-// APIKey maps a key to the organization it acts for and the applications it may use.
+// The scopes of an API key (DESIGN.md "Security model").
+const (
+	ScopeAdmin   = "admin"   // storage verification and storage info
+	ScopeControl = "control" // start, stop, pause, resume, metadata, blackouts, chat, cobrowse, delete, publish tokens
+	ScopeRead    = "read"    // state, recordings, events, signed URLs
+	ScopePublish = "publish" // WHIP publishing
+)
+
+// APIKey maps a key to the organization it acts for, the applications it may
+// use and its scopes.
 type APIKey struct {
 	Key            string   `yaml:"key"`
 	OrganizationID string   `yaml:"organizationId"`
-	Applications   []string `yaml:"applications"` // "*" allows every application
+	Applications   []string `yaml:"applications"` // "*": every application of the key's organization
+	// Scopes of the key: admin, control, read, publish. A key without scopes
+	// has them all (the configuration of earlier versions keeps working).
+	Scopes []string `yaml:"scopes"`
 }
 
-// Allows reports whether the key may act for applicationID.
+// Allows reports whether the key's application list names applicationID
+// (or is "*"). Whether the application belongs to the key's organization is
+// Config.Allows's question.
 func (k *APIKey) Allows(applicationID string) bool {
 	for _, a := range k.Applications {
 		if a == "*" || a == applicationID {
+			return true
+		}
+	}
+	return false
+}
+
+// HasScope reports whether the key carries scope; a key without scopes
+// carries every scope.
+func (k *APIKey) HasScope(scope string) bool {
+	if len(k.Scopes) == 0 {
+		return true
+	}
+	for _, s := range k.Scopes {
+		if s == scope {
 			return true
 		}
 	}
@@ -93,9 +127,13 @@ type RecordingDefaults struct {
 
 // Application is one applicationId's conference adapter and storage profile.
 type Application struct {
-	Conference ConferenceConfig `yaml:"conference"`
-	Storage    *StorageProfile  `yaml:"storage"`
-	Webhooks   []WebhookConfig  `yaml:"webhooks"`
+	// OrganizationID owns the application: only its keys may use it, and its
+	// storage and webhooks see only its recordings. Required once the
+	// configuration has keys of more than one organization.
+	OrganizationID string           `yaml:"organizationId"`
+	Conference     ConferenceConfig `yaml:"conference"`
+	Storage        *StorageProfile  `yaml:"storage"`
+	Webhooks       []WebhookConfig  `yaml:"webhooks"`
 	// BackupStorage, when set, takes an upload that failed BackupAfter
 	// times (default 3) on Storage (uploads.go).
 	BackupStorage *StorageProfile `yaml:"backupStorage"`
@@ -177,6 +215,30 @@ func (c *Config) Application(applicationID string) *Application {
 	return &Application{Conference: ConferenceConfig{Kind: "whip"}}
 }
 
+// Allows reports whether key may act for applicationID: the key lists it
+// (or "*"), and a configured application belongs to the key's organization.
+// An application that is not configured runs on the embedded defaults
+// (WHIP, LOCAL storage) and, like every recording, keeps each
+// organization's objects under its own key prefix.
+func (c *Config) Allows(key *APIKey, applicationID string) bool {
+	if key == nil || !key.Allows(applicationID) {
+		return false
+	}
+	if a := c.Applications[applicationID]; a != nil && a.OrganizationID != "" && a.OrganizationID != key.OrganizationID {
+		return false
+	}
+	return true
+}
+
+// Owner returns the organization of a configured application; empty when
+// the application is not configured or names no organization.
+func (c *Config) Owner(applicationID string) string {
+	if a := c.Applications[applicationID]; a != nil {
+		return a.OrganizationID
+	}
+	return ""
+}
+
 // Profile returns the storage profile of applicationID; an application without
 // one stores LOCAL under {dataDir}/storage.
 func (c *Config) Profile(applicationID string) *StorageProfile {
@@ -224,6 +286,11 @@ func (c *Config) setDefaults() {
 	c.Shutdown.setDefaults()
 	c.Store.setDefaults()
 	c.Cluster.setDefaults()
+	if c.Limits.MaxDuration <= 0 && c.Defaults.MaxDuration > 24*time.Hour {
+		c.Limits.MaxDuration = c.Defaults.MaxDuration
+	}
+	c.Limits.setDefaults()
+	c.Quotas.setDefaults()
 	for _, a := range c.Applications {
 		if a != nil && a.Conference.Kind == "" {
 			a.Conference.Kind = "whip"
@@ -232,6 +299,8 @@ func (c *Config) setDefaults() {
 }
 
 func (c *Config) validate() error {
+	orgs := map[string]bool{}
+	keys := map[string]bool{}
 	for i, k := range c.APIKeys {
 		if k.Key == "" || k.OrganizationID == "" {
 			return fmt.Errorf("recorder: config: apiKeys[%d] needs key and organizationId", i)
@@ -239,6 +308,27 @@ func (c *Config) validate() error {
 		if err := ValidateID("organizationId", k.OrganizationID); err != nil {
 			return fmt.Errorf("recorder: config: apiKeys[%d]: %w", i, err)
 		}
+		if keys[k.Key] {
+			return fmt.Errorf("recorder: config: apiKeys[%d]: the same key is configured twice", i)
+		}
+		keys[k.Key] = true
+		orgs[k.OrganizationID] = true
+		for _, s := range k.Scopes {
+			switch s {
+			case ScopeAdmin, ScopeControl, ScopeRead, ScopePublish:
+			default:
+				return fmt.Errorf("recorder: config: apiKeys[%d].scopes: %q is not admin, control, read or publish", i, s)
+			}
+		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if c.Defaults.MaxDuration > c.Limits.MaxDuration {
+		return fmt.Errorf("recorder: config: defaults.maxDuration %s is more than limits.maxDuration %s", c.Defaults.MaxDuration, c.Limits.MaxDuration)
+	}
+	if err := c.Quotas.validate(); err != nil {
+		return err
 	}
 	if c.RecorderID != "" {
 		if err := ValidateID("recorderId", c.RecorderID); err != nil {
@@ -266,6 +356,14 @@ func (c *Config) validate() error {
 		}
 		if a == nil {
 			continue
+		}
+		if a.OrganizationID == "" && len(orgs) > 1 {
+			return fmt.Errorf("recorder: config: applications.%s needs organizationId: the API keys belong to more than one organization", id)
+		}
+		if a.OrganizationID != "" {
+			if err := ValidateID("organizationId", a.OrganizationID); err != nil {
+				return fmt.Errorf("recorder: config: applications.%s: %w", id, err)
+			}
 		}
 		switch a.Conference.Kind {
 		case "whip":

@@ -16,6 +16,7 @@ const (
 	KindNotFound                     // unknown id, or another tenant's: 404
 	KindConflict                     // the recording is in the wrong state: 409
 	KindUnavailable                  // storage or a conference platform cannot be reached: 503
+	KindQuota                        // the organization is at one of its quotas: 429
 )
 
 // String names the kind.
@@ -29,6 +30,8 @@ func (k ErrorKind) String() string {
 		return "Conflict"
 	case KindUnavailable:
 		return "Unavailable"
+	case KindQuota:
+		return "Quota"
 	}
 	return "Internal"
 }

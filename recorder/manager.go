@@ -216,8 +216,14 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if req.MaxDuration < 0 {
 		return nil, errorf(KindInvalid, "invalid_field", "maxDuration is negative")
 	}
+	if req.MaxDuration > m.cfg.Limits.MaxDuration {
+		return nil, errorf(KindInvalid, "invalid_field", "maxDuration %s is more than this recorder's limit of %s", req.MaxDuration, m.cfg.Limits.MaxDuration)
+	}
 	if req.MaxDuration > 0 {
 		rec.MaxDuration = req.MaxDuration
+	}
+	if owner := m.cfg.Owner(req.ApplicationID); owner != "" && owner != organizationID {
+		return nil, errorf(KindNotFound, "unknown_application", "application %s is not known to this organization", quoteID(req.ApplicationID))
 	}
 	for k, v := range req.Metadata {
 		if len(k) > 128 || len(v) > 4096 || len(req.Metadata) > 64 {
@@ -250,6 +256,18 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if m.closing {
 		m.mu.Unlock()
 		return nil, errorf(KindUnavailable, "shutting_down", "the recorder is shutting down")
+	}
+	quota, held := m.cfg.Quotas.For(organizationID).Recordings, 0
+	for _, o := range m.active {
+		o.mu.Lock()
+		if o.rec.OrganizationID == organizationID {
+			held++
+		}
+		o.mu.Unlock()
+	}
+	if held >= quota {
+		m.mu.Unlock()
+		return nil, QuotaError("recordings", quota)
 	}
 	if !req.Duplicate {
 		for _, o := range m.active {

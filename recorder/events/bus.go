@@ -52,11 +52,12 @@ const occurredFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Options configure a Bus. Zero fields take the defaults given per field.
 type Options struct {
-	// WebhooksFor returns the webhooks configured for an application. It is
+	// WebhooksFor returns the webhooks configured for an application of an
+	// organization (none when the application is another organization's). It is
 	// called by Publish (to persist which endpoints must get the event) and by
 	// the delivery worker (to find the current secret), from any goroutine.
 	// Secrets are never stored in the database. Nil: no webhooks.
-	WebhooksFor func(applicationID string) []Webhook
+	WebhooksFor func(organizationID, applicationID string) []Webhook
 	// Client sends webhook requests. Default: a client with a 10 s timeout.
 	// Redirects are never followed: only a 2xx acknowledges a delivery.
 	Client *http.Client
@@ -240,7 +241,7 @@ func (b *Bus) webhookURLs(ev Event) []string {
 	}
 	var urls []string
 	seen := map[string]bool{}
-	for _, h := range b.opts.WebhooksFor(ev.ApplicationID) {
+	for _, h := range b.opts.WebhooksFor(ev.OrganizationID, ev.ApplicationID) {
 		if h.URL != "" && !seen[h.URL] && h.Matches(ev.Type) {
 			seen[h.URL] = true
 			urls = append(urls, h.URL)

@@ -269,7 +269,7 @@ func (b *Bus) webhook(ev Event, url string) (Webhook, bool) {
 	if b.opts.WebhooksFor == nil {
 		return Webhook{}, false
 	}
-	for _, h := range b.opts.WebhooksFor(ev.ApplicationID) {
+	for _, h := range b.opts.WebhooksFor(ev.OrganizationID, ev.ApplicationID) {
 		if h.URL == url && h.Matches(ev.Type) {
 			return h, true
 		}

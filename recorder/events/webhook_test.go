@@ -92,7 +92,7 @@ func (rc *receiver) ackedIDs() []int64 {
 
 func fastRetry(hooks map[string][]Webhook) Options {
 	return Options{
-		WebhooksFor: func(app string) []Webhook { return hooks[app] },
+		WebhooksFor: func(_, app string) []Webhook { return hooks[app] },
 		MinBackoff:  5 * time.Millisecond,
 		MaxBackoff:  40 * time.Millisecond,
 	}
@@ -250,7 +250,7 @@ func TestWebhook_RemovedWebhookIsDropped(t *testing.T) {
 	var mu sync.Mutex
 	hooks := []Webhook{{URL: srv.URL, Secret: "k"}}
 	opts := fastRetry(nil)
-	opts.WebhooksFor = func(string) []Webhook { mu.Lock(); defer mu.Unlock(); return hooks }
+	opts.WebhooksFor = func(string, string) []Webhook { mu.Lock(); defer mu.Unlock(); return hooks }
 	b, _ := newBus(t, opts)
 	ctx := context.Background()
 	if _, err := b.Publish(ctx, ev(StateUpdated, "org1", "app1", "")); err != nil {

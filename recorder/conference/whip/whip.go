@@ -38,15 +38,21 @@ import (
 type Options struct {
 	// API makes the PeerConnections (see NewAPI). Required.
 	API *webrtc.API
-	// Authorize maps a request's bearer token to its organization; ok false
-	// means 401. Required.
-	Authorize func(token string) (organizationID string, ok bool)
+	// Authorize checks a request's bearer token for publishing p (for DELETE,
+	// the session's own conference, user and type) and returns the
+	// organization it publishes for, or an *AuthError (any other error is a
+	// 401). Required.
+	Authorize func(token string, p Publish) (organizationID string, err error)
+	// Quota returns how many WHIP sessions an organization may hold at once
+	// (429 beyond); nil or 0: only MaxSessions bounds them.
+	Quota func(organizationID string) int
 	// ValidID checks a conferenceId before it is used; nil accepts 1–128
 	// letters, digits, '.', '_' and '-', starting with a letter or digit.
 	ValidID func(id string) error
 	// Path is the route prefix, default "/whip/".
 	Path string
-	// MaxSessions bounds concurrent WHIP sessions (503 beyond); default 1000.
+	// MaxSessions bounds concurrent WHIP sessions of every organization
+	// together (503 beyond); default 1000.
 	MaxSessions int
 	// ConnectTimeout closes a session whose ICE never connects; default 30 s.
 	ConnectTimeout time.Duration
@@ -61,6 +67,11 @@ type Adapter struct {
 	mu   sync.Mutex
 	open func(organizationID, conferenceID string) conference.Sink
 	sess map[string]*session // by resource id
+	// held counts the sessions reserved per organization and total all of
+	// them: reserved before negotiation, released when the session ends or
+	// fails, so that the limits hold under concurrent offers.
+	held  map[string]int
+	total int
 	// addMu serialises AddTrack calls (Sink methods are never concurrent).
 	addMu  sync.Mutex
 	closed bool
@@ -79,7 +90,25 @@ type session struct {
 	// Both guarded by Adapter.mu.
 	connectTimer *time.Timer
 	ended        bool
+	releaseOnce  sync.Once // gives back the session's reservation
 }
+
+// Publish is what a WHIP request publishes: the token presented must allow it.
+type Publish struct {
+	ConferenceID string
+	UserID       string
+	Type         conference.StreamType
+}
+
+// AuthError is a refused bearer token: Status is 401 (no or invalid token)
+// or 403 (a valid token that does not allow this publication).
+type AuthError struct {
+	Status  int
+	Reason  string
+	Message string
+}
+
+func (e *AuthError) Error() string { return "whip: " + e.Message }
 
 // New returns a WHIP endpoint.
 func New(o Options) (*Adapter, error) {
@@ -102,7 +131,7 @@ func New(o Options) (*Adapter, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Adapter{o: o, log: log.With("adapter", "whip"), sess: map[string]*session{}}, nil
+	return &Adapter{o: o, log: log.With("adapter", "whip"), sess: map[string]*session{}, held: map[string]int{}}, nil
 }
 
 // Kind implements conference.Adapter.
@@ -181,12 +210,6 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const maxOffer = 64 << 10
 
 func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
-	org, ok := a.o.Authorize(bearer(r.Header.Get("Authorization")))
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
-		httpError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
-		return
-	}
 	if err := a.o.ValidID(conf); err != nil {
 		httpError(w, http.StatusBadRequest, "invalid_id", "conferenceId: "+err.Error())
 		return
@@ -217,34 +240,38 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		return
 	}
 	offer := string(body)
+	if typ == conference.StreamUNKNOWN {
+		typ = conference.StreamMIC
+		if strings.Contains(offer, "m=video") {
+			typ = conference.StreamCAM
+		}
+	}
+	org, ok := a.authorize(w, r, Publish{ConferenceID: conf, UserID: user, Type: typ})
+	if !ok {
+		return
+	}
 	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") || !strings.Contains(offer, "m=") {
 		httpError(w, http.StatusBadRequest, "bad_sdp", "the body is not an SDP offer with media")
 		return
 	}
 
-	a.mu.Lock()
-	if a.closed || len(a.sess) >= a.o.MaxSessions || a.open == nil {
-		a.mu.Unlock()
-		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is not accepting sessions")
+	s := &session{id: newID(), org: org, conference: conf, user: user, typ: typ}
+	if status, reason, msg := a.reserve(s); status != 0 {
+		httpError(w, status, reason, msg)
 		return
 	}
-	a.mu.Unlock()
-
 	pc, err := a.o.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
+		a.release(s)
+		a.log.Error("cannot create a peer connection", "err", err)
 		httpError(w, http.StatusInternalServerError, "internal", "cannot create a peer connection")
 		return
 	}
-	s := &session{id: newID(), org: org, conference: conf, user: user, typ: typ, pc: pc}
-	if typ == conference.StreamUNKNOWN {
-		s.typ = conference.StreamMIC
-		if strings.Contains(offer, "m=video") {
-			s.typ = conference.StreamCAM
-		}
-	}
+	s.pc = pc
 	answer, err := a.negotiate(r.Context(), s, offer)
 	if err != nil {
 		pc.Close()
+		a.release(s)
 		httpError(w, http.StatusBadRequest, "bad_sdp", err.Error())
 		return
 	}
@@ -252,6 +279,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	if a.closed || s.ended {
 		a.mu.Unlock()
 		pc.Close()
+		a.release(s)
 		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is closing")
 		return
 	}
@@ -268,6 +296,55 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	w.Header().Set("Location", strings.TrimSuffix(a.o.Path, "/")+"/"+conf+"/"+s.id)
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, answer)
+}
+
+// authorize checks the request's bearer token for p; it has answered (401,
+// 403) when ok is false.
+func (a *Adapter) authorize(w http.ResponseWriter, r *http.Request, p Publish) (org string, ok bool) {
+	org, err := a.o.Authorize(bearer(r.Header.Get("Authorization")), p)
+	if err == nil {
+		return org, true
+	}
+	ae, isAuth := err.(*AuthError)
+	if !isAuth {
+		ae = &AuthError{Status: http.StatusUnauthorized, Reason: "unauthorized", Message: "missing or invalid bearer token"}
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+	}
+	httpError(w, ae.Status, ae.Reason, ae.Message)
+	return "", false
+}
+
+// reserve takes a place for s within MaxSessions and its organization's
+// quota, atomically; it returns the refusal's status (0: reserved).
+func (a *Adapter) reserve(s *session) (status int, reason, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.open == nil || a.total >= a.o.MaxSessions {
+		return http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is not accepting sessions"
+	}
+	if a.o.Quota != nil {
+		if q := a.o.Quota(s.org); q > 0 && a.held[s.org] >= q {
+			return http.StatusTooManyRequests, "quota_exceeded",
+				fmt.Sprintf("the organization is at its quota of %d WHIP sessions; end some and retry", q)
+		}
+	}
+	a.held[s.org]++
+	a.total++
+	return 0, "", ""
+}
+
+// release gives back s's reservation; idempotent.
+func (a *Adapter) release(s *session) {
+	s.releaseOnce.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.total--
+		if a.held[s.org]--; a.held[s.org] <= 0 {
+			delete(a.held, s.org)
+		}
+	})
 }
 
 // negotiate applies the offer and returns the answer with every candidate
@@ -357,14 +434,17 @@ func (r trackReader) ReadRTP(buf []byte) (int, error) {
 }
 
 func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string) {
-	org, ok := a.o.Authorize(bearer(r.Header.Get("Authorization")))
-	if !ok {
-		httpError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
-		return
-	}
 	a.mu.Lock()
 	s := a.sess[id]
 	a.mu.Unlock()
+	p := Publish{ConferenceID: conf}
+	if s != nil {
+		p.UserID, p.Type = s.user, s.typ
+	}
+	org, ok := a.authorize(w, r, p)
+	if !ok {
+		return
+	}
 	if s == nil || s.org != org || s.conference != conf {
 		httpError(w, http.StatusNotFound, "not_found", "no such WHIP session")
 		return
@@ -383,6 +463,7 @@ func (a *Adapter) end(s *session) {
 			s.connectTimer.Stop()
 		}
 		a.mu.Unlock()
+		a.release(s)
 		go func() {
 			if err := s.pc.Close(); err != nil {
 				a.log.Debug("closing peer connection", "session", s.id, "err", err)

@@ -2,6 +2,7 @@ package whip
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -55,14 +56,14 @@ func newEndpoint(t *testing.T) (*Adapter, *httptest.Server, func(string) *sink) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
-	a, err := New(Options{API: api, Authorize: func(tok string) (string, bool) {
+	a, err := New(Options{API: api, Authorize: func(tok string, _ Publish) (string, error) {
 		switch tok {
 		case "k1":
-			return "org1", true
+			return "org1", nil
 		case "k2":
-			return "org2", true
+			return "org2", nil
 		}
-		return "", false
+		return "", errors.New("no such key")
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +226,7 @@ func TestAdapter_EndReleasesPeerConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer closeFn()
-			a, err := New(Options{API: api, ConnectTimeout: time.Hour, Authorize: func(string) (string, bool) { return "org", true }})
+			a, err := New(Options{API: api, ConnectTimeout: time.Hour, Authorize: func(string, Publish) (string, error) { return "org", nil }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,7 +298,7 @@ func FuzzOffer(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer closeFn()
-	a, _ := New(Options{API: api, Authorize: func(string) (string, bool) { return "org", true }})
+	a, _ := New(Options{API: api, Authorize: func(string, Publish) (string, error) { return "org", nil }})
 	a.Listen(func(string, string) conference.Sink { return &sink{pkts: map[string]int{}, ended: map[string]bool{}} })
 	defer a.Close()
 	f.Fuzz(func(t *testing.T, offer string) {

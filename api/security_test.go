@@ -1,0 +1,657 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// The findings of the outside audit (issue 12), each reproduced against the
+// real service with two organizations: orgA and orgB, each with an
+// application of its own, keys with every scope and keys with one scope.
+
+const (
+	keyA        = "key-orgA-full-0123456789"
+	keyB        = "key-orgB-full-0123456789"
+	keyBRead    = "key-orgB-read-0123456789"
+	keyAControl = "key-orgA-ctrl-0123456789"
+	keyAPublish = "key-orgA-pub-0123456789"
+)
+
+// twoOrgConfig is a configuration with two organizations: appA belongs to
+// orgA (with a webhook to hookURL when set), appB to orgB. Both keys of
+// full rights use "*", as the README shows.
+func twoOrgConfig(dir, hookURL string) *recorder.Config {
+	cfg := testConfig(dir)
+	cfg.APIKeys = []recorder.APIKey{
+		{Key: keyA, OrganizationID: "orgA", Applications: []string{"*"}},
+		{Key: keyB, OrganizationID: "orgB", Applications: []string{"*"}},
+		{Key: keyBRead, OrganizationID: "orgB", Applications: []string{"*"}, Scopes: []string{recorder.ScopeRead}},
+		{Key: keyAControl, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopeControl}},
+		{Key: keyAPublish, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopePublish}},
+	}
+	appA := &recorder.Application{OrganizationID: "orgA", Conference: recorder.ConferenceConfig{Kind: "whip"}}
+	if hookURL != "" {
+		appA.Webhooks = []recorder.WebhookConfig{{URL: hookURL, Secret: "hook-secret"}}
+	}
+	cfg.Applications = map[string]*recorder.Application{
+		"appA": appA,
+		"appB": {OrganizationID: "orgB", Conference: recorder.ConferenceConfig{Kind: "whip"}},
+	}
+	return cfg
+}
+
+// Finding 1: a key of organization B with applications ["*"] started
+// recordings on A's application (A's bucket, A's webhook got B's events) and
+// ran verify on A's storage profile.
+func TestSecurity_ApplicationsBelongToOneOrganization(t *testing.T) {
+	var hookMu sync.Mutex
+	var hooked []string // organizationId of every event A's webhook got
+	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			OrganizationID string `json:"organizationId"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		hookMu.Lock()
+		hooked = append(hooked, ev.OrganizationID)
+		hookMu.Unlock()
+	}), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hook.Serve(ln)
+	t.Cleanup(func() { hook.Close() })
+
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), "http://"+ln.Addr().String()+"/hook"), nil)
+
+	var e ErrorMessage
+	if st := h.do("POST", "/api/recordings/start", keyB, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: "c-b"}, &e); st != 404 || e.Reason != "unknown_application" {
+		t.Errorf("orgB starts on orgA's application: %d %+v, want 404 unknown_application", st, e)
+	}
+	if st := h.do("POST", "/api/storageproviders/appA/verify", keyB, nil, &e); st != 404 || e.Reason != "unknown_application" {
+		t.Errorf("orgB verifies orgA's storage: %d %+v, want 404 unknown_application", st, e)
+	}
+	if st := h.do("POST", "/api/commands", keyB, map[string]any{"command": "interaction.request.recording.start",
+		"target": "s.voice.c-cmd", "data": map[string]any{"applicationId": "appA", "conferenceId": "f"}}, nil); st == 200 {
+		// The command envelope answers 200 with result failure; check no recording exists.
+		if st := h.do("GET", "/api/recordings/c-cmd", keyA, nil, nil); st != 404 {
+			t.Errorf("orgB's command started a recording on orgA's application: %d", st)
+		}
+	}
+	// Each organization uses its own application.
+	evA, st := h.start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: "c-a"})
+	if st != 200 {
+		t.Fatalf("orgA starts on appA: %d", st)
+	}
+	evB, st := h.start(keyB, StartRecording{ApplicationID: "appB", ConferenceID: "f", ConversationID: "c-b"})
+	if st != 200 {
+		t.Fatalf("orgB starts on appB: %d", st)
+	}
+	for _, p := range []struct{ key, path string }{{keyA, recPath(evA)}, {keyB, recPath(evB)}} {
+		if st := h.do("POST", p.path+"/stop", p.key, nil, nil); st != 200 {
+			t.Fatalf("stop %s: %d", p.path, st)
+		}
+	}
+	// A's webhook gets A's events (start, stop) and never one of orgB.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hookMu.Lock()
+		got := append([]string(nil), hooked...)
+		hookMu.Unlock()
+		for _, org := range got {
+			if org != "orgA" {
+				t.Fatalf("orgA's webhook got an event of %q: %v", org, got)
+			}
+		}
+		if len(got) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orgA's webhook got %v, want orgA's start and stop", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSecurity_ConfigNeedsApplicationOwners(t *testing.T) {
+	_, err := recorder.ParseConfig([]byte(`
+apiKeys:
+  - {key: a, organizationId: orgA, applications: ["*"]}
+  - {key: b, organizationId: orgB, applications: ["*"]}
+applications:
+  app1: {conference: {kind: whip}}
+`))
+	if err == nil || !strings.Contains(err.Error(), "applications.app1 needs organizationId") {
+		t.Errorf("two organizations, an application without owner: %v", err)
+	}
+	if _, err := recorder.ParseConfig([]byte(`
+apiKeys:
+  - {key: a, organizationId: orgA, applications: ["*"], scopes: [read, everything]}
+`)); err == nil || !strings.Contains(err.Error(), "everything") {
+		t.Errorf("unknown scope: %v", err)
+	}
+	// One organization: the configuration of earlier versions still loads.
+	if _, err := recorder.ParseConfig([]byte(`
+apiKeys:
+  - {key: a, organizationId: orgA, applications: ["*"]}
+applications:
+  app1: {conference: {kind: whip}}
+`)); err != nil {
+		t.Errorf("one organization: %v", err)
+	}
+}
+
+// Scopes: a key carries admin, control, read, publish; a key without scopes
+// carries them all.
+func TestSecurity_Scopes(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	ev, st := h.start(keyAControl, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: "c1"})
+	if st != 200 {
+		t.Fatalf("control key starts: %d", st)
+	}
+	var e ErrorMessage
+	for _, c := range []struct {
+		method, path, key string
+		status            int
+	}{
+		{"GET", recPath(ev) + "/state", keyAControl, 403},                // control cannot read
+		{"POST", "/api/storageproviders/appA/verify", keyAControl, 403},  // nor verify
+		{"GET", recPath(ev) + "/storage/info", keyAControl, 403},         // nor see storage
+		{"GET", recPath(ev) + "/state", keyA, 200},                       // a key without scopes can
+		{"POST", "/api/recordings/start", keyBRead, 403},                 // read cannot start
+		{"GET", "/api/recordings/c1", keyBRead, 404},                     // reads only its organization
+		{"GET", "/v1/recordings", keyBRead, 200},                         // the telephony view is read too
+		{"DELETE", "/v1/recordings/" + ev.InstanceID, keyBRead, 403},     // delete is control
+		{"POST", "/api/publishtokens", keyBRead, 403},                    // minting tokens is control
+		{"GET", recPath(ev) + "/state", keyAPublish, 403},                // publish cannot read
+		{"POST", recPath(ev) + "/stop", keyAPublish, 403},                // nor stop
+		{"POST", "/api/recordings/start", "Bearer " + keyAPublish, 403},  // nor start
+	} {
+		if st := h.do(c.method, c.path, c.key, `{}`, &e); st != c.status || (st == 403 && e.Reason != "missing_scope") {
+			t.Errorf("%s %s with %s: %d %+v, want %d", c.method, c.path, c.key, st, e, c.status)
+		}
+	}
+	if st := h.do("POST", recPath(ev)+"/stop", keyAControl, nil, nil); st != 200 {
+		t.Errorf("control key stops: %d", st)
+	}
+}
+
+// Every route goes through the one authentication: a route added to the mux
+// without s.auth (as another file might) still needs a key of its scope.
+func TestSecurity_EveryRouteAuthenticated(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	h.svc.API.mux.HandleFunc("POST /api/test/unwrapped", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
+	h.svc.API.mux.HandleFunc("GET /api/test/unwrapped", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
+	for _, c := range []struct {
+		method, key string
+		status      int
+	}{
+		{"POST", "", 401}, {"GET", "", 401}, {"POST", keyBRead, 403}, {"GET", keyAControl, 403},
+		{"POST", keyAControl, 299}, {"GET", keyBRead, 299},
+	} {
+		if st := h.do(c.method, "/api/test/unwrapped", c.key, nil, nil); st != c.status {
+			t.Errorf("%s with %q: %d, want %d", c.method, c.key, st, c.status)
+		}
+	}
+}
+
+// offerSDP returns a real audio offer (from a Pion PeerConnection) that the
+// WHIP endpoint can answer any number of times.
+func offerSDP(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+// whipPost posts offer to /whip/{conf}?userId=user&type=typ with token; it
+// returns the status, the Location and the reply's error reason.
+func whipPost(t *testing.T, base, conf, user, typ, token, offer string) (int, string, string) {
+	t.Helper()
+	u := base + "/whip/" + conf + "?userId=" + user
+	if typ != "" {
+		u += "&type=" + typ
+	}
+	req, _ := http.NewRequest("POST", u, strings.NewReader(offer))
+	req.Header.Set("Content-Type", "application/sdp")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e ErrorMessage
+	if resp.StatusCode != 201 {
+		json.NewDecoder(resp.Body).Decode(&e)
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), e.Reason
+}
+
+func whipDelete(t *testing.T, base, location, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("DELETE", base+location, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// mint asks for a publish token with key.
+func mint(t *testing.T, h *harness, key string, req PublishTokenRequest) PublishTokenMessage {
+	t.Helper()
+	var m PublishTokenMessage
+	if st := h.do("POST", "/api/publishtokens", key, req, &m); st != 200 || m.Token == "" {
+		t.Fatalf("mint %+v: %d %+v", req, st, m)
+	}
+	return m
+}
+
+// Finding 6: publishing needed the organization's full API key. A publish
+// token for conference A and user alice publishes that and nothing else,
+// expires on time, and opens no other route.
+func TestSecurity_PublishTokens(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	offer := offerSDP(t)
+	tok := mint(t, h, keyAControl, PublishTokenRequest{ConferenceID: "confA", UserID: "alice", StreamTypes: []string{"MIC"}})
+
+	for _, c := range []struct {
+		name, conf, user, typ string
+		status                int
+		reason                string
+	}{
+		{"other conference", "confB", "alice", "MIC", 403, "token_scope"},
+		{"other user", "confA", "bob", "MIC", 403, "token_scope"},
+		{"other stream type", "confA", "alice", "SCREEN", 403, "token_scope"},
+		{"type inferred from an audio offer", "confA", "alice", "", 201, ""},
+		{"what it names", "confA", "alice", "MIC", 201, ""},
+	} {
+		st, loc, reason := whipPost(t, h.url, c.conf, c.user, c.typ, tok.Token, offer)
+		if st != c.status || reason != c.reason {
+			t.Errorf("%s: %d %q, want %d %q", c.name, st, reason, c.status, c.reason)
+		}
+		if st == 201 {
+			if st := whipDelete(t, h.url, loc, tok.Token); st != 200 {
+				t.Errorf("%s: DELETE with the token: %d", c.name, st)
+			}
+		}
+	}
+	// A tampered token, another recorder's token and an API key without the
+	// publish scope are refused.
+	forged := tok.Token[:len(tok.Token)-2] + "AA"
+	if st, _, _ := whipPost(t, h.url, "confA", "alice", "MIC", forged, offer); st != 401 {
+		t.Errorf("tampered token: %d, want 401", st)
+	}
+	other, _, err := NewPublishTokens("another recorder", time.Hour).Mint(PublishClaims{OrganizationID: "orgA", ConferenceID: "confA", UserID: "alice", StreamTypes: []string{"MIC"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := whipPost(t, h.url, "confA", "alice", "MIC", other, offer); st != 401 {
+		t.Errorf("another recorder's token: %d, want 401", st)
+	}
+	if st, _, reason := whipPost(t, h.url, "confA", "alice", "MIC", keyBRead, offer); st != 403 || reason != "missing_scope" {
+		t.Errorf("read key on WHIP: %d %s, want 403 missing_scope", st, reason)
+	}
+	if st, loc, _ := whipPost(t, h.url, "confA", "anyone", "CAM", keyAPublish, offer); st != 201 {
+		t.Errorf("publish key on WHIP: %d, want 201", st)
+	} else {
+		whipDelete(t, h.url, loc, keyAPublish)
+	}
+	// The token opens no other route.
+	for _, p := range []struct{ method, path string }{
+		{"POST", "/api/recordings/start"}, {"GET", "/api/recordings/c"}, {"GET", "/api/events"},
+		{"POST", "/api/publishtokens"}, {"GET", "/v1/recordings"},
+	} {
+		var e ErrorMessage
+		if st := h.do(p.method, p.path, "Bearer "+tok.Token, `{}`, &e); st != 401 {
+			t.Errorf("token on %s %s: %d, want 401", p.method, p.path, st)
+		}
+	}
+	// Bad mint requests.
+	for _, body := range []string{
+		`{"conferenceId":"confA"}`, `{"userId":"alice"}`, `{"conferenceId":"../x","userId":"alice"}`,
+		`{"conferenceId":"confA","userId":"alice","streamTypes":["LOUD"]}`,
+		`{"conferenceId":"confA","userId":"alice","ttl":"48h"}`,
+	} {
+		if st := h.do("POST", "/api/publishtokens", keyA, body, nil); st != 400 {
+			t.Errorf("mint %s: %d, want 400", body, st)
+		}
+	}
+	// It expires on time: accepted before validUntil, refused from then on.
+	short := mint(t, h, keyA, PublishTokenRequest{ConferenceID: "confA", UserID: "alice", TTL: "2s"})
+	until, err := time.Parse(time.RFC3339, short.ValidUntil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, loc, _ := whipPost(t, h.url, "confA", "alice", "MIC", short.Token, offer); st != 201 {
+		t.Fatalf("fresh short token: %d", st)
+	} else {
+		whipDelete(t, h.url, loc, short.Token) // DELETE before expiry
+	}
+	for {
+		before := time.Now()
+		st, loc, _ := whipPost(t, h.url, "confA", "alice", "MIC", short.Token, offer)
+		if st == 401 {
+			if before.Before(until.Add(-time.Second)) {
+				t.Errorf("refused at %s, before its validity ends at %s", before, until)
+			}
+			break
+		}
+		if st != 201 {
+			t.Fatalf("short token: %d", st)
+		}
+		whipDelete(t, h.url, loc, keyA)
+		if time.Now().After(until.Add(5 * time.Second)) {
+			t.Fatalf("token still accepted at %s, valid until %s", time.Now(), until)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Finding 2: the WHIP limit was global and racy. Concurrent offers past an
+// organization's quota get 429, exactly the quota are created, and the other
+// organization is not disturbed. Run 20 times.
+func TestSecurity_WHIPQuota(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.Quotas.WHIPSessions = 5
+	h := startServiceConfig(t, cfg, nil)
+	offer := offerSDP(t)
+	for round := range 20 {
+		var created, refused atomic.Int32
+		var mu sync.Mutex
+		var locs []string
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				st, loc, reason := whipPost(t, h.url, "q", fmt.Sprint("u", i), "MIC", keyA, offer)
+				switch {
+				case st == 201:
+					created.Add(1)
+					mu.Lock()
+					locs = append(locs, loc)
+					mu.Unlock()
+				case st == 429 && reason == "quota_exceeded":
+					refused.Add(1)
+				default:
+					t.Errorf("round %d: offer %d: %d %s", round, i, st, reason)
+				}
+			})
+		}
+		wg.Wait()
+		if created.Load() != 5 || refused.Load() != 35 {
+			t.Fatalf("round %d: %d created, %d refused; want 5 and 35", round, created.Load(), refused.Load())
+		}
+		// The other organization still publishes.
+		st, loc, _ := whipPost(t, h.url, "q", "b", "MIC", keyB, offer)
+		if st != 201 {
+			t.Fatalf("round %d: orgB at orgA's quota: %d", round, st)
+		}
+		whipDelete(t, h.url, loc, keyB)
+		for _, l := range locs {
+			if st := whipDelete(t, h.url, l, keyA); st != 200 {
+				t.Fatalf("round %d: DELETE %s: %d", round, l, st)
+			}
+		}
+	}
+}
+
+// Finding 3: no cap on concurrent recordings. Concurrent starts past the
+// quota get 429 and the other organization is not disturbed. Run 20 times.
+func TestSecurity_RecordingQuota(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.Quotas.Recordings = 3
+	h := startServiceConfig(t, cfg, nil)
+	for round := range 20 {
+		var mu sync.Mutex
+		var started []RecordingDataEvent
+		var refused atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				var ev RecordingDataEvent
+				var e ErrorMessage
+				body := StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: fmt.Sprintf("r%d-%d", round, i)}
+				data, _ := json.Marshal(body)
+				st := h.do("POST", "/api/recordings/start", keyA, data, &e)
+				switch {
+				case st == 200:
+					h.do("GET", fmt.Sprintf("/api/recordings/r%d-%d/active", round, i), keyA, nil, &ev)
+					mu.Lock()
+					started = append(started, ev)
+					mu.Unlock()
+				case st == 429 && e.Reason == "quota_exceeded" && strings.Contains(e.Message, "quota of 3 recordings"):
+					refused.Add(1)
+				default:
+					t.Errorf("round %d: start %d: %d %+v", round, i, st, e)
+				}
+			})
+		}
+		wg.Wait()
+		if len(started) != 3 || refused.Load() != 9 {
+			t.Fatalf("round %d: %d started, %d refused; want 3 and 9", round, len(started), refused.Load())
+		}
+		evB, st := h.start(keyB, StartRecording{ApplicationID: "appB", ConferenceID: "f", ConversationID: fmt.Sprint("b", round)})
+		if st != 200 {
+			t.Fatalf("round %d: orgB at orgA's quota: %d", round, st)
+		}
+		for i, ev := range append(started, evB) {
+			key := keyA
+			if i == len(started) {
+				key = keyB
+			}
+			if st := h.do("POST", recPath(ev)+"/stop", key, nil, nil); st != 200 {
+				t.Fatalf("round %d: stop %s: %d", round, recPath(ev), st)
+			}
+		}
+	}
+	// maxDuration is capped by limits.maxDuration (default 24h).
+	var e ErrorMessage
+	if st := h.do("POST", "/api/recordings/start", keyA, `{"applicationId":"appA","conferenceId":"f","conversationId":"long","maxDuration":"100000h"}`, &e); st != 400 || !strings.Contains(e.Message, "limit") {
+		t.Errorf("maxDuration 100000h: %d %+v, want 400", st, e)
+	}
+}
+
+// Finding 10 (first half): SSE connections were unlimited. Concurrent
+// streams past the quota get 429; closing one frees its place. Run 20 times.
+func TestSecurity_SSEQuota(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.Quotas.SSEConnections = 2
+	h := startServiceConfig(t, cfg, nil)
+	for round := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var open, refused atomic.Int32
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var bodies []io.Closer
+		for range 10 {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
+				req.Header.Set("Authorization", keyA)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch resp.StatusCode {
+				case 200:
+					open.Add(1)
+					mu.Lock()
+					bodies = append(bodies, resp.Body)
+					mu.Unlock()
+					return
+				case 429:
+					refused.Add(1)
+				default:
+					t.Errorf("round %d: %d", round, resp.StatusCode)
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		if open.Load() != 2 || refused.Load() != 8 {
+			t.Fatalf("round %d: %d open, %d refused; want 2 and 8", round, open.Load(), refused.Load())
+		}
+		// orgB is not disturbed.
+		reqB, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
+		reqB.Header.Set("Authorization", keyB)
+		resp, err := http.DefaultClient.Do(reqB)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("round %d: orgB: %v %v", round, resp, err)
+		}
+		resp.Body.Close()
+		for _, b := range bodies {
+			b.Close()
+		}
+		cancel()
+		// The places come back once the server sees the streams close.
+		waitFor(t, 10*time.Second, func() bool { return h.svc.API.sse.Held("orgA") == 0 && h.svc.API.sse.Held("orgB") == 0 })
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Finding 10 (second half): a body could trickle in forever after a valid
+// key. It is cut off after limits.bodyTimeout (plus the header allowance).
+func TestSecurity_BodyReadDeadline(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.Limits.BodyTimeout = time.Second
+	h := startServiceConfig(t, cfg, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/recordings/start HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", keyA)
+	start := time.Now()
+	cut := make(chan time.Duration, 1)
+	go func() {
+		io.Copy(io.Discard, bufio.NewReader(conn)) // returns when the server closes
+		cut <- time.Since(start)
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case d := <-cut:
+			t.Logf("trickling body cut after %s", d)
+			return
+		case <-tick.C:
+			if time.Since(start) > 60*time.Second {
+				t.Fatal("a body trickling for 60s is still being read")
+			}
+			conn.Write([]byte(" ")) // one byte at a time: never finishes within the deadline
+		}
+	}
+}
+
+// Errors carry a request id, in the header and the body.
+func TestSecurity_RequestID(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	req, _ := http.NewRequest("GET", h.url+"/api/recordings/nothing", nil)
+	req.Header.Set("Authorization", keyA)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e ErrorMessage
+	json.NewDecoder(resp.Body).Decode(&e)
+	if id := resp.Header.Get(RequestIDHeader); id == "" || e.RequestID != id {
+		t.Errorf("request id: header %q, body %q", id, e.RequestID)
+	}
+}
+
+// CORS is answered on /whip/ only.
+func TestSecurity_CORSOnlyOnWHIP(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	for _, c := range []struct {
+		path string
+		cors bool
+	}{{"/whip/conf", true}, {"/api/recordings/start", false}, {"/api/events", false}, {"/v1/recordings", false}} {
+		req, _ := http.NewRequest("OPTIONS", h.url+c.path, nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin") != ""; got != c.cors {
+			t.Errorf("%s: CORS %v, want %v", c.path, got, c.cors)
+		}
+	}
+}
+
+// A browser publishes with a publish token and the recording has its tone.
+func TestSecurity_PublishWithTokenRecords(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	tok := mint(t, h, keyAControl, PublishTokenRequest{ConferenceID: "tconf", UserID: "alice", StreamTypes: []string{"MIC"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := synth.Join(ctx, h.whipClient(tok.Token), whip.Endpoint(h.url, "tconf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	ev, st := h.start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "tconf", ConversationID: "tc"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		var msg RecordingDataMessage
+		h.do("GET", recPath(ev), keyA, nil, &msg)
+		return len(msg.Streams) > 0
+	})
+	if st := h.do("POST", recPath(ev)+"/stop", keyA, nil, nil); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	var msg RecordingDataMessage
+	h.do("GET", recPath(ev), keyA, nil, &msg)
+	if len(msg.Streams) != 1 || msg.Streams[0].UserID != "alice" {
+		t.Errorf("streams: %+v", msg.Streams)
+	}
+}
