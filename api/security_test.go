@@ -170,18 +170,18 @@ func TestSecurity_Scopes(t *testing.T) {
 		method, path, key string
 		status            int
 	}{
-		{"GET", recPath(ev) + "/state", keyAControl, 403},                // control cannot read
-		{"POST", "/api/storageproviders/appA/verify", keyAControl, 403},  // nor verify
-		{"GET", recPath(ev) + "/storage/info", keyAControl, 403},         // nor see storage
-		{"GET", recPath(ev) + "/state", keyA, 200},                       // a key without scopes can
-		{"POST", "/api/recordings/start", keyBRead, 403},                 // read cannot start
-		{"GET", "/api/recordings/c1", keyBRead, 404},                     // reads only its organization
-		{"GET", "/v1/recordings", keyBRead, 200},                         // the telephony view is read too
-		{"DELETE", "/v1/recordings/" + ev.InstanceID, keyBRead, 403},     // delete is control
-		{"POST", "/api/publishtokens", keyBRead, 403},                    // minting tokens is control
-		{"GET", recPath(ev) + "/state", keyAPublish, 403},                // publish cannot read
-		{"POST", recPath(ev) + "/stop", keyAPublish, 403},                // nor stop
-		{"POST", "/api/recordings/start", "Bearer " + keyAPublish, 403},  // nor start
+		{"GET", recPath(ev) + "/state", keyAControl, 403},               // control cannot read
+		{"POST", "/api/storageproviders/appA/verify", keyAControl, 403}, // nor verify
+		{"GET", recPath(ev) + "/storage/info", keyAControl, 403},        // nor see storage
+		{"GET", recPath(ev) + "/state", keyA, 200},                      // a key without scopes can
+		{"POST", "/api/recordings/start", keyBRead, 403},                // read cannot start
+		{"GET", "/api/recordings/c1", keyBRead, 404},                    // reads only its organization
+		{"GET", "/v1/recordings", keyBRead, 200},                        // the telephony view is read too
+		{"DELETE", "/v1/recordings/" + ev.InstanceID, keyBRead, 403},    // delete is control
+		{"POST", "/api/publishtokens", keyBRead, 403},                   // minting tokens is control
+		{"GET", recPath(ev) + "/state", keyAPublish, 403},               // publish cannot read
+		{"POST", recPath(ev) + "/stop", keyAPublish, 403},               // nor stop
+		{"POST", "/api/recordings/start", "Bearer " + keyAPublish, 403}, // nor start
 	} {
 		if st := h.do(c.method, c.path, c.key, `{}`, &e); st != c.status || (st == 403 && e.Reason != "missing_scope") {
 			t.Errorf("%s %s with %s: %d %+v, want %d", c.method, c.path, c.key, st, e, c.status)
@@ -653,5 +653,54 @@ func TestSecurity_PublishWithTokenRecords(t *testing.T) {
 	h.do("GET", recPath(ev), keyA, nil, &msg)
 	if len(msg.Streams) != 1 || msg.Streams[0].UserID != "alice" {
 		t.Errorf("streams: %+v", msg.Streams)
+	}
+}
+
+// Finding 7: blackout times past 2262 overflowed when stored, and nothing
+// bounded how far ahead or how many. Times are now within
+// limits.blackoutHorizon of now, and blackouts count against a quota:
+// concurrent starts past it get 429. Run 20 times.
+func TestSecurity_Blackouts(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.Quotas.Blackouts = 3
+	h := startServiceConfig(t, cfg, nil)
+	var e ErrorMessage
+	for _, body := range []string{
+		`{"userId":"u","startTime":"2300-01-01T00:00:00Z"}`,
+		`{"userId":"u","stopTime":"2300-01-01T00:00:00Z"}`,
+		`{"userId":"u","startTime":"` + time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339) + `"}`,
+	} {
+		if st := h.do("POST", "/api/blackouts/start", keyA, body, &e); st != 400 || e.Reason != "invalid_time" {
+			t.Errorf("%s: %d %+v, want 400 invalid_time", body, st, e)
+		}
+	}
+	for round := range 20 {
+		var ok, refused atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 12 {
+			wg.Go(func() {
+				var e ErrorMessage
+				st := h.do("POST", "/api/blackouts/start", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), &e)
+				switch {
+				case st == 200:
+					ok.Add(1)
+				case st == 429 && e.Reason == "quota_exceeded":
+					refused.Add(1)
+				default:
+					t.Errorf("round %d: blackout %d: %d %+v", round, i, st, e)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 3 || refused.Load() != 9 {
+			t.Fatalf("round %d: %d started, %d refused; want 3 and 9", round, ok.Load(), refused.Load())
+		}
+		if st := h.do("POST", "/api/blackouts/start", keyB, `{"userId":"u0"}`, nil); st != 200 {
+			t.Fatalf("round %d: orgB at orgA's quota: %d", round, st)
+		}
+		h.do("POST", "/api/blackouts/stop", keyB, `{"userId":"u0"}`, nil)
+		for i := range 12 {
+			h.do("POST", "/api/blackouts/stop", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), nil)
+		}
 	}
 }

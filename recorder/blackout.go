@@ -76,6 +76,12 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 		}
 	}
 	now := m.now()
+	if err := m.blackoutWindow(now, "start", req.Start); err != nil {
+		return nil, err
+	}
+	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
+		return nil, err
+	}
 	if req.Start.IsZero() || req.Start.Before(now) {
 		req.Start = now
 	}
@@ -92,6 +98,16 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	m.lc.mu.Lock()
 	bo := m.lc.blackouts[key]
 	if bo == nil {
+		quota, held := m.cfg.Quotas.For(organizationID).Blackouts, 0
+		for k := range m.lc.blackouts {
+			if k.org == organizationID {
+				held++
+			}
+		}
+		if held >= quota {
+			m.lc.mu.Unlock()
+			return nil, QuotaError("blackouts", quota)
+		}
 		bo = &blackout{instanceSeen: map[string]bool{}}
 		bo.b = Blackout{OrganizationID: organizationID, UserID: req.UserID, Recordings: []string{}}
 		m.lc.blackouts[key] = bo
@@ -120,6 +136,17 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	return m.blackoutSnapshot(bo), nil
 }
 
+// blackoutWindow refuses a blackout time (zero: none) further than
+// limits.blackoutHorizon from now either way; times are stored as Unix
+// nanoseconds, which a time past 2262 would overflow.
+func (m *Manager) blackoutWindow(now time.Time, name string, t time.Time) error {
+	h := m.cfg.Limits.BlackoutHorizon
+	if !t.IsZero() && (t.After(now.Add(h)) || t.Before(now.Add(-h))) {
+		return errorf(KindInvalid, "invalid_time", "the blackout's %s time must be within %s of now", name, h)
+	}
+	return nil
+}
+
 // StopBlackout ends the blackout of userID at req.Stop (now when zero or
 // past). A participant without a blackout is not found.
 func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
@@ -129,6 +156,9 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 	m.loadBlackouts()
 	key := blackoutKey{organizationID, req.UserID}
 	now := m.now()
+	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
+		return nil, err
+	}
 	m.lc.mu.Lock()
 	bo := m.lc.blackouts[key]
 	if bo == nil {

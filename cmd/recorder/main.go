@@ -42,6 +42,7 @@ commands:
   demo     record a synthetic three-party conference end to end and print where every file went
   verify   --application APP [--json]: check an application's storage profile (exit 0 only if all checks pass)
   sign     [--application APP] [--ttl 1h] URL-or-object-key: print a signed URL for an object
+  token    --conference C --user U [--types MIC,CAM] [--ttl 10m] [--organization O]: print a WHIP publish token
   mix      [-o OUT.wav] [--rate 8000] MANIFEST.json|DIR: rebuild the mix from the per-track files
   compose  [-o OUT.mp4] [--layout grid|speaker|single] [--user ID] [--size 1280x720] [--fps 15] [--nice 10]
            MANIFEST.json|DIR: write composite.mp4, one video of the whole conference (ffmpeg)
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = mix(args, stdout, stderr)
 	case "compose":
 		err = compose(args, stdout, stderr)
+	case "token":
+		err = token(args, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

@@ -305,6 +305,43 @@ func TestCLI(t *testing.T) {
 	if err := storage.NewURLSigner([]byte("k123")).Check("GET", u); err != nil {
 		t.Errorf("signed URL does not check: %v", err)
 	}
+	// recorder token mints a publish token the recorder with that key accepts,
+	// for what it names only.
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"token", "--config", good, "--conference", "conf1", "--user", "alice", "--types", "MIC", "--ttl", "5m"}, 0},
+		{[]string{"token", "--config", good, "--conference", "../x", "--user", "alice"}, 1},
+		{[]string{"token", "--config", good, "--user", "alice"}, 1},
+		{[]string{"token", "--config", good, "--conference", "c", "--user", "alice", "--ttl", "100h"}, 1},
+	} {
+		out, err := exec.Command(recorderBin, tc.args...).Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, tc.code)
+			continue
+		}
+		if code != 0 {
+			continue
+		}
+		c, err := api.NewPublishTokens("k123", time.Hour).Check(strings.TrimSpace(string(out)))
+		if err != nil {
+			t.Fatalf("token %q does not check: %v", out, err)
+		}
+		if c.OrganizationID != "default" || c.ConferenceID != "conf1" || c.UserID != "alice" || len(c.StreamTypes) != 1 || c.StreamTypes[0] != "MIC" {
+			t.Errorf("claims %+v", c)
+		}
+		if d := time.Until(time.Unix(c.Expires, 0)); d > 5*time.Minute || d < 4*time.Minute {
+			t.Errorf("token valid for %s, want 5m", d)
+		}
+		if _, err := api.NewPublishTokens("another key", time.Hour).Check(strings.TrimSpace(string(out))); err == nil {
+			t.Error("the token checks under another signing key")
+		}
+	}
 }
 
 func TestDemo(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
@@ -161,5 +162,54 @@ func mix(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d Hz, %d channel, %.2f s, %d bytes\n", *out, m.SampleRate, m.Channels, m.Duration, m.Size)
+	return nil
+}
+
+// token prints a publish token (api.PublishTokens) signed with the recorder's
+// signing key: what POST /api/publishtokens returns, for a backend or a test
+// that runs beside the recorder.
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file")
+	org := fs.String("organization", "", "organizationId (default: the organization of the configured keys, when there is one)")
+	conf := fs.String("conference", "", "conferenceId the token publishes to (required)")
+	user := fs.String("user", "", "userId the token publishes as (required)")
+	types := fs.String("types", "MIC,CAM,SCREEN", "stream types the token allows, comma-separated")
+	ttl := durationFlag(fs, "ttl", api.DefaultPublishTokenTTL, "validity")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *conf == "" || *user == "" {
+		return errors.New("token: --conference and --user are required")
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	id, err := api.LoadIdentity(cfg)
+	if err != nil {
+		return err
+	}
+	if *org == "" {
+		orgs := map[string]bool{}
+		for _, k := range id.Keys {
+			orgs[k.OrganizationID] = true
+		}
+		if len(orgs) != 1 {
+			return errors.New("token: the keys belong to several organizations: give --organization")
+		}
+		for o := range orgs {
+			*org = o
+		}
+	}
+	tok, c, err := api.NewPublishTokens(id.SigningKey, cfg.Limits.PublishTokenTTL).Mint(api.PublishClaims{
+		OrganizationID: *org, ConferenceID: *conf, UserID: *user, StreamTypes: strings.Split(*types, ","),
+	}, *ttl)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	fmt.Fprintf(stderr, "valid until %s for %s/%s as %s (%s)\n", time.Unix(c.Expires, 0).UTC().Format(time.RFC3339), c.OrganizationID, c.ConferenceID, c.UserID, strings.Join(c.StreamTypes, ","))
 	return nil
 }
