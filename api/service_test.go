@@ -67,6 +67,13 @@ func startServiceConfig(t testing.TB, cfg *recorder.Config, log *slog.Logger) *h
 			return
 		}
 		stopped = true
+		// Connections the client dialled for concurrent requests but never
+		// used look new to the server, and Shutdown waits up to 5 s for a
+		// new connection's first request: close them first.
+		http.DefaultClient.CloseIdleConnections()
+		if h.client != nil {
+			h.client.CloseIdleConnections()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := svc.Shutdown(ctx); err != nil {
