@@ -703,8 +703,8 @@ func TestAPI_Telephony(t *testing.T) {
 	rec, _ := h.svc.Manager.ByID(ctx, "org1", ev.InstanceID)
 	b, _ := h.svc.Manager.Bucket(ctx, "app1")
 	attrs, err := b.Attributes(ctx, rec.Composition.Manifest.Key)
-	if err != nil || attrs.Metadata["user2"] != "1234567890" {
-		t.Errorf("manifest object metadata %v (%v), want user2", attrs, err)
+	if err != nil || attrs.Metadata["user-user2"] != "1234567890" {
+		t.Errorf("manifest object metadata %v (%v), want user-user2", attrs, err)
 	}
 	man, _ := b.ReadAll(ctx, rec.Composition.Manifest.Key)
 	if !strings.Contains(string(man), `"user2": "1234567890"`) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -702,5 +703,117 @@ func TestSecurity_Blackouts(t *testing.T) {
 		for i := range 12 {
 			h.do("POST", "/api/blackouts/stop", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), nil)
 		}
+	}
+}
+
+// Finding 9: a WHEP start failure echoed the SFU's internal URL and up to
+// 200 bytes of its reply. The caller now sees a generic message naming the
+// instanceId; the log has the cause.
+func TestSecurity_StartFailureIsGeneric(t *testing.T) {
+	sfu := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "internal-sfu-secret: db=10.1.2.3 token=abc", http.StatusInternalServerError)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sfu.Serve(ln)
+	t.Cleanup(func() { sfu.Close() })
+	cfg := twoOrgConfig(t.TempDir(), "")
+	internal := "http://" + ln.Addr().String() + "/internal-sfu/{conferenceId}/whep"
+	cfg.Applications["whepA"] = &recorder.Application{OrganizationID: "orgA",
+		Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: internal}}
+	var logs strings.Builder
+	var logMu sync.Mutex
+	h := startServiceConfig(t, cfg, slogTo(&logMu, &logs))
+	ev, st := h.start(keyA, StartRecording{ApplicationID: "whepA", ConferenceID: "room", ConversationID: "c"})
+	if st != 200 || ev.State != "FAILED" || ev.Error == nil || ev.Error.Code != "start_failed" {
+		t.Fatalf("start: %d %+v, want FAILED start_failed", st, ev)
+	}
+	var msg RecordingDataMessage
+	h.do("GET", recPath(ev), keyA, nil, &msg)
+	for _, text := range []string{ev.Error.Message, fmt.Sprintf("%+v", msg)} {
+		for _, secret := range []string{ln.Addr().String(), "internal-sfu", "10.1.2.3"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the caller sees %q: %s", secret, text)
+			}
+		}
+	}
+	if !strings.Contains(ev.Error.Message, ev.InstanceID) {
+		t.Errorf("message %q does not name the instanceId", ev.Error.Message)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logs.String(), "internal-sfu") || !strings.Contains(logs.String(), ev.InstanceID) {
+		t.Errorf("the log lacks the cause under the instanceId:\n%s", logs.String())
+	}
+}
+
+// /metrics can require a key, and move to an address of its own.
+func TestSecurity_Metrics(t *testing.T) {
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.MetricsKey = "metrics-key-0123"
+	h := startServiceConfig(t, cfg, nil)
+	get := func(url, key string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		key    string
+		status int
+	}{{"", 401}, {keyA, 401}, {"metrics-key-0123", 200}} {
+		if st := get(h.url+"/metrics", c.key); st != c.status {
+			t.Errorf("/metrics with %q: %d, want %d", c.key, st, c.status)
+		}
+	}
+	cfg2 := twoOrgConfig(t.TempDir(), "")
+	cfg2.MetricsListen = "127.0.0.1:0"
+	h2 := startServiceConfig(t, cfg2, nil)
+	if st := get(h2.url+"/metrics", ""); st != 404 {
+		t.Errorf("/metrics on the API address with metricsListen: %d, want 404", st)
+	}
+	if st := get(h2.svc.MetricsURL, ""); st != 200 {
+		t.Errorf("/metrics on %s: %d, want 200", h2.svc.MetricsURL, st)
+	}
+}
+
+// slogTo returns a logger writing text lines to b under mu.
+func slogTo(mu *sync.Mutex, b *strings.Builder) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{mu, b}, nil))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// Finding 5: start accepted an empty metadata key, which the update route
+// refused. Both refuse it now.
+func TestSecurity_EmptyMetadataKey(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	var e ErrorMessage
+	if st := h.do("POST", "/api/recordings/start", keyA, `{"applicationId":"appA","conferenceId":"f","conversationId":"c","metadata":{"":"x"}}`, &e); st != 400 || e.Reason != "invalid_field" {
+		t.Errorf("start with an empty metadata key: %d %+v, want 400", st, e)
+	}
+	ev, st := h.start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: "c"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	if st := h.do("POST", recPath(ev)+"/metadata", keyA, `{"metadata":{"":"x"}}`, &e); st != 400 {
+		t.Errorf("update with an empty metadata key: %d %+v, want 400", st, e)
 	}
 }

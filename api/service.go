@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,8 +54,11 @@ type Service struct {
 	// Node is this instance's membership of a fleet (store.driver
 	// postgres); nil for a lone recorder.
 	Node *cluster.Node
-	log  *slog.Logger
-	udp  func() error
+	// MetricsURL is where /metrics is served when metricsListen is set.
+	MetricsURL string
+	metrics    *http.Server // the metricsListen server; nil: /metrics is on Listen
+	log        *slog.Logger
+	udp        func() error
 }
 
 // Files in the data directory.
@@ -166,7 +170,21 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		Tokens: NewPublishTokens(signingKey, cfg.Limits.PublishTokenTTL)})
 	s.API = srv
 	root := http.NewServeMux()
-	root.Handle("GET /metrics", s.metricsHandler())
+	metrics := metricsGuard(cfg.MetricsKey, s.metricsHandler())
+	if cfg.MetricsListen != "" {
+		// /metrics on an address of its own (an internal network), not on Listen.
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fail(fmt.Errorf("api: metricsListen: %w", err))
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		s.metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+		s.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
+		go s.metrics.Serve(ln)
+	} else {
+		root.Handle("GET /metrics", metrics)
+	}
 	root.Handle("/", srv)
 	if s.Node != nil {
 		root.Handle(cluster.CommandPath, s.Node.Handler(s.Manager))
@@ -191,6 +209,22 @@ func openStore(ctx context.Context, cfg *recorder.Config) (*store.Store, error) 
 		sc.DSN = local
 	}
 	return store.OpenConfig(ctx, sc)
+}
+
+// metricsGuard requires "Authorization: Bearer <key>" on /metrics when key is set.
+func metricsGuard(key string, h http.Handler) http.Handler {
+	if key == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(key)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			writeError(w, http.StatusUnauthorized, "invalid_metrics_key", "/metrics needs the metrics key")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // dialOutAdapters adds an adapter for every application whose conferences
@@ -259,6 +293,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 }
 
 func (s *Service) close() {
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
 	if s.Node != nil {
 		s.Node.Stop()
 	}

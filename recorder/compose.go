@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -134,16 +135,60 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 	return m
 }
 
-// objectMetadata is the metadata stored with every object of rec.
+// MaxObjectMetadata bounds the metadata stored with an object, keys and
+// values together: S3 refuses an object whose user metadata is over 2 KB.
+const MaxObjectMetadata = 2048
+
+// UserMetadataPrefix starts the object metadata keys of a recording's own
+// metadata, so that they can never replace the recorder's keys.
+const UserMetadataPrefix = "user-"
+
+// objectMetadata is the metadata stored with every object of rec: the
+// recorder's keys, then the recording's metadata under UserMetadataPrefix,
+// in key order, as long as it fits MaxObjectMetadata and is printable ASCII
+// (what every provider's headers carry). What does not fit is in the
+// manifest only, and "user-metadata" is then "partial".
 func objectMetadata(rec *Recording) map[string]string {
 	md := map[string]string{
 		"organizationid": rec.OrganizationID, "conversationid": rec.ConversationID,
 		"recorderid": rec.RecorderID, "instanceid": rec.InstanceID, "applicationid": rec.ApplicationID,
 	}
-	for k, v := range rec.Metadata {
-		md[strings.ToLower(k)] = v
+	used := 0
+	for k, v := range md {
+		used += len(k) + len(v)
+	}
+	const partial = UserMetadataPrefix + "metadata"
+	room := MaxObjectMetadata - used - len(partial) - len("partial")
+	keys := make([]string, 0, len(rec.Metadata))
+	for k := range rec.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key, v := UserMetadataPrefix+strings.ToLower(k), rec.Metadata[k]
+		if _, taken := md[key]; taken || key == partial || !headerSafe(key, true) || !headerSafe(v, false) || len(key)+len(v) > room {
+			md[partial] = "partial"
+			continue
+		}
+		md[key] = v
+		room -= len(key) + len(v)
 	}
 	return md
+}
+
+// headerSafe reports whether s can travel in an HTTP header as an object
+// metadata key (letters, digits, '-', '_') or value (printable ASCII).
+func headerSafe(s string, key bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case key && !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'):
+			return false
+		case c < 0x20 || c > 0x7e:
+			return false
+		}
+	}
+	return true
 }
 
 func joinLocation(location, key string) string {

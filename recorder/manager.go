@@ -225,10 +225,8 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if owner := m.cfg.Owner(req.ApplicationID); owner != "" && owner != organizationID {
 		return nil, errorf(KindNotFound, "unknown_application", "application %s is not known to this organization", quoteID(req.ApplicationID))
 	}
-	for k, v := range req.Metadata {
-		if len(k) > 128 || len(v) > 4096 || len(req.Metadata) > 64 {
-			return nil, errorf(KindInvalid, "invalid_field", "metadata: at most 64 entries, keys up to 128 and values up to 4096 bytes")
-		}
+	if err := validMetadata(req.Metadata); err != nil {
+		return nil, err
 	}
 	app := m.Application(req.ApplicationID)
 	adapterKey := AdapterKey(req.ApplicationID)
@@ -296,7 +294,11 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		now := m.now()
 		cerr := s.commit(context.WithoutCancel(ctx), func(r *Recording) {
 			r.State, r.Stopped = StateFailed, now
-			r.Error = &ErrorInfo{Code: "start_failed", Message: err.Error(), Occurred: now}
+			// The cause may name internal hosts and quote their replies (a
+			// WHEP endpoint's URL and body): it goes to the log above, under
+			// the instanceId the caller has.
+			r.Error = &ErrorInfo{Code: "start_failed", Occurred: now,
+				Message: "the recorder could not join the conference; its log has the cause under instanceId " + r.InstanceID}
 		})
 		s.room.detach(s)
 		if s.media != nil {
