@@ -52,6 +52,10 @@ type Server struct {
 	ttl  time.Duration
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// routes is the route table (routes.go); folded maps the lower-case
+	// paths of case-insensitive routes to their registered paths.
+	routes []Route
+	folded map[string]string
 	// events serves the event stream (lifecycle.go).
 	events *events.Bus
 	// public are the route patterns served without an API key (auth.go).
@@ -77,32 +81,7 @@ func New(o Options) *Server {
 		s.keys[sha256.Sum256([]byte(k.Key))] = &k
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/recordings/start", s.auth(s.start))
-	mux.HandleFunc("POST /api/recordings/{conversationId}/{recorderId}/{instanceId}/stop", s.auth(s.stop))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}/state", s.auth(s.state))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}/storage/info", s.auth(s.storageInfo))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}", s.auth(s.recording))
-	mux.HandleFunc("GET /api/recordings/{conversationId}", s.auth(s.conversation))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/active", s.auth(s.active))
-	mux.HandleFunc("GET /api/compositions/{conversationId}", s.auth(s.composition))
-	mux.HandleFunc("POST /api/storageproviders/{applicationId}/verify", s.auth(s.verify))
-	s.handlePublic(mux, "GET /api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", s.attachment)
-	s.handlePublic(mux, "GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	s.handlePublic(mux, "GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.m.Draining() { // after the first SIGTERM (recorder/drain.go)
-			s.fail(w, r, &recorder.Error{Kind: recorder.KindUnavailable, Reason: "shutting_down",
-				Message: "the recorder is shutting down: it finishes its recordings and accepts no new ones"})
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	if o.WHIP != nil {
-		// The WHIP endpoint checks its own bearer tokens: API keys with the
-		// publish scope or publish tokens (Server.AuthorizePublish).
-		s.handlePublic(mux, "/whip/", o.WHIP.ServeHTTP)
-	}
-	mux.HandleFunc("POST /api/publishtokens", s.auth(s.publishToken))
-	s.lifecycleRoutes(mux) // the other seeds' routes (lifecycle.go)
+	s.register(mux, s.routeTable(o.WHIP)) // routes.go
 	s.mux = mux
 	return s
 }
@@ -115,6 +94,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = s.withRequestID(w, r)
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
+		if p := s.foldPath(r.URL.Path); p != "" { // seed 003's paths in any case
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = p, ""
+			s.ServeHTTP(w, r2)
+			return
+		}
 		s.mux.ServeHTTP(&routeError{w: w, r: r}, r)
 		return
 	}

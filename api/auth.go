@@ -14,32 +14,25 @@ import (
 
 // Authentication and scopes, in one place: Server.ServeHTTP calls
 // authenticate for every request a route matches, before the route's
-// handler runs. A route is public only when registered with handlePublic;
-// every other route, however it was added to the mux, needs an API key of
+// handler runs. A route is public only when its Auth in the route table
+// (routes.go) is not AuthAPIKey; every other route, however it was added to the mux, needs an API key of
 // the scope routeScope gives it. A new route is therefore authenticated and
 // scoped by construction.
 
 // routeScope is the scope a route pattern ("METHOD /path") needs: admin for
-// storage verification and storage info, read for GET and HEAD, control for
+// storage verification, storage info and agent registration, read for GET and HEAD, control for
 // everything else (start, stop, pause, metadata, blackouts, chat, cobrowse,
 // delete, publish tokens, commands).
 func routeScope(pattern string) string {
 	method, path, _ := strings.Cut(pattern, " ")
 	switch {
-	case strings.HasSuffix(path, "/verify") || strings.HasSuffix(path, "/storage/info"):
+	case strings.HasSuffix(path, "/verify") || strings.HasSuffix(path, "/storage/info"),
+		strings.HasPrefix(path, "/api/agents"): // registering seed 003's agents
 		return recorder.ScopeAdmin
 	case method == http.MethodGet || method == http.MethodHead:
 		return recorder.ScopeRead
 	}
 	return recorder.ScopeControl
-}
-
-// handlePublic registers a route that needs no API key: health, the signed
-// attachment URLs (the signature is the credential) and WHIP (which checks
-// its own bearer tokens).
-func (s *Server) handlePublic(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
-	s.public[pattern] = true
-	mux.HandleFunc(pattern, h)
 }
 
 type keyContext struct{}

@@ -9,41 +9,6 @@ import (
 	"github.com/rtcrec/recorder/recorder"
 )
 
-// The routes of the other seeds (DESIGN.md "Extensions from the other
-// seeds"): pause and resume (000, 002), status history (000), metadata,
-// blackouts and participants (003), chat and cobrowse (004), the command
-// envelope (002), the telephony view (001) and the event stream.
-func (s *Server) lifecycleRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/recordings/{conversationId}/{recorderId}/{instanceId}/pause", s.auth(s.pause))
-	mux.HandleFunc("POST /api/recordings/{conversationId}/{recorderId}/{instanceId}/resume", s.auth(s.resume))
-	mux.HandleFunc("POST /api/recordings/{conversationId}/{recorderId}/{instanceId}/metadata", s.auth(s.metadata))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/status", s.auth(s.statusHistory))
-	mux.HandleFunc("POST /api/blackouts/start", s.auth(s.blackoutStart))
-	mux.HandleFunc("POST /api/blackouts/stop", s.auth(s.blackoutStop))
-	mux.HandleFunc("GET /api/participants", s.auth(s.participants))
-	mux.HandleFunc("GET /api/participants/{userId}", s.auth(s.participant))
-	mux.HandleFunc("POST /api/recordings/chat/transcript/add", s.auth(s.chatAdd))
-	mux.HandleFunc("POST /api/recordings/cobrowse/event", s.auth(s.cobrowseAdd))
-	mux.HandleFunc("GET /api/recordings/{conversationId}/cobrowse", s.auth(s.cobrowseList))
-	// Registered as a catch-all below a recording so it cannot clash with the
-	// attachment route (whose first segment is the literal "attachment").
-	mux.HandleFunc("GET /api/recordings/{conversationId}/{recorderId}/{instanceId}/{rest...}", s.auth(s.recordingSub))
-	mux.HandleFunc("POST /api/commands", s.auth(s.command))
-	s.telephonyRoutes(mux)
-	if s.events != nil {
-		mux.Handle("GET /api/events", s.auth(func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
-			quota := s.m.Config().Quotas.For(k.OrganizationID).SSEConnections
-			release, ok := s.sse.Acquire(k.OrganizationID, quota)
-			if !ok {
-				s.fail(w, r, recorder.QuotaError("event streams", quota))
-				return
-			}
-			defer release()
-			s.events.Handler(func(*http.Request) (string, bool) { return k.OrganizationID, true }).ServeHTTP(w, r)
-		}))
-	}
-}
-
 func (s *Server) pause(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
 	s.setPaused(w, r, k, true)
 }

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
@@ -90,7 +93,7 @@ func referenceType(r *recorder.Recording) string {
 }
 
 func (s *Server) telephonyOf(r *recorder.Recording) TelephonyRecording {
-	t := TelephonyRecording{ID: r.InstanceID, CustomerID: r.OrganizationID, OwnerType: "", OwnerID: nilUUID,
+	t := TelephonyRecording{ID: r.InstanceID, CustomerID: s.m.Config().CustomerID(r.OrganizationID), OwnerType: "", OwnerID: nilUUID,
 		ActiveflowID: nilUUID, ReferenceType: referenceType(r), ReferenceID: r.ConferenceID,
 		Status: telephonyStatus(r, s.m.Finishing(r.InstanceID)), Format: "wav", OnEndFlowID: nilUUID,
 		TMStart: tmTime(r.Started), TMEnd: tmTime(r.Stopped), TMCreate: tmTime(r.Created),
@@ -100,15 +103,98 @@ func (s *Server) telephonyOf(r *recorder.Recording) TelephonyRecording {
 	}
 	if agent := r.Metadata["agentId"]; agent != "" {
 		t.OwnerType, t.OwnerID = "agent", agent
+		if _, err := uuid.Parse(agent); err != nil { // seed 003's integer ids get a name-based UUID
+			t.OwnerID = recorder.NameUUID(r.OrganizationID, "agent/"+agent)
+		}
 	}
 	return t
 }
 
-func (s *Server) telephonyRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/recordings", s.auth(s.telList))
-	mux.HandleFunc("GET /v1/recordings/{id}", s.auth(s.telGet))
-	mux.HandleFunc("DELETE /v1/recordings/{id}", s.auth(s.telDelete))
-	mux.HandleFunc("GET /v1/recordingfiles/{id}", s.auth(s.telFile))
+// telephonyRoutes are seed 001's routes, at the seed's own paths and under
+// /v1. The {id} of a call or conference route is a conferenceId; the
+// recording it starts has conversationId = conferenceId.
+func (s *Server) telephonyRoutes() []Route {
+	key := func(h authed) http.Handler { return s.auth(h) }
+	var rs []Route
+	for _, base := range []string{"", "/v1"} {
+		rs = append(rs,
+			Route{Method: "GET", Path: base + "/recordings", Seed: "001", handler: key(s.telList)},
+			Route{Method: "GET", Path: base + "/recordings/{id}", Seed: "001", handler: key(s.telGet)},
+			Route{Method: "DELETE", Path: base + "/recordings/{id}", Seed: "001", handler: key(s.telDelete)},
+			Route{Method: "GET", Path: base + "/recordingfiles/{id}", Seed: "001", handler: key(s.telFile)},
+		)
+		for _, kind := range []string{"calls", "conferences"} {
+			rs = append(rs,
+				Route{Method: "POST", Path: base + "/" + kind + "/{id}/recording_start", Seed: "001", handler: key(s.telStart)},
+				Route{Method: "POST", Path: base + "/" + kind + "/{id}/recording_stop", Seed: "001", handler: key(s.telStop)},
+			)
+		}
+	}
+	return rs
+}
+
+// CallRecordingStart is the optional body of POST /calls/{id}/recording_start.
+type CallRecordingStart struct {
+	ApplicationID string            `json:"application_id"` // default: the key's only application, or "default"
+	Format        string            `json:"format"`         // wav (the only one)
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// telStart starts recording the conference {id} (conversationId = {id}).
+func (s *Server) telStart(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	var cmd CallRecordingStart
+	if r.ContentLength != 0 && !decode(w, r, &cmd) {
+		return
+	}
+	if cmd.Format != "" && cmd.Format != "wav" {
+		writeError(w, http.StatusBadRequest, "invalid_field", "format must be wav")
+		return
+	}
+	conf := r.PathValue("id")
+	if err := recorder.ValidateID("id", conf); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	app, err := s.application(k, cmd.ApplicationID)
+	if err == nil {
+		var rec *recorder.Recording
+		rec, err = s.m.Start(r.Context(), k.OrganizationID, recorder.StartRequest{ApplicationID: app, ConferenceID: conf,
+			ConversationID: conf, Audio: true, Metadata: cmd.Metadata})
+		if err == nil {
+			writeJSON(w, http.StatusOK, s.telephonyOf(rec))
+			return
+		}
+	}
+	s.fail(w, r, err)
+}
+
+// telStop stops the recordings of the conference {id} (duplicates and screen
+// recordings too) and returns the newest, once its file is uploaded.
+func (s *Server) telStop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	conf := r.PathValue("id")
+	if err := recorder.ValidateID("id", conf); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var last *recorder.Recording
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	for _, rec := range s.m.Running(k.OrganizationID) {
+		if rec.ConferenceID != conf {
+			continue
+		}
+		stopped, err := s.m.Stop(ctx, k.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		last = stopped
+	}
+	if last == nil {
+		writeError(w, http.StatusConflict, "not_recording", "call "+conf+" is not being recorded")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.telephonyOf(last))
 }
 
 func (s *Server) telList(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {

@@ -23,6 +23,21 @@ var attachmentFolders = map[string]string{
 // {AttachmentPath}{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}.
 const AttachmentPath = "/api/recordings/attachment/"
 
+type urlPrefixKey struct{}
+
+// WithURLPrefix returns ctx with a path prefix for the attachment URLs signed
+// under it: the API sets seed 004's /auvious.video/rtc-recorder for requests
+// that came in under that prefix, so the URLs they get back are under it too.
+func WithURLPrefix(ctx context.Context, prefix string) context.Context {
+	return context.WithValue(ctx, urlPrefixKey{}, prefix)
+}
+
+// URLPrefix returns the prefix WithURLPrefix set on ctx, or "".
+func URLPrefix(ctx context.Context) string {
+	p, _ := ctx.Value(urlPrefixKey{}).(string)
+	return p
+}
+
 // Attachments makes the recorder's own signed URLs (HMAC, storage.URLSigner)
 // for objects of storage without native signed URLs (LOCAL, SFTP), and maps
 // such URLs back to object keys.
@@ -68,7 +83,7 @@ func (a *Attachments) SignKeyFunc(prefix string) func(ctx context.Context, key s
 			}
 		}
 		u := *a.Base
-		u.Path = strings.TrimSuffix(u.Path, "/") + AttachmentPath + kind + "/" + c + "/" + r + "/" + i + "/" + p
+		u.Path = strings.TrimSuffix(u.Path, "/") + URLPrefix(ctx) + AttachmentPath + kind + "/" + c + "/" + r + "/" + i + "/" + p
 		u.RawPath = ""
 		return a.Signer.Sign(method, &u, expiry).String(), nil
 	}

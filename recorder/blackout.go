@@ -64,8 +64,12 @@ type managerLifecycle struct {
 
 // StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of
 // the same participant that is already registered is replaced by the new
-// times. A stop time not after the start is invalid; a blackout never lasts
-// longer than the configured maxBlackout.
+// times. Times are applied as given (seed 003: they are the client's): a
+// start in the past is kept as the blackout's start, and the blackout is in
+// force from now on (media already written before now is not silenced). A
+// stop time not after the start, or a blackout that ended before it was
+// asked for, is invalid; a blackout never lasts longer than the configured
+// maxBlackout from its start.
 func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
 	if err := validUser(req.UserID); err != nil {
 		return nil, err
@@ -82,7 +86,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
 		return nil, err
 	}
-	if req.Start.IsZero() || req.Start.Before(now) {
+	if req.Start.IsZero() {
 		req.Start = now
 	}
 	limit := req.Start.Add(m.cfg.Defaults.MaxBlackout)
@@ -92,6 +96,10 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	}
 	if req.Stop.IsZero() || req.Stop.After(limit) {
 		req.Stop = limit
+	}
+	if !req.Stop.After(now) {
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout from %s ends at %s, before now: nothing to black out (maxBlackout is %s)",
+			req.Start.Format(time.RFC3339Nano), req.Stop.Format(time.RFC3339Nano), m.cfg.Defaults.MaxBlackout)
 	}
 	m.loadBlackouts()
 	key := blackoutKey{organizationID, req.UserID}
@@ -148,7 +156,8 @@ func (m *Manager) blackoutWindow(now time.Time, name string, t time.Time) error 
 }
 
 // StopBlackout ends the blackout of userID at req.Stop (now when zero or
-// past). A participant without a blackout is not found.
+// past). A blackout that has not begun is cancelled when the stop is not
+// after its start. A participant without a blackout is not found.
 func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
 	if err := validUser(req.UserID); err != nil {
 		return nil, err
@@ -168,6 +177,11 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 	if !req.Start.IsZero() && !req.Stop.IsZero() && !req.Stop.After(req.Start) {
 		m.lc.mu.Unlock()
 		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time is not after its start")
+	}
+	if !bo.b.Active && (req.Stop.IsZero() || !req.Stop.After(bo.b.Start)) { // not begun: cancelled
+		m.lc.mu.Unlock()
+		m.endBlackout(key, bo)
+		return m.blackoutSnapshot(bo), nil
 	}
 	if !req.Stop.IsZero() && !req.Stop.After(bo.b.Start) {
 		m.lc.mu.Unlock()

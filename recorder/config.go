@@ -40,6 +40,8 @@ type Config struct {
 	// Listen); MetricsKey, when set, is required as its bearer token.
 	MetricsListen string `yaml:"metricsListen"`
 	MetricsKey    string `yaml:"metricsKey"`
+	// Organizations: seed 001's customer ids and seed 003's agents (organization.go).
+	Organizations map[string]*Organization `yaml:"organizations"`
 }
 
 // The scopes of an API key (DESIGN.md "Security model").
@@ -349,6 +351,9 @@ func (c *Config) validate() error {
 	}
 	if err := validMix(c.Defaults.Mix); err != nil {
 		return fmt.Errorf("recorder: config: defaults.mix: %w", err)
+	}
+	if err := c.validateOrganizations(); err != nil {
+		return err
 	}
 	for id, a := range c.Applications {
 		if err := ValidateID("applicationId", id); err != nil {

@@ -70,6 +70,7 @@ type Manager struct {
 	closing  bool
 	bucketMu sync.Mutex
 	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
+	agents   agentTracker     // seed 003's agents (agents.go)
 	up       uploads          // the persisted upload queue (uploads.go)
 }
 
@@ -153,6 +154,7 @@ type StartRequest struct {
 	PauseBehavior  string            // optional: silence | skip
 	Mix            *MixSettings      // optional
 	MaxDuration    time.Duration     // optional; 0: the default
+	Only           *TrackFilter      // optional: record these tracks only
 }
 
 // Application returns the configuration of applicationID (see Config.Application).
@@ -199,7 +201,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		ConversationID: req.ConversationID, ConferenceID: req.ConferenceID, RecorderID: m.recorderID,
 		Audio: req.Audio, Video: req.Video, Duplicate: req.Duplicate, State: StateInitialised,
 		Created: m.now(), Metadata: req.Metadata, PauseBehavior: m.cfg.Defaults.PauseBehavior,
-		Mix: m.cfg.Defaults.Mix, MaxDuration: m.cfg.Defaults.MaxDuration, Streams: []*Stream{},
+		Mix: m.cfg.Defaults.Mix, MaxDuration: m.cfg.Defaults.MaxDuration, Streams: []*Stream{}, Only: req.Only,
 	}
 	if req.PauseBehavior != "" {
 		if req.PauseBehavior != "silence" && req.PauseBehavior != "skip" {

@@ -45,6 +45,13 @@ type ErrorInfo struct {
 	Occurred time.Time `json:"occurred"`
 }
 
+// TrackFilter selects the tracks a recording takes: those of UserID, of
+// StreamType when set.
+type TrackFilter struct {
+	UserID     string                `json:"userId"`
+	StreamType conference.StreamType `json:"streamType,omitempty"`
+}
+
 // Recording is everything known about one recording: what the API shows and
 // what survives a restart. Values returned by the Manager are copies.
 type Recording struct {
@@ -72,6 +79,9 @@ type Recording struct {
 	Streams        []*Stream         `json:"streams"`            // in order of arrival
 	Composition    *Composition      `json:"composition,omitempty"`
 	MixFrames      int64             `json:"mixFrames,omitempty"` // frames in mix.wav
+	// Only, when set, limits the recording to one participant's streams of
+	// one type (seed 003's screen recordings: an agent's SCREEN).
+	Only *TrackFilter `json:"only,omitempty"`
 
 	// Lifecycle (pause.go, blackout.go, transcript.go, telephony.go).
 	Paused    bool                   `json:"paused,omitempty"`

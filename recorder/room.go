@@ -50,6 +50,7 @@ func (r *room) AddTrack(t *conference.Track) {
 		}
 	}
 	r.mu.Unlock()
+	r.m.agentTrack(r.key.org, t, 1) // agents.go
 	r.m.log.Info("track added", "conference", t.ConferenceID, "userId", t.UserID, "stream", t.StreamID,
 		"track", t.TrackID, "kind", t.Kind, "codec", t.Codec.MimeType)
 	r.m.wg.Add(1)
@@ -104,6 +105,7 @@ func (r *room) run(rt *roomTrack) {
 	for _, ts := range subs {
 		ts.end()
 	}
+	r.m.agentTrack(r.key.org, rt.t, -1)
 	r.m.log.Info("track ended", "conference", rt.t.ConferenceID, "userId", rt.t.UserID, "track", rt.t.TrackID)
 	r.m.gcRoom(r)
 }

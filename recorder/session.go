@@ -102,6 +102,9 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	if (t.Kind == conference.KindAudio && !s.rec.Audio) || (t.Kind == conference.KindVideo && !s.rec.Video) {
 		return nil
 	}
+	if f := s.rec.Only; f != nil && (t.UserID != f.UserID || f.StreamType != "" && t.StreamType != f.StreamType) {
+		return nil
+	}
 	streamID, trackID := safeName(t.StreamID), safeName(t.TrackID)
 	ext := composition.Extension(t.Codec.MimeType)
 	if ext == "" {

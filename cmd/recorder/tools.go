@@ -121,7 +121,7 @@ func sign(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(u.Path, recorder.AttachmentPath) {
+		if !strings.HasPrefix(strings.TrimPrefix(u.Path, api.Seed004Prefix), recorder.AttachmentPath) {
 			return fmt.Errorf("sign: %s is not an attachment URL (%s…)", u.Path, recorder.AttachmentPath)
 		}
 		if u.Host == "" {

@@ -90,6 +90,9 @@ type Track struct {
 	Kind         Kind       // AUDIO or VIDEO
 	Codec        Codec
 	Started      time.Time // when the track's first packet was expected (the stream connected)
+	// AgentID and AgentPhone are the seed-003 agent the publisher said it
+	// is (a WHIP publisher's ?agentId= and ?agentPhone=); empty when none.
+	AgentID, AgentPhone string
 
 	// Reader yields the track's RTP packets until the track ends.
 	Reader RTPReader

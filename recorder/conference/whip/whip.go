@@ -2,7 +2,7 @@
 // default conference adapter: any WHIP client (a browser, OBS, GStreamer, an
 // SFU) publishes to
 //
-//	POST /whip/{conferenceId}?userId=…&type=MIC|CAM|SCREEN
+//	POST /whip/{conferenceId}?userId=…&type=MIC|CAM|SCREEN[&agentId=…][&agentPhone=…]
 //	Authorization: Bearer <key>
 //	Content-Type: application/sdp
 //
@@ -10,6 +10,9 @@
 // which DELETE ends. Every received track goes to the Sink of its conference
 // (per organization, so tenants never see each other's conferences), whether
 // or not a recording of that conference runs.
+//
+// agentId (a positive integer) and agentPhone say which seed-003 agent
+// publishes; the recorder's agent tracker learns the agent from them.
 //
 // The package also has a WHIP Client, used by the demo and tests.
 package whip
@@ -24,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +84,7 @@ type Adapter struct {
 // session is one WHIP session: one publisher's PeerConnection.
 type session struct {
 	id, org, conference, user string
+	agentID, agentPhone       string // seed 003's agent, when the publisher named one
 	typ                       conference.StreamType
 	pc                        *webrtc.PeerConnection
 	closeOnce                 sync.Once
@@ -225,6 +230,19 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		httpError(w, http.StatusBadRequest, "invalid_field", err.Error())
 		return
 	}
+	agentID, agentPhone := q.Get("agentId"), q.Get("agentPhone")
+	if agentID != "" {
+		if n, err := strconv.ParseInt(agentID, 10, 64); err != nil || n <= 0 || strconv.FormatInt(n, 10) != agentID {
+			httpError(w, http.StatusBadRequest, "invalid_field", "agentId must be a positive integer")
+			return
+		}
+	}
+	if len(agentPhone) > 64 || strings.ContainsFunc(agentPhone, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+-.*#() ", r))
+	}) {
+		httpError(w, http.StatusBadRequest, "invalid_field", "agentPhone is up to 64 digits, letters and + - . * # ( ) or spaces")
+		return
+	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/sdp") {
 		httpError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/sdp")
 		return
@@ -255,7 +273,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		return
 	}
 
-	s := &session{id: newID(), org: org, conference: conf, user: user, typ: typ}
+	s := &session{id: newID(), org: org, conference: conf, user: user, agentID: agentID, agentPhone: agentPhone, typ: typ}
 	if status, reason, msg := a.reserve(s); status != 0 {
 		httpError(w, status, reason, msg)
 		return
@@ -412,7 +430,7 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
 		}
 	}
 	ct := &conference.Track{
-		ConferenceID: s.conference, UserID: s.user, StreamID: s.id,
+		ConferenceID: s.conference, UserID: s.user, StreamID: s.id, AgentID: s.agentID, AgentPhone: s.agentPhone,
 		TrackID:    strings.ToLower(string(kind)) + mid,
 		StreamType: s.typ, Kind: kind, Started: time.Now().UTC(),
 		Codec:           conference.CodecOf(c),
