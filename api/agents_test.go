@@ -359,3 +359,22 @@ func TestSeed003_AgentRoutesAndAdmin(t *testing.T) {
 		t.Errorf("deleted agent: %d", st)
 	}
 }
+
+func FuzzAgentCommand(f *testing.F) {
+	for _, s := range []string{`{"AgentIdentifier":"Id","Value":"1"}`, `{"AgentIdentifier":"Phone","Value":805003}`,
+		`{"AgentIdentifier":"Phone","Value":"5003","CallMetadata":{"user2":"1"},"CallIdentifier":111222}`,
+		`{"Value":1e400}`, `{"Value":null}`, `{"Value":[1]}`, `{"BlackoutStartTime":"2024-01-21T21:36:14+02:00","TimeOffset":3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c AgentCommand
+		if json.Unmarshal(b, &c) != nil {
+			return
+		}
+		bc := BlackoutCommand{BlackoutStartTime: c.BlackoutStartTime, BlackoutStopTime: c.BlackoutStopTime, SeedTimeOffset: c.TimeOffset}
+		start, stop, err := bc.times(time.Now(), false)
+		if err == nil && !stop.IsZero() && !stop.After(start) {
+			t.Errorf("times %v %v accepted", start, stop)
+		}
+	})
+}

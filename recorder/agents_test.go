@@ -155,3 +155,26 @@ func TestManager_BlackoutTimesAsGiven(t *testing.T) {
 		t.Errorf("second stop: %v, want not found", err)
 	}
 }
+
+func FuzzAgentRef(f *testing.F) {
+	for _, s := range []string{"2", "5003", "805003", "-1", "0x10", " 7 ", "99999999999999999999", "+1 (555) 010-0000", "a\x00"} {
+		f.Add("Id", s)
+		f.Add("Phone", s)
+	}
+	f.Fuzz(func(t *testing.T, by, value string) {
+		if n, err := ParseAgentID(value); err == nil && n <= 0 {
+			t.Errorf("ParseAgentID(%q) = %d", value, n)
+		}
+		if validPhone(value) == nil && len(value) > MaxAgentPhone {
+			t.Errorf("phone of %d bytes accepted", len(value))
+		}
+		var tr agentTracker
+		tr.agents = map[agentKey]*agentState{}
+		tr.learn("org", &conference.Track{ConferenceID: "c", UserID: "u", AgentID: value, AgentPhone: value})
+		for k := range tr.agents {
+			if k.id <= 0 {
+				t.Errorf("learnt agent id %d from %q", k.id, value)
+			}
+		}
+	})
+}
