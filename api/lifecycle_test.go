@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/events"
@@ -628,8 +629,8 @@ func TestAPI_Telephony(t *testing.T) {
 		t.Fatalf("get: %d", st)
 	}
 	tm := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$`)
-	if tr.ID != ev.InstanceID || tr.CustomerID != "org1" || tr.Status != StatusEnded || tr.Format != "wav" ||
-		tr.ReferenceType != ReferenceCall || tr.ReferenceID != "tconf" || tr.OwnerType != "agent" || tr.OwnerID != "a-1" ||
+	if tr.ID != ev.InstanceID || tr.CustomerID != h.svc.Config.CustomerID("org1") || tr.Status != StatusEnded || tr.Format != "wav" ||
+		tr.ReferenceType != ReferenceCall || tr.ReferenceID != "tconf" || tr.OwnerType != "agent" || tr.OwnerID != recorder.NameUUID("org1", "agent/a-1") ||
 		tr.ActiveflowID != nilUUID || tr.OnEndFlowID != nilUUID || tr.TMDelete != NotYet {
 		t.Errorf("ended recording: %+v", tr)
 	}
@@ -866,13 +867,23 @@ func TestTelephonyStatus(t *testing.T) {
 		{recorder.StateActive, true, StatusStopping},
 		{recorder.StatePendingRecovery, false, StatusStopping},
 		{recorder.StateStopped, false, StatusEnded},
-		{recorder.StateFailed, false, StatusEnded},
+		{recorder.StateFailed, false, StatusFailed}, // without a mix
 		{recorder.StateAborted, false, StatusEnded},
 	}
 	for _, tt := range tests {
 		if got := telephonyStatus(&recorder.Recording{State: tt.state}, tt.finishing); got != tt.want {
 			t.Errorf("%s (finishing %v): %s, want %s", tt.state, tt.finishing, got, tt.want)
 		}
+	}
+	withMix := &recorder.Recording{State: recorder.StateFailed, Composition: &recorder.Composition{
+		Outputs: []recorder.Output{{Object: &recorder.ObjectFile{Key: "k"}}}}}
+	if got := telephonyStatus(withMix, false); got != StatusEnded {
+		t.Errorf("FAILED with its mix uploaded: %s, want ended", got)
+	}
+	if b := emptyWAV(8000, 1); len(b) != 44 {
+		t.Errorf("empty WAV of %d bytes", len(b))
+	} else if h, err := wavwriter.ParseHeader(b); err != nil || h.DataSize != 0 || h.SampleRate != 8000 {
+		t.Errorf("empty WAV header %+v %v", h, err)
 	}
 	streams := func(users ...string) *recorder.Recording {
 		r := &recorder.Recording{}

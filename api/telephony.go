@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -46,6 +47,9 @@ const (
 	StatusRecording  = "recording"
 	StatusStopping   = "stopping"
 	StatusEnded      = "ended"
+	// StatusFailed is our addition to seed 001's statuses: the recording
+	// ended without a file (its error says why, in the seed-004 views).
+	StatusFailed = "failed"
 
 	ReferenceCall       = "call"
 	ReferenceConfbridge = "confbridge"
@@ -66,9 +70,12 @@ func tmTime(t time.Time) string {
 
 // telephonyStatus maps a recording to seed 001's status: initiating until
 // ACTIVE, recording while ACTIVE, stopping while its files are written and
-// uploaded (or recovered), ended when final.
+// uploaded (or recovered), ended when final; failed (ours) when it failed
+// without a mix to download.
 func telephonyStatus(r *recorder.Recording, finishing bool) string {
 	switch {
+	case r.State == recorder.StateFailed && !r.UploadsPending() && !hasMix(r):
+		return StatusFailed
 	case r.State.Final() && !r.UploadsPending():
 		return StatusEnded
 	case finishing || r.State == recorder.StatePendingRecovery || r.UploadsPending(): // uploads still retried (recorder/uploads.go)
@@ -255,6 +262,41 @@ func (s *Server) telDelete(w http.ResponseWriter, r *http.Request, k *recorder.A
 	writeJSON(w, http.StatusOK, s.telephonyOf(rec))
 }
 
+// mixKey returns the object key of rec's uploaded mix, or "".
+func mixKey(rec *recorder.Recording) string {
+	if c := rec.Composition; c != nil {
+		for _, o := range c.Outputs {
+			if o.Object != nil && o.Object.Error == nil {
+				return o.Object.Key
+			}
+		}
+	}
+	return ""
+}
+
+func hasMix(rec *recorder.Recording) bool { return mixKey(rec) != "" }
+
+// emptyWAV is a 16-bit PCM WAV of rate and channels without samples.
+func emptyWAV(rate, channels int) []byte {
+	var b memFile
+	if w, err := wavwriter.NewWith(&b, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(channels)); err == nil {
+		w.Close()
+	}
+	return b.b
+}
+
+// memFile is an in-memory io.Writer and io.WriterAt.
+type memFile struct{ b []byte }
+
+func (m *memFile) Write(p []byte) (int, error) { m.b = append(m.b, p...); return len(p), nil }
+
+func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if end := int(off) + len(p); end > len(m.b) {
+		m.b = append(m.b, make([]byte, end-len(m.b))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
 // telFile redirects (307) to a signed URL of the recording's mix.
 func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
 	rec, err := s.m.ByID(r.Context(), k.OrganizationID, r.PathValue("id"))
@@ -266,19 +308,23 @@ func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *recorder.API
 		writeError(w, http.StatusNotFound, "deleted", "recording "+rec.InstanceID+" was deleted")
 		return
 	}
-	var key string
-	if c := rec.Composition; c != nil {
-		for _, o := range c.Outputs {
-			if o.Object != nil && o.Object.Error == nil {
-				key = o.Object.Key
-			}
-		}
-	}
+	key := mixKey(rec)
 	if key == "" {
-		if !rec.State.Final() {
+		switch {
+		case !rec.State.Final() || rec.UploadsPending():
 			writeError(w, http.StatusConflict, "not_ended", "recording "+rec.InstanceID+" has not ended: its file is not ready")
-		} else {
-			writeError(w, http.StatusNotFound, "no_file", "recording "+rec.InstanceID+" has no uploaded file")
+		case rec.State == recorder.StateAborted && !rec.HadMedia():
+			// Nothing was heard: the file is a WAV without samples.
+			w.Header().Set("Content-Type", "audio/wav")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+rec.InstanceID+`.wav"`)
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(emptyWAV(rec.Mix.SampleRate, rec.Mix.Channels))
+		default:
+			msg := "recording " + rec.InstanceID + " has no uploaded file"
+			if rec.Error != nil {
+				msg += ": " + rec.Error.Code + ": " + rec.Error.Message
+			}
+			writeError(w, http.StatusNotFound, "no_file", msg)
 		}
 		return
 	}

@@ -456,7 +456,8 @@ func (tr *agentTracker) find(org string, t *conference.Track) *agentState {
 // learn registers the agent a publisher named; the caller holds the lock.
 func (tr *agentTracker) learn(org string, t *conference.Track) *agentState {
 	id, _ := strconv.ParseInt(t.AgentID, 10, 64)
-	if id <= 0 {
+	if id <= 0 { // the next free id
+		id = 0
 		for k := range tr.agents {
 			if k.org == org && k.id > id {
 				id = k.id

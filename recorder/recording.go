@@ -228,6 +228,9 @@ func (r *Recording) stream(id string) *Stream {
 }
 
 // hadMedia reports whether any track was recorded.
+// HadMedia reports whether any track of r received a packet.
+func (r *Recording) HadMedia() bool { return r.hadMedia() }
+
 func (r *Recording) hadMedia() bool {
 	for _, s := range r.Streams {
 		for _, t := range s.Tracks {
