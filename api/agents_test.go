@@ -3,9 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -377,4 +380,105 @@ func FuzzAgentCommand(f *testing.F) {
 			t.Errorf("times %v %v accepted", start, stop)
 		}
 	})
+}
+
+// TestSeed003_ScreenRecord: an agent in a call shares its screen; the seed's
+// ScreenRecord routes record that screen share alone, as video (not the
+// agent's microphone, not another participant's camera), with its metadata.
+func TestSeed003_ScreenRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	vp8 := vp8Frames(t, 4)
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	c := h.whipClient(key1)
+	publish := func(endpoint string, tracks ...*webrtc.TrackLocalStaticSample) {
+		var tl []webrtc.TrackLocal
+		for _, tr := range tracks {
+			tl = append(tl, tr)
+		}
+		p, err := c.Publish(ctx, endpoint, tl...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close(context.Background()) })
+		if err := p.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob, err := synth.Join(ctx, c, whip.Endpoint(h.url, "scall", "bob", "MIC")+"&agentId=7", "bob", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Leave(context.Background())
+	screen, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "bob-screen")
+	publish(whip.Endpoint(h.url, "scall", "bob", "SCREEN")+"&agentId=7", screen)
+	go sendLoop(sendCtx, screen, vp8, time.Second/30)
+	cam, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "carol-cam")
+	publish(whip.Endpoint(h.url, "scall", "carol", "CAM"), cam)
+	go sendLoop(sendCtx, cam, vp8, time.Second/30)
+
+	var a AgentMessage
+	for a.ActiveCall == nil || len(a.InactiveCalls)+len(a.DesktopOnlySessions) != 0 {
+		h.do("GET", "/api/Agent?agentIdentifier=Id&value=7", key1, nil, &a)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("agent 7: %+v", a)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var raw json.RawMessage
+	if st := h.do("POST", "/api/ScreenRecord/StartForAgent", key1, `{"AgentIdentifier":"Id", "Value":"7", "CallMetadata":{"user1":"API Initiated"}}`, &raw); st != 200 {
+		t.Fatalf("ScreenRecord/StartForAgent: %d %s", st, raw)
+	}
+	json.Unmarshal(raw, &a)
+	if s := a.ActiveCall.ScreenRecordings; len(s) != 1 || s[0].RelatedCallInstance != "scall" || s[0].RecordingState != "Recording" || len(a.ActiveCall.Recordings) != 0 {
+		t.Fatalf("after ScreenRecord/StartForAgent: %+v", a.ActiveCall)
+	}
+	status, _ := agentSeed(t)
+	sameShape(t, "ScreenRecord/StartForAgent", status, raw, nil, "ActiveCall.Metadata.")
+	var e ErrorMessage
+	if st := h.do("POST", "/api/ScreenRecord/StartForAgent", key1, `{"AgentIdentifier":"Id","Value":"7"}`, &e); st != 409 || e.Reason != "already_recording" {
+		t.Errorf("second ScreenRecord/StartForAgent: %d %+v", st, e)
+	}
+	time.Sleep(2 * time.Second)
+	if st := h.do("POST", "/api/ScreenRecord/UpdateForAgent", key1, `{"AgentIdentifier":"Id","Value":"7","CallMetadata":{"user2":"later"}}`, &a); st != 200 {
+		t.Errorf("ScreenRecord/UpdateForAgent: %d", st)
+	}
+	if st := h.do("POST", "/api/ScreenRecord/StopForAgent", key1, `{"AgentIdentifier":"Id","Value":"7","CallMetadata":{"user1":"API Initiated"}}`, &a); st != 200 || len(a.ActiveCall.ScreenRecordings) != 0 {
+		t.Fatalf("ScreenRecord/StopForAgent: %d %+v", st, a.ActiveCall)
+	}
+	stopSending()
+	var conv ConversationMessage
+	if st := h.do("GET", "/api/recordings/scall-screen", key1, nil, &conv); st != 200 || len(conv.Recordings) != 1 {
+		t.Fatalf("the screen recording: %d %+v", st, conv)
+	}
+	rec := conv.Recordings[0]
+	if len(rec.Streams) != 1 || rec.Streams[0].UserID != "bob" || rec.Streams[0].Type != "SCREEN" || len(rec.Streams[0].Tracks) != 1 || rec.Streams[0].Tracks[0].Type != "VIDEO" {
+		t.Fatalf("the screen recording holds %+v, want bob's screen video only", rec.Streams)
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/scall-screen", key1, nil, &comp); st != 200 || len(comp.Streams) != 1 || len(comp.Streams[0].Tracks) != 1 {
+		t.Fatalf("composition of the screen recording: %d %+v", st, comp)
+	}
+	var man struct {
+		Metadata map[string]string `json:"metadata"`
+	}
+	if comp.Composition == nil || comp.Composition.Manifest == nil {
+		t.Fatalf("no manifest: %+v", comp.Composition)
+	}
+	json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man)
+	if man.Metadata["user1"] != "API Initiated" || man.Metadata["user2"] != "later" || man.Metadata["agentId"] != "7" {
+		t.Errorf("screen recording metadata %v", man.Metadata)
+	}
+	tr := comp.Streams[0].Tracks[0]
+	a0, _ := time.Parse(time.RFC3339Nano, tr.Started)
+	b0, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
+	if codec, d := probe(t, fetch(t, tr.URL), "screen"); codec != "vp8" || d < 1.5 || math.Abs(d-b0.Sub(a0).Seconds()) > 0.5 {
+		t.Errorf("screen track: ffprobe says %s %.2f s, want vp8 of %.2f s", codec, d, b0.Sub(a0).Seconds())
+	}
 }
