@@ -386,9 +386,9 @@ func (st *agentState) snapshot() *Agent {
 // agentTrack counts a track that started (delta 1) or ended (-1) for the
 // agent it belongs to: the one the publisher named (AgentID or AgentPhone),
 // learnt on first sight, or the agent whose userId sent it. It takes only the
-// tracker's lock (a leaf lock) and stores a newly learnt agent.
+// tracker's lock (a leaf lock); a newly learnt agent is stored on another
+// goroutine, so that a track never waits for the store.
 func (m *Manager) agentTrack(org string, t *conference.Track, delta int) {
-	m.loadAgents()
 	tr := &m.agents
 	now := m.now()
 	var learnt *Agent
@@ -426,7 +426,11 @@ func (m *Manager) agentTrack(org string, t *conference.Track, delta int) {
 	}
 	tr.mu.Unlock()
 	if learnt != nil {
-		m.persistAgent(context.Background(), learnt)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.persistAgent(context.Background(), learnt)
+		}()
 	}
 }
 

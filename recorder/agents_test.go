@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,16 @@ func TestManager_AgentLearntFromTracks(t *testing.T) {
 	if c := a.ActiveCall(); c == nil || c.ConferenceID != "conf1" || a.Call("conf2") != nil {
 		t.Errorf("after conf2 ended: active %+v, calls %+v", c, a.Calls)
 	}
-	// The agent is stored: a new Manager on the same store knows it (no calls).
+	// The agent is stored (on another goroutine): a new Manager on the same
+	// store knows it (no calls).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if stored, _ := st.Agents(context.Background()); len(stored) == 1 && strings.Contains(string(stored[0].Data), `"alice"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the learnt agent was not stored")
+		}
+	}
 	m2, err := NewManager(context.Background(), Options{Config: m.cfg, Store: st, RecorderID: "rec1", Logger: slog.Default()})
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +71,14 @@ func TestManager_AgentLearntFromTracks(t *testing.T) {
 }
 
 func TestManager_AgentRegistrationAndConfig(t *testing.T) {
-	m, _, _ := newTestManager(t)
-	m.cfg.Organizations = map[string]*Organization{"org": {Agents: []AgentConfig{{AgentID: 2, AgentPhone: "5003", SystemUsername: "me"}}}}
+	m0, _, st := newTestManager(t)
+	m0.cfg.Organizations = map[string]*Organization{"org": {Agents: []AgentConfig{{AgentID: 2, AgentPhone: "5003", SystemUsername: "me"}}}}
 	ctx := context.Background()
+	m, err := NewManager(ctx, Options{Config: m0.cfg, Store: st, RecorderID: "rec2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown(ctx)
 	a, err := m.AgentOf("org", AgentRef{By: "Id", Value: "2"})
 	if err != nil || a.UserID != "agent-2" || a.SystemUsername != "me" || a.Source != AgentFromConfig || a.Username != nil {
 		t.Fatalf("configured agent %+v %v", a, err)

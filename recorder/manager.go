@@ -95,6 +95,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if m.adapters == nil {
 		m.adapters = map[string]conference.Adapter{}
 	}
+	m.loadAgents() // before any track: the track path never waits for the store (agents.go)
 	for kind, a := range m.adapters {
 		if l, ok := a.(conference.Listener); ok {
 			l.Listen(func(org, conf string) conference.Sink { return m.room(roomKey{kind, org, conf}) })
