@@ -24,6 +24,7 @@ var conformance = []struct {
 	{"PutGetAcrossReopen", testPutGetAcrossReopen},
 	{"ListPages", testListPages},
 	{"Blackouts", testBlackouts},
+	{"Agents", testAgents},
 	{"MigrationsOnce", testMigrationsOnce},
 	{"Instances", testInstances},
 	{"Settings", testSettings},
@@ -192,6 +193,32 @@ func testBlackouts(t *testing.T, open opener) {
 	}
 	if err := s.DeleteBlackout(ctx, "o", "missing"); err != nil {
 		t.Errorf("deleting a missing blackout: %v", err)
+	}
+}
+
+func testAgents(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	for _, a := range []*Agent{{"o", 2, []byte(`{"agentPhone":"5003"}`)}, {"o", 1, []byte(`{}`)}, {"p", 2, []byte(`{}`)}} {
+		if err := s.PutAgent(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutAgent(ctx, &Agent{"o", 2, []byte(`{"agentPhone":"5005"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(t).Agents(ctx) // reopened: stored
+	if err != nil || len(got) != 3 || got[0].AgentID != 1 || got[1].AgentID != 2 || string(got[1].Data) != `{"agentPhone":"5005"}` || got[2].OrganizationID != "p" {
+		t.Fatalf("agents %+v, %v", got, err)
+	}
+	if err := s.DeleteAgent(ctx, "o", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAgent(ctx, "o", 99); err != nil {
+		t.Errorf("deleting a missing agent: %v", err)
+	}
+	if got, _ := s.Agents(ctx); len(got) != 2 {
+		t.Errorf("after delete: %+v", got)
 	}
 }
 

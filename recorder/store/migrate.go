@@ -109,6 +109,23 @@ CREATE TABLE IF NOT EXISTS settings (
 	value TEXT NOT NULL
 );`,
 	},
+	{
+		Version: 4, Name: "agents",
+		// Seed 003's agents (agents.go): the rest of an agent is JSON owned
+		// by package recorder.
+		SQLite: `CREATE TABLE IF NOT EXISTS agents (
+	organization_id TEXT NOT NULL,
+	agent_id        BIGINT NOT NULL,
+	data            BLOB NOT NULL,
+	PRIMARY KEY (organization_id, agent_id)
+);`,
+		Postgres: `CREATE TABLE IF NOT EXISTS agents (
+	organization_id TEXT NOT NULL,
+	agent_id        BIGINT NOT NULL,
+	data            BYTEA NOT NULL,
+	PRIMARY KEY (organization_id, agent_id)
+);`,
+	},
 }
 
 // migrationLock is the PostgreSQL advisory lock key held while migrating, so
