@@ -211,6 +211,36 @@ func (m *Manager) loadAgents() {
 	})
 }
 
+// refreshAgents reads the stored agents again, for the API's reads: in a
+// fleet another instance may have learnt or registered an agent since this
+// one started. Agents this instance knows keep their live calls; configured
+// ones keep the configuration's fields.
+func (m *Manager) refreshAgents(ctx context.Context) {
+	m.loadAgents()
+	stored, err := m.store.Agents(ctx)
+	if err != nil {
+		m.log.Warn("cannot read the stored agents", "err", err)
+		return
+	}
+	t := &m.agents
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, sa := range stored {
+		var a Agent
+		if json.Unmarshal(sa.Data, &a) != nil {
+			continue
+		}
+		a.OrganizationID, a.AgentID = sa.OrganizationID, sa.AgentID
+		key := agentKey{a.OrganizationID, a.AgentID}
+		switch st := t.agents[key]; {
+		case st == nil:
+			t.agents[key] = &agentState{a: a, calls: map[string]*callState{}}
+		case st.a.Source != AgentFromConfig:
+			st.a = a
+		}
+	}
+}
+
 func agentOfConfig(org string, c AgentConfig, source string) Agent {
 	a := Agent{OrganizationID: org, AgentID: c.AgentID, AgentPhone: c.AgentPhone, UserID: c.UserID,
 		BusinessUnit: c.BusinessUnit, SystemUsername: c.SystemUsername, CrmUsername: c.CrmUsername,
@@ -283,7 +313,7 @@ func (m *Manager) DeleteAgent(ctx context.Context, organizationID string, agentI
 
 // Agents returns the agents of organizationID by id, with their calls.
 func (m *Manager) Agents(organizationID string) []*Agent {
-	m.loadAgents()
+	m.refreshAgents(context.Background())
 	t := &m.agents
 	t.mu.Lock()
 	var out []*Agent
@@ -300,7 +330,7 @@ func (m *Manager) Agents(organizationID string) []*Agent {
 // AgentOf returns the agent ref names in organizationID: unknown agents are
 // not found, a malformed ref is invalid.
 func (m *Manager) AgentOf(organizationID string, ref AgentRef) (*Agent, error) {
-	m.loadAgents()
+	m.refreshAgents(context.Background())
 	t := &m.agents
 	var id int64
 	switch {

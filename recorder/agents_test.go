@@ -193,3 +193,25 @@ func FuzzAgentRef(f *testing.F) {
 		}
 	})
 }
+
+// TestManager_AgentsOfAnotherInstance: an agent another instance of a fleet
+// stores (same store) is known to this one's reads without a restart.
+func TestManager_AgentsOfAnotherInstance(t *testing.T) {
+	m, _, st := newTestManager(t)
+	ctx := context.Background()
+	other, err := NewManager(ctx, Options{Config: m.cfg, Store: st, RecorderID: "rec2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Shutdown(ctx)
+	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := m.AgentOf("org", AgentRef{By: "Phone", Value: "7000"})
+	if err != nil || a.AgentID != 9 || a.UserID != "zoe" {
+		t.Fatalf("agent registered on another instance: %+v %v", a, err)
+	}
+	if all := m.Agents("org"); len(all) != 1 {
+		t.Errorf("agents %+v", all)
+	}
+}
