@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -816,4 +818,47 @@ func TestSecurity_EmptyMetadataKey(t *testing.T) {
 	if st := h.do("POST", recPath(ev)+"/metadata", keyA, `{"metadata":{"":"x"}}`, &e); st != 400 {
 		t.Errorf("update with an empty metadata key: %d %+v, want 400", st, e)
 	}
+}
+
+// Finding 3 (second half): an ABORTED recording's local mix.wav and the
+// parts it had uploaded were never removed, not even by DELETE. Now a
+// recording that ends with no media leaves nothing behind.
+func TestSecurity_AbortedLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := twoOrgConfig(dir, "")
+	cfg.Uploads.ChunkInterval = 300 * time.Millisecond
+	h := startServiceConfig(t, cfg, nil)
+	ev, st := h.start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "empty", ConversationID: "nobody"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	files := func(root string) []string {
+		var out []string
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(p, ev.InstanceID) {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	// While it runs, the mix of silence grows and its parts are uploaded.
+	waitFor(t, 30*time.Second, func() bool {
+		for _, f := range files(filepath.Join(dir, "storage")) {
+			if strings.Contains(f, "parts") {
+				return true
+			}
+		}
+		return false
+	})
+	if len(files(filepath.Join(dir, "recordings"))) == 0 {
+		t.Fatal("no local files while recording")
+	}
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", keyA, nil, &stopped); st != 200 || stopped.State != "ABORTED" {
+		t.Fatalf("stop: %d %+v, want ABORTED", st, stopped)
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		return len(files(filepath.Join(dir, "recordings"))) == 0 && len(files(filepath.Join(dir, "storage"))) == 0
+	})
 }

@@ -326,11 +326,63 @@ func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string)
 	return len(parts), err
 }
 
+// discard removes what a recording that ended with no media left behind:
+// its local directory (a mix of silence, empty track files) and the parts
+// uploaded while it ran, once the part uploads in flight are done. It runs
+// in the background, tracked by the Manager's wait group.
+func (m *Manager) discard(rec *Recording) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if m.up.q != nil {
+			if err := m.up.q.Wait(ctx, rec.InstanceID); err != nil {
+				m.log.Warn("discarding a recording without media: part uploads still pending", "instanceId", rec.InstanceID, "err", err)
+			}
+		}
+		if err := os.RemoveAll(rec.Dir); err != nil {
+			m.log.Warn("cannot delete the local files of a recording without media", "dir", rec.Dir, "err", err)
+		}
+		m.deleteAllParts(ctx, rec)
+	}()
+}
+
+// deleteAllParts deletes every part of rec from its storage.
+func (m *Manager) deleteAllParts(ctx context.Context, rec *Recording) error {
+	if rec.Storage.Prefix == "" {
+		return nil
+	}
+	b, err := m.Bucket(ctx, rec.ApplicationID)
+	if err != nil {
+		return err
+	}
+	parts, err := b.List(ctx, rec.Storage.Prefix+chunkPrefix)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if err := b.Delete(ctx, p.Key); err != nil && storage.Code(err) != storage.NotFound {
+			return err
+		}
+	}
+	return nil
+}
+
 // deleteLatePart deletes a part verified after its file's final object (a
-// part job resumed by a restart that recovered the recording first).
+// part job resumed by a restart that recovered the recording first), or
+// after its recording ended with no media.
 func (m *Manager) deleteLatePart(part upload.Job) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if sr, err := m.store.Get(ctx, part.Metadata["organizationid"], part.RecordingID); err == nil {
+		if rec, err := decode(sr); err == nil && rec.State.Final() && !rec.hadMedia() {
+			if b, err := m.Bucket(ctx, part.ApplicationID); err == nil {
+				b.Delete(ctx, part.Key)
+			}
+			return
+		}
+	}
 	rel, _, _ := strings.Cut(strings.TrimPrefix(part.ID, part.RecordingID+"/"+chunkPrefix), ".part-")
 	jobs, err := m.up.q.Jobs(ctx, part.RecordingID)
 	if err != nil {

@@ -241,6 +241,9 @@ func (s *Session) finish(why stopReason) {
 	}); err != nil {
 		s.log.Error("cannot persist final state", "state", final, "err", err)
 	}
+	if !rec.hadMedia() {
+		s.m.discard(rec)
+	}
 	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
 }
 

@@ -123,6 +123,10 @@ func (m *Manager) Delete(ctx context.Context, organizationID, instanceID string)
 			return nil, &Error{Kind: KindUnavailable, Reason: "storage_unavailable", Message: "cannot delete " + key, Err: err}
 		}
 	}
+	// Parts left by an interrupted upload or a recording without media.
+	if err := m.deleteAllParts(ctx, r); err != nil {
+		return nil, &Error{Kind: KindUnavailable, Reason: "storage_unavailable", Message: "cannot delete the recording's parts", Err: err}
+	}
 	now := m.now()
 	return m.modify(ctx, organizationID, r.ConversationID, r.RecorderID, instanceID, func(r *Recording) error {
 		r.Deleted = now
