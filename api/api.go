@@ -226,7 +226,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, k *recorder.APIKe
 	req := recorder.StartRequest{
 		ApplicationID: cmd.ApplicationID, ConferenceID: cmd.ConferenceID, ConversationID: cmd.ConversationID,
 		Audio: cmd.Audio == nil || *cmd.Audio, Video: cmd.Video, Duplicate: cmd.Duplicate, Metadata: cmd.Metadata,
-		PauseBehavior: cmd.PauseBehavior, Mix: cmd.Mix,
+		PauseBehavior: cmd.PauseBehavior, Mix: cmd.Mix, Composite: cmd.Composite,
 	}
 	if cmd.MaxDuration != "" {
 		d, err := parseDuration(cmd.MaxDuration)
@@ -347,29 +347,7 @@ func (s *Server) composition(w http.ResponseWriter, r *http.Request, k *recorder
 	rec := rs[len(rs)-1]
 	sign := s.signer(r.Context(), rec)
 	msg := messageOf(rec, sign)
-	until := ts(time.Now().Add(s.ttl))
-	if c := rec.Composition; c != nil {
-		cd := &CompositionData{State: c.State, Outputs: []CompositionOutput{}}
-		for _, o := range c.Outputs {
-			co := CompositionOutput{Type: o.Type, Format: o.Format, SampleRate: o.SampleRate, Channels: o.Channels, Duration: o.Duration}
-			if o.Object != nil && o.Object.Error == nil {
-				co.Location, co.Size = o.Object.Location, size(o.Object.Size)
-				if co.URL = sign(o.Object.Key); co.URL != "" {
-					co.ValidUntil = until
-				}
-			}
-			cd.Outputs = append(cd.Outputs, co)
-		}
-		if m := c.Manifest; m != nil && m.Error == nil {
-			cd.Manifest = &SignedObject{Location: m.Location, URL: sign(m.Key)}
-			if cd.Manifest.URL != "" {
-				cd.Manifest.ValidUntil = until
-			}
-		}
-		msg.Composition = cd
-	} else {
-		msg.Composition = &CompositionData{State: "PENDING", Outputs: []CompositionOutput{}}
-	}
+	msg.Composition = compositionOf(rec, sign, ts(time.Now().Add(s.ttl))) // compositions.go
 	writeJSON(w, http.StatusOK, msg)
 }
 

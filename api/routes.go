@@ -61,6 +61,7 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 		{Method: "GET", Path: "/api/recordings/{conversationId}", Seed: "004", Seed004: true, handler: key(s.conversation)},
 		{Method: "GET", Path: "/api/recordings/{conversationId}/active", Seed: "004", Seed004: true, handler: key(s.active)},
 		{Method: "GET", Path: "/api/compositions/{conversationId}", Seed: "004", Seed004: true, handler: key(s.composition)},
+		{Method: "POST", Path: "/api/compositions/{conversationId}/{recorderId}/{instanceId}", handler: key(s.requestComposite)}, // composite.mp4 (compositions.go)
 		{Method: "POST", Path: "/api/storageproviders/{applicationId}/verify", Seed: "004", Seed004: true, handler: key(s.verify)},
 		{Method: "GET", Path: "/api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{path...}", Seed: "004", Seed004: true, Auth: AuthSignature, handler: fn(s.attachment)},
 		{Method: "POST", Path: "/api/recordings/chat/transcript/add", Seed: "004", Seed004: true, handler: key(s.chatAdd)},

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -35,6 +36,7 @@ type StartRecording struct {
 	PauseBehavior  string                `json:"pauseBehavior"`
 	Mix            *recorder.MixSettings `json:"mix"`
 	MaxDuration    string                `json:"maxDuration"` // Go duration ("90m") or seconds ("5400")
+	Composite      *composite.Settings   `json:"composite"`   // composite.mp4 once ended: {layout, width, height, fps, userId}
 }
 
 // ErrorData is seed 004's Error: {code, message, occurred}.
@@ -133,9 +135,10 @@ type RecordingDataMessage struct {
 
 // CompositionData describes the outputs built from a recording (an extension).
 type CompositionData struct {
-	State    string              `json:"state"`
+	State    string              `json:"state"` // PENDING | PROCESSING | COMPLETED | FAILED
 	Outputs  []CompositionOutput `json:"outputs"`
 	Manifest *SignedObject       `json:"manifest,omitempty"`
+	Error    *ErrorData          `json:"error,omitempty"` // why it FAILED
 }
 
 // CompositionOutput is one composed output, such as mix.wav.
@@ -149,6 +152,12 @@ type CompositionOutput struct {
 	Size       string  `json:"size,omitempty"`
 	URL        string  `json:"url,omitempty"`
 	ValidUntil string  `json:"validUntil,omitempty"`
+	SHA256     string  `json:"sha256,omitempty"` // checksum of the object
+	// The composite video's (type VIDEO, format mp4).
+	Layout string `json:"layout,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	FPS    int    `json:"fps,omitempty"`
 }
 
 // SignedObject is an object with a signed URL.

@@ -66,6 +66,9 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	}
 
 	uploadErr := errors.Join(errs...)
+	if rec.Composite != nil {
+		m.keepForComposite(rec) // composite.go: hard links survive the removal below
+	}
 	deleted := time.Time{}
 	if uploadErr == nil {
 		if err := os.RemoveAll(rec.Dir); err != nil {
@@ -89,6 +92,9 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			}
 		}
 		c := &Composition{State: state, Manifest: objects[composition.ManifestFile]}
+		if r.Composite != nil && c.Manifest != nil {
+			c.State = CompositionPending // the composite video is queued below (composite.go)
+		}
 		if mix != nil {
 			c.Outputs = []Output{{Type: "AUDIO", Format: "wav", SampleRate: mix.SampleRate, Channels: mix.Channels,
 				Duration: mix.Duration, File: composition.MixFile, Object: objects[composition.MixFile]}}
@@ -97,6 +103,17 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 		r.Composition = c
 	}); err != nil {
 		return err
+	}
+	if c := s.Snapshot().Composition; c != nil && c.State == CompositionPending {
+		if err := m.enqueueComposite(ctx, rec); err != nil {
+			now := m.now()
+			if cerr := s.commit(ctx, func(r *Recording) {
+				r.Composition.State = CompositionFailed
+				r.Composition.Error = &ErrorInfo{Code: "composite_not_queued", Message: err.Error(), Occurred: now}
+			}); cerr != nil {
+				s.log.Error("cannot record the composite's failure", "err", cerr)
+			}
+		}
 	}
 	if uploadErr != nil {
 		return fmt.Errorf("recorder: upload of %s: %w", rec.InstanceID, uploadErr)

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -42,6 +43,7 @@ type Config struct {
 	MetricsKey    string `yaml:"metricsKey"`
 	// Organizations: seed 001's customer ids and seed 003's agents (organization.go).
 	Organizations map[string]*Organization `yaml:"organizations"`
+	Composite     CompositeConfig          `yaml:"composite"` // composite video queue (composite.go)
 }
 
 // The scopes of an API key (DESIGN.md "Security model").
@@ -140,6 +142,9 @@ type Application struct {
 	// times (default 3) on Storage (uploads.go).
 	BackupStorage *StorageProfile `yaml:"backupStorage"`
 	BackupAfter   int             `yaml:"backupAfter"`
+	// Composite, when set, makes composite.mp4 of every recording of the
+	// application that does not ask otherwise (composite.go).
+	Composite *composite.Settings `yaml:"composite"`
 }
 
 // WebhookConfig is one webhook of an application: events (exact types such as
@@ -390,6 +395,14 @@ func (c *Config) validate() error {
 				return fmt.Errorf("recorder: config: applications.%s.storage.provider %q is not one of AMAZON_S3, AZURE_BLOB, GOOGLE_CLOUD, SFTP_STORAGE, LOCAL", id, a.Storage.Provider)
 			}
 		}
+		if a.Composite != nil {
+			if err := a.Composite.WithDefaults().Validate(); err != nil {
+				return fmt.Errorf("recorder: config: applications.%s.composite: %w", id, err)
+			}
+		}
+	}
+	if cc := c.Composite; cc.Workers < 0 || cc.Queue < 0 || cc.Threads < 0 || cc.Nice > 19 || cc.Nice < -1 {
+		return errors.New("recorder: config: composite: workers, queue and threads are not negative; nice is -1 (unchanged) to 19")
 	}
 	return nil
 }

@@ -115,10 +115,10 @@ func (m *Manager) modify(ctx context.Context, org, conv, rid, iid string, fn fun
 	if err != nil {
 		return nil, err
 	}
+	old := r.clone() // before fn: changed publishes what fn changed
 	if err := fn(r); err != nil {
 		return nil, err
 	}
-	old := r.clone()
 	r.Updated = m.now()
 	if err := m.put(ctx, r); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
@@ -72,6 +73,8 @@ type Manager struct {
 	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
 	agents   agentTracker     // seed 003's agents (agents.go)
 	up       uploads          // the persisted upload queue (uploads.go)
+	// composites is the persisted composite video queue (composite.go).
+	composites *composite.Queue
 }
 
 // NewManager creates a Manager, gives listening adapters their sinks and
@@ -105,6 +108,10 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.recover(ctx); err != nil {
+		m.stopUploads()
+		return nil, err
+	}
+	if err := m.startComposites(ctx); err != nil { // composite.go
 		m.stopUploads()
 		return nil, err
 	}
@@ -156,6 +163,9 @@ type StartRequest struct {
 	Mix            *MixSettings      // optional
 	MaxDuration    time.Duration     // optional; 0: the default
 	Only           *TrackFilter      // optional: record these tracks only
+	// Composite asks for composite.mp4 once the recording ended (composite.go);
+	// nil: the application's default, if any.
+	Composite *composite.Settings
 }
 
 // Application returns the configuration of applicationID (see Config.Application).
@@ -231,6 +241,11 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if err := validMetadata(req.Metadata); err != nil {
 		return nil, err
 	}
+	cs, err := m.compositeSettings(req.ApplicationID, req.Composite) // composite.go
+	if err != nil {
+		return nil, err
+	}
+	rec.Composite = cs
 	app := m.Application(req.ApplicationID)
 	adapterKey := AdapterKey(req.ApplicationID)
 	adapter := m.adapters[adapterKey]
@@ -517,6 +532,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 			return fmt.Errorf("recorder: shutdown: %d recordings still finishing: %w", n, ctx.Err())
 		}
 	}
+	m.closeComposites(ctx) // composite.go: cut compositions run again at the next start
 	if err := m.closeUploads(ctx); err != nil {
 		m.log.Warn("uploads left for the next start", "err", err)
 	}

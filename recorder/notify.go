@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/events"
@@ -97,22 +98,29 @@ func (m *Manager) changed(old, cur *Recording) {
 			}
 		}
 	}
-	if old.Composition == nil && cur.Composition != nil {
-		for _, o := range cur.Composition.Outputs {
-			if o.Object != nil {
-				uploaded(o.Object)
-			}
+	if cur.Composition == nil {
+		return
+	}
+	oldOut := map[string]bool{}
+	oldState := ""
+	if old.Composition != nil {
+		oldState = old.Composition.State
+		for _, o := range old.Composition.Outputs {
+			oldOut[o.File] = o.Object != nil
 		}
-		if cur.Composition.Manifest != nil {
-			uploaded(cur.Composition.Manifest)
+	}
+	for _, o := range cur.Composition.Outputs {
+		if o.Object != nil && !oldOut[o.File] {
+			uploaded(o.Object)
 		}
+	}
+	if old.Composition == nil && cur.Composition.Manifest != nil {
+		uploaded(cur.Composition.Manifest)
+	}
+	if cur.Composition.State != oldState { // composition.pending, .processing, .completed, .failed
 		d := recordingEventData(cur)
 		d.Composition = cur.Composition
-		typ := events.CompositionCompleted
-		if cur.Composition.State != "COMPLETED" {
-			typ = events.CompositionFailed
-		}
-		m.publish(ctx, cur, string(typ), d)
+		m.publish(ctx, cur, "composition."+strings.ToLower(cur.Composition.State), d)
 	}
 }
 

@@ -3,6 +3,7 @@ package recorder
 import (
 	"time"
 
+	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -82,6 +83,8 @@ type Recording struct {
 	// Only, when set, limits the recording to one participant's streams of
 	// one type (seed 003's screen recordings: an agent's SCREEN).
 	Only *TrackFilter `json:"only,omitempty"`
+	// Composite is the composite video asked for (composite.go); nil: none.
+	Composite *composite.Settings `json:"composite,omitempty"`
 
 	// Lifecycle (pause.go, blackout.go, transcript.go, telephony.go).
 	Paused    bool                   `json:"paused,omitempty"`
@@ -146,28 +149,39 @@ type ObjectFile struct {
 	Error    *ErrorInfo `json:"error,omitempty"`
 }
 
-// Composition is what was built from a finished recording: the mix and the manifest.
+// Composition is what was built from a finished recording: the mix, the
+// manifest and, when asked for, the composite video (composite.go).
 type Composition struct {
-	State    string      `json:"state"` // COMPLETED | FAILED
+	State    string      `json:"state"` // PENDING | PROCESSING (composite video) | COMPLETED | FAILED
 	Outputs  []Output    `json:"outputs"`
 	Manifest *ObjectFile `json:"manifest,omitempty"`
+	Error    *ErrorInfo  `json:"error,omitempty"` // why the composite video FAILED
 }
 
 // Output is one composed output.
 type Output struct {
-	Type       string      `json:"type"`   // AUDIO
-	Format     string      `json:"format"` // wav
+	Type       string      `json:"type"`   // AUDIO | VIDEO
+	Format     string      `json:"format"` // wav | mp4
 	SampleRate int         `json:"sampleRate"`
 	Channels   int         `json:"channels"`
 	Duration   float64     `json:"duration"` // seconds
-	File       string      `json:"file"`     // relative path: mix.wav
+	File       string      `json:"file"`     // relative path: mix.wav, composite.mp4
 	Object     *ObjectFile `json:"objectStorage,omitempty"`
+	// The composite video's layout and format.
+	Layout string `json:"layout,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	FPS    int    `json:"fps,omitempty"`
 }
 
 // clone returns a deep copy of r.
 func (r *Recording) clone() *Recording {
 	c := *r
 	c.Error = r.Error.clone()
+	if r.Composite != nil {
+		cs := *r.Composite
+		c.Composite = &cs
+	}
 	r.cloneLifecycle(&c)
 	if r.Metadata != nil {
 		c.Metadata = make(map[string]string, len(r.Metadata))
@@ -190,6 +204,7 @@ func (r *Recording) clone() *Recording {
 	if r.Composition != nil {
 		cc := *r.Composition
 		cc.Manifest = r.Composition.Manifest.clone()
+		cc.Error = r.Composition.Error.clone()
 		cc.Outputs = make([]Output, len(r.Composition.Outputs))
 		for i, o := range r.Composition.Outputs {
 			o.Object = o.Object.clone()

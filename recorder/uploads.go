@@ -353,8 +353,8 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == "upload_failed" {
 				rec.State, rec.Error = StateStopped, nil
 			}
-			if rec.Composition != nil {
-				rec.Composition.State = "COMPLETED"
+			if c := rec.Composition; c != nil && c.State == CompositionFailed && (c.Error == nil || c.Error.Code == "upload_failed") {
+				c.State, c.Error = CompositionCompleted, nil // the uploads that failed are done (a composite that failed otherwise stays FAILED)
 			}
 			if err := os.RemoveAll(rec.Dir); err == nil {
 				now := m.now()

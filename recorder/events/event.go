@@ -37,15 +37,17 @@ type Type string
 
 // The event types the recorder publishes.
 const (
-	StateUpdated         Type = "state.updated"
-	RecordingPaused      Type = "recording.paused"
-	RecordingResumed     Type = "recording.resumed"
-	BlackoutStarted      Type = "blackout.started"
-	BlackoutStopped      Type = "blackout.stopped"
-	UploadCompleted      Type = "upload.completed"
-	UploadFailed         Type = "upload.failed"
-	CompositionCompleted Type = "composition.completed"
-	CompositionFailed    Type = "composition.failed"
+	StateUpdated          Type = "state.updated"
+	RecordingPaused       Type = "recording.paused"
+	RecordingResumed      Type = "recording.resumed"
+	BlackoutStarted       Type = "blackout.started"
+	BlackoutStopped       Type = "blackout.stopped"
+	UploadCompleted       Type = "upload.completed"
+	UploadFailed          Type = "upload.failed"
+	CompositionPending    Type = "composition.pending"    // a composite video is queued
+	CompositionProcessing Type = "composition.processing" // ffmpeg is making it
+	CompositionCompleted  Type = "composition.completed"
+	CompositionFailed     Type = "composition.failed"
 )
 
 // String returns the type's wire name, for example "state.updated".
