@@ -123,19 +123,23 @@ type Mix struct {
 
 // Track is one track of the manifest.
 type Track struct {
-	StreamID   string    `json:"streamId"`
-	TrackID    string    `json:"trackId"`
-	UserID     string    `json:"userId"`
-	StreamType string    `json:"streamType"`
-	Kind       string    `json:"type"` // AUDIO | VIDEO
-	Codec      string    `json:"codec"`
-	File       string    `json:"file"`
-	Offset     float64   `json:"offset"`   // seconds from the recording's start
-	Duration   float64   `json:"duration"` // seconds between started and stopped
-	Started    time.Time `json:"started"`
-	Stopped    time.Time `json:"stopped"`
-	Size       int64     `json:"size"`
-	SHA256     string    `json:"sha256,omitempty"`
+	StreamID   string  `json:"streamId"`
+	TrackID    string  `json:"trackId"`
+	UserID     string  `json:"userId"`
+	StreamType string  `json:"streamType"`
+	Kind       string  `json:"type"` // AUDIO | VIDEO
+	Codec      string  `json:"codec"`
+	File       string  `json:"file"`
+	Offset     float64 `json:"offset"` // seconds from the recording's start
+	// MediaOffset is when the track's first packet was written (seconds from
+	// the recording's start): the time zero of its file, where the video
+	// writers place frames from. Absent in older manifests and recovered tracks.
+	MediaOffset *float64  `json:"mediaOffset,omitempty"`
+	Duration    float64   `json:"duration"` // seconds between started and stopped
+	Started     time.Time `json:"started"`
+	Stopped     time.Time `json:"stopped"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256,omitempty"`
 }
 
 // Interval is a time span relative to the recording's start, in seconds: a

@@ -143,6 +143,10 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 			if !tr.Stopped.IsZero() {
 				mt.Duration = tr.Stopped.Sub(tr.Started).Seconds()
 			}
+			if !tr.FirstPacket.IsZero() {
+				at := tr.FirstPacket.Sub(rec.Started).Seconds()
+				mt.MediaOffset = &at
+			}
 			if o := objects[tr.File]; o != nil {
 				mt.Size, mt.SHA256 = o.Size, o.SHA256
 			}

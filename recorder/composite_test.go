@@ -66,8 +66,10 @@ func compositeManager(t *testing.T, dir string, ffmpeg string, log *eventLog) (*
 	cfg.Composite.FFmpeg = ffmpeg
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1", Events: log,
-		Adapters:   map[string]conference.Adapter{"fake": fa},
-		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) { return filestore.OpenBucket(context.Background(), filestore.Options{Dir: filepath.Join(dir, "storage"), CreateDir: true}) }})
+		Adapters: map[string]conference.Adapter{"fake": fa},
+		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) {
+			return filestore.OpenBucket(context.Background(), filestore.Options{Dir: filepath.Join(dir, "storage"), CreateDir: true})
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

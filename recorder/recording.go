@@ -128,7 +128,10 @@ type Track struct {
 	Local   LocalFile       `json:"localStorage"`
 	Object  *ObjectFile     `json:"objectStorage,omitempty"`
 	Packets uint64          `json:"packets"`
-	Dropped uint64          `json:"dropped,omitempty"`
+	// FirstPacket is when the first packet was written: time zero of the
+	// track's file (the video writers start there), later than Started.
+	FirstPacket time.Time `json:"firstPacket,omitzero"`
+	Dropped     uint64    `json:"dropped,omitempty"`
 }
 
 // LocalFile is a file on the recorder's disk.

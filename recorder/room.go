@@ -213,6 +213,7 @@ type trackSub struct {
 	quiet  chan struct{} // closed by write when a closer waits
 	pkts   atomic.Uint64
 	errs   atomic.Uint64
+	first  atomic.Int64 // when the first packet was written (unix ns): the track file's time zero
 }
 
 // packetSink consumes one track's packets on its reader goroutine.
@@ -227,8 +228,8 @@ func (ts *trackSub) write(p *rtp.Packet) {
 	}
 	if ts.sink.WriteRTP(p) != nil {
 		ts.errs.Add(1)
-	} else {
-		ts.pkts.Add(1)
+	} else if ts.pkts.Add(1) == 1 {
+		ts.first.Store(ts.s.m.now().UnixNano())
 	}
 	if !ts.state.CompareAndSwap(subBusy, subIdle) {
 		close(ts.quiet) // state is subBusyClosing: the closer waits

@@ -165,6 +165,9 @@ func (s *Session) trackEnded(ts *trackSub) {
 				tr.Stopped = now
 				tr.Packets = ts.pkts.Load()
 				tr.Dropped = ts.errs.Load()
+				if first := ts.first.Load(); first != 0 {
+					tr.FirstPacket = time.Unix(0, first).UTC()
+				}
 				switch {
 				case closeErr != nil:
 					tr.Local.Error = &ErrorInfo{Code: "write_failed", Message: closeErr.Error(), Occurred: now}

@@ -33,6 +33,8 @@ type Options struct {
 	Threads  int    // ffmpeg -threads (0: ffmpeg's choice)
 	Preset   string // x264 preset; veryfast when empty
 	Logger   *slog.Logger
+
+	cpu *time.Duration // sums the tools' CPU time
 }
 
 // FontFiles are the fonts looked for when Options.FontFile is empty: Debian's
@@ -47,16 +49,17 @@ var FontFiles = []string{
 
 // Result describes a composite that was written.
 type Result struct {
-	File     string  `json:"file"` // the path written
-	Layout   string  `json:"layout"`
-	Width    int     `json:"width"`
-	Height   int     `json:"height"`
-	FPS      int     `json:"fps"`
-	Frames   int     `json:"frames"`
-	Duration float64 `json:"duration"` // seconds
-	Tiles    int     `json:"tiles"`    // participants and screen shares shown
-	Audio    bool    `json:"audio"`    // the mix is its audio
-	Elapsed  time.Duration
+	File     string        `json:"file"` // the path written
+	Layout   string        `json:"layout"`
+	Width    int           `json:"width"`
+	Height   int           `json:"height"`
+	FPS      int           `json:"fps"`
+	Frames   int           `json:"frames"`
+	Duration float64       `json:"duration"` // seconds
+	Tiles    int           `json:"tiles"`    // participants and screen shares shown
+	Audio    bool          `json:"audio"`    // the mix is its audio
+	Elapsed  time.Duration `json:"-"`        // wall time of Compose
+	CPU      time.Duration `json:"-"`        // CPU time (user and system) of the ffmpeg and ffprobe runs
 }
 
 // ComposePath composes the recording at path: a recording directory or its
@@ -110,6 +113,8 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	if err != nil {
 		return nil, err
 	}
+	var cpu time.Duration
+	o.cpu = &cpu
 	probe := func(file string) videoInfo {
 		vi, err := probeVideo(ctx, o, filepath.Join(dir, filepath.FromSlash(file)))
 		if err != nil {
@@ -194,9 +199,9 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 		}
 	}
 	res := &Result{File: out, Layout: s.Layout, Width: s.Width, Height: s.Height, FPS: s.FPS, Frames: p.tl.frames,
-		Duration: p.dur, Tiles: shown, Audio: mix != "", Elapsed: time.Since(started)}
+		Duration: p.dur, Tiles: shown, Audio: mix != "", Elapsed: time.Since(started), CPU: cpu}
 	o.Logger.Info("composite written", "file", out, "layout", s.Layout, "duration", p.dur, "tiles", shown,
-		"elapsed", res.Elapsed.Round(time.Millisecond))
+		"elapsed", res.Elapsed.Round(time.Millisecond), "cpu", res.CPU.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -233,7 +238,11 @@ func run(ctx context.Context, o Options, dir, name string, args ...string) ([]by
 			o.Logger.Warn("composite: cannot lower the priority of "+filepath.Base(name), "err", err)
 		}
 	}
-	if err := cmd.Wait(); err != nil {
+	err := cmd.Wait()
+	if o.cpu != nil && cmd.ProcessState != nil {
+		*o.cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("composite: %s: %w", filepath.Base(name), ctx.Err())
 		}

@@ -1,6 +1,7 @@
 package composite
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,7 @@ type part struct {
 	user      string
 	color     string  // video colour (ffmpeg name); "" for audio only
 	size      string  // video size
+	rate      int     // video frame rate (15 when 0)
 	freq      float64 // tone
 	from, to  float64 // seconds of the recording
 	videoLag  float64 // the video file's first frame, seconds after the track start (as the recorder's first keyframe)
@@ -44,7 +46,7 @@ type fixture struct {
 
 const mixRate = 8000
 
-func ffmpegRun(t *testing.T, args ...string) {
+func ffmpegRun(t testing.TB, args ...string) {
 	t.Helper()
 	ffmpeg := testenv.LookPath(t, "ffmpeg")
 	cmd := exec.Command(ffmpeg, append([]string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}, args...)...)
@@ -70,7 +72,7 @@ func (f *fixture) audible(p part, s float64) bool {
 }
 
 // write lays out the recording in dir and returns the manifest's path.
-func (f *fixture) write(t *testing.T, dir string) string {
+func (f *fixture) write(t testing.TB, dir string) string {
 	t.Helper()
 	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -95,7 +97,8 @@ func (f *fixture) write(t *testing.T, dir string) string {
 			continue
 		}
 		video := "tracks/" + p.user + "-video.webm"
-		src := fmt.Sprintf("color=c=%s:s=%s:r=15:d=%g", p.color, p.size, d-p.videoLag)
+		rate := cmp.Or(p.rate, 15)
+		src := fmt.Sprintf("color=c=%s:s=%s:r=%d:d=%g,drawtext=fontfile=%s:text=%%{n}:fontsize=40:x=20:y=20", p.color, p.size, rate, d-p.videoLag, FontFiles[0])
 		if p.flash > 0 {
 			at := p.flash - p.from - p.videoLag
 			src += fmt.Sprintf(",drawbox=color=white:t=fill:enable='between(t,%g,%g)'", at, at+0.2)

@@ -203,6 +203,9 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 				cur.audio = append(cur.audio, audioTrack{file: mb.t.File, at: at})
 				continue
 			}
+			if zero := mb.t.MediaOffset; zero != nil && *zero >= mb.t.Offset && *zero <= wallEnd {
+				at = p.tl.out(*zero) // the file's time zero is its first packet, not the track's start
+			}
 			if vi := probe(mb.t.File); vi.ok && vi.w > 0 && vi.h > 0 {
 				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h})
 			}

@@ -1,0 +1,531 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// The composite video end to end: three WHIP participants (two cameras of
+// distinct colours with a frame counter and a tone, one audio-only), one
+// joining late and one leaving early, a pause in the middle; the composite
+// is checked with ffprobe, by the colours of its tiles over time, by the
+// tones of its audio, by the offset between alice's flash and her beep, and
+// played by Chromium through its signed URL.
+
+const (
+	flashEvery = 2.0 // seconds between alice's flashes (and beeps)
+	flashLen   = 0.2
+	beepFreq   = 2000.0
+)
+
+// camera is a synthetic participant sending PCMU audio and VP8 video paced
+// by the wall clock from one start, so that its flash and its beep leave
+// together.
+type camera struct {
+	pub    *whip.Publication
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// cameraFrames encodes 2 s of a colour with a frame counter (and, with
+// flash, a white flash in the first 0.2 s) as VP8 at 30 fps, a keyframe a second.
+func cameraFrames(t *testing.T, color string, flash bool) [][]byte {
+	src := fmt.Sprintf("color=c=%s:s=320x240:r=30:d=%g", color, flashEvery)
+	if flash {
+		src += fmt.Sprintf(",drawbox=color=white:t=fill:enable='lt(t,%g)'", flashLen)
+	}
+	src += fmt.Sprintf(",drawtext=fontfile=%s:text=%%{n}:fontsize=36:x=8:y=8:fontcolor=black", composite.FontFiles[0])
+	path := ffmpegFile(t, color+".ivf", "-f", "lavfi", "-i", src,
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return frames
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, frame)
+	}
+}
+
+// joinCamera publishes user (type CAM, or MIC without video) sending a tone
+// of freq (plus a beep with every flash) and video frames (looped).
+func joinCamera(t *testing.T, ctx context.Context, h *harness, conf, user string, freq float64, frames [][]byte, beep bool) *camera {
+	t.Helper()
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
+	tracks := []webrtc.TrackLocal{audio}
+	typ := "MIC"
+	var video *webrtc.TrackLocalStaticSample
+	if frames != nil {
+		video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", user)
+		tracks, typ = append(tracks, video), "CAM"
+	}
+	pub, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, conf, user, typ), tracks...)
+	if err != nil {
+		t.Fatalf("%s: %v", user, err)
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatalf("%s: %v", user, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	c := &camera{pub: pub, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		start := time.Now()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		sentA, sentV := 0, 0
+		pcm := make([]byte, 160)
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case now := <-tick.C:
+				el := now.Sub(start)
+				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
+					for i := range pcm {
+						s := float64(sentA*160+i) / 8000
+						v := 6000 * math.Sin(2*math.Pi*freq*s)
+						if beep && math.Mod(s, flashEvery) < flashLen {
+							v += 6000 * math.Sin(2*math.Pi*beepFreq*s)
+						}
+						pcm[i] = synth.MuLaw(int16(v))
+					}
+					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
+						return
+					}
+				}
+				if video == nil {
+					continue
+				}
+				for due := int(el/(time.Second/30)) + 1; sentV < due; sentV++ {
+					if video.WriteSample(media.Sample{Data: frames[sentV%len(frames)], Duration: time.Second / 30}) != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { c.leave() })
+	return c
+}
+
+func (c *camera) leave() {
+	c.cancel()
+	<-c.done
+	c.pub.Close(context.Background())
+}
+
+// TestEndToEnd_CompositeVideo is the composite of a recorded WHIP conference.
+func TestEndToEnd_CompositeVideo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	testenv.LookPath(t, "ffprobe")
+	red, blue := cameraFrames(t, "red", true), cameraFrames(t, "blue", false)
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const conf = "comp-conf"
+	joinCamera(t, ctx, h, conf, "alice", 440, red, true)
+	carol := joinCamera(t, ctx, h, conf, "carol", 1320, nil, false)
+	const W, H, fps = 640, 360, 15
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: "comp", Video: true,
+		Composite: &composite.Settings{Layout: "grid", Width: W, Height: H, FPS: fps}})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	p := recPath(ev)
+	time.Sleep(2500 * time.Millisecond)
+	joinCamera(t, ctx, h, conf, "bob", 880, blue, false) // joins late
+	time.Sleep(1500 * time.Millisecond)
+	if st := h.do("POST", p+"/pause", key1, nil, nil); st != 200 {
+		t.Fatalf("pause: %d", st)
+	}
+	time.Sleep(time.Second)
+	if st := h.do("POST", p+"/resume", key1, nil, nil); st != 200 {
+		t.Fatalf("resume: %d", st)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	carol.leave() // leaves early
+	time.Sleep(2500 * time.Millisecond)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", p+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+
+	// The composition: PENDING, PROCESSING, COMPLETED.
+	var comp RecordingDataMessage
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		h.do("GET", "/api/compositions/comp", key1, nil, &comp)
+		if c := comp.Composition; c != nil && c.State == "COMPLETED" {
+			break
+		}
+		if c := comp.Composition; time.Now().After(deadline) || (c != nil && c.State == "FAILED") {
+			t.Fatalf("composition %+v", c)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var video, mix *CompositionOutput
+	for i, o := range comp.Composition.Outputs {
+		switch o.Type {
+		case "VIDEO":
+			video = &comp.Composition.Outputs[i]
+		case "AUDIO":
+			mix = &comp.Composition.Outputs[i]
+		}
+	}
+	if video == nil || mix == nil || video.URL == "" || len(video.SHA256) != 64 {
+		t.Fatalf("outputs %+v", comp.Composition.Outputs)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "composite.mp4")
+	if err := os.WriteFile(path, fetch(t, video.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// ffprobe: H.264 640x360 at 15 fps, AAC, the recording's duration ±0.1 %.
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height,r_frame_rate:format=duration",
+		"-of", "json", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr struct {
+		Streams []struct {
+			CodecName  string `json:"codec_name"`
+			Width      int    `json:"width"`
+			Height     int    `json:"height"`
+			RFrameRate string `json:"r_frame_rate"`
+		} `json:"streams"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	json.Unmarshal(out, &pr)
+	codecs := map[string]bool{}
+	for _, s := range pr.Streams {
+		codecs[s.CodecName] = true
+		if s.CodecName == "h264" && (s.Width != W || s.Height != H || s.RFrameRate != "15/1") {
+			t.Errorf("video %dx%d %s, want %dx%d 15/1", s.Width, s.Height, s.RFrameRate, W, H)
+		}
+	}
+	dur, _ := strconv.ParseFloat(pr.Format.Duration, 64)
+	length := man.Mix.Duration
+	if !codecs["h264"] || !codecs["aac"] || math.Abs(dur-length) > length*0.001 {
+		t.Errorf("composite: codecs %v, %.3f s; want h264 and aac, the mix's %.3f s ±0.1%%", codecs, dur, length)
+	}
+
+	// When things happened, from the manifest.
+	var bobIn, carolOut float64
+	for _, tr := range man.Tracks {
+		switch {
+		case tr.UserID == "bob" && tr.Kind == "VIDEO":
+			bobIn = tr.Offset
+		case tr.UserID == "carol":
+			carolOut = tr.Offset + tr.Duration
+		}
+	}
+	if len(man.Pauses) != 1 || bobIn < 2 || carolOut < 5 {
+		t.Fatalf("manifest: bob at %.2f s, carol leaves at %.2f s, pauses %+v", bobIn, carolOut, man.Pauses)
+	}
+	pause := man.Pauses[0]
+	t.Logf("bob joins %.2f s, pause %.2f–%.2f s, carol leaves %.2f s, length %.2f s", bobIn, pause.Start, pause.End, carolOut, length)
+	if d := os.Getenv("COMPOSITE_E2E_KEEP"); d != "" { // for a look at what the test saw
+		os.WriteFile(filepath.Join(d, "manifest.json"), fetch(t, comp.Composition.Manifest.URL), 0o600)
+		os.WriteFile(filepath.Join(d, "composite.mp4"), fetch(t, video.URL), 0o600)
+	}
+
+	// The tiles: colours by phase (the order of alice and carol, present
+	// from the start, is theirs to take; bob, joining last, is third).
+	frames := decodeRGB(t, path, W, H, 4)
+	two := []tileBox{{0, 90, 320, 180}, {320, 90, 320, 180}}
+	three := []tileBox{{0, 0, 320, 180}, {320, 0, 320, 180}, {160, 180, 320, 180}}
+	colourSet := func(at float64, boxes []tileBox) map[string]int {
+		n := int(at * fps)
+		set := map[string]int{}
+		for _, b := range boxes {
+			c := frames.colourName(n, b.x+b.w/2, b.y+b.h/5)
+			if c == "white" {
+				c = "alice" // flashing
+			}
+			set[c]++
+		}
+		return set
+	}
+	for _, c := range []struct {
+		what  string
+		at    float64
+		boxes []tileBox
+		want  map[string]int
+	}{
+		{"before bob joins: alice and carol's placeholder", bobIn / 2, two, map[string]int{"alice": 1, "placeholder": 1}},
+		{"bob joined", pause.Start - 0.2, three, map[string]int{"alice": 1, "placeholder": 1, "blue": 1}},
+		{"paused: black", (pause.Start + pause.End) / 2, three, map[string]int{"black": 3}},
+		{"after the pause", (pause.End + carolOut) / 2, three, map[string]int{"alice": 1, "placeholder": 1, "blue": 1}},
+		{"carol left", (carolOut + length) / 2, two, map[string]int{"alice": 1, "blue": 1}},
+	} {
+		if got := colourSet(c.at, c.boxes); !equalCount(got, c.want) {
+			t.Errorf("%s (%.2f s): tiles %v, want %v", c.what, c.at, got, c.want)
+		}
+	}
+	if got := frames.colourName(int((pause.Start-0.2)*fps), three[2].x+three[2].w/2, three[2].y+three[2].h/5); got != "blue" {
+		t.Errorf("bob, joining last, is not the third tile: %s", got)
+	}
+
+	// The audio: the tones of who is there, silence in the pause.
+	pcm := mediatest.Decode(t, path, 8000)
+	tone := func(freq, from, to float64) bool {
+		a, b := int(from*8000), min(len(pcm), int(to*8000))
+		return a < b && mediatest.ToneLevel(pcm[a:b], 8000, freq) > -40
+	}
+	for _, c := range []struct {
+		freq, from, to float64
+		want           bool
+	}{
+		{440, 0.3, bobIn - 0.3, true}, {1320, 0.3, bobIn - 0.3, true}, {880, 0.3, bobIn - 0.3, false},
+		{880, bobIn + 0.5, pause.Start - 0.1, true},
+		{440, pause.Start + 0.15, pause.End - 0.15, false}, {880, pause.Start + 0.15, pause.End - 0.15, false}, {1320, pause.Start + 0.15, pause.End - 0.15, false},
+		{880, carolOut + 0.3, length - 0.3, true}, {1320, carolOut + 0.3, length - 0.3, false},
+	} {
+		if got := tone(c.freq, c.from, c.to); got != c.want {
+			t.Errorf("%g Hz in %.2f–%.2f s: %v, want %v", c.freq, c.from, c.to, got, c.want)
+		}
+	}
+
+	// A/V: each flash on alice's tile against its beep.
+	points := [][2]int{}
+	for _, b := range append(two, three...) {
+		points = append(points, [2]int{b.x + b.w/2, b.y + b.h/5})
+	}
+	white := func(n int) bool {
+		for _, pt := range points {
+			if frames.colourName(n, pt[0], pt[1]) == "white" {
+				return true
+			}
+		}
+		return false
+	}
+	var offsets []float64
+	for n := 1; n < frames.count(); n++ {
+		if !white(n) || white(n-1) {
+			continue
+		}
+		at := float64(n) / fps
+		if at >= pause.Start-flashLen && at < pause.End+flashLen {
+			continue // a flash cut by the pause: its beep was in the pause
+		}
+		beep := -1.0
+		for i := max(0, int((at-0.3)*8000)); i+80 <= min(len(pcm), int((at+0.3)*8000)); i += 8 {
+			if mediatest.ToneLevel(pcm[i:i+80], 8000, beepFreq) > -30 {
+				beep = float64(i+40) / 8000
+				break
+			}
+		}
+		if beep < 0 {
+			t.Errorf("a flash at %.3f s without a beep", at)
+			continue
+		}
+		offsets = append(offsets, at-beep)
+	}
+	if len(offsets) < 2 {
+		t.Fatalf("%d flashes found out of the pause, want at least 2", len(offsets))
+	}
+	mean := 0.0
+	for _, o := range offsets {
+		mean += o / float64(len(offsets))
+	}
+	t.Logf("A/V offsets (flash − beep) %.0f ms, mean %+.0f ms (frames are %.0f ms apart)", scale(offsets, 1000), mean*1000, 1000.0/fps)
+	if math.Abs(mean) > 0.040 {
+		t.Errorf("A/V offset %+.0f ms, want within 40 ms", mean*1000)
+	}
+
+	// Chromium plays it through its signed URL to the end.
+	pb := chromiumPlayURL(t, video.URL)
+	if !pb.Ended || pb.Err != "" || pb.Width != W || pb.Height != H || math.Abs(pb.Duration-dur) > 0.1 {
+		t.Errorf("chromium: %+v, want %dx%d played to its end (%.2f s)", pb, W, H, dur)
+	}
+}
+
+type tileBox struct{ x, y, w, h int }
+
+func equalCount(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func scale(v []float64, k float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = math.Round(x * k)
+	}
+	return out
+}
+
+// rgbFrames is a video decoded to small RGB frames.
+type rgbFrames struct {
+	w, h, scale int
+	data        []byte
+}
+
+func decodeRGB(t *testing.T, path string, width, height, scale int) *rgbFrames {
+	t.Helper()
+	f := &rgbFrames{w: width / scale, h: height / scale, scale: scale}
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-vf", fmt.Sprintf("scale=%d:%d:flags=area", f.w, f.h),
+		"-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	f.data = out
+	return f
+}
+
+func (f *rgbFrames) count() int { return len(f.data) / (f.w * f.h * 3) }
+
+// colourName names the colour at canvas pixel (x, y) of frame n: alice
+// (red, or white while she flashes), blue, placeholder, black or white.
+func (f *rgbFrames) colourName(n, x, y int) string {
+	n = min(n, f.count()-1)
+	i := n*f.w*f.h*3 + ((y/f.scale)*f.w+x/f.scale)*3
+	c := [3]int{int(f.data[i]), int(f.data[i+1]), int(f.data[i+2])}
+	near := func(r, g, b int) bool {
+		return abs(c[0]-r) <= 30 && abs(c[1]-g) <= 30 && abs(c[2]-b) <= 30
+	}
+	switch {
+	case near(255, 0, 0):
+		return "alice"
+	case near(255, 255, 255):
+		return "white"
+	case near(0, 0, 255):
+		return "blue"
+	case near(0, 0, 0):
+		return "black"
+	case near(0x2b, 0x2b, 0x2b):
+		return "placeholder"
+	}
+	return fmt.Sprintf("rgb%v", c)
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// playback is what headless Chromium saw of a <video>.
+type playback struct {
+	Duration float64 `json:"duration"`
+	Width    int     `json:"w"`
+	Height   int     `json:"h"`
+	Time     float64 `json:"t"`
+	Ended    bool    `json:"ended"`
+	Err      string  `json:"err"`
+}
+
+var playResult = regexp.MustCompile(`"RESULT (\{.*\})", source`)
+
+// chromiumPlayURL plays url in a <video> of headless Chromium until it ends
+// or fails (at most two minutes).
+func chromiumPlayURL(t *testing.T, url string) playback {
+	t.Helper()
+	bin := testenv.LookPath(t, "chromium")
+	dir := t.TempDir()
+	page := filepath.Join(dir, "play.html")
+	src, _ := json.Marshal(url)
+	html := `<html><body><script>
+const el = document.createElement('video'); const r = {};
+el.muted = true;
+el.onloadedmetadata = () => { r.duration = el.duration; el.play().catch(e => r.err = String(e)); };
+el.onended = () => { r.ended = true; };
+el.onerror = () => { r.err = 'error ' + (el.error && (el.error.code + ' ' + el.error.message)); };
+el.src = ` + string(src) + `;
+document.body.appendChild(el);
+setInterval(() => { r.t = el.currentTime; r.w = el.videoWidth; r.h = el.videoHeight; console.log('RESULT ' + JSON.stringify(r)); }, 500);
+</script></body></html>`
+	if err := os.WriteFile(page, []byte(html), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
+		"--mute-audio", "--enable-logging=stderr", "--v=0", "file://"+page)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}()
+	var last playback
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := playResult.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		if err := json.Unmarshal([]byte(strings.ReplaceAll(m[1], `\"`, `"`)), &last); err != nil {
+			t.Fatalf("chromium: %v: %s", err, m[1])
+		}
+		if last.Ended || last.Err != "" {
+			return last
+		}
+	}
+	t.Errorf("chromium: no end of playback (last report %+v)", last)
+	return last
+}

@@ -1,0 +1,50 @@
+package composite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkCompose makes a 720p 15 fps grid of 2, 4 and 9 participants
+// (each a 640x360 30 fps VP8 camera with an Opus tone, 60 s) and reports
+// the speed as a multiple of real time and the CPU seconds per recorded
+// minute (ffmpeg's user and system time, all its threads):
+//
+//	go test -run '^$' -bench Compose -benchtime 1x ./composition/composite/
+//
+// COMPOSE_BENCH_SECONDS changes the recording's length.
+func BenchmarkCompose(b *testing.B) {
+	length := 60.0
+	if v := os.Getenv("COMPOSE_BENCH_SECONDS"); v != "" {
+		fmt.Sscan(v, &length)
+	}
+	colors := []string{"red", "blue", "green", "yellow", "white", "cyan", "magenta", "orange", "purple"}
+	for _, n := range []int{2, 4, 9} {
+		b.Run(fmt.Sprintf("grid-%d", n), func(b *testing.B) {
+			f := &fixture{length: length}
+			for i := 0; i < n; i++ {
+				f.parts = append(f.parts, part{user: fmt.Sprintf("p%d", i), color: colors[i], size: "640x360", rate: 30,
+					freq: 300 + 100*float64(i), from: 0, to: length})
+			}
+			dir := b.TempDir()
+			manifest := f.write(b, dir)
+			b.ResetTimer()
+			var res *Result
+			for b.Loop() {
+				var err error
+				res, err = ComposePath(context.Background(), filepath.Dir(manifest), "", Settings{Layout: LayoutGrid}, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(res.Duration/res.Elapsed.Seconds(), "x-realtime")
+			b.ReportMetric(res.CPU.Seconds()/(res.Duration/60), "cpu-s/min")
+			b.Logf("%d participants, %.0f s: %.2fx real time, %.1f CPU s per recorded minute (elapsed %v, CPU %v)",
+				n, res.Duration, res.Duration/res.Elapsed.Seconds(), res.CPU.Seconds()/(res.Duration/60), res.Elapsed.Round(time.Millisecond), res.CPU.Round(time.Millisecond))
+		})
+	}
+}
