@@ -35,6 +35,7 @@ type part struct {
 	flash     float64 // recording time of a 0.2 s white flash in the video (with a 2 kHz beep in the mix); 0: none
 	loudUntil float64 // speaker test: the tone stops here (0: plays throughout)
 	loudFrom  float64 // speaker test: the tone starts here
+	screen    bool    // a screen share (video only, stream type SCREEN)
 }
 
 type fixture struct {
@@ -88,15 +89,23 @@ func (f *fixture) write(t testing.TB, dir string) string {
 		if p.loudUntil > 0 || p.loudFrom > 0 {
 			vol = fmt.Sprintf("'between(t,%g,%g)'", p.loudFrom-p.from, p.loudUntil-p.from)
 		}
+		stream, typ := p.user, "CAM"
+		if p.screen {
+			stream, typ = p.user+"-screen", "SCREEN"
+		}
 		audio := "tracks/" + p.user + "-audio.ogg"
+		if p.screen {
+			goto video
+		}
 		ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d, vol),
 			"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
-		m.Tracks = append(m.Tracks, composition.Track{StreamID: p.user, TrackID: "audio", UserID: p.user, StreamType: "CAM",
+		m.Tracks = append(m.Tracks, composition.Track{StreamID: stream, TrackID: "audio", UserID: p.user, StreamType: typ,
 			Kind: "AUDIO", Codec: "audio/opus", File: audio, Offset: p.from, Duration: d})
 		if p.color == "" {
 			continue
 		}
-		video := "tracks/" + p.user + "-video.webm"
+	video:
+		video := "tracks/" + stream + "-video.webm"
 		rate := cmp.Or(p.rate, 15)
 		src := fmt.Sprintf("color=c=%s:s=%s:r=%d:d=%g,drawtext=fontfile=%s:text=%%{n}:fontsize=40:x=20:y=20", p.color, p.size, rate, d-p.videoLag, FontFiles[0])
 		if p.flash > 0 {
@@ -105,7 +114,7 @@ func (f *fixture) write(t testing.TB, dir string) string {
 		}
 		ffmpegRun(t, "-f", "lavfi", "-i", src, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime",
 			"-output_ts_offset", strconv.FormatFloat(p.videoLag, 'f', 3, 64), filepath.Join(dir, video))
-		m.Tracks = append(m.Tracks, composition.Track{StreamID: p.user, TrackID: "video", UserID: p.user, StreamType: "CAM",
+		m.Tracks = append(m.Tracks, composition.Track{StreamID: stream, TrackID: "video", UserID: p.user, StreamType: typ,
 			Kind: "VIDEO", Codec: "video/VP8", File: video, Offset: p.from, Duration: d})
 	}
 	// The mix, as the recorder's mixer makes it.
@@ -423,5 +432,43 @@ func TestCompose_Speaker(t *testing.T) {
 	// The strip holds the other one.
 	if got := v.at(int(2*fps), W/2, H-72/2-10); !near(got, "blue") {
 		t.Errorf("strip at 2s: %v, want blue (bob)", got)
+	}
+}
+
+// TestCompose_ScreenShareTakesTheMainArea: in a grid, a screen share goes to
+// the main area while it lasts and everyone else to the strip.
+func TestCompose_ScreenShareTakesTheMainArea(t *testing.T) {
+	f := &fixture{
+		length: 6,
+		parts: []part{
+			{user: "alice", color: "red", size: "320x180", freq: 440, from: 0, to: 6},
+			{user: "bob", color: "blue", size: "320x180", freq: 880, from: 0, to: 6},
+			{user: "alice", color: "yellow", size: "640x360", from: 2, to: 4, screen: true},
+		},
+	}
+	dir := t.TempDir()
+	manifest := f.write(t, dir)
+	const W, H, fps = 640, 360, 15
+	out, res := compose(t, manifest, Settings{Layout: LayoutGrid, Width: W, Height: H, FPS: fps})
+	if res.Tiles != 3 {
+		t.Errorf("%d tiles, want 3 (two cameras, one screen)", res.Tiles)
+	}
+	v := decodeVideo(t, out, W, H, 4)
+	main := box{64, 0, 512, 288}
+	strip := [2]box{{192, 288, 128, 72}, {320, 288, 128, 72}}
+	grid := [2]box{{0, 90, 320, 180}, {320, 90, 320, 180}}
+	for _, c := range []struct {
+		at     float64
+		b      box
+		colour string
+	}{
+		{1, grid[0], "red"}, {1, grid[1], "blue"},
+		{3, main, "yellow"}, {3, strip[0], "red"}, {3, strip[1], "blue"},
+		{5, grid[0], "red"}, {5, grid[1], "blue"},
+	} {
+		x, y := tileAt(c.b)
+		if got := v.at(int(c.at*fps), x, y); !near(got, c.colour) {
+			t.Errorf("at %.0fs (%d,%d): %v, want %s", c.at, x, y, got, c.colour)
+		}
 	}
 }
