@@ -266,7 +266,7 @@ func (s *Server) telDelete(w http.ResponseWriter, r *http.Request, k *recorder.A
 func mixKey(rec *recorder.Recording) string {
 	if c := rec.Composition; c != nil {
 		for _, o := range c.Outputs {
-			if o.Type == "AUDIO" && o.Object != nil && o.Object.Error == nil { // the mix, not the composite video
+			if o.Type != "VIDEO" && o.Object != nil && o.Object.Error == nil { // the mix, not the composite video
 				return o.Object.Key
 			}
 		}
