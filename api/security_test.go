@@ -862,3 +862,64 @@ func TestSecurity_AbortedLeavesNothing(t *testing.T) {
 		return len(files(filepath.Join(dir, "recordings"))) == 0 && len(files(filepath.Join(dir, "storage"))) == 0
 	})
 }
+
+// Finding 4: the chat limit counted the text and display name, not userId
+// (60 adds of a 60 kB userId made a 3.85 MB chat.json against 256 KiB), and
+// cobrowse counted payloads, not events or sessions (400 empty events in
+// 400 sessions made 400 objects). Every stored byte and every event and
+// session counts now.
+func TestSecurity_TranscriptLimits(t *testing.T) {
+	h := startServiceConfig(t, twoOrgConfig(t.TempDir(), ""), nil)
+	ev, st := h.start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: "tl"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	chat := func(user string, n, from int) int {
+		cmd := AddChatTranscriptCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID, InstanceID: ev.InstanceID}
+		for i := range n {
+			cmd.ChatTranscriptList = append(cmd.ChatTranscriptList, ChatTranscriptEntry{
+				TimeStamp: time.Unix(int64(from+i), 0).UTC().Format(time.RFC3339), UserID: user})
+		}
+		return h.do("POST", "/api/recordings/chat/transcript/add", keyA, cmd, nil)
+	}
+	if st := chat(strings.Repeat("u", 60_000), 1, 0); st != 400 {
+		t.Errorf("a 60 kB userId: %d, want 400", st)
+	}
+	user := strings.Repeat("u", 250)
+	refused := false
+	for i := 0; i < 2000 && !refused; i += 100 {
+		switch st := chat(user, 100, i); st {
+		case 200:
+		case 413:
+			refused = true
+		default:
+			t.Fatalf("chat add %d: %d", i, st)
+		}
+	}
+	if !refused {
+		t.Fatal("2000 entries of a 250-byte userId were all stored")
+	}
+	rec, err := h.svc.Manager.ByID(context.Background(), "orgA", ev.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(rec.Chat); len(b) > recorder.MaxChatBytes {
+		t.Errorf("stored chat is %d bytes, more than %d", len(b), recorder.MaxChatBytes)
+	}
+	// Cobrowse: empty events in ever new sessions stop at the session limit.
+	n := 0
+	for ; n < 400; n++ {
+		seq, ts := int32(1), int64(1)
+		st := h.do("POST", "/api/recordings/cobrowse/event", keyA, AddCobrowseEventCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID,
+			InstanceID: ev.InstanceID, Event: &CobrowseEvent{SequenceID: &seq, SessionID: fmt.Sprint("s", n), Timestamp: &ts}}, nil)
+		if st == 413 {
+			break
+		}
+		if st != 200 {
+			t.Fatalf("cobrowse %d: %d", n, st)
+		}
+	}
+	if n != recorder.MaxCobrowseSessions {
+		t.Errorf("%d cobrowse sessions stored, want %d", n, recorder.MaxCobrowseSessions)
+	}
+}

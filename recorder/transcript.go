@@ -21,13 +21,24 @@ import (
 // recording; when they arrive after the recording finished, the files are
 // uploaded at once.
 
-// Size bounds of the chat and cobrowse data of one recording, in bytes of
-// their text (transcripts and payloads); beyond them an addition is
-// refused with reason "too_large".
+// Bounds of the chat and cobrowse data of one recording: the bytes stored
+// (every field of every entry plus entryOverhead for its JSON and time) and
+// the number of entries, events and cobrowse sessions; beyond them an
+// addition is refused with reason "too_large".
 const (
-	MaxChatBytes     = 256 << 10
-	MaxCobrowseBytes = 1 << 20
+	MaxChatBytes        = 256 << 10
+	MaxChatEntries      = 4096
+	MaxCobrowseBytes    = 1 << 20
+	MaxCobrowseEvents   = 10000
+	MaxCobrowseSessions = 64
+	entryOverhead       = 128
 )
+
+func (e ChatEntry) size() int {
+	return len(e.Transcript) + len(e.UserDisplayName) + len(e.UserID) + entryOverhead
+}
+
+func (e CobrowseEvent) size() int { return len(e.Payload) + len(e.SessionID) + entryOverhead }
 
 // Attachment file names within a recording.
 const ChatFile = "chat.json"
@@ -59,6 +70,9 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 		if e.UserID == "" || e.TimeStamp.IsZero() {
 			return nil, errorf(KindInvalid, "missing_field", "chatTranscriptList entries need userId, timeStamp and transcript")
 		}
+		if err := ValidateUserID(e.UserID); err != nil {
+			return nil, err
+		}
 	}
 	if r, ok, err := m.forward(ctx, &Command{Op: OpChat, OrganizationID: organizationID, ConversationID: conversationID,
 		RecorderID: recorderID, InstanceID: instanceID, Chat: entries}); ok {
@@ -69,7 +83,7 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 		total := 0
 		for _, e := range r.Chat {
 			seen[e] = true
-			total += len(e.Transcript) + len(e.UserDisplayName)
+			total += e.size()
 		}
 		chat := append([]ChatEntry(nil), r.Chat...)
 		for _, e := range entries {
@@ -78,11 +92,11 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 				continue
 			}
 			seen[e] = true
-			total += len(e.Transcript) + len(e.UserDisplayName)
+			total += e.size()
 			chat = append(chat, e)
 		}
-		if total > MaxChatBytes {
-			return errorf(KindInvalid, "too_large", "the chat transcript of a recording is limited to %d bytes", MaxChatBytes)
+		if total > MaxChatBytes || len(chat) > MaxChatEntries {
+			return errorf(KindInvalid, "too_large", "the chat transcript of a recording is limited to %d entries and %d bytes", MaxChatEntries, MaxChatBytes)
 		}
 		sort.SliceStable(chat, func(i, j int) bool { return chat[i].TimeStamp.Before(chat[j].TimeStamp) })
 		r.Chat = chat
@@ -101,15 +115,18 @@ func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationI
 		return r, err
 	}
 	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
-		total := len(ev.Payload)
+		total := ev.size()
+		sessions := map[string]bool{ev.SessionID: true}
 		for _, e := range r.Cobrowse {
 			if e.SessionID == ev.SessionID && e.SequenceID == ev.SequenceID {
 				return nil
 			}
-			total += len(e.Payload)
+			total += e.size()
+			sessions[e.SessionID] = true
 		}
-		if total > MaxCobrowseBytes {
-			return errorf(KindInvalid, "too_large", "the cobrowse events of a recording are limited to %d bytes", MaxCobrowseBytes)
+		if total > MaxCobrowseBytes || len(r.Cobrowse)+1 > MaxCobrowseEvents || len(sessions) > MaxCobrowseSessions {
+			return errorf(KindInvalid, "too_large", "the cobrowse events of a recording are limited to %d events in %d sessions and %d bytes",
+				MaxCobrowseEvents, MaxCobrowseSessions, MaxCobrowseBytes)
 		}
 		list := append(append([]CobrowseEvent(nil), r.Cobrowse...), ev)
 		sort.SliceStable(list, func(i, j int) bool {
