@@ -422,12 +422,13 @@ func (m *Manager) agentTrack(org string, t *conference.Track, delta int) {
 	tr := &m.agents
 	now := m.now()
 	var learnt *Agent
+	isNew := false
 	tr.mu.Lock()
 	st := tr.find(org, t)
 	if st == nil && delta > 0 && (t.AgentID != "" || t.AgentPhone != "") {
 		st = tr.learn(org, t)
 		if st != nil {
-			learnt = st.snapshot()
+			learnt, isNew = st.snapshot(), t.AgentID == ""
 		}
 	}
 	if st != nil {
@@ -459,8 +460,92 @@ func (m *Manager) agentTrack(org string, t *conference.Track, delta int) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.persistAgent(context.Background(), learnt)
+			m.storeLearnt(learnt, isNew)
 		}()
+	}
+}
+
+// storeLearnt stores an agent learnt from a publisher. When the publisher
+// gave only a phone, the id was picked here (the next free one this
+// instance knows); another instance of a fleet may have stored the phone
+// under another id, or the id for another phone, meanwhile: the agent is
+// then merged into the stored one, or moved to a free id.
+func (m *Manager) storeLearnt(a *Agent, pickedID bool) {
+	ctx := context.Background()
+	if pickedID {
+		stored, err := m.store.Agents(ctx)
+		if err != nil {
+			m.log.Error("cannot read the stored agents", "err", err)
+			return
+		}
+		maxID, clash := int64(0), false
+		for _, sa := range stored {
+			if sa.OrganizationID != a.OrganizationID {
+				continue
+			}
+			maxID = max(maxID, sa.AgentID)
+			var s Agent
+			if json.Unmarshal(sa.Data, &s) != nil {
+				continue
+			}
+			if sa.AgentID != a.AgentID && s.AgentPhone == a.AgentPhone {
+				s.OrganizationID, s.AgentID = sa.OrganizationID, sa.AgentID
+				m.moveAgent(a.OrganizationID, a.AgentID, &s)
+				return
+			}
+			clash = clash || sa.AgentID == a.AgentID && s.AgentPhone != a.AgentPhone
+		}
+		if clash {
+			moved := *a
+			m.agents.mu.Lock()
+			for k := range m.agents.agents {
+				if k.org == a.OrganizationID {
+					maxID = max(maxID, k.id)
+				}
+			}
+			m.agents.mu.Unlock()
+			moved.AgentID = maxID + 1
+			m.moveAgent(a.OrganizationID, a.AgentID, &moved)
+			a = &moved
+		}
+	}
+	m.persistAgent(ctx, a)
+}
+
+// moveAgent makes the tracked agent from into agent into: its calls are
+// added to into's (which is into itself when not tracked yet).
+func (m *Manager) moveAgent(org string, from int64, into *Agent) {
+	t := &m.agents
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.agents[agentKey{org, from}]
+	delete(t.agents, agentKey{org, from})
+	key := agentKey{org, into.AgentID}
+	dst := t.agents[key]
+	if dst == nil {
+		a := *into
+		a.Calls = nil
+		if a.UserID == "" && src != nil {
+			a.UserID = src.a.UserID
+		}
+		dst = &agentState{a: a, calls: map[string]*callState{}}
+		t.agents[key] = dst
+	}
+	if src == nil {
+		return
+	}
+	for conf, c := range src.calls {
+		d := dst.calls[conf]
+		if d == nil {
+			dst.calls[conf] = c
+			continue
+		}
+		for typ, n := range c.tracks {
+			d.tracks[typ] += n
+		}
+		if d.micSince.IsZero() || c.micSince.After(d.micSince) {
+			d.micSince = c.micSince
+		}
 	}
 }
 

@@ -215,3 +215,43 @@ func TestManager_AgentsOfAnotherInstance(t *testing.T) {
 		t.Errorf("agents %+v", all)
 	}
 }
+
+// TestManager_AgentLearntByTwoInstances: a publisher on this instance names
+// only a phone; the id picked here was given by another instance to another
+// phone meanwhile: the agent moves to a free id. Then a publisher names a
+// phone another instance stored under id 9 after this one started: the
+// agent learnt here is merged into agent 9.
+func TestManager_AgentLearntByTwoInstances(t *testing.T) {
+	m, _, st := newTestManager(t)
+	ctx := context.Background()
+	other, err := NewManager(ctx, Options{Config: m.cfg, Store: st, RecorderID: "rec2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Shutdown(ctx)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: agents %+v", what, m.Agents("org"))
+			}
+		}
+	}
+	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 1, AgentPhone: "1111"}); err != nil {
+		t.Fatal(err)
+	}
+	m.agentTrack("org", &conference.Track{ConferenceID: "c2", UserID: "yan", StreamType: conference.StreamMIC, AgentPhone: "2222"}, 1)
+	wait("2222 moved off id 1", func() bool {
+		a, err := m.AgentOf("org", AgentRef{By: "Phone", Value: "2222"})
+		b, _ := m.AgentOf("org", AgentRef{By: "Id", Value: "1"})
+		return err == nil && a.AgentID == 2 && a.ActiveCall() != nil && b != nil && b.AgentPhone == "1111"
+	})
+	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
+		t.Fatal(err)
+	}
+	m.agentTrack("org", &conference.Track{ConferenceID: "c1", UserID: "zoe", StreamType: conference.StreamMIC, AgentPhone: "7000"}, 1)
+	wait("7000 merged into agent 9", func() bool {
+		a, err := m.AgentOf("org", AgentRef{By: "Phone", Value: "7000"})
+		return err == nil && a.AgentID == 9 && a.ActiveCall() != nil && a.ActiveCall().ConferenceID == "c1" && len(m.Agents("org")) == 3
+	})
+}
