@@ -66,13 +66,17 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	}
 	w.Close()
 
+	// The page publishes with a publish token, never the API key (issue 12):
+	// the page's backend (here, the test) mints it.
+	tok := mint(t, h, key1, PublishTokenRequest{ConferenceID: "browser", UserID: "chromium", StreamTypes: []string{"MIC"}})
+
 	// The page's server, on loopback; the page reports its progress.
 	reports := make(chan string, 32)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		q, _ := json.Marshal(h.url + "/whip/browser?userId=chromium&type=MIC")
-		k, _ := json.Marshal(key1)
+		k, _ := json.Marshal(tok.Token)
 		fmt.Fprint(w, strings.Replace(browserPage, "<script>", "<script>const WHIP = "+string(q)+", KEY = "+string(k)+";", 1))
 	})
 	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
