@@ -103,3 +103,67 @@ func TestFleet_OwnerGone(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestFleet_BlackoutReachesOtherInstance: a blackout started through A
+// silences the participant in a recording that B runs; the time from the
+// request on A to the blackout being in force in B's recording is logged
+// (the budget is 200 ms). Stopping it through A ends it on B.
+func TestFleet_BlackoutReachesOtherInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	hs := startFleet(t, 2)
+	a, b := hs[0], hs[1]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := synth.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "bo-conf", "agent7", "MIC"), "agent7", 660)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	ev, st := b.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "bo-conf", ConversationID: "bo"})
+	if st != 200 {
+		t.Fatalf("start on B: %d", st)
+	}
+	// intervals returns the blackout intervals of agent7 in B's recording.
+	intervals := func() []time.Time {
+		r, err := b.svc.Manager.Get(ctx, "org1", "bo", ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ends []time.Time
+		for _, iv := range r.Blackouts {
+			if iv.UserID == "agent7" {
+				ends = append(ends, iv.End)
+			}
+		}
+		return ends
+	}
+	waitFor := func(what string, cond func([]time.Time) bool) time.Duration {
+		start := time.Now()
+		for !cond(intervals()) {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	for i := 1; i <= 3; i++ {
+		sent := time.Now()
+		if st := a.do("POST", "/api/blackouts/start", key1, map[string]any{"userId": "agent7"}, nil); st != 200 {
+			t.Fatalf("blackout start on A: %d", st)
+		}
+		waitFor("blackout in force on B", func(ends []time.Time) bool { return len(ends) == i && ends[i-1].IsZero() })
+		t.Logf("blackout %d: propagation A → B (request sent on A to in force in B's recording): %v", i, time.Since(sent))
+		if !b.svc.Manager.Blackouts("org1")["agent7"].Active {
+			t.Error("B does not list the blackout as active")
+		}
+		sent = time.Now()
+		if st := a.do("POST", "/api/blackouts/stop", key1, map[string]any{"userId": "agent7"}, nil); st != 200 {
+			t.Fatalf("blackout stop on A: %d", st)
+		}
+		waitFor("blackout ended on B", func(ends []time.Time) bool { return len(ends) == i && !ends[i-1].IsZero() })
+		t.Logf("blackout %d: stop propagation A → B: %v", i, time.Since(sent))
+	}
+}

@@ -190,6 +190,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		root.Handle(cluster.CommandPath, s.Node.Handler(s.Manager))
 		s.Node.SetLoad(s.Manager.ActiveCount, s.Manager.Draining)
 		s.Node.Start()
+		s.Node.Listen(s.Manager) // fleet-wide blackouts
 	}
 	// ReadTimeout bounds the headers and the body together: a body that
 	// trickles in is cut off (limits.bodyTimeout). Reading ends with the body,

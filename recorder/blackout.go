@@ -50,6 +50,9 @@ type blackout struct {
 	b            Blackout
 	begin, end   *time.Timer
 	instanceSeen map[string]bool
+	// fromFleet: registered at another instance's word, which publishes
+	// the blackout's events; this one publishes only for its own recordings.
+	fromFleet bool
 }
 
 // managerLifecycle is the Manager's state beyond recordings: blackouts and
@@ -123,6 +126,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	if !bo.b.Active {
 		bo.b.Start = req.Start
 	}
+	bo.fromFleet = fromFleet(ctx)
 	bo.b.ConferenceID, bo.b.Stop = req.ConferenceID, req.Stop
 	if bo.begin != nil {
 		bo.begin.Stop()
@@ -137,7 +141,13 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 		bo.begin = time.AfterFunc(time.Until(req.Start), func() { m.beginBlackout(key, bo) })
 	}
 	m.lc.mu.Unlock()
-	m.persistBlackout(ctx, bo)
+	// The other instances of a fleet before this one's store and recordings:
+	// the request is valid and registered, nothing can fail from here on.
+	m.broadcast(ctx, &Command{Op: OpBlackoutStart, OrganizationID: organizationID,
+		Blackout: &BlackoutRequest{UserID: req.UserID, ConferenceID: req.ConferenceID, Start: req.Start, Stop: req.Stop}})
+	if !fromFleet(ctx) { // the sender stored it
+		m.persistBlackout(ctx, bo)
+	}
 	if begin {
 		m.beginBlackout(key, bo)
 	}
@@ -163,6 +173,7 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 		return nil, err
 	}
 	m.loadBlackouts()
+	m.broadcast(ctx, &Command{Op: OpBlackoutStop, OrganizationID: organizationID, Blackout: &req})
 	key := blackoutKey{organizationID, req.UserID}
 	now := m.now()
 	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
@@ -195,7 +206,9 @@ func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req B
 		}
 		bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
 		m.lc.mu.Unlock()
-		m.persistBlackout(ctx, bo)
+		if !fromFleet(ctx) {
+			m.persistBlackout(ctx, bo)
+		}
 		return m.blackoutSnapshot(bo), nil
 	}
 	m.lc.mu.Unlock()

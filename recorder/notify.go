@@ -137,6 +137,12 @@ type blackoutEvent struct {
 // recordings it silenced (once with no application when none).
 func (m *Manager) publishBlackout(bo *blackout, typ string) {
 	b := m.blackoutSnapshot(bo)
+	m.lc.mu.Lock()
+	quiet := bo.fromFleet && len(b.Recordings) == 0
+	m.lc.mu.Unlock()
+	if quiet {
+		return // the instance that started it publishes it once for the fleet
+	}
 	data := blackoutEvent{UserID: b.UserID, ConferenceID: b.ConferenceID, Start: b.Start, Stop: b.Stop, Recordings: b.Recordings}
 	apps := map[string]bool{}
 	ctx := context.Background()

@@ -11,8 +11,12 @@ import (
 // owner answered, and the owner's *Error unchanged, so that a forwarded
 // command reads exactly like a local one; an owner that cannot be reached is
 // a KindUnavailable error.
+//
+// Broadcast hands cmd to every other instance, which runs it with Run
+// (fleet-wide blackouts); it must not block on them.
 type Remote interface {
 	Forward(ctx context.Context, owner string, cmd *Command) (*Recording, error)
+	Broadcast(ctx context.Context, cmd *Command) error
 }
 
 // The operations of a Command.
@@ -23,6 +27,9 @@ const (
 	OpMetadata = "metadata"
 	OpChat     = "chat"
 	OpCobrowse = "cobrowse"
+	// Broadcast to every instance:
+	OpBlackoutStart = "blackout.start"
+	OpBlackoutStop  = "blackout.stop"
 )
 
 // Command is one command on one recording, as forwarded between instances.
@@ -35,6 +42,7 @@ type Command struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	Chat           []ChatEntry       `json:"chat,omitempty"`
 	Cobrowse       *CobrowseEvent    `json:"cobrowse,omitempty"`
+	Blackout       *BlackoutRequest  `json:"blackout,omitempty"`
 }
 
 type localOnlyKey struct{}
@@ -60,6 +68,17 @@ func (m *Manager) Run(ctx context.Context, cmd *Command) (*Recording, error) {
 			return nil, errorf(KindInvalid, "missing_field", "a cobrowse command needs its event")
 		}
 		return m.AddCobrowse(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID, *c.Cobrowse)
+	case OpBlackoutStart, OpBlackoutStop:
+		if c.Blackout == nil {
+			return nil, errorf(KindInvalid, "missing_field", "a blackout command needs its request")
+		}
+		var err error
+		if c.Op == OpBlackoutStart {
+			_, err = m.StartBlackout(ctx, c.OrganizationID, *c.Blackout)
+		} else {
+			_, err = m.StopBlackout(ctx, c.OrganizationID, *c.Blackout)
+		}
+		return nil, err
 	}
 	return nil, errorf(KindInvalid, "unknown_command", "unknown command %q", c.Op)
 }
@@ -88,3 +107,17 @@ func (m *Manager) forward(ctx context.Context, cmd *Command) (*Recording, bool, 
 	}
 	return rec, true, err
 }
+
+// broadcast hands a blackout change made here to the other instances of the
+// fleet (a change that came from another instance is not sent on).
+func (m *Manager) broadcast(ctx context.Context, cmd *Command) {
+	if m.remote == nil || ctx.Value(localOnlyKey{}) != nil {
+		return
+	}
+	if err := m.remote.Broadcast(ctx, cmd); err != nil {
+		m.log.Error("cannot tell the fleet", "op", cmd.Op, "err", err)
+	}
+}
+
+// fromFleet reports whether ctx carries a command another instance sent.
+func fromFleet(ctx context.Context) bool { return ctx.Value(localOnlyKey{}) != nil }

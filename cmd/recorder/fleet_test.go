@@ -75,6 +75,27 @@ func TestFleet_ThreeProcesses(t *testing.T) {
 	if st := call(t, "POST", c.url+path+"/metadata", fleetKey, md, &mdReply); st != 200 || mdReply.Metadata["ticket"] != "T-1" {
 		t.Fatalf("metadata on C: %d %+v", st, mdReply)
 	}
+	// A blackout sent to C silences u in A's recording.
+	sent := time.Now()
+	if st := call(t, "POST", c.url+"/api/blackouts/start", fleetKey, map[string]any{"userId": "u"}, nil); st != 200 {
+		t.Fatalf("blackout on C: %d", st)
+	}
+	for {
+		var part api.ParticipantMessage
+		// (The recording is paused, so its RecordingState says Paused.)
+		if st := call(t, "GET", a.url+"/api/participants/u", fleetKey, nil, &part); st == 200 && part.Blackout != nil &&
+			part.Blackout.Active && len(part.Blackout.Recordings) == 1 && part.Blackout.Recordings[0] == ev.InstanceID {
+			break
+		}
+		if time.Since(sent) > 10*time.Second {
+			t.Fatal("the blackout sent to C never reached A's recording")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("blackout sent to C in force in A's recording after %v (including A's API read)", time.Since(sent))
+	if st := call(t, "POST", b.url+"/api/blackouts/stop", fleetKey, map[string]any{"userId": "u"}, nil); st != 200 {
+		t.Fatalf("blackout stop on B: %d", st)
+	}
 	local, forwarded := commandLatency(t, a.url+path+"/metadata"), commandLatency(t, c.url+path+"/metadata")
 	t.Logf("metadata command latency, median of 20: served by the owner %v, forwarded from another instance %v", local, forwarded)
 
