@@ -112,7 +112,7 @@ func (f *fixture) write(t testing.TB, dir string) string {
 			at := p.flash - p.from - p.videoLag
 			src += fmt.Sprintf(",drawbox=color=white:t=fill:enable='between(t,%g,%g)'", at, at+0.2)
 		}
-		ffmpegRun(t, "-f", "lavfi", "-i", src, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime",
+		ffmpegRun(t, "-f", "lavfi", "-i", src, "-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime", "-cpu-used", "8",
 			"-output_ts_offset", strconv.FormatFloat(p.videoLag, 'f', 3, 64), filepath.Join(dir, video))
 		m.Tracks = append(m.Tracks, composition.Track{StreamID: stream, TrackID: "video", UserID: p.user, StreamType: typ,
 			Kind: "VIDEO", Codec: "video/VP8", File: video, Offset: p.from, Duration: d})
