@@ -242,11 +242,17 @@ type nopSink struct{ n atomic.Int64 }
 func (s *nopSink) WriteRTP(*rtp.Packet) error { s.n.Add(1); return nil }
 func (s *nopSink) Close() error               { return nil }
 
+// testTrackSub returns a trackSub writing to sink, in a session of a manager
+// with the wall clock (write stamps the first packet).
+func testTrackSub(sink packetSink) *trackSub {
+	return &trackSub{s: &Session{m: &Manager{now: time.Now}}, sink: sink, quiet: make(chan struct{})}
+}
+
 func TestTrackSub_FanOutZeroAllocs(t *testing.T) {
 	rt := &roomTrack{}
 	subs := []*trackSub{}
 	for range 3 {
-		subs = append(subs, &trackSub{sink: &nopSink{}, quiet: make(chan struct{})})
+		subs = append(subs, testTrackSub(&nopSink{}))
 	}
 	rt.subs.Store(&subs)
 	var pkt rtp.Packet
@@ -266,7 +272,7 @@ func TestTrackSub_FanOutZeroAllocs(t *testing.T) {
 
 func TestTrackSub_CloseWaitsForWrite(t *testing.T) {
 	sink := &slowSink{}
-	ts := &trackSub{sink: sink, quiet: make(chan struct{})}
+	ts := testTrackSub(sink)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
