@@ -210,7 +210,7 @@ func mixFiles(tb testing.TB, inputs []string, out string) {
 	}
 	defer f.Close()
 	sink := &fileSink{w: bufio.NewWriterSize(f, 64<<10)}
-	m := NewMixer(MixConfig{Cushion: 20 * time.Millisecond}, sink)
+	m, c := newVirtualMixer(MixConfig{}, sink)
 	streams := make([]*wavStream, len(inputs))
 	ins := make([]*MixInput, len(inputs))
 	for i, p := range inputs {
@@ -228,9 +228,16 @@ func mixFiles(tb testing.TB, inputs []string, out string) {
 		if got == 0 {
 			break
 		}
+		c.t = c.t.Add(m.Config().Frame)
 		if err := m.Step(); err != nil {
 			tb.Fatal(err)
 		}
+	}
+	for _, in := range ins {
+		m.RemoveInput(in)
+	}
+	if err := m.Finish(m.Now()); err != nil {
+		tb.Fatal(err)
 	}
 	if err := sink.w.Flush(); err != nil {
 		tb.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,23 +156,57 @@ func packetize(payloads [][]byte, clock int, ssrc uint32, seq uint16, ts uint32,
 	return out
 }
 
-// simulate plays packets into pipeline and steps the mixer in simulated wall
-// clock: before each 20 ms step, every packet that has arrived by then is
-// written. It runs until total has elapsed.
+// vclock is a virtual clock for a mixer: tests move it by hand.
+type vclock struct{ t time.Time }
+
+func (c *vclock) now() time.Time { return c.t }
+
+// vclocks maps a test mixer to its virtual clock.
+var vclocks sync.Map
+
+// newVirtualMixer returns a mixer on a virtual clock starting at 0.
+func newVirtualMixer(cfg MixConfig, sink FrameSink) (*Mixer, *vclock) {
+	c := &vclock{t: time.Unix(1_000_000, 0)}
+	cfg.Clock, cfg.Start = c.now, c.t
+	m := NewMixer(cfg, sink)
+	vclocks.Store(m, c)
+	return m, c
+}
+
+// clockOf returns the virtual clock of a mixer made by newVirtualMixer.
+func clockOf(m *Mixer) *vclock {
+	c, _ := vclocks.Load(m)
+	return c.(*vclock)
+}
+
+// simulate plays packets into pipeline on the mixer's virtual clock: each
+// packet is written at its arrival time, and the mixer steps every 20 ms
+// until total; then the pipeline closes and the mix is finished at total, as
+// a recording stops.
 func simulate(t testing.TB, m *Mixer, p *AudioPipeline, pkts []timedPacket, total time.Duration) {
 	t.Helper()
+	c := clockOf(m)
+	t0 := m.Config().Start
 	frame := m.Config().Frame
 	i := 0
 	for now := time.Duration(0); now < total; now += frame {
 		for i < len(pkts) && pkts[i].at <= now {
+			c.t = t0.Add(pkts[i].at)
 			if err := p.WriteRTP(pkts[i].pkt); err != nil {
 				t.Fatal(err)
 			}
 			i++
 		}
+		c.t = t0.Add(now)
 		if err := m.Step(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	c.t = t0.Add(total)
+	p.Close()
+	m.RemoveInput(p.input)
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
 

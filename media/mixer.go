@@ -68,13 +68,23 @@ func (c Channel) String() string {
 
 // MixConfig configures a Mixer. Zero values mean the defaults.
 type MixConfig struct {
-	SampleRate    int           // mix rate in Hz; default 8000
-	Channels      int           // 1 (default) or 2
-	Frame         time.Duration // one mixing step; default 20 ms
-	Cushion       time.Duration // buffered before a new input plays; default 60 ms
-	MaxCatchUp    int           // most steps run in one tick when ticks are late; default 10
+	SampleRate int           // mix rate in Hz; default 8000
+	Channels   int           // 1 (default) or 2
+	Frame      time.Duration // one mixing step; default 20 ms
+	// Latency is the latency budget: how long the mixer waits for an input
+	// that has not decided a frame yet (late, reordered or lost packets)
+	// before it writes the frame without the missing audio. Default 5 s.
+	Latency       time.Duration
 	PauseBehavior PauseBehavior // default PauseSilence
+	// Start is the instant of timeline position 0; default the mixer's
+	// creation.
+	Start time.Time
+	// Clock tells the time; default time.Now. Tests give a virtual clock.
+	Clock func() time.Time
 }
+
+// DefaultLatency is the default latency budget.
+const DefaultLatency = 5 * time.Second
 
 // withDefaults returns c with zero and invalid values replaced by defaults.
 func (c MixConfig) withDefaults() MixConfig {
@@ -87,11 +97,14 @@ func (c MixConfig) withDefaults() MixConfig {
 	if c.Frame <= 0 {
 		c.Frame = 20 * time.Millisecond
 	}
-	if c.Cushion <= 0 {
-		c.Cushion = 60 * time.Millisecond
+	if c.Latency <= 0 {
+		c.Latency = DefaultLatency
 	}
-	if c.MaxCatchUp <= 0 {
-		c.MaxCatchUp = 10
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Start.IsZero() {
+		c.Start = c.Clock()
 	}
 	return c
 }
@@ -101,10 +114,11 @@ func samples(d time.Duration, rate int) int {
 	return max(1, int(d*time.Duration(rate)/time.Second))
 }
 
-// FrameSink receives the mixed frames. WriteFrame gets one frame of
-// interleaved samples; pcm is reused after it returns, so a sink that keeps
-// the samples must copy them. It is called from the mixer's goroutine only.
-// The WAV writer in media/wavwriter implements it.
+// FrameSink receives the mixed audio. WriteFrame gets interleaved samples:
+// a frame, or the part of a frame a skipped pause leaves; pcm is reused after
+// it returns, so a sink that keeps the samples must copy them. It is called
+// from the mixer's goroutine only. The WAV writer in media/wavwriter
+// implements it.
 type FrameSink interface {
 	WriteFrame(pcm []int16) error
 }
@@ -113,28 +127,33 @@ type FrameSink interface {
 type InputOptions struct {
 	// Channel places the input in a stereo mix; default ChannelCenter.
 	Channel Channel
-	// RingCapacity is the input ring's size in samples; default 2 s of audio
-	// at the mix rate (rounded up to a power of two).
+	// RingCapacity is the input ring's size in samples; default the latency
+	// budget plus 250 ms at the mix rate.
 	RingCapacity int
 }
+
+// span is a half-open interval [from, to) of timeline positions.
+type span struct{ from, to uint64 }
+
+// open is the end of a span that has not ended yet.
+const open = ^uint64(0)
 
 // MixInput is one input of a Mixer: an audio track's ring and its settings.
 // The track's pipeline (the ring's producer) writes to Ring; the mixer is the
 // ring's consumer.
 type MixInput struct {
 	id      string
+	m       *Mixer
 	ring    *Ring
 	channel Channel
-	rate    int // the mix rate
-	cushion int // samples buffered before the input starts playing
+	rate    int    // the mix rate
+	start   uint64 // the timeline position the input joined at
 
-	muted   atomic.Bool
-	leaving atomic.Bool   // removed: play out what is buffered, then drop
-	trimmed atomic.Uint64 // samples discarded to bound the latency
-
-	// started is set by the mixer (consumer only) once the cushion was
-	// buffered; from then on the input is played every step.
-	started bool
+	active  atomic.Bool            // the producer wrote: frames wait for it
+	leaving atomic.Bool            // removed: nothing more will be written
+	mutes   atomic.Pointer[[]span] // muted spans, sorted, immutable
+	joined  bool                   // mixer goroutine: the mixer reached start
+	_       [0]func()              // not comparable
 }
 
 // ID returns the id given to AddInput.
@@ -143,43 +162,84 @@ func (in *MixInput) ID() string { return in.id }
 // Ring returns the input's ring; its producer is the track's pipeline.
 func (in *MixInput) Ring() *Ring { return in.ring }
 
-// Cushion returns the number of samples buffered before the input plays.
-func (in *MixInput) Cushion() int { return in.cushion }
+// Mixer returns the mixer the input belongs to.
+func (in *MixInput) Mixer() *Mixer { return in.m }
 
-// SetMuted mutes or unmutes the input (a blackout): while muted its samples
-// are consumed and discarded, so nothing of the muted interval is heard
-// later. Safe from any goroutine.
-func (in *MixInput) SetMuted(muted bool) { in.muted.Store(muted) }
+// Start returns the timeline position the input joined at.
+func (in *MixInput) Start() uint64 { return in.start }
 
-// Trimmed returns the number of samples the mixer discarded because more
-// than half the ring was buffered (a sender clock faster than ours): the
-// input's latency stays bounded at the cost of a 20 ms cut now and then.
-func (in *MixInput) Trimmed() uint64 { return in.trimmed.Load() }
+// MuteFrom mutes the input in the mix from timeline position pos on (see
+// Mixer.PosAt), until UnmuteFrom. A position the mixer has already written
+// is moved to the first one it has not: the result says where the mute
+// begins. A position in the past that is still within the latency budget
+// mutes the audio already received for it: a blackout decided after the
+// fact. Muting a muted input does nothing. Safe from any goroutine.
+func (in *MixInput) MuteFrom(pos uint64) uint64 {
+	pos = max(pos, in.m.Written())
+	for {
+		old := in.mutes.Load()
+		list := *old
+		if n := len(list); n > 0 && list[n-1].to == open {
+			return list[n-1].from
+		}
+		next := append(list[:len(list):len(list)], span{pos, open})
+		if in.mutes.CompareAndSwap(old, &next) {
+			return pos
+		}
+	}
+}
 
-// Muted reports whether the input is muted.
-func (in *MixInput) Muted() bool { return in.muted.Load() }
+// UnmuteFrom ends the input's mute at timeline position pos (at least where
+// it began). Unmuting an input that is not muted does nothing. Safe from any
+// goroutine.
+func (in *MixInput) UnmuteFrom(pos uint64) {
+	for {
+		old := in.mutes.Load()
+		list := *old
+		n := len(list)
+		if n == 0 || list[n-1].to != open {
+			return
+		}
+		next := append(list[:n-1:n-1], span{list[n-1].from, max(pos, list[n-1].from)})
+		if in.mutes.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
 
-// Mixer mixes its inputs into one stream of frames for a FrameSink, one
-// frame per step: every started input is played at the mixer's pace (silence
-// where its ring is short), summed in int32 and clamped to int16.
+// Muted reports whether the input is muted from some position on.
+func (in *MixInput) Muted() bool {
+	list := *in.mutes.Load()
+	return len(list) > 0 && list[len(list)-1].to == open
+}
+
+// Mixer mixes its inputs into one stream for a FrameSink on the recording's
+// timeline (see the package documentation): frame by frame, once every
+// input has decided the frame or the latency budget has passed, summed in
+// int32 and clamped to int16. Positions within a skipped pause are left out
+// of the output.
 //
 // Step and Run belong to one goroutine (the recording's mixer goroutine);
-// AddInput, RemoveInput, SetPaused and the MixInput setters may be called
-// from any goroutine and never block a step: the input list is an immutable
-// slice behind an atomic.Pointer, replaced copy-on-write.
+// AddInput, RemoveInput, Cut, Uncut and the MixInput methods may be called
+// from any goroutine and never block a step: the input and cut lists are
+// immutable slices behind atomic.Pointers, replaced copy-on-write.
 type Mixer struct {
 	cfg          MixConfig
 	sink         FrameSink
-	frameSamples int // per channel
+	frameSamples int    // per channel
+	budget       uint64 // latency budget in samples
 
-	inputs atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
-	paused atomic.Bool
-	frames atomic.Int64 // frames written to the sink
-	steps  atomic.Int64 // steps run, paused or not
+	inputs  atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
+	cuts    atomic.Pointer[[]span]      // skipped spans, sorted, immutable
+	written atomic.Uint64               // timeline position: frames below it are written
+	out     atomic.Uint64               // samples per channel written to the sink
+	expired atomic.Uint64               // frames written because the budget passed
 
-	// Step's buffers (mixer goroutine only).
-	acc []int32
-	out []int16
+	// Step's state and buffers (mixer goroutine only).
+	pos     uint64
+	acc     []int32
+	pcm     []int16
+	scratch []int16
 }
 
 // NewMixer returns a mixer writing to sink.
@@ -190,37 +250,58 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 		cfg:          cfg,
 		sink:         sink,
 		frameSamples: n,
+		budget:       uint64(samples(cfg.Latency, cfg.SampleRate)),
 		acc:          make([]int32, n*cfg.Channels),
-		out:          make([]int16, n*cfg.Channels),
+		pcm:          make([]int16, n*cfg.Channels),
+		scratch:      make([]int16, n),
 	}
 	m.inputs.Store(new([]*MixInput))
+	m.cuts.Store(new([]span))
 	return m
 }
 
 // Config returns the mixer's configuration with defaults filled in.
 func (m *Mixer) Config() MixConfig { return m.cfg }
 
-// AddInput adds an input and returns it. It starts playing once a cushion is
-// buffered in its ring; until then it contributes nothing.
+// PosAt returns the timeline position of instant t, in samples (0 before the
+// start).
+func (m *Mixer) PosAt(t time.Time) uint64 {
+	d := t.Sub(m.cfg.Start)
+	if d <= 0 {
+		return 0
+	}
+	return uint64(d/time.Microsecond) * uint64(m.cfg.SampleRate) / 1e6
+}
+
+// Now returns the timeline position of the current instant.
+func (m *Mixer) Now() uint64 { return m.PosAt(m.cfg.Clock()) }
+
+// Duration converts a number of samples at the mix rate to a duration.
+func (m *Mixer) Duration(n uint64) time.Duration {
+	return time.Duration(n) * time.Second / time.Duration(m.cfg.SampleRate)
+}
+
+// AddInput adds an input that joins the timeline now (at the start of the
+// current frame) and returns it.
 func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	capacity := opts.RingCapacity
 	if capacity <= 0 {
-		capacity = 2 * m.cfg.SampleRate
+		capacity = int(m.budget) + m.cfg.SampleRate/4
 	}
-	in := &MixInput{
-		id:      id,
-		ring:    NewRing(capacity),
-		channel: opts.Channel,
-		rate:    m.cfg.SampleRate,
-		cushion: min(samples(m.cfg.Cushion, m.cfg.SampleRate), capacity/2),
-	}
+	f := uint64(m.frameSamples)
+	start := max(m.Now()/f*f, m.Written())
+	in := &MixInput{id: id, m: m, ring: NewRing(capacity), channel: opts.Channel, rate: m.cfg.SampleRate, start: start}
+	in.ring.head.Store(start)
+	in.ring.tail.Store(start)
+	in.ring.end.Store(start)
+	in.mutes.Store(new([]span))
 	m.update(func(old []*MixInput) []*MixInput { return append(old[:len(old):len(old)], in) })
 	return in
 }
 
-// RemoveInput removes an input: the mixer plays what is still buffered in
-// its ring (the last cushion of a track that ended) and then drops it. Calling
-// it again, or for an input of another mixer, does nothing.
+// RemoveInput removes an input whose producer is done: the mixer stops
+// waiting for it, mixes what it wrote, and then drops it. Calling it again,
+// or for an input of another mixer, does nothing.
 func (m *Mixer) RemoveInput(in *MixInput) {
 	if in != nil {
 		in.leaving.Store(true)
@@ -255,74 +336,204 @@ func (m *Mixer) update(change func(old []*MixInput) []*MixInput) {
 // Inputs returns the number of inputs, leaving ones included.
 func (m *Mixer) Inputs() int { return len(*m.inputs.Load()) }
 
-// SetPaused pauses or resumes the whole mix. While paused, inputs are still
-// consumed and discarded (nothing paused is heard after resume) and the mix
-// gets silent frames (PauseSilence) or nothing (PauseSkip). Safe from any
-// goroutine.
-func (m *Mixer) SetPaused(paused bool) { m.paused.Store(paused) }
-
-// Paused reports whether the mix is paused.
-func (m *Mixer) Paused() bool { return m.paused.Load() }
-
-// Frames returns the number of frames written to the sink.
-func (m *Mixer) Frames() int64 { return m.frames.Load() }
-
-// Position returns the mix's timeline position: the duration of the frames
-// written to the sink.
-func (m *Mixer) Position() time.Duration {
-	return time.Duration(m.frames.Load()) * m.cfg.Frame
+// InputsEnd returns the end of what the inputs have written: the latest
+// timeline position holding audio (or Written, if that is later).
+func (m *Mixer) InputsEnd() uint64 {
+	end := m.Written()
+	for _, in := range *m.inputs.Load() {
+		end = max(end, in.ring.End())
+	}
+	return end
 }
+
+// Cut starts a skipped span at timeline position pos (a pause with
+// PauseSkip): the mix leaves out every position from there until Uncut. A
+// position already written is moved to the first one that is not; the
+// result is where the cut begins. Cutting while a cut is open does nothing.
+// Safe from any goroutine.
+func (m *Mixer) Cut(pos uint64) uint64 {
+	pos = max(pos, m.Written())
+	for {
+		old := m.cuts.Load()
+		list := *old
+		if n := len(list); n > 0 && list[n-1].to == open {
+			return list[n-1].from
+		}
+		next := append(list[:len(list):len(list)], span{pos, open})
+		if m.cuts.CompareAndSwap(old, &next) {
+			return pos
+		}
+	}
+}
+
+// Uncut ends the open cut at timeline position pos (at least where it
+// began). Safe from any goroutine.
+func (m *Mixer) Uncut(pos uint64) {
+	for {
+		old := m.cuts.Load()
+		list := *old
+		n := len(list)
+		if n == 0 || list[n-1].to != open {
+			return
+		}
+		next := append(list[:n-1:n-1], span{list[n-1].from, max(pos, list[n-1].from)})
+		if m.cuts.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// OutputAt returns the position in the mix file of timeline position pos:
+// pos less the cuts before it.
+func (m *Mixer) OutputAt(pos uint64) time.Duration {
+	out := pos
+	for _, c := range *m.cuts.Load() {
+		if c.from < pos {
+			out -= min(c.to, pos) - c.from
+		}
+	}
+	return m.Duration(out)
+}
+
+// Frames returns the number of whole frames' worth of samples written to the
+// sink.
+func (m *Mixer) Frames() int64 { return int64(m.out.Load()) / int64(m.frameSamples) }
+
+// Position returns the duration of the audio written to the sink.
+func (m *Mixer) Position() time.Duration { return m.Duration(m.out.Load()) }
+
+// Written returns the timeline position up to which the mix is written.
+func (m *Mixer) Written() uint64 { return m.written.Load() }
+
+// Expired returns the number of frames written because the latency budget
+// passed while an input had not decided them yet.
+func (m *Mixer) Expired() uint64 { return m.expired.Load() }
 
 // FrameSamples returns the number of samples per channel in one frame.
 func (m *Mixer) FrameSamples() int { return m.frameSamples }
 
-// Step runs one mixing step: it plays one frame of every input and writes the
-// mixed frame to the sink (unless paused with PauseSkip). It returns the
-// sink's error. Mixer goroutine only; it does not allocate or lock.
+// Step writes every frame that is due: a frame is written once every input
+// has decided it, or once the latency budget has passed since its end, and
+// never before its end is one frame in the past. It returns the sink's
+// error. Mixer goroutine only; it does not allocate or lock.
 func (m *Mixer) Step() error {
-	m.steps.Add(1)
-	paused := m.paused.Load()
+	now := m.Now()
+	for {
+		ok, err := m.frame(now, false)
+		if !ok || err != nil {
+			return err
+		}
+	}
+}
+
+// frame writes the next frame if it is due (or, with final, if nothing more
+// can come for it) and reports whether it did.
+func (m *Mixer) frame(now uint64, final bool) (bool, error) {
+	f := uint64(m.frameSamples)
+	h := m.pos
+	if !final && h+2*f > now {
+		return false, nil
+	}
+	expired := final || h+f+m.budget <= now
 	clear(m.acc)
 	list := *m.inputs.Load()
 	for _, in := range list {
+		if in.start > h {
+			continue // joins later
+		}
 		r := in.ring
-		if !in.started {
-			if r.Len() < in.cushion && !in.leaving.Load() {
-				continue
+		if !in.joined { // the mixer passed the input's start before it was added
+			in.joined = true
+			if r.Head() < h {
+				if _, _, ok := r.take(h-r.Head(), true); !ok {
+					in.joined = false
+					return false, nil
+				}
+				r.release(h - r.Head())
 			}
-			in.started = true
 		}
-		if in.leaving.Load() && r.Len() == 0 {
-			m.drop(in) // once per track: allocates the new list, never locks
-			continue
+		claim := expired || in.leaving.Load() || !in.active.Load()
+		a, b, ok := r.take(f, claim)
+		if !ok {
+			return false, nil // wait: the input has not decided the frame yet
 		}
-		if excess := r.Len() - r.Cap()/2; excess > 0 {
-			// Playing at our clock, a faster sender fills the ring: cut
-			// the oldest frame instead of overflowing later.
-			in.trimmed.Add(uint64(r.Skip(min(excess, m.frameSamples))))
+		if mutes := *in.mutes.Load(); len(mutes) > 0 && overlaps(mutes, h, h+f) {
+			a, b = m.muted(mutes, h, a, b)
 		}
-		if paused || in.muted.Load() {
-			r.Skip(m.frameSamples)
-			continue
-		}
-		// Sum straight from the ring's slots: no copy.
-		a, b := r.acquire(uint64(m.frameSamples))
 		m.accumulate(m.acc, a, in.channel)
 		m.accumulate(m.acc[len(a)*m.cfg.Channels:], b, in.channel)
-		r.release(uint64(m.frameSamples))
 	}
-	if paused && m.cfg.PauseBehavior == PauseSkip {
-		return nil
+	if expired && !final {
+		m.expired.Add(1)
 	}
-	if paused {
-		clear(m.out)
-	} else {
-		for i, s := range m.acc {
-			m.out[i] = int16(min(max(s, -32768), 32767))
+	for _, in := range list {
+		if in.start > h {
+			continue
+		}
+		in.ring.release(f)
+		if in.leaving.Load() && in.ring.End() <= h+f {
+			m.drop(in) // once per track: allocates the new list, never locks
 		}
 	}
-	m.frames.Add(1)
-	return m.sink.WriteFrame(m.out)
+	m.pos = h + f
+	for i, s := range m.acc {
+		m.pcm[i] = int16(min(max(s, -32768), 32767))
+	}
+	err := m.emit(h, m.pcm)
+	m.written.Store(h + f)
+	return true, err
+}
+
+// emit writes the frame at timeline position h to the sink, leaving out the
+// parts within a cut.
+func (m *Mixer) emit(h uint64, pcm []int16) error {
+	ch := uint64(m.cfg.Channels)
+	from, to := h, h+uint64(m.frameSamples)
+	for _, c := range *m.cuts.Load() {
+		if c.to <= from || c.from >= to {
+			continue
+		}
+		if c.from > from { // audio before the cut
+			if err := m.write(pcm[:(c.from-h)*ch]); err != nil {
+				return err
+			}
+		}
+		from = min(max(from, c.to), to)
+	}
+	if from < to {
+		return m.write(pcm[(from-h)*ch:])
+	}
+	return nil
+}
+
+func (m *Mixer) write(pcm []int16) error {
+	m.out.Add(uint64(len(pcm) / m.cfg.Channels))
+	return m.sink.WriteFrame(pcm)
+}
+
+// overlaps reports whether a span of list overlaps [from, to).
+func overlaps(list []span, from, to uint64) bool {
+	for _, s := range list {
+		if s.from < to && s.to > from {
+			return true
+		}
+	}
+	return false
+}
+
+// muted copies the frame at h (slices a, b) into the scratch buffer with the
+// muted positions silenced.
+func (m *Mixer) muted(list []span, h uint64, a, b []int16) ([]int16, []int16) {
+	n := copy(m.scratch, a)
+	n += copy(m.scratch[n:], b)
+	p := m.scratch[:n]
+	for _, s := range list {
+		lo, hi := max(s.from, h), min(s.to, h+uint64(n))
+		if lo < hi {
+			clear(p[lo-h : hi-h])
+		}
+	}
+	return p, nil
 }
 
 // accumulate adds the mono samples p to acc (interleaved in the mix's
@@ -366,27 +577,37 @@ func (m *Mixer) accumulate(acc []int32, p []int16, ch Channel) {
 	}
 }
 
-// Run steps the mixer once per frame duration until ctx is done, then returns
-// nil; it returns early with the sink's error if a write fails. When ticks
-// come late it catches up with at most MaxCatchUp steps per tick, so the
-// number of steps follows wall-clock time.
+// Run steps the mixer once per frame duration until ctx is done; it returns
+// early with the sink's error if a write fails. When ctx is done it
+// finishes the mix (see Finish) and returns nil or the sink's error.
 func (m *Mixer) Run(ctx context.Context) error {
-	start := time.Now()
 	ticker := time.NewTicker(m.cfg.Frame)
 	defer ticker.Stop()
-	var done int64
 	for {
 		select {
 		case <-ctx.Done():
+			if err := m.Finish(m.Now()); err != nil {
+				return fmt.Errorf("media: mixer: %w", err)
+			}
 			return nil
-		case now := <-ticker.C:
-			due := int64(now.Sub(start) / m.cfg.Frame)
-			for i := 0; done < due && i < m.cfg.MaxCatchUp; i++ {
-				if err := m.Step(); err != nil {
-					return fmt.Errorf("media: mixer: %w", err)
-				}
-				done++
+		case <-ticker.C:
+			if err := m.Step(); err != nil {
+				return fmt.Errorf("media: mixer: %w", err)
 			}
 		}
 	}
+}
+
+// Finish writes the rest of the mix without waiting for anything more: up
+// to timeline position end, or further if an input wrote audio beyond it.
+// Call it once the inputs' producers are done (the recording stopped).
+// Mixer goroutine only.
+func (m *Mixer) Finish(end uint64) error {
+	end = max(end, m.InputsEnd())
+	for m.pos < end {
+		if _, err := m.frame(0, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -23,25 +22,39 @@ type feeder struct {
 }
 
 func newFeeder(m *Mixer, id string, freq float64, amp int16, opts InputOptions) *feeder {
-	return &feeder{in: m.AddInput(id, opts), freq: freq, amp: amp, rate: m.Config().SampleRate, frame: make([]int16, m.FrameSamples())}
+	in := m.AddInput(id, opts)
+	return &feeder{in: in, freq: freq, amp: amp, rate: m.Config().SampleRate, pos: int(in.Start()), frame: make([]int16, m.FrameSamples())}
 }
 
 func (f *feeder) feed() {
 	mediatest.SineInto(f.frame, f.freq, f.rate, f.pos, f.amp)
 	f.in.Ring().WriteAt(uint64(f.pos), f.frame) // the track's own timeline
+	f.in.active.Store(true)                      // as a pipeline marks it
 	f.pos += len(f.frame)
 }
 
-// run feeds every feeder one frame and steps the mixer, n times.
+// run feeds every feeder one frame, moves the mixer's virtual clock on by a
+// frame and steps it, n times. The mixer writes a frame once its end is one
+// frame in the past, so it lags one frame behind the feeders.
 func run(t testing.TB, m *Mixer, n int, feeders ...*feeder) {
 	t.Helper()
+	c := clockOf(m)
 	for range n {
 		for _, f := range feeders {
 			f.feed()
 		}
+		c.t = c.t.Add(m.Config().Frame)
 		if err := m.Step(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// finish writes the rest of the mix up to the virtual clock's now.
+func finish(t testing.TB, m *Mixer) {
+	t.Helper()
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -58,36 +71,33 @@ func requireTone(t *testing.T, pcm []int16, rate int, freq float64, present bool
 		t.Errorf("%v Hz at %.1f dBFS, want it present", freq, lvl)
 	}
 	if !present && lvl > -40 { // an input leaking would be near -20 dBFS
-
 		t.Errorf("%v Hz at %.1f dBFS, want it absent", freq, lvl)
 	}
 }
 
 func TestMixer_SumsDistinctTones(t *testing.T) {
 	sink := &captureSink{}
-	m := NewMixer(MixConfig{}, sink)
+	m, _ := newVirtualMixer(MixConfig{}, sink)
 	freqs := []float64{300, 700, 1100, 1900}
 	var fs []*feeder
 	for i, f := range freqs {
 		fs = append(fs, newFeeder(m, fmt.Sprint(i), f, 6000, InputOptions{}))
 	}
 	run(t, m, 50, fs...)
+	if got := len(sink.pcm); got != 49*160 {
+		t.Fatalf("%d samples before the end, want %d (one frame behind)", got, 49*160)
+	}
+	finish(t, m)
 	if got := len(sink.pcm); got != 50*160 {
 		t.Fatalf("%d samples, want %d", got, 50*160)
 	}
-	steady := frames(sink, m, 10, 50)
+	steady := frames(sink, m, 0, 50)
 	for _, f := range freqs {
 		if a := mediatest.Goertzel(steady, 8000, f); a < 5700 || a > 6300 {
 			t.Errorf("%v Hz amplitude %.0f, want 6000", f, a)
 		}
 	}
 	requireTone(t, steady, 8000, 500, false)
-	// The first frames wait for the 60 ms cushion: silence.
-	for i, s := range frames(sink, m, 0, 2) {
-		if s != 0 {
-			t.Fatalf("sample %d = %d before the cushion was buffered", i, s)
-		}
-	}
 }
 
 func TestMixer_ClampsOverflow(t *testing.T) {
@@ -103,8 +113,9 @@ func TestMixer_ClampsOverflow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &captureSink{}
-			m := NewMixer(MixConfig{Cushion: time.Millisecond}, sink)
+			m, c := newVirtualMixer(MixConfig{}, sink)
 			a, b := m.AddInput("a", InputOptions{}), m.AddInput("b", InputOptions{})
+			c.t = c.t.Add(40 * time.Millisecond)
 			fill := func(v int16) []int16 {
 				p := make([]int16, 160)
 				for i := range p {
@@ -126,78 +137,82 @@ func TestMixer_ClampsOverflow(t *testing.T) {
 	}
 }
 
-// TestMixer_Pause pauses the mix while the inputs play a different tone: in
-// both behaviours nothing of the paused tone leaks, before or after resume.
-func TestMixer_Pause(t *testing.T) {
-	tests := []struct {
-		behavior   PauseBehavior
-		wantFrames int
-	}{
-		{PauseSilence, 150},
-		{PauseSkip, 100},
+// TestMixer_CutSkipsAnInterval cuts a second out of the mix (a pause with
+// skip) while the input plays a different tone: the cut is sample-exact,
+// nothing of it is written, and nothing on either side is lost.
+func TestMixer_CutSkipsAnInterval(t *testing.T) {
+	sink := &captureSink{}
+	m, _ := newVirtualMixer(MixConfig{PauseBehavior: PauseSkip}, sink)
+	f := newFeeder(m, "a", 400, 8000, InputOptions{})
+	run(t, m, 50, f)
+	if got := m.Cut(50 * 160); got != 50*160 {
+		t.Fatalf("cut at %d", got)
 	}
-	for _, tt := range tests {
-		t.Run(tt.behavior.String(), func(t *testing.T) {
-			sink := &captureSink{}
-			m := NewMixer(MixConfig{PauseBehavior: tt.behavior}, sink)
-			f := newFeeder(m, "a", 400, 8000, InputOptions{})
-			run(t, m, 50, f)
-			f.freq = 1300 // what is said while paused
-			m.SetPaused(true)
-			run(t, m, 50, f)
-			m.SetPaused(false)
-			f.freq = 2100
-			run(t, m, 50, f)
-			if got := int(m.Frames()); got != tt.wantFrames || len(sink.pcm) != got*160 {
-				t.Fatalf("frames %d (%d samples), want %d", got, len(sink.pcm), tt.wantFrames)
-			}
-			if m.Position() != time.Duration(tt.wantFrames)*20*time.Millisecond {
-				t.Errorf("position %v", m.Position())
-			}
-			requireTone(t, sink.pcm, 8000, 1300, false)
-			requireTone(t, frames(sink, m, 5, 50), 8000, 400, true)
-			after := frames(sink, m, tt.wantFrames-45, tt.wantFrames)
-			requireTone(t, after, 8000, 2100, true)
-			requireTone(t, after, 8000, 1300, false)
-			if tt.behavior == PauseSilence {
-				for i, s := range frames(sink, m, 51, 100) {
-					if s != 0 {
-						t.Fatalf("paused sample %d = %d, want silence", i, s)
-					}
-				}
-			}
-		})
+	f.freq = 1300 // what is said while paused
+	run(t, m, 50, f)
+	m.Uncut(100*160 + 70) // 70 samples into a frame: the cut is sample-exact
+	f.freq = 2100
+	run(t, m, 50, f)
+	finish(t, m)
+	if len(sink.pcm) != 100*160-70 {
+		t.Fatalf("%d samples, want %d", len(sink.pcm), 100*160-70)
+	}
+	if m.OutputAt(120*160) != m.Duration(70*160-70) {
+		t.Errorf("output of 2.4 s at %v", m.OutputAt(120*160))
+	}
+	requireTone(t, sink.pcm, 8000, 1300, false)
+	// Sample-exact: the 400 Hz tone runs to the cut, the 2100 Hz one on
+	// from the end of the cut.
+	if i := firstDiff(sink.pcm[:50*160], mediatest.Sine(400, 8000, 50*160, 8000)); i >= 0 {
+		t.Errorf("sample %d before the cut differs", i)
+	}
+	after := make([]int16, 50*160-70)
+	mediatest.SineInto(after, 2100, 8000, 100*160+70, 8000)
+	if i := firstDiff(sink.pcm[50*160:], after); i >= 0 {
+		t.Errorf("sample %d after the cut differs", 50*160+i)
 	}
 }
 
-// TestMixer_MuteBlackout mutes one of two inputs: its audio of the muted
-// interval is discarded, the other input is unaffected.
-func TestMixer_MuteBlackout(t *testing.T) {
+// TestMixer_MuteFromThePast mutes one of two inputs from a position 2 s in
+// the past (a blackout decided after the fact, within the budget) and unmutes
+// it 1 s later: exactly that interval of the input is silent in the mix.
+func TestMixer_MuteFromThePast(t *testing.T) {
 	sink := &captureSink{}
-	m := NewMixer(MixConfig{}, sink)
+	m, _ := newVirtualMixer(MixConfig{}, sink)
 	a := newFeeder(m, "a", 500, 8000, InputOptions{})
 	b := newFeeder(m, "b", 900, 8000, InputOptions{})
-	run(t, m, 40, a, b)
-	a.in.SetMuted(true)
-	a.freq = 1500
-	run(t, m, 40, a, b)
-	a.in.SetMuted(false)
-	a.freq = 2500
-	run(t, m, 40, a, b)
-	requireTone(t, sink.pcm, 8000, 1500, false)
-	requireTone(t, frames(sink, m, 45, 80), 8000, 900, true)
-	requireTone(t, frames(sink, m, 45, 80), 8000, 500, false)
-	requireTone(t, frames(sink, m, 85, 120), 8000, 2500, true)
+	// b sends one frame, then nothing for 3 s (its packets are held up):
+	// the mix waits for it, up to the budget.
+	run(t, m, 1, a, b)
+	run(t, m, 150, a)
+	if m.Written() != 160 {
+		t.Fatalf("written %d while an input is undecided", m.Written())
+	}
+	if got := a.in.MuteFrom(m.Now() - 2*8000); got != 151*160-2*8000 {
+		t.Fatalf("mute from %d", got)
+	}
+	a.in.UnmuteFrom(m.Now() - 8000)
 	if a.in.Muted() {
 		t.Error("Muted() after unmute")
 	}
+	run(t, m, 50, a, b)
+	finish(t, m)
+	muteFrom := 151*160 - 2*8000
+	requireTone(t, sink.pcm[:muteFrom], 8000, 500, true)
+	for i, s := range sink.pcm[muteFrom : muteFrom+8000] {
+		if s != 0 && mediatest.ToneLevel(sink.pcm[muteFrom:muteFrom+8000], 8000, 500) > -60 {
+			t.Fatalf("sample %d of the muted interval = %d: 500 Hz leaks", i, s)
+		}
+	}
+	requireTone(t, sink.pcm[muteFrom+8000:], 8000, 500, true)
+	requireTone(t, sink.pcm[160:51*160], 8000, 900, true) // b, 3 s late, is kept
 }
 
 // TestMixer_LateJoinAndEarlyLeave adds an input after 1 s and removes another
 // after 2 s of 3: each tone is present exactly while its input is there.
 func TestMixer_LateJoinAndEarlyLeave(t *testing.T) {
 	sink := &captureSink{}
-	m := NewMixer(MixConfig{}, sink)
+	m, _ := newVirtualMixer(MixConfig{}, sink)
 	stay := newFeeder(m, "stay", 440, 6000, InputOptions{})
 	leave := newFeeder(m, "leave", 1000, 6000, InputOptions{})
 	run(t, m, 50, stay, leave)
@@ -206,28 +221,25 @@ func TestMixer_LateJoinAndEarlyLeave(t *testing.T) {
 	m.RemoveInput(leave.in)
 	m.RemoveInput(leave.in) // idempotent
 	run(t, m, 50, stay, late)
+	finish(t, m)
 	if m.Inputs() != 2 {
 		t.Errorf("%d inputs after removal, want 2", m.Inputs())
 	}
-	// "late" starts after its 60 ms cushion: 3 frames after it joined.
-	// It joins before step 50 and has its 60 ms cushion after three feeds:
-	// it plays from step 52 on.
-	requireTone(t, frames(sink, m, 0, 52), 8000, 1700, false)
-	requireTone(t, frames(sink, m, 50, 52), 8000, 1700, false)
-	requireTone(t, frames(sink, m, 52, 100), 8000, 1700, true)
-	// "leave" plays out its buffered cushion (3 frames) and then is gone.
+	requireTone(t, frames(sink, m, 0, 50), 8000, 1700, false)
+	requireTone(t, frames(sink, m, 50, 100), 8000, 1700, true)
 	requireTone(t, frames(sink, m, 50, 100), 8000, 1000, true)
-	requireTone(t, frames(sink, m, 104, 150), 8000, 1000, false)
-	requireTone(t, frames(sink, m, 104, 150), 8000, 440, true)
+	requireTone(t, frames(sink, m, 100, 150), 8000, 1000, false)
+	requireTone(t, frames(sink, m, 100, 150), 8000, 440, true)
 }
 
 func TestMixer_Stereo(t *testing.T) {
 	sink := &captureSink{}
-	m := NewMixer(MixConfig{Channels: 2, SampleRate: 16000}, sink)
+	m, _ := newVirtualMixer(MixConfig{Channels: 2, SampleRate: 16000}, sink)
 	l := newFeeder(m, "l", 600, 8000, InputOptions{Channel: ChannelLeft})
 	r := newFeeder(m, "r", 1200, 8000, InputOptions{Channel: ChannelRight})
 	c := newFeeder(m, "c", 2000, 8000, InputOptions{Channel: ChannelCenter})
 	run(t, m, 50, l, r, c)
+	finish(t, m)
 	if len(sink.pcm) != 50*320*2 {
 		t.Fatalf("%d samples", len(sink.pcm))
 	}
@@ -241,22 +253,44 @@ func TestMixer_Stereo(t *testing.T) {
 	requireTone(t, right, 16000, 2000, true)
 }
 
-// TestMixer_ShortInputPlaysSilence: an input that runs dry contributes
-// silence and does not hold the mix back; data that comes later for positions
-// already played is dropped.
-func TestMixer_ShortInputPlaysSilence(t *testing.T) {
+// TestMixer_WaitsWithinTheBudget: an input that stalls is waited for (a
+// frame is written once every input decided it), its audio arriving 2 s late
+// is kept; once the budget passes the frame is written without it, and what
+// comes later still is dropped and counted.
+func TestMixer_WaitsWithinTheBudget(t *testing.T) {
 	sink := &captureSink{}
-	m := NewMixer(MixConfig{}, sink)
+	m, _ := newVirtualMixer(MixConfig{Latency: 3 * time.Second}, sink)
 	f := newFeeder(m, "a", 440, 8000, InputOptions{})
 	run(t, m, 10, f)
-	run(t, m, 20)   // the input sends nothing for 400 ms,
-	run(t, m, 1, f) // then its next frame: that position was played as silence
-	if m.Frames() != 31 {
-		t.Fatalf("frames %d", m.Frames())
+	run(t, m, 100) // nothing for 2 s: the mix waits at frame 10
+	if m.Written() != 10*160 {
+		t.Fatalf("written %d, want %d", m.Written(), 10*160)
 	}
-	requireTone(t, frames(sink, m, 14, 31), 8000, 440, false)
+	run(t, m, 100, f) // the 2 s arrive at once: all kept
+	if m.Written() != 110*160 || f.in.Ring().Dropped() != 0 {
+		t.Fatalf("written %d, dropped %d", m.Written(), f.in.Ring().Dropped())
+	}
+	run(t, m, 200) // 4 s of nothing: after 3 s the mix goes on without it
+	if m.Written() != 260*160 || m.Expired() != 150 {
+		t.Fatalf("written %d (want %d), expired %d", m.Written(), 260*160, m.Expired())
+	}
+	f.feed() // for a position already written: dropped
 	if f.in.Ring().Dropped() != 160 {
 		t.Errorf("dropped %d, want 160", f.in.Ring().Dropped())
+	}
+	clockOf(m).t = clockOf(m).t.Add(time.Second)
+	finish(t, m)
+	if len(sink.pcm) != 460*160 {
+		t.Errorf("%d samples, want %d", len(sink.pcm), 460*160)
+	}
+	act := toneWindows(sink.pcm[:110*160], 8000, 440)
+	if count(act) != len(act) {
+		t.Errorf("tone in %d of %d windows", count(act), len(act))
+	}
+	for i, s := range sink.pcm[110*160:] {
+		if s != 0 {
+			t.Fatalf("sample %d = %d, want silence", 110*160+i, s)
+		}
 	}
 }
 
@@ -264,8 +298,9 @@ type failingSink struct{ err error }
 
 func (f failingSink) WriteFrame([]int16) error { return f.err }
 
-// TestMixer_Run ticks in real time: about 10 frames in 200 ms, then stops
-// when the context ends; a sink error ends it early.
+// TestMixer_Run ticks in real time: about 10 frames in 200 ms (written at
+// the end, as the mix finishes), then stops when the context ends; a sink
+// error ends it early.
 func TestMixer_Run(t *testing.T) {
 	m := NewMixer(MixConfig{}, &discardSink{})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -308,27 +343,19 @@ func TestParsePauseBehavior(t *testing.T) {
 }
 
 // TestMixer_StepZeroAllocs proves a mixing step allocates nothing, in mono
-// and stereo, with muted and paused inputs.
+// and stereo, with muted inputs and cuts.
 func TestMixer_StepZeroAllocs(t *testing.T) {
 	for _, ch := range []int{1, 2} {
-		m := NewMixer(MixConfig{Channels: ch}, &discardSink{})
+		m, _ := newVirtualMixer(MixConfig{Channels: ch}, &discardSink{})
 		var fs []*feeder
 		for i := range 10 {
 			fs = append(fs, newFeeder(m, fmt.Sprint(i), float64(200+100*i), 3000, InputOptions{Channel: Channel(i % 3)}))
 		}
-		fs[3].in.SetMuted(true)
+		fs[3].in.MuteFrom(0)
+		m.Cut(40 * 160)
+		m.Uncut(45*160 + 7)
 		run(t, m, 10, fs...)
-		i := 0
-		allocs := testing.AllocsPerRun(500, func() {
-			for _, f := range fs {
-				f.feed()
-			}
-			m.SetPaused(i%50 > 40)
-			i++
-			if err := m.Step(); err != nil {
-				t.Fatal(err)
-			}
-		})
+		allocs := testing.AllocsPerRun(500, func() { run(t, m, 1, fs...) })
 		if allocs != 0 {
 			t.Errorf("%d channels: Step allocates %.2f times, want 0", ch, allocs)
 		}
@@ -341,7 +368,7 @@ func TestMixer_StepZeroAllocs(t *testing.T) {
 func BenchmarkMixer_Step(b *testing.B) {
 	for _, n := range []int{2, 10, 50} {
 		b.Run(fmt.Sprintf("inputs=%d", n), func(b *testing.B) {
-			m := NewMixer(MixConfig{}, &discardSink{})
+			m, _ := newVirtualMixer(MixConfig{}, &discardSink{})
 			var fs []*feeder
 			for i := range n {
 				fs = append(fs, newFeeder(m, fmt.Sprint(i), float64(200+37*i), 600, InputOptions{}))
@@ -350,58 +377,9 @@ func BenchmarkMixer_Step(b *testing.B) {
 			b.ReportAllocs()
 			rt := startRealtime(b, m.Config().Frame)
 			for b.Loop() {
-				for _, f := range fs {
-					f.in.Ring().Write(f.frame)
-				}
-				if err := m.Step(); err != nil {
-					b.Fatal(err)
-				}
+				run(b, m, 1, fs...)
 			}
 			rt.stop()
-		})
-	}
-}
-
-// stallSink sleeps once, at frame stallAt, as a slow disk would.
-type stallSink struct {
-	frames  int
-	stallAt int
-	stall   time.Duration
-}
-
-func (s *stallSink) WriteFrame([]int16) error {
-	s.frames++
-	if s.frames == s.stallAt {
-		time.Sleep(s.stall)
-	}
-	return nil
-}
-
-// TestMixer_RunCatchesUp stalls the sink for 300 ms in fake time
-// (testing/synctest): Run catches up at most MaxCatchUp steps per tick, so
-// the frame count follows the clock again, and with MaxCatchUp 1 it cannot.
-func TestMixer_RunCatchesUp(t *testing.T) {
-	tests := []struct {
-		maxCatchUp int
-		want       int64
-	}{
-		{4, 100}, // 2 s of 20 ms frames
-		{1, 86},  // the 300 ms stall (less the one tick the ticker buffered) is never made up
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprint(tt.maxCatchUp), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				sink := &stallSink{stallAt: 10, stall: 300 * time.Millisecond}
-				m := NewMixer(MixConfig{MaxCatchUp: tt.maxCatchUp}, sink)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second+time.Millisecond)
-				defer cancel()
-				if err := m.Run(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if got := m.Frames(); got < tt.want-1 || got > tt.want {
-					t.Errorf("%d frames after 2 s, want %d", got, tt.want)
-				}
-			})
 		})
 	}
 }

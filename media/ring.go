@@ -1,7 +1,6 @@
 package media
 
 import (
-	"math/bits"
 	"sync/atomic"
 )
 
@@ -11,164 +10,175 @@ import (
 // arm64 server parts.
 const cacheLine = 128
 
-// Ring is a lock-free single-producer single-consumer ring of int16 PCM samples.
+// busy is the bit of Ring.tail the producer sets while it writes slots at or
+// beyond the decided frontier; the consumer never claims while it is set.
+const busy = uint64(1) << 63
+
+// Ring is a lock-free single-producer single-consumer ring of int16 PCM
+// samples laid out on a track's timeline.
 //
-// The model is the Go runtime's runqput and sync/poolqueue: a power-of-two
-// buffer indexed by ever-increasing 64-bit counters (the slot of position x is
-// x&mask), the counters on their own cache lines, and the samples written before
-// the counter that publishes them. A counter never wraps in practice (2^64
-// samples at 48 kHz is millions of years).
+// The counters are ever-increasing 64-bit positions on the timeline, in
+// samples (the slot of position x is x mod the capacity; a counter never
+// wraps in practice: 2^63 samples at 48 kHz is millions of years):
 //
-// The counters are positions on the track's timeline in samples: tail is the
-// end of the decided part of the timeline, head the consumer's playout
-// position, and tail-head samples are buffered. Two modes of use:
+//   - head is the consumer's position: positions below it were read, played
+//     or skipped.
+//   - tail is the decided frontier: every position below it is final (data,
+//     or silence) and the consumer may read it. It is advanced by the
+//     producer when it decides (the audio up to there is complete) and by the
+//     consumer when it claims undecided positions as silence because it will
+//     wait no longer (Play, and the mixer when the latency budget passed).
+//   - end is the producer's written end: slots in [tail, end) hold samples
+//     written ahead of the frontier (a packet that came before an earlier,
+//     missing one) or zeros for the gaps between them. A late packet may
+//     still fill such a gap until the frontier passes it.
 //
-//   - Stream: Write appends at tail and Read takes what is buffered.
-//   - Timeline: the producer places samples at absolute positions with WriteAt
-//     (a gap before the position becomes silence) and the consumer plays a
-//     fixed amount per tick with Play. When Play finds fewer samples buffered
-//     than it needs it claims the missing positions as silence by advancing
-//     tail itself with a compare-and-swap; samples that arrive later for a
-//     claimed position are dropped and counted. Every position is thus decided
-//     exactly once, as data or as silence, so the track's length equals the
-//     number of samples played: wall-clock time when the consumer plays at
-//     wall-clock pace.
+// So the producer can place audio anywhere between the frontier and the
+// ring's end, in any order, and every position is decided exactly once:
+// samples written for a position below the frontier are dropped and counted.
 //
-// One goroutine may be the producer (Write, WriteAt) and one the consumer
-// (Read, Play, Skip); Len, Head, Tail, Dropped, Written, ReadCount and Missing
-// may be called from any goroutine. The producer never blocks: on overflow it
-// drops the newest samples and counts them.
+// Races between the two sides are settled on tail alone, without a lock:
+// the producer sets tail's busy bit (compare-and-swap) while it writes slots
+// at or beyond the frontier, and the consumer claims with a compare-and-swap
+// that fails while the bit is set or after the producer moved the frontier;
+// the consumer then simply tries again at its next step. Neither side ever
+// waits for the other.
+//
+// One goroutine may be the producer (Write, WriteAt, Put, Decide) and one the
+// consumer (Read, Play, Skip, take/release); Len, Head, Tail, End, Dropped
+// and Missing may be called from any goroutine.
 type Ring struct {
 	_ [cacheLine]byte
-	// head is the consumer's position: positions below it have been read or
-	// played. Stored by the consumer only; loaded by the producer to find free
-	// slots and late positions.
+	// head is the consumer's position. Stored by the consumer only.
 	head atomic.Uint64
 	_    [cacheLine - 8]byte
-	// tail is the end of the decided timeline: positions below it hold
-	// published samples (or were claimed as silence by Play). Advanced by the
-	// producer when it publishes and by the consumer, with compare-and-swap
-	// only, when it claims silence; so tail >= head always.
+	// tail is the decided frontier, with the busy bit. See the type's
+	// documentation.
 	tail atomic.Uint64
 	_    [cacheLine - 8]byte
-	// dropped counts samples the producer could not place: overflow, and data
-	// for positions already decided. Producer only (atomic for readers);
-	// touched only when something is dropped.
+	// end is the producer's written end; stored by the producer while it
+	// holds the busy bit, read by the consumer after a successful claim.
+	end atomic.Uint64
+	_   [cacheLine - 8]byte
+	// dropped counts samples the producer could not place: late (below the
+	// frontier) or beyond the ring's end. Producer only.
 	dropped atomic.Uint64
 	_       [cacheLine - 8]byte
-	// missing counts positions the consumer claimed as silence because
-	// nothing was buffered for them. Consumer only (atomic for readers);
-	// touched only when something is missing.
-	//
-	// The other counters follow from these, so the hot path pays for one
-	// atomic store or compare-and-swap per call: every position below tail
-	// was published by the producer or claimed (missing), every position
-	// below head was read or missing.
+	// missing counts positions the consumer claimed as silence with nothing
+	// written for them. Consumer only.
 	missing atomic.Uint64
 	_       [cacheLine - 8]byte
-	// buf and mask are set by NewRing and never change.
+	// buf is set by NewRing and never changes.
 	buf  []int16
-	mask uint64
+	size uint64
 }
 
-// NewRing returns a ring holding at least capacity samples; the capacity is
-// rounded up to a power of two (minimum 2).
+// NewRing returns a ring holding capacity samples (minimum 2).
 func NewRing(capacity int) *Ring {
-	if capacity < 2 {
-		capacity = 2
-	}
-	size := uint64(1) << bits.Len64(uint64(capacity-1))
-	return &Ring{buf: make([]int16, size), mask: size - 1}
+	capacity = max(capacity, 2)
+	return &Ring{buf: make([]int16, capacity), size: uint64(capacity)}
 }
 
-// Cap returns the number of samples the ring can buffer.
+// Cap returns the number of samples the ring can hold.
 func (r *Ring) Cap() int { return len(r.buf) }
 
-// Len returns the number of samples buffered.
+// Len returns the number of decided samples the consumer has not taken yet.
 func (r *Ring) Len() int {
 	h := r.head.Load()
-	t := r.tail.Load()
+	t := r.tail.Load() &^ busy
 	if t < h { // head advanced between the two loads
 		return 0
 	}
 	return int(t - h)
 }
 
-// Head returns the consumer's position: samples read, played or skipped.
+// Head returns the consumer's position.
 func (r *Ring) Head() uint64 { return r.head.Load() }
 
-// Tail returns the end of the decided timeline.
-func (r *Ring) Tail() uint64 { return r.tail.Load() }
+// Tail returns the decided frontier.
+func (r *Ring) Tail() uint64 { return r.tail.Load() &^ busy }
 
-// Written returns the number of samples the producer has handled: every sample
-// passed to Write and WriteAt plus the gap silence WriteAt inserted. Like
-// ReadCount it is derived from several counters and exact once both sides are
-// idle; then Written() == ReadCount() + Dropped() + Len().
-func (r *Ring) Written() uint64 {
-	m := r.missing.Load()
-	return r.tail.Load() - m + r.dropped.Load()
-}
+// End returns the end of what the producer wrote (at least Tail).
+func (r *Ring) End() uint64 { return max(r.end.Load(), r.Tail()) }
 
-// ReadCount returns the number of samples the consumer has taken from the
-// buffer (by Read, Play or Skip).
-func (r *Ring) ReadCount() uint64 {
-	m := r.missing.Load()
-	return r.head.Load() - m
-}
-
-// Dropped returns the number of samples the producer dropped: on overflow, and
-// in WriteAt for positions already decided (played as silence, or written).
+// Dropped returns the number of samples the producer dropped because their
+// positions were already decided (late) or beyond the ring's capacity.
 func (r *Ring) Dropped() uint64 { return r.dropped.Load() }
 
-// Missing returns the number of positions Play filled with silence because no
-// samples were buffered for them (loss, DTX, a late or stalled producer).
+// Missing returns the number of positions the consumer claimed as silence
+// with nothing written for them (loss, DTX, a stalled producer).
 func (r *Ring) Missing() uint64 { return r.missing.Load() }
 
-// Write appends p at the end of the timeline and returns the number of samples
-// stored; the rest is dropped and counted. Producer only.
+// Write appends p at the decided frontier and decides it; it returns the
+// number of samples stored. Producer only.
 func (r *Ring) Write(p []int16) int {
-	return r.WriteAt(r.tail.Load(), p)
+	pos := r.Tail()
+	return r.write(pos, p, pos+uint64(len(p)))
 }
 
-// WriteAt places p at timeline position pos and returns the number of samples
-// stored. Positions between the current tail and pos are filled with silence
-// as far as the consumer has not already passed them. Samples for positions
-// already decided (below tail, because they were written before or played as
-// silence) and samples that do not fit are dropped and counted. Producer only.
+// WriteAt places p at position pos and decides every position up to its end
+// (a gap before pos becomes silence unless something was written there
+// already). It returns the number of samples stored. Producer only.
 func (r *Ring) WriteAt(pos uint64, p []int16) int {
-	size := uint64(len(r.buf))
+	return r.write(pos, p, pos+uint64(len(p)))
+}
+
+// Put places p at position pos without deciding it: the audio before it may
+// still come. It returns the number of samples stored. Producer only.
+func (r *Ring) Put(pos uint64, p []int16) int {
+	return r.write(pos, p, 0)
+}
+
+// Decide moves the decided frontier to upTo (as far as the ring reaches):
+// what was not written up to there is silence. Producer only.
+func (r *Ring) Decide(upTo uint64) {
+	r.write(upTo, nil, upTo)
+}
+
+// write stores p at pos (the part below the frontier and beyond the ring's
+// end is dropped and counted) and then moves the frontier to decide, if that
+// is ahead of it. Producer only.
+func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 	for {
-		t := r.tail.Load()
+		t := r.tail.Load() // the producer holds no busy bit here
 		data, dpos := p, pos
-		if dpos < t { // already decided: duplicate or late
+		if dpos < t { // already decided: late or duplicate
 			skip := min(t-dpos, uint64(len(data)))
 			data, dpos = data[skip:], dpos+skip
 		}
-		if len(data) == 0 {
-			if len(p) > 0 {
-				r.dropped.Add(uint64(len(p)))
-			}
+		limit := r.head.Load() + r.size // positions below limit have free slots
+		stored := uint64(0)
+		if dpos < limit {
+			stored = min(uint64(len(data)), limit-dpos)
+		}
+		newTail := max(t, min(decide, limit))
+		if stored == 0 && newTail == t {
+			r.dropped.Add(uint64(len(p)))
 			return 0
 		}
-		limit := r.head.Load() + size // positions below limit have free slots
-		gapEnd := min(dpos, limit)
-		r.zero(t, gapEnd)
-		dataEnd := min(dpos+uint64(len(data)), limit)
-		stored := uint64(0)
-		if dataEnd > dpos {
-			stored = dataEnd - dpos
-			r.copyIn(dpos, data[:stored])
+		if !r.tail.CompareAndSwap(t, t|busy) {
+			continue // the consumer claimed meanwhile: recompute against it
 		}
-		newTail := max(gapEnd, dataEnd)
-		// Publish: slots are filled before the counter moves. The swap fails
-		// only if the consumer claimed silence meanwhile; then retry against
-		// the new tail, which turns the claimed positions into late ones.
-		if r.tail.CompareAndSwap(t, newTail) {
-			if d := uint64(len(p)) - stored; d > 0 {
-				r.dropped.Add(d)
+		// Slots in [t, e) were written in this lap of the ring; later ones
+		// are stale and are zeroed where nothing is written over them.
+		e := max(r.end.Load(), t)
+		if stored > 0 {
+			if dpos > e {
+				r.zero(e, dpos)
 			}
-			return int(stored)
+			r.copyIn(dpos, data[:stored])
+			e = max(e, dpos+stored)
 		}
+		if newTail > e {
+			r.zero(e, newTail)
+			e = newTail
+		}
+		r.end.Store(e)
+		r.tail.Store(newTail) // publish: slots are written before the busy bit clears
+		if d := uint64(len(p)) - stored; d > 0 {
+			r.dropped.Add(d)
+		}
+		return int(stored)
 	}
 }
 
@@ -177,94 +187,104 @@ func (r *Ring) zero(from, to uint64) {
 	if to <= from {
 		return
 	}
-	n := min(to-from, uint64(len(r.buf)))
-	i := from & r.mask
-	first := min(n, uint64(len(r.buf))-i)
+	n := min(to-from, r.size)
+	i := from % r.size
+	first := min(n, r.size-i)
 	clear(r.buf[i : i+first])
 	clear(r.buf[:n-first])
 }
 
 // copyIn copies p into the slots starting at position pos.
 func (r *Ring) copyIn(pos uint64, p []int16) {
-	i := pos & r.mask
+	i := pos % r.size
 	c := copy(r.buf[i:], p)
 	copy(r.buf, p[c:])
 }
 
-// copyOut copies the samples at positions [pos, pos+len(p)) into p.
-func (r *Ring) copyOut(pos uint64, p []int16) {
-	i := pos & r.mask
-	c := copy(p, r.buf[i:])
-	copy(p[c:], r.buf)
-}
-
-// Read moves up to len(p) buffered samples into p and returns how many. It
-// never waits and never passes the producer. Consumer only.
+// Read moves up to len(p) decided samples into p and returns how many. It
+// never waits and never passes the frontier. Consumer only.
 func (r *Ring) Read(p []int16) int {
-	h := r.head.Load()
-	n := min(r.tail.Load()-h, uint64(len(p)))
+	n := min(uint64(r.Len()), uint64(len(p)))
 	if n == 0 {
 		return 0
 	}
-	r.copyOut(h, p[:n])
-	r.head.Store(h + n) // slots are copied out before they are released
+	a, b := r.slices(r.head.Load(), n)
+	copy(p, a)
+	copy(p[len(a):], b)
+	r.head.Add(n) // slots are copied out before they are released
 	return int(n)
 }
 
-// Play fills p with the next len(p) samples of the timeline and always
-// advances the playout position by len(p). Buffered samples come first; the
-// positions nothing was buffered for are claimed as silence (zeros in p,
-// counted by Missing) so samples arriving for them later are dropped. It
-// returns the number of buffered samples used. Consumer only.
-func (r *Ring) Play(p []int16) int {
-	return r.advance(uint64(len(p)), p)
-}
-
-// Skip discards the next n positions of the timeline like Play without
-// copying them out, and returns the number of buffered samples discarded.
+// Play fills p with the next len(p) samples of the timeline and advances the
+// consumer's position by len(p), claiming undecided positions as silence so
+// samples arriving for them later are dropped. It returns the number of
+// samples that were written (not claimed as silence). Should the producer be
+// in the middle of a write, it tries again: that lasts one copy at most.
 // Consumer only.
-func (r *Ring) Skip(n int) int {
-	return r.advance(uint64(max(n, 0)), nil)
-}
-
-// advance moves head by want positions, copying buffered samples into p when
-// p is not nil and claiming the rest as silence.
-func (r *Ring) advance(want uint64, p []int16) int {
-	a, b := r.acquire(want)
-	n := len(a) + len(b)
-	if p != nil {
+func (r *Ring) Play(p []int16) int {
+	for {
+		a, b, ok := r.take(uint64(len(p)), true)
+		if !ok {
+			continue
+		}
 		copy(p, a)
 		copy(p[len(a):], b)
+		n := len(a) + len(b)
 		clear(p[n:])
+		r.release(uint64(len(p)))
+		return n
 	}
-	r.release(want)
-	return n
 }
 
-// acquire starts the consumer's next step of want positions: it claims the
-// positions nothing is buffered for as silence and returns the buffered
-// samples among them, in order, as up to two slices (the buffer wraps). The
-// slices are valid until release(want), which must follow. Consumer only.
-func (r *Ring) acquire(want uint64) (a, b []int16) {
-	h := r.head.Load()
+// Skip discards the next n positions like Play, and returns the number of
+// written samples among them. Consumer only.
+func (r *Ring) Skip(n int) int {
 	for {
-		t := r.tail.Load()
-		n := min(t-h, want)
-		// Claim the missing positions; if the producer published meanwhile
-		// the swap fails and the loop uses what it published.
-		if n == want || r.tail.CompareAndSwap(t, h+want) {
-			if n < want {
-				r.missing.Add(want - n)
-			}
-			i := h & r.mask
-			first := min(n, uint64(len(r.buf))-i)
-			return r.buf[i : i+first], r.buf[:n-first]
+		a, b, ok := r.take(uint64(max(n, 0)), true)
+		if ok {
+			r.release(uint64(max(n, 0)))
+			return len(a) + len(b)
 		}
 	}
 }
 
-// release ends the consumer's step begun by acquire(want): it moves head,
+// take starts the consumer's next step over the positions [head, head+want).
+// If they are all decided it returns their samples as up to two slices (the
+// buffer wraps). Otherwise, with claim, it claims the undecided ones as
+// silence and returns the samples written among them (positions beyond what
+// the producer wrote are silence and not in the slices); without claim, or
+// when the claim loses a race with the producer, ok is false and nothing
+// changed. The slices stay valid until release(want), which must follow a
+// successful take. Consumer only; it never waits.
+func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
+	h := r.head.Load()
+	t := r.tail.Load()
+	if t&busy == 0 && t >= h+want {
+		a, b = r.slices(h, want)
+		return a, b, true
+	}
+	if !claim || t&busy != 0 || !r.tail.CompareAndSwap(t, h+want) {
+		return nil, nil, false
+	}
+	// The producer is not writing (the swap succeeded against a tail without
+	// the busy bit) and will write at or beyond h+want from now on.
+	n := min(max(r.end.Load(), t), h+want) - h
+	if n < want {
+		r.missing.Add(want - n)
+	}
+	a, b = r.slices(h, n)
+	return a, b, true
+}
+
+// release ends the consumer's step begun by take(want): it moves head,
 // handing the slots back to the producer.
 func (r *Ring) release(want uint64) {
-	r.head.Store(r.head.Load() + want)
+	r.head.Add(want)
+}
+
+// slices returns the slots of positions [pos, pos+n) as up to two slices.
+func (r *Ring) slices(pos, n uint64) (a, b []int16) {
+	i := pos % r.size
+	first := min(n, r.size-i)
+	return r.buf[i : i+first], r.buf[:n-first]
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-func TestNewRing_RoundsCapacityUp(t *testing.T) {
-	tests := []struct{ in, want int }{{-1, 2}, {0, 2}, {1, 2}, {2, 2}, {3, 4}, {160, 256}, {1024, 1024}, {1025, 2048}}
+func TestNewRing_Capacity(t *testing.T) {
+	tests := []struct{ in, want int }{{-1, 2}, {0, 2}, {1, 2}, {2, 2}, {3, 3}, {160, 160}, {42000, 42000}}
 	for _, tt := range tests {
 		if got := NewRing(tt.in).Cap(); got != tt.want {
 			t.Errorf("NewRing(%d).Cap() = %d, want %d", tt.in, got, tt.want)
@@ -34,8 +34,8 @@ func TestRing_WriteReadWrapsAndDropsOnOverflow(t *testing.T) {
 	if n := r.Read(got); n != 8 || !slices.Equal(got[:8], []int16{5, 6, 7, 8, 9, 10, 11, 12}) {
 		t.Fatalf("Read = %d %v", n, got)
 	}
-	if r.Dropped() != 1 || r.Written() != 13 || r.ReadCount() != 12 || r.Len() != 0 {
-		t.Errorf("dropped %d written %d read %d len %d", r.Dropped(), r.Written(), r.ReadCount(), r.Len())
+	if r.Dropped() != 1 || r.Len() != 0 {
+		t.Errorf("dropped %d len %d", r.Dropped(), r.Len())
 	}
 }
 
@@ -65,10 +65,34 @@ func TestRing_PlayClaimsSilenceAndDropsLateSamples(t *testing.T) {
 	if n := r.Play(out); n != 2 || !slices.Equal(out, []int16{13, 14, 0, 0}) {
 		t.Fatalf("Play = %d %v", n, out)
 	}
-	if r.Head() != 16 || r.Tail() != 16 || r.Missing() != 6 {
-		t.Errorf("head %d tail %d missing %d", r.Head(), r.Tail(), r.Missing())
+	if r.Head() != 16 || r.Tail() != 16 || r.Missing() != 6 || r.Dropped() != 6 {
+		t.Errorf("head %d tail %d missing %d dropped %d", r.Head(), r.Tail(), r.Missing(), r.Dropped())
 	}
-	checkRingInvariant(t, r)
+}
+
+// TestRing_PutOutOfOrder writes a later packet before an earlier one: both
+// land at their places, the frontier waits for the earlier one, and the
+// consumer cannot take undecided audio without claiming it.
+func TestRing_PutOutOfOrder(t *testing.T) {
+	r := NewRing(32)
+	r.WriteAt(0, []int16{1, 2, 3, 4})
+	r.Put(8, []int16{9, 10, 11, 12}) // 4..7 missing so far
+	if r.Tail() != 4 || r.End() != 12 {
+		t.Fatalf("tail %d end %d", r.Tail(), r.End())
+	}
+	r.Read(make([]int16, 4))
+	if _, _, ok := r.take(8, false); ok {
+		t.Fatal("took undecided positions without claiming")
+	}
+	r.Put(4, []int16{5, 6, 7, 8}) // the late one, within the budget
+	r.Decide(12)
+	out := make([]int16, 10)
+	if n := r.Play(out); n != 8 || !slices.Equal(out, []int16{5, 6, 7, 8, 9, 10, 11, 12, 0, 0}) {
+		t.Fatalf("Play = %d %v", n, out)
+	}
+	if r.Missing() != 2 || r.Dropped() != 0 {
+		t.Errorf("missing %d dropped %d", r.Missing(), r.Dropped())
+	}
 }
 
 func TestRing_WriteAtGapLargerThanRing(t *testing.T) {
@@ -87,29 +111,20 @@ func TestRing_WriteAtGapLargerThanRing(t *testing.T) {
 	if n := r.WriteAt(100, []int16{1, 2}); n != 2 {
 		t.Fatalf("stored %d, want 2", n)
 	}
-	if n := r.Skip(4); n != 4 { // the gap 96..99 is buffered silence
+	if n := r.Skip(4); n != 4 { // the gap 96..99 is decided silence
 		t.Fatalf("Skip(4) = %d, want 4", n)
 	}
 	if n := r.Play(out[:3]); n != 2 || !slices.Equal(out[:3], []int16{1, 2, 0}) {
 		t.Fatalf("Play = %d %v", n, out[:3])
 	}
-	checkRingInvariant(t, r)
-}
-
-func checkRingInvariant(t *testing.T, r *Ring) {
-	t.Helper()
-	if w, rd, d, l := r.Written(), r.ReadCount(), r.Dropped(), uint64(r.Len()); w != rd+d+l {
-		t.Errorf("written %d != read %d + dropped %d + len %d", w, rd, d, l)
-	}
 }
 
 // TestRing_StressSPSC runs one producer and one consumer at full speed (run it
 // with -race). The producer records which samples each Write stored; the
-// consumer must read exactly those, in order, and every sample written is
-// either read or dropped.
+// consumer must read exactly those, in order.
 func TestRing_StressSPSC(t *testing.T) {
 	const total = 1_000_000
-	r := NewRing(1024)
+	r := NewRing(1000)
 	got := make([]int16, 0, total)
 	done := make(chan struct{})
 	var producerDone atomic.Bool
@@ -149,25 +164,19 @@ func TestRing_StressSPSC(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("consumer read %d samples, producer stored %d: sequences differ", len(got), len(want))
 	}
-	// The sides' own tallies against the ring's counters: written == read +
-	// dropped (nothing is left buffered).
-	if r.Written() != total || r.ReadCount() != uint64(len(got)) || r.Len() != 0 {
-		t.Fatalf("ring: written %d read %d len %d; tallies: written %d read %d", r.Written(), r.ReadCount(), r.Len(), total, len(got))
-	}
 	if uint64(total) != uint64(len(got))+r.Dropped() {
 		t.Fatalf("written %d != read %d + dropped %d", total, len(got), r.Dropped())
 	}
-	t.Logf("written %d read %d dropped %d", r.Written(), r.ReadCount(), r.Dropped())
 }
 
-// TestRing_StressTimeline runs a producer placing frames at timeline positions
-// with gaps against a consumer playing at its own pace (-race): every sample
-// played is either silence or the value written for that position, and the
-// counters balance.
+// TestRing_StressTimeline runs a producer placing frames out of order (pairs
+// swapped, some lost) against a consumer that claims at its own pace (-race):
+// every sample played is either silence or the value written for that
+// position.
 func TestRing_StressTimeline(t *testing.T) {
 	const frames = 40_000
 	const frame = 40
-	r := NewRing(512)
+	r := NewRing(500)
 	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
 	done := make(chan string, 1)
 	stop := make(chan struct{})
@@ -191,15 +200,19 @@ func TestRing_StressTimeline(t *testing.T) {
 		}
 	}()
 	p := make([]int16, frame)
-	for f := range uint64(frames) {
-		if f%5 == 3 { // a lost frame: the next write leaves a gap
-			continue
-		}
+	put := func(f uint64) {
 		pos := f * frame
 		for i := range p {
 			p[i] = value(pos + uint64(i))
 		}
-		r.WriteAt(pos, p)
+		r.Put(pos, p)
+	}
+	for f := uint64(0); f < frames; f += 2 {
+		if f%10 != 4 { // a lost frame
+			put(f + 1)
+		}
+		put(f)
+		r.Decide((f + 2) * frame)
 		runtime.Gosched()
 	}
 	close(stop)
@@ -211,8 +224,7 @@ func TestRing_StressTimeline(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("consumer did not finish")
 	}
-	checkRingInvariant(t, r)
-	t.Logf("written %d read %d dropped %d missing %d", r.Written(), r.ReadCount(), r.Dropped(), r.Missing())
+	t.Logf("dropped %d missing %d", r.Dropped(), r.Missing())
 }
 
 func TestRing_ZeroAllocs(t *testing.T) {
@@ -222,6 +234,7 @@ func TestRing_ZeroAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		r.Write(in)
 		r.Read(out)
+		r.Put(r.Tail()+80, in)
 		r.WriteAt(r.Tail()+80, in)
 		r.Play(out)
 		r.Play(out)
@@ -232,60 +245,71 @@ func TestRing_ZeroAllocs(t *testing.T) {
 	}
 }
 
-// ringModel is the slice model of Ring used by FuzzRing.
+// ringModel is the ideal timeline FuzzRing compares the Ring with: a map of
+// position to sample, with no capacity but the ring's rules.
 type ringModel struct {
-	size                           int
-	queue                          []int16 // buffered samples, from head
-	head                           uint64
-	written, nread, dropped, missd uint64
+	size             uint64
+	head, tail, end  uint64
+	v                map[uint64]int16
+	dropped, missing uint64
 }
 
-func (m *ringModel) tail() uint64 { return m.head + uint64(len(m.queue)) }
-
-func (m *ringModel) writeAt(pos uint64, p []int16) int {
-	m.written += uint64(len(p))
-	t := m.tail()
-	if pos < t {
-		skip := min(t-pos, uint64(len(p)))
-		m.dropped += skip
-		p, pos = p[skip:], pos+skip
+func (m *ringModel) write(pos uint64, p []int16, decide uint64) int {
+	data, dpos := p, pos
+	if dpos < m.tail {
+		skip := min(m.tail-dpos, uint64(len(data)))
+		data, dpos = data[skip:], dpos+skip
 	}
-	if len(p) == 0 {
+	limit := m.head + m.size
+	stored := uint64(0)
+	if dpos < limit {
+		stored = min(uint64(len(data)), limit-dpos)
+	}
+	newTail := max(m.tail, min(decide, limit))
+	if stored == 0 && newTail == m.tail {
+		m.dropped += uint64(len(p))
 		return 0
 	}
-	gap := min(int(pos-t), m.size-len(m.queue))
-	m.written += uint64(gap)
-	m.queue = append(m.queue, make([]int16, gap)...)
-	room := min(len(p), m.size-len(m.queue))
-	m.queue = append(m.queue, p[:room]...)
-	m.dropped += uint64(len(p) - room)
-	return room
+	for i := range stored {
+		m.v[dpos+i] = data[i]
+	}
+	if stored > 0 {
+		m.end = max(m.end, dpos+stored)
+	}
+	m.end = max(m.end, newTail, m.tail)
+	m.tail = newTail
+	m.dropped += uint64(len(p)) - stored
+	return int(stored)
 }
 
-func (m *ringModel) read(n int) []int16 {
-	n = min(n, len(m.queue))
-	out := slices.Clone(m.queue[:n])
-	m.queue = m.queue[n:]
-	m.head += uint64(n)
-	m.nread += uint64(n)
-	return out
+func (m *ringModel) play(n uint64, decidedOnly bool) ([]int16, int) {
+	if decidedOnly {
+		n = min(n, m.tail-m.head)
+	}
+	out := make([]int16, n)
+	w := min(max(m.end, m.tail), m.head+n) - m.head
+	for i := range w {
+		out[i] = m.v[m.head+i]
+	}
+	if m.head+n > m.tail {
+		m.missing += n - w
+		m.tail = m.head + n
+	}
+	for i := range n {
+		delete(m.v, m.head+i)
+	}
+	m.head += n
+	return out, int(w)
 }
 
-func (m *ringModel) play(n int) []int16 {
-	out := m.read(n)
-	m.missd += uint64(n - len(out))
-	m.head += uint64(n - len(out))
-	return append(out, make([]int16, n-len(out))...)
-}
-
-// FuzzRing drives a Ring and a slice model with the same operations and
+// FuzzRing drives a Ring and the ideal model with the same operations and
 // compares every result and counter.
 func FuzzRing(f *testing.F) {
 	f.Add([]byte{0, 10, 1, 5, 2, 3, 3, 9, 4, 2})
-	f.Add([]byte{3, 20, 0, 7, 1, 7, 0, 30, 0, 30, 2, 1})
+	f.Add([]byte{3, 20, 0, 7, 1, 7, 0, 30, 0, 30, 2, 1, 5, 12, 6, 20})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		r := NewRing(16)
-		m := &ringModel{size: 16}
+		m := &ringModel{size: 16, v: map[uint64]int16{}}
 		var v int16
 		next := func(n int) []int16 {
 			p := make([]int16, n)
@@ -296,49 +320,51 @@ func FuzzRing(f *testing.F) {
 			return p
 		}
 		for len(ops) >= 2 {
-			op, arg := ops[0]%5, int(ops[1]%40)
+			op, arg := ops[0]%7, int(ops[1]%40)
 			ops = ops[2:]
+			pos := uint64(max(int64(m.head)+int64(arg)-8, 0)) // -8..+31 from head
 			switch op {
 			case 0: // Write
 				p := next(arg)
-				got, want := r.Write(p), m.writeAt(m.tail(), p)
+				got, want := r.Write(p), m.write(m.tail, p, m.tail+uint64(arg))
 				if got != want {
 					t.Fatalf("Write(%d) = %d, model %d", arg, got, want)
 				}
-			case 1: // WriteAt relative to head: -8..+31
-				pos := int64(m.head) + int64(arg) - 8
-				pos = max(pos, 0)
+			case 1: // WriteAt
 				p := next(arg % 9)
-				got, want := r.WriteAt(uint64(pos), p), m.writeAt(uint64(pos), p)
-				if got != want {
+				if got, want := r.WriteAt(pos, p), m.write(pos, p, pos+uint64(len(p))); got != want {
 					t.Fatalf("WriteAt(%d, %d) = %d, model %d", pos, len(p), got, want)
 				}
+			case 5: // Put
+				p := next(arg % 9)
+				if got, want := r.Put(pos, p), m.write(pos, p, 0); got != want {
+					t.Fatalf("Put(%d, %d) = %d, model %d", pos, len(p), got, want)
+				}
+			case 6: // Decide
+				r.Decide(pos)
+				m.write(pos, nil, pos)
 			case 2: // Read
 				p := make([]int16, arg)
 				n := r.Read(p)
-				if want := m.read(arg); !slices.Equal(p[:n], want) {
+				if want, _ := m.play(uint64(arg), true); !slices.Equal(p[:n], want) {
 					t.Fatalf("Read(%d) = %v, model %v", arg, p[:n], want)
 				}
 			case 3: // Play
 				p := make([]int16, arg)
-				r.Play(p)
-				if want := m.play(arg); !slices.Equal(p, want) {
-					t.Fatalf("Play(%d) = %v, model %v", arg, p, want)
+				n := r.Play(p)
+				if want, w := m.play(uint64(arg), false); !slices.Equal(p, want) || n != w {
+					t.Fatalf("Play(%d) = %d %v, model %d %v", arg, n, p, w, want)
 				}
 			case 4: // Skip
-				want := min(arg, len(m.queue))
-				m.play(arg)
-				if got := r.Skip(arg); got != want {
-					t.Fatalf("Skip(%d) = %d, model %d", arg, got, want)
+				_, w := m.play(uint64(arg), false)
+				if got := r.Skip(arg); got != w {
+					t.Fatalf("Skip(%d) = %d, model %d", arg, got, w)
 				}
 			}
-			if r.Head() != m.head || r.Tail() != m.tail() || r.Len() != len(m.queue) ||
-				r.Written() != m.written || r.ReadCount() != m.nread || r.Dropped() != m.dropped || r.Missing() != m.missd {
-				t.Fatalf("ring head %d tail %d len %d w %d r %d d %d m %d; model head %d tail %d len %d w %d r %d d %d m %d",
-					r.Head(), r.Tail(), r.Len(), r.Written(), r.ReadCount(), r.Dropped(), r.Missing(),
-					m.head, m.tail(), len(m.queue), m.written, m.nread, m.dropped, m.missd)
+			if r.Head() != m.head || r.Tail() != m.tail || r.End() != max(m.end, m.tail) || r.Dropped() != m.dropped || r.Missing() != m.missing {
+				t.Fatalf("ring head %d tail %d end %d d %d m %d; model head %d tail %d end %d d %d m %d",
+					r.Head(), r.Tail(), r.End(), r.Dropped(), r.Missing(), m.head, m.tail, m.end, m.dropped, m.missing)
 			}
-			checkRingInvariant(t, r)
 		}
 	})
 }
