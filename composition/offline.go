@@ -22,8 +22,13 @@ import (
 // WAV at rate Hz written to out: every track placed at its start offset,
 // summed in int32 and clamped. It is `recorder mix`: a mix rebuilt after the
 // fact, for a recording whose live mix was lost or is wanted at another rate.
-// Pauses and blackouts are not re-applied (the track files hold no paused
-// audio already when the recording paused with skip).
+//
+// It re-applies the manifest's pauses and blackouts as the live mix does
+// (media/doc.go): a blacked-out participant's tracks are silent during the
+// blackout, a paused interval is silent (pauseBehavior silence) or left out
+// (skip; the track files hold no paused audio and their timestamps were
+// shifted, so each track is placed at its offset less the pauses before it,
+// and the mix is shorter by the paused time).
 func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 	switch rate {
 	case 8000, 16000, 48000:
@@ -40,7 +45,22 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(manifestPath)
-	length := int(m.Stopped.Sub(m.Started).Seconds() * float64(rate))
+	skip := m.PauseBehavior == "skip"
+	// at maps seconds of the recording's wall-clock timeline to a sample of
+	// the mix: less the skipped pauses before it.
+	at := func(sec float64) int {
+		out := sec
+		if skip {
+			for _, p := range m.Pauses {
+				if p.Start < sec {
+					out -= min(p.End, sec) - p.Start
+				}
+			}
+		}
+		return int(math.Round(out * float64(rate)))
+	}
+	wall := m.Stopped.Sub(m.Started).Seconds()
+	length := at(wall)
 	if length <= 0 || length > 24*3600*rate {
 		return nil, fmt.Errorf("composition: manifest spans %v", m.Stopped.Sub(m.Started))
 	}
@@ -56,11 +76,22 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("composition: track %s: %w", t.File, err)
 		}
-		at := int(t.Offset * float64(rate))
-		for i, v := range pcm {
-			if at+i >= 0 && at+i < length {
-				acc[at+i] += int32(v)
+		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
+			if b.UserID == t.UserID && b.UserID != "" {
+				lo, hi := at(b.Start)-at(t.Offset), at(b.End)-at(t.Offset)
+				clear(pcm[min(max(lo, 0), len(pcm)):min(max(hi, 0), len(pcm))])
 			}
+		}
+		start := at(t.Offset)
+		for i, v := range pcm {
+			if start+i >= 0 && start+i < length {
+				acc[start+i] += int32(v)
+			}
+		}
+	}
+	if !skip {
+		for _, p := range m.Pauses {
+			clear(acc[min(max(at(p.Start), 0), length):min(max(at(p.End), 0), length)])
 		}
 	}
 	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(1))

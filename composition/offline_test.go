@@ -107,3 +107,68 @@ func FuzzOggPackets(f *testing.F) {
 		})
 	})
 }
+
+// TestMixOffline_ReappliesPausesAndBlackouts: a blackout of the track's
+// participant and a pause with silence are silent in the offline mix; with
+// skip the mix is shorter by the pause and a later track moves up by it.
+func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 4*time.Second)
+	g711File(t, filepath.Join(dir, "tracks", "b-audio0.wav"), 1000, time.Second)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, behavior := range []string{"silence", "skip"} {
+		t.Run(behavior, func(t *testing.T) {
+			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: behavior,
+				Tracks: []Track{
+					{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav"},
+					{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.wav", Offset: 3},
+				},
+				Pauses:    []Interval{{Start: 1, End: 1.5}},
+				Blackouts: []Interval{{Start: 2, End: 2.5, UserID: "u1"}},
+			}
+			man := filepath.Join(dir, ManifestFile)
+			if err := WriteManifest(man, m); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, behavior+".wav")
+			mix, err := MixOffline(man, out, 8000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcm := mediatest.Decode(t, out, 8000)
+			shift := 0.0 // where the wall-clock second s is in the mix: s - shift after the pause
+			want := 4.0
+			if behavior == "skip" {
+				shift, want = 0.5, 3.5
+			}
+			if mix.Duration != want {
+				t.Errorf("mix lasts %v s, want %v", mix.Duration, want)
+			}
+			level := func(f, a, b float64) float64 {
+				return mediatest.ToneLevel(pcm[int(a*8000):int(b*8000)], 8000, f)
+			}
+			checks := []struct {
+				f, a, b float64
+				on      bool
+			}{
+				{440, 0.1, 0.9, true},
+				{440, 2.1 - shift, 2.4 - shift, false}, // blackout of u1
+				{440, 2.6 - shift, 2.9 - shift, true},
+				{1000, 3.1 - shift, 3.4 - shift, true}, // b at its offset, moved up by a skipped pause
+				{1000, 2.6 - shift, 2.9 - shift, false},
+			}
+			if behavior == "silence" {
+				checks = append(checks, struct {
+					f, a, b float64
+					on      bool
+				}{440, 1.1, 1.4, false})
+			}
+			for _, c := range checks {
+				if l := level(c.f, c.a, c.b); c.on && l < -30 || !c.on && l > -60 {
+					t.Errorf("%g Hz in [%.1f, %.1f]: %.1f dBFS, want present=%v", c.f, c.a, c.b, l, c.on)
+				}
+			}
+		})
+	}
+}

@@ -4,67 +4,98 @@
 // # Pieces
 //
 //   - Ring: a lock-free single-producer single-consumer ring of int16 samples
-//     whose counters are positions on a track's timeline.
+//     whose counters are positions on the recording's timeline; the producer
+//     may write anywhere between the decided frontier and the ring's end, in
+//     any order.
 //   - AudioPipeline: one per audio track, on the track's reader goroutine. It
-//     puts RTP packets back in sequence order (a small reorder window), decodes
-//     Opus (pure-Go github.com/pion/opus, natively at the mix rate) or G.711
-//     µ-law/A-law, and writes each frame into the track's ring at the position
-//     its RTP timestamp gives.
-//   - Mixer: one per recording, one goroutine. Every tick it plays one frame
-//     from every input ring, sums in int32, clamps, and hands the frame to a
-//     FrameSink (the WAV writer).
+//     decodes Opus (pure-Go github.com/pion/opus, natively at the mix rate)
+//     or G.711 µ-law/A-law, and writes each packet into the track's ring at
+//     the position its RTP timestamp gives on the recording's timeline.
+//   - Mixer: one per recording, one goroutine. It writes a frame once every
+//     input has decided it or the latency budget has passed, sums in int32,
+//     clamps, and hands the frame to a FrameSink (the WAV writer).
 //
-// # Timeline
+// # The recording's timeline
 //
-// A track's duration must equal wall-clock time whatever the network does:
-// lost packets, DTX (no packets during silence), reordering, jitter. Silence
-// must therefore be inserted exactly once for every interval nothing arrived
-// for. The design:
+// A recording has no listener waiting: the mix is built on the recording's
+// timeline, not played out on a live call's. The tracks are the truth; the
+// mix holds everything they hold, except what pause and blackout remove on
+// purpose, at the same instants.
 //
-//   - The ring's counters are absolute positions, in samples, on the track's
-//     timeline. tail is the end of the decided timeline; head is the mixer's
-//     playout position.
-//   - The pipeline computes each frame's position from its RTP timestamp
-//     (extended to 64 bits, so 32-bit wrap-around is seamless) and writes it
-//     there with Ring.WriteAt. A gap since the previous frame is written as
-//     silence, as far as the mixer has not yet played it.
-//   - The mixer plays every started input at wall-clock pace with Ring.Play,
-//     one frame per tick. When an input has less than a frame buffered, Play
-//     claims the missing positions as silence by advancing tail itself
-//     (compare-and-swap), so each position is decided exactly once: as data
-//     written in time, or as silence played. Data that arrives for positions
-//     already played is dropped and counted (PipelineStats.Late, and
-//     Ring.Dropped for samples); it can never push the rest of the track
-//     late.
-//   - A new input starts playing once a cushion (60 ms by default) is
-//     buffered, so jitter up to the cushion costs nothing. The pipeline
-//     anchors the first packet at the playout position plus the cushion, and
-//     re-anchors the same way instead of inserting minutes of silence or
-//     dropping everything as late: after a new SSRC, a timestamp jump larger
-//     than MaxJump (5 s) either way, a jump that would land beyond the ring
-//     (2 s), and a run of packets that arrive slightly late (a sender clock
-//     slower than ours) or late at all for a second.
-//   - Before decoding, a reorder window (8 packets) puts packets back in
-//     sequence order: a packet after a missing one is held until the missing
-//     one arrives or until it is about to be played (half a cushion ahead of
-//     the playout position). Sequence numbers and timestamps are compared in
-//     serial-number arithmetic, so both wrap around seamlessly.
+//   - Timeline. Position 0 is the recording's start (MixConfig.Start); a
+//     position is a sample at the mix rate; the wall clock (MixConfig.Clock)
+//     gives the position of now (Mixer.Now, Mixer.PosAt).
+//   - One clock for all tracks. A track's first packet is placed at its
+//     arrival; every later packet at the first's position plus its RTP time
+//     since (timestamps extended to 64 bits, so wrap-around is seamless). A
+//     backlog sent in a burst at connect is therefore placed by its
+//     timestamps, not stretched. The mapping is re-anchored at arrival after
+//     a new SSRC, a timestamp jump of more than MaxJump (5 s), a packet more
+//     than a second ahead of its arrival or later than the budget, and on
+//     Resync (the recorder calls it on the first packet after a pause or
+//     blackout). RTCP sender reports are not used yet (the conference
+//     adapters do not hand RTCP to the sink): the offset between
+//     participants is their first packets' arrival difference.
+//   - Latency budget (MixConfig.Latency, default 5 s). Every packet that
+//     arrives within the budget lands at its own place, late or reordered:
+//     the pipeline writes it with Ring.Put and moves the ring's decided
+//     frontier (Ring.Decide) to the end of the in-sequence run. The mixer
+//     writes frame [h, h+F) once every input's frontier passed h+F, or once
+//     now is past h+F plus the budget; then it claims what an input has not
+//     decided as silence (a compare-and-swap on the frontier, so every
+//     position is decided exactly once). Only a packet for a position
+//     already written is dropped, and counted (PipelineStats.Late,
+//     Ring.Dropped; Mixer.Expired counts frames written because the budget
+//     passed). An input that never sent a packet, and one that was removed,
+//     do not hold the mix back. The mix on disk thus lags real time by at
+//     most the budget (less while every input delivers in order), and
+//     Mixer.Finish, at stop, writes everything that arrived.
+//   - Reordering. The ring places packets in any order; for Opus, whose
+//     decoder needs its packets in sequence, the pipeline also holds up to 8
+//     packets after a missing one, for at most 200 ms, before it decodes
+//     on; a missing packet that comes later is still decoded (out of order)
+//     and placed.
+//   - Drift. Per 1 s window of arrival time the pipeline takes the least
+//     lateness of a packet (arrival minus placed position): network delay
+//     only adds to it, so its trend is the sender's clock against ours.
+//     After 3 s the pipeline resamples (linear interpolation, per packet) at
+//     the slope of that trend since the first window, plus the offset from
+//     the first window caught up over 10 s, within MaxSkew (5 %). It starts
+//     once the offset passed 10 ms and stops within 0.02 % and 5 ms, so
+//     jitter alone never makes it resample. So a skewed sender is
+//     neither cut nor padded with silence, and the mix lasts the wall-clock
+//     time of the recording.
+//   - Loss. pion/opus v0.1.0 offers no packet loss concealment and no FEC
+//     (it parses the LBRR frames of in-band FEC and discards them). A gap
+//     of up to three missing packets (sequence numbers missing, so not DTX)
+//     is concealed by repeating the last decoded packet, full for one packet
+//     and fading out over two; a missing packet that arrives within the
+//     budget replaces the concealment. It costs one copy of the last packet
+//     (at most 120 ms at the mix rate) and a copy per concealed packet.
+//   - Pause and blackout. The recorder's gate drops a track's packets before
+//     its file and its pipeline (recorder/pause.go), so the mix holds what
+//     the track files hold, and the cut is at the same instant in both.
+//     With PauseSkip the mixer also leaves the paused span out of its output
+//     (Mixer.Cut, Mixer.Uncut, sample-exact; Mixer.OutputAt maps a timeline
+//     position to mix.wav). MixInput.MuteFrom and UnmuteFrom silence one
+//     input from a timeline position on: a position in the past that the
+//     mixer has not written yet (within the budget) silences the audio
+//     already received for it — a blackout decided after the fact. A
+//     position already written is moved to the first one that is not, and
+//     the result says where the mute begins.
 //
-// The track's start in the mix is the arrival of its first packet; from then
-// on its position in the mix is its RTP time. What is counted: Ring.Dropped
-// (samples that came too late or did not fit), Ring.Missing (positions
-// played as silence), and PipelineStats (lost, duplicate, late packets,
-// decode errors, re-anchors).
+// Counters: Ring.Dropped (samples for positions already decided, or beyond
+// the ring), Ring.Missing (positions claimed as silence with nothing
+// written), Mixer.Expired, and PipelineStats (lost, concealed, duplicate and
+// late packets, decode errors, re-anchors). All are atomic and may be read
+// from any goroutine.
 //
-// Known limits: a packet held for a missing one is released only when
-// another packet arrives, so a loss just before the sender falls silent
-// (DTX) costs the held packets too; a sender clock faster than ours fills
-// the ring until the mixer trims a frame whenever more than half the ring is
-// buffered (MixInput.Trimmed: a 20 ms cut every 200 s at +100 ppm, after the
-// first 1 s of drift, about 3 hours); Opus has no packet loss concealment
-// (pion/opus has none), lost packets are silence.
+// Memory: an input's ring holds the budget plus 100 ms at the mix rate
+// (81.6 KB at 8 kHz for 5 s); the pipeline adds the reorder window (8 × 512
+// bytes), the sequence window (5 KB) and its decode buffers (about 8 KB),
+// and for Opus the decoder (about 15 KB, more once it met every mode).
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
-// the mixer's input list sits behind an atomic.Pointer and is replaced
+// the mixer's input and cut lists sit behind atomic.Pointers and are replaced
 // copy-on-write when inputs come and go.
 package media

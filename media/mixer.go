@@ -128,7 +128,7 @@ type InputOptions struct {
 	// Channel places the input in a stereo mix; default ChannelCenter.
 	Channel Channel
 	// RingCapacity is the input ring's size in samples; default the latency
-	// budget plus 250 ms at the mix rate.
+	// budget plus 100 ms at the mix rate.
 	RingCapacity int
 }
 
@@ -286,7 +286,7 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	capacity := opts.RingCapacity
 	if capacity <= 0 {
-		capacity = int(m.budget) + m.cfg.SampleRate/4
+		capacity = int(m.budget) + m.cfg.SampleRate/10
 	}
 	f := uint64(m.frameSamples)
 	start := max(m.Now()/f*f, m.Written())

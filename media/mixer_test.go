@@ -29,7 +29,7 @@ func newFeeder(m *Mixer, id string, freq float64, amp int16, opts InputOptions) 
 func (f *feeder) feed() {
 	mediatest.SineInto(f.frame, f.freq, f.rate, f.pos, f.amp)
 	f.in.Ring().WriteAt(uint64(f.pos), f.frame) // the track's own timeline
-	f.in.active.Store(true)                      // as a pipeline marks it
+	f.in.active.Store(true)                     // as a pipeline marks it
 	f.pos += len(f.frame)
 }
 

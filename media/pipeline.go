@@ -76,7 +76,7 @@ type heldPacket struct {
 }
 
 // windowLen is the length of one drift measurement window, in arrival time.
-const windowLen = 2 * time.Second
+const windowLen = time.Second
 
 // AudioPipeline decodes one audio track's RTP packets to PCM at the mix rate
 // and places each at its own position on the recording's timeline in its
@@ -112,9 +112,9 @@ type AudioPipeline struct {
 	nextSeq uint16            // oldest sequence number not yet decided
 	maxSeq  uint16            // newest sequence number written
 	arrived [seqWindow / 64]uint64
-	starts  [seqWindow]uint64
-	ends    [seqWindow]uint64
-	pending int // arrived packets at or after nextSeq
+	starts  [seqWindow]uint32
+	ends    [seqWindow]uint32 // positions of the arrived packets, low 32 bits (see near)
+	pending int               // arrived packets at or after nextSeq
 
 	// Timeline mapping: position(ext) = basePos + (ext-baseExt)·rate/clock·ratio.
 	anchored bool
@@ -132,6 +132,10 @@ type AudioPipeline struct {
 	winMin   float64 // least lateness in the current window
 	winNom   float64 // nominal (unresampled) position of that packet
 	winAt    float64 // its arrival position
+	havePrev bool    // the previous window's least lateness
+	prevMin  float64
+	prevNom  float64
+	prevAt   float64
 	haveBase bool
 	base     float64 // least lateness of the first window: the reference
 	baseNom  float64
@@ -181,8 +185,10 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 		ratio:   1,
 		holdFor: uint64(samples(holdTime, cfg.SampleRate)),
 	}
-	for i := range p.held {
-		p.held[i].payload = make([]byte, 0, heldPayload)
+	if cfg.Codec == CodecOpus { // G.711 decodes in any order: nothing is held
+		for i := range p.held {
+			p.held[i].payload = make([]byte, 0, heldPayload)
+		}
 	}
 	switch cfg.Codec {
 	case CodecOpus:
@@ -209,7 +215,7 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 		return nil, fmt.Errorf("%w: no clock rate", ErrCodec)
 	}
 	p.res = make([]int16, len(p.pcm)+len(p.pcm)/4+2)
-	p.last = make([]int16, len(p.pcm))
+	p.last = make([]int16, samples(3*maxOpusDuration/6, cfg.SampleRate)) // 60 ms: a packet to repeat
 	return p, nil
 }
 
@@ -288,7 +294,7 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
 		p.decSeq++
 		p.drainHeld(now)
-	case int(d) < len(p.held) && len(pkt.Payload) <= heldPayload:
+	case p.codec == CodecOpus && int(d) < len(p.held) && len(pkt.Payload) <= heldPayload:
 		h := &p.held[int(seq)%len(p.held)]
 		h.valid, h.seq, h.ts, h.at = true, seq, pkt.Timestamp, now
 		h.payload = append(h.payload[:0], pkt.Payload...)
@@ -314,7 +320,7 @@ func (p *AudioPipeline) drainHeld(now uint64) {
 		}
 		h.valid = false
 		p.nheld--
-		p.emit(h.seq, h.ts, h.payload, now)
+		p.emit(h.seq, h.ts, h.payload, h.at) // its lateness is measured at its own arrival
 		p.decSeq++
 	}
 }
@@ -368,6 +374,11 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	}
 	start, end := p.place(ts, n, now)
 	newest := int16(seq-p.maxSeq) > 0
+	if seq == p.maxSeq+1 && p.haveLst && start != p.lastEnd && start+2 >= p.lastEnd && start <= p.lastEnd+2 {
+		// Contiguous with the previous packet but for rounding: no sample
+		// overlaps and no sample of silence between.
+		start, end = p.lastEnd, end+p.lastEnd-start
+	}
 	if n > 0 {
 		if gap := int16(seq - p.maxSeq); gap >= 2 && gap <= 4 && p.haveLst && p.lastSeq == p.maxSeq && start > p.lastEnd {
 			p.conceal(p.lastEnd, start, uint64(gap-1)) // a loss (not DTX: sequence numbers are missing)
@@ -384,8 +395,8 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 			p.input.active.Store(true)
 		}
 		if newest {
-			copy(p.last, p.pcm[:n])
-			p.lastN, p.lastSeq, p.lastEnd, p.haveLst = n, seq, end, true
+			p.lastN = copy(p.last, p.pcm[:n])
+			p.lastSeq, p.lastEnd, p.haveLst = seq, end, p.lastN == n // longer packets are not repeated
 		}
 	}
 	if newest {
@@ -394,7 +405,7 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	if d := int16(seq - p.nextSeq); d >= 0 && int(d) < seqWindow {
 		w, b := p.bit(seq)
 		*w |= b
-		p.starts[int(seq)%seqWindow], p.ends[int(seq)%seqWindow] = start, end
+		p.starts[int(seq)%seqWindow], p.ends[int(seq)%seqWindow] = uint32(start), uint32(end)
 		p.pending++
 	}
 	p.advance()
@@ -435,14 +446,14 @@ func (p *AudioPipeline) advance() {
 	for p.pending > 0 {
 		if w, b := p.bit(p.nextSeq); *w&b != 0 {
 			*w &^= b
-			decide = max(decide, p.ends[int(p.nextSeq)%seqWindow])
+			decide = max(decide, near(p.ends[int(p.nextSeq)%seqWindow], tail))
 			p.pending--
 			p.nextSeq++
 			continue
 		}
 		// A hole: given up once the mixer wrote past the next packet's start.
 		next, ok := p.nextArrived()
-		if !ok || p.starts[int(next)%seqWindow] > tail {
+		if !ok || near(p.starts[int(next)%seqWindow], tail) > tail {
 			break
 		}
 		p.lost.Add(uint64(next - p.nextSeq))
@@ -451,6 +462,13 @@ func (p *AudioPipeline) advance() {
 	if decide > 0 {
 		p.ring.Decide(decide)
 	}
+}
+
+// near returns the position whose low 32 bits are x nearest to ref (the
+// positions of the packets in the sequence window are within 2^31 samples of
+// the ring's frontier).
+func near(x uint32, ref uint64) uint64 {
+	return uint64(int64(ref) + int64(int32(x-uint32(ref))))
 }
 
 // nextArrived returns the first arrived sequence number after nextSeq.
@@ -505,7 +523,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 		p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
 		p.basePos = float64(max(now, p.ring.End()))
 		p.ratio = 1
-		p.haveBase, p.winEnd = false, 0
+		p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	}
 	k := p.rate / p.clock
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
@@ -517,7 +535,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 		p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
 		p.basePos = float64(max(now, p.ring.End()))
 		p.ratio = 1
-		p.haveBase, p.winEnd = false, 0
+		p.haveBase, p.havePrev, p.winEnd = false, false, 0
 		pos = p.basePos
 	}
 	p.measure(pos, float64(p.ext-p.origExt)*k, now)
@@ -534,8 +552,9 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 // nom, without resampling) that arrived at now, and at the end of each
 // window steers the ratio: to the slope of the least lateness since the
 // first window (the sender's clock rate against ours), corrected by the
-// offset from the first window's over 20 s. Within 0.02 % and 10 ms it keeps
-// the ratio at exactly 1 (no resampling).
+// offset from the first window's over 10 s. It starts resampling once the
+// offset passed 10 ms, and stops when the slope is within 0.02 % and the
+// offset within 5 ms: otherwise the ratio is exactly 1 (no resampling).
 func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	late := float64(now) - pos
 	if p.winEnd == 0 {
@@ -549,8 +568,15 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		}
 		return
 	}
-	// The window ended: use its minimum, start the next with this packet.
+	// The window ended: use the least lateness of it and the window before
+	// (two seconds of packets: one window may lack a packet that came
+	// through the network without queueing), start the next with this
+	// packet.
 	winMin, winNom, winAt := p.winMin, p.winNom, p.winAt
+	if p.havePrev && p.prevMin < winMin {
+		winMin, winNom, winAt = p.prevMin, p.prevNom, p.prevAt
+	}
+	p.havePrev, p.prevMin, p.prevNom, p.prevAt = true, p.winMin, p.winNom, p.winAt
 	p.winEnd = now + uint64(windowLen.Seconds()*p.rate)
 	p.winMin, p.winNom, p.winAt = late, nom, float64(now)
 	if !p.haveBase {
@@ -558,13 +584,17 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		return
 	}
 	span := winNom - p.baseNom
-	if span < 10*p.rate {
+	if span < 3*p.rate {
 		return // too short a baseline for a slope
 	}
 	slope := (winAt - p.baseAt) / span          // our samples per sender sample
-	offset := (winMin - p.base) / (20 * p.rate) // catch up the offset in 20 s
+	offset := (winMin - p.base) / (10 * p.rate) // catch up the offset in 10 s
 	ratio := min(max(slope+offset, 1-p.maxSkew), 1+p.maxSkew)
-	if math.Abs(slope-1) < 2e-4 && math.Abs(winMin-p.base) < 0.01*p.rate {
+	// Jitter makes the slope noisy: start resampling once the offset has
+	// grown past 10 ms, stop once the slope is within 0.02 % and the
+	// offset within 5 ms.
+	drift := math.Abs(winMin - p.base)
+	if p.ratio == 1 && drift < 0.01*p.rate || p.ratio != 1 && math.Abs(slope-1) < 2e-4 && drift < 0.005*p.rate {
 		ratio = 1
 	}
 	if ratio != p.ratio { // re-base so the mapping stays continuous

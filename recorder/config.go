@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/media"
 )
 
 // Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
@@ -115,10 +117,62 @@ func (w *WebRTCConfig) PortRange() (lo, hi uint16, err error) {
 	return uint16(l), uint16(h), nil
 }
 
-// MixSettings are the mix WAV's format.
+// MixSettings are the mix WAV's format and its latency budget.
 type MixSettings struct {
 	SampleRate int `yaml:"sampleRate" json:"sampleRate"`
 	Channels   int `yaml:"channels" json:"channels"`
+	// Latency is how long the mixer waits for late audio before it writes a
+	// part of the mix without it (media.MixConfig.Latency); default 5 s. In
+	// JSON a Go duration ("5s") or seconds ("5"); a number is nanoseconds.
+	Latency time.Duration `yaml:"latency" json:"latency"`
+}
+
+// mixSettingsJSON is MixSettings with the latency as written in JSON.
+type mixSettingsJSON struct {
+	SampleRate int             `json:"sampleRate"`
+	Channels   int             `json:"channels"`
+	Latency    json.RawMessage `json:"latency,omitempty"`
+}
+
+// MarshalJSON writes the latency as a Go duration ("5s").
+func (m MixSettings) MarshalJSON() ([]byte, error) {
+	j := mixSettingsJSON{SampleRate: m.SampleRate, Channels: m.Channels}
+	if m.Latency != 0 {
+		j.Latency, _ = json.Marshal(m.Latency.String())
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads the latency as a Go duration or seconds in a string,
+// or nanoseconds in a number.
+func (m *MixSettings) UnmarshalJSON(b []byte) error {
+	var j mixSettingsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*m = MixSettings{SampleRate: j.SampleRate, Channels: j.Channels}
+	if len(j.Latency) == 0 || string(j.Latency) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(j.Latency, &s); err != nil {
+		var ns int64
+		if err := json.Unmarshal(j.Latency, &ns); err != nil {
+			return fmt.Errorf("latency: want a duration such as \"5s\", not %s", j.Latency)
+		}
+		m.Latency = time.Duration(ns)
+		return nil
+	}
+	if sec, err := strconv.ParseFloat(s, 64); err == nil && sec >= 0 && sec < 1e6 {
+		m.Latency = time.Duration(sec * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("latency: %q is not a duration such as \"5s\"", s)
+	}
+	m.Latency = d
+	return nil
 }
 
 // RecordingDefaults apply to every recording unless its start request says otherwise.
@@ -278,6 +332,9 @@ func (c *Config) setDefaults() {
 	if c.Defaults.Mix.Channels == 0 {
 		c.Defaults.Mix.Channels = 1
 	}
+	if c.Defaults.Mix.Latency == 0 {
+		c.Defaults.Mix.Latency = media.DefaultLatency
+	}
 	if c.Defaults.PauseBehavior == "" {
 		c.Defaults.PauseBehavior = "silence"
 	}
@@ -407,6 +464,10 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// maxLatency is the largest latency budget: each audio track's ring holds
+// the budget (16 KB a second at 8 kHz).
+const maxLatency = 60 * time.Second
+
 func validMix(m MixSettings) error {
 	switch m.SampleRate {
 	case 8000, 16000, 48000:
@@ -415,6 +476,9 @@ func validMix(m MixSettings) error {
 	}
 	if m.Channels != 1 && m.Channels != 2 {
 		return fmt.Errorf("channels %d is not 1 or 2", m.Channels)
+	}
+	if m.Latency != 0 && (m.Latency < 100*time.Millisecond || m.Latency > maxLatency) {
+		return fmt.Errorf("latency %v is not between 100ms and %v", m.Latency, maxLatency)
 	}
 	return nil
 }

@@ -221,10 +221,20 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		rec.PauseBehavior = req.PauseBehavior
 	}
 	if req.Mix != nil {
-		if err := validMix(*req.Mix); err != nil {
+		mix := *req.Mix // what the request leaves out comes from the defaults
+		if mix.SampleRate == 0 {
+			mix.SampleRate = m.cfg.Defaults.Mix.SampleRate
+		}
+		if mix.Channels == 0 {
+			mix.Channels = m.cfg.Defaults.Mix.Channels
+		}
+		if mix.Latency == 0 {
+			mix.Latency = m.cfg.Defaults.Mix.Latency
+		}
+		if err := validMix(mix); err != nil {
 			return nil, errorf(KindInvalid, "invalid_field", "mix: %v", err)
 		}
-		rec.Mix = *req.Mix
+		rec.Mix = mix
 	}
 	if req.MaxDuration < 0 {
 		return nil, errorf(KindInvalid, "invalid_field", "maxDuration is negative")
@@ -346,7 +356,7 @@ func (s *Session) begin(ctx context.Context) error {
 		return err
 	}
 	started := s.m.now()
-	med, err := newSessionMedia(rec, filepath.Join(rec.Dir, "mix.wav"), s.log)
+	med, err := newSessionMedia(rec, started, filepath.Join(rec.Dir, "mix.wav"), s.log)
 	if err != nil {
 		return err
 	}

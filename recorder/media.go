@@ -32,7 +32,7 @@ type sessionMedia struct {
 	closed bool
 }
 
-func newSessionMedia(rec *Recording, mixPath string, log *slog.Logger) (*sessionMedia, error) {
+func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slog.Logger) (*sessionMedia, error) {
 	pb, err := media.ParsePauseBehavior(rec.PauseBehavior)
 	if err != nil {
 		return nil, err
@@ -41,7 +41,8 @@ func newSessionMedia(rec *Recording, mixPath string, log *slog.Logger) (*session
 	if err != nil {
 		return nil, fmt.Errorf("recorder: create mix: %w", err)
 	}
-	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels, PauseBehavior: pb}, w)
+	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels,
+		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, w)
 	ctx, cancel := context.WithCancel(context.Background())
 	sm := &sessionMedia{log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
 	go func() {
@@ -54,7 +55,9 @@ func newSessionMedia(rec *Recording, mixPath string, log *slog.Logger) (*session
 	return sm, nil
 }
 
-// close stops the mixer goroutine and closes mix.wav; it returns the frames written.
+// close stops the mixer goroutine, which first writes the rest of the mix
+// (everything the tracks delivered), and closes mix.wav; it returns the
+// frames written.
 func (sm *sessionMedia) close() (int64, error) {
 	if sm.closed {
 		return sm.mixer.Frames(), nil
@@ -96,6 +99,9 @@ type mediaSink struct {
 	in    *media.MixInput
 	mixer *media.Mixer
 	gate  *gate // pause and blackout (pause.go); nil: everything passes
+	// gated: the gate dropped the last packet, so the next one that passes
+	// re-anchors the track's timeline at its arrival (reader goroutine only).
+	gated bool
 }
 
 // videoFrames returns the frames a video track's writer wrote; video is false
@@ -109,7 +115,14 @@ func (m *mediaSink) videoFrames() (frames uint64, video bool) {
 
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.gate != nil && m.gate.drop() {
+		m.gated = true
 		return nil // paused or blacked out: nothing reaches any file
+	}
+	if m.gated {
+		m.gated = false
+		if p, ok := m.audio.(*media.AudioPipeline); ok {
+			p.Resync() // the resume is at this packet's arrival, whatever its timestamp
+		}
 	}
 	var err error
 	if m.gate != nil {

@@ -17,7 +17,7 @@ import (
 func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 	dir := t.TempDir()
 	rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
-	sm, err := newSessionMedia(rec, filepath.Join(dir, "mix.wav"), slog.Default())
+	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 func BenchmarkTrackSink_PCMU(b *testing.B) {
 	dir := b.TempDir()
 	rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
-	sm, err := newSessionMedia(rec, filepath.Join(dir, "mix.wav"), slog.Default())
+	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 	if err != nil {
 		b.Fatal(err)
 	}

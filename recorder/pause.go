@@ -18,23 +18,27 @@ import (
 // pipeline: while the recording is paused (or the track's participant is
 // blacked out) the gate drops them, so nothing of the interval is written to
 // the per-track file, decoded into the mixer's ring, or kept anywhere. The
-// mixer is paused too (media.Mixer.SetPaused): it discards what its rings
-// still buffer from before the pause and writes silent frames (pauseBehavior
-// "silence": the mix keeps the call's length) or nothing ("skip": the
-// interval is cut out of the mix). The mixer switches one cushion (60 ms)
-// after the gates, when it plays what arrived at the instant of the pause or
-// resume: it still plays the audio buffered before a pause, and starts again
-// just as the first audio after a resume is due, so skip leaves no hole.
-// The pause's mix positions in the manifest are those switch points.
+// gate is the one cut for the track file and the mix alike: the mix holds
+// exactly the packets the track file holds, each at its place on the
+// recording's timeline (media/doc.go), so a cut is at the same instant in
+// both. The first packet after the gate reopens re-anchors the track's
+// timeline at its arrival (media.AudioPipeline.Resync).
 //
-// Per-track files: with "silence" the writers fill the gap with the codec's
+// With "silence" the mix keeps the paused interval as silence (nothing was
+// decoded for it) and the per-track writers fill the gap with the codec's
 // silence when packets resume (the file keeps wall-clock length). With
-// "skip" the gate shifts the RTP timestamps of every later packet back by the
-// paused wall-clock time (in the track's clock rate), so the per-track file is
-// as much shorter as the mix; sequence numbers are not shifted, so a video
-// writer sees the gap as loss and asks for a keyframe. A shift that would
-// land at or before the last packet written (jitter) is reduced to one
-// packet interval after it.
+// "skip" the mixer leaves the interval out (media.Mixer.Cut): from the later
+// of the pause instant and the end of the audio already received (nothing
+// before the cut is lost, even audio the mixer has not written yet), to the
+// resume instant. The gate shifts the RTP timestamps of every later packet
+// back by the paused wall-clock time (in the track's clock rate), so the
+// per-track file is as much shorter as the mix; sequence numbers are not
+// shifted, so a video writer sees the gap as loss and asks for a keyframe. A
+// shift that would land at or before the last packet written (jitter) is
+// reduced to one packet interval after it.
+//
+// The pause's mix positions in the manifest are positions in mix.wav: the
+// cut's start and end with silence, the cut's start twice with skip.
 
 // PauseInterval is one paused interval of a recording: wall-clock times and
 // the positions in the mix timeline (with "skip" both positions are equal).
@@ -141,12 +145,10 @@ func (g *gate) timestamp(p *rtp.Packet) uint32 {
 	return ts
 }
 
-// setBlack blacks the track's participant out or in.
+// setBlack blacks the track's participant out or in. The gate's cut is the
+// mix's too: the mix holds what the track file holds.
 func (g *gate) setBlack(on bool) {
 	g.black.Store(on)
-	if g.in != nil {
-		g.in.SetMuted(on)
-	}
 }
 
 // newGate registers the gate of a new track of userID; the caller holds s.mu.
@@ -191,9 +193,6 @@ func (s *Session) gatesOf(userID string) []*gate {
 	}
 	return out
 }
-
-// mixPosition returns the mixer's position, 0 without a mixer.
-func (s *Session) mixPosition() time.Duration { return s.media.position() }
 
 // position returns the mix's position; 0 for a nil sessionMedia.
 func (sm *sessionMedia) position() time.Duration {
@@ -244,16 +243,26 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		return snap, nil
 	}
 	now := m.now()
-	// The gates switch now; the mixer one cushion later, when it plays the
-	// audio that arrived at this instant: it still plays what was buffered
-	// before a pause, and resumes just as the first audio after it is due.
-	var cushion time.Duration
-	if s.media != nil {
-		cushion = s.media.mixer.Config().Cushion
-	}
-	pos := s.mixPosition() + cushion
 	if pause {
 		s.lc.paused.Store(true) // before the commit: nothing from now on is kept
+	}
+	// The cut on the mix's timeline (see above): its position in mix.wav.
+	var pos time.Duration
+	if sm := s.media; sm != nil {
+		mx := sm.mixer
+		at := mx.PosAt(now)
+		skip := s.rec.PauseBehavior == "skip"
+		switch {
+		case pause && skip:
+			pos = mx.OutputAt(mx.Cut(max(at, mx.InputsEnd())))
+		case pause:
+			pos = mx.OutputAt(max(at, mx.InputsEnd()))
+		case skip:
+			mx.Uncut(at)
+			pos = mx.OutputAt(at)
+		default:
+			pos = mx.OutputAt(at)
+		}
 	}
 	err = s.commitLocked(ctx, func(r *Recording) {
 		r.Paused = pause
@@ -272,6 +281,9 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	if err != nil {
 		if pause { // not persisted: not paused
 			s.lc.paused.Store(false)
+			if sm := s.media; sm != nil && s.rec.PauseBehavior == "skip" {
+				sm.mixer.Uncut(0) // an empty cut
+			}
 		}
 		s.mu.Unlock()
 		return nil, err
@@ -282,9 +294,6 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 			s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
 		}
 		s.lc.paused.Store(false)
-	}
-	if sm := s.media; sm != nil {
-		time.AfterFunc(cushion, func() { sm.mixer.SetPaused(s.lc.paused.Load()) })
 	}
 	snap := s.rec.clone()
 	s.mu.Unlock()

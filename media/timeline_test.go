@@ -1,0 +1,162 @@
+package media
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// onsetSink finds where 1 kHz beeps start in the mix, in 10 ms blocks,
+// without keeping the mix.
+type onsetSink struct {
+	pos    int // samples written
+	on     bool
+	onsets []int
+}
+
+func (s *onsetSink) WriteFrame(pcm []int16) error {
+	for i := 0; i+80 <= len(pcm); i += 80 {
+		on := mediatest.ToneLevel(pcm[i:i+80], 8000, 1000) > -30
+		if on && !s.on {
+			s.onsets = append(s.onsets, s.pos+i)
+		}
+		s.on = on
+	}
+	s.pos += len(pcm)
+	return nil
+}
+
+// TestAudioPipeline_TwoHoursOfDrift records two hours in fast time (the
+// pipeline fed directly on the mixer's virtual clock) from senders whose
+// clocks run 0.1 % and 0.5 % slow and fast, with up to 60 ms of jitter and
+// a 300 ms stall every 97 s. A 100 ms beep every minute must land in the mix
+// where it was sent in our time (plus the first packet's delay, which places
+// the track), within 40 ms, from the first to the last: the drift is
+// resampled away, and the track spans the time it was sent in, ±0.1 %.
+func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two hours of audio")
+	}
+	const d = 2 * time.Hour
+	silence, beep := make([]byte, 160), make([]byte, 160)
+	tone := mediatest.Sine(1000, 8000, 160, 10000) // 20 whole periods: seamless
+	for i := range beep {
+		silence[i], beep[i] = synth.MuLaw(0), synth.MuLaw(tone[i])
+	}
+	for _, ratio := range []float64{1.001, 0.999, 1.005, 0.995} {
+		t.Run(time.Duration(ratio*1e9).String(), func(t *testing.T) {
+			sink := &onsetSink{}
+			m, c := newVirtualMixer(MixConfig{}, sink)
+			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("t", InputOptions{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := m.Config().Start
+			r := rand.New(rand.NewPCG(7, uint64(ratio*1000)))
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}}
+			n := int(d / (20 * time.Millisecond))
+			var want []time.Duration // our time each beep was sent
+			next := time.Duration(0) // the mixer's next step
+			var j0 time.Duration     // the first packet's delay: the track starts at its arrival
+			for i := 0; i < n; i++ {
+				sent := time.Duration(float64(i) * float64(20*time.Millisecond) * ratio)
+				at := sent + time.Duration(r.IntN(60))*time.Millisecond
+				if i > 0 && sent%(97*time.Second) < 300*time.Millisecond {
+					at = sent + 300*time.Millisecond // a stall, then a burst
+				}
+				for next <= at {
+					c.t = t0.Add(next)
+					if err := m.Step(); err != nil {
+						t.Fatal(err)
+					}
+					next += 20 * time.Millisecond
+				}
+				if i == 0 {
+					j0 = at
+				}
+				c.t = t0.Add(at)
+				pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(160*i)
+				pkt.Payload = silence
+				if i%3000 < 5 { // 100 ms every minute of the sender's time
+					pkt.Payload = beep
+					if i%3000 == 0 {
+						want = append(want, sent)
+					}
+				}
+				if err := p.WriteRTP(pkt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			end := time.Duration(float64(d)*ratio) + 100*time.Millisecond
+			c.t = t0.Add(end)
+			p.Close()
+			m.RemoveInput(p.input)
+			if err := m.Finish(m.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if len(sink.onsets) != len(want) {
+				t.Fatalf("%d beeps in the mix, want %d", len(sink.onsets), len(want))
+			}
+			worst := time.Duration(0)
+			for k, o := range sink.onsets {
+				got := time.Duration(o) * time.Second / 8000
+				off := got - want[k] - j0
+				if off < 0 {
+					off = -off
+				}
+				worst = max(worst, off)
+				if off > 40*time.Millisecond {
+					t.Errorf("beep %d (sent at %v) is at %v in the mix: %v off", k, want[k], got, got-want[k]-j0)
+				}
+			}
+			// The mix lasts the wall-clock time; the track spans its own.
+			mix := time.Duration(sink.pos) * time.Second / 8000
+			track := time.Duration(p.lastEnd) * time.Second / 8000
+			sent := time.Duration(float64(d) * ratio)
+			if diff := track - sent; diff < -sent/1000 || diff > sent/1000 {
+				t.Errorf("the track spans %v of the mix, sent in %v: off by %v", track, sent, diff)
+			}
+			t.Logf("ratio %.4f: worst beep offset %v; track %v for %v sent, mix %v; %+v", p.Ratio(), worst, track, sent, mix, p.Stats())
+		})
+	}
+}
+
+// TestMixInput_MemoryPerTrack: a track's mixer input and pipeline with the
+// default 5 s budget at 8 kHz take at most 100 KB, the decoder aside (a
+// G.711 pipeline; the Opus decoder's own size is logged).
+func TestMixInput_MemoryPerTrack(t *testing.T) {
+	for _, codec := range []Codec{CodecPCMU, CodecOpus} {
+		per := trackMemory(t, codec)
+		t.Logf("%v: %d bytes per track", codec, per)
+		if codec == CodecPCMU && per > 100_000 {
+			t.Errorf("%d bytes per track, want at most 100 KB", per)
+		}
+	}
+}
+
+// trackMemory returns the heap a mixer input and its pipeline take.
+func trackMemory(t *testing.T, codec Codec) uint64 {
+	const n = 50
+	m := NewMixer(MixConfig{}, &discardSink{})
+	keep := make([]*AudioPipeline, 0, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, p)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	return (after.HeapAlloc - before.HeapAlloc) / n
+}
