@@ -228,6 +228,7 @@ type Mixer struct {
 	sink         FrameSink
 	frameSamples int    // per channel
 	budget       uint64 // latency budget in samples
+	joinWait     uint64 // how long a new input may take to begin, in samples
 
 	inputs  atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
 	cuts    atomic.Pointer[[]span]      // skipped spans, sorted, immutable
@@ -251,6 +252,7 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 		sink:         sink,
 		frameSamples: n,
 		budget:       uint64(samples(cfg.Latency, cfg.SampleRate)),
+		joinWait:     uint64(samples(min(settleTime, cfg.Latency/2), cfg.SampleRate)),
 		acc:          make([]int32, n*cfg.Channels),
 		pcm:          make([]int16, n*cfg.Channels),
 		scratch:      make([]int16, n),
@@ -452,7 +454,10 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 				r.release(h - r.Head())
 			}
 		}
-		claim := expired || in.leaving.Load() || !in.active.Load()
+		// An input that has written nothing yet is silence once it had
+		// joinWait to begin (its first packets may be late: the pipeline
+		// moves them back to where they belong before it decides them).
+		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.start+m.joinWait
 		a, b, ok := r.take(f, claim)
 		if !ok {
 			return false, nil // wait: the input has not decided the frame yet

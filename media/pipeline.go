@@ -64,6 +64,7 @@ const (
 	heldSlots   = 8
 	heldPayload = 512
 	holdTime    = 200 * time.Millisecond
+	settleTime  = 500 * time.Millisecond // at most half the budget
 )
 
 // heldPacket is a packet kept by the reorder window; payload is a copy.
@@ -147,6 +148,16 @@ type AudioPipeline struct {
 	lastSeq uint16
 	lastEnd uint64
 	haveLst bool
+
+	// Settling: a new anchor's first packets are written but not decided
+	// until settleEnd (arrival time), so that the anchor can still move back
+	// by the least lateness seen meanwhile (the first packet came late:
+	// queued at connect, a backlog, jitter).
+	settling    bool
+	settleEnd   uint64
+	settleMin   float64
+	settleFrom  uint64
+	settleFloor uint64 // what was written before the anchor: the shift stops there
 
 	closed bool
 
@@ -408,6 +419,10 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		p.starts[int(seq)%seqWindow], p.ends[int(seq)%seqWindow] = uint32(start), uint32(end)
 		p.pending++
 	}
+	if p.settling && now >= p.settleEnd {
+		p.settleNow() // decides
+		return
+	}
 	p.advance()
 }
 
@@ -441,6 +456,9 @@ func (p *AudioPipeline) conceal(from, to uint64, missing uint64) {
 // advance decides the timeline up to the end of the in-sequence run, and
 // gives up on missing packets whose place the mixer has already written.
 func (p *AudioPipeline) advance() {
+	if p.settling {
+		return
+	}
 	var decide uint64
 	tail := p.ring.Tail()
 	for p.pending > 0 {
@@ -487,6 +505,7 @@ func (p *AudioPipeline) nextArrived() (uint16, bool) {
 
 // finishSeq decides everything written and forgets the sequence state.
 func (p *AudioPipeline) finishSeq() {
+	p.settleNow()
 	if p.pending > 0 {
 		for s := p.nextSeq; ; s++ {
 			if w, b := p.bit(s); *w&b != 0 {
@@ -520,10 +539,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 	}
 	if !p.anchored {
 		p.anchored = true
-		p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
-		p.basePos = float64(max(now, p.ring.End()))
-		p.ratio = 1
-		p.haveBase, p.havePrev, p.winEnd = false, false, 0
+		p.anchor(ts, now)
 	}
 	k := p.rate / p.clock
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
@@ -532,11 +548,12 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 		// budget: the timestamps lost touch with time (a sender that
 		// jumped without sending, or stopped and went on where it was).
 		p.reanchors.Add(1)
-		p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
-		p.basePos = float64(max(now, p.ring.End()))
-		p.ratio = 1
-		p.haveBase, p.havePrev, p.winEnd = false, false, 0
+		p.settleNow()
+		p.anchor(ts, now)
 		pos = p.basePos
+	}
+	if p.settling {
+		p.settleMin = min(p.settleMin, float64(now)-pos)
 	}
 	p.measure(pos, float64(p.ext-p.origExt)*k, now)
 	s := max(pos, 0)
@@ -546,6 +563,46 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 		end = start + uint64(n)
 	}
 	return start, end
+}
+
+// anchor maps ts to the packet's arrival now (or the end of what was
+// written, if later) and starts settling.
+func (p *AudioPipeline) anchor(ts uint32, now uint64) {
+	p.settleNow()
+	p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
+	end := p.ring.End()
+	from := max(now, end)
+	p.basePos = float64(from)
+	p.ratio = 1
+	p.haveBase, p.havePrev, p.winEnd = false, false, 0
+	p.settling, p.settleFrom, p.settleFloor, p.settleMin = true, from, end, 0
+	p.settleEnd = now + min(uint64(samples(settleTime, int(p.rate))), p.mixer.budget/2)
+}
+
+// settleNow ends settling: if packets came earlier than the anchor placed
+// them, everything written since the anchor moves back by the most any was
+// early (not before what was written before the anchor: for a new track,
+// the instant it joined), and the timeline is decided.
+func (p *AudioPipeline) settleNow() {
+	if !p.settling {
+		return
+	}
+	p.settling = false
+	floor := max(p.ring.Tail(), p.settleFloor)
+	if p.settleMin < 0 && p.settleFrom > floor {
+		shift := min(uint64(-p.settleMin), p.settleFrom-floor)
+		p.ring.Shift(p.settleFrom, p.settleFrom-shift)
+		p.basePos -= float64(shift)
+		p.lastEnd -= shift
+		for s := p.nextSeq; s != p.maxSeq+1; s++ {
+			if w, b := p.bit(s); *w&b != 0 {
+				p.starts[int(s)%seqWindow] -= uint32(shift)
+				p.ends[int(s)%seqWindow] -= uint32(shift)
+			}
+		}
+	}
+	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // lateness counts from the settled anchor
+	p.advance()
 }
 
 // measure takes the lateness of a packet placed at pos (nominal position

@@ -746,3 +746,39 @@ func TestAudioPipeline_OpusStereoDownmix(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestAudioPipeline_ConnectBurst: packets queued at connect arrive at once.
+// Held up on our side (the first 300 ms arrive 300 ms late), the track is
+// placed where the packets after the burst show it belongs, at its start;
+// a backlog the sender queued (GStreamer sends 0.3–0.7 s at once) is placed
+// by its timestamps, not stretched or squeezed.
+func TestAudioPipeline_ConnectBurst(t *testing.T) {
+	payloads := opusBeeps(t, 5*time.Second)
+	tests := []struct {
+		name string
+		mod  func(ps []timedPacket)
+	}{
+		{"first 300 ms held up 300 ms", func(ps []timedPacket) {
+			for i := range ps {
+				ps[i].at = max(ps[i].at, 300*time.Millisecond)
+			}
+		}},
+		{"a 500 ms backlog sent at once", func(ps []timedPacket) {
+			for i := range ps {
+				ps[i].at = max(ps[i].at-500*time.Millisecond, 0)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkts := packetize(payloads, 48000, 7, 0, 0, 0)
+			tt.mod(pkts)
+			m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+			simulate(t, m, p, pkts, 5200*time.Millisecond)
+			checkBeeps(t, sink.pcm, 8000, 0, 10)
+			if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v", s)
+			}
+		})
+	}
+}

@@ -182,6 +182,31 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 	}
 }
 
+// Shift moves what the producer wrote from position from on back to start at
+// to (the frontier <= to < from), before any of it is decided: a track's
+// first packets, placed at a late first arrival, moved to where the ones
+// after them show they belong. Producer only.
+func (r *Ring) Shift(from, to uint64) {
+	for {
+		t := r.tail.Load()
+		if to < t || to >= from {
+			return
+		}
+		if !r.tail.CompareAndSwap(t, t|busy) {
+			continue
+		}
+		if e := max(r.end.Load(), t); from < e {
+			d := from - to
+			for pos := from; pos < e; pos++ {
+				r.buf[(pos-d)%r.size] = r.buf[pos%r.size]
+			}
+			r.end.Store(e - d) // the slots left behind are stale from now on
+		}
+		r.tail.Store(t)
+		return
+	}
+}
+
 // zero clears the slots of positions [from, to) (at most the whole buffer).
 func (r *Ring) zero(from, to uint64) {
 	if to <= from {
