@@ -235,6 +235,7 @@ type Mixer struct {
 	written atomic.Uint64               // timeline position: frames below it are written
 	out     atomic.Uint64               // samples per channel written to the sink
 	expired atomic.Uint64               // frames written because the budget passed
+	end     atomic.Uint64               // SetEnd's position; 0: not set
 
 	// Step's state and buffers (mixer goroutine only).
 	pos     uint64
@@ -582,16 +583,26 @@ func (m *Mixer) accumulate(acc []int32, p []int16, ch Channel) {
 	}
 }
 
+// SetEnd sets the instant the mix ends at when Run finishes it (the stop
+// request), instead of the instant Run sees its context done. Safe from any
+// goroutine.
+func (m *Mixer) SetEnd(t time.Time) { m.end.Store(max(m.PosAt(t), 1)) }
+
 // Run steps the mixer once per frame duration until ctx is done; it returns
 // early with the sink's error if a write fails. When ctx is done it
-// finishes the mix (see Finish) and returns nil or the sink's error.
+// finishes the mix (see Finish) up to SetEnd's instant, or now, and returns
+// nil or the sink's error.
 func (m *Mixer) Run(ctx context.Context) error {
 	ticker := time.NewTicker(m.cfg.Frame)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if err := m.Finish(m.Now()); err != nil {
+			end := m.Now()
+			if e := m.end.Load(); e != 0 {
+				end = e
+			}
+			if err := m.Finish(end); err != nil {
 				return fmt.Errorf("media: mixer: %w", err)
 			}
 			return nil

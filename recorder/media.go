@@ -56,13 +56,16 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 }
 
 // close stops the mixer goroutine, which first writes the rest of the mix
-// (everything the tracks delivered), and closes mix.wav; it returns the
-// frames written.
-func (sm *sessionMedia) close() (int64, error) {
+// (everything the tracks delivered, up to at least the instant at: the
+// stop; zero: now), and closes mix.wav; it returns the frames written.
+func (sm *sessionMedia) close(at ...time.Time) (int64, error) {
 	if sm.closed {
 		return sm.mixer.Frames(), nil
 	}
 	sm.closed = true
+	if len(at) > 0 && !at[0].IsZero() {
+		sm.mixer.SetEnd(at[0])
+	}
 	sm.cancel()
 	err := <-sm.done
 	if cerr := sm.mix.Close(); err == nil {

@@ -207,10 +207,10 @@ func (s *Session) finish(why stopReason) {
 	s.mu.Lock()
 	med := s.media
 	s.mu.Unlock()
+	stopped := s.m.now() // the mix lasts until here (and holds all that arrived)
 	if med != nil {
-		mixFrames, mixErr = med.close()
+		mixFrames, mixErr = med.close(stopped)
 	}
-	stopped := s.m.now()
 	if err := s.commit(ctx, func(r *Recording) {
 		r.Stopped = stopped
 		r.MixFrames = mixFrames
