@@ -16,8 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rtcrec/recorder/composition/composite"
-	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/storage"
 )
 
 // Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
