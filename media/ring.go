@@ -288,12 +288,19 @@ func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
 		a, b = r.slices(h, want)
 		return a, b, true
 	}
-	if !claim || t&busy != 0 || !r.tail.CompareAndSwap(t, h+want) {
+	if !claim || t&busy != 0 {
 		return nil, nil, false
 	}
-	// The producer is not writing (the swap succeeded against a tail without
-	// the busy bit) and will write at or beyond h+want from now on.
-	n := min(max(r.end.Load(), t), h+want) - h
+	// The written end goes with tail t: loaded after t and before the swap,
+	// which fails if the producer moved tail or holds the busy bit. Loaded
+	// after the swap it could include what the producer writes next, beyond
+	// h+want, and make stale slots below h+want look written.
+	e := max(r.end.Load(), t)
+	if !r.tail.CompareAndSwap(t, h+want) {
+		return nil, nil, false
+	}
+	// The producer is not writing and will write at or beyond h+want from now on.
+	n := min(e, h+want) - h
 	if n < want {
 		r.missing.Add(want - n)
 	}
