@@ -1,27 +1,215 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rtcrec/recorder/recorder"
 )
 
-// metricsHandler serves the service's Prometheus metrics: recordings running,
-// WHIP sessions connected, and the Go runtime and process collectors. Values
-// are read when scraped; nothing is counted on the media path.
-func (s *Service) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+// metrics are the service's Prometheus metrics (README "Metrics"; the
+// dashboard in deploy/grafana-dashboard.json uses them). No label has
+// unbounded values: states, kinds, providers, operations, outcomes, route
+// patterns and status codes only, never a recording, conversation or key.
+//
+// Media counters are read from the Manager when scraped (the pipelines count
+// with atomics already); nothing is added to the media path.
+type metrics struct {
+	reg      *prometheus.Registry
+	storage  *prometheus.HistogramVec
+	uploads  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		storage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recorder_storage_operation_duration_seconds",
+			Help:    "Duration of storage operations (upload includes verification), by provider, operation and result (ok, error).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"provider", "op", "result"}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recorder_uploads_total",
+			Help: "Outcomes of the upload queue by provider: uploaded, uploaded_backup, failing (reported, still retried), abandoned.",
+		}, []string{"provider", "outcome"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recorder_http_requests_total",
+			Help: "HTTP requests by route pattern and status code (route \"none\": no route matched).",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "recorder_http_request_duration_seconds",
+			Help:    "Duration of HTTP requests by route pattern (event streams last as long as the client stays).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(m.storage, m.uploads, m.requests, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// hooks are the Manager's hooks feeding these metrics.
+func (m *metrics) hooks() recorder.Hooks {
+	return recorder.Hooks{
+		StorageOp: func(provider, op string, d time.Duration, err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			m.storage.WithLabelValues(providerLabel(provider), op, result).Observe(d.Seconds())
+		},
+		Upload: func(provider, outcome string) {
+			m.uploads.WithLabelValues(providerLabel(provider), outcome).Inc()
+		},
+	}
+}
+
+func providerLabel(p string) string {
+	if p == "" {
+		return recorder.ProviderLocal
+	}
+	return p
+}
+
+// register adds the collectors reading the service's state at scrape time.
+func (m *metrics) register(s *Service) {
+	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recorder_recordings_active", Help: "Recordings running in this process (not yet in a final state).",
 		}, func() float64 { return float64(s.Manager.ActiveCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "recorder_whip_sessions", Help: "WHIP sessions connected or connecting.",
 		}, func() float64 { return float64(s.WHIP.Sessions()) }),
+		&stateCollector{s: s},
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
+
+// The descriptions of the metrics stateCollector reads at scrape time.
+var (
+	descRecordings    = prometheus.NewDesc("recorder_recordings", "Recordings running in this process, by state.", []string{"state"}, nil)
+	descEnded         = prometheus.NewDesc("recorder_recordings_ended_total", "Recordings that reached a final state since the process started, by state.", []string{"state"}, nil)
+	descTracks        = prometheus.NewDesc("recorder_tracks", "Tracks being recorded now, by kind.", []string{"kind"}, nil)
+	descTracksStarted = prometheus.NewDesc("recorder_tracks_started_total", "Tracks recorded since the process started.", nil, nil)
+	descPackets       = prometheus.NewDesc("recorder_rtp_packets_received_total", "RTP packets received on recorded tracks.", nil, nil)
+	descLost          = prometheus.NewDesc("recorder_rtp_packets_lost_total", "Audio RTP sequence numbers that never arrived.", nil, nil)
+	descLate          = prometheus.NewDesc("recorder_rtp_packets_late_dropped_total", "Audio RTP packets dropped because the mix had already played their time.", nil, nil)
+	descDecodeErrors  = prometheus.NewDesc("recorder_decode_errors_total", "Audio packets the decoder rejected (played as silence).", nil, nil)
+	descWriteErrors   = prometheus.NewDesc("recorder_write_errors_total", "Packets a track's file or pipeline refused.", nil, nil)
+	descBytes         = prometheus.NewDesc("recorder_bytes_written_total", "Bytes of track and mix files written to local disk.", nil, nil)
+	descOverruns      = prometheus.NewDesc("recorder_mixer_overruns_total", "Mix frames written before every input had them: the latency budget passed (media.Mixer.Expired).", nil, nil)
+	descQueueDepth    = prometheus.NewDesc("recorder_upload_queue_depth", "Uploads waiting in the persisted queue.", nil, nil)
+	descQueueAge      = prometheus.NewDesc("recorder_upload_queue_oldest_age_seconds", "Age of the oldest upload waiting in the queue (0: none waits).", nil, nil)
+	descWebhooks      = prometheus.NewDesc("recorder_webhook_backlog", "Webhook deliveries not yet made.", nil, nil)
+)
+
+// Every state and kind is reported, 0 when none, so that dashboards see the series.
+var (
+	liveStates  = []recorder.State{recorder.StateInitialised, recorder.StateActive, recorder.StatePendingRecovery}
+	finalStates = []recorder.State{recorder.StateStopped, recorder.StateFailed, recorder.StateAborted}
+)
+
+// stateCollector reads the Manager's media counters, the upload queue and
+// the webhook backlog once per scrape.
+type stateCollector struct{ s *Service }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
+		descDecodeErrors, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Manager.MediaStats()
+	for _, s := range liveStates {
+		ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.Recordings[s]), string(s))
+	}
+	for _, s := range finalStates {
+		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(st.Ended[s]), string(s))
+	}
+	for _, k := range []string{"audio", "video"} {
+		ch <- prometheus.MustNewConstMetric(descTracks, prometheus.GaugeValue, float64(st.Tracks[k]), k)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(descTracksStarted, st.TracksStarted)
+	counter(descPackets, st.Packets)
+	counter(descLost, st.Lost)
+	counter(descLate, st.Late)
+	counter(descDecodeErrors, st.DecodeErrors)
+	counter(descWriteErrors, st.WriteErrors)
+	counter(descBytes, st.Bytes)
+	counter(descOverruns, st.MixerOverruns)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, age, err := c.s.Manager.UploadBacklog(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(descQueueDepth, prometheus.GaugeValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(descQueueAge, prometheus.GaugeValue, age.Seconds())
+	} else {
+		ch <- prometheus.NewInvalidMetric(descQueueDepth, err)
+	}
+	if c.s.Events != nil {
+		if n, err := c.s.Events.Backlog(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(descWebhooks, prometheus.GaugeValue, float64(n))
+		} else {
+			ch <- prometheus.NewInvalidMetric(descWebhooks, err)
+		}
+	}
+}
+
+// handler serves the metrics.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// instrument counts h's requests by the route pattern that served them and
+// their status. The ServeMuxes set r.Pattern on the request they route (the
+// innermost wins), so the label is the pattern, never the path.
+func (m *metrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "none"
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status written; Unwrap lets
+// http.ResponseController reach Flush (the event stream) and the rest.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

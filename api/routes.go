@@ -89,6 +89,15 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 		// Operations.
 		{Method: "GET", Path: "/healthz", Auth: AuthNone, handler: fn(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })},
 		{Method: "GET", Path: "/readyz", Auth: AuthNone, handler: fn(s.ready)},
+
+		// The operator routes (search.go), the web console (console.go) and
+		// this API's description (openapi.go). The console's files and the
+		// description are public: what the console shows comes from the API
+		// with the key its user gives.
+		{Method: "GET", Path: "/api/recordings", handler: key(s.search)},
+		{Method: "GET", Path: "/api/recordings/{conversationId}/{recorderId}/{instanceId}/files", handler: key(s.files)},
+		{Method: "GET", Path: "/console/", Auth: AuthNone, handler: consoleHandler()},
+		{Method: "GET", Path: "/console", Auth: AuthNone, handler: http.RedirectHandler("/console/", http.StatusMovedPermanently)},
 	}...)
 	rs = append(rs, Route{Method: "POST", Path: "/api/publishtokens", handler: key(s.publishToken)}) // token.go
 	if s.events != nil {

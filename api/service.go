@@ -57,6 +57,7 @@ type Service struct {
 	// MetricsURL is where /metrics is served when metricsListen is set.
 	MetricsURL string
 	metrics    *http.Server // the metricsListen server; nil: /metrics is on Listen
+	prom       *metrics     // the Prometheus metrics (metrics.go)
 	log        *slog.Logger
 	udp        func() error
 }
@@ -77,7 +78,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{Config: cfg, log: log}
+	s := &Service{Config: cfg, log: log, prom: newMetrics()}
 	id, err := LoadIdentity(cfg)
 	if err != nil {
 		return nil, err
@@ -162,15 +163,17 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		Adapters:   adapters,
 		OpenBucket: OpenBucket(cfg, att),
 		Logger:     log,
+		Hooks:      s.prom.hooks(),
 	})
 	if err != nil {
 		return fail(err)
 	}
+	s.prom.register(s)
 	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events,
 		Tokens: NewPublishTokens(signingKey, cfg.Limits.PublishTokenTTL)})
 	s.API = srv
 	root := http.NewServeMux()
-	metrics := metricsGuard(cfg.MetricsKey, s.metricsHandler())
+	metrics := metricsGuard(cfg.MetricsKey, s.prom.handler())
 	if cfg.MetricsListen != "" {
 		// /metrics on an address of its own (an internal network), not on Listen.
 		ln, err := net.Listen("tcp", cfg.MetricsListen)
@@ -195,7 +198,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	// ReadTimeout bounds the headers and the body together: a body that
 	// trickles in is cut off (limits.bodyTimeout). Reading ends with the body,
 	// so long replies (the event stream, a stop that waits) are not cut.
-	s.HTTP = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second,
+	s.HTTP = &http.Server{Handler: s.prom.instrument(root), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 10*time.Second + cfg.Limits.BodyTimeout, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }

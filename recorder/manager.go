@@ -50,6 +50,8 @@ type Options struct {
 	// Remote, in a fleet, runs commands on recordings another instance runs
 	// (remote.go); nil: every recording is this instance's.
 	Remote Remote
+	// Hooks are told about storage operations and upload outcomes (metrics.go).
+	Hooks Hooks
 }
 
 // Manager owns the recordings of this process. It is safe for concurrent use.
@@ -75,6 +77,8 @@ type Manager struct {
 	up       uploads          // the persisted upload queue (uploads.go)
 	// composites is the persisted composite video queue (composite.go).
 	composites *composite.Queue
+	hooks      Hooks
+	met        metricsState // media counters (metrics.go)
 }
 
 // NewManager creates a Manager, gives listening adapters their sinks and
@@ -85,7 +89,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters,
-		openBucket: o.OpenBucket, remote: o.Remote, log: o.Logger, now: o.Now,
+		openBucket: o.OpenBucket, remote: o.Remote, log: o.Logger, now: o.Now, hooks: o.Hooks,
 		active: map[string]*Session{}, rooms: map[roomKey]*room{}, buckets: map[string]*storage.Bucket{},
 	}
 	m.lc.events = o.Events
@@ -190,6 +194,10 @@ func (m *Manager) Bucket(ctx context.Context, applicationID string) (*storage.Bu
 	if err != nil {
 		return nil, &Error{Kind: KindUnavailable, Reason: "storage_unavailable",
 			Message: "cannot open the storage profile of application " + applicationID, Err: err}
+	}
+	if h := m.hooks.StorageOp; h != nil {
+		provider := m.Profile(applicationID).Provider
+		b.SetObserver(func(op string, d time.Duration, err error) { h(provider, op, d, err) })
 	}
 	m.buckets[applicationID] = b
 	return b, nil
@@ -360,6 +368,7 @@ func (s *Session) begin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.m.mixStarted(med)
 	s.mu.Lock()
 	s.media = med
 	s.rec.Started = started // track offsets count from here; persisted with ACTIVE below

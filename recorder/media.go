@@ -29,6 +29,7 @@ type sessionMedia struct {
 	cancel context.CancelFunc
 	done   chan error
 	failed chan error // buffered 1: the mixer's write error, as soon as it stops on one (durability.go)
+	path   string     // of mix.wav
 	closed bool
 }
 
@@ -44,7 +45,7 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels,
 		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, w)
 	ctx, cancel := context.WithCancel(context.Background())
-	sm := &sessionMedia{log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
+	sm := &sessionMedia{path: mixPath, log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
 	go func() {
 		err := mixer.Run(ctx)
 		if err != nil {

@@ -62,6 +62,9 @@ func (m *Manager) publishOrg(ctx context.Context, org, app, typ string, data any
 // changed publishes what a commit changed: state.updated on a new state,
 // upload.* for every object recorded, composition.* for the composition.
 func (m *Manager) changed(old, cur *Recording) {
+	if !old.State.Final() && cur.State.Final() {
+		m.recordingEnded(cur.State)
+	}
 	if !old.State.Final() && cur.State.Final() && cur.Composition == nil && len(cur.Chat)+len(cur.Cobrowse) > 0 {
 		// No composition (a recording without media): the chat and
 		// cobrowse files are uploaded on their own once it is final.

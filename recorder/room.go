@@ -208,6 +208,7 @@ type trackSub struct {
 	s      *Session
 	t      *conference.Track
 	stream string // API stream id
+	path   string // the track's file
 	sink   packetSink
 	state  atomic.Int32
 	quiet  chan struct{} // closed by write when a closer waits

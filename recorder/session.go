@@ -117,7 +117,8 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	if ms, ok := sink.(*mediaSink); ok {
 		ms.gate = s.newGate(t.UserID, ms.in, t.Codec.ClockRate) // pause and blackout (pause.go)
 	}
-	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{})}
+	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
+		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file))}
 	err2 := s.commitLocked(context.Background(), func(r *Recording) {
 		st := r.stream(streamID)
 		if st == nil {
@@ -141,12 +142,14 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	if err2 != nil {
 		s.log.Error("cannot persist new track", "track", t.TrackID, "err", err2)
 	}
+	s.m.trackStarted(ts)
 	return ts
 }
 
 // trackEnded finalises a track whose reader ended or whose session stops.
 func (s *Session) trackEnded(ts *trackSub) {
 	closeErr := ts.sink.Close()
+	s.m.trackStopped(ts)
 	noMedia := false
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		s.dropGate(ms.gate)
@@ -210,6 +213,7 @@ func (s *Session) finish(why stopReason) {
 	stopped := s.m.now() // the mix lasts until here (and holds all that arrived)
 	if med != nil {
 		mixFrames, mixErr = med.close(stopped)
+		s.m.mixStopped(med)
 	}
 	if err := s.commit(ctx, func(r *Recording) {
 		r.Stopped = stopped

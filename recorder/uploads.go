@@ -295,6 +295,9 @@ func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, e
 // uploadResult receives every Result of the queue: to the compose waiting
 // for the job, or else applied to the stored recording.
 func (m *Manager) uploadResult(r upload.Result) {
+	if h := m.hooks.Upload; h != nil {
+		h(m.Profile(r.Job.ApplicationID).Provider, uploadOutcome(r))
+	}
 	if isPart(r.Job) {
 		if r.Status == upload.Uploaded {
 			go m.deleteLatePart(r.Job)

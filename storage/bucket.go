@@ -13,14 +13,38 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
 // Bucket is the portable handle on one storage profile's bucket. It is safe for
 // concurrent use. Every error it returns is an *Error carrying an ErrorCode.
 type Bucket struct {
-	p      Provider
-	closed atomic.Bool
+	p       Provider
+	closed  atomic.Bool
+	observe atomic.Pointer[Observer]
+}
+
+// Observer is told how long each storage operation took: op is "upload"
+// (write and verification), "read" (opening a reader), "attributes",
+// "delete", "list" or "check"; err is the operation's error, nil on success.
+// It must return quickly; it runs on the caller's goroutine.
+type Observer func(op string, d time.Duration, err error)
+
+// SetObserver sets (nil: removes) the bucket's Observer. Safe at any time.
+func (b *Bucket) SetObserver(o Observer) {
+	if o == nil {
+		b.observe.Store(nil)
+		return
+	}
+	b.observe.Store(&o)
+}
+
+// observed reports an operation begun at start to the Observer, if any.
+func (b *Bucket) observed(op string, start time.Time, err error) {
+	if o := b.observe.Load(); o != nil {
+		(*o)(op, time.Since(start), err)
+	}
 }
 
 // NewBucket wraps a driver. The Bucket owns it: Bucket.Close closes it.
@@ -133,7 +157,9 @@ type UploadResult struct {
 // its size must equal the bytes written and, where the provider keeps an MD5, the
 // MD5 must match. A mismatch is a DataLoss error. The returned result holds the
 // SHA-256 of the content (kept in the manifest; providers do not compute it).
-func (b *Bucket) Upload(ctx context.Context, key string, r io.Reader, opts *WriterOptions) (UploadResult, error) {
+func (b *Bucket) Upload(ctx context.Context, key string, r io.Reader, opts *WriterOptions) (res UploadResult, err error) {
+	start := time.Now()
+	defer func() { b.observed("upload", start, err) }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := b.NewWriter(ctx, key, opts)
@@ -148,7 +174,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, r io.Reader, opts *Writ
 	if err := w.Close(); err != nil {
 		return UploadResult{}, err
 	}
-	res := w.Result()
+	res = w.Result()
 	return res, b.verify(ctx, res)
 }
 
@@ -199,7 +225,9 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if offset < 0 {
 		return nil, &Error{Code: InvalidArgument, Op: "read", Key: key, Err: fmt.Errorf("negative offset %d", offset)}
 	}
+	start := time.Now()
 	r, err := b.p.NewRangeReader(ctx, key, offset, length)
+	b.observed("read", start, err)
 	if err != nil {
 		return nil, wrap(b.p, "read", key, err)
 	}
@@ -237,7 +265,9 @@ func (b *Bucket) Attributes(ctx context.Context, key string) (*Attributes, error
 	if err := b.check("attributes", key); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	a, err := b.p.Attributes(ctx, key)
+	b.observed("attributes", start, err)
 	return a, wrap(b.p, "attributes", key, err)
 }
 
@@ -246,7 +276,10 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := b.check("delete", key); err != nil {
 		return err
 	}
-	return wrap(b.p, "delete", key, b.p.Delete(ctx, key))
+	start := time.Now()
+	err := b.p.Delete(ctx, key)
+	b.observed("delete", start, err)
+	return wrap(b.p, "delete", key, err)
 }
 
 // List returns every object whose key starts with prefix, in key order.
@@ -257,7 +290,9 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]*Attributes, error)
 	var all []*Attributes
 	token := ""
 	for {
+		start := time.Now()
 		page, next, err := b.p.ListPage(ctx, prefix, token, 1000)
+		b.observed("list", start, err)
 		if err != nil {
 			return nil, wrap(b.p, "list", prefix, err)
 		}
@@ -288,7 +323,10 @@ func (b *Bucket) CheckBucket(ctx context.Context) error {
 	if err := b.check("check", ""); err != nil {
 		return err
 	}
-	return wrap(b.p, "check", "", b.p.CheckBucket(ctx))
+	start := time.Now()
+	err := b.p.CheckBucket(ctx)
+	b.observed("check", start, err)
+	return wrap(b.p, "check", "", err)
 }
 
 // Location describes where the bucket is; it never contains credentials.

@@ -9,6 +9,15 @@
 //	recorder sign    [--application APP] [--ttl D] URL-or-object-key
 //	recorder mix     [-o OUT.wav] [--rate 8000] MANIFEST.json|DIR
 //	recorder version
+//
+// Client subcommands, against a running recorder (--server, key in $RECORDER_API_KEY):
+//
+//	recorder ls [--state S] [--conversation C] [--participant U] [--from T] [--to T] [--all] [--json]
+//	recorder get CONV/RECORDER/INSTANCE [--json]
+//	recorder download [-o DIR] CONV/RECORDER/INSTANCE
+//	recorder tail [--since ID] [--count N] [--json]
+//	recorder start --application A --conference C --conversation V [--video] [--metadata k=v]
+//	recorder stop|pause|resume CONV/RECORDER/INSTANCE
 package main
 
 import (
@@ -47,6 +56,15 @@ commands:
   compose  [-o OUT.mp4] [--layout grid|speaker|single] [--user ID] [--size 1280x720] [--fps 15] [--nice 10]
            MANIFEST.json|DIR: write composite.mp4, one video of the whole conference (ffmpeg)
   version  print the version
+
+client commands (against a running recorder: --server URL, API key in $RECORDER_API_KEY; --json for scripts):
+  ls       list recordings: --state, --conversation, --conference, --participant, --from, --to, --limit, --all
+  get      CONV/RECORDER/INSTANCE: a recording, its files and their upload status
+  download [-o DIR] CONV/RECORDER/INSTANCE: every file, resumable, SHA-256 checked against the manifest
+  tail     [--since ID] [--count N]: follow the event stream
+  start    --application A --conference C --conversation V [--video] [--metadata k=v]
+  stop, pause, resume  CONV/RECORDER/INSTANCE
+exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 key refused, 5 conflict, 6 server unavailable, 7 checksum mismatch
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -75,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = compose(args, stdout, stderr)
 	case "token":
 		err = token(args, stdout, stderr)
+	case "ls", "get", "download", "tail", "start", "stop", "pause", "resume":
+		return runRemote(cmd, args, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

@@ -322,6 +322,16 @@ func scanEvent(s scanner, extra ...any) (Event, error) {
 	return ev, nil
 }
 
+// Backlog returns the number of webhook deliveries not yet made (pending:
+// waiting for their turn or for a retry).
+func (b *Bus) Backlog(ctx context.Context) (int, error) {
+	var n int
+	if err := b.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_deliveries WHERE state = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("events: backlog: %w", err)
+	}
+	return n, nil
+}
+
 // lastID returns the highest event ID ever assigned (0 for none); IDs of
 // pruned events count, since AUTOINCREMENT never reuses them.
 func (b *Bus) lastID(ctx context.Context) (int64, error) {

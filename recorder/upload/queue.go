@@ -386,6 +386,22 @@ func (q *Queue) Jobs(ctx context.Context, recordingID string) ([]Result, error) 
 	return out, nil
 }
 
+// Pending returns how many jobs wait to be uploaded (pending, not yet
+// uploaded or abandoned) and when the oldest of them was enqueued (zero when
+// none waits).
+func (q *Queue) Pending(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := q.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(enqueued) FROM upload_jobs WHERE state = 'pending'`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("upload: pending jobs: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, time.Unix(0, oldest.Int64), nil
+}
+
 // due returns the jobs to start now (not busy) and when the next other
 // pending job becomes due.
 func (q *Queue) due(ctx context.Context, busy map[string]bool) ([]row, time.Time, error) {

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// scrape returns the samples of /metrics by series ("name" or
+// `name{label="v",...}` as exposed).
+func scrape(t *testing.T, h *harness) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// lossyPCMU publishes a PCMU tone over WHIP in 10 ms packets, leaving out one
+// sequence number in every 100 (1 % loss), and returns after n sequence
+// numbers (sent or left out) at real-time pace.
+func lossyPCMU(t *testing.T, ctx context.Context, track *webrtc.TrackLocalStaticRTP, freq float64, n int) (sent, skipped int) {
+	tone := &synth.Tone{Freq: freq, Amplitude: 8000}
+	const ptime = 10 * time.Millisecond
+	buf := make([]byte, 0, 80)
+	tick := time.NewTicker(ptime)
+	defer tick.Stop()
+	start := time.Now()
+	for seq := 0; seq < n; {
+		select {
+		case <-ctx.Done():
+			t.Errorf("publisher: %v", ctx.Err())
+			return
+		case now := <-tick.C:
+			for due := int(now.Sub(start)/ptime) + 1; seq < due && seq < n; seq++ {
+				buf = buf[:0]
+				for len(buf) < 80 { // 10 ms at 8 kHz: half a 20 ms tone frame
+					buf = tone.NextPCMU(buf)
+				}
+				if seq%100 == 50 {
+					skipped++
+					continue
+				}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(seq), Timestamp: uint32(seq * 80)}, Payload: buf[:80]}
+				if err := track.WriteRTP(pkt); err != nil {
+					t.Errorf("publisher: %v", err)
+					return
+				}
+				sent++
+			}
+		}
+	}
+	return sent, skipped
+}
+
+// TestMetrics_KnownRecording records two participants for 5 s with 1 % of
+// their packets left out and checks that /metrics shows those figures
+// within 2 %: packets received and lost, tracks, bytes written (against the
+// uploaded objects' sizes), the recording's final state, the uploads, the
+// storage latency histogram and the API request counter.
+func TestMetrics_KnownRecording(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	h := startService(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const conf, conv = "mconf", "mconv"
+
+	var tracks []*webrtc.TrackLocalStaticRTP
+	for _, user := range []string{"alice", "bob"} {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, conf, user, "MIC"), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pub.Close(context.Background()) })
+		if err := pub.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tracks = append(tracks, tr)
+	}
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv})
+	if st != 200 || ev.State != "ACTIVE" {
+		t.Fatalf("start: %d %+v", st, ev)
+	}
+
+	const n = 500 // 5 s of 10 ms packets per participant
+	type result struct{ sent, skipped int }
+	results := make(chan result, len(tracks))
+	for i, tr := range tracks {
+		go func() {
+			s, k := lossyPCMU(t, ctx, tr, 440*float64(i+1), n)
+			results <- result{s, k}
+		}()
+	}
+	var sent, skipped int
+	for range tracks {
+		r := <-results
+		sent, skipped = sent+r.sent, skipped+r.skipped
+	}
+	if sent != 990 || skipped != 10 {
+		t.Fatalf("published %d packets and left out %d, want 990 and 10", sent, skipped)
+	}
+	// Wait until the recorder has read what was sent (or stops receiving).
+	var m map[string]float64
+	for last, stable := -1.0, 0; stable < 5; {
+		time.Sleep(100 * time.Millisecond)
+		m = scrape(t, h)
+		got := m["recorder_rtp_packets_received_total"]
+		if got == last {
+			stable++
+		} else {
+			last, stable = got, 0
+		}
+		if got >= float64(sent) {
+			break
+		}
+	}
+	if got := m[`recorder_tracks{kind="audio"}`]; got != 2 {
+		t.Errorf(`recorder_tracks{kind="audio"} = %v while recording, want 2`, got)
+	}
+	if got := m[`recorder_recordings{state="ACTIVE"}`]; got != 1 {
+		t.Errorf(`recorder_recordings{state="ACTIVE"} = %v, want 1`, got)
+	}
+
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/"+conv, key1, nil, &comp); st != 200 || comp.Composition == nil {
+		t.Fatalf("composition: %d %+v", st, comp)
+	}
+	var files float64
+	for _, s := range comp.Streams {
+		for _, tr := range s.Tracks {
+			if tr.Storage == nil || tr.Storage.ObjectStorage == nil {
+				t.Fatalf("track %s has no uploaded object: %+v", tr.ID, tr)
+			}
+			sz, _ := strconv.ParseFloat(tr.Storage.ObjectStorage.Size, 64)
+			files += sz
+		}
+	}
+	for _, o := range comp.Composition.Outputs {
+		sz, _ := strconv.ParseFloat(o.Size, 64)
+		files += sz
+	}
+
+	m = scrape(t, h)
+	within := func(name string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 0.02*want {
+			t.Errorf("%s = %v, want %v ± 2 %%", name, got, want)
+		}
+	}
+	within("recorder_rtp_packets_received_total", m["recorder_rtp_packets_received_total"], float64(sent))
+	within("recorder_rtp_packets_lost_total", m["recorder_rtp_packets_lost_total"], float64(skipped))
+	within("recorder_bytes_written_total", m["recorder_bytes_written_total"], files)
+	for name, want := range map[string]float64{
+		"recorder_tracks_started_total":                                               2,
+		`recorder_tracks{kind="audio"}`:                                               0,
+		`recorder_recordings_ended_total{state="STOPPED"}`:                            1,
+		`recorder_recordings{state="ACTIVE"}`:                                         0,
+		"recorder_decode_errors_total":                                                0,
+		"recorder_write_errors_total":                                                 0,
+		`recorder_http_requests_total{code="200",route="POST /api/recordings/start"}`: 1,
+		"recorder_upload_queue_depth":                                                 0,
+		"recorder_upload_queue_oldest_age_seconds":                                    0,
+	} {
+		if got, ok := m[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	// Three objects at least (two tracks and the mix) were uploaded to LOCAL
+	// storage, and each upload's duration is in the histogram.
+	if got := m[`recorder_uploads_total{outcome="uploaded",provider="LOCAL"}`]; got < 3 {
+		t.Errorf("uploads to LOCAL = %v, want at least 3", got)
+	}
+	if got := m[`recorder_storage_operation_duration_seconds_count{op="upload",provider="LOCAL",result="ok"}`]; got < 3 {
+		t.Errorf("storage upload durations observed = %v, want at least 3", got)
+	}
+	if got := m["recorder_rtp_packets_late_dropped_total"]; got > 0.02*float64(sent) {
+		t.Errorf("late-dropped packets = %v, more than 2 %% of %d on loopback", got, sent)
+	}
+}
