@@ -98,6 +98,7 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 		{Method: "GET", Path: "/api/recordings/{conversationId}/{recorderId}/{instanceId}/files", handler: key(s.files)},
 		{Method: "GET", Path: "/console/", Auth: AuthNone, handler: consoleHandler()},
 		{Method: "GET", Path: "/console", Auth: AuthNone, handler: http.RedirectHandler("/console/", http.StatusMovedPermanently)},
+		{Method: "GET", Path: "/openapi.json", Auth: AuthNone, handler: fn(serveOpenAPI)},
 	}...)
 	rs = append(rs, Route{Method: "POST", Path: "/api/publishtokens", handler: key(s.publishToken)}) // token.go
 	if s.events != nil {

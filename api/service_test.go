@@ -58,6 +58,7 @@ func startServiceConfig(t testing.TB, cfg *recorder.Config, log *slog.Logger) *h
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.HTTP.Handler = contractCheck(t, svc.HTTP.Handler) // openapi_test.go
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve() }()
 	h := &harness{t: t, svc: svc, url: svc.URL}

@@ -1,0 +1,456 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder/events"
+	"github.com/rtcrec/recorder/storage"
+)
+
+// The OpenAPI document (openapi.json, served at /openapi.json) is written by
+// TestOpenAPI_Document from the table of routes below and the Go types the
+// handlers encode and decode, with examples from the seeds:
+//
+//	go test ./api -run TestOpenAPI_Document -update
+//
+// The test fails when the committed document differs from what the table and
+// types give, and the contract test (openapi_test.go) validates every
+// request and response of the API tests against the committed document. So a
+// route, a field or a status missing from the document fails the build.
+
+var updateOpenAPI = flag.Bool("update", false, "rewrite api/openapi.json from the route table and the Go types")
+
+// param is a path or query parameter.
+type param struct {
+	name, in, desc string
+	required       bool
+	schema         map[string]any // default {type: string}
+}
+
+// resp is one documented response.
+type resp struct {
+	desc        string
+	body        any    // a Go value whose type is the JSON body; nil: none or not JSON
+	contentType string // default application/json when body is set
+	alt         any    // another body type the response may have instead
+	headers     []string
+}
+
+// op is one operation: a route the recorder serves.
+type op struct {
+	method, path, id, summary, tag string
+	params                         []param
+	body                           any      // JSON request body (a Go value of its type)
+	required                       []string // required fields of the request body
+	bodyType                       string   // a non-JSON request body's content type
+	responses                      map[int]resp
+	public                         bool // no API key (signed URLs, health, metrics, console)
+}
+
+func pathParams(names ...string) []param {
+	out := make([]param, len(names))
+	for i, n := range names {
+		s := map[string]any{"type": "string", "pattern": `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`} // recorder.ValidateID
+		switch n {
+		case "userId":
+			s = map[string]any{"type": "string", "maxLength": 256}
+		case "file":
+			s = map[string]any{"type": "string"}
+		case "kind":
+			s = map[string]any{"type": "string", "enum": []string{"track", "composition", "cobrowse", "transcript"}}
+		}
+		out[i] = param{name: n, in: "path", required: true, schema: s}
+	}
+	return out
+}
+
+func query(name, desc string, schema map[string]any) param {
+	if schema == nil {
+		schema = map[string]any{"type": "string"}
+	}
+	return param{name: name, in: "query", desc: desc, schema: schema}
+}
+
+var (
+	rec3    = pathParams("conversationId", "recorderId", "instanceId")
+	recBase = "/api/recordings/{conversationId}/{recorderId}/{instanceId}"
+	errResp = resp{desc: "Error", body: ErrorMessage{}}
+	okEvent = map[int]resp{200: {desc: "The recording's state", body: RecordingDataEvent{}}}
+	text    = map[string]any{"type": "string"}
+	integer = func(min, max int) map[string]any {
+		return map[string]any{"type": "integer", "minimum": min, "maximum": max}
+	}
+)
+
+// metadataReply is the reply of POST .../metadata.
+type metadataReply struct {
+	RecordingDataEvent
+	Metadata map[string]string `json:"metadata"`
+}
+
+// routes is every route the recorder serves (api.go, lifecycle.go,
+// telephony.go, search.go, console.go, service.go and the WHIP endpoint).
+func routes() []op {
+	return []op{
+		// Seed 004.
+		{method: "POST", path: "/api/recordings/start", id: "startRecording", tag: "recordings", summary: "Start recording a conference",
+			body: StartRecording{}, required: []string{"applicationId", "conferenceId", "conversationId"},
+			responses: map[int]resp{200: {desc: "The new recording (ACTIVE, or FAILED with an error)", body: RecordingDataEvent{}}}},
+		{method: "POST", path: recBase + "/stop", id: "stopRecording", tag: "recordings", summary: "Stop a recording; returns once its files are uploaded (idempotent)",
+			params: rec3, responses: okEvent},
+		{method: "GET", path: recBase + "/state", id: "getRecordingState", tag: "recordings", summary: "A recording's state", params: rec3, responses: okEvent},
+		{method: "GET", path: recBase + "/storage/info", id: "getRecordingStorage", tag: "recordings", summary: "Where a recording is stored (never credentials)",
+			params: rec3, responses: map[int]resp{200: {desc: "The storage profile", body: StorageProfileDataMessage{}}}},
+		{method: "GET", path: recBase, id: "getRecording", tag: "recordings", summary: "A recording: streams, tracks, storage and a signed URL per track",
+			params: rec3, responses: map[int]resp{200: {desc: "The recording", body: RecordingDataMessage{}}}},
+		{method: "GET", path: "/api/recordings/{conversationId}", id: "getConversation", tag: "recordings", summary: "The recordings of a conversation",
+			params: pathParams("conversationId"), responses: map[int]resp{200: {desc: "The conversation", body: ConversationMessage{}}}},
+		{method: "GET", path: "/api/recordings/{conversationId}/active", id: "getActiveRecording", tag: "recordings", summary: "The conversation's ACTIVE recording (404 when none)",
+			params: pathParams("conversationId"), responses: okEvent},
+		{method: "GET", path: "/api/compositions/{conversationId}", id: "getComposition", tag: "recordings", summary: "The newest recording of a conversation with its composition (mix, manifest)",
+			params: pathParams("conversationId"), responses: map[int]resp{200: {desc: "The recording and composition", body: RecordingDataMessage{}}}},
+		{method: "POST", path: "/api/storageproviders/{applicationId}/verify", id: "verifyStorage", tag: "storage", summary: "Run the bucket, write, read, modify and delete checks on an application's storage profile",
+			params: pathParams("applicationId"), responses: map[int]resp{200: {desc: "The five checks", body: storage.VerifyResult{}}}},
+		{method: "POST", path: "/api/recordings/chat/transcript/add", id: "addChatTranscript", tag: "attachments", summary: "Add chat messages to a recording",
+			body: AddChatTranscriptCmd{}, required: []string{"conversationId", "recorderId", "instanceId", "chatTranscriptList"},
+			responses: map[int]resp{200: {desc: "The chat transcript", body: ChatTranscriptData{}}}},
+		{method: "POST", path: "/api/recordings/cobrowse/event", id: "addCobrowseEvent", tag: "attachments", summary: "Add a cobrowse event to a recording",
+			body: AddCobrowseEventCmd{}, required: []string{"conversationId", "recorderId", "instanceId", "event"},
+			responses: map[int]resp{200: {desc: "Accepted", body: struct{}{}}}},
+		{method: "GET", path: "/api/recordings/{conversationId}/cobrowse", id: "listCobrowseSessions", tag: "attachments", summary: "The cobrowse sessions of a conversation",
+			params: pathParams("conversationId"), responses: map[int]resp{200: {desc: "The sessions", body: ConversationCobrowseSessionDataMessage{}}}},
+		{method: "GET", path: recBase + "/cobrowse/{sessionId}/url/attachment", id: "getCobrowseURL", tag: "attachments", summary: "A signed URL of a cobrowse session's events",
+			params: append(slices.Clone(rec3), pathParams("sessionId")...), responses: map[int]resp{200: {desc: "The signed URL", body: URLResourceMessage{}}}},
+		{method: "GET", path: "/api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{file}", id: "getAttachment", tag: "attachments", public: true,
+			summary: "An object of LOCAL or SFTP storage through its signed URL (Range supported); the signature is the right to read",
+			params:  append(pathParams("kind", "conversationId", "recorderId", "instanceId", "file"), query("Date", "", nil), query("Expires", "", nil), query("Signature", "", nil)),
+			responses: map[int]resp{200: {desc: "The object (its own content type)", contentType: "*/*"}, 206: {desc: "A range of the object", contentType: "*/*"},
+				403: {desc: "Invalid or expired signature", body: ErrorMessage{}}}},
+		{method: "GET", path: "/api/recordings/attachment/{kind}/{conversationId}/{recorderId}/{instanceId}/{sessionId}/{file}", id: "getCobrowseAttachment", tag: "attachments", public: true,
+			summary: "A cobrowse session's object through its signed URL",
+			params:  append(pathParams("kind", "conversationId", "recorderId", "instanceId", "sessionId", "file"), query("Date", "", nil), query("Expires", "", nil), query("Signature", "", nil)),
+			responses: map[int]resp{200: {desc: "The object (its own content type)", contentType: "*/*"}, 206: {desc: "A range of the object", contentType: "*/*"},
+				403: {desc: "Invalid or expired signature", body: ErrorMessage{}}}},
+
+		// Seeds 000, 002, 003: the contact-centre extensions.
+		{method: "POST", path: recBase + "/pause", id: "pauseRecording", tag: "lifecycle", summary: "Pause: paused audio reaches no file (again: no-op)", params: rec3, responses: okEvent},
+		{method: "POST", path: recBase + "/resume", id: "resumeRecording", tag: "lifecycle", summary: "Resume a paused recording", params: rec3, responses: okEvent},
+		{method: "POST", path: recBase + "/metadata", id: "updateMetadata", tag: "lifecycle", summary: "Merge metadata into a recording (metadata or seed 003's CallMetadata)",
+			params: rec3, body: MetadataUpdate{}, responses: map[int]resp{200: {desc: "The recording with its metadata", body: metadataReply{}}}},
+		{method: "GET", path: "/api/recordings/{conversationId}/status", id: "getStatusHistory", tag: "lifecycle", summary: "Seed 000: start, pause, resume and stop history",
+			params: pathParams("conversationId"), responses: map[int]resp{200: {desc: "The history", body: StatusHistory{}},
+				404: {desc: "No recording for this engagement (code 2817)", body: NoRecording{}}}},
+		{method: "POST", path: "/api/blackouts/start", id: "startBlackout", tag: "lifecycle", summary: "Silence one participant in every recording",
+			body: BlackoutCommand{}, responses: map[int]resp{200: {desc: "The blackout", body: BlackoutMessage{}}}},
+		{method: "POST", path: "/api/blackouts/stop", id: "stopBlackout", tag: "lifecycle", summary: "End a participant's blackout",
+			body: BlackoutCommand{}, responses: map[int]resp{200: {desc: "The blackout", body: BlackoutMessage{}}}},
+		{method: "GET", path: "/api/participants", id: "listParticipants", tag: "lifecycle", summary: "Seed 003: who is being recorded now",
+			responses: map[int]resp{200: {desc: "The participants", body: []ParticipantMessage{}}}},
+		{method: "GET", path: "/api/participants/{userId}", id: "getParticipant", tag: "lifecycle", summary: "Seed 003: one participant's calls and blackout",
+			params: pathParams("userId"), responses: map[int]resp{200: {desc: "The participant", body: ParticipantMessage{}}}},
+		{method: "POST", path: "/api/commands", id: "command", tag: "lifecycle", summary: "Seed 002: the command envelope (start, stop, pause, resume)",
+			body: Command{}, required: []string{"command", "target"},
+			responses: map[int]resp{200: {desc: "Success or failure", body: CommandReply{}}, 400: {desc: "Failure, or a body that is not an envelope (ErrorMessage)", body: CommandReply{}, alt: ErrorMessage{}},
+				404: {desc: "Failure", body: CommandReply{}}, 409: {desc: "Failure", body: CommandReply{}}, 422: {desc: "Failure", body: CommandReply{}}}},
+
+		// Seed 001: the telephony view.
+		{method: "GET", path: "/v1/recordings", id: "listTelephonyRecordings", tag: "telephony", summary: "Seed 001: recordings, newest first",
+			params: []param{query("page_size", "1 to 100", integer(1, 100)), query("page_token", "", nil), query("status", "initiating, recording, stopping, ended", nil),
+				query("reference_id", "", nil), query("reference_type", "call or confbridge", nil)},
+			responses: map[int]resp{200: {desc: "A page", body: TelephonyList{}}}},
+		{method: "GET", path: "/v1/recordings/{id}", id: "getTelephonyRecording", tag: "telephony", summary: "Seed 001: one recording",
+			params: pathParams("id"), responses: map[int]resp{200: {desc: "The recording", body: TelephonyRecording{}}}},
+		{method: "DELETE", path: "/v1/recordings/{id}", id: "deleteTelephonyRecording", tag: "telephony", summary: "Seed 001: delete a finished recording's objects (soft delete)",
+			params: pathParams("id"), responses: map[int]resp{200: {desc: "The deleted recording", body: TelephonyRecording{}}}},
+		{method: "GET", path: "/v1/recordingfiles/{id}", id: "getTelephonyRecordingFile", tag: "telephony", summary: "Seed 001: a redirect to a signed URL of the mix",
+			params: pathParams("id"), responses: map[int]resp{307: {desc: "Redirect to the signed URL", headers: []string{"Location"}}}},
+
+		// Operator routes (search.go).
+		{method: "GET", path: "/api/recordings", id: "searchRecordings", tag: "operator", summary: "Search the organization's recordings, newest first",
+			params: []param{query("state", "comma-separated states", nil), query("conversationId", "", nil), query("conferenceId", "", nil),
+				query("participant", "a userId", nil), query("from", "RFC 3339, on the start", map[string]any{"type": "string", "format": "date-time"}),
+				query("to", "RFC 3339, on the start", map[string]any{"type": "string", "format": "date-time"}), query("limit", "1 to 100 (default 20)", integer(1, 100)),
+				query("pageToken", "", nil)},
+			responses: map[int]resp{200: {desc: "A page", body: RecordingList{}}}},
+		{method: "GET", path: recBase + "/files", id: "getRecordingFiles", tag: "operator", summary: "Every file of a recording with size, SHA-256, upload status and signed URL",
+			params: rec3, responses: map[int]resp{200: {desc: "The files", body: RecordingFiles{}}}},
+
+		// Events, WHIP, health, metrics, the console and this document.
+		{method: "GET", path: "/api/events", id: "events", tag: "events", summary: "Server-Sent Events of the organization's recordings; resume with Last-Event-ID",
+			params:    []param{query("lastEventId", "resume after this event id (or the Last-Event-ID header)", nil), {name: "Last-Event-ID", in: "header", schema: text}},
+			responses: map[int]resp{200: {desc: "The event stream: id, event (the type) and data (an Event) per event", body: events.Event{}, contentType: "text/event-stream"}}},
+		{method: "POST", path: "/whip/{conferenceId}", id: "whipPublish", tag: "whip", summary: "WHIP (RFC 9725): publish a participant's media",
+			params:   append(pathParams("conferenceId"), query("userId", "the participant", nil), query("type", "MIC, CAM, SCREEN, ...", nil)),
+			bodyType: "application/sdp", responses: map[int]resp{201: {desc: "The SDP answer", contentType: "application/sdp", headers: []string{"Location", "ETag"}}}},
+		{method: "PATCH", path: "/whip/{conferenceId}/{sessionId}", id: "whipPatch", tag: "whip", summary: "WHIP: trickle ICE and ICE restart are not supported (405)",
+			params: pathParams("conferenceId", "sessionId"), bodyType: "application/trickle-ice-sdpfrag",
+			responses: map[int]resp{405: {desc: "Not supported: the answer carries every candidate", body: ErrorMessage{}}}},
+		{method: "DELETE", path: "/whip/{conferenceId}/{sessionId}", id: "whipDelete", tag: "whip", summary: "WHIP: leave",
+			params: pathParams("conferenceId", "sessionId"), responses: map[int]resp{200: {desc: "Left"}}},
+		{method: "OPTIONS", path: "/whip/{conferenceId}", id: "whipOptions", tag: "whip", summary: "WHIP: CORS preflight and ICE servers", public: true,
+			params: pathParams("conferenceId"), responses: map[int]resp{204: {desc: "Allowed methods", headers: []string{"Allow", "Access-Control-Allow-Methods"}}}},
+		{method: "GET", path: "/healthz", id: "healthz", tag: "service", summary: "Liveness", public: true,
+			responses: map[int]resp{200: {desc: "ok", contentType: "text/plain"}}},
+		{method: "GET", path: "/readyz", id: "readyz", tag: "service", summary: "Readiness: 503 while shutting down", public: true,
+			responses: map[int]resp{200: {desc: "ok", contentType: "text/plain"}, 503: errResp}},
+		{method: "GET", path: "/metrics", id: "metrics", tag: "service", summary: "Prometheus metrics", public: true,
+			responses: map[int]resp{200: {desc: "Prometheus text format", contentType: "text/plain"}}},
+		{method: "GET", path: "/openapi.json", id: "openapi", tag: "service", summary: "This document", public: true,
+			responses: map[int]resp{200: {desc: "OpenAPI 3.1", contentType: "application/json"}}},
+		{method: "GET", path: "/console", id: "consoleRedirect", tag: "service", summary: "Redirect to /console/", public: true,
+			responses: map[int]resp{301: {desc: "To /console/", headers: []string{"Location"}}}},
+		{method: "GET", path: "/console/", id: "console", tag: "service", summary: "The web console", public: true,
+			responses: map[int]resp{200: {desc: "HTML", contentType: "text/html"}}},
+		{method: "GET", path: "/console/{file}", id: "consoleFile", tag: "service", summary: "The web console's files", public: true,
+			params: []param{{name: "file", in: "path", required: true, schema: text}}, responses: map[int]resp{200: {desc: "A file of the console", contentType: "*/*"}}},
+	}
+}
+
+// schemaGen turns Go types into JSON Schemas under components.schemas.
+type schemaGen struct {
+	schemas map[string]any
+	request bool     // generating request bodies: no required fields but the given
+	names   []string // types being generated (recursion guard)
+}
+
+var (
+	timeType = reflect.TypeFor[time.Time]()
+	rawType  = reflect.TypeFor[json.RawMessage]()
+)
+
+func (g *schemaGen) of(t reflect.Type, nullable bool) map[string]any {
+	s := g.bare(t)
+	if nullable {
+		if ref, ok := s["$ref"]; ok {
+			return map[string]any{"anyOf": []any{map[string]any{"$ref": ref}, map[string]any{"type": "null"}}}
+		}
+		if typ, ok := s["type"].(string); ok {
+			s["type"] = []any{typ, "null"}
+		}
+	}
+	return s
+}
+
+func (g *schemaGen) bare(t reflect.Type) map[string]any {
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t == rawType:
+		return map[string]any{}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return g.bare(t.Elem())
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice, reflect.Array:
+		return map[string]any{"type": "array", "items": g.of(t.Elem(), false)}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": g.of(t.Elem(), false)}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		if t.Name() == "" || strings.HasPrefix(t.Name(), "metadataReply") {
+			return g.object(t)
+		}
+		name := t.Name()
+		if _, done := g.schemas[name]; !done && !slices.Contains(g.names, name) {
+			g.names = append(g.names, name)
+			g.schemas[name] = g.object(t)
+			g.names = g.names[:len(g.names)-1]
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	panic("openapi: no schema for " + t.String())
+}
+
+// object is a struct's schema: its JSON fields, no others.
+func (g *schemaGen) object(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	var required []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" || (!f.IsExported() && !f.Anonymous) {
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			if f.Anonymous && name == "" {
+				walk(f.Type)
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			optional := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+			nullable := !optional && (f.Type.Kind() == reflect.Pointer || f.Type.Kind() == reflect.Map || f.Type == rawType)
+			props[name] = g.of(f.Type, nullable)
+			if !optional && !g.request {
+				required = append(required, name)
+			}
+		}
+	}
+	walk(t)
+	s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		slices.Sort(required)
+		s["required"] = required
+	}
+	return s
+}
+
+// document builds the OpenAPI document.
+func document(t *testing.T) map[string]any {
+	resGen := &schemaGen{schemas: map[string]any{}}
+	reqGen := &schemaGen{schemas: resGen.schemas, request: true}
+	paths := map[string]any{}
+	for _, o := range routes() {
+		operation := map[string]any{"operationId": o.id, "summary": o.summary, "tags": []string{o.tag}}
+		if o.public {
+			operation["security"] = []any{}
+		}
+		var params []any
+		for _, p := range o.params {
+			s := p.schema
+			if s == nil {
+				s = text
+			}
+			pm := map[string]any{"name": p.name, "in": p.in, "schema": s}
+			if p.required {
+				pm["required"] = true
+			}
+			if p.desc != "" {
+				pm["description"] = p.desc
+			}
+			params = append(params, pm)
+		}
+		if len(params) > 0 {
+			operation["parameters"] = params
+		}
+		switch {
+		case o.body != nil:
+			s := reqGen.of(reflect.TypeOf(o.body), false)
+			if len(o.required) > 0 {
+				s = map[string]any{"allOf": []any{s}, "required": o.required}
+			}
+			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": s}}}
+		case o.bodyType != "":
+			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": text}}}
+		}
+		responses := map[string]any{}
+		for status, r := range o.responses {
+			rm := map[string]any{"description": r.desc}
+			ct := r.contentType
+			if ct == "" && r.body != nil {
+				ct = "application/json"
+			}
+			if ct != "" {
+				var s map[string]any
+				switch {
+				case r.body != nil && ct == "application/json":
+					s = resGen.of(reflect.TypeOf(r.body), false)
+					if r.alt != nil {
+						s = map[string]any{"anyOf": []any{s, resGen.of(reflect.TypeOf(r.alt), false)}}
+					}
+				case r.body != nil: // the event stream: each data line is one
+					s = map[string]any{"type": "string", "description": "data lines: " + resGen.of(reflect.TypeOf(r.body), false)["$ref"].(string)}
+				default:
+					s = map[string]any{"type": "string"}
+				}
+				rm["content"] = map[string]any{ct: map[string]any{"schema": s}}
+			}
+			if len(r.headers) > 0 {
+				hs := map[string]any{}
+				for _, h := range r.headers {
+					hs[h] = map[string]any{"schema": text}
+				}
+				rm["headers"] = hs
+			}
+			responses[strconv.Itoa(status)] = rm
+		}
+		if _, ok := o.responses[0]; !ok {
+			responses["default"] = map[string]any{"description": "An error: 4xx or 5xx",
+				"content": map[string]any{"application/json": map[string]any{"schema": resGen.of(reflect.TypeFor[ErrorMessage](), false)}}}
+		}
+		operation["responses"] = responses
+		item, _ := paths[o.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[o.path] = item
+		}
+		item[strings.ToLower(o.method)] = operation
+	}
+	addSeedExamples(t, resGen.schemas)
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "recorder", "version": "1",
+			"description": "The recorder's HTTP API: seed 004 (recordings, compositions, storage verification, chat and cobrowse), seeds 000-003 " +
+				"(pause, resume, status history, metadata, blackouts, participants, the command envelope, the telephony view), WHIP, events, " +
+				"signed attachments, the operator routes and health. Errors are ErrorMessage. Written by TestOpenAPI_Document (api/openapi_gen_test.go)."},
+		"servers":  []any{map[string]any{"url": "/"}},
+		"security": []any{map[string]any{"apiKey": []any{}}, map[string]any{"bearer": []any{}}},
+		"paths":    paths,
+		"components": map[string]any{"schemas": resGen.schemas, "securitySchemes": map[string]any{
+			"apiKey": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization", "description": "Authorization: <key>"},
+			"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
+		}},
+	}
+}
+
+// addSeedExamples puts the seeds' JSON examples on their schemas.
+func addSeedExamples(t *testing.T, schemas map[string]any) {
+	s000, s001, s004 := seedFile(t, "000"), seedFile(t, "001"), seedFile(t, "004")
+	for name, ex := range map[string]map[string]any{
+		"StatusHistory":                          seedObject(t, s000, "After the same call was paused"),
+		"NoRecording":                            seedObject(t, s000, "New call, ad-hoc recording"),
+		"TelephonyRecording":                     seedObject(t, s001, "Recording"),
+		"AddChatTranscriptCmd":                   seedObject(t, s004, "AddChatTranscriptCmd\n\n{"),
+		"AddCobrowseEventCmd":                    seedObject(t, s004, "AddCobrowseEventCmd\n\n{"),
+		"ConversationCobrowseSessionDataMessage": seedObject(t, s004, "ConversationCobrowseSessionDataMessage\n\n{"),
+		"URLResourceMessage":                     seedObject(t, s004, "URLResourceMessage\n\n{"),
+		"ChatTranscriptData":                     seedObject(t, s004, "ChatTranscriptData\n\n{"),
+		"RecordingDataEvent":                     seedObject(t, s004, "RecordingDataEvent\n\n{"),
+	} {
+		s, ok := schemas[name].(map[string]any)
+		if !ok {
+			t.Fatalf("no schema %s for the seed example", name)
+		}
+		s["examples"] = []any{ex}
+	}
+}
+
+// TestOpenAPI_Document checks that api/openapi.json is what the route table
+// and the Go types give (-update rewrites it).
+func TestOpenAPI_Document(t *testing.T) {
+	want, err := json.MarshalIndent(document(t), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if *updateOpenAPI {
+		if err := os.WriteFile("openapi.json", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if !bytes.Equal(want, openAPIDocument) {
+		t.Fatal("api/openapi.json is not what the route table and the Go types give: run go test ./api -run TestOpenAPI_Document -update and review the diff")
+	}
+}
