@@ -93,6 +93,7 @@ func New(o Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = s.withRequestID(w, r)
 	_, pattern := s.mux.Handler(r)
+	noteRoute(r.Context(), pattern) // the metrics' route label (metrics.go)
 	if pattern == "" {
 		if p := s.foldPath(r.URL.Path); p != "" { // seed 003's paths in any case
 			r2 := r.Clone(r.Context())

@@ -171,15 +171,29 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// routeKey holds, in a request's context, where Server.ServeHTTP notes the
+// route pattern it matched (noteRoute).
+type routeKey struct{}
+
+// noteRoute records the API's route pattern of a request for instrument.
+func noteRoute(ctx context.Context, pattern string) {
+	if p, ok := ctx.Value(routeKey{}).(*string); ok {
+		*p = pattern
+	}
+}
+
 // instrument counts h's requests by the route pattern that served them and
-// their status. The ServeMuxes set r.Pattern on the request they route (the
-// innermost wins), so the label is the pattern, never the path.
+// their status: the label is the pattern, never the path.
 func (m *metrics) instrument(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		var route string
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, &route))
 		h.ServeHTTP(sw, r)
-		route := r.Pattern
+		if route == "" && r.Pattern != "/" {
+			route = r.Pattern // a route of the root mux: /metrics, the fleet's
+		}
 		if route == "" {
 			route = "none"
 		}

@@ -174,6 +174,14 @@ func routes() []op {
 		{method: "GET", path: "/v1/recordingfiles/{id}", id: "getTelephonyRecordingFile", tag: "telephony", summary: "Seed 001: a redirect to a signed URL of the mix",
 			params: pathParams("id"), responses: map[int]resp{307: {desc: "Redirect to the signed URL", headers: []string{"Location"}}}},
 
+		// Publish tokens (token.go) and the fleet's internal commands.
+		{method: "POST", path: "/api/publishtokens", id: "createPublishToken", tag: "security", summary: "A short-lived token that lets one participant publish over WHIP to one conference",
+			body: PublishTokenRequest{}, required: []string{"conferenceId", "userId"},
+			responses: map[int]resp{200: {desc: "The token", body: PublishTokenMessage{}}}},
+		{method: "POST", path: "/internal/cluster/v1/command", id: "clusterCommand", tag: "fleet", public: true,
+			summary:  "Internal: a command forwarded by another instance of the fleet, signed with the fleet's secret (not for clients)",
+			bodyType: "application/json", responses: map[int]resp{200: {desc: "The command's result", contentType: "application/json"}}},
+
 		// Operator routes (search.go).
 		{method: "GET", path: "/api/recordings", id: "searchRecordings", tag: "operator", summary: "Search the organization's recordings, newest first",
 			params: []param{query("state", "comma-separated states", nil), query("conversationId", "", nil), query("conferenceId", "", nil),
@@ -300,7 +308,11 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 				name = f.Name
 			}
 			optional := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
-			nullable := !optional && (f.Type.Kind() == reflect.Pointer || f.Type.Kind() == reflect.Map || f.Type == rawType)
+			// Go writes a nil pointer, map or RawMessage as null; and reads
+			// null into any pointer, map or slice of a request.
+			k := f.Type.Kind()
+			nullable := !optional && (k == reflect.Pointer || k == reflect.Map || f.Type == rawType) ||
+				g.request && (k == reflect.Pointer || k == reflect.Map || k == reflect.Slice)
 			props[name] = g.of(f.Type, nullable)
 			if !optional && !g.request {
 				required = append(required, name)
@@ -351,6 +363,8 @@ func document(t *testing.T) map[string]any {
 				s = map[string]any{"allOf": []any{s}, "required": o.required}
 			}
 			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": s}}}
+		case o.bodyType == "application/json":
+			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": map[string]any{"type": "object"}}}}
 		case o.bodyType != "":
 			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": text}}}
 		}
@@ -371,6 +385,8 @@ func document(t *testing.T) map[string]any {
 					}
 				case r.body != nil: // the event stream: each data line is one
 					s = map[string]any{"type": "string", "description": "data lines: " + resGen.of(reflect.TypeOf(r.body), false)["$ref"].(string)}
+				case ct == "*/*" || ct == "application/json":
+					s = map[string]any{} // the object's own content, or opaque JSON
 				default:
 					s = map[string]any{"type": "string"}
 				}

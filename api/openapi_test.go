@@ -164,6 +164,9 @@ func contractCheck(t testing.TB, h http.Handler) http.Handler {
 		if c.status == 0 {
 			c.status = http.StatusOK
 		}
+		if strings.HasPrefix(req.URL.Path, "/api/test/") {
+			return // routes a test registers for itself (TestSecurity_EveryRouteAuthenticated)
+		}
 		if err := validateExchange(req, body, c.status, c.Header(), c.body.Bytes()); err != nil {
 			t.Errorf("contract (api/openapi.json): %s %s → %d: %v\n  response: %.400s", req.Method, req.URL.RequestURI(), c.status, err, c.body.String())
 		}
