@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type op struct {
 	body                           any      // JSON request body (a Go value of its type)
 	required                       []string // required fields of the request body
 	bodyType                       string   // a non-JSON request body's content type
+	optionalBody                   bool     // the JSON body may be left out
 	responses                      map[int]resp
 	public                         bool // no API key (signed URLs, health, metrics, console)
 }
@@ -100,7 +102,7 @@ type metadataReply struct {
 // routes is every route the recorder serves (api.go, lifecycle.go,
 // telephony.go, search.go, console.go, service.go and the WHIP endpoint).
 func routes() []op {
-	return []op{
+	ops := []op{
 		// Seed 004.
 		{method: "POST", path: "/api/recordings/start", id: "startRecording", tag: "recordings", summary: "Start recording a conference",
 			body: StartRecording{}, required: []string{"applicationId", "conferenceId", "conversationId"},
@@ -162,17 +164,7 @@ func routes() []op {
 			responses: map[int]resp{200: {desc: "Success or failure", body: CommandReply{}}, 400: {desc: "Failure, or a body that is not an envelope (ErrorMessage)", body: CommandReply{}, alt: ErrorMessage{}},
 				404: {desc: "Failure", body: CommandReply{}}, 409: {desc: "Failure", body: CommandReply{}}, 422: {desc: "Failure", body: CommandReply{}}}},
 
-		// Seed 001: the telephony view.
-		{method: "GET", path: "/v1/recordings", id: "listTelephonyRecordings", tag: "telephony", summary: "Seed 001: recordings, newest first",
-			params: []param{query("page_size", "1 to 100", integer(1, 100)), query("page_token", "", nil), query("status", "initiating, recording, stopping, ended", nil),
-				query("reference_id", "", nil), query("reference_type", "call or confbridge", nil)},
-			responses: map[int]resp{200: {desc: "A page", body: TelephonyList{}}}},
-		{method: "GET", path: "/v1/recordings/{id}", id: "getTelephonyRecording", tag: "telephony", summary: "Seed 001: one recording",
-			params: pathParams("id"), responses: map[int]resp{200: {desc: "The recording", body: TelephonyRecording{}}}},
-		{method: "DELETE", path: "/v1/recordings/{id}", id: "deleteTelephonyRecording", tag: "telephony", summary: "Seed 001: delete a finished recording's objects (soft delete)",
-			params: pathParams("id"), responses: map[int]resp{200: {desc: "The deleted recording", body: TelephonyRecording{}}}},
-		{method: "GET", path: "/v1/recordingfiles/{id}", id: "getTelephonyRecordingFile", tag: "telephony", summary: "Seed 001: a redirect to a signed URL of the mix",
-			params: pathParams("id"), responses: map[int]resp{307: {desc: "Redirect to the signed URL", headers: []string{"Location"}}}},
+		// Seed 001: the telephony view, at the seed's paths and under /v1 (telephonyOps).
 
 		// Publish tokens (token.go) and the fleet's internal commands.
 		{method: "POST", path: "/api/publishtokens", id: "createPublishToken", tag: "security", summary: "A short-lived token that lets one participant publish over WHIP to one conference",
@@ -221,6 +213,83 @@ func routes() []op {
 		{method: "GET", path: "/console/{file}", id: "consoleFile", tag: "service", summary: "The web console's files", public: true,
 			params: []param{{name: "file", in: "path", required: true, schema: text}}, responses: map[int]resp{200: {desc: "A file of the console", contentType: "*/*"}}},
 	}
+	ops = append(ops, telephonyOps()...)
+	ops = append(ops, agentOps()...)
+	// Seed 004's routes are served under its own prefix too.
+	for _, o := range ops {
+		if seed004Ops[o.id] {
+			o.path, o.id = Seed004Prefix+o.path, o.id+"Seed004"
+			o.summary += " (seed 004's path)"
+			ops = append(ops, o)
+		}
+	}
+	return ops
+}
+
+var seed004Ops = map[string]bool{"startRecording": true, "stopRecording": true, "getRecordingState": true, "getRecordingStorage": true,
+	"getRecording": true, "getConversation": true, "getActiveRecording": true, "getComposition": true, "verifyStorage": true,
+	"addChatTranscript": true, "addCobrowseEvent": true, "listCobrowseSessions": true, "getCobrowseURL": true,
+	"getAttachment": true, "getCobrowseAttachment": true}
+
+// telephonyOps are seed 001's routes at the seed's paths and under /v1.
+func telephonyOps() []op {
+	var ops []op
+	for _, base := range []string{"", "/v1"} {
+		v := strings.TrimPrefix(base, "/")
+		ops = append(ops,
+			op{method: "GET", path: base + "/recordings", id: v + "listTelephonyRecordings", tag: "telephony", summary: "Seed 001: recordings, newest first",
+				params: []param{query("page_size", "1 to 100", integer(1, 100)), query("page_token", "", nil), query("status", "initiating, recording, stopping, ended", nil),
+					query("reference_id", "", nil), query("reference_type", "call or confbridge", nil)},
+				responses: map[int]resp{200: {desc: "A page", body: TelephonyList{}}}},
+			op{method: "GET", path: base + "/recordings/{id}", id: v + "getTelephonyRecording", tag: "telephony", summary: "Seed 001: one recording",
+				params: pathParams("id"), responses: map[int]resp{200: {desc: "The recording", body: TelephonyRecording{}}}},
+			op{method: "DELETE", path: base + "/recordings/{id}", id: v + "deleteTelephonyRecording", tag: "telephony", summary: "Seed 001: delete a finished recording's objects (soft delete)",
+				params: pathParams("id"), responses: map[int]resp{200: {desc: "The deleted recording", body: TelephonyRecording{}}}},
+			op{method: "GET", path: base + "/recordingfiles/{id}", id: v + "getTelephonyRecordingFile", tag: "telephony", summary: "Seed 001: a redirect to a signed URL of the mix",
+				params: pathParams("id"), responses: map[int]resp{307: {desc: "Redirect to the signed URL", headers: []string{"Location"}}}},
+		)
+		for _, kind := range []string{"calls", "conferences"} {
+			ops = append(ops,
+				op{method: "POST", path: base + "/" + kind + "/{id}/recording_start", id: v + kind + "RecordingStart", tag: "telephony",
+					summary: "Seed 001: start recording a call or conference (optional body)", params: pathParams("id"), body: CallRecordingStart{}, optionalBody: true,
+					responses: map[int]resp{200: {desc: "The recording", body: TelephonyRecording{}}}},
+				op{method: "POST", path: base + "/" + kind + "/{id}/recording_stop", id: v + kind + "RecordingStop", tag: "telephony",
+					summary: "Seed 001: stop recording a call or conference", params: pathParams("id"),
+					responses: map[int]resp{200: {desc: "The recording", body: TelephonyRecording{}}}},
+			)
+		}
+	}
+	return ops
+}
+
+// agentOps are seed 003's agent routes (matched case-insensitively) and the
+// admin routes of agents.
+func agentOps() []op {
+	agent := map[int]resp{200: {desc: "The agent, with its calls and recordings", body: AgentMessage{}}}
+	cmd := func(path, id, summary string) op {
+		return op{method: "POST", path: path, id: id, tag: "agents", summary: "Seed 003: " + summary, body: AgentCommand{},
+			required: []string{"AgentIdentifier", "Value"}, responses: agent}
+	}
+	return []op{
+		{method: "GET", path: "/api/Agent", id: "getAgent", tag: "agents", summary: "Seed 003: an agent by Id or Phone",
+			params: []param{query("agentIdentifier", "Id or Phone", nil), query("value", "", nil)}, responses: agent},
+		{method: "GET", path: "/api/Agent/GetAll", id: "getAllAgents", tag: "agents", summary: "Seed 003: every agent",
+			responses: map[int]resp{200: {desc: "The agents", body: []AgentMessage{}}}},
+		cmd("/api/Blackout/StartForAgent", "agentBlackoutStart", "blackout an agent"),
+		cmd("/api/Blackout/StopForAgent", "agentBlackoutStop", "end an agent's blackout"),
+		cmd("/api/Record/StartForAgent", "agentRecordStart", "record the agent's active call"),
+		cmd("/api/Record/StopForAgent", "agentRecordStop", "stop recording the agent's call"),
+		cmd("/api/Record/UpdateForAgent", "agentRecordUpdate", "update the call recording's metadata"),
+		cmd("/api/Record/StartDuplicateForAgent", "agentRecordStartDuplicate", "a duplicate recording of a call"),
+		cmd("/api/Record/StopDuplicateForAgent", "agentRecordStopDuplicate", "stop a duplicate recording"),
+		cmd("/api/ScreenRecord/StartForAgent", "agentScreenStart", "record the agent's screen"),
+		cmd("/api/ScreenRecord/UpdateForAgent", "agentScreenUpdate", "update the screen recording's metadata"),
+		cmd("/api/ScreenRecord/StopForAgent", "agentScreenStop", "stop recording the agent's screen"),
+		{method: "POST", path: "/api/agents", id: "registerAgent", tag: "agents", summary: "Declare an agent before it publishes (admin)",
+			body: AgentRegistration{}, responses: agent},
+		{method: "DELETE", path: "/api/agents/{agentId}", id: "deleteAgent", tag: "agents", summary: "Forget an agent (admin)",
+			params: []param{{name: "agentId", in: "path", required: true, schema: map[string]any{"type": "integer"}}}, responses: map[int]resp{204: {desc: "Forgotten"}}},
+	}
 }
 
 // schemaGen turns Go types into JSON Schemas under components.schemas.
@@ -250,6 +319,8 @@ func (g *schemaGen) of(t reflect.Type, nullable bool) map[string]any {
 
 func (g *schemaGen) bare(t reflect.Type) map[string]any {
 	switch {
+	case t.Name() == "flexString": // a string that may be sent as a number (agents.go)
+		return map[string]any{"type": []any{"string", "number"}}
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
@@ -362,7 +433,7 @@ func document(t *testing.T) map[string]any {
 			if len(o.required) > 0 {
 				s = map[string]any{"allOf": []any{s}, "required": o.required}
 			}
-			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": s}}}
+			operation["requestBody"] = map[string]any{"required": !o.optionalBody, "content": map[string]any{"application/json": map[string]any{"schema": s}}}
 		case o.bodyType == "application/json":
 			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": map[string]any{"type": "object"}}}}
 		case o.bodyType != "":
@@ -468,5 +539,43 @@ func TestOpenAPI_Document(t *testing.T) {
 	}
 	if !bytes.Equal(want, openAPIDocument) {
 		t.Fatal("api/openapi.json is not what the route table and the Go types give: run go test ./api -run TestOpenAPI_Document -update and review the diff")
+	}
+}
+
+// TestOpenAPI_EveryRoute: every route the server registers (Server.Routes,
+// with seed 004's prefixed twins) has an operation in the document.
+func TestOpenAPI_EveryRoute(t *testing.T) {
+	h := startService(t, t.TempDir())
+	doc, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	star := regexp.MustCompile(`\{[^}]*\}`)
+	var docPaths []string // METHOD path, params as *
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			docPaths = append(docPaths, method+" "+star.ReplaceAllString(path, "*"))
+		}
+	}
+	for _, rt := range h.svc.API.Routes() {
+		paths := []string{rt.Path}
+		if rt.Seed004 {
+			paths = append(paths, Seed004Prefix+rt.Path)
+		}
+		for _, p := range paths {
+			p = regexp.MustCompile(`\{[^}]*\.\.\.\}$`).ReplaceAllString(p, "") // {path...}, {rest...}: any operation below
+			want := star.ReplaceAllString(p, "*")
+			found := false
+			for _, d := range docPaths {
+				m, dp, _ := strings.Cut(d, " ")
+				if (rt.Method == "" || m == rt.Method) && (dp == want || strings.HasSuffix(want, "/") && strings.HasPrefix(dp, want)) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("route %s %s is not in api/openapi.json (add it to routes() in openapi_gen_test.go and run -update)", rt.Method, p)
+			}
+		}
 	}
 }

@@ -94,7 +94,7 @@ func matchRoute(method, path string) (*routers.Route, map[string]string) {
 				params[strings.Trim(s, "{}")] = segs[j]
 				continue
 			}
-			if s != segs[j] {
+			if !strings.EqualFold(s, segs[j]) { // seed 003's routes match in any case
 				ok = false
 				break
 			}
