@@ -120,6 +120,9 @@ func routes() []op {
 			params: pathParams("conversationId"), responses: okEvent},
 		{method: "GET", path: "/api/compositions/{conversationId}", id: "getComposition", tag: "recordings", summary: "The newest recording of a conversation with its composition (mix, manifest)",
 			params: pathParams("conversationId"), responses: map[int]resp{200: {desc: "The recording and composition", body: RecordingDataMessage{}}}},
+		{method: "POST", path: recBase[:len("/api/")] + "compositions/{conversationId}/{recorderId}/{instanceId}", id: "requestComposite", tag: "recordings",
+			summary: "Ask for composite.mp4 of a finished recording (optional JSON body: layout)", params: rec3, bodyType: "application/json", optionalBody: true,
+			responses: map[int]resp{202: {desc: "Accepted: the recording with its composition", body: RecordingDataMessage{}}}},
 		{method: "POST", path: "/api/storageproviders/{applicationId}/verify", id: "verifyStorage", tag: "storage", summary: "Run the bucket, write, read, modify and delete checks on an application's storage profile",
 			params: pathParams("applicationId"), responses: map[int]resp{200: {desc: "The five checks", body: storage.VerifyResult{}}}},
 		{method: "POST", path: "/api/recordings/chat/transcript/add", id: "addChatTranscript", tag: "attachments", summary: "Add chat messages to a recording",
@@ -435,7 +438,7 @@ func document(t *testing.T) map[string]any {
 			}
 			operation["requestBody"] = map[string]any{"required": !o.optionalBody, "content": map[string]any{"application/json": map[string]any{"schema": s}}}
 		case o.bodyType == "application/json":
-			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": map[string]any{"type": "object"}}}}
+			operation["requestBody"] = map[string]any{"required": !o.optionalBody, "content": map[string]any{o.bodyType: map[string]any{"schema": map[string]any{"type": "object"}}}}
 		case o.bodyType != "":
 			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{o.bodyType: map[string]any{"schema": text}}}
 		}
