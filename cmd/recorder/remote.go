@@ -156,6 +156,20 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // oneRef parses the single recording argument.
+// parseOne parses args, which must name one recording, and returns it with
+// the client of the server the flags give.
+func (f *remoteFlags) parseOne(args []string) (client.Ref, *client.Client, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return client.Ref{}, nil, err
+	}
+	ref, err := oneRef(f.fs)
+	if err != nil {
+		return client.Ref{}, nil, err
+	}
+	c, err := f.client()
+	return ref, c, err
+}
+
 func oneRef(fs *flag.FlagSet) (client.Ref, error) {
 	if fs.NArg() != 1 {
 		return client.Ref{}, usageError("want one recording: conversationId/recorderId/instanceId (as recorder ls prints it)")
@@ -225,14 +239,7 @@ func cmdList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newRemoteFlags("get", stderr)
-	if err := f.fs.Parse(args); err != nil {
-		return err
-	}
-	ref, err := oneRef(f.fs)
-	if err != nil {
-		return err
-	}
-	c, err := f.client()
+	ref, c, err := f.parseOne(args)
 	if err != nil {
 		return err
 	}
@@ -338,14 +345,7 @@ func printEvent(w io.Writer, ev *client.RecordingEvent, asJSON bool) error {
 
 func cmdControl(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	f := newRemoteFlags(cmd, stderr)
-	if err := f.fs.Parse(args); err != nil {
-		return err
-	}
-	ref, err := oneRef(f.fs)
-	if err != nil {
-		return err
-	}
-	c, err := f.client()
+	ref, c, err := f.parseOne(args)
 	if err != nil {
 		return err
 	}
@@ -428,14 +428,7 @@ func cmdDownload(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	f := newRemoteFlags("download", stderr)
 	dir := f.fs.String("o", "", "folder to download into (default: the instanceId)")
 	quiet := f.fs.Bool("quiet", false, "no progress bar")
-	if err := f.fs.Parse(args); err != nil {
-		return err
-	}
-	ref, err := oneRef(f.fs)
-	if err != nil {
-		return err
-	}
-	c, err := f.client()
+	ref, c, err := f.parseOne(args)
 	if err != nil {
 		return err
 	}
