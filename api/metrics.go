@@ -98,7 +98,7 @@ var (
 	descTracks        = prometheus.NewDesc("recorder_tracks", "Tracks being recorded now, by kind.", []string{"kind"}, nil)
 	descTracksStarted = prometheus.NewDesc("recorder_tracks_started_total", "Tracks recorded since the process started.", nil, nil)
 	descPackets       = prometheus.NewDesc("recorder_rtp_packets_received_total", "RTP packets received on recorded tracks.", nil, nil)
-	descLost          = prometheus.NewDesc("recorder_rtp_packets_lost_total", "Audio RTP sequence numbers that never arrived.", nil, nil)
+	descLost          = prometheus.NewDesc("recorder_rtp_packets_lost_total", "Audio RTP sequence numbers the mix gave up on: not arrived when their place was written (a packet arriving after that is also late-dropped).", nil, nil)
 	descLate          = prometheus.NewDesc("recorder_rtp_packets_late_dropped_total", "Audio RTP packets dropped because the mix had already played their time.", nil, nil)
 	descDecodeErrors  = prometheus.NewDesc("recorder_decode_errors_total", "Audio packets the decoder rejected (played as silence).", nil, nil)
 	descWriteErrors   = prometheus.NewDesc("recorder_write_errors_total", "Packets a track's file or pipeline refused.", nil, nil)

@@ -88,7 +88,14 @@
 // the ring), Ring.Missing (positions claimed as silence with nothing
 // written), Mixer.Expired, and PipelineStats (lost, concealed, duplicate and
 // late packets, decode errors, re-anchors). All are atomic and may be read
-// from any goroutine.
+// from any goroutine. PipelineStats.Lost counts each sequence number the
+// pipeline gave up on exactly once, wherever it gives up: the mixer wrote
+// past it, seqWindow (256) packets came after it, a new source or a
+// discontinuity, Resync (the packets the gate dropped during a pause are not
+// lost) and Close (the holes before the newest packet; packets after the
+// last one received are unknowable). A forward jump of the sequence up to
+// 3000 is a loss (RFC 3550 A.1). Late counts packets that arrived after their
+// place was written; one given up on and arriving later is in both.
 //
 // Memory: an input's ring holds the budget plus 100 ms at the mix rate
 // (81.6 KB at 8 kHz for 5 s); the pipeline adds the reorder window (8 × 512

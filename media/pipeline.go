@@ -45,17 +45,22 @@ type AudioPipelineConfig struct {
 type PipelineStats struct {
 	Packets      uint64 // packets given to WriteRTP
 	Decoded      uint64 // packets decoded and written to the ring
-	Lost         uint64 // sequence numbers given up on (never arrived within the budget)
+	Lost         uint64 // sequence numbers given up on: their place was decided without them (each once)
 	Concealed    uint64 // lost packets whose place was filled by concealment
-	Duplicates   uint64 // packets dropped as duplicate or given up on already
-	Late         uint64 // packets (partly) dropped because the mix was written past them
+	Duplicates   uint64 // packets dropped as duplicates
+	Late         uint64 // packets that arrived after their place was written: (partly) dropped
 	DecodeErrors uint64 // packets the decoder rejected (silence)
 	Reanchors    uint64 // timeline re-anchors: new SSRC, timestamp jump, resume
 }
 
 // seqWindow is the number of packets tracked after the oldest undecided one:
-// 5 s of 20 ms packets, the default budget.
+// 5 s of 20 ms packets, the default budget. A missing packet is given up once
+// seqWindow packets came after it, even within the budget.
 const seqWindow = 256
+
+// maxDropout is the longest forward jump of sequence numbers counted as lost
+// packets (RFC 3550 A.1: MAX_DROPOUT); a longer one restarts the sequence.
+const maxDropout = 3000
 
 // heldSlots is the decoder's reorder window in packets: a packet that comes
 // after a missing one is held (up to heldPayload bytes) so Opus decodes in
@@ -116,6 +121,7 @@ type AudioPipeline struct {
 	starts  [seqWindow]uint32
 	ends    [seqWindow]uint32 // positions of the arrived packets, low 32 bits (see near)
 	pending int               // arrived packets at or after nextSeq
+	resync  bool              // the next packet starts a new sequence (Resync)
 
 	// Timeline mapping: position(ext) = basePos + (ext-baseExt)·rate/clock·ratio.
 	anchored bool
@@ -279,7 +285,15 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 			}
 			clear(p.seen[:])
 		}
-		p.started, p.ssrc = true, pkt.SSRC
+		p.started, p.ssrc, p.resync = true, pkt.SSRC, false
+		p.nextSeq, p.decSeq, p.maxSeq = seq, seq, seq-1
+	}
+	if p.resync {
+		// After a pause: what is missing before it is given up; the packets
+		// the gate dropped meanwhile were not lost.
+		p.resync = false
+		p.flushHeld(now)
+		p.finishSeq()
 		p.nextSeq, p.decSeq, p.maxSeq = seq, seq, seq-1
 	}
 	tag := uint32(seq) | 1<<16
@@ -295,9 +309,14 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 		// the mix has not been written there yet (decoded out of order).
 		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
 	case d < 0 || d >= seqWindow/2:
-		// A sequence discontinuity: give up on what is missing.
+		// A sequence discontinuity: give up on what is missing. A forward
+		// jump up to maxDropout is a loss (RFC 3550 A.1); a longer one or
+		// a step back is a restart of the sequence.
 		p.flushHeld(now)
 		p.finishSeq()
+		if gap := int(int16(seq-p.maxSeq)) - 1; d > 0 && gap > 0 && gap < maxDropout {
+			p.lost.Add(uint64(gap))
+		}
 		p.nextSeq, p.decSeq, p.maxSeq = seq, seq, seq-1
 		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
 		p.decSeq++
@@ -383,8 +402,12 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		p.decodeErrs.Add(1)
 		n = 0 // its place stays silence; the sequence still advances
 	}
-	start, end := p.place(ts, n, now)
 	newest := int16(seq-p.maxSeq) > 0
+	start, end, ok := p.place(ts, n, now, newest)
+	if !ok { // an old packet from before a jump of the timestamps: nowhere to go
+		p.late.Add(1)
+		return
+	}
 	if seq == p.maxSeq+1 && p.haveLst && start != p.lastEnd && start+2 >= p.lastEnd && start <= p.lastEnd+2 {
 		// Contiguous with the previous packet but for rounding: no sample
 		// overlaps and no sample of silence between.
@@ -412,6 +435,9 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	}
 	if newest {
 		p.maxSeq = seq
+	}
+	if d := int16(seq - p.nextSeq); d >= seqWindow {
+		p.makeRoom(seq)
 	}
 	if d := int16(seq - p.nextSeq); d >= 0 && int(d) < seqWindow {
 		w, b := p.bit(seq)
@@ -503,30 +529,61 @@ func (p *AudioPipeline) nextArrived() (uint16, bool) {
 	return 0, false
 }
 
-// finishSeq decides everything written and forgets the sequence state.
+// makeRoom gives up the oldest missing packets until seq is within the
+// sequence window: a hole is waited for while at most seqWindow packets
+// come after it.
+func (p *AudioPipeline) makeRoom(seq uint16) {
+	p.settleNow()
+	var decide uint64
+	tail := p.ring.Tail()
+	for int(uint16(seq-p.nextSeq)) >= seqWindow {
+		if w, b := p.bit(p.nextSeq); *w&b != 0 {
+			*w &^= b
+			decide = max(decide, near(p.ends[int(p.nextSeq)%seqWindow], tail))
+			p.pending--
+		} else {
+			p.lost.Add(1)
+		}
+		p.nextSeq++
+	}
+	if decide > 0 {
+		p.ring.Decide(decide)
+	}
+}
+
+// finishSeq gives up on every packet still missing up to the newest one
+// written, decides everything written and forgets the sequence state.
 func (p *AudioPipeline) finishSeq() {
 	p.settleNow()
-	if p.pending > 0 {
-		for s := p.nextSeq; ; s++ {
-			if w, b := p.bit(s); *w&b != 0 {
-				*w &^= b
-				p.pending--
-			} else if p.pending > 0 {
-				p.lost.Add(1)
-			}
-			if p.pending == 0 {
-				break
-			}
+	for s := p.nextSeq; int16(p.maxSeq-s) >= 0; s++ {
+		if w, b := p.bit(s); *w&b != 0 {
+			*w &^= b
+		} else {
+			p.lost.Add(1)
 		}
 	}
+	p.nextSeq, p.pending = p.maxSeq+1, 0
 	p.ring.Decide(p.ring.End())
 }
 
 // place maps an RTP timestamp to the span of ring positions of n decoded
 // samples. It anchors the timeline at the packet's arrival on the first
 // packet, after a new source, a jump or a resume, measures the lateness of
-// the packet and, once per window, adjusts the resampling ratio.
-func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) {
+// the packet and, once per window, adjusts the resampling ratio. A packet
+// older than the newest (reordered, late) is placed by the mapping as it is
+// and never moves it: ok is false if its timestamp is too far from the
+// newest's to mean anything.
+func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start, end uint64, ok bool) {
+	k := p.rate / p.clock
+	if !newest && p.anchored {
+		step := int64(int32(ts - p.lastTS))
+		if step > p.maxJump || -step > p.maxJump {
+			return 0, 0, false
+		}
+		pos := max(p.basePos+float64(p.ext+step-p.baseExt)*k*p.ratio, 0)
+		start = uint64(math.Ceil(pos))
+		return start, start + uint64(math.Ceil(float64(n)*p.ratio)), true
+	}
 	if p.anchored {
 		step := int64(int32(ts - p.lastTS)) // wraps at 2^32
 		if step > p.maxJump || -step > p.maxJump {
@@ -541,7 +598,6 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 		p.anchored = true
 		p.anchor(ts, now)
 	}
-	k := p.rate / p.clock
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
 	if f := float64(now); pos > f+p.rate || pos+float64(p.mixer.budget) < f {
 		// More than a second ahead of its arrival, or later than the
@@ -562,7 +618,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64) (start, end uint64) 
 	if p.ratio == 1 {
 		end = start + uint64(n)
 	}
-	return start, end
+	return start, end, true
 }
 
 // anchor maps ts to the packet's arrival now (or the end of what was
@@ -697,6 +753,7 @@ func (p *AudioPipeline) decode(payload []byte) (int, error) {
 // a pause or blackout, when the packets dropped meanwhile leave the
 // timestamps without meaning for the gap. Reader goroutine only.
 func (p *AudioPipeline) Resync() {
+	p.resync = p.started
 	if p.anchored {
 		p.anchored = false
 		p.reanchors.Add(1)

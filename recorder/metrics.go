@@ -33,7 +33,7 @@ type MediaStats struct {
 	Ended         map[State]uint64 // recordings that reached a final state since start, by state
 	Packets       uint64           // RTP packets received on recorded tracks (written or not)
 	WriteErrors   uint64           // packets a track's file or pipeline refused
-	Lost          uint64           // audio sequence numbers that never arrived
+	Lost          uint64           // audio sequence numbers the mix gave up on (not arrived in time)
 	Late          uint64           // audio packets dropped because the mix had played their time
 	DecodeErrors  uint64           // audio packets the decoder rejected
 	Bytes         uint64           // bytes of track and mix files written locally
