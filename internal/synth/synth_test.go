@@ -1,6 +1,8 @@
 package synth
 
 import (
+	"math"
+	"slices"
 	"testing"
 
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -64,4 +66,41 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func TestSpeech_TalkSpurtsAndPauses(t *testing.T) {
+	pcm, active := Speech(30, 7)
+	if len(pcm) != 30*SpeechRate {
+		t.Fatalf("%d samples, want %d", len(pcm), 30*SpeechRate)
+	}
+	in := make([]bool, len(pcm))
+	talk := 0
+	for _, a := range active {
+		for i := a[0]; i < a[1]; i++ {
+			in[i] = true
+		}
+		talk += a[1] - a[0]
+	}
+	if frac := float64(talk) / float64(len(pcm)); frac < 0.4 || frac > 0.9 {
+		t.Errorf("talk fills %.0f %% of the signal; want speech with pauses (40–90 %%)", 100*frac)
+	}
+	var sumIn, sumOut float64
+	var nIn, nOut int
+	for i, v := range pcm {
+		if in[i] {
+			sumIn += float64(v) * float64(v)
+			nIn++
+		} else {
+			sumOut += float64(v) * float64(v)
+			nOut++
+		}
+	}
+	rmsIn, rmsOut := math.Sqrt(sumIn/float64(nIn)), math.Sqrt(sumOut/float64(nOut))
+	if rmsIn < 1000 || rmsOut > 20 {
+		t.Errorf("RMS %.0f in talk spurts, %.1f in pauses; want loud speech and quiet pauses", rmsIn, rmsOut)
+	}
+	again, _ := Speech(30, 7)
+	if !slices.Equal(pcm, again) {
+		t.Error("the same seed gave another signal")
+	}
 }

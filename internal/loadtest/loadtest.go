@@ -1,0 +1,426 @@
+// Package loadtest measures what a recorded stream costs: it starts a
+// receiver (the real recorder binary, a naive Pion receiver, Janus), pinned to
+// one CPU when asked, publishes N real Opus speech streams to it over WebRTC
+// (10 per conference), records them, measures the receiver's CPU and RSS from
+// /proc over a steady window, reads its loss counters, checks the files it
+// wrote, and prints one table with every receiver measured in the same run.
+//
+// `make bench-load` runs it through cmd/recorder-load; BENCHMARKS.md holds the
+// results and the exact commands.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/synth"
+)
+
+// The receivers Run can measure.
+const (
+	SystemRecorder      = "recorder"       // the recorder with its default 8 kHz mix
+	SystemRecorderNoMix = "recorder-nomix" // the recorder, recordings with mix "none" (tracks only)
+	SystemPion          = "pion"           // a naive Pion receiver writing one Ogg per track
+	SystemJanus         = "janus"          // Janus VideoRoom recording every stream (.mjr)
+)
+
+// Config is one load run.
+type Config struct {
+	Recorder      string        // path of the recorder binary (for the recorder systems)
+	Janus         string        // path of the janus binary (for SystemJanus)
+	FFmpeg        string        // path of ffmpeg (encodes the speech source)
+	Systems       []string      // receivers to measure, in order
+	Streams       []int         // the N of each step, in order
+	PerConference int           // streams per conference; default 10
+	Warmup        time.Duration // after every stream is recorded, before the window; default 5 s
+	Window        time.Duration // the steady window CPU is measured over; default 30 s
+	// PinCPU pins the receiver to this CPU (taskset); -1 leaves it free.
+	// The caller pins itself (the publishers) elsewhere.
+	PinCPU int
+	// Interface is where publishers and receivers gather ICE: "lo", or the
+	// veth of a network namespace ("v0", needed by Janus, which skips loopback).
+	Interface string
+	HostIP    string        // the address of Interface ("127.0.0.1" on lo)
+	Dir       string        // scratch directory (data directories, the source)
+	Log       io.Writer     // progress; nil: discarded
+	Extra     string        // extra YAML appended to the recorder's configuration
+	Timeout   time.Duration // bound on one step; default Warmup+Window+3 min
+}
+
+// Result is one receiver at one N.
+type Result struct {
+	System      string
+	Streams     int // publishers asked for
+	Connected   int // publishers whose media the receiver took
+	Window      time.Duration
+	CPU         time.Duration // receiver CPU over the window
+	RSS         int64         // receiver RSS at the end of the window
+	RSSIdle     int64         // before any stream
+	Threads     int
+	Lost        uint64 // packets the receiver counted lost
+	Late        uint64 // packets dropped late (recorder)
+	DecodeErrs  uint64 // packets the decoder rejected (recorder)
+	Decoded     uint64 // packets decoded (recorder; 0 without a mix)
+	Files       int    // track files written
+	Missing     uint64 // packets missing from the files (holes and short files)
+	MixShort    time.Duration
+	Load1       float64 // the machine's 1-minute load average at the end of the window
+	Err         string  // why the step failed, if it did
+	FilesDetail string
+}
+
+// CPUPerStreamSecond is the receiver's CPU per stream per second of media,
+// in milliseconds.
+func (r Result) CPUPerStreamSecond() float64 {
+	if r.Connected == 0 || r.Window == 0 {
+		return 0
+	}
+	return float64(r.CPU) / float64(time.Millisecond) / (float64(r.Connected) * r.Window.Seconds())
+}
+
+// Cores is the receiver's CPU over the window in cores (1: one core saturated).
+func (r Result) Cores() float64 {
+	if r.Window == 0 {
+		return 0
+	}
+	return float64(r.CPU) / float64(r.Window)
+}
+
+// RSSPerStream is the marginal resident memory per stream.
+func (r Result) RSSPerStream() int64 {
+	if r.Connected == 0 {
+		return 0
+	}
+	return (r.RSS - r.RSSIdle) / int64(r.Connected)
+}
+
+// target is one receiver under test.
+type target interface {
+	// start starts the receiver process and returns its PID once it serves.
+	start(ctx context.Context) (pid int, err error)
+	// publish connects stream n (0-based) of conference conf and hands its
+	// track to snd once the receiver answered.
+	publish(ctx context.Context, conf string, n int, snd *sender) (closer, error)
+	// record starts recording the conferences (no-op where publishing records).
+	record(ctx context.Context, confs []string) error
+	// recorded returns how many streams are being recorded now.
+	recorded(ctx context.Context) (int, error)
+	// counters returns the receiver's own loss counters.
+	counters(ctx context.Context) (counters, error)
+	// finish stops the recordings and checks the files.
+	finish(ctx context.Context, recorded time.Duration) (fileCheck, error)
+	// stop ends the receiver process; idempotent.
+	stop()
+}
+
+type closer interface {
+	Close(ctx context.Context) error
+}
+
+type counters struct{ lost, late, decodeErrs, decoded uint64 }
+
+type fileCheck struct {
+	files    int
+	missing  uint64
+	mixShort time.Duration
+	detail   string
+}
+
+// Run measures every system at every N and returns the results (a failed
+// step has Err set; Run goes on with the next). It stops at ctx's end.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	cfg.defaults()
+	logf := func(format string, a ...any) { fmt.Fprintf(cfg.Log, format+"\n", a...) }
+	source, err := speechSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	logf("source: %d Opus packets of speech with pauses (%.1f s)", len(source), float64(len(source))*packetTime.Seconds())
+	var results []Result
+	for _, n := range cfg.Streams {
+		for _, sys := range cfg.Systems {
+			if ctx.Err() != nil {
+				return results, ctx.Err()
+			}
+			logf("== %s, N=%d", sys, n)
+			r := runStep(ctx, cfg, sys, n, source, logf)
+			if r.Err != "" {
+				logf("   failed: %s", r.Err)
+			} else {
+				logf("   %.2f ms CPU per stream-second (%.2f cores), %d KB RSS per stream, load %.1f; %s",
+					r.CPUPerStreamSecond(), r.Cores(), r.RSSPerStream()>>10, r.Load1, r.FilesDetail)
+			}
+			results = append(results, r)
+		}
+	}
+	return results, nil
+}
+
+func (cfg *Config) defaults() {
+	if cfg.PerConference <= 0 {
+		cfg.PerConference = 10
+	}
+	if cfg.Warmup <= 0 {
+		cfg.Warmup = 5 * time.Second
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 30 * time.Second
+	}
+	if cfg.Interface == "" {
+		cfg.Interface, cfg.HostIP = "lo", "127.0.0.1"
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cfg.Warmup + cfg.Window + 3*time.Minute
+	}
+}
+
+// speechSource encodes 60 s of speech-like audio with pauses as 32 kbit/s
+// Opus in 20 ms packets (a browser's defaults).
+func speechSource(cfg Config) ([][]byte, error) {
+	if cfg.FFmpeg == "" {
+		return nil, errors.New("loadtest: ffmpeg is needed to encode the speech source")
+	}
+	packets, _, err := synth.OpusSpeech(cfg.FFmpeg, cfg.Dir, 60, 1, 32000)
+	if err != nil {
+		return nil, err
+	}
+	if len(packets) == 0 {
+		return nil, errors.New("loadtest: the speech source has no packets")
+	}
+	return packets, nil
+}
+
+func newTarget(cfg Config, sys, dir string) (target, error) {
+	switch sys {
+	case SystemRecorder, SystemRecorderNoMix:
+		if cfg.Recorder == "" {
+			return nil, errors.New("no recorder binary given")
+		}
+		return &recorderTarget{cfg: cfg, dir: dir, noMix: sys == SystemRecorderNoMix}, nil
+	case SystemPion:
+		return &pionTarget{cfg: cfg, dir: dir}, nil
+	case SystemJanus:
+		if cfg.Janus == "" {
+			return nil, errors.New("no janus binary given")
+		}
+		return &janusTarget{cfg: cfg, dir: dir}, nil
+	}
+	return nil, fmt.Errorf("unknown system %q", sys)
+}
+
+func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte, logf func(string, ...any)) (r Result) {
+	r = Result{System: sys, Streams: n}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	dir, err := os.MkdirTemp(cfg.Dir, sys+"-")
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer os.RemoveAll(dir)
+	t, err := newTarget(cfg, sys, dir)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer t.stop()
+	pid, err := t.start(ctx)
+	if err != nil {
+		r.Err = "start: " + err.Error()
+		return r
+	}
+	time.Sleep(time.Second) // let the process settle before its idle RSS
+	if r.RSSIdle, err = rss(pid); err != nil {
+		r.Err = err.Error()
+		return r
+	}
+
+	snd := newSender(source)
+	defer snd.close()
+	var confs []string
+	for i := 0; i < n; i += cfg.PerConference {
+		confs = append(confs, fmt.Sprintf("conf%03d", i/cfg.PerConference))
+	}
+	pubs, err := publishAll(ctx, t, n, cfg.PerConference, snd)
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer ccancel()
+		closeAll(cctx, pubs)
+	}()
+	r.Connected = len(pubs)
+	if err != nil {
+		logf("   publishing: %v (%d of %d connected)", err, len(pubs), n)
+	}
+	recStart := time.Now()
+	if err := t.record(ctx, confs); err != nil {
+		r.Err = "record: " + err.Error()
+		return r
+	}
+	// Every connected stream recorded, then the warm-up.
+	for {
+		got, err := t.recorded(ctx)
+		if err == nil && got >= r.Connected {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			r.Err = fmt.Sprintf("only %d of %d streams recorded: %v", got, r.Connected, err)
+			return r
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	sleep(ctx, cfg.Warmup)
+	c0, err := cpuTime(pid)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	w0 := time.Now()
+	sleep(ctx, cfg.Window)
+	c1, err := cpuTime(pid)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	r.Window, r.CPU = time.Since(w0), c1-c0
+	r.RSS, _ = rss(pid)
+	r.Threads = threads(pid)
+	r.Load1 = loadAvg()
+	if ctx.Err() != nil {
+		r.Err = ctx.Err().Error()
+		return r
+	}
+	cn, err := t.counters(ctx)
+	if err != nil {
+		r.Err = "counters: " + err.Error()
+		return r
+	}
+	r.Lost, r.Late, r.DecodeErrs, r.Decoded = cn.lost, cn.late, cn.decodeErrs, cn.decoded
+	fc, err := t.finish(ctx, time.Since(recStart))
+	if err != nil {
+		r.Err = "files: " + err.Error()
+	}
+	r.Files, r.Missing, r.MixShort, r.FilesDetail = fc.files, fc.missing, fc.mixShort, fc.detail
+	return r
+}
+
+// publishAll connects n publishers, perConf per conference, 16 at a time; it
+// returns those that connected and the first error.
+func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) ([]closer, error) {
+	var (
+		mu    sync.Mutex
+		pubs  []closer
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 16)
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			p, err := t.publish(pctx, fmt.Sprintf("conf%03d", i/perConf), i, snd)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = fmt.Errorf("stream %d: %w", i, err)
+				}
+				return
+			}
+			pubs = append(pubs, p)
+		}(i)
+	}
+	wg.Wait()
+	return pubs, first
+}
+
+func closeAll(ctx context.Context, pubs []closer) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, p := range pubs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = p.Close(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func streamName(n int) string { return fmt.Sprintf("user%04d", n) }
+
+// command returns the command that runs bin with args, under taskset when
+// the receiver is pinned.
+func command(cfg Config, bin string, args ...string) *exec.Cmd {
+	if cfg.PinCPU >= 0 {
+		return exec.Command("taskset", append([]string{"-c", fmt.Sprint(cfg.PinCPU), bin}, args...)...)
+	}
+	return exec.Command(bin, args...)
+}
+
+// Table writes results as a Markdown table, with each receiver's CPU as a
+// ratio to Janus's and to the Pion baseline's at the same N where measured.
+func Table(w io.Writer, results []Result) {
+	ref := map[string]map[int]float64{}
+	for _, r := range results {
+		if r.Err == "" {
+			if ref[r.System] == nil {
+				ref[r.System] = map[int]float64{}
+			}
+			ref[r.System][r.Streams] = r.CPUPerStreamSecond()
+		}
+	}
+	ratio := func(sys string, r Result) string {
+		v, ok := ref[sys][r.Streams]
+		if !ok || v == 0 || r.Err != "" {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", r.CPUPerStreamSecond()/v)
+	}
+	sorted := append([]Result(nil), results...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Streams < sorted[j].Streams })
+	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | lost | late | decode err | decoded | files | missing | mix short | load1 |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, r := range sorted {
+		if r.Err != "" {
+			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %.2f s | %.1f |\n",
+			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), ratio(SystemJanus, r), ratio(SystemPion, r),
+			r.RSSPerStream()>>10, r.Threads, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), r.Load1)
+	}
+}
+
+// abs returns the absolute path of p, or p.
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

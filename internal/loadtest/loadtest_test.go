@@ -1,0 +1,196 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	RunChild() // the naive Pion receiver runs as this test binary
+	os.Exit(m.Run())
+}
+
+// TestRun_SmallLoad runs the harness end to end at a small N, as `make
+// bench-load` does at a large one: the real recorder binary and the naive
+// Pion receiver each get 10 speech streams (one conference), and every
+// figure the table prints must be there and plausible, with nothing lost.
+func TestRun_SmallLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the recorder and runs two receivers for about 30 s")
+	}
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	testenv.LookPath(t, "taskset")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "recorder")
+	build := exec.Command("go", "build", "-o", bin, "github.com/rtcrec/recorder/cmd/recorder")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the recorder: %v\n%s", err, out)
+	}
+	var log bytes.Buffer
+	cfg := Config{
+		Recorder: bin, FFmpeg: ffmpeg, Systems: []string{SystemRecorder, SystemPion},
+		Streams: []int{10}, Warmup: time.Second, Window: 3 * time.Second, PinCPU: -1, Dir: dir, Log: &log,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	results, err := Run(ctx, cfg)
+	t.Logf("harness log:\n%s", log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	Table(&table, results)
+	t.Logf("\n%s", table.String())
+	if len(results) != 2 {
+		t.Fatalf("%d results, want 2", len(results))
+	}
+	for _, r := range results {
+		if r.Err != "" {
+			t.Errorf("%s: %s", r.System, r.Err)
+			continue
+		}
+		if r.Connected != 10 || r.Files != 10 {
+			t.Errorf("%s: %d streams connected, %d files; want 10 and 10", r.System, r.Connected, r.Files)
+		}
+		if r.CPU <= 0 || r.RSS <= r.RSSIdle/2 || r.Window < 3*time.Second {
+			t.Errorf("%s: CPU %v over %v, RSS %d (idle %d): not measured", r.System, r.CPU, r.Window, r.RSS, r.RSSIdle)
+		}
+		if r.Lost != 0 || r.Late != 0 || r.DecodeErrs != 0 || r.Missing != 0 {
+			t.Errorf("%s: lost %d, late %d, decode errors %d, missing from files %d; want none (%s)",
+				r.System, r.Lost, r.Late, r.DecodeErrs, r.Missing, r.FilesDetail)
+		}
+		if r.MixShort > time.Second {
+			t.Errorf("%s: a mix is %v shorter than its recording", r.System, r.MixShort)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(strings.NewReader(`# HELP recorder_tracks Tracks.
+# TYPE recorder_tracks gauge
+recorder_tracks{kind="audio"} 12
+recorder_tracks{kind="video"} 3
+recorder_rtp_packets_lost_total 7
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[`recorder_tracks{kind="audio"}`] != 12 || m["recorder_tracks"] != 15 || m["recorder_rtp_packets_lost_total"] != 7 {
+		t.Errorf("parsed %v", m)
+	}
+}
+
+// oggPage builds one Ogg page holding packets (RFC 3533 lacing).
+func oggPage(granule uint64, packets ...[]byte) []byte {
+	var lacing, body []byte
+	for _, p := range packets {
+		n := len(p)
+		for n >= 255 {
+			lacing = append(lacing, 255)
+			n -= 255
+		}
+		lacing = append(lacing, byte(n))
+		body = append(body, p...)
+	}
+	h := make([]byte, 27)
+	copy(h, "OggS")
+	binary.LittleEndian.PutUint64(h[6:], granule)
+	h[26] = byte(len(lacing))
+	return append(append(h, lacing...), body...)
+}
+
+func TestParseOgg_CountsFillers(t *testing.T) {
+	long := bytes.Repeat([]byte{0x78}, 300) // spans two lacing values
+	file := append(oggPage(0, []byte("OpusHead"), []byte("OpusTags")),
+		oggPage(3*960, long, []byte{0xF8, 0xFF, 0xFE}, []byte{0x78, 1, 2})...)
+	path := filepath.Join(t.TempDir(), "t.ogg")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	audio, filler, d, err := opusTrackCheck(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if audio != 3 || filler != 1 || d != 60*time.Millisecond {
+		t.Errorf("audio %d, filler %d, duration %v; want 3, 1, 60ms", audio, filler, d)
+	}
+	if _, _, err := parseOgg(file[:len(file)-1]); err == nil {
+		t.Error("a truncated page parsed")
+	}
+}
+
+func TestParseMJR_CountsHoles(t *testing.T) {
+	b := []byte("MJR00002")
+	info := []byte(`{"t":"a","c":"opus"}`)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(info)))
+	b = append(b, info...)
+	for _, seq := range []uint16{10, 11, 14, 15} { // 12 and 13 missing
+		pkt := make([]byte, 12+3)
+		pkt[0] = 0x80
+		binary.BigEndian.PutUint16(pkt[2:], seq)
+		binary.BigEndian.PutUint32(pkt[4:], uint32(seq-10)*960)
+		b = append(b, "MEET"...)
+		b = binary.BigEndian.AppendUint32(b, 0)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(pkt)))
+		b = append(b, pkt...)
+	}
+	n, missing, span, err := parseMJR(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 || missing != 2 || span != 100*time.Millisecond {
+		t.Errorf("packets %d, missing %d, span %v; want 4, 2, 100ms", n, missing, span)
+	}
+}
+
+func TestParseWAV(t *testing.T) {
+	b := []byte("RIFF\x00\x00\x00\x00WAVEfmt ")
+	b = binary.LittleEndian.AppendUint32(b, 16)
+	b = binary.LittleEndian.AppendUint16(b, 1)
+	b = binary.LittleEndian.AppendUint16(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, 8000)
+	b = binary.LittleEndian.AppendUint32(b, 16000)
+	b = binary.LittleEndian.AppendUint16(b, 2)
+	b = binary.LittleEndian.AppendUint16(b, 16)
+	b = append(b, "data"...)
+	b = binary.LittleEndian.AppendUint32(b, 16000)
+	for i := 0; i < 8000; i++ {
+		b = binary.LittleEndian.AppendUint16(b, uint16(int16(1000)))
+	}
+	d, rms, err := parseWAV(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != time.Second || rms != 1000 {
+		t.Errorf("duration %v, RMS %v; want 1s, 1000", d, rms)
+	}
+}
+
+func FuzzParseOgg(f *testing.F) {
+	f.Add(oggPage(960, []byte{1, 2, 3}))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _ = parseOgg(b) })
+}
+
+func FuzzParseMJR(f *testing.F) {
+	f.Add([]byte("MJR00002\x00\x02{}MEET\x00\x00\x00\x00\x00\x0c\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _, _ = parseMJR(b) })
+}
+
+func FuzzParseWAV(f *testing.F) {
+	f.Add([]byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x02\x00\x00\x00\x01\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _ = parseWAV(b) })
+}
+
+func FuzzParseMetrics(f *testing.F) {
+	f.Add("a{b=\"c\"} 1\n# x\nd 2\n")
+	f.Fuzz(func(t *testing.T, s string) { _, _ = parseMetrics(strings.NewReader(s)) })
+}

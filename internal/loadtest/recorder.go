@@ -1,0 +1,344 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// apiKey is the key of the recorder the harness starts (a scratch instance).
+const apiKey = "loadtest-key-0123456789"
+
+// recorderTarget is the real recorder binary, serving the WHIP endpoint;
+// every conference gets one recording started through the API.
+type recorderTarget struct {
+	cfg   Config
+	dir   string
+	noMix bool
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	base string
+	http *http.Client
+	api  *webrtc.API
+
+	mu   sync.Mutex
+	recs []recording
+}
+
+type recording struct{ conversation, recorder, instance string }
+
+func (t *recorderTarget) start(ctx context.Context) (int, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	t.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	t.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
+dataDir: %s
+apiKeys:
+  - key: %s
+    organizationId: load
+    applications: ["*"]
+webrtc:
+  interfaces: [%s]
+  includeLoopback: true
+quotas:
+  recordings: 100000
+  whipSessions: 100000
+%s`, port, filepath.Join(t.dir, "data"), apiKey, t.cfg.Interface, t.cfg.Extra)
+	path := filepath.Join(t.dir, "recorder.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return 0, err
+	}
+	logf, err := os.Create(filepath.Join(t.dir, "recorder.log"))
+	if err != nil {
+		return 0, err
+	}
+	t.cmd = command(t.cfg, t.cfg.Recorder, "serve", "--config", path)
+	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := t.cmd.Start(); err != nil {
+		logf.Close()
+		return 0, err
+	}
+	t.done = make(chan struct{})
+	go func() { _ = t.cmd.Wait(); logf.Close(); close(t.done) }()
+	if t.api, err = publisherAPI(t.cfg.Interface); err != nil {
+		return 0, err
+	}
+	for {
+		resp, err := t.http.Get(t.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return t.cmd.Process.Pid, nil
+			}
+		}
+		select {
+		case <-t.done:
+			return 0, fmt.Errorf("the recorder exited: %s", tail(filepath.Join(t.dir, "recorder.log")))
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (t *recorderTarget) publish(ctx context.Context, conf string, n int, snd *sender) (closer, error) {
+	track, err := newOpusTrack(n)
+	if err != nil {
+		return nil, err
+	}
+	c := &whip.Client{API: t.api, HTTPClient: t.http, Token: apiKey}
+	p, err := c.Publish(ctx, whip.Endpoint(t.base, conf, streamName(n), "MIC"), track)
+	if err != nil {
+		return nil, err
+	}
+	snd.add(track, n)
+	if err := p.WaitConnected(ctx); err != nil {
+		p.Close(context.Background())
+		return nil, err
+	}
+	return p, nil
+}
+
+func (t *recorderTarget) record(ctx context.Context, confs []string) error {
+	for _, conf := range confs {
+		body := map[string]any{"applicationId": "load", "conferenceId": conf, "conversationId": "conv-" + conf}
+		if t.noMix {
+			body["mix"] = "none"
+		}
+		var ev struct {
+			ConversationID string `json:"conversationId"`
+			RecorderID     string `json:"recorderId"`
+			InstanceID     string `json:"instanceId"`
+			State          string `json:"state"`
+		}
+		if err := t.call(ctx, http.MethodPost, "/api/recordings/start", body, &ev); err != nil {
+			return fmt.Errorf("%s: %w", conf, err)
+		}
+		t.mu.Lock()
+		t.recs = append(t.recs, recording{ev.ConversationID, ev.RecorderID, ev.InstanceID})
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+func (t *recorderTarget) recorded(ctx context.Context) (int, error) {
+	m, err := t.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(m[`recorder_tracks{kind="audio"}`]), nil
+}
+
+func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
+	m, err := t.metrics(ctx)
+	if err != nil {
+		return counters{}, err
+	}
+	return counters{
+		lost: uint64(m["recorder_rtp_packets_lost_total"]), late: uint64(m["recorder_rtp_packets_late_dropped_total"]),
+		decodeErrs: uint64(m["recorder_decode_errors_total"]), decoded: uint64(m["recorder_audio_packets_decoded_total"]),
+	}, nil
+}
+
+func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fileCheck, error) {
+	t.mu.Lock()
+	recs := append([]recording(nil), t.recs...)
+	t.mu.Unlock()
+	stopped := time.Now()
+	var errs []error
+	for _, r := range recs {
+		path := fmt.Sprintf("/api/recordings/%s/%s/%s/stop", r.conversation, r.recorder, r.instance)
+		if err := t.call(ctx, http.MethodPost, path, nil, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	recorded += time.Since(stopped) / 2 // the stops are not all at one instant
+	var fc fileCheck
+	root := filepath.Join(t.dir, "data")
+	var shortest time.Duration = -1
+	var mixes int
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch {
+		case strings.HasSuffix(path, ".ogg") && strings.Contains(path, string(filepath.Separator)+"tracks"+string(filepath.Separator)):
+			audio, filler, dur, err := opusTrackCheck(path)
+			if err != nil {
+				return err
+			}
+			fc.files++
+			fc.missing += uint64(filler)
+			// A file shorter than the recording by more than a second lost
+			// its end (or its start): count the packets it lacks.
+			if short := recorded - dur; short > time.Second {
+				fc.missing += uint64(short / packetTime)
+			}
+			if shortest < 0 || dur < shortest {
+				shortest = dur
+			}
+			_ = audio
+		case filepath.Base(path) == "mix.wav":
+			dur, level, err := wavCheck(path)
+			if err != nil {
+				return err
+			}
+			mixes++
+			if short := recorded - dur; short > fc.mixShort {
+				fc.mixShort = short
+			}
+			if level < 30 {
+				errs = append(errs, fmt.Errorf("%s is silent (RMS %.0f)", path, level))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	fc.detail = fmt.Sprintf("%d track files (shortest %.1f s), %d mixes, recorded %.1f s", fc.files, shortest.Seconds(), mixes, recorded.Seconds())
+	if want := len(recs); !t.noMix && mixes != want {
+		errs = append(errs, fmt.Errorf("%d mix.wav files for %d recordings", mixes, want))
+	}
+	if t.noMix && mixes != 0 {
+		errs = append(errs, fmt.Errorf("%d mix.wav files for recordings with mix none", mixes))
+	}
+	return fc, errors.Join(errs...)
+}
+
+func (t *recorderTarget) stop() {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-t.done:
+		return
+	default:
+	}
+	_ = t.cmd.Process.Signal(syscall.SIGINT)
+	_ = t.cmd.Process.Signal(syscall.SIGINT) // the second: exit now
+	select {
+	case <-t.done:
+	case <-time.After(15 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-t.done
+	}
+}
+
+// call sends an API request with the harness's key and decodes a JSON reply
+// into out (when not nil).
+func (t *recorderTarget) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// metrics returns the recorder's Prometheus samples by name and labels as
+// written ("name{labels}"); a family's samples are also summed under its name.
+func (t *recorderTarget) metrics(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %d", resp.StatusCode)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// parseMetrics reads the Prometheus text format.
+func parseMetrics(r io.Reader) (map[string]float64, error) {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		key := line[:i]
+		m[key] = v
+		if j := strings.IndexByte(key, '{'); j > 0 {
+			m[key[:j]] += v
+		}
+	}
+	return m, sc.Err()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the end of a log file, for an error message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
