@@ -82,7 +82,7 @@ func newTrack(conf, user string) (*conference.Track, *fakeTrack) {
 		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}, Reader: ft}, ft
 }
 
-func newTestManager(t *testing.T) (*Manager, *fakeAdapter, *store.Store) {
+func newTestManager(t *testing.T, opts ...func(*Options)) (*Manager, *fakeAdapter, *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -96,9 +96,13 @@ func newTestManager(t *testing.T) (*Manager, *fakeAdapter, *store.Store) {
 	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"}}}
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
-	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1",
+	o := Options{Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters:   map[string]conference.Adapter{"fake": fa},
-		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) { return bucket, nil }})
+		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) { return bucket, nil }}
+	for _, f := range opts {
+		f(&o)
+	}
+	m, err := NewManager(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,11 @@ type Session struct {
 	stopping bool
 	media    *sessionMedia
 	lc       lifecycle // pause state and track gates (pause.go)
+	// tracks counts the subscriptions whose end is not recorded yet:
+	// subscribe adds one, trackEnded marks it done (on the reader goroutine
+	// at EOF, or in finish). finish waits for them all before it looks at
+	// what was recorded.
+	tracks sync.WaitGroup
 
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins
@@ -143,11 +148,13 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 		s.log.Error("cannot persist new track", "track", t.TrackID, "err", err2)
 	}
 	s.m.trackStarted(ts)
+	s.tracks.Add(1) // under s.mu with stopping false: before finish waits
 	return ts
 }
 
 // trackEnded finalises a track whose reader ended or whose session stops.
 func (s *Session) trackEnded(ts *trackSub) {
+	defer s.tracks.Done()
 	closeErr := ts.sink.Close()
 	s.m.trackStopped(ts)
 	noMedia := false
@@ -205,6 +212,10 @@ func (s *Session) finish(why stopReason) {
 			s.trackEnded(ts)
 		}
 	}
+	// A track whose reader met EOF just before the detach is ended by that
+	// goroutine: wait until its file is closed and its packets recorded, or
+	// the recording would be judged (and composed) without it.
+	s.tracks.Wait()
 	var mixFrames int64
 	var mixErr error
 	s.mu.Lock()
