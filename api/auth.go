@@ -19,13 +19,16 @@ import (
 // the scope routeScope gives it. A new route is therefore authenticated and
 // scoped by construction.
 
-// routeScope is the scope a route pattern ("METHOD /path") needs: admin for
+// routeScope is the scope a route pattern ("METHOD /path") needs: none
+// (any valid key) for a key's description of itself, admin for
 // storage verification, storage info and agent registration, read for GET and HEAD, control for
 // everything else (start, stop, pause, metadata, blackouts, chat, cobrowse,
 // delete, publish tokens, commands).
 func routeScope(pattern string) string {
 	method, path, _ := strings.Cut(pattern, " ")
 	switch {
+	case pattern == "GET /api/keys/self":
+		return ""
 	case strings.HasSuffix(path, "/verify") || strings.HasSuffix(path, "/storage/info"),
 		strings.HasPrefix(path, "/api/agents"): // registering seed 003's agents
 		return recorder.ScopeAdmin
@@ -58,7 +61,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, pattern st
 		writeError(w, http.StatusUnauthorized, reason, msg)
 		return r, false
 	}
-	if scope := routeScope(pattern); !k.HasScope(scope) {
+	if scope := routeScope(pattern); scope != "" && !k.HasScope(scope) {
 		writeError(w, http.StatusForbidden, "missing_scope", "the API key lacks the "+scope+" scope this route needs")
 		return r, false
 	}

@@ -186,6 +186,10 @@ func routes() []op {
 			responses: map[int]resp{200: {desc: "A page", body: RecordingList{}}}},
 		{method: "GET", path: recBase + "/files", id: "getRecordingFiles", tag: "operator", summary: "Every file of a recording with size, SHA-256, upload status and signed URL",
 			params: rec3, responses: map[int]resp{200: {desc: "The files", body: RecordingFiles{}}}},
+		{method: "GET", path: "/api/keys/self", id: "getKeySelf", tag: "operator", summary: "The caller's API key: organization, scopes, applications (never the key); any scope may ask",
+			responses: map[int]resp{200: {desc: "The key", body: KeyInfo{}}}},
+		{method: "GET", path: "/api/applications", id: "listApplications", tag: "operator", summary: "The applications the key may use, with their conference adapter and storage profile names (no credentials)",
+			responses: map[int]resp{200: {desc: "The applications", body: ApplicationList{}}}},
 
 		// Events, WHIP, health, metrics, the console and this document.
 		{method: "GET", path: "/api/events", id: "events", tag: "events", summary: "Server-Sent Events of the organization's recordings; resume with Last-Event-ID",

@@ -96,6 +96,8 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 		// with the key its user gives.
 		{Method: "GET", Path: "/api/recordings", handler: key(s.search)},
 		{Method: "GET", Path: "/api/recordings/{conversationId}/{recorderId}/{instanceId}/files", handler: key(s.files)},
+		{Method: "GET", Path: "/api/keys/self", handler: key(s.keySelf)},         // keys.go: any scope
+		{Method: "GET", Path: "/api/applications", handler: key(s.applications)}, // keys.go
 		{Method: "GET", Path: "/console/", Auth: AuthNone, handler: consoleHandler()},
 		{Method: "GET", Path: "/console", Auth: AuthNone, handler: http.RedirectHandler("/console/", http.StatusMovedPermanently)},
 		{Method: "GET", Path: "/openapi.json", Auth: AuthNone, handler: fn(serveOpenAPI)},

@@ -72,6 +72,7 @@ function show(view) {
 
 async function route() {
   if (!key()) { show('login'); $('#login-key').focus(); return; }
+  if (!keyInfo && !(await loadSelf())) return;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   switch (parts[0]) {
     case 'rec':
@@ -80,35 +81,67 @@ async function route() {
       await loadRecording(current).catch(showError);
       return;
     case 'search': current = null; show('search'); return;
-    case 'storage': current = null; show('storage'); return;
+    case 'storage': current = null; show('storage'); loadApplications(); return;
     default: current = null; show('live'); refreshLive();
   }
 }
 window.addEventListener('hashchange', route);
 
-// ---- log in ----
+// ---- log in, and what the key may do ----
+
+// keyInfo is the key's description (GET /api/keys/self): organization, scopes,
+// applications. Elements with data-scope="X" are shown only when the key
+// has scope X: the body carries a class scope-X per scope (style.css).
+let keyInfo = null;
+const can = (scope) => !!keyInfo && keyInfo.scopes.includes(scope);
+
+function applyScopes() {
+  for (const sc of ['admin', 'control', 'read', 'publish']) document.body.classList.toggle('scope-' + sc, can(sc));
+  $('#key-info').textContent = keyInfo ? keyInfo.organizationId + ' · ' + keyInfo.scopes.join(', ') : '';
+}
+
+// loadSelf asks the recorder about the key in session storage; a refused
+// key is forgotten. It reports whether the key is good.
+async function loadSelf() {
+  try {
+    keyInfo = await api('GET', '/api/keys/self');
+  } catch (e) {
+    keyInfo = null;
+    applyScopes();
+    if (e.status === 401) {
+      sessionStorage.removeItem(KEY_ITEM);
+      stopEvents();
+      show('login');
+      $('#login-error').textContent = 'Refused: ' + e.message;
+    } else {
+      showError(e);
+    }
+    return false;
+  }
+  applyScopes();
+  return true;
+}
 
 $('#login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const k = $('#login-key').value.trim();
   $('#login-error').textContent = '';
   sessionStorage.setItem(KEY_ITEM, k);
-  try {
-    await api('GET', '/api/recordings?limit=1'); // proves the key
-  } catch (e) {
+  $('#login-key').value = '';
+  if (!(await loadSelf())) { // proves the key
     sessionStorage.removeItem(KEY_ITEM);
-    $('#login-key').value = '';
-    $('#login-error').textContent = e.status === 401 ? 'Refused: ' + e.message : 'Cannot log in: ' + e.message;
     return;
   }
-  $('#login-key').value = '';
   startEvents();
+  if (can('read')) loadApplications();
   if (!location.hash || location.hash === '#/login') location.hash = '#/live';
   route();
 });
 
 $('#logout').addEventListener('click', () => {
   sessionStorage.removeItem(KEY_ITEM);
+  keyInfo = null;
+  applyScopes();
   stopEvents();
   location.hash = '#/login';
   route();
@@ -121,6 +154,7 @@ let current = null; // the recording shown on the recording page
 let refreshTimer = null;
 
 async function refreshLive() {
+  if (!can('read')) { liveRows = []; renderLive(); return; }
   try {
     const l = await api('GET', '/api/recordings?state=INITIALISED,ACTIVE,PENDING_RECOVERY&limit=100');
     liveRows = l.recordings;
@@ -195,7 +229,7 @@ async function startEvents() {
   const abort = new AbortController();
   eventsAbort = abort;
   let last = '';
-  while (!abort.signal.aborted && key()) {
+  while (!abort.signal.aborted && key() && can('read')) {
     try {
       const headers = {'Authorization': 'Bearer ' + key(), 'Accept': 'text/event-stream'};
       if (last) headers['Last-Event-ID'] = last;
@@ -372,11 +406,30 @@ async function drawWaveform(url, manifest) {
   canvas.setAttribute('data-drawn', String(dur));
 }
 
-// ---- storage verification ----
+// ---- applications, their storage profiles, verification ----
+
+async function loadApplications() {
+  try {
+    const l = await api('GET', '/api/applications');
+    const sel = $('#verify-form select[name=applicationId]');
+    const was = sel.value;
+    sel.replaceChildren(...l.applications.map((a) => el('option', {value: a.applicationId}, a.applicationId)));
+    if (l.applications.some((a) => a.applicationId === was)) sel.value = was;
+    $('#verify-form button').disabled = l.applications.length === 0;
+    $('#app-table tbody').replaceChildren(...l.applications.map((a) => el('tr', {'data-app': a.applicationId},
+      el('td', {}, el('code', {}, a.applicationId)), el('td', {}, a.conference),
+      el('td', {}, a.storage.provider), el('td', {}, a.storage.name), el('td', {}, a.storage.prefix || ''),
+      el('td', {}, a.backupStorage ? a.backupStorage.provider + ' ' + a.backupStorage.name : ''))));
+    $('#app-empty').hidden = l.applications.length > 0;
+    $('#app-any').hidden = !l.anyApplication;
+    $('#app-options').replaceChildren(...l.applications.map((a) => el('option', {value: a.applicationId})));
+  } catch (e) { showError(e); }
+}
 
 $('#verify-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const app = ev.target.applicationId.value;
+  if (!app) return;
   try {
     const r = await api('POST', '/api/storageproviders/' + encodeURIComponent(app) + '/verify');
     const checks = [['bucket', r.bucketTestResult], ['write', r.writeTestResult], ['read', r.readTestResult],
@@ -387,5 +440,10 @@ $('#verify-form').addEventListener('submit', async (ev) => {
   } catch (e) { showError(e); }
 });
 
-if (key()) startEvents();
-route();
+(async () => {
+  if (key() && await loadSelf()) {
+    startEvents();
+    if (can('read')) loadApplications(); // the start form's list
+  }
+  route();
+})();
