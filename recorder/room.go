@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 
@@ -214,8 +215,25 @@ type trackSub struct {
 	quiet  chan struct{} // closed by write when a closer waits
 	pkts   atomic.Uint64
 	errs   atomic.Uint64
-	first  atomic.Int64 // when the first packet was written (unix ns): the track file's time zero
+	// first is when the track file's time zero (its first packet's RTP
+	// timestamp) arrived, in unix ns: the least of (arrival − RTP time since
+	// the first packet) over the packets of the first zeroWindow, as the mix
+	// anchors a track's audio (the least lateness while it settles), so a
+	// first packet held up at connect or by a busy machine does not move the
+	// track's video later than its audio.
+	first atomic.Int64
+	// joined is when the session subscribed (unix ns): time zero is not
+	// moved before it (as the mix does not move a new track's audio before
+	// the instant it joined). zeroTS and zeroUntil (unix ns) are the reader
+	// goroutine's own.
+	joined    int64
+	zeroTS    uint32
+	zeroUntil int64
 }
+
+// zeroWindow is how long after its first packet a track's time zero is
+// still refined (see trackSub.first).
+const zeroWindow = time.Second
 
 // packetSink consumes one track's packets on its reader goroutine.
 type packetSink interface {
@@ -229,11 +247,29 @@ func (ts *trackSub) write(p *rtp.Packet) {
 	}
 	if ts.sink.WriteRTP(p) != nil {
 		ts.errs.Add(1)
-	} else if ts.pkts.Add(1) == 1 {
-		ts.first.Store(ts.s.m.now().UnixNano())
+	} else if n := ts.pkts.Add(1); n == 1 {
+		now := ts.s.m.now().UnixNano()
+		ts.first.Store(now)
+		ts.zeroTS, ts.zeroUntil = p.Timestamp, now+int64(zeroWindow)
+	} else if ts.zeroUntil != 0 {
+		ts.refineZero(p.Timestamp)
 	}
 	if !ts.state.CompareAndSwap(subBusy, subIdle) {
 		close(ts.quiet) // state is subBusyClosing: the closer waits
+	}
+}
+
+// refineZero moves the track's time zero earlier when a packet of the
+// first zeroWindow shows that the first one arrived late.
+func (ts *trackSub) refineZero(rtpTS uint32) {
+	now := ts.s.m.now().UnixNano()
+	if now > ts.zeroUntil || ts.t == nil || ts.t.Codec.ClockRate == 0 {
+		ts.zeroUntil = 0
+		return
+	}
+	since := int64(int32(rtpTS-ts.zeroTS)) * int64(time.Second) / int64(ts.t.Codec.ClockRate)
+	if at := max(now-since, ts.joined); at < ts.first.Load() {
+		ts.first.Store(at)
 	}
 }
 

@@ -123,7 +123,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 		ms.gate = s.newGate(t.UserID, ms.in, t.Codec.ClockRate) // pause and blackout (pause.go)
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
-		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file))}
+		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
 	err2 := s.commitLocked(context.Background(), func(r *Recording) {
 		st := r.stream(streamID)
 		if st == nil {

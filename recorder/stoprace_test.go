@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // TestManager_StopRacingTrackEOFKeepsMedia: a track that ends (EOF) just as
@@ -85,5 +88,48 @@ func TestManager_StopRacingTrackEOFKeepsMedia(t *testing.T) {
 	}
 	if got.Composition == nil || got.Composition.State != "COMPLETED" {
 		t.Errorf("composition %+v", got.Composition)
+	}
+}
+
+// TestTrackSub_TimeZeroIsTheLeastLateArrival: a track's time zero (the
+// video's place in the composite) is its first packet's arrival moved back
+// by the most any packet of the first second shows it was late, never
+// before the subscription, and not refined after the first second.
+func TestTrackSub_TimeZeroIsTheLeastLateArrival(t *testing.T) {
+	base := time.Unix(1000, 0)
+	var clock time.Time
+	newSub := func(joined time.Time) *trackSub {
+		return &trackSub{s: &Session{m: &Manager{now: func() time.Time { return clock }}}, sink: &nopSink{},
+			quiet: make(chan struct{}), joined: joined.UnixNano(),
+			t: &conference.Track{Kind: conference.KindVideo, Codec: conference.Codec{MimeType: "video/VP8", ClockRate: 90000}}}
+	}
+	send := func(ts *trackSub, at time.Duration, rtpTS uint32) {
+		clock = base.Add(at)
+		ts.write(&rtp.Packet{Header: rtp.Header{Version: 2, Timestamp: rtpTS}})
+	}
+	const frame = 3000 // 33.3 ms at 90 kHz
+	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
+
+	// The first packet is held up 80 ms; the others come on time (from
+	// 20 ms on, a frame apart, with jitter).
+	ts := newSub(base)
+	send(ts, ms(100), 5000)
+	for i, jitter := range []int64{0, 3, 1, 7, 2, 0, 4} {
+		send(ts, ms(20)+time.Duration(i+1)*frame*time.Second/90000+ms(jitter), 5000+uint32(i+1)*frame)
+	}
+	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != ms(20) {
+		t.Errorf("time zero at %v, want 20ms", got)
+	}
+	// After the first second a packet that seems early moves nothing.
+	send(ts, ms(1500), 5000+30*frame) // 30 frames = 1 s: 480 ms "early"
+	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != ms(20) {
+		t.Errorf("time zero moved to %v after the first second", got)
+	}
+	// Not before the subscription.
+	ts = newSub(base.Add(ms(60)))
+	send(ts, ms(100), 0)
+	send(ts, ms(120), 3*frame) // shows a zero at 20 ms
+	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != ms(60) {
+		t.Errorf("time zero at %v, want the subscription's 60ms", got)
 	}
 }
