@@ -88,6 +88,19 @@ func cameraFrames(t *testing.T, color string, flash bool) [][]byte {
 // of freq (plus a beep with every flash) and video frames (looped).
 func joinCamera(t *testing.T, ctx context.Context, h *harness, conf, user string, freq float64, frames [][]byte, beep bool) *camera {
 	t.Helper()
+	return joinCameraVoice(t, ctx, h, conf, user, frames, func(_ time.Time, s float64) float64 {
+		v := 6000 * math.Sin(2*math.Pi*freq*s)
+		if beep && math.Mod(s, flashEvery) < flashLen {
+			v += 6000 * math.Sin(2*math.Pi*beepFreq*s)
+		}
+		return v
+	})
+}
+
+// joinCameraVoice publishes user like joinCamera; voice gives the audio
+// sample at s seconds of the sender's time (at, on the wall clock).
+func joinCameraVoice(t *testing.T, ctx context.Context, h *harness, conf, user string, frames [][]byte, voice func(at time.Time, s float64) float64) *camera {
+	t.Helper()
 	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
 	tracks := []webrtc.TrackLocal{audio}
 	typ := "MIC"
@@ -121,11 +134,7 @@ func joinCamera(t *testing.T, ctx context.Context, h *harness, conf, user string
 				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
 					for i := range pcm {
 						s := float64(sentA*160+i) / 8000
-						v := 6000 * math.Sin(2*math.Pi*freq*s)
-						if beep && math.Mod(s, flashEvery) < flashLen {
-							v += 6000 * math.Sin(2*math.Pi*beepFreq*s)
-						}
-						pcm[i] = synth.MuLaw(int16(v))
+						pcm[i] = synth.MuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
 					}
 					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
 						return
@@ -438,9 +447,7 @@ func (f *rgbFrames) count() int { return len(f.data) / (f.w * f.h * 3) }
 // colourName names the colour at canvas pixel (x, y) of frame n: alice
 // (red, or white while she flashes), blue, placeholder, black or white.
 func (f *rgbFrames) colourName(n, x, y int) string {
-	n = min(n, f.count()-1)
-	i := n*f.w*f.h*3 + ((y/f.scale)*f.w+x/f.scale)*3
-	c := [3]int{int(f.data[i]), int(f.data[i+1]), int(f.data[i+2])}
+	c := f.pixel(n, x, y)
 	near := func(r, g, b int) bool {
 		return abs(c[0]-r) <= 30 && abs(c[1]-g) <= 30 && abs(c[2]-b) <= 30
 	}
@@ -457,6 +464,13 @@ func (f *rgbFrames) colourName(n, x, y int) string {
 		return "placeholder"
 	}
 	return fmt.Sprintf("rgb%v", c)
+}
+
+// pixel is the colour at canvas pixel (x, y) of frame n.
+func (f *rgbFrames) pixel(n, x, y int) [3]int {
+	n = max(0, min(n, f.count()-1))
+	i := n*f.w*f.h*3 + ((y/f.scale)*f.w+x/f.scale)*3
+	return [3]int{int(f.data[i]), int(f.data[i+1]), int(f.data[i+2])}
 }
 
 func abs(v int) int {
