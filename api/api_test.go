@@ -378,6 +378,7 @@ func TestService_DialOutAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.HTTP.Handler = contractCheck(t, svc.HTTP.Handler) // openapi_test.go
 	go svc.Serve()
 	defer svc.Shutdown(context.Background())
 	h := &harness{t: t, svc: svc, url: svc.URL}

@@ -765,6 +765,7 @@ func startWithConfig(t *testing.T, dir string, change func(*recorder.Config)) *h
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.HTTP.Handler = contractCheck(t, svc.HTTP.Handler) // openapi_test.go
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve() }()
 	h := &harness{t: t, svc: svc, url: svc.URL}
