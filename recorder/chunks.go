@@ -109,7 +109,10 @@ func (s *Session) streamParts() {
 
 // cutAll cuts the next part of mix.wav and of every track file.
 func (c *chunker) cutAll(ctx context.Context) {
-	rels := []string{composition.MixFile}
+	var rels []string
+	if !c.rec.Mix.None {
+		rels = append(rels, composition.MixFile)
+	}
 	if ents, err := os.ReadDir(filepath.Join(c.rec.Dir, "tracks")); err == nil {
 		for _, e := range ents {
 			if e.Type().IsRegular() {

@@ -119,8 +119,11 @@ func (w *WebRTCConfig) PortRange() (lo, hi uint16, err error) {
 
 // MixSettings are the mix WAV's format and its latency budget.
 type MixSettings struct {
-	SampleRate int `yaml:"sampleRate" json:"sampleRate"`
-	Channels   int `yaml:"channels" json:"channels"`
+	// None: the recording has no mix ("mix": "none" in a start request):
+	// its audio tracks are written as they come and nothing is decoded.
+	None       bool `yaml:"-" json:"-"`
+	SampleRate int  `yaml:"sampleRate" json:"sampleRate"`
+	Channels   int  `yaml:"channels" json:"channels"`
 	// Latency is how long the mixer waits for late audio before it writes a
 	// part of the mix without it (media.MixConfig.Latency); default 5 s. In
 	// JSON a Go duration ("5s") or seconds ("5"); a number is nanoseconds.
@@ -134,8 +137,11 @@ type mixSettingsJSON struct {
 	Latency    json.RawMessage `json:"latency,omitempty"`
 }
 
-// MarshalJSON writes the latency as a Go duration ("5s").
+// MarshalJSON writes the latency as a Go duration ("5s"), and no mix as "none".
 func (m MixSettings) MarshalJSON() ([]byte, error) {
+	if m.None {
+		return []byte(`"none"`), nil
+	}
 	j := mixSettingsJSON{SampleRate: m.SampleRate, Channels: m.Channels}
 	if m.Latency != 0 {
 		j.Latency, _ = json.Marshal(m.Latency.String())
@@ -143,9 +149,17 @@ func (m MixSettings) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// UnmarshalJSON reads the latency as a Go duration or seconds in a string,
-// or nanoseconds in a number.
+// UnmarshalJSON reads "none" (no mix) or an object whose latency is a Go
+// duration or seconds in a string, or nanoseconds in a number.
 func (m *MixSettings) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil || s != "none" {
+			return fmt.Errorf("mix: want \"none\" or an object {sampleRate, channels, latency}, not %s", b)
+		}
+		*m = MixSettings{None: true}
+		return nil
+	}
 	var j mixSettingsJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err

@@ -228,7 +228,9 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		}
 		rec.PauseBehavior = req.PauseBehavior
 	}
-	if req.Mix != nil {
+	if req.Mix != nil && req.Mix.None {
+		rec.Mix = MixSettings{None: true}
+	} else if req.Mix != nil {
 		mix := *req.Mix // what the request leaves out comes from the defaults
 		if mix.SampleRate == 0 {
 			mix.SampleRate = m.cfg.Defaults.Mix.SampleRate

@@ -21,7 +21,9 @@ import (
 
 // sessionMedia is one recording's media graph: the mixer goroutine writing
 // mix.wav, and a constructor of per-track sinks (file writer plus, for audio,
-// the decoding pipeline into a mixer input).
+// the decoding pipeline into a mixer input). A recording without a mix
+// (MixSettings.None) has no mixer, no mix.wav and no pipelines: its tracks
+// are only written, and nothing is decoded.
 type sessionMedia struct {
 	log    *slog.Logger
 	mix    *wavwriter.Writer
@@ -34,6 +36,9 @@ type sessionMedia struct {
 }
 
 func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slog.Logger) (*sessionMedia, error) {
+	if rec.Mix.None {
+		return &sessionMedia{log: log, failed: make(chan error, 1)}, nil
+	}
 	pb, err := media.ParsePauseBehavior(rec.PauseBehavior)
 	if err != nil {
 		return nil, err
@@ -60,6 +65,9 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 // (everything the tracks delivered, up to at least the instant at: the
 // stop; zero: now), and closes mix.wav; it returns the frames written.
 func (sm *sessionMedia) close(at ...time.Time) (int64, error) {
+	if sm.mixer == nil {
+		return 0, nil
+	}
 	if sm.closed {
 		return sm.mixer.Frames(), nil
 	}
@@ -83,7 +91,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		return nil, err
 	}
 	ts := &mediaSink{file: file}
-	if t.Kind == conference.KindAudio {
+	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
 		pipe, err := newAudioPipeline(t, in)
 		if err != nil {

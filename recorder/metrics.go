@@ -36,6 +36,7 @@ type MediaStats struct {
 	Lost          uint64           // audio sequence numbers the mix gave up on (not arrived in time)
 	Late          uint64           // audio packets dropped because the mix had played their time
 	DecodeErrors  uint64           // audio packets the decoder rejected
+	Decoded       uint64           // audio packets decoded for a mix (none without one)
 	Bytes         uint64           // bytes of track and mix files written locally
 	MixerOverruns uint64           // mixer ticks more than one frame behind
 }
@@ -57,7 +58,7 @@ func (ts *trackSub) counters() MediaStats {
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		if p, ok := ms.audio.(interface{ Stats() media.PipelineStats }); ok {
 			ps := p.Stats()
-			st.Lost, st.Late, st.DecodeErrors = ps.Lost, ps.Late, ps.DecodeErrors
+			st.Lost, st.Late, st.DecodeErrors, st.Decoded = ps.Lost, ps.Late, ps.DecodeErrors, ps.Decoded
 		}
 	}
 	st.Bytes = fileSize(ts.path)
@@ -65,6 +66,9 @@ func (ts *trackSub) counters() MediaStats {
 }
 
 func (sm *sessionMedia) counters() MediaStats {
+	if sm.mixer == nil {
+		return MediaStats{}
+	}
 	return MediaStats{Bytes: fileSize(sm.path), MixerOverruns: sm.mixer.Expired()}
 }
 
@@ -85,6 +89,7 @@ func (a *MediaStats) add(b MediaStats) {
 	a.Lost += b.Lost
 	a.Late += b.Late
 	a.DecodeErrors += b.DecodeErrors
+	a.Decoded += b.Decoded
 	a.Bytes += b.Bytes
 	a.MixerOverruns += b.MixerOverruns
 }

@@ -37,10 +37,10 @@ func TestMixSettings_LatencyJSON(t *testing.T) {
 	// A stored recording reads back what it wrote.
 	b, _ := json.Marshal(MixSettings{SampleRate: 16000, Channels: 2, Latency: 3 * time.Second})
 	var back MixSettings
-	if err := json.Unmarshal(b, &back); err != nil || back != (MixSettings{16000, 2, 3 * time.Second}) {
+	if err := json.Unmarshal(b, &back); err != nil || back != (MixSettings{SampleRate: 16000, Channels: 2, Latency: 3 * time.Second}) {
 		t.Errorf("round trip %s: %+v, %v", b, back, err)
 	}
-	for _, bad := range []MixSettings{{8000, 1, 50 * time.Millisecond}, {8000, 1, 2 * time.Minute}} {
+	for _, bad := range []MixSettings{{SampleRate: 8000, Channels: 1, Latency: 50 * time.Millisecond}, {SampleRate: 8000, Channels: 1, Latency: 2 * time.Minute}} {
 		if err := validMix(bad); err == nil {
 			t.Errorf("latency %v accepted", bad.Latency)
 		}

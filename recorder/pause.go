@@ -196,7 +196,7 @@ func (s *Session) gatesOf(userID string) []*gate {
 
 // position returns the mix's position; 0 for a nil sessionMedia.
 func (sm *sessionMedia) position() time.Duration {
-	if sm == nil {
+	if sm == nil || sm.mixer == nil {
 		return 0
 	}
 	return sm.mixer.Position()
@@ -248,7 +248,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	}
 	// The cut on the mix's timeline (see above): its position in mix.wav.
 	var pos time.Duration
-	if sm := s.media; sm != nil {
+	if sm := s.media; sm != nil && sm.mixer != nil {
 		mx := sm.mixer
 		at := mx.PosAt(now)
 		skip := s.rec.PauseBehavior == "skip"
@@ -281,7 +281,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	if err != nil {
 		if pause { // not persisted: not paused
 			s.lc.paused.Store(false)
-			if sm := s.media; sm != nil && s.rec.PauseBehavior == "skip" {
+			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == "skip" {
 				sm.mixer.Uncut(0) // an empty cut
 			}
 		}

@@ -22,7 +22,8 @@ func TestMain(m *testing.M) {
 // TestRun_SmallLoad runs the harness end to end at a small N, as `make
 // bench-load` does at a large one: the real recorder binary and the naive
 // Pion receiver each get 10 speech streams (one conference), and every
-// figure the table prints must be there and plausible, with nothing lost.
+// figure the table prints must be there and plausible, with nothing lost;
+// the recorder runs once with its mix and once with mix "none".
 func TestRun_SmallLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the recorder and runs two receivers for about 30 s")
@@ -37,7 +38,7 @@ func TestRun_SmallLoad(t *testing.T) {
 	}
 	var log bytes.Buffer
 	cfg := Config{
-		Recorder: bin, FFmpeg: ffmpeg, Systems: []string{SystemRecorder, SystemPion},
+		Recorder: bin, FFmpeg: ffmpeg, Systems: []string{SystemRecorder, SystemRecorderNoMix, SystemPion},
 		Streams: []int{10}, Warmup: time.Second, Window: 3 * time.Second, PinCPU: -1, Dir: dir, Log: &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -50,8 +51,8 @@ func TestRun_SmallLoad(t *testing.T) {
 	var table strings.Builder
 	Table(&table, results)
 	t.Logf("\n%s", table.String())
-	if len(results) != 2 {
-		t.Fatalf("%d results, want 2", len(results))
+	if len(results) != 3 {
+		t.Fatalf("%d results, want 3", len(results))
 	}
 	for _, r := range results {
 		if r.Err != "" {
@@ -71,6 +72,13 @@ func TestRun_SmallLoad(t *testing.T) {
 		if r.MixShort > time.Second {
 			t.Errorf("%s: a mix is %v shorter than its recording", r.System, r.MixShort)
 		}
+	}
+	// A recording with mix "none" decodes nothing; one with the mix decodes.
+	if rec := results[0]; rec.Err == "" && rec.Decoded == 0 {
+		t.Errorf("the recorder with its mix decoded no packet")
+	}
+	if nomix := results[1]; nomix.Err == "" && nomix.Decoded != 0 {
+		t.Errorf("the recorder with mix none decoded %d packets", nomix.Decoded)
 	}
 }
 
