@@ -106,3 +106,13 @@ func (t *Timeline) wallGap(now time.Time) uint32 {
 // Position returns the timeline position, in ticks, after the last placed
 // packet: the duration of everything written so far, gaps included.
 func (t *Timeline) Position() int64 { return t.pos }
+
+// PosOf returns the timeline position, in ticks, of RTP timestamp ts of the
+// current anchor (the last placed packet's): before it for a timestamp
+// before the expected next one. It is at least 0 and at most Position().
+func (t *Timeline) PosOf(ts uint32) int64 {
+	if !t.started {
+		return 0
+	}
+	return min(max(0, t.pos+int64(int32(ts-t.next))), t.pos)
+}

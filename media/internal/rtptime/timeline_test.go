@@ -98,3 +98,20 @@ func TestTimeline_WallClock(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeline_PosOf maps timestamps of the current anchor to positions,
+// across a gap and a wrap, clamped to [0, Position].
+func TestTimeline_PosOf(t *testing.T) {
+	var tl Timeline
+	if tl.PosOf(5) != 0 {
+		t.Error("PosOf before any packet")
+	}
+	tl.MaxGap = 8000
+	tl.Place(1, 0xFFFFFF00, 160)
+	tl.Place(1, 0xE0, 160) // a gap of 320 across the wrap: ends at 640
+	for ts, want := range map[uint32]int64{0xFFFFFF00: 0, 0xFFFFFFA0: 160, 0xE0: 480, 0x180: 640, 0x1000: 640, 0xFFFF0000: 0} {
+		if got := tl.PosOf(ts); got != want {
+			t.Errorf("PosOf(%#x) = %d, want %d", ts, got, want)
+		}
+	}
+}
