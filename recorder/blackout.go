@@ -68,8 +68,8 @@ type managerLifecycle struct {
 // StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of
 // the same participant that is already registered is replaced by the new
 // times. Times are applied as given (seed 003: they are the client's): a
-// start in the past is kept as the blackout's start, and the blackout is in
-// force from now on (media already written before now is not silenced). A
+// start in the past is kept as the blackout's start, and what the running
+// recordings hold of the participant since then is silenced (retro.go). A
 // stop time not after the start, or a blackout that ended before it was
 // asked for, is invalid; a blackout never lasts longer than the configured
 // maxBlackout from its start.
@@ -150,6 +150,11 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	}
 	if begin {
 		m.beginBlackout(key, bo)
+		if req.Start.Before(now) { // retroactive: silence what was recorded since (retro.go)
+			for _, s := range m.sessions(organizationID, req.ConferenceID) {
+				s.silenceSince(req.UserID, req.Start)
+			}
+		}
 	}
 	return m.blackoutSnapshot(bo), nil
 }

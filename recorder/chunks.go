@@ -66,18 +66,21 @@ func partKey(rel string, n int) string { return fmt.Sprintf("%s%s.part-%04d", ch
 
 // fileCut is where the parts of one growing file stand.
 type fileCut struct {
-	off  int64 // first byte not yet in a part
-	n    int   // parts cut
-	wav  wavwriter.Header
-	done bool // the file shrank: no longer cut
+	off    int64    // first byte not yet in a part
+	n      int      // parts cut
+	starts []int64  // the first byte of each part cut
+	jobs   []string // the latest upload job of each part cut
+	wav    wavwriter.Header
+	done   bool // the file shrank: no longer cut
 }
 
 // chunker cuts the files of one recording into parts; it is used by one goroutine.
 type chunker struct {
-	s     *Session
-	rec   *Recording
-	files map[string]*fileCut // by relative path
-	buf   []byte
+	recuts int // requests to cut again so far
+	s      *Session
+	rec    *Recording
+	files  map[string]*fileCut // by relative path
+	buf    []byte
 }
 
 // streamParts cuts and uploads parts of every file of the recording every
@@ -94,6 +97,9 @@ func (s *Session) streamParts() {
 	for {
 		select {
 		case <-tick.C:
+		case req := <-s.recut:
+			c.recut(context.Background(), req)
+			continue
 		case <-s.done:
 			return
 		}
@@ -163,19 +169,111 @@ func (c *chunker) cut(ctx context.Context, rel string, fc *fileCut) error {
 	if n <= 0 {
 		return nil // nothing whole yet: wait for more
 	}
-	prel := partKey(rel, fc.n+1)
-	local := filepath.Join(c.rec.Dir, filepath.FromSlash(prel))
-	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
+	job, err := c.writePart(rel, fc.n+1, "", c.buf[:n])
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(local, c.buf[:n], 0o640); err != nil {
-		return err
-	}
+	fc.starts = append(fc.starts, fc.off)
+	fc.jobs = append(fc.jobs, job.ID)
 	fc.n++
 	fc.off += int64(n)
-	return c.s.m.up.q.Enqueue(ctx, upload.Job{ID: c.rec.InstanceID + "/" + prel, RecordingID: c.rec.InstanceID,
+	return c.s.m.up.q.Enqueue(ctx, job)
+}
+
+// writePart writes the local copy of part n of rel (suffix: "" for the
+// first cut, ".r1"… for one cut again) and returns its upload job.
+func (c *chunker) writePart(rel string, n int, suffix string, data []byte) (upload.Job, error) {
+	prel := partKey(rel, n)
+	local := filepath.Join(c.rec.Dir, filepath.FromSlash(prel+suffix))
+	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
+		return upload.Job{}, err
+	}
+	if err := os.WriteFile(local, data, 0o640); err != nil {
+		return upload.Job{}, err
+	}
+	return upload.Job{ID: c.rec.InstanceID + "/" + prel + suffix, RecordingID: c.rec.InstanceID,
 		ApplicationID: c.rec.ApplicationID, LocalPath: local, Key: c.rec.Storage.Prefix + prel,
-		ContentType: "application/octet-stream", Metadata: objectMetadata(c.rec), DeleteLocalAfter: true})
+		ContentType: "application/octet-stream", Metadata: objectMetadata(c.rec), DeleteLocalAfter: true}, nil
+}
+
+// recut cuts again every part whose bytes changed in place (a retroactive
+// blackout, retro.go) from the edited file, with the same key, and uploads
+// each once the earlier upload of its key has ended, so the new bytes are
+// the last the key receives. Parts not cut yet hold the edit already.
+func (c *chunker) recut(ctx context.Context, req recutRequest) {
+	defer close(req.done)
+	c.recuts++
+	for rel, from := range req.from {
+		fc := c.files[rel]
+		if fc == nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join(c.rec.Dir, filepath.FromSlash(rel)))
+		if err != nil {
+			c.s.log.Warn("cannot cut parts again", "file", rel, "err", err)
+			continue
+		}
+		for i := range fc.n {
+			end := fc.off
+			if i+1 < fc.n {
+				end = fc.starts[i+1]
+			}
+			if end <= from {
+				continue
+			}
+			data := make([]byte, end-fc.starts[i])
+			if _, err := f.ReadAt(data, fc.starts[i]); err != nil {
+				c.s.log.Warn("cannot cut a part again", "file", rel, "part", i+1, "err", err)
+				continue
+			}
+			job, err := c.writePart(rel, i+1, fmt.Sprintf(".r%d", c.recuts), data)
+			if err != nil {
+				c.s.log.Warn("cannot cut a part again", "file", rel, "part", i+1, "err", err)
+				continue
+			}
+			prev := fc.jobs[i]
+			fc.jobs[i] = job.ID
+			c.s.m.afterJob(prev, job)
+		}
+		f.Close()
+	}
+}
+
+// afterJob enqueues job once the upload job prev (of the same key) has
+// ended, uploaded or abandoned; in the background, tracked by the Manager's
+// wait group.
+func (m *Manager) afterJob(prev string, job upload.Job) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		for {
+			jobs, err := m.up.q.Jobs(ctx, job.RecordingID)
+			if err != nil {
+				m.log.Warn("cannot upload a part cut again", "key", job.Key, "err", err)
+				return
+			}
+			ended := false
+			for _, j := range jobs {
+				if j.Job.ID == prev {
+					ended = j.Status == upload.Uploaded || j.Status == upload.Abandoned
+				}
+			}
+			if ended {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				m.log.Warn("part cut again not uploaded: its earlier upload did not end", "key", job.Key)
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if err := m.up.q.Enqueue(ctx, job); err != nil {
+			m.log.Warn("cannot upload a part cut again", "key", job.Key, "err", err)
+		}
+	}()
 }
 
 // wholeUnits returns how many bytes of b, the bytes of a file of type ext

@@ -285,7 +285,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		Prefix: composition.Prefix(prof.Prefix, organizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)}
 	rec.Dir = filepath.Join(m.cfg.DataDir, "recordings", organizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)
 
-	s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}),
+	s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}), recut: make(chan recutRequest),
 		log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID, "conferenceId", rec.ConferenceID)}
 
 	m.mu.Lock()

@@ -27,6 +27,7 @@ import (
 type sessionMedia struct {
 	log    *slog.Logger
 	mix    *wavwriter.Writer
+	sink   *guardedMix // mix behind the guard of retroactive edits (retro.go)
 	mixer  *media.Mixer
 	cancel context.CancelFunc
 	done   chan error
@@ -47,10 +48,11 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("recorder: create mix: %w", err)
 	}
+	sink := &guardedMix{w: w}
 	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels,
-		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, w)
+		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, sink)
 	ctx, cancel := context.WithCancel(context.Background())
-	sm := &sessionMedia{path: mixPath, log: log, mix: w, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
+	sm := &sessionMedia{path: mixPath, log: log, mix: w, sink: sink, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
 	go func() {
 		err := mixer.Run(ctx)
 		if err != nil {
@@ -77,7 +79,9 @@ func (sm *sessionMedia) close(at ...time.Time) (int64, error) {
 	}
 	sm.cancel()
 	err := <-sm.done
-	if cerr := sm.mix.Close(); err == nil {
+	var cerr error
+	sm.sink.guard.edit(func() { cerr = sm.mix.Close() })
+	if err == nil {
 		err = cerr
 	}
 	return sm.mixer.Frames(), err
@@ -111,6 +115,11 @@ type mediaSink struct {
 	in    *media.MixInput
 	mixer *media.Mixer
 	gate  *gate // pause and blackout (pause.go); nil: everything passes
+	// Retroactive blackouts (retro.go): the file's writer behind a guard,
+	// the clock relation of its timestamps, its path in the recording.
+	guard   editGuard
+	clk     *clockRelation
+	relPath string
 	// gated: the gate dropped the last packet, so the next one that passes
 	// re-anchors the track's timeline at its arrival (reader goroutine only).
 	gated bool
@@ -135,16 +144,24 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		if p, ok := m.audio.(*media.AudioPipeline); ok {
 			p.Resync() // the resume is at this packet's arrival, whatever its timestamp
 		}
+		if m.clk != nil {
+			m.clk.reset()
+		}
 	}
 	var err error
+	m.guard.enter()
 	if m.gate != nil {
 		orig := p.Timestamp
 		p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
 		err = m.file.WriteRTP(p)
+		if m.clk != nil {
+			m.clk.observe(p.Timestamp, time.Now().UnixNano())
+		}
 		p.Timestamp = orig
 	} else {
 		err = m.file.WriteRTP(p)
 	}
+	m.guard.leave()
 	if m.audio != nil {
 		if aerr := m.audio.WriteRTP(p); err == nil {
 			err = aerr
@@ -154,7 +171,8 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 }
 
 func (m *mediaSink) Close() error {
-	err := m.file.Close()
+	var err error
+	m.guard.edit(func() { err = m.file.Close() })
 	if m.audio != nil {
 		err = errors.Join(err, m.audio.Close())
 		m.mixer.RemoveInput(m.in)

@@ -106,6 +106,7 @@ type gate struct {
 	lc    *lifecycle
 	black atomic.Bool     // the participant is blacked out
 	in    *media.MixInput // the track's mixer input; nil for video
+	sink  *mediaSink      // the track's sink (its file), for retroactive blackouts
 	clock int64           // RTP clock rate
 
 	// Reader goroutine only.
@@ -153,8 +154,8 @@ func (g *gate) setBlack(on bool) {
 
 // newGate registers the gate of a new track of userID; the caller holds s.mu.
 // A participant blacked out now is blacked out in the new track too.
-func (s *Session) newGate(userID string, in *media.MixInput, clockRate uint32) *gate {
-	g := &gate{lc: &s.lc, in: in, clock: int64(clockRate)}
+func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32) *gate {
+	g := &gate{lc: &s.lc, in: sink.in, sink: sink, clock: int64(clockRate)}
 	if g.clock == 0 {
 		g.clock = 8000
 	}

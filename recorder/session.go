@@ -33,6 +33,8 @@ type Session struct {
 	// what was recorded.
 	tracks sync.WaitGroup
 
+	recut    chan recutRequest // retroactive blackouts: parts to cut again (retro.go, chunks.go)
+
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins
 	done     chan struct{}   // closed when the recording reached a final state
@@ -120,7 +122,11 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	now := s.m.now()
 	sink, err := s.media.trackSink(t, filepath.Join(s.rec.Dir, filepath.FromSlash(file)), now.Sub(s.rec.Started))
 	if ms, ok := sink.(*mediaSink); ok {
-		ms.gate = s.newGate(t.UserID, ms.in, t.Codec.ClockRate) // pause and blackout (pause.go)
+		ms.relPath = file
+		if t.Kind == conference.KindAudio {
+			ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
+		}
+		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate) // pause and blackout (pause.go)
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
 		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
