@@ -203,6 +203,12 @@ func (c *chunker) writePart(rel string, n int, suffix string, data []byte) (uplo
 func (c *chunker) recut(ctx context.Context, req recutRequest) {
 	defer close(req.done)
 	c.recuts++
+	after := map[string]upload.Job{} // by the job each waits for
+	defer func() {
+		if len(after) > 0 {
+			c.s.m.afterJobs(c.rec.InstanceID, after)
+		}
+	}()
 	for rel, from := range req.from {
 		fc := c.files[rel]
 		if fc == nil {
@@ -231,47 +237,47 @@ func (c *chunker) recut(ctx context.Context, req recutRequest) {
 				c.s.log.Warn("cannot cut a part again", "file", rel, "part", i+1, "err", err)
 				continue
 			}
-			prev := fc.jobs[i]
+			after[fc.jobs[i]] = job
 			fc.jobs[i] = job.ID
-			c.s.m.afterJob(prev, job)
 		}
 		f.Close()
 	}
 }
 
-// afterJob enqueues job once the upload job prev (of the same key) has
-// ended, uploaded or abandoned; in the background, tracked by the Manager's
-// wait group.
-func (m *Manager) afterJob(prev string, job upload.Job) {
+// afterJobs enqueues each job once the upload job of the same key before it
+// (prev, by job ID) has ended, uploaded or abandoned: in the background,
+// tracked by the Manager's wait group, with one query of the queue per round.
+func (m *Manager) afterJobs(recordingID string, prev map[string]upload.Job) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		for {
-			jobs, err := m.up.q.Jobs(ctx, job.RecordingID)
+		for len(prev) > 0 {
+			jobs, err := m.up.q.Jobs(ctx, recordingID)
 			if err != nil {
-				m.log.Warn("cannot upload a part cut again", "key", job.Key, "err", err)
+				m.log.Warn("cannot upload the parts cut again", "instanceId", recordingID, "err", err)
 				return
 			}
-			ended := false
 			for _, j := range jobs {
-				if j.Job.ID == prev {
-					ended = j.Status == upload.Uploaded || j.Status == upload.Abandoned
+				job, ok := prev[j.Job.ID]
+				if !ok || j.Status != upload.Uploaded && j.Status != upload.Abandoned {
+					continue
+				}
+				delete(prev, j.Job.ID)
+				if err := m.up.q.Enqueue(ctx, job); err != nil {
+					m.log.Warn("cannot upload a part cut again", "key", job.Key, "err", err)
 				}
 			}
-			if ended {
-				break
+			if len(prev) == 0 {
+				return
 			}
 			select {
 			case <-ctx.Done():
-				m.log.Warn("part cut again not uploaded: its earlier upload did not end", "key", job.Key)
+				m.log.Warn("parts cut again not uploaded: their earlier uploads did not end", "instanceId", recordingID, "parts", len(prev))
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(250 * time.Millisecond):
 			}
-		}
-		if err := m.up.q.Enqueue(ctx, job); err != nil {
-			m.log.Warn("cannot upload a part cut again", "key", job.Key, "err", err)
 		}
 	}()
 }

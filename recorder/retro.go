@@ -101,28 +101,36 @@ func (g *guardedMix) WriteFrame(pcm []int16) error {
 }
 
 // clockRelation estimates, on a track's reader goroutine, the wall-clock
-// instant of RTP time 0 of the timestamps written (extended to 64 bits): the
-// least arrival-minus-timestamp over the current and the previous 5 s
-// window. It is restarted when the gate reopens or the relation jumps by more
-// than a second (a new timeline).
+// instant of RTP timestamp 0 of the timestamps written (unwrapped to 64 bits
+// from the first packet on): the least arrival-minus-timestamp over the
+// current and the previous 5 s window, since network delay only adds to it.
+// It is restarted when the gate reopens or the relation jumps by more than
+// a second (a new timeline).
 type clockRelation struct {
 	clock    int64 // RTP clock rate
 	have     bool
 	last     uint32
-	ext      int64 // extended timestamp of last, from the first packet
+	ext      int64 // last, unwrapped
 	window   int64 // arrival (unix ns) the current window began
 	cur, old int64 // least offsets of the current and the previous window
 	est      atomic.Int64
 	valid    atomic.Bool
 }
 
-// observe takes one written packet: its timestamp and arrival.
+// ticksNs converts RTP ticks to nanoseconds without overflow.
+func (c *clockRelation) ticksNs(t int64) int64 {
+	return t/c.clock*int64(time.Second) + t%c.clock*int64(time.Second)/c.clock
+}
+
+// observe takes one written packet: its timestamp and arrival (unix ns).
 func (c *clockRelation) observe(ts uint32, arrival int64) {
 	if c.have {
 		c.ext += int64(int32(ts - c.last))
+	} else {
+		c.ext = int64(ts)
 	}
 	c.last = ts
-	off := arrival - c.ext*int64(time.Second)/c.clock
+	off := arrival - c.ticksNs(c.ext)
 	switch {
 	case !c.have, off < c.cur-int64(time.Second), off > c.cur+int64(time.Second):
 		c.have, c.window, c.cur, c.old = true, arrival, off, off
@@ -143,8 +151,9 @@ func (c *clockRelation) timestampAt(t time.Time) (uint32, bool) {
 	if !c.valid.Load() {
 		return 0, false
 	}
-	ext := (t.UnixNano() - c.est.Load()) * c.clock / int64(time.Second)
-	return uint32(ext), true
+	d := t.UnixNano() - c.est.Load()
+	s := int64(time.Second)
+	return uint32(d/s*c.clock + d%s*c.clock/s), true
 }
 
 // silencer is a track file writer that can silence what it wrote from an
@@ -230,6 +239,7 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 		}
 	}
 	s.mu.Unlock()
+	s.log.Info("retroactive blackout: silenced what was recorded since its start", "userId", userID, "from", from, "files", len(changed))
 	if len(changed) == 0 || s.recut == nil || s.m.cfg.Uploads.ChunkInterval <= 0 || s.m.up.q == nil {
 		return // no parts (chunks.go: streamParts does not run)
 	}

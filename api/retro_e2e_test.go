@@ -1,0 +1,282 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// joinOpus publishes frames (20 ms Opus packets, looped) over WHIP as user,
+// catching up on ticks a loaded machine missed so that its RTP time keeps
+// wall-clock time.
+func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, frames [][]byte) {
+	t.Helper()
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, conf, user, "MIC"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		start, sent := time.Now(), 0
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				for due := int(now.Sub(start)/(20*time.Millisecond)) + 1; sent < due; sent++ {
+					if track.WriteSample(media.Sample{Data: frames[sent%len(frames)], Duration: 20 * time.Millisecond}) != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		pub.Close(context.Background())
+	})
+}
+
+// TestEndToEnd_RetroactiveBlackout: bob (Opus, 660 Hz) and carol (PCMU,
+// 880 Hz) are blacked out with a BlackoutStartTime 2 s in the past while
+// alice (PCMU, 440 Hz) talks on; the recording uploads parts every second.
+// Their tones are in the parts before the request; after it they are gone
+// from that instant on (checked in 40 ms windows either side of it) in the
+// parts already uploaded (reassembled from storage while the recording
+// runs), and in the final tracks and mix; they are back after the
+// blackout's stop, and alice is heard after it.
+func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Uploads.ChunkInterval = time.Second
+	h := startServiceConfig(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	joinGated(t, ctx, h, "rconf", "alice", 440)
+	joinGated(t, ctx, h, "rconf", "carol", 880)
+	joinOpus(t, ctx, h, "rconf", "bob", opusFrames(t, 660, 2))
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "rconf", ConversationID: "rconv"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	m := h.svc.Manager
+	rec := func() *recorder.Recording {
+		r, err := m.Get(ctx, "org1", ev.ConversationID, ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	bucket, err := m.Bucket(ctx, "app1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The files to check: where each starts on the recording's timeline.
+	type file struct {
+		rel  string
+		freq float64
+		off  float64 // the file's time 0, in seconds after the recording's start
+	}
+	var files []file
+	waitFor(t, 30*time.Second, func() bool {
+		r := rec()
+		files = files[:0]
+		for _, s := range r.Streams {
+			for _, tr := range s.Tracks {
+				f := map[string]float64{"bob": 660, "carol": 880}[s.UserID]
+				if f != 0 {
+					files = append(files, file{tr.File, f, tr.Started.Sub(r.Started).Seconds()})
+				}
+			}
+		}
+		return len(files) == 2
+	})
+	started := rec().Started
+	files = append(files, file{composition.MixFile, 660, 0}, file{composition.MixFile, 880, 0})
+	prefix := rec().Storage.Prefix
+	// reassemble rebuilds f from the parts uploaded so far into dir (false:
+	// none yet); decode decodes such a file.
+	reassemble := func(f file, dir string) (string, bool) {
+		dst := filepath.Join(dir, filepath.Base(f.rel))
+		if _, err := recorder.Reassemble(ctx, bucket, prefix, f.rel, dst); err != nil {
+			return "", false
+		}
+		fi, err := os.Stat(dst)
+		return dst, err == nil && fi.Size() > 1000
+	}
+	parts := func(f file) []int16 {
+		if path, ok := reassemble(f, t.TempDir()); ok {
+			return mediatest.Decode(t, path, 8000)
+		}
+		return nil
+	}
+	// toneAt is f's tone in pcm between recording times from and to.
+	toneAt := func(pcm []int16, f file, from, to float64) float64 {
+		return level(pcm, f.freq, from-f.off, to-f.off)
+	}
+	dump := func(pcm []int16, f file, from, to float64) {
+		for x := from; x < to; x += 0.1 {
+			t.Logf("%s %g Hz %.1f s: %.0f", f.rel, f.freq, x, toneAt(pcm, f, x, x+0.1))
+		}
+	}
+
+	// The blackout starts 3 s into the recording and is asked for 3 s
+	// later; the parts stored just before the request are kept to show
+	// what they held.
+	t0 := started.Add(3 * time.Second)
+	at := 3.0 // the blackout's start in the recording
+	time.Sleep(time.Until(t0.Add(3 * time.Second)))
+	before := t.TempDir()
+	for _, f := range files[:3] {
+		if _, ok := reassemble(f, before); !ok {
+			t.Fatalf("%s: no parts uploaded after 6 s", f.rel)
+		}
+	}
+	request := time.Now()
+	for _, user := range []string{"bob", "carol"} {
+		var b BlackoutMessage
+		if st := h.do("POST", "/api/blackouts/start", key1, map[string]any{"userId": user, "startTime": t0.Format(time.RFC3339Nano)}, &b); st != 200 || !b.Active {
+			t.Fatalf("blackout start of %s: %d %+v", user, st, b)
+		}
+	}
+	// Before the request the parts held the tones after the start.
+	for _, f := range files {
+		pcm := mediatest.Decode(t, filepath.Join(before, filepath.Base(f.rel)), 8000)
+		cov := float64(len(pcm))/8000 + f.off
+		if cov < at+0.3 {
+			t.Fatalf("%s: the parts held %.2f s when the blackout was asked for at %.2f s", f.rel, cov, request.Sub(started).Seconds())
+		}
+		if l := toneAt(pcm, f, at+0.04, min(cov, at+1)); l < 2000 {
+			dump(pcm, f, at-0.5, cov)
+			t.Fatalf("%s: the parts lacked the %g Hz tone after the blackout's start before it was asked for: %.0f", f.rel, f.freq, l)
+		}
+	}
+	done := time.Since(started).Seconds()
+	t.Logf("blackout from %.3f s, asked at %.3f s, in force at %.3f s", at, request.Sub(started).Seconds(), done)
+	// After: the parts already uploaded are replaced.
+	for _, f := range files {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			pcm := parts(f)
+			l := toneAt(pcm, f, at+0.04, done-0.3)
+			if pcm != nil && l < 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				dump(pcm, f, at-0.5, done)
+				t.Fatalf("%s: the parts still hold the %g Hz tone after the blackout's start: %.0f", f.rel, f.freq, l)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if pcm := parts(f); toneAt(pcm, f, at-0.3, at-0.04) < 2000 {
+			dump(pcm, f, at-0.5, at+0.3)
+			t.Errorf("%s: the parts lost the %g Hz tone before the blackout's start", f.rel, f.freq)
+		}
+	}
+	time.Sleep(time.Second)
+	for _, user := range []string{"bob", "carol"} {
+		var b BlackoutMessage
+		if st := h.do("POST", "/api/blackouts/stop", key1, map[string]any{"userId": user}, &b); st != 200 || b.Active {
+			t.Fatalf("blackout stop of %s: %d %+v", user, st, b)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/rconv", key1, nil, &comp); st != 200 || comp.Composition == nil || comp.Composition.Manifest == nil {
+		t.Fatalf("composition: %d", st)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
+	}
+	ends := map[string]float64{}
+	for _, b := range man.Blackouts {
+		ends[b.UserID] = b.End
+		if d := b.Start - at; d > 0.001 || d < -0.001 {
+			t.Errorf("manifest: %s's blackout starts at %.3f s, want %.3f s (the given start)", b.UserID, b.Start, at)
+		}
+	}
+	if len(ends) != 2 {
+		t.Fatalf("manifest blackouts %+v, want bob's and carol's", man.Blackouts)
+	}
+	// The final objects.
+	r := rec()
+	for _, f := range files {
+		data := []byte(nil)
+		if f.rel == composition.MixFile {
+			data = fetch(t, comp.Composition.Outputs[0].URL)
+		} else {
+			waitFor(t, 30*time.Second, func() bool {
+				data, err = bucket.ReadAll(ctx, r.Storage.Prefix+f.rel)
+				return err == nil
+			})
+		}
+		path := filepath.Join(t.TempDir(), filepath.Base(f.rel))
+		os.WriteFile(path, data, 0o600)
+		pcm := mediatest.Decode(t, path, 8000)
+		end := ends[map[float64]string{660: "bob", 880: "carol"}[f.freq]]
+		edge := at - 0.1 // where the tone ends, in 5 ms steps of 20 ms windows
+		for edge < at+0.1 && toneAt(pcm, f, edge, edge+0.02) > 1000 {
+			edge += 0.005
+		}
+		t.Logf("%s: the first 20 ms window without the %g Hz tone begins at %.3f s (%+.0f ms from the blackout's start)", f.rel, f.freq, edge, (edge-at)*1000)
+		if l := toneAt(pcm, f, at-0.3, at-0.04); l < 2000 {
+			dump(pcm, f, at-0.5, at+0.3)
+			t.Errorf("%s: %g Hz before the blackout: %.0f, want present", f.rel, f.freq, l)
+		}
+		if l := toneAt(pcm, f, at+0.04, end-0.05); l > 200 {
+			t.Errorf("%s: %g Hz during the blackout [%.2f, %.2f]: %.0f, want absent", f.rel, f.freq, at, end, l)
+		}
+		if l := toneAt(pcm, f, end+0.3, float64(len(pcm))/8000+f.off-0.2); l < 2000 {
+			t.Errorf("%s: %g Hz after the blackout: %.0f, want present", f.rel, f.freq, l)
+		}
+		if f.rel == composition.MixFile && f.freq == 660 {
+			if l := toneAt(pcm, file{freq: 440}, end+0.3, float64(len(pcm))/8000-0.2); l < 2000 {
+				t.Errorf("mix: alice after the blackout: %.0f", l)
+			}
+		}
+	}
+}
+
+// pollEvery checks cond every half second until it holds or d passes (cond is
+// costly: it reassembles and decodes files).
+func pollEvery(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
