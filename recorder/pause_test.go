@@ -51,7 +51,7 @@ func TestGate_Timestamps(t *testing.T) {
 func TestGate_DropsAndZeroAllocs(t *testing.T) {
 	file := &nopSink{}
 	lc := &lifecycle{}
-	ms := &mediaSink{file: file, gate: &gate{lc: lc, clock: 8000}}
+	ms := &mediaSink{file: file, gate: &gate{lc: lc, clock: 8000}, clk: &clockRelation{clock: 8000}}
 	p := &rtp.Packet{Header: rtp.Header{Timestamp: 1}, Payload: make([]byte, 160)}
 	step := func() {
 		p.Timestamp += 160

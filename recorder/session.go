@@ -33,7 +33,7 @@ type Session struct {
 	// what was recorded.
 	tracks sync.WaitGroup
 
-	recut    chan recutRequest // retroactive blackouts: parts to cut again (retro.go, chunks.go)
+	recut chan recutRequest // retroactive blackouts: parts to cut again (retro.go, chunks.go)
 
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins
