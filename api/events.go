@@ -11,10 +11,10 @@ import (
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
-// newEvents opens the event outbox in the recorder's database, with the
+// newEvents opens the event outbox in the recorder's store (shared by a fleet), with the
 // webhooks of every application from the configuration. A webhook without
 // an http(s) URL or without a secret is a configuration error.
-func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, log *slog.Logger) (*events.Bus, error) {
+func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, owner string, log *slog.Logger) (*events.Bus, error) {
 	for id, a := range cfg.Applications {
 		if a == nil {
 			continue
@@ -29,7 +29,8 @@ func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, log *
 			}
 		}
 	}
-	return events.New(ctx, st.DB(), events.Options{
+	return events.New(ctx, st, events.Options{
+		Owner: owner,
 		WebhooksFor: func(organizationID, applicationID string) []events.Webhook {
 			a := cfg.Applications[applicationID]
 			if a == nil || (a.OrganizationID != "" && a.OrganizationID != organizationID) {

@@ -2,10 +2,17 @@ package api
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rtcrec/recorder/internal/pgtest"
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
@@ -166,4 +173,125 @@ func TestFleet_BlackoutReachesOtherInstance(t *testing.T) {
 		waitFor("blackout ended on B", func(ends []time.Time) bool { return len(ends) == i && !ends[i-1].IsZero() })
 		t.Logf("blackout %d: stop propagation A → B: %v", i, time.Since(sent))
 	}
+}
+
+// TestFleet_EventsOnEveryInstance: three instances share the outbox. A
+// recording runs on B; its commands arrive through A and C. An SSE client of C
+// sees B's events, in order; the webhook endpoint gets each event of the
+// fleet exactly once, although every instance runs a delivery worker; and the
+// ids number org1's events alone (org2's activity leaves no gap).
+func TestFleet_EventsOnEveryInstance(t *testing.T) {
+	var mu sync.Mutex
+	got := map[int64]int{} // event id → deliveries
+	var order []int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id, err := events.VerifySignature("s3cret", r.Header, body, time.Now(), time.Minute)
+		if err != nil {
+			t.Errorf("webhook: %v", err)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		got[id]++
+		order = append(order, id)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 3 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = 100 * time.Millisecond
+		cfg.Applications = map[string]*recorder.Application{
+			"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"},
+				Webhooks: []recorder.WebhookConfig{{URL: hook.URL, Secret: "s3cret"}}},
+			"app2": {Conference: recorder.ConferenceConfig{Kind: "whip"}},
+		}
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a, b, c := hs[0], hs[1], hs[2]
+	live := make(chan []events.Event, 1)
+	const n = 5 // start (1), pause (2), resume (2)
+	go func() { live <- sseEvents(t, c, key1, 0, n) }()
+	// The subscription is in force once an event published now reaches it:
+	// wait for C's stream to be open before the recording starts.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c.svc.Events.Subscribers("org1") > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("C's event stream never opened")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ev, st := b.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "evf-conf", ConversationID: "evf"})
+	if st != 200 || ev.RecorderID != b.svc.RecorderID {
+		t.Fatalf("start on B: %d %+v", st, ev)
+	}
+	for range 5 { // org2's activity between org1's events
+		if _, st := a.start(key2, StartRecording{ApplicationID: "app2", ConferenceID: "o2", ConversationID: "o2"}); st != 200 && st != 409 {
+			t.Fatalf("org2 start: %d", st)
+		}
+	}
+	if st := a.do("POST", recPath(ev)+"/pause", key1, nil, nil); st != 200 {
+		t.Fatalf("pause through A: %d", st)
+	}
+	if st := c.do("POST", recPath(ev)+"/resume", key1, nil, nil); st != 200 {
+		t.Fatalf("resume through C: %d", st)
+	}
+	var evs []events.Event
+	select {
+	case evs = <-live:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no events on C")
+	}
+	var ids []int64
+	for _, e := range evs {
+		ids = append(ids, e.ID)
+		if e.OrganizationID != "org1" {
+			t.Errorf("org1's stream on C carries %+v", e)
+		}
+	}
+	if len(ids) != n || ids[0] != 1 || ids[n-1] != n {
+		t.Errorf("ids on C %v, want 1..%d (org1's own numbering)", ids, n)
+	}
+	var kinds []events.Type
+	for _, e := range evs {
+		kinds = append(kinds, e.Type)
+	}
+	if len(kinds) != n || kinds[0] != events.StateUpdated || !slices.Contains(kinds, events.RecordingPaused) ||
+		!slices.Contains(kinds, events.RecordingResumed) || slices.Index(kinds, events.RecordingPaused) > slices.Index(kinds, events.RecordingResumed) {
+		t.Errorf("event types on C %v: want B's start, pause, resume in order", kinds)
+	}
+	if st := c.do("POST", recPath(ev)+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop through C: %d", st)
+	}
+	stored, err := a.svc.Events.Since(context.Background(), "org1", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		done := len(got) == len(stored)
+		mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate, had any instance sent one, would be in by now
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range stored {
+		if got[e.ID] != 1 {
+			t.Errorf("event %d (%s) delivered %d times, want once for the fleet", e.ID, e.Type, got[e.ID])
+		}
+	}
+	if !slices.IsSorted(order) {
+		t.Errorf("deliveries out of order: %v", order)
+	}
+	t.Logf("%d org1 events, delivered once each in order: %v", len(stored), order)
 }

@@ -142,7 +142,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	if s.Store, err = openStore(ctx, cfg); err != nil {
 		return fail(err)
 	}
-	if s.Events, err = newEvents(ctx, s.Store, cfg, log); err != nil {
+	if s.Events, err = newEvents(ctx, s.Store, cfg, s.RecorderID, log); err != nil {
 		return fail(err)
 	}
 	var remote recorder.Remote

@@ -7,13 +7,16 @@ import (
 )
 
 // BenchmarkPublish measures one persisted event (an SQLite transaction in WAL
-// mode) fanned out to n live subscribers of its organization.
+// mode, in the store's outbox) fanned out to n live subscribers of its organization.
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{0, 100} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			bus, _ := newBus(b, Options{SubscriberBuffer: 1 << 20})
 			for range n {
-				s := bus.subscribe("org1")
+				s, err := bus.subscribe(context.Background(), "org1")
+				if err != nil {
+					b.Fatal(err)
+				}
 				go func() { // a reader that keeps up
 					for {
 						select {

@@ -3,7 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
-	"database/sql"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,37 +14,11 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/internal/retry"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("events: bus is closed")
-
-// schema creates the outbox and the webhook delivery state. Times are stored as
-// fixed-width RFC 3339 UTC text (occurred, see occurredFormat) or Unix
-// nanoseconds (scheduling).
-const schema = `
-CREATE TABLE IF NOT EXISTS events_outbox (
-	id              INTEGER PRIMARY KEY AUTOINCREMENT,
-	type            TEXT NOT NULL,
-	organization_id TEXT NOT NULL,
-	application_id  TEXT NOT NULL,
-	occurred        TEXT NOT NULL,
-	data            TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_outbox_org ON events_outbox(organization_id, id);
-CREATE TABLE IF NOT EXISTS events_deliveries (
-	url          TEXT NOT NULL,
-	event_id     INTEGER NOT NULL REFERENCES events_outbox(id),
-	state        TEXT NOT NULL DEFAULT 'pending',
-	attempts     INTEGER NOT NULL DEFAULT 0,
-	next_attempt INTEGER NOT NULL DEFAULT 0,
-	last_status  INTEGER NOT NULL DEFAULT 0,
-	last_error   TEXT NOT NULL DEFAULT '',
-	done_at      INTEGER NOT NULL DEFAULT 0,
-	PRIMARY KEY (url, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_deliveries_pending ON events_deliveries(state, url, event_id);
-`
 
 // occurredFormat is RFC 3339 with nanoseconds in a fixed width, so that the
 // stored text sorts (and compares in SQL) in time order.
@@ -66,7 +40,7 @@ type Options struct {
 	// the delay is jittered to between half and all of that.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxAge gives up on a delivery whose event is older (default 72 h). A
-	// given-up delivery stays in events_deliveries with state "expired".
+	// given-up delivery stays in the outbox with state "expired".
 	MaxAge time.Duration
 	// Concurrency bounds how many endpoints are delivered to at once
 	// (default 4). Deliveries to one endpoint URL are always sequential.
@@ -81,6 +55,17 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives one line per delivery failure or give-up. Default: slog.Default().
 	Logger *slog.Logger
+	// Owner names this instance in delivery leases (the recorderId, for
+	// logs and the delivery table). Default: a random name.
+	Owner string
+	// Lease is how long a delivery attempt holds its lease: no other
+	// instance sends the delivery meanwhile; once it lapses (the instance
+	// died or hangs) another one does. Default: the client's timeout + 5 s
+	// (15 s with the default client).
+	Lease time.Duration
+	// Poll is how often the delivery worker looks for deliveries that
+	// another instance stored and did not send (it died). Default 2 s.
+	Poll time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -100,6 +85,11 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxAge, 72*time.Hour)
 	def(&o.Heartbeat, 15*time.Second)
 	def(&o.WriteTimeout, 30*time.Second)
+	def(&o.Lease, o.Client.Timeout+5*time.Second)
+	def(&o.Poll, 2*time.Second)
+	if o.Owner == "" {
+		o.Owner = "bus-" + rand.Text()[:10]
+	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
@@ -115,20 +105,29 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Bus persists events and publishes them. All methods are safe for concurrent
-// use. It runs one delivery goroutine, which starts one goroutine per
-// endpoint with a due delivery (at most Options.Concurrency, never two for
-// one URL, so deliveries to an endpoint stay in event order), until Close.
+// Bus persists events in the store's outbox and publishes them. All methods
+// are safe for concurrent use.
+//
+// Live SSE subscribers are fed by one fan-out goroutine, which reads each
+// organization's new events from the store in sequence order: after a local
+// Publish, and on PostgreSQL after every notification of an event published by
+// any instance (store.OutboxChannel). Webhooks are sent by one delivery
+// goroutine, which starts one goroutine per endpoint with a due delivery (at
+// most Options.Concurrency, never two for one endpoint, so deliveries to an
+// endpoint stay in event order) and leases each delivery in the store first,
+// so that a fleet sends it once.
 type Bus struct {
-	db   *sql.DB
+	st   *store.Store
 	opts Options
 
-	// mu serialises Publish (insert, then fan-out) so that live subscribers
-	// receive events in ID order; it also guards subs and closed.
+	// mu guards subs, cursor, dirty and closed.
 	mu     sync.Mutex
-	subs   map[*subscriber]struct{}
+	subs   map[string]map[*subscriber]struct{} // by organization
+	cursor map[string]int64                    // per organization with subscribers: the last seq handed out
+	dirty  map[string]bool                     // organizations with new events to hand out
 	closed bool
 
+	fan    chan struct{} // capacity 1: a nudge to the fan-out goroutine
 	wake   chan struct{} // capacity 1: a nudge to the delivery worker
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -143,24 +142,27 @@ type subscriber struct {
 	gone chan struct{} // closed when the Bus drops the subscriber
 }
 
-// New creates the events_ tables if needed and starts the webhook delivery
-// worker, which resumes every delivery left pending by an earlier process.
-// The Bus does not own db: Close leaves it open.
-func New(ctx context.Context, db *sql.DB, opts Options) (*Bus, error) {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return nil, fmt.Errorf("events: create tables: %w", err)
+// New starts the fan-out and the webhook delivery worker on the store's
+// outbox; the worker resumes every delivery left pending by any instance. The
+// Bus does not own st: Close leaves it open.
+func New(ctx context.Context, st *store.Store, opts Options) (*Bus, error) {
+	if st == nil {
+		return nil, errors.New("events: no store")
 	}
 	b := &Bus{
-		db:   db,
-		opts: opts.withDefaults(),
-		subs: make(map[*subscriber]struct{}),
-		wake: make(chan struct{}, 1),
+		st:     st,
+		opts:   opts.withDefaults(),
+		subs:   make(map[string]map[*subscriber]struct{}),
+		cursor: make(map[string]int64),
+		dirty:  make(map[string]bool),
+		fan:    make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	d := &retry.Dispatcher[head]{
 		Workers: b.opts.Concurrency,
 		Due:     b.due,
-		Key:     func(h head) string { return h.url },
+		Key:     func(h head) string { return h.OrganizationID + "\x00" + h.URL },
 		Run:     b.attempt,
 		Wake:    b.wake,
 		OnError: func(err error) {
@@ -168,19 +170,28 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Bus, error) {
 		},
 		ErrorDelay: b.opts.MinBackoff,
 	}
-	b.wg.Add(1)
+	b.wg.Add(3)
 	go func() {
 		defer b.wg.Done()
 		d.Loop(b.ctx)
 	}()
+	go func() {
+		defer b.wg.Done()
+		b.fanOut()
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.listen()
+	}()
 	return b, nil
 }
 
-// Publish persists ev, assigns its ID, and then hands it to live SSE
-// subscribers of its organization and to the webhook worker. It returns the
-// stored event. When Publish returns an error nothing was stored or sent.
-// Type and OrganizationID are required; Data must be valid JSON or empty
-// (stored as {}); a zero Occurred becomes now.
+// Publish persists ev, assigns its ID (the next of its organization), and
+// then hands it to live SSE subscribers of its organization, on every
+// instance, and to the webhook worker. It returns the stored event. When
+// Publish returns an error nothing was stored or sent. Type and
+// OrganizationID are required; Data must be valid JSON or empty (stored as
+// {}); a zero Occurred becomes now.
 func (b *Bus) Publish(ctx context.Context, ev Event) (Event, error) {
 	if ev.Type == "" || ev.OrganizationID == "" {
 		return Event{}, errors.New("events: publish: type and organizationId are required")
@@ -200,23 +211,19 @@ func (b *Bus) Publish(ctx context.Context, ev Event) (Event, error) {
 	urls := b.webhookURLs(ev)
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
 		return Event{}, ErrClosed
 	}
-	if ev.ID, err = b.insert(ctx, ev, urls); err != nil {
-		return Event{}, err
+	ev.ID, err = b.st.AppendEvent(ctx, &store.OutboxEvent{
+		OrganizationID: ev.OrganizationID, Type: string(ev.Type), ApplicationID: ev.ApplicationID,
+		Occurred: ev.Occurred.Format(occurredFormat), Data: string(ev.Data),
+	}, urls)
+	if err != nil {
+		return Event{}, fmt.Errorf("events: publish %s: %w", ev.Type, err)
 	}
-	for s := range b.subs {
-		if s.org != ev.OrganizationID {
-			continue
-		}
-		select {
-		case s.ch <- ev:
-		default: // too slow: disconnect rather than wait
-			b.dropLocked(s)
-		}
-	}
+	b.poke(ev.OrganizationID)
 	if len(urls) > 0 {
 		b.nudge()
 	}
@@ -250,94 +257,41 @@ func (b *Bus) webhookURLs(ev Event) []string {
 	return urls
 }
 
-// insert stores the event and its pending deliveries in one transaction.
-func (b *Bus) insert(ctx context.Context, ev Event, urls []string) (int64, error) {
-	tx, err := b.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("events: publish: %w", err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO events_outbox (type, organization_id, application_id, occurred, data) VALUES (?, ?, ?, ?, ?)`,
-		string(ev.Type), ev.OrganizationID, ev.ApplicationID, ev.Occurred.Format(occurredFormat), string(ev.Data))
-	if err != nil {
-		return 0, fmt.Errorf("events: publish %s: %w", ev.Type, err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("events: publish %s: %w", ev.Type, err)
-	}
-	for _, u := range urls {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO events_deliveries (url, event_id) VALUES (?, ?)`, u, id); err != nil {
-			return 0, fmt.Errorf("events: publish %s: delivery to %s: %w", ev.Type, u, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("events: publish %s: %w", ev.Type, err)
-	}
-	return id, nil
-}
-
 // Since returns up to limit events of organization org with IDs greater than
 // after, in ID order. It reads only committed events.
 func (b *Bus) Since(ctx context.Context, org string, after int64, limit int) ([]Event, error) {
-	rows, err := b.db.QueryContext(ctx,
-		`SELECT id, type, organization_id, application_id, occurred, data FROM events_outbox
-		 WHERE organization_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, limit)
+	rows, err := b.st.EventsSince(ctx, org, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("events: since %d: %w", after, err)
+		return nil, fmt.Errorf("events: %w", err)
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		ev, err := scanEvent(rows)
+	out := make([]Event, 0, len(rows))
+	for _, r := range rows {
+		ev, err := fromStore(r)
 		if err != nil {
-			return nil, fmt.Errorf("events: since %d: %w", after, err)
+			return nil, err
 		}
 		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("events: since %d: %w", after, err)
 	}
 	return out, nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-// scanEvent reads the six event columns in the order of events_outbox,
-// followed by any extra destinations.
-func scanEvent(s scanner, extra ...any) (Event, error) {
-	var ev Event
-	var typ, occurred, data string
-	dest := append([]any{&ev.ID, &typ, &ev.OrganizationID, &ev.ApplicationID, &occurred, &data}, extra...)
-	if err := s.Scan(dest...); err != nil {
-		return Event{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, occurred)
+func fromStore(r store.OutboxEvent) (Event, error) {
+	t, err := time.Parse(time.RFC3339Nano, r.Occurred)
 	if err != nil {
-		return Event{}, fmt.Errorf("event %d: occurred %q: %w", ev.ID, occurred, err)
+		return Event{}, fmt.Errorf("events: event %d: occurred %q: %w", r.Seq, r.Occurred, err)
 	}
-	ev.Type, ev.Occurred, ev.Data = Type(typ), t, json.RawMessage(data)
-	return ev, nil
+	return Event{ID: r.Seq, Type: Type(r.Type), OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
+		Occurred: t, Data: json.RawMessage(r.Data)}, nil
 }
 
 // Backlog returns the number of webhook deliveries not yet made (pending:
-// waiting for their turn or for a retry).
+// waiting for their turn or for a retry), fleet-wide.
 func (b *Bus) Backlog(ctx context.Context) (int, error) {
-	var n int
-	if err := b.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_deliveries WHERE state = 'pending'`).Scan(&n); err != nil {
+	n, err := b.st.PendingDeliveries(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("events: backlog: %w", err)
 	}
 	return n, nil
-}
-
-// lastID returns the highest event ID ever assigned (0 for none); IDs of
-// pruned events count, since AUTOINCREMENT never reuses them.
-func (b *Bus) lastID(ctx context.Context) (int64, error) {
-	var id int64
-	err := b.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events_outbox'), 0)`).Scan(&id)
-	return id, err
 }
 
 // Prune deletes the events that occurred before the given time and have no
@@ -345,33 +299,148 @@ func (b *Bus) lastID(ctx context.Context) (int64, error) {
 // events it deleted. Clients resuming from a pruned ID get only what is left.
 // The service calls it periodically (for example daily, keeping a week).
 func (b *Bus) Prune(ctx context.Context, before time.Time) (int64, error) {
-	const old = `SELECT id FROM events_outbox WHERE occurred < ?1 AND NOT EXISTS
-		(SELECT 1 FROM events_deliveries d WHERE d.event_id = events_outbox.id AND d.state = 'pending')`
-	cut := before.UTC().Format(occurredFormat)
-	if _, err := b.db.ExecContext(ctx, `DELETE FROM events_deliveries WHERE event_id IN (`+old+`)`, cut); err != nil {
-		return 0, fmt.Errorf("events: prune: %w", err)
-	}
-	res, err := b.db.ExecContext(ctx, `DELETE FROM events_outbox WHERE id IN (`+old+`)`, cut)
-	if err != nil {
-		return 0, fmt.Errorf("events: prune: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := b.st.PruneEvents(ctx, before.UTC().Format(occurredFormat))
 	if err != nil {
 		return 0, fmt.Errorf("events: prune: %w", err)
 	}
 	return n, nil
 }
 
-// subscribe registers a live subscriber for org; nil after Close.
-func (b *Bus) subscribe(org string) *subscriber {
+// poke tells the fan-out goroutine that org has new events.
+func (b *Bus) poke(org string) {
+	b.mu.Lock()
+	if _, ok := b.subs[org]; ok {
+		b.dirty[org] = true
+	}
+	b.mu.Unlock()
+	select {
+	case b.fan <- struct{}{}:
+	default:
+	}
+}
+
+// fanOut hands each organization's new events, read from the store in
+// sequence order, to its live subscribers, until Close.
+func (b *Bus) fanOut() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.fan:
+		}
+		b.mu.Lock()
+		work := make(map[string]int64, len(b.dirty))
+		for org := range b.dirty {
+			work[org] = b.cursor[org]
+		}
+		clear(b.dirty)
+		b.mu.Unlock()
+		for org, after := range work {
+			for {
+				evs, err := b.Since(b.ctx, org, after, replayPage)
+				if err != nil {
+					if b.ctx.Err() == nil {
+						b.opts.Logger.Warn("events: reading new events failed", "org", org, "err", err)
+						b.poke(org) // try again on the next nudge
+					}
+					break
+				}
+				if len(evs) > 0 {
+					after = evs[len(evs)-1].ID
+					b.hand(org, evs)
+				}
+				if len(evs) < replayPage {
+					break
+				}
+			}
+		}
+	}
+}
+
+// hand gives evs (in order) to the subscribers of org past its cursor.
+func (b *Bus) hand(org string, evs []Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ev := range evs {
+		subs, ok := b.subs[org]
+		if !ok { // the last subscriber left
+			return
+		}
+		if ev.ID <= b.cursor[org] {
+			continue
+		}
+		b.cursor[org] = ev.ID
+		for s := range subs {
+			select {
+			case s.ch <- ev:
+			default: // too slow: disconnect rather than wait
+				b.dropLocked(s)
+			}
+		}
+	}
+}
+
+// listen pokes the fan-out for every event another instance publishes
+// (PostgreSQL notifications), until Close. On SQLite it returns at once.
+func (b *Bus) listen() {
+	for b.ctx.Err() == nil {
+		err := b.st.Listen(b.ctx, store.OutboxChannel, func() {
+			// Listening (again): what was published while we were not is
+			// read now.
+			b.mu.Lock()
+			for org := range b.subs {
+				b.dirty[org] = true
+			}
+			b.mu.Unlock()
+			select {
+			case b.fan <- struct{}{}:
+			default:
+			}
+			b.nudge()
+		}, func(payload string) {
+			var n store.OutboxNotice
+			if json.Unmarshal([]byte(payload), &n) == nil && n.OrganizationID != "" {
+				b.poke(n.OrganizationID)
+			}
+		})
+		if errors.Is(err, store.ErrNoNotify) || b.ctx.Err() != nil {
+			return
+		}
+		b.opts.Logger.Warn("events: listening for other instances' events failed; listening again", "err", err)
+		select {
+		case <-b.ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// subscribe registers a live subscriber for org; nil after Close. It gets
+// every event of org committed after subscribe began.
+func (b *Bus) subscribe(ctx context.Context, org string) (*subscriber, error) {
+	top, err := b.st.LastEventSeq(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil
+		return nil, ErrClosed
 	}
 	s := &subscriber{org: org, ch: make(chan Event, b.opts.SubscriberBuffer), gone: make(chan struct{})}
-	b.subs[s] = struct{}{}
-	return s
+	subs, ok := b.subs[org]
+	if !ok {
+		subs = make(map[*subscriber]struct{})
+		b.subs[org] = subs
+		b.cursor[org] = top
+	}
+	subs[s] = struct{}{}
+	// What was committed between reading top and now is handed out at once.
+	b.dirty[org] = true
+	select {
+	case b.fan <- struct{}{}:
+	default:
+	}
+	return s, nil
 }
 
 // unsubscribe removes s; it is safe after the Bus dropped it.
@@ -382,9 +451,16 @@ func (b *Bus) unsubscribe(s *subscriber) {
 }
 
 func (b *Bus) dropLocked(s *subscriber) {
-	if _, ok := b.subs[s]; ok {
-		delete(b.subs, s)
-		close(s.gone)
+	subs := b.subs[s.org]
+	if _, ok := subs[s]; !ok {
+		return
+	}
+	delete(subs, s)
+	close(s.gone)
+	if len(subs) == 0 {
+		delete(b.subs, s.org)
+		delete(b.cursor, s.org)
+		delete(b.dirty, s.org)
 	}
 }
 
@@ -396,8 +472,8 @@ func (b *Bus) nudge() {
 }
 
 // Close disconnects every SSE subscriber, stops the delivery worker (a
-// delivery in flight is cancelled and stays pending, to be retried by the next
-// Bus on this database) and waits for its goroutines. It is idempotent and
+// delivery in flight is cancelled, stays pending and its lease is released,
+// so the next Bus on this store, here or on another instance, sends it) and waits for its goroutines. It is idempotent and
 // does not close the database.
 func (b *Bus) Close() error {
 	b.mu.Lock()
@@ -406,8 +482,10 @@ func (b *Bus) Close() error {
 		return nil
 	}
 	b.closed = true
-	for s := range b.subs {
-		b.dropLocked(s)
+	for _, subs := range b.subs {
+		for s := range subs {
+			b.dropLocked(s)
+		}
 	}
 	b.mu.Unlock()
 	b.cancel()

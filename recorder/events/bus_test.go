@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -13,21 +12,34 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/internal/dbtest"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // newBus opens a fresh database in t.TempDir and a Bus on it, closed at cleanup.
-func newBus(t testing.TB, opts Options) (*Bus, *sql.DB) {
+func newBus(t testing.TB, opts Options) (*Bus, *store.Store) {
 	t.Helper()
-	db := dbtest.Open(t, filepath.Join(t.TempDir(), "events.db"))
+	st := openStore(t, filepath.Join(t.TempDir(), "events.db"))
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
-	b, err := New(context.Background(), db, opts)
+	b, err := New(context.Background(), st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return b, db
+	return b, st
+}
+
+// openStore opens (or reopens) the SQLite store at path, closed at the end of
+// the test.
+func openStore(t testing.TB, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func ev(typ Type, org, app string, data string) Event {

@@ -1,29 +1,27 @@
 // Package events is the recorder's event outbox: every state change, pause,
 // resume, blackout, upload and composition result becomes an Event that is
-// persisted first (in SQLite tables prefixed events_) and then published to
-// Server-Sent Events subscribers (GET /api/events) and to signed webhooks.
+// persisted first (in the store's outbox tables, recorder/store outbox.go) and
+// then published to Server-Sent Events subscribers (GET /api/events) and to
+// signed webhooks. With a store shared by a fleet (PostgreSQL), every
+// instance's subscribers see every event of their organization and each
+// delivery is made by one instance.
 //
 // Guarantees:
-//   - An Event returned by Bus.Publish is committed to the database; its ID is
-//     strictly greater than every ID published before it on the same database.
+//   - An Event returned by Bus.Publish is committed to the store; its ID is
+//     the next number of its organization (1, 2, 3, …), so an organization's
+//     IDs say nothing about another's activity.
 //   - SSE subscribers of an organization see that organization's events in ID
 //     order, without gaps or duplicates, including across a reconnect with
-//     Last-Event-ID (replayed from the outbox, then live). A subscriber that
-//     cannot keep up is disconnected, never waited for.
+//     Last-Event-ID (replayed from the outbox, then live) and on any instance.
+//     A subscriber that cannot keep up is disconnected, never waited for.
 //   - Each webhook matching an event gets it at least once, in ID order per
-//     endpoint URL, signed (see Sign), retried with exponential backoff and
+//     endpoint URL (an endpoint belongs to one application, hence one
+//     organization), signed (see Sign), retried with exponential backoff and
 //     jitter until it answers 2xx or the event is older than Options.MaxAge.
-//     Delivery state is persisted, so pending deliveries survive a restart.
-//
-// The database handle is shared with the rest of the service. Open it with the
-// pure-Go driver (modernc.org/sqlite, driver name "sqlite") and a DSN such as
-//
-//	file:/data/recorder.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)
-//
-// busy_timeout makes concurrent writers wait for each other instead of failing
-// with SQLITE_BUSY; WAL lets readers (SSE replay) run beside the writer. The
-// package never holds a row cursor open while running another statement, so it
-// also works with db.SetMaxOpenConns(1).
+//     An attempt holds a lease on the delivery in the store, so a fleet makes
+//     it once; a lease that lapses (its instance died) lets another instance
+//     send it. Delivery state is persisted, so pending deliveries survive a
+//     restart.
 package events
 
 import (
@@ -56,7 +54,7 @@ func (t Type) String() string { return string(t) }
 // Event is one thing that happened to a recording of an organization. Its JSON
 // form is the SSE data line and the webhook body.
 type Event struct {
-	// ID is assigned by Publish: positive, strictly increasing per database.
+	// ID is assigned by Publish: positive, the next of its organization.
 	ID             int64  `json:"id"`
 	Type           Type   `json:"type"`
 	OrganizationID string `json:"organizationId"`

@@ -70,15 +70,21 @@ func (b *Bus) Handler(orgOf func(*http.Request) (string, bool)) http.Handler {
 		}
 		resume := raw != ""
 		if resume {
-			// An ID this database never gave (it was reset): resume from its
-			// end as it is before subscribing, so nothing later is skipped.
-			if top, err := b.lastID(r.Context()); err == nil && last > top {
+			// An ID this organization was never given (the database was
+			// reset): resume from its end as it is before subscribing, so
+			// nothing later is skipped.
+			if top, err := b.st.LastEventSeq(r.Context(), org); err == nil && last > top {
 				last = top
 			}
 		}
-		sub := b.subscribe(org)
-		if sub == nil {
+		sub, err := b.subscribe(r.Context(), org)
+		if errors.Is(err, ErrClosed) {
 			httpError(w, http.StatusServiceUnavailable, "shutting_down", "the event stream is shutting down")
+			return
+		}
+		if err != nil {
+			b.opts.Logger.Warn("events: subscribe failed", "org", org, "err", err)
+			httpError(w, http.StatusServiceUnavailable, "events_unavailable", "the event stream is unavailable; retry")
 			return
 		}
 		defer b.unsubscribe(sub)
@@ -185,4 +191,11 @@ func httpError(w http.ResponseWriter, status int, reason, msg string) {
 		Message string `json:"message"`
 		Reason  string `json:"reason"`
 	}{status, msg, reason})
+}
+
+// Subscribers returns how many live SSE subscribers of org this Bus serves.
+func (b *Bus) Subscribers(org string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs[org])
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/internal/retry"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // The webhook request headers. The signature scheme:
@@ -106,7 +108,7 @@ func VerifySignature(secret string, h http.Header, body []byte, now time.Time, t
 // DeliveryState is where one webhook delivery stands.
 type DeliveryState string
 
-// The delivery states stored in events_deliveries.state.
+// The delivery states stored in the outbox.
 const (
 	Pending   DeliveryState = "pending"   // not yet acknowledged; retried
 	Delivered DeliveryState = "delivered" // acknowledged with a 2xx
@@ -129,138 +131,139 @@ type Delivery struct {
 	Done        time.Time // when Delivered, Expired or Dropped
 }
 
-// Deliveries returns the delivery state of event id for every endpoint it was
-// due to, ordered by URL.
-func (b *Bus) Deliveries(ctx context.Context, id int64) ([]Delivery, error) {
-	rows, err := b.db.QueryContext(ctx,
-		`SELECT url, event_id, state, attempts, next_attempt, last_status, last_error, done_at
-		 FROM events_deliveries WHERE event_id = ? ORDER BY url`, id)
+// Deliveries returns the delivery state of event id of organization org for
+// every endpoint it was due to, ordered by URL.
+func (b *Bus) Deliveries(ctx context.Context, org string, id int64) ([]Delivery, error) {
+	ds, err := b.st.EventDeliveries(ctx, org, id)
 	if err != nil {
-		return nil, fmt.Errorf("events: deliveries of %d: %w", id, err)
+		return nil, fmt.Errorf("events: %w", err)
 	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		var d Delivery
-		var next, done int64
-		if err := rows.Scan(&d.URL, &d.EventID, &d.State, &d.Attempts, &next, &d.LastStatus, &d.LastError, &done); err != nil {
-			return nil, fmt.Errorf("events: deliveries of %d: %w", id, err)
-		}
-		if d.State == Pending {
-			d.NextAttempt = time.Unix(0, next)
+	out := make([]Delivery, 0, len(ds))
+	for _, d := range ds {
+		x := Delivery{URL: d.URL, EventID: d.Seq, State: DeliveryState(d.State), Attempts: d.Attempts,
+			LastStatus: d.LastStatus, LastError: d.LastError}
+		if x.State == Pending {
+			x.NextAttempt = d.NextAttempt
 		} else {
-			d.Done = time.Unix(0, done)
+			x.Done = d.Done
 		}
-		out = append(out, d)
+		out = append(out, x)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
-// head is the oldest pending delivery of one endpoint, with its event.
+// head is the oldest pending delivery of one endpoint and organization, with
+// its event: deliveries to an endpoint go strictly in event order, so a later
+// one waits for the head.
 type head struct {
-	url      string
-	attempts int
-	next     time.Time
-	ev       Event
+	store.Delivery
+	ev Event
 }
 
-// heads returns, per endpoint URL, its oldest pending delivery. Deliveries to
-// one URL go strictly in event order: a later one waits for the head.
-func (b *Bus) heads(ctx context.Context) ([]head, error) {
-	rows, err := b.db.QueryContext(ctx,
-		`SELECT e.id, e.type, e.organization_id, e.application_id, e.occurred, e.data,
-		        d.url, d.attempts, d.next_attempt
-		 FROM events_deliveries d JOIN events_outbox e ON e.id = d.event_id
-		 WHERE d.state = 'pending' AND d.event_id =
-		       (SELECT MIN(x.event_id) FROM events_deliveries x WHERE x.url = d.url AND x.state = 'pending')`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []head
-	for rows.Next() {
-		var h head
-		var next int64
-		if h.ev, err = scanEvent(rows, &h.url, &h.attempts, &next); err != nil {
-			return nil, err
-		}
-		h.next = time.Unix(0, next)
-		out = append(out, h)
-	}
-	return out, rows.Err()
-}
-
-// due splits the endpoint heads into those to send now (not busy, due) and
-// the time the next other one becomes due.
+// due splits the endpoint heads into those to send now (not busy here, not
+// leased by another instance, due) and the time the next other one becomes
+// due; it looks again within Options.Poll for deliveries other instances left.
 func (b *Bus) due(ctx context.Context, busy map[string]bool) ([]head, time.Time, error) {
-	hs, err := b.heads(ctx)
+	hs, err := b.st.DeliveryHeads(ctx)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	now := time.Now()
+	next := now.Add(b.opts.Poll)
 	var ready []head
-	var next time.Time
 	for _, h := range hs {
+		at := h.NextAttempt
+		if h.LeaseUntil.After(at) {
+			at = h.LeaseUntil
+		}
 		switch {
-		case busy[h.url]:
-		case h.next.After(now):
-			if next.IsZero() || h.next.Before(next) {
-				next = h.next
+		case busy[h.OrganizationID+"\x00"+h.URL]:
+		case at.After(now):
+			if at.Before(next) {
+				next = at
 			}
 		default:
-			ready = append(ready, h)
+			ev, err := fromStore(h.Event)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			ready = append(ready, head{h.Delivery, ev})
 		}
 	}
 	return ready, next, nil
 }
 
-// attempt sends one delivery and records the outcome. A delivery cut short by
-// Close is left as it was.
+// attempt leases one delivery, sends it and records the outcome under the
+// lease. A delivery another instance leased first is left to it; one cut
+// short by Close is released as it was.
 func (b *Bus) attempt(ctx context.Context, h head) {
 	now := time.Now()
-	if age := now.Sub(h.ev.Occurred); age > b.opts.MaxAge {
-		b.finish(h, Expired, fmt.Sprintf("gave up after %d attempts: event is %v old", h.attempts, age.Round(time.Second)))
-		b.opts.Logger.Warn("events: webhook delivery expired", "url", h.url, "event", h.ev.ID, "attempts", h.attempts)
+	owner := b.opts.Owner + "/" + rand.Text()[:8]
+	ok, err := b.st.LeaseDelivery(ctx, h.URL, h.OrganizationID, h.Seq, owner, now, now.Add(b.opts.Lease))
+	if err != nil {
+		if ctx.Err() == nil {
+			b.opts.Logger.Warn("events: leasing a delivery failed", "url", h.URL, "event", h.Seq, "err", err)
+		}
 		return
 	}
-	hook, ok := b.webhook(h.ev, h.url)
 	if !ok {
-		b.finish(h, Dropped, "webhook no longer configured for this application and event type")
+		return // another instance sends it
+	}
+	if age := now.Sub(h.ev.Occurred); age > b.opts.MaxAge {
+		b.finish(h, owner, Expired, fmt.Sprintf("gave up after %d attempts: event is %v old", h.Attempts, age.Round(time.Second)))
+		b.opts.Logger.Warn("events: webhook delivery expired", "url", h.URL, "event", h.Seq, "attempts", h.Attempts)
+		return
+	}
+	hook, found := b.webhook(h.ev, h.URL)
+	if !found {
+		b.finish(h, owner, Dropped, "webhook no longer configured for this application and event type")
 		return
 	}
 	if u, err := url.Parse(hook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		b.finish(h, Dropped, fmt.Sprintf("webhook URL %q is not an absolute http(s) URL", hook.URL))
+		b.finish(h, owner, Dropped, fmt.Sprintf("webhook URL %q is not an absolute http(s) URL", hook.URL))
 		return
 	}
 	status, err := b.send(ctx, hook, h.ev, now)
 	if ctx.Err() != nil {
+		if rerr := b.st.ReleaseDelivery(context.WithoutCancel(ctx), h.URL, h.OrganizationID, h.Seq, owner); rerr != nil {
+			b.opts.Logger.Warn("events: releasing a delivery failed", "url", h.URL, "event", h.Seq, "err", rerr)
+		}
 		return
 	}
 	if err == nil {
-		b.finish(h, Delivered, "")
+		b.finish(h, owner, Delivered, "")
 		return
 	}
-	attempts := h.attempts + 1
-	next := now.Add(retry.Backoff(attempts, b.opts.MinBackoff, b.opts.MaxBackoff))
-	b.opts.Logger.Info("events: webhook delivery failed", "url", h.url, "event", h.ev.ID,
-		"attempt", attempts, "status", status, "err", err, "retry", next.Sub(now).Round(time.Millisecond))
-	if _, err := b.db.ExecContext(context.Background(),
-		`UPDATE events_deliveries SET attempts = ?, next_attempt = ?, last_status = ?, last_error = ?
-		 WHERE url = ? AND event_id = ?`, attempts, next.UnixNano(), status, err.Error(), h.url, h.ev.ID); err != nil {
-		b.opts.Logger.Warn("events: recording a failed delivery failed", "url", h.url, "event", h.ev.ID, "err", err)
+	h.Attempts++
+	h.NextAttempt = now.Add(retry.Backoff(h.Attempts, b.opts.MinBackoff, b.opts.MaxBackoff))
+	b.opts.Logger.Info("events: webhook delivery failed", "url", h.URL, "event", h.Seq,
+		"attempt", h.Attempts, "status", status, "err", err, "retry", h.NextAttempt.Sub(now).Round(time.Millisecond))
+	h.LastStatus, h.LastError = status, err.Error()
+	if _, err := b.st.FinishDelivery(context.Background(), h.Delivery, owner); err != nil {
+		b.opts.Logger.Warn("events: recording a failed delivery failed", "url", h.URL, "event", h.Seq, "err", err)
 	}
 }
 
-func (b *Bus) finish(h head, s DeliveryState, msg string) {
-	attempts := h.attempts
+// finish records a final outcome under owner's lease. When the lease lapsed
+// meanwhile (this instance hung past it) nothing is written: the instance that
+// took the delivery records it (at least once).
+func (b *Bus) finish(h head, owner string, s DeliveryState, msg string) {
+	d := h.Delivery
 	if s == Delivered {
-		attempts++
+		d.Attempts++
 	}
-	q := `UPDATE events_deliveries SET state = ?, attempts = ?, done_at = ?, last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
-	      WHERE url = ? AND event_id = ?`
-	if _, err := b.db.ExecContext(context.Background(), q, string(s), attempts, time.Now().UnixNano(), msg, msg, h.url, h.ev.ID); err != nil {
+	d.State, d.Done = string(s), time.Now()
+	if msg != "" {
+		d.LastError = msg
+	}
+	ok, err := b.st.FinishDelivery(context.Background(), d, owner)
+	switch {
+	case err != nil:
 		// Not recorded: the delivery stays pending and is sent again (at least once).
-		b.opts.Logger.Warn("events: recording a delivery failed", "url", h.url, "event", h.ev.ID, "state", s, "err", err)
+		b.opts.Logger.Warn("events: recording a delivery failed", "url", h.URL, "event", h.Seq, "state", s, "err", err)
+	case !ok:
+		b.opts.Logger.Warn("events: a delivery's lease lapsed before its outcome was recorded; another instance sends it again",
+			"url", h.URL, "event", h.Seq, "state", s)
 	}
 }
 

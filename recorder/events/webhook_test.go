@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/internal/dbtest"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // receiver is a webhook endpoint that fails the first failFirst requests (or
@@ -125,14 +126,14 @@ func TestWebhook_RetriedUntilAcknowledgedInOrder(t *testing.T) {
 	if got := rc.ackedIDs(); !equalIDs(got, want) {
 		t.Fatalf("acknowledged %v, want %v (each once, in order)", got, want)
 	}
-	ds, err := b.Deliveries(ctx, want[0])
+	ds, err := b.Deliveries(ctx, "org1", want[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ds) != 1 || ds[0].State != Delivered || ds[0].Attempts != 4 || ds[0].LastStatus != http.StatusServiceUnavailable {
 		t.Fatalf("first delivery %+v, want delivered on attempt 4 after 503s", ds)
 	}
-	if ds, _ := b.Deliveries(ctx, 2); len(ds) != 0 {
+	if ds, _ := b.Deliveries(ctx, "org1", 2); len(ds) != 0 {
 		t.Errorf("filtered event has deliveries %+v", ds)
 	}
 }
@@ -145,7 +146,10 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.db")
 	ctx := context.Background()
 
-	db := dbtest.Open(t, path)
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := fastRetry(hooks)
 	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	b, err := New(ctx, db, opts)
@@ -171,7 +175,7 @@ func TestWebhook_PendingDeliveriesSurviveRestart(t *testing.T) {
 	db.Close()
 
 	rc.setDown(false)
-	db2 := dbtest.Open(t, path)
+	db2 := openStore(t, path)
 	b2, err := New(ctx, db2, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +210,7 @@ func TestWebhook_GivesUpAfterMaxAgeAndMovesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.waitAcked(t, 2)
-	ds, _ := b.Deliveries(ctx, 1)
+	ds, _ := b.Deliveries(ctx, "org1", 1)
 	if len(ds) != 1 || ds[0].State != Expired || ds[0].LastError == "" {
 		t.Fatalf("old event's delivery %+v, want expired with a reason", ds)
 	}
@@ -232,7 +236,7 @@ func waitState(t *testing.T, b *Bus, id int64, state DeliveryState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ds, _ := b.Deliveries(context.Background(), id)
+		ds, _ := b.Deliveries(context.Background(), "org1", id)
 		if len(ds) == 1 && ds[0].State == state {
 			return
 		}

@@ -28,6 +28,7 @@ var conformance = []struct {
 	{"MigrationsOnce", testMigrationsOnce},
 	{"Instances", testInstances},
 	{"Settings", testSettings},
+	{"Outbox", testOutbox},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15
@@ -296,5 +297,78 @@ func testSettings(t *testing.T, open opener) {
 	}
 	if v, err := s.Setting(ctx, "k", "second"); err != nil || v != "first" {
 		t.Errorf("Setting(k, second) = %q, %v; want the first value kept", v, err)
+	}
+}
+
+// testOutbox: each organization numbers its events 1, 2, 3 across reopens;
+// deliveries are leased to one owner at a time, an outcome is recorded only
+// under the lease, and pruning keeps pending deliveries and the numbering.
+func testOutbox(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	at := func(sec int) string { return time.Unix(int64(sec), 0).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }
+	for i, org := range []string{"o1", "o2", "o1", "o1"} {
+		var urls []string
+		if i == 2 {
+			urls = []string{"http://h/1", "http://h/2"}
+		}
+		if _, err := s.AppendEvent(ctx, &OutboxEvent{OrganizationID: org, Type: "t", ApplicationID: "a", Occurred: at(i), Data: "{}"}, urls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = open(t)
+	seq, err := s.AppendEvent(ctx, &OutboxEvent{OrganizationID: "o2", Type: "t", Occurred: at(10), Data: "{}"}, nil)
+	if err != nil || seq != 2 {
+		t.Fatalf("o2's second event: %d, %v", seq, err)
+	}
+	evs, err := s.EventsSince(ctx, "o1", 1, 10)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 2 || evs[1].Seq != 3 || evs[0].Occurred != at(2) {
+		t.Fatalf("o1 since 1: %+v, %v", evs, err)
+	}
+	if last, _ := s.LastEventSeq(ctx, "o1"); last != 3 {
+		t.Fatalf("o1 last = %d", last)
+	}
+	if last, _ := s.LastEventSeq(ctx, "nobody"); last != 0 {
+		t.Fatalf("unknown org last = %d", last)
+	}
+	heads, err := s.DeliveryHeads(ctx)
+	if err != nil || len(heads) != 2 || heads[0].Event.Seq != 2 || heads[0].Event.OrganizationID != "o1" {
+		t.Fatalf("heads %+v, %v", heads, err)
+	}
+	now := time.Now()
+	if ok, err := s.LeaseDelivery(ctx, "http://h/1", "o1", 2, "A", now, now.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("A's lease: %v, %v", ok, err)
+	}
+	if ok, _ := s.LeaseDelivery(ctx, "http://h/1", "o1", 2, "B", now, now.Add(time.Minute)); ok {
+		t.Fatal("B leased a delivery A holds")
+	}
+	later := now.Add(2 * time.Minute) // A's lease lapsed
+	if ok, _ := s.LeaseDelivery(ctx, "http://h/1", "o1", 2, "B", later, later.Add(time.Minute)); !ok {
+		t.Fatal("B could not lease a lapsed delivery")
+	}
+	d := heads[0].Delivery
+	d.State, d.Attempts, d.Done = "delivered", 1, later
+	if ok, _ := s.FinishDelivery(ctx, d, "A"); ok {
+		t.Fatal("A recorded an outcome without the lease")
+	}
+	if ok, err := s.FinishDelivery(ctx, d, "B"); !ok || err != nil {
+		t.Fatalf("B's outcome: %v, %v", ok, err)
+	}
+	ds, err := s.EventDeliveries(ctx, "o1", 2)
+	if err != nil || len(ds) != 2 || ds[0].State != "delivered" || ds[0].LeaseOwner != "" || ds[1].State != "pending" {
+		t.Fatalf("deliveries %+v, %v", ds, err)
+	}
+	if n, _ := s.PendingDeliveries(ctx); n != 1 {
+		t.Fatalf("pending = %d", n)
+	}
+	n, err := s.PruneEvents(ctx, at(5)) // o1 1 and 3, o2 1 go; o1 2 has a pending delivery
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v; want 3", n, err)
+	}
+	if evs, _ := s.EventsSince(ctx, "o1", 0, 10); len(evs) != 1 || evs[0].Seq != 2 {
+		t.Fatalf("o1 after prune: %+v", evs)
+	}
+	if seq, _ := s.AppendEvent(ctx, &OutboxEvent{OrganizationID: "o1", Type: "t", Occurred: at(20), Data: "{}"}, nil); seq != 4 {
+		t.Fatalf("o1 after prune numbers %d, want 4", seq)
 	}
 }

@@ -88,3 +88,54 @@ func TestOpenConfig_BadDriver(t *testing.T) {
 		t.Error("postgres without a dsn opened")
 	}
 }
+
+// TestOpen_LegacyEventsOutbox: the outbox package events kept in the SQLite
+// file itself (events_outbox, events_deliveries) moves into migration 5's
+// tables: an event keeps its id as its organization's sequence number (clients
+// resume where they were), the next number continues above it, and pending
+// deliveries stay pending.
+func TestOpen_LegacyEventsOutbox(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "recorder.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE events_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, organization_id TEXT NOT NULL,
+			application_id TEXT NOT NULL, occurred TEXT NOT NULL, data TEXT NOT NULL)`,
+		`CREATE TABLE events_deliveries (url TEXT NOT NULL, event_id INTEGER NOT NULL REFERENCES events_outbox(id),
+			state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,
+			last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', done_at INTEGER NOT NULL DEFAULT 0,
+			PRIMARY KEY (url, event_id))`,
+		`INSERT INTO events_outbox (type, organization_id, application_id, occurred, data) VALUES
+			('state.updated', 'o1', 'a', '2026-11-01T00:00:00.000000000Z', '{}'),
+			('state.updated', 'o2', 'a', '2026-11-01T00:00:01.000000000Z', '{}'),
+			('state.updated', 'o1', 'a', '2026-11-01T00:00:02.000000000Z', '{"x":1}')`,
+		`INSERT INTO events_deliveries (url, event_id, attempts) VALUES ('http://h/', 3, 2)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evs, err := s.EventsSince(ctx, "o1", 0, 10)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 1 || evs[1].Seq != 3 || evs[1].Data != `{"x":1}` {
+		t.Fatalf("o1 events after the move: %+v, %v", evs, err)
+	}
+	if seq, err := s.AppendEvent(ctx, &OutboxEvent{OrganizationID: "o1", Type: "t", Occurred: "x", Data: "{}"}, nil); err != nil || seq != 4 {
+		t.Fatalf("next o1 seq = %d, %v; want 4", seq, err)
+	}
+	if last, err := s.LastEventSeq(ctx, "o2"); err != nil || last != 2 {
+		t.Fatalf("o2 last = %d, %v; want 2", last, err)
+	}
+	heads, err := s.DeliveryHeads(ctx)
+	if err != nil || len(heads) != 1 || heads[0].Seq != 3 || heads[0].OrganizationID != "o1" || heads[0].Attempts != 2 {
+		t.Fatalf("pending deliveries after the move: %+v, %v", heads, err)
+	}
+}

@@ -126,7 +126,82 @@ CREATE TABLE IF NOT EXISTS settings (
 	PRIMARY KEY (organization_id, agent_id)
 );`,
 	},
+	{
+		Version: 5, Name: "outbox",
+		// The events outbox (package events, outbox.go): every event with
+		// its per-organization sequence number (the SSE id and webhook event
+		// id), the last number given per organization (never reused after
+		// pruning), and one delivery row per event and webhook endpoint,
+		// leased by the instance sending it. On SQLite the tables package
+		// events kept itself before are moved in: an event keeps its id as
+		// its sequence number, so clients resume where they were.
+		SQLite: `CREATE TABLE IF NOT EXISTS events_outbox (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	type            TEXT NOT NULL,
+	organization_id TEXT NOT NULL,
+	application_id  TEXT NOT NULL,
+	occurred        TEXT NOT NULL,
+	data            TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events_deliveries (
+	url          TEXT NOT NULL,
+	event_id     INTEGER NOT NULL,
+	state        TEXT NOT NULL DEFAULT 'pending',
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL DEFAULT 0,
+	last_status  INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT NOT NULL DEFAULT '',
+	done_at      INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (url, event_id)
+);
+` + outboxTables + `
+INSERT INTO outbox_events (organization_id, seq, type, application_id, occurred, data)
+	SELECT organization_id, id, type, application_id, occurred, data FROM events_outbox;
+INSERT INTO outbox_sequences (organization_id, last)
+	SELECT organization_id, MAX(id) FROM events_outbox GROUP BY organization_id;
+INSERT INTO outbox_deliveries (url, organization_id, seq, state, attempts, next_attempt, last_status, last_error, done_at)
+	SELECT d.url, e.organization_id, d.event_id, d.state, d.attempts, d.next_attempt, d.last_status, d.last_error, d.done_at
+	FROM events_deliveries d JOIN events_outbox e ON e.id = d.event_id;
+DROP TABLE events_deliveries;
+DROP TABLE events_outbox;`,
+		Postgres: outboxTables,
+	},
 }
+
+// outboxTables is migration 5's schema on both drivers. occurred is RFC 3339
+// UTC text of a fixed width (it sorts in time order); next_attempt, done_at
+// and lease_until are Unix nanoseconds.
+const outboxTables = `CREATE TABLE outbox_sequences (
+	organization_id TEXT PRIMARY KEY,
+	last            BIGINT NOT NULL
+);
+CREATE TABLE outbox_events (
+	organization_id TEXT NOT NULL,
+	seq             BIGINT NOT NULL,
+	type            TEXT NOT NULL,
+	application_id  TEXT NOT NULL,
+	occurred        TEXT NOT NULL,
+	data            TEXT NOT NULL,
+	PRIMARY KEY (organization_id, seq)
+);
+CREATE INDEX outbox_events_occurred ON outbox_events (occurred);
+CREATE TABLE outbox_deliveries (
+	url             TEXT NOT NULL,
+	organization_id TEXT NOT NULL,
+	seq             BIGINT NOT NULL,
+	state           TEXT NOT NULL DEFAULT 'pending',
+	attempts        BIGINT NOT NULL DEFAULT 0,
+	next_attempt    BIGINT NOT NULL DEFAULT 0,
+	last_status     BIGINT NOT NULL DEFAULT 0,
+	last_error      TEXT NOT NULL DEFAULT '',
+	done_at         BIGINT NOT NULL DEFAULT 0,
+	lease_owner     TEXT NOT NULL DEFAULT '',
+	lease_until     BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (url, organization_id, seq)
+);
+CREATE INDEX outbox_deliveries_pending ON outbox_deliveries (state, url, organization_id, seq);
+CREATE INDEX outbox_deliveries_event ON outbox_deliveries (organization_id, seq);
+`
 
 // migrationLock is the PostgreSQL advisory lock key held while migrating, so
 // that instances starting together apply each migration once.
