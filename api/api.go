@@ -171,6 +171,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			// replies of other servers) goes to the log only.
 			s.log.Error("request failed", "requestId", requestID(r), "method", r.Method, "path", r.URL.Path, "err", err)
 		}
+		if re.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((re.RetryAfter+time.Second-1)/time.Second)))
+		}
 		writeError(w, status, re.Reason, re.Message)
 		return
 	}

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
@@ -294,4 +299,90 @@ func TestFleet_EventsOnEveryInstance(t *testing.T) {
 		t.Errorf("deliveries out of order: %v", order)
 	}
 	t.Logf("%d org1 events, delivered once each in order: %v", len(stored), order)
+}
+
+// TestFleet_PlacementByLoad: every start of a dial-out (WHEP) conference is
+// sent to instance A; each lands on the least-loaded instance with room (A,
+// B, C, then round again), and once every instance is at its capacity (2) a
+// start is refused with 503 and Retry-After. A recording ending makes room
+// again.
+func TestFleet_PlacementByLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	freqs := map[string]float64{}
+	for i := range 8 {
+		freqs[fmt.Sprintf("p%d", i)] = 440
+	}
+	sfu := wheptest.New(t, freqs)
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 3 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat, cfg.Cluster.Capacity = 100*time.Millisecond, 2
+		cfg.Applications = map[string]*recorder.Application{
+			"dial": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
+		}
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a := hs[0]
+	name := map[string]string{}
+	for i, h := range hs {
+		name[h.svc.RecorderID] = string(rune('A' + i))
+	}
+	start := func(i int) (RecordingDataEvent, *http.Response) {
+		body, _ := json.Marshal(StartRecording{ApplicationID: "dial", ConferenceID: fmt.Sprintf("p%d", i), ConversationID: fmt.Sprintf("p%d", i)})
+		req, _ := http.NewRequest("POST", a.url+"/api/recordings/start", bytes.NewReader(body))
+		req.Header.Set("Authorization", key1)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ev RecordingDataEvent
+		json.NewDecoder(resp.Body).Decode(&ev)
+		return ev, resp
+	}
+	var placed []string
+	var evs []RecordingDataEvent
+	for i := range 6 {
+		ev, resp := start(i)
+		if resp.StatusCode != 200 || ev.State != "ACTIVE" {
+			t.Fatalf("start %d through A: %d %+v", i, resp.StatusCode, ev)
+		}
+		placed = append(placed, name[ev.RecorderID])
+		evs = append(evs, ev)
+	}
+	// B and C tie at every round: the one with the lower recorderId first.
+	want := "ABCABC"
+	if hs[2].svc.RecorderID < hs[1].svc.RecorderID {
+		want = "ACBACB"
+	}
+	if got := strings.Join(placed, ""); got != want {
+		t.Errorf("starts placed on %s, want %s (least loaded first, ties to the receiving instance)", got, want)
+	}
+	_, resp := start(6)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("start with every instance full: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// A recording on B or C ends (stopped through A): that instance takes the next start.
+	freed := name[evs[1].RecorderID]
+	if st := a.do("POST", recPath(evs[1])+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop through A: %d", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ev, resp := start(7)
+		if resp.StatusCode == 200 {
+			if name[ev.RecorderID] != freed {
+				t.Errorf("start after %s's recording ended placed on %s, want %s", freed, name[ev.RecorderID], freed)
+			}
+			break
+		}
+		if resp.StatusCode != 503 || time.Now().After(deadline) {
+			t.Fatalf("start after %s's recording ended: %d", freed, resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -106,7 +106,8 @@ func routes() []op {
 		// Seed 004.
 		{method: "POST", path: "/api/recordings/start", id: "startRecording", tag: "recordings", summary: "Start recording a conference",
 			body: StartRecording{}, required: []string{"applicationId", "conferenceId", "conversationId"},
-			responses: map[int]resp{200: {desc: "The new recording (ACTIVE, or FAILED with an error)", body: RecordingDataEvent{}}}},
+			responses: map[int]resp{200: {desc: "The new recording (ACTIVE, or FAILED with an error)", body: RecordingDataEvent{}},
+				503: {desc: "No instance has room (no_capacity: every instance of the fleet is full or draining); retry after Retry-After seconds", body: ErrorMessage{}, headers: []string{"Retry-After"}}}},
 		{method: "POST", path: recBase + "/stop", id: "stopRecording", tag: "recordings", summary: "Stop a recording; returns once its files are uploaded (idempotent)",
 			params: rec3, responses: okEvent},
 		{method: "GET", path: recBase + "/state", id: "getRecordingState", tag: "recordings", summary: "A recording's state", params: rec3, responses: okEvent},

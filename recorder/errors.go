@@ -3,6 +3,7 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorKind classifies a recorder error so that the API can map it to an HTTP
@@ -43,6 +44,9 @@ type Error struct {
 	Reason  string
 	Message string
 	Err     error // the cause, if any
+	// RetryAfter, when set, tells the caller when to try again (the
+	// Retry-After of a 503: the fleet is full).
+	RetryAfter time.Duration
 }
 
 // Error returns "recorder: message[: cause]".

@@ -276,6 +276,12 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if adapter == nil {
 		return nil, errorf(KindUnavailable, "adapter_unavailable", "conference adapter %q is not available", app.Conference.Kind)
 	}
+	if app.Conference.Kind != "whip" {
+		// A dial-out conference may be recorded by any instance of a fleet.
+		if placed, ok, err := m.place(ctx, organizationID, req); ok {
+			return placed, err
+		}
+	}
 	bucket, err := m.Bucket(ctx, req.ApplicationID)
 	if err != nil {
 		return nil, err
@@ -292,6 +298,10 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if m.closing {
 		m.mu.Unlock()
 		return nil, errorf(KindUnavailable, "shutting_down", "the recorder is shutting down")
+	}
+	if m.remote != nil && len(m.active) >= m.cfg.Cluster.Capacity {
+		m.mu.Unlock()
+		return nil, fullError("this recorder")
 	}
 	quota, held := m.cfg.Quotas.For(organizationID).Recordings, 0
 	for _, o := range m.active {
@@ -356,6 +366,9 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	}()
 	snap := s.Snapshot()
 	s.log.Info("recording started", "state", snap.State, "applicationId", snap.ApplicationID)
+	if m.remote != nil {
+		m.remote.LoadChanged(ctx)
+	}
 	return snap, nil
 }
 

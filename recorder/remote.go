@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Remote runs commands on recordings that another instance of a fleet runs
@@ -14,9 +15,16 @@ import (
 //
 // Broadcast hands cmd to every other instance, which runs it with Run
 // (fleet-wide blackouts); it must not block on them.
+//
+// Place lists the live instances that take a new recording (not draining,
+// below their capacity), least loaded first; LoadChanged tells the fleet at
+// once that this instance's load changed (a heartbeat now), so that the next
+// placement sees it.
 type Remote interface {
 	Forward(ctx context.Context, owner string, cmd *Command) (*Recording, error)
 	Broadcast(ctx context.Context, cmd *Command) error
+	Place(ctx context.Context) ([]string, error)
+	LoadChanged(ctx context.Context)
 }
 
 // The operations of a Command.
@@ -27,6 +35,7 @@ const (
 	OpMetadata = "metadata"
 	OpChat     = "chat"
 	OpCobrowse = "cobrowse"
+	OpStart    = "start" // a start placed on this instance
 	// Broadcast to every instance:
 	OpBlackoutStart = "blackout.start"
 	OpBlackoutStop  = "blackout.stop"
@@ -43,6 +52,7 @@ type Command struct {
 	Chat           []ChatEntry       `json:"chat,omitempty"`
 	Cobrowse       *CobrowseEvent    `json:"cobrowse,omitempty"`
 	Blackout       *BlackoutRequest  `json:"blackout,omitempty"`
+	Start          *StartRequest     `json:"start,omitempty"`
 }
 
 type localOnlyKey struct{}
@@ -53,6 +63,11 @@ func (m *Manager) Run(ctx context.Context, cmd *Command) (*Recording, error) {
 	ctx = context.WithValue(ctx, localOnlyKey{}, true)
 	c := cmd
 	switch c.Op {
+	case OpStart:
+		if c.Start == nil {
+			return nil, errorf(KindInvalid, "missing_field", "a start command needs its request")
+		}
+		return m.Start(ctx, c.OrganizationID, *c.Start)
 	case OpStop:
 		return m.Stop(ctx, c.OrganizationID, c.ConversationID, c.RecorderID, c.InstanceID)
 	case OpPause:
@@ -121,3 +136,40 @@ func (m *Manager) broadcast(ctx context.Context, cmd *Command) {
 
 // fromFleet reports whether ctx carries a command another instance sent.
 func fromFleet(ctx context.Context) bool { return ctx.Value(localOnlyKey{}) != nil }
+
+// retryFull is the Retry-After of a start refused because the fleet (or
+// this instance) is full: about when a heartbeat shows a recording ended.
+const retryFull = 5 * time.Second
+
+// fullError is the error of a start no instance has room for.
+func fullError(what string) *Error {
+	return &Error{Kind: KindUnavailable, Reason: "no_capacity", RetryAfter: retryFull,
+		Message: what + " has no room for another recording; retry later"}
+}
+
+// place runs a start of a dial-out conference on the least-loaded instance
+// of the fleet that has room: it reports whether it did (false: start it
+// here). An instance that turns out full or draining is passed over for the
+// next; when none is left the start is refused with 503 and Retry-After.
+func (m *Manager) place(ctx context.Context, organizationID string, req StartRequest) (*Recording, bool, error) {
+	if m.remote == nil || fromFleet(ctx) {
+		return nil, false, nil
+	}
+	candidates, err := m.remote.Place(ctx)
+	if err != nil {
+		m.log.Warn("placement: cannot read the fleet; starting here", "err", err)
+		return nil, false, nil
+	}
+	for _, id := range candidates {
+		if id == m.recorderID {
+			return nil, false, nil
+		}
+		rec, err := m.remote.Forward(ctx, id, &Command{Op: OpStart, OrganizationID: organizationID, Start: &req})
+		var e *Error
+		if err == nil || errors.As(err, &e) && e.Reason != "no_capacity" && e.Reason != "shutting_down" {
+			return rec, true, err
+		}
+		m.log.Info("placement: instance passed over", "recorderId", id, "err", err)
+	}
+	return nil, true, fullError("the fleet")
+}

@@ -44,9 +44,10 @@ const maxCommandBytes = 4 << 20
 
 // remoteError is an error as it crosses from the owner to the forwarder.
 type remoteError struct {
-	Kind    string `json:"kind"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
+	Kind       string        `json:"kind"`
+	Reason     string        `json:"reason"`
+	Message    string        `json:"message"`
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 }
 
 func (n *Node) sign(from, ts string, body []byte) string {
@@ -97,7 +98,7 @@ func (n *Node) Forward(ctx context.Context, owner string, cmd *recorder.Command)
 		if json.Unmarshal(data, &re) != nil || re.Kind == "" {
 			return nil, fmt.Errorf("cluster: forward %s to %s: status %d", cmd.Op, owner, resp.StatusCode)
 		}
-		return nil, &recorder.Error{Kind: kindOf(re.Kind), Reason: re.Reason, Message: re.Message}
+		return nil, &recorder.Error{Kind: kindOf(re.Kind), Reason: re.Reason, Message: re.Message, RetryAfter: re.RetryAfter}
 	}
 	var rec recorder.Recording
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -107,7 +108,7 @@ func (n *Node) Forward(ctx context.Context, owner string, cmd *recorder.Command)
 }
 
 func kindOf(name string) recorder.ErrorKind {
-	for _, k := range []recorder.ErrorKind{recorder.KindInvalid, recorder.KindNotFound, recorder.KindConflict, recorder.KindUnavailable} {
+	for _, k := range []recorder.ErrorKind{recorder.KindInvalid, recorder.KindNotFound, recorder.KindConflict, recorder.KindUnavailable, recorder.KindQuota} {
 		if k.String() == name {
 			return k
 		}
@@ -161,11 +162,11 @@ func writeError(w http.ResponseWriter, err error) {
 		e = &recorder.Error{Kind: recorder.KindInternal, Reason: "internal", Message: "the owner failed to run the command"}
 	}
 	status := map[recorder.ErrorKind]int{recorder.KindInvalid: 400, recorder.KindNotFound: 404, recorder.KindConflict: 409,
-		recorder.KindUnavailable: 503}[e.Kind]
+		recorder.KindUnavailable: 503, recorder.KindQuota: 429}[e.Kind]
 	if status == 0 {
 		status = 500
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(remoteError{Kind: e.Kind.String(), Reason: e.Reason, Message: e.Message})
+	json.NewEncoder(w).Encode(remoteError{Kind: e.Kind.String(), Reason: e.Reason, Message: e.Message, RetryAfter: e.RetryAfter})
 }

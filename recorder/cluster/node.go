@@ -10,6 +10,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -196,4 +198,54 @@ func (n *Node) Close(ctx context.Context) error {
 		err = n.opts.Store.DeleteInstance(ctx, n.opts.RecorderID)
 	})
 	return err
+}
+
+// Place lists the live instances that take a new recording, least loaded
+// first (recorder.Remote): not draining, running fewer recordings than their
+// capacity. Load is the share of capacity in use; this instance counts with
+// its load now, the others as of their last heartbeat. Ties go to this
+// instance (no hop), then by recorderId.
+func (n *Node) Place(ctx context.Context) ([]string, error) {
+	members, err := n.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := n.Self()
+	var open []*store.Instance
+	for _, in := range members {
+		if in.RecorderID == self.RecorderID {
+			in = self
+		}
+		if !in.Draining && in.Active < in.Capacity {
+			open = append(open, in)
+		}
+	}
+	slices.SortStableFunc(open, func(a, b *store.Instance) int {
+		// a.Active/a.Capacity vs b.Active/b.Capacity, in integers.
+		if c := cmp.Compare(a.Active*b.Capacity, b.Active*a.Capacity); c != 0 {
+			return c
+		}
+		if (a.RecorderID == self.RecorderID) != (b.RecorderID == self.RecorderID) {
+			if a.RecorderID == self.RecorderID {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.RecorderID, b.RecorderID)
+	})
+	ids := make([]string, len(open))
+	for i, in := range open {
+		ids[i] = in.RecorderID
+	}
+	return ids, nil
+}
+
+// LoadChanged writes a heartbeat now (recorder.Remote), so that placements
+// on every instance see this one's new load.
+func (n *Node) LoadChanged(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.Heartbeat)
+	defer cancel()
+	if err := n.beat(ctx); err != nil {
+		n.opts.Logger.Warn("cluster: heartbeat after a load change failed", "err", err)
+	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +92,60 @@ func TestNode_MembershipAndHeartbeat(t *testing.T) {
 	all, _ := b.opts.Store.Instances(ctx)
 	if len(all) != 1 || all[0].RecorderID != "rec-b" {
 		t.Errorf("after rec-a's Close the registry holds %+v", all)
+	}
+}
+
+// TestNode_Place: a start goes to the least-loaded live instance with room,
+// by share of capacity; a full, draining or dead instance takes none; a tie
+// goes to the placing instance itself.
+func TestNode_Place(t *testing.T) {
+	ctx := context.Background()
+	st := openPG(t, pgtest.Start(t).NewDatabase(t))
+	now := time.Now()
+	for _, in := range []*store.Instance{
+		{RecorderID: "rec-b", Capacity: 10, Active: 5},                                   // 50 %
+		{RecorderID: "rec-c", Capacity: 4, Active: 1},                                    // 25 %
+		{RecorderID: "rec-d", Capacity: 2, Active: 2},                                    // full
+		{RecorderID: "rec-e", Capacity: 10, Active: 0, Draining: true},                   // draining
+		{RecorderID: "rec-f", Capacity: 10, Active: 0, Heartbeat: now.Add(-time.Minute)}, // dead
+		{RecorderID: "rec-g", Capacity: 100, Active: 25},                                 // 25 %, after c by id
+		{RecorderID: "rec-h", Capacity: 10, Active: 9},                                   // 90 %
+	} {
+		in.InternalURL = "http://127.0.0.1:1"
+		if in.Heartbeat.IsZero() {
+			in.Heartbeat = now.Add(time.Hour) // alive for the whole test
+		}
+		if err := st.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var load atomic.Int64
+	var draining atomic.Bool
+	a, err := New(ctx, Options{Store: st, RecorderID: "rec-a", InternalURL: "http://127.0.0.1:1", Capacity: 4,
+		Load: func() int { return int(load.Load()) }, Draining: draining.Load, Heartbeat: time.Hour, DeadAfter: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	for _, tc := range []struct {
+		load     int64
+		draining bool
+		want     string
+	}{
+		{0, false, "rec-a rec-c rec-g rec-b rec-h"},
+		{1, false, "rec-a rec-c rec-g rec-b rec-h"}, // 25 %: ties with c and g, goes first
+		{3, false, "rec-c rec-g rec-b rec-a rec-h"}, // 75 %
+		{4, false, "rec-c rec-g rec-b rec-h"},       // full
+		{0, true, "rec-c rec-g rec-b rec-h"},        // draining
+	} {
+		load.Store(tc.load)
+		draining.Store(tc.draining)
+		ids, err := a.Place(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ids, " "); got != tc.want {
+			t.Errorf("load %d draining %v: placed on %q, want %q", tc.load, tc.draining, got, tc.want)
+		}
 	}
 }
