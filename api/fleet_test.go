@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/pgtest"
-	"github.com/rtcrec/recorder/recorder"
-	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/events"
 )
 
 // startFleet runs n services on one PostgreSQL database, each with its own

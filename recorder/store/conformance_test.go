@@ -306,7 +306,9 @@ func testSettings(t *testing.T, open opener) {
 func testOutbox(t *testing.T, open opener) {
 	ctx := context.Background()
 	s := open(t)
-	at := func(sec int) string { return time.Unix(int64(sec), 0).UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }
+	at := func(sec int) string {
+		return time.Unix(int64(sec), 0).UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
+	}
 	for i, org := range []string{"o1", "o2", "o1", "o1"} {
 		var urls []string
 		if i == 2 {
