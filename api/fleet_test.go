@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/pgtest"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
@@ -384,5 +386,95 @@ func TestFleet_PlacementByLoad(t *testing.T) {
 			t.Fatalf("start after %s's recording ended: %d", freed, resp.StatusCode)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFleet_WHIPRedirectedToPinnedInstance: alice publishes through A, which
+// pins the conference to A. A recording started through B runs on A. Bob's
+// real Pion WHIP publisher posts to B, gets a 307 to A, follows it and
+// publishes there: both tones are in A's mix, and B holds no WHIP session.
+func TestFleet_WHIPRedirectedToPinnedInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	hs := startFleet(t, 2)
+	a, b := hs[0], hs[1]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alice, err := synth.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "pin-conf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Leave(context.Background())
+	ev, st := b.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "pin-conf", ConversationID: "pin"})
+	if st != 200 || ev.RecorderID != a.svc.RecorderID {
+		t.Fatalf("start through B: %d %+v, want it run on A (%s), where the conference is pinned", st, ev, a.svc.RecorderID)
+	}
+
+	// What B answers an offer, without following.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("POST", whip.Endpoint(b.url, "pin-conf", "bob", "MIC"), strings.NewReader("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"))
+	req.Header.Set("Authorization", "Bearer "+key1)
+	req.Header.Set("Content-Type", "application/sdp")
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := whip.Endpoint(a.url, "pin-conf", "bob", "MIC"); resp.StatusCode != 307 || resp.Header.Get("Location") != want {
+		t.Fatalf("offer to B: %d Location %q, want 307 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	// Without the right to publish there is no redirect (and no pin): B answers.
+	req, _ = http.NewRequest("POST", whip.Endpoint(b.url, "pin-conf", "bob", "MIC"), strings.NewReader("v=0\r\n"))
+	req.Header.Set("Authorization", "Bearer nope")
+	req.Header.Set("Content-Type", "application/sdp")
+	if resp, err := noFollow.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("offer to B with a bad token: %v %v, want 401", resp.StatusCode, err)
+	}
+
+	bob, err := synth.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "pin-conf", "bob", "MIC"), "bob", 660)
+	if err != nil {
+		t.Fatalf("bob through B: %v", err)
+	}
+	defer bob.Leave(context.Background())
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		r, err := a.svc.Manager.Get(ctx, "org1", "pin", ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users := map[string]bool{}
+		for _, s := range r.Streams {
+			users[s.UserID] = true
+		}
+		if users["alice"] && users["bob"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's recording has the streams of %v, want alice and bob", users)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := b.svc.WHIP.Sessions(); n != 0 {
+		t.Errorf("B holds %d WHIP sessions, want 0", n)
+	}
+	time.Sleep(2 * time.Second)
+	if st := b.do("POST", recPath(ev)+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop through B: %d", st)
+	}
+	var comp RecordingDataMessage
+	if st := a.do("GET", "/api/compositions/pin", key1, nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) == 0 {
+		t.Fatalf("composition: %d %+v", st, comp)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := samples(wav[hdr.DataOffset:])
+	last := pcm[max(0, len(pcm)-8000) : len(pcm)-800] // the last second: both publishers
+	for _, f := range []float64{440, 660} {
+		if lv := mediatest.Goertzel(last, 8000, f); lv < 1000 {
+			t.Errorf("%.0f Hz amplitude %.0f in the last second of A's mix: want the tone", f, lv)
+		}
 	}
 }

@@ -169,7 +169,11 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		return fail(err)
 	}
 	s.prom.register(s)
-	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: s.WHIP, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events,
+	var whipHandler http.Handler = s.WHIP
+	if s.Node != nil {
+		whipHandler = whipPinned(s.Node, func() *Server { return srv }, s.WHIP, log)
+	}
+	srv = New(Options{Manager: s.Manager, Keys: s.Keys, Attachments: att, WHIP: whipHandler, URLTTL: cfg.URLTTL, Logger: log, Events: s.Events,
 		Tokens: NewPublishTokens(signingKey, cfg.Limits.PublishTokenTTL)})
 	s.API = srv
 	root := http.NewServeMux()

@@ -281,6 +281,9 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		if placed, ok, err := m.place(ctx, organizationID, req); ok {
 			return placed, err
 		}
+	} else if placed, ok, err := m.pinned(ctx, organizationID, req); ok {
+		// A WHIP conference is recorded where its publishers are.
+		return placed, err
 	}
 	bucket, err := m.Bucket(ctx, req.ApplicationID)
 	if err != nil {

@@ -19,12 +19,14 @@ import (
 // Place lists the live instances that take a new recording (not draining,
 // below their capacity), least loaded first; LoadChanged tells the fleet at
 // once that this instance's load changed (a heartbeat now), so that the next
-// placement sees it.
+// placement sees it. PinConference returns the instance a WHIP conference is
+// pinned to (its publishers are sent there), pinning it first if need be.
 type Remote interface {
 	Forward(ctx context.Context, owner string, cmd *Command) (*Recording, error)
 	Broadcast(ctx context.Context, cmd *Command) error
 	Place(ctx context.Context) ([]string, error)
 	LoadChanged(ctx context.Context)
+	PinConference(ctx context.Context, organizationID, conferenceID string) (string, error)
 }
 
 // The operations of a Command.
@@ -172,4 +174,28 @@ func (m *Manager) place(ctx context.Context, organizationID string, req StartReq
 		m.log.Info("placement: instance passed over", "recorderId", id, "err", err)
 	}
 	return nil, true, fullError("the fleet")
+}
+
+// pinned runs a start of a WHIP conference on the instance the conference is
+// pinned to (where its publishers are): it reports whether it did (false:
+// the conference is pinned here, start it here).
+func (m *Manager) pinned(ctx context.Context, organizationID string, req StartRequest) (*Recording, bool, error) {
+	if m.remote == nil || fromFleet(ctx) {
+		return nil, false, nil
+	}
+	owner, err := m.remote.PinConference(ctx, organizationID, req.ConferenceID)
+	if err != nil {
+		m.log.Warn("placement: cannot pin the conference; starting here", "conferenceId", req.ConferenceID, "err", err)
+		return nil, false, nil
+	}
+	if owner == m.recorderID {
+		return nil, false, nil
+	}
+	rec, err := m.remote.Forward(ctx, owner, &Command{Op: OpStart, OrganizationID: organizationID, Start: &req})
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		err = &Error{Kind: KindUnavailable, Reason: "owner_unreachable",
+			Message: fmt.Sprintf("conference %s is recorded on recorder %s, which cannot be reached", req.ConferenceID, owner), Err: err}
+	}
+	return rec, true, err
 }

@@ -29,6 +29,7 @@ var conformance = []struct {
 	{"Instances", testInstances},
 	{"Settings", testSettings},
 	{"Outbox", testOutbox},
+	{"Pins", testPins},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15
@@ -372,5 +373,32 @@ func testOutbox(t *testing.T, open opener) {
 	}
 	if seq, _ := s.AppendEvent(ctx, &OutboxEvent{OrganizationID: "o1", Type: "t", Occurred: at(20), Data: "{}"}, nil); seq != 4 {
 		t.Fatalf("o1 after prune numbers %d, want 4", seq)
+	}
+}
+
+// testPins: the first pin of a conference wins; a re-pin moves it only from
+// the instance named, with the next epoch; organizations pin apart.
+func testPins(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	p, err := s.PinConference(ctx, "o1", "conf", "rec-a")
+	if err != nil || p.RecorderID != "rec-a" || p.Epoch != 1 {
+		t.Fatalf("first pin: %+v, %v", p, err)
+	}
+	if p, _ := s.PinConference(ctx, "o1", "conf", "rec-b"); p.RecorderID != "rec-a" {
+		t.Fatalf("second pin took over: %+v", p)
+	}
+	if p, _ := s.PinConference(ctx, "o2", "conf", "rec-b"); p.RecorderID != "rec-b" {
+		t.Fatalf("another organization's conference: %+v", p)
+	}
+	if ok, _ := s.RepinConference(ctx, "o1", "conf", "rec-c", "rec-b"); ok {
+		t.Fatal("re-pinned from an instance that does not hold the pin")
+	}
+	if ok, err := s.RepinConference(ctx, "o1", "conf", "rec-a", "rec-b"); !ok || err != nil {
+		t.Fatalf("re-pin: %v, %v", ok, err)
+	}
+	s = open(t)
+	if p, _ := s.PinConference(ctx, "o1", "conf", "rec-c"); p.RecorderID != "rec-b" || p.Epoch != 2 {
+		t.Fatalf("after the re-pin: %+v", p)
 	}
 }

@@ -166,6 +166,19 @@ DROP TABLE events_deliveries;
 DROP TABLE events_outbox;`,
 		Postgres: outboxTables,
 	},
+	{
+		Version: 6, Name: "conference_pins",
+		// The instance each conference is pinned to (WHIP ingest lands on
+		// one instance: cluster.Node.Pin); epoch counts the re-pins.
+		SQL: `CREATE TABLE conference_pins (
+	organization_id TEXT NOT NULL,
+	conference_id   TEXT NOT NULL,
+	recorder_id     TEXT NOT NULL,
+	epoch           BIGINT NOT NULL,
+	pinned          BIGINT NOT NULL,
+	PRIMARY KEY (organization_id, conference_id)
+);`,
+	},
 }
 
 // outboxTables is migration 5's schema on both drivers. occurred is RFC 3339
