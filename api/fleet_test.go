@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/pgtest"
+	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
