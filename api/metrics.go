@@ -102,6 +102,7 @@ var (
 	descLate          = prometheus.NewDesc("recorder_rtp_packets_late_dropped_total", "Audio RTP packets dropped because the mix had already played their time.", nil, nil)
 	descDecodeErrors  = prometheus.NewDesc("recorder_decode_errors_total", "Audio packets the decoder rejected (played as silence).", nil, nil)
 	descDecoded       = prometheus.NewDesc("recorder_audio_packets_decoded_total", "Audio packets decoded for a mix (a recording with mix none decodes none).", nil, nil)
+	descSkipped       = prometheus.NewDesc("recorder_audio_packets_skipped_total", "Of the decoded audio packets, inactive Opus ones (SILK VAD flags clear, DTX) played as silence without decoding.", nil, nil)
 	descWriteErrors   = prometheus.NewDesc("recorder_write_errors_total", "Packets a track's file or pipeline refused.", nil, nil)
 	descBytes         = prometheus.NewDesc("recorder_bytes_written_total", "Bytes of track and mix files written to local disk.", nil, nil)
 	descOverruns      = prometheus.NewDesc("recorder_mixer_overruns_total", "Mix frames written before every input had them: the latency budget passed (media.Mixer.Expired).", nil, nil)
@@ -122,7 +123,7 @@ type stateCollector struct{ s *Service }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
-		descDecodeErrors, descDecoded, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
+		descDecodeErrors, descDecoded, descSkipped, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
 }
@@ -147,6 +148,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLate, st.Late)
 	counter(descDecodeErrors, st.DecodeErrors)
 	counter(descDecoded, st.Decoded)
+	counter(descSkipped, st.Skipped)
 	counter(descWriteErrors, st.WriteErrors)
 	counter(descBytes, st.Bytes)
 	counter(descOverruns, st.MixerOverruns)

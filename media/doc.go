@@ -11,6 +11,11 @@
 //     decodes Opus (pure-Go github.com/pion/opus, natively at the mix rate)
 //     or G.711 µ-law/A-law, and writes each packet into the track's ring at
 //     the position its RTP timestamp gives on the recording's timeline.
+//     Inactive Opus packets (SILK VAD flags clear, DTX) play as silence
+//     without being decoded, and the decoder is re-warmed on the last two
+//     of them before the next active one (opusdec.go: 40 % of the packets
+//     of speech with pauses, speech frames bit-exact at 8 kHz, onsets where
+//     a full decode has them; AudioPipelineConfig.DecodeAll turns it off).
 //   - Mixer: one per recording, one goroutine. It writes a frame once every
 //     input has decided it or the latency budget has passed, sums in int32,
 //     clamps, and hands the frame to a FrameSink (the WAV writer).

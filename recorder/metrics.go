@@ -37,6 +37,7 @@ type MediaStats struct {
 	Late          uint64           // audio packets dropped because the mix had played their time
 	DecodeErrors  uint64           // audio packets the decoder rejected
 	Decoded       uint64           // audio packets decoded for a mix (none without one)
+	Skipped       uint64           // of those, inactive Opus packets played as silence undecoded
 	Bytes         uint64           // bytes of track and mix files written locally
 	MixerOverruns uint64           // mixer ticks more than one frame behind
 }
@@ -58,7 +59,7 @@ func (ts *trackSub) counters() MediaStats {
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		if p, ok := ms.audio.(interface{ Stats() media.PipelineStats }); ok {
 			ps := p.Stats()
-			st.Lost, st.Late, st.DecodeErrors, st.Decoded = ps.Lost, ps.Late, ps.DecodeErrors, ps.Decoded
+			st.Lost, st.Late, st.DecodeErrors, st.Decoded, st.Skipped = ps.Lost, ps.Late, ps.DecodeErrors, ps.Decoded, ps.Skipped
 		}
 	}
 	st.Bytes = fileSize(ts.path)
@@ -90,6 +91,7 @@ func (a *MediaStats) add(b MediaStats) {
 	a.Late += b.Late
 	a.DecodeErrors += b.DecodeErrors
 	a.Decoded += b.Decoded
+	a.Skipped += b.Skipped
 	a.Bytes += b.Bytes
 	a.MixerOverruns += b.MixerOverruns
 }

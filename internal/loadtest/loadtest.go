@@ -69,7 +69,7 @@ type Result struct {
 	Lost        uint64 // packets the receiver counted lost
 	Late        uint64 // packets dropped late (recorder)
 	DecodeErrs  uint64 // packets the decoder rejected (recorder)
-	Decoded     uint64 // packets decoded (recorder; 0 without a mix)
+	Decoded     uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
 	Files       int    // track files written
 	Missing     uint64 // packets missing from the files (holes and short files)
 	MixShort    time.Duration

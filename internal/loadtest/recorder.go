@@ -159,7 +159,7 @@ func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
 	}
 	return counters{
 		lost: uint64(m["recorder_rtp_packets_lost_total"]), late: uint64(m["recorder_rtp_packets_late_dropped_total"]),
-		decodeErrs: uint64(m["recorder_decode_errors_total"]), decoded: uint64(m["recorder_audio_packets_decoded_total"]),
+		decodeErrs: uint64(m["recorder_decode_errors_total"]), decoded: uint64(m["recorder_audio_packets_decoded_total"]) - uint64(m["recorder_audio_packets_skipped_total"]),
 	}, nil
 }
 

@@ -1,0 +1,231 @@
+package media
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"testing"
+)
+
+// speechPackets returns testdata/speech.ogg's packets: 20 s of
+// internal/synth.Speech(20, 3) (talk spurts with pauses) encoded by ffmpeg's
+// libopus in VoIP mode at 32 kbit/s, 20 ms packets, as a browser sends
+// (hybrid fullband frames: SILK with its VAD flags, plus CELT).
+func speechPackets(t testing.TB) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/speech.ogg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oggPackets(t, data)[2:] // OpusHead, OpusTags
+}
+
+// decodeAll decodes packets in order with d and returns the PCM.
+func decodeAll(t testing.TB, d *opusDecoder, packets [][]byte) []int16 {
+	t.Helper()
+	out := make([]int16, 0, len(packets)*960)
+	buf := make([]int16, 5760)
+	for i, p := range packets {
+		n, err := d.DecodeToInt16(p, buf)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		out = append(out, buf[:n]...)
+	}
+	return out
+}
+
+// fidelity compares a decode that skips inactive packets with a full one.
+type fidelity struct {
+	skipped       float64 // fraction of packets skipped
+	snrSpeech     float64 // dB, over the 20 ms frames whose full decode is above -40 dBFS
+	snrAll        float64 // dB, over everything
+	loudestSkip   float64 // dBFS: the loudest frame the full decode has where the skipping one is silent
+	onsets        int     // speech onsets (a frame above -40 dBFS after at least 200 ms below)
+	onsetShiftMax float64 // ms: the largest difference in where an onset first passes -40 dBFS
+}
+
+func measureFidelity(t testing.TB, rate int) fidelity {
+	packets := speechPackets(t)
+	full, err := newOpusDecoder(rate, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip, err := newOpusDecoder(rate, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := decodeAll(t, full, packets), decodeAll(t, skip, packets)
+	if len(a) != len(b) {
+		t.Fatalf("full decode %d samples, skipping decode %d", len(a), len(b))
+	}
+	frame := rate / 50
+	thr := 32768 * math.Pow(10, -40.0/20) // -40 dBFS
+	var f fidelity
+	f.skipped = float64(skip.Skipped()) / float64(len(packets))
+	var sigSpeech, errSpeech, sigAll, errAll float64
+	quiet := 0
+	for i := 0; i+frame <= len(a); i += frame {
+		var s, e, peakA, peakB float64
+		for j := i; j < i+frame; j++ {
+			x, y := float64(a[j]), float64(b[j])
+			s += x * x
+			e += (x - y) * (x - y)
+			peakA, peakB = max(peakA, math.Abs(x)), max(peakB, math.Abs(y))
+		}
+		sigAll += s
+		errAll += e
+		rms := math.Sqrt(s / float64(frame))
+		if rms > thr {
+			sigSpeech += s
+			errSpeech += e
+		}
+		if peakB == 0 && rms > 0 {
+			f.loudestSkip = max(f.loudestSkip, rms)
+		}
+		if rms > thr {
+			if quiet >= 10 { // an onset: find where each decode first passes the threshold
+				f.onsets++
+				first := func(x []int16) int {
+					for j := i - frame; j < i+frame; j++ {
+						if math.Abs(float64(x[j])) > thr {
+							return j
+						}
+					}
+					return i + frame
+				}
+				shift := math.Abs(float64(first(a)-first(b))) * 1000 / float64(rate)
+				f.onsetShiftMax = max(f.onsetShiftMax, shift)
+			}
+			quiet = 0
+		} else {
+			quiet++
+		}
+	}
+	f.snrSpeech = 10 * math.Log10(sigSpeech/max(errSpeech, 1e-9))
+	f.snrAll = 10 * math.Log10(sigAll/max(errAll, 1e-9))
+	f.loudestSkip = 20 * math.Log10(max(f.loudestSkip, 1e-9)/32768)
+	return f
+}
+
+// TestOpusDecoder_SkipFidelity: skipping the inactive packets of speech with
+// pauses saves the decode of a third or more of them and changes the speech
+// itself by nothing audible: the frames with speech keep an SNR of 40 dB or
+// more against a full decode, every onset is where the full decode has it
+// (within 1 ms), and what is silenced instead of decoded is below -40 dBFS.
+func TestOpusDecoder_SkipFidelity(t *testing.T) {
+	for _, rate := range []int{8000, 16000, 48000} {
+		f := measureFidelity(t, rate)
+		t.Logf("%d Hz: %.0f %% of packets skipped; SNR %.1f dB on speech frames, %.1f dB overall; loudest skipped frame %.1f dBFS; %d onsets, largest shift %.2f ms",
+			rate, 100*f.skipped, f.snrSpeech, f.snrAll, f.loudestSkip, f.onsets, f.onsetShiftMax)
+		if f.skipped < 0.25 {
+			t.Errorf("%d Hz: only %.0f %% of packets skipped in speech with pauses", rate, 100*f.skipped)
+		}
+		if f.snrSpeech < 40 {
+			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", rate, f.snrSpeech)
+		}
+		if f.onsets < 3 || f.onsetShiftMax > 1 {
+			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", rate, f.onsets, f.onsetShiftMax)
+		}
+		if f.loudestSkip > -40 {
+			t.Errorf("%d Hz: a skipped frame is %.1f dBFS in the full decode; want below -40", rate, f.loudestSkip)
+		}
+	}
+}
+
+func TestOpusDecoder_SkipAllocatesNothing(t *testing.T) {
+	packets := speechPackets(t)
+	d, err := newOpusDecoder(8000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]int16, 5760)
+	i := 0
+	for range 100 { // the decoder's buffers grow to their size first
+		d.DecodeToInt16(packets[i%len(packets)], buf)
+		i++
+	}
+	allocs := testing.AllocsPerRun(500, func() {
+		if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per packet", allocs)
+	}
+	if d.Skipped() == 0 {
+		t.Error("no packet skipped")
+	}
+}
+
+func TestOpusInactive(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		want bool
+		n48  int
+	}{
+		{"DTX: TOC only", []byte{0x78}, true, 960},
+		{"DTX: 2 bytes", []byte{0x10, 0x00}, true, 1920}, // SILK NB 40 ms
+		{"hybrid FB 20 ms, VAD 0", []byte{0x78, 0x3F, 1, 2}, true, 960},
+		{"hybrid FB 20 ms, VAD 1", []byte{0x78, 0x80, 1, 2}, false, 960},
+		{"SILK WB 60 ms, flags 000", []byte{0x58, 0x1F, 1, 2}, true, 2880},
+		{"SILK WB 60 ms, third VAD set", []byte{0x58, 0x20, 1, 2}, false, 2880},
+		{"SILK WB 20 ms, two frames, second active", []byte{0x49, 0x00, 1, 0x80, 2}, false, 1920},
+		{"SILK WB 20 ms, two frames, both inactive", []byte{0x49, 0x00, 1, 0x00, 2}, true, 1920},
+		{"CELT FB 20 ms: no VAD flag", []byte{0xF8, 0x00, 1, 2}, false, 960},
+		{"stereo hybrid: decoded", []byte{0x7C, 0x00, 1, 2}, false, 960},
+		{"code 3: decoded", []byte{0x7B, 0x02, 0x00, 1}, false, 1920},
+	} {
+		if got := opusInactive(c.pkt); got != c.want {
+			t.Errorf("%s: inactive %t, want %t", c.name, got, c.want)
+		}
+		if got := opusSamples(c.pkt, 48000); got != c.n48 {
+			t.Errorf("%s: %d samples at 48 kHz, want %d", c.name, got, c.n48)
+		}
+	}
+	if opusSamples(nil, 8000) != 0 || opusSamples([]byte{0x7B, 0x00}, 8000) != 0 || opusSamples([]byte{0xFB, 49}, 8000) != 0 {
+		t.Error("malformed packets have a duration")
+	}
+}
+
+func FuzzOpusInactive(f *testing.F) {
+	f.Add([]byte{0x78, 0x3F, 1, 2})
+	f.Add([]byte{0x49, 0x00, 1, 0x80, 2})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_ = opusInactive(p)
+		if n := opusSamples(p, 48000); n < 0 || n > 5760 {
+			t.Fatalf("%d samples", n)
+		}
+	})
+}
+
+// BenchmarkOpusDecoder_Speech decodes 20 s of speech with pauses (32 kbit/s,
+// as a browser sends) at the mix rate, in full and skipping inactive
+// packets; ns/op is per 20 ms packet.
+func BenchmarkOpusDecoder_Speech(b *testing.B) {
+	packets := speechPackets(b)
+	for _, rate := range []int{8000, 48000} {
+		for _, mode := range []struct {
+			name string
+			skip bool
+		}{{"full", false}, {"skip", true}} {
+			b.Run(fmt.Sprintf("%s/rate=%d", mode.name, rate), func(b *testing.B) {
+				d, err := newOpusDecoder(rate, mode.skip)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]int16, 5760)
+				i := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
