@@ -227,6 +227,7 @@ type trackSub struct {
 	// the instant it joined). zeroTS and zeroUntil (unix ns) are the reader
 	// goroutine's own.
 	joined    int64
+	arrived   int64 // the first packet's arrival (unix ns)
 	zeroTS    uint32
 	zeroUntil int64
 }
@@ -250,7 +251,7 @@ func (ts *trackSub) write(p *rtp.Packet) {
 	} else if n := ts.pkts.Add(1); n == 1 {
 		now := ts.s.m.now().UnixNano()
 		ts.first.Store(now)
-		ts.zeroTS, ts.zeroUntil = p.Timestamp, now+int64(zeroWindow)
+		ts.arrived, ts.zeroTS, ts.zeroUntil = now, p.Timestamp, now+int64(zeroWindow)
 	} else if ts.zeroUntil != 0 {
 		ts.refineZero(p.Timestamp)
 	}

@@ -183,6 +183,10 @@ func (s *Session) trackEnded(ts *trackSub) {
 				tr.Dropped = ts.errs.Load()
 				if first := ts.first.Load(); first != 0 {
 					tr.FirstPacket = time.Unix(0, first).UTC()
+					if late := time.Duration(ts.arrived - first); late > 20*time.Millisecond {
+						s.log.Info("track's first packet came late: time zero moved back", "track", ts.t.TrackID,
+							"userId", ts.t.UserID, "kind", ts.t.Kind, "late", late)
+					}
 				}
 				switch {
 				case closeErr != nil:
