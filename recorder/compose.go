@@ -66,7 +66,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	}
 
 	uploadErr := errors.Join(errs...)
-	if rec.Composite != nil {
+	if rec.Composite != nil && m.cfg.Composite.Fleet != CompositeFleetSend {
 		m.keepForComposite(rec) // composite.go: hard links survive the removal below
 	}
 	deleted := time.Time{}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
@@ -43,6 +44,35 @@ type CompositeConfig struct {
 	FFmpeg   string `yaml:"ffmpeg"`   // ffmpeg binary (ffmpeg on PATH)
 	FFprobe  string `yaml:"ffprobe"`  // ffprobe binary (ffprobe on PATH)
 	FontFile string `yaml:"fontFile"` // font of the names (DejaVu Sans)
+	// Fleet, in a fleet (store.driver postgres): "send" hands this
+	// instance's composite jobs to the fleet's composition instances,
+	// "take" makes this instance one of them (it takes the fleet's jobs,
+	// and composes its own); empty: every instance composes its own.
+	Fleet string `yaml:"fleet"`
+}
+
+// The values of CompositeConfig.Fleet.
+const (
+	CompositeFleetSend = "send"
+	CompositeFleetTake = "take"
+)
+
+// fleetLease is how long a composition instance holds a fleet job it took
+// before another may take it (the first is presumed gone); a job cut by a
+// restart runs again from the instance's own persisted queue.
+const fleetLease = time.Hour
+
+func (c *CompositeConfig) validateFleet(cluster bool) error {
+	switch c.Fleet {
+	case "":
+		return nil
+	case CompositeFleetSend, CompositeFleetTake:
+		if !cluster {
+			return fmt.Errorf("recorder: config: composite.fleet %q needs a fleet (store.driver: postgres)", c.Fleet)
+		}
+		return nil
+	}
+	return fmt.Errorf("recorder: config: composite.fleet %q is not send or take", c.Fleet)
 }
 
 func (c *CompositeConfig) options(m *Manager) composite.Options {
@@ -83,18 +113,79 @@ func (m *Manager) compositeSettings(applicationID string, req *composite.Setting
 // what an earlier process left.
 func (m *Manager) startComposites(ctx context.Context) error {
 	c := m.cfg.Composite
+	run := m.runComposite
+	if c.Fleet == CompositeFleetTake {
+		run = func(ctx context.Context, id string) error {
+			err := m.runComposite(ctx, id)
+			if ctx.Err() == nil { // done or failed for good: not cut by a shutdown
+				if ferr := m.store.FinishComposite(context.WithoutCancel(ctx), id); ferr != nil {
+					m.log.Warn("fleet composite job not removed", "instanceId", id, "err", ferr)
+				}
+			}
+			return err
+		}
+	}
 	q, err := composite.NewQueue(ctx, m.store.DB(), composite.QueueOptions{
-		Workers: c.Workers, Capacity: c.Queue, Run: m.runComposite, Logger: m.log})
+		Workers: c.Workers, Capacity: c.Queue, Run: run, Logger: m.log})
 	if err != nil {
 		return err
 	}
 	m.composites = q
+	if c.Fleet == CompositeFleetTake {
+		tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		m.fleetTaker = func() { cancel(); <-done }
+		go func() {
+			defer close(done)
+			m.takeFleetComposites(tctx)
+		}()
+	}
 	return nil
+}
+
+// takeFleetComposites is the loop of a composition instance: while its own
+// queue has a free worker it claims the fleet's oldest composite job and
+// queues it (persisted: a restart runs it again).
+func (m *Manager) takeFleetComposites(ctx context.Context) {
+	workers := max(1, m.cfg.Composite.Workers)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for {
+			pending, err := m.composites.Pending(ctx)
+			if err != nil || len(pending) >= workers {
+				break
+			}
+			id, err := m.store.ClaimComposite(ctx, m.recorderID, m.now(), fleetLease)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("cannot claim a fleet composite job", "err", err)
+				}
+				break
+			}
+			if id == "" {
+				break
+			}
+			m.log.Info("fleet composite job taken", "instanceId", id)
+			if err := m.composites.Enqueue(ctx, id); err != nil {
+				m.log.Error("fleet composite job not queued", "instanceId", id, "err", err)
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // closeComposites stops the queue: compositions in progress are cut and run
 // again at the next start.
 func (m *Manager) closeComposites(ctx context.Context) {
+	if m.fleetTaker != nil {
+		m.fleetTaker() // takes no more fleet jobs
+	}
 	if m.composites == nil {
 		return
 	}
@@ -139,6 +230,21 @@ func compositeInputs(rec *Recording) []string {
 
 // enqueueComposite queues the composite of rec (its composition is PENDING).
 func (m *Manager) enqueueComposite(ctx context.Context, rec *Recording) error {
+	if m.cfg.Composite.Fleet == CompositeFleetSend { // made by the fleet's composition instances
+		s := m.session(rec.InstanceID)
+		if s == nil {
+			return m.store.EnqueueComposite(ctx, rec.InstanceID, m.now())
+		}
+		// Finishing: the job is handed over once the final state is stored,
+		// so that the composition instance's changes come after it.
+		go func() {
+			<-s.done
+			if err := m.store.EnqueueComposite(context.WithoutCancel(ctx), rec.InstanceID, m.now()); err != nil {
+				m.log.Error("composite not handed to the fleet", "instanceId", rec.InstanceID, "err", err)
+			}
+		}()
+		return nil
+	}
 	if m.composites == nil {
 		return errorf(KindUnavailable, "composition_unavailable", "the composition queue is not running")
 	}

@@ -475,6 +475,9 @@ func (c *Config) validate() error {
 	if cc := c.Composite; cc.Workers < 0 || cc.Queue < 0 || cc.Threads < 0 || cc.Nice > 19 || cc.Nice < -1 {
 		return errors.New("recorder: config: composite: workers, queue and threads are not negative; nice is -1 (unchanged) to 19")
 	}
+	if err := c.Composite.validateFleet(c.ClusterEnabled()); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -77,6 +77,7 @@ type Manager struct {
 	up       uploads          // the persisted upload queue (uploads.go)
 	// composites is the persisted composite video queue (composite.go).
 	composites *composite.Queue
+	fleetTaker func() // stops taking the fleet's composite jobs (composite.fleet: take)
 	hooks      Hooks
 	met        metricsState // media counters (metrics.go)
 }

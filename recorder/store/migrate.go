@@ -179,6 +179,20 @@ DROP TABLE events_outbox;`,
 	PRIMARY KEY (organization_id, conference_id)
 );`,
 	},
+	{
+		// 10, not 7: 7 to 9 are left to the fleet's migrations under way
+		// (versions need not be contiguous, only ascending).
+		Version: 10, Name: "composite_jobs",
+		// Composite videos handed to the fleet's composition instances
+		// (compositejobs.go). claimed_at is 0 until an instance takes the
+		// job, Unix nanoseconds after.
+		SQL: `CREATE TABLE IF NOT EXISTS fleet_composite_jobs (
+	instance_id TEXT PRIMARY KEY,
+	enqueued    BIGINT NOT NULL,
+	claimed_by  TEXT NOT NULL,
+	claimed_at  BIGINT NOT NULL
+);`,
+	},
 }
 
 // outboxTables is migration 5's schema on both drivers. occurred is RFC 3339
