@@ -129,7 +129,7 @@ func TestAPI_Lifecycle(t *testing.T) {
 		t.Errorf("active: %d %+v", st, active)
 	}
 	var info StorageProfileDataMessage
-	if st := h.do("GET", p+"/storage/info", key1, nil, &info); st != 200 || info.Provider != "LOCAL" || info.ApplicationID != "app1" || !strings.HasPrefix(info.URL, "file://") {
+	if st := h.do("GET", p+"/storage/info", key1, nil, &info); st != 200 || info.Provider != "LOCAL" || info.ApplicationID != "app1" || info.URL != "local://" {
 		t.Errorf("storage info: %d %+v", st, info)
 	}
 	var msg RecordingDataMessage

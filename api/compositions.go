@@ -65,7 +65,7 @@ func compositionOf(rec *recorder.Recording, sign func(key string) string, until 
 		co := CompositionOutput{Type: o.Type, Format: o.Format, SampleRate: o.SampleRate, Channels: o.Channels, Duration: o.Duration,
 			Layout: o.Layout, Width: o.Width, Height: o.Height, FPS: o.FPS}
 		if o.Object != nil && o.Object.Error == nil {
-			co.Location, co.Size, co.SHA256 = o.Object.Location, size(o.Object.Size), o.Object.SHA256
+			co.Location, co.Size, co.SHA256 = publicLocation(rec, o.Object.Location), size(o.Object.Size), o.Object.SHA256
 			if co.URL = sign(o.Object.Key); co.URL != "" {
 				co.ValidUntil = until
 			}
@@ -73,7 +73,7 @@ func compositionOf(rec *recorder.Recording, sign func(key string) string, until 
 		cd.Outputs = append(cd.Outputs, co)
 	}
 	if m := c.Manifest; m != nil && m.Error == nil {
-		cd.Manifest = &SignedObject{Location: m.Location, URL: sign(m.Key)}
+		cd.Manifest = &SignedObject{Location: publicLocation(rec, m.Location), URL: sign(m.Key)}
 		if cd.Manifest.URL != "" {
 			cd.Manifest.ValidUntil = until
 		}

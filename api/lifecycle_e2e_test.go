@@ -158,22 +158,19 @@ func scanDir(t *testing.T, dir string, freq float64, when string) int {
 	return n
 }
 
-// localDir returns the recording's working directory from its track locations.
+// localDir returns the recording's working directory (the API shows no
+// server path: it is the Manager's).
 func localDir(t *testing.T, h *harness, p string) string {
 	t.Helper()
-	var msg RecordingDataMessage
-	if st := h.do("GET", p, key1, nil, &msg); st != 200 {
-		t.Fatalf("recording: %d", st)
+	ids := strings.Split(strings.TrimPrefix(p, "/api/recordings/"), "/")
+	if len(ids) != 3 {
+		t.Fatalf("not a recording path: %s", p)
 	}
-	for _, s := range msg.Streams {
-		for _, tr := range s.Tracks {
-			if tr.Storage != nil && tr.Storage.LocalStorage != nil && tr.Storage.LocalStorage.Location != "" {
-				return filepath.Dir(filepath.Dir(tr.Storage.LocalStorage.Location))
-			}
-		}
+	rec, err := h.svc.Manager.Get(context.Background(), "org1", ids[0], ids[1], ids[2])
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("recording has no local track file: %+v", msg.Streams)
-	return ""
+	return rec.Dir
 }
 
 // TestEndToEnd_Pause records a 6 s call of two participants, paused from 2 s

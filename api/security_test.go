@@ -19,9 +19,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
 
 // The findings of the outside audit (issue 12), each reproduced against the
@@ -921,5 +923,203 @@ func TestSecurity_TranscriptLimits(t *testing.T) {
 	}
 	if n != recorder.MaxCobrowseSessions {
 		t.Errorf("%d cobrowse sessions stored, want %d", n, recorder.MaxCobrowseSessions)
+	}
+}
+
+// Finding 9 (second half): LOCAL storage exposed server paths (storage
+// info's url and every location were file:///abs/path). Now no reply about
+// a recording names a path of the server: not its data directory, not the
+// LOCAL bucket's root.
+func TestSecurity_NoServerPaths(t *testing.T) {
+	dir := t.TempDir()
+	h := startService(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "pconf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "pconf", ConversationID: "pconv"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	cmd := AddChatTranscriptCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID, InstanceID: ev.InstanceID,
+		ChatTranscriptList: []ChatTranscriptEntry{{TimeStamp: time.Now().UTC().Format(time.RFC3339), UserID: "alice", Transcript: "hi"}}}
+	if st := h.do("POST", "/api/recordings/chat/transcript/add", key1, cmd, nil); st != 200 {
+		t.Fatalf("chat add: %d", st)
+	}
+	routes := []string{recPath(ev), recPath(ev) + "/storage/info", recPath(ev) + "/files", "/api/recordings/pconv",
+		"/api/compositions/pconv", "/recordings/" + ev.InstanceID, "/api/recordings?conversationId=pconv"}
+	check := func(when string) {
+		for _, r := range routes {
+			req, _ := http.NewRequest("GET", h.url+r, nil)
+			req.Header.Set("Authorization", key1)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("%s GET %s: %d %s", when, r, resp.StatusCode, body)
+				continue
+			}
+			if s := string(body); strings.Contains(s, dir) || strings.Contains(s, "file://") {
+				t.Errorf("%s GET %s names a server path: %s", when, r, body)
+			}
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		var msg RecordingDataMessage
+		h.do("GET", recPath(ev), key1, nil, &msg)
+		return len(msg.Streams) == 1 && len(msg.Streams[0].Tracks) == 1
+	})
+	check("while recording:")
+	var msg RecordingDataMessage
+	h.do("GET", recPath(ev), key1, nil, &msg)
+	if loc := msg.Streams[0].Tracks[0].Storage.LocalStorage.Location; !strings.HasPrefix(loc, "local-file:tracks/") {
+		t.Errorf("local location %q, want local-file:tracks/…", loc)
+	}
+	time.Sleep(time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	check("stopped:")
+	h.do("GET", recPath(ev), key1, nil, &msg)
+	if o := msg.Streams[0].Tracks[0].Storage.ObjectStorage; o == nil || !strings.HasPrefix(o.Location, "local://org1/pconv/") {
+		t.Errorf("object storage %+v, want a local://{key} location", o)
+	}
+	var info StorageProfileDataMessage
+	if h.do("GET", recPath(ev)+"/storage/info", key1, nil, &info); info.URL != "local://" {
+		t.Errorf("storage info url %q, want local://", info.URL)
+	}
+}
+
+// The rest of "callers see stable, generic messages": an upload refused by
+// the storage (S3 with a wrong secret, versitygw checking SigV4) shows the
+// storage's error code and a fixed message in the recording's state, never
+// the storage's reply, its endpoint or a credential; the detail is in the
+// server log, without the secret.
+func TestSecurity_StorageErrorsAreGeneric(t *testing.T) {
+	g := s3test.Start(t)
+	bucket := g.NewBucket(t.Context(), t)
+	const wrong = "wrong-secret-0123456789abcdef"
+	var logs syncBuffer
+	cfg := testConfig(t.TempDir())
+	cfg.Applications = map[string]*recorder.Application{"bad": {Conference: recorder.ConferenceConfig{Kind: "whip"},
+		Storage: &recorder.StorageProfile{Provider: recorder.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+			Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: wrong}}}
+	h := startServiceConfig(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "econf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	ev, st := h.start(key1, StartRecording{ApplicationID: "bad", ConferenceID: "econf", ConversationID: "econv"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(time.Second)
+	var stopped RecordingDataEvent
+	h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped)
+	var raw json.RawMessage
+	var msg RecordingDataMessage
+	waitFor(t, 60*time.Second, func() bool {
+		h.do("GET", recPath(ev), key1, nil, &raw)
+		json.Unmarshal(raw, &msg)
+		return len(msg.Streams) == 1 && len(msg.Streams[0].Tracks) == 1 && msg.Streams[0].Tracks[0].Storage.ObjectStorage != nil &&
+			msg.Streams[0].Tracks[0].Storage.ObjectStorage.Error != nil
+	})
+	e := msg.Streams[0].Tracks[0].Storage.ObjectStorage.Error
+	if e.Code == "" || !strings.HasPrefix(e.Message, "the storage profile refused or failed the upload ("+e.Code+")") {
+		t.Errorf("track upload error %+v, want the code and the fixed message", e)
+	}
+	// (The profile's own endpoint is its storage info url: the customer's bucket, not ours.)
+	for _, leak := range []string{"SignatureDoesNotMatch", "InvalidAccessKeyId", "StatusCode", wrong, "operation error"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("the recording's view holds %q: %s", leak, raw)
+		}
+	}
+	if !strings.Contains(logs.String(), "failure recorded") && !strings.Contains(logs.String(), "attempt failed") {
+		t.Error("the storage's error is not in the log")
+	}
+	if strings.Contains(logs.String(), wrong) {
+		t.Error("the log holds the secret")
+	}
+}
+
+// Finding 11: S3 refuses more than 2 KB of user metadata per object
+// (versitygw too: MetadataTooLarge, see s3store's TestGateway_MetadataLimit),
+// and start accepted 64 entries of 4 KiB (now the 64 KiB body limit allows
+// 15). A recording started with 15 entries of 4 KiB on S3 uploads every
+// object: their metadata stays within 2 KB with "user-metadata: partial",
+// and the manifest keeps all of it.
+func TestSecurity_S3MetadataLimit(t *testing.T) {
+	g := s3test.Start(t)
+	bucket := g.NewBucket(t.Context(), t)
+	cfg := testConfig(t.TempDir())
+	profile := &recorder.StorageProfile{Provider: recorder.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+		Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret}
+	cfg.Applications = map[string]*recorder.Application{"s3": {Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: profile}}
+	h := startServiceConfig(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "mconf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	meta := map[string]string{}
+	for i := range 15 {
+		meta[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", 4096)
+	}
+	ev, st := h.start(key1, StartRecording{ApplicationID: "s3", ConferenceID: "mconf", ConversationID: "mconv", Metadata: meta})
+	if st != 200 {
+		t.Fatalf("start with 15 entries of 4 KiB: %d", st)
+	}
+	time.Sleep(time.Second)
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	b, err := h.svc.Manager.Bucket(ctx, "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.svc.Manager.Get(ctx, "org1", ev.ConversationID, ev.RecorderID, ev.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := b.List(ctx, rec.Storage.Prefix)
+	if err != nil || len(objs) < 3 {
+		t.Fatalf("objects %d, %v; want the track, the mix and the manifest", len(objs), err)
+	}
+	for _, o := range objs {
+		a, err := b.Attributes(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for k, v := range a.Metadata {
+			n += len(k) + len(v)
+		}
+		if n > 2048 || a.Metadata["user-metadata"] != "partial" {
+			t.Errorf("%s: %d bytes of metadata, user-metadata %q", o.Key, n, a.Metadata["user-metadata"])
+		}
+	}
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/mconv", key1, nil, &comp); st != 200 || comp.Composition == nil || comp.Composition.Manifest == nil {
+		t.Fatalf("composition: %d", st)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(getSigned(t, comp.Composition.Manifest.URL, ""), &man); err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Metadata) != 15 {
+		t.Errorf("manifest metadata: %d entries, want 15", len(man.Metadata))
 	}
 }

@@ -97,9 +97,9 @@ func chatOf(rec *recorder.Recording) *ChatTranscriptData {
 		return nil
 	}
 	d := &ChatTranscriptData{ID: rec.InstanceID + "/" + recorder.ChatFile, Created: ts(rec.Chat[0].TimeStamp),
-		Location: rec.Dir + "/" + recorder.ChatFile}
+		Location: publicLocation(rec, rec.Dir+"/"+recorder.ChatFile)}
 	if o := rec.Uploads[recorder.ChatFile]; o != nil && o.Error == nil {
-		d.Location, d.Created = o.Location, ts(o.Uploaded)
+		d.Location, d.Created = publicLocation(rec, o.Location), ts(o.Uploaded)
 	}
 	return d
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
@@ -241,7 +242,35 @@ func eventOf(r *recorder.Recording) RecordingDataEvent {
 }
 
 func profileOf(r *recorder.Recording) *StorageProfileDataMessage {
-	return &StorageProfileDataMessage{ApplicationID: r.Storage.ApplicationID, Provider: r.Storage.Provider, URL: r.Storage.Location}
+	return &StorageProfileDataMessage{ApplicationID: r.Storage.ApplicationID, Provider: r.Storage.Provider, URL: publicLocation(r, r.Storage.Location)}
+}
+
+// publicLocation is the location callers see of loc, a location of r's
+// storage (its bucket's or an object's) or a path in r's local directory:
+// never a path of the server's file system. A LOCAL bucket (file:///root)
+// is "local://", its objects "local://{key}"; a file of the recording's
+// local directory is "local-file:{path in the recording}" (e.g.
+// "local-file:tracks/s-u1-audio0.wav"); other providers' locations are the
+// provider's URLs and unchanged.
+func publicLocation(r *recorder.Recording, loc string) string {
+	if rel, ok := strings.CutPrefix(loc, r.Dir+"/"); ok && r.Dir != "" {
+		return "local-file:" + rel
+	}
+	if loc == r.Dir && r.Dir != "" {
+		return "local-file:"
+	}
+	if !strings.HasPrefix(loc, "file://") {
+		return loc
+	}
+	if root := strings.TrimSuffix(r.Storage.Location, "/"); strings.HasPrefix(root, "file://") {
+		if loc == root || loc == root+"/" {
+			return "local://"
+		}
+		if key, ok := strings.CutPrefix(loc, root+"/"); ok {
+			return "local://" + key
+		}
+	}
+	return "local://" // a file location outside the bucket: nothing of it is shown
 }
 
 // messageOf builds a RecordingDataMessage; sign returns the signed URL of an
@@ -259,9 +288,9 @@ func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDa
 		for _, t := range s.Tracks {
 			tm := TrackDataMessage{ID: t.ID, Started: ts(t.Started), Stopped: ts(t.Stopped), Type: string(t.Kind),
 				Storage: &TrackStorageDataMessage{LocalStorage: &LocalFileDataMessage{
-					Created: ts(t.Local.Created), Deleted: ts(t.Local.Deleted), Error: errorData(t.Local.Error), Location: t.Local.Location}}}
+					Created: ts(t.Local.Created), Deleted: ts(t.Local.Deleted), Error: errorData(t.Local.Error), Location: publicLocation(r, t.Local.Location)}}}
 			if o := t.Object; o != nil {
-				tm.Storage.ObjectStorage = &UploadDataMessage{Error: errorData(o.Error), Location: o.Location, Uploaded: ts(o.Uploaded)}
+				tm.Storage.ObjectStorage = &UploadDataMessage{Error: errorData(o.Error), Location: publicLocation(r, o.Location), Uploaded: ts(o.Uploaded)}
 				if o.Error == nil {
 					tm.Storage.ObjectStorage.Size = size(o.Size)
 					tm.URL = sign(o.Key)
@@ -292,7 +321,7 @@ func conversationOf(rs []*recorder.Recording) *ConversationMessage {
 			for _, t := range s.Tracks {
 				ct := ConversationTrackData{Started: ts(t.Started), Stopped: ts(t.Stopped), Type: string(t.Kind)}
 				if o := t.Object; o != nil && o.Error == nil {
-					ct.Storage = &ConversationTrackStorageData{Location: o.Location, Size: size(o.Size), Uploaded: ts(o.Uploaded)}
+					ct.Storage = &ConversationTrackStorageData{Location: publicLocation(r, o.Location), Size: size(o.Size), Uploaded: ts(o.Uploaded)}
 				}
 				cs.Tracks = append(cs.Tracks, ct)
 			}

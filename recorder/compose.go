@@ -109,7 +109,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			now := m.now()
 			if cerr := s.commit(ctx, func(r *Recording) {
 				r.Composition.State = CompositionFailed
-				r.Composition.Error = &ErrorInfo{Code: "composite_not_queued", Message: err.Error(), Occurred: now}
+				r.Composition.Error = failureInfo(s.log, "composite_not_queued", err, now)
 			}); cerr != nil {
 				s.log.Error("cannot record the composite's failure", "err", cerr)
 			}
@@ -302,7 +302,7 @@ func (s *Session) recoverFiles() {
 	if !fileExists(rec.Dir) {
 		final, failure = StateFailed, &ErrorInfo{Code: "recovery_failed", Message: "the recording's local files are gone", Occurred: now}
 	} else if err := s.m.compose(ctx, s, StateStopped); err != nil {
-		final, failure = StateFailed, &ErrorInfo{Code: "upload_failed", Message: err.Error(), Occurred: s.m.now()}
+		final, failure = StateFailed, failureInfo(s.log, "upload_failed", err, s.m.now())
 	}
 	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {
 		s.log.Error("cannot persist recovered state", "err", err)

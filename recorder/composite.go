@@ -348,7 +348,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 		now := m.now()
 		_, err := m.modifyComposition(context.WithoutCancel(ctx), org, conv, rid, instanceID, func(r *Recording) error {
 			r.Composition.State = CompositionFailed
-			r.Composition.Error = &ErrorInfo{Code: code, Message: cause.Error(), Occurred: now}
+			r.Composition.Error = failureInfo(m.log.With("instanceId", instanceID), code, cause, now)
 			return nil
 		})
 		return errors.Join(cause, err)
@@ -392,7 +392,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 		r.Composition.State, r.Composition.Error = CompositionCompleted, nil
 		if uerr != nil {
 			r.Composition.State = CompositionFailed
-			r.Composition.Error = &ErrorInfo{Code: "upload_failed", Message: uerr.Error(), Occurred: now}
+			r.Composition.Error = failureInfo(m.log.With("instanceId", rec.InstanceID), "upload_failed", uerr, now)
 		}
 		return nil
 	})

@@ -3,6 +3,8 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"regexp"
 	"time"
 )
 
@@ -76,3 +78,45 @@ func KindOf(err error) ErrorKind {
 	}
 	return KindInternal
 }
+
+// failureInfo is the ErrorInfo a recording's state shows for a failure with
+// code: a stable message for the code, never the error's text (which may
+// name server paths, storage URLs or a provider's reply). The text goes to
+// log (which carries the recording's ids), with the query strings of URLs in
+// it cut (SAS tokens, signatures).
+func failureInfo(log *slog.Logger, code string, err error, at time.Time) *ErrorInfo {
+	if err != nil {
+		log.Warn("failure recorded in the recording's state", "code", code, "err", RedactURLs(err.Error()))
+	}
+	return &ErrorInfo{Code: code, Message: failureMessage(code), Occurred: at}
+}
+
+// failureMessage is the message callers see for a failure code.
+func failureMessage(code string) string {
+	const log = "; the recorder's log has the details under the recording's instanceId"
+	switch code {
+	case "upload_failed":
+		return "uploading the recording's files to its storage profile failed" + log
+	case "write_failed":
+		return "writing the recording's files on the recorder failed" + log
+	case "disk_full":
+		return "the recorder's disk is full: the recording's files could not be written" + log
+	case "track_failed":
+		return "the track could not be recorded" + log
+	case "composite_not_queued":
+		return "the composite video could not be scheduled" + log
+	case "composite_inputs":
+		return "the composite video's inputs could not be read" + log
+	case "composite_failed":
+		return "making the composite video failed" + log
+	}
+	// A storage error code (storage.ErrorCode: Unauthenticated, Unavailable, …).
+	return "the storage profile refused or failed the upload (" + code + ")" + log
+}
+
+// urlQuery matches the query string of a URL in an error's text.
+var urlQuery = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?"']+)\?[^\s"']*`)
+
+// RedactURLs cuts the query strings of the URLs in s (where SAS tokens and
+// presigned signatures live), for logs.
+func RedactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?…") }

@@ -141,7 +141,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 			Started: now, Local: LocalFile{Location: filepath.Join(r.Dir, filepath.FromSlash(file)), Created: now}}
 		if err != nil {
 			tr.Stopped = now
-			tr.Local.Error = &ErrorInfo{Code: "track_failed", Message: err.Error(), Occurred: now}
+			tr.Local.Error = failureInfo(s.log.With("track", t.TrackID), "track_failed", err, now)
 			st.State = StreamFailed
 		}
 		st.Tracks = append(st.Tracks, tr)
@@ -190,7 +190,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 				}
 				switch {
 				case closeErr != nil:
-					tr.Local.Error = &ErrorInfo{Code: "write_failed", Message: closeErr.Error(), Occurred: now}
+					tr.Local.Error = failureInfo(s.log.With("track", ts.t.TrackID), writeErrorCode(closeErr), closeErr, now)
 				case noMedia:
 					// An unplayable file is not offered: no keyframe ever came.
 					tr.Local.Error = &ErrorInfo{Code: "no_media", Message: "no decodable video frame arrived (no keyframe)", Occurred: now}
@@ -253,7 +253,7 @@ func (s *Session) finish(why stopReason) {
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	switch {
 	case mixErr != nil:
-		final, failure = StateFailed, &ErrorInfo{Code: writeErrorCode(mixErr), Message: mixErr.Error(), Occurred: stopped}
+		final, failure = StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
 	case why.conferenceEnded && why.err != nil:
 		final, failure = StateAborted, &ErrorInfo{Code: "conference_ended", Message: why.err.Error(), Occurred: stopped}
 	case !rec.hadMedia():
@@ -261,7 +261,7 @@ func (s *Session) finish(why stopReason) {
 	}
 	if rec.hadMedia() {
 		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
-			final, failure = StateFailed, &ErrorInfo{Code: "upload_failed", Message: err.Error(), Occurred: s.m.now()}
+			final, failure = StateFailed, failureInfo(s.log, "upload_failed", err, s.m.now())
 		}
 	}
 	if err := s.commit(ctx, func(r *Recording) {

@@ -189,7 +189,7 @@ func (m *Manager) uploadBytes(ctx context.Context, bucket *storage.Bucket, rec *
 	res, err := bucket.Upload(ctx, key, bytes.NewReader(data),
 		&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: objectMetadata(rec), Size: int64(len(data))})
 	if err != nil {
-		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
+		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), storage.Code(err).String(), err, m.now())
 		return o
 	}
 	o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()

@@ -225,7 +225,7 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
 		LocalPath: filepath.Join(rec.Dir, filepath.FromSlash(rel)), Key: key, ContentType: composition.ContentType(rel), Metadata: meta}
 	fail := func(err error) (*ObjectFile, error) {
-		o.Error = &ErrorInfo{Code: storage.Code(err).String(), Message: err.Error(), Occurred: m.now()}
+		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), storage.Code(err).String(), err, m.now())
 		o.Size, o.SHA256 = fileDigest(job.LocalPath)
 		return o, err
 	}
@@ -288,7 +288,8 @@ func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, e
 	if err == nil {
 		err = fmt.Errorf("upload %s: %s", r.Status, r.Code)
 	}
-	o.Error = &ErrorInfo{Code: r.Code.String(), Message: err.Error(), Occurred: now}
+	// The queue logged the attempt's error; callers see a stable message.
+	o.Error = &ErrorInfo{Code: r.Code.String(), Message: failureMessage(r.Code.String()), Occurred: now}
 	return o, err
 }
 
