@@ -102,6 +102,8 @@ var (
 	descLate          = prometheus.NewDesc("recorder_rtp_packets_late_dropped_total", "Audio RTP packets dropped because the mix had already played their time.", nil, nil)
 	descDecodeErrors  = prometheus.NewDesc("recorder_decode_errors_total", "Audio packets the decoder rejected (played as silence).", nil, nil)
 	descDecoded       = prometheus.NewDesc("recorder_audio_packets_decoded_total", "Audio packets decoded for a mix (a recording with mix none decodes none).", nil, nil)
+	descLoad          = prometheus.NewDesc("recorder_load_streams", "Streams this instance carries: the larger of the tracks recorded and the WHIP sessions (recorder/capacity.go).", nil, nil)
+	descCapacity      = prometheus.NewDesc("recorder_capacity_streams", "Streams this instance takes at most (capacity.streams; 0: no limit); past it new recordings and publishers get 503.", nil, nil)
 	descSkipped       = prometheus.NewDesc("recorder_audio_packets_skipped_total", "Of the decoded audio packets, inactive Opus ones (SILK VAD flags clear, DTX) played as silence without decoding.", nil, nil)
 	descWriteErrors   = prometheus.NewDesc("recorder_write_errors_total", "Packets a track's file or pipeline refused.", nil, nil)
 	descBytes         = prometheus.NewDesc("recorder_bytes_written_total", "Bytes of track and mix files written to local disk.", nil, nil)
@@ -123,13 +125,16 @@ type stateCollector struct{ s *Service }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
-		descDecodeErrors, descDecoded, descSkipped, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
+		descDecodeErrors, descDecoded, descSkipped, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Manager.MediaStats()
+	load, capacity := c.s.Manager.Load()
+	ch <- prometheus.MustNewConstMetric(descLoad, prometheus.GaugeValue, float64(load))
+	ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(capacity))
 	for _, s := range liveStates {
 		ch <- prometheus.MustNewConstMetric(descRecordings, prometheus.GaugeValue, float64(st.Recordings[s]), string(s))
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -171,5 +172,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			Message: "the recorder is shutting down: it finishes its recordings and accepts no new ones"})
 		return
 	}
-	io.WriteString(w, "ok\n")
+	load, capacity := s.m.Load()
+	if capacity > 0 && load >= capacity { // recorder/capacity.go
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, &recorder.Error{Kind: recorder.KindUnavailable, Reason: "no_capacity",
+			Message: fmt.Sprintf("the recorder carries %d streams, its capacity", load)})
+		return
+	}
+	fmt.Fprintf(w, "ok load=%d capacity=%d\n", load, capacity)
 }

@@ -129,6 +129,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		Authorize: func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
 		Quota:     func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
 		ValidID:   func(id string) error { return recorder.ValidateID("conferenceId", id) },
+		Full:      func() bool { return s.Manager != nil && s.Manager.Full() },
 		Logger:    log,
 	})
 	if err != nil {
@@ -164,6 +165,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		OpenBucket: OpenBucket(cfg, att),
 		Logger:     log,
 		Hooks:      s.prom.hooks(),
+		StreamLoad: s.WHIP.Sessions,
 	})
 	if err != nil {
 		return fail(err)

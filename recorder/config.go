@@ -46,6 +46,7 @@ type Config struct {
 	// Organizations: seed 001's customer ids and seed 003's agents (organization.go).
 	Organizations map[string]*Organization `yaml:"organizations"`
 	Composite     CompositeConfig          `yaml:"composite"` // composite video queue (composite.go)
+	Capacity      CapacityConfig           `yaml:"capacity"`  // streams this instance takes at most (capacity.go)
 }
 
 // The scopes of an API key (DESIGN.md "Security model").
@@ -398,6 +399,9 @@ func (c *Config) validate() error {
 				return fmt.Errorf("recorder: config: apiKeys[%d].scopes: %q is not admin, control, read or publish", i, s)
 			}
 		}
+	}
+	if c.Capacity.Streams < 0 {
+		return errors.New("recorder: config: capacity.streams must not be negative")
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err

@@ -52,10 +52,14 @@ type Options struct {
 	Remote Remote
 	// Hooks are told about storage operations and upload outcomes (metrics.go).
 	Hooks Hooks
+	// StreamLoad, when set, returns the streams connected to a listening
+	// adapter (the WHIP endpoint's sessions): part of Load (capacity.go).
+	StreamLoad func() int
 }
 
 // Manager owns the recordings of this process. It is safe for concurrent use.
 type Manager struct {
+	streamLoad func() int // Options.StreamLoad
 	cfg        *Config
 	store      *store.Store
 	recorderID string
@@ -89,7 +93,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, errors.New("recorder: Options need Config, Store and RecorderID")
 	}
 	m := &Manager{
-		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters,
+		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters, streamLoad: o.StreamLoad,
 		openBucket: o.OpenBucket, remote: o.Remote, log: o.Logger, now: o.Now, hooks: o.Hooks,
 		active: map[string]*Session{}, rooms: map[roomKey]*room{}, buckets: map[string]*storage.Bucket{},
 	}
@@ -306,6 +310,10 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	if m.remote != nil && len(m.active) >= m.cfg.Cluster.Capacity {
 		m.mu.Unlock()
 		return nil, fullError("this recorder")
+	}
+	if c := m.cfg.Capacity.Streams; c > 0 && m.recordedStreams() >= c { // capacity.go: what runs keeps its quality
+		m.mu.Unlock()
+		return nil, fullStreams()
 	}
 	quota, held := m.cfg.Quotas.For(organizationID).Recordings, 0
 	for _, o := range m.active {

@@ -58,6 +58,9 @@ type Options struct {
 	// MaxSessions bounds concurrent WHIP sessions of every organization
 	// together (503 beyond); default 1000.
 	MaxSessions int
+	// Full, when set, reports that the recorder carries its capacity of
+	// streams: offers are refused with 503 no_capacity and Retry-After.
+	Full func() bool
 	// ConnectTimeout closes a session whose ICE never connects; default 30 s.
 	ConnectTimeout time.Duration
 	Logger         *slog.Logger
@@ -274,6 +277,11 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	}
 
 	s := &session{id: newID(), org: org, conference: conf, user: user, agentID: agentID, agentPhone: agentPhone, typ: typ}
+	if a.o.Full != nil && a.o.Full() { // not under a.mu: Full may count the sessions
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "no_capacity", "the recorder carries its capacity of streams; retry later or on another instance")
+		return
+	}
 	if status, reason, msg := a.reserve(s); status != 0 {
 		httpError(w, status, reason, msg)
 		return
@@ -342,6 +350,7 @@ func (a *Adapter) reserve(s *session) (status int, reason, msg string) {
 	if a.closed || a.open == nil || a.total >= a.o.MaxSessions {
 		return http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is not accepting sessions"
 	}
+
 	if a.o.Quota != nil {
 		if q := a.o.Quota(s.org); q > 0 && a.held[s.org] >= q {
 			return http.StatusTooManyRequests, "quota_exceeded",
