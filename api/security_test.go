@@ -1123,3 +1123,39 @@ func TestSecurity_S3MetadataLimit(t *testing.T) {
 		t.Errorf("manifest metadata: %d entries, want 15", len(man.Metadata))
 	}
 }
+
+// Finding 8 (first half): SSE event ids were global, so one tenant saw the
+// other's activity rate from the gaps. Now (the fleet's per-organization
+// sequence) org1's ids run 1, 2, 3… however busy org2 is in between.
+func TestSecurity_EventIDsPerTenant(t *testing.T) {
+	h := startService(t, t.TempDir())
+	busy := func(conv string) {
+		ev, st := h.start(key2, StartRecording{ApplicationID: "app2", ConferenceID: conv, ConversationID: conv})
+		if st != 200 {
+			t.Fatalf("org2 start: %d", st)
+		}
+		h.do("POST", recPath(ev)+"/stop", key2, nil, nil)
+	}
+	busy("b1")
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "a1", ConversationID: "a1"})
+	if st != 200 {
+		t.Fatalf("org1 start: %d", st)
+	}
+	busy("b2")
+	busy("b3")
+	h.do("POST", recPath(ev)+"/stop", key1, nil, nil)
+	stored, err := h.svc.Events.Since(context.Background(), "org1", 0, 1000)
+	if err != nil || len(stored) < 2 {
+		t.Fatalf("org1's events: %d, %v; want its start and stop", len(stored), err)
+	}
+	// Through the server: the stream resumed after org1's first event.
+	evs := append(stored[:1:1], sseEvents(t, h, key1, stored[0].ID, len(stored)-1)...)
+	if len(evs) != len(stored) {
+		t.Fatalf("the stream gave %d of org1's %d events", len(evs)-1, len(stored)-1)
+	}
+	for i, e := range evs {
+		if e.OrganizationID != "org1" || e.ID != int64(i+1) {
+			t.Errorf("org1's event %d: id %d of %s, want id %d (no gaps from org2's events)", i, e.ID, e.OrganizationID, i+1)
+		}
+	}
+}
