@@ -45,16 +45,17 @@ func main() {
 		perConf     = flag.Int("per-conference", 10, "streams per conference")
 		pin         = flag.Bool("pin", false, "pin the receiver to CPU 0 and the publishers to CPU 1")
 		extra       = flag.String("recorder-config", "", "YAML appended to the recorder's configuration")
+		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket (webrtc.udpMux)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 	)
 	flag.Parse()
-	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *extra, *dir); err != nil {
+	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *extra, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin bool, extra, dir string) error {
+func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux bool, extra, dir string) error {
 	sys := strings.Split(systems, ",")
 	wantJanus := false
 	for i, s := range sys {
@@ -103,7 +104,7 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	}
 	cfg := loadtest.Config{
 		Recorder: abs(recorderBin), Janus: janusBin, FFmpeg: ffmpeg, Systems: sys,
-		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra,
+		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux,
 	}
 	if pin {
 		cfg.PinCPU = 0
@@ -134,8 +135,8 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	defer stop()
 	started := time.Now()
 	results, err := loadtest.Run(ctx, cfg)
-	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, %d s window after %d s warm-up, %d streams per conference\n\n",
-		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, int(window.Seconds()), int(warmup.Seconds()), perConf)
+	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, recorder UDP mux: %t, %d s window after %d s warm-up, %d streams per conference\n\n",
+		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, udpMux, int(window.Seconds()), int(warmup.Seconds()), perConf)
 	loadtest.Table(os.Stdout, results)
 	return err
 }

@@ -49,11 +49,15 @@ type Config struct {
 	// Interface is where publishers and receivers gather ICE: "lo", or the
 	// veth of a network namespace ("v0", needed by Janus, which skips loopback).
 	Interface string
-	HostIP    string        // the address of Interface ("127.0.0.1" on lo)
-	Dir       string        // scratch directory (data directories, the source)
-	Log       io.Writer     // progress; nil: discarded
-	Extra     string        // extra YAML appended to the recorder's configuration
-	Timeout   time.Duration // bound on one step; default Warmup+Window+3 min
+	HostIP    string    // the address of Interface ("127.0.0.1" on lo)
+	Dir       string    // scratch directory (data directories, the source)
+	Log       io.Writer // progress; nil: discarded
+	Extra     string    // extra YAML appended to the recorder's configuration
+	// UDPMux gives the recorder one UDP socket for every connection
+	// (webrtc.udpMux on HostIP, an ephemeral port) instead of one per
+	// connection.
+	UDPMux  bool
+	Timeout time.Duration // bound on one step; default Warmup+Window+3 min
 }
 
 // Result is one receiver at one N.
@@ -222,6 +226,9 @@ func newTarget(cfg Config, sys, dir string) (target, error) {
 
 func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte, logf func(string, ...any)) (r Result) {
 	r = Result{System: sys, Streams: n}
+	if cfg.UDPMux && (sys == SystemRecorder || sys == SystemRecorderNoMix) {
+		r.System += "+udpmux"
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	dir, err := os.MkdirTemp(cfg.Dir, sys+"-")

@@ -53,6 +53,15 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 	}
 	t.base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	t.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	mux := ""
+	if t.cfg.UDPMux {
+		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(t.cfg.HostIP)})
+		if err != nil {
+			return 0, err
+		}
+		mux = fmt.Sprintf("  udpMux: %s\n", udp.LocalAddr())
+		udp.Close()
+	}
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
 dataDir: %s
 apiKeys:
@@ -62,10 +71,10 @@ apiKeys:
 webrtc:
   interfaces: [%s]
   includeLoopback: true
-quotas:
+%squotas:
   recordings: 100000
   whipSessions: 100000
-%s`, port, filepath.Join(t.dir, "data"), apiKey, t.cfg.Interface, t.cfg.Extra)
+%s`, port, filepath.Join(t.dir, "data"), apiKey, t.cfg.Interface, mux, t.cfg.Extra)
 	path := filepath.Join(t.dir, "recorder.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return 0, err
