@@ -10,10 +10,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // typedPaths returns the dotted key paths of a JSON value with the JSON type
@@ -180,7 +180,7 @@ func TestSeed003_Agent(t *testing.T) {
 	}
 
 	c := h.whipClient(key1)
-	alice, err := synth.Join(ctx, c, whip.Endpoint(h.url, "callA", "alice", "MIC")+"&agentPhone=5003", "alice", 440)
+	alice, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "callA", "alice", "MIC")+"&agentPhone=5003", "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestSeed003_Agent(t *testing.T) {
 	if a.Blackout == nil || !a.Blackout.Active || a.ActiveCall.Recordings[0].RecordingState != "BlackedOut" {
 		t.Errorf("after Blackout/StartForAgent: %+v %+v", a.Blackout, a.ActiveCall)
 	}
-	alice2, err := synth.Join(ctx, c, whip.Endpoint(h.url, "callB", "alice", "MIC")+"&agentPhone=5003", "alice", 660)
+	alice2, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "callB", "alice", "MIC")+"&agentPhone=5003", "alice", 660)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestSeed003_ScreenRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bob, err := synth.Join(ctx, c, whip.Endpoint(h.url, "scall", "bob", "MIC")+"&agentId=7", "bob", 440)
+	bob, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "scall", "bob", "MIC")+"&agentId=7", "bob", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

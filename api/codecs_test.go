@@ -42,7 +42,7 @@ func ffmpegFile(t *testing.T, name string, args ...string) string {
 // opusFrames encodes a tone as 20 ms Opus packets (one per Ogg page).
 func opusFrames(t *testing.T, freq float64, seconds int) [][]byte {
 	t.Helper()
-	frames, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
+	frames, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
 	if err != nil {
 		t.Fatal(err)
 	}

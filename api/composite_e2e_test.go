@@ -24,8 +24,8 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
@@ -134,7 +134,7 @@ func joinCameraVoice(t *testing.T, ctx context.Context, h *harness, conf, user s
 				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
 					for i := range pcm {
 						s := float64(sentA*160+i) / 8000
-						pcm[i] = synth.MuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
+						pcm[i] = g711.EncodeMuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
 					}
 					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
 						return

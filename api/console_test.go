@@ -17,9 +17,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rtcrec/recorder/client"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // TestConsole_SelfContained: the console's files load nothing from
@@ -145,7 +145,7 @@ func TestConsole_Chromium(t *testing.T) {
 	}
 
 	// A participant and a recording started over the API (the Go client).
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "cconf", "dana", "MIC"), "dana", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "cconf", "dana", "MIC"), "dana", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

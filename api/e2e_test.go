@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // TestEndToEnd_ThreeParticipants records a conference of three WHIP
@@ -33,8 +33,8 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := h.whipClient(key1)
-	join := func(name string, freq float64) *synth.Participant {
-		p, err := synth.Join(ctx, c, whip.Endpoint(h.url, "conf1", name, "MIC"), name, freq)
+	join := func(name string, freq float64) *whiptest.Participant {
+		p, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "conf1", name, "MIC"), name, freq)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -216,7 +216,7 @@ func TestEndToEnd_TwoRecordingsOfOneConference(t *testing.T) {
 	h := startService(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "shared", "u", "MIC"), "u", 620)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "shared", "u", "MIC"), "u", 620)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,12 +264,12 @@ func TestEndToEnd_TenantIsolation(t *testing.T) {
 	h := startService(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mine, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "iso", "mine", "MIC"), "mine", 450)
+	mine, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "iso", "mine", "MIC"), "mine", 450)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mine.Leave(context.Background())
-	theirs, err := synth.Join(ctx, h.whipClient(key2), whip.Endpoint(h.url, "iso", "theirs", "MIC"), "theirs", 900)
+	theirs, err := whiptest.Join(ctx, h.whipClient(key2), whip.Endpoint(h.url, "iso", "theirs", "MIC"), "theirs", 900)
 	if err != nil {
 		t.Fatal(err)
 	}

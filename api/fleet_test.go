@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/pgtest"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/events"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // startFleet runs n services on one PostgreSQL database, each with its own
@@ -51,7 +51,7 @@ func TestFleet_CommandsForwardedToOwner(t *testing.T) {
 	a, b := hs[0], hs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "fwd-conf", "alice", "MIC"), "fwd", 440)
+	p, err := whiptest.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "fwd-conf", "alice", "MIC"), "fwd", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestFleet_BlackoutReachesOtherInstance(t *testing.T) {
 	a, b := hs[0], hs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "bo-conf", "agent7", "MIC"), "agent7", 660)
+	p, err := whiptest.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "bo-conf", "agent7", "MIC"), "agent7", 660)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestFleet_WHIPRedirectedToPinnedInstance(t *testing.T) {
 	a, b := hs[0], hs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	alice, err := synth.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "pin-conf", "alice", "MIC"), "alice", 440)
+	alice, err := whiptest.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "pin-conf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestFleet_WHIPRedirectedToPinnedInstance(t *testing.T) {
 		t.Fatalf("offer to B with a bad token: %v %v, want 401", resp.StatusCode, err)
 	}
 
-	bob, err := synth.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "pin-conf", "bob", "MIC"), "bob", 660)
+	bob, err := whiptest.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "pin-conf", "bob", "MIC"), "bob", 660)
 	if err != nil {
 		t.Fatalf("bob through B: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -100,7 +101,7 @@ func wavPCM(t *testing.T, data []byte) []int16 {
 	case wavwriter.MuLaw:
 		out := make([]int16, len(body))
 		for i, b := range body {
-			out[i] = synth.MuLawDecode(b)
+			out[i] = g711.DecodeMuLaw(b)
 		}
 		return out
 	}

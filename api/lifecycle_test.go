@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -595,7 +595,7 @@ func TestAPI_Telephony(t *testing.T) {
 	h := startService(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "tconf", "agent", "MIC"), "agent", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "tconf", "agent", "MIC"), "agent", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

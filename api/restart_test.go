@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // TestService_RestartServesStoppedRecording: everything the API showed about a
@@ -91,7 +91,7 @@ func TestAPI_BadRequestsDoNotDisturbRecording(t *testing.T) {
 	h := startService(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "calm", "u", "MIC"), "u", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "calm", "u", "MIC"), "u", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
 
@@ -637,7 +637,7 @@ func TestSecurity_PublishWithTokenRecords(t *testing.T) {
 	tok := mint(t, h, keyAControl, PublishTokenRequest{ConferenceID: "tconf", UserID: "alice", StreamTypes: []string{"MIC"}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(tok.Token), whip.Endpoint(h.url, "tconf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(tok.Token), whip.Endpoint(h.url, "tconf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -935,7 +935,7 @@ func TestSecurity_NoServerPaths(t *testing.T) {
 	h := startService(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "pconf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "pconf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1014,7 +1014,7 @@ func TestSecurity_StorageErrorsAreGeneric(t *testing.T) {
 	h := startServiceConfig(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "econf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "econf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1068,7 +1068,7 @@ func TestSecurity_S3MetadataLimit(t *testing.T) {
 	h := startServiceConfig(t, cfg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "mconf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "mconf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

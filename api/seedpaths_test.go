@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // seedRoutes returns the "METHOD /path" lines a seed prints (HTTP request
@@ -85,7 +85,7 @@ func TestSeed004_PrefixedRecording(t *testing.T) {
 	h := startService(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "pconf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "pconf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // Test API keys: two tenants.
@@ -166,7 +166,7 @@ func recPath(ev RecordingDataEvent) string {
 // conversation and returns the signed URL of its mix.
 func recordTone(t *testing.T, ctx context.Context, h *harness, conv string, freq float64, d time.Duration) string {
 	t.Helper()
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, conv+"-conf", "u-"+conv, "MIC"), conv, freq)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, conv+"-conf", "u-"+conv, "MIC"), conv, freq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // soakFigures are the process figures the soak test compares.
@@ -79,7 +79,7 @@ func TestService_Soak(t *testing.T) {
 
 	one := func(i int) error {
 		conv := fmt.Sprintf("soak-%03d", i)
-		p, err := synth.Join(ctx, wc, whip.Endpoint(h.url, conv, "u"+conv, "MIC"), conv, 440)
+		p, err := whiptest.Join(ctx, wc, whip.Endpoint(h.url, conv, "u"+conv, "MIC"), conv, 440)
 		if err != nil {
 			return fmt.Errorf("%s: join: %w", conv, err)
 		}

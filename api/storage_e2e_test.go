@@ -18,11 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/azurestore/azuritetest"
 	"github.com/rtcrec/recorder/storage/gcsstore/gcstest"
@@ -218,7 +219,7 @@ func testStorageEndToEnd(t *testing.T, srv storageServer, d time.Duration, stops
 	h.client = &http.Client{Transport: api}
 	provider := srv.profile.Provider
 
-	p, err := synth.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "sconf", "alice", "MIC"), "alice", 440)
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "sconf", "alice", "MIC"), "alice", 440)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,7 @@ func checkTone(t *testing.T, name string, wav []byte, d time.Duration) {
 	case wavwriter.MuLaw:
 		pcm = make([]int16, len(data))
 		for i, b := range data {
-			pcm[i] = ulaw(b)
+			pcm[i] = g711.DecodeMuLaw(b)
 		}
 	default:
 		t.Fatalf("%s: WAV format %v", name, hdr.Format)
@@ -449,16 +450,6 @@ func checkTone(t *testing.T, name string, wav []byte, d time.Duration) {
 		t.Errorf("%s: 440 Hz amplitude %.0f (want > 2000), 1000 Hz %.0f (want < 200)", name, tone, other)
 	}
 	t.Logf("%s: %s %d Hz, %.2f s, 440 Hz amplitude %.0f", name, hdr.Format, rate, secs, tone)
-}
-
-// ulaw decodes one G.711 µ-law byte (ITU-T G.711).
-func ulaw(b byte) int16 {
-	b = ^b
-	v := (int(b&0x0f)<<3 + 0x84) << ((b & 0x70) >> 4)
-	if b&0x80 != 0 {
-		return int16(0x84 - v)
-	}
-	return int16(v - 0x84)
 }
 
 // redactURL drops a URL's query (its signature) for messages.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/pion/opus"
 
-	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -152,9 +152,9 @@ func decodeWAV(path string, rate int) ([]int16, error) {
 		pcm = make([]int16, len(body))
 		for i, b := range body {
 			if h.Format == wavwriter.MuLaw {
-				pcm[i] = synth.MuLawDecode(b)
+				pcm[i] = g711.DecodeMuLaw(b)
 			} else {
-				pcm[i] = synth.ALawDecode(b)
+				pcm[i] = g711.DecodeALaw(b)
 			}
 		}
 	case wavwriter.PCM:

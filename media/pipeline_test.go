@@ -12,7 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/rtcrec/recorder/internal/synth"
+	itu "github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
@@ -427,7 +427,7 @@ func pcmuTone(d time.Duration, freq float64, ratio float64) []timedPacket {
 	for i := range payloads {
 		b := make([]byte, 160)
 		for j := range b {
-			b[j] = synth.MuLaw(src[i*160+j])
+			b[j] = itu.EncodeMuLaw(src[i*160+j])
 		}
 		payloads[i] = b
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/rtcrec/recorder/internal/synth"
+	itu "github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 
@@ -53,7 +53,7 @@ func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
 	silence, beep := make([]byte, 160), make([]byte, 160)
 	tone := mediatest.Sine(1000, 8000, 160, 10000) // 20 whole periods: seamless
 	for i := range beep {
-		silence[i], beep[i] = synth.MuLaw(0), synth.MuLaw(tone[i])
+		silence[i], beep[i] = itu.EncodeMuLaw(0), itu.EncodeMuLaw(tone[i])
 	}
 	for _, tt := range []struct {
 		ratio float64

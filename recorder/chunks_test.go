@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -164,7 +165,7 @@ func (f *fakeTrack) sendPackets(pt uint8, step uint32, payloads [][]byte) {
 // opusPackets encodes seconds of a tone at freq as 20 ms Opus packets.
 func opusPackets(t *testing.T, freq float64, seconds int) [][]byte {
 	t.Helper()
-	packets, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
+	packets, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, seconds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,13 +192,7 @@ func ulaw(t *testing.T, path string) []int16 {
 	b, h := wavHeader(t, path, 1)
 	pcm := make([]int16, h.DataSize)
 	for i := range pcm {
-		u := ^b[h.DataOffset+int64(i)]
-		v := (int16(u&0x0f)<<3 + 0x84) << ((u & 0x70) >> 4)
-		if u&0x80 != 0 {
-			pcm[i] = 0x84 - v
-		} else {
-			pcm[i] = v - 0x84
-		}
+		pcm[i] = g711.DecodeMuLaw(b[h.DataOffset+int64(i)])
 	}
 	return pcm
 }

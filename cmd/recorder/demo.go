@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // demoPart is one synthetic participant of the demo and its timeline.
@@ -29,7 +29,7 @@ type demoPart struct {
 	name        string
 	freq        float64
 	join, leave time.Duration // relative to the recording's start; leave 0: stays
-	p           *synth.Participant
+	p           *whiptest.Participant
 }
 
 // demo runs the service in-process on a free loopback port, records a
@@ -95,7 +95,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	}
 	joinPart := func(p *demoPart) error {
 		var err error
-		p.p, err = synth.Join(ctx, client, whip.Endpoint(svc.URL, "demo-conference", p.name, "MIC"), p.name, p.freq)
+		p.p, err = whiptest.Join(ctx, client, whip.Endpoint(svc.URL, "demo-conference", p.name, "MIC"), p.name, p.freq)
 		if err != nil {
 			return fmt.Errorf("%s cannot join: %w", p.name, err)
 		}

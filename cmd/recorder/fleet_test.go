@@ -11,8 +11,8 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/internal/pgtest"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 const fleetKey = "fleet-key-0123456789"
@@ -50,7 +50,7 @@ func TestFleet_ThreeProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeFn()
-	p, err := synth.Join(ctx, &whip.Client{API: wapi, Token: fleetKey}, whip.Endpoint(a.url, "f", "u", "MIC"), "u", 440)
+	p, err := whiptest.Join(ctx, &whip.Client{API: wapi, Token: fleetKey}, whip.Endpoint(a.url, "f", "u", "MIC"), "u", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

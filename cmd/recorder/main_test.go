@@ -22,10 +22,10 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -163,14 +163,14 @@ func TestServe_GeneratesKeyOnce(t *testing.T) {
 }
 
 // recordWithProcess starts a recording of one participant on a serve process.
-func recordWithProcess(t *testing.T, ctx context.Context, s *server, key string) (api.RecordingDataEvent, *synth.Participant) {
+func recordWithProcess(t *testing.T, ctx context.Context, s *server, key string) (api.RecordingDataEvent, *whiptest.Participant) {
 	t.Helper()
 	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
-	p, err := synth.Join(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, "f", "u", "MIC"), "u", 440)
+	p, err := whiptest.Join(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, "f", "u", "MIC"), "u", 440)
 	if err != nil {
 		t.Fatal(err)
 	}

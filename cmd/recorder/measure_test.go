@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // procStats returns a process's resident memory (bytes) and CPU time.
@@ -69,7 +69,7 @@ func TestMeasure_PerStream(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		name := "p" + strconv.Itoa(i)
-		p, err := synth.Join(ctx, c, whip.Endpoint(s.url, "m", name, "MIC"), name, 200+float64(i*10))
+		p, err := whiptest.Join(ctx, c, whip.Endpoint(s.url, "m", name, "MIC"), name, 200+float64(i*10))
 		if err != nil {
 			t.Fatal(err)
 		}

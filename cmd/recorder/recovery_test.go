@@ -20,7 +20,6 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -40,7 +39,7 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 		t.Skip("real-time media test")
 	}
 	const freq, opusFreq = 440.0, 660.0
-	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), opusFreq, 8)
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), opusFreq, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/client"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // cli runs a client subcommand in-process and returns its exit code, stdout
@@ -101,7 +101,7 @@ func TestCLI_Client(t *testing.T) {
 	}
 	t.Cleanup(func() { closeFn() })
 	for i, user := range []string{"ann", "ben", "cat"} {
-		p, err := synth.Join(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, "conf3", user, "MIC"), user, 300+200*float64(i))
+		p, err := whiptest.Join(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, "conf3", user, "MIC"), user, 300+200*float64(i))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,51 +8,10 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
-
-// Reference G.711 encoders (ITU-T G.711 as in the classic Sun g711.c), used
-// to make test payloads.
-func search(v int, table []int) int {
-	for i, e := range table {
-		if v <= e {
-			return i
-		}
-	}
-	return len(table)
-}
-
-func linearToMuLaw(s int16) byte {
-	v, mask := int(s)>>2, 0xFF
-	if v < 0 {
-		v, mask = -v, 0x7F
-	}
-	v = min(v, 8159) + 0x84>>2
-	seg := search(v, []int{0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF})
-	if seg >= 8 {
-		return byte(0x7F ^ mask)
-	}
-	return byte((seg<<4 | (v>>(seg+1))&0xF) ^ mask)
-}
-
-func linearToALaw(s int16) byte {
-	v, mask := int(s)>>3, 0xD5
-	if v < 0 {
-		v, mask = -v-1, 0x55
-	}
-	seg := search(v, []int{0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF})
-	if seg >= 8 {
-		return byte(0x7F ^ mask)
-	}
-	a := seg << 4
-	if seg < 2 {
-		a |= (v >> 1) & 0xF
-	} else {
-		a |= (v >> seg) & 0xF
-	}
-	return byte(a ^ mask)
-}
 
 // writeG711 writes one packet of n samples of a tone at freq whose phase
 // follows the RTP timestamp.
@@ -63,9 +22,9 @@ func writeG711(t testing.TB, g *G711Writer, law Format, ssrc, ts uint32, n int, 
 	payload := make([]byte, n)
 	for i, s := range pcm {
 		if law == ALaw {
-			payload[i] = linearToALaw(s)
+			payload[i] = g711.EncodeALaw(s)
 		} else {
-			payload[i] = linearToMuLaw(s)
+			payload[i] = g711.EncodeMuLaw(s)
 		}
 	}
 	if err := g.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: ssrc, Timestamp: ts}, Payload: payload}); err != nil {
@@ -75,7 +34,7 @@ func writeG711(t testing.TB, g *G711Writer, law Format, ssrc, ts uint32, n int, 
 
 func TestG711Writer_Silence(t *testing.T) {
 	for _, law := range []Format{MuLaw, ALaw} {
-		if got := law.Silence(); (law == MuLaw && linearToMuLaw(0) != got) || (law == ALaw && linearToALaw(0) != got) {
+		if got := law.Silence(); (law == MuLaw && g711.EncodeMuLaw(0) != got) || (law == ALaw && g711.EncodeALaw(0) != got) {
 			t.Errorf("%v silence byte %#x does not encode 0", law, got)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package rtctest holds what the conference adapters' tests share: a private
 // network namespace for tests that talk WebRTC to a real media server, Pion
-// peers confined to it, G.711 µ-law tone senders and a µ-law decoder to check
-// what arrived by content.
+// peers confined to it, G.711 µ-law tone senders (media/g711) and a sink
+// that decodes what arrived, to check it by content.
 //
 // A test package opts in with
 //
@@ -30,6 +30,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 
@@ -213,7 +214,7 @@ func (s *ToneSender) Start() {
 			for due := int(time.Since(start)/period) + 1; sent < due; sent++ {
 				mediatest.SineInto(pcm, s.Freq, 8000, sent*frame, 8000)
 				for i, x := range pcm {
-					buf[i] = MuLawEncode(x)
+					buf[i] = g711.EncodeMuLaw(x)
 				}
 				// Errors before the track is bound are expected: drop and go on.
 				_ = s.Track.WriteSample(media.Sample{Data: buf, Duration: period})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
@@ -52,7 +53,9 @@ func (r *Track) read() {
 		}
 		r.packets++
 		if !r.discard {
-			r.pcm = MuLawDecodeInto(r.pcm, pkt.Payload)
+			for _, b := range pkt.Payload {
+				r.pcm = append(r.pcm, g711.DecodeMuLaw(b))
+			}
 		}
 		r.mu.Unlock()
 	}

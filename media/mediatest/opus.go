@@ -1,4 +1,4 @@
-package synth
+package mediatest
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func OpusTone(ffmpeg, dir string, freq float64, seconds int) ([][]byte, error) {
 		fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%d", freq, seconds),
 		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", path).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("synth: ffmpeg: %v: %s", err, out)
+		return nil, fmt.Errorf("mediatest: ffmpeg: %v: %s", err, out)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -30,7 +30,7 @@ func OpusTone(ffmpeg, dir string, freq float64, seconds int) ([][]byte, error) {
 	defer f.Close()
 	r, _, err := oggreader.NewWith(f)
 	if err != nil {
-		return nil, fmt.Errorf("synth: %w", err)
+		return nil, fmt.Errorf("mediatest: %w", err)
 	}
 	var packets [][]byte
 	for {
@@ -39,7 +39,7 @@ func OpusTone(ffmpeg, dir string, freq float64, seconds int) ([][]byte, error) {
 			return packets, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("synth: %w", err)
+			return nil, fmt.Errorf("mediatest: %w", err)
 		}
 		if hdr.GranulePosition != 0 { // not OpusHead or OpusTags
 			packets = append(packets, payload)

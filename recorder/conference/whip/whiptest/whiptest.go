@@ -1,4 +1,6 @@
-package synth
+// Package whiptest is a synthetic WHIP publisher for the demo and the tests:
+// a participant that sends a PCMU sine tone (synth.Tone) in real time.
+package whiptest
 
 import (
 	"context"
@@ -8,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
@@ -45,8 +48,8 @@ func Join(ctx context.Context, c *whip.Client, endpoint, name string, freq float
 // send writes 20 ms of tone every 20 ms, paced by the wall clock.
 func (p *Participant) send(track *webrtc.TrackLocalStaticSample) {
 	defer close(p.done)
-	tone := &Tone{Freq: p.Freq, Amplitude: 8000}
-	buf := make([]byte, 0, FrameSamples)
+	tone := &synth.Tone{Freq: p.Freq, Amplitude: 8000}
+	buf := make([]byte, 0, synth.FrameSamples)
 	start := time.Now()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
