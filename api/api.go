@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rtcrec/recorder/internal/httperr"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/storage"
@@ -142,30 +143,18 @@ func (e *routeError) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// writeError writes the error JSON with status.
+// writeError writes the error JSON (ErrorMessage) with status.
 func writeError(w http.ResponseWriter, status int, reason, msg string) {
-	writeJSON(w, status, ErrorMessage{Code: status, Message: msg, Reason: reason, RequestID: w.Header().Get(RequestIDHeader)})
+	httperr.Write(w, status, reason, msg)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httperr.WriteJSON(w, status, v) }
 
 // fail maps an error to its status: the one place that does.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *recorder.Error
 	if errors.As(err, &re) {
-		status := map[recorder.ErrorKind]int{
-			recorder.KindInvalid: http.StatusBadRequest, recorder.KindNotFound: http.StatusNotFound,
-			recorder.KindConflict: http.StatusConflict, recorder.KindUnavailable: http.StatusServiceUnavailable,
-			recorder.KindQuota: http.StatusTooManyRequests,
-		}[re.Kind]
-		if status == 0 {
-			status = http.StatusInternalServerError
-		}
+		status := re.Kind.HTTPStatus()
 		if status >= 500 {
 			// The message is ours and generic; the cause (hosts, paths,
 			// replies of other servers) goes to the log only.

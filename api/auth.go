@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rtcrec/recorder/internal/httperr"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -100,7 +101,7 @@ func (s *Server) key(token string) *recorder.APIKey {
 // RequestIDHeader carries the request id in every reply; error replies
 // carry it as requestId too, and the log lines of the request under
 // "requestId".
-const RequestIDHeader = "X-Request-Id"
+const RequestIDHeader = httperr.RequestIDHeader
 
 type requestIDContext struct{}
 

@@ -91,13 +91,9 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, k *recorder.API
 	}
 	failErr := func(err error) {
 		var re *recorder.Error
-		if errors.As(err, &re) {
-			status := map[recorder.ErrorKind]int{recorder.KindInvalid: 400, recorder.KindNotFound: 404,
-				recorder.KindConflict: 409, recorder.KindUnavailable: 503}[re.Kind]
-			if status != 0 {
-				fail(status, re.Reason, re.Message, re.Err)
-				return
-			}
+		if errors.As(err, &re) && re.Kind != recorder.KindInternal {
+			fail(re.Kind.HTTPStatus(), re.Reason, re.Message, re.Err)
+			return
 		}
 		s.log.Error("command failed", "command", cmd.Command, "err", err)
 		fail(http.StatusInternalServerError, "internal", "internal error", nil)

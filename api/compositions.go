@@ -60,7 +60,7 @@ func compositionOf(rec *recorder.Recording, sign func(key string) string, until 
 	if c == nil {
 		return &CompositionData{State: "PENDING", Outputs: []CompositionOutput{}}
 	}
-	cd := &CompositionData{State: c.State, Outputs: []CompositionOutput{}, Error: errorData(c.Error)}
+	cd := &CompositionData{State: c.State.String(), Outputs: []CompositionOutput{}, Error: errorData(c.Error)}
 	for _, o := range c.Outputs {
 		co := CompositionOutput{Type: o.Type, Format: o.Format, SampleRate: o.SampleRate, Channels: o.Channels, Duration: o.Duration,
 			Layout: o.Layout, Width: o.Width, Height: o.Height, FPS: o.FPS}

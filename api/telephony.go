@@ -322,7 +322,7 @@ func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *recorder.API
 		default:
 			msg := "recording " + rec.InstanceID + " has no uploaded file"
 			if rec.Error != nil {
-				msg += ": " + rec.Error.Code + ": " + rec.Error.Message
+				msg += ": " + rec.Error.Code.String() + ": " + rec.Error.Message
 			}
 			writeError(w, http.StatusNotFound, "no_file", msg)
 		}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,16 +44,6 @@ type CobrowseEvent struct {
 	Timestamp  *int64 `json:"timestamp"`
 }
 
-// failTooLarge maps a "too_large" recorder error to 413; other errors go to fail.
-func (s *Server) failTooLarge(w http.ResponseWriter, r *http.Request, err error) {
-	var re *recorder.Error
-	if errors.As(err, &re) && re.Reason == "too_large" {
-		writeError(w, http.StatusRequestEntityTooLarge, re.Reason, re.Message)
-		return
-	}
-	s.fail(w, r, err)
-}
-
 func missingIDs(w http.ResponseWriter, c, rid, i string) bool {
 	for _, f := range []struct{ name, v string }{{"conversationId", c}, {"recorderId", rid}, {"instanceId", i}} {
 		if f.v == "" {
@@ -85,7 +74,7 @@ func (s *Server) chatAdd(w http.ResponseWriter, r *http.Request, k *recorder.API
 	}
 	rec, err := s.m.AddChat(r.Context(), k.OrganizationID, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID, entries)
 	if err != nil {
-		s.failTooLarge(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, chatOf(rec))
@@ -117,7 +106,7 @@ func (s *Server) cobrowseAdd(w http.ResponseWriter, r *http.Request, k *recorder
 	_, err := s.m.AddCobrowse(r.Context(), k.OrganizationID, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID,
 		recorder.CobrowseEvent{Payload: e.Payload, SequenceID: *e.SequenceID, SessionID: e.SessionID, Timestamp: *e.Timestamp})
 	if err != nil {
-		s.failTooLarge(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})

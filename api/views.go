@@ -226,7 +226,7 @@ func errorData(e *recorder.ErrorInfo) *ErrorData {
 	if e == nil {
 		return nil
 	}
-	return &ErrorData{Code: e.Code, Message: e.Message, Occurred: ts(e.Occurred)}
+	return &ErrorData{Code: e.Code.String(), Message: e.Message, Occurred: ts(e.Occurred)}
 }
 
 func size(n int64) string { return strconv.FormatInt(n, 10) }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -80,25 +81,25 @@ func Prefix(prefix, organizationID, conversationID, recorderID, instanceID strin
 // Manifest is manifest.json: everything needed to rebuild the recording's
 // timeline from its files.
 type Manifest struct {
-	Version        int               `json:"version"`
-	OrganizationID string            `json:"organizationId"`
-	ApplicationID  string            `json:"applicationId"`
-	ConversationID string            `json:"conversationId"`
-	ConferenceID   string            `json:"conferenceId"`
-	RecorderID     string            `json:"recorderId"`
-	InstanceID     string            `json:"instanceId"`
-	State          string            `json:"state"`
-	Started        time.Time         `json:"started"`
-	Stopped        time.Time         `json:"stopped"`
-	Recovered      *time.Time        `json:"recovered,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	Mix            *Mix              `json:"mix,omitempty"`
-	Tracks         []Track           `json:"tracks"`
-	Pauses         []Interval        `json:"pauses,omitempty"`
-	Blackouts      []Interval        `json:"blackouts,omitempty"`
-	PauseBehavior  string            `json:"pauseBehavior,omitempty"` // silence | skip
-	Chat           *Attachment       `json:"chat,omitempty"`          // chat.json
-	Cobrowse       []Attachment      `json:"cobrowse,omitempty"`      // cobrowse/{sessionId}/events.json
+	Version        int                 `json:"version"`
+	OrganizationID string              `json:"organizationId"`
+	ApplicationID  string              `json:"applicationId"`
+	ConversationID string              `json:"conversationId"`
+	ConferenceID   string              `json:"conferenceId"`
+	RecorderID     string              `json:"recorderId"`
+	InstanceID     string              `json:"instanceId"`
+	State          string              `json:"state"`
+	Started        time.Time           `json:"started"`
+	Stopped        time.Time           `json:"stopped"`
+	Recovered      *time.Time          `json:"recovered,omitempty"`
+	Metadata       map[string]string   `json:"metadata,omitempty"`
+	Mix            *Mix                `json:"mix,omitempty"`
+	Tracks         []Track             `json:"tracks"`
+	Pauses         []Interval          `json:"pauses,omitempty"`
+	Blackouts      []Interval          `json:"blackouts,omitempty"`
+	PauseBehavior  media.PauseBehavior `json:"pauseBehavior,omitempty"`
+	Chat           *Attachment         `json:"chat,omitempty"`     // chat.json
+	Cobrowse       []Attachment        `json:"cobrowse,omitempty"` // cobrowse/{sessionId}/events.json
 }
 
 // Attachment is a file of the recording other than tracks and mix: the chat

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/opus"
 
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -45,7 +46,7 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(manifestPath)
-	skip := m.PauseBehavior == "skip"
+	skip := m.PauseBehavior == media.PauseSkip
 	// at maps seconds of the recording's wall-clock timeline to a sample of
 	// the mix: less the skipped pauses before it.
 	at := func(sec float64) int {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -119,7 +120,7 @@ func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, behavior := range []string{"silence", "skip"} {
 		t.Run(behavior, func(t *testing.T) {
-			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: behavior,
+			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: media.PauseBehavior(behavior),
 				Tracks: []Track{
 					{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav"},
 					{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.wav", Offset: 3},

@@ -8,27 +8,26 @@ import (
 	"time"
 )
 
-// PauseBehavior says what a paused mix writes.
-type PauseBehavior int
+// PauseBehavior says what a paused recording writes: "silence" or "skip",
+// the spelling of the API, the recording's record and the manifest. The zero
+// value is PauseSilence's behaviour.
+type PauseBehavior string
 
 const (
 	// PauseSilence writes silent frames while paused: the mix keeps its
 	// wall-clock timeline.
-	PauseSilence PauseBehavior = iota
+	PauseSilence PauseBehavior = "silence"
 	// PauseSkip writes nothing while paused: the paused interval is cut out
 	// of the mix.
-	PauseSkip
+	PauseSkip PauseBehavior = "skip"
 )
 
-// String returns "silence" or "skip".
+// String returns "silence" or "skip" ("silence" for the zero value).
 func (b PauseBehavior) String() string {
-	switch b {
-	case PauseSilence:
-		return "silence"
-	case PauseSkip:
-		return "skip"
+	if b == "" {
+		return string(PauseSilence)
 	}
-	return fmt.Sprintf("PauseBehavior(%d)", int(b))
+	return string(b)
 }
 
 // ParsePauseBehavior parses "silence" or "skip" (case-insensitive); an empty

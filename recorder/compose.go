@@ -35,7 +35,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	objects := map[string]*ObjectFile{}
 	for _, st := range rec.Streams {
 		for _, tr := range st.Tracks {
-			if tr.Local.Error == nil || tr.Local.Error.Code != "no_media" && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
+			if tr.Local.Error == nil || tr.Local.Error.Code != CodeNoMedia && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
 				objects[tr.File] = upload(tr.File)
 			}
 		}
@@ -77,9 +77,9 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			deleted = m.now()
 		}
 	}
-	state := "COMPLETED"
+	state := CompositionCompleted
 	if uploadErr != nil {
-		state = "FAILED"
+		state = CompositionFailed
 	}
 	if err := s.commit(ctx, func(r *Recording) {
 		recordUploads(r, objects)
@@ -109,7 +109,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			now := m.now()
 			if cerr := s.commit(ctx, func(r *Recording) {
 				r.Composition.State = CompositionFailed
-				r.Composition.Error = failureInfo(s.log, "composite_not_queued", err, now)
+				r.Composition.Error = failureInfo(s.log, CodeCompositeNotQueued, err, now)
 			}); cerr != nil {
 				s.log.Error("cannot record the composite's failure", "err", cerr)
 			}
@@ -300,9 +300,9 @@ func (s *Session) recoverFiles() {
 	}
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
-		final, failure = StateFailed, &ErrorInfo{Code: "recovery_failed", Message: "the recording's local files are gone", Occurred: now}
+		final, failure = StateFailed, &ErrorInfo{Code: CodeRecoveryFailed, Message: "the recording's local files are gone", Occurred: now}
 	} else if err := s.m.compose(ctx, s, StateStopped); err != nil {
-		final, failure = StateFailed, failureInfo(s.log, "upload_failed", err, s.m.now())
+		final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
 	}
 	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {
 		s.log.Error("cannot persist recovered state", "err", err)

@@ -26,13 +26,19 @@ import (
 // reason. Every change of composition.state is an event (composition.pending,
 // .processing, .completed, .failed).
 
+// CompositionState is the state of a recording's composition.
+type CompositionState string
+
 // The composition states.
 const (
-	CompositionPending    = "PENDING"
-	CompositionProcessing = "PROCESSING"
-	CompositionCompleted  = "COMPLETED"
-	CompositionFailed     = "FAILED"
+	CompositionPending    CompositionState = "PENDING"    // a composite video is queued
+	CompositionProcessing CompositionState = "PROCESSING" // ffmpeg is making the composite video
+	CompositionCompleted  CompositionState = "COMPLETED"
+	CompositionFailed     CompositionState = "FAILED"
 )
+
+// String returns the state as the API spells it.
+func (s CompositionState) String() string { return string(s) }
 
 // CompositeConfig tunes composite videos (config key composite).
 type CompositeConfig struct {
@@ -287,7 +293,7 @@ func (m *Manager) RequestComposite(ctx context.Context, org, conv, rid, iid stri
 			return errorf(KindConflict, "no_files", "recording %s has no uploaded files to compose", r.InstanceID)
 		}
 		if st := r.Composition.State; st == CompositionPending || st == CompositionProcessing {
-			return errorf(KindConflict, "composition_in_progress", "the composite of recording %s is %s already", r.InstanceID, strings.ToLower(st))
+			return errorf(KindConflict, "composition_in_progress", "the composite of recording %s is %s already", r.InstanceID, strings.ToLower(st.String()))
 		}
 		r.Composite = settings
 		r.Composition.State, r.Composition.Error = CompositionPending, nil
@@ -341,7 +347,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 	if err != nil {
 		return err
 	}
-	fail := func(code string, cause error) error {
+	fail := func(code ErrorCode, cause error) error {
 		if ctx.Err() != nil {
 			return ctx.Err() // shutting down: the job runs again at the next start
 		}
@@ -355,12 +361,12 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 	}
 	dir := m.compositeDir(instanceID)
 	if err := m.fetchCompositeInputs(ctx, rec, dir); err != nil {
-		return fail("composite_inputs", err)
+		return fail(CodeCompositeInputs, err)
 	}
 	s := *rec.Composite
 	res, err := composite.ComposePath(ctx, dir, filepath.Join(dir, composite.File), s, m.cfg.Composite.options(m))
 	if err != nil {
-		return fail("composite_failed", err)
+		return fail(CodeCompositeFailed, err)
 	}
 	local := rec.clone()
 	local.Dir = dir
@@ -392,7 +398,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 		r.Composition.State, r.Composition.Error = CompositionCompleted, nil
 		if uerr != nil {
 			r.Composition.State = CompositionFailed
-			r.Composition.Error = failureInfo(m.log.With("instanceId", rec.InstanceID), "upload_failed", uerr, now)
+			r.Composition.Error = failureInfo(m.log.With("instanceId", rec.InstanceID), CodeUploadFailed, uerr, now)
 		}
 		return nil
 	})

@@ -107,7 +107,7 @@ func recordTone(t *testing.T, m *Manager, fa *fakeAdapter, s *composite.Settings
 }
 
 // waitComposition waits for the composition of id to reach state.
-func waitComposition(t *testing.T, m *Manager, id, state string) *Recording {
+func waitComposition(t *testing.T, m *Manager, id string, state CompositionState) *Recording {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute) // ffmpeg at nice 10 on a loaded machine
 	for {

@@ -351,7 +351,7 @@ func (c *Config) setDefaults() {
 		c.Defaults.Mix.Latency = media.DefaultLatency
 	}
 	if c.Defaults.PauseBehavior == "" {
-		c.Defaults.PauseBehavior = "silence"
+		c.Defaults.PauseBehavior = string(media.PauseSilence)
 	}
 	if c.Defaults.MaxDuration <= 0 {
 		c.Defaults.MaxDuration = 4 * time.Hour

@@ -127,9 +127,9 @@ func (s *Session) watchWrites(med *sessionMedia) {
 // writeErrorCode is the error code of a recording whose files could not be
 // written: disk_full when the file system is full (or over quota), else
 // write_failed.
-func writeErrorCode(err error) string {
+func writeErrorCode(err error) ErrorCode {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return "disk_full"
+		return CodeDiskFull
 	}
-	return "write_failed"
+	return CodeWriteFailed
 }

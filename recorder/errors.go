@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"time"
 )
@@ -20,6 +21,7 @@ const (
 	KindConflict                     // the recording is in the wrong state: 409
 	KindUnavailable                  // storage or a conference platform cannot be reached: 503
 	KindQuota                        // the organization is at one of its quotas: 429
+	KindTooLarge                     // a bounded collection (chat, cobrowse) is full: 413
 )
 
 // String names the kind.
@@ -35,8 +37,31 @@ func (k ErrorKind) String() string {
 		return "Unavailable"
 	case KindQuota:
 		return "Quota"
+	case KindTooLarge:
+		return "TooLarge"
 	}
 	return "Internal"
+}
+
+// HTTPStatus returns the HTTP status that reports an error of kind k: the one
+// map from kinds to statuses, used by the API, the command envelope and the
+// fleet's forwarded commands.
+func (k ErrorKind) HTTPStatus() int {
+	switch k {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindConflict:
+		return http.StatusConflict
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
+	case KindQuota:
+		return http.StatusTooManyRequests
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
 }
 
 // Error is an error of the recorder's API surface: a kind, a machine-readable
@@ -84,7 +109,7 @@ func KindOf(err error) ErrorKind {
 // name server paths, storage URLs or a provider's reply). The text goes to
 // log (which carries the recording's ids), with the query strings of URLs in
 // it cut (SAS tokens, signatures).
-func failureInfo(log *slog.Logger, code string, err error, at time.Time) *ErrorInfo {
+func failureInfo(log *slog.Logger, code ErrorCode, err error, at time.Time) *ErrorInfo {
 	if err != nil {
 		log.Warn("failure recorded in the recording's state", "code", code, "err", RedactURLs(err.Error()))
 	}
@@ -92,26 +117,26 @@ func failureInfo(log *slog.Logger, code string, err error, at time.Time) *ErrorI
 }
 
 // failureMessage is the message callers see for a failure code.
-func failureMessage(code string) string {
+func failureMessage(code ErrorCode) string {
 	const log = "; the recorder's log has the details under the recording's instanceId"
 	switch code {
-	case "upload_failed":
+	case CodeUploadFailed:
 		return "uploading the recording's files to its storage profile failed" + log
-	case "write_failed":
+	case CodeWriteFailed:
 		return "writing the recording's files on the recorder failed" + log
-	case "disk_full":
+	case CodeDiskFull:
 		return "the recorder's disk is full: the recording's files could not be written" + log
-	case "track_failed":
+	case CodeTrackFailed:
 		return "the track could not be recorded" + log
-	case "composite_not_queued":
+	case CodeCompositeNotQueued:
 		return "the composite video could not be scheduled" + log
-	case "composite_inputs":
+	case CodeCompositeInputs:
 		return "the composite video's inputs could not be read" + log
-	case "composite_failed":
+	case CodeCompositeFailed:
 		return "making the composite video failed" + log
 	}
 	// A storage error code (storage.ErrorCode: Unauthenticated, Unavailable, …).
-	return "the storage profile refused or failed the upload (" + code + ")" + log
+	return "the storage profile refused or failed the upload (" + string(code) + ")" + log
 }
 
 // urlQuery matches the query string of a URL in an error's text.

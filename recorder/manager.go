@@ -19,6 +19,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
@@ -224,14 +225,15 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		InstanceID: uuid.NewString(), OrganizationID: organizationID, ApplicationID: req.ApplicationID,
 		ConversationID: req.ConversationID, ConferenceID: req.ConferenceID, RecorderID: m.recorderID,
 		Audio: req.Audio, Video: req.Video, Duplicate: req.Duplicate, State: StateInitialised,
-		Created: m.now(), Metadata: req.Metadata, PauseBehavior: m.cfg.Defaults.PauseBehavior,
+		Created: m.now(), Metadata: req.Metadata, PauseBehavior: media.PauseBehavior(m.cfg.Defaults.PauseBehavior),
 		Mix: m.cfg.Defaults.Mix, MaxDuration: m.cfg.Defaults.MaxDuration, Streams: []*Stream{}, Only: req.Only,
 	}
 	if req.PauseBehavior != "" {
-		if req.PauseBehavior != "silence" && req.PauseBehavior != "skip" {
+		b := media.PauseBehavior(req.PauseBehavior)
+		if b != media.PauseSilence && b != media.PauseSkip {
 			return nil, errorf(KindInvalid, "invalid_field", "pauseBehavior %q is not silence or skip", req.PauseBehavior)
 		}
-		rec.PauseBehavior = req.PauseBehavior
+		rec.PauseBehavior = b
 	}
 	if req.Mix != nil && req.Mix.None {
 		rec.Mix = MixSettings{None: true}
@@ -357,7 +359,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 			// The cause may name internal hosts and quote their replies (a
 			// WHEP endpoint's URL and body): it goes to the log above, under
 			// the instanceId the caller has.
-			r.Error = &ErrorInfo{Code: "start_failed", Occurred: now,
+			r.Error = &ErrorInfo{Code: CodeStartFailed, Occurred: now,
 				Message: "the recorder could not join the conference; its log has the cause under instanceId " + r.InstanceID}
 		})
 		s.room.detach(s)

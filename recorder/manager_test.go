@@ -170,7 +170,7 @@ func TestManager_EndStates(t *testing.T) {
 		withMedia bool
 		end       func(m *Manager, fa *fakeAdapter, id string)
 		want      State
-		errCode   string
+		errCode   ErrorCode
 	}{
 		{"stop before media", false, func(m *Manager, _ *fakeAdapter, id string) {
 			m.Stop(context.Background(), "org", "c", "rec1", id)

@@ -40,7 +40,7 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	if rec.Mix.None {
 		return &sessionMedia{log: log, failed: make(chan error, 1)}, nil
 	}
-	pb, err := media.ParsePauseBehavior(rec.PauseBehavior)
+	pb, err := media.ParsePauseBehavior(string(rec.PauseBehavior))
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func (m *Manager) changed(old, cur *Recording) {
 		return
 	}
 	oldOut := map[string]bool{}
-	oldState := ""
+	var oldState CompositionState
 	if old.Composition != nil {
 		oldState = old.Composition.State
 		for _, o := range old.Composition.Outputs {
@@ -123,7 +123,7 @@ func (m *Manager) changed(old, cur *Recording) {
 	if cur.Composition.State != oldState { // composition.pending, .processing, .completed, .failed
 		d := recordingEventData(cur)
 		d.Composition = cur.Composition
-		m.publish(ctx, cur, "composition."+strings.ToLower(cur.Composition.State), d)
+		m.publish(ctx, cur, "composition."+strings.ToLower(cur.Composition.State.String()), d)
 	}
 }
 

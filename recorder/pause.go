@@ -252,7 +252,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	if sm := s.media; sm != nil && sm.mixer != nil {
 		mx := sm.mixer
 		at := mx.PosAt(now)
-		skip := s.rec.PauseBehavior == "skip"
+		skip := s.rec.PauseBehavior == media.PauseSkip
 		switch {
 		case pause && skip:
 			pos = mx.OutputAt(mx.Cut(max(at, mx.InputsEnd())))
@@ -274,7 +274,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
 			p := &r.Pauses[n-1]
 			p.End, p.MixEnd = now, pos
-			if r.PauseBehavior == "skip" {
+			if r.PauseBehavior == media.PauseSkip {
 				p.MixEnd = p.MixStart
 			}
 		}
@@ -282,7 +282,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	if err != nil {
 		if pause { // not persisted: not paused
 			s.lc.paused.Store(false)
-			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == "skip" {
+			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == media.PauseSkip {
 				sm.mixer.Uncut(0) // an empty cut
 			}
 		}
@@ -290,7 +290,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		return nil, err
 	}
 	if !pause {
-		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == "skip" {
+		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == media.PauseSkip {
 			p := s.rec.Pauses[n-1]
 			s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
 		}
@@ -315,7 +315,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 func closeOpenIntervals(r *Recording, at time.Time, pos time.Duration) {
 	if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
 		r.Pauses[n-1].End, r.Pauses[n-1].MixEnd, r.Pauses[n-1].Stopped = at, pos, true
-		if r.PauseBehavior == "skip" {
+		if r.PauseBehavior == media.PauseSkip {
 			r.Pauses[n-1].MixEnd = r.Pauses[n-1].MixStart
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -41,10 +42,33 @@ const (
 
 // ErrorInfo is the API's error object: {code, message, occurred}.
 type ErrorInfo struct {
-	Code     string    `json:"code"`
+	Code     ErrorCode `json:"code"`
 	Message  string    `json:"message"`
 	Occurred time.Time `json:"occurred"`
 }
+
+// ErrorCode says why a recording, a track, an object or a composition
+// failed: one of the Code constants, or a storage.ErrorCode's name for an
+// object whose upload failed.
+type ErrorCode string
+
+// The error codes of ErrorInfo.
+const (
+	CodeStartFailed        ErrorCode = "start_failed"         // joining the conference failed
+	CodeConferenceEnded    ErrorCode = "conference_ended"     // the conference ended before any media
+	CodeTrackFailed        ErrorCode = "track_failed"         // a track's file could not be created
+	CodeWriteFailed        ErrorCode = "write_failed"         // a file could not be written
+	CodeDiskFull           ErrorCode = "disk_full"            // ENOSPC or EDQUOT while writing
+	CodeNoMedia            ErrorCode = "no_media"             // a video track without a decodable frame
+	CodeUploadFailed       ErrorCode = "upload_failed"        // an object could not be uploaded and verified
+	CodeRecoveryFailed     ErrorCode = "recovery_failed"      // a recording's local files were gone at recovery
+	CodeCompositeNotQueued ErrorCode = "composite_not_queued" // the composite queue refused the job
+	CodeCompositeInputs    ErrorCode = "composite_inputs"     // the composite's input files could not be had
+	CodeCompositeFailed    ErrorCode = "composite_failed"     // ffmpeg failed
+)
+
+// String returns the code as the API spells it.
+func (c ErrorCode) String() string { return string(c) }
 
 // TrackFilter selects the tracks a recording takes: those of UserID, of
 // StreamType when set.
@@ -56,30 +80,30 @@ type TrackFilter struct {
 // Recording is everything known about one recording: what the API shows and
 // what survives a restart. Values returned by the Manager are copies.
 type Recording struct {
-	InstanceID     string            `json:"instanceId"`
-	OrganizationID string            `json:"organizationId"`
-	ApplicationID  string            `json:"applicationId"`
-	ConversationID string            `json:"conversationId"`
-	ConferenceID   string            `json:"conferenceId"`
-	RecorderID     string            `json:"recorderId"`
-	Audio          bool              `json:"audio"`
-	Video          bool              `json:"video"`
-	Duplicate      bool              `json:"duplicate,omitempty"`
-	State          State             `json:"state"`
-	Error          *ErrorInfo        `json:"error,omitempty"`
-	Created        time.Time         `json:"created"`            // the start request
-	Started        time.Time         `json:"started,omitzero"`   // ACTIVE
-	Stopped        time.Time         `json:"stopped,omitzero"`   // final
-	Recovered      time.Time         `json:"recovered,omitzero"` // finished by start-up recovery
-	Metadata       map[string]string `json:"metadata,omitempty"` // caller's, kept in the manifest
-	PauseBehavior  string            `json:"pauseBehavior"`      // silence | skip
-	Mix            MixSettings       `json:"mix"`                // the mix WAV's format
-	MaxDuration    time.Duration     `json:"maxDuration"`        // nanoseconds
-	Storage        StorageInfo       `json:"storage"`            // where outputs go
-	Dir            string            `json:"dir"`                // local working directory
-	Streams        []*Stream         `json:"streams"`            // in order of arrival
-	Composition    *Composition      `json:"composition,omitempty"`
-	MixFrames      int64             `json:"mixFrames,omitempty"` // frames in mix.wav
+	InstanceID     string              `json:"instanceId"`
+	OrganizationID string              `json:"organizationId"`
+	ApplicationID  string              `json:"applicationId"`
+	ConversationID string              `json:"conversationId"`
+	ConferenceID   string              `json:"conferenceId"`
+	RecorderID     string              `json:"recorderId"`
+	Audio          bool                `json:"audio"`
+	Video          bool                `json:"video"`
+	Duplicate      bool                `json:"duplicate,omitempty"`
+	State          State               `json:"state"`
+	Error          *ErrorInfo          `json:"error,omitempty"`
+	Created        time.Time           `json:"created"`            // the start request
+	Started        time.Time           `json:"started,omitzero"`   // ACTIVE
+	Stopped        time.Time           `json:"stopped,omitzero"`   // final
+	Recovered      time.Time           `json:"recovered,omitzero"` // finished by start-up recovery
+	Metadata       map[string]string   `json:"metadata,omitempty"` // caller's, kept in the manifest
+	PauseBehavior  media.PauseBehavior `json:"pauseBehavior"`
+	Mix            MixSettings         `json:"mix"`         // the mix WAV's format
+	MaxDuration    time.Duration       `json:"maxDuration"` // nanoseconds
+	Storage        StorageInfo         `json:"storage"`     // where outputs go
+	Dir            string              `json:"dir"`         // local working directory
+	Streams        []*Stream           `json:"streams"`     // in order of arrival
+	Composition    *Composition        `json:"composition,omitempty"`
+	MixFrames      int64               `json:"mixFrames,omitempty"` // frames in mix.wav
 	// Only, when set, limits the recording to one participant's streams of
 	// one type (seed 003's screen recordings: an agent's SCREEN).
 	Only *TrackFilter `json:"only,omitempty"`
@@ -155,10 +179,10 @@ type ObjectFile struct {
 // Composition is what was built from a finished recording: the mix, the
 // manifest and, when asked for, the composite video (composite.go).
 type Composition struct {
-	State    string      `json:"state"` // PENDING | PROCESSING (composite video) | COMPLETED | FAILED
-	Outputs  []Output    `json:"outputs"`
-	Manifest *ObjectFile `json:"manifest,omitempty"`
-	Error    *ErrorInfo  `json:"error,omitempty"` // why the composite video FAILED
+	State    CompositionState `json:"state"`
+	Outputs  []Output         `json:"outputs"`
+	Manifest *ObjectFile      `json:"manifest,omitempty"`
+	Error    *ErrorInfo       `json:"error,omitempty"` // why the composite video FAILED
 }
 
 // Output is one composed output.

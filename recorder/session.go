@@ -141,7 +141,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 			Started: now, Local: LocalFile{Location: filepath.Join(r.Dir, filepath.FromSlash(file)), Created: now}}
 		if err != nil {
 			tr.Stopped = now
-			tr.Local.Error = failureInfo(s.log.With("track", t.TrackID), "track_failed", err, now)
+			tr.Local.Error = failureInfo(s.log.With("track", t.TrackID), CodeTrackFailed, err, now)
 			st.State = StreamFailed
 		}
 		st.Tracks = append(st.Tracks, tr)
@@ -193,7 +193,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 					tr.Local.Error = failureInfo(s.log.With("track", ts.t.TrackID), writeErrorCode(closeErr), closeErr, now)
 				case noMedia:
 					// An unplayable file is not offered: no keyframe ever came.
-					tr.Local.Error = &ErrorInfo{Code: "no_media", Message: "no decodable video frame arrived (no keyframe)", Occurred: now}
+					tr.Local.Error = &ErrorInfo{Code: CodeNoMedia, Message: "no decodable video frame arrived (no keyframe)", Occurred: now}
 				}
 			}
 			all = all && !tr.Stopped.IsZero()
@@ -255,13 +255,13 @@ func (s *Session) finish(why stopReason) {
 	case mixErr != nil:
 		final, failure = StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
 	case why.conferenceEnded && why.err != nil:
-		final, failure = StateAborted, &ErrorInfo{Code: "conference_ended", Message: why.err.Error(), Occurred: stopped}
+		final, failure = StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
 	case !rec.hadMedia():
 		final = StateAborted
 	}
 	if rec.hadMedia() {
 		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
-			final, failure = StateFailed, failureInfo(s.log, "upload_failed", err, s.m.now())
+			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
 		}
 	}
 	if err := s.commit(ctx, func(r *Recording) {

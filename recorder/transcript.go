@@ -24,7 +24,7 @@ import (
 // Bounds of the chat and cobrowse data of one recording: the bytes stored
 // (every field of every entry plus entryOverhead for its JSON and time) and
 // the number of entries, events and cobrowse sessions; beyond them an
-// addition is refused with reason "too_large".
+// addition is refused with KindTooLarge (reason "too_large").
 const (
 	MaxChatBytes        = 256 << 10
 	MaxChatEntries      = 4096
@@ -96,7 +96,7 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 			chat = append(chat, e)
 		}
 		if total > MaxChatBytes || len(chat) > MaxChatEntries {
-			return errorf(KindInvalid, "too_large", "the chat transcript of a recording is limited to %d entries and %d bytes", MaxChatEntries, MaxChatBytes)
+			return errorf(KindTooLarge, "too_large", "the chat transcript of a recording is limited to %d entries and %d bytes", MaxChatEntries, MaxChatBytes)
 		}
 		sort.SliceStable(chat, func(i, j int) bool { return chat[i].TimeStamp.Before(chat[j].TimeStamp) })
 		r.Chat = chat
@@ -125,7 +125,7 @@ func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationI
 			sessions[e.SessionID] = true
 		}
 		if total > MaxCobrowseBytes || len(r.Cobrowse)+1 > MaxCobrowseEvents || len(sessions) > MaxCobrowseSessions {
-			return errorf(KindInvalid, "too_large", "the cobrowse events of a recording are limited to %d events in %d sessions and %d bytes",
+			return errorf(KindTooLarge, "too_large", "the cobrowse events of a recording are limited to %d events in %d sessions and %d bytes",
 				MaxCobrowseEvents, MaxCobrowseSessions, MaxCobrowseBytes)
 		}
 		list := append(append([]CobrowseEvent(nil), r.Cobrowse...), ev)
@@ -189,7 +189,7 @@ func (m *Manager) uploadBytes(ctx context.Context, bucket *storage.Bucket, rec *
 	res, err := bucket.Upload(ctx, key, bytes.NewReader(data),
 		&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: objectMetadata(rec), Size: int64(len(data))})
 	if err != nil {
-		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), storage.Code(err).String(), err, m.now())
+		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), ErrorCode(storage.Code(err).String()), err, m.now())
 		return o
 	}
 	o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()

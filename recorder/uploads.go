@@ -225,7 +225,7 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
 		LocalPath: filepath.Join(rec.Dir, filepath.FromSlash(rel)), Key: key, ContentType: composition.ContentType(rel), Metadata: meta}
 	fail := func(err error) (*ObjectFile, error) {
-		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), storage.Code(err).String(), err, m.now())
+		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), ErrorCode(storage.Code(err).String()), err, m.now())
 		o.Size, o.SHA256 = fileDigest(job.LocalPath)
 		return o, err
 	}
@@ -289,7 +289,7 @@ func resultObject(o *ObjectFile, r upload.Result, now time.Time) (*ObjectFile, e
 		err = fmt.Errorf("upload %s: %s", r.Status, r.Code)
 	}
 	// The queue logged the attempt's error; callers see a stable message.
-	o.Error = &ErrorInfo{Code: r.Code.String(), Message: failureMessage(r.Code.String()), Occurred: now}
+	o.Error = &ErrorInfo{Code: ErrorCode(r.Code.String()), Message: failureMessage(ErrorCode(r.Code.String())), Occurred: now}
 	return o, err
 }
 
@@ -354,10 +354,10 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 			return nil
 		}
 		if allDone && rec.State.Final() {
-			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == "upload_failed" {
+			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == CodeUploadFailed {
 				rec.State, rec.Error = StateStopped, nil
 			}
-			if c := rec.Composition; c != nil && c.State == CompositionFailed && (c.Error == nil || c.Error.Code == "upload_failed") {
+			if c := rec.Composition; c != nil && c.State == CompositionFailed && (c.Error == nil || c.Error.Code == CodeUploadFailed) {
 				c.State, c.Error = CompositionCompleted, nil // the uploads that failed are done (a composite that failed otherwise stays FAILED)
 			}
 			if err := os.RemoveAll(rec.Dir); err == nil {

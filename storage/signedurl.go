@@ -14,6 +14,8 @@ import (
 	"path"
 	"strconv"
 	"time"
+
+	"github.com/rtcrec/recorder/internal/httperr"
 )
 
 // Query parameters of the recorder's own signed URLs.
@@ -133,7 +135,7 @@ func (s *URLSigner) Check(method string, u *url.URL) error {
 // HEAD (with Range; a GET signature also allows HEAD) and PUT (the body is
 // written with Bucket.Upload, so it is verified after upload). keyFromPath maps
 // the request's URL path to an object key; an error from it is a 404. Errors are
-// plain-text replies with the status of their code: 403 for a bad signature,
+// the recorder's JSON error replies (internal/httperr) with the status of their code: 403 for a bad signature,
 // 404 for a missing object, 416 for an unsatisfiable range, 503 when storage is
 // unavailable. Messages never include the signature.
 func SignedURLHandler(b *Bucket, s *URLSigner, keyFromPath func(urlPath string) (string, error)) http.Handler {
@@ -145,7 +147,7 @@ func SignedURLHandler(b *Bucket, s *URLSigner, keyFromPath func(urlPath string) 
 		case http.MethodPut:
 		default:
 			w.Header().Set("Allow", "GET, HEAD, PUT")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 			return
 		}
 		if err := s.Check(method, r.URL); err != nil {
@@ -157,7 +159,7 @@ func SignedURLHandler(b *Bucket, s *URLSigner, keyFromPath func(urlPath string) 
 			err = ValidateKey(key)
 		}
 		if err != nil {
-			http.Error(w, "not found", http.StatusNotFound)
+			httperr.Write(w, http.StatusNotFound, NotFound.String(), "not found")
 			return
 		}
 		if r.Method == http.MethodPut {
@@ -224,13 +226,15 @@ func HTTPStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// httpError replies with err's status; the reason is its code, the message
+// the status text (never the provider's error, which may name hosts).
 func httpError(w http.ResponseWriter, err error) {
 	status := HTTPStatus(err)
 	msg := http.StatusText(status)
 	if Code(err) == PermissionDenied && errors.Is(err, ErrBadSignature) {
 		msg = "invalid or expired signed URL"
 	}
-	http.Error(w, msg, status)
+	httperr.Write(w, status, Code(err).String(), msg)
 }
 
 // objectReadSeeker is an io.ReadSeeker over an object, opening a range reader

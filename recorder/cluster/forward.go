@@ -108,7 +108,7 @@ func (n *Node) Forward(ctx context.Context, owner string, cmd *recorder.Command)
 }
 
 func kindOf(name string) recorder.ErrorKind {
-	for _, k := range []recorder.ErrorKind{recorder.KindInvalid, recorder.KindNotFound, recorder.KindConflict, recorder.KindUnavailable, recorder.KindQuota} {
+	for _, k := range []recorder.ErrorKind{recorder.KindInvalid, recorder.KindNotFound, recorder.KindConflict, recorder.KindUnavailable, recorder.KindQuota, recorder.KindTooLarge} {
 		if k.String() == name {
 			return k
 		}
@@ -161,12 +161,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &e) {
 		e = &recorder.Error{Kind: recorder.KindInternal, Reason: "internal", Message: "the owner failed to run the command"}
 	}
-	status := map[recorder.ErrorKind]int{recorder.KindInvalid: 400, recorder.KindNotFound: 404, recorder.KindConflict: 409,
-		recorder.KindUnavailable: 503, recorder.KindQuota: 429}[e.Kind]
-	if status == 0 {
-		status = 500
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(e.Kind.HTTPStatus())
 	json.NewEncoder(w).Encode(remoteError{Kind: e.Kind.String(), Reason: e.Reason, Message: e.Message, RetryAfter: e.RetryAfter})
 }

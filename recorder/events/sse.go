@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/rtcrec/recorder/internal/httperr"
 )
 
 // replayPage is how many stored events one replay query reads.
@@ -51,12 +53,12 @@ func (b *Bus) Handler(orgOf func(*http.Request) (string, bool)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
-			httpError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+			httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 			return
 		}
 		org, ok := orgOf(r)
 		if !ok || org == "" {
-			httpError(w, http.StatusUnauthorized, "unauthenticated", "no or invalid API key")
+			httperr.Write(w, http.StatusUnauthorized, "unauthenticated", "no or invalid API key")
 			return
 		}
 		raw := r.Header.Get("Last-Event-ID")
@@ -65,7 +67,7 @@ func (b *Bus) Handler(orgOf func(*http.Request) (string, bool)) http.Handler {
 		}
 		last, err := ParseLastEventID(raw)
 		if err != nil {
-			httpError(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
+			httperr.Write(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
 			return
 		}
 		resume := raw != ""
@@ -79,12 +81,12 @@ func (b *Bus) Handler(orgOf func(*http.Request) (string, bool)) http.Handler {
 		}
 		sub, err := b.subscribe(r.Context(), org)
 		if errors.Is(err, ErrClosed) {
-			httpError(w, http.StatusServiceUnavailable, "shutting_down", "the event stream is shutting down")
+			httperr.Write(w, http.StatusServiceUnavailable, "shutting_down", "the event stream is shutting down")
 			return
 		}
 		if err != nil {
 			b.opts.Logger.Warn("events: subscribe failed", "org", org, "err", err)
-			httpError(w, http.StatusServiceUnavailable, "events_unavailable", "the event stream is unavailable; retry")
+			httperr.Write(w, http.StatusServiceUnavailable, "events_unavailable", "the event stream is unavailable; retry")
 			return
 		}
 		defer b.unsubscribe(sub)
@@ -180,17 +182,6 @@ func appendJSON(buf []byte, ev Event) []byte {
 		p = []byte("{}")
 	}
 	return append(buf, p...)
-}
-
-// httpError writes the API's JSON error shape.
-func httpError(w http.ResponseWriter, status int, reason, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Reason  string `json:"reason"`
-	}{status, msg, reason})
 }
 
 // Subscribers returns how many live SSE subscribers of org this Bus serves.

@@ -21,7 +21,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +34,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtcrec/recorder/internal/httperr"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -184,7 +184,7 @@ func (a *Adapter) Close() error {
 func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, a.o.Path)
 	if !ok {
-		httpError(w, http.StatusNotFound, "not_found", "not a WHIP resource")
+		httperr.Write(w, http.StatusNotFound, "not_found", "not a WHIP resource")
 		return
 	}
 	conf, res, hasRes := strings.Cut(rest, "/")
@@ -207,10 +207,10 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPatch && hasRes:
 		// Trickle ICE and ICE restarts (RFC 9725 §4.3) are not supported: the
 		// answer carries every candidate.
-		httpError(w, http.StatusMethodNotAllowed, "not_supported", "trickle ICE is not supported; send a complete offer")
+		httperr.Write(w, http.StatusMethodNotAllowed, "not_supported", "trickle ICE is not supported; send a complete offer")
 	default:
 		w.Header().Set("Allow", "OPTIONS, POST, DELETE")
-		httpError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST on /whip/{conferenceId} and DELETE on the session's Location")
+		httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST on /whip/{conferenceId} and DELETE on the session's Location")
 	}
 }
 
@@ -219,45 +219,45 @@ const maxOffer = 64 << 10
 
 func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	if err := a.o.ValidID(conf); err != nil {
-		httpError(w, http.StatusBadRequest, "invalid_id", "conferenceId: "+err.Error())
+		httperr.Write(w, http.StatusBadRequest, "invalid_id", "conferenceId: "+err.Error())
 		return
 	}
 	q := r.URL.Query()
 	user := q.Get("userId")
 	if user == "" || len(user) > 256 || strings.ContainsFunc(user, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		httpError(w, http.StatusBadRequest, "invalid_field", "userId is required: up to 256 printable characters")
+		httperr.Write(w, http.StatusBadRequest, "invalid_field", "userId is required: up to 256 printable characters")
 		return
 	}
 	typ, err := conference.ParseStreamType(q.Get("type"))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "invalid_field", err.Error())
+		httperr.Write(w, http.StatusBadRequest, "invalid_field", err.Error())
 		return
 	}
 	agentID, agentPhone := q.Get("agentId"), q.Get("agentPhone")
 	if agentID != "" {
 		if n, err := strconv.ParseInt(agentID, 10, 64); err != nil || n <= 0 || strconv.FormatInt(n, 10) != agentID {
-			httpError(w, http.StatusBadRequest, "invalid_field", "agentId must be a positive integer")
+			httperr.Write(w, http.StatusBadRequest, "invalid_field", "agentId must be a positive integer")
 			return
 		}
 	}
 	if len(agentPhone) > 64 || strings.ContainsFunc(agentPhone, func(r rune) bool {
 		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+-.*#() ", r))
 	}) {
-		httpError(w, http.StatusBadRequest, "invalid_field", "agentPhone is up to 64 digits, letters and + - . * # ( ) or spaces")
+		httperr.Write(w, http.StatusBadRequest, "invalid_field", "agentPhone is up to 64 digits, letters and + - . * # ( ) or spaces")
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/sdp") {
-		httpError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/sdp")
+		httperr.Write(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/sdp")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOffer))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			httpError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the offer is larger than %d bytes", maxOffer))
+			httperr.Write(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the offer is larger than %d bytes", maxOffer))
 			return
 		}
-		httpError(w, http.StatusBadRequest, "bad_request", "cannot read the offer")
+		httperr.Write(w, http.StatusBadRequest, "bad_request", "cannot read the offer")
 		return
 	}
 	offer := string(body)
@@ -272,7 +272,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		return
 	}
 	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") || !strings.Contains(offer, "m=") {
-		httpError(w, http.StatusBadRequest, "bad_sdp", "the body is not an SDP offer with media")
+		httperr.Write(w, http.StatusBadRequest, "bad_sdp", "the body is not an SDP offer with media")
 		return
 	}
 
@@ -283,14 +283,14 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		return
 	}
 	if status, reason, msg := a.reserve(s); status != 0 {
-		httpError(w, status, reason, msg)
+		httperr.Write(w, status, reason, msg)
 		return
 	}
 	pc, err := a.o.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		a.release(s)
 		a.log.Error("cannot create a peer connection", "err", err)
-		httpError(w, http.StatusInternalServerError, "internal", "cannot create a peer connection")
+		httperr.Write(w, http.StatusInternalServerError, "internal", "cannot create a peer connection")
 		return
 	}
 	s.pc = pc
@@ -298,7 +298,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	if err != nil {
 		pc.Close()
 		a.release(s)
-		httpError(w, http.StatusBadRequest, "bad_sdp", err.Error())
+		httperr.Write(w, http.StatusBadRequest, "bad_sdp", err.Error())
 		return
 	}
 	a.mu.Lock()
@@ -306,7 +306,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		a.mu.Unlock()
 		pc.Close()
 		a.release(s)
-		httpError(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is closing")
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint is closing")
 		return
 	}
 	a.sess[s.id] = s
@@ -338,7 +338,7 @@ func (a *Adapter) authorize(w http.ResponseWriter, r *http.Request, p Publish) (
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
 	}
-	httpError(w, ae.Status, ae.Reason, ae.Message)
+	httperr.Write(w, ae.Status, ae.Reason, ae.Message)
 	return "", false
 }
 
@@ -473,7 +473,7 @@ func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string
 		return
 	}
 	if s == nil || s.org != org || s.conference != conf {
-		httpError(w, http.StatusNotFound, "not_found", "no such WHIP session")
+		httperr.Write(w, http.StatusNotFound, "not_found", "no such WHIP session")
 		return
 	}
 	a.end(s)
@@ -519,17 +519,6 @@ func validID(id string) error {
 		}
 	}
 	return nil
-}
-
-// httpError writes the recorder's error JSON.
-func httpError(w http.ResponseWriter, status int, reason, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Reason  string `json:"reason"`
-	}{status, msg, reason})
 }
 
 // Interface guards.
