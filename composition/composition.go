@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -34,34 +35,14 @@ func TrackFile(streamID, trackID, ext string) string {
 	return TracksDir + streamID + "-" + trackID + "." + ext
 }
 
-// Extension returns the per-track file extension of an RTP codec MIME type
-// (compared case-insensitively), or "" when the recorder has no writer for it.
-func Extension(mime string) string {
-	switch strings.ToLower(mime) {
-	case "audio/opus":
-		return "ogg"
-	case "audio/pcmu", "audio/pcma":
-		return "wav"
-	case "video/vp8", "video/vp9":
-		return "webm"
-	case "video/h264":
-		return "mp4"
-	}
-	return ""
-}
-
-// ContentType returns the MIME type of a recording file by its name.
+// ContentType returns the MIME type of a recording file by its name: its
+// container's (media/format), application/json for the manifest and the
+// transcripts, application/octet-stream otherwise.
 func ContentType(name string) string {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".ogg":
-		return "audio/ogg"
-	case ".wav":
-		return "audio/wav"
-	case ".webm":
-		return "video/webm"
-	case ".mp4":
-		return "video/mp4"
-	case ".json":
+	if f := format.ForFile(name); f != nil {
+		return f.ContentType
+	}
+	if strings.EqualFold(filepath.Ext(name), ".json") {
 		return "application/json"
 	}
 	return "application/octet-stream"

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -22,12 +23,19 @@ func TestPrefix(t *testing.T) {
 			t.Errorf("Prefix(%q) = %q, want %q", tt.prefix, got, tt.want)
 		}
 	}
-	if got := TrackFile("s1", "t1", Extension("audio/OPUS")); got != "tracks/s1-t1.ogg" {
+	// The extension of each codec is media/format's (TestForCodec there).
+	if got := TrackFile("s1", "t1", format.ForCodec("audio/OPUS").Container.Ext); got != "tracks/s1-t1.ogg" {
 		t.Errorf("TrackFile = %q", got)
 	}
-	for mime, ext := range map[string]string{"audio/PCMU": "wav", "audio/pcma": "wav", "video/VP8": "webm", "video/vp9": "webm", "video/H264": "mp4", "video/AV1": ""} {
-		if got := Extension(mime); got != ext {
-			t.Errorf("Extension(%s) = %q, want %q", mime, got, ext)
+}
+
+func TestContentType(t *testing.T) {
+	for name, want := range map[string]string{
+		"mix.wav": "audio/wav", "tracks/a-b.ogg": "audio/ogg", "tracks/a-v.webm": "video/webm", "tracks/a-h.mp4": "video/mp4",
+		"manifest.json": "application/json", "chat.JSON": "application/json", "parts/mix.wav.part-0001": "application/octet-stream",
+	} {
+		if got := ContentType(name); got != want {
+			t.Errorf("ContentType(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -2,19 +2,16 @@ package recorder
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/media/oggwriter"
-	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/recorder/upload"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -36,18 +33,19 @@ import (
 // interval plus the one-second write buffer: the parts in storage are the
 // recording.
 //
-// Whole units: WAV parts end on a whole sample frame after the header, Ogg
-// parts on a page boundary, MP4 parts after a whole top-level box (never
-// between a moof and its mdat); WebM parts end where the file ends, as
-// webmwriter writes whole blocks with one write call per flush.
+// Whole units (each container's Cutter in media/format): WAV parts end on a
+// whole sample frame after the header, Ogg parts on a page boundary, MP4
+// parts after a whole top-level box (never between a moof and its mdat);
+// WebM parts end where the file ends, as webmwriter writes whole blocks
+// with one write call per flush.
 //
 // Reassembly: the concatenation of a file's parts in order IS the file as
 // of the last cut, except for the bytes the writers patch in place after
 // they were cut: the WAV header's sizes (part 1 holds those of the first
 // cut), the WebM Segment/Cluster sizes (unknown-size until patched; a
 // live-style WebM plays as is) and Duration. So: concatenate, then fix the
-// WAV header from the length with wavwriter.Repair (Ogg and WebM/fMP4 are
-// streamable and play as concatenated; oggwriter.Repair drops a torn last
+// WAV header from the length with the container's Repair (Ogg and WebM/fMP4
+// are streamable and play as concatenated; Ogg's Repair drops a torn last
 // page). Reassemble does exactly this from a bucket.
 //
 // Lifecycle: parts are not outputs of the recording (no object, manifest
@@ -66,12 +64,12 @@ func partKey(rel string, n int) string { return fmt.Sprintf("%s%s.part-%04d", ch
 
 // fileCut is where the parts of one growing file stand.
 type fileCut struct {
-	off    int64    // first byte not yet in a part
-	n      int      // parts cut
-	starts []int64  // the first byte of each part cut
-	jobs   []string // the latest upload job of each part cut
-	wav    wavwriter.Header
-	done   bool // the file shrank: no longer cut
+	off    int64         // first byte not yet in a part
+	n      int           // parts cut
+	starts []int64       // the first byte of each part cut
+	jobs   []string      // the latest upload job of each part cut
+	cut    format.Cutter // nil: not a container we cut in units; cut where the file ends
+	done   bool          // the file shrank: no longer cut
 }
 
 // chunker cuts the files of one recording into parts; it is used by one goroutine.
@@ -130,6 +128,9 @@ func (c *chunker) cutAll(ctx context.Context) {
 		fc := c.files[rel]
 		if fc == nil {
 			fc = &fileCut{}
+			if f := format.ForFile(rel); f != nil {
+				fc.cut = f.NewCutter()
+			}
 			c.files[rel] = fc
 		}
 		if fc.done {
@@ -165,7 +166,10 @@ func (c *chunker) cut(ctx context.Context, rel string, fc *fileCut) error {
 	if _, err := f.ReadAt(c.buf, fc.off); err != nil && err != io.EOF {
 		return err
 	}
-	n := wholeUnits(path.Ext(rel), c.buf, fc)
+	n := len(c.buf)
+	if fc.cut != nil {
+		n = fc.cut.Cut(c.buf, fc.off)
+	}
 	if n <= 0 {
 		return nil // nothing whole yet: wait for more
 	}
@@ -282,72 +286,6 @@ func (m *Manager) afterJobs(recordingID string, prev map[string]upload.Job) {
 	}()
 }
 
-// wholeUnits returns how many bytes of b, the bytes of a file of type ext
-// from fc.off on, end on a whole container unit (0: none yet).
-func wholeUnits(ext string, b []byte, fc *fileCut) int {
-	switch ext {
-	case ".wav":
-		if fc.off == 0 {
-			h, err := wavwriter.ParseHeader(b)
-			if err != nil {
-				return 0 // header not written yet
-			}
-			fc.wav = h
-		}
-		align := int64(max(fc.wav.BlockAlign, 1))
-		start := max(fc.off, fc.wav.DataOffset)
-		end := start + (fc.off+int64(len(b))-start)/align*align
-		return int(end - fc.off)
-	case ".ogg", ".opus":
-		return oggPages(b)
-	case ".mp4", ".m4a":
-		return mp4Boxes(b)
-	}
-	return len(b)
-}
-
-// oggPages returns the length of the whole Ogg pages at the start of b
-// (RFC 3533 §6: a 27-byte header, the segment table, the segments).
-func oggPages(b []byte) int {
-	n := 0
-	for len(b)-n >= 27 && string(b[n:n+4]) == "OggS" {
-		segs := int(b[n+26])
-		if len(b)-n < 27+segs {
-			break
-		}
-		size := 27 + segs
-		for _, l := range b[n+27 : n+27+segs] {
-			size += int(l)
-		}
-		if len(b)-n < size {
-			break
-		}
-		n += size
-	}
-	return n
-}
-
-// mp4Boxes returns the length of the whole top-level MP4 boxes at the start
-// of b, not ending with a moof whose mdat is not whole yet.
-func mp4Boxes(b []byte) int {
-	n, whole := 0, 0
-	for len(b)-n >= 8 {
-		size := int64(binary.BigEndian.Uint32(b[n:]))
-		if size == 1 && len(b)-n >= 16 {
-			size = int64(binary.BigEndian.Uint64(b[n+8:]))
-		}
-		if size < 8 || size > int64(len(b)-n) {
-			break
-		}
-		typ := string(b[n+4 : n+8])
-		n += int(size)
-		if typ != "moof" {
-			whole = n
-		}
-	}
-	return whole
-}
-
 // isPart reports whether a job is a part (not an output of the recording).
 func isPart(j upload.Job) bool {
 	return strings.HasPrefix(strings.TrimPrefix(j.ID, j.RecordingID+"/"), chunkPrefix)
@@ -397,7 +335,8 @@ func (m *Manager) deleteParts(job upload.Job) {
 // "tracks/u1-audio.ogg") at dst from its parts under prefix (the
 // recording's storage prefix) in b, for when the recorder and its disk are
 // gone: the parts concatenated in order, a WAV header fixed from the
-// length, an Ogg torn page dropped. It returns the number of parts.
+// length, an Ogg torn page dropped (the container's Repair). It returns
+// the number of parts.
 func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string) (int, error) {
 	parts, err := b.List(ctx, prefix+chunkPrefix+rel+".part-")
 	if err != nil {
@@ -424,11 +363,8 @@ func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string)
 	if err := out.Close(); err != nil {
 		return 0, err
 	}
-	switch path.Ext(rel) {
-	case ".wav":
-		err = wavwriter.Repair(dst)
-	case ".ogg", ".opus":
-		err = oggwriter.Repair(dst)
+	if f := format.ForFile(rel); f != nil {
+		err = f.Repair(dst)
 	}
 	return len(parts), err
 }

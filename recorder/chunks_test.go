@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
@@ -209,41 +208,4 @@ func wavHeader(t *testing.T, path string, align int) ([]byte, wavwriter.Header) 
 		t.Fatalf("%s: header %+v (%v), %d bytes", path, h, err, len(b))
 	}
 	return b, h
-}
-
-// TestWholeUnits: parts end on whole WAV frames, Ogg pages and MP4 boxes
-// (never between a moof and its mdat).
-func TestWholeUnits(t *testing.T) {
-	page := func(payload int) []byte {
-		p := append([]byte("OggS"), make([]byte, 23)...)
-		p[26] = 1
-		return append(append(p, byte(payload)), make([]byte, payload)...)
-	}
-	box := func(typ string, n int) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(n))
-		return append(append(b, typ...), make([]byte, n-8)...)
-	}
-	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
-	for _, c := range []struct {
-		name, ext string
-		b         []byte
-		fc        fileCut
-		want      int
-	}{
-		{"wav after the header", ".wav", make([]byte, 7), fileCut{off: 100, wav: wavwriter.Header{BlockAlign: 2, DataOffset: 44}}, 6},
-		{"wav within the header", ".wav", make([]byte, 7), fileCut{off: 40, wav: wavwriter.Header{BlockAlign: 2, DataOffset: 44}}, 6},
-		{"g711 wav", ".wav", make([]byte, 7), fileCut{off: 100, wav: wavwriter.Header{BlockAlign: 1, DataOffset: 58}}, 7},
-		{"ogg whole", ".ogg", cat(page(10), page(20)), fileCut{}, 2*28 + 30},
-		{"ogg torn", ".ogg", cat(page(10), page(20)[:30]), fileCut{}, 38},
-		{"ogg torn header", ".ogg", cat(page(10), page(20)[:10]), fileCut{}, 38},
-		{"mp4 moof without mdat", ".mp4", cat(box("ftyp", 16), box("moov", 40), box("moof", 24), box("mdat", 30)[:20]), fileCut{}, 56},
-		{"mp4 whole fragment", ".mp4", cat(box("moof", 24), box("mdat", 30)), fileCut{}, 54},
-		{"webm as flushed", ".webm", make([]byte, 9), fileCut{}, 9},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := wholeUnits(c.ext, c.b, &c.fc); got != c.want {
-				t.Errorf("wholeUnits = %d, want %d", got, c.want)
-			}
-		})
-	}
 }

@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/media"
-	"github.com/rtcrec/recorder/media/mp4writer"
-	"github.com/rtcrec/recorder/media/oggwriter"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/media/webmwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -180,23 +178,14 @@ func (m *mediaSink) Close() error {
 	return err
 }
 
-// newTrackWriter creates the per-track file writer of t's codec: no transcoding.
+// newTrackWriter creates the per-track file writer of t's codec (the
+// media/format table): no transcoding.
 func newTrackWriter(t *conference.Track, path string) (packetSink, error) {
-	switch strings.ToLower(t.Codec.MimeType) {
-	case "audio/pcmu":
-		return wavwriter.NewG711(path, wavwriter.MuLaw)
-	case "audio/pcma":
-		return wavwriter.NewG711(path, wavwriter.ALaw)
-	case "audio/opus":
-		return oggwriter.New(path)
-	case "video/vp8":
-		return webmwriter.New(path, webmwriter.VP8, webmwriter.WithKeyframeRequest(keyframer(t)))
-	case "video/vp9":
-		return webmwriter.New(path, webmwriter.VP9, webmwriter.WithKeyframeRequest(keyframer(t)))
-	case "video/h264":
-		return mp4writer.New(path, mp4writer.WithKeyframeRequest(keyframer(t)))
+	c := format.ForCodec(t.Codec.MimeType)
+	if c == nil {
+		return nil, fmt.Errorf("recorder: no writer for codec %s", t.Codec.MimeType)
 	}
-	return nil, fmt.Errorf("recorder: no writer for codec %s", t.Codec.MimeType)
+	return c.New(path, keyframer(t))
 }
 
 // keyframer returns a non-blocking keyframe request for t's writer: it sends

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -113,12 +114,12 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 		return nil
 	}
 	streamID, trackID := safeName(t.StreamID), safeName(t.TrackID)
-	ext := composition.Extension(t.Codec.MimeType)
-	if ext == "" {
+	codec := format.ForCodec(t.Codec.MimeType)
+	if codec == nil {
 		s.log.Warn("track not recorded: no writer for its codec", "track", t.TrackID, "codec", t.Codec.MimeType)
 		return nil
 	}
-	file := composition.TrackFile(streamID, trackID, ext)
+	file := composition.TrackFile(streamID, trackID, codec.Container.Ext)
 	now := s.m.now()
 	sink, err := s.media.trackSink(t, filepath.Join(s.rec.Dir, filepath.FromSlash(file)), now.Sub(s.rec.Started))
 	if ms, ok := sink.(*mediaSink); ok {
