@@ -83,10 +83,10 @@ type chunker struct {
 
 // streamParts cuts and uploads parts of every file of the recording every
 // chunkInterval until the session stops; it does nothing when chunking is
-// off or there is no queue.
+// off.
 func (s *Session) streamParts() {
 	interval := s.m.cfg.Uploads.ChunkInterval
-	if interval <= 0 || s.m.up.q == nil {
+	if interval <= 0 {
 		return
 	}
 	c := &chunker{s: s, rec: s.Snapshot(), files: map[string]*fileCut{}}
@@ -379,10 +379,8 @@ func (m *Manager) discard(rec *Recording) {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		if m.up.q != nil {
-			if err := m.up.q.Wait(ctx, rec.InstanceID); err != nil {
-				m.log.Warn("discarding a recording without media: part uploads still pending", "instanceId", rec.InstanceID, "err", err)
-			}
+		if err := m.up.q.Wait(ctx, rec.InstanceID); err != nil {
+			m.log.Warn("discarding a recording without media: part uploads still pending", "instanceId", rec.InstanceID, "err", err)
 		}
 		if err := os.RemoveAll(rec.Dir); err != nil {
 			m.log.Warn("cannot delete the local files of a recording without media", "dir", rec.Dir, "err", err)

@@ -1,17 +1,13 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
-
-	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/storage"
 )
 
 // Chat transcripts and cobrowse events (seed 004) are kept with their
@@ -158,15 +154,12 @@ func (m *Manager) uploadAttachments(rec *Recording) {
 }
 
 // addAttachment changes a recording's chat or cobrowse data with fn; when
-// the recording is final its files (rels) are uploaded now.
+// the recording is final its files (rels) are uploaded now, through the
+// upload queue like every object (so a failed upload is retried).
 func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error, rels []string) (*Recording, error) {
 	rec, err := m.modify(ctx, org, conv, rid, iid, fn)
 	if err != nil || !rec.State.Final() || !rec.Deleted.IsZero() {
 		return rec, err
-	}
-	bucket, err := m.Bucket(ctx, rec.ApplicationID)
-	if err != nil {
-		return nil, err
 	}
 	objs := map[string]*ObjectFile{}
 	for _, rel := range rels {
@@ -174,7 +167,10 @@ func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string,
 		if err != nil {
 			return nil, err
 		}
-		objs[rel] = m.uploadBytes(ctx, bucket, rec, rel, data)
+		objs[rel], err = m.uploadLate(ctx, rec, rel, data)
+		if err != nil && objs[rel] == nil {
+			return nil, err
+		}
 	}
 	return m.modify(ctx, org, conv, rid, iid, func(r *Recording) error {
 		recordUploads(r, objs)
@@ -182,18 +178,31 @@ func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string,
 	})
 }
 
-// uploadBytes uploads data as the object rel of rec.
-func (m *Manager) uploadBytes(ctx context.Context, bucket *storage.Bucket, rec *Recording, rel string, data []byte) *ObjectFile {
-	key := rec.Storage.Prefix + rel
-	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
-	res, err := bucket.Upload(ctx, key, bytes.NewReader(data),
-		&storage.WriterOptions{ContentType: composition.ContentType(rel), Metadata: objectMetadata(rec), Size: int64(len(data))})
-	if err != nil {
-		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), ErrorCode(storage.Code(err).String()), err, m.now())
-		return o
+// uploadLate uploads data as the file rel of a final recording: written to
+// the recording's directory (made again if it was removed) and replaced in
+// the queue, which deletes it once verified. A failed upload returns its
+// object with the error; the queue retries it.
+func (m *Manager) uploadLate(ctx context.Context, rec *Recording, rel string, data []byte) (*ObjectFile, error) {
+	local := filepath.Join(rec.Dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
+		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
 	}
-	o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
-	return o
+	tmp := local + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o640); err != nil {
+		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
+	}
+	if err := os.Rename(tmp, local); err != nil { // an attempt in flight reads the old file or this one
+		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
+	}
+	o, err := m.upload(ctx, rec, rel, local, objectMetadata(rec), true)
+	if err == nil { // the file is gone: remove the directories it needed, if empty
+		for dir := filepath.Dir(local); len(dir) >= len(rec.Dir); dir = filepath.Dir(dir) {
+			if os.Remove(dir) != nil {
+				break
+			}
+		}
+	}
+	return o, err
 }
 
 // recordUploads stores the objects of chat and cobrowse files in r.

@@ -20,8 +20,10 @@ import (
 )
 
 // Uploads. Every output file of a recording (tracks, chat and cobrowse
-// files, mix.wav, manifest.json) goes through the persisted queue of
-// recorder/upload, which lives in the recorder's own database:
+// files, mix.wav, manifest.json, parts while recording, chat and cobrowse
+// added after the end) goes through the persisted queue of recorder/upload,
+// which lives in the recorder's own database; this package reads that queue
+// only through its methods:
 //
 //   - compose enqueues each file (job id "{instanceId}/{relative path}") and
 //     waits for its first outcome: Uploaded, or Failing (a permanent error at
@@ -33,8 +35,9 @@ import (
 //     next process resumed the queue) updates the stored recording: the
 //     object's location, size and checksum replace its error, an
 //     upload.completed or upload.failed event is published, and once every
-//     job of the recording is uploaded an upload_failed recording becomes
-//     STOPPED and its local directory is removed.
+//     job of the recording is uploaded (and every object of the recording
+//     shows it: applyLateResult) an upload_failed recording becomes STOPPED
+//     and its local directory is removed.
 //   - Jobs failing permanently are retried every UploadConfig.PermanentRetry,
 //     at every start (a restart is how a fixed configuration is loaded) and
 //     after every successful storage verify of their application.
@@ -91,24 +94,7 @@ func (m *Manager) startUploads(ctx context.Context) error {
 		return err
 	}
 	m.up.q = q
-	rows, err := m.store.DB().QueryContext(ctx, `SELECT DISTINCT application_id FROM upload_jobs WHERE state = 'pending'`)
-	if err != nil {
-		return fmt.Errorf("recorder: pending uploads: %w", err)
-	}
-	var apps []string
-	for rows.Next() {
-		var app string
-		if rows.Scan(&app) == nil {
-			apps = append(apps, app)
-		}
-	}
-	rows.Close()
-	for _, app := range apps {
-		if err := q.Retry(ctx, app); err != nil {
-			return err
-		}
-	}
-	return nil
+	return q.RetryAll(ctx)
 }
 
 // backupBucket opens the backup profile of an application (applications.<id>.backupStorage).
@@ -137,9 +123,6 @@ func (m *Manager) backupBucket(app string) (*storage.Bucket, error) {
 // RetryUploads makes every pending upload of applicationID due now (after
 // its storage profile was fixed or verified).
 func (m *Manager) RetryUploads(ctx context.Context, applicationID string) error {
-	if m.up.q == nil {
-		return nil
-	}
 	return m.up.q.Retry(ctx, applicationID)
 }
 
@@ -148,15 +131,10 @@ func (m *Manager) RetryUploads(ctx context.Context, applicationID string) error 
 // as failing (a job failing on bad credentials or a long outage would hold a
 // shutdown for nothing). What is left is resumed by the next start.
 func (m *Manager) closeUploads(ctx context.Context) error {
-	if m.up.q == nil {
-		return nil
-	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var n int
-		err := m.store.DB().QueryRowContext(ctx,
-			`SELECT COUNT(*) FROM upload_jobs WHERE state = 'pending' AND reported_code = ''`).Scan(&n)
+		n, err := m.up.q.Expected(ctx)
 		if err != nil || n == 0 {
 			break
 		}
@@ -215,15 +193,25 @@ func (r *Recording) objects(fn func(rel string, o **ObjectFile)) {
 }
 
 // uploadOutput uploads one output file of rec (rel is its path relative to
-// rec.Dir) through the queue and waits for its first outcome. The returned
-// object has its location, size and checksum, and on failure its error too
-// (then err is set): the size and checksum are then those of the local file
-// waiting for its upload, so that the manifest lists them all the same.
+// rec.Dir) through the queue and waits for its first outcome (see upload).
 func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error) {
+	return m.upload(ctx, rec, rel, filepath.Join(rec.Dir, filepath.FromSlash(rel)), meta, false)
+}
+
+// upload uploads the file at local as the object rel of rec through the
+// queue, the one way every object of a recording reaches storage, and waits
+// for its first outcome. replace uploads new content for a job that may be
+// known already (a transcript changed after its recording ended). The
+// returned object has its location, size and checksum, and on failure its
+// error too (then err is set): the size and checksum are then those of the
+// local file waiting for its upload, so that the manifest lists them all
+// the same. The queue keeps retrying a failed upload; its later outcome
+// reaches the recording through applyLateResult.
+func (m *Manager) upload(ctx context.Context, rec *Recording, rel, local string, meta map[string]string, replace bool) (*ObjectFile, error) {
 	key := rec.Storage.Prefix + rel
 	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
-		LocalPath: filepath.Join(rec.Dir, filepath.FromSlash(rel)), Key: key, ContentType: composition.ContentType(rel), Metadata: meta}
+		LocalPath: local, Key: key, ContentType: composition.ContentType(rel), Metadata: meta, DeleteLocalAfter: replace}
 	fail := func(err error) (*ObjectFile, error) {
 		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), ErrorCode(storage.Code(err).String()), err, m.now())
 		o.Size, o.SHA256 = fileDigest(job.LocalPath)
@@ -235,18 +223,6 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 		}
 		return resultObject(o, r, m.now())
 	}
-	if m.up.q == nil {
-		b, err := m.Bucket(ctx, rec.ApplicationID)
-		if err != nil {
-			return fail(err)
-		}
-		res, err := b.UploadFile(ctx, key, job.LocalPath, &storage.WriterOptions{ContentType: job.ContentType, Metadata: meta, Size: -1})
-		if err != nil {
-			return fail(err)
-		}
-		o.Size, o.SHA256, o.Uploaded = res.Size, hex.EncodeToString(res.SHA256), m.now()
-		return o, nil
-	}
 	ch := make(chan upload.Result, 4)
 	m.up.mu.Lock()
 	m.up.waiters[job.ID] = ch
@@ -256,7 +232,11 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 		delete(m.up.waiters, job.ID)
 		m.up.mu.Unlock()
 	}()
-	if err := m.up.q.Enqueue(ctx, job); err != nil {
+	enqueue := m.up.q.Enqueue
+	if replace {
+		enqueue = m.up.q.Replace
+	}
+	if err := enqueue(ctx, job); err != nil {
 		return fail(err)
 	}
 	// A job known from an earlier run (recovery) may have its outcome already.
@@ -329,31 +309,49 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 	m.up.lateMu.Lock()
 	defer m.up.lateMu.Unlock()
 	rel := strings.TrimPrefix(r.Job.ID, r.Job.RecordingID+"/")
-	allDone := false
+	// done holds the verified outcome of every job of the recording once all
+	// of them are uploaded (nil before): the results of the other jobs may
+	// still be on their way to this function, and the recording must not be
+	// STOPPED while one of its objects still shows an error.
+	var done map[string]upload.Result
 	if r.Status == upload.Uploaded {
 		jobs, err := m.up.q.Jobs(ctx, r.Job.RecordingID)
 		if err != nil {
 			return err
 		}
-		allDone = true
+		done = map[string]upload.Result{}
 		for _, j := range jobs {
-			allDone = allDone && (j.Status == upload.Uploaded || isPart(j.Job))
+			if isPart(j.Job) {
+				continue
+			}
+			if j.Status != upload.Uploaded {
+				done = nil
+				break
+			}
+			done[strings.TrimPrefix(j.Job.ID, j.Job.RecordingID+"/")] = j
 		}
 	}
 	update := func(rec *Recording) *ObjectFile {
 		var out *ObjectFile
 		rec.objects(func(file string, o **ObjectFile) {
-			if file != rel || *o == nil {
+			if *o == nil {
 				return
 			}
-			c := (*o).clone()
-			resultObject(c, r, m.now())
-			*o, out = c, c
+			switch j, ok := done[file]; {
+			case file == rel:
+				c := (*o).clone()
+				resultObject(c, r, m.now())
+				*o, out = c, c
+			case ok && ((*o).Error != nil || (*o).Uploaded.IsZero()):
+				c := (*o).clone() // verified; its own result comes later
+				resultObject(c, j, m.now())
+				*o = c
+			}
 		})
 		if out == nil {
 			return nil
 		}
-		if allDone && rec.State.Final() {
+		if done != nil && rec.State.Final() && !rec.UploadsPending() {
 			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == CodeUploadFailed {
 				rec.State, rec.Error = StateStopped, nil
 			}

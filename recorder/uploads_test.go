@@ -97,26 +97,37 @@ func TestManager_BackupProfileTakesFailedUploads(t *testing.T) {
 	}
 }
 
+// refusingRecording starts a recording of a 440 Hz tone on a Manager whose
+// storage refuses every write while fixed is false (it starts as given) and
+// sends d of the tone; the caller stops it.
+func refusingRecording(t *testing.T, works bool, d time.Duration) (*Manager, *Recording, *atomic.Bool, *storage.Bucket) {
+	t.Helper()
+	m, fa, _ := newTestManager(t)
+	fixed := new(atomic.Bool)
+	fixed.Store(works)
+	bucket := storage.NewBucket(deniedProvider{memstore.New(memstore.Options{Name: "primary"}), fixed})
+	m.bucketMu.Lock()
+	m.buckets["app"] = bucket
+	m.bucketMu.Unlock()
+	rec, err := m.Start(context.Background(), "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ft := newTrack("f", "u1")
+	fa.sink("f").AddTrack(tr)
+	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, d)
+	t.Cleanup(func() { close(ft.ch) })
+	return m, rec, fixed, bucket
+}
+
 // TestManager_VerifyRetriesFailedUploads: uploads refused by the profile
 // make the recording FAILED upload_failed with the error on each object;
 // once the profile works, a successful Verify retries them at once (the
 // slow permanent-error timer is 10 minutes) and the recording becomes
 // STOPPED with every object uploaded and its local copy removed.
 func TestManager_VerifyRetriesFailedUploads(t *testing.T) {
-	m, fa, _ := newTestManager(t)
 	ctx := context.Background()
-	var fixed atomic.Bool
-	m.bucketMu.Lock()
-	m.buckets["app"] = storage.NewBucket(deniedProvider{memstore.New(memstore.Options{Name: "primary"}), &fixed})
-	m.bucketMu.Unlock()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, ft := newTrack("f", "u1")
-	fa.sink("f").AddTrack(tr)
-	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 500*time.Millisecond)
-	defer close(ft.ch)
+	m, rec, fixed, _ := refusingRecording(t, false, 500*time.Millisecond)
 	got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
 	if err != nil || got.State != StateFailed || got.Error == nil || got.Error.Code != "upload_failed" || !got.UploadsPending() {
 		t.Fatalf("Stop with a refusing profile = %s %+v (pending %v), %v", got.State, got.Error, got.UploadsPending(), err)
@@ -143,5 +154,98 @@ func TestManager_VerifyRetriesFailedUploads(t *testing.T) {
 	})
 	if fileExists(got.Dir) {
 		t.Errorf("local copy %s kept after every upload was verified", got.Dir)
+	}
+}
+
+// TestManager_StoppedOnlyWithEveryObjectVerified is the race behind the
+// flaky TestManager_VerifyRetriesFailedUploads, made certain: the queue
+// records an upload before it delivers the result, so the result of one
+// job can arrive after the last job of the recording is recorded. Here the
+// first upload result after the fix is held back; the recording may become
+// STOPPED meanwhile (every job is verified), but only with no object still
+// showing its upload error.
+func TestManager_StoppedOnlyWithEveryObjectVerified(t *testing.T) {
+	ctx := context.Background()
+	m, rec, fixed, _ := refusingRecording(t, false, 500*time.Millisecond)
+	release := make(chan struct{})
+	var held atomic.Bool
+	m.hooks.Upload = func(_, outcome string) { // no upload succeeds before the fix below
+		if outcome == "uploaded" && held.CompareAndSwap(false, true) {
+			<-release // this job's result reaches the recording last
+		}
+	}
+	if got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID); err != nil || got.State != StateFailed {
+		t.Fatalf("Stop with a refusing profile = %s, %v", got.State, err)
+	}
+	fixed.Store(true)
+	if err := m.RetryUploads(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	var got *Recording
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got, _ = m.Get(ctx, "org", "c", "rec1", rec.InstanceID); got.State == StateStopped {
+			break
+		}
+	}
+	close(release)
+	if got.State != StateStopped {
+		t.Fatalf("not STOPPED with every upload verified and one result held back: %s %+v", got.State, got.Error)
+	}
+	if got.UploadsPending() {
+		got.objects(func(rel string, o **ObjectFile) {
+			if *o != nil && (*o).Error != nil {
+				t.Errorf("STOPPED with %s still showing %+v", rel, (*o).Error)
+			}
+		})
+	}
+}
+
+// TestManager_LateChatGoesThroughTheQueue: chat added after the recording
+// ended is uploaded through the upload queue: refused by the profile, its
+// object shows the error and the queue retries it; once the profile works
+// the object is verified and holds the whole transcript.
+func TestManager_LateChatGoesThroughTheQueue(t *testing.T) {
+	ctx := context.Background()
+	m, rec, fixed, bucket := refusingRecording(t, true, 300*time.Millisecond)
+	if got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID); err != nil || got.State != StateStopped {
+		t.Fatalf("Stop = %s, %v", got.State, err)
+	}
+	fixed.Store(false)
+	entry := func(s string) []ChatEntry {
+		return []ChatEntry{{TimeStamp: time.Now().UTC(), Transcript: s, UserID: "u1"}}
+	}
+	got, err := m.AddChat(ctx, "org", "c", "rec1", rec.InstanceID, entry("late one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := got.Uploads[ChatFile]; o == nil || o.Error == nil || o.Error.Code != "Unauthenticated" {
+		t.Fatalf("chat object on a refusing profile: %+v, want its Unauthenticated error", o)
+	}
+	if got, err = m.AddChat(ctx, "org", "c", "rec1", rec.InstanceID, entry("late two")); err != nil {
+		t.Fatal(err)
+	}
+	fixed.Store(true)
+	if err := m.RetryUploads(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	var o *ObjectFile
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got, _ = m.Get(ctx, "org", "c", "rec1", rec.InstanceID)
+		if o = got.Uploads[ChatFile]; o != nil && o.Error == nil && !o.Uploaded.IsZero() {
+			break
+		}
+	}
+	if o == nil || o.Error != nil || o.Uploaded.IsZero() {
+		t.Fatalf("chat object after the fix: %+v", o)
+	}
+	data, err := bucket.ReadAll(ctx, o.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "late one") || !strings.Contains(string(data), "late two") || int64(len(data)) != o.Size {
+		t.Errorf("chat.json in storage (%d bytes, object says %d): %s", len(data), o.Size, data)
+	}
+	if fileExists(got.Dir) {
+		t.Errorf("local directory %s left behind by the late upload", got.Dir)
 	}
 }

@@ -195,6 +195,11 @@ func (q *Queue) OnResult(f func(Result)) {
 // committed; the upload happens later. A job whose ID is already known is
 // left as it is (nil error).
 func (q *Queue) Enqueue(ctx context.Context, j Job) error {
+	return q.insert(ctx, j, `ON CONFLICT(id) DO NOTHING`)
+}
+
+// insert persists j with the given conflict clause and schedules it.
+func (q *Queue) insert(ctx context.Context, j Job, onConflict string) error {
 	if err := j.validate(); err != nil {
 		return err
 	}
@@ -211,12 +216,51 @@ func (q *Queue) Enqueue(ctx context.Context, j Job) error {
 	now := time.Now().UnixNano()
 	if _, err := q.db.ExecContext(ctx,
 		`INSERT INTO upload_jobs (id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, enqueued, next_attempt)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+onConflict,
 		j.ID, j.RecordingID, j.ApplicationID, j.LocalPath, j.Key, j.ContentType, string(meta), j.DeleteLocalAfter, now, now); err != nil {
 		return fmt.Errorf("upload: enqueue %s: %w", j.ID, err)
 	}
 	q.nudge()
 	return nil
+}
+
+// Replace persists j as a new upload of its ID, for a file whose content
+// changed after it was enqueued (a chat transcript that grew after its
+// recording ended): a job with that ID, whatever its state, starts again
+// from its first attempt with j's fields, and an attempt of the earlier
+// content still in flight records nothing. Write the new content to a new
+// file and rename it over LocalPath, so that an attempt reads one content
+// or the other.
+func (q *Queue) Replace(ctx context.Context, j Job) error {
+	return q.insert(ctx, j, `ON CONFLICT(id) DO UPDATE SET recording_id = excluded.recording_id,
+		application_id = excluded.application_id, local_path = excluded.local_path, key = excluded.key,
+		content_type = excluded.content_type, metadata = excluded.metadata, delete_local = excluded.delete_local,
+		state = 'pending', attempts = 0, enqueued = excluded.enqueued, next_attempt = excluded.next_attempt,
+		last_code = '', last_error = '', reported_code = '', location = '', size = 0, sha256 = '', uploaded = 0,
+		backup = 0, local_deleted = 0`)
+}
+
+// RetryAll makes every pending job due now: at start-up, as a
+// configuration fixed before it is only loaded then.
+func (q *Queue) RetryAll(ctx context.Context) error {
+	if _, err := q.db.ExecContext(ctx,
+		`UPDATE upload_jobs SET next_attempt = ? WHERE state = 'pending'`, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("upload: retry: %w", err)
+	}
+	q.nudge()
+	return nil
+}
+
+// Expected returns how many pending jobs are still expected to succeed: not
+// reported as failing (a shutdown waits for these, not for a job failing on
+// bad credentials).
+func (q *Queue) Expected(ctx context.Context) (int, error) {
+	var n int
+	if err := q.db.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM upload_jobs WHERE state = 'pending' AND reported_code = ''`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("upload: expected jobs: %w", err)
+	}
+	return n, nil
 }
 
 // Retry makes every pending job of the application due now: call it after
@@ -485,13 +529,17 @@ func (q *Queue) succeed(r row, res storage.UploadResult, loc string, backup bool
 	now := time.Now()
 	out := Result{Job: r.Job, Status: Uploaded, Location: loc, Size: res.Size, SHA256: hex.EncodeToString(res.SHA256),
 		Uploaded: now, Backup: backup, Attempts: r.attempts + 1}
-	if _, err := q.db.Exec(
+	res2, err := q.db.Exec(
 		`UPDATE upload_jobs SET state = 'uploaded', attempts = ?, location = ?, size = ?, sha256 = ?, uploaded = ?, backup = ?,
-		        last_code = '', last_error = '' WHERE id = ?`,
-		out.Attempts, out.Location, out.Size, out.SHA256, now.UnixNano(), backup, r.ID); err != nil {
+		        last_code = '', last_error = '' WHERE id = ? AND enqueued = ?`,
+		out.Attempts, out.Location, out.Size, out.SHA256, now.UnixNano(), backup, r.ID, r.enqueued.UnixNano())
+	if err != nil {
 		// Not recorded: the job stays pending and is uploaded again; keep the file.
 		q.opts.Logger.Error("upload: recording an upload failed", "job", r.ID, "err", err)
 		return
+	}
+	if n, err := res2.RowsAffected(); err == nil && n == 0 {
+		return // replaced while in flight: the new content is uploaded by its own attempt
 	}
 	q.opts.Logger.Info("upload: uploaded", "job", r.ID, "location", out.Location, "size", out.Size, "backup", backup, "attempts", out.Attempts)
 	if r.DeleteLocalAfter {
@@ -571,11 +619,16 @@ func (q *Queue) fail(r row, err error, final bool) {
 	}
 	q.opts.Logger.Warn("upload: attempt failed", "job", r.ID, "key", r.Key, "attempt", attempts, "code", code,
 		"err", err, "final", final, "retry", delay.Round(time.Millisecond))
-	if _, dberr := q.db.Exec(
-		`UPDATE upload_jobs SET state = ?, attempts = ?, next_attempt = ?, last_code = ?, last_error = ?, reported_code = ? WHERE id = ?`,
-		state, attempts, now.Add(delay).UnixNano(), code.String(), err.Error(), reported, r.ID); dberr != nil {
+	res, dberr := q.db.Exec(
+		`UPDATE upload_jobs SET state = ?, attempts = ?, next_attempt = ?, last_code = ?, last_error = ?, reported_code = ?
+		  WHERE id = ? AND enqueued = ?`,
+		state, attempts, now.Add(delay).UnixNano(), code.String(), err.Error(), reported, r.ID, r.enqueued.UnixNano())
+	if dberr != nil {
 		q.opts.Logger.Error("upload: recording a failed attempt failed", "job", r.ID, "err", dberr)
 		return
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return // replaced while in flight
 	}
 	if notify {
 		q.report(out)

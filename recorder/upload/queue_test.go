@@ -595,3 +595,73 @@ func TestPrune_KeepsPendingJobs(t *testing.T) {
 		t.Errorf("pending job: %+v", rs)
 	}
 }
+
+// TestQueue_ReplaceUploadsTheNewContent: a job replaced after it was
+// uploaded is uploaded again with the new content; a replaced job that
+// failed starts again from its first attempt.
+func TestQueue_ReplaceUploadsTheNewContent(t *testing.T) {
+	dbtest.NoLeaks(t)
+	p := newFaulty("p")
+	f := newFixture(t, p, Options{})
+	j, _ := f.job("chat.json", "rec1", 100, true)
+	f.enqueue(j)
+	if r := f.res.next(t); r.Status != Uploaded {
+		t.Fatalf("first content: %v", r.Status)
+	}
+	for round, fail := range []bool{false, true} {
+		p.set(func(p *faulty) { p.failAll, p.failCode = fail, storage.PermissionDenied })
+		path, data := f.file(fmt.Sprintf("chat-%d.json", round), 200+round)
+		if err := os.Rename(path, j.LocalPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.Replace(context.Background(), j); err != nil {
+			t.Fatal(err)
+		}
+		r := f.res.next(t)
+		if fail {
+			if r.Status != Failing || r.Attempts != 1 {
+				t.Fatalf("replaced job on failing storage: %v after %d attempts, want Failing after 1", r.Status, r.Attempts)
+			}
+			p.set(func(p *faulty) { p.failAll = false })
+			if err := f.q.Retry(context.Background(), j.ApplicationID); err != nil {
+				t.Fatal(err)
+			}
+			r = f.res.next(t)
+		}
+		if r.Status != Uploaded || r.Size != int64(len(data)) || r.SHA256 != sha(data) {
+			t.Fatalf("round %d: %v, %d bytes, want Uploaded, %d bytes of the new content", round, r.Status, r.Size, len(data))
+		}
+		checkObject(t, f.primary, j.Key, data)
+		if _, err := os.Stat(j.LocalPath); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("round %d: local copy kept (%v), DeleteLocalAfter is set", round, err)
+		}
+	}
+	if jobs, err := f.q.Jobs(context.Background(), "rec1"); err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs %v, %v; want the one job", jobs, err)
+	}
+}
+
+// TestQueue_RetryAllAndExpected: Expected counts pending jobs not reported
+// as failing; RetryAll makes every pending job due at once.
+func TestQueue_RetryAllAndExpected(t *testing.T) {
+	dbtest.NoLeaks(t)
+	p := newFaulty("p")
+	p.set(func(p *faulty) { p.failAll, p.failCode = true, storage.PermissionDenied })
+	f := newFixture(t, p, Options{PermanentRetry: time.Hour})
+	j, data := f.job("mix.wav", "rec1", 100, false)
+	f.enqueue(j)
+	if r := f.res.next(t); r.Status != Failing {
+		t.Fatalf("%v, want Failing", r.Status)
+	}
+	if n, err := f.q.Expected(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Expected = %d, %v; want 0 (the one pending job is failing)", n, err)
+	}
+	p.set(func(p *faulty) { p.failAll = false })
+	if err := f.q.RetryAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.res.next(t); r.Status != Uploaded {
+		t.Fatalf("after RetryAll: %v, want Uploaded (not an hour later)", r.Status)
+	}
+	checkObject(t, f.primary, j.Key, data)
+}
