@@ -312,21 +312,37 @@ func agentMetadata(a *recorder.Agent, c *recorder.AgentCall, extra map[string]st
 	return md
 }
 
+// recordCall decodes a record command and finds its call: the agent's
+// active call, or for the duplicate commands the call CallIdentifier names
+// (which StartForAgent refuses). ok is false when a reply was written.
+func (s *Server) recordCall(w http.ResponseWriter, r *http.Request, k *recorder.APIKey, duplicate, start bool) (*AgentCommand, *recorder.Agent, *recorder.AgentCall, bool) {
+	cmd, a, ok := s.agentCommand(w, r, k)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	id := ""
+	if duplicate {
+		id = string(cmd.CallIdentifier)
+	} else if start && cmd.CallIdentifier != "" {
+		writeError(w, http.StatusBadRequest, "invalid_field", "CallIdentifier is for StartDuplicateForAgent; StartForAgent records the active call")
+		return nil, nil, nil, false
+	}
+	call, err := agentCall(a, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, nil, nil, false
+	}
+	return cmd, a, call, true
+}
+
 func (s *Server) agentRecordStart(duplicate bool) authed {
 	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
-		cmd, a, ok := s.agentCommand(w, r, k)
+		cmd, a, call, ok := s.recordCall(w, r, k, duplicate, true)
 		if !ok {
 			return
 		}
-		id := ""
-		if duplicate {
-			id = string(cmd.CallIdentifier)
-		} else if cmd.CallIdentifier != "" {
-			writeError(w, http.StatusBadRequest, "invalid_field", "CallIdentifier is for StartDuplicateForAgent; StartForAgent records the active call")
-			return
-		}
-		call, err := agentCall(a, id)
-		if err == nil && !duplicate {
+		var err error
+		if !duplicate {
 			for _, rec := range s.m.Running(k.OrganizationID) {
 				if rec.ConferenceID == call.ConferenceID && rec.Only == nil && !rec.Duplicate {
 					err = &recorder.Error{Kind: recorder.KindConflict, Reason: "already_recording",
@@ -391,20 +407,13 @@ func (s *Server) stopWhere(ctx context.Context, org, what string, keep func(*rec
 
 func (s *Server) agentRecordStop(duplicate bool) authed {
 	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
-		cmd, a, ok := s.agentCommand(w, r, k)
+		_, a, call, ok := s.recordCall(w, r, k, duplicate, false)
 		if !ok {
 			return
 		}
-		id := ""
-		if duplicate {
-			id = string(cmd.CallIdentifier)
-		}
-		call, err := agentCall(a, id)
-		if err == nil {
-			err = s.stopWhere(r.Context(), k.OrganizationID, "call "+call.ConferenceID, func(rec *recorder.Recording) bool {
-				return rec.ConferenceID == call.ConferenceID && rec.Only == nil && rec.Duplicate == duplicate
-			})
-		}
+		err := s.stopWhere(r.Context(), k.OrganizationID, "call "+call.ConferenceID, func(rec *recorder.Recording) bool {
+			return rec.ConferenceID == call.ConferenceID && rec.Only == nil && rec.Duplicate == duplicate
+		})
 		if err != nil {
 			s.fail(w, r, err)
 			return

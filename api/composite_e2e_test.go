@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
@@ -62,26 +59,7 @@ func cameraFrames(t *testing.T, color string, flash bool) [][]byte {
 	src += fmt.Sprintf(",drawtext=fontfile=%s:text=%%{n}:fontsize=36:x=8:y=8:fontcolor=black", composite.FontFiles[0])
 	path := ffmpegFile(t, color+".ivf", "-f", "lavfi", "-i", src,
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return frames
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, frame)
-	}
+	return ivfFrames(t, path)
 }
 
 // joinCamera publishes user (type CAM, or MIC without video) sending a tone

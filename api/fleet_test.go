@@ -39,6 +39,22 @@ func startFleet(t *testing.T, n int) []*harness {
 	return hs
 }
 
+// recordOn starts a recording of conf (conversation conv) on h, with a real
+// WHIP publisher user in it sending freq Hz until the test ends.
+func recordOn(t *testing.T, ctx context.Context, h *harness, conf, conv, user string, freq float64) RecordingDataEvent {
+	t.Helper()
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, conf, user, "MIC"), user, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Leave(context.Background()) })
+	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv})
+	if st != 200 {
+		t.Fatalf("start on %s: %d %+v", h.url, st, ev)
+	}
+	return ev
+}
+
 // TestFleet_CommandsForwardedToOwner: a recording started on A (a real WHIP
 // publisher in it) is paused, resumed, given metadata and stopped through B,
 // which forwards each command to A and answers as A would; errors cross too
@@ -51,14 +67,9 @@ func TestFleet_CommandsForwardedToOwner(t *testing.T) {
 	a, b := hs[0], hs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := whiptest.Join(ctx, a.whipClient(key1), whip.Endpoint(a.url, "fwd-conf", "alice", "MIC"), "fwd", 440)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Leave(context.Background())
-	ev, st := a.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "fwd-conf", ConversationID: "fwd"})
-	if st != 200 || ev.RecorderID != a.svc.RecorderID {
-		t.Fatalf("start on A: %d %+v", st, ev)
+	ev := recordOn(t, ctx, a, "fwd-conf", "fwd", "alice", 440)
+	if ev.RecorderID != a.svc.RecorderID {
+		t.Fatalf("start on A: %+v", ev)
 	}
 	path := recPath(ev)
 	var got RecordingDataEvent
@@ -130,15 +141,7 @@ func TestFleet_BlackoutReachesOtherInstance(t *testing.T) {
 	a, b := hs[0], hs[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := whiptest.Join(ctx, b.whipClient(key1), whip.Endpoint(b.url, "bo-conf", "agent7", "MIC"), "agent7", 660)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Leave(context.Background())
-	ev, st := b.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "bo-conf", ConversationID: "bo"})
-	if st != 200 {
-		t.Fatalf("start on B: %d", st)
-	}
+	ev := recordOn(t, ctx, b, "bo-conf", "bo", "agent7", 660)
 	// intervals returns the blackout intervals of agent7 in B's recording.
 	intervals := func() []time.Time {
 		r, err := b.svc.Manager.Get(ctx, "org1", "bo", ev.RecorderID, ev.InstanceID)

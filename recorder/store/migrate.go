@@ -16,7 +16,9 @@ import (
 // SQL is run on both drivers; where they need different text, SQLite and
 // Postgres replace it for their driver. Statements are separated by ";" at the
 // end of a line. Write types both accept: TEXT, BIGINT (times are Unix
-// nanoseconds), BOOLEAN; for bytes use BLOB (SQLite) and BYTEA (Postgres).
+// nanoseconds), BOOLEAN; for bytes write {bytes} (BLOB on SQLite, BYTEA on
+// PostgreSQL). {int64} is INTEGER on SQLite and BIGINT on PostgreSQL, as the
+// first migrations were written.
 type Migration struct {
 	Version  int
 	Name     string
@@ -32,7 +34,13 @@ func (m Migration) text(d dialect) string {
 	case d.Name() == DriverPostgres && m.Postgres != "":
 		return m.Postgres
 	}
-	return m.SQL
+	return typeNames[d.Name()].Replace(m.SQL)
+}
+
+// typeNames spells the type placeholders of Migration.SQL per driver.
+var typeNames = map[string]*strings.Replacer{
+	DriverSQLite:   strings.NewReplacer("{bytes}", "BLOB", "{int64}", "INTEGER"),
+	DriverPostgres: strings.NewReplacer("{bytes}", "BYTEA", "{int64}", "BIGINT"),
 }
 
 // migrations is the schema, oldest first. To add a table, append a Migration
@@ -42,7 +50,7 @@ var migrations = []Migration{
 		Version: 1, Name: "recordings",
 		// IF NOT EXISTS: databases created before versioned migrations
 		// already have the table.
-		SQLite: `CREATE TABLE IF NOT EXISTS recordings (
+		SQL: `CREATE TABLE IF NOT EXISTS recordings (
 	instance_id     TEXT PRIMARY KEY,
 	organization_id TEXT NOT NULL,
 	application_id  TEXT NOT NULL,
@@ -50,43 +58,21 @@ var migrations = []Migration{
 	conference_id   TEXT NOT NULL,
 	recorder_id     TEXT NOT NULL,
 	state           TEXT NOT NULL,
-	started         INTEGER NOT NULL,
-	data            BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings (organization_id, conversation_id, started);
-CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);`,
-		Postgres: `CREATE TABLE IF NOT EXISTS recordings (
-	instance_id     TEXT PRIMARY KEY,
-	organization_id TEXT NOT NULL,
-	application_id  TEXT NOT NULL,
-	conversation_id TEXT NOT NULL,
-	conference_id   TEXT NOT NULL,
-	recorder_id     TEXT NOT NULL,
-	state           TEXT NOT NULL,
-	started         BIGINT NOT NULL,
-	data            BYTEA NOT NULL
+	started         {int64} NOT NULL,
+	data            {bytes} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings (organization_id, conversation_id, started);
 CREATE INDEX IF NOT EXISTS recordings_state ON recordings (state);`,
 	},
 	{
 		Version: 2, Name: "blackouts",
-		SQLite: `CREATE TABLE IF NOT EXISTS blackouts (
+		SQL: `CREATE TABLE IF NOT EXISTS blackouts (
 	organization_id TEXT NOT NULL,
 	user_id         TEXT NOT NULL,
 	conference_id   TEXT NOT NULL,
-	start           INTEGER NOT NULL,
-	stop            INTEGER NOT NULL,
-	recordings      BLOB NOT NULL,
-	PRIMARY KEY (organization_id, user_id)
-);`,
-		Postgres: `CREATE TABLE IF NOT EXISTS blackouts (
-	organization_id TEXT NOT NULL,
-	user_id         TEXT NOT NULL,
-	conference_id   TEXT NOT NULL,
-	start           BIGINT NOT NULL,
-	stop            BIGINT NOT NULL,
-	recordings      BYTEA NOT NULL,
+	start           {int64} NOT NULL,
+	stop            {int64} NOT NULL,
+	recordings      {bytes} NOT NULL,
 	PRIMARY KEY (organization_id, user_id)
 );`,
 	},
@@ -113,16 +99,10 @@ CREATE TABLE IF NOT EXISTS settings (
 		Version: 4, Name: "agents",
 		// Seed 003's agents (agents.go): the rest of an agent is JSON owned
 		// by package recorder.
-		SQLite: `CREATE TABLE IF NOT EXISTS agents (
+		SQL: `CREATE TABLE IF NOT EXISTS agents (
 	organization_id TEXT NOT NULL,
 	agent_id        BIGINT NOT NULL,
-	data            BLOB NOT NULL,
-	PRIMARY KEY (organization_id, agent_id)
-);`,
-		Postgres: `CREATE TABLE IF NOT EXISTS agents (
-	organization_id TEXT NOT NULL,
-	agent_id        BIGINT NOT NULL,
-	data            BYTEA NOT NULL,
+	data            {bytes} NOT NULL,
 	PRIMARY KEY (organization_id, agent_id)
 );`,
 	},
