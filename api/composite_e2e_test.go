@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -477,7 +476,6 @@ var playResult = regexp.MustCompile(`"RESULT (\{.*\})", source`)
 // or fails (at most two minutes).
 func chromiumPlayURL(t *testing.T, url string) playback {
 	t.Helper()
-	bin := testenv.LookPath(t, "chromium")
 	dir := t.TempDir()
 	page := filepath.Join(dir, "play.html")
 	src, _ := json.Marshal(url)
@@ -496,26 +494,9 @@ setInterval(() => { r.t = el.currentTime; r.w = el.videoWidth; r.h = el.videoHei
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
-		"--mute-audio", "--enable-logging=stderr", "--v=0", "file://"+page)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	}()
+	sc, stop := tooltest.Chromium(t, ctx, dir, "file://"+page)
+	defer stop()
 	var last playback
-	sc := bufio.NewScanner(stderr)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		m := playResult.FindStringSubmatch(sc.Text())
 		if m == nil {

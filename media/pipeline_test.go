@@ -12,8 +12,8 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/internal/tooltest"
 	itu "github.com/rtcrec/recorder/media/g711"
-	"github.com/rtcrec/recorder/media/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 

@@ -40,9 +40,7 @@ type Options struct {
 	// OpenBucket opens storage profiles; a profile-less application gets
 	// {Provider: LOCAL, Dir: <dataDir>/storage}.
 	OpenBucket BucketOpener
-	// SignURL, when set, signs object URLs instead of the bucket's own SignedURL
-	// (the LOCAL and SFTP attachment URLs). It returns ErrUnimplemented-coded
-	// errors for keys it cannot sign.
+	// Logger receives the Manager's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
 	// Events receives every state change, pause, resume, blackout, upload

@@ -12,7 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 
-	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/internal/tooltest"
 )
 
 type rtpFrame struct {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 

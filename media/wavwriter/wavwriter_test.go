@@ -13,7 +13,7 @@ import (
 	"github.com/go-audio/audio"
 	"github.com/go-audio/wav"
 
-	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 

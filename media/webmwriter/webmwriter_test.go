@@ -14,7 +14,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
-	"github.com/rtcrec/recorder/media/internal/tooltest"
+	"github.com/rtcrec/recorder/internal/tooltest"
 )
 
 // rtpFrame is one frame's packets.

@@ -56,7 +56,6 @@ func ChromiumPlay(t testing.TB, path string) Playback {
 	if testing.Short() {
 		t.Skip("Chromium playback is skipped in -short mode")
 	}
-	bin := testenv.LookPath(t, "chromium")
 	dir := t.TempDir()
 	page := filepath.Join(dir, "play.html")
 	if err := os.WriteFile(page, []byte(playPage), 0o600); err != nil {
@@ -64,33 +63,9 @@ func ChromiumPlay(t testing.TB, path string) Playback {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
-		"--allow-file-access-from-files", "--mute-audio", "--enable-logging=stderr", "--v=0",
-		"file://"+page+"#"+path)
-	// Chromium's own child processes (renderer, GPU, zygote) share a new
-	// process group, so that the test stops exactly what it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		// Wait for the group to be gone before the profile is removed.
-		for i := 0; i < 50 && syscall.Kill(-cmd.Process.Pid, 0) == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	sc, stop := Chromium(t, ctx, dir, "file://"+page+"#"+path, "--allow-file-access-from-files")
+	defer stop()
 	var last Playback
-	sc := bufio.NewScanner(stderr)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		m := resultLine.FindStringSubmatch(sc.Text())
 		if m == nil {
@@ -107,4 +82,39 @@ func ChromiumPlay(t testing.TB, path string) Playback {
 		t.Errorf("chromium: no end of playback within %v (last report %+v)", Timeout, last)
 	}
 	return last
+}
+
+// Chromium starts headless Chromium on url with its profile in dir, in a
+// process group of its own (its renderer, GPU and zygote processes share
+// it, so that a test stops exactly what it started). It returns a scanner
+// over Chromium's log (stderr; the page's console.log lines are in it) and
+// stop, which kills the group and waits until it is gone: call it before
+// dir is removed. flags are added to the common ones; ctx ending kills it.
+func Chromium(t testing.TB, ctx context.Context, dir, url string, flags ...string) (*bufio.Scanner, func()) {
+	t.Helper()
+	bin := testenv.LookPath(t, "chromium")
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + filepath.Join(dir, "profile"), "--autoplay-policy=no-user-gesture-required",
+		"--mute-audio", "--enable-logging=stderr", "--v=0"}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return sc, func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		// Wait for the group to be gone before the profile is removed.
+		for i := 0; i < 50 && syscall.Kill(-cmd.Process.Pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
