@@ -240,7 +240,7 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 	}
 	s.mu.Unlock()
 	s.log.Info("retroactive blackout: silenced what was recorded since its start", "userId", userID, "from", from, "files", len(changed))
-	if len(changed) == 0 || s.recut == nil || s.m.cfg.Uploads.ChunkInterval <= 0 || s.m.up.q == nil {
+	if len(changed) == 0 || s.recut == nil || s.m.cfg.Uploads.ChunkInterval <= 0 {
 		return // no parts (chunks.go: streamParts does not run)
 	}
 	req := recutRequest{from: changed, done: make(chan struct{})}
