@@ -20,8 +20,8 @@ import (
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
-	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
+	"github.com/rtcrec/recorder/recorder/events"
 )
 
 // startFleet runs n services on one PostgreSQL database, each with its own
