@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // TestCapacity_RefusesPastItKeepsRunning: an instance with capacity.streams 2
@@ -33,12 +33,12 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := h.whipClient(key1)
-	var ps []*synth.Participant
+	var ps []*whiptest.Participant
 	for _, p := range []struct {
 		name string
 		freq float64
 	}{{"alice", 440}, {"bob", 660}} {
-		pp, err := synth.Join(ctx, c, whip.Endpoint(h.url, "cap", p.name, "MIC"), p.name, p.freq)
+		pp, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "cap", p.name, "MIC"), p.name, p.freq)
 		if err != nil {
 			t.Fatalf("%s: %v", p.name, err)
 		}
@@ -51,7 +51,7 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 	}
 
 	// At capacity: a third publisher is refused.
-	_, err := synth.Join(ctx, c, whip.Endpoint(h.url, "cap", "carol", "MIC"), "carol", 880)
+	_, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "cap", "carol", "MIC"), "carol", 880)
 	var he *whip.HTTPError
 	if !errors.As(err, &he) || he.Status != 503 || !strings.Contains(he.Body, "no_capacity") {
 		t.Errorf("a publisher past capacity: %v; want 503 no_capacity", err)
@@ -124,7 +124,7 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		p, err := synth.Join(ctx, c, whip.Endpoint(h.url, "cap", "dave", "MIC"), "dave", 550)
+		p, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "cap", "dave", "MIC"), "dave", 550)
 		if err == nil {
 			p.Leave(context.Background())
 			break

@@ -279,7 +279,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	s := &session{id: newID(), org: org, conference: conf, user: user, agentID: agentID, agentPhone: agentPhone, typ: typ}
 	if a.o.Full != nil && a.o.Full() { // not under a.mu: Full may count the sessions
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusServiceUnavailable, "no_capacity", "the recorder carries its capacity of streams; retry later or on another instance")
+		httperr.Write(w, http.StatusServiceUnavailable, "no_capacity", "the recorder carries its capacity of streams; retry later or on another instance")
 		return
 	}
 	if status, reason, msg := a.reserve(s); status != 0 {
