@@ -1,0 +1,554 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// Issue 10: the mix holds what the track files hold, whatever the network
+// and the machine do. These tests run the real binary with a real Pion WHIP
+// publisher sending Opus through a UDP relay that impairs the media.
+
+// impairment decides the fate of the n-th RTP packet the relay sees, at
+// elapsed time since the first: how long to hold it, whether to drop it,
+// whether to send it twice.
+type impairment func(n int, elapsed time.Duration) (delay time.Duration, drop, dup bool)
+
+// udpRelay forwards UDP between a publisher and the recorder's ICE candidate
+// (ICE, DTLS and RTCP as they come; RTP through the impairment).
+type udpRelay struct {
+	down *net.UDPConn // facing the publisher
+	up   *net.UDPConn // facing the recorder
+	peer atomic.Pointer[net.UDPAddr]
+	imp  impairment
+	n    int
+	t0   time.Time
+	wg   sync.WaitGroup
+}
+
+func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment) *udpRelay {
+	t.Helper()
+	down, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.DialUDP("udp4", nil, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &udpRelay{down: down, up: up, imp: imp}
+	r.wg.Add(2)
+	go r.fromPublisher()
+	go r.fromRecorder()
+	t.Cleanup(func() { down.Close(); up.Close(); r.wg.Wait() })
+	return r
+}
+
+func (r *udpRelay) fromPublisher() {
+	defer r.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := r.down.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		r.peer.Store(from)
+		b := append([]byte(nil), buf[:n]...)
+		// RTP (RFC 5761: version 2, payload type outside RTCP's 64..95).
+		if r.imp == nil || n < 12 || b[0]>>6 != 2 || (b[1]&0x7F >= 64 && b[1]&0x7F <= 95) {
+			r.up.Write(b)
+			continue
+		}
+		if r.n == 0 {
+			r.t0 = time.Now()
+		}
+		delay, drop, dup := r.imp(r.n, time.Since(r.t0))
+		r.n++
+		if drop {
+			continue
+		}
+		send := func() {
+			r.up.Write(b)
+			if dup {
+				r.up.Write(b)
+			}
+		}
+		if delay <= 0 {
+			send()
+		} else {
+			time.AfterFunc(delay, send)
+		}
+	}
+}
+
+func (r *udpRelay) fromRecorder() {
+	defer r.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, err := r.up.Read(buf)
+		if err != nil {
+			return
+		}
+		if p := r.peer.Load(); p != nil {
+			r.down.WriteToUDP(buf[:n], p)
+		}
+	}
+}
+
+// relayTransport rewrites the WHIP answer: every loopback UDP candidate of the
+// recorder points at a relay instead.
+type relayTransport struct {
+	t   *testing.T
+	imp impairment
+}
+
+func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(string(body), "\r\n")
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if !strings.HasPrefix(l, "a=candidate:") || len(f) < 8 || !strings.EqualFold(f[2], "udp") || f[4] != "127.0.0.1" {
+			continue
+		}
+		port, err := strconv.Atoi(f[5])
+		if err != nil {
+			continue
+		}
+		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp)
+		f[5] = strconv.Itoa(r.down.LocalAddr().(*net.UDPAddr).Port)
+		lines[i] = strings.Join(f, " ")
+	}
+	out := strings.Join(lines, "\r\n")
+	resp.Body = io.NopCloser(strings.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// publishImpaired publishes an Opus track as user "o" in conference conf
+// through an impairing relay, and sends packets (looping) one per period:
+// 20 ms of audio each, so a period above 20 ms is a sender clock running
+// slow.
+func publishImpaired(t *testing.T, ctx context.Context, s *server, key, conf string, packets [][]byte, period time.Duration, imp impairment) (stop func()) {
+	t.Helper()
+	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &whip.Client{API: wapi, Token: key, HTTPClient: &http.Client{Transport: &relayTransport{t: t, imp: imp}}}
+	pub, err := c.Publish(ctx, whip.Endpoint(s.url, conf, "o", "MIC"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for i := 0; ; i++ {
+			// Paced on the wall clock: a late tick is made up at once, so the
+			// sender keeps its (possibly skewed) rate under load.
+			if d := time.Until(start.Add(time.Duration(i) * period)); d > 0 {
+				select {
+				case <-quit:
+					return
+				case <-time.After(d):
+				}
+			}
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		pub.Close(ctx)
+	}
+}
+
+// recordingFiles returns the stored objects of a recording (path relative to
+// the recording → file) and its manifest, waiting for the upload.
+func recordingFiles(t *testing.T, dir, instanceID string) (map[string]string, composition.Manifest) {
+	t.Helper()
+	store := filepath.Join(dir, "data", "storage")
+	objects := map[string]string{}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		filepath.WalkDir(store, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if _, rel, ok := strings.Cut(filepath.ToSlash(path), "/"+instanceID+"/"); ok {
+					objects[rel] = path
+				}
+			}
+			return nil
+		})
+		if objects[composition.ManifestFile] != "" {
+			break
+		}
+	}
+	data, err := os.ReadFile(objects[composition.ManifestFile])
+	if err != nil {
+		t.Fatalf("no manifest in storage (objects %v): %v", objects, err)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	return objects, man
+}
+
+// toneBlocks returns, per block of n samples of pcm (8 kHz), whether the tone
+// at freq is there.
+func toneBlocks(pcm []int16, freq float64, n int) []bool {
+	var out []bool
+	for i := 0; i+n <= len(pcm); i += n {
+		out = append(out, mediatest.ToneLevel(pcm[i:i+n], 8000, freq) > -30)
+	}
+	return out
+}
+
+// trackVsMix returns the 20 ms windows of the Opus track file (placed at its
+// offset) that hold the tone, and those of them the mix lacks.
+func trackVsMix(t *testing.T, objects map[string]string, man composition.Manifest, freq float64) (withTone, missing int) {
+	t.Helper()
+	var ogg *composition.Track
+	for i, tr := range man.Tracks {
+		if strings.HasSuffix(tr.File, ".ogg") {
+			ogg = &man.Tracks[i]
+		}
+	}
+	if ogg == nil || man.Mix == nil {
+		t.Fatalf("manifest without an Opus track or a mix: %+v", man)
+	}
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := toneBlocks(wavSamples(t, mixData), freq, 160)
+	track := toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160)
+	offset := int(ogg.Offset*50 + 0.5) // in 20 ms windows
+	var lost []string
+	for k := 1; k < len(track)-1; k++ { // the edge windows may be partial
+		if !track[k] {
+			continue
+		}
+		withTone++
+		if m := offset + k; m >= len(mix) || !mix[m] && !(m > 0 && mix[m-1] && m+1 < len(mix) && mix[m+1]) {
+			missing++
+			lost = append(lost, fmt.Sprintf("%.2f", float64(m)/50))
+		}
+	}
+	if len(lost) > 0 {
+		t.Logf("the mix lacks the tone at %v s", lost)
+	}
+	return withTone, missing
+}
+
+// TestServe_MixHoldsTheTrackUnderImpairments records a real Pion publisher's
+// Opus tone through impairing relays and checks, for each impairment, the mix
+// against the track file in 20 ms windows: the tone is in the mix wherever it
+// is in the track.
+func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const freq = 660.0
+	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	rng := rand.New(rand.NewPCG(10, 10))
+	var mu sync.Mutex
+	random := func(n int) int { mu.Lock(); defer mu.Unlock(); return rng.IntN(n) }
+	tests := []struct {
+		name   string
+		period time.Duration
+		imp    impairment
+	}{
+		{"delay spikes of 1 s", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
+			if n%50 == 25 {
+				return time.Second, false, false
+			}
+			return 0, false, false
+		}},
+		{"stall 300 ms every 2 s, then a burst", 20 * time.Millisecond, func(_ int, e time.Duration) (time.Duration, bool, bool) {
+			if ph := e % (2 * time.Second); ph >= 1700*time.Millisecond {
+				return 2*time.Second - ph, false, false
+			}
+			return 0, false, false
+		}},
+		{"reordering", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
+			if n%7 == 3 {
+				return 50 * time.Millisecond, false, false
+			}
+			return 0, false, false
+		}},
+		{"duplication", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
+			return 0, false, n%4 == 0
+		}},
+		{"5% loss", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
+			return 0, n > 10 && random(100) < 5, false
+		}},
+		{"sender clock 4% slow", 20800 * time.Microsecond, nil},
+		{"sender clock 0.5% fast", 19900 * time.Microsecond, nil},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			conf := fmt.Sprintf("imp%d", i)
+			stop := publishImpaired(t, ctx, s, key, conf, opus, tt.period, tt.imp)
+			var ev api.RecordingDataEvent
+			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
+				t.Fatalf("start: %d", st)
+			}
+			time.Sleep(6 * time.Second)
+			var r api.RecordingDataEvent
+			if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+				t.Fatalf("stop: %d", st)
+			}
+			stop()
+			objects, man := recordingFiles(t, dir, ev.InstanceID)
+			with, missing := trackVsMix(t, objects, man, freq)
+			t.Logf("%s: the track has the tone in %d windows of 20 ms, the mix lacks %d", tt.name, with, missing)
+			if with < 200 || missing > 0 {
+				t.Errorf("%s: the mix lacks the tone in %d of the track's %d windows with it", tt.name, missing, with)
+			}
+		})
+	}
+}
+
+// TestServe_MixHoldsTheTrackOnAStarvedCPU runs the recorder on one core beside
+// a busy competitor process on the same core: the mix still holds the tone
+// wherever the track file does.
+func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	taskset := testenv.LookPath(t, "taskset")
+	const freq = 660.0
+	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The competitor: a shell spinning on core 0, at the recorder's priority.
+	busy := exec.Command(taskset, "-c", "0", "sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+	dir := t.TempDir()
+	s := serveProcessWith(t, dir, taskset, "-c", "0")
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	stop := publishImpaired(t, ctx, s, key, "starved", opus, 20*time.Millisecond, nil)
+	var ev api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "starved", ConversationID: "starved"}, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(6 * time.Second)
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/starved/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	stop()
+	objects, man := recordingFiles(t, dir, ev.InstanceID)
+	with, missing := trackVsMix(t, objects, man, freq)
+	t.Logf("starved: the track has the tone in %d windows of 20 ms, the mix lacks %d", with, missing)
+	if with < 200 || missing > 0 {
+		t.Errorf("the mix lacks the tone in %d of the track's %d windows with it", missing, with)
+	}
+}
+
+// serveProcessWith is serveProcess with the binary started through a wrapper
+// command (taskset).
+func serveProcessWith(t *testing.T, dir string, wrapper ...string) *server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "recorder-wrapped")
+	script := "#!/bin/sh\nexec " + strings.Join(wrapper, " ") + " " + recorderBin + ` "$@"` + "\n"
+	if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	orig := recorderBin
+	recorderBin = bin
+	defer func() { recorderBin = orig }()
+	return serveProcess(t, dir)
+}
+
+// TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack pauses, resumes and
+// blacks out a real Opus publisher, with silence and with skip: every cut in
+// the mix is within 20 ms of the same cut in the track file, and of the
+// manifest's mix positions.
+func TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const freq = 660.0
+	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	for _, behavior := range []string{"silence", "skip"} {
+		t.Run(behavior, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			conf := "cut" + behavior
+			stop := publishImpaired(t, ctx, s, key, conf, opus, 20*time.Millisecond, nil)
+			var ev api.RecordingDataEvent
+			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf, PauseBehavior: behavior}, &ev); st != 200 {
+				t.Fatalf("start: %d", st)
+			}
+			path := s.url + "/api/recordings/" + conf + "/" + ev.RecorderID + "/" + ev.InstanceID
+			var r api.RecordingDataEvent
+			step := func(d time.Duration, method, url string, body any) {
+				time.Sleep(d)
+				if st := call(t, method, url, key, body, &r); st != 200 {
+					t.Fatalf("%s: %d", url, st)
+				}
+			}
+			step(2*time.Second, "POST", path+"/pause", nil)
+			step(2100*time.Millisecond, "POST", path+"/resume", nil)
+			step(1500*time.Millisecond, "POST", s.url+"/api/blackouts/start", map[string]any{"userId": "o"})
+			step(1200*time.Millisecond, "POST", s.url+"/api/blackouts/stop", map[string]any{"userId": "o"})
+			step(1500*time.Millisecond, "POST", path+"/stop", nil)
+			stop()
+			objects, man := recordingFiles(t, dir, ev.InstanceID)
+			if len(man.Pauses) != 1 || len(man.Blackouts) != 1 || man.Pauses[0].MixStart == nil {
+				t.Fatalf("manifest pauses %+v blackouts %+v", man.Pauses, man.Blackouts)
+			}
+			var ogg composition.Track
+			for _, tr := range man.Tracks {
+				if strings.HasSuffix(tr.File, ".ogg") {
+					ogg = tr
+				}
+			}
+			mixData, err := os.ReadFile(objects[composition.MixFile])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Tone on/off in 5 ms blocks: the edges of the silent spans.
+			mix := edges(toneBlocks(wavSamples(t, mixData), freq, 40))
+			track := edges(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 40))
+			for i := range track {
+				track[i] += time.Duration(ogg.Offset * float64(time.Second))
+			}
+			p, b := man.Pauses[0], man.Blackouts[0]
+			sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+			t.Logf("cuts: mix %v, track %v; manifest: pause in the mix %v–%v, blackout %v–%v", mix, track, sec(*p.MixStart), sec(*p.MixEnd), sec(b.Start), sec(b.End))
+			// Every cut of the track (pause, blackout, and any gap of the
+			// publisher's own) is in the mix, within 20 ms.
+			if len(mix) != len(track) {
+				t.Fatalf("%d cut edges in the mix, %d in the track", len(mix), len(track))
+			}
+			for i := range track {
+				if d := (mix[i] - track[i]).Abs(); d > 20*time.Millisecond {
+					t.Errorf("cut edge %d: at %v in the mix, %v in the track: %v apart", i, mix[i], track[i], d)
+				}
+			}
+			// The pause where the manifest says it is in the mix: a silent
+			// span with silence, none with skip.
+			near := func(at time.Duration) bool {
+				for _, e := range mix {
+					if (e - at).Abs() <= 20*time.Millisecond {
+						return true
+					}
+				}
+				return false
+			}
+			if behavior == "silence" && (!near(sec(*p.MixStart)) || !near(sec(*p.MixEnd))) {
+				t.Errorf("no silent span in the mix at the manifest's pause %v–%v", sec(*p.MixStart), sec(*p.MixEnd))
+			}
+			if behavior == "skip" {
+				for _, e := range mix {
+					if (e - sec(*p.MixStart)).Abs() < 100*time.Millisecond {
+						t.Errorf("a silent span edge at %v in the mix, by the skipped pause at %v", e, sec(*p.MixStart))
+					}
+				}
+			}
+		})
+	}
+}
+
+// edges returns the start and end times of the silent runs of at least
+// 100 ms within on (5 ms blocks), between the tone's first start and last
+// stop.
+func edges(on []bool) []time.Duration {
+	var out []time.Duration
+	first, last := -1, -1
+	for i, a := range on {
+		if a {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	for i := first; i <= last; {
+		if on[i] {
+			i++
+			continue
+		}
+		j := i
+		for j <= last && !on[j] {
+			j++
+		}
+		if j-i >= 20 {
+			out = append(out, time.Duration(i)*5*time.Millisecond, time.Duration(j)*5*time.Millisecond)
+		}
+		i = j
+	}
+	return out
+}
