@@ -77,13 +77,17 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("composition: track %s: %w", t.File, err)
 		}
+		zero := t.Offset // the file's first sample: where the recorder's mix placed it, if known
+		if t.MediaOffset != nil {
+			zero = *t.MediaOffset
+		}
 		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
 			if b.UserID == t.UserID && b.UserID != "" {
-				lo, hi := at(b.Start)-at(t.Offset), at(b.End)-at(t.Offset)
+				lo, hi := at(b.Start)-at(zero), at(b.End)-at(zero)
 				clear(pcm[min(max(lo, 0), len(pcm)):min(max(hi, 0), len(pcm))])
 			}
 		}
-		start := at(t.Offset)
+		start := at(zero)
 		for i, v := range pcm {
 			if start+i >= 0 && start+i < length {
 				acc[start+i] += int32(v)

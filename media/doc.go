@@ -36,9 +36,12 @@
 //     backlog sent in a burst at connect is therefore placed by its
 //     timestamps, not stretched. The mapping is re-anchored at arrival after
 //     a new SSRC, a timestamp jump of more than MaxJump (5 s), a packet more
-//     than a second ahead of its arrival or later than the budget, and on
-//     Resync (the recorder calls it on the first packet after a pause or
-//     blackout). RTCP sender reports are not used yet (the conference
+//     than a second ahead of its arrival or later than the budget. After a
+//     pause or blackout (Resync, on the first packet the gate lets through)
+//     the timestamps still place the packet, as they do in the track's
+//     file, if that fits its arrival (not before what was decided, at most
+//     100 ms ahead, at most half the budget late); otherwise the timeline
+//     re-anchors at its arrival. RTCP sender reports are not used yet (the conference
 //     adapters do not hand RTCP to the sink): the offset between
 //     participants is their first packets' arrival difference.
 //   - Latency budget (MixConfig.Latency, default 5 s). Every packet that

@@ -275,6 +275,11 @@ func (m *Mixer) PosAt(t time.Time) uint64 {
 	return uint64(d/time.Microsecond) * uint64(m.cfg.SampleRate) / 1e6
 }
 
+// TimeAt returns the instant of timeline position pos (see PosAt).
+func (m *Mixer) TimeAt(pos uint64) time.Time {
+	return m.cfg.Start.Add(m.Duration(pos))
+}
+
 // Now returns the timeline position of the current instant.
 func (m *Mixer) Now() uint64 { return m.PosAt(m.cfg.Clock()) }
 

@@ -125,6 +125,7 @@ type AudioPipeline struct {
 	ends    [seqWindow]uint32 // positions of the arrived packets, low 32 bits (see near)
 	pending int               // arrived packets at or after nextSeq
 	resync  bool              // the next packet starts a new sequence (Resync)
+	recheck bool              // the next packet keeps the mapping only if it fits its arrival (Resync)
 
 	// Timeline mapping: position(ext) = basePos + (ext-baseExt)·rate/clock·ratio.
 	anchored bool
@@ -169,6 +170,12 @@ type AudioPipeline struct {
 	settleFloor uint64 // what was written before the anchor: the shift stops there
 
 	closed bool
+
+	// origin is the timeline position of the first packet's first sample
+	// plus one (0: none yet): where the track's file begins on the
+	// recording's timeline. Stored by the reader goroutine (at the first
+	// packet, and when settling moves it), loaded by any.
+	origin atomic.Uint64
 
 	packets, decoded, lost, concealed, dups, late, decodeErrs, reanchors atomic.Uint64
 }
@@ -259,6 +266,15 @@ func (p *AudioPipeline) skipped() uint64 {
 		return 0
 	}
 	return p.opus.Skipped()
+}
+
+// Origin returns the timeline position of the track's first sample: where
+// the first packet was placed (after settling), so the track's own file,
+// which begins with that packet, lines up with the mix there. ok is false
+// before the first packet. Safe from any goroutine.
+func (p *AudioPipeline) Origin() (pos uint64, ok bool) {
+	o := p.origin.Load()
+	return o - 1, o != 0
 }
 
 // Ratio returns the resampling ratio in use: mix samples per nominal sample
@@ -418,6 +434,9 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	if !ok { // an old packet from before a jump of the timestamps: nowhere to go
 		p.late.Add(1)
 		return
+	}
+	if p.origin.Load() == 0 {
+		p.origin.Store(start + 1)
 	}
 	if seq == p.maxSeq+1 && p.haveLst && start != p.lastEnd && start+2 >= p.lastEnd && start <= p.lastEnd+2 {
 		// Contiguous with the previous packet but for rounding: no sample
@@ -610,7 +629,19 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.anchor(ts, now)
 	}
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
-	if f := float64(now); pos > f+p.rate || pos+float64(p.mixer.budget) < f {
+	ahead, behind := p.rate, float64(p.mixer.budget)
+	if p.recheck {
+		// The first packet after a pause: the sender's clock ran on, so its
+		// timestamp still places it, unless that is before what was
+		// decided, more than 100 ms ahead of its arrival, or later than
+		// half the budget (a sender whose timestamps stood still).
+		p.recheck = false
+		ahead, behind = p.rate/10, behind/2
+		if pos < float64(p.ring.Tail()) {
+			pos = -2 * behind // re-anchor below
+		}
+	}
+	if f := float64(now); pos > f+ahead || pos+behind < f {
 		// More than a second ahead of its arrival, or later than the
 		// budget: the timestamps lost touch with time (a sender that
 		// jumped without sending, or stopped and went on where it was).
@@ -659,6 +690,9 @@ func (p *AudioPipeline) settleNow() {
 	if p.settleMin < 0 && p.settleFrom > floor {
 		shift := min(uint64(-p.settleMin), p.settleFrom-floor)
 		p.ring.Shift(p.settleFrom, p.settleFrom-shift)
+		if o := p.origin.Load(); o > p.settleFrom { // the first packet moves too
+			p.origin.Store(o - shift)
+		}
 		p.basePos -= float64(shift)
 		p.lastEnd -= shift
 		for s := p.nextSeq; s != p.maxSeq+1; s++ {
@@ -760,15 +794,14 @@ func (p *AudioPipeline) decode(payload []byte) (int, error) {
 	return p.opus.DecodeToInt16(payload, p.pcm)
 }
 
-// Resync makes the next packet re-anchor the timeline at its arrival: after
-// a pause or blackout, when the packets dropped meanwhile leave the
-// timestamps without meaning for the gap. Reader goroutine only.
+// Resync tells the pipeline that packets were dropped on purpose before the
+// next one (a pause or blackout): they are not lost, and the next packet is
+// placed by its timestamp only if that fits its arrival (the sender's clock
+// ran on through the gap, as the track's file assumes); otherwise it
+// re-anchors the timeline at its arrival. Reader goroutine only.
 func (p *AudioPipeline) Resync() {
 	p.resync = p.started
-	if p.anchored {
-		p.anchored = false
-		p.reanchors.Add(1)
-	}
+	p.recheck = p.anchored
 }
 
 // Close decides everything written (the mixer stops waiting for the track);

@@ -132,6 +132,17 @@ func (m *mediaSink) videoFrames() (frames uint64, video bool) {
 	return 0, false
 }
 
+// origin returns the instant on the recording's timeline where the mix
+// placed an audio track's first packet (zero for video, or before a packet).
+func (m *mediaSink) origin() time.Time {
+	if p, ok := m.audio.(*media.AudioPipeline); ok {
+		if pos, ok := p.Origin(); ok {
+			return m.mixer.TimeAt(pos)
+		}
+	}
+	return time.Time{}
+}
+
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.gate != nil && m.gate.drop() {
 		m.gated = true

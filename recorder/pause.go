@@ -21,8 +21,9 @@ import (
 // gate is the one cut for the track file and the mix alike: the mix holds
 // exactly the packets the track file holds, each at its place on the
 // recording's timeline (media/doc.go), so a cut is at the same instant in
-// both. The first packet after the gate reopens re-anchors the track's
-// timeline at its arrival (media.AudioPipeline.Resync).
+// both. The first packet after the gate reopens is placed in the mix by its
+// timestamp, as in the file, when that fits its arrival, and at its arrival
+// otherwise (media.AudioPipeline.Resync); the gap is not counted as loss.
 //
 // With "silence" the mix keeps the paused interval as silence (nothing was
 // decoded for it) and the per-track writers fill the gap with the codec's

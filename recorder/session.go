@@ -165,10 +165,12 @@ func (s *Session) trackEnded(ts *trackSub) {
 	closeErr := ts.sink.Close()
 	s.m.trackStopped(ts)
 	noMedia := false
+	var origin time.Time // where the mix placed an audio track's first packet
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		s.dropGate(ms.gate)
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
+		origin = ms.origin()
 	}
 	now := s.m.now()
 	err := s.commit(context.Background(), func(r *Recording) {
@@ -188,6 +190,9 @@ func (s *Session) trackEnded(ts *trackSub) {
 						s.log.Info("track's first packet came late: time zero moved back", "track", ts.t.TrackID,
 							"userId", ts.t.UserID, "kind", ts.t.Kind, "late", late)
 					}
+				}
+				if !origin.IsZero() {
+					tr.FirstPacket = origin.UTC() // the file lines up with the mix
 				}
 				switch {
 				case closeErr != nil:
