@@ -336,15 +336,17 @@ func (s *Session) applyBlackout(userID string, on bool) {
 	if s.stopping || s.rec.State != StateActive {
 		return
 	}
+	at := s.m.now() // the instant the gates switch: the cut in the files and the mix
 	for _, g := range s.gatesOf(userID) {
 		g.setBlack(on)
 	}
-	s.recordBlackoutLocked(userID, on)
+	s.recordBlackoutLocked(userID, on, at)
 }
 
 // recordBlackoutLocked opens (on) or closes the blackout interval of userID in
-// the recording when the participant is part of it. The caller holds s.mu.
-func (s *Session) recordBlackoutLocked(userID string, on bool) {
+// the recording at at, the instant its gates switched, when the participant
+// is part of it. The caller holds s.mu.
+func (s *Session) recordBlackoutLocked(userID string, on bool, at time.Time) {
 	open := -1
 	for i, b := range s.rec.Blackouts {
 		if b.UserID == userID && b.End.IsZero() {
@@ -358,12 +360,11 @@ func (s *Session) recordBlackoutLocked(userID string, on bool) {
 	if on && (open >= 0 || (!has && len(s.gatesOf(userID)) == 0)) || !on && open < 0 {
 		return
 	}
-	now := s.m.now()
 	err := s.commitLocked(context.Background(), func(r *Recording) {
 		if on {
-			r.Blackouts = append(r.Blackouts, BlackoutInterval{UserID: userID, Start: now})
+			r.Blackouts = append(r.Blackouts, BlackoutInterval{UserID: userID, Start: at})
 		} else {
-			r.Blackouts[open].End = now
+			r.Blackouts[open].End = at
 		}
 	})
 	if err != nil {

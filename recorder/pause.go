@@ -167,8 +167,9 @@ func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32) *gat
 	s.lc.gates[g] = userID
 	s.lc.mu.Unlock()
 	if s.m.blackedOut(s.rec.OrganizationID, s.rec.ConferenceID, userID) {
+		at := s.m.now()
 		g.setBlack(true)
-		s.recordBlackoutLocked(userID, true)
+		s.recordBlackoutLocked(userID, true, at)
 	}
 	return g
 }
