@@ -116,12 +116,32 @@ type Track struct {
 	// MediaOffset is when the track's first packet was written (seconds from
 	// the recording's start): the time zero of its file, where the video
 	// writers place frames from. Absent in older manifests and recovered tracks.
-	MediaOffset *float64  `json:"mediaOffset,omitempty"`
-	Duration    float64   `json:"duration"` // seconds between started and stopped
-	Started     time.Time `json:"started"`
-	Stopped     time.Time `json:"stopped"`
-	Size        int64     `json:"size"`
-	SHA256      string    `json:"sha256,omitempty"`
+	MediaOffset *float64 `json:"mediaOffset,omitempty"`
+	// Timing places the track's file by its sender's clock: the RTP
+	// timestamp of its first sample and the sender's RTCP sender report.
+	// Absent in older manifests and when no packet came.
+	Timing   *TrackTiming `json:"timing,omitempty"`
+	Duration float64      `json:"duration"` // seconds between started and stopped
+	Started  time.Time    `json:"started"`
+	Stopped  time.Time    `json:"stopped"`
+	Size     int64        `json:"size"`
+	SHA256   string       `json:"sha256,omitempty"`
+}
+
+// TrackTiming maps a track file's RTP time to wall-clock time. The file's
+// first sample has RTP timestamp RTPZero (at ClockRate). When the sender sent
+// RTCP sender reports, the latest says its wall clock read SenderReportNTP at
+// RTP timestamp SenderReportRTP; so the file's first sample was sent at
+// SenderReportNTP + (RTPZero - SenderReportRTP)/ClockRate (signed 32-bit
+// difference), on the sender's clock. The recorder's mix places audio by the
+// same report when the sender's clock agrees with its own (within 100 ms of
+// arrival), and then mediaOffset is that instant; video placed by the same
+// formula lines up with its sender's audio.
+type TrackTiming struct {
+	ClockRate       uint32     `json:"clockRate"`
+	RTPZero         uint32     `json:"rtpZero"`
+	SenderReportNTP *time.Time `json:"senderReportNtp,omitempty"`
+	SenderReportRTP uint32     `json:"senderReportRtp,omitempty"`
 }
 
 // Interval is a time span relative to the recording's start, in seconds: a

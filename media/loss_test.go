@@ -166,3 +166,66 @@ func TestAudioPipeline_CountsLostExactly(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_PlacedBySenderReport sends packets that arrive 80 ms
+// after they were sent: with the sender's RTCP sender report (before the
+// first packet, or while the anchor settles) the track is placed where the
+// sender's clock says, without one at its arrival, and with a report from a
+// clock 10 s off also at its arrival.
+func TestAudioPipeline_PlacedBySenderReport(t *testing.T) {
+	const sent, delay = 100 * time.Millisecond, 80 * time.Millisecond
+	tests := []struct {
+		name   string
+		srAt   time.Duration // when the report is given (-1: never)
+		srOff  time.Duration // the sender's clock against ours
+		origin time.Duration // where the first packet lands
+		bySR   uint64
+	}{
+		{"report before the first packet", 0, 0, sent, 1},
+		{"report while settling", sent + delay + 200*time.Millisecond, 0, sent, 1},
+		{"no report", -1, 0, sent + delay, 0},
+		{"a clock 10 s off", 0, 10 * time.Second, sent + delay, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := newVirtualMixer(MixConfig{SampleRate: 8000}, &captureSink{})
+			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("track", InputOptions{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkts := pcmuPackets(100, 20*time.Millisecond)
+			for i := range pkts {
+				pkts[i].at += sent + delay
+				pkts[i].pkt.Timestamp += 1000
+			}
+			c, t0 := clockOf(m), m.Config().Start
+			given := false
+			report := func() {
+				if tt.srAt >= 0 && !given {
+					given = true // the sender's clock read t0+sent+srOff at timestamp 1000
+					p.SenderReport(1, t0.Add(sent+tt.srOff), 1000)
+				}
+			}
+			for _, tp := range pkts {
+				c.t = t0.Add(tp.at)
+				if tp.at >= tt.srAt {
+					report()
+				}
+				if err := p.WriteRTP(tp.pkt); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.Close()
+			pos, ok := p.Origin()
+			if want := uint64(tt.origin * 8000 / time.Second); !ok || pos != want {
+				t.Errorf("origin %d (%v), want %d", pos, ok, want)
+			}
+			if s := p.Stats(); s.BySR != tt.bySR || s.Lost != 0 || s.Late != 0 {
+				t.Errorf("stats %+v: want %d anchors by the report, nothing lost or late", s, tt.bySR)
+			}
+		})
+	}
+}

@@ -54,6 +54,7 @@ type PipelineStats struct {
 	DecodeErrors uint64 // packets the decoder rejected (silence)
 	Skipped      uint64 // inactive Opus packets played as silence undecoded (counted in Decoded too)
 	Reanchors    uint64 // timeline re-anchors: new SSRC, timestamp jump, resume
+	BySR         uint64 // anchors placed by the sender's RTCP sender report, not by arrival
 }
 
 // seqWindow is the number of packets tracked after the oldest undecided one:
@@ -171,13 +172,20 @@ type AudioPipeline struct {
 
 	closed bool
 
+	// The latest RTCP sender report (SenderReport): position srPos on the
+	// timeline was the sender's wall clock at RTP timestamp srTS.
+	srValid bool
+	srSSRC  uint32
+	srTS    uint32
+	srPos   float64
+
 	// origin is the timeline position of the first packet's first sample
 	// plus one (0: none yet): where the track's file begins on the
 	// recording's timeline. Stored by the reader goroutine (at the first
 	// packet, and when settling moves it), loaded by any.
 	origin atomic.Uint64
 
-	packets, decoded, lost, concealed, dups, late, decodeErrs, reanchors atomic.Uint64
+	packets, decoded, lost, concealed, dups, late, decodeErrs, reanchors, bySR atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -258,6 +266,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		DecodeErrors: p.decodeErrs.Load(),
 		Skipped:      p.skipped(),
 		Reanchors:    p.reanchors.Load(),
+		BySR:         p.bySR.Load(),
 	}
 }
 
@@ -663,16 +672,22 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	return start, end, true
 }
 
-// anchor maps ts to the packet's arrival now (or the end of what was
-// written, if later) and starts settling.
+// anchor maps ts to where the sender's latest sender report places it, if
+// that fits the packet's arrival; otherwise to the arrival now (or the end of
+// what was written, if later), and starts settling.
 func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.settleNow()
 	p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
 	end := p.ring.End()
-	from := max(now, end)
-	p.basePos = float64(from)
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
+	if pos, ok := p.srPosition(ts, now); ok && pos >= float64(end) {
+		p.basePos = pos
+		p.bySR.Add(1)
+		return // the sender's clock places it: nothing to settle
+	}
+	from := max(now, end)
+	p.basePos = float64(from)
 	p.settling, p.settleFrom, p.settleFloor, p.settleMin = true, from, end, 0
 	p.settleEnd = now + min(uint64(samples(settleTime, int(p.rate))), p.mixer.budget/2)
 }
@@ -687,8 +702,16 @@ func (p *AudioPipeline) settleNow() {
 	}
 	p.settling = false
 	floor := max(p.ring.Tail(), p.settleFloor)
-	if p.settleMin < 0 && p.settleFrom > floor {
-		shift := min(uint64(-p.settleMin), p.settleFrom-floor)
+	early := -p.settleMin
+	if pos, ok := p.srPosition(uint32(p.baseExt), p.settleFrom); ok && p.ratio == 1 {
+		// A sender report came while settling: it places the anchor.
+		early = float64(p.settleFrom) - pos
+		if early > 0 && p.settleFrom-uint64(math.Ceil(early)) >= floor {
+			p.bySR.Add(1)
+		}
+	}
+	if early > 0 && p.settleFrom > floor {
+		shift := min(uint64(math.Ceil(early)), p.settleFrom-floor)
 		p.ring.Shift(p.settleFrom, p.settleFrom-shift)
 		if o := p.origin.Load(); o > p.settleFrom { // the first packet moves too
 			p.origin.Store(o - shift)
@@ -792,6 +815,33 @@ func (p *AudioPipeline) decode(payload []byte) (int, error) {
 		return n, nil
 	}
 	return p.opus.DecodeToInt16(payload, p.pcm)
+}
+
+// SenderReport gives the pipeline the sender's latest RTCP sender report
+// (RFC 3550 §6.4.1): its wall clock was at, on the recording's timeline,
+// when its RTP clock showed rtpTS. The next anchor places the track by it
+// (see the package documentation). Reader goroutine only; it allocates
+// nothing.
+func (p *AudioPipeline) SenderReport(ssrc uint32, at time.Time, rtpTS uint32) {
+	d := at.Sub(p.mixer.cfg.Start)
+	p.srValid, p.srSSRC, p.srTS = true, ssrc, rtpTS
+	p.srPos = d.Seconds() * p.rate
+}
+
+// srPosition returns the timeline position of RTP timestamp ts by the
+// latest sender report of the current source, if it fits a packet with that
+// timestamp arriving at now: not more than 100 ms after its arrival (the
+// clocks may differ a little) and not more than a second before it (network
+// delay). A sender whose wall clock is off by more is placed by arrival.
+func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
+	if !p.srValid || p.srSSRC != p.ssrc {
+		return 0, false
+	}
+	pos := p.srPos + float64(int32(ts-p.srTS))*p.rate/p.clock
+	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate || pos < 0 {
+		return 0, false
+	}
+	return pos, true
 }
 
 // Resync tells the pipeline that packets were dropped on purpose before the

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pion/rtp"
 
@@ -147,6 +148,39 @@ func TestMixInput_MemoryPerTrack(t *testing.T) {
 		if codec == CodecPCMU && per > 100_000 {
 			t.Errorf("%d bytes per track, want at most 100 KB", per)
 		}
+		// What each buffer costs (the rest is the decoder and the heap's
+		// rounding).
+		m := NewMixer(MixConfig{}, &discardSink{})
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: m.AddInput("x", InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		for _, h := range p.held {
+			held += cap(h.payload)
+		}
+		parts := []struct {
+			name  string
+			bytes uintptr
+		}{
+			{"ring (budget + 100 ms)", uintptr(2 * p.ring.Cap())},
+			{"pipeline struct (sequence window, counters, padding)", unsafe.Sizeof(*p)},
+			{"  of which the sequence window", unsafe.Sizeof(p.seen) + unsafe.Sizeof(p.starts) + unsafe.Sizeof(p.ends) + unsafe.Sizeof(p.arrived)},
+			{"ring struct (cache-line padding)", unsafe.Sizeof(*p.ring)},
+			{"reorder window (held payloads)", uintptr(held)},
+			{"decode buffer", uintptr(2 * cap(p.pcm))},
+			{"resample buffer", uintptr(2 * cap(p.res))},
+			{"concealment copy", uintptr(2 * cap(p.last))},
+			{"mixer input struct", unsafe.Sizeof(*p.input)},
+		}
+		var sum uintptr
+		for i, part := range parts {
+			t.Logf("%v:   %-55s %6d bytes", codec, part.name, part.bytes)
+			if i != 2 {
+				sum += part.bytes
+			}
+		}
+		t.Logf("%v:   %-55s %6d bytes", codec, "decoder and rounding (the rest)", int64(per)-int64(sum))
 	}
 }
 

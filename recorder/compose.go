@@ -147,6 +147,7 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 				at := tr.FirstPacket.Sub(rec.Started).Seconds()
 				mt.MediaOffset = &at
 			}
+			mt.Timing = tr.Timing
 			if o := objects[tr.File]; o != nil {
 				mt.Size, mt.SHA256 = o.Size, o.SHA256
 			}

@@ -92,7 +92,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 	if err != nil {
 		return nil, err
 	}
-	ts := &mediaSink{file: file}
+	ts := &mediaSink{file: file, sr: t.SenderReport}
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
 		pipe, err := newAudioPipeline(t, in)
@@ -121,6 +121,26 @@ type mediaSink struct {
 	// gated: the gate dropped the last packet, so the next one that passes
 	// re-anchors the track's timeline at its arrival (reader goroutine only).
 	gated bool
+	// sr is the track's latest RTCP sender report (nil: the adapter reads
+	// none); srArrived, when the one the pipeline has came. Reader goroutine.
+	sr        func() (conference.SenderReport, bool)
+	srArrived time.Time
+	// zeroTS is the RTP timestamp of the first packet written to the file
+	// (its time zero), valid once wrote is set (atomic: read at track end).
+	zeroTS uint32
+	wrote  atomic.Bool
+}
+
+// timing is what places a track's file on the recording's clock: the RTP
+// timestamp of its first packet and the sender's latest sender report.
+func (m *mediaSink) timing() (zeroTS uint32, sr conference.SenderReport, ok, srOK bool) {
+	if !m.wrote.Load() {
+		return 0, sr, false, false
+	}
+	if m.sr != nil {
+		sr, srOK = m.sr()
+	}
+	return m.zeroTS, sr, true, srOK
 }
 
 // videoFrames returns the frames a video track's writer wrote; video is false
@@ -155,6 +175,18 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		}
 		if m.clk != nil {
 			m.clk.reset()
+		}
+	}
+	if !m.wrote.Load() {
+		m.zeroTS = p.Timestamp
+		m.wrote.Store(true)
+	}
+	if m.sr != nil {
+		if sr, ok := m.sr(); ok && !sr.Arrived.Equal(m.srArrived) {
+			m.srArrived = sr.Arrived
+			if pipe, ok := m.audio.(*media.AudioPipeline); ok {
+				pipe.SenderReport(sr.SSRC, sr.NTP, sr.RTPTime)
+			}
 		}
 	}
 	var err error

@@ -3,6 +3,7 @@ package recorder
 import (
 	"time"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -156,6 +157,8 @@ type Track struct {
 	// track's file (the video writers start there), later than Started.
 	FirstPacket time.Time `json:"firstPacket,omitzero"`
 	Dropped     uint64    `json:"dropped,omitempty"`
+	// Timing places the file on the sender's clock (nil: no packet).
+	Timing *composition.TrackTiming `json:"timing,omitempty"`
 }
 
 // LocalFile is a file on the recorder's disk.

@@ -166,11 +166,18 @@ func (s *Session) trackEnded(ts *trackSub) {
 	s.m.trackStopped(ts)
 	noMedia := false
 	var origin time.Time // where the mix placed an audio track's first packet
+	var timing *composition.TrackTiming
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		s.dropGate(ms.gate)
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
 		origin = ms.origin()
+		if zero, sr, ok, srOK := ms.timing(); ok {
+			timing = &composition.TrackTiming{ClockRate: ts.t.Codec.ClockRate, RTPZero: zero}
+			if srOK {
+				timing.SenderReportNTP, timing.SenderReportRTP = &sr.NTP, sr.RTPTime
+			}
+		}
 	}
 	now := s.m.now()
 	err := s.commit(context.Background(), func(r *Recording) {
@@ -194,6 +201,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 				if !origin.IsZero() {
 					tr.FirstPacket = origin.UTC() // the file lines up with the mix
 				}
+				tr.Timing = timing
 				switch {
 				case closeErr != nil:
 					tr.Local.Error = failureInfo(s.log.With("track", ts.t.TrackID), writeErrorCode(closeErr), closeErr, now)

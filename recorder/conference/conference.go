@@ -101,6 +101,23 @@ type Track struct {
 	// this video track. It may be called from any goroutine, is cheap and never
 	// blocks for long; it is nil for audio tracks.
 	RequestKeyframe func() error
+
+	// SenderReport returns the latest RTCP sender report of the track's
+	// sender, if one came: its wall clock at an RTP timestamp, which places
+	// the track on the recording's clock (audio and video of one sender
+	// alike). It is nil when the adapter reads none. Safe from any
+	// goroutine; it allocates nothing (the reader goroutine may call it per
+	// packet).
+	SenderReport func() (SenderReport, bool)
+}
+
+// SenderReport is the NTP↔RTP mapping of an RTCP sender report (RFC 3550
+// §6.4.1): the sender's wall clock NTP was at RTP timestamp RTPTime.
+type SenderReport struct {
+	SSRC    uint32
+	NTP     time.Time
+	RTPTime uint32
+	Arrived time.Time // when the report came (our clock)
 }
 
 // Sink receives the tracks of one conference. Its methods may be called from any

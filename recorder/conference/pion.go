@@ -1,6 +1,15 @@
 package conference
 
-import "github.com/pion/webrtc/v4"
+import (
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
 
 // CodecOf describes a codec negotiated by Pion, as every WebRTC adapter
 // (whip, janus, whep) reports it to the Session.
@@ -12,4 +21,116 @@ func CodecOf(c webrtc.RTPCodecParameters) Codec {
 		SDPFmtpLine: c.SDPFmtpLine,
 		PayloadType: uint8(c.PayloadType),
 	}
+}
+
+// PionTrack reads a Pion remote track for a Sink: the RTP reader every WebRTC
+// adapter (whip, janus, whep) hands over as Track.Reader, and the sender
+// reports of its receiver as Track.SenderReport.
+type PionTrack struct {
+	remote *webrtc.TrackRemote
+	srs    *SenderReports // nil: none read
+	ended  atomic.Bool
+}
+
+// NewPionTrack returns the reader of remote; srs (may be nil) holds the
+// sender reports of its receiver (see ReadSenderReports).
+func NewPionTrack(remote *webrtc.TrackRemote, srs *SenderReports) *PionTrack {
+	return &PionTrack{remote: remote, srs: srs}
+}
+
+// ReadRTP implements RTPReader. It reads into buf without allocating (unlike
+// TrackRemote.ReadRTP) and gives io.EOF once End was called or the read
+// deadline passed.
+func (t *PionTrack) ReadRTP(buf []byte) (int, error) {
+	if t.ended.Load() {
+		return 0, io.EOF
+	}
+	n, _, err := t.remote.Read(buf)
+	if t.ended.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// End makes ReadRTP return io.EOF from now on, waking a blocked reader.
+func (t *PionTrack) End() {
+	t.ended.Store(true)
+	_ = t.remote.SetReadDeadline(time.Now())
+}
+
+// SenderReport returns the latest sender report of the track's SSRC; see
+// Track.SenderReport.
+func (t *PionTrack) SenderReport() (SenderReport, bool) {
+	return t.srs.Latest(uint32(t.remote.SSRC()))
+}
+
+// Fill sets ct's Reader and SenderReport to t, and for video its
+// RequestKeyframe to a PLI sent on pc (see PLI).
+func (t *PionTrack) Fill(ct *Track, pc *webrtc.PeerConnection, senderSSRC uint32) {
+	ct.Reader = t
+	if t.srs != nil {
+		ct.SenderReport = t.SenderReport
+	}
+	if ct.Kind == KindVideo {
+		ct.RequestKeyframe = PLI(pc, senderSSRC, uint32(t.remote.SSRC()))
+	}
+}
+
+// PLI returns a keyframe request for the video of mediaSSRC: an RTCP Picture
+// Loss Indication (RFC 4585 §6.3.1) from senderSSRC, sent on pc. Platforms
+// differ in the sender SSRC they need (see each adapter).
+func PLI(pc *webrtc.PeerConnection, senderSSRC, mediaSSRC uint32) func() error {
+	return func() error {
+		return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: senderSSRC, MediaSSRC: mediaSSRC}})
+	}
+}
+
+// SenderReports keeps the latest RTCP sender report (RFC 3550 §6.4.1) that
+// arrived on one Pion receiver. The zero of a nil *SenderReports has none.
+type SenderReports struct {
+	last atomic.Pointer[SenderReport]
+}
+
+// ReadSenderReports reads recv's RTCP on a goroutine of its own until the
+// receiver stops (the connection closed) and keeps the latest sender report.
+// Read once per receiver: a second reader would take half of its packets.
+func ReadSenderReports(recv *webrtc.RTPReceiver) *SenderReports {
+	s := &SenderReports{}
+	if recv == nil {
+		return s
+	}
+	go func() {
+		for {
+			pkts, _, err := recv.ReadRTCP() // about one a second: allocating is fine here
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if sr, ok := p.(*rtcp.SenderReport); ok {
+					s.last.Store(&SenderReport{SSRC: sr.SSRC, NTP: NTPTime(sr.NTPTime), RTPTime: sr.RTPTime, Arrived: time.Now()})
+				}
+			}
+		}
+	}()
+	return s
+}
+
+// Latest returns the latest sender report of ssrc.
+func (s *SenderReports) Latest(ssrc uint32) (SenderReport, bool) {
+	if s == nil {
+		return SenderReport{}, false
+	}
+	if sr := s.last.Load(); sr != nil && sr.SSRC == ssrc {
+		return *sr, true
+	}
+	return SenderReport{}, false
+}
+
+// NTPTime converts a 64-bit NTP timestamp (RFC 5905: seconds since 1900 and a
+// binary fraction) to a time.
+func NTPTime(ntp uint64) time.Time {
+	const unixFrom1900 = 2208988800
+	secs := int64(ntp>>32) - unixFrom1900
+	frac := (ntp & 0xFFFFFFFF) * uint64(time.Second) >> 32
+	return time.Unix(secs, int64(frac)).UTC()
 }

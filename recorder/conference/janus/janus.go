@@ -26,16 +26,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -129,6 +126,7 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 		mids:         make(map[string]SubscriberStream),
 		tracks:       make(map[string]*track),
 		remotes:      make(map[string]*webrtc.TrackRemote),
+		srs:          make(map[string]*conference.SenderReports),
 		log:          a.log.With("conference", conferenceID),
 		wake:         make(chan struct{}, 1),
 	}
@@ -195,13 +193,14 @@ type room struct {
 	wake       chan struct{}       // nudged when the PeerConnection fails
 	pcFailed   atomic.Bool         // set by the PeerConnection callback
 
-	mu      sync.Mutex                     // guards feeds, mids, tracks, closed and AddTrack calls
-	feeds   map[ID]*Publisher              // publishers in the room
-	mids    map[string]SubscriberStream    // subscription m-lines by mid
-	remotes map[string]*webrtc.TrackRemote // Pion's tracks by mid; they outlive feeds
-	tracks  map[string]*track              // live tracks by subscription mid
-	livePC  *webrtc.PeerConnection         // r.pc, for Pion's goroutines
-	closed  bool                           // no AddTrack after this
+	mu      sync.Mutex                           // guards feeds, mids, tracks, closed and AddTrack calls
+	feeds   map[ID]*Publisher                    // publishers in the room
+	mids    map[string]SubscriberStream          // subscription m-lines by mid
+	remotes map[string]*webrtc.TrackRemote       // Pion's tracks by mid; they outlive feeds
+	srs     map[string]*conference.SenderReports // their receivers' sender reports, by mid
+	tracks  map[string]*track                    // live tracks by subscription mid
+	livePC  *webrtc.PeerConnection               // r.pc, for Pion's goroutines
+	closed  bool                                 // no AddTrack after this
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -422,6 +421,9 @@ func (r *room) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote, re
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.remotes[mid] = remote
+	if r.srs[mid] == nil {
+		r.srs[mid] = conference.ReadSenderReports(recv) // once per receiver: a second reader would split its RTCP
+	}
 	if old := r.tracks[mid]; old != nil {
 		r.endTrackLocked(mid, old)
 	}
@@ -435,7 +437,7 @@ func (r *room) deliverLocked(mid string) {
 	if !ok || remote == nil || r.closed || r.feeds[s.FeedID] == nil {
 		return // no stream, no Pion track yet, leaving, or the publisher went
 	}
-	t := &track{remote: remote, feed: s.FeedID, feedMID: s.FeedMID}
+	t := &track{PionTrack: conference.NewPionTrack(remote, r.srs[mid]), feed: s.FeedID, feedMID: s.FeedMID}
 	_ = remote.SetReadDeadline(time.Time{})
 	r.tracks[mid] = t
 	kind := conference.KindAudio
@@ -452,18 +454,12 @@ func (r *room) deliverLocked(mid string) {
 		Kind:         kind,
 		Codec:        conference.CodecOf(codec),
 		Started:      time.Now(),
-		Reader:       t,
 	}
-	if kind == conference.KindVideo {
-		pc, ssrc := r.livePC, uint32(remote.SSRC())
-		ct.RequestKeyframe = func() error {
-			// Janus files incoming RTCP under the m-line its sender SSRC
-			// maps to, and a recvonly peer has no SSRC of its own: a zero
-			// or made-up sender SSRC lands on the audio m-line and the
-			// PLI is lost. Janus's own SSRC of the video m-line maps right.
-			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: ssrc, MediaSSRC: ssrc}})
-		}
-	}
+	// Janus files incoming RTCP under the m-line its sender SSRC maps to,
+	// and a recvonly peer has no SSRC of its own: a zero or made-up sender
+	// SSRC lands on the audio m-line and the PLI is lost. Janus's own SSRC
+	// of the video m-line maps right.
+	t.Fill(ct, r.livePC, uint32(remote.SSRC()))
 	r.log.Info("janus track", "user", ct.UserID, "feed", ct.StreamID, "mid", mid, "codec", codec.MimeType, "type", ct.StreamType)
 	r.sink.AddTrack(ct)
 }
@@ -669,35 +665,13 @@ func (r *room) teardown() {
 // track reads one subscribed stream. It ends (ReadRTP gives io.EOF) when its
 // publisher goes, even though the m-line may live on for another publisher.
 type track struct {
-	remote  *webrtc.TrackRemote
+	*conference.PionTrack
 	feed    ID
 	feedMID string
-	ended   atomic.Bool
-}
-
-// ReadRTP implements conference.RTPReader.
-func (t *track) ReadRTP(buf []byte) (int, error) {
-	if t.ended.Load() {
-		return 0, io.EOF
-	}
-	n, _, err := t.remote.Read(buf)
-	if t.ended.Load() {
-		return 0, io.EOF
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return 0, io.EOF
-		}
-		return 0, err
-	}
-	return n, nil
 }
 
 // end makes ReadRTP return io.EOF from now on, waking a blocked reader.
-func (t *track) end() {
-	t.ended.Store(true)
-	_ = t.remote.SetReadDeadline(time.Now())
-}
+func (t *track) end() { t.End() }
 
 var (
 	_ conference.Adapter   = (*Adapter)(nil)

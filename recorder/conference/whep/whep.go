@@ -48,7 +48,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -253,7 +252,7 @@ func (c *conf) pull(ctx context.Context, ep endpoint) (*session, error) {
 			return nil, fmt.Errorf("whep: %w", err)
 		}
 	}
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { c.onTrack(s, remote) })
+	pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { c.onTrack(s, remote, recv) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateFailed:
@@ -387,13 +386,13 @@ func (a *Adapter) delete(location string) {
 }
 
 // onTrack hands a new remote track to the sink (Pion goroutine).
-func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote) {
+func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	t := &track{remote: remote}
+	t := &track{PionTrack: conference.NewPionTrack(remote, conference.ReadSenderReports(recv))}
 	s.mu.Lock()
 	s.tracks = append(s.tracks, t)
 	s.mu.Unlock()
@@ -411,16 +410,10 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote) {
 		Kind:         kind,
 		Codec:        conference.CodecOf(codec),
 		Started:      time.Now(),
-		Reader:       t,
 	}
-	if kind == conference.KindVideo {
-		pc, ssrc := s.pc, uint32(remote.SSRC())
-		ct.RequestKeyframe = func() error {
-			// A zero sender SSRC makes Janus file the PLI under the first
-			// m-line whose peer SSRC it does not know (often audio).
-			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: senderSSRC, MediaSSRC: ssrc}})
-		}
-	}
+	// A zero sender SSRC makes Janus file the PLI under the first m-line
+	// whose peer SSRC it does not know (often audio).
+	t.Fill(ct, s.pc, senderSSRC)
 	c.log.Info("whep track", "user", ct.UserID, "codec", codec.MimeType, "kind", kind)
 	c.sink.AddTrack(ct)
 }
@@ -491,28 +484,10 @@ func (c *conf) leave() {
 }
 
 // track reads one pulled track.
-type track struct {
-	remote *webrtc.TrackRemote
-	ended  atomic.Bool
-}
-
-// ReadRTP implements conference.RTPReader.
-func (t *track) ReadRTP(buf []byte) (int, error) {
-	if t.ended.Load() {
-		return 0, io.EOF
-	}
-	n, _, err := t.remote.Read(buf)
-	if err != nil || t.ended.Load() {
-		return 0, io.EOF
-	}
-	return n, nil
-}
+type track struct{ *conference.PionTrack }
 
 // end makes ReadRTP return io.EOF, waking a blocked reader.
-func (t *track) end() {
-	t.ended.Store(true)
-	_ = t.remote.SetReadDeadline(time.Now())
-}
+func (t *track) end() { t.End() }
 
 // senderSSRC is the sender SSRC of our RTCP feedback (RFC 4585 section 6.1):
 // we send no media, so any fixed non-zero value will do.

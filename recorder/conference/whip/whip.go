@@ -31,7 +31,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/internal/httperr"
@@ -379,7 +378,7 @@ func (a *Adapter) release(s *session) {
 func (a *Adapter) negotiate(ctx context.Context, s *session, offer string) (string, error) {
 	pc := s.pc
 	n := 0
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { a.addTrack(s, t) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { a.addTrack(s, t, recv) })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			a.end(s)
@@ -414,7 +413,7 @@ func (a *Adapter) negotiate(ctx context.Context, s *session, offer string) (stri
 	return pc.LocalDescription().SDP, nil
 }
 
-func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
+func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	a.mu.Lock()
 	open := a.open
 	a.mu.Unlock()
@@ -422,14 +421,8 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
 		return
 	}
 	kind := conference.KindAudio
-	var keyframe func() error
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		kind = conference.KindVideo
-		ssrc := uint32(t.SSRC())
-		keyframe = func() error {
-			return s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-		}
-		keyframe() // the recording starts with a keyframe
 	}
 	c := t.Codec()
 	mid := ""
@@ -442,22 +435,15 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote) {
 		ConferenceID: s.conference, UserID: s.user, StreamID: s.id, AgentID: s.agentID, AgentPhone: s.agentPhone,
 		TrackID:    strings.ToLower(string(kind)) + mid,
 		StreamType: s.typ, Kind: kind, Started: time.Now().UTC(),
-		Codec:           conference.CodecOf(c),
-		Reader:          trackReader{t},
-		RequestKeyframe: keyframe,
+		Codec: conference.CodecOf(c),
+	}
+	conference.NewPionTrack(t, conference.ReadSenderReports(recv)).Fill(ct, s.pc, 0)
+	if ct.RequestKeyframe != nil {
+		ct.RequestKeyframe() // the recording starts with a keyframe
 	}
 	a.addMu.Lock()
 	defer a.addMu.Unlock()
 	open(s.org, s.conference).AddTrack(ct)
-}
-
-// trackReader adapts a Pion TrackRemote to conference.RTPReader: Read fills
-// the caller's buffer, unlike ReadRTP, which allocates a packet per call.
-type trackReader struct{ t *webrtc.TrackRemote }
-
-func (r trackReader) ReadRTP(buf []byte) (int, error) {
-	n, _, err := r.t.Read(buf)
-	return n, err
 }
 
 func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string) {

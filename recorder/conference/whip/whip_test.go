@@ -149,6 +149,21 @@ func TestAdapter_PublishAndDelete(t *testing.T) {
 	if got < 10 {
 		t.Errorf("%d packets read, want at least 10", got)
 	}
+	// The publisher's RTCP sender reports (Pion sends one a second) reach
+	// the track: its wall clock (ours: loopback) at an RTP timestamp.
+	if tr.SenderReport == nil {
+		t.Fatal("the track has no SenderReport")
+	}
+	var sr conference.SenderReport
+	ok := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(50 * time.Millisecond) {
+		sr, ok = tr.SenderReport()
+	}
+	if !ok {
+		t.Error("no sender report within 5 s")
+	} else if d := sr.Arrived.Sub(sr.NTP); d < 0 || d > time.Second || sr.SSRC == 0 {
+		t.Errorf("sender report %+v: its wall clock is %v before its arrival, want 0–1 s", sr, d)
+	}
 	// Another tenant cannot end the session; its owner can, and the track ends.
 	del := func(tok string) int {
 		req, _ := http.NewRequest("DELETE", pub.Location, nil)
