@@ -118,14 +118,14 @@
 // Memory per track at 8 kHz with the default 5 s budget
 // (TestMixInput_MemoryPerTrack logs it): the ring holds the budget plus
 // 100 ms for packets placed ahead of the mixer (81,600 bytes) and its
-// padded struct 800; the pipeline struct 7,888 (of which the sequence window
-// 3,104 and, for Opus, the embedded decoder state about 4,700); the decode
-// buffer (the longest packet: 120 ms of Opus, 1,920 bytes; 1,500 bytes of
-// G.711, 3,000), the resample buffer (the decode buffer plus 25 %, for
-// MaxSkew up to 20 %), the concealment copy (60 ms, 960) and, for Opus, the
-// reorder window (8 × 512 bytes, 4,096) and the decoder's heap (about
-// 17 KB). In all: PCMU 98.7 KB, Opus 116.6 KB. What the budget itself costs
-// (ring and sequence window) is 85.5 KB; the rest does not depend on it.
+// padded struct 800; the pipeline struct 3,952 (of which the sequence window
+// 3,104); the decode buffer (the longest packet: 120 ms of Opus, 1,920
+// bytes; 1,500 bytes of G.711, 3,000), the resample buffer (the decode
+// buffer plus 25 %, for MaxSkew up to 20 %), the concealment copy (60 ms,
+// 960) and, for Opus, the reorder window (8 × 512 bytes, 4,096) and the
+// decoder (about 21 KB). In all: PCMU 94.5 KB, Opus 117.2 KB. What the
+// budget itself costs (ring and sequence window) is 85.5 KB; the rest does
+// not depend on it.
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
 // the mixer's input and cut lists sit behind atomic.Pointers and are replaced
