@@ -26,7 +26,6 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -396,7 +395,7 @@ func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
 		t.Skip("real-time media test")
 	}
 	const freq = 660.0
-	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +476,7 @@ func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
 	}
 	taskset := testenv.LookPath(t, "taskset")
 	const freq = 660.0
-	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +534,7 @@ func TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack(t *testing.T) {
 		t.Skip("real-time media test")
 	}
 	const freq = 660.0
-	opus, err := synth.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
