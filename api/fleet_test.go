@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -480,4 +482,144 @@ func TestFleet_WHIPRedirectedToPinnedInstance(t *testing.T) {
 			t.Errorf("%.0f Hz amplitude %.0f in the last second of A's mix: want the tone", f, lv)
 		}
 	}
+}
+
+// TestFleet_TakeoverOfADeadOwner: a dial-out (WHEP) recording runs on A,
+// uploading parts every second to the storage both instances share. A stops
+// heart-beating (cut off from the fleet; its session still runs: a zombie).
+// B takes the recording over: it re-joins the conference as a second segment
+// (a new recording on B that continues the first), finishes the first from
+// A's parts (STOPPED, recovered, both segments and the gap listed), and A's
+// next write is fenced: A writes nothing more. The time from A's last
+// heartbeat to the second segment being ACTIVE is logged.
+func TestFleet_TakeoverOfADeadOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	sfu := wheptest.New(t, map[string]float64{"tk": 440})
+	dsn := pgtest.Start(t).NewDatabase(t)
+	shared := t.TempDir() // the storage both instances upload to
+	var hs []*harness
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		// The default heartbeat (2 s: dead after 6 s), so that the takeover
+		// time logged is the fleet's.
+		cfg.Uploads.ChunkInterval = time.Second
+		cfg.Applications = map[string]*recorder.Application{
+			"dial": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"},
+				Storage: &recorder.StorageProfile{Provider: recorder.ProviderLocal, Dir: shared}},
+		}
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a, b := hs[0], hs[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ev, st := a.start(key1, StartRecording{ApplicationID: "dial", ConferenceID: "tk", ConversationID: "tk"})
+	if st != 200 || ev.RecorderID != a.svc.RecorderID || ev.State != "ACTIVE" {
+		t.Fatalf("start on A: %d %+v", st, ev)
+	}
+	time.Sleep(3500 * time.Millisecond) // three parts uploaded
+	a.svc.Node.Stop()                   // A is cut off: no more heartbeats (nor takeovers)
+	cut := time.Now()
+
+	// B takes over: the first recording gets its Takeover.
+	var first *recorder.Recording
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r, err := b.svc.Manager.Get(ctx, "org1", "tk", ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Takeover != nil {
+			first = r
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no takeover within 30 s: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tk := first.Takeover
+	if tk.From != a.svc.RecorderID || tk.By != b.svc.RecorderID || len(tk.Segments) != 2 || tk.Parts == 0 {
+		t.Fatalf("takeover %+v, want from A by B, two segments, parts reassembled", tk)
+	}
+	second := tk.Segments[1]
+	lastBeat := cut
+	if in, err := b.svc.Store.Instance(ctx, a.svc.RecorderID); err == nil {
+		lastBeat = in.Heartbeat
+	}
+	t.Logf("takeover: A cut off → second segment ACTIVE on B: %v; from A's last heartbeat: %v (dead after %v); first segment %v of audio from %d parts; gap %v",
+		second.Started.Sub(cut).Round(time.Millisecond), second.Started.Sub(lastBeat).Round(time.Millisecond), 3*2*time.Second,
+		tk.Segments[0].Ended.Sub(tk.Segments[0].Started).Round(time.Millisecond), tk.Parts, tk.Gap.Round(time.Millisecond))
+	if d := second.Started.Sub(lastBeat); d > 10*time.Second {
+		t.Errorf("takeover took %v, want under 10 s", d)
+	}
+
+	// A is fenced: a pause on A (its session still runs there) cannot write.
+	if _, err := a.svc.Manager.Pause(ctx, "org1", "tk", ev.RecorderID, ev.InstanceID); err == nil {
+		t.Error("A paused a recording B took over")
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; { // A's session stops by itself
+		if a.svc.Manager.ActiveCount() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A's fenced session still runs")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The first segment ends STOPPED (recovered) by B, with what A uploaded.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		r, _ := b.svc.Manager.Get(ctx, "org1", "tk", ev.RecorderID, ev.InstanceID)
+		if r != nil && r.State.Final() {
+			first = r
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first segment not final: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if first.State != recorder.StateStopped || first.Recovered.IsZero() || first.Paused {
+		t.Errorf("first segment: state %s recovered %v paused %v, want STOPPED, recovered by B, not paused by A", first.State, first.Recovered, first.Paused)
+	}
+	// checkMixTone checks the mix.wav a recording uploaded to the shared
+	// storage: at least min long, the tone over its middle.
+	checkMixTone := func(r *recorder.Recording, what string, min time.Duration) {
+		t.Helper()
+		wav, err := os.ReadFile(filepath.Join(shared, filepath.FromSlash(r.Storage.Prefix+"mix.wav")))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		hdr, err := wavwriter.ParseHeader(wav)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm := samples(wav[hdr.DataOffset:])
+		t.Logf("%s: mix %v", what, time.Duration(len(pcm))*time.Second/8000)
+		if time.Duration(len(pcm))*time.Second/8000 < min {
+			t.Errorf("%s: mix of %d samples, want at least %v", what, len(pcm), min)
+			return
+		}
+		if lv := mediatest.Goertzel(pcm[len(pcm)/4:len(pcm)*3/4], 8000, 440); lv < 1000 {
+			t.Errorf("%s: 440 Hz amplitude %.0f over the mix's middle: want the tone", what, lv)
+		}
+	}
+	checkMixTone(first, "first segment (A's parts, reassembled by B)", 2*time.Second)
+	var msg RecordingDataMessage
+	if st := b.do("GET", recPath(ev), key1, nil, &msg); st != 200 || msg.Takeover == nil || len(msg.Takeover.Segments) != 2 ||
+		msg.Takeover.Segments[1].InstanceID != second.InstanceID || msg.Takeover.GapSeconds <= 0 || msg.Recovered == "" {
+		t.Errorf("the first recording through the API: %d %+v", st, msg.Takeover)
+	}
+	// The second segment records the conference on B until stopped.
+	time.Sleep(2 * time.Second)
+	cont := RecordingDataEvent{ConversationID: "tk", RecorderID: b.svc.RecorderID, InstanceID: second.InstanceID}
+	if st := b.do("POST", recPath(cont)+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop of the second segment on B: %d", st)
+	}
+	r2, err := b.svc.Manager.Get(ctx, "org1", "tk", b.svc.RecorderID, second.InstanceID)
+	if err != nil || r2.State != recorder.StateStopped {
+		t.Fatalf("second segment: %+v %v", r2, err)
+	}
+	checkMixTone(r2, "second segment (B)", 2*time.Second)
 }

@@ -129,7 +129,10 @@ type RecordingDataMessage struct {
 	Stopped        string                     `json:"stopped,omitempty"`
 	StorageProfile *StorageProfileDataMessage `json:"storageProfile,omitempty"`
 	Streams        []StreamDataMessage        `json:"streams"`
-	Video          bool                       `json:"video"`
+	// Takeover, in a fleet: another instance finished this recording after
+	// its owner died, and continued it as a second segment.
+	Takeover *TakeoverData `json:"takeover,omitempty"`
+	Video    bool          `json:"video"`
 	// Composition is set by GET /api/compositions/{conversationId} only.
 	Composition *CompositionData `json:"composition,omitempty"`
 }
@@ -273,6 +276,38 @@ func publicLocation(r *recorder.Recording, loc string) string {
 	return "local://" // a file location outside the bucket: nothing of it is shown
 }
 
+// TakeoverData is how another instance of the fleet finished a recording
+// whose owner died: the segments (this recording up to what its owner had
+// uploaded, then the recording that continues it) and the gap between them.
+type TakeoverData struct {
+	From       string        `json:"from"` // recorderId of the instance that died
+	By         string        `json:"by"`   // recorderId of the instance that took over
+	At         string        `json:"at"`
+	Parts      int           `json:"parts"` // parts reassembled
+	GapSeconds float64       `json:"gapSeconds"`
+	Segments   []SegmentData `json:"segments"`
+}
+
+// SegmentData is one segment of a recording split by a takeover.
+type SegmentData struct {
+	InstanceID string `json:"instanceId"`
+	RecorderID string `json:"recorderId"` // the instance that recorded it
+	Started    string `json:"started"`
+	Ended      string `json:"ended,omitempty"`
+}
+
+func takeoverOf(r *recorder.Recording) *TakeoverData {
+	t := r.Takeover
+	if t == nil {
+		return nil
+	}
+	d := &TakeoverData{From: t.From, By: t.By, At: ts(t.At), Parts: t.Parts, GapSeconds: t.Gap.Seconds(), Segments: []SegmentData{}}
+	for _, s := range t.Segments {
+		d.Segments = append(d.Segments, SegmentData{InstanceID: s.InstanceID, RecorderID: s.RecorderID, Started: ts(s.Started), Ended: ts(s.Ended)})
+	}
+	return d
+}
+
 // messageOf builds a RecordingDataMessage; sign returns the signed URL of an
 // object key ("" when it cannot be signed).
 func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDataMessage {
@@ -281,7 +316,7 @@ func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDa
 		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, RecorderID: r.RecorderID,
 		Recovered: ts(r.Recovered), Started: ts(r.Started), State: string(r.State), Stopped: ts(r.Stopped),
 		StorageProfile: profileOf(r), Streams: []StreamDataMessage{}, Video: r.Video,
-		Paused: r.Paused && r.State == recorder.StateActive, ChatTranscript: chatOf(r),
+		Paused: r.Paused && r.State == recorder.StateActive, ChatTranscript: chatOf(r), Takeover: takeoverOf(r),
 	}
 	for _, s := range r.Streams {
 		sm := StreamDataMessage{ID: s.ID, State: string(s.State), Type: string(s.Type), UserID: s.UserID, Tracks: []TrackDataMessage{}}

@@ -107,6 +107,9 @@ func (s *Session) streamParts() {
 		if stopping {
 			return // the final files are uploaded by compose
 		}
+		if s.m.remote != nil && s.fencedInStore() {
+			return // another instance owns the recording now (takeover.go)
+		}
 		c.cutAll(context.Background())
 	}
 }

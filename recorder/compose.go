@@ -232,9 +232,17 @@ func (m *Manager) recover(ctx context.Context) error {
 		return err
 	}
 	for _, sr := range recs {
-		if sr.RecorderID != m.recorderID {
+		if sr.Owner != m.recorderID {
+			continue // another instance's (or taken over by one)
+		}
+		// Claim it (the next epoch): an instance that took it over while
+		// this one was away wins, and this one leaves it.
+		if ok, err := m.store.Claim(ctx, sr.InstanceID, sr.Epoch, m.recorderID); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
+		sr.Epoch++
 		rec, err := decode(sr)
 		if err != nil {
 			m.log.Error("cannot recover recording", "instanceId", sr.InstanceID, "err", err)

@@ -361,6 +361,11 @@ func (c *Config) setDefaults() {
 	}
 	if c.Uploads.ChunkInterval == 0 {
 		c.Uploads.ChunkInterval = time.Minute // upload while recording (chunks.go); negative: off
+		if c.ClusterEnabled() {
+			// A fleet takes over a dead instance's recordings from their
+			// parts (takeover.go): at most one interval is lost.
+			c.Uploads.ChunkInterval = 10 * time.Second
+		}
 	}
 	c.Shutdown.setDefaults()
 	c.Store.setDefaults()

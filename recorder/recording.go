@@ -120,6 +120,17 @@ type Recording struct {
 	Uploads   map[string]*ObjectFile `json:"uploads,omitempty"` // chat.json, cobrowse files: by relative path
 	Updated   time.Time              `json:"updated,omitzero"`
 	Deleted   time.Time              `json:"deleted,omitzero"` // soft delete (telephony view)
+
+	// Takeover, in a fleet, tells that another instance finished the
+	// recording after its owner died (takeover.go): the segment recorded
+	// here, the gap, and the recording that continues it.
+	Takeover *Takeover `json:"takeover,omitempty"`
+
+	// Owner and Epoch are the store's ownership of the recording (the
+	// instance running it and the fencing epoch its writes carry); they
+	// live in their own columns, not in the JSON.
+	Owner string `json:"-"`
+	Epoch int64  `json:"-"`
 }
 
 // StorageInfo is the storage profile a recording uploads to: never credentials.

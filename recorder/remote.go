@@ -27,6 +27,9 @@ type Remote interface {
 	Place(ctx context.Context) ([]string, error)
 	LoadChanged(ctx context.Context)
 	PinConference(ctx context.Context, organizationID, conferenceID string) (string, error)
+	// PinHere pins the conference to this instance, moving the pin from
+	// the instance from (a takeover).
+	PinHere(ctx context.Context, organizationID, conferenceID, from string) error
 }
 
 // The operations of a Command.
@@ -111,15 +114,19 @@ func (m *Manager) forward(ctx context.Context, cmd *Command) (*Recording, bool, 
 	if err != nil {
 		return nil, true, err
 	}
-	if r.State.Final() || r.RecorderID == m.recorderID {
+	owner := r.Owner
+	if owner == "" {
+		owner = r.RecorderID
+	}
+	if r.State.Final() || owner == m.recorderID {
 		return nil, false, nil
 	}
-	rec, err := m.remote.Forward(ctx, r.RecorderID, cmd)
+	rec, err := m.remote.Forward(ctx, owner, cmd)
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
 			err = &Error{Kind: KindUnavailable, Reason: "owner_unreachable",
-				Message: fmt.Sprintf("recording %s runs on recorder %s, which cannot be reached", cmd.InstanceID, r.RecorderID), Err: err}
+				Message: fmt.Sprintf("recording %s runs on recorder %s, which cannot be reached", cmd.InstanceID, owner), Err: err}
 		}
 	}
 	return rec, true, err

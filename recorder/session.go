@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -26,6 +27,7 @@ type Session struct {
 	mu       sync.Mutex // guards rec, media additions and stopping
 	rec      *Recording
 	stopping bool
+	fenced   bool // a write found the recording taken over by another instance (takeover.go)
 	media    *sessionMedia
 	lc       lifecycle // pause state and track gates (pause.go)
 	// tracks counts the subscriptions whose end is not recorded yet:
@@ -64,6 +66,13 @@ func (s *Session) commitLocked(ctx context.Context, fn func(r *Recording)) error
 	fn(c)
 	c.Updated = s.m.now()
 	if err := s.m.put(ctx, c); err != nil {
+		if errors.Is(err, store.ErrFenced) && !s.fenced {
+			// Another instance took the recording over (this one was
+			// thought dead): stop at once and write nothing more.
+			s.fenced = true
+			s.log.Error("recording taken over by another instance: stopping without writing", "err", err)
+			go s.requestStop(stopReason{err: err})
+		}
 		return err
 	}
 	old := s.rec
@@ -262,6 +271,12 @@ func (s *Session) finish(why stopReason) {
 	}); err != nil {
 		s.log.Error("cannot persist stop", "err", err)
 	}
+	if s.isFenced() {
+		// The new owner finishes the recording; its objects are not ours
+		// to write.
+		s.log.Warn("recording finished here without uploads: another instance owns it now")
+		return
+	}
 
 	rec := s.Snapshot()
 	final, failure := StateStopped, (*ErrorInfo)(nil)
@@ -310,7 +325,7 @@ func (m *Manager) put(ctx context.Context, r *Recording) error {
 	return m.store.Put(ctx, &store.Record{
 		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
 		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
-		State: string(r.State), Started: r.Created, Data: data,
+		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
 	})
 }
 
@@ -320,6 +335,7 @@ func decode(rec *store.Record) (*Recording, error) {
 	if err := json.Unmarshal(rec.Data, &r); err != nil {
 		return nil, fmt.Errorf("recorder: stored recording %s: %w", rec.InstanceID, err)
 	}
+	r.Owner, r.Epoch = rec.Owner, rec.Epoch
 	return &r, nil
 }
 
@@ -346,4 +362,11 @@ func safeName(id string) string {
 
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// isFenced reports whether a write found the recording taken over.
+func (s *Session) isFenced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenced
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -71,4 +72,72 @@ func (n *Node) PinConference(ctx context.Context, organizationID, conferenceID s
 		return "", err
 	}
 	return in.RecorderID, nil
+}
+
+// PinHere pins the conference to this instance (recorder.Remote), moving the
+// pin from the instance from, which died: its publishers reconnect here.
+func (n *Node) PinHere(ctx context.Context, organizationID, conferenceID, from string) error {
+	p, err := n.opts.Store.PinConference(ctx, organizationID, conferenceID, n.opts.RecorderID)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if p.RecorderID == n.opts.RecorderID {
+		return nil
+	}
+	if p.RecorderID != from {
+		return fmt.Errorf("cluster: conference %s is pinned to %s, not %s", conferenceID, p.RecorderID, from)
+	}
+	if _, err := n.opts.Store.RepinConference(ctx, organizationID, conferenceID, from, n.opts.RecorderID); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return nil
+}
+
+// Orphans is what takes over a dead instance's recordings
+// (recorder.Manager.TakeOverOrphans).
+type Orphans interface {
+	TakeOverOrphans(ctx context.Context, alive func(recorderID string) bool) ([]string, error)
+}
+
+// Watch looks, every heartbeat until Close, for unfinished recordings whose
+// owner stopped heart-beating (dead after DeadAfter) and has m take them
+// over: within DeadAfter plus a heartbeat of the owner's last heartbeat.
+func (n *Node) Watch(m Orphans) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(n.opts.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			n.watchOnce(ctx, m)
+			cancel()
+		}
+	}()
+}
+
+func (n *Node) watchOnce(ctx context.Context, m Orphans) {
+	all, err := n.opts.Store.Instances(ctx)
+	if err != nil {
+		n.opts.Logger.Warn("cluster: takeover: cannot read the fleet", "err", err)
+		return
+	}
+	alive := map[string]bool{n.opts.RecorderID: true}
+	for _, in := range all {
+		if n.Alive(in) {
+			alive[in.RecorderID] = true
+		}
+	}
+	took, err := m.TakeOverOrphans(ctx, func(id string) bool { return alive[id] })
+	if err != nil {
+		n.opts.Logger.Warn("cluster: takeover failed", "err", err)
+	}
+	for _, id := range took {
+		n.opts.Logger.Info("cluster: took over a recording of a dead instance", "instanceId", id)
+	}
 }

@@ -30,6 +30,7 @@ var conformance = []struct {
 	{"Settings", testSettings},
 	{"Outbox", testOutbox},
 	{"Pins", testPins},
+	{"Fencing", testFencing},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15
@@ -400,5 +401,40 @@ func testPins(t *testing.T, open opener) {
 	s = open(t)
 	if p, _ := s.PinConference(ctx, "o1", "conf", "rec-c"); p.RecorderID != "rec-b" || p.Epoch != 2 {
 		t.Fatalf("after the re-pin: %+v", p)
+	}
+}
+
+// testFencing: a claim moves a recording to a new owner with the next epoch;
+// from then on a write with the old epoch fails with ErrFenced and changes
+// nothing; of two claims from one epoch, one wins.
+func testFencing(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	r := &Record{InstanceID: "i1", OrganizationID: "o", ApplicationID: "a", ConversationID: "c", ConferenceID: "f",
+		RecorderID: "rec-a", State: "ACTIVE", Started: time.Unix(1, 0), Data: []byte(`{"v":1}`)}
+	if err := s.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if owner, epoch, err := s.Epoch(ctx, "i1"); err != nil || owner != "rec-a" || epoch != 0 {
+		t.Fatalf("epoch: %s %d %v", owner, epoch, err)
+	}
+	if ok, err := s.Claim(ctx, "i1", 0, "rec-b"); !ok || err != nil {
+		t.Fatalf("B's claim: %v %v", ok, err)
+	}
+	if ok, _ := s.Claim(ctx, "i1", 0, "rec-c"); ok {
+		t.Fatal("a second claim from epoch 0 won")
+	}
+	r.Data = []byte(`{"v":2}`)
+	if err := s.Put(ctx, r); !errors.Is(err, ErrFenced) {
+		t.Fatalf("A's write after the takeover: %v, want ErrFenced", err)
+	}
+	s = open(t)
+	got, err := s.Get(ctx, "o", "i1")
+	if err != nil || string(got.Data) != `{"v":1}` || got.Owner != "rec-b" || got.Epoch != 1 || got.RecorderID != "rec-a" {
+		t.Fatalf("after the fenced write: %+v %v", got, err)
+	}
+	got.Data = []byte(`{"v":3}`)
+	if err := s.Put(ctx, got); err != nil {
+		t.Fatalf("B's write: %v", err)
 	}
 }

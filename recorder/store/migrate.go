@@ -160,6 +160,15 @@ DROP TABLE events_outbox;`,
 );`,
 	},
 	{
+		Version: 7, Name: "recording_owner",
+		// Who runs each recording now (its recorderId stays the one that
+		// started it: it is part of the recording's id) and the fencing epoch
+		// of that ownership: a write carries the writer's epoch and fails once
+		// another instance took the recording over (store.ErrFenced).
+		SQL: `ALTER TABLE recordings ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE recordings ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;`,
+	},
+	{
 		// 10, not 7: 7 to 9 are left to the fleet's migrations under way
 		// (versions need not be contiguous, only ascending).
 		Version: 10, Name: "composite_jobs",

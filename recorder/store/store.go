@@ -36,7 +36,17 @@ type Record struct {
 	State          string
 	Started        time.Time
 	Data           []byte // the recording as JSON, owned by package recorder
+	// Owner is the recorderId of the instance that runs the recording now
+	// (empty: RecorderID, the one that started it); Epoch counts the
+	// ownership changes. Put writes only with the stored Epoch.
+	Owner string
+	Epoch int64
 }
+
+// ErrFenced is returned by Put when the recording's stored epoch is not the
+// writer's: another instance took the recording over, and the writer must
+// stop writing.
+var ErrFenced = errors.New("store: the recording was taken over by another instance")
 
 // Config chooses the driver and the database.
 type Config struct {
@@ -141,21 +151,67 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 }
 
 // Put inserts or replaces the recording r; it returns once the write is durable
-// enough to survive a process crash (WAL, synchronous=NORMAL).
+// enough to survive a process crash (WAL, synchronous=NORMAL). A replacement
+// is made only when the stored epoch is r.Epoch: otherwise the recording was
+// taken over and Put returns ErrFenced, writing nothing (the fencing of a
+// zombie owner).
 func (s *Store) Put(ctx context.Context, r *Record) error {
-	_, err := s.exec(ctx, `INSERT INTO recordings
-		(instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (instance_id) DO UPDATE SET state = excluded.state, data = excluded.data`,
+	owner := r.Owner
+	if owner == "" {
+		owner = r.RecorderID
+	}
+	res, err := s.exec(ctx, `INSERT INTO recordings
+		(instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data, owner, epoch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_id) DO UPDATE SET state = excluded.state, data = excluded.data
+		WHERE recordings.epoch = excluded.epoch`,
 		r.InstanceID, r.OrganizationID, r.ApplicationID, r.ConversationID, r.ConferenceID,
-		r.RecorderID, r.State, r.Started.UnixNano(), r.Data)
+		r.RecorderID, r.State, r.Started.UnixNano(), r.Data, owner, r.Epoch)
 	if err != nil {
 		return fmt.Errorf("store: put %s: %w", r.InstanceID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: put %s: %w", r.InstanceID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: put %s at epoch %d: %w", r.InstanceID, r.Epoch, ErrFenced)
 	}
 	return nil
 }
 
-const columns = `instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data`
+// Claim makes owner the owner of recording instanceID with the next epoch,
+// if its epoch is still epoch: of instances claiming at once, one wins. It
+// reports whether owner did; from then on, writes with the old epoch fail.
+func (s *Store) Claim(ctx context.Context, instanceID string, epoch int64, owner string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE recordings SET owner = ?, epoch = epoch + 1 WHERE instance_id = ? AND epoch = ?`,
+		owner, instanceID, epoch)
+	if err != nil {
+		return false, fmt.Errorf("store: claim %s: %w", instanceID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claim %s: %w", instanceID, err)
+	}
+	return n == 1, nil
+}
+
+// Epoch returns the owner and the epoch of recording instanceID now.
+func (s *Store) Epoch(ctx context.Context, instanceID string) (string, int64, error) {
+	var owner, rid string
+	var epoch int64
+	err := s.db.QueryRowContext(ctx, s.d.Rebind(`SELECT owner, recorder_id, epoch FROM recordings WHERE instance_id = ?`), instanceID).Scan(&owner, &rid, &epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, ErrNotFound
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("store: epoch of %s: %w", instanceID, err)
+	}
+	if owner == "" {
+		owner = rid
+	}
+	return owner, epoch, nil
+}
+
+const columns = `instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data, owner, epoch`
 
 // Get returns the recording instanceID of organizationID, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, organizationID, instanceID string) (*Record, error) {
@@ -222,8 +278,11 @@ func scan(rows *sql.Rows, err error) ([]*Record, error) {
 		var r Record
 		var started int64
 		if err := rows.Scan(&r.InstanceID, &r.OrganizationID, &r.ApplicationID, &r.ConversationID,
-			&r.ConferenceID, &r.RecorderID, &r.State, &started, &r.Data); err != nil {
+			&r.ConferenceID, &r.RecorderID, &r.State, &started, &r.Data, &r.Owner, &r.Epoch); err != nil {
 			return nil, err
+		}
+		if r.Owner == "" {
+			r.Owner = r.RecorderID
 		}
 		r.Started = time.Unix(0, started).UTC()
 		out = append(out, &r)
