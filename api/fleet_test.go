@@ -623,3 +623,48 @@ func TestFleet_TakeoverOfADeadOwner(t *testing.T) {
 	}
 	checkMixTone(r2, "second segment (B)", 2*time.Second)
 }
+
+// TestFleet_RecordingsQuotaAcrossTheFleet: the quota of concurrent recordings
+// (3 here) counts the recordings of every instance: ten starts at once, half
+// through A and half through B, give exactly three recordings, in each of ten
+// rounds; the others are 429.
+func TestFleet_RecordingsQuotaAcrossTheFleet(t *testing.T) {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = 200 * time.Millisecond
+		cfg.Quotas.Recordings = 3
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	for round := range 10 {
+		var mu sync.Mutex
+		var started []RecordingDataEvent
+		statuses := map[int]int{}
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conv := fmt.Sprintf("q%d-%d", round, i)
+				ev, st := hs[i%2].start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conv, ConversationID: conv})
+				mu.Lock()
+				defer mu.Unlock()
+				statuses[st]++
+				if st == 200 {
+					started = append(started, ev)
+				}
+			}()
+		}
+		wg.Wait()
+		if statuses[200] != 3 || statuses[429] != 7 {
+			t.Fatalf("round %d: statuses %v, want 3 × 200 and 7 × 429 across the fleet", round, statuses)
+		}
+		for _, ev := range started {
+			if st := hs[0].do("POST", recPath(ev)+"/stop", key1, nil, nil); st != 200 {
+				t.Fatalf("stop: %d", st)
+			}
+		}
+	}
+}

@@ -86,6 +86,8 @@ var (
 	rec3    = pathParams("conversationId", "recorderId", "instanceId")
 	recBase = "/api/recordings/{conversationId}/{recorderId}/{instanceId}"
 	errResp = resp{desc: "Error", body: ErrorMessage{}}
+	// internalErr is the owner's error as it crosses the fleet: kind, reason, message.
+	internalErr = resp{desc: "The owner's error (kind, reason, message, retryAfter)", contentType: "application/json"}
 	okEvent = map[int]resp{200: {desc: "The recording's state", body: RecordingDataEvent{}}}
 	text    = map[string]any{"type": "string"}
 	integer = func(min, max int) map[string]any {
@@ -176,7 +178,8 @@ func routes() []op {
 			responses: map[int]resp{200: {desc: "The token", body: PublishTokenMessage{}}}},
 		{method: "POST", path: "/internal/cluster/v1/command", id: "clusterCommand", tag: "fleet", public: true,
 			summary:  "Internal: a command forwarded by another instance of the fleet, signed with the fleet's secret (not for clients)",
-			bodyType: "application/json", responses: map[int]resp{200: {desc: "The command's result", contentType: "application/json"}}},
+			bodyType: "application/json", responses: map[int]resp{200: {desc: "The command's result", contentType: "application/json"},
+				400: internalErr, 404: internalErr, 409: internalErr, 429: internalErr, 500: internalErr, 503: internalErr}},
 
 		// Operator routes (search.go).
 		{method: "GET", path: "/api/recordings", id: "searchRecordings", tag: "operator", summary: "Search the organization's recordings, newest first",

@@ -344,7 +344,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	m.active[rec.InstanceID] = s
 	m.mu.Unlock()
 
-	if err := m.put(ctx, rec); err != nil {
+	if err := m.insert(ctx, rec, quota); err != nil {
 		m.forget(s)
 		return nil, err
 	}

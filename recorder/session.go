@@ -329,6 +329,28 @@ func (m *Manager) put(ctx context.Context, r *Recording) error {
 	})
 }
 
+// insert stores a new recording. In a fleet it counts against the
+// organization's quota of recordings across every instance, atomically with
+// the insert (the check in Start counts this instance's only).
+func (m *Manager) insert(ctx context.Context, r *Recording, quota int) error {
+	if m.remote == nil {
+		return m.put(ctx, r)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
+	}
+	err = m.store.Insert(ctx, &store.Record{
+		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
+		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
+		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
+	}, quota)
+	if errors.Is(err, store.ErrQuota) {
+		return QuotaError("recordings", quota)
+	}
+	return err
+}
+
 // decode turns a stored record back into a Recording.
 func decode(rec *store.Record) (*Recording, error) {
 	var r Recording

@@ -307,3 +307,52 @@ func (s *Store) Close() error {
 	}
 	return err
 }
+
+// ErrQuota is returned by Insert when the organization holds its limit of
+// unfinished recordings already.
+var ErrQuota = errors.New("store: the organization is at its quota of recordings")
+
+// unfinished are the states of a recording that counts against the quota.
+const unfinished = `('INITIALISED', 'ACTIVE', 'PENDING_RECOVERY')`
+
+// Insert stores the new recording r if its organization holds fewer than
+// limit unfinished recordings (INITIALISED, ACTIVE, PENDING_RECOVERY) across
+// every instance sharing the store; otherwise it returns ErrQuota. The count
+// and the insert are one transaction, serialised per organization (an
+// advisory lock on PostgreSQL; SQLite has one writer), so concurrent starts
+// on any instances never exceed the limit.
+func (s *Store) Insert(ctx context.Context, r *Record, limit int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: insert %s: %w", r.InstanceID, err)
+	}
+	defer tx.Rollback()
+	if s.d.Name() == DriverPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('recordings:' || $1))`, r.OrganizationID); err != nil {
+			return fmt.Errorf("store: insert %s: lock: %w", r.InstanceID, err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM recordings WHERE organization_id = ? AND state IN `+unfinished),
+		r.OrganizationID).Scan(&n); err != nil {
+		return fmt.Errorf("store: insert %s: %w", r.InstanceID, err)
+	}
+	if n >= limit {
+		return ErrQuota
+	}
+	owner := r.Owner
+	if owner == "" {
+		owner = r.RecorderID
+	}
+	if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO recordings
+		(instance_id, organization_id, application_id, conversation_id, conference_id, recorder_id, state, started, data, owner, epoch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.InstanceID, r.OrganizationID, r.ApplicationID, r.ConversationID, r.ConferenceID,
+		r.RecorderID, r.State, r.Started.UnixNano(), r.Data, owner, r.Epoch); err != nil {
+		return fmt.Errorf("store: insert %s: %w", r.InstanceID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: insert %s: %w", r.InstanceID, err)
+	}
+	return nil
+}
