@@ -88,9 +88,9 @@ var (
 	errResp = resp{desc: "Error", body: ErrorMessage{}}
 	// internalErr is the owner's error as it crosses the fleet: kind, reason, message.
 	internalErr = resp{desc: "The owner's error (kind, reason, message, retryAfter)", contentType: "application/json"}
-	okEvent = map[int]resp{200: {desc: "The recording's state", body: RecordingDataEvent{}}}
-	text    = map[string]any{"type": "string"}
-	integer = func(min, max int) map[string]any {
+	okEvent     = map[int]resp{200: {desc: "The recording's state", body: RecordingDataEvent{}}}
+	text        = map[string]any{"type": "string"}
+	integer     = func(min, max int) map[string]any {
 		return map[string]any{"type": "integer", "minimum": min, "maximum": max}
 	}
 )

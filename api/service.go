@@ -200,7 +200,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		s.Node.SetLoad(s.Manager.ActiveCount, s.Manager.Draining)
 		s.Node.Start()
 		s.Node.Listen(s.Manager) // fleet-wide blackouts
-		s.Node.Watch(s.Manager) // takeover of a dead instance's recordings
+		s.Node.Watch(s.Manager)  // takeover of a dead instance's recordings
 	}
 	// ReadTimeout bounds the headers and the body together: a body that
 	// trickles in is cut off (limits.bodyTimeout). Reading ends with the body,
