@@ -27,7 +27,7 @@ import (
 )
 
 // startFleet runs n services on one PostgreSQL database, each with its own
-// data directory (and so its own recorderId), with 100 ms heartbeats.
+// data directory (and so its own recorderId), with 1 s heartbeats (dead after 3 s: a loaded test machine is not taken for dead and its recordings taken over).
 func startFleet(t *testing.T, n int) []*harness {
 	t.Helper()
 	dsn := pgtest.Start(t).NewDatabase(t)
@@ -35,7 +35,7 @@ func startFleet(t *testing.T, n int) []*harness {
 	for range n {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-		cfg.Cluster.Heartbeat = 100 * time.Millisecond
+		cfg.Cluster.Heartbeat = time.Second
 		hs = append(hs, startServiceConfig(t, cfg, nil))
 	}
 	return hs
@@ -215,7 +215,7 @@ func TestFleet_EventsOnEveryInstance(t *testing.T) {
 	for range 3 {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-		cfg.Cluster.Heartbeat = 100 * time.Millisecond
+		cfg.Cluster.Heartbeat = time.Second
 		cfg.Applications = map[string]*recorder.Application{
 			"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"},
 				Webhooks: []recorder.WebhookConfig{{URL: hook.URL, Secret: "s3cret"}}},
@@ -327,7 +327,7 @@ func TestFleet_PlacementByLoad(t *testing.T) {
 	for range 3 {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-		cfg.Cluster.Heartbeat, cfg.Cluster.Capacity = 100*time.Millisecond, 2
+		cfg.Cluster.Heartbeat, cfg.Cluster.Capacity = time.Second, 2
 		cfg.Applications = map[string]*recorder.Application{
 			"dial": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
 		}
@@ -634,7 +634,7 @@ func TestFleet_RecordingsQuotaAcrossTheFleet(t *testing.T) {
 	for range 2 {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-		cfg.Cluster.Heartbeat = 200 * time.Millisecond
+		cfg.Cluster.Heartbeat = time.Second
 		cfg.Quotas.Recordings = 3
 		hs = append(hs, startServiceConfig(t, cfg, nil))
 	}

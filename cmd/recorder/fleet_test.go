@@ -26,7 +26,7 @@ func startFleetProcesses(t *testing.T, n int) []*server {
 	for range n {
 		dir := t.TempDir()
 		writeConfig(t, dir, fmt.Sprintf("apiKeys: [{key: %s, organizationId: org1, applications: [\"*\"]}]\n"+
-			"store: {driver: postgres, dsn: %q}\ncluster: {heartbeat: 500ms}\n", fleetKey, dsn))
+			"store: {driver: postgres, dsn: %q}\ncluster: {heartbeat: 1s}\n", fleetKey, dsn))
 		out = append(out, serveProcess(t, dir))
 	}
 	return out
