@@ -174,7 +174,7 @@ func (m *Manager) continueRecording(ctx context.Context, rec *Recording, from st
 	}
 	mix := rec.Mix
 	req := StartRequest{ApplicationID: rec.ApplicationID, ConferenceID: rec.ConferenceID, ConversationID: rec.ConversationID,
-		Audio: rec.Audio, Video: rec.Video, Duplicate: true, Metadata: maps.Clone(rec.Metadata), PauseBehavior: rec.PauseBehavior,
+		Audio: rec.Audio, Video: rec.Video, Duplicate: true, Metadata: maps.Clone(rec.Metadata), PauseBehavior: string(rec.PauseBehavior),
 		Mix: &mix, MaxDuration: left, Only: rec.Only, Composite: rec.Composite}
 	// Run here, never placed or forwarded elsewhere.
 	return m.Start(context.WithValue(context.WithoutCancel(ctx), localOnlyKey{}, true), rec.OrganizationID, req)
