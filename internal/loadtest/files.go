@@ -164,8 +164,11 @@ func parseMJR(b []byte) (packets int, missing uint64, span time.Duration, err er
 	var first, last uint32
 	var prevSeq uint16
 	for len(p) > 0 {
-		if len(p) < 10 || string(p[:4]) != "MEET" {
-			return packets, missing, span, errBadFrame
+		if len(p) < 10 {
+			break // a frame header cut by the stop
+		}
+		if string(p[:4]) != "MEET" {
+			return packets, missing, span, fmt.Errorf("%w at byte %d of %d: % x", errBadFrame, len(b)-len(p), len(b), p[:min(len(p), 16)])
 		}
 		n := int(binary.BigEndian.Uint16(p[8:]))
 		if len(p) < 10+n {
