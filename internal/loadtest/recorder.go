@@ -176,15 +176,37 @@ func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fi
 	t.mu.Lock()
 	recs := append([]recording(nil), t.recs...)
 	t.mu.Unlock()
-	stopped := time.Now()
 	var errs []error
+	// Each recording's own duration (the stops come one after another).
+	durations := map[string]time.Duration{}
 	for _, r := range recs {
-		path := fmt.Sprintf("/api/recordings/%s/%s/%s/stop", r.conversation, r.recorder, r.instance)
-		if err := t.call(ctx, http.MethodPost, path, nil, nil); err != nil {
+		path := fmt.Sprintf("/api/recordings/%s/%s/%s", r.conversation, r.recorder, r.instance)
+		if err := t.call(ctx, http.MethodPost, path+"/stop", nil, nil); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		var msg struct{ Started, Stopped string }
+		if err := t.call(ctx, http.MethodGet, path, nil, &msg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a, err1 := time.Parse(time.RFC3339Nano, msg.Started)
+		b, err2 := time.Parse(time.RFC3339Nano, msg.Stopped)
+		if err1 != nil || err2 != nil {
+			errs = append(errs, fmt.Errorf("%s: started %q, stopped %q", r.instance, msg.Started, msg.Stopped))
+			continue
+		}
+		durations[r.instance] = b.Sub(a)
 	}
-	recorded += time.Since(stopped) / 2 // the stops are not all at one instant
+	// ownDuration is the duration of the recording whose directory holds path.
+	ownDuration := func(path string) time.Duration {
+		for id, d := range durations {
+			if strings.Contains(path, string(filepath.Separator)+id+string(filepath.Separator)) {
+				return d
+			}
+		}
+		return recorded
+	}
 	var fc fileCheck
 	root := filepath.Join(t.dir, "data")
 	var shortest time.Duration = -1
@@ -203,7 +225,7 @@ func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fi
 			fc.missing += uint64(filler)
 			// A file shorter than the recording by more than a second lost
 			// its end (or its start): count the packets it lacks.
-			if short := recorded - dur; short > time.Second {
+			if short := ownDuration(path) - dur; short > time.Second {
 				fc.missing += uint64(short / packetTime)
 			}
 			if shortest < 0 || dur < shortest {
@@ -216,7 +238,7 @@ func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fi
 				return err
 			}
 			mixes++
-			if short := recorded - dur; short > fc.mixShort {
+			if short := ownDuration(path) - dur; short > fc.mixShort {
 				fc.mixShort = short
 			}
 			if level < 30 {
