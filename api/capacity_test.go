@@ -50,6 +50,20 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 		t.Fatalf("start within capacity: %d %+v", st, ev)
 	}
 
+	// Wait until the recording takes both streams (its tracks are added as
+	// it subscribes, just after the start returns).
+	waitFor(t, 20*time.Second, func() bool {
+		r, err := h.svc.Manager.Get(ctx, "org1", ev.ConversationID, ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range r.Streams {
+			n += len(s.Tracks)
+		}
+		return n == 2
+	})
+
 	// At capacity: a third publisher is refused.
 	_, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "cap", "carol", "MIC"), "carol", 880)
 	var he *whip.HTTPError
