@@ -109,7 +109,9 @@ func TestFleet_CommandsForwardedToOwner(t *testing.T) {
 }
 
 // TestFleet_OwnerGone: a command for a recording whose owner stopped
-// heart-beating is a 503 that names the owner, not a hang.
+// heart-beating is a 503 that names the owner, not a hang; once another
+// instance has taken the recording over (within a heartbeat of the owner
+// being declared dead), it is finished there and a pause is a 409.
 func TestFleet_OwnerGone(t *testing.T) {
 	hs := startFleet(t, 2)
 	a, b := hs[0], hs[1]
@@ -122,6 +124,15 @@ func TestFleet_OwnerGone(t *testing.T) {
 	for {
 		st := b.do("POST", recPath(ev)+"/pause", key1, nil, nil)
 		if st == 503 {
+			break
+		}
+		if st == 409 {
+			// The takeover came between two polls (a loaded machine).
+			r, err := b.svc.Manager.Get(context.Background(), "org1", "gone", ev.RecorderID, ev.InstanceID)
+			if err != nil || r.Takeover == nil || r.Takeover.From != a.svc.Node.RecorderID() {
+				t.Fatalf("pause through B: 409 but the recording was not taken over from A: %+v, %v", r, err)
+			}
+			t.Logf("B took the recording over before a poll saw the 503")
 			break
 		}
 		if st != 200 || time.Now().After(deadline) {
