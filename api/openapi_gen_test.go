@@ -337,6 +337,18 @@ func (g *schemaGen) bare(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{}
+	case t.Name() == "MixSettings": // "none", or an object whose latency is a duration string or nanoseconds (recorder/config.go)
+		if _, done := g.schemas["MixSettings"]; !done {
+			g.schemas["MixSettings"] = map[string]any{"oneOf": []any{
+				map[string]any{"const": "none", "description": "no mix: tracks only"},
+				map[string]any{"type": "object", "additionalProperties": false, "properties": map[string]any{
+					"sampleRate": map[string]any{"type": "integer"},
+					"channels":   map[string]any{"type": "integer"},
+					"latency":    map[string]any{"type": []any{"string", "integer"}, "description": "a Go duration (\"5s\") or nanoseconds"},
+				}},
+			}}
+		}
+		return map[string]any{"$ref": "#/components/schemas/MixSettings"}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -272,3 +272,32 @@ func TestContract_FailsOnUndocumentedField(t *testing.T) {
 		t.Error("an undocumented status passed")
 	}
 }
+
+// TestContract_MixSettings: a start's mix is "none" or an object whose
+// latency is a duration string or nanoseconds (recorder.MixSettings's JSON),
+// and nothing else.
+func TestContract_MixSettings(t *testing.T) {
+	start := func() *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, "http://recorder/api/recordings/start", nil)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	ok := []byte(`{"conversationId":"c","instanceId":"i","recorderId":"r","state":"ACTIVE"}`)
+	for mix, valid := range map[string]bool{
+		`"none"`:                              true,
+		`{"latency":"5s","sampleRate":16000}`: true,
+		`{"latency":5000000000,"channels":1}`: true,
+		`"all"`:                               false,
+		`{"latency":"5s","volume":3}`:         false,
+	} {
+		body := []byte(`{"applicationId":"app1","conferenceId":"c","conversationId":"c","mix":` + mix + `}`)
+		err := validateExchange(start(), body, 200, jsonHeader, ok)
+		if valid && err != nil {
+			t.Errorf("mix %s: refused: %v", mix, err)
+		}
+		if !valid && err == nil {
+			t.Errorf("mix %s: passed", mix)
+		}
+	}
+}
