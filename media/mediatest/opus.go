@@ -1,14 +1,11 @@
 package mediatest
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+	"github.com/rtcrec/recorder/internal/synth"
 )
 
 // OpusTone encodes seconds of a sine at freq Hz as 20 ms Opus packets, one per
@@ -23,26 +20,5 @@ func OpusTone(ffmpeg, dir string, freq float64, seconds int) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mediatest: ffmpeg: %v: %s", err, out)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		return nil, fmt.Errorf("mediatest: %w", err)
-	}
-	var packets [][]byte
-	for {
-		payload, hdr, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return packets, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("mediatest: %w", err)
-		}
-		if hdr.GranulePosition != 0 { // not OpusHead or OpusTags
-			packets = append(packets, payload)
-		}
-	}
+	return synth.ReadOggPackets(path)
 }
