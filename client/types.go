@@ -1,5 +1,7 @@
 package client
 
+import "encoding/json"
+
 // The API's messages, as the OpenAPI document (api/openapi.json) names them.
 
 // StartRequest is StartRecording.
@@ -13,6 +15,7 @@ type StartRequest struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	PauseBehavior  string            `json:"pauseBehavior,omitempty"`
 	MaxDuration    string            `json:"maxDuration,omitempty"`
+	Mix            json.RawMessage   `json:"mix,omitempty"` // "none" (tracks only) or {sampleRate, channels, latency}
 }
 
 // ErrorData is a recording's error.

@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtcrec/recorder/client"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
@@ -34,17 +34,16 @@ type recorderTarget struct {
 	dir   string
 	noMix bool
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	base string
-	http *http.Client
-	api  *webrtc.API
+	cmd    *exec.Cmd
+	done   chan struct{}
+	base   string
+	http   *http.Client
+	client *client.Client // the API, with the harness's key
+	api    *webrtc.API
 
 	mu   sync.Mutex
-	recs []recording
+	recs []client.Ref
 }
-
-type recording struct{ conversation, recorder, instance string }
 
 func (t *recorderTarget) start(ctx context.Context) (int, error) {
 	port, err := freePort()
@@ -53,6 +52,7 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 	}
 	t.base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	t.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.client = &client.Client{BaseURL: t.base, Key: apiKey, HTTP: t.http}
 	mux := ""
 	if t.cfg.UDPMux {
 		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(t.cfg.HostIP)})
@@ -133,21 +133,16 @@ func (t *recorderTarget) publish(ctx context.Context, conf string, n int, snd *s
 
 func (t *recorderTarget) record(ctx context.Context, confs []string) error {
 	for _, conf := range confs {
-		body := map[string]any{"applicationId": "load", "conferenceId": conf, "conversationId": "conv-" + conf}
+		req := client.StartRequest{ApplicationID: "load", ConferenceID: conf, ConversationID: "conv-" + conf}
 		if t.noMix {
-			body["mix"] = "none"
+			req.Mix = json.RawMessage(`"none"`)
 		}
-		var ev struct {
-			ConversationID string `json:"conversationId"`
-			RecorderID     string `json:"recorderId"`
-			InstanceID     string `json:"instanceId"`
-			State          string `json:"state"`
-		}
-		if err := t.call(ctx, http.MethodPost, "/api/recordings/start", body, &ev); err != nil {
+		ev, err := t.client.Start(ctx, req)
+		if err != nil {
 			return fmt.Errorf("%s: %w", conf, err)
 		}
 		t.mu.Lock()
-		t.recs = append(t.recs, recording{ev.ConversationID, ev.RecorderID, ev.InstanceID})
+		t.recs = append(t.recs, client.Ref{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID, InstanceID: ev.InstanceID})
 		t.mu.Unlock()
 	}
 	return nil
@@ -174,29 +169,28 @@ func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
 
 func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fileCheck, error) {
 	t.mu.Lock()
-	recs := append([]recording(nil), t.recs...)
+	recs := append([]client.Ref(nil), t.recs...)
 	t.mu.Unlock()
 	var errs []error
 	// Each recording's own duration (the stops come one after another).
 	durations := map[string]time.Duration{}
 	for _, r := range recs {
-		path := fmt.Sprintf("/api/recordings/%s/%s/%s", r.conversation, r.recorder, r.instance)
-		if err := t.call(ctx, http.MethodPost, path+"/stop", nil, nil); err != nil {
+		if _, err := t.client.Stop(ctx, r); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		var msg struct{ Started, Stopped string }
-		if err := t.call(ctx, http.MethodGet, path, nil, &msg); err != nil {
+		msg, err := t.client.Recording(ctx, r)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		a, err1 := time.Parse(time.RFC3339Nano, msg.Started)
 		b, err2 := time.Parse(time.RFC3339Nano, msg.Stopped)
 		if err1 != nil || err2 != nil {
-			errs = append(errs, fmt.Errorf("%s: started %q, stopped %q", r.instance, msg.Started, msg.Stopped))
+			errs = append(errs, fmt.Errorf("%s: started %q, stopped %q", r.InstanceID, msg.Started, msg.Stopped))
 			continue
 		}
-		durations[r.instance] = b.Sub(a)
+		durations[r.InstanceID] = b.Sub(a)
 	}
 	// ownDuration is the duration of the recording whose directory holds path.
 	ownDuration := func(path string) time.Duration {
@@ -277,38 +271,6 @@ func (t *recorderTarget) stop() {
 		_ = t.cmd.Process.Kill()
 		<-t.done
 	}
-}
-
-// call sends an API request with the harness's key and decodes a JSON reply
-// into out (when not nil).
-func (t *recorderTarget) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := t.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }
 
 // metrics returns the recorder's Prometheus samples by name and labels as
