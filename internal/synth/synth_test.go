@@ -1,16 +1,17 @@
-package synth
+package synth_test
 
 import (
 	"math"
 	"slices"
 	"testing"
 
+	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 
 func TestTone_Frequency(t *testing.T) {
-	tone := &Tone{Freq: 700, Amplitude: 8000}
+	tone := &synth.Tone{Freq: 700, Amplitude: 8000}
 	var enc []byte
 	for range 50 {
 		enc = tone.NextPCMU(enc)
@@ -25,9 +26,9 @@ func TestTone_Frequency(t *testing.T) {
 }
 
 func TestSpeech_TalkSpurtsAndPauses(t *testing.T) {
-	pcm, active := Speech(30, 7)
-	if len(pcm) != 30*SpeechRate {
-		t.Fatalf("%d samples, want %d", len(pcm), 30*SpeechRate)
+	pcm, active := synth.Speech(30, 7)
+	if len(pcm) != 30*synth.SpeechRate {
+		t.Fatalf("%d samples, want %d", len(pcm), 30*synth.SpeechRate)
 	}
 	in := make([]bool, len(pcm))
 	talk := 0
@@ -55,7 +56,7 @@ func TestSpeech_TalkSpurtsAndPauses(t *testing.T) {
 	if rmsIn < 1000 || rmsOut > 20 {
 		t.Errorf("RMS %.0f in talk spurts, %.1f in pauses; want loud speech and quiet pauses", rmsIn, rmsOut)
 	}
-	again, _ := Speech(30, 7)
+	again, _ := synth.Speech(30, 7)
 	if !slices.Equal(pcm, again) {
 		t.Error("the same seed gave another signal")
 	}
