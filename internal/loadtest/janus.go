@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtcrec/recorder/internal/janusrun"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 )
 
@@ -22,13 +22,11 @@ import (
 // Config.Interface to be a veth (cmd/recorder-load makes one in a private
 // network namespace).
 type janusTarget struct {
-	cfg  Config
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	url  string
-	c    *janus.Client
-	api  *webrtc.API
+	cfg Config
+	dir string
+	srv *janusrun.Server
+	c   *janus.Client
+	api *webrtc.API
 
 	mu    sync.Mutex
 	rooms map[string]*janusRoom
@@ -45,101 +43,27 @@ func (t *janusTarget) start(ctx context.Context) (int, error) {
 	if t.cfg.Interface == "lo" {
 		return 0, fmt.Errorf("janus skips loopback interfaces: run in a network namespace with a veth (cmd/recorder-load does)")
 	}
-	var plugin, transport string
-	for _, pat := range []string{"/usr/lib/*/janus", "/usr/lib/janus"} {
-		if m, _ := filepath.Glob(filepath.Join(pat, "plugins", "libjanus_videoroom.so")); len(m) > 0 {
-			plugin = m[0]
-		}
-		if m, _ := filepath.Glob(filepath.Join(pat, "transports", "libjanus_http.so")); len(m) > 0 {
-			transport = m[0]
-		}
-	}
-	if plugin == "" || transport == "" {
-		return 0, fmt.Errorf("janus's videoroom plugin or HTTP transport is not installed")
-	}
-	for _, d := range []string{"plugins", "transports", "events", "loggers", "rec"} {
-		if err := os.Mkdir(filepath.Join(t.dir, d), 0o755); err != nil {
-			return 0, err
-		}
-	}
-	if err := os.Symlink(plugin, filepath.Join(t.dir, "plugins", filepath.Base(plugin))); err != nil {
+	if err := os.Mkdir(filepath.Join(t.dir, "rec"), 0o755); err != nil {
 		return 0, err
 	}
-	if err := os.Symlink(transport, filepath.Join(t.dir, "transports", filepath.Base(transport))); err != nil {
-		return 0, err
-	}
-	port, err := freePort()
+	srv, err := janusrun.Start(janusrun.Options{
+		Bin: t.cfg.Janus, Dir: t.dir, HostIP: t.cfg.HostIP,
+		RTPPorts: "20000-60000", DebugLevel: 3, SessionTimeout: 120, StringIDs: true,
+		Command: func(bin string, args ...string) *exec.Cmd { return command(t.cfg, bin, args...) },
+	})
 	if err != nil {
 		return 0, err
 	}
-	files := map[string]string{
-		"janus.jcfg": fmt.Sprintf(`general: {
-	configs_folder = %[1]q
-	plugins_folder = %[2]q
-	transports_folder = %[3]q
-	events_folder = %[4]q
-	loggers_folder = %[5]q
-	debug_level = 3
-	session_timeout = 120
-}
-media: {
-	rtp_port_range = "20000-60000"
-}
-nat: {
-	nice_debug = false
-	interface = %[6]q
-	ice_enforce_list = %[6]q
-}
-plugins: {
-}
-transports: {
-}
-loggers: {
-}
-events: {
-	broadcast = false
-}
-`, t.dir, filepath.Join(t.dir, "plugins"), filepath.Join(t.dir, "transports"),
-			filepath.Join(t.dir, "events"), filepath.Join(t.dir, "loggers"), t.cfg.HostIP),
-		"janus.transport.http.jcfg":   fmt.Sprintf("general: {\n\tjson = \"plain\"\n\tbase_path = \"/janus\"\n\thttp = true\n\tport = %d\n\tip = \"127.0.0.1\"\n\thttps = false\n}\nadmin: {\n\tadmin_http = false\n\tadmin_https = false\n}\n", port),
-		"janus.plugin.videoroom.jcfg": "general: {\n\tstring_ids = true\n}\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(t.dir, name), []byte(body), 0o644); err != nil {
-			return 0, err
-		}
-	}
-	logf, err := os.Create(filepath.Join(t.dir, "janus.log"))
-	if err != nil {
-		return 0, err
-	}
-	t.cmd = command(t.cfg, t.cfg.Janus, "-C", filepath.Join(t.dir, "janus.jcfg"), "-F", t.dir, "--disable-colors")
-	t.cmd.Stdout, t.cmd.Stderr = logf, logf
-	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := t.cmd.Start(); err != nil {
-		logf.Close()
-		return 0, err
-	}
-	t.done = make(chan struct{})
-	go func() { _ = t.cmd.Wait(); logf.Close(); close(t.done) }()
-	t.url = fmt.Sprintf("http://127.0.0.1:%d/janus", port)
-	t.c = janus.NewClient(t.url, nil, 20*time.Second)
+	t.srv = srv
+	t.c = janus.NewClient(srv.URL, nil, 20*time.Second)
 	t.rooms = map[string]*janusRoom{}
 	if t.api, err = publisherAPI(t.cfg.Interface); err != nil {
 		return 0, err
 	}
-	for {
-		if _, err := t.c.Info(ctx); err == nil {
-			return t.cmd.Process.Pid, nil
-		}
-		select {
-		case <-t.done:
-			return 0, fmt.Errorf("janus exited: %s", tail(filepath.Join(t.dir, "janus.log")))
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := srv.Ready(ctx); err != nil {
+		return 0, err
 	}
+	return srv.Cmd.Process.Pid, nil
 }
 
 // room returns conference conf's room, creating it (recording every
@@ -292,7 +216,7 @@ func (t *janusTarget) finish(ctx context.Context, recorded time.Duration) (fileC
 }
 
 func (t *janusTarget) stop() {
-	if t.cmd == nil || t.cmd.Process == nil {
+	if t.srv == nil {
 		return
 	}
 	t.mu.Lock()
@@ -300,10 +224,5 @@ func (t *janusTarget) stop() {
 		_ = r.sess.Destroy(context.Background())
 	}
 	t.mu.Unlock()
-	select {
-	case <-t.done:
-	default:
-		_ = t.cmd.Process.Kill() // by its PID
-		<-t.done
-	}
+	t.srv.Kill() // by its PID
 }

@@ -11,11 +11,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +24,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/rtcrec/recorder/internal/janusrun"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
@@ -36,8 +35,7 @@ type Server struct {
 	URL string // base of the HTTP API, http://127.0.0.1:PORT/janus
 	Dir string // configuration and log
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *janusrun.Server
 
 	mu   sync.Mutex
 	pins map[string]string // room PINs, by room
@@ -63,126 +61,42 @@ func StartWith(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	rtctest.NetNS(t)
 	bin := testenv.LookPath(t, "janus")
-	plugin := findLib(t, "plugins", "libjanus_videoroom.so")
-	transport := findLib(t, "transports", "libjanus_http.so")
-
-	dir := t.TempDir()
-	for _, d := range []string{"plugins", "transports", "events", "loggers"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	proc, err := janusrun.Start(janusrun.Options{
+		Bin: bin, Dir: t.TempDir(), HostIP: rtctest.HostIP,
+		RTPPorts: "20000-40000", DebugLevel: 4, SessionTimeout: 60, StringIDs: cfg.StringIDs,
+	})
+	if errors.Is(err, janusrun.ErrNotInstalled) {
+		testenv.Missing(t, err.Error())
 	}
-	// Only what the folders hold is loaded: the VideoRoom and HTTP.
-	must(t, os.Symlink(plugin, filepath.Join(dir, "plugins", filepath.Base(plugin))))
-	must(t, os.Symlink(transport, filepath.Join(dir, "transports", filepath.Base(transport))))
-	port := freePort(t)
-	files := map[string]string{
-		"janus.jcfg": fmt.Sprintf(`general: {
-	configs_folder = %[1]q
-	plugins_folder = %[2]q
-	transports_folder = %[3]q
-	events_folder = %[4]q
-	loggers_folder = %[5]q
-	debug_level = 4
-	session_timeout = 60
-}
-media: {
-	rtp_port_range = "20000-40000"
-}
-nat: {
-	nice_debug = false
-	interface = %[6]q
-	ice_enforce_list = %[6]q
-}
-plugins: {
-}
-transports: {
-}
-loggers: {
-}
-events: {
-	broadcast = false
-}
-`, dir, filepath.Join(dir, "plugins"), filepath.Join(dir, "transports"),
-			filepath.Join(dir, "events"), filepath.Join(dir, "loggers"), rtctest.HostIP),
-		"janus.transport.http.jcfg": fmt.Sprintf(`general: {
-	json = "plain"
-	base_path = "/janus"
-	http = true
-	port = %d
-	ip = "127.0.0.1"
-	https = false
-}
-admin: {
-	admin_http = false
-	admin_https = false
-}
-`, port),
-		"janus.plugin.videoroom.jcfg": fmt.Sprintf("general: {\n\tstring_ids = %t\n}\n", cfg.StringIDs),
-	}
-	for name, body := range files {
-		must(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
-	}
-	logf, err := os.Create(filepath.Join(dir, "janus.log"))
 	must(t, err)
-	cmd := exec.Command(bin, "-C", filepath.Join(dir, "janus.jcfg"), "-F", dir, "--disable-colors")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	must(t, cmd.Start())
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d/janus", port), Dir: dir, cmd: cmd, done: make(chan struct{}), pins: make(map[string]string)}
-	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
+	s := &Server{URL: proc.URL, Dir: proc.Dir, proc: proc, pins: make(map[string]string)}
 	t.Cleanup(func() {
 		s.Kill()
 		if keep := os.Getenv("JANUSTEST_KEEPLOG"); keep != "" {
-			if b, err := os.ReadFile(filepath.Join(dir, "janus.log")); err == nil {
+			if b, err := os.ReadFile(proc.Log); err == nil {
 				_ = os.WriteFile(keep, b, 0o644)
 			}
 		}
 		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "janus.log")); err == nil {
-				if len(b) > 8000 {
-					b = b[len(b)-8000:]
-				}
-				t.Logf("janus log (tail):\n%s", b)
-			}
+			t.Logf("janus log (tail):\n%s", proc.LogTail(8000))
 		}
 	})
-
-	c := janus.NewClient(s.URL, nil, 2*time.Second)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := c.Info(context.Background()); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("janus did not answer at %s within 15 s: %v", s.URL, err)
-		}
-		select {
-		case <-s.done:
-			b, _ := os.ReadFile(filepath.Join(dir, "janus.log"))
-			t.Fatalf("janus exited at start:\n%s", b)
-		case <-time.After(100 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := proc.Ready(ctx); err != nil {
+		t.Fatal(err)
 	}
 	return s
 }
 
 // Kill stops Janus with SIGKILL (by its PID) and waits for it to exit. It is
 // idempotent.
-func (s *Server) Kill() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	<-s.done
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Freeze stops Janus (SIGSTOP) without closing its sockets, as a hung server
 // would; it is resumed (SIGCONT) before Kill at the end of the test.
 func (s *Server) Freeze() {
-	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+	_ = s.proc.Cmd.Process.Signal(syscall.SIGSTOP)
 }
 
 // CreateRoom creates VideoRoom room id (a number, or a string when the server
@@ -479,26 +393,6 @@ func (p *Publisher) Leave() {
 	if p.sess != nil {
 		_ = p.sess.Destroy(ctx)
 	}
-}
-
-func findLib(t testing.TB, kind, name string) string {
-	t.Helper()
-	m, _ := filepath.Glob(filepath.Join("/usr/lib/*/janus", kind, name))
-	if len(m) == 0 {
-		m, _ = filepath.Glob(filepath.Join("/usr/lib/janus", kind, name))
-	}
-	if len(m) == 0 {
-		testenv.Missing(t, "janus "+kind+" "+name+" not found (Debian package janus)")
-	}
-	return m[0]
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func must(t testing.TB, err error) {
