@@ -9,20 +9,6 @@ import (
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
-// Blackouts (seed 003): one participant (userId) is silenced in every
-// recording that includes them, recordings that start during the blackout
-// included, until the blackout is stopped or MaxBlackout passes. While a
-// participant is blacked out their tracks' packets are dropped before any
-// file (see the gate in pause.go) and their mixer inputs are muted; the rest
-// of the recording goes on.
-
-// BlackoutInterval is one blackout of one participant within a recording.
-type BlackoutInterval struct {
-	UserID string    `json:"userId"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end,omitzero"` // zero while on
-}
-
 // Blackout is a participant's blackout as the Manager keeps it.
 type Blackout struct {
 	OrganizationID string    `json:"organizationId"`
@@ -69,7 +55,7 @@ type managerLifecycle struct {
 // the same participant that is already registered is replaced by the new
 // times. Times are applied as given (seed 003: they are the client's): a
 // start in the past is kept as the blackout's start, and what the running
-// recordings hold of the participant since then is silenced (retro.go). A
+// recordings hold of the participant since then is silenced. A
 // stop time not after the start, or a blackout that ended before it was
 // asked for, is invalid; a blackout never lasts longer than the configured
 // maxBlackout from its start.
@@ -150,7 +136,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 	}
 	if begin {
 		m.beginBlackout(key, bo)
-		if req.Start.Before(now) { // retroactive: silence what was recorded since (retro.go)
+		if req.Start.Before(now) { // retroactive: silence what was recorded since
 			for _, s := range m.sessions(organizationID, req.ConferenceID) {
 				s.silenceSince(req.UserID, req.Start)
 			}
@@ -310,22 +296,6 @@ func (m *Manager) endBlackout(key blackoutKey, bo *blackout) {
 	}
 	m.log.Info("blackout stopped", "organizationId", key.org, "userId", key.user)
 	m.publishBlackout(bo, "blackout.stopped")
-}
-
-// sessions returns the running sessions of org (of conference conf, unless empty).
-func (m *Manager) sessions(org, conf string) []*Session {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*Session
-	for _, s := range m.active {
-		s.mu.Lock()
-		ok := s.rec.OrganizationID == org && (conf == "" || s.rec.ConferenceID == conf)
-		s.mu.Unlock()
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // applyBlackout blacks userID out (on) or in, in s: its gates and the

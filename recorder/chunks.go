@@ -108,7 +108,7 @@ func (s *Session) streamParts() {
 			return // the final files are uploaded by compose
 		}
 		if s.m.remote != nil && s.fencedInStore() {
-			return // another instance owns the recording now (takeover.go)
+			return // another instance owns the recording now
 		}
 		c.cutAll(context.Background())
 	}

@@ -14,32 +14,6 @@ import (
 	"github.com/rtcrec/recorder/composition/composite"
 )
 
-// The composite video (composition/composite): composite.mp4, one video of
-// the whole conference, asked for at start (StartRequest.Composite), by the
-// application's default (applications.<id>.composite) or afterwards
-// (RequestComposite). Once the recording's files are uploaded its
-// composition goes PENDING; a job of the persisted composite queue makes it
-// PROCESSING, runs ffmpeg at low priority from the recording's files (hard
-// links kept in {dataDir}/compositions/{instanceId}, or downloaded from
-// storage when they are gone), uploads composite.mp4 through the upload
-// queue (verified like every object) and ends COMPLETED, or FAILED with the
-// reason. Every change of composition.state is an event (composition.pending,
-// .processing, .completed, .failed).
-
-// CompositionState is the state of a recording's composition.
-type CompositionState string
-
-// The composition states.
-const (
-	CompositionPending    CompositionState = "PENDING"    // a composite video is queued
-	CompositionProcessing CompositionState = "PROCESSING" // ffmpeg is making the composite video
-	CompositionCompleted  CompositionState = "COMPLETED"
-	CompositionFailed     CompositionState = "FAILED"
-)
-
-// String returns the state as the API spells it.
-func (s CompositionState) String() string { return string(s) }
-
 // CompositeConfig tunes composite videos (config key composite).
 type CompositeConfig struct {
 	Workers  int    `yaml:"workers"`  // compositions at once (1)
@@ -207,7 +181,7 @@ func (m *Manager) compositeDir(instanceID string) string {
 }
 
 // keepForComposite links the files a composite needs into its directory
-// before the recording's own directory is removed (compose.go). A file that
+// before the recording's own directory is removed. A file that
 // cannot be linked is downloaded later.
 func (m *Manager) keepForComposite(rec *Recording) {
 	dir := m.compositeDir(rec.InstanceID)
@@ -310,7 +284,7 @@ func (m *Manager) RequestComposite(ctx context.Context, org, conv, rid, iid stri
 }
 
 // modifyComposition applies fn to an ended (or finishing: waited for)
-// recording, serialised with the upload queue's late results (uploads.go)
+// recording, serialised with the upload queue's late results
 // that update the same record.
 func (m *Manager) modifyComposition(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error) (*Recording, error) {
 	if s := m.session(iid); s != nil { // finishing: its files are being uploaded

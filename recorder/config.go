@@ -13,11 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/storage"
+	"gopkg.in/yaml.v3"
 )
 
 // Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
@@ -33,20 +32,20 @@ type Config struct {
 	WebRTC       WebRTCConfig            `yaml:"webrtc"`
 	Defaults     RecordingDefaults       `yaml:"defaults"`
 	Applications map[string]*Application `yaml:"applications"`
-	Uploads      UploadConfig            `yaml:"uploads"`  // upload queue (uploads.go)
-	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain (drain.go)
-	Store        StoreConfig             `yaml:"store"`    // database (storeconfig.go)
-	Cluster      ClusterConfig           `yaml:"cluster"`  // fleet membership (storeconfig.go)
-	Limits       Limits                  `yaml:"limits"`   // bounds on what one request may ask (quota.go)
-	Quotas       QuotaConfig             `yaml:"quotas"`   // per organization (quota.go)
+	Uploads      UploadConfig            `yaml:"uploads"`  // upload queue
+	Shutdown     ShutdownConfig          `yaml:"shutdown"` // graceful drain
+	Store        StoreConfig             `yaml:"store"`    // database
+	Cluster      ClusterConfig           `yaml:"cluster"`  // fleet membership
+	Limits       Limits                  `yaml:"limits"`   // bounds on what one request may ask
+	Quotas       QuotaConfig             `yaml:"quotas"`   // per organization
 	// MetricsListen, when set, serves /metrics on this address only (not on
 	// Listen); MetricsKey, when set, is required as its bearer token.
 	MetricsListen string `yaml:"metricsListen"`
 	MetricsKey    string `yaml:"metricsKey"`
-	// Organizations: seed 001's customer ids and seed 003's agents (organization.go).
+	// Organizations: seed 001's customer ids and seed 003's agents.
 	Organizations map[string]*Organization `yaml:"organizations"`
-	Composite     CompositeConfig          `yaml:"composite"` // composite video queue (composite.go)
-	Capacity      CapacityConfig           `yaml:"capacity"`  // streams this instance takes at most (capacity.go)
+	Composite     CompositeConfig          `yaml:"composite"` // composite video queue
+	Capacity      CapacityConfig           `yaml:"capacity"`  // streams this instance takes at most
 }
 
 // The scopes of an API key (DESIGN.md "Security model").
@@ -208,11 +207,11 @@ type Application struct {
 	Storage        *StorageProfile  `yaml:"storage"`
 	Webhooks       []WebhookConfig  `yaml:"webhooks"`
 	// BackupStorage, when set, takes an upload that failed BackupAfter
-	// times (default 3) on Storage (uploads.go).
+	// times (default 3) on Storage.
 	BackupStorage *StorageProfile `yaml:"backupStorage"`
 	BackupAfter   int             `yaml:"backupAfter"`
 	// Composite, when set, makes composite.mp4 of every recording of the
-	// application that does not ask otherwise (composite.go).
+	// application that does not ask otherwise.
 	Composite *composite.Settings `yaml:"composite"`
 }
 
@@ -360,10 +359,10 @@ func (c *Config) setDefaults() {
 		c.Defaults.MaxBlackout = time.Hour
 	}
 	if c.Uploads.ChunkInterval == 0 {
-		c.Uploads.ChunkInterval = time.Minute // upload while recording (chunks.go); negative: off
+		c.Uploads.ChunkInterval = time.Minute // upload while recording; negative: off
 		if c.ClusterEnabled() {
 			// A fleet takes over a dead instance's recordings from their
-			// parts (takeover.go): at most one interval is lost.
+			// parts: at most one interval is lost.
 			c.Uploads.ChunkInterval = 10 * time.Second
 		}
 	}

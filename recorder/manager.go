@@ -6,20 +6,15 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
-	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
@@ -44,15 +39,15 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; time.Now by default
 	// Events receives every state change, pause, resume, blackout, upload
-	// and composition result (notify.go); nil: none are published.
+	// and composition result; nil: none are published.
 	Events Publisher
 	// Remote, in a fleet, runs commands on recordings another instance runs
-	// (remote.go); nil: every recording is this instance's.
+	//; nil: every recording is this instance's.
 	Remote Remote
-	// Hooks are told about storage operations and upload outcomes (metrics.go).
+	// Hooks are told about storage operations and upload outcomes.
 	Hooks Hooks
 	// StreamLoad, when set, returns the streams connected to a listening
-	// adapter (the WHIP endpoint's sessions): part of Load (capacity.go).
+	// adapter (the WHIP endpoint's sessions): part of Load.
 	StreamLoad func() int
 }
 
@@ -76,13 +71,13 @@ type Manager struct {
 	closing  bool
 	bucketMu sync.Mutex
 	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
-	agents   agentTracker     // seed 003's agents (agents.go)
-	up       uploads          // the persisted upload queue (uploads.go)
-	// composites is the persisted composite video queue (composite.go).
+	agents   agentTracker     // seed 003's agents
+	up       uploads          // the persisted upload queue
+	// composites is the persisted composite video queue.
 	composites *composite.Queue
 	fleetTaker func() // stops taking the fleet's composite jobs (composite.fleet: take)
 	hooks      Hooks
-	met        metricsState // media counters (metrics.go)
+	met        metricsState // media counters
 }
 
 // NewManager creates a Manager, gives listening adapters their sinks and
@@ -106,7 +101,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 	if m.adapters == nil {
 		m.adapters = map[string]conference.Adapter{}
 	}
-	m.loadAgents() // before any track: the track path never waits for the store (agents.go)
+	m.loadAgents() // before any track: the track path never waits for the store
 	for kind, a := range m.adapters {
 		if l, ok := a.(conference.Listener); ok {
 			l.Listen(func(org, conf string) conference.Sink { return m.room(roomKey{kind, org, conf}) })
@@ -158,24 +153,6 @@ func (m *Manager) gcRoom(r *room) {
 	}
 }
 
-// StartRequest is what a caller asks for when starting a recording.
-type StartRequest struct {
-	ApplicationID  string
-	ConferenceID   string
-	ConversationID string
-	Audio          bool
-	Video          bool
-	Duplicate      bool              // allow a second ACTIVE recording of the conversation
-	Metadata       map[string]string // optional
-	PauseBehavior  string            // optional: silence | skip
-	Mix            *MixSettings      // optional
-	MaxDuration    time.Duration     // optional; 0: the default
-	Only           *TrackFilter      // optional: record these tracks only
-	// Composite asks for composite.mp4 once the recording ended (composite.go);
-	// nil: the application's default, if any.
-	Composite *composite.Settings
-}
-
 // Application returns the configuration of applicationID (see Config.Application).
 func (m *Manager) Application(applicationID string) *Application {
 	return m.cfg.Application(applicationID)
@@ -205,351 +182,6 @@ func (m *Manager) Bucket(ctx context.Context, applicationID string) (*storage.Bu
 	}
 	m.buckets[applicationID] = b
 	return b, nil
-}
-
-// Start starts a recording of req.ConferenceID for organizationID and returns
-// it once ACTIVE (or FAILED). It is a conflict to start a second recording of
-// a conversation that has an ACTIVE one of the same application, unless
-// req.Duplicate is set.
-func (m *Manager) Start(ctx context.Context, organizationID string, req StartRequest) (*Recording, error) {
-	for _, f := range []struct{ name, v string }{
-		{"applicationId", req.ApplicationID}, {"conferenceId", req.ConferenceID}, {"conversationId", req.ConversationID},
-	} {
-		if err := ValidateID(f.name, f.v); err != nil {
-			return nil, err
-		}
-	}
-	rec := &Recording{
-		InstanceID: uuid.NewString(), OrganizationID: organizationID, ApplicationID: req.ApplicationID,
-		ConversationID: req.ConversationID, ConferenceID: req.ConferenceID, RecorderID: m.recorderID,
-		Audio: req.Audio, Video: req.Video, Duplicate: req.Duplicate, State: StateInitialised,
-		Created: m.now(), Metadata: req.Metadata, PauseBehavior: media.PauseBehavior(m.cfg.Defaults.PauseBehavior),
-		Mix: m.cfg.Defaults.Mix, MaxDuration: m.cfg.Defaults.MaxDuration, Streams: []*Stream{}, Only: req.Only,
-	}
-	if req.PauseBehavior != "" {
-		b := media.PauseBehavior(req.PauseBehavior)
-		if b != media.PauseSilence && b != media.PauseSkip {
-			return nil, errorf(KindInvalid, "invalid_field", "pauseBehavior %q is not silence or skip", req.PauseBehavior)
-		}
-		rec.PauseBehavior = b
-	}
-	if req.Mix != nil && req.Mix.None {
-		rec.Mix = MixSettings{None: true}
-	} else if req.Mix != nil {
-		mix := *req.Mix // what the request leaves out comes from the defaults
-		if mix.SampleRate == 0 {
-			mix.SampleRate = m.cfg.Defaults.Mix.SampleRate
-		}
-		if mix.Channels == 0 {
-			mix.Channels = m.cfg.Defaults.Mix.Channels
-		}
-		if mix.Latency == 0 {
-			mix.Latency = m.cfg.Defaults.Mix.Latency
-		}
-		if err := validMix(mix); err != nil {
-			return nil, errorf(KindInvalid, "invalid_field", "mix: %v", err)
-		}
-		rec.Mix = mix
-	}
-	if req.MaxDuration < 0 {
-		return nil, errorf(KindInvalid, "invalid_field", "maxDuration is negative")
-	}
-	if req.MaxDuration > m.cfg.Limits.MaxDuration {
-		return nil, errorf(KindInvalid, "invalid_field", "maxDuration %s is more than this recorder's limit of %s", req.MaxDuration, m.cfg.Limits.MaxDuration)
-	}
-	if req.MaxDuration > 0 {
-		rec.MaxDuration = req.MaxDuration
-	}
-	if owner := m.cfg.Owner(req.ApplicationID); owner != "" && owner != organizationID {
-		return nil, errorf(KindNotFound, "unknown_application", "application %s is not known to this organization", quoteID(req.ApplicationID))
-	}
-	if err := validMetadata(req.Metadata); err != nil {
-		return nil, err
-	}
-	cs, err := m.compositeSettings(req.ApplicationID, req.Composite) // composite.go
-	if err != nil {
-		return nil, err
-	}
-	rec.Composite = cs
-	app := m.Application(req.ApplicationID)
-	adapterKey := AdapterKey(req.ApplicationID)
-	adapter := m.adapters[adapterKey]
-	if adapter == nil {
-		adapterKey = app.Conference.Kind
-		adapter = m.adapters[adapterKey]
-	}
-	if adapter == nil {
-		return nil, errorf(KindUnavailable, "adapter_unavailable", "conference adapter %q is not available", app.Conference.Kind)
-	}
-	if app.Conference.Kind != "whip" {
-		// A dial-out conference may be recorded by any instance of a fleet.
-		if placed, ok, err := m.place(ctx, organizationID, req); ok {
-			return placed, err
-		}
-	} else if placed, ok, err := m.pinned(ctx, organizationID, req); ok {
-		// A WHIP conference is recorded where its publishers are.
-		return placed, err
-	}
-	bucket, err := m.Bucket(ctx, req.ApplicationID)
-	if err != nil {
-		return nil, err
-	}
-	prof := m.Profile(req.ApplicationID)
-	rec.Storage = StorageInfo{ApplicationID: req.ApplicationID, Provider: prof.Provider, Location: bucket.Location(),
-		Prefix: composition.Prefix(prof.Prefix, organizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)}
-	rec.Dir = filepath.Join(m.cfg.DataDir, "recordings", organizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)
-
-	s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}), recut: make(chan recutRequest),
-		log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID, "conferenceId", rec.ConferenceID)}
-
-	m.mu.Lock()
-	if m.closing {
-		m.mu.Unlock()
-		return nil, errorf(KindUnavailable, "shutting_down", "the recorder is shutting down")
-	}
-	if m.remote != nil && len(m.active) >= m.cfg.Cluster.Capacity {
-		m.mu.Unlock()
-		return nil, fullError("this recorder")
-	}
-	if c := m.cfg.Capacity.Streams; c > 0 && m.recordedStreams() >= c { // capacity.go: what runs keeps its quality
-		m.mu.Unlock()
-		return nil, fullStreams()
-	}
-	quota, held := m.cfg.Quotas.For(organizationID).Recordings, 0
-	for _, o := range m.active {
-		o.mu.Lock()
-		if o.rec.OrganizationID == organizationID {
-			held++
-		}
-		o.mu.Unlock()
-	}
-	if held >= quota {
-		m.mu.Unlock()
-		return nil, QuotaError("recordings", quota)
-	}
-	if !req.Duplicate {
-		for _, o := range m.active {
-			o.mu.Lock()
-			same := o.rec.OrganizationID == organizationID && o.rec.ApplicationID == req.ApplicationID &&
-				o.rec.ConversationID == req.ConversationID && !o.stopping
-			otherID := o.rec.InstanceID // o.rec is replaced under o.mu by every commit
-			o.mu.Unlock()
-			if same {
-				m.mu.Unlock()
-				return nil, errorf(KindConflict, "already_active",
-					"conversation %s already has an active recording (%s); set duplicate to start another", req.ConversationID, otherID)
-			}
-		}
-	}
-	m.active[rec.InstanceID] = s
-	m.mu.Unlock()
-
-	if err := m.insert(ctx, rec, quota); err != nil {
-		m.forget(s)
-		return nil, err
-	}
-	s.room = m.room(roomKey{adapterKey, organizationID, req.ConferenceID})
-	if err := s.begin(ctx); err != nil {
-		s.log.Error("recording failed to start", "err", err)
-		now := m.now()
-		cerr := s.commit(context.WithoutCancel(ctx), func(r *Recording) {
-			r.State, r.Stopped = StateFailed, now
-			// The cause may name internal hosts and quote their replies (a
-			// WHEP endpoint's URL and body): it goes to the log above, under
-			// the instanceId the caller has.
-			r.Error = &ErrorInfo{Code: CodeStartFailed, Occurred: now,
-				Message: "the recorder could not join the conference; its log has the cause under instanceId " + r.InstanceID}
-		})
-		s.room.detach(s)
-		if s.media != nil {
-			s.media.close()
-		}
-		m.forget(s)
-		close(s.done)
-		if cerr != nil {
-			return nil, cerr
-		}
-		return s.Snapshot(), nil
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		s.run(rec.MaxDuration)
-	}()
-	snap := s.Snapshot()
-	s.log.Info("recording started", "state", snap.State, "applicationId", snap.ApplicationID)
-	if m.remote != nil {
-		m.remote.LoadChanged(ctx)
-	}
-	return snap, nil
-}
-
-// begin builds the media graph, joins the conference and makes the recording ACTIVE.
-func (s *Session) begin(ctx context.Context) error {
-	rec := s.Snapshot()
-	if err := os.MkdirAll(filepath.Join(rec.Dir, "tracks"), 0o750); err != nil {
-		return err
-	}
-	started := s.m.now()
-	med, err := newSessionMedia(rec, started, filepath.Join(rec.Dir, "mix.wav"), s.log)
-	if err != nil {
-		return err
-	}
-	s.m.mixStarted(med)
-	s.mu.Lock()
-	s.media = med
-	s.rec.Started = started // track offsets count from here; persisted with ACTIVE below
-	s.mu.Unlock()
-	go s.watchWrites(med) // a disk full stops the recording at once (durability.go)
-	go s.streamParts()    // upload while recording, unless uploads.chunkInterval is off (chunks.go)
-	// ACTIVE is persisted before any track can be added, so that no track is
-	// ever stored with a recording that is not ACTIVE.
-	if err := s.commit(ctx, func(r *Recording) { r.State = StateActive }); err != nil {
-		return err
-	}
-	return s.room.attach(ctx, s)
-}
-
-// forget removes s from the active recordings.
-func (m *Manager) forget(s *Session) {
-	s.mu.Lock()
-	id := s.rec.InstanceID // s.rec is replaced under s.mu by every commit
-	s.mu.Unlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.active[id] == s {
-		delete(m.active, id)
-	}
-}
-
-// session returns the running session of instanceID, or nil.
-func (m *Manager) session(instanceID string) *Session {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.active[instanceID]
-}
-
-// Get returns the recording (conversationID, recorderID, instanceID) of
-// organizationID, or ErrNotFound; the three ids must all match.
-func (m *Manager) Get(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
-	for _, f := range []struct{ name, v string }{
-		{"conversationId", conversationID}, {"recorderId", recorderID}, {"instanceId", instanceID},
-	} {
-		if err := ValidateID(f.name, f.v); err != nil {
-			return nil, err
-		}
-	}
-	var r *Recording
-	if s := m.session(instanceID); s != nil {
-		r = s.Snapshot()
-	} else {
-		sr, err := m.store.Get(ctx, organizationID, instanceID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-		if r, err = decode(sr); err != nil {
-			return nil, err
-		}
-	}
-	if r.OrganizationID != organizationID || r.ConversationID != conversationID || r.RecorderID != recorderID {
-		return nil, ErrNotFound
-	}
-	return r, nil
-}
-
-// Lookup returns a recording by its ids for any organization: for signed
-// attachment URLs, whose signature already proves the right to read.
-func (m *Manager) Lookup(ctx context.Context, conversationID, recorderID, instanceID string) (*Recording, error) {
-	for _, id := range []string{conversationID, recorderID, instanceID} {
-		if err := ValidateID("id", id); err != nil {
-			return nil, err
-		}
-	}
-	sr, err := m.store.Lookup(ctx, instanceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return m.Get(ctx, sr.OrganizationID, conversationID, recorderID, instanceID)
-}
-
-// Stop stops a recording and returns it in its final state, once its files are
-// written and uploaded. Stopping a stopped recording returns it as it is.
-// If ctx ends first, Stop returns the recording as it is then; the recording
-// still finishes.
-func (m *Manager) Stop(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
-	if r, ok, err := m.forward(ctx, &Command{Op: OpStop, OrganizationID: organizationID, ConversationID: conversationID,
-		RecorderID: recorderID, InstanceID: instanceID}); ok {
-		return r, err
-	}
-	r, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID)
-	if err != nil {
-		return nil, err
-	}
-	s := m.session(instanceID)
-	if s == nil {
-		return r, nil // final already (or pending recovery, which finishes by itself)
-	}
-	s.requestStop(stopReason{})
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-	}
-	return s.Snapshot(), nil
-}
-
-// Conversation returns the recordings of a conversation, oldest first; none is
-// ErrNotFound.
-func (m *Manager) Conversation(ctx context.Context, organizationID, conversationID string) ([]*Recording, error) {
-	if err := ValidateID("conversationId", conversationID); err != nil {
-		return nil, err
-	}
-	srs, err := m.store.Conversation(ctx, organizationID, conversationID)
-	if err != nil {
-		return nil, err
-	}
-	if len(srs) == 0 {
-		return nil, ErrNotFound
-	}
-	out := make([]*Recording, 0, len(srs))
-	for _, sr := range srs {
-		if s := m.session(sr.InstanceID); s != nil {
-			out = append(out, s.Snapshot())
-			continue
-		}
-		r, err := decode(sr)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// Active returns the newest ACTIVE recording of a conversation, or ErrNotFound.
-func (m *Manager) Active(ctx context.Context, organizationID, conversationID string) (*Recording, error) {
-	rs, err := m.Conversation(ctx, organizationID, conversationID)
-	if err != nil {
-		return nil, err
-	}
-	for i := len(rs) - 1; i >= 0; i-- {
-		if rs[i].State == StateActive {
-			return rs[i], nil
-		}
-	}
-	return nil, errorf(KindNotFound, "no_active_recording", "conversation %s has no active recording", conversationID)
-}
-
-// ActiveCount returns the number of recordings running now.
-func (m *Manager) ActiveCount() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.active)
 }
 
 // Shutdown stops every running recording, waiting (until ctx ends) for their
@@ -609,4 +241,39 @@ func (m *Manager) Verify(ctx context.Context, applicationID string) (*storage.Ve
 		}
 	}
 	return &res, nil
+}
+
+// put persists r.
+func (m *Manager) put(ctx context.Context, r *Recording) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
+	}
+	return m.store.Put(ctx, &store.Record{
+		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
+		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
+		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
+	})
+}
+
+// insert stores a new recording. In a fleet it counts against the
+// organization's quota of recordings across every instance, atomically with
+// the insert (the check in Start counts this instance's only).
+func (m *Manager) insert(ctx context.Context, r *Recording, quota int) error {
+	if m.remote == nil {
+		return m.put(ctx, r)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
+	}
+	err = m.store.Insert(ctx, &store.Record{
+		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
+		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
+		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
+	}, quota)
+	if errors.Is(err, store.ErrQuota) {
+		return QuotaError("recordings", quota)
+	}
+	return err
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -25,11 +24,11 @@ import (
 type sessionMedia struct {
 	log    *slog.Logger
 	mix    *wavwriter.Writer
-	sink   *guardedMix // mix behind the guard of retroactive edits (retro.go)
+	sink   *guardedMix // mix behind the guard of retroactive edits
 	mixer  *media.Mixer
 	cancel context.CancelFunc
 	done   chan error
-	failed chan error // buffered 1: the mixer's write error, as soon as it stops on one (durability.go)
+	failed chan error // buffered 1: the mixer's write error, as soon as it stops on one
 	path   string     // of mix.wav
 	closed bool
 }
@@ -112,8 +111,8 @@ type mediaSink struct {
 	audio packetSink
 	in    *media.MixInput
 	mixer *media.Mixer
-	gate  *gate // pause and blackout (pause.go); nil: everything passes
-	// Retroactive blackouts (retro.go): the file's writer behind a guard,
+	gate  *gate // pause and blackout; nil: everything passes
+	// Retroactive blackouts: the file's writer behind a guard,
 	// the clock relation of its timestamps, its path in the recording.
 	guard   editGuard
 	clk     *clockRelation

@@ -14,7 +14,7 @@ type Organization struct {
 	// default: CustomerID(organizationId), a name-based UUID.
 	CustomerID string `yaml:"customerId"`
 	// Agents are the organization's seed-003 agents known before any of
-	// them publishes (agents.go).
+	// them publishes.
 	Agents []AgentConfig `yaml:"agents"`
 }
 

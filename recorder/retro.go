@@ -15,7 +15,7 @@ import (
 //
 // A blackout whose start lies in the past silences the participant from
 // that instant in everything a running recording already holds, then the
-// gate (pause.go) keeps them silent from now on:
+// gate keeps them silent from now on:
 //
 //   - Track files: every audio track of the participant is silenced from
 //     the RTP timestamp of the start instant, in place (oggwriter.SilenceFrom,
@@ -33,7 +33,7 @@ import (
 //     cannot take one participant out of samples it already summed, so the
 //     other participants are silent there too (at most the time between the
 //     start and the request; the manifest's blackout interval says where).
-//   - Parts already uploaded (chunks.go): each part whose bytes changed is
+//   - Parts already uploaded: each part whose bytes changed is
 //     cut again from the edited file and uploaded under the same key, once
 //     the earlier upload of that key has ended, so the stored part never
 //     keeps the audio after the re-upload is verified.

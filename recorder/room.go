@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 

@@ -2,13 +2,11 @@ package recorder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
@@ -16,6 +14,32 @@ import (
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 )
+
+// Local write faults. The mixer stops on its first failed write (the WAV
+// writer writes once per second, so a full disk shows within a second);
+// watchWrites then stops the recording at once with that error, and finish
+// makes it FAILED with writeErrorCode's code. Nothing written is deleted: the
+// files are kept, and uploaded as far as they go.
+
+// watchWrites stops s when its mixer fails to write; it returns when s ends.
+func (s *Session) watchWrites(med *sessionMedia) {
+	select {
+	case err := <-med.failed:
+		s.log.Error("recording cannot write its files: stopping it", "err", err)
+		s.requestStop(stopReason{err: err})
+	case <-s.done:
+	}
+}
+
+// writeErrorCode is the error code of a recording whose files could not be
+// written: disk_full when the file system is full (or over quota), else
+// write_failed.
+func writeErrorCode(err error) ErrorCode {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return CodeDiskFull
+	}
+	return CodeWriteFailed
+}
 
 // Session is one recording while this process runs it: the state machine, the
 // media graph and the finishing steps (close files, compose, upload).
@@ -27,9 +51,9 @@ type Session struct {
 	mu       sync.Mutex // guards rec, media additions and stopping
 	rec      *Recording
 	stopping bool
-	fenced   bool // a write found the recording taken over by another instance (takeover.go)
+	fenced   bool // a write found the recording taken over by another instance
 	media    *sessionMedia
-	lc       lifecycle // pause state and track gates (pause.go)
+	lc       lifecycle // pause state and track gates
 	// tracks counts the subscriptions whose end is not recorded yet:
 	// subscribe adds one, trackEnded marks it done (on the reader goroutine
 	// at EOF, or in finish). finish waits for them all before it looks at
@@ -41,14 +65,6 @@ type Session struct {
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins
 	done     chan struct{}   // closed when the recording reached a final state
-}
-
-// stopReason says why a session stops.
-type stopReason struct {
-	conferenceEnded bool
-	maxDuration     bool
-	shutdown        bool
-	err             error
 }
 
 // Snapshot returns a copy of the recording as it is now.
@@ -77,7 +93,7 @@ func (s *Session) commitLocked(ctx context.Context, fn func(r *Recording)) error
 	}
 	old := s.rec
 	s.rec = c
-	s.m.changed(old, c) // events of what changed (notify.go)
+	s.m.changed(old, c) // events of what changed
 	return nil
 }
 
@@ -136,7 +152,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 		if t.Kind == conference.KindAudio {
 			ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
 		}
-		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate) // pause and blackout (pause.go)
+		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate) // pause and blackout
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
 		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
@@ -228,162 +244,6 @@ func (s *Session) trackEnded(ts *trackSub) {
 	if err != nil {
 		s.log.Error("cannot persist track end", "track", ts.t.TrackID, "err", err)
 	}
-}
-
-// finish stops the recording: detach from the conference, close every track,
-// the mixer and the mix, compose and upload, and persist the final state.
-func (s *Session) finish(why stopReason) {
-	defer close(s.done)
-	defer s.m.forget(s)
-	ctx := context.Background()
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
-
-	for _, ts := range s.room.detach(s) {
-		if ts.close() {
-			s.trackEnded(ts)
-		}
-	}
-	// A track whose reader met EOF just before the detach is ended by that
-	// goroutine: wait until its file is closed and its packets recorded, or
-	// the recording would be judged (and composed) without it.
-	s.tracks.Wait()
-	var mixFrames int64
-	var mixErr error
-	s.mu.Lock()
-	med := s.media
-	s.mu.Unlock()
-	stopped := s.m.now() // the mix lasts until here (and holds all that arrived)
-	if med != nil {
-		mixFrames, mixErr = med.close(stopped)
-		s.m.mixStopped(med)
-	}
-	if err := s.commit(ctx, func(r *Recording) {
-		r.Stopped = stopped
-		r.MixFrames = mixFrames
-		closeOpenIntervals(r, stopped, med.position())
-		for _, st := range r.Streams {
-			if st.State == StreamRecording {
-				st.State, st.Stopped = StreamStopped, stopped
-			}
-		}
-	}); err != nil {
-		s.log.Error("cannot persist stop", "err", err)
-	}
-	if s.isFenced() {
-		// The new owner finishes the recording; its objects are not ours
-		// to write.
-		s.log.Warn("recording finished here without uploads: another instance owns it now")
-		return
-	}
-
-	rec := s.Snapshot()
-	final, failure := StateStopped, (*ErrorInfo)(nil)
-	switch {
-	case mixErr != nil:
-		final, failure = StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
-	case why.conferenceEnded && why.err != nil:
-		final, failure = StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
-	case !rec.hadMedia():
-		final = StateAborted
-	}
-	if rec.hadMedia() {
-		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
-			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
-		}
-	}
-	if err := s.commit(ctx, func(r *Recording) {
-		r.State, r.Error = final, failure
-	}); err != nil {
-		s.log.Error("cannot persist final state", "state", final, "err", err)
-	}
-	if !rec.hadMedia() {
-		s.m.discard(rec)
-	}
-	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
-}
-
-func reasonText(r stopReason) string {
-	switch {
-	case r.conferenceEnded:
-		return "conference ended"
-	case r.maxDuration:
-		return "max duration"
-	case r.shutdown:
-		return "shutdown"
-	}
-	return "stop request"
-}
-
-// put persists r.
-func (m *Manager) put(ctx context.Context, r *Recording) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
-	}
-	return m.store.Put(ctx, &store.Record{
-		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
-		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
-		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
-	})
-}
-
-// insert stores a new recording. In a fleet it counts against the
-// organization's quota of recordings across every instance, atomically with
-// the insert (the check in Start counts this instance's only).
-func (m *Manager) insert(ctx context.Context, r *Recording, quota int) error {
-	if m.remote == nil {
-		return m.put(ctx, r)
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
-	}
-	err = m.store.Insert(ctx, &store.Record{
-		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, ApplicationID: r.ApplicationID,
-		ConversationID: r.ConversationID, ConferenceID: r.ConferenceID, RecorderID: r.RecorderID,
-		State: string(r.State), Started: r.Created, Data: data, Owner: r.Owner, Epoch: r.Epoch,
-	}, quota)
-	if errors.Is(err, store.ErrQuota) {
-		return QuotaError("recordings", quota)
-	}
-	return err
-}
-
-// decode turns a stored record back into a Recording.
-func decode(rec *store.Record) (*Recording, error) {
-	var r Recording
-	if err := json.Unmarshal(rec.Data, &r); err != nil {
-		return nil, fmt.Errorf("recorder: stored recording %s: %w", rec.InstanceID, err)
-	}
-	r.Owner, r.Epoch = rec.Owner, rec.Epoch
-	return &r, nil
-}
-
-// safeName makes an adapter-given id usable in a file name: ids that pass
-// ValidateID are kept, anything else is replaced by a readable, safe form.
-func safeName(id string) string {
-	if ValidateID("id", id) == nil {
-		return id
-	}
-	var b strings.Builder
-	for i := 0; i < len(id) && b.Len() < 64; i++ {
-		c := id[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 || !isAlnum(b.String()[0]) {
-		return "t" + b.String()
-	}
-	return b.String()
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // isFenced reports whether a write found the recording taken over.

@@ -51,7 +51,7 @@ type UploadConfig struct {
 	Deadline       time.Duration `yaml:"deadline"`       // give up after this long (never)
 	Workers        int           `yaml:"workers"`        // uploads in flight (2)
 	// ChunkInterval uploads every file of a recording (mix and tracks) in
-	// parts while it is recorded, one part per interval (chunks.go); 60s
+	// parts while it is recorded, one part per interval; 60s
 	// when unset or zero, off when negative (e.g. -1s).
 	ChunkInterval time.Duration `yaml:"chunkInterval"`
 }
@@ -161,37 +161,6 @@ func (m *Manager) stopUploads() {
 	}
 }
 
-// UploadsPending reports whether some output of the recording is not yet
-// verified in storage: an object with an error, or a composition still uploading.
-func (r *Recording) UploadsPending() bool {
-	pending := false
-	r.objects(func(_ string, o **ObjectFile) {
-		if *o != nil && (*o).Error != nil {
-			pending = true
-		}
-	})
-	return pending
-}
-
-// objects calls fn for every object slot of r with its relative file path.
-func (r *Recording) objects(fn func(rel string, o **ObjectFile)) {
-	for _, st := range r.Streams {
-		for _, tr := range st.Tracks {
-			fn(tr.File, &tr.Object)
-		}
-	}
-	for rel, o := range r.Uploads {
-		fn(rel, &o)
-		r.Uploads[rel] = o
-	}
-	if c := r.Composition; c != nil {
-		for i := range c.Outputs {
-			fn(c.Outputs[i].File, &c.Outputs[i].Object)
-		}
-		fn(composition.ManifestFile, &c.Manifest)
-	}
-}
-
 // uploadOutput uploads one output file of rec (rel is its path relative to
 // rec.Dir) through the queue and waits for its first outcome (see upload).
 func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error) {
@@ -283,7 +252,7 @@ func (m *Manager) uploadResult(r upload.Result) {
 		if r.Status == upload.Uploaded {
 			go m.deleteLatePart(r.Job)
 		}
-		return // parts are not outputs of the recording (chunks.go)
+		return // parts are not outputs of the recording
 	}
 	if r.Status == upload.Uploaded && m.cfg.Uploads.ChunkInterval > 0 {
 		go m.deleteParts(r.Job)

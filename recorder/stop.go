@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
 // compose builds the outputs of a stopped recording and uploads them: every
@@ -21,11 +20,11 @@ import (
 // is the state the recording ends in, written to the manifest.
 func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 	rec := s.Snapshot()
-	var errs []error // a profile that cannot be opened now fails per upload, and is retried (uploads.go)
+	var errs []error // a profile that cannot be opened now fails per upload, and is retried
 	var err error
 	meta := objectMetadata(rec)
 	upload := func(rel string) *ObjectFile {
-		o, err := m.uploadOutput(ctx, rec, rel, meta) // through the persisted queue (uploads.go)
+		o, err := m.uploadOutput(ctx, rec, rel, meta) // through the persisted queue
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -93,7 +92,7 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 		}
 		c := &Composition{State: state, Manifest: objects[composition.ManifestFile]}
 		if r.Composite != nil && c.Manifest != nil {
-			c.State = CompositionPending // the composite video is queued below (composite.go)
+			c.State = CompositionPending // the composite video is queued below
 		}
 		if mix != nil {
 			c.Outputs = []Output{{Type: "AUDIO", Format: "wav", SampleRate: mix.SampleRate, Channels: mix.Channels,
@@ -129,7 +128,7 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 		State: string(rec.State), Started: rec.Started, Stopped: rec.Stopped, Metadata: rec.Metadata, Mix: mix,
 		Tracks: []composition.Track{},
 	}
-	addLifecycle(m, rec) // pauses, blackouts, chat, cobrowse (lifecycle.go)
+	addLifecycle(m, rec) // pauses, blackouts, chat, cobrowse
 	if !rec.Recovered.IsZero() {
 		t := rec.Recovered
 		m.Recovered = &t
@@ -217,104 +216,173 @@ func joinLocation(location, key string) string {
 	return strings.TrimSuffix(location, "/") + "/" + key
 }
 
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-// recover finds the recordings this recorder left unfinished (a crash or a
-// kill) and finishes them in the background: PENDING_RECOVERY first, then the
-// files are repaired, composed and uploaded, and the recording becomes STOPPED
-// with Recovered set (FAILED when nothing could be saved).
-func (m *Manager) recover(ctx context.Context) error {
-	recs, err := m.store.InStates(ctx, string(StateInitialised), string(StateActive), string(StatePendingRecovery))
+// Stop stops a recording and returns it in its final state, once its files are
+// written and uploaded. Stopping a stopped recording returns it as it is.
+// If ctx ends first, Stop returns the recording as it is then; the recording
+// still finishes.
+func (m *Manager) Stop(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	if r, ok, err := m.forward(ctx, &Command{Op: OpStop, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID}); ok {
+		return r, err
+	}
+	r, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, sr := range recs {
-		if sr.Owner != m.recorderID {
-			continue // another instance's (or taken over by one)
-		}
-		// Claim it (the next epoch): an instance that took it over while
-		// this one was away wins, and this one leaves it.
-		if ok, err := m.store.Claim(ctx, sr.InstanceID, sr.Epoch, m.recorderID); err != nil {
-			return err
-		} else if !ok {
-			continue
-		}
-		sr.Epoch++
-		rec, err := decode(sr)
-		if err != nil {
-			m.log.Error("cannot recover recording", "instanceId", sr.InstanceID, "err", err)
-			continue
-		}
-		prev := rec.State
-		rec.State = StatePendingRecovery
-		if err := m.put(ctx, rec); err != nil {
-			return err
-		}
-		if prev != StatePendingRecovery {
-			m.publish(ctx, rec, "state.updated", recordingEventData(rec))
-		}
-		s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}),
-			log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID), stopping: true}
-		m.mu.Lock()
-		m.active[rec.InstanceID] = s
-		m.mu.Unlock()
-		m.log.Info("recovering recording", "instanceId", rec.InstanceID)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			s.recoverFiles()
-		}()
+	s := m.session(instanceID)
+	if s == nil {
+		return r, nil // final already (or pending recovery, which finishes by itself)
 	}
-	return nil
+	s.requestStop(stopReason{})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	return s.Snapshot(), nil
 }
 
-// recoverFiles finishes a recording found unfinished at start-up.
-func (s *Session) recoverFiles() {
+// stopReason says why a session stops.
+type stopReason struct {
+	conferenceEnded bool
+	maxDuration     bool
+	shutdown        bool
+	err             error
+}
+
+// finish stops the recording: detach from the conference, close every track,
+// the mixer and the mix, compose and upload, and persist the final state.
+func (s *Session) finish(why stopReason) {
 	defer close(s.done)
 	defer s.m.forget(s)
 	ctx := context.Background()
-	rec := s.Snapshot()
-	now := s.m.now()
-	if err := wavwriter.Repair(filepath.Join(rec.Dir, composition.MixFile)); err != nil {
-		s.log.Warn("cannot repair mix", "err", err)
-	}
-	for _, st := range rec.Streams {
-		for _, tr := range st.Tracks {
-			if err := repairTrack(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))); err != nil { // durability.go
-				s.log.Warn("cannot repair track", "file", tr.File, "err", err)
-			}
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+
+	for _, ts := range s.room.detach(s) {
+		if ts.close() {
+			s.trackEnded(ts)
 		}
+	}
+	// A track whose reader met EOF just before the detach is ended by that
+	// goroutine: wait until its file is closed and its packets recorded, or
+	// the recording would be judged (and composed) without it.
+	s.tracks.Wait()
+	var mixFrames int64
+	var mixErr error
+	s.mu.Lock()
+	med := s.media
+	s.mu.Unlock()
+	stopped := s.m.now() // the mix lasts until here (and holds all that arrived)
+	if med != nil {
+		mixFrames, mixErr = med.close(stopped)
+		s.m.mixStopped(med)
 	}
 	if err := s.commit(ctx, func(r *Recording) {
-		if r.Stopped.IsZero() {
-			r.Stopped = now
-		}
-		r.Recovered = now
+		r.Stopped = stopped
+		r.MixFrames = mixFrames
+		closeOpenIntervals(r, stopped, med.position())
 		for _, st := range r.Streams {
 			if st.State == StreamRecording {
-				st.State, st.Stopped = StreamStopped, now
-			}
-			for _, tr := range st.Tracks {
-				if tr.Stopped.IsZero() {
-					tr.Stopped = now
-				}
+				st.State, st.Stopped = StreamStopped, stopped
 			}
 		}
 	}); err != nil {
-		s.log.Error("cannot persist recovery", "err", err)
+		s.log.Error("cannot persist stop", "err", err)
+	}
+	if s.isFenced() {
+		// The new owner finishes the recording; its objects are not ours
+		// to write.
+		s.log.Warn("recording finished here without uploads: another instance owns it now")
 		return
 	}
+
+	rec := s.Snapshot()
 	final, failure := StateStopped, (*ErrorInfo)(nil)
-	if !fileExists(rec.Dir) {
-		final, failure = StateFailed, &ErrorInfo{Code: CodeRecoveryFailed, Message: "the recording's local files are gone", Occurred: now}
-	} else if err := s.m.compose(ctx, s, StateStopped); err != nil {
-		final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
+	switch {
+	case mixErr != nil:
+		final, failure = StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
+	case why.conferenceEnded && why.err != nil:
+		final, failure = StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
+	case !rec.hadMedia():
+		final = StateAborted
 	}
-	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {
-		s.log.Error("cannot persist recovered state", "err", err)
+	if rec.hadMedia() {
+		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
+			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
+		}
 	}
-	s.log.Info("recording recovered", "state", final)
+	if err := s.commit(ctx, func(r *Recording) {
+		r.State, r.Error = final, failure
+	}); err != nil {
+		s.log.Error("cannot persist final state", "state", final, "err", err)
+	}
+	if !rec.hadMedia() {
+		s.m.discard(rec)
+	}
+	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
+}
+
+func reasonText(r stopReason) string {
+	switch {
+	case r.conferenceEnded:
+		return "conference ended"
+	case r.maxDuration:
+		return "max duration"
+	case r.shutdown:
+		return "shutdown"
+	}
+	return "stop request"
+}
+
+// forget removes s from the active recordings.
+func (m *Manager) forget(s *Session) {
+	s.mu.Lock()
+	id := s.rec.InstanceID // s.rec is replaced under s.mu by every commit
+	s.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.active[id] == s {
+		delete(m.active, id)
+	}
+}
+
+// addLifecycle adds pauses, blackouts, chat and cobrowse files to a manifest.
+func addLifecycle(man *composition.Manifest, rec *Recording) {
+	man.PauseBehavior = rec.PauseBehavior
+	rel := func(t time.Time) float64 {
+		if t.IsZero() {
+			t = rec.Stopped
+		}
+		return t.Sub(rec.Started).Seconds()
+	}
+	for _, p := range rec.Pauses {
+		a, b := p.MixStart.Seconds(), p.MixEnd.Seconds()
+		end := p.End
+		if end.IsZero() {
+			end = rec.Stopped
+		}
+		man.Pauses = append(man.Pauses, composition.Interval{Start: rel(p.Start), End: rel(p.End),
+			MixStart: &a, MixEnd: &b, StartTime: p.Start, EndTime: end})
+	}
+	for _, b := range rec.Blackouts {
+		end := b.End
+		if end.IsZero() {
+			end = rec.Stopped
+		}
+		man.Blackouts = append(man.Blackouts, composition.Interval{Start: rel(b.Start), End: rel(b.End),
+			UserID: b.UserID, StartTime: b.Start, EndTime: end})
+	}
+	if len(rec.Chat) > 0 {
+		man.Chat = &composition.Attachment{File: ChatFile, Entries: len(rec.Chat)}
+	}
+	for _, id := range cobrowseSessions(rec) {
+		n := 0
+		for _, e := range rec.Cobrowse {
+			if e.SessionID == id {
+				n++
+			}
+		}
+		man.Cobrowse = append(man.Cobrowse, composition.Attachment{File: CobrowseFile(id), SessionID: id, Entries: n})
+	}
 }

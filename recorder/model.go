@@ -1,12 +1,16 @@
 package recorder
 
 import (
+	"encoding/json"
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // State is a recording's state in the API's (seed 004) terms.
@@ -108,7 +112,7 @@ type Recording struct {
 	// Only, when set, limits the recording to one participant's streams of
 	// one type (seed 003's screen recordings: an agent's SCREEN).
 	Only *TrackFilter `json:"only,omitempty"`
-	// Composite is the composite video asked for (composite.go); nil: none.
+	// Composite is the composite video asked for; nil: none.
 	Composite *composite.Settings `json:"composite,omitempty"`
 
 	// Lifecycle (pause.go, blackout.go, transcript.go, telephony.go).
@@ -122,7 +126,7 @@ type Recording struct {
 	Deleted   time.Time              `json:"deleted,omitzero"` // soft delete (telephony view)
 
 	// Takeover, in a fleet, tells that another instance finished the
-	// recording after its owner died (takeover.go): the segment recorded
+	// recording after its owner died: the segment recorded
 	// here, the gap, and the recording that continues it.
 	Takeover *Takeover `json:"takeover,omitempty"`
 
@@ -191,7 +195,7 @@ type ObjectFile struct {
 }
 
 // Composition is what was built from a finished recording: the mix, the
-// manifest and, when asked for, the composite video (composite.go).
+// manifest and, when asked for, the composite video.
 type Composition struct {
 	State    CompositionState `json:"state"`
 	Outputs  []Output         `json:"outputs"`
@@ -296,4 +300,180 @@ func (r *Recording) hadMedia() bool {
 		}
 	}
 	return false
+}
+
+// Pause and resume (seeds 000 and 002).
+//
+// Paused audio never reaches any file. Each track's packets pass a gate on
+// the track's reader goroutine before its per-track writer and its decoding
+// pipeline: while the recording is paused (or the track's participant is
+// blacked out) the gate drops them, so nothing of the interval is written to
+// the per-track file, decoded into the mixer's ring, or kept anywhere. The
+// gate is the one cut for the track file and the mix alike: the mix holds
+// exactly the packets the track file holds, each at its place on the
+// recording's timeline (media/doc.go), so a cut is at the same instant in
+// both. The first packet after the gate reopens is placed in the mix by its
+// timestamp, as in the file, when that fits its arrival, and at its arrival
+// otherwise (media.AudioPipeline.Resync); the gap is not counted as loss.
+//
+// With "silence" the mix keeps the paused interval as silence (nothing was
+// decoded for it) and the per-track writers fill the gap with the codec's
+// silence when packets resume (the file keeps wall-clock length). With
+// "skip" the mixer leaves the interval out (media.Mixer.Cut): from the later
+// of the pause instant and the end of the audio already received (nothing
+// before the cut is lost, even audio the mixer has not written yet), to the
+// resume instant. The gate shifts the RTP timestamps of every later packet
+// back by the paused wall-clock time (in the track's clock rate), so the
+// per-track file is as much shorter as the mix; sequence numbers are not
+// shifted, so a video writer sees the gap as loss and asks for a keyframe. A
+// shift that would land at or before the last packet written (jitter) is
+// reduced to one packet interval after it.
+//
+// The pause's mix positions in the manifest are positions in mix.wav: the
+// cut's start and end with silence, the cut's start twice with skip.
+
+// PauseInterval is one paused interval of a recording: wall-clock times and
+// the positions in the mix timeline (with "skip" both positions are equal).
+type PauseInterval struct {
+	Start    time.Time     `json:"start"`
+	End      time.Time     `json:"end,omitzero"` // zero while paused
+	MixStart time.Duration `json:"mixStart"`
+	MixEnd   time.Duration `json:"mixEnd"`
+	// Stopped: the recording stopped while paused (End is the stop, not a resume).
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// StatusChange is one entry of a recording's status history (seed 000).
+type StatusChange struct {
+	Status string    // start | pause | resume | stop
+	Time   time.Time // when it happened
+}
+
+// Statuses returns the status history of r in seed 000's terms: start (when it
+// became ACTIVE), pause and resume for every paused interval, and stop once it
+// is final. A recording that never became ACTIVE has none.
+func (r *Recording) Statuses() []StatusChange {
+	if r.Started.IsZero() {
+		return nil
+	}
+	out := []StatusChange{{"start", r.Started}}
+	for _, p := range r.Pauses {
+		out = append(out, StatusChange{"pause", p.Start})
+		if !p.End.IsZero() && !p.Stopped {
+			out = append(out, StatusChange{"resume", p.End})
+		}
+	}
+	if r.State.Final() && !r.Stopped.IsZero() {
+		out = append(out, StatusChange{"stop", r.Stopped})
+	}
+	return out
+}
+
+// cloneLifecycle deep-copies the lifecycle slices of r into c.
+func (r *Recording) cloneLifecycle(c *Recording) {
+	c.Pauses = append([]PauseInterval(nil), r.Pauses...)
+	c.Blackouts = append([]BlackoutInterval(nil), r.Blackouts...)
+	c.Chat = append([]ChatEntry(nil), r.Chat...)
+	c.Cobrowse = append([]CobrowseEvent(nil), r.Cobrowse...)
+	if r.Uploads != nil {
+		c.Uploads = make(map[string]*ObjectFile, len(r.Uploads))
+		for k, v := range r.Uploads {
+			c.Uploads[k] = v.clone()
+		}
+	}
+}
+
+// Blackouts (seed 003): one participant (userId) is silenced in every
+// recording that includes them, recordings that start during the blackout
+// included, until the blackout is stopped or MaxBlackout passes. While a
+// participant is blacked out their tracks' packets are dropped before any
+// file (see the gate in pause.go) and their mixer inputs are muted; the rest
+// of the recording goes on.
+
+// BlackoutInterval is one blackout of one participant within a recording.
+type BlackoutInterval struct {
+	UserID string    `json:"userId"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end,omitzero"` // zero while on
+}
+
+// The composite video (composition/composite): composite.mp4, one video of
+// the whole conference, asked for at start (StartRequest.Composite), by the
+// application's default (applications.<id>.composite) or afterwards
+// (RequestComposite). Once the recording's files are uploaded its
+// composition goes PENDING; a job of the persisted composite queue makes it
+// PROCESSING, runs ffmpeg at low priority from the recording's files (hard
+// links kept in {dataDir}/compositions/{instanceId}, or downloaded from
+// storage when they are gone), uploads composite.mp4 through the upload
+// queue (verified like every object) and ends COMPLETED, or FAILED with the
+// reason. Every change of composition.state is an event (composition.pending,
+// .processing, .completed, .failed).
+
+// CompositionState is the state of a recording's composition.
+type CompositionState string
+
+// The composition states.
+const (
+	CompositionPending    CompositionState = "PENDING"    // a composite video is queued
+	CompositionProcessing CompositionState = "PROCESSING" // ffmpeg is making the composite video
+	CompositionCompleted  CompositionState = "COMPLETED"
+	CompositionFailed     CompositionState = "FAILED"
+)
+
+// String returns the state as the API spells it.
+func (s CompositionState) String() string { return string(s) }
+
+// UploadsPending reports whether some output of the recording is not yet
+// verified in storage: an object with an error, or a composition still uploading.
+func (r *Recording) UploadsPending() bool {
+	pending := false
+	r.objects(func(_ string, o **ObjectFile) {
+		if *o != nil && (*o).Error != nil {
+			pending = true
+		}
+	})
+	return pending
+}
+
+// objects calls fn for every object slot of r with its relative file path.
+func (r *Recording) objects(fn func(rel string, o **ObjectFile)) {
+	for _, st := range r.Streams {
+		for _, tr := range st.Tracks {
+			fn(tr.File, &tr.Object)
+		}
+	}
+	for rel, o := range r.Uploads {
+		fn(rel, &o)
+		r.Uploads[rel] = o
+	}
+	if c := r.Composition; c != nil {
+		for i := range c.Outputs {
+			fn(c.Outputs[i].File, &c.Outputs[i].Object)
+		}
+		fn(composition.ManifestFile, &c.Manifest)
+	}
+}
+
+// decode turns a stored record back into a Recording.
+func decode(rec *store.Record) (*Recording, error) {
+	var r Recording
+	if err := json.Unmarshal(rec.Data, &r); err != nil {
+		return nil, fmt.Errorf("recorder: stored recording %s: %w", rec.InstanceID, err)
+	}
+	r.Owner, r.Epoch = rec.Owner, rec.Epoch
+	return &r, nil
+}
+
+// cobrowseSessions returns the cobrowse session ids of rec, sorted.
+func cobrowseSessions(rec *Recording) []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, e := range rec.Cobrowse {
+		if !seen[e.SessionID] {
+			seen[e.SessionID] = true
+			ids = append(ids, e.SessionID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
