@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 )
 
 // ErrorCode classifies a storage failure so callers can decide what to do
@@ -133,3 +134,11 @@ func wrap(p Provider, op, key string, err error) error {
 	}
 	return &Error{Code: code, Op: op, Key: key, Err: err}
 }
+
+// urlQuery matches the query string of a URL in an error's text.
+var urlQuery = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?"']+)\?[^\s"']*`)
+
+// RedactURLs cuts the query strings of the URLs in s, for logs: that is
+// where SAS tokens and presigned signatures live, and a driver's transport
+// error (a *url.Error) quotes the URL it requested, query included.
+func RedactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?…") }

@@ -75,3 +75,16 @@ func TestBucket_SignedURLMethod(t *testing.T) {
 		t.Errorf("SignedURL on memstore without a signer = %v, want Unimplemented", err)
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`Put "https://a.blob.core.windows.net/c/k?sv=1&sig=abc": dial tcp`, `Put "https://a.blob.core.windows.net/c/k?…": dial tcp`},
+		{"GET http://127.0.0.1:9000/b/k?X-Amz-Signature=ff&X-Amz-Credential=AK failed", "GET http://127.0.0.1:9000/b/k?… failed"},
+		{"no url here?a=b", "no url here?a=b"},
+		{"https://host/path without a query", "https://host/path without a query"},
+	} {
+		if got := storage.RedactURLs(tc.in); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -517,7 +517,7 @@ func (q *Queue) upload(ctx context.Context, r row) (storage.UploadResult, string
 	if err == nil || q.opts.Backup == nil || r.attempts+1 < q.opts.BackupAfter || q.ctx.Err() != nil {
 		return res, loc, false, err
 	}
-	q.opts.Logger.Warn("upload: primary profile failed, trying the backup", "job", r.ID, "key", r.Key, "attempt", r.attempts+1, "err", err)
+	q.opts.Logger.Warn("upload: primary profile failed, trying the backup", "job", r.ID, "key", r.Key, "attempt", r.attempts+1, "err", storage.RedactURLs(err.Error()))
 	bres, bloc, berr := try(q.opts.Backup)
 	if berr != nil {
 		return res, loc, false, fmt.Errorf("%w (backup: %v)", err, berr)
@@ -617,12 +617,15 @@ func (q *Queue) fail(r row, err error, final bool) {
 	if notify {
 		reported = code.String()
 	}
+	// The error's text may quote a URL with its credentials (an Azure SAS
+	// token in a *url.Error): the log and the table get it without them.
+	text := storage.RedactURLs(err.Error())
 	q.opts.Logger.Warn("upload: attempt failed", "job", r.ID, "key", r.Key, "attempt", attempts, "code", code,
-		"err", err, "final", final, "retry", delay.Round(time.Millisecond))
+		"err", text, "final", final, "retry", delay.Round(time.Millisecond))
 	res, dberr := q.db.Exec(
 		`UPDATE upload_jobs SET state = ?, attempts = ?, next_attempt = ?, last_code = ?, last_error = ?, reported_code = ?
 		  WHERE id = ? AND enqueued = ?`,
-		state, attempts, now.Add(delay).UnixNano(), code.String(), err.Error(), reported, r.ID, r.enqueued.UnixNano())
+		state, attempts, now.Add(delay).UnixNano(), code.String(), text, reported, r.ID, r.enqueued.UnixNano())
 	if dberr != nil {
 		q.opts.Logger.Error("upload: recording a failed attempt failed", "job", r.ID, "err", dberr)
 		return

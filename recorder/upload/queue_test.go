@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rtcrec/recorder/recorder/internal/dbtest"
 	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/azurestore"
 	"github.com/rtcrec/recorder/storage/memstore"
 )
 
@@ -664,4 +666,75 @@ func TestQueue_RetryAllAndExpected(t *testing.T) {
 		t.Fatalf("after RetryAll: %v, want Uploaded (not an hour later)", r.Status)
 	}
 	checkObject(t, f.primary, j.Key, data)
+}
+
+// TestQueue_FailureLogHoldsNoCredentials: the Azure SDK's transport error
+// quotes the blob's URL with the profile's SAS token (a *url.Error). The
+// queue's log line and its stored error must not carry the token.
+func TestQueue_FailureLogHoldsNoCredentials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String() + "/devstoreaccount1"
+	ln.Close() // nothing listens there: every request fails in the transport
+	const secret = "sig=TOPSECRETSIGNATURE0123456789"
+	p, err := azurestore.New(context.Background(), azurestore.Options{Endpoint: endpoint, Container: "recordings",
+		SASToken: "sv=2021-08-06&ss=b&srt=co&sp=rwdlc&se=2099-01-01T00:00:00Z&" + secret, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	f := &fixture{t: t, dir: t.TempDir(), res: newResults()}
+	f.dbPath = filepath.Join(f.dir, "recorder.db")
+	f.setPrimary(p)
+	opts := fast(Options{})
+	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	opts.Open, opts.OnResult = f.open, f.res.add
+	q, err := New(context.Background(), dbtest.Open(t, f.dbPath), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		q.Close(ctx)
+	})
+	f.q = q
+	j, _ := f.job("mix.wav", "rec1", 1000, false)
+	f.enqueue(j)
+	res := f.res.next(t)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), secret) {
+		// The premise: the driver's error does quote the token.
+		t.Fatalf("the driver's error does not quote the SAS token (%v): the test shows nothing", res.Err)
+	}
+	mu.Lock()
+	text := logs.String()
+	mu.Unlock()
+	if !strings.Contains(text, "upload: attempt failed") || !strings.Contains(text, ln.Addr().String()) {
+		t.Fatalf("the failure is not logged with its URL:\n%s", text)
+	}
+	if strings.Contains(text, "TOPSECRET") {
+		t.Errorf("the log holds the SAS token:\n%s", text)
+	}
+	var stored string
+	if err := dbtest.Open(t, f.dbPath).QueryRow(`SELECT last_error FROM upload_jobs WHERE id = ?`, j.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored == "" || strings.Contains(stored, "TOPSECRET") {
+		t.Errorf("stored error %q: want the error without the SAS token", stored)
+	}
+}
+
+// lockedWriter serializes writes to a buffer shared with the test.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
