@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/g711"
+	"github.com/rtcrec/recorder/media/ogg"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -209,7 +210,7 @@ func DecodeOggOpus(r io.Reader, rate int) ([]int16, error) {
 	buf := make([]int16, rate*120/1000)
 	preSkip := -1
 	n := 0
-	err = OggPackets(r, func(p []byte) error {
+	_, err = ogg.ReadPackets(r, func(p []byte) error {
 		n++
 		switch {
 		case n == 1:
@@ -236,49 +237,4 @@ func DecodeOggOpus(r io.Reader, rate int) ([]int16, error) {
 		out = out[min(preSkip, len(out)):]
 	}
 	return out, nil
-}
-
-// OggPackets calls fn with every packet of an Ogg stream (RFC 3533), joining
-// packets continued across pages. The packet is reused after fn returns.
-func OggPackets(r io.Reader, fn func(packet []byte) error) error {
-	var hdr [27]byte
-	var seg [255]byte
-	var packet []byte
-	body := make([]byte, 255*255)
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return fmt.Errorf("ogg: page header: %w", err)
-		}
-		if string(hdr[:4]) != "OggS" || hdr[4] != 0 {
-			return errors.New("ogg: not an Ogg page")
-		}
-		nseg := int(hdr[26])
-		if _, err := io.ReadFull(r, seg[:nseg]); err != nil {
-			return fmt.Errorf("ogg: segment table: %w", err)
-		}
-		size := 0
-		for _, s := range seg[:nseg] {
-			size += int(s)
-		}
-		if _, err := io.ReadFull(r, body[:size]); err != nil {
-			return fmt.Errorf("ogg: page body: %w", err)
-		}
-		if hdr[5]&1 == 0 {
-			packet = packet[:0] // not a continuation: drop a dangling partial packet
-		}
-		off := 0
-		for _, s := range seg[:nseg] {
-			packet = append(packet, body[off:off+int(s)]...)
-			off += int(s)
-			if s < 255 {
-				if err := fn(packet); err != nil {
-					return err
-				}
-				packet = packet[:0]
-			}
-		}
-	}
 }

@@ -1,7 +1,6 @@
 package composition
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,21 +91,6 @@ func TestMixOffline(t *testing.T) {
 	if _, err := MixOffline(man, out, 8000); err == nil {
 		t.Error("a track outside the recording: no error")
 	}
-}
-
-func FuzzOggPackets(f *testing.F) {
-	f.Add([]byte("OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x03abc"))
-	f.Add([]byte("garbage"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		total := 0
-		OggPackets(bytes.NewReader(data), func(p []byte) error {
-			total += len(p)
-			if total > len(data) {
-				t.Fatalf("packets hold %d bytes of a %d-byte stream", total, len(data))
-			}
-			return nil
-		})
-	})
 }
 
 // TestMixOffline_ReappliesPausesAndBlackouts: a blackout of the track's

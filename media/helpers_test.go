@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // captureSink is a FrameSink that keeps every frame.
@@ -82,23 +83,11 @@ func encodeOpus(t testing.TB, pcm48 []int16, extra ...string) [][]byte {
 func oggPackets(t testing.TB, data []byte) [][]byte {
 	t.Helper()
 	var pkts [][]byte
-	var cur []byte
-	for len(data) > 0 {
-		if len(data) < 27 || string(data[:4]) != "OggS" {
-			t.Fatalf("bad Ogg page")
-		}
-		nseg := int(data[26])
-		lacing := data[27 : 27+nseg]
-		body := data[27+nseg:]
-		for _, l := range lacing {
-			cur = append(cur, body[:l]...)
-			body = body[l:]
-			if l < 255 {
-				pkts = append(pkts, cur)
-				cur = nil
-			}
-		}
-		data = body
+	if _, err := ogg.ReadPackets(bytes.NewReader(data), func(p []byte) error {
+		pkts = append(pkts, bytes.Clone(p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return pkts
 }

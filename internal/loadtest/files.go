@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"time"
+
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // oggPackets returns the packets of an Ogg file (every logical stream
@@ -27,33 +29,11 @@ func oggPackets(path string) (packets [][]byte, granule uint64, err error) {
 
 // parseOgg is oggPackets on a file's bytes.
 func parseOgg(b []byte) (packets [][]byte, granule uint64, err error) {
-	var cur []byte
-	for len(b) > 0 {
-		if len(b) < 27 || !bytes.Equal(b[:4], []byte("OggS")) {
-			return packets, granule, errors.New("not an Ogg page")
-		}
-		nseg := int(b[26])
-		if len(b) < 27+nseg {
-			return packets, granule, errors.New("truncated page")
-		}
-		lacing := b[27 : 27+nseg]
-		body := b[27+nseg:]
-		granule = binary.LittleEndian.Uint64(b[6:])
-		off := 0
-		for _, l := range lacing {
-			if off+int(l) > len(body) {
-				return packets, granule, errors.New("truncated page body")
-			}
-			cur = append(cur, body[off:off+int(l)]...)
-			off += int(l)
-			if l < 255 {
-				packets = append(packets, cur)
-				cur = nil
-			}
-		}
-		b = body[off:]
-	}
-	return packets, granule, nil
+	granule, err = ogg.ReadPackets(bytes.NewReader(b), func(p []byte) error {
+		packets = append(packets, bytes.Clone(p))
+		return nil
+	})
+	return packets, granule, err
 }
 
 // opusFiller reports whether p is one of the CELT silence packets the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 func TestMain(m *testing.M) {
@@ -113,7 +114,9 @@ func oggPage(granule uint64, packets ...[]byte) []byte {
 	copy(h, "OggS")
 	binary.LittleEndian.PutUint64(h[6:], granule)
 	h[26] = byte(len(lacing))
-	return append(append(h, lacing...), body...)
+	page := append(append(h, lacing...), body...)
+	binary.LittleEndian.PutUint32(page[22:], ogg.CRC(0, page))
+	return page
 }
 
 func TestParseOgg_CountsFillers(t *testing.T) {

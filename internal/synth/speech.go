@@ -1,17 +1,18 @@
 package synth
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // SpeechRate is the sample rate of Speech: Opus's native 48 kHz.
@@ -163,29 +164,23 @@ func OpusSpeech(ffmpeg, dir string, seconds float64, seed uint64, bitrate int) (
 	return packets, pcm, err
 }
 
-// ReadOggPackets returns the audio packets of an Ogg Opus file written one
-// packet per page (not OpusHead or OpusTags).
+// ReadOggPackets returns the audio packets of an Ogg Opus file (not OpusHead
+// or OpusTags, its first two packets).
 func ReadOggPackets(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		return nil, fmt.Errorf("synth: %w", err)
-	}
 	var packets [][]byte
-	for {
-		payload, hdr, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return packets, nil
+	n := 0
+	if _, err := ogg.ReadPackets(bufio.NewReader(f), func(p []byte) error {
+		if n++; n > 2 {
+			packets = append(packets, bytes.Clone(p))
 		}
-		if err != nil {
-			return nil, fmt.Errorf("synth: %w", err)
-		}
-		if hdr.GranulePosition != 0 { // not OpusHead or OpusTags
-			packets = append(packets, payload)
-		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("synth: %s: %w", path, err)
 	}
+	return packets, nil
 }

@@ -1,5 +1,7 @@
 package oggwriter
 
+import "github.com/rtcrec/recorder/media/ogg"
+
 // Cut returns the length of the whole Ogg pages at the start of b (RFC 3533
 // §6: a 27-byte header, the segment table, the segments): where a part of a
 // growing Ogg file, read from a page boundary on, may end. It checks the
@@ -7,19 +9,11 @@ package oggwriter
 // back from the file.
 func Cut(b []byte) int {
 	n := 0
-	for len(b)-n >= pageHeaderSize && string(b[n:n+4]) == "OggS" {
-		segs := int(b[n+26])
-		if len(b)-n < pageHeaderSize+segs {
-			break
-		}
-		size := pageHeaderSize + segs
-		for _, l := range b[n+pageHeaderSize : n+pageHeaderSize+segs] {
-			size += int(l)
-		}
-		if len(b)-n < size {
-			break
+	for {
+		size := ogg.Size(b[n:])
+		if size == 0 || len(b)-n < size {
+			return n
 		}
 		n += size
 	}
-	return n
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/rtcrec/recorder/media/internal/fileout"
 	"github.com/rtcrec/recorder/media/internal/rtptime"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 const (
@@ -91,8 +92,8 @@ type Writer struct {
 	pageStart uint64 // granule when the pending page was begun
 	pageSpan  uint64 // granules a page collects before it is written
 
-	lacing []byte // segment table of the pending page, cap maxSegments
-	body   []byte // packets of the pending page, cap maxPageBody
+	lacing []byte // segment table of the pending page, cap ogg.MaxSegments
+	body   []byte // packets of the pending page, cap ogg.MaxPageBody
 	page   []byte // assembled page, reused
 
 	dropped uint64 // malformed payloads
@@ -134,10 +135,10 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		serial:   c.serial,
 		pageSpan: uint64(c.pageAudio / (time.Second / rate)),
 		// A second of Opus at up to 128 kbit/s fits without growing; a
-		// page is at most maxPageBody bytes (fits).
-		lacing: make([]byte, 0, maxSegments),
+		// page is at most ogg.MaxPageBody bytes (fits).
+		lacing: make([]byte, 0, ogg.MaxSegments),
 		body:   make([]byte, 0, 16<<10),
-		page:   make([]byte, 0, pageHeaderSize+maxSegments+16<<10),
+		page:   make([]byte, 0, ogg.HeaderSize+ogg.MaxSegments+16<<10),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
 	w.tl.Rate, w.tl.Now = rate, c.now
@@ -161,7 +162,7 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		w.addPacket(h, 0)
 		flags := byte(0)
 		if i == 0 {
-			flags = flagBOS
+			flags = ogg.FlagBOS
 		}
 		if err := w.writePage(flags); err != nil {
 			return nil, err
@@ -190,7 +191,7 @@ func (w *Writer) addPacket(p []byte, samples uint32) {
 
 // fits reports whether a packet of n bytes fits in the pending page.
 func (w *Writer) fits(n int) bool {
-	return len(w.lacing)+n/255+1 <= maxSegments && len(w.body)+n <= maxPageBody
+	return len(w.lacing)+n/255+1 <= ogg.MaxSegments && len(w.body)+n <= ogg.MaxPageBody
 }
 
 // writePage writes the pending page, if any, with the given flags.
@@ -198,10 +199,10 @@ func (w *Writer) writePage(flags byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if len(w.lacing) == 0 && flags&flagEOS == 0 {
+	if len(w.lacing) == 0 && flags&ogg.FlagEOS == 0 {
 		return nil
 	}
-	p := w.page[:pageHeaderSize]
+	p := w.page[:ogg.HeaderSize]
 	copy(p, "OggS")
 	p[4] = 0 // version
 	p[5] = flags
@@ -212,7 +213,7 @@ func (w *Writer) writePage(flags byte) error {
 	p[26] = byte(len(w.lacing))
 	p = append(p, w.lacing...)
 	p = append(p, w.body...)
-	binary.LittleEndian.PutUint32(p[22:], crc(0, p))
+	binary.LittleEndian.PutUint32(p[22:], ogg.CRC(0, p))
 	w.page = p
 	w.sequence++
 	w.lacing, w.body = w.lacing[:0], w.body[:0]
@@ -265,7 +266,7 @@ func (w *Writer) WriteRTP(p *rtp.Packet) error {
 		return nil
 	}
 	samples, err := packetSamples(p.Payload)
-	if err != nil || len(p.Payload) > maxPageBody-255 {
+	if err != nil || len(p.Payload) > ogg.MaxPageBody-255 {
 		w.dropped++
 		return nil
 	}
@@ -303,6 +304,6 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.writePage(flagEOS)
+	err := w.writePage(ogg.FlagEOS)
 	return fileout.Close("oggwriter", w.file, err)
 }

@@ -13,29 +13,26 @@ import (
 
 	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // readPackets returns the packets of an Ogg stream and its pages, checking
 // every page's CRC.
-func readPackets(t testing.TB, b []byte) (packets [][]byte, pages []pageInfo) {
+func readPackets(t testing.TB, b []byte) (packets [][]byte, pages []ogg.Page) {
 	t.Helper()
-	var cur []byte
 	for off := 0; off < len(b); {
-		n, p, err := parsePage(b[off:])
+		n, p, err := ogg.ParsePage(b[off:])
 		if err != nil {
 			t.Fatalf("page at offset %d: %v", off, err)
 		}
 		off += n
 		pages = append(pages, p)
-		body := p.body
-		for _, l := range p.lacing {
-			cur = append(cur, body[:l]...)
-			body = body[l:]
-			if l < 255 {
-				packets = append(packets, cur)
-				cur = nil
-			}
-		}
+	}
+	if _, err := ogg.ReadPackets(bytes.NewReader(b), func(p []byte) error {
+		packets = append(packets, bytes.Clone(p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return packets, pages
 }
@@ -129,15 +126,15 @@ func TestWriter_Timeline(t *testing.T) {
 		wantFlags := byte(0)
 		switch i {
 		case 0:
-			wantFlags = flagBOS
+			wantFlags = ogg.FlagBOS
 		case len(pages) - 1:
-			wantFlags = flagEOS
+			wantFlags = ogg.FlagEOS
 		}
-		if p.flags != wantFlags || p.sequence != uint32(i) || p.serial != 7 {
-			t.Errorf("page %d: flags %#x sequence %d serial %d", i, p.flags, p.sequence, p.serial)
+		if p.Flags != wantFlags || p.Sequence != uint32(i) || p.Serial != 7 {
+			t.Errorf("page %d: flags %#x sequence %d serial %d", i, p.Flags, p.Sequence, p.Serial)
 		}
 	}
-	if last := pages[len(pages)-1].granule; last != preSkip+n*960 {
+	if last := pages[len(pages)-1].Granule; last != preSkip+n*960 {
 		t.Errorf("last granule %d, want %d", last, preSkip+n*960)
 	}
 
@@ -253,7 +250,7 @@ func TestWriter_CrashLosesAtMostASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, pages := readPackets(t, b)
-	onDisk := time.Duration(pages[len(pages)-1].granule-preSkip) * time.Second / rate
+	onDisk := time.Duration(pages[len(pages)-1].Granule-preSkip) * time.Second / rate
 	if onDisk < 2500*time.Millisecond {
 		t.Errorf("after 3.5 s of audio the file on disk holds %v", onDisk)
 	}
@@ -383,7 +380,7 @@ func FuzzPages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := validPrefix(bytes.NewReader(b))
 		for off := int64(0); off < n; {
-			size, _, err := parsePage(b[off:])
+			size, _, err := ogg.ParsePage(b[off:])
 			if err != nil {
 				t.Fatalf("prefix of %d bytes, page at %d: %v", n, off, err)
 			}
@@ -416,7 +413,7 @@ func FuzzWriteRTP(f *testing.F) {
 		}
 		_, pages := readPackets(t, buf.Bytes())
 		for i := 1; i < len(pages); i++ {
-			if pages[i].granule < pages[i-1].granule {
+			if pages[i].Granule < pages[i-1].Granule {
 				t.Fatalf("granule goes back on page %d", i)
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // Silencing audio already written (a blackout decided after the fact).
@@ -91,7 +93,7 @@ func silenceBody(lacing, body []byte, end, from uint64) (changed bool) {
 	}
 	// Packet boundaries, then their durations from the last one backwards.
 	type pkt struct{ off, n int }
-	var pkts [maxSegments]pkt
+	var pkts [ogg.MaxSegments]pkt
 	np, off, n := 0, 0, 0
 	for _, l := range lacing {
 		n += int(l)
@@ -129,24 +131,24 @@ func SilenceFrom(f interface {
 	io.WriterAt
 }, size int64, from uint64) (first int64, err error) {
 	first = size
-	buf := make([]byte, pageHeaderSize+maxSegments+maxPageBody)
+	buf := make([]byte, ogg.HeaderSize+ogg.MaxSegments+ogg.MaxPageBody)
 	for off := int64(0); off < size; {
-		h := buf[:pageHeaderSize]
-		if size-off < pageHeaderSize {
+		h := buf[:ogg.HeaderSize]
+		if size-off < ogg.HeaderSize {
 			return first, fmt.Errorf("%w: %d bytes left at offset %d", ErrPage, size-off, off)
 		}
 		if _, err := f.ReadAt(h, off); err != nil {
 			return first, fmt.Errorf("oggwriter: silence: %w", err)
 		}
 		segs := int64(h[26])
-		if size-off < pageHeaderSize+segs {
+		if size-off < ogg.HeaderSize+segs {
 			return first, fmt.Errorf("%w: truncated segment table at offset %d", ErrPage, off)
 		}
-		if _, err := f.ReadAt(buf[pageHeaderSize:pageHeaderSize+segs], off+pageHeaderSize); err != nil {
+		if _, err := f.ReadAt(buf[ogg.HeaderSize:ogg.HeaderSize+segs], off+ogg.HeaderSize); err != nil {
 			return first, fmt.Errorf("oggwriter: silence: %w", err)
 		}
-		total := pageHeaderSize + segs
-		for _, l := range buf[pageHeaderSize : pageHeaderSize+segs] {
+		total := ogg.HeaderSize + segs
+		for _, l := range buf[ogg.HeaderSize : ogg.HeaderSize+segs] {
 			total += int64(l)
 		}
 		if size-off < total {
@@ -155,15 +157,15 @@ func SilenceFrom(f interface {
 		granule := binary.LittleEndian.Uint64(h[6:])
 		if granule > from && granule != ^uint64(0) {
 			page := buf[:total]
-			if _, err := f.ReadAt(page[pageHeaderSize+segs:], off+pageHeaderSize+segs); err != nil {
+			if _, err := f.ReadAt(page[ogg.HeaderSize+segs:], off+ogg.HeaderSize+segs); err != nil {
 				return first, fmt.Errorf("oggwriter: silence: %w", err)
 			}
-			if _, _, err := parsePage(page); err != nil {
+			if _, _, err := ogg.ParsePage(page); err != nil {
 				return first, fmt.Errorf("%w at offset %d", err, off)
 			}
-			if silenceBody(page[pageHeaderSize:pageHeaderSize+segs], page[pageHeaderSize+segs:], granule, from) {
+			if silenceBody(page[ogg.HeaderSize:ogg.HeaderSize+segs], page[ogg.HeaderSize+segs:], granule, from) {
 				binary.LittleEndian.PutUint32(page[22:], 0)
-				binary.LittleEndian.PutUint32(page[22:], crc(0, page))
+				binary.LittleEndian.PutUint32(page[22:], ogg.CRC(0, page))
 				if _, err := f.WriteAt(page, off); err != nil {
 					return first, fmt.Errorf("oggwriter: silence: %w", err)
 				}

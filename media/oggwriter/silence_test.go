@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // TestWriter_SilenceFrom writes 4.5 s of a 1 kHz tone, silences it from
@@ -60,8 +61,8 @@ func TestWriter_SilenceFrom(t *testing.T) {
 		t.Fatalf("%d/%d packets, %d/%d pages", len(pb), len(pa), len(gb), len(ga))
 	}
 	for i := range ga {
-		if ga[i].granule != gb[i].granule || !bytes.Equal(ga[i].lacing, gb[i].lacing) {
-			t.Errorf("page %d: granule %d / %d, lacing differs %v", i, gb[i].granule, ga[i].granule, !bytes.Equal(ga[i].lacing, gb[i].lacing))
+		if ga[i].Granule != gb[i].Granule || !bytes.Equal(ga[i].Lacing, gb[i].Lacing) {
+			t.Errorf("page %d: granule %d / %d, lacing differs %v", i, gb[i].Granule, ga[i].Granule, !bytes.Equal(ga[i].Lacing, gb[i].Lacing))
 		}
 	}
 	for i := range pa {
@@ -183,9 +184,9 @@ func FuzzSilenceFrom(f *testing.F) {
 			t.Fatalf("after silencing: valid prefix %d of %d", n, len(b))
 		}
 		for off := 0; off < len(b); {
-			n, p, _ := parsePage(b[off:])
-			_, q, _ := parsePage(orig[off:])
-			if p.granule != q.granule || !bytes.Equal(p.lacing, q.lacing) {
+			n, p, _ := ogg.ParsePage(b[off:])
+			_, q, _ := ogg.ParsePage(orig[off:])
+			if p.Granule != q.Granule || !bytes.Equal(p.Lacing, q.Lacing) {
 				t.Fatalf("page at %d changed its granule or segments", off)
 			}
 			off += n

@@ -1,0 +1,168 @@
+// Package ogg is the Ogg page (RFC 3533): its layout, its CRC, and reading a
+// stream back as packets. It is the module's one Ogg parser: the writer
+// (media/oggwriter: pages, repair, cut, silencing), the offline mix
+// (composition) and the tests' and load harness's readers all use it.
+//
+// Page layout (RFC 3533 §6), little-endian:
+//
+//	off size field
+//	  0  4   capture pattern "OggS"
+//	  4  1   stream structure version 0
+//	  5  1   header type: 0x01 continued packet, 0x02 first page (BOS), 0x04 last page (EOS)
+//	  6  8   granule position: for Opus, PCM samples at 48 kHz decodable up to the
+//	         last packet that ends on this page, pre-skip included (RFC 7845 §4)
+//	 14  4   bitstream serial number
+//	 18  4   page sequence number
+//	 22  4   CRC-32 (polynomial 0x04c11db7, init 0, no reflection, no final xor)
+//	         over the whole page with this field zeroed
+//	 26  1   number of segments n
+//	 27  n   lacing values: a packet is a run of 255s ended by a value < 255
+package ogg
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Sizes and header flags of a page.
+const (
+	HeaderSize  = 27
+	MaxSegments = 255
+	MaxPageBody = MaxSegments * 255
+
+	FlagContinued = 0x01
+	FlagBOS       = 0x02
+	FlagEOS       = 0x04
+)
+
+// ErrPage is wrapped by every error about a malformed page.
+var ErrPage = errors.New("ogg: invalid or incomplete Ogg page")
+
+// crcTable is the table of the Ogg CRC-32 (RFC 3533 §6: generator 0x04c11db7,
+// most significant bit first).
+var crcTable = func() (t [256]uint32) {
+	for i := range t {
+		r := uint32(i) << 24
+		for range 8 {
+			if r&0x80000000 != 0 {
+				r = r<<1 ^ 0x04c11db7
+			} else {
+				r <<= 1
+			}
+		}
+		t[i] = r
+	}
+	return t
+}()
+
+// CRC continues the Ogg CRC-32 c over b. A page's CRC is CRC(0, page) with
+// the CRC field zeroed.
+func CRC(c uint32, b []byte) uint32 {
+	for _, v := range b {
+		c = c<<8 ^ crcTable[byte(c>>24)^v]
+	}
+	return c
+}
+
+// Page is a parsed page. Lacing and Body point into the parsed bytes.
+type Page struct {
+	Flags    byte
+	Granule  uint64
+	Serial   uint32
+	Sequence uint32
+	Lacing   []byte // the segment table
+	Body     []byte
+}
+
+// Size returns the length of the page at the start of b, from its header and
+// segment table, or 0 when b does not start with a whole page's header and
+// segment table ("OggS", version 0). It checks neither that the body is
+// there nor the CRC.
+func Size(b []byte) int {
+	if len(b) < HeaderSize || string(b[:4]) != "OggS" || b[4] != 0 {
+		return 0
+	}
+	n := int(b[26])
+	if len(b) < HeaderSize+n {
+		return 0
+	}
+	size := HeaderSize + n
+	for _, l := range b[HeaderSize : HeaderSize+n] {
+		size += int(l)
+	}
+	return size
+}
+
+// ParsePage parses the page at the start of b, checking its CRC, and returns
+// its total length.
+func ParsePage(b []byte) (int, Page, error) {
+	var p Page
+	size := Size(b)
+	if size == 0 || len(b) < size {
+		return 0, p, ErrPage
+	}
+	n := int(b[26])
+	c := CRC(0, b[:22])
+	c = CRC(c, []byte{0, 0, 0, 0})
+	if CRC(c, b[26:size]) != binary.LittleEndian.Uint32(b[22:]) {
+		return 0, p, fmt.Errorf("%w: CRC mismatch", ErrPage)
+	}
+	p.Flags = b[5]
+	p.Granule = binary.LittleEndian.Uint64(b[6:])
+	p.Serial = binary.LittleEndian.Uint32(b[14:])
+	p.Sequence = binary.LittleEndian.Uint32(b[18:])
+	p.Lacing = b[HeaderSize : HeaderSize+n]
+	p.Body = b[HeaderSize+n : size]
+	return size, p, nil
+}
+
+// ReadPackets calls fn with every packet of the Ogg stream r, in order
+// (every logical stream together), joining packets continued across pages;
+// a partial packet followed by a page that does not continue it is dropped.
+// The packet is reused after fn returns. Every page's CRC is checked. It
+// returns the granule position of the last page, and stops at the first
+// error of fn or of a page (wrapping ErrPage, or the read error).
+func ReadPackets(r io.Reader, fn func(packet []byte) error) (granule uint64, err error) {
+	buf := make([]byte, HeaderSize+MaxSegments+MaxPageBody)
+	var packet []byte
+	for {
+		if _, err := io.ReadFull(r, buf[:HeaderSize]); err != nil {
+			if err == io.EOF {
+				return granule, nil
+			}
+			return granule, fmt.Errorf("%w: page header: %v", ErrPage, err)
+		}
+		nseg := int(buf[26])
+		if _, err := io.ReadFull(r, buf[HeaderSize:HeaderSize+nseg]); err != nil {
+			return granule, fmt.Errorf("%w: segment table: %v", ErrPage, err)
+		}
+		size := Size(buf[:HeaderSize+nseg])
+		if size == 0 {
+			return granule, fmt.Errorf("%w: not an Ogg page", ErrPage)
+		}
+		if _, err := io.ReadFull(r, buf[HeaderSize+nseg:size]); err != nil {
+			return granule, fmt.Errorf("%w: page body: %v", ErrPage, err)
+		}
+		_, p, err := ParsePage(buf[:size])
+		if err != nil {
+			return granule, err
+		}
+		granule = p.Granule
+		if p.Flags&FlagContinued == 0 {
+			packet = packet[:0]
+		}
+		body := p.Body
+		for _, l := range p.Lacing {
+			packet = append(packet, body[:l]...)
+			body = body[l:]
+			if l < 255 {
+				if err := fn(packet); err != nil {
+					return granule, err
+				}
+				packet = packet[:0]
+			}
+		}
+	}
+}
