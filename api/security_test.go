@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -786,6 +787,62 @@ func TestSecurity_Metrics(t *testing.T) {
 	}
 	if st := get(h2.svc.MetricsURL, ""); st != 200 {
 		t.Errorf("/metrics on %s: %d, want 200", h2.svc.MetricsURL, st)
+	}
+}
+
+// Go's profiles are served on the metricsListen address only: to loopback
+// clients without a metrics key, to the key's bearer with one.
+func TestSecurity_Pprof(t *testing.T) {
+	get := func(url, key string) (int, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cfg := twoOrgConfig(t.TempDir(), "")
+	cfg.MetricsListen = "127.0.0.1:0"
+	h := startServiceConfig(t, cfg, nil)
+	pp := strings.TrimSuffix(h.svc.MetricsURL, "/metrics") + "/debug/pprof/"
+	if st, body := get(pp+"heap?debug=1", ""); st != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("heap profile on the metrics address from loopback: %d %.80q, want 200 and a heap profile", st, body)
+	}
+	if st, body := get(pp+"goroutine?debug=1", ""); st != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("goroutine profile: %d %.80q", st, body)
+	}
+	for _, u := range []string{h.url + "/debug/pprof/heap", h.url + "/debug/pprof/profile?seconds=1"} {
+		if st, _ := get(u, keyA); st != 404 {
+			t.Errorf("%s on the API address: %d, want 404", u, st)
+		}
+	}
+	cfg2 := twoOrgConfig(t.TempDir(), "")
+	cfg2.MetricsListen = "127.0.0.1:0"
+	cfg2.MetricsKey = "metrics-key-0123"
+	h2 := startServiceConfig(t, cfg2, nil)
+	pp2 := strings.TrimSuffix(h2.svc.MetricsURL, "/metrics") + "/debug/pprof/heap?debug=1"
+	for _, c := range []struct {
+		key    string
+		status int
+	}{{"", 401}, {keyA, 401}, {"metrics-key-0123", 200}} {
+		if st, _ := get(pp2, c.key); st != c.status {
+			t.Errorf("pprof with key %q: %d, want %d", c.key, st, c.status)
+		}
+	}
+	// Without a key, a client from another host is refused.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/debug/pprof/heap", nil)
+	req.RemoteAddr = "10.1.2.3:40000"
+	mux := http.NewServeMux()
+	pprofHandlers(mux, "")
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("pprof from 10.1.2.3 without a metrics key: %d, want 403", rec.Code)
 	}
 }
 

@@ -181,13 +181,15 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	root := http.NewServeMux()
 	metrics := metricsGuard(cfg.MetricsKey, s.prom.handler())
 	if cfg.MetricsListen != "" {
-		// /metrics on an address of its own (an internal network), not on Listen.
+		// /metrics (and /debug/pprof/) on an address of its own (an internal
+		// network), not on Listen.
 		ln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
 			return fail(fmt.Errorf("api: metricsListen: %w", err))
 		}
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", metrics)
+		pprofHandlers(mm, cfg.MetricsKey) // pprof.go: profiles here only, never on Listen
 		s.metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 		s.MetricsURL = "http://" + ln.Addr().String() + "/metrics"
 		go s.metrics.Serve(ln)

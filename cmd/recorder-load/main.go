@@ -47,15 +47,16 @@ func main() {
 		extra       = flag.String("recorder-config", "", "YAML appended to the recorder's configuration")
 		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket (webrtc.udpMux)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
+		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
 	)
 	flag.Parse()
-	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *extra, *dir); err != nil {
+	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *extra, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux bool, extra, dir string) error {
+func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux bool, extra, dir, profile string) error {
 	sys := strings.Split(systems, ",")
 	wantJanus := false
 	for i, s := range sys {
@@ -105,6 +106,12 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	cfg := loadtest.Config{
 		Recorder: abs(recorderBin), Janus: janusBin, FFmpeg: ffmpeg, Systems: sys,
 		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux,
+	}
+	if profile != "" {
+		cfg.ProfileDir = abs(profile)
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return err
+		}
 	}
 	if pin {
 		cfg.PinCPU = 0

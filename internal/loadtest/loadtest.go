@@ -58,28 +58,36 @@ type Config struct {
 	// connection.
 	UDPMux  bool
 	Timeout time.Duration // bound on one step; default Warmup+Window+3 min
+	// ProfileDir, when set, receives the recorder's CPU profile over the
+	// window and its heap profile at the window's end (from /debug/pprof/ on
+	// its metricsListen address): <system>-<N>-cpu.pprof and -heap.pprof.
+	// Profiling costs the recorder a little CPU: figures for the table come
+	// from runs without it.
+	ProfileDir string
 }
 
 // Result is one receiver at one N.
 type Result struct {
-	System      string
-	Streams     int // publishers asked for
-	Connected   int // publishers whose media the receiver took
-	Window      time.Duration
-	CPU         time.Duration // receiver CPU over the window
-	RSS         int64         // receiver RSS at the end of the window
-	RSSIdle     int64         // before any stream
-	Threads     int
-	Lost        uint64 // packets the receiver counted lost
-	Late        uint64 // packets dropped late (recorder)
-	DecodeErrs  uint64 // packets the decoder rejected (recorder)
-	Decoded     uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
-	Files       int    // track files written
-	Missing     uint64 // packets missing from the files (holes and short files)
-	MixShort    time.Duration
-	Load1       float64 // the machine's 1-minute load average at the end of the window
-	Err         string  // why the step failed, if it did
-	FilesDetail string
+	System         string
+	Streams        int // publishers asked for
+	Connected      int // publishers whose media the receiver took
+	Window         time.Duration
+	CPU            time.Duration // receiver CPU over the window
+	RSS            int64         // receiver RSS at the end of the window
+	RSSIdle        int64         // before any stream
+	Threads        int
+	Goroutines     int    // the recorder's goroutines at the end of the window (0: not known)
+	GoroutinesIdle int    // before any stream
+	Lost           uint64 // packets the receiver counted lost
+	Late           uint64 // packets dropped late (recorder)
+	DecodeErrs     uint64 // packets the decoder rejected (recorder)
+	Decoded        uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
+	Files          int    // track files written
+	Missing        uint64 // packets missing from the files (holes and short files)
+	MixShort       time.Duration
+	Load1          float64 // the machine's 1-minute load average at the end of the window
+	Err            string  // why the step failed, if it did
+	FilesDetail    string
 }
 
 // CPUPerStreamSecond is the receiver's CPU per stream per second of media,
@@ -107,6 +115,22 @@ func (r Result) RSSPerStream() int64 {
 	return (r.RSS - r.RSSIdle) / int64(r.Connected)
 }
 
+// GoroutinesPerStream is the marginal number of goroutines per stream
+// (the recorder only; 0 where not known).
+func (r Result) GoroutinesPerStream() float64 {
+	if r.Connected == 0 || r.Goroutines == 0 {
+		return 0
+	}
+	return float64(r.Goroutines-r.GoroutinesIdle) / float64(r.Connected)
+}
+
+// profiler is a target that can profile itself (the recorder, through pprof).
+type profiler interface {
+	// profile writes a CPU profile of the next d to cpu, and then a heap
+	// profile to heap.
+	profile(ctx context.Context, d time.Duration, cpu, heap string) error
+}
+
 // target is one receiver under test.
 type target interface {
 	// start starts the receiver process and returns its PID once it serves.
@@ -130,7 +154,10 @@ type closer interface {
 	Close(ctx context.Context) error
 }
 
-type counters struct{ lost, late, decodeErrs, decoded uint64 }
+type counters struct {
+	lost, late, decodeErrs, decoded uint64
+	goroutines                      int // 0: not known
+}
 
 type fileCheck struct {
 	files    int
@@ -253,6 +280,9 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		r.Err = err.Error()
 		return r
 	}
+	if cn, err := t.counters(ctx); err == nil {
+		r.GoroutinesIdle = cn.goroutines
+	}
 
 	snd := newSender(source)
 	defer snd.close()
@@ -295,6 +325,12 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	w0 := time.Now()
+	var profiled chan error
+	if p, ok := t.(profiler); ok && cfg.ProfileDir != "" {
+		profiled = make(chan error, 1)
+		base := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-%d", r.System, n))
+		go func() { profiled <- p.profile(ctx, cfg.Window-time.Second, base+"-cpu.pprof", base+"-heap.pprof") }()
+	}
 	sleep(ctx, cfg.Window)
 	c1, err := cpuTime(pid)
 	if err != nil {
@@ -314,7 +350,12 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		r.Err = "counters: " + err.Error()
 		return r
 	}
-	r.Lost, r.Late, r.DecodeErrs, r.Decoded = cn.lost, cn.late, cn.decodeErrs, cn.decoded
+	r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Goroutines = cn.lost, cn.late, cn.decodeErrs, cn.decoded, cn.goroutines
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			logf("   profile: %v", err)
+		}
+	}
 	fc, err := t.finish(ctx, time.Since(recStart))
 	if err != nil {
 		r.Err = "files: " + err.Error()
@@ -411,16 +452,20 @@ func Table(w io.Writer, results []Result) {
 	}
 	sorted := append([]Result(nil), results...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Streams < sorted[j].Streams })
-	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | lost | late | decode err | decoded | files | missing | mix short | load1 |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | load1 |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range sorted {
 		if r.Err != "" {
-			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
+			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %.2f s | %.1f |\n",
+		g := "–"
+		if r.Goroutines > 0 {
+			g = fmt.Sprintf("%.1f", r.GoroutinesPerStream())
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %.1f |\n",
 			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), ratio(SystemJanus, r), ratio(SystemPion, r),
-			r.RSSPerStream()>>10, r.Threads, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), r.Load1)
+			r.RSSPerStream()>>10, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), r.Load1)
 	}
 }
 

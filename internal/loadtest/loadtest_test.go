@@ -41,6 +41,7 @@ func TestRun_SmallLoad(t *testing.T) {
 	cfg := Config{
 		Recorder: bin, FFmpeg: ffmpeg, Systems: []string{SystemRecorder, SystemRecorderNoMix, SystemPion},
 		Streams: []int{10}, Warmup: time.Second, Window: 3 * time.Second, PinCPU: -1, Dir: dir, Log: &log,
+		ProfileDir: t.TempDir(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -72,6 +73,18 @@ func TestRun_SmallLoad(t *testing.T) {
 		}
 		if r.MixShort > time.Second {
 			t.Errorf("%s: a mix is %v shorter than its recording", r.System, r.MixShort)
+		}
+	}
+	// The recorder's goroutines are counted and it profiled itself.
+	for _, r := range results[:2] {
+		if r.Err == "" && (r.GoroutinesIdle == 0 || r.Goroutines <= r.GoroutinesIdle) {
+			t.Errorf("%s: %d goroutines (idle %d): not counted", r.System, r.Goroutines, r.GoroutinesIdle)
+		}
+		for _, kind := range []string{"cpu", "heap"} {
+			f := filepath.Join(cfg.ProfileDir, r.System+"-10-"+kind+".pprof")
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("%s: no %s profile (%v)", r.System, kind, err)
+			}
 		}
 	}
 	// A recording with mix "none" decodes nothing; one with the mix decodes.

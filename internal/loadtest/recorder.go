@@ -37,6 +37,7 @@ type recorderTarget struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	base   string
+	debug  string // the metricsListen address: /metrics and /debug/pprof/
 	http   *http.Client
 	client *client.Client // the API, with the harness's key
 	api    *webrtc.API
@@ -51,6 +52,11 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	t.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	mport, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	t.debug = fmt.Sprintf("http://127.0.0.1:%d", mport)
 	t.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	t.client = &client.Client{BaseURL: t.base, Key: apiKey, HTTP: t.http}
 	mux := ""
@@ -63,6 +69,7 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 		udp.Close()
 	}
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
+metricsListen: 127.0.0.1:%d
 dataDir: %s
 apiKeys:
   - key: %s
@@ -74,7 +81,7 @@ webrtc:
 %squotas:
   recordings: 100000
   whipSessions: 100000
-%s`, port, filepath.Join(t.dir, "data"), apiKey, t.cfg.Interface, mux, t.cfg.Extra)
+%s`, port, mport, filepath.Join(t.dir, "data"), apiKey, t.cfg.Interface, mux, t.cfg.Extra)
 	path := filepath.Join(t.dir, "recorder.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return 0, err
@@ -164,7 +171,41 @@ func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
 	return counters{
 		lost: uint64(m["recorder_rtp_packets_lost_total"]), late: uint64(m["recorder_rtp_packets_late_dropped_total"]),
 		decodeErrs: uint64(m["recorder_decode_errors_total"]), decoded: uint64(m["recorder_audio_packets_decoded_total"]) - uint64(m["recorder_audio_packets_skipped_total"]),
+		goroutines: int(m["go_goroutines"]),
 	}, nil
+}
+
+func (t *recorderTarget) profile(ctx context.Context, d time.Duration, cpu, heap string) error {
+	secs := max(1, int(d/time.Second))
+	if err := t.fetch(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), cpu); err != nil {
+		return err
+	}
+	return t.fetch(ctx, "/debug/pprof/heap", heap)
+}
+
+// fetch writes what GET path answers on the metrics address to file.
+func (t *recorderTarget) fetch(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.debug+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req) // no timeout: a CPU profile takes its seconds
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d", path, resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (t *recorderTarget) finish(ctx context.Context, recorded time.Duration) (fileCheck, error) {
@@ -276,7 +317,7 @@ func (t *recorderTarget) stop() {
 // metrics returns the recorder's Prometheus samples by name and labels as
 // written ("name{labels}"); a family's samples are also summed under its name.
 func (t *recorderTarget) metrics(ctx context.Context) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.debug+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
