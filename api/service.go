@@ -118,7 +118,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
 		UDPMux: cfg.WebRTC.UDPMux, NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg),
 	}
-	webrtcAPI, udpClose, err := whip.NewAPI(settings)
+	webrtcAPI, audioAPI, udpClose, err := whip.NewAPIs(settings)
 	if err != nil {
 		return fail(err)
 	}
@@ -126,6 +126,7 @@ func NewService(ctx context.Context, cfg *recorder.Config, log *slog.Logger) (*S
 	var srv *Server
 	s.WHIP, err = whip.New(whip.Options{
 		API:       webrtcAPI,
+		AudioAPI:  audioAPI,
 		Authorize: func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
 		Quota:     func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
 		ValidID:   func(id string) error { return recorder.ValidateID("conferenceId", id) },

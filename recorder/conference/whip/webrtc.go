@@ -8,6 +8,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -28,26 +30,29 @@ type Settings struct {
 }
 
 // NewAPI returns a Pion API configured by s: the codecs the recorder can
-// write (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK and RTCP receiver/sender
+// write (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK generation and RTCP receiver
 // reports, and no congestion-control feedback (a recorder only receives, and
 // transport-wide feedback was a third of Pion's receive cost). The returned
 // close function releases a UDP mux, if any.
 func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
-		return nil, nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
-		return nil, nil, err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, nil, err
-	}
+	api, _, closeFn, err = NewAPIs(s)
+	return api, closeFn, err
+}
+
+// NewAPIs returns two Pion APIs configured by s that share one setting
+// engine (and UDP mux): full, as NewAPI's, for offers with video, and audio
+// for offers without: the same codecs without the NACK generator, whose
+// goroutine and 100 ms ticker per PeerConnection only serve video (audio is
+// negotiated without NACK).
+//
+// Neither API has the interceptors of a sender: a recorder sends no media, so
+// Pion's RTCP sender reports and NACK responder (a goroutine and a ticker, and
+// a retransmission buffer per connection) would do nothing.
+func NewAPIs(s Settings) (full, audio *webrtc.API, closeFn func() error, err error) {
 	se := webrtc.SettingEngine{}
 	if s.DTLSServer {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -75,24 +80,62 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 	case s.UDPMux != "":
 		host, port, err := net.SplitHostPort(s.UDPMux)
 		if err != nil {
-			return nil, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
+			return nil, nil, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
+			return nil, nil, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
 		}
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: p})
 		if err != nil {
-			return nil, nil, fmt.Errorf("whip: udpMux: %w", err)
+			return nil, nil, nil, fmt.Errorf("whip: udpMux: %w", err)
 		}
 		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
 		closeFn = conn.Close
 	case s.PortMin != 0 || s.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
-			return nil, nil, fmt.Errorf("whip: udp port range: %w", err)
+			return nil, nil, nil, fmt.Errorf("whip: udp port range: %w", err)
 		}
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), closeFn, nil
+	newAPI := func(withNACK bool) (*webrtc.API, error) {
+		me := &webrtc.MediaEngine{}
+		if err := registerCodecs(me); err != nil {
+			return nil, err
+		}
+		ir := &interceptor.Registry{}
+		if withNACK {
+			gen, err := nack.NewGeneratorInterceptor()
+			if err != nil {
+				return nil, err
+			}
+			ir.Add(gen)
+		}
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(rr)
+		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	}
+	if full, err = newAPI(true); err == nil {
+		audio, err = newAPI(false)
+	}
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, nil, err
+	}
+	return full, audio, closeFn, nil
+}
+
+// HasVideo reports whether an SDP offer has a video media section (even a
+// disabled one).
+func HasVideo(offer string) bool {
+	for line := range strings.Lines(offer) {
+		if strings.HasPrefix(line, "m=video ") {
+			return true
+		}
+	}
+	return false
 }
 
 // registerCodecs registers only the codecs the recorder has writers for, so

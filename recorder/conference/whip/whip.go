@@ -41,6 +41,9 @@ import (
 type Options struct {
 	// API makes the PeerConnections (see NewAPI). Required.
 	API *webrtc.API
+	// AudioAPI, when set, makes the PeerConnections of offers without video
+	// (see NewAPIs: no NACK generator).
+	AudioAPI *webrtc.API
 	// Authorize checks a request's bearer token for publishing p (for DELETE,
 	// the session's own conference, user and type) and returns the
 	// organization it publishes for, or an *AuthError (any other error is a
@@ -285,7 +288,11 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		httperr.Write(w, status, reason, msg)
 		return
 	}
-	pc, err := a.o.API.NewPeerConnection(webrtc.Configuration{})
+	api := a.o.API
+	if a.o.AudioAPI != nil && !HasVideo(offer) {
+		api = a.o.AudioAPI
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		a.release(s)
 		a.log.Error("cannot create a peer connection", "err", err)
