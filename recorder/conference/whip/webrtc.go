@@ -29,30 +29,81 @@ type Settings struct {
 	DTLSServer bool
 }
 
-// NewAPI returns a Pion API configured by s: the codecs the recorder can
-// write (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK generation and RTCP receiver
-// reports, and no congestion-control feedback (a recorder only receives, and
-// transport-wide feedback was a third of Pion's receive cost). The returned
-// close function releases a UDP mux, if any.
+// NewAPI returns a Pion API configured by s, for a peer that may send (the
+// WHIP Client, the dial-out adapters): the codecs the recorder can write
+// (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK and RTCP receiver/sender reports,
+// and no congestion-control feedback (transport-wide feedback was a third of
+// Pion's receive cost). The returned close function releases a UDP mux, if
+// any.
 func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
-	api, _, closeFn, err = NewAPIs(s)
-	return api, closeFn, err
+	se, closeFn, err := settingEngine(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	me := &webrtc.MediaEngine{}
+	ir := &interceptor.Registry{}
+	if err = registerCodecs(me); err == nil {
+		if err = webrtc.ConfigureNack(me, ir); err == nil {
+			err = webrtc.ConfigureRTCPReports(ir)
+		}
+	}
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), closeFn, nil
 }
 
-// NewAPIs returns two Pion APIs configured by s that share one setting
-// engine (and UDP mux): full, as NewAPI's, for offers with video, and audio
-// for offers without: the same codecs without the NACK generator, whose
-// goroutine and 100 ms ticker per PeerConnection only serve video (audio is
-// negotiated without NACK).
-//
-// Neither API has the interceptors of a sender: a recorder sends no media, so
-// Pion's RTCP sender reports and NACK responder (a goroutine and a ticker, and
-// a retransmission buffer per connection) would do nothing.
-func NewAPIs(s Settings) (full, audio *webrtc.API, closeFn func() error, err error) {
-	se := webrtc.SettingEngine{}
+// NewAPIs returns the two receive-only Pion APIs of the WHIP endpoint,
+// configured by s and sharing one setting engine (and UDP mux): video, for
+// offers with video, and audio, for offers without. Both have NewAPI's codecs
+// and RTCP receiver reports but none of a sender's interceptors: the
+// endpoint sends no media, so Pion's RTCP sender reports and NACK responder
+// (a goroutine and a ticker, and a retransmission buffer, per connection)
+// would do nothing. audio also lacks the NACK generator, whose goroutine and
+// 100 ms ticker per connection only serve video (audio is negotiated without
+// NACK).
+func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err error) {
+	se, closeFn, err := settingEngine(s)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	newAPI := func(withNACK bool) (*webrtc.API, error) {
+		me := &webrtc.MediaEngine{}
+		if err := registerCodecs(me); err != nil {
+			return nil, err
+		}
+		ir := &interceptor.Registry{}
+		if withNACK {
+			gen, err := nack.NewGeneratorInterceptor()
+			if err != nil {
+				return nil, err
+			}
+			ir.Add(gen)
+		}
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(rr)
+		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	}
+	if video, err = newAPI(true); err == nil {
+		audio, err = newAPI(false)
+	}
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, nil, err
+	}
+	return video, audio, closeFn, nil
+}
+
+// settingEngine returns the Pion settings of s, and the close function of
+// its UDP mux, if any.
+func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, err error) {
 	if s.DTLSServer {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
-			return nil, nil, nil, err
+			return se, nil, err
 		}
 	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -80,51 +131,24 @@ func NewAPIs(s Settings) (full, audio *webrtc.API, closeFn func() error, err err
 	case s.UDPMux != "":
 		host, port, err := net.SplitHostPort(s.UDPMux)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
+			return se, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
+			return se, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
 		}
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: p})
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("whip: udpMux: %w", err)
+			return se, nil, fmt.Errorf("whip: udpMux: %w", err)
 		}
 		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
 		closeFn = conn.Close
 	case s.PortMin != 0 || s.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
-			return nil, nil, nil, fmt.Errorf("whip: udp port range: %w", err)
+			return se, nil, fmt.Errorf("whip: udp port range: %w", err)
 		}
 	}
-	newAPI := func(withNACK bool) (*webrtc.API, error) {
-		me := &webrtc.MediaEngine{}
-		if err := registerCodecs(me); err != nil {
-			return nil, err
-		}
-		ir := &interceptor.Registry{}
-		if withNACK {
-			gen, err := nack.NewGeneratorInterceptor()
-			if err != nil {
-				return nil, err
-			}
-			ir.Add(gen)
-		}
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(rr)
-		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
-	}
-	if full, err = newAPI(true); err == nil {
-		audio, err = newAPI(false)
-	}
-	if err != nil {
-		_ = closeFn()
-		return nil, nil, nil, err
-	}
-	return full, audio, closeFn, nil
+	return se, closeFn, nil
 }
 
 // HasVideo reports whether an SDP offer has a video media section (even a

@@ -51,12 +51,12 @@ func (s *sink) ConferenceEnded(error) {}
 // and a lookup of the sink of "org/conference".
 func newEndpoint(t *testing.T) (*Adapter, *httptest.Server, func(string) *sink) {
 	t.Helper()
-	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	api, audio, closeFn, err := NewAPIs(Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
-	a, err := New(Options{API: api, Authorize: func(tok string, _ Publish) (string, error) {
+	a, err := New(Options{API: api, AudioAPI: audio, Authorize: func(tok string, _ Publish) (string, error) {
 		switch tok {
 		case "k1":
 			return "org1", nil
@@ -241,7 +241,12 @@ func TestAdapter_EndReleasesPeerConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer closeFn()
-			a, err := New(Options{API: api, ConnectTimeout: time.Hour, Authorize: func(string, Publish) (string, error) { return "org", nil }})
+			recvAPI, audioAPI, closeRecv, err := NewAPIs(Settings{LoopbackOnly: true, UDP4Only: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeRecv()
+			a, err := New(Options{API: recvAPI, AudioAPI: audioAPI, ConnectTimeout: time.Hour, Authorize: func(string, Publish) (string, error) { return "org", nil }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -337,4 +342,23 @@ func FuzzOffer(f *testing.F) {
 			t.Fatalf("offer %q: status %d", offer, w.Code)
 		}
 	})
+}
+
+// An offer with a video section (even a disabled one) gets the API with the
+// NACK generator; one without gets the audio API.
+func TestHasVideo(t *testing.T) {
+	for _, c := range []struct {
+		offer string
+		want  bool
+	}{
+		{"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", false},
+		{"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n", true},
+		{"v=0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\nm=video 0 UDP/TLS/RTP/SAVPF 96\n", true},
+		{"v=0\r\na=x:m=video 9\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", false},
+		{"", false},
+	} {
+		if got := HasVideo(c.offer); got != c.want {
+			t.Errorf("HasVideo(%q) = %t, want %t", c.offer, got, c.want)
+		}
+	}
 }
