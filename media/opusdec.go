@@ -25,8 +25,13 @@ const rewarmPayload = 256
 // packet after a run of skipped ones it decodes the last rewarmFrames of
 // them, discarding the output. CELT-only packets carry no VAD flag and are
 // always decoded. Stereo packets are always decoded (their side channel's
-// flags follow the mid channel's LBRR flag). With skip false it decodes
-// everything.
+// flags follow the mid channel's LBRR flag).
+//
+// At a rate of 16 kHz or less it can also skip the CELT layer of hybrid
+// frames (pion/opus's SetSkipHybridCELT, a local change in
+// third_party/pion-opus): that layer codes only 8 kHz and up, which such an
+// output cannot hold, and its synthesis is about half of a hybrid frame's
+// cost. With both skips off it decodes everything in full.
 //
 // It belongs to the pipeline's reader goroutine; Skipped may be read from
 // any goroutine.
@@ -40,13 +45,15 @@ type opusDecoder struct {
 }
 
 // newOpusDecoder returns a mono decoder to rate (8000, 12000, 16000, 24000 or
-// 48000 Hz).
-func newOpusDecoder(rate int, skip bool) (*opusDecoder, error) {
+// 48000 Hz) that skips inactive packets (skipInactive) and the CELT layer of
+// hybrid frames at rates of 16 kHz or less (skipHybridCELT).
+func newOpusDecoder(rate int, skipInactive, skipHybridCELT bool) (*opusDecoder, error) {
 	dec, err := opus.NewDecoderWithOutput(rate, 1)
 	if err != nil {
 		return nil, err
 	}
-	d := &opusDecoder{dec: dec, rate: rate, skip: skip}
+	dec.SetSkipHybridCELT(skipHybridCELT)
+	d := &opusDecoder{dec: dec, rate: rate, skip: skipInactive}
 	for i := range d.held {
 		d.held[i] = make([]byte, 0, rewarmPayload)
 	}

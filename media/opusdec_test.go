@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // speechPackets returns testdata/speech.ogg's packets: 20 s of
@@ -45,13 +47,15 @@ type fidelity struct {
 	onsetShiftMax float64 // ms: the largest difference in where an onset first passes -40 dBFS
 }
 
-func measureFidelity(t testing.TB, rate int) fidelity {
+// measureFidelity decodes the speech fixture at rate in full and with the
+// given skips, and compares the two.
+func measureFidelity(t testing.TB, rate int, skipInactive, skipHybridCELT bool) fidelity {
 	packets := speechPackets(t)
-	full, err := newOpusDecoder(rate, false)
+	full, err := newOpusDecoder(rate, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	skip, err := newOpusDecoder(rate, true)
+	skip, err := newOpusDecoder(rate, skipInactive, skipHybridCELT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +119,7 @@ func measureFidelity(t testing.TB, rate int) fidelity {
 // (within 1 ms), and what is silenced instead of decoded is below -40 dBFS.
 func TestOpusDecoder_SkipFidelity(t *testing.T) {
 	for _, rate := range []int{8000, 16000, 48000} {
-		f := measureFidelity(t, rate)
+		f := measureFidelity(t, rate, true, false)
 		t.Logf("%d Hz: %.0f %% of packets skipped; SNR %.1f dB on speech frames, %.1f dB overall; loudest skipped frame %.1f dBFS; %d onsets, largest shift %.2f ms",
 			rate, 100*f.skipped, f.snrSpeech, f.snrAll, f.loudestSkip, f.onsets, f.onsetShiftMax)
 		if f.skipped < 0.25 {
@@ -135,7 +139,7 @@ func TestOpusDecoder_SkipFidelity(t *testing.T) {
 
 func TestOpusDecoder_SkipAllocatesNothing(t *testing.T) {
 	packets := speechPackets(t)
-	d, err := newOpusDecoder(8000, true)
+	d, err := newOpusDecoder(8000, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,29 +205,78 @@ func FuzzOpusInactive(f *testing.F) {
 	})
 }
 
+// TestOpusDecoder_SkipHybridCELTFidelity: at the mix's 8 kHz (and at 16 kHz)
+// decoding only the SILK layer of hybrid frames changes nothing a listener of
+// that output hears: the CELT layer codes 8 kHz and up. Against a full decode
+// the speech frames keep an SNR of 40 dB or more, every onset stays where it
+// was, and nothing is silenced; at 48 kHz the setting changes nothing. With
+// both skips (what the mix runs) the speech frames keep 40 dB too.
+func TestOpusDecoder_SkipHybridCELTFidelity(t *testing.T) {
+	hybrid := 0
+	for _, p := range speechPackets(t) {
+		if cfg := p[0] >> 3; cfg >= 12 && cfg <= 15 {
+			hybrid++
+		}
+	}
+	if hybrid < 100 {
+		t.Fatalf("the fixture has %d hybrid packets: it cannot show the CELT skip", hybrid)
+	}
+	for _, c := range []struct {
+		rate     int
+		inactive bool
+	}{{8000, false}, {16000, false}, {8000, true}, {16000, true}} {
+		f := measureFidelity(t, c.rate, c.inactive, true)
+		t.Logf("%d Hz, hybrid CELT skipped (%d hybrid packets), inactive skipped %t: SNR %.1f dB on speech frames, %.1f dB overall; %d onsets, largest shift %.2f ms",
+			c.rate, hybrid, c.inactive, f.snrSpeech, f.snrAll, f.onsets, f.onsetShiftMax)
+		if f.snrSpeech < 40 {
+			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", c.rate, f.snrSpeech)
+		}
+		if f.onsets < 3 || f.onsetShiftMax > 1 {
+			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", c.rate, f.onsets, f.onsetShiftMax)
+		}
+	}
+	// At 48 kHz the CELT layer is heard: the setting leaves it decoded.
+	full, _ := newOpusDecoder(48000, false, false)
+	celt, _ := newOpusDecoder(48000, false, true)
+	a, b := decodeAll(t, full, speechPackets(t)), decodeAll(t, celt, speechPackets(t))
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("48 kHz: sample %d differs (%d, %d) with SetSkipHybridCELT", i, a[i], b[i])
+		}
+	}
+}
+
 // BenchmarkOpusDecoder_Speech decodes 20 s of speech with pauses (32 kbit/s,
 // as a browser sends) at the mix rate, in full and skipping inactive
-// packets; ns/op is per 20 ms packet.
+// packets, skipping the CELT layer of hybrid frames, and both (what the mix
+// runs); ns/op and cpu-µs/packet (the thread's CPU time) are per 20 ms packet.
 func BenchmarkOpusDecoder_Speech(b *testing.B) {
 	packets := speechPackets(b)
 	for _, rate := range []int{8000, 48000} {
 		for _, mode := range []struct {
-			name string
-			skip bool
-		}{{"full", false}, {"skip", true}} {
+			name           string
+			inactive, celt bool
+		}{{"full", false, false}, {"skip", true, false}, {"celt", false, true}, {"both", true, true}} {
 			b.Run(fmt.Sprintf("%s/rate=%d", mode.name, rate), func(b *testing.B) {
-				d, err := newOpusDecoder(rate, mode.skip)
+				d, err := newOpusDecoder(rate, mode.inactive, mode.celt)
 				if err != nil {
 					b.Fatal(err)
 				}
 				buf := make([]int16, 5760)
 				i := 0
 				b.ReportAllocs()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				c0, ok0 := threadCPU()
 				for b.Loop() {
 					if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
 						b.Fatal(err)
 					}
 					i++
+				}
+				// The thread's CPU per packet: the figure on a shared machine.
+				if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
+					b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(i), "cpu-µs/packet")
 				}
 			})
 		}

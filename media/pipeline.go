@@ -38,8 +38,9 @@ type AudioPipelineConfig struct {
 	// MaxSkew is the largest sender clock error absorbed by resampling;
 	// default 5 % (the issue asks for 0.5 %; real senders stay far below).
 	MaxSkew float64
-	// DecodeAll decodes every Opus packet; by default inactive ones (SILK
-	// VAD flags clear, DTX) play as silence undecoded (opusdec.go).
+	// DecodeAll decodes every Opus packet in full; by default inactive ones
+	// (SILK VAD flags clear, DTX) play as silence undecoded, and at 16 kHz or
+	// less the CELT layer of hybrid frames is not decoded (opusdec.go).
 	DecodeAll bool
 }
 
@@ -227,7 +228,7 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 	}
 	switch cfg.Codec {
 	case CodecOpus:
-		dec, err := newOpusDecoder(cfg.SampleRate, !cfg.DecodeAll)
+		dec, err := newOpusDecoder(cfg.SampleRate, !cfg.DecodeAll, !cfg.DecodeAll)
 		if err != nil {
 			return nil, fmt.Errorf("%w: opus at %d Hz: %v", ErrCodec, cfg.SampleRate, err)
 		}
