@@ -60,7 +60,8 @@ type Config struct {
 	Timeout time.Duration // bound on one step; default Warmup+Window+3 min
 	// ProfileDir, when set, receives the recorder's CPU profile over the
 	// window and its heap profile at the window's end (from /debug/pprof/ on
-	// its metricsListen address): <system>-<N>-cpu.pprof and -heap.pprof.
+	// its metricsListen address): <system>-<N>-cpu.pprof and -heap.pprof, and
+	// its goroutines by stack, -goroutines.txt.
 	// Profiling costs the recorder a little CPU: figures for the table come
 	// from runs without it.
 	ProfileDir string

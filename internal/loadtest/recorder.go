@@ -180,7 +180,11 @@ func (t *recorderTarget) profile(ctx context.Context, d time.Duration, cpu, heap
 	if err := t.fetch(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), cpu); err != nil {
 		return err
 	}
-	return t.fetch(ctx, "/debug/pprof/heap", heap)
+	if err := t.fetch(ctx, "/debug/pprof/heap", heap); err != nil {
+		return err
+	}
+	// Where the goroutines are (text: counts by stack).
+	return t.fetch(ctx, "/debug/pprof/goroutine?debug=1", strings.TrimSuffix(heap, "-heap.pprof")+"-goroutines.txt")
 }
 
 // fetch writes what GET path answers on the metrics address to file.
