@@ -32,11 +32,6 @@ import (
 // shifted, so each track is placed at its offset less the pauses before it,
 // and the mix is shorter by the paused time).
 func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
-	switch rate {
-	case 8000, 16000, 48000:
-	default:
-		return nil, fmt.Errorf("composition: mix rate %d is not 8000, 16000 or 48000", rate)
-	}
 	f, err := os.Open(manifestPath)
 	if err != nil {
 		return nil, fmt.Errorf("composition: %w", err)
@@ -46,7 +41,18 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(manifestPath)
+	return MixManifest(m, filepath.Dir(manifestPath), out, rate)
+}
+
+// MixManifest is MixOffline for a manifest already read, whose files are in
+// dir. The composite video mixes a recording without a live mix ("mix":
+// "none") with it.
+func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
+	switch rate {
+	case 8000, 16000, 48000:
+	default:
+		return nil, fmt.Errorf("composition: mix rate %d is not 8000, 16000 or 48000", rate)
+	}
 	skip := m.PauseBehavior == media.PauseSkip
 	// at maps seconds of the recording's wall-clock timeline to a sample of
 	// the mix: less the skipped pauses before it.

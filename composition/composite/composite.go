@@ -144,17 +144,24 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	}
 	if mix != "" {
 		if _, err := os.Stat(mix); err != nil {
-			o.Logger.Warn("composite: no mix: the composite has no audio", "err", err)
+			o.Logger.Warn("composite: the mix is missing: mixing the tracks", "err", err)
 			mix = ""
 		}
 	}
-	g := buildGraph(p, mix != "")
-
 	work, err := os.MkdirTemp(filepath.Dir(out), ".composite-")
 	if err != nil {
 		return nil, fmt.Errorf("composite: %w", err)
 	}
 	defer os.RemoveAll(work)
+	if mix == "" && hasAudio(m) {
+		// No live mix ("mix": "none", or lost): the tracks are mixed here,
+		// each placed where the live mix would have put it (its mediaOffset).
+		mix = filepath.Join(work, composition.MixFile)
+		if _, err := composition.MixManifest(m, dir, mix, offlineMixRate); err != nil {
+			return nil, fmt.Errorf("composite: mixing the tracks: %w", err)
+		}
+	}
+	g := buildGraph(p, mix != "")
 	if err := os.Symlink(font, filepath.Join(work, fontFile)); err != nil {
 		return nil, fmt.Errorf("composite: font: %w", err)
 	}
@@ -203,6 +210,21 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	o.Logger.Info("composite written", "file", out, "layout", s.Layout, "duration", p.dur, "tiles", shown,
 		"elapsed", res.Elapsed.Round(time.Millisecond), "cpu", res.CPU.Round(time.Millisecond))
 	return res, nil
+}
+
+// offlineMixRate is the sample rate of the mix the composite makes itself
+// for a recording without one: wideband speech, a third of the memory of
+// 48 kHz (MixManifest holds the whole mix).
+const offlineMixRate = 16000
+
+// hasAudio reports whether m lists an audio track.
+func hasAudio(m *composition.Manifest) bool {
+	for _, t := range m.Tracks {
+		if t.Kind == "AUDIO" {
+			return true
+		}
+	}
+	return false
 }
 
 func (o Options) withDefaults() Options {

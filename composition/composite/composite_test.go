@@ -36,6 +36,7 @@ type part struct {
 	loudUntil float64 // speaker test: the tone stops here (0: plays throughout)
 	loudFrom  float64 // speaker test: the tone starts here
 	screen    bool    // a screen share (video only, stream type SCREEN)
+	audioLag  float64 // the audio file's first sample, seconds after the track start (its mediaOffset)
 }
 
 type fixture struct {
@@ -43,6 +44,7 @@ type fixture struct {
 	length    float64 // seconds
 	pause     *span   // paused interval (pauseBehavior silence)
 	blackouts []composition.Interval
+	noMix     bool // recorded with "mix": "none": no mix.wav
 }
 
 const mixRate = 8000
@@ -93,18 +95,21 @@ func (f *fixture) write(t testing.TB, dir string) string {
 		if p.screen {
 			stream, typ = p.user+"-screen", "SCREEN"
 		}
-		audio := "tracks/" + p.user + "-audio.ogg"
-		if p.screen {
-			goto video
+		if !p.screen {
+			audio := "tracks/" + p.user + "-audio.ogg"
+			ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d-p.audioLag, vol),
+				"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
+			tr := composition.Track{StreamID: stream, TrackID: "audio", UserID: p.user, StreamType: typ,
+				Kind: "AUDIO", Codec: "audio/opus", File: audio, Offset: p.from, Duration: d}
+			if p.audioLag > 0 {
+				zero := p.from + p.audioLag
+				tr.MediaOffset = &zero
+			}
+			m.Tracks = append(m.Tracks, tr)
+			if p.color == "" {
+				continue
+			}
 		}
-		ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d, vol),
-			"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
-		m.Tracks = append(m.Tracks, composition.Track{StreamID: stream, TrackID: "audio", UserID: p.user, StreamType: typ,
-			Kind: "AUDIO", Codec: "audio/opus", File: audio, Offset: p.from, Duration: d})
-		if p.color == "" {
-			continue
-		}
-	video:
 		video := "tracks/" + stream + "-video.webm"
 		rate := cmp.Or(p.rate, 15)
 		src := fmt.Sprintf("color=c=%s:s=%s:r=%d:d=%g,drawtext=fontfile=%s:text=%%{n}:fontsize=40:x=20:y=20", p.color, p.size, rate, d-p.videoLag, FontFiles[0])
@@ -116,6 +121,13 @@ func (f *fixture) write(t testing.TB, dir string) string {
 			"-output_ts_offset", strconv.FormatFloat(p.videoLag, 'f', 3, 64), filepath.Join(dir, video))
 		m.Tracks = append(m.Tracks, composition.Track{StreamID: stream, TrackID: "video", UserID: p.user, StreamType: typ,
 			Kind: "VIDEO", Codec: "video/VP8", File: video, Offset: p.from, Duration: d})
+	}
+	path := filepath.Join(dir, composition.ManifestFile)
+	if f.noMix {
+		if err := composition.WriteManifest(path, m); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
 	// The mix, as the recorder's mixer makes it.
 	n := int(f.length * mixRate)
@@ -146,7 +158,6 @@ func (f *fixture) write(t testing.TB, dir string) string {
 	if m.Mix, err = composition.ReadMix(filepath.Join(dir, composition.MixFile)); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, composition.ManifestFile)
 	if err := composition.WriteManifest(path, m); err != nil {
 		t.Fatal(err)
 	}
@@ -401,6 +412,72 @@ func TestCompose_Grid(t *testing.T) {
 		t.Errorf("A/V offset %.0f ms (flash %.3fs, beep %.3fs), want within 40 ms", d*1000, flash, beep)
 	}
 	t.Logf("A/V: flash %.3fs, beep %.3fs, offset %+.0f ms", flash, beep, (flash-beep)*1000)
+}
+
+// TestCompose_MixNone: a recording made with "mix": "none" has no mix.wav;
+// the composite mixes the tracks itself, each placed at its mediaOffset
+// (where the live mix would have put it), with the pause silent and the
+// blacked-out participant silent, and lasts the recording's length.
+func TestCompose_MixNone(t *testing.T) {
+	f := &fixture{
+		length: 10,
+		noMix:  true,
+		parts: []part{
+			{user: "alice", color: "red", size: "320x240", freq: 440, from: 0, to: 8},
+			{user: "bob", color: "blue", size: "320x180", freq: 880, from: 2, to: 10, audioLag: 0.4},
+			{user: "carol", freq: 1320, from: 0, to: 6},
+		},
+		pause:     &span{4.5, 5.5},
+		blackouts: []composition.Interval{{UserID: "bob", Start: 6.4, End: 7.4}},
+	}
+	dir := t.TempDir()
+	manifest := f.write(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, composition.MixFile)); !os.IsNotExist(err) {
+		t.Fatalf("the fixture has a mix: %v", err)
+	}
+	const W, H, fps = 640, 360, 15
+	out, res := compose(t, manifest, Settings{Layout: LayoutGrid, Width: W, Height: H, FPS: fps})
+	if res.Tiles != 3 || !res.Audio {
+		t.Errorf("result %+v: want 3 tiles and audio", res)
+	}
+	checkProbe(t, out, W, H, fps, f.length)
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 { // manifest.json, tracks, composite.mp4
+		t.Errorf("the recording's directory holds %d entries, want 3 (no mix left beside it)", len(entries))
+	}
+
+	pcm := mediatest.Decode(t, out, mixRate)
+	if got, want := float64(len(pcm))/mixRate, f.length; math.Abs(got-want) > want*0.001 {
+		t.Errorf("audio lasts %.4fs, want %.3fs ±0.1%%", got, want)
+	}
+	for _, c := range []struct {
+		from, to float64
+		freq     float64
+		want     bool
+	}{
+		{0.5, 1.5, 440, true}, {0.5, 1.5, 1320, true}, {0.5, 1.5, 880, false},
+		{2.05, 2.35, 880, false}, // bob's file begins at his mediaOffset (2.4 s), not his offset
+		{2.5, 3.0, 880, true}, {2.5, 3.0, 1320, true}, {2.5, 3.0, 440, true},
+		{4.7, 5.3, 440, false}, {4.7, 5.3, 880, false}, {4.7, 5.3, 1320, false},
+		{5.6, 5.95, 1320, true},
+		{6.6, 7.2, 440, true}, {6.6, 7.2, 880, false}, {6.6, 7.2, 1320, false},
+		{7.6, 7.95, 880, true},
+		{8.5, 9.5, 880, true}, {8.5, 9.5, 440, false},
+	} {
+		if got := toneIn(pcm, mixRate, c.freq, c.from, c.to); got != c.want {
+			t.Errorf("%g Hz in %.2f–%.2fs: %v, want %v", c.freq, c.from, c.to, got, c.want)
+		}
+	}
+	// Bob's tone starts where his file starts: within 20 ms of 2.4 s.
+	onset := -1.0
+	for i := int(2.2 * mixRate); i+80 <= int(2.8*mixRate); i += 8 {
+		if mediatest.ToneLevel(pcm[i:i+80], mixRate, 880) > -30 {
+			onset = float64(i+40) / mixRate
+			break
+		}
+	}
+	if math.Abs(onset-2.4) > 0.020 {
+		t.Errorf("bob's tone starts at %.3fs, want 2.400s (his mediaOffset) ±20 ms", onset)
+	}
 }
 
 // TestCompose_Speaker: the main area follows who speaks, with the other in
