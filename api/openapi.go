@@ -18,3 +18,8 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(openAPIDocument)
 }
+
+// OpenAPIDocument returns api/openapi.json, the document served at
+// /openapi.json (the caller must not modify it): tests of the CLI validate
+// their exchanges with a `recorder serve` process against it.
+func OpenAPIDocument() []byte { return openAPIDocument }

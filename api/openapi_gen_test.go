@@ -576,7 +576,7 @@ func TestOpenAPI_EveryRoute(t *testing.T) {
 	}
 	star := regexp.MustCompile(`\{[^}]*\}`)
 	var docPaths []string // METHOD path, params as *
-	for path, item := range doc.Paths.Map() {
+	for path, item := range doc.T.Paths.Map() {
 		for method := range item.Operations() {
 			docPaths = append(docPaths, method+" "+star.ReplaceAllString(path, "*"))
 		}

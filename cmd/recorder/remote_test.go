@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/client"
+	"github.com/rtcrec/recorder/internal/contract"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -94,6 +96,17 @@ func TestCLI_Client(t *testing.T) {
 	t.Setenv("RECORDER_SERVER", s.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Every exchange of the subcommands with the server is validated
+	// against api/openapi.json when the test ends.
+	doc, err := contract.Load(api.OpenAPIDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := func(rt http.RoundTripper) *http.Client {
+		return &http.Client{Transport: contract.Transport(t, doc, s.url, rt)}
+	}
+	httpClient = checked(nil)
+	t.Cleanup(func() { httpClient = &http.Client{} })
 
 	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
@@ -175,8 +188,7 @@ func TestCLI_Client(t *testing.T) {
 	}
 	target := filepath.Join(t.TempDir(), "dl")
 	rt := &recordingTransport{breakOn: "/" + filepath.Base(tracks[1]), breakAt: 4000}
-	httpClient = &http.Client{Transport: rt}
-	t.Cleanup(func() { httpClient = &http.Client{} })
+	httpClient = checked(rt)
 	code, _, errs = cli(t, "download", "-o", target, ref)
 	if code == 0 {
 		t.Fatalf("the interrupted download exited 0:\n%s", errs)
@@ -189,7 +201,7 @@ func TestCLI_Client(t *testing.T) {
 	}
 
 	rt2 := &recordingTransport{}
-	httpClient = &http.Client{Transport: rt2}
+	httpClient = checked(rt2)
 	code, out, errs = cli(t, "download", "--json", "-o", target, ref)
 	if code != 0 {
 		t.Fatalf("the second download: exit %d\n%s%s", code, out, errs)
@@ -238,7 +250,7 @@ func TestCLI_Client(t *testing.T) {
 
 	// A third run fetches no media at all.
 	rt3 := &recordingTransport{}
-	httpClient = &http.Client{Transport: rt3}
+	httpClient = checked(rt3)
 	if code, out, errs := cli(t, "download", "-o", target, ref); code != 0 || strings.Count(out, "already complete") != 4 {
 		t.Errorf("a third download: exit %d\n%s%s", code, out, errs)
 	}
