@@ -131,7 +131,15 @@ func Transport(t testing.TB, doc *Doc, server string, rt http.RoundTripper) http
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return &transport{c: newCheck(t, doc), server: strings.TrimSuffix(server, "/"), next: rt}
+	c := newCheck(t, doc)
+	t.Cleanup(func() { // runs before the validation: a check that saw nothing is no check
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.seen) == 0 {
+			t.Errorf("contract: no exchange with %s was seen: the client talks to another server", server)
+		}
+	})
+	return &transport{c: c, server: strings.TrimSuffix(server, "/"), next: rt}
 }
 
 type transport struct {
