@@ -258,6 +258,7 @@ func TestEndToEnd_CompositeVideo(t *testing.T) {
 		t.Fatalf("manifest: bob at %.2f s, carol leaves at %.2f s, pauses %+v", bobIn, carolOut, man.Pauses)
 	}
 	pause := man.Pauses[0]
+	logPlacement(t, &man, "alice")
 	t.Logf("bob joins %.2f s, pause %.2f–%.2f s, carol leaves %.2f s, length %.2f s", bobIn, pause.Start, pause.End, carolOut, length)
 	if d := os.Getenv("COMPOSITE_E2E_KEEP"); d != "" { // for a look at what the test saw
 		os.WriteFile(filepath.Join(d, "manifest.json"), fetch(t, comp.Composition.Manifest.URL), 0o600)
@@ -379,6 +380,33 @@ func TestEndToEnd_CompositeVideo(t *testing.T) {
 	pb := chromiumPlayURL(t, video.URL)
 	if !pb.Ended || pb.Err != "" || pb.Width != W || pb.Height != H || math.Abs(pb.Duration-dur) > 0.1 {
 		t.Errorf("chromium: %+v, want %dx%d played to its end (%.2f s)", pb, W, H, dur)
+	}
+}
+
+// logPlacement logs where user's tracks lie on the recording's timeline:
+// the audio where the mix put it, the video by its arrival and by the
+// sender's clock (what the composite uses when the sender reported it).
+func logPlacement(t *testing.T, man *composition.Manifest, user string) {
+	var audio *composition.Track
+	for i, tr := range man.Tracks {
+		if tr.UserID == user && tr.Kind == "AUDIO" {
+			audio = &man.Tracks[i]
+		}
+	}
+	for _, tr := range man.Tracks {
+		if tr.UserID != user || tr.Kind != "VIDEO" || tr.MediaOffset == nil || audio == nil || audio.MediaOffset == nil {
+			continue
+		}
+		vs, vok := tr.Timing.Sent()
+		as, aok := audio.Timing.Sent()
+		if !vok || !aok {
+			t.Logf("%s: audio at %.4f s, video at %.4f s by arrival; no sender reports", user, *audio.MediaOffset, *tr.MediaOffset)
+			continue
+		}
+		bySR := *audio.MediaOffset + vs.Sub(as).Seconds()
+		t.Logf("%s: audio at %.4f s (mix), video at %.4f s by arrival, %.4f s by the sender's clock (%+.1f ms); audio sent %+.1f ms from where the mix put it",
+			user, *audio.MediaOffset, *tr.MediaOffset, bySR, (bySR-*tr.MediaOffset)*1000,
+			(as.Sub(man.Started).Seconds()-*audio.MediaOffset)*1000)
 	}
 }
 

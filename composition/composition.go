@@ -144,6 +144,17 @@ type TrackTiming struct {
 	SenderReportRTP uint32     `json:"senderReportRtp,omitempty"`
 }
 
+// Sent returns when the file's first sample was sent, on the sender's wall
+// clock, by its latest sender report; ok is false without one (or without
+// t).
+func (t *TrackTiming) Sent() (time.Time, bool) {
+	if t == nil || t.SenderReportNTP == nil || t.ClockRate == 0 {
+		return time.Time{}, false
+	}
+	d := float64(int32(t.RTPZero-t.SenderReportRTP)) / float64(t.ClockRate)
+	return t.SenderReportNTP.Add(time.Duration(d * float64(time.Second))), true
+}
+
 // Interval is a time span relative to the recording's start, in seconds: a
 // pause (the whole recording) or a blackout (one participant, UserID).
 // MixStart and MixEnd are its positions in the mix's timeline, in seconds

@@ -201,11 +201,14 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 			cur.to = p.tl.frame(p.tl.out(curEnd))
 			at := p.tl.out(mb.from)
 			if mb.t.Kind == "AUDIO" {
+				if zero := mb.t.MediaOffset; zero != nil && *zero >= mb.t.Offset && *zero <= wallEnd {
+					at = p.tl.out(*zero) // where the mix put its first sample
+				}
 				cur.audio = append(cur.audio, audioTrack{file: mb.t.File, at: at})
 				continue
 			}
-			if zero := mb.t.MediaOffset; zero != nil && *zero >= mb.t.Offset && *zero <= wallEnd {
-				at = p.tl.out(*zero) // the file's time zero is its first packet, not the track's start
+			if zero, ok := videoZero(m, mb.t); ok && zero >= mb.t.Offset-1 && zero <= wallEnd {
+				at = p.tl.out(zero) // the file's time zero is its first packet, not the track's start
 			}
 			if vi := probe(mb.t.File); vi.ok && vi.w > 0 && vi.h > 0 {
 				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h})
@@ -232,6 +235,45 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 		}
 	}
 	return p, nil
+}
+
+// videoZero returns where a video track's file begins on the recording's
+// timeline (seconds from its start): by its sender's clock when the sender
+// reported it for this track and for an audio track of the same stream, so
+// that the picture keeps the distance to the sound that it had when both
+// were captured; otherwise the file's own time zero (mediaOffset: the least
+// late arrival of its first packets).
+//
+// The audio track's mediaOffset is where the mix put its first sample, by
+// the same sender's report or by arrival; the video goes where the sender's
+// clock puts it relative to that: mediaOffset(audio) + (sent(video) −
+// sent(audio)), sent being the instant each file's first sample was sent by
+// the sender's RTCP sender report (composition.TrackTiming). A report that
+// places the video more than a second from its arrival is not believed.
+func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
+	arrival, ok := 0.0, v.MediaOffset != nil
+	if ok {
+		arrival = *v.MediaOffset
+	}
+	vs, vok := v.Timing.Sent()
+	if !vok || v.StreamID == "" {
+		return arrival, ok
+	}
+	for _, a := range m.Tracks {
+		if a.Kind != "AUDIO" || a.StreamID != v.StreamID || a.MediaOffset == nil {
+			continue
+		}
+		as, aok := a.Timing.Sent()
+		if !aok {
+			continue
+		}
+		zero := *a.MediaOffset + vs.Sub(as).Seconds()
+		if ok && math.Abs(zero-arrival) > 1 {
+			return arrival, true // the sender's clocks disagree with the arrivals: not one clock
+		}
+		return zero, true
+	}
+	return arrival, ok
 }
 
 // turn is a change of active speaker at a frame.

@@ -3,6 +3,7 @@ package composite
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,44 @@ func FuzzPlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVideoZero_BySendersClock: a video track is placed by its sender's
+// clock relative to the audio of its stream (where the mix put it), not by
+// its own arrival; without sender reports, or with reports that disagree
+// with the arrivals by more than a second, by its arrival.
+func TestVideoZero_BySendersClock(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	ntp := time.Date(2026, 3, 1, 10, 0, 30, 0, time.UTC)
+	audio := composition.Track{StreamID: "s1", Kind: "AUDIO", MediaOffset: f(1.000),
+		// The first sample (RTP 8000) was sent 1 s before the report (RTP 16000 at ntp).
+		Timing: &composition.TrackTiming{ClockRate: 8000, RTPZero: 8000, SenderReportNTP: &ntp, SenderReportRTP: 16000}}
+	// The video's first frame was sent 0.250 s after the audio's first
+	// sample (0.750 s before the report; the RTP clock wraps in between),
+	// and arrived late: its own time zero says 1.400 s.
+	zero := uint32(0xffff0000)
+	video := composition.Track{StreamID: "s1", Kind: "VIDEO", MediaOffset: f(1.400),
+		Timing: &composition.TrackTiming{ClockRate: 90000, RTPZero: zero, SenderReportNTP: &ntp, SenderReportRTP: zero + 67500}}
+	m := &composition.Manifest{Tracks: []composition.Track{audio, video}}
+	if got, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
+		t.Errorf("by the sender's clock: %.4f %v, want 1.250", got, ok)
+	}
+	for what, c := range map[string]func(m *composition.Manifest, v *composition.Track){
+		"no report for the video":      func(m *composition.Manifest, v *composition.Track) { v.Timing.SenderReportNTP = nil },
+		"no report for the audio":      func(m *composition.Manifest, v *composition.Track) { m.Tracks[0].Timing = nil },
+		"audio of another stream only": func(m *composition.Manifest, v *composition.Track) { m.Tracks[0].StreamID = "s2" },
+		"a clock 5 s off the arrivals": func(m *composition.Manifest, v *composition.Track) { v.Timing.SenderReportRTP -= 5 * 90000 },
+	} {
+		v := video
+		tv := *video.Timing
+		v.Timing = &tv
+		a := audio
+		ta := *audio.Timing
+		a.Timing = &ta
+		m := &composition.Manifest{Tracks: []composition.Track{a, v}}
+		c(m, &v)
+		if got, ok := videoZero(m, v); !ok || got != 1.400 {
+			t.Errorf("%s: %.4f %v, want its arrival 1.400", what, got, ok)
+		}
+	}
 }
