@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // CompositeConfig tunes composite videos (config key composite).
@@ -94,6 +96,7 @@ func (m *Manager) compositeSettings(applicationID string, req *composite.Setting
 func (m *Manager) startComposites(ctx context.Context) error {
 	c := m.cfg.Composite
 	run := m.runComposite
+	wake := make(chan struct{}, 1) // composite.fleet take: look for the fleet's jobs now
 	if c.Fleet == CompositeFleetTake {
 		run = func(ctx context.Context, id string) error {
 			err := m.runComposite(ctx, id)
@@ -101,6 +104,7 @@ func (m *Manager) startComposites(ctx context.Context) error {
 				if ferr := m.store.FinishComposite(context.WithoutCancel(ctx), id); ferr != nil {
 					m.log.Warn("fleet composite job not removed", "instanceId", id, "err", ferr)
 				}
+				signal(wake) // a worker is free
 			}
 			return err
 		}
@@ -117,18 +121,49 @@ func (m *Manager) startComposites(ctx context.Context) error {
 		m.fleetTaker = func() { cancel(); <-done }
 		go func() {
 			defer close(done)
-			m.takeFleetComposites(tctx)
+			m.takeFleetComposites(tctx, wake)
 		}()
 	}
 	return nil
 }
 
+// signal wakes whoever waits on ch (a channel of one), without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// fleetPoll is how often a composition instance looks for the fleet's
+// composite jobs without being told: a notification lost while its
+// listening connection was down is found this late at most.
+const fleetPoll = 10 * time.Second
+
 // takeFleetComposites is the loop of a composition instance: while its own
 // queue has a free worker it claims the fleet's oldest composite job and
-// queues it (persisted: a restart runs it again).
-func (m *Manager) takeFleetComposites(ctx context.Context) {
+// queues it (persisted: a restart runs it again). It looks when a job is
+// enqueued anywhere in the fleet (PostgreSQL NOTIFY on
+// store.CompositeChannel), when one of its workers is free (wake), once
+// its listening starts, and every fleetPoll (Options.FleetPoll in tests).
+func (m *Manager) takeFleetComposites(ctx context.Context, wake chan struct{}) {
+	go func() {
+		for ctx.Err() == nil {
+			err := m.store.Listen(ctx, store.CompositeChannel, func() { signal(wake) }, func(string) { signal(wake) })
+			if errors.Is(err, store.ErrNoNotify) {
+				return
+			}
+			if ctx.Err() == nil {
+				m.log.Warn("fleet composite jobs: listening again", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 	workers := max(1, m.cfg.Composite.Workers)
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(cmp.Or(m.fleetPoll, fleetPoll))
 	defer tick.Stop()
 	for {
 		for {
@@ -155,6 +190,7 @@ func (m *Manager) takeFleetComposites(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
 		case <-tick.C:
 		}
 	}

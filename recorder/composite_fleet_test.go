@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/pgtest"
@@ -35,6 +36,9 @@ func fleetManager(t *testing.T, dsn, recorderID, fleet, storageDir string, log *
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: recorderID, Events: log,
 		Adapters: map[string]conference.Adapter{"fake": fa},
+		// No polling within a test: a composition instance takes a job
+		// because the fleet's notification told it to.
+		FleetPoll: time.Hour,
 		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) {
 			return filestore.OpenBucket(context.Background(), filestore.Options{Dir: storageDir, CreateDir: true})
 		}})
@@ -50,7 +54,9 @@ func fleetManager(t *testing.T, dsn, recorderID, fleet, storageDir string, log *
 // the fleet; the instance configured with take (which records nothing)
 // makes it from the stored files: PENDING from the first, PROCESSING and
 // COMPLETED from the second, composite.mp4 uploaded with size and checksum,
-// nothing composed or kept by the first, the job gone afterwards.
+// nothing composed or kept by the first, the job gone afterwards. The
+// composition instance does not poll (FleetPoll is an hour): it takes the
+// job on the fleet's notification (LISTEN/NOTIFY).
 func TestManager_CompositeOnTheFleetsCompositionInstance(t *testing.T) {
 	testenv.LookPath(t, "ffmpeg")
 	dsn := pgtest.Start(t).NewDatabase(t)

@@ -49,6 +49,10 @@ type Options struct {
 	// StreamLoad, when set, returns the streams connected to a listening
 	// adapter (the WHIP endpoint's sessions): part of Load.
 	StreamLoad func() int
+	// FleetPoll, on a composition instance (composite.fleet: take), is how
+	// often it looks for the fleet's jobs without a notification; 10 s
+	// when 0 (tests lengthen it to show the notifications work).
+	FleetPoll time.Duration
 }
 
 // Manager owns the recordings of this process. It is safe for concurrent use.
@@ -75,7 +79,8 @@ type Manager struct {
 	up       uploads          // the persisted upload queue
 	// composites is the persisted composite video queue.
 	composites *composite.Queue
-	fleetTaker func() // stops taking the fleet's composite jobs (composite.fleet: take)
+	fleetTaker func()        // stops taking the fleet's composite jobs (composite.fleet: take)
+	fleetPoll  time.Duration // Options.FleetPoll
 	hooks      Hooks
 	met        metricsState // media counters
 }
@@ -87,7 +92,7 @@ func NewManager(ctx context.Context, o Options) (*Manager, error) {
 		return nil, errors.New("recorder: Options need Config, Store and RecorderID")
 	}
 	m := &Manager{
-		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters, streamLoad: o.StreamLoad,
+		cfg: o.Config, store: o.Store, recorderID: o.RecorderID, adapters: o.Adapters, streamLoad: o.StreamLoad, fleetPoll: o.FleetPoll,
 		openBucket: o.OpenBucket, remote: o.Remote, log: o.Logger, now: o.Now, hooks: o.Hooks,
 		active: map[string]*Session{}, rooms: map[roomKey]*room{}, buckets: map[string]*storage.Bucket{},
 	}

@@ -2,7 +2,9 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -141,27 +143,47 @@ func (m *Manager) modify(ctx context.Context, org, conv, rid, iid string, fn fun
 	}
 	m.lc.storedMu.Lock()
 	defer m.lc.storedMu.Unlock()
-	sr, err := m.store.Get(ctx, org, iid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNotFound
-	}
+	old, r, err := m.modifyStored(ctx, org, iid, fn)
 	if err != nil {
-		return nil, err
-	}
-	r, err := decode(sr)
-	if err != nil {
-		return nil, err
-	}
-	old := r.clone() // before fn: changed publishes what fn changed
-	if err := fn(r); err != nil {
-		return nil, err
-	}
-	r.Updated = m.now()
-	if err := m.put(ctx, r); err != nil {
 		return nil, err
 	}
 	m.changed(old, r)
 	return r, nil
+}
+
+// modifyStored applies fn to the stored recording iid of org (every
+// organization's when org is empty) and stores it, in one store
+// transaction that holds the recording: another instance of the fleet
+// changing it at the same time (a composition instance, the instance that
+// made it recording a late upload) waits, and then sees this change. It
+// returns the recording before and after fn.
+func (m *Manager) modifyStored(ctx context.Context, org, iid string, fn func(r *Recording) error) (old, r *Recording, err error) {
+	err = m.store.Modify(ctx, iid, func(sr *store.Record) error {
+		if org != "" && sr.OrganizationID != org {
+			return ErrNotFound
+		}
+		if r, err = decode(sr); err != nil {
+			return err
+		}
+		old = r.clone() // before fn: changed publishes what fn changed
+		if err := fn(r); err != nil {
+			return err
+		}
+		r.Updated = m.now()
+		data, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("recorder: marshal %s: %w", r.InstanceID, err)
+		}
+		sr.State, sr.Data = string(r.State), data
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return old, r, nil
 }
 
 // sessions returns the running sessions of org (of conference conf, unless empty).

@@ -346,21 +346,18 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 		}
 		return err
 	}
-	sr, err := m.store.Lookup(ctx, r.Job.RecordingID)
+	var obj *ObjectFile
+	errUnchanged := errors.New("unchanged")
+	old, rec, err := m.modifyStored(ctx, "", r.Job.RecordingID, func(rec *Recording) error {
+		if obj = update(rec); obj == nil {
+			return errUnchanged // not (yet) recorded with the recording: compose records it
+		}
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
 	if err != nil {
-		return err
-	}
-	rec, err := decode(sr)
-	if err != nil {
-		return err
-	}
-	old := rec.clone()
-	obj := update(rec)
-	if obj == nil {
-		return nil // not (yet) recorded with the recording: compose records it
-	}
-	rec.Updated = m.now()
-	if err := m.put(ctx, rec); err != nil {
 		return err
 	}
 	m.changed(old, rec)

@@ -14,14 +14,19 @@ import (
 // claims it, runs it in its own persisted queue and removes it when done.
 // A claim older than the lease may be taken again (its instance is gone).
 
-// EnqueueComposite records a composite job for the recording instanceID;
-// a job already there is left as it is.
+// CompositeChannel is the notification channel of the fleet's composite
+// jobs: EnqueueComposite notifies it (the payload is the instance id), and
+// the composition instances listen to it (Listen) to claim at once.
+const CompositeChannel = "recorder_composite_jobs"
+
+// EnqueueComposite records a composite job for the recording instanceID
+// and notifies CompositeChannel; a job already there is left as it is.
 func (s *Store) EnqueueComposite(ctx context.Context, instanceID string, now time.Time) error {
 	if _, err := s.exec(ctx, `INSERT INTO fleet_composite_jobs (instance_id, enqueued, claimed_by, claimed_at)
 		VALUES (?, ?, '', 0) ON CONFLICT (instance_id) DO NOTHING`, instanceID, now.UnixNano()); err != nil {
 		return fmt.Errorf("store: enqueue composite %s: %w", instanceID, err)
 	}
-	return nil
+	return s.Notify(ctx, CompositeChannel, instanceID)
 }
 
 // ClaimComposite gives the oldest composite job that nobody holds (or
