@@ -14,16 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/internal/tooltest"
-	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
 
 // The composite video end to end: three WHIP participants (two cameras of
@@ -41,12 +39,8 @@ const (
 
 // camera is a synthetic participant sending PCMU audio and VP8 video paced
 // by the wall clock from one start, so that its flash and its beep leave
-// together.
-type camera struct {
-	pub    *whip.Publication
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+// together (whiptest.Camera).
+type camera struct{ *whiptest.Camera }
 
 // cameraFrames encodes 2 s of a colour with a frame counter (and, with
 // flash, a white flash in the first 0.2 s) as VP8 at 30 fps, a keyframe a second.
@@ -78,65 +72,19 @@ func joinCamera(t *testing.T, ctx context.Context, h *harness, conf, user string
 // sample at s seconds of the sender's time (at, on the wall clock).
 func joinCameraVoice(t *testing.T, ctx context.Context, h *harness, conf, user string, frames [][]byte, voice func(at time.Time, s float64) float64) *camera {
 	t.Helper()
-	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
-	tracks := []webrtc.TrackLocal{audio}
 	typ := "MIC"
-	var video *webrtc.TrackLocalStaticSample
 	if frames != nil {
-		video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", user)
-		tracks, typ = append(tracks, video), "CAM"
+		typ = "CAM"
 	}
-	pub, err := h.whipClient(key1).Publish(ctx, whip.Endpoint(h.url, conf, user, typ), tracks...)
+	c, err := whiptest.JoinCamera(ctx, h.whipClient(key1), whip.Endpoint(h.url, conf, user, typ), user, frames, voice)
 	if err != nil {
 		t.Fatalf("%s: %v", user, err)
 	}
-	if err := pub.WaitConnected(ctx); err != nil {
-		t.Fatalf("%s: %v", user, err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	c := &camera{pub: pub, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		start := time.Now()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		sentA, sentV := 0, 0
-		pcm := make([]byte, 160)
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case now := <-tick.C:
-				el := now.Sub(start)
-				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
-					for i := range pcm {
-						s := float64(sentA*160+i) / 8000
-						pcm[i] = g711.EncodeMuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
-					}
-					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
-						return
-					}
-				}
-				if video == nil {
-					continue
-				}
-				for due := int(el/(time.Second/30)) + 1; sentV < due; sentV++ {
-					if video.WriteSample(media.Sample{Data: frames[sentV%len(frames)], Duration: time.Second / 30}) != nil {
-						return
-					}
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { c.leave() })
-	return c
+	t.Cleanup(func() { c.Leave(context.Background()) })
+	return &camera{c}
 }
 
-func (c *camera) leave() {
-	c.cancel()
-	<-c.done
-	c.pub.Close(context.Background())
-}
+func (c *camera) leave() { c.Leave(context.Background()) }
 
 // TestEndToEnd_CompositeVideo is the composite of a recorded WHIP conference.
 func TestEndToEnd_CompositeVideo(t *testing.T) {

@@ -1,0 +1,120 @@
+package whiptest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+
+	"github.com/rtcrec/recorder/media/g711"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// Camera is a synthetic participant sending PCMU audio and VP8 video (or
+// audio only), both paced by the wall clock from one start, so that the
+// sound of s seconds leaves with the frame of s seconds: a flash and its
+// beep leave together.
+type Camera struct {
+	pub    *whip.Publication
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// JoinCamera publishes to endpoint (a full WHIP URL) as name: frames (30 fps
+// VP8, looped; nil for audio only) and 20 ms of PCMU from voice(at, s), the
+// sample at s seconds of the sender's time (at on the wall clock). It
+// returns once connected and sending.
+func JoinCamera(ctx context.Context, c *whip.Client, endpoint, name string, frames [][]byte, voice func(at time.Time, s float64) float64) (*Camera, error) {
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", name)
+	if err != nil {
+		return nil, err
+	}
+	tracks := []webrtc.TrackLocal{audio}
+	var video *webrtc.TrackLocalStaticSample
+	if frames != nil {
+		if video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", name); err != nil {
+			return nil, err
+		}
+		tracks = append(tracks, video)
+	}
+	pub, err := c.Publish(ctx, endpoint, tracks...)
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.WaitConnected(ctx); err != nil {
+		pub.Close(context.Background())
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cam := &Camera{pub: pub, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(cam.done)
+		start := time.Now()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		sentA, sentV := 0, 0
+		pcm := make([]byte, 160)
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case now := <-tick.C:
+				el := now.Sub(start)
+				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
+					for i := range pcm {
+						s := float64(sentA*160+i) / 8000
+						pcm[i] = g711.EncodeMuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
+					}
+					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
+						return
+					}
+				}
+				if video == nil {
+					continue
+				}
+				for due := int(el/(time.Second/30)) + 1; sentV < due; sentV++ {
+					if video.WriteSample(media.Sample{Data: frames[sentV%len(frames)], Duration: time.Second / 30}) != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return cam, nil
+}
+
+// Leave stops sending and ends the publication; it may be called again.
+func (c *Camera) Leave(ctx context.Context) error {
+	c.cancel()
+	<-c.done
+	return c.pub.Close(ctx)
+}
+
+// ReadIVF returns the frames of the IVF file at path (ffmpeg -f ivf).
+func ReadIVF(path string) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		return nil, err
+	}
+	var frames [][]byte
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return frames, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, frame)
+	}
+}
