@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/testenv"
