@@ -71,7 +71,9 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	}
 	t.Cleanup(func() { cam.Leave(context.Background()) })
 
-	const W, H, fps = 640, 360, 30
+	// 60 fps: the 30 fps flashes land on the composite's frame grid within
+	// ±8 ms (round to the nearest frame), not ±17 ms.
+	const W, H, fps = 640, 360, 60
 	var ev api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf,
 		Video: true, Composite: &composite.Settings{Layout: "grid", Width: W, Height: H, FPS: fps}}, &ev); st != 200 {
