@@ -89,7 +89,7 @@ func TestModify_InstancesTakeTurns(t *testing.T) {
 }
 
 // TestModify_Errors on both drivers: a missing recording, fn's error (nothing
-// written), and a change that is written.
+// written), a fn that uses the store, and a change that is written.
 func TestModify_Errors(t *testing.T) {
 	t.Run(DriverSQLite, func(t *testing.T) {
 		testModifyErrors(t, openT(t, Config{Driver: DriverSQLite, DSN: filepath.Join(t.TempDir(), "db")}))
@@ -113,6 +113,15 @@ func testModifyErrors(t *testing.T, s *Store) {
 	boom := errors.New("boom")
 	if err := s.Modify(ctx, "i1", func(r *Record) error { r.Data = []byte(`{"v":2}`); return boom }); err != boom {
 		t.Errorf("fn's error: %v, want it as it is", err)
+	}
+	// fn may use the store (the recorder queues a composite in it): no
+	// deadlock on SQLite's one connection.
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.Modify(tctx, "i1", func(r *Record) error {
+		return s.EnqueueComposite(tctx, "i1", time.Unix(2, 0))
+	}); err != nil {
+		t.Errorf("a Modify whose fn uses the store: %v", err)
 	}
 	if err := s.Modify(ctx, "i1", func(r *Record) error { r.State, r.Data = "STOPPED", []byte(`{"v":4}`); return nil }); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -66,6 +67,9 @@ type Store struct {
 	db    *sql.DB // the shared database: recordings, blackouts, …
 	d     dialect
 	local *sql.DB // this instance's own SQLite database (== db on SQLite)
+	// modifyMu serialises Modify on SQLite (one instance: its connection
+	// is not held across fn, which may use the store).
+	modifyMu sync.Mutex
 }
 
 // Open opens (creating if needed) the SQLite database file at path. The path
