@@ -245,16 +245,17 @@ func compositeInputs(rec *Recording) []string {
 }
 
 // enqueueComposite queues the composite of rec (its composition is PENDING).
-func (m *Manager) enqueueComposite(ctx context.Context, rec *Recording) error {
+// finishing is nil for an ended recording; for one still finishing here it
+// is closed once its final state is stored.
+func (m *Manager) enqueueComposite(ctx context.Context, rec *Recording, finishing <-chan struct{}) error {
 	if m.cfg.Composite.Fleet == CompositeFleetSend { // made by the fleet's composition instances
-		s := m.session(rec.InstanceID)
-		if s == nil {
+		if finishing == nil {
 			return m.store.EnqueueComposite(ctx, rec.InstanceID, m.now())
 		}
 		// Finishing: the job is handed over once the final state is stored,
 		// so that the composition instance's changes come after it.
 		go func() {
-			<-s.done
+			<-finishing
 			if err := m.store.EnqueueComposite(context.WithoutCancel(ctx), rec.InstanceID, m.now()); err != nil {
 				m.log.Error("composite not handed to the fleet", "instanceId", rec.InstanceID, "err", err)
 			}
@@ -307,7 +308,7 @@ func (m *Manager) RequestComposite(ctx context.Context, org, conv, rid, iid stri
 		}
 		r.Composite = settings
 		r.Composition.State, r.Composition.Error = CompositionPending, nil
-		if err := m.enqueueComposite(ctx, r); err != nil {
+		if err := m.enqueueComposite(ctx, r, nil); err != nil {
 			return err
 		}
 		enqueued = true

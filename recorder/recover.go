@@ -63,10 +63,10 @@ func (m *Manager) recover(ctx context.Context) error {
 
 // recoverFiles finishes a recording found unfinished at start-up.
 func (s *Session) recoverFiles() {
-	defer close(s.done)
-	defer s.m.forget(s)
 	ctx := context.Background()
 	rec := s.Snapshot()
+	defer close(s.done)
+	defer s.m.forget(rec.InstanceID, s)
 	now := s.m.now()
 	if err := wavwriter.Repair(filepath.Join(rec.Dir, composition.MixFile)); err != nil {
 		s.log.Warn("cannot repair mix", "err", err)
@@ -100,7 +100,7 @@ func (s *Session) recoverFiles() {
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
 		final, failure = StateFailed, &ErrorInfo{Code: CodeRecoveryFailed, Message: "the recording's local files are gone", Occurred: now}
-	} else if err := s.m.compose(ctx, s, StateStopped); err != nil {
+	} else if err := s.compose(ctx, StateStopped); err != nil {
 		final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
 	}
 	if err := s.commit(ctx, func(r *Recording) { r.State, r.Error = final, failure }); err != nil {

@@ -169,7 +169,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 	m.mu.Unlock()
 
 	if err := m.insert(ctx, rec, quota); err != nil {
-		m.forget(s)
+		m.forget(rec.InstanceID, s)
 		return nil, err
 	}
 	s.room = m.room(roomKey{adapterKey, organizationID, req.ConferenceID})
@@ -188,7 +188,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		if s.media != nil {
 			s.media.close()
 		}
-		m.forget(s)
+		m.forget(rec.InstanceID, s)
 		close(s.done)
 		if cerr != nil {
 			return nil, cerr

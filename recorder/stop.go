@@ -13,99 +13,189 @@ import (
 	"github.com/rtcrec/recorder/composition"
 )
 
-// compose builds the outputs of a stopped recording and uploads them: every
-// track file, mix.wav, then manifest.json (which lists the others' sizes and
-// checksums), each verified after upload. When every upload succeeded the
-// local copies are deleted. It records every object in the recording. final
-// is the state the recording ends in, written to the manifest.
-func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
-	rec := s.Snapshot()
-	var errs []error // a profile that cannot be opened now fails per upload, and is retried
-	var err error
-	meta := objectMetadata(rec)
-	upload := func(rel string) *ObjectFile {
-		o, err := m.uploadOutput(ctx, rec, rel, meta) // through the persisted queue
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return o
-	}
+// Stopping a recording, in the order Session.finish runs it:
+//
+//  1. stop taking media (stopMedia): detach from the conference, close every
+//     track file, then the mix; the recording and its open streams, pauses
+//     and blackouts end at that instant;
+//  2. judge the final state (finalState);
+//  3. compose (composeOutputs, a step that takes a snapshot and returns what
+//     it made): upload every track file, chat and cobrowse, mix.wav, then
+//     manifest.json, each through the persisted queue and verified;
+//  4. record the objects and the composition in the recording, remove the
+//     local copies once every upload is verified, queue the composite video;
+//  5. persist the final state; a recording without media is discarded.
+//
+// A failed upload fails the recording but stays queued: a later success
+// turns it STOPPED once every object is verified (applyLateResult,
+// uploads.go). Recovery at start-up (recover.go) runs steps 3–5 on the
+// repaired files.
 
-	objects := map[string]*ObjectFile{}
-	for _, st := range rec.Streams {
-		for _, tr := range st.Tracks {
-			if tr.Local.Error == nil || tr.Local.Error.Code != CodeNoMedia && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
-				objects[tr.File] = upload(tr.File)
+// Stop stops a recording and returns it in its final state, once its files are
+// written and uploaded. Stopping a stopped recording returns it as it is.
+// If ctx ends first, Stop returns the recording as it is then; the recording
+// still finishes.
+func (m *Manager) Stop(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	if r, ok, err := m.forward(ctx, &Command{Op: OpStop, OrganizationID: organizationID, ConversationID: conversationID,
+		RecorderID: recorderID, InstanceID: instanceID}); ok {
+		return r, err
+	}
+	r, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	s := m.session(instanceID)
+	if s == nil {
+		return r, nil // final already (or pending recovery, which finishes by itself)
+	}
+	s.requestStop(stopReason{})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	return s.Snapshot(), nil
+}
+
+// stopReason says why a session stops.
+type stopReason struct {
+	conferenceEnded bool
+	maxDuration     bool
+	shutdown        bool
+	err             error
+}
+
+func reasonText(r stopReason) string {
+	switch {
+	case r.conferenceEnded:
+		return "conference ended"
+	case r.maxDuration:
+		return "max duration"
+	case r.shutdown:
+		return "shutdown"
+	}
+	return "stop request"
+}
+
+// finish stops the recording, top to bottom: stop taking media (detach
+// from the conference, close every track file and the mix), judge the final
+// state, compose and upload (compose), persist the final state, and hand
+// the recording back: a recording without media is discarded, and the
+// Manager forgets the session.
+func (s *Session) finish(why stopReason) {
+	ctx := context.Background()
+	id := s.Snapshot().InstanceID
+	defer close(s.done)
+	defer s.m.forget(id, s)
+
+	stopped, mixErr := s.stopMedia(ctx)
+	if s.isFenced() {
+		// The new owner finishes the recording; its objects are not ours
+		// to write.
+		s.log.Warn("recording finished here without uploads: another instance owns it now")
+		return
+	}
+	rec := s.Snapshot()
+	final, failure := s.finalState(rec, why, mixErr, stopped)
+	if rec.hadMedia() {
+		if err := s.compose(ctx, final); err != nil && final == StateStopped {
+			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
+		}
+	}
+	if err := s.commit(ctx, func(r *Recording) {
+		r.State, r.Error = final, failure
+	}); err != nil {
+		s.log.Error("cannot persist final state", "state", final, "err", err)
+	}
+	if !rec.hadMedia() {
+		s.m.discard(rec)
+	}
+	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
+}
+
+// stopMedia stops taking media: it detaches the recording from the
+// conference, closes every track file and then the mix, and persists when
+// the recording and its streams stopped (closing open pause and blackout
+// intervals there). It returns that instant and the mix's write error.
+func (s *Session) stopMedia(ctx context.Context) (stopped time.Time, mixErr error) {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+
+	for _, ts := range s.room.detach(s) {
+		if ts.close() {
+			s.trackEnded(ts)
+		}
+	}
+	// A track whose reader met EOF just before the detach is ended by that
+	// goroutine: wait until its file is closed and its packets recorded, or
+	// the recording would be judged (and composed) without it.
+	s.tracks.Wait()
+	var mixFrames int64
+	s.mu.Lock()
+	med := s.media
+	s.mu.Unlock()
+	stopped = s.m.now() // the mix lasts until here (and holds all that arrived)
+	if med != nil {
+		mixFrames, mixErr = med.close(stopped)
+		s.m.mixStopped(med)
+	}
+	if err := s.commit(ctx, func(r *Recording) {
+		r.Stopped = stopped
+		r.MixFrames = mixFrames
+		closeOpenIntervals(r, stopped, med.position())
+		for _, st := range r.Streams {
+			if st.State == StreamRecording {
+				st.State, st.Stopped = StreamStopped, stopped
 			}
 		}
+	}); err != nil {
+		s.log.Error("cannot persist stop", "err", err)
 	}
-	if rels, err := writeAttachments(rec); err != nil { // chat and cobrowse (transcript.go)
-		errs = append(errs, err)
-	} else {
-		for _, rel := range rels {
-			objects[rel] = upload(rel)
-		}
-	}
-	mixPath := filepath.Join(rec.Dir, composition.MixFile)
-	var mix *composition.Mix
-	if fileExists(mixPath) {
-		if mix, err = composition.ReadMix(mixPath); err != nil {
-			errs = append(errs, err)
-		} else {
-			objects[composition.MixFile] = upload(composition.MixFile)
-			mix.SHA256 = objects[composition.MixFile].SHA256
-		}
-	}
-	rec.State = final
-	man := manifest(rec, mix, objects)
-	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
-		errs = append(errs, err)
-	} else {
-		objects[composition.ManifestFile] = upload(composition.ManifestFile)
-	}
+	return stopped, mixErr
+}
 
-	uploadErr := errors.Join(errs...)
-	if rec.Composite != nil && m.cfg.Composite.Fleet != CompositeFleetSend {
-		m.keepForComposite(rec) // composite.go: hard links survive the removal below
+// finalState judges how the stopped recording rec ends: FAILED when its mix
+// could not be written, ABORTED when the conference ended with an error or
+// nothing was recorded, STOPPED otherwise (a failed upload turns it into
+// FAILED later).
+func (s *Session) finalState(rec *Recording, why stopReason, mixErr error, stopped time.Time) (State, *ErrorInfo) {
+	switch {
+	case mixErr != nil:
+		return StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
+	case why.conferenceEnded && why.err != nil:
+		return StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
+	case !rec.hadMedia():
+		return StateAborted, nil
+	}
+	return StateStopped, nil
+}
+
+// compose composes the recording (composeOutputs) and records the outputs:
+// the files a composite video reads are kept aside (hard links), the local
+// copies are removed once every upload is verified, the objects and the
+// composition are committed, and a composite video is handed to its queue.
+// final is the state the recording will end in. It returns the uploads' (or
+// the commit's) error.
+func (s *Session) compose(ctx context.Context, final State) error {
+	rec := s.Snapshot()
+	out := composeOutputs(ctx, s.m, rec, final)
+	if rec.Composite != nil && s.m.cfg.Composite.Fleet != CompositeFleetSend {
+		s.m.keepForComposite(rec) // composite.go: hard links survive the removal below
 	}
 	deleted := time.Time{}
-	if uploadErr == nil {
+	if out.err == nil {
 		if err := os.RemoveAll(rec.Dir); err != nil {
 			s.log.Warn("cannot delete local copies", "dir", rec.Dir, "err", err)
 		} else {
-			deleted = m.now()
+			deleted = s.m.now()
 		}
 	}
-	state := CompositionCompleted
-	if uploadErr != nil {
-		state = CompositionFailed
-	}
-	if err := s.commit(ctx, func(r *Recording) {
-		recordUploads(r, objects)
-		for _, st := range r.Streams {
-			for _, tr := range st.Tracks {
-				if o := objects[tr.File]; o != nil {
-					tr.Object = o
-					tr.Local.Deleted = deleted
-				}
-			}
-		}
-		c := &Composition{State: state, Manifest: objects[composition.ManifestFile]}
-		if r.Composite != nil && c.Manifest != nil {
-			c.State = CompositionPending // the composite video is queued below
-		}
-		if mix != nil {
-			c.Outputs = []Output{{Type: "AUDIO", Format: "wav", SampleRate: mix.SampleRate, Channels: mix.Channels,
-				Duration: mix.Duration, File: composition.MixFile, Object: objects[composition.MixFile]}}
-			r.MixFrames = mix.Frames
-		}
-		r.Composition = c
-	}); err != nil {
+	if err := s.commit(ctx, func(r *Recording) { out.record(r, deleted) }); err != nil {
 		return err
 	}
 	if c := s.Snapshot().Composition; c != nil && c.State == CompositionPending {
-		if err := m.enqueueComposite(ctx, rec); err != nil {
-			now := m.now()
+		if err := s.m.enqueueComposite(ctx, rec, s.done); err != nil {
+			now := s.m.now()
 			if cerr := s.commit(ctx, func(r *Recording) {
 				r.Composition.State = CompositionFailed
 				r.Composition.Error = failureInfo(s.log, CodeCompositeNotQueued, err, now)
@@ -114,10 +204,104 @@ func (m *Manager) compose(ctx context.Context, s *Session, final State) error {
 			}
 		}
 	}
-	if uploadErr != nil {
-		return fmt.Errorf("recorder: upload of %s: %w", rec.InstanceID, uploadErr)
+	if out.err != nil {
+		return fmt.Errorf("recorder: upload of %s: %w", rec.InstanceID, out.err)
 	}
 	return nil
+}
+
+// outputs are what composing a stopped recording made: its objects by path
+// in the recording (every track file, chat and cobrowse, mix.wav,
+// manifest.json), the mix, and the uploads that failed.
+type outputs struct {
+	objects map[string]*ObjectFile
+	mix     *composition.Mix // nil without mix.wav
+	err     error            // nil when every object was verified; the queue keeps retrying the others
+}
+
+// uploader uploads one output file of a recording through the persisted
+// queue and waits for its first outcome (Manager.uploadOutput, uploads.go).
+type uploader interface {
+	uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error)
+}
+
+// composeOutputs builds the outputs of rec, a snapshot of a stopped
+// recording, and uploads them: every track file, chat and cobrowse, mix.wav,
+// then manifest.json (which lists the others' sizes and checksums, and final
+// as the recording's state), each verified after upload. It reads rec and
+// writes only files in rec.Dir: what it made is returned as data.
+func composeOutputs(ctx context.Context, up uploader, rec *Recording, final State) *outputs {
+	out := &outputs{objects: map[string]*ObjectFile{}}
+	var errs []error // a profile that cannot be opened now fails per upload, and is retried
+	meta := objectMetadata(rec)
+	upload := func(rel string) *ObjectFile {
+		o, err := up.uploadOutput(ctx, rec, rel, meta)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return o
+	}
+	for _, st := range rec.Streams {
+		for _, tr := range st.Tracks {
+			if tr.Local.Error == nil || tr.Local.Error.Code != CodeNoMedia && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
+				out.objects[tr.File] = upload(tr.File)
+			}
+		}
+	}
+	if rels, err := writeAttachments(rec); err != nil { // chat and cobrowse (transcript.go)
+		errs = append(errs, err)
+	} else {
+		for _, rel := range rels {
+			out.objects[rel] = upload(rel)
+		}
+	}
+	if mixPath := filepath.Join(rec.Dir, composition.MixFile); fileExists(mixPath) {
+		if mix, err := composition.ReadMix(mixPath); err != nil {
+			errs = append(errs, err)
+		} else {
+			out.mix = mix
+			out.objects[composition.MixFile] = upload(composition.MixFile)
+			mix.SHA256 = out.objects[composition.MixFile].SHA256
+		}
+	}
+	man := manifest(rec, out.mix, out.objects)
+	man.State = string(final)
+	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
+		errs = append(errs, err)
+	} else {
+		out.objects[composition.ManifestFile] = upload(composition.ManifestFile)
+	}
+	out.err = errors.Join(errs...)
+	return out
+}
+
+// record writes the outputs into r: each track's object (and when its local
+// copy was deleted, if it was), the attachments' objects, and the
+// composition: COMPLETED, FAILED when an upload failed, or PENDING when a
+// composite video is to be made.
+func (out *outputs) record(r *Recording, deleted time.Time) {
+	recordUploads(r, out.objects)
+	for _, st := range r.Streams {
+		for _, tr := range st.Tracks {
+			if o := out.objects[tr.File]; o != nil {
+				tr.Object = o
+				tr.Local.Deleted = deleted
+			}
+		}
+	}
+	c := &Composition{State: CompositionCompleted, Manifest: out.objects[composition.ManifestFile]}
+	if out.err != nil {
+		c.State = CompositionFailed
+	}
+	if r.Composite != nil && c.Manifest != nil {
+		c.State = CompositionPending // the composite video is queued once recorded
+	}
+	if out.mix != nil {
+		c.Outputs = []Output{{Type: "AUDIO", Format: "wav", SampleRate: out.mix.SampleRate, Channels: out.mix.Channels,
+			Duration: out.mix.Duration, File: composition.MixFile, Object: out.objects[composition.MixFile]}}
+		r.MixFrames = out.mix.Frames
+	}
+	r.Composition = c
 }
 
 // manifest builds manifest.json of rec.
@@ -154,6 +338,46 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 		}
 	}
 	return m
+}
+
+// addLifecycle adds pauses, blackouts, chat and cobrowse files to a manifest.
+func addLifecycle(man *composition.Manifest, rec *Recording) {
+	man.PauseBehavior = rec.PauseBehavior
+	rel := func(t time.Time) float64 {
+		if t.IsZero() {
+			t = rec.Stopped
+		}
+		return t.Sub(rec.Started).Seconds()
+	}
+	for _, p := range rec.Pauses {
+		a, b := p.MixStart.Seconds(), p.MixEnd.Seconds()
+		end := p.End
+		if end.IsZero() {
+			end = rec.Stopped
+		}
+		man.Pauses = append(man.Pauses, composition.Interval{Start: rel(p.Start), End: rel(p.End),
+			MixStart: &a, MixEnd: &b, StartTime: p.Start, EndTime: end})
+	}
+	for _, b := range rec.Blackouts {
+		end := b.End
+		if end.IsZero() {
+			end = rec.Stopped
+		}
+		man.Blackouts = append(man.Blackouts, composition.Interval{Start: rel(b.Start), End: rel(b.End),
+			UserID: b.UserID, StartTime: b.Start, EndTime: end})
+	}
+	if len(rec.Chat) > 0 {
+		man.Chat = &composition.Attachment{File: ChatFile, Entries: len(rec.Chat)}
+	}
+	for _, id := range cobrowseSessions(rec) {
+		n := 0
+		for _, e := range rec.Cobrowse {
+			if e.SessionID == id {
+				n++
+			}
+		}
+		man.Cobrowse = append(man.Cobrowse, composition.Attachment{File: CobrowseFile(id), SessionID: id, Entries: n})
+	}
 }
 
 // MaxObjectMetadata bounds the metadata stored with an object, keys and
@@ -212,177 +436,12 @@ func headerSafe(s string, key bool) bool {
 	return true
 }
 
-func joinLocation(location, key string) string {
-	return strings.TrimSuffix(location, "/") + "/" + key
-}
-
-// Stop stops a recording and returns it in its final state, once its files are
-// written and uploaded. Stopping a stopped recording returns it as it is.
-// If ctx ends first, Stop returns the recording as it is then; the recording
-// still finishes.
-func (m *Manager) Stop(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
-	if r, ok, err := m.forward(ctx, &Command{Op: OpStop, OrganizationID: organizationID, ConversationID: conversationID,
-		RecorderID: recorderID, InstanceID: instanceID}); ok {
-		return r, err
-	}
-	r, err := m.Get(ctx, organizationID, conversationID, recorderID, instanceID)
-	if err != nil {
-		return nil, err
-	}
-	s := m.session(instanceID)
-	if s == nil {
-		return r, nil // final already (or pending recovery, which finishes by itself)
-	}
-	s.requestStop(stopReason{})
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-	}
-	return s.Snapshot(), nil
-}
-
-// stopReason says why a session stops.
-type stopReason struct {
-	conferenceEnded bool
-	maxDuration     bool
-	shutdown        bool
-	err             error
-}
-
-// finish stops the recording: detach from the conference, close every track,
-// the mixer and the mix, compose and upload, and persist the final state.
-func (s *Session) finish(why stopReason) {
-	defer close(s.done)
-	defer s.m.forget(s)
-	ctx := context.Background()
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
-
-	for _, ts := range s.room.detach(s) {
-		if ts.close() {
-			s.trackEnded(ts)
-		}
-	}
-	// A track whose reader met EOF just before the detach is ended by that
-	// goroutine: wait until its file is closed and its packets recorded, or
-	// the recording would be judged (and composed) without it.
-	s.tracks.Wait()
-	var mixFrames int64
-	var mixErr error
-	s.mu.Lock()
-	med := s.media
-	s.mu.Unlock()
-	stopped := s.m.now() // the mix lasts until here (and holds all that arrived)
-	if med != nil {
-		mixFrames, mixErr = med.close(stopped)
-		s.m.mixStopped(med)
-	}
-	if err := s.commit(ctx, func(r *Recording) {
-		r.Stopped = stopped
-		r.MixFrames = mixFrames
-		closeOpenIntervals(r, stopped, med.position())
-		for _, st := range r.Streams {
-			if st.State == StreamRecording {
-				st.State, st.Stopped = StreamStopped, stopped
-			}
-		}
-	}); err != nil {
-		s.log.Error("cannot persist stop", "err", err)
-	}
-	if s.isFenced() {
-		// The new owner finishes the recording; its objects are not ours
-		// to write.
-		s.log.Warn("recording finished here without uploads: another instance owns it now")
-		return
-	}
-
-	rec := s.Snapshot()
-	final, failure := StateStopped, (*ErrorInfo)(nil)
-	switch {
-	case mixErr != nil:
-		final, failure = StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
-	case why.conferenceEnded && why.err != nil:
-		final, failure = StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
-	case !rec.hadMedia():
-		final = StateAborted
-	}
-	if rec.hadMedia() {
-		if err := s.m.compose(ctx, s, final); err != nil && final == StateStopped {
-			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
-		}
-	}
-	if err := s.commit(ctx, func(r *Recording) {
-		r.State, r.Error = final, failure
-	}); err != nil {
-		s.log.Error("cannot persist final state", "state", final, "err", err)
-	}
-	if !rec.hadMedia() {
-		s.m.discard(rec)
-	}
-	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
-}
-
-func reasonText(r stopReason) string {
-	switch {
-	case r.conferenceEnded:
-		return "conference ended"
-	case r.maxDuration:
-		return "max duration"
-	case r.shutdown:
-		return "shutdown"
-	}
-	return "stop request"
-}
-
-// forget removes s from the active recordings.
-func (m *Manager) forget(s *Session) {
-	s.mu.Lock()
-	id := s.rec.InstanceID // s.rec is replaced under s.mu by every commit
-	s.mu.Unlock()
+// forget removes s, the session of recording id, from the active
+// recordings.
+func (m *Manager) forget(id string, s *Session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.active[id] == s {
 		delete(m.active, id)
-	}
-}
-
-// addLifecycle adds pauses, blackouts, chat and cobrowse files to a manifest.
-func addLifecycle(man *composition.Manifest, rec *Recording) {
-	man.PauseBehavior = rec.PauseBehavior
-	rel := func(t time.Time) float64 {
-		if t.IsZero() {
-			t = rec.Stopped
-		}
-		return t.Sub(rec.Started).Seconds()
-	}
-	for _, p := range rec.Pauses {
-		a, b := p.MixStart.Seconds(), p.MixEnd.Seconds()
-		end := p.End
-		if end.IsZero() {
-			end = rec.Stopped
-		}
-		man.Pauses = append(man.Pauses, composition.Interval{Start: rel(p.Start), End: rel(p.End),
-			MixStart: &a, MixEnd: &b, StartTime: p.Start, EndTime: end})
-	}
-	for _, b := range rec.Blackouts {
-		end := b.End
-		if end.IsZero() {
-			end = rec.Stopped
-		}
-		man.Blackouts = append(man.Blackouts, composition.Interval{Start: rel(b.Start), End: rel(b.End),
-			UserID: b.UserID, StartTime: b.Start, EndTime: end})
-	}
-	if len(rec.Chat) > 0 {
-		man.Chat = &composition.Attachment{File: ChatFile, Entries: len(rec.Chat)}
-	}
-	for _, id := range cobrowseSessions(rec) {
-		n := 0
-		for _, e := range rec.Cobrowse {
-			if e.SessionID == id {
-				n++
-			}
-		}
-		man.Cobrowse = append(man.Cobrowse, composition.Attachment{File: CobrowseFile(id), SessionID: id, Entries: n})
 	}
 }

@@ -390,3 +390,7 @@ func fileDigest(path string) (int64, string) {
 	}
 	return n, hex.EncodeToString(h.Sum(nil))
 }
+
+func joinLocation(location, key string) string {
+	return strings.TrimSuffix(location, "/") + "/" + key
+}
