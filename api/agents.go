@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
@@ -200,7 +201,7 @@ func callMetadata(a *recorder.Agent, c *recorder.AgentCall) map[string]string {
 }
 
 // agentReply writes the agent a (read again, with its recordings now).
-func (s *Server) agentReply(w http.ResponseWriter, r *http.Request, k *recorder.APIKey, id int64) {
+func (s *Server) agentReply(w http.ResponseWriter, r *http.Request, k *config.APIKey, id int64) {
 	a, err := s.m.AgentOf(k.OrganizationID, recorder.AgentRef{By: "Id", Value: strconv.FormatInt(id, 10)})
 	if err != nil {
 		s.fail(w, r, err)
@@ -209,7 +210,7 @@ func (s *Server) agentReply(w http.ResponseWriter, r *http.Request, k *recorder.
 	writeJSON(w, http.StatusOK, s.agentMessage(a, s.m.Running(k.OrganizationID), s.m.Blackouts(k.OrganizationID)[a.UserID]))
 }
 
-func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var ref recorder.AgentRef
 	for name, v := range r.URL.Query() { // the seed writes agentIdentifier and value; any case
 		switch {
@@ -231,7 +232,7 @@ func (s *Server) agentGet(w http.ResponseWriter, r *http.Request, k *recorder.AP
 	writeJSON(w, http.StatusOK, s.agentMessage(a, s.m.Running(k.OrganizationID), s.m.Blackouts(k.OrganizationID)[a.UserID]))
 }
 
-func (s *Server) agentGetAll(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentGetAll(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	running, bos := s.m.Running(k.OrganizationID), s.m.Blackouts(k.OrganizationID)
 	out := []AgentMessage{}
 	for _, a := range s.m.Agents(k.OrganizationID) {
@@ -241,7 +242,7 @@ func (s *Server) agentGetAll(w http.ResponseWriter, r *http.Request, k *recorder
 }
 
 // agentCommand decodes a seed-003 command and finds its agent.
-func (s *Server) agentCommand(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) (*AgentCommand, *recorder.Agent, bool) {
+func (s *Server) agentCommand(w http.ResponseWriter, r *http.Request, k *config.APIKey) (*AgentCommand, *recorder.Agent, bool) {
 	var cmd AgentCommand
 	if !decode(w, r, &cmd) {
 		return nil, nil, false
@@ -278,7 +279,7 @@ func agentCall(a *recorder.Agent, id string) (*recorder.AgentCall, error) {
 // application is the application an agent's recordings use: the agent's,
 // or the key's only application, or the configuration's only one, or
 // "default".
-func (s *Server) application(k *recorder.APIKey, preferred string) (string, error) {
+func (s *Server) application(k *config.APIKey, preferred string) (string, error) {
 	app := preferred
 	if app == "" {
 		if len(k.Applications) == 1 && k.Applications[0] != "*" {
@@ -315,7 +316,7 @@ func agentMetadata(a *recorder.Agent, c *recorder.AgentCall, extra map[string]st
 // recordCall decodes a record command and finds its call: the agent's
 // active call, or for the duplicate commands the call CallIdentifier names
 // (which StartForAgent refuses). ok is false when a reply was written.
-func (s *Server) recordCall(w http.ResponseWriter, r *http.Request, k *recorder.APIKey, duplicate, start bool) (*AgentCommand, *recorder.Agent, *recorder.AgentCall, bool) {
+func (s *Server) recordCall(w http.ResponseWriter, r *http.Request, k *config.APIKey, duplicate, start bool) (*AgentCommand, *recorder.Agent, *recorder.AgentCall, bool) {
 	cmd, a, ok := s.agentCommand(w, r, k)
 	if !ok {
 		return nil, nil, nil, false
@@ -336,7 +337,7 @@ func (s *Server) recordCall(w http.ResponseWriter, r *http.Request, k *recorder.
 }
 
 func (s *Server) agentRecordStart(duplicate bool) authed {
-	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	return func(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 		cmd, a, call, ok := s.recordCall(w, r, k, duplicate, true)
 		if !ok {
 			return
@@ -406,7 +407,7 @@ func (s *Server) stopWhere(ctx context.Context, org, what string, keep func(*rec
 }
 
 func (s *Server) agentRecordStop(duplicate bool) authed {
-	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	return func(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 		_, a, call, ok := s.recordCall(w, r, k, duplicate, false)
 		if !ok {
 			return
@@ -425,7 +426,7 @@ func (s *Server) agentRecordStop(duplicate bool) authed {
 // agentUpdate merges CallMetadata into the recordings of the agent's active
 // call (screen: its screen recordings) and into the call's metadata.
 func (s *Server) agentUpdate(screen bool) authed {
-	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	return func(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 		cmd, a, ok := s.agentCommand(w, r, k)
 		if !ok {
 			return
@@ -477,7 +478,7 @@ func screenCall(a *recorder.Agent) *recorder.AgentCall {
 	return best
 }
 
-func (s *Server) agentScreenStart(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentScreenStart(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	cmd, a, ok := s.agentCommand(w, r, k)
 	if !ok {
 		return
@@ -510,7 +511,7 @@ func (s *Server) agentScreenStart(w http.ResponseWriter, r *http.Request, k *rec
 	s.agentReply(w, r, k, a.AgentID)
 }
 
-func (s *Server) agentScreenStop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentScreenStop(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	_, a, ok := s.agentCommand(w, r, k)
 	if !ok {
 		return
@@ -528,7 +529,7 @@ func (s *Server) agentScreenStop(w http.ResponseWriter, r *http.Request, k *reco
 // agentBlackout starts or stops the blackout of the agent's participant: it
 // follows the agent into every conference (seed 003), capped by maxBlackout.
 func (s *Server) agentBlackout(stopping bool) authed {
-	return func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+	return func(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 		received := time.Now().UTC()
 		cmd, a, ok := s.agentCommand(w, r, k)
 		if !ok {
@@ -556,12 +557,12 @@ func (s *Server) agentBlackout(stopping bool) authed {
 	}
 }
 
-func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var reg AgentRegistration
 	if !decode(w, r, &reg) {
 		return
 	}
-	c := recorder.AgentConfig{AgentID: reg.AgentID, AgentPhone: reg.AgentPhone, UserID: reg.UserID, BusinessUnit: reg.BusinessUnit,
+	c := config.AgentConfig{AgentID: reg.AgentID, AgentPhone: reg.AgentPhone, UserID: reg.UserID, BusinessUnit: reg.BusinessUnit,
 		SystemUsername: reg.SystemUsername, CrmUsername: reg.CrmUsername, DeviceID: reg.DeviceID, DeviceAlias: reg.DeviceAlias,
 		ApplicationID: reg.ApplicationID}
 	if reg.Username != nil {
@@ -579,7 +580,7 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request, k *record
 	s.agentReply(w, r, k, a.AgentID)
 }
 
-func (s *Server) agentDelete(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) agentDelete(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	id, err := recorder.ParseAgentID(r.PathValue("agentId"))
 	if err == nil {
 		err = s.m.DeleteAgent(r.Context(), k.OrganizationID, id)

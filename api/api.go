@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/httperr"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/events"
@@ -31,7 +32,7 @@ const MaxBody = 64 << 10
 // Options configure a Server.
 type Options struct {
 	Manager *recorder.Manager // required
-	Keys    []recorder.APIKey // the API keys; at least one
+	Keys    []config.APIKey   // the API keys; at least one
 	// Attachments makes and checks the recorder's own signed URLs. Required.
 	Attachments *recorder.Attachments
 	// WHIP serves /whip/; nil: no WHIP route.
@@ -48,7 +49,7 @@ type Options struct {
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	m    *recorder.Manager
-	keys map[[32]byte]*recorder.APIKey
+	keys map[[32]byte]*config.APIKey
 	att  *recorder.Attachments
 	ttl  time.Duration
 	log  *slog.Logger
@@ -69,7 +70,7 @@ type Server struct {
 
 // New returns the API server.
 func New(o Options) *Server {
-	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*recorder.APIKey{}, events: o.Events,
+	s := &Server{m: o.Manager, att: o.Attachments, ttl: o.URLTTL, log: o.Logger, keys: map[[32]byte]*config.APIKey{}, events: o.Events,
 		public: map[string]bool{}, tokens: o.Tokens}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
@@ -195,7 +196,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (s *Server) start(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) start(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var cmd StartRecording
 	if !decode(w, r, &cmd) {
 		return
@@ -256,7 +257,7 @@ func ids(r *http.Request) (c, rid, i string) {
 	return r.PathValue("conversationId"), r.PathValue("recorderId"), r.PathValue("instanceId")
 }
 
-func (s *Server) get(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) (*recorder.Recording, bool) {
+func (s *Server) get(w http.ResponseWriter, r *http.Request, k *config.APIKey) (*recorder.Recording, bool) {
 	c, rid, i := ids(r)
 	rec, err := s.m.Get(r.Context(), k.OrganizationID, c, rid, i)
 	if err != nil {
@@ -266,7 +267,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, k *recorder.APIKey)
 	return rec, true
 }
 
-func (s *Server) stop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) stop(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	c, rid, i := ids(r)
 	// Finishing (files, upload) goes on if the caller gives up; it waits at most 5 minutes here.
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
@@ -279,19 +280,19 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey
 	writeJSON(w, http.StatusOK, eventOf(rec))
 }
 
-func (s *Server) state(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) state(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	if rec, ok := s.get(w, r, k); ok {
 		writeJSON(w, http.StatusOK, eventOf(rec))
 	}
 }
 
-func (s *Server) storageInfo(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) storageInfo(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	if rec, ok := s.get(w, r, k); ok {
 		writeJSON(w, http.StatusOK, profileOf(rec))
 	}
 }
 
-func (s *Server) recording(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) recording(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	if rec, ok := s.get(w, r, k); ok {
 		writeJSON(w, http.StatusOK, messageOf(rec, s.signer(r.Context(), rec)))
 	}
@@ -313,7 +314,7 @@ func (s *Server) signer(ctx context.Context, rec *recorder.Recording) func(key s
 	}
 }
 
-func (s *Server) conversation(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) conversation(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -322,7 +323,7 @@ func (s *Server) conversation(w http.ResponseWriter, r *http.Request, k *recorde
 	writeJSON(w, http.StatusOK, conversationOf(rs))
 }
 
-func (s *Server) active(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) active(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rec, err := s.m.Active(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -331,7 +332,7 @@ func (s *Server) active(w http.ResponseWriter, r *http.Request, k *recorder.APIK
 	writeJSON(w, http.StatusOK, eventOf(rec))
 }
 
-func (s *Server) composition(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) composition(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -344,7 +345,7 @@ func (s *Server) composition(w http.ResponseWriter, r *http.Request, k *recorder
 	writeJSON(w, http.StatusOK, msg)
 }
 
-func (s *Server) verify(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	app := r.PathValue("applicationId")
 	if err := recorder.ValidateID("applicationId", app); err != nil {
 		s.fail(w, r, err)

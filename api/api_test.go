@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/storage"
 )
 
@@ -370,9 +370,9 @@ func TestAPI_Attachment(t *testing.T) {
 func TestService_DialOutAdapters(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
-	cfg.Applications = map[string]*recorder.Application{
-		"jan": {Conference: recorder.ConferenceConfig{Kind: "janus", URL: "http://127.0.0.1:1/janus"}},
-		"whp": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: "http://127.0.0.1:1/whep/{conferenceId}"}},
+	cfg.Applications = map[string]*config.Application{
+		"jan": {Conference: config.ConferenceConfig{Kind: "janus", URL: "http://127.0.0.1:1/janus"}},
+		"whp": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: "http://127.0.0.1:1/whep/{conferenceId}"}},
 	}
 	svc, err := NewService(context.Background(), cfg, nil)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/httperr"
-	"github.com/rtcrec/recorder/recorder"
 )
 
 // Authentication and scopes, in one place: Server.ServeHTTP calls
@@ -32,11 +32,11 @@ func routeScope(pattern string) string {
 		return ""
 	case strings.HasSuffix(path, "/verify") || strings.HasSuffix(path, "/storage/info"),
 		strings.HasPrefix(path, "/api/agents"): // registering seed 003's agents
-		return recorder.ScopeAdmin
+		return config.ScopeAdmin
 	case method == http.MethodGet || method == http.MethodHead:
-		return recorder.ScopeRead
+		return config.ScopeRead
 	}
-	return recorder.ScopeControl
+	return config.ScopeControl
 }
 
 type keyContext struct{}
@@ -70,13 +70,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, pattern st
 }
 
 // authed is a handler of an authenticated route.
-type authed func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey)
+type authed func(w http.ResponseWriter, r *http.Request, k *config.APIKey)
 
 // auth adapts an authed handler: it gets the key authenticate found.
 // (Called outside ServeHTTP, it refuses the request.)
 func (s *Server) auth(h authed) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		k, _ := r.Context().Value(keyContext{}).(*recorder.APIKey)
+		k, _ := r.Context().Value(keyContext{}).(*config.APIKey)
 		if k == nil {
 			writeError(w, http.StatusUnauthorized, "missing_api_key", "the Authorization header with an API key is missing")
 			return
@@ -86,7 +86,7 @@ func (s *Server) auth(h authed) http.HandlerFunc {
 }
 
 // key returns the configured key equal to token, or nil.
-func (s *Server) key(token string) *recorder.APIKey {
+func (s *Server) key(token string) *config.APIKey {
 	if token == "" {
 		return nil
 	}

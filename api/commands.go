@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -70,7 +71,7 @@ type StartData struct {
 	PauseBehavior string            `json:"pauseBehavior"`
 }
 
-func (s *Server) command(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) command(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 64 KiB")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -18,7 +19,7 @@ import (
 // optional: {"layout":"grid|speaker|single","width":1280,"height":720,"fps":15,"userId":…};
 // without one the recording's own request, the application's default or a
 // 1280×720 15 fps grid. 202 with the recording and its composition (PENDING).
-func (s *Server) requestComposite(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) requestComposite(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

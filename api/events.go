@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 
-	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -14,7 +14,7 @@ import (
 // newEvents opens the event outbox in the recorder's store (shared by a fleet), with the
 // webhooks of every application from the configuration. A webhook without
 // an http(s) URL or without a secret is a configuration error.
-func newEvents(ctx context.Context, st *store.Store, cfg *recorder.Config, owner string, log *slog.Logger) (*events.Bus, error) {
+func newEvents(ctx context.Context, st *store.Store, cfg *config.Config, owner string, log *slog.Logger) (*events.Bus, error) {
 	for id, a := range cfg.Applications {
 		if a == nil {
 			continue

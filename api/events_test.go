@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/events"
 )
@@ -73,10 +74,10 @@ func (r *webhookReceiver) types() []string {
 func TestEvents_SSEWebhooksRestart(t *testing.T) {
 	dir := t.TempDir()
 	rcv := newReceiver(t, "s3cret", 2)
-	withHooks := func(c *recorder.Config) {
-		c.Applications = map[string]*recorder.Application{"app1": {
-			Conference: recorder.ConferenceConfig{Kind: "whip"},
-			Webhooks:   []recorder.WebhookConfig{{URL: rcv.srv.URL, Secret: "s3cret", Events: []string{"state.updated", "recording.*"}}},
+	withHooks := func(c *config.Config) {
+		c.Applications = map[string]*config.Application{"app1": {
+			Conference: config.ConferenceConfig{Kind: "whip"},
+			Webhooks:   []config.WebhookConfig{{URL: rcv.srv.URL, Secret: "s3cret", Events: []string{"state.updated", "recording.*"}}},
 		}}
 	}
 	h := startWithConfig(t, dir, withHooks)
@@ -155,16 +156,16 @@ func TestEvents_SSEWebhooksRestart(t *testing.T) {
 func TestEvents_BadWebhookConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		hook recorder.WebhookConfig
+		hook config.WebhookConfig
 		want string
 	}{
-		{"no scheme", recorder.WebhookConfig{URL: "example.com/hook", Secret: "s"}, "webhooks[0].url"},
-		{"ftp", recorder.WebhookConfig{URL: "ftp://example.com/hook", Secret: "s"}, "webhooks[0].url"},
-		{"no secret", recorder.WebhookConfig{URL: "http://127.0.0.1:1/hook"}, "needs a secret"},
+		{"no scheme", config.WebhookConfig{URL: "example.com/hook", Secret: "s"}, "webhooks[0].url"},
+		{"ftp", config.WebhookConfig{URL: "ftp://example.com/hook", Secret: "s"}, "webhooks[0].url"},
+		{"no secret", config.WebhookConfig{URL: "http://127.0.0.1:1/hook"}, "needs a secret"},
 	} {
 		cfg := testConfig(t.TempDir())
-		cfg.Applications = map[string]*recorder.Application{"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"},
-			Webhooks: []recorder.WebhookConfig{tc.hook}}, "app2": nil}
+		cfg.Applications = map[string]*config.Application{"app1": {Conference: config.ConferenceConfig{Kind: "whip"},
+			Webhooks: []config.WebhookConfig{tc.hook}}, "app2": nil}
 		svc, err := NewService(context.Background(), cfg, nil)
 		if err == nil {
 			svc.Shutdown(context.Background())

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -227,10 +228,10 @@ func TestFleet_EventsOnEveryInstance(t *testing.T) {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
 		cfg.Cluster.Heartbeat = time.Second
-		cfg.Applications = map[string]*recorder.Application{
-			"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"},
-				Webhooks: []recorder.WebhookConfig{{URL: hook.URL, Secret: "s3cret"}}},
-			"app2": {Conference: recorder.ConferenceConfig{Kind: "whip"}},
+		cfg.Applications = map[string]*config.Application{
+			"app1": {Conference: config.ConferenceConfig{Kind: "whip"},
+				Webhooks: []config.WebhookConfig{{URL: hook.URL, Secret: "s3cret"}}},
+			"app2": {Conference: config.ConferenceConfig{Kind: "whip"}},
 		}
 		hs = append(hs, startServiceConfig(t, cfg, nil))
 	}
@@ -339,8 +340,8 @@ func TestFleet_PlacementByLoad(t *testing.T) {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
 		cfg.Cluster.Heartbeat, cfg.Cluster.Capacity = time.Second, 2
-		cfg.Applications = map[string]*recorder.Application{
-			"dial": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
+		cfg.Applications = map[string]*config.Application{
+			"dial": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
 		}
 		hs = append(hs, startServiceConfig(t, cfg, nil))
 	}
@@ -517,9 +518,9 @@ func TestFleet_TakeoverOfADeadOwner(t *testing.T) {
 		// The default heartbeat (2 s: dead after 6 s), so that the takeover
 		// time logged is the fleet's.
 		cfg.Uploads.ChunkInterval = time.Second
-		cfg.Applications = map[string]*recorder.Application{
-			"dial": {Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"},
-				Storage: &recorder.StorageProfile{Provider: recorder.ProviderLocal, Dir: shared}},
+		cfg.Applications = map[string]*config.Application{
+			"dial": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"},
+				Storage: &config.StorageProfile{Provider: config.ProviderLocal, Dir: shared}},
 		}
 		hs = append(hs, startServiceConfig(t, cfg, nil))
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -47,9 +48,9 @@ type ApplicationList struct {
 	AnyApplication bool              `json:"anyApplication"`
 }
 
-var allScopes = []string{recorder.ScopeAdmin, recorder.ScopeControl, recorder.ScopeRead, recorder.ScopePublish}
+var allScopes = []string{config.ScopeAdmin, config.ScopeControl, config.ScopeRead, config.ScopePublish}
 
-func (s *Server) keySelf(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) keySelf(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	info := KeyInfo{OrganizationID: k.OrganizationID, Scopes: []string{}, Applications: []string{}}
 	for _, sc := range allScopes {
 		if k.HasScope(sc) {
@@ -60,7 +61,7 @@ func (s *Server) keySelf(w http.ResponseWriter, r *http.Request, k *recorder.API
 	writeJSON(w, http.StatusOK, info)
 }
 
-func (s *Server) applications(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) applications(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	cfg := s.m.Config()
 	out := ApplicationList{Applications: []ApplicationInfo{}, AnyApplication: slices.Contains(k.Applications, "*")}
 	var ids []string
@@ -92,14 +93,14 @@ func (s *Server) applications(w http.ResponseWriter, r *http.Request, k *recorde
 }
 
 // storageName names a profile without its credentials.
-func storageName(p *recorder.StorageProfile) ApplicationStorage {
+func storageName(p *config.StorageProfile) ApplicationStorage {
 	name := p.Bucket
 	switch p.Provider {
-	case recorder.ProviderAzure:
+	case config.ProviderAzure:
 		name = p.Container
-	case recorder.ProviderSFTP:
+	case config.ProviderSFTP:
 		name = p.Host + ":" + p.Dir
-	case recorder.ProviderLocal:
+	case config.ProviderLocal:
 		name = p.Dir
 	}
 	return ApplicationStorage{Provider: p.Provider, Name: name, Prefix: p.Prefix}

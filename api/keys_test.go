@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
-	"github.com/rtcrec/recorder/recorder"
 )
 
 // Keys of one organization with one scope each (and read, to see), for the
@@ -30,20 +30,20 @@ const (
 // scopedConfig: orgA has appA (LOCAL), appA2 (LOCAL, another folder) and
 // appS3 (S3 with credentials, never contacted); orgB has appB. The control
 // key may use appA alone.
-func scopedConfig(dir string) *recorder.Config {
+func scopedConfig(dir string) *config.Config {
 	cfg := twoOrgConfig(dir, "")
 	cfg.APIKeys = append(cfg.APIKeys,
-		recorder.APIKey{Key: keyScRead, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopeRead}},
-		recorder.APIKey{Key: keyScControl, OrganizationID: "orgA", Applications: []string{"appA"}, Scopes: []string{recorder.ScopeControl, recorder.ScopeRead}},
-		recorder.APIKey{Key: keyScAdmin, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopeAdmin, recorder.ScopeRead}},
-		recorder.APIKey{Key: keyScPublish, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopePublish}},
+		config.APIKey{Key: keyScRead, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{config.ScopeRead}},
+		config.APIKey{Key: keyScControl, OrganizationID: "orgA", Applications: []string{"appA"}, Scopes: []string{config.ScopeControl, config.ScopeRead}},
+		config.APIKey{Key: keyScAdmin, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{config.ScopeAdmin, config.ScopeRead}},
+		config.APIKey{Key: keyScPublish, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{config.ScopePublish}},
 	)
-	cfg.Applications["appA2"] = &recorder.Application{OrganizationID: "orgA", Conference: recorder.ConferenceConfig{Kind: "whip"},
-		Storage: &recorder.StorageProfile{Provider: recorder.ProviderLocal, Dir: filepath.Join(dir, "appA2-storage")}}
-	cfg.Applications["appS3"] = &recorder.Application{OrganizationID: "orgA", Conference: recorder.ConferenceConfig{Kind: "whip"},
-		Storage: &recorder.StorageProfile{Provider: "AMAZON_S3", Bucket: "recs", Prefix: "p", Region: "us-east-1",
+	cfg.Applications["appA2"] = &config.Application{OrganizationID: "orgA", Conference: config.ConferenceConfig{Kind: "whip"},
+		Storage: &config.StorageProfile{Provider: config.ProviderLocal, Dir: filepath.Join(dir, "appA2-storage")}}
+	cfg.Applications["appS3"] = &config.Application{OrganizationID: "orgA", Conference: config.ConferenceConfig{Kind: "whip"},
+		Storage: &config.StorageProfile{Provider: "AMAZON_S3", Bucket: "recs", Prefix: "p", Region: "us-east-1",
 			Endpoint: "http://127.0.0.1:1", AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: s3Secret},
-		BackupStorage: &recorder.StorageProfile{Provider: recorder.ProviderSFTP, Host: "127.0.0.1", Port: 1, User: "u",
+		BackupStorage: &config.StorageProfile{Provider: config.ProviderSFTP, Host: "127.0.0.1", Port: 1, User: "u",
 			Password: sftpPassword, Dir: "/backup"}}
 	return cfg
 }
@@ -94,10 +94,10 @@ func TestAPI_KeySelfAndApplications(t *testing.T) {
 			}
 			for _, a := range list.Applications {
 				if a.ApplicationID == "appS3" && (a.Storage != ApplicationStorage{Provider: "AMAZON_S3", Name: "recs", Prefix: "p"} ||
-					a.BackupStorage == nil || a.BackupStorage.Provider != recorder.ProviderSFTP || a.BackupStorage.Name != "127.0.0.1:/backup") {
+					a.BackupStorage == nil || a.BackupStorage.Provider != config.ProviderSFTP || a.BackupStorage.Name != "127.0.0.1:/backup") {
 					t.Errorf("appS3: %+v backup %+v", a.Storage, a.BackupStorage)
 				}
-				if a.ApplicationID == "appA" && a.Storage.Provider != recorder.ProviderLocal {
+				if a.ApplicationID == "appA" && a.Storage.Provider != config.ProviderLocal {
 					t.Errorf("appA: %+v", a.Storage)
 				}
 			}

@@ -6,18 +6,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
-func (s *Server) pause(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) pause(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	s.setPaused(w, r, k, true)
 }
 
-func (s *Server) resume(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) resume(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	s.setPaused(w, r, k, false)
 }
 
-func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, k *recorder.APIKey, pause bool) {
+func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, k *config.APIKey, pause bool) {
 	c, rid, i := ids(r)
 	op := s.m.Resume
 	if pause {
@@ -38,7 +39,7 @@ type MetadataUpdate struct {
 	CallMetadata map[string]string `json:"CallMetadata"`
 }
 
-func (s *Server) metadata(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var cmd MetadataUpdate
 	if !decode(w, r, &cmd) {
 		return
@@ -87,7 +88,7 @@ type NoRecording struct {
 // statusHistory serves seed 000's status history of a conversation's
 // recording: its newest recording that is not a duplicate (the newest
 // duplicate when all are).
-func (s *Server) statusHistory(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) statusHistory(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
 	if errors.Is(err, recorder.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, NoRecording{Code: 2817, Message: "There is no recording for this engagement"})
@@ -191,15 +192,15 @@ func firstOf(a, b string) string {
 	return b
 }
 
-func (s *Server) blackoutStart(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) blackoutStart(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	s.blackout(w, r, k, false)
 }
 
-func (s *Server) blackoutStop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) blackoutStop(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	s.blackout(w, r, k, true)
 }
 
-func (s *Server) blackout(w http.ResponseWriter, r *http.Request, k *recorder.APIKey, stopping bool) {
+func (s *Server) blackout(w http.ResponseWriter, r *http.Request, k *config.APIKey, stopping bool) {
 	received := time.Now().UTC()
 	var cmd BlackoutCommand
 	if !decode(w, r, &cmd) {

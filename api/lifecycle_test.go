@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -630,7 +631,7 @@ func TestAPI_Telephony(t *testing.T) {
 	}
 	tm := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$`)
 	if tr.ID != ev.InstanceID || tr.CustomerID != h.svc.Config.CustomerID("org1") || tr.Status != StatusEnded || tr.Format != "wav" ||
-		tr.ReferenceType != ReferenceCall || tr.ReferenceID != "tconf" || tr.OwnerType != "agent" || tr.OwnerID != recorder.NameUUID("org1", "agent/a-1") ||
+		tr.ReferenceType != ReferenceCall || tr.ReferenceID != "tconf" || tr.OwnerType != "agent" || tr.OwnerID != config.NameUUID("org1", "agent/a-1") ||
 		tr.ActiveflowID != nilUUID || tr.OnEndFlowID != nilUUID || tr.TMDelete != NotYet {
 		t.Errorf("ended recording: %+v", tr)
 	}
@@ -757,7 +758,7 @@ func TestAPI_Telephony(t *testing.T) {
 }
 
 // startWithConfig runs a service with cfg changed by change.
-func startWithConfig(t *testing.T, dir string, change func(*recorder.Config)) *harness {
+func startWithConfig(t *testing.T, dir string, change func(*config.Config)) *harness {
 	t.Helper()
 	cfg := testConfig(dir)
 	change(cfg)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -73,7 +74,7 @@ func (m *metrics) hooks() recorder.Hooks {
 
 func providerLabel(p string) string {
 	if p == "" {
-		return recorder.ProviderLocal
+		return config.ProviderLocal
 	}
 	return p
 }

@@ -63,7 +63,7 @@ func TestContract_FailsOnUndocumentedField(t *testing.T) {
 }
 
 // TestContract_MixSettings: a start's mix is "none" or an object whose
-// latency is a duration string or nanoseconds (recorder.MixSettings's JSON),
+// latency is a duration string or nanoseconds (config.MixSettings's JSON),
 // and nothing else.
 func TestContract_MixSettings(t *testing.T) {
 	start := func() *http.Request {

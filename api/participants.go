@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -111,11 +112,11 @@ func findRecording(c *ParticipantCall, instanceID string) *ParticipantRecording 
 	return nil
 }
 
-func (s *Server) participants(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) participants(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	writeJSON(w, http.StatusOK, participantsOf(s.m.Running(k.OrganizationID), s.m.Blackouts(k.OrganizationID)))
 }
 
-func (s *Server) participant(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) participant(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	user := r.PathValue("userId")
 	if err := recorder.ValidateUserID(user); err != nil {
 		s.fail(w, r, err)

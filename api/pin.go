@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/cluster"
 )
@@ -52,7 +53,7 @@ func (s *Server) publishOrganization(authorization, conf string) (string, bool) 
 	token, _ := strings.CutPrefix(authorization, "Bearer ")
 	token = strings.TrimSpace(token)
 	if k := s.key(token); k != nil {
-		return k.OrganizationID, k.HasScope(recorder.ScopePublish)
+		return k.OrganizationID, k.HasScope(config.ScopePublish)
 	}
 	if s.tokens == nil {
 		return "", false

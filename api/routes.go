@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -105,7 +106,7 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 	}...)
 	rs = append(rs, Route{Method: "POST", Path: "/api/publishtokens", handler: key(s.publishToken)}) // token.go
 	if s.events != nil {
-		rs = append(rs, Route{Method: "GET", Path: "/api/events", Seed: "002", handler: key(func(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+		rs = append(rs, Route{Method: "GET", Path: "/api/events", Seed: "002", handler: key(func(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 			quota := s.m.Config().Quotas.For(k.OrganizationID).SSEConnections
 			release, ok := s.sse.Acquire(k.OrganizationID, quota)
 			if !ok {

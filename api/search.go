@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -86,7 +87,7 @@ func (f *searchFilter) keep(r *recorder.Recording) bool {
 // search serves GET /api/recordings?state=&conversationId=&conferenceId=
 // &participant=&from=&to=&limit=&pageToken=: the organization's recordings
 // (deleted ones left out), newest first.
-func (s *Server) search(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) search(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	q := r.URL.Query()
 	var f searchFilter
 	bad := func(field, msg string) {
@@ -183,7 +184,7 @@ func summaryOf(r *recorder.Recording, now time.Time) RecordingSummary {
 
 // files serves GET /api/recordings/{c}/{r}/{i}/files: every file of the
 // recording with its size, SHA-256 and signed URL once uploaded.
-func (s *Server) files(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) files(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rec, ok := s.get(w, r, k)
 	if !ok {
 		return

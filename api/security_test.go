@@ -21,6 +21,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/config/configfile"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
@@ -42,22 +44,22 @@ const (
 // twoOrgConfig is a configuration with two organizations: appA belongs to
 // orgA (with a webhook to hookURL when set), appB to orgB. Both keys of
 // full rights use "*", as the README shows.
-func twoOrgConfig(dir, hookURL string) *recorder.Config {
+func twoOrgConfig(dir, hookURL string) *config.Config {
 	cfg := testConfig(dir)
-	cfg.APIKeys = []recorder.APIKey{
+	cfg.APIKeys = []config.APIKey{
 		{Key: keyA, OrganizationID: "orgA", Applications: []string{"*"}},
 		{Key: keyB, OrganizationID: "orgB", Applications: []string{"*"}},
-		{Key: keyBRead, OrganizationID: "orgB", Applications: []string{"*"}, Scopes: []string{recorder.ScopeRead}},
-		{Key: keyAControl, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopeControl}},
-		{Key: keyAPublish, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{recorder.ScopePublish}},
+		{Key: keyBRead, OrganizationID: "orgB", Applications: []string{"*"}, Scopes: []string{config.ScopeRead}},
+		{Key: keyAControl, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{config.ScopeControl}},
+		{Key: keyAPublish, OrganizationID: "orgA", Applications: []string{"*"}, Scopes: []string{config.ScopePublish}},
 	}
-	appA := &recorder.Application{OrganizationID: "orgA", Conference: recorder.ConferenceConfig{Kind: "whip"}}
+	appA := &config.Application{OrganizationID: "orgA", Conference: config.ConferenceConfig{Kind: "whip"}}
 	if hookURL != "" {
-		appA.Webhooks = []recorder.WebhookConfig{{URL: hookURL, Secret: "hook-secret"}}
+		appA.Webhooks = []config.WebhookConfig{{URL: hookURL, Secret: "hook-secret"}}
 	}
-	cfg.Applications = map[string]*recorder.Application{
+	cfg.Applications = map[string]*config.Application{
 		"appA": appA,
-		"appB": {OrganizationID: "orgB", Conference: recorder.ConferenceConfig{Kind: "whip"}},
+		"appB": {OrganizationID: "orgB", Conference: config.ConferenceConfig{Kind: "whip"}},
 	}
 	return cfg
 }
@@ -136,7 +138,7 @@ func TestSecurity_ApplicationsBelongToOneOrganization(t *testing.T) {
 }
 
 func TestSecurity_ConfigNeedsApplicationOwners(t *testing.T) {
-	_, err := recorder.ParseConfig([]byte(`
+	_, err := configfile.Parse([]byte(`
 apiKeys:
   - {key: a, organizationId: orgA, applications: ["*"]}
   - {key: b, organizationId: orgB, applications: ["*"]}
@@ -146,14 +148,14 @@ applications:
 	if err == nil || !strings.Contains(err.Error(), "applications.app1 needs organizationId") {
 		t.Errorf("two organizations, an application without owner: %v", err)
 	}
-	if _, err := recorder.ParseConfig([]byte(`
+	if _, err := configfile.Parse([]byte(`
 apiKeys:
   - {key: a, organizationId: orgA, applications: ["*"], scopes: [read, everything]}
 `)); err == nil || !strings.Contains(err.Error(), "everything") {
 		t.Errorf("unknown scope: %v", err)
 	}
 	// One organization: the configuration of earlier versions still loads.
-	if _, err := recorder.ParseConfig([]byte(`
+	if _, err := configfile.Parse([]byte(`
 apiKeys:
   - {key: a, organizationId: orgA, applications: ["*"]}
 applications:
@@ -726,8 +728,8 @@ func TestSecurity_StartFailureIsGeneric(t *testing.T) {
 	t.Cleanup(func() { sfu.Close() })
 	cfg := twoOrgConfig(t.TempDir(), "")
 	internal := "http://" + ln.Addr().String() + "/internal-sfu/{conferenceId}/whep"
-	cfg.Applications["whepA"] = &recorder.Application{OrganizationID: "orgA",
-		Conference: recorder.ConferenceConfig{Kind: "whep", URLTemplate: internal}}
+	cfg.Applications["whepA"] = &config.Application{OrganizationID: "orgA",
+		Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: internal}}
 	var logs strings.Builder
 	var logMu sync.Mutex
 	h := startServiceConfig(t, cfg, slogTo(&logMu, &logs))
@@ -1065,8 +1067,8 @@ func TestSecurity_StorageErrorsAreGeneric(t *testing.T) {
 	const wrong = "wrong-secret-0123456789abcdef"
 	var logs syncBuffer
 	cfg := testConfig(t.TempDir())
-	cfg.Applications = map[string]*recorder.Application{"bad": {Conference: recorder.ConferenceConfig{Kind: "whip"},
-		Storage: &recorder.StorageProfile{Provider: recorder.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+	cfg.Applications = map[string]*config.Application{"bad": {Conference: config.ConferenceConfig{Kind: "whip"},
+		Storage: &config.StorageProfile{Provider: config.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
 			Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: wrong}}}
 	h := startServiceConfig(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -1119,9 +1121,9 @@ func TestSecurity_S3MetadataLimit(t *testing.T) {
 	g := s3test.Start(t)
 	bucket := g.NewBucket(t.Context(), t)
 	cfg := testConfig(t.TempDir())
-	profile := &recorder.StorageProfile{Provider: recorder.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+	profile := &config.StorageProfile{Provider: config.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
 		Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret}
-	cfg.Applications = map[string]*recorder.Application{"s3": {Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: profile}}
+	cfg.Applications = map[string]*config.Application{"s3": {Conference: config.ConferenceConfig{Kind: "whip"}, Storage: profile}}
 	h := startServiceConfig(t, cfg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

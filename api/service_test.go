@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -31,13 +31,13 @@ type harness struct {
 	client *http.Client // of do; nil: http.DefaultClient
 }
 
-func testConfig(dir string) *recorder.Config {
-	cfg := recorder.DefaultConfig()
+func testConfig(dir string) *config.Config {
+	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dir
 	cfg.WebRTC.IncludeLoopback = true
 	cfg.WebRTC.Interfaces = []string{"lo"}
-	cfg.APIKeys = []recorder.APIKey{
+	cfg.APIKeys = []config.APIKey{
 		{Key: key1, OrganizationID: "org1", Applications: []string{"*"}},
 		{Key: key2, OrganizationID: "org2", Applications: []string{"app2"}},
 	}
@@ -52,7 +52,7 @@ func startService(t testing.TB, dir string) *harness {
 
 // startServiceConfig runs a service with cfg, logging to log (nil: slog's
 // default), until the test ends.
-func startServiceConfig(t testing.TB, cfg *recorder.Config, log *slog.Logger) *harness {
+func startServiceConfig(t testing.TB, cfg *config.Config, log *slog.Logger) *harness {
 	t.Helper()
 	svc, err := NewService(context.Background(), cfg, log)
 	if err != nil {

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
-	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/storage"
@@ -35,7 +35,7 @@ import (
 // healthy application, one whose credential is wrong (nil for LOCAL), the
 // secrets that must never show, and how its signed URLs look.
 type storageServer struct {
-	profile, wrong *recorder.StorageProfile
+	profile, wrong *config.StorageProfile
 	secrets        []string
 	// signature is the query parameter carrying the signed URL's signature;
 	// native says the URL is the provider's own (else the recorder's
@@ -54,13 +54,13 @@ var storageServers = []struct {
 	start func(t *testing.T) storageServer
 }{
 	{"LOCAL", func(t *testing.T) storageServer {
-		p := &recorder.StorageProfile{Provider: recorder.ProviderLocal, Prefix: "rec", Dir: t.TempDir()}
+		p := &config.StorageProfile{Provider: config.ProviderLocal, Prefix: "rec", Dir: t.TempDir()}
 		return storageServer{profile: p, signature: storage.ParamSignature}
 	}},
 	{"S3/versitygw", func(t *testing.T) storageServer {
 		g := s3test.Start(t)
 		bucket := g.NewBucket(t.Context(), t)
-		p := &recorder.StorageProfile{Provider: recorder.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+		p := &config.StorageProfile{Provider: config.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
 			Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret}
 		w := *p
 		w.SecretAccessKey = "wrong-secret-0123456789abcdef"
@@ -69,7 +69,7 @@ var storageServers = []struct {
 	}},
 	{"Azure/Azurite", func(t *testing.T) storageServer {
 		az := azuritetest.Start(t)
-		p := &recorder.StorageProfile{Provider: recorder.ProviderAzure, Container: az.NewContainer(t.Context(), t), Prefix: "rec",
+		p := &config.StorageProfile{Provider: config.ProviderAzure, Container: az.NewContainer(t.Context(), t), Prefix: "rec",
 			AccountName: azuritetest.Account, AccountKey: azuritetest.Key, Endpoint: az.Endpoint}
 		w := *p
 		w.AccountKey = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ=="
@@ -80,7 +80,7 @@ var storageServers = []struct {
 		e := gcstest.Start(t)
 		acct := e.Account(false)
 		impostor := gcstest.NewAccount(t, acct.Email, false) // same account, a key GCS does not know
-		p := &recorder.StorageProfile{Provider: recorder.ProviderGCS, Bucket: e.NewBucket(), Prefix: "rec",
+		p := &config.StorageProfile{Provider: config.ProviderGCS, Bucket: e.NewBucket(), Prefix: "rec",
 			CredentialsJSON: string(acct.JSON(t, e)), Endpoint: e.Endpoint()}
 		w := *p
 		w.CredentialsJSON = string(impostor.JSON(t, e))
@@ -89,7 +89,7 @@ var storageServers = []struct {
 	}},
 	{"SFTP/in-process", func(t *testing.T) storageServer {
 		srv := sftptest.Start(t)
-		p := &recorder.StorageProfile{Provider: recorder.ProviderSFTP, Prefix: "rec", Host: "127.0.0.1", Port: srv.Addr.Port,
+		p := &config.StorageProfile{Provider: config.ProviderSFTP, Prefix: "rec", Host: "127.0.0.1", Port: srv.Addr.Port,
 			User: sftptest.User, Password: sftptest.Password, HostKey: srv.HostKey.AuthorizedKey, Dir: srv.Dir}
 		w := *p
 		w.Password = "wrong-password-0123456789"
@@ -106,7 +106,7 @@ var storageServers = []struct {
 			return f
 		}
 		other := sftptest.NewKey(t) // a key the server does not authorize
-		p := &recorder.StorageProfile{Provider: recorder.ProviderSFTP, Prefix: "rec", Host: "127.0.0.1", Port: srv.Port,
+		p := &config.StorageProfile{Provider: config.ProviderSFTP, Prefix: "rec", Host: "127.0.0.1", Port: srv.Port,
 			User: srv.User, PrivateKeyFile: keyFile(srv.ClientKey), HostKey: srv.HostKey.AuthorizedKey, Dir: srv.Dir}
 		w := *p
 		w.PrivateKeyFile = keyFile(other)
@@ -208,11 +208,11 @@ func testStorageEndToEnd(t *testing.T, srv storageServer, d time.Duration, stops
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := testConfig(t.TempDir())
-	cfg.Applications = map[string]*recorder.Application{
-		"app1": {Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: srv.profile},
+	cfg.Applications = map[string]*config.Application{
+		"app1": {Conference: config.ConferenceConfig{Kind: "whip"}, Storage: srv.profile},
 	}
 	if srv.wrong != nil {
-		cfg.Applications["bad"] = &recorder.Application{Conference: recorder.ConferenceConfig{Kind: "whip"}, Storage: srv.wrong}
+		cfg.Applications["bad"] = &config.Application{Conference: config.ConferenceConfig{Kind: "whip"}, Storage: srv.wrong}
 	}
 	h := startServiceConfig(t, cfg, log)
 	api := &capture{}

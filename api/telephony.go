@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
@@ -111,7 +112,7 @@ func (s *Server) telephonyOf(r *recorder.Recording) TelephonyRecording {
 	if agent := r.Metadata["agentId"]; agent != "" {
 		t.OwnerType, t.OwnerID = "agent", agent
 		if _, err := uuid.Parse(agent); err != nil { // seed 003's integer ids get a name-based UUID
-			t.OwnerID = recorder.NameUUID(r.OrganizationID, "agent/"+agent)
+			t.OwnerID = config.NameUUID(r.OrganizationID, "agent/"+agent)
 		}
 	}
 	return t
@@ -148,7 +149,7 @@ type CallRecordingStart struct {
 }
 
 // telStart starts recording the conference {id} (conversationId = {id}).
-func (s *Server) telStart(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telStart(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var cmd CallRecordingStart
 	if r.ContentLength != 0 && !decode(w, r, &cmd) {
 		return
@@ -177,7 +178,7 @@ func (s *Server) telStart(w http.ResponseWriter, r *http.Request, k *recorder.AP
 
 // telStop stops the recordings of the conference {id} (duplicates and screen
 // recordings too) and returns the newest, once its file is uploaded.
-func (s *Server) telStop(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telStop(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	conf := r.PathValue("id")
 	if err := recorder.ValidateID("id", conf); err != nil {
 		s.fail(w, r, err)
@@ -204,7 +205,7 @@ func (s *Server) telStop(w http.ResponseWriter, r *http.Request, k *recorder.API
 	writeJSON(w, http.StatusOK, s.telephonyOf(last))
 }
 
-func (s *Server) telList(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telList(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	q := r.URL.Query()
 	size := 100
 	if v := q.Get("page_size"); v != "" {
@@ -244,7 +245,7 @@ func (s *Server) telList(w http.ResponseWriter, r *http.Request, k *recorder.API
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) telGet(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telGet(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rec, err := s.m.ByID(r.Context(), k.OrganizationID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -253,7 +254,7 @@ func (s *Server) telGet(w http.ResponseWriter, r *http.Request, k *recorder.APIK
 	writeJSON(w, http.StatusOK, s.telephonyOf(rec))
 }
 
-func (s *Server) telDelete(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telDelete(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rec, err := s.m.Delete(r.Context(), k.OrganizationID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -298,7 +299,7 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // telFile redirects (307) to a signed URL of the recording's mix.
-func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) telFile(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rec, err := s.m.ByID(r.Context(), k.OrganizationID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)

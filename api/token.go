@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -152,7 +153,7 @@ func (p *PublishTokens) Check(token string) (*PublishClaims, error) {
 // publish token publishes only what it names.
 func (s *Server) AuthorizePublish(token string, p whip.Publish) (string, error) {
 	if k := s.key(token); k != nil {
-		if !k.HasScope(recorder.ScopePublish) {
+		if !k.HasScope(config.ScopePublish) {
 			return "", &whip.AuthError{Status: http.StatusForbidden, Reason: "missing_scope", Message: "the API key lacks the publish scope"}
 		}
 		return k.OrganizationID, nil
@@ -189,7 +190,7 @@ type PublishTokenMessage struct {
 	WHIPURL      string   `json:"whipUrl"` // the path to POST the offer to, with userId
 }
 
-func (s *Server) publishToken(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) publishToken(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	if s.tokens == nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this recorder issues no publish tokens")
 		return

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -54,7 +55,7 @@ func missingIDs(w http.ResponseWriter, c, rid, i string) bool {
 	return false
 }
 
-func (s *Server) chatAdd(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) chatAdd(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var cmd AddChatTranscriptCmd
 	if !decode(w, r, &cmd) || missingIDs(w, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID) {
 		return
@@ -93,7 +94,7 @@ func chatOf(rec *recorder.Recording) *ChatTranscriptData {
 	return d
 }
 
-func (s *Server) cobrowseAdd(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) cobrowseAdd(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	var cmd AddCobrowseEventCmd
 	if !decode(w, r, &cmd) || missingIDs(w, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID) {
 		return
@@ -126,7 +127,7 @@ type CobrowseSessionDataMessage struct {
 	Uploaded           string `json:"uploaded,omitempty"`
 }
 
-func (s *Server) cobrowseList(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) cobrowseList(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	rs, err := s.m.Conversation(r.Context(), k.OrganizationID, r.PathValue("conversationId"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -158,7 +159,7 @@ type URLResourceMessage struct {
 
 // recordingSub serves GET routes below a recording that the mux cannot hold
 // as patterns: .../cobrowse/{sessionId}/url/attachment.
-func (s *Server) recordingSub(w http.ResponseWriter, r *http.Request, k *recorder.APIKey) {
+func (s *Server) recordingSub(w http.ResponseWriter, r *http.Request, k *config.APIKey) {
 	seg := strings.Split(r.PathValue("rest"), "/")
 	switch r.PathValue("rest") {
 	case "stop", "pause", "resume", "metadata": // POST routes: as the mux would answer

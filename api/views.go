@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -27,17 +28,17 @@ type ErrorMessage struct {
 // StartRecording is the body of POST /api/recordings/start. The fields after
 // video are this recorder's extensions.
 type StartRecording struct {
-	ApplicationID  string                `json:"applicationId"`
-	Audio          *bool                 `json:"audio"` // default true
-	ConferenceID   string                `json:"conferenceId"`
-	ConversationID string                `json:"conversationId"`
-	Video          bool                  `json:"video"`
-	Duplicate      bool                  `json:"duplicate"`
-	Metadata       map[string]string     `json:"metadata"`
-	PauseBehavior  string                `json:"pauseBehavior"`
-	Mix            *recorder.MixSettings `json:"mix"`
-	MaxDuration    string                `json:"maxDuration"` // Go duration ("90m") or seconds ("5400")
-	Composite      *composite.Settings   `json:"composite"`   // composite.mp4 once ended: {layout, width, height, fps, userId}
+	ApplicationID  string              `json:"applicationId"`
+	Audio          *bool               `json:"audio"` // default true
+	ConferenceID   string              `json:"conferenceId"`
+	ConversationID string              `json:"conversationId"`
+	Video          bool                `json:"video"`
+	Duplicate      bool                `json:"duplicate"`
+	Metadata       map[string]string   `json:"metadata"`
+	PauseBehavior  string              `json:"pauseBehavior"`
+	Mix            *config.MixSettings `json:"mix"`
+	MaxDuration    string              `json:"maxDuration"` // Go duration ("90m") or seconds ("5400")
+	Composite      *composite.Settings `json:"composite"`   // composite.mp4 once ended: {layout, width, height, fps, userId}
 }
 
 // ErrorData is seed 004's Error: {code, message, occurred}.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/ids"
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
@@ -120,48 +121,16 @@ type agentTracker struct {
 }
 
 // MaxAgentPhone bounds an agent's phone number and other text fields.
-const MaxAgentPhone = 64
+const MaxAgentPhone = ids.MaxAgentPhone
 
-func (a *AgentConfig) validate() error {
-	return validAgentFields(a.AgentID, a.AgentPhone, a.UserID, a.ApplicationID,
-		a.SystemUsername, a.CrmUsername, a.Username, a.DeviceID, a.DeviceAlias)
-}
-
+// validAgentFields checks an agent's fields (ids.ValidateAgent); a violation
+// is a KindInvalid *Error.
 func validAgentFields(id int64, phone, user, app string, text ...string) error {
-	if id <= 0 {
-		return errorf(KindInvalid, "invalid_field", "AgentId must be a positive integer")
-	}
-	if err := validPhone(phone); err != nil {
-		return err
-	}
-	if user != "" {
-		if err := ValidateUserID(user); err != nil {
-			return err
-		}
-	}
-	if app != "" {
-		if err := ValidateID("applicationId", app); err != nil {
-			return err
-		}
-	}
-	for _, t := range text {
-		if len(t) > 256 || strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return errorf(KindInvalid, "invalid_field", "agent text fields are up to 256 printable characters")
-		}
-	}
-	return nil
+	return invalid(ids.ValidateAgent(id, phone, user, app, text...))
 }
 
-// validPhone checks an agent phone: empty, or up to 64 of digits, letters
-// and + - . * # ( ) and spaces.
-func validPhone(p string) error {
-	if len(p) > MaxAgentPhone || strings.ContainsFunc(p, func(r rune) bool {
-		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("+-.*#() ", r))
-	}) {
-		return errorf(KindInvalid, "invalid_field", "AgentPhone is up to %d digits, letters and + - . * # ( ) or spaces", MaxAgentPhone)
-	}
-	return nil
-}
+// validPhone checks an agent phone (ids.ValidatePhone).
+func validPhone(p string) error { return invalid(ids.ValidatePhone(p)) }
 
 // ParseAgentID parses an agent id: a positive integer.
 func ParseAgentID(v string) (int64, error) {
@@ -261,7 +230,7 @@ func agentOfConfig(org string, c AgentConfig, source string) Agent {
 // RegisterAgent adds or replaces an agent of organizationID (the admin
 // route). Its phone must not be another agent's; its live calls are kept.
 func (m *Manager) RegisterAgent(ctx context.Context, organizationID string, c AgentConfig) (*Agent, error) {
-	if err := c.validate(); err != nil {
+	if err := invalid(c.Validate()); err != nil {
 		return nil, err
 	}
 	m.loadAgents()

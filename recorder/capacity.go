@@ -15,13 +15,6 @@ package recorder
 // the load is at capacity; a start when the tracks recorded are (a start that
 // takes streams already connected adds their recording, not their receive).
 
-// CapacityConfig is this instance's capacity (the capacity block of the
-// configuration).
-type CapacityConfig struct {
-	// Streams is how many streams this instance takes at most; 0: no limit.
-	Streams int `yaml:"streams"`
-}
-
 // Load returns the streams this instance carries now (see above) and its
 // capacity (0: no limit).
 func (m *Manager) Load() (load, capacity int) {

@@ -16,48 +16,14 @@ import (
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
-// CompositeConfig tunes composite videos (config key composite).
-type CompositeConfig struct {
-	Workers  int    `yaml:"workers"`  // compositions at once (1)
-	Queue    int    `yaml:"queue"`    // compositions waiting at most (100); more are refused
-	Nice     int    `yaml:"nice"`     // niceness of ffmpeg (10); -1: unchanged
-	Threads  int    `yaml:"threads"`  // ffmpeg threads (0: ffmpeg's choice)
-	Preset   string `yaml:"preset"`   // x264 preset (veryfast)
-	FFmpeg   string `yaml:"ffmpeg"`   // ffmpeg binary (ffmpeg on PATH)
-	FFprobe  string `yaml:"ffprobe"`  // ffprobe binary (ffprobe on PATH)
-	FontFile string `yaml:"fontFile"` // font of the names (DejaVu Sans)
-	// Fleet, in a fleet (store.driver postgres): "send" hands this
-	// instance's composite jobs to the fleet's composition instances,
-	// "take" makes this instance one of them (it takes the fleet's jobs,
-	// and composes its own); empty: every instance composes its own.
-	Fleet string `yaml:"fleet"`
-}
-
-// The values of CompositeConfig.Fleet.
-const (
-	CompositeFleetSend = "send"
-	CompositeFleetTake = "take"
-)
-
 // fleetLease is how long a composition instance holds a fleet job it took
 // before another may take it (the first is presumed gone); a job cut by a
 // restart runs again from the instance's own persisted queue.
 const fleetLease = time.Hour
 
-func (c *CompositeConfig) validateFleet(cluster bool) error {
-	switch c.Fleet {
-	case "":
-		return nil
-	case CompositeFleetSend, CompositeFleetTake:
-		if !cluster {
-			return fmt.Errorf("recorder: config: composite.fleet %q needs a fleet (store.driver: postgres)", c.Fleet)
-		}
-		return nil
-	}
-	return fmt.Errorf("recorder: config: composite.fleet %q is not send or take", c.Fleet)
-}
-
-func (c *CompositeConfig) options(m *Manager) composite.Options {
+// compositeOptions are the composite package's options for the configured
+// composite settings c.
+func compositeOptions(c *CompositeConfig, m *Manager) composite.Options {
 	nice := c.Nice
 	if nice == 0 {
 		nice = 10
@@ -375,7 +341,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 		return fail(CodeCompositeInputs, err)
 	}
 	s := *rec.Composite
-	res, err := composite.ComposePath(ctx, dir, filepath.Join(dir, composite.File), s, m.cfg.Composite.options(m))
+	res, err := composite.ComposePath(ctx, dir, filepath.Join(dir, composite.File), s, compositeOptions(&m.cfg.Composite, m))
 	if err != nil {
 		return fail(CodeCompositeFailed, err)
 	}

@@ -26,3 +26,14 @@ func TestDeps_NoCloudSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestDeps_NoConfigFile guards the other half: the engine takes a
+// config.Config and never reads the configuration file, so neither the YAML
+// parser nor config/configfile is linked into it.
+func TestDeps_NoConfigFile(t *testing.T) {
+	for _, dep := range testenv.Deps(t, "github.com/rtcrec/recorder/recorder") {
+		if strings.HasPrefix(dep, "gopkg.in/yaml") || dep == "github.com/rtcrec/recorder/config/configfile" {
+			t.Errorf("recorder depends on %s", dep)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -17,49 +16,6 @@ import (
 //
 // It then waits for the upload queue to drain until its context ends; jobs
 // still pending are resumed by the next start.
-
-// The shutdown policies.
-const (
-	ShutdownStop = "stop"
-	ShutdownWait = "wait"
-)
-
-// ShutdownConfig is the graceful drain policy (config key shutdown).
-type ShutdownConfig struct {
-	Policy   string        `yaml:"policy"`   // stop (default) | wait
-	Deadline time.Duration `yaml:"deadline"` // wait: longest wait for recordings to end by themselves (30s)
-	// Timeout bounds stopping, composing and uploading after the wait
-	// (default 2m); what is unfinished then is recovered at the next start.
-	Timeout time.Duration `yaml:"timeout"`
-}
-
-func (c *ShutdownConfig) setDefaults() {
-	if c.Policy == "" {
-		c.Policy = ShutdownStop
-	}
-	if c.Deadline <= 0 {
-		c.Deadline = 30 * time.Second
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Minute
-	}
-}
-
-func (c *ShutdownConfig) validate() error {
-	if c.Policy != ShutdownStop && c.Policy != ShutdownWait {
-		return fmt.Errorf("recorder: config: shutdown.policy %q is not stop or wait", c.Policy)
-	}
-	return nil
-}
-
-// Budget is the longest a whole drain may take: the wait of the policy plus
-// the timeout for stopping and uploading.
-func (c *ShutdownConfig) Budget() time.Duration {
-	if c.Policy == ShutdownWait {
-		return c.Deadline + c.Timeout
-	}
-	return c.Timeout
-}
 
 // Draining reports whether Shutdown was called: new recordings are refused.
 func (m *Manager) Draining() bool {

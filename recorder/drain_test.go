@@ -2,49 +2,11 @@ package recorder
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rtcrec/recorder/internal/synth"
 )
-
-func TestParseConfig_ShutdownAndUploads(t *testing.T) {
-	tests := []struct {
-		name, yaml string
-		check      func(*Config) bool
-		err        string
-	}{
-		{"defaults", "", func(c *Config) bool {
-			return c.Shutdown.Policy == ShutdownStop && c.Shutdown.Deadline == 30*time.Second && c.Shutdown.Budget() == 2*time.Minute
-		}, ""},
-		{"wait", "shutdown: {policy: wait, deadline: 5s, timeout: 1m}\n", func(c *Config) bool {
-			return c.Shutdown.Policy == ShutdownWait && c.Shutdown.Budget() == 65*time.Second
-		}, ""},
-		{"bad policy", "shutdown: {policy: later}\n", nil, `shutdown.policy "later"`},
-		{"uploads and backup", "uploads: {minBackoff: 2s, permanentRetry: 1m, chunkInterval: 60s}\n" +
-			"applications:\n  a:\n    backupStorage: {provider: LOCAL, dir: /tmp/b}\n    backupAfter: 5\n", func(c *Config) bool {
-			a := c.Applications["a"]
-			return c.Uploads.MinBackoff == 2*time.Second && c.Uploads.ChunkInterval == time.Minute &&
-				a.BackupStorage != nil && a.BackupStorage.Dir == "/tmp/b" && a.BackupAfter == 5
-		}, ""},
-		{"unknown uploads key", "uploads: {chunks: 3}\n", nil, "chunks"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := ParseConfig([]byte(tt.yaml))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseConfig = %v, want an error containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || !tt.check(c) {
-				t.Fatalf("ParseConfig = %+v, %v", c, err)
-			}
-		})
-	}
-}
 
 // TestManager_ShutdownPolicyWait: under policy wait, Shutdown refuses new
 // recordings at once, lets a recording that ends by itself finish, and

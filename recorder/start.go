@@ -70,7 +70,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		if mix.Latency == 0 {
 			mix.Latency = m.cfg.Defaults.Mix.Latency
 		}
-		if err := validMix(mix); err != nil {
+		if err := mix.Validate(); err != nil {
 			return nil, errorf(KindInvalid, "invalid_field", "mix: %v", err)
 		}
 		rec.Mix = mix

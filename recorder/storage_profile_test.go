@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/rtcrec/recorder/config/configfile"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/azurestore"
 	"github.com/rtcrec/recorder/storage/azurestore/azuritetest"
@@ -31,7 +32,7 @@ func TestOpenBucket_AzureSASToken(t *testing.T) {
 	full := az.ContainerSAS(t, container, sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, Delete: true, List: true})
 	readOnly := az.ContainerSAS(t, container, sas.ContainerPermissions{Read: true, List: true})
 
-	cfg, err := ParseConfig([]byte(`
+	cfg, err := configfile.Parse([]byte(`
 applications:
   app1:
     storage:

@@ -42,20 +42,6 @@ import (
 //     at every start (a restart is how a fixed configuration is loaded) and
 //     after every successful storage verify of their application.
 
-// UploadConfig tunes the upload queue (config key uploads). Zero values take
-// the defaults of recorder/upload.Options.
-type UploadConfig struct {
-	MinBackoff     time.Duration `yaml:"minBackoff"`     // first retry delay (1s)
-	MaxBackoff     time.Duration `yaml:"maxBackoff"`     // largest retry delay (5m)
-	PermanentRetry time.Duration `yaml:"permanentRetry"` // retry delay after a permanent error (10m)
-	Deadline       time.Duration `yaml:"deadline"`       // give up after this long (never)
-	Workers        int           `yaml:"workers"`        // uploads in flight (2)
-	// ChunkInterval uploads every file of a recording (mix and tracks) in
-	// parts while it is recorded, one part per interval; 60s
-	// when unset or zero, off when negative (e.g. -1s).
-	ChunkInterval time.Duration `yaml:"chunkInterval"`
-}
-
 // uploads is the Manager's side of the upload queue.
 type uploads struct {
 	q       *upload.Queue

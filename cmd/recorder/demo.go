@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
-	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -53,7 +53,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		}
 		*dataDir = d
 	}
-	cfg := recorder.DefaultConfig()
+	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = *dataDir
 	cfg.WebRTC.IncludeLoopback = true

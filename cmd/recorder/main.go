@@ -34,7 +34,8 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/config/configfile"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -114,14 +115,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadConfig loads --config, or recorder.yaml when present, or the defaults.
-func loadConfig(path string) (*recorder.Config, error) {
+func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		if _, err := os.Stat("recorder.yaml"); err != nil {
-			return recorder.DefaultConfig(), nil
+			return config.Default(), nil
 		}
 		path = "recorder.yaml"
 	}
-	return recorder.LoadConfig(path)
+	return configfile.Load(path)
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {

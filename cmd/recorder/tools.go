@@ -15,13 +15,14 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/storage"
 )
 
 // openBucket opens the bucket of an application's storage profile, with the
 // recorder's attachment signer for LOCAL and SFTP storage.
-func openBucket(ctx context.Context, cfg *recorder.Config, app string) (*storage.Bucket, *recorder.Attachments, error) {
+func openBucket(ctx context.Context, cfg *config.Config, app string) (*storage.Bucket, *recorder.Attachments, error) {
 	if err := recorder.ValidateID("applicationId", app); err != nil {
 		return nil, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -47,11 +48,11 @@ type service struct {
 func startRecorder(t *testing.T, a conference.Adapter, kind, confURL string) *service {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := recorder.DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.APIKeys = []recorder.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
-	cfg.Applications = map[string]*recorder.Application{
-		"app1": {Conference: recorder.ConferenceConfig{Kind: kind, URL: confURL, URLTemplate: confURL}},
+	cfg.APIKeys = []config.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
+	cfg.Applications = map[string]*config.Application{
+		"app1": {Conference: config.ConferenceConfig{Kind: kind, URL: confURL, URLTemplate: confURL}},
 	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(dir, "recorder.db"))
@@ -89,15 +90,15 @@ func startRecorder(t *testing.T, a conference.Adapter, kind, confURL string) *se
 // startService runs the recorder as `recorder serve` does (api.NewService
 // on a configuration) with application app1 on conf; its WebRTC peers gather
 // on the namespace's interface.
-func startService(t *testing.T, conf recorder.ConferenceConfig) *service {
+func startService(t *testing.T, conf config.ConferenceConfig) *service {
 	t.Helper()
-	cfg := recorder.DefaultConfig()
+	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.WebRTC.Interfaces = []string{rtctest.Interface}
 	cfg.WebRTC.IncludeLoopback = true
-	cfg.APIKeys = []recorder.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
-	cfg.Applications = map[string]*recorder.Application{"app1": {Conference: conf}}
+	cfg.APIKeys = []config.APIKey{{Key: e2eKey, OrganizationID: "org1", Applications: []string{"*"}}}
+	cfg.Applications = map[string]*config.Application{"app1": {Conference: conf}}
 	svc, err := api.NewService(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

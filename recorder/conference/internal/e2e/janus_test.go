@@ -9,7 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/api"
-	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/janus"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
@@ -203,7 +203,7 @@ func janusAdapter(t testing.TB, srv *janustest.Server) *janus.Adapter {
 func TestEndToEnd_JanusConfig(t *testing.T) {
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "3003")
-	svc := startService(t, recorder.ConferenceConfig{Kind: "janus", URL: srv.URL})
+	svc := startService(t, config.ConferenceConfig{Kind: "janus", URL: srv.URL})
 	srv.Publish(t, "3003", "erin", 440, "MIC")
 	srv.Publish(t, "3003", "finn", 660, "")
 	var ev api.RecordingDataEvent

@@ -1,9 +1,11 @@
-package recorder
+package config
 
 import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/rtcrec/recorder/recorder/ids"
 )
 
 // Organization is the configuration of one organization (Config.Organizations)
@@ -53,7 +55,7 @@ func NameUUID(organizationID, name string) string {
 
 func (c *Config) validateOrganizations() error {
 	for org, o := range c.Organizations {
-		if err := ValidateID("organizationId", org); err != nil {
+		if err := ids.Validate("organizationId", org); err != nil {
 			return fmt.Errorf("recorder: config: organizations: %w", err)
 		}
 		if o == nil {
@@ -66,7 +68,7 @@ func (c *Config) validateOrganizations() error {
 		}
 		ids, phones := map[int64]bool{}, map[string]bool{}
 		for i, a := range o.Agents {
-			if err := a.validate(); err != nil {
+			if err := a.Validate(); err != nil {
 				return fmt.Errorf("recorder: config: organizations.%s.agents[%d]: %w", org, i, err)
 			}
 			if ids[a.AgentID] || a.AgentPhone != "" && phones[a.AgentPhone] {
@@ -76,4 +78,10 @@ func (c *Config) validateOrganizations() error {
 		}
 	}
 	return nil
+}
+
+// Validate checks the agent's fields by the rules of ids.ValidateAgent.
+func (a *AgentConfig) Validate() error {
+	return ids.ValidateAgent(a.AgentID, a.AgentPhone, a.UserID, a.ApplicationID,
+		a.SystemUsername, a.CrmUsername, a.Username, a.DeviceID, a.DeviceAlias)
 }

@@ -1,4 +1,4 @@
-package recorder
+package config
 
 import (
 	"encoding/json"
@@ -41,7 +41,7 @@ func TestMixSettings_LatencyJSON(t *testing.T) {
 		t.Errorf("round trip %s: %+v, %v", b, back, err)
 	}
 	for _, bad := range []MixSettings{{SampleRate: 8000, Channels: 1, Latency: 50 * time.Millisecond}, {SampleRate: 8000, Channels: 1, Latency: 2 * time.Minute}} {
-		if err := validMix(bad); err == nil {
+		if err := bad.Validate(); err == nil {
 			t.Errorf("latency %v accepted", bad.Latency)
 		}
 	}

@@ -1,4 +1,4 @@
-package recorder
+package configfile
 
 import (
 	"os"
@@ -8,7 +8,7 @@ import (
 // TestDeployConfig_Parses keeps deploy/recorder.yaml, the configuration of
 // the compose file and the Kubernetes manifests, valid.
 func TestDeployConfig_Parses(t *testing.T) {
-	data, err := os.ReadFile("../deploy/recorder.yaml")
+	data, err := os.ReadFile("../../deploy/recorder.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestDeployConfig_Parses(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	c, err := ParseConfig(data)
+	c, err := Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}

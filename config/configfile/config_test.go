@@ -1,14 +1,16 @@
-package recorder
+package configfile
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/ids"
 )
 
 func TestParseConfig(t *testing.T) {
 	t.Setenv("TEST_REC_KEY", "s3cret")
-	c, err := ParseConfig([]byte(`
+	c, err := Parse([]byte(`
 listen: 127.0.0.1:9999
 urlTTL: 30m
 apiKeys:
@@ -56,7 +58,7 @@ func TestParseConfig_Errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tt.yaml))
+			_, err := Parse([]byte(tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}
@@ -65,7 +67,7 @@ func TestParseConfig_Errors(t *testing.T) {
 }
 
 func TestParseConfig_Empty(t *testing.T) {
-	c, err := ParseConfig(nil)
+	c, err := Parse(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("applications:\n  a:\n    storage: {provider: LOCAL}\n"))
 	f.Add([]byte("webrtc: {udpPortRange: 1-2}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig(data)
+		c, err := Parse(data)
 		if err != nil {
 			return
 		}
@@ -88,7 +90,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("defaults missing: %+v", c)
 		}
 		for id := range c.Applications {
-			if ValidateID("applicationId", id) != nil {
+			if ids.Validate("applicationId", id) != nil {
 				t.Fatalf("accepted application id %q", id)
 			}
 		}

@@ -1,0 +1,27 @@
+package config
+
+import (
+	"testing"
+)
+
+// TestConfig_CompositeFleet: send and take need a fleet; other values are
+// refused.
+func TestConfig_CompositeFleet(t *testing.T) {
+	for _, tc := range []struct {
+		fleet, driver string
+		ok            bool
+	}{
+		{"", "sqlite", true}, {"send", "postgres", true}, {"take", "postgres", true},
+		{"send", "sqlite", false}, {"take", "sqlite", false}, {"elsewhere", "postgres", false},
+	} {
+		cfg := Default()
+		cfg.Store.Driver = tc.driver
+		if tc.driver == "postgres" {
+			cfg.Store.DSN = "postgres://127.0.0.1:1/x"
+		}
+		cfg.Composite.Fleet = tc.fleet
+		if err := cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("fleet %q on %s: %v", tc.fleet, tc.driver, err)
+		}
+	}
+}

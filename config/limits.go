@@ -1,0 +1,107 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rtcrec/recorder/recorder/ids"
+)
+
+// Limits bound what one request may ask for (config key limits).
+type Limits struct {
+	// MaxDuration caps the maxDuration a start may ask for (default 24h);
+	// defaults.maxDuration above it is lowered to it.
+	MaxDuration time.Duration `yaml:"maxDuration"`
+	// BodyTimeout is the read deadline of a request body after its headers
+	// (default 30s): a body that trickles in slower is cut off.
+	BodyTimeout time.Duration `yaml:"bodyTimeout"`
+	// BlackoutHorizon is how far from now a blackout's start or stop time may
+	// lie, either way (default 7 days).
+	BlackoutHorizon time.Duration `yaml:"blackoutHorizon"`
+	// PublishTokenTTL is the longest validity of a publish token (default 24h;
+	// a token's default is 10 minutes).
+	PublishTokenTTL time.Duration `yaml:"publishTokenTTL"`
+}
+
+func (l *Limits) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.MaxDuration, 24*time.Hour)
+	def(&l.BodyTimeout, 30*time.Second)
+	def(&l.BlackoutHorizon, 7*24*time.Hour)
+	def(&l.PublishTokenTTL, 24*time.Hour)
+}
+
+func (l *Limits) validate() error {
+	// Times are stored as Unix nanoseconds, which end in 2262.
+	if l.BlackoutHorizon > 100*365*24*time.Hour {
+		return fmt.Errorf("recorder: config: limits.blackoutHorizon %s is more than 100 years", l.BlackoutHorizon)
+	}
+	return nil
+}
+
+// Quota is what one organization may hold at once. Zero means the default.
+type Quota struct {
+	Recordings     int `yaml:"recordings"`     // recordings not yet final (default 100)
+	WHIPSessions   int `yaml:"whipSessions"`   // WHIP sessions connecting or connected (default 200)
+	SSEConnections int `yaml:"sseConnections"` // open GET /api/events streams (default 20)
+	Blackouts      int `yaml:"blackouts"`      // blackouts scheduled or running (default 1000)
+}
+
+// QuotaConfig is config key quotas: the quota of every organization, and
+// per-organization overrides under organizations (a zero field there keeps
+// the general value).
+type QuotaConfig struct {
+	Quota         `yaml:",inline"`
+	Organizations map[string]Quota `yaml:"organizations"`
+}
+
+func (q *QuotaConfig) setDefaults() {
+	def := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	def(&q.Recordings, 100)
+	def(&q.WHIPSessions, 200)
+	def(&q.SSEConnections, 20)
+	def(&q.Blackouts, 1000)
+}
+
+func (q *QuotaConfig) validate() error {
+	for org := range q.Organizations {
+		if err := ids.Validate("organizationId", org); err != nil {
+			return fmt.Errorf("recorder: config: quotas.organizations: %w", err)
+		}
+	}
+	return nil
+}
+
+// For returns the quota of organizationID.
+func (q *QuotaConfig) For(organizationID string) Quota {
+	out := q.Quota
+	if o, ok := q.Organizations[organizationID]; ok {
+		for _, f := range []struct {
+			dst *int
+			v   int
+		}{
+			{&out.Recordings, o.Recordings}, {&out.WHIPSessions, o.WHIPSessions},
+			{&out.SSEConnections, o.SSEConnections}, {&out.Blackouts, o.Blackouts},
+		} {
+			if f.v > 0 {
+				*f.dst = f.v
+			}
+		}
+	}
+	return out
+}
+
+// CapacityConfig is this instance's capacity (the capacity block of the
+// configuration).
+type CapacityConfig struct {
+	// Streams is how many streams this instance takes at most; 0: no limit.
+	Streams int `yaml:"streams"`
+}
