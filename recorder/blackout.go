@@ -9,6 +9,13 @@ import (
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
+// Blackouts (seed 003): one participant (userId) is silenced in every
+// recording that includes them, recordings that start during the blackout
+// included, until the blackout is stopped or MaxBlackout passes. While a
+// participant is blacked out, the gate of each of their tracks drops its
+// packets before any file and their mixer inputs are muted; the rest of the
+// recording goes on.
+
 // Blackout is a participant's blackout as the Manager keeps it.
 type Blackout struct {
 	OrganizationID string    `json:"organizationId"`

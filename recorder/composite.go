@@ -16,6 +16,18 @@ import (
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
+// The composite video (composition/composite): composite.mp4, one video of
+// the whole conference, asked for at start (StartRequest.Composite), by the
+// application's default (applications.<id>.composite) or afterwards
+// (RequestComposite). Once the recording's files are uploaded its
+// composition goes PENDING; a job of the persisted composite queue makes it
+// PROCESSING, runs ffmpeg at low priority from the recording's files (hard
+// links kept in {dataDir}/compositions/{instanceId}, or downloaded from
+// storage when they are gone), uploads composite.mp4 through the upload
+// queue (verified like every object) and ends COMPLETED, or FAILED with the
+// reason. Every change of composition.state is an event (composition.pending,
+// .processing, .completed, .failed).
+
 // fleetLease is how long a composition instance holds a fleet job it took
 // before another may take it (the first is presumed gone); a job cut by a
 // restart runs again from the instance's own persisted queue.

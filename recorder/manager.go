@@ -1,7 +1,3 @@
-// Package recorder runs recordings: the Manager owns every recording of this
-// process, each a Session with its state machine (INITIALISED → ACTIVE →
-// STOPPED, FAILED, ABORTED), its media graph and its finishing steps, and the
-// store that keeps them across restarts.
 package recorder
 
 import (

@@ -302,36 +302,6 @@ func (r *Recording) hadMedia() bool {
 	return false
 }
 
-// Pause and resume (seeds 000 and 002).
-//
-// Paused audio never reaches any file. Each track's packets pass a gate on
-// the track's reader goroutine before its per-track writer and its decoding
-// pipeline: while the recording is paused (or the track's participant is
-// blacked out) the gate drops them, so nothing of the interval is written to
-// the per-track file, decoded into the mixer's ring, or kept anywhere. The
-// gate is the one cut for the track file and the mix alike: the mix holds
-// exactly the packets the track file holds, each at its place on the
-// recording's timeline (media/doc.go), so a cut is at the same instant in
-// both. The first packet after the gate reopens is placed in the mix by its
-// timestamp, as in the file, when that fits its arrival, and at its arrival
-// otherwise (media.AudioPipeline.Resync); the gap is not counted as loss.
-//
-// With "silence" the mix keeps the paused interval as silence (nothing was
-// decoded for it) and the per-track writers fill the gap with the codec's
-// silence when packets resume (the file keeps wall-clock length). With
-// "skip" the mixer leaves the interval out (media.Mixer.Cut): from the later
-// of the pause instant and the end of the audio already received (nothing
-// before the cut is lost, even audio the mixer has not written yet), to the
-// resume instant. The gate shifts the RTP timestamps of every later packet
-// back by the paused wall-clock time (in the track's clock rate), so the
-// per-track file is as much shorter as the mix; sequence numbers are not
-// shifted, so a video writer sees the gap as loss and asks for a keyframe. A
-// shift that would land at or before the last packet written (jitter) is
-// reduced to one packet interval after it.
-//
-// The pause's mix positions in the manifest are positions in mix.wav: the
-// cut's start and end with silence, the cut's start twice with skip.
-
 // PauseInterval is one paused interval of a recording: wall-clock times and
 // the positions in the mix timeline (with "skip" both positions are equal).
 type PauseInterval struct {
@@ -383,31 +353,12 @@ func (r *Recording) cloneLifecycle(c *Recording) {
 	}
 }
 
-// Blackouts (seed 003): one participant (userId) is silenced in every
-// recording that includes them, recordings that start during the blackout
-// included, until the blackout is stopped or MaxBlackout passes. While a
-// participant is blacked out their tracks' packets are dropped before any
-// file (see the gate in pause.go) and their mixer inputs are muted; the rest
-// of the recording goes on.
-
 // BlackoutInterval is one blackout of one participant within a recording.
 type BlackoutInterval struct {
 	UserID string    `json:"userId"`
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end,omitzero"` // zero while on
 }
-
-// The composite video (composition/composite): composite.mp4, one video of
-// the whole conference, asked for at start (StartRequest.Composite), by the
-// application's default (applications.<id>.composite) or afterwards
-// (RequestComposite). Once the recording's files are uploaded its
-// composition goes PENDING; a job of the persisted composite queue makes it
-// PROCESSING, runs ffmpeg at low priority from the recording's files (hard
-// links kept in {dataDir}/compositions/{instanceId}, or downloaded from
-// storage when they are gone), uploads composite.mp4 through the upload
-// queue (verified like every object) and ends COMPLETED, or FAILED with the
-// reason. Every change of composition.state is an event (composition.pending,
-// .processing, .completed, .failed).
 
 // CompositionState is the state of a recording's composition.
 type CompositionState string

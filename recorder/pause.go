@@ -10,6 +10,36 @@ import (
 	"github.com/rtcrec/recorder/media"
 )
 
+// Pause and resume (seeds 000 and 002).
+//
+// Paused audio never reaches any file. Each track's packets pass a gate on
+// the track's reader goroutine before its per-track writer and its decoding
+// pipeline: while the recording is paused (or the track's participant is
+// blacked out) the gate drops them, so nothing of the interval is written to
+// the per-track file, decoded into the mixer's ring, or kept anywhere. The
+// gate is the one cut for the track file and the mix alike: the mix holds
+// exactly the packets the track file holds, each at its place on the
+// recording's timeline (media/doc.go), so a cut is at the same instant in
+// both. The first packet after the gate reopens is placed in the mix by its
+// timestamp, as in the file, when that fits its arrival, and at its arrival
+// otherwise (media.AudioPipeline.Resync); the gap is not counted as loss.
+//
+// With "silence" the mix keeps the paused interval as silence (nothing was
+// decoded for it) and the per-track writers fill the gap with the codec's
+// silence when packets resume (the file keeps wall-clock length). With
+// "skip" the mixer leaves the interval out (media.Mixer.Cut): from the later
+// of the pause instant and the end of the audio already received (nothing
+// before the cut is lost, even audio the mixer has not written yet), to the
+// resume instant. The gate shifts the RTP timestamps of every later packet
+// back by the paused wall-clock time (in the track's clock rate), so the
+// per-track file is as much shorter as the mix; sequence numbers are not
+// shifted, so a video writer sees the gap as loss and asks for a keyframe. A
+// shift that would land at or before the last packet written (jitter) is
+// reduced to one packet interval after it.
+//
+// The pause's mix positions in the manifest are positions in mix.wav: the
+// cut's start and end with silence, the cut's start twice with skip.
+
 // lifecycle is a running session's pause state and the gates of its tracks.
 type lifecycle struct {
 	paused  atomic.Bool
