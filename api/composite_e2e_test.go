@@ -270,13 +270,41 @@ func TestEndToEnd_CompositeVideo(t *testing.T) {
 	}
 
 	// A/V: each flash on alice's tile against its beep.
-	points := [][2]int{}
-	for _, b := range append(two, three...) {
-		points = append(points, [2]int{b.x + b.w/2, b.y + b.h/5})
+	offsets := flashOffsets(t, frames, pcm, fps, append(two, three...), pause)
+	if len(offsets) < 2 {
+		t.Fatalf("%d flashes found out of the pause, want at least 2", len(offsets))
 	}
+	mean, lo, hi := 0.0, offsets[0], offsets[0]
+	for _, o := range offsets {
+		mean += o / float64(len(offsets))
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	t.Logf("A/V offsets (flash − beep) %.0f ms, mean %+.0f ms (frames are %.0f ms apart)", scale(offsets, 1000), mean*1000, 1000.0/fps)
+	// No drift: every flash keeps the same offset to its beep, within a frame.
+	if hi-lo > 1.0/fps+0.005 {
+		t.Errorf("A/V offset drifts from %+.0f to %+.0f ms over the recording", lo*1000, hi*1000)
+	}
+	// Within 40 ms: the mix places alice's audio by its RTP time from the
+	// least late arrival of its first packets, and the composite places her
+	// video by the same rule (the track's time zero, recorder/room.go).
+	if math.Abs(mean) > 0.040 {
+		t.Errorf("A/V offset %+.0f ms, want within 40 ms", mean*1000)
+	}
+	// Chromium plays it through its signed URL to the end.
+	pb := chromiumPlayURL(t, video.URL)
+	if !pb.Ended || pb.Err != "" || pb.Width != W || pb.Height != H || math.Abs(pb.Duration-dur) > 0.1 {
+		t.Errorf("chromium: %+v, want %dx%d played to its end (%.2f s)", pb, W, H, dur)
+	}
+}
+
+// flashOffsets returns, for every flash (a frame turning white at the
+// upper middle of one of boxes) out of the pause, its time less its beep's
+// in the composite's audio pcm (8 kHz).
+func flashOffsets(t *testing.T, frames *rgbFrames, pcm []int16, fps float64, boxes []tileBox, pause composition.Interval) []float64 {
+	t.Helper()
 	white := func(n int) bool {
-		for _, pt := range points {
-			if frames.colourName(n, pt[0], pt[1]) == "white" {
+		for _, b := range boxes {
+			if frames.colourName(n, b.x+b.w/2, b.y+b.h/5) == "white" {
 				return true
 			}
 		}
@@ -304,30 +332,7 @@ func TestEndToEnd_CompositeVideo(t *testing.T) {
 		}
 		offsets = append(offsets, at-beep)
 	}
-	if len(offsets) < 2 {
-		t.Fatalf("%d flashes found out of the pause, want at least 2", len(offsets))
-	}
-	mean, lo, hi := 0.0, offsets[0], offsets[0]
-	for _, o := range offsets {
-		mean += o / float64(len(offsets))
-		lo, hi = min(lo, o), max(hi, o)
-	}
-	t.Logf("A/V offsets (flash − beep) %.0f ms, mean %+.0f ms (frames are %.0f ms apart)", scale(offsets, 1000), mean*1000, 1000.0/fps)
-	// No drift: every flash keeps the same offset to its beep, within a frame.
-	if hi-lo > 1.0/fps+0.005 {
-		t.Errorf("A/V offset drifts from %+.0f to %+.0f ms over the recording", lo*1000, hi*1000)
-	}
-	// Within 40 ms: the mix places alice's audio by its RTP time from the
-	// least late arrival of its first packets, and the composite places her
-	// video by the same rule (the track's time zero, recorder/room.go).
-	if math.Abs(mean) > 0.040 {
-		t.Errorf("A/V offset %+.0f ms, want within 40 ms", mean*1000)
-	}
-	// Chromium plays it through its signed URL to the end.
-	pb := chromiumPlayURL(t, video.URL)
-	if !pb.Ended || pb.Err != "" || pb.Width != W || pb.Height != H || math.Abs(pb.Duration-dur) > 0.1 {
-		t.Errorf("chromium: %+v, want %dx%d played to its end (%.2f s)", pb, W, H, dur)
-	}
+	return offsets
 }
 
 // logPlacement logs where user's tracks lie on the recording's timeline:
