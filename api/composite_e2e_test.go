@@ -356,7 +356,7 @@ func logPlacement(t *testing.T, man *composition.Manifest, user string) {
 			continue
 		}
 		bySR := *audio.MediaOffset + vs.Sub(as).Seconds()
-		t.Logf("%s: audio at %.4f s (mix), video at %.4f s by arrival, %.4f s by the sender's clock (%+.1f ms); audio sent %+.1f ms from where the mix put it",
+		t.Logf("%s: audio at %.4f s (its mediaOffset: where the mix put it), video at %.4f s by arrival, %.4f s by the sender's clock (%+.1f ms); audio sent %+.1f ms from its mediaOffset",
 			user, *audio.MediaOffset, *tr.MediaOffset, bySR, (bySR-*tr.MediaOffset)*1000,
 			(as.Sub(man.Started).Seconds()-*audio.MediaOffset)*1000)
 	}
