@@ -7,13 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/storage"
 )
 
 // Attachment kinds: the {kind} segment of attachment URLs and the folder of
 // the recording that each kind lives in.
 var attachmentFolders = map[string]string{
-	"track":       "tracks/",
+	"track":       composition.TracksDir,
 	"composition": "",
 	"cobrowse":    "cobrowse/",
 	"transcript":  "",
@@ -66,8 +67,8 @@ func (a *Attachments) SignKeyFunc(prefix string) func(ctx context.Context, key s
 		c, r, i, p := seg[1], seg[2], seg[3], seg[4]
 		kind := "composition"
 		switch {
-		case strings.HasPrefix(p, "tracks/"):
-			kind, p = "track", strings.TrimPrefix(p, "tracks/")
+		case strings.HasPrefix(p, composition.TracksDir):
+			kind, p = "track", strings.TrimPrefix(p, composition.TracksDir)
 		case strings.HasPrefix(p, "cobrowse/"):
 			kind, p = "cobrowse", strings.TrimPrefix(p, "cobrowse/")
 		case p == "chat.json":

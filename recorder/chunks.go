@@ -120,10 +120,10 @@ func (c *chunker) cutAll(ctx context.Context) {
 	if !c.rec.Mix.None {
 		rels = append(rels, composition.MixFile)
 	}
-	if ents, err := os.ReadDir(filepath.Join(c.rec.Dir, "tracks")); err == nil {
+	if ents, err := os.ReadDir(filepath.Join(c.rec.Dir, composition.TracksDir)); err == nil {
 		for _, e := range ents {
 			if e.Type().IsRegular() {
-				rels = append(rels, "tracks/"+e.Name())
+				rels = append(rels, composition.TracksDir+e.Name())
 			}
 		}
 	}

@@ -199,7 +199,7 @@ func (m *Manager) compositeDir(instanceID string) string {
 // cannot be linked is downloaded later.
 func (m *Manager) keepForComposite(rec *Recording) {
 	dir := m.compositeDir(rec.InstanceID)
-	if err := os.MkdirAll(filepath.Join(dir, "tracks"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, composition.TracksDir), 0o750); err != nil {
 		m.log.Warn("cannot keep files for the composite", "err", err)
 		return
 	}
@@ -397,7 +397,7 @@ func (m *Manager) runComposite(ctx context.Context, instanceID string) error {
 // fetchCompositeInputs makes sure dir holds the files the composite reads:
 // linked at the end of the recording, or downloaded from its storage.
 func (m *Manager) fetchCompositeInputs(ctx context.Context, rec *Recording, dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "tracks"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, composition.TracksDir), 0o750); err != nil {
 		return err
 	}
 	objects := map[string]*ObjectFile{}

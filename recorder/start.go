@@ -211,7 +211,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 // begin builds the media graph, joins the conference and makes the recording ACTIVE.
 func (s *Session) begin(ctx context.Context) error {
 	rec := s.Snapshot()
-	if err := os.MkdirAll(filepath.Join(rec.Dir, "tracks"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(rec.Dir, composition.TracksDir), 0o750); err != nil {
 		return err
 	}
 	started := s.m.now()
