@@ -1,8 +1,8 @@
-// Package config is the recorder's configuration file: its types, its
-// defaults and its validation (DESIGN.md "Configuration"). It is read by the
-// binary (cmd/recorder) and the HTTP layer (api) and handed to the engine
-// (recorder.NewManager); the engine does not parse YAML. Ids in it follow
-// the rules of recorder/ids.
+// Package config is the recorder's configuration: its types, its defaults
+// and its validation (DESIGN.md "Configuration"). The file is read by
+// config/configfile for the binary (cmd/recorder) and the HTTP layer (api);
+// the engine (recorder.NewManager) takes the Config and never reads YAML.
+// Ids in it follow the rules of recorder/ids.
 package config
 
 import (
@@ -21,8 +21,8 @@ import (
 	"github.com/rtcrec/recorder/storage"
 )
 
-// Config is the recorder's configuration file (DESIGN.md "Configuration"). Every
-// field is optional; Defaults fills in what is missing.
+// Config is the recorder's configuration file (DESIGN.md "Configuration").
+// Every field is optional; SetDefaults fills in what is missing.
 type Config struct {
 	Listen       string                  `yaml:"listen"`
 	PublicURL    string                  `yaml:"publicURL"`
