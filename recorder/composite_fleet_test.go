@@ -2,17 +2,21 @@ package recorder
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
+	"github.com/rtcrec/recorder/recorder/upload"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/filestore"
 )
@@ -91,5 +95,96 @@ func TestManager_CompositeOnTheFleetsCompositionInstance(t *testing.T) {
 	}
 	if pending, err := a.composites.Pending(context.Background()); err != nil || len(pending) != 0 {
 		t.Errorf("the recording instance's own queue: %v %v", pending, err)
+	}
+}
+
+// TestManager_FleetInstancesTakeTurnsOnARecording: the composition instance
+// changes a stored recording (as it does to record its composite) while the
+// instance that made it applies an upload result that came late to the
+// same recording: the second waits for the first (the row is held) and both
+// changes are kept. Without the store's row lock the composition instance's
+// write, made from what it read before, loses the upload result.
+func TestManager_FleetInstancesTakeTurnsOnARecording(t *testing.T) {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	storageDir := filepath.Join(t.TempDir(), "storage")
+	var logA, logB eventLog
+	a, fa, _ := fleetManager(t, dsn, "rec1", CompositeFleetSend, storageDir, &logA)
+	b, _, _ := fleetManager(t, dsn, "rec2", CompositeFleetTake, storageDir, &logB)
+	rec := recordTone(t, a, fa, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var late upload.Result
+	jobs, err := a.up.q.Jobs(ctx, rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if strings.HasSuffix(j.Job.ID, "/"+composition.MixFile) && j.Status == upload.Uploaded {
+			late = j
+		}
+	}
+	if late.Job.ID == "" {
+		t.Fatalf("no uploaded mix among %d jobs", len(jobs))
+	}
+	late.Uploaded = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) // the late result, recognisable
+
+	read, release := make(chan struct{}), make(chan struct{})
+	bDone, aDone := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, _, err := b.modifyStored(ctx, "org", rec.InstanceID, func(r *Recording) error {
+			close(read) // B read the recording; it writes once released
+			<-release
+			r.Metadata = map[string]string{"composedBy": "rec2"}
+			return nil
+		})
+		bDone <- err
+	}()
+	<-read
+	go func() { aDone <- a.applyLateResult(ctx, late) }()
+	// A waits for B's row lock (seen in pg_stat_activity), or, with nothing
+	// to wait for, finishes first: then B's write loses A's change.
+	pg, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	for waiting := false; !waiting; {
+		var n int
+		if err := pg.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		waiting = n > 0
+		select {
+		case err := <-aDone:
+			aDone <- err
+			waiting = true
+		case <-ctx.Done():
+			t.Fatal("A neither waits nor finishes")
+		default:
+		}
+	}
+	close(release)
+	if err := <-bDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Get(ctx, "org", "c", "rec1", rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Metadata["composedBy"] != "rec2" {
+		t.Errorf("the composition instance's change is lost: metadata %v", got.Metadata)
+	}
+	var mix *ObjectFile
+	got.objects(func(rel string, o **ObjectFile) {
+		if rel == composition.MixFile {
+			mix = *o
+		}
+	})
+	if mix == nil || !mix.Uploaded.Equal(late.Uploaded) {
+		t.Errorf("the late upload result is lost: mix %+v", mix)
 	}
 }
