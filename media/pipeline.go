@@ -790,9 +790,16 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 // and returns them.
 func (p *AudioPipeline) resample(in []int16, m uint64) []int16 {
 	out := p.res[:min(m, uint64(len(p.res)))]
+	stretch(out, in)
+	return out
+}
+
+// stretch fills out with in stretched to its length by linear interpolation
+// (silence if in is empty).
+func stretch(out, in []int16) {
 	if len(in) == 0 {
 		clear(out)
-		return out
+		return
 	}
 	step := float64(len(in)) / float64(len(out))
 	for j := range out {
@@ -805,7 +812,6 @@ func (p *AudioPipeline) resample(in []int16, m uint64) []int16 {
 		f := x - float64(i)
 		out[j] = int16(float64(in[i]) + (float64(in[i+1])-float64(in[i]))*f)
 	}
-	return out
 }
 
 // decode decodes payload into p.pcm and returns the number of samples.

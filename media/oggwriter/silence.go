@@ -190,10 +190,7 @@ func (w *Writer) SilenceFrom(ts uint32) (int64, error) {
 	if w.file == nil {
 		return 0, errors.New("oggwriter: silence: the writer has no file to edit")
 	}
-	// The granule of ts: as far before the end as ts is before the
-	// timeline's end (granules and timeline ticks are both 48 kHz).
-	back := uint64(w.tl.Position() - w.tl.PosOf(ts))
-	from := w.granule - min(back, w.granule)
+	from := w.PosOf(ts)
 	silenceBody(w.lacing, w.body, w.granule, from)
 	size, err := w.file.Seek(0, io.SeekCurrent)
 	if err != nil {

@@ -193,3 +193,66 @@ func FuzzSilenceFrom(f *testing.F) {
 		}
 	})
 }
+
+// TestPackets reads back a range of a file being written (after Flush):
+// every packet overlapping the range, with its granule position where PosOf
+// places its timestamp, and its bytes as written, across a gap.
+func TestPackets(t *testing.T) {
+	packets := opusTone(t, 1000, 4)
+	path := filepath.Join(t.TempDir(), "t.ogg")
+	w, err := New(path, WithClock(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := func(i int) uint32 {
+		if i >= 100 {
+			return uint32(7777 + (i+25)*960) // a gap of 25 packets after packet 99
+		}
+		return uint32(7777 + i*960)
+	}
+	for i := range 180 {
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, Timestamp: ts(i)}, Payload: packets[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, to := w.PosOf(ts(90)), w.PosOf(ts(120))+100
+	if to-from != (30+25)*960+100 {
+		t.Fatalf("PosOf: %d granules between packets 90 and 120, want %d", to-from-100, 55*960)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	var got []int
+	err = Packets(f, fi.Size(), from, to, func(start uint64, p []byte) error {
+		i := -1
+		for k := range 180 {
+			if w.PosOf(ts(k)) == start {
+				i = k
+			}
+		}
+		if i < 0 {
+			if !bytes.Equal(p, silenceFrames[len(silenceFrames)-1].packet[:]) && len(p) > 3 {
+				t.Errorf("packet at %d is neither written nor gap silence", start)
+			}
+			return nil
+		}
+		if !bytes.Equal(p, packets[i]) {
+			t.Errorf("packet %d at %d differs from what was written", i, start)
+		}
+		got = append(got, i)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 31 || got[0] != 90 || got[30] != 120 {
+		t.Errorf("packets %v, want 90..120", got)
+	}
+	w.Close()
+}

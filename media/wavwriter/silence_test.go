@@ -98,3 +98,50 @@ func TestG711Writer_SilenceFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestWriter_Overwrite replaces a range of a stereo mix that begins in the
+// file and ends in the buffer: exactly those samples change, the length and
+// the rest stay.
+func TestWriter_Overwrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mix.wav")
+	w, err := New(path, WithChannels(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := mediatest.Sine(440, 8000, 2*4*8000, 8000) // interleaved as it comes
+	if err := w.WriteFrame(tone[:2*(3*8000+400)]); err != nil {
+		t.Fatal(err)
+	}
+	repl := mediatest.Sine(1000, 8000, 2*10000, 5000)
+	first, err := w.Overwrite(14000, repl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 44+4*14000 {
+		t.Errorf("first changed byte %d, want %d", first, 44+4*14000)
+	}
+	if _, err := w.Overwrite(0, repl[:3]); err == nil {
+		t.Error("an odd number of samples for two channels was accepted")
+	}
+	if err := w.WriteFrame(tone[2*(3*8000+400):]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	h, err := ParseHeader(b)
+	if err != nil || h.DataSize != 4*4*8000 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+	for i := range int(h.DataSize / 2) {
+		s := int16(uint16(b[h.DataOffset+int64(2*i)]) | uint16(b[h.DataOffset+int64(2*i)+1])<<8)
+		want := tone[i]
+		if i >= 2*14000 && i < 2*24000 {
+			want = repl[i-2*14000]
+		}
+		if s != want {
+			t.Fatalf("sample %d is %d, want %d", i, s, want)
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package media
+
+import (
+	"fmt"
+	"math"
+)
+
+// Re-mixing a range already written (a blackout decided after the fact):
+// the caller decodes each track's file over the range with a Decoder (the
+// pipeline's own decoding), places the samples on the timeline where the
+// pipeline placed them (AudioPipeline.Placement), and Mixer.Remix sums them
+// as a step does (each input's channel and mutes, int32 sum clamped to int16,
+// cuts left out), giving the samples that replace the mix file's range.
+
+// Decoder decodes one track's packets to mono PCM at the mix rate exactly as
+// an AudioPipeline does: Opus with its inactive packets played as silence
+// (opusdec.go), G.711 with the same interpolation to the mix rate. It is not
+// safe for concurrent use.
+type Decoder struct {
+	codec  Codec
+	rate   int
+	opus   *opusDecoder
+	g711   *[256]int16
+	factor int
+	prev   int16
+	pcm    []int16
+}
+
+// NewDecoder returns a decoder of codec to rate Hz (see AudioPipelineConfig
+// for the rates each codec decodes to).
+func NewDecoder(codec Codec, rate int) (*Decoder, error) {
+	d := &Decoder{codec: codec, rate: rate}
+	switch codec {
+	case CodecOpus:
+		dec, err := newOpusDecoder(rate, true)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opus at %d Hz: %v", ErrCodec, rate, err)
+		}
+		d.opus = dec
+		d.pcm = make([]int16, samples(maxOpusDuration, rate))
+	case CodecPCMU, CodecPCMA:
+		if rate <= 0 || rate%8000 != 0 {
+			return nil, fmt.Errorf("%w: G.711 needs a rate that is a multiple of 8000 Hz, not %d", ErrCodec, rate)
+		}
+		d.factor = rate / 8000
+		d.g711 = &g711.ulaw
+		if codec == CodecPCMA {
+			d.g711 = &g711.alaw
+		}
+		d.pcm = make([]int16, maxPayload*d.factor)
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrCodec, codec)
+	}
+	return d, nil
+}
+
+// Decode decodes one packet's payload (for G.711 at most 1500 bytes; a longer
+// one is cut) and returns its samples, valid until the next call. A packet
+// the decoder rejects is an error; the pipeline leaves its place silent.
+func (d *Decoder) Decode(payload []byte) ([]int16, error) {
+	if d.g711 != nil {
+		payload = payload[:min(len(payload), maxPayload)]
+		n, prev := decodeG711(d.g711, payload, d.pcm, d.factor, d.prev)
+		d.prev = prev
+		return d.pcm[:n], nil
+	}
+	n, err := d.opus.DecodeToInt16(payload, d.pcm)
+	if err != nil {
+		return nil, err
+	}
+	return d.pcm[:n], nil
+}
+
+// Placement returns where the pipeline's current timeline mapping places the
+// first sample of a packet with RTP timestamp ts (a timestamp of the current
+// source, within MaxJump of the newest), in samples of the timeline, and the
+// resampling ratio in use; ok is false before the first packet or for a
+// timestamp that far. A packet placed at arrival since (a new anchor) maps
+// differently: the caller compares the mapping packet by packet. Reader
+// goroutine only.
+func (p *AudioPipeline) Placement(ts uint32) (pos float64, ratio float64, ok bool) {
+	if !p.anchored {
+		return 0, 0, false
+	}
+	step := int64(int32(ts - p.lastTS))
+	if step > p.maxJump || -step > p.maxJump {
+		return 0, 0, false
+	}
+	pos = p.basePos + float64(p.ext+step-p.baseExt)*p.rate/p.clock*p.ratio
+	return max(pos, 0), p.ratio, true
+}
+
+// Settling reports whether the pipeline's latest anchor may still move back
+// (its first packets are placed provisionally; see AudioPipeline). Reader
+// goroutine only.
+func (p *AudioPipeline) Settling() bool { return p.settling }
+
+// OutputPos returns the sample frame of the mix file that holds timeline
+// position pos: pos less the cuts before it (see OutputAt).
+func (m *Mixer) OutputPos(pos uint64) uint64 {
+	out := pos
+	for _, c := range *m.cuts.Load() {
+		if c.from < pos {
+			out -= min(c.to, pos) - c.from
+		}
+	}
+	return out
+}
+
+// RemixPart is one input's audio for Mixer.Remix: PCM holds mono samples at
+// the mix rate for the timeline positions [from, from+len(PCM)) of the range
+// (zeros where the input held nothing).
+type RemixPart struct {
+	Input *MixInput // its channel and mutes apply; it may have left the mixer
+	PCM   []int16
+}
+
+// Remix returns the mix file's samples for the timeline positions [from, to)
+// (at most what the mixer has written) summed from parts as a step sums its
+// inputs: each in its channel, silent where it is muted, summed in int32 and
+// clamped to int16, positions within a cut left out. The result is
+// interleaved and begins at sample frame OutputPos(from) of the mix file.
+// Safe from any goroutine (it reads the mutes and cuts, which are immutable
+// lists).
+func (m *Mixer) Remix(from, to uint64, parts []RemixPart) []int16 {
+	to = min(to, m.Written())
+	if from >= to {
+		return nil
+	}
+	ch := m.cfg.Channels
+	n := int(to - from)
+	acc := make([]int32, n*ch)
+	scratch := make([]int16, n)
+	for _, part := range parts {
+		pcm := part.PCM[:min(len(part.PCM), n)]
+		if part.Input != nil {
+			if mutes := *part.Input.mutes.Load(); len(mutes) > 0 && overlaps(mutes, from, from+uint64(len(pcm))) {
+				p := scratch[:copy(scratch, pcm)]
+				for _, s := range mutes {
+					lo, hi := max(s.from, from), min(s.to, from+uint64(len(p)))
+					if lo < hi {
+						clear(p[lo-from : hi-from])
+					}
+				}
+				pcm = p
+			}
+		}
+		channel := ChannelCenter
+		if part.Input != nil {
+			channel = part.Input.channel
+		}
+		m.accumulate(acc, pcm, channel)
+	}
+	out := make([]int16, 0, n*ch)
+	cuts := *m.cuts.Load()
+	for i, s := range acc {
+		pos := from + uint64(i/ch)
+		if inCut(cuts, pos) {
+			continue
+		}
+		out = append(out, int16(min(max(s, math.MinInt16), math.MaxInt16)))
+	}
+	return out
+}
+
+// inCut reports whether timeline position pos is within a cut.
+func inCut(cuts []span, pos uint64) bool {
+	for _, c := range cuts {
+		if pos >= c.from && pos < c.to {
+			return true
+		}
+	}
+	return false
+}
+
+// Place writes a packet's decoded samples into dst, which holds the timeline
+// positions [from, from+len(dst)), where the pipeline writes a packet whose
+// first sample maps to position pos with resampling ratio (see Placement):
+// from ceil(pos), stretched to ceil(pos+n·ratio) when ratio is not 1. The
+// part outside dst is dropped.
+func Place(dst []int16, from uint64, pos, ratio float64, pcm []int16) {
+	if len(pcm) == 0 {
+		return
+	}
+	s := max(pos, 0)
+	start := uint64(math.Ceil(s))
+	end := start + uint64(len(pcm))
+	if ratio != 1 {
+		end = uint64(math.Ceil(s + float64(len(pcm))*ratio))
+		if end <= start {
+			return
+		}
+		out := make([]int16, end-start)
+		stretch(out, pcm)
+		pcm = out
+	}
+	lo, hi := max(start, from), min(end, from+uint64(len(dst)))
+	if lo >= hi {
+		return
+	}
+	copy(dst[lo-from:hi-from], pcm[lo-start:hi-start])
+}
