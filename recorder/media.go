@@ -91,7 +91,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 	if err != nil {
 		return nil, err
 	}
-	ts := &mediaSink{file: file, sr: t.SenderReport}
+	ts := &mediaSink{file: file, sr: t.SenderReport, path: path}
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
 		pipe, err := newAudioPipeline(t, in)
@@ -101,6 +101,9 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 			return nil, err
 		}
 		ts.audio, ts.in, ts.mixer = pipe, in, sm.mixer
+		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
+		clock := max(float64(t.Codec.ClockRate), 1)
+		ts.plog = &placementLog{k: float64(sm.mixer.Config().SampleRate) / clock}
 	}
 	return ts, nil
 }
@@ -112,11 +115,16 @@ type mediaSink struct {
 	in    *media.MixInput
 	mixer *media.Mixer
 	gate  *gate // pause and blackout; nil: everything passes
-	// Retroactive blackouts: the file's writer behind a guard,
-	// the clock relation of its timestamps, its path in the recording.
+	// Retroactive blackouts: the file's writer behind a guard, the clock
+	// relation of its timestamps, its path in the recording and on disk;
+	// for audio with a mix, its codec and where its file lies on the mix's
+	// timeline (written under the guard).
 	guard   editGuard
 	clk     *clockRelation
 	relPath string
+	path    string
+	codec   media.Codec
+	plog    *placementLog
 	// gated: the gate dropped the last packet, so the next one that passes
 	// re-anchors the track's timeline at its arrival (reader goroutine only).
 	gated bool
@@ -189,10 +197,12 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		}
 	}
 	var err error
+	fileTS := p.Timestamp
 	m.guard.enter()
 	if m.gate != nil {
 		orig := p.Timestamp
 		p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
+		fileTS = p.Timestamp
 		err = m.file.WriteRTP(p)
 		if m.clk != nil {
 			m.clk.observe(p.Timestamp, time.Now().UnixNano())
@@ -206,6 +216,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		if aerr := m.audio.WriteRTP(p); err == nil {
 			err = aerr
 		}
+		m.place(p.Timestamp, fileTS)
 	}
 	return err
 }

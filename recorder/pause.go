@@ -45,9 +45,15 @@ type lifecycle struct {
 	paused  atomic.Bool
 	skipped atomic.Int64 // total paused wall-clock time so far (ns), with skip
 
-	mu    sync.Mutex // guards gates
+	mu    sync.Mutex // guards gates and ended
 	gates map[*gate]string
+	// ended are the latest audio tracks that ended (their sinks closed):
+	// their files still feed the re-mix of a retroactive blackout.
+	ended []*mediaSink
 }
+
+// maxEnded is how many ended audio tracks a recording keeps for re-mixes.
+const maxEnded = 32
 
 // gate decides, on a track's reader goroutine, whether a packet reaches the
 // track's files, and shifts timestamps after a skipped pause.
@@ -129,6 +135,9 @@ func (s *Session) dropGate(g *gate) {
 	}
 	s.lc.mu.Lock()
 	delete(s.lc.gates, g)
+	if g.sink != nil && g.sink.plog != nil {
+		s.lc.ended = append(s.lc.ended[max(len(s.lc.ended)+1-maxEnded, 0):], g.sink)
+	}
 	s.lc.mu.Unlock()
 }
 

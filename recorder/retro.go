@@ -2,12 +2,16 @@ package recorder
 
 import (
 	"context"
+	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -164,13 +168,28 @@ type silencer interface {
 
 // silenceFrom silences the track's file from wall-clock instant t; it
 // returns the offset of the first byte changed and whether the track is
-// audio that could be silenced.
+// audio that could be silenced. With a mix, the file position is the one the
+// mix places at t (the placement log), so the track and the mix fall silent
+// at the same sample; without one, the clock relation's estimate.
 func (m *mediaSink) silenceFrom(t time.Time) (off int64, ok bool, err error) {
 	w, isAudio := m.file.(silencer)
 	if !isAudio || m.clk == nil {
 		return 0, false, nil
 	}
 	m.guard.edit(func() {
+		if m.plog != nil && m.plog.n > 0 {
+			f, _ := m.plog.fileAt(float64(m.mixer.PosAt(t)))
+			switch w := m.file.(type) {
+			case *oggwriter.Writer:
+				off, err = w.SilenceFromPos(uint64(max(f, 0)))
+				ok = err == nil
+				return
+			case *wavwriter.G711Writer:
+				off, err = w.SilenceFromPos(f)
+				ok = err == nil
+				return
+			}
+		}
 		ts, valid := m.clk.timestampAt(t)
 		if !valid {
 			return // nothing written yet
@@ -179,6 +198,234 @@ func (m *mediaSink) silenceFrom(t time.Time) (off int64, ok bool, err error) {
 		ok = err == nil
 	})
 	return off, ok, err
+}
+
+// placementPoints is how many changes of a track's placement on the mix's
+// timeline its log keeps: one per anchor (the first packet, a new source, a
+// resume placed at its arrival), one per change of the resampling ratio
+// (once a second at most, while the sender's clock drifts).
+const placementPoints = 64
+
+// anchorPoint says that from file position file on (the track's RTP clock:
+// 48 kHz granules of Ogg/Opus, 8 kHz frames of G.711 WAV), the track's
+// sample at file position f lies at timeline position pos+(f-file)·k·ratio
+// of the mix.
+type anchorPoint struct {
+	file     int64
+	pos      float64
+	ratio    float64
+	settling bool // the pipeline's anchor may still move back
+}
+
+// placementLog is where a track's file lies on the mix's timeline, as its
+// pipeline placed it: the points where the relation changed (the latest
+// placementPoints; before the oldest, its relation is extrapolated). The
+// track's reader writes it under the sink's guard, after each packet: the
+// file's position of the packet's timestamp against the pipeline's.
+type placementLog struct {
+	k   float64 // timeline samples per file tick: the mix rate over the RTP clock
+	pts [placementPoints]anchorPoint
+	n   int // points recorded; the latest min(n, placementPoints) are kept
+}
+
+// observe takes one packet's file position and its timeline position by the
+// pipeline's mapping. A packet that fits the latest point (within 2 samples:
+// the pipeline's rounding) changes nothing; otherwise it begins a new point,
+// unless the latest was recorded while its anchor was settling: then the
+// anchor moved, and its point takes the settled relation.
+func (l *placementLog) observe(file int64, pos, ratio float64, settling bool) {
+	if l.n > 0 {
+		last := &l.pts[(l.n-1)%placementPoints]
+		want := last.pos + float64(file-last.file)*l.k*last.ratio
+		if ratio == last.ratio && math.Abs(want-pos) <= 2 {
+			last.settling = settling
+			return
+		}
+		if last.settling && file >= last.file {
+			*last = anchorPoint{file: last.file, pos: pos - float64(file-last.file)*l.k*ratio, ratio: ratio, settling: settling}
+			return
+		}
+	}
+	l.pts[l.n%placementPoints] = anchorPoint{file: file, pos: pos, ratio: ratio, settling: settling}
+	l.n++
+}
+
+// points returns the points kept, oldest first.
+func (l *placementLog) points() []anchorPoint {
+	n := min(l.n, placementPoints)
+	out := make([]anchorPoint, 0, n)
+	for i := l.n - n; i < l.n; i++ {
+		out = append(out, l.pts[i%placementPoints])
+	}
+	return out
+}
+
+// timelineAt returns the timeline position of file position f and the
+// resampling ratio there; ok is false before any point.
+func (l *placementLog) timelineAt(f int64) (pos, ratio float64, ok bool) {
+	pts := l.points()
+	if len(pts) == 0 {
+		return 0, 0, false
+	}
+	p := pts[0]
+	for _, q := range pts[1:] {
+		if q.file <= f {
+			p = q
+		}
+	}
+	return p.pos + float64(f-p.file)*l.k*p.ratio, p.ratio, true
+}
+
+// fileAt returns the file position whose sample lies at timeline position
+// pos (the first one at or after it); ok is false before any point.
+func (l *placementLog) fileAt(pos float64) (int64, bool) {
+	pts := l.points()
+	if len(pts) == 0 {
+		return 0, false
+	}
+	p := pts[0]
+	for _, q := range pts[1:] {
+		if q.pos <= pos {
+			p = q
+		}
+	}
+	return p.file + int64(math.Ceil((pos-p.pos)/(l.k*p.ratio))), true
+}
+
+// place records, after the packet with RTP timestamp ts (fileTS in its
+// file, after a skipped pause's shift) went to the file and the pipeline,
+// where the file lies on the mix's timeline. Reader goroutine; it allocates
+// nothing.
+func (m *mediaSink) place(ts, fileTS uint32) {
+	pipe, ok := m.audio.(*media.AudioPipeline)
+	if !ok || m.plog == nil {
+		return
+	}
+	pos, ratio, ok := pipe.Placement(ts)
+	if !ok {
+		return
+	}
+	m.guard.enter()
+	switch w := m.file.(type) {
+	case *oggwriter.Writer:
+		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, pipe.Settling())
+	case *wavwriter.G711Writer:
+		m.plog.observe(w.PosOf(fileTS), pos, ratio, pipe.Settling())
+	}
+	m.guard.leave()
+}
+
+// opusPreroll is how much of an Opus track is decoded before a range and
+// thrown away, so the decoder's state is the signal's when the range begins
+// (100 ms: five packets of 20 ms).
+const opusPreroll = 4800
+
+// decodeRange decodes the track's file over the mix's timeline positions
+// [from, to) and returns its samples there, placed as its pipeline placed
+// them (zeros where the file holds nothing). A live track's writer is
+// flushed first (its pending page or buffer reaches the file) under its
+// guard.
+func (m *mediaSink) decodeRange(mx *media.Mixer, from, to uint64, live bool) ([]int16, error) {
+	var log placementLog
+	snapshot := func() {
+		if f, ok := m.file.(interface{ Flush() error }); ok && live {
+			_ = f.Flush() // a closed writer wrote everything already; a failed one is the track's error
+		}
+		log = *m.plog
+	}
+	if live {
+		m.guard.edit(snapshot)
+	} else {
+		snapshot()
+	}
+	out := make([]int16, to-from)
+	fFrom, ok := log.fileAt(float64(from))
+	if !ok {
+		return out, nil // nothing placed: nothing to mix
+	}
+	fTo, _ := log.fileAt(float64(to))
+	f, err := os.Open(m.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	dec, err := media.NewDecoder(m.codec, mx.Config().SampleRate)
+	if err != nil {
+		return nil, err
+	}
+	if m.codec == media.CodecOpus {
+		err = oggwriter.Packets(f, fi.Size(), uint64(max(fFrom-opusPreroll, 0)), uint64(max(fTo+1, 0)), func(start uint64, pkt []byte) error {
+			pcm, err := dec.Decode(pkt)
+			if err != nil {
+				return nil // the pipeline leaves an undecodable packet's place silent
+			}
+			if pos, ratio, ok := log.timelineAt(int64(start)); ok {
+				media.Place(out, from, pos, ratio, pcm)
+			}
+			return nil
+		})
+		return out, err
+	}
+	// G.711 WAV: 8 kHz mono, a byte a sample, from the header's data offset;
+	// decoded 20 ms at a time (one sample before the range: the
+	// interpolation to the mix rate starts from it).
+	head := make([]byte, 512)
+	n, _ := f.ReadAt(head, 0)
+	h, err := wavwriter.ParseHeader(head[:n])
+	if err != nil {
+		return nil, err
+	}
+	end := fi.Size() - h.DataOffset
+	buf := make([]byte, 160)
+	for p := max(fFrom-1, 0); p < min(fTo+1, end); p += int64(len(buf)) {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), end-p)], h.DataOffset+p)
+		if k == 0 {
+			return out, err
+		}
+		pcm, _ := dec.Decode(buf[:k])
+		if pos, ratio, ok := log.timelineAt(p); ok {
+			media.Place(out, from, pos, ratio, pcm)
+		}
+	}
+	return out, nil
+}
+
+// remix writes over the mix's timeline positions [from, to), already in
+// mix.wav, the sum of the recording's audio track files there (live tracks
+// and tracks that ended), as the mixer sums its inputs: the range a
+// retroactive blackout's participant was mixed into before the request
+// came, now from their silenced files and everyone else's as they are. It
+// returns the offset of the first byte of mix.wav it changed.
+func (s *Session) remix(sm *sessionMedia, from, to uint64) (int64, error) {
+	mx := sm.mixer
+	s.lc.mu.Lock()
+	var live []*mediaSink
+	for g := range s.lc.gates {
+		if g.sink != nil && g.sink.plog != nil {
+			live = append(live, g.sink)
+		}
+	}
+	ended := append([]*mediaSink(nil), s.lc.ended...)
+	s.lc.mu.Unlock()
+	var parts []media.RemixPart
+	for i, m := range append(live, ended...) {
+		pcm, err := m.decodeRange(mx, from, to, i < len(live))
+		if err != nil {
+			// The others are still re-mixed: the participant stays out.
+			s.log.Error("re-mix: cannot read a track; its audio is missing from the re-mixed range", "file", m.relPath, "err", err)
+			continue
+		}
+		parts = append(parts, media.RemixPart{Input: m.in, PCM: pcm})
+	}
+	pcm := mx.Remix(from, to, parts)
+	var off int64
+	var err error
+	sm.sink.guard.edit(func() { off, err = sm.mix.Overwrite(int64(mx.OutputPos(from)), pcm) })
+	return off, err
 }
 
 // recutRequest asks the chunker to cut again the parts of files whose
@@ -199,9 +446,11 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 		return
 	}
 	from = maxTime(from, started)
+	s.retro.Lock()
+	defer s.retro.Unlock()
 	changed := map[string]int64{}
-	muted := false
-	for _, g := range s.gatesOf(userID) {
+	gates := s.gatesOf(userID)
+	for _, g := range gates {
 		if g.sink == nil || g.in == nil {
 			continue // video, or no file
 		}
@@ -210,24 +459,28 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 		} else if ok {
 			changed[g.sink.relPath] = off
 		}
-		// The mix: mute what is not written yet, then silence what is.
-		mx := sm.mixer
+	}
+	// The mix: mute the participant's inputs where the mixer has not
+	// written yet (the audio already received within the budget), then
+	// re-mix what it wrote since the start from the track files.
+	if mx := sm.mixer; mx != nil {
 		pos := mx.PosAt(from)
-		end := max(g.in.Ring().End(), mx.Now()) + uint64(mx.FrameSamples())
-		if at := g.in.MuteFrom(pos); at > pos && !muted {
-			muted = true
-			var off int64
-			var err error
-			rate := int64(mx.Config().SampleRate)
-			frame := func(p uint64) int64 { return (int64(mx.OutputAt(p))*rate + int64(time.Second)/2) / int64(time.Second) }
-			sm.sink.guard.edit(func() { off, err = sm.mix.Silence(frame(pos), frame(at)) })
-			if err != nil {
-				s.log.Error("cannot silence the mix from the blackout's start", "userId", userID, "err", err)
+		written := pos
+		for _, g := range gates {
+			if g.in == nil {
+				continue
+			}
+			end := max(g.in.Ring().End(), mx.Now()) + uint64(mx.FrameSamples())
+			written = max(written, g.in.MuteFrom(pos))
+			g.in.UnmuteFrom(end) // the gate keeps the participant out from here on
+		}
+		if written > pos {
+			if off, err := s.remix(sm, pos, written); err != nil {
+				s.log.Error("cannot re-mix the mix from the blackout's start", "userId", userID, "err", err)
 			} else {
 				changed[composition.MixFile] = off
 			}
 		}
-		g.in.UnmuteFrom(end) // the gate keeps the participant out from here on
 	}
 	// The recording's blackout interval begins at the start too.
 	s.mu.Lock()

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -81,5 +82,44 @@ func TestEditGuard(t *testing.T) {
 	wg.Wait()
 	if writes.Load() == 0 {
 		t.Error("no write went through")
+	}
+}
+
+// TestPlacementLog: a track placed at 8 kHz from Opus granules (k = 1/6):
+// contiguous packets keep one point; a settling anchor that moves back takes
+// the settled relation; a re-anchor and a new ratio begin points; positions
+// map both ways through the right point.
+func TestPlacementLog(t *testing.T) {
+	l := &placementLog{k: 8000.0 / 48000}
+	l.observe(0, 1000, 1, true)
+	l.observe(960, 1160, 1, true)
+	l.observe(1920, 1320-40, 1, false) // settled 40 samples earlier: the first point moves
+	l.observe(2880, 1440, 1, false)
+	if pts := l.points(); len(pts) != 1 || pts[0].pos != 960 || pts[0].settling {
+		t.Fatalf("points %+v, want one at 960, settled", pts)
+	}
+	l.observe(48000, 20000, 1, false) // a new anchor (a resume placed at its arrival)
+	l.observe(48960, 20160, 1, false)
+	l.observe(96000, 20000+8000*1.0005, 1.0005, false) // resampling begins
+	if pts := l.points(); len(pts) != 3 {
+		t.Fatalf("points %+v, want 3", pts)
+	}
+	for _, tc := range []struct {
+		file int64
+		pos  float64
+	}{{0, 960}, {4800, 1760}, {47040, 960 + 47040.0/6}, {48000, 20000}, {72000, 24000}, {96000 + 4800, 28004 + 800*1.0005}} {
+		pos, _, ok := l.timelineAt(tc.file)
+		if !ok || math.Abs(pos-tc.pos) > 1e-6 {
+			t.Errorf("timelineAt(%d) = %v, want %v", tc.file, pos, tc.pos)
+		}
+		if f, _ := l.fileAt(tc.pos); f < tc.file || f > tc.file+6 {
+			t.Errorf("fileAt(%v) = %d, want %d", tc.pos, f, tc.file)
+		}
+	}
+	for range 2 * placementPoints {
+		l.observe(int64(l.n)*1e6, float64(l.n)*1e5, 1, false)
+	}
+	if n := len(l.points()); n != placementPoints {
+		t.Errorf("%d points kept, want %d", n, placementPoints)
 	}
 }

@@ -61,6 +61,7 @@ type Session struct {
 	tracks sync.WaitGroup
 
 	recut chan recutRequest // retroactive blackouts: parts to cut again (retro.go, chunks.go)
+	retro sync.Mutex        // one retroactive blackout's edits at a time
 
 	stopOnce sync.Once
 	stopCh   chan stopReason // buffered 1: the first stop reason wins

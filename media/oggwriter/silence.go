@@ -184,13 +184,17 @@ func SilenceFrom(f interface {
 // length when it changed nothing there). It needs the file New opened, and
 // like every method it must not run concurrently with another.
 func (w *Writer) SilenceFrom(ts uint32) (int64, error) {
+	return w.SilenceFromPos(w.PosOf(ts))
+}
+
+// SilenceFromPos is SilenceFrom from granule position from (see PosOf).
+func (w *Writer) SilenceFromPos(from uint64) (int64, error) {
 	if w.closed {
 		return 0, ErrClosed
 	}
 	if w.file == nil {
 		return 0, errors.New("oggwriter: silence: the writer has no file to edit")
 	}
-	from := w.PosOf(ts)
 	silenceBody(w.lacing, w.body, w.granule, from)
 	size, err := w.file.Seek(0, io.SeekCurrent)
 	if err != nil {

@@ -105,5 +105,10 @@ func (g *G711Writer) PosOf(ts uint32) int64 {
 // (a timestamp of the current timeline anchor; see Writer.Silence). It
 // returns the file offset of the first byte it changed.
 func (g *G711Writer) SilenceFrom(ts uint32) (int64, error) {
-	return g.w.Silence(g.PosOf(ts), g.w.Frames())
+	return g.SilenceFromPos(g.PosOf(ts))
+}
+
+// SilenceFromPos silences everything from sample frame from on (see PosOf).
+func (g *G711Writer) SilenceFromPos(from int64) (int64, error) {
+	return g.w.Silence(from, g.w.Frames())
 }
