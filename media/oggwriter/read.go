@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/rtcrec/recorder/media/ogg"
 )
 
 // PosOf returns the granule position of RTP timestamp ts (a timestamp of the
@@ -25,13 +27,13 @@ func (w *Writer) PosOf(ts uint32) uint64 {
 // the range are read. A stream that is not whole pages is an error wrapping
 // ErrPage.
 func Packets(r io.ReaderAt, size int64, from, to uint64, fn func(start uint64, packet []byte) error) error {
-	buf := make([]byte, pageHeaderSize+maxSegments+maxPageBody)
+	buf := make([]byte, ogg.HeaderSize+ogg.MaxSegments+ogg.MaxPageBody)
 	var prev uint64 // granule position at the end of the previous page
 	for off, page := int64(0), 0; off < size; page++ {
-		if size-off < pageHeaderSize {
+		if size-off < ogg.HeaderSize {
 			return fmt.Errorf("%w: %d bytes left at offset %d", ErrPage, size-off, off)
 		}
-		h := buf[:pageHeaderSize]
+		h := buf[:ogg.HeaderSize]
 		if _, err := r.ReadAt(h, off); err != nil {
 			return fmt.Errorf("oggwriter: read: %w", err)
 		}
@@ -39,14 +41,14 @@ func Packets(r io.ReaderAt, size int64, from, to uint64, fn func(start uint64, p
 			return fmt.Errorf("%w at offset %d", ErrPage, off)
 		}
 		segs := int64(h[26])
-		if size-off < pageHeaderSize+segs {
+		if size-off < ogg.HeaderSize+segs {
 			return fmt.Errorf("%w: truncated segment table at offset %d", ErrPage, off)
 		}
-		lacing := buf[pageHeaderSize : pageHeaderSize+segs]
-		if _, err := r.ReadAt(lacing, off+pageHeaderSize); err != nil {
+		lacing := buf[ogg.HeaderSize : ogg.HeaderSize+segs]
+		if _, err := r.ReadAt(lacing, off+ogg.HeaderSize); err != nil {
 			return fmt.Errorf("oggwriter: read: %w", err)
 		}
-		total := pageHeaderSize + segs
+		total := ogg.HeaderSize + segs
 		for _, l := range lacing {
 			total += int64(l)
 		}
@@ -58,8 +60,8 @@ func Packets(r io.ReaderAt, size int64, from, to uint64, fn func(start uint64, p
 			return nil
 		}
 		if page >= 2 && granule > from && granule != ^uint64(0) {
-			body := buf[pageHeaderSize+segs : total]
-			if _, err := r.ReadAt(body, off+pageHeaderSize+segs); err != nil {
+			body := buf[ogg.HeaderSize+segs : total]
+			if _, err := r.ReadAt(body, off+ogg.HeaderSize+segs); err != nil {
 				return fmt.Errorf("oggwriter: read: %w", err)
 			}
 			start, p := prev, 0
