@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/storage"
 )
 
 // ErrorKind classifies a recorder error so that the API can map it to an HTTP
@@ -116,9 +118,12 @@ func failureInfo(log *slog.Logger, code ErrorCode, err error, at time.Time) *Err
 	return &ErrorInfo{Code: code, Message: failureMessage(code), Occurred: at}
 }
 
+// failureLogHint ends every failure message: where the details are.
+const failureLogHint = "; the recorder's log has the details under the recording's instanceId"
+
 // failureMessage is the message callers see for a failure code.
 func failureMessage(code ErrorCode) string {
-	const log = "; the recorder's log has the details under the recording's instanceId"
+	const log = failureLogHint
 	switch code {
 	case CodeUploadFailed:
 		return "uploading the recording's files to its storage profile failed" + log
@@ -139,9 +144,20 @@ func failureMessage(code ErrorCode) string {
 	return "the storage profile refused or failed the upload (" + string(code) + ")" + log
 }
 
-// urlQuery matches the query string of a URL in an error's text.
-var urlQuery = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?"']+)\?[^\s"']*`)
-
 // RedactURLs cuts the query strings of the URLs in s (where SAS tokens and
-// presigned signatures live), for logs.
-func RedactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?…") }
+// presigned signatures live), for logs (storage.RedactURLs).
+func RedactURLs(s string) string { return storage.RedactURLs(s) }
+
+// conferenceEndedInfo is the ErrorInfo of a recording whose conference ended
+// with an error: code conference_ended and a fixed message per reason (the
+// platform dropped the recorder's session, or the connection failed
+// otherwise); the adapter's text, which names its server and replies, goes
+// to log.
+func conferenceEndedInfo(log *slog.Logger, err error, at time.Time) *ErrorInfo {
+	log.Warn("the conference ended with an error", "code", CodeConferenceEnded, "err", RedactURLs(err.Error()))
+	msg := "the conference ended: the recorder's connection to the conference platform failed"
+	if errors.Is(err, conference.ErrSessionLost) {
+		msg = "the conference ended: the conference platform dropped the recorder's session (it restarted, stopped answering or timed the session out)"
+	}
+	return &ErrorInfo{Code: CodeConferenceEnded, Message: msg + failureLogHint, Occurred: at}
+}

@@ -3,8 +3,10 @@ package recorder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,7 +178,10 @@ func TestManager_EndStates(t *testing.T) {
 			m.Stop(context.Background(), "org", "c", "rec1", id)
 		}, StateAborted, ""},
 		{"conference vanished", true, func(_ *Manager, fa *fakeAdapter, _ string) {
-			fa.sink("f").ConferenceEnded(errors.New("room destroyed"))
+			fa.sink("f").ConferenceEnded(errors.New("room destroyed at http://sfu.internal:8088/janus"))
+		}, StateAborted, "conference_ended"},
+		{"platform lost the session", true, func(_ *Manager, fa *fakeAdapter, _ string) {
+			fa.sink("f").ConferenceEnded(fmt.Errorf("sfu: %w: no reply from http://sfu.internal:8088/janus", conference.ErrSessionLost))
 		}, StateAborted, "conference_ended"},
 		{"conference closed normally", true, func(_ *Manager, fa *fakeAdapter, _ string) {
 			fa.sink("f").ConferenceEnded(nil)
@@ -215,6 +220,15 @@ func TestManager_EndStates(t *testing.T) {
 			}
 			if tt.errCode != "" && (got.Error == nil || got.Error.Code != tt.errCode) {
 				t.Errorf("error %+v, want code %s", got.Error, tt.errCode)
+			}
+			// The adapter's text (its server, its replies) stays in the log:
+			// the message is a fixed one per reason.
+			if got.Error != nil && tt.errCode == CodeConferenceEnded {
+				lost := strings.Contains(tt.name, "session")
+				if strings.Contains(got.Error.Message, "sfu") || strings.Contains(got.Error.Message, "destroyed") ||
+					strings.Contains(got.Error.Message, "dropped the recorder's session") != lost {
+					t.Errorf("message %q: want the fixed message of the reason (session lost: %v)", got.Error.Message, lost)
+				}
 			}
 		})
 	}

@@ -163,7 +163,7 @@ func (s *Session) finalState(rec *Recording, why stopReason, mixErr error, stopp
 	case mixErr != nil:
 		return StateFailed, failureInfo(s.log, writeErrorCode(mixErr), mixErr, stopped)
 	case why.conferenceEnded && why.err != nil:
-		return StateAborted, &ErrorInfo{Code: CodeConferenceEnded, Message: why.err.Error(), Occurred: stopped}
+		return StateAborted, conferenceEndedInfo(s.log, why.err, stopped)
 	case !rec.hadMedia():
 		return StateAborted, nil
 	}

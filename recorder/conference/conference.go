@@ -159,3 +159,8 @@ type Listener interface {
 
 // ErrNoConference is returned by Join for a conference the platform does not know.
 var ErrNoConference = errors.New("conference: no such conference")
+
+// ErrSessionLost is wrapped by the error ConferenceEnded reports when the
+// platform dropped the adapter's session (it restarted, stopped answering or
+// timed the session out), as opposed to another failure of the connection.
+var ErrSessionLost = errors.New("conference: the platform lost the session")

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // Janus core error codes (janus/apierror.h) the client tells apart.
@@ -22,8 +24,14 @@ const (
 )
 
 // ErrSessionGone is wrapped by the errors of a Session whose Janus server went
-// away, stopped answering, or timed the session out.
-var ErrSessionGone = errors.New("janus: session gone")
+// away, stopped answering, or timed the session out. It wraps
+// conference.ErrSessionLost.
+var ErrSessionGone error = sessionGone{}
+
+type sessionGone struct{}
+
+func (sessionGone) Error() string { return "janus: session gone" }
+func (sessionGone) Unwrap() error { return conference.ErrSessionLost }
 
 // Error is an error reply of the Janus core ({"janus":"error"}).
 type Error struct {

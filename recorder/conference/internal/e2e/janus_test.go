@@ -140,8 +140,9 @@ func TestEndToEnd_JanusRoom(t *testing.T) {
 }
 
 // TestEndToEnd_JanusErrors: a start on a room that does not exist fails
-// with a clear error; Janus killed mid-recording ends the recording (FAILED)
-// within seconds instead of leaving it ACTIVE.
+// with a clear error; Janus killed mid-recording ends the recording within
+// seconds instead of leaving it ACTIVE: ABORTED, conference_ended, with the
+// lost session's fixed message.
 func TestEndToEnd_JanusErrors(t *testing.T) {
 	srv := janustest.Start(t)
 	srv.CreateRoom(t, "3002")
@@ -174,11 +175,12 @@ func TestEndToEnd_JanusErrors(t *testing.T) {
 		}
 	}
 	t.Logf("Janus killed → %s after %v: %+v", state.State, time.Since(killed), state.Error)
-	// DESIGN.md: ABORTED when the conference vanished; FAILED or STOPPED
-	// would do too, with the error said.
-	if state.State != "FAILED" && state.State != "STOPPED" && state.State != "ABORTED" ||
-		state.Error == nil || !strings.Contains(state.Error.Message, "session gone") {
-		t.Errorf("state %s, error %+v after Janus died; want an end naming the lost session", state.State, state.Error)
+	// DESIGN.md: ABORTED when the conference vanished, with the reason's
+	// code and its fixed message (the platform dropped the session); the
+	// adapter's own text ("janus: session gone: …", its URL) is only logged.
+	if state.State != "ABORTED" || state.Error == nil || state.Error.Code != "conference_ended" ||
+		!strings.Contains(state.Error.Message, "dropped the recorder's session") || strings.Contains(state.Error.Message, "janus") {
+		t.Errorf("state %s, error %+v after Janus died; want ABORTED, conference_ended and the lost session's fixed message", state.State, state.Error)
 	}
 }
 
