@@ -25,18 +25,21 @@ import (
 //     the RTP timestamp of the start instant, in place (oggwriter.SilenceFrom,
 //     wavwriter.G711Writer.SilenceFrom): packets become silent packets of the
 //     same length and duration, samples become the codec's silence, so no
-//     byte, granule position or timestamp after them moves. The timestamp of
-//     an instant comes from the track's clock relation: the least difference
+//     byte, granule position or timestamp after them moves. With a mix, the
+//     file position of the start is the one whose sample the mix placed at
+//     the start instant (the track's placement log, below), so the track and
+//     the mix fall silent at the same sample. Without one, the timestamp of
+//     the instant comes from the track's clock relation: the least difference
 //     between a packet's arrival and its timestamp over the last 5–10 s of
-//     packets (network delay only adds to it), so the start is placed within
-//     a packet of where the mix places it.
+//     packets (network delay only adds to it).
 //   - The mix: the participant's inputs are muted from the start's timeline
 //     position (media.MixInput.MuteFrom) as far as the mixer has not written
-//     yet (the latency budget); the part mix.wav already holds is silenced in
-//     place (wavwriter.Writer.Silence). That part is silenced whole: the mix
-//     cannot take one participant out of samples it already summed, so the
-//     other participants are silent there too (at most the time between the
-//     start and the request; the manifest's blackout interval says where).
+//     yet (the latency budget); the part mix.wav already holds is re-mixed
+//     from the track files (the participant's silenced ones and everyone
+//     else's, live tracks and the latest that ended), each decoded as its
+//     pipeline decodes and placed where its pipeline placed it (the placement
+//     log), summed as the mixer sums (media.Mixer.Remix), and written over
+//     mix.wav in place (wavwriter.Writer.Overwrite).
 //   - Parts already uploaded: each part whose bytes changed is
 //     cut again from the edited file and uploaded under the same key, once
 //     the earlier upload of that key has ended, so the stored part never
