@@ -32,7 +32,7 @@ func NewDecoder(codec Codec, rate int) (*Decoder, error) {
 	d := &Decoder{codec: codec, rate: rate}
 	switch codec {
 	case CodecOpus:
-		dec, err := newOpusDecoder(rate, true)
+		dec, err := newOpusDecoder(rate, true, true) // as a pipeline without DecodeAll
 		if err != nil {
 			return nil, fmt.Errorf("%w: opus at %d Hz: %v", ErrCodec, rate, err)
 		}
