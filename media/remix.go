@@ -13,7 +13,8 @@ import (
 // cuts left out), giving the samples that replace the mix file's range.
 
 // Decoder decodes one track's packets to mono PCM at the mix rate exactly as
-// an AudioPipeline does: Opus with its inactive packets played as silence
+// an AudioPipeline does (without DecodeAll): Opus with its inactive packets
+// and, at 16 kHz or less, the CELT layer of hybrid frames skipped
 // (opusdec.go), G.711 with the same interpolation to the mix rate. It is not
 // safe for concurrent use.
 type Decoder struct {
