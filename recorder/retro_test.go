@@ -3,10 +3,16 @@ package recorder
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
 // TestClockRelation: packets every 20 ms whose arrivals lag by 0–40 ms of
@@ -121,5 +127,45 @@ func TestPlacementLog(t *testing.T) {
 	}
 	if n := len(l.points()); n != placementPoints {
 		t.Errorf("%d points kept, want %d", n, placementPoints)
+	}
+}
+
+// TestMediaSink_AudioZeroAllocs: an audio track's sink as a recording builds
+// it (G.711 file on disk, pipeline into a mixer input, the placement log a
+// retroactive blackout re-mixes by) writes a packet without allocating, and
+// its log keeps one point while the packets are contiguous.
+func TestMediaSink_AudioZeroAllocs(t *testing.T) {
+	now := time.Unix(1000, 0) // the mixer's clock: a packet every 20 ms, on time
+	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: now, Clock: func() time.Time { return now }}, nil)
+	in := mixer.AddInput("t", media.InputOptions{})
+	pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := wavwriter.NewG711(filepath.Join(t.TempDir(), "t.wav"), wavwriter.MuLaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	lc := &lifecycle{}
+	ms := &mediaSink{file: file, audio: pipe, in: in, mixer: mixer, gate: &gate{lc: lc, clock: 8000},
+		clk: &clockRelation{clock: 8000}, codec: media.CodecPCMU, plog: &placementLog{k: 1}}
+	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 1}, Payload: make([]byte, 160)}
+	step := func() {
+		p.SequenceNumber++
+		p.Timestamp += 160
+		now = now.Add(20 * time.Millisecond)
+		if err := ms.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		step()
+	}
+	if a := testing.AllocsPerRun(500, step); a != 0 {
+		t.Errorf("%.1f allocations per audio packet", a)
+	}
+	if n := len(ms.plog.points()); n != 1 {
+		t.Errorf("%d placement points for contiguous packets, want 1", n)
 	}
 }
