@@ -48,9 +48,9 @@ type blackout struct {
 	fromFleet bool
 }
 
-// managerLifecycle is the Manager's state beyond recordings: blackouts and
+// managerState is the Manager's state beyond recordings: blackouts and
 // the event publisher.
-type managerLifecycle struct {
+type managerState struct {
 	mu        sync.Mutex
 	blackouts map[blackoutKey]*blackout
 	events    Publisher

@@ -48,8 +48,8 @@ import (
 // are streamable and play as concatenated; Ogg's Repair drops a torn last
 // page). Reassemble does exactly this from a bucket.
 //
-// Lifecycle: parts are not outputs of the recording (no object, manifest
-// entry or event). At stop (or recovery after a restart) every file is
+// What becomes of parts: they are not outputs of the recording (no object,
+// manifest entry or event). At stop (or recovery after a restart) every file is
 // uploaded whole as before; once a file's final object is verified, its
 // parts are deleted from storage, so a finished recording's objects are
 // the same as without chunking. Parts of a file that has no final upload

@@ -70,9 +70,9 @@ type Manager struct {
 	buckets  map[string]*storage.Bucket // by applicationId
 	closing  bool
 	bucketMu sync.Mutex
-	lc       managerLifecycle // blackouts and events (blackout.go, notify.go)
-	agents   agentTracker     // seed 003's agents
-	up       uploads          // the persisted upload queue
+	lc       managerState // blackouts and events
+	agents   agentTracker // seed 003's agents
+	up       uploads      // the persisted upload queue
 	// composites is the persisted composite video queue.
 	composites *composite.Queue
 	fleetTaker func()        // stops taking the fleet's composite jobs (composite.fleet: take)

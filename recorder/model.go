@@ -115,7 +115,7 @@ type Recording struct {
 	// Composite is the composite video asked for; nil: none.
 	Composite *composite.Settings `json:"composite,omitempty"`
 
-	// Lifecycle (pause.go, blackout.go, transcript.go, telephony.go).
+	// Pauses and blackouts, chat and cobrowse, and their uploads.
 	Paused    bool                   `json:"paused,omitempty"`
 	Pauses    []PauseInterval        `json:"pauses,omitempty"`
 	Blackouts []BlackoutInterval     `json:"blackouts,omitempty"`
@@ -227,7 +227,7 @@ func (r *Recording) clone() *Recording {
 		cs := *r.Composite
 		c.Composite = &cs
 	}
-	r.cloneLifecycle(&c)
+	r.cloneIntervals(&c)
 	if r.Metadata != nil {
 		c.Metadata = make(map[string]string, len(r.Metadata))
 		for k, v := range r.Metadata {
@@ -339,8 +339,9 @@ func (r *Recording) Statuses() []StatusChange {
 	return out
 }
 
-// cloneLifecycle deep-copies the lifecycle slices of r into c.
-func (r *Recording) cloneLifecycle(c *Recording) {
+// cloneIntervals deep-copies the pauses, blackouts, chat, cobrowse and
+// their uploads of r into c.
+func (r *Recording) cloneIntervals(c *Recording) {
 	c.Pauses = append([]PauseInterval(nil), r.Pauses...)
 	c.Blackouts = append([]BlackoutInterval(nil), r.Blackouts...)
 	c.Chat = append([]ChatEntry(nil), r.Chat...)

@@ -40,8 +40,8 @@ import (
 // The pause's mix positions in the manifest are positions in mix.wav: the
 // cut's start and end with silence, the cut's start twice with skip.
 
-// lifecycle is a running session's pause state and the gates of its tracks.
-type lifecycle struct {
+// pauseState is a running session's pause state and the gates of its tracks.
+type pauseState struct {
 	paused  atomic.Bool
 	skipped atomic.Int64 // total paused wall-clock time so far (ns), with skip
 
@@ -58,7 +58,7 @@ const maxEnded = 32
 // gate decides, on a track's reader goroutine, whether a packet reaches the
 // track's files, and shifts timestamps after a skipped pause.
 type gate struct {
-	lc    *lifecycle
+	lc    *pauseState
 	black atomic.Bool     // the participant is blacked out
 	in    *media.MixInput // the track's mixer input; nil for video
 	sink  *mediaSink      // the track's sink (its file), for retroactive blackouts

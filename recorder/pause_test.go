@@ -30,7 +30,7 @@ func TestGate_Timestamps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lc := &lifecycle{}
+			lc := &pauseState{}
 			g := &gate{lc: lc, clock: clock}
 			var got []uint32
 			for i, ts := range tt.in {
@@ -50,7 +50,7 @@ func TestGate_Timestamps(t *testing.T) {
 // paused or blacked out and costs no allocation per packet.
 func TestGate_DropsAndZeroAllocs(t *testing.T) {
 	file := &nopSink{}
-	lc := &lifecycle{}
+	lc := &pauseState{}
 	ms := &mediaSink{file: file, gate: &gate{lc: lc, clock: 8000}, clk: &clockRelation{clock: 8000}}
 	p := &rtp.Packet{Header: rtp.Header{Timestamp: 1}, Payload: make([]byte, 160)}
 	step := func() {
@@ -247,7 +247,7 @@ func BenchmarkMediaSink_Gate(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			ms := &mediaSink{file: &nopSink{}}
 			if gated {
-				ms.gate = &gate{lc: &lifecycle{}, clock: 8000}
+				ms.gate = &gate{lc: &pauseState{}, clock: 8000}
 			}
 			p := &rtp.Packet{Payload: make([]byte, 160)}
 			b.ReportAllocs()

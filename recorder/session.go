@@ -53,7 +53,7 @@ type Session struct {
 	stopping bool
 	fenced   bool // a write found the recording taken over by another instance
 	media    *sessionMedia
-	lc       lifecycle // pause state and track gates
+	lc       pauseState // pause state and track gates
 	// tracks counts the subscriptions whose end is not recorded yet:
 	// subscribe adds one, trackEnded marks it done (on the reader goroutine
 	// at EOF, or in finish). finish waits for them all before it looks at

@@ -312,7 +312,7 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 		State: string(rec.State), Started: rec.Started, Stopped: rec.Stopped, Metadata: rec.Metadata, Mix: mix,
 		Tracks: []composition.Track{},
 	}
-	addLifecycle(m, rec) // pauses, blackouts, chat, cobrowse
+	addIntervals(m, rec) // pauses, blackouts, chat, cobrowse
 	if !rec.Recovered.IsZero() {
 		t := rec.Recovered
 		m.Recovered = &t
@@ -340,8 +340,8 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 	return m
 }
 
-// addLifecycle adds pauses, blackouts, chat and cobrowse files to a manifest.
-func addLifecycle(man *composition.Manifest, rec *Recording) {
+// addIntervals adds pauses, blackouts, chat and cobrowse files to a manifest.
+func addIntervals(man *composition.Manifest, rec *Recording) {
 	man.PauseBehavior = rec.PauseBehavior
 	rel := func(t time.Time) float64 {
 		if t.IsZero() {
