@@ -147,7 +147,7 @@ func TestMediaSink_AudioZeroAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer file.Close()
-	lc := &lifecycle{}
+	lc := &pauseState{}
 	ms := &mediaSink{file: file, audio: pipe, in: in, mixer: mixer, gate: &gate{lc: lc, clock: 8000},
 		clk: &clockRelation{clock: 8000}, codec: media.CodecPCMU, plog: &placementLog{k: 1}}
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 1}, Payload: make([]byte, 160)}
