@@ -112,8 +112,21 @@ func (m *Mixer) OutputPos(pos uint64) uint64 {
 // the mix rate for the timeline positions [from, from+len(PCM)) of the range
 // (zeros where the input held nothing).
 type RemixPart struct {
-	Input *MixInput // its channel and mutes apply; it may have left the mixer
+	Input InputSettings // the input's channel and mutes
 	PCM   []int16
+}
+
+// InputSettings are what Remix needs of an input: its channel and its muted
+// spans. They are a small copy: keeping them does not keep the input's ring.
+type InputSettings struct {
+	channel Channel
+	mutes   []span // immutable
+}
+
+// Settings returns the input's channel and its muted spans as they are now.
+// Safe from any goroutine.
+func (in *MixInput) Settings() InputSettings {
+	return InputSettings{channel: in.channel, mutes: *in.mutes.Load()}
 }
 
 // Remix returns the mix file's samples for the timeline positions [from, to)
@@ -121,8 +134,7 @@ type RemixPart struct {
 // inputs: each in its channel, silent where it is muted, summed in int32 and
 // clamped to int16, positions within a cut left out. The result is
 // interleaved and begins at sample frame OutputPos(from) of the mix file.
-// Safe from any goroutine (it reads the mutes and cuts, which are immutable
-// lists).
+// Safe from any goroutine (it reads the cuts, an immutable list).
 func (m *Mixer) Remix(from, to uint64, parts []RemixPart) []int16 {
 	to = min(to, m.Written())
 	if from >= to {
@@ -134,23 +146,17 @@ func (m *Mixer) Remix(from, to uint64, parts []RemixPart) []int16 {
 	scratch := make([]int16, n)
 	for _, part := range parts {
 		pcm := part.PCM[:min(len(part.PCM), n)]
-		if part.Input != nil {
-			if mutes := *part.Input.mutes.Load(); len(mutes) > 0 && overlaps(mutes, from, from+uint64(len(pcm))) {
-				p := scratch[:copy(scratch, pcm)]
-				for _, s := range mutes {
-					lo, hi := max(s.from, from), min(s.to, from+uint64(len(p)))
-					if lo < hi {
-						clear(p[lo-from : hi-from])
-					}
+		if mutes := part.Input.mutes; len(mutes) > 0 && overlaps(mutes, from, from+uint64(len(pcm))) {
+			p := scratch[:copy(scratch, pcm)]
+			for _, s := range mutes {
+				lo, hi := max(s.from, from), min(s.to, from+uint64(len(p)))
+				if lo < hi {
+					clear(p[lo-from : hi-from])
 				}
-				pcm = p
 			}
+			pcm = p
 		}
-		channel := ChannelCenter
-		if part.Input != nil {
-			channel = part.Input.channel
-		}
-		m.accumulate(acc, pcm, channel)
+		m.accumulate(acc, pcm, part.Input.channel)
 	}
 	out := make([]int16, 0, n*ch)
 	cuts := *m.cuts.Load()

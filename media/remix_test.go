@@ -83,7 +83,7 @@ func TestRemix_ReproducesTheMix(t *testing.T) {
 			}
 			toneLocal := make([]int16, written-from)
 			mediatest.SineInto(toneLocal, 700, rate, int(from), 30000)
-			got := m.Remix(from, written, []RemixPart{{Input: in, PCM: track}, {Input: tone.in, PCM: toneLocal}})
+			got := m.Remix(from, written, []RemixPart{{Input: in.Settings(), PCM: track}, {Input: tone.in.Settings(), PCM: toneLocal}})
 			out := m.OutputPos(from) * uint64(ch)
 			want := sink.pcm[out : out+uint64(len(got))]
 			if uint64(len(got)) != (m.OutputPos(written)-m.OutputPos(from))*uint64(ch) {
@@ -93,7 +93,7 @@ func TestRemix_ReproducesTheMix(t *testing.T) {
 				t.Fatalf("sample %d of the remix = %d, the live mix wrote %d", i, got[i], want[i])
 			}
 			// Without the track: the tone alone (clipping gone), muted where it was.
-			alone := m.Remix(from, written, []RemixPart{{Input: tone.in, PCM: toneLocal}})
+			alone := m.Remix(from, written, []RemixPart{{Input: tone.in.Settings(), PCM: toneLocal}})
 			left := mediatest.Channel(alone, ch, 0)
 			if lvl := mediatest.ToneLevel(left, rate, 440); lvl > -60 {
 				t.Errorf("the track's 440 Hz at %.1f dBFS in a remix without it", lvl)

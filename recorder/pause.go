@@ -49,7 +49,7 @@ type pauseState struct {
 	gates map[*gate]string
 	// ended are the latest audio tracks that ended (their sinks closed):
 	// their files still feed the re-mix of a retroactive blackout.
-	ended []*mediaSink
+	ended []endedTrack
 }
 
 // maxEnded is how many ended audio tracks a recording keeps for re-mixes.
@@ -133,10 +133,15 @@ func (s *Session) dropGate(g *gate) {
 	if g == nil {
 		return
 	}
+	var e *endedTrack
+	if g.sink != nil && g.sink.plog != nil {
+		x := g.sink.ended()
+		e = &x
+	}
 	s.lc.mu.Lock()
 	delete(s.lc.gates, g)
-	if g.sink != nil && g.sink.plog != nil {
-		s.lc.ended = append(s.lc.ended[max(len(s.lc.ended)+1-maxEnded, 0):], g.sink)
+	if e != nil {
+		s.lc.ended = append(s.lc.ended[max(len(s.lc.ended)+1-maxEnded, 0):], *e)
 	}
 	s.lc.mu.Unlock()
 }

@@ -323,31 +323,48 @@ func (m *mediaSink) place(ts, fileTS uint32) {
 // (100 ms: five packets of 20 ms).
 const opusPreroll = 4800
 
-// decodeRange decodes the track's file over the mix's timeline positions
-// [from, to) and returns its samples there, placed as its pipeline placed
-// them (zeros where the file holds nothing). A live track's writer is
-// flushed first (its pending page or buffer reaches the file) under its
-// guard.
-func (m *mediaSink) decodeRange(mx *media.Mixer, from, to uint64, live bool) ([]int16, error) {
+// endedTrack is what the re-mix needs of an audio track that ended: its
+// file, codec, placement and mixer settings; not its writer, pipeline or
+// mixer input (their buffers are freed).
+type endedTrack struct {
+	path, relPath string
+	codec         media.Codec
+	plog          placementLog
+	input         media.InputSettings
+}
+
+// ended returns what the re-mix needs of the sink once its track ended.
+func (m *mediaSink) ended() endedTrack {
+	e := endedTrack{path: m.path, relPath: m.relPath, codec: m.codec, input: m.in.Settings()}
+	m.guard.edit(func() { e.plog = *m.plog })
+	return e
+}
+
+// decodeRange decodes a live track's file over the mix's timeline positions
+// [from, to) (see decodeFile): its writer is flushed first (its pending page
+// or buffer reaches the file) and its log copied, under its guard.
+func (m *mediaSink) decodeRange(mx *media.Mixer, from, to uint64) ([]int16, error) {
 	var log placementLog
-	snapshot := func() {
-		if f, ok := m.file.(interface{ Flush() error }); ok && live {
+	m.guard.edit(func() {
+		if f, ok := m.file.(interface{ Flush() error }); ok {
 			_ = f.Flush() // a closed writer wrote everything already; a failed one is the track's error
 		}
 		log = *m.plog
-	}
-	if live {
-		m.guard.edit(snapshot)
-	} else {
-		snapshot()
-	}
+	})
+	return decodeFile(m.path, m.codec, &log, mx, from, to)
+}
+
+// decodeFile decodes the track file at path over the mix's timeline
+// positions [from, to) and returns its samples there, placed as its
+// pipeline placed them (log; zeros where the file holds nothing).
+func decodeFile(path string, codec media.Codec, log *placementLog, mx *media.Mixer, from, to uint64) ([]int16, error) {
 	out := make([]int16, to-from)
 	fFrom, ok := log.fileAt(float64(from))
 	if !ok {
 		return out, nil // nothing placed: nothing to mix
 	}
 	fTo, _ := log.fileAt(float64(to))
-	f, err := os.Open(m.path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -356,11 +373,11 @@ func (m *mediaSink) decodeRange(mx *media.Mixer, from, to uint64, live bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	dec, err := media.NewDecoder(m.codec, mx.Config().SampleRate)
+	dec, err := media.NewDecoder(codec, mx.Config().SampleRate)
 	if err != nil {
 		return nil, err
 	}
-	if m.codec == media.CodecOpus {
+	if codec == media.CodecOpus {
 		err = oggwriter.Packets(f, fi.Size(), uint64(max(fFrom-opusPreroll, 0)), uint64(max(fTo+1, 0)), func(start uint64, pkt []byte) error {
 			pcm, err := dec.Decode(pkt)
 			if err != nil {
@@ -412,17 +429,24 @@ func (s *Session) remix(sm *sessionMedia, from, to uint64) (int64, error) {
 			live = append(live, g.sink)
 		}
 	}
-	ended := append([]*mediaSink(nil), s.lc.ended...)
+	ended := append([]endedTrack(nil), s.lc.ended...)
 	s.lc.mu.Unlock()
 	var parts []media.RemixPart
-	for i, m := range append(live, ended...) {
-		pcm, err := m.decodeRange(mx, from, to, i < len(live))
+	add := func(rel string, pcm []int16, in media.InputSettings, err error) {
 		if err != nil {
 			// The others are still re-mixed: the participant stays out.
-			s.log.Error("re-mix: cannot read a track; its audio is missing from the re-mixed range", "file", m.relPath, "err", err)
-			continue
+			s.log.Error("re-mix: cannot read a track; its audio is missing from the re-mixed range", "file", rel, "err", err)
+			return
 		}
-		parts = append(parts, media.RemixPart{Input: m.in, PCM: pcm})
+		parts = append(parts, media.RemixPart{Input: in, PCM: pcm})
+	}
+	for _, m := range live {
+		pcm, err := m.decodeRange(mx, from, to)
+		add(m.relPath, pcm, m.in.Settings(), err)
+	}
+	for _, e := range ended {
+		pcm, err := decodeFile(e.path, e.codec, &e.plog, mx, from, to)
+		add(e.relPath, pcm, e.input, err)
 	}
 	pcm := mx.Remix(from, to, parts)
 	var off int64
