@@ -99,7 +99,7 @@ func (m *Manager) takeOver(ctx context.Context, sr *store.Record) (bool, error) 
 
 	// What the dead owner uploaded, into this instance's working directory.
 	rec.Dir = filepath.Join(m.cfg.DataDir, "recordings", rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID)
-	if err := os.MkdirAll(filepath.Join(rec.Dir, "tracks"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(rec.Dir, composition.TracksDir), 0o750); err != nil {
 		return true, err
 	}
 	parts := 0
