@@ -29,6 +29,11 @@ type Settings struct {
 	DTLSServer bool
 }
 
+// udpMuxReadBuffer is the receive buffer asked for the UDP mux's socket:
+// about a second of 400 Opus streams (50 packets a second each, about 1 KiB
+// of kernel memory per datagram).
+const udpMuxReadBuffer = 16 << 20
+
 // NewAPI returns a Pion API configured by s, for a peer that may send (the
 // WHIP Client, the dial-out adapters): the codecs the recorder can write
 // (Opus, PCMU, PCMA, VP8, VP9, H.264), NACK and RTCP receiver/sender reports,
@@ -141,7 +146,16 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 		if err != nil {
 			return se, nil, fmt.Errorf("whip: udpMux: %w", err)
 		}
-		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+		// Every connection's packets queue on this one socket: give it a
+		// receive buffer for a burst of them (the kernel caps it at
+		// net.core.rmem_max), and read them in batches (udpbatch_linux.go).
+		_ = conn.SetReadBuffer(udpMuxReadBuffer)
+		bc, err := newBatchConn(conn)
+		if err != nil {
+			conn.Close()
+			return se, nil, fmt.Errorf("whip: udpMux: %w", err)
+		}
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, bc))
 		closeFn = conn.Close
 	case s.PortMin != 0 || s.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {

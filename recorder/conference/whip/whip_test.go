@@ -3,6 +3,7 @@ package whip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -51,7 +52,12 @@ func (s *sink) ConferenceEnded(error) {}
 // and a lookup of the sink of "org/conference".
 func newEndpoint(t *testing.T) (*Adapter, *httptest.Server, func(string) *sink) {
 	t.Helper()
-	api, audio, closeFn, err := NewAPIs(Settings{LoopbackOnly: true, UDP4Only: true})
+	return newEndpointWith(t, Settings{LoopbackOnly: true, UDP4Only: true})
+}
+
+func newEndpointWith(t *testing.T, settings Settings) (*Adapter, *httptest.Server, func(string) *sink) {
+	t.Helper()
+	api, audio, closeFn, err := NewAPIs(settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +365,86 @@ func TestHasVideo(t *testing.T) {
 	} {
 		if got := HasVideo(c.offer); got != c.want {
 			t.Errorf("HasVideo(%q) = %t, want %t", c.offer, got, c.want)
+		}
+	}
+}
+
+// On one UDP socket for every connection (webrtc.udpMux, read in recvmmsg
+// batches) three publishers are received side by side, every packet of each.
+func TestAdapter_UDPMux(t *testing.T) {
+	_, srv, sinks := newEndpointWith(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: "127.0.0.1:0"})
+	api, closeFn, _ := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	defer closeFn()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const pubs, packets = 3, 50
+	var tracks []*webrtc.TrackLocalStaticSample
+	for i := range pubs {
+		track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", fmt.Sprint("s", i))
+		pub, err := (&Client{API: api, Token: "k1"}).Publish(ctx, Endpoint(srv.URL, "mux", fmt.Sprint("u", i), "MIC"), track)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close(context.Background())
+		if err := pub.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tracks = append(tracks, track)
+	}
+	// Every track reaches the sink before media flows, so that none is missed.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		if s := sinks("org1/mux"); s != nil {
+			s.mu.Lock()
+			n = len(s.tracks)
+			s.mu.Unlock()
+		}
+		if n == pubs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tracks reached the sink", n, pubs)
+		}
+		// Pion announces a track with its first packet: send one each.
+		for _, tr := range tracks {
+			tr.WriteSample(media.Sample{Data: make([]byte, 160), Duration: 20 * time.Millisecond})
+		}
+	}
+	s := sinks("org1/mux")
+	s.mu.Lock()
+	base := map[string]int{}
+	for k, v := range s.pkts {
+		base[k] = v
+	}
+	s.mu.Unlock()
+	for range packets {
+		for _, tr := range tracks {
+			tr.WriteSample(media.Sample{Data: make([]byte, 160), Duration: 20 * time.Millisecond})
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		done := 0
+		got := map[string]int{}
+		for _, tr := range s.tracks {
+			k := tr.StreamID + tr.TrackID
+			got[k] = s.pkts[k] - base[k]
+			if got[k] >= packets {
+				done++
+			}
+		}
+		s.mu.Unlock()
+		if done == pubs {
+			for k, n := range got {
+				if n != packets {
+					t.Errorf("track %s: %d packets, want %d", k, n, packets)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("packets received per track: %v, want %d each", got, packets)
 		}
 	}
 }

@@ -1,0 +1,148 @@
+//go:build linux
+
+package whip
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// batchSize is how many datagrams one recvmmsg call takes at most.
+const batchSize = 32
+
+// batchBuf is the size of one datagram's buffer: WebRTC keeps its UDP
+// payloads below the path MTU (about 1200–1500 bytes); a longer datagram is
+// dropped (MSG_TRUNC), as a full-size read buffer would not have it either.
+const batchBuf = 2048
+
+// mmsghdr is Linux's struct mmsghdr (sys/socket.h).
+type mmsghdr struct {
+	hdr syscall.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// batchConn is the UDP mux's socket read with recvmmsg(2): one system call
+// takes every datagram queued (up to batchSize), and ReadFromAddrPort hands
+// them out one by one without allocating. It has one reader, the mux's
+// worker goroutine (pion/ice's UDPMuxDefault uses ReadFromAddrPort and
+// WriteToAddrPort when the conn has them); its other methods are the
+// socket's.
+type batchConn struct {
+	*net.UDPConn
+	rc    syscall.RawConn
+	hdrs  [batchSize]mmsghdr
+	iovs  [batchSize]syscall.Iovec
+	names [batchSize]syscall.RawSockaddrInet6 // large enough for IPv4 too
+	bufs  [batchSize][batchBuf]byte
+	n     int                   // datagrams in the batch
+	next  int                   // the next one to hand out
+	recv  func(fd uintptr) bool // b.recvmmsg
+	got   int                   // recvmmsg's result
+	serr  error                 // recvmmsg's error
+}
+
+func newBatchConn(c *net.UDPConn) (net.PacketConn, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	b := &batchConn{UDPConn: c, rc: rc}
+	b.recv = b.recvmmsg
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(batchBuf)
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.Iovlen = 1
+		b.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+	}
+	return b, nil
+}
+
+// fill reads the next batch, waiting (in the runtime's poller) for one.
+func (b *batchConn) fill() error {
+	for i := range b.hdrs {
+		b.hdrs[i].hdr.Namelen = uint32(unsafe.Sizeof(b.names[i]))
+		b.hdrs[i].hdr.Flags = 0
+		b.hdrs[i].len = 0
+	}
+	b.got, b.serr = 0, nil
+	err := b.rc.Read(b.recv)
+	if err == nil {
+		err = b.serr
+	}
+	if err != nil {
+		return err
+	}
+	b.n, b.next = b.got, 0
+	return nil
+}
+
+// recvmmsg is fill's syscall.RawConn.Read callback (a method value made
+// once, so that a read allocates nothing): false asks the poller to wait.
+func (b *batchConn) recvmmsg(fd uintptr) bool {
+	r, _, e := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
+	if e == syscall.EAGAIN || e == syscall.EINTR {
+		return false
+	}
+	if e != 0 {
+		b.serr = e
+	}
+	b.got = int(r)
+	return true
+}
+
+// ReadFromAddrPort returns the next datagram of the batch, reading a new
+// batch when it is used up.
+func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	for {
+		for b.next < b.n {
+			i := b.next
+			b.next++
+			h := &b.hdrs[i]
+			if h.hdr.Flags&syscall.MSG_TRUNC != 0 {
+				continue
+			}
+			addr, ok := sockaddr(&b.names[i])
+			if !ok {
+				continue
+			}
+			return copy(p, b.bufs[i][:h.len]), addr, nil
+		}
+		if err := b.fill(); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+	}
+}
+
+// ReadFrom is ReadFromAddrPort for net.PacketConn (it allocates the address).
+func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := b.ReadFromAddrPort(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(a), nil
+}
+
+// WriteToAddrPort writes on the socket.
+func (b *batchConn) WriteToAddrPort(p []byte, a netip.AddrPort) (int, error) {
+	return b.UDPConn.WriteToUDPAddrPort(p, a)
+}
+
+// sockaddr reads an IPv4 or IPv6 socket address.
+func sockaddr(sa *syscall.RawSockaddrInet6) (netip.AddrPort, bool) {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	switch sa.Family {
+	case syscall.AF_INET:
+		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port), true
+	case syscall.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port), true
+	}
+	return netip.AddrPort{}, false
+}
