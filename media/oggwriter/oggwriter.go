@@ -134,11 +134,13 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		out:      out,
 		serial:   c.serial,
 		pageSpan: uint64(c.pageAudio / (time.Second / rate)),
-		// A second of Opus at up to 128 kbit/s fits without growing; a
-		// page is at most ogg.MaxPageBody bytes (fits).
+		// A second of Opus at up to 64 kbit/s (a browser sends 32) fits
+		// without growing; at a higher rate the buffers grow once, up to a
+		// page's ogg.MaxPageBody bytes. Per track they cost 8 KiB each
+		// (16 KiB each before: 16 KiB per track of a recorder's memory).
 		lacing: make([]byte, 0, ogg.MaxSegments),
-		body:   make([]byte, 0, 16<<10),
-		page:   make([]byte, 0, ogg.HeaderSize+ogg.MaxSegments+16<<10),
+		body:   make([]byte, 0, 8<<10),
+		page:   make([]byte, 0, ogg.HeaderSize+ogg.MaxSegments+8<<10),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
 	w.tl.Rate, w.tl.Now = rate, c.now
