@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -339,7 +342,7 @@ func TestFleet_PlacementByLoad(t *testing.T) {
 	for range 3 {
 		cfg := testConfig(t.TempDir())
 		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-		cfg.Cluster.Heartbeat, cfg.Cluster.Capacity = time.Second, 2
+		cfg.Cluster.Heartbeat, cfg.Capacity.Streams = time.Second, 2
 		cfg.Applications = map[string]*config.Application{
 			"dial": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
 		}
@@ -403,6 +406,52 @@ func TestFleet_PlacementByLoad(t *testing.T) {
 			t.Fatalf("start after %s's recording ended: %d", freed, resp.StatusCode)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFleet_PlacementCountsStreams: placement weighs streams, the unit of
+// capacity.streams, not recordings. A records a conference of two streams;
+// a one-stream start through A goes to B (2 streams against 0), and so does
+// the next (2 against 1), where counting recordings would keep it on A (a
+// tie, 1 against 1).
+func TestFleet_PlacementCountsStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	sfu := wheptest.New(t, map[string]float64{"s1": 440, "s2": 660, "o1": 440, "o2": 440})
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = time.Second
+		cfg.Applications = map[string]*config.Application{
+			"two": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/{streamId}/whep", Streams: []string{"s1", "s2"}}},
+			"one": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"}},
+		}
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a, b := hs[0], hs[1]
+	ev, st := a.start(key1, StartRecording{ApplicationID: "two", ConferenceID: "w", ConversationID: "w"})
+	if st != 200 || ev.RecorderID != a.svc.RecorderID {
+		t.Fatalf("start of the two-stream conference through A: %d %+v, want it on A (a tie stays)", st, ev)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if load, _ := a.svc.Manager.Load(); load == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			load, _ := a.svc.Manager.Load()
+			t.Fatalf("A carries %d streams, want the two it records", load)
+		}
+	}
+	for _, conf := range []string{"o1", "o2"} {
+		ev, st := a.start(key1, StartRecording{ApplicationID: "one", ConferenceID: conf, ConversationID: conf})
+		if st != 200 || ev.RecorderID != b.svc.RecorderID {
+			la, _ := a.svc.Manager.Load()
+			lb, _ := b.svc.Manager.Load()
+			t.Fatalf("start of %s through A: %d on %s, want B (A carries %d streams, B %d)", conf, st, ev.RecorderID, la, lb)
+		}
 	}
 }
 
@@ -679,4 +728,339 @@ func TestFleet_RecordingsQuotaAcrossTheFleet(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFleet_TakeoverKeepsPauseAndLinksSegments: a paused recording whose
+// owner dies continues paused on the instance that takes it over (its mix
+// silent until a resume there, the tone after), and a participant blacked
+// out stays so (silent until the blackout stops); the continuation links
+// back to the first segment, and both manifests list the two segments in
+// order with their storage prefixes and offsets on the first one's timeline.
+func TestFleet_TakeoverKeepsPauseAndLinksSegments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	for _, held := range []string{"paused", "blacked out"} {
+		t.Run(strings.ReplaceAll(held, " ", "_"), func(t *testing.T) { takeoverKeeps(t, held) })
+	}
+}
+
+// takeoverKeeps is TestFleet_TakeoverKeepsPauseAndLinksSegments with the
+// recording paused or its participant blacked out when its owner dies.
+func takeoverKeeps(t *testing.T, held string) {
+	sfu := wheptest.New(t, map[string]float64{"tp": 440})
+	dsn := pgtest.Start(t).NewDatabase(t)
+	shared := t.TempDir()
+	var hs []*harness
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = time.Second
+		cfg.Uploads.ChunkInterval = time.Second
+		cfg.Applications = map[string]*config.Application{
+			"dial": {Conference: config.ConferenceConfig{Kind: "whep", URLTemplate: sfu.URL + "/c/{conferenceId}/whep"},
+				Storage: &config.StorageProfile{Provider: config.ProviderLocal, Dir: shared}},
+		}
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a, b := hs[0], hs[1]
+	ctx := context.Background()
+	ev, st := a.start(key1, StartRecording{ApplicationID: "dial", ConferenceID: "tp", ConversationID: "tp"})
+	if st != 200 || ev.RecorderID != a.svc.RecorderID {
+		t.Fatalf("start on A: %d %+v", st, ev)
+	}
+	time.Sleep(2 * time.Second)
+	if held == "paused" {
+		if st := a.do("POST", recPath(ev)+"/pause", key1, nil, nil); st != 200 {
+			t.Fatalf("pause on A: %d", st)
+		}
+	} else if st := a.do("POST", "/api/blackouts/start", key1, map[string]any{"userId": "tp"}, nil); st != 200 {
+		t.Fatalf("blackout on A: %d", st) // the WHEP stream's user is its conference
+	}
+	a.svc.Node.Stop() // A is cut off
+	var tk *recorder.Takeover
+	for deadline := time.Now().Add(30 * time.Second); tk == nil; time.Sleep(20 * time.Millisecond) {
+		r, err := b.svc.Manager.Get(ctx, "org1", "tp", ev.RecorderID, ev.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk = r.Takeover
+		if time.Now().After(deadline) {
+			t.Fatal("no takeover within 30 s")
+		}
+	}
+	if len(tk.Segments) != 2 {
+		t.Fatalf("takeover %+v, want two segments", tk)
+	}
+	cont := RecordingDataEvent{ConversationID: "tp", RecorderID: b.svc.RecorderID, InstanceID: tk.Segments[1].InstanceID}
+	var msg RecordingDataMessage
+	if st := a.do("GET", recPath(cont), key1, nil, &msg); st != 200 || msg.State != "ACTIVE" || msg.Paused != (held == "paused") ||
+		msg.Continues == nil || msg.Continues.InstanceID != ev.InstanceID || msg.Continues.RecorderID != ev.RecorderID {
+		t.Fatalf("the continuation, read on A: %d %s paused %v continues %+v; want ACTIVE, paused if held so, linked to the first", st, msg.State, msg.Paused, msg.Continues)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	resumed := time.Now()
+	if held == "paused" {
+		if st := b.do("POST", recPath(cont)+"/resume", key1, nil, nil); st != 200 {
+			t.Fatalf("resume of the continuation on B: %d", st)
+		}
+	} else if st := b.do("POST", "/api/blackouts/stop", key1, map[string]any{"userId": "tp"}, nil); st != 200 {
+		t.Fatalf("blackout stop on B: %d", st)
+	}
+	time.Sleep(2 * time.Second)
+	if st := b.do("POST", recPath(cont)+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop of the continuation on B: %d", st)
+	}
+	r2, err := b.svc.Manager.Get(ctx, "org1", "tp", b.svc.RecorderID, cont.InstanceID)
+	if err != nil || r2.State != recorder.StateStopped || len(r2.Streams) != 1 {
+		t.Fatalf("continuation %+v %v; want STOPPED with its stream", r2, err)
+	}
+	if held == "paused" && (len(r2.Pauses) != 1 || r2.Streams[0].Tracks[0].Started.Before(r2.Pauses[0].Start)) {
+		t.Errorf("continuation's pauses %+v, want one begun before its track was added (%v)", r2.Pauses, r2.Streams[0].Tracks[0].Started)
+	}
+	// Its mix: silent while held (from its start to the resume or the
+	// blackout's stop), the tone after.
+	wav, err := os.ReadFile(filepath.Join(shared, filepath.FromSlash(r2.Storage.Prefix+"mix.wav")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := samples(wav[hdr.DataOffset:])
+	at := func(d time.Duration) int { return min(len(pcm), int(d*8000/time.Second)) }
+	paused := resumed.Sub(r2.Started)
+	if lv := mediatest.Goertzel(pcm[:at(paused-200*time.Millisecond)], 8000, 440); lv > 50 {
+		t.Errorf("the continuation's mix holds 440 Hz at %.0f while %s (0–%v)", lv, held, paused)
+	}
+	if lv := mediatest.Goertzel(pcm[at(paused+500*time.Millisecond):], 8000, 440); lv < 1000 {
+		t.Errorf("the continuation's mix after the resume: 440 Hz at %.0f, want the tone", lv)
+	}
+	// Both manifests list the segments; the continuation's links back.
+	readManifest := func(prefix string) composition.Manifest {
+		t.Helper()
+		var man composition.Manifest
+		b, err := os.ReadFile(filepath.Join(shared, filepath.FromSlash(prefix+composition.ManifestFile)))
+		if err == nil {
+			err = json.Unmarshal(b, &man)
+		}
+		if err != nil {
+			t.Fatalf("manifest under %s: %v", prefix, err)
+		}
+		return man
+	}
+	var first *recorder.Recording
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		first, _ = b.svc.Manager.Get(ctx, "org1", "tp", ev.RecorderID, ev.InstanceID)
+		if first != nil && first.State.Final() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("first segment not final: %+v", first)
+		}
+	}
+	for _, man := range []composition.Manifest{readManifest(first.Storage.Prefix), readManifest(r2.Storage.Prefix)} {
+		sg := man.Segments
+		if len(sg) != 2 || sg[0].InstanceID != ev.InstanceID || sg[0].Prefix != first.Storage.Prefix || sg[0].Offset != 0 ||
+			sg[1].InstanceID != cont.InstanceID || sg[1].RecorderID != b.svc.RecorderID || sg[1].Prefix != r2.Storage.Prefix ||
+			math.Abs(sg[1].Offset-r2.Started.Sub(first.Started).Seconds()) > 1e-6 {
+			t.Errorf("manifest of %s: segments %+v", man.InstanceID, sg)
+		}
+		if want := map[string]string{ev.InstanceID: "", cont.InstanceID: ev.InstanceID}[man.InstanceID]; man.Continues != want {
+			t.Errorf("manifest of %s: continues %q, want %q", man.InstanceID, man.Continues, want)
+		}
+	}
+}
+
+// TestFleet_PinDeletedWhenRecordingsEnd: a WHIP conference is pinned to the
+// instance that records it, and unpinned once its recording has ended (no
+// publisher is connected), so that the id, reused, is placed afresh.
+func TestFleet_PinDeletedWhenRecordingsEnd(t *testing.T) {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = time.Second
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	a, b := hs[0], hs[1]
+	ctx := context.Background()
+	ev, st := b.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "pz", ConversationID: "pz"})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	owner := map[string]*harness{a.svc.RecorderID: a, b.svc.RecorderID: b}[ev.RecorderID]
+	other := map[bool]*harness{true: b, false: a}[owner == a]
+	if p, err := other.svc.Store.PinConference(ctx, "org1", "pz", other.svc.RecorderID); err != nil || p.RecorderID != owner.svc.RecorderID {
+		t.Fatalf("pin while recording: %+v %v, want the recording's instance", p, err)
+	}
+	if st := other.do("POST", recPath(ev)+"/stop", key1, nil, nil); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p, err := other.svc.Store.PinConference(ctx, "org1", "pz", other.svc.RecorderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.RecorderID == other.svc.RecorderID {
+			break // the old pin was gone: this one is new
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pin of a conference whose recording ended is still %+v", p)
+		}
+	}
+}
+
+// TestFleet_QuotasAcrossTheFleet (issue 12): the WHIP-session, event-stream
+// and blackout quotas of an organization count every instance's. Each round
+// sends more requests than the quota at once, half to A and half to B; in
+// each of 20 rounds exactly the quota succeed (each instance alone would
+// allow the quota, so twice as many), the rest get 429 quota_exceeded.
+func TestFleet_QuotasAcrossTheFleet(t *testing.T) {
+	dsn := pgtest.Start(t).NewDatabase(t)
+	var hs []*harness
+	for range 2 {
+		cfg := twoOrgConfig(t.TempDir(), "")
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
+		cfg.Cluster.Heartbeat = time.Second
+		cfg.Quotas.WHIPSessions, cfg.Quotas.SSEConnections, cfg.Quotas.Blackouts = 3, 2, 3
+		hs = append(hs, startServiceConfig(t, cfg, nil))
+	}
+	ctx := context.Background()
+	leases := func(kind string) int {
+		n, err := hs[0].svc.Store.Leases(ctx, "orgA", kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	offer := offerSDP(t)
+	t.Run("whip", func(t *testing.T) {
+		for round := range 20 {
+			var created, refused atomic.Int32
+			var mu sync.Mutex
+			type session struct {
+				h   *harness
+				loc string
+			}
+			var open []session
+			var wg sync.WaitGroup
+			for i := range 8 {
+				h := hs[i%2]
+				wg.Go(func() {
+					st, loc, reason := whipPost(t, h.url, fmt.Sprintf("fq%d-%d", round, i), "u", "MIC", keyA, offer)
+					switch {
+					case st == 201:
+						created.Add(1)
+						mu.Lock()
+						open = append(open, session{h, loc})
+						mu.Unlock()
+					case st == 429 && reason == "quota_exceeded":
+						refused.Add(1)
+					default:
+						t.Errorf("round %d: offer %d: %d %s", round, i, st, reason)
+					}
+				})
+			}
+			wg.Wait()
+			if created.Load() != 3 || refused.Load() != 5 {
+				t.Fatalf("round %d: %d created, %d refused; want 3 and 5", round, created.Load(), refused.Load())
+			}
+			for _, s := range open {
+				if st := whipDelete(t, s.h.url, s.loc, keyA); st != 200 {
+					t.Fatalf("round %d: DELETE %s: %d", round, s.loc, st)
+				}
+			}
+			waitFor(t, 10*time.Second, func() bool { return leases(recorder.QuotaWHIP) == 0 })
+		}
+	})
+	t.Run("sse", func(t *testing.T) {
+		for round := range 20 {
+			ctx, cancel := context.WithCancel(context.Background())
+			var open, refused atomic.Int32
+			var mu sync.Mutex
+			var bodies []io.Closer
+			var wg sync.WaitGroup
+			for i := range 6 {
+				h := hs[i%2]
+				wg.Go(func() {
+					req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
+					req.Header.Set("Authorization", keyA)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					switch resp.StatusCode {
+					case 200:
+						open.Add(1)
+						mu.Lock()
+						bodies = append(bodies, resp.Body)
+						mu.Unlock()
+						return
+					case 429:
+						refused.Add(1)
+					default:
+						t.Errorf("round %d: %d", round, resp.StatusCode)
+					}
+					resp.Body.Close()
+				})
+			}
+			wg.Wait()
+			if open.Load() != 2 || refused.Load() != 4 {
+				cancel()
+				t.Fatalf("round %d: %d open, %d refused; want 2 and 4", round, open.Load(), refused.Load())
+			}
+			for _, b := range bodies {
+				b.Close()
+			}
+			cancel()
+			waitFor(t, 10*time.Second, func() bool { return leases(recorder.QuotaSSE) == 0 })
+		}
+	})
+	t.Run("blackouts", func(t *testing.T) {
+		for round := range 20 {
+			var ok, refused atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 8 {
+				h := hs[i%2]
+				wg.Go(func() {
+					var e ErrorMessage
+					st := h.do("POST", "/api/blackouts/start", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), &e)
+					switch {
+					case st == 200:
+						ok.Add(1)
+					case st == 429 && e.Reason == "quota_exceeded":
+						refused.Add(1)
+					default:
+						t.Errorf("round %d: blackout %d: %d %+v", round, i, st, e)
+					}
+				})
+			}
+			wg.Wait()
+			if ok.Load() != 3 || refused.Load() != 5 {
+				t.Fatalf("round %d: %d started, %d refused; want 3 and 5", round, ok.Load(), refused.Load())
+			}
+			for i := range 8 {
+				hs[i%2].do("POST", "/api/blackouts/stop", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), nil)
+			}
+			// The stops reach both instances, and the places come back.
+			waitFor(t, 10*time.Second, func() bool {
+				if leases(recorder.QuotaBlackout) != 0 {
+					return false
+				}
+				for _, h := range hs {
+					for i := range 8 {
+						var p ParticipantMessage
+						if h.do("GET", fmt.Sprintf("/api/participants/u%d", i), keyA, nil, &p); p.Blackout != nil && p.Blackout.Active {
+							return false
+						}
+					}
+				}
+				return true
+			})
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,6 +115,17 @@ func (s *Server) routeTable(whip http.Handler) []Route {
 				return
 			}
 			defer release()
+			// In a fleet, the quota counts every instance's streams.
+			releaseFleet, ok, err := s.m.FleetQuota(r.Context(), k.OrganizationID, recorder.QuotaSSE, rand.Text(), quota)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if !ok {
+				s.fail(w, r, recorder.QuotaError("event streams", quota))
+				return
+			}
+			defer releaseFleet()
 			s.events.Handler(func(*http.Request) (string, bool) { return k.OrganizationID, true }).ServeHTTP(w, r)
 		})})
 	}

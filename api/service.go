@@ -95,6 +95,9 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		s.close()
 		return nil, err
 	}
+	for _, n := range cfg.Notices { // deprecated keys read (recorder.Config.migrate)
+		log.Warn(n)
+	}
 	s.URL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if s.URL == "" {
 		addr := s.Listener.Addr().(*net.TCPAddr)
@@ -130,9 +133,14 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		AudioAPI:  audioAPI,
 		Authorize: func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
 		Quota:     func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
-		ValidID:   func(id string) error { return recorder.ValidateID("conferenceId", id) },
-		Full:      func() bool { return s.Manager != nil && s.Manager.Full() },
-		Logger:    log,
+		// In a fleet the quota counts every instance's sessions (the
+		// Manager exists by the time an offer comes).
+		FleetQuota: func(ctx context.Context, org, id string, quota int) (func(), bool, error) {
+			return s.Manager.FleetQuota(ctx, org, recorder.QuotaWHIP, id, quota)
+		},
+		ValidID: func(id string) error { return recorder.ValidateID("conferenceId", id) },
+		Full:    func() bool { return s.Manager != nil && s.Manager.Full() },
+		Logger:  log,
 	})
 	if err != nil {
 		return fail(err)
@@ -155,7 +163,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 			internal = s.URL
 		}
 		if s.Node, err = cluster.New(ctx, cluster.Options{Store: s.Store, RecorderID: s.RecorderID, InternalURL: internal,
-			PublicURL: s.URL, Capacity: cfg.Cluster.Capacity, Heartbeat: cfg.Cluster.Heartbeat, Logger: log}); err != nil {
+			PublicURL: s.URL, Capacity: cfg.Capacity.Streams, Heartbeat: cfg.Cluster.Heartbeat, Logger: log}); err != nil {
 			return fail(err)
 		}
 		remote = s.Node
@@ -201,7 +209,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 	root.Handle("/", srv)
 	if s.Node != nil {
 		root.Handle(cluster.CommandPath, s.Node.Handler(s.Manager))
-		s.Node.SetLoad(s.Manager.ActiveCount, s.Manager.Draining)
+		s.Node.SetLoad(func() int { load, _ := s.Manager.Load(); return load }, s.Manager.Draining)
 		s.Node.Start()
 		s.Node.Listen(s.Manager) // fleet-wide blackouts
 		s.Node.Watch(s.Manager)  // takeover of a dead instance's recordings

@@ -133,7 +133,10 @@ type RecordingDataMessage struct {
 	// Takeover, in a fleet: another instance finished this recording after
 	// its owner died, and continued it as a second segment.
 	Takeover *TakeoverData `json:"takeover,omitempty"`
-	Video    bool          `json:"video"`
+	// Continues, on the segment that continued a recording taken over: the
+	// segment it continues (whose takeover lists every segment).
+	Continues *SegmentData `json:"continues,omitempty"`
+	Video     bool         `json:"video"`
 	// Composition is set by GET /api/compositions/{conversationId} only.
 	Composition *CompositionData `json:"composition,omitempty"`
 }
@@ -297,6 +300,14 @@ type SegmentData struct {
 	Ended      string `json:"ended,omitempty"`
 }
 
+func continuesOf(r *recorder.Recording) *SegmentData {
+	s := r.Continues
+	if s == nil {
+		return nil
+	}
+	return &SegmentData{InstanceID: s.InstanceID, RecorderID: s.RecorderID, Started: ts(s.Started), Ended: ts(s.Ended)}
+}
+
 func takeoverOf(r *recorder.Recording) *TakeoverData {
 	t := r.Takeover
 	if t == nil {
@@ -317,7 +328,7 @@ func messageOf(r *recorder.Recording, sign func(key string) string) *RecordingDa
 		InstanceID: r.InstanceID, OrganizationID: r.OrganizationID, RecorderID: r.RecorderID,
 		Recovered: ts(r.Recovered), Started: ts(r.Started), State: string(r.State), Stopped: ts(r.Stopped),
 		StorageProfile: profileOf(r), Streams: []StreamDataMessage{}, Video: r.Video,
-		Paused: r.Paused && r.State == recorder.StateActive, ChatTranscript: chatOf(r), Takeover: takeoverOf(r),
+		Paused: r.Paused && r.State == recorder.StateActive, ChatTranscript: chatOf(r), Takeover: takeoverOf(r), Continues: continuesOf(r),
 	}
 	for _, s := range r.Streams {
 		sm := StreamDataMessage{ID: s.ID, State: string(s.State), Type: string(s.Type), UserID: s.UserID, Tracks: []TrackDataMessage{}}

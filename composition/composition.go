@@ -81,6 +81,23 @@ type Manifest struct {
 	PauseBehavior  media.PauseBehavior `json:"pauseBehavior,omitempty"`
 	Chat           *Attachment         `json:"chat,omitempty"`     // chat.json
 	Cobrowse       []Attachment        `json:"cobrowse,omitempty"` // cobrowse/{sessionId}/events.json
+	// Segments, for a recording that a fleet took over after its owner
+	// died: every segment of it in order, this one among them, with where
+	// its files are and where it starts on the first segment's timeline.
+	Segments []Segment `json:"segments,omitempty"`
+	// Continues is the instanceId of the segment this one continues (its
+	// back-link); empty for the first.
+	Continues string `json:"continues,omitempty"`
+}
+
+// Segment is one segment of a recording split by a takeover.
+type Segment struct {
+	InstanceID string     `json:"instanceId"`
+	RecorderID string     `json:"recorderId"`
+	Prefix     string     `json:"prefix"` // its objects' key prefix (manifest.json, mix.wav, tracks/…)
+	Offset     float64    `json:"offset"` // seconds from the first segment's start
+	Started    time.Time  `json:"started"`
+	Ended      *time.Time `json:"ended,omitempty"` // unknown while it records
 }
 
 // Attachment is a file of the recording other than tracks and mix: the chat

@@ -48,6 +48,10 @@ type Config struct {
 	Organizations map[string]*Organization `yaml:"organizations"`
 	Composite     CompositeConfig          `yaml:"composite"` // composite video queue
 	Capacity      CapacityConfig           `yaml:"capacity"`  // streams this instance takes at most
+
+	// Notices are what the service logs at start about this configuration:
+	// deprecated keys it read, and as what (Migrate; not from YAML).
+	Notices []string `yaml:"-"`
 }
 
 // The scopes of an API key (DESIGN.md "Security model").
@@ -372,6 +376,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("recorder: config: apiKeys[%d].scopes: %q is not admin, control, read or publish", i, s)
 			}
 		}
+	}
+	if c.Cluster.Capacity != 0 {
+		return errors.New("recorder: config: cluster.capacity is replaced by capacity.streams")
 	}
 	if c.Capacity.Streams < 0 {
 		return errors.New("recorder: config: capacity.streams must not be negative")

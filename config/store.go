@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -43,7 +44,9 @@ type ClusterConfig struct {
 	// InternalURL is where the other instances reach this one (forwarded
 	// commands); default: publicURL.
 	InternalURL string `yaml:"internalURL"`
-	// Capacity is how many recordings this instance takes at most (default 100).
+	// Capacity is deprecated: the fleet places by capacity.streams, as
+	// admission does (recorder/capacity.go). A file that sets it is read
+	// with it as capacity.streams and a notice (Config.Migrate).
 	Capacity int `yaml:"capacity"`
 	// Heartbeat is the interval of this instance's heartbeats (default 2s);
 	// an instance silent for three of them is dead.
@@ -54,9 +57,6 @@ type ClusterConfig struct {
 func (c *Config) ClusterEnabled() bool { return c.Store.Driver == "postgres" }
 
 func (c *ClusterConfig) setDefaults() {
-	if c.Capacity <= 0 {
-		c.Capacity = 100
-	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 2 * time.Second
 	}
@@ -68,6 +68,31 @@ func (c *ClusterConfig) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("recorder: config: cluster.internalURL %q is not an http(s) URL", c.InternalURL)
 		}
+	}
+	return nil
+}
+
+// Migrate reads the deprecated keys of a configuration file as their
+// replacements, with a notice for the log (configfile.Parse calls it before
+// SetDefaults):
+//
+//   - cluster.capacity (recordings an instance took at most, for the fleet's
+//     placement) is capacity.streams, the one capacity that placement and
+//     admission use. It is read as that many streams: a recording counts as
+//     at least one stream, so the limit is no looser than it was. Both keys
+//     at once is an error naming the one to keep.
+func (c *Config) Migrate() error {
+	if n := c.Cluster.Capacity; n != 0 {
+		switch {
+		case n < 0:
+			return errors.New("recorder: config: cluster.capacity is replaced by capacity.streams (streams this instance takes at most); remove it")
+		case c.Capacity.Streams != 0:
+			return errors.New("recorder: config: cluster.capacity and capacity.streams are both set: cluster.capacity is replaced by capacity.streams; remove cluster.capacity")
+		}
+		c.Capacity.Streams, c.Cluster.Capacity = n, 0
+		c.Notices = append(c.Notices, fmt.Sprintf("config: cluster.capacity is deprecated and read as capacity.streams: %d "+
+			"(the fleet now places by streams, as admission does: a recording counts one stream per track it records, at least one); "+
+			"set capacity.streams instead", n))
 	}
 	return nil
 }

@@ -46,6 +46,9 @@ type blackout struct {
 	// fromFleet: registered at another instance's word, which publishes
 	// the blackout's events; this one publishes only for its own recordings.
 	fromFleet bool
+	// leased: this instance holds the blackout's place in the fleet-wide
+	// quota, and gives it back when the blackout ends.
+	leased bool
 }
 
 // managerState is the Manager's state beyond recordings: blackouts and
@@ -98,6 +101,22 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 			req.Start.Format(time.RFC3339Nano), req.Stop.Format(time.RFC3339Nano), m.cfg.Defaults.MaxBlackout)
 	}
 	m.loadBlackouts()
+	// In a fleet the quota counts the blackouts of every instance: a lease
+	// per participant in the shared store until the blackout's stop (the
+	// same participant's lease is renewed, not counted twice). The
+	// instances the blackout is broadcast to take none.
+	leased := false
+	if m.remote != nil && !fromFleet(ctx) {
+		quota := m.cfg.Quotas.For(organizationID).Blackouts
+		ok, err := m.remote.AcquireQuota(ctx, organizationID, QuotaBlackout, req.UserID, quota, req.Stop)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, QuotaError("blackouts", quota)
+		}
+		leased = true
+	}
 	key := blackoutKey{organizationID, req.UserID}
 	m.lc.mu.Lock()
 	bo := m.lc.blackouts[key]
@@ -110,6 +129,9 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 		}
 		if held >= quota {
 			m.lc.mu.Unlock()
+			if leased {
+				m.remote.ReleaseQuota(ctx, organizationID, QuotaBlackout, req.UserID)
+			}
 			return nil, QuotaError("blackouts", quota)
 		}
 		bo = &blackout{instanceSeen: map[string]bool{}}
@@ -120,6 +142,7 @@ func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req 
 		bo.b.Start = req.Start
 	}
 	bo.fromFleet = fromFleet(ctx)
+	bo.leased = bo.leased || leased
 	bo.b.ConferenceID, bo.b.Stop = req.ConferenceID, req.Stop
 	if bo.begin != nil {
 		bo.begin.Stop()
@@ -288,6 +311,10 @@ func (m *Manager) endBlackout(key blackoutKey, bo *blackout) {
 	}
 	if bo.end != nil {
 		bo.end.Stop()
+	}
+	if bo.leased {
+		bo.leased = false
+		go m.remote.ReleaseQuota(context.Background(), key.org, QuotaBlackout, key.user)
 	}
 	was := bo.b.Active
 	bo.b.Active = false

@@ -129,6 +129,9 @@ type Recording struct {
 	// recording after its owner died: the segment recorded
 	// here, the gap, and the recording that continues it.
 	Takeover *Takeover `json:"takeover,omitempty"`
+	// Continues, on the segment that continues a recording taken over, is
+	// the back-link to the segment it continues (takeover.go).
+	Continues *Segment `json:"continues,omitempty"`
 
 	// Owner and Epoch are the store's ownership of the recording (the
 	// instance running it and the fencing epoch its writes carry); they

@@ -1,8 +1,10 @@
 package recorder
 
 import (
+	"context"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // QuotaError is the error of a request past an organization's quota.
@@ -47,4 +49,31 @@ func (c *Counter) Held(org string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[org]
+}
+
+// The kinds of the fleet-wide quotas (FleetQuota).
+const (
+	QuotaWHIP     = "whip"     // WHIP sessions
+	QuotaSSE      = "sse"      // event streams
+	QuotaBlackout = "blackout" // blackouts, one per participant
+)
+
+// FleetQuota takes the place id in the organization's quota of kind across
+// the fleet (in the shared store, cluster/quota.go) if it holds fewer than
+// limit, for as long as this instance lives; release gives it back. Without
+// a fleet (or a limit) it takes nothing and says yes: each instance's own
+// count is the quota.
+func (m *Manager) FleetQuota(ctx context.Context, organizationID, kind, id string, limit int) (release func(), ok bool, err error) {
+	if m.remote == nil || limit <= 0 {
+		return func() {}, true, nil
+	}
+	ok, err = m.remote.AcquireQuota(ctx, organizationID, kind, id, limit, time.Time{})
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.remote.ReleaseQuota(ctx, organizationID, kind, id)
+	}, true, nil
 }

@@ -30,6 +30,15 @@ type Remote interface {
 	// PinHere pins the conference to this instance, moving the pin from
 	// the instance from (a takeover).
 	PinHere(ctx context.Context, organizationID, conferenceID, from string) error
+	// UnpinConference deletes the conference's pin if this instance holds
+	// it and none of its recordings is in an unfinished state.
+	UnpinConference(ctx context.Context, organizationID, conferenceID string, unfinished []string) error
+	// AcquireQuota takes a place (id) in the organization's fleet-wide
+	// quota of kind, if it holds fewer than limit; until is when the place
+	// lapses, zero: while this instance lives (renewed with its heartbeats).
+	// ReleaseQuota gives it back.
+	AcquireQuota(ctx context.Context, organizationID, kind, id string, limit int, until time.Time) (bool, error)
+	ReleaseQuota(ctx context.Context, organizationID, kind, id string)
 }
 
 // The operations of a Command.

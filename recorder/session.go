@@ -54,6 +54,9 @@ type Session struct {
 	fenced   bool // a write found the recording taken over by another instance
 	media    *sessionMedia
 	lc       pauseState // pause state and track gates
+	// cont, for the continuation of a recording taken over: the segment it
+	// continues, and whether it begins paused (takeover.go).
+	cont *continuation
 	// tracks counts the subscriptions whose end is not recorded yet:
 	// subscribe adds one, trackEnded marks it done (on the reader goroutine
 	// at EOF, or in finish). finish waits for them all before it looks at

@@ -125,17 +125,18 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 
 	s := &Session{m: m, rec: rec, stopCh: make(chan stopReason, 1), done: make(chan struct{}), recut: make(chan recutRequest),
 		log: m.log.With("instanceId", rec.InstanceID, "conversationId", rec.ConversationID, "conferenceId", rec.ConferenceID)}
+	if c, ok := ctx.Value(continuesKey{}).(*continuation); ok { // takeover.go
+		s.cont = c
+		of := c.of
+		rec.Continues = &of
+	}
 
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()
 		return nil, errorf(KindUnavailable, "shutting_down", "the recorder is shutting down")
 	}
-	if m.remote != nil && len(m.active) >= m.cfg.Cluster.Capacity {
-		m.mu.Unlock()
-		return nil, fullError("this recorder")
-	}
-	if c := m.cfg.Capacity.Streams; c > 0 && m.recordedStreams() >= c { // capacity.go: what runs keeps its quality
+	if c := m.cfg.Capacity.Streams; c > 0 && m.recordingLoad() >= c { // capacity.go: what runs keeps its quality
 		m.mu.Unlock()
 		return nil, fullStreams()
 	}
@@ -230,6 +231,13 @@ func (s *Session) begin(ctx context.Context) error {
 	// ever stored with a recording that is not ACTIVE.
 	if err := s.commit(ctx, func(r *Recording) { r.State = StateActive }); err != nil {
 		return err
+	}
+	if s.cont != nil && s.cont.paused {
+		// The continuation of a paused recording: paused before any track
+		// is added, so nothing of the pause is recorded.
+		if _, err := s.m.setPaused(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID, true); err != nil {
+			return err
+		}
 	}
 	return s.room.attach(ctx, s)
 }

@@ -313,6 +313,10 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 		Tracks: []composition.Track{},
 	}
 	addIntervals(m, rec) // pauses, blackouts, chat, cobrowse
+	m.Segments = manifestSegments(rec)
+	if rec.Continues != nil {
+		m.Continues = rec.Continues.InstanceID
+	}
 	if !rec.Recovered.IsZero() {
 		t := rec.Recovered
 		m.Recovered = &t
@@ -440,8 +444,34 @@ func headerSafe(s string, key bool) bool {
 // recordings.
 func (m *Manager) forget(id string, s *Session) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.active[id] == s {
 		delete(m.active, id)
+	}
+	m.mu.Unlock()
+	m.unpin(s.Snapshot())
+}
+
+// unpin deletes the pin of a WHIP conference in a fleet once its last
+// recording has ended (the store checks that none is unfinished, and that
+// the pin is this instance's), so that the conference id, reused later, is
+// placed afresh.
+func (m *Manager) unpin(rec *Recording) {
+	if m.remote == nil || m.Application(rec.ApplicationID).Conference.Kind != "whip" {
+		return
+	}
+	// Publishers still connected here keep it: a later recording of the
+	// conference must find them.
+	ad := m.adapters[AdapterKey(rec.ApplicationID)]
+	if ad == nil {
+		ad = m.adapters["whip"]
+	}
+	if a, ok := ad.(interface{ ConferenceSessions(org, conf string) int }); ok && a.ConferenceSessions(rec.OrganizationID, rec.ConferenceID) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.remote.UnpinConference(ctx, rec.OrganizationID, rec.ConferenceID,
+		[]string{string(StateInitialised), string(StateActive), string(StatePendingRecovery)}); err != nil {
+		m.log.Warn("cannot unpin the conference", "conferenceId", rec.ConferenceID, "err", err)
 	}
 }

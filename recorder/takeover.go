@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
@@ -31,6 +32,13 @@ import (
 //     parts, uploads.chunkInterval: 10 s in a fleet) and finishes it as a
 //     recovery does: STOPPED with Recovered, its Takeover listing both
 //     segments and the measured gap between them.
+
+// A client reading either segment finds the other: the first's Takeover
+// lists both (GET /api/recordings/…), the continuation's Continues links
+// back, and both manifests list the segments in order with their storage
+// prefixes and offsets on the first segment's timeline (manifestSegments).
+// A paused recording continues paused, and a participant blacked out stays
+// so (blackouts are fleet-wide, in the store).
 
 // Takeover is how another instance finished a recording whose owner died.
 type Takeover struct {
@@ -129,7 +137,7 @@ func (m *Manager) takeOver(ctx context.Context, sr *store.Record) (bool, error) 
 
 	// Re-join: the conference continues as a new segment here.
 	if rec.State == StateActive && rec.Deleted.IsZero() {
-		if cont, err := m.continueRecording(ctx, rec, from); err != nil {
+		if cont, err := m.continueRecording(ctx, rec, from, t.Segments[0]); err != nil {
 			log.Error("takeover: cannot re-join the conference", "err", err)
 		} else {
 			t.Segments = append(t.Segments, Segment{InstanceID: cont.InstanceID, RecorderID: m.recorderID, Started: cont.Started})
@@ -162,7 +170,7 @@ func (m *Manager) takeOver(ctx context.Context, sr *store.Record) (bool, error) 
 // continueRecording starts the second segment of rec on this instance: the
 // same conference, conversation and settings, for what is left of its
 // maximum duration. A WHIP conference is first pinned here.
-func (m *Manager) continueRecording(ctx context.Context, rec *Recording, from string) (*Recording, error) {
+func (m *Manager) continueRecording(ctx context.Context, rec *Recording, from string, first Segment) (*Recording, error) {
 	left := rec.MaxDuration - m.now().Sub(rec.Started)
 	if left <= 0 {
 		return nil, fmt.Errorf("its maximum duration has passed")
@@ -176,8 +184,50 @@ func (m *Manager) continueRecording(ctx context.Context, rec *Recording, from st
 	req := StartRequest{ApplicationID: rec.ApplicationID, ConferenceID: rec.ConferenceID, ConversationID: rec.ConversationID,
 		Audio: rec.Audio, Video: rec.Video, Duplicate: true, Metadata: maps.Clone(rec.Metadata), PauseBehavior: string(rec.PauseBehavior),
 		Mix: &mix, MaxDuration: left, Only: rec.Only, Composite: rec.Composite}
-	// Run here, never placed or forwarded elsewhere.
-	return m.Start(context.WithValue(context.WithoutCancel(ctx), localOnlyKey{}, true), rec.OrganizationID, req)
+	// Run here, never placed or forwarded elsewhere; linked back to rec,
+	// and paused from its start if rec was.
+	ctx = context.WithValue(context.WithoutCancel(ctx), localOnlyKey{}, true)
+	ctx = context.WithValue(ctx, continuesKey{}, &continuation{of: first, paused: rec.Paused})
+	return m.Start(ctx, rec.OrganizationID, req)
+}
+
+// continuesKey carries a *continuation into Start.
+type continuesKey struct{}
+
+// continuation is what Start needs to begin a recording as the next segment
+// of one taken over.
+type continuation struct {
+	of     Segment // the segment it continues
+	paused bool    // that one was paused: so is this from its start
+}
+
+// manifestSegments lists the segments of rec's recording for its manifest:
+// the first segment's Takeover names both; a continuation knows the one it
+// continues and itself. Nil for a recording never split.
+func manifestSegments(rec *Recording) []composition.Segment {
+	var segs []Segment
+	switch {
+	case rec.Takeover != nil:
+		segs = rec.Takeover.Segments
+	case rec.Continues != nil:
+		segs = []Segment{*rec.Continues, {InstanceID: rec.InstanceID, RecorderID: rec.RecorderID, Started: rec.Started, Ended: rec.Stopped}}
+	default:
+		return nil
+	}
+	// Every segment shares the application's prefix; only the recorder and
+	// instance ids at its end differ (composition.Prefix).
+	base := strings.TrimSuffix(rec.Storage.Prefix, rec.RecorderID+"/"+rec.InstanceID+"/")
+	out := make([]composition.Segment, 0, len(segs))
+	for _, sg := range segs {
+		cs := composition.Segment{InstanceID: sg.InstanceID, RecorderID: sg.RecorderID, Prefix: base + sg.RecorderID + "/" + sg.InstanceID + "/",
+			Offset: sg.Started.Sub(segs[0].Started).Seconds(), Started: sg.Started}
+		if !sg.Ended.IsZero() {
+			e := sg.Ended
+			cs.Ended = &e
+		}
+		out = append(out, cs)
+	}
+	return out
 }
 
 // fencedInStore reports whether the recording's ownership moved to another

@@ -24,6 +24,7 @@ import (
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 	"github.com/rtcrec/recorder/storage"
@@ -31,31 +32,34 @@ import (
 
 var recorderBin string
 
+// TestMain builds the binary the tests run, and runs them in the private
+// network namespace Janus needs (janustest.Main; as root, else in place).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "recorder-bin-")
-	if err != nil {
-		panic(err)
-	}
-	recorderBin = filepath.Join(dir, "recorder")
-	if out, err := exec.Command("go", "build", "-race", "-o", recorderBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(janustest.Main(func() int {
+		dir, err := os.MkdirTemp("", "recorder-bin-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		recorderBin = filepath.Join(dir, "recorder")
+		if out, err := exec.Command("go", "build", "-race", "-o", recorderBin, ".").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}))
 }
 
 // server is a `recorder serve` process.
 type server struct {
 	cmd    *exec.Cmd
 	url    string
+	id     string // its recorderId
 	stderr *bytes.Buffer
 	done   chan error
 }
 
-var listening = regexp.MustCompile(`recorder listening"? url=(\S+)`)
+var listening = regexp.MustCompile(`recorder listening"? url=(\S+) recorderId=(\S+)`)
 
 // serveProcess starts `recorder serve --config` on a config in dir.
 func serveProcess(t *testing.T, dir string) *server {
@@ -72,7 +76,7 @@ func serveProcess(t *testing.T, dir string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
@@ -80,7 +84,7 @@ func serveProcess(t *testing.T, dir string) *server {
 			s.stderr.WriteString(line + "\n")
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m[1:]:
 				default:
 				}
 			}
@@ -94,7 +98,8 @@ func serveProcess(t *testing.T, dir string) *server {
 		}
 	})
 	select {
-	case s.url = <-found:
+	case m := <-found:
+		s.url, s.id = m[0], m[1]
 	case err := <-s.done:
 		t.Fatalf("serve exited: %v\n%s", err, s.stderr)
 	case <-time.After(30 * time.Second):

@@ -55,6 +55,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"unknown conference kind", "applications:\n  a: {conference: {kind: sip}}\n", "sip"},
 		{"unknown store driver", "store: {driver: mysql}\n", "store.driver \"mysql\""},
 		{"postgres without dsn", "store: {driver: postgres}\n", "needs dsn"},
+		{"both capacities", "cluster: {capacity: 50}\ncapacity: {streams: 100}\n", "cluster.capacity is replaced by capacity.streams; remove cluster.capacity"},
+		{"negative cluster capacity", "cluster: {capacity: -1}\n", "cluster.capacity is replaced by capacity.streams"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,4 +97,23 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParse_ClusterCapacityMigrates: the deprecated cluster.capacity
+// (recordings) is read as capacity.streams, the one capacity that placement
+// and admission use, with a notice naming the new key for the log.
+func TestParse_ClusterCapacityMigrates(t *testing.T) {
+	c, err := Parse([]byte("cluster: {capacity: 50}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Capacity.Streams != 50 || c.Cluster.Capacity != 0 {
+		t.Errorf("capacity.streams %d, cluster.capacity %d; want 50 and 0", c.Capacity.Streams, c.Cluster.Capacity)
+	}
+	if len(c.Notices) != 1 || !strings.Contains(c.Notices[0], "cluster.capacity is deprecated") || !strings.Contains(c.Notices[0], "set capacity.streams") {
+		t.Errorf("notices %q", c.Notices)
+	}
+	if c, err := Parse([]byte("capacity: {streams: 7}\n")); err != nil || c.Capacity.Streams != 7 || len(c.Notices) != 0 {
+		t.Errorf("capacity.streams alone: %+v %v", c, err)
+	}
 }

@@ -33,6 +33,9 @@ func Parse(data []byte) (*config.Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
 		return nil, fmt.Errorf("recorder: config: %w", err)
 	}
+	if err := c.Migrate(); err != nil {
+		return nil, err
+	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err

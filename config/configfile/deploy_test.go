@@ -23,7 +23,7 @@ func TestDeployConfig_Parses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.ClusterEnabled() || c.Cluster.InternalURL != "http://recorder-a:8080" || c.Cluster.Capacity != 50 || c.WebRTC.NATIPs[0] != "203.0.113.1" {
+	if !c.ClusterEnabled() || c.Cluster.InternalURL != "http://recorder-a:8080" || c.Capacity.Streams != 180 || len(c.Notices) != 0 || c.WebRTC.NATIPs[0] != "203.0.113.1" {
 		t.Errorf("parsed %+v", c)
 	}
 }

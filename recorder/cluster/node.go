@@ -31,9 +31,12 @@ type Options struct {
 	RecorderID  string       // required: this instance
 	InternalURL string       // required: base URL the other instances reach it at
 	PublicURL   string       // base URL clients reach it at (default InternalURL)
-	Capacity    int          // recordings it takes at most (default 100)
-	// Load returns the recordings running now; Draining whether the
-	// instance is shutting down. Nil: 0 and false.
+	// Capacity is the streams it takes at most (capacity.streams; 0: no
+	// limit), the unit of recorder.Manager.Load.
+	Capacity int
+	// Load returns the streams the instance carries now
+	// (recorder.Manager.Load); Draining whether it is shutting down. Nil: 0
+	// and false.
 	Load     func() int
 	Draining func() bool
 	// Heartbeat is the interval of heartbeats (default 2 s); an instance
@@ -51,6 +54,11 @@ type Node struct {
 	started time.Time
 	secret  []byte // shared by the fleet: signs forwarded commands
 	client  *http.Client
+
+	// renewed are the kinds of quota leases held while this instance lives:
+	// each heartbeat renews them (quota.go).
+	renewMu sync.Mutex
+	renewed []string
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -71,9 +79,6 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.PublicURL == "" {
 		o.PublicURL = o.InternalURL
-	}
-	if o.Capacity <= 0 {
-		o.Capacity = 100
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 2 * time.Second
@@ -151,9 +156,15 @@ func (n *Node) Self() *store.Instance {
 	return in
 }
 
-// beat writes one heartbeat.
+// beat writes one heartbeat, and renews this instance's quota leases.
 func (n *Node) beat(ctx context.Context) error {
 	if err := n.opts.Store.PutInstance(ctx, n.Self()); err != nil {
+		return fmt.Errorf("cluster: heartbeat: %w", err)
+	}
+	n.renewMu.Lock()
+	kinds := slices.Clone(n.renewed)
+	n.renewMu.Unlock()
+	if err := n.opts.Store.RenewLeases(ctx, n.opts.RecorderID, kinds, n.opts.Now().Add(n.opts.DeadAfter)); err != nil {
 		return fmt.Errorf("cluster: heartbeat: %w", err)
 	}
 	return nil
@@ -201,10 +212,12 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // Place lists the live instances that take a new recording, least loaded
-// first (recorder.Remote): not draining, running fewer recordings than their
-// capacity. Load is the share of capacity in use; this instance counts with
-// its load now, the others as of their last heartbeat. Ties go to this
-// instance (no hop), then by recorderId.
+// first (recorder.Remote): not draining, carrying fewer streams than their
+// capacity (or without one). Load is the share of capacity in use, an
+// instance without a capacity counting as one of unbounded size (so among
+// such instances the fewest streams go first); this instance counts with its
+// load now, the others as of their last heartbeat. Ties go to this instance
+// (no hop), then by recorderId.
 func (n *Node) Place(ctx context.Context) ([]string, error) {
 	members, err := n.Members(ctx)
 	if err != nil {
@@ -216,13 +229,13 @@ func (n *Node) Place(ctx context.Context) ([]string, error) {
 		if in.RecorderID == self.RecorderID {
 			in = self
 		}
-		if !in.Draining && in.Active < in.Capacity {
+		if !in.Draining && (in.Capacity <= 0 || in.Active < in.Capacity) {
 			open = append(open, in)
 		}
 	}
 	slices.SortStableFunc(open, func(a, b *store.Instance) int {
 		// a.Active/a.Capacity vs b.Active/b.Capacity, in integers.
-		if c := cmp.Compare(a.Active*b.Capacity, b.Active*a.Capacity); c != 0 {
+		if c := cmp.Compare(int64(a.Active)*bound(b.Capacity), int64(b.Active)*bound(a.Capacity)); c != 0 {
 			return c
 		}
 		if (a.RecorderID == self.RecorderID) != (b.RecorderID == self.RecorderID) {
@@ -238,6 +251,17 @@ func (n *Node) Place(ctx context.Context) ([]string, error) {
 		ids[i] = in.RecorderID
 	}
 	return ids, nil
+}
+
+// unbounded stands for "no capacity" in Place's comparison of shares: larger
+// than any capacity configured, small enough that load × it fits an int64.
+const unbounded = 1 << 31
+
+func bound(capacity int) int64 {
+	if capacity <= 0 {
+		return unbounded
+	}
+	return int64(capacity)
 }
 
 // LoadChanged writes a heartbeat now (recorder.Remote), so that placements

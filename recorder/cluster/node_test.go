@@ -54,7 +54,7 @@ func TestNode_MembershipAndHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(ms) != 2 || ms[0].RecorderID != "rec-a" || ms[0].Capacity != 7 || ms[0].Active != 2 ||
-		ms[1].PublicURL != "https://b.example" || ms[1].Capacity != 100 {
+		ms[1].PublicURL != "https://b.example" || ms[1].Capacity != 0 {
 		t.Fatalf("members %+v", ms)
 	}
 	// A's load reaches the store with its next heartbeat.
@@ -147,5 +147,61 @@ func TestNode_Place(t *testing.T) {
 		if got := strings.Join(ids, " "); got != tc.want {
 			t.Errorf("load %d draining %v: placed on %q, want %q", tc.load, tc.draining, got, tc.want)
 		}
+	}
+}
+
+// TestNode_PlaceWithoutCapacity: instances without a capacity (capacity.streams
+// 0) always have room and are placed by the streams they carry, fewest
+// first; beside instances with one they count as unbounded (the least share).
+func TestNode_PlaceWithoutCapacity(t *testing.T) {
+	ctx := context.Background()
+	st := openPG(t, pgtest.Start(t).NewDatabase(t))
+	for _, in := range []*store.Instance{
+		{RecorderID: "rec-b", Active: 5000},
+		{RecorderID: "rec-c", Active: 1},
+		{RecorderID: "rec-d", Active: 0, Draining: true},
+	} {
+		in.InternalURL, in.Heartbeat = "http://127.0.0.1:1", time.Now().Add(time.Hour)
+		if err := st.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var load atomic.Int64
+	a, err := New(ctx, Options{Store: st, RecorderID: "rec-a", InternalURL: "http://127.0.0.1:1",
+		Load: func() int { return int(load.Load()) }, Heartbeat: time.Hour, DeadAfter: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	place := func() string {
+		t.Helper()
+		ids, err := a.Place(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(ids, " ")
+	}
+	for _, tc := range []struct {
+		load int64
+		want string
+	}{
+		{1, "rec-a rec-c rec-b"}, // a tie stays here
+		{2, "rec-c rec-a rec-b"},
+		{6000, "rec-c rec-b rec-a"},
+	} {
+		load.Store(tc.load)
+		if got := place(); got != tc.want {
+			t.Errorf("load %d: placed on %q, want %q", tc.load, got, tc.want)
+		}
+	}
+	// Beside an instance with a capacity: 5000 streams of an unbounded
+	// capacity are a smaller share than 1 of 1000.
+	if err := st.PutInstance(ctx, &store.Instance{RecorderID: "rec-e", Capacity: 1000, Active: 1,
+		InternalURL: "http://127.0.0.1:1", Heartbeat: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	load.Store(2)
+	if got, want := place(), "rec-c rec-a rec-b rec-e"; got != want {
+		t.Errorf("with rec-e (1 of 1000): placed on %q, want %q", got, want)
 	}
 }

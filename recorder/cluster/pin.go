@@ -74,6 +74,20 @@ func (n *Node) PinConference(ctx context.Context, organizationID, conferenceID s
 	return in.RecorderID, nil
 }
 
+// UnpinConference deletes the conference's pin (recorder.Remote) if this
+// instance holds it and no recording of the conference is in one of the
+// unfinished states: its recordings ended.
+func (n *Node) UnpinConference(ctx context.Context, organizationID, conferenceID string, unfinished []string) error {
+	ok, err := n.opts.Store.UnpinConference(ctx, organizationID, conferenceID, n.opts.RecorderID, unfinished...)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if ok {
+		n.opts.Logger.Info("cluster: conference unpinned: its recordings ended", "conferenceId", conferenceID)
+	}
+	return nil
+}
+
 // PinHere pins the conference to this instance (recorder.Remote), moving the
 // pin from the instance from, which died: its publishers reconnect here.
 func (n *Node) PinHere(ctx context.Context, organizationID, conferenceID, from string) error {

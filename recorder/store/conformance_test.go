@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ var conformance = []struct {
 	{"Outbox", testOutbox},
 	{"Pins", testPins},
 	{"Fencing", testFencing},
+	{"Leases", testLeases},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15
@@ -402,6 +404,32 @@ func testPins(t *testing.T, open opener) {
 	if p, _ := s.PinConference(ctx, "o1", "conf", "rec-c"); p.RecorderID != "rec-b" || p.Epoch != 2 {
 		t.Fatalf("after the re-pin: %+v", p)
 	}
+	// Unpin: only by its holder, only once no recording of the conference
+	// is unfinished.
+	r := &Record{InstanceID: "pin-i1", OrganizationID: "o1", ApplicationID: "a", ConversationID: "c", ConferenceID: "conf",
+		RecorderID: "rec-b", State: "ACTIVE", Started: time.Unix(1, 0), Data: []byte(`{}`)}
+	if err := s.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.UnpinConference(ctx, "o1", "conf", "rec-b", "INITIALISED", "ACTIVE", "PENDING_RECOVERY"); ok || err != nil {
+		t.Fatalf("unpinned with a recording ACTIVE: %v %v", ok, err)
+	}
+	r.State = "STOPPED"
+	if err := s.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.UnpinConference(ctx, "o1", "conf", "rec-a", "INITIALISED", "ACTIVE", "PENDING_RECOVERY"); ok {
+		t.Fatal("unpinned by an instance that does not hold the pin")
+	}
+	if ok, err := s.UnpinConference(ctx, "o1", "conf", "rec-b", "INITIALISED", "ACTIVE", "PENDING_RECOVERY"); !ok || err != nil {
+		t.Fatalf("unpin once every recording ended: %v %v", ok, err)
+	}
+	if p, _ := s.PinConference(ctx, "o1", "conf", "rec-c"); p.RecorderID != "rec-c" || p.Epoch != 1 {
+		t.Fatalf("a pin after the unpin: %+v, want a fresh one to rec-c", p)
+	}
+	if p, _ := s.PinConference(ctx, "o2", "conf", "rec-a"); p.RecorderID != "rec-b" {
+		t.Fatalf("the other organization's pin: %+v", p)
+	}
 }
 
 // testFencing: a claim moves a recording to a new owner with the next epoch;
@@ -436,5 +464,62 @@ func testFencing(t *testing.T, open opener) {
 	got.Data = []byte(`{"v":3}`)
 	if err := s.Put(ctx, got); err != nil {
 		t.Fatalf("B's write: %v", err)
+	}
+}
+
+// testLeases: a fleet-wide quota of 3: concurrent acquisitions hold exactly
+// 3; re-acquiring a held lease renews it; a released or lapsed lease frees
+// its place; renewal moves only the holder's leases of the given kinds.
+func testLeases(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open(t)
+	hour := time.Now().Add(time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.AcquireLease(ctx, &Lease{OrganizationID: "o", Kind: "whip", ID: fmt.Sprint("l", i), Holder: "rec-a", Expires: hour}, 3)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				got++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n, _ := s.Leases(ctx, "o", "whip"); got != 3 || n != 3 {
+		t.Fatalf("12 concurrent acquisitions under a quota of 3: %d taken, %d held", got, n)
+	}
+	if ok, _ := s.AcquireLease(ctx, &Lease{OrganizationID: "o2", Kind: "whip", ID: "x", Holder: "rec-a", Expires: hour}, 3); !ok {
+		t.Error("another organization's quota is its own")
+	}
+	if ok, _ := s.AcquireLease(ctx, &Lease{OrganizationID: "o", Kind: "sse", ID: "x", Holder: "rec-a", Expires: hour}, 3); !ok {
+		t.Error("another kind's quota is its own")
+	}
+	if err := s.ReleaseLease(ctx, "o", "whip", "nope"); err != nil {
+		t.Error(err)
+	}
+	// Lapsed: a lease whose holder stopped renewing frees its place.
+	if ok, _ := s.AcquireLease(ctx, &Lease{OrganizationID: "o", Kind: "blackout", ID: "b1", Holder: "rec-b", Expires: time.Now().Add(-time.Second)}, 1); !ok {
+		t.Fatal("first blackout lease")
+	}
+	if ok, _ := s.AcquireLease(ctx, &Lease{OrganizationID: "o", Kind: "blackout", ID: "b2", Holder: "rec-a", Expires: hour}, 1); !ok {
+		t.Error("a lapsed lease still holds its place")
+	}
+	// Renewal: rec-a's sse lease is renewed, a lapsed rec-b whip one is not.
+	if err := s.RenewLeases(ctx, "rec-a", []string{"sse"}, time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Leases(ctx, "o", "sse"); n != 0 {
+		t.Errorf("sse leases after renewing them into the past: %d", n)
+	}
+	if n, _ := s.Leases(ctx, "o", "whip"); n != 3 {
+		t.Errorf("whip leases renewed with sse: %d held", n)
 	}
 }

@@ -13,8 +13,8 @@ type Instance struct {
 	RecorderID  string
 	InternalURL string // where the other instances reach it (forwarded commands)
 	PublicURL   string // where clients reach it (WHIP redirects)
-	Capacity    int    // recordings it takes at most
-	Active      int    // recordings it runs now
+	Capacity    int    // streams it takes at most (0: no limit)
+	Active      int    // streams it carries now (its load)
 	Draining    bool   // shutting down: takes no new recording
 	Started     time.Time
 	Heartbeat   time.Time // the instance's clock at its last heartbeat

@@ -169,6 +169,21 @@ DROP TABLE events_outbox;`,
 ALTER TABLE recordings ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;`,
 	},
 	{
+		Version: 8, Name: "quota_leases",
+		// The places organizations hold in the fleet-wide quotas (WHIP
+		// sessions, event streams, blackouts: leases.go). expires is Unix
+		// nanoseconds; a holder that dies lets its leases lapse.
+		SQL: `CREATE TABLE quota_leases (
+	organization_id TEXT NOT NULL,
+	kind            TEXT NOT NULL,
+	lease_id        TEXT NOT NULL,
+	holder          TEXT NOT NULL,
+	expires         BIGINT NOT NULL,
+	PRIMARY KEY (organization_id, kind, lease_id)
+);
+CREATE INDEX quota_leases_holder ON quota_leases (holder);`,
+	},
+	{
 		// 10, not 7: 7 to 9 are left to the fleet's migrations under way
 		// (versions need not be contiguous, only ascending).
 		Version: 10, Name: "composite_jobs",

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,33 @@ func (s *Store) RepinConference(ctx context.Context, organizationID, conferenceI
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("store: re-pin conference %s: %w", conferenceID, err)
+	}
+	return n == 1, nil
+}
+
+// UnpinConference deletes the conference's pin if it is held by recorderID
+// and no recording of the conference is unfinished (in one statement, so a
+// start that raced the check keeps its pin); it reports whether it did. The
+// states are the unfinished ones (the recorder's INITIALISED, ACTIVE,
+// PENDING_RECOVERY).
+func (s *Store) UnpinConference(ctx context.Context, organizationID, conferenceID, recorderID string, unfinished ...string) (bool, error) {
+	q := `DELETE FROM conference_pins WHERE organization_id = ? AND conference_id = ? AND recorder_id = ?
+		AND NOT EXISTS (SELECT 1 FROM recordings WHERE organization_id = ? AND conference_id = ? AND state IN (` +
+		strings.TrimSuffix(strings.Repeat("?, ", len(unfinished)), ", ") + `))`
+	args := []any{organizationID, conferenceID, recorderID, organizationID, conferenceID}
+	for _, st := range unfinished {
+		args = append(args, st)
+	}
+	if len(unfinished) == 0 {
+		return false, fmt.Errorf("store: unpin conference %s: no unfinished states given", conferenceID)
+	}
+	res, err := s.exec(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("store: unpin conference %s: %w", conferenceID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: unpin conference %s: %w", conferenceID, err)
 	}
 	return n == 1, nil
 }

@@ -199,6 +199,25 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 	for _, s := range c.sessions {
 		s.active.Store(true)
 	}
+	// The tracks that arrived while Join ran go to the sink now, from a
+	// goroutine: the sink's AddTrack waits for the lock its caller holds
+	// around Join (recorder's room), so neither Join nor a Pion goroutine may
+	// wait in AddTrack before Join has returned (a conference of several
+	// streams deadlocked: the first stream's track waited for the room, Join
+	// for c.mu to add the second session).
+	go func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.joined = true
+		early := c.early
+		c.early = nil
+		if c.closed {
+			return
+		}
+		for _, ct := range early {
+			c.sink.AddTrack(ct)
+		}
+	}()
 	return c.leave, nil
 }
 
@@ -209,10 +228,12 @@ type conf struct {
 	id   string
 	log  *slog.Logger
 
-	mu       sync.Mutex // guards sessions, closed and the sink
+	mu       sync.Mutex // guards sessions, closed, joined, early and the sink
 	sessions []*session
 	closed   bool
-	live     atomic.Int32 // sessions not yet failed
+	joined   bool                // Join has returned: tracks go to the sink as they come
+	early    []*conference.Track // tracks that came before (Join delivers them after)
+	live     atomic.Int32        // sessions not yet failed
 	once     sync.Once
 }
 
@@ -415,6 +436,10 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote, recv *webrtc.RTPR
 	// whose peer SSRC it does not know (often audio).
 	t.Fill(ct, s.pc, senderSSRC)
 	c.log.Info("whep track", "user", ct.UserID, "codec", codec.MimeType, "kind", kind)
+	if !c.joined {
+		c.early = append(c.early, ct) // see Join
+		return
+	}
 	c.sink.AddTrack(ct)
 }
 

@@ -3,8 +3,14 @@ package whep_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,4 +204,96 @@ func TestWHEP_RetryAfter(t *testing.T) {
 		t.Errorf("%d POSTs, want 2", len(got))
 	}
 	sink.Next(t, 5*time.Second)
+}
+
+// lockedSink is a Sink whose AddTrack takes a lock that the caller of Join
+// holds around it, as the recorder's room does.
+type lockedSink struct {
+	mu *sync.Mutex
+	*rtctest.Sink
+}
+
+func (s lockedSink) AddTrack(ct *conference.Track) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Sink.AddTrack(ct)
+}
+
+// trackLog signals on seen when the adapter logs a track (onTrack).
+type trackLog struct {
+	slog.Handler
+	seen chan struct{}
+}
+
+func (h trackLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "whep track" {
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h trackLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return trackLog{Handler: h.Handler.WithAttrs(as), seen: h.seen}
+}
+
+func (h trackLog) WithGroup(name string) slog.Handler {
+	return trackLog{Handler: h.Handler.WithGroup(name), seen: h.seen}
+}
+
+// TestWHEP_TrackDuringJoin: the first stream's track arrives while Join still
+// pulls the second, and the sink's AddTrack needs the lock the caller holds
+// around Join (the recorder's room). Join returns, and both tracks reach the
+// sink once the caller lets go; it deadlocked when the track was handed over
+// from Pion's goroutine at once.
+func TestWHEP_TrackDuringJoin(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/whep.(*")
+	s := wheptest.New(t, map[string]float64{"alice": 440, "bob": 660})
+	seen := make(chan struct{}, 1)
+	// bob's offer is held until alice's track has reached the adapter.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/bob/") {
+			select {
+			case <-seen:
+			case <-time.After(10 * time.Second):
+				t.Error("alice's track never came while bob's offer waited")
+			}
+		}
+		u, _ := url.Parse(s.URL)
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	a := whep.New(whep.Options{URLTemplate: proxy.URL + "/c/{conferenceId}/{streamId}/whep", Streams: []string{"alice", "bob"},
+		API: rtctest.API(t), RequestTimeout: 15 * time.Second,
+		Logger: slog.New(trackLog{Handler: slog.Default().Handler(), seen: seen})})
+	var roomMu sync.Mutex
+	sink := lockedSink{mu: &roomMu, Sink: rtctest.NewSink(t)}
+	roomMu.Lock()
+	joined := make(chan error, 1)
+	var leave func()
+	go func() {
+		var err error
+		leave, err = a.Join(context.Background(), "org1", "room7", sink)
+		joined <- err
+	}()
+	select {
+	case err := <-joined:
+		roomMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		roomMu.Unlock()
+		t.Fatal("Join did not return: a track arriving during Join waited for the caller's lock")
+	}
+	defer leave()
+	byUser := sink.NextByUser(t, 2, 10*time.Second)
+	if byUser["alice"] == nil || byUser["bob"] == nil {
+		t.Fatalf("tracks of %v, want alice and bob", byUser)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	byUser["alice"].CheckTone(t, 440, 660)
+	byUser["bob"].CheckTone(t, 660, 440)
 }

@@ -52,6 +52,11 @@ type Options struct {
 	// Quota returns how many WHIP sessions an organization may hold at once
 	// (429 beyond); nil or 0: only MaxSessions bounds them.
 	Quota func(organizationID string) int
+	// FleetQuota, in a fleet, also takes the session's place in the
+	// organization's quota across every instance (ok false: the quota is
+	// full, 429); release gives it back when the session ends. Nil: the
+	// quota is this endpoint's alone.
+	FleetQuota func(ctx context.Context, organizationID, sessionID string, quota int) (release func(), ok bool, err error)
 	// ValidID checks a conferenceId before it is used; nil accepts 1–128
 	// letters, digits, '.', '_' and '-', starting with a letter or digit.
 	ValidID func(id string) error
@@ -101,6 +106,7 @@ type session struct {
 	connectTimer *time.Timer
 	ended        bool
 	releaseOnce  sync.Once // gives back the session's reservation
+	fleetRelease func()    // gives back its place in the fleet-wide quota (set before it is shared)
 }
 
 // Publish is what a WHIP request publishes: the token presented must allow it.
@@ -165,6 +171,20 @@ func (a *Adapter) Sessions() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.sess)
+}
+
+// ConferenceSessions returns the number of WHIP sessions connected or
+// connecting to one conference of an organization.
+func (a *Adapter) ConferenceSessions(organizationID, conferenceID string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, s := range a.sess {
+		if s.org == organizationID && s.conference == conferenceID {
+			n++
+		}
+	}
+	return n
 }
 
 // Close ends every session; later offers get 503.
@@ -288,6 +308,11 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		httperr.Write(w, status, reason, msg)
 		return
 	}
+	if status, reason, msg := a.reserveFleet(r.Context(), s); status != 0 {
+		a.release(s)
+		httperr.Write(w, status, reason, msg)
+		return
+	}
 	api := a.o.API
 	if a.o.AudioAPI != nil && !HasVideo(offer) {
 		api = a.o.AudioAPI
@@ -368,14 +393,40 @@ func (a *Adapter) reserve(s *session) (status int, reason, msg string) {
 	return 0, "", ""
 }
 
+// reserveFleet takes s's place in the fleet-wide quota (Options.FleetQuota),
+// after reserve; it returns the refusal's status (0: reserved or no fleet).
+func (a *Adapter) reserveFleet(ctx context.Context, s *session) (status int, reason, msg string) {
+	if a.o.FleetQuota == nil || a.o.Quota == nil {
+		return 0, "", ""
+	}
+	q := a.o.Quota(s.org)
+	if q <= 0 {
+		return 0, "", ""
+	}
+	release, ok, err := a.o.FleetQuota(ctx, s.org, s.id, q)
+	if err != nil {
+		a.log.Error("cannot count the fleet's WHIP sessions", "err", err)
+		return http.StatusServiceUnavailable, "unavailable", "the WHIP endpoint cannot check its quota; retry later"
+	}
+	if !ok {
+		return http.StatusTooManyRequests, "quota_exceeded",
+			fmt.Sprintf("the organization is at its quota of %d WHIP sessions; end some and retry", q)
+	}
+	s.fleetRelease = release
+	return 0, "", ""
+}
+
 // release gives back s's reservation; idempotent.
 func (a *Adapter) release(s *session) {
 	s.releaseOnce.Do(func() {
 		a.mu.Lock()
-		defer a.mu.Unlock()
 		a.total--
 		if a.held[s.org]--; a.held[s.org] <= 0 {
 			delete(a.held, s.org)
+		}
+		a.mu.Unlock()
+		if s.fleetRelease != nil {
+			go s.fleetRelease() // a store write: not on Pion's goroutine
 		}
 	})
 }

@@ -48,14 +48,19 @@ const Interface = "v0"
 // Main runs the tests of m inside a private network namespace when it can
 // (root, unshare and ip installed) and returns the exit code. Without one the
 // tests run as they are and NetNS skips (fails under CI) the tests that need it.
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return MainFunc(m.Run) }
+
+// MainFunc is Main for a TestMain that does more than m.Run: run (which
+// calls m.Run) runs once, in the process that runs the tests (inside the
+// namespace when there is one), never in the parent that re-executes.
+func MainFunc(run func() int) int {
 	switch v := os.Getenv(envNetNS); v {
 	case "1":
 		if err := setupNetNS(); err != nil {
 			fmt.Fprintf(os.Stderr, "rtctest: setting up the network namespace: %v\n", err)
 			return 2
 		}
-		return m.Run()
+		return run()
 	case "":
 		reason := canUnshare()
 		if fuzzing() {
@@ -64,7 +69,7 @@ func Main(m *testing.M) int {
 		}
 		if reason != "" {
 			os.Setenv(envNetNS, reason)
-			return m.Run()
+			return run()
 		}
 		args := append([]string{"--net", "--", os.Args[0]}, os.Args[1:]...)
 		cmd := exec.Command("unshare", args...)
@@ -81,7 +86,7 @@ func Main(m *testing.M) int {
 		}
 		return 0
 	default:
-		return m.Run()
+		return run()
 	}
 }
 
