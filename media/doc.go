@@ -97,9 +97,15 @@
 //   - Pause and blackout. The recorder's gate drops a track's packets before
 //     its file and its pipeline (recorder/pause.go), so the mix holds what
 //     the track files hold, and the cut is at the same instant in both.
-//     With PauseSkip the mixer also leaves the paused span out of its output
-//     (Mixer.Cut, Mixer.Uncut, sample-exact; Mixer.OutputAt maps a timeline
-//     position to mix.wav). MixInput.MuteFrom and UnmuteFrom silence one
+//     When the gate closes the pipeline places the packets it held for
+//     reordering (AudioPipeline.Pause), so all audio before the cut is in
+//     the ring. With PauseSkip the mixer also leaves the paused span out of
+//     its output (Mixer.Cut, Mixer.Uncut, sample-exact; Mixer.OutputAt maps
+//     a timeline position to mix.wav), seamlessly: the span begins where the
+//     audio received before the pause ends (settled at Uncut) and each
+//     track's first packet after it goes exactly at its end
+//     (AudioPipeline.ResyncAt), as the track file joins the packets around
+//     the pause. MixInput.MuteFrom and UnmuteFrom silence one
 //     input from a timeline position on: a position in the past that the
 //     mixer has not written yet (within the budget) silences the audio
 //     already received for it — a blackout decided after the fact. A

@@ -374,20 +374,47 @@ func (m *Mixer) Cut(pos uint64) uint64 {
 }
 
 // Uncut ends the open cut at timeline position pos (at least where it
-// began). Safe from any goroutine.
-func (m *Mixer) Uncut(pos uint64) {
+// began) and returns where the cut begins. The start Cut chose (at least the
+// pause instant) moves back to the end of the audio the inputs hold now
+// (InputsEnd), when that is earlier and nothing from there was written: a
+// track's audio before a pause has all reached its ring by the resume
+// (AudioPipeline.Pause), so the cut begins where the latest track's audio
+// ends, and that track resumes seamlessly (AudioPipeline.ResyncAt at pos).
+// Safe from any goroutine.
+//
+// The mixer writes a frame past every input's end only when every input
+// lets it (the budget passed, or each input left or never began); if it is
+// writing such a frame right now, the start moved back can be off by up to
+// that frame in OutputAt. It cannot otherwise be written there: a paused
+// input decides nothing after its end.
+func (m *Mixer) Uncut(pos uint64) uint64 {
 	for {
 		old := m.cuts.Load()
 		list := *old
 		n := len(list)
 		if n == 0 || list[n-1].to != open {
-			return
+			return pos
 		}
-		next := append(list[:n-1:n-1], span{list[n-1].from, max(pos, list[n-1].from)})
+		from := list[n-1].from
+		if end := m.InputsEnd(); end < from { // InputsEnd is at least Written
+			from = end
+		}
+		next := append(list[:n-1:n-1], span{from, max(pos, from)})
 		if m.cuts.CompareAndSwap(old, &next) {
-			return
+			return from
 		}
 	}
+}
+
+// LastCut returns the last skipped span (to is open, the maximum uint64,
+// while it lasts); ok is false when there is none. Safe from any goroutine.
+func (m *Mixer) LastCut() (from, to uint64, ok bool) {
+	list := *m.cuts.Load()
+	if len(list) == 0 {
+		return 0, 0, false
+	}
+	c := list[len(list)-1]
+	return c.from, c.to, true
 }
 
 // OutputAt returns the position in the mix file of timeline position pos:

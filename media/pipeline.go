@@ -113,21 +113,23 @@ type AudioPipeline struct {
 
 	// Sequence state: packets are written as they arrive; the timeline is
 	// decided up to the end of the in-sequence run.
-	started bool
-	ssrc    uint32
-	decSeq  uint16 // next sequence number the decoder expects
-	held    [heldSlots]heldPacket
-	nheld   int
-	holdFor uint64            // longest wait for a missing packet before decoding on, in samples
-	seen    [seqWindow]uint32 // seq|1<<16 of the packets received, by seq mod seqWindow
-	nextSeq uint16            // oldest sequence number not yet decided
-	maxSeq  uint16            // newest sequence number written
-	arrived [seqWindow / 64]uint64
-	starts  [seqWindow]uint32
-	ends    [seqWindow]uint32 // positions of the arrived packets, low 32 bits (see near)
-	pending int               // arrived packets at or after nextSeq
-	resync  bool              // the next packet starts a new sequence (Resync)
-	recheck bool              // the next packet keeps the mapping only if it fits its arrival (Resync)
+	started   bool
+	ssrc      uint32
+	decSeq    uint16 // next sequence number the decoder expects
+	held      [heldSlots]heldPacket
+	nheld     int
+	holdFor   uint64            // longest wait for a missing packet before decoding on, in samples
+	seen      [seqWindow]uint32 // seq|1<<16 of the packets received, by seq mod seqWindow
+	nextSeq   uint16            // oldest sequence number not yet decided
+	maxSeq    uint16            // newest sequence number written
+	arrived   [seqWindow / 64]uint64
+	starts    [seqWindow]uint32
+	ends      [seqWindow]uint32 // positions of the arrived packets, low 32 bits (see near)
+	pending   int               // arrived packets at or after nextSeq
+	resync    bool              // the next packet starts a new sequence (Resync)
+	recheck   bool              // the next packet keeps the mapping only if it fits its arrival (Resync)
+	resumeAt  bool              // the next packet's first sample goes at resumePos (ResyncAt)
+	resumePos uint64
 
 	// Timeline mapping: position(ext) = basePos + (ext-baseExt)·rate/clock·ratio.
 	anchored bool
@@ -682,6 +684,13 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	end := p.ring.End()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
+	if p.resumeAt {
+		// After a skipped pause: at the cut's end, where the audio before
+		// the cut ends in the mix (ResyncAt); nothing to settle.
+		p.resumeAt = false
+		p.basePos = float64(max(p.resumePos, end))
+		return
+	}
 	if pos, ok := p.srPosition(ts, now); ok && pos >= float64(end) {
 		p.basePos = pos
 		p.bySR.Add(1)
@@ -859,6 +868,48 @@ func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
 func (p *AudioPipeline) Resync() {
 	p.resync = p.started
 	p.recheck = p.anchored
+}
+
+// PositionOf returns the timeline position where a packet with RTP
+// timestamp ts would begin under the current mapping; ok is false before the
+// first packet, after a new source and after Resync (no mapping yet) or for a
+// timestamp more than MaxJump from the last one. Reader goroutine only.
+func (p *AudioPipeline) PositionOf(ts uint32) (pos uint64, ok bool) {
+	if !p.anchored || p.resync || p.resumeAt {
+		return 0, false
+	}
+	step := int64(int32(ts - p.lastTS))
+	if step > p.maxJump || -step > p.maxJump {
+		return 0, false
+	}
+	x := p.basePos + float64(p.ext+step-p.baseExt)*(p.rate/p.clock)*p.ratio
+	return uint64(max(math.Ceil(x), 0)), true
+}
+
+// ResyncAt is Resync after a skipped pause (Mixer.Cut): the next packet's
+// first sample goes at timeline position pos, the cut's end, so the track
+// resumes in the mix exactly where its audio before the cut ended (the cut
+// begins there: Mixer.Uncut), as it does in its file, whatever the packet's
+// timestamp and arrival. The mapping, and the drift measurement, start anew
+// there. Reader goroutine only.
+func (p *AudioPipeline) ResyncAt(pos uint64) {
+	p.Resync()
+	if p.started {
+		p.recheck, p.anchored = false, false
+		p.resumeAt, p.resumePos = true, pos
+	}
+}
+
+// Pause tells the pipeline that the gate closed (a pause or a blackout
+// begins): the packets held for reordering are decoded and placed now and
+// everything written is decided, so the track's audio before the cut is
+// all in the ring (Ring.End) while the gate is closed. Reader goroutine only.
+func (p *AudioPipeline) Pause() {
+	if p.closed || !p.started {
+		return
+	}
+	p.flushHeld(p.mixer.Now())
+	p.finishSeq()
 }
 
 // Close decides everything written (the mixer stops waiting for the track);

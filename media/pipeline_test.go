@@ -782,3 +782,118 @@ func TestAudioPipeline_ConnectBurst(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_SkipPauseIsSeamless pauses a jittered PCMU tone with
+// skip, as the recorder does: the gate drops the packets that arrive while
+// paused (Pause at the first), the mixer cuts from the pause instant
+// (Cut) to the resume (Uncut), and the first packet after it is placed at
+// the cut's end (ResyncAt). The mix has no gap at the cut: the tone runs on
+// in every 5 ms block, and the mix is as much shorter as the cut.
+func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
+	for _, pause := range []struct {
+		from, to time.Duration
+		spike    bool // the packets around both instants come 40 ms later
+	}{
+		{2013 * time.Millisecond, 4137 * time.Millisecond, false},
+		{2001 * time.Millisecond, 2519 * time.Millisecond, false},
+		{1999 * time.Millisecond, 3000 * time.Millisecond, false},
+		{2013 * time.Millisecond, 4137 * time.Millisecond, true},
+		{2005 * time.Millisecond, 3011 * time.Millisecond, true},
+	} {
+		t.Run(fmt.Sprint(pause.from, "-", pause.to, " spike ", pause.spike), func(t *testing.T) {
+			pkts := pcmuTone(6*time.Second, 440, 1)
+			r := rand.New(rand.NewPCG(3, uint64(pause.from)))
+			var last time.Duration
+			for i := range pkts { // 0-15 ms of jitter, in order
+				sent := pkts[i].at
+				pkts[i].at = max(sent+20*time.Millisecond+time.Duration(r.IntN(15))*time.Millisecond, last)
+				if pause.spike && ((sent-pause.from).Abs() < 60*time.Millisecond || (sent-pause.to).Abs() < 60*time.Millisecond) {
+					pkts[i].at += 40 * time.Millisecond
+				}
+				last = pkts[i].at
+			}
+			sink := &captureSink{}
+			m, c := newVirtualMixer(MixConfig{PauseBehavior: PauseSkip}, sink)
+			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, ClockRate: 8000, Input: m.AddInput("a", InputOptions{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := m.Config().Start
+			const total = 6500 * time.Millisecond
+			paused, gated := false, false
+			var cutFrom uint64
+			passed := 0 // packets through the gate
+			resumed := false
+			i := 0
+			for now := time.Duration(0); now < total; now += time.Millisecond {
+				c.t = t0.Add(now)
+				switch now {
+				case pause.from:
+					paused = true
+					cutFrom = m.Cut(max(m.PosAt(c.t), m.InputsEnd()))
+				case pause.to:
+					cutFrom = m.Uncut(m.PosAt(c.t))
+					paused = false
+				}
+				for ; i < len(pkts) && pkts[i].at <= now; i++ {
+					if paused {
+						if !gated {
+							p.Pause()
+						}
+						gated = true
+						continue
+					}
+					if gated {
+						gated = false
+						_, to, _ := m.LastCut()
+						p.ResyncAt(to)
+						resumed = true
+					}
+					before := p.input.Ring().End()
+					if err := p.WriteRTP(pkts[i].pkt); err != nil {
+						t.Fatal(err)
+					}
+					if resumed {
+						resumed = false
+						t.Logf("first packet after the cut: arrived %v, placed %v–%v (ring end before %v)", now, m.Duration(p.input.Ring().End()-160), m.Duration(p.input.Ring().End()), m.Duration(before))
+					}
+					passed++
+				}
+				if now%(20*time.Millisecond) == 0 {
+					if err := m.Step(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			p.Close()
+			m.RemoveInput(p.input)
+			if err := m.Finish(m.Now()); err != nil {
+				t.Fatal(err)
+			}
+			out := m.OutputAt(cutFrom)
+			t.Logf("cut from %v (output %v) to %v; mix %v", m.Duration(cutFrom), out, pause.to, m.Duration(uint64(len(sink.pcm))))
+			var sound []bool // per 5 ms block
+			for k := 0; k+40 <= len(sink.pcm); k += 40 {
+				sound = append(sound, mediatest.RMS(sink.pcm[k:k+40]) > 1000)
+			}
+			first, end := slices.Index(sound, true), len(sound)-1
+			for end > 0 && !sound[end] {
+				end--
+			}
+			for k := first; k >= 0 && k <= end; k++ {
+				if !sound[k] {
+					t.Errorf("a gap in the tone at %v of the mix (the cut is at %v)", time.Duration(k)*5*time.Millisecond, out)
+					break
+				}
+			}
+			// Nothing of the audio is cut either: the tone lasts as long as
+			// the packets that passed (5 ms blocks, one partial at each end).
+			if n := end - first + 1; n < 4*passed-1 || n > 4*passed+1 {
+				t.Errorf("the tone lasts %v in the mix, %d packets of 20 ms passed the gate", time.Duration(n)*5*time.Millisecond, passed)
+			}
+			if d := (pause.to - m.Duration(cutFrom)) - (pause.to - pause.from); d.Abs() > 35*time.Millisecond {
+				t.Errorf("cut %v long for a pause of %v: want it to begin where the audio before the pause ends", pause.to-m.Duration(cutFrom), pause.to-pause.from)
+			}
+		})
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
+	"github.com/rtcrec/recorder/media/reorder"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/media/webmwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -31,11 +33,17 @@ type sessionMedia struct {
 	failed chan error // buffered 1: the mixer's write error, as soon as it stops on one
 	path   string     // of mix.wav
 	closed bool
+	// latency is the recording's latency budget: how long a track's
+	// reorder stage waits for a missing packet (media/reorder).
+	latency time.Duration
+	// stopAt is the stop's timeline position + 1 once the recording stops
+	// (0 before): audio from after it reaches no file (drain).
+	stopAt atomic.Uint64
 }
 
 func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slog.Logger) (*sessionMedia, error) {
 	if rec.Mix.None {
-		return &sessionMedia{log: log, failed: make(chan error, 1)}, nil
+		return &sessionMedia{log: log, failed: make(chan error, 1), latency: rec.Mix.Latency}, nil
 	}
 	pb, err := media.ParsePauseBehavior(string(rec.PauseBehavior))
 	if err != nil {
@@ -49,7 +57,8 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels,
 		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, sink)
 	ctx, cancel := context.WithCancel(context.Background())
-	sm := &sessionMedia{path: mixPath, log: log, mix: w, sink: sink, mixer: mixer, cancel: cancel, done: make(chan error, 1), failed: make(chan error, 1)}
+	sm := &sessionMedia{path: mixPath, log: log, mix: w, sink: sink, mixer: mixer, cancel: cancel, done: make(chan error, 1),
+		failed: make(chan error, 1), latency: rec.Mix.Latency}
 	go func() {
 		err := mixer.Run(ctx)
 		if err != nil {
@@ -91,7 +100,8 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 	if err != nil {
 		return nil, err
 	}
-	ts := &mediaSink{file: file, sr: t.SenderReport, path: path}
+	ts := &mediaSink{file: file, sr: t.SenderReport, path: path, log: sm.log.With("track", t.TrackID)}
+	ts.order = reorder.New((*trackFile)(ts), reorderConfig(t.Kind, sm.latency))
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
 		pipe, err := newAudioPipeline(t, in)
@@ -104,17 +114,45 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
 		clock := max(float64(t.Codec.ClockRate), 1)
 		ts.plog = &placementLog{k: float64(sm.mixer.Config().SampleRate) / clock}
+		ts.stopAt, ts.drained = &sm.stopAt, make(chan struct{})
 	}
 	return ts, nil
 }
 
-// mediaSink writes a track's packets to its file and, for audio, its pipeline.
+// Reorder stages of the track files (media/reorder). Audio waits the
+// recording's latency budget for a missing packet, as the mix does: 256
+// packets (5.12 s of 20 ms packets) and 40 KiB of payload (5 s at 64 kbit/s;
+// a higher rate gives up on a gap sooner), 49 KiB per track once a packet
+// had to be held. Video waits at most videoHold: a gap it gives up on is a
+// broken frame, and the writer asks for a keyframe only then, so a long wait
+// would freeze the video for as long; a reordered packet comes within tens
+// of milliseconds and a NACKed one within a round trip. 1024 packets and
+// 256 KiB (videoHold at 4 Mbit/s): 292 KiB per video track once held.
+const videoHold = 500 * time.Millisecond
+
+func reorderConfig(kind conference.Kind, latency time.Duration) reorder.Config {
+	if latency <= 0 {
+		latency = media.DefaultLatency
+	}
+	if kind == conference.KindVideo {
+		return reorder.Config{Budget: min(latency, videoHold), Slots: 1024, Bytes: 256 << 10}
+	}
+	return reorder.Config{Budget: latency, Slots: 256, Bytes: 40 << 10}
+}
+
+// mediaSink writes a track's packets to its file, in sequence order through
+// its reorder stage, and, for audio, to its pipeline (which places reordered
+// packets itself, by their arrival).
 type mediaSink struct {
 	file  packetSink
-	audio packetSink
-	in    *media.MixInput
-	mixer *media.Mixer
-	gate  *gate // pause and blackout; nil: everything passes
+	order *reorder.Buffer // before file; nil: packets go to the file as they come (tests)
+	// arrival is the instant the packet being written arrived (reader
+	// goroutine; the file writes of Push and Flush run under it).
+	arrival time.Time
+	audio   packetSink
+	in      *media.MixInput
+	mixer   *media.Mixer
+	gate    *gate // pause and blackout; nil: everything passes
 	// Retroactive blackouts: the file's writer behind a guard, the clock
 	// relation of its timestamps, its path in the recording and on disk;
 	// for audio with a mix, its codec and where its file lies on the mix's
@@ -125,6 +163,23 @@ type mediaSink struct {
 	path    string
 	codec   media.Codec
 	plog    *placementLog
+	// silenced: a retroactive blackout silenced the file from RTP timestamp
+	// silencedFrom (as written); set in an edit, read and cleared by the
+	// reader goroutine under the guard.
+	silenced     bool
+	silencedFrom uint32
+	log          *slog.Logger
+	// stopAt is the session's (sessionMedia.stopAt); drained is closed once
+	// a packet from after the stop came (drain). Audio with a mix only.
+	stopAt      *atomic.Uint64
+	drained     chan struct{}
+	drainClosed bool // reader goroutine only
+	pastStop    bool // reader goroutine only: a packet from after the stop came
+	// resumed: the gate just reopened; the first packet after it logs where
+	// it landed in the file and in the mix (reader goroutine only).
+	resumed            bool
+	fileLast, fileStep uint32 // the file's last timestamp before the cut and its step
+	mixEnd             uint64 // the track's ring end before the first packet
 	// gated: the gate dropped the last packet, so the next one that passes
 	// re-anchors the track's timeline at its arrival (reader goroutine only).
 	gated bool
@@ -170,18 +225,63 @@ func (m *mediaSink) origin() time.Time {
 	return time.Time{}
 }
 
+// WriteRTP takes one packet of the track as it arrives: the gate (pause,
+// blackout) first, then the reorder stage into the file, and the pipeline.
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
-	if m.gate != nil && m.gate.drop() {
-		m.gated = true
-		return nil // paused or blacked out: nothing reaches any file
+	pipe, _ := m.audio.(*media.AudioPipeline)
+	skipEnded := false
+	if m.gate != nil {
+		if m.gate.drop() {
+			if m.gated {
+				return nil // paused or blacked out: nothing reaches any file
+			}
+			// The cut: what passed before it goes to the file and the mix now.
+			m.gated = true
+			if pipe != nil {
+				pipe.Pause()
+			}
+			return m.flush()
+		}
+		skipEnded = m.gate.skipEnded()
 	}
-	if m.gated {
+	if m.gated || skipEnded {
 		m.gated = false
-		if p, ok := m.audio.(*media.AudioPipeline); ok {
-			p.Resync() // the resume is at this packet's arrival, whatever its timestamp
+		ferr := m.flush() // nothing held, unless a skipped pause dropped no packet
+		m.guard.enter()
+		m.silenced = false // the gate reopened: a retroactive blackout ended
+		m.guard.leave()
+		if m.log != nil {
+			m.resumed, m.fileLast, m.fileStep = true, m.gate.last, m.gate.lastDelta
+			if m.in != nil {
+				m.mixEnd = m.in.Ring().End()
+			}
+		}
+		if skipEnded {
+			m.gate.closeGap() // the file: this packet follows the last one before the pause
+		}
+		if pipe != nil {
+			// The mix: after a skipped pause at the cut's end, otherwise by
+			// timestamp if that fits the arrival.
+			if _, to, ok := m.mixer.LastCut(); skipEnded && ok && to != math.MaxUint64 {
+				pipe.ResyncAt(to)
+			} else {
+				pipe.Resync()
+			}
 		}
 		if m.clk != nil {
 			m.clk.reset()
+		}
+		if ferr != nil {
+			return ferr
+		}
+	}
+	if m.stopAt != nil && pipe != nil {
+		if end := m.stopAt.Load(); end != 0 {
+			if pos, ok := pipe.PositionOf(p.Timestamp); ok && pos+1 >= end {
+				m.pastStop = true
+				m.drainDone()
+				return nil // sent after the stop: neither the file nor the mix
+			}
 		}
 	}
 	if !m.wrote.Load() {
@@ -196,34 +296,104 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			}
 		}
 	}
+	m.arrival = time.Now()
 	var err error
-	fileTS := p.Timestamp
-	m.guard.enter()
-	if m.gate != nil {
-		orig := p.Timestamp
-		p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
-		fileTS = p.Timestamp
-		err = m.file.WriteRTP(p)
-		if m.clk != nil {
-			m.clk.observe(p.Timestamp, time.Now().UnixNano())
-		}
-		p.Timestamp = orig
+	if m.order != nil {
+		err = m.order.Push(p, m.arrival)
 	} else {
-		err = m.file.WriteRTP(p)
+		err = (*trackFile)(m).WriteRTP(p)
 	}
-	m.guard.leave()
 	if m.audio != nil {
 		if aerr := m.audio.WriteRTP(p); err == nil {
 			err = aerr
 		}
-		m.place(p.Timestamp, fileTS)
+		if m.order == nil || m.order.Held() == 0 {
+			// p is in the file (not held for a missing packet before it).
+			fileTS := p.Timestamp
+			if m.gate != nil {
+				fileTS -= m.gate.shift
+			}
+			m.place(p.Timestamp, fileTS)
+		}
+	}
+	if m.resumed {
+		m.resumed = false
+		m.logResume()
+	}
+	if m.pastStop {
+		m.drainDone()
 	}
 	return err
 }
 
+// drainDone tells the stop's drain that the track is complete up to the stop:
+// a packet from after it came and none before it is missing (the reorder
+// stage holds nothing). Reader goroutine only.
+func (m *mediaSink) drainDone() {
+	if m.drainClosed || m.order != nil && m.order.Held() > 0 {
+		return
+	}
+	m.drainClosed = true
+	close(m.drained)
+}
+
+// logResume logs where the first packet after the gate reopened landed: in
+// the file, the gap after the last packet before the cut; in the mix, its
+// ring position against the track's end before it and the last skip cut.
+func (m *mediaSink) logResume() {
+	ms := func(ticks int32) float64 { return float64(ticks) * 1000 / float64(m.gate.clock) }
+	args := []any{"fileGapMs", ms(int32(m.gate.last - m.fileLast - m.fileStep)), "fileShift", m.gate.shift}
+	if m.in != nil {
+		pos := func(x uint64) float64 { return float64(m.mixer.Duration(x)) / 1e6 }
+		args = append(args, "mixEndBeforeMs", pos(m.mixEnd), "mixEndAfterMs", pos(m.in.Ring().End()),
+			"arrivalMs", pos(m.mixer.Now()))
+		if from, to, ok := m.mixer.LastCut(); ok {
+			args = append(args, "cutFromMs", pos(from), "cutToMs", pos(to))
+		}
+	}
+	m.log.Info("track resumed after a cut", args...)
+}
+
+// flush writes what the reorder stage holds to the file (the missing packets
+// between are given up on).
+func (m *mediaSink) flush() error {
+	if m.order == nil {
+		return nil
+	}
+	m.arrival = time.Now()
+	return m.order.Flush()
+}
+
+// trackFile is a mediaSink as the reorder stage's sink: it writes one packet,
+// in sequence order, to the track's file.
+type trackFile mediaSink
+
+func (f *trackFile) WriteRTP(p *rtp.Packet) error {
+	m := (*mediaSink)(f)
+	m.guard.enter()
+	defer m.guard.leave()
+	if m.gate == nil {
+		return m.file.WriteRTP(p)
+	}
+	orig := p.Timestamp
+	p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
+	if m.silenced && int32(p.Timestamp-m.silencedFrom) >= 0 {
+		p.Timestamp = orig
+		return nil // held back by the reorder stage past a retroactive blackout's start
+	}
+	err := m.file.WriteRTP(p)
+	if m.clk != nil {
+		m.clk.observe(p.Timestamp, m.arrival.UnixNano())
+	}
+	p.Timestamp = orig
+	return err
+}
+
+// Close writes what the reorder stage holds and closes the file and the
+// pipeline. The reader goroutine writes no more (trackSub.close).
 func (m *mediaSink) Close() error {
-	var err error
-	m.guard.edit(func() { err = m.file.Close() })
+	err := m.flush()
+	m.guard.edit(func() { err = errors.Join(err, m.file.Close()) })
 	if m.audio != nil {
 		err = errors.Join(err, m.audio.Close())
 		m.mixer.RemoveInput(m.in)
@@ -266,4 +436,50 @@ func newAudioPipeline(t *conference.Track, in *media.MixInput) (packetSink, erro
 		return nil, err
 	}
 	return media.NewAudioPipeline(media.AudioPipelineConfig{Codec: codec, ClockRate: int(t.Codec.ClockRate), Input: in})
+}
+
+// drainMax bounds how long a stop waits for audio still on its way.
+const drainMax = 300 * time.Millisecond
+
+// drain is the first step of a stop at instant stop (Session.finish, before
+// the tracks are detached): audio sent before the stop that is still in the
+// network, or delayed by the sender or this machine, still reaches the
+// track files and the mix. It waits until every audio track that is
+// recording (its gate open, packets written, a mix mapping) has received a
+// packet from after the stop, as its mix mapping places it, and every packet
+// before that (its reorder stage waits for none), or drainMax
+// (300 ms: a round trip and jitter; a packet later than that is lost at a
+// stop), and nothing when the recording is paused. From the stop on,
+// packets from after it reach neither the file nor the mix. Video tracks and
+// the audio of a recording without a mix are not waited for; they keep what
+// arrives meanwhile.
+func (s *Session) drain(stop time.Time) {
+	s.mu.Lock()
+	sm := s.media
+	s.mu.Unlock()
+	if sm == nil || sm.mixer == nil || s.lc.paused.Load() {
+		return
+	}
+	sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
+	var wait []chan struct{}
+	for _, ts := range s.room.subsOf(s) {
+		if ms, ok := ts.sink.(*mediaSink); ok && ms.drained != nil && ms.wrote.Load() && (ms.gate == nil || !ms.gate.black.Load()) {
+			wait = append(wait, ms.drained)
+		}
+	}
+	if len(wait) == 0 {
+		return
+	}
+	start := time.Now()
+	timer := time.NewTimer(drainMax)
+	defer timer.Stop()
+	for _, ch := range wait {
+		select {
+		case <-ch:
+		case <-timer.C:
+			s.log.Info("stop: audio still missing after the drain", "tracks", len(wait), "wait", drainMax)
+			return
+		}
+	}
+	s.log.Info("stop: drained the audio on its way", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
 }

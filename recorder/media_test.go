@@ -1,20 +1,75 @@
 package recorder
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // TestTrackSink_ZeroAllocsPerPacket: a PCMU packet through the whole per-track
-// path (G.711 WAV writer, decode, mixer ring) allocates nothing.
+// path (reorder stage, G.711 WAV writer, decode, mixer ring) allocates
+// nothing, in order and with one packet in seven reordered.
 func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
+	for _, order := range [][]uint16{{0}, {0, 2, 1, 3, 4, 5, 6}} {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			dir := t.TempDir()
+			rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
+			sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sm.close()
+			tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
+				Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
+			sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
+			var seq uint16
+			next := func() {
+				for _, d := range order {
+					pkt.SequenceNumber = seq + d
+					pkt.Timestamp = 160 * uint32(seq+d)
+					if err := sink.WriteRTP(pkt); err != nil {
+						t.Fatal(err)
+					}
+				}
+				seq += uint16(len(order))
+			}
+			for range 50 { // warm up: buffers, the pipeline's anchor
+				next()
+			}
+			start := time.Now()
+			allocs := testing.AllocsPerRun(200, next)
+			if allocs != 0 {
+				t.Errorf("%.2f allocations per %d packets, want 0", allocs, len(order))
+			}
+			t.Logf("%v per packet", time.Since(start)/time.Duration(201*len(order)))
+		})
+	}
+}
+
+// TestTrackSink_FileHoldsReorderedPackets: packets that come after later ones
+// (one in seven, three packets late; one a second late; duplicates) are in
+// the track file at their places, byte for byte, and one that never comes is
+// the codec's silence.
+func TestTrackSink_FileHoldsReorderedPackets(t *testing.T) {
 	dir := t.TempDir()
 	rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
 	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
@@ -24,29 +79,82 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 	defer sm.close()
 	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
 		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
-	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
+	path := filepath.Join(dir, "t.wav")
+	sink, err := sm.trackSink(tr, path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
-	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
-	next := func() {
-		pkt.SequenceNumber++
-		pkt.Timestamp += 160
-		if err := sink.WriteRTP(pkt); err != nil {
+	const n = 200
+	payload := func(i int) []byte {
+		b := make([]byte, 160)
+		for k := range b {
+			b[k] = byte(i*3 + k%7) // distinct per packet, never the silence byte run
+		}
+		return b
+	}
+	var arrivals []int
+	for i := range n + 3 {
+		switch {
+		case i >= n:
+		case i == 100: // lost
+		case i == 50: // a second late
+		case i%7 == 3: // three packets late
+		default:
+			arrivals = append(arrivals, i)
+		}
+		if i >= 3 && (i-3)%7 == 3 {
+			arrivals = append(arrivals, i-3)
+		}
+		if i == 100 {
+			arrivals = append(arrivals, 50, 99) // 99 again: a duplicate
+		}
+	}
+	for _, i := range arrivals {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, SequenceNumber: uint16(1000 + i), Timestamp: uint32(5000 + 160*i)},
+			Payload: payload(i)}
+		if err := sink.WriteRTP(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for range 50 { // warm up: buffers, the pipeline's anchor
-		next()
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
 	}
-	start := time.Now()
-	allocs := testing.AllocsPerRun(200, next)
-	if allocs != 0 {
-		t.Errorf("%.2f allocations per packet, want 0", allocs)
+	data := wavData(t, path)
+	if len(data) != n*160 {
+		t.Fatalf("the file holds %d bytes, want %d", len(data), n*160)
 	}
-	t.Logf("%v per packet", time.Since(start)/201)
+	for i := range n {
+		got := data[160*i : 160*(i+1)]
+		want := payload(i)
+		if i == 100 {
+			want = bytes.Repeat([]byte{0xff}, 160) // µ-law silence
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("packet %d is not at its place in the file: % x…", i, got[:8])
+		}
+	}
+	st := sink.(*mediaSink).order.Stats()
+	if st.Skipped != 1 || st.Duplicates != 1 || st.Late != 0 || st.Reordered == 0 {
+		t.Errorf("reorder stage: %v, want 1 skipped, 1 duplicate", st)
+	}
+}
+
+// wavData returns the data chunk of the WAV file at path.
+func wavData(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 12; i+8 <= len(b); {
+		size := int(binary.LittleEndian.Uint32(b[i+4:]))
+		if string(b[i:i+4]) == "data" {
+			return b[i+8 : min(i+8+size, len(b))]
+		}
+		i += 8 + size + size%2
+	}
+	t.Fatalf("%s: no data chunk", path)
+	return nil
 }
 
 func BenchmarkTrackSink_PCMU(b *testing.B) {
@@ -71,5 +179,83 @@ func BenchmarkTrackSink_PCMU(b *testing.B) {
 		pkt.SequenceNumber++
 		pkt.Timestamp += 160
 		sink.WriteRTP(pkt)
+	}
+}
+
+// TestTrackSink_VideoFramesSurviveReordering: real VP8 (ffmpeg, pion's
+// payloader) whose packets come out of order within a frame (the last two
+// of every fifth frame swapped) and across frames (one frame's first packet
+// after the next frame's): the reorder stage puts them back, so the WebM
+// writer completes every frame; without it, each such frame is broken and
+// the video waits for the next keyframe.
+func TestTrackSink_VideoFramesSurviveReordering(t *testing.T) {
+	dir := t.TempDir()
+	ivf := filepath.Join(dir, "in.ivf")
+	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "3",
+		"-g", "30", "-b:v", "600k", "-deadline", "realtime", "-lag-in-frames", "0", "-c:v", "libvpx", "-auto-alt-ref", "0",
+		"-cpu-used", "8", "-f", "ivf", ivf)
+	f, err := os.Open(ivf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, _, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]*rtp.Packet
+	seq, ts := uint16(65500), uint32(1000)
+	pay := &codecs.VP8Payloader{EnablePictureID: true}
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if err != nil {
+			break
+		}
+		var pkts []*rtp.Packet
+		for _, pl := range pay.Payload(500, frame) {
+			pkts = append(pkts, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts,
+				SSRC: 9}, Payload: pl})
+			seq++
+		}
+		pkts[len(pkts)-1].Marker = true
+		frames = append(frames, pkts)
+		ts += 3000
+	}
+	var arrivals []*rtp.Packet
+	for i := range frames {
+		pkts := append([]*rtp.Packet(nil), frames[i]...)
+		if n := len(pkts); i%5 == 2 && n >= 2 {
+			pkts[n-2], pkts[n-1] = pkts[n-1], pkts[n-2]
+		}
+		if i%10 == 6 && i+1 < len(frames) { // the first packet comes after the next frame's
+			arrivals = append(arrivals, pkts[1:]...)
+			arrivals = append(arrivals, frames[i+1][0])
+			arrivals = append(arrivals, pkts[0])
+			frames[i+1] = frames[i+1][1:]
+			continue
+		}
+		arrivals = append(arrivals, pkts...)
+	}
+	sm, err := newSessionMedia(&Recording{PauseBehavior: "silence", Mix: MixSettings{None: true}}, time.Now(), "", slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &conference.Track{StreamID: "s", TrackID: "v", Kind: conference.KindVideo,
+		Codec: conference.Codec{MimeType: "video/VP8", ClockRate: 90000}}
+	sink, err := sm.trackSink(tr, filepath.Join(dir, "v.webm"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range arrivals {
+		if err := sink.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := sink.(*mediaSink).videoFrames()
+	if want := uint64(len(frames)); got != want {
+		t.Errorf("the WebM file holds %d frames, want all %d (reorder stage: %v)", got, want, sink.(*mediaSink).order.Stats())
 	}
 }

@@ -20,22 +20,28 @@ import (
 // gate is the one cut for the track file and the mix alike: the mix holds
 // exactly the packets the track file holds, each at its place on the
 // recording's timeline (media/doc.go), so a cut is at the same instant in
-// both. The first packet after the gate reopens is placed in the mix by its
-// timestamp, as in the file, when that fits its arrival, and at its arrival
-// otherwise (media.AudioPipeline.Resync); the gap is not counted as loss.
+// both. Behind the gate, the track file's reorder stage (media/reorder) is
+// flushed when the gate closes, and the pipeline places what it held
+// (media.AudioPipeline.Pause): everything that passed before the cut is in
+// both before the cut. The first packet after the gate reopens is placed in
+// the mix by its timestamp, as in the file, when that fits its arrival, and
+// at its arrival otherwise (media.AudioPipeline.Resync); the gap is not
+// counted as loss.
 //
 // With "silence" the mix keeps the paused interval as silence (nothing was
 // decoded for it) and the per-track writers fill the gap with the codec's
 // silence when packets resume (the file keeps wall-clock length). With
-// "skip" the mixer leaves the interval out (media.Mixer.Cut): from the later
-// of the pause instant and the end of the audio already received (nothing
-// before the cut is lost, even audio the mixer has not written yet), to the
-// resume instant. The gate shifts the RTP timestamps of every later packet
-// back by the paused wall-clock time (in the track's clock rate), so the
-// per-track file is as much shorter as the mix; sequence numbers are not
-// shifted, so a video writer sees the gap as loss and asks for a keyframe. A
-// shift that would land at or before the last packet written (jitter) is
-// reduced to one packet interval after it.
+// "skip" the cut is seamless: the mixer leaves out (media.Mixer.Cut) the
+// span from the end of the audio received before the pause (settled at the
+// resume, media.Mixer.Uncut) to the resume instant; each track's first
+// packet after it goes exactly at the cut's end (media.AudioPipeline.
+// ResyncAt), and in the track file directly after the last packet before
+// the pause (the gate shifts the RTP timestamps of every later packet back
+// by as much). So the track whose audio ended last before the pause resumes
+// without a gap in the mix and in its file alike; another track's audio may
+// have ended up to a packet earlier, which stays a gap of that length in the
+// mix (one cut for all tracks) but not in its file. Sequence numbers are not
+// shifted, so a video writer sees the gap as loss and asks for a keyframe.
 //
 // The pause's mix positions in the manifest are positions in mix.wav: the
 // cut's start and end with silence, the cut's start twice with skip.
@@ -65,7 +71,10 @@ type gate struct {
 	clock int64           // RTP clock rate
 
 	// Reader goroutine only.
-	base      int64  // lc.skipped the shift was computed for
+	skipSeen  int64  // lc.skipped when the reader last looked (skipEnded)
+	join      bool   // the next packet written follows the last one (closeGap)
+	video     bool   // shifted by the paused time (base), not joined
+	base      int64  // lc.skipped the video shift was computed for
 	shift     uint32 // subtracted from timestamps
 	last      uint32 // last timestamp written (after the shift)
 	lastDelta uint32 // the step before it
@@ -78,19 +87,51 @@ func (g *gate) drop() bool {
 	return g.lc.paused.Load() || g.black.Load()
 }
 
+// skipEnded reports whether a skipped pause ended since the last call.
+func (g *gate) skipEnded() bool {
+	sk := g.lc.skipped.Load()
+	if sk == g.skipSeen {
+		return false
+	}
+	g.skipSeen = sk
+	return true
+}
+
+// closeGap makes the next packet written follow the last one directly: the
+// interval a skipped pause left out is gone from the file (the timestamps
+// of every later packet are shifted back by as much). Audio only: a video
+// track is shifted back by the paused wall-clock time instead, which keeps
+// it where it was against the audio (within one audio packet: the mix's
+// cut begins where the audio before it ended).
+func (g *gate) closeGap() { g.join = true }
+
 // timestamp returns the timestamp to write for p (see the shifting rule above).
 func (g *gate) timestamp(p *rtp.Packet) uint32 {
-	if sk := g.lc.skipped.Load(); sk != g.base {
-		g.base = sk
-		g.shift = uint32(sk * g.clock / int64(time.Second))
-		if g.have {
-			if ts := p.Timestamp - g.shift; int32(ts-g.last) <= 0 {
+	if g.video {
+		g.join = false
+		if sk := g.lc.skipped.Load(); sk != g.base {
+			// Video: back by the paused wall-clock time, as the mix's cut
+			// is long, unless that lands at or before the last frame
+			// written (jitter): then one frame interval after it.
+			g.base = sk
+			g.shift = uint32(sk * g.clock / int64(time.Second))
+			if ts := p.Timestamp - g.shift; g.have && int32(ts-g.last) <= 0 {
 				step := g.lastDelta
 				if step == 0 || step > uint32(g.clock) {
-					step = uint32(g.clock / 50)
+					step = uint32(g.clock / 30)
 				}
 				g.shift = p.Timestamp - (g.last + step)
 			}
+		}
+	}
+	if g.join {
+		g.join = false
+		if g.have {
+			step := g.lastDelta // the last packet's duration, as far as timestamps tell
+			if step == 0 || step > uint32(g.clock*int64(maxPacket)/int64(time.Second)) {
+				step = uint32(g.clock / 50)
+			}
+			g.shift = p.Timestamp - (g.last + step)
 		}
 	}
 	ts := p.Timestamp - g.shift
@@ -101,6 +142,11 @@ func (g *gate) timestamp(p *rtp.Packet) uint32 {
 	return ts
 }
 
+// maxPacket is the longest packet (Opus: 120 ms); a longer timestamp step
+// before the cut was a gap (DTX, loss), and the packet after a cut follows
+// 20 ms after the last one instead.
+const maxPacket = 120 * time.Millisecond
+
 // setBlack blacks the track's participant out or in. The gate's cut is the
 // mix's too: the mix holds what the track file holds.
 func (g *gate) setBlack(on bool) {
@@ -109,8 +155,9 @@ func (g *gate) setBlack(on bool) {
 
 // newGate registers the gate of a new track of userID; the caller holds s.mu.
 // A participant blacked out now is blacked out in the new track too.
-func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32) *gate {
-	g := &gate{lc: &s.lc, in: sink.in, sink: sink, clock: int64(clockRate)}
+func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32, video bool) *gate {
+	sk := s.lc.skipped.Load()
+	g := &gate{lc: &s.lc, in: sink.in, sink: sink, clock: int64(clockRate), skipSeen: sk, base: sk, video: video}
 	if g.clock == 0 {
 		g.clock = 8000
 	}
@@ -213,9 +260,12 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	}
 	// The cut on the mix's timeline (see above): its position in mix.wav.
 	var pos time.Duration
+	var cutLog []any // where the cut is on the timeline, for the log line
 	if sm := s.media; sm != nil && sm.mixer != nil {
 		mx := sm.mixer
 		at := mx.PosAt(now)
+		ms := func(x uint64) float64 { return float64(mx.Duration(x)) / 1e6 }
+		cutLog = []any{"atMs", ms(at), "inputsEndMs", ms(mx.InputsEnd()), "writtenMs", ms(mx.Written())}
 		skip := s.rec.PauseBehavior == media.PauseSkip
 		switch {
 		case pause && skip:
@@ -223,7 +273,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		case pause:
 			pos = mx.OutputAt(max(at, mx.InputsEnd()))
 		case skip:
-			mx.Uncut(at)
+			cutLog = append(cutLog, "cutFromMs", ms(mx.Uncut(at))) // the cut's start settles (Mixer.Uncut)
 			pos = mx.OutputAt(at)
 		default:
 			pos = mx.OutputAt(at)
@@ -239,7 +289,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 			p := &r.Pauses[n-1]
 			p.End, p.MixEnd = now, pos
 			if r.PauseBehavior == media.PauseSkip {
-				p.MixEnd = p.MixStart
+				p.MixStart = pos // where the cut settled: the end of the audio before it
 			}
 		}
 	})
@@ -262,7 +312,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	}
 	snap := s.rec.clone()
 	s.mu.Unlock()
-	s.log.Info("recording "+verb+"d", "mixPosition", pos)
+	s.log.Info("recording "+verb+"d", append([]any{"mixPosition", pos}, cutLog...)...)
 	typ := "recording.paused"
 	if !pause {
 		typ = "recording.resumed"

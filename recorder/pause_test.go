@@ -15,27 +15,36 @@ import (
 func TestGate_Timestamps(t *testing.T) {
 	const clock = 8000
 	tests := []struct {
-		name    string
-		skipped time.Duration // paused time added before the last packet
-		in      []uint32
-		want    []uint32
+		name  string
+		video bool
+		in    []uint32 // a 2 s skipped pause ends before the last packet
+		want  []uint32
 	}{
-		{"no pause", 0, []uint32{0, 160, 320}, []uint32{0, 160, 320}},
-		// 2 s paused between 320 and 16480: shifted back by 16000 samples.
-		{"skip shifts by the paused time", 2 * time.Second, []uint32{0, 160, 320, 320 + 16000 + 160}, []uint32{0, 160, 320, 480}},
-		// The pause measured 60 ms longer than the RTP gap (jitter): the
-		// shift would land before the last packet, so one step after it.
-		{"overshoot is clamped", 2*time.Second + 60*time.Millisecond, []uint32{0, 160, 320, 320 + 16000 + 160}, []uint32{0, 160, 320, 480}},
-		{"wraps around", 2 * time.Second, []uint32{0xFFFFFF60, 0, 160 + 16000}, []uint32{0xFFFFFF60, 0, 160}},
+		{"no pause", false, []uint32{0, 160, 320}, []uint32{0, 160, 320}},
+		// Audio: the packet after the pause follows the last one before
+		// it, whatever the paused time was.
+		{"skip joins the packets around the pause", false, []uint32{0, 160, 320, 320 + 16000 + 160}, []uint32{0, 160, 320, 480}},
+		{"10 ms packets", false, []uint32{0, 80, 160, 160 + 16000 + 37}, []uint32{0, 80, 160, 240}},
+		{"after a DTX gap one 20 ms packet", false, []uint32{0, 160, 160 + 3200, 99999}, []uint32{0, 160, 3360, 3520}},
+		{"wraps around", false, []uint32{0xFFFFFF60, 0, 160 + 16000}, []uint32{0xFFFFFF60, 0, 160}},
+		// Video: back by the paused time (2 s: 16000 ticks at this clock).
+		{"video shifts by the paused time", true, []uint32{0, 160, 320, 320 + 16000 + 400}, []uint32{0, 160, 320, 720}},
+		// The pause measured longer than the RTP gap (jitter): the shift
+		// would land before the last frame, so one step after it.
+		{"video overshoot is clamped", true, []uint32{0, 160, 320, 320 + 16000 - 60}, []uint32{0, 160, 320, 480}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lc := &pauseState{}
-			g := &gate{lc: lc, clock: clock}
+			g := &gate{lc: lc, clock: clock, video: tt.video}
 			var got []uint32
 			for i, ts := range tt.in {
-				if i == len(tt.in)-1 {
-					lc.skipped.Add(int64(tt.skipped))
+				if i == len(tt.in)-1 && tt.name != "no pause" {
+					lc.skipped.Add(int64(2 * time.Second))
+					if !g.skipEnded() || g.skipEnded() {
+						t.Fatal("skipEnded does not report the pause's end once")
+					}
+					g.closeGap()
 				}
 				got = append(got, g.timestamp(&rtp.Packet{Header: rtp.Header{Timestamp: ts}}))
 			}

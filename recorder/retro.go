@@ -182,14 +182,28 @@ func (m *mediaSink) silenceFrom(t time.Time) (off int64, ok bool, err error) {
 	m.guard.edit(func() {
 		if m.plog != nil && m.plog.n > 0 {
 			f, _ := m.plog.fileAt(float64(m.mixer.PosAt(t)))
+			// Packets the reorder stage still holds reach the file later
+			// (when the gate's drop flushes it): from the timestamp of file
+			// position f on they are left out (trackFile.WriteRTP).
+			held := func(at int64) {
+				if m.gate != nil && m.gate.have {
+					m.silencedFrom, m.silenced = m.gate.last+uint32(f-at), true
+				}
+			}
 			switch w := m.file.(type) {
 			case *oggwriter.Writer:
 				off, err = w.SilenceFromPos(uint64(max(f, 0)))
 				ok = err == nil
+				if m.gate != nil {
+					held(int64(w.PosOf(m.gate.last)))
+				}
 				return
 			case *wavwriter.G711Writer:
 				off, err = w.SilenceFromPos(f)
 				ok = err == nil
+				if m.gate != nil {
+					held(w.PosOf(m.gate.last))
+				}
 				return
 			}
 		}
@@ -199,6 +213,9 @@ func (m *mediaSink) silenceFrom(t time.Time) (off int64, ok bool, err error) {
 		}
 		off, err = w.SilenceFrom(ts)
 		ok = err == nil
+		// Packets the reorder stage still holds reach the file later (when
+		// the gate's drop flushes it): from ts on they are left out.
+		m.silencedFrom, m.silenced = ts, true
 	})
 	return off, ok, err
 }

@@ -185,6 +185,21 @@ func (r *room) detach(s *Session) []*trackSub {
 	return mine
 }
 
+// subsOf returns s's subscriptions to the live tracks, which stay subscribed.
+func (r *room) subsOf(s *Session) []*trackSub {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var mine []*trackSub
+	for _, rt := range r.live {
+		for _, ts := range *rt.subs.Load() {
+			if ts.s == s {
+				mine = append(mine, ts)
+			}
+		}
+	}
+	return mine
+}
+
 // idle reports whether the room has neither tracks nor sessions.
 func (r *room) idle() bool {
 	r.mu.Lock()

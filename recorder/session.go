@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media/format"
+	"github.com/rtcrec/recorder/media/reorder"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -156,7 +157,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 		if t.Kind == conference.KindAudio {
 			ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
 		}
-		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate) // pause and blackout
+		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate, t.Kind == conference.KindVideo) // pause and blackout
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
 		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
@@ -198,6 +199,12 @@ func (s *Session) trackEnded(ts *trackSub) {
 	var timing *composition.TrackTiming
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		s.dropGate(ms.gate)
+		if ms.order != nil {
+			if st := ms.order.Stats(); st != (reorder.Stats{}) {
+				s.log.Info("track file's reorder stage", "track", ts.t.TrackID, "kind", ts.t.Kind,
+					"reordered", st.Reordered, "skipped", st.Skipped, "duplicates", st.Duplicates, "late", st.Late, "restarts", st.Restarts)
+			}
+		}
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
 		origin = ms.origin()

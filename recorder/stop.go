@@ -15,9 +15,11 @@ import (
 
 // Stopping a recording, in the order Session.finish runs it:
 //
-//  1. stop taking media (stopMedia): detach from the conference, close every
-//     track file, then the mix; the recording and its open streams, pauses
-//     and blackouts end at that instant;
+//  1. stop taking media (stopMedia): the recording ends at this instant;
+//     wait up to 300 ms for the audio sent before it that is still on its
+//     way (drain, media.go); detach from the conference, close every track
+//     file, then the mix; the open streams, pauses and blackouts end at the
+//     stop;
 //  2. judge the final state (finalState);
 //  3. compose (composeOutputs, a step that takes a snapshot and returns what
 //     it made): upload every track file, chat and cobrowse, mix.wav, then
@@ -112,7 +114,8 @@ func (s *Session) finish(why stopReason) {
 	s.log.Info("recording finished", "state", final, "reason", reasonText(why), "duration", stopped.Sub(rec.Started).Round(time.Millisecond))
 }
 
-// stopMedia stops taking media: it detaches the recording from the
+// stopMedia stops taking media: it waits for the audio sent before the stop
+// that is still on its way (drain), detaches the recording from the
 // conference, closes every track file and then the mix, and persists when
 // the recording and its streams stopped (closing open pause and blackout
 // intervals there). It returns that instant and the mix's write error.
@@ -120,6 +123,8 @@ func (s *Session) stopMedia(ctx context.Context) (stopped time.Time, mixErr erro
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
+	stopped = s.m.now() // the mix lasts until here (and holds all that arrived)
+	s.drain(stopped)    // audio sent before the stop, still on its way (media.go)
 
 	for _, ts := range s.room.detach(s) {
 		if ts.close() {
@@ -134,7 +139,6 @@ func (s *Session) stopMedia(ctx context.Context) (stopped time.Time, mixErr erro
 	s.mu.Lock()
 	med := s.media
 	s.mu.Unlock()
-	stopped = s.m.now() // the mix lasts until here (and holds all that arrived)
 	if med != nil {
 		mixFrames, mixErr = med.close(stopped)
 		s.m.mixStopped(med)
