@@ -173,8 +173,9 @@ type mediaSink struct {
 	// a packet from after the stop came (drain). Audio with a mix only.
 	stopAt      *atomic.Uint64
 	drained     chan struct{}
-	drainClosed bool // reader goroutine only
-	pastStop    bool // reader goroutine only: a packet from after the stop came
+	drainClosed bool        // reader goroutine only
+	pastStop    bool        // reader goroutine only: a packet from after the stop came
+	gapPending  atomic.Bool // past the stop with a packet before it missing (drain)
 	// resumed: the gate just reopened; the first packet after it logs where
 	// it landed in the file and in the mix (reader goroutine only).
 	resumed            bool
@@ -330,7 +331,11 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 // a packet from after it came and none before it is missing (the reorder
 // stage holds nothing). Reader goroutine only.
 func (m *mediaSink) drainDone() {
-	if m.drainClosed || m.order != nil && m.order.Held() > 0 {
+	if m.drainClosed {
+		return
+	}
+	if m.order != nil && m.order.Held() > 0 {
+		m.gapPending.Store(true)
 		return
 	}
 	m.drainClosed = true
@@ -447,9 +452,11 @@ const drainMax = 300 * time.Millisecond
 // track files and the mix. It waits until every audio track that is
 // recording (its gate open, packets written, a mix mapping) has received a
 // packet from after the stop, as its mix mapping places it, and every packet
-// before that (its reorder stage waits for none), or drainMax
-// (300 ms: a round trip and jitter; a packet later than that is lost at a
-// stop), and nothing when the recording is paused. From the stop on,
+// before that (its reorder stage waits for none), or drainMax (300 ms: a
+// round trip and jitter); a track known to miss a packet from before the
+// stop (later ones came) is waited for up to the latency budget, as long as
+// its reorder stage would wait. Nothing is waited for when the recording is
+// paused. From the stop on,
 // packets from after it reach neither the file nor the mix. Video tracks and
 // the audio of a recording without a mix are not waited for; they keep what
 // arrives meanwhile.
@@ -461,24 +468,36 @@ func (s *Session) drain(stop time.Time) {
 		return
 	}
 	sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
-	var wait []chan struct{}
+	var wait []*mediaSink
 	for _, ts := range s.room.subsOf(s) {
 		if ms, ok := ts.sink.(*mediaSink); ok && ms.drained != nil && ms.wrote.Load() && (ms.gate == nil || !ms.gate.black.Load()) {
-			wait = append(wait, ms.drained)
+			wait = append(wait, ms)
 		}
 	}
 	if len(wait) == 0 {
 		return
 	}
 	start := time.Now()
-	timer := time.NewTimer(drainMax)
-	defer timer.Stop()
-	for _, ch := range wait {
-		select {
-		case <-ch:
-		case <-timer.C:
-			s.log.Info("stop: audio still missing after the drain", "tracks", len(wait), "wait", drainMax)
-			return
+	budget := sm.latency
+	if budget <= 0 {
+		budget = media.DefaultLatency
+	}
+	short, long := start.Add(drainMax), start.Add(max(budget, drainMax))
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for _, ms := range wait {
+	waiting:
+		for {
+			select {
+			case <-ms.drained:
+				break waiting
+			case now := <-tick.C:
+				if now.Before(short) || ms.gapPending.Load() && now.Before(long) {
+					continue // within drainMax, or within the budget for a packet known missing
+				}
+				s.log.Info("stop: audio still missing after the drain", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
+				return
+			}
 		}
 	}
 	s.log.Info("stop: drained the audio on its way", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
