@@ -175,6 +175,7 @@ type mediaSink struct {
 	drained     chan struct{}
 	drainClosed bool        // reader goroutine only
 	pastStop    bool        // reader goroutine only: a packet from after the stop came
+	stopSeq     uint16      // reader goroutine only: the lowest sequence number from after the stop
 	gapPending  atomic.Bool // past the stop with a packet before it missing (drain)
 	// resumed: the gate just reopened; the first packet after it logs where
 	// it landed in the file and in the mix (reader goroutine only).
@@ -279,7 +280,9 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.stopAt != nil && pipe != nil {
 		if end := m.stopAt.Load(); end != 0 {
 			if pos, ok := pipe.PositionOf(p.Timestamp); ok && pos+1 >= end {
-				m.pastStop = true
+				if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
+					m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
+				}
 				m.drainDone()
 				return nil // sent after the stop: neither the file nor the mix
 			}
@@ -334,9 +337,14 @@ func (m *mediaSink) drainDone() {
 	if m.drainClosed {
 		return
 	}
-	if m.order != nil && m.order.Held() > 0 {
-		m.gapPending.Store(true)
-		return
+	if m.order != nil {
+		// Every packet before the first one from after the stop is in the
+		// file: the reorder stage waits for none and has reached it (the
+		// packets from after the stop never enter it).
+		if next, ok := m.order.Next(); m.order.Held() > 0 || ok && next != m.stopSeq {
+			m.gapPending.Store(true)
+			return
+		}
 	}
 	m.drainClosed = true
 	close(m.drained)

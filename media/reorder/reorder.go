@@ -163,6 +163,11 @@ func (b *Buffer) Stats() Stats {
 // Held returns the number of packets held (owner goroutine only).
 func (b *Buffer) Held() int { return b.held }
 
+// Next returns the sequence number passed on next: every packet before it
+// was passed on or given up on; ok is false before the first packet and
+// after Flush (owner goroutine only).
+func (b *Buffer) Next() (seq uint16, ok bool) { return b.next, b.started }
+
 // errs keeps the first error of a sequence of calls.
 type errs struct{ err error }
 

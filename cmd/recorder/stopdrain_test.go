@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// TestServe_StopKeepsTheAudioInFlight stops a recording while the last
+// 100 ms its publisher sent are still in the network (the relay holds every
+// packet from 100 ms before the stop until 150 ms after it, a stall): the
+// track file and the mix hold the tone up to the stop, not up to what had
+// arrived by then.
+func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const freq = 660.0
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var stallUntil atomic.Int64 // unix ns
+	stop := publishImpaired(t, ctx, s, key, "inflight", opus, 20*time.Millisecond, func(int, time.Duration) (time.Duration, bool, bool) {
+		return max(time.Duration(stallUntil.Load()-time.Now().UnixNano()), 0), false, false
+	})
+	defer stop()
+	var ev api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "inflight", ConversationID: "inflight"}, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(3 * time.Second)
+	stallUntil.Store(time.Now().Add(250 * time.Millisecond).UnixNano())
+	time.Sleep(100 * time.Millisecond)
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	objects, man := recordingFiles(t, dir, ev.InstanceID)
+	var ogg composition.Track
+	for _, tr := range man.Tracks {
+		if strings.HasSuffix(tr.File, ".ogg") {
+			ogg = tr
+		}
+	}
+	recorded := man.Stopped.Sub(man.Started)
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := func(on []bool) time.Duration { // end of the last 20 ms window with the tone
+		for k := len(on) - 1; k >= 0; k-- {
+			if on[k] {
+				return time.Duration(k+1) * 20 * time.Millisecond
+			}
+		}
+		return 0
+	}
+	mixEnd := last(toneBlocks(wavSamples(t, mixData), freq, 160))
+	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
+	t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, mixEnd, trackEnd)
+	if os.Getenv("MIXDEBUG") != "" { // the recorder's log of the stop (racy read: not under -race)
+		for _, l := range strings.Split(s.stderr.String(), "\n") {
+			if strings.Contains(l, "stop") {
+				t.Log(l)
+			}
+		}
+	}
+	// The tone was sent until the stop; it ends within two windows of it
+	// (a 20 ms packet and the window it straddles). Without the stop's
+	// drain both lack the last 100 ms.
+	for what, end := range map[string]time.Duration{"mix": mixEnd, "track file": trackEnd} {
+		if end < recorded-40*time.Millisecond {
+			t.Errorf("the tone ends %v before the stop in the %s: the audio in flight at the stop is lost", recorded-end, what)
+		}
+	}
+}
