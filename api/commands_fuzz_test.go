@@ -70,8 +70,13 @@ func FuzzBlackoutTimes(f *testing.F) {
 		if !s.IsZero() && !e.IsZero() && !e.After(s) {
 			t.Fatalf("accepted start %v after stop %v", s, e)
 		}
-		if stopping && e.IsZero() || !stopping && s.IsZero() {
+		// A start without a time or an offset is left to the Manager (its
+		// now); every other command has its time.
+		if stopping && e.IsZero() || !stopping && s.IsZero() && (start != "" || offset >= 0 && stop == "") {
 			t.Fatalf("no time for the command (stopping=%v): %v %v", stopping, s, e)
+		}
+		if !stopping && start == "" && offset < 0 && !s.IsZero() {
+			t.Fatalf("a start without a time or an offset got %v, want the Manager's now", s)
 		}
 	})
 }

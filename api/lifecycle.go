@@ -176,9 +176,14 @@ func (b *BlackoutCommand) times(received time.Time, stopping bool) (start, stop 
 		if stop.IsZero() {
 			stop = at
 		}
-	} else if start.IsZero() {
+	} else if start.IsZero() && off != nil {
 		start = at
 	}
+	// No start given: the Manager starts the blackout at its own now, so it
+	// takes effect through the gate. Starting it at the request's arrival
+	// would make every such blackout retroactive by a few milliseconds (a
+	// re-mix of the mix already written, and edges that differ between the
+	// track files and the mix).
 	if !start.IsZero() && !stop.IsZero() && !stop.After(start) {
 		return start, stop, &recorder.Error{Kind: recorder.KindInvalid, Reason: "invalid_time", Message: "the blackout's stop time is not after its start time"}
 	}
