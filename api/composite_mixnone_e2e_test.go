@@ -13,9 +13,9 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/recorder"
 )
 
 // TestEndToEnd_CompositeMixNone: a recording started with "mix": "none"
@@ -38,7 +38,7 @@ func TestEndToEnd_CompositeMixNone(t *testing.T) {
 	joinCamera(t, ctx, h, conf, "alice", 440, red, true)
 	const W, H, fps = 640, 360, 30
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: "nomix", Video: true,
-		Mix: &recorder.MixSettings{None: true}, Composite: &composite.Settings{Layout: "grid", Width: W, Height: H, FPS: fps}})
+		Mix: &config.MixSettings{None: true}, Composite: &composite.Settings{Layout: "grid", Width: W, Height: H, FPS: fps}})
 	if st != 200 {
 		t.Fatalf("start: %d", st)
 	}

@@ -95,7 +95,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		s.close()
 		return nil, err
 	}
-	for _, n := range cfg.Notices { // deprecated keys read (recorder.Config.migrate)
+	for _, n := range cfg.Notices { // deprecated keys read (config.Config.Migrate)
 		log.Warn(n)
 	}
 	s.URL = strings.TrimSuffix(cfg.PublicURL, "/")

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/ids"
 	"github.com/rtcrec/recorder/recorder/store"
@@ -210,7 +211,7 @@ func (m *Manager) refreshAgents(ctx context.Context) {
 	}
 }
 
-func agentOfConfig(org string, c AgentConfig, source string) Agent {
+func agentOfConfig(org string, c config.AgentConfig, source string) Agent {
 	a := Agent{OrganizationID: org, AgentID: c.AgentID, AgentPhone: c.AgentPhone, UserID: c.UserID,
 		BusinessUnit: c.BusinessUnit, SystemUsername: c.SystemUsername, CrmUsername: c.CrmUsername,
 		DeviceID: c.DeviceID, DeviceAlias: c.DeviceAlias, ApplicationID: c.ApplicationID, Source: source}
@@ -229,7 +230,7 @@ func agentOfConfig(org string, c AgentConfig, source string) Agent {
 
 // RegisterAgent adds or replaces an agent of organizationID (the admin
 // route). Its phone must not be another agent's; its live calls are kept.
-func (m *Manager) RegisterAgent(ctx context.Context, organizationID string, c AgentConfig) (*Agent, error) {
+func (m *Manager) RegisterAgent(ctx context.Context, organizationID string, c config.AgentConfig) (*Agent, error) {
 	if err := invalid(c.Validate()); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -72,7 +73,7 @@ func TestManager_AgentLearntFromTracks(t *testing.T) {
 
 func TestManager_AgentRegistrationAndConfig(t *testing.T) {
 	m0, _, st := newTestManager(t)
-	m0.cfg.Organizations = map[string]*Organization{"org": {Agents: []AgentConfig{{AgentID: 2, AgentPhone: "5003", SystemUsername: "me"}}}}
+	m0.cfg.Organizations = map[string]*config.Organization{"org": {Agents: []config.AgentConfig{{AgentID: 2, AgentPhone: "5003", SystemUsername: "me"}}}}
 	ctx := context.Background()
 	m, err := NewManager(ctx, Options{Config: m0.cfg, Store: st, RecorderID: "rec2"})
 	if err != nil {
@@ -83,7 +84,7 @@ func TestManager_AgentRegistrationAndConfig(t *testing.T) {
 	if err != nil || a.UserID != "agent-2" || a.SystemUsername != "me" || a.Source != AgentFromConfig || a.Username != nil {
 		t.Fatalf("configured agent %+v %v", a, err)
 	}
-	bad := []AgentConfig{
+	bad := []config.AgentConfig{
 		{AgentID: 0, AgentPhone: "1"},
 		{AgentID: 3, AgentPhone: "50/03"},
 		{AgentID: 3, AgentPhone: "1", UserID: "a\x00b"},
@@ -94,10 +95,10 @@ func TestManager_AgentRegistrationAndConfig(t *testing.T) {
 			t.Errorf("RegisterAgent(%+v) = %v, want invalid", c, err)
 		}
 	}
-	if _, err := m.RegisterAgent(ctx, "org", AgentConfig{AgentID: 3, AgentPhone: "5003"}); KindOf(err) != KindConflict {
+	if _, err := m.RegisterAgent(ctx, "org", config.AgentConfig{AgentID: 3, AgentPhone: "5003"}); KindOf(err) != KindConflict {
 		t.Errorf("a second agent with phone 5003: %v, want conflict", err)
 	}
-	if a, err := m.RegisterAgent(ctx, "org", AgentConfig{AgentID: 3, AgentPhone: "5005", UserID: "bob", Username: "Bob"}); err != nil || *a.Username != "Bob" {
+	if a, err := m.RegisterAgent(ctx, "org", config.AgentConfig{AgentID: 3, AgentPhone: "5005", UserID: "bob", Username: "Bob"}); err != nil || *a.Username != "Bob" {
 		t.Fatalf("register: %+v %v", a, err)
 	}
 	if err := m.DeleteAgent(ctx, "org", 2); KindOf(err) != KindConflict {
@@ -182,7 +183,7 @@ func TestManager_AgentsOfAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Shutdown(ctx)
-	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
+	if _, err := other.RegisterAgent(ctx, "org", config.AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := m.AgentOf("org", AgentRef{By: "Phone", Value: "7000"})
@@ -215,7 +216,7 @@ func TestManager_AgentLearntByTwoInstances(t *testing.T) {
 			}
 		}
 	}
-	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 1, AgentPhone: "1111"}); err != nil {
+	if _, err := other.RegisterAgent(ctx, "org", config.AgentConfig{AgentID: 1, AgentPhone: "1111"}); err != nil {
 		t.Fatal(err)
 	}
 	m.agentTrack("org", &conference.Track{ConferenceID: "c2", UserID: "yan", StreamType: conference.StreamMIC, AgentPhone: "2222"}, 1)
@@ -224,7 +225,7 @@ func TestManager_AgentLearntByTwoInstances(t *testing.T) {
 		b, _ := m.AgentOf("org", AgentRef{By: "Id", Value: "1"})
 		return err == nil && a.AgentID == 2 && a.ActiveCall() != nil && b != nil && b.AgentPhone == "1111"
 	})
-	if _, err := other.RegisterAgent(ctx, "org", AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
+	if _, err := other.RegisterAgent(ctx, "org", config.AgentConfig{AgentID: 9, AgentPhone: "7000", UserID: "zoe"}); err != nil {
 		t.Fatal(err)
 	}
 	m.agentTrack("org", &conference.Track{ConferenceID: "c1", UserID: "zoe", StreamType: conference.StreamMIC, AgentPhone: "7000"}, 1)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
@@ -35,7 +36,7 @@ const fleetLease = time.Hour
 
 // compositeOptions are the composite package's options for the configured
 // composite settings c.
-func compositeOptions(c *CompositeConfig, m *Manager) composite.Options {
+func compositeOptions(c *config.CompositeConfig, m *Manager) composite.Options {
 	nice := c.Nice
 	if nice == 0 {
 		nice = 10
@@ -75,7 +76,7 @@ func (m *Manager) startComposites(ctx context.Context) error {
 	c := m.cfg.Composite
 	run := m.runComposite
 	wake := make(chan struct{}, 1) // composite.fleet take: look for the fleet's jobs now
-	if c.Fleet == CompositeFleetTake {
+	if c.Fleet == config.CompositeFleetTake {
 		run = func(ctx context.Context, id string) error {
 			err := m.runComposite(ctx, id)
 			if ctx.Err() == nil { // done or failed for good: not cut by a shutdown
@@ -93,7 +94,7 @@ func (m *Manager) startComposites(ctx context.Context) error {
 		return err
 	}
 	m.composites = q
-	if c.Fleet == CompositeFleetTake {
+	if c.Fleet == config.CompositeFleetTake {
 		tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		m.fleetTaker = func() { cancel(); <-done }
@@ -226,7 +227,7 @@ func compositeInputs(rec *Recording) []string {
 // finishing is nil for an ended recording; for one still finishing here it
 // is closed once its final state is stored.
 func (m *Manager) enqueueComposite(ctx context.Context, rec *Recording, finishing <-chan struct{}) error {
-	if m.cfg.Composite.Fleet == CompositeFleetSend { // made by the fleet's composition instances
+	if m.cfg.Composite.Fleet == config.CompositeFleetSend { // made by the fleet's composition instances
 		if finishing == nil {
 			return m.store.EnqueueComposite(ctx, rec.InstanceID, m.now())
 		}

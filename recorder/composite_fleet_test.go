@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -32,10 +33,10 @@ func fleetManager(t *testing.T, dsn, recorderID, fleet, storageDir string, log *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Store.Driver, cfg.Store.DSN = "postgres", dsn
-	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"}}}
+	cfg.Applications = map[string]*config.Application{"app": {Conference: config.ConferenceConfig{Kind: "fake"}}}
 	cfg.Composite.Fleet = fleet
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: recorderID, Events: log,
@@ -43,7 +44,7 @@ func fleetManager(t *testing.T, dsn, recorderID, fleet, storageDir string, log *
 		// No polling within a test: a composition instance takes a job
 		// because the fleet's notification told it to.
 		FleetPoll: time.Hour,
-		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) {
+		OpenBucket: func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) {
 			return filestore.OpenBucket(context.Background(), filestore.Options{Dir: storageDir, CreateDir: true})
 		}})
 	if err != nil {
@@ -67,8 +68,8 @@ func TestManager_CompositeOnTheFleetsCompositionInstance(t *testing.T) {
 	storageDir := filepath.Join(t.TempDir(), "storage")
 	bucket := storeOf(t, filepath.Dir(storageDir))
 	var logA, logB eventLog
-	a, fa, dirA := fleetManager(t, dsn, "rec1", CompositeFleetSend, storageDir, &logA)
-	b, _, dirB := fleetManager(t, dsn, "rec2", CompositeFleetTake, storageDir, &logB)
+	a, fa, dirA := fleetManager(t, dsn, "rec1", config.CompositeFleetSend, storageDir, &logA)
+	b, _, dirB := fleetManager(t, dsn, "rec2", config.CompositeFleetTake, storageDir, &logB)
 
 	rec := recordTone(t, a, fa, &composite.Settings{Layout: "grid", Width: 320, Height: 180, FPS: 5})
 	done := waitComposition(t, b, rec.InstanceID, CompositionCompleted)
@@ -108,8 +109,8 @@ func TestManager_FleetInstancesTakeTurnsOnARecording(t *testing.T) {
 	dsn := pgtest.Start(t).NewDatabase(t)
 	storageDir := filepath.Join(t.TempDir(), "storage")
 	var logA, logB eventLog
-	a, fa, _ := fleetManager(t, dsn, "rec1", CompositeFleetSend, storageDir, &logA)
-	b, _, _ := fleetManager(t, dsn, "rec2", CompositeFleetTake, storageDir, &logB)
+	a, fa, _ := fleetManager(t, dsn, "rec1", config.CompositeFleetSend, storageDir, &logA)
+	b, _, _ := fleetManager(t, dsn, "rec2", config.CompositeFleetTake, storageDir, &logB)
 	rec := recordTone(t, a, fa, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

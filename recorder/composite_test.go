@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -60,14 +61,14 @@ func compositeManager(t *testing.T, dir string, ffmpeg string, log *eventLog) (*
 	if err := os.MkdirAll(filepath.Join(dir, "storage"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"}}}
+	cfg.Applications = map[string]*config.Application{"app": {Conference: config.ConferenceConfig{Kind: "fake"}}}
 	cfg.Composite.FFmpeg = ffmpeg
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1", Events: log,
 		Adapters: map[string]conference.Adapter{"fake": fa},
-		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) {
+		OpenBucket: func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) {
 			return filestore.OpenBucket(context.Background(), filestore.Options{Dir: filepath.Join(dir, "storage"), CreateDir: true})
 		}})
 	if err != nil {

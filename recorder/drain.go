@@ -3,6 +3,8 @@ package recorder
 import (
 	"context"
 	"time"
+
+	"github.com/rtcrec/recorder/config"
 )
 
 // Graceful drain. Manager.Shutdown (the first SIGTERM) refuses new
@@ -27,7 +29,7 @@ func (m *Manager) Draining() bool {
 // waitPolicy waits, under the wait policy, until no recording runs, the
 // policy's deadline passes or ctx ends.
 func (m *Manager) waitPolicy(ctx context.Context) {
-	if m.cfg.Shutdown.Policy != ShutdownWait {
+	if m.cfg.Shutdown.Policy != config.ShutdownWait {
 		return
 	}
 	m.log.Info("draining: waiting for running recordings to end", "active", m.ActiveCount(), "deadline", m.cfg.Shutdown.Deadline)

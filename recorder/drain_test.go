@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 )
 
@@ -13,7 +14,7 @@ import (
 // stops the one still running when the deadline passes.
 func TestManager_ShutdownPolicyWait(t *testing.T) {
 	m, fa, _ := newTestManager(t)
-	m.cfg.Shutdown = ShutdownConfig{Policy: ShutdownWait, Deadline: 1500 * time.Millisecond, Timeout: 10 * time.Second}
+	m.cfg.Shutdown = config.ShutdownConfig{Policy: config.ShutdownWait, Deadline: 1500 * time.Millisecond, Timeout: 10 * time.Second}
 	ctx := context.Background()
 	ends, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f1", ConversationID: "c1", Audio: true})
 	if err != nil {

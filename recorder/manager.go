@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 	"github.com/rtcrec/recorder/storage"
@@ -18,13 +19,13 @@ import (
 
 // BucketOpener opens the bucket of an application's storage profile. The
 // Manager calls it once per application and keeps the bucket.
-type BucketOpener func(ctx context.Context, applicationID string, p *StorageProfile) (*storage.Bucket, error)
+type BucketOpener func(ctx context.Context, applicationID string, p *config.StorageProfile) (*storage.Bucket, error)
 
 // Options configure a Manager.
 type Options struct {
-	Config     *Config      // required; see DefaultConfig
-	Store      *store.Store // required
-	RecorderID string       // required: this process's stable id
+	Config     *config.Config // required; see DefaultConfig
+	Store      *store.Store   // required
+	RecorderID string         // required: this process's stable id
 	// Adapters by kind ("whip", "janus", "whep") or by AdapterKey(applicationID).
 	// Listening adapters (whip) are given their sinks by NewManager.
 	Adapters map[string]conference.Adapter
@@ -54,7 +55,7 @@ type Options struct {
 // Manager owns the recordings of this process. It is safe for concurrent use.
 type Manager struct {
 	streamLoad func() int // Options.StreamLoad
-	cfg        *Config
+	cfg        *config.Config
 	store      *store.Store
 	recorderID string
 	adapters   map[string]conference.Adapter
@@ -131,7 +132,7 @@ func AdapterKey(applicationID string) string { return "app:" + applicationID }
 func (m *Manager) RecorderID() string { return m.recorderID }
 
 // Config returns the configuration the Manager runs with.
-func (m *Manager) Config() *Config { return m.cfg }
+func (m *Manager) Config() *config.Config { return m.cfg }
 
 // room returns the room of key, creating it.
 func (m *Manager) room(key roomKey) *room {
@@ -155,12 +156,14 @@ func (m *Manager) gcRoom(r *room) {
 }
 
 // Application returns the configuration of applicationID (see Config.Application).
-func (m *Manager) Application(applicationID string) *Application {
+func (m *Manager) Application(applicationID string) *config.Application {
 	return m.cfg.Application(applicationID)
 }
 
 // Profile returns the storage profile of applicationID (see Config.Profile).
-func (m *Manager) Profile(applicationID string) *StorageProfile { return m.cfg.Profile(applicationID) }
+func (m *Manager) Profile(applicationID string) *config.StorageProfile {
+	return m.cfg.Profile(applicationID)
+}
 
 // Bucket returns the (cached) bucket of applicationID's storage profile.
 func (m *Manager) Bucket(ctx context.Context, applicationID string) (*storage.Bucket, error) {

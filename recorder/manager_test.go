@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
@@ -93,14 +94,14 @@ func newTestManager(t *testing.T, opts ...func(*Options)) (*Manager, *fakeAdapte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"}}}
+	cfg.Applications = map[string]*config.Application{"app": {Conference: config.ConferenceConfig{Kind: "fake"}}}
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
 	o := Options{Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters:   map[string]conference.Adapter{"fake": fa},
-		OpenBucket: func(context.Context, string, *StorageProfile) (*storage.Bucket, error) { return bucket, nil }}
+		OpenBucket: func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -26,7 +27,7 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 	for _, order := range [][]uint16{{0}, {0, 2, 1, 3, 4, 5, 6}} {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			dir := t.TempDir()
-			rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
+			rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
 			sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 			if err != nil {
 				t.Fatal(err)
@@ -71,7 +72,7 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 // the codec's silence.
 func TestTrackSink_FileHoldsReorderedPackets(t *testing.T) {
 	dir := t.TempDir()
-	rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
+	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
 	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func wavData(t *testing.T, path string) []byte {
 
 func BenchmarkTrackSink_PCMU(b *testing.B) {
 	dir := b.TempDir()
-	rec := &Recording{PauseBehavior: "silence", Mix: MixSettings{SampleRate: 8000, Channels: 1}}
+	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
 	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 	if err != nil {
 		b.Fatal(err)
@@ -236,7 +237,7 @@ func TestTrackSink_VideoFramesSurviveReordering(t *testing.T) {
 		}
 		arrivals = append(arrivals, pkts...)
 	}
-	sm, err := newSessionMedia(&Recording{PauseBehavior: "silence", Mix: MixSettings{None: true}}, time.Now(), "", slog.Default())
+	sm, err := newSessionMedia(&Recording{PauseBehavior: "silence", Mix: config.MixSettings{None: true}}, time.Now(), "", slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

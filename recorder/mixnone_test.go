@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -89,7 +90,7 @@ func TestManager_MixNoneDecodesNothing(t *testing.T) {
 }
 
 func TestMixSettings_JSON(t *testing.T) {
-	var m MixSettings
+	var m config.MixSettings
 	if err := json.Unmarshal([]byte(`"none"`), &m); err != nil || !m.None {
 		t.Fatalf(`"none" = %+v, %v`, m, err)
 	}

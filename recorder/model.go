@@ -8,6 +8,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
@@ -102,7 +103,7 @@ type Recording struct {
 	Recovered      time.Time           `json:"recovered,omitzero"` // finished by start-up recovery
 	Metadata       map[string]string   `json:"metadata,omitempty"` // caller's, kept in the manifest
 	PauseBehavior  media.PauseBehavior `json:"pauseBehavior"`
-	Mix            MixSettings         `json:"mix"`         // the mix WAV's format
+	Mix            config.MixSettings  `json:"mix"`         // the mix WAV's format
 	MaxDuration    time.Duration       `json:"maxDuration"` // nanoseconds
 	Storage        StorageInfo         `json:"storage"`     // where outputs go
 	Dir            string              `json:"dir"`         // local working directory

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media"
 )
 
@@ -20,12 +21,12 @@ type StartRequest struct {
 	ConversationID string
 	Audio          bool
 	Video          bool
-	Duplicate      bool              // allow a second ACTIVE recording of the conversation
-	Metadata       map[string]string // optional
-	PauseBehavior  string            // optional: silence | skip
-	Mix            *MixSettings      // optional
-	MaxDuration    time.Duration     // optional; 0: the default
-	Only           *TrackFilter      // optional: record these tracks only
+	Duplicate      bool                // allow a second ACTIVE recording of the conversation
+	Metadata       map[string]string   // optional
+	PauseBehavior  string              // optional: silence | skip
+	Mix            *config.MixSettings // optional
+	MaxDuration    time.Duration       // optional; 0: the default
+	Only           *TrackFilter        // optional: record these tracks only
 	// Composite asks for composite.mp4 once the recording ended;
 	// nil: the application's default, if any.
 	Composite *composite.Settings
@@ -58,7 +59,7 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		rec.PauseBehavior = b
 	}
 	if req.Mix != nil && req.Mix.None {
-		rec.Mix = MixSettings{None: true}
+		rec.Mix = config.MixSettings{None: true}
 	} else if req.Mix != nil {
 		mix := *req.Mix // what the request leaves out comes from the defaults
 		if mix.SampleRate == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/config"
 )
 
 // Stopping a recording, in the order Session.finish runs it:
@@ -183,7 +184,7 @@ func (s *Session) finalState(rec *Recording, why stopReason, mixErr error, stopp
 func (s *Session) compose(ctx context.Context, final State) error {
 	rec := s.Snapshot()
 	out := composeOutputs(ctx, s.m, rec, final)
-	if rec.Composite != nil && s.m.cfg.Composite.Fleet != CompositeFleetSend {
+	if rec.Composite != nil && s.m.cfg.Composite.Fleet != config.CompositeFleetSend {
 		s.m.keepForComposite(rec) // composite.go: hard links survive the removal below
 	}
 	deleted := time.Time{}

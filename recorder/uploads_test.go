@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
@@ -43,18 +44,18 @@ func TestManager_BackupProfileTakesFailedUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir = dir
-	cfg.Uploads = UploadConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
-	cfg.Applications = map[string]*Application{"app": {Conference: ConferenceConfig{Kind: "fake"},
-		Storage:       &StorageProfile{Provider: ProviderS3, Bucket: "primary"},
-		BackupStorage: &StorageProfile{Provider: ProviderLocal, Bucket: "backup"}, BackupAfter: 1}}
+	cfg.Uploads = config.UploadConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	cfg.Applications = map[string]*config.Application{"app": {Conference: config.ConferenceConfig{Kind: "fake"},
+		Storage:       &config.StorageProfile{Provider: config.ProviderS3, Bucket: "primary"},
+		BackupStorage: &config.StorageProfile{Provider: config.ProviderLocal, Bucket: "backup"}, BackupAfter: 1}}
 	fa := &fakeAdapter{sinks: map[string]conference.Sink{}}
 	primary := storage.NewBucket(deniedProvider{Provider: memstore.New(memstore.Options{Name: "primary"})})
 	backup := storage.NewBucket(memstore.New(memstore.Options{Name: "backup"}))
 	m, err := NewManager(ctx, Options{Config: cfg, Store: st, RecorderID: "rec1",
 		Adapters: map[string]conference.Adapter{"fake": fa},
-		OpenBucket: func(_ context.Context, _ string, p *StorageProfile) (*storage.Bucket, error) {
+		OpenBucket: func(_ context.Context, _ string, p *config.StorageProfile) (*storage.Bucket, error) {
 			if p.Bucket == "backup" {
 				return backup, nil
 			}
