@@ -11,7 +11,7 @@
 //   - media (room.go, media.go, session.go): every track of the room fans out
 //     to the recordings that take it, each writing the track's file and
 //     feeding its mixer input; a write error fails the recording;
-//   - the gate (pause.go, blackout.go, retro.go): one gate per track drops
+//   - the gate (pause.go: pause and blackout; retro.go): one gate per track drops
 //     what a pause or a blackout cuts, the same instant for the file and the
 //     mix;
 //   - parts while recording (chunks.go): growing files reach storage in

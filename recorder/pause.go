@@ -2,12 +2,14 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // Pause and resume (seeds 000 and 002).
@@ -339,4 +341,448 @@ func closeOpenIntervals(r *Recording, at time.Time, pos time.Duration) {
 		}
 	}
 	r.Paused = false
+}
+
+// Blackouts (seed 003): one participant (userId) is silenced in every
+// recording that includes them, recordings that start during the blackout
+// included, until the blackout is stopped or MaxBlackout passes. While a
+// participant is blacked out, the gate of each of their tracks drops its
+// packets before any file and their mixer inputs are muted; the rest of the
+// recording goes on.
+
+// Blackout is a participant's blackout as the Manager keeps it.
+type Blackout struct {
+	OrganizationID string    `json:"organizationId"`
+	UserID         string    `json:"userId"`
+	ConferenceID   string    `json:"conferenceId,omitempty"` // empty: every conference
+	Start          time.Time `json:"start"`                  // when it began (or will)
+	Stop           time.Time `json:"stop"`                   // when it ends (or ended) at the latest
+	Active         bool      `json:"active"`                 // in force now
+	Recordings     []string  `json:"recordings"`             // instanceIds it silenced
+}
+
+// BlackoutRequest starts or stops a blackout. Zero times mean now; the API
+// applies seed 003's rules (explicit times, TimeOffset, receipt time).
+type BlackoutRequest struct {
+	UserID       string
+	ConferenceID string
+	Start        time.Time
+	Stop         time.Time
+}
+
+type blackoutKey struct{ org, user string }
+
+// blackout is a registered blackout and its timers.
+type blackout struct {
+	b            Blackout
+	begin, end   *time.Timer
+	instanceSeen map[string]bool
+	// fromFleet: registered at another instance's word, which publishes
+	// the blackout's events; this one publishes only for its own recordings.
+	fromFleet bool
+	// leased: this instance holds the blackout's place in the fleet-wide
+	// quota, and gives it back when the blackout ends.
+	leased bool
+}
+
+// managerState is the Manager's state beyond recordings: blackouts and
+// the event publisher.
+type managerState struct {
+	mu        sync.Mutex
+	blackouts map[blackoutKey]*blackout
+	events    Publisher
+	loadOnce  sync.Once  // loads the stored blackouts at first use
+	storedMu  sync.Mutex // serialises changes to stored (not running) recordings
+}
+
+// StartBlackout starts (or schedules) a blackout of req.UserID. A blackout of
+// the same participant that is already registered is replaced by the new
+// times. Times are applied as given (seed 003: they are the client's): a
+// start in the past is kept as the blackout's start, and what the running
+// recordings hold of the participant since then is silenced. A
+// stop time not after the start, or a blackout that ended before it was
+// asked for, is invalid; a blackout never lasts longer than the configured
+// maxBlackout from its start.
+func (m *Manager) StartBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
+	if err := validUser(req.UserID); err != nil {
+		return nil, err
+	}
+	if req.ConferenceID != "" {
+		if err := ValidateID("conferenceId", req.ConferenceID); err != nil {
+			return nil, err
+		}
+	}
+	now := m.now()
+	if err := m.blackoutWindow(now, "start", req.Start); err != nil {
+		return nil, err
+	}
+	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
+		return nil, err
+	}
+	if req.Start.IsZero() {
+		req.Start = now
+	}
+	limit := req.Start.Add(m.cfg.Defaults.MaxBlackout)
+	if !req.Stop.IsZero() && !req.Stop.After(req.Start) {
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time %s is not after its start %s",
+			req.Stop.Format(time.RFC3339Nano), req.Start.Format(time.RFC3339Nano))
+	}
+	if req.Stop.IsZero() || req.Stop.After(limit) {
+		req.Stop = limit
+	}
+	if !req.Stop.After(now) {
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout from %s ends at %s, before now: nothing to black out (maxBlackout is %s)",
+			req.Start.Format(time.RFC3339Nano), req.Stop.Format(time.RFC3339Nano), m.cfg.Defaults.MaxBlackout)
+	}
+	m.loadBlackouts()
+	// In a fleet the quota counts the blackouts of every instance: a lease
+	// per participant in the shared store until the blackout's stop (the
+	// same participant's lease is renewed, not counted twice). The
+	// instances the blackout is broadcast to take none.
+	leased := false
+	if m.remote != nil && !fromFleet(ctx) {
+		quota := m.cfg.Quotas.For(organizationID).Blackouts
+		ok, err := m.remote.AcquireQuota(ctx, organizationID, QuotaBlackout, req.UserID, quota, req.Stop)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, QuotaError("blackouts", quota)
+		}
+		leased = true
+	}
+	key := blackoutKey{organizationID, req.UserID}
+	m.lc.mu.Lock()
+	bo := m.lc.blackouts[key]
+	if bo == nil {
+		quota, held := m.cfg.Quotas.For(organizationID).Blackouts, 0
+		for k := range m.lc.blackouts {
+			if k.org == organizationID {
+				held++
+			}
+		}
+		if held >= quota {
+			m.lc.mu.Unlock()
+			if leased {
+				m.remote.ReleaseQuota(ctx, organizationID, QuotaBlackout, req.UserID)
+			}
+			return nil, QuotaError("blackouts", quota)
+		}
+		bo = &blackout{instanceSeen: map[string]bool{}}
+		bo.b = Blackout{OrganizationID: organizationID, UserID: req.UserID, Recordings: []string{}}
+		m.lc.blackouts[key] = bo
+	}
+	if !bo.b.Active {
+		bo.b.Start = req.Start
+	}
+	bo.fromFleet = fromFleet(ctx)
+	bo.leased = bo.leased || leased
+	bo.b.ConferenceID, bo.b.Stop = req.ConferenceID, req.Stop
+	if bo.begin != nil {
+		bo.begin.Stop()
+		bo.begin = nil
+	}
+	if bo.end != nil {
+		bo.end.Stop()
+	}
+	bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
+	begin := !bo.b.Active && !req.Start.After(now)
+	if !bo.b.Active && req.Start.After(now) {
+		bo.begin = time.AfterFunc(time.Until(req.Start), func() { m.beginBlackout(key, bo) })
+	}
+	m.lc.mu.Unlock()
+	// The other instances of a fleet before this one's store and recordings:
+	// the request is valid and registered, nothing can fail from here on.
+	m.broadcast(ctx, &Command{Op: OpBlackoutStart, OrganizationID: organizationID,
+		Blackout: &BlackoutRequest{UserID: req.UserID, ConferenceID: req.ConferenceID, Start: req.Start, Stop: req.Stop}})
+	if !fromFleet(ctx) { // the sender stored it
+		m.persistBlackout(ctx, bo)
+	}
+	if begin {
+		m.beginBlackout(key, bo)
+		if req.Start.Before(now) { // retroactive: silence what was recorded since
+			for _, s := range m.sessions(organizationID, req.ConferenceID) {
+				s.silenceSince(req.UserID, req.Start)
+			}
+		}
+	}
+	return m.blackoutSnapshot(bo), nil
+}
+
+// blackoutWindow refuses a blackout time (zero: none) further than
+// limits.blackoutHorizon from now either way; times are stored as Unix
+// nanoseconds, which a time past 2262 would overflow.
+func (m *Manager) blackoutWindow(now time.Time, name string, t time.Time) error {
+	h := m.cfg.Limits.BlackoutHorizon
+	if !t.IsZero() && (t.After(now.Add(h)) || t.Before(now.Add(-h))) {
+		return errorf(KindInvalid, "invalid_time", "the blackout's %s time must be within %s of now", name, h)
+	}
+	return nil
+}
+
+// StopBlackout ends the blackout of userID at req.Stop (now when zero or
+// past). A blackout that has not begun is cancelled when the stop is not
+// after its start. A participant without a blackout is not found.
+func (m *Manager) StopBlackout(ctx context.Context, organizationID string, req BlackoutRequest) (*Blackout, error) {
+	if err := validUser(req.UserID); err != nil {
+		return nil, err
+	}
+	m.loadBlackouts()
+	m.broadcast(ctx, &Command{Op: OpBlackoutStop, OrganizationID: organizationID, Blackout: &req})
+	key := blackoutKey{organizationID, req.UserID}
+	now := m.now()
+	if err := m.blackoutWindow(now, "stop", req.Stop); err != nil {
+		return nil, err
+	}
+	m.lc.mu.Lock()
+	bo := m.lc.blackouts[key]
+	if bo == nil {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindNotFound, "no_blackout", "participant %s has no blackout", req.UserID)
+	}
+	if !req.Start.IsZero() && !req.Stop.IsZero() && !req.Stop.After(req.Start) {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time is not after its start")
+	}
+	if !bo.b.Active && (req.Stop.IsZero() || !req.Stop.After(bo.b.Start)) { // not begun: cancelled
+		m.lc.mu.Unlock()
+		m.endBlackout(key, bo)
+		return m.blackoutSnapshot(bo), nil
+	}
+	if !req.Stop.IsZero() && !req.Stop.After(bo.b.Start) {
+		m.lc.mu.Unlock()
+		return nil, errorf(KindInvalid, "invalid_time", "the blackout's stop time %s is not after its start %s",
+			req.Stop.Format(time.RFC3339Nano), bo.b.Start.Format(time.RFC3339Nano))
+	}
+	if req.Stop.After(now) {
+		bo.b.Stop = req.Stop
+		if bo.end != nil {
+			bo.end.Stop()
+		}
+		bo.end = time.AfterFunc(time.Until(req.Stop), func() { m.endBlackout(key, bo) })
+		m.lc.mu.Unlock()
+		if !fromFleet(ctx) {
+			m.persistBlackout(ctx, bo)
+		}
+		return m.blackoutSnapshot(bo), nil
+	}
+	m.lc.mu.Unlock()
+	m.endBlackout(key, bo)
+	return m.blackoutSnapshot(bo), nil
+}
+
+// Blackouts returns the registered blackouts of organizationID (for the
+// participants view).
+func (m *Manager) Blackouts(organizationID string) map[string]*Blackout {
+	m.loadBlackouts()
+	m.lc.mu.Lock()
+	var list []*blackout
+	for k, bo := range m.lc.blackouts {
+		if k.org == organizationID {
+			list = append(list, bo)
+		}
+	}
+	m.lc.mu.Unlock()
+	out := map[string]*Blackout{}
+	for _, bo := range list {
+		b := m.blackoutSnapshot(bo)
+		out[b.UserID] = b
+	}
+	return out
+}
+
+func (m *Manager) blackoutSnapshot(bo *blackout) *Blackout {
+	m.lc.mu.Lock()
+	defer m.lc.mu.Unlock()
+	b := bo.b
+	b.Recordings = append([]string{}, bo.b.Recordings...)
+	return &b
+}
+
+// blackedOut reports whether userID of organizationID is blacked out in
+// conference conf now.
+func (m *Manager) blackedOut(org, conf, userID string) bool {
+	m.loadBlackouts()
+	m.lc.mu.Lock()
+	defer m.lc.mu.Unlock()
+	bo := m.lc.blackouts[blackoutKey{org, userID}]
+	return bo != nil && bo.b.Active && (bo.b.ConferenceID == "" || bo.b.ConferenceID == conf)
+}
+
+// beginBlackout puts a registered blackout in force in every running recording.
+func (m *Manager) beginBlackout(key blackoutKey, bo *blackout) {
+	m.lc.mu.Lock()
+	if m.lc.blackouts[key] != bo || bo.b.Active {
+		m.lc.mu.Unlock()
+		return
+	}
+	bo.b.Active = true
+	if now := m.now(); bo.b.Start.After(now) { // a timer fired a little early
+		bo.b.Start = now
+	}
+	conf := bo.b.ConferenceID
+	m.lc.mu.Unlock()
+	for _, s := range m.sessions(key.org, conf) {
+		s.applyBlackout(key.user, true)
+	}
+	m.log.Info("blackout started", "organizationId", key.org, "userId", key.user)
+	m.publishBlackout(bo, "blackout.started")
+}
+
+// endBlackout ends a blackout in every recording and forgets it.
+func (m *Manager) endBlackout(key blackoutKey, bo *blackout) {
+	m.lc.mu.Lock()
+	if m.lc.blackouts[key] != bo {
+		m.lc.mu.Unlock()
+		return
+	}
+	delete(m.lc.blackouts, key)
+	if err := m.store.DeleteBlackout(context.Background(), key.org, key.user); err != nil {
+		m.log.Error("cannot delete stored blackout", "userId", key.user, "err", err)
+	}
+	if bo.begin != nil {
+		bo.begin.Stop()
+	}
+	if bo.end != nil {
+		bo.end.Stop()
+	}
+	if bo.leased {
+		bo.leased = false
+		go m.remote.ReleaseQuota(context.Background(), key.org, QuotaBlackout, key.user)
+	}
+	was := bo.b.Active
+	bo.b.Active = false
+	if now := m.now(); now.Before(bo.b.Stop) || !was {
+		bo.b.Stop = now
+	}
+	m.lc.mu.Unlock()
+	if !was {
+		return
+	}
+	for _, s := range m.sessions(key.org, "") {
+		s.applyBlackout(key.user, false)
+	}
+	m.log.Info("blackout stopped", "organizationId", key.org, "userId", key.user)
+	m.publishBlackout(bo, "blackout.stopped")
+}
+
+// applyBlackout blacks userID out (on) or in, in s: its gates and the
+// recording's blackout intervals.
+func (s *Session) applyBlackout(userID string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || s.rec.State != StateActive {
+		return
+	}
+	at := s.m.now() // the instant the gates switch: the cut in the files and the mix
+	for _, g := range s.gatesOf(userID) {
+		g.setBlack(on)
+	}
+	s.recordBlackoutLocked(userID, on, at)
+}
+
+// recordBlackoutLocked opens (on) or closes the blackout interval of userID in
+// the recording at at, the instant its gates switched, when the participant
+// is part of it. The caller holds s.mu.
+func (s *Session) recordBlackoutLocked(userID string, on bool, at time.Time) {
+	open := -1
+	for i, b := range s.rec.Blackouts {
+		if b.UserID == userID && b.End.IsZero() {
+			open = i
+		}
+	}
+	has := false
+	for _, st := range s.rec.Streams {
+		has = has || st.UserID == userID
+	}
+	if on && (open >= 0 || (!has && len(s.gatesOf(userID)) == 0)) || !on && open < 0 {
+		return
+	}
+	err := s.commitLocked(context.Background(), func(r *Recording) {
+		if on {
+			r.Blackouts = append(r.Blackouts, BlackoutInterval{UserID: userID, Start: at})
+		} else {
+			r.Blackouts[open].End = at
+		}
+	})
+	if err != nil {
+		s.log.Error("cannot persist blackout", "userId", userID, "err", err)
+		return
+	}
+	if on {
+		s.m.lc.mu.Lock()
+		if bo := s.m.lc.blackouts[blackoutKey{s.rec.OrganizationID, userID}]; bo != nil && !bo.instanceSeen[s.rec.InstanceID] {
+			bo.instanceSeen[s.rec.InstanceID] = true
+			bo.b.Recordings = append(bo.b.Recordings, s.rec.InstanceID)
+		}
+		s.m.lc.mu.Unlock()
+	}
+}
+
+// validUser checks a blackout's userId: required, and a valid ValidateUserID.
+func validUser(id string) error {
+	if id == "" {
+		return errorf(KindInvalid, "missing_field", "userId is required")
+	}
+	return ValidateUserID(id)
+}
+
+// persistBlackout stores bo, so that it outlives a restart.
+func (m *Manager) persistBlackout(ctx context.Context, bo *blackout) {
+	b := m.blackoutSnapshot(bo)
+	recs, _ := json.Marshal(b.Recordings)
+	if err := m.store.PutBlackout(context.WithoutCancel(ctx), &store.Blackout{OrganizationID: b.OrganizationID, UserID: b.UserID,
+		ConferenceID: b.ConferenceID, Start: b.Start, Stop: b.Stop, Recordings: recs}); err != nil {
+		m.log.Error("cannot store blackout", "userId", b.UserID, "err", err)
+	}
+}
+
+// loadBlackouts registers the blackouts stored by an earlier run, once: those
+// whose stop passed are dropped, the others are in force (or scheduled) again
+// until their stop. It may run with a session's lock held (a new track asks
+// whether its participant is blacked out), so the running recordings are
+// blacked out on another goroutine.
+func (m *Manager) loadBlackouts() {
+	m.lc.loadOnce.Do(func() {
+		ctx := context.Background()
+		stored, err := m.store.Blackouts(ctx)
+		if err != nil {
+			m.log.Error("cannot load blackouts", "err", err)
+		}
+		now := m.now()
+		m.lc.mu.Lock()
+		defer m.lc.mu.Unlock()
+		if m.lc.blackouts == nil {
+			m.lc.blackouts = map[blackoutKey]*blackout{}
+		}
+		for _, sb := range stored {
+			key := blackoutKey{sb.OrganizationID, sb.UserID}
+			if !sb.Stop.After(now) {
+				if err := m.store.DeleteBlackout(ctx, key.org, key.user); err != nil {
+					m.log.Error("cannot delete stored blackout", "userId", key.user, "err", err)
+				}
+				continue
+			}
+			bo := &blackout{instanceSeen: map[string]bool{}}
+			bo.b = Blackout{OrganizationID: sb.OrganizationID, UserID: sb.UserID, ConferenceID: sb.ConferenceID,
+				Start: sb.Start, Stop: sb.Stop, Recordings: []string{}}
+			json.Unmarshal(sb.Recordings, &bo.b.Recordings)
+			for _, id := range bo.b.Recordings {
+				bo.instanceSeen[id] = true
+			}
+			m.lc.blackouts[key] = bo
+			bo.end = time.AfterFunc(sb.Stop.Sub(now), func() { m.endBlackout(key, bo) })
+			if sb.Start.After(now) {
+				bo.begin = time.AfterFunc(sb.Start.Sub(now), func() { m.beginBlackout(key, bo) })
+				continue
+			}
+			bo.b.Active = true
+			conf := bo.b.ConferenceID
+			go func() {
+				for _, s := range m.sessions(key.org, conf) {
+					s.applyBlackout(key.user, true)
+				}
+			}()
+		}
+	})
 }
