@@ -979,39 +979,10 @@ func TestFleet_QuotasAcrossTheFleet(t *testing.T) {
 	t.Run("sse", func(t *testing.T) {
 		for round := range 20 {
 			ctx, cancel := context.WithCancel(context.Background())
-			var open, refused atomic.Int32
-			var mu sync.Mutex
-			var bodies []io.Closer
-			var wg sync.WaitGroup
-			for i := range 6 {
-				h := hs[i%2]
-				wg.Go(func() {
-					req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
-					req.Header.Set("Authorization", keyA)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					switch resp.StatusCode {
-					case 200:
-						open.Add(1)
-						mu.Lock()
-						bodies = append(bodies, resp.Body)
-						mu.Unlock()
-						return
-					case 429:
-						refused.Add(1)
-					default:
-						t.Errorf("round %d: %d", round, resp.StatusCode)
-					}
-					resp.Body.Close()
-				})
-			}
-			wg.Wait()
-			if open.Load() != 2 || refused.Load() != 4 {
+			bodies, refused := openEventStreams(t, ctx, keyA, 6, hs[0].url, hs[1].url)
+			if len(bodies) != 2 || refused != 4 {
 				cancel()
-				t.Fatalf("round %d: %d open, %d refused; want 2 and 4", round, open.Load(), refused.Load())
+				t.Fatalf("round %d: %d open, %d refused; want 2 and 4", round, len(bodies), refused)
 			}
 			for _, b := range bodies {
 				b.Close()

@@ -501,37 +501,9 @@ func TestSecurity_SSEQuota(t *testing.T) {
 	h := startServiceConfig(t, cfg, nil)
 	for round := range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
-		var open, refused atomic.Int32
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var bodies []io.Closer
-		for range 10 {
-			wg.Go(func() {
-				req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
-				req.Header.Set("Authorization", keyA)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				switch resp.StatusCode {
-				case 200:
-					open.Add(1)
-					mu.Lock()
-					bodies = append(bodies, resp.Body)
-					mu.Unlock()
-					return
-				case 429:
-					refused.Add(1)
-				default:
-					t.Errorf("round %d: %d", round, resp.StatusCode)
-				}
-				resp.Body.Close()
-			})
-		}
-		wg.Wait()
-		if open.Load() != 2 || refused.Load() != 8 {
-			t.Fatalf("round %d: %d open, %d refused; want 2 and 8", round, open.Load(), refused.Load())
+		bodies, refused := openEventStreams(t, ctx, keyA, 10, h.url)
+		if len(bodies) != 2 || refused != 8 {
+			t.Fatalf("round %d: %d open, %d refused; want 2 and 8", round, len(bodies), refused)
 		}
 		// orgB is not disturbed.
 		reqB, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
@@ -1217,4 +1189,39 @@ func TestSecurity_EventIDsPerTenant(t *testing.T) {
 			t.Errorf("org1's event %d: id %d of %s, want id %d (no gaps from org2's events)", i, e.ID, e.OrganizationID, i+1)
 		}
 	}
+}
+
+// openEventStreams opens n event streams at once with key, the i-th on
+// urls[i%len(urls)]. It returns the streams that opened (the caller closes
+// them) and how many were refused with 429; any other answer is an error.
+func openEventStreams(t *testing.T, ctx context.Context, key string, n int, urls ...string) (open []io.Closer, refused int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range n {
+		url := urls[i%len(urls)]
+		wg.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/events", nil)
+			req.Header.Set("Authorization", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch resp.StatusCode {
+			case 200:
+				open = append(open, resp.Body)
+				return
+			case 429:
+				refused++
+			default:
+				t.Errorf("event stream %d on %s: %d", i, url, resp.StatusCode)
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	return open, refused
 }

@@ -295,7 +295,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.sr != nil {
 		if sr, ok := m.sr(); ok && !sr.Arrived.Equal(m.srArrived) {
 			m.srArrived = sr.Arrived
-			if pipe, ok := m.audio.(*media.AudioPipeline); ok {
+			if pipe != nil {
 				pipe.SenderReport(sr.SSRC, sr.NTP, sr.RTPTime)
 			}
 		}
