@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/internal/udpstat"
 	"github.com/rtcrec/recorder/recorder"
 )
 
@@ -109,6 +110,11 @@ var (
 	descWriteErrors   = prometheus.NewDesc("recorder_write_errors_total", "Packets a track's file or pipeline refused.", nil, nil)
 	descBytes         = prometheus.NewDesc("recorder_bytes_written_total", "Bytes of track and mix files written to local disk.", nil, nil)
 	descOverruns      = prometheus.NewDesc("recorder_mixer_overruns_total", "Mix frames written before every input had them: the latency budget passed (media.Mixer.Expired).", nil, nil)
+	descWritten       = prometheus.NewDesc("recorder_track_packets_written_total", "RTP packets written to track files.", nil, nil)
+	descMissing       = prometheus.NewDesc("recorder_track_packets_missing_total", "RTP sequence numbers of recorded tracks that never reached the recorder's reader (lost on the network, dropped by the kernel or in the WebRTC stack): the track file holds silence there.", nil, nil)
+	descDropped       = prometheus.NewDesc("recorder_track_packets_dropped_total", "RTP packets of recorded tracks that reached the recorder but not the track file, by reason: duplicate, late (after the file gave up on its place: later than the latency budget), paused (pause or blackout), after_stop.", []string{"reason"}, nil)
+	descUDPDrops      = prometheus.NewDesc("recorder_udp_receive_drops", "Datagrams the kernel dropped on this process's open UDP sockets (receive buffer full): they never reached the recorder. A gauge over the sockets open now (a closed socket's count goes with it).", nil, nil)
+	descUDPQueued     = prometheus.NewDesc("recorder_udp_receive_queued_bytes", "Bytes waiting in the receive queues of this process's open UDP sockets (a recorder that falls behind queues here first).", nil, nil)
 	descQueueDepth    = prometheus.NewDesc("recorder_upload_queue_depth", "Uploads waiting in the persisted queue.", nil, nil)
 	descQueueAge      = prometheus.NewDesc("recorder_upload_queue_oldest_age_seconds", "Age of the oldest upload waiting in the queue (0: none waits).", nil, nil)
 	descWebhooks      = prometheus.NewDesc("recorder_webhook_backlog", "Webhook deliveries not yet made.", nil, nil)
@@ -126,7 +132,8 @@ type stateCollector struct{ s *Service }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
-		descDecodeErrors, descDecoded, descSkipped, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns, descQueueDepth, descQueueAge, descWebhooks} {
+		descDecodeErrors, descDecoded, descSkipped, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns,
+		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
 }
@@ -158,6 +165,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWriteErrors, st.WriteErrors)
 	counter(descBytes, st.Bytes)
 	counter(descOverruns, st.MixerOverruns)
+	counter(descWritten, st.Written)
+	counter(descMissing, st.Missing)
+	for _, d := range []struct {
+		reason string
+		n      uint64
+	}{{"duplicate", st.DroppedDuplicate}, {"late", st.DroppedLate}, {"paused", st.DroppedPaused}, {"after_stop", st.DroppedAfterStop}} {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(d.n), d.reason)
+	}
+	if us, err := udpstat.Read(); err == nil {
+		ch <- prometheus.MustNewConstMetric(descUDPDrops, prometheus.GaugeValue, float64(us.Drops))
+		ch <- prometheus.MustNewConstMetric(descUDPQueued, prometheus.GaugeValue, float64(us.Queued))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

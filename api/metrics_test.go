@@ -191,6 +191,24 @@ func TestMetrics_KnownRecording(t *testing.T) {
 	within("recorder_rtp_packets_received_total", m["recorder_rtp_packets_received_total"], float64(sent))
 	within("recorder_rtp_packets_lost_total", m["recorder_rtp_packets_lost_total"], float64(skipped))
 	within("recorder_bytes_written_total", m["recorder_bytes_written_total"], files)
+	// Where every packet went, file side: the gaps left out by the
+	// publishers never came; everything that came was written or dropped
+	// for a reason.
+	within("recorder_track_packets_missing_total", m["recorder_track_packets_missing_total"], float64(skipped))
+	var dropped float64
+	for _, reason := range []string{"duplicate", "late", "paused", "after_stop"} {
+		name := `recorder_track_packets_dropped_total{reason="` + reason + `"}`
+		if _, ok := m[name]; !ok {
+			t.Errorf("%s is missing", name)
+		}
+		dropped += m[name]
+	}
+	if w, got := m["recorder_track_packets_written_total"], m["recorder_rtp_packets_received_total"]; w+dropped != got || w < 0.98*float64(sent) {
+		t.Errorf("%v packets written and %v dropped for %v received (%d sent)", w, dropped, got, sent)
+	}
+	if _, ok := m["recorder_udp_receive_drops"]; !ok {
+		t.Error("recorder_udp_receive_drops is missing")
+	}
 	for name, want := range map[string]float64{
 		"recorder_tracks_started_total":                                               2,
 		`recorder_tracks{kind="audio"}`:                                               0,

@@ -193,6 +193,21 @@ type mediaSink struct {
 	// (its time zero), valid once wrote is set (atomic: read at track end).
 	zeroTS uint32
 	wrote  atomic.Bool
+	// Where the packets that reached the track went, besides the reorder
+	// stage's own counters (written by the reader goroutine, read by the
+	// metrics at any time): written to the file; dropped on purpose by the
+	// gate (pause, blackout) or a retroactive blackout; from after the stop.
+	written, paused, afterStop atomic.Uint64
+}
+
+// fileStats returns where the packets of the track went so far.
+func (m *mediaSink) fileStats() (st MediaStats) {
+	st.Written, st.DroppedPaused, st.DroppedAfterStop = m.written.Load(), m.paused.Load(), m.afterStop.Load()
+	if m.order != nil {
+		rs := m.order.Stats()
+		st.Missing, st.DroppedDuplicate, st.DroppedLate = rs.Skipped, rs.Duplicates, rs.Late
+	}
+	return st
 }
 
 // timing is what places a track's file on the recording's clock: the RTP
@@ -234,6 +249,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	skipEnded := false
 	if m.gate != nil {
 		if m.gate.drop() {
+			m.paused.Add(1)
 			if m.gated {
 				return nil // paused or blacked out: nothing reaches any file
 			}
@@ -284,6 +300,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 					m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
 				}
 				m.drainDone()
+				m.afterStop.Add(1)
 				return nil // sent after the stop: neither the file nor the mix
 			}
 		}
@@ -386,15 +403,23 @@ func (f *trackFile) WriteRTP(p *rtp.Packet) error {
 	m.guard.enter()
 	defer m.guard.leave()
 	if m.gate == nil {
-		return m.file.WriteRTP(p)
+		err := m.file.WriteRTP(p)
+		if err == nil {
+			m.written.Add(1)
+		}
+		return err
 	}
 	orig := p.Timestamp
 	p.Timestamp = m.gate.timestamp(p) // shifted after a skipped pause; p is shared: restore
 	if m.silenced && int32(p.Timestamp-m.silencedFrom) >= 0 {
 		p.Timestamp = orig
+		m.paused.Add(1)
 		return nil // held back by the reorder stage past a retroactive blackout's start
 	}
 	err := m.file.WriteRTP(p)
+	if err == nil {
+		m.written.Add(1)
+	}
 	if m.clk != nil {
 		m.clk.observe(p.Timestamp, m.arrival.UnixNano())
 	}

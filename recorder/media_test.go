@@ -138,6 +138,12 @@ func TestTrackSink_FileHoldsReorderedPackets(t *testing.T) {
 	if st.Skipped != 1 || st.Duplicates != 1 || st.Late != 0 || st.Reordered == 0 {
 		t.Errorf("reorder stage: %v, want 1 skipped, 1 duplicate", st)
 	}
+	// Every packet that came is accounted for (the metrics' file side).
+	fs := sink.(*mediaSink).fileStats()
+	if fs.Written != n-1 || fs.Missing != 1 || fs.DroppedDuplicate != 1 || fs.DroppedLate != 0 ||
+		fs.Written+fs.DroppedDuplicate+fs.DroppedLate != uint64(len(arrivals)) {
+		t.Errorf("file side: %+v for %d packets that came; want %d written, 1 missing, 1 duplicate", fs, len(arrivals), n-1)
+	}
 }
 
 // wavData returns the data chunk of the WAV file at path.

@@ -40,6 +40,15 @@ type MediaStats struct {
 	Skipped       uint64           // of those, inactive Opus packets played as silence undecoded
 	Bytes         uint64           // bytes of track and mix files written locally
 	MixerOverruns uint64           // mixer ticks more than one frame behind
+	// Where the packets of recorded tracks went, file side: Packets =
+	// Written + DroppedDuplicate + DroppedLate + DroppedPaused +
+	// DroppedAfterStop + WriteErrors (+ what a reorder stage holds now).
+	Written          uint64 // packets written to track files
+	Missing          uint64 // sequence numbers that never reached the recorder's reader (the file holds silence there)
+	DroppedDuplicate uint64 // packets that reached the track twice (written once)
+	DroppedLate      uint64 // packets that came after their track file had given up on them (later than the budget)
+	DroppedPaused    uint64 // packets dropped on purpose by a pause or blackout
+	DroppedAfterStop uint64 // packets from after the recording's stop
 }
 
 // metricsState holds what MediaStats sums: the totals of what ended, and the
@@ -57,6 +66,9 @@ type metricsState struct {
 func (ts *trackSub) counters() MediaStats {
 	st := MediaStats{Packets: ts.pkts.Load() + ts.errs.Load(), WriteErrors: ts.errs.Load()}
 	if ms, ok := ts.sink.(*mediaSink); ok {
+		fs := ms.fileStats()
+		st.Written, st.Missing, st.DroppedDuplicate, st.DroppedLate = fs.Written, fs.Missing, fs.DroppedDuplicate, fs.DroppedLate
+		st.DroppedPaused, st.DroppedAfterStop = fs.DroppedPaused, fs.DroppedAfterStop
 		if p, ok := ms.audio.(interface{ Stats() media.PipelineStats }); ok {
 			ps := p.Stats()
 			st.Lost, st.Late, st.DecodeErrors, st.Decoded, st.Skipped = ps.Lost, ps.Late, ps.DecodeErrors, ps.Decoded, ps.Skipped
@@ -94,6 +106,12 @@ func (a *MediaStats) add(b MediaStats) {
 	a.Skipped += b.Skipped
 	a.Bytes += b.Bytes
 	a.MixerOverruns += b.MixerOverruns
+	a.Written += b.Written
+	a.Missing += b.Missing
+	a.DroppedDuplicate += b.DroppedDuplicate
+	a.DroppedLate += b.DroppedLate
+	a.DroppedPaused += b.DroppedPaused
+	a.DroppedAfterStop += b.DroppedAfterStop
 }
 
 // trackStarted and trackStopped keep the set of live tracks; trackStopped

@@ -48,15 +48,17 @@ func main() {
 		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket (webrtc.udpMux)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
+		hog         = flag.Bool("hog", false, "with -pin: a busy competitor process shares the receiver's CPU (it gets about half of it)")
+		keep        = flag.Bool("keep", false, "keep each step's scratch directory (the receiver's log and files; implies a -dir that is kept)")
 	)
 	flag.Parse()
-	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *extra, *dir, *profile); err != nil {
+	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *hog, *keep, *extra, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux bool, extra, dir, profile string) error {
+func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux, hog, keep bool, extra, dir, profile string) error {
 	sys := strings.Split(systems, ",")
 	wantJanus := false
 	for i, s := range sys {
@@ -106,6 +108,7 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	cfg := loadtest.Config{
 		Recorder: abs(recorderBin), Janus: janusBin, FFmpeg: ffmpeg, Systems: sys,
 		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux,
+		Hog: hog, Keep: keep,
 	}
 	if profile != "" {
 		cfg.ProfileDir = abs(profile)
@@ -134,7 +137,9 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
+		if !keep {
+			defer os.RemoveAll(d)
+		}
 		dir = d
 	}
 	cfg.Dir = dir
@@ -142,8 +147,8 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	defer stop()
 	started := time.Now()
 	results, err := loadtest.Run(ctx, cfg)
-	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, recorder UDP mux: %t, %d s window after %d s warm-up, %d streams per conference\n\n",
-		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, udpMux, int(window.Seconds()), int(warmup.Seconds()), perConf)
+	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, busy competitor on its CPU: %t, recorder UDP mux: %t, %d s window after %d s warm-up, %d streams per conference\n\n",
+		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, hog && pin, udpMux, int(window.Seconds()), int(warmup.Seconds()), perConf)
 	loadtest.Table(os.Stdout, results)
 	return err
 }

@@ -65,6 +65,13 @@ type Config struct {
 	// Profiling costs the recorder a little CPU: figures for the table come
 	// from runs without it.
 	ProfileDir string
+	// Hog runs a busy competitor process (a shell loop that never sleeps)
+	// on the receiver's CPU for the whole step: the receiver gets about half
+	// of its core (the CPU-starvation case of issue 10). Needs PinCPU.
+	Hog bool
+	// Keep leaves each step's scratch directory (the receiver's log and
+	// files) in Dir instead of removing it.
+	Keep bool
 }
 
 // Result is one receiver at one N.
@@ -85,10 +92,17 @@ type Result struct {
 	Decoded        uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
 	Files          int    // track files written
 	Missing        uint64 // packets missing from the files (holes and short files)
-	MixShort       time.Duration
-	Load1          float64 // the machine's 1-minute load average at the end of the window
-	Err            string  // why the step failed, if it did
-	FilesDetail    string
+	// Where every packet went, from the recorder's counters after the stop
+	// (recorder only): written to track files; never reached the recorder
+	// (sequence gaps), of which the kernel dropped KernelDrops on its
+	// sockets (receive buffer full; counted from before the recordings
+	// started, so it includes drops before them); reached it but not the
+	// file (duplicates, later than the budget); from after the stop.
+	Written, NotReceived, KernelDrops, FileDrops, AfterStop uint64
+	MixShort                                                time.Duration
+	Load1                                                   float64 // the machine's 1-minute load average at the end of the window
+	Err                                                     string  // why the step failed, if it did
+	FilesDetail                                             string
 }
 
 // CPUPerStreamSecond is the receiver's CPU per stream per second of media,
@@ -158,6 +172,8 @@ type closer interface {
 type counters struct {
 	lost, late, decodeErrs, decoded uint64
 	goroutines                      int // 0: not known
+	// Recorder only: the file side and the kernel's drops (see Result).
+	written, notReceived, kernelDrops, fileDrops, afterStop uint64
 }
 
 type fileCheck struct {
@@ -264,7 +280,19 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		r.Err = err.Error()
 		return r
 	}
-	defer os.RemoveAll(dir)
+	if cfg.Keep {
+		logf("   scratch directory kept: %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if cfg.Hog && cfg.PinCPU >= 0 {
+		stopHog, err := startHog(cfg.PinCPU)
+		if err != nil {
+			r.Err = "hog: " + err.Error()
+			return r
+		}
+		defer stopHog()
+	}
 	t, err := newTarget(cfg, sys, dir)
 	if err != nil {
 		r.Err = err.Error()
@@ -302,6 +330,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		logf("   publishing: %v (%d of %d connected)", err, len(pubs), n)
 	}
 	recStart := time.Now()
+	before, _ := t.counters(ctx) // the kernel's drops so far (before any recording)
 	if err := t.record(ctx, confs); err != nil {
 		r.Err = "record: " + err.Error()
 		return r
@@ -362,6 +391,12 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		r.Err = "files: " + err.Error()
 	}
 	r.Files, r.Missing, r.MixShort, r.FilesDetail = fc.files, fc.missing, fc.mixShort, fc.detail
+	if cn, err := t.counters(ctx); err == nil { // after the stop: every packet accounted for
+		r.Written, r.NotReceived, r.FileDrops, r.AfterStop = cn.written, cn.notReceived, cn.fileDrops, cn.afterStop
+		if cn.kernelDrops > before.kernelDrops {
+			r.KernelDrops = cn.kernelDrops - before.kernelDrops
+		}
+	}
 	return r
 }
 
@@ -453,20 +488,24 @@ func Table(w io.Writer, results []Result) {
 	}
 	sorted := append([]Result(nil), results...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Streams < sorted[j].Streams })
-	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | load1 |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | written | not received | kernel drops | file drops | after stop | load1 |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range sorted {
 		if r.Err != "" {
-			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
+			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
 			continue
 		}
 		g := "–"
 		if r.Goroutines > 0 {
 			g = fmt.Sprintf("%.1f", r.GoroutinesPerStream())
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %.1f |\n",
+		fileSide := "– | – | – | – | –"
+		if r.Written > 0 {
+			fileSide = fmt.Sprintf("%d | %d | %d | %d | %d", r.Written, r.NotReceived, r.KernelDrops, r.FileDrops, r.AfterStop)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %s | %.1f |\n",
 			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), ratio(SystemJanus, r), ratio(SystemPion, r),
-			r.RSSPerStream()>>10, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), r.Load1)
+			r.RSSPerStream()>>10, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), fileSide, r.Load1)
 	}
 }
 
