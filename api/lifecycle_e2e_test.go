@@ -16,9 +16,9 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/synth"
-	recmedia "github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
@@ -271,7 +271,7 @@ func testPause(t *testing.T, behavior string) {
 	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
 		t.Fatal(err)
 	}
-	if len(man.Pauses) != 1 || man.Pauses[0].MixStart == nil || man.Pauses[0].StartTime.IsZero() || man.PauseBehavior != recmedia.PauseBehavior(behavior) {
+	if len(man.Pauses) != 1 || man.Pauses[0].MixStart == nil || man.Pauses[0].StartTime.IsZero() || man.PauseBehavior != pause.Behavior(behavior) {
 		t.Fatalf("manifest pauses %+v (behavior %q), want one interval with mix offsets", man.Pauses, man.PauseBehavior)
 	}
 	pz := man.Pauses[0]

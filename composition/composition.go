@@ -14,12 +14,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/rtcrec/recorder/media"
-	"github.com/rtcrec/recorder/media/format"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -33,19 +31,6 @@ const (
 // TrackFile returns the relative file name of a track: tracks/{streamId}-{trackId}.{ext}.
 func TrackFile(streamID, trackID, ext string) string {
 	return TracksDir + streamID + "-" + trackID + "." + ext
-}
-
-// ContentType returns the MIME type of a recording file by its name: its
-// container's (media/format), application/json for the manifest and the
-// transcripts, application/octet-stream otherwise.
-func ContentType(name string) string {
-	if f := format.ForFile(name); f != nil {
-		return f.ContentType
-	}
-	if strings.EqualFold(filepath.Ext(name), ".json") {
-		return "application/json"
-	}
-	return "application/octet-stream"
 }
 
 // Prefix returns the object key prefix of a recording, ending in "/":
@@ -62,25 +47,25 @@ func Prefix(prefix, organizationID, conversationID, recorderID, instanceID strin
 // Manifest is manifest.json: everything needed to rebuild the recording's
 // timeline from its files.
 type Manifest struct {
-	Version        int                 `json:"version"`
-	OrganizationID string              `json:"organizationId"`
-	ApplicationID  string              `json:"applicationId"`
-	ConversationID string              `json:"conversationId"`
-	ConferenceID   string              `json:"conferenceId"`
-	RecorderID     string              `json:"recorderId"`
-	InstanceID     string              `json:"instanceId"`
-	State          string              `json:"state"`
-	Started        time.Time           `json:"started"`
-	Stopped        time.Time           `json:"stopped"`
-	Recovered      *time.Time          `json:"recovered,omitempty"`
-	Metadata       map[string]string   `json:"metadata,omitempty"`
-	Mix            *Mix                `json:"mix,omitempty"`
-	Tracks         []Track             `json:"tracks"`
-	Pauses         []Interval          `json:"pauses,omitempty"`
-	Blackouts      []Interval          `json:"blackouts,omitempty"`
-	PauseBehavior  media.PauseBehavior `json:"pauseBehavior,omitempty"`
-	Chat           *Attachment         `json:"chat,omitempty"`     // chat.json
-	Cobrowse       []Attachment        `json:"cobrowse,omitempty"` // cobrowse/{sessionId}/events.json
+	Version        int               `json:"version"`
+	OrganizationID string            `json:"organizationId"`
+	ApplicationID  string            `json:"applicationId"`
+	ConversationID string            `json:"conversationId"`
+	ConferenceID   string            `json:"conferenceId"`
+	RecorderID     string            `json:"recorderId"`
+	InstanceID     string            `json:"instanceId"`
+	State          string            `json:"state"`
+	Started        time.Time         `json:"started"`
+	Stopped        time.Time         `json:"stopped"`
+	Recovered      *time.Time        `json:"recovered,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Mix            *Mix              `json:"mix,omitempty"`
+	Tracks         []Track           `json:"tracks"`
+	Pauses         []Interval        `json:"pauses,omitempty"`
+	Blackouts      []Interval        `json:"blackouts,omitempty"`
+	PauseBehavior  pause.Behavior    `json:"pauseBehavior,omitempty"`
+	Chat           *Attachment       `json:"chat,omitempty"`     // chat.json
+	Cobrowse       []Attachment      `json:"cobrowse,omitempty"` // cobrowse/{sessionId}/events.json
 	// Segments, for a recording that a fleet took over after its owner
 	// died: every segment of it in order, this one among them, with where
 	// its files are and where it starts on the first segment's timeline.

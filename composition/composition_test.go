@@ -29,17 +29,6 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
-func TestContentType(t *testing.T) {
-	for name, want := range map[string]string{
-		"mix.wav": "audio/wav", "tracks/a-b.ogg": "audio/ogg", "tracks/a-v.webm": "video/webm", "tracks/a-h.mp4": "video/mp4",
-		"manifest.json": "application/json", "chat.JSON": "application/json", "parts/mix.wav.part-0001": "application/octet-stream",
-	} {
-		if got := ContentType(name); got != want {
-			t.Errorf("ContentType(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 func TestManifest_RoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ManifestFile)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
-	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -25,9 +23,7 @@ func g711File(t *testing.T, path string, freq float64, d time.Duration) {
 	}
 	tone := &synth.Tone{Freq: freq, Amplitude: 8000}
 	for i := 0; i < int(d/(20*time.Millisecond)); i++ {
-		p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 1},
-			Payload: tone.NextPCMU(nil)}
-		if err := w.WriteRTP(p); err != nil {
+		if err := w.Write(1, uint32(160*i), tone.NextPCMU(nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,7 +100,7 @@ func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, behavior := range []string{"silence", "skip"} {
 		t.Run(behavior, func(t *testing.T) {
-			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: media.PauseBehavior(behavior),
+			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: pause.Behavior(behavior),
 				Tracks: []Track{
 					{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav"},
 					{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.wav", Offset: 3},

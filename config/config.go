@@ -17,6 +17,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/recorder/ids"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -321,7 +322,7 @@ func (c *Config) SetDefaults() {
 		c.Defaults.Mix.Latency = media.DefaultLatency
 	}
 	if c.Defaults.PauseBehavior == "" {
-		c.Defaults.PauseBehavior = string(media.PauseSilence)
+		c.Defaults.PauseBehavior = string(pause.Silence)
 	}
 	if c.Defaults.MaxDuration <= 0 {
 		c.Defaults.MaxDuration = 4 * time.Hour

@@ -8,9 +8,10 @@
 //     may write anywhere between the decided frontier and the ring's end, in
 //     any order.
 //   - AudioPipeline: one per audio track, on the track's reader goroutine. It
-//     decodes Opus (pure-Go github.com/pion/opus, natively at the mix rate)
-//     or G.711 µ-law/A-law, and writes each packet into the track's ring at
-//     the position its RTP timestamp gives on the recording's timeline.
+//     decodes Opus (internal/opus, our fork of pure-Go pion/opus, natively
+//     at the mix rate) or G.711 µ-law/A-law, and writes each packet into
+//     the track's ring at the position its RTP timestamp gives on the
+//     recording's timeline.
 //     Inactive Opus packets (SILK VAD flags clear, DTX) play as silence
 //     without being decoded, and the decoder is re-warmed on the last two
 //     of them before the next active one (opusdec.go: 40 % of the packets
@@ -99,7 +100,7 @@
 //     the track files hold, and the cut is at the same instant in both.
 //     When the gate closes the pipeline places the packets it held for
 //     reordering (AudioPipeline.Pause), so all audio before the cut is in
-//     the ring. With PauseSkip the mixer also leaves the paused span out of
+//     the ring. With pause.Skip the mixer also leaves the paused span out of
 //     its output (Mixer.Cut, Mixer.Uncut, sample-exact; Mixer.OutputAt maps
 //     a timeline position to mix.wav), seamlessly: the span begins where the
 //     audio received before the pause ends (settled at Uncut) and each

@@ -3,44 +3,11 @@ package media
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rtcrec/recorder/media/pause"
 )
-
-// PauseBehavior says what a paused recording writes: "silence" or "skip",
-// the spelling of the API, the recording's record and the manifest. The zero
-// value is PauseSilence's behaviour.
-type PauseBehavior string
-
-const (
-	// PauseSilence writes silent frames while paused: the mix keeps its
-	// wall-clock timeline.
-	PauseSilence PauseBehavior = "silence"
-	// PauseSkip writes nothing while paused: the paused interval is cut out
-	// of the mix.
-	PauseSkip PauseBehavior = "skip"
-)
-
-// String returns "silence" or "skip" ("silence" for the zero value).
-func (b PauseBehavior) String() string {
-	if b == "" {
-		return string(PauseSilence)
-	}
-	return string(b)
-}
-
-// ParsePauseBehavior parses "silence" or "skip" (case-insensitive); an empty
-// string is PauseSilence.
-func ParsePauseBehavior(s string) (PauseBehavior, error) {
-	switch strings.ToLower(s) {
-	case "", "silence":
-		return PauseSilence, nil
-	case "skip":
-		return PauseSkip, nil
-	}
-	return PauseSilence, fmt.Errorf("media: unknown pause behavior %q (want silence or skip)", s)
-}
 
 // Channel assigns a mixer input to the channels of a stereo mix.
 type Channel int
@@ -74,7 +41,7 @@ type MixConfig struct {
 	// that has not decided a frame yet (late, reordered or lost packets)
 	// before it writes the frame without the missing audio. Default 5 s.
 	Latency       time.Duration
-	PauseBehavior PauseBehavior // default PauseSilence
+	PauseBehavior pause.Behavior // default pause.Silence
 	// Start is the instant of timeline position 0; default the mixer's
 	// creation.
 	Start time.Time
@@ -354,7 +321,7 @@ func (m *Mixer) InputsEnd() uint64 {
 }
 
 // Cut starts a skipped span at timeline position pos (a pause with
-// PauseSkip): the mix leaves out every position from there until Uncut. A
+// pause.Skip): the mix leaves out every position from there until Uncut. A
 // position already written is moved to the first one that is not; the
 // result is where the cut begins. Cutting while a cut is open does nothing.
 // Safe from any goroutine.

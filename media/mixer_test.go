@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/pause"
 )
 
 // feeder writes a continuous tone into a mixer input one frame at a time,
@@ -142,7 +143,7 @@ func TestMixer_ClampsOverflow(t *testing.T) {
 // nothing of it is written, and nothing on either side is lost.
 func TestMixer_CutSkipsAnInterval(t *testing.T) {
 	sink := &captureSink{}
-	m, _ := newVirtualMixer(MixConfig{PauseBehavior: PauseSkip}, sink)
+	m, _ := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
 	f := newFeeder(m, "a", 400, 8000, InputOptions{})
 	run(t, m, 50, f)
 	if got := m.Cut(50 * 160); got != 50*160 {
@@ -321,24 +322,6 @@ func TestMixer_Run(t *testing.T) {
 	defer cancel()
 	if err := m.Run(ctx); !errors.Is(err, boom) {
 		t.Errorf("Run = %v, want the sink's error", err)
-	}
-}
-
-func TestParsePauseBehavior(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want PauseBehavior
-		ok   bool
-	}{{"", PauseSilence, true}, {"silence", PauseSilence, true}, {"SKIP", PauseSkip, true}, {"drop", PauseSilence, false}} {
-		got, err := ParsePauseBehavior(tt.in)
-		if got != tt.want || (err == nil) != tt.ok {
-			t.Errorf("ParsePauseBehavior(%q) = %v, %v", tt.in, got, err)
-		}
-		if tt.ok && tt.in != "" {
-			if back, _ := ParsePauseBehavior(got.String()); back != got {
-				t.Errorf("String round trip of %v", got)
-			}
-		}
 	}
 }
 

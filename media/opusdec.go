@@ -3,7 +3,7 @@ package media
 import (
 	"sync/atomic"
 
-	"github.com/pion/opus"
+	"github.com/rtcrec/recorder/internal/opus"
 )
 
 // rewarmFrames is how many of the inactive packets skipped last are decoded
@@ -28,8 +28,8 @@ const rewarmPayload = 256
 // flags follow the mid channel's LBRR flag).
 //
 // At a rate of 16 kHz or less it can also skip the CELT layer of hybrid
-// frames (pion/opus's SetSkipHybridCELT, a local change in
-// third_party/pion-opus): that layer codes only 8 kHz and up, which such an
+// frames (SetSkipHybridCELT, our change in internal/opus,
+// the fork of pion/opus): that layer codes only 8 kHz and up, which such an
 // output cannot hold, and its synthesis is about half of a hybrid frame's
 // cost. With both skips off it decodes everything in full.
 //

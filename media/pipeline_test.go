@@ -15,6 +15,7 @@ import (
 	"github.com/rtcrec/recorder/internal/tooltest"
 	itu "github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/pause"
 )
 
 // newTestPipeline returns a mono mixer at rate capturing its output, with one
@@ -790,7 +791,7 @@ func TestAudioPipeline_ConnectBurst(t *testing.T) {
 // the cut's end (ResyncAt). The mix has no gap at the cut: the tone runs on
 // in every 5 ms block, and the mix is as much shorter as the cut.
 func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
-	for _, pause := range []struct {
+	for _, cut := range []struct {
 		from, to time.Duration
 		spike    bool // the packets around both instants come 40 ms later
 	}{
@@ -800,20 +801,20 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 		{2013 * time.Millisecond, 4137 * time.Millisecond, true},
 		{2005 * time.Millisecond, 3011 * time.Millisecond, true},
 	} {
-		t.Run(fmt.Sprint(pause.from, "-", pause.to, " spike ", pause.spike), func(t *testing.T) {
+		t.Run(fmt.Sprint(cut.from, "-", cut.to, " spike ", cut.spike), func(t *testing.T) {
 			pkts := pcmuTone(6*time.Second, 440, 1)
-			r := rand.New(rand.NewPCG(3, uint64(pause.from)))
+			r := rand.New(rand.NewPCG(3, uint64(cut.from)))
 			var last time.Duration
 			for i := range pkts { // 0-15 ms of jitter, in order
 				sent := pkts[i].at
 				pkts[i].at = max(sent+20*time.Millisecond+time.Duration(r.IntN(15))*time.Millisecond, last)
-				if pause.spike && ((sent-pause.from).Abs() < 60*time.Millisecond || (sent-pause.to).Abs() < 60*time.Millisecond) {
+				if cut.spike && ((sent-cut.from).Abs() < 60*time.Millisecond || (sent-cut.to).Abs() < 60*time.Millisecond) {
 					pkts[i].at += 40 * time.Millisecond
 				}
 				last = pkts[i].at
 			}
 			sink := &captureSink{}
-			m, c := newVirtualMixer(MixConfig{PauseBehavior: PauseSkip}, sink)
+			m, c := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
 			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, ClockRate: 8000, Input: m.AddInput("a", InputOptions{})})
 			if err != nil {
 				t.Fatal(err)
@@ -828,10 +829,10 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 			for now := time.Duration(0); now < total; now += time.Millisecond {
 				c.t = t0.Add(now)
 				switch now {
-				case pause.from:
+				case cut.from:
 					paused = true
 					cutFrom = m.Cut(max(m.PosAt(c.t), m.InputsEnd()))
-				case pause.to:
+				case cut.to:
 					cutFrom = m.Uncut(m.PosAt(c.t))
 					paused = false
 				}
@@ -871,7 +872,7 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := m.OutputAt(cutFrom)
-			t.Logf("cut from %v (output %v) to %v; mix %v", m.Duration(cutFrom), out, pause.to, m.Duration(uint64(len(sink.pcm))))
+			t.Logf("cut from %v (output %v) to %v; mix %v", m.Duration(cutFrom), out, cut.to, m.Duration(uint64(len(sink.pcm))))
 			var sound []bool // per 5 ms block
 			for k := 0; k+40 <= len(sink.pcm); k += 40 {
 				sound = append(sound, mediatest.RMS(sink.pcm[k:k+40]) > 1000)
@@ -891,8 +892,8 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 			if n := end - first + 1; n < 4*passed-1 || n > 4*passed+1 {
 				t.Errorf("the tone lasts %v in the mix, %d packets of 20 ms passed the gate", time.Duration(n)*5*time.Millisecond, passed)
 			}
-			if d := (pause.to - m.Duration(cutFrom)) - (pause.to - pause.from); d.Abs() > 35*time.Millisecond {
-				t.Errorf("cut %v long for a pause of %v: want it to begin where the audio before the pause ends", pause.to-m.Duration(cutFrom), pause.to-pause.from)
+			if d := (cut.to - m.Duration(cutFrom)) - (cut.to - cut.from); d.Abs() > 35*time.Millisecond {
+				t.Errorf("cut %v long for a pause of %v: want it to begin where the audio before the pause ends", cut.to-m.Duration(cutFrom), cut.to-cut.from)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/pause"
 )
 
 // TestRemix_ReproducesTheMix: an Opus track through a real pipeline (its
@@ -26,7 +27,7 @@ func TestRemix_ReproducesTheMix(t *testing.T) {
 				pkts[i].at += time.Duration(rng.IntN(30)) * time.Millisecond
 			}
 			sink := &captureSink{}
-			m, c := newVirtualMixer(MixConfig{SampleRate: rate, Channels: ch, PauseBehavior: PauseSkip}, sink)
+			m, c := newVirtualMixer(MixConfig{SampleRate: rate, Channels: ch, PauseBehavior: pause.Skip}, sink)
 			in := m.AddInput("track", InputOptions{Channel: ChannelLeft})
 			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: in})
 			if err != nil {

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/synth"
@@ -59,8 +57,7 @@ func stoppedRecording(t *testing.T) *Recording {
 	}
 	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
 	for i := range 100 {
-		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 1},
-			Payload: tone.NextPCMU(nil)}); err != nil {
+		if err := w.Write(1, uint32(160*i), tone.NextPCMU(nil)); err != nil {
 			t.Fatal(err)
 		}
 	}

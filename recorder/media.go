@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/reorder"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/media/webmwriter"
@@ -45,7 +47,7 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	if rec.Mix.None {
 		return &sessionMedia{log: log, failed: make(chan error, 1), latency: rec.Mix.Latency}, nil
 	}
-	pb, err := media.ParsePauseBehavior(string(rec.PauseBehavior))
+	pb, err := pause.ParseBehavior(string(rec.PauseBehavior))
 	if err != nil {
 		return nil, err
 	}

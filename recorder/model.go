@@ -9,7 +9,7 @@ import (
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/config"
-	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/store"
 )
@@ -86,30 +86,30 @@ type TrackFilter struct {
 // Recording is everything known about one recording: what the API shows and
 // what survives a restart. Values returned by the Manager are copies.
 type Recording struct {
-	InstanceID     string              `json:"instanceId"`
-	OrganizationID string              `json:"organizationId"`
-	ApplicationID  string              `json:"applicationId"`
-	ConversationID string              `json:"conversationId"`
-	ConferenceID   string              `json:"conferenceId"`
-	RecorderID     string              `json:"recorderId"`
-	Audio          bool                `json:"audio"`
-	Video          bool                `json:"video"`
-	Duplicate      bool                `json:"duplicate,omitempty"`
-	State          State               `json:"state"`
-	Error          *ErrorInfo          `json:"error,omitempty"`
-	Created        time.Time           `json:"created"`            // the start request
-	Started        time.Time           `json:"started,omitzero"`   // ACTIVE
-	Stopped        time.Time           `json:"stopped,omitzero"`   // final
-	Recovered      time.Time           `json:"recovered,omitzero"` // finished by start-up recovery
-	Metadata       map[string]string   `json:"metadata,omitempty"` // caller's, kept in the manifest
-	PauseBehavior  media.PauseBehavior `json:"pauseBehavior"`
-	Mix            config.MixSettings  `json:"mix"`         // the mix WAV's format
-	MaxDuration    time.Duration       `json:"maxDuration"` // nanoseconds
-	Storage        StorageInfo         `json:"storage"`     // where outputs go
-	Dir            string              `json:"dir"`         // local working directory
-	Streams        []*Stream           `json:"streams"`     // in order of arrival
-	Composition    *Composition        `json:"composition,omitempty"`
-	MixFrames      int64               `json:"mixFrames,omitempty"` // frames in mix.wav
+	InstanceID     string             `json:"instanceId"`
+	OrganizationID string             `json:"organizationId"`
+	ApplicationID  string             `json:"applicationId"`
+	ConversationID string             `json:"conversationId"`
+	ConferenceID   string             `json:"conferenceId"`
+	RecorderID     string             `json:"recorderId"`
+	Audio          bool               `json:"audio"`
+	Video          bool               `json:"video"`
+	Duplicate      bool               `json:"duplicate,omitempty"`
+	State          State              `json:"state"`
+	Error          *ErrorInfo         `json:"error,omitempty"`
+	Created        time.Time          `json:"created"`            // the start request
+	Started        time.Time          `json:"started,omitzero"`   // ACTIVE
+	Stopped        time.Time          `json:"stopped,omitzero"`   // final
+	Recovered      time.Time          `json:"recovered,omitzero"` // finished by start-up recovery
+	Metadata       map[string]string  `json:"metadata,omitempty"` // caller's, kept in the manifest
+	PauseBehavior  pause.Behavior     `json:"pauseBehavior"`
+	Mix            config.MixSettings `json:"mix"`         // the mix WAV's format
+	MaxDuration    time.Duration      `json:"maxDuration"` // nanoseconds
+	Storage        StorageInfo        `json:"storage"`     // where outputs go
+	Dir            string             `json:"dir"`         // local working directory
+	Streams        []*Stream          `json:"streams"`     // in order of arrival
+	Composition    *Composition       `json:"composition,omitempty"`
+	MixFrames      int64              `json:"mixFrames,omitempty"` // frames in mix.wav
 	// Only, when set, limits the recording to one participant's streams of
 	// one type (seed 003's screen recordings: an agent's SCREEN).
 	Only *TrackFilter `json:"only,omitempty"`

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/recorder/store"
 )
 
@@ -231,8 +233,8 @@ func (m *Manager) Resume(ctx context.Context, organizationID, conversationID, re
 	return m.setPaused(ctx, organizationID, conversationID, recorderID, instanceID, false)
 }
 
-func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pause bool) (*Recording, error) {
-	op := map[bool]string{true: OpPause, false: OpResume}[pause]
+func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, paused bool) (*Recording, error) {
+	op := map[bool]string{true: OpPause, false: OpResume}[paused]
 	if r, ok, err := m.forward(ctx, &Command{Op: op, OrganizationID: org, ConversationID: conv, RecorderID: rid, InstanceID: iid}); ok {
 		return r, err
 	}
@@ -241,7 +243,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		return nil, err
 	}
 	s := m.session(iid)
-	verb := map[bool]string{true: "pause", false: "resume"}[pause]
+	verb := map[bool]string{true: "paused", false: "resume"}[paused]
 	if s == nil || r.State != StateActive {
 		return nil, errorf(KindConflict, "not_active", "cannot %s recording %s: it is %s", verb, iid, r.State)
 	}
@@ -251,13 +253,13 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		s.mu.Unlock()
 		return nil, errorf(KindConflict, "not_active", "cannot %s recording %s: it is stopping (%s)", verb, iid, st)
 	}
-	if s.rec.Paused == pause {
+	if s.rec.Paused == paused {
 		snap := s.rec.clone()
 		s.mu.Unlock()
 		return snap, nil
 	}
 	now := m.now()
-	if pause {
+	if paused {
 		s.lc.paused.Store(true) // before the commit: nothing from now on is kept
 	}
 	// The cut on the mix's timeline (see above): its position in mix.wav.
@@ -268,11 +270,11 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		at := mx.PosAt(now)
 		ms := func(x uint64) float64 { return float64(mx.Duration(x)) / 1e6 }
 		cutLog = []any{"atMs", ms(at), "inputsEndMs", ms(mx.InputsEnd()), "writtenMs", ms(mx.Written())}
-		skip := s.rec.PauseBehavior == media.PauseSkip
+		skip := s.rec.PauseBehavior == pause.Skip
 		switch {
-		case pause && skip:
+		case paused && skip:
 			pos = mx.OutputAt(mx.Cut(max(at, mx.InputsEnd())))
-		case pause:
+		case paused:
 			pos = mx.OutputAt(max(at, mx.InputsEnd()))
 		case skip:
 			cutLog = append(cutLog, "cutFromMs", ms(mx.Uncut(at))) // the cut's start settles (Mixer.Uncut)
@@ -282,31 +284,31 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		}
 	}
 	err = s.commitLocked(ctx, func(r *Recording) {
-		r.Paused = pause
-		if pause {
+		r.Paused = paused
+		if paused {
 			r.Pauses = append(r.Pauses, PauseInterval{Start: now, MixStart: pos, MixEnd: pos})
 			return
 		}
 		if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
 			p := &r.Pauses[n-1]
 			p.End, p.MixEnd = now, pos
-			if r.PauseBehavior == media.PauseSkip {
+			if r.PauseBehavior == pause.Skip {
 				p.MixStart = pos // where the cut settled: the end of the audio before it
 			}
 		}
 	})
 	if err != nil {
-		if pause { // not persisted: not paused
+		if paused { // not persisted: not paused
 			s.lc.paused.Store(false)
-			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == media.PauseSkip {
+			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == pause.Skip {
 				sm.mixer.Uncut(0) // an empty cut
 			}
 		}
 		s.mu.Unlock()
 		return nil, err
 	}
-	if !pause {
-		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == media.PauseSkip {
+	if !paused {
+		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == pause.Skip {
 			p := s.rec.Pauses[n-1]
 			s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
 		}
@@ -316,7 +318,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	s.mu.Unlock()
 	s.log.Info("recording "+verb+"d", append([]any{"mixPosition", pos}, cutLog...)...)
 	typ := "recording.paused"
-	if !pause {
+	if !paused {
 		typ = "recording.resumed"
 	}
 	// Seed 002: pause and resume emit state.updated (the state stays
@@ -331,7 +333,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 func closeOpenIntervals(r *Recording, at time.Time, pos time.Duration) {
 	if n := len(r.Pauses); n > 0 && r.Pauses[n-1].End.IsZero() {
 		r.Pauses[n-1].End, r.Pauses[n-1].MixEnd, r.Pauses[n-1].Stopped = at, pos, true
-		if r.PauseBehavior == media.PauseSkip {
+		if r.PauseBehavior == pause.Skip {
 			r.Pauses[n-1].MixEnd = r.Pauses[n-1].MixStart
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -23,7 +24,7 @@ import (
 //
 //   - Track files: every audio track of the participant is silenced from
 //     the RTP timestamp of the start instant, in place (oggwriter.SilenceFrom,
-//     wavwriter.G711Writer.SilenceFrom): packets become silent packets of the
+//     format.G711Writer: wavwriter.G711Writer.SilenceFrom): packets become silent packets of the
 //     same length and duration, samples become the codec's silence, so no
 //     byte, granule position or timestamp after them moves. With a mix, the
 //     file position of the start is the one whose sample the mix placed at
@@ -198,7 +199,7 @@ func (m *mediaSink) silenceFrom(t time.Time) (off int64, ok bool, err error) {
 					held(int64(w.PosOf(m.gate.last)))
 				}
 				return
-			case *wavwriter.G711Writer:
+			case format.G711Writer:
 				off, err = w.SilenceFromPos(f)
 				ok = err == nil
 				if m.gate != nil {
@@ -329,7 +330,7 @@ func (m *mediaSink) place(ts, fileTS uint32) {
 	switch w := m.file.(type) {
 	case *oggwriter.Writer:
 		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, pipe.Settling())
-	case *wavwriter.G711Writer:
+	case format.G711Writer:
 		m.plog.observe(w.PosOf(fileTS), pos, ratio, pipe.Settling())
 	}
 	m.guard.leave()

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -150,7 +151,7 @@ func TestMediaSink_AudioZeroAllocs(t *testing.T) {
 	}
 	defer file.Close()
 	lc := &pauseState{}
-	ms := &mediaSink{file: file, audio: pipe, in: in, mixer: mixer, gate: &gate{lc: lc, clock: 8000},
+	ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, gate: &gate{lc: lc, clock: 8000},
 		clk: &clockRelation{clock: 8000}, codec: media.CodecPCMU, plog: &placementLog{k: 1}}
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 1}, Payload: make([]byte, 160)}
 	step := func() {
@@ -200,7 +201,7 @@ func TestDecodeFile_EndedTrackMatchesTheMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := &mediaSink{file: file, audio: pipe, in: in, mixer: mixer, path: path, relPath: "t.wav",
+	ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, path: path, relPath: "t.wav",
 		codec: media.CodecPCMU, plog: &placementLog{k: 1}}
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 12345}, Payload: make([]byte, 160)}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 

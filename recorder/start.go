@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/config"
-	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/pause"
 )
 
 // StartRequest is what a caller asks for when starting a recording.
@@ -48,12 +49,12 @@ func (m *Manager) Start(ctx context.Context, organizationID string, req StartReq
 		InstanceID: uuid.NewString(), OrganizationID: organizationID, ApplicationID: req.ApplicationID,
 		ConversationID: req.ConversationID, ConferenceID: req.ConferenceID, RecorderID: m.recorderID,
 		Audio: req.Audio, Video: req.Video, Duplicate: req.Duplicate, State: StateInitialised,
-		Created: m.now(), Metadata: req.Metadata, PauseBehavior: media.PauseBehavior(m.cfg.Defaults.PauseBehavior),
+		Created: m.now(), Metadata: req.Metadata, PauseBehavior: pause.Behavior(m.cfg.Defaults.PauseBehavior),
 		Mix: m.cfg.Defaults.Mix, MaxDuration: m.cfg.Defaults.MaxDuration, Streams: []*Stream{}, Only: req.Only,
 	}
 	if req.PauseBehavior != "" {
-		b := media.PauseBehavior(req.PauseBehavior)
-		if b != media.PauseSilence && b != media.PauseSkip {
+		b := pause.Behavior(req.PauseBehavior)
+		if b != pause.Silence && b != pause.Skip {
 			return nil, errorf(KindInvalid, "invalid_field", "pauseBehavior %q is not silence or skip", req.PauseBehavior)
 		}
 		rec.PauseBehavior = b

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/recorder/upload"
 	"github.com/rtcrec/recorder/storage"
@@ -166,7 +166,7 @@ func (m *Manager) upload(ctx context.Context, rec *Recording, rel, local string,
 	key := rec.Storage.Prefix + rel
 	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
-		LocalPath: local, Key: key, ContentType: composition.ContentType(rel), Metadata: meta, DeleteLocalAfter: replace}
+		LocalPath: local, Key: key, ContentType: format.ContentType(rel), Metadata: meta, DeleteLocalAfter: replace}
 	fail := func(err error) (*ObjectFile, error) {
 		o.Error = failureInfo(m.log.With("instanceId", rec.InstanceID, "key", key), ErrorCode(storage.Code(err).String()), err, m.now())
 		o.Size, o.SHA256 = fileDigest(job.LocalPath)

@@ -192,7 +192,7 @@ func printVersion(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", bi.GoVersion)
 		for _, d := range bi.Deps {
 			switch d.Path {
-			case "github.com/pion/webrtc/v4", "github.com/pion/opus", "modernc.org/sqlite":
+			case "github.com/pion/webrtc/v4", "github.com/rtcrec/recorder/internal/opus", "modernc.org/sqlite":
 				fmt.Fprintf(w, "  %s %s\n", d.Path, d.Version)
 			}
 		}

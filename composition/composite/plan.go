@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/pause"
 )
 
 // The plan: what the composite shows, where and when. Times are output frame
@@ -115,7 +115,7 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 		if !(end > ps.Start) {
 			end = wallEnd
 		}
-		if m.PauseBehavior == media.PauseSkip {
+		if m.PauseBehavior == pause.Skip {
 			p.tl.skip = append(p.tl.skip, span{ps.Start, end})
 		}
 	}
@@ -130,7 +130,7 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 	if p.tl.frames < 1 {
 		return nil, fmt.Errorf("composite: the recording lasts %.3fs: nothing to compose", dur)
 	}
-	if m.PauseBehavior != media.PauseSkip {
+	if m.PauseBehavior != pause.Skip {
 		for _, ps := range m.Pauses {
 			end := ps.End
 			if !(end > ps.Start) {

@@ -8,6 +8,7 @@
 package format
 
 import (
+	"path"
 	"strings"
 
 	"github.com/pion/rtp"
@@ -78,10 +79,10 @@ var codecs = []Codec{
 		return oggwriter.New(path)
 	}},
 	{MIME: "audio/pcmu", Container: WAV, New: func(path string, _ func()) (Writer, error) {
-		return wavwriter.NewG711(path, wavwriter.MuLaw)
+		return newG711(path, wavwriter.MuLaw)
 	}},
 	{MIME: "audio/pcma", Container: WAV, New: func(path string, _ func()) (Writer, error) {
-		return wavwriter.NewG711(path, wavwriter.ALaw)
+		return newG711(path, wavwriter.ALaw)
 	}},
 	{MIME: "video/vp8", Container: WebM, New: func(path string, keyframe func()) (Writer, error) {
 		return webmwriter.New(path, webmwriter.VP8, webmwriter.WithKeyframeRequest(keyframe))
@@ -94,6 +95,28 @@ var codecs = []Codec{
 	}},
 }
 
+// G711Writer is wavwriter's G.711 writer fed with RTP packets: the WAV
+// package knows no packet type, so that the recordings' offline tools
+// (composition) read and write WAV without linking RTP.
+type G711Writer struct{ *wavwriter.G711Writer }
+
+// WriteRTP writes the packet's payload at its RTP timestamp. It allocates
+// nothing.
+func (w G711Writer) WriteRTP(p *rtp.Packet) error {
+	if p == nil {
+		return nil
+	}
+	return w.Write(p.SSRC, p.Timestamp, p.Payload)
+}
+
+func newG711(path string, law wavwriter.Format) (Writer, error) {
+	w, err := wavwriter.NewG711(path, law)
+	if err != nil {
+		return nil, err
+	}
+	return G711Writer{w}, nil
+}
+
 // ForCodec returns the row of an RTP codec MIME type (compared
 // case-insensitively: GStreamer sends "audio/OPUS"), or nil when the
 // recorder has no writer for it.
@@ -104,6 +127,19 @@ func ForCodec(mime string) *Codec {
 		}
 	}
 	return nil
+}
+
+// ContentType returns the MIME type of a recording's file by its name: its
+// container's, application/json for the manifest and the transcripts,
+// application/octet-stream otherwise (the parts of a growing file).
+func ContentType(name string) string {
+	if c := ForFile(name); c != nil {
+		return c.ContentType
+	}
+	if strings.EqualFold(path.Ext(name), ".json") {
+		return "application/json"
+	}
+	return "application/octet-stream"
 }
 
 // ForFile returns the container of a file by its extension (compared

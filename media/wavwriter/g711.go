@@ -5,8 +5,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/media/internal/rtptime"
 )
 
@@ -72,14 +70,16 @@ func newG711(w *Writer, opts []Option) *G711Writer {
 	return g
 }
 
-// WriteRTP writes one packet's payload at its place on the timeline. It
-// allocates nothing.
-func (g *G711Writer) WriteRTP(p *rtp.Packet) error {
-	if p == nil || len(p.Payload) == 0 {
+// Write writes one RTP packet's payload, of the stream ssrc, at its place
+// on the timeline given by its RTP timestamp (media/format feeds it from
+// RTP packets; the package itself knows no packet type). It allocates
+// nothing.
+func (g *G711Writer) Write(ssrc, timestamp uint32, payload []byte) error {
+	if len(payload) == 0 {
 		return nil
 	}
-	n := len(p.Payload) / g.w.chans
-	gap, ok := g.tl.Place(p.SSRC, p.Timestamp, uint32(n))
+	n := len(payload) / g.w.chans
+	gap, ok := g.tl.Place(ssrc, timestamp, uint32(n))
 	if !ok {
 		return nil
 	}
@@ -88,7 +88,7 @@ func (g *G711Writer) WriteRTP(p *rtp.Packet) error {
 			return err
 		}
 	}
-	return g.w.writeBytes(p.Payload[:n*g.w.chans])
+	return g.w.writeBytes(payload[:n*g.w.chans])
 }
 
 // Dropped returns the number of packets dropped as duplicates or late.

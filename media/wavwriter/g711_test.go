@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
@@ -27,7 +25,7 @@ func writeG711(t testing.TB, g *G711Writer, law Format, ssrc, ts uint32, n int, 
 			payload[i] = g711.EncodeMuLaw(s)
 		}
 	}
-	if err := g.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: ssrc, Timestamp: ts}, Payload: payload}); err != nil {
+	if err := g.Write(ssrc, ts, payload); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -119,18 +117,18 @@ func TestG711Writer_ZeroAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	p := &rtp.Packet{Header: rtp.Header{SSRC: 1}, Payload: bytes.Repeat([]byte{0x55}, 160)}
+	payload, ts := bytes.Repeat([]byte{0x55}, 160), uint32(0)
 	write := func() {
-		p.Timestamp += 320 // a lost packet before each: exercises the silence fill
-		if err := g.WriteRTP(p); err != nil {
+		ts += 320 // a lost packet before each: exercises the silence fill
+		if err := g.Write(1, ts, payload); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := testing.AllocsPerRun(100, write); n != 0 {
-		t.Errorf("WriteRTP allocates %.1f times per packet, want 0", n)
+		t.Errorf("Write allocates %.1f times per packet, want 0", n)
 	}
 	if n := tooltest.TotalAllocs(100, write); n != 0 {
-		t.Errorf("100 WriteRTP calls allocate %d times, want 0", n)
+		t.Errorf("100 Write calls allocate %d times, want 0", n)
 	}
 }
 

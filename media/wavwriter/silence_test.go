@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pion/rtp"
-
 	"github.com/rtcrec/recorder/media/mediatest"
 )
 
@@ -71,7 +69,7 @@ func TestG711Writer_SilenceFrom(t *testing.T) {
 			payload[i] = byte(i) | 0x10
 		}
 		for i := range 150 { // 3 s, ts from 1000
-			if err := g.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 5, Timestamp: 1000 + uint32(i*160)}, Payload: payload}); err != nil {
+			if err := g.Write(5, 1000+uint32(i*160), payload); err != nil {
 				t.Fatal(err)
 			}
 		}

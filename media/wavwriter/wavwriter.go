@@ -1,6 +1,7 @@
 // Package wavwriter writes RIFF/WAVE files: 16-bit PCM (the mix, fed by the
 // mixer through WriteFrame) and 8-bit G.711 µ-law/A-law (per-track files of
-// PCMU/PCMA RTP streams, fed through G711Writer.WriteRTP).
+// PCMU/PCMA RTP streams, fed through G711Writer.Write). It knows no RTP
+// packet type: media/format adapts G711Writer to RTP packets.
 //
 // Durability: samples are buffered in memory and written to the file once
 // per flush interval of audio (default one second), after which the header's

@@ -7,11 +7,11 @@ package opus
 import (
 	"fmt"
 
-	"github.com/pion/opus/internal/bitdepth"
-	"github.com/pion/opus/internal/celt"
-	"github.com/pion/opus/internal/rangecoding"
-	silkresample "github.com/pion/opus/internal/resample/silk"
-	"github.com/pion/opus/internal/silk"
+	"github.com/rtcrec/recorder/internal/opus/internal/bitdepth"
+	"github.com/rtcrec/recorder/internal/opus/internal/celt"
+	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
+	silkresample "github.com/rtcrec/recorder/internal/opus/internal/resample/silk"
+	"github.com/rtcrec/recorder/internal/opus/internal/silk"
 )
 
 const (

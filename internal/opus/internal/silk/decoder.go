@@ -7,8 +7,8 @@ import (
 	"math"
 	"slices"
 
-	"github.com/pion/opus/internal/rangecoding"
-	"github.com/pion/opus/internal/slicetools"
+	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
+	"github.com/rtcrec/recorder/internal/opus/internal/slicetools"
 )
 
 // Decoder maintains the state needed to decode a stream

@@ -4,7 +4,7 @@
 //nolint:cyclop,gocognit,gocyclo,gosec,lll,maintidx,nestif,nlreturn,wastedassign // Mirrors RFC 6716 allocation flow and bounded entropy-code arithmetic.
 package celt
 
-import "github.com/pion/opus/internal/rangecoding"
+import "github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
 
 const (
 	allocationSteps = 6

@@ -7,7 +7,7 @@ package silkresample
 import (
 	"errors"
 
-	"github.com/pion/opus/internal/bitdepth"
+	"github.com/rtcrec/recorder/internal/opus/internal/bitdepth"
 )
 
 const (

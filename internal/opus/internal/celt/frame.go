@@ -6,7 +6,7 @@ package celt
 import (
 	"fmt"
 
-	"github.com/pion/opus/internal/rangecoding"
+	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
 )
 
 const (

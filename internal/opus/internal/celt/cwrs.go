@@ -4,7 +4,7 @@
 //nolint:varnamelen // CWRS notation follows RFC/reference vector names.
 package celt
 
-import "github.com/pion/opus/internal/rangecoding"
+import "github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
 
 // The static CELT pulse cache tops out at getPulses(40) == 128.
 const cwrsMaxPulseCount = 128

@@ -8,8 +8,8 @@ import (
 	"math"
 	"math/bits"
 
-	"github.com/pion/opus/internal/rangecoding"
-	"github.com/pion/opus/internal/slicetools"
+	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
+	"github.com/rtcrec/recorder/internal/opus/internal/slicetools"
 )
 
 const (

@@ -7,8 +7,8 @@ package celt
 import (
 	"math"
 
-	"github.com/pion/opus/internal/rangecoding"
-	"github.com/pion/opus/internal/slicetools"
+	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
+	"github.com/rtcrec/recorder/internal/opus/internal/slicetools"
 )
 
 type bandEncodeState struct {
