@@ -33,6 +33,8 @@ var conformance = []struct {
 	{"Pins", testPins},
 	{"Fencing", testFencing},
 	{"Leases", testLeases},
+	{"Entries", testEntries},
+	{"EntriesRaceTheLimits", testEntriesRaceTheLimits},
 }
 
 // TestConformance runs the suite on SQLite and on a real PostgreSQL 15

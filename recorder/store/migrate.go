@@ -197,6 +197,26 @@ CREATE INDEX quota_leases_holder ON quota_leases (holder);`,
 	claimed_at  BIGINT NOT NULL
 );`,
 	},
+	{
+		Version: 11, Name: "recording_entries",
+		// A recording's chat lines and cobrowse events (entries.go), one row
+		// each, so that an add never rewrites the recording's document.
+		// entry_key makes duplicates a no-op; sort_key orders a session's
+		// entries and seq keeps the order of arrival among equal sort keys;
+		// size is what the row stores (data, session id and key), which the
+		// limits count.
+		SQL: `CREATE TABLE recording_entries (
+	instance_id TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	session_id  TEXT NOT NULL,
+	entry_key   TEXT NOT NULL,
+	sort_key    BIGINT NOT NULL,
+	seq         BIGINT NOT NULL,
+	size        BIGINT NOT NULL,
+	data        {bytes} NOT NULL,
+	PRIMARY KEY (instance_id, kind, session_id, entry_key)
+);`,
+	},
 }
 
 // outboxTables is migration 5's schema on both drivers. occurred is RFC 3339
