@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // A recording's chat lines and cobrowse events (seed 004) are rows of their
@@ -26,6 +27,8 @@ type Entry struct {
 	SortKey int64
 	// Data is the entry as JSON, owned by package recorder.
 	Data []byte
+	// Added is when the entry was added (kept to the nanosecond).
+	Added time.Time
 }
 
 // Size is what the entry stores: every byte of its data, session id and key.
@@ -43,7 +46,7 @@ type EntryLimits struct {
 // recording past a limit; nothing of the append is stored then.
 var ErrEntryLimit = errors.New("store: the recording's entries are at their limit")
 
-// appendRows is how many entries one INSERT carries (8 values each: well
+// appendRows is how many entries one INSERT carries (9 values each: well
 // below PostgreSQL's 65535 parameters).
 const appendRows = 256
 
@@ -53,7 +56,9 @@ const appendRows = 256
 // entries of kind past lim it stores nothing and returns ErrEntryLimit; an
 // append that adds nothing is never refused.
 func (s *Store) AppendEntries(ctx context.Context, instanceID, kind string, entries []Entry, lim EntryLimits) (int, error) {
-	fail := func(err error) (int, error) { return 0, fmt.Errorf("store: append %s to %s: %w", kind, instanceID, err) }
+	fail := func(err error) (int, error) {
+		return 0, fmt.Errorf("store: append %s to %s: %w", kind, instanceID, err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(err)
@@ -73,14 +78,14 @@ func (s *Store) AppendEntries(ctx context.Context, instanceID, kind string, entr
 	for len(entries) > 0 {
 		batch := entries[:min(len(entries), appendRows)]
 		entries = entries[len(batch):]
-		args := make([]any, 0, 8*len(batch))
+		args := make([]any, 0, 9*len(batch))
 		for _, e := range batch {
 			seq++
-			args = append(args, instanceID, kind, e.SessionID, e.Key, e.SortKey, seq, e.Size(), e.Data)
+			args = append(args, instanceID, kind, e.SessionID, e.Key, e.SortKey, seq, e.Size(), e.Data, e.Added.UnixNano())
 		}
 		res, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO recording_entries
-			(instance_id, kind, session_id, entry_key, sort_key, seq, size, data) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(batch)), ", ")+`
+			(instance_id, kind, session_id, entry_key, sort_key, seq, size, data, added) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", len(batch)), ", ")+`
 			ON CONFLICT (instance_id, kind, session_id, entry_key) DO NOTHING`), args...)
 		if err != nil {
 			return fail(err)
@@ -112,7 +117,7 @@ func (s *Store) AppendEntries(ctx context.Context, instanceID, kind string, entr
 // Entries returns the entries of kind of recording instanceID, ordered by
 // session id, then SortKey, then the order they were added in.
 func (s *Store) Entries(ctx context.Context, instanceID, kind string) ([]Entry, error) {
-	rows, err := s.query(ctx, `SELECT session_id, entry_key, sort_key, data FROM recording_entries
+	rows, err := s.query(ctx, `SELECT session_id, entry_key, sort_key, data, added FROM recording_entries
 		WHERE instance_id = ? AND kind = ? ORDER BY session_id, sort_key, seq`, instanceID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("store: entries of %s: %w", instanceID, err)
@@ -121,9 +126,11 @@ func (s *Store) Entries(ctx context.Context, instanceID, kind string) ([]Entry, 
 	var out []Entry
 	for rows.Next() {
 		var e Entry
-		if err := rows.Scan(&e.SessionID, &e.Key, &e.SortKey, &e.Data); err != nil {
+		var added int64
+		if err := rows.Scan(&e.SessionID, &e.Key, &e.SortKey, &e.Data, &added); err != nil {
 			return nil, fmt.Errorf("store: entries of %s: %w", instanceID, err)
 		}
+		e.Added = time.Unix(0, added).UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -137,8 +144,9 @@ func (s *Store) Entries(ctx context.Context, instanceID, kind string) ([]Entry, 
 type EntryGroup struct {
 	InstanceID, Kind, SessionID string
 	Count                       int
-	Bytes                       int64 // the sum of the entries' Size
-	FirstSortKey                int64 // the smallest SortKey
+	Bytes                       int64     // the sum of the entries' Size
+	FirstSortKey                int64     // the smallest SortKey
+	LastAdded                   time.Time // when the latest entry was added
 }
 
 // EntryGroups returns the groups of the entries of the given recordings,
@@ -152,7 +160,7 @@ func (s *Store) EntryGroups(ctx context.Context, instanceIDs ...string) ([]Entry
 		for i, id := range ids {
 			args[i] = id
 		}
-		rows, err := s.query(ctx, `SELECT instance_id, kind, session_id, COUNT(*), COALESCE(SUM(size), 0), MIN(sort_key)
+		rows, err := s.query(ctx, `SELECT instance_id, kind, session_id, COUNT(*), COALESCE(SUM(size), 0), MIN(sort_key), MAX(added)
 			FROM recording_entries WHERE instance_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)
 			GROUP BY instance_id, kind, session_id ORDER BY instance_id, kind, session_id`, args...)
 		if err != nil {
@@ -160,10 +168,12 @@ func (s *Store) EntryGroups(ctx context.Context, instanceIDs ...string) ([]Entry
 		}
 		for rows.Next() {
 			var g EntryGroup
-			if err := rows.Scan(&g.InstanceID, &g.Kind, &g.SessionID, &g.Count, &g.Bytes, &g.FirstSortKey); err != nil {
+			var added int64
+			if err := rows.Scan(&g.InstanceID, &g.Kind, &g.SessionID, &g.Count, &g.Bytes, &g.FirstSortKey, &added); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("store: entry groups: %w", err)
 			}
+			g.LastAdded = time.Unix(0, added).UTC()
 			out = append(out, g)
 		}
 		rows.Close()

@@ -8,10 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
+var added0 = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+
 func entry(session, key string, sortKey int64, data string) Entry {
-	return Entry{SessionID: session, Key: key, SortKey: sortKey, Data: []byte(data)}
+	return Entry{SessionID: session, Key: key, SortKey: sortKey, Data: []byte(data), Added: added0}
 }
 
 func keysOf(es []Entry) []string {
@@ -41,7 +44,9 @@ func testEntries(t *testing.T, open opener) {
 	if _, err := s.AppendEntries(ctx, "i1", "cobrowse", []Entry{entry("s2", "1", 1, `{}`), entry("s1", "2", 2, `{}`), entry("s1", "1", 1, `{}`)}, none); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendEntries(ctx, "i2", "chat", []Entry{entry("", "z", 1, `{"t":"z"}`)}, none); err != nil {
+	later := entry("", "z", 1, `{"t":"z"}`)
+	later.Added = added0.Add(time.Second)
+	if _, err := s.AppendEntries(ctx, "i2", "chat", []Entry{later}, none); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -53,7 +58,7 @@ func testEntries(t *testing.T, open opener) {
 	if got, want := keysOf(chat), []string{"/a", "/b", "/c", "/d"}; !slices.Equal(got, want) {
 		t.Errorf("chat entries %v, want %v (by sort key, then arrival)", got, want)
 	}
-	if string(chat[1].Data) != `{"t":"b"}` || chat[1].SortKey != 20 {
+	if string(chat[1].Data) != `{"t":"b"}` || chat[1].SortKey != 20 || !chat[1].Added.Equal(added0) {
 		t.Errorf("entry b read back as %+v", chat[1])
 	}
 	cb, err := s.Entries(ctx, "i1", "cobrowse")
@@ -71,10 +76,10 @@ func testEntries(t *testing.T, open opener) {
 		t.Fatal(err)
 	}
 	wantGroups := []EntryGroup{
-		{InstanceID: "i1", Kind: "chat", Count: 4, Bytes: 4*9 + 4, FirstSortKey: 10},
-		{InstanceID: "i1", Kind: "cobrowse", SessionID: "s1", Count: 2, Bytes: 2 * 5, FirstSortKey: 1},
-		{InstanceID: "i1", Kind: "cobrowse", SessionID: "s2", Count: 1, Bytes: 5, FirstSortKey: 1},
-		{InstanceID: "i2", Kind: "chat", Count: 1, Bytes: 10, FirstSortKey: 1},
+		{InstanceID: "i1", Kind: "chat", Count: 4, Bytes: 4*9 + 4, FirstSortKey: 10, LastAdded: added0},
+		{InstanceID: "i1", Kind: "cobrowse", SessionID: "s1", Count: 2, Bytes: 2 * 5, FirstSortKey: 1, LastAdded: added0},
+		{InstanceID: "i1", Kind: "cobrowse", SessionID: "s2", Count: 1, Bytes: 5, FirstSortKey: 1, LastAdded: added0},
+		{InstanceID: "i2", Kind: "chat", Count: 1, Bytes: 10, FirstSortKey: 1, LastAdded: added0.Add(time.Second)},
 	}
 	if !slices.Equal(groups, wantGroups) {
 		t.Errorf("groups\n%+v, want\n%+v", groups, wantGroups)

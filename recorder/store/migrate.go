@@ -204,7 +204,7 @@ CREATE INDEX quota_leases_holder ON quota_leases (holder);`,
 		// entry_key makes duplicates a no-op; sort_key orders a session's
 		// entries and seq keeps the order of arrival among equal sort keys;
 		// size is what the row stores (data, session id and key), which the
-		// limits count.
+		// limits count; added is when it was added (Unix nanoseconds).
 		SQL: `CREATE TABLE recording_entries (
 	instance_id TEXT NOT NULL,
 	kind        TEXT NOT NULL,
@@ -214,6 +214,7 @@ CREATE INDEX quota_leases_holder ON quota_leases (holder);`,
 	seq         BIGINT NOT NULL,
 	size        BIGINT NOT NULL,
 	data        {bytes} NOT NULL,
+	added       BIGINT NOT NULL,
 	PRIMARY KEY (instance_id, kind, session_id, entry_key)
 );`,
 	},
