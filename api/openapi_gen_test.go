@@ -179,7 +179,7 @@ func routes() []op {
 		{method: "POST", path: "/internal/cluster/v1/command", id: "clusterCommand", tag: "fleet", public: true,
 			summary:  "Internal: a command forwarded by another instance of the fleet, signed with the fleet's secret (not for clients)",
 			bodyType: "application/json", responses: map[int]resp{200: {desc: "The command's result", contentType: "application/json"},
-				400: internalErr, 404: internalErr, 409: internalErr, 429: internalErr, 500: internalErr, 503: internalErr}},
+				400: internalErr, 404: internalErr, 409: internalErr, 413: internalErr, 429: internalErr, 500: internalErr, 503: internalErr}},
 
 		// Operator routes (search.go).
 		{method: "GET", path: "/api/recordings", id: "searchRecordings", tag: "operator", summary: "Search the organization's recordings, newest first",

@@ -23,6 +23,7 @@ import (
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/config/configfile"
+	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
@@ -936,7 +937,11 @@ func TestSecurity_TranscriptLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := json.Marshal(rec.Chat); len(b) > recorder.MaxChatBytes {
+	stored, _, err := h.svc.Manager.Transcript(context.Background(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(stored); len(b) > recorder.MaxChatBytes || len(stored) == 0 {
 		t.Errorf("stored chat is %d bytes, more than %d", len(b), recorder.MaxChatBytes)
 	}
 	// Cobrowse: empty events in ever new sessions stop at the session limit.
@@ -954,6 +959,118 @@ func TestSecurity_TranscriptLimits(t *testing.T) {
 	}
 	if n != recorder.MaxCobrowseSessions {
 		t.Errorf("%d cobrowse sessions stored, want %d", n, recorder.MaxCobrowseSessions)
+	}
+}
+
+// Finding 4, under concurrency: chat and cobrowse adds are rows of their
+// own, counted and inserted in one transaction, so adds racing for the last
+// places never pass a limit. On SQLite, and on PostgreSQL with the adds
+// split over two recorders sharing the database (the second forwards to the
+// one running the recording). 20 rounds race for the chat's last bytes; the
+// first 3 also race 80 new cobrowse sessions for the 64 places (each such
+// round's stop uploads 64 files; the store's conformance suite races
+// sessions, entries and bytes 20 times on both drivers).
+func TestSecurity_TranscriptLimitsUnderConcurrentAdds(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			cfg := twoOrgConfig(t.TempDir(), "")
+			hs := []*harness{}
+			if driver == "postgres" {
+				cfg.Store.Driver, cfg.Store.DSN = "postgres", pgtest.Start(t).NewDatabase(t)
+				cfg2 := twoOrgConfig(t.TempDir(), "")
+				cfg2.Store = cfg.Store
+				hs = append(hs, startServiceConfig(t, cfg, nil), startServiceConfig(t, cfg2, nil))
+			} else {
+				hs = append(hs, startServiceConfig(t, cfg, nil))
+			}
+			var convs []string
+			for round := range 20 {
+				ev, st := hs[0].start(keyA, StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: fmt.Sprint("race", round)})
+				if st != 200 {
+					t.Fatalf("start: %d", st)
+				}
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				ok, refused := map[string]int{}, map[string]int{}
+				add := func(n int, what, path string, body any) {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var e ErrorMessage
+						st := hs[n%len(hs)].do("POST", path, keyA, body, &e)
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case st == 200:
+							ok[what]++
+						case st == 413 && e.Reason == "too_large":
+							refused[what]++
+						default:
+							t.Errorf("%s: %d %+v", what, st, e)
+						}
+					}()
+				}
+				sessions := round < 3 // each stop uploads one file per session: 64 files
+				for i := range recorder.MaxCobrowseSessions + 16 {
+					if !sessions {
+						break
+					}
+					seq, ts := int32(1), int64(1)
+					add(i, "cobrowse", "/api/recordings/cobrowse/event", AddCobrowseEventCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID,
+						InstanceID: ev.InstanceID, Event: &CobrowseEvent{SequenceID: &seq, SessionID: fmt.Sprint("s", i), Timestamp: &ts}})
+				}
+				for i := range 10 { // 6 entries of 40000 bytes fit in 256 KiB, 7 do not
+					add(i, "chat", "/api/recordings/chat/transcript/add", AddChatTranscriptCmd{ConversationID: ev.ConversationID,
+						RecorderID: ev.RecorderID, InstanceID: ev.InstanceID, ChatTranscriptList: []ChatTranscriptEntry{{
+							TimeStamp: time.Unix(int64(i), 0).UTC().Format(time.RFC3339), UserID: "u", Transcript: strings.Repeat("c", 40_000)}}})
+				}
+				wg.Wait()
+				if ok["chat"] != 6 || refused["chat"] != 4 {
+					t.Errorf("round %d: %d chat adds accepted, %d refused; want 6 and 4", round, ok["chat"], refused["chat"])
+				}
+				var rec RecordingDataMessage
+				if st := hs[len(hs)-1].do("GET", recPath(ev), keyA, nil, &rec); st != 200 || rec.ChatTranscript == nil {
+					t.Errorf("round %d: recording %d without its chat transcript", round, st)
+				}
+				if sessions {
+					if ok["cobrowse"] != recorder.MaxCobrowseSessions || refused["cobrowse"] != 16 {
+						t.Errorf("round %d: %d cobrowse sessions accepted, %d refused; want %d and 16", round, ok["cobrowse"], refused["cobrowse"], recorder.MaxCobrowseSessions)
+					}
+					var list ConversationCobrowseSessionDataMessage
+					if st := hs[len(hs)-1].do("GET", "/api/recordings/"+ev.ConversationID+"/cobrowse", keyA, nil, &list); st != 200 ||
+						len(list.CobrowseSessions) != recorder.MaxCobrowseSessions {
+						t.Errorf("round %d: cobrowse list %d with %d sessions, want %d", round, st, len(list.CobrowseSessions), recorder.MaxCobrowseSessions)
+					}
+					convs = append(convs, ev.ConversationID)
+				}
+				var msg RecordingDataMessage
+				if st := hs[0].do("POST", recPath(ev)+"/stop", keyA, nil, &msg); st != 200 {
+					t.Fatalf("stop: %d", st)
+				}
+			}
+			// Without media the files are uploaded once the recording is
+			// final: every session's file, before the recorders shut down.
+			for _, c := range convs {
+				deadline := time.Now().Add(3 * time.Minute)
+				for {
+					var list ConversationCobrowseSessionDataMessage
+					hs[0].do("GET", "/api/recordings/"+c+"/cobrowse", keyA, nil, &list)
+					uploaded := 0
+					for _, s := range list.CobrowseSessions {
+						if s.Uploaded != "" {
+							uploaded++
+						}
+					}
+					if uploaded == recorder.MaxCobrowseSessions {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: %d of %d cobrowse files uploaded", c, uploaded, recorder.MaxCobrowseSessions)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
 	}
 }
 

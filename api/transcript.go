@@ -83,10 +83,10 @@ func (s *Server) chatAdd(w http.ResponseWriter, r *http.Request, k *config.APIKe
 
 // chatOf is the chatTranscript of a recording's views; nil without chat.
 func chatOf(rec *recorder.Recording) *ChatTranscriptData {
-	if len(rec.Chat) == 0 {
+	if rec.Entries.ChatEntries == 0 {
 		return nil
 	}
-	d := &ChatTranscriptData{ID: rec.InstanceID + "/" + recorder.ChatFile, Created: ts(rec.Chat[0].TimeStamp),
+	d := &ChatTranscriptData{ID: rec.InstanceID + "/" + recorder.ChatFile, Created: ts(rec.Entries.ChatFirst),
 		Location: publicLocation(rec, rec.Dir+"/"+recorder.ChatFile)}
 	if o := rec.Uploads[recorder.ChatFile]; o != nil && o.Error == nil {
 		d.Location, d.Created = publicLocation(rec, o.Location), ts(o.Uploaded)
@@ -135,14 +135,9 @@ func (s *Server) cobrowseList(w http.ResponseWriter, r *http.Request, k *config.
 	}
 	out := ConversationCobrowseSessionDataMessage{CobrowseSessions: []CobrowseSessionDataMessage{}, ConversationID: rs[0].ConversationID}
 	for _, rec := range rs {
-		seen := map[string]bool{}
-		for _, e := range rec.Cobrowse {
-			if seen[e.SessionID] {
-				continue
-			}
-			seen[e.SessionID] = true
-			m := CobrowseSessionDataMessage{CobrowseSessionID: e.SessionID, RecorderID: rec.RecorderID, RecorderInstanceID: rec.InstanceID}
-			if o := rec.Uploads[recorder.CobrowseFile(e.SessionID)]; o != nil && o.Error == nil {
+		for _, c := range rec.Entries.Cobrowse {
+			m := CobrowseSessionDataMessage{CobrowseSessionID: c.ID, RecorderID: rec.RecorderID, RecorderInstanceID: rec.InstanceID}
+			if o := rec.Uploads[recorder.CobrowseFile(c.ID)]; o != nil && o.Error == nil {
 				m.Uploaded = ts(o.Uploaded)
 			}
 			out.CobrowseSessions = append(out.CobrowseSessions, m)

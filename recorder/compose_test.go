@@ -82,8 +82,12 @@ func stoppedRecording(t *testing.T) *Recording {
 			{ID: "a", Codec: "audio/PCMU", File: "tracks/s1-a.wav", Packets: 100, Started: t0, Stopped: t0.Add(2 * time.Second)},
 			{ID: "b", Codec: "audio/PCMU", File: "tracks/s1-b.wav", Local: LocalFile{Error: &ErrorInfo{Code: CodeNoMedia}}},
 		}}},
-		Chat: []ChatEntry{{TimeStamp: t0.Add(time.Second), Transcript: "hello", UserID: "u1"}},
 	}
+}
+
+// chatHello is a transcript of one chat entry for rec.
+func chatHello(rec *Recording) *transcript {
+	return &transcript{chat: []ChatEntry{{TimeStamp: rec.Started.Add(time.Second), Transcript: "hello", UserID: "u1"}}}
 }
 
 // TestComposeOutputs_SnapshotInOutputsOut calls the stop's compose step
@@ -95,7 +99,7 @@ func TestComposeOutputs_SnapshotInOutputsOut(t *testing.T) {
 	rec := stoppedRecording(t)
 	before, _ := json.Marshal(rec)
 	up := &captureUploader{}
-	out := composeOutputs(context.Background(), up, rec, StateStopped)
+	out := composeOutputs(context.Background(), up, rec, chatHello(rec), StateStopped)
 	if out.err != nil {
 		t.Fatal(out.err)
 	}
@@ -119,7 +123,7 @@ func TestComposeOutputs_SnapshotInOutputsOut(t *testing.T) {
 	if man.State != string(StateStopped) || len(man.Tracks) != 2 || man.Tracks[0].Size != track.Size || man.Tracks[0].SHA256 != track.SHA256 {
 		t.Errorf("manifest: state %s, tracks %+v; want STOPPED and the uploaded track's size %d and checksum", man.State, man.Tracks, track.Size)
 	}
-	if man.Mix == nil || man.Mix.Frames != 8000 || man.Mix.SHA256 != out.objects[composition.MixFile].SHA256 || man.Chat == nil {
+	if man.Mix == nil || man.Mix.Frames != 8000 || man.Mix.SHA256 != out.objects[composition.MixFile].SHA256 || man.Chat == nil || man.Chat.Entries != 1 {
 		t.Errorf("manifest mix %+v, chat %+v; want 8000 frames with the uploaded checksum, and the chat", man.Mix, man.Chat)
 	}
 
@@ -147,7 +151,7 @@ func TestComposeOutputs_SnapshotInOutputsOut(t *testing.T) {
 func TestComposeOutputs_AFailedUploadIsData(t *testing.T) {
 	rec := stoppedRecording(t)
 	up := &captureUploader{fail: map[string]bool{composition.MixFile: true}}
-	out := composeOutputs(context.Background(), up, rec, StateStopped)
+	out := composeOutputs(context.Background(), up, rec, chatHello(rec), StateStopped)
 	if out.err == nil || len(up.order) != 4 || up.order[3] != composition.ManifestFile {
 		t.Fatalf("err %v, uploaded %v; want the refusal and every file handed over, the manifest last", out.err, up.order)
 	}

@@ -296,7 +296,10 @@ func (m *Manager) RequestComposite(ctx context.Context, org, conv, rid, iid stri
 	if err != nil && enqueued {
 		m.log.Error("composite queued but not recorded", "instanceId", iid, "err", err)
 	}
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return m.filled(ctx, r)
 }
 
 // modifyComposition applies fn to an ended (or finishing: waited for)

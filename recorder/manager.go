@@ -74,6 +74,9 @@ type Manager struct {
 	lc       managerState // blackouts and events
 	agents   agentTracker // seed 003's agents
 	up       uploads      // the persisted upload queue
+	// transcriptLocks make the uploads of a recording's chat and cobrowse
+	// files take turns (transcript.go), by instanceId.
+	transcriptLocks keyedLocks
 	// composites is the persisted composite video queue.
 	composites *composite.Queue
 	fleetTaker func()        // stops taking the fleet's composite jobs (composite.fleet: take)

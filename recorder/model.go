@@ -3,7 +3,6 @@ package recorder
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
@@ -120,11 +119,18 @@ type Recording struct {
 	Paused    bool                   `json:"paused,omitempty"`
 	Pauses    []PauseInterval        `json:"pauses,omitempty"`
 	Blackouts []BlackoutInterval     `json:"blackouts,omitempty"`
-	Chat      []ChatEntry            `json:"chat,omitempty"`
-	Cobrowse  []CobrowseEvent        `json:"cobrowse,omitempty"`
 	Uploads   map[string]*ObjectFile `json:"uploads,omitempty"` // chat.json, cobrowse files: by relative path
-	Updated   time.Time              `json:"updated,omitzero"`
-	Deleted   time.Time              `json:"deleted,omitzero"` // soft delete (telephony view)
+	// Entries summarises the chat and cobrowse entries, which the store
+	// keeps in a table of their own (transcript.go): filled when the
+	// Manager returns the recording, never stored in its document.
+	Entries EntrySummary `json:"-"`
+	// LegacyChat and LegacyCobrowse are entries that versions before the
+	// table kept in the document; the first add moves them into the table,
+	// and every reader of the entries reads them too.
+	LegacyChat     []ChatEntry     `json:"chat,omitempty"`
+	LegacyCobrowse []CobrowseEvent `json:"cobrowse,omitempty"`
+	Updated        time.Time       `json:"updated,omitzero"`
+	Deleted        time.Time       `json:"deleted,omitzero"` // soft delete (telephony view)
 
 	// Takeover, in a fleet, tells that another instance finished the
 	// recording after its owner died: the segment recorded
@@ -348,8 +354,9 @@ func (r *Recording) Statuses() []StatusChange {
 func (r *Recording) cloneIntervals(c *Recording) {
 	c.Pauses = append([]PauseInterval(nil), r.Pauses...)
 	c.Blackouts = append([]BlackoutInterval(nil), r.Blackouts...)
-	c.Chat = append([]ChatEntry(nil), r.Chat...)
-	c.Cobrowse = append([]CobrowseEvent(nil), r.Cobrowse...)
+	c.LegacyChat = append([]ChatEntry(nil), r.LegacyChat...)
+	c.LegacyCobrowse = append([]CobrowseEvent(nil), r.LegacyCobrowse...)
+	c.Entries.Cobrowse = append([]CobrowseSession(nil), r.Entries.Cobrowse...)
 	if r.Uploads != nil {
 		c.Uploads = make(map[string]*ObjectFile, len(r.Uploads))
 		for k, v := range r.Uploads {
@@ -418,18 +425,4 @@ func decode(rec *store.Record) (*Recording, error) {
 	}
 	r.Owner, r.Epoch = rec.Owner, rec.Epoch
 	return &r, nil
-}
-
-// cobrowseSessions returns the cobrowse session ids of rec, sorted.
-func cobrowseSessions(rec *Recording) []string {
-	seen := map[string]bool{}
-	var ids []string
-	for _, e := range rec.Cobrowse {
-		if !seen[e.SessionID] {
-			seen[e.SessionID] = true
-			ids = append(ids, e.SessionID)
-		}
-	}
-	sort.Strings(ids)
-	return ids
 }

@@ -65,9 +65,10 @@ func (m *Manager) changed(old, cur *Recording) {
 	if !old.State.Final() && cur.State.Final() {
 		m.recordingEnded(cur.State)
 	}
-	if !old.State.Final() && cur.State.Final() && cur.Composition == nil && len(cur.Chat)+len(cur.Cobrowse) > 0 {
+	if !old.State.Final() && cur.State.Final() && cur.Composition == nil {
 		// No composition (a recording without media): the chat and
-		// cobrowse files are uploaded on their own once it is final.
+		// cobrowse files, if it has entries, are uploaded on their own
+		// once it is final.
 		go m.uploadAttachments(cur.clone())
 	}
 	if m.lc.events == nil {

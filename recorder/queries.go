@@ -19,6 +19,15 @@ func (m *Manager) session(instanceID string) *Session {
 // Get returns the recording (conversationID, recorderID, instanceID) of
 // organizationID, or ErrNotFound; the three ids must all match.
 func (m *Manager) Get(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
+	r, err := m.get(ctx, organizationID, conversationID, recorderID, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	return m.filled(ctx, r)
+}
+
+// get is Get without the Attachments.
+func (m *Manager) get(ctx context.Context, organizationID, conversationID, recorderID, instanceID string) (*Recording, error) {
 	for _, f := range []struct{ name, v string }{
 		{"conversationId", conversationID}, {"recorderId", recorderID}, {"instanceId", instanceID},
 	} {
@@ -90,6 +99,9 @@ func (m *Manager) Conversation(ctx context.Context, organizationID, conversation
 		}
 		out = append(out, r)
 	}
+	if err := m.withEntries(ctx, out...); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -118,7 +130,7 @@ func (m *Manager) ActiveCount() int {
 // recording that is finishing (files being uploaded) is waited for first, so
 // fn sees it final. fn's error aborts the change.
 func (m *Manager) modify(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error) (*Recording, error) {
-	if _, err := m.Get(ctx, org, conv, rid, iid); err != nil {
+	if _, err := m.get(ctx, org, conv, rid, iid); err != nil {
 		return nil, err
 	}
 	if s := m.session(iid); s != nil {

@@ -119,7 +119,7 @@ func (m *Manager) forward(ctx context.Context, cmd *Command) (*Recording, bool, 
 	if m.remote == nil || ctx.Value(localOnlyKey{}) != nil || m.session(cmd.InstanceID) != nil {
 		return nil, false, nil
 	}
-	r, err := m.Get(ctx, cmd.OrganizationID, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID)
+	r, err := m.get(ctx, cmd.OrganizationID, cmd.ConversationID, cmd.RecorderID, cmd.InstanceID)
 	if err != nil {
 		return nil, true, err
 	}

@@ -183,7 +183,13 @@ func (s *Session) finalState(rec *Recording, why stopReason, mixErr error, stopp
 // the commit's) error.
 func (s *Session) compose(ctx context.Context, final State) error {
 	rec := s.Snapshot()
-	out := composeOutputs(ctx, s.m, rec, final)
+	t, terr := s.m.readTranscript(ctx, rec) // every chat and cobrowse entry added before the stop
+	if terr != nil {
+		s.log.Error("cannot read the chat and cobrowse entries", "err", terr)
+		t = &transcript{}
+	}
+	out := composeOutputs(ctx, s.m, rec, t, final)
+	out.err = errors.Join(out.err, terr)
 	if rec.Composite != nil && s.m.cfg.Composite.Fleet != config.CompositeFleetSend {
 		s.m.keepForComposite(rec) // composite.go: hard links survive the removal below
 	}
@@ -231,11 +237,12 @@ type uploader interface {
 }
 
 // composeOutputs builds the outputs of rec, a snapshot of a stopped
-// recording, and uploads them: every track file, chat and cobrowse, mix.wav,
+// recording with the chat and cobrowse entries t, and uploads them: every
+// track file, chat and cobrowse, mix.wav,
 // then manifest.json (which lists the others' sizes and checksums, and final
 // as the recording's state), each verified after upload. It reads rec and
 // writes only files in rec.Dir: what it made is returned as data.
-func composeOutputs(ctx context.Context, up uploader, rec *Recording, final State) *outputs {
+func composeOutputs(ctx context.Context, up uploader, rec *Recording, t *transcript, final State) *outputs {
 	out := &outputs{objects: map[string]*ObjectFile{}}
 	var errs []error // a profile that cannot be opened now fails per upload, and is retried
 	meta := objectMetadata(rec)
@@ -253,7 +260,7 @@ func composeOutputs(ctx context.Context, up uploader, rec *Recording, final Stat
 			}
 		}
 	}
-	if rels, err := writeAttachments(rec); err != nil { // chat and cobrowse (transcript.go)
+	if rels, err := writeAttachments(rec, t); err != nil { // chat and cobrowse (transcript.go)
 		errs = append(errs, err)
 	} else {
 		for _, rel := range rels {
@@ -269,7 +276,7 @@ func composeOutputs(ctx context.Context, up uploader, rec *Recording, final Stat
 			mix.SHA256 = out.objects[composition.MixFile].SHA256
 		}
 	}
-	man := manifest(rec, out.mix, out.objects)
+	man := manifest(rec, t.summary(), out.mix, out.objects)
 	man.State = string(final)
 	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
 		errs = append(errs, err)
@@ -310,14 +317,14 @@ func (out *outputs) record(r *Recording, deleted time.Time) {
 }
 
 // manifest builds manifest.json of rec.
-func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFile) *composition.Manifest {
+func manifest(rec *Recording, entries EntrySummary, mix *composition.Mix, objects map[string]*ObjectFile) *composition.Manifest {
 	m := &composition.Manifest{
 		OrganizationID: rec.OrganizationID, ApplicationID: rec.ApplicationID, ConversationID: rec.ConversationID,
 		ConferenceID: rec.ConferenceID, RecorderID: rec.RecorderID, InstanceID: rec.InstanceID,
 		State: string(rec.State), Started: rec.Started, Stopped: rec.Stopped, Metadata: rec.Metadata, Mix: mix,
 		Tracks: []composition.Track{},
 	}
-	addIntervals(m, rec) // pauses, blackouts, chat, cobrowse
+	addIntervals(m, rec, entries) // pauses, blackouts, chat, cobrowse
 	m.Segments = manifestSegments(rec)
 	if rec.Continues != nil {
 		m.Continues = rec.Continues.InstanceID
@@ -350,7 +357,7 @@ func manifest(rec *Recording, mix *composition.Mix, objects map[string]*ObjectFi
 }
 
 // addIntervals adds pauses, blackouts, chat and cobrowse files to a manifest.
-func addIntervals(man *composition.Manifest, rec *Recording) {
+func addIntervals(man *composition.Manifest, rec *Recording, entries EntrySummary) {
 	man.PauseBehavior = rec.PauseBehavior
 	rel := func(t time.Time) float64 {
 		if t.IsZero() {
@@ -375,17 +382,11 @@ func addIntervals(man *composition.Manifest, rec *Recording) {
 		man.Blackouts = append(man.Blackouts, composition.Interval{Start: rel(b.Start), End: rel(b.End),
 			UserID: b.UserID, StartTime: b.Start, EndTime: end})
 	}
-	if len(rec.Chat) > 0 {
-		man.Chat = &composition.Attachment{File: ChatFile, Entries: len(rec.Chat)}
+	if entries.ChatEntries > 0 {
+		man.Chat = &composition.Attachment{File: ChatFile, Entries: entries.ChatEntries}
 	}
-	for _, id := range cobrowseSessions(rec) {
-		n := 0
-		for _, e := range rec.Cobrowse {
-			if e.SessionID == id {
-				n++
-			}
-		}
-		man.Cobrowse = append(man.Cobrowse, composition.Attachment{File: CobrowseFile(id), SessionID: id, Entries: n})
+	for _, c := range entries.Cobrowse {
+		man.Cobrowse = append(man.Cobrowse, composition.Attachment{File: CobrowseFile(c.ID), SessionID: c.ID, Entries: c.Events})
 	}
 }
 

@@ -22,7 +22,7 @@ func (m *Manager) ByID(ctx context.Context, organizationID, instanceID string) (
 	}
 	if s := m.session(instanceID); s != nil {
 		if r := s.Snapshot(); r.OrganizationID == organizationID {
-			return r, nil
+			return m.filled(ctx, r)
 		}
 		return nil, ErrNotFound
 	}
@@ -33,7 +33,11 @@ func (m *Manager) ByID(ctx context.Context, organizationID, instanceID string) (
 	if err != nil {
 		return nil, err
 	}
-	return decode(sr)
+	r, err := decode(sr)
+	if err != nil {
+		return nil, err
+	}
+	return m.filled(ctx, r)
 }
 
 // Finishing reports whether the recording instanceID is stopping: its
@@ -58,6 +62,17 @@ type Page struct {
 // List returns up to limit recordings of organizationID that keep, newest
 // first, after the page token of a previous call ("" for the first page).
 func (m *Manager) List(ctx context.Context, organizationID string, limit int, token string, keep func(*Recording) bool) (*Page, error) {
+	page, err := m.list(ctx, organizationID, limit, token, keep)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.withEntries(ctx, page.Recordings...); err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+func (m *Manager) list(ctx context.Context, organizationID string, limit int, token string, keep func(*Recording) bool) (*Page, error) {
 	var before int64
 	var beforeID string
 	if token != "" {

@@ -3,38 +3,37 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
+
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
-// Chat transcripts and cobrowse events (seed 004) are kept with their
-// recording (in its stored document), ordered and without duplicates, and
-// bounded in size. They are written as chat.json and
-// cobrowse/{sessionId}/events.json beside the tracks and uploaded with the
-// recording; when they arrive after the recording finished, the files are
-// uploaded at once.
+// Chat transcripts and cobrowse events (seed 004) belong to their recording
+// but are not kept in its document: each entry is a row of the store's
+// recording_entries table (entries.go), so an add inserts rows and never
+// rewrites the recording. Entries are ordered and without duplicates, and
+// bounded: the store counts and inserts in one transaction, so concurrent
+// adds, on any instances, never take a recording past its limits. They are
+// written as chat.json and cobrowse/{sessionId}/events.json beside the
+// tracks and uploaded with the recording; when they arrive after the
+// recording finished, the files are made again and uploaded at once.
 
 // Bounds of the chat and cobrowse data of one recording: the bytes stored
-// (every field of every entry plus entryOverhead for its JSON and time) and
-// the number of entries, events and cobrowse sessions; beyond them an
-// addition is refused with KindTooLarge (reason "too_large").
+// (every byte of every entry's row: its JSON, session id and key, see
+// store.Entry.Size) and the number of entries, events and cobrowse sessions;
+// beyond them an addition is refused with KindTooLarge (reason "too_large").
 const (
 	MaxChatBytes        = 256 << 10
 	MaxChatEntries      = 4096
 	MaxCobrowseBytes    = 1 << 20
 	MaxCobrowseEvents   = 10000
 	MaxCobrowseSessions = 64
-	entryOverhead       = 128
 )
-
-func (e ChatEntry) size() int {
-	return len(e.Transcript) + len(e.UserDisplayName) + len(e.UserID) + entryOverhead
-}
-
-func (e CobrowseEvent) size() int { return len(e.Payload) + len(e.SessionID) + entryOverhead }
 
 // Attachment file names within a recording.
 const ChatFile = "chat.json"
@@ -72,32 +71,21 @@ func (m *Manager) AddChat(ctx context.Context, organizationID, conversationID, r
 	}
 	if r, ok, err := m.forward(ctx, &Command{Op: OpChat, OrganizationID: organizationID, ConversationID: conversationID,
 		RecorderID: recorderID, InstanceID: instanceID, Chat: entries}); ok {
-		return r, err
+		if err != nil {
+			return nil, err
+		}
+		return m.filled(ctx, r) // the summary does not travel: the store has the entries
 	}
-	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
-		seen := map[ChatEntry]bool{}
-		total := 0
-		for _, e := range r.Chat {
-			seen[e] = true
-			total += e.size()
+	now := m.now()
+	rows := make([]store.Entry, 0, len(entries))
+	for _, e := range entries {
+		row, err := chatRow(e, now)
+		if err != nil {
+			return nil, errorf(KindInvalid, "invalid_field", "a chatTranscriptList entry cannot be stored: %v", err)
 		}
-		chat := append([]ChatEntry(nil), r.Chat...)
-		for _, e := range entries {
-			e.TimeStamp = e.TimeStamp.UTC()
-			if seen[e] {
-				continue
-			}
-			seen[e] = true
-			total += e.size()
-			chat = append(chat, e)
-		}
-		if total > MaxChatBytes || len(chat) > MaxChatEntries {
-			return errorf(KindTooLarge, "too_large", "the chat transcript of a recording is limited to %d entries and %d bytes", MaxChatEntries, MaxChatBytes)
-		}
-		sort.SliceStable(chat, func(i, j int) bool { return chat[i].TimeStamp.Before(chat[j].TimeStamp) })
-		r.Chat = chat
-		return nil
-	}, []string{ChatFile})
+		rows = append(rows, row)
+	}
+	return m.addEntries(ctx, organizationID, conversationID, recorderID, instanceID, kindChat, rows, []string{ChatFile})
 }
 
 // AddCobrowse adds a cobrowse event: ordered by sequenceId within its
@@ -108,74 +96,161 @@ func (m *Manager) AddCobrowse(ctx context.Context, organizationID, conversationI
 	}
 	if r, ok, err := m.forward(ctx, &Command{Op: OpCobrowse, OrganizationID: organizationID, ConversationID: conversationID,
 		RecorderID: recorderID, InstanceID: instanceID, Cobrowse: &ev}); ok {
-		return r, err
+		if err != nil {
+			return nil, err
+		}
+		return m.filled(ctx, r)
 	}
-	return m.addAttachment(ctx, organizationID, conversationID, recorderID, instanceID, func(r *Recording) error {
-		total := ev.size()
-		sessions := map[string]bool{ev.SessionID: true}
-		for _, e := range r.Cobrowse {
-			if e.SessionID == ev.SessionID && e.SequenceID == ev.SequenceID {
-				return nil
-			}
-			total += e.size()
-			sessions[e.SessionID] = true
+	row, err := cobrowseRow(ev, m.now())
+	if err != nil {
+		return nil, errorf(KindInvalid, "invalid_field", "the cobrowse event cannot be stored: %v", err)
+	}
+	return m.addEntries(ctx, organizationID, conversationID, recorderID, instanceID, kindCobrowse, []store.Entry{row},
+		[]string{CobrowseFile(ev.SessionID)})
+}
+
+// addEntries stores rows of kind for a recording within its limits and
+// returns the recording. An add to a running recording is stored before its
+// stop reads the entries for its files (the session's lock orders the two);
+// once the recording is stopping, the add waits until it is final, and the
+// files rels are then made again and uploaded.
+func (m *Manager) addEntries(ctx context.Context, org, conv, rid, iid, kind string, rows []store.Entry, rels []string) (*Recording, error) {
+	rec, err := m.get(ctx, org, conv, rid, iid)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.LegacyChat)+len(rec.LegacyCobrowse) > 0 {
+		if rec, err = m.moveLegacyEntries(ctx, rec); err != nil {
+			return nil, err
 		}
-		if total > MaxCobrowseBytes || len(r.Cobrowse)+1 > MaxCobrowseEvents || len(sessions) > MaxCobrowseSessions {
-			return errorf(KindTooLarge, "too_large", "the cobrowse events of a recording are limited to %d events in %d sessions and %d bytes",
-				MaxCobrowseEvents, MaxCobrowseSessions, MaxCobrowseBytes)
+	}
+	add := func() error {
+		_, err := m.store.AppendEntries(ctx, iid, kind, rows, limitsOf(kind))
+		if errors.Is(err, store.ErrEntryLimit) {
+			return tooLarge(kind)
 		}
-		list := append(append([]CobrowseEvent(nil), r.Cobrowse...), ev)
-		sort.SliceStable(list, func(i, j int) bool {
-			if list[i].SessionID != list[j].SessionID {
-				return list[i].SessionID < list[j].SessionID
+		return err
+	}
+	if s := m.session(iid); s != nil {
+		s.mu.Lock()
+		if !s.stopping {
+			err := add()
+			s.mu.Unlock()
+			if err != nil {
+				return nil, err
 			}
-			return list[i].SequenceID < list[j].SequenceID
-		})
-		r.Cobrowse = list
+			return m.filled(ctx, s.Snapshot())
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err := add(); err != nil {
+		return nil, err
+	}
+	if rec, err = m.get(ctx, org, conv, rid, iid); err != nil {
+		return nil, err
+	}
+	if rec.State.Final() && rec.Deleted.IsZero() && m.session(iid) == nil {
+		if rec, err = m.uploadTranscript(ctx, rec, rels); err != nil {
+			return nil, err
+		}
+	}
+	return m.filled(ctx, rec)
+}
+
+// moveLegacyEntries moves the entries rec's document holds (written by a
+// version before the entries table) into the table, with no limit (they were
+// accepted), and removes them from the document: once per recording.
+func (m *Manager) moveLegacyEntries(ctx context.Context, rec *Recording) (*Recording, error) {
+	return m.modify(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID, func(r *Recording) error {
+		var chat, cobrowse []store.Entry
+		for _, e := range r.LegacyChat {
+			row, err := chatRow(e, r.Updated)
+			if err != nil {
+				return err
+			}
+			chat = append(chat, row)
+		}
+		for _, e := range r.LegacyCobrowse {
+			row, err := cobrowseRow(e, r.Updated)
+			if err != nil {
+				return err
+			}
+			cobrowse = append(cobrowse, row)
+		}
+		for kind, rows := range map[string][]store.Entry{kindChat: chat, kindCobrowse: cobrowse} {
+			if _, err := m.store.AppendEntries(ctx, r.InstanceID, kind, rows, store.EntryLimits{}); err != nil {
+				return err
+			}
+		}
+		r.LegacyChat, r.LegacyCobrowse = nil, nil
 		return nil
-	}, []string{CobrowseFile(ev.SessionID)})
+	})
 }
 
 // uploadAttachments uploads the chat and cobrowse files of a final recording
 // that had no composition to carry them.
 func (m *Manager) uploadAttachments(rec *Recording) {
-	var rels []string
-	if len(rec.Chat) > 0 {
-		rels = append(rels, ChatFile)
-	}
-	for _, id := range cobrowseSessions(rec) {
-		rels = append(rels, CobrowseFile(id))
-	}
-	ctx := context.Background()
-	if _, err := m.addAttachment(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID,
-		func(*Recording) error { return nil }, rels); err != nil {
+	if _, err := m.uploadTranscript(context.Background(), rec, nil); err != nil {
 		m.log.Error("cannot upload chat and cobrowse files", "instanceId", rec.InstanceID, "err", err)
 	}
 }
 
-// addAttachment changes a recording's chat or cobrowse data with fn; when
-// the recording is final its files (rels) are uploaded now, through the
-// upload queue like every object (so a failed upload is retried).
-func (m *Manager) addAttachment(ctx context.Context, org, conv, rid, iid string, fn func(r *Recording) error, rels []string) (*Recording, error) {
-	rec, err := m.modify(ctx, org, conv, rid, iid, fn)
-	if err != nil || !rec.State.Final() || !rec.Deleted.IsZero() {
-		return rec, err
+// uploadTranscript makes the files rels (nil: every chat and cobrowse file)
+// of the final recording rec from the entries stored now, uploads them
+// through the upload queue like every object (a failed upload is retried),
+// and records their objects in the recording, which it returns.
+//
+// On one instance the uploads of a recording's files take turns. After each,
+// the entries are read again: when some were added meanwhile (an add on
+// another instance may have uploaded files older than this one's after it),
+// the files are made and uploaded again, so the last upload holds every
+// entry.
+func (m *Manager) uploadTranscript(ctx context.Context, rec *Recording, rels []string) (*Recording, error) {
+	defer m.transcriptLocks.lock(rec.InstanceID)()
+	t, err := m.readTranscript(ctx, rec)
+	if err != nil {
+		return nil, err
 	}
-	objs := map[string]*ObjectFile{}
-	for _, rel := range rels {
-		data, err := attachmentData(rec, rel)
+	for range 4 {
+		files := rels
+		if files == nil {
+			files = t.files()
+		}
+		if len(files) == 0 {
+			break
+		}
+		objs := map[string]*ObjectFile{}
+		for _, rel := range files {
+			data, err := t.file(rec.ConversationID, rel)
+			if err != nil {
+				return nil, err
+			}
+			objs[rel], err = m.uploadLate(ctx, rec, rel, data)
+			if err != nil && objs[rel] == nil {
+				return nil, err
+			}
+		}
+		if rec, err = m.modify(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID, func(r *Recording) error {
+			recordUploads(r, objs)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		now, err := m.readTranscript(ctx, rec)
 		if err != nil {
 			return nil, err
 		}
-		objs[rel], err = m.uploadLate(ctx, rec, rel, data)
-		if err != nil && objs[rel] == nil {
-			return nil, err
+		if slices.Equal(now.counts(), t.counts()) {
+			break
 		}
+		t = now
 	}
-	return m.modify(ctx, org, conv, rid, iid, func(r *Recording) error {
-		recordUploads(r, objs)
-		return nil
-	})
+	return rec, nil
 }
 
 // uploadLate uploads data as the file rel of a final recording: written to
@@ -222,17 +297,17 @@ func isCobrowseFile(rel string) bool {
 	return len(rel) > len("cobrowse/") && rel[:len("cobrowse/")] == "cobrowse/"
 }
 
-// attachmentData returns the content of the chat or a cobrowse file of rec.
-func attachmentData(rec *Recording, rel string) ([]byte, error) {
+// file returns the content of the chat or a cobrowse file of t.
+func (t *transcript) file(conversationID, rel string) ([]byte, error) {
 	var v any
 	if rel == ChatFile {
 		v = struct {
 			ConversationID     string      `json:"conversationId"`
 			ChatTranscriptList []ChatEntry `json:"chatTranscriptList"`
-		}{rec.ConversationID, append([]ChatEntry{}, rec.Chat...)}
+		}{conversationID, append([]ChatEntry{}, t.chat...)}
 	} else {
 		var list []CobrowseEvent
-		for _, e := range rec.Cobrowse {
+		for _, e := range t.cobrowse {
 			if CobrowseFile(e.SessionID) == rel {
 				list = append(list, e)
 			}
@@ -240,23 +315,30 @@ func attachmentData(rec *Recording, rel string) ([]byte, error) {
 		v = struct {
 			ConversationID string          `json:"conversationId"`
 			Events         []CobrowseEvent `json:"events"`
-		}{rec.ConversationID, list}
+		}{conversationID, list}
 	}
 	return json.MarshalIndent(v, "", "  ")
 }
 
-// writeAttachments writes the chat and cobrowse files of rec into its
-// directory for compose, and returns their relative paths.
-func writeAttachments(rec *Recording) ([]string, error) {
+// files returns the relative paths of t's files: chat.json if t has chat,
+// then one per cobrowse session.
+func (t *transcript) files() []string {
 	var rels []string
-	if len(rec.Chat) > 0 {
+	if len(t.chat) > 0 {
 		rels = append(rels, ChatFile)
 	}
-	for _, id := range cobrowseSessions(rec) {
-		rels = append(rels, CobrowseFile(id))
+	for _, c := range t.summary().Cobrowse {
+		rels = append(rels, CobrowseFile(c.ID))
 	}
+	return rels
+}
+
+// writeAttachments writes the chat and cobrowse files of t into rec's
+// directory for compose, and returns their relative paths.
+func writeAttachments(rec *Recording, t *transcript) ([]string, error) {
+	rels := t.files()
 	for _, rel := range rels {
-		data, err := attachmentData(rec, rel)
+		data, err := t.file(rec.ConversationID, rel)
 		if err != nil {
 			return nil, err
 		}
