@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -1269,6 +1270,83 @@ func TestSecurity_S3MetadataLimit(t *testing.T) {
 	}
 	if len(man.Metadata) != 15 {
 		t.Errorf("manifest metadata: %d entries, want 15", len(man.Metadata))
+	}
+}
+
+// Finding 5 (first half): user metadata overwrote the recorder's own on
+// stored objects (OrganizationId, InstanceId forged through start
+// metadata). On S3 (a gateway that checks signatures), every object of a
+// recording started with such keys carries the recorder's values, and the
+// caller's under user-. And (the "nothing left behind") DELETE
+// removes the recording's parts as well as its final objects.
+func TestSecurity_UserMetadataCannotReplaceSystemFields(t *testing.T) {
+	g := s3test.Start(t)
+	bucket := g.NewBucket(t.Context(), t)
+	cfg := testConfig(t.TempDir())
+	profile := &config.StorageProfile{Provider: config.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+		Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret}
+	cfg.Applications = map[string]*config.Application{"s3": {Conference: config.ConferenceConfig{Kind: "whip"}, Storage: profile}}
+	h := startServiceConfig(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "fconf", "alice", "MIC"), "alice", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	meta := map[string]string{"OrganizationId": "orgB", "instanceid": "forged", "ApplicationId": "other", "x": "1"}
+	ev, st := h.start(key1, StartRecording{ApplicationID: "s3", ConferenceID: "fconf", ConversationID: "fconv", Metadata: meta})
+	if st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	waitFor(t, 30*time.Second, func() bool { // audio in the track's file: the recording has media
+		r, err := h.svc.Manager.Get(ctx, "org1", ev.ConversationID, ev.RecorderID, ev.InstanceID)
+		if err != nil || len(r.Streams) == 0 || len(r.Streams[0].Tracks) == 0 {
+			return false
+		}
+		fi, err := os.Stat(filepath.Join(r.Dir, filepath.FromSlash(r.Streams[0].Tracks[0].File)))
+		return err == nil && fi.Size() > 4096
+	})
+	var stopped RecordingDataEvent
+	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
+		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	b, err := h.svc.Manager.Bucket(ctx, "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.svc.Manager.Get(ctx, "org1", ev.ConversationID, ev.RecorderID, ev.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := b.List(ctx, rec.Storage.Prefix)
+	if err != nil || len(objs) < 3 {
+		t.Fatalf("objects %d, %v; want the track, the mix and the manifest", len(objs), err)
+	}
+	want := map[string]string{"organizationid": "org1", "instanceid": ev.InstanceID, "applicationid": "s3",
+		"user-organizationid": "orgB", "user-instanceid": "forged", "user-applicationid": "other", "user-x": "1"}
+	for _, o := range objs {
+		a, err := b.Attributes(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want {
+			if a.Metadata[k] != v {
+				t.Errorf("%s: metadata %s = %q, want %q (all: %v)", o.Key, k, a.Metadata[k], v, a.Metadata)
+			}
+		}
+	}
+	// A part an interrupted upload left behind goes with the recording.
+	part := rec.Storage.Prefix + "parts/tracks/left-behind.0001"
+	if _, err := b.Upload(ctx, part, strings.NewReader("part"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var tr TelephonyRecording
+	if st := h.do("DELETE", "/v1/recordings/"+ev.InstanceID, key1, nil, &tr); st != 200 {
+		t.Fatalf("delete: %d", st)
+	}
+	if left, err := b.List(ctx, rec.Storage.Prefix); err != nil || len(left) != 0 {
+		t.Errorf("after DELETE: %d objects left (%v): %+v", len(left), err, left)
 	}
 }
 
