@@ -478,7 +478,8 @@ func newAudioPipeline(t *conference.Track, in *media.MixInput) (packetSink, erro
 	return media.NewAudioPipeline(media.AudioPipelineConfig{Codec: codec, ClockRate: int(t.Codec.ClockRate), Input: in})
 }
 
-// drainMax bounds how long a stop waits for audio still on its way.
+// drainMax bounds how long a stop waits for audio still on its way to a
+// track that writes nothing meanwhile.
 const drainMax = 300 * time.Millisecond
 
 // drain is the first step of a stop at instant stop (Session.finish, before
@@ -487,14 +488,18 @@ const drainMax = 300 * time.Millisecond
 // track files and the mix. It waits until every audio track that is
 // recording (its gate open, packets written, a mix mapping) has received a
 // packet from after the stop, as its mix mapping places it, and every packet
-// before that (its reorder stage waits for none), or drainMax (300 ms: a
-// round trip and jitter); a track known to miss a packet from before the
-// stop (later ones came) is waited for up to the latency budget, as long as
-// its reorder stage would wait. Nothing is waited for when the recording is
-// paused. From the stop on,
-// packets from after it reach neither the file nor the mix. Video tracks and
-// the audio of a recording without a mix are not waited for; they keep what
-// arrives meanwhile.
+// before that (its reorder stage waits for none). A track is given up on
+// once it wrote nothing for drainMax (300 ms: a round trip and jitter; a
+// publisher that stopped sending) or, while it keeps writing packets from
+// before the stop (a recorder starved of CPU reads its sockets seconds
+// behind: what waits in them reached the machine before the stop and
+// belongs in the files), after twice the latency budget; a track known to
+// miss a packet from before the stop (later ones came) is waited for up to
+// the latency budget, as long as its reorder stage would wait. Nothing is
+// waited for when the recording is paused. From the stop on, packets from
+// after it reach neither the file nor the mix. Video tracks and the audio
+// of a recording without a mix are not waited for; they keep what arrives
+// meanwhile.
 func (s *Session) drain(stop time.Time) {
 	s.mu.Lock()
 	sm := s.media
@@ -517,18 +522,32 @@ func (s *Session) drain(stop time.Time) {
 	if budget <= 0 {
 		budget = media.DefaultLatency
 	}
-	short, long := start.Add(drainMax), start.Add(max(budget, drainMax))
+	gapEnd, behindEnd := start.Add(max(budget, drainMax)), start.Add(max(2*budget, drainMax))
+	// Each track's packets written so far, and when that last grew.
+	written := make([]uint64, len(wait))
+	progress := make([]time.Time, len(wait))
+	for i, ms := range wait {
+		written[i], progress[i] = ms.written.Load(), start
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for _, ms := range wait {
+	for i, ms := range wait {
 	waiting:
 		for {
 			select {
 			case <-ms.drained:
 				break waiting
 			case now := <-tick.C:
-				if now.Before(short) || ms.gapPending.Load() && now.Before(long) {
-					continue // within drainMax, or within the budget for a packet known missing
+				for j, other := range wait[i:] {
+					if w := other.written.Load(); w != written[i+j] {
+						written[i+j], progress[i+j] = w, now
+					}
+				}
+				switch {
+				case now.Sub(progress[i]) < drainMax && now.Before(behindEnd):
+					continue // it is writing packets from before the stop: behind
+				case ms.gapPending.Load() && now.Before(gapEnd):
+					continue // a packet from before the stop is known missing
 				}
 				s.log.Info("stop: audio still missing after the drain", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
 				return

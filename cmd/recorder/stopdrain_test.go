@@ -15,10 +15,15 @@ import (
 )
 
 // TestServe_StopKeepsTheAudioInFlight stops a recording while the last
-// 100 ms its publisher sent are still in the network (the relay holds every
-// packet from 100 ms before the stop until 150 ms after it, a stall): the
-// track file and the mix hold the tone up to the stop, not up to what had
-// arrived by then.
+// audio its publisher sent has not reached the recorder yet, and the track
+// file and the mix must hold the tone up to the stop, not up to what had
+// arrived by then:
+//   - stall: the last 100 ms are still in the network (the relay holds every
+//     packet from 100 ms before the stop until 150 ms after it);
+//   - behind: the recorder reads the track at half its real rate for the
+//     last second (what a recorder starved of CPU does: the packets wait in
+//     its socket), so at the stop the last 330 ms are still queued and come
+//     over the next 0.5 s, one by one.
 func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -28,23 +33,41 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		name string
+		// impair is the relay's delay of a packet at now, given when the
+		// impairment began (unix ns; 0: not yet).
+		impair func(now, from int64) time.Duration
+		lead   time.Duration // how long before the stop it begins
+	}{
+		{"stall", func(now, from int64) time.Duration { return max(time.Duration(from+int64(250*time.Millisecond)-now), 0) }, 100 * time.Millisecond},
+		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead) })
+	}
+}
+
+func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration) {
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var stallUntil atomic.Int64 // unix ns
+	var from atomic.Int64 // unix ns
 	stop := publishImpaired(t, ctx, s, key, "inflight", opus, 20*time.Millisecond, func(int, time.Duration) (time.Duration, bool, bool) {
-		return max(time.Duration(stallUntil.Load()-time.Now().UnixNano()), 0), false, false
+		if f := from.Load(); f != 0 {
+			return impair(time.Now().UnixNano(), f), false, false
+		}
+		return 0, false, false
 	})
 	defer stop()
 	var ev api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "inflight", ConversationID: "inflight"}, &ev); st != 200 {
 		t.Fatalf("start: %d", st)
 	}
-	time.Sleep(3 * time.Second)
-	stallUntil.Store(time.Now().Add(250 * time.Millisecond).UnixNano())
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(3*time.Second - lead)
+	from.Store(time.Now().UnixNano())
+	time.Sleep(lead)
 	var r api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
 		t.Fatalf("stop: %d", st)

@@ -162,6 +162,15 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 			return se, nil, fmt.Errorf("whip: udp port range: %w", err)
 		}
 	}
+	if s.UDPMux == "" {
+		// Each connection's own socket gets a receive buffer for the
+		// seconds a starved recorder may fall behind (readbuffer.go).
+		n, err := newReadBufferNet(connReadBuffer)
+		if err != nil {
+			return se, nil, fmt.Errorf("whip: network: %w", err)
+		}
+		se.SetNet(n)
+	}
 	return se, closeFn, nil
 }
 
