@@ -197,7 +197,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 // handler serves the metrics.
 func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	// A collector that fails (the upload queue's query timing out on a
+	// recorder starved of CPU) leaves its metrics out, not every metric.
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // routeKey holds, in a request's context, where Server.ServeHTTP notes the
