@@ -555,8 +555,9 @@ func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
 	}
 	recorded := man.Stopped.Sub(man.Started)
 	end := time.Duration((fileZero(t, ogg) + float64(granule)/48000) * float64(time.Second))
-	t.Logf("file: %d packets (%d silence where one never came), its time zero %.3f s and end %v for a recording of %v; recorder: %v written, %v never received (the kernel dropped %v), %v dropped (%v after the stop)",
-		audio, fillers, fileZero(t, ogg), end, recorded, written, gaps, kernel, dropped, m[`recorder_track_packets_dropped_total{reason="after_stop"}`])
+	took := ogg.Started.Sub(man.Started).Seconds()
+	t.Logf("file: %d packets (%d silence where one never came), its time zero %.3f s (the track taken at %.3f s) and end %v for a recording of %v; recorder: %v written, %v never received (the kernel dropped %v), %v dropped (%v after the stop)",
+		audio, fillers, fileZero(t, ogg), took, end, recorded, written, gaps, kernel, dropped, m[`recorder_track_packets_dropped_total{reason="after_stop"}`])
 	if float64(audio-fillers) != written || float64(fillers) != gaps {
 		t.Errorf("the file holds %d packets and %d fillers; the recorder counted %v written and %v missing", audio-fillers, fillers, written, gaps)
 	}
@@ -574,7 +575,6 @@ func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
 	// a few hundred ms after the recording's start: what was sent before is
 	// not the recording's), within 100 ms (a packet and jitter); its end:
 	// the audio sent up to the stop (the drain).
-	took := ogg.Started.Sub(man.Started).Seconds()
 	if end < recorded-40*time.Millisecond || fileZero(t, ogg) > took+0.1 {
 		t.Errorf("the file spans %.3f s to %v of a recording of %v whose track was taken at %.3f s: its start or end is lost", fileZero(t, ogg), end, recorded, took)
 	}

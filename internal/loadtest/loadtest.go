@@ -376,6 +376,10 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	cn, err := t.counters(ctx)
+	for try := 0; err != nil && try < 3 && ctx.Err() == nil; try++ {
+		sleep(ctx, time.Second) // a starved receiver may answer late or fail a collector
+		cn, err = t.counters(ctx)
+	}
 	if err != nil {
 		r.Err = "counters: " + err.Error()
 		return r
