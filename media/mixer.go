@@ -255,6 +255,12 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 	return time.Duration(n) * time.Second / time.Duration(m.cfg.SampleRate)
 }
 
+// initialRingSeconds is how much audio an input's ring holds before it
+// first has to hold more: a track in step with the mixer keeps a frame or
+// two plus what its sender report places ahead (up to 100 ms); a second
+// leaves room for jitter without growing.
+const initialRingSeconds = 1
+
 // AddInput adds an input that joins the timeline now (at the start of the
 // current frame) and returns it.
 func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
@@ -264,7 +270,10 @@ func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	}
 	f := uint64(m.frameSamples)
 	start := max(m.Now()/f*f, m.Written())
-	in := &MixInput{id: id, m: m, ring: NewRing(capacity), channel: opts.Channel, rate: m.cfg.SampleRate, start: start}
+	// The ring holds the budget once the track (or another the mixer waits
+	// for) lags; until then a second (ring.go: it grows when needed).
+	ring := NewGrowingRing(min(capacity, m.cfg.SampleRate*initialRingSeconds), capacity)
+	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start}
 	in.ring.head.Store(start)
 	in.ring.tail.Store(start)
 	in.ring.end.Store(start)

@@ -44,9 +44,19 @@ const busy = uint64(1) << 63
 // the consumer then simply tries again at its next step. Neither side ever
 // waits for the other.
 //
-// One goroutine may be the producer (Write, WriteAt, Put, Decide) and one the
-// consumer (Read, Play, Skip, take/release); Len, Head, Tail, End, Dropped
-// and Missing may be called from any goroutine.
+// A ring made by NewGrowingRing starts small and grows (doubling, up to its
+// maximum) when the producer places audio beyond it: a track whose mixer
+// waits for another, lagging one, or that lags itself, holds up to the
+// latency budget, while a track in step with the mixer needs only a
+// fraction of a second. The producer grows it under the busy bit, copying
+// what the consumer has not taken into the larger buffer, and never writes
+// to the old one again; the consumer reads the buffer after tail, so the
+// positions below the tail it sees are in the buffer it reads (the old
+// buffer keeps its samples for a consumer still reading it).
+//
+// One goroutine may be the producer (Write, WriteAt, Put, Decide, Shift)
+// and one the consumer (Read, Play, Skip, take/release); Len, Head, Tail,
+// End, Cap, Dropped and Missing may be called from any goroutine.
 type Ring struct {
 	_ [cacheLine]byte
 	// head is the consumer's position. Stored by the consumer only.
@@ -68,19 +78,38 @@ type Ring struct {
 	// written for them. Consumer only.
 	missing atomic.Uint64
 	_       [cacheLine - 8]byte
-	// buf is set by NewRing and never changes.
-	buf  []int16
+	// buf is the storage; the producer replaces it with a larger one
+	// (grow) under the busy bit and never writes the old one again.
+	buf atomic.Pointer[ringBuf]
+	// max is the capacity buf may grow to. Set by the constructor.
+	max uint64
+}
+
+// ringBuf is a Ring's storage: the slot of position x is s[x % size].
+type ringBuf struct {
+	s    []int16
 	size uint64
 }
 
 // NewRing returns a ring holding capacity samples (minimum 2).
 func NewRing(capacity int) *Ring {
-	capacity = max(capacity, 2)
-	return &Ring{buf: make([]int16, capacity), size: uint64(capacity)}
+	return NewGrowingRing(capacity, capacity)
 }
 
-// Cap returns the number of samples the ring can hold.
-func (r *Ring) Cap() int { return len(r.buf) }
+// NewGrowingRing returns a ring holding initial samples (minimum 2) that
+// grows up to maxCap samples when the producer places audio beyond it.
+func NewGrowingRing(initial, maxCap int) *Ring {
+	initial = max(initial, 2)
+	r := &Ring{max: uint64(max(maxCap, initial))}
+	r.buf.Store(&ringBuf{s: make([]int16, initial), size: uint64(initial)})
+	return r
+}
+
+// Cap returns the number of samples the ring can hold now.
+func (r *Ring) Cap() int { return len(r.buf.Load().s) }
+
+// MaxCap returns the number of samples the ring may grow to.
+func (r *Ring) MaxCap() int { return int(r.max) }
 
 // Len returns the number of decided samples the consumer has not taken yet.
 func (r *Ring) Len() int {
@@ -146,7 +175,17 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 			skip := min(t-dpos, uint64(len(data)))
 			data, dpos = data[skip:], dpos+skip
 		}
-		limit := r.head.Load() + r.size // positions below limit have free slots
+		b := r.buf.Load()
+		h := r.head.Load()
+		limit := h + b.size // positions below limit have free slots
+		if want := max(dpos+uint64(len(data)), decide); want > limit && b.size < r.max {
+			if !r.tail.CompareAndSwap(t, t|busy) {
+				continue
+			}
+			r.grow(b, h, t, want)
+			r.tail.Store(t)
+			continue // again, with the larger buffer
+		}
 		stored := uint64(0)
 		if dpos < limit {
 			stored = min(uint64(len(data)), limit-dpos)
@@ -164,13 +203,13 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 		e := max(r.end.Load(), t)
 		if stored > 0 {
 			if dpos > e {
-				r.zero(e, dpos)
+				b.zero(e, dpos)
 			}
-			r.copyIn(dpos, data[:stored])
+			b.copyIn(dpos, data[:stored])
 			e = max(e, dpos+stored)
 		}
 		if newTail > e {
-			r.zero(e, newTail)
+			b.zero(e, newTail)
 			e = newTail
 		}
 		r.end.Store(e)
@@ -180,6 +219,22 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 		}
 		return int(stored)
 	}
+}
+
+// grow replaces b, the ring's buffer, with one large enough for positions
+// up to want (doubling, at most r.max) holding the slots of [h, end): what
+// the consumer has not taken (it may still be reading b: its slots stay as
+// they are). The producer holds the busy bit; tail is t.
+func (r *Ring) grow(b *ringBuf, h, t, want uint64) {
+	size := b.size
+	for size < want-h && size < r.max {
+		size *= 2
+	}
+	nb := &ringBuf{s: make([]int16, min(size, r.max)), size: min(size, r.max)}
+	for pos, e := h, max(r.end.Load(), t); pos < e; pos++ {
+		nb.s[pos%nb.size] = b.s[pos%b.size]
+	}
+	r.buf.Store(nb)
 }
 
 // Shift moves what the producer wrote from position from on back to start at
@@ -197,8 +252,9 @@ func (r *Ring) Shift(from, to uint64) {
 		}
 		if e := max(r.end.Load(), t); from < e {
 			d := from - to
+			b := r.buf.Load()
 			for pos := from; pos < e; pos++ {
-				r.buf[(pos-d)%r.size] = r.buf[pos%r.size]
+				b.s[(pos-d)%b.size] = b.s[pos%b.size]
 			}
 			r.end.Store(e - d) // the slots left behind are stale from now on
 		}
@@ -208,22 +264,22 @@ func (r *Ring) Shift(from, to uint64) {
 }
 
 // zero clears the slots of positions [from, to) (at most the whole buffer).
-func (r *Ring) zero(from, to uint64) {
+func (b *ringBuf) zero(from, to uint64) {
 	if to <= from {
 		return
 	}
-	n := min(to-from, r.size)
-	i := from % r.size
-	first := min(n, r.size-i)
-	clear(r.buf[i : i+first])
-	clear(r.buf[:n-first])
+	n := min(to-from, b.size)
+	i := from % b.size
+	first := min(n, b.size-i)
+	clear(b.s[i : i+first])
+	clear(b.s[:n-first])
 }
 
 // copyIn copies p into the slots starting at position pos.
-func (r *Ring) copyIn(pos uint64, p []int16) {
-	i := pos % r.size
-	c := copy(r.buf[i:], p)
-	copy(r.buf, p[c:])
+func (b *ringBuf) copyIn(pos uint64, p []int16) {
+	i := pos % b.size
+	c := copy(b.s[i:], p)
+	copy(b.s, p[c:])
 }
 
 // Read moves up to len(p) decided samples into p and returns how many. It
@@ -233,7 +289,7 @@ func (r *Ring) Read(p []int16) int {
 	if n == 0 {
 		return 0
 	}
-	a, b := r.slices(r.head.Load(), n)
+	a, b := r.buf.Load().slices(r.head.Load(), n) // the buffer after tail (Len)
 	copy(p, a)
 	copy(p[len(a):], b)
 	r.head.Add(n) // slots are copied out before they are released
@@ -284,8 +340,9 @@ func (r *Ring) Skip(n int) int {
 func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
 	h := r.head.Load()
 	t := r.tail.Load()
+	buf := r.buf.Load() // after tail: it holds every position below t
 	if t&busy == 0 && t >= h+want {
-		a, b = r.slices(h, want)
+		a, b = buf.slices(h, want)
 		return a, b, true
 	}
 	if !claim || t&busy != 0 {
@@ -304,7 +361,7 @@ func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
 	if n < want {
 		r.missing.Add(want - n)
 	}
-	a, b = r.slices(h, n)
+	a, b = buf.slices(h, n)
 	return a, b, true
 }
 
@@ -315,8 +372,8 @@ func (r *Ring) release(want uint64) {
 }
 
 // slices returns the slots of positions [pos, pos+n) as up to two slices.
-func (r *Ring) slices(pos, n uint64) (a, b []int16) {
-	i := pos % r.size
-	first := min(n, r.size-i)
-	return r.buf[i : i+first], r.buf[:n-first]
+func (b *ringBuf) slices(pos, n uint64) (x, y []int16) {
+	i := pos % b.size
+	first := min(n, b.size-i)
+	return b.s[i : i+first], b.s[:n-first]
 }

@@ -123,8 +123,12 @@ func TestRing_WriteAtGapLargerThanRing(t *testing.T) {
 // with -race). The producer records which samples each Write stored; the
 // consumer must read exactly those, in order.
 func TestRing_StressSPSC(t *testing.T) {
+	t.Run("fixed", func(t *testing.T) { stressSPSC(t, NewRing(1000)) })
+	t.Run("growing", func(t *testing.T) { stressSPSC(t, NewGrowingRing(10, 1000)) })
+}
+
+func stressSPSC(t *testing.T, r *Ring) {
 	const total = 1_000_000
-	r := NewRing(1000)
 	got := make([]int16, 0, total)
 	done := make(chan struct{})
 	var producerDone atomic.Bool
@@ -148,7 +152,7 @@ func TestRing_StressSPSC(t *testing.T) {
 			chunk[i] = int16(next + i)
 		}
 		// Three writes in four wait for room; the fourth may overflow.
-		for next/160%4 != 0 && r.Len()+n > r.Cap() {
+		for next/160%4 != 0 && r.Len()+n > r.MaxCap() {
 			runtime.Gosched()
 		}
 		stored := r.Write(chunk[:n])
@@ -174,9 +178,13 @@ func TestRing_StressSPSC(t *testing.T) {
 // every sample played is either silence or the value written for that
 // position.
 func TestRing_StressTimeline(t *testing.T) {
+	t.Run("fixed", func(t *testing.T) { stressTimeline(t, NewRing(500)) })
+	t.Run("growing", func(t *testing.T) { stressTimeline(t, NewGrowingRing(8, 500)) })
+}
+
+func stressTimeline(t *testing.T, r *Ring) {
 	const frames = 40_000
 	const frame = 40
-	r := NewRing(500)
 	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
 	done := make(chan string, 1)
 	stop := make(chan struct{})
@@ -225,6 +233,51 @@ func TestRing_StressTimeline(t *testing.T) {
 		t.Fatal("consumer did not finish")
 	}
 	t.Logf("dropped %d missing %d", r.Dropped(), r.Missing())
+}
+
+// TestGrowingRing_GrowsWhenTheProducerRunsAhead: a ring of 100 samples
+// that may hold 1000 takes audio placed 500 samples ahead of its consumer
+// (it grows to 800: doubling), keeps what was written before, plays it all
+// back in place, and drops only what lies beyond its maximum.
+func TestGrowingRing_GrowsWhenTheProducerRunsAhead(t *testing.T) {
+	r := NewGrowingRing(100, 1000)
+	if r.Cap() != 100 || r.MaxCap() != 1000 {
+		t.Fatalf("Cap %d, MaxCap %d", r.Cap(), r.MaxCap())
+	}
+	early := make([]int16, 50)
+	for i := range early {
+		early[i] = int16(1000 + i)
+	}
+	if n := r.Put(20, early); n != 50 {
+		t.Fatalf("Put(20) stored %d", n)
+	}
+	ahead := make([]int16, 100)
+	for i := range ahead {
+		ahead[i] = int16(5000 + i)
+	}
+	if n := r.Put(500, ahead); n != 100 || r.Cap() != 800 {
+		t.Fatalf("Put(500) stored %d, Cap %d; want 100 and 800", n, r.Cap())
+	}
+	if n := r.Put(1500, ahead); n != 0 || r.Cap() != 1000 || r.Dropped() != 100 {
+		t.Fatalf("Put(1500) stored %d, Cap %d, dropped %d; want 0, 1000 (the maximum), 100", n, r.Cap(), r.Dropped())
+	}
+	r.Decide(600)
+	out := make([]int16, 600)
+	if n := r.Play(out); n != 600 {
+		t.Fatalf("played %d written samples, want 600", n)
+	}
+	for i, v := range out {
+		want := int16(0)
+		switch {
+		case i >= 20 && i < 70:
+			want = early[i-20]
+		case i >= 500:
+			want = ahead[i-500]
+		}
+		if v != want {
+			t.Fatalf("position %d: %d, want %d", i, v, want)
+		}
+	}
 }
 
 func TestRing_ZeroAllocs(t *testing.T) {

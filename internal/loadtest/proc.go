@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -90,6 +91,7 @@ func loadAvg() float64 {
 // sleeps) and returns the function that ends it.
 func startHog(cpu int) (stop func(), err error) {
 	cmd := exec.Command("taskset", "-c", fmt.Sprint(cpu), "sh", "-c", "while :; do :; done")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the harness
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
