@@ -127,16 +127,16 @@
 // place was written; one given up on and arriving later is in both.
 //
 // Memory per track at 8 kHz with the default 5 s budget
-// (TestMixInput_MemoryPerTrack logs it): the ring holds the budget plus
-// 100 ms for packets placed ahead of the mixer (81,600 bytes) and its
-// padded struct 800; the pipeline struct 3,952 (of which the sequence window
+// (TestMixInput_MemoryPerTrack logs it): the ring starts at one second
+// (16,000 bytes) and grows, doubling, to the budget plus 100 ms for packets
+// placed ahead of the mixer (81,600 bytes) only when its track, or another
+// the mixer waits for, lags (NewGrowingRing); its padded struct 800; the pipeline struct 3,952 (of which the sequence window
 // 3,104); the decode buffer (the longest packet: 120 ms of Opus, 1,920
 // bytes; 1,500 bytes of G.711, 3,000), the resample buffer (the decode
 // buffer plus 25 %, for MaxSkew up to 20 %), the concealment copy (60 ms,
 // 960) and, for Opus, the reorder window (8 × 512 bytes, 4,096) and the
-// decoder (about 21 KB). In all: PCMU 94.5 KB, Opus 117.2 KB. What the
-// budget itself costs (ring and sequence window) is 85.5 KB; the rest does
-// not depend on it.
+// decoder (about 21 KB). In all: PCMU 29.0 KB, Opus 51.7 KB while the ring
+// holds a second; PCMU 94.6 KB, Opus 117.3 KB once it grew to the budget.
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
 // the mixer's input and cut lists sit behind atomic.Pointers and are replaced

@@ -93,8 +93,9 @@ type FrameSink interface {
 type InputOptions struct {
 	// Channel places the input in a stereo mix; default ChannelCenter.
 	Channel Channel
-	// RingCapacity is the input ring's size in samples; default the latency
-	// budget plus 100 ms at the mix rate.
+	// RingCapacity is the most the input's ring holds, in samples; default
+	// the latency budget plus 100 ms at the mix rate. The ring starts at a
+	// second of it and grows when needed.
 	RingCapacity int
 }
 
