@@ -340,9 +340,9 @@ func (r *Ring) Skip(n int) int {
 func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
 	h := r.head.Load()
 	t := r.tail.Load()
-	buf := r.buf.Load() // after tail: it holds every position below t
 	if t&busy == 0 && t >= h+want {
-		a, b = buf.slices(h, want)
+		// The buffer loaded after tail holds every position below it.
+		a, b = r.buf.Load().slices(h, want)
 		return a, b, true
 	}
 	if !claim || t&busy != 0 {
@@ -353,6 +353,10 @@ func (r *Ring) take(want uint64, claim bool) (a, b []int16, ok bool) {
 	// after the swap it could include what the producer writes next, beyond
 	// h+want, and make stale slots below h+want look written.
 	e := max(r.end.Load(), t)
+	// The buffer is loaded after the end: the producer grows it before it
+	// writes into the new one, so it holds every position below e (a growth
+	// after the load leaves the old buffer's slots as they are).
+	buf := r.buf.Load()
 	if !r.tail.CompareAndSwap(t, h+want) {
 		return nil, nil, false
 	}
