@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -276,6 +277,55 @@ func TestGrowingRing_GrowsWhenTheProducerRunsAhead(t *testing.T) {
 		}
 		if v != want {
 			t.Fatalf("position %d: %d, want %d", i, v, want)
+		}
+	}
+}
+
+// TestGrowingRing_StressGrowth grows many rings while their consumer plays
+// (-race): each starts at 4 samples, and the producer places frames up to
+// 1500 samples ahead of the frontier (out of order, some lost), so every
+// ring grows several times under the consumer. Every sample played is
+// either silence or the value written for that position.
+func TestGrowingRing_StressGrowth(t *testing.T) {
+	const frame = 40
+	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
+	p := make([]int16, frame)
+	for round := range 300 {
+		r := NewGrowingRing(4, 4096)
+		done := make(chan string, 1)
+		stop := make(chan struct{})
+		go func() {
+			buf := make([]int16, 16)
+			for {
+				select {
+				case <-stop:
+					done <- ""
+					return
+				default:
+				}
+				pos := r.Head()
+				r.Play(buf)
+				for i, v := range buf {
+					if v != 0 && v != value(pos+uint64(i)) {
+						done <- fmt.Sprintf("round %d: position %d holds %d, want %d or silence", round, pos+uint64(i), v, value(pos+uint64(i)))
+						return
+					}
+				}
+			}
+		}()
+		for f := uint64(0); f < 200; f += 4 {
+			for _, k := range []uint64{3, 1, 0} { // f+2 is lost; the rest out of order
+				pos := (f+k)*frame + 1500*(k%2) // every other one far ahead: growth
+				for i := range p {
+					p[i] = value(pos + uint64(i))
+				}
+				r.Put(pos, p)
+			}
+			r.Decide((f + 4) * frame)
+		}
+		close(stop)
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
 		}
 	}
 }
