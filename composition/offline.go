@@ -47,7 +47,31 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 // MixManifest is MixOffline for a manifest already read, whose files are in
 // dir. The composite video mixes a recording without a live mix ("mix":
 // "none") with it.
+//
+// It streams: every track is decoded as the mix is written, mixChunk samples
+// at a time, so its memory is one decoder and one chunk per track whatever
+// the recording's length (TestMixManifest_BoundedMemory). On an error the
+// partial output is removed.
 func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
+	return mixManifest(m, dir, out, rate, -1)
+}
+
+// MixManifestLength is MixManifest with a mix of the given length, in
+// seconds of the mix (after skipped pauses), instead of the recording's
+// wall-clock span: the composite's audio lasts as long as its picture, and
+// holds what the tracks hold after the stop instant (the stop drains the
+// packets in flight).
+func MixManifestLength(m *Manifest, dir, out string, rate int, seconds float64) (*Mix, error) {
+	if !(seconds > 0) {
+		return nil, fmt.Errorf("composition: mix length %v s", seconds)
+	}
+	return mixManifest(m, dir, out, rate, int(math.Round(seconds*float64(rate))))
+}
+
+// mixChunk is how many samples of the mix are made at a time.
+const mixChunk = 16384
+
+func mixManifest(m *Manifest, dir, out string, rate, length int) (mix *Mix, err error) {
 	switch rate {
 	case 8000, 16000, 48000:
 	default:
@@ -67,12 +91,18 @@ func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
 		}
 		return int(math.Round(out * float64(rate)))
 	}
-	wall := m.Stopped.Sub(m.Started).Seconds()
-	length := at(wall)
+	if length < 0 {
+		length = at(m.Stopped.Sub(m.Started).Seconds())
+	}
 	if length <= 0 || length > 24*3600*rate {
 		return nil, fmt.Errorf("composition: manifest spans %v", m.Stopped.Sub(m.Started))
 	}
-	acc := make([]int32, length)
+	var tracks []*mixTrack
+	defer func() {
+		for _, t := range tracks {
+			t.close()
+		}
+	}()
 	for _, t := range m.Tracks {
 		if t.Kind != "AUDIO" {
 			continue
@@ -80,7 +110,7 @@ func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
 		if strings.Contains(t.File, "..") || filepath.IsAbs(t.File) {
 			return nil, fmt.Errorf("composition: track file %q leaves the recording", t.File)
 		}
-		pcm, err := decodeFile(filepath.Join(dir, filepath.FromSlash(t.File)), rate)
+		src, err := openPCM(filepath.Join(dir, filepath.FromSlash(t.File)), rate)
 		if err != nil {
 			return nil, fmt.Errorf("composition: track %s: %w", t.File, err)
 		}
@@ -88,36 +118,54 @@ func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
 		if t.MediaOffset != nil {
 			zero = *t.MediaOffset
 		}
+		mt := &mixTrack{file: t.File, src: src, start: at(zero)}
+		tracks = append(tracks, mt)
 		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
 			if b.UserID == t.UserID && b.UserID != "" {
-				lo, hi := at(b.Start)-at(zero), at(b.End)-at(zero)
-				clear(pcm[min(max(lo, 0), len(pcm)):min(max(hi, 0), len(pcm))])
-			}
-		}
-		start := at(zero)
-		for i, v := range pcm {
-			if start+i >= 0 && start+i < length {
-				acc[start+i] += int32(v)
+				if lo, hi := max(at(b.Start)-mt.start, 0), at(b.End)-mt.start; lo < hi {
+					mt.mute = append(mt.mute, [2]int{lo, hi})
+				}
 			}
 		}
 	}
+	var silent [][2]int // mix samples a paused interval silences (pauseBehavior silence)
 	if !skip {
 		for _, p := range m.Pauses {
-			clear(acc[min(max(at(p.Start), 0), length):min(max(at(p.End), 0), length)])
+			if lo, hi := max(at(p.Start), 0), min(at(p.End), length); lo < hi {
+				silent = append(silent, [2]int{lo, hi})
+			}
 		}
 	}
 	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(1))
 	if err != nil {
 		return nil, err
 	}
-	frame := make([]int16, rate/50)
-	for i := 0; i < length; i += len(frame) {
-		n := min(len(frame), length-i)
-		for j := 0; j < n; j++ {
-			frame[j] = int16(max(math.MinInt16, min(math.MaxInt16, acc[i+j])))
+	defer func() {
+		if err != nil {
+			w.Close()
+			os.Remove(out)
+		}
+	}()
+	acc := make([]int32, mixChunk)
+	scratch := make([]int16, mixChunk)
+	frame := make([]int16, mixChunk)
+	for from := 0; from < length; from += mixChunk {
+		n := min(mixChunk, length-from)
+		clear(acc[:n])
+		for _, t := range tracks {
+			if err := t.addTo(acc[:n], from, scratch); err != nil {
+				return nil, fmt.Errorf("composition: track %s: %w", t.file, err)
+			}
+		}
+		for _, s := range silent {
+			if lo, hi := max(s[0], from), min(s[1], from+n); lo < hi {
+				clear(acc[lo-from : hi-from])
+			}
+		}
+		for i, v := range acc[:n] {
+			frame[i] = int16(max(math.MinInt16, min(math.MaxInt16, v)))
 		}
 		if err := w.WriteFrame(frame[:n]); err != nil {
-			w.Close()
 			return nil, err
 		}
 	}
@@ -127,120 +175,352 @@ func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
 	return ReadMix(out)
 }
 
-// decodeFile decodes a track file to mono PCM at rate.
-func decodeFile(path string, rate int) ([]int16, error) {
+// mixTrack is one track being mixed: its samples, in order, from src; its
+// first at mix sample start (negative: before the mix begins).
+type mixTrack struct {
+	file  string
+	src   pcmSource
+	start int
+	mute  [][2]int // its samples silenced (blackouts), from its first
+	pos   int      // its samples read so far
+	done  bool
+}
+
+// addTo adds the track's samples for mix samples [from, from+len(acc)) to
+// acc, reading on from where it stopped (the mix asks in order).
+func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
+	lo, hi := max(from-t.start, 0), from+len(acc)-t.start // the track's samples wanted
+	for !t.done && t.pos < hi {
+		want := min(len(scratch), hi-t.pos)
+		if t.pos < lo {
+			want = min(want, lo-t.pos) // before the mix or this chunk: read and dropped
+		}
+		n, err := t.src.Read(scratch[:want])
+		if err == io.EOF {
+			t.done = true
+		} else if err != nil {
+			return err
+		}
+		if t.pos >= lo {
+			pcm := scratch[:n]
+			for _, m := range t.mute {
+				if a, b := max(m[0]-t.pos, 0), min(m[1]-t.pos, n); a < b {
+					clear(pcm[a:b])
+				}
+			}
+			for i, v := range pcm {
+				acc[t.pos+i+t.start-from] += int32(v)
+			}
+		}
+		t.pos += n
+	}
+	return nil
+}
+
+func (t *mixTrack) close() { t.src.Close() }
+
+// pcmSource gives a track's samples in order: Read fills p and returns how
+// many it wrote (fewer only at the end) and io.EOF once there are none.
+type pcmSource interface {
+	Read(p []int16) (int, error)
+	Close() error
+}
+
+// openPCM opens a track file for its mono PCM at rate.
+func openPCM(path string, rate int) (pcmSource, error) {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".wav":
-		return decodeWAV(path, rate)
+		return openWAV(path, rate)
 	case ".ogg":
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		return DecodeOggOpus(bufio.NewReader(f), rate)
+		r, err := newOpusSource(bufio.NewReader(f), rate, f)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return r, nil
 	}
 	return nil, fmt.Errorf("no decoder for %s", filepath.Ext(path))
 }
 
-// decodeWAV decodes a G.711 or 16-bit PCM mono WAV, resampling 8 kHz to rate
-// by linear interpolation.
-func decodeWAV(path string, rate int) ([]int16, error) {
-	data, err := os.ReadFile(path)
+// wavSource reads a G.711 or 16-bit PCM mono WAV, resampling to rate by
+// linear interpolation (an integer multiple of its rate).
+type wavSource struct {
+	f      *os.File
+	r      *bufio.Reader
+	format wavwriter.Format
+	left   int64 // bytes of the data chunk not read
+	up     *upsampler
+}
+
+func openWAV(path string, rate int) (pcmSource, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	h, err := wavwriter.ParseHeader(data)
+	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	body := data[min(int(h.DataOffset), len(data)):]
-	if int64(len(body)) > int64(h.DataSize) && h.DataSize != ^uint32(0) {
-		body = body[:h.DataSize]
+	// The header: the chunks up to the data chunk's start, read in
+	// growing prefixes of the file.
+	var h wavwriter.Header
+	for n := int64(4096); ; n *= 2 {
+		b := make([]byte, min(n, fi.Size()))
+		if _, err := io.ReadFull(f, b); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if h, err = wavwriter.ParseHeader(b); err == nil || n >= fi.Size() {
+			break
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
-	var pcm []int16
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	body := max(fi.Size()-h.DataOffset, 0)
+	if body > int64(h.DataSize) && h.DataSize != ^uint32(0) {
+		body = int64(h.DataSize)
+	}
 	switch h.Format {
 	case wavwriter.MuLaw, wavwriter.ALaw:
-		pcm = make([]int16, len(body))
-		for i, b := range body {
-			if h.Format == wavwriter.MuLaw {
-				pcm[i] = g711.DecodeMuLaw(b)
-			} else {
-				pcm[i] = g711.DecodeALaw(b)
-			}
-		}
 	case wavwriter.PCM:
-		pcm = make([]int16, len(body)/2)
-		for i := range pcm {
-			pcm[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
-		}
+		body &^= 1
 	default:
+		f.Close()
 		return nil, fmt.Errorf("WAV format %v", h.Format)
 	}
 	if h.Channels != 1 {
+		f.Close()
 		return nil, fmt.Errorf("WAV has %d channels, want 1", h.Channels)
 	}
-	return resample(pcm, h.SampleRate, rate)
+	up, err := newUpsampler(h.SampleRate, rate)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(min(h.DataOffset, fi.Size()), io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &wavSource{f: f, r: bufio.NewReader(f), format: h.Format, left: body, up: up}
+	up.next = s.sample
+	return s, nil
 }
 
-// resample converts from to an integer multiple rate by linear interpolation.
-func resample(pcm []int16, from, to int) ([]int16, error) {
+// sample returns the next sample of the file at its own rate.
+func (s *wavSource) sample() (int16, bool, error) {
+	if s.left <= 0 {
+		return 0, false, nil
+	}
+	switch s.format {
+	case wavwriter.PCM:
+		var b [2]byte
+		if _, err := io.ReadFull(s.r, b[:]); err != nil {
+			return 0, false, err
+		}
+		s.left -= 2
+		return int16(binary.LittleEndian.Uint16(b[:])), true, nil
+	default:
+		b, err := s.r.ReadByte()
+		if err != nil {
+			return 0, false, err
+		}
+		s.left--
+		if s.format == wavwriter.MuLaw {
+			return g711.DecodeMuLaw(b), true, nil
+		}
+		return g711.DecodeALaw(b), true, nil
+	}
+}
+
+func (s *wavSource) Read(p []int16) (int, error) { return s.up.read(p) }
+
+func (s *wavSource) Close() error { return s.f.Close() }
+
+// upsampler converts samples at one rate (next gives them) to an integer
+// multiple k of it by linear interpolation toward the following sample (the
+// last one is held).
+type upsampler struct {
+	k        int
+	next     func() (int16, bool, error)
+	cur, nxt int16
+	state    int // 0 not started, 1 cur and nxt are samples, 2 cur is the last, 3 ended
+	j        int // outputs of cur given
+}
+
+func newUpsampler(from, to int) (*upsampler, error) {
 	if from == to {
-		return pcm, nil
+		return &upsampler{k: 1}, nil
 	}
 	if from <= 0 || to%from != 0 {
 		return nil, fmt.Errorf("cannot resample %d Hz to %d Hz", from, to)
 	}
-	k := to / from
-	out := make([]int16, len(pcm)*k)
-	for i, v := range pcm {
-		next := v
-		if i+1 < len(pcm) {
-			next = pcm[i+1]
+	return &upsampler{k: to / from}, nil
+}
+
+func (u *upsampler) read(p []int16) (int, error) {
+	if u.state == 0 {
+		v, ok, err := u.next()
+		if err != nil {
+			return 0, err
 		}
-		for j := 0; j < k; j++ {
-			out[i*k+j] = int16(int(v) + (int(next)-int(v))*j/k)
+		u.state = 3
+		if ok {
+			u.cur = v
+			if err := u.fetch(); err != nil {
+				return 0, err
+			}
 		}
 	}
-	return out, nil
+	n := 0
+	for n < len(p) && u.state != 3 {
+		for ; u.j < u.k && n < len(p); u.j++ {
+			p[n] = int16(int(u.cur) + (int(u.nxt)-int(u.cur))*u.j/u.k)
+			n++
+		}
+		if u.j < u.k {
+			break
+		}
+		u.j = 0
+		if u.state == 2 {
+			u.state = 3
+			break
+		}
+		u.cur = u.nxt
+		if err := u.fetch(); err != nil {
+			return n, err
+		}
+	}
+	if n == 0 && u.state == 3 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// fetch reads the sample after cur.
+func (u *upsampler) fetch() error {
+	v, ok, err := u.next()
+	if err != nil {
+		return err
+	}
+	if ok {
+		u.nxt, u.state = v, 1
+	} else {
+		u.nxt, u.state = u.cur, 2
+	}
+	return nil
+}
+
+// opusSource decodes an Ogg/Opus stream (RFC 7845) to mono PCM at rate,
+// dropping the pre-skip the OpusHead announces; an undecodable packet is 20
+// ms of silence.
+type opusSource struct {
+	pr    *ogg.Reader
+	c     io.Closer
+	dec   opus.Decoder
+	rate  int
+	buf   []int16
+	have  []int16 // decoded and not read yet
+	skip  int     // pre-skip samples still to drop
+	ended bool
+}
+
+// newOpusSource reads the stream's OpusHead and OpusTags (an empty stream is
+// an empty track); c is closed by Close.
+func newOpusSource(r io.Reader, rate int, c io.Closer) (*opusSource, error) {
+	dec, err := opus.NewDecoderWithOutput(rate, 1)
+	if err != nil {
+		return nil, err
+	}
+	s := &opusSource{pr: ogg.NewReader(r), c: c, dec: dec, rate: rate, buf: make([]int16, rate*120/1000)}
+	for i := range 2 {
+		p, err := s.pr.Next()
+		if err == io.EOF {
+			s.ended = true
+			return s, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			if len(p) < 19 || string(p[:8]) != "OpusHead" {
+				return nil, errors.New("no OpusHead")
+			}
+			s.skip = int(binary.LittleEndian.Uint16(p[10:])) * rate / 48000
+		} // the second is OpusTags
+	}
+	return s, nil
+}
+
+func (s *opusSource) Read(p []int16) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(s.have) == 0 {
+			if s.ended {
+				break
+			}
+			pkt, err := s.pr.Next()
+			if err == io.EOF {
+				s.ended = true
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+			k, err := s.dec.DecodeToInt16(pkt, s.buf)
+			if err != nil {
+				k = s.rate / 50
+				clear(s.buf[:k])
+			}
+			d := min(s.skip, k)
+			s.skip -= d
+			s.have = s.buf[d:k]
+			continue
+		}
+		c := copy(p[n:], s.have)
+		s.have = s.have[c:]
+		n += c
+	}
+	if n == 0 && s.ended {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (s *opusSource) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
 }
 
 // DecodeOggOpus decodes an Ogg/Opus stream (RFC 7845) to mono PCM at rate,
 // dropping the pre-skip the OpusHead announces.
 func DecodeOggOpus(r io.Reader, rate int) ([]int16, error) {
-	dec, err := opus.NewDecoderWithOutput(rate, 1)
+	s, err := newOpusSource(r, rate, nil)
 	if err != nil {
 		return nil, err
 	}
 	var out []int16
-	buf := make([]int16, rate*120/1000)
-	preSkip := -1
-	n := 0
-	_, err = ogg.ReadPackets(r, func(p []byte) error {
-		n++
-		switch {
-		case n == 1:
-			if len(p) < 19 || string(p[:8]) != "OpusHead" {
-				return errors.New("no OpusHead")
-			}
-			preSkip = int(binary.LittleEndian.Uint16(p[10:])) * rate / 48000
-			return nil
-		case n == 2:
-			return nil // OpusTags
+	buf := make([]int16, mixChunk)
+	for {
+		n, err := s.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
 		}
-		k, err := dec.DecodeToInt16(p, buf)
 		if err != nil {
-			k = rate / 50 // an undecodable packet: 20 ms of silence
-			clear(buf[:k])
+			return nil, err
 		}
-		out = append(out, buf[:k]...)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	if preSkip > 0 {
-		out = out[min(preSkip, len(out)):]
-	}
-	return out, nil
 }

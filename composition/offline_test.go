@@ -1,9 +1,13 @@
 package composition
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -151,5 +155,158 @@ func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMixManifest_SameAsWhole: the streaming offline mix writes the same
+// bytes as the whole-recording one it replaced (offline_ref_test.go), at
+// every rate and for both pause behaviours: µ-law, A-law and 16-bit PCM WAV
+// tracks and Ogg/Opus tracks, one beginning before the recording and one
+// running past its end, a track placed by its offset and the others by
+// their mediaOffset, pauses, and blackouts inside a track, before it and
+// past its end; the recording spans several chunks.
+func TestMixManifest_SameAsWhole(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 3*time.Second)
+	w, err := wavwriter.NewG711(filepath.Join(dir, "tracks", "e-audio0.wav"), wavwriter.ALaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := &synth.Tone{Freq: 660, Amplitude: 9000}
+	for i := range 100 {
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 5},
+			Payload: tone.NextPCMA(nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	speech, _ := synth.Speech(4, 7)
+	pcm8k := make([]int16, len(speech)/6)
+	for i := range pcm8k {
+		pcm8k[i] = speech[6*i]
+	}
+	if err := synth.WriteWAV(filepath.Join(dir, "tracks", "c-audio0.wav"), pcm8k, 8000); err != nil {
+		t.Fatal(err)
+	}
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	for _, o := range []struct {
+		name string
+		freq float64
+		secs int
+	}{{"b-audio0.ogg", 1000, 2}, {"d-audio0.ogg", 700, 7}} {
+		if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+			fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%d", o.freq, o.secs),
+			"-c:a", "libopus", "-b:a", "48k", filepath.Join(dir, "tracks", o.name)).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, out)
+		}
+	}
+	at := func(v float64) *float64 { return &v }
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, behavior := range []string{"silence", "skip"} {
+		m := &Manifest{Started: t0, Stopped: t0.Add(5*time.Second + 300*time.Millisecond), PauseBehavior: media.PauseBehavior(behavior),
+			Tracks: []Track{
+				{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav", Offset: 0.2},
+				{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.ogg", Offset: 1.4, MediaOffset: at(1.5)},
+				{StreamID: "c", TrackID: "audio0", UserID: "u3", Kind: "AUDIO", File: "tracks/c-audio0.wav", Offset: 0.7, MediaOffset: at(0.75)},
+				{StreamID: "d", TrackID: "audio0", UserID: "u4", Kind: "AUDIO", File: "tracks/d-audio0.ogg", MediaOffset: at(-0.3)},
+				{StreamID: "e", TrackID: "audio0", UserID: "u5", Kind: "AUDIO", File: "tracks/e-audio0.wav", Offset: 3.9, MediaOffset: at(3.91)},
+				{StreamID: "v", TrackID: "video1", UserID: "u1", Kind: "VIDEO", File: "tracks/v-video1.webm"},
+			},
+			Pauses: []Interval{{Start: 1, End: 1.6}, {Start: 3.2, End: 3.3}},
+			Blackouts: []Interval{{Start: 2, End: 2.5, UserID: "u1"}, {Start: 0, End: 0.4, UserID: "u2"},
+				{Start: 4.5, End: 9, UserID: "u4"}, {Start: 1.7, End: 2.2, UserID: "u3"}},
+		}
+		for _, rate := range []int{8000, 16000, 48000} {
+			want, got := filepath.Join(dir, "want.wav"), filepath.Join(dir, "got.wav")
+			wm, err := mixManifestWhole(m, dir, want, rate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gm, err := MixManifest(m, dir, got, rate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := os.ReadFile(want)
+			b, _ := os.ReadFile(got)
+			if !bytes.Equal(a, b) || *wm != *gm {
+				t.Errorf("%s at %d Hz: the streaming mix differs from the whole one (%d and %d bytes; %+v, %+v)", behavior, rate, len(b), len(a), gm, wm)
+			}
+			if rate == 8000 && behavior == "silence" && len(a) < 2*int(5.3*8000) {
+				t.Errorf("the mix is %d bytes", len(a))
+			}
+		}
+	}
+}
+
+// TestMixManifest_BoundedMemory: an hour's recording, with a 50-minute µ-law
+// track and an Opus track near its end, is mixed in bounded memory: the
+// whole-recording mix needed about 190 MB (115 MB of accumulator at 8 kHz,
+// 48 MB of decoded track, 24 MB of file); the streaming one allocates less
+// than 4 MB in all, so its peak is below that. The tones are where the
+// tracks are.
+func TestMixManifest_BoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 80 MB")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 50*time.Minute)
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=20",
+		"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, "tracks", "b-audio0.ogg")).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	at := func(v float64) *float64 { return &v }
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := &Manifest{Started: t0, Stopped: t0.Add(time.Hour), Tracks: []Track{
+		{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav", Offset: 300, MediaOffset: at(300)},
+		{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.ogg", Offset: 3570, MediaOffset: at(3570)},
+	}}
+	out := filepath.Join(dir, "mix.wav")
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	mix, err := MixManifest(m, dir, out, 8000)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("an hour mixed at 8 kHz: %.2f MB allocated in all (heap in use before %.1f MB, after %.1f MB)",
+		float64(alloc)/1e6, float64(before.HeapInuse)/1e6, float64(after.HeapInuse)/1e6)
+	if alloc > 4<<20 {
+		t.Errorf("the mix allocated %.1f MB for an hour, want under 4 MB (bounded, not the recording's length)", float64(alloc)/1e6)
+	}
+	if mix.Duration != 3600 {
+		t.Errorf("mix lasts %v s, want 3600", mix.Duration)
+	}
+	// The tones, read from the file at a few places.
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	read := func(from, to float64) []int16 {
+		b := make([]byte, 2*int((to-from)*8000))
+		if _, err := f.ReadAt(b, 44+2*int64(from*8000)); err != nil {
+			t.Fatal(err)
+		}
+		pcm := make([]int16, len(b)/2)
+		for i := range pcm {
+			pcm[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+		return pcm
+	}
+	for _, c := range []struct {
+		f, from, to float64
+		on          bool
+	}{
+		{440, 200, 299.9, false}, {440, 300.1, 302, true}, {440, 1800, 1802, true}, {440, 3299.9, 3299.99, true}, {440, 3300.1, 3310, false},
+		{1000, 3560, 3569.9, false}, {1000, 3570.1, 3589, true}, {1000, 3590.1, 3599, false}, {440, 3570.1, 3589, false},
+	} {
+		if l := mediatest.ToneLevel(read(c.from, c.to), 8000, c.f); (l > -40) != c.on {
+			t.Errorf("%g Hz in %.1f–%.1f s: %.0f dB, want present=%v", c.f, c.from, c.to, l, c.on)
+		}
 	}
 }

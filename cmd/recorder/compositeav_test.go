@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +20,15 @@ import (
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/composition/composite"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
+
+// The flash-and-beep publishers: a white flash of avFlashLen seconds every
+// avEvery seconds, and a beep of avBeep Hz with each.
+const avEvery, avFlashLen, avBeep = 2.0, 0.2, 2000.0
 
 // TestServe_CompositeKeepsAVAcrossAPause: a `recorder serve` process records
 // a Pion WHIP publisher sending VP8 video with a white flash every 2 s and
@@ -37,9 +45,8 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	ffmpeg := testenv.LookPath(t, "ffmpeg")
 	testenv.LookPath(t, "ffprobe")
 	dir := t.TempDir()
-	const every, flashLen, beep = 2.0, 0.2, 2000.0
 	ivf := filepath.Join(dir, "flash.ivf")
-	src := fmt.Sprintf("color=c=red:s=320x240:r=30:d=%g,drawbox=color=white:t=fill:enable='lt(t,%g)'", every, flashLen)
+	src := fmt.Sprintf("color=c=red:s=320x240:r=30:d=%g,drawbox=color=white:t=fill:enable='lt(t,%g)'", avEvery, avFlashLen)
 	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", src,
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf", ivf).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
@@ -61,8 +68,8 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	cam, err := whiptest.JoinCamera(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, conf, "alice", "CAM"), "alice", frames,
 		func(_ time.Time, sec float64) float64 {
 			v := 6000 * math.Sin(2*math.Pi*440*sec)
-			if math.Mod(sec, every) < flashLen {
-				v += 6000 * math.Sin(2*math.Pi*beep*sec)
+			if math.Mod(sec, avEvery) < avFlashLen {
+				v += 6000 * math.Sin(2*math.Pi*avBeep*sec)
 			}
 			return v
 		})
@@ -71,6 +78,18 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	}
 	t.Cleanup(func() { cam.Leave(context.Background()) })
 
+	checkCompositeAV(t, s, key, conf, dir, func() { cam.Leave(ctx) })
+}
+
+// checkCompositeAV records conf (whose publisher is connected) for 4.5 s,
+// pauses it for 1 s, records 4.5 s more and stops, calls leave, and checks
+// the composite the process makes of it: every flash of the publisher (a
+// white frame at the upper middle of the canvas, avFlashLen every avEvery
+// seconds) within 40 ms of its beep (avBeep Hz), before and after the
+// pause alike.
+func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func()) {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
 	// 60 fps: the 30 fps flashes land on the composite's frame grid within
 	// ±8 ms (round to the nearest frame), not ±17 ms.
 	const W, H, fps = 640, 360, 60
@@ -89,16 +108,17 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 			t.Fatalf("%s: %d", step.what, st)
 		}
 	}
-	cam.Leave(ctx)
+	leave()
 
 	// The composition: COMPLETED, made by the same process.
 	var comp api.RecordingDataMessage
+	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		call(t, "GET", s.url+"/api/compositions/"+conf, key, nil, &comp)
 		if c := comp.Composition; c != nil && c.State == "COMPLETED" {
 			break
 		}
-		if c := comp.Composition; ctx.Err() != nil || c != nil && c.State == "FAILED" {
+		if c := comp.Composition; time.Now().After(deadline) || c != nil && c.State == "FAILED" {
 			t.Fatalf("composition %+v", c)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -135,6 +155,11 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	if err := os.WriteFile(mp4, get(video), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if keep := os.Getenv("COMPOSITE_AV_KEEP"); keep != "" { // for a look at what the test saw
+		if out, err := exec.Command("cp", "-r", dir, keep).CombinedOutput(); err != nil {
+			t.Logf("keep: %v %s", err, out)
+		}
+	}
 	for _, tr := range man.Tracks {
 		if tr.MediaOffset != nil {
 			t.Logf("%s %s: offset %.4f s, file from %.4f s, timing %+v", tr.UserID, tr.Kind, tr.Offset, *tr.MediaOffset, tr.Timing)
@@ -162,12 +187,12 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 			continue
 		}
 		at := float64(n) / fps
-		if at >= pause.Start-flashLen && at < pause.End+flashLen {
+		if at >= pause.Start-avFlashLen && at < pause.End+avFlashLen {
 			continue // cut by the pause
 		}
 		onset := -1.0
 		for i := max(0, int((at-0.3)*8000)); i+80 <= min(len(pcm), int((at+0.3)*8000)); i += 8 {
-			if mediatest.ToneLevel(pcm[i:i+80], 8000, beep) > -30 {
+			if mediatest.ToneLevel(pcm[i:i+80], 8000, avBeep) > -30 {
 				onset = float64(i+40) / 8000
 				break
 			}
@@ -176,6 +201,7 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 			t.Errorf("a flash at %.3f s without a beep", at)
 			continue
 		}
+		t.Logf("flash at %.3f s (wall %.1f ms), beep at %.3f s", at, float64(man.Started.UnixMicro())/1000+at*1000, onset)
 		if at < pause.Start {
 			before = append(before, at-onset)
 		} else {
@@ -209,4 +235,160 @@ func msList(v []float64) []float64 {
 		out[i] = math.Round(x * 1000)
 	}
 	return out
+}
+
+// flashBeepPage is a real browser's flash-and-beep participant: a canvas
+// (red, a frame counter, white for avFlashLen every avEvery seconds) and a
+// WebAudio tone (440 Hz, plus avBeep Hz while the canvas is white), captured
+// with captureStream and published over WHIP with a publish token. The
+// beeps are scheduled on the audio clock; the canvas turns white when that
+// clock reaches a beep, so the picture and the sound enter the browser's
+// media tracks together (to the audio callback's and the 4 ms poll's
+// granularity). It reports each step to /report.
+const flashBeepPage = `<!doctype html><html><body><canvas id=c width=320 height=240></canvas><script>
+const report = (s) => fetch('/report', {method: 'POST', body: s});
+(async () => {
+  try {
+    const ac = new AudioContext({sampleRate: 48000});
+    await ac.resume();
+    const dest = ac.createMediaStreamDestination();
+    const tone = ac.createOscillator(), toneGain = ac.createGain();
+    tone.frequency.value = 440; toneGain.gain.value = 0.2;
+    tone.connect(toneGain).connect(dest);
+    const beep = ac.createOscillator(), beepGain = ac.createGain();
+    beep.frequency.value = BEEP; beepGain.gain.value = 0;
+    beep.connect(beepGain).connect(dest);
+    tone.start(); beep.start();
+    const t0 = ac.currentTime + 0.5;
+    for (let k = 0; k < 120; k++) {
+      beepGain.gain.setValueAtTime(0.2, t0 + k * EVERY);
+      beepGain.gain.setValueAtTime(0, t0 + k * EVERY + LEN);
+    }
+    const canvas = document.getElementById('c'), g = canvas.getContext('2d');
+    let n = 0, last = -1, white = false, prev = ac.currentTime, step = 0;
+    const draw = () => {
+      const now = ac.currentTime;
+      if (now > prev) { step = Math.max(step, now - prev); prev = now; }
+      const s = now - t0;
+      const w = s >= 0 && s % EVERY < LEN;
+      const frame = Math.floor(performance.now() / (1000 / 30));
+      if (frame === last && w === white) return;
+      last = frame; n++;
+      g.fillStyle = w ? '#fff' : '#f00'; g.fillRect(0, 0, 320, 240);
+      g.fillStyle = '#000'; g.font = '36px sans-serif'; g.fillText(String(n), 8, 40);
+      if (w && !white) report('flash ' + JSON.stringify({k: Math.round(s / EVERY), late: (s % EVERY) * 1000,
+        wall: performance.timeOrigin + performance.now(), step: step * 1000}));
+      white = w;
+    };
+    draw(); setInterval(draw, 4);
+    const stream = new MediaStream([...canvas.captureStream().getVideoTracks(), ...dest.stream.getAudioTracks()]);
+    const pc = new RTCPeerConnection();
+    for (const tr of stream.getTracks()) pc.addTransceiver(tr, {direction: 'sendonly', streams: [stream]});
+    pc.oniceconnectionstatechange = () => report('ice ' + pc.iceConnectionState);
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((ok) => {
+      if (pc.iceGatheringState === 'complete') return ok();
+      pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && ok();
+    });
+    const resp = await fetch(WHIP, {method: 'POST', body: pc.localDescription.sdp,
+      headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + TOKEN}});
+    if (resp.status !== 201) return report('whip ' + resp.status + ' ' + await resp.text());
+    await pc.setRemoteDescription({type: 'answer', sdp: await resp.text()});
+    report('answered');
+  } catch (e) { report('error ' + e); }
+})();
+</script></body></html>`
+
+// TestServe_CompositeKeepsAVOfAChromiumPublisher: the flash-and-beep
+// participant is headless Chromium (flashBeepPage: a canvas and WebAudio,
+// captured by the browser, encoded as VP8 and Opus and timed by its own
+// RTCP sender reports), publishing over WHIP with a publish token to a
+// `recorder serve` process. The composite shows every flash within 40 ms of
+// its beep, before and after a pause alike.
+func TestServe_CompositeKeepsAVOfAChromiumPublisher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time browser test")
+	}
+	testenv.LookPath(t, "ffprobe")
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	const conf, user = "chromeav", "chromium"
+	var tok api.PublishTokenMessage
+	if st := call(t, "POST", s.url+"/api/publishtokens", key, api.PublishTokenRequest{ConferenceID: conf, UserID: user,
+		StreamTypes: []string{"CAM"}}, &tok); st != 200 || tok.Token == "" {
+		t.Fatalf("publish token: %d %+v", st, tok)
+	}
+
+	// The page's server, on loopback; the page reports its progress.
+	reports := make(chan string, 512)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		consts, _ := json.Marshal(map[string]any{"WHIP": whip.Endpoint(s.url, conf, user, "CAM"), "TOKEN": tok.Token,
+			"EVERY": avEvery, "LEN": avFlashLen, "BEEP": avBeep})
+		fmt.Fprint(w, strings.Replace(flashBeepPage, "<script>",
+			"<script>const {WHIP, TOKEN, EVERY, LEN, BEEP} = "+string(consts)+";", 1))
+	})
+	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		select {
+		case reports <- string(b):
+		default:
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := &http.Server{Handler: mux}
+	go page.Serve(ln)
+	t.Cleanup(func() { page.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sc, stop := tooltest.Chromium(t, ctx, dir, "http://"+ln.Addr().String()+"/page.html",
+		"--disable-quic", "--allow-loopback-in-peer-connection")
+	var logMu sync.Mutex
+	var chromeLog strings.Builder
+	logged := make(chan struct{})
+	go func() { // Chromium's log: kept for a failure, and drained so that it never blocks
+		defer close(logged)
+		for sc.Scan() {
+			logMu.Lock()
+			chromeLog.WriteString(sc.Text() + "\n")
+			logMu.Unlock()
+		}
+	}()
+	stopped := false
+	stopChromium := func() {
+		if !stopped {
+			stopped = true
+			stop()
+			<-logged
+		}
+	}
+	t.Cleanup(stopChromium)
+	failf := func(format string, args ...any) {
+		t.Helper()
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf(format+"\nchromium:\n%s", append(args, chromeLog.String())...)
+	}
+	for connected := false; !connected; {
+		select {
+		case r := <-reports:
+			t.Logf("page: %s", r)
+			if strings.HasPrefix(r, "error") || strings.HasPrefix(r, "whip") || r == "ice failed" {
+				failf("page: %s", r)
+			}
+			connected = r == "ice connected" || r == "ice completed"
+		case <-ctx.Done():
+			failf("the page did not connect")
+		}
+	}
+	checkCompositeAV(t, s, key, conf, dir, stopChromium)
+	for len(reports) > 0 {
+		t.Logf("page: %s", <-reports)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -136,16 +137,15 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	}
 	p.layout(turns)
 
-	mix := ""
+	live := "" // the recorder's mix, if the recording has one
 	if m.Mix != nil && m.Mix.File != "" && !strings.Contains(m.Mix.File, "..") {
-		mix = filepath.Join(dir, filepath.FromSlash(m.Mix.File))
+		live = filepath.Join(dir, filepath.FromSlash(m.Mix.File))
 	} else if _, err := os.Stat(filepath.Join(dir, composition.MixFile)); err == nil {
-		mix = filepath.Join(dir, composition.MixFile)
+		live = filepath.Join(dir, composition.MixFile)
 	}
-	if mix != "" {
-		if _, err := os.Stat(mix); err != nil {
-			o.Logger.Warn("composite: the mix is missing: mixing the tracks", "err", err)
-			mix = ""
+	if live != "" {
+		if _, err := os.Stat(live); err != nil {
+			live = ""
 		}
 	}
 	work, err := os.MkdirTemp(filepath.Dir(out), ".composite-")
@@ -153,12 +153,27 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 		return nil, fmt.Errorf("composite: %w", err)
 	}
 	defer os.RemoveAll(work)
-	if mix == "" && hasAudio(m) {
-		// No live mix ("mix": "none", or lost): the tracks are mixed here,
-		// each placed where the live mix would have put it (its mediaOffset).
-		mix = filepath.Join(work, composition.MixFile)
-		if _, err := composition.MixManifest(m, dir, mix, offlineMixRate); err != nil {
+	// The sound is the recording's mix made again from the track files
+	// (composition.MixManifestLength: each track where the live mix put its
+	// first sample, its own timestamps after that, the pauses and blackouts
+	// applied), as long as the picture. The picture is placed from the same
+	// files by the same clock, so the two cannot part: the live mix
+	// re-anchors a track whose timestamps stop fitting its arrival (after a
+	// pause, say), and a picture placed from the file would not follow it.
+	// Without audio tracks there is no sound; when the tracks cannot be
+	// mixed, the live mix is the sound.
+	mix := ""
+	if hasAudio(m) {
+		file := filepath.Join(work, composition.MixFile)
+		err := mixTracks(o, m, dir, file, p.dur)
+		switch {
+		case err == nil:
+			mix = file
+		case live == "":
 			return nil, fmt.Errorf("composite: mixing the tracks: %w", err)
+		default:
+			o.Logger.Warn("composite: the tracks cannot be mixed: the recording's mix is the sound", "err", err)
+			mix = live
 		}
 	}
 	g := buildGraph(p, mix != "")
@@ -212,10 +227,31 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	return res, nil
 }
 
-// offlineMixRate is the sample rate of the mix the composite makes itself
-// for a recording without one: wideband speech, a third of the memory of
-// 48 kHz (MixManifest holds the whole mix).
+// offlineMixRate is the sample rate of the composite's mix: wideband speech
+// (ffmpeg resamples it to AAC's 48 kHz).
 const offlineMixRate = 16000
+
+// mixTracks mixes m's audio tracks into file, seconds long, on an OS thread
+// of its own at the tools' niceness (the thread ends with it), adding its
+// CPU time to the tools'.
+func mixTracks(o Options, m *composition.Manifest, dir, file string, seconds float64) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread, niced, exits with the goroutine
+		if o.Nice > 0 {
+			if err := setThreadNice(o.Nice); err != nil {
+				o.Logger.Warn("composite: cannot lower the priority of the mix", "err", err)
+			}
+		}
+		before := threadCPU()
+		_, err := composition.MixManifestLength(m, dir, file, offlineMixRate, seconds)
+		if o.cpu != nil {
+			*o.cpu += threadCPU() - before
+		}
+		done <- err
+	}()
+	return <-done
+}
 
 // hasAudio reports whether m lists an audio track.
 func hasAudio(m *composition.Manifest) bool {

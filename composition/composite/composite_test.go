@@ -32,11 +32,12 @@ type part struct {
 	freq      float64 // tone
 	from, to  float64 // seconds of the recording
 	videoLag  float64 // the video file's first frame, seconds after the track start (as the recorder's first keyframe)
-	flash     float64 // recording time of a 0.2 s white flash in the video (with a 2 kHz beep in the mix); 0: none
+	flash     float64 // recording time of a 0.2 s white flash in the video and a 2 kHz beep in the audio (and the mix); 0: none
 	loudUntil float64 // speaker test: the tone stops here (0: plays throughout)
 	loudFrom  float64 // speaker test: the tone starts here
 	screen    bool    // a screen share (video only, stream type SCREEN)
 	audioLag  float64 // the audio file's first sample, seconds after the track start (its mediaOffset)
+	mixEarly  float64 // the live mix holds the beep this much earlier than the track does (a re-anchor)
 }
 
 type fixture struct {
@@ -97,8 +98,13 @@ func (f *fixture) write(t testing.TB, dir string) string {
 		}
 		if !p.screen {
 			audio := "tracks/" + p.user + "-audio.ogg"
-			ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d-p.audioLag, vol),
-				"-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
+			src := fmt.Sprintf("sine=frequency=%g:sample_rate=48000:duration=%g,volume=%s:eval=frame", p.freq, d-p.audioLag, vol)
+			if p.flash > 0 { // the beep, in the track as a sender sends it
+				at := p.flash - p.from - p.audioLag
+				src = fmt.Sprintf("aevalsrc=exprs='0.125*sin(2*PI*%g*t)+0.125*sin(2*PI*2000*t)*between(t,%g,%g)':s=48000:d=%g",
+					p.freq, at, at+0.2, d-p.audioLag)
+			}
+			ffmpegRun(t, "-f", "lavfi", "-i", src, "-c:a", "libopus", "-b:a", "32k", filepath.Join(dir, audio))
 			tr := composition.Track{StreamID: stream, TrackID: "audio", UserID: p.user, StreamType: typ,
 				Kind: "AUDIO", Codec: "audio/opus", File: audio, Offset: p.from, Duration: d}
 			if p.audioLag > 0 {
@@ -138,7 +144,7 @@ func (f *fixture) write(t testing.TB, dir string) string {
 			if f.audible(p, s) {
 				mix[i] += int16(4000 * math.Sin(2*math.Pi*p.freq*(s-p.from)))
 			}
-			if p.flash > 0 && s >= p.flash && s < p.flash+0.2 {
+			if at := p.flash - p.mixEarly; p.flash > 0 && s >= at && s < at+0.2 {
 				mix[i] += int16(4000 * math.Sin(2*math.Pi*2000*s))
 			}
 		}
@@ -318,7 +324,10 @@ func TestCompose_Grid(t *testing.T) {
 	f := &fixture{
 		length: 10,
 		parts: []part{
-			{user: "alice", color: "red", size: "320x240", freq: 440, from: 0, to: 8, videoLag: 0.3, flash: 3.2},
+			// The live mix holds alice's beep 130 ms before her track does, as
+			// it does after it re-anchored a track at a resume (seen with
+			// Chromium): the composite's sound comes from the tracks.
+			{user: "alice", color: "red", size: "320x240", freq: 440, from: 0, to: 8, videoLag: 0.3, flash: 3.2, mixEarly: 0.13},
 			{user: "bob", color: "blue", size: "320x180", freq: 880, from: 2, to: 10},
 			{user: "carol", freq: 1320, from: 0, to: 6},
 		},

@@ -125,44 +125,90 @@ func ParsePage(b []byte) (int, Page, error) {
 // returns the granule position of the last page, and stops at the first
 // error of fn or of a page (wrapping ErrPage, or the read error).
 func ReadPackets(r io.Reader, fn func(packet []byte) error) (granule uint64, err error) {
-	buf := make([]byte, HeaderSize+MaxSegments+MaxPageBody)
-	var packet []byte
+	pr := NewReader(r)
 	for {
-		if _, err := io.ReadFull(r, buf[:HeaderSize]); err != nil {
-			if err == io.EOF {
-				return granule, nil
-			}
-			return granule, fmt.Errorf("%w: page header: %v", ErrPage, err)
+		p, err := pr.Next()
+		if err == io.EOF {
+			return pr.Granule(), nil
 		}
-		nseg := int(buf[26])
-		if _, err := io.ReadFull(r, buf[HeaderSize:HeaderSize+nseg]); err != nil {
-			return granule, fmt.Errorf("%w: segment table: %v", ErrPage, err)
-		}
-		size := Size(buf[:HeaderSize+nseg])
-		if size == 0 {
-			return granule, fmt.Errorf("%w: not an Ogg page", ErrPage)
-		}
-		if _, err := io.ReadFull(r, buf[HeaderSize+nseg:size]); err != nil {
-			return granule, fmt.Errorf("%w: page body: %v", ErrPage, err)
-		}
-		_, p, err := ParsePage(buf[:size])
 		if err != nil {
-			return granule, err
+			return pr.Granule(), err
 		}
-		granule = p.Granule
-		if p.Flags&FlagContinued == 0 {
-			packet = packet[:0]
-		}
-		body := p.Body
-		for _, l := range p.Lacing {
-			packet = append(packet, body[:l]...)
-			body = body[l:]
-			if l < 255 {
-				if err := fn(packet); err != nil {
-					return granule, err
-				}
-				packet = packet[:0]
-			}
+		if err := fn(p); err != nil {
+			return pr.Granule(), err
 		}
 	}
+}
+
+// Reader reads the packets of an Ogg stream one at a time, as ReadPackets
+// does, holding one page (at most 65,307 bytes) and one packet.
+type Reader struct {
+	r       io.Reader
+	buf     []byte // the current page
+	lacing  []byte // its lacing values not read yet
+	body    []byte // its body not read yet
+	packet  []byte
+	granule uint64
+}
+
+// NewReader returns a Reader of the Ogg stream r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: r, buf: make([]byte, HeaderSize+MaxSegments+MaxPageBody)}
+}
+
+// Next returns the next packet, valid until the next call; io.EOF at the
+// end of the stream (between pages), or an error wrapping ErrPage or the
+// read error.
+func (pr *Reader) Next() ([]byte, error) {
+	for {
+		for len(pr.lacing) > 0 {
+			l := pr.lacing[0]
+			pr.lacing = pr.lacing[1:]
+			pr.packet = append(pr.packet, pr.body[:l]...)
+			pr.body = pr.body[l:]
+			if l < 255 {
+				p := pr.packet
+				pr.packet = pr.packet[:0]
+				return p, nil
+			}
+		}
+		if err := pr.page(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Granule returns the granule position of the last page read.
+func (pr *Reader) Granule() uint64 { return pr.granule }
+
+// page reads the next page.
+func (pr *Reader) page() error {
+	buf := pr.buf
+	if _, err := io.ReadFull(pr.r, buf[:HeaderSize]); err != nil {
+		if err == io.EOF {
+			return io.EOF
+		}
+		return fmt.Errorf("%w: page header: %v", ErrPage, err)
+	}
+	nseg := int(buf[26])
+	if _, err := io.ReadFull(pr.r, buf[HeaderSize:HeaderSize+nseg]); err != nil {
+		return fmt.Errorf("%w: segment table: %v", ErrPage, err)
+	}
+	size := Size(buf[:HeaderSize+nseg])
+	if size == 0 {
+		return fmt.Errorf("%w: not an Ogg page", ErrPage)
+	}
+	if _, err := io.ReadFull(pr.r, buf[HeaderSize+nseg:size]); err != nil {
+		return fmt.Errorf("%w: page body: %v", ErrPage, err)
+	}
+	_, p, err := ParsePage(buf[:size])
+	if err != nil {
+		return err
+	}
+	pr.granule = p.Granule
+	if p.Flags&FlagContinued == 0 {
+		pr.packet = pr.packet[:0]
+	}
+	pr.lacing, pr.body = p.Lacing, p.Body
+	return nil
 }
