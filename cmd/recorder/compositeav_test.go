@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 	}
 	t.Cleanup(func() { cam.Leave(context.Background()) })
 
-	checkCompositeAV(t, s, key, conf, dir, func() { cam.Leave(ctx) })
+	checkCompositeAV(t, s, key, conf, dir, func() { cam.Leave(ctx) }, avSource{})
 }
 
 // checkCompositeAV records conf (whose publisher is connected) for 4.5 s,
@@ -87,7 +88,7 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 // white frame at the upper middle of the canvas, avFlashLen every avEvery
 // seconds) within 40 ms of its beep (avBeep Hz), before and after the
 // pause alike.
-func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func()) {
+func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func(), src avSource) {
 	t.Helper()
 	ffmpeg := testenv.LookPath(t, "ffmpeg")
 	// 60 fps: the 30 fps flashes land on the composite's frame grid within
@@ -201,7 +202,10 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 			t.Errorf("a flash at %.3f s without a beep", at)
 			continue
 		}
-		t.Logf("flash at %.3f s (wall %.1f ms), beep at %.3f s", at, float64(man.Started.UnixMicro())/1000+at*1000, onset)
+		if src.note != nil {
+			t.Logf("flash at %.3f s, beep at %.3f s: %+.0f ms; %s", at, onset, (at-onset)*1000,
+				src.note(man.Started.Add(time.Duration(at*float64(time.Second)))))
+		}
 		if at < pause.Start {
 			before = append(before, at-onset)
 		} else {
@@ -209,10 +213,25 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("A/V (flash − beep, frames %.0f ms apart): before the pause (%.2f–%.2f s) %.0f ms, after %.0f ms; load %.14s",
+	t.Logf("A/V (flash − beep; frames %.0f ms apart): before the pause (%.2f–%.2f s) %.0f ms, after %.0f ms; load %.14s",
 		1000.0/fps, pause.Start, pause.End, msList(before), msList(after), load)
+	if len(before) < src.least || len(after) < src.least {
+		t.Fatalf("flashes before the pause %d, after %d: want %d of each", len(before), len(after), max(src.least, 1))
+	}
 	if len(before) == 0 || len(after) == 0 {
 		t.Fatalf("flashes before the pause %d, after %d: want some of each", len(before), len(after))
+	}
+	if src.median {
+		// Each side of the pause: its flashes' median offset within 40 ms.
+		for _, side := range []struct {
+			what string
+			v    []float64
+		}{{"before the pause", before}, {"after the pause", after}} {
+			if m := median(side.v); math.Abs(m) > 0.040 {
+				t.Errorf("A/V offset %s %+.0f ms (median of %.0f ms), want within 40 ms", side.what, m*1000, msList(side.v))
+			}
+		}
+		return
 	}
 	all := append(append([]float64(nil), before...), after...)
 	lo, hi := all[0], all[0]
@@ -227,6 +246,28 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 	if hi-lo > 1.0/fps+0.005 {
 		t.Errorf("A/V offset moves from %+.0f to %+.0f ms over the recording", lo*1000, hi*1000)
 	}
+}
+
+// avSource says how exact a flash-and-beep publisher is. The zero value is
+// a publisher whose every flash leaves with its beep to the sample (Pion,
+// pacing both from one start): every flash within 40 ms, and the offset
+// the same across the pause to a frame.
+type avSource struct {
+	// median: the publisher stamps each flash and its beep apart by a
+	// varying few ms (a browser's capture paths), more under load: the
+	// median offset of each side of the pause is within 40 ms.
+	median bool
+	least  int                    // flashes wanted on each side of the pause
+	note   func(time.Time) string // what the publisher says of the flash at a wall time (logged)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func msList(v []float64) []float64 {
@@ -301,10 +342,16 @@ const report = (s) => fetch('/report', {method: 'POST', body: s});
 
 // TestServe_CompositeKeepsAVOfAChromiumPublisher: the flash-and-beep
 // participant is headless Chromium (flashBeepPage: a canvas and WebAudio,
-// captured by the browser, encoded as VP8 and Opus and timed by its own
-// RTCP sender reports), publishing over WHIP with a publish token to a
-// `recorder serve` process. The composite shows every flash within 40 ms of
-// its beep, before and after a pause alike.
+// captured by the browser, encoded as VP8 and Opus, stamped by its own
+// capture paths and RTCP sender reports), publishing over WHIP with a
+// publish token to a `recorder serve` process that joins while it is
+// already sending; a flash a second. The composite holds the flashes
+// within 40 ms of their beeps before and after a pause: the median of each
+// side. Unlike the Pion publisher, the browser does not stamp a flash and
+// its beep together to the sample: seen in its own track files, they are
+// a few to 25 ms apart, varying from flash to flash, and under load
+// (18-28) its page draws some flashes late and its audio clock stalls, so
+// single flashes are logged (with the page's own account), not each bounded.
 func TestServe_CompositeKeepsAVOfAChromiumPublisher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time browser test")
@@ -326,12 +373,23 @@ func TestServe_CompositeKeepsAVOfAChromiumPublisher(t *testing.T) {
 	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		consts, _ := json.Marshal(map[string]any{"WHIP": whip.Endpoint(s.url, conf, user, "CAM"), "TOKEN": tok.Token,
-			"EVERY": avEvery, "LEN": avFlashLen, "BEEP": avBeep})
+			"EVERY": chromiumFlashEvery, "LEN": avFlashLen, "BEEP": avBeep})
 		fmt.Fprint(w, strings.Replace(flashBeepPage, "<script>",
 			"<script>const {WHIP, TOKEN, EVERY, LEN, BEEP} = "+string(consts)+";", 1))
 	})
+	var flashMu sync.Mutex
+	var flashes []pageFlash // what the page drew
 	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		if f, ok := strings.CutPrefix(string(b), "flash "); ok {
+			var pf pageFlash
+			if json.Unmarshal([]byte(f), &pf) == nil {
+				flashMu.Lock()
+				flashes = append(flashes, pf)
+				flashMu.Unlock()
+			}
+			return
+		}
 		select {
 		case reports <- string(b):
 		default:
@@ -387,8 +445,34 @@ func TestServe_CompositeKeepsAVOfAChromiumPublisher(t *testing.T) {
 			failf("the page did not connect")
 		}
 	}
-	checkCompositeAV(t, s, key, conf, dir, stopChromium)
+	checkCompositeAV(t, s, key, conf, dir, stopChromium, avSource{median: true, least: 3, note: func(w time.Time) string {
+		flashMu.Lock()
+		defer flashMu.Unlock()
+		for _, f := range flashes {
+			if d := w.Sub(time.UnixMicro(int64(f.Wall * 1000))); d > -300*time.Millisecond && d < 300*time.Millisecond {
+				return fmt.Sprintf("the page drew it %.0f ms after its beep by its audio clock", f.Late)
+			}
+		}
+		return "the page reported no flash then"
+	}})
 	for len(reports) > 0 {
 		t.Logf("page: %s", <-reports)
 	}
+	flashMu.Lock()
+	defer flashMu.Unlock()
+	t.Logf("the page's flashes: %+v", flashes)
+}
+
+// chromiumFlashEvery is the page's flash period: a flash a second, so that
+// each side of the pause has several.
+const chromiumFlashEvery = 1.0
+
+// pageFlash is what flashBeepPage reports of a flash: its number, how late
+// it was drawn after its beep by the audio clock (ms), when (ms since the
+// epoch) and the largest step of the audio clock seen (ms).
+type pageFlash struct {
+	K    int     `json:"k"`
+	Late float64 `json:"late"`
+	Wall float64 `json:"wall"`
+	Step float64 `json:"step"`
 }
