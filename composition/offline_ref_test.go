@@ -16,11 +16,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pion/opus"
-
-	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/internal/opus"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/ogg"
+	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -30,7 +29,7 @@ func mixManifestWhole(m *Manifest, dir, out string, rate int) (*Mix, error) {
 	default:
 		return nil, fmt.Errorf("composition: mix rate %d is not 8000, 16000 or 48000", rate)
 	}
-	skip := m.PauseBehavior == media.PauseSkip
+	skip := m.PauseBehavior == pause.Skip
 	// at maps seconds of the recording's wall-clock timeline to a sample of
 	// the mix: less the skipped pauses before it.
 	at := func(sec float64) int {

@@ -175,8 +175,7 @@ func TestMixManifest_SameAsWhole(t *testing.T) {
 	}
 	tone := &synth.Tone{Freq: 660, Amplitude: 9000}
 	for i := range 100 {
-		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 5},
-			Payload: tone.NextPCMA(nil)}); err != nil {
+		if err := w.Write(5, uint32(160*i), tone.NextPCMA(nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -204,7 +203,7 @@ func TestMixManifest_SameAsWhole(t *testing.T) {
 	at := func(v float64) *float64 { return &v }
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, behavior := range []string{"silence", "skip"} {
-		m := &Manifest{Started: t0, Stopped: t0.Add(5*time.Second + 300*time.Millisecond), PauseBehavior: media.PauseBehavior(behavior),
+		m := &Manifest{Started: t0, Stopped: t0.Add(5*time.Second + 300*time.Millisecond), PauseBehavior: pause.Behavior(behavior),
 			Tracks: []Track{
 				{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav", Offset: 0.2},
 				{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.ogg", Offset: 1.4, MediaOffset: at(1.5)},
