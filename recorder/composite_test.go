@@ -241,3 +241,35 @@ func TestManager_CompositeSurvivesRestart(t *testing.T) {
 	done := waitComposition(t, m2, rec.InstanceID, CompositionCompleted)
 	checkComposite(t, bucket, done, "grid")
 }
+
+// TestManager_CompositeApplicationDefaultAndFailure: a recording of an
+// application whose configuration asks for a composite gets one without
+// asking; when ffmpeg fails the composition goes PENDING, PROCESSING,
+// FAILED (each an event) with the reason's code and message, and the
+// recording itself is not failed.
+func TestManager_CompositeApplicationDefaultAndFailure(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(t.TempDir(), "ffmpeg")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'Invalid data found when processing input' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := &eventLog{}
+	m, fa := compositeManager(t, dir, broken, log)
+	defer m.Shutdown(context.Background())
+	m.cfg.Applications["app"].Composite = &composite.Settings{Layout: "speaker", Width: 320, Height: 180, FPS: 5} // before any recording
+
+	rec := recordTone(t, m, fa, nil)
+	if rec.Composite == nil || rec.Composite.Layout != "speaker" || rec.Composite.Width != 320 || rec.Composition == nil {
+		t.Fatalf("composite %+v, composition %+v: want the application's default", rec.Composite, rec.Composition)
+	}
+	failed := waitComposition(t, m, rec.InstanceID, CompositionFailed)
+	if e := failed.Composition.Error; e == nil || e.Code != CodeCompositeFailed || !strings.Contains(e.Message, "composite") || e.Occurred.IsZero() {
+		t.Errorf("composition error %+v, want %s with a message", e, CodeCompositeFailed)
+	}
+	if failed.State != StateStopped || failed.Error != nil {
+		t.Errorf("recording %s %+v: a failed composite fails no recording", failed.State, failed.Error)
+	}
+	if got, want := log.compositions(), []string{"composition.pending", "composition.processing", "composition.failed"}; !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+}
