@@ -2,6 +2,7 @@ package composition
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,25 +54,25 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 // the recording's length (TestMixManifest_BoundedMemory). On an error the
 // partial output is removed.
 func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
-	return mixManifest(m, dir, out, rate, -1)
+	return mixManifest(context.Background(), m, dir, out, rate, -1)
 }
 
 // MixManifestLength is MixManifest with a mix of the given length, in
 // seconds of the mix (after skipped pauses), instead of the recording's
 // wall-clock span: the composite's audio lasts as long as its picture, and
 // holds what the tracks hold after the stop instant (the stop drains the
-// packets in flight).
-func MixManifestLength(m *Manifest, dir, out string, rate int, seconds float64) (*Mix, error) {
+// packets in flight). It stops with ctx's error when ctx ends.
+func MixManifestLength(ctx context.Context, m *Manifest, dir, out string, rate int, seconds float64) (*Mix, error) {
 	if !(seconds > 0) {
 		return nil, fmt.Errorf("composition: mix length %v s", seconds)
 	}
-	return mixManifest(m, dir, out, rate, int(math.Round(seconds*float64(rate))))
+	return mixManifest(ctx, m, dir, out, rate, int(math.Round(seconds*float64(rate))))
 }
 
 // mixChunk is how many samples of the mix are made at a time.
 const mixChunk = 16384
 
-func mixManifest(m *Manifest, dir, out string, rate, length int) (mix *Mix, err error) {
+func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length int) (mix *Mix, err error) {
 	switch rate {
 	case 8000, 16000, 48000:
 	default:
@@ -150,6 +151,9 @@ func mixManifest(m *Manifest, dir, out string, rate, length int) (mix *Mix, err 
 	scratch := make([]int16, mixChunk)
 	frame := make([]int16, mixChunk)
 	for from := 0; from < length; from += mixChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		n := min(mixChunk, length-from)
 		clear(acc[:n])
 		for _, t := range tracks {

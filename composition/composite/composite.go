@@ -165,10 +165,12 @@ func Compose(ctx context.Context, dir string, m *composition.Manifest, out strin
 	mix := ""
 	if hasAudio(m) {
 		file := filepath.Join(work, composition.MixFile)
-		err := mixTracks(o, m, dir, file, p.dur)
+		err := mixTracks(ctx, o, m, dir, file, p.dur)
 		switch {
 		case err == nil:
 			mix = file
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("composite: %w", ctx.Err())
 		case live == "":
 			return nil, fmt.Errorf("composite: mixing the tracks: %w", err)
 		default:
@@ -233,8 +235,8 @@ const offlineMixRate = 16000
 
 // mixTracks mixes m's audio tracks into file, seconds long, on an OS thread
 // of its own at the tools' niceness (the thread ends with it), adding its
-// CPU time to the tools'.
-func mixTracks(o Options, m *composition.Manifest, dir, file string, seconds float64) error {
+// CPU time to the tools'. ctx ending stops it.
+func mixTracks(ctx context.Context, o Options, m *composition.Manifest, dir, file string, seconds float64) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread, niced, exits with the goroutine
@@ -244,7 +246,7 @@ func mixTracks(o Options, m *composition.Manifest, dir, file string, seconds flo
 			}
 		}
 		before := threadCPU()
-		_, err := composition.MixManifestLength(m, dir, file, offlineMixRate, seconds)
+		_, err := composition.MixManifestLength(ctx, m, dir, file, offlineMixRate, seconds)
 		if o.cpu != nil {
 			*o.cpu += threadCPU() - before
 		}
