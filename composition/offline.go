@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/rtcrec/recorder/internal/opus"
-
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/ogg"
 	"github.com/rtcrec/recorder/media/pause"
@@ -46,8 +45,7 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 }
 
 // MixManifest is MixOffline for a manifest already read, whose files are in
-// dir. The composite video mixes a recording without a live mix ("mix":
-// "none") with it.
+// dir.
 //
 // It streams: every track is decoded as the mix is written, mixChunk samples
 // at a time, so its memory is one decoder and one chunk per track whatever
