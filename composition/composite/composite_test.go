@@ -558,3 +558,32 @@ func TestCompose_ScreenShareTakesTheMainArea(t *testing.T) {
 		}
 	}
 }
+
+// TestCompose_Single: the single layout shows one participant's camera over
+// the canvas (bob's blue, never alice's red) and the sound is everyone's.
+func TestCompose_Single(t *testing.T) {
+	f := &fixture{length: 4, parts: []part{
+		{user: "alice", color: "red", size: "320x240", freq: 440, from: 0, to: 4},
+		{user: "bob", color: "blue", size: "320x240", freq: 880, from: 0, to: 4},
+	}}
+	manifest := f.write(t, t.TempDir())
+	const W, H, fps = 320, 240, 5
+	out, res := compose(t, manifest, Settings{Layout: LayoutSingle, UserID: "bob", Width: W, Height: H, FPS: fps})
+	if !res.Audio {
+		t.Errorf("result %+v: want audio", res)
+	}
+	v := decodeVideo(t, out, W, H, 4)
+	for _, at := range []float64{0.5, 2, 3.5} {
+		for _, p := range [][2]int{{W / 2, H / 2}, {3 * W / 4, H / 4}, {W / 4, 3 * H / 4}} { // not the frame counter (top left)
+			if got := v.at(int(at*fps), p[0], p[1]); !near(got, "blue") {
+				t.Errorf("at %.1fs (%d,%d) colour %v, want bob's blue", at, p[0], p[1], got)
+			}
+		}
+	}
+	pcm := mediatest.Decode(t, out, mixRate)
+	for _, freq := range []float64{440, 880} {
+		if !toneIn(pcm, mixRate, freq, 0.5, 3.5) {
+			t.Errorf("%g Hz missing: the sound is everyone's", freq)
+		}
+	}
+}
