@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,12 +26,30 @@ import (
 
 // gatedTone is a WHIP publisher that sends a PCMU tone only while on is set
 // and µ-law silence otherwise: a participant who speaks exactly when a test
-// says so.
+// says so. It keeps the instant it sent each 20 ms packet: what it sent, not
+// the wall clock, is what a track can hold (a busy machine delays the
+// publisher too).
 type gatedTone struct {
 	on   atomic.Bool
 	pub  *whip.Publication
 	stop chan struct{}
 	done chan struct{}
+	mu   sync.Mutex
+	sent []time.Time
+}
+
+// sentBetween returns the audio the publisher sent from a to b: its packets
+// sent in that interval, 20 ms each.
+func (g *gatedTone) sentBetween(a, b time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, t := range g.sent {
+		if !t.Before(a) && t.Before(b) {
+			n++
+		}
+	}
+	return time.Duration(n) * 20 * time.Millisecond
 }
 
 func joinGated(t *testing.T, ctx context.Context, h *harness, conf, user string, freq float64) *gatedTone {
@@ -70,6 +89,9 @@ func joinGated(t *testing.T, ctx context.Context, h *harness, conf, user string,
 					if track.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond}) != nil {
 						return
 					}
+					g.mu.Lock()
+					g.sent = append(g.sent, time.Now())
+					g.mu.Unlock()
 				}
 			}
 		}
@@ -200,7 +222,6 @@ func testPause(t *testing.T, behavior string) {
 	alice := joinGated(t, ctx, h, conf, "alice", 440)
 	bob := joinGated(t, ctx, h, conf, "bob", 880)
 	bob.on.Store(false)
-	_ = alice
 
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv, PauseBehavior: behavior})
 	if st != 200 || ev.State != "ACTIVE" {
@@ -332,8 +353,12 @@ func testPause(t *testing.T, behavior string) {
 		}
 	}
 
-	// Per-track files: bob's holds none of his tone; alice's is as long as
-	// the mix (silence: the whole call; skip: without the pause).
+	// Per-track files: bob's holds none of his tone; alice's holds what
+	// alice sent while her track recorded (silence: the whole call; skip:
+	// without the pause), which is the mix's length unless the publisher
+	// itself fell behind the clock.
+	sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+	pauseFrom, pauseTo := man.Started.Add(sec(pz.Start)), man.Started.Add(sec(pz.End))
 	var msg RecordingDataMessage
 	h.do("GET", p, key1, nil, &msg)
 	for _, s := range msg.Streams {
@@ -351,12 +376,14 @@ func testPause(t *testing.T, behavior string) {
 		case "alice":
 			a, _ := time.Parse(time.RFC3339Nano, tr.Started)
 			b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
-			want := b.Sub(a).Seconds()
+			sent := alice.sentBetween(a, b)
 			if behavior == "skip" {
-				want -= pz.End - pz.Start
+				sent -= alice.sentBetween(pauseFrom, pauseTo)
 			}
+			want := sent.Seconds()
+			t.Logf("alice's track %.2f s; she sent %.2f s while it recorded (%.2f s of wall time)", tdur, want, b.Sub(a).Seconds())
 			if math.Abs(tdur-want) > 0.3 {
-				t.Errorf("alice's track is %.2f s, want %.2f s", tdur, want)
+				t.Errorf("alice's track is %.2f s, want %.2f s: what she sent while it recorded", tdur, want)
 			}
 		}
 	}

@@ -29,8 +29,9 @@ import (
 // (media/doc.go): a blacked-out participant's tracks are silent during the
 // blackout, a paused interval is silent (pauseBehavior silence) or left out
 // (skip; the track files hold no paused audio and their timestamps were
-// shifted, so each track is placed at its offset less the pauses before it,
-// and the mix is shorter by the paused time).
+// shifted, so each track is placed at its offset less the spans the live
+// mix cut out before it, and the mix is shorter by them: each from where its
+// cut began, the manifest's mixStart, to the resume).
 func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 	f, err := os.Open(manifestPath)
 	if err != nil {
@@ -77,15 +78,30 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 		return nil, fmt.Errorf("composition: mix rate %d is not 8000, 16000 or 48000", rate)
 	}
 	skip := m.PauseBehavior == pause.Skip
+	// The spans a skipped pause left out of the live mix: from where its cut
+	// began (mixStart, a position in mix.wav: the end of the audio received
+	// before the pause, at or a packet after the pause instant) to the
+	// resume. Without mixStart, the pause itself.
+	var cuts [][2]float64
+	removed := 0.0 // what the cuts before left out
+	for _, p := range m.Pauses {
+		if !skip {
+			break
+		}
+		from := p.Start
+		if p.MixStart != nil {
+			from = min(max(p.Start, *p.MixStart+removed), p.End)
+		}
+		cuts = append(cuts, [2]float64{from, p.End})
+		removed += p.End - from
+	}
 	// at maps seconds of the recording's wall-clock timeline to a sample of
-	// the mix: less the skipped pauses before it.
+	// the mix: less the skipped spans before it.
 	at := func(sec float64) int {
 		out := sec
-		if skip {
-			for _, p := range m.Pauses {
-				if p.Start < sec {
-					out -= min(p.End, sec) - p.Start
-				}
+		for _, c := range cuts {
+			if c[0] < sec {
+				out -= min(c[1], sec) - c[0]
 			}
 		}
 		return int(math.Round(out * float64(rate)))

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,28 +97,35 @@ func TestMixOffline(t *testing.T) {
 
 // TestMixOffline_ReappliesPausesAndBlackouts: a blackout of the track's
 // participant and a pause with silence are silent in the offline mix; with
-// skip the mix is shorter by the pause and a later track moves up by it.
+// skip the mix is shorter by the pause and a later track moves up by it, or,
+// when the live mix's cut began after the pause instant (mixStart: the end
+// of the audio received before the pause), by the span that cut left out.
 func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
 	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 4*time.Second)
 	g711File(t, filepath.Join(dir, "tracks", "b-audio0.wav"), 1000, time.Second)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, behavior := range []string{"silence", "skip"} {
+	for _, behavior := range []string{"silence", "skip", "skip settled"} {
 		t.Run(behavior, func(t *testing.T) {
-			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: pause.Behavior(behavior),
+			pz := Interval{Start: 1, End: 1.5}
+			if behavior == "skip settled" {
+				settled := 1.04 // the live mix's cut began 40 ms after the pause instant
+				pz.MixStart, pz.MixEnd = &settled, &settled
+			}
+			m := &Manifest{Started: t0, Stopped: t0.Add(4 * time.Second), PauseBehavior: pause.Behavior(strings.Fields(behavior)[0]),
 				Tracks: []Track{
 					{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav"},
 					{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.wav", Offset: 3},
 				},
-				Pauses:    []Interval{{Start: 1, End: 1.5}},
+				Pauses:    []Interval{pz},
 				Blackouts: []Interval{{Start: 2, End: 2.5, UserID: "u1"}},
 			}
 			man := filepath.Join(dir, ManifestFile)
 			if err := WriteManifest(man, m); err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(dir, behavior+".wav")
+			out := filepath.Join(dir, strings.ReplaceAll(behavior, " ", "-")+".wav")
 			mix, err := MixOffline(man, out, 8000)
 			if err != nil {
 				t.Fatal(err)
@@ -124,10 +133,13 @@ func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 			pcm := mediatest.Decode(t, out, 8000)
 			shift := 0.0 // where the wall-clock second s is in the mix: s - shift after the pause
 			want := 4.0
-			if behavior == "skip" {
+			switch behavior {
+			case "skip":
 				shift, want = 0.5, 3.5
+			case "skip settled":
+				shift, want = 0.46, 3.54
 			}
-			if mix.Duration != want {
+			if math.Abs(mix.Duration-want) > 1e-9 {
 				t.Errorf("mix lasts %v s, want %v", mix.Duration, want)
 			}
 			level := func(f, a, b float64) float64 {

@@ -97,16 +97,20 @@
 //     (at most 120 ms at the mix rate) and a copy per concealed packet.
 //   - Pause and blackout. The recorder's gate drops a track's packets before
 //     its file and its pipeline (recorder/pause.go), so the mix holds what
-//     the track files hold, and the cut is at the same instant in both.
+//     the track files hold, and the cut is at the same instant in both. It
+//     keeps or drops a packet by where its audio begins on the timeline
+//     (AudioPipeline.PlaceOf), not by when it was read, so a reader or a
+//     sender that fell behind does not move the cut.
 //     When the gate closes the pipeline places the packets it held for
 //     reordering (AudioPipeline.Pause), so all audio before the cut is in
 //     the ring. With pause.Skip the mixer also leaves the paused span out of
 //     its output (Mixer.Cut, Mixer.Uncut, sample-exact; Mixer.OutputAt maps
 //     a timeline position to mix.wav), seamlessly: the span begins where the
 //     audio received before the pause ends (settled at Uncut) and each
-//     track's first packet after it goes exactly at its end
-//     (AudioPipeline.ResyncAt), as the track file joins the packets around
-//     the pause. MixInput.MuteFrom and UnmuteFrom silence one
+//     track resumes where its own audio before it ended
+//     (AudioPipeline.ResyncAt: at the span's end, or, for a track whose
+//     audio ended earlier, its first samples just before the span), as the
+//     track file joins the packets around the pause. MixInput.MuteFrom and UnmuteFrom silence one
 //     input from a timeline position on: a position in the past that the
 //     mixer has not written yet (within the budget) silences the audio
 //     already received for it — a blackout decided after the fact. A

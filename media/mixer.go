@@ -352,18 +352,21 @@ func (m *Mixer) Cut(pos uint64) uint64 {
 
 // Uncut ends the open cut at timeline position pos (at least where it
 // began) and returns where the cut begins. The start Cut chose (at least the
-// pause instant) moves back to the end of the audio the inputs hold now
-// (InputsEnd), when that is earlier and nothing from there was written: a
+// pause instant) moves to the end of the audio the inputs hold now
+// (InputsEnd), when nothing from the cut's start was written yet: back, when
+// the audio before the pause ended earlier, and on, when audio from before
+// the pause was read after it (a reader or sender that fell behind: the
+// recorder's gate keeps a packet by where its audio begins; it drops what
+// begins within the cut, so no input writes there while it is open). A
 // track's audio before a pause has all reached its ring by the resume
 // (AudioPipeline.Pause), so the cut begins where the latest track's audio
-// ends, and that track resumes seamlessly (AudioPipeline.ResyncAt at pos).
+// ends, and every track resumes seamlessly (AudioPipeline.ResyncAt).
 // Safe from any goroutine.
 //
-// The mixer writes a frame past every input's end only when every input
-// lets it (the budget passed, or each input left or never began); if it is
-// writing such a frame right now, the start moved back can be off by up to
-// that frame in OutputAt. It cannot otherwise be written there: a paused
-// input decides nothing after its end.
+// The mixer writes nothing from an open cut's start on until the budget has
+// passed since (a pause longer than the budget): then the start stays. If it
+// is writing such a frame right now, the start moved can be off by up to
+// that frame in OutputAt.
 func (m *Mixer) Uncut(pos uint64) uint64 {
 	for {
 		old := m.cuts.Load()
@@ -373,8 +376,8 @@ func (m *Mixer) Uncut(pos uint64) uint64 {
 			return pos
 		}
 		from := list[n-1].from
-		if end := m.InputsEnd(); end < from { // InputsEnd is at least Written
-			from = end
+		if m.Written() <= from { // nothing of the cut written yet (frame waits); InputsEnd is at least Written
+			from = m.InputsEnd()
 		}
 		next := append(list[:n-1:n-1], span{from, max(pos, from)})
 		if m.cuts.CompareAndSwap(old, &next) {
@@ -446,6 +449,14 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		return false, nil
 	}
 	expired := final || h+f+m.budget <= now
+	if !expired {
+		// An open cut (a skipped pause) waits to be settled before any of
+		// it is written: audio from before the pause read late may still
+		// move its start on (Uncut).
+		if cuts := *m.cuts.Load(); len(cuts) > 0 && cuts[len(cuts)-1].to == open && h+f > cuts[len(cuts)-1].from {
+			return false, nil
+		}
+	}
 	clear(m.acc)
 	list := *m.inputs.Load()
 	for _, in := range list {

@@ -139,8 +139,10 @@ func TestMixer_ClampsOverflow(t *testing.T) {
 }
 
 // TestMixer_CutSkipsAnInterval cuts a second out of the mix (a pause with
-// skip) while the input plays a different tone: the cut is sample-exact,
-// nothing of it is written, and nothing on either side is lost.
+// skip): while the cut is open the input writes nothing (the recorder's gate
+// drops what is said while paused), and the mixer writes nothing from the
+// cut's start on until it is settled; the cut is sample-exact, nothing of it
+// is written, and nothing on either side is lost.
 func TestMixer_CutSkipsAnInterval(t *testing.T) {
 	sink := &captureSink{}
 	m, _ := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
@@ -149,28 +151,63 @@ func TestMixer_CutSkipsAnInterval(t *testing.T) {
 	if got := m.Cut(50 * 160); got != 50*160 {
 		t.Fatalf("cut at %d", got)
 	}
-	f.freq = 1300 // what is said while paused
-	run(t, m, 50, f)
-	m.Uncut(100*160 + 70) // 70 samples into a frame: the cut is sample-exact
-	f.freq = 2100
+	run(t, m, 50) // paused: the input writes nothing
+	if w := m.Written(); w > 50*160 {
+		t.Fatalf("the mix is written to %d while the cut from %d is open", w, 50*160)
+	}
+	if from := m.Uncut(100*160 + 70); from != 50*160 { // 70 samples into a frame: the cut is sample-exact
+		t.Fatalf("the cut settled at %d, want %d (where the audio before it ends)", from, 50*160)
+	}
+	f.freq, f.pos = 2100, 100*160+70
 	run(t, m, 50, f)
 	finish(t, m)
-	if len(sink.pcm) != 100*160-70 {
-		t.Fatalf("%d samples, want %d", len(sink.pcm), 100*160-70)
+	// The mix ends with the frame that holds the input's end (150 frames
+	// and 70 samples): 90 samples of silence after it.
+	if len(sink.pcm) != 100*160+90 {
+		t.Fatalf("%d samples, want %d", len(sink.pcm), 100*160+90)
 	}
 	if m.OutputAt(120*160) != m.Duration(70*160-70) {
 		t.Errorf("output of 2.4 s at %v", m.OutputAt(120*160))
 	}
-	requireTone(t, sink.pcm, 8000, 1300, false)
 	// Sample-exact: the 400 Hz tone runs to the cut, the 2100 Hz one on
 	// from the end of the cut.
 	if i := firstDiff(sink.pcm[:50*160], mediatest.Sine(400, 8000, 50*160, 8000)); i >= 0 {
 		t.Errorf("sample %d before the cut differs", i)
 	}
-	after := make([]int16, 50*160-70)
+	after := make([]int16, 50*160)
 	mediatest.SineInto(after, 2100, 8000, 100*160+70, 8000)
-	if i := firstDiff(sink.pcm[50*160:], after); i >= 0 {
+	if i := firstDiff(sink.pcm[50*160:100*160], after); i >= 0 {
 		t.Errorf("sample %d after the cut differs", 50*160+i)
+	}
+}
+
+// TestMixer_CutStartMovesToTheAudioBeforeIt: a pause cuts from 1.0 s, and a
+// packet whose audio begins before that (0.98–1.01 s) is read only after the
+// pause began, as a reader that fell behind reads it: its 30 ms go into the
+// mix whole. The mixer holds the open cut's start until the resume, and
+// Uncut moves it on to where that audio ends; a cut settled back is where
+// the audio before it ends too.
+func TestMixer_CutStartMovesToTheAudioBeforeIt(t *testing.T) {
+	sink := &captureSink{}
+	m, _ := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
+	f := newFeeder(m, "a", 400, 8000, InputOptions{})
+	run(t, m, 49, f) // to 0.98 s
+	m.Cut(50 * 160)
+	late := mediatest.Sine(400, 8000, 50*160+80, 8000)[49*160:] // 0.98–1.01 s
+	f.in.Ring().WriteAt(49*160, late)
+	run(t, m, 50) // paused
+	if w := m.Written(); w > 50*160 {
+		t.Fatalf("the mix is written to %d while the cut from %d is open", w, 50*160)
+	}
+	if from := m.Uncut(100 * 160); from != 50*160+80 {
+		t.Fatalf("the cut settled at %d, want %d: where the late packet ends", from, 50*160+80)
+	}
+	f.freq, f.pos = 2100, 100*160
+	run(t, m, 10, f)
+	finish(t, m)
+	want := mediatest.Sine(400, 8000, 50*160+80, 8000)
+	if i := firstDiff(sink.pcm[:len(want)], want); i >= 0 {
+		t.Errorf("sample %d before the cut differs: the late packet is not whole in the mix", i)
 	}
 }
 

@@ -130,6 +130,11 @@ type AudioPipeline struct {
 	recheck   bool              // the next packet keeps the mapping only if it fits its arrival (Resync)
 	resumeAt  bool              // the next packet's first sample goes at resumePos (ResyncAt)
 	resumePos uint64
+	cutFrom   uint64 // the skipped cut's start (ResyncAt)
+	// The bridge over a skipped cut (see anchor): what the mapping places in
+	// [bridgeFrom, bridgeTo) goes bridgeBy (the cut's length) earlier, to
+	// just before the cut, where the track's own audio before it ended.
+	bridgeFrom, bridgeTo, bridgeBy uint64
 
 	// Timeline mapping: position(ext) = basePos + (ext-baseExt)·rate/clock·ratio.
 	anchored bool
@@ -463,7 +468,7 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		if p.ratio != 1 {
 			out = p.resample(out, end-start)
 		}
-		if stored := p.ring.Put(start, out); stored < len(out) {
+		if stored := p.put(start, out); stored < len(out) {
 			p.late.Add(1)
 		}
 		p.decoded.Add(1)
@@ -515,7 +520,7 @@ func (p *AudioPipeline) conceal(from, to uint64, missing uint64) {
 				chunk[i] = int16(float64(chunk[i]) * max(g, 0))
 			}
 		}
-		p.ring.Put(pos, chunk)
+		p.put(pos, chunk)
 		pos += k
 	}
 	p.concealed.Add(missing)
@@ -546,7 +551,7 @@ func (p *AudioPipeline) advance() {
 		p.nextSeq = next
 	}
 	if decide > 0 {
-		p.ring.Decide(decide)
+		p.decide(decide)
 	}
 }
 
@@ -589,7 +594,7 @@ func (p *AudioPipeline) makeRoom(seq uint16) {
 		p.nextSeq++
 	}
 	if decide > 0 {
-		p.ring.Decide(decide)
+		p.decide(decide)
 	}
 }
 
@@ -684,11 +689,20 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	end := p.ring.End()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
+	p.bridgeBy = 0
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
 		p.resumeAt = false
 		p.basePos = float64(max(p.resumePos, end))
+		if d := p.cutFrom - end; end < p.cutFrom && p.cutFrom <= p.resumePos {
+			// The cut begins where another track's audio before it
+			// ended, this track's ended d earlier (one cut for all
+			// tracks): it resumes where its own audio ended. Its first d
+			// samples go to [end, cutFrom), the rest after the cut.
+			p.basePos = float64(p.resumePos - d)
+			p.bridgeFrom, p.bridgeTo, p.bridgeBy = p.resumePos-d, p.resumePos, p.resumePos-p.cutFrom
+		}
 		return
 	}
 	if pos, ok := p.srPosition(ts, now); ok && pos >= float64(end) {
@@ -886,18 +900,65 @@ func (p *AudioPipeline) PositionOf(ts uint32) (pos uint64, ok bool) {
 	return uint64(max(math.Ceil(x), 0)), true
 }
 
-// ResyncAt is Resync after a skipped pause (Mixer.Cut): the next packet's
-// first sample goes at timeline position pos, the cut's end, so the track
-// resumes in the mix exactly where its audio before the cut ended (the cut
-// begins there: Mixer.Uncut), as it does in its file, whatever the packet's
-// timestamp and arrival. The mapping, and the drift measurement, start anew
-// there. Reader goroutine only.
-func (p *AudioPipeline) ResyncAt(pos uint64) {
+// PlaceOf is PositionOf for a packet that arrives now, when the mapping fits
+// its arrival: not more than a second ahead of it and not later than half the
+// budget (otherwise the timestamps lost touch with time and the packet would
+// re-anchor the timeline at its arrival, see place). Where a packet's audio
+// begins on the timeline, not when it was read, is what a cut (pause,
+// blackout, stop) keeps it by: a reader that fell behind reads audio from
+// before a cut after it. Reader goroutine only.
+func (p *AudioPipeline) PlaceOf(ts uint32) (pos uint64, ok bool) {
+	pos, ok = p.PositionOf(ts)
+	if !ok {
+		return 0, false
+	}
+	now := p.mixer.Now()
+	if pos > now+uint64(p.rate) || pos+p.mixer.budget/2 < now {
+		return 0, false
+	}
+	return pos, true
+}
+
+// ResyncAt is Resync after a skipped pause (Mixer.Cut from, to): the track
+// resumes in the mix exactly where its audio before the cut ended, as it
+// does in its file, whatever the packet's timestamp and arrival. For the
+// track whose audio ended last the cut begins there (Mixer.Uncut), and the
+// next packet's first sample goes at to, the cut's end. A track whose audio
+// ended d earlier than from resumes at to-d: its first d samples go just
+// before the cut, where its audio ended, and the rest after it (a bridge
+// over the cut), so every track is seamless. The mapping, and the drift
+// measurement, start anew there. Reader goroutine only.
+func (p *AudioPipeline) ResyncAt(from, to uint64) {
 	p.Resync()
 	if p.started {
 		p.recheck, p.anchored = false, false
-		p.resumeAt, p.resumePos = true, pos
+		p.resumeAt, p.resumePos, p.cutFrom = true, to, from
 	}
+}
+
+// put writes out at timeline position pos as the mapping places it; the part
+// within the bridge over a skipped cut goes to just before the cut (see
+// anchor). It returns the samples stored.
+func (p *AudioPipeline) put(pos uint64, out []int16) int {
+	end := pos + uint64(len(out))
+	if p.bridgeBy == 0 || pos >= p.bridgeTo || end <= p.bridgeFrom {
+		return p.ring.Put(pos, out)
+	}
+	k := int(min(end, p.bridgeTo) - pos) // the part before the cut's end
+	n := p.ring.Put(pos-p.bridgeBy, out[:k])
+	if k < len(out) {
+		n += p.ring.Put(p.bridgeTo, out[k:])
+	}
+	return n
+}
+
+// decide decides the ring up to position x as the mapping places it (see
+// put).
+func (p *AudioPipeline) decide(x uint64) {
+	if p.bridgeBy != 0 && x > p.bridgeFrom && x <= p.bridgeTo {
+		x -= p.bridgeBy
+	}
+	p.ring.Decide(x)
 }
 
 // Pause tells the pipeline that the gate closed (a pause or a blackout

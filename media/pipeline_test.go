@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -846,8 +847,8 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 					}
 					if gated {
 						gated = false
-						_, to, _ := m.LastCut()
-						p.ResyncAt(to)
+						from, to, _ := m.LastCut()
+						p.ResyncAt(from, to)
 						resumed = true
 					}
 					before := p.input.Ring().End()
@@ -894,6 +895,123 @@ func TestAudioPipeline_SkipPauseIsSeamless(t *testing.T) {
 			}
 			if d := (cut.to - m.Duration(cutFrom)) - (cut.to - cut.from); d.Abs() > 35*time.Millisecond {
 				t.Errorf("cut %v long for a pause of %v: want it to begin where the audio before the pause ends", cut.to-m.Duration(cutFrom), cut.to-cut.from)
+			}
+		})
+	}
+}
+
+// TestAudioPipeline_SkipPauseIsSeamlessForEveryTrack: two µ-law tracks whose
+// packets come at different phases (9 ms apart, with jitter) are paused with
+// skip. One cut serves both: it begins where the audio of the track that
+// ended last ends. The other track's audio before the pause ended earlier;
+// it resumes where its own audio ended (its first samples go just before
+// the cut), so neither track has a gap in the mix, and neither loses a
+// sample. Each track sends a constant level (8031 and 1020), so every mix
+// sample says which tracks are in it.
+func TestAudioPipeline_SkipPauseIsSeamlessForEveryTrack(t *testing.T) {
+	for _, pz := range [][2]time.Duration{
+		{2013 * time.Millisecond, 4137 * time.Millisecond},
+		{2004 * time.Millisecond, 3011 * time.Millisecond},
+		{1995 * time.Millisecond, 2700 * time.Millisecond},
+	} {
+		t.Run(fmt.Sprint(pz[0], "-", pz[1]), func(t *testing.T) {
+			levels := [2]byte{itu.EncodeMuLaw(8000), itu.EncodeMuLaw(1000)}
+			var value [2]int16
+			for k := range levels {
+				value[k] = itu.DecodeMuLaw(levels[k])
+			}
+			sink := &captureSink{}
+			m, c := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
+			type track struct {
+				p      *AudioPipeline
+				pkts   []timedPacket
+				next   int
+				gated  bool
+				passed int
+			}
+			var tracks [2]*track
+			r := rand.New(rand.NewPCG(5, uint64(pz[0])))
+			for k := range tracks {
+				payload := bytes.Repeat([]byte{levels[k]}, 160)
+				payloads := make([][]byte, 300)
+				for i := range payloads {
+					payloads[i] = payload
+				}
+				pkts := packetize(payloads, 8000, uint32(k+1), 0, 0, 160)
+				for i := range pkts { // sent every 20 ms at phase 9·k ms, 0-4 ms of jitter, in order
+					pkts[i].at = time.Duration(i)*20*time.Millisecond + time.Duration(9*k+r.IntN(5))*time.Millisecond
+				}
+				p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, ClockRate: 8000, Input: m.AddInput(fmt.Sprint(k), InputOptions{})})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tracks[k] = &track{p: p, pkts: pkts}
+			}
+			t0 := m.Config().Start
+			paused := false
+			for now := time.Duration(0); now < 6500*time.Millisecond; now += time.Millisecond {
+				c.t = t0.Add(now)
+				switch now {
+				case pz[0]:
+					paused = true
+					m.Cut(max(m.PosAt(c.t), m.InputsEnd()))
+				case pz[1]:
+					m.Uncut(m.PosAt(c.t))
+					paused = false
+				}
+				for _, tr := range tracks {
+					for ; tr.next < len(tr.pkts) && tr.pkts[tr.next].at <= now; tr.next++ {
+						if paused {
+							if !tr.gated {
+								tr.p.Pause()
+							}
+							tr.gated = true
+							continue
+						}
+						if tr.gated {
+							tr.gated = false
+							from, to, _ := m.LastCut()
+							tr.p.ResyncAt(from, to)
+						}
+						if err := tr.p.WriteRTP(tr.pkts[tr.next].pkt); err != nil {
+							t.Fatal(err)
+						}
+						tr.passed++
+					}
+				}
+				if now%(20*time.Millisecond) == 0 {
+					if err := m.Step(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, tr := range tracks {
+				tr.p.Close()
+				m.RemoveInput(tr.p.input)
+			}
+			if err := m.Finish(m.Now()); err != nil {
+				t.Fatal(err)
+			}
+			from, to, _ := m.LastCut()
+			t.Logf("cut %v–%v, at %v in the mix", m.Duration(from), m.Duration(to), m.OutputAt(from))
+			for k, tr := range tracks {
+				first, last, n := -1, -1, 0
+				for i, v := range sink.pcm {
+					if v != value[k] && v != value[0]+value[1] {
+						continue
+					}
+					if first < 0 {
+						first = i
+					}
+					last = i
+					n++
+				}
+				if gap := last - first + 1 - n; gap > 0 {
+					t.Errorf("track %d: %v of silence within its audio in the mix (at the cut, %v)", k, m.Duration(uint64(gap)), m.OutputAt(from))
+				}
+				if n != 160*tr.passed {
+					t.Errorf("track %d: %d samples in the mix, %d packets of 160 passed", k, n, tr.passed)
+				}
 			}
 		})
 	}

@@ -250,13 +250,22 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	pipe, _ := m.audio.(*media.AudioPipeline)
 	skipEnded := false
 	if m.gate != nil {
-		if m.gate.drop() {
+		var pos uint64
+		known := false
+		if pipe != nil {
+			pos, known = pipe.PlaceOf(p.Timestamp) // where its audio is, however late it is read
+		}
+		if m.gate.dropAt(pos, known, m.gated) {
 			m.paused.Add(1)
 			if m.gated {
 				return nil // paused or blacked out: nothing reaches any file
 			}
 			// The cut: what passed before it goes to the file and the mix now.
 			m.gated = true
+			m.gate.gatedAt = 0
+			if known {
+				m.gate.gatedAt = pos
+			}
 			if pipe != nil {
 				pipe.Pause()
 			}
@@ -266,6 +275,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	}
 	if m.gated || skipEnded {
 		m.gated = false
+		m.gate.reopened()
 		ferr := m.flush() // nothing held, unless a skipped pause dropped no packet
 		m.guard.enter()
 		m.silenced = false // the gate reopened: a retroactive blackout ended
@@ -280,10 +290,11 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			m.gate.closeGap() // the file: this packet follows the last one before the pause
 		}
 		if pipe != nil {
-			// The mix: after a skipped pause at the cut's end, otherwise by
-			// timestamp if that fits the arrival.
-			if _, to, ok := m.mixer.LastCut(); skipEnded && ok && to != math.MaxUint64 {
-				pipe.ResyncAt(to)
+			// The mix: after a skipped pause where the track's audio before
+			// the cut ended (ResyncAt), otherwise by timestamp if that fits
+			// the arrival.
+			if from, to, ok := m.mixer.LastCut(); skipEnded && ok && to != math.MaxUint64 {
+				pipe.ResyncAt(from, to)
 			} else {
 				pipe.Resync()
 			}

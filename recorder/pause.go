@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +19,10 @@ import (
 //
 // Paused audio never reaches any file. Each track's packets pass a gate on
 // the track's reader goroutine before its per-track writer and its decoding
-// pipeline: while the recording is paused (or the track's participant is
-// blacked out) the gate drops them, so nothing of the interval is written to
-// the per-track file, decoded into the mixer's ring, or kept anywhere. The
+// pipeline: an audio packet whose audio begins within a pause (or the track's
+// participant's blackout) on the recording's timeline is dropped, however
+// early or late it is read (see gate), so nothing of the interval is written
+// to the per-track file, decoded into the mixer's ring, or kept anywhere. The
 // gate is the one cut for the track file and the mix alike: the mix holds
 // exactly the packets the track file holds, each at its place on the
 // recording's timeline (media/doc.go), so a cut is at the same instant in
@@ -37,15 +39,15 @@ import (
 // silence when packets resume (the file keeps wall-clock length). With
 // "skip" the cut is seamless: the mixer leaves out (media.Mixer.Cut) the
 // span from the end of the audio received before the pause (settled at the
-// resume, media.Mixer.Uncut) to the resume instant; each track's first
-// packet after it goes exactly at the cut's end (media.AudioPipeline.
-// ResyncAt), and in the track file directly after the last packet before
-// the pause (the gate shifts the RTP timestamps of every later packet back
-// by as much). So the track whose audio ended last before the pause resumes
-// without a gap in the mix and in its file alike; another track's audio may
-// have ended up to a packet earlier, which stays a gap of that length in the
-// mix (one cut for all tracks) but not in its file. Sequence numbers are not
-// shifted, so a video writer sees the gap as loss and asks for a keyframe.
+// resume, media.Mixer.Uncut) to the resume instant; each track resumes in
+// the mix exactly where its own audio before the cut ended (media.
+// AudioPipeline.ResyncAt: at the cut's end for the track whose audio ended
+// last; a track whose audio ended earlier puts its first samples just before
+// the cut), and in the track file directly after the last packet before the
+// pause (the gate shifts the RTP timestamps of every later packet back by
+// as much). So every track resumes without a gap in the mix and in its file
+// alike. Sequence numbers are not shifted, so a video writer sees the gap as
+// loss and asks for a keyframe.
 //
 // The pause's mix positions in the manifest are positions in mix.wav: the
 // cut's start and end with silence, the cut's start twice with skip.
@@ -53,7 +55,9 @@ import (
 // pauseState is a running session's pause state and the gates of its tracks.
 type pauseState struct {
 	paused  atomic.Bool
-	skipped atomic.Int64 // total paused wall-clock time so far (ns), with skip
+	cut     atomic.Pointer[cutSpan] // the latest pause on the mix's timeline (nil: none, or no mix)
+	skipped atomic.Int64            // total time cut out of the mix so far (ns), with skip
+	skips   atomic.Int64            // skipped pauses ended so far
 
 	mu    sync.Mutex // guards gates and ended
 	gates map[*gate]string
@@ -65,24 +69,49 @@ type pauseState struct {
 // maxEnded is how many ended audio tracks a recording keeps for re-mixes.
 const maxEnded = 32
 
+// cutSpan is a pause or a blackout on the recording's timeline: mix
+// positions [from, to), to open (math.MaxUint64) while it lasts.
+type cutSpan struct{ from, to uint64 }
+
+const openSpan = math.MaxUint64
+
+// holds reports whether position pos is within the span (false for nil).
+func (c *cutSpan) holds(pos uint64) bool { return c != nil && pos >= c.from && pos < c.to }
+
 // gate decides, on a track's reader goroutine, whether a packet reaches the
 // track's files, and shifts timestamps after a skipped pause.
+//
+// An audio packet is kept or dropped by where its audio begins on the
+// recording's timeline (media.AudioPipeline.PlaceOf, the mix's own mapping),
+// not by when the reader got it: a reader that fell behind on a busy machine
+// (or a sender that did) reads audio spoken before a pause after the pause
+// began, and audio spoken during the pause after it ended. So the cut is at
+// the pause's instant in the file and the mix alike, however late the
+// packets are read. A packet no mapping places (video, a track's first
+// packet, a new source, timestamps that lost touch with time) is kept or
+// dropped by the switches as it is read.
 type gate struct {
-	lc    *pauseState
-	black atomic.Bool     // the participant is blacked out
-	in    *media.MixInput // the track's mixer input; nil for video
-	sink  *mediaSink      // the track's sink (its file), for retroactive blackouts
-	clock int64           // RTP clock rate
+	lc       *pauseState
+	black    atomic.Bool             // the participant is blacked out
+	blackCut atomic.Pointer[cutSpan] // the participant's latest blackout on the timeline (audio)
+	in       *media.MixInput         // the track's mixer input; nil for video
+	sink     *mediaSink              // the track's sink (its file), for retroactive blackouts
+	clock    int64                   // RTP clock rate
 
 	// Reader goroutine only.
-	skipSeen  int64  // lc.skipped when the reader last looked (skipEnded)
+	skipSeen  int64  // lc.skips when the reader last looked (skipEnded)
 	join      bool   // the next packet written follows the last one (closeGap)
-	video     bool   // shifted by the paused time (base), not joined
+	video     bool   // shifted by the time the mix cut out (base), not joined
 	base      int64  // lc.skipped the video shift was computed for
 	shift     uint32 // subtracted from timestamps
 	last      uint32 // last timestamp written (after the shift)
 	lastDelta uint32 // the step before it
 	have      bool
+	gatedAt   uint64 // timeline position of the packet the gate dropped first (0: unknown)
+	// The spans the gate reopened after: the packets after them are placed
+	// anew (after a skipped pause a track may resume into the cut's span,
+	// media.AudioPipeline.ResyncAt), not by the mapping the span cut by.
+	pastPause, pastBlack *cutSpan
 }
 
 // drop reports whether p must be dropped: the recording is paused or the
@@ -91,9 +120,43 @@ func (g *gate) drop() bool {
 	return g.lc.paused.Load() || g.black.Load()
 }
 
+// dropAt reports whether a packet whose audio begins at timeline position
+// pos must be dropped: pos is within a pause or the participant's blackout.
+// known is false when no mapping places the packet: then drop decides.
+// gated says the gate dropped the packet before this one: a packet from
+// before the first one it dropped is a straggler whose place in the file is
+// given up (the reorder stage was flushed at the cut), and stays out.
+func (g *gate) dropAt(pos uint64, known, gated bool) bool {
+	if !known {
+		return g.drop()
+	}
+	if gated && pos < g.gatedAt {
+		return true
+	}
+	pc, bc := g.lc.cut.Load(), g.blackCut.Load()
+	if pc == g.pastPause {
+		pc = nil
+	}
+	if bc == g.pastBlack {
+		bc = nil
+	}
+	return pc.holds(pos) || bc.holds(pos)
+}
+
+// reopened tells the gate that a packet passed after it dropped: the spans
+// that ended are past.
+func (g *gate) reopened() {
+	if c := g.lc.cut.Load(); c != nil && c.to != openSpan {
+		g.pastPause = c
+	}
+	if c := g.blackCut.Load(); c != nil && c.to != openSpan {
+		g.pastBlack = c
+	}
+}
+
 // skipEnded reports whether a skipped pause ended since the last call.
 func (g *gate) skipEnded() bool {
-	sk := g.lc.skipped.Load()
+	sk := g.lc.skips.Load()
 	if sk == g.skipSeen {
 		return false
 	}
@@ -104,9 +167,9 @@ func (g *gate) skipEnded() bool {
 // closeGap makes the next packet written follow the last one directly: the
 // interval a skipped pause left out is gone from the file (the timestamps
 // of every later packet are shifted back by as much). Audio only: a video
-// track is shifted back by the paused wall-clock time instead, which keeps
-// it where it was against the audio (within one audio packet: the mix's
-// cut begins where the audio before it ended).
+// track is shifted back by the time the mix's cuts left out instead (from
+// the end of the audio before the pause to the resume), which keeps it
+// where it was against the mix's audio.
 func (g *gate) closeGap() { g.join = true }
 
 // timestamp returns the timestamp to write for p (see the shifting rule above).
@@ -114,9 +177,9 @@ func (g *gate) timestamp(p *rtp.Packet) uint32 {
 	if g.video {
 		g.join = false
 		if sk := g.lc.skipped.Load(); sk != g.base {
-			// Video: back by the paused wall-clock time, as the mix's cut
-			// is long, unless that lands at or before the last frame
-			// written (jitter): then one frame interval after it.
+			// Video: back by the time the mix's cuts left out, unless
+			// that lands at or before the last frame written (jitter):
+			// then one frame interval after it.
 			g.base = sk
 			g.shift = uint32(sk * g.clock / int64(time.Second))
 			if ts := p.Timestamp - g.shift; g.have && int32(ts-g.last) <= 0 {
@@ -151,17 +214,33 @@ func (g *gate) timestamp(p *rtp.Packet) uint32 {
 // 20 ms after the last one instead.
 const maxPacket = 120 * time.Millisecond
 
-// setBlack blacks the track's participant out or in. The gate's cut is the
-// mix's too: the mix holds what the track file holds.
-func (g *gate) setBlack(on bool) {
+// setBlack blacks the track's participant out or in at instant at. The
+// gate's cut is the mix's too: the mix holds what the track file holds.
+func (g *gate) setBlack(on bool, at time.Time) {
+	if g.in != nil {
+		pos := g.in.Mixer().PosAt(at)
+		if on {
+			g.blackCut.Store(&cutSpan{pos, openSpan})
+		} else if c := g.blackCut.Load(); c != nil && c.to == openSpan {
+			g.blackCut.Store(&cutSpan{c.from, max(pos, c.from)})
+		}
+	}
 	g.black.Store(on)
+}
+
+// blackSince moves the start of the participant's open blackout back to
+// timeline position pos (a retroactive blackout): audio from there that is
+// read only now stays out too.
+func (g *gate) blackSince(pos uint64) {
+	if c := g.blackCut.Load(); c != nil && c.to == openSpan && pos < c.from {
+		g.blackCut.Store(&cutSpan{pos, openSpan})
+	}
 }
 
 // newGate registers the gate of a new track of userID; the caller holds s.mu.
 // A participant blacked out now is blacked out in the new track too.
 func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32, video bool) *gate {
-	sk := s.lc.skipped.Load()
-	g := &gate{lc: &s.lc, in: sink.in, sink: sink, clock: int64(clockRate), skipSeen: sk, base: sk, video: video}
+	g := &gate{lc: &s.lc, in: sink.in, sink: sink, clock: int64(clockRate), skipSeen: s.lc.skips.Load(), base: s.lc.skipped.Load(), video: video}
 	if g.clock == 0 {
 		g.clock = 8000
 	}
@@ -173,7 +252,7 @@ func (s *Session) newGate(userID string, sink *mediaSink, clockRate uint32, vide
 	s.lc.mu.Unlock()
 	if s.m.blackedOut(s.rec.OrganizationID, s.rec.ConferenceID, userID) {
 		at := s.m.now()
-		g.setBlack(true)
+		g.setBlack(true, at)
 		s.recordBlackoutLocked(userID, true, at)
 	}
 	return g
@@ -264,10 +343,19 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	}
 	// The cut on the mix's timeline (see above): its position in mix.wav.
 	var pos time.Duration
-	var cutLog []any // where the cut is on the timeline, for the log line
+	var cutLog []any            // where the cut is on the timeline, for the log line
+	cutLen := time.Duration(-1) // what a skipped pause cut out of the mix (-1: no mix)
+	oldCut := s.lc.cut.Load()
+	var newCut *cutSpan // the pause on the timeline, for the gates
 	if sm := s.media; sm != nil && sm.mixer != nil {
 		mx := sm.mixer
 		at := mx.PosAt(now)
+		if paused {
+			newCut = &cutSpan{at, openSpan}
+			s.lc.cut.Store(newCut) // with paused: nothing from now on is kept
+		} else if oldCut != nil && oldCut.to == openSpan {
+			newCut = &cutSpan{oldCut.from, max(at, oldCut.from)}
+		}
 		ms := func(x uint64) float64 { return float64(mx.Duration(x)) / 1e6 }
 		cutLog = []any{"atMs", ms(at), "inputsEndMs", ms(mx.InputsEnd()), "writtenMs", ms(mx.Written())}
 		skip := s.rec.PauseBehavior == pause.Skip
@@ -277,11 +365,31 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		case paused:
 			pos = mx.OutputAt(max(at, mx.InputsEnd()))
 		case skip:
-			cutLog = append(cutLog, "cutFromMs", ms(mx.Uncut(at))) // the cut's start settles (Mixer.Uncut)
+			from := mx.Uncut(at) // the cut's start settles
+			cutLen = mx.Duration(max(at, from) - from)
+			cutLog = append(cutLog, "cutFromMs", ms(from))
 			pos = mx.OutputAt(at)
 		default:
 			pos = mx.OutputAt(at)
 		}
+	}
+	skipAdded := time.Duration(-1) // what a resume added to skipped (-1: nothing)
+	if !paused {
+		// The gates let audio from the resume on through now, not once the
+		// commit is done: a commit takes tens of milliseconds (100 ms seen
+		// at load 12), and the audio read meanwhile is after the resume.
+		if n := len(s.rec.Pauses); n > 0 && s.rec.Pauses[n-1].End.IsZero() && s.rec.PauseBehavior == pause.Skip {
+			if cutLen < 0 { // no mix: the paused time
+				cutLen = now.Sub(s.rec.Pauses[n-1].Start)
+			}
+			s.lc.skipped.Add(int64(cutLen))
+			s.lc.skips.Add(1)
+			skipAdded = cutLen
+		}
+		if newCut != nil {
+			s.lc.cut.Store(newCut) // audio from the resume on passes
+		}
+		s.lc.paused.Store(false)
 	}
 	err = s.commitLocked(ctx, func(r *Recording) {
 		r.Paused = paused
@@ -299,20 +407,21 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 	})
 	if err != nil {
 		if paused { // not persisted: not paused
+			s.lc.cut.Store(oldCut)
 			s.lc.paused.Store(false)
 			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == pause.Skip {
 				sm.mixer.Uncut(0) // an empty cut
 			}
+		} else { // not persisted: still paused
+			s.lc.paused.Store(true)
+			s.lc.cut.Store(oldCut)
+			if skipAdded >= 0 {
+				s.lc.skipped.Add(-int64(skipAdded))
+				s.lc.skips.Add(-1)
+			}
 		}
 		s.mu.Unlock()
 		return nil, err
-	}
-	if !paused {
-		if n := len(s.rec.Pauses); n > 0 && s.rec.PauseBehavior == pause.Skip {
-			p := s.rec.Pauses[n-1]
-			s.lc.skipped.Add(int64(p.End.Sub(p.Start)))
-		}
-		s.lc.paused.Store(false)
 	}
 	snap := s.rec.clone()
 	s.mu.Unlock()
@@ -678,7 +787,7 @@ func (s *Session) applyBlackout(userID string, on bool) {
 	}
 	at := s.m.now() // the instant the gates switch: the cut in the files and the mix
 	for _, g := range s.gatesOf(userID) {
-		g.setBlack(on)
+		g.setBlack(on, at)
 	}
 	s.recordBlackoutLocked(userID, on, at)
 }

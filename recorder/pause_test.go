@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,9 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/media/format"
+	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -27,8 +31,9 @@ func TestGate_Timestamps(t *testing.T) {
 		{"10 ms packets", false, []uint32{0, 80, 160, 160 + 16000 + 37}, []uint32{0, 80, 160, 240}},
 		{"after a DTX gap one 20 ms packet", false, []uint32{0, 160, 160 + 3200, 99999}, []uint32{0, 160, 3360, 3520}},
 		{"wraps around", false, []uint32{0xFFFFFF60, 0, 160 + 16000}, []uint32{0xFFFFFF60, 0, 160}},
-		// Video: back by the paused time (2 s: 16000 ticks at this clock).
-		{"video shifts by the paused time", true, []uint32{0, 160, 320, 320 + 16000 + 400}, []uint32{0, 160, 320, 720}},
+		// Video: back by the time the mix's cut left out (2 s: 16000
+		// ticks at this clock).
+		{"video shifts by the time cut out", true, []uint32{0, 160, 320, 320 + 16000 + 400}, []uint32{0, 160, 320, 720}},
 		// The pause measured longer than the RTP gap (jitter): the shift
 		// would land before the last frame, so one step after it.
 		{"video overshoot is clamped", true, []uint32{0, 160, 320, 320 + 16000 - 60}, []uint32{0, 160, 320, 480}},
@@ -41,6 +46,7 @@ func TestGate_Timestamps(t *testing.T) {
 			for i, ts := range tt.in {
 				if i == len(tt.in)-1 && tt.name != "no pause" {
 					lc.skipped.Add(int64(2 * time.Second))
+					lc.skips.Add(1)
 					if !g.skipEnded() || g.skipEnded() {
 						t.Fatal("skipEnded does not report the pause's end once")
 					}
@@ -71,9 +77,9 @@ func TestGate_DropsAndZeroAllocs(t *testing.T) {
 	step()
 	step()
 	lc.paused.Store(false)
-	ms.gate.setBlack(true)
+	ms.gate.setBlack(true, time.Now())
 	step()
-	ms.gate.setBlack(false)
+	ms.gate.setBlack(false, time.Now())
 	step()
 	if n := file.n.Load(); n != 2 {
 		t.Errorf("file got %d packets, want 2 (paused and blacked-out ones dropped)", n)
@@ -263,6 +269,113 @@ func BenchmarkMediaSink_Gate(b *testing.B) {
 			for b.Loop() {
 				p.Timestamp += 160
 				ms.WriteRTP(p)
+			}
+		})
+	}
+}
+
+// TestGate_CutsWhereTheAudioIsNotWhenItIsRead: a reader that falls behind (a
+// busy machine) reads a µ-law track's packets late and in bursts, across a
+// pause or a blackout from 2.0 to 3.7 s. The cut is where the audio is on the
+// recording's timeline, not where the reader was: the 200 ms sent before
+// the cut and read only after it began are in the file and the mix, the
+// 100 ms sent during it and read only after it ended are in neither. (Cut by
+// the instant a packet was read, the file and the mix lost the first and
+// held the second.)
+func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
+	for _, kind := range []string{"pause", "blackout"} {
+		t.Run(kind, func(t *testing.T) {
+			start := time.Unix(1000, 0)
+			now := start
+			out := &frameSink{}
+			mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return now }}, out)
+			in := mixer.AddInput("t", media.InputOptions{})
+			pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "t.wav")
+			file, err := wavwriter.NewG711(path, wavwriter.MuLaw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lc := &pauseState{}
+			g := &gate{lc: lc, in: in, clock: 8000}
+			ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, gate: g}
+			const n = 250 // 5 s of 20 ms packets; packet i is sent at 20·i ms
+			sent := func(i int) time.Duration { return time.Duration(i)*20*time.Millisecond + 5*time.Millisecond }
+			readAt := func(i int) time.Duration { // the reader stalls 1.8–2.5 s and 3.6–4.3 s
+				d := sent(i)
+				for _, s := range [][2]time.Duration{{1800 * time.Millisecond, 2500 * time.Millisecond}, {3600 * time.Millisecond, 4300 * time.Millisecond}} {
+					if d >= s[0] && d < s[1] {
+						return s[1]
+					}
+				}
+				return d
+			}
+			cutFrom, cutTo := 2000*time.Millisecond, 3700*time.Millisecond
+			switchCut := func(on bool) {
+				if kind == "blackout" {
+					g.setBlack(on, now)
+					return
+				}
+				if on {
+					lc.paused.Store(true)
+					lc.cut.Store(&cutSpan{mixer.PosAt(now), openSpan})
+					return
+				}
+				lc.cut.Store(&cutSpan{lc.cut.Load().from, mixer.PosAt(now)})
+				lc.paused.Store(false)
+			}
+			payload := func(i int) byte { return byte(i % 100) } // never µ-law silence
+			p := &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 160)}
+			next := 0
+			for d := time.Duration(0); d <= 5300*time.Millisecond; d += 5 * time.Millisecond {
+				now = start.Add(d)
+				if d == cutFrom || d == cutTo {
+					switchCut(d == cutFrom)
+				}
+				for ; next < n && readAt(next) <= d; next++ {
+					p.SequenceNumber, p.Timestamp = uint16(next), uint32(160*next)
+					for k := range p.Payload {
+						p.Payload[k] = payload(next)
+					}
+					if err := ms.WriteRTP(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := mixer.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ms.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := mixer.Finish(mixer.Now()); err != nil {
+				t.Fatal(err)
+			}
+			// Packet i is kept unless its audio begins within the cut.
+			kept := func(i int) bool { return sent(i) < cutFrom || sent(i) >= cutTo }
+			data := wavData(t, path)
+			if len(data) != 160*n {
+				t.Fatalf("the file holds %d bytes, want %d (the call's length)", len(data), 160*n)
+			}
+			var fileWrong, mixWrong []int
+			for i := range n {
+				want, wantPCM := payload(i), g711.DecodeMuLaw(payload(i))
+				if !kept(i) {
+					want, wantPCM = 0xFF, 0 // µ-law silence; nothing in the mix
+				}
+				if slices.ContainsFunc(data[160*i:160*(i+1)], func(b byte) bool { return b != want }) {
+					fileWrong = append(fileWrong, i)
+				}
+				at := int(sent(i) * 8000 / time.Second) // where the mix places it
+				if slices.ContainsFunc(out.pcm[at:at+160], func(v int16) bool { return v != wantPCM }) {
+					mixWrong = append(mixWrong, i)
+				}
+			}
+			if len(fileWrong) > 0 || len(mixWrong) > 0 {
+				t.Errorf("packets wrong (kept where cut, or cut where kept) in the file: %v; in the mix: %v", fileWrong, mixWrong)
 			}
 		})
 	}

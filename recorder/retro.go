@@ -515,6 +515,7 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 			if g.in == nil {
 				continue
 			}
+			g.blackSince(pos) // audio from the start read only now stays out
 			end := max(g.in.Ring().End(), mx.Now()) + uint64(mx.FrameSamples())
 			written = max(written, g.in.MuteFrom(pos))
 			g.in.UnmuteFrom(end) // the gate keeps the participant out from here on

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,8 +56,40 @@ type server struct {
 	cmd    *exec.Cmd
 	url    string
 	id     string // its recorderId
-	stderr *bytes.Buffer
+	stderr *logBuffer
 	done   chan error
+}
+
+// logBuffer holds a process's log; it may be read while the process writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines returns the log lines that contain any of words.
+func (b *logBuffer) Lines(words ...string) []string {
+	var out []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
 }
 
 var listening = regexp.MustCompile(`recorder listening"? url=(\S+) recorderId=(\S+)`)
@@ -71,7 +104,7 @@ func serveProcess(t *testing.T, dir string) *server {
 	}
 	cmd := exec.Command(recorderBin, "serve", "--config", cfg)
 	pr, pw := io.Pipe()
-	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, stderr: &logBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

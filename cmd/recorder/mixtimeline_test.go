@@ -713,13 +713,13 @@ func TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack(t *testing.T) {
 			p, b := man.Pauses[0], man.Blackouts[0]
 			sec := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 			t.Logf("cuts: mix %v, track %v; manifest: pause in the mix %v–%v, blackout %v–%v", mix, track, sec(*p.MixStart), sec(*p.MixEnd), sec(b.Start), sec(b.End))
-			if os.Getenv("MIXDEBUG") != "" { // the recorder's log of the cuts (racy read: not under -race)
-				for _, l := range strings.Split(s.stderr.String(), "\n") {
-					if strings.Contains(l, "paused") || strings.Contains(l, "resumed") {
+			defer func() { // the recorder's log of the cuts
+				if t.Failed() || os.Getenv("MIXDEBUG") != "" {
+					for _, l := range s.stderr.Lines("paused", "resumed", "blackout") {
 						t.Log(l)
 					}
 				}
-			}
+			}()
 			// Every cut of the track (pause, blackout, and any gap of the
 			// publisher's own) is in the mix, within 20 ms.
 			if len(mix) != len(track) {

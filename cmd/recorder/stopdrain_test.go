@@ -95,13 +95,13 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	mixEnd := last(toneBlocks(wavSamples(t, mixData), freq, 160))
 	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
 	t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, mixEnd, trackEnd)
-	if os.Getenv("MIXDEBUG") != "" { // the recorder's log of the stop (racy read: not under -race)
-		for _, l := range strings.Split(s.stderr.String(), "\n") {
-			if strings.Contains(l, "stop") {
+	defer func() { // the recorder's log of the stop
+		if t.Failed() || os.Getenv("MIXDEBUG") != "" {
+			for _, l := range s.stderr.Lines("stop") {
 				t.Log(l)
 			}
 		}
-	}
+	}()
 	// The tone was sent until the stop; it ends within two windows of it
 	// (a 20 ms packet and the window it straddles). Without the stop's
 	// drain both lack the last 100 ms.
