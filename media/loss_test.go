@@ -229,3 +229,52 @@ func TestAudioPipeline_PlacedBySenderReport(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_LostOpusPacketRecoveredFromFEC: speech from a real
+// encoder with in-band FEC on (as a browser sends it, useinbandfec=1)
+// through the pipeline, every tenth packet lost. The packet after a lost one
+// waits in the reorder window for it, then the pipeline decodes the lost
+// one's audio from its FEC where it carries some (Recovered) and conceals the
+// others (Concealed). Against a run without loss, the recovered frames are
+// close (SNR), and far closer than the concealed ones.
+func TestAudioPipeline_LostOpusPacketRecoveredFromFEC(t *testing.T) {
+	packets := fecSpeech(t)
+	run := func(lose bool) ([]int16, PipelineStats) {
+		m, sink, p := newTestPipeline(t, CodecOpus, 8000)
+		var pkts []timedPacket
+		for i, tp := range packetize(packets, 48000, 7, 100, 5000, 960) {
+			if !lose || i%10 != 5 {
+				pkts = append(pkts, tp)
+			}
+		}
+		simulate(t, m, p, pkts, 20200*time.Millisecond)
+		return sink.pcm, p.Stats()
+	}
+	ref, _ := run(false)
+	got, st := run(true)
+	if len(got) != len(ref) {
+		t.Fatalf("mix of %d samples with loss, %d without", len(got), len(ref))
+	}
+	probe, _ := newOpusDecoder(8000, true, true) // which lost packets the next one's FEC recovers
+	buf := make([]int16, 960)
+	var recovered, concealed []int
+	for i, pk := range packets {
+		if i%10 == 5 && i+1 < len(packets) {
+			if probe.DecodeFEC(packets[i+1], buf) > 0 {
+				recovered = append(recovered, i)
+			} else {
+				concealed = append(concealed, i)
+			}
+			continue
+		}
+		probe.DecodeToInt16(pk, buf)
+	}
+	snrRec, snrCon := snrOver(ref, got, recovered, 0), snrOver(ref, got, concealed, 0)
+	t.Logf("%+v; SNR of the %d frames recovered from FEC %.1f dB, of the %d concealed %.1f dB", st, len(recovered), snrRec, len(concealed), snrCon)
+	if st.Recovered != uint64(len(recovered)) || st.Concealed != uint64(len(concealed)) {
+		t.Errorf("recovered %d and concealed %d packets, want %d and %d", st.Recovered, st.Concealed, len(recovered), len(concealed))
+	}
+	if snrRec < 10 {
+		t.Errorf("the frames recovered from FEC: %.1f dB against the mix without loss, want 10 dB or more", snrRec)
+	}
+}

@@ -82,17 +82,40 @@ func (d *opusDecoder) DecodeToInt16(payload []byte, out []int16) (int, error) {
 			return n, nil
 		}
 	}
-	if d.nheld > 0 {
-		// Re-warm on the last skipped packets, oldest first; their output is
-		// not used (out is overwritten below).
-		for i := max(d.nheld-rewarmFrames, 0); i < d.nheld; i++ {
-			if p := d.held[i%rewarmFrames]; len(p) > 2 {
-				_, _ = d.dec.DecodeToInt16(p, out)
-			}
-		}
-		d.nheld = 0
-	}
+	d.rewarm(out)
 	return d.dec.DecodeToInt16(payload, out)
+}
+
+// rewarm decodes the last skipped packets, oldest first, before an active
+// one; their output is not used (out is scratch).
+func (d *opusDecoder) rewarm(out []int16) {
+	if d.nheld == 0 {
+		return
+	}
+	for i := max(d.nheld-rewarmFrames, 0); i < d.nheld; i++ {
+		if p := d.held[i%rewarmFrames]; len(p) > 2 {
+			_, _ = d.dec.DecodeToInt16(p, out)
+		}
+	}
+	d.nheld = 0
+}
+
+// DecodeFEC decodes, from payload, the audio of the packet lost just before
+// it into out, and returns the number of samples: the in-band FEC that SILK
+// carries as LBRR frames (RFC 6716 §2.1.7), the lost packet's audio coded
+// again at a lower rate, which browsers send since they negotiate
+// useinbandfec=1. It is 0 when payload carries none this decoder can use
+// (opus.Decoder.DecodeFECToInt16: CELT-only, stereo, several frames, no LBRR,
+// a mode change); the caller conceals the loss instead. Call it before
+// payload's own DecodeToInt16: the decoder's state then runs through the
+// lost packet, as libopus's does. It allocates nothing.
+func (d *opusDecoder) DecodeFEC(payload []byte, out []int16) int {
+	d.rewarm(out)
+	n, ok := d.dec.DecodeFECToInt16(payload, out)
+	if !ok {
+		return 0
+	}
+	return n
 }
 
 // opusSamples returns the duration of an Opus packet in samples at rate, from

@@ -50,6 +50,7 @@ type PipelineStats struct {
 	Decoded      uint64 // packets decoded and written to the ring
 	Lost         uint64 // sequence numbers given up on: their place was decided without them (each once)
 	Concealed    uint64 // lost packets whose place was filled by concealment
+	Recovered    uint64 // lost Opus packets decoded from the next packet's in-band FEC
 	Duplicates   uint64 // packets dropped as duplicates
 	Late         uint64 // packets that arrived after their place was written: (partly) dropped
 	DecodeErrors uint64 // packets the decoder rejected (silence)
@@ -193,7 +194,7 @@ type AudioPipeline struct {
 	// packet, and when settling moves it), loaded by any.
 	origin atomic.Uint64
 
-	packets, decoded, lost, concealed, dups, late, decodeErrs, reanchors, bySR atomic.Uint64
+	packets, decoded, lost, concealed, recovered, dups, late, decodeErrs, reanchors, bySR atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -269,6 +270,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		Decoded:      p.decoded.Load(),
 		Lost:         p.lost.Load(),
 		Concealed:    p.concealed.Load(),
+		Recovered:    p.recovered.Load(),
 		Duplicates:   p.dups.Load(),
 		Late:         p.late.Load(),
 		DecodeErrors: p.decodeErrs.Load(),
@@ -441,6 +443,17 @@ func (p *AudioPipeline) flushHeld(now uint64) {
 // emit decodes one packet and writes it at the position its timestamp gives,
 // then decides the timeline as far as the sequence is complete.
 func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) {
+	// One Opus packet lost just before this one, which followed the packet
+	// before it: its audio from this one's in-band FEC, into p.last, decoded
+	// before this one (the decoder runs through the lost packet, as
+	// libopus's does).
+	fec := 0
+	if p.opus != nil && p.haveLst && seq == p.maxSeq+2 && p.lastSeq == p.maxSeq {
+		if d := opusSamples(payload, int(p.clock)); d > 0 && int32(ts-p.lastTS) == int32(2*d) &&
+			opusSamples(payload, int(p.rate)) <= len(p.last) {
+			fec = p.opus.DecodeFEC(payload, p.last)
+		}
+	}
 	n, err := p.decode(payload)
 	if err != nil {
 		p.decodeErrs.Add(1)
@@ -462,7 +475,12 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	}
 	if n > 0 {
 		if gap := int16(seq - p.maxSeq); gap >= 2 && gap <= 4 && p.haveLst && p.lastSeq == p.maxSeq && start > p.lastEnd {
-			p.conceal(p.lastEnd, start, uint64(gap-1)) // a loss (not DTX: sequence numbers are missing)
+			// A loss (not DTX: sequence numbers are missing).
+			if gap == 2 && fec > 0 && start-p.lastEnd <= uint64(2*fec) {
+				p.recoverFEC(p.lastEnd, start, fec)
+			} else {
+				p.conceal(p.lastEnd, start, uint64(gap-1))
+			}
 		}
 		out := p.pcm[:n]
 		if p.ratio != 1 {
@@ -497,6 +515,20 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		return
 	}
 	p.advance()
+}
+
+// recoverFEC fills [from, to) with the lost packet's audio that the next
+// packet's in-band FEC carried (n samples in p.last), stretched to fit when
+// the timeline's rate differs; a missing packet that arrives later still
+// overwrites it.
+func (p *AudioPipeline) recoverFEC(from, to uint64, n int) {
+	out := p.last[:n]
+	if to-from != uint64(n) {
+		out = p.res[:min(to-from, uint64(len(p.res)))]
+		stretch(out, p.last[:n])
+	}
+	p.put(from, out)
+	p.recovered.Add(1)
 }
 
 // conceal fills [from, to) with the last decoded packet repeated, full for

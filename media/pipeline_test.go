@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -635,6 +636,7 @@ func TestAudioPipeline_ZeroAllocs(t *testing.T) {
 	}{
 		{"opus beeps", CodecOpus, opusBeeps(t, 2*time.Second), 960},
 		{"opus speech-like", CodecOpus, encodeOpus(t, speechLike(10*time.Second), "--speech", "--bitrate", "32"), 960},
+		{"opus speech with in-band FEC (a lost packet decoded from it)", CodecOpus, fecSpeech(t), 960},
 		{"PCMU", CodecPCMU, chunk(pcmu, 160), 160},
 		{"PCMA", CodecPCMA, chunk(pcmu, 160), 160},
 	}
@@ -667,6 +669,9 @@ func TestAudioPipeline_ZeroAllocs(t *testing.T) {
 			}
 			if a := testing.AllocsPerRun(500, write); a != 0 {
 				t.Errorf("WriteRTP+Step allocate %.2f times per packet, want 0", a)
+			}
+			if strings.Contains(tt.name, "FEC") && p.Stats().Recovered == 0 {
+				t.Errorf("no lost packet recovered from FEC: %+v", p.Stats())
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/rtcrec/recorder/media/ogg"
 )
@@ -149,14 +150,26 @@ func WriteWAV(path string, pcm []int16, rate int) error {
 // input. (Debian's ffmpeg 5.1 ignores libopus's dtx option: the packets
 // carry no DTX frames, as a browser's by default.)
 func OpusSpeech(ffmpeg, dir string, seconds float64, seed uint64, bitrate int) (packets [][]byte, pcm []int16, err error) {
+	return OpusSpeechWith(ffmpeg, dir, seconds, seed, bitrate)
+}
+
+// OpusSpeechWith is OpusSpeech with more libopus options for ffmpeg, e.g.
+// "-fec", "1", "-packet_loss", "10": in-band FEC, which browsers send
+// (useinbandfec=1), coded for 10 % loss.
+func OpusSpeechWith(ffmpeg, dir string, seconds float64, seed uint64, bitrate int, opts ...string) (packets [][]byte, pcm []int16, err error) {
 	pcm, _ = Speech(seconds, seed)
 	wav := filepath.Join(dir, fmt.Sprintf("speech-%d.wav", seed))
 	if err := WriteWAV(wav, pcm, SpeechRate); err != nil {
 		return nil, nil, err
 	}
-	ogg := filepath.Join(dir, fmt.Sprintf("speech-%d-%d.ogg", seed, bitrate))
+	name := fmt.Sprintf("speech-%d-%d", seed, bitrate)
+	for _, o := range opts {
+		name += "-" + strings.TrimLeft(o, "-")
+	}
+	ogg := filepath.Join(dir, name+".ogg")
 	args := []string{"-v", "error", "-y", "-i", wav, "-c:a", "libopus", "-application", "voip",
 		"-b:a", fmt.Sprint(bitrate), "-frame_duration", "20", "-page_duration", "20000"}
+	args = append(args, opts...)
 	if out, err := exec.Command(ffmpeg, append(args, ogg)...).CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("synth: ffmpeg: %v: %s", err, out)
 	}

@@ -17,6 +17,12 @@ type Decoder struct {
 	rangeDecoder rangecoding.Decoder
 	sideDecoder  *Decoder
 
+	// lbrr parses the LBRR frames a regular decode skips (allocated at the
+	// first, then made fresh for each packet: freshen), with lbrrScratch
+	// for its output, which is discarded.
+	lbrr        *Decoder
+	lbrrScratch []float32
+
 	// SILK resets its per-channel prediction state whenever the internal
 	// decoder rate changes between NB, MB, and WB.
 	previousBandwidth Bandwidth
@@ -95,6 +101,28 @@ func newChannelDecoder() *Decoder {
 	return &Decoder{
 		finalOutValues: make([]float32, 306),
 		aQ12Sets:       make([][]float32, 0, 2),
+	}
+}
+
+// freshen makes d decode as a new decoder does (NewDecoder), keeping the
+// buffers it has: the decoder that parses LBRR frames starts afresh for each
+// packet without allocating.
+func (d *Decoder) freshen() {
+	d.previousBandwidth = 0
+	d.haveDecoded = false
+	d.isPreviousFrameVoiced = false
+	d.previousLag = 0
+	d.previousLogGain = 0
+	d.previousFrameLPCValues = d.previousFrameLPCValues[:0]
+	clear(d.finalOutValues)
+	d.n0Q15 = d.n0Q15[:0]
+	d.previousStereoWeights = [2]int32{}
+	d.previousMidValues = [2]float32{}
+	d.previousSideValue = 0
+	d.previousDecodeOnlyMid = false
+	d.wasStereo = false
+	if d.sideDecoder != nil {
+		d.sideDecoder.freshen()
 	}
 }
 
@@ -2266,9 +2294,7 @@ func (d *Decoder) decodeFrame(
 
 	// n0Q15 is the LSF coefficients decoded for the prior frame
 	// see normalizeLSFInterpolation.
-	if len(d.n0Q15) != len(nlsfQ15) {
-		d.n0Q15 = make([]int16, len(nlsfQ15))
-	}
+	d.n0Q15 = slicetools.Resize(&d.n0Q15, len(nlsfQ15))
 	copy(d.n0Q15, nlsfQ15)
 
 	d.saveFinalOutValues(out)
@@ -2546,8 +2572,8 @@ func (d *Decoder) decodeStereo(
 
 // consumeLowBitrateRedundancy advances over RFC 6716 Sections 4.2.4 and 4.2.5
 // LBRR syntax so regular SILK frames remain decodable. The redundant audio is
-// intentionally discarded for now; exposing FEC recovery is separate from
-// accepting valid packets that carry LBRR data.
+// discarded here (DecodeFECWithRange decodes it for a lost packet). It
+// allocates nothing once the parsing decoder exists.
 func (d *Decoder) consumeLowBitrateRedundancy(
 	midFlags []bool,
 	sideFlags []bool,
@@ -2563,11 +2589,16 @@ func (d *Decoder) consumeLowBitrateRedundancy(
 		return nil
 	}
 
-	discard := NewDecoder()
+	if d.lbrr == nil {
+		discard := NewDecoder()
+		d.lbrr = &discard
+	}
+	discard := d.lbrr
+	discard.freshen()
 	discard.rangeDecoder = d.rangeDecoder
 	frameSampleCount := discard.samplesInSubframe(bandwidth) * subframeCount(silkFrameNanoseconds)
-	midScratch := make([]float32, frameSampleCount)
-	sideScratch := make([]float32, frameSampleCount)
+	scratch := slicetools.Resize(&d.lbrrScratch, 2*frameSampleCount)
+	midScratch, sideScratch := scratch[:frameSampleCount], scratch[frameSampleCount:]
 
 	previousMidCoded := false
 	previousSideCoded := false
