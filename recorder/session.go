@@ -52,6 +52,9 @@ type Session struct {
 	mu       sync.Mutex // guards rec, media additions and stopping
 	rec      *Recording
 	stopping bool
+	// stopAt is the stop's instant once the stop began (stopMedia): a track
+	// that ends after it (the stop's drain, the detach) ends there.
+	stopAt time.Time
 	fenced   bool // a write found the recording taken over by another instance
 	media    *sessionMedia
 	lc       pauseState // pause state and track gates
@@ -216,6 +219,11 @@ func (s *Session) trackEnded(ts *trackSub) {
 		}
 	}
 	now := s.m.now()
+	s.mu.Lock()
+	if !s.stopAt.IsZero() && now.After(s.stopAt) {
+		now = s.stopAt // the track's media ends at the stop: what came later is not kept
+	}
+	s.mu.Unlock()
 	err := s.commit(context.Background(), func(r *Recording) {
 		st := r.stream(ts.stream)
 		if st == nil {

@@ -121,10 +121,10 @@ func (s *Session) finish(why stopReason) {
 // the recording and its streams stopped (closing open pause and blackout
 // intervals there). It returns that instant and the mix's write error.
 func (s *Session) stopMedia(ctx context.Context) (stopped time.Time, mixErr error) {
-	s.mu.Lock()
-	s.stopping = true
-	s.mu.Unlock()
 	stopped = s.m.now() // the mix lasts until here (and holds all that arrived)
+	s.mu.Lock()
+	s.stopping, s.stopAt = true, stopped
+	s.mu.Unlock()
 	s.drain(stopped)    // audio sent before the stop, still on its way (media.go)
 
 	for _, ts := range s.room.detach(s) {
