@@ -322,7 +322,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		return nil, err
 	}
 	s := m.session(iid)
-	verb := map[bool]string{true: "paused", false: "resume"}[paused]
+	verb := map[bool]string{true: "pause", false: "resume"}[paused]
 	if s == nil || r.State != StateActive {
 		return nil, errorf(KindConflict, "not_active", "cannot %s recording %s: it is %s", verb, iid, r.State)
 	}
