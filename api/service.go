@@ -120,7 +120,8 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 	}
 	settings := whip.Settings{
 		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
-		UDPMux: cfg.WebRTC.UDPMux, NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg),
+		UDPMux: cfg.WebRTC.MuxAddress(), NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg), Log: log,
+		VideoBitrate: uint64(max(0, cfg.WebRTC.VideoBitrate)),
 	}
 	webrtcAPI, audioAPI, udpClose, err := whip.NewAPIs(settings)
 	if err != nil {
@@ -129,10 +130,12 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 	s.udp = udpClose
 	var srv *Server
 	s.WHIP, err = whip.New(whip.Options{
-		API:       webrtcAPI,
-		AudioAPI:  audioAPI,
-		Authorize: func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
-		Quota:     func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
+		API:      webrtcAPI,
+		AudioAPI: audioAPI,
+		// REMB for every video sender (the APIs negotiate it).
+		VideoBitrate: settings.VideoBitrate,
+		Authorize:    func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },
+		Quota:        func(org string) int { return cfg.Quotas.For(org).WHIPSessions },
 		// In a fleet the quota counts every instance's sessions (the
 		// Manager exists by the time an offer comes).
 		FleetQuota: func(ctx context.Context, org, id string, quota int) (func(), bool, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -105,9 +106,55 @@ type WebRTCConfig struct {
 	Interfaces      []string `yaml:"interfaces"`
 	IncludeLoopback bool     `yaml:"includeLoopback"`
 	UDPPortRange    string   `yaml:"udpPortRange"`
-	UDPMux          string   `yaml:"udpMux"`
-	NATIPs          []string `yaml:"natIPs"`
-	ICEServers      []string `yaml:"iceServers"`
+	// UDPMux is the address of one UDP socket that receives every
+	// connection ("host:port"; an empty host: every address ICE gathers
+	// on, ":0" an ephemeral port on each); unset or "off": a socket per
+	// connection (MuxAddress).
+	UDPMux     string   `yaml:"udpMux"`
+	NATIPs     []string `yaml:"natIPs"`
+	ICEServers []string `yaml:"iceServers"`
+	// VideoBitrate (bits per second) is asked of every WHIP video sender
+	// with REMB, about once a second from its first packet; default
+	// 2500000; negative: none (the sender gets no bandwidth feedback but
+	// receiver reports).
+	VideoBitrate int64 `yaml:"videoBitrate"`
+}
+
+// DefaultVideoBitrate is webrtc.videoBitrate's default: a 720p camera's
+// picture, or a 1080p screen's.
+const DefaultVideoBitrate = 2_500_000
+
+// UDPMuxOff is the udpMux value for one UDP socket per connection.
+const UDPMuxOff = "off"
+
+// MuxAddress is the address the WHIP endpoint's UDP mux listens on, or ""
+// for one socket per connection (unset or "off"). The mux costs less CPU
+// per stream (BENCHMARKS.md) but is not the default yet: see the cost note
+// of session 5 (a timing test of the cuts failed more often on it under
+// heavy load).
+func (w *WebRTCConfig) MuxAddress() string {
+	if w.UDPMux == UDPMuxOff {
+		return ""
+	}
+	return w.UDPMux
+}
+
+// validateMux checks that udpMux is "off" or HOST:PORT (HOST an IP address
+// or empty).
+func (w *WebRTCConfig) validateMux() error {
+	if w.UDPMux == "" || w.UDPMux == UDPMuxOff {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(w.UDPMux)
+	if err == nil {
+		if _, perr := strconv.ParseUint(port, 10, 16); perr != nil || (host != "" && net.ParseIP(host) == nil) {
+			err = errors.New("the host must be an IP address or empty, the port 0–65535")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("recorder: webrtc.udpMux %q is not HOST:PORT or \"off\": %w", w.UDPMux, err)
+	}
+	return nil
 }
 
 // PortRange parses UDPPortRange ("40000-40999"); zero values when empty.
@@ -312,6 +359,9 @@ func (c *Config) SetDefaults() {
 	if c.URLTTL <= 0 {
 		c.URLTTL = time.Hour
 	}
+	if c.WebRTC.VideoBitrate == 0 {
+		c.WebRTC.VideoBitrate = DefaultVideoBitrate
+	}
 	if c.Defaults.Mix.SampleRate == 0 {
 		c.Defaults.Mix.SampleRate = 8000
 	}
@@ -399,6 +449,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, _, err := c.WebRTC.PortRange(); err != nil {
+		return err
+	}
+	if err := c.WebRTC.validateMux(); err != nil {
 		return err
 	}
 	if err := c.Shutdown.validate(); err != nil {

@@ -25,3 +25,24 @@ func TestConfig_CompositeFleet(t *testing.T) {
 		}
 	}
 }
+
+// TestWebRTCConfig_MuxAddress: one UDP socket for every connection when
+// udpMux is set, and not "off".
+func TestWebRTCConfig_MuxAddress(t *testing.T) {
+	for _, c := range []struct {
+		mux, ports, want string
+	}{
+		{"", "", ""},
+		{"off", "", ""},
+		{"off", "40000-40099", ""},
+		{"", "40000-40099", ""},
+		{":0", "", ":0"},
+		{":40000", "", ":40000"},
+		{"10.0.0.5:40000", "40000-40099", "10.0.0.5:40000"},
+	} {
+		w := WebRTCConfig{UDPMux: c.mux, UDPPortRange: c.ports}
+		if got := w.MuxAddress(); got != c.want {
+			t.Errorf("udpMux %q, udpPortRange %q: mux address %q, want %q", c.mux, c.ports, got, c.want)
+		}
+	}
+}

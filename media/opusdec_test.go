@@ -403,3 +403,44 @@ func TestOpusDecoder_FECAllocatesNothing(t *testing.T) {
 		t.Error("no packet decoded from FEC")
 	}
 }
+
+// The CELT decoder's overlap and post-filter history (about 9 KB) exist only
+// once CELT decodes a frame: an 8 kHz mix decoder that skips hybrid CELT
+// holds them only if the stream had a CELT-only or redundancy frame, and
+// one that decodes everything holds them.
+func TestOpusDecoder_CELTStateOnlyWhenUsed(t *testing.T) {
+	packets := speechPackets(t)
+	retained := func(skipHybridCELT bool, decode int) uint64 {
+		const n = 50
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		decs := make([]*opusDecoder, n)
+		buf := make([]int16, 5760)
+		for i := range decs {
+			d, err := newOpusDecoder(8000, false, skipHybridCELT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range packets[:decode] {
+				if _, err := d.DecodeToInt16(p, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			decs[i] = d
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(decs)
+		return (after.HeapAlloc - before.HeapAlloc) / n
+	}
+	fresh, skip, full := retained(true, 0), retained(true, len(packets)), retained(false, len(packets))
+	t.Logf("per decoder: fresh %d B, after the speech fixture (%d packets) skipping hybrid CELT %d B, decoding everything %d B",
+		fresh, len(packets), skip, full)
+	if full < fresh+8000 {
+		t.Errorf("a decoder that ran CELT holds %d B, a fresh one %d B: want the CELT state (≥ 8000 B) allocated by decoding", full, fresh)
+	}
+	if fresh > 12000 {
+		t.Errorf("a fresh 8 kHz decoder holds %d B, want ≤ 12000 (no CELT state)", fresh)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,14 +85,20 @@ type Result struct {
 	RSS            int64         // receiver RSS at the end of the window
 	RSSIdle        int64         // before any stream
 	Threads        int
-	Goroutines     int    // the recorder's goroutines at the end of the window (0: not known)
-	GoroutinesIdle int    // before any stream
-	Lost           uint64 // packets the receiver counted lost
-	Late           uint64 // packets dropped late (recorder)
-	DecodeErrs     uint64 // packets the decoder rejected (recorder)
-	Decoded        uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
-	Files          int    // track files written
-	Missing        uint64 // packets missing from the files (holes and short files)
+	Goroutines     int // the recorder's goroutines at the end of the window (0: not known)
+	GoroutinesIdle int // before any stream
+	// The recorder's Go heap in use (live and not yet collected) and its
+	// goroutine stacks at the end of the window and before any stream
+	// (go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes; 0: not
+	// known): what RSS per stream is made of.
+	Heap, HeapIdle     int64
+	Stacks, StacksIdle int64
+	Lost               uint64 // packets the receiver counted lost
+	Late               uint64 // packets dropped late (recorder)
+	DecodeErrs         uint64 // packets the decoder rejected (recorder)
+	Decoded            uint64 // packets really decoded (recorder: not skipped as inactive; 0 without a mix)
+	Files              int    // track files written
+	Missing            uint64 // packets missing from the files (holes and short files)
 	// Where every packet went, from the recorder's counters after the stop
 	// (recorder only): written to track files; never reached the recorder
 	// (sequence gaps), of which the kernel dropped KernelDrops on its
@@ -128,6 +135,19 @@ func (r Result) RSSPerStream() int64 {
 		return 0
 	}
 	return (r.RSS - r.RSSIdle) / int64(r.Connected)
+}
+
+// HeapPerStream and StacksPerStream are the marginal Go heap in use and
+// goroutine stacks per stream (the recorder only; 0 where not known).
+func (r Result) HeapPerStream() int64 { return perStream(r.Heap, r.HeapIdle, r.Connected) }
+
+func (r Result) StacksPerStream() int64 { return perStream(r.Stacks, r.StacksIdle, r.Connected) }
+
+func perStream(v, idle int64, n int) int64 {
+	if n == 0 || v == 0 {
+		return 0
+	}
+	return (v - idle) / int64(n)
 }
 
 // GoroutinesPerStream is the marginal number of goroutines per stream
@@ -171,7 +191,8 @@ type closer interface {
 
 type counters struct {
 	lost, late, decodeErrs, decoded uint64
-	goroutines                      int // 0: not known
+	goroutines                      int   // 0: not known
+	heap, stacks                    int64 // bytes; 0: not known
 	// Recorder only: the file side and the kernel's drops (see Result).
 	written, notReceived, kernelDrops, fileDrops, afterStop uint64
 }
@@ -310,7 +331,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	if cn, err := t.counters(ctx); err == nil {
-		r.GoroutinesIdle = cn.goroutines
+		r.GoroutinesIdle, r.HeapIdle, r.StacksIdle = cn.goroutines, cn.heap, cn.stacks
 	}
 
 	snd := newSender(source)
@@ -385,6 +406,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Goroutines = cn.lost, cn.late, cn.decodeErrs, cn.decoded, cn.goroutines
+	r.Heap, r.Stacks = cn.heap, cn.stacks
 	if profiled != nil {
 		if err := <-profiled; err != nil {
 			logf("   profile: %v", err)
@@ -492,11 +514,11 @@ func Table(w io.Writer, results []Result) {
 	}
 	sorted := append([]Result(nil), results...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Streams < sorted[j].Streams })
-	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | written | not received | kernel drops | file drops | after stop | load1 |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | heap KB/stream | stacks KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | written | not received | kernel drops | file drops | after stop | load1 |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range sorted {
 		if r.Err != "" {
-			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
+			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
 			continue
 		}
 		g := "–"
@@ -507,9 +529,13 @@ func Table(w io.Writer, results []Result) {
 		if r.Written > 0 {
 			fileSide = fmt.Sprintf("%d | %d | %d | %d | %d", r.Written, r.NotReceived, r.KernelDrops, r.FileDrops, r.AfterStop)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %s | %.1f |\n",
+		heap, stacks := "–", "–"
+		if r.Heap > 0 {
+			heap, stacks = strconv.FormatInt(r.HeapPerStream()>>10, 10), strconv.FormatInt(r.StacksPerStream()>>10, 10)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %s | %.1f |\n",
 			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), ratio(SystemJanus, r), ratio(SystemPion, r),
-			r.RSSPerStream()>>10, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), fileSide, r.Load1)
+			r.RSSPerStream()>>10, heap, stacks, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), fileSide, r.Load1)
 	}
 }
 

@@ -75,7 +75,8 @@ func TestRun_SmallLoad(t *testing.T) {
 			t.Errorf("%s: a mix is %v shorter than its recording", r.System, r.MixShort)
 		}
 	}
-	// The recorder's goroutines are counted and it profiled itself.
+	// The recorder's goroutines, heap and stacks are counted and it profiled
+	// itself.
 	for _, r := range results[:2] {
 		// Every packet is accounted for: written, none missing, none dropped
 		// (10 streams of at least 4 s of 20 ms packets).
@@ -85,6 +86,9 @@ func TestRun_SmallLoad(t *testing.T) {
 		}
 		if r.Err == "" && (r.GoroutinesIdle == 0 || r.Goroutines <= r.GoroutinesIdle) {
 			t.Errorf("%s: %d goroutines (idle %d): not counted", r.System, r.Goroutines, r.GoroutinesIdle)
+		}
+		if r.Err == "" && (r.HeapIdle == 0 || r.Heap <= r.HeapIdle || r.StacksIdle == 0 || r.Stacks <= r.StacksIdle) {
+			t.Errorf("%s: heap %d (idle %d), stacks %d (idle %d): not measured", r.System, r.Heap, r.HeapIdle, r.Stacks, r.StacksIdle)
 		}
 		for _, kind := range []string{"cpu", "heap"} {
 			f := filepath.Join(cfg.ProfileDir, r.System+"-10-"+kind+".pprof")

@@ -176,6 +176,7 @@ func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
 		kernelDrops: uint64(m["recorder_udp_receive_drops"]),
 		fileDrops:   uint64(m[`recorder_track_packets_dropped_total{reason="duplicate"}`] + m[`recorder_track_packets_dropped_total{reason="late"}`]),
 		afterStop:   uint64(m[`recorder_track_packets_dropped_total{reason="after_stop"}`]),
+		heap:        int64(m["go_memstats_heap_inuse_bytes"]), stacks: int64(m["go_memstats_stack_inuse_bytes"]),
 	}, nil
 }
 

@@ -76,6 +76,21 @@ func (t *PionTrack) Fill(ct *Track, pc *webrtc.PeerConnection, senderSSRC uint32
 	}
 }
 
+// REMB returns a sender of the RTCP Receiver Estimated Maximum Bitrate
+// (draft-alvestrand-rmcat-remb) for the video of mediaSSRC, on pc: bitrate
+// bits per second. It sends at most once a second; call it as often as is
+// convenient (once at once, then on each RTCP packet that arrives, as the
+// sender's reports come about once a second). Not safe for concurrent use.
+func REMB(pc *webrtc.PeerConnection, bitrate uint64, mediaSSRC uint32) func() {
+	var last time.Time
+	return func() {
+		if now := time.Now(); now.Sub(last) >= time.Second {
+			last = now
+			_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bitrate), SSRCs: []uint32{mediaSSRC}}})
+		}
+	}
+}
+
 // PLI returns a keyframe request for the video of mediaSSRC: an RTCP Picture
 // Loss Indication (RFC 4585 §6.3.1) from senderSSRC, sent on pc. Platforms
 // differ in the sender SSRC they need (see each adapter).
@@ -95,6 +110,12 @@ type SenderReports struct {
 // receiver stops (the connection closed) and keeps the latest sender report.
 // Read once per receiver: a second reader would take half of its packets.
 func ReadSenderReports(recv *webrtc.RTPReceiver) *SenderReports {
+	return ReadSenderReportsWith(recv, nil)
+}
+
+// ReadSenderReportsWith is ReadSenderReports that also calls each (when not
+// nil) on the reading goroutine after every RTCP packet that arrives.
+func ReadSenderReportsWith(recv *webrtc.RTPReceiver, each func()) *SenderReports {
 	s := &SenderReports{}
 	if recv == nil {
 		return s
@@ -104,6 +125,9 @@ func ReadSenderReports(recv *webrtc.RTPReceiver) *SenderReports {
 			pkts, _, err := recv.ReadRTCP() // about one a second: allocating is fine here
 			if err != nil {
 				return
+			}
+			if each != nil {
+				each()
 			}
 			for _, p := range pkts {
 				if sr, ok := p.(*rtcp.SenderReport); ok {

@@ -146,3 +146,24 @@ func sockaddr(sa *syscall.RawSockaddrInet6) (netip.AddrPort, bool) {
 	}
 	return netip.AddrPort{}, false
 }
+
+// setReadBuffer asks for n bytes of receive buffer for c: SO_RCVBUFFORCE
+// first (root or CAP_NET_ADMIN: past net.core.rmem_max), else SO_RCVBUF
+// (capped at rmem_max). It returns what the socket got (the kernel reports
+// twice what it was asked; halved here), 0 if not known.
+func setReadBuffer(c *net.UDPConn, n int) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	got := 0
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+		if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+			got = v / 2
+		}
+	})
+	return got
+}

@@ -7,9 +7,36 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
+
+// The UDP mux's socket gets the receive buffer asked for, or at least
+// net.core.rmem_max of it (without the right to force more).
+func TestSetReadBuffer_GetsWhatItAsks(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = 16 << 20
+	got := setReadBuffer(conn, want)
+	if got < min(want, rmemMax) {
+		t.Errorf("receive buffer %d bytes, asked %d (rmem_max %d)", got, want, rmemMax)
+	}
+	t.Logf("receive buffer %d bytes, asked %d (rmem_max %d)", got, want, rmemMax)
+}
 
 // Datagrams from several senders are read one by one, in order per sender,
 // each with its sender's address, in batches, without allocating.

@@ -1,15 +1,17 @@
 package whip
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -20,10 +22,16 @@ type Settings struct {
 	IncludeLoopback bool     // offer loopback candidates (tests, one-host set-ups)
 	PortMin         uint16   // ephemeral UDP port range; both zero: any port
 	PortMax         uint16
-	UDPMux          string   // "host:port": one UDP port for every connection (overrides the range)
+	UDPMux          string   // "host:port": one UDP socket for every connection (overrides the range); ":port": one on every address ICE gathers on
 	NATIPs          []string // public addresses advertised as host candidates behind 1:1 NAT
 	UDP4Only        bool     // gather IPv4 only
 	LoopbackOnly    bool     // gather only loopback addresses (demo, tests): implies IncludeLoopback
+	// VideoBitrate, when positive, negotiates REMB (goog-remb) for video in
+	// NewAPIs' answers: the WHIP endpoint then asks every video sender for
+	// this many bits per second (Options.VideoBitrate).
+	VideoBitrate uint64
+	// Log, when set, hears of a UDP mux receive buffer smaller than asked.
+	Log *slog.Logger
 	// DTLSServer makes the answering side the DTLS server: for dial-out
 	// adapters that answer a platform's offer (Janus starts DTLS at once).
 	DTLSServer bool
@@ -31,7 +39,9 @@ type Settings struct {
 
 // udpMuxReadBuffer is the receive buffer asked for the UDP mux's socket:
 // about a second of 400 Opus streams (50 packets a second each, about 1 KiB
-// of kernel memory per datagram).
+// of kernel memory per datagram). It is a bound, not an allocation: the
+// kernel holds only what waits to be read. A socket per connection has
+// net.core.rmem_default each (208 KiB on most hosts).
 const udpMuxReadBuffer = 16 << 20
 
 // NewAPI returns a Pion API configured by s, for a peer that may send (the
@@ -47,7 +57,7 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 	}
 	me := &webrtc.MediaEngine{}
 	ir := &interceptor.Registry{}
-	if err = registerCodecs(me); err == nil {
+	if err = registerCodecs(me, false); err == nil {
 		if err = webrtc.ConfigureNack(me, ir); err == nil {
 			err = webrtc.ConfigureRTCPReports(ir)
 		}
@@ -62,7 +72,8 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 // NewAPIs returns the two receive-only Pion APIs of the WHIP endpoint,
 // configured by s and sharing one setting engine (and UDP mux): video, for
 // offers with video, and audio, for offers without. Both have NewAPI's codecs
-// and RTCP receiver reports but none of a sender's interceptors: the
+// and RTCP receiver reports (our own, rr.go) but none of a sender's
+// interceptors: the
 // endpoint sends no media, so Pion's RTCP sender reports and NACK responder
 // (a goroutine and a ticker, and a retransmission buffer, per connection)
 // would do nothing. audio also lacks the NACK generator, whose goroutine and
@@ -75,7 +86,7 @@ func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err er
 	}
 	newAPI := func(withNACK bool) (*webrtc.API, error) {
 		me := &webrtc.MediaEngine{}
-		if err := registerCodecs(me); err != nil {
+		if err := registerCodecs(me, s.VideoBitrate > 0); err != nil {
 			return nil, err
 		}
 		ir := &interceptor.Registry{}
@@ -86,11 +97,7 @@ func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err er
 			}
 			ir.Add(gen)
 		}
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(rr)
+		ir.Add(receiverReports{}) // rr.go: Pion's report interceptor costs a sixth of the CPU
 		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 	}
 	if video, err = newAPI(true); err == nil {
@@ -134,29 +141,12 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 	closeFn = func() error { return nil }
 	switch {
 	case s.UDPMux != "":
-		host, port, err := net.SplitHostPort(s.UDPMux)
+		mux, err := newUDPMux(s)
 		if err != nil {
-			return se, nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
+			return se, nil, err
 		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return se, nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
-		}
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: p})
-		if err != nil {
-			return se, nil, fmt.Errorf("whip: udpMux: %w", err)
-		}
-		// Every connection's packets queue on this one socket: give it a
-		// receive buffer for a burst of them (the kernel caps it at
-		// net.core.rmem_max), and read them in batches (udpbatch_linux.go).
-		_ = conn.SetReadBuffer(udpMuxReadBuffer)
-		bc, err := newBatchConn(conn)
-		if err != nil {
-			conn.Close()
-			return se, nil, fmt.Errorf("whip: udpMux: %w", err)
-		}
-		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, bc))
-		closeFn = conn.Close
+		se.SetICEUDPMux(mux)
+		closeFn = mux.Close
 	case s.PortMin != 0 || s.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
 			return se, nil, fmt.Errorf("whip: udp port range: %w", err)
@@ -174,6 +164,105 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 	return se, closeFn, nil
 }
 
+// newUDPMux listens on s.UDPMux: one socket, or with an empty host one socket
+// on every address the ICE agent would gather on (s's interface, loopback
+// and IPv4 filters: a mux's candidates come from its sockets, not from the
+// agent's filters), all on the port given (0: an ephemeral port each).
+func newUDPMux(s Settings) (ice.UDPMux, error) {
+	host, port, err := net.SplitHostPort(s.UDPMux)
+	if err != nil {
+		return nil, fmt.Errorf("whip: udpMux %q: %w", s.UDPMux, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
+	}
+	var addrs []*net.UDPAddr
+	if host != "" {
+		ip := net.ParseIP(host)
+		if ip == nil {
+			return nil, fmt.Errorf("whip: udpMux %q: the host is not an IP address", s.UDPMux)
+		}
+		addrs = []*net.UDPAddr{{IP: ip, Port: int(p)}}
+	} else if addrs, err = gatherAddrs(s, int(p)); err != nil {
+		return nil, fmt.Errorf("whip: udpMux: %w", err)
+	}
+	var muxes []ice.UDPMux
+	closeAll := func() {
+		for _, m := range muxes {
+			_ = m.Close()
+		}
+	}
+	for _, a := range addrs {
+		conn, err := net.ListenUDP("udp", a)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("whip: udpMux: %w", err)
+		}
+		// Every connection's packets queue on this one socket: give it a
+		// receive buffer for a burst of them, and read them in batches
+		// (udpbatch_linux.go).
+		if got := setReadBuffer(conn, udpMuxReadBuffer); got < udpMuxReadBuffer && s.Log != nil {
+			s.Log.Warn("the UDP mux's receive buffer is smaller than asked: a burst the recorder cannot read at once "+
+				"(a CPU stall) is dropped sooner; raise net.core.rmem_max or run with CAP_NET_ADMIN",
+				"address", conn.LocalAddr().String(), "askedBytes", udpMuxReadBuffer, "gotBytes", got)
+		}
+		bc, err := newBatchConn(conn)
+		if err != nil {
+			conn.Close()
+			closeAll()
+			return nil, fmt.Errorf("whip: udpMux: %w", err)
+		}
+		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: bc}))
+	}
+	if len(muxes) == 1 {
+		return muxes[0], nil
+	}
+	return ice.NewMultiUDPMuxDefault(muxes...), nil
+}
+
+// gatherAddrs returns the addresses, with port, of every up interface that
+// s lets ICE gather on: loopback only when included (only loopback with
+// LoopbackOnly), s.Interfaces when set, IPv6 unless UDP4Only (global and
+// unique-local unicast only: a link-local candidate needs its zone).
+func gatherAddrs(s Settings, port int) ([]*net.UDPAddr, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	keep := func(name string) bool { return len(s.Interfaces) == 0 || slices.Contains(s.Interfaces, name) }
+	var addrs []*net.UDPAddr
+	for _, ifc := range ifaces {
+		loopback := ifc.Flags&net.FlagLoopback != 0
+		if ifc.Flags&net.FlagUp == 0 || !keep(ifc.Name) || (loopback && !s.IncludeLoopback && !s.LoopbackOnly) ||
+			(!loopback && s.LoopbackOnly) {
+			continue
+		}
+		as, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip := n.IP
+			if ip.To4() == nil && (s.UDP4Only || !ip.IsGlobalUnicast() && !ip.IsLoopback()) {
+				continue
+			}
+			if s.LoopbackOnly && !ip.IsLoopback() {
+				continue
+			}
+			addrs = append(addrs, &net.UDPAddr{IP: ip, Port: port})
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("no address to listen on (webrtc.interfaces, includeLoopback)")
+	}
+	return addrs, nil
+}
+
 // HasVideo reports whether an SDP offer has a video media section (even a
 // disabled one).
 func HasVideo(offer string) bool {
@@ -186,9 +275,13 @@ func HasVideo(offer string) bool {
 }
 
 // registerCodecs registers only the codecs the recorder has writers for, so
-// that a browser never negotiates one it cannot store.
-func registerCodecs(me *webrtc.MediaEngine) error {
+// that a browser never negotiates one it cannot store; remb adds REMB
+// feedback to video (the recorder sends it: Options.VideoBitrate).
+func registerCodecs(me *webrtc.MediaEngine, remb bool) error {
 	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if remb {
+		fb = append(fb, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBGoogREMB})
+	}
 	audio := []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},

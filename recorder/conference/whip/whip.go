@@ -70,7 +70,12 @@ type Options struct {
 	Full func() bool
 	// ConnectTimeout closes a session whose ICE never connects; default 30 s.
 	ConnectTimeout time.Duration
-	Logger         *slog.Logger
+	// VideoBitrate, when positive, is asked of every video sender with REMB
+	// from its first packet on, about once a second: without it a browser
+	// starts low and lowers its resolution for seconds. The API must
+	// negotiate REMB (Settings.VideoBitrate).
+	VideoBitrate uint64
+	Logger       *slog.Logger
 }
 
 // Adapter is the WHIP endpoint. It implements conference.Adapter,
@@ -495,7 +500,12 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 		StreamType: s.typ, Kind: kind, Started: time.Now().UTC(),
 		Codec: conference.CodecOf(c),
 	}
-	conference.NewPionTrack(t, conference.ReadSenderReports(recv)).Fill(ct, s.pc, 0)
+	var onRTCP func()
+	if kind == conference.KindVideo && a.o.VideoBitrate > 0 {
+		onRTCP = conference.REMB(s.pc, a.o.VideoBitrate, uint32(t.SSRC()))
+		onRTCP()
+	}
+	conference.NewPionTrack(t, conference.ReadSenderReportsWith(recv, onRTCP)).Fill(ct, s.pc, 0)
 	if ct.RequestKeyframe != nil {
 		ct.RequestKeyframe() // the recording starts with a keyframe
 	}

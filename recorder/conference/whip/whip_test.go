@@ -370,15 +370,24 @@ func TestHasVideo(t *testing.T) {
 }
 
 // On one UDP socket for every connection (webrtc.udpMux, read in recvmmsg
-// batches) three publishers are received side by side, every packet of each.
+// batches) three publishers are received side by side, every packet of each:
+// on an address given, and on every address gathered (":0", the recorder's
+// default), where all three reach the endpoint on the same port.
 func TestAdapter_UDPMux(t *testing.T) {
-	_, srv, sinks := newEndpointWith(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: "127.0.0.1:0"})
+	for _, mux := range []string{"127.0.0.1:0", ":0"} {
+		t.Run(mux, func(t *testing.T) { testUDPMux(t, mux) })
+	}
+}
+
+func testUDPMux(t *testing.T, mux string) {
+	_, srv, sinks := newEndpointWith(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: mux})
 	api, closeFn, _ := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const pubs, packets = 3, 50
 	var tracks []*webrtc.TrackLocalStaticSample
+	ports := map[uint16]int{} // the endpoint's port each publisher's media goes to
 	for i := range pubs {
 		track, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", fmt.Sprint("s", i))
 		pub, err := (&Client{API: api, Token: "k1"}).Publish(ctx, Endpoint(srv.URL, "mux", fmt.Sprint("u", i), "MIC"), track)
@@ -390,6 +399,14 @@ func TestAdapter_UDPMux(t *testing.T) {
 			t.Fatal(err)
 		}
 		tracks = append(tracks, track)
+		pair, err := pub.PC.GetSenders()[0].Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			t.Fatalf("publisher %d: no selected candidate pair (%v)", i, err)
+		}
+		ports[pair.Remote.Port]++
+	}
+	if len(ports) != 1 {
+		t.Errorf("the endpoint received the publishers on ports %v, want one", ports)
 	}
 	// Every track reaches the sink before media flows, so that none is missed.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

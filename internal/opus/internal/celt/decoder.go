@@ -48,15 +48,26 @@ func (d *Decoder) Reset() {
 	d.rng = 0
 	d.lossCount = 0
 
+	// The overlap and post-filter history are allocated by the first frame
+	// decoded (allocateState), not here: a decoder whose CELT layer never
+	// runs (SILK-only speech, hybrid frames with SetSkipHybridCELT) keeps
+	// none (about 9 KB). (Local change: see internal/opus/README.md.)
+	for channelIndex := range d.overlap {
+		clear(d.overlap[channelIndex])
+		clear(d.postfilterMem[channelIndex])
+	}
+}
+
+// allocateState gives the decoder its overlap and post-filter history (zero,
+// as after Reset) if it has none yet.
+func (d *Decoder) allocateState() {
 	for channelIndex := range d.overlap {
 		if cap(d.overlap[channelIndex]) < shortBlockSampleCount {
 			d.overlap[channelIndex] = make([]float32, shortBlockSampleCount)
 		}
-		clear(d.overlap[channelIndex])
 		if cap(d.postfilterMem[channelIndex]) < postfilterHistorySampleCount {
 			d.postfilterMem[channelIndex] = make([]float32, postfilterHistorySampleCount)
 		}
-		clear(d.postfilterMem[channelIndex])
 	}
 }
 
@@ -151,6 +162,7 @@ func (d *Decoder) decode(
 	outputSampleRate int,
 	rangeDecoder *rangecoding.Decoder,
 ) error {
+	d.allocateState()
 	scratch := d.scratchBuffer()
 	channelCount := 1
 	if isStereo {
