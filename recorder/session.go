@@ -55,9 +55,9 @@ type Session struct {
 	// stopAt is the stop's instant once the stop began (stopMedia): a track
 	// that ends after it (the stop's drain, the detach) ends there.
 	stopAt time.Time
-	fenced   bool // a write found the recording taken over by another instance
-	media    *sessionMedia
-	lc       pauseState // pause state and track gates
+	fenced bool // a write found the recording taken over by another instance
+	media  *sessionMedia
+	lc     pauseState // pause state and track gates
 	// cont, for the continuation of a recording taken over: the segment it
 	// continues, and whether it begins paused (takeover.go).
 	cont *continuation

@@ -125,7 +125,7 @@ func (s *Session) stopMedia(ctx context.Context) (stopped time.Time, mixErr erro
 	s.mu.Lock()
 	s.stopping, s.stopAt = true, stopped
 	s.mu.Unlock()
-	s.drain(stopped)    // audio sent before the stop, still on its way (media.go)
+	s.drain(stopped) // audio sent before the stop, still on its way (media.go)
 
 	for _, ts := range s.room.detach(s) {
 		if ts.close() {

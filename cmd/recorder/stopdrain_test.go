@@ -40,7 +40,9 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 		impair func(now, from int64) time.Duration
 		lead   time.Duration // how long before the stop it begins
 	}{
-		{"stall", func(now, from int64) time.Duration { return max(time.Duration(from+int64(250*time.Millisecond)-now), 0) }, 100 * time.Millisecond},
+		{"stall", func(now, from int64) time.Duration {
+			return max(time.Duration(from+int64(250*time.Millisecond)-now), 0)
+		}, 100 * time.Millisecond},
 		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead) })
