@@ -69,72 +69,24 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	// The page publishes with a publish token, never the API key (issue 12):
 	// the page's backend (here, the test) mints it.
 	tok := mint(t, h, key1, PublishTokenRequest{ConferenceID: "browser", UserID: "chromium", StreamTypes: []string{"MIC"}})
-
-	// The page's server, on loopback; the page reports its progress.
-	reports := make(chan string, 32)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		q, _ := json.Marshal(h.url + "/whip/browser?userId=chromium&type=MIC")
-		k, _ := json.Marshal(tok.Token)
-		fmt.Fprint(w, strings.Replace(browserPage, "<script>", "<script>const WHIP = "+string(q)+", KEY = "+string(k)+";", 1))
-	})
-	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		select {
-		case reports <- string(b):
-		default:
-		}
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := &http.Server{Handler: mux}
-	go page.Serve(ln)
-	defer page.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--use-fake-ui-for-media-stream",
-		"--use-fake-device-for-media-stream", "--use-file-for-fake-audio-capture="+tone,
-		"--allow-loopback-in-peer-connection", "--remote-debugging-port=0",
-		"http://"+ln.Addr().String()+"/page.html")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
-	var out strings.Builder
-	var outMu sync.Mutex
-	cmd.Stdout = writerFunc(func(p []byte) { outMu.Lock(); out.Write(p); outMu.Unlock() })
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() {
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
-	}()
+	c := openChromiumPage(t, chromium, browserPage, h.url+"/whip/browser?userId=chromium&type=MIC", tok.Token,
+		"--use-file-for-fake-audio-capture="+tone)
 
 	connected := false
 	for !connected {
 		select {
-		case r := <-reports:
+		case r := <-c.reports:
 			t.Logf("page: %s", r)
 			if strings.HasPrefix(r, "error") || strings.HasPrefix(r, "whip") || r == "ice failed" {
 				t.Fatalf("page: %s", r)
 			}
 			connected = r == "ice connected" || r == "ice completed"
-		case <-exited:
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("chromium exited:\n%s", out.String())
+		case <-c.exited:
+			t.Fatalf("chromium exited:\n%s", c.out())
 		case <-ctx.Done():
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("the page did not connect:\n%s", out.String())
+			t.Fatalf("the page did not connect:\n%s", c.out())
 		}
 	}
 
@@ -170,6 +122,70 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	if on < 2000 || off > on/10 {
 		t.Errorf("the browser's 440 Hz tone is not in the mix: amplitude %.0f (1000 Hz: %.0f)", on, off)
 	}
+}
+
+// chromiumPage is headless Chromium on a test page that publishes over WHIP.
+type chromiumPage struct {
+	reports <-chan string   // what the page POSTs to /report, in order (a full channel drops)
+	exited  <-chan struct{} // closed when Chromium exits
+	out     func() string   // Chromium's output so far
+}
+
+// openChromiumPage serves page on loopback, its script given WHIP (the
+// endpoint's URL) and KEY (the bearer token), and opens it in headless
+// Chromium with fake media devices and flags. Chromium runs in a process
+// group of its own, killed with every child when the test ends.
+func openChromiumPage(t *testing.T, chromium, page, whip, key string, flags ...string) *chromiumPage {
+	t.Helper()
+	reports := make(chan string, 64)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		q, _ := json.Marshal(whip)
+		k, _ := json.Marshal(key)
+		fmt.Fprint(w, strings.Replace(page, "<script>", "<script>const WHIP = "+string(q)+", KEY = "+string(k)+";", 1))
+	})
+	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+		select {
+		case reports <- string(b):
+		default:
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + filepath.Join(t.TempDir(), "profile"), "--use-fake-ui-for-media-stream",
+		"--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection", "--remote-debugging-port=0"},
+		flags...)
+	cmd := exec.Command(chromium, append(args, "http://"+ln.Addr().String()+"/page.html")...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
+	var out strings.Builder
+	var outMu sync.Mutex
+	cmd.Stdout = writerFunc(func(p []byte) { outMu.Lock(); out.Write(p); outMu.Unlock() })
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-exited
+	})
+	return &chromiumPage{reports: reports, exited: exited, out: func() string {
+		outMu.Lock()
+		defer outMu.Unlock()
+		return out.String()
+	}}
 }
 
 type writerFunc func(p []byte)

@@ -2,16 +2,8 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,57 +120,14 @@ func TestBrowser_VideoBitrateFromTheStart(t *testing.T) {
 // endpoint and returns its video sender's reports.
 func publishChromiumVideo(t *testing.T, chromium string, h *harness) []videoSample {
 	t.Helper()
-	dir := t.TempDir()
 	tok := mint(t, h, key1, PublishTokenRequest{ConferenceID: "camera", UserID: "chromium", StreamTypes: []string{"CAM"}})
-	reports := make(chan string, 64)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /page.html", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		q, _ := json.Marshal(h.url + "/whip/camera?userId=chromium&type=CAM")
-		k, _ := json.Marshal(tok.Token)
-		fmt.Fprint(w, strings.Replace(videoPage, "<script>", "<script>const WHIP = "+string(q)+", KEY = "+string(k)+";", 1))
-	})
-	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		select {
-		case reports <- string(b):
-		default:
-		}
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := &http.Server{Handler: mux}
-	go page.Serve(ln)
-	defer page.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--use-fake-ui-for-media-stream",
-		"--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection", "--remote-debugging-port=0",
-		"http://"+ln.Addr().String()+"/page.html")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
-	var out strings.Builder
-	var outMu sync.Mutex
-	cmd.Stdout = writerFunc(func(p []byte) { outMu.Lock(); out.Write(p); outMu.Unlock() })
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() {
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
-	}()
+	c := openChromiumPage(t, chromium, videoPage, h.url+"/whip/camera?userId=chromium&type=CAM", tok.Token)
 	var samples []videoSample
 	for {
 		select {
-		case r := <-reports:
+		case r := <-c.reports:
 			if strings.HasPrefix(r, "error") || strings.HasPrefix(r, "whip") || r == "ice failed" {
 				t.Fatalf("page: %s", r)
 			}
@@ -193,14 +142,10 @@ func publishChromiumVideo(t *testing.T, chromium string, h *harness) []videoSamp
 			} else {
 				t.Logf("page: %s", r)
 			}
-		case <-exited:
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("chromium exited:\n%s", out.String())
+		case <-c.exited:
+			t.Fatalf("chromium exited:\n%s", c.out())
 		case <-ctx.Done():
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("the page did not report its video (%d reports):\n%s", len(samples), out.String())
+			t.Fatalf("the page did not report its video (%d reports):\n%s", len(samples), c.out())
 		}
 	}
 }
