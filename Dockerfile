@@ -4,10 +4,11 @@
 # running as a non-root user.
 #
 #   docker build -t recorder .
-#   docker run -p 8080:8080 -p 40000-40099:40000-40099/udp -v recorder-data:/data recorder
+#   docker run -p 8080:8080 -p 40000:40000/udp -v recorder-data:/data recorder
 #
-# WebRTC media arrives over UDP: publish the port range of webrtc.udpPortRange (or the
-# single port of webrtc.udpMux) and set publicURL and webrtc.natIPs for your host.
+# WebRTC media arrives over UDP: publish the single port of webrtc.udpMux (every
+# connection on one socket; or the range of webrtc.udpPortRange with udpMux: "off") and
+# set publicURL and webrtc.natIPs for your host.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -30,11 +31,11 @@ listen: 0.0.0.0:8080
 dataDir: /data
 publicURL: ${RECORDER_PUBLIC_URL}
 webrtc:
-  udpPortRange: "40000-40099"
+  udpMux: ":40000"
   natIPs: []
 YAML
 USER 65532:65532
 VOLUME ["/data"]
-EXPOSE 8080 40000-40099/udp
+EXPOSE 8080 40000/udp
 ENTRYPOINT ["/usr/local/bin/recorder"]
 CMD ["serve", "--config", "/etc/recorder/recorder.yaml"]

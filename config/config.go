@@ -108,8 +108,9 @@ type WebRTCConfig struct {
 	UDPPortRange    string   `yaml:"udpPortRange"`
 	// UDPMux is the address of one UDP socket that receives every
 	// connection ("host:port"; an empty host: every address ICE gathers
-	// on, ":0" an ephemeral port on each); unset or "off": a socket per
-	// connection (MuxAddress).
+	// on, ":0" an ephemeral port on each); "off": a socket per connection;
+	// unset: ":0", or a socket per connection within UDPPortRange when
+	// that is set (MuxAddress).
 	UDPMux     string   `yaml:"udpMux"`
 	NATIPs     []string `yaml:"natIPs"`
 	ICEServers []string `yaml:"iceServers"`
@@ -127,14 +128,23 @@ const DefaultVideoBitrate = 2_500_000
 // UDPMuxOff is the udpMux value for one UDP socket per connection.
 const UDPMuxOff = "off"
 
+// DefaultUDPMux is udpMux's default: one socket on every address ICE
+// gathers on, an ephemeral port on each.
+const DefaultUDPMux = ":0"
+
 // MuxAddress is the address the WHIP endpoint's UDP mux listens on, or ""
-// for one socket per connection (unset or "off"). The mux costs less CPU
-// per stream (BENCHMARKS.md) but is not the default yet: see the cost note
-// of session 5 (a timing test of the cuts failed more often on it under
-// heavy load).
+// for one socket per connection ("off"). Unset, it is DefaultUDPMux: the mux
+// costs less CPU per stream (BENCHMARKS.md); but a configuration that sets
+// udpPortRange alone keeps its socket per connection within that range (a
+// firewall opened for the range).
 func (w *WebRTCConfig) MuxAddress() string {
-	if w.UDPMux == UDPMuxOff {
+	switch {
+	case w.UDPMux == UDPMuxOff:
 		return ""
+	case w.UDPMux == "" && w.UDPPortRange != "":
+		return ""
+	case w.UDPMux == "":
+		return DefaultUDPMux
 	}
 	return w.UDPMux
 }

@@ -26,13 +26,14 @@ func TestConfig_CompositeFleet(t *testing.T) {
 	}
 }
 
-// TestWebRTCConfig_MuxAddress: one UDP socket for every connection when
-// udpMux is set, and not "off".
+// TestWebRTCConfig_MuxAddress: one UDP socket for every connection unless
+// udpMux is "off", or unset with a udpPortRange (a socket per connection in
+// that range).
 func TestWebRTCConfig_MuxAddress(t *testing.T) {
 	for _, c := range []struct {
 		mux, ports, want string
 	}{
-		{"", "", ""},
+		{"", "", ":0"},
 		{"off", "", ""},
 		{"off", "40000-40099", ""},
 		{"", "40000-40099", ""},

@@ -45,20 +45,21 @@ func main() {
 		perConf     = flag.Int("per-conference", 10, "streams per conference")
 		pin         = flag.Bool("pin", false, "pin the receiver to CPU 0 and the publishers to CPU 1")
 		extra       = flag.String("recorder-config", "", "YAML appended to the recorder's configuration")
-		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket (webrtc.udpMux)")
+		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket on the host address only (webrtc.udpMux: HOST:0; the default is one on each address ICE gathers on)")
+		sockets     = flag.Bool("sockets", false, "the recorder receives each connection on its own UDP socket (webrtc.udpMux: off)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
 		hog         = flag.Bool("hog", false, "with -pin: a busy competitor process shares the receiver's CPU (it gets about half of it)")
 		keep        = flag.Bool("keep", false, "keep each step's scratch directory (the receiver's log and files; implies a -dir that is kept)")
 	)
 	flag.Parse()
-	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *hog, *keep, *extra, *dir, *profile); err != nil {
+	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *sockets, *hog, *keep, *extra, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux, hog, keep bool, extra, dir, profile string) error {
+func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux, sockets, hog, keep bool, extra, dir, profile string) error {
 	sys := strings.Split(systems, ",")
 	wantJanus := false
 	for i, s := range sys {
@@ -107,7 +108,7 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	}
 	cfg := loadtest.Config{
 		Recorder: abs(recorderBin), Janus: janusBin, FFmpeg: ffmpeg, Systems: sys,
-		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux,
+		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux, Sockets: sockets,
 		Hog: hog, Keep: keep,
 	}
 	if profile != "" {
@@ -115,6 +116,9 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			return err
 		}
+	}
+	if udpMux && sockets {
+		return fmt.Errorf("-udp-mux and -sockets: choose one")
 	}
 	if pin {
 		cfg.PinCPU = 0
@@ -147,10 +151,21 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	defer stop()
 	started := time.Now()
 	results, err := loadtest.Run(ctx, cfg)
-	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, busy competitor on its CPU: %t, recorder UDP mux: %t, %d s window after %d s warm-up, %d streams per conference\n\n",
-		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, hog && pin, udpMux, int(window.Seconds()), int(warmup.Seconds()), perConf)
+	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, busy competitor on its CPU: %t, recorder UDP: %s, %d s window after %d s warm-up, %d streams per conference\n\n",
+		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, hog && pin, udpMode(udpMux, sockets), int(window.Seconds()), int(warmup.Seconds()), perConf)
 	loadtest.Table(os.Stdout, results)
 	return err
+}
+
+// udpMode names how the recorder receives UDP.
+func udpMode(udpMux, sockets bool) string {
+	switch {
+	case udpMux:
+		return "one socket on the host address (udpMux HOST:0)"
+	case sockets:
+		return "a socket per connection (udpMux off)"
+	}
+	return "the default (udpMux :0, a socket on each address)"
 }
 
 // setupNetNS brings up lo and a veth whose address the peers and Janus use.

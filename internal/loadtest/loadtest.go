@@ -54,10 +54,12 @@ type Config struct {
 	Dir       string    // scratch directory (data directories, the source)
 	Log       io.Writer // progress; nil: discarded
 	Extra     string    // extra YAML appended to the recorder's configuration
-	// UDPMux gives the recorder one UDP socket for every connection
-	// (webrtc.udpMux on HostIP, an ephemeral port) instead of one per
-	// connection.
+	// UDPMux gives the recorder one UDP socket for every connection on
+	// HostIP only (webrtc.udpMux HOST:0) instead of its default (one on
+	// each address ICE gathers on); Sockets gives it a socket per
+	// connection (udpMux off).
 	UDPMux  bool
+	Sockets bool
 	Timeout time.Duration // bound on one step; default Warmup+Window+3 min
 	// ProfileDir, when set, receives the recorder's CPU profile over the
 	// window and its heap profile at the window's end (from /debug/pprof/ on
@@ -291,8 +293,13 @@ func newTarget(cfg Config, sys, dir string) (target, error) {
 
 func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte, logf func(string, ...any)) (r Result) {
 	r = Result{System: sys, Streams: n}
-	if cfg.UDPMux && (sys == SystemRecorder || sys == SystemRecorderNoMix) {
-		r.System += "+udpmux"
+	if sys == SystemRecorder || sys == SystemRecorderNoMix {
+		switch {
+		case cfg.UDPMux:
+			r.System += "+udpmux"
+		case cfg.Sockets:
+			r.System += "+sockets"
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()

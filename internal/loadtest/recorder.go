@@ -67,6 +67,8 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 		}
 		mux = fmt.Sprintf("  udpMux: %s\n", udp.LocalAddr())
 		udp.Close()
+	} else if t.cfg.Sockets {
+		mux = "  udpMux: \"off\"\n"
 	}
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
 metricsListen: 127.0.0.1:%d

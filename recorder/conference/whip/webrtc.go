@@ -30,7 +30,8 @@ type Settings struct {
 	// NewAPIs' answers: the WHIP endpoint then asks every video sender for
 	// this many bits per second (Options.VideoBitrate).
 	VideoBitrate uint64
-	// Log, when set, hears of a UDP mux receive buffer smaller than asked.
+	// Log, when set, hears of the UDP mux's addresses, and of its receive
+	// buffer when smaller than asked.
 	Log *slog.Logger
 	// DTLSServer makes the answering side the DTLS server: for dial-out
 	// adapters that answer a platform's offer (Janus starts DTLS at once).
@@ -188,6 +189,7 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 		return nil, fmt.Errorf("whip: udpMux: %w", err)
 	}
 	var muxes []ice.UDPMux
+	var listening []string
 	closeAll := func() {
 		for _, m := range muxes {
 			_ = m.Close()
@@ -214,6 +216,10 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 			return nil, fmt.Errorf("whip: udpMux: %w", err)
 		}
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: bc}))
+		listening = append(listening, conn.LocalAddr().String())
+	}
+	if s.Log != nil {
+		s.Log.Info("WebRTC media: one UDP socket for every connection (webrtc.udpMux)", "addresses", listening)
 	}
 	if len(muxes) == 1 {
 		return muxes[0], nil
