@@ -50,6 +50,7 @@ type Config struct {
 	Organizations map[string]*Organization `yaml:"organizations"`
 	Composite     CompositeConfig          `yaml:"composite"` // composite video queue
 	Capacity      CapacityConfig           `yaml:"capacity"`  // streams this instance takes at most
+	Runtime       RuntimeConfig            `yaml:"runtime"`   // Go's garbage collector
 
 	// Notices are what the service logs at start about this configuration:
 	// deprecated keys it read, and as what (Migrate; not from YAML).
@@ -443,6 +444,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity.Streams < 0 {
 		return errors.New("recorder: config: capacity.streams must not be negative")
+	}
+	if err := c.Runtime.validate(); err != nil {
+		return err
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -104,4 +105,31 @@ func (q *QuotaConfig) For(organizationID string) Quota {
 type CapacityConfig struct {
 	// Streams is how many streams this instance takes at most; 0: no limit.
 	Streams int `yaml:"streams"`
+}
+
+// RuntimeConfig tunes Go's garbage collector for the process (the runtime
+// block of the configuration; cmd/recorder applies it at start with
+// runtime/debug). Unset, Go's defaults apply, or the GOGC and GOMEMLIMIT
+// environment variables.
+type RuntimeConfig struct {
+	// GCPercent is GOGC: how far the heap grows past the live heap before
+	// the next collection, in percent (Go's default 100). Lower holds less
+	// memory per stream for more CPU (BENCHMARKS.md has both). 0: unset;
+	// -1: off (only with MemoryLimitMB, which then alone starts collections).
+	GCPercent int `yaml:"gcPercent"`
+	// MemoryLimitMB is GOMEMLIMIT in MiB: a soft bound on the Go runtime's
+	// memory; the collector works harder as the process nears it. 0: unset.
+	MemoryLimitMB int64 `yaml:"memoryLimitMB"`
+}
+
+func (r RuntimeConfig) validate() error {
+	switch {
+	case r.GCPercent < -1 || r.GCPercent > 0 && r.GCPercent < 10:
+		return fmt.Errorf("recorder: config: runtime.gcPercent %d: want 10 or more, or -1 (off, with runtime.memoryLimitMB)", r.GCPercent)
+	case r.GCPercent == -1 && r.MemoryLimitMB == 0:
+		return errors.New("recorder: config: runtime.gcPercent -1 (no collection by heap growth) needs runtime.memoryLimitMB")
+	case r.MemoryLimitMB < 0:
+		return errors.New("recorder: config: runtime.memoryLimitMB must not be negative")
+	}
+	return nil
 }

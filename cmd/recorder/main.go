@@ -115,6 +115,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadConfig loads --config, or recorder.yaml when present, or the defaults.
+// applyRuntime sets Go's garbage collector as the runtime block asks (unset:
+// Go's defaults, or GOGC and GOMEMLIMIT from the environment).
+func applyRuntime(r config.RuntimeConfig, log *slog.Logger) {
+	if r.GCPercent != 0 {
+		debug.SetGCPercent(r.GCPercent)
+	}
+	if r.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(r.MemoryLimitMB << 20)
+	}
+	if r.GCPercent != 0 || r.MemoryLimitMB > 0 {
+		log.Info("Go runtime: garbage collector set by the configuration", "gcPercent", r.GCPercent, "memoryLimitMB", r.MemoryLimitMB)
+	}
+}
+
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		if _, err := os.Stat("recorder.yaml"); err != nil {
@@ -149,6 +163,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, *logFormat, slog.LevelInfo)
 	slog.SetDefault(log)
+	applyRuntime(cfg.Runtime, log)
 	svc, err := api.NewService(context.Background(), cfg, log)
 	if err != nil {
 		return err

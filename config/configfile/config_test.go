@@ -34,6 +34,9 @@ applications:
 	if c.Defaults.Mix.SampleRate != 8000 || c.Defaults.Mix.Channels != 1 || c.Defaults.MaxDuration != time.Hour {
 		t.Errorf("defaults %+v", c.Defaults)
 	}
+	if c, err := Parse([]byte("runtime: {gcPercent: 50, memoryLimitMB: 2048}\n")); err != nil || c.Runtime.GCPercent != 50 || c.Runtime.MemoryLimitMB != 2048 {
+		t.Errorf("runtime: %+v, %v", c.Runtime, err)
+	}
 	if c.Applications["app1"].Conference.Kind != "whip" {
 		t.Errorf("conference kind %q, want whip", c.Applications["app1"].Conference.Kind)
 	}
@@ -60,6 +63,9 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"postgres without dsn", "store: {driver: postgres}\n", "needs dsn"},
 		{"both capacities", "cluster: {capacity: 50}\ncapacity: {streams: 100}\n", "cluster.capacity is replaced by capacity.streams; remove cluster.capacity"},
 		{"negative cluster capacity", "cluster: {capacity: -1}\n", "cluster.capacity is replaced by capacity.streams"},
+		{"gc percent too low", "runtime: {gcPercent: 5}\n", "runtime.gcPercent 5: want 10 or more"},
+		{"gc off without a limit", "runtime: {gcPercent: -1}\n", "runtime.gcPercent -1 (no collection by heap growth) needs runtime.memoryLimitMB"},
+		{"negative memory limit", "runtime: {memoryLimitMB: -5}\n", "runtime.memoryLimitMB must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +91,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("listen: 127.0.0.1:1\napiKeys: [{key: k, organizationId: o}]\n"))
 	f.Add([]byte("applications:\n  a:\n    storage: {provider: LOCAL}\n"))
 	f.Add([]byte("webrtc: {udpPortRange: 1-2}\n"))
+	f.Add([]byte("runtime: {gcPercent: 50, memoryLimitMB: 2048}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {

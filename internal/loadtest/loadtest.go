@@ -258,12 +258,14 @@ func (cfg *Config) defaults() {
 }
 
 // speechSource encodes 60 s of speech-like audio with pauses as 32 kbit/s
-// Opus in 20 ms packets (a browser's defaults).
+// Opus in 20 ms packets with in-band FEC (a browser's defaults: useinbandfec,
+// coded here for 1 % loss, so that speech packets carry LBRR frames as a
+// browser's do and the recorder reads past them).
 func speechSource(cfg Config) ([][]byte, error) {
 	if cfg.FFmpeg == "" {
 		return nil, errors.New("loadtest: ffmpeg is needed to encode the speech source")
 	}
-	packets, _, err := synth.OpusSpeech(cfg.FFmpeg, cfg.Dir, 60, 1, 32000)
+	packets, _, err := synth.OpusSpeechWith(cfg.FFmpeg, cfg.Dir, 60, 1, 32000, "-fec", "1", "-packet_loss", "1")
 	if err != nil {
 		return nil, err
 	}

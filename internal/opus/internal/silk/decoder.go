@@ -18,10 +18,12 @@ type Decoder struct {
 	sideDecoder  *Decoder
 
 	// lbrr parses the LBRR frames a regular decode skips (allocated at the
-	// first, then made fresh for each packet: freshen), with lbrrScratch
-	// for its output, which is discarded.
-	lbrr        *Decoder
-	lbrrScratch []float32
+	// first, then made fresh for each packet: freshen). It reads their
+	// symbols only (parseFrame); with lbrrSynthesize (the tests' reference)
+	// it decodes them in full instead, into lbrrScratch, and discards that.
+	lbrr           *Decoder
+	lbrrSynthesize bool
+	lbrrScratch    []float32
 
 	// SILK resets its per-channel prediction state whenever the internal
 	// decoder rate changes between NB, MB, and WB.
@@ -2572,8 +2574,8 @@ func (d *Decoder) decodeStereo(
 
 // consumeLowBitrateRedundancy advances over RFC 6716 Sections 4.2.4 and 4.2.5
 // LBRR syntax so regular SILK frames remain decodable. The redundant audio is
-// discarded here (DecodeFECWithRange decodes it for a lost packet). It
-// allocates nothing once the parsing decoder exists.
+// not decoded here, only its symbols are read (DecodeFECWithRange decodes it
+// for a lost packet). It allocates nothing once the parsing decoder exists.
 func (d *Decoder) consumeLowBitrateRedundancy(
 	midFlags []bool,
 	sideFlags []bool,
@@ -2590,15 +2592,23 @@ func (d *Decoder) consumeLowBitrateRedundancy(
 	}
 
 	if d.lbrr == nil {
-		discard := NewDecoder()
-		d.lbrr = &discard
+		if d.lbrrSynthesize {
+			discard := NewDecoder()
+			d.lbrr = &discard
+		} else {
+			// Parsing needs none of a decoder's synthesis buffers.
+			d.lbrr = &Decoder{sideDecoder: &Decoder{}}
+		}
 	}
 	discard := d.lbrr
 	discard.freshen()
 	discard.rangeDecoder = d.rangeDecoder
-	frameSampleCount := discard.samplesInSubframe(bandwidth) * subframeCount(silkFrameNanoseconds)
-	scratch := slicetools.Resize(&d.lbrrScratch, 2*frameSampleCount)
-	midScratch, sideScratch := scratch[:frameSampleCount], scratch[frameSampleCount:]
+	var midScratch, sideScratch []float32
+	if d.lbrrSynthesize {
+		frameSampleCount := discard.samplesInSubframe(bandwidth) * subframeCount(silkFrameNanoseconds)
+		scratch := slicetools.Resize(&d.lbrrScratch, 2*frameSampleCount)
+		midScratch, sideScratch = scratch[:frameSampleCount], scratch[frameSampleCount:]
+	}
 
 	previousMidCoded := false
 	previousSideCoded := false
@@ -2628,7 +2638,9 @@ func (d *Decoder) consumeLowBitrateRedundancy(
 }
 
 // consumeLowBitrateRedundancyFrame advances one redundant SILK frame through a
-// throwaway decoder so the regular payload keeps the correct entropy position.
+// throwaway decoder so the regular payload keeps the correct entropy position:
+// it reads the frame's symbols (parseFrame), or with scratch buffers (the
+// reference) decodes the frame into them.
 func (d *Decoder) consumeLowBitrateRedundancyFrame(
 	midScratch []float32,
 	sideScratch []float32,
@@ -2647,14 +2659,7 @@ func (d *Decoder) consumeLowBitrateRedundancyFrame(
 		}
 	}
 	if midCoded {
-		if err := d.decodeFrame(
-			midScratch,
-			true,
-			silkFrameNanoseconds,
-			bandwidth,
-			independentMid,
-			false,
-		); err != nil {
+		if err := d.consumeFrame(midScratch, silkFrameNanoseconds, bandwidth, independentMid); err != nil {
 			return err
 		}
 	}
@@ -2663,19 +2668,61 @@ func (d *Decoder) consumeLowBitrateRedundancyFrame(
 	}
 
 	d.sideDecoder.rangeDecoder = d.rangeDecoder
-	if err := d.sideDecoder.decodeFrame(
-		sideScratch,
-		true,
-		silkFrameNanoseconds,
-		bandwidth,
-		independentSide,
-		false,
-	); err != nil {
+	if err := d.sideDecoder.consumeFrame(sideScratch, silkFrameNanoseconds, bandwidth, independentSide); err != nil {
 		return err
 	}
 	d.rangeDecoder = d.sideDecoder.rangeDecoder
 
 	return nil
+}
+
+// consumeFrame reads one LBRR frame (coded as active): its symbols only
+// without scratch, a full decode into scratch otherwise.
+func (d *Decoder) consumeFrame(scratch []float32, nanoseconds int, bandwidth Bandwidth, independent bool) error {
+	if scratch == nil {
+		d.parseFrame(true, nanoseconds, bandwidth, independent, false)
+
+		return nil
+	}
+
+	return d.decodeFrame(scratch, true, nanoseconds, bandwidth, independent, false)
+}
+
+// parseFrame reads one SILK frame's symbols in decodeFrame's order (RFC 6716
+// Sections 4.2.7.3 to 4.2.7.8.5, libopus's silk_decode_indices and
+// silk_decode_pulses) and synthesizes nothing: no LSF reconstruction or
+// LPC conversion, no excitation, LTP or LPC synthesis. It keeps the state
+// that the next frame's symbols depend on (the bandwidth, whether a frame
+// was coded and whether it was voiced), which is how decodeFrame leaves it.
+func (d *Decoder) parseFrame(
+	voiceActivityDetected bool,
+	nanoseconds int,
+	bandwidth Bandwidth,
+	isFirstSilkFrameInOpusFrame bool,
+	skipLTPScaling bool,
+) {
+	d.resetPredictionForBandwidthChange(bandwidth)
+	subframeCount := subframeCount(nanoseconds)
+	signalType, quantizationOffsetType := d.determineFrameType(voiceActivityDetected)
+	voiced := signalType == frameSignalTypeVoiced
+	d.decodeSubframeQuantizations(signalType, subframeCount, isFirstSilkFrameInOpusFrame)
+	I1 := d.normalizeLineSpectralFrequencyStageOne(voiced, bandwidth)
+	d.normalizeLineSpectralFrequencyStageTwo(bandwidth, I1)
+	if nanoseconds == nanoseconds20Ms { // normalizeLSFInterpolation's symbol
+		d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFInterpolationIndex)
+	}
+	d.decodePitchLags(signalType, bandwidth, nanoseconds, isFirstSilkFrameInOpusFrame)
+	d.decodeLTPFilterCoefficients(signalType, subframeCount)
+	d.decodeLTPScalingParameter(signalType, isFirstSilkFrameInOpusFrame && !skipLTPScaling)
+	d.decodeLinearCongruentialGeneratorSeed()
+	shellblocks := d.decodeShellblocks(nanoseconds, bandwidth)
+	rateLevel := d.decodeRatelevel(voiced)
+	pulsecounts, lsbcounts := d.decodePulseAndLSBCounts(shellblocks, rateLevel)
+	eRaw := d.decodePulseLocation(pulsecounts)
+	d.decodeExcitationLSB(eRaw, lsbcounts)
+	d.decodeExcitationSign(eRaw, signalType, quantizationOffsetType, pulsecounts)
+	d.isPreviousFrameVoiced = voiced
+	d.haveDecoded = true
 }
 
 // Decode decodes one SILK frame of mono or stereo audio.
