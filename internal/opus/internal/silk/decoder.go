@@ -1864,6 +1864,21 @@ func (d *Decoder) samplesInSubframe(bandwidth Bandwidth) int {
 // https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
 //
 //nolint:gocognit,cyclop
+// rewhiten returns v - sum over k of past[len(past)-1-k] * a[k]: the LPC
+// prediction of the sample after past (len(past) = d_LPC) taken from it, in
+// ltpSynthesis's order.
+func rewhiten(v float32, past []float32, a *[16]float32) float32 {
+	n := len(past)
+	if n > len(a) {
+		n = len(a)
+	}
+	for k := range n {
+		v -= past[n-1-k] * a[k]
+	}
+
+	return v
+}
+
 func (d *Decoder) ltpSynthesis(
 	out []float32,
 	bQ7 [][]int8,
@@ -1898,6 +1913,16 @@ func (d *Decoder) ltpSynthesis(
 	//                                 out[i] - \  out[i-k-1] * --------, 1.0)
 	//                                          /_               4096.0
 	//                                          k=0
+	//
+	// (Our change to pion/opus v0.1.0: the coefficients are divided once,
+	// and where a sample and its d_LPC predecessors all lie in out or all
+	// in finalOutValues the sum reads them as one slice, without a branch
+	// per product: the same products and sums, bit for bit.)
+	var a [16]float32 // d_LPC is at most 16
+	for k := range dLPC {
+		a[k] = aQ12[k] / 4096.0
+	}
+	final := len(d.finalOutValues)
 	for i := (-pitchLags[s]) - 2; i < outEnd; i++ {
 		index := i + j
 
@@ -1915,19 +1940,26 @@ func (d *Decoder) ltpSynthesis(
 			resIndex = index
 		default:
 			resIndex = len(resLag) + index
-			resVal = d.finalOutValues[len(d.finalOutValues)+index]
+			resVal = d.finalOutValues[final+index]
 			writeToLag = true
 		}
 
-		for k := range dLPC {
-			var outVal float32
-			if outIndex := index - k - 1; outIndex >= 0 {
-				outVal = out[outIndex]
-			} else {
-				outVal = d.finalOutValues[len(d.finalOutValues)+outIndex]
-			}
+		switch {
+		case index >= dLPC:
+			resVal = rewhiten(resVal, out[index-dLPC:index], &a)
+		case index < 0:
+			resVal = rewhiten(resVal, d.finalOutValues[final+index-dLPC:final+index], &a)
+		default:
+			for k := range dLPC {
+				var outVal float32
+				if outIndex := index - k - 1; outIndex >= 0 {
+					outVal = out[outIndex]
+				} else {
+					outVal = d.finalOutValues[final+outIndex]
+				}
 
-			resVal -= outVal * (aQ12[k] / 4096.0)
+				resVal -= outVal * a[k]
+			}
 		}
 
 		resVal = clampNegativeOneToOne(resVal)
@@ -2086,6 +2118,19 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	var currentLPCVal float32
 	for sampleIndex := range out {
 		lpcVal := gain * subframeRes[sampleIndex]
+
+		if sampleIndex >= dLPC && dLPC <= len(normalizedAQ12) {
+			// All of the history is this subframe's: one slice, no branch
+			// per product, the same sum (our change to pion/opus v0.1.0).
+			history := subframeLPC[sampleIndex-dLPC : sampleIndex]
+			for coefficientIndex := range dLPC {
+				lpcVal += history[dLPC-1-coefficientIndex] * normalizedAQ12[coefficientIndex]
+			}
+			subframeLPC[sampleIndex] = lpcVal
+			out[sampleIndex] = clampNegativeOneToOne(lpcVal)
+
+			continue
+		}
 
 		for coefficientIndex := range dLPC {
 			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
