@@ -73,7 +73,7 @@ func TestDecode_LBRRParsedLikeDecoded(t *testing.T) {
 		opts    []string
 	}{
 		{"hybrid", 32000, nil},
-		{"silk-wb", 16000, nil},
+		{"silk-wb", 24000, []string{"-cutoff", "8000"}},
 		{"stereo", 48000, []string{"-ac", "2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,7 +81,7 @@ func TestDecode_LBRRParsedLikeDecoded(t *testing.T) {
 			parse, full := NewDecoder(), NewDecoder()
 			full.lbrrSynthesize = true
 			a, b := make([]float32, 2*960), make([]float32, 2*960)
-			withLBRR, stereo := 0, 0
+			withLBRR, stereo, silkOnly := 0, 0, 0
 			for i, p := range packets {
 				frame, st, ns, bw, ok := silkPacket(p)
 				if !ok {
@@ -92,6 +92,9 @@ func TestDecode_LBRRParsedLikeDecoded(t *testing.T) {
 				}
 				if st {
 					stereo++
+				}
+				if p[0]>>3 < 12 {
+					silkOnly++
 				}
 				clear(a)
 				clear(b)
@@ -109,12 +112,12 @@ func TestDecode_LBRRParsedLikeDecoded(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%d packets, %d with LBRR, %d stereo", len(packets), withLBRR, stereo)
+			t.Logf("%d packets, %d with LBRR, %d stereo, %d SILK-only", len(packets), withLBRR, stereo, silkOnly)
 			if withLBRR < len(packets)/4 {
 				t.Errorf("%d of %d packets carry LBRR: the fixture does not test the parser", withLBRR, len(packets))
 			}
-			if c.name == "stereo" && stereo == 0 {
-				t.Error("no stereo packet")
+			if c.name == "stereo" && stereo == 0 || c.name == "silk-wb" && silkOnly == 0 {
+				t.Errorf("%d stereo packets, %d SILK-only: not the case %s", stereo, silkOnly, c.name)
 			}
 		})
 	}
