@@ -1861,9 +1861,6 @@ func (d *Decoder) samplesInSubframe(bandwidth Bandwidth) int {
 	return 0
 }
 
-// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
-//
-//nolint:gocognit,cyclop
 // rewhiten returns v - sum over k of past[len(past)-1-k] * a[k]: the LPC
 // prediction of the sample after past (len(past) = d_LPC) taken from it, in
 // ltpSynthesis's order.
@@ -1879,6 +1876,9 @@ func rewhiten(v float32, past []float32, a *[16]float32) float32 {
 	return v
 }
 
+// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
+//
+//nolint:gocognit,cyclop
 func (d *Decoder) ltpSynthesis(
 	out []float32,
 	bQ7 [][]int8,
