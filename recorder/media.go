@@ -39,8 +39,11 @@ type sessionMedia struct {
 	// reorder stage waits for a missing packet (media/reorder).
 	latency time.Duration
 	// stopAt is the stop's timeline position + 1 once the recording stops
-	// (0 before): audio from after it reaches no file (drain).
-	stopAt atomic.Uint64
+	// (0 before): audio from after it reaches no file (drain). stopWall is
+	// the stop's instant (unix ns; 0 before) for the tracks of a recording
+	// without a mix, which its tracks place by their clock relation.
+	stopAt   atomic.Uint64
+	stopWall atomic.Int64
 }
 
 func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slog.Logger) (*sessionMedia, error) {
@@ -116,7 +119,10 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
 		clock := max(float64(t.Codec.ClockRate), 1)
 		ts.plog = &placementLog{k: float64(sm.mixer.Config().SampleRate) / clock}
-		ts.stopAt, ts.drained = &sm.stopAt, make(chan struct{})
+		ts.stopAt = &sm.stopAt
+	}
+	if t.Kind == conference.KindAudio {
+		ts.stopWall, ts.drained = &sm.stopWall, make(chan struct{})
 	}
 	return ts, nil
 }
@@ -171,9 +177,11 @@ type mediaSink struct {
 	silenced     bool
 	silencedFrom uint32
 	log          *slog.Logger
-	// stopAt is the session's (sessionMedia.stopAt); drained is closed once
-	// a packet from after the stop came (drain). Audio with a mix only.
+	// stopAt and stopWall are the session's (sessionMedia): stopAt for
+	// audio with a mix, stopWall for audio without one. drained is closed
+	// once a packet from after the stop came (drain). Audio only.
 	stopAt      *atomic.Uint64
+	stopWall    *atomic.Int64
 	drained     chan struct{}
 	drainClosed bool        // reader goroutine only
 	pastStop    bool        // reader goroutine only: a packet from after the stop came
@@ -306,17 +314,13 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			return ferr
 		}
 	}
-	if m.stopAt != nil && pipe != nil {
-		if end := m.stopAt.Load(); end != 0 {
-			if pos, ok := pipe.PositionOf(p.Timestamp); ok && pos+1 >= end {
-				if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
-					m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
-				}
-				m.drainDone()
-				m.afterStop.Add(1)
-				return nil // sent after the stop: neither the file nor the mix
-			}
+	if m.fromAfterStop(p, pipe) {
+		if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
+			m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
 		}
+		m.drainDone()
+		m.afterStop.Add(1)
+		return nil // sent after the stop: neither the file nor the mix
 	}
 	if !m.wrote.Load() {
 		m.zeroTS = p.Timestamp
@@ -358,6 +362,39 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		m.drainDone()
 	}
 	return err
+}
+
+// fromAfterStop reports whether the audio of p begins at or after the
+// instant the recording stops (false before the stop, or when nothing places
+// p): where the mix places it (pipe), or, without a mix, where the track's
+// clock relation does (the least-late arrival of its recent packets, so a
+// packet read late, by a busy reader or after a stall, is placed where it was
+// sent). Reader goroutine only.
+func (m *mediaSink) fromAfterStop(p *rtp.Packet, pipe *media.AudioPipeline) bool {
+	if pipe != nil {
+		if m.stopAt == nil {
+			return false
+		}
+		end := m.stopAt.Load()
+		if end == 0 {
+			return false
+		}
+		pos, ok := pipe.PositionOf(p.Timestamp)
+		return ok && pos+1 >= end
+	}
+	if m.stopWall == nil || m.clk == nil {
+		return false
+	}
+	stop := m.stopWall.Load()
+	if stop == 0 {
+		return false
+	}
+	ts := p.Timestamp // as the file has it: the clock relation observes the file
+	if m.gate != nil {
+		ts -= m.gate.shift
+	}
+	at, ok := m.clk.instantOf(ts)
+	return ok && at >= stop
 }
 
 // drainDone tells the stop's drain that the track is complete up to the stop:
@@ -508,17 +545,21 @@ const drainMax = 300 * time.Millisecond
 // miss a packet from before the stop (later ones came) is waited for up to
 // the latency budget, as long as its reorder stage would wait. Nothing is
 // waited for when the recording is paused. From the stop on, packets from
-// after it reach neither the file nor the mix. Video tracks and the audio
-// of a recording without a mix are not waited for; they keep what arrives
-// meanwhile.
+// after it reach neither the file nor the mix. A recording without a mix
+// drains the same way, its tracks placing their packets by their clock
+// relation (fromAfterStop). Video tracks are not waited for; they keep what
+// arrives meanwhile.
 func (s *Session) drain(stop time.Time) {
 	s.mu.Lock()
 	sm := s.media
 	s.mu.Unlock()
-	if sm == nil || sm.mixer == nil || s.lc.paused.Load() {
+	if sm == nil || s.lc.paused.Load() {
 		return
 	}
-	sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
+	if sm.mixer != nil {
+		sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
+	}
+	sm.stopWall.Store(stop.UnixNano())
 	var wait []*mediaSink
 	for _, ts := range s.room.subsOf(s) {
 		if ms, ok := ts.sink.(*mediaSink); ok && ms.drained != nil && ms.wrote.Load() && (ms.gate == nil || !ms.gate.black.Load()) {

@@ -151,6 +151,16 @@ func (c *clockRelation) observe(ts uint32, arrival int64) {
 	c.valid.Store(true)
 }
 
+// instantOf returns the wall-clock instant (unix ns) of RTP timestamp ts,
+// as written, near the last one observed; false before a packet (or after a
+// reset). The goroutine that observes only.
+func (c *clockRelation) instantOf(ts uint32) (int64, bool) {
+	if !c.have {
+		return 0, false
+	}
+	return c.ticksNs(c.ext+int64(int32(ts-c.last))) + c.est.Load(), true
+}
+
 // reset starts a new relation at the next packet.
 func (c *clockRelation) reset() { c.have = false }
 

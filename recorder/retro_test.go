@@ -39,6 +39,15 @@ func TestClockRelation(t *testing.T) {
 		if d := int32(got - want); !ok || d < -1 || d > 1 {
 			t.Errorf("timestampAt(+%v) = %d, want %d (%v)", at, got, want, ok)
 		}
+		// And back (the stop's drain without a mix): the instant of a
+		// timestamp, on either side of the wrap and past the last packet.
+		inst, ok := c.instantOf(want)
+		if d := time.Duration(inst - base.Add(at).UnixNano()); !ok || d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("instantOf(%d) = +%v, want +%v (%v)", want, time.Duration(inst-base.UnixNano()), at, ok)
+		}
+	}
+	if _, ok := (&clockRelation{clock: 8000}).instantOf(0); ok {
+		t.Error("instantOf before any packet: ok")
 	}
 	// The sender's timestamps jump (a new timeline): the relation follows.
 	later := base.Add(20 * time.Second)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 )
@@ -24,6 +25,8 @@ import (
 //     last second (what a recorder starved of CPU does: the packets wait in
 //     its socket), so at the stop the last 330 ms are still queued and come
 //     over the next 0.5 s, one by one.
+//
+// Each also without a mix ("mix": "none"): the track file alone must hold it.
 func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -45,11 +48,12 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 		}, 100 * time.Millisecond},
 		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
 	} {
-		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead) })
+		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, false) })
+		t.Run(tc.name+"/mix_none", func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, true) })
 	}
 }
 
-func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration) {
+func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration, mixNone bool) {
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
@@ -64,7 +68,11 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	})
 	defer stop()
 	var ev api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "inflight", ConversationID: "inflight"}, &ev); st != 200 {
+	req := api.StartRecording{ApplicationID: "a", ConferenceID: "inflight", ConversationID: "inflight"}
+	if mixNone {
+		req.Mix = &config.MixSettings{None: true}
+	}
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, req, &ev); st != 200 {
 		t.Fatalf("start: %d", st)
 	}
 	time.Sleep(3*time.Second - lead)
@@ -82,10 +90,6 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 		}
 	}
 	recorded := man.Stopped.Sub(man.Started)
-	mixData, err := os.ReadFile(objects[composition.MixFile])
-	if err != nil {
-		t.Fatal(err)
-	}
 	last := func(on []bool) time.Duration { // end of the last 20 ms window with the tone
 		for k := len(on) - 1; k >= 0; k-- {
 			if on[k] {
@@ -94,9 +98,21 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 		}
 		return 0
 	}
-	mixEnd := last(toneBlocks(wavSamples(t, mixData), freq, 160))
 	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
-	t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, mixEnd, trackEnd)
+	ends := map[string]time.Duration{"track file": trackEnd}
+	if mixNone {
+		if _, ok := objects[composition.MixFile]; ok {
+			t.Error(`"mix": "none" wrote a mix`)
+		}
+		t.Logf("stopped %v after the start; the tone ends at %v in the track file (no mix)", recorded, trackEnd)
+	} else {
+		mixData, err := os.ReadFile(objects[composition.MixFile])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends["mix"] = last(toneBlocks(wavSamples(t, mixData), freq, 160))
+		t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, ends["mix"], trackEnd)
+	}
 	defer func() { // the recorder's log of the stop
 		if t.Failed() || os.Getenv("MIXDEBUG") != "" {
 			for _, l := range s.stderr.Lines("stop") {
@@ -106,10 +122,15 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	}()
 	// The tone was sent until the stop; it ends within two windows of it
 	// (a 20 ms packet and the window it straddles). Without the stop's
-	// drain both lack the last 100 ms.
-	for what, end := range map[string]time.Duration{"mix": mixEnd, "track file": trackEnd} {
+	// drain both lack the last 100 ms. Nor does it go on past the stop:
+	// the publisher keeps sending, and what it sends after the stop is not
+	// the recording's.
+	for what, end := range ends {
 		if end < recorded-40*time.Millisecond {
 			t.Errorf("the tone ends %v before the stop in the %s: the audio in flight at the stop is lost", recorded-end, what)
+		}
+		if end > recorded+40*time.Millisecond {
+			t.Errorf("the tone ends %v after the stop in the %s: audio sent after the stop was recorded", end-recorded, what)
 		}
 	}
 }
