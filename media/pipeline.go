@@ -229,11 +229,6 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 		ratio:   1,
 		holdFor: uint64(samples(holdTime, cfg.SampleRate)),
 	}
-	if cfg.Codec == CodecOpus { // G.711 decodes in any order: nothing is held
-		for i := range p.held {
-			p.held[i].payload = make([]byte, 0, heldPayload)
-		}
-	}
 	switch cfg.Codec {
 	case CodecOpus:
 		dec, err := newOpusDecoder(cfg.SampleRate, !cfg.DecodeAll, !cfg.DecodeAll)
@@ -371,6 +366,9 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 		p.decSeq++
 		p.drainHeld(now)
 	case p.codec == CodecOpus && int(d) < len(p.held) && len(pkt.Payload) <= heldPayload:
+		if p.held[0].payload == nil {
+			p.allocHeld() // the first packet held (G.711 decodes in any order: never)
+		}
 		h := &p.held[int(seq)%len(p.held)]
 		h.valid, h.seq, h.ts, h.at = true, seq, pkt.Timestamp, now
 		h.payload = append(h.payload[:0], pkt.Payload...)
@@ -385,6 +383,15 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 	}
 	p.releaseDue(now)
 	return nil
+}
+
+// allocHeld gives the reorder window its payload buffers, in one block: a
+// track that never has a packet to hold (most do not) never pays for them.
+func (p *AudioPipeline) allocHeld() {
+	block := make([]byte, len(p.held)*heldPayload)
+	for i := range p.held {
+		p.held[i].payload = block[i*heldPayload : i*heldPayload : (i+1)*heldPayload]
+	}
 }
 
 // drainHeld decodes held packets that are next in sequence.

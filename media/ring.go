@@ -52,7 +52,10 @@ const busy = uint64(1) << 63
 // what the consumer has not taken into the larger buffer, and never writes
 // to the old one again; the consumer reads the buffer after tail, so the
 // positions below the tail it sees are in the buffer it reads (the old
-// buffer keeps its samples for a consumer still reading it).
+// buffer keeps its samples for a consumer still reading it). Once what the
+// producer needs fits in half the initial size again for shrinkAfter writes
+// in a row (the lag is over), it shrinks back to the initial size the same
+// way, so a track pays for the budget only while it is in use.
 //
 // One goroutine may be the producer (Write, WriteAt, Put, Decide, Shift)
 // and one the consumer (Read, Play, Skip, take/release); Len, Head, Tail,
@@ -81,9 +84,19 @@ type Ring struct {
 	// buf is the storage; the producer replaces it with a larger one
 	// (grow) under the busy bit and never writes the old one again.
 	buf atomic.Pointer[ringBuf]
-	// max is the capacity buf may grow to. Set by the constructor.
-	max uint64
+	// max is the capacity buf may grow to, min the one it starts with and
+	// shrinks back to. Set by the constructor.
+	max, min uint64
+	// small counts the producer's writes in a row whose span fitted in
+	// min/2 while the ring was larger than min (shrink). Producer only,
+	// written only while the ring is grown.
+	small int
 }
+
+// shrinkAfter is how many writes in a row must fit in half a grown ring's
+// initial size before it shrinks back to it: 5 s of 20 ms packets, so a
+// track that lags now and then does not grow and shrink at every lag.
+const shrinkAfter = 256
 
 // ringBuf is a Ring's storage: the slot of position x is s[x % size].
 type ringBuf struct {
@@ -100,7 +113,7 @@ func NewRing(capacity int) *Ring {
 // grows up to maxCap samples when the producer places audio beyond it.
 func NewGrowingRing(initial, maxCap int) *Ring {
 	initial = max(initial, 2)
-	r := &Ring{max: uint64(max(maxCap, initial))}
+	r := &Ring{max: uint64(max(maxCap, initial)), min: uint64(initial)}
 	r.buf.Store(&ringBuf{s: make([]int16, initial), size: uint64(initial)})
 	return r
 }
@@ -178,13 +191,23 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 		b := r.buf.Load()
 		h := r.head.Load()
 		limit := h + b.size // positions below limit have free slots
-		if want := max(dpos+uint64(len(data)), decide); want > limit && b.size < r.max {
+		want := max(dpos+uint64(len(data)), decide)
+		if want > limit && b.size < r.max {
 			if !r.tail.CompareAndSwap(t, t|busy) {
 				continue
 			}
-			r.grow(b, h, t, want)
+			r.small = 0
+			r.resize(b, h, t, r.grownSize(b.size, want-h))
 			r.tail.Store(t)
 			continue // again, with the larger buffer
+		}
+		if b.size > r.min && r.shrinks(h, max(want, r.end.Load(), t)) {
+			if !r.tail.CompareAndSwap(t, t|busy) {
+				continue
+			}
+			r.resize(b, h, t, r.min)
+			r.tail.Store(t)
+			continue // again, with the smaller buffer
 		}
 		stored := uint64(0)
 		if dpos < limit {
@@ -221,16 +244,38 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 	}
 }
 
-// grow replaces b, the ring's buffer, with one large enough for positions
-// up to want (doubling, at most r.max) holding the slots of [h, end): what
-// the consumer has not taken (it may still be reading b: its slots stay as
-// they are). The producer holds the busy bit; tail is t.
-func (r *Ring) grow(b *ringBuf, h, t, want uint64) {
-	size := b.size
-	for size < want-h && size < r.max {
+// grownSize returns the size a ring of size must grow to for span samples
+// from the consumer's position: doubling, at most r.max.
+func (r *Ring) grownSize(size, span uint64) uint64 {
+	for size < span && size < r.max {
 		size *= 2
 	}
-	nb := &ringBuf{s: make([]int16, min(size, r.max)), size: min(size, r.max)}
+	return min(size, r.max)
+}
+
+// shrinks counts a write of a grown ring whose span, from the consumer's
+// position h to end, fits in half the initial size, and reports whether
+// shrinkAfter came in a row. Producer only.
+func (r *Ring) shrinks(h, end uint64) bool {
+	if end < h || end-h > r.min/2 { // end < h: the consumer moved on meanwhile
+		r.small = 0
+		return false
+	}
+	r.small++
+	if r.small < shrinkAfter {
+		return false
+	}
+	r.small = 0
+	return true
+}
+
+// resize replaces b, the ring's buffer, with one of size samples holding
+// the slots of [h, end): what the consumer has not taken (it may still be
+// reading b: its slots stay as they are, the producer never writes b
+// again). The producer holds the busy bit; tail is t; [h, end) fits in
+// size.
+func (r *Ring) resize(b *ringBuf, h, t, size uint64) {
+	nb := &ringBuf{s: make([]int16, size), size: size}
 	for pos, e := h, max(r.end.Load(), t); pos < e; pos++ {
 		nb.s[pos%nb.size] = b.s[pos%b.size]
 	}

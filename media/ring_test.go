@@ -281,6 +281,64 @@ func TestGrowingRing_GrowsWhenTheProducerRunsAhead(t *testing.T) {
 	}
 }
 
+// TestGrowingRing_ShrinksWhenTheLagEnds: a ring that grew while its
+// producer ran ahead shrinks back to its initial size once shrinkAfter
+// writes in a row fit in half of it, keeping what the consumer has not
+// taken; one write that does not fit starts the count again.
+func TestGrowingRing_ShrinksWhenTheLagEnds(t *testing.T) {
+	r := NewGrowingRing(100, 1000)
+	value := func(pos uint64) int16 { return int16(pos%30000) + 1 }
+	frame := make([]int16, 20)
+	write := func(pos uint64) {
+		for i := range frame {
+			frame[i] = value(pos + uint64(i))
+		}
+		if n := r.WriteAt(pos, frame); n != len(frame) {
+			t.Fatalf("WriteAt(%d) stored %d", pos, n)
+		}
+	}
+	write(600) // the lag: 620 samples ahead of the consumer
+	if r.Cap() != 800 {
+		t.Fatalf("Cap %d after a write 620 ahead, want 800", r.Cap())
+	}
+	out := make([]int16, 610)
+	r.Play(out)
+	pos := uint64(620)
+	for i := range shrinkAfter - 1 { // in step: the span is 30 at most
+		write(pos)
+		pos += 20
+		if i == 10 {
+			write(pos + 40) // one not in step (80 ahead): the count starts again
+			pos += 60
+			r.Play(out[:60])
+		}
+		r.Play(out[:20])
+	}
+	if r.Cap() != 800 {
+		t.Fatalf("Cap %d before shrinkAfter writes in step, want 800", r.Cap())
+	}
+	for r.Cap() != 100 {
+		if pos > 620+20*2*shrinkAfter {
+			t.Fatalf("Cap %d after %d writes in step, want 100", r.Cap(), 2*shrinkAfter)
+		}
+		write(pos)
+		pos += 20
+		r.Play(out[:20])
+	}
+	// What was not played yet moved to the smaller buffer.
+	write(pos)
+	h := r.Head()
+	got := make([]int16, pos+20-h)
+	if n := r.Read(got); uint64(n) != pos+20-h {
+		t.Fatalf("read %d after the shrink, want %d", n, pos+20-h)
+	}
+	for i, v := range got {
+		if v != value(h+uint64(i)) {
+			t.Fatalf("position %d: %d after the shrink, want %d", h+uint64(i), v, value(h+uint64(i)))
+		}
+	}
+}
+
 // TestGrowingRing_StressGrowth grows many rings while their consumer plays
 // (-race): each starts at 4 samples, and the producer places frames up to
 // 1500 samples ahead of the frontier (out of order, some lost), so every
@@ -322,6 +380,75 @@ func TestGrowingRing_StressGrowth(t *testing.T) {
 				r.Put(pos, p)
 			}
 			r.Decide((f + 4) * frame)
+		}
+		close(stop)
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+}
+
+// TestGrowingRing_StressGrowAndShrink grows and shrinks rings while their
+// consumer reads (-race): the producer runs up to 1500 samples ahead (the
+// ring grows), then writes in step with the consumer until it shrinks back,
+// three times per ring. The consumer reads every decided sample: each is
+// the value written for its position, or silence where nothing was.
+func TestGrowingRing_StressGrowAndShrink(t *testing.T) {
+	const frame = 16
+	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
+	p := make([]int16, frame)
+	fill := func(pos uint64) []int16 {
+		for i := range p {
+			p[i] = value(pos + uint64(i))
+		}
+		return p
+	}
+	for round := range 50 {
+		r := NewGrowingRing(64, 4096)
+		done := make(chan string, 1)
+		stop := make(chan struct{})
+		go func() {
+			buf := make([]int16, 24)
+			for {
+				pos := r.Head()
+				n := r.Read(buf)
+				for i, v := range buf[:n] {
+					if v != 0 && v != value(pos+uint64(i)) {
+						done <- fmt.Sprintf("round %d: position %d holds %d, want %d or silence", round, pos+uint64(i), v, value(pos+uint64(i)))
+						return
+					}
+				}
+				if n == 0 {
+					select {
+					case <-stop:
+						done <- ""
+						return
+					default:
+						runtime.Gosched()
+					}
+				}
+			}
+		}()
+		pos := uint64(0)
+		for range 3 {
+			for range 20 { // ahead: a frame 1500 samples on, then the frontier moves up to it
+				r.Put(pos+1500, fill(pos+1500))
+				r.WriteAt(pos, fill(pos))
+				pos += frame
+			}
+			r.Decide(pos + 1500 + frame)
+			pos += 1500 + frame
+			for i := 0; r.Cap() != 64; i++ { // in step: wait for the consumer, then write
+				if i > 2*shrinkAfter+200 {
+					close(stop)
+					t.Fatalf("round %d: Cap %d after %d writes in step, want 64", round, r.Cap(), i)
+				}
+				for r.Head()+frame < pos {
+					runtime.Gosched()
+				}
+				r.WriteAt(pos, fill(pos))
+				pos += frame
+			}
 		}
 		close(stop)
 		if msg := <-done; msg != "" {

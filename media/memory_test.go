@@ -1,0 +1,120 @@
+package media
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// TestMixInput_MemoryInUse measures the heap an Opus track takes at the
+// 8 kHz mix with the default 5 s budget once it decoded a browser's speech
+// (in-band FEC: the decoder's LBRR state is there), in the three states a
+// track goes through: in step with the mixer (the ring at its initial
+// second), while the mixer waits for another track that lags (the ring holds
+// the whole budget), and after that lag (the ring shrinks back). It logs each
+// state and checks that the ring grows and shrinks back, that a track in
+// step, and one after the lag, take at most 100 KB with its decoder, and one
+// holding the whole budget at most 100 KB besides its decoder (the budget's
+// cost: issue 10).
+func TestMixInput_MemoryInUse(t *testing.T) {
+	packets := fecSpeech(t)
+	const n = 40
+	c := &vclock{t: time.Unix(1_700_000_000, 0)}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc-before.HeapAlloc) / n
+	}
+	m := NewMixer(MixConfig{Clock: c.now, Start: c.t}, &discardSink{})
+	pipes := make([]*AudioPipeline, n)
+	for i := range pipes {
+		var err error
+		pipes[i], err = NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := heap()
+	seq := 0
+	feed := func(count int, step bool) {
+		for range count {
+			c.t = c.t.Add(20 * time.Millisecond)
+			for _, p := range pipes {
+				pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(seq), Timestamp: uint32(960 * seq)}, Payload: packets[seq%len(packets)]}
+				if err := p.WriteRTP(pkt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seq++
+			if step {
+				if err := m.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// In step: the mixer takes each frame as it is due.
+	feed(300, true)
+	inStep := heap()
+	ringInStep := pipes[0].ring.Cap()
+	// The mixer waits (for another track that lags): 5 s of audio pile up.
+	feed(250, false)
+	grown := heap()
+	ringGrown := pipes[0].ring.Cap()
+	// The lag ends: the mixer catches up, the track goes on in step.
+	for range 300 {
+		if err := m.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed(shrinkAfter+50, true)
+	after := heap()
+	ringAfter := pipes[0].ring.Cap()
+	runtime.KeepAlive(pipes)
+	decoder := decoderMemory(t, packets)
+	t.Logf("opus track at 8 kHz, 5 s budget (heap per track, %d tracks):", n)
+	t.Logf("  new (nothing decoded yet)            %6d bytes", fresh)
+	t.Logf("  in step, decoding speech with FEC    %6d bytes (ring %d samples)", inStep, ringInStep)
+	t.Logf("  the mixer waits 5 s for another      %6d bytes (ring %d samples)", grown, ringGrown)
+	t.Logf("  after the lag                        %6d bytes (ring %d samples)", after, ringAfter)
+	t.Logf("  of which the decoder, in use         %6d bytes", decoder)
+	if ringGrown != pipes[0].ring.MaxCap() || ringAfter != ringInStep {
+		t.Errorf("ring %d samples in step, %d while the mixer waited, %d after: want it to grow to %d and shrink back", ringInStep, ringGrown, ringAfter, pipes[0].ring.MaxCap())
+	}
+	for what, b := range map[string]int64{"in step": inStep, "after the lag": after, "holding the budget, decoder aside": grown - decoder} {
+		if b > 100_000 {
+			t.Errorf("%s: %d bytes per track, want at most 100 KB", what, b)
+		}
+	}
+}
+
+// decoderMemory returns the heap one 8 kHz Opus decoder of the pipeline
+// takes once it decoded packets.
+func decoderMemory(t *testing.T, packets [][]byte) int64 {
+	const n = 40
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	decs := make([]*opusDecoder, n)
+	pcm := make([]int16, 960)
+	for i := range decs {
+		d, err := newOpusDecoder(8000, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range packets[:300] {
+			d.DecodeToInt16(p, pcm)
+		}
+		decs[i] = d
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(decs)
+	return int64(after.HeapAlloc-before.HeapAlloc) / n
+}
