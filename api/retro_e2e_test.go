@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
+	"github.com/rtcrec/recorder/storage"
 )
 
 // joinOpus publishes frames (20 ms Opus packets, looped) over WHIP as user,
@@ -83,7 +85,7 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	h := startServiceConfig(t, cfg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	joinGated(t, ctx, h, "rconf", "alice", 440)
+	alice := joinGated(t, ctx, h, "rconf", "alice", 440)
 	joinGated(t, ctx, h, "rconf", "carol", 880)
 	joinOpus(t, ctx, h, "rconf", "bob", opusFrames(t, 660, 2))
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "rconf", ConversationID: "rconv"})
@@ -313,26 +315,68 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 		if f.rel == composition.MixFile && f.freq == 660 {
 			// Over the blacked-out range and a second either side (not up to
 			// the stop, where the tracks' last packets may end first).
-			aliceEverywhere(t, "the final mix", pcm, at-0.5, end+1)
+			if missing := aliceEverywhere(t, "the final mix", pcm, at-0.5, end+1); len(missing) > 0 {
+				aliceWhere(t, ctx, bucket, r, man, alice, started, missing)
+			}
 		}
 	}
 }
 
 // aliceEverywhere checks that alice's 440 Hz tone is in every 20 ms window of
-// the mix pcm between from and to (seconds).
-func aliceEverywhere(t *testing.T, what string, pcm []int16, from, to float64) {
+// the mix pcm between from and to (seconds); it returns the windows without
+// it (their starts).
+func aliceEverywhere(t *testing.T, what string, pcm []int16, from, to float64) (missing []float64) {
 	t.Helper()
-	missing := 0
 	for x := from; x+0.02 <= to; x += 0.02 {
 		if l := level(pcm, 440, x, x+0.02); l < 2000 {
-			if missing < 5 {
+			if len(missing) < 5 {
 				t.Errorf("%s: alice's 440 Hz missing at %.2f s (%.0f)", what, x, l)
 			}
-			missing++
+			missing = append(missing, x)
 		}
 	}
-	if missing > 0 {
-		t.Errorf("%s: alice missing in %d windows of 20 ms in [%.2f, %.2f] s", what, missing, from, to)
+	if len(missing) > 0 {
+		t.Errorf("%s: alice missing in %d windows of 20 ms in [%.2f, %.2f] s", what, len(missing), from, to)
+	}
+	return missing
+}
+
+// aliceWhere logs, for windows of the mix where alice's tone is missing,
+// whether her own track file holds it there (placed at its mediaOffset) and
+// when her publisher sent the packets around it: a hole in the mix only is
+// the recorder's, one in the track too is the sender's or the network's.
+func aliceWhere(t *testing.T, ctx context.Context, bucket *storage.Bucket, r *recorder.Recording, man composition.Manifest, alice *gatedTone, started time.Time, missing []float64) {
+	t.Helper()
+	for _, tr := range man.Tracks {
+		if tr.UserID != "alice" || tr.Kind != "AUDIO" {
+			continue
+		}
+		data, err := bucket.ReadAll(ctx, r.Storage.Prefix+tr.File)
+		if err != nil {
+			t.Logf("alice's track %s: %v", tr.File, err)
+			continue
+		}
+		path := filepath.Join(t.TempDir(), filepath.Base(tr.File))
+		os.WriteFile(path, data, 0o600)
+		pcm := mediatest.Decode(t, path, 8000)
+		off := tr.Offset
+		if tr.MediaOffset != nil {
+			off = *tr.MediaOffset
+		}
+		for _, x := range missing[:min(len(missing), 5)] {
+			t.Logf("alice's track %s (from %.3f s): 440 Hz at %.2f s of the mix: %.0f", tr.File, off, x, level(pcm, 440, x-off, x-off+0.02))
+		}
+	}
+	alice.mu.Lock()
+	defer alice.mu.Unlock()
+	for _, x := range missing[:min(len(missing), 5)] {
+		var near []string
+		for _, s := range alice.sent {
+			if d := s.Sub(started).Seconds() - x; d > -0.1 && d < 0.1 {
+				near = append(near, fmt.Sprintf("%.3f", s.Sub(started).Seconds()))
+			}
+		}
+		t.Logf("alice's packets sent within 100 ms of %.2f s: %v", x, near)
 	}
 }
 
