@@ -316,7 +316,7 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 			// Over the blacked-out range and a second either side (not up to
 			// the stop, where the tracks' last packets may end first).
 			if missing := aliceEverywhere(t, "the final mix", pcm, at-0.5, end+1); len(missing) > 0 {
-				aliceWhere(t, ctx, bucket, r, man, alice, started, missing)
+				aliceWhere(t, ctx, bucket, r, man, alice, started, missing, data)
 			}
 		}
 	}
@@ -345,8 +345,18 @@ func aliceEverywhere(t *testing.T, what string, pcm []int16, from, to float64) (
 // whether her own track file holds it there (placed at its mediaOffset) and
 // when her publisher sent the packets around it: a hole in the mix only is
 // the recorder's, one in the track too is the sender's or the network's.
-func aliceWhere(t *testing.T, ctx context.Context, bucket *storage.Bucket, r *recorder.Recording, man composition.Manifest, alice *gatedTone, started time.Time, missing []float64) {
+func aliceWhere(t *testing.T, ctx context.Context, bucket *storage.Bucket, r *recorder.Recording, man composition.Manifest, alice *gatedTone, started time.Time, missing []float64, mix []byte) {
 	t.Helper()
+	var at []string
+	for _, x := range missing {
+		at = append(at, fmt.Sprintf("%.2f", x))
+	}
+	t.Logf("alice missing in the final mix at %v s", at)
+	debug := os.Getenv("MIXDEBUG")
+	if debug != "" {
+		os.MkdirAll(debug, 0o755)
+		os.WriteFile(filepath.Join(debug, "retro-mix.wav"), mix, 0o644)
+	}
 	for _, tr := range man.Tracks {
 		if tr.UserID != "alice" || tr.Kind != "AUDIO" {
 			continue
@@ -359,6 +369,9 @@ func aliceWhere(t *testing.T, ctx context.Context, bucket *storage.Bucket, r *re
 		path := filepath.Join(t.TempDir(), filepath.Base(tr.File))
 		os.WriteFile(path, data, 0o600)
 		pcm := mediatest.Decode(t, path, 8000)
+		if debug != "" {
+			os.WriteFile(filepath.Join(debug, "retro-alice"+filepath.Ext(tr.File)), data, 0o644)
+		}
 		off := tr.Offset
 		if tr.MediaOffset != nil {
 			off = *tr.MediaOffset

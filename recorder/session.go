@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/reorder"
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -206,6 +207,13 @@ func (s *Session) trackEnded(ts *trackSub) {
 			if st := ms.order.Stats(); st != (reorder.Stats{}) {
 				s.log.Info("track file's reorder stage", "track", ts.t.TrackID, "kind", ts.t.Kind,
 					"reordered", st.Reordered, "skipped", st.Skipped, "duplicates", st.Duplicates, "late", st.Late, "restarts", st.Restarts)
+			}
+		}
+		if pipe, ok := ms.audio.(*media.AudioPipeline); ok {
+			if st := pipe.Stats(); st.Late > 0 || st.Lost > 0 || st.Reanchors > 0 {
+				s.log.Info("track's mix pipeline", "track", ts.t.TrackID, "packets", st.Packets, "decoded", st.Decoded,
+					"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late,
+					"reanchors", st.Reanchors, "bySR", st.BySR, "ratio", pipe.Ratio())
 			}
 		}
 		frames, video := ms.videoFrames()
