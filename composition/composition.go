@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -139,11 +140,77 @@ type Track struct {
 // same report when the sender's clock agrees with its own (within 100 ms of
 // arrival), and then mediaOffset is that instant; video placed by the same
 // formula lines up with its sender's audio.
+//
+// A sender whose media clock slips against its wall clock (a sound card
+// running 0.5 % fast, a capture that stalls and loses 100 ms) sends reports
+// whose mapping moves. Mappings keeps every report whose mapping moved more
+// than MappingMoved from the one kept before it (the first report is always
+// kept), so that the file can be placed piecewise: Steps.
 type TrackTiming struct {
 	ClockRate       uint32     `json:"clockRate"`
 	RTPZero         uint32     `json:"rtpZero"`
 	SenderReportNTP *time.Time `json:"senderReportNtp,omitempty"`
 	SenderReportRTP uint32     `json:"senderReportRtp,omitempty"`
+	Mappings        []Mapping  `json:"mappings,omitempty"`
+}
+
+// MappingMoved is how far a sender report's mapping must move from the last
+// one kept to be kept in TrackTiming.Mappings.
+const MappingMoved = 10 * time.Millisecond
+
+// Mapping is one sender report of a track: the sender's wall clock read NTP
+// at RTP timestamp RTP, which is File seconds into the track's file (from
+// its first sample, after a skipped pause's shift).
+type Mapping struct {
+	NTP  time.Time `json:"ntp"`
+	RTP  uint32    `json:"rtp"`
+	File float64   `json:"file"`
+}
+
+// Step is a change of a file's placement: from File seconds into the file
+// on, its samples belong By seconds later than the first mapping puts them
+// (negative: earlier).
+type Step struct {
+	File, By float64
+}
+
+// sent returns when the file's first sample was sent by mapping k.
+func (t *TrackTiming) sentBy(k Mapping) time.Time {
+	d := float64(int32(t.RTPZero-k.RTP)) / float64(t.ClockRate)
+	return k.NTP.Add(time.Duration(d * float64(time.Second)))
+}
+
+// Steps returns the changes of the file's placement that its mappings say,
+// relative to the first mapping, in file order; none without mappings. A
+// step at a file time before the previous one's (a report out of order) is
+// left out, as is one that says the same as the step before.
+func (t *TrackTiming) Steps() []Step {
+	if t == nil || t.ClockRate == 0 || len(t.Mappings) < 2 {
+		return nil
+	}
+	first := t.sentBy(t.Mappings[0])
+	var out []Step
+	last, prev := 0.0, 0.0
+	for _, k := range t.Mappings[1:] {
+		by := t.sentBy(k).Sub(first).Seconds()
+		at := max(0, k.File)
+		if math.IsNaN(by) || math.IsNaN(at) || math.Abs(by) > 3600 || at < last || by == prev {
+			continue
+		}
+		out = append(out, Step{File: at, By: by})
+		last, prev = at, by
+	}
+	return out
+}
+
+// FirstSent returns when the file's first sample was sent by the first
+// mapping (the one the file is placed by before any step), or by the latest
+// sender report for a manifest without mappings.
+func (t *TrackTiming) FirstSent() (time.Time, bool) {
+	if t != nil && t.ClockRate != 0 && len(t.Mappings) > 0 {
+		return t.sentBy(t.Mappings[0]), true
+	}
+	return t.Sent()
 }
 
 // Sent returns when the file's first sample was sent, on the sender's wall

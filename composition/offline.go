@@ -32,6 +32,13 @@ import (
 // shifted, so each track is placed at its offset less the spans the live
 // mix cut out before it, and the mix is shorter by them: each from where its
 // cut began, the manifest's mixStart, to the resume).
+//
+// A track whose sender's clock slipped (its timing lists mappings that
+// moved: TrackTiming.Steps) is placed piecewise: from each step on, its
+// samples are where the sender's report puts them, relative to the first
+// report (which is where mediaOffset puts the first sample). A step forward
+// leaves silence; a step back leaves out of the mix the samples that would
+// lie over the track's own earlier ones (the track file keeps them).
 func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 	f, err := os.Open(manifestPath)
 	if err != nil {
@@ -133,11 +140,18 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 		if t.MediaOffset != nil {
 			zero = *t.MediaOffset
 		}
-		mt := &mixTrack{file: t.File, src: src, start: at(zero)}
+		mt := &mixTrack{file: t.File, src: src, start: at(zero), high: math.MinInt}
+		// A sender whose clock slipped: from each step on, the file's
+		// samples go where its sender's report puts them (a gap is
+		// silence; what a step back would lay over audio already placed
+		// is left out of the mix, never the track file).
+		for _, st := range t.Timing.Steps() {
+			mt.steps = append(mt.steps, trackStep{pos: int(math.Round(st.File * float64(rate))), shift: int(math.Round(st.By * float64(rate)))})
+		}
 		tracks = append(tracks, mt)
 		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
 			if b.UserID == t.UserID && b.UserID != "" {
-				if lo, hi := max(at(b.Start)-mt.start, 0), at(b.End)-mt.start; lo < hi {
+				if lo, hi := at(b.Start), at(b.End); lo < hi {
 					mt.mute = append(mt.mute, [2]int{lo, hi})
 				}
 			}
@@ -194,24 +208,46 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 }
 
 // mixTrack is one track being mixed: its samples, in order, from src; its
-// first at mix sample start (negative: before the mix begins).
+// first at mix sample start (negative: before the mix begins), the later
+// ones after it, moved by its steps.
 type mixTrack struct {
 	file  string
 	src   pcmSource
 	start int
-	mute  [][2]int // its samples silenced (blackouts), from its first
-	pos   int      // its samples read so far
+	steps []trackStep // to come, in order of pos
+	shift int         // mix samples the samples read now are moved by (the last step's)
+	mute  [][2]int    // mix samples where it is silent (blackouts)
+	pos   int         // its samples read so far
+	high  int         // the mix sample after the last one it added: a step back drops what lands before it
 	done  bool
 }
 
+// trackStep moves a track's samples from its sample pos on by shift mix
+// samples (from where its first sample is).
+type trackStep struct{ pos, shift int }
+
 // addTo adds the track's samples for mix samples [from, from+len(acc)) to
-// acc, reading on from where it stopped (the mix asks in order).
+// acc, reading on from where it stopped (the mix asks in order). Samples
+// that land before from, or before what the track already added (a step
+// back), are read and dropped.
 func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
-	lo, hi := max(from-t.start, 0), from+len(acc)-t.start // the track's samples wanted
-	for !t.done && t.pos < hi {
-		want := min(len(scratch), hi-t.pos)
-		if t.pos < lo {
-			want = min(want, lo-t.pos) // before the mix or this chunk: read and dropped
+	end := from + len(acc)
+	for !t.done {
+		for len(t.steps) > 0 && t.steps[0].pos <= t.pos {
+			t.shift = t.steps[0].shift
+			t.steps = t.steps[1:]
+		}
+		q := t.start + t.pos + t.shift // where the next sample goes
+		if q >= end {
+			break
+		}
+		want := min(len(scratch), end-q)
+		if len(t.steps) > 0 {
+			want = min(want, t.steps[0].pos-t.pos)
+		}
+		floor := max(from, t.high)
+		if q < floor {
+			want = min(want, floor-q) // read and dropped
 		}
 		n, err := t.src.Read(scratch[:want])
 		if err == io.EOF {
@@ -219,16 +255,17 @@ func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
 		} else if err != nil {
 			return err
 		}
-		if t.pos >= lo {
+		if q >= floor && n > 0 {
 			pcm := scratch[:n]
 			for _, m := range t.mute {
-				if a, b := max(m[0]-t.pos, 0), min(m[1]-t.pos, n); a < b {
+				if a, b := max(m[0]-q, 0), min(m[1]-q, n); a < b {
 					clear(pcm[a:b])
 				}
 			}
 			for i, v := range pcm {
-				acc[t.pos+i+t.start-from] += int32(v)
+				acc[q+i-from] += int32(v)
 			}
+			t.high = q + n
 		}
 		t.pos += n
 	}

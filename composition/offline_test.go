@@ -321,3 +321,114 @@ func TestMixManifest_BoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestMixManifest_FollowsASenderWhoseClockSlips: a sender's audio clock runs
+// 1 % slow against its wall clock and, halfway, its capture stalls and
+// loses 100 ms (the file holds its samples back to back, so every beep of
+// the file is early against its wall time, by up to 200 ms at the end);
+// its sender reports say so (timing.mappings). The offline mix places the
+// track piecewise by them: every beep within 15 ms of where the sender's
+// wall clock puts it (a report a second, 10 ms of drift between two), none
+// lost, the tone throughout. A sender whose clock runs 1 % fast (every step
+// back) is followed too: what a step would lay over the track's own audio
+// is left out of the mix, and the beeps are where they belong.
+func TestMixManifest_FollowsASenderWhoseClockSlips(t *testing.T) {
+	const rate, zeroRTP, beep = 8000, 1000, 2000.0
+	sender0 := time.Date(2026, 1, 1, 5, 0, 0, 0, time.UTC) // the sender's wall clock, unrelated to ours
+	for _, c := range []struct {
+		name        string
+		speed       float64 // file seconds per sender second
+		stall, lost float64 // the capture lost lost seconds of wall time at stall (0: none)
+	}{{"slow and a stall", 0.99, 5, 0.1}, {"fast", 1.01, 0, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			file := func(w float64) float64 { // file time of the sender's wall time w
+				if c.lost > 0 && w >= c.stall {
+					return c.speed*c.stall + c.speed*max(0, w-c.stall-c.lost)
+				}
+				return c.speed * w
+			}
+			wall := func(f float64) float64 {
+				if c.lost > 0 && f >= c.speed*c.stall {
+					return c.stall + c.lost + (f-c.speed*c.stall)/c.speed
+				}
+				return f / c.speed
+			}
+			const walls = 10.5 // seconds of the sender's wall clock recorded
+			pcm := make([]int16, int(file(walls)*rate))
+			for n := range pcm {
+				f := float64(n) / rate
+				v := 3000 * math.Sin(2*math.Pi*440*f)
+				if w := wall(f); math.Mod(w, 1) >= 0.5 && math.Mod(w, 1) < 0.6 {
+					v += 6000 * math.Sin(2*math.Pi*beep*f)
+				}
+				pcm[n] = int16(v)
+			}
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+			if err := synth.WriteWAV(filepath.Join(dir, "tracks", "a-audio0.wav"), pcm, rate); err != nil {
+				t.Fatal(err)
+			}
+			timing := &TrackTiming{ClockRate: rate, RTPZero: zeroRTP}
+			for w := 0.25; w < walls; w++ { // a report a second
+				f := file(w)
+				timing.Mappings = append(timing.Mappings, Mapping{NTP: sender0.Add(time.Duration(w * float64(time.Second))),
+					RTP: zeroRTP + uint32(math.Round(f*rate)), File: f})
+			}
+			if len(timing.Steps()) == 0 {
+				t.Fatal("no steps")
+			}
+			mo := 0.5
+			t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			m := &Manifest{Started: t0, Stopped: t0.Add(11500 * time.Millisecond), Tracks: []Track{
+				{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav", Offset: mo, MediaOffset: &mo, Timing: timing},
+			}}
+			out := filepath.Join(dir, "mix.wav")
+			mix, err := MixManifest(m, dir, out, 16000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mix.Duration != 11.5 {
+				t.Errorf("mix lasts %v s, want 11.5", mix.Duration)
+			}
+			got := mediatest.Decode(t, out, rate)
+			// The first report puts the file's first sample at the sender's
+			// wall time 0.25 - file(0.25) + 0 = wall(0): mediaOffset is that
+			// instant, so the sender's wall time w is at mo + w - wall(0).
+			var offsets []float64
+			for k := 0; k < 10; k++ {
+				truth := mo + float64(k) + 0.5 - (0.25 - file(0.25))
+				onset := -1.0
+				for i := int((truth - 0.3) * rate); i+80 <= int((truth+0.3)*rate); i += 8 {
+					if mediatest.ToneLevel(got[i:i+80], rate, beep) > -30 {
+						onset = float64(i+40) / rate
+						break
+					}
+				}
+				if onset < 0 {
+					t.Errorf("beep %d (due at %.3f s) not found", k, truth)
+					continue
+				}
+				offsets = append(offsets, math.Round((onset-truth)*1000))
+				if math.Abs(onset-truth) > 0.015 {
+					t.Errorf("beep %d at %.3f s, due at %.3f s (%+.0f ms)", k, onset, truth, (onset-truth)*1000)
+				}
+				// Without the steps it would be at mo + its file time.
+				t.Logf("beep %d: %+.0f ms (the file alone would put it %+.0f ms off)", k, (onset-truth)*1000,
+					(mo+file(float64(k)+0.5)-truth)*1000)
+			}
+			t.Logf("beeps against the sender's wall clock: %v ms", offsets)
+			// The tone, 50 ms at a time: everywhere but at the stall's
+			// 100 ms of silence and across a step (a phase jump).
+			quiet := 0
+			for a := mo + 0.05; a+0.05 <= mo+10; a += 0.05 {
+				if mediatest.ToneLevel(got[int(a*rate):int((a+0.05)*rate)], rate, 440) < -30 {
+					quiet++
+				}
+			}
+			t.Logf("windows without the tone: %d of 200", quiet)
+			if quiet > 10 {
+				t.Errorf("the tone is missing from %d of 200 windows of 50 ms", quiet)
+			}
+		})
+	}
+}

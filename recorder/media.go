@@ -106,6 +106,9 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		return nil, err
 	}
 	ts := &mediaSink{file: file, sr: t.SenderReport, path: path, log: sm.log.With("track", t.TrackID)}
+	if t.SenderReport != nil {
+		ts.srs = &senderClock{rate: float64(t.Codec.ClockRate)}
+	}
 	ts.order = reorder.New((*trackFile)(ts), reorderConfig(t.Kind, sm.latency))
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
@@ -199,6 +202,7 @@ type mediaSink struct {
 	// none); srArrived, when the one the pipeline has came. Reader goroutine.
 	sr        func() (conference.SenderReport, bool)
 	srArrived time.Time
+	srs       *senderClock // the reports whose mapping moved (nil: no reports)
 	// zeroTS is the RTP timestamp of the first packet written to the file
 	// (its time zero), valid once wrote is set (atomic: read at track end).
 	zeroTS uint32
@@ -329,6 +333,11 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.sr != nil {
 		if sr, ok := m.sr(); ok && !sr.Arrived.Equal(m.srArrived) {
 			m.srArrived = sr.Arrived
+			shift := uint32(0)
+			if m.gate != nil {
+				shift = m.gate.shift
+			}
+			m.srs.report(sr, m.zeroTS, shift)
 			if pipe != nil {
 				pipe.SenderReport(sr.SSRC, sr.NTP, sr.RTPTime)
 			}

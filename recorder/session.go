@@ -224,6 +224,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 			if srOK {
 				timing.SenderReportNTP, timing.SenderReportRTP = &sr.NTP, sr.RTPTime
 			}
+			timing.Mappings = ms.srs.mappings()
 		}
 	}
 	now := s.m.now()

@@ -40,6 +40,27 @@ const avEvery, avFlashLen, avBeep = 2.0, 0.2, 2000.0
 // sender's time). The publisher runs in this process and the recorder in
 // its own, so that a stall of one is not a stall of the other.
 func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
+	pionAV(t, "avconf", whiptest.AudioClock{}, avSource{})
+}
+
+// TestServe_CompositeFollowsASenderWhoseAudioClockSlips: as
+// TestServe_CompositeKeepsAVAcrossAPause, but the publisher's audio clock
+// runs 0.5 % slow against its wall clock and its video, and 6.5 s in its
+// capture stalls and loses 100 ms of audio (whiptest.AudioClock: the file
+// holds the samples back to back, so by the end its beeps are ~150 ms early
+// against the flashes by the files' own timestamps). The sender's RTCP
+// reports say so; the recorder keeps the reports whose mapping moved
+// (timing.mappings) and the composite places the audio piecewise by them:
+// every flash within 40 ms of its beep across the whole recording.
+func TestServe_CompositeFollowsASenderWhoseAudioClockSlips(t *testing.T) {
+	pionAV(t, "slipconf", whiptest.AudioClock{Rate: 0.995, StallAt: 6500 * time.Millisecond, Stall: 100 * time.Millisecond},
+		avSource{slips: true, least: 2})
+}
+
+// pionAV runs checkCompositeAV on a Pion flash-and-beep publisher whose
+// audio keeps clock.
+func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
@@ -65,21 +86,20 @@ func TestServe_CompositeKeepsAVAcrossAPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
-	const conf = "avconf"
-	cam, err := whiptest.JoinCamera(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, conf, "alice", "CAM"), "alice", frames,
+	cam, err := whiptest.JoinCameraWith(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, conf, "alice", "CAM"), "alice", frames,
 		func(_ time.Time, sec float64) float64 {
 			v := 6000 * math.Sin(2*math.Pi*440*sec)
 			if math.Mod(sec, avEvery) < avFlashLen {
 				v += 6000 * math.Sin(2*math.Pi*avBeep*sec)
 			}
 			return v
-		})
+		}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cam.Leave(context.Background()) })
 
-	checkCompositeAV(t, s, key, conf, dir, func() { cam.Leave(ctx) }, avSource{})
+	checkCompositeAV(t, s, key, conf, dir, func() { cam.Leave(ctx) }, av)
 }
 
 // checkCompositeAV records conf (whose publisher is connected) for 4.5 s,
@@ -241,6 +261,17 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 			t.Errorf("A/V offset %+.0f ms, want within 40 ms", o*1000)
 		}
 	}
+	if src.slips {
+		// The mix follows the sender's clock a report at a time (a kept
+		// report is 10 ms or more from the one before): the offset may
+		// move within the bound.
+		if len(man.Tracks) == 0 || !slices.ContainsFunc(man.Tracks, func(tr composition.Track) bool {
+			return tr.Kind == "AUDIO" && tr.Timing != nil && len(tr.Timing.Steps()) > 0
+		}) {
+			t.Errorf("the audio track's timing shows no step of its sender's clock")
+		}
+		return
+	}
 	// Across the pause the offset keeps to a frame (the frame grid's
 	// quantisation) and 5 ms (the beep's detection).
 	if hi-lo > 1.0/fps+0.005 {
@@ -257,8 +288,12 @@ type avSource struct {
 	// varying few ms (a browser's capture paths), more under load: the
 	// median offset of each side of the pause is within 40 ms.
 	median bool
-	least  int                    // flashes wanted on each side of the pause
-	note   func(time.Time) string // what the publisher says of the flash at a wall time (logged)
+	least  int // flashes wanted on each side of the pause
+	// slips: the publisher's audio clock slips against its video; every
+	// flash is within 40 ms, the offset may move (the mix follows the
+	// sender's reports), and the audio track's timing shows the steps.
+	slips bool
+	note  func(time.Time) string // what the publisher says of the flash at a wall time (logged)
 }
 
 func median(v []float64) float64 {

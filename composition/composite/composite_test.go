@@ -587,3 +587,88 @@ func TestCompose_Single(t *testing.T) {
 		}
 	}
 }
+
+// TestCompose_FollowsTheSendersClockSteps: one participant whose video
+// capture stalled 300 ms at 2 s of its file and whose audio clock runs
+// 1 % fast against its wall clock; each file holds its media back to back
+// (a flash each second of the video file, a beep each second of the
+// sender's wall clock in the audio), and each track's timing lists the
+// sender reports that show its clock moving (timing.mappings). The
+// composite places the picture and the sound piecewise by them: every
+// flash within 40 ms of its beep, where by the files' own timestamps the
+// flashes after the stall are 300 ms early and the beeps drift 1 %.
+func TestCompose_FollowsTheSendersClockSteps(t *testing.T) {
+	const length, fps = 9.0, 30
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	sender0 := time.Date(2026, 1, 1, 7, 0, 0, 0, time.UTC) // the sender's wall clock
+	// Video: file time f is the sender's wall time f, and f + 0.3 from the stall at file 2 s.
+	ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("color=c=red:s=320x240:r=%d:d=%g,drawbox=color=white:t=fill:enable='between(mod(t+0.5,1),0,0.2)'", fps, length-0.5),
+		"-c:v", "libvpx", "-b:v", "300k", "-deadline", "realtime", "-cpu-used", "8", filepath.Join(dir, "tracks", "alice-video.webm"))
+	vwall := func(f float64) float64 {
+		if f >= 2 {
+			return f + 0.3
+		}
+		return f
+	}
+	// Audio: 1 % fast, a beep at each flash's wall time.
+	const speed = 1.01
+	beeps := fmt.Sprintf("if(lt(t/%[1]g,2.3),between(mod(t/%[1]g,1),0.5,0.7),between(mod(t/%[1]g-0.3,1),0.5,0.7))", speed)
+	ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=exprs='0.125*sin(2*PI*440*t)+0.25*sin(2*PI*2000*t)*%s':s=48000:d=%g", beeps, length-0.5),
+		"-c:a", "libopus", "-b:a", "48k", filepath.Join(dir, "tracks", "alice-audio.ogg"))
+	// The reports: the video's, before its stall and just after it; the
+	// audio's, a second apart. RTP zero is 0 for both.
+	report := func(rate float64, file, wall float64) composition.Mapping {
+		return composition.Mapping{NTP: sender0.Add(time.Duration(wall * float64(time.Second))), RTP: uint32(math.Round(file * rate)), File: file}
+	}
+	vt := &composition.TrackTiming{ClockRate: 90000, Mappings: []composition.Mapping{report(90000, 1, vwall(1)), report(90000, 2.05, vwall(2.05))}}
+	at := &composition.TrackTiming{ClockRate: 48000}
+	for w := 0.25; w < length-0.5; w++ {
+		at.Mappings = append(at.Mappings, report(48000, w*speed, w))
+	}
+	zero := 0.5 // both files' first samples at 0.5 s of the recording
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	m := &composition.Manifest{ConversationID: "conv", RecorderID: "rec", InstanceID: "inst", State: "STOPPED",
+		Started: t0, Stopped: t0.Add(time.Duration(length * float64(time.Second))), PauseBehavior: "silence",
+		Tracks: []composition.Track{
+			{StreamID: "alice", TrackID: "audio", UserID: "alice", StreamType: "CAM", Kind: "AUDIO", Codec: "audio/opus",
+				File: "tracks/alice-audio.ogg", Offset: zero, MediaOffset: &zero, Duration: length - zero, Timing: at},
+			{StreamID: "alice", TrackID: "video", UserID: "alice", StreamType: "CAM", Kind: "VIDEO", Codec: "video/VP8",
+				File: "tracks/alice-video.webm", Offset: zero, MediaOffset: &zero, Duration: length - zero, Timing: vt},
+		}}
+	manifest := filepath.Join(dir, composition.ManifestFile)
+	if err := composition.WriteManifest(manifest, m); err != nil {
+		t.Fatal(err)
+	}
+	const W, H = 320, 180
+	out, _ := compose(t, manifest, Settings{Layout: LayoutGrid, Width: W, Height: H, FPS: fps})
+	v := decodeVideo(t, out, W, H, 4)
+	pcm := mediatest.Decode(t, out, 8000)
+	white := func(n int) bool { return near(v.at(n, W/2, H/2), "white") }
+	var offsets []float64
+	for n := 1; n < len(v.frames); n++ {
+		if !white(n) || white(n-1) {
+			continue
+		}
+		flash := float64(n) / fps
+		beep := -1.0
+		for i := max(0, int((flash-0.4)*8000)); i+80 <= min(len(pcm), int((flash+0.4)*8000)); i += 8 {
+			if mediatest.ToneLevel(pcm[i:i+80], 8000, 2000) > -30 {
+				beep = float64(i+40) / 8000
+				break
+			}
+		}
+		if beep < 0 {
+			t.Errorf("a flash at %.3f s without a beep", flash)
+			continue
+		}
+		offsets = append(offsets, math.Round((flash-beep)*1000))
+		if math.Abs(flash-beep) > 0.040 {
+			t.Errorf("flash at %.3f s, beep at %.3f s: %+.0f ms, want within 40 ms", flash, beep, (flash-beep)*1000)
+		}
+	}
+	t.Logf("flash − beep: %v ms", offsets)
+	if len(offsets) < 7 {
+		t.Errorf("%d flashes, want 8", len(offsets))
+	}
+}

@@ -2,6 +2,7 @@ package composite
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -75,8 +76,18 @@ func buildGraph(p *plan, withAudio bool) *graph {
 			g.inputs = append(g.inputs, s.file)
 			fw, fh := fitAspect(s.w, s.h, bw, bh)
 			src := fmt.Sprintf("t%ds%d", i, k)
-			line("[%d:v]scale=%d:%d,setsar=1,pad=%d:%d:(ow-iw)/2:(oh-ih)/2:color=%s,setpts=PTS-STARTPTS+%s/TB,fps=%d[%s]",
-				in, fw, fh, bw, bh, placeholderColor, num(s.at), fps, src)
+			// The frame of file time T at s.at + T, moved by the steps
+			// of its sender's clock from where each begins.
+			at := num(s.at)
+			for _, st := range s.steps {
+				sign := "+"
+				if st.By < 0 {
+					sign = "-"
+				}
+				at += fmt.Sprintf("%s%s*gte(T,%s)", sign, num(math.Abs(st.By)), num(st.File))
+			}
+			line("[%d:v]scale=%d:%d,setsar=1,pad=%d:%d:(ow-iw)/2:(oh-ih)/2:color=%s,setpts='PTS-STARTPTS+(%s)/TB',fps=%d[%s]",
+				in, fw, fh, bw, bh, placeholderColor, at, fps, src)
 			next := fmt.Sprintf("t%db%d", i, k+1)
 			line("[%s][%s]overlay=eof_action=pass[%s]", cur, src, next)
 			cur = next

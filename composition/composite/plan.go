@@ -62,9 +62,10 @@ type place struct {
 
 // source is a video track file shown in a tile.
 type source struct {
-	file string  // path relative to the recording
-	at   float64 // composite time of the file's time zero
-	w, h int     // size of the first frame
+	file  string             // path relative to the recording
+	at    float64            // composite time of the file's time zero
+	steps []composition.Step // its sender's clock slipped: from each step's file time on, moved by it
+	w, h  int                // size of the first frame
 }
 
 // audioTrack is an audio track of a tile (for the speaker's levels).
@@ -211,7 +212,8 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 				at = p.tl.out(zero) // the file's time zero is its first packet, not the track's start
 			}
 			if vi := probe(mb.t.File); vi.ok && vi.w > 0 && vi.h > 0 {
-				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h})
+				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h,
+					steps: mb.t.Timing.Steps()})
 			}
 		}
 	}
@@ -248,14 +250,17 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 // the same sender's report or by arrival; the video goes where the sender's
 // clock puts it relative to that: mediaOffset(audio) + (sent(video) −
 // sent(audio)), sent being the instant each file's first sample was sent by
-// the sender's RTCP sender report (composition.TrackTiming). A report that
+// the sender's first RTCP sender report that the track kept
+// (composition.TrackTiming.FirstSent; the latest, in a manifest without
+// mappings): the one both files are placed by before their clocks' steps
+// (the mix follows the audio's, buildGraph the video's). A report that
 // places the video more than a second from its arrival is not believed.
 func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
 	arrival, ok := 0.0, v.MediaOffset != nil
 	if ok {
 		arrival = *v.MediaOffset
 	}
-	vs, vok := v.Timing.Sent()
+	vs, vok := v.Timing.FirstSent()
 	if !vok || v.StreamID == "" {
 		return arrival, ok
 	}
@@ -263,7 +268,7 @@ func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
 		if a.Kind != "AUDIO" || a.StreamID != v.StreamID || a.MediaOffset == nil {
 			continue
 		}
-		as, aok := a.Timing.Sent()
+		as, aok := a.Timing.FirstSent()
 		if !aok {
 			continue
 		}

@@ -30,6 +30,49 @@ type Camera struct {
 // sample at s seconds of the sender's time (at on the wall clock). It
 // returns once connected and sending.
 func JoinCamera(ctx context.Context, c *whip.Client, endpoint, name string, frames [][]byte, voice func(at time.Time, s float64) float64) (*Camera, error) {
+	return JoinCameraWith(ctx, c, endpoint, name, frames, voice, AudioClock{})
+}
+
+// AudioClock makes a camera's audio clock slip against its wall clock (and
+// its video, which keeps to the wall clock), as a sound card whose crystal
+// runs off or a capture that stalls: the audio's RTP timestamps count the
+// samples captured, which are Rate × 8000 a second of the wall clock, and a
+// stall loses Stall of them. The sound of a sample is voice at the wall
+// time it was captured, so a flash and its beep still happen together; the
+// sender's RTCP reports (Pion's, from when it wrote its last packet) say
+// where its audio is.
+type AudioClock struct {
+	Rate    float64       // 0: 1
+	StallAt time.Duration // after the start; 0 with Stall 0: none
+	Stall   time.Duration
+}
+
+// captured returns how many samples the clock captured after el of the wall clock.
+func (a AudioClock) captured(el time.Duration) int {
+	if a.Stall > 0 && el > a.StallAt {
+		el -= min(el-a.StallAt, a.Stall)
+	}
+	return int(el.Seconds() * a.rate() * 8000)
+}
+
+// wall returns when sample n was captured, seconds of the wall clock from the start.
+func (a AudioClock) wall(n int) float64 {
+	w := float64(n) / (a.rate() * 8000)
+	if a.Stall > 0 && w >= a.StallAt.Seconds() {
+		w += a.Stall.Seconds()
+	}
+	return w
+}
+
+func (a AudioClock) rate() float64 {
+	if a.Rate <= 0 {
+		return 1
+	}
+	return a.Rate
+}
+
+// JoinCameraWith is JoinCamera with an audio clock that slips.
+func JoinCameraWith(ctx context.Context, c *whip.Client, endpoint, name string, frames [][]byte, voice func(at time.Time, s float64) float64, clock AudioClock) (*Camera, error) {
 	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", name)
 	if err != nil {
 		return nil, err
@@ -65,9 +108,9 @@ func JoinCamera(ctx context.Context, c *whip.Client, endpoint, name string, fram
 				return
 			case now := <-tick.C:
 				el := now.Sub(start)
-				for due := int(el/(20*time.Millisecond)) + 1; sentA < due; sentA++ {
+				for due := clock.captured(el)/160 + 1; sentA < due; sentA++ {
 					for i := range pcm {
-						s := float64(sentA*160+i) / 8000
+						s := clock.wall(sentA*160 + i)
 						pcm[i] = g711.EncodeMuLaw(int16(voice(start.Add(time.Duration(s*float64(time.Second))), s)))
 					}
 					if audio.WriteSample(media.Sample{Data: pcm, Duration: 20 * time.Millisecond}) != nil {
