@@ -304,6 +304,36 @@ func agentOps() []op {
 	}
 }
 
+// seedSchemaNames are the seeds' names of Go types whose Go name differs.
+var seedSchemaNames = map[string]string{
+	"ErrorData":    "Error",                            // seed 004's Error
+	"VerifyResult": "StorageVerificationStatusMessage", // storage.VerifyResult
+	"CheckResult":  "StorageTestResult",                // storage.CheckResult
+}
+
+// seedEnums are the enumerated values of the seeds' fields ("GoType.field"),
+// with LOCAL, the provider this recorder adds. TestOpenAPI_SeedSchemas
+// checks them against seed 004's "Enumerated Values".
+var (
+	recordingStates = []string{"ABORTED", "ACTIVE", "FAILED", "INITIALISED", "PENDING_RECOVERY", "STOPPED"}
+	providers       = []string{"AMAZON_S3", "AZURE_BLOB", "GOOGLE_CLOUD", "SFTP_STORAGE", "LOCAL"}
+	streamTypes     = []string{"CAM", "HOLD", "MIC", "SCREEN", "UNKNOWN", "VIDEO"}
+	trackTypes      = []string{"AUDIO", "VIDEO"}
+	seedEnums       = map[string][]string{
+		"RecordingDataEvent.state":           recordingStates,
+		"RecordingDataMessage.state":         recordingStates,
+		"RecordingSummary.state":             recordingStates,
+		"RecordingFiles.state":               recordingStates,
+		"StorageProfileDataMessage.provider": providers,
+		"ConversationMessage.provider":       providers,
+		"StreamDataMessage.type":             streamTypes,
+		"StreamDataMessage.state":            {"FAILED", "RECORDING", "STOPPED"},
+		"ConversationStreamData.type":        streamTypes,
+		"TrackDataMessage.type":              trackTypes,
+		"ConversationTrackData.type":         trackTypes,
+	}
+)
+
 // schemaGen turns Go types into JSON Schemas under components.schemas.
 type schemaGen struct {
 	schemas map[string]any
@@ -372,6 +402,9 @@ func (g *schemaGen) bare(t reflect.Type) map[string]any {
 			return g.object(t)
 		}
 		name := t.Name()
+		if seedName, ok := seedSchemaNames[name]; ok {
+			name = seedName
+		}
 		if _, done := g.schemas[name]; !done && !slices.Contains(g.names, name) {
 			g.names = append(g.names, name)
 			g.schemas[name] = g.object(t)
@@ -409,6 +442,9 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 			nullable := !optional && (k == reflect.Pointer || k == reflect.Map || f.Type == rawType) ||
 				g.request && (k == reflect.Pointer || k == reflect.Map || k == reflect.Slice)
 			props[name] = g.of(f.Type, nullable)
+			if values, ok := seedEnums[t.Name()+"."+name]; ok {
+				props[name].(map[string]any)["enum"] = values
+			}
 			if !optional && !g.request {
 				required = append(required, name)
 			}
@@ -525,25 +561,136 @@ func document(t *testing.T) map[string]any {
 	}
 }
 
-// addSeedExamples puts the seeds' JSON examples on their schemas.
+// addSeedExamples puts the seeds' JSON examples on their schemas: every
+// schema of seed 004's "Schemas" section (but Resource and InputStream: the
+// attachment routes answer with the object itself), seed 000's history and
+// error, seed 001's recording, seed 002's command envelope and seed 003's
+// agent and agent command. Load validates each against its schema.
 func addSeedExamples(t *testing.T, schemas map[string]any) {
-	s000, s001, s004 := seedFile(t, "000"), seedFile(t, "001"), seedFile(t, "004")
-	for name, ex := range map[string]map[string]any{
-		"StatusHistory":                          seedObject(t, s000, "After the same call was paused"),
-		"NoRecording":                            seedObject(t, s000, "New call, ad-hoc recording"),
-		"TelephonyRecording":                     seedObject(t, s001, "Recording"),
-		"AddChatTranscriptCmd":                   seedObject(t, s004, "AddChatTranscriptCmd\n\n{"),
-		"AddCobrowseEventCmd":                    seedObject(t, s004, "AddCobrowseEventCmd\n\n{"),
-		"ConversationCobrowseSessionDataMessage": seedObject(t, s004, "ConversationCobrowseSessionDataMessage\n\n{"),
-		"URLResourceMessage":                     seedObject(t, s004, "URLResourceMessage\n\n{"),
-		"ChatTranscriptData":                     seedObject(t, s004, "ChatTranscriptData\n\n{"),
-		"RecordingDataEvent":                     seedObject(t, s004, "RecordingDataEvent\n\n{"),
-	} {
+	s000, s001, s003 := seedFile(t, "000"), seedFile(t, "001"), seedFile(t, "003")
+	examples := map[string][]any{
+		"StatusHistory":      {seedObject(t, s000, "After the same call was paused")},
+		"NoRecording":        {seedObject(t, s000, "New call, ad-hoc recording")},
+		"TelephonyRecording": {seedObject(t, s001, "Recording")},
+		"AgentMessage":       {seedObject(t, s003, "The following data is returned with successful execution of this command:")},
+		"AgentCommand": {seedObject(t, s003, "api/Record/StartForAgent {"), seedObject(t, s003, "api/Record/UpdateForAgent {"),
+			seedObject(t, s003, "api/ScreenRecord/StartForAgent {")},
+		// Seed 002's envelope, copied from its (garbled) text.
+		"Command": {map[string]any{"command": "interaction.request.recording.stop", "target": "<session-id>.<channel-id>.<interaction-id>", "data": map[string]any{}}},
+		"CommandReply": {
+			map[string]any{"command": " interaction.request.recording.stop", "target": "<session-id>.<channel-id>.<interaction-id>", "result": "success", "data": map[string]any{}},
+			map[string]any{"command": " interaction.request.recording.stop", "target": "<session-id>.<channel-id>.<interaction-id>", "result": "failure",
+				"failure":  map[string]any{"code": "<error-code-for-failure>", "message": "<error-message>", "context": "<stack-trace-if-applicable>"},
+				"original": map[string]any{"command": "interaction.request.recording.stop", "target": "<session-id>.<channel-id>.<interaction-id>", "data": map[string]any{}}},
+		},
+	}
+	for name, sch := range seed004Schemas(t) {
+		if !seed004Unserved[name] {
+			examples[name] = []any{sch.example}
+		}
+	}
+	for name, ex := range examples {
 		s, ok := schemas[name].(map[string]any)
 		if !ok {
 			t.Fatalf("no schema %s for the seed example", name)
 		}
-		s["examples"] = []any{ex}
+		s["examples"] = ex
+	}
+}
+
+// seed004Unserved are seed 004's schemas of no reply of ours: the attachment
+// routes answer with the object itself (*/*), not a Resource.
+var seed004Unserved = map[string]bool{"Resource": true, "InputStream": true}
+
+// seedSchema is one schema of seed 004's "Schemas" section: its example
+// and its enumerated values by property.
+type seedSchema struct {
+	example map[string]any
+	enums   map[string][]string
+}
+
+// seed004Schemas parses seed 004's "Schemas" section.
+func seed004Schemas(t *testing.T) map[string]seedSchema {
+	seed := seedFile(t, "004")
+	i := strings.Index(seed, "\nSchemas\n")
+	if i < 0 {
+		t.Fatal("seed 004 has no Schemas section")
+	}
+	section := seed[i:]
+	starts := regexp.MustCompile(`(?m)^([A-Z][A-Za-z]+)\n\n\{`).FindAllStringSubmatchIndex(section, -1)
+	enumLine := regexp.MustCompile(`^([a-z]+(?:[A-Z][a-z]+)*)([A-Z][A-Z0-9_]*)$`) // "stateACTIVE", "providerAMAZON_S3"
+	out := map[string]seedSchema{}
+	for k, m := range starts {
+		name := section[m[2]:m[3]]
+		end := len(section)
+		if k+1 < len(starts) {
+			end = starts[k+1][0]
+		}
+		block := section[m[0]:end]
+		sch := seedSchema{example: seedObject(t, block, name), enums: map[string][]string{}}
+		if _, after, ok := strings.Cut(block, "Enumerated Values\nPropertyValue\n"); ok {
+			for _, line := range strings.Split(after, "\n") {
+				e := enumLine.FindStringSubmatch(strings.TrimSpace(line))
+				if e == nil {
+					break
+				}
+				sch.enums[e[1]] = append(sch.enums[e[1]], e[2])
+			}
+		}
+		out[name] = sch
+	}
+	if len(out) < 25 {
+		t.Fatalf("seed 004: %d schemas parsed, want 27", len(out))
+	}
+	return out
+}
+
+// TestOpenAPI_SeedSchemas: every schema of seed 004 that a reply or request
+// of ours carries is in the document under the seed's name, with the seed's
+// example (which the loader validates against it) and with the seed's
+// enumerated values; every property the seed lists is one of ours.
+func TestOpenAPI_SeedSchemas(t *testing.T) {
+	doc, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, seed := range seed004Schemas(t) {
+		if seed004Unserved[name] {
+			continue
+		}
+		ref := doc.T.Components.Schemas[name]
+		if ref == nil || ref.Value == nil {
+			t.Errorf("seed 004's schema %s is not in the document", name)
+			continue
+		}
+		s := ref.Value
+		if len(s.Examples) == 0 || !reflect.DeepEqual(s.Examples[0], seed.example) {
+			t.Errorf("%s: example %v, want the seed's %v", name, s.Examples, seed.example)
+		}
+		if err := s.VisitJSON(seed.example); err != nil {
+			t.Errorf("%s: the seed's example does not match our schema: %v", name, err)
+		}
+		for prop := range seed.example {
+			if s.Properties[prop] == nil {
+				t.Errorf("%s: the seed's property %s is not in our schema", name, prop)
+			}
+		}
+		for prop, values := range seed.enums {
+			p := s.Properties[prop]
+			if p == nil || p.Value == nil {
+				t.Errorf("%s.%s: not in our schema", name, prop)
+				continue
+			}
+			var ours []string
+			for _, v := range p.Value.Enum {
+				ours = append(ours, v.(string))
+			}
+			for _, v := range values {
+				if !slices.Contains(ours, v) {
+					t.Errorf("%s.%s: the seed's value %s is not in our enum %v", name, prop, v, ours)
+				}
+			}
+		}
 	}
 }
 
