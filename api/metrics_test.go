@@ -3,8 +3,13 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,5 +239,195 @@ func TestMetrics_KnownRecording(t *testing.T) {
 	}
 	if got := m["recorder_rtp_packets_late_dropped_total"]; got > 0.02*float64(sent) {
 		t.Errorf("late-dropped packets = %v, more than 2 %% of %d on loopback", got, sent)
+	}
+
+	// A route nobody serves, named after the recording: counted as "none".
+	if st := h.do("GET", "/api/nothing/"+ev.InstanceID, key1, nil, nil); st != 404 {
+		t.Errorf("an unknown route: %d, want 404", st)
+	}
+	families := scrapeFamilies(t, h)
+	checkIssueMetrics(t, families, dashboardMetrics(t))
+	// No label carries an id: only the bounded label names, and no value
+	// holds the recording's, conversation's, conference's or participants'
+	// ids (the unknown route above included).
+	ids := []string{ev.InstanceID, ev.RecorderID, conv, conf, "alice", "bob", "/api/nothing"}
+	for name, f := range families {
+		for _, series := range f.series {
+			for label, value := range series {
+				if !boundedLabels[label] {
+					t.Errorf("%s has label %s=%q: not one of the bounded labels", name, label, value)
+				}
+				for _, id := range ids {
+					if strings.Contains(value, id) {
+						t.Errorf("%s{%s=%q} carries the id %q", name, label, value, id)
+					}
+				}
+			}
+		}
+	}
+}
+
+// boundedLabels are the label names /metrics may use: each takes a few
+// known values (states, kinds, providers, operations, outcomes, results,
+// reasons, route patterns, status codes; le and quantile of histograms and
+// summaries; version of go_info).
+var boundedLabels = map[string]bool{"state": true, "kind": true, "provider": true, "op": true, "outcome": true, "result": true,
+	"reason": true, "route": true, "code": true, "le": true, "quantile": true, "version": true}
+
+// issueMetrics are the metrics issue 15 asks for, with their type and label
+// names: recordings by state; tracks; packets received, lost and
+// late-dropped; decode errors; bytes written; mixer overruns; upload queue
+// depth and oldest age; uploads by provider and outcome; storage latency
+// histograms; webhook backlog; WHIP sessions; API requests by route and
+// status; Go runtime.
+var issueMetrics = []struct {
+	name, typ string
+	labels    []string
+}{
+	{"recorder_recordings", "gauge", []string{"state"}},
+	{"recorder_tracks", "gauge", []string{"kind"}},
+	{"recorder_rtp_packets_received_total", "counter", nil},
+	{"recorder_rtp_packets_lost_total", "counter", nil},
+	{"recorder_rtp_packets_late_dropped_total", "counter", nil},
+	{"recorder_decode_errors_total", "counter", nil},
+	{"recorder_bytes_written_total", "counter", nil},
+	{"recorder_mixer_overruns_total", "counter", nil},
+	{"recorder_upload_queue_depth", "gauge", nil},
+	{"recorder_upload_queue_oldest_age_seconds", "gauge", nil},
+	{"recorder_uploads_total", "counter", []string{"outcome", "provider"}},
+	{"recorder_storage_operation_duration_seconds", "histogram", []string{"op", "provider", "result"}},
+	{"recorder_webhook_backlog", "gauge", nil},
+	{"recorder_whip_sessions", "gauge", nil},
+	{"recorder_http_requests_total", "counter", []string{"code", "route"}},
+	{"go_goroutines", "gauge", nil},
+	{"go_memstats_heap_inuse_bytes", "gauge", nil},
+}
+
+// family is one metric of /metrics: its type and its series' labels.
+type family struct {
+	typ    string
+	series []map[string]string
+}
+
+var seriesLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$`)
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// scrapeFamilies reads /metrics by metric family (a histogram's _bucket,
+// _sum and _count series belong to its family).
+func scrapeFamilies(t *testing.T, h *harness) map[string]*family {
+	t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]*family{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name, typ, _ := strings.Cut(f, " ")
+			out[name] = &family{typ: typ}
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		m := seriesLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("/metrics line %q", line)
+		}
+		name := m[1]
+		f := out[name]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); f == nil && ok {
+				f = out[base]
+			}
+		}
+		if f == nil {
+			t.Fatalf("/metrics: series %s has no TYPE line", name)
+		}
+		labels := map[string]string{}
+		for _, p := range labelPair.FindAllStringSubmatch(m[2], -1) {
+			labels[p[1]] = p[2]
+		}
+		f.series = append(f.series, labels)
+	}
+	return out
+}
+
+// dashboardMetrics returns the metric names the Grafana dashboard's queries
+// use (a histogram's _bucket, _sum and _count as its family).
+func dashboardMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("deploy/grafana-dashboard.json: %v", err)
+	}
+	name := regexp.MustCompile(`\b(?:recorder|go|process)_[a-z0-9_]+`)
+	out := map[string]bool{}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("dashboard panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					n = strings.TrimSuffix(n, suffix)
+				}
+				out[n] = true
+			}
+		}
+	}
+	return out
+}
+
+// checkIssueMetrics: every metric the issue names is exposed with its type
+// and label names and used by the dashboard; every metric the dashboard
+// uses is exposed.
+func checkIssueMetrics(t *testing.T, families map[string]*family, dashboard map[string]bool) {
+	t.Helper()
+	for _, want := range issueMetrics {
+		f := families[want.name]
+		switch {
+		case f == nil:
+			t.Errorf("%s is not in /metrics", want.name)
+			continue
+		case f.typ != want.typ:
+			t.Errorf("%s is a %s, want a %s", want.name, f.typ, want.typ)
+		case len(f.series) == 0:
+			t.Errorf("%s has no series", want.name)
+		}
+		for _, s := range f.series {
+			var names []string
+			for l := range s {
+				if l != "le" {
+					names = append(names, l)
+				}
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, want.labels) {
+				t.Errorf("%s has labels %v, want %v", want.name, names, want.labels)
+				break
+			}
+		}
+		if !dashboard[want.name] {
+			t.Errorf("%s is not used by deploy/grafana-dashboard.json", want.name)
+		}
+	}
+	for n := range dashboard {
+		if families[n] == nil {
+			t.Errorf("deploy/grafana-dashboard.json queries %s, which /metrics does not have", n)
+		}
 	}
 }
