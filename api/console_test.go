@@ -165,9 +165,34 @@ func TestConsole_Chromium(t *testing.T) {
 	if st, err := c.State(ctx, ev.Ref()); err != nil || !st.Paused {
 		t.Errorf("after the console's pause: %+v %v", st, err)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // a second of pause, to be marked on the waveform
 	do("resume", chromedp.Click(chromedp.CSS(sel+` button[data-action="resume"]`)),
 		poll(row+` && !`+row+`.querySelector('.state').textContent.includes('paused')`))
+
+	// Metadata, a chat message and a cobrowse event (seed 004's routes), and
+	// a blackout of dana with the console's buttons.
+	recAPI := "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
+	if st := h.do("POST", recAPI+"/metadata", key1, MetadataUpdate{Metadata: map[string]string{"ticket": "T-42"}}, nil); st != 200 {
+		t.Fatalf("metadata: %d", st)
+	}
+	chat := AddChatTranscriptCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID, InstanceID: ev.InstanceID,
+		ChatTranscriptList: []ChatTranscriptEntry{{TimeStamp: time.Now().UTC().Format(time.RFC3339), Transcript: "hello from the console test",
+			UserDisplayName: "Dana D", UserID: "dana"}}}
+	if st := h.do("POST", "/api/recordings/chat/transcript/add", key1, chat, nil); st != 200 {
+		t.Fatalf("chat: %d", st)
+	}
+	seq, stamp := int32(1), time.Now().UnixMilli()
+	cobrowse := AddCobrowseEventCmd{ConversationID: ev.ConversationID, RecorderID: ev.RecorderID, InstanceID: ev.InstanceID,
+		Event: &CobrowseEvent{Payload: `{"type":"click"}`, SequenceID: &seq, SessionID: "cb-session-1", Timestamp: &stamp}}
+	if st := h.do("POST", "/api/recordings/cobrowse/event", key1, cobrowse, nil); st != 200 {
+		t.Fatalf("cobrowse: %d", st)
+	}
+	time.Sleep(500 * time.Millisecond) // tone between the pause and the blackout
+	do("blackout", chromedp.Click(chromedp.CSS(sel+` button[data-action="blackout-start"]`)),
+		poll(row+` && `+row+`.querySelector('.state').textContent.includes('blacked out: dana')`))
+	time.Sleep(time.Second) // a second of blackout
+	do("end blackout", chromedp.Click(chromedp.CSS(sel+` button[data-action="blackout-stop"]`)),
+		poll(row+` && !`+row+`.querySelector('.state').textContent.includes('blacked out')`))
 	time.Sleep(time.Second)
 	do("stop", chromedp.Click(chromedp.CSS(sel+` button[data-action="stop"]`)), poll(row+` === null`))
 	st, err := c.State(ctx, ev.Ref())
@@ -184,21 +209,29 @@ func TestConsole_Chromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mixDuration float64
+	var man struct {
+		Mix    struct{ Duration float64 }
+		Tracks []struct {
+			File     string
+			Duration float64
+		}
+		Pauses    []span
+		Blackouts []span
+	}
 	for _, f := range files.Files {
 		if f.Kind == "manifest" {
 			resp, err := http.Get(f.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m struct{ Mix struct{ Duration float64 } }
-			json.NewDecoder(resp.Body).Decode(&m)
+			json.NewDecoder(resp.Body).Decode(&man)
 			resp.Body.Close()
-			mixDuration = m.Mix.Duration
 		}
 	}
-	if mixDuration == 0 {
-		t.Fatalf("no mix duration in the manifest: %+v", files)
+	mixDuration := man.Mix.Duration
+	if mixDuration == 0 || len(man.Tracks) != 1 || len(man.Pauses) != 1 || len(man.Blackouts) != 1 {
+		t.Fatalf("manifest: mix %.3f s, %d tracks, pauses %+v, blackouts %+v (want a mix, a track, a pause, a blackout)",
+			mixDuration, len(man.Tracks), man.Pauses, man.Blackouts)
 	}
 
 	// The recording page: the mix plays; its duration is the recording's.
@@ -216,6 +249,47 @@ func TestConsole_Chromium(t *testing.T) {
 	if wall := stopped.Sub(started).Seconds(); math.Abs(duration-wall) > 0.5 {
 		t.Errorf("audio.duration %.3f s, the recording ran %.3f s", duration, wall)
 	}
+
+	// The waveform marks the pause and the blackout where the manifest puts
+	// them in the mix: the pause lasted the second the test paused.
+	var marked []span
+	spans, _ := eval(`document.querySelector('#waveform').getAttribute('data-spans')`).(string)
+	if err := json.Unmarshal([]byte(spans), &marked); err != nil {
+		t.Fatalf("waveform spans %q: %v", spans, err)
+	}
+	wantSpans := []span{{Kind: "pause", Start: *man.Pauses[0].MixStart, End: *man.Pauses[0].MixEnd},
+		{Kind: "blackout", Start: man.Blackouts[0].Start, End: man.Blackouts[0].End, UserID: "dana"}}
+	if len(marked) != 2 {
+		t.Errorf("waveform marks %+v, want %+v", marked, wantSpans)
+	} else {
+		for i, w := range wantSpans {
+			if m := marked[i]; m.Kind != w.Kind || m.UserID != w.UserID || math.Abs(m.Start-w.Start) > 0.001 || math.Abs(m.End-w.End) > 0.001 {
+				t.Errorf("waveform mark %+v, want %+v", m, w)
+			}
+			if d := marked[i].End - marked[i].Start; d < 0.9 || d > 2.5 {
+				t.Errorf("the %s marked lasts %.3f s: the test held it 1 s", w.Kind, d)
+			}
+		}
+	}
+
+	// dana's track plays on its own, with its length from the manifest.
+	do("track plays",
+		poll(`document.querySelectorAll('#rec-tracks audio').length === 1 && isFinite(document.querySelector('#rec-tracks audio').duration)`))
+	trackDuration, _ := eval(`document.querySelector('#rec-tracks audio').duration`).(float64)
+	if math.Abs(trackDuration-man.Tracks[0].Duration) > 0.3 {
+		t.Errorf("track audio.duration %.3f s, the manifest's %.3f s", trackDuration, man.Tracks[0].Duration)
+	}
+	eval(`document.querySelector('#mix').pause(), document.querySelector('#rec-tracks audio').play().then(() => true)`)
+	do("track playing", poll(`document.querySelector('#rec-tracks audio').currentTime > 0.3`))
+
+	// Metadata, chat, cobrowse, and every file uploaded.
+	do("metadata, chat, cobrowse",
+		poll(`document.querySelector('#rec-metadata').textContent.includes('"ticket": "T-42"')`),
+		poll(`[...document.querySelectorAll('#rec-chat .chat-entry')].some((e) => e.textContent.includes('Dana D: hello from the console test'))`),
+		poll(`document.querySelector('#rec-cobrowse [data-session="cb-session-1"]') !== null && document.querySelector('#rec-cobrowse').textContent.includes('1 events')`))
+	if n, _ := eval(`[...document.querySelectorAll('#rec-files tbody tr')].filter((r) => r.cells[4].textContent.startsWith('uploaded')).length`).(float64); int(n) != len(files.Files) || n < 5 {
+		t.Errorf("%v files shown uploaded, the recording has %d (track, mix, manifest, chat, cobrowse)", n, len(files.Files))
+	}
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		fail("screenshot", err)
@@ -229,4 +303,47 @@ func TestConsole_Chromium(t *testing.T) {
 			t.Error(err)
 		}
 	}
+
+	// Search, paged: a second recording of the conference, then the search
+	// page with one row per page finds both, newest first.
+	ev2, err := c.Start(ctx, client.StartRequest{ApplicationID: "app1", ConferenceID: "cconf", ConversationID: "cconv2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stop(ctx, ev2.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	do("search, first page",
+		chromedp.Navigate(h.url+"/console/#/search"),
+		chromedp.WaitVisible(chromedp.CSS("#search-form")),
+		chromedp.SendKeys(chromedp.CSS(`#search-form input[name="conferenceId"]`), "cconf"),
+		chromedp.SetValue(chromedp.CSS(`#search-form input[name="limit"]`), "1"),
+		chromedp.Click(chromedp.CSS(`#search-form button`)),
+		poll(`document.querySelectorAll('#search-table tbody tr').length === 1 && !document.querySelector('#search-more').hidden`))
+	if got := eval(`document.querySelector('#search-table tbody tr').getAttribute('data-instance')`); got != ev2.InstanceID {
+		t.Errorf("the first page shows %v, want the newest recording %s", got, ev2.InstanceID)
+	}
+	do("search, second page", chromedp.Click(chromedp.CSS("#search-more")),
+		poll(`document.querySelectorAll('#search-table tbody tr').length === 2`))
+	if got := eval(`document.querySelectorAll('#search-table tbody tr')[1].getAttribute('data-instance')`); got != ev.InstanceID {
+		t.Errorf("the second page shows %v, want %s", got, ev.InstanceID)
+	}
+	eval(`(f => { f.conferenceId.value = ''; f.participant.value = 'dana'; f.limit.value = '20'; return true })(document.querySelector('#search-form'))`)
+	do("search, by participant", chromedp.Click(chromedp.CSS(`#search-form button`)),
+		poll(`document.querySelector('#search-table tbody tr[data-instance="`+ev.InstanceID+`"]') !== null && document.querySelector('#search-more').hidden`))
+	eval(`document.querySelector('#search-form').participant.value = 'nobody'`)
+	do("search, nobody", chromedp.Click(chromedp.CSS(`#search-form button`)),
+		poll(`document.querySelectorAll('#search-table tbody tr').length === 0`))
+}
+
+// span is a pause or blackout: in the manifest (start and end on the
+// recording's timeline, mixStart and mixEnd in the mix) and as the
+// console's waveform marks it (data-spans, in seconds of the mix).
+type span struct {
+	Kind     string   `json:"kind"`
+	Start    float64  `json:"start"`
+	End      float64  `json:"end"`
+	UserID   string   `json:"userId"`
+	MixStart *float64 `json:"mixStart"`
+	MixEnd   *float64 `json:"mixEnd"`
 }

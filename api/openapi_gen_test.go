@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/cluster"
 	"github.com/rtcrec/recorder/recorder/events"
 	"github.com/rtcrec/recorder/storage"
 )
@@ -342,9 +344,26 @@ type schemaGen struct {
 }
 
 var (
-	timeType = reflect.TypeFor[time.Time]()
-	rawType  = reflect.TypeFor[json.RawMessage]()
+	timeType  = reflect.TypeFor[time.Time]()
+	rawType   = reflect.TypeFor[json.RawMessage]()
+	eventType = reflect.TypeFor[events.Event]()
 )
+
+// eventTypes are the event types the recorder publishes (recorder/events).
+var eventTypes = []string{string(events.StateUpdated), string(events.RecordingPaused), string(events.RecordingResumed),
+	string(events.BlackoutStarted), string(events.BlackoutStopped), string(events.UploadCompleted), string(events.UploadFailed),
+	string(events.CompositionPending), string(events.CompositionProcessing), string(events.CompositionCompleted), string(events.CompositionFailed)}
+
+// BlackoutEvent is the data of blackout.* events (recorder/notify.go
+// blackoutEvent, unexported there; the contract check of every event the
+// tests receive keeps the two the same).
+type BlackoutEvent struct {
+	UserID       string    `json:"userId"`
+	ConferenceID string    `json:"conferenceId,omitempty"`
+	Start        time.Time `json:"start"`
+	Stop         time.Time `json:"stop"`
+	Recordings   []string  `json:"recordings"`
+}
 
 func (g *schemaGen) of(t reflect.Type, nullable bool) map[string]any {
 	s := g.bare(t)
@@ -367,6 +386,15 @@ func (g *schemaGen) bare(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{}
+	case t == eventType: // data is a recording's or a blackout's event, by type
+		if _, done := g.schemas["Event"]; !done {
+			s := g.object(t)
+			s["properties"].(map[string]any)["type"] = map[string]any{"type": "string", "enum": eventTypes}
+			s["properties"].(map[string]any)["data"] = map[string]any{"oneOf": []any{
+				g.of(reflect.TypeFor[recorder.RecordingEvent](), false), g.of(reflect.TypeFor[BlackoutEvent](), false)}}
+			g.schemas["Event"] = s
+		}
+		return map[string]any{"$ref": "#/components/schemas/Event"}
 	case t.Name() == "MixSettings": // "none", or an object whose latency is a duration string or nanoseconds (recorder/config.go)
 		if _, done := g.schemas["MixSettings"]; !done {
 			g.schemas["MixSettings"] = map[string]any{"oneOf": []any{
@@ -514,8 +542,9 @@ func document(t *testing.T) map[string]any {
 					if r.alt != nil {
 						s = map[string]any{"anyOf": []any{s, resGen.of(reflect.TypeOf(r.alt), false)}}
 					}
-				case r.body != nil: // the event stream: each data line is one
-					s = map[string]any{"type": "string", "description": "data lines: " + resGen.of(reflect.TypeOf(r.body), false)["$ref"].(string)}
+				case r.body != nil: // the event stream: each event's data is one (x-itemSchema, as OpenAPI 3.2's itemSchema)
+					ref := resGen.of(reflect.TypeOf(r.body), false)["$ref"].(string)
+					s = map[string]any{"type": "string", "description": "events whose data lines are each a " + ref, "x-itemSchema": map[string]any{"$ref": ref}}
 				case ct == "*/*" || ct == "application/json":
 					s = map[string]any{} // the object's own content, or opaque JSON
 				default:
@@ -726,6 +755,12 @@ func TestOpenAPI_EveryRoute(t *testing.T) {
 	for path, item := range doc.T.Paths.Map() {
 		for method := range item.Operations() {
 			docPaths = append(docPaths, method+" "+star.ReplaceAllString(path, "*"))
+		}
+	}
+	// The root mux's own routes (service.go) besides the API's.
+	for _, rt := range []Route{{Method: "GET", Path: "/metrics"}, {Method: "POST", Path: cluster.CommandPath}} {
+		if !slices.Contains(docPaths, rt.Method+" "+rt.Path) {
+			t.Errorf("route %s %s is not in api/openapi.json", rt.Method, rt.Path)
 		}
 	}
 	for _, rt := range h.svc.API.Routes() {

@@ -293,7 +293,7 @@ async function search(append) {
   for (const name of ['from', 'to']) {
     if (f[name].value) q.set(name, new Date(f[name].value).toISOString().replace(/\.\d+Z$/, 'Z'));
   }
-  q.set('limit', '20');
+  q.set('limit', f.limit.value || '20');
   if (append && nextPage) q.set('pageToken', nextPage);
   try {
     const l = await api('GET', '/api/recordings?' + q);
@@ -346,7 +346,7 @@ async function loadRecording(ref) {
   }
   $('#rec-tracks').replaceChildren(...byKind('track').map((f) => el('div', {class: 'track'},
     el('span', {}, (f.userId || '') + ' ', el('small', {class: 'note'}, f.file)),
-    f.url ? el('audio', {controls: true, preload: 'none', src: f.url, 'data-file': f.file}) : el('span', {class: 'note'}, 'not uploaded yet'))));
+    f.url ? el('audio', {controls: true, preload: 'metadata', src: f.url, 'data-file': f.file}) : el('span', {class: 'note'}, 'not uploaded yet'))));
   $('#rec-files tbody').replaceChildren(...files.files.map((f) => el('tr', {},
     el('td', {}, f.url ? el('a', {href: f.url, download: f.file.split('/').pop()}, f.file) : f.file),
     el('td', {}, f.kind), el('td', {}, f.size ? fmtSize(f.size) : ''),
@@ -361,8 +361,13 @@ async function loadRecording(ref) {
   $('#rec-manifest').textContent = manifest ? JSON.stringify(manifest, null, 2) : 'written when the recording ends';
   $('#rec-metadata').textContent = manifest && manifest.metadata ? JSON.stringify(manifest.metadata, null, 2) : '(none)';
   await showChat(byKind('chat')[0]);
-  $('#rec-cobrowse').replaceChildren(...(byKind('cobrowse').length ? byKind('cobrowse').map((f) =>
-    el('div', {}, f.url ? el('a', {href: f.url}, f.file) : f.file)) : [el('span', {class: 'note'}, '(none)')]));
+  const sessions = (manifest && manifest.cobrowse) || [];
+  $('#rec-cobrowse').replaceChildren(...(byKind('cobrowse').length ? byKind('cobrowse').map((f) => {
+    const s = sessions.find((c) => c.file === f.file) || {};
+    return el('div', {class: 'cobrowse-session', 'data-session': s.sessionId || ''},
+      s.sessionId ? 'session ' + s.sessionId + (s.entries ? ' · ' + s.entries + ' events · ' : ' · ') : '',
+      f.url ? el('a', {href: f.url}, f.file) : f.file);
+  }) : [el('span', {class: 'note'}, '(none)')]));
   if (mix && mix.url && manifest) drawWaveform(mix.url, manifest).catch(() => {});
 }
 
@@ -370,9 +375,11 @@ async function showChat(f) {
   const box = $('#rec-chat');
   if (!f || !f.url) { box.replaceChildren(el('span', {class: 'note'}, '(none)')); return; }
   try {
-    const chat = await (await fetch(f.url)).json();
-    const entries = Array.isArray(chat) ? chat : (chat.messages || chat.entries || []);
-    box.replaceChildren(el('pre', {}, entries.length ? entries.map((m) => JSON.stringify(m)).join('\n') : JSON.stringify(chat, null, 2)));
+    const chat = await (await fetch(f.url)).json(); // {conversationId, chatTranscriptList: [seed 004's ChatTranscriptEntry]}
+    const entries = chat.chatTranscriptList || [];
+    box.replaceChildren(...entries.map((m) => el('div', {class: 'chat-entry'},
+      el('small', {class: 'note'}, fmtTime(m.timeStamp)), ' ', el('strong', {}, m.userDisplayName || m.userId), ': ', m.transcript)),
+      el('a', {href: f.url}, f.file));
   } catch (e) {
     box.replaceChildren(el('a', {href: f.url}, f.file));
   }
@@ -392,10 +399,17 @@ async function drawWaveform(url, manifest) {
   const pcm = buf.getChannelData(0), W = canvas.width, H = canvas.height;
   g.clearRect(0, 0, W, H);
   const dur = buf.duration || 1;
-  const span = (a, b, color) => { g.fillStyle = color; g.fillRect(a / dur * W, 0, Math.max(1, (b - a) / dur * W), H); };
+  const spans = []; // what is marked, in seconds of the mix (data-spans, for tests and tools)
+  const span = (kind, a, b, color, who) => {
+    spans.push({kind, start: a, end: b, userId: who});
+    g.fillStyle = color;
+    g.fillRect(a / dur * W, 0, Math.max(1, (b - a) / dur * W), H);
+  };
   const css = getComputedStyle(document.documentElement);
-  for (const p of manifest.pauses || []) span(p.mixStart ?? p.start, p.mixEnd ?? p.end, css.getPropertyValue('--pause'));
-  for (const b of manifest.blackouts || []) span(b.mixStart ?? b.start, b.mixEnd ?? b.end, css.getPropertyValue('--blackout'));
+  for (const p of manifest.pauses || []) span('pause', p.mixStart ?? p.start, p.mixEnd ?? p.end, css.getPropertyValue('--pause'));
+  for (const b of manifest.blackouts || []) span('blackout', b.mixStart ?? b.start, b.mixEnd ?? b.end, css.getPropertyValue('--blackout'), b.userId);
+  canvas.setAttribute('data-spans', JSON.stringify(spans));
+  canvas.title = spans.map((s) => s.kind + (s.userId ? ' ' + s.userId : '') + ' ' + s.start.toFixed(2) + '–' + s.end.toFixed(2) + ' s').join('; ');
   g.fillStyle = '#1b5fd1';
   const step = Math.max(1, Math.floor(pcm.length / W));
   for (let x = 0; x < W; x++) {

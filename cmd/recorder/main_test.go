@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/internal/contract"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
@@ -153,6 +154,8 @@ func (s *server) wait(t *testing.T, d time.Duration) int {
 	return -1
 }
 
+// call makes one API request of a `recorder serve` process; the exchange is
+// validated against api/openapi.json when the test ends (checkedClient).
 func call(t *testing.T, method, url, key string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -162,7 +165,7 @@ func call(t *testing.T, method, url, key string, body any, out any) int {
 	}
 	req, _ := http.NewRequest(method, url, rd)
 	req.Header.Set("Authorization", key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient(t, req.URL).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +174,46 @@ func call(t *testing.T, method, url, key string, body any, out any) int {
 		json.NewDecoder(resp.Body).Decode(out)
 	}
 	return resp.StatusCode
+}
+
+// contractDoc is api/openapi.json, loaded once.
+var contractDoc = sync.OnceValues(func() (*contract.Doc, error) { return contract.Load(api.OpenAPIDocument()) })
+
+// checkedClients are the HTTP clients of checkedClient, one per test and
+// server.
+var checkedClients = struct {
+	sync.Mutex
+	m map[checkedKey]*http.Client
+}{m: map[checkedKey]*http.Client{}}
+
+type checkedKey struct {
+	t      *testing.T
+	server string
+}
+
+// checkedClient returns t's HTTP client for the server of u: every exchange
+// with it is validated against api/openapi.json when t ends
+// (internal/contract), as the api tests' exchanges are.
+func checkedClient(t *testing.T, u *url.URL) *http.Client {
+	t.Helper()
+	k := checkedKey{t, u.Scheme + "://" + u.Host}
+	checkedClients.Lock()
+	defer checkedClients.Unlock()
+	if c := checkedClients.m[k]; c != nil {
+		return c
+	}
+	doc, err := contractDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: contract.Transport(t, doc, k.server, nil)}
+	checkedClients.m[k] = c
+	t.Cleanup(func() {
+		checkedClients.Lock()
+		delete(checkedClients.m, k)
+		checkedClients.Unlock()
+	})
+	return c
 }
 
 func TestServe_GeneratesKeyOnce(t *testing.T) {

@@ -275,7 +275,7 @@ func eventStates(t *testing.T, base, key, instanceID string) []string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/events?lastEventId=0", nil)
 	req.Header.Set("Authorization", key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient(t, req.URL).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/client"
 	"github.com/rtcrec/recorder/internal/contract"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -37,16 +36,27 @@ type recordingTransport struct {
 	requests []string // path and Range of every request
 	breakOn  string   // a path suffix whose body fails after breakAt bytes
 	breakAt  int64
+	flipOn   string // a path suffix whose body has its last byte changed
 }
 
 func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt.mu.Lock()
 	rt.requests = append(rt.requests, req.URL.Path+" "+req.Header.Get("Range"))
 	brk := rt.breakOn != "" && strings.HasSuffix(req.URL.Path, rt.breakOn)
+	flip := rt.flipOn != "" && strings.HasSuffix(req.URL.Path, rt.flipOn)
 	rt.mu.Unlock()
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err == nil && brk {
 		resp.Body = &brokenBody{r: io.LimitReader(resp.Body, rt.breakAt), c: resp.Body}
+	}
+	if err == nil && flip {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr != nil {
+			return nil, rerr
+		}
+		b[len(b)-1] ^= 0xff // same size, other bytes: a storage that gave back something else
+		resp.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	return resp, err
 }
@@ -98,7 +108,7 @@ func TestCLI_Client(t *testing.T) {
 	defer cancel()
 	// Every exchange of the subcommands with the server is validated
 	// against api/openapi.json when the test ends.
-	doc, err := contract.Load(api.OpenAPIDocument())
+	doc, err := contractDoc()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +271,27 @@ func TestCLI_Client(t *testing.T) {
 	os.WriteFile(filepath.Join(target, filepath.FromSlash(tracks[2])), []byte("not the track"), 0o640)
 	if code, out, errs := cli(t, "download", "-o", target, ref); code != 0 || !strings.Contains(out, "downloaded") {
 		t.Errorf("download after damage: exit %d\n%s%s", code, out, errs)
+	}
+
+	// A file that comes back other than the manifest says (same size, one
+	// byte changed): exit 7, the file is not kept, the others are.
+	os.Remove(filepath.Join(target, filepath.FromSlash(tracks[0])))
+	rt4 := &recordingTransport{flipOn: "/" + filepath.Base(tracks[0])}
+	httpClient = checked(rt4)
+	code, out, errs = cli(t, "download", "-o", target, ref)
+	if code != exitChecksum || !strings.Contains(errs, "SHA-256") {
+		t.Errorf("a download with a file other than the manifest's: exit %d, want %d\n%s%s", code, exitChecksum, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(target, filepath.FromSlash(tracks[0]))); err == nil {
+		t.Errorf("the file whose SHA-256 differs from the manifest's was kept")
+	}
+	if m, _ := filepath.Glob(filepath.Join(target, "tracks", "*.part")); len(m) != 0 {
+		t.Errorf(".part files left after a checksum failure: %v", m)
+	}
+	for _, tr := range man.Tracks {
+		if tr.File != tracks[0] {
+			check(tr.File, tr.Size, tr.SHA256)
+		}
 	}
 
 	// Exit codes.

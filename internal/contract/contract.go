@@ -9,6 +9,7 @@ package contract
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -138,7 +139,54 @@ func (d *Doc) Validate(req *http.Request, body []byte, status int, header http.H
 	if status == http.StatusNoContent || len(respBody) == 0 && opts.ExcludeResponseBody {
 		out.Options = &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: true}
 	}
-	return openapi3filter.ValidateResponse(ctx, out)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		return err
+	}
+	return d.validateEvents(rt, status, header, respBody)
+}
+
+// validateEvents checks each complete event of a text/event-stream body
+// against the item schema the document gives it (x-itemSchema, as OpenAPI
+// 3.2's itemSchema): its data lines, joined, are one JSON value.
+func (d *Doc) validateEvents(rt *routers.Route, status int, header http.Header, body []byte) error {
+	if mt, _, _ := mime.ParseMediaType(header.Get("Content-Type")); mt != "text/event-stream" {
+		return nil
+	}
+	resp := rt.Operation.Responses.Status(status)
+	if resp == nil || resp.Value == nil {
+		return nil
+	}
+	media := resp.Value.Content.Get("text/event-stream")
+	if media == nil || media.Schema == nil || media.Schema.Value == nil {
+		return fmt.Errorf("the document gives no schema for the event stream")
+	}
+	item, _ := media.Schema.Value.Extensions["x-itemSchema"].(map[string]any)
+	ref, _ := item["$ref"].(string)
+	name, ok := strings.CutPrefix(ref, "#/components/schemas/")
+	schema := d.T.Components.Schemas[name]
+	if !ok || schema == nil || schema.Value == nil {
+		return fmt.Errorf("the event stream's x-itemSchema %q is not a schema of the document", ref)
+	}
+	blocks := strings.Split(strings.ReplaceAll(string(body), "\r\n", "\n"), "\n\n")
+	for _, block := range blocks[:len(blocks)-1] { // the last one may be cut short
+		var data []string
+		for _, line := range strings.Split(block, "\n") {
+			if v, ok := strings.CutPrefix(line, "data:"); ok {
+				data = append(data, strings.TrimPrefix(v, " "))
+			}
+		}
+		if len(data) == 0 {
+			continue // a comment or a keep-alive
+		}
+		var v any
+		if err := json.Unmarshal([]byte(strings.Join(data, "\n")), &v); err != nil {
+			return fmt.Errorf("an event's data is not JSON: %v\n  event: %.300s", err, block)
+		}
+		if err := schema.Value.VisitJSON(v); err != nil {
+			return fmt.Errorf("an event does not match %s: %v\n  event: %.300s", ref, err, block)
+		}
+	}
+	return nil
 }
 
 func isJSON(contentType string) bool {

@@ -24,6 +24,14 @@ const doc = `{
         }
       }
     },
+    "/api/events": {
+      "get": {
+        "responses": {
+          "200": {"description": "events", "content": {"text/event-stream": {"schema": {"type": "string",
+            "x-itemSchema": {"$ref": "#/components/schemas/Ev"}}}}}
+        }
+      }
+    },
     "/api/recordings/{a}/{b}/{c}/state": {
       "get": {
         "parameters": [{"name": "a", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -32,7 +40,9 @@ const doc = `{
         "responses": {"default": {"description": "an error", "content": {"application/json": {"schema": {"type": "object"}}}}}
       }
     }
-  }
+  },
+  "components": {"schemas": {"Ev": {"type": "object", "additionalProperties": false, "required": ["id"],
+    "properties": {"id": {"type": "integer"}, "data": {"type": "object", "additionalProperties": false, "properties": {"state": {"type": "string"}}}}}}}
 }`
 
 // recTB records what a check reports and runs its cleanups on demand.
@@ -124,5 +134,29 @@ func TestHandler_ReportsViolations(t *testing.T) {
 	tb.end()
 	if len(tb.errs) != 2 || !strings.Contains(tb.errs[0], "secret") || !strings.Contains(tb.errs[1], "not in the document") {
 		t.Errorf("reported %q, want the undocumented field and the undocumented route", tb.errs)
+	}
+}
+
+// TestValidate_EventStream: each complete event of a stream is checked
+// against the item schema; an event cut short at the end is not.
+func TestValidate_EventStream(t *testing.T) {
+	d, err := Load([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://recorder/api/events", nil)
+	header := http.Header{"Content-Type": {"text/event-stream"}}
+	for _, c := range []struct {
+		body, want string // want "": no violation
+	}{
+		{": hello\n\nid: 1\nevent: x\ndata: {\"id\":1,\"data\":{\"state\":\"ACTIVE\"}}\n\nid: 2\ndata: {\"id\":2,\"da", ""},
+		{"id: 1\ndata: {\"id\":1,\"data\":{\"state\":\"ACTIVE\",\"secret\":\"x\"}}\n\n", "secret"},
+		{"id: 1\ndata: {\"data\":{}}\n\n", "id"},
+		{"data: not json\n\n", "not JSON"},
+	} {
+		err := d.Validate(req, nil, 200, header, []byte(c.body))
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q: %v, want %q", c.body, err, c.want)
+		}
 	}
 }

@@ -17,11 +17,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/internal/contract"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
@@ -33,6 +35,18 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
+
+// contractCheck validates every exchange h serves against api/openapi.json
+// when t ends, as the api tests do (internal/contract).
+func contractCheck(t *testing.T, h http.Handler) http.Handler {
+	doc, err := contractDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return contract.Handler(t, doc, h)
+}
+
+var contractDoc = sync.OnceValues(func() (*contract.Doc, error) { return contract.Load(api.OpenAPIDocument()) })
 
 const e2eKey = "janus-e2e-key"
 
@@ -73,7 +87,7 @@ func startRecorder(t *testing.T, a conference.Adapter, kind, confURL string) *se
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: api.New(api.Options{Manager: m, Keys: cfg.APIKeys, Attachments: att}), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: contractCheck(t, api.New(api.Options{Manager: m, Keys: cfg.APIKeys, Attachments: att})), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -103,6 +117,7 @@ func startService(t *testing.T, conf config.ConferenceConfig) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc.HTTP.Handler = contractCheck(t, svc.HTTP.Handler)
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve() }()
 	t.Cleanup(func() {
