@@ -161,6 +161,42 @@ func TestCLI_Client(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// tail follows the live events: started with nothing to replay, it
+	// prints the first event after it connected, which the test makes by
+	// pausing and resuming the recording until tail has one.
+	type result struct {
+		code      int
+		out, errs string
+	}
+	tailed := make(chan result, 1)
+	go func() {
+		code, out, errs := cli(t, "tail", "--count", "1")
+		tailed <- result{code, out, errs}
+	}()
+	var tr result
+	for paused := false; tr.out == "" || paused; paused = !paused {
+		action := map[bool]string{false: "pause", true: "resume"}[paused]
+		if code, out, errs := cli(t, action, ref); code != 0 {
+			t.Fatalf("%s: exit %d %q %s", action, code, out, errs)
+		}
+		if tr.out != "" {
+			continue
+		}
+		select {
+		case tr = <-tailed:
+			if tr.out == "" {
+				t.Fatalf("tail ended with nothing: exit %d %s", tr.code, tr.errs)
+			}
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("tail printed no live event")
+		}
+	}
+	if tr.code != 0 || strings.Count(tr.out, "\n") != 1 || !strings.Contains(tr.out, ref) ||
+		!strings.Contains(tr.out, "recording.paused") && !strings.Contains(tr.out, "recording.resumed") && !strings.Contains(tr.out, "state.updated") {
+		t.Errorf("tail of the live events: exit %d\n%s%s", tr.code, tr.out, tr.errs)
+	}
+
 	time.Sleep(2 * time.Second)
 	if code, out, errs := cli(t, "stop", ref); code != 0 || !strings.Contains(out, "STOPPED") {
 		t.Fatalf("stop: exit %d %q %s", code, out, errs)
