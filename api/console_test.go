@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rtcrec/recorder/client"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
+	"github.com/rtcrec/recorder/storage/s3store/s3test"
 )
 
 // TestConsole_SelfContained: the console's files load nothing from
@@ -346,4 +349,81 @@ type span struct {
 	UserID   string   `json:"userId"`
 	MixStart *float64 `json:"mixStart"`
 	MixEnd   *float64 `json:"mixEnd"`
+}
+
+// TestConsole_UploadErrors: a recording whose storage refuses its uploads
+// (S3 with a wrong secret; versitygw checks SigV4) shows on its console page
+// the recording's error, each file's upload error, and no player for a
+// track that was never uploaded.
+func TestConsole_UploadErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	chromium := testenv.LookPath(t, "chromium")
+	g := s3test.Start(t)
+	bucket := g.NewBucket(t.Context(), t)
+	cfg := testConfig(t.TempDir())
+	cfg.Applications = map[string]*config.Application{"bad": {Conference: config.ConferenceConfig{Kind: "whip"},
+		Storage: &config.StorageProfile{Provider: config.ProviderS3, Bucket: bucket, Prefix: "rec", Region: s3test.Region,
+			Endpoint: g.Endpoint, PathStyle: true, AccessKeyID: s3test.Access, SecretAccessKey: "wrong-secret-0123456789abcdef"}}}
+	h := startServiceConfig(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p, err := whiptest.Join(ctx, h.whipClient(key1), whip.Endpoint(h.url, "uconf", "erin", "MIC"), "erin", 440)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Leave(context.Background())
+	c := client.New(h.url, key1)
+	ev, err := c.Start(ctx, client.StartRequest{ApplicationID: "bad", ConferenceID: "uconf", ConversationID: "uconv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { // erin's track is recorded
+		r, err := c.Recording(ctx, ev.Ref())
+		return err == nil && len(r.Streams) == 1 && len(r.Streams[0].Tracks) == 1
+	})
+	time.Sleep(time.Second)
+	if _, err := c.Stop(ctx, ev.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	var files *client.Files
+	waitFor(t, 60*time.Second, func() bool { // every file's upload has failed at least once
+		files, err = c.Files(ctx, ev.Ref())
+		if err != nil || len(files.Files) < 3 {
+			return false
+		}
+		for _, f := range files.Files {
+			if f.Error == nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.Flag("disable-quic", true), chromedp.WindowSize(1100, 900))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(h.url + "/console/"),
+		chromedp.WaitVisible(chromedp.CSS("#login-key")),
+		chromedp.SendKeys(chromedp.CSS("#login-key"), key1),
+		chromedp.Click(chromedp.CSS("#login-form button")),
+		chromedp.WaitVisible(chromedp.CSS("#live-view")),
+		chromedp.Navigate(h.url + "/console/#/rec/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID),
+		// Every file's row shows its upload error, in the error style.
+		poll(`(rows => rows.length === ` + strconv.Itoa(len(files.Files)) + ` && rows.every((r) => r.cells[4].classList.contains('error') &&
+			r.cells[4].textContent.startsWith('failed: the storage profile refused or failed the upload')))([...document.querySelectorAll('#rec-files tbody tr')])`),
+		// The recording's own error, and no player for the track.
+		poll(`document.querySelector('#rec-error') !== null && document.querySelector('#rec-error').textContent.startsWith('upload_failed')`),
+		poll(`document.querySelectorAll('#rec-tracks audio').length === 0 && document.querySelector('#rec-tracks').textContent.includes('not uploaded yet')`),
+	}
+	if err := chromedp.Do(bctx, steps...); err != nil {
+		page, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		t.Fatalf("%v\n%s", err, page)
+	}
 }

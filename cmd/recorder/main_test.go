@@ -165,6 +165,9 @@ func call(t *testing.T, method, url, key string, body any, out any) int {
 	}
 	req, _ := http.NewRequest(method, url, rd)
 	req.Header.Set("Authorization", key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := checkedClient(t, req.URL).Do(req)
 	if err != nil {
 		t.Fatal(err)
