@@ -200,12 +200,19 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 		i := n*size + (H/scale/3*(W/scale)+W/scale/2)*3
 		return i+2 < len(raw) && raw[i] > 200 && raw[i+1] > 200 && raw[i+2] > 200
 	}
+	// red: the publisher's picture between flashes (both publishers draw
+	// red); before its video's first keyframe the tile is a grey placeholder.
+	red := func(n int) bool {
+		i := n*size + (H/scale/3*(W/scale)+W/scale/2)*3
+		return i+2 < len(raw) && raw[i] > 150 && raw[i+1] < 100 && raw[i+2] < 100
+	}
 	pcm := mediatest.Decode(t, mp4, 8000)
 	pause := man.Pauses[0]
 	// The recording may begin inside a flash: its first white frame is
 	// then the first keyframe's and its beep is cut at the audio's first
 	// sample. A flash that begins within a flash's length after both
-	// tracks began is left out.
+	// tracks began, or on the video's first frame (the frame before it is
+	// not the publisher's red), is left out.
 	begun := 0.0
 	for _, tr := range man.Tracks {
 		if tr.MediaOffset != nil {
@@ -221,8 +228,10 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 		if at >= pause.Start-avFlashLen && at < pause.End+avFlashLen {
 			continue // cut by the pause
 		}
-		if at < begun+avFlashLen+1.0/fps {
-			t.Logf("a flash at %.3f s, as the tracks began (%.3f s): left out", at, begun)
+		if at < begun+avFlashLen+1.0/fps || !red(n-1) {
+			// The video's first keyframe came during the flash: the
+			// flash shows from the keyframe on, after its beep began.
+			t.Logf("a flash at %.3f s, as the tracks began (%.3f s) or the video's first frame: left out", at, begun)
 			continue
 		}
 		onset := -1.0
