@@ -220,7 +220,7 @@ func TestAudioPipeline_PlacedBySenderReport(t *testing.T) {
 			}
 			p.Close()
 			pos, ok := p.Origin()
-			if want := uint64(tt.origin * 8000 / time.Second); !ok || pos != want {
+			if want := int64(tt.origin * 8000 / time.Second); !ok || pos != want {
 				t.Errorf("origin %d (%v), want %d", pos, ok, want)
 			}
 			if s := p.Stats(); s.BySR != tt.bySR || s.Lost != 0 || s.Late != 0 {

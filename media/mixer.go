@@ -115,6 +115,7 @@ type MixInput struct {
 	channel Channel
 	rate    int    // the mix rate
 	start   uint64 // the timeline position the input joined at
+	added   uint64 // the timeline position of the instant it was added
 
 	active  atomic.Bool            // the producer wrote: frames wait for it
 	leaving atomic.Bool            // removed: nothing more will be written
@@ -195,7 +196,12 @@ type Mixer struct {
 	sink         FrameSink
 	frameSamples int    // per channel
 	budget       uint64 // latency budget in samples
-	joinWait     uint64 // how long a new input may take to begin, in samples
+	// joinWait is how far the mixer stays behind wall time, in samples: a
+	// new input starts that far back (AddInput), so a track's first packets
+	// that were captured before it was added (a backlog sent in a burst, a
+	// reader that read them late) still land where they belong; and how long
+	// an input that has sent nothing yet may hold a frame back.
+	joinWait uint64
 
 	inputs  atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
 	cuts    atomic.Pointer[[]span]      // skipped spans, sorted, immutable
@@ -243,9 +249,10 @@ func (m *Mixer) PosAt(t time.Time) uint64 {
 	return uint64(d/time.Microsecond) * uint64(m.cfg.SampleRate) / 1e6
 }
 
-// TimeAt returns the instant of timeline position pos (see PosAt).
-func (m *Mixer) TimeAt(pos uint64) time.Time {
-	return m.cfg.Start.Add(m.Duration(pos))
+// TimeAt returns the instant of timeline position pos (see PosAt); a
+// negative one is before the start.
+func (m *Mixer) TimeAt(pos int64) time.Time {
+	return m.cfg.Start.Add(time.Duration(pos) * time.Second / time.Duration(m.cfg.SampleRate))
 }
 
 // Now returns the timeline position of the current instant.
@@ -262,19 +269,24 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 // leaves room for jitter without growing.
 const initialRingSeconds = 1
 
-// AddInput adds an input that joins the timeline now (at the start of the
-// current frame) and returns it.
+// AddInput adds an input and returns it. The input joins the timeline the
+// mixer's join wait (half a second, at most half the budget) before now, at
+// a frame's start, or where the mix is written up to, if that is later: its
+// first audio may begin that far back (a backlog that reached the recorder
+// late or in a burst); audio placed before it is dropped (and counted by its
+// pipeline).
 func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	capacity := opts.RingCapacity
 	if capacity <= 0 {
 		capacity = int(m.budget) + m.cfg.SampleRate/10
 	}
 	f := uint64(m.frameSamples)
-	start := max(m.Now()/f*f, m.Written())
+	now := m.Now()
+	start := max((now-min(now, m.joinWait))/f*f, m.Written())
 	// The ring holds the budget once the track (or another the mixer waits
 	// for) lags; until then a second (ring.go: it grows when needed).
 	ring := NewGrowingRing(min(capacity, m.cfg.SampleRate*initialRingSeconds), capacity)
-	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start}
+	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, added: now}
 	in.ring.head.Store(start)
 	in.ring.tail.Store(start)
 	in.ring.end.Store(start)
@@ -428,7 +440,8 @@ func (m *Mixer) FrameSamples() int { return m.frameSamples }
 
 // Step writes every frame that is due: a frame is written once every input
 // has decided it, or once the latency budget has passed since its end, and
-// never before its end is one frame in the past. It returns the sink's
+// never before its end is the join wait (at least a frame) in the past, so
+// that an input added now can still begin there. It returns the sink's
 // error. Mixer goroutine only; it does not allocate or lock.
 func (m *Mixer) Step() error {
 	now := m.Now()
@@ -445,7 +458,7 @@ func (m *Mixer) Step() error {
 func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 	f := uint64(m.frameSamples)
 	h := m.pos
-	if !final && h+2*f > now {
+	if !final && h+f+max(m.joinWait, f) > now {
 		return false, nil
 	}
 	expired := final || h+f+m.budget <= now
@@ -475,9 +488,10 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 			}
 		}
 		// An input that has written nothing yet is silence once it had
-		// joinWait to begin (its first packets may be late: the pipeline
-		// moves them back to where they belong before it decides them).
-		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.start+m.joinWait
+		// joinWait since it was added to begin (its first packets may be
+		// late: the pipeline moves them back to where they belong before it
+		// decides them).
+		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.added+m.joinWait
 		a, b, ok := r.take(f, claim)
 		if !ok {
 			return false, nil // wait: the input has not decided the frame yet

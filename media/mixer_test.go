@@ -24,7 +24,11 @@ type feeder struct {
 
 func newFeeder(m *Mixer, id string, freq float64, amp int16, opts InputOptions) *feeder {
 	in := m.AddInput(id, opts)
-	return &feeder{in: in, freq: freq, amp: amp, rate: m.Config().SampleRate, pos: int(in.Start()), frame: make([]int16, m.FrameSamples())}
+	// The input joins the join wait before now (AddInput); its audio
+	// begins now, at a frame's start, as a live track's does.
+	f := uint64(m.FrameSamples())
+	pos := max(in.Start(), m.Now()/f*f)
+	return &feeder{in: in, freq: freq, amp: amp, rate: m.Config().SampleRate, pos: int(pos), frame: make([]int16, m.FrameSamples())}
 }
 
 func (f *feeder) feed() {
@@ -35,8 +39,8 @@ func (f *feeder) feed() {
 }
 
 // run feeds every feeder one frame, moves the mixer's virtual clock on by a
-// frame and steps it, n times. The mixer writes a frame once its end is one
-// frame in the past, so it lags one frame behind the feeders.
+// frame and steps it, n times. The mixer writes a frame once its end is the
+// join wait in the past, so it lags that much behind the feeders.
 func run(t testing.TB, m *Mixer, n int, feeders ...*feeder) {
 	t.Helper()
 	c := clockOf(m)
@@ -85,8 +89,8 @@ func TestMixer_SumsDistinctTones(t *testing.T) {
 		fs = append(fs, newFeeder(m, fmt.Sprint(i), f, 6000, InputOptions{}))
 	}
 	run(t, m, 50, fs...)
-	if got := len(sink.pcm); got != 49*160 {
-		t.Fatalf("%d samples before the end, want %d (one frame behind)", got, 49*160)
+	if got, want := len(sink.pcm), 50*160-int(m.joinWait); got != want {
+		t.Fatalf("%d samples before the end, want %d (the join wait behind)", got, want)
 	}
 	finish(t, m)
 	if got := len(sink.pcm); got != 50*160 {

@@ -57,6 +57,12 @@ type PipelineStats struct {
 	Skipped      uint64 // inactive Opus packets played as silence undecoded (counted in Decoded too)
 	Reanchors    uint64 // timeline re-anchors: new SSRC, timestamp jump, resume
 	BySR         uint64 // anchors placed by the sender's RTCP sender report, not by arrival
+	// BeforeStart counts packets whose audio (partly) maps before the
+	// track's start in the mix: before the recording's time zero, or before
+	// what the mix had written when the track joined (captured before the
+	// recording, or a backlog older than the join wait). That audio is left
+	// out of the mix, never shifted; the track's file keeps it.
+	BeforeStart uint64
 }
 
 // seqWindow is the number of packets tracked after the oldest undecided one:
@@ -166,7 +172,7 @@ type AudioPipeline struct {
 	last    []int16
 	lastN   int
 	lastSeq uint16
-	lastEnd uint64
+	lastEnd int64
 	haveLst bool
 
 	// Settling: a new anchor's first packets are written but not decided
@@ -178,6 +184,14 @@ type AudioPipeline struct {
 	settleMin   float64
 	settleFrom  uint64
 	settleFloor uint64 // what was written before the anchor: the shift stops there
+	// settleFirst: the track's first anchor. Its shift does not stop at
+	// the floor (the input's start): what it moves before it is dropped.
+	settleFirst bool
+
+	// byArrival: the anchor is the settled arrival (not a sender report or
+	// a skipped cut's end), so lateness 0 is on time: the drift reference
+	// is at most 0 (see measure).
+	byArrival bool
 
 	closed bool
 
@@ -189,12 +203,14 @@ type AudioPipeline struct {
 	srPos   float64
 
 	// origin is the timeline position of the first packet's first sample
-	// plus one (0: none yet): where the track's file begins on the
-	// recording's timeline. Stored by the reader goroutine (at the first
-	// packet, and when settling moves it), loaded by any.
-	origin atomic.Uint64
+	// (negative: before the recording's time zero), valid once originOK is
+	// set: where the track's file begins on the recording's timeline. Stored
+	// by the reader goroutine (at the first packet, and when settling moves
+	// it), loaded by any.
+	origin   atomic.Int64
+	originOK atomic.Bool
 
-	packets, decoded, lost, concealed, recovered, dups, late, decodeErrs, reanchors, bySR atomic.Uint64
+	packets, decoded, lost, concealed, recovered, dups, late, decodeErrs, reanchors, bySR, beforeStart atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -272,6 +288,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		Skipped:      p.skipped(),
 		Reanchors:    p.reanchors.Load(),
 		BySR:         p.bySR.Load(),
+		BeforeStart:  p.beforeStart.Load(),
 	}
 }
 
@@ -284,11 +301,15 @@ func (p *AudioPipeline) skipped() uint64 {
 
 // Origin returns the timeline position of the track's first sample: where
 // the first packet was placed (after settling), so the track's own file,
-// which begins with that packet, lines up with the mix there. ok is false
-// before the first packet. Safe from any goroutine.
-func (p *AudioPipeline) Origin() (pos uint64, ok bool) {
-	o := p.origin.Load()
-	return o - 1, o != 0
+// which begins with that packet, lines up with the mix there. It is
+// negative when the sender captured it before the recording's time zero
+// (the mix leaves that part out). ok is false before the first packet. Safe
+// from any goroutine.
+func (p *AudioPipeline) Origin() (pos int64, ok bool) {
+	if !p.originOK.Load() {
+		return 0, false
+	}
+	return p.origin.Load(), true
 }
 
 // Ratio returns the resampling ratio in use: mix samples per nominal sample
@@ -472,8 +493,9 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		p.late.Add(1)
 		return
 	}
-	if p.origin.Load() == 0 {
-		p.origin.Store(start + 1)
+	if !p.originOK.Load() {
+		p.origin.Store(start)
+		p.originOK.Store(true)
 	}
 	if seq == p.maxSeq+1 && p.haveLst && start != p.lastEnd && start+2 >= p.lastEnd && start <= p.lastEnd+2 {
 		// Contiguous with the previous packet but for rounding: no sample
@@ -483,7 +505,7 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	if n > 0 {
 		if gap := int16(seq - p.maxSeq); gap >= 2 && gap <= 4 && p.haveLst && p.lastSeq == p.maxSeq && start > p.lastEnd {
 			// A loss (not DTX: sequence numbers are missing).
-			if gap == 2 && fec > 0 && start-p.lastEnd <= uint64(2*fec) {
+			if gap == 2 && fec > 0 && start-p.lastEnd <= int64(2*fec) {
 				p.recoverFEC(p.lastEnd, start, fec)
 			} else {
 				p.conceal(p.lastEnd, start, uint64(gap-1))
@@ -491,9 +513,11 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		}
 		out := p.pcm[:n]
 		if p.ratio != 1 {
-			out = p.resample(out, end-start)
+			out = p.resample(out, uint64(end-start))
 		}
-		if stored := p.put(start, out); stored < len(out) {
+		if stored := p.put(start, out); start < int64(p.input.start) {
+			p.beforeStart.Add(1) // before the track joined the mix (or time zero): left out
+		} else if stored < len(out) {
 			p.late.Add(1)
 		}
 		p.decoded.Add(1)
@@ -514,7 +538,7 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 	if d := int16(seq - p.nextSeq); d >= 0 && int(d) < seqWindow {
 		w, b := p.bit(seq)
 		*w |= b
-		p.starts[int(seq)%seqWindow], p.ends[int(seq)%seqWindow] = uint32(start), uint32(end)
+		p.starts[int(seq)%seqWindow], p.ends[int(seq)%seqWindow] = uint32(start), uint32(end) // low 32 bits, also of a negative one
 		p.pending++
 	}
 	if p.settling && now >= p.settleEnd {
@@ -528,10 +552,10 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 // packet's in-band FEC carried (n samples in p.last), stretched to fit when
 // the timeline's rate differs; a missing packet that arrives later still
 // overwrites it.
-func (p *AudioPipeline) recoverFEC(from, to uint64, n int) {
+func (p *AudioPipeline) recoverFEC(from, to int64, n int) {
 	out := p.last[:n]
-	if to-from != uint64(n) {
-		out = p.res[:min(to-from, uint64(len(p.res)))]
+	if to-from != int64(n) {
+		out = p.res[:min(to-from, int64(len(p.res)))]
 		stretch(out, p.last[:n])
 	}
 	p.put(from, out)
@@ -542,20 +566,20 @@ func (p *AudioPipeline) recoverFEC(from, to uint64, n int) {
 // one packet and fading out over the next two; missing packets that arrive
 // later still overwrite it. Only short gaps (up to three packets) are
 // concealed; a longer one is silence.
-func (p *AudioPipeline) conceal(from, to uint64, missing uint64) {
+func (p *AudioPipeline) conceal(from, to int64, missing uint64) {
 	n := p.lastN
-	if n == 0 || to-from > uint64(3*n) {
+	if n == 0 || to-from > int64(3*n) {
 		return
 	}
 	for pos := from; pos < to; {
-		k := min(uint64(n), to-pos)
+		k := min(int64(n), to-pos)
 		chunk := p.res[:k]
 		copy(chunk, p.last[:k])
 		for i := range chunk {
 			// full for the first packet, then a linear fade to zero
-			at := pos - from + uint64(i)
-			if at >= uint64(n) {
-				g := 1 - float64(at-uint64(n))/float64(2*n)
+			at := pos - from + int64(i)
+			if at >= int64(n) {
+				g := 1 - float64(at-int64(n))/float64(2*n)
 				chunk[i] = int16(float64(chunk[i]) * max(g, 0))
 			}
 		}
@@ -571,7 +595,7 @@ func (p *AudioPipeline) advance() {
 	if p.settling {
 		return
 	}
-	var decide uint64
+	var decide int64
 	tail := p.ring.Tail()
 	for p.pending > 0 {
 		if w, b := p.bit(p.nextSeq); *w&b != 0 {
@@ -583,22 +607,22 @@ func (p *AudioPipeline) advance() {
 		}
 		// A hole: given up once the mixer wrote past the next packet's start.
 		next, ok := p.nextArrived()
-		if !ok || near(p.starts[int(next)%seqWindow], tail) > tail {
+		if !ok || near(p.starts[int(next)%seqWindow], tail) > int64(tail) {
 			break
 		}
 		p.lost.Add(uint64(next - p.nextSeq))
 		p.nextSeq = next
 	}
 	if decide > 0 {
-		p.decide(decide)
+		p.decide(uint64(decide))
 	}
 }
 
 // near returns the position whose low 32 bits are x nearest to ref (the
 // positions of the packets in the sequence window are within 2^31 samples of
-// the ring's frontier).
-func near(x uint32, ref uint64) uint64 {
-	return uint64(int64(ref) + int64(int32(x-uint32(ref))))
+// the ring's frontier); negative before the recording's time zero.
+func near(x uint32, ref uint64) int64 {
+	return int64(ref) + int64(int32(x-uint32(ref)))
 }
 
 // nextArrived returns the first arrived sequence number after nextSeq.
@@ -620,7 +644,7 @@ func (p *AudioPipeline) nextArrived() (uint16, bool) {
 // come after it.
 func (p *AudioPipeline) makeRoom(seq uint16) {
 	p.settleNow()
-	var decide uint64
+	var decide int64
 	tail := p.ring.Tail()
 	for int(uint16(seq-p.nextSeq)) >= seqWindow {
 		if w, b := p.bit(p.nextSeq); *w&b != 0 {
@@ -633,7 +657,7 @@ func (p *AudioPipeline) makeRoom(seq uint16) {
 		p.nextSeq++
 	}
 	if decide > 0 {
-		p.decide(decide)
+		p.decide(uint64(decide))
 	}
 }
 
@@ -658,17 +682,18 @@ func (p *AudioPipeline) finishSeq() {
 // the packet and, once per window, adjusts the resampling ratio. A packet
 // older than the newest (reordered, late) is placed by the mapping as it is
 // and never moves it: ok is false if its timestamp is too far from the
-// newest's to mean anything.
-func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start, end uint64, ok bool) {
+// newest's to mean anything. A span may begin before the recording's time
+// zero (negative): put leaves that part out.
+func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start, end int64, ok bool) {
 	k := p.rate / p.clock
 	if !newest && p.anchored {
 		step := int64(int32(ts - p.lastTS))
 		if step > p.maxJump || -step > p.maxJump {
 			return 0, 0, false
 		}
-		pos := max(p.basePos+float64(p.ext+step-p.baseExt)*k*p.ratio, 0)
-		start = uint64(math.Ceil(pos))
-		return start, start + uint64(math.Ceil(float64(n)*p.ratio)), true
+		pos := p.basePos + float64(p.ext+step-p.baseExt)*k*p.ratio
+		start = int64(math.Ceil(pos))
+		return start, start + int64(math.Ceil(float64(n)*p.ratio)), true
 	}
 	if p.anchored {
 		step := int64(int32(ts - p.lastTS)) // wraps at 2^32
@@ -710,25 +735,29 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.settleMin = min(p.settleMin, float64(now)-pos)
 	}
 	p.measure(pos, float64(p.ext-p.origExt)*k, now)
-	s := max(pos, 0)
-	start = uint64(math.Ceil(s))
-	end = uint64(math.Ceil(s + float64(n)*p.ratio))
+	start = int64(math.Ceil(pos))
+	end = int64(math.Ceil(pos + float64(n)*p.ratio))
 	if p.ratio == 1 {
-		end = start + uint64(n)
+		end = start + int64(n)
 	}
 	return start, end, true
 }
 
 // anchor maps ts to where the sender's latest sender report places it, if
 // that fits the packet's arrival; otherwise to the arrival now (or the end of
-// what was written, if later), and starts settling.
+// what was written, if later), and starts settling. For the track's first
+// anchor a report may place it anywhere, before the track's start in the mix
+// or the recording's time zero too (that part is left out of the mix); a
+// later one (a new source, a jump) goes no earlier than the track's audio
+// written so far ends.
 func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.settleNow()
 	p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
 	end := p.ring.End()
+	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy = 0
+	p.bridgeBy, p.byArrival = 0, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -744,21 +773,24 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 		}
 		return
 	}
-	if pos, ok := p.srPosition(ts, now); ok && pos >= float64(end) {
+	if pos, ok := p.srPosition(ts, now); ok && (first || pos >= float64(end)) {
 		p.basePos = pos
 		p.bySR.Add(1)
 		return // the sender's clock places it: nothing to settle
 	}
 	from := max(now, end)
-	p.basePos = float64(from)
-	p.settling, p.settleFrom, p.settleFloor, p.settleMin = true, from, end, 0
+	p.basePos, p.byArrival = float64(from), true
+	p.settling, p.settleFrom, p.settleFloor, p.settleMin, p.settleFirst = true, from, end, 0, first
 	p.settleEnd = now + min(uint64(samples(settleTime, int(p.rate))), p.mixer.budget/2)
 }
 
 // settleNow ends settling: if packets came earlier than the anchor placed
 // them, everything written since the anchor moves back by the most any was
-// early (not before what was written before the anchor: for a new track,
-// the instant it joined), and the timeline is decided.
+// early (the least-late packet defines the mapping, not the first one read),
+// and the timeline is decided. For the track's first anchor what moves
+// before the track's start in the mix (the join wait before it was added, or
+// the recording's time zero) is dropped and counted, never shifted; a later
+// anchor moves back no further than the track's own audio before it ends.
 func (p *AudioPipeline) settleNow() {
 	if !p.settling {
 		return
@@ -769,22 +801,32 @@ func (p *AudioPipeline) settleNow() {
 	if pos, ok := p.srPosition(uint32(p.baseExt), p.settleFrom); ok && p.ratio == 1 {
 		// A sender report came while settling: it places the anchor.
 		early = float64(p.settleFrom) - pos
-		if early > 0 && p.settleFrom-uint64(math.Ceil(early)) >= floor {
+		if early > 0 && (p.settleFirst || p.settleFrom-uint64(math.Ceil(early)) >= floor) {
 			p.bySR.Add(1)
+			p.byArrival = false
 		}
 	}
-	if early > 0 && p.settleFrom > floor {
-		shift := min(uint64(math.Ceil(early)), p.settleFrom-floor)
-		p.ring.Shift(p.settleFrom, p.settleFrom-shift)
-		if o := p.origin.Load(); o > p.settleFrom { // the first packet moves too
-			p.origin.Store(o - shift)
+	if early > 0 && (p.settleFirst || p.settleFrom > floor) {
+		shift := uint64(math.Ceil(early))
+		if !p.settleFirst {
+			shift = min(shift, p.settleFrom-floor)
+		}
+		p.ring.ShiftBack(p.settleFrom, shift)
+		if o := p.origin.Load(); p.originOK.Load() && o >= int64(p.settleFrom) { // the first packet moves too
+			p.origin.Store(o - int64(shift))
 		}
 		p.basePos -= float64(shift)
-		p.lastEnd -= shift
+		p.lastEnd -= int64(shift)
+		start := int64(p.input.start)
 		for s := p.nextSeq; s != p.maxSeq+1; s++ {
 			if w, b := p.bit(s); *w&b != 0 {
-				p.starts[int(s)%seqWindow] -= uint32(shift)
-				p.ends[int(s)%seqWindow] -= uint32(shift)
+				i := int(s) % seqWindow
+				was := near(p.starts[i], p.settleFrom)
+				p.starts[i] -= uint32(shift)
+				p.ends[i] -= uint32(shift)
+				if was >= start && was-int64(shift) < start {
+					p.beforeStart.Add(1) // moved before the track's start: left out of the mix
+				}
 			}
 		}
 	}
@@ -824,7 +866,17 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	p.winEnd = now + uint64(windowLen.Seconds()*p.rate)
 	p.winMin, p.winNom, p.winAt = late, nom, float64(now)
 	if !p.haveBase {
-		p.haveBase, p.base, p.baseNom, p.baseAt = true, winMin, winNom, winAt
+		// The reference: the first window's least lateness, or, for an
+		// anchor placed by arrival, on time (lateness 0, the settled
+		// anchor's least-late packet) if this window came earlier than that:
+		// the packets read while settling were all late (a reader or a
+		// sender that stayed behind for longer), so the mapping is late and
+		// is pulled back to on time by resampling.
+		base := winMin
+		if p.byArrival {
+			base = max(winMin, 0)
+		}
+		p.haveBase, p.base, p.baseNom, p.baseAt = true, base, winNom, winAt
 		return
 	}
 	span := winNom - p.baseNom
@@ -907,10 +959,10 @@ func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
 		return 0, false
 	}
 	pos := p.srPos + float64(int32(ts-p.srTS))*p.rate/p.clock
-	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate || pos < 0 {
+	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate {
 		return 0, false
 	}
-	return pos, true
+	return pos, true // before the recording's time zero too: that part is left out of the mix
 }
 
 // Resync tells the pipeline that packets were dropped on purpose before the
@@ -977,8 +1029,14 @@ func (p *AudioPipeline) ResyncAt(from, to uint64) {
 
 // put writes out at timeline position pos as the mapping places it; the part
 // within the bridge over a skipped cut goes to just before the cut (see
-// anchor). It returns the samples stored.
-func (p *AudioPipeline) put(pos uint64, out []int16) int {
+// anchor), the part before the recording's time zero nowhere. It returns the
+// samples stored.
+func (p *AudioPipeline) put(at int64, out []int16) int {
+	if at < 0 {
+		out = out[min(-at, int64(len(out))):]
+		at = 0
+	}
+	pos := uint64(at)
 	end := pos + uint64(len(out))
 	if p.bridgeBy == 0 || pos >= p.bridgeTo || end <= p.bridgeFrom {
 		return p.ring.Put(pos, out)

@@ -219,8 +219,10 @@ func TestAudioPipeline_TimelineUnderNetworkFaults(t *testing.T) {
 			return ps
 		}, true, nil},
 		{"reordered pairs", func(ps []timedPacket) []timedPacket {
+			// Packet i is held up behind packet i+1 (no packet arrives
+			// before it was sent: the least-late one places the track).
 			for i := 7; i+1 < len(ps); i += 7 {
-				ps[i].at, ps[i+1].at = ps[i+1].at, ps[i].at+time.Millisecond
+				ps[i].at = ps[i+1].at + time.Millisecond
 			}
 			return ps
 		}, true, nil},
@@ -758,23 +760,28 @@ func TestAudioPipeline_OpusStereoDownmix(t *testing.T) {
 // Held up on our side (the first 300 ms arrive 300 ms late), the track is
 // placed where the packets after the burst show it belongs, at its start;
 // a backlog the sender queued (GStreamer sends 0.3–0.7 s at once) is placed
-// by its timestamps, not stretched or squeezed.
+// by its timestamps, not stretched or squeezed: captured before the
+// recording's time zero, the first 500 ms (the first beep) are left out of
+// the mix and counted, and the rest is where it was captured.
 func TestAudioPipeline_ConnectBurst(t *testing.T) {
 	payloads := opusBeeps(t, 5*time.Second)
 	tests := []struct {
-		name string
-		mod  func(ps []timedPacket)
+		name   string
+		mod    func(ps []timedPacket)
+		beeps  int           // in the mix, the first at 0, every 500 ms
+		origin time.Duration // of the first packet, on the timeline
+		before uint64        // packets left out: before time zero
 	}{
 		{"first 300 ms held up 300 ms", func(ps []timedPacket) {
 			for i := range ps {
 				ps[i].at = max(ps[i].at, 300*time.Millisecond)
 			}
-		}},
+		}, 10, 0, 0},
 		{"a 500 ms backlog sent at once", func(ps []timedPacket) {
 			for i := range ps {
 				ps[i].at = max(ps[i].at-500*time.Millisecond, 0)
 			}
-		}},
+		}, 9, -500 * time.Millisecond, 25},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -782,9 +789,12 @@ func TestAudioPipeline_ConnectBurst(t *testing.T) {
 			tt.mod(pkts)
 			m, sink, p := newTestPipeline(t, CodecOpus, 8000)
 			simulate(t, m, p, pkts, 5200*time.Millisecond)
-			checkBeeps(t, sink.pcm, 8000, 0, 10)
-			if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
-				t.Errorf("stats %+v", s)
+			checkBeeps(t, sink.pcm, 8000, 0, tt.beeps)
+			if o, ok := p.Origin(); !ok || o != int64(tt.origin/time.Millisecond)*8 {
+				t.Errorf("origin %d (%v), want %d", o, ok, int64(tt.origin/time.Millisecond)*8)
+			}
+			if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 || s.BeforeStart != tt.before {
+				t.Errorf("stats %+v: want nothing late, no re-anchor, %d before the start", s, tt.before)
 			}
 		})
 	}

@@ -57,7 +57,7 @@ const busy = uint64(1) << 63
 // in a row (the lag is over), it shrinks back to the initial size the same
 // way, so a track pays for the budget only while it is in use.
 //
-// One goroutine may be the producer (Write, WriteAt, Put, Decide, Shift)
+// One goroutine may be the producer (Write, WriteAt, Put, Decide, ShiftBack)
 // and one the consumer (Read, Play, Skip, take/release); Len, Head, Tail,
 // End, Cap, Dropped and Missing may be called from any goroutine.
 type Ring struct {
@@ -282,26 +282,35 @@ func (r *Ring) resize(b *ringBuf, h, t, size uint64) {
 	r.buf.Store(nb)
 }
 
-// Shift moves what the producer wrote from position from on back to start at
-// to (the frontier <= to < from), before any of it is decided: a track's
-// first packets, placed at a late first arrival, moved to where the ones
-// after them show they belong. Producer only.
-func (r *Ring) Shift(from, to uint64) {
-	for {
+// ShiftBack moves what the producer wrote from position from on back by
+// by samples, before any of it is decided: a track's first packets, placed
+// at a late first arrival, moved to where the ones after them show they
+// belong. What would land below the frontier (before the track joined the
+// mix, or before the recording's time zero) is dropped and counted: the
+// rest keeps its place relative to it, nothing is shifted past it. Producer
+// only.
+func (r *Ring) ShiftBack(from, by uint64) {
+	for by > 0 {
 		t := r.tail.Load()
-		if to < t || to >= from {
+		if from < t {
 			return
 		}
 		if !r.tail.CompareAndSwap(t, t|busy) {
 			continue
 		}
 		if e := max(r.end.Load(), t); from < e {
-			d := from - to
 			b := r.buf.Load()
-			for pos := from; pos < e; pos++ {
-				b.s[(pos-d)%b.size] = b.s[pos%b.size]
+			src := from // the first position whose samples land at or above t
+			if from-t < by {
+				src = t + by
 			}
-			r.end.Store(e - d) // the slots left behind are stale from now on
+			for pos := src; pos < e; pos++ {
+				b.s[(pos-by)%b.size] = b.s[pos%b.size]
+			}
+			if src > from {
+				r.dropped.Add(min(src, e) - from)
+			}
+			r.end.Store(max(e-min(e, by), t)) // the slots left behind are stale from now on
 		}
 		r.tail.Store(t)
 		return

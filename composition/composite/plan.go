@@ -202,7 +202,7 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 			cur.to = p.tl.frame(p.tl.out(curEnd))
 			at := p.tl.out(mb.from)
 			if mb.t.Kind == "AUDIO" {
-				if zero := mb.t.MediaOffset; zero != nil && *zero >= mb.t.Offset && *zero <= wallEnd {
+				if zero := mb.t.MediaOffset; zero != nil && *zero >= mb.t.Offset-1 && *zero <= wallEnd { // captured before the track joined too
 					at = p.tl.out(*zero) // where the mix put its first sample
 				}
 				cur.audio = append(cur.audio, audioTrack{file: mb.t.File, at: at})

@@ -1,0 +1,196 @@
+package media
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// placementCase is one track joining a running mixer: the timeline instant
+// it is added, when its sender captured its first packet (on the recording's
+// timeline: the truth), when each packet is read, an optional sender report
+// and an optional pause.
+type placementCase struct {
+	name   string
+	join   time.Duration                         // the track is added to the mixer
+	sent   time.Duration                         // its first packet was captured (may be before 0)
+	arrive func(sent time.Duration) time.Duration // when the packet captured at sent is read
+	sr     bool                                  // a sender report (the sender's clock is ours) before the first packet
+	pause  [2]time.Duration                      // the gate drops packets whose audio begins within (zero: none)
+	total  time.Duration
+	onsets []time.Duration // where the mix's beeps begin: the truth
+	origin time.Duration   // where the track's first sample goes (its file's time zero)
+	before uint64          // packets left out of the mix: before the track's start in it
+}
+
+// runPlacement plays the 440 Hz Opus beeps (200 ms every 500 ms of the
+// sender's clock) of a track as tc describes, on a virtual clock, and
+// returns the mix and the pipeline.
+func runPlacement(t *testing.T, payloads [][]byte, tc placementCase) ([]int16, *AudioPipeline) {
+	t.Helper()
+	sink := &captureSink{}
+	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+	t0 := m.Config().Start
+	pkts := packetize(payloads, 48000, 7, 100, 90000, 0)
+	for i := range pkts {
+		sent := tc.sent + pkts[i].at
+		pkts[i].at = tc.arrive(sent)
+	}
+	slices.SortStableFunc(pkts, func(a, b timedPacket) int { return int(a.at - b.at) })
+	var p *AudioPipeline
+	gated := false
+	i := 0
+	for now := time.Duration(0); now < tc.total; now += 20 * time.Millisecond {
+		if p == nil && now >= tc.join {
+			c.t = t0.Add(tc.join)
+			var err error
+			if p, err = NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput("track", InputOptions{})}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.sr { // the sender's clock read the first packet's capture instant at its timestamp
+				p.SenderReport(7, t0.Add(tc.sent), 90000)
+			}
+		}
+		for p != nil && i < len(pkts) && pkts[i].at <= now {
+			c.t = t0.Add(max(pkts[i].at, tc.join))
+			pkt := pkts[i].pkt
+			i++
+			if tc.pause[1] > 0 { // the recorder's gate: by where the audio begins (PlaceOf)
+				at := time.Duration(-1)
+				if pos, ok := p.PlaceOf(pkt.Timestamp); ok {
+					at = m.Duration(pos)
+				}
+				if at < 0 {
+					at = pkts[i-1].at // unknown: by its arrival
+				}
+				if at >= tc.pause[0] && at < tc.pause[1] {
+					if !gated {
+						gated = true
+						p.Pause()
+					}
+					continue
+				}
+				if gated {
+					gated = false
+					p.Resync()
+				}
+			}
+			if err := p.WriteRTP(pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.t = t0.Add(now)
+		if err := m.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.t = t0.Add(tc.total)
+	p.Close()
+	m.RemoveInput(p.input)
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return sink.pcm, p
+}
+
+// checkOnsets checks that the 440 Hz beeps in pcm (8 kHz) begin at want,
+// each within 10 ms (one 10 ms block either way).
+func checkOnsets(t *testing.T, pcm []int16, want []time.Duration) {
+	t.Helper()
+	act := fillHoles(activity(pcm, 8000, 440, 80), 3)
+	on := onsets(act)
+	got := make([]time.Duration, len(on))
+	for i, o := range on {
+		got[i] = time.Duration(o) * 10 * time.Millisecond
+	}
+	if len(got) != len(want) {
+		t.Fatalf("beeps begin at %v, want %v", got, want)
+	}
+	for i := range got {
+		if d := got[i] - want[i].Truncate(10*time.Millisecond); d < -10*time.Millisecond || d > 10*time.Millisecond {
+			t.Errorf("beep %d begins at %v, want %v (within 10 ms)", i, got[i], want[i])
+		}
+	}
+}
+
+// beepOnsets returns where the 6 s of beeps of a sender whose first packet
+// is placed at sent begin on the timeline up to to, from on: a beep cut off
+// at from or by a cut (a pause) begins where the cut ends, one within a cut
+// is left out.
+func beepOnsets(sent, from, to time.Duration, cut [2]time.Duration) []time.Duration {
+	var out []time.Duration
+	for b := sent; b < min(to, sent+6*time.Second); b += 500 * time.Millisecond {
+		on, end := max(b, from), b+200*time.Millisecond
+		if cut[1] > 0 && on >= cut[0] && on < cut[1] {
+			on = cut[1]
+		}
+		if on < end {
+			out = append(out, on)
+		}
+	}
+	return out
+}
+
+// TestAudioPipeline_PlacedWhereItWasCaptured: a track is placed on the
+// recording's timeline by its own timestamps, mapped to the recording's
+// clock by its sender report or else by its least-late packet, however its
+// first packets reach the recorder: read late, a backlog delivered at once
+// at the start or when the track joins a running recording, sent before
+// the recording's time zero. Its beeps begin in the mix where its sender
+// captured them (within 10 ms); nothing is stretched or re-anchored; audio
+// from before the track's start in the mix (the recording's time zero, or
+// the join wait before the track was added) is left out and counted; and a
+// pause does not move the track against its timestamps (no jump at the
+// resume).
+func TestAudioPipeline_PlacedWhereItWasCaptured(t *testing.T) {
+	payloads := opusBeeps(t, 6*time.Second)
+	ms := time.Millisecond
+	tests := []placementCase{
+		{name: "first packet read 350 ms late",
+			join: 0, sent: 0, arrive: func(s time.Duration) time.Duration { return max(s, 350*ms) },
+			total: 5200 * ms, onsets: beepOnsets(0, 0, 5200*ms, [2]time.Duration{})},
+		{name: "a 500 ms backlog delivered at once at the start",
+			join: 0, sent: -500 * ms, arrive: func(s time.Duration) time.Duration { return max(s, 0) },
+			total: 5200 * ms, onsets: beepOnsets(-500*ms, 0, 5200*ms, [2]time.Duration{}), origin: -500 * ms, before: 25},
+		{name: "joins at 2 s with a 400 ms backlog delivered at once",
+			join: 2000 * ms, sent: 1600 * ms, arrive: func(s time.Duration) time.Duration { return max(s, 2000*ms) },
+			total: 7800 * ms, onsets: beepOnsets(1600*ms, 0, 7800*ms, [2]time.Duration{}), origin: 1600 * ms},
+		{name: "joins at 2 s with a 650 ms backlog: what is older than the join wait is left out",
+			join: 2000 * ms, sent: 1350 * ms, arrive: func(s time.Duration) time.Duration { return max(s, 2000*ms) },
+			total: 7500 * ms, onsets: beepOnsets(1350*ms, 1500*ms, 7500*ms, [2]time.Duration{}), origin: 1350 * ms, before: 8},
+		{name: "joins at 100 ms, sending since -33 ms, first read 120 ms late",
+			join: 100 * ms, sent: -33 * ms, arrive: func(s time.Duration) time.Duration { return max(s, 150*ms) },
+			total: 5200 * ms, onsets: beepOnsets(-33*ms, 0, 5200*ms, [2]time.Duration{}), origin: -33 * ms, before: 2},
+		{name: "sender report: sending since -33 ms, every packet 110 ms in transit",
+			join: 100 * ms, sent: -33 * ms, arrive: func(s time.Duration) time.Duration { return s + 110*ms }, sr: true,
+			total: 5200 * ms, onsets: beepOnsets(-33*ms, 0, 5200*ms, [2]time.Duration{}), origin: -33 * ms, before: 2},
+		// Every packet 10 ms in transit: without a sender report the
+		// least-late packet places the track, 10 ms after its capture.
+		{name: "a pause after a late start: no jump at the resume",
+			join: 100 * ms, sent: -33 * ms, arrive: func(s time.Duration) time.Duration { return max(s+10*ms, 250*ms) },
+			pause: [2]time.Duration{2000 * ms, 3000 * ms},
+			total: 5200 * ms, onsets: beepOnsets(-23*ms, 0, 5200*ms, [2]time.Duration{2000 * ms, 3000 * ms}), origin: -23 * ms, before: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pcm, p := runPlacement(t, payloads, tc)
+			if want := int(tc.total / ms * 8); len(pcm) != want {
+				t.Errorf("mix of %d samples, want %d", len(pcm), want)
+			}
+			checkOnsets(t, pcm, tc.onsets)
+			if o, ok := p.Origin(); !ok || o < int64(tc.origin/ms)*8-8 || o > int64(tc.origin/ms)*8+8 {
+				t.Errorf("origin %d (%v), want %d (within 1 ms)", o, ok, int64(tc.origin/ms)*8)
+			}
+			s := p.Stats()
+			if s.Reanchors != 0 || s.Late != 0 || s.Lost != 0 || s.BeforeStart != tc.before {
+				t.Errorf("stats %+v: want no re-anchor, nothing late or lost, %d before the start", s, tc.before)
+			}
+			if tc.sr != (s.BySR == 1) {
+				t.Errorf("%d anchors by the sender report", s.BySR)
+			}
+			if p.Ratio() != 1 {
+				t.Errorf("resampling at %v", p.Ratio())
+			}
+		})
+	}
+}
