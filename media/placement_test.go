@@ -12,11 +12,11 @@ import (
 // and an optional pause.
 type placementCase struct {
 	name   string
-	join   time.Duration                         // the track is added to the mixer
-	sent   time.Duration                         // its first packet was captured (may be before 0)
+	join   time.Duration                          // the track is added to the mixer
+	sent   time.Duration                          // its first packet was captured (may be before 0)
 	arrive func(sent time.Duration) time.Duration // when the packet captured at sent is read
-	sr     bool                                  // a sender report (the sender's clock is ours) before the first packet
-	pause  [2]time.Duration                      // the gate drops packets whose audio begins within (zero: none)
+	sr     bool                                   // a sender report (the sender's clock is ours) before the first packet
+	pause  [2]time.Duration                       // the gate drops packets whose audio begins within (zero: none)
 	total  time.Duration
 	onsets []time.Duration // where the mix's beeps begin: the truth
 	origin time.Duration   // where the track's first sample goes (its file's time zero)
