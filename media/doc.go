@@ -35,30 +35,47 @@
 //   - Timeline. Position 0 is the recording's start (MixConfig.Start); a
 //     position is a sample at the mix rate; the wall clock (MixConfig.Clock)
 //     gives the position of now (Mixer.Now, Mixer.PosAt).
-//   - One clock for all tracks. A track's first packet is placed at its
-//     arrival; every later packet at the first's position plus its RTP time
-//     since (timestamps extended to 64 bits, so wrap-around is seamless). A
-//     backlog sent in a burst at connect is therefore placed by its
-//     timestamps, not stretched. The mapping is re-anchored at arrival after
-//     a new SSRC, a timestamp jump of more than MaxJump (5 s), a packet more
-//     than a second ahead of its arrival or later than the budget. After a
-//     pause or blackout (Resync, on the first packet the gate lets through)
-//     the timestamps still place the packet, as they do in the track's
-//     file, if that fits its arrival (not before what was decided, at most
-//     100 ms ahead, at most half the budget late); otherwise the timeline
-//     re-anchors at its arrival. RTCP sender reports: the conference
-//     adapters read each receiver's RTCP (conference.Track.SenderReport) and
-//     the recorder gives the latest to the pipeline (SenderReport). An
-//     anchor then goes where the report puts its timestamp on the sender's
-//     wall clock, if that fits the packet's arrival (at most 100 ms after it,
-//     at most 1 s before it: the sender's clock agrees with ours, as an SFU's
-//     or an NTP-synced sender's does); a report that comes while an anchor
-//     settles moves it there. Otherwise, and without reports, the anchor is
-//     the settled arrival. PipelineStats.BySR counts anchors placed by a
-//     report; Origin is where the track's first sample landed, which the
-//     recorder records as the track file's time zero (manifest
-//     mediaOffset), and the manifest's track timing keeps the RTP timestamp
-//     of that sample and the report, so video is placed by the same clock.
+//   - One clock for all tracks. Every packet is placed by its own RTP
+//     timestamp (extended to 64 bits, so wrap-around is seamless) mapped to
+//     the recording's clock: by the sender's RTCP sender report (NTP↔RTP)
+//     when there is one that fits the arrivals, otherwise by the track's
+//     least-late packet. The conference adapters read each receiver's RTCP
+//     (conference.Track.SenderReport) and the recorder gives the latest to
+//     the pipeline (SenderReport). An anchor goes where the report puts its
+//     timestamp on the sender's wall clock, if that fits the packet's
+//     arrival (at most 100 ms after it, at most 1 s before it: the sender's
+//     clock agrees with ours, as an SFU's or an NTP-synced sender's does); a
+//     report that comes while an anchor settles moves it there. Without a
+//     report the anchor is first the packet's arrival and then, for half a
+//     second of arrivals (settling, nothing decided meanwhile), moves back by
+//     the most any packet came earlier than the mapping placed it: the
+//     least-late packet defines the mapping, not the first one read. So a
+//     backlog sent in a burst at connect (GStreamer sends 0.3–0.7 s at once),
+//     a reader that read the first packets late, or a sender that was already
+//     sending when the recording started is placed where it was captured, by
+//     its timestamps, never stretched. For that the mixer stays the join wait
+//     (half a second, at most half the budget) behind wall time, and a new
+//     input begins that far before the instant it is added (Mixer.AddInput;
+//     or where the mix is written up to, if later). Audio that maps before the
+//     input's start (the recording's time zero, or older than the join wait)
+//     is left out of the mix and counted (PipelineStats.BeforeStart), never
+//     shifted; the track's file keeps it, and its time zero (Origin, the
+//     manifest's mediaOffset) may then be negative. The mapping is
+//     re-anchored after a new SSRC, a timestamp jump of more than MaxJump (5
+//     s), a packet more than a second ahead of its arrival or later than the
+//     budget; a later anchor moves back no further than the track's own audio
+//     before it ends. After a pause or blackout (Resync, on the first packet
+//     the gate lets through) the timestamps still place the packet, as they
+//     do in the track's file, if that fits its arrival (not before what was
+//     decided, at most 100 ms ahead, at most half the budget late);
+//     otherwise the timeline re-anchors at its arrival. With every track
+//     placed where it was captured the first packet after a resume is never
+//     ahead of its arrival, so the mix does not jump against the file there.
+//     PipelineStats.BySR counts anchors placed by a report; Origin is where
+//     the track's first sample landed, which the recorder records as the
+//     track file's time zero (manifest mediaOffset), and the manifest's track
+//     timing keeps the RTP timestamp of that sample and the report, so video
+//     is placed by the same clock.
 //   - Latency budget (MixConfig.Latency, default 5 s). Every packet that
 //     arrives within the budget lands at its own place, late or reordered:
 //     the pipeline writes it with Ring.Put and moves the ring's decided
@@ -83,7 +100,12 @@
 //     only adds to it, so its trend is the sender's clock against ours.
 //     After 3 s the pipeline resamples (linear interpolation, per packet) at
 //     the slope of that trend since the first window, plus the offset from
-//     the first window caught up over 10 s, within MaxSkew (5 %). It starts
+//     the reference caught up over 10 s, within MaxSkew (5 %). The reference
+//     is the first window's least lateness, but for a track placed by arrival
+//     at most 0 (on time: its settled anchor): when the packets read while it
+//     settled all came late (a reader or sender that stayed behind for longer
+//     than that), the later, on-time ones show the mapping late, and it is
+//     pulled back to them. It starts
 //     once the offset passed 10 ms and stops within 0.02 % and 5 ms, so
 //     jitter alone never makes it resample. So a skewed sender is
 //     neither cut nor padded with silence, and the mix lasts the wall-clock

@@ -164,9 +164,10 @@ type AudioPipeline struct {
 	prevNom  float64
 	prevAt   float64
 	haveBase bool
-	base     float64 // least lateness of the first window: the reference
-	baseNom  float64
-	baseAt   float64
+	base     float64 // the reference lateness the offset is steered to (see measure)
+	baseMin  float64 // the least lateness of the slope's reference window
+	baseNom  float64 // its nominal position
+	baseAt   float64 // its arrival
 
 	// Concealment: the last decoded packet, repeated into a short gap.
 	last    []int16
@@ -837,10 +838,15 @@ func (p *AudioPipeline) settleNow() {
 // measure takes the lateness of a packet placed at pos (nominal position
 // nom, without resampling) that arrived at now, and at the end of each
 // window steers the ratio: to the slope of the least lateness since the
-// first window (the sender's clock rate against ours), corrected by the
-// offset from the first window's over 10 s. It starts resampling once the
-// offset passed 10 ms, and stops when the slope is within 0.02 % and the
-// offset within 5 ms: otherwise the ratio is exactly 1 (no resampling).
+// reference window (the sender's clock rate against ours), corrected by the
+// offset from the reference lateness over 10 s. The reference window is the
+// first one, or a later one whose least lateness fell by more than any
+// sender clock within MaxSkew explains (a step: the packets before it came
+// late, a reader or a sender that caught up). The reference lateness is the
+// first window's, but for a track placed by arrival at most 0 (on time:
+// its settled anchor). It starts resampling once the offset passed 10 ms,
+// and stops when the slope is within 0.02 % and the offset within 5 ms:
+// otherwise the ratio is exactly 1 (no resampling).
 func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	late := float64(now) - pos
 	if p.winEnd == 0 {
@@ -876,22 +882,44 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		if p.byArrival {
 			base = max(winMin, 0)
 		}
-		p.haveBase, p.base, p.baseNom, p.baseAt = true, base, winNom, winAt
+		p.haveBase, p.base, p.baseMin, p.baseNom, p.baseAt = true, base, winMin, winNom, winAt
 		return
 	}
 	span := winNom - p.baseNom
-	if span < 3*p.rate {
-		return // too short a baseline for a slope
+	if p.baseMin-winMin > p.maxSkew*span+0.01*p.rate {
+		// A step no sender clock explains: the slope is measured from here
+		// (the offset to the reference lateness is still caught up).
+		p.baseMin, p.baseNom, p.baseAt = winMin, winNom, winAt
+		span = 0
 	}
-	slope := (winAt - p.baseAt) / span          // our samples per sender sample
-	offset := (winMin - p.base) / (10 * p.rate) // catch up the offset in 10 s
-	ratio := min(max(slope+offset, 1-p.maxSkew), 1+p.maxSkew)
-	// Jitter makes the slope noisy: start resampling once the offset has
-	// grown past 10 ms, stop once the slope is within 0.02 % and the
-	// offset within 5 ms.
-	drift := math.Abs(winMin - p.base)
-	if p.ratio == 1 && drift < 0.01*p.rate || p.ratio != 1 && math.Abs(slope-1) < 2e-4 && drift < 0.005*p.rate {
-		ratio = 1
+	slope := 1.0 // our samples per sender sample
+	if span >= 3*p.rate {
+		slope = (winAt - p.baseAt) / span
+	}
+	// This window's least lateness (not the two windows': the one before
+	// was placed by the ratio before), moved on by the ratio in use since.
+	now1 := p.prevMin + (1-p.ratio)*(float64(now)-p.prevAt)
+	var ratio float64
+	switch {
+	case p.byArrival && now1-p.base < -0.02*p.rate:
+		// Packets came more than 20 ms before the mapping places them
+		// (jitter only ever makes them later): the track is placed late
+		// (a step, or a sender clock running fast). Caught up within
+		// seconds, the offset over 2 s at most MaxSkew, without waiting
+		// for a slope.
+		ratio = min(max(slope+(now1-p.base)/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+	case span < 3*p.rate:
+		return // too short a baseline for a slope
+	default:
+		offset := (winMin - p.base) / (10 * p.rate) // catch up the offset in 10 s
+		ratio = min(max(slope+offset, 1-p.maxSkew), 1+p.maxSkew)
+		// Jitter makes the slope noisy: start resampling once the offset
+		// has grown past 10 ms, stop once the slope is within 0.02 % and
+		// the offset within 5 ms.
+		drift := math.Abs(winMin - p.base)
+		if p.ratio == 1 && drift < 0.01*p.rate || p.ratio != 1 && math.Abs(slope-1) < 2e-4 && drift < 0.005*p.rate {
+			ratio = 1
+		}
 	}
 	if ratio != p.ratio { // re-base so the mapping stays continuous
 		p.basePos += float64(p.ext-p.baseExt) * p.rate / p.clock * p.ratio

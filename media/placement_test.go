@@ -194,3 +194,44 @@ func TestAudioPipeline_PlacedWhereItWasCaptured(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_LateReaderPulledBackOnTime: a reader that stays 350 ms
+// behind for the first 2 s (longer than settling looks) and then catches up
+// at once. The track is first placed 350 ms late (nothing showed it was);
+// the on-time packets after show it, and the drift reference, on time rather
+// than the first window, pulls it back by resampling (at most MaxSkew): no
+// beep is lost or cut, every beep begins within [truth, truth + 350 ms], and
+// from 14 s on within 10 ms of the truth, with the resampling over.
+func TestAudioPipeline_LateReaderPulledBackOnTime(t *testing.T) {
+	payloads := opusBeeps(t, 20*time.Second)
+	ms := time.Millisecond
+	tc := placementCase{join: 0, sent: 0, total: 20200 * ms,
+		arrive: func(s time.Duration) time.Duration {
+			if s < 2000*ms {
+				return s + 350*ms
+			}
+			return max(s, 2350*ms)
+		}}
+	pcm, p := runPlacement(t, payloads, tc)
+	act := fillHoles(activity(pcm, 8000, 440, 80), 3)
+	on := onsets(act)
+	if len(on) != 40 {
+		t.Fatalf("%d beeps (onsets at %v ×10 ms), want 40", len(on), on)
+	}
+	for k, o := range on {
+		got, want := time.Duration(o)*10*ms, time.Duration(k)*500*ms
+		if got < want-10*ms || got > want+360*ms || got >= 14*time.Second && got > want+10*ms {
+			t.Errorf("beep %d begins at %v, want %v (at most 350 ms later before 14 s, within 10 ms after)", k, got, want)
+		}
+	}
+	if c := count(act); c < 40*18 || c > 40*21 {
+		t.Errorf("beeps last %d ms in all, want about %d ms", c*10, 40*200)
+	}
+	if s := p.Stats(); s.Reanchors != 0 || s.Late != 0 || s.Lost != 0 {
+		t.Errorf("stats %+v: want no re-anchor, nothing late or lost", s)
+	}
+	if p.Ratio() != 1 {
+		t.Errorf("still resampling at %v", p.Ratio())
+	}
+	t.Logf("beeps begin at %v ×10 ms", on)
+}

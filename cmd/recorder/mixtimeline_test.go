@@ -337,7 +337,7 @@ func trackVsMix(t *testing.T, objects map[string]string, man composition.Manifes
 	trackPCM := mediatest.Decode(t, objects[ogg.File], 8000)
 	track := toneBlocks(trackPCM, freq, 160)
 	debugDump(t, mixData, trackPCM, zero)
-	offset := int(zero*50 + 0.5) // in 20 ms windows
+	offset := int(math.Round(zero * 50)) // in 20 ms windows; negative: the file begins before time zero
 	var lost []string
 	for _, on := range mix {
 		if on {
@@ -356,6 +356,9 @@ func trackVsMix(t *testing.T, objects map[string]string, man composition.Manifes
 				holeAt = append(holeAt, fmt.Sprintf("%.2f", float64(k)/50))
 			}
 			continue
+		}
+		if offset+k < 1 {
+			continue // before the recording's time zero (and its first, partial window): not the recording's
 		}
 		withTone++
 		if m := offset + k; m >= len(mix) || !mix[m] && !(m > 0 && mix[m-1] && m+1 < len(mix) && mix[m+1]) {

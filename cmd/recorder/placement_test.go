@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
+)
+
+// Issue 10, one clock for all tracks: every track is placed on the
+// recording's timeline where its sender captured it, however its first
+// packets reach the recorder.
+
+// beepPackets returns one second of 20 ms Opus packets (libopus, by ffmpeg)
+// of a 200 ms beep at freq Hz followed by 800 ms of silence: looped, a beep
+// begins every 50 packets.
+func beepPackets(t *testing.T, freq float64) [][]byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("beep-%g.ogg", freq))
+	expr := fmt.Sprintf(`aevalsrc=if(lt(mod(t\,1)\,0.2)\,0.5*sin(2*PI*%g*t)\,0):s=48000:d=2`, freq)
+	if out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", expr,
+		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", path).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	pkts, err := synth.ReadOggPackets(path)
+	if err != nil || len(pkts) < 50 {
+		t.Fatalf("%d packets: %v", len(pkts), err)
+	}
+	return pkts[:50]
+}
+
+// publishOnSchedule publishes an Opus track as user in conf through an
+// impairing relay (imp; nil: none), sending packets[i%len] at t0 + i·20 ms
+// on the wall clock: the sender's capture clock, shared by every publisher
+// of the test. It begins at the first slot after it connected; a late tick
+// is made up at once.
+func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, imp impairment) (stop func()) {
+	t.Helper()
+	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &whip.Client{API: wapi, Token: key, HTTPClient: &http.Client{Transport: &relayTransport{t: t, imp: imp}}}
+	pub, err := c.Publish(ctx, whip.Endpoint(s.url, conf, user, "MIC"), track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const period = 20 * time.Millisecond
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := max(int(time.Since(t0)/period)+1, 0); ; i++ {
+			if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+				select {
+				case <-quit:
+					return
+				case <-time.After(d):
+				}
+			}
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: period}) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+		pub.Close(ctx)
+	}
+}
+
+// toneOnsets returns where the tone at freq begins in pcm (8 kHz), in 10 ms
+// blocks (-30 dBFS), a gap of up to 30 ms inside a beep bridged.
+func toneOnsets(pcm []int16, freq float64) []time.Duration {
+	on := toneBlocks(pcm, freq, 80)
+	var out []time.Duration
+	for i := range on {
+		if on[i] && (i == 0 || !slices.Contains(on[max(i-3, 0):i], true)) {
+			out = append(out, time.Duration(i)*10*time.Millisecond)
+		}
+	}
+	return out
+}
+
+// TestServe_TwoParticipantsKeepTheirOffset records two real Pion publishers
+// that beep on one capture clock, 300 ms apart: "a" publishes before the
+// recording starts; "b" joins 1.5 s into it, and its first 400 ms reach the
+// recorder at once (a relay holds them: the backlog a sender like GStreamer
+// sends at connect, or a connection that stalls while it starts), so the
+// recorder adds b's track only when that burst comes. In the mix every beep
+// of b begins 300 ms after a's (within 20 ms: the offset by the senders'
+// clock), and each track's beeps are where its file (placed at its
+// mediaOffset) has them, within 20 ms.
+func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const fa, fb, apart = 660.0, 1000.0, 300 * time.Millisecond
+	pa, pb := beepPackets(t, fa), beepPackets(t, fb)
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const conf = "offset"
+	t0 := time.Now().Add(200 * time.Millisecond)
+	stopA := publishOnSchedule(t, ctx, s, key, conf, "a", pa, t0, nil)
+	var ev api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	burst := func(_ int, e time.Duration) (time.Duration, bool, bool) {
+		if e < 400*time.Millisecond {
+			return 400*time.Millisecond - e, false, false
+		}
+		return 0, false, false
+	}
+	stopB := publishOnSchedule(t, ctx, s, key, conf, "b", pb, t0.Add(apart), burst)
+	time.Sleep(5 * time.Second)
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	stopA()
+	stopB()
+	objects, man := recordingFiles(t, dir, ev.InstanceID)
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := wavSamples(t, mixData)
+	ma, mb := toneOnsets(mix, fa), toneOnsets(mix, fb)
+	t.Logf("mix: a's beeps begin at %v, b's at %v (a's capture clock: beep k at %v + k s)", ma, mb, t0.Sub(man.Started).Round(time.Millisecond))
+	if len(ma) < 6 || len(mb) < 4 {
+		t.Fatalf("%d beeps of a and %d of b in the mix, want 6 and 4 or more", len(ma), len(mb))
+	}
+	for _, b := range mb {
+		i := slices.IndexFunc(ma, func(a time.Duration) bool { return b-a >= 0 && b-a < time.Second })
+		if i < 0 {
+			t.Errorf("b's beep at %v: no beep of a in the second before it", b)
+			continue
+		}
+		if d := b - ma[i] - apart; d.Abs() > 20*time.Millisecond {
+			t.Errorf("b's beep at %v, a's at %v: %v apart, want %v (within 20 ms)", b, ma[i], b-ma[i], apart)
+		}
+	}
+	// Each track file, placed at its mediaOffset, has its beeps where the
+	// mix has them.
+	for _, tc := range []struct {
+		user string
+		freq float64
+		mix  []time.Duration
+	}{{"a", fa, ma}, {"b", fb, mb}} {
+		i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool {
+			return tr.UserID == tc.user && strings.HasSuffix(tr.File, ".ogg")
+		})
+		if i < 0 {
+			t.Fatalf("no Opus track of %s in the manifest: %+v", tc.user, man.Tracks)
+		}
+		tr := man.Tracks[i]
+		zero := time.Duration(fileZero(t, tr) * float64(time.Second))
+		var file []time.Duration
+		for _, o := range toneOnsets(mediatest.Decode(t, objects[tr.File], 8000), tc.freq) {
+			if o+zero >= 10*time.Millisecond { // before time zero: not in the mix
+				file = append(file, o+zero)
+			}
+		}
+		t.Logf("%s's file (mediaOffset %v): beeps at %v", tc.user, zero.Round(time.Millisecond), file)
+		if len(file) != len(tc.mix) {
+			t.Errorf("%s: %d beeps in the file, %d in the mix", tc.user, len(file), len(tc.mix))
+			continue
+		}
+		for k := range file {
+			if d := tc.mix[k] - file[k]; d.Abs() > 20*time.Millisecond {
+				t.Errorf("%s's beep %d: at %v in the mix, %v in the file (%v apart)", tc.user, k, tc.mix[k], file[k], d)
+			}
+		}
+	}
+}
