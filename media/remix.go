@@ -88,7 +88,7 @@ func (p *AudioPipeline) Placement(ts uint32) (pos float64, ratio float64, ok boo
 		return 0, 0, false
 	}
 	pos = p.basePos + float64(p.ext+step-p.baseExt)*p.rate/p.clock*p.ratio
-	return max(pos, 0), p.ratio, true
+	return pos, p.ratio, true // negative before the recording's time zero
 }
 
 // Settling reports whether the pipeline's latest anchor may still move back
@@ -189,11 +189,10 @@ func Place(dst []int16, from uint64, pos, ratio float64, pcm []int16) {
 	if len(pcm) == 0 {
 		return
 	}
-	s := max(pos, 0)
-	start := uint64(math.Ceil(s))
-	end := start + uint64(len(pcm))
+	start := int64(math.Ceil(pos)) // negative: before the recording's time zero
+	end := start + int64(len(pcm))
 	if ratio != 1 {
-		end = uint64(math.Ceil(s + float64(len(pcm))*ratio))
+		end = int64(math.Ceil(pos + float64(len(pcm))*ratio))
 		if end <= start {
 			return
 		}
@@ -201,9 +200,9 @@ func Place(dst []int16, from uint64, pos, ratio float64, pcm []int16) {
 		stretch(out, pcm)
 		pcm = out
 	}
-	lo, hi := max(start, from), min(end, from+uint64(len(dst)))
+	lo, hi := max(start, int64(from)), min(end, int64(from)+int64(len(dst)))
 	if lo >= hi {
 		return
 	}
-	copy(dst[lo-from:hi-from], pcm[lo-start:hi-start])
+	copy(dst[lo-int64(from):hi-int64(from)], pcm[lo-start:hi-start])
 }

@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"errors"
+	"github.com/rtcrec/recorder/media"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -219,6 +220,12 @@ func (s *Session) trackEnded(ts *trackSub) {
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
 		origin = ms.origin()
+		if p, ok := ms.audio.(*media.AudioPipeline); ok && !origin.IsZero() {
+			st := p.Stats()
+			s.log.Info("track's place in the mix", "track", ts.t.TrackID, "userId", ts.t.UserID,
+				"originMs", origin.Sub(ms.mixer.Config().Start).Milliseconds(), "bySenderReport", st.BySR, "reanchors", st.Reanchors,
+				"beforeStart", st.BeforeStart, "late", st.Late, "lost", st.Lost, "ratio", p.Ratio())
+		}
 		if zero, sr, ok, srOK := ms.timing(); ok {
 			timing = &composition.TrackTiming{ClockRate: ts.t.Codec.ClockRate, RTPZero: zero}
 			if srOK {
