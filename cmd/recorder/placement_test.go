@@ -100,9 +100,15 @@ func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, 
 }
 
 // toneOnsets returns where the tone at freq begins in pcm (8 kHz), in 10 ms
-// blocks (-30 dBFS), a gap of up to 30 ms inside a beep bridged.
-func toneOnsets(pcm []int16, freq float64) []time.Duration {
-	on := toneBlocks(pcm, freq, 80)
+// blocks where it is above -30 dBFS and 10 dB above the tone at other (the
+// edges of the other participant's beeps leak into every filter), a gap of
+// up to 30 ms inside a beep bridged.
+func toneOnsets(pcm []int16, freq, other float64) []time.Duration {
+	var on []bool
+	for i := 0; i+80 <= len(pcm); i += 80 {
+		l := mediatest.ToneLevel(pcm[i:i+80], 8000, freq)
+		on = append(on, l > -30 && l > mediatest.ToneLevel(pcm[i:i+80], 8000, other)+10)
+	}
 	var out []time.Duration
 	for i := range on {
 		if on[i] && (i == 0 || !slices.Contains(on[max(i-3, 0):i], true)) {
@@ -169,10 +175,29 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	mix := wavSamples(t, mixData)
-	ma, mb := toneOnsets(mix, fa), toneOnsets(mix, fb)
+	ma, mb := toneOnsets(mix, fa, fb), toneOnsets(mix, fb, fa)
 	t.Logf("mix: a's beeps begin at %v, b's at %v (a's capture clock: beep k at %v + k s)", ma, mb, t0.Sub(man.Started).Round(time.Millisecond))
 	if len(ma) < 6 || len(mb) < 4 {
 		t.Fatalf("%d beeps of a and %d of b in the mix, want 6 and 4 or more", len(ma), len(mb))
+	}
+	// Each beep where its sender captured it: participant a's k-th beep at
+	// t0 + k s on the capture clock (b's 300 ms later), plus the encoder's
+	// delay (libopus pre-skip, 312 samples at 48 kHz: 6.5 ms), within
+	// 20 ms (the onsets are in 10 ms blocks).
+	for _, tc := range []struct {
+		user  string
+		first time.Duration
+		mix   []time.Duration
+	}{{"a", t0.Sub(man.Started), ma}, {"b", t0.Add(apart).Sub(man.Started), mb}} {
+		for _, o := range tc.mix {
+			if o < 100*time.Millisecond {
+				continue // a beep cut off by the recording's time zero
+			}
+			k := (o - tc.first + 500*time.Millisecond).Truncate(time.Second)
+			if d := o - (tc.first + k + 6500*time.Microsecond); d.Abs() > 20*time.Millisecond {
+				t.Errorf("%s's beep at %v in the mix, captured at %v: %v off", tc.user, o, tc.first+k, d)
+			}
+		}
 	}
 	for _, b := range mb {
 		i := slices.IndexFunc(ma, func(a time.Duration) bool { return b-a >= 0 && b-a < time.Second })
@@ -187,10 +212,10 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 	// Each track file, placed at its mediaOffset, has its beeps where the
 	// mix has them.
 	for _, tc := range []struct {
-		user string
-		freq float64
-		mix  []time.Duration
-	}{{"a", fa, ma}, {"b", fb, mb}} {
+		user        string
+		freq, other float64
+		mix         []time.Duration
+	}{{"a", fa, fb, ma}, {"b", fb, fa, mb}} {
 		i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool {
 			return tr.UserID == tc.user && strings.HasSuffix(tr.File, ".ogg")
 		})
@@ -202,7 +227,7 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 		// From 100 ms on: a beep the recording's time zero cut off begins
 		// there in the mix, before it in the file.
 		var file, mix []time.Duration
-		for _, o := range toneOnsets(mediatest.Decode(t, objects[tr.File], 8000), tc.freq) {
+		for _, o := range toneOnsets(mediatest.Decode(t, objects[tr.File], 8000), tc.freq, tc.other) {
 			if o+zero >= 100*time.Millisecond {
 				file = append(file, o+zero)
 			}
