@@ -186,6 +186,9 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 			t.Logf("%s %s: offset %.4f s, file from %.4f s, timing %+v", tr.UserID, tr.Kind, tr.Offset, *tr.MediaOffset, tr.Timing)
 		}
 	}
+	// The mix holds the audio track where its file has it, on both sides of
+	// the pause (issue 10: no jump at the resume).
+	mixAgreesWithTrack(t, dir, ev.InstanceID, avBeep)
 
 	// The flashes (white at the middle of the canvas, 4× smaller) against
 	// the beeps of the composite's own audio.

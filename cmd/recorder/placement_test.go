@@ -249,3 +249,50 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 		}
 	}
 }
+
+// mixAgreesWithTrack checks that the beeps (a tone at freq) of a recording's
+// audio track, in its file placed at its mediaOffset, begin in the mix where
+// they begin in the file, within 20 ms, before and after any pause (the
+// recording's pause behavior is silence: mix positions are the timeline's),
+// and that the mix has no beep the file lacks. Onsets are taken in 10 ms
+// windows stepped by 1 ms, the same way in both.
+func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
+	t.Helper()
+	objects, man := recordingFiles(t, dir, instanceID)
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	onsets := func(pcm []int16, shift time.Duration) []time.Duration {
+		var out []time.Duration
+		last := -time.Second
+		for i := 0; i+80 <= len(pcm); i += 8 {
+			at := time.Duration(i+40)*time.Second/8000 + shift
+			if mediatest.ToneLevel(pcm[i:i+80], 8000, freq) > -30 {
+				if at-last > 100*time.Millisecond && at >= 100*time.Millisecond {
+					out = append(out, at)
+				}
+				last = at
+			}
+		}
+		return out
+	}
+	mix := onsets(wavSamples(t, mixData), 0)
+	for _, tr := range man.Tracks {
+		if tr.Kind != "AUDIO" {
+			continue
+		}
+		zero := time.Duration(fileZero(t, tr) * float64(time.Second))
+		file := onsets(mediatest.Decode(t, objects[tr.File], 8000), zero)
+		t.Logf("%s's audio: beeps at %v in its file (mediaOffset %v), at %v in the mix", tr.UserID, file, zero.Round(time.Millisecond), mix)
+		if len(file) != len(mix) {
+			t.Errorf("%d beeps in the track file, %d in the mix", len(file), len(mix))
+			continue
+		}
+		for k := range file {
+			if d := mix[k] - file[k]; d.Abs() > 20*time.Millisecond {
+				t.Errorf("beep %d: at %v in the mix, %v in the track file: %v apart", k, mix[k], file[k], d)
+			}
+		}
+	}
+}
