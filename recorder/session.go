@@ -210,21 +210,16 @@ func (s *Session) trackEnded(ts *trackSub) {
 					"reordered", st.Reordered, "skipped", st.Skipped, "duplicates", st.Duplicates, "late", st.Late, "restarts", st.Restarts)
 			}
 		}
-		if pipe, ok := ms.audio.(*media.AudioPipeline); ok {
-			if st := pipe.Stats(); st.Late > 0 || st.Lost > 0 || st.Reanchors > 0 {
-				s.log.Info("track's mix pipeline", "track", ts.t.TrackID, "packets", st.Packets, "decoded", st.Decoded,
-					"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late,
-					"reanchors", st.Reanchors, "bySR", st.BySR, "ratio", pipe.Ratio())
-			}
-		}
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
 		origin = ms.origin()
-		if p, ok := ms.audio.(*media.AudioPipeline); ok && !origin.IsZero() {
-			st := p.Stats()
-			s.log.Info("track's place in the mix", "track", ts.t.TrackID, "userId", ts.t.UserID,
-				"originMs", origin.Sub(ms.mixer.Config().Start).Milliseconds(), "bySenderReport", st.BySR, "reanchors", st.Reanchors,
-				"beforeStart", st.BeforeStart, "late", st.Late, "lost", st.Lost, "ratio", p.Ratio())
+		if pipe, ok := ms.audio.(*media.AudioPipeline); ok && !origin.IsZero() {
+			// Where the mix placed the track (its file's time zero) and how.
+			st := pipe.Stats()
+			s.log.Info("track's mix pipeline", "track", ts.t.TrackID, "userId", ts.t.UserID,
+				"originMs", origin.Sub(ms.mixer.Config().Start).Milliseconds(), "packets", st.Packets, "decoded", st.Decoded,
+				"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late,
+				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "ratio", pipe.Ratio())
 		}
 		if zero, sr, ok, srOK := ms.timing(); ok {
 			timing = &composition.TrackTiming{ClockRate: ts.t.Codec.ClockRate, RTPZero: zero}

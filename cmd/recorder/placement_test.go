@@ -165,7 +165,7 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 	objects, man := recordingFiles(t, dir, ev.InstanceID)
 	defer func() {
 		if t.Failed() {
-			for _, l := range s.stderr.Lines("place in the mix", "first packet") {
+			for _, l := range s.stderr.Lines("mix pipeline", "first packet") {
 				t.Log(l)
 			}
 		}
