@@ -264,9 +264,9 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 }
 
 // initialRingSeconds is how much audio an input's ring holds before it
-// first has to hold more: a track in step with the mixer keeps a frame or
-// two plus what its sender report places ahead (up to 100 ms); a second
-// leaves room for jitter without growing.
+// first has to hold more: a track in step with the mixer keeps the join wait
+// (half a second) and a frame or two, plus what its sender report places
+// ahead (up to 100 ms); a second leaves room for jitter without growing.
 const initialRingSeconds = 1
 
 // AddInput adds an input and returns it. The input joins the timeline the

@@ -53,7 +53,7 @@ const busy = uint64(1) << 63
 // to the old one again; the consumer reads the buffer after tail, so the
 // positions below the tail it sees are in the buffer it reads (the old
 // buffer keeps its samples for a consumer still reading it). Once what the
-// producer needs fits in half the initial size again for shrinkAfter writes
+// producer needs fits in three quarters of the initial size again for shrinkAfter writes
 // in a row (the lag is over), it shrinks back to the initial size the same
 // way, so a track pays for the budget only while it is in use.
 //
@@ -88,12 +88,12 @@ type Ring struct {
 	// shrinks back to. Set by the constructor.
 	max, min uint64
 	// small counts the producer's writes in a row whose span fitted in
-	// min/2 while the ring was larger than min (shrink). Producer only,
+	// 3/4 of min while the ring was larger than min (shrink). Producer only,
 	// written only while the ring is grown.
 	small int
 }
 
-// shrinkAfter is how many writes in a row must fit in half a grown ring's
+// shrinkAfter is how many writes in a row must fit in 3/4 of a grown ring's
 // initial size before it shrinks back to it: 5 s of 20 ms packets, so a
 // track that lags now and then does not grow and shrink at every lag.
 const shrinkAfter = 256
@@ -254,10 +254,12 @@ func (r *Ring) grownSize(size, span uint64) uint64 {
 }
 
 // shrinks counts a write of a grown ring whose span, from the consumer's
-// position h to end, fits in half the initial size, and reports whether
-// shrinkAfter came in a row. Producer only.
+// position h to end, fits in three quarters of the initial size, and
+// reports whether shrinkAfter came in a row. Producer only. (A track in step
+// spans the mixer's join wait, half a second, and a frame or two: a mixer
+// input's ring starts at a second.)
 func (r *Ring) shrinks(h, end uint64) bool {
-	if end < h || end-h > r.min/2 { // end < h: the consumer moved on meanwhile
+	if end < h || end-h > r.min/4*3 { // end < h: the consumer moved on meanwhile
 		r.small = 0
 		return false
 	}

@@ -283,7 +283,7 @@ func TestGrowingRing_GrowsWhenTheProducerRunsAhead(t *testing.T) {
 
 // TestGrowingRing_ShrinksWhenTheLagEnds: a ring that grew while its
 // producer ran ahead shrinks back to its initial size once shrinkAfter
-// writes in a row fit in half of it, keeping what the consumer has not
+// writes in a row fit in three quarters of it, keeping what the consumer has not
 // taken; one write that does not fit starts the count again.
 func TestGrowingRing_ShrinksWhenTheLagEnds(t *testing.T) {
 	r := NewGrowingRing(100, 1000)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
-	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/reorder"
 	"github.com/rtcrec/recorder/recorder/conference"
