@@ -337,6 +337,26 @@ func TestConsole_Chromium(t *testing.T) {
 	eval(`document.querySelector('#search-form').participant.value = 'nobody'`)
 	do("search, nobody", chromedp.Click(chromedp.CSS(`#search-form button`)),
 		poll(`document.querySelectorAll('#search-table tbody tr').length === 0`))
+	// By conversation, and by time range: from the second's start (to the
+	// second) finds the second recording only, to it the first only. The
+	// form's datetime-local fields are in the browser's time zone.
+	eval(`(f => { f.participant.value = ''; f.conversationId.value = 'cconv'; return true })(document.querySelector('#search-form'))`)
+	do("search, by conversation", chromedp.Click(chromedp.CSS(`#search-form button`)),
+		poll(`(rows => rows.length === 1 && rows[0].getAttribute('data-instance') === '`+ev.InstanceID+`')([...document.querySelectorAll('#search-table tbody tr')])`))
+	rec2, err := c.Recording(ctx, ev2.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started2, err := time.Parse(time.RFC3339Nano, rec2.Started)
+	if err != nil || !started2.After(started.Add(2*time.Second)) {
+		t.Fatalf("the second recording started at %q (%v), the first at %v", rec2.Started, err, started)
+	}
+	local := `(ms => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 19))(` + strconv.FormatInt(started2.Truncate(time.Second).UnixMilli(), 10) + `)`
+	for _, q := range []struct{ field, want string }{{"from", ev2.InstanceID}, {"to", ev.InstanceID}} {
+		eval(`(f => { f.conversationId.value = ''; f.conferenceId.value = 'cconf'; f.from.value = ''; f.to.value = ''; f.` + q.field + `.value = ` + local + `; return true })(document.querySelector('#search-form'))`)
+		do("search, "+q.field, chromedp.Click(chromedp.CSS(`#search-form button`)),
+			poll(`(rows => rows.length === 1 && rows[0].getAttribute('data-instance') === '`+q.want+`')([...document.querySelectorAll('#search-table tbody tr')])`))
+	}
 }
 
 // span is a pause or blackout: in the manifest (start and end on the
