@@ -763,6 +763,14 @@ func TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack(t *testing.T) {
 					}
 				}
 			}
+			// Nothing the track holds is lost in the mix around the cuts
+			// (issue 10's first case: 0.2 s before the pause and 0.85 s
+			// after the resume were).
+			with, missing, _, _ := trackVsMix(t, objects, man, freq)
+			t.Logf("the track has the tone in %d windows of 20 ms, the mix lacks %d", with, missing)
+			if with < 200 || missing > 0 { // 8.3 s recorded, 3.3 s of it paused or blacked out
+				t.Errorf("the mix lacks the tone in %d of the track's %d windows with it", missing, with)
+			}
 		})
 	}
 }

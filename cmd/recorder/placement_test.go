@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -209,6 +210,18 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 			t.Errorf("b's beep at %v, a's at %v: %v apart, want %v (within 20 ms)", b, ma[i], b-ma[i], apart)
 		}
 	}
+	// The mix lacks none of the 20 ms windows where a track file has its
+	// tone (issue 10's measure).
+	for _, tc := range []struct {
+		user        string
+		freq, other float64
+	}{{"a", fa, fb}, {"b", fb, fa}} {
+		with, lacks := windowsMixLacks(t, objects, man, tc.user, tc.freq, tc.other)
+		t.Logf("%s: the track has its tone in %d windows of 20 ms, the mix lacks %d", tc.user, with, lacks)
+		if with < 50 || lacks > 0 {
+			t.Errorf("%s: the mix lacks %d of the %d windows where the track has its tone", tc.user, lacks, with)
+		}
+	}
 	// Each track file, placed at its mediaOffset, has its beeps where the
 	// mix has them.
 	for _, tc := range []struct {
@@ -295,4 +308,48 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 			}
 		}
 	}
+}
+
+// windowsMixLacks compares, in 20 ms windows, user's Opus track file (placed
+// at its mediaOffset) with the mix: the windows of the track within the
+// recording where its tone at freq is (above -30 dBFS and 10 dB above the
+// tone at other), and those of them where the mix lacks it (a window next
+// to two with it counts as there: the edges of a beep).
+func windowsMixLacks(t *testing.T, objects map[string]string, man composition.Manifest, user string, freq, other float64) (with, lacks int) {
+	t.Helper()
+	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
+	if i < 0 {
+		t.Fatalf("no Opus track of %s", user)
+	}
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	windows := func(pcm []int16) []bool {
+		var out []bool
+		for i := 0; i+160 <= len(pcm); i += 160 {
+			l := mediatest.ToneLevel(pcm[i:i+160], 8000, freq)
+			out = append(out, l > -30 && l > mediatest.ToneLevel(pcm[i:i+160], 8000, other)+10)
+		}
+		return out
+	}
+	mix := windows(wavSamples(t, mixData))
+	track := windows(mediatest.Decode(t, objects[man.Tracks[i].File], 8000))
+	offset := int(math.Round(fileZero(t, man.Tracks[i]) * 50))
+	var at []string
+	for k := 1; k < len(track)-1; k++ { // the file's edge windows may be partial
+		m := offset + k
+		if !track[k] || m < 1 || m >= len(mix)-1 {
+			continue // before time zero or after the mix's end: not the recording's
+		}
+		with++
+		if !mix[m] && !(mix[m-1] && mix[m+1]) {
+			lacks++
+			at = append(at, fmt.Sprintf("%.2f", float64(m)/50))
+		}
+	}
+	if len(at) > 0 {
+		t.Logf("%s: the mix lacks the tone at %v s", user, at)
+	}
+	return with, lacks
 }
