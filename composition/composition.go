@@ -118,7 +118,10 @@ type Track struct {
 	Offset     float64 `json:"offset"` // seconds from the recording's start
 	// MediaOffset is when the track's first packet was written (seconds from
 	// the recording's start): the time zero of its file, where the video
-	// writers place frames from. Absent in older manifests and recovered tracks.
+	// writers place frames from. For audio with a mix, where the mix placed
+	// its first sample: where its sender captured it, which is negative for
+	// audio captured before the recording's start (the file holds it, the mix
+	// does not). Absent in older manifests and recovered tracks.
 	MediaOffset *float64 `json:"mediaOffset,omitempty"`
 	// Timing places the track's file by its sender's clock: the RTP
 	// timestamp of its first sample and the sender's RTCP sender report.
