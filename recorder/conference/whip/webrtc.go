@@ -119,6 +119,7 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 			return se, nil, err
 		}
 	}
+	se.LoggerFactory = newSharedLoggers()
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(s.IncludeLoopback || s.LoopbackOnly)
 	if s.LoopbackOnly {
