@@ -4,11 +4,14 @@
 # running as a non-root user.
 #
 #   docker build -t recorder .
-#   docker run -p 8080:8080 -p 40000:40000/udp -v recorder-data:/data recorder
+#   docker run -p 8080:8080 -p 40000-40099:40000-40099/udp -v recorder-data:/data recorder
 #
-# WebRTC media arrives over UDP: publish the single port of webrtc.udpMux (every
-# connection on one socket; or the range of webrtc.udpPortRange with udpMux: "off") and
-# set publicURL and webrtc.natIPs for your host.
+# WebRTC media arrives over UDP: publish the port range of webrtc.udpPortRange (a socket
+# per connection) and set publicURL and webrtc.natIPs for your host. One socket for every
+# connection (webrtc.udpMux: ":40000", one port to publish) costs less CPU per stream, but
+# this non-root container cannot force that socket's receive buffer past the host's
+# net.core.rmem_max (often 208 KiB: a stall of a few ms then drops packets): raise it on
+# the host (sysctl -w net.core.rmem_max=33554432) before you switch to udpMux.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -31,11 +34,11 @@ listen: 0.0.0.0:8080
 dataDir: /data
 publicURL: ${RECORDER_PUBLIC_URL}
 webrtc:
-  udpMux: ":40000"
+  udpPortRange: "40000-40099"
   natIPs: []
 YAML
 USER 65532:65532
 VOLUME ["/data"]
-EXPOSE 8080 40000/udp
+EXPOSE 8080 40000-40099/udp
 ENTRYPOINT ["/usr/local/bin/recorder"]
 CMD ["serve", "--config", "/etc/recorder/recorder.yaml"]

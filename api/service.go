@@ -120,7 +120,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 	}
 	settings := whip.Settings{
 		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
-		UDPMux: cfg.WebRTC.MuxAddress(), NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg), Log: log,
+		UDPMux: cfg.WebRTC.MuxAddress(), UDPMuxFallback: cfg.WebRTC.MuxIsDefault(), NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg), Log: log,
 		VideoBitrate: uint64(max(0, cfg.WebRTC.VideoBitrate)),
 	}
 	webrtcAPI, audioAPI, udpClose, err := whip.NewAPIs(settings)

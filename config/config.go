@@ -150,6 +150,14 @@ func (w *WebRTCConfig) MuxAddress() string {
 	return w.UDPMux
 }
 
+// MuxIsDefault reports whether MuxAddress is the default mux (udpMux and
+// udpPortRange unset): the WHIP endpoint then falls back to a socket per
+// connection where the kernel grants the mux's socket too small a receive
+// buffer (whip.Settings.UDPMuxFallback).
+func (w *WebRTCConfig) MuxIsDefault() bool {
+	return w.UDPMux == "" && w.UDPPortRange == ""
+}
+
 // validateMux checks that udpMux is "off" or HOST:PORT (HOST an IP address
 // or empty).
 func (w *WebRTCConfig) validateMux() error {

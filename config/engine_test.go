@@ -45,5 +45,8 @@ func TestWebRTCConfig_MuxAddress(t *testing.T) {
 		if got := w.MuxAddress(); got != c.want {
 			t.Errorf("udpMux %q, udpPortRange %q: mux address %q, want %q", c.mux, c.ports, got, c.want)
 		}
+		if def := c.mux == "" && c.ports == ""; w.MuxIsDefault() != def {
+			t.Errorf("udpMux %q, udpPortRange %q: default mux %t, want %t", c.mux, c.ports, w.MuxIsDefault(), def)
+		}
 	}
 }

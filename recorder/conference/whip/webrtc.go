@@ -22,10 +22,16 @@ type Settings struct {
 	IncludeLoopback bool     // offer loopback candidates (tests, one-host set-ups)
 	PortMin         uint16   // ephemeral UDP port range; both zero: any port
 	PortMax         uint16
-	UDPMux          string   // "host:port": one UDP socket for every connection (overrides the range); ":port": one on every address ICE gathers on
-	NATIPs          []string // public addresses advertised as host candidates behind 1:1 NAT
-	UDP4Only        bool     // gather IPv4 only
-	LoopbackOnly    bool     // gather only loopback addresses (demo, tests): implies IncludeLoopback
+	UDPMux          string // "host:port": one UDP socket for every connection (overrides the range); ":port": one on every address ICE gathers on
+	// UDPMuxFallback: when the mux's socket gets less receive buffer than
+	// udpMuxMinBuffer (no CAP_NET_ADMIN and a low net.core.rmem_max), use a
+	// socket per connection instead, and log it: one small buffer shared by
+	// every connection drops packets at the first stall of the process.
+	// For the default mux; a configured one is used as asked (and warned of).
+	UDPMuxFallback bool
+	NATIPs         []string // public addresses advertised as host candidates behind 1:1 NAT
+	UDP4Only       bool     // gather IPv4 only
+	LoopbackOnly   bool     // gather only loopback addresses (demo, tests): implies IncludeLoopback
 	// VideoBitrate, when positive, negotiates REMB (goog-remb) for video in
 	// NewAPIs' answers: the WHIP endpoint then asks every video sender for
 	// this many bits per second (Options.VideoBitrate).
@@ -44,6 +50,19 @@ type Settings struct {
 // kernel holds only what waits to be read. A socket per connection has
 // net.core.rmem_default each (208 KiB on most hosts).
 const udpMuxReadBuffer = 16 << 20
+
+// udpMuxMinBuffer is the least receive buffer the default mux (Settings.
+// UDPMuxFallback) takes: about 200 ms of 400 Opus streams. Per-connection
+// sockets ask for connReadBuffer each instead.
+const udpMuxMinBuffer = 4 << 20
+
+// readBuffer sets a socket's receive buffer (setReadBuffer; the tests stand
+// in for a host that grants less).
+var readBuffer = setReadBuffer
+
+// errMuxBuffer is newUDPMux's error when the mux would get less receive
+// buffer than udpMuxMinBuffer and Settings.UDPMuxFallback is set.
+var errMuxBuffer = errors.New("whip: the UDP mux's receive buffer is too small")
 
 // NewAPI returns a Pion API configured by s, for a peer that may send (the
 // WHIP Client, the dial-out adapters): the codecs the recorder can write
@@ -141,20 +160,30 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 		se.SetNAT1To1IPs(s.NATIPs, webrtc.ICECandidateTypeHost)
 	}
 	closeFn = func() error { return nil }
-	switch {
-	case s.UDPMux != "":
+	muxed := false
+	if s.UDPMux != "" {
 		mux, err := newUDPMux(s)
-		if err != nil {
+		switch {
+		case errors.Is(err, errMuxBuffer) && s.UDPMuxFallback:
+			if s.Log != nil {
+				s.Log.Warn("WebRTC media: a socket per connection, not one UDP socket for all (the default webrtc.udpMux), "+
+					"as the kernel grants that socket too small a receive buffer: raise net.core.rmem_max to 16 MiB or more, "+
+					"or run with CAP_NET_ADMIN, for the cheaper mux", "error", err)
+			}
+		case err != nil:
 			return se, nil, err
+		default:
+			se.SetICEUDPMux(mux)
+			closeFn = mux.Close
+			muxed = true
 		}
-		se.SetICEUDPMux(mux)
-		closeFn = mux.Close
-	case s.PortMin != 0 || s.PortMax != 0:
+	}
+	if !muxed && (s.PortMin != 0 || s.PortMax != 0) {
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
 			return se, nil, fmt.Errorf("whip: udp port range: %w", err)
 		}
 	}
-	if s.UDPMux == "" {
+	if !muxed {
 		// Each connection's own socket gets a receive buffer for the
 		// seconds a starved recorder may fall behind (readbuffer.go).
 		n, err := newReadBufferNet(connReadBuffer)
@@ -205,7 +234,13 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 		// Every connection's packets queue on this one socket: give it a
 		// receive buffer for a burst of them, and read them in batches
 		// (udpbatch_linux.go).
-		if got := setReadBuffer(conn, udpMuxReadBuffer); got < udpMuxReadBuffer && s.Log != nil {
+		got := readBuffer(conn, udpMuxReadBuffer)
+		if got < udpMuxMinBuffer && s.UDPMuxFallback {
+			conn.Close()
+			closeAll()
+			return nil, fmt.Errorf("%w: %d bytes on %s, want %d or more", errMuxBuffer, got, a, udpMuxMinBuffer)
+		}
+		if got < udpMuxReadBuffer && s.Log != nil {
 			s.Log.Warn("the UDP mux's receive buffer is smaller than asked: a burst the recorder cannot read at once "+
 				"(a CPU stall) is dropped sooner; raise net.core.rmem_max or run with CAP_NET_ADMIN",
 				"address", conn.LocalAddr().String(), "askedBytes", udpMuxReadBuffer, "gotBytes", got)

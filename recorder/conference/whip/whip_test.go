@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -375,12 +376,26 @@ func TestHasVideo(t *testing.T) {
 // default), where all three reach the endpoint on the same port.
 func TestAdapter_UDPMux(t *testing.T) {
 	for _, mux := range []string{"127.0.0.1:0", ":0"} {
-		t.Run(mux, func(t *testing.T) { testUDPMux(t, mux) })
+		t.Run(mux, func(t *testing.T) { testUDPMux(t, Settings{UDPMux: mux}, 1) })
 	}
 }
 
-func testUDPMux(t *testing.T, mux string) {
-	_, srv, sinks := newEndpointWith(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: mux})
+// TestAdapter_UDPMuxFallback: where the kernel grants the mux's socket a
+// small receive buffer (here 208 KiB, a default net.core.rmem_max without
+// CAP_NET_ADMIN), the default mux gives way to a socket per connection; a
+// configured mux is kept.
+func TestAdapter_UDPMuxFallback(t *testing.T) {
+	readBuffer = func(*net.UDPConn, int) int { return 208 << 10 }
+	defer func() { readBuffer = setReadBuffer }()
+	t.Run("default", func(t *testing.T) { testUDPMux(t, Settings{UDPMux: ":0", UDPMuxFallback: true}, 3) })
+	t.Run("configured", func(t *testing.T) { testUDPMux(t, Settings{UDPMux: ":0"}, 1) })
+}
+
+// testUDPMux publishes 3 streams to an endpoint with set (on loopback, IPv4)
+// and checks that they reach it on wantPorts ports and all get their packets.
+func testUDPMux(t *testing.T, set Settings, wantPorts int) {
+	set.LoopbackOnly, set.UDP4Only = true, true
+	_, srv, sinks := newEndpointWith(t, set)
 	api, closeFn, _ := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -405,8 +420,8 @@ func testUDPMux(t *testing.T, mux string) {
 		}
 		ports[pair.Remote.Port]++
 	}
-	if len(ports) != 1 {
-		t.Errorf("the endpoint received the publishers on ports %v, want one", ports)
+	if len(ports) != wantPorts {
+		t.Errorf("the endpoint received the publishers on ports %v, want %d", ports, wantPorts)
 	}
 	// Every track reaches the sink before media flows, so that none is missed.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
