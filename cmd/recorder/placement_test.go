@@ -289,13 +289,24 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A beep that begins within 100 ms after a pause's end is left out:
+	// after the gap libopus (decoding the file) fades the tone in over about
+	// 60 ms, pion/opus (the mix) does not (see soundBlocks).
+	afterGap := func(at time.Duration) bool {
+		for _, p := range man.Pauses {
+			if d := at - time.Duration(p.End*float64(time.Second)); d >= 0 && d < 100*time.Millisecond {
+				return true
+			}
+		}
+		return false
+	}
 	onsets := func(pcm []int16, shift time.Duration) []time.Duration {
 		var out []time.Duration
 		last := -time.Second
 		for i := 0; i+80 <= len(pcm); i += 8 {
 			at := time.Duration(i+40)*time.Second/8000 + shift
 			if mediatest.ToneLevel(pcm[i:i+80], 8000, freq) > -30 {
-				if at-last > 100*time.Millisecond && at >= 100*time.Millisecond {
+				if at-last > 100*time.Millisecond && at >= 100*time.Millisecond && !afterGap(at) {
 					out = append(out, at)
 				}
 				last = at
