@@ -94,8 +94,8 @@ type InputOptions struct {
 	// Channel places the input in a stereo mix; default ChannelCenter.
 	Channel Channel
 	// RingCapacity is the most the input's ring holds, in samples; default
-	// the latency budget plus 100 ms at the mix rate. The ring starts at a
-	// second of it and grows when needed.
+	// the latency budget plus ringSlack at the mix rate. The ring starts at
+	// a second of it and grows when needed.
 	RingCapacity int
 }
 
@@ -263,6 +263,18 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 	return time.Duration(n) * time.Second / time.Duration(m.cfg.SampleRate)
 }
 
+// ringSlack is what an input's ring holds beyond the latency budget. While
+// the mixer waits the whole budget for another input (one that lags, or
+// writes nothing: a participant blacked out), a track in step keeps
+// writing at its arrival, up to a packet (120 ms of Opus) or a sender
+// report's 100 ms ahead; and the mixer's goroutine, stepping every frame,
+// runs late on a loaded machine. With 100 ms of slack a track in step lost
+// 20–40 ms at a time for want of room at load 8–10 (the mixer 100–150 ms
+// late: TestEndToEnd_RetroactiveBlackout); a second covers that many times
+// over, and costs 16 KB per track at 8 kHz only while the ring holds the
+// budget (it shrinks back after).
+const ringSlack = time.Second
+
 // initialRingSeconds is how much audio an input's ring holds before it
 // first has to hold more: a track in step with the mixer keeps the join wait
 // (half a second) and a frame or two, plus what its sender report places
@@ -278,7 +290,7 @@ const initialRingSeconds = 1
 func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	capacity := opts.RingCapacity
 	if capacity <= 0 {
-		capacity = int(m.budget) + m.cfg.SampleRate/10
+		capacity = int(m.budget) + int(ringSlack.Seconds()*float64(m.cfg.SampleRate))
 	}
 	f := uint64(m.frameSamples)
 	now := m.Now()
