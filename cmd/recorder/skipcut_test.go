@@ -3,22 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // TestServe_SkipCutIsSeamlessForEveryTrack pauses a recording of two real
@@ -51,7 +45,7 @@ func TestServe_SkipCutIsSeamlessForEveryTrack(t *testing.T) {
 	const conf = "skip2"
 	base := time.Now().Add(200 * time.Millisecond)
 	for i := range freqs {
-		stop := publishPhased(t, ctx, s.url, key, conf, fmt.Sprintf("p%d", i+1), tones[i], base.Add(time.Duration(i)*10*time.Millisecond))
+		stop := publishOnSchedule(t, ctx, s, key, conf, fmt.Sprintf("p%d", i+1), tones[i], base.Add(time.Duration(i)*10*time.Millisecond), nil)
 		defer stop()
 	}
 	var ev api.RecordingDataEvent
@@ -137,59 +131,4 @@ func longestHole(pcm []int16, freq float64) (time.Duration, time.Duration) {
 	}
 	ms := func(k int) time.Duration { return time.Duration(k) * time.Second / 8000 }
 	return ms(best), ms(bestAt)
-}
-
-// publishPhased publishes an Opus track as user in conference conf and sends
-// packet i (looping over packets, 20 ms each) at start + i·20 ms: publishers
-// given starts 10 ms apart stay 10 ms apart in phase.
-func publishPhased(t *testing.T, ctx context.Context, url, key, conf, user string, packets [][]byte, start time.Time) (stop func()) {
-	t.Helper()
-	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeFn() })
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &whip.Client{API: wapi, Token: key, HTTPClient: http.DefaultClient}
-	pub, err := c.Publish(ctx, whip.Endpoint(url, conf, user, "MIC"), track)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pub.Close(context.Background()) })
-	if err := pub.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		// The first packet due now or later: on a late connect the phase
-		// still holds.
-		i := int(math.Ceil(float64(max(time.Since(start), 0)) / float64(20*time.Millisecond)))
-		for ; ; i++ {
-			// Paced on the wall clock: a late tick is made up at once.
-			if d := time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond)); d > 0 {
-				select {
-				case <-quit:
-					return
-				case <-time.After(d):
-				}
-			}
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
-				return
-			}
-		}
-	}()
-	return func() {
-		close(quit)
-		<-done
-		pub.Close(ctx)
-	}
 }
