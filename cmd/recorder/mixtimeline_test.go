@@ -22,15 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
-
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/ogg"
-	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // Issue 10: the mix holds what the track files hold, whatever the network
@@ -216,61 +212,6 @@ func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(out))
 	resp.Header.Del("Content-Length")
 	return resp, nil
-}
-
-// publishImpaired publishes an Opus track as user "o" in conference conf
-// through an impairing relay, and sends packets (looping) one per period:
-// 20 ms of audio each, so a period above 20 ms is a sender clock running
-// slow.
-func publishImpaired(t *testing.T, ctx context.Context, s *server, key, conf string, packets [][]byte, period time.Duration, imp impairment) (stop func()) {
-	t.Helper()
-	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeFn() })
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "o")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &whip.Client{API: wapi, Token: key, HTTPClient: &http.Client{Transport: &relayTransport{t: t, imp: imp}}}
-	pub, err := c.Publish(ctx, whip.Endpoint(s.url, conf, "o", "MIC"), track)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pub.Close(context.Background()) })
-	if err := pub.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		start := time.Now()
-		for i := 0; ; i++ {
-			// Paced on the wall clock: a late tick is made up at once, so the
-			// sender keeps its (possibly skewed) rate under load.
-			if d := time.Until(start.Add(time.Duration(i) * period)); d > 0 {
-				select {
-				case <-quit:
-					return
-				case <-time.After(d):
-				}
-			}
-			select {
-			case <-quit:
-				return
-			default:
-			}
-			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
-				return
-			}
-		}
-	}()
-	return func() {
-		close(quit)
-		<-done
-		pub.Close(ctx)
-	}
 }
 
 // recordingFiles returns the stored objects of a recording (path relative to
@@ -462,7 +403,7 @@ func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			conf := fmt.Sprintf("imp%d", i)
-			stop := publishImpaired(t, ctx, s, key, conf, opus, tt.period, tt.imp)
+			stop := publishOnSchedule(t, ctx, s, key, conf, "o", opus, time.Time{}, tt.period, tt.imp)
 			var ev api.RecordingDataEvent
 			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
 				t.Fatalf("start: %d", st)
@@ -521,7 +462,7 @@ func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
 	key := readKey(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	stop := publishImpaired(t, ctx, s, key, "starved", opus, 20*time.Millisecond, nil)
+	stop := publishOnSchedule(t, ctx, s, key, "starved", "o", opus, time.Time{}, 20*time.Millisecond, nil)
 	var ev api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: "starved", ConversationID: "starved"}, &ev); st != 200 {
 		t.Fatalf("start: %d", st)
@@ -672,7 +613,7 @@ func TestServe_PauseAndBlackoutCutTheMixWhereTheyCutTheTrack(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			conf := "cut" + behavior
-			stop := publishImpaired(t, ctx, s, key, conf, opus, 20*time.Millisecond, nil)
+			stop := publishOnSchedule(t, ctx, s, key, conf, "o", opus, time.Time{}, 20*time.Millisecond, nil)
 			var ev api.RecordingDataEvent
 			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf, PauseBehavior: behavior}, &ev); st != 200 {
 				t.Fatalf("start: %d", st)

@@ -47,11 +47,13 @@ func beepPackets(t *testing.T, freq float64) [][]byte {
 }
 
 // publishOnSchedule publishes an Opus track as user in conf through an
-// impairing relay (imp; nil: none), sending packets[i%len] at t0 + i·20 ms
+// impairing relay (imp; nil: none), sending packets[i%len] at t0 + i·period
 // on the wall clock: the sender's capture clock, shared by every publisher
-// of the test. It begins at the first slot after it connected; a late tick
-// is made up at once.
-func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, imp impairment) (stop func()) {
+// of the test. Each packet holds 20 ms of audio, so a period above 20 ms is
+// a sender clock running slow. It begins at the first slot after it
+// connected (a zero t0: at once, with packets[0]); a late tick is made up at
+// once, so the sender keeps its (possibly skewed) rate under load.
+func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, imp impairment) (stop func()) {
 	t.Helper()
 	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
@@ -71,11 +73,16 @@ func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, 
 	if err := pub.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	const period = 20 * time.Millisecond
+	first := 0
+	if t0.IsZero() {
+		t0 = time.Now()
+	} else {
+		first = max(int(time.Since(t0)/period)+1, 0)
+	}
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := max(int(time.Since(t0)/period)+1, 0); ; i++ {
+		for i := first; ; i++ {
 			if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
 				select {
 				case <-quit:
@@ -88,7 +95,7 @@ func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, 
 				return
 			default:
 			}
-			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: period}) != nil {
+			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
 				return
 			}
 		}
@@ -143,7 +150,7 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 	defer cancel()
 	const conf = "offset"
 	t0 := time.Now().Add(200 * time.Millisecond)
-	stopA := publishOnSchedule(t, ctx, s, key, conf, "a", pa, t0, nil)
+	stopA := publishOnSchedule(t, ctx, s, key, conf, "a", pa, t0, 20*time.Millisecond, nil)
 	var ev api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
 		t.Fatalf("start: %d", st)
@@ -155,7 +162,7 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 		}
 		return 0, false, false
 	}
-	stopB := publishOnSchedule(t, ctx, s, key, conf, "b", pb, t0.Add(apart), burst)
+	stopB := publishOnSchedule(t, ctx, s, key, conf, "b", pb, t0.Add(apart), 20*time.Millisecond, burst)
 	time.Sleep(5 * time.Second)
 	var r api.RecordingDataEvent
 	if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {

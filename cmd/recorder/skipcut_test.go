@@ -45,7 +45,7 @@ func TestServe_SkipCutIsSeamlessForEveryTrack(t *testing.T) {
 	const conf = "skip2"
 	base := time.Now().Add(200 * time.Millisecond)
 	for i := range freqs {
-		stop := publishOnSchedule(t, ctx, s, key, conf, fmt.Sprintf("p%d", i+1), tones[i], base.Add(time.Duration(i)*10*time.Millisecond), nil)
+		stop := publishOnSchedule(t, ctx, s, key, conf, fmt.Sprintf("p%d", i+1), tones[i], base.Add(time.Duration(i)*10*time.Millisecond), 20*time.Millisecond, nil)
 		defer stop()
 	}
 	var ev api.RecordingDataEvent

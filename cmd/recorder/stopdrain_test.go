@@ -60,7 +60,7 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var from atomic.Int64 // unix ns
-	stop := publishImpaired(t, ctx, s, key, "inflight", opus, 20*time.Millisecond, func(int, time.Duration) (time.Duration, bool, bool) {
+	stop := publishOnSchedule(t, ctx, s, key, "inflight", "o", opus, time.Time{}, 20*time.Millisecond, func(int, time.Duration) (time.Duration, bool, bool) {
 		if f := from.Load(); f != 0 {
 			return impair(time.Now().UnixNano(), f), false, false
 		}
