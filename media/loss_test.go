@@ -156,8 +156,10 @@ func TestAudioPipeline_CountsLostExactly(t *testing.T) {
 			if tt.conceal >= 0 && s.Concealed != uint64(tt.conceal) {
 				t.Errorf("concealed %d, want %d (%+v)", s.Concealed, tt.conceal, s)
 			}
-			if want := uint64(len(pkts)); s.Decoded != want {
-				t.Errorf("decoded %d, want every packet given: %d (%+v)", s.Decoded, want, s)
+			// Every packet given is decoded, but those whose place was
+			// written whole before they came: dropped undecoded (shed).
+			if want := uint64(len(pkts)); s.Decoded+s.Shed != want || s.Shed > s.Late {
+				t.Errorf("decoded %d and shed %d (of %d late), want every packet given: %d (%+v)", s.Decoded, s.Shed, s.Late, want, s)
 			}
 			p.Close() // idempotent: counts nothing again
 			if s2 := p.Stats(); s2 != s {

@@ -53,6 +53,7 @@ type PipelineStats struct {
 	Recovered    uint64 // lost Opus packets decoded from the next packet's in-band FEC
 	Duplicates   uint64 // packets dropped as duplicates
 	Late         uint64 // packets that arrived after their place was written: (partly) dropped
+	Shed         uint64 // packets dropped whole without being decoded: their place was written (Late or BeforeStart)
 	DecodeErrors uint64 // packets the decoder rejected (silence)
 	Skipped      uint64 // inactive Opus packets played as silence undecoded (counted in Decoded too)
 	Reanchors    uint64 // timeline re-anchors: new SSRC, timestamp jump, resume
@@ -196,6 +197,13 @@ type AudioPipeline struct {
 
 	closed bool
 
+	// A run of newest packets later than the budget (catchingUp): since
+	// arrival lateAt, when the track's audio was at timeline position
+	// latePos.
+	lateRun bool
+	lateAt  uint64
+	latePos float64
+
 	// The latest RTCP sender report (SenderReport): position srPos on the
 	// timeline was the sender's wall clock at RTP timestamp srTS.
 	srValid bool
@@ -211,7 +219,7 @@ type AudioPipeline struct {
 	origin   atomic.Int64
 	originOK atomic.Bool
 
-	packets, decoded, lost, concealed, recovered, dups, late, decodeErrs, reanchors, bySR, beforeStart atomic.Uint64
+	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -285,6 +293,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		Recovered:    p.recovered.Load(),
 		Duplicates:   p.dups.Load(),
 		Late:         p.late.Load(),
+		Shed:         p.shed.Load(),
 		DecodeErrors: p.decodeErrs.Load(),
 		Skipped:      p.skipped(),
 		Reanchors:    p.reanchors.Load(),
@@ -472,27 +481,48 @@ func (p *AudioPipeline) flushHeld(now uint64) {
 // emit decodes one packet and writes it at the position its timestamp gives,
 // then decides the timeline as far as the sequence is complete.
 func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) {
-	// One Opus packet lost just before this one, which followed the packet
-	// before it: its audio from this one's in-band FEC, into p.last, decoded
-	// before this one (the decoder runs through the lost packet, as
-	// libopus's does).
-	fec := 0
-	if p.opus != nil && p.haveLst && seq == p.maxSeq+2 && p.lastSeq == p.maxSeq {
-		if d := opusSamples(payload, int(p.clock)); d > 0 && int32(ts-p.lastTS) == int32(2*d) &&
-			opusSamples(payload, int(p.rate)) <= len(p.last) {
-			fec = p.opus.DecodeFEC(payload, p.last)
-		}
-	}
-	n, err := p.decode(payload)
-	if err != nil {
-		p.decodeErrs.Add(1)
-		n = 0 // its place stays silence; the sequence still advances
-	}
+	// Placed by its duration before it is decoded: a packet whose place the
+	// mixer has written already (it came later than the budget: a network
+	// stall, a reader that fell behind) is dropped undecoded, so a reader
+	// short of CPU sheds the decode and catches up sooner.
+	prevLast := p.lastTS // place moves it on for the newest packet
+	n := p.samplesOf(payload)
 	newest := int16(seq-p.maxSeq) > 0
 	start, end, ok := p.place(ts, n, now, newest)
 	if !ok { // an old packet from before a jump of the timestamps: nowhere to go
 		p.late.Add(1)
 		return
+	}
+	fec := 0
+	if n > 0 && end <= int64(p.ring.Tail()) {
+		if start < int64(p.input.start) {
+			p.beforeStart.Add(1) // before the track joined the mix (or time zero): left out
+		} else {
+			p.late.Add(1)
+		}
+		p.shed.Add(1)
+		n = 0
+		if newest {
+			p.haveLst = false // nothing to conceal with or to recover into
+		}
+	} else {
+		// One Opus packet lost just before this one, which followed the
+		// packet before it: its audio from this one's in-band FEC, into
+		// p.last, decoded before this one (the decoder runs through the
+		// lost packet, as libopus's does).
+		if p.opus != nil && p.haveLst && seq == p.maxSeq+2 && p.lastSeq == p.maxSeq {
+			if d := opusSamples(payload, int(p.clock)); d > 0 && int32(ts-prevLast) == int32(2*d) && n <= len(p.last) {
+				fec = p.opus.DecodeFEC(payload, p.last)
+			}
+		}
+		dn, err := p.decode(payload)
+		if err != nil {
+			p.decodeErrs.Add(1)
+			dn = 0 // its place stays silence; the sequence still advances
+		}
+		if dn != n { // the decoder disagrees with the packet's header: its count
+			n, end = dn, start+int64(math.Ceil(float64(dn)*p.ratio))
+		}
 	}
 	if !p.originOK.Load() {
 		p.origin.Store(start)
@@ -547,6 +577,15 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		return
 	}
 	p.advance()
+}
+
+// samplesOf returns the duration of payload in samples at the mix rate,
+// from its header (Opus) or its length (G.711), without decoding it.
+func (p *AudioPipeline) samplesOf(payload []byte) int {
+	if p.opus != nil {
+		return opusSamples(payload, int(p.rate))
+	}
+	return len(payload) * p.factor
 }
 
 // recoverFEC fills [from, to) with the lost packet's audio that the next
@@ -712,6 +751,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
 	ahead, behind := p.rate, float64(p.mixer.budget)
+	rechecked := p.recheck
 	if p.recheck {
 		// The first packet after a pause: the sender's clock ran on, so its
 		// timestamp still places it, unless that is before what was
@@ -723,14 +763,28 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 			pos = -2 * behind // re-anchor below
 		}
 	}
-	if f := float64(now); pos > f+ahead || pos+behind < f {
+	switch f := float64(now); {
+	case pos+behind < f && !rechecked && p.catchingUp(pos, now):
+		// Later than the budget, from a track that is catching up (a
+		// network stall delivered in a burst, a reader that fell behind
+		// reading its socket): its place was written without it. The
+		// mapping stays, so what comes within the budget again lands
+		// where it belongs; emit drops this one undecoded if the mixer
+		// wrote its whole span. Its lateness is no measure of the
+		// sender's clock.
+		start = int64(math.Ceil(pos))
+		return start, start + int64(math.Ceil(float64(n)*p.ratio)), true
+	case pos > f+ahead || pos+behind < f:
 		// More than a second ahead of its arrival, or later than the
-		// budget: the timestamps lost touch with time (a sender that
-		// jumped without sending, or stopped and went on where it was).
+		// budget without catching up: the timestamps lost touch with
+		// time (a sender that jumped without sending, or stopped and
+		// went on where it was).
 		p.reanchors.Add(1)
 		p.settleNow()
 		p.anchor(ts, now)
 		pos = p.basePos
+	default:
+		p.lateRun = false
 	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
@@ -742,6 +796,34 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		end = start + int64(n)
 	}
 	return start, end, true
+}
+
+// catchUpWindow is how long, in arrival time, a track whose packets come
+// later than the budget has to show that it is catching up (its audio
+// advancing at least 5 % faster than its arrivals) before each next window,
+// or it re-anchors: a stall or a reader behind delivers faster than real
+// time until it caught up; a sender whose timestamps stood still (they
+// lost touch with time) delivers at real time, as late as ever.
+const catchUpWindow = time.Second
+
+// catchingUp takes a newest packet at timeline position pos that arrived at
+// now, later than the budget, and reports whether its track is catching up
+// (see catchUpWindow).
+func (p *AudioPipeline) catchingUp(pos float64, now uint64) bool {
+	if !p.lateRun {
+		p.lateRun, p.lateAt, p.latePos = true, now, pos
+		return true
+	}
+	w := uint64(catchUpWindow.Seconds() * p.rate)
+	if now < p.lateAt+w {
+		return true
+	}
+	if pos-p.latePos < float64(now-p.lateAt)*1.05 {
+		p.lateRun = false
+		return false
+	}
+	p.lateAt, p.latePos = now, pos
+	return true
 }
 
 // anchor maps ts to where the sender's latest sender report places it, if
@@ -758,7 +840,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy, p.byArrival = 0, false
+	p.bridgeBy, p.byArrival, p.lateRun = 0, false, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
