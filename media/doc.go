@@ -87,7 +87,11 @@
 //     already written is dropped, and counted (PipelineStats.Late,
 //     Ring.Dropped; Mixer.Expired counts frames written because the budget
 //     passed). An input that never sent a packet, and one that was removed,
-//     do not hold the mix back. The mix on disk thus lags real time by at
+//     do not hold the mix back; nor does one whose track's gate drops its
+//     packets on purpose (a blackout, a pause with silence), up to where the
+//     gated span ends (MixInput.Gate, GateEnds): the mix on disk does not lag
+//     the budget while a participant is blacked out, and the other tracks'
+//     rings do not fill up meanwhile. The mix on disk thus lags real time by at
 //     most the budget (less while every input delivers in order), and
 //     Mixer.Finish, at stop, writes everything that arrived.
 //   - Reordering. The ring places packets in any order; for Opus, whose

@@ -120,8 +120,66 @@ type MixInput struct {
 	active  atomic.Bool            // the producer wrote: frames wait for it
 	leaving atomic.Bool            // removed: nothing more will be written
 	mutes   atomic.Pointer[[]span] // muted spans, sorted, immutable
-	joined  bool                   // mixer goroutine: the mixer reached start
-	_       [0]func()              // not comparable
+	// The producer's gate (see Gate): gated while it writes nothing on
+	// purpose; gatedAt, where the gate closed; gateEnd, the latest end of a
+	// gated span (GateEnds), 0 if none was given.
+	gated   atomic.Bool
+	gatedAt atomic.Uint64
+	gateEnd atomic.Uint64
+	joined  bool      // mixer goroutine: the mixer reached start
+	_       [0]func() // not comparable
+}
+
+// Gate tells the mixer that the input's producer writes nothing from now on,
+// on purpose, until Ungate: its track's gate (a pause with pause.Silence, a
+// blackout) dropped a packet whose audio begins at timeline position at,
+// and the producer wrote and decided everything before the cut
+// (AudioPipeline.Pause; the gate keeps out what comes later for a place
+// before it). The mixer then stops waiting for the input: it claims its
+// frames as silence as soon as the other inputs (or the join wait) allow,
+// instead of after the latency budget, so the mix on disk does not lag the
+// budget while a participant is blacked out and the other tracks' rings do
+// not fill up with it. Once GateEnds gives where the gated span ends, frames
+// from there on are waited for again as usual: audio after a resume or a
+// blackout's end, read however late within the budget, loses nothing.
+// Producer goroutine; never blocks the mixer.
+//
+// Not for a pause with pause.Skip: a track resumes into the cut's span there
+// (AudioPipeline.ResyncAt), and the mixer holds the cut's frames back itself.
+func (in *MixInput) Gate(at uint64) {
+	in.gatedAt.Store(at)
+	in.gated.Store(true)
+}
+
+// Ungate tells the mixer that the input's producer writes again (its gate
+// let a packet through): the mixer waits for its frames as usual. Call it
+// before the producer writes. Producer goroutine.
+func (in *MixInput) Ungate() { in.gated.Store(false) }
+
+// GateEnds tells the mixer that the span the input's gate drops ends at
+// timeline position pos (a resume, a blackout's end): the gate lets audio
+// from pos on through, so the mixer claims no frame of the input beyond pos
+// without waiting for it. Call it before the gate lets such audio through;
+// a later span's end replaces an earlier one's. Safe from any goroutine.
+func (in *MixInput) GateEnds(pos uint64) {
+	for {
+		old := in.gateEnd.Load()
+		if pos <= old || in.gateEnd.CompareAndSwap(old, pos) {
+			return
+		}
+	}
+}
+
+// gatedUpTo reports whether the mixer may claim the input's positions below
+// end without waiting: its gate is closed, and end is not past where the
+// gated span ends (an end given before the gate closed at gatedAt belongs to
+// an earlier span). Mixer goroutine.
+func (in *MixInput) gatedUpTo(end uint64) bool {
+	if !in.gated.Load() {
+		return false
+	}
+	e := in.gateEnd.Load()
+	return e <= in.gatedAt.Load() || end <= e
 }
 
 // ID returns the id given to AddInput.
@@ -503,7 +561,9 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		// joinWait since it was added to begin (its first packets may be
 		// late: the pipeline moves them back to where they belong before it
 		// decides them).
-		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.added+m.joinWait
+		// A gated input (a participant paused or blacked out) is not waited
+		// for within its gated span (Gate).
+		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.added+m.joinWait || in.gatedUpTo(h+f)
 		a, b, ok := r.take(f, claim)
 		if !ok {
 			return false, nil // wait: the input has not decided the frame yet

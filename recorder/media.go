@@ -280,6 +280,9 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			}
 			if pipe != nil {
 				pipe.Pause()
+				if known && m.in != nil && m.gate.quietAt(pos) {
+					m.in.Gate(pos) // the mixer need not wait for the track until it resumes
+				}
 			}
 			return m.flush()
 		}
@@ -287,6 +290,9 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	}
 	if m.gated || skipEnded {
 		m.gated = false
+		if m.in != nil {
+			m.in.Ungate() // the mixer waits for the track again
+		}
 		m.gate.reopened()
 		ferr := m.flush() // nothing held, unless a skipped pause dropped no packet
 		m.guard.enter()

@@ -75,6 +75,20 @@ type cutSpan struct{ from, to uint64 }
 
 const openSpan = math.MaxUint64
 
+// resume ends the pause at c.to (c is the pause, closed): the mixer waits
+// for every track's audio from there on again (media.MixInput.GateEnds),
+// and then the gates let it through.
+func (lc *pauseState) resume(c *cutSpan) {
+	lc.mu.Lock()
+	for g := range lc.gates {
+		if g.in != nil {
+			g.in.GateEnds(c.to)
+		}
+	}
+	lc.mu.Unlock()
+	lc.cut.Store(c)
+}
+
 // holds reports whether position pos is within the span (false for nil).
 func (c *cutSpan) holds(pos uint64) bool { return c != nil && pos >= c.from && pos < c.to }
 
@@ -141,6 +155,20 @@ func (g *gate) dropAt(pos uint64, known, gated bool) bool {
 		bc = nil
 	}
 	return pc.holds(pos) || bc.holds(pos)
+}
+
+// quietAt reports whether the mixer may stop waiting for the track's mix
+// input once the gate dropped a packet whose audio begins at pos
+// (media.MixInput.Gate): pos is within the participant's blackout or a
+// pause with silence. Not within a pause with skip: a track resumes into the
+// cut's span there (media.AudioPipeline.ResyncAt).
+func (g *gate) quietAt(pos uint64) bool {
+	bc := g.blackCut.Load()
+	if bc != g.pastBlack && bc.holds(pos) {
+		return true
+	}
+	pc := g.lc.cut.Load()
+	return pc != g.pastPause && pc.holds(pos) && g.in != nil && g.in.Mixer().Config().PauseBehavior != pause.Skip
 }
 
 // reopened tells the gate that a packet passed after it dropped: the spans
@@ -222,7 +250,9 @@ func (g *gate) setBlack(on bool, at time.Time) {
 		if on {
 			g.blackCut.Store(&cutSpan{pos, openSpan})
 		} else if c := g.blackCut.Load(); c != nil && c.to == openSpan {
-			g.blackCut.Store(&cutSpan{c.from, max(pos, c.from)})
+			to := max(pos, c.from)
+			g.in.GateEnds(to) // before the gate lets audio from there through
+			g.blackCut.Store(&cutSpan{c.from, to})
 		}
 	}
 	g.black.Store(on)
@@ -387,7 +417,7 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 			skipAdded = cutLen
 		}
 		if newCut != nil {
-			s.lc.cut.Store(newCut) // audio from the resume on passes
+			s.lc.resume(newCut) // audio from the resume on passes
 		}
 		s.lc.paused.Store(false)
 	}

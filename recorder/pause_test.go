@@ -301,6 +301,7 @@ func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
 			}
 			lc := &pauseState{}
 			g := &gate{lc: lc, in: in, clock: 8000}
+			lc.gates = map[*gate]string{g: "u"}
 			ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, gate: g}
 			const n = 250 // 5 s of 20 ms packets; packet i is sent at 20·i ms
 			sent := func(i int) time.Duration { return time.Duration(i)*20*time.Millisecond + 5*time.Millisecond }
@@ -324,7 +325,7 @@ func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
 					lc.cut.Store(&cutSpan{mixer.PosAt(now), openSpan})
 					return
 				}
-				lc.cut.Store(&cutSpan{lc.cut.Load().from, mixer.PosAt(now)})
+				lc.resume(&cutSpan{lc.cut.Load().from, mixer.PosAt(now)})
 				lc.paused.Store(false)
 			}
 			payload := func(i int) byte { return byte(i % 100) } // never µ-law silence
