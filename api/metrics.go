@@ -13,6 +13,7 @@ import (
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/udpstat"
 	"github.com/rtcrec/recorder/recorder"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // metrics are the service's Prometheus metrics (README "Metrics"; the
@@ -115,6 +116,7 @@ var (
 	descDropped       = prometheus.NewDesc("recorder_track_packets_dropped_total", "RTP packets of recorded tracks that reached the recorder but not the track file, by reason: duplicate, late (after the file gave up on its place: later than the latency budget), paused (pause or blackout), after_stop.", []string{"reason"}, nil)
 	descUDPDrops      = prometheus.NewDesc("recorder_udp_receive_drops", "Datagrams the kernel dropped on this process's open UDP sockets (receive buffer full): they never reached the recorder. A gauge over the sockets open now (a closed socket's count goes with it).", nil, nil)
 	descUDPQueued     = prometheus.NewDesc("recorder_udp_receive_queued_bytes", "Bytes waiting in the receive queues of this process's open UDP sockets (a recorder that falls behind queues here first).", nil, nil)
+	descMuxDrops      = prometheus.NewDesc("recorder_udp_mux_queue_drops_total", "Datagrams the WHIP endpoint's UDP mux dropped because their connection's queue was full (its reader had not run for 256 datagrams): they never reached the recorder.", nil, nil)
 	descQueueDepth    = prometheus.NewDesc("recorder_upload_queue_depth", "Uploads waiting in the persisted queue.", nil, nil)
 	descQueueAge      = prometheus.NewDesc("recorder_upload_queue_oldest_age_seconds", "Age of the oldest upload waiting in the queue (0: none waits).", nil, nil)
 	descWebhooks      = prometheus.NewDesc("recorder_webhook_backlog", "Webhook deliveries not yet made.", nil, nil)
@@ -133,7 +135,7 @@ type stateCollector struct{ s *Service }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
 		descDecodeErrors, descDecoded, descSkipped, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns,
-		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descQueueDepth, descQueueAge, descWebhooks} {
+		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descMuxDrops, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
 }
@@ -177,6 +179,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUDPDrops, prometheus.GaugeValue, float64(us.Drops))
 		ch <- prometheus.MustNewConstMetric(descUDPQueued, prometheus.GaugeValue, float64(us.Queued))
 	}
+	counter(descMuxDrops, whip.MuxQueueDrops())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

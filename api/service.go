@@ -122,6 +122,8 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		Interfaces: cfg.WebRTC.Interfaces, IncludeLoopback: cfg.WebRTC.IncludeLoopback, PortMin: lo, PortMax: hi,
 		UDPMux: cfg.WebRTC.MuxAddress(), UDPMuxFallback: cfg.WebRTC.MuxIsDefault(), NATIPs: cfg.WebRTC.NATIPs, LoopbackOnly: isLoopbackOnly(cfg), Log: log,
 		VideoBitrate: uint64(max(0, cfg.WebRTC.VideoBitrate)),
+		Streams:      cfg.Capacity.Streams,
+		UDP4Only:     cfg.WebRTC.IPv4Only,
 	}
 	webrtcAPI, audioAPI, udpClose, err := whip.NewAPIs(settings)
 	if err != nil {

@@ -115,6 +115,12 @@ type WebRTCConfig struct {
 	UDPMux     string   `yaml:"udpMux"`
 	NATIPs     []string `yaml:"natIPs"`
 	ICEServers []string `yaml:"iceServers"`
+	// IPv4Only gathers IPv4 addresses only. On a host with a global IPv6
+	// address too, every connection otherwise has a second candidate: a
+	// second reader goroutine and 8 KiB buffer in pion/ice, about 17 KB
+	// per stream. Set it where no publisher reaches the recorder over IPv6
+	// alone (one without IPv4 could not connect).
+	IPv4Only bool `yaml:"ipv4Only"`
 	// VideoBitrate (bits per second) is asked of every WHIP video sender
 	// with REMB, about once a second from its first packet; default
 	// 2500000; negative: none (the sender gets no bandwidth feedback but

@@ -93,8 +93,10 @@ type Writer struct {
 	pageSpan  uint64 // granules a page collects before it is written
 
 	lacing []byte // segment table of the pending page, cap ogg.MaxSegments
-	body   []byte // packets of the pending page, cap ogg.MaxPageBody
-	page   []byte // assembled page, reused
+	// page holds the pending page's packets from pagePrefix on; writePage
+	// puts the header and segment table right before them and writes the
+	// page in one call, with no second buffer to assemble it in.
+	page []byte
 
 	dropped uint64 // malformed payloads
 	err     error  // sticky write error
@@ -135,12 +137,12 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		serial:   c.serial,
 		pageSpan: uint64(c.pageAudio / (time.Second / rate)),
 		// A second of Opus at up to 64 kbit/s (a browser sends 32) fits
-		// without growing; at a higher rate the buffers grow once, up to a
-		// page's ogg.MaxPageBody bytes. Per track they cost 8 KiB each
-		// (16 KiB each before: 16 KiB per track of a recorder's memory).
+		// without growing; at a higher rate the buffer grows once, up to a
+		// page's ogg.MaxPageBody bytes. Per track it costs 8.3 KiB, and
+		// the segment table 255 bytes (a body and a page buffer of 8 KiB
+		// each before session 7; 16 KiB each before session 5).
 		lacing: make([]byte, 0, ogg.MaxSegments),
-		body:   make([]byte, 0, 8<<10),
-		page:   make([]byte, 0, ogg.HeaderSize+ogg.MaxSegments+8<<10),
+		page:   make([]byte, pagePrefix, pagePrefix+8<<10),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
 	w.tl.Rate, w.tl.Now = rate, c.now
@@ -187,14 +189,21 @@ func (w *Writer) addPacket(p []byte, samples uint32) {
 		}
 		w.lacing = append(w.lacing, 255)
 	}
-	w.body = append(w.body, p...)
+	w.page = append(w.page, p...)
 	w.granule += uint64(samples)
 }
 
 // fits reports whether a packet of n bytes fits in the pending page.
 func (w *Writer) fits(n int) bool {
-	return len(w.lacing)+n/255+1 <= ogg.MaxSegments && len(w.body)+n <= ogg.MaxPageBody
+	return len(w.lacing)+n/255+1 <= ogg.MaxSegments && len(w.body())+n <= ogg.MaxPageBody
 }
+
+// pagePrefix is the room before the pending page's packets for its header
+// and the longest segment table.
+const pagePrefix = ogg.HeaderSize + ogg.MaxSegments
+
+// body returns the pending page's packets.
+func (w *Writer) body() []byte { return w.page[pagePrefix:] }
 
 // writePage writes the pending page, if any, with the given flags.
 func (w *Writer) writePage(flags byte) error {
@@ -204,7 +213,8 @@ func (w *Writer) writePage(flags byte) error {
 	if len(w.lacing) == 0 && flags&ogg.FlagEOS == 0 {
 		return nil
 	}
-	p := w.page[:ogg.HeaderSize]
+	start := pagePrefix - ogg.HeaderSize - len(w.lacing)
+	p := w.page[start:]
 	copy(p, "OggS")
 	p[4] = 0 // version
 	p[5] = flags
@@ -213,12 +223,10 @@ func (w *Writer) writePage(flags byte) error {
 	binary.LittleEndian.PutUint32(p[18:], w.sequence)
 	binary.LittleEndian.PutUint32(p[22:], 0)
 	p[26] = byte(len(w.lacing))
-	p = append(p, w.lacing...)
-	p = append(p, w.body...)
+	copy(p[ogg.HeaderSize:], w.lacing)
 	binary.LittleEndian.PutUint32(p[22:], ogg.CRC(0, p))
-	w.page = p
 	w.sequence++
-	w.lacing, w.body = w.lacing[:0], w.body[:0]
+	w.lacing, w.page = w.lacing[:0], w.page[:pagePrefix]
 	if _, err := w.out.Write(p); err != nil {
 		w.err = fmt.Errorf("oggwriter: write page: %w", err)
 		return w.err

@@ -195,7 +195,7 @@ func (w *Writer) SilenceFromPos(from uint64) (int64, error) {
 	if w.file == nil {
 		return 0, errors.New("oggwriter: silence: the writer has no file to edit")
 	}
-	silenceBody(w.lacing, w.body, w.granule, from)
+	silenceBody(w.lacing, w.body(), w.granule, from)
 	size, err := w.file.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return 0, fmt.Errorf("oggwriter: silence: %w", err)

@@ -28,11 +28,9 @@ type mmsghdr struct {
 }
 
 // batchConn is the UDP mux's socket read with recvmmsg(2): one system call
-// takes every datagram queued (up to batchSize), and ReadFromAddrPort hands
-// them out one by one without allocating. It has one reader, the mux's
-// worker goroutine (pion/ice's UDPMuxDefault uses ReadFromAddrPort and
-// WriteToAddrPort when the conn has them); its other methods are the
-// socket's.
+// takes every datagram queued (up to batchSize), and ReadDatagram hands
+// them out one by one without allocating or copying. It has one reader, the
+// mux socket's goroutine (udpmux.go); its other methods are the socket's.
 type batchConn struct {
 	*net.UDPConn
 	rc    syscall.RawConn
@@ -47,7 +45,7 @@ type batchConn struct {
 	serr  error                 // recvmmsg's error
 }
 
-func newBatchConn(c *net.UDPConn) (net.PacketConn, error) {
+func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -97,9 +95,9 @@ func (b *batchConn) recvmmsg(fd uintptr) bool {
 	return true
 }
 
-// ReadFromAddrPort returns the next datagram of the batch, reading a new
-// batch when it is used up.
-func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+// ReadDatagram returns the next datagram of the batch (valid until the next
+// read), reading a new batch when it is used up.
+func (b *batchConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 	for {
 		for b.next < b.n {
 			i := b.next
@@ -112,12 +110,18 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 			if !ok {
 				continue
 			}
-			return copy(p, b.bufs[i][:h.len]), addr, nil
+			return b.bufs[i][:h.len], addr, nil
 		}
 		if err := b.fill(); err != nil {
-			return 0, netip.AddrPort{}, err
+			return nil, netip.AddrPort{}, err
 		}
 	}
+}
+
+// ReadFromAddrPort copies the next datagram into p.
+func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	d, addr, err := b.ReadDatagram()
+	return copy(p, d), addr, err
 }
 
 // ReadFrom is ReadFromAddrPort for net.PacketConn (it allocates the address).

@@ -2,10 +2,34 @@
 
 package whip
 
-import "net"
+import (
+	"net"
+	"net/netip"
+)
 
-// newBatchConn is the socket itself where recvmmsg(2) is not available.
-func newBatchConn(c *net.UDPConn) (net.PacketConn, error) { return c, nil }
+// plainConn is a mux socket read a datagram at a time where recvmmsg(2) is
+// not available.
+type plainConn struct {
+	*net.UDPConn
+	buf [batchBuf]byte
+}
+
+// batchBuf is the largest datagram the mux reads.
+const batchBuf = 2048
+
+// newBatchConn is the socket itself, read one datagram at a time.
+func newBatchConn(c *net.UDPConn) (datagramConn, error) { return &plainConn{UDPConn: c}, nil }
+
+// ReadDatagram reads the next datagram (valid until the next read).
+func (c *plainConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
+	n, a, err := c.ReadFromUDPAddrPort(c.buf[:])
+	return c.buf[:n], a, err
+}
+
+// WriteToAddrPort writes on the socket.
+func (c *plainConn) WriteToAddrPort(p []byte, a netip.AddrPort) (int, error) {
+	return c.WriteToUDPAddrPort(p, a)
+}
 
 // setReadBuffer asks for n bytes of receive buffer for c and returns n (what
 // the socket got is not known here).

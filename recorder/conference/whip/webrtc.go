@@ -12,6 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -42,14 +43,34 @@ type Settings struct {
 	// DTLSServer makes the answering side the DTLS server: for dial-out
 	// adapters that answer a platform's offer (Janus starts DTLS at once).
 	DTLSServer bool
+	// Streams is the instance's capacity (capacity.streams; 0: not set):
+	// the UDP mux's receive buffer is sized for that many streams
+	// (muxReadBuffer).
+	Streams int
 }
 
-// udpMuxReadBuffer is the receive buffer asked for the UDP mux's socket:
-// about a second of 400 Opus streams (50 packets a second each, about 1 KiB
-// of kernel memory per datagram). It is a bound, not an allocation: the
-// kernel holds only what waits to be read. A socket per connection has
-// net.core.rmem_default each (208 KiB on most hosts).
+// udpMuxReadBuffer is the least receive buffer asked for the UDP mux's
+// socket: about a second of 400 Opus streams (50 packets a second each,
+// about 1 KiB of kernel memory per datagram). It is a bound, not an
+// allocation: the kernel holds only what waits to be read. A socket per
+// connection has net.core.rmem_default each (208 KiB on most hosts).
 const udpMuxReadBuffer = 16 << 20
+
+// muxBufferPerStream is the UDP mux's receive buffer per stream of the
+// instance's capacity: the latency budget's 5 s of an Opus stream (250
+// datagrams) at 2 KiB of kernel memory each (a network card's buffer for a
+// small datagram; 832 bytes on loopback). A recorder stalled for up to the
+// budget then finds every datagram still queued when it runs again, and
+// those that came too late for the mix are dropped as late (counted, and in
+// the track files) instead of by the kernel.
+const muxBufferPerStream = 250 * 2048
+
+// muxReadBuffer is the receive buffer asked for each of the mux's sockets
+// for a capacity of streams (0: not set): muxBufferPerStream each, at least
+// udpMuxReadBuffer, at most 1 GiB.
+func muxReadBuffer(streams int) int {
+	return min(max(udpMuxReadBuffer, streams*muxBufferPerStream), 1<<30)
+}
 
 // udpMuxMinBuffer is the least receive buffer the default mux (Settings.
 // UDPMuxFallback) takes: about 200 ms of 400 Opus streams. Per-connection
@@ -141,9 +162,13 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 	se.LoggerFactory = newSharedLoggers()
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(s.IncludeLoopback || s.LoopbackOnly)
-	if s.LoopbackOnly {
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	}
+	skip6Loopback := hasIPv4Loopback()
+	se.SetIPFilter(func(ip net.IP) bool {
+		if skip6Loopback && ip.IsLoopback() && ip.To4() == nil {
+			return false // hasIPv4Loopback
+		}
+		return !s.LoopbackOnly || ip.IsLoopback()
+	})
 	if s.UDP4Only {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	} else {
@@ -176,6 +201,15 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 			se.SetICEUDPMux(mux)
 			closeFn = mux.Close
 			muxed = true
+			// One network for every agent: by default each lists the
+			// host's interfaces and keeps them (7 KB per connection);
+			// with the mux its candidates come from the mux's sockets.
+			n, err := stdnet.NewNet()
+			if err != nil {
+				_ = mux.Close()
+				return se, nil, fmt.Errorf("whip: network: %w", err)
+			}
+			se.SetNet(n)
 		}
 	}
 	if !muxed && (s.PortMin != 0 || s.PortMax != 0) {
@@ -209,20 +243,27 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 		return nil, fmt.Errorf("whip: udpMux %q: bad port", s.UDPMux)
 	}
 	var addrs []*net.UDPAddr
-	if host != "" {
-		ip := net.ParseIP(host)
-		if ip == nil {
-			return nil, fmt.Errorf("whip: udpMux %q: the host is not an IP address", s.UDPMux)
-		}
+	ip := net.ParseIP(host)
+	switch {
+	case host != "" && ip == nil:
+		return nil, fmt.Errorf("whip: udpMux %q: the host is not an IP address", s.UDPMux)
+	case host != "" && !ip.IsUnspecified():
 		addrs = []*net.UDPAddr{{IP: ip, Port: int(p)}}
-	} else if addrs, err = gatherAddrs(s, int(p)); err != nil {
-		return nil, fmt.Errorf("whip: udpMux: %w", err)
+	default:
+		// Every address ICE gathers on (0.0.0.0: every IPv4 one), each
+		// with its socket: a datagram's socket tells its local address.
+		if ip != nil && ip.To4() != nil {
+			s.UDP4Only = true
+		}
+		if addrs, err = gatherAddrs(s, int(p)); err != nil {
+			return nil, fmt.Errorf("whip: udpMux: %w", err)
+		}
 	}
-	var muxes []ice.UDPMux
+	var conns []datagramConn
 	var listening []string
 	closeAll := func() {
-		for _, m := range muxes {
-			_ = m.Close()
+		for _, c := range conns {
+			_ = c.Close()
 		}
 	}
 	for _, a := range addrs {
@@ -234,16 +275,17 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 		// Every connection's packets queue on this one socket: give it a
 		// receive buffer for a burst of them, and read them in batches
 		// (udpbatch_linux.go).
-		got := readBuffer(conn, udpMuxReadBuffer)
+		want := muxReadBuffer(s.Streams)
+		got := readBuffer(conn, want)
 		if got < udpMuxMinBuffer && s.UDPMuxFallback {
 			conn.Close()
 			closeAll()
 			return nil, fmt.Errorf("%w: %d bytes on %s, want %d or more", errMuxBuffer, got, a, udpMuxMinBuffer)
 		}
-		if got < udpMuxReadBuffer && s.Log != nil {
+		if got < want && s.Log != nil {
 			s.Log.Warn("the UDP mux's receive buffer is smaller than asked: a burst the recorder cannot read at once "+
 				"(a CPU stall) is dropped sooner; raise net.core.rmem_max or run with CAP_NET_ADMIN",
-				"address", conn.LocalAddr().String(), "askedBytes", udpMuxReadBuffer, "gotBytes", got)
+				"address", conn.LocalAddr().String(), "askedBytes", want, "gotBytes", got)
 		}
 		bc, err := newBatchConn(conn)
 		if err != nil {
@@ -251,28 +293,46 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 			closeAll()
 			return nil, fmt.Errorf("whip: udpMux: %w", err)
 		}
-		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: bc}))
+		conns = append(conns, bc)
 		listening = append(listening, conn.LocalAddr().String())
 	}
 	if s.Log != nil {
 		s.Log.Info("WebRTC media: one UDP socket for every connection (webrtc.udpMux)", "addresses", listening)
 	}
-	if len(muxes) == 1 {
-		return muxes[0], nil
+	return newMux(conns), nil
+}
+
+// hasIPv4Loopback reports whether the host has an IPv4 loopback address.
+// Where it has, ICE leaves out the IPv6 loopback address (oneLoopback): a
+// peer on this host reaches 127.0.0.1 as well as ::1, and a second loopback
+// candidate costs every connection a second candidate reader (a goroutine
+// and its 8 KiB buffer in pion/ice) and, with the UDP mux, a second
+// connection and its queue: about 17 KB per stream (issue 16).
+func hasIPv4Loopback() bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
 	}
-	return ice.NewMultiUDPMuxDefault(muxes...), nil
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsLoopback() && n.IP.To4() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // gatherAddrs returns the addresses, with port, of every up interface that
 // s lets ICE gather on: loopback only when included (only loopback with
-// LoopbackOnly), s.Interfaces when set, IPv6 unless UDP4Only (global and
-// unique-local unicast only: a link-local candidate needs its zone).
+// LoopbackOnly; ::1 only without 127.0.0.1: hasIPv4Loopback), s.Interfaces
+// when set, IPv6 unless UDP4Only (global and unique-local unicast only: a
+// link-local candidate needs its zone).
 func gatherAddrs(s Settings, port int) ([]*net.UDPAddr, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return nil, err
 	}
 	keep := func(name string) bool { return len(s.Interfaces) == 0 || slices.Contains(s.Interfaces, name) }
+	skip6Loopback := hasIPv4Loopback()
 	var addrs []*net.UDPAddr
 	for _, ifc := range ifaces {
 		loopback := ifc.Flags&net.FlagLoopback != 0
@@ -293,7 +353,7 @@ func gatherAddrs(s Settings, port int) ([]*net.UDPAddr, error) {
 			if ip.To4() == nil && (s.UDP4Only || !ip.IsGlobalUnicast() && !ip.IsLoopback()) {
 				continue
 			}
-			if s.LoopbackOnly && !ip.IsLoopback() {
+			if s.LoopbackOnly && !ip.IsLoopback() || skip6Loopback && ip.IsLoopback() && ip.To4() == nil {
 				continue
 			}
 			addrs = append(addrs, &net.UDPAddr{IP: ip, Port: port})
