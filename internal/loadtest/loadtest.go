@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // The receivers Run can measure.
@@ -82,6 +85,7 @@ type Result struct {
 	System         string
 	Streams        int // publishers asked for
 	Connected      int // publishers whose media the receiver took
+	Refused        int // publishers refused for want of capacity (503 with Retry-After)
 	Window         time.Duration
 	CPU            time.Duration // receiver CPU over the window
 	RSS            int64         // receiver RSS at the end of the window
@@ -108,10 +112,13 @@ type Result struct {
 	// started, so it includes drops before them); reached it but not the
 	// file (duplicates, later than the budget); from after the stop.
 	Written, NotReceived, KernelDrops, FileDrops, AfterStop uint64
-	MixShort                                                time.Duration
-	Load1                                                   float64 // the machine's 1-minute load average at the end of the window
-	Err                                                     string  // why the step failed, if it did
-	FilesDetail                                             string
+	// MuxDrops: datagrams the recorder's UDP mux dropped for a full
+	// connection queue (recorder_udp_mux_queue_drops_total).
+	MuxDrops    uint64
+	MixShort    time.Duration
+	Load1       float64 // the machine's 1-minute load average at the end of the window
+	Err         string  // why the step failed, if it did
+	FilesDetail string
 }
 
 // CPUPerStreamSecond is the receiver's CPU per stream per second of media,
@@ -196,7 +203,7 @@ type counters struct {
 	goroutines                      int   // 0: not known
 	heap, stacks                    int64 // bytes; 0: not known
 	// Recorder only: the file side and the kernel's drops (see Result).
-	written, notReceived, kernelDrops, fileDrops, afterStop uint64
+	written, notReceived, kernelDrops, fileDrops, afterStop, muxDrops uint64
 }
 
 type fileCheck struct {
@@ -229,6 +236,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			} else {
 				logf("   %.2f ms CPU per stream-second (%.2f cores), %d KB RSS per stream, load %.1f; %s",
 					r.CPUPerStreamSecond(), r.Cores(), r.RSSPerStream()>>10, r.Load1, r.FilesDetail)
+				if r.Refused > 0 || r.MuxDrops > 0 {
+					logf("   %d publishers refused (503 with Retry-After), %d datagrams dropped by the UDP mux's queues", r.Refused, r.MuxDrops)
+				}
 			}
 			results = append(results, r)
 		}
@@ -349,16 +359,19 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 	for i := 0; i < n; i += cfg.PerConference {
 		confs = append(confs, fmt.Sprintf("conf%03d", i/cfg.PerConference))
 	}
-	pubs, err := publishAll(ctx, t, n, cfg.PerConference, snd)
+	pubs, published, refused, err := publishAll(ctx, t, n, cfg.PerConference, snd)
 	defer func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()
 		closeAll(cctx, pubs)
 	}()
-	r.Connected = len(pubs)
+	r.Connected, r.Refused = len(pubs), refused
 	if err != nil {
-		logf("   publishing: %v (%d of %d connected)", err, len(pubs), n)
+		logf("   publishing: %v (%d of %d connected, %d refused with 503 no_capacity)", err, len(pubs), n, refused)
 	}
+	// Past the recorder's capacity (capacity.streams), publishers are
+	// refused: record the conferences that have a publisher.
+	confs = slices.DeleteFunc(confs, func(c string) bool { return !published[c] })
 	recStart := time.Now()
 	before, _ := t.counters(ctx) // the kernel's drops so far (before any recording)
 	if err := t.record(ctx, confs); err != nil {
@@ -427,7 +440,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 	}
 	r.Files, r.Missing, r.MixShort, r.FilesDetail = fc.files, fc.missing, fc.mixShort, fc.detail
 	if cn, err := t.counters(ctx); err == nil { // after the stop: every packet accounted for
-		r.Written, r.NotReceived, r.FileDrops, r.AfterStop = cn.written, cn.notReceived, cn.fileDrops, cn.afterStop
+		r.Written, r.NotReceived, r.FileDrops, r.AfterStop, r.MuxDrops = cn.written, cn.notReceived, cn.fileDrops, cn.afterStop, cn.muxDrops
 		if cn.kernelDrops > before.kernelDrops {
 			r.KernelDrops = cn.kernelDrops - before.kernelDrops
 		}
@@ -436,15 +449,16 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 }
 
 // publishAll connects n publishers, perConf per conference, 16 at a time; it
-// returns those that connected and the first error.
-func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) ([]closer, error) {
+// returns those that connected, the conferences with one, how many the
+// receiver refused for want of capacity (503 with Retry-After), and the
+// first error.
+func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) (pubs []closer, published map[string]bool, refused int, first error) {
 	var (
-		mu    sync.Mutex
-		pubs  []closer
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 16)
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 16)
 	)
+	published = map[string]bool{}
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -453,9 +467,13 @@ func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) ([]c
 			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			p, err := t.publish(pctx, fmt.Sprintf("conf%03d", i/perConf), i, snd)
+			conf := fmt.Sprintf("conf%03d", i/perConf)
+			p, err := t.publish(pctx, conf, i, snd)
 			mu.Lock()
 			defer mu.Unlock()
+			if he := (*whip.HTTPError)(nil); errors.As(err, &he) && he.Status == http.StatusServiceUnavailable && he.RetryAfter != "" {
+				refused++
+			}
 			if err != nil {
 				if first == nil {
 					first = fmt.Errorf("stream %d: %w", i, err)
@@ -463,10 +481,11 @@ func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) ([]c
 				return
 			}
 			pubs = append(pubs, p)
+			published[conf] = true
 		}(i)
 	}
 	wg.Wait()
-	return pubs, first
+	return pubs, published, refused, first
 }
 
 func closeAll(ctx context.Context, pubs []closer) {

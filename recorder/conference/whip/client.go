@@ -31,8 +31,9 @@ type Publication struct {
 
 // HTTPError is a WHIP endpoint's refusal.
 type HTTPError struct {
-	Status int
-	Body   string
+	Status     int
+	Body       string
+	RetryAfter string // the Retry-After header, if any (503 no_capacity)
 }
 
 func (e *HTTPError) Error() string {
@@ -92,7 +93,7 @@ func (c *Client) Publish(ctx context.Context, endpoint string, tracks ...webrtc.
 		return fail(err)
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return fail(&HTTPError{Status: resp.StatusCode, Body: string(bytes.TrimSpace(body))})
+		return fail(&HTTPError{Status: resp.StatusCode, Body: string(bytes.TrimSpace(body)), RetryAfter: resp.Header.Get("Retry-After")})
 	}
 	loc, err := resp.Location()
 	if err != nil {
