@@ -145,7 +145,13 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		},
 		ValidID: func(id string) error { return recorder.ValidateID("conferenceId", id) },
 		Full:    func() bool { return s.Manager != nil && s.Manager.Full() },
-		Logger:  log,
+		Load: func() (int, int) {
+			if s.Manager == nil {
+				return 0, 0
+			}
+			return s.Manager.Load()
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return fail(err)

@@ -124,7 +124,9 @@ type WebRTCConfig struct {
 	// VideoBitrate (bits per second) is asked of every WHIP video sender
 	// with REMB, about once a second from its first packet; default
 	// 2500000; negative: none (the sender gets no bandwidth feedback but
-	// receiver reports).
+	// receiver reports). Past three quarters of capacity.streams it asks
+	// less in proportion, a quarter of it at capacity
+	// (whip.VideoBitrateAt).
 	VideoBitrate int64 `yaml:"videoBitrate"`
 }
 

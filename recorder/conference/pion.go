@@ -77,16 +77,17 @@ func (t *PionTrack) Fill(ct *Track, pc *webrtc.PeerConnection, senderSSRC uint32
 }
 
 // REMB returns a sender of the RTCP Receiver Estimated Maximum Bitrate
-// (draft-alvestrand-rmcat-remb) for the video of mediaSSRC, on pc: bitrate
-// bits per second. It sends at most once a second; call it as often as is
-// convenient (once at once, then on each RTCP packet that arrives, as the
-// sender's reports come about once a second). Not safe for concurrent use.
-func REMB(pc *webrtc.PeerConnection, bitrate uint64, mediaSSRC uint32) func() {
+// (draft-alvestrand-rmcat-remb) for the video of mediaSSRC, on pc: bitrate()
+// bits per second, read at each send. It sends at most once a second; call
+// it as often as is convenient (once at once, then on each RTCP packet that
+// arrives, as the sender's reports come about once a second). Not safe for
+// concurrent use.
+func REMB(pc *webrtc.PeerConnection, bitrate func() uint64, mediaSSRC uint32) func() {
 	var last time.Time
 	return func() {
 		if now := time.Now(); now.Sub(last) >= time.Second {
 			last = now
-			_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bitrate), SSRCs: []uint32{mediaSSRC}}})
+			_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(bitrate()), SSRCs: []uint32{mediaSSRC}}})
 		}
 	}
 }

@@ -75,7 +75,26 @@ type Options struct {
 	// starts low and lowers its resolution for seconds. The API must
 	// negotiate REMB (Settings.VideoBitrate).
 	VideoBitrate uint64
-	Logger       *slog.Logger
+	// Load, when set, reports the streams the recorder carries and its
+	// capacity (0: none): past three quarters of it, the REMB asks video
+	// senders for less (VideoBitrateAt).
+	Load   func() (load, capacity int)
+	Logger *slog.Logger
+}
+
+// VideoBitrateAt is the bitrate the REMB asks of a video sender: target up
+// to three quarters of the recorder's capacity, then less in proportion, down
+// to a quarter of target at capacity (and past it, for the senders already
+// taken). A video stream's receive and write cost goes with its bytes, so a
+// recorder near its capacity keeps its running recordings whole by asking
+// for fewer; capacity 0 (no limit) always asks target.
+func VideoBitrateAt(target uint64, load, capacity int) uint64 {
+	if capacity <= 0 || 4*load <= 3*capacity {
+		return target
+	}
+	// (capacity − load) / (capacity / 4) of target, at least a quarter.
+	f := max(0.25, 4*float64(capacity-load)/float64(capacity))
+	return uint64(f * float64(target))
 }
 
 // Adapter is the WHIP endpoint. It implements conference.Adapter,
@@ -502,7 +521,14 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 	}
 	var onRTCP func()
 	if kind == conference.KindVideo && a.o.VideoBitrate > 0 {
-		onRTCP = conference.REMB(s.pc, a.o.VideoBitrate, uint32(t.SSRC()))
+		bitrate := func() uint64 {
+			if a.o.Load == nil {
+				return a.o.VideoBitrate
+			}
+			load, capacity := a.o.Load()
+			return VideoBitrateAt(a.o.VideoBitrate, load, capacity)
+		}
+		onRTCP = conference.REMB(s.pc, bitrate, uint32(t.SSRC()))
 		onRTCP()
 	}
 	conference.NewPionTrack(t, conference.ReadSenderReportsWith(recv, onRTCP)).Fill(ct, s.pc, 0)
