@@ -1,12 +1,13 @@
 package whip
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,11 +26,11 @@ import (
 //   - a datagram is copied into a pooled buffer of its size (smallPacket
 //     bytes for audio, RTCP and STUN; batchBuf for video and DTLS) and queued
 //     on its connection's ring (muxRing slots) without a lock;
-//   - it is routed by its source address through a copy-on-write map that
-//     the reader only loads; an address is added when a connection first
-//     writes to it (as pion does: ICE answers a peer's checks before any
-//     media comes), and a STUN packet from an address not yet known goes to
-//     the connection of its USERNAME's ufrag;
+//   - a STUN request goes to the connection of its USERNAME's ufrag; any
+//     other datagram is routed by its source address through a copy-on-write
+//     map that the reader only loads; an address is added when a connection
+//     first writes to it (as pion does: ICE answers a peer's checks before
+//     any media comes);
 //   - a connection's Close removes it at once (no goroutine waits for it).
 //
 // A connection whose ring is full (its reader, ICE's candidate goroutine,
@@ -237,10 +238,15 @@ func (s *muxSocket) read() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		c := (*s.routes.Load())[key]
+		// A STUN request names its connection (USERNAME): it goes there
+		// even from an address routed elsewhere (a port a closed
+		// connection's peer used); anything else goes by its address.
+		var c *muxConn
+		if stun.IsMessage(d) {
+			c = s.stunConn(d)
+		}
 		if c == nil {
-			if c = s.stunConn(d); c == nil {
+			if c = (*s.routes.Load())[netip.AddrPortFrom(from.Addr().Unmap(), from.Port())]; c == nil {
 				continue // not for any connection of ours
 			}
 		}
@@ -248,24 +254,51 @@ func (s *muxSocket) read() {
 	}
 }
 
-// stunConn returns the connection a STUN message from an unknown address is
-// for: the first part of its USERNAME ("local:remote") is our ufrag.
+// stunConn returns the connection a STUN message is for, by the first part
+// of its USERNAME ("local:remote": our ufrag), or nil (a response, an
+// indication, not ours). STUN comes a few times a second per connection
+// at most (checks, consent), never with media.
 func (s *muxSocket) stunConn(d []byte) *muxConn {
-	if !stun.IsMessage(d) {
+	ufrag := stunUfrag(d)
+	if ufrag == nil {
 		return nil
 	}
-	msg := &stun.Message{Raw: append([]byte(nil), d...)}
-	if msg.Decode() != nil {
-		return nil
-	}
-	user, err := msg.Get(stun.AttrUsername)
-	if err != nil {
-		return nil
-	}
-	ufrag, _, _ := strings.Cut(string(user), ":")
 	s.mux.mu.Lock()
 	defer s.mux.mu.Unlock()
-	return s.mux.conns[muxKey{ufrag, s.index}]
+	return s.mux.conns[muxKey{string(ufrag), s.index}]
+}
+
+// stunUfrag returns the part before ':' of the USERNAME attribute of the
+// STUN message d (RFC 8489 §14.3; RFC 8445 §7.2.2: "the receiver's ufrag:
+// the sender's"), or nil when d has none or is malformed.
+func stunUfrag(d []byte) []byte {
+	const header, username = 20, 0x0006
+	if len(d) < header {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(d[2:4]))
+	if header+n > len(d) {
+		return nil
+	}
+	for a := d[header : header+n]; len(a) >= 4; {
+		typ, l := binary.BigEndian.Uint16(a[0:2]), int(binary.BigEndian.Uint16(a[2:4]))
+		if 4+l > len(a) {
+			return nil
+		}
+		if typ == username {
+			v := a[4 : 4+l]
+			if i := bytes.IndexByte(v, ':'); i >= 0 {
+				v = v[:i]
+			}
+			return v
+		}
+		next := 4 + (l+3)&^3 // values are padded to 4 bytes
+		if next > len(a) {
+			return nil
+		}
+		a = a[next:]
+	}
+	return nil
 }
 
 // register routes datagrams from addr to c.

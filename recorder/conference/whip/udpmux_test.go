@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,16 @@ func TestUDPMux_RoutesByUfragThenAddress(t *testing.T) {
 	if a.tail.Load() != 1 {
 		t.Fatalf("a queued %d datagrams, want 1", a.tail.Load())
 	}
+	// A STUN request goes by its ufrag even from an address routed to
+	// another connection (a port reused by a new peer while the old
+	// connection still holds it).
+	peerB.Write(bindingRequest(t, "ufragA", "new peer"))
+	if d, from := readWithin(t, a); !stun.IsMessage(d) || from.String() != peerB.LocalAddr().String() {
+		t.Fatalf("a read %q from %v, want the STUN request from %v", d, from, peerB.LocalAddr())
+	}
+	if b.tail.Load() != 2 {
+		t.Fatalf("b queued %d datagrams, want 2 (its STUN request and media)", b.tail.Load())
+	}
 
 	// Close: a waiting read ends; the routes go.
 	done := make(chan error, 1)
@@ -236,4 +247,36 @@ func TestUDPMux_ReaderAndWriterConcurrently(t *testing.T) {
 			t.Fatalf("read %d: %q, %v", i, buf[:n], err)
 		}
 	}
+}
+
+// stunUfrag finds the same USERNAME as pion/stun's decoder in every message
+// that decoder takes, and never panics on any input.
+func FuzzStunUfrag(f *testing.F) {
+	req, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername("abcd:efgh"),
+		stun.NewSoftware("x"), stun.Fingerprint)
+	f.Add(req.Raw)
+	noColon, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewSoftware("odd length"), stun.NewUsername("ufrag"))
+	f.Add(noColon.Raw)
+	resp, _ := stun.Build(stun.TransactionID, stun.BindingSuccess, &stun.XORMappedAddress{IP: net.IPv4(10, 0, 0, 1), Port: 9})
+	f.Add(resp.Raw)
+	f.Add(req.Raw[:len(req.Raw)-5])
+	f.Add([]byte{0, 1, 0, 4, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 6, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		got := stunUfrag(d)
+		m := &stun.Message{Raw: append([]byte(nil), d...)}
+		if m.Decode() != nil {
+			return
+		}
+		user, err := m.Get(stun.AttrUsername)
+		if err != nil {
+			if got != nil {
+				t.Fatalf("ufrag %q where pion finds no USERNAME", got)
+			}
+			return
+		}
+		want, _, _ := strings.Cut(string(user), ":")
+		if got == nil || string(got) != want {
+			t.Fatalf("ufrag %q, pion's USERNAME %q", got, user)
+		}
+	})
 }
