@@ -114,10 +114,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadConfig loads --config, or recorder.yaml when present, or the defaults.
 // applyRuntime sets Go's garbage collector as the runtime block asks (unset:
-// Go's defaults, or GOGC and GOMEMLIMIT from the environment).
+// GOGC and GOMEMLIMIT from the environment, or gcPercent
+// config.DefaultGCPercent and no memory limit).
 func applyRuntime(r config.RuntimeConfig, log *slog.Logger) {
+	if r.GCPercent == 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(config.DefaultGCPercent)
+	}
 	if r.GCPercent != 0 {
 		debug.SetGCPercent(r.GCPercent)
 	}
@@ -129,6 +132,7 @@ func applyRuntime(r config.RuntimeConfig, log *slog.Logger) {
 	}
 }
 
+// loadConfig loads --config, or recorder.yaml when present, or the defaults.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		if _, err := os.Stat("recorder.yaml"); err != nil {

@@ -23,9 +23,17 @@ func TestApplyRuntime(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != 3072<<20 {
 		t.Errorf("memory limit %d, want %d", got, 3072<<20)
 	}
+	// Unset: GOGC from the environment is left as the runtime read it.
+	t.Setenv("GOGC", "70")
 	debug.SetGCPercent(70)
 	applyRuntime(config.RuntimeConfig{}, log)
 	if got := debug.SetGCPercent(100); got != 70 {
-		t.Errorf("unset: GC percent %d, want it left at 70", got)
+		t.Errorf("unset with GOGC=70: GC percent %d, want it left at 70", got)
+	}
+	// Neither: the recorder's default.
+	t.Setenv("GOGC", "")
+	applyRuntime(config.RuntimeConfig{}, log)
+	if got := debug.SetGCPercent(100); got != config.DefaultGCPercent {
+		t.Errorf("unset: GC percent %d, want %d", got, config.DefaultGCPercent)
 	}
 }
