@@ -286,6 +286,45 @@ func BenchmarkOpusDecoder_Speech(b *testing.B) {
 	}
 }
 
+// BenchmarkOpusDecoder_BrowserSpeech decodes what the load harness sends
+// (internal/loadtest): 60 s of speech with pauses encoded by libopus as a
+// browser sends it, 32 kbit/s VoIP in 20 ms packets with in-band FEC coded
+// for 1 % loss (so speech packets carry LBRR frames), at 8 kHz as the mix
+// does ("both": inactive packets and hybrid CELT skipped) and in full.
+// ns/op and cpu-µs/packet are per 20 ms packet.
+func BenchmarkOpusDecoder_BrowserSpeech(b *testing.B) {
+	packets, _, err := synth.OpusSpeechWith(testenv.LookPath(b, "ffmpeg"), b.TempDir(), 60, 1, 32000, "-fec", "1", "-packet_loss", "1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name string
+		skip bool
+	}{{"both", true}, {"full", false}} {
+		b.Run(mode.name+"/rate=8000", func(b *testing.B) {
+			d, err := newOpusDecoder(8000, mode.skip, mode.skip)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]int16, 5760)
+			i := 0
+			b.ReportAllocs()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c0, ok0 := threadCPU()
+			for b.Loop() {
+				if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
+				b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(i), "cpu-µs/packet")
+			}
+		})
+	}
+}
+
 // fecSpeech returns 20 s of speech with pauses (internal/synth.Speech(20, 3))
 // encoded by ffmpeg's libopus as a browser sends it, 32 kbit/s VoIP in 20 ms
 // packets, with in-band FEC coded for 10 % loss (-fec 1 -packet_loss 10).

@@ -6,7 +6,6 @@ package bitdepth
 
 import (
 	"errors"
-	"math"
 )
 
 var (
@@ -16,16 +15,24 @@ var (
 	errOutBufferTooSmall    = errors.New("out isn't large enough")
 )
 
-// Float32ToSigned16 quantizes a float32 PCM sample to signed 16-bit PCM.
+// Float32ToSigned16 quantizes a float32 PCM sample to signed 16-bit PCM:
+// sample*32768 rounded half away from zero (math.Round), saturated.
+//
+// It adds ±0.5 and truncates instead of calling math.Round: the same value,
+// since sample*32768 is a float32 (24 significant bits), so x ± 0.5 is exact
+// in float64 wherever the result is not 0 (TestFloat32ToSigned16).
 func Float32ToSigned16(sample float32) int16 {
-	sample64 := math.Round(float64(sample * 32768))
-	if sample64 < -32768 {
-		sample64 = -32768
-	} else if sample64 > 32767 {
-		sample64 = 32767
+	x := float64(sample * 32768)
+	switch {
+	case x >= 32767.5:
+		return 32767
+	case x <= -32768.5:
+		return -32768
+	case x >= 0:
+		return int16(int32(x + 0.5))
+	default:
+		return int16(int32(x - 0.5))
 	}
-
-	return int16(sample64)
 }
 
 // ConvertFloat32LittleEndianToSigned16LittleEndian converts a f32le to s16le.

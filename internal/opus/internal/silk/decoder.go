@@ -1118,14 +1118,26 @@ func (d *Decoder) decodeExcitationLSB(eRaw []int32, lsbcounts []uint8) {
 // the magnitude of each coefficient in the excitation.
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
-//
-//nolint:cyclop,gocyclo,gocognit
 func (d *Decoder) decodeExcitationSign(
 	eRaw []int32,
 	signalType frameSignalType,
 	quantizationOffsetType frameQuantizationOffsetType,
 	pulsecounts []uint8,
 ) {
+	// The PDF from Table 52 for this frame's signal type and quantization
+	// offset type, by the block's pulse count (6 for 6 or more). (Our change
+	// to pion/opus v0.1.0: chosen once per frame instead of per coefficient.)
+	var pdfs *[7][]uint
+	switch signalType {
+	case frameSignalTypeInactive:
+		pdfs = &icdfExcitationSignInactive[quantizationOffsetTypeIndex(quantizationOffsetType)]
+	case frameSignalTypeUnvoiced:
+		pdfs = &icdfExcitationSignUnvoiced[quantizationOffsetTypeIndex(quantizationOffsetType)]
+	case frameSignalTypeVoiced:
+		pdfs = &icdfExcitationSignVoiced[quantizationOffsetTypeIndex(quantizationOffsetType)]
+	default:
+		return
+	}
 	for i := range eRaw {
 		// It then decodes a sign for all coefficients
 		// with a non-zero magnitude
@@ -1134,134 +1146,24 @@ func (d *Decoder) decodeExcitationSign(
 		if eRaw[i] == 0 {
 			continue
 		}
-
-		var icdf []uint
-		pulsecount := pulsecounts[i/pulsecountLargestPartitionSize]
-
-		// using one of the PDFs from Table 52.
-		//
-		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
-		switch signalType {
-		case frameSignalTypeInactive:
-			switch quantizationOffsetType {
-			case frameQuantizationOffsetTypeLow:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignInactiveSignalLowQuantization6PlusPulse
-				}
-			case frameQuantizationOffsetTypeHigh:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignInactiveSignalHighQuantization6PlusPulse
-				}
-			}
-		case frameSignalTypeUnvoiced:
-			switch quantizationOffsetType {
-			case frameQuantizationOffsetTypeLow:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignUnvoicedSignalLowQuantization6PlusPulse
-				}
-			case frameQuantizationOffsetTypeHigh:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignUnvoicedSignalHighQuantization6PlusPulse
-				}
-			}
-
-		case frameSignalTypeVoiced:
-			switch quantizationOffsetType {
-			case frameQuantizationOffsetTypeLow:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignVoicedSignalLowQuantization6PlusPulse
-				}
-			case frameQuantizationOffsetTypeHigh:
-				switch pulsecount {
-				case 0:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization0Pulse
-				case 1:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization1Pulse
-				case 2:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization2Pulse
-				case 3:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization3Pulse
-				case 4:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization4Pulse
-				case 5:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization5Pulse
-				default:
-					icdf = icdfExcitationSignVoicedSignalHighQuantization6PlusPulse
-				}
-			}
-		}
+		pulsecount := min(pulsecounts[i/pulsecountLargestPartitionSize], 6)
 
 		// If the value decoded is 0, then the coefficient magnitude is negated.
 		// Otherwise, it remains positive.
-		if d.rangeDecoder.DecodeSymbolWithICDF(icdf) == 0 {
+		if d.rangeDecoder.DecodeSymbolWithICDF(pdfs[pulsecount]) == 0 {
 			eRaw[i] *= -1
 		}
 	}
+}
+
+// quantizationOffsetTypeIndex is 0 for the low and 1 for the high
+// quantization offset type.
+func quantizationOffsetTypeIndex(t frameQuantizationOffsetType) int {
+	if t == frameQuantizationOffsetTypeHigh {
+		return 1
+	}
+
+	return 0
 }
 
 // SILK codes the excitation using a modified version of the Pyramid
@@ -2017,17 +1919,35 @@ func (d *Decoder) ltpSynthesis(
 	//              2.0**23    /_                                   128.0
 	//                         k=0
 
-	var resSum, resVal float32
+	//
+	// (Our change to pion/opus v0.1.0: the taps are converted once, and where
+	// all five lagged samples lie in res the sum reads them as one slice,
+	// without a branch per product: the same products and sums, bit for bit.)
+	var b [5]float32
+	for k := range b {
+		b[k] = float32(bQ7[s][k]) / 128.0
+	}
+	lag := pitchLags[s]
 	for i := j; i < (j + n); i++ {
-		resSum = res[i]
-		for k := 0; k <= 4; k++ {
-			if resIndex := i - pitchLags[s] + 2 - k; resIndex < 0 {
-				resVal = resLag[len(resLag)+resIndex]
-			} else {
-				resVal = res[resIndex]
-			}
+		resSum := res[i]
+		if first := i - lag - 2; first >= 0 {
+			past := res[first : first+5] // res[i-lag+2-k] is past[4-k]
+			resSum += past[4] * b[0]
+			resSum += past[3] * b[1]
+			resSum += past[2] * b[2]
+			resSum += past[1] * b[3]
+			resSum += past[0] * b[4]
+		} else {
+			var resVal float32
+			for k := range b {
+				if resIndex := i - lag + 2 - k; resIndex < 0 {
+					resVal = resLag[len(resLag)+resIndex]
+				} else {
+					resVal = res[resIndex]
+				}
 
-			resSum += resVal * (float32(bQ7[s][k]) / 128.0)
+				resSum += resVal * b[k]
+			}
 		}
 
 		res[i] = resSum

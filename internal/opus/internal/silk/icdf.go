@@ -821,3 +821,52 @@ var (
 	// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.6.3
 	icdfLTPScalingParameter = []uint{256, 128, 192, 256}
 )
+
+// The excitation sign PDFs of Table 52 by quantization offset type (low,
+// high) and pulse count (0 to 5, then 6 or more), one array per signal type.
+//
+//nolint:gochecknoglobals
+var (
+	icdfExcitationSignInactive = [2][7][]uint{
+		{
+			icdfExcitationSignInactiveSignalLowQuantization0Pulse, icdfExcitationSignInactiveSignalLowQuantization1Pulse,
+			icdfExcitationSignInactiveSignalLowQuantization2Pulse, icdfExcitationSignInactiveSignalLowQuantization3Pulse,
+			icdfExcitationSignInactiveSignalLowQuantization4Pulse, icdfExcitationSignInactiveSignalLowQuantization5Pulse,
+			icdfExcitationSignInactiveSignalLowQuantization6PlusPulse,
+		},
+		{
+			icdfExcitationSignInactiveSignalHighQuantization0Pulse, icdfExcitationSignInactiveSignalHighQuantization1Pulse,
+			icdfExcitationSignInactiveSignalHighQuantization2Pulse, icdfExcitationSignInactiveSignalHighQuantization3Pulse,
+			icdfExcitationSignInactiveSignalHighQuantization4Pulse, icdfExcitationSignInactiveSignalHighQuantization5Pulse,
+			icdfExcitationSignInactiveSignalHighQuantization6PlusPulse,
+		},
+	}
+	icdfExcitationSignUnvoiced = [2][7][]uint{
+		{
+			icdfExcitationSignUnvoicedSignalLowQuantization0Pulse, icdfExcitationSignUnvoicedSignalLowQuantization1Pulse,
+			icdfExcitationSignUnvoicedSignalLowQuantization2Pulse, icdfExcitationSignUnvoicedSignalLowQuantization3Pulse,
+			icdfExcitationSignUnvoicedSignalLowQuantization4Pulse, icdfExcitationSignUnvoicedSignalLowQuantization5Pulse,
+			icdfExcitationSignUnvoicedSignalLowQuantization6PlusPulse,
+		},
+		{
+			icdfExcitationSignUnvoicedSignalHighQuantization0Pulse, icdfExcitationSignUnvoicedSignalHighQuantization1Pulse,
+			icdfExcitationSignUnvoicedSignalHighQuantization2Pulse, icdfExcitationSignUnvoicedSignalHighQuantization3Pulse,
+			icdfExcitationSignUnvoicedSignalHighQuantization4Pulse, icdfExcitationSignUnvoicedSignalHighQuantization5Pulse,
+			icdfExcitationSignUnvoicedSignalHighQuantization6PlusPulse,
+		},
+	}
+	icdfExcitationSignVoiced = [2][7][]uint{
+		{
+			icdfExcitationSignVoicedSignalLowQuantization0Pulse, icdfExcitationSignVoicedSignalLowQuantization1Pulse,
+			icdfExcitationSignVoicedSignalLowQuantization2Pulse, icdfExcitationSignVoicedSignalLowQuantization3Pulse,
+			icdfExcitationSignVoicedSignalLowQuantization4Pulse, icdfExcitationSignVoicedSignalLowQuantization5Pulse,
+			icdfExcitationSignVoicedSignalLowQuantization6PlusPulse,
+		},
+		{
+			icdfExcitationSignVoicedSignalHighQuantization0Pulse, icdfExcitationSignVoicedSignalHighQuantization1Pulse,
+			icdfExcitationSignVoicedSignalHighQuantization2Pulse, icdfExcitationSignVoicedSignalHighQuantization3Pulse,
+			icdfExcitationSignVoicedSignalHighQuantization4Pulse, icdfExcitationSignVoicedSignalHighQuantization5Pulse,
+			icdfExcitationSignVoicedSignalHighQuantization6PlusPulse,
+		},
+	}
+)

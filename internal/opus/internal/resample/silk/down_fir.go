@@ -79,6 +79,7 @@ func (r *Resampler) resamplerPrivateDownFIRInterpolate(
 	case downOrderFIR1:
 		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {
 			bufPtr := buf[indexQ16>>16:]
+			_ = bufPtr[23] // one bounds check
 
 			resQ6 := silkSMULWB(bufPtr[0]+bufPtr[23], int32(firCoefs[0]))
 			resQ6 = silkSMLAWB(resQ6, bufPtr[1]+bufPtr[22], int32(firCoefs[1]))
@@ -99,6 +100,7 @@ func (r *Resampler) resamplerPrivateDownFIRInterpolate(
 	case downOrderFIR2:
 		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {
 			bufPtr := buf[indexQ16>>16:]
+			_ = bufPtr[35] // one bounds check
 
 			resQ6 := silkSMULWB(bufPtr[0]+bufPtr[35], int32(firCoefs[0]))
 			resQ6 = silkSMLAWB(resQ6, bufPtr[1]+bufPtr[34], int32(firCoefs[1]))

@@ -5,9 +5,12 @@ package silkresample
 
 import "math"
 
+// silkSMULWB is (a32 * int16(b32)) >> 16 (libopus's silk_SMULWB), as one
+// 64-bit product: the same value as upstream's two 32-bit products of
+// a32's halves, since a32's low half times b shifted down adds exactly the
+// fraction the high half's product leaves out.
 func silkSMULWB(a32, b32 int32) int32 {
-	return ((a32 >> 16) * int32(int16(b32))) + // #nosec G115
-		int32((int64(int32(uint32(a32)&0xffff))*int64(int32(int16(b32))))>>16) // #nosec G115
+	return int32((int64(a32) * int64(int16(b32))) >> 16) // #nosec G115
 }
 
 func silkSMLAWB(a32, b32, c32 int32) int32 {
