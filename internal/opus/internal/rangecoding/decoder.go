@@ -128,15 +128,22 @@ func (r *Decoder) SetStorageSize(size int) {
 //
 // (Our change to pion/opus v0.1.0: the interval update and the
 // renormalization are written out here, with a byte read that does not go
-// bit by bit, as this is the decoder's most frequent call; the arithmetic is
-// upstream's, bit for bit: TestDecodeSymbolWithICDF_SameAsUpstream.)
+// bit by bit, as this is the decoder's most frequent call, and a
+// power-of-two total (every Opus table: SILK's 256, CELT's 4 to 32768)
+// gives the scale by a shift, not a division; the arithmetic is upstream's,
+// bit for bit: TestDecodeSymbolWithICDF_SameAsUpstream.)
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.1.3.3
 func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint32 {
 	total := uint32(cumulativeDistributionTable[0]) //nolint:gosec // G115
 	cdf := cumulativeDistributionTable[1:]
 
-	scale := r.rangeSize / total
+	var scale uint32
+	if total&(total-1) == 0 { // every Opus table: a shift instead of a division
+		scale = r.rangeSize >> bits.TrailingZeros32(total)
+	} else {
+		scale = r.rangeSize / total
+	}
 	symbol := total - min(r.highAndCodedDifference/scale+1, total)
 
 	k := 0
