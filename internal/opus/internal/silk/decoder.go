@@ -1764,18 +1764,47 @@ func (d *Decoder) samplesInSubframe(bandwidth Bandwidth) int {
 }
 
 // rewhiten returns v - sum over k of past[len(past)-1-k] * a[k]: the LPC
-// prediction of the sample after past (len(past) = d_LPC) taken from it, in
-// ltpSynthesis's order.
+// prediction of the sample after past (len(past) = d_LPC) taken from it.
 func rewhiten(v float32, past []float32, a *[16]float32) float32 {
-	n := len(past)
-	if n > len(a) {
-		n = len(a)
-	}
-	for k := range n {
-		v -= past[n-1-k] * a[k]
+	n := min(len(past), len(a))
+
+	return v - dot(past[:n], a[:n], true)
+}
+
+// dot returns the sum over k of x[k] * y[len(y)-1-k] when reversed, of
+// x[k] * y[k] otherwise (len(x) = len(y) ≤ 16), in four partial sums so that
+// the additions of one do not wait for another's (our change to pion/opus
+// v0.1.0, which summed in one chain: the LPC synthesis and rewhitening spent
+// most of their time waiting on that chain; the result differs from the
+// chain's in float32 rounding only, see media's TestOpusDecoder_Golden).
+func dot(x, y []float32, reversed bool) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(x)
+	y = y[:n]
+	k := 0
+	if reversed {
+		for ; k+4 <= n; k += 4 {
+			s0 += x[n-1-k] * y[k]
+			s1 += x[n-2-k] * y[k+1]
+			s2 += x[n-3-k] * y[k+2]
+			s3 += x[n-4-k] * y[k+3]
+		}
+		for ; k < n; k++ {
+			s0 += x[n-1-k] * y[k]
+		}
+	} else {
+		for ; k+4 <= n; k += 4 {
+			s0 += x[k] * y[k]
+			s1 += x[k+1] * y[k+1]
+			s2 += x[k+2] * y[k+2]
+			s3 += x[k+3] * y[k+3]
+		}
+		for ; k < n; k++ {
+			s0 += x[k] * y[k]
+		}
 	}
 
-	return v
+	return (s0 + s1) + (s2 + s3)
 }
 
 // https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
@@ -2017,11 +2046,8 @@ func lpcSynthesisSteadyState(
 	gain float32,
 ) {
 	for sampleIndex := range out {
-		lpcVal := gain * subframeRes[sampleIndex]
 		history := historyAndOutput[sampleIndex : sampleIndex+dLPC]
-		for coefficientIndex := range dLPC {
-			lpcVal += history[coefficientIndex] * reversedAQ12[coefficientIndex]
-		}
+		lpcVal := gain*subframeRes[sampleIndex] + dot(history, reversedAQ12[:dLPC], false)
 
 		subframeLPC[sampleIndex] = lpcVal
 		out[sampleIndex] = clampNegativeOneToOne(lpcVal)
@@ -2043,9 +2069,7 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 			// All of the history is this subframe's: one slice, no branch
 			// per product, the same sum (our change to pion/opus v0.1.0).
 			history := subframeLPC[sampleIndex-dLPC : sampleIndex]
-			for coefficientIndex := range dLPC {
-				lpcVal += history[dLPC-1-coefficientIndex] * normalizedAQ12[coefficientIndex]
-			}
+			lpcVal += dot(history, normalizedAQ12[:dLPC], true)
 			subframeLPC[sampleIndex] = lpcVal
 			out[sampleIndex] = clampNegativeOneToOne(lpcVal)
 
