@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -15,15 +14,6 @@ import (
 
 // batchSize is how many datagrams one recvmmsg call takes at most.
 const batchSize = 32
-
-// batchWait is how long the reader waits before its next read when the last
-// one took fewer than batchSize/4 datagrams: the datagrams of about a
-// millisecond then come in one system call instead of one or two each
-// (recvmmsg, the poller's wake-up and the scheduler's were a fifth of a
-// `mix: none` recorder's CPU). A millisecond more before a packet is read
-// is nothing to a recorder that waits seconds for late audio; a reader that
-// falls behind takes full batches and never waits.
-const batchWait = time.Millisecond
 
 // batchBuf is the size of one datagram's buffer: WebRTC keeps its UDP
 // payloads below the path MTU (about 1200–1500 bytes); a longer datagram is
@@ -121,9 +111,6 @@ func (b *batchConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 				continue
 			}
 			return b.bufs[i][:h.len], addr, nil
-		}
-		if b.n < batchSize/4 {
-			time.Sleep(batchWait)
 		}
 		if err := b.fill(); err != nil {
 			return nil, netip.AddrPort{}, err
