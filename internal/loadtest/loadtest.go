@@ -371,17 +371,25 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 	}
 	// Past the recorder's capacity (capacity.streams), publishers are
 	// refused: record the conferences that have a publisher.
-	confs = slices.DeleteFunc(confs, func(c string) bool { return !published[c] })
+	confs = slices.DeleteFunc(confs, func(c string) bool { return published[c] == 0 })
 	recStart := time.Now()
 	before, _ := t.counters(ctx) // the kernel's drops so far (before any recording)
 	if err := t.record(ctx, confs); err != nil {
 		r.Err = "record: " + err.Error()
 		return r
 	}
-	// Every connected stream recorded, then the warm-up.
+	// Every connected stream of a recorded conference recorded (a start
+	// the recorder refused at capacity records none), then the warm-up.
+	want := r.Connected
+	if rt, ok := t.(*recorderTarget); ok && len(rt.refused) > 0 {
+		for _, c := range rt.refused {
+			want -= published[c]
+		}
+		logf("   %d recording starts refused (503 no_capacity): %v", len(rt.refused), rt.refused)
+	}
 	for {
 		got, err := t.recorded(ctx)
-		if err == nil && got >= r.Connected {
+		if err == nil && got >= want {
 			break
 		}
 		select {
@@ -449,16 +457,16 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 }
 
 // publishAll connects n publishers, perConf per conference, 16 at a time; it
-// returns those that connected, the conferences with one, how many the
+// returns those that connected, how many per conference, how many the
 // receiver refused for want of capacity (503 with Retry-After), and the
 // first error.
-func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) (pubs []closer, published map[string]bool, refused int, first error) {
+func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) (pubs []closer, published map[string]int, refused int, first error) {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, 16)
 	)
-	published = map[string]bool{}
+	published = map[string]int{}
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -481,7 +489,7 @@ func publishAll(ctx context.Context, t target, n, perConf int, snd *sender) (pub
 				return
 			}
 			pubs = append(pubs, p)
-			published[conf] = true
+			published[conf]++
 		}(i)
 	}
 	wg.Wait()

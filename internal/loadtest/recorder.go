@@ -34,13 +34,14 @@ type recorderTarget struct {
 	dir   string
 	noMix bool
 
-	cmd    *exec.Cmd
-	done   chan struct{}
-	base   string
-	debug  string // the metricsListen address: /metrics and /debug/pprof/
-	http   *http.Client
-	client *client.Client // the API, with the harness's key
-	api    *webrtc.API
+	cmd     *exec.Cmd
+	done    chan struct{}
+	base    string
+	debug   string // the metricsListen address: /metrics and /debug/pprof/
+	http    *http.Client
+	client  *client.Client // the API, with the harness's key
+	api     *webrtc.API
+	refused []string // conferences whose recording start was refused at capacity (503 no_capacity)
 
 	mu   sync.Mutex
 	recs []client.Ref
@@ -147,6 +148,10 @@ func (t *recorderTarget) record(ctx context.Context, confs []string) error {
 			req.Mix = json.RawMessage(`"none"`)
 		}
 		ev, err := t.client.Start(ctx, req)
+		if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable && ce.Reason == "no_capacity" {
+			t.refused = append(t.refused, conf) // at capacity: what runs keeps its quality
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", conf, err)
 		}
