@@ -199,10 +199,14 @@ type AudioPipeline struct {
 
 	// A run of newest packets later than the budget (catchingUp): since
 	// arrival lateAt, when the track's audio was at timeline position
-	// latePos.
-	lateRun bool
-	lateAt  uint64
-	latePos float64
+	// latePos. lateSince: the first of the run's arrivals (catchingUp's
+	// windows do not move it), when srCount was lateSR (reportKeeps).
+	lateRun   bool
+	lateAt    uint64
+	latePos   float64
+	lateLong  bool
+	lateSince uint64
+	lateSR    uint64
 
 	// The latest RTCP sender report (SenderReport): position srPos on the
 	// timeline was the sender's wall clock at RTP timestamp srTS.
@@ -210,6 +214,7 @@ type AudioPipeline struct {
 	srSSRC  uint32
 	srTS    uint32
 	srPos   float64
+	srCount uint64 // the reports given so far
 
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
@@ -764,14 +769,15 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		}
 	}
 	switch f := float64(now); {
-	case pos+behind < f && !rechecked && p.catchingUp(pos, now):
+	case pos+behind < f && !rechecked && (p.catchingUp(pos, now) || p.reportKeeps(ts, pos, now)):
 		// Later than the budget, from a track that is catching up (a
 		// network stall delivered in a burst, a reader that fell behind
-		// reading its socket): its place was written without it. The
-		// mapping stays, so what comes within the budget again lands
-		// where it belongs; emit drops this one undecoded if the mixer
-		// wrote its whole span. Its lateness is no measure of the
-		// sender's clock.
+		// reading its socket) or whose sender's reports place it where
+		// the mapping does (a reader that stays behind on a starved
+		// machine): its place was written without it. The mapping stays,
+		// so what comes within the budget again lands where it belongs;
+		// emit drops this one undecoded if the mixer wrote its whole
+		// span. Its lateness is no measure of the sender's clock.
 		start = int64(math.Ceil(pos))
 		return start, start + int64(math.Ceil(float64(n)*p.ratio)), true
 	case pos > f+ahead || pos+behind < f:
@@ -784,7 +790,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.anchor(ts, now)
 		pos = p.basePos
 	default:
-		p.lateRun = false
+		p.lateRun, p.lateLong = false, false
 	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
@@ -810,6 +816,9 @@ const catchUpWindow = time.Second
 // now, later than the budget, and reports whether its track is catching up
 // (see catchUpWindow).
 func (p *AudioPipeline) catchingUp(pos float64, now uint64) bool {
+	if !p.lateLong {
+		p.lateLong, p.lateSince, p.lateSR = true, now, p.srCount
+	}
 	if !p.lateRun {
 		p.lateRun, p.lateAt, p.latePos = true, now, pos
 		return true
@@ -826,6 +835,35 @@ func (p *AudioPipeline) catchingUp(pos float64, now uint64) bool {
 	return true
 }
 
+// reportWait is how long, in arrival time, a track whose packets keep
+// coming later than the budget without catching up keeps its mapping while
+// it waits for its sender's next report (reportKeeps): libwebrtc sends one
+// every 5 s for audio.
+const reportWait = 5 * time.Second
+
+// reportKeeps takes a newest packet with timestamp ts, at timeline position
+// pos by the mapping, that arrived at now later than the budget from a
+// track that is not catching up, and reports whether the sender's reports
+// say the mapping is right: a report that came since the run of packets
+// later than the budget began places the packet nearer pos than its
+// arrival. Then the track is read late (a recorder starved of CPU reads its
+// sockets seconds behind, and stays behind: its packets come at real time,
+// as late as ever), not sent with timestamps that lost touch with time: a
+// sender whose timestamps stood still reports its clock at the packets'
+// arrival. While no report came since the run began, a sender that sent
+// reports before is waited for up to reportWait. A track without reports is
+// told by its arrivals only: it re-anchors (place).
+func (p *AudioPipeline) reportKeeps(ts uint32, pos float64, now uint64) bool {
+	if !p.srValid || p.srSSRC != p.ssrc {
+		return false
+	}
+	if p.srCount == p.lateSR {
+		return now < p.lateSince+uint64(reportWait.Seconds()*p.rate)
+	}
+	want := p.srPos + float64(int32(ts-p.srTS))*p.rate/p.clock
+	return math.Abs(want-pos) < (float64(now)-pos)/2
+}
+
 // anchor maps ts to where the sender's latest sender report places it, if
 // that fits the packet's arrival; otherwise to the arrival now (or the end of
 // what was written, if later), and starts settling. For the track's first
@@ -840,7 +878,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy, p.byArrival, p.lateRun = 0, false, false
+	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong = 0, false, false, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -1057,6 +1095,7 @@ func (p *AudioPipeline) SenderReport(ssrc uint32, at time.Time, rtpTS uint32) {
 	d := at.Sub(p.mixer.cfg.Start)
 	p.srValid, p.srSSRC, p.srTS = true, ssrc, rtpTS
 	p.srPos = d.Seconds() * p.rate
+	p.srCount++
 }
 
 // srPosition returns the timeline position of RTP timestamp ts by the

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // TestAudioPipeline_TooLateIsShedNotShifted: with a 1 s budget, a PCMU track
@@ -88,6 +90,143 @@ func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
 			t.Errorf("%+v: want about a second shed (50), then one re-anchor", s)
 		}
 		got := where(sink.pcm)
+		n := 0
+		for _, k := range got {
+			if k >= 0 {
+				n++
+			}
+		}
+		if want := 400 - int(s.Shed); n < want-2 {
+			t.Errorf("%d frames of the track in the mix, want the %d not shed", n, want)
+		}
+	})
+}
+
+// TestAudioPipeline_StarvedReaderKeepsTheMapping: a PCMU track (a level per
+// packet, as above) with a 1 s budget whose sender sends a report every
+// second, read by a recorder starved of CPU: its reader falls 2.5 s behind
+// (from 2 s to 4 s of the track) and stays behind at real time until 8 s,
+// then catches up by 10 s; its reports are read as late as its packets; it
+// stops sending at 10.4 s. Its packets later than the budget are shed, and
+// those after are at their own places: the mapping stays (no re-anchor at
+// the late arrivals, which put the rest of the track 2.5 s late in the mix,
+// and ends the track's file early at a stop: mediaSink.fromAfterStop). A
+// sender whose timestamps stood still 3 s, with reports, is still
+// re-anchored, once its first report after the stall says so.
+func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
+	level := func(i int) byte { return byte(0x80 + i%100) }
+	where := func(pcm []int16) []int {
+		var out []int
+		for f := 0; f+160 <= len(pcm); f += 160 {
+			k := -1
+			for i := range 100 {
+				if pcm[f] != 0 && pcm[f] == g711.ulaw[level(i)] && pcm[f+159] == pcm[f] {
+					k = i
+				}
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+	// run plays n packets: packet i with timestamp ts(i) is sent at sent(i)
+	// and read at read(i); a report (the sender's clock: the instant it
+	// sends packet i ↔ ts(i)) is sent with every 50th and read just before
+	// it.
+	run := func(t *testing.T, n int, ts func(i int) uint32, sent, read func(i int) time.Duration, total time.Duration) (*AudioPipeline, []int) {
+		sink := &captureSink{}
+		m, c := newVirtualMixer(MixConfig{SampleRate: 8000, Latency: time.Second}, sink)
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("t", InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := m.Config().Start
+		i := 0
+		for now := time.Duration(0); now < total; now += 20 * time.Millisecond {
+			for ; i < n && read(i) <= now; i++ {
+				c.t = t0.Add(read(i))
+				if i > 0 && i%50 == 0 {
+					p.SenderReport(9, t0.Add(sent(i)), ts(i))
+				}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ts(i), SSRC: 9}, Payload: slices.Repeat([]byte{level(i)}, 160)}
+				if err := p.WriteRTP(pkt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.t = t0.Add(now)
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.t = t0.Add(total)
+		p.Close()
+		m.RemoveInput(p.input)
+		if err := m.Finish(m.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return p, where(sink.pcm)
+	}
+	nominal := func(i int) time.Duration { return time.Duration(i) * 20 * time.Millisecond }
+	ts := func(i int) uint32 { return uint32(i * 160) }
+	t.Run("reader behind", func(t *testing.T) {
+		behind := func(sent time.Duration) time.Duration {
+			s := sent.Seconds()
+			switch {
+			case s < 2:
+				return 0
+			case s < 4:
+				return time.Duration((s - 2) * 1.25 * float64(time.Second))
+			case s < 8:
+				return 2500 * time.Millisecond
+			case s < 10:
+				return time.Duration((2.5 - (s - 8)) * float64(time.Second))
+			}
+			return 500 * time.Millisecond
+		}
+		read := func(i int) time.Duration { return nominal(i) + behind(nominal(i)) }
+		p, got := run(t, 520, ts, nominal, read, 12*time.Second)
+		s := p.Stats()
+		if s.Reanchors != 0 || s.Decoded+s.Shed != 520 || s.Shed == 0 {
+			t.Errorf("%+v: want no re-anchor, the packets later than the budget shed, the rest decoded", s)
+		}
+		placed := 0
+		for f, k := range got {
+			if k >= 0 {
+				placed++
+				if f >= 520 || k != f%100 {
+					t.Errorf("frame %d holds packet %d, want %d: the track moved in the mix", f, k, f%100)
+				}
+			}
+		}
+		if want := 520 - int(s.Shed); placed < want-2 {
+			t.Errorf("%d frames of the track in the mix, want the %d not shed", placed, want)
+		}
+		// Read later than the budget: from 1 s behind (2.8 s) until it is
+		// back within it (9.5 s), less the frames the mixer had not
+		// written when their packets came.
+		if s.Shed < 300 || s.Shed > 340 {
+			t.Errorf("%d shed, want about the 335 read more than 1 s behind", s.Shed)
+		}
+		if len(got) != 600 {
+			t.Errorf("the mix lasts %d frames, want 600 (12 s)", len(got))
+		}
+	})
+	t.Run("timestamps that stood still, with reports", func(t *testing.T) {
+		// Sent from 3 s late on, its timestamps where they were: packet i
+		// (i >= 100) is sent (and read) at i·20 ms + 3 s.
+		stalled := func(i int) time.Duration {
+			if i >= 100 {
+				return nominal(i) + 3*time.Second
+			}
+			return nominal(i)
+		}
+		p, got := run(t, 400, ts, stalled, stalled, 12*time.Second)
+		s := p.Stats()
+		// The report sent just before packet 100 (the stall's start)
+		// places it by its timestamps; the next one (packet 150, read
+		// 1 s after the first packet late, with the stall in it) does not.
+		if s.Reanchors != 1 || s.Shed < 45 || s.Shed > 60 {
+			t.Errorf("%+v: want about a second shed (50), then one re-anchor", s)
+		}
 		n := 0
 		for _, k := range got {
 			if k >= 0 {
