@@ -373,9 +373,11 @@ func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string)
 }
 
 // discard removes what a recording that ended with no media left behind:
-// its local directory (a mix of silence, empty track files) and the parts
-// uploaded while it ran, once the part uploads in flight are done. It runs
-// in the background, tracked by the Manager's wait group.
+// its local directory (a mix of silence, empty track files; not the chat
+// and cobrowse files whose uploads are still to be done, see
+// removeLocalCopies) and the parts uploaded while it ran, once the part
+// uploads in flight are done. It runs in the background, tracked by the
+// Manager's wait group.
 func (m *Manager) discard(rec *Recording) {
 	m.wg.Add(1)
 	go func() {
@@ -385,7 +387,10 @@ func (m *Manager) discard(rec *Recording) {
 		if err := m.up.q.Wait(ctx, rec.InstanceID); err != nil {
 			m.log.Warn("discarding a recording without media: part uploads still pending", "instanceId", rec.InstanceID, "err", err)
 		}
-		if err := os.RemoveAll(rec.Dir); err != nil {
+		if h := m.testPoints.discarding; h != nil {
+			h(rec.InstanceID)
+		}
+		if err := m.removeLocalCopies(context.WithoutCancel(ctx), rec); err != nil {
 			m.log.Warn("cannot delete the local files of a recording without media", "dir", rec.Dir, "err", err)
 		}
 		m.deleteAllParts(ctx, rec)

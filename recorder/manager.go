@@ -77,6 +77,15 @@ type Manager struct {
 	// transcriptLocks make the uploads of a recording's chat and cobrowse
 	// files take turns (transcript.go), by instanceId.
 	transcriptLocks keyedLocks
+	// dirLocks guard the local directory of a final recording, by
+	// instanceId: it is removed (or emptied) only under its lock, and a file
+	// written into it after the end (a late chat or cobrowse file) is
+	// written and queued under the lock, so that no removal takes a file
+	// whose upload is not queued yet (uploads.go, removeLocalCopies).
+	dirLocks keyedLocks
+	// testPoints are called at points where tests force an interleaving
+	// (nil outside tests).
+	testPoints testPoints
 	// composites is the persisted composite video queue.
 	composites *composite.Queue
 	fleetTaker func()        // stops taking the fleet's composite jobs (composite.fleet: take)
@@ -283,4 +292,14 @@ func (m *Manager) insert(ctx context.Context, r *Recording, quota int) error {
 		return QuotaError("recordings", quota)
 	}
 	return err
+}
+
+// testPoints are the places where a test can hold a goroutine to force an
+// interleaving. Every field may be nil.
+type testPoints struct {
+	// lateWritten: uploadLate wrote the new content of rel beside its file.
+	lateWritten func(rec *Recording, rel string)
+	// discarding: discard is about to remove the local files of a recording
+	// without media.
+	discarding func(instanceID string)
 }

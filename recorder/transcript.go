@@ -193,10 +193,23 @@ func (m *Manager) moveLegacyEntries(ctx context.Context, rec *Recording) (*Recor
 }
 
 // uploadAttachments uploads the chat and cobrowse files of a final recording
-// that had no composition to carry them.
+// that had no composition to carry them. The queue retries an upload that
+// failed; what fails before its upload is queued (writing the file, reading
+// the entries, storing the objects) is tried again, after 1 s, 2 s, … up to
+// a minute apart, until it succeeds, the recording is gone or the recorder
+// shuts down.
 func (m *Manager) uploadAttachments(rec *Recording) {
-	if _, err := m.uploadTranscript(context.Background(), rec, nil); err != nil {
-		m.log.Error("cannot upload chat and cobrowse files", "instanceId", rec.InstanceID, "err", err)
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		_, err := m.uploadTranscript(context.Background(), rec, nil)
+		if err == nil || KindOf(err) == KindNotFound {
+			return
+		}
+		m.log.Error("cannot upload chat and cobrowse files; trying again", "instanceId", rec.InstanceID, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-m.up.closed:
+			return
+		}
 	}
 }
 
@@ -250,6 +263,13 @@ func (m *Manager) uploadTranscript(ctx context.Context, rec *Recording, rels []s
 		}
 		t = now
 	}
+	// The last upload of the recording may be one of these, whose result
+	// went to its waiter, not to applyLateResult.
+	if err := m.settle(ctx, rec.InstanceID, nil); err != nil {
+		m.log.Warn("cannot settle the recording after its late chat and cobrowse uploads", "instanceId", rec.InstanceID, "err", err)
+	} else if r, err := m.get(ctx, rec.OrganizationID, rec.ConversationID, rec.RecorderID, rec.InstanceID); err == nil {
+		rec = r
+	}
 	return rec, nil
 }
 
@@ -259,25 +279,42 @@ func (m *Manager) uploadTranscript(ctx context.Context, rec *Recording, rels []s
 // object with the error; the queue retries it.
 func (m *Manager) uploadLate(ctx context.Context, rec *Recording, rel string, data []byte) (*ObjectFile, error) {
 	local := filepath.Join(rec.Dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
+	wait, err := m.writeLate(ctx, rec, rel, local, data)
+	if err != nil {
 		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
 	}
-	tmp := local + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o640); err != nil {
-		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
-	}
-	if err := os.Rename(tmp, local); err != nil { // an attempt in flight reads the old file or this one
-		return nil, fmt.Errorf("recorder: %s: %w", rel, err)
-	}
-	o, err := m.upload(ctx, rec, rel, local, objectMetadata(rec), true)
+	o, err := wait()
 	if err == nil { // the file is gone: remove the directories it needed, if empty
+		unlock := m.dirLocks.lock(rec.InstanceID)
 		for dir := filepath.Dir(local); len(dir) >= len(rec.Dir); dir = filepath.Dir(dir) {
 			if os.Remove(dir) != nil {
 				break
 			}
 		}
+		unlock()
 	}
 	return o, err
+}
+
+// writeLate writes data as the file local of rel and queues its upload,
+// under the directory's lock (see removeLocalCopies), and returns the wait
+// for its outcome.
+func (m *Manager) writeLate(ctx context.Context, rec *Recording, rel, local string, data []byte) (wait func() (*ObjectFile, error), err error) {
+	defer m.dirLocks.lock(rec.InstanceID)()
+	if err := os.MkdirAll(filepath.Dir(local), 0o750); err != nil {
+		return nil, err
+	}
+	tmp := local + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o640); err != nil {
+		return nil, err
+	}
+	if h := m.testPoints.lateWritten; h != nil {
+		h(rec, rel)
+	}
+	if err := os.Rename(tmp, local); err != nil { // an attempt in flight reads the old file or this one
+		return nil, err
+	}
+	return m.enqueueUpload(ctx, rec, rel, local, objectMetadata(rec), true), nil
 }
 
 // recordUploads stores the objects of chat and cobrowse files in r.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +164,12 @@ func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, 
 // the same. The queue keeps retrying a failed upload; its later outcome
 // reaches the recording through applyLateResult.
 func (m *Manager) upload(ctx context.Context, rec *Recording, rel, local string, meta map[string]string, replace bool) (*ObjectFile, error) {
+	return m.enqueueUpload(ctx, rec, rel, local, meta, replace)()
+}
+
+// enqueueUpload queues the upload of upload (which see) and returns the
+// function that waits for its first outcome; the caller must call it.
+func (m *Manager) enqueueUpload(ctx context.Context, rec *Recording, rel, local string, meta map[string]string, replace bool) (wait func() (*ObjectFile, error)) {
 	key := rec.Storage.Prefix + rel
 	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
 	job := upload.Job{ID: rec.InstanceID + "/" + rel, RecordingID: rec.InstanceID, ApplicationID: rec.ApplicationID,
@@ -182,35 +189,83 @@ func (m *Manager) upload(ctx context.Context, rec *Recording, rel, local string,
 	m.up.mu.Lock()
 	m.up.waiters[job.ID] = ch
 	m.up.mu.Unlock()
-	defer func() {
+	forget := func() {
 		m.up.mu.Lock()
 		delete(m.up.waiters, job.ID)
 		m.up.mu.Unlock()
-	}()
+	}
 	enqueue := m.up.q.Enqueue
 	if replace {
 		enqueue = m.up.q.Replace
 	}
 	if err := enqueue(ctx, job); err != nil {
-		return fail(err)
-	}
-	// A job known from an earlier run (recovery) may have its outcome already.
-	if jobs, err := m.up.q.Jobs(ctx, rec.InstanceID); err == nil {
-		for _, r := range jobs {
-			if r.Job.ID == job.ID && r.Status != upload.Pending {
-				return outcome(r)
-			}
+		return func() (*ObjectFile, error) {
+			forget()
+			return fail(err)
 		}
 	}
-	select {
-	case r := <-ch:
-		return outcome(r)
-	case <-m.up.closed:
-		return fail(&storage.Error{Code: storage.Unavailable, Op: "upload", Key: key,
-			Err: errors.New("the recorder is shutting down; the upload resumes at the next start")})
-	case <-ctx.Done():
-		return fail(ctx.Err())
+	return func() (*ObjectFile, error) {
+		defer forget()
+		// A job known from an earlier run (recovery) may have its outcome already.
+		if jobs, err := m.up.q.Jobs(ctx, rec.InstanceID); err == nil {
+			for _, r := range jobs {
+				if r.Job.ID == job.ID && r.Status != upload.Pending {
+					return outcome(r)
+				}
+			}
+		}
+		select {
+		case r := <-ch:
+			return outcome(r)
+		case <-m.up.closed:
+			return fail(&storage.Error{Code: storage.Unavailable, Op: "upload", Key: key,
+				Err: errors.New("the recorder is shutting down; the upload resumes at the next start")})
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
 	}
+}
+
+// removeLocalCopies removes the local directory of the final recording rec,
+// but for the files of its uploads still to be done (queued, failing, or
+// in flight): those the queue still needs (it deletes a late file once
+// uploaded). It holds the directory's lock, so a late chat or cobrowse file
+// (uploadLate) is either queued before it looks, and kept, or written after
+// the removal, into the directory made again.
+func (m *Manager) removeLocalCopies(ctx context.Context, rec *Recording) error {
+	defer m.dirLocks.lock(rec.InstanceID)()
+	jobs, err := m.up.q.Jobs(ctx, rec.InstanceID)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, j := range jobs {
+		if j.Status != upload.Uploaded && j.Status != upload.Abandoned {
+			keep[filepath.Clean(j.Job.LocalPath)] = true
+		}
+	}
+	if len(keep) == 0 {
+		return os.RemoveAll(rec.Dir)
+	}
+	var dirs []string
+	err = filepath.WalkDir(rec.Dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, path)
+		case !keep[path]:
+			return os.Remove(path)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // the emptied ones
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // resultObject fills o from a queue Result.
@@ -261,16 +316,35 @@ func (m *Manager) uploadResult(r upload.Result) {
 // applyLateResult records an outcome that came after compose stopped
 // waiting: on the session while it runs, else on the stored recording.
 func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
+	return m.settle(ctx, r.Job.RecordingID, &r)
+}
+
+// settle records the late outcome r (nil: none) of a job of the recording
+// id, and once every job of the final recording is uploaded and every
+// object shows it, ends what the failed uploads left: an upload_failed
+// recording becomes STOPPED (its composition COMPLETED) and its local
+// directory is removed. It runs for every late result, and after a late
+// chat or cobrowse upload (uploadTranscript), whose result its waiter takes.
+func (m *Manager) settle(ctx context.Context, id string, r *upload.Result) error {
 	m.up.lateMu.Lock()
 	defer m.up.lateMu.Unlock()
-	rel := strings.TrimPrefix(r.Job.ID, r.Job.RecordingID+"/")
+	// The directory's lock, from before the jobs are read until the
+	// directory is removed: a late chat or cobrowse file written meanwhile
+	// (uploadLate) is queued first, and then not every job is uploaded. It
+	// is held by a writer only while it writes and queues, never while an
+	// upload runs, so the queue's worker waits for no upload here.
+	defer m.dirLocks.lock(id)()
+	var rel string
+	if r != nil {
+		rel = strings.TrimPrefix(r.Job.ID, r.Job.RecordingID+"/")
+	}
 	// done holds the verified outcome of every job of the recording once all
 	// of them are uploaded (nil before): the results of the other jobs may
 	// still be on their way to this function, and the recording must not be
 	// STOPPED while one of its objects still shows an error.
 	var done map[string]upload.Result
-	if r.Status == upload.Uploaded {
-		jobs, err := m.up.q.Jobs(ctx, r.Job.RecordingID)
+	if r == nil || r.Status == upload.Uploaded {
+		jobs, err := m.up.q.Jobs(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -286,47 +360,54 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 			done[strings.TrimPrefix(j.Job.ID, j.Job.RecordingID+"/")] = j
 		}
 	}
-	update := func(rec *Recording) *ObjectFile {
+	// update returns the object of r and whether rec changed.
+	update := func(rec *Recording) (*ObjectFile, bool) {
 		var out *ObjectFile
+		changed := false
 		rec.objects(func(file string, o **ObjectFile) {
 			if *o == nil {
 				return
 			}
 			switch j, ok := done[file]; {
-			case file == rel:
+			case r != nil && file == rel:
 				c := (*o).clone()
-				resultObject(c, r, m.now())
-				*o, out = c, c
+				resultObject(c, *r, m.now())
+				*o, out, changed = c, c, true
 			case ok && ((*o).Error != nil || (*o).Uploaded.IsZero()):
 				c := (*o).clone() // verified; its own result comes later
 				resultObject(c, j, m.now())
-				*o = c
+				*o, changed = c, true
 			}
 		})
-		if out == nil {
-			return nil
+		if r != nil && out == nil {
+			return nil, false // not (yet) recorded with the recording: compose records it
 		}
 		if done != nil && rec.State.Final() && !rec.UploadsPending() {
 			if rec.State == StateFailed && rec.Error != nil && rec.Error.Code == CodeUploadFailed {
-				rec.State, rec.Error = StateStopped, nil
+				rec.State, rec.Error, changed = StateStopped, nil, true
 			}
 			if c := rec.Composition; c != nil && c.State == CompositionFailed && (c.Error == nil || c.Error.Code == CodeUploadFailed) {
-				c.State, c.Error = CompositionCompleted, nil // the uploads that failed are done (a composite that failed otherwise stays FAILED)
+				c.State, c.Error, changed = CompositionCompleted, nil, true // the uploads that failed are done (a composite that failed otherwise stays FAILED)
 			}
 			if err := os.RemoveAll(rec.Dir); err == nil {
 				now := m.now()
 				for _, st := range rec.Streams {
 					for _, tr := range st.Tracks {
-						tr.Local.Deleted = now
+						if tr.Local.Deleted.IsZero() {
+							tr.Local.Deleted, changed = now, true
+						}
 					}
 				}
 			}
 		}
-		return out
+		return out, changed
 	}
-	if s := m.session(r.Job.RecordingID); s != nil {
+	if s := m.session(id); s != nil {
+		if r == nil {
+			return nil // its stop settles it
+		}
 		var obj *ObjectFile
-		err := s.commit(ctx, func(rec *Recording) { obj = update(rec) })
+		err := s.commit(ctx, func(rec *Recording) { obj, _ = update(rec) })
 		if err == nil && obj != nil {
 			m.publishUpload(s.Snapshot(), obj)
 		}
@@ -334,9 +415,10 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 	}
 	var obj *ObjectFile
 	errUnchanged := errors.New("unchanged")
-	old, rec, err := m.modifyStored(ctx, "", r.Job.RecordingID, func(rec *Recording) error {
-		if obj = update(rec); obj == nil {
-			return errUnchanged // not (yet) recorded with the recording: compose records it
+	old, rec, err := m.modifyStored(ctx, "", id, func(rec *Recording) error {
+		var changed bool
+		if obj, changed = update(rec); !changed {
+			return errUnchanged
 		}
 		return nil
 	})
@@ -347,7 +429,9 @@ func (m *Manager) applyLateResult(ctx context.Context, r upload.Result) error {
 		return err
 	}
 	m.changed(old, rec)
-	m.publishUpload(rec, obj)
+	if obj != nil {
+		m.publishUpload(rec, obj)
+	}
 	return nil
 }
 
