@@ -401,30 +401,17 @@ func TestSecurity_WHIPQuota(t *testing.T) {
 	h := startServiceConfig(t, cfg, nil)
 	offer := offerSDP(t)
 	for round := range 20 {
-		var created, refused atomic.Int32
 		var mu sync.Mutex
 		var locs []string
-		var wg sync.WaitGroup
-		for i := range 40 {
-			wg.Go(func() {
-				st, loc, reason := whipPost(t, h.url, "q", fmt.Sprint("u", i), "MIC", keyA, offer)
-				switch {
-				case st == 201:
-					created.Add(1)
-					mu.Lock()
-					locs = append(locs, loc)
-					mu.Unlock()
-				case st == 429 && reason == "quota_exceeded":
-					refused.Add(1)
-				default:
-					t.Errorf("round %d: offer %d: %d %s", round, i, st, reason)
-				}
-			})
-		}
-		wg.Wait()
-		if created.Load() != 5 || refused.Load() != 35 {
-			t.Fatalf("round %d: %d created, %d refused; want 5 and 35", round, created.Load(), refused.Load())
-		}
+		raceForQuota(t, round, "offer", 40, 5, 201, func(i int) (int, string) {
+			st, loc, reason := whipPost(t, h.url, "q", fmt.Sprint("u", i), "MIC", keyA, offer)
+			if st == 201 {
+				mu.Lock()
+				locs = append(locs, loc)
+				mu.Unlock()
+			}
+			return st, reason
+		})
 		// The other organization still publishes.
 		st, loc, _ := whipPost(t, h.url, "q", "b", "MIC", keyB, offer)
 		if st != 201 {
@@ -439,6 +426,31 @@ func TestSecurity_WHIPQuota(t *testing.T) {
 	}
 }
 
+// raceForQuota makes n attempts at once (try returns the status and the
+// error's reason) and fails the test unless exactly quota succeed with
+// okStatus and every other is refused with 429 quota_exceeded.
+func raceForQuota(t *testing.T, round int, what string, n, quota, okStatus int, try func(i int) (int, string)) {
+	t.Helper()
+	var ok, refused atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			switch st, reason := try(i); {
+			case st == okStatus:
+				ok.Add(1)
+			case st == 429 && reason == "quota_exceeded":
+				refused.Add(1)
+			default:
+				t.Errorf("round %d: %s %d: %d %s", round, what, i, st, reason)
+			}
+		})
+	}
+	wg.Wait()
+	if int(ok.Load()) != quota || int(refused.Load()) != n-quota {
+		t.Fatalf("round %d: %d of %d %ss succeeded, %d refused; want %d and %d", round, ok.Load(), n, what, refused.Load(), quota, n-quota)
+	}
+}
+
 // Finding 3: no cap on concurrent recordings. Concurrent starts past the
 // quota get 429 and the other organization is not disturbed. Run 20 times.
 func TestSecurity_RecordingQuota(t *testing.T) {
@@ -448,31 +460,25 @@ func TestSecurity_RecordingQuota(t *testing.T) {
 	for round := range 20 {
 		var mu sync.Mutex
 		var started []RecordingDataEvent
-		var refused atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 12 {
-			wg.Go(func() {
-				var ev RecordingDataEvent
-				var e ErrorMessage
-				body := StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: fmt.Sprintf("r%d-%d", round, i)}
-				data, _ := json.Marshal(body)
-				st := h.do("POST", "/api/recordings/start", keyA, data, &e)
-				switch {
-				case st == 200:
-					h.do("GET", fmt.Sprintf("/api/recordings/r%d-%d/active", round, i), keyA, nil, &ev)
-					mu.Lock()
-					started = append(started, ev)
-					mu.Unlock()
-				case st == 429 && e.Reason == "quota_exceeded" && strings.Contains(e.Message, "quota of 3 recordings"):
-					refused.Add(1)
-				default:
-					t.Errorf("round %d: start %d: %d %+v", round, i, st, e)
-				}
-			})
-		}
-		wg.Wait()
-		if len(started) != 3 || refused.Load() != 9 {
-			t.Fatalf("round %d: %d started, %d refused; want 3 and 9", round, len(started), refused.Load())
+		raceForQuota(t, round, "start", 12, 3, 200, func(i int) (int, string) {
+			var ev RecordingDataEvent
+			var e ErrorMessage
+			body := StartRecording{ApplicationID: "appA", ConferenceID: "f", ConversationID: fmt.Sprintf("r%d-%d", round, i)}
+			data, _ := json.Marshal(body)
+			st := h.do("POST", "/api/recordings/start", keyA, data, &e)
+			if st == 200 {
+				h.do("GET", fmt.Sprintf("/api/recordings/r%d-%d/active", round, i), keyA, nil, &ev)
+				mu.Lock()
+				started = append(started, ev)
+				mu.Unlock()
+			}
+			if st == 429 && !strings.Contains(e.Message, "quota of 3 recordings") {
+				return st, fmt.Sprintf("%s, message %q", e.Reason, e.Message)
+			}
+			return st, e.Reason
+		})
+		if len(started) != 3 {
+			t.Fatalf("round %d: %d recordings started, want 3", round, len(started))
 		}
 		evB, st := h.start(keyB, StartRecording{ApplicationID: "appB", ConferenceID: "f", ConversationID: fmt.Sprint("b", round)})
 		if st != 200 {
@@ -657,26 +663,11 @@ func TestSecurity_Blackouts(t *testing.T) {
 		}
 	}
 	for round := range 20 {
-		var ok, refused atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 12 {
-			wg.Go(func() {
-				var e ErrorMessage
-				st := h.do("POST", "/api/blackouts/start", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), &e)
-				switch {
-				case st == 200:
-					ok.Add(1)
-				case st == 429 && e.Reason == "quota_exceeded":
-					refused.Add(1)
-				default:
-					t.Errorf("round %d: blackout %d: %d %+v", round, i, st, e)
-				}
-			})
-		}
-		wg.Wait()
-		if ok.Load() != 3 || refused.Load() != 9 {
-			t.Fatalf("round %d: %d started, %d refused; want 3 and 9", round, ok.Load(), refused.Load())
-		}
+		raceForQuota(t, round, "blackout", 12, 3, 200, func(i int) (int, string) {
+			var e ErrorMessage
+			st := h.do("POST", "/api/blackouts/start", keyA, fmt.Sprintf(`{"userId":"u%d"}`, i), &e)
+			return st, e.Reason
+		})
 		if st := h.do("POST", "/api/blackouts/start", keyB, `{"userId":"u0"}`, nil); st != 200 {
 			t.Fatalf("round %d: orgB at orgA's quota: %d", round, st)
 		}
