@@ -28,10 +28,7 @@ import (
 func TestTranscript_DiscardSparesTheFilesBeingUploaded(t *testing.T) {
 	m, _, _ := newTestManager(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := startRecording(t, m, "c")
 	t0 := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
 	var want []string
 	for i := range 3 {

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/recorder/store"
 )
 
 // chatFile reads the chat.json object of rec from its bucket.
@@ -41,6 +42,30 @@ func chatFile(t *testing.T, m *Manager, rec *Recording) []ChatEntry {
 	return f.ChatTranscriptList
 }
 
+// startRecording starts an audio recording of conversation conv in
+// conference f of the test Manager m.
+func startRecording(t *testing.T, m *Manager, conv string) *Recording {
+	t.Helper()
+	rec, err := m.Start(context.Background(), "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: conv, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// toneRecording starts recording conversation c on a new test Manager, with
+// u1 sending 300 ms of a 440 Hz tone; the track ends with the test.
+func toneRecording(t *testing.T) (*Manager, *store.Store, *Recording) {
+	t.Helper()
+	m, fa, st := newTestManager(t)
+	rec := startRecording(t, m, "c")
+	tr, ft := newTrack("f", "u1")
+	fa.sink("f").AddTrack(tr)
+	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 300*time.Millisecond)
+	t.Cleanup(func() { close(ft.ch) })
+	return m, st, rec
+}
+
 func transcripts(es []ChatEntry) []string {
 	var out []string
 	for _, e := range es {
@@ -55,16 +80,8 @@ func transcripts(es []ChatEntry) []string {
 // the cobrowse sessions; at the stop, chat.json holds every entry in time
 // order (duplicates once) and the manifest counts them.
 func TestTranscript_AddsLeaveTheDocumentAlone(t *testing.T) {
-	m, fa, st := newTestManager(t)
+	m, st, rec := toneRecording(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, ft := newTrack("f", "u1")
-	fa.sink("f").AddTrack(tr)
-	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 300*time.Millisecond)
-	defer close(ft.ch)
 	before, err := st.Get(ctx, "org", rec.InstanceID)
 	if err != nil {
 		t.Fatal(err)
@@ -130,16 +147,8 @@ func TestTranscript_AddsLeaveTheDocumentAlone(t *testing.T) {
 // are uploaded late; in the end chat.json in storage holds every add that
 // was accepted, none twice, and nothing else.
 func TestTranscript_AddsRacingTheStop(t *testing.T) {
-	m, fa, _ := newTestManager(t)
+	m, _, rec := toneRecording(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, ft := newTrack("f", "u1")
-	fa.sink("f").AddTrack(tr)
-	ft.send(&synth.Tone{Freq: 440, Amplitude: 8000}, 300*time.Millisecond)
-	defer close(ft.ch)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -185,15 +194,8 @@ func TestTranscript_ConcurrentAddsStopAtTheLimits(t *testing.T) {
 	ctx := context.Background()
 	// 7 events of 140000 bytes and the small ones fit in 1 MiB; 8 do not.
 	big := strings.Repeat("x", 140_000)
-	start := func(conv string) *Recording {
-		rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: conv, Audio: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec
-	}
 	for round := range 5 { // 20 rounds take 100 s with -race at load 12: big payloads
-		a, b := start(fmt.Sprint("a", round)), start(fmt.Sprint("b", round))
+		a, b := startRecording(t, m, fmt.Sprint("a", round)), startRecording(t, m, fmt.Sprint("b", round))
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		ok := map[string]int{}
@@ -297,10 +299,7 @@ func waitUploads(t *testing.T, m *Manager, rec *Recording, rels ...string) {
 func TestTranscript_LegacyDocument(t *testing.T) {
 	m, _, st := newTestManager(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := startRecording(t, m, "c")
 	if _, err := m.Stop(ctx, "org", "c", rec.RecorderID, rec.InstanceID); err != nil {
 		t.Fatal(err)
 	}
