@@ -186,28 +186,9 @@ func TestRing_StressTimeline(t *testing.T) {
 func stressTimeline(t *testing.T, r *Ring) {
 	const frames = 40_000
 	const frame = 40
-	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
-	done := make(chan string, 1)
+	value := stressValue
 	stop := make(chan struct{})
-	go func() {
-		buf := make([]int16, 32)
-		for {
-			select {
-			case <-stop:
-				done <- ""
-				return
-			default:
-			}
-			pos := r.Head()
-			r.Play(buf)
-			for i, v := range buf {
-				if v != 0 && v != value(pos+uint64(i)) {
-					done <- "wrong sample at a position"
-					return
-				}
-			}
-		}
-	}()
+	done := playChecked(r, 32, stop)
 	p := make([]int16, frame)
 	put := func(f uint64) {
 		pos := f * frame
@@ -234,6 +215,36 @@ func stressTimeline(t *testing.T, r *Ring) {
 		t.Fatal("consumer did not finish")
 	}
 	t.Logf("dropped %d missing %d", r.Dropped(), r.Missing())
+}
+
+// stressValue is the sample the stress tests write at pos: never 0.
+func stressValue(pos uint64) int16 { return int16(pos%30000) + 1 }
+
+// playChecked plays r, n samples at a time, on a goroutine until stop is
+// closed, and checks that every sample played is silence or stressValue of
+// its position. done gets "" at the stop, or the first wrong sample.
+func playChecked(r *Ring, n int, stop <-chan struct{}) (done <-chan string) {
+	out := make(chan string, 1)
+	go func() {
+		buf := make([]int16, n)
+		for {
+			select {
+			case <-stop:
+				out <- ""
+				return
+			default:
+			}
+			pos := r.Head()
+			r.Play(buf)
+			for i, v := range buf {
+				if want := stressValue(pos + uint64(i)); v != 0 && v != want {
+					out <- fmt.Sprintf("position %d holds %d, want %d or silence", pos+uint64(i), v, want)
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // TestGrowingRing_GrowsWhenTheProducerRunsAhead: a ring of 100 samples
@@ -346,31 +357,12 @@ func TestGrowingRing_ShrinksWhenTheLagEnds(t *testing.T) {
 // either silence or the value written for that position.
 func TestGrowingRing_StressGrowth(t *testing.T) {
 	const frame = 40
-	value := func(pos uint64) int16 { return int16(pos%30000) + 1 } // never 0
+	value := stressValue
 	p := make([]int16, frame)
 	for round := range 300 {
 		r := NewGrowingRing(4, 4096)
-		done := make(chan string, 1)
 		stop := make(chan struct{})
-		go func() {
-			buf := make([]int16, 16)
-			for {
-				select {
-				case <-stop:
-					done <- ""
-					return
-				default:
-				}
-				pos := r.Head()
-				r.Play(buf)
-				for i, v := range buf {
-					if v != 0 && v != value(pos+uint64(i)) {
-						done <- fmt.Sprintf("round %d: position %d holds %d, want %d or silence", round, pos+uint64(i), v, value(pos+uint64(i)))
-						return
-					}
-				}
-			}
-		}()
+		done := playChecked(r, 16, stop)
 		for f := uint64(0); f < 200; f += 4 {
 			for _, k := range []uint64{3, 1, 0} { // f+2 is lost; the rest out of order
 				pos := (f+k)*frame + 1500*(k%2) // every other one far ahead: growth
@@ -383,7 +375,7 @@ func TestGrowingRing_StressGrowth(t *testing.T) {
 		}
 		close(stop)
 		if msg := <-done; msg != "" {
-			t.Fatal(msg)
+			t.Fatalf("round %d: %s", round, msg)
 		}
 	}
 }
