@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -10,8 +9,6 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/internal/synth"
-	"github.com/rtcrec/recorder/media"
-	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -287,22 +284,12 @@ func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			start := time.Unix(1000, 0)
 			now := start
-			out := &frameSink{}
-			mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return now }}, out)
-			in := mixer.AddInput("t", media.InputOptions{})
-			pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "t.wav")
-			file, err := wavwriter.NewG711(path, wavwriter.MuLaw)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ms, out, path := muLawSink(t, start, &now)
+			mixer := ms.mixer
 			lc := &pauseState{}
-			g := &gate{lc: lc, in: in, clock: 8000}
+			g := &gate{lc: lc, in: ms.in, clock: 8000}
 			lc.gates = map[*gate]string{g: "u"}
-			ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, gate: g}
+			ms.gate = g
 			const n = 250 // 5 s of 20 ms packets; packet i is sent at 20·i ms
 			sent := func(i int) time.Duration { return time.Duration(i)*20*time.Millisecond + 5*time.Millisecond }
 			readAt := func(i int) time.Duration { // the reader stalls 1.8–2.5 s and 3.6–4.3 s

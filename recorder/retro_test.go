@@ -187,6 +187,27 @@ type frameSink struct{ pcm []int16 }
 
 func (f *frameSink) WriteFrame(pcm []int16) error { f.pcm = append(f.pcm, pcm...); return nil }
 
+// muLawSink returns the sink of a µ-law track, its file t.wav in a new
+// temporary directory (path) and its pipeline into input "t" of an 8 kHz
+// mixer that starts at start and whose clock reads *now, and the mixer's
+// output.
+func muLawSink(t *testing.T, start time.Time, now *time.Time) (ms *mediaSink, out *frameSink, path string) {
+	t.Helper()
+	out = &frameSink{}
+	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return *now }}, out)
+	in := mixer.AddInput("t", media.InputOptions{})
+	pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "t.wav")
+	file, err := wavwriter.NewG711(path, wavwriter.MuLaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer}, out, path
+}
+
 // TestDecodeFile_EndedTrackMatchesTheMix: a µ-law track (speech-like
 // noise, a packet every 20 ms on time, with a second of silence from the
 // sender: a gap in the timestamps) recorded through its sink into an 8 kHz
@@ -198,20 +219,9 @@ func (f *frameSink) WriteFrame(pcm []int16) error { f.pcm = append(f.pcm, pcm...
 func TestDecodeFile_EndedTrackMatchesTheMix(t *testing.T) {
 	start := time.Unix(1000, 0)
 	now := start
-	out := &frameSink{}
-	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return now }}, out)
-	in := mixer.AddInput("t", media.InputOptions{})
-	pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "t.wav")
-	file, err := wavwriter.NewG711(path, wavwriter.MuLaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, path: path, relPath: "t.wav",
-		codec: media.CodecPCMU, plog: &placementLog{k: 1}}
+	ms, out, path := muLawSink(t, start, &now)
+	mixer := ms.mixer
+	ms.path, ms.relPath, ms.codec, ms.plog = path, "t.wav", media.CodecPCMU, &placementLog{k: 1}
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 12345}, Payload: make([]byte, 160)}
 	for i := range 200 {
