@@ -167,8 +167,9 @@ func (m *Manager) upload(ctx context.Context, rec *Recording, rel, local string,
 	return m.enqueueUpload(ctx, rec, rel, local, meta, replace)()
 }
 
-// enqueueUpload queues the upload of upload (which see) and returns the
-// function that waits for its first outcome; the caller must call it.
+// enqueueUpload queues the upload that upload describes and returns the
+// function that waits for its first outcome, as upload does; the caller
+// must call it.
 func (m *Manager) enqueueUpload(ctx context.Context, rec *Recording, rel, local string, meta map[string]string, replace bool) (wait func() (*ObjectFile, error)) {
 	key := rec.Storage.Prefix + rel
 	o := &ObjectFile{Key: key, Location: joinLocation(rec.Storage.Location, key)}
