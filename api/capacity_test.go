@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -147,5 +148,60 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 			t.Fatalf("a publisher once below capacity: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCapacity_ConcurrentOffersTakeOnlyTheRoomLeft: eight WHIP publishers
+// offer at once to an instance with room for two streams. Exactly two are
+// admitted and six refused with 503 no_capacity: a session being negotiated
+// counts in the load from its reservation, and the capacity check and the
+// reservation are one step (with capacity 400, 401 publishers once got in
+// when the check looked only at sessions already negotiated).
+func TestCapacity_ConcurrentOffersTakeOnlyTheRoomLeft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC test")
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.Capacity.Streams = 2
+	h := startServiceConfig(t, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := h.whipClient(key1)
+
+	const offers = 8
+	type result struct {
+		p   *whiptest.Participant
+		err error
+	}
+	results := make(chan result, offers)
+	start := make(chan struct{})
+	for i := range offers {
+		name := fmt.Sprintf("p%d", i)
+		go func() {
+			<-start
+			p, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "crowd", name, "MIC"), name, 300+100*float64(i))
+			results <- result{p, err}
+		}()
+	}
+	close(start)
+	admitted, refused := 0, 0
+	for range offers {
+		r := <-results
+		var he *whip.HTTPError
+		switch {
+		case r.err == nil:
+			admitted++
+			t.Cleanup(func() { r.p.Leave(context.Background()) })
+		case errors.As(r.err, &he) && he.Status == 503 && strings.Contains(he.Body, "no_capacity"):
+			refused++
+		default:
+			t.Errorf("an offer failed otherwise: %v", r.err)
+		}
+	}
+	if admitted != 2 || refused != offers-2 {
+		t.Fatalf("%d offers at once with room for 2: %d admitted, %d refused with no_capacity; want 2 and %d", offers, admitted, refused, offers-2)
+	}
+	if n := h.svc.WHIP.Sessions(); n != 2 {
+		t.Errorf("WHIP sessions after the refusals: %d, want 2", n)
 	}
 }

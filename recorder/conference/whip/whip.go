@@ -110,6 +110,10 @@ type Adapter struct {
 	// fails, so that the limits hold under concurrent offers.
 	held  map[string]int
 	total int
+	// admit serialises the capacity check (Options.Full) with the
+	// reservation, so that concurrent offers at capacity − 1 take one place
+	// between them, not one each. Not a.mu: Full counts the sessions.
+	admit sync.Mutex
 	// addMu serialises AddTrack calls (Sink methods are never concurrent).
 	addMu  sync.Mutex
 	closed bool
@@ -190,11 +194,13 @@ func (a *Adapter) Listen(open func(organizationID, conferenceID string) conferen
 	a.mu.Unlock()
 }
 
-// Sessions returns the number of WHIP sessions connected or connecting.
+// Sessions returns the number of WHIP sessions connected or connecting,
+// counted from their reservation: an offer being negotiated takes its place
+// in the instance's load at once.
 func (a *Adapter) Sessions() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.sess)
+	return a.total
 }
 
 // ConferenceSessions returns the number of WHIP sessions connected or
@@ -323,12 +329,16 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	}
 
 	s := &session{id: newID(), org: org, conference: conf, user: user, agentID: agentID, agentPhone: agentPhone, typ: typ}
-	if a.o.Full != nil && a.o.Full() { // not under a.mu: Full may count the sessions
+	a.admit.Lock()
+	if a.o.Full != nil && a.o.Full() { // not under a.mu: Full counts the sessions
+		a.admit.Unlock()
 		w.Header().Set("Retry-After", "5")
 		httperr.Write(w, http.StatusServiceUnavailable, "no_capacity", "the recorder carries its capacity of streams; retry later or on another instance")
 		return
 	}
-	if status, reason, msg := a.reserve(s); status != 0 {
+	status, reason, msg := a.reserve(s)
+	a.admit.Unlock()
+	if status != 0 {
 		httperr.Write(w, status, reason, msg)
 		return
 	}
