@@ -261,28 +261,34 @@ func BenchmarkOpusDecoder_Speech(b *testing.B) {
 			inactive, celt bool
 		}{{"full", false, false}, {"skip", true, false}, {"celt", false, true}, {"both", true, true}} {
 			b.Run(fmt.Sprintf("%s/rate=%d", mode.name, rate), func(b *testing.B) {
-				d, err := newOpusDecoder(rate, mode.inactive, mode.celt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				buf := make([]int16, 5760)
-				i := 0
-				b.ReportAllocs()
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				c0, ok0 := threadCPU()
-				for b.Loop() {
-					if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
-						b.Fatal(err)
-					}
-					i++
-				}
-				// The thread's CPU per packet: the figure on a shared machine.
-				if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
-					b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(i), "cpu-µs/packet")
-				}
+				benchDecode(b, packets, rate, mode.inactive, mode.celt)
 			})
 		}
+	}
+}
+
+// benchDecode decodes packets in a loop with a decoder at rate (skipping
+// inactive packets and hybrid CELT as asked) and reports, besides ns/op, the
+// thread's CPU per packet: the figure on a shared machine.
+func benchDecode(b *testing.B, packets [][]byte, rate int, skipInactive, skipCELT bool) {
+	d, err := newOpusDecoder(rate, skipInactive, skipCELT)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]int16, 5760)
+	i := 0
+	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0, ok0 := threadCPU()
+	for b.Loop() {
+		if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
+		b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(i), "cpu-µs/packet")
 	}
 }
 
@@ -302,25 +308,7 @@ func BenchmarkOpusDecoder_BrowserSpeech(b *testing.B) {
 		skip bool
 	}{{"both", true}, {"full", false}} {
 		b.Run(mode.name+"/rate=8000", func(b *testing.B) {
-			d, err := newOpusDecoder(8000, mode.skip, mode.skip)
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf := make([]int16, 5760)
-			i := 0
-			b.ReportAllocs()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			c0, ok0 := threadCPU()
-			for b.Loop() {
-				if _, err := d.DecodeToInt16(packets[i%len(packets)], buf); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-			if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
-				b.ReportMetric(float64(c1-c0)/float64(time.Microsecond)/float64(i), "cpu-µs/packet")
-			}
+			benchDecode(b, packets, 8000, mode.skip, mode.skip)
 		})
 	}
 }
