@@ -20,28 +20,12 @@ import (
 //     shed for catchUpWindow, then re-anchored at arrival (the track is not
 //     catching up), and the rest of it is in the mix.
 func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
-	level := func(i int) byte { return byte(0x80 + i%100) } // distinct µ-law codes, none silent
 	packets := func(n int) []timedPacket {
 		payloads := make([][]byte, n)
 		for i := range payloads {
-			payloads[i] = slices.Repeat([]byte{level(i)}, 160)
+			payloads[i] = slices.Repeat([]byte{shedLevel(i)}, 160)
 		}
 		return packetize(payloads, 8000, 9, 0, 0, 160)
-	}
-	// where returns, per 20 ms frame of the mix, the packet whose level it
-	// holds (-1: silence or no single packet).
-	where := func(pcm []int16) []int {
-		var out []int
-		for f := 0; f+160 <= len(pcm); f += 160 {
-			k := -1
-			for i := range 100 {
-				if pcm[f] != 0 && pcm[f] == g711.ulaw[level(i)] && pcm[f+159] == pcm[f] {
-					k = i
-				}
-			}
-			out = append(out, k)
-		}
-		return out
 	}
 	t.Run("stall delivered in a burst", func(t *testing.T) {
 		sink := &captureSink{}
@@ -59,7 +43,7 @@ func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
 		if s.Shed < 74 || s.Shed > 76 || s.Reanchors != 0 || s.Decoded+s.Shed != 400 {
 			t.Errorf("%+v: want about 75 shed (1.5 s later than the budget), no re-anchor, the rest decoded", s)
 		}
-		got := where(sink.pcm)
+		got := framesByLevel(sink.pcm)
 		first := slices.IndexFunc(got, func(k int) bool { return k >= 0 })
 		for f, k := range got[first:] {
 			switch {
@@ -89,7 +73,7 @@ func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
 		if s.Reanchors != 1 || s.Shed < 45 || s.Shed > 60 {
 			t.Errorf("%+v: want about a second shed (50), then one re-anchor", s)
 		}
-		got := where(sink.pcm)
+		got := framesByLevel(sink.pcm)
 		n := 0
 		for _, k := range got {
 			if k >= 0 {
@@ -114,20 +98,6 @@ func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
 // sender whose timestamps stood still 3 s, with reports, is still
 // re-anchored, once its first report after the stall says so.
 func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
-	level := func(i int) byte { return byte(0x80 + i%100) }
-	where := func(pcm []int16) []int {
-		var out []int
-		for f := 0; f+160 <= len(pcm); f += 160 {
-			k := -1
-			for i := range 100 {
-				if pcm[f] != 0 && pcm[f] == g711.ulaw[level(i)] && pcm[f+159] == pcm[f] {
-					k = i
-				}
-			}
-			out = append(out, k)
-		}
-		return out
-	}
 	// run plays n packets: packet i with timestamp ts(i) is sent at sent(i)
 	// and read at read(i); a report (the sender's clock: the instant it
 	// sends packet i ↔ ts(i)) is sent with every 50th and read just before
@@ -147,7 +117,7 @@ func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
 				if i > 0 && i%50 == 0 {
 					p.SenderReport(9, t0.Add(sent(i)), ts(i))
 				}
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ts(i), SSRC: 9}, Payload: slices.Repeat([]byte{level(i)}, 160)}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ts(i), SSRC: 9}, Payload: slices.Repeat([]byte{shedLevel(i)}, 160)}
 				if err := p.WriteRTP(pkt); err != nil {
 					t.Fatal(err)
 				}
@@ -163,7 +133,7 @@ func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
 		if err := m.Finish(m.Now()); err != nil {
 			t.Fatal(err)
 		}
-		return p, where(sink.pcm)
+		return p, framesByLevel(sink.pcm)
 	}
 	nominal := func(i int) time.Duration { return time.Duration(i) * 20 * time.Millisecond }
 	ts := func(i int) uint32 { return uint32(i * 160) }
@@ -237,4 +207,24 @@ func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
 			t.Errorf("%d frames of the track in the mix, want the %d not shed", n, want)
 		}
 	})
+}
+
+// shedLevel is packet i's µ-law code in these tests: distinct for 100 packets
+// in a row, none silent.
+func shedLevel(i int) byte { return byte(0x80 + i%100) }
+
+// framesByLevel returns, per 20 ms frame of the mix, the packet whose level it
+// holds (-1: silence or no single packet).
+func framesByLevel(pcm []int16) []int {
+	var out []int
+	for f := 0; f+160 <= len(pcm); f += 160 {
+		k := -1
+		for i := range 100 {
+			if pcm[f] != 0 && pcm[f] == g711.ulaw[shedLevel(i)] && pcm[f+159] == pcm[f] {
+				k = i
+			}
+		}
+		out = append(out, k)
+	}
+	return out
 }
