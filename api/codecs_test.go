@@ -124,16 +124,29 @@ func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 // sendLoop writes frames (looping) every d until ctx ends.
 func sendLoop(ctx context.Context, track *webrtc.TrackLocalStaticSample, frames [][]byte, d time.Duration) {
-	tick := time.NewTicker(d)
-	defer tick.Stop()
+	// Sample i is sent at t0 + i·d; a loop that falls behind (a starved
+	// goroutine) sends what is due at once, as a real sender's capture clock
+	// keeps running. Its RTP timestamps (d per sample) so stay on the wall
+	// clock. (A ticker drops the ticks it misses: at load 16 the sender then
+	// sent a third less media than time passed, its timestamps fell a second
+	// and more behind, and the recorder rightly placed the audio sent after a
+	// resume within the pause.)
+	t0 := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if track.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: d}) != nil {
+		if wait := time.Until(t0.Add(time.Duration(i) * d)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
 				return
+			case <-timer.C:
 			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		if track.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: d}) != nil {
+			return
 		}
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -10,13 +11,17 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // TestEndToEnd_PauseSkipOpusVP8: with pauseBehavior skip the per-track Ogg/Opus
 // and WebM/VP8 files are as much shorter as the pause (the writers get
 // timestamps shifted back by the paused time), and the VP8 sender is asked
-// for a keyframe after the resume.
+// for a keyframe after the resume. The pause is the one the recorder cut
+// (the manifest's instants, checked to lie within the pause and resume
+// calls), and the senders keep their media on the wall clock (sendLoop), so
+// under load the files must still hold all that was sent outside the pause.
 func TestEndToEnd_PauseSkipOpusVP8(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -53,16 +58,18 @@ func TestEndToEnd_PauseSkipOpusVP8(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	var r RecordingDataEvent
+	pauseCall := time.Now()
 	if st := h.do("POST", recPath(ev)+"/pause", key1, nil, &r); st != 200 {
 		t.Fatalf("pause: %d", st)
 	}
-	pauseStart := time.Now()
+	pauseReturned := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	plisBefore := plis.Load()
+	resumeCall := time.Now()
 	if st := h.do("POST", recPath(ev)+"/resume", key1, nil, &r); st != 200 {
 		t.Fatalf("resume: %d", st)
 	}
-	paused := time.Since(pauseStart).Seconds()
+	resumeReturned := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &r); st != 200 || r.State != "STOPPED" {
 		t.Fatalf("stop: %d %+v", st, r)
@@ -71,10 +78,29 @@ func TestEndToEnd_PauseSkipOpusVP8(t *testing.T) {
 	if plis.Load() <= plisBefore {
 		t.Error("no keyframe request after the resume")
 	}
-	var msg RecordingDataMessage
-	h.do("GET", recPath(ev), key1, nil, &msg)
+	// The pause as the recorder cut it (the manifest's instants), which
+	// must lie within the calls that asked for it: the calls themselves
+	// take up to half a second under load.
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/skipconv", key1, nil, &comp); st != 200 || comp.Composition == nil || comp.Composition.Manifest == nil {
+		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
+	}
+	if len(man.Pauses) != 1 {
+		t.Fatalf("manifest pauses %+v, want one", man.Pauses)
+	}
+	pz := man.Pauses[0]
+	if pz.StartTime.Before(pauseCall) || pz.StartTime.After(pauseReturned) || pz.EndTime.Before(resumeCall) || pz.EndTime.After(resumeReturned) {
+		t.Errorf("pause %s–%s, want within the pause call %s–%s and the resume call %s–%s", pz.StartTime.Format(time.StampMicro), pz.EndTime.Format(time.StampMicro),
+			pauseCall.Format(time.StampMicro), pauseReturned.Format(time.StampMicro), resumeCall.Format(time.StampMicro), resumeReturned.Format(time.StampMicro))
+	}
+	paused := pz.EndTime.Sub(pz.StartTime).Seconds()
+	t.Logf("pause call %v, resume call %v", pauseReturned.Sub(pauseCall).Round(time.Millisecond), resumeReturned.Sub(resumeCall).Round(time.Millisecond))
 	n := 0
-	for _, s := range msg.Streams {
+	for _, s := range comp.Streams {
 		for _, tr := range s.Tracks {
 			n++
 			a, _ := time.Parse(time.RFC3339Nano, tr.Started)
