@@ -54,6 +54,13 @@ type Decoder struct {
 	// (overlap, post-filter, energies) is old: reset it before it runs again.
 	skipHybridCELT bool
 	celtStale      bool
+	// int16Out is DecodeToInt16's out while it decodes a one-frame packet to
+	// mono: a hybrid frame decoded SILK only (SetSkipHybridCELT) is resampled
+	// straight into it (int16Written) instead of into float32 samples that
+	// are then added to a zeroed buffer, copied and converted back: the same
+	// values (each float32 there is an int16 / 32768), fewer passes.
+	int16Out     []int16
+	int16Written bool
 }
 
 // SetSkipHybridCELT, at an output rate of at most 16 kHz, decodes only the
@@ -804,6 +811,18 @@ func (d *Decoder) decodeHybridFrame(
 	redundancy := d.decodeHybridRedundancyHeader(encodedFrame)
 	if d.skipHybridCELT && d.sampleRate <= 16000 && !redundancy.present {
 		// SILK only (see SetSkipHybridCELT): out is zeroed by the caller.
+		if d.int16Out != nil && silkOutputChannelCount == 1 && len(d.int16Out) >= outputFrameSampleCount {
+			if err = d.resampleHybridSilkToInt16(silkInternal, d.int16Out[:outputFrameSampleCount]); err != nil {
+				return err
+			}
+			d.int16Written = true
+			d.celtStale = true
+			d.rangeFinal = 0
+			d.previousMode = configurationModeHybrid
+			d.previousRedundancy = false
+
+			return nil
+		}
 		silkPCM := resizeFloat32Buffer(&d.hybridSilkPCM, outputFrameSampleCount*silkOutputChannelCount)
 		if err = d.resampleHybridSilk(silkInternal, silkPCM, silkOutputChannelCount); err != nil {
 			return err
@@ -1026,6 +1045,21 @@ func (d *Decoder) resampleHybridSilk(in []float32, out []float32, channelCount i
 	}
 
 	return nil
+}
+
+// resampleHybridSilkToInt16 is resampleHybridSilk of one channel followed by
+// addHybridSilk into zeros and the conversion to int16, in one step.
+func (d *Decoder) resampleHybridSilkToInt16(in []float32, out []int16) error {
+	if d.hybridSilkChannels == 0 {
+		for i := range d.hybridSilkResampler {
+			if err := d.hybridSilkResampler[i].Init(BandwidthWideband.SampleRate(), d.sampleRate); err != nil {
+				return err
+			}
+		}
+	}
+	d.hybridSilkChannels = 1
+
+	return d.hybridSilkResampler[0].ResampleToInt16(in, out)
 }
 
 func (d *Decoder) resampleHybridSilkChannel(
@@ -1453,19 +1487,36 @@ func (d *Decoder) DecodeFloat32(in []byte, out []float32) (bandwidth Bandwidth, 
 
 // DecodeToInt16 decodes Opus data into signed 16-bit PCM and returns the sample count per channel.
 func (d *Decoder) DecodeToInt16(in []byte, out []int16) (int, error) {
+	if d.sampleRate == 0 {
+		return 0, errInvalidSampleRate
+	}
+	if d.channels == 0 {
+		return 0, errInvalidChannelCount
+	}
+	if d.channels == 1 && len(in) > 0 && tableOfContentsHeader(in[0]).frameCode() == frameCodeOneFrame {
+		d.int16Out = out // see int16Out
+	}
+	bandwidth, decodedSampleRate, _, sampleCount, decodedChannelCount, err := d.decode(in, d.silkBuffer)
+	written := d.int16Written
+	d.int16Out, d.int16Written = nil, false
+	if err != nil {
+		return 0, err
+	}
+	if written { // one frame, mono, at the output rate
+		return sampleCount, nil
+	}
+
 	if cap(d.floatBuffer) < len(out) {
 		d.floatBuffer = make([]float32, len(out))
 	}
 	d.floatBuffer = d.floatBuffer[:len(out)]
-
-	sampleCount, _, _, err := d.decodeToFloat32(in, d.floatBuffer)
+	samplesPerChannel, err := d.finishDecodeToFloat32(d.floatBuffer, bandwidth, decodedSampleRate, sampleCount, decodedChannelCount)
 	if err != nil {
 		return 0, err
 	}
+	float32ToInt16(d.floatBuffer, out, samplesPerChannel*d.channels)
 
-	float32ToInt16(d.floatBuffer, out, sampleCount*d.channels)
-
-	return sampleCount, nil
+	return samplesPerChannel, nil
 }
 
 // DecodeToFloat32 decodes Opus data into float32 PCM and returns the sample count per channel.

@@ -173,23 +173,50 @@ func (r *Resampler) CopyStateFrom(src *Resampler) {
 }
 
 // Resample converts one non-interleaved channel to the configured output rate.
+func (r *Resampler) Resample(in, out []float32) error {
+	out16, err := r.resample(in, len(out))
+	if err != nil {
+		return err
+	}
+	for i, v := range out16 {
+		out[i] = float32(v) / 32768.0
+	}
+
+	return nil
+}
+
+// ResampleToInt16 is Resample with 16-bit output: out[i] is Resample's
+// out[i]*32768, which is exact (our change to pion/opus v0.1.0: a decoder
+// whose output is 16-bit need not go through float32 and back).
+func (r *Resampler) ResampleToInt16(in []float32, out []int16) error {
+	out16, err := r.resample(in, len(out))
+	if err != nil {
+		return err
+	}
+	copy(out, out16)
+
+	return nil
+}
+
+// resample runs the fixed-point resampler over in (converted to 16 bits)
+// and returns its output, in r's scratch; outCap is the room the caller has.
 //
 //nolint:cyclop
-func (r *Resampler) Resample(in, out []float32) error {
+func (r *Resampler) resample(in []float32, outCap int) ([]int16, error) {
 	if r.fsInKHz == 0 {
-		return errInvalidInputSampleRate
+		return nil, errInvalidInputSampleRate
 	}
 	if len(in) < r.fsInKHz {
-		return errInvalidInputLength
+		return nil, errInvalidInputLength
 	}
 
 	outLen := len(in) * r.fsOutKHz
 	if outLen%r.fsInKHz != 0 {
-		return errNonIntegralInputLength
+		return nil, errNonIntegralInputLength
 	}
 	outLen /= r.fsInKHz
-	if len(out) < outLen {
-		return errOutBufferTooSmall
+	if outCap < outLen {
+		return nil, errOutBufferTooSmall
 	}
 	if cap(r.in16) < len(in) {
 		r.in16 = make([]int16, len(in))
@@ -224,11 +251,8 @@ func (r *Resampler) Resample(in, out []float32) error {
 	}
 
 	copy(r.delayBuf[:], in16[len(in16)-r.inputDelay:])
-	for i := range outLen {
-		out[i] = float32(out16[i]) / 32768.0
-	}
 
-	return nil
+	return out16[:outLen], nil
 }
 
 func inputRateID(sampleRate int) (int, error) {
