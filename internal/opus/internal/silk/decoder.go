@@ -1106,10 +1106,18 @@ func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
 // pulses were allocated, before proceeding to the next one.
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.4
+//
+// (Our change to pion/opus v0.1.0: block by block, skipping the blocks
+// without LSBs at once.)
 func (d *Decoder) decodeExcitationLSB(eRaw []int32, lsbcounts []uint8) {
-	for i := range eRaw {
-		for bit := uint8(0); bit < lsbcounts[i/pulsecountLargestPartitionSize]; bit++ {
-			eRaw[i] = (eRaw[i] << 1) | int32(d.rangeDecoder.DecodeSymbolWithICDF(icdfExcitationLSB)) //nolint:gosec // g115
+	for block, count := range lsbcounts {
+		if count == 0 {
+			continue
+		}
+		for i := block * pulsecountLargestPartitionSize; i < (block+1)*pulsecountLargestPartitionSize; i++ {
+			for range count {
+				eRaw[i] = (eRaw[i] << 1) | int32(d.rangeDecoder.DecodeSymbolWithICDF(icdfExcitationLSB)) //nolint:gosec // g115
+			}
 		}
 	}
 }
@@ -1138,20 +1146,25 @@ func (d *Decoder) decodeExcitationSign(
 	default:
 		return
 	}
-	for i := range eRaw {
-		// It then decodes a sign for all coefficients
-		// with a non-zero magnitude
-		//
-		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
-		if eRaw[i] == 0 {
-			continue
-		}
-		pulsecount := min(pulsecounts[i/pulsecountLargestPartitionSize], 6)
+	// (Our change to pion/opus v0.1.0: block by block, with the block's PDF
+	// chosen once, not per coefficient.)
+	for block, count := range pulsecounts {
+		pdf := pdfs[min(count, 6)]
+		coefficients := eRaw[block*pulsecountLargestPartitionSize : (block+1)*pulsecountLargestPartitionSize]
+		for i, e := range coefficients {
+			// It then decodes a sign for all coefficients
+			// with a non-zero magnitude
+			//
+			// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
+			if e == 0 {
+				continue
+			}
 
-		// If the value decoded is 0, then the coefficient magnitude is negated.
-		// Otherwise, it remains positive.
-		if d.rangeDecoder.DecodeSymbolWithICDF(pdfs[pulsecount]) == 0 {
-			eRaw[i] *= -1
+			// If the value decoded is 0, then the coefficient magnitude is negated.
+			// Otherwise, it remains positive.
+			if d.rangeDecoder.DecodeSymbolWithICDF(pdf) == 0 {
+				coefficients[i] = -e
+			}
 		}
 	}
 }
@@ -1253,12 +1266,17 @@ func (d *Decoder) decodeExcitation(
 		// e_Q23[i] value may require more than 16 bits per sample, but it will
 		// not require more than 23, including the sign.
 
-		eQ23[i] = (eRaw[i] << 8) - int32(sign(int(eRaw[i])))*20 + offsetQ23 //nolint:gosec // g115
-		seed = (196314165*seed + 907633515) & 0xFFFFFFFF
-		if seed&0x80000000 != 0 {
-			eQ23[i] *= -1
-		}
-		seed = (seed + uint32(eRaw[i])) & 0xFFFFFFFF //nolint:gosec // g115
+		//
+		// (Our change to pion/opus v0.1.0: sign(e_raw[i]) and the inversion,
+		// whose direction is as good as random, without branches: the same
+		// values.)
+		e := eRaw[i]
+		signTimes20 := ((e >> 31) | int32(uint32(-e)>>31)) * 20 //nolint:gosec // g115: sign(e) * 20
+		q := (e << 8) - signTimes20 + offsetQ23
+		seed = 196314165*seed + 907633515
+		invert := int32(seed) >> 31 //nolint:gosec // g115: -1 where seed's top bit is set, else 0
+		eQ23[i] = (q ^ invert) - invert
+		seed += uint32(e) //nolint:gosec // g115
 	}
 
 	return eQ23
