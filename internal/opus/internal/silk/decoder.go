@@ -1070,28 +1070,30 @@ func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
 			continue
 		}
 
-		eRawIndex := pulsecountLargestPartitionSize * i
-		var samplePartition16 [2]uint8
-		var samplePartition8 [2]uint8
-		var samplePartition4 [2]uint8
-		var samplePartition2 [2]uint8
-
-		// The location of pulses is coded by recursively partitioning each
-		// block into halves, and coding how many pulses fall on the left side
-		// of the split.  All remaining pulses must fall on the right side of
-		// the split.
-		d.partitionPulseCount(icdfPulseCountSplit16SamplePartitions, pulsecounts[i], samplePartition16[:])
-		for j := range 2 {
-			d.partitionPulseCount(icdfPulseCountSplit8SamplePartitions, samplePartition16[j], samplePartition8[:])
-			for k := range 2 {
-				d.partitionPulseCount(icdfPulseCountSplit4SamplePartitions, samplePartition8[k], samplePartition4[:])
-				for l := range 2 {
-					d.partitionPulseCount(icdfPulseCountSplit2SamplePartitions, samplePartition4[l], samplePartition2[:])
-					eRaw[eRawIndex] = int32(samplePartition2[0])
-					eRawIndex++
-
-					eRaw[eRawIndex] = int32(samplePartition2[1])
-					eRawIndex++
+		// (Our change to pion/opus v0.1.0: the halves without pulses are
+		// skipped at once, their coefficients left at zero, instead of
+		// being split down to single coefficients: the same symbols in the
+		// same order.)
+		e := eRaw[pulsecountLargestPartitionSize*i : pulsecountLargestPartitionSize*(i+1)]
+		left16 := d.splitPulses(icdfPulseCountSplit16SamplePartitions, pulsecounts[i])
+		for j, count8 := range [2]uint8{left16, pulsecounts[i] - left16} {
+			if count8 == 0 {
+				continue
+			}
+			left8 := d.splitPulses(icdfPulseCountSplit8SamplePartitions, count8)
+			for k, count4 := range [2]uint8{left8, count8 - left8} {
+				if count4 == 0 {
+					continue
+				}
+				left4 := d.splitPulses(icdfPulseCountSplit4SamplePartitions, count4)
+				for l, count2 := range [2]uint8{left4, count4 - left4} {
+					if count2 == 0 {
+						continue
+					}
+					left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, count2)
+					at := 8*j + 4*k + 2*l
+					e[at] = int32(left2)
+					e[at+1] = int32(count2 - left2)
 				}
 			}
 		}
@@ -1286,19 +1288,12 @@ func (d *Decoder) decodeExcitation(
 // number of pulses in the partition (1 to 16, inclusive)
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.3
-func (d *Decoder) partitionPulseCount(icdf [][]uint, block uint8, halves []uint8) {
-	// This process skips partitions without any pulses, i.e., where
-	// the initial pulse count from Section 4.2.7.8.2 was zero, or where the
-	// split in the prior level indicated that all of the pulses fell on the
-	// other side.  These partitions have nothing to code, so they require
-	// no PDF.
-	if block == 0 {
-		halves[0] = 0
-		halves[1] = 0
-	} else {
-		halves[0] = uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdf[block-1])) //nolint:gosec // g115
-		halves[1] = block - halves[0]
-	}
+//
+// splitPulses returns how many of a partition's block > 0 pulses fall in its
+// left half; the rest fall in the right one. (Partitions without pulses
+// decode nothing: the caller skips them.)
+func (d *Decoder) splitPulses(icdf [][]uint, block uint8) uint8 {
+	return uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdf[block-1])) //nolint:gosec // g115
 }
 
 // The a32_Q17[] coefficients are too large to fit in a 16-bit value,
