@@ -200,7 +200,8 @@ func (c *chunker) writePart(rel string, n int, suffix string, data []byte) (uplo
 	}
 	return upload.Job{ID: c.rec.InstanceID + "/" + prel + suffix, RecordingID: c.rec.InstanceID,
 		ApplicationID: c.rec.ApplicationID, LocalPath: local, Key: c.rec.Storage.Prefix + prel,
-		ContentType: "application/octet-stream", Metadata: objectMetadata(c.rec), DeleteLocalAfter: true}, nil
+		ContentType: "application/octet-stream", Metadata: objectMetadata(c.rec), DeleteLocalAfter: true,
+		Background: true}, nil // behind every output of a stopped recording
 }
 
 // recut cuts again every part whose bytes changed in place (a retroactive

@@ -27,19 +27,21 @@ type captureUploader struct {
 	fail  map[string]bool
 }
 
-func (u *captureUploader) uploadOutput(_ context.Context, rec *Recording, rel string, _ map[string]string) (*ObjectFile, error) {
+func (u *captureUploader) enqueueOutput(_ context.Context, rec *Recording, rel string, _ map[string]string) func() (*ObjectFile, error) {
 	u.order = append(u.order, rel)
 	b, err := os.ReadFile(filepath.Join(rec.Dir, filepath.FromSlash(rel)))
-	if err != nil {
-		return nil, err
+	return func() (*ObjectFile, error) {
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(b)
+		o := &ObjectFile{Key: rel, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+		if u.fail[rel] {
+			o.Error = &ErrorInfo{Code: CodeUploadFailed}
+			return o, errors.New("refused")
+		}
+		return o, nil
 	}
-	sum := sha256.Sum256(b)
-	o := &ObjectFile{Key: rel, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
-	if u.fail[rel] {
-		o.Error = &ErrorInfo{Code: CodeUploadFailed}
-		return o, errors.New("refused")
-	}
-	return o, nil
 }
 
 // stoppedRecording writes the files of a stopped recording into a new

@@ -23,8 +23,9 @@ import (
 //     stop;
 //  2. judge the final state (finalState);
 //  3. compose (composeOutputs, a step that takes a snapshot and returns what
-//     it made): upload every track file, chat and cobrowse, mix.wav, then
-//     manifest.json, each through the persisted queue and verified;
+//     it made): upload every track file, chat and cobrowse, mix.wav (queued
+//     at once, ahead of the parts of every recording), then manifest.json,
+//     each through the persisted queue and verified;
 //  4. record the objects and the composition in the recording, remove the
 //     local copies once every upload is verified, queue the composite video;
 //  5. persist the final state; a recording without media is discarded.
@@ -230,33 +231,34 @@ type outputs struct {
 	err     error            // nil when every object was verified; the queue keeps retrying the others
 }
 
-// uploader uploads one output file of a recording through the persisted
-// queue and waits for its first outcome (Manager.uploadOutput, uploads.go).
+// uploader queues the upload of one output file of a recording on the
+// persisted queue and returns the function that waits for its first outcome
+// (Manager.enqueueOutput, uploads.go).
 type uploader interface {
-	uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error)
+	enqueueOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (wait func() (*ObjectFile, error))
 }
 
 // composeOutputs builds the outputs of rec, a snapshot of a stopped
 // recording with the chat and cobrowse entries t, and uploads them: every
-// track file, chat and cobrowse, mix.wav,
-// then manifest.json (which lists the others' sizes and checksums, and final
-// as the recording's state), each verified after upload. It reads rec and
-// writes only files in rec.Dir: what it made is returned as data.
+// track file, chat and cobrowse and mix.wav, queued at once (the queue
+// uploads them ahead of every part: Job.Background), then manifest.json
+// (which lists the others' sizes and checksums, and final as the
+// recording's state), each verified after upload. It reads rec and writes
+// only files in rec.Dir: what it made is returned as data.
 func composeOutputs(ctx context.Context, up uploader, rec *Recording, t *transcript, final State) *outputs {
 	out := &outputs{objects: map[string]*ObjectFile{}}
 	var errs []error // a profile that cannot be opened now fails per upload, and is retried
 	meta := objectMetadata(rec)
-	upload := func(rel string) *ObjectFile {
-		o, err := up.uploadOutput(ctx, rec, rel, meta)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return o
+	waits := map[string]func() (*ObjectFile, error){}
+	var order []string
+	enqueue := func(rel string) {
+		waits[rel] = up.enqueueOutput(ctx, rec, rel, meta)
+		order = append(order, rel)
 	}
 	for _, st := range rec.Streams {
 		for _, tr := range st.Tracks {
 			if tr.Local.Error == nil || tr.Local.Error.Code != CodeNoMedia && fileExists(filepath.Join(rec.Dir, filepath.FromSlash(tr.File))) {
-				out.objects[tr.File] = upload(tr.File)
+				enqueue(tr.File)
 			}
 		}
 	}
@@ -264,7 +266,7 @@ func composeOutputs(ctx context.Context, up uploader, rec *Recording, t *transcr
 		errs = append(errs, err)
 	} else {
 		for _, rel := range rels {
-			out.objects[rel] = upload(rel)
+			enqueue(rel)
 		}
 	}
 	if mixPath := filepath.Join(rec.Dir, composition.MixFile); fileExists(mixPath) {
@@ -272,16 +274,29 @@ func composeOutputs(ctx context.Context, up uploader, rec *Recording, t *transcr
 			errs = append(errs, err)
 		} else {
 			out.mix = mix
-			out.objects[composition.MixFile] = upload(composition.MixFile)
-			mix.SHA256 = out.objects[composition.MixFile].SHA256
+			enqueue(composition.MixFile)
 		}
+	}
+	wait := func(rel string) *ObjectFile {
+		o, err := waits[rel]()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return o
+	}
+	for _, rel := range order {
+		out.objects[rel] = wait(rel)
+	}
+	if out.mix != nil {
+		out.mix.SHA256 = out.objects[composition.MixFile].SHA256
 	}
 	man := manifest(rec, t.summary(), out.mix, out.objects)
 	man.State = string(final)
 	if err := composition.WriteManifest(filepath.Join(rec.Dir, composition.ManifestFile), man); err != nil {
 		errs = append(errs, err)
 	} else {
-		out.objects[composition.ManifestFile] = upload(composition.ManifestFile)
+		enqueue(composition.ManifestFile)
+		out.objects[composition.ManifestFile] = wait(composition.ManifestFile)
 	}
 	out.err = errors.Join(errs...)
 	return out

@@ -151,7 +151,13 @@ func (m *Manager) stopUploads() {
 // uploadOutput uploads one output file of rec (rel is its path relative to
 // rec.Dir) through the queue and waits for its first outcome (see upload).
 func (m *Manager) uploadOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (*ObjectFile, error) {
-	return m.upload(ctx, rec, rel, filepath.Join(rec.Dir, filepath.FromSlash(rel)), meta, false)
+	return m.enqueueOutput(ctx, rec, rel, meta)()
+}
+
+// enqueueOutput queues the upload that uploadOutput describes and returns
+// the function that waits for its first outcome; the caller must call it.
+func (m *Manager) enqueueOutput(ctx context.Context, rec *Recording, rel string, meta map[string]string) (wait func() (*ObjectFile, error)) {
+	return m.enqueueUpload(ctx, rec, rel, filepath.Join(rec.Dir, filepath.FromSlash(rel)), meta, false)
 }
 
 // upload uploads the file at local as the object rel of rec through the

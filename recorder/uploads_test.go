@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,4 +250,144 @@ func TestManager_LateChatGoesThroughTheQueue(t *testing.T) {
 	if fileExists(got.Dir) {
 		t.Errorf("local directory %s left behind by the late upload", got.Dir)
 	}
+}
+
+// heldParts is a storage.Provider over memstore that logs the key of every
+// write as it starts and holds the writes of parts until release is closed.
+type heldParts struct {
+	storage.Provider
+	release chan struct{}
+	mu      sync.Mutex
+	keys    []string
+}
+
+func (h *heldParts) NewWriter(ctx context.Context, key string, opts *storage.WriterOptions) (io.WriteCloser, error) {
+	h.mu.Lock()
+	h.keys = append(h.keys, key)
+	h.mu.Unlock()
+	if strings.Contains(key, "/"+chunkPrefix) {
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h.Provider.NewWriter(ctx, key, opts)
+}
+
+func (h *heldParts) started() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.keys...)
+}
+
+// TestManager_StopUploadsAheadOfThePartsBacklog: a recorder whose storage
+// takes the parts it uploads while recording slower than it cuts them (a
+// recorder far past its capacity, issue 10's case 5) has a backlog of parts
+// queued when a recording stops. The stop queues its outputs at once (every
+// track file and the mix), and they are uploaded ahead of every part queued
+// before them: the stop waits for its own files, not for the backlog of
+// every recording. Before, the outputs were queued one after another, each
+// behind the whole backlog (a stop at N=400 did not answer in 60 s).
+func TestManager_StopUploadsAheadOfThePartsBacklog(t *testing.T) {
+	held := &heldParts{Provider: memstore.New(memstore.Options{Name: "test"}), release: make(chan struct{})}
+	bucket := storage.NewBucket(held)
+	m, fa, _ := newTestManager(t, func(o *Options) {
+		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
+	})
+	released := sync.OnceFunc(func() { close(held.release) })
+	t.Cleanup(released) // before the Manager's shutdown, which waits for the uploads
+	m.cfg.Uploads.ChunkInterval = 100 * time.Millisecond
+	ctx := context.Background()
+	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fts []*fakeTrack
+	for _, u := range []string{"u1", "u2"} {
+		tr, ft := newTrack("f", u)
+		fa.sink("f").AddTrack(tr)
+		fts = append(fts, ft)
+		defer close(ft.ch)
+	}
+	// 1 s of a tone on both tracks, until at least 8 parts wait behind the
+	// two held ones.
+	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+	start := time.Now()
+	for sent := 0; ; sent++ {
+		time.Sleep(time.Until(start.Add(time.Duration(sent) * 20 * time.Millisecond)))
+		for _, ft := range fts {
+			ft.send(tone, 20*time.Millisecond) // one packet
+		}
+		n, _, err := m.up.q.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 10 && sent >= 50 {
+			break
+		}
+		if sent > 50*60 {
+			t.Fatalf("after %d packets only %d parts queued", sent, n)
+		}
+	}
+	before, _, _ := m.up.q.Pending(ctx)
+
+	stopped := make(chan *Recording, 1)
+	go func() {
+		r, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
+		if err != nil {
+			t.Error(err)
+		}
+		stopped <- r
+	}()
+	// The stop queues every track file and the mix at once: wait for them.
+	var outputs []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		jobs, err := m.up.q.Jobs(ctx, rec.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = outputs[:0]
+		for _, j := range jobs {
+			if !isPart(j.Job) {
+				outputs = append(outputs, j.Job.Key)
+			}
+		}
+		if len(outputs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the stop, with %d parts ahead, the outputs queued are %v: want both track files and the mix", before, outputs)
+		}
+	}
+	inFlight := len(held.started()) // parts, held
+	released()
+	var r *Recording
+	select {
+	case r = <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the stop did not answer within 60 s of the parts' release")
+	}
+	if r == nil || r.State != StateStopped || r.Error != nil {
+		t.Fatalf("stopped as %+v", r)
+	}
+	r.objects(func(rel string, o **ObjectFile) {
+		if *o == nil || (*o).Error != nil || (*o).Uploaded.IsZero() {
+			t.Errorf("%s: %+v, want it uploaded", rel, *o)
+		}
+	})
+	// The parts in flight when the stop came (held) finish first; then the
+	// outputs queued at once start, before any part queued before them.
+	keys := held.started()
+	after := keys[inFlight:]
+	if len(after) < len(outputs) {
+		t.Fatalf("writes after the release %v, want at least the outputs %v", after, outputs)
+	}
+	for _, k := range after[:len(outputs)] {
+		if strings.Contains(k, "/"+chunkPrefix) {
+			t.Errorf("a part (%s) started before the stopped recording's outputs %v: writes after the release %v", k, outputs, after)
+			break
+		}
+	}
+	t.Logf("%d parts pending at the stop, %d in flight; the writes after their release: %v", before, inFlight, after[:min(len(after), len(outputs)+3)])
 }

@@ -66,6 +66,10 @@ type Job struct {
 	Metadata      map[string]string
 	// DeleteLocalAfter removes LocalPath once the upload is verified.
 	DeleteLocalAfter bool
+	// Background jobs (the parts a recording uploads while it runs) start
+	// only when no other job is due: a stopped recording's outputs, which
+	// its stop waits for, go ahead of every part queued before them.
+	Background bool
 }
 
 func (j Job) validate() error {

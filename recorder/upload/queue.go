@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS upload_jobs (
 	sha256         TEXT NOT NULL DEFAULT '',
 	uploaded       INTEGER NOT NULL DEFAULT 0,
 	backup         INTEGER NOT NULL DEFAULT 0,
-	local_deleted  INTEGER NOT NULL DEFAULT 0
+	local_deleted  INTEGER NOT NULL DEFAULT 0,
+	background     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS upload_jobs_due ON upload_jobs(state, next_attempt);
 CREATE INDEX IF NOT EXISTS upload_jobs_recording ON upload_jobs(recording_id, state);
@@ -147,6 +148,9 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return nil, fmt.Errorf("upload: create tables: %w", err)
 	}
+	if err := addBackground(ctx, db); err != nil {
+		return nil, fmt.Errorf("upload: add the background column: %w", err)
+	}
 	q := &Queue{
 		db:      db,
 		opts:    opts.withDefaults(),
@@ -178,6 +182,18 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 		d.Loop(q.ctx)
 	}()
 	return q, nil
+}
+
+// addBackground adds the background column to a table made before it
+// existed (its jobs are then all foreground).
+func addBackground(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM pragma_table_info('upload_jobs') WHERE name = 'background'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `ALTER TABLE upload_jobs ADD COLUMN background INTEGER NOT NULL DEFAULT 0`)
+	return err
 }
 
 // OnResult adds a callback for Results. Callbacks run on worker goroutines,
@@ -215,9 +231,9 @@ func (q *Queue) insert(ctx context.Context, j Job, onConflict string) error {
 	}
 	now := time.Now().UnixNano()
 	if _, err := q.db.ExecContext(ctx,
-		`INSERT INTO upload_jobs (id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, enqueued, next_attempt)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+onConflict,
-		j.ID, j.RecordingID, j.ApplicationID, j.LocalPath, j.Key, j.ContentType, string(meta), j.DeleteLocalAfter, now, now); err != nil {
+		`INSERT INTO upload_jobs (id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, enqueued, next_attempt, background)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) `+onConflict,
+		j.ID, j.RecordingID, j.ApplicationID, j.LocalPath, j.Key, j.ContentType, string(meta), j.DeleteLocalAfter, now, now, j.Background); err != nil {
 		return fmt.Errorf("upload: enqueue %s: %w", j.ID, err)
 	}
 	q.nudge()
@@ -235,7 +251,7 @@ func (q *Queue) Replace(ctx context.Context, j Job) error {
 	return q.insert(ctx, j, `ON CONFLICT(id) DO UPDATE SET recording_id = excluded.recording_id,
 		application_id = excluded.application_id, local_path = excluded.local_path, key = excluded.key,
 		content_type = excluded.content_type, metadata = excluded.metadata, delete_local = excluded.delete_local,
-		state = 'pending', attempts = 0, enqueued = excluded.enqueued, next_attempt = excluded.next_attempt,
+		background = excluded.background, state = 'pending', attempts = 0, enqueued = excluded.enqueued, next_attempt = excluded.next_attempt,
 		last_code = '', last_error = '', reported_code = '', location = '', size = 0, sha256 = '', uploaded = 0,
 		backup = 0, local_deleted = 0`)
 }
@@ -344,7 +360,7 @@ func (q *Queue) nudge() {
 	}
 }
 
-const jobColumns = `id, recording_id, application_id, local_path, key, content_type, metadata, delete_local,
+const jobColumns = `id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, background,
 	state, attempts, enqueued, next_attempt, last_code, last_error, reported_code, location, size, sha256, uploaded, backup`
 
 // row is a job with its stored state.
@@ -365,7 +381,7 @@ func scanRow(s interface{ Scan(...any) error }) (row, error) {
 	var r row
 	var meta string
 	var enq, next, up int64
-	if err := s.Scan(&r.ID, &r.RecordingID, &r.ApplicationID, &r.LocalPath, &r.Key, &r.ContentType, &meta, &r.DeleteLocalAfter,
+	if err := s.Scan(&r.ID, &r.RecordingID, &r.ApplicationID, &r.LocalPath, &r.Key, &r.ContentType, &meta, &r.DeleteLocalAfter, &r.Background,
 		&r.state, &r.attempts, &enq, &next, &r.lastCode, &r.lastError, &r.reportedCode, &r.location, &r.size, &r.sha256, &up, &r.backup); err != nil {
 		return r, err
 	}
@@ -446,11 +462,12 @@ func (q *Queue) Pending(ctx context.Context) (int, time.Time, error) {
 	return n, time.Unix(0, oldest.Int64), nil
 }
 
-// due returns the jobs to start now (not busy) and when the next other
-// pending job becomes due.
+// due returns the jobs to start now (not busy), foreground jobs first (see
+// Job.Background), each kind in due order, and when the next other pending
+// job becomes due.
 func (q *Queue) due(ctx context.Context, busy map[string]bool) ([]row, time.Time, error) {
 	now := time.Now().UnixNano()
-	rows, err := q.query(ctx, `state = 'pending' AND next_attempt <= ? ORDER BY next_attempt, seq LIMIT ?`,
+	rows, err := q.query(ctx, `state = 'pending' AND next_attempt <= ? ORDER BY background, next_attempt, seq LIMIT ?`,
 		now, q.opts.Workers+len(busy))
 	if err != nil {
 		return nil, time.Time{}, err

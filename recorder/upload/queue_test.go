@@ -738,3 +738,109 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// ordered is a storage.Provider over memstore that logs the key of every
+// write as it starts and holds the first one until release is closed.
+type ordered struct {
+	*memstore.Provider
+	release chan struct{}
+	mu      sync.Mutex
+	keys    []string
+}
+
+func (o *ordered) NewWriter(ctx context.Context, key string, opts *storage.WriterOptions) (io.WriteCloser, error) {
+	o.mu.Lock()
+	o.keys = append(o.keys, key)
+	first := len(o.keys) == 1
+	o.mu.Unlock()
+	if first {
+		select {
+		case <-o.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return o.Provider.NewWriter(ctx, key, opts)
+}
+
+func (o *ordered) started() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.keys...)
+}
+
+// TestQueue_ForegroundJobsGoAheadOfBackgroundOnes: one worker, busy with a
+// background job (a part uploaded while recording) while four more and then
+// two foreground jobs (a stopped recording's outputs) are queued: the
+// foreground jobs start next, in their order, then the background ones.
+func TestQueue_ForegroundJobsGoAheadOfBackgroundOnes(t *testing.T) {
+	dbtest.NoLeaks(t)
+	p := &ordered{Provider: memstore.New(memstore.Options{Name: "p"}), release: make(chan struct{})}
+	f := newFixture(t, p, Options{Workers: 1})
+	var want []string
+	queue := func(id string, background bool) {
+		j, _ := f.job(id, "rec1", 100, true)
+		j.Background = background
+		f.enqueue(j)
+	}
+	queue("part-1", true)
+	for deadline := time.Now().Add(10 * time.Second); len(p.started()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first part's upload did not start")
+		}
+	}
+	for i := 2; i <= 5; i++ {
+		queue(fmt.Sprintf("part-%d", i), true)
+	}
+	queue("mix.wav", false)
+	queue("manifest.json", false)
+	close(p.release)
+	if err := f.wait("rec1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"part-1", "mix.wav", "manifest.json", "part-2", "part-3", "part-4", "part-5"} {
+		want = append(want, "org1/conv/rec1/"+id)
+	}
+	if got := p.started(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("uploads started in the order\n%v\nwant\n%v", got, want)
+	}
+	if jobs, err := f.q.Jobs(context.Background(), "rec1"); err != nil || len(jobs) != 7 || !jobs[0].Job.Background || jobs[5].Job.Background {
+		t.Errorf("Jobs = %+v, %v: want Background read back", jobs, err)
+	}
+}
+
+// TestNew_AddsTheBackgroundColumn: a queue made before jobs had a
+// background flag gets the column, and the job it left is uploaded.
+func TestNew_AddsTheBackgroundColumn(t *testing.T) {
+	dbtest.NoLeaks(t)
+	dir := t.TempDir()
+	db := dbtest.Open(t, filepath.Join(dir, "old.db"))
+	old := strings.Replace(schema, ",\n\tbackground     INTEGER NOT NULL DEFAULT 0", "", 1)
+	if old == schema {
+		t.Fatal("the schema no longer has the background column as this test expects")
+	}
+	if _, err := db.Exec(old); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "mix.wav")
+	if err := os.WriteFile(path, []byte("RIFF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	if _, err := db.Exec(`INSERT INTO upload_jobs (id, recording_id, application_id, local_path, key, content_type, metadata, delete_local, enqueued, next_attempt)
+		VALUES ('rec1/mix.wav', 'rec1', 'app1', ?, 'org1/rec1/mix.wav', 'audio/wav', '{}', 0, ?, ?)`, path, now, now); err != nil {
+		t.Fatal(err)
+	}
+	mem := storage.NewBucket(memstore.New(memstore.Options{Name: "p"}))
+	q, err := New(context.Background(), db, Options{Open: func(string) (*storage.Bucket, error) { return mem, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := q.Wait(ctx, "rec1"); err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, mem, "org1/rec1/mix.wav", []byte("RIFF"))
+}
