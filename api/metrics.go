@@ -105,6 +105,7 @@ var (
 	descLate          = prometheus.NewDesc("recorder_rtp_packets_late_dropped_total", "Audio RTP packets dropped because the mix had already played their time.", nil, nil)
 	descDecodeErrors  = prometheus.NewDesc("recorder_decode_errors_total", "Audio packets the decoder rejected (played as silence).", nil, nil)
 	descDecoded       = prometheus.NewDesc("recorder_audio_packets_decoded_total", "Audio packets decoded for a mix (a recording with mix none decodes none).", nil, nil)
+	descShed          = prometheus.NewDesc("recorder_audio_packets_shed_total", "Audio packets given to a mix and dropped whole without being decoded: their place in the mix was written before they came (later than the latency budget), or lies before the track's start in the mix. The track file keeps them.", nil, nil)
 	descLoad          = prometheus.NewDesc("recorder_load_streams", "Streams this instance carries: the larger of the tracks recorded and the WHIP sessions (recorder/capacity.go).", nil, nil)
 	descCapacity      = prometheus.NewDesc("recorder_capacity_streams", "Streams this instance takes at most (capacity.streams; 0: no limit); past it new recordings and publishers get 503.", nil, nil)
 	descSkipped       = prometheus.NewDesc("recorder_audio_packets_skipped_total", "Of the decoded audio packets, inactive Opus ones (SILK VAD flags clear, DTX) played as silence without decoding.", nil, nil)
@@ -134,7 +135,7 @@ type stateCollector struct{ s *Service }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
-		descDecodeErrors, descDecoded, descSkipped, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns,
+		descDecodeErrors, descDecoded, descSkipped, descShed, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns,
 		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descMuxDrops, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
@@ -164,6 +165,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDecodeErrors, st.DecodeErrors)
 	counter(descDecoded, st.Decoded)
 	counter(descSkipped, st.Skipped)
+	counter(descShed, st.Shed)
 	counter(descWriteErrors, st.WriteErrors)
 	counter(descBytes, st.Bytes)
 	counter(descOverruns, st.MixerOverruns)

@@ -240,6 +240,9 @@ func TestMetrics_KnownRecording(t *testing.T) {
 	if got := m["recorder_rtp_packets_late_dropped_total"]; got > 0.02*float64(sent) {
 		t.Errorf("late-dropped packets = %v, more than 2 %% of %d on loopback", got, sent)
 	}
+	if got := m["recorder_audio_packets_shed_total"]; got > 0.02*float64(sent) {
+		t.Errorf("packets shed undecoded = %v, more than 2 %% of %d on loopback", got, sent)
+	}
 
 	// A route nobody serves, named after the recording: counted as "none".
 	if st := h.do("GET", "/api/nothing/"+ev.InstanceID, key1, nil, nil); st != 404 {
@@ -289,6 +292,7 @@ var issueMetrics = []struct {
 	{"recorder_rtp_packets_received_total", "counter", nil},
 	{"recorder_rtp_packets_lost_total", "counter", nil},
 	{"recorder_rtp_packets_late_dropped_total", "counter", nil},
+	{"recorder_audio_packets_shed_total", "counter", nil},
 	{"recorder_decode_errors_total", "counter", nil},
 	{"recorder_bytes_written_total", "counter", nil},
 	{"recorder_mixer_overruns_total", "counter", nil},

@@ -35,6 +35,7 @@ type MediaStats struct {
 	WriteErrors   uint64           // packets a track's file or pipeline refused
 	Lost          uint64           // audio sequence numbers the mix gave up on (not arrived in time)
 	Late          uint64           // audio packets dropped because the mix had played their time
+	Shed          uint64           // of the mix's packets, those dropped whole undecoded: later than the budget (or before the track's start)
 	DecodeErrors  uint64           // audio packets the decoder rejected
 	Decoded       uint64           // audio packets decoded for a mix (none without one)
 	Skipped       uint64           // of those, inactive Opus packets played as silence undecoded
@@ -71,7 +72,7 @@ func (ts *trackSub) counters() MediaStats {
 		st.DroppedPaused, st.DroppedAfterStop = fs.DroppedPaused, fs.DroppedAfterStop
 		if p, ok := ms.audio.(interface{ Stats() media.PipelineStats }); ok {
 			ps := p.Stats()
-			st.Lost, st.Late, st.DecodeErrors, st.Decoded, st.Skipped = ps.Lost, ps.Late, ps.DecodeErrors, ps.Decoded, ps.Skipped
+			st.Lost, st.Late, st.Shed, st.DecodeErrors, st.Decoded, st.Skipped = ps.Lost, ps.Late, ps.Shed, ps.DecodeErrors, ps.Decoded, ps.Skipped
 		}
 	}
 	st.Bytes = fileSize(ts.path)
@@ -101,6 +102,7 @@ func (a *MediaStats) add(b MediaStats) {
 	a.WriteErrors += b.WriteErrors
 	a.Lost += b.Lost
 	a.Late += b.Late
+	a.Shed += b.Shed
 	a.DecodeErrors += b.DecodeErrors
 	a.Decoded += b.Decoded
 	a.Skipped += b.Skipped

@@ -157,6 +157,9 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 	if pkts == 0 || dec+shed != pkts || shed < 70 {
 		t.Errorf("the mix pipeline had %d packets, decoded %d and shed %d undecoded: want each decoded or shed, about 75 shed", pkts, dec, shed)
 	}
+	if got := delta("recorder_audio_packets_shed_total"); got != float64(shed) {
+		t.Errorf("recorder_audio_packets_shed_total grew by %.0f, the pipeline shed %d", got, shed)
+	}
 	// The track file holds every packet.
 	if dropped := delta(`recorder_track_packets_dropped_total{reason="late"}`) + delta("recorder_track_packets_missing_total"); dropped != 0 {
 		t.Errorf("the track file lacks %.0f packets (late or missing)", dropped)
