@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -167,6 +168,7 @@ func openChromiumPage(t *testing.T, chromium, page, whip, key string, flags ...s
 		flags...)
 	cmd := exec.Command(chromium, append(args, "http://"+ln.Addr().String()+"/page.html")...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: stopped with every child
+	cmd.Env = append(os.Environ(), testenv.ChromiumEnv...)
 	var out strings.Builder
 	var outMu sync.Mutex
 	cmd.Stdout = writerFunc(func(p []byte) { outMu.Lock(); out.Write(p); outMu.Unlock() })
@@ -176,7 +178,13 @@ func openChromiumPage(t *testing.T, chromium, page, whip, key string, flags ...s
 	}
 	pgid := cmd.Process.Pid
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() {
+		err := cmd.Wait()
+		outMu.Lock()
+		fmt.Fprintf(&out, "[test] chromium exited: %v (%s)\n", err, cmd.ProcessState)
+		outMu.Unlock()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-exited

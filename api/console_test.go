@@ -91,7 +91,7 @@ func TestConsole_Chromium(t *testing.T) {
 	defer cancel()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		chromedp.ExecPath(chromium), chromedp.Env(testenv.ChromiumEnv...), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(dir, "profile")),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(1100, 900))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
@@ -422,7 +422,7 @@ func TestConsole_UploadErrors(t *testing.T) {
 	})
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.ExecPath(chromium), chromedp.Env(testenv.ChromiumEnv...), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
 		chromedp.Flag("disable-quic", true), chromedp.WindowSize(1100, 900))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	defer acancel()

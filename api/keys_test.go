@@ -143,7 +143,7 @@ func TestConsole_Scopes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.ExecPath(chromium), chromedp.Env(testenv.ChromiumEnv...), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
 		chromedp.Flag("disable-quic", true), chromedp.WindowSize(1100, 900))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
 	defer acancel()

@@ -34,3 +34,15 @@ func Missing(t testing.TB, reason string) {
 	}
 	t.Skipf("skipped: %s", reason)
 }
+
+// ChromiumEnv are the variables to add to the environment of every Chromium
+// a test starts (exec.Cmd.Env after os.Environ(), chromedp.Env). Chromium
+// sets both itself at start-up when they are missing, FC_FONTATIONS on a
+// thread-pool thread while its other threads read the environment; glibc's
+// setenv of a variable not yet in the environment reallocates the
+// environment's array, and a getenv on another thread meanwhile reads the
+// freed array. Under load that killed Chromium 148 at start-up with SIGSEGV
+// in getenv (five crash dumps in ~/.config/chromium/Crash Reports, all at
+// getenv+157; the tests saw "chromium exited"). Already set, each setenv
+// replaces the value in place and the array stays where it is.
+var ChromiumEnv = []string{"FC_FONTATIONS=1", "DBUS_SESSION_BUS_ADDRESS=disabled:"}

@@ -99,6 +99,7 @@ func Chromium(t testing.TB, ctx context.Context, dir, url string, flags ...strin
 		"--mute-audio", "--enable-logging=stderr", "--v=0"}, flags...)
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), testenv.ChromiumEnv...)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/rtcrec/recorder/internal/opus"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -181,6 +182,7 @@ func main() {
 		"--use-file-for-fake-audio-capture=" + wav, "http://" + ln.Addr().String() + "/page.html"}
 	cmd := exec.Command("chromium", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), testenv.ChromiumEnv...) // see there: a start-up crash under load
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
