@@ -71,6 +71,17 @@
 //     otherwise the timeline re-anchors at its arrival. With every track
 //     placed where it was captured the first packet after a resume is never
 //     ahead of its arrival, so the mix does not jump against the file there.
+//     After the anchor a track whose sender sends reports follows them, as
+//     the offline mix and the composite place its file (composition.
+//     TrackTiming.Steps): the first report keeps the mapping where it is
+//     (they place the file's first sample where the live mix did), and at
+//     each later one the mapping moves by as much as the reports moved: up
+//     to 20 ms is the sender's clock drifting, resampled away at its rate
+//     (measured over the reports since the first, or the last step) once the
+//     offset passed 10 ms; more (a capture that stalled) is a step (see
+//     followReport in pipeline.go). A report that places a packet earlier
+//     than the arrivals allow (Pion stamps a report by its last write, so a
+//     stalled write makes one late) is not followed.
 //     PipelineStats.BySR counts anchors placed by a report; Origin is where
 //     the track's first sample landed, which the recorder records as the
 //     track file's time zero (manifest mediaOffset), and the manifest's track
@@ -99,7 +110,9 @@
 //     packets after a missing one, for at most 200 ms, before it decodes
 //     on; a missing packet that comes later is still decoded (out of order)
 //     and placed.
-//   - Drift. Per 1 s window of arrival time the pipeline takes the least
+//   - Drift. A track whose sender sends reports follows them (above). For
+//     one that does not (or whose reports stopped for 5 s, or do not fit
+//     its arrivals): per 1 s window of arrival time the pipeline takes the least
 //     lateness of a packet (arrival minus placed position): network delay
 //     only adds to it, so its trend is the sender's clock against ours.
 //     After 3 s the pipeline resamples (linear interpolation, per packet) at

@@ -215,6 +215,24 @@ type AudioPipeline struct {
 	srTS    uint32
 	srPos   float64
 	srCount uint64 // the reports given so far
+	// Following the sender's reports (followReport): srNew, a report not
+	// yet checked against a packet; srFollow, the mapping follows them
+	// (measure does not steer it by arrival) since the arrival srAt of the
+	// last one followed, which placed the packet with timestamp srLastExt
+	// at srLastPos and found the sender's clock at srSlope (our samples per
+	// nominal one) since the reference (srExt at srRefPos: the first report
+	// followed or the last step); srLeast, the least lateness of a packet
+	// by that report since.
+	srNew     bool
+	srFollow  bool
+	srAt      uint64
+	srExt     int64
+	srRefPos  float64
+	srSlope   float64
+	srLastExt int64
+	srLastPos float64
+	srLeast   float64
+	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
 
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
@@ -792,6 +810,11 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	default:
 		p.lateRun, p.lateLong = false, false
 	}
+	if p.srNew && !p.settling {
+		pos = p.followReport(pos, now)
+	} else if p.srFollow {
+		p.srLeast = min(p.srLeast, float64(now)-(p.srLastPos+float64(p.ext-p.srLastExt)*k*p.srSlope))
+	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
 	}
@@ -878,7 +901,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong = 0, false, false, false
+	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow = 0, false, false, false, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -955,6 +978,116 @@ func (p *AudioPipeline) settleNow() {
 	p.advance()
 }
 
+// Following the sender's reports. A track whose sender sends RTCP sender
+// reports is placed by them, as the offline mix and the composite place its
+// file (composition.TrackTiming.Steps): at each report the mapping moves to
+// where the report puts the newest packet. A move of up to reportStep is the
+// sender's clock drifting: it is absorbed by resampling, at the clock's rate
+// since the report before (the slope), with the offset caught up over the
+// next second; a larger one (a capture that stalled, a clock that was set)
+// is a step: silence forward, and back, what lands on the track's own audio
+// already decided is dropped (counted Late). A report that would place the
+// packet earlier than it could have arrived (later than its arrival by more
+// than half of reportStep beyond the least lateness of the packets by the
+// report before, since it came) is not the sender's clock and is not
+// followed: Pion stamps a report by when it last wrote a packet, so a
+// stalled write makes one report tens of milliseconds late; a capture that
+// stalled makes the packets after it come late by as much, and the report
+// after it is followed. A sender whose reports do not fit the arrivals at
+// all (its wall clock off by more than srPosition allows) is placed by
+// arrival (measure), as is one whose reports stop for reportsGone.
+const (
+	reportStep  = 20 * time.Millisecond
+	reportsGone = 15 * time.Second // three of a low-rate audio sender's RTCP intervals (5 s)
+)
+
+// followReport applies the latest sender report to the mapping (see above),
+// for the newest packet, at timeline position pos by the mapping, that
+// arrived at now; it returns the packet's position. Reader goroutine, once
+// per report: it allocates nothing.
+func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
+	p.srNew = false
+	want, ok := p.srPosition(p.lastTS, now)
+	if !ok {
+		return pos
+	}
+	if !p.srFollow {
+		// The first report followed (or the first after they stopped, or
+		// after a re-anchor): the mapping stays where it is against it. The
+		// offline mix and the composite place the track's file by it as the
+		// live mix placed the file's first sample (mediaOffset), and follow
+		// the moves of the later ones.
+		// Its clock is taken as good until the reports show its rate
+		// (measure's window end stops a resampling it began).
+		p.srOff = want - pos
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope = true, now, p.ext, pos, 1
+		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, float64(now)-pos
+		return pos
+	}
+	want -= p.srOff
+	late := float64(now) - want
+	step := reportStep.Seconds() * p.rate
+	if late < p.srLeast-step/2 {
+		// Earlier than the packets since the last report followed came by
+		// it allows.
+		return pos
+	}
+	d := want - pos
+	// The sender's clock against ours: the slope of the reports' placement
+	// since the reference (the first report followed, or the last step),
+	// once it spans 2 s (a report's jitter, a few ms with Chromium, is
+	// then a small part of it).
+	slope := p.srSlope
+	if span := float64(p.ext-p.srExt) * p.rate / p.clock; span >= 2*p.rate && math.Abs(d) <= step {
+		slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
+	}
+	if math.Abs(d) > step {
+		// A step: the mapping jumps, at the clock's rate it had; the slope
+		// is measured from here.
+		p.basePos, p.baseExt = want, p.ext
+		pos = want
+		p.srExt, p.srRefPos = p.ext, want
+		p.setRatio(p.resampleAt(slope))
+	} else {
+		// Drift: resampled at the clock's rate, the offset caught up over
+		// the next second (measure goes back to the clock's rate at its
+		// window's end). Not for an offset within the reports' jitter:
+		// resampling starts once it passed 10 ms, and stops when the clock
+		// is within 0.02 % and the offset within 5 ms.
+		ratio := p.ratio
+		switch {
+		case math.Abs(d) >= 0.010*p.rate || p.ratio != 1 && math.Abs(d) >= 0.005*p.rate:
+			ratio = min(max(slope+d/p.rate, 1-p.maxSkew), 1+p.maxSkew)
+		case p.ratio != 1:
+			ratio = p.resampleAt(slope)
+		}
+		p.setRatio(ratio)
+	}
+	p.srFollow, p.srAt, p.srSlope = true, now, slope
+	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, late
+	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end ends the catching up
+	return pos
+}
+
+// resampleAt returns the ratio for a sender clock of slope (our samples per
+// nominal one): exactly 1 within 0.02 %, so a good clock is not resampled.
+func (p *AudioPipeline) resampleAt(slope float64) float64 {
+	if math.Abs(slope-1) < 2e-4 {
+		return 1
+	}
+	return slope
+}
+
+// setRatio changes the resampling ratio from the newest packet on, re-based
+// so that the mapping stays continuous.
+func (p *AudioPipeline) setRatio(ratio float64) {
+	if ratio != p.ratio {
+		p.basePos += float64(p.ext-p.baseExt) * p.rate / p.clock * p.ratio
+		p.baseExt = p.ext
+		p.ratio = ratio
+	}
+}
+
 // measure takes the lateness of a packet placed at pos (nominal position
 // nom, without resampling) that arrived at now, and at the end of each
 // window steers the ratio: to the slope of the least lateness since the
@@ -991,6 +1124,18 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	p.havePrev, p.prevMin, p.prevNom, p.prevAt = true, p.winMin, p.winNom, p.winAt
 	p.winEnd = now + uint64(windowLen.Seconds()*p.rate)
 	p.winMin, p.winNom, p.winAt = late, nom, float64(now)
+	if p.srFollow {
+		if now < p.srAt+uint64(reportsGone.Seconds()*p.rate) {
+			// The sender's reports steer the mapping (followReport): the
+			// offset of the last one is caught up, at the clock's rate
+			// from here.
+			if p.ratio != 1 {
+				p.setRatio(p.resampleAt(p.srSlope))
+			}
+			return
+		}
+		p.srFollow = false // they stopped: by arrival from here
+	}
 	if !p.haveBase {
 		// The reference: the first window's least lateness, or, for an
 		// anchor placed by arrival, on time (lateness 0, the settled
@@ -1096,6 +1241,7 @@ func (p *AudioPipeline) SenderReport(ssrc uint32, at time.Time, rtpTS uint32) {
 	p.srValid, p.srSSRC, p.srTS = true, ssrc, rtpTS
 	p.srPos = d.Seconds() * p.rate
 	p.srCount++
+	p.srNew = true // the next packet checks it and the mapping follows it (followReport)
 }
 
 // srPosition returns the timeline position of RTP timestamp ts by the

@@ -187,14 +187,11 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 		}
 	}
 	// The mix holds the audio track where its file has it, on both sides of
-	// the pause (issue 10: no jump at the resume). Not for a sender whose
-	// audio clock slips: its file holds the samples back to back, so the
-	// file's own timestamps are not when the audio was captured (the live
-	// mix moves toward the arrival times, the composite follows the
-	// sender's reports), and the two must differ.
-	if !src.slips {
-		mixAgreesWithTrack(t, dir, ev.InstanceID, avBeep)
-	}
+	// the pause (issue 10: no jump at the resume), as the sender's reports
+	// place it: for a sender whose audio clock slips the file holds the
+	// samples back to back, and the live mix follows the reports, as the
+	// composite and the offline mix do.
+	mixAgreesWithTrack(t, dir, ev.InstanceID, avBeep)
 
 	// The flashes (white at the middle of the canvas, 4× smaller) against
 	// the beeps of the composite's own audio.

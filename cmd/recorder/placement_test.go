@@ -284,11 +284,13 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 }
 
 // mixAgreesWithTrack checks that the beeps (a tone at freq) of a recording's
-// audio track, in its file placed at its mediaOffset, begin in the mix where
-// they begin in the file, within 20 ms, before and after any pause (the
-// recording's pause behavior is silence: mix positions are the timeline's),
-// and that the mix has no beep the file lacks. Onsets are taken in 10 ms
-// windows stepped by 1 ms, the same way in both.
+// audio track, in its file placed at its mediaOffset and moved by the steps
+// its sender's reports show (manifest timing.mappings, as the offline mix
+// and the composite place it: composition.TrackTiming.Steps), begin in the
+// mix where they begin in the file so placed, within 20 ms, before and after
+// any pause (the recording's pause behavior is silence: mix positions are
+// the timeline's), and that the mix has no beep the file lacks. Onsets are
+// taken in 10 ms windows stepped by 1 ms, the same way in both.
 func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 	t.Helper()
 	objects, man := recordingFiles(t, dir, instanceID)
@@ -328,7 +330,11 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 		}
 		zero := time.Duration(fileZero(t, tr) * float64(time.Second))
 		file := onsets(mediatest.Decode(t, objects[tr.File], 8000), zero)
-		t.Logf("%s's audio: beeps at %v in its file (mediaOffset %v), at %v in the mix", tr.UserID, file, zero.Round(time.Millisecond), mix)
+		steps := tr.Timing.Steps()
+		for k, at := range file { // where the sender's reports place it
+			file[k] = at + time.Duration(stepBy(steps, (at-zero).Seconds())*float64(time.Second))
+		}
+		t.Logf("%s's audio: beeps at %v by its file (mediaOffset %v, steps %v), at %v in the mix", tr.UserID, file, zero.Round(time.Millisecond), steps, mix)
 		if len(file) != len(mix) {
 			t.Errorf("%d beeps in the track file, %d in the mix", len(file), len(mix))
 			continue
@@ -339,6 +345,20 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 			}
 		}
 	}
+}
+
+// stepBy returns how far the steps of a track's sender reports
+// (composition.TrackTiming.Steps) move the track file's sample at file time
+// f from where its mediaOffset puts it, in seconds: as the offline mix, the
+// composite and the live mix place it.
+func stepBy(steps []composition.Step, f float64) float64 {
+	by := 0.0
+	for _, st := range steps {
+		if st.File <= f {
+			by = st.By
+		}
+	}
+	return by
 }
 
 // windowsMixLacks compares, in 20 ms windows, user's Opus track file (placed

@@ -1,0 +1,160 @@
+package media
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// slippingSender is a sender whose audio clock slips against its wall clock
+// (whiptest.AudioClock's model): it captures rate × 8000 samples a second of
+// its wall clock, and a capture stall at stallAt loses stall of them. Its
+// sender reports map its RTP time to its wall clock truthfully. A sample's
+// sound is a beep (µ-law 0x90) in the first 100 ms of every wall-clock
+// second, silence (0xFF) otherwise: a beep begins where the sender's wall
+// clock says a second began, whatever its RTP time says.
+type slippingSender struct {
+	rate           float64
+	stallAt, stall float64   // seconds of the wall clock
+	srJitter       []float64 // how far off its reports are, in turn (seconds)
+}
+
+// wall returns when sample n was captured, in seconds of the wall clock.
+func (s slippingSender) wall(n int) float64 {
+	w := float64(n) / (s.rate * 8000)
+	if s.stall > 0 && w >= s.stallAt {
+		w += s.stall
+	}
+	return w
+}
+
+// captured returns how many samples the sender captured by wall time w.
+func (s slippingSender) captured(w float64) int {
+	if s.stall > 0 && w > s.stallAt {
+		w -= min(w-s.stallAt, s.stall)
+	}
+	return int(w * s.rate * 8000)
+}
+
+// TestAudioPipeline_FollowsTheSendersReports: a track whose sender sends RTCP
+// sender reports is placed in the live mix by them, like the offline mix and
+// the composite place its file (composition.TrackTiming.Steps): its audio
+// clock 0.5 % slow is absorbed by resampling, its 100 ms capture stall is a
+// step (silence), and a report stamped 40 ms late (Pion stamps a report from
+// when it last wrote a packet: a write that stalled) is not followed, as the
+// packets' arrivals show it is not the sender's clock. Every beep (a wall-
+// clock second's start) lands in the mix within 20 ms of its instant; by the
+// arrivals alone the live mix was 60-90 ms off after the stall.
+func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		snd     slippingSender
+		every   float64 // seconds between reports
+		outlier int     // the report (from 0) stamped 40 ms late; -1: none
+	}{
+		{"slips, a report a second", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 1, 4},
+		{"slips, a report every 3 s", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 3, 2},
+		{"a good clock, a report every 5 s", slippingSender{rate: 1}, 5, -1},
+		// Chromium's reports of a good clock: 3 s apart, each off by up to
+		// 7 ms (seen: -16, -23, -2 ms against the packets' arrivals).
+		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) { followsReports(t, tc.snd, tc.every, tc.outlier) })
+	}
+}
+
+func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int) {
+	sink := &captureSink{}
+	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+	t0 := c.t
+	p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("slips", InputOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		total   = 12.0 // seconds of the wall clock
+		transit = 0.010
+	)
+	jitter := func(n int) float64 { return float64((n*7)%4) * 0.004 } // 0-12 ms
+	payload := make([]byte, 160)
+	report := 0 // next report: at report·every + 0.3 s of the wall clock
+	frame := m.Config().Frame
+	next := 0 // next packet
+	for now := time.Duration(0); now.Seconds() < total+0.2; now += 5 * time.Millisecond {
+		for {
+			n := next * 160
+			if snd.captured(now.Seconds()-transit) < n+160 {
+				break // packet next is not captured yet (arrives transit after)
+			}
+			at := snd.wall(n+159) + transit + jitter(next)
+			if at > now.Seconds() {
+				break
+			}
+			c.t = t0.Add(time.Duration(at * float64(time.Second)))
+			for ; float64(report)*every+0.3 <= at; report++ {
+				w := float64(report)*every + 0.3
+				stamp := w
+				if report == outlierR {
+					stamp -= 0.040 // its RTP time is from 40 ms before its NTP time
+				}
+				if j := snd.srJitter; len(j) > 0 {
+					stamp += j[report%len(j)]
+				}
+				p.SenderReport(1, t0.Add(time.Duration(w*float64(time.Second))), uint32(snd.captured(stamp)))
+			}
+			for i := range payload {
+				payload[i] = 0xFF
+				if math.Mod(snd.wall(n+i), 1) < 0.1 {
+					payload[i] = 0x90
+				}
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(n)}, Payload: payload}
+			if err := p.WriteRTP(pkt); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		c.t = t0.Add(now)
+		if now%frame == 0 {
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p.Close()
+	m.RemoveInput(p.input)
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var onsets []float64
+	for i := 1; i < len(sink.pcm); i++ {
+		if sink.pcm[i] != 0 && sink.pcm[i-1] == 0 && (len(onsets) == 0 || float64(i)/8000-onsets[len(onsets)-1] > 0.5) {
+			onsets = append(onsets, float64(i)/8000)
+		}
+	}
+	t.Logf("beeps at %.4f s; ratio %.5f; %+v", onsets, p.Ratio(), p.Stats())
+	if len(onsets) < int(total)-1 {
+		t.Fatalf("%d beeps in the mix, want %d", len(onsets), int(total)-1)
+	}
+	// Where the reports place a beep: at its wall-clock instant, but for one
+	// captured after the stall and before the report after it: until that
+	// report the reports place it the stall earlier, and so do the offline
+	// mix and the composite (Steps).
+	for _, o := range onsets {
+		want := math.Round(o + snd.stall/2)
+		if after := math.Ceil((snd.stallAt-0.3)/every)*every + 0.3; snd.stall > 0 && want >= snd.stallAt && want < after {
+			want -= snd.stall
+		}
+		if d := o - want; math.Abs(d) > 0.020 {
+			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
+		}
+	}
+	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+	}
+	if r := p.Ratio(); math.Abs(r-1/snd.rate) > 0.002 || snd.rate == 1 && snd.srJitter == nil && r != 1 {
+		t.Errorf("resampling ratio %.5f at the end, want about %.5f (the sender's clock; exactly 1 for a good one)", r, 1/snd.rate)
+	}
+}
