@@ -78,10 +78,13 @@
 //     each later one the mapping moves by as much as the reports moved: up
 //     to 20 ms is the sender's clock drifting, resampled away at its rate
 //     (measured over the reports since the first, or the last step) once the
-//     offset passed 10 ms; more (a capture that stalled) is a step (see
-//     followReport in pipeline.go). A report that places a packet earlier
-//     than the arrivals allow (Pion stamps a report by its last write, so a
-//     stalled write makes one late) is not followed.
+//     offset passed 10 ms; more (a capture that stalled) is a step, followed
+//     once the next report confirms it (within 10 ms, as the offline mix
+//     keeps a report), so the live mix places the audio between the two as
+//     before the step (see followReport in pipeline.go). A report that
+//     places a packet earlier than the arrivals allow is not followed, nor
+//     one the next does not confirm: Pion stamps a report by its last write,
+//     so a stalled write makes one late by the stall.
 //     PipelineStats.BySR counts anchors placed by a report; Origin is where
 //     the track's first sample landed, which the recorder records as the
 //     track file's time zero (manifest mediaOffset), and the manifest's track
@@ -111,7 +114,7 @@
 //     on; a missing packet that comes later is still decoded (out of order)
 //     and placed.
 //   - Drift. A track whose sender sends reports follows them (above). For
-//     one that does not (or whose reports stopped for 5 s, or do not fit
+//     one that does not (or whose reports stopped for 15 s, or do not fit
 //     its arrivals): per 1 s window of arrival time the pipeline takes the least
 //     lateness of a packet (arrival minus placed position): network delay
 //     only adds to it, so its trend is the sender's clock against ours.

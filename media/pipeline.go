@@ -233,6 +233,12 @@ type AudioPipeline struct {
 	srLastPos float64
 	srLeast   float64
 	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
+	// A report that moved more than reportStep from the line of the last
+	// one followed (a step candidate): it placed the packet with timestamp
+	// srCandExt at srCandPos. The next report says whether it is a step.
+	srCand    bool
+	srCandExt int64
+	srCandPos float64
 
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
@@ -813,7 +819,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	if p.srNew && !p.settling {
 		pos = p.followReport(pos, now)
 	} else if p.srFollow {
-		p.srLeast = min(p.srLeast, float64(now)-(p.srLastPos+float64(p.ext-p.srLastExt)*k*p.srSlope))
+		p.srLeast = min(p.srLeast, float64(now)-p.srLine(p.ext))
 	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
@@ -901,7 +907,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow = 0, false, false, false, false
+	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand = 0, false, false, false, false, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -980,25 +986,38 @@ func (p *AudioPipeline) settleNow() {
 
 // Following the sender's reports. A track whose sender sends RTCP sender
 // reports is placed by them, as the offline mix and the composite place its
-// file (composition.TrackTiming.Steps): at each report the mapping moves to
-// where the report puts the newest packet. A move of up to reportStep is the
-// sender's clock drifting: it is absorbed by resampling, at the clock's rate
-// since the report before (the slope), with the offset caught up over the
-// next second; a larger one (a capture that stalled, a clock that was set)
-// is a step: silence forward, and back, what lands on the track's own audio
-// already decided is dropped (counted Late). A report that would place the
-// packet earlier than it could have arrived (later than its arrival by more
-// than half of reportStep beyond the least lateness of the packets by the
-// report before, since it came) is not the sender's clock and is not
-// followed: Pion stamps a report by when it last wrote a packet, so a
-// stalled write makes one report tens of milliseconds late; a capture that
-// stalled makes the packets after it come late by as much, and the report
-// after it is followed. A sender whose reports do not fit the arrivals at
-// all (its wall clock off by more than srPosition allows) is placed by
-// arrival (measure), as is one whose reports stop for reportsGone.
+// file (composition.TrackTiming.Steps): at each report the mapping moves by
+// as much as the reports moved, measured against the line of the last report
+// followed at the sender's clock rate (the slope). A move of up to
+// reportStep is the sender's clock drifting: it is absorbed by resampling, at
+// the clock's rate, with the mapping's offset from the reports' line caught
+// up (at each drift window's end, see measure). A larger one is a step
+// candidate, followed only when the next report confirms it (it moved as
+// much, within reportConfirm), as the offline mix keeps a report (recorder's
+// senderClock): a capture that stalled, a clock that was set. A step moves
+// the mapping at the confirming report: silence forward, and back, what
+// lands on the track's own audio already decided is dropped (counted Late).
+// Until then the audio goes where the mapping placed it, so between the
+// candidate and the confirmation the live mix places it where the offline
+// mix places the audio before the step (up to one report interval). A
+// candidate that the next report does not confirm was not the sender's
+// clock: Pion stamps a report by when it last wrote a packet, so a stalled
+// write makes one report late by the stall, and the packets written after it
+// come late by as much (following it, then the next, stepped the mix
+// forward and back, dropping the stall's length of audio). Three reports on
+// one line whose slope is within MaxSkew (the middle one a candidate) are a
+// clock rate, not a step: drift at that slope (a clock 4 % slow moves 40 ms
+// between reports a second apart). A report that would place the packet
+// earlier than it could have arrived (later than its arrival by more than
+// half of reportStep beyond the least lateness of the packets by the report
+// before, since it came) is not followed either. A sender whose reports do
+// not fit the arrivals at all (its wall clock off by more than srPosition
+// allows) is placed by arrival (measure), as is one whose reports stop for
+// reportsGone.
 const (
-	reportStep  = 20 * time.Millisecond
-	reportsGone = 15 * time.Second // three of a low-rate audio sender's RTCP intervals (5 s)
+	reportStep    = 20 * time.Millisecond
+	reportConfirm = 10 * time.Millisecond // composition.MappingMoved
+	reportsGone   = 15 * time.Second      // three of a low-rate audio sender's RTCP intervals (5 s)
 )
 
 // followReport applies the latest sender report to the mapping (see above),
@@ -1020,7 +1039,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// Its clock is taken as good until the reports show its rate
 		// (measure's window end stops a resampling it began).
 		p.srOff = want - pos
-		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope = true, now, p.ext, pos, 1
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand = true, now, p.ext, pos, 1, false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, float64(now)-pos
 		return pos
 	}
@@ -1032,41 +1051,75 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// it allows.
 		return pos
 	}
-	d := want - pos
-	// The sender's clock against ours: the slope of the reports' placement
-	// since the reference (the first report followed, or the last step),
-	// once it spans 2 s (a report's jitter, a few ms with Chromium, is
-	// then a small part of it).
+	k := p.rate / p.clock
+	moved := want - p.srLine(p.ext)
+	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
 	slope := p.srSlope
-	if span := float64(p.ext-p.srExt) * p.rate / p.clock; span >= 2*p.rate && math.Abs(d) <= step {
+	if math.Abs(moved) > step {
+		confirm := reportConfirm.Seconds() * p.rate
+		cand := p.srCand
+		p.srCand = false
+		switch {
+		case !cand:
+			// A step candidate: the next report says whether it is one.
+			p.srCand, p.srCandExt, p.srCandPos = true, p.ext, want
+			return pos
+		case math.Abs(want-(p.srCandPos+float64(p.ext-p.srCandExt)*k*p.srSlope)) <= confirm:
+			// Confirmed: the mapping jumps, at the clock's rate it had;
+			// the slope is measured from here.
+			p.basePos, p.baseExt = want, p.ext
+			pos = want
+			p.srExt, p.srRefPos = p.ext, want
+			p.setRatio(p.resampleAt(slope))
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, late
+			p.haveBase, p.havePrev, p.winEnd = false, false, 0
+			return pos
+		}
+		// Not confirmed: on one line with the candidate and the
+		// reference, a clock rate; otherwise this one is the candidate.
+		s := (want - p.srRefPos) / span
+		if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
+			math.Abs(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) > confirm {
+			p.srCand, p.srCandExt, p.srCandPos = true, p.ext, want
+			return pos
+		}
+		slope = s
+	} else if span >= 2*p.rate {
+		// Drift: the sender's clock against ours is the slope of the
+		// reports' placement since the reference (the first report
+		// followed, or the last step), once it spans 2 s (a report's
+		// jitter, a few ms with Chromium, is then a small part of it).
 		slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
 	}
-	if math.Abs(d) > step {
-		// A step: the mapping jumps, at the clock's rate it had; the slope
-		// is measured from here.
-		p.basePos, p.baseExt = want, p.ext
-		pos = want
-		p.srExt, p.srRefPos = p.ext, want
-		p.setRatio(p.resampleAt(slope))
-	} else {
-		// Drift: resampled at the clock's rate, the offset caught up over
-		// the next second (measure goes back to the clock's rate at its
-		// window's end). Not for an offset within the reports' jitter:
-		// resampling starts once it passed 10 ms, and stops when the clock
-		// is within 0.02 % and the offset within 5 ms.
-		ratio := p.ratio
-		switch {
-		case math.Abs(d) >= 0.010*p.rate || p.ratio != 1 && math.Abs(d) >= 0.005*p.rate:
-			ratio = min(max(slope+d/p.rate, 1-p.maxSkew), 1+p.maxSkew)
-		case p.ratio != 1:
-			ratio = p.resampleAt(slope)
-		}
-		p.setRatio(ratio)
-	}
-	p.srFollow, p.srAt, p.srSlope = true, now, slope
+	p.srCand = false
+	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, late
-	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end ends the catching up
+	p.steer(want - pos)
+	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// srLine returns where the reports followed place the packet with extended
+// timestamp ext: the last one's placement, on at the sender's clock rate.
+func (p *AudioPipeline) srLine(ext int64) float64 {
+	return p.srLastPos + float64(ext-p.srLastExt)*p.rate/p.clock*p.srSlope
+}
+
+// steer sets the ratio for a track that follows its sender's reports, off
+// samples behind where they place its newest packet: the clock's rate
+// (srSlope), and the offset caught up over the next second. Not for an
+// offset within the reports' jitter: resampling starts once it passed
+// 10 ms, and stops when the clock is within 0.02 % and the offset within
+// 5 ms.
+func (p *AudioPipeline) steer(off float64) {
+	ratio := p.ratio
+	switch {
+	case math.Abs(off) >= 0.010*p.rate || p.ratio != 1 && math.Abs(off) >= 0.005*p.rate:
+		ratio = min(max(p.srSlope+off/p.rate, 1-p.maxSkew), 1+p.maxSkew)
+	case p.ratio != 1:
+		ratio = p.resampleAt(p.srSlope)
+	}
+	p.setRatio(ratio)
 }
 
 // resampleAt returns the ratio for a sender clock of slope (our samples per
@@ -1126,11 +1179,12 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	p.winMin, p.winNom, p.winAt = late, nom, float64(now)
 	if p.srFollow {
 		if now < p.srAt+uint64(reportsGone.Seconds()*p.rate) {
-			// The sender's reports steer the mapping (followReport): the
-			// offset of the last one is caught up, at the clock's rate
-			// from here.
+			// The sender's reports steer the mapping (followReport):
+			// while it resamples, at the clock's rate, with what remains
+			// of the offset from their line caught up over the next
+			// second (a resampling at MaxSkew may need more than one).
 			if p.ratio != 1 {
-				p.setRatio(p.resampleAt(p.srSlope))
+				p.steer(p.srLine(p.ext) - pos)
 			}
 			return
 		}

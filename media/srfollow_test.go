@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"math"
 	"testing"
 	"time"
@@ -15,10 +16,25 @@ import (
 // sound is a beep (µ-law 0x90) in the first 100 ms of every wall-clock
 // second, silence (0xFF) otherwise: a beep begins where the sender's wall
 // clock says a second began, whatever its RTP time says.
+//
+// A write stall (writeStall at writeStallAt) is not the capture's: the
+// samples captured during it are sent at its end, in a burst, and a report
+// made during it is stamped by the last sample written before it (Pion's
+// reports), so it places the packets the stall later than the sender's clock
+// does; the next report is right again.
 type slippingSender struct {
-	rate           float64
-	stallAt, stall float64   // seconds of the wall clock
-	srJitter       []float64 // how far off its reports are, in turn (seconds)
+	rate                     float64
+	stallAt, stall           float64   // seconds of the wall clock
+	srJitter                 []float64 // how far off its reports are, in turn (seconds)
+	writeStallAt, writeStall float64   // seconds of the wall clock
+}
+
+// sent returns when the sender sent a packet captured by wall time w.
+func (s slippingSender) sent(w float64) float64 {
+	if s.writeStall > 0 && w >= s.writeStallAt && w < s.writeStallAt+s.writeStall {
+		return s.writeStallAt + s.writeStall
+	}
+	return w
 }
 
 // wall returns when sample n was captured, in seconds of the wall clock.
@@ -42,30 +58,39 @@ func (s slippingSender) captured(w float64) int {
 // sender reports is placed in the live mix by them, like the offline mix and
 // the composite place its file (composition.TrackTiming.Steps): its audio
 // clock 0.5 % slow is absorbed by resampling, its 100 ms capture stall is a
-// step (silence), and a report stamped 40 ms late (Pion stamps a report from
-// when it last wrote a packet: a write that stalled) is not followed, as the
-// packets' arrivals show it is not the sender's clock. Every beep (a wall-
-// clock second's start) lands in the mix within 20 ms of its instant; by the
-// arrivals alone the live mix was 60-90 ms off after the stall.
+// step (silence) followed once the next report confirms it, a report stamped
+// 40 ms late (Pion stamps a report from when it last wrote a packet: a write
+// that stalled) is not followed, as the packets' arrivals show it is not the
+// sender's clock, and neither is one stamped 300 ms late by a write stall
+// that delayed the packets as much (the arrivals cannot tell it from a
+// capture stall; the next report, back on the line, can). Every beep (a wall-
+// clock second's start) lands in the mix within 20 ms of its instant (but
+// for those between a step and its confirmation: the stall earlier), and
+// nothing is late; by the arrivals alone the live mix was 60-90 ms off after
+// the stall, and following the 300 ms report stepped the mix forward and
+// back, dropping 300 ms of audio.
 func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		snd     slippingSender
 		every   float64 // seconds between reports
 		outlier int     // the report (from 0) stamped 40 ms late; -1: none
+		total   float64 // seconds of the wall clock; default 12
 	}{
-		{"slips, a report a second", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 1, 4},
-		{"slips, a report every 3 s", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 3, 2},
-		{"a good clock, a report every 5 s", slippingSender{rate: 1}, 5, -1},
+		{"slips, a report a second", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 1, 4, 0},
+		{"slips, a report every 3 s", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 3, 2, 15},
+		{"a write stall of 350 ms, a report a second", slippingSender{rate: 1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0},
+		{"slips, a write stall, a report a second", slippingSender{rate: 0.995, stallAt: 7.5, stall: 0.1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0},
+		{"a good clock, a report every 5 s", slippingSender{rate: 1}, 5, -1, 0},
 		// Chromium's reports of a good clock: 3 s apart, each off by up to
 		// 7 ms (seen: -16, -23, -2 ms against the packets' arrivals).
-		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1},
+		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) { followsReports(t, tc.snd, tc.every, tc.outlier) })
+		t.Run(tc.name, func(t *testing.T) { followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.total, 12)) })
 	}
 }
 
-func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int) {
+func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, total float64) {
 	sink := &captureSink{}
 	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
 	t0 := c.t
@@ -73,31 +98,32 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	if err != nil {
 		t.Fatal(err)
 	}
-	const (
-		total   = 12.0 // seconds of the wall clock
-		transit = 0.010
-	)
+	const transit = 0.010
 	jitter := func(n int) float64 { return float64((n*7)%4) * 0.004 } // 0-12 ms
 	payload := make([]byte, 160)
 	report := 0 // next report: at report·every + 0.3 s of the wall clock
 	frame := m.Config().Frame
-	next := 0 // next packet
+	next := 0   // next packet
+	last := 0.0 // its arrival: a burst comes in order
 	for now := time.Duration(0); now.Seconds() < total+0.2; now += 5 * time.Millisecond {
 		for {
 			n := next * 160
 			if snd.captured(now.Seconds()-transit) < n+160 {
 				break // packet next is not captured yet (arrives transit after)
 			}
-			at := snd.wall(n+159) + transit + jitter(next)
+			at := max(snd.sent(snd.wall(n+159))+transit+jitter(next), last)
 			if at > now.Seconds() {
 				break
 			}
-			c.t = t0.Add(time.Duration(at * float64(time.Second)))
+			c.t, last = t0.Add(time.Duration(at*float64(time.Second))), at
 			for ; float64(report)*every+0.3 <= at; report++ {
 				w := float64(report)*every + 0.3
 				stamp := w
 				if report == outlierR {
 					stamp -= 0.040 // its RTP time is from 40 ms before its NTP time
+				}
+				if snd.writeStall > 0 && w > snd.writeStallAt && w <= snd.writeStallAt+snd.writeStall {
+					stamp = snd.writeStallAt // by the last sample written
 				}
 				if j := snd.srJitter; len(j) > 0 {
 					stamp += j[report%len(j)]
@@ -139,12 +165,12 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 		t.Fatalf("%d beeps in the mix, want %d", len(onsets), int(total)-1)
 	}
 	// Where the reports place a beep: at its wall-clock instant, but for one
-	// captured after the stall and before the report after it: until that
-	// report the reports place it the stall earlier, and so do the offline
-	// mix and the composite (Steps).
+	// captured after the stall and before the second report after it (the
+	// one that confirms the step): until then the mix places it the stall
+	// earlier (the offline mix and the composite until the first: Steps).
 	for _, o := range onsets {
 		want := math.Round(o + snd.stall/2)
-		if after := math.Ceil((snd.stallAt-0.3)/every)*every + 0.3; snd.stall > 0 && want >= snd.stallAt && want < after {
+		if after := math.Ceil((snd.stallAt-0.3)/every)*every + 0.3 + every; snd.stall > 0 && want >= snd.stallAt && want < after {
 			want -= snd.stall
 		}
 		if d := o - want; math.Abs(d) > 0.020 {
