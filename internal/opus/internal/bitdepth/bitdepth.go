@@ -6,6 +6,7 @@ package bitdepth
 
 import (
 	"errors"
+	"math"
 )
 
 var (
@@ -20,7 +21,9 @@ var (
 //
 // It adds ±0.5 and truncates instead of calling math.Round: the same value,
 // since sample*32768 is a float32 (24 significant bits), so x ± 0.5 is exact
-// in float64 wherever the result is not 0 (TestFloat32ToSigned16).
+// in float64 wherever the result is not 0 (TestFloat32ToSigned16). The ±0.5
+// takes x's sign by math.Copysign, not by a branch (session 8; -0 gives
+// -0.5 there and +0.5 by the branch, 0 either way).
 func Float32ToSigned16(sample float32) int16 {
 	x := float64(sample * 32768)
 	switch {
@@ -28,10 +31,8 @@ func Float32ToSigned16(sample float32) int16 {
 		return 32767
 	case x <= -32768.5:
 		return -32768
-	case x >= 0:
-		return int16(int32(x + 0.5))
-	default:
-		return int16(int32(x - 0.5))
+	default: // x ± 0.5 by x's sign without a branch: audio's sign is as good as random
+		return int16(int32(x + math.Copysign(0.5, x)))
 	}
 }
 
