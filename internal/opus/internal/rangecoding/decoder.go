@@ -151,14 +151,22 @@ func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint3
 		k++
 	}
 
-	// update(scale, fl, fh, total)
-	lower := scale * (total - uint32(cdf[k])) //nolint:gosec // G115
-	r.highAndCodedDifference -= lower
-	if k != 0 && cdf[k-1] != 0 {
-		r.rangeSize = scale * (uint32(cdf[k]) - uint32(cdf[k-1])) //nolint:gosec // G115
-	} else {
-		r.rangeSize -= lower
+	// update(scale, fl, fh, total), with fl and the choice of rng's formula
+	// taken by conditional moves, not branches: whether the symbol is the
+	// first is as good as random for a sign or a pulse split.
+	fh := uint32(cdf[k])                         //nolint:gosec // G115
+	fl := uint32(cumulativeDistributionTable[k]) //nolint:gosec // G115: cdf[k-1], or total for k == 0
+	if k == 0 {
+		fl = 0
 	}
+	lower := scale * (total - fh)
+	r.highAndCodedDifference -= lower
+	withRemainder := r.rangeSize - lower // the first symbol's (fl == 0) takes the remainder of rng / total
+	rng := scale * (fh - fl)
+	if fl == 0 {
+		rng = withRemainder
+	}
+	r.rangeSize = rng
 	for r.rangeSize <= minRangeSize {
 		r.rangeSize <<= 8
 		r.nbitsTotal += 8
