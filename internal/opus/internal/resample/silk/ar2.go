@@ -3,12 +3,21 @@
 
 package silkresample
 
+// silkResamplerPrivateAR2 is libopus's silk_resampler_private_AR2. (Our
+// change to pion/opus v0.1.0: the two state values are kept in locals over
+// the loop, not stored and read back per sample, and the slices are checked
+// once: the same arithmetic.)
 func silkResamplerPrivateAR2(state []int32, outQ8 []int32, in []int16, aQ14 []int16) {
-	for k := range in {
-		out32 := state[0] + (int32(in[k]) << 8)
+	st := (*[2]int32)(state)
+	a0, a1 := int32(aQ14[0]), int32(aQ14[1])
+	outQ8 = outQ8[:len(in)]
+	s0, s1 := st[0], st[1]
+	for k, x := range in {
+		out32 := s0 + (int32(x) << 8)
 		outQ8[k] = out32
 		out32 <<= 2
-		state[0] = silkSMLAWB(state[1], out32, int32(aQ14[0]))
-		state[1] = silkSMULWB(out32, int32(aQ14[1]))
+		s0 = silkSMLAWB(s1, out32, a0)
+		s1 = silkSMULWB(out32, a1)
 	}
+	st[0], st[1] = s0, s1
 }

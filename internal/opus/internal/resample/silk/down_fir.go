@@ -77,6 +77,7 @@ func (r *Resampler) resamplerPrivateDownFIRInterpolate(
 			outIndex++
 		}
 	case downOrderFIR1:
+		firCoefs := (*[downOrderFIR1 / 2]int16)(firCoefs) // one length check, not one per tap
 		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {
 			bufPtr := buf[indexQ16>>16:]
 			_ = bufPtr[23] // one bounds check
@@ -98,6 +99,7 @@ func (r *Resampler) resamplerPrivateDownFIRInterpolate(
 			outIndex++
 		}
 	case downOrderFIR2:
+		firCoefs := (*[downOrderFIR2 / 2]int16)(firCoefs) // one length check, not one per tap
 		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {
 			bufPtr := buf[indexQ16>>16:]
 			_ = bufPtr[35] // one bounds check
