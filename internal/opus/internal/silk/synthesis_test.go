@@ -1,0 +1,49 @@
+package silk
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestLPCSynthesisSteadyState_SameAsDot: the LPC synthesis of a subframe
+// after the first, which takes the newest history sample from a register
+// (dot16, dot10), gives bit for bit what summing each sample's d_LPC
+// products with dot gives, for NB/MB (d_LPC 10) and WB (16), on random
+// coefficients, residuals and histories of speech-like scale.
+func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, dLPC := range []int{10, 16} {
+		for trial := range 200 {
+			const n = 80
+			var reversed [16]float32
+			for k := range dLPC {
+				reversed[k] = float32(rnd.NormFloat64() * 0.4)
+			}
+			res := make([]float32, n)
+			for i := range res {
+				res[i] = float32(rnd.NormFloat64() * 0.01)
+			}
+			gain := float32(rnd.Float64() * 2)
+			history := make([]float32, dLPC+n)
+			for i := range dLPC {
+				history[i] = float32(rnd.NormFloat64() * 0.1)
+			}
+			want := append([]float32(nil), history...)
+			for i := range n { // the reference: dot over the stored history
+				want[dLPC+i] = gain*res[i] + dot(want[i:i+dLPC], reversed[:dLPC], false)
+			}
+
+			out := make([]float32, n)
+			lpcSynthesisSteadyState(out, dLPC, reversed, res, history[dLPC:], history, gain)
+			for i := range n {
+				if got := history[dLPC+i]; math.Float32bits(got) != math.Float32bits(want[dLPC+i]) {
+					t.Fatalf("d_LPC %d, trial %d, sample %d: %g, want %g", dLPC, trial, i, got, want[dLPC+i])
+				}
+				if c := clampNegativeOneToOne(want[dLPC+i]); math.Float32bits(out[i]) != math.Float32bits(c) {
+					t.Fatalf("d_LPC %d, trial %d, out[%d]: %g, want %g", dLPC, trial, i, out[i], c)
+				}
+			}
+		}
+	}
+}
