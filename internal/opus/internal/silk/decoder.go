@@ -1937,14 +1937,15 @@ func (d *Decoder) ltpSynthesis(
 	// merely a scaled version of the values of res[i] from previous
 	// subframes.
 	if s > 0 {
+		// (Our change to pion/opus v0.1.0: the part in resLag and the part
+		// in res as two loops, not a branch per sample.)
 		scaledGain := gainQ16[s-1] / gainQ16[s]
-		for i := outEnd; i < 0; i++ {
-			index := j + i
-			if index < 0 {
-				resLag[len(resLag)+index] *= scaledGain
-			} else {
-				res[index] *= scaledGain
-			}
+		from, to := j+outEnd, j // res indexes [from, to); negative ones are resLag's end
+		for index := from; index < min(to, 0); index++ {
+			resLag[len(resLag)+index] *= scaledGain
+		}
+		for index := max(from, 0); index < to; index++ {
+			res[index] *= scaledGain
 		}
 	}
 
@@ -1972,8 +1973,13 @@ func (d *Decoder) ltpSynthesis(
 	lag := pitchLags[s]
 	for i := j; i < (j + n); i++ {
 		resSum := res[i]
+		var past []float32 // res[i-lag+2-k] is past[4-k], where all five lie in res or all in resLag
 		if first := i - lag - 2; first >= 0 {
-			past := res[first : first+5] // res[i-lag+2-k] is past[4-k]
+			past = res[first : first+5]
+		} else if first+4 < 0 {
+			past = resLag[len(resLag)+first : len(resLag)+first+5]
+		}
+		if past != nil {
 			resSum += past[4] * b[0]
 			resSum += past[3] * b[1]
 			resSum += past[2] * b[2]
