@@ -190,6 +190,10 @@ type mediaSink struct {
 	pastStop    bool        // reader goroutine only: a packet from after the stop came
 	stopSeq     uint16      // reader goroutine only: the lowest sequence number from after the stop
 	gapPending  atomic.Bool // past the stop with a packet before it missing (drain)
+	// behind is how late (ns) the track's last packet from before the stop
+	// was read after its place on the recording's timeline: a reader that
+	// far behind has packets from before the stop still to read (drain).
+	behind atomic.Int64
 	// resumed: the gate just reopened; the first packet after it logs where
 	// it landed in the file and in the mix (reader goroutine only).
 	resumed            bool
@@ -384,24 +388,25 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 // p): where the mix places it (pipe), or, without a mix, where the track's
 // clock relation does (the least-late arrival of its recent packets, so a
 // packet read late, by a busy reader or after a stall, is placed where it was
-// sent). Reader goroutine only.
+// sent). For a packet from before the stop it records how late it was read
+// (behind). Reader goroutine only.
 func (m *mediaSink) fromAfterStop(p *rtp.Packet, pipe *media.AudioPipeline) bool {
 	if pipe != nil {
 		if m.stopAt == nil {
 			return false
 		}
-		end := m.stopAt.Load()
-		if end == 0 {
+		pos, ok := pipe.PositionOf(p.Timestamp)
+		if !ok {
 			return false
 		}
-		pos, ok := pipe.PositionOf(p.Timestamp)
-		return ok && pos+1 >= end
-	}
-	if m.stopWall == nil || m.clk == nil {
+		if end := m.stopAt.Load(); end != 0 && pos+1 >= end {
+			return true
+		}
+		now := m.mixer.Now()
+		m.behind.Store(int64(m.mixer.Duration(now - min(pos, now))))
 		return false
 	}
-	stop := m.stopWall.Load()
-	if stop == 0 {
+	if m.stopWall == nil || m.clk == nil {
 		return false
 	}
 	ts := p.Timestamp // as the file has it: the clock relation observes the file
@@ -409,7 +414,14 @@ func (m *mediaSink) fromAfterStop(p *rtp.Packet, pipe *media.AudioPipeline) bool
 		ts -= m.gate.shift
 	}
 	at, ok := m.clk.instantOf(ts)
-	return ok && at >= stop
+	if !ok {
+		return false
+	}
+	if stop := m.stopWall.Load(); stop != 0 && at >= stop {
+		return true
+	}
+	m.behind.Store(max(time.Now().UnixNano()-at, 0))
+	return false
 }
 
 // drainDone tells the stop's drain that the track is complete up to the stop:
@@ -553,10 +565,11 @@ const drainMax = 300 * time.Millisecond
 // packet from after the stop, as its mix mapping places it, and every packet
 // before that (its reorder stage waits for none). A track is given up on
 // once it wrote nothing for drainMax (300 ms: a round trip and jitter; a
-// publisher that stopped sending) or, while it keeps writing packets from
-// before the stop (a recorder starved of CPU reads its sockets seconds
-// behind: what waits in them reached the machine before the stop and
-// belongs in the files), after twice the latency budget; a track known to
+// publisher that stopped sending) plus how late its last packet from
+// before the stop was read (behind: a recorder starved of CPU reads its
+// sockets seconds behind, in bursts as its readers get the CPU; what waits
+// in them reached the machine before the stop and belongs in the files),
+// and at the latest after twice the latency budget; a track known to
 // miss a packet from before the stop (later ones came) is waited for up to
 // the latency budget, as long as its reorder stage would wait. Nothing is
 // waited for when the recording is paused. From the stop on, packets from
@@ -611,8 +624,8 @@ func (s *Session) drain(stop time.Time) {
 					}
 				}
 				switch {
-				case now.Sub(progress[i]) < drainMax && now.Before(behindEnd):
-					continue // it is writing packets from before the stop: behind
+				case now.Sub(progress[i]) < drainMax+time.Duration(ms.behind.Load()) && now.Before(behindEnd):
+					continue // it is writing packets from before the stop, or its reader is that far behind
 				case ms.gapPending.Load() && now.Before(gapEnd):
 					continue // a packet from before the stop is known missing
 				}

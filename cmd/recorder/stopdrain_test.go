@@ -24,7 +24,13 @@ import (
 //   - behind: the recorder reads the track at half its real rate for the
 //     last second (what a recorder starved of CPU does: the packets wait in
 //     its socket), so at the stop the last 330 ms are still queued and come
-//     over the next 0.5 s, one by one.
+//     over the next 0.5 s, one by one;
+//   - starved: the recorder reads the track in bursts every 500 ms, each
+//     burst what was sent at least 400 ms before it (a reader that gets the
+//     CPU now and then, 0.4–0.9 s behind), and the stop falls 250 ms after
+//     a burst: nothing is read for longer than a publisher that stopped
+//     sending would take (300 ms), yet the last 0.65 s before the stop are
+//     still to come (issue 10, case 5: the drain gave up after 300 ms).
 //
 // Each also without a mix ("mix": "none"): the track file alone must hold it.
 func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
@@ -47,6 +53,11 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 			return max(time.Duration(from+int64(250*time.Millisecond)-now), 0)
 		}, 100 * time.Millisecond},
 		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
+		{"starved", func(now, from int64) time.Duration {
+			const lag, every = int64(400 * time.Millisecond), int64(500 * time.Millisecond)
+			burst := from + (now+lag-from+every-1)/every*every // the first burst at least lag after it was sent
+			return time.Duration(burst - now)
+		}, 2250 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, false) })
 		t.Run(tc.name+"/mix_none", func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, true) })
