@@ -531,6 +531,9 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 	if !final && h+f+max(m.joinWait, f) > now {
 		return false, nil
 	}
+	if e := m.end.Load(); !final && e != 0 && h+f > e {
+		return false, nil // the recording stopped there: Finish writes the rest
+	}
 	expired := final || h+f+m.budget <= now
 	if !expired {
 		// An open cut (a skipped pause) waits to be settled before any of
@@ -689,8 +692,9 @@ func (m *Mixer) accumulate(acc []int32, p []int16, ch Channel) {
 }
 
 // SetEnd sets the instant the mix ends at when Run finishes it (the stop
-// request), instead of the instant Run sees its context done. Safe from any
-// goroutine.
+// request), instead of the instant Run sees its context done; from then on
+// Step writes no frame past it, however long the stop waits for late audio
+// before it finishes the mix. Safe from any goroutine.
 func (m *Mixer) SetEnd(t time.Time) { m.end.Store(max(m.PosAt(t), 1)) }
 
 // Run steps the mixer once per frame duration until ctx is done; it returns

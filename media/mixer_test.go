@@ -407,3 +407,41 @@ func BenchmarkMixer_Step(b *testing.B) {
 		})
 	}
 }
+
+// TestMixer_StepWritesNothingPastTheEnd: once SetEnd is given (a stop whose
+// drain still waits for late audio, up to twice the budget), Step writes no
+// frame past it however long the drain takes, and Finish ends the mix there.
+// Before, the mixer went on writing silence past the stop as the budget
+// expired, and the mix outlasted its recording by the drain's wait (case 5:
+// mixes 2.5–10.7 s longer than their recordings).
+func TestMixer_StepWritesNothingPastTheEnd(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	sink := &captureSink{}
+	m := NewMixer(MixConfig{SampleRate: 8000, Channels: 1, Latency: time.Second, Start: t0,
+		Clock: func() time.Time { return now }}, sink)
+	m.AddInput("a", InputOptions{}) // writes nothing: silence once it had its join wait
+	now = t0.Add(time.Second)
+	if err := m.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sink.pcm); got == 0 || got >= 12000 {
+		t.Fatalf("%d samples after 1 s, want some, fewer than 12000", got)
+	}
+	m.SetEnd(t0.Add(1500 * time.Millisecond)) // the stop
+	for _, at := range []time.Duration{2, 5, 10} { // the drain waits on
+		now = t0.Add(at * time.Second)
+		if err := m.Step(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sink.pcm); got != 12000 {
+			t.Errorf("%d samples written by Step with the end at 1.5 s and the clock at %d s, want 12000", got, at)
+		}
+	}
+	if err := m.Finish(m.PosAt(t0.Add(1500 * time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sink.pcm); got != 12000 {
+		t.Errorf("the mix lasts %d samples, want 12000 (1.5 s, its end)", got)
+	}
+}

@@ -586,6 +586,7 @@ func (s *Session) drain(stop time.Time) {
 	}
 	if sm.mixer != nil {
 		sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
+		sm.mixer.SetEnd(stop) // the mix writes nothing past the stop while the drain waits
 	}
 	sm.stopWall.Store(stop.UnixNano())
 	var wait []*mediaSink
