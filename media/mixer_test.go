@@ -428,7 +428,7 @@ func TestMixer_StepWritesNothingPastTheEnd(t *testing.T) {
 	if got := len(sink.pcm); got == 0 || got >= 12000 {
 		t.Fatalf("%d samples after 1 s, want some, fewer than 12000", got)
 	}
-	m.SetEnd(t0.Add(1500 * time.Millisecond)) // the stop
+	m.SetEnd(t0.Add(1500 * time.Millisecond))      // the stop
 	for _, at := range []time.Duration{2, 5, 10} { // the drain waits on
 		now = t0.Add(at * time.Second)
 		if err := m.Step(); err != nil {
