@@ -302,4 +302,6 @@ type testPoints struct {
 	// discarding: discard is about to remove the local files of a recording
 	// without media.
 	discarding func(instanceID string)
+	// finalCommitted: a stop persisted the recording's final state.
+	finalCommitted func(instanceID string)
 }

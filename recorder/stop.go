@@ -29,6 +29,9 @@ import (
 //  4. record the objects and the composition in the recording, remove the
 //     local copies once every upload is verified, queue the composite video;
 //  5. persist the final state; a recording without media is discarded.
+//     Its chat and cobrowse files are uploaded before (attachFinal): once
+//     the state is final, their uploads are in the persisted queue, which
+//     resumes them after a crash.
 //
 // A failed upload fails the recording but stays queued: a later success
 // turns it STOPPED once every object is verified (applyLateResult,
@@ -100,15 +103,22 @@ func (s *Session) finish(why stopReason) {
 	}
 	rec := s.Snapshot()
 	final, failure := s.finalState(rec, why, mixErr, stopped)
+	var attached map[string]*ObjectFile
 	if rec.hadMedia() {
 		if err := s.compose(ctx, final); err != nil && final == StateStopped {
 			final, failure = StateFailed, failureInfo(s.log, CodeUploadFailed, err, s.m.now())
 		}
+	} else {
+		attached = s.m.attachFinal(ctx, rec)
 	}
 	if err := s.commit(ctx, func(r *Recording) {
 		r.State, r.Error = final, failure
+		recordUploads(r, attached)
 	}); err != nil {
 		s.log.Error("cannot persist final state", "state", final, "err", err)
+	}
+	if h := s.m.testPoints.finalCommitted; h != nil {
+		h(rec.InstanceID)
 	}
 	if !rec.hadMedia() {
 		s.m.discard(rec)

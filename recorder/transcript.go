@@ -192,15 +192,56 @@ func (m *Manager) moveLegacyEntries(ctx context.Context, rec *Recording) (*Recor
 	})
 }
 
+// attachFinal uploads the chat and cobrowse files of a stopping recording
+// without media (which has no composition to carry them) before its final
+// state is persisted, as compose does for one with media, and returns their
+// objects for that commit. A crash before the commit leaves the recording
+// to recovery; after it every upload is in the persisted queue, which
+// resumes it at the next start (its outcome reaches the object through
+// settle). A file whose upload could not be queued (its entries unreadable,
+// the file unwritable) is not returned: uploadAttachments tries it again
+// once the recording is final.
+func (m *Manager) attachFinal(ctx context.Context, rec *Recording) map[string]*ObjectFile {
+	t, err := m.readTranscript(ctx, rec)
+	if err != nil {
+		m.log.Error("cannot read the chat and cobrowse entries", "instanceId", rec.InstanceID, "err", err)
+		return nil
+	}
+	objs := map[string]*ObjectFile{}
+	for _, rel := range t.files() {
+		data, err := t.file(rec.ConversationID, rel)
+		if err == nil {
+			objs[rel], err = m.uploadLate(ctx, rec, rel, data)
+		}
+		if objs[rel] == nil {
+			delete(objs, rel)
+			m.log.Error("cannot queue the upload of a chat or cobrowse file", "instanceId", rec.InstanceID, "file", rel, "err", err)
+		}
+	}
+	return objs
+}
+
 // uploadAttachments uploads the chat and cobrowse files of a final recording
-// that had no composition to carry them. The queue retries an upload that
-// failed; what fails before its upload is queued (writing the file, reading
-// the entries, storing the objects) is tried again, after 1 s, 2 s, … up to
-// a minute apart, until it succeeds, the recording is gone or the recorder
-// shuts down.
+// that had no composition to carry them, those its stop did not (see
+// attachFinal). The queue retries an upload that failed; what fails before
+// its upload is queued (writing the file, reading the entries, storing the
+// objects) is tried again, after 1 s, 2 s, … up to a minute apart, until it
+// succeeds, the recording is gone or the recorder shuts down.
 func (m *Manager) uploadAttachments(rec *Recording) {
 	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-		_, err := m.uploadTranscript(context.Background(), rec, nil)
+		t, err := m.readTranscript(context.Background(), rec)
+		if err == nil {
+			var rels []string
+			for _, rel := range t.files() {
+				if rec.Uploads[rel] == nil {
+					rels = append(rels, rel)
+				}
+			}
+			if len(rels) == 0 {
+				return
+			}
+			_, err = m.uploadTranscript(context.Background(), rec, rels)
+		}
 		if err == nil || KindOf(err) == KindNotFound {
 			return
 		}

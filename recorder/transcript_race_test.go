@@ -10,33 +10,40 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/recorder/upload"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/memstore"
 )
 
 // TestTranscript_DiscardSparesTheFilesBeingUploaded: a recording that ends
-// without media uploads its chat and cobrowse files once it is final, while
-// discard removes its local directory. The interleaving CI met is forced:
-// discard reaches its removal just after chat.json's new content was
-// written beside it, and the write goes on only once the directory is gone
-// or the removal waits for it. Every file is uploaded with every entry, and
-// the directory is gone in the end.
+// without media uploads its chat and cobrowse files before it is final
+// (attachFinal), and discard then removes its local directory; a chat line
+// added once it is final makes chat.json again while discard runs. The
+// interleaving CI met is forced: discard reaches its removal just after
+// chat.json's new content was written beside it, and the write goes on only
+// once the directory is gone or the removal waits for it. Every file is
+// uploaded with every entry, and the directory is gone in the end.
 func TestTranscript_DiscardSparesTheFilesBeingUploaded(t *testing.T) {
 	m, _, _ := newTestManager(t)
 	ctx := context.Background()
 	rec := startRecording(t, m, "c")
 	t0 := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
 	var want []string
-	for i := range 3 {
+	chat := func(i int) {
 		e := ChatEntry{TimeStamp: t0.Add(time.Duration(i) * time.Second), Transcript: fmt.Sprint("line ", i), UserID: "u1"}
 		if _, err := m.AddChat(ctx, "org", "c", rec.RecorderID, rec.InstanceID, []ChatEntry{e}); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, e.Transcript)
+	}
+	for i := range 3 {
+		chat(i)
 	}
 	for i := range 4 {
 		ev := CobrowseEvent{SessionID: fmt.Sprint("s", i%2), SequenceID: int32(i / 2), Payload: "p", Timestamp: int64(i)}
@@ -45,15 +52,13 @@ func TestTranscript_DiscardSparesTheFilesBeingUploaded(t *testing.T) {
 		}
 	}
 	written := make(chan struct{})
-	var once sync.Once
+	var armed atomic.Bool // the stop's own uploads pass; the add after it is held
 	m.testPoints.lateWritten = func(r *Recording, rel string) {
-		first := false
-		once.Do(func() { first = true })
-		if !first {
+		if !armed.CompareAndSwap(true, false) {
 			return
 		}
 		if rel != ChatFile {
-			t.Errorf("first late file %s, want %s", rel, ChatFile)
+			t.Errorf("late file %s, want %s", rel, ChatFile)
 		}
 		close(written)
 		tmp := filepath.Join(r.Dir, filepath.FromSlash(rel)+".tmp")
@@ -75,6 +80,8 @@ func TestTranscript_DiscardSparesTheFilesBeingUploaded(t *testing.T) {
 	if err != nil || stopped.State != StateAborted {
 		t.Fatalf("Stop: %+v, %v", stopped, err)
 	}
+	armed.Store(true)
+	chat(3) // final now: its chat.json is written while discard waits to remove the directory
 	waitUploads(t, m, rec, ChatFile, CobrowseFile("s0"), CobrowseFile("s1"))
 	final, err := m.Get(ctx, "org", "c", rec.RecorderID, rec.InstanceID)
 	if err != nil {
@@ -212,4 +219,135 @@ func (k *keyedLocks) contended(key string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.m[key] != nil && k.m[key].users > 1
+}
+
+// TestTranscript_FinalStateOnlyWithTheAttachmentsQueued: a recording without
+// media holding chat and cobrowse entries is stopped (ABORTED, no
+// composition). At the instant its final state is stored, the stored
+// recording already records an object for every chat and cobrowse file and
+// the persisted upload queue holds their jobs: a crash (kill -9) right after
+// that commit loses nothing, since the queue resumes the jobs at the next
+// start and settle records their outcome. Before, the uploads started only
+// after the final commit, on a goroutine, and nothing at start-up looks at a
+// final recording: a crash in between lost them.
+func TestTranscript_FinalStateOnlyWithTheAttachmentsQueued(t *testing.T) {
+	m, _, st := newTestManager(t)
+	ctx := context.Background()
+	rec := startRecording(t, m, "c")
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	for i := range 2 {
+		e := ChatEntry{TimeStamp: t0.Add(time.Duration(i) * time.Second), Transcript: fmt.Sprint("line ", i), UserID: "u1"}
+		if _, err := m.AddChat(ctx, "org", "c", rec.RecorderID, rec.InstanceID, []ChatEntry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.AddCobrowse(ctx, "org", "c", rec.RecorderID, rec.InstanceID, CobrowseEvent{SessionID: "s0", Payload: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ChatFile, CobrowseFile("s0")}
+	checked := make(chan struct{})
+	m.testPoints.finalCommitted = func(id string) {
+		defer close(checked)
+		sr, err := st.Lookup(ctx, id)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		stored, err := decode(sr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		jobs, err := m.up.q.Jobs(ctx, id)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		queued := map[string]bool{}
+		for _, j := range jobs {
+			queued[j.Job.ID] = true
+		}
+		for _, rel := range want {
+			if stored.Uploads[rel] == nil || !queued[id+"/"+rel] {
+				t.Errorf("when the final state %s was stored, %s had object %+v and queued %v: a crash then loses it",
+					stored.State, rel, stored.Uploads[rel], queued[id+"/"+rel])
+			}
+		}
+	}
+	stopped, err := m.Stop(ctx, "org", "c", rec.RecorderID, rec.InstanceID)
+	if err != nil || stopped.State != StateAborted {
+		t.Fatalf("Stop: %+v, %v", stopped, err)
+	}
+	select {
+	case <-checked:
+	case <-time.After(time.Minute):
+		t.Fatal("no final state stored")
+	}
+	waitUploads(t, m, rec, want...)
+	final, err := m.Get(ctx, "org", "c", rec.RecorderID, rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := transcripts(chatFile(t, m, final)); !slices.Equal(got, []string{"line 0", "line 1"}) {
+		t.Errorf("chat.json holds %v", got)
+	}
+}
+
+// TestTranscript_AttachmentsSurviveACrashAfterTheStop: kill -9 right after
+// a recording without media stored its final state, with its chat and
+// cobrowse uploads refused so far (the storage's credentials are wrong).
+// The crash is played in the process: at that instant the Manager's upload
+// queue stops and its stop goes no further (no discard, no retry), and a
+// new Manager starts on the same database and data directory with the
+// storage fixed. It uploads both files from its persisted queue and records
+// them in the recording, with every entry.
+func TestTranscript_AttachmentsSurviveACrashAfterTheStop(t *testing.T) {
+	ctx := context.Background()
+	fixed := new(atomic.Bool)
+	bucket := storage.NewBucket(deniedProvider{memstore.New(memstore.Options{Name: "primary"}), fixed})
+	openBucket := func(o *Options) {
+		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
+	}
+	m, fa, st := newTestManager(t, openBucket)
+	rec := startRecording(t, m, "c")
+	e := ChatEntry{TimeStamp: time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC), Transcript: "line 0", UserID: "u1"}
+	if _, err := m.AddChat(ctx, "org", "c", rec.RecorderID, rec.InstanceID, []ChatEntry{e}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddCobrowse(ctx, "org", "c", rec.RecorderID, rec.InstanceID, CobrowseEvent{SessionID: "s0", Payload: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	dead := make(chan struct{}) // the first Manager's stop stays at the crash until the test ends
+	t.Cleanup(func() { close(dead) })
+	crashed := make(chan struct{})
+	m.testPoints.finalCommitted = func(string) {
+		m.stopUploads()
+		close(crashed)
+		<-dead
+	}
+	go m.Stop(ctx, "org", "c", rec.RecorderID, rec.InstanceID)
+	select {
+	case <-crashed:
+	case <-time.After(time.Minute):
+		t.Fatal("no final state stored")
+	}
+
+	fixed.Store(true)
+	m2, err := NewManager(ctx, Options{Config: m.cfg, Store: st, RecorderID: "rec1",
+		Adapters: map[string]conference.Adapter{"fake": fa}, OpenBucket: func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Shutdown(context.Background())
+	waitUploads(t, m2, rec, ChatFile, CobrowseFile("s0"))
+	final, err := m2.Get(ctx, "org", "c", rec.RecorderID, rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != StateAborted {
+		t.Errorf("state %s, want %s (no media)", final.State, StateAborted)
+	}
+	if got := transcripts(chatFile(t, m2, final)); !slices.Equal(got, []string{"line 0"}) {
+		t.Errorf("chat.json holds %v", got)
+	}
 }
