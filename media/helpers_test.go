@@ -121,6 +121,14 @@ func opusSamples48(pkt []byte) int {
 type timedPacket struct {
 	at  time.Duration
 	pkt *rtp.Packet
+	sr  *senderReport // read just before the packet (nil: none)
+}
+
+// senderReport is an RTCP sender report as AudioPipeline.SenderReport takes it.
+type senderReport struct {
+	ssrc uint32
+	ntp  time.Time
+	rtp  uint32
 }
 
 // packetize turns payloads into RTP packets sent in real time: timestamps
@@ -181,6 +189,9 @@ func simulate(t testing.TB, m *Mixer, p *AudioPipeline, pkts []timedPacket, tota
 	for now := time.Duration(0); now < total; now += frame {
 		for i < len(pkts) && pkts[i].at <= now {
 			c.t = t0.Add(pkts[i].at)
+			if r := pkts[i].sr; r != nil {
+				p.SenderReport(r.ssrc, r.ntp, r.rtp)
+			}
 			if err := p.WriteRTP(pkts[i].pkt); err != nil {
 				t.Fatal(err)
 			}

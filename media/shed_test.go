@@ -104,35 +104,20 @@ func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
 	// it.
 	run := func(t *testing.T, n int, ts func(i int) uint32, sent, read func(i int) time.Duration, total time.Duration) (*AudioPipeline, []int) {
 		sink := &captureSink{}
-		m, c := newVirtualMixer(MixConfig{SampleRate: 8000, Latency: time.Second}, sink)
+		m, _ := newVirtualMixer(MixConfig{SampleRate: 8000, Latency: time.Second}, sink)
 		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("t", InputOptions{})})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t0 := m.Config().Start
-		i := 0
-		for now := time.Duration(0); now < total; now += 20 * time.Millisecond {
-			for ; i < n && read(i) <= now; i++ {
-				c.t = t0.Add(read(i))
-				if i > 0 && i%50 == 0 {
-					p.SenderReport(9, t0.Add(sent(i)), ts(i))
-				}
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ts(i), SSRC: 9}, Payload: slices.Repeat([]byte{shedLevel(i)}, 160)}
-				if err := p.WriteRTP(pkt); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.t = t0.Add(now)
-			if err := m.Step(); err != nil {
-				t.Fatal(err)
+		pkts := make([]timedPacket, n)
+		for i := range pkts {
+			pkts[i] = timedPacket{at: read(i), pkt: &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ts(i), SSRC: 9},
+				Payload: slices.Repeat([]byte{shedLevel(i)}, 160)}}
+			if i > 0 && i%50 == 0 {
+				pkts[i].sr = &senderReport{9, m.Config().Start.Add(sent(i)), ts(i)}
 			}
 		}
-		c.t = t0.Add(total)
-		p.Close()
-		m.RemoveInput(p.input)
-		if err := m.Finish(m.Now()); err != nil {
-			t.Fatal(err)
-		}
+		simulate(t, m, p, pkts, total)
 		return p, framesByLevel(sink.pcm)
 	}
 	nominal := func(i int) time.Duration { return time.Duration(i) * 20 * time.Millisecond }
