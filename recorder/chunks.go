@@ -256,9 +256,9 @@ func (c *chunker) recut(ctx context.Context, req recutRequest) {
 // (prev, by job ID) has ended, uploaded or abandoned: in the background,
 // tracked by the Manager's wait group, with one query of the queue per round.
 func (m *Manager) afterJobs(recordingID string, prev map[string]upload.Job) {
-	m.wg.Add(1)
+	m.discards.Add(1)
 	go func() {
-		defer m.wg.Done()
+		defer m.discards.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		for len(prev) > 0 {
@@ -377,14 +377,21 @@ func Reassemble(ctx context.Context, b *storage.Bucket, prefix, rel, dst string)
 // its local directory (a mix of silence, empty track files; not the chat
 // and cobrowse files whose uploads are still to be done, see
 // removeLocalCopies) and the parts uploaded while it ran, once the part
-// uploads in flight are done. It runs in the background, tracked by the
-// Manager's wait group.
+// uploads in flight are done (or the queue closes: a shutdown). It runs in
+// the background; Shutdown waits for it.
 func (m *Manager) discard(rec *Recording) {
-	m.wg.Add(1)
+	m.discards.Add(1)
 	go func() {
-		defer m.wg.Done()
+		defer m.discards.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
+		go func() { // a shutdown closes the queue: wait no longer
+			select {
+			case <-m.up.closed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		if err := m.up.q.Wait(ctx, rec.InstanceID); err != nil {
 			m.log.Warn("discarding a recording without media: part uploads still pending", "instanceId", rec.InstanceID, "err", err)
 		}

@@ -64,6 +64,7 @@ type Manager struct {
 	log        *slog.Logger
 	now        func() time.Time
 	wg         sync.WaitGroup // track readers and sessions
+	discards   sync.WaitGroup // discards of recordings without media (chunks.go), waited for by Shutdown
 
 	mu       sync.Mutex
 	active   map[string]*Session // by instanceId, until final
@@ -229,6 +230,16 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.closeComposites(ctx) // composite.go: cut compositions run again at the next start
 	if err := m.closeUploads(ctx); err != nil {
 		m.log.Warn("uploads left for the next start", "err", err)
+	}
+	// The discards the stops started (chunks.go) stop waiting for uploads
+	// once the queue is closed; they remove local files and parts, and must
+	// be done before the buckets close and before the caller removes the
+	// data directory.
+	discarded := make(chan struct{})
+	go func() { m.discards.Wait(); close(discarded) }()
+	select {
+	case <-discarded:
+	case <-ctx.Done():
 	}
 	m.bucketMu.Lock()
 	for id, b := range m.buckets {
