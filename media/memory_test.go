@@ -12,13 +12,24 @@ import (
 // 8 kHz mix with the default 5 s budget once it decoded a browser's speech
 // (in-band FEC: the decoder's LBRR state is there), in the three states a
 // track goes through: in step with the mixer (the ring at its initial
-// second), while the mixer waits for another track that lags (the ring holds
-// the whole budget), and after that lag (the ring shrinks back). It logs each
-// state and checks that the ring grows and shrinks back, that a track in
-// step, and one after the lag, take at most 100 KB with its decoder, and
-// that what holding the whole budget adds is the ring's growth alone (the
-// budget plus ringSlack at 8 kHz: 96,000 bytes while it lasts).
+// second), while the mixer waits for another track that lags, and after that
+// lag. A track whose reader can be woken defers decoding (deferred.go): its
+// ring keeps its initial second and the packets beyond wait undecoded, so it
+// takes at most 100 KB in every state. Without (a reader that cannot be
+// woken) the ring holds the whole budget while the mixer waits (the budget
+// plus ringSlack at 8 kHz: 96,000 bytes while it lasts), and shrinks back
+// after; what holding the budget adds is then the ring's growth alone.
 func TestMixInput_MemoryInUse(t *testing.T) {
+	for _, deferred := range []bool{true, false} {
+		name := "decode deferred"
+		if !deferred {
+			name = "decoded on arrival"
+		}
+		t.Run(name, func(t *testing.T) { memoryInUse(t, deferred) })
+	}
+}
+
+func memoryInUse(t *testing.T, deferred bool) {
 	packets := fecSpeech(t)
 	const n = 40
 	c := &vclock{t: time.Unix(1_700_000_000, 0)}
@@ -38,6 +49,9 @@ func TestMixInput_MemoryInUse(t *testing.T) {
 		pipes[i], err = NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if deferred {
+			pipes[i].EnableDefer()
 		}
 	}
 	fresh := heap()
@@ -67,8 +81,13 @@ func TestMixInput_MemoryInUse(t *testing.T) {
 	feed(250, false)
 	grown := heap()
 	ringGrown := pipes[0].ring.Cap()
-	// The lag ends: the mixer catches up, the track goes on in step.
+	queued := pipes[0].Deferred()
+	// The lag ends: the mixer catches up (the readers tick, as they do
+	// while packets are deferred), the track goes on in step.
 	for range 300 {
+		for _, p := range pipes {
+			p.Tick()
+		}
 		if err := m.Step(); err != nil {
 			t.Fatal(err)
 		}
@@ -78,12 +97,28 @@ func TestMixInput_MemoryInUse(t *testing.T) {
 	ringAfter := pipes[0].ring.Cap()
 	runtime.KeepAlive(pipes)
 	decoder := decoderMemory(t, packets)
-	t.Logf("opus track at 8 kHz, 5 s budget (heap per track, %d tracks):", n)
+	t.Logf("opus track at 8 kHz, 5 s budget, %s (heap per track, %d tracks):", t.Name(), n)
 	t.Logf("  new (nothing decoded yet)            %6d bytes", fresh)
 	t.Logf("  in step, decoding speech with FEC    %6d bytes (ring %d samples)", inStep, ringInStep)
-	t.Logf("  the mixer waits 5 s for another      %6d bytes (ring %d samples)", grown, ringGrown)
+	t.Logf("  the mixer waits 5 s for another      %6d bytes (ring %d samples, packets deferred %v)", grown, ringGrown, queued)
 	t.Logf("  after the lag                        %6d bytes (ring %d samples)", after, ringAfter)
 	t.Logf("  of which the decoder, in use         %6d bytes", decoder)
+	for _, p := range pipes {
+		if s := p.Stats(); s.Late != 0 || s.Lost != 0 || s.Decoded != uint64(seq) || p.Deferred() {
+			t.Fatalf("stats %+v (packets deferred %v): want every packet decoded, none late or lost", s, p.Deferred())
+		}
+	}
+	if deferred {
+		if !queued || ringGrown != ringInStep || ringAfter != ringInStep {
+			t.Errorf("ring %d samples in step, %d while the mixer waited (packets deferred: %v), %d after: want it to keep its size and the packets deferred", ringInStep, ringGrown, queued, ringAfter)
+		}
+		for what, b := range map[string]int64{"in step": inStep, "while the mixer waits": grown, "after the lag": after} {
+			if b > 100_000 {
+				t.Errorf("%s: %d bytes per track, want at most 100 KB", what, b)
+			}
+		}
+		return
+	}
 	if ringGrown != pipes[0].ring.MaxCap() || ringAfter != ringInStep {
 		t.Errorf("ring %d samples in step, %d while the mixer waited, %d after: want it to grow to %d and shrink back", ringInStep, ringGrown, ringAfter, pipes[0].ring.MaxCap())
 	}

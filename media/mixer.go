@@ -126,9 +126,17 @@ type MixInput struct {
 	gated   atomic.Bool
 	gatedAt atomic.Uint64
 	gateEnd atomic.Uint64
-	joined  bool      // mixer goroutine: the mixer reached start
-	_       [0]func() // not comparable
+	// deferEnd is where the audio of the packets its pipeline queued
+	// undecoded ends (deferred.go), 0 while none is queued: InputsEnd
+	// counts it as written.
+	deferEnd atomic.Uint64
+	joined   bool      // mixer goroutine: the mixer reached start
+	_        [0]func() // not comparable
 }
+
+// Deferred reports whether the input's pipeline holds packets undecoded
+// (AudioPipeline.Deferred). Safe from any goroutine.
+func (in *MixInput) Deferred() bool { return in.deferEnd.Load() != 0 }
 
 // Gate tells the mixer that the input's producer writes nothing from now on,
 // on purpose, until Ungate: its track's gate (a pause with pause.Silence, a
@@ -407,7 +415,7 @@ func (m *Mixer) Inputs() int { return len(*m.inputs.Load()) }
 func (m *Mixer) InputsEnd() uint64 {
 	end := m.Written()
 	for _, in := range *m.inputs.Load() {
-		end = max(end, in.ring.End())
+		end = max(end, in.ring.End(), in.deferEnd.Load())
 	}
 	return end
 }

@@ -197,6 +197,8 @@ type AudioPipeline struct {
 
 	closed bool
 
+	dq deferQueue // packets whose decoding is deferred (deferred.go)
+
 	// A run of newest packets later than the budget (catchingUp): since
 	// arrival lateAt, when the track's audio was at timeline position
 	// latePos. lateSince: the first of the run's arrivals (catchingUp's
@@ -374,8 +376,20 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 		return nil // padding-only or oversized: nothing to decode
 	}
 	now := p.mixer.Now()
-	seq := pkt.SequenceNumber
-	if !p.started || pkt.SSRC != p.ssrc {
+	if p.dq.on && (p.dq.n > 0 || p.started) {
+		if p.deferPacket(pkt, now) {
+			p.processDue(false)
+			return nil
+		}
+	}
+	p.write(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, pkt.Payload, now)
+	return nil
+}
+
+// write processes one packet that arrived at now (WriteRTP, or a deferred
+// packet later: deferred.go).
+func (p *AudioPipeline) write(ssrc uint32, seq uint16, ts uint32, payload []byte, now uint64) {
+	if !p.started || ssrc != p.ssrc {
 		if p.started { // a new source: new timestamps, a new encoder
 			p.flushHeld(now)
 			p.finishSeq()
@@ -386,7 +400,7 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 			}
 			clear(p.seen[:])
 		}
-		p.started, p.ssrc, p.resync = true, pkt.SSRC, false
+		p.started, p.ssrc, p.resync = true, ssrc, false
 		p.nextSeq, p.decSeq, p.maxSeq = seq, seq, seq-1
 	}
 	if p.resync {
@@ -400,7 +414,7 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 	tag := uint32(seq) | 1<<16
 	if p.seen[int(seq)%seqWindow] == tag {
 		p.dups.Add(1)
-		return nil
+		return
 	}
 	p.seen[int(seq)%seqWindow] = tag
 	d := int16(seq - p.decSeq) // serial-number arithmetic: wraps at 2^16
@@ -408,7 +422,7 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 	case d < 0 && d >= -seqWindow/2:
 		// After the decoder gave up on it: placed at its own position if
 		// the mix has not been written there yet (decoded out of order).
-		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
+		p.emit(seq, ts, payload, now)
 	case d < 0 || d >= seqWindow/2:
 		// A sequence discontinuity: give up on what is missing. A forward
 		// jump up to maxDropout is a loss (RFC 3550 A.1); a longer one or
@@ -419,30 +433,29 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 			p.lost.Add(uint64(gap))
 		}
 		p.nextSeq, p.decSeq, p.maxSeq = seq, seq, seq-1
-		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
+		p.emit(seq, ts, payload, now)
 		p.decSeq++
 	case d == 0:
-		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
+		p.emit(seq, ts, payload, now)
 		p.decSeq++
 		p.drainHeld(now)
-	case p.codec == CodecOpus && int(d) < len(p.held) && len(pkt.Payload) <= heldPayload:
+	case p.codec == CodecOpus && int(d) < len(p.held) && len(payload) <= heldPayload:
 		if p.held[0].payload == nil {
 			p.allocHeld() // the first packet held (G.711 decodes in any order: never)
 		}
 		h := &p.held[int(seq)%len(p.held)]
-		h.valid, h.seq, h.ts, h.at = true, seq, pkt.Timestamp, now
-		h.payload = append(h.payload[:0], pkt.Payload...)
+		h.valid, h.seq, h.ts, h.at = true, seq, ts, now
+		h.payload = append(h.payload[:0], payload...)
 		p.nheld++
 	default:
 		// Beyond the hold window: decode what is held and this packet now;
 		// the missing ones may still come and be placed.
 		p.flushHeld(now)
 		p.decSeq = seq
-		p.emit(seq, pkt.Timestamp, pkt.Payload, now)
+		p.emit(seq, ts, payload, now)
 		p.decSeq++
 	}
 	p.releaseDue(now)
-	return nil
 }
 
 // allocHeld gives the reorder window its payload buffers, in one block: a
@@ -1320,6 +1333,7 @@ func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
 // ran on through the gap, as the track's file assumes); otherwise it
 // re-anchors the timeline at its arrival. Reader goroutine only.
 func (p *AudioPipeline) Resync() {
+	p.processDue(true) // what came before the gap first
 	p.resync = p.started
 	p.recheck = p.anchored
 }
@@ -1415,6 +1429,7 @@ func (p *AudioPipeline) Pause() {
 	if p.closed || !p.started {
 		return
 	}
+	p.processDue(true)
 	p.flushHeld(p.mixer.Now())
 	p.finishSeq()
 }
@@ -1426,6 +1441,7 @@ func (p *AudioPipeline) Close() error {
 	if p.closed {
 		return nil
 	}
+	p.processDue(true)
 	p.flushHeld(p.mixer.Now())
 	p.finishSeq()
 	p.closed = true

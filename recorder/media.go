@@ -118,6 +118,12 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 			file.Close()
 			return nil, err
 		}
+		if _, ok := t.Reader.(conference.DeadlineReader); ok {
+			// Its reader ticks while packets are deferred (room.run): the
+			// budget's audio waits undecoded while the mixer waits for
+			// another track (media/deferred.go).
+			pipe.EnableDefer()
+		}
 		ts.audio, ts.in, ts.mixer = pipe, in, sm.mixer
 		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
 		clock := max(float64(t.Codec.ClockRate), 1)
@@ -258,6 +264,15 @@ func (m *mediaSink) origin() time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// tick lets the mix pipeline decode the packets it deferred that the mixer
+// is about to need (room.run: the reader's read with a deadline timed out).
+// Reader goroutine.
+func (m *mediaSink) tick() {
+	if pipe, ok := m.audio.(*media.AudioPipeline); ok {
+		pipe.Tick()
+	}
 }
 
 // WriteRTP takes one packet of the track as it arrives: the gate (pause,
@@ -545,7 +560,7 @@ func keyframer(t *conference.Track) func() {
 }
 
 // newAudioPipeline returns the decoder of t's codec writing into in.
-func newAudioPipeline(t *conference.Track, in *media.MixInput) (packetSink, error) {
+func newAudioPipeline(t *conference.Track, in *media.MixInput) (*media.AudioPipeline, error) {
 	codec, err := media.CodecFromMime(t.Codec.MimeType)
 	if err != nil {
 		return nil, err

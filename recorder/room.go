@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -75,22 +76,47 @@ func (r *room) ConferenceEnded(err error) {
 
 // run is the one reader goroutine of rt: read, parse into a reused packet, hand
 // to every subscriber. It allocates nothing per packet.
+//
+// While a subscriber's mix pipeline holds packets undecoded (deferred: the
+// mixer waits for another track, media/deferred.go), the reader reads with a
+// deadline tickEvery ahead, if its track's reader takes one
+// (conference.DeadlineReader), and ticks every subscriber when it passes: a
+// track that stalls after it deferred audio that came in time still has it
+// decoded before the mixer needs it.
 func (r *room) run(rt *roomTrack) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	dr, _ := rt.t.Reader.(conference.DeadlineReader)
+	armed := false
 	for {
 		n, err := rt.t.Reader.ReadRTP(buf)
-		if err != nil {
+		switch {
+		case err == conference.ErrReadTimeout:
+			armed = false
+			for _, ts := range *rt.subs.Load() {
+				ts.tick()
+			}
+		case err != nil:
 			if err != io.EOF {
 				r.m.log.Debug("track reader ended", "track", rt.t.TrackID, "err", err)
 			}
+		case pkt.Unmarshal(buf[:n]) != nil:
+			continue // not RTP: counted nowhere, never logged per packet
+		default:
+			for _, ts := range *rt.subs.Load() {
+				ts.write(&pkt)
+			}
+		}
+		if err != nil && err != conference.ErrReadTimeout {
 			break
 		}
-		if pkt.Unmarshal(buf[:n]) != nil {
-			continue // not RTP: counted nowhere, never logged per packet
-		}
-		for _, ts := range *rt.subs.Load() {
-			ts.write(&pkt)
+		if dr != nil {
+			if want := rt.deferred(); want && !armed {
+				armed = dr.SetReadDeadline(time.Now().Add(tickEvery)) == nil
+			} else if !want && armed {
+				_ = dr.SetReadDeadline(time.Time{})
+				armed = false
+			}
 		}
 	}
 	r.mu.Lock()
@@ -109,6 +135,22 @@ func (r *room) run(rt *roomTrack) {
 	r.m.agentTrack(r.key.org, rt.t, -1)
 	r.m.log.Info("track ended", "conference", rt.t.ConferenceID, "userId", rt.t.UserID, "track", rt.t.TrackID)
 	r.m.gcRoom(r)
+}
+
+// tickEvery is how often a track's reader runs without a packet while a
+// subscriber's mix pipeline holds packets undecoded (see run): well within
+// the three quarters of a second the mixer leaves it (media/deferred.go).
+const tickEvery = 50 * time.Millisecond
+
+// deferred reports whether a subscriber's mix pipeline holds packets
+// undecoded. Reader goroutine.
+func (rt *roomTrack) deferred() bool {
+	for _, ts := range *rt.subs.Load() {
+		if ts.in != nil && ts.in.Deferred() {
+			return true
+		}
+	}
+	return false
 }
 
 // add subscribes ts; the caller holds room.mu.
@@ -226,6 +268,7 @@ type trackSub struct {
 	stream string // API stream id
 	path   string // the track's file
 	sink   packetSink
+	in     *media.MixInput // the sink's mix input, if any (deferred)
 	state  atomic.Int32
 	quiet  chan struct{} // closed by write when a closer waits
 	pkts   atomic.Uint64
@@ -255,6 +298,19 @@ const zeroWindow = time.Second
 type packetSink interface {
 	WriteRTP(*rtp.Packet) error
 	Close() error
+}
+
+// tick lets ts's sink process what it deferred (the reader's read with a
+// deadline timed out).
+func (ts *trackSub) tick() {
+	t, ok := ts.sink.(interface{ tick() })
+	if !ok || !ts.state.CompareAndSwap(subIdle, subBusy) {
+		return
+	}
+	t.tick()
+	if !ts.state.CompareAndSwap(subBusy, subIdle) {
+		close(ts.quiet) // state is subBusyClosing: the closer waits
+	}
 }
 
 func (ts *trackSub) write(p *rtp.Packet) {

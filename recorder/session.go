@@ -165,6 +165,9 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
 		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
+	if ms, ok := sink.(*mediaSink); ok {
+		ts.in = ms.in
+	}
 	err2 := s.commitLocked(context.Background(), func(r *Recording) {
 		st := r.stream(streamID)
 		if st == nil {

@@ -79,6 +79,19 @@ type RTPReader interface {
 	ReadRTP(buf []byte) (int, error)
 }
 
+// ErrReadTimeout is what ReadRTP returns when the read deadline a
+// DeadlineReader was given passed before a packet came: the track goes on.
+var ErrReadTimeout = errors.New("conference: read deadline passed")
+
+// DeadlineReader is an RTPReader whose ReadRTP can be made to return
+// ErrReadTimeout at a deadline (the zero time: none), so that its reader
+// goroutine gets to run without a packet (the mix's deferred decoding,
+// media.AudioPipeline.Tick). Called by the reader goroutine.
+type DeadlineReader interface {
+	RTPReader
+	SetReadDeadline(t time.Time) error
+}
+
 // Track is one remote media track of a conference. Adapters fill it in and hand
 // it to a Sink; after that its fields are never changed.
 type Track struct {

@@ -39,17 +39,30 @@ func NewPionTrack(remote *webrtc.TrackRemote, srs *SenderReports) *PionTrack {
 }
 
 // ReadRTP implements RTPReader. It reads into buf without allocating (unlike
-// TrackRemote.ReadRTP) and gives io.EOF once End was called or the read
-// deadline passed.
+// TrackRemote.ReadRTP) and gives io.EOF once End was called, ErrReadTimeout
+// when a deadline given to SetReadDeadline passed.
 func (t *PionTrack) ReadRTP(buf []byte) (int, error) {
 	if t.ended.Load() {
 		return 0, io.EOF
 	}
 	n, _, err := t.remote.Read(buf)
-	if t.ended.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
+	if t.ended.Load() {
 		return 0, io.EOF
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, ErrReadTimeout
+	}
 	return n, err
+}
+
+// SetReadDeadline implements DeadlineReader. A deadline set after End (it
+// replaces End's, which wakes the reader) delays the end to it at most:
+// ReadRTP checks End's flag before and after each read.
+func (t *PionTrack) SetReadDeadline(d time.Time) error {
+	if t.ended.Load() {
+		return nil
+	}
+	return t.remote.SetReadDeadline(d)
 }
 
 // End makes ReadRTP return io.EOF from now on, waking a blocked reader.

@@ -1,0 +1,182 @@
+package media
+
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Deferred decoding. While the mixer waits for a track that lags (up to the
+// latency budget), every other track goes on arriving in step, and its ring
+// would hold the whole budget of PCM: 80 KB per track for 5 s at 8 kHz, the
+// peak of a recording's memory. An Opus track whose reader can be woken
+// (EnableDefer) keeps instead, for the part of its audio more than
+// deferAhead beyond what the mixer has read (its ring's head), the packets
+// themselves, undecoded and in arrival order, with their arrival times: a
+// few KB a second. Each is processed exactly as it would have been on
+// arrival (WriteRTP's path, with its own arrival time: lateness, reordering,
+// sender reports and all) once the mixer comes within deferAhead of it:
+// checked at each packet and at each Tick, which the track's reader calls
+// while packets are deferred (Deferred) and none comes (it reads with a
+// deadline then), so a track that stalls after it queued audio that came in
+// time still has that audio decoded before the mixer needs it. The mixer
+// never lags more than the budget, and claims a frame the budget after its
+// end at the earliest, so from the moment a queued packet is due to the
+// moment the mixer could give up waiting for it the reader has at least
+// deferAhead (the join wait and deferLead: three quarters of a second by
+// default) to decode it. Pause,
+// Resync, ResyncAt and Close process everything queued first (what they
+// change applies to the packets after them), and so does a packet whose
+// audio begins within deferAhead of what the mixer read (one that was
+// missing there, and came late) before it is processed. A packet queue that is full
+// (deferSlots packets or deferBytes of payload) has its oldest packet
+// processed to make room: the ring then grows as it did before.
+//
+// The hot path stays as it was: no lock, no allocation per packet (the queue
+// is allocated when the track begins to defer, and dropped once shrinkAfter
+// packets in a row were not deferred: the lag is over).
+
+// deferLead is how far beyond the mixer's join wait a track decodes
+// ahead of what the mixer read: a track in step with the mixer is about
+// the join wait ahead of it (the mixer stays that far behind wall time) and
+// never defers; one more than deferAhead ahead (the mixer waits for
+// another) does.
+const deferLead = 250 * time.Millisecond
+
+// deferSlots and deferBytes bound the packet queue: 5.12 s of 20 ms packets,
+// and 5 s of 40 kbit/s (speech with in-band FEC is 24-32 kbit/s).
+const (
+	deferSlots = 256
+	deferBytes = 25 << 10
+)
+
+// deferredPacket is a queued packet: its payload is buf[off:off+n], after
+// pad bytes left unused at the end of buf (the payload did not fit there).
+type deferredPacket struct {
+	at   uint64 // arrival position
+	ssrc uint32
+	ts   uint32
+	off  uint32
+	seq  uint16
+	n    uint16
+	pad  uint16
+}
+
+// deferQueue is a pipeline's queue of deferred packets (reader goroutine).
+type deferQueue struct {
+	on    bool
+	ahead uint64 // deferAhead in samples
+	q     []deferredPacket
+	head  int // oldest entry
+	n     int // entries
+	buf   []byte
+	w     int // where the next payload goes in buf
+	used  int // bytes of buf in use, pads included
+	idle  int // packets in a row not deferred since the queue emptied
+}
+
+// EnableDefer lets the pipeline defer decoding (see above). Call it before
+// the first packet, and only when the track's reader calls Tick while
+// Deferred is true and no packet comes (at least every tenth of a second).
+// It does nothing for a codec other than Opus (G.711 decodes to twice its
+// size only). Reader goroutine.
+func (p *AudioPipeline) EnableDefer() {
+	if p.opus == nil {
+		return
+	}
+	p.dq.on = true
+	p.dq.ahead = p.mixer.joinWait + uint64(samples(deferLead, int(p.rate)))
+}
+
+// Deferred reports whether packets are queued undecoded: the reader must
+// call Tick while they are and no packet comes. Reader goroutine.
+func (p *AudioPipeline) Deferred() bool { return p.dq.n > 0 }
+
+// Tick processes the queued packets the mixer has come within deferAhead
+// of. Reader goroutine.
+func (p *AudioPipeline) Tick() {
+	p.processDue(false)
+}
+
+// deferPacket queues pkt, arrived at now, if packets are queued already or
+// its audio lies more than deferAhead beyond what the mixer read, and
+// reports whether it did.
+func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
+	d := &p.dq
+	if d.n == 0 {
+		pos, ok := p.PositionOf(pkt.Timestamp)
+		if pkt.SSRC != p.ssrc || p.settling || !ok || pos <= p.ring.Head()+d.ahead {
+			if d.q != nil {
+				if d.idle++; d.idle >= shrinkAfter {
+					d.q, d.buf = nil, nil // the lag is over: a track in step pays nothing for it
+				}
+			}
+			return false
+		}
+		d.idle = 0
+		if d.q == nil {
+			d.q = make([]deferredPacket, deferSlots)
+			d.buf = make([]byte, deferBytes)
+		}
+	} else if pos, ok := p.PositionOf(pkt.Timestamp); ok && pos <= p.ring.Head()+d.ahead {
+		// A packet for a place the mixer is about to need (one that was
+		// missing, reordered or late): what came before it goes to the
+		// ring first, in order, then it does.
+		p.processDue(true)
+		return false
+	}
+	n := len(pkt.Payload)
+	for {
+		off, pad := d.w, 0
+		if off+n > len(d.buf) {
+			off, pad = 0, len(d.buf)-d.w
+		}
+		if d.n < len(d.q) && d.used+pad+n <= len(d.buf) {
+			copy(d.buf[off:], pkt.Payload)
+			d.q[(d.head+d.n)%len(d.q)] = deferredPacket{at: now, ssrc: pkt.SSRC, ts: pkt.Timestamp, off: uint32(off), seq: pkt.SequenceNumber, n: uint16(n), pad: uint16(pad)}
+			d.n++
+			d.w, d.used = off+n, d.used+pad+n
+			if pos, ok := p.PositionOf(pkt.Timestamp); ok {
+				p.input.deferEnd.Store(pos + uint64(p.samplesOf(pkt.Payload)))
+			}
+			return true
+		}
+		if d.n == 0 {
+			return false // larger than the whole queue: processed now
+		}
+		p.processOne() // full: the oldest goes to the ring
+	}
+}
+
+// processDue processes queued packets in order, all of them with all, or
+// those whose audio begins within deferAhead of what the mixer read.
+func (p *AudioPipeline) processDue(all bool) {
+	d := &p.dq
+	for d.n > 0 {
+		if !all {
+			e := &d.q[d.head]
+			if pos, ok := p.PositionOf(e.ts); ok && e.ssrc == p.ssrc && pos > p.ring.Head()+d.ahead {
+				return
+			}
+		}
+		p.processOne()
+	}
+	if p.input.deferEnd.Load() != 0 {
+		p.input.deferEnd.Store(0)
+	}
+}
+
+// processOne processes the oldest queued packet as WriteRTP would have on
+// its arrival.
+func (p *AudioPipeline) processOne() {
+	d := &p.dq
+	e := d.q[d.head]
+	d.head = (d.head + 1) % len(d.q)
+	d.n--
+	d.used -= int(e.pad) + int(e.n)
+	if d.n == 0 {
+		d.w, d.used = 0, 0
+	}
+	// The payload stays in buf until the next deferPacket, which comes after.
+	p.write(e.ssrc, e.seq, e.ts, d.buf[e.off:e.off+uint32(e.n)], e.at)
+}

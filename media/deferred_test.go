@@ -1,0 +1,185 @@
+package media
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// TestAudioPipeline_DeferredDecodeLosesNothing: while the mixer waits for a
+// track that lags (b: a 4 s network stall, then a burst, within the 5 s
+// budget), the track in step (a: speech with in-band FEC) queues its packets
+// undecoded (deferred.go), but one of its packets, for a place just before b's
+// stall, comes 1.5 s late; then a itself stalls for 2.5 s, delivering the
+// packets of the stall in a burst at its end, while the mixer moves toward
+// the audio a queued. With a's reader ticking every 100 ms while packets are
+// deferred and none comes (as the recorder's reader does: it reads with a
+// deadline then), the mix is the very mix of decoding on arrival, to the
+// sample, and nothing is late or lost. Without the ticks, the audio a queued
+// in time is decoded only when a's next packet comes, after the mixer gave up
+// waiting for it: the mix lacks it (which is why the reader must tick).
+func TestAudioPipeline_DeferredDecodeLosesNothing(t *testing.T) {
+	packets := fecSpeech(t)
+	want, sw := deferredScenario(t, packets, false, false)
+	if sw.Late != 0 || sw.Lost != 0 {
+		t.Fatalf("decoding on arrival: stats of a %+v: want nothing late or lost (every packet came within the budget)", sw)
+	}
+	got, sa := deferredScenario(t, packets, true, true)
+	if sa.Late != 0 || sa.Lost != 0 || sa.Shed != 0 {
+		t.Errorf("deferred, ticking: stats of a %+v: want nothing late, lost or shed", sa)
+	}
+	if len(got) != len(want) || !slices.Equal(got, want) {
+		t.Errorf("deferred, ticking: the mix differs from decoding on arrival (%d samples, %d differ; %d samples on arrival)", len(got), differ(got, want), len(want))
+	}
+	noTick, sn := deferredScenario(t, packets, true, false)
+	t.Logf("without ticks: stats of a %+v, %d of %d samples differ", sn, differ(noTick, want), len(want))
+	if sn.Late == 0 || differ(noTick, want) == 0 {
+		t.Errorf("without ticks the queued audio should come too late for the mixer (stats %+v): the scenario no longer tests the ticks", sn)
+	}
+}
+
+func differ(a, b []int16) int {
+	n := max(len(a), len(b)) - min(len(a), len(b))
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// deferredScenario runs the scenario of TestAudioPipeline_DeferredDecodeLosesNothing
+// and returns the mix and a's stats.
+func deferredScenario(t *testing.T, packets [][]byte, deferred, tick bool) ([]int16, PipelineStats) {
+	sink := &captureSink{}
+	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+	t0 := c.t
+	var pipes [2]*AudioPipeline
+	for i := range pipes {
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deferred {
+			p.EnableDefer()
+		}
+		pipes[i] = p
+	}
+	const total = 600 // 12 s of 20 ms packets
+	// arrival of packet n of track i, in ms: 10 ms of transit, and a
+	// stall that delivers what was sent during it at its end.
+	arrival := func(i, n int) int {
+		at := n*20 + 10
+		if i == 0 && n == 95 {
+			// Reordered: it comes 1.5 s late, for a place the mixer,
+			// waiting for b, is about to need while a defers.
+			return 3400
+		}
+		from, to := 2000, 6000 // b
+		if i == 0 {
+			from, to = 6000, 8500
+		}
+		if at >= from && at < to {
+			return to
+		}
+		return at
+	}
+	// The packets of each track in the order they arrive.
+	var order [2][]int
+	for i := range order {
+		for n := range total {
+			order[i] = append(order[i], n)
+		}
+		slices.SortStableFunc(order[i], func(x, y int) int { return arrival(i, x) - arrival(i, y) })
+	}
+	next := [2]int{}
+	lastTick := 0
+	for ms := 0; ms <= total*20+6000; ms += 5 {
+		c.t = t0.Add(time.Duration(ms) * time.Millisecond)
+		got := false
+		for i, p := range pipes {
+			for next[i] < total && arrival(i, order[i][next[i]]) <= ms {
+				n := order[i][next[i]]
+				pkt := &rtp.Packet{Header: rtp.Header{SSRC: uint32(i + 1), SequenceNumber: uint16(n), Timestamp: uint32(960 * n)}, Payload: packets[(n+100*i)%len(packets)]}
+				if err := p.WriteRTP(pkt); err != nil {
+					t.Fatal(err)
+				}
+				next[i]++
+				got = got || i == 0
+			}
+		}
+		if got {
+			lastTick = ms
+		} else if tick && pipes[0].Deferred() && ms-lastTick >= 100 {
+			pipes[0].Tick() // a's reader: its read with a deadline timed out
+			lastTick = ms
+		}
+		if ms%20 == 0 {
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, p := range pipes {
+		p.Close()
+		m.RemoveInput(p.input)
+	}
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if deferred && pipes[0].dq.q == nil {
+		t.Fatal("a never deferred a packet: the scenario does not test deferring")
+	}
+	return sink.pcm, pipes[0].Stats()
+}
+
+// TestAudioPipeline_DeferredZeroAllocs: deferring a packet, and processing
+// the deferred ones as the mixer catches up, allocate nothing per packet
+// (the queue is allocated when the track begins to defer).
+func TestAudioPipeline_DeferredZeroAllocs(t *testing.T) {
+	packets := fecSpeech(t)
+	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, &discardSink{})
+	p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput("a", InputOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.EnableDefer()
+	pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1}}
+	i := 0
+	write := func(step bool) {
+		c.t = c.t.Add(20 * time.Millisecond)
+		pkt.Payload = packets[i%len(packets)]
+		if err := p.WriteRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+		i++
+		if step {
+			p.Tick()
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range len(packets) { // warm the decoder up over the whole stream
+		write(true)
+	}
+	for range 50 { // the mixer waits: the track begins to defer
+		write(false)
+	}
+	if !p.Deferred() {
+		t.Fatal("no packet deferred while the mixer waited")
+	}
+	if a := testing.AllocsPerRun(150, func() { write(false) }); a != 0 {
+		t.Errorf("WriteRTP deferring allocates %.2f times per packet, want 0", a)
+	}
+	if a := testing.AllocsPerRun(100, func() { write(true) }); a != 0 {
+		t.Errorf("WriteRTP+Tick+Step catching up allocate %.2f times per packet, want 0", a)
+	}
+	if s := p.Stats(); s.Late != 0 || s.Lost != 0 {
+		t.Errorf("stats %+v: want nothing late or lost", s)
+	}
+}
