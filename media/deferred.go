@@ -136,6 +136,7 @@ func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
 			d.q[(d.head+d.n)%len(d.q)] = deferredPacket{at: now, ssrc: pkt.SSRC, ts: pkt.Timestamp, off: uint32(off), seq: pkt.SequenceNumber, n: uint16(n), pad: uint16(pad)}
 			d.n++
 			d.w, d.used = off+n, d.used+pad+n
+			p.deferred.Add(1)
 			if pos, ok := p.PositionOf(pkt.Timestamp); ok {
 				p.input.deferEnd.Store(pos + uint64(p.samplesOf(pkt.Payload)))
 			}

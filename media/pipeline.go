@@ -58,6 +58,7 @@ type PipelineStats struct {
 	Skipped      uint64 // inactive Opus packets played as silence undecoded (counted in Decoded too)
 	Reanchors    uint64 // timeline re-anchors: new SSRC, timestamp jump, resume
 	BySR         uint64 // anchors placed by the sender's RTCP sender report, not by arrival
+	Deferred     uint64 // packets queued undecoded while the mixer waited for another track (deferred.go)
 	// BeforeStart counts packets whose audio (partly) maps before the
 	// track's start in the mix: before the recording's time zero, or before
 	// what the mix had written when the track joined (captured before the
@@ -250,7 +251,7 @@ type AudioPipeline struct {
 	origin   atomic.Int64
 	originOK atomic.Bool
 
-	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart atomic.Uint64
+	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart, deferred atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -329,6 +330,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		Skipped:      p.skipped(),
 		Reanchors:    p.reanchors.Load(),
 		BySR:         p.bySR.Load(),
+		Deferred:     p.deferred.Load(),
 		BeforeStart:  p.beforeStart.Load(),
 	}
 }

@@ -92,7 +92,6 @@ func (r *room) run(rt *roomTrack) {
 		n, err := rt.t.Reader.ReadRTP(buf)
 		switch {
 		case err == conference.ErrReadTimeout:
-			armed = false
 			for _, ts := range *rt.subs.Load() {
 				ts.tick()
 			}
@@ -111,8 +110,14 @@ func (r *room) run(rt *roomTrack) {
 			break
 		}
 		if dr != nil {
-			if want := rt.deferred(); want && !armed {
-				armed = dr.SetReadDeadline(time.Now().Add(tickEvery)) == nil
+			// A deadline that passed stays passed (every read times out)
+			// until it is set again: re-armed while packets are deferred,
+			// cleared once none is.
+			if want := rt.deferred(); want && (!armed || err != nil) {
+				if dr.SetReadDeadline(time.Now().Add(tickEvery)) != nil {
+					dr = nil // the track is gone: its reads fail from now on
+				}
+				armed = true
 			} else if !want && armed {
 				_ = dr.SetReadDeadline(time.Time{})
 				armed = false

@@ -221,7 +221,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 			s.log.Info("track's mix pipeline", "track", ts.t.TrackID, "userId", ts.t.UserID,
 				"originMs", origin.Sub(ms.mixer.Config().Start).Milliseconds(), "packets", st.Packets, "decoded", st.Decoded,
 				"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late, "shed", st.Shed,
-				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "ratio", pipe.Ratio())
+				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "deferred", st.Deferred, "ratio", pipe.Ratio())
 		}
 		if zero, sr, ok, srOK := ms.timing(); ok {
 			timing = &composition.TrackTiming{ClockRate: ts.t.Codec.ClockRate, RTPZero: zero}

@@ -3,6 +3,7 @@ package conference
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,9 @@ func (t *PionTrack) ReadRTP(buf []byte) (int, error) {
 	if t.ended.Load() {
 		return 0, io.EOF
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, ErrReadTimeout
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return 0, ErrReadTimeout // Pion's packet buffer: a net.Error that timed out
 	}
 	return n, err
 }
