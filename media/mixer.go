@@ -138,6 +138,10 @@ type MixInput struct {
 // (AudioPipeline.Deferred). Safe from any goroutine.
 func (in *MixInput) Deferred() bool { return in.deferEnd.Load() != 0 }
 
+// End returns the end of the audio its producer wrote (Ring.End), or holds
+// undecoded to write (Deferred), if later. Safe from any goroutine.
+func (in *MixInput) End() uint64 { return max(in.ring.End(), in.deferEnd.Load()) }
+
 // Gate tells the mixer that the input's producer writes nothing from now on,
 // on purpose, until Ungate: its track's gate (a pause with pause.Silence, a
 // blackout) dropped a packet whose audio begins at timeline position at,
@@ -415,7 +419,7 @@ func (m *Mixer) Inputs() int { return len(*m.inputs.Load()) }
 func (m *Mixer) InputsEnd() uint64 {
 	end := m.Written()
 	for _, in := range *m.inputs.Load() {
-		end = max(end, in.ring.End(), in.deferEnd.Load())
+		end = max(end, in.End())
 	}
 	return end
 }

@@ -526,7 +526,8 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 				continue
 			}
 			g.blackSince(pos) // audio from the start read only now stays out
-			end := max(g.in.Ring().End(), mx.Now()) + uint64(mx.FrameSamples())
+			// What it wrote, or holds undecoded (media/deferred.go).
+			end := max(g.in.End(), mx.Now()) + uint64(mx.FrameSamples())
 			written = max(written, g.in.MuteFrom(pos))
 			g.in.UnmuteFrom(end) // the gate keeps the participant out from here on
 		}
