@@ -181,7 +181,7 @@
 // place was written; one given up on and arriving later is in both.
 //
 // Memory per track at 8 kHz with the default 5 s budget
-// (TestMixInput_MemoryPerTrack logs it): the ring starts at one second
+// (TestMixInput_MemoryInUse logs it): the ring starts at one second
 // (16,000 bytes) and grows, doubling, to the budget plus a second (ringSlack
 // in mixer.go: packets placed ahead, a mixer goroutine running late; 96,000
 // bytes) only when its track, or another the mixer waits for, lags
@@ -193,8 +193,12 @@
 // 960) and, for Opus, the reorder window (8 × 512 bytes, 4,096, from the
 // first packet held) and the decoder (about 11 KB new, 28 KB once it decodes
 // a browser's speech). In all (TestMixInput_MemoryInUse): an Opus track in
-// step 57.7 KB; 139.6 KB while the mixer waits the whole budget for another
-// track (the ring's growth); 57.7 KB again after.
+// step 58.5 KB; 140.5 KB while the mixer waits the whole budget for another
+// track (the ring's growth); 58.5 KB again after. An Opus track whose reader
+// can be woken (the recorder's, conference.DeadlineReader) defers decoding
+// instead (deferred.go: EnableDefer): its ring keeps its second while the
+// mixer waits, and the packets beyond wait undecoded in a queue of 256 slots
+// and 25 KB of payload (allocated while it defers): 94.0 KB at that peak.
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
 // the mixer's input and cut lists sit behind atomic.Pointers and are replaced
