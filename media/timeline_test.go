@@ -46,7 +46,11 @@ func (s *onsetSink) WriteFrame(pcm []int16) error {
 // a 300 ms stall every 97 s. A 100 ms beep every minute must land in the mix
 // where it was sent in our time (plus the first packet's delay, which places
 // the track), within 40 ms, from the first to the last: the drift is
-// resampled away, and the track spans the time it was sent in, ±0.1 %.
+// resampled away, and the track spans the time it was sent in, ±0.1 %. The
+// same with RTCP sender reports, which the live mix then follows instead of
+// the arrivals: every 5 s and each off by up to 7 ms (Chromium's), and every
+// second with one in a hundred stamped 40 ms late (Pion's, by a write that
+// stalled).
 func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two hours of audio")
@@ -57,11 +61,19 @@ func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
 		silence[i], beep[i] = itu.EncodeMuLaw(0), itu.EncodeMuLaw(tone[i])
 	}
 	for _, tt := range []struct {
-		ratio float64
-		d     time.Duration
-	}{{1.001, 2 * time.Hour}, {0.995, 30 * time.Minute}} {
+		ratio   float64
+		d       time.Duration
+		reports time.Duration // between sender reports; 0: none
+	}{
+		{1.001, 2 * time.Hour, 0}, {0.995, 30 * time.Minute, 0},
+		{1.001, 2 * time.Hour, 5 * time.Second}, {0.995, 30 * time.Minute, time.Second},
+	} {
 		ratio, d := tt.ratio, tt.d
-		t.Run(fmt.Sprintf("%v at %.3f", d, ratio), func(t *testing.T) {
+		name := fmt.Sprintf("%v at %.3f", d, ratio)
+		if tt.reports > 0 {
+			name += fmt.Sprintf(", a sender report every %v", tt.reports)
+		}
+		t.Run(name, func(t *testing.T) {
 			sink := &onsetSink{}
 			m, c := newVirtualMixer(MixConfig{}, sink)
 			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("t", InputOptions{})})
@@ -75,6 +87,7 @@ func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
 			var want []time.Duration // our time each beep was sent
 			next := time.Duration(0) // the mixer's next step
 			var j0 time.Duration     // the first packet's delay: the track starts at its arrival
+			sr := time.Second        // the sender's next report, in our time
 			for i := 0; i < n; i++ {
 				sent := time.Duration(float64(i) * float64(20*time.Millisecond) * ratio)
 				at := sent + time.Duration(r.IntN(60))*time.Millisecond
@@ -90,6 +103,18 @@ func TestAudioPipeline_TwoHoursOfDrift(t *testing.T) {
 				}
 				if i == 0 {
 					j0 = at
+				}
+				// The sender's reports until now: at its time w its RTP
+				// clock (8000 Hz, slow by ratio) showed 8000·w/ratio.
+				for ; tt.reports > 0 && sr <= at; sr += tt.reports {
+					k := int(sr / tt.reports)
+					stamp := sr
+					if tt.reports >= 5*time.Second {
+						stamp += time.Duration((k*7)%15-7) * time.Millisecond // up to 7 ms off
+					} else if k%100 == 37 {
+						stamp -= 40 * time.Millisecond // a write that stalled
+					}
+					p.SenderReport(1, t0.Add(sr), uint32(stamp.Seconds()*8000/ratio))
 				}
 				c.t = t0.Add(at)
 				pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(160*i)
