@@ -191,7 +191,21 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 	// place it: for a sender whose audio clock slips the file holds the
 	// samples back to back, and the live mix follows the reports, as the
 	// composite and the offline mix do.
-	mixAgreesWithTrack(t, dir, ev.InstanceID, avBeep)
+	mixOnsets := mixAgreesWithTrack(t, dir, ev.InstanceID, avBeep)
+	if src.slips && len(mixOnsets) > 0 {
+		// One clock: the sender's wall clock, not its audio clock, places
+		// its audio in the live mix (by its reports). Its beeps leave
+		// avEvery apart by its wall clock (its audio clock, 0.5 % slow
+		// with a 100 ms stall, counts them 100-150 ms apart by the end): in
+		// the mix each is within 20 ms of a whole number of avEvery after
+		// the first.
+		for _, o := range mixOnsets[1:] {
+			d := (o - mixOnsets[0]).Seconds()
+			if off := d - math.Round(d/avEvery)*avEvery; math.Abs(off) > 0.020 {
+				t.Errorf("the mix's beep at %v is %+.0f ms from the sender's clock (beeps %v s apart from the first at %v)", o, off*1000, avEvery, mixOnsets[0])
+			}
+		}
+	}
 
 	// The flashes (white at the middle of the canvas, 4× smaller) against
 	// the beeps of the composite's own audio.

@@ -290,8 +290,9 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 // mix where they begin in the file so placed, within 20 ms, before and after
 // any pause (the recording's pause behavior is silence: mix positions are
 // the timeline's), and that the mix has no beep the file lacks. Onsets are
-// taken in 10 ms windows stepped by 1 ms, the same way in both.
-func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
+// taken in 10 ms windows stepped by 1 ms, the same way in both. It returns
+// the mix's onsets.
+func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) []time.Duration {
 	t.Helper()
 	objects, man := recordingFiles(t, dir, instanceID)
 	mixData, err := os.ReadFile(objects[composition.MixFile])
@@ -345,6 +346,7 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) {
 			}
 		}
 	}
+	return mix
 }
 
 // stepBy returns how far the steps of a track's sender reports
