@@ -126,13 +126,15 @@ type RuntimeConfig struct {
 // DefaultGCPercent is the recorder's GOGC when neither runtime.gcPercent
 // nor the GOGC environment variable sets one (Go's own default is 100). A
 // recorder's heap is nearly all long-lived per-stream state and it
-// allocates little per second once its streams run, so collecting at 1.5×
+// allocates nothing per packet once its streams run, so collecting at 1.25×
 // the live heap instead of 2× costs no CPU one can measure and holds about
-// 40 KB less per stream (BENCHMARKS.md, 2026-12-06 01:58: N=200, 385 → 343
-// KB with the mix, 315 → 259 without; CPU 2.80 vs 2.82 and 1.37 vs 1.36 ms
-// per stream-second, back to back). The runtime returns freed pages to the
+// 80 KB less per stream: gcPercent 50 (session 7, BENCHMARKS.md 2026-12-06
+// 01:58: N=200, 385 → 343 KB with the mix, 315 → 259 without, CPU the
+// same), then 25 (session 8, 04:52, alternating runs at N=200 with the mix:
+// 299 and 302 KB against 332 and 348 at 50; CPU 2.26 and 2.12 against 2.20
+// and 2.14 ms per stream-second). The runtime returns freed pages to the
 // OS by itself (its background scavenger keeps RSS near the heap goal).
-const DefaultGCPercent = 50
+const DefaultGCPercent = 25
 
 func (r RuntimeConfig) validate() error {
 	switch {
