@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // videoPage publishes Chromium's fake 640x480 camera to the WHIP endpoint,
@@ -74,18 +75,23 @@ type videoSample struct {
 // it stays near its 300 kbit/s start (a real camera's picture then lowers
 // its resolution for seconds: qualityLimitationReason "bandwidth"). What the
 // sender sends each half second is logged: resolution, bitrate, estimate.
+// At capacity (capacity.streams 1, the camera being that stream) the REMB
+// asks a quarter of the target (whip.VideoBitrateAt): Chromium's estimate
+// rises to that and no further.
 func TestBrowser_VideoBitrateFromTheStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
 	chromium := testenv.LookPath(t, "chromium")
 	for _, c := range []struct {
-		name    string
-		bitrate int64
-	}{{"without REMB", -1}, {"with REMB", 0}} {
+		name     string
+		bitrate  int64
+		capacity int
+	}{{"without REMB", -1, 0}, {"with REMB", 0, 0}, {"with REMB at capacity", 0, 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t.TempDir())
 			cfg.WebRTC.VideoBitrate = c.bitrate
+			cfg.Capacity.Streams = c.capacity
 			cfg.SetDefaults()
 			samples := publishChromiumVideo(t, chromium, startServiceConfig(t, cfg, nil))
 			var prev videoSample
@@ -108,9 +114,17 @@ func TestBrowser_VideoBitrateFromTheStart(t *testing.T) {
 			if c.bitrate < 0 && best >= 1_000_000 {
 				t.Errorf("without REMB Chromium's bandwidth estimate reached %d kbit/s: something else raised it", best/1000)
 			}
-			if c.bitrate == 0 && best < config.DefaultVideoBitrate*8/10 {
+			want := int64(whip.VideoBitrateAt(config.DefaultVideoBitrate, c.capacity, c.capacity)) // load = capacity: the camera
+			if c.capacity > 0 && want != config.DefaultVideoBitrate/4 {
+				t.Fatalf("at capacity the REMB asks %d bit/s, want a quarter of %d", want, config.DefaultVideoBitrate)
+			}
+			if c.bitrate == 0 && best < want*8/10 {
 				t.Errorf("with REMB at %d kbit/s Chromium's bandwidth estimate reached only %d kbit/s in %v",
-					config.DefaultVideoBitrate/1000, best/1000, samples[len(samples)-1].at)
+					want/1000, best/1000, samples[len(samples)-1].at)
+			}
+			if c.capacity > 0 && best > want*11/10 {
+				t.Errorf("with REMB at %d kbit/s (a quarter of %d: at capacity) Chromium's bandwidth estimate reached %d kbit/s",
+					want/1000, config.DefaultVideoBitrate/1000, best/1000)
 			}
 		})
 	}
