@@ -11,7 +11,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -265,11 +264,7 @@ func TestSeed003_Agent(t *testing.T) {
 		t.Fatalf("composition of callB: %d %+v", st, comp.Composition)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	if len(pcm) < 2*8000 {
 		t.Fatalf("callB's mix is %d samples", len(pcm))
 	}

@@ -112,8 +112,7 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 		t.Errorf("browser track codec %s", codec)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, _ := wavwriter.ParseHeader(wav)
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	if len(pcm) < 3*8000 {
 		t.Fatalf("mix is %d samples", len(pcm))
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -117,11 +116,7 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 		t.Fatalf("composition: %d %+v", st, comp.Composition)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	if len(pcm) < 2*8000 {
 		t.Fatalf("the mix has %d samples", len(pcm))
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
@@ -301,8 +300,7 @@ func TestEndToEnd_Codecs(t *testing.T) {
 		t.Error("no keyframe request (PLI) reached the video senders")
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, _ := wavwriter.ParseHeader(wav)
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	body := pcm[4000 : len(pcm)-2000]
 	for _, f := range []float64{500, 700, 1100} {
 		if a := mediatest.Goertzel(body, 8000, f); a < 2000 {

@@ -244,8 +244,7 @@ func TestEndToEnd_TwoRecordingsOfOneConference(t *testing.T) {
 			t.Fatalf("%s: %+v", conv, comp)
 		}
 		wav := fetch(t, comp.Composition.Outputs[0].URL)
-		hdr, _ := wavwriter.ParseHeader(wav)
-		pcm := samples(wav[hdr.DataOffset:])
+		pcm := wavPCM(t, wav)
 		if d := float64(len(pcm)) / 8000; d < minDur {
 			t.Errorf("%s: mix %.2f s, want at least %.1f s", conv, d, minDur)
 		}
@@ -286,8 +285,7 @@ func TestEndToEnd_TenantIsolation(t *testing.T) {
 		t.Fatalf("streams %+v, want only mine", comp.Streams)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, _ := wavwriter.ParseHeader(wav)
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	if a, b := mediatest.Goertzel(pcm, 8000, 450), mediatest.Goertzel(pcm, 8000, 900); a < 2000 || b > 50 {
 		t.Errorf("450 Hz (mine) %.0f, 900 Hz (theirs) %.0f: want only mine", a, b)
 	}

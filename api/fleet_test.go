@@ -22,7 +22,6 @@ import (
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
@@ -532,11 +531,7 @@ func TestFleet_WHIPRedirectedToPinnedInstance(t *testing.T) {
 		t.Fatalf("composition: %d %+v", st, comp)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	last := pcm[max(0, len(pcm)-8000) : len(pcm)-800] // the last second: both publishers
 	for _, f := range []float64{440, 660} {
 		if lv := mediatest.Goertzel(last, 8000, f); lv < 1000 {
@@ -652,11 +647,7 @@ func TestFleet_TakeoverOfADeadOwner(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		hdr, err := wavwriter.ParseHeader(wav)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pcm := samples(wav[hdr.DataOffset:])
+		pcm := wavPCM(t, wav)
 		t.Logf("%s: mix %v", what, time.Duration(len(pcm))*time.Second/8000)
 		if time.Duration(len(pcm))*time.Second/8000 < min {
 			t.Errorf("%s: mix of %d samples, want at least %v", what, len(pcm), min)
@@ -824,11 +815,7 @@ func takeoverKeeps(t *testing.T, held string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	at := func(d time.Duration) int { return min(len(pcm), int(d*8000/time.Second)) }
 	paused := resumed.Sub(r2.Started)
 	if lv := mediatest.Goertzel(pcm[:at(paused-200*time.Millisecond)], 8000, 440); lv > 50 {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
 // TestService_Postgres runs the service on a real PostgreSQL: a recording of a
@@ -58,11 +57,7 @@ func TestService_Postgres(t *testing.T) {
 	// Both recorders share LOCAL storage here only through the first one's
 	// signed URL: fetch the mix from where the first recorder serves it.
 	wav := fetch(t, before.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := mediatest.Goertzel(samples(wav[hdr.DataOffset:]), 8000, 660); a < 2000 {
+	if a := mediatest.Goertzel(wavPCM(t, wav), 8000, 660); a < 2000 {
 		t.Errorf("mix tone amplitude %.0f, want the 660 Hz tone", a)
 	}
 }

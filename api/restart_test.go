@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -73,11 +72,7 @@ func TestService_RestartServesStoppedRecording(t *testing.T) {
 	// A URL signed before the restart still works (the signing key persisted),
 	// and the mix holds the tone.
 	wav := fetch(t, strings.Replace(mixURL, h.url, h2.url, 1))
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := mediatest.Goertzel(samples(wav[hdr.DataOffset:]), 8000, 550); a < 2000 {
+	if a := mediatest.Goertzel(wavPCM(t, wav), 8000, 550); a < 2000 {
 		t.Errorf("mix served after restart: 550 Hz amplitude %.0f", a)
 	}
 }
@@ -141,8 +136,7 @@ func TestAPI_BadRequestsDoNotDisturbRecording(t *testing.T) {
 		t.Errorf("%d streams, want 1", len(comp.Streams))
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, _ := wavwriter.ParseHeader(wav)
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	// Every 100 ms window after the first 200 ms holds the tone: no gap.
 	for a := 1600; a+800 <= len(pcm)-800; a += 800 {
 		if lvl := mediatest.Goertzel(pcm[a:a+800], 8000, 440); lvl < 4000 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -122,11 +121,7 @@ func TestSeed004_PrefixedRecording(t *testing.T) {
 		t.Fatalf("mix URL %s, want it under %s", u, signedPrefix)
 	}
 	wav := fetch(t, u)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := wavPCM(t, wav)
 	if len(pcm) < 8000 {
 		t.Fatalf("mix holds %d samples, want at least 1 s", len(pcm))
 	}
