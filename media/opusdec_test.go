@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
 )
 
 // speechPackets returns testdata/speech.ogg's packets: 20 s of
@@ -42,12 +43,8 @@ func decodeAll(t testing.TB, d *opusDecoder, packets [][]byte) []int16 {
 
 // fidelity compares a decode that skips inactive packets with a full one.
 type fidelity struct {
-	skipped       float64 // fraction of packets skipped
-	snrSpeech     float64 // dB, over the 20 ms frames whose full decode is above -40 dBFS
-	snrAll        float64 // dB, over everything
-	loudestSkip   float64 // dBFS: the loudest frame the full decode has where the skipping one is silent
-	onsets        int     // speech onsets (a frame above -40 dBFS after at least 200 ms below)
-	onsetShiftMax float64 // ms: the largest difference in where an onset first passes -40 dBFS
+	skipped float64 // fraction of packets skipped
+	mediatest.Fidelity
 }
 
 // measureFidelity decodes the speech fixture at rate in full and with the
@@ -66,53 +63,7 @@ func measureFidelity(t testing.TB, rate int, skipInactive, skipHybridCELT bool) 
 	if len(a) != len(b) {
 		t.Fatalf("full decode %d samples, skipping decode %d", len(a), len(b))
 	}
-	frame := rate / 50
-	thr := 32768 * math.Pow(10, -40.0/20) // -40 dBFS
-	var f fidelity
-	f.skipped = float64(skip.Skipped()) / float64(len(packets))
-	var sigSpeech, errSpeech, sigAll, errAll float64
-	quiet := 0
-	for i := 0; i+frame <= len(a); i += frame {
-		var s, e, peakA, peakB float64
-		for j := i; j < i+frame; j++ {
-			x, y := float64(a[j]), float64(b[j])
-			s += x * x
-			e += (x - y) * (x - y)
-			peakA, peakB = max(peakA, math.Abs(x)), max(peakB, math.Abs(y))
-		}
-		sigAll += s
-		errAll += e
-		rms := math.Sqrt(s / float64(frame))
-		if rms > thr {
-			sigSpeech += s
-			errSpeech += e
-		}
-		if peakB == 0 && rms > 0 {
-			f.loudestSkip = max(f.loudestSkip, rms)
-		}
-		if rms > thr {
-			if quiet >= 10 { // an onset: find where each decode first passes the threshold
-				f.onsets++
-				first := func(x []int16) int {
-					for j := i - frame; j < i+frame; j++ {
-						if math.Abs(float64(x[j])) > thr {
-							return j
-						}
-					}
-					return i + frame
-				}
-				shift := math.Abs(float64(first(a)-first(b))) * 1000 / float64(rate)
-				f.onsetShiftMax = max(f.onsetShiftMax, shift)
-			}
-			quiet = 0
-		} else {
-			quiet++
-		}
-	}
-	f.snrSpeech = 10 * math.Log10(sigSpeech/max(errSpeech, 1e-9))
-	f.snrAll = 10 * math.Log10(sigAll/max(errAll, 1e-9))
-	f.loudestSkip = 20 * math.Log10(max(f.loudestSkip, 1e-9)/32768)
-	return f
+	return fidelity{float64(skip.Skipped()) / float64(len(packets)), mediatest.CompareDecodes(a, b, rate)}
 }
 
 // TestOpusDecoder_SkipFidelity: skipping the inactive packets of speech with
@@ -124,18 +75,18 @@ func TestOpusDecoder_SkipFidelity(t *testing.T) {
 	for _, rate := range []int{8000, 16000, 48000} {
 		f := measureFidelity(t, rate, true, false)
 		t.Logf("%d Hz: %.0f %% of packets skipped; SNR %.1f dB on speech frames, %.1f dB overall; loudest skipped frame %.1f dBFS; %d onsets, largest shift %.2f ms",
-			rate, 100*f.skipped, f.snrSpeech, f.snrAll, f.loudestSkip, f.onsets, f.onsetShiftMax)
+			rate, 100*f.skipped, f.SNRSpeech, f.SNRAll, f.LoudestSkip, f.Onsets, f.OnsetShiftMax)
 		if f.skipped < 0.25 {
 			t.Errorf("%d Hz: only %.0f %% of packets skipped in speech with pauses", rate, 100*f.skipped)
 		}
-		if f.snrSpeech < 40 {
-			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", rate, f.snrSpeech)
+		if f.SNRSpeech < 40 {
+			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", rate, f.SNRSpeech)
 		}
-		if f.onsets < 3 || f.onsetShiftMax > 1 {
-			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", rate, f.onsets, f.onsetShiftMax)
+		if f.Onsets < 3 || f.OnsetShiftMax > 1 {
+			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", rate, f.Onsets, f.OnsetShiftMax)
 		}
-		if f.loudestSkip > -40 {
-			t.Errorf("%d Hz: a skipped frame is %.1f dBFS in the full decode; want below -40", rate, f.loudestSkip)
+		if f.LoudestSkip > -40 {
+			t.Errorf("%d Hz: a skipped frame is %.1f dBFS in the full decode; want below -40", rate, f.LoudestSkip)
 		}
 	}
 }
@@ -230,12 +181,12 @@ func TestOpusDecoder_SkipHybridCELTFidelity(t *testing.T) {
 	}{{8000, false}, {16000, false}, {8000, true}, {16000, true}} {
 		f := measureFidelity(t, c.rate, c.inactive, true)
 		t.Logf("%d Hz, hybrid CELT skipped (%d hybrid packets), inactive skipped %t: SNR %.1f dB on speech frames, %.1f dB overall; %d onsets, largest shift %.2f ms",
-			c.rate, hybrid, c.inactive, f.snrSpeech, f.snrAll, f.onsets, f.onsetShiftMax)
-		if f.snrSpeech < 40 {
-			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", c.rate, f.snrSpeech)
+			c.rate, hybrid, c.inactive, f.SNRSpeech, f.SNRAll, f.Onsets, f.OnsetShiftMax)
+		if f.SNRSpeech < 40 {
+			t.Errorf("%d Hz: SNR on speech frames %.1f dB; want 40 dB or more", c.rate, f.SNRSpeech)
 		}
-		if f.onsets < 3 || f.onsetShiftMax > 1 {
-			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", c.rate, f.onsets, f.onsetShiftMax)
+		if f.Onsets < 3 || f.OnsetShiftMax > 1 {
+			t.Errorf("%d Hz: %d onsets, largest shift %.2f ms; want 3 or more, within 1 ms", c.rate, f.Onsets, f.OnsetShiftMax)
 		}
 	}
 	// At 48 kHz the CELT layer is heard: the setting leaves it decoded.

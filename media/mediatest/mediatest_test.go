@@ -65,3 +65,25 @@ func TestChannelAndAdd(t *testing.T) {
 		t.Errorf("RMS = %v", r)
 	}
 }
+
+// TestCompareDecodes: a decode that silences a tone burst's first 20 ms
+// frame shifts its onset by 20 ms and reports that frame's level as the
+// loudest skipped; an identical decode differs in nothing.
+func TestCompareDecodes(t *testing.T) {
+	const rate = 8000
+	ref := make([]int16, rate) // 0.5 s of silence, then 0.5 s of a -6 dBFS tone
+	SineInto(ref[rate/2:], 440, rate, 0, 16384)
+	same := CompareDecodes(ref, append([]int16(nil), ref...), rate)
+	if same.Onsets != 1 || same.OnsetShiftMax != 0 || same.SNRSpeech < 150 || same.LoudestSkip > -150 {
+		t.Errorf("identical decodes: %+v; want one onset, no shift, no error, nothing skipped", same)
+	}
+	cut := append([]int16(nil), ref...)
+	clear(cut[rate/2 : rate/2+rate/50])
+	f := CompareDecodes(ref, cut, rate)
+	if f.Onsets != 1 || math.Abs(f.OnsetShiftMax-20) > 1 {
+		t.Errorf("first frame silenced: %d onsets, shift %.2f ms; want one, 20 ms", f.Onsets, f.OnsetShiftMax)
+	}
+	if want := DBFS(RMS(ref[rate/2 : rate/2+rate/50])); math.Abs(f.LoudestSkip-want) > 0.1 {
+		t.Errorf("first frame silenced: loudest skipped %.1f dBFS; want %.1f", f.LoudestSkip, want)
+	}
+}

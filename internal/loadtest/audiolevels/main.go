@@ -37,6 +37,7 @@ import (
 	"github.com/rtcrec/recorder/internal/opus"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
@@ -277,9 +278,9 @@ func report(pkts []packet) {
 			}
 		}
 		got := decode(pkts, pol.skip)
-		f := compare(full, got)
+		f := mediatest.CompareDecodes(full, got, 8000)
 		fmt.Printf("%-28s skipped %5.1f %%: SNR speech %.1f dB, overall %.1f dB; loudest skipped frame %.1f dBFS; %d onsets, largest shift %.2f ms\n",
-			pol.name, 100*float64(n)/float64(len(pkts)), f.snrSpeech, f.snrAll, f.loudestSkip, f.onsets, f.onsetShiftMax)
+			pol.name, 100*float64(n)/float64(len(pkts)), f.SNRSpeech, f.SNRAll, f.LoudestSkip, f.Onsets, f.OnsetShiftMax)
 	}
 }
 
@@ -315,59 +316,4 @@ func decode(pkts []packet, skip func(packet) bool) []int16 {
 		out = append(out, buf[:n]...)
 	}
 	return out
-}
-
-type fidelity struct {
-	snrSpeech, snrAll, loudestSkip, onsetShiftMax float64
-	onsets                                        int
-}
-
-// compare is media's measureFidelity.
-func compare(a, b []int16) fidelity {
-	rate := 8000
-	frame := rate / 50
-	thr := 32768 * math.Pow(10, -40.0/20)
-	var f fidelity
-	var sigSpeech, errSpeech, sigAll, errAll float64
-	quiet := 0
-	for i := 0; i+frame <= len(a) && i+frame <= len(b); i += frame {
-		var s, e, peakB float64
-		for j := i; j < i+frame; j++ {
-			x, y := float64(a[j]), float64(b[j])
-			s += x * x
-			e += (x - y) * (x - y)
-			peakB = max(peakB, math.Abs(y))
-		}
-		sigAll += s
-		errAll += e
-		rms := math.Sqrt(s / float64(frame))
-		if rms > thr {
-			sigSpeech += s
-			errSpeech += e
-		}
-		if peakB == 0 && rms > 0 {
-			f.loudestSkip = max(f.loudestSkip, rms)
-		}
-		if rms > thr {
-			if quiet >= 10 && i >= frame {
-				f.onsets++
-				first := func(x []int16) int {
-					for j := i - frame; j < i+frame; j++ {
-						if math.Abs(float64(x[j])) > thr {
-							return j
-						}
-					}
-					return i + frame
-				}
-				f.onsetShiftMax = max(f.onsetShiftMax, math.Abs(float64(first(a)-first(b)))*1000/float64(rate))
-			}
-			quiet = 0
-		} else {
-			quiet++
-		}
-	}
-	f.snrSpeech = 10 * math.Log10(sigSpeech/max(errSpeech, 1e-9))
-	f.snrAll = 10 * math.Log10(sigAll/max(errAll, 1e-9))
-	f.loudestSkip = 20 * math.Log10(max(f.loudestSkip, 1e-9)/32768)
-	return f
 }
