@@ -50,9 +50,17 @@ func main() {
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
 		hog         = flag.Bool("hog", false, "with -pin: a busy competitor process shares the receiver's CPU (it gets about half of it)")
-		keep        = flag.Bool("keep", false, "keep each step's scratch directory (the receiver's log and files; implies a -dir that is kept)")
+		keep        = flag.Bool("keep", false, "keep each step's scratch directory (the receiver's log and files; implies a -dir that is kept); the recorder's are analysed after the table (see -analyze)")
+		analyze     = flag.String("analyze", "", "only analyse a kept recorder step directory (the one holding recorder.log): per recording, the stop, each track's end against it by its sender's reports, the mix's length against the recording, the mix pipelines' counters")
 	)
 	flag.Parse()
+	if *analyze != "" {
+		if err := printAnalysis(*analyze); err != nil {
+			fmt.Fprintln(os.Stderr, "recorder-load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *sockets, *hog, *keep, *extra, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
@@ -154,7 +162,25 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	fmt.Printf("\n%s UTC, %s, receiver pinned: %t, busy competitor on its CPU: %t, recorder UDP: %s, %d s window after %d s warm-up, %d streams per conference\n\n",
 		started.UTC().Format("2006-01-02 15:04"), cpuModel(), pin, hog && pin, udpMode(udpMux, sockets), int(window.Seconds()), int(warmup.Seconds()), perConf)
 	loadtest.Table(os.Stdout, results)
+	for _, r := range results {
+		if r.Dir != "" && strings.HasPrefix(r.System, loadtest.SystemRecorder) {
+			fmt.Printf("\n%s, N=%d (%s):\n\n", r.System, r.Streams, r.Dir)
+			if aerr := printAnalysis(r.Dir); aerr != nil {
+				fmt.Fprintln(os.Stderr, "recorder-load:", aerr)
+			}
+		}
+	}
 	return err
+}
+
+// printAnalysis prints the analysis of a kept recorder step directory.
+func printAnalysis(dir string) error {
+	a, err := loadtest.Analyze(dir)
+	if err != nil {
+		return err
+	}
+	a.Print(os.Stdout)
+	return nil
 }
 
 // udpMode names how the recorder receives UDP.

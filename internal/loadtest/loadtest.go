@@ -119,6 +119,7 @@ type Result struct {
 	Load1       float64 // the machine's 1-minute load average at the end of the window
 	Err         string  // why the step failed, if it did
 	FilesDetail string
+	Dir         string // the step's scratch directory, when kept (Config.Keep): see Analyze
 }
 
 // CPUPerStreamSecond is the receiver's CPU per stream per second of media,
@@ -321,6 +322,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	if cfg.Keep {
+		r.Dir = dir
 		logf("   scratch directory kept: %s", dir)
 	} else {
 		defer os.RemoveAll(dir)

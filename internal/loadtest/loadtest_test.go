@@ -41,7 +41,7 @@ func TestRun_SmallLoad(t *testing.T) {
 	cfg := Config{
 		Recorder: bin, FFmpeg: ffmpeg, Systems: []string{SystemRecorder, SystemRecorderNoMix, SystemPion},
 		Streams: []int{10}, Warmup: time.Second, Window: 3 * time.Second, PinCPU: -1, Dir: dir, Log: &log,
-		ProfileDir: t.TempDir(),
+		ProfileDir: t.TempDir(), Keep: true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -103,6 +103,27 @@ func TestRun_SmallLoad(t *testing.T) {
 	}
 	if nomix := results[1]; nomix.Err == "" && nomix.Decoded != 0 {
 		t.Errorf("the recorder with mix none decoded %d packets", nomix.Decoded)
+	}
+	// The kept directory of the recorder with its mix analyses: its one
+	// recording was stopped by request and answered, each of its 10 tracks
+	// placed by its sender's reports and counted by its mix pipeline.
+	if rec := results[0]; rec.Err == "" {
+		a, err := Analyze(rec.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		a.Print(&out)
+		t.Logf("analysis:\n%s", out.String())
+		s := a.Summary()
+		if len(a.Recordings) != 1 || s.ByRequest != 1 || len(s.Answered) != 1 || len(s.Ends) != 10 || s.Tracks != 10 || s.Read < 10*200 {
+			t.Errorf("analysis: %d recordings, summary %+v; want one stopped by request, 10 tracks with their ends and counters", len(a.Recordings), s)
+		}
+		for _, end := range s.Ends {
+			if end < -1 || end > 1 {
+				t.Errorf("a track ends %.2f s from the stop by its sender's reports: not placed", end)
+			}
+		}
 	}
 }
 
