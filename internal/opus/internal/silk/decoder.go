@@ -67,27 +67,32 @@ type Decoder struct {
 	lpc                   []float32
 	res                   []float32
 	resLag                []float32
-	midVoiceActivity      []bool
-	sideVoiceActivity     []bool
-	midLBRRFlags          []bool
-	sideLBRRFlags         []bool
-	gainQ16               []float32
-	i2                    []int8
-	resQ10                []int16
-	nlsfQ15               []int16
-	w2Q18                 []uint
-	wQ9                   []int16
-	n1Q15                 []int16
-	cQ17                  []int32
-	pQ16                  []int32
-	qQ16                  []int32
-	a32Q17                []int32
-	aQ12Int               [2][]int16
-	aQ12Coefficients      [2][]float32
-	aQ12Sets              [][]float32
-	pitchLags             []int
-	bQ7                   [][]int8
-	bQ7Data               []int8
+	// whitened holds the clamped rewhitened output samples of the frame
+	// being decoded for indexes [whitenedFrom, whitenedTo) (whiten), made
+	// with aQ12Sets[whitenedA].
+	whitened                            []float32
+	whitenedFrom, whitenedTo, whitenedA int
+	midVoiceActivity                    []bool
+	sideVoiceActivity                   []bool
+	midLBRRFlags                        []bool
+	sideLBRRFlags                       []bool
+	gainQ16                             []float32
+	i2                                  []int8
+	resQ10                              []int16
+	nlsfQ15                             []int16
+	w2Q18                               []uint
+	wQ9                                 []int16
+	n1Q15                               []int16
+	cQ17                                []int32
+	pQ16                                []int32
+	qQ16                                []int32
+	a32Q17                              []int32
+	aQ12Int                             [2][]int16
+	aQ12Coefficients                    [2][]float32
+	aQ12Sets                            [][]float32
+	pitchLags                           []int
+	bQ7                                 [][]int8
+	bQ7Data                             []int8
 }
 
 // NewDecoder creates a new Silk Decoder.
@@ -1820,6 +1825,50 @@ func dot(x, y []float32, reversed bool) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// whiten makes d.whitened[offset+i] the clamped rewhitened out[i] (before
+// the gain scale of RFC 6716 Section 4.2.7.9.1) for from <= i < to, with the
+// LPC coefficients aQ12 (aQ12Sets[aIndex]); a negative i is an output sample
+// of an earlier frame (finalOutValues). It computes only the samples it does
+// not hold yet: those it computed for the same frame (not fresh), the same
+// coefficients and the same end stay.
+func (d *Decoder) whiten(out, aQ12 []float32, aIndex int, fresh bool, dLPC, from, to, offset int) {
+	d.whitened = slicetools.Resize(&d.whitened, offset+max(to, 0))
+	if fresh || to != d.whitenedTo || aIndex != d.whitenedA {
+		d.whitenedFrom, d.whitenedTo, d.whitenedA = to, to, aIndex
+	}
+	if from >= d.whitenedFrom {
+		return
+	}
+	var a [16]float32 // d_LPC is at most 16
+	for k := range dLPC {
+		a[k] = aQ12[k] / 4096.0
+	}
+	final := len(d.finalOutValues)
+	for index := from; index < d.whitenedFrom; index++ {
+		var v float32
+		switch {
+		case index >= dLPC:
+			v = rewhiten(out[index], out[index-dLPC:index], &a)
+		case index < 0:
+			v = rewhiten(d.finalOutValues[final+index], d.finalOutValues[final+index-dLPC:final+index], &a)
+		default:
+			v = out[index]
+			for k := range dLPC {
+				var outVal float32
+				if outIndex := index - k - 1; outIndex >= 0 {
+					outVal = out[outIndex]
+				} else {
+					outVal = d.finalOutValues[final+outIndex]
+				}
+
+				v -= outVal * a[k]
+			}
+		}
+		d.whitened[offset+index] = clampNegativeOneToOne(v)
+	}
+	d.whitenedFrom = from
+}
+
 // https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
 //
 //nolint:gocognit,cyclop
@@ -1830,7 +1879,8 @@ func (d *Decoder) ltpSynthesis(
 	n, j, s, dLPC int, //nolint:varnamelen
 	ltpScaleQ14 float32,
 	wQ2 int16,
-	aQ12, gainQ16, res, resLag []float32,
+	aQ12 []float32, aIndex int,
+	gainQ16, res, resLag []float32,
 ) {
 	// If this is the third or fourth subframe of a 20 ms SILK frame and the LSF
 	// interpolation factor, w_Q2 (see Section 4.2.7.5.5), is less than 4,
@@ -1861,59 +1911,21 @@ func (d *Decoder) ltpSynthesis(
 	// (Our change to pion/opus v0.1.0: the coefficients are divided once,
 	// and where a sample and its d_LPC predecessors all lie in out or all
 	// in finalOutValues the sum reads them as one slice, without a branch
-	// per product: the same products and sums, bit for bit.)
-	var a [16]float32 // d_LPC is at most 16
-	for k := range dLPC {
-		a[k] = aQ12[k] / 4096.0
+	// per product. The clamped sums depend on the subframe only through
+	// the filter and the range's end, so a subframe with the same filter
+	// and end as the one before (s = 1 and 3, and 2 without LSF
+	// interpolation) takes them from d.whitened and computes only those
+	// before, as libopus's silk_decode_core rewhitens only in subframes 0
+	// and, with interpolation, 2. Each subframe scales them by its own
+	// factor as before: the same products and sums, bit for bit.)
+	from, to := j-pitchLags[s]-2, j+outEnd
+	d.whiten(out, aQ12, aIndex, s == 0, dLPC, from, to, len(resLag))
+	scale := (4.0 * ltpScaleQ14) / gainQ16[s]
+	for index := from; index < min(to, 0); index++ {
+		resLag[len(resLag)+index] = d.whitened[len(resLag)+index] * scale
 	}
-	final := len(d.finalOutValues)
-	for i := (-pitchLags[s]) - 2; i < outEnd; i++ {
-		index := i + j
-
-		var (
-			resVal     float32
-			resIndex   int
-			writeToLag bool
-		)
-
-		switch {
-		case index >= len(res):
-			continue
-		case index >= 0:
-			resVal = out[index]
-			resIndex = index
-		default:
-			resIndex = len(resLag) + index
-			resVal = d.finalOutValues[final+index]
-			writeToLag = true
-		}
-
-		switch {
-		case index >= dLPC:
-			resVal = rewhiten(resVal, out[index-dLPC:index], &a)
-		case index < 0:
-			resVal = rewhiten(resVal, d.finalOutValues[final+index-dLPC:final+index], &a)
-		default:
-			for k := range dLPC {
-				var outVal float32
-				if outIndex := index - k - 1; outIndex >= 0 {
-					outVal = out[outIndex]
-				} else {
-					outVal = d.finalOutValues[final+outIndex]
-				}
-
-				resVal -= outVal * a[k]
-			}
-		}
-
-		resVal = clampNegativeOneToOne(resVal)
-		resVal *= (4.0 * ltpScaleQ14) / gainQ16[s]
-
-		if !writeToLag {
-			res[resIndex] = resVal
-		} else {
-			resLag[resIndex] = resVal
-		}
+	for index := max(from, 0); index < to; index++ {
+		res[index] = d.whitened[len(resLag)+index] * scale
 	}
 
 	// Then, for i such that
@@ -2267,7 +2279,8 @@ func (d *Decoder) silkFrameReconstruction(
 				n, j, subFrame, dLPC,
 				ltpScaleQ14,
 				wQ2,
-				aQ12[aQ12Index], gainQ16, res, resLag,
+				aQ12[aQ12Index], aQ12Index,
+				gainQ16, res, resLag,
 			)
 		}
 
