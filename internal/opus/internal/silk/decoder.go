@@ -454,42 +454,7 @@ func (d *Decoder) normalizeLineSpectralFrequencyStageTwo(
 	bandwidth Bandwidth,
 	stageOneIndex uint32,
 ) (dLPC int, resQ10 []int16) {
-	// Decoding the second stage residual proceeds as follows.  For each
-	// coefficient, the decoder reads a symbol using the PDF corresponding
-	// to I1 from either Table 17 or Table 18,
-	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
-	var codebook [][]uint
-	if bandwidth == BandwidthWideband {
-		codebook = codebookNormalizedLSFStageTwoIndexWideband
-	} else {
-		codebook = codebookNormalizedLSFStageTwoIndexNarrowbandOrMediumband
-	}
-
-	I2 := slicetools.ResizeZero(&d.i2, len(codebook[0]))
-	for i := range I2 {
-		// the decoder reads a symbol using the PDF corresponding
-		// to I1 from either Table 17 or Table 18 and subtracts 4 from the
-		// result to give an index in the range -4 to 4, inclusive.
-		//
-		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
-		//
-		//nolint:gosec
-		I2[i] = int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndex[codebook[stageOneIndex][i]])) - 4
-
-		// If the index is either -4 or 4, it reads a second symbol using the PDF in
-		// Table 19, and adds the value of this second symbol to the index,
-		// using the same sign.  This gives the index, I2[k], a total range of
-		// -10 to 10, inclusive.
-		//
-		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
-		if I2[i] == -4 {
-			//nolint:gosec // G115
-			I2[i] -= int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndexExtension))
-		} else if I2[i] == 4 {
-			//nolint:gosec // G115
-			I2[i] += int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndexExtension))
-		}
-	}
+	I2 := d.decodeLSFStageTwoIndices(bandwidth, stageOneIndex)
 
 	// The decoded indices from both stages are translated back into
 	// normalized LSF coefficients. The stage-2 indices represent residuals
@@ -557,6 +522,50 @@ func (d *Decoder) normalizeLineSpectralFrequencyStageTwo(
 	}
 
 	return dLPC, resQ10
+}
+
+// decodeLSFStageTwoIndices reads the stage-2 indices I2 of the normalized LSF
+// coefficients (RFC 6716 Section 4.2.7.5.2): all a frame whose audio is not
+// synthesized (parseFrame) needs of them.
+func (d *Decoder) decodeLSFStageTwoIndices(bandwidth Bandwidth, stageOneIndex uint32) []int8 {
+	// Decoding the second stage residual proceeds as follows.  For each
+	// coefficient, the decoder reads a symbol using the PDF corresponding
+	// to I1 from either Table 17 or Table 18,
+	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
+	var codebook [][]uint
+	if bandwidth == BandwidthWideband {
+		codebook = codebookNormalizedLSFStageTwoIndexWideband
+	} else {
+		codebook = codebookNormalizedLSFStageTwoIndexNarrowbandOrMediumband
+	}
+
+	I2 := slicetools.ResizeZero(&d.i2, len(codebook[0]))
+	for i := range I2 {
+		// the decoder reads a symbol using the PDF corresponding
+		// to I1 from either Table 17 or Table 18 and subtracts 4 from the
+		// result to give an index in the range -4 to 4, inclusive.
+		//
+		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
+		//
+		//nolint:gosec
+		I2[i] = int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndex[codebook[stageOneIndex][i]])) - 4
+
+		// If the index is either -4 or 4, it reads a second symbol using the PDF in
+		// Table 19, and adds the value of this second symbol to the index,
+		// using the same sign.  This gives the index, I2[k], a total range of
+		// -10 to 10, inclusive.
+		//
+		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
+		if I2[i] == -4 {
+			//nolint:gosec // G115
+			I2[i] -= int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndexExtension))
+		} else if I2[i] == 4 {
+			//nolint:gosec // G115
+			I2[i] += int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndexExtension))
+		}
+	}
+
+	return I2
 }
 
 // Once the stage-1 index I1 and the stage-2 residual res_Q10[] have
@@ -2786,7 +2795,7 @@ func (d *Decoder) parseFrame(
 	voiced := signalType == frameSignalTypeVoiced
 	d.decodeSubframeQuantizations(signalType, subframeCount, isFirstSilkFrameInOpusFrame)
 	I1 := d.normalizeLineSpectralFrequencyStageOne(voiced, bandwidth)
-	d.normalizeLineSpectralFrequencyStageTwo(bandwidth, I1)
+	d.decodeLSFStageTwoIndices(bandwidth, I1)
 	if nanoseconds == nanoseconds20Ms { // normalizeLSFInterpolation's symbol
 		d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFInterpolationIndex)
 	}
