@@ -2085,71 +2085,79 @@ func lpcSynthesisSteadyState(
 	subframeRes, subframeLPC, historyAndOutput []float32,
 	gain float32,
 ) {
-	// (Our change to pion/opus v0.1.0: for d_LPC 10 and 16, the newest
-	// history sample, the previous lpcVal, is taken from a register instead
-	// of being stored and read back on the recursion's critical path; the
-	// products are summed in dot's order: the same value.)
-	newest := historyAndOutput[dLPC-1]
-	for sampleIndex := range out {
-		history := historyAndOutput[sampleIndex : sampleIndex+dLPC]
-		var lpcVal float32
-		switch dLPC {
-		case 16:
-			lpcVal = gain*subframeRes[sampleIndex] + dot16(history, &reversedAQ12, newest)
-		case 10:
-			lpcVal = gain*subframeRes[sampleIndex] + dot10(history, &reversedAQ12, newest)
-		default:
-			lpcVal = gain*subframeRes[sampleIndex] + dot(history, reversedAQ12[:dLPC], false)
+	// (Our change to pion/opus v0.1.0: for d_LPC 10 and 16, the loop sums
+	// the products inline (lpcSynthesis16, lpcSynthesis10) and takes the
+	// newest two history samples, the previous two lpcVal, from registers
+	// instead of storing and reading them back on the recursion's critical
+	// path: the same products summed in dot's order, bit for bit.)
+	switch dLPC {
+	case 16:
+		lpcSynthesis16(out, &reversedAQ12, subframeRes, subframeLPC, historyAndOutput, gain)
+	case 10:
+		lpcSynthesis10(out, &reversedAQ12, subframeRes, subframeLPC, historyAndOutput, gain)
+	default:
+		for i := range out {
+			lpcVal := gain*subframeRes[i] + dot(historyAndOutput[i:i+dLPC], reversedAQ12[:dLPC], false)
+			subframeLPC[i] = lpcVal
+			out[i] = clampNegativeOneToOne(lpcVal)
 		}
-
-		subframeLPC[sampleIndex] = lpcVal
-		out[sampleIndex] = clampNegativeOneToOne(lpcVal)
-		newest = lpcVal
 	}
 }
 
-// dot16 is dot(x, y[:16], false) with x[15] given as newest: the same sums
-// in the same order.
-func dot16(x []float32, y *[16]float32, newest float32) float32 {
-	x = x[:15]
-	var s0, s1, s2, s3 float32
-	s0 += x[0] * y[0]
-	s1 += x[1] * y[1]
-	s2 += x[2] * y[2]
-	s3 += x[3] * y[3]
-	s0 += x[4] * y[4]
-	s1 += x[5] * y[5]
-	s2 += x[6] * y[6]
-	s3 += x[7] * y[7]
-	s0 += x[8] * y[8]
-	s1 += x[9] * y[9]
-	s2 += x[10] * y[10]
-	s3 += x[11] * y[11]
-	s0 += x[12] * y[12]
-	s1 += x[13] * y[13]
-	s2 += x[14] * y[14]
-	s3 += newest * y[15]
-
-	return (s0 + s1) + (s2 + s3)
+// lpcSynthesis16 is lpcSynthesisSteadyState for d_LPC 16: history holds the
+// 16 samples before the subframe, then its own (written as lpc).
+func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
+	res, lpc = res[:len(out)], lpc[:len(out)]
+	second, newest := history[14], history[15]
+	for i := range out {
+		x := history[i : i+14]
+		var s0, s1, s2, s3 float32
+		s0 += x[0] * a[0]
+		s1 += x[1] * a[1]
+		s2 += x[2] * a[2]
+		s3 += x[3] * a[3]
+		s0 += x[4] * a[4]
+		s1 += x[5] * a[5]
+		s2 += x[6] * a[6]
+		s3 += x[7] * a[7]
+		s0 += x[8] * a[8]
+		s1 += x[9] * a[9]
+		s2 += x[10] * a[10]
+		s3 += x[11] * a[11]
+		s0 += x[12] * a[12]
+		s1 += x[13] * a[13]
+		s2 += second * a[14]
+		s3 += newest * a[15]
+		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
+		lpc[i] = lpcVal
+		out[i] = clampNegativeOneToOne(lpcVal)
+		second, newest = newest, lpcVal
+	}
 }
 
-// dot10 is dot(x, y[:10], false) with x[9] given as newest: the same sums in
-// the same order.
-func dot10(x []float32, y *[16]float32, newest float32) float32 {
-	x = x[:9]
-	var s0, s1, s2, s3 float32
-	s0 += x[0] * y[0]
-	s1 += x[1] * y[1]
-	s2 += x[2] * y[2]
-	s3 += x[3] * y[3]
-	s0 += x[4] * y[4]
-	s1 += x[5] * y[5]
-	s2 += x[6] * y[6]
-	s3 += x[7] * y[7]
-	s0 += x[8] * y[8]
-	s0 += newest * y[9]
-
-	return (s0 + s1) + (s2 + s3)
+// lpcSynthesis10 is lpcSynthesisSteadyState for d_LPC 10: history holds the
+// 10 samples before the subframe, then its own (written as lpc).
+func lpcSynthesis10(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
+	res, lpc = res[:len(out)], lpc[:len(out)]
+	second, newest := history[8], history[9]
+	for i := range out {
+		x := history[i : i+8]
+		var s0, s1, s2, s3 float32
+		s0 += x[0] * a[0]
+		s1 += x[1] * a[1]
+		s2 += x[2] * a[2]
+		s3 += x[3] * a[3]
+		s0 += x[4] * a[4]
+		s1 += x[5] * a[5]
+		s2 += x[6] * a[6]
+		s3 += x[7] * a[7]
+		s0 += second * a[8]
+		s0 += newest * a[9]
+		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
+		lpc[i] = lpcVal
+		out[i] = clampNegativeOneToOne(lpcVal)
+		second, newest = newest, lpcVal
+	}
 }
 
 func (d *Decoder) lpcSynthesisFirstSubframe(

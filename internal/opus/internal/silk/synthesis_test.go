@@ -1,8 +1,10 @@
 package silk
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -45,5 +47,39 @@ func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkLPCSynthesisSteadyState synthesizes one WB (d_LPC 16) or NB/MB
+// (10) subframe of 80 samples after the first; cpu-ns/subframe is the
+// thread's CPU time.
+func BenchmarkLPCSynthesisSteadyState(b *testing.B) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, dLPC := range []int{10, 16} {
+		b.Run(fmt.Sprintf("dLPC=%d", dLPC), func(b *testing.B) {
+			const n = 80
+			var reversed [16]float32
+			for k := range dLPC {
+				reversed[k] = float32(rnd.NormFloat64() * 0.1)
+			}
+			res := make([]float32, n)
+			for i := range res {
+				res[i] = float32(rnd.NormFloat64() * 0.01)
+			}
+			history := make([]float32, dLPC+n)
+			out := make([]float32, n)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c0, ok0 := threadCPU()
+			i := 0
+			for b.Loop() {
+				lpcSynthesisSteadyState(out, dLPC, reversed, res, history[dLPC:], history, 0.5)
+				copy(history[:dLPC], history[n:]) // the next subframe's history
+				i++
+			}
+			if c1, ok1 := threadCPU(); ok0 && ok1 && i > 0 {
+				b.ReportMetric(float64(c1-c0)/float64(i), "cpu-ns/subframe")
+			}
+		})
 	}
 }
