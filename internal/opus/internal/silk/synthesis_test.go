@@ -9,10 +9,11 @@ import (
 )
 
 // TestLPCSynthesisSteadyState_SameAsDot: the LPC synthesis of a subframe
-// after the first, which takes the newest history sample from a register
-// (dot16, dot10), gives bit for bit what summing each sample's d_LPC
-// products with dot gives, for NB/MB (d_LPC 10) and WB (16), on random
-// coefficients, residuals and histories of speech-like scale.
+// after the first, which sums inline and takes the newest two history
+// samples from registers (lpcSynthesis16, lpcSynthesis10), gives bit for
+// bit what summing each sample's d_LPC products with dot gives, for NB/MB
+// (d_LPC 10) and WB (16), on random coefficients, residuals and histories of
+// speech-like scale.
 func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for _, dLPC := range []int{10, 16} {
