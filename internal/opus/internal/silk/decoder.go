@@ -62,37 +62,30 @@ type Decoder struct {
 	stereoSide            []float32
 	pulsecounts           []uint8
 	lsbcounts             []uint8
-	eRaw                  []int32
-	eQ23                  []int32
-	lpc                   []float32
-	res                   []float32
-	resLag                []float32
-	// whitened holds the clamped rewhitened output samples of the frame
-	// being decoded for indexes [whitenedFrom, whitenedTo) (whiten), made
-	// with aQ12Sets[whitenedA].
-	whitened                            []float32
-	whitenedFrom, whitenedTo, whitenedA int
-	midVoiceActivity                    []bool
-	sideVoiceActivity                   []bool
-	midLBRRFlags                        []bool
-	sideLBRRFlags                       []bool
-	gainQ16                             []float32
-	i2                                  []int8
-	resQ10                              []int16
-	nlsfQ15                             []int16
-	w2Q18                               []uint
-	wQ9                                 []int16
-	n1Q15                               []int16
-	cQ17                                []int32
-	pQ16                                []int32
-	qQ16                                []int32
-	a32Q17                              []int32
-	aQ12Int                             [2][]int16
-	aQ12Coefficients                    [2][]float32
-	aQ12Sets                            [][]float32
-	pitchLags                           []int
-	bQ7                                 [][]int8
-	bQ7Data                             []int8
+	// scratch is the frame's working memory while a call decodes (buffers),
+	// nil between calls.
+	scratch           *frameScratch
+	midVoiceActivity  []bool
+	sideVoiceActivity []bool
+	midLBRRFlags      []bool
+	sideLBRRFlags     []bool
+	gainQ16           []float32
+	i2                []int8
+	resQ10            []int16
+	nlsfQ15           []int16
+	w2Q18             []uint
+	wQ9               []int16
+	n1Q15             []int16
+	cQ17              []int32
+	pQ16              []int32
+	qQ16              []int32
+	a32Q17            []int32
+	aQ12Int           [2][]int16
+	aQ12Coefficients  [2][]float32
+	aQ12Sets          [][]float32
+	pitchLags         []int
+	bQ7               [][]int8
+	bQ7Data           []int8
 }
 
 // NewDecoder creates a new Silk Decoder. Its side channel's decoder is
@@ -1074,7 +1067,7 @@ func (d *Decoder) decodePulseAndLSBCounts(shellblocks int, rateLevel uint32) (pu
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.3
 func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
-	eRaw = slicetools.ResizeZero(&d.eRaw, len(pulsecounts)*pulsecountLargestPartitionSize)
+	eRaw = slicetools.ResizeZero(&d.buffers().eRaw, len(pulsecounts)*pulsecountLargestPartitionSize)
 	for i := range pulsecounts {
 		// This process skips partitions without any pulses, i.e., where
 		// the initial pulse count from Section 4.2.7.8.2 was zero, or where the
@@ -1264,7 +1257,7 @@ func (d *Decoder) decodeExcitation(
 	// and with the corresponding sign decoded in Section 4.2.7.8.5.
 	d.decodeExcitationSign(eRaw, signalType, quantizationOffsetType, pulsecounts)
 
-	eQ23 = slicetools.ResizeZero(&d.eQ23, len(eRaw))
+	eQ23 = slicetools.ResizeZero(&d.buffers().eQ23, len(eRaw))
 	for i := range eRaw {
 		// Additionally, let seed be the current pseudorandom seed, which is initialized to the
 		// value decoded from Section 4.2.7.7 for the first sample in the current SILK frame, and
@@ -1835,26 +1828,28 @@ func dot(x, y []float32, reversed bool) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// whiten makes d.whitened[offset+i] the clamped rewhitened out[i] (before
+// whiten returns the frame's whitened buffer (frameScratch), in which
+// whitened[offset+i] is the clamped rewhitened out[i] (before
 // the gain scale of RFC 6716 Section 4.2.7.9.1) for from <= i < to, with the
 // LPC coefficients aQ12 (aQ12Sets[aIndex]); a negative i is an output sample
 // of an earlier frame (finalOutValues). It computes only the samples it does
 // not hold yet: those it computed for the same frame (not fresh), the same
 // coefficients and the same end stay.
-func (d *Decoder) whiten(out, aQ12 []float32, aIndex int, fresh bool, dLPC, from, to, offset int) {
-	d.whitened = slicetools.Resize(&d.whitened, offset+max(to, 0))
-	if fresh || to != d.whitenedTo || aIndex != d.whitenedA {
-		d.whitenedFrom, d.whitenedTo, d.whitenedA = to, to, aIndex
+func (d *Decoder) whiten(out, aQ12 []float32, aIndex int, fresh bool, dLPC, from, to, offset int) []float32 {
+	w := d.buffers()
+	whitened := slicetools.Resize(&w.whitened, offset+max(to, 0))
+	if fresh || to != w.whitenedTo || aIndex != w.whitenedA {
+		w.whitenedFrom, w.whitenedTo, w.whitenedA = to, to, aIndex
 	}
-	if from >= d.whitenedFrom {
-		return
+	if from >= w.whitenedFrom {
+		return whitened
 	}
 	var a [16]float32 // d_LPC is at most 16
 	for k := range dLPC {
 		a[k] = aQ12[k] / 4096.0
 	}
 	final := len(d.finalOutValues)
-	for index := from; index < d.whitenedFrom; index++ {
+	for index := from; index < w.whitenedFrom; index++ {
 		var v float32
 		switch {
 		case index >= dLPC:
@@ -1874,9 +1869,11 @@ func (d *Decoder) whiten(out, aQ12 []float32, aIndex int, fresh bool, dLPC, from
 				v -= outVal * a[k]
 			}
 		}
-		d.whitened[offset+index] = clampNegativeOneToOne(v)
+		whitened[offset+index] = clampNegativeOneToOne(v)
 	}
-	d.whitenedFrom = from
+	w.whitenedFrom = from
+
+	return whitened
 }
 
 // https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.1
@@ -1924,18 +1921,18 @@ func (d *Decoder) ltpSynthesis(
 	// per product. The clamped sums depend on the subframe only through
 	// the filter and the range's end, so a subframe with the same filter
 	// and end as the one before (s = 1 and 3, and 2 without LSF
-	// interpolation) takes them from d.whitened and computes only those
+	// interpolation) takes them from whiten's buffer and computes only those
 	// before, as libopus's silk_decode_core rewhitens only in subframes 0
 	// and, with interpolation, 2. Each subframe scales them by its own
 	// factor as before: the same products and sums, bit for bit.)
 	from, to := j-pitchLags[s]-2, j+outEnd
-	d.whiten(out, aQ12, aIndex, s == 0, dLPC, from, to, len(resLag))
+	whitened := d.whiten(out, aQ12, aIndex, s == 0, dLPC, from, to, len(resLag))
 	scale := (4.0 * ltpScaleQ14) / gainQ16[s]
 	for index := from; index < min(to, 0); index++ {
-		resLag[len(resLag)+index] = d.whitened[len(resLag)+index] * scale
+		resLag[len(resLag)+index] = whitened[len(resLag)+index] * scale
 	}
 	for index := max(from, 0); index < to; index++ {
-		res[index] = d.whitened[len(resLag)+index] * scale
+		res[index] = whitened[len(resLag)+index] * scale
 	}
 
 	// Then, for i such that
@@ -2250,7 +2247,8 @@ func (d *Decoder) silkFrameReconstruction(
 
 	// let lpc[i] be the result of LPC synthesis from the last d_LPC samples of the
 	//  previous subframe or zeros in the first subframe for this channel
-	lpc := slicetools.ResizeZero(&d.lpc, n*subframeCount)
+	w := d.buffers()
+	lpc := slicetools.ResizeZero(&w.lpc, n*subframeCount)
 
 	// For unvoiced frames (see Section 4.2.7.3), the LPC residual for i
 	// such that j <= i < (j + n) is simply a normalized copy of the
@@ -2259,8 +2257,8 @@ func (d *Decoder) silkFrameReconstruction(
 	//               e_Q23[i]
 	//     res[i] = ---------
 	//               2.0**23
-	res := slicetools.ResizeZero(&d.res, len(eQ23))
-	resLag := slicetools.ResizeZero(&d.resLag, int(lagMax)+2)
+	res := slicetools.ResizeZero(&w.res, len(eQ23))
+	resLag := slicetools.ResizeZero(&w.resLag, int(lagMax)+2)
 	for i := range res {
 		res[i] = float32(eQ23[i]) / 8388608.0
 	}
@@ -2882,6 +2880,7 @@ func (d *Decoder) decodeWithInitializedRange(
 	nanoseconds int,
 	bandwidth Bandwidth,
 ) error {
+	defer d.release()
 	frameCount := silkFrameCount(nanoseconds)
 	silkFrameNanoseconds := min(nanoseconds, nanoseconds20Ms)
 

@@ -37,6 +37,7 @@ func (d *Decoder) DecodeFECWithRange(
 	case isStereo:
 		return false, nil
 	}
+	defer d.release()
 	d.rangeDecoder = *rangeDecoder
 	_, present := d.decodeHeaderBitsInto(&d.midVoiceActivity, frameCount)
 	flags := d.decodeLowBitrateRedundancyFlagsInto(&d.midLBRRFlags, frameCount, present)

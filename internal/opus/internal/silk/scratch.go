@@ -1,0 +1,55 @@
+// SPDX-FileCopyrightText: 2026 The Pion community <https://pion.ly>
+// SPDX-License-Identifier: MIT
+
+package silk
+
+import "sync"
+
+// frameScratch is the working memory of a frame's decode: the excitation,
+// the LTP and LPC synthesis buffers, and whiten's rewhitened samples. No
+// decoder state outlives a decode call in it, so a decoder holds one only
+// while it decodes (buffers) and gives it back at the end of the call
+// (release): many decoders, most of them idle at any moment (a recorder's
+// mix decodes hundreds of streams on a few cores), share the few that are
+// in use instead of holding about 8 KB each. (Our change to pion/opus
+// v0.1.0.)
+type frameScratch struct {
+	eRaw, eQ23       []int32
+	lpc, res, resLag []float32
+
+	// whitened holds the clamped rewhitened output samples of the frame
+	// being decoded for indexes [whitenedFrom, whitenedTo) (whiten), made
+	// with aQ12Sets[whitenedA].
+	whitened                            []float32
+	whitenedFrom, whitenedTo, whitenedA int
+}
+
+// scratchPool holds the frameScratch no decode call uses. Its Get and Put
+// take no lock on their fast path (a per-P slot) and, once every P has one,
+// allocate nothing.
+var scratchPool = sync.Pool{New: func() any { return new(frameScratch) }}
+
+// buffers returns the frame's working memory, taken from scratchPool at the
+// call's first use and held until release.
+func (d *Decoder) buffers() *frameScratch {
+	if d.scratch == nil {
+		d.scratch = scratchPool.Get().(*frameScratch) //nolint:forcetypeassert // the pool holds only these
+	}
+
+	return d.scratch
+}
+
+// release gives back the working memory d, its side-channel decoder and its
+// LBRR decoder took during a decode call. The call's entry points defer it;
+// nothing may use a slice from buffers after.
+func (d *Decoder) release() {
+	if d == nil {
+		return
+	}
+	if d.scratch != nil {
+		scratchPool.Put(d.scratch)
+		d.scratch = nil
+	}
+	d.sideDecoder.release()
+	d.lbrr.release()
+}
