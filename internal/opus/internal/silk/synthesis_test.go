@@ -19,14 +19,7 @@ func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 	for _, dLPC := range []int{10, 16} {
 		for trial := range 200 {
 			const n = 80
-			var reversed [16]float32
-			for k := range dLPC {
-				reversed[k] = float32(rnd.NormFloat64() * 0.4)
-			}
-			res := make([]float32, n)
-			for i := range res {
-				res[i] = float32(rnd.NormFloat64() * 0.01)
-			}
+			reversed, res := randomSubframe(rnd, dLPC, n, 0.4)
 			gain := float32(rnd.Float64() * 2)
 			history := make([]float32, dLPC+n)
 			for i := range dLPC {
@@ -59,14 +52,7 @@ func BenchmarkLPCSynthesisSteadyState(b *testing.B) {
 	for _, dLPC := range []int{10, 16} {
 		b.Run(fmt.Sprintf("dLPC=%d", dLPC), func(b *testing.B) {
 			const n = 80
-			var reversed [16]float32
-			for k := range dLPC {
-				reversed[k] = float32(rnd.NormFloat64() * 0.1)
-			}
-			res := make([]float32, n)
-			for i := range res {
-				res[i] = float32(rnd.NormFloat64() * 0.01)
-			}
+			reversed, res := randomSubframe(rnd, dLPC, n, 0.1)
 			history := make([]float32, dLPC+n)
 			out := make([]float32, n)
 			runtime.LockOSThread()
@@ -83,4 +69,19 @@ func BenchmarkLPCSynthesisSteadyState(b *testing.B) {
 			}
 		})
 	}
+}
+
+// randomSubframe returns d_LPC random LPC coefficients of the given scale
+// (reversed, as lpcSynthesisSteadyState takes them) and n residual samples
+// of speech-like scale.
+func randomSubframe(rnd *rand.Rand, dLPC, n int, scale float64) (reversed [16]float32, res []float32) {
+	for k := range dLPC {
+		reversed[k] = float32(rnd.NormFloat64() * scale)
+	}
+	res = make([]float32, n)
+	for i := range res {
+		res[i] = float32(rnd.NormFloat64() * 0.01)
+	}
+
+	return reversed, res
 }
