@@ -63,8 +63,9 @@ type Decoder struct {
 	pulsecounts           []uint8
 	lsbcounts             []uint8
 	// scratch is the frame's working memory while a call decodes (buffers),
-	// nil between calls.
+	// nil between calls; scratchTicket gives it back (release).
 	scratch           *frameScratch
+	scratchTicket     int
 	midVoiceActivity  []bool
 	sideVoiceActivity []bool
 	midLBRRFlags      []bool

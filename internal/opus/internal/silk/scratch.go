@@ -3,7 +3,7 @@
 
 package silk
 
-import "sync"
+import "github.com/rtcrec/recorder/internal/opus/internal/lend"
 
 // frameScratch is the working memory of a frame's decode: the excitation,
 // the LTP and LPC synthesis buffers, and whiten's rewhitened samples. No
@@ -24,16 +24,15 @@ type frameScratch struct {
 	whitenedFrom, whitenedTo, whitenedA int
 }
 
-// scratchPool holds the frameScratch no decode call uses. Its Get and Put
-// take no lock on their fast path (a per-P slot) and, once every P has one,
-// allocate nothing.
-var scratchPool = sync.Pool{New: func() any { return new(frameScratch) }}
+// scratchPool lends frameScratch to decode calls: no lock, and no allocation
+// once the sets in use are made.
+var scratchPool lend.Pool[frameScratch]
 
 // buffers returns the frame's working memory, taken from scratchPool at the
 // call's first use and held until release.
 func (d *Decoder) buffers() *frameScratch {
 	if d.scratch == nil {
-		d.scratch = scratchPool.Get().(*frameScratch) //nolint:forcetypeassert // the pool holds only these
+		d.scratch, d.scratchTicket = scratchPool.Get()
 	}
 
 	return d.scratch
@@ -47,7 +46,7 @@ func (d *Decoder) release() {
 		return
 	}
 	if d.scratch != nil {
-		scratchPool.Put(d.scratch)
+		scratchPool.Put(d.scratchTicket)
 		d.scratch = nil
 	}
 	d.sideDecoder.release()

@@ -3,11 +3,11 @@
 
 package silkresample
 
-func (r *Resampler) resamplerPrivateDownFIR(out, in []int16) {
-	if cap(r.downFIRBuf) < r.batchSize+maxFIROrder {
-		r.downFIRBuf = make([]int32, r.batchSize+maxFIROrder)
+func (r *Resampler) resamplerPrivateDownFIR(s *scratch, out, in []int16) {
+	if cap(s.downFIR) < r.batchSize+maxFIROrder {
+		s.downFIR = make([]int32, r.batchSize+maxFIROrder)
 	}
-	buf := r.downFIRBuf[:r.batchSize+maxFIROrder]
+	buf := s.downFIR[:r.batchSize+maxFIROrder]
 	clear(buf)
 	copy(buf, r.sFIR[:r.firOrder])
 

@@ -3,11 +3,11 @@
 
 package silkresample
 
-func (r *Resampler) resamplerPrivateIIRFIR(out, in []int16) {
-	if cap(r.iirFIRBuf) < (2*r.batchSize)+orderFIR12 {
-		r.iirFIRBuf = make([]int16, (2*r.batchSize)+orderFIR12)
+func (r *Resampler) resamplerPrivateIIRFIR(s *scratch, out, in []int16) {
+	if cap(s.iirFIR) < (2*r.batchSize)+orderFIR12 {
+		s.iirFIR = make([]int16, (2*r.batchSize)+orderFIR12)
 	}
-	buf := r.iirFIRBuf[:(2*r.batchSize)+orderFIR12]
+	buf := s.iirFIR[:(2*r.batchSize)+orderFIR12]
 	clear(buf)
 	copy(buf, r.sFIRIIR[:])
 
