@@ -343,13 +343,17 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			return ferr
 		}
 	}
-	if m.fromAfterStop(p, pipe) {
+	switch m.stopPlace(p, pipe) {
+	case afterStop:
 		if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
 			m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
 		}
 		m.drainDone()
 		m.afterStop.Add(1)
 		return nil // sent after the stop: neither the file nor the mix
+	case unplacedAfterStop:
+		m.afterStop.Add(1)
+		return nil // nothing says it is from before the stop: not kept, and no sign the track is complete
 	}
 	if !m.wrote.Load() {
 		m.zeroTS = p.Timestamp
@@ -398,45 +402,65 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	return err
 }
 
-// fromAfterStop reports whether the audio of p begins at or after the
-// instant the recording stops (false before the stop, or when nothing places
-// p): where the mix places it (pipe), or, without a mix, where the track's
-// clock relation does (the least-late arrival of its recent packets, so a
-// packet read late, by a busy reader or after a stall, is placed where it was
-// sent). For a packet from before the stop it records how late it was read
-// (behind). Reader goroutine only.
-func (m *mediaSink) fromAfterStop(p *rtp.Packet, pipe *media.AudioPipeline) bool {
+// stopPlacing says where a packet lies against the recording's stop.
+type stopPlacing int
+
+const (
+	beforeStop        stopPlacing = iota // kept: before the stop, or no stop yet
+	afterStop                            // its audio begins at or after the stop
+	unplacedAfterStop                    // the stop began and nothing places the packet
+)
+
+// stopPlace says whether the audio of p begins at or after the instant the
+// recording stops: where the mix places it (pipe), or, without a mix, where
+// the track's clock relation does (the least-late arrival of its recent
+// packets, so a packet read late, by a busy reader or after a stall, is placed
+// where it was sent). Once the stop began, a packet that neither can place
+// (for the mix: a new source, the first after a cut, a timestamp more than
+// the pipeline's MaxJump from the last, as after a reader so far behind that
+// its socket dropped seconds of packets) is not known to be from before the
+// stop, so it is not kept: the mix would re-anchor at its arrival, after the
+// stop, and take it. For
+// a packet from before the stop it records how late it was read (behind).
+// Reader goroutine only.
+func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlacing {
 	if pipe != nil {
 		if m.stopAt == nil {
-			return false
+			return beforeStop
 		}
+		end := m.stopAt.Load()
 		pos, ok := pipe.PositionOf(p.Timestamp)
-		if !ok {
-			return false
-		}
-		if end := m.stopAt.Load(); end != 0 && pos+1 >= end {
-			return true
+		switch {
+		case !ok && end != 0:
+			return unplacedAfterStop
+		case !ok:
+			return beforeStop
+		case end != 0 && pos+1 >= end:
+			return afterStop
 		}
 		now := m.mixer.Now()
 		m.behind.Store(int64(m.mixer.Duration(now - min(pos, now))))
-		return false
+		return beforeStop
 	}
 	if m.stopWall == nil || m.clk == nil {
-		return false
+		return beforeStop
 	}
 	ts := p.Timestamp // as the file has it: the clock relation observes the file
 	if m.gate != nil {
 		ts -= m.gate.shift
 	}
+	stop := m.stopWall.Load()
 	at, ok := m.clk.instantOf(ts)
-	if !ok {
-		return false
-	}
-	if stop := m.stopWall.Load(); stop != 0 && at >= stop {
-		return true
+	switch {
+	case !ok && stop != 0:
+		return unplacedAfterStop
+	case !ok:
+		return beforeStop
+	case stop != 0 && at >= stop:
+		return afterStop
 	}
 	m.behind.Store(max(time.Now().UnixNano()-at, 0))
-	return false
+	return beforeStop
 }
 
 // drainDone tells the stop's drain that the track is complete up to the stop:
@@ -590,7 +614,7 @@ const drainMax = 300 * time.Millisecond
 // waited for when the recording is paused. From the stop on, packets from
 // after it reach neither the file nor the mix. A recording without a mix
 // drains the same way, its tracks placing their packets by their clock
-// relation (fromAfterStop). Video tracks are not waited for; they keep what
+// relation (stopPlace). Video tracks are not waited for; they keep what
 // arrives meanwhile.
 func (s *Session) drain(stop time.Time) {
 	s.mu.Lock()

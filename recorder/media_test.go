@@ -17,6 +17,7 @@ import (
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/tooltest"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -264,5 +265,48 @@ func TestTrackSink_VideoFramesSurviveReordering(t *testing.T) {
 	got, _ := sink.(*mediaSink).videoFrames()
 	if want := uint64(len(frames)); got != want {
 		t.Errorf("the WebM file holds %d frames, want all %d (reorder stage: %v)", got, want, sink.(*mediaSink).order.Stats())
+	}
+}
+
+// TestTrackSink_UnplacedPacketAfterTheStopIsNotKept: once the stop began, a
+// packet the mix's mapping cannot place (its timestamp jumped more than the
+// pipeline's MaxJump: a reader so far behind that its socket dropped seconds
+// of packets) is not taken as sent before the stop: neither its file nor the
+// mix gets it (the mix would re-anchor at its arrival, after the stop).
+func TestTrackSink_UnplacedPacketAfterTheStopIsNotKept(t *testing.T) {
+	dir := t.TempDir()
+	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
+	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.close()
+	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
+		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
+	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	ms := sink.(*mediaSink)
+	pipe := ms.audio.(*media.AudioPipeline)
+	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
+	write := func(seq uint16, ts uint32) {
+		pkt.SequenceNumber, pkt.Timestamp = seq, ts
+		if err := sink.WriteRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range uint16(25) {
+		write(i, 160*uint32(i))
+	}
+	sm.stopAt.Store(sm.mixer.PosAt(time.Now()) + 1) // the stop begins (Session.drain)
+	write(25, 160*25+6*8000)                        // 6 s on: more than MaxJump (5 s)
+	if got := ms.fileStats().DroppedAfterStop; got != 1 {
+		t.Errorf("%d packets dropped as after the stop, want 1 (the unplaced one)", got)
+	}
+	if got := pipe.Stats().Packets; got != 25 {
+		t.Errorf("the mix pipeline got %d packets, want 25 (not the unplaced one)", got)
 	}
 }
