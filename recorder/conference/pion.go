@@ -130,29 +130,45 @@ func ReadSenderReports(recv *webrtc.RTPReceiver) *SenderReports {
 }
 
 // ReadSenderReportsWith is ReadSenderReports that also calls each (when not
-// nil) on the reading goroutine after every RTCP packet that arrives.
+// nil) on the reading goroutine after every RTCP packet that arrives. A
+// packet that does not parse is skipped: only the receiver's end ends the
+// reading.
 func ReadSenderReportsWith(recv *webrtc.RTPReceiver, each func()) *SenderReports {
 	s := &SenderReports{}
 	if recv == nil {
 		return s
 	}
 	go func() {
+		buf := make([]byte, 1500)
 		for {
-			pkts, _, err := recv.ReadRTCP() // about one a second: allocating is fine here
-			if err != nil {
-				return
+			n, _, err := recv.Read(buf)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+				return // the receiver stopped
 			}
 			if each != nil {
 				each()
 			}
-			for _, p := range pkts {
-				if sr, ok := p.(*rtcp.SenderReport); ok {
-					s.last.Store(&SenderReport{SSRC: sr.SSRC, NTP: NTPTime(sr.NTPTime), RTPTime: sr.RTPTime, Arrived: time.Now()})
-				}
-			}
+			if err == nil {
+				s.record(buf[:n], time.Now())
+			} // else an interceptor could not parse the packet: skipped
 		}
 	}()
 	return s
+}
+
+// record keeps the sender reports among the RTCP packets b. A packet that
+// does not parse is skipped (RFC 3550 §6.4.2 lets a report carry extensions
+// that pion/srtp passes on with a wrong length).
+func (s *SenderReports) record(b []byte, arrived time.Time) {
+	pkts, err := rtcp.Unmarshal(b) // about one a second: allocating is fine here
+	if err != nil {
+		return
+	}
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok {
+			s.last.Store(&SenderReport{SSRC: sr.SSRC, NTP: NTPTime(sr.NTPTime), RTPTime: sr.RTPTime, Arrived: arrived})
+		}
+	}
 }
 
 // Latest returns the latest sender report of ssrc.
