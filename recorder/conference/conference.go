@@ -92,6 +92,26 @@ type DeadlineReader interface {
 	SetReadDeadline(t time.Time) error
 }
 
+// RTPPusher is an RTPReader that can also hand its packets over as they
+// arrive, on the goroutine that receives them, so that no goroutine waits
+// for them (the WHIP endpoint's tracks: PushBuffer).
+type RTPPusher interface {
+	RTPReader
+	// PushRTP hands every packet over to each as ReadRTP would return it,
+	// read into buf (each must not keep it): first those that came before,
+	// on the caller's goroutine, then each as it arrives, on the goroutine
+	// that receives it. Calls of each never overlap. When the track ends,
+	// end is called once, on a goroutine of its own, after the last each,
+	// with the error that ended it (io.EOF: its normal end). PushRTP reports
+	// false, and does nothing, when the track cannot push (ReadRTP reads
+	// it then). Called once, by the reader goroutine, instead of ReadRTP.
+	PushRTP(buf []byte, each func(pkt []byte), end func(err error)) bool
+	// Between runs fn, unless a packet is being handed over or the track
+	// ended, and reports whether it ran: fn and each never run at once.
+	// Safe from any goroutine once PushRTP returned true.
+	Between(fn func()) bool
+}
+
 // Track is one remote media track of a conference. Adapters fill it in and hand
 // it to a Sink; after that its fields are never changed.
 type Track struct {

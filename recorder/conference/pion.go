@@ -30,13 +30,52 @@ func CodecOf(c webrtc.RTPCodecParameters) Codec {
 type PionTrack struct {
 	remote *webrtc.TrackRemote
 	srs    *SenderReports // nil: none read
+	push   *PushBuffer    // the buffer of remote's SRTP stream, if it pushes
 	ended  atomic.Bool
+	err    error // why pushing ended (the holder of push's busy state, then end)
 }
 
 // NewPionTrack returns the reader of remote; srs (may be nil) holds the
 // sender reports of its receiver (see ReadSenderReports).
 func NewPionTrack(remote *webrtc.TrackRemote, srs *SenderReports) *PionTrack {
 	return &PionTrack{remote: remote, srs: srs}
+}
+
+// NewPushedPionTrack is NewPionTrack for a track whose SRTP stream has the
+// buffer push (see PushBuffers): it implements RTPPusher. A nil push
+// gives NewPionTrack's reader.
+func NewPushedPionTrack(remote *webrtc.TrackRemote, srs *SenderReports, push *PushBuffer) *PionTrack {
+	return &PionTrack{remote: remote, srs: srs, push: push}
+}
+
+// PushRTP implements RTPPusher: each packet of the SRTP stream is read
+// through the track (remote.Read: the interceptors and the payload type
+// check see it) as srtp's session goroutine decrypts it. A read that fails
+// ends the track, as it ends ReadRTP's reader.
+func (t *PionTrack) PushRTP(buf []byte, each func(pkt []byte), end func(err error)) bool {
+	if t.push == nil {
+		return false
+	}
+	t.push.Push(func() bool {
+		n, _, err := t.remote.Read(buf)
+		if err != nil {
+			t.err = err
+			return false
+		}
+		each(buf[:n])
+		return true
+	}, func() {
+		if t.err == nil || t.ended.Load() {
+			t.err = io.EOF
+		}
+		end(t.err)
+	})
+	return true
+}
+
+// Between implements RTPPusher.
+func (t *PionTrack) Between(fn func()) bool {
+	return t.push != nil && t.push.Between(fn)
 }
 
 // ReadRTP implements RTPReader. It reads into buf without allocating (unlike
@@ -67,9 +106,13 @@ func (t *PionTrack) SetReadDeadline(d time.Time) error {
 	return t.remote.SetReadDeadline(d)
 }
 
-// End makes ReadRTP return io.EOF from now on, waking a blocked reader.
+// End makes ReadRTP return io.EOF from now on, waking a blocked reader,
+// and ends the pushing, if PushRTP pushes.
 func (t *PionTrack) End() {
 	t.ended.Store(true)
+	if t.push != nil {
+		t.push.Stop()
+	}
 	_ = t.remote.SetReadDeadline(time.Now())
 }
 
@@ -140,20 +183,41 @@ func ReadSenderReportsWith(recv *webrtc.RTPReceiver, each func()) *SenderReports
 	}
 	go func() {
 		buf := make([]byte, 1500)
-		for {
-			n, _, err := recv.Read(buf)
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
-				return // the receiver stopped
-			}
-			if each != nil {
-				each()
-			}
-			if err == nil {
-				s.record(buf[:n], time.Now())
-			} // else an interceptor could not parse the packet: skipped
+		for s.readOne(recv, buf, each) {
 		}
 	}()
 	return s
+}
+
+// PushSenderReports is ReadSenderReportsWith for a receiver whose SRTCP
+// stream has the buffer push (see PushBuffers): each RTCP packet is read on
+// the goroutine that decrypts it (srtp's SRTCP session goroutine), and no
+// goroutine waits for them. A nil push: ReadSenderReportsWith.
+func PushSenderReports(recv *webrtc.RTPReceiver, push *PushBuffer, each func()) *SenderReports {
+	if push == nil || recv == nil {
+		return ReadSenderReportsWith(recv, each)
+	}
+	s := &SenderReports{}
+	buf := make([]byte, 1500)
+	push.Push(func() bool { return s.readOne(recv, buf, each) }, func() {})
+	return s
+}
+
+// readOne reads one RTCP packet of recv into buf, calls each (when not
+// nil) and keeps the packet's sender reports; it reports false when the
+// receiver stopped. A packet that an interceptor cannot parse is skipped.
+func (s *SenderReports) readOne(recv *webrtc.RTPReceiver, buf []byte, each func()) bool {
+	n, _, err := recv.Read(buf)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+		return false
+	}
+	if each != nil {
+		each()
+	}
+	if err == nil {
+		s.record(buf[:n], time.Now())
+	}
+	return true
 }
 
 // record keeps the sender reports among the RTCP packets b. A packet that
@@ -190,3 +254,9 @@ func NTPTime(ntp uint64) time.Time {
 	frac := (ntp & 0xFFFFFFFF) * uint64(time.Second) >> 32
 	return time.Unix(secs, int64(frac)).UTC()
 }
+
+// Interface guards.
+var (
+	_ DeadlineReader = (*PionTrack)(nil)
+	_ RTPPusher      = (*PionTrack)(nil)
+)

@@ -11,9 +11,13 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// loopbackAPI returns a Pion API whose peers gather only 127.0.0.1.
-func loopbackAPI() *webrtc.API {
+// loopbackAPI returns a Pion API whose peers gather only 127.0.0.1; with
+// bufs, its SRTP and SRTCP streams get PushBuffers.
+func loopbackAPI(bufs *PushBuffers) *webrtc.API {
 	var se webrtc.SettingEngine
+	if bufs != nil {
+		se.BufferFactory = bufs.New
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -24,16 +28,15 @@ func loopbackAPI() *webrtc.API {
 // loopback and returns the sender, a write of the sender's next packet
 // (sequence number seq, advanced by each write) and the receiver's track and
 // RTP receiver, once it has them (the sender sends a packet every 20 ms
-// until then).
-func pionPair(t *testing.T) (send *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
+// until then). With bufs, the receiver's streams get PushBuffers.
+func pionPair(t *testing.T, bufs *PushBuffers) (send, recv *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
 	t.Helper()
-	api := loopbackAPI()
-	send, err := api.NewPeerConnection(webrtc.Configuration{})
+	send, err := loopbackAPI(nil).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { send.Close() })
-	recv, err := api.NewPeerConnection(webrtc.Configuration{})
+	recv, err = loopbackAPI(bufs).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +88,7 @@ func pionPair(t *testing.T) (send *webrtc.PeerConnection, write func(), remote *
 	for {
 		select {
 		case g := <-remotes:
-			return send, write, g.tr, g.r, seq
+			return send, recv, write, g.tr, g.r, seq
 		case <-time.After(20 * time.Millisecond):
 			write()
 		}
@@ -99,7 +102,7 @@ func pionPair(t *testing.T) (send *webrtc.PeerConnection, write func(), remote *
 // cleared gets the next packet, and End gives io.EOF, also after a deadline
 // set or cleared once it ended.
 func TestPionTrack_ReadDeadline(t *testing.T) {
-	_, write, remote, _, seq := pionPair(t)
+	_, _, write, remote, _, seq := pionPair(t, nil)
 	tr := NewPionTrack(remote, nil)
 	buf := make([]byte, 1500)
 	if _, err := tr.ReadRTP(buf); err != nil {
@@ -145,11 +148,31 @@ func TestPionTrack_ReadDeadline(t *testing.T) {
 // report and a receiver report with a profile-specific extension (RFC 3550
 // §6.4.2), which pion/srtp hands on re-marshalled with a wrong length, so
 // that it no longer parses, does not end the reading: a later sender report
-// is still kept. (It ended the reader of every adapter until 2026-12-06.)
+// is still kept (read by a goroutine, or pushed by srtp's). (It ended the
+// reader of every adapter until 2026-12-06.)
 func TestSenderReports_SkipMalformedPackets(t *testing.T) {
-	send, _, remote, receiver, _ := pionPair(t)
-	srs := ReadSenderReports(receiver)
+	for _, pushed := range []bool{false, true} {
+		name := "read"
+		if pushed {
+			name = "pushed"
+		}
+		t.Run(name, func(t *testing.T) { testSenderReportsSkipMalformed(t, pushed) })
+	}
+}
+
+func testSenderReportsSkipMalformed(t *testing.T, pushed bool) {
+	var bufs *PushBuffers
+	if pushed {
+		bufs = &PushBuffers{}
+	}
+	send, _, _, remote, receiver, _ := pionPair(t, bufs)
 	ssrc := uint32(remote.SSRC())
+	var srs *SenderReports
+	if pushed {
+		srs = PushSenderReports(receiver, bufs.RTCP(ssrc), nil)
+	} else {
+		srs = ReadSenderReports(receiver)
+	}
 	// A receiver report of 24 bytes without report blocks: 16 of extension.
 	rrWithExtension := rtcp.RawPacket(append([]byte{0x80, 201, 0, 5, 0, 0, 0, 9}, make([]byte, 16)...))
 	sendSR := func(rtpTime uint32, more ...rtcp.Packet) {
@@ -179,4 +202,79 @@ func TestSenderReports_SkipMalformedPackets(t *testing.T) {
 	// datagram: once it is kept the malformed one is read next.
 	waitFor(1, &rrWithExtension)
 	waitFor(2)
+}
+
+// TestPionTrack_PushesEveryPacketInOrder: a real Pion sender sends 400
+// packets 2 ms apart to a Pion receiver whose streams have PushBuffers; the
+// track's reader starts after the 200th. PushRTP hands over what Pion held,
+// then every packet as srtp decrypts it: each once, in order, none lost;
+// closing the receiver ends the track, once, with io.EOF.
+func TestPionTrack_PushesEveryPacketInOrder(t *testing.T) {
+	bufs := &PushBuffers{}
+	_, recv, write, remote, receiver, seq := pionPair(t, bufs)
+	ssrc := uint32(remote.SSRC())
+	if bufs.RTP(ssrc) == nil || bufs.RTCP(ssrc) == nil {
+		t.Fatalf("no PushBuffer for the track's SSRC %d", ssrc)
+	}
+	every := time.NewTicker(2 * time.Millisecond)
+	defer every.Stop()
+	first := *seq + 1
+	for range 200 {
+		<-every.C
+		write()
+	}
+	tr := NewPushedPionTrack(remote, PushSenderReports(receiver, bufs.RTCP(ssrc), nil), bufs.RTP(ssrc))
+	seqs := make(chan uint16, 1000)
+	ended := make(chan error, 2)
+	var pkt rtp.Packet
+	if !tr.PushRTP(make([]byte, 1500), func(b []byte) {
+		if err := pkt.Unmarshal(b); err != nil {
+			t.Errorf("not RTP: %v", err)
+		}
+		seqs <- pkt.SequenceNumber
+	}, func(err error) { ended <- err }) {
+		t.Fatal("PushRTP: the track does not push")
+	}
+	held := len(seqs)
+	for range 200 {
+		<-every.C
+		write()
+	}
+	last := *seq
+	var got []uint16
+	timeout := time.After(10 * time.Second)
+	for len(got) == 0 || got[len(got)-1] != last {
+		select {
+		case s := <-seqs:
+			got = append(got, s)
+		case <-timeout:
+			t.Fatalf("packet %d not handed over in 10 s (got %d packets)", last, len(got))
+		}
+	}
+	if got[0] > first {
+		t.Errorf("the first packet handed over is %d: packets %d to %d, sent before the reader started, are lost", got[0], first, got[0]-1)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("packet %d follows %d: lost or reordered", got[i], got[i-1])
+		}
+	}
+	t.Logf("%d packets held before PushRTP, %d pushed after; first %d (the first sent after the track came: %d)", held, len(got)-held, got[0], first)
+	if held == 0 || held == len(got) {
+		t.Errorf("%d of %d packets handed over by PushRTP itself: want some held, then some pushed", held, len(got))
+	}
+	recv.Close()
+	select {
+	case err := <-ended:
+		if err != io.EOF {
+			t.Errorf("the track ended with %v, want io.EOF", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the track did not end in 10 s after the receiver closed")
+	}
+	select {
+	case <-ended:
+		t.Error("end called twice")
+	default:
+	}
 }
