@@ -14,12 +14,16 @@ import (
 // deferAhead beyond what the mixer has read (its ring's head), the packets
 // themselves, undecoded and in arrival order, with their arrival times: a
 // few KB a second. Each is processed exactly as it would have been on
-// arrival (WriteRTP's path, with its own arrival time: lateness, reordering,
-// sender reports and all) once the mixer comes within deferAhead of it:
-// checked at each packet and at each Tick, which the track's reader calls
+// arrival (WriteRTP's path, with its own arrival time: lateness, reordering
+// and all) once the mixer comes within deferAhead of it (checked at each
+// packet and at each Tick, which the track's reader calls
 // while packets are deferred (Deferred) and none comes (it reads with a
 // deadline then), so a track that stalls after it queued audio that came in
-// time still has that audio decoded before the mixer needs it. The mixer
+// time still has that audio decoded before the mixer needs it). A sender
+// report that comes meanwhile is queued behind them, in order, and applies
+// to the packets after it, as on arrival (applied at once, a step of the
+// sender's clock would move the packets queued before it: up to the budget
+// before the step). The mixer
 // never lags more than the budget, and claims a frame the budget after its
 // end at the earliest, so from the moment a queued packet is due to the
 // moment the mixer could give up waiting for it the reader has at least
@@ -52,14 +56,18 @@ const (
 
 // deferredPacket is a queued packet: its payload is buf[off:off+n], after
 // pad bytes left unused at the end of buf (the payload did not fit there).
+// Or a queued sender report (report): the sender's wall clock was at
+// (a time.Duration after the recording's start) when its RTP clock showed
+// ts.
 type deferredPacket struct {
-	at   uint64 // arrival position
-	ssrc uint32
-	ts   uint32
-	off  uint32
-	seq  uint16
-	n    uint16
-	pad  uint16
+	at     uint64 // arrival position; of a report, its time (time.Duration)
+	ssrc   uint32
+	ts     uint32
+	off    uint32
+	seq    uint16
+	n      uint16
+	pad    uint16
+	report bool
 }
 
 // deferQueue is a pipeline's queue of deferred packets (reader goroutine).
@@ -149,13 +157,28 @@ func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
 	}
 }
 
+// deferReport queues a sender report behind the queued packets, if any,
+// and reports whether it did (SenderReport).
+func (p *AudioPipeline) deferReport(ssrc, rtpTS uint32, at time.Duration) bool {
+	d := &p.dq
+	if d.n == len(d.q) && d.n > 0 {
+		p.processOne() // full: the oldest goes to the ring
+	}
+	if d.n == 0 {
+		return false
+	}
+	d.q[(d.head+d.n)%len(d.q)] = deferredPacket{at: uint64(at), ssrc: ssrc, ts: rtpTS, report: true}
+	d.n++
+	return true
+}
+
 // processDue processes queued packets in order, all of them with all, or
-// those whose audio begins within deferAhead of what the mixer read.
+// those whose audio begins within deferAhead of what the mixer read (and
+// the reports before them).
 func (p *AudioPipeline) processDue(all bool) {
 	d := &p.dq
 	for d.n > 0 {
-		if !all {
-			e := &d.q[d.head]
+		if e := &d.q[d.head]; !all && !e.report {
 			if pos, ok := p.PositionOf(e.ts); ok && e.ssrc == p.ssrc && pos > p.ring.Head()+d.ahead {
 				return
 			}
@@ -168,7 +191,7 @@ func (p *AudioPipeline) processDue(all bool) {
 }
 
 // processOne processes the oldest queued packet as WriteRTP would have on
-// its arrival.
+// its arrival, or the oldest report as SenderReport would have.
 func (p *AudioPipeline) processOne() {
 	d := &p.dq
 	e := d.q[d.head]
@@ -177,6 +200,10 @@ func (p *AudioPipeline) processOne() {
 	d.used -= int(e.pad) + int(e.n)
 	if d.n == 0 {
 		d.w, d.used = 0, 0
+	}
+	if e.report {
+		p.senderReport(e.ssrc, e.ts, time.Duration(e.at))
+		return
 	}
 	// The payload stays in buf until the next deferPacket, which comes after.
 	p.write(e.ssrc, e.seq, e.ts, d.buf[e.off:e.off+uint32(e.n)], e.at)

@@ -1303,10 +1303,20 @@ func (p *AudioPipeline) decode(payload []byte) (int, error) {
 // SenderReport gives the pipeline the sender's latest RTCP sender report
 // (RFC 3550 §6.4.1): its wall clock was at, on the recording's timeline,
 // when its RTP clock showed rtpTS. The next anchor places the track by it
-// (see the package documentation). Reader goroutine only; it allocates
-// nothing.
+// (see the package documentation). While packets are queued undecoded it
+// is queued behind them (deferred.go): it applies to the packets that came
+// after it. Reader goroutine only; it allocates nothing.
 func (p *AudioPipeline) SenderReport(ssrc uint32, at time.Time, rtpTS uint32) {
 	d := at.Sub(p.mixer.cfg.Start)
+	if p.deferReport(ssrc, rtpTS, d) {
+		return
+	}
+	p.senderReport(ssrc, rtpTS, d)
+}
+
+// senderReport takes a sender report (SenderReport): the sender's wall
+// clock was d after the recording's start when its RTP clock showed rtpTS.
+func (p *AudioPipeline) senderReport(ssrc, rtpTS uint32, d time.Duration) {
 	p.srValid, p.srSSRC, p.srTS = true, ssrc, rtpTS
 	p.srPos = d.Seconds() * p.rate
 	p.srCount++

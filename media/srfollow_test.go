@@ -1,16 +1,20 @@
 package media
 
 import (
+	"bytes"
 	"cmp"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/media/mediatest"
 )
 
 // slippingSender is a sender whose audio clock slips against its wall clock
-// (whiptest.AudioClock's model): it captures rate × 8000 samples a second of
+// (whiptest.AudioClock's model): it captures rate × clock samples a second of
 // its wall clock, and a capture stall at stallAt loses stall of them. Its
 // sender reports map its RTP time to its wall clock truthfully. A sample's
 // sound is a beep (µ-law 0x90) in the first 100 ms of every wall-clock
@@ -24,6 +28,7 @@ import (
 // does; the next report is right again.
 type slippingSender struct {
 	rate                     float64
+	clock                    float64   // its nominal RTP clock rate; default 8000
 	stallAt, stall           float64   // seconds of the wall clock
 	srJitter                 []float64 // how far off its reports are, in turn (seconds)
 	writeStallAt, writeStall float64   // seconds of the wall clock
@@ -39,7 +44,7 @@ func (s slippingSender) sent(w float64) float64 {
 
 // wall returns when sample n was captured, in seconds of the wall clock.
 func (s slippingSender) wall(n int) float64 {
-	w := float64(n) / (s.rate * 8000)
+	w := float64(n) / (s.rate * cmp.Or(s.clock, 8000))
 	if s.stall > 0 && w >= s.stallAt {
 		w += s.stall
 	}
@@ -51,7 +56,7 @@ func (s slippingSender) captured(w float64) int {
 	if s.stall > 0 && w > s.stallAt {
 		w -= min(w-s.stallAt, s.stall)
 	}
-	return int(w * s.rate * 8000)
+	return int(w * s.rate * cmp.Or(s.clock, 8000))
 }
 
 // TestAudioPipeline_FollowsTheSendersReports: a track whose sender sends RTCP
@@ -183,4 +188,133 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	if r := p.Ratio(); math.Abs(r-1/snd.rate) > 0.002 || snd.rate == 1 && snd.srJitter == nil && r != 1 {
 		t.Errorf("resampling ratio %.5f at the end, want about %.5f (the sender's clock; exactly 1 for a good one)", r, 1/snd.rate)
 	}
+}
+
+// TestAudioPipeline_DeferredFollowsReportsInOrder: a sender report that
+// comes while the track's packets are queued undecoded (deferred.go) applies
+// to the packets that came after it, as it does on arrival. Track b stalls
+// for good at 2 s, so the mixer runs the budget (5 s) behind and track a
+// (Opus, its reader ticking) defers nearly the budget of packets; a's sender
+// stalls its capture for 100 ms at 6.5 s, which its reports (every 3 s, as
+// libwebrtc sends them for audio) show from the one at 9.3 s and the one at
+// 12.3 s confirms. The mix is the very mix of decoding every packet on
+// arrival, to the sample, and every beep (a wall-clock second's start) lands
+// where the reports place it, within 20 ms: those captured after the stall
+// and before the confirming report the stall earlier
+// (TestAudioPipeline_FollowsTheSendersReports), the rest at their instant.
+// A report applied when it came ran on the oldest queued packet, seconds
+// older than it: the step was taken at 11.1 s, and the beep at 12 s landed
+// 100 ms later than on arrival.
+func TestAudioPipeline_DeferredFollowsReportsInOrder(t *testing.T) {
+	const total = 17.0 // seconds of the wall clock
+	snd := slippingSender{rate: 1, clock: 48000, stallAt: 6.5, stall: 0.1}
+	// What a's sender captured, beeping in the first 100 ms of every second
+	// of its wall clock, encoded by the real opusenc.
+	pcm := mediatest.Sine(1000, 48000, snd.captured(total+1), 8000)
+	for n := range pcm {
+		if math.Mod(snd.wall(n), 1) >= 0.1 {
+			pcm[n] = 0
+		}
+	}
+	payloads := encodeOpus(t, pcm, "--bitrate", "24")
+	want, _, _ := reportsScenario(t, snd, payloads, total, false)
+	got, stats, queued := reportsScenario(t, snd, payloads, total, true)
+	var beeps []float64
+	for i, v := range got {
+		if (v > 2000 || v < -2000) && (len(beeps) == 0 || float64(i)/8000-beeps[len(beeps)-1] > 0.5) {
+			beeps = append(beeps, float64(i)/8000)
+		}
+	}
+	t.Logf("beeps at %.4f s; a deferred up to %d packets; stats of a %+v", beeps, queued, stats)
+	if queued < 200 {
+		t.Fatalf("a deferred at most %d packets: the scenario no longer holds reports in its queue", queued)
+	}
+	if len(got) != len(want) || !slices.Equal(got, want) {
+		t.Errorf("the mix differs from decoding on arrival (%d samples, %d differ; %d samples on arrival)", len(got), differ(got, want), len(want))
+	}
+	if len(beeps) < int(total)-1 {
+		t.Fatalf("%d beeps in the mix, want %d", len(beeps), int(total)-1)
+	}
+	const confirmed = 12.3 // the report that confirms the step
+	for _, o := range beeps {
+		want := math.Round(o + snd.stall/2)
+		if want >= snd.stallAt && want < confirmed {
+			want -= snd.stall
+		}
+		if d := o - want; math.Abs(d) > 0.020 {
+			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
+		}
+	}
+	if stats.Late != 0 || stats.Lost != 0 {
+		t.Errorf("stats of a %+v: want nothing late or lost", stats)
+	}
+}
+
+// reportsScenario runs the scenario of
+// TestAudioPipeline_DeferredFollowsReportsInOrder and returns the mix, a's
+// stats and the most packets a had queued.
+func reportsScenario(t *testing.T, snd slippingSender, payloads [][]byte, total float64, deferred bool) ([]int16, PipelineStats, int) {
+	sink := &captureSink{}
+	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+	t0 := c.t
+	a, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput("a", InputOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deferred {
+		a.EnableDefer()
+	}
+	b, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("b", InputOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const transit, every = 0.010, 3.0
+	silence := bytes.Repeat([]byte{0xFF}, 160)
+	frame := m.Config().Frame
+	next, nextB, report := 0, 0, 0 // a's next packet, b's, a's next report (at report·every + 0.3 s)
+	lastA := time.Duration(0)
+	queued := 0
+	for now := time.Duration(0); now.Seconds() < total; now += 5 * time.Millisecond {
+		c.t = t0.Add(now)
+		// b: in step until 2 s, then nothing (its network stalled).
+		for ; nextB < 100 && time.Duration(nextB)*20*time.Millisecond+10*time.Millisecond <= now; nextB++ {
+			pkt := &rtp.Packet{Header: rtp.Header{SSRC: 2, SequenceNumber: uint16(nextB), Timestamp: uint32(160 * nextB)}, Payload: silence}
+			if err := b.WriteRTP(pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for ; next < len(payloads); next++ {
+			n := next * 960
+			if at := snd.wall(n+959) + transit; at > now.Seconds() {
+				break
+			}
+			for ; float64(report)*every+0.3 <= now.Seconds(); report++ {
+				w := float64(report)*every + 0.3
+				a.SenderReport(1, t0.Add(time.Duration(w*float64(time.Second))), uint32(snd.captured(w)))
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(n)}, Payload: payloads[next]}
+			if err := a.WriteRTP(pkt); err != nil {
+				t.Fatal(err)
+			}
+			lastA = now
+			queued = max(queued, a.dq.n)
+		}
+		if a.Deferred() && now-lastA >= 100*time.Millisecond {
+			a.Tick() // a's reader: its read with a deadline timed out
+			lastA = now
+		}
+		if now%frame == 0 {
+			if err := m.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, p := range []*AudioPipeline{a, b} {
+		p.Close()
+		m.RemoveInput(p.input)
+	}
+	if err := m.Finish(m.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return sink.pcm, a.Stats(), queued
 }
