@@ -157,9 +157,26 @@ type TrackTiming struct {
 	Mappings        []Mapping  `json:"mappings,omitempty"`
 }
 
-// MappingMoved is how far a sender report's mapping must move from the last
-// one kept to be kept in TrackTiming.Mappings.
+// MappingMoved is how far a sender report's mapping must move from the
+// reports before it to be a step of the sender's clock (a capture that
+// stalled, a clock that was set), once the next report confirms it by
+// placing the audio within as much of it: see ReportMoved.
 const MappingMoved = 10 * time.Millisecond
+
+// ReportMoved reports whether a sender report that places the sender's
+// audio d later than the reports before it (earlier if negative) moved:
+// more than MappingMoved. A report that moved is a step candidate; the next
+// report confirms it if it has not moved from it. Less is a report's jitter
+// or the sender's clock drifting. It is the one definition of a step for
+// the manifest's mappings (recorder's senderClock keeps a confirmed
+// candidate in TrackTiming.Mappings, by which the offline mix and the
+// composite place the file: Steps) and for the live mix (media's
+// AudioPipeline takes a confirmed step from the confirming report on, and
+// absorbs smaller moves by resampling), so that the two place the audio
+// after a step alike.
+func ReportMoved(d time.Duration) bool {
+	return d > MappingMoved || d < -MappingMoved
+}
 
 // Mapping is one sender report of a track: the sender's wall clock read NTP
 // at RTP timestamp RTP, which is File seconds into the track's file (from

@@ -75,16 +75,18 @@
 //     the offline mix and the composite place its file (composition.
 //     TrackTiming.Steps): the first report keeps the mapping where it is
 //     (they place the file's first sample where the live mix did), and at
-//     each later one the mapping moves by as much as the reports moved: up
-//     to 20 ms is the sender's clock drifting, resampled away at its rate
-//     (measured over the reports since the first, or the last step) once the
-//     offset passed 10 ms; more (a capture that stalled) is a step, followed
-//     once the next report confirms it (within 10 ms, as the offline mix
-//     keeps a report), so the live mix places the audio between the two as
-//     before the step (see followReport in pipeline.go). A report that
-//     places a packet earlier than the arrivals allow is not followed, nor
-//     one the next does not confirm: Pion stamps a report by its last write,
-//     so a stalled write makes one late by the stall.
+//     each later one the mapping moves by as much as the reports moved: a
+//     move of more than 10 ms (a capture that stalled) is a step once the
+//     next report confirms it (within 10 ms), the very steps the offline
+//     placement takes (composition.ReportMoved), so the audio after a step
+//     is where the offline mix has it; less is the sender's clock drifting,
+//     resampled away at its rate (measured over the reports since the first,
+//     or the last step) once the offset passed 10 ms. Between a step's
+//     first report and the one that confirms it the live mix places the
+//     audio about as before the step (see followReport in pipeline.go). A
+//     report that places a packet earlier than the arrivals allow is not
+//     followed, nor one the next does not confirm: Pion stamps a report by
+//     its last write, so a stalled write makes one late by the stall.
 //     PipelineStats.BySR counts anchors placed by a report; Origin is where
 //     the track's first sample landed, which the recorder records as the
 //     track file's time zero (manifest mediaOffset), and the manifest's track

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/rtcrec/recorder/composition"
 )
 
 // ErrClosed is returned by WriteRTP after Close.
@@ -236,12 +238,17 @@ type AudioPipeline struct {
 	srLastPos float64
 	srLeast   float64
 	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
-	// A report that moved more than reportStep from the line of the last
-	// one followed (a step candidate): it placed the packet with timestamp
+	// A report that moved from the line of the last one followed (a step
+	// candidate, see followReport): it placed the packet with timestamp
 	// srCandExt at srCandPos. The next report says whether it is a step.
-	srCand    bool
-	srCandExt int64
-	srCandPos float64
+	// srCandNear: it moved by srCandMoved, up to reportStep, and was
+	// followed as drift meanwhile; srCandSlope was the slope before it.
+	srCand      bool
+	srCandExt   int64
+	srCandPos   float64
+	srCandNear  bool
+	srCandMoved float64
+	srCandSlope float64
 
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
@@ -1003,36 +1010,47 @@ func (p *AudioPipeline) settleNow() {
 // reports is placed by them, as the offline mix and the composite place its
 // file (composition.TrackTiming.Steps): at each report the mapping moves by
 // as much as the reports moved, measured against the line of the last report
-// followed at the sender's clock rate (the slope). A move of up to
-// reportStep is the sender's clock drifting: it is absorbed by resampling, at
-// the clock's rate, with the mapping's offset from the reports' line caught
-// up (at each drift window's end, see measure). A larger one is a step
-// candidate, followed only when the next report confirms it (it moved as
-// much, within reportConfirm), as the offline mix keeps a report (recorder's
-// senderClock): a capture that stalled, a clock that was set. A step moves
-// the mapping at the confirming report: silence forward, and back, what
-// lands on the track's own audio already decided is dropped (counted Late).
-// Until then the audio goes where the mapping placed it, so between the
-// candidate and the confirmation the live mix places it where the offline
-// mix places the audio before the step (up to one report interval). A
-// candidate that the next report does not confirm was not the sender's
-// clock: Pion stamps a report by when it last wrote a packet, so a stalled
-// write makes one report late by the stall, and the packets written after it
-// come late by as much (following it, then the next, stepped the mix
-// forward and back, dropping the stall's length of audio). Three reports on
-// one line whose slope is within MaxSkew (the middle one a candidate) are a
-// clock rate, not a step: drift at that slope (a clock 4 % slow moves 40 ms
-// between reports a second apart). A report that would place the packet
-// earlier than it could have arrived (later than its arrival by more than
-// half of reportStep beyond the least lateness of the packets by the report
-// before, since it came) is not followed either. A sender whose reports do
-// not fit the arrivals at all (its wall clock off by more than srPosition
-// allows) is placed by arrival (measure), as is one whose reports stop for
-// reportsGone.
+// followed at the sender's clock rate (the slope). What a step is, the live
+// mix and the offline placement (recorder's senderClock keeps the reports
+// the file is placed by) share: a report that moved more than
+// composition.MappingMoved (10 ms, composition.ReportMoved) is a step
+// candidate (a capture that stalled, a clock that was set), and a step once
+// the next report confirms it (it has not moved from the candidate's line).
+// Less is the sender's clock drifting, or a report's jitter: it is absorbed
+// by resampling, at the clock's rate, with the mapping's offset from the
+// reports' line caught up (at each drift window's end, see measure).
+//
+// How the mapping goes meanwhile depends on the move. A candidate of up to
+// reportStep is followed as drift (it may be one: a clock 0.5 % slow moves
+// 15 ms between reports 3 s apart), and if confirmed, the slope goes back to
+// the one before it and the rest of the offset is caught up over the next
+// second: the audio after it is where the offline placement has it. (When
+// the live mix took a move of up to 20 ms for drift, a 19.6 ms step of
+// Chromium's reports, which the file's placement took at once, was read as
+// a clock rate: the mix overshot, and beeps after it were 23 ms off the
+// file's.) A larger candidate is not followed until the next report
+// confirms it, then the mapping jumps: silence forward, and back, what lands
+// on the track's own audio already decided is dropped (counted Late).
+// Either way, between the candidate and the confirmation the live mix
+// places the audio (about) where it was before the step, the offline
+// placement after it (up to one report interval). A candidate that the next
+// report does not confirm was not the sender's clock: Pion stamps a report
+// by when it last wrote a packet, so a stalled write makes one report late
+// by the stall, and the packets written after it come late by as much
+// (following it, then the next, stepped the mix forward and back, dropping
+// the stall's length of audio). Three reports on one line whose slope is
+// within MaxSkew (the middle one a candidate) are a clock rate, not a step:
+// drift at that slope (a clock 4 % slow moves 40 ms between reports a
+// second apart). A report that would place the packet earlier than it could
+// have arrived (later than its arrival by more than reportEarly beyond the
+// least lateness of the packets by the report before, since it came) is not
+// followed either. A sender whose reports do not fit the arrivals at all
+// (its wall clock off by more than srPosition allows) is placed by arrival
+// (measure), as is one whose reports stop for reportsGone.
 const (
-	reportStep    = 20 * time.Millisecond
-	reportConfirm = 10 * time.Millisecond // composition.MappingMoved
-	reportsGone   = 15 * time.Second      // three of a low-rate audio sender's RTCP intervals (5 s)
+	reportStep  = 20 * time.Millisecond
+	reportEarly = 10 * time.Millisecond
+	reportsGone = 15 * time.Second // three of a low-rate audio sender's RTCP intervals (5 s)
 )
 
 // followReport applies the latest sender report to the mapping (see above),
@@ -1060,26 +1078,42 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	want -= p.srOff
 	late := float64(now) - want
-	step := reportStep.Seconds() * p.rate
-	if late < p.srLeast-step/2 {
+	if late < p.srLeast-reportEarly.Seconds()*p.rate {
 		// Earlier than the packets since the last report followed came by
 		// it allows.
 		return pos
 	}
 	k := p.rate / p.clock
+	if p.srCand && p.srCandNear {
+		// A candidate followed as drift: a step if this report is on its
+		// line at the slope before it, and as far from the line before.
+		p.srCand = false
+		off := want - (p.srCandPos + float64(p.ext-p.srCandExt)*k*p.srCandSlope)
+		if !p.reportMoved(off) && p.reportMoved(p.srCandMoved+off) {
+			// Confirmed: the clock's rate is the one before it (the
+			// move was no drift), measured from here; what remains of
+			// the offset is caught up over the next second, however
+			// small (steer would leave up to 5 ms).
+			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, late
+			p.setRatio(min(max(p.srSlope+(want-pos)/p.rate, 1-p.maxSkew), 1+p.maxSkew))
+			p.haveBase, p.havePrev, p.winEnd = false, false, 0
+			return pos
+		}
+	}
 	moved := want - p.srLine(p.ext)
 	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
 	slope := p.srSlope
-	if math.Abs(moved) > step {
-		confirm := reportConfirm.Seconds() * p.rate
+	near := false // a candidate followed as drift meanwhile
+	if math.Abs(moved) > reportStep.Seconds()*p.rate {
 		cand := p.srCand
 		p.srCand = false
 		switch {
 		case !cand:
 			// A step candidate: the next report says whether it is one.
-			p.srCand, p.srCandExt, p.srCandPos = true, p.ext, want
+			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
 			return pos
-		case math.Abs(want-(p.srCandPos+float64(p.ext-p.srCandExt)*k*p.srSlope)) <= confirm:
+		case !p.reportMoved(want - (p.srCandPos + float64(p.ext-p.srCandExt)*k*p.srSlope)):
 			// Confirmed: the mapping jumps, at the clock's rate it had;
 			// the slope is measured from here.
 			p.basePos, p.baseExt = want, p.ext
@@ -1094,24 +1128,37 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// reference, a clock rate; otherwise this one is the candidate.
 		s := (want - p.srRefPos) / span
 		if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
-			math.Abs(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) > confirm {
-			p.srCand, p.srCandExt, p.srCandPos = true, p.ext, want
+			p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
+			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
 			return pos
 		}
 		slope = s
-	} else if span >= 2*p.rate {
-		// Drift: the sender's clock against ours is the slope of the
-		// reports' placement since the reference (the first report
-		// followed, or the last step), once it spans 2 s (a report's
-		// jitter, a few ms with Chromium, is then a small part of it).
-		slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
+	} else {
+		near = p.reportMoved(moved)
+		if span >= 2*p.rate {
+			// Drift: the sender's clock against ours is the slope of the
+			// reports' placement since the reference (the first report
+			// followed, or the last step), once it spans 2 s (a report's
+			// jitter, a few ms with Chromium, is then a small part of it).
+			slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
+		}
 	}
-	p.srCand = false
+	p.srCand, p.srCandNear = near, near
+	if near {
+		p.srCandExt, p.srCandPos, p.srCandMoved, p.srCandSlope = p.ext, want, moved, p.srSlope
+	}
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, late
 	p.steer(want - pos)
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// reportMoved reports whether a report that places the audio d samples
+// later than a line of reports (earlier if negative) moved from it
+// (composition.ReportMoved).
+func (p *AudioPipeline) reportMoved(d float64) bool {
+	return composition.ReportMoved(time.Duration(d / p.rate * float64(time.Second)))
 }
 
 // srLine returns where the reports followed place the packet with extended

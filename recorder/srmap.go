@@ -13,11 +13,12 @@ import (
 // slips against its wall clock (a sound card running fast, a capture that
 // stalls) is placed piecewise (composition.TrackTiming.Steps).
 //
-// A report is kept when its mapping moved more than composition.MappingMoved
-// from the last one kept and the next report agrees with it (within as
-// much): a sender that stamps its reports from when it last wrote a packet
-// (Pion) gives one report late by as long as a stalled write, and that one
-// is not a move of its clock. The first report is kept as it comes.
+// A report is kept when its mapping moved (composition.ReportMoved: more
+// than composition.MappingMoved) from the last one kept and the next report
+// has not moved from it: a sender that stamps its reports from when it
+// last wrote a packet (Pion) gives one report late by as long as a stalled
+// write, and that one is not a move of its clock. The first report is kept
+// as it comes.
 //
 // report is called by the track's reader goroutine when a report comes (about
 // once a second, never per packet); mappings at the track's end.
@@ -51,9 +52,9 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 	switch {
 	case c.last.IsZero():
 		keep(k, sent)
-	case absDur(sent.Sub(c.last)) <= composition.MappingMoved:
+	case !composition.ReportMoved(sent.Sub(c.last)):
 		c.haveCand = false
-	case c.haveCand && absDur(sent.Sub(c.candSent)) <= composition.MappingMoved:
+	case c.haveCand && !composition.ReportMoved(sent.Sub(c.candSent)):
 		keep(c.cand, c.candSent)
 	default:
 		c.cand, c.candSent, c.haveCand = k, sent, true
@@ -68,11 +69,4 @@ func (c *senderClock) mappings() []composition.Mapping {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]composition.Mapping(nil), c.kept...)
-}
-
-func absDur(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }
