@@ -1414,19 +1414,19 @@ func (p *AudioPipeline) PositionOf(ts uint32) (pos uint64, ok bool) {
 }
 
 // PlaceOf is PositionOf for a packet that arrives now, when the mapping fits
-// its arrival: not more than a second ahead of it and not later than half the
-// budget (otherwise the timestamps lost touch with time and the packet would
-// re-anchor the timeline at its arrival, see place). Where a packet's audio
-// begins on the timeline, not when it was read, is what a cut (pause,
-// blackout, stop) keeps it by: a reader that fell behind reads audio from
-// before a cut after it. Reader goroutine only.
+// its arrival as place keeps it: not more than a second ahead of it and not
+// later than the budget (otherwise the timestamps may have lost touch with
+// time, and the packet may re-anchor the timeline at its arrival). Where a
+// packet's audio begins on the timeline, not when it was read, is what a cut
+// (pause, blackout, stop) keeps it by: a reader that fell behind reads audio
+// from before a cut after it, up to the budget late. Reader goroutine only.
 func (p *AudioPipeline) PlaceOf(ts uint32) (pos uint64, ok bool) {
 	pos, ok = p.PositionOf(ts)
 	if !ok {
 		return 0, false
 	}
 	now := p.mixer.Now()
-	if pos > now+uint64(p.rate) || pos+p.mixer.budget/2 < now {
+	if pos > now+uint64(p.rate) || pos+p.mixer.budget < now {
 		return 0, false
 	}
 	return pos, true

@@ -278,93 +278,107 @@ func BenchmarkMediaSink_Gate(b *testing.B) {
 // the cut and read only after it began are in the file and the mix, the
 // 100 ms sent during it and read only after it ended are in neither. (Cut by
 // the instant a packet was read, the file and the mix lost the first and
-// held the second.)
+// held the second.) With "3 s behind" the reader reads nothing from 0.6 to
+// 3.6 s, and reads it within the cut: the audio from before the cut is read
+// 1.6 to 3 s late, within the latency budget (5 s), and is in the file and
+// the mix all the same (the gate once let the mapping place a packet only up
+// to half the budget late, and cut what was later by the switch).
 func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
-	for _, kind := range []string{"pause", "blackout"} {
-		t.Run(kind, func(t *testing.T) {
-			start := time.Unix(1000, 0)
-			now := start
-			ms, out, path := muLawSink(t, start, &now)
-			mixer := ms.mixer
-			lc := &pauseState{}
-			g := &gate{lc: lc, in: ms.in, clock: 8000}
-			lc.gates = map[*gate]string{g: "u"}
-			ms.gate = g
-			const n = 250 // 5 s of 20 ms packets; packet i is sent at 20·i ms
-			sent := func(i int) time.Duration { return time.Duration(i)*20*time.Millisecond + 5*time.Millisecond }
-			readAt := func(i int) time.Duration { // the reader stalls 1.8–2.5 s and 3.6–4.3 s
-				d := sent(i)
-				for _, s := range [][2]time.Duration{{1800 * time.Millisecond, 2500 * time.Millisecond}, {3600 * time.Millisecond, 4300 * time.Millisecond}} {
-					if d >= s[0] && d < s[1] {
-						return s[1]
-					}
-				}
-				return d
+	for _, behind := range []struct {
+		name   string
+		stalls [][2]time.Duration // the reader reads nothing in [from, to) and reads it all at to
+	}{
+		{"bursts", [][2]time.Duration{{1800 * time.Millisecond, 2500 * time.Millisecond}, {3600 * time.Millisecond, 4300 * time.Millisecond}}},
+		{"3 s behind", [][2]time.Duration{{600 * time.Millisecond, 3600 * time.Millisecond}}},
+	} {
+		for _, kind := range []string{"pause", "blackout"} {
+			t.Run(behind.name+"/"+kind, func(t *testing.T) { cutsWhereTheAudioIs(t, kind, behind.stalls) })
+		}
+	}
+}
+
+func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
+	start := time.Unix(1000, 0)
+	now := start
+	ms, out, path := muLawSink(t, start, &now)
+	mixer := ms.mixer
+	lc := &pauseState{}
+	g := &gate{lc: lc, in: ms.in, clock: 8000}
+	lc.gates = map[*gate]string{g: "u"}
+	ms.gate = g
+	const n = 250 // 5 s of 20 ms packets; packet i is sent at 20·i ms
+	sent := func(i int) time.Duration { return time.Duration(i)*20*time.Millisecond + 5*time.Millisecond }
+	readAt := func(i int) time.Duration {
+		d := sent(i)
+		for _, s := range stalls {
+			if d >= s[0] && d < s[1] {
+				return s[1]
 			}
-			cutFrom, cutTo := 2000*time.Millisecond, 3700*time.Millisecond
-			switchCut := func(on bool) {
-				if kind == "blackout" {
-					g.setBlack(on, now)
-					return
-				}
-				if on {
-					lc.paused.Store(true)
-					lc.cut.Store(&cutSpan{mixer.PosAt(now), openSpan})
-					return
-				}
-				lc.resume(&cutSpan{lc.cut.Load().from, mixer.PosAt(now)})
-				lc.paused.Store(false)
+		}
+		return d
+	}
+	cutFrom, cutTo := 2000*time.Millisecond, 3700*time.Millisecond
+	switchCut := func(on bool) {
+		if kind == "blackout" {
+			g.setBlack(on, now)
+			return
+		}
+		if on {
+			lc.paused.Store(true)
+			lc.cut.Store(&cutSpan{mixer.PosAt(now), openSpan})
+			return
+		}
+		lc.resume(&cutSpan{lc.cut.Load().from, mixer.PosAt(now)})
+		lc.paused.Store(false)
+	}
+	payload := func(i int) byte { return byte(i % 100) } // never µ-law silence
+	p := &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 160)}
+	next := 0
+	for d := time.Duration(0); d <= 5300*time.Millisecond; d += 5 * time.Millisecond {
+		now = start.Add(d)
+		if d == cutFrom || d == cutTo {
+			switchCut(d == cutFrom)
+		}
+		for ; next < n && readAt(next) <= d; next++ {
+			p.SequenceNumber, p.Timestamp = uint16(next), uint32(160*next)
+			for k := range p.Payload {
+				p.Payload[k] = payload(next)
 			}
-			payload := func(i int) byte { return byte(i % 100) } // never µ-law silence
-			p := &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 160)}
-			next := 0
-			for d := time.Duration(0); d <= 5300*time.Millisecond; d += 5 * time.Millisecond {
-				now = start.Add(d)
-				if d == cutFrom || d == cutTo {
-					switchCut(d == cutFrom)
-				}
-				for ; next < n && readAt(next) <= d; next++ {
-					p.SequenceNumber, p.Timestamp = uint16(next), uint32(160*next)
-					for k := range p.Payload {
-						p.Payload[k] = payload(next)
-					}
-					if err := ms.WriteRTP(p); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := mixer.Step(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := ms.Close(); err != nil {
+			if err := ms.WriteRTP(p); err != nil {
 				t.Fatal(err)
 			}
-			if err := mixer.Finish(mixer.Now()); err != nil {
-				t.Fatal(err)
-			}
-			// Packet i is kept unless its audio begins within the cut.
-			kept := func(i int) bool { return sent(i) < cutFrom || sent(i) >= cutTo }
-			data := wavData(t, path)
-			if len(data) != 160*n {
-				t.Fatalf("the file holds %d bytes, want %d (the call's length)", len(data), 160*n)
-			}
-			var fileWrong, mixWrong []int
-			for i := range n {
-				want, wantPCM := payload(i), g711.DecodeMuLaw(payload(i))
-				if !kept(i) {
-					want, wantPCM = 0xFF, 0 // µ-law silence; nothing in the mix
-				}
-				if slices.ContainsFunc(data[160*i:160*(i+1)], func(b byte) bool { return b != want }) {
-					fileWrong = append(fileWrong, i)
-				}
-				at := int(sent(i) * 8000 / time.Second) // where the mix places it
-				if slices.ContainsFunc(out.pcm[at:at+160], func(v int16) bool { return v != wantPCM }) {
-					mixWrong = append(mixWrong, i)
-				}
-			}
-			if len(fileWrong) > 0 || len(mixWrong) > 0 {
-				t.Errorf("packets wrong (kept where cut, or cut where kept) in the file: %v; in the mix: %v", fileWrong, mixWrong)
-			}
-		})
+		}
+		if err := mixer.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ms.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mixer.Finish(mixer.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Packet i is kept unless its audio begins within the cut.
+	kept := func(i int) bool { return sent(i) < cutFrom || sent(i) >= cutTo }
+	data := wavData(t, path)
+	if len(data) != 160*n {
+		t.Fatalf("the file holds %d bytes, want %d (the call's length)", len(data), 160*n)
+	}
+	var fileWrong, mixWrong []int
+	for i := range n {
+		want, wantPCM := payload(i), g711.DecodeMuLaw(payload(i))
+		if !kept(i) {
+			want, wantPCM = 0xFF, 0 // µ-law silence; nothing in the mix
+		}
+		if slices.ContainsFunc(data[160*i:160*(i+1)], func(b byte) bool { return b != want }) {
+			fileWrong = append(fileWrong, i)
+		}
+		at := int(sent(i) * 8000 / time.Second) // where the mix places it
+		if slices.ContainsFunc(out.pcm[at:at+160], func(v int16) bool { return v != wantPCM }) {
+			mixWrong = append(mixWrong, i)
+		}
+	}
+	if len(fileWrong) > 0 || len(mixWrong) > 0 {
+		t.Errorf("packets wrong (kept where cut, or cut where kept) in the file: %v; in the mix: %v", fileWrong, mixWrong)
 	}
 }
