@@ -280,8 +280,10 @@ type Mixer struct {
 	expired atomic.Uint64               // frames written because the budget passed
 	end     atomic.Uint64               // SetEnd's position; 0: not set
 
-	// Step's state and buffers (mixer goroutine only).
+	// Step's state and buffers (mixer goroutine only). until is where
+	// Finish ends the mix (0 before), within the last frame it writes.
 	pos     uint64
+	until   uint64
 	acc     []int32
 	pcm     []int16
 	scratch []int16
@@ -615,6 +617,9 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 func (m *Mixer) emit(h uint64, pcm []int16) error {
 	ch := uint64(m.cfg.Channels)
 	from, to := h, h+uint64(m.frameSamples)
+	if m.until != 0 {
+		to = min(to, m.until) // the mix ends there (Finish)
+	}
 	for _, c := range *m.cuts.Load() {
 		if c.to <= from || c.from >= to {
 			continue
@@ -627,7 +632,7 @@ func (m *Mixer) emit(h uint64, pcm []int16) error {
 		from = min(max(from, c.to), to)
 	}
 	if from < to {
-		return m.write(pcm[(from-h)*ch:])
+		return m.write(pcm[(from-h)*ch : (to-h)*ch])
 	}
 	return nil
 }
@@ -706,22 +711,25 @@ func (m *Mixer) accumulate(acc []int32, p []int16, ch Channel) {
 // SetEnd sets the instant the mix ends at when Run finishes it (the stop
 // request), instead of the instant Run sees its context done; from then on
 // Step writes no frame past it, however long the stop waits for late audio
-// before it finishes the mix. Safe from any goroutine.
+// before it finishes the mix, and the mix ends there to the sample, whatever
+// an input wrote beyond it (audio placed after the stop is not the
+// recording's). Safe from any goroutine.
 func (m *Mixer) SetEnd(t time.Time) { m.end.Store(max(m.PosAt(t), 1)) }
 
 // Run steps the mixer once per frame duration until ctx is done; it returns
 // early with the sink's error if a write fails. When ctx is done it
-// finishes the mix (see Finish) up to SetEnd's instant, or now, and returns
-// nil or the sink's error.
+// finishes the mix (see Finish) at SetEnd's instant, or, without one, now
+// or where the inputs' audio ends, if later, and returns nil or the sink's
+// error.
 func (m *Mixer) Run(ctx context.Context) error {
 	ticker := time.NewTicker(m.cfg.Frame)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			end := m.Now()
-			if e := m.end.Load(); e != 0 {
-				end = e
+			end := m.end.Load()
+			if end == 0 {
+				end = max(m.Now(), m.InputsEnd())
 			}
 			if err := m.Finish(end); err != nil {
 				return fmt.Errorf("media: mixer: %w", err)
@@ -735,12 +743,11 @@ func (m *Mixer) Run(ctx context.Context) error {
 	}
 }
 
-// Finish writes the rest of the mix without waiting for anything more: up
-// to timeline position end, or further if an input wrote audio beyond it.
-// Call it once the inputs' producers are done (the recording stopped).
-// Mixer goroutine only.
+// Finish writes the rest of the mix without waiting for anything more, and
+// ends it at timeline position end, to the sample. Call it once the inputs'
+// producers are done (the recording stopped). Mixer goroutine only.
 func (m *Mixer) Finish(end uint64) error {
-	end = max(end, m.InputsEnd())
+	m.until = max(end, 1)
 	for m.pos < end {
 		if _, err := m.frame(0, true); err != nil {
 			return err

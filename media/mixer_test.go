@@ -55,10 +55,11 @@ func run(t testing.TB, m *Mixer, n int, feeders ...*feeder) {
 	}
 }
 
-// finish writes the rest of the mix up to the virtual clock's now.
+// finish writes the rest of the mix up to the virtual clock's now, or where
+// the inputs' audio ends, if later (as Run does without SetEnd).
 func finish(t testing.TB, m *Mixer) {
 	t.Helper()
-	if err := m.Finish(m.Now()); err != nil {
+	if err := m.Finish(max(m.Now(), m.InputsEnd())); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -165,10 +166,10 @@ func TestMixer_CutSkipsAnInterval(t *testing.T) {
 	f.freq, f.pos = 2100, 100*160+70
 	run(t, m, 50, f)
 	finish(t, m)
-	// The mix ends with the frame that holds the input's end (150 frames
-	// and 70 samples): 90 samples of silence after it.
-	if len(sink.pcm) != 100*160+90 {
-		t.Fatalf("%d samples, want %d", len(sink.pcm), 100*160+90)
+	// The mix ends where the input's audio ends, to the sample (150
+	// frames and 70 samples, less the cut's 50 frames and 70 samples).
+	if len(sink.pcm) != 100*160 {
+		t.Fatalf("%d samples, want %d", len(sink.pcm), 100*160)
 	}
 	if m.OutputAt(120*160) != m.Duration(70*160-70) {
 		t.Errorf("output of 2.4 s at %v", m.OutputAt(120*160))
@@ -443,5 +444,44 @@ func TestMixer_StepWritesNothingPastTheEnd(t *testing.T) {
 	}
 	if got := len(sink.pcm); got != 12000 {
 		t.Errorf("the mix lasts %d samples, want 12000 (1.5 s, its end)", got)
+	}
+}
+
+// TestMixer_EndsAtTheStop: a recording stopped at 1.505 s (SetEnd, mid-frame)
+// whose track wrote audio placed up to 2 s (a mapping that put audio read
+// before the stop after it): Run ends the mix at the stop, to the sample,
+// so that it lasts as long as its recording. Before, it ended with the
+// frame holding the inputs' latest audio (case 5: mixes 0.02–0.38 s longer
+// than their recordings without a competitor, seconds longer starved).
+// Without SetEnd (no stop instant), Run ends it where the audio ends.
+func TestMixer_EndsAtTheStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop bool
+		want int
+	}{
+		{"stopped", true, 12040},
+		{"no stop instant", false, 16000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t0 := time.Unix(1000, 0)
+			now := t0.Add(time.Second)
+			sink := &captureSink{}
+			m := NewMixer(MixConfig{SampleRate: 8000, Latency: time.Second, Start: t0, Clock: func() time.Time { return now }}, sink)
+			in := m.AddInput("a", InputOptions{})
+			in.Ring().WriteAt(in.Start(), mediatest.Sine(440, 8000, 16000-int(in.Start()), 8000))
+			if tc.stop {
+				m.SetEnd(t0.Add(1505 * time.Millisecond))
+			}
+			now = t0.Add(1600 * time.Millisecond)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // Run finishes at once
+			if err := m.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(sink.pcm); got != tc.want {
+				t.Errorf("the mix lasts %d samples, want %d", got, tc.want)
+			}
+		})
 	}
 }

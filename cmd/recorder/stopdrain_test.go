@@ -121,8 +121,15 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 		if err != nil {
 			t.Fatal(err)
 		}
-		ends["mix"] = last(toneBlocks(wavSamples(t, mixData), freq, 160))
+		mix := wavSamples(t, mixData)
+		ends["mix"] = last(toneBlocks(mix, freq, 160))
 		t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, ends["mix"], trackEnd)
+		// The mix lasts as long as the recording, to the sample (it ended
+		// with the frame that held the tracks' latest audio, up to 40 ms
+		// past the stop: the packet the stop falls in, and its frame).
+		if d := time.Duration(len(mix))*time.Second/8000 - recorded; d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("the mix lasts %v, the recording %v", recorded+d, recorded)
+		}
 	}
 	defer func() { // the recorder's log of the stop
 		if t.Failed() || os.Getenv("MIXDEBUG") != "" {
