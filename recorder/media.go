@@ -40,8 +40,9 @@ type sessionMedia struct {
 	latency time.Duration
 	// stopAt is the stop's timeline position + 1 once the recording stops
 	// (0 before): audio from after it reaches no file (drain). stopWall is
-	// the stop's instant (unix ns; 0 before) for the tracks of a recording
-	// without a mix, which its tracks place by their clock relation.
+	// the stop's instant (unix ns; 0 before) for the tracks the mix does not
+	// place (video, and audio without a mix), which their clock relation
+	// places.
 	stopAt   atomic.Uint64
 	stopWall atomic.Int64
 }
@@ -130,8 +131,9 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.plog = &placementLog{k: float64(sm.mixer.Config().SampleRate) / clock}
 		ts.stopAt = &sm.stopAt
 	}
+	ts.stopWall = &sm.stopWall
 	if t.Kind == conference.KindAudio {
-		ts.stopWall, ts.drained = &sm.stopWall, make(chan struct{})
+		ts.drained = make(chan struct{}) // the drain waits for audio only
 	}
 	return ts, nil
 }
@@ -187,8 +189,8 @@ type mediaSink struct {
 	silencedFrom uint32
 	log          *slog.Logger
 	// stopAt and stopWall are the session's (sessionMedia): stopAt for
-	// audio with a mix, stopWall for audio without one. drained is closed
-	// once a packet from after the stop came (drain). Audio only.
+	// audio with a mix, stopWall for the other tracks. drained is closed
+	// once a packet from after the stop came (drain); audio only.
 	stopAt      *atomic.Uint64
 	stopWall    *atomic.Int64
 	drained     chan struct{}
@@ -411,18 +413,18 @@ const (
 	unplacedAfterStop                    // the stop began and nothing places the packet
 )
 
-// stopPlace says whether the audio of p begins at or after the instant the
-// recording stops: where the mix places it (pipe), or, without a mix, where
-// the track's clock relation does (the least-late arrival of its recent
-// packets, so a packet read late, by a busy reader or after a stall, is placed
-// where it was sent). Once the stop began, a packet that neither can place
-// (for the mix: a new source, the first after a cut, a timestamp more than
-// the pipeline's MaxJump from the last, as after a reader so far behind that
-// its socket dropped seconds of packets) is not known to be from before the
-// stop, so it is not kept: the mix would re-anchor at its arrival, after the
-// stop, and take it. For
-// a packet from before the stop it records how late it was read (behind).
-// Reader goroutine only.
+// stopPlace says whether the media of p begins at or after the instant the
+// recording stops: where the mix places it (pipe), or, for video and audio
+// without a mix, where the track's clock relation does (the least-late
+// arrival of its recent packets, so a packet read late, by a busy reader or
+// after a stall, is placed where it was sent). Once the stop began, a packet
+// that neither can place (for the mix: a new source, the first after a cut,
+// a timestamp more than the pipeline's MaxJump from the last, as after a
+// reader so far behind that its socket dropped seconds of packets) is not
+// known to be from before the stop, so it is not kept: the mix would
+// re-anchor at its arrival, after the stop, and take it. For a packet from
+// before the stop it records how late it was read (behind). Reader
+// goroutine only.
 func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlacing {
 	if pipe != nil {
 		if m.stopAt == nil {
@@ -467,7 +469,7 @@ func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlac
 // a packet from after it came and none before it is missing (the reorder
 // stage holds nothing). Reader goroutine only.
 func (m *mediaSink) drainDone() {
-	if m.drainClosed {
+	if m.drainClosed || m.drained == nil { // video: not waited for
 		return
 	}
 	if m.order != nil {
@@ -614,8 +616,9 @@ const drainMax = 300 * time.Millisecond
 // waited for when the recording is paused. From the stop on, packets from
 // after it reach neither the file nor the mix. A recording without a mix
 // drains the same way, its tracks placing their packets by their clock
-// relation (stopPlace). Video tracks are not waited for; they keep what
-// arrives meanwhile.
+// relation (stopPlace). Video tracks are not waited for; what they read
+// meanwhile is kept up to the stop, as their clock relation places it
+// (stopPlace): a stop is one instant for every track.
 func (s *Session) drain(stop time.Time) {
 	s.mu.Lock()
 	sm := s.media

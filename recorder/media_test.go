@@ -12,11 +12,9 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
-	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
@@ -198,27 +196,10 @@ func BenchmarkTrackSink_PCMU(b *testing.B) {
 // the video waits for the next keyframe.
 func TestTrackSink_VideoFramesSurviveReordering(t *testing.T) {
 	dir := t.TempDir()
-	ivf := filepath.Join(dir, "in.ivf")
-	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "3",
-		"-g", "30", "-b:v", "600k", "-deadline", "realtime", "-lag-in-frames", "0", "-c:v", "libvpx", "-auto-alt-ref", "0",
-		"-cpu-used", "8", "-f", "ivf", ivf)
-	f, err := os.Open(ivf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var frames [][]*rtp.Packet
 	seq, ts := uint16(65500), uint32(1000)
 	pay := &codecs.VP8Payloader{EnablePictureID: true}
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if err != nil {
-			break
-		}
+	for _, frame := range vp8Frames(t, 3) {
 		var pkts []*rtp.Packet
 		for _, pl := range pay.Payload(500, frame) {
 			pkts = append(pkts, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts,

@@ -158,9 +158,8 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	sink, err := s.media.trackSink(t, filepath.Join(s.rec.Dir, filepath.FromSlash(file)), now.Sub(s.rec.Started))
 	if ms, ok := sink.(*mediaSink); ok {
 		ms.relPath = file
-		if t.Kind == conference.KindAudio {
-			ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
-		}
+		// The clock relation places what the mix does not (stopPlace).
+		ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
 		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate, t.Kind == conference.KindVideo) // pause and blackout
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
