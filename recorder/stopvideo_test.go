@@ -11,10 +11,10 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/tooltest"
+	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference"
 )
 
@@ -150,21 +150,5 @@ func vp8Frames(t *testing.T, seconds int) [][]byte {
 	tooltest.Run(t, "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t",
 		strconv.Itoa(seconds), "-g", "30", "-b:v", "600k", "-deadline", "realtime",
 		"-lag-in-frames", "0", "-c:v", "libvpx", "-auto-alt-ref", "0", "-cpu-used", "8", "-f", "ivf", ivf)
-	f, err := os.Open(ivf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if err != nil {
-			return frames
-		}
-		frames = append(frames, frame)
-	}
+	return mediatest.IVFFrames(t, ivf)
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/at-wat/ebml-go/webm"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/internal/tooltest"
+	"github.com/rtcrec/recorder/media/mediatest"
 )
 
 // rtpFrame is one frame's packets.
@@ -47,22 +47,9 @@ func encodeSize(t testing.TB, codec Codec, seconds int, size string, seq uint16,
 		payloader = &codecs.VP8Payloader{EnablePictureID: true}
 	}
 	tooltest.Run(t, "ffmpeg", append(args, "-f", "ivf", ivf)...)
-	f, err := os.Open(ivf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var frames []rtpFrame
 	dep := depFor(codec)
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if err != nil {
-			break
-		}
+	for _, frame := range mediatest.IVFFrames(t, ivf) {
 		var fr rtpFrame
 		fr.key = dep.Keyframe(frame)
 		payloads := payloader.Payload(1200, frame)
