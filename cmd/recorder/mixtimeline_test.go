@@ -47,6 +47,7 @@ type udpRelay struct {
 	up   *net.UDPConn // facing the recorder
 	peer atomic.Pointer[net.UDPAddr]
 	imp  impairment
+	all  bool // every datagram through the impairment (see relayTransport)
 	n    int
 	t0   time.Time
 	wg   sync.WaitGroup
@@ -64,7 +65,7 @@ type heldPacket struct {
 	dup bool
 }
 
-func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment) *udpRelay {
+func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all bool) *udpRelay {
 	t.Helper()
 	down, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -74,7 +75,7 @@ func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment) *udpRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &udpRelay{down: down, up: up, imp: imp, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	r := &udpRelay{down: down, up: up, imp: imp, all: all, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.wg.Add(3)
 	go r.fromPublisher()
 	go r.fromRecorder()
@@ -144,7 +145,7 @@ func (r *udpRelay) fromPublisher() {
 		r.peer.Store(from)
 		b := append([]byte(nil), buf[:n]...)
 		// RTP (RFC 5761: version 2, payload type outside RTCP's 64..95).
-		if r.imp == nil || n < 12 || b[0]>>6 != 2 || (b[1]&0x7F >= 64 && b[1]&0x7F <= 95) {
+		if r.imp == nil || !r.all && (n < 12 || b[0]>>6 != 2 || (b[1]&0x7F >= 64 && b[1]&0x7F <= 95)) {
 			r.up.Write(b)
 			continue
 		}
@@ -181,6 +182,10 @@ func (r *udpRelay) fromRecorder() {
 type relayTransport struct {
 	t   *testing.T
 	imp impairment
+	// all puts every datagram from the publisher through imp (ICE, DTLS
+	// and RTCP too), in order: what a recorder that reads its socket late
+	// sees. Otherwise RTP only.
+	all bool
 }
 
 func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -203,7 +208,7 @@ func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			continue
 		}
-		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp)
+		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp, rt.all)
 		f[5] = strconv.Itoa(r.down.LocalAddr().(*net.UDPAddr).Port)
 		lines[i] = strings.Join(f, " ")
 	}

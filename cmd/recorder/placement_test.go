@@ -55,6 +55,12 @@ func beepPackets(t *testing.T, freq float64) [][]byte {
 // once, so the sender keeps its (possibly skewed) rate under load.
 func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, imp impairment) (stop func()) {
 	t.Helper()
+	return publishThrough(t, ctx, s, key, conf, user, packets, t0, period, &relayTransport{t: t, imp: imp})
+}
+
+// publishThrough is publishOnSchedule through the relays rt makes.
+func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func()) {
+	t.Helper()
 	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +70,7 @@ func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &whip.Client{API: wapi, Token: key, HTTPClient: &http.Client{Transport: &relayTransport{t: t, imp: imp}}}
+	c := &whip.Client{API: wapi, Token: key, HTTPClient: &http.Client{Transport: rt}}
 	pub, err := c.Publish(ctx, whip.Endpoint(s.url, conf, user, "MIC"), track)
 	if err != nil {
 		t.Fatal(err)

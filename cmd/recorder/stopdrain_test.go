@@ -53,15 +53,20 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 			return max(time.Duration(from+int64(250*time.Millisecond)-now), 0)
 		}, 100 * time.Millisecond},
 		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
-		{"starved", func(now, from int64) time.Duration {
-			const lag, every = int64(400 * time.Millisecond), int64(500 * time.Millisecond)
-			burst := from + (now+lag-from+every-1)/every*every // the first burst at least lag after it was sent
-			return time.Duration(burst - now)
-		}, 2250 * time.Millisecond},
+		{"starved", starvedReader, 2250 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, false) })
 		t.Run(tc.name+"/mix_none", func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, true) })
 	}
+}
+
+// starvedReader is the delay of a datagram at now (unix ns) for a recorder
+// that reads its socket in bursts every 500 ms since from, each burst what
+// was sent at least 400 ms before it (0.4–0.9 s behind).
+func starvedReader(now, from int64) time.Duration {
+	const lag, every = int64(400 * time.Millisecond), int64(500 * time.Millisecond)
+	burst := from + (now+lag-from+every-1)/every*every // the first burst at least lag after it was sent
+	return time.Duration(burst - now)
 }
 
 func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration, mixNone bool) {
@@ -93,37 +98,12 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
 		t.Fatalf("stop: %d", st)
 	}
-	objects, man := recordingFiles(t, dir, ev.InstanceID)
-	var ogg composition.Track
-	for _, tr := range man.Tracks {
-		if strings.HasSuffix(tr.File, ".ogg") {
-			ogg = tr
-		}
-	}
+	ends, man, mix := toneEnds(t, dir, ev.InstanceID, freq, mixNone)
 	recorded := man.Stopped.Sub(man.Started)
-	last := func(on []bool) time.Duration { // end of the last 20 ms window with the tone
-		for k := len(on) - 1; k >= 0; k-- {
-			if on[k] {
-				return time.Duration(k+1) * 20 * time.Millisecond
-			}
-		}
-		return 0
-	}
-	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
-	ends := map[string]time.Duration{"track file": trackEnd}
 	if mixNone {
-		if _, ok := objects[composition.MixFile]; ok {
-			t.Error(`"mix": "none" wrote a mix`)
-		}
-		t.Logf("stopped %v after the start; the tone ends at %v in the track file (no mix)", recorded, trackEnd)
+		t.Logf("stopped %v after the start; the tone ends at %v in the track file (no mix)", recorded, ends["track file"])
 	} else {
-		mixData, err := os.ReadFile(objects[composition.MixFile])
-		if err != nil {
-			t.Fatal(err)
-		}
-		mix := wavSamples(t, mixData)
-		ends["mix"] = last(toneBlocks(mix, freq, 160))
-		t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, ends["mix"], trackEnd)
+		t.Logf("stopped %v after the start; the tone ends at %v in the mix, at %v in the track file", recorded, ends["mix"], ends["track file"])
 		// The mix lasts as long as the recording, to the sample (it ended
 		// with the frame that held the tracks' latest audio, up to 40 ms
 		// past the stop: the packet the stop falls in, and its frame).
@@ -149,6 +129,131 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 		}
 		if end > recorded+40*time.Millisecond {
 			t.Errorf("the tone ends %v after the stop in the %s: audio sent after the stop was recorded", end-recorded, what)
+		}
+	}
+}
+
+// toneEnds returns where the tone at freq ends in a stopped recording's
+// files, counted from the recording's start (the end of the last 20 ms
+// window that holds it): in its track file ("track file") and, unless
+// mixNone, in its mix ("mix"); and its manifest and mix.
+func toneEnds(t *testing.T, dir, instanceID string, freq float64, mixNone bool) (map[string]time.Duration, composition.Manifest, []int16) {
+	t.Helper()
+	objects, man := recordingFiles(t, dir, instanceID)
+	var ogg composition.Track
+	for _, tr := range man.Tracks {
+		if strings.HasSuffix(tr.File, ".ogg") {
+			ogg = tr
+		}
+	}
+	last := func(on []bool) time.Duration {
+		for k := len(on) - 1; k >= 0; k-- {
+			if on[k] {
+				return time.Duration(k+1) * 20 * time.Millisecond
+			}
+		}
+		return 0
+	}
+	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
+	ends := map[string]time.Duration{"track file": trackEnd}
+	if mixNone {
+		if _, ok := objects[composition.MixFile]; ok {
+			t.Error(`"mix": "none" wrote a mix`)
+		}
+		return ends, man, nil
+	}
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := wavSamples(t, mixData)
+	ends["mix"] = last(toneBlocks(mix, freq, 160))
+	return ends, man, mix
+}
+
+// TestServe_LeaveKeepsTheAudioInFlight: a publisher leaves (WHIP DELETE)
+// while the recorder reads its socket in bursts, 0.4–0.9 s behind (every
+// datagram of the publisher, DTLS and RTCP too, in order), and the
+// recording runs on: the track file and the mix hold the tone up to the
+// instant it left, not up to what the recorder had read by then. (Case 5
+// at shutdown: the publishers left just before the recorder was stopped,
+// and the track files lacked their last 4–5.7 s: the recorder closed the
+// connection at the DELETE, with what it had not read yet.)
+func TestServe_LeaveKeepsTheAudioInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	const freq = 660.0
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mixNone := range []bool{false, true} {
+		name := "mix"
+		if mixNone {
+			name = "mix_none"
+		}
+		t.Run(name, func(t *testing.T) { leaveKeepsTheAudioInFlight(t, opus, freq, mixNone) })
+	}
+}
+
+func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNone bool) {
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var from atomic.Int64 // unix ns
+	leave := publishThrough(t, ctx, s, key, "leave", "o", opus, time.Time{}, 20*time.Millisecond, &relayTransport{t: t, all: true,
+		imp: func(int, time.Duration) (time.Duration, bool, bool) {
+			if f := from.Load(); f != 0 {
+				return starvedReader(time.Now().UnixNano(), f), false, false
+			}
+			return 0, false, false
+		}})
+	var ev api.RecordingDataEvent
+	req := api.StartRecording{ApplicationID: "a", ConferenceID: "leave", ConversationID: "leave"}
+	if mixNone {
+		req.Mix = &config.MixSettings{None: true}
+	}
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, req, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	time.Sleep(750 * time.Millisecond)
+	from.Store(time.Now().UnixNano())
+	time.Sleep(2250 * time.Millisecond)
+	left := time.Now()
+	leave() // the last packet sent, then DELETE
+	// The recording goes on without the publisher (its stream ends), then
+	// stops.
+	path := "/api/recordings/leave/" + ev.RecorderID + "/" + ev.InstanceID
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var msg api.RecordingDataMessage
+		call(t, "GET", s.url+path, key, nil, &msg)
+		if len(msg.Streams) == 1 && msg.Streams[0].State == "STOPPED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the publisher's stream never ended: %+v", msg)
+		}
+	}
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+path+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	ends, man, _ := toneEnds(t, dir, ev.InstanceID, freq, mixNone)
+	at := left.Sub(man.Started)
+	t.Logf("left %v after the start; the tone ends at %v", at, ends)
+	defer func() {
+		if t.Failed() {
+			for _, l := range s.stderr.Lines("WHIP", "track") {
+				t.Log(l)
+			}
+		}
+	}()
+	for what, end := range ends {
+		if end < at-40*time.Millisecond {
+			t.Errorf("the tone ends %v before the publisher left in the %s: the audio in flight when it left is lost", at-end, what)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package conference
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,19 +35,33 @@ type PionTrack struct {
 	push   *PushBuffer    // the buffer of remote's SRTP stream, if it pushes
 	ended  atomic.Bool
 	err    error // why pushing ended (the holder of push's busy state, then end)
+	// leftAt is when the participant left (Leave; unix ns, 0: not yet);
+	// done is closed once ReadRTP gave io.EOF after it.
+	leftAt    atomic.Int64
+	done      chan struct{}
+	doneOnce  sync.Once
+	doneTimer atomic.Pointer[time.Timer] // closes done leaveMax after Leave
+
+	// Reader goroutine only: the deadline SetReadDeadline gave, when the
+	// last packet was read (unix ns), and how late the packets are read.
+	deadline time.Time
+	lastRead int64
+	late     lateness
 }
 
 // NewPionTrack returns the reader of remote; srs (may be nil) holds the
 // sender reports of its receiver (see ReadSenderReports).
 func NewPionTrack(remote *webrtc.TrackRemote, srs *SenderReports) *PionTrack {
-	return &PionTrack{remote: remote, srs: srs}
+	return &PionTrack{remote: remote, srs: srs, done: make(chan struct{}), late: lateness{clock: int64(max(remote.Codec().ClockRate, 1))}}
 }
 
 // NewPushedPionTrack is NewPionTrack for a track whose SRTP stream has the
 // buffer push (see PushBuffers): it implements RTPPusher. A nil push
 // gives NewPionTrack's reader.
 func NewPushedPionTrack(remote *webrtc.TrackRemote, srs *SenderReports, push *PushBuffer) *PionTrack {
-	return &PionTrack{remote: remote, srs: srs, push: push}
+	t := NewPionTrack(remote, srs)
+	t.push = push
+	return t
 }
 
 // PushRTP implements RTPPusher: each packet of the SRTP stream is read
@@ -78,32 +94,117 @@ func (t *PionTrack) Between(fn func()) bool {
 	return t.push != nil && t.push.Between(fn)
 }
 
+// Leaving a track. When its participant leaves (a WHIP DELETE), what the
+// recorder received before, and has not read yet, is still the
+// participant's: a recorder short of CPU reads its sockets seconds behind.
+// So after Leave the track's reader reads on, and ReadRTP gives io.EOF once
+// it reads a packet its sender sent more than leaveMargin after the leave
+// (by the sender's RTCP report: a publisher that goes on sending after its
+// DELETE; a reader that is behind reads the packets it sent before the
+// leave, however late), or
+// no packet came for leaveQuiet (a round trip and jitter) plus how late the
+// last one was read (a reader that far behind may find nothing for as long
+// while what waits for it is on its way up), and at the latest leaveMax
+// after Leave. The adapter closes the connection after that
+// (Done), not at once. A track read by PushRTP does not end this way yet:
+// its Done closes leaveMax after Leave.
+const (
+	leaveQuiet = 300 * time.Millisecond
+	leaveMax   = 10 * time.Second // twice the default latency budget, as a stop's drain
+	// leaveMargin is how long after the leave a packet must have been sent,
+	// by its sender's report, to end the track: the report maps RTP time to
+	// the sender's clock only as well as the sender kept its schedule when
+	// it made it (tens of ms on a busy machine), and the DELETE comes a
+	// little after the last packet.
+	leaveMargin = time.Second
+)
+
 // ReadRTP implements RTPReader. It reads into buf without allocating (unlike
-// TrackRemote.ReadRTP) and gives io.EOF once End was called, ErrReadTimeout
-// when a deadline given to SetReadDeadline passed.
+// TrackRemote.ReadRTP) and gives io.EOF once End was called, or once the
+// packets received before Leave are read; ErrReadTimeout when a deadline
+// given to SetReadDeadline passed.
 func (t *PionTrack) ReadRTP(buf []byte) (int, error) {
-	if t.ended.Load() {
-		return 0, io.EOF
+	for {
+		if t.ended.Load() {
+			return 0, io.EOF
+		}
+		left := t.leftAt.Load()
+		if left != 0 {
+			until := t.leaveEnd(left)
+			if !time.Now().Before(until) {
+				t.closeDone()
+				return 0, io.EOF
+			}
+			if !t.deadline.IsZero() && t.deadline.Before(until) {
+				until = t.deadline
+			}
+			_ = t.remote.SetReadDeadline(until)
+		}
+		n, _, err := t.remote.Read(buf)
+		if t.ended.Load() {
+			return 0, io.EOF
+		}
+		var ne net.Error
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			// Pion's packet buffer: a net.Error that timed out. Leave's
+			// wake-up, or its quiet time passed: look again.
+			if t.leftAt.Load() != 0 && (t.deadline.IsZero() || time.Now().Before(t.deadline)) {
+				continue
+			}
+			return 0, ErrReadTimeout
+		}
+		if err == nil && n >= 12 {
+			now := time.Now().UnixNano()
+			t.lastRead = now
+			ts := binary.BigEndian.Uint32(buf[4:8])
+			t.late.observe(ts, now)
+			if left := t.leftAt.Load(); left != 0 && t.sentAfter(ts, left) {
+				t.closeDone()
+				return 0, io.EOF // sent after the participant left: not its
+			}
+		}
+		return n, err
 	}
-	n, _, err := t.remote.Read(buf)
-	if t.ended.Load() {
-		return 0, io.EOF
+}
+
+// sentAfter reports whether the sender sent the packet with timestamp ts
+// leaveMargin or more after left (unix ns), by its latest RTCP sender report;
+// false without one. A sender whose wall clock is ahead of ours (the report's time later
+// than its arrival) is taken back by as much: its packets from before the
+// leave are never judged after it.
+func (t *PionTrack) sentAfter(ts uint32, left int64) bool {
+	if t.srs == nil {
+		return false
 	}
-	var ne net.Error
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return 0, ErrReadTimeout // Pion's packet buffer: a net.Error that timed out
+	sr, ok := t.srs.Latest(uint32(t.remote.SSRC()))
+	if !ok {
+		return false
 	}
-	return n, err
+	sent := sr.NTP.UnixNano() + t.late.ns(int64(int32(ts-sr.RTPTime))) - max(sr.NTP.Sub(sr.Arrived).Nanoseconds(), 0)
+	return sent >= left+int64(leaveMargin)
+}
+
+// leaveEnd returns when ReadRTP ends the track that left at left (unix ns):
+// leaveQuiet and how late the last packet was read after the later of the
+// last packet and the leave, and leaveMax after the leave at the latest.
+func (t *PionTrack) leaveEnd(left int64) time.Time {
+	quiet := int64(leaveQuiet) + t.late.behind
+	return time.Unix(0, min(max(t.lastRead, left)+quiet, left+int64(leaveMax)))
 }
 
 // SetReadDeadline implements DeadlineReader. A deadline set after End (it
 // replaces End's, which wakes the reader) delays the end to it at most:
 // ReadRTP checks End's flag before and after each read.
 func (t *PionTrack) SetReadDeadline(d time.Time) error {
+	t.deadline = d
 	if t.ended.Load() {
 		return nil
 	}
-	return t.remote.SetReadDeadline(d)
+	err := t.remote.SetReadDeadline(d)
+	if t.leftAt.Load() != 0 {
+		_ = t.remote.SetReadDeadline(time.Now()) // Leave's wake-up, which d may have replaced
+	}
+	return err
 }
 
 // End makes ReadRTP return io.EOF from now on, waking a blocked reader,
@@ -114,6 +215,73 @@ func (t *PionTrack) End() {
 		t.push.Stop()
 	}
 	_ = t.remote.SetReadDeadline(time.Now())
+}
+
+// Leave tells the track that its participant left: ReadRTP returns the
+// packets received before, then io.EOF (see leaveQuiet), and Done is closed.
+// Safe from any goroutine; idempotent.
+func (t *PionTrack) Leave() {
+	if t.leftAt.CompareAndSwap(0, time.Now().UnixNano()) {
+		_ = t.remote.SetReadDeadline(time.Now()) // wakes a blocked reader, which sets its own
+		t.doneTimer.Store(time.AfterFunc(leaveMax, t.closeDone))
+	}
+}
+
+// closeDone closes Done, once, and stops its timer (which would keep the
+// track, and through it the connection, reachable until it fires).
+func (t *PionTrack) closeDone() {
+	t.doneOnce.Do(func() {
+		close(t.done)
+		if tm := t.doneTimer.Load(); tm != nil {
+			tm.Stop()
+		}
+	})
+}
+
+// Done is closed once ReadRTP gave io.EOF after Leave (the track's reader
+// has read what was received before its participant left), or leaveMax
+// after Leave at the latest (a reader that stopped reading).
+func (t *PionTrack) Done() <-chan struct{} { return t.done }
+
+// lateness tells how late a track's packets are read: how much later than
+// the least late one of the last 5 to 10 s (its arrival less its RTP time:
+// network delay and a busy reader only add to it). A timestamp step of more
+// than maxStep, either way, starts anew (a new timeline). Reader goroutine.
+type lateness struct {
+	clock    int64 // RTP clock rate
+	have     bool
+	last     uint32
+	ext      int64 // last, unwrapped
+	window   int64 // when the current window began (unix ns)
+	cur, old int64 // least offsets (ns) of the current and the previous window
+	behind   int64 // how late (ns) the last packet was read
+}
+
+// maxStep is the longest RTP timestamp step that continues a timeline.
+const maxStep = 5 * time.Second
+
+// observe takes a packet with timestamp ts read at now (unix ns).
+func (l *lateness) observe(ts uint32, now int64) {
+	step := int64(int32(ts - l.last))
+	if !l.have || step > int64(maxStep.Seconds())*l.clock || -step > int64(maxStep.Seconds())*l.clock {
+		l.have, l.ext, l.last = true, int64(ts), ts
+		l.window, l.cur, l.old = now, now-l.ns(l.ext), now-l.ns(l.ext)
+		l.behind = 0
+		return
+	}
+	l.ext += step
+	l.last = ts
+	off := now - l.ns(l.ext)
+	if now-l.window >= int64(5*time.Second) {
+		l.window, l.old, l.cur = now, l.cur, off
+	}
+	l.cur = min(l.cur, off)
+	l.behind = off - min(l.cur, l.old)
+}
+
+// ns converts RTP ticks to nanoseconds without overflow.
+func (l *lateness) ns(ticks int64) int64 {
+	return ticks/l.clock*int64(time.Second) + ticks%l.clock*int64(time.Second)/l.clock
 }
 
 // SenderReport returns the latest sender report of the track's SSRC; see

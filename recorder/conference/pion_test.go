@@ -3,6 +3,7 @@ package conference
 import (
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -276,5 +277,88 @@ func TestPionTrack_PushesEveryPacketInOrder(t *testing.T) {
 	case <-ended:
 		t.Error("end called twice")
 	default:
+	}
+}
+
+// TestPionTrack_LeaveReadsWhatCameBefore: a real Pion receiver's track
+// whose sender sent 25 packets the reader has not read yet when its
+// participant leaves (Leave): ReadRTP gives every one of them, then io.EOF
+// once nothing more came for leaveQuiet, and Done is closed; a reader
+// blocked in ReadRTP then is woken. (End, what a DELETE did, gives io.EOF
+// at once: the 25 packets are lost.)
+func TestPionTrack_LeaveReadsWhatCameBefore(t *testing.T) {
+	_, _, write, remote, _, seq := pionPair(t, nil)
+	tr := NewPionTrack(remote, nil)
+	buf := make([]byte, 1500)
+	readUntilQuiet(t, tr, buf)
+	if err := tr.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	var want []uint16
+	for range 25 {
+		write()
+		want = append(want, *seq)
+	}
+	tr.Leave() // the 25 are on their way or waiting to be read
+	var got []uint16
+	var lastAt time.Time
+	for {
+		n, err := tr.ReadRTP(buf)
+		if err == io.EOF {
+			break
+		}
+		var pkt rtp.Packet
+		if err != nil || pkt.Unmarshal(buf[:n]) != nil {
+			t.Fatalf("read after Leave: %d bytes, %v", n, err)
+		}
+		got, lastAt = append(got, pkt.SequenceNumber), time.Now()
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("read %v after Leave, want %v", got, want)
+	}
+	if d := time.Since(lastAt); d < leaveQuiet {
+		t.Errorf("io.EOF %v after the last packet, want leaveQuiet (%v) without one first", d, leaveQuiet)
+	}
+	select {
+	case <-tr.Done():
+	default:
+		t.Error("Done is not closed after io.EOF")
+	}
+	// A reader blocked without a packet is woken by Leave.
+	_, _, _, remote2, _, _ := pionPair(t, nil)
+	tr2 := NewPionTrack(remote2, nil)
+	readUntilQuiet(t, tr2, buf)
+	_ = tr2.SetReadDeadline(time.Time{})
+	ended := make(chan error, 1)
+	go func() {
+		_, err := tr2.ReadRTP(buf)
+		ended <- err
+	}()
+	tr2.Leave()
+	select {
+	case err := <-ended:
+		if err != io.EOF {
+			t.Errorf("blocked read after Leave: %v, want io.EOF", err)
+		}
+	case <-time.After(leaveMax):
+		t.Error("a reader blocked when the participant left was never woken")
+	}
+}
+
+// readUntilQuiet reads what a track's sender sent so far (until 50 ms pass
+// without a packet).
+func readUntilQuiet(t *testing.T, tr *PionTrack, buf []byte) {
+	t.Helper()
+	for {
+		if err := tr.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tr.ReadRTP(buf)
+		if errors.Is(err, ErrReadTimeout) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("read with a deadline: %v, want a packet or ErrReadTimeout", err)
+		}
 	}
 }

@@ -125,6 +125,13 @@ func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err er
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// A publisher that hangs up sends DTLS close_notify, which would make
+	// Pion close the connection at once: the packets it sent before, and
+	// that the recorder has not read yet (a recorder short of CPU reads its
+	// sockets seconds behind), would be lost. The session ends by its DELETE
+	// instead (its tracks read what came first: Adapter.leave), or, without
+	// one, once ICE fails.
+	se.DisableCloseByDTLS(true)
 	newAPI := func(withNACK bool) (*webrtc.API, error) {
 		me := &webrtc.MediaEngine{}
 		if err := registerCodecs(me, s.VideoBitrate > 0); err != nil {

@@ -117,6 +117,10 @@ type Adapter struct {
 	// addMu serialises AddTrack calls (Sink methods are never concurrent).
 	addMu  sync.Mutex
 	closed bool
+	// cut is closed by Close: the sessions whose publishers left stop
+	// reading what came before (leave) and close at once.
+	cut     chan struct{}
+	cutOnce sync.Once
 }
 
 // session is one WHIP session: one publisher's PeerConnection.
@@ -133,8 +137,9 @@ type session struct {
 	// Both guarded by Adapter.mu.
 	connectTimer *time.Timer
 	ended        bool
-	releaseOnce  sync.Once // gives back the session's reservation
-	fleetRelease func()    // gives back its place in the fleet-wide quota (set before it is shared)
+	tracks       []*conference.PionTrack // guarded by Adapter.mu
+	releaseOnce  sync.Once               // gives back the session's reservation
+	fleetRelease func()                  // gives back its place in the fleet-wide quota (set before it is shared)
 }
 
 // Publish is what a WHIP request publishes: the token presented must allow it.
@@ -175,7 +180,7 @@ func New(o Options) (*Adapter, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Adapter{o: o, log: log.With("adapter", "whip"), sess: map[string]*session{}, held: map[string]int{}}, nil
+	return &Adapter{o: o, log: log.With("adapter", "whip"), sess: map[string]*session{}, held: map[string]int{}, cut: make(chan struct{})}, nil
 }
 
 // Kind implements conference.Adapter.
@@ -217,8 +222,10 @@ func (a *Adapter) ConferenceSessions(organizationID, conferenceID string) int {
 	return n
 }
 
-// Close ends every session; later offers get 503.
+// Close ends every session, and those whose publishers left at once; later
+// offers get 503.
 func (a *Adapter) Close() error {
+	a.cutOnce.Do(func() { close(a.cut) })
 	a.mu.Lock()
 	a.closed = true
 	all := make([]*session, 0, len(a.sess))
@@ -541,7 +548,11 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 		onRTCP = conference.REMB(s.pc, bitrate, uint32(t.SSRC()))
 		onRTCP()
 	}
-	conference.NewPionTrack(t, conference.ReadSenderReportsWith(recv, onRTCP)).Fill(ct, s.pc, 0)
+	pt := conference.NewPionTrack(t, conference.ReadSenderReportsWith(recv, onRTCP))
+	pt.Fill(ct, s.pc, 0)
+	a.mu.Lock()
+	s.tracks = append(s.tracks, pt)
+	a.mu.Unlock()
 	if ct.RequestKeyframe != nil {
 		ct.RequestKeyframe() // the recording starts with a keyframe
 	}
@@ -566,12 +577,21 @@ func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string
 		httperr.Write(w, http.StatusNotFound, "not_found", "no such WHIP session")
 		return
 	}
-	a.end(s)
+	a.leave(s)
 	w.WriteHeader(http.StatusOK)
 }
 
-// end closes a session's PeerConnection: its tracks' readers get io.EOF.
-func (a *Adapter) end(s *session) {
+// end closes a session's PeerConnection at once: its tracks' readers get
+// io.EOF.
+func (a *Adapter) end(s *session) { a.finish(s, false) }
+
+// leave ends the session of a publisher that left (DELETE): its tracks'
+// readers first read what was received before (conference.PionTrack.Leave:
+// a recorder short of CPU reads its sockets seconds behind), then the
+// PeerConnection closes.
+func (a *Adapter) leave(s *session) { a.finish(s, true) }
+
+func (a *Adapter) finish(s *session, leave bool) {
 	s.closeOnce.Do(func() {
 		a.mu.Lock()
 		delete(a.sess, s.id)
@@ -579,9 +599,21 @@ func (a *Adapter) end(s *session) {
 		if s.connectTimer != nil {
 			s.connectTimer.Stop()
 		}
+		tracks := s.tracks
 		a.mu.Unlock()
 		a.release(s)
 		go func() {
+			if leave {
+				for _, t := range tracks {
+					t.Leave()
+				}
+				for _, t := range tracks {
+					select {
+					case <-t.Done():
+					case <-a.cut:
+					}
+				}
+			}
 			if err := s.pc.Close(); err != nil {
 				a.log.Debug("closing peer connection", "session", s.id, "err", err)
 			}
