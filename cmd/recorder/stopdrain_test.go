@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,9 @@ import (
 //     sending would take (300 ms), yet the last 0.65 s before the stop are
 //     still to come (issue 10, case 5: the drain gave up after 300 ms).
 //
-// Each also without a mix ("mix": "none"): the track file alone must hold it.
+// Each also without a mix ("mix": "none"): the track file alone must hold it;
+// and "starved" stopped by the shutdown (SIGTERM), which stops every
+// recording with the same drain before the WHIP sessions close.
 func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -55,9 +58,13 @@ func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
 		{"behind", func(now, from int64) time.Duration { return time.Duration(now-from) / 2 }, time.Second},
 		{"starved", starvedReader, 2250 * time.Millisecond},
 	} {
-		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, false) })
-		t.Run(tc.name+"/mix_none", func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, true) })
+		t.Run(tc.name, func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, false, false) })
+		t.Run(tc.name+"/mix_none", func(t *testing.T) { stopKeepsTheAudioInFlight(t, opus, freq, tc.impair, tc.lead, true, false) })
 	}
+	// Stopped by the shutdown (the first SIGTERM) instead of a request.
+	t.Run("starved/SIGTERM", func(t *testing.T) {
+		stopKeepsTheAudioInFlight(t, opus, freq, starvedReader, 2250*time.Millisecond, false, true)
+	})
 }
 
 // starvedReader is the delay of a datagram at now (unix ns) for a recorder
@@ -69,7 +76,7 @@ func starvedReader(now, from int64) time.Duration {
 	return time.Duration(burst - now)
 }
 
-func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration, mixNone bool) {
+func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair func(now, from int64) time.Duration, lead time.Duration, mixNone, sigterm bool) {
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
@@ -94,9 +101,16 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 	time.Sleep(3*time.Second - lead)
 	from.Store(time.Now().UnixNano())
 	time.Sleep(lead)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
+	if sigterm {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		if code := s.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("exit code %d\n%s", code, s.stderr)
+		}
+	} else {
+		var r api.RecordingDataEvent
+		if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+			t.Fatalf("stop: %d", st)
+		}
 	}
 	ends, man, mix := toneEnds(t, dir, ev.InstanceID, freq, mixNone)
 	recorded := man.Stopped.Sub(man.Started)
