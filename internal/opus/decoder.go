@@ -17,7 +17,6 @@ import (
 const (
 	maxOpusFrameSize                = 1275
 	maxOpusPacketDurationNanosecond = 120000000
-	maxSilkFrameSampleCount         = 320
 	maxCeltFrameSampleCount         = 960
 	celtSampleRate                  = 48000
 	hybridRedundantFrameSampleCount = celtSampleRate / 200
@@ -27,26 +26,19 @@ const (
 // Decoder decodes the Opus bitstream into PCM.
 type Decoder struct {
 	silkDecoder            silk.Decoder
-	silkBuffer             []float32
 	celtDecoder            celt.Decoder
 	celtBuffer             []float32
 	rangeDecoder           rangecoding.Decoder
 	rangeFinal             uint32
 	previousMode           configurationMode
 	previousRedundancy     bool
-	resampleBuffer         []float32
-	resampleChannelIn      [2][]float32
-	resampleChannelOut     [2][]float32
 	silkResampler          [2]silkresample.Resampler
 	silkResamplerBandwidth Bandwidth
 	silkResamplerChannels  int
 	hybridSilkResampler    [2]silkresample.Resampler
 	hybridSilkChannels     int
-	hybridSilkBuffer       []float32
-	hybridSilkPCM          []float32
 	silkRedundancyFades    []silkRedundancyFade
 	silkCeltAdditions      []silkCeltAddition
-	floatBuffer            []float32
 	sampleRate             int
 	channels               int
 	// skipHybridCELT: see SetSkipHybridCELT. celtStale: the CELT layer of a
@@ -61,6 +53,10 @@ type Decoder struct {
 	// values (each float32 there is an int16 / 32768), fewer passes.
 	int16Out     []int16
 	int16Written bool
+	// scratch is a decode call's working memory, lent for the call (borrow,
+	// release), nil between calls.
+	scratch       *decodeScratch
+	scratchTicket int
 }
 
 // SetSkipHybridCELT, at an output rate of at most 16 kHz, decodes only the
@@ -112,7 +108,6 @@ func NewDecoder() Decoder {
 func NewDecoderWithOutput(sampleRate, channels int) (Decoder, error) {
 	decoder := Decoder{
 		silkDecoder: silk.NewDecoder(),
-		silkBuffer:  make([]float32, maxSilkFrameSampleCount),
 		celtDecoder: celt.NewDecoder(),
 	}
 	if err := decoder.Init(sampleRate, channels); err != nil {
@@ -209,14 +204,14 @@ func (d *Decoder) resampleSilkChannel(
 		)
 	}
 
-	if cap(d.resampleChannelIn[channelIndex]) < samplesPerChannel {
-		d.resampleChannelIn[channelIndex] = make([]float32, samplesPerChannel)
+	if cap(d.scratch.resampleIn[channelIndex]) < samplesPerChannel {
+		d.scratch.resampleIn[channelIndex] = make([]float32, samplesPerChannel)
 	}
-	if cap(d.resampleChannelOut[channelIndex]) < resampledSamplesPerChannel {
-		d.resampleChannelOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
+	if cap(d.scratch.resampleOut[channelIndex]) < resampledSamplesPerChannel {
+		d.scratch.resampleOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
 	}
-	channelIn := d.resampleChannelIn[channelIndex][:samplesPerChannel]
-	channelOut := d.resampleChannelOut[channelIndex][:resampledSamplesPerChannel]
+	channelIn := d.scratch.resampleIn[channelIndex][:samplesPerChannel]
+	channelOut := d.scratch.resampleOut[channelIndex][:resampledSamplesPerChannel]
 	for i := range samplesPerChannel {
 		channelIn[i] = in[(i*channelCount)+channelIndex]
 	}
@@ -662,8 +657,8 @@ func (d *Decoder) decodeCeltFrames(
 	}
 	requiredSamples := outputFrameSampleCount * len(encodedFrames) * decodedChannelCount
 	if cap(out) < requiredSamples {
-		d.silkBuffer = make([]float32, requiredSamples)
-		out = d.silkBuffer
+		d.scratch.silk = make([]float32, requiredSamples)
+		out = d.scratch.silk
 	}
 	out = out[:requiredSamples]
 	for i := range out {
@@ -728,8 +723,8 @@ func (d *Decoder) decodeHybridFrames(
 	}
 	requiredSamples := outputFrameSampleCount * len(encodedFrames) * decodedChannelCount
 	if cap(out) < requiredSamples {
-		d.silkBuffer = make([]float32, requiredSamples)
-		out = d.silkBuffer
+		d.scratch.silk = make([]float32, requiredSamples)
+		out = d.scratch.silk
 	}
 	out = out[:requiredSamples]
 	for i := range out {
@@ -795,7 +790,7 @@ func (d *Decoder) decodeHybridFrame(
 	d.rangeDecoder.Init(encodedFrame)
 
 	silkOutputChannelCount := min(streamChannelCount, outputChannelCount)
-	silkInternal := resizeFloat32Buffer(&d.hybridSilkBuffer, silkSamplesPerChannel*silkOutputChannelCount)
+	silkInternal := resizeFloat32Buffer(&d.scratch.hybridSilk, silkSamplesPerChannel*silkOutputChannelCount)
 	if err := d.silkDecoder.DecodeWithRangeToChannels(
 		&d.rangeDecoder,
 		silkInternal,
@@ -823,7 +818,7 @@ func (d *Decoder) decodeHybridFrame(
 
 			return nil
 		}
-		silkPCM := resizeFloat32Buffer(&d.hybridSilkPCM, outputFrameSampleCount*silkOutputChannelCount)
+		silkPCM := resizeFloat32Buffer(&d.scratch.hybridSilkPCM, outputFrameSampleCount*silkOutputChannelCount)
 		if err = d.resampleHybridSilk(silkInternal, silkPCM, silkOutputChannelCount); err != nil {
 			return err
 		}
@@ -859,7 +854,7 @@ func (d *Decoder) decodeHybridFrame(
 		return err
 	}
 
-	silkPCM := resizeFloat32Buffer(&d.hybridSilkPCM, outputFrameSampleCount*silkOutputChannelCount)
+	silkPCM := resizeFloat32Buffer(&d.scratch.hybridSilkPCM, outputFrameSampleCount*silkOutputChannelCount)
 	if err = d.resampleHybridSilk(silkInternal, silkPCM, silkOutputChannelCount); err != nil {
 		return err
 	}
@@ -1067,14 +1062,14 @@ func (d *Decoder) resampleHybridSilkChannel(
 	out []float32,
 	channelIndex, channelCount, samplesPerChannel, resampledSamplesPerChannel int,
 ) error {
-	if cap(d.resampleChannelIn[channelIndex]) < samplesPerChannel {
-		d.resampleChannelIn[channelIndex] = make([]float32, samplesPerChannel)
+	if cap(d.scratch.resampleIn[channelIndex]) < samplesPerChannel {
+		d.scratch.resampleIn[channelIndex] = make([]float32, samplesPerChannel)
 	}
-	if cap(d.resampleChannelOut[channelIndex]) < resampledSamplesPerChannel {
-		d.resampleChannelOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
+	if cap(d.scratch.resampleOut[channelIndex]) < resampledSamplesPerChannel {
+		d.scratch.resampleOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
 	}
-	channelIn := d.resampleChannelIn[channelIndex][:samplesPerChannel]
-	channelOut := d.resampleChannelOut[channelIndex][:resampledSamplesPerChannel]
+	channelIn := d.scratch.resampleIn[channelIndex][:samplesPerChannel]
+	channelOut := d.scratch.resampleOut[channelIndex][:resampledSamplesPerChannel]
 	for i := range samplesPerChannel {
 		channelIn[i] = in[(i*channelCount)+channelIndex]
 	}
@@ -1140,8 +1135,8 @@ func (d *Decoder) decodeSilkFrames(
 	d.clearSilkRedundancyTransitions()
 	requiredSamples := frameSampleCount * len(encodedFrames)
 	if cap(out) < requiredSamples {
-		d.silkBuffer = make([]float32, requiredSamples)
-		out = d.silkBuffer
+		d.scratch.silk = make([]float32, requiredSamples)
+		out = d.scratch.silk
 	}
 	out = out[:requiredSamples]
 	for i := range out {
@@ -1250,7 +1245,7 @@ func (d *Decoder) decodeToFloat32(
 		return 0, 0, false, errInvalidChannelCount
 	}
 
-	bandwidth, decodedSampleRate, isStereo, sampleCount, decodedChannelCount, err := d.decode(in, d.silkBuffer)
+	bandwidth, decodedSampleRate, isStereo, sampleCount, decodedChannelCount, err := d.decode(in, d.scratch.silk)
 	if err != nil {
 		return 0, 0, false, err
 	}
@@ -1317,12 +1312,12 @@ func (d *Decoder) prepareResampleOutput(
 		return out[:requiredSamples], false
 	}
 
-	if cap(d.resampleBuffer) < requiredSamples {
-		d.resampleBuffer = make([]float32, requiredSamples)
+	if cap(d.scratch.resample) < requiredSamples {
+		d.scratch.resample = make([]float32, requiredSamples)
 	}
-	d.resampleBuffer = d.resampleBuffer[:requiredSamples]
+	d.scratch.resample = d.scratch.resample[:requiredSamples]
 
-	return d.resampleBuffer, true
+	return d.scratch.resample, true
 }
 
 func (d *Decoder) needsResampleBuffer(decodedChannelCount int) bool {
@@ -1349,13 +1344,13 @@ func (d *Decoder) writeDecodedOutput(
 		decodedSampleRate == bandwidth.SampleRate() &&
 		bandwidth != BandwidthFullband:
 		// The RFC SILK decoder resampler has delay even for same-rate copy paths.
-		return d.resampleSilk(d.silkBuffer[:sampleCount], out, decodedChannelCount, bandwidth)
+		return d.resampleSilk(d.scratch.silk[:sampleCount], out, decodedChannelCount, bandwidth)
 	case d.sampleRate == decodedSampleRate:
-		copy(out, d.silkBuffer[:sampleCount])
+		copy(out, d.scratch.silk[:sampleCount])
 
 		return nil
 	default:
-		return d.resampleSilk(d.silkBuffer[:sampleCount], out, decodedChannelCount, bandwidth)
+		return d.resampleSilk(d.scratch.silk[:sampleCount], out, decodedChannelCount, bandwidth)
 	}
 }
 
@@ -1373,11 +1368,11 @@ func (d *Decoder) applySilkRedundancyFades(channelCount int) {
 			continue
 		}
 		start := addition.startSample * channelCount
-		if start < 0 || start+len(addition.audio) > len(d.resampleBuffer) {
+		if start < 0 || start+len(addition.audio) > len(d.scratch.resample) {
 			continue
 		}
 		for i, sample := range addition.audio {
-			d.resampleBuffer[start+i] += sample
+			d.scratch.resample[start+i] += sample
 		}
 	}
 	for _, fade := range fades {
@@ -1387,14 +1382,14 @@ func (d *Decoder) applySilkRedundancyFades(channelCount int) {
 		frameStart := fade.startSample * channelCount
 		if fade.celtToSilk {
 			copyCount := fadeSampleCount * channelCount
-			if frameStart+2*copyCount > len(d.resampleBuffer) || copyCount > len(fade.audio) {
+			if frameStart+2*copyCount > len(d.scratch.resample) || copyCount > len(fade.audio) {
 				continue
 			}
-			copy(d.resampleBuffer[frameStart:frameStart+copyCount], fade.audio[:copyCount])
+			copy(d.scratch.resample[frameStart:frameStart+copyCount], fade.audio[:copyCount])
 			celt.SmoothFadeWithSampleRate(
 				fade.audio[copyCount:],
-				d.resampleBuffer[frameStart+copyCount:],
-				d.resampleBuffer[frameStart+copyCount:],
+				d.scratch.resample[frameStart+copyCount:],
+				d.scratch.resample[frameStart+copyCount:],
 				fadeSampleCount,
 				channelCount,
 				d.sampleRate,
@@ -1405,14 +1400,14 @@ func (d *Decoder) applySilkRedundancyFades(channelCount int) {
 
 		fadeStart := (fade.startSample + fade.frameSampleCount - fadeSampleCount) * channelCount
 		redundantStart := fadeSampleCount * channelCount
-		if fadeStart < 0 || fadeStart+fadeSampleCount*channelCount > len(d.resampleBuffer) ||
+		if fadeStart < 0 || fadeStart+fadeSampleCount*channelCount > len(d.scratch.resample) ||
 			redundantStart+fadeSampleCount*channelCount > len(fade.audio) {
 			continue
 		}
 		celt.SmoothFadeWithSampleRate(
-			d.resampleBuffer[fadeStart:],
+			d.scratch.resample[fadeStart:],
 			fade.audio[redundantStart:],
-			d.resampleBuffer[fadeStart:],
+			d.scratch.resample[fadeStart:],
 			fadeSampleCount,
 			channelCount,
 			d.sampleRate,
@@ -1422,20 +1417,20 @@ func (d *Decoder) applySilkRedundancyFades(channelCount int) {
 
 func (d *Decoder) copyResampledSamples(out []float32, channelCount int) {
 	if channelCount == d.channels {
-		copy(out, d.resampleBuffer)
+		copy(out, d.scratch.resample)
 
 		return
 	}
 
 	outIndex := 0
-	for i := 0; i < len(d.resampleBuffer); i += channelCount {
+	for i := 0; i < len(d.scratch.resample); i += channelCount {
 		switch {
 		case channelCount == 1 && d.channels == 2:
-			out[outIndex] = d.resampleBuffer[i]
-			out[outIndex+1] = d.resampleBuffer[i]
+			out[outIndex] = d.scratch.resample[i]
+			out[outIndex+1] = d.scratch.resample[i]
 			outIndex += 2
 		case channelCount == 2 && d.channels == 1:
-			out[outIndex] = (d.resampleBuffer[i] + d.resampleBuffer[i+1]) / 2
+			out[outIndex] = (d.scratch.resample[i] + d.scratch.resample[i+1]) / 2
 			outIndex++
 		}
 	}
@@ -1458,18 +1453,20 @@ func resizeFloat32Buffer(buffer *[]float32, sampleCount int) []float32 {
 
 // Decode decodes the Opus bitstream into S16LE PCM.
 func (d *Decoder) Decode(in, out []byte) (bandwidth Bandwidth, isStereo bool, err error) {
-	if cap(d.floatBuffer) < len(out)/2 {
-		d.floatBuffer = make([]float32, len(out)/2)
+	took := d.borrow()
+	defer d.release(took)
+	if cap(d.scratch.float) < len(out)/2 {
+		d.scratch.float = make([]float32, len(out)/2)
 	}
-	d.floatBuffer = d.floatBuffer[:len(out)/2]
+	d.scratch.float = d.scratch.float[:len(out)/2]
 
-	sampleCount, bandwidth, isStereo, err := d.decodeToFloat32(in, d.floatBuffer)
+	sampleCount, bandwidth, isStereo, err := d.decodeToFloat32(in, d.scratch.float)
 	if err != nil {
 		return
 	}
 
 	err = bitdepth.ConvertFloat32LittleEndianToSigned16LittleEndian(
-		d.floatBuffer[:sampleCount*d.channels],
+		d.scratch.float[:sampleCount*d.channels],
 		out,
 		d.channels,
 		1,
@@ -1480,6 +1477,8 @@ func (d *Decoder) Decode(in, out []byte) (bandwidth Bandwidth, isStereo bool, er
 
 // DecodeFloat32 decodes the Opus bitstream into F32LE PCM.
 func (d *Decoder) DecodeFloat32(in []byte, out []float32) (bandwidth Bandwidth, isStereo bool, err error) {
+	took := d.borrow()
+	defer d.release(took)
 	_, bandwidth, isStereo, err = d.decodeToFloat32(in, out)
 
 	return
@@ -1487,6 +1486,8 @@ func (d *Decoder) DecodeFloat32(in []byte, out []float32) (bandwidth Bandwidth, 
 
 // DecodeToInt16 decodes Opus data into signed 16-bit PCM and returns the sample count per channel.
 func (d *Decoder) DecodeToInt16(in []byte, out []int16) (int, error) {
+	took := d.borrow()
+	defer d.release(took)
 	if d.sampleRate == 0 {
 		return 0, errInvalidSampleRate
 	}
@@ -1496,7 +1497,7 @@ func (d *Decoder) DecodeToInt16(in []byte, out []int16) (int, error) {
 	if d.channels == 1 && len(in) > 0 && tableOfContentsHeader(in[0]).frameCode() == frameCodeOneFrame {
 		d.int16Out = out // see int16Out
 	}
-	bandwidth, decodedSampleRate, _, sampleCount, decodedChannelCount, err := d.decode(in, d.silkBuffer)
+	bandwidth, decodedSampleRate, _, sampleCount, decodedChannelCount, err := d.decode(in, d.scratch.silk)
 	written := d.int16Written
 	d.int16Out, d.int16Written = nil, false
 	if err != nil {
@@ -1506,21 +1507,23 @@ func (d *Decoder) DecodeToInt16(in []byte, out []int16) (int, error) {
 		return sampleCount, nil
 	}
 
-	if cap(d.floatBuffer) < len(out) {
-		d.floatBuffer = make([]float32, len(out))
+	if cap(d.scratch.float) < len(out) {
+		d.scratch.float = make([]float32, len(out))
 	}
-	d.floatBuffer = d.floatBuffer[:len(out)]
-	samplesPerChannel, err := d.finishDecodeToFloat32(d.floatBuffer, bandwidth, decodedSampleRate, sampleCount, decodedChannelCount)
+	d.scratch.float = d.scratch.float[:len(out)]
+	samplesPerChannel, err := d.finishDecodeToFloat32(d.scratch.float, bandwidth, decodedSampleRate, sampleCount, decodedChannelCount)
 	if err != nil {
 		return 0, err
 	}
-	float32ToInt16(d.floatBuffer, out, samplesPerChannel*d.channels)
+	float32ToInt16(d.scratch.float, out, samplesPerChannel*d.channels)
 
 	return samplesPerChannel, nil
 }
 
 // DecodeToFloat32 decodes Opus data into float32 PCM and returns the sample count per channel.
 func (d *Decoder) DecodeToFloat32(in []byte, out []float32) (int, error) {
+	took := d.borrow()
+	defer d.release(took)
 	sampleCount, _, _, err := d.decodeToFloat32(in, out)
 	if err != nil {
 		return 0, err

@@ -32,47 +32,49 @@ func (d *Decoder) DecodeFECToInt16(in []byte, out []int16) (n int, ok bool) {
 	case mode != configurationModeSilkOnly && mode != configurationModeHybrid:
 		return 0, false
 	}
+	took := d.borrow()
+	defer d.release(took)
 	d.clearSilkRedundancyTransitions()
 	d.rangeDecoder.Init(in[1:])
 	nanoseconds := cfg.frameDuration().nanoseconds()
 	bandwidth, rate, samples := cfg.bandwidth(), d.sampleRate, 0
 	if mode == configurationModeSilkOnly {
 		samples = cfg.silkFrameSampleCount()
-		buf := resizeFloat32Buffer(&d.silkBuffer, samples)
+		buf := resizeFloat32Buffer(&d.scratch.silk, samples)
 		if ok, err := d.silkDecoder.DecodeFECWithRange(&d.rangeDecoder, buf, false, nanoseconds, silk.Bandwidth(bandwidth)); !ok || err != nil {
 			return 0, false
 		}
 		rate = bandwidth.SampleRate()
 	} else {
 		frameSamples := cfg.hybridFrameSampleCount()
-		silkInternal := resizeFloat32Buffer(&d.hybridSilkBuffer, frameSamples*BandwidthWideband.SampleRate()/celtSampleRate)
+		silkInternal := resizeFloat32Buffer(&d.scratch.hybridSilk, frameSamples*BandwidthWideband.SampleRate()/celtSampleRate)
 		if ok, err := d.silkDecoder.DecodeFECWithRange(&d.rangeDecoder, silkInternal, false, nanoseconds, silk.Bandwidth(BandwidthWideband)); !ok || err != nil {
 			return 0, false
 		}
 		samples = sampleCountAtRate(frameSamples, d.sampleRate)
-		silkPCM := resizeFloat32Buffer(&d.hybridSilkPCM, samples)
+		silkPCM := resizeFloat32Buffer(&d.scratch.hybridSilkPCM, samples)
 		if err := d.resampleHybridSilk(silkInternal, silkPCM, 1); err != nil {
 			return 0, false
 		}
-		buf := resizeFloat32Buffer(&d.silkBuffer, samples*d.channels)
+		buf := resizeFloat32Buffer(&d.scratch.silk, samples*d.channels)
 		clear(buf)
 		d.addHybridSilk(buf, silkPCM, 1, d.channels, samples)
 		samples *= d.channels
 		d.celtStale = true // its CELT layer is not decoded (SetSkipHybridCELT)
 	}
-	if cap(d.floatBuffer) < len(out) {
-		d.floatBuffer = make([]float32, len(out))
+	if cap(d.scratch.float) < len(out) {
+		d.scratch.float = make([]float32, len(out))
 	}
-	d.floatBuffer = d.floatBuffer[:len(out)]
+	d.scratch.float = d.scratch.float[:len(out)]
 	channels := 1
 	if mode == configurationModeHybrid {
 		channels = d.channels
 	}
-	n, err := d.finishDecodeToFloat32(d.floatBuffer, bandwidth, rate, samples, channels)
+	n, err := d.finishDecodeToFloat32(d.scratch.float, bandwidth, rate, samples, channels)
 	if err != nil {
 		return 0, false
 	}
-	float32ToInt16(d.floatBuffer, out, n*d.channels)
+	float32ToInt16(d.scratch.float, out, n*d.channels)
 
 	return n, true
 }
