@@ -2167,20 +2167,9 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	gain float32,
 ) {
 	var currentLPCVal float32
-	for sampleIndex := range out {
+	head := min(dLPC, len(out)) // the samples whose history reaches into the previous frame
+	for sampleIndex := range head {
 		lpcVal := gain * subframeRes[sampleIndex]
-
-		if sampleIndex >= dLPC && dLPC <= len(normalizedAQ12) {
-			// All of the history is this subframe's: one slice, no branch
-			// per product, the same sum (our change to pion/opus v0.1.0).
-			history := subframeLPC[sampleIndex-dLPC : sampleIndex]
-			lpcVal += dot(history, normalizedAQ12[:dLPC], true)
-			subframeLPC[sampleIndex] = lpcVal
-			out[sampleIndex] = clampNegativeOneToOne(lpcVal)
-
-			continue
-		}
-
 		for coefficientIndex := range dLPC {
 			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
 				currentLPCVal = subframeLPC[lpcIndex]
@@ -2195,6 +2184,87 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 
 		subframeLPC[sampleIndex] = lpcVal
 		out[sampleIndex] = clampNegativeOneToOne(lpcVal)
+	}
+
+	// From sample d_LPC on, all of the history is this subframe's: one
+	// slice, no branch per product, the same sum as dot's (our change to
+	// pion/opus v0.1.0; for d_LPC 16 and 10 summed inline with the newest
+	// sample from a register, as lpcSynthesis16 does).
+	switch dLPC {
+	case 16:
+		lpcFirstSubframeTail16(out, &normalizedAQ12, subframeRes, subframeLPC, gain)
+	case 10:
+		lpcFirstSubframeTail10(out, &normalizedAQ12, subframeRes, subframeLPC, gain)
+	default:
+		for sampleIndex := head; sampleIndex < len(out); sampleIndex++ {
+			history := subframeLPC[sampleIndex-dLPC : sampleIndex]
+			lpcVal := gain*subframeRes[sampleIndex] + dot(history, normalizedAQ12[:dLPC], true)
+			subframeLPC[sampleIndex] = lpcVal
+			out[sampleIndex] = clampNegativeOneToOne(lpcVal)
+		}
+	}
+}
+
+// lpcFirstSubframeTail16 synthesizes samples 16 and on of a frame's first
+// subframe for d_LPC 16 (lpc holds samples 0 to 15): dot(history, a,
+// true)'s products and sums in its order, the newest sample (a[0]'s) from a
+// register.
+func lpcFirstSubframeTail16(out []float32, a *[16]float32, res, lpc []float32, gain float32) {
+	if len(out) <= 16 {
+		return
+	}
+	res, lpc = res[:len(out)], lpc[:len(out)]
+	newest := lpc[15]
+	for i := 16; i < len(out); i++ {
+		x := lpc[i-16 : i-1] // x[15] would be newest
+		var s0, s1, s2, s3 float32
+		s0 += newest * a[0]
+		s1 += x[14] * a[1]
+		s2 += x[13] * a[2]
+		s3 += x[12] * a[3]
+		s0 += x[11] * a[4]
+		s1 += x[10] * a[5]
+		s2 += x[9] * a[6]
+		s3 += x[8] * a[7]
+		s0 += x[7] * a[8]
+		s1 += x[6] * a[9]
+		s2 += x[5] * a[10]
+		s3 += x[4] * a[11]
+		s0 += x[3] * a[12]
+		s1 += x[2] * a[13]
+		s2 += x[1] * a[14]
+		s3 += x[0] * a[15]
+		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
+		lpc[i] = lpcVal
+		out[i] = clampNegativeOneToOne(lpcVal)
+		newest = lpcVal
+	}
+}
+
+// lpcFirstSubframeTail10 is lpcFirstSubframeTail16 for d_LPC 10.
+func lpcFirstSubframeTail10(out []float32, a *[16]float32, res, lpc []float32, gain float32) {
+	if len(out) <= 10 {
+		return
+	}
+	res, lpc = res[:len(out)], lpc[:len(out)]
+	newest := lpc[9]
+	for i := 10; i < len(out); i++ {
+		x := lpc[i-10 : i-1] // x[9] would be newest
+		var s0, s1, s2, s3 float32
+		s0 += newest * a[0]
+		s1 += x[8] * a[1]
+		s2 += x[7] * a[2]
+		s3 += x[6] * a[3]
+		s0 += x[5] * a[4]
+		s1 += x[4] * a[5]
+		s2 += x[3] * a[6]
+		s3 += x[2] * a[7]
+		s0 += x[1] * a[8]
+		s0 += x[0] * a[9]
+		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
+		lpc[i] = lpcVal
+		out[i] = clampNegativeOneToOne(lpcVal)
+		newest = lpcVal
 	}
 }
 

@@ -85,3 +85,65 @@ func randomSubframe(rnd *rand.Rand, dLPC, n int, scale float64) (reversed [16]fl
 
 	return reversed, res
 }
+
+// TestLPCSynthesisFirstSubframe_SameAsBefore: the LPC synthesis of a
+// frame's first subframe (its first d_LPC samples reach into the previous
+// frame's, the rest sum inline: lpcFirstSubframeTail16 and …10) gives bit
+// for bit what the loop before it gave (firstSubframeReference), for NB/MB
+// (d_LPC 10, 40 and 60 samples) and WB (16, 80), on random coefficients,
+// residuals and previous samples of speech-like scale.
+func TestLPCSynthesisFirstSubframe_SameAsBefore(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct{ dLPC, n int }{{10, 40}, {10, 60}, {16, 80}} {
+		for trial := range 200 {
+			reversed, res := randomSubframe(rnd, c.dLPC, c.n, 0.4)
+			var normalized [16]float32
+			for k := range c.dLPC {
+				normalized[k] = reversed[c.dLPC-1-k]
+			}
+			gain := float32(rnd.Float64() * 2)
+			d := &Decoder{previousFrameLPCValues: make([]float32, c.dLPC)}
+			for i := range d.previousFrameLPCValues {
+				d.previousFrameLPCValues[i] = float32(rnd.NormFloat64() * 0.1)
+			}
+			wantLPC, wantOut := make([]float32, c.n), make([]float32, c.n)
+			firstSubframeReference(d, wantOut, c.dLPC, normalized, res, wantLPC, gain)
+			lpc, out := make([]float32, c.n), make([]float32, c.n)
+			d.lpcSynthesisFirstSubframe(out, c.dLPC, normalized, res, lpc, gain)
+			for i := range c.n {
+				if math.Float32bits(lpc[i]) != math.Float32bits(wantLPC[i]) || math.Float32bits(out[i]) != math.Float32bits(wantOut[i]) {
+					t.Fatalf("d_LPC %d, n %d, trial %d, sample %d: lpc %g out %g, want %g and %g", c.dLPC, c.n, trial, i, lpc[i], out[i], wantLPC[i], wantOut[i])
+				}
+			}
+		}
+	}
+}
+
+// firstSubframeReference is lpcSynthesisFirstSubframe as it was before its
+// inline sums (session 8): the reference of the test above.
+func firstSubframeReference(d *Decoder, out []float32, dLPC int, normalizedAQ12 [16]float32, subframeRes, subframeLPC []float32, gain float32) {
+	var currentLPCVal float32
+	for sampleIndex := range out {
+		lpcVal := gain * subframeRes[sampleIndex]
+		if sampleIndex >= dLPC {
+			history := subframeLPC[sampleIndex-dLPC : sampleIndex]
+			lpcVal += dot(history, normalizedAQ12[:dLPC], true)
+			subframeLPC[sampleIndex] = lpcVal
+			out[sampleIndex] = clampNegativeOneToOne(lpcVal)
+
+			continue
+		}
+		for coefficientIndex := range dLPC {
+			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
+				currentLPCVal = subframeLPC[lpcIndex]
+			} else if previousIndex := len(d.previousFrameLPCValues) - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
+				currentLPCVal = d.previousFrameLPCValues[previousIndex]
+			} else {
+				currentLPCVal = 0
+			}
+			lpcVal += currentLPCVal * normalizedAQ12[coefficientIndex]
+		}
+		subframeLPC[sampleIndex] = lpcVal
+		out[sampleIndex] = clampNegativeOneToOne(lpcVal)
+	}
+}
