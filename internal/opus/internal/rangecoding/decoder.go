@@ -144,10 +144,13 @@ func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint3
 	} else {
 		scale = r.rangeSize / total
 	}
-	symbol := total - min(r.highAndCodedDifference/scale+1, total)
-
+	// The symbol is the first k whose interval starts at or below val,
+	// scale*(total-cdf[k]) <= val, among those of non-zero probability
+	// (cdf[k] > 0): libopus's ec_dec_icdf, a product per symbol tried
+	// instead of upstream's division of val by scale (the same k: see
+	// TestDecodeSymbolWithICDF_SameAsUpstream).
 	k := 0
-	for uint32(cdf[k]) <= symbol { //nolint:gosec // G115
+	for cdf[k] == 0 || r.highAndCodedDifference < scale*(total-uint32(cdf[k])) { //nolint:gosec // G115
 		k++
 	}
 
