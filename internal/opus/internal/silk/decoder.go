@@ -1785,12 +1785,42 @@ func (d *Decoder) samplesInSubframe(bandwidth Bandwidth) int {
 	return 0
 }
 
-// rewhiten returns v - sum over k of past[len(past)-1-k] * a[k]: the LPC
-// prediction of the sample after past (len(past) = d_LPC) taken from it.
-func rewhiten(v float32, past []float32, a *[16]float32) float32 {
-	n := min(len(past), len(a))
+// rewhitenRange sets dst[i] to clamp(src[dLPC+i] - the sum over k of
+// src[dLPC+i-1-k] * a[k]): the LPC prediction of each sample from its d_LPC
+// predecessors taken from it, clamped to [-1, 1] (src holds the d_LPC
+// samples before the first, then the len(dst) samples). The products are
+// summed in dot's reversed order; for d_LPC 16 inline (our change to
+// pion/opus v0.1.0: no call and loop per sample, the same sums).
+func rewhitenRange(dst, src []float32, a *[16]float32, dLPC int) {
+	src = src[:len(dst)+dLPC]
+	if dLPC != 16 {
+		for i := range dst {
+			dst[i] = clampNegativeOneToOne(src[dLPC+i] - dot(src[i:i+dLPC], a[:dLPC], true))
+		}
 
-	return v - dot(past[:n], a[:n], true)
+		return
+	}
+	for i := range dst {
+		x := src[i : i+17]
+		var s0, s1, s2, s3 float32
+		s0 += x[15] * a[0]
+		s1 += x[14] * a[1]
+		s2 += x[13] * a[2]
+		s3 += x[12] * a[3]
+		s0 += x[11] * a[4]
+		s1 += x[10] * a[5]
+		s2 += x[9] * a[6]
+		s3 += x[8] * a[7]
+		s0 += x[7] * a[8]
+		s1 += x[6] * a[9]
+		s2 += x[5] * a[10]
+		s3 += x[4] * a[11]
+		s0 += x[3] * a[12]
+		s1 += x[2] * a[13]
+		s2 += x[1] * a[14]
+		s3 += x[0] * a[15]
+		dst[i] = clampNegativeOneToOne(x[16] - ((s0 + s1) + (s2 + s3)))
+	}
 }
 
 // dot returns the sum over k of x[k] * y[len(y)-1-k] when reversed, of
@@ -1850,27 +1880,29 @@ func (d *Decoder) whiten(out, aQ12 []float32, aIndex int, fresh bool, dLPC, from
 		a[k] = aQ12[k] / 4096.0
 	}
 	final := len(d.finalOutValues)
-	for index := from; index < w.whitenedFrom; index++ {
-		var v float32
-		switch {
-		case index >= dLPC:
-			v = rewhiten(out[index], out[index-dLPC:index], &a)
-		case index < 0:
-			v = rewhiten(d.finalOutValues[final+index], d.finalOutValues[final+index-dLPC:final+index], &a)
-		default:
-			v = out[index]
-			for k := range dLPC {
-				var outVal float32
-				if outIndex := index - k - 1; outIndex >= 0 {
-					outVal = out[outIndex]
-				} else {
-					outVal = d.finalOutValues[final+outIndex]
-				}
-
-				v -= outVal * a[k]
+	// The samples of earlier frames, whose predecessors all lie in
+	// finalOutValues; those of this frame whose predecessors all lie in
+	// out; and those between (a sample of this frame with predecessors in
+	// both).
+	if lo, hi := from, min(w.whitenedFrom, 0); lo < hi {
+		rewhitenRange(whitened[offset+lo:offset+hi], d.finalOutValues[final+lo-dLPC:final+hi], &a, dLPC)
+	}
+	for index := max(from, 0); index < min(w.whitenedFrom, dLPC); index++ {
+		v := out[index]
+		for k := range dLPC {
+			var outVal float32
+			if outIndex := index - k - 1; outIndex >= 0 {
+				outVal = out[outIndex]
+			} else {
+				outVal = d.finalOutValues[final+outIndex]
 			}
+
+			v -= outVal * a[k]
 		}
 		whitened[offset+index] = clampNegativeOneToOne(v)
+	}
+	if lo, hi := max(from, dLPC), w.whitenedFrom; lo < hi {
+		rewhitenRange(whitened[offset+lo:offset+hi], out[lo-dLPC:hi], &a, dLPC)
 	}
 	w.whitenedFrom = from
 
