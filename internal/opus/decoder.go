@@ -204,14 +204,7 @@ func (d *Decoder) resampleSilkChannel(
 		)
 	}
 
-	if cap(d.scratch.resampleIn[channelIndex]) < samplesPerChannel {
-		d.scratch.resampleIn[channelIndex] = make([]float32, samplesPerChannel)
-	}
-	if cap(d.scratch.resampleOut[channelIndex]) < resampledSamplesPerChannel {
-		d.scratch.resampleOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
-	}
-	channelIn := d.scratch.resampleIn[channelIndex][:samplesPerChannel]
-	channelOut := d.scratch.resampleOut[channelIndex][:resampledSamplesPerChannel]
+	channelIn, channelOut := d.scratch.channel(channelIndex, samplesPerChannel, resampledSamplesPerChannel)
 	for i := range samplesPerChannel {
 		channelIn[i] = in[(i*channelCount)+channelIndex]
 	}
@@ -1062,14 +1055,7 @@ func (d *Decoder) resampleHybridSilkChannel(
 	out []float32,
 	channelIndex, channelCount, samplesPerChannel, resampledSamplesPerChannel int,
 ) error {
-	if cap(d.scratch.resampleIn[channelIndex]) < samplesPerChannel {
-		d.scratch.resampleIn[channelIndex] = make([]float32, samplesPerChannel)
-	}
-	if cap(d.scratch.resampleOut[channelIndex]) < resampledSamplesPerChannel {
-		d.scratch.resampleOut[channelIndex] = make([]float32, resampledSamplesPerChannel)
-	}
-	channelIn := d.scratch.resampleIn[channelIndex][:samplesPerChannel]
-	channelOut := d.scratch.resampleOut[channelIndex][:resampledSamplesPerChannel]
+	channelIn, channelOut := d.scratch.channel(channelIndex, samplesPerChannel, resampledSamplesPerChannel)
 	for i := range samplesPerChannel {
 		channelIn[i] = in[(i*channelCount)+channelIndex]
 	}

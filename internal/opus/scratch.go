@@ -18,6 +18,19 @@ type decodeScratch struct {
 	resampleIn, resampleOut                          [2][]float32
 }
 
+// channel returns the resampler's input (n samples) and output (m samples)
+// buffers of channel i.
+func (s *decodeScratch) channel(i, n, m int) (in, out []float32) {
+	if cap(s.resampleIn[i]) < n {
+		s.resampleIn[i] = make([]float32, n)
+	}
+	if cap(s.resampleOut[i]) < m {
+		s.resampleOut[i] = make([]float32, m)
+	}
+
+	return s.resampleIn[i][:n], s.resampleOut[i][:m]
+}
+
 // scratchPool lends decodeScratch to decode calls: no lock, and no
 // allocation once the sets in use are made.
 var scratchPool lend.Pool[decodeScratch]
