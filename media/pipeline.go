@@ -202,6 +202,8 @@ type AudioPipeline struct {
 
 	dq deferQueue // packets whose decoding is deferred (deferred.go)
 
+	onPlace func(ts uint32) // OnPlace
+
 	// A run of newest packets later than the budget (catchingUp): since
 	// arrival lateAt, when the track's audio was at timeline position
 	// latePos. lateSince: the first of the run's arrivals (catchingUp's
@@ -465,6 +467,9 @@ func (p *AudioPipeline) write(ssrc uint32, seq uint16, ts uint32, payload []byte
 		p.decSeq++
 	}
 	p.releaseDue(now)
+	if p.onPlace != nil {
+		p.onPlace(ts)
+	}
 }
 
 // allocHeld gives the reorder window its payload buffers, in one block: a

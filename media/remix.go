@@ -91,6 +91,16 @@ func (p *AudioPipeline) Placement(ts uint32) (pos float64, ratio float64, ok boo
 	return pos, p.ratio, true // negative before the recording's time zero
 }
 
+// OnPlace has fn called after each packet the pipeline processed, with its
+// RTP timestamp: Placement(ts) is then where its audio went. A packet is
+// processed on arrival (WriteRTP), or, deferred (deferred.go), when the
+// mixer comes near it (WriteRTP, Tick, Pause, Resync, ResyncAt, Close):
+// the mapping may have moved since it came (a step of its sender's clock
+// taken meanwhile), so where it went is known only then. Set it before the
+// first packet; fn runs on the reader goroutine, once per packet: it must
+// not allocate or block.
+func (p *AudioPipeline) OnPlace(fn func(ts uint32)) { p.onPlace = fn }
+
 // Settling reports whether the pipeline's latest anchor may still move back
 // (its first packets are placed provisionally; see AudioPipeline). Reader
 // goroutine only.

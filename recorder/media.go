@@ -128,7 +128,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.audio, ts.in, ts.mixer = pipe, in, sm.mixer
 		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
 		clock := max(float64(t.Codec.ClockRate), 1)
-		ts.plog = &placementLog{k: float64(sm.mixer.Config().SampleRate) / clock}
+		ts.logPlacement(pipe, float64(sm.mixer.Config().SampleRate)/clock)
 		ts.stopAt = &sm.stopAt
 	}
 	ts.stopWall = &sm.stopWall
@@ -384,14 +384,6 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.audio != nil {
 		if aerr := m.audio.WriteRTP(p); err == nil {
 			err = aerr
-		}
-		if m.order == nil || m.order.Held() == 0 {
-			// p is in the file (not held for a missing packet before it).
-			fileTS := p.Timestamp
-			if m.gate != nil {
-				fileTS -= m.gate.shift
-			}
-			m.place(p.Timestamp, fileTS)
 		}
 	}
 	if m.resumed {

@@ -323,14 +323,27 @@ func (l *placementLog) fileAt(pos float64) (int64, bool) {
 	return p.file + int64(math.Ceil((pos-p.pos)/(l.k*p.ratio))), true
 }
 
-// place records, after the packet with RTP timestamp ts (fileTS in its
-// file, after a skipped pause's shift) went to the file and the pipeline,
-// where the file lies on the mix's timeline. Reader goroutine; it allocates
-// nothing.
-func (m *mediaSink) place(ts, fileTS uint32) {
+// logPlacement gives the audio sink a placement log (k: mix samples per
+// tick of the track's RTP clock), kept by its pipeline's OnPlace (placed).
+func (m *mediaSink) logPlacement(pipe *media.AudioPipeline, k float64) {
+	m.plog = &placementLog{k: k}
+	pipe.OnPlace(m.placed)
+}
+
+// placed records, once the pipeline processed the packet with RTP
+// timestamp ts (its OnPlace: on arrival, or later if it was deferred, by
+// the mapping it was placed with), where the file lies on the mix's
+// timeline. A packet that the file's reorder stage still holds (behind a
+// missing one) is not in the file yet: it is skipped. Reader goroutine; it
+// allocates nothing.
+func (m *mediaSink) placed(ts uint32) {
 	pipe, ok := m.audio.(*media.AudioPipeline)
-	if !ok || m.plog == nil {
+	if !ok || m.plog == nil || m.order != nil && m.order.Held() > 0 {
 		return
+	}
+	fileTS := ts // as the file has it: after a skipped pause's shift
+	if m.gate != nil {
+		fileTS -= m.gate.shift
 	}
 	pos, ratio, ok := pipe.Placement(ts)
 	if !ok {

@@ -1,8 +1,11 @@
 package recorder
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,11 +14,14 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/tooltest"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // TestClockRelation: packets every 20 ms whose arrivals lag by 0–40 ms of
@@ -161,7 +167,8 @@ func TestMediaSink_AudioZeroAllocs(t *testing.T) {
 	defer file.Close()
 	lc := &pauseState{}
 	ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer, gate: &gate{lc: lc, clock: 8000},
-		clk: &clockRelation{clock: 8000}, codec: media.CodecPCMU, plog: &placementLog{k: 1}}
+		clk: &clockRelation{clock: 8000}, codec: media.CodecPCMU}
+	ms.logPlacement(pipe, 1)
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 1}, Payload: make([]byte, 160)}
 	step := func() {
 		p.SequenceNumber++
@@ -221,7 +228,8 @@ func TestDecodeFile_EndedTrackMatchesTheMix(t *testing.T) {
 	now := start
 	ms, out, path := muLawSink(t, start, &now)
 	mixer := ms.mixer
-	ms.path, ms.relPath, ms.codec, ms.plog = path, "t.wav", media.CodecPCMU, &placementLog{k: 1}
+	ms.path, ms.relPath, ms.codec = path, "t.wav", media.CodecPCMU
+	ms.logPlacement(ms.audio.(*media.AudioPipeline), 1)
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9, Timestamp: 12345}, Payload: make([]byte, 160)}
 	for i := range 200 {
@@ -263,4 +271,145 @@ func TestDecodeFile_EndedTrackMatchesTheMix(t *testing.T) {
 	if mediatest.RMS(want) < 1000 {
 		t.Fatalf("the mix is nearly silent (RMS %.0f): the test shows nothing", mediatest.RMS(want))
 	}
+}
+
+// TestDecodeFile_DeferredTrackAfterAStep: the placement log of a track
+// whose packets were queued undecoded (media/deferred.go) while its
+// sender's clock stepped says where the pipeline placed them. Track b
+// stalls for good at 2 s, so the mixer runs the budget (5 s) behind and
+// track a (Opus, its reader ticking) defers nearly the budget of packets;
+// a's sender stalls its capture for 100 ms at 6.5 s, which its reports
+// (every 3 s) show from the one at 9.3 s and the one at 12.3 s confirms:
+// the pipeline moves a's mapping 100 ms at the packet after that report,
+// processed seconds after it came. Decoding a's file by the log (what the
+// re-mix of a retroactive blackout does) puts every beep (a wall-clock
+// second's start) where the mix has it, within 2 ms.
+func TestDecodeFile_DeferredTrackAfterAStep(t *testing.T) {
+	const total = 17.0              // seconds of the wall clock
+	const stallAt, stall = 6.5, 0.1 // a's capture stall
+	wall := func(n int) float64 {   // when a's sample n (48 kHz) was captured
+		w := float64(n) / 48000
+		if w >= stallAt {
+			w += stall
+		}
+		return w
+	}
+	captured := func(w float64) int { return int((w - min(max(w-stallAt, 0), stall)) * 48000) }
+	pcm := mediatest.Sine(1000, 48000, captured(total+1), 8000)
+	for n := range pcm {
+		if math.Mod(wall(n), 1) >= 0.1 {
+			pcm[n] = 0 // a beep in the first 100 ms of every second
+		}
+	}
+	payloads := opusenc(t, pcm)
+
+	start := time.Unix(1000, 0)
+	now := start
+	out := &frameSink{}
+	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return now }}, out)
+	inA, inB := mixer.AddInput("a", media.InputOptions{}), mixer.AddInput("b", media.InputOptions{})
+	pipeA, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecOpus, Input: inA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeA.EnableDefer()
+	pipeB, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: inB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.ogg")
+	file, err := newTrackWriter(&conference.Track{Kind: conference.KindAudio, Codec: conference.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr conference.SenderReport
+	ms := &mediaSink{file: file, audio: pipeA, in: inA, mixer: mixer, path: path, relPath: "a.ogg", codec: media.CodecOpus,
+		sr: func() (conference.SenderReport, bool) { return sr, !sr.Arrived.IsZero() }}
+	ms.logPlacement(pipeA, 8000.0/48000)
+	silence := bytes.Repeat([]byte{0xFF}, 160)
+	next, nextB, report := 0, 0, 0 // a's next packet, b's, a's next report (at 3·report + 0.3 s)
+	lastA := time.Duration(0)
+	for d := time.Duration(0); d.Seconds() < total; d += 5 * time.Millisecond {
+		now = start.Add(d)
+		for ; nextB < 100 && time.Duration(nextB)*20*time.Millisecond+10*time.Millisecond <= d; nextB++ {
+			if err := pipeB.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 2, SequenceNumber: uint16(nextB), Timestamp: uint32(160 * nextB)}, Payload: silence}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for ; next < len(payloads) && wall(next*960+959)+0.010 <= d.Seconds(); next++ {
+			for ; float64(report)*3+0.3 <= d.Seconds(); report++ {
+				w := float64(report)*3 + 0.3
+				sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))), RTPTime: uint32(captured(w)), Arrived: now}
+			}
+			if err := ms.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(next * 960)}, Payload: payloads[next]}); err != nil {
+				t.Fatal(err)
+			}
+			lastA = d
+		}
+		if pipeA.Deferred() && d-lastA >= 100*time.Millisecond {
+			ms.tick() // a's reader: its read with a deadline timed out
+			lastA = d
+		}
+		if d%(20*time.Millisecond) == 0 {
+			if err := mixer.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if pipeA.Stats().Deferred < 200 {
+		t.Fatalf("a deferred %d packets: the scenario no longer tests deferred packets", pipeA.Stats().Deferred)
+	}
+	if err := ms.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pipeB.Close()
+	mixer.RemoveInput(inB)
+	if err := mixer.Finish(mixer.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e := ms.ended()
+	got, err := decodeFile(e.path, e.codec, &e.plog, mixer, 0, uint64(len(out.pcm)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	beeps := func(pcm []int16) []float64 {
+		var at []float64
+		for i, v := range pcm {
+			if (v > 2000 || v < -2000) && (len(at) == 0 || float64(i)/8000-at[len(at)-1] > 0.5) {
+				at = append(at, float64(i)/8000)
+			}
+		}
+		return at
+	}
+	mix, byLog := beeps(out.pcm), beeps(got)
+	t.Logf("beeps at %.4f s in the mix, %.4f s in a's file placed by its log (points %+v); stats of a %+v", mix, byLog, e.plog.points(), pipeA.Stats())
+	if len(mix) < int(total)-1 || len(byLog) != len(mix) {
+		t.Fatalf("%d beeps in the mix, %d in the file placed by its log, want %d", len(mix), len(byLog), int(total)-1)
+	}
+	for k := range mix {
+		if d := byLog[k] - mix[k]; math.Abs(d) > 0.002 {
+			t.Errorf("beep at %.4f s in the mix, %.4f s in the file placed by its log: %+.1f ms apart", mix[k], byLog[k], d*1000)
+		}
+	}
+}
+
+// opusenc encodes 48 kHz mono PCM with the real opusenc (20 ms frames, 24
+// kbit/s) and returns its Opus packets.
+func opusenc(t *testing.T, pcm48 []int16) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	raw := make([]byte, 2*len(pcm48))
+	for i, v := range pcm48 {
+		binary.LittleEndian.PutUint16(raw[2*i:], uint16(v))
+	}
+	in, out := filepath.Join(dir, "in.raw"), filepath.Join(dir, "out.opus")
+	if err := os.WriteFile(in, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tooltest.Run(t, "opusenc", "--quiet", "--raw", "--raw-rate", "48000", "--raw-chan", "1", "--framesize", "20", "--bitrate", "24", in, out)
+	pkts, err := synth.ReadOggPackets(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkts
 }
