@@ -126,9 +126,10 @@ func (r *room) run(rt *roomTrack) {
 // push hands rt's packets to its subscribers as its adapter pushes them
 // (conference.RTPPusher: on the adapter's goroutine, srtp's for WHIP), and
 // reports whether it does; run's goroutine ends then. While a subscriber's
-// mix pipeline holds packets undecoded, a timer ticks the subscribers
-// tickEvery after the last packet, between packets (RTPPusher.Between), as
-// run's read deadline does.
+// mix pipeline holds packets undecoded, a timer ticks the subscribers every
+// tickEvery, between packets (RTPPusher.Between), as run's read deadline
+// does: a packet that finds a pipeline deferring sets it, if it is not set,
+// and each tick sets it again while one still does.
 func (r *room) push(rt *roomTrack, p conference.RTPPusher) bool {
 	var (
 		pkt   rtp.Packet
