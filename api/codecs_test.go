@@ -18,7 +18,6 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
@@ -56,32 +55,7 @@ func vp8Frames(t *testing.T, seconds int) [][]byte { return vp8FramesGOP(t, seco
 func vp8FramesGOP(t *testing.T, seconds, gop int) [][]byte {
 	path := ffmpegFile(t, "video.ivf", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration="+strconv.Itoa(seconds),
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", strconv.Itoa(gop), "-b:v", "300k", "-f", "ivf")
-	return ivfFrames(t, path)
-}
-
-// ivfFrames returns the frames of the IVF file at path.
-func ivfFrames(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return frames
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, frame)
-	}
+	return mediatest.IVFFrames(t, path)
 }
 
 // h264Frames encodes a test pattern at 30 fps with libx264 (baseline, Annex B).

@@ -51,7 +51,7 @@ func cameraFrames(t *testing.T, color string, flash bool) [][]byte {
 	src += fmt.Sprintf(",drawtext=fontfile=%s:text=%%{n}:fontsize=36:x=8:y=8:fontcolor=black", composite.FontFiles[0])
 	path := ffmpegFile(t, color+".ivf", "-f", "lavfi", "-i", src,
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf")
-	return ivfFrames(t, path)
+	return mediatest.IVFFrames(t, path)
 }
 
 // joinCamera publishes user (type CAM, or MIC without video) sending a tone

@@ -26,18 +26,8 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 	for _, order := range [][]uint16{{0}, {0, 2, 1, 3, 4, 5, 6}} {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			dir := t.TempDir()
-			rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
-			sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
-			if err != nil {
-				t.Fatal(err)
-			}
+			sm, sink := pcmuTrackSink(t, dir)
 			defer sm.close()
-			tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
-				Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
-			sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
 			defer sink.Close()
 			tone := &synth.Tone{Freq: 440, Amplitude: 8000}
 			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
@@ -71,19 +61,9 @@ func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
 // the codec's silence.
 func TestTrackSink_FileHoldsReorderedPackets(t *testing.T) {
 	dir := t.TempDir()
-	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
-	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm, sink := pcmuTrackSink(t, dir)
 	defer sm.close()
-	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
-		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
 	path := filepath.Join(dir, "t.wav")
-	sink, err := sm.trackSink(tr, path, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 200
 	payload := func(i int) []byte {
 		b := make([]byte, 160)
@@ -165,18 +145,8 @@ func wavData(t *testing.T, path string) []byte {
 
 func BenchmarkTrackSink_PCMU(b *testing.B) {
 	dir := b.TempDir()
-	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
-	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
-	if err != nil {
-		b.Fatal(err)
-	}
+	sm, sink := pcmuTrackSink(b, dir)
 	defer sm.close()
-	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
-		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
-	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
 	defer sink.Close()
 	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
@@ -256,18 +226,8 @@ func TestTrackSink_VideoFramesSurviveReordering(t *testing.T) {
 // mix gets it (the mix would re-anchor at its arrival, after the stop).
 func TestTrackSink_UnplacedPacketAfterTheStopIsNotKept(t *testing.T) {
 	dir := t.TempDir()
-	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
-	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm, sink := pcmuTrackSink(t, dir)
 	defer sm.close()
-	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
-		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
-	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer sink.Close()
 	ms := sink.(*mediaSink)
 	pipe := ms.audio.(*media.AudioPipeline)
@@ -290,4 +250,23 @@ func TestTrackSink_UnplacedPacketAfterTheStopIsNotKept(t *testing.T) {
 	if got := pipe.Stats().Packets; got != 25 {
 		t.Errorf("the mix pipeline got %d packets, want 25 (not the unplaced one)", got)
 	}
+}
+
+// pcmuTrackSink returns a recording's media (an 8 kHz mono mix, dir/mix.wav)
+// and the sink of one PCMU track writing dir/t.wav. The caller closes both.
+func pcmuTrackSink(tb testing.TB, dir string) (*sessionMedia, packetSink) {
+	tb.Helper()
+	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
+	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
+		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
+	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
+	if err != nil {
+		sm.close()
+		tb.Fatal(err)
+	}
+	return sm, sink
 }
