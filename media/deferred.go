@@ -23,7 +23,10 @@ import (
 // report that comes meanwhile is queued behind them, in order, and applies
 // to the packets after it, as on arrival (applied at once, a step of the
 // sender's clock would move the packets queued before it: up to the budget
-// before the step). The mixer
+// before the step). A reader that knows it runs behind its socket
+// (WriteRTPAt: the newest packet was read lag after it arrived) is short of
+// CPU and may not run again for as long: it decodes that much further ahead
+// (horizon), so that a starved reader loses nothing to deferring. The mixer
 // never lags more than the budget, and claims a frame the budget after its
 // end at the earliest, so from the moment a queued packet is due to the
 // moment the mixer could give up waiting for it the reader has at least
@@ -74,6 +77,7 @@ type deferredPacket struct {
 type deferQueue struct {
 	on    bool
 	ahead uint64 // deferAhead in samples
+	lag   uint64 // how late the newest packet was read after it arrived (WriteRTPAt), in samples
 	q     []deferredPacket
 	head  int // oldest entry
 	n     int // entries
@@ -107,13 +111,12 @@ func (p *AudioPipeline) Tick() {
 }
 
 // deferPacket queues pkt, arrived at now, if packets are queued already or
-// its audio lies more than deferAhead beyond what the mixer read, and
-// reports whether it did.
+// its audio lies beyond the horizon, and reports whether it did.
 func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
 	d := &p.dq
 	if d.n == 0 {
 		pos, ok := p.PositionOf(pkt.Timestamp)
-		if pkt.SSRC != p.ssrc || p.settling || !ok || pos <= p.ring.Head()+d.ahead {
+		if pkt.SSRC != p.ssrc || p.settling || !ok || pos <= p.horizon() {
 			if d.q != nil {
 				if d.idle++; d.idle >= shrinkAfter {
 					d.q, d.buf = nil, nil // the lag is over: a track in step pays nothing for it
@@ -126,7 +129,7 @@ func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
 			d.q = make([]deferredPacket, deferSlots)
 			d.buf = make([]byte, deferBytes)
 		}
-	} else if pos, ok := p.PositionOf(pkt.Timestamp); ok && pos <= p.ring.Head()+d.ahead {
+	} else if pos, ok := p.PositionOf(pkt.Timestamp); ok && pos <= p.horizon() {
 		// A packet for a place the mixer is about to need (one that was
 		// missing, reordered or late): what came before it goes to the
 		// ring first, in order, then it does.
@@ -172,14 +175,25 @@ func (p *AudioPipeline) deferReport(ssrc, rtpTS uint32, at time.Duration) bool {
 	return true
 }
 
+// horizon is how far the pipeline decodes: what the mixer read, deferAhead,
+// and as much again as its reader is behind its socket (the newest packet
+// was read lag after it arrived: WriteRTPAt). A reader that far behind is
+// short of CPU and may not run again for about as long, and the mixer gives
+// up on a frame the budget after its end, however much of it waits undecoded
+// in the queue: starved, a reader keeps decoded what the mixer may need
+// before it runs again, as it did before decoding was deferred.
+func (p *AudioPipeline) horizon() uint64 {
+	return p.ring.Head() + p.dq.ahead + p.dq.lag
+}
+
 // processDue processes queued packets in order, all of them with all, or
-// those whose audio begins within deferAhead of what the mixer read (and
-// the reports before them).
+// those whose audio begins before the horizon (and the reports before
+// them).
 func (p *AudioPipeline) processDue(all bool) {
 	d := &p.dq
 	for d.n > 0 {
 		if e := &d.q[d.head]; !all && !e.report {
-			if pos, ok := p.PositionOf(e.ts); ok && e.ssrc == p.ssrc && pos > p.ring.Head()+d.ahead {
+			if pos, ok := p.PositionOf(e.ts); ok && e.ssrc == p.ssrc && pos > p.horizon() {
 				return
 			}
 		}

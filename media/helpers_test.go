@@ -122,6 +122,9 @@ type timedPacket struct {
 	at  time.Duration
 	pkt *rtp.Packet
 	sr  *senderReport // read just before the packet (nil: none)
+	// received, if set, is when the packet reached the machine (it is read
+	// at at, later: WriteRTPAt).
+	received *time.Duration
 }
 
 // senderReport is an RTCP sender report as AudioPipeline.SenderReport takes it.
@@ -192,7 +195,11 @@ func simulate(t testing.TB, m *Mixer, p *AudioPipeline, pkts []timedPacket, tota
 			if r := pkts[i].sr; r != nil {
 				p.SenderReport(r.ssrc, r.ntp, r.rtp)
 			}
-			if err := p.WriteRTP(pkts[i].pkt); err != nil {
+			write := p.WriteRTP
+			if r := pkts[i].received; r != nil {
+				write = func(pkt *rtp.Packet) error { return p.WriteRTPAt(pkt, t0.Add(*r)) }
+			}
+			if err := write(pkts[i].pkt); err != nil {
 				t.Fatal(err)
 			}
 			i++

@@ -379,6 +379,23 @@ func (p *AudioPipeline) bit(seq uint16) (*uint64, uint64) {
 // allocates nothing. Errors: ErrClosed after Close; a decode failure is
 // counted, not returned, since one bad packet must not end a recording.
 func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
+	now := p.mixer.Now()
+	return p.writeRTP(pkt, now, now)
+}
+
+// WriteRTPAt is WriteRTP for a packet that reached the machine at arrived
+// (the kernel's receive time of its datagram), however late its reader reads
+// it: the mapping and its drift measurement take its lateness from there, so
+// a reader that runs behind its socket (starved of CPU) is not taken for a
+// sender whose clock runs slow. Whether the mixer wrote its place already is
+// judged now, as for any packet. An arrival in the future counts as now.
+func (p *AudioPipeline) WriteRTPAt(pkt *rtp.Packet, arrived time.Time) error {
+	read := p.mixer.Now()
+	return p.writeRTP(pkt, min(p.mixer.PosAt(arrived), read), read)
+}
+
+// writeRTP takes a packet that arrived at now, read at read.
+func (p *AudioPipeline) writeRTP(pkt *rtp.Packet, now, read uint64) error {
 	if p.closed {
 		return ErrClosed
 	}
@@ -386,7 +403,7 @@ func (p *AudioPipeline) WriteRTP(pkt *rtp.Packet) error {
 	if len(pkt.Payload) == 0 || len(pkt.Payload) > maxPayload {
 		return nil // padding-only or oversized: nothing to decode
 	}
-	now := p.mixer.Now()
+	p.dq.lag = read - now // how far behind its socket the reader is (deferred.go)
 	if p.dq.on && (p.dq.n > 0 || p.started) {
 		if p.deferPacket(pkt, now) {
 			p.processDue(false)

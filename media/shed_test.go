@@ -85,7 +85,7 @@ func TestAudioPipeline_TooLateIsShedNotShifted(t *testing.T) {
 // stops sending at 10.4 s. Its packets later than the budget are shed, and
 // those after are at their own places: the mapping stays (no re-anchor at
 // the late arrivals, which put the rest of the track 2.5 s late in the mix,
-// and ends the track's file early at a stop: mediaSink.fromAfterStop). A
+// and ends the track's file early at a stop: mediaSink.stopPlace). A
 // sender whose timestamps stood still 3 s, with reports, is still
 // re-anchored, once its first report after the stall says so.
 func TestAudioPipeline_StarvedReaderKeepsTheMapping(t *testing.T) {
@@ -205,4 +205,67 @@ func framesByLevel(pcm []int16) []int {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestAudioPipeline_ReaderLagIsNotAClockError: a track without sender
+// reports, read by a reader that falls behind its socket (starved of CPU):
+// on time for 2 s, then 2 s behind by 4 s, behind until 8 s, caught up by
+// 9 s. Given each packet's receive time (WriteRTPAt: the kernel's, through
+// the UDP mux), the reader's lag is not taken for the sender's clock: no
+// resampling, no re-anchor, nothing shed (2 s is within the 5 s budget), and
+// every packet at its own place in the mix. Taken as arriving when read
+// (WriteRTP), the same packets moved the mapping (seen: the ratio at the 5 %
+// cap, frames out of place).
+func TestAudioPipeline_ReaderLagIsNotAClockError(t *testing.T) {
+	nominal := func(i int) time.Duration { return time.Duration(i) * 20 * time.Millisecond }
+	behind := func(sent time.Duration) time.Duration {
+		switch s := sent.Seconds(); {
+		case s < 2:
+			return 0
+		case s < 4:
+			return time.Duration((s - 2) * float64(time.Second))
+		case s < 8:
+			return 2 * time.Second
+		case s < 9:
+			return time.Duration((2 - 2*(s-8)) * float64(time.Second))
+		}
+		return 0
+	}
+	for _, received := range []bool{true, false} {
+		sink := &captureSink{}
+		m, _ := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: m.AddInput("t", InputOptions{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 600 // 12 s
+		pkts := make([]timedPacket, n)
+		for i := range pkts {
+			sent := nominal(i)
+			pkts[i] = timedPacket{at: sent + behind(sent), pkt: &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 160), SSRC: 9},
+				Payload: slices.Repeat([]byte{shedLevel(i)}, 160)}}
+			if received {
+				pkts[i].received = &sent
+			}
+		}
+		simulate(t, m, p, pkts, 14*time.Second)
+		got := framesByLevel(sink.pcm)
+		s := p.Stats()
+		moved := 0
+		for f := range n {
+			if f >= len(got) || got[f] != f%100 {
+				moved++
+			}
+		}
+		t.Logf("received times %t: %d of %d frames out of place; ratio %.4f; %+v", received, moved, n, p.Ratio(), s)
+		if !received {
+			continue // what the reader's lag did before: logged, not asserted
+		}
+		if s.Reanchors != 0 || s.Shed != 0 || s.Decoded != n || p.Ratio() != 1 {
+			t.Errorf("%+v, ratio %v: want every packet decoded, none shed, no re-anchor, no resampling", s, p.Ratio())
+		}
+		if moved != 0 {
+			t.Errorf("%d of %d frames of the mix do not hold their own packet", moved, n)
+		}
+	}
 }
