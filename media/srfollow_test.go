@@ -91,11 +91,45 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		// 7 ms (seen: -16, -23, -2 ms against the packets' arrivals).
 		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) { followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.total, 12)) })
+		t.Run(tc.name, func(t *testing.T) {
+			followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.total, 12), lateReader{})
+		})
 	}
 }
 
-func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, total float64) {
+// TestAudioPipeline_ReaderBehindItsSocketFollowsTheReports: the sender's
+// capture stalls 400 ms at 6.5 s (a sender that skips the ticks it missed
+// on a loaded machine: its timestamps fall behind its wall clock, and its
+// reports say so), while the recorder's reader, starved of CPU, falls 1.5 s
+// behind its socket from 3 s to 4 s, and catches up from 9 s to 10 s. Given the packets' receive times
+// (WriteRTPAt), the reports fit the arrivals and the live mix takes the step
+// as the offline placement of the track's file does (Steps): every beep where
+// the reports place it. Taken as arriving when read, the packets are 1.5 s
+// late by the reports, more than srPosition lets a report place them: the
+// mix does not take the step, and the beeps after it are 400 ms off the
+// file's placement (seen before WriteRTPAt). This is how the real binary's
+// mix came to have a hole where the file (checked as one run from its
+// offset) has none, with a test sender that skipped ticks
+// (TestServe_KillNineRecoversEverything, session 9): the silence is the
+// sender's stall, placed as its clock says, not lost audio.
+func TestAudioPipeline_ReaderBehindItsSocketFollowsTheReports(t *testing.T) {
+	behind := func(at float64) float64 { // 1.5 s behind from 4 s to 9 s, caught up by 10 s
+		return 1.5 * min(max(at-3, 0), 1, max(10-at, 0))
+	}
+	snd := slippingSender{rate: 1, stallAt: 6.5, stall: 0.4}
+	followsReports(t, snd, 1, -1, 12, lateReader{behind: behind, received: true})
+}
+
+// lateReader is a track's reader that reads each packet behind(arrival)
+// seconds after it arrived (nil: at once). With received, it tells the
+// pipeline when the packet arrived (WriteRTPAt); otherwise the packet is
+// taken as arriving when read.
+type lateReader struct {
+	behind   func(at float64) float64
+	received bool
+}
+
+func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, total float64, r lateReader) {
 	sink := &captureSink{}
 	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
 	t0 := c.t
@@ -108,8 +142,9 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	payload := make([]byte, 160)
 	report := 0 // next report: at report·every + 0.3 s of the wall clock
 	frame := m.Config().Frame
-	next := 0   // next packet
-	last := 0.0 // its arrival: a burst comes in order
+	next := 0       // next packet
+	last := 0.0     // its arrival: a burst comes in order
+	lastRead := 0.0 // when it was read: in order too
 	for now := time.Duration(0); now.Seconds() < total+0.2; now += 5 * time.Millisecond {
 		for {
 			n := next * 160
@@ -117,10 +152,14 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 				break // packet next is not captured yet (arrives transit after)
 			}
 			at := max(snd.sent(snd.wall(n+159))+transit+jitter(next), last)
-			if at > now.Seconds() {
+			read := at
+			if r.behind != nil {
+				read = max(at+r.behind(at), lastRead)
+			}
+			if read > now.Seconds() {
 				break
 			}
-			c.t, last = t0.Add(time.Duration(at*float64(time.Second))), at
+			c.t, last, lastRead = t0.Add(time.Duration(read*float64(time.Second))), at, read
 			for ; float64(report)*every+0.3 <= at; report++ {
 				w := float64(report)*every + 0.3
 				stamp := w
@@ -142,7 +181,11 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 				}
 			}
 			pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(n)}, Payload: payload}
-			if err := p.WriteRTP(pkt); err != nil {
+			write := p.WriteRTP
+			if r.received {
+				write = func(pkt *rtp.Packet) error { return p.WriteRTPAt(pkt, t0.Add(time.Duration(at*float64(time.Second)))) }
+			}
+			if err := write(pkt); err != nil {
 				t.Fatal(err)
 			}
 			next++
