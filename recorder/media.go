@@ -119,10 +119,11 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 			file.Close()
 			return nil, err
 		}
-		if _, ok := t.Reader.(conference.DeadlineReader); ok {
-			// Its reader ticks while packets are deferred (room.run): the
-			// budget's audio waits undecoded while the mixer waits for
-			// another track (media/deferred.go).
+		_, deadline := t.Reader.(conference.DeadlineReader)
+		if _, pushed := t.Reader.(conference.RTPPusher); deadline || pushed {
+			// Its reader ticks while packets are deferred (room.run,
+			// room.push): the budget's audio waits undecoded while the
+			// mixer waits for another track (media/deferred.go).
 			pipe.EnableDefer()
 		}
 		ts.audio, ts.in, ts.mixer = pipe, in, sm.mixer

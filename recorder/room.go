@@ -75,7 +75,9 @@ func (r *room) ConferenceEnded(err error) {
 }
 
 // run is the one reader goroutine of rt: read, parse into a reused packet, hand
-// to every subscriber. It allocates nothing per packet.
+// to every subscriber. It allocates nothing per packet. A track whose
+// adapter pushes its packets (conference.RTPPusher) is handed over to push,
+// and its reader goroutine ends there.
 //
 // While a subscriber's mix pipeline holds packets undecoded (deferred: the
 // mixer waits for another track, media/deferred.go), the reader reads with a
@@ -84,6 +86,9 @@ func (r *room) ConferenceEnded(err error) {
 // track that stalls after it deferred audio that came in time still has it
 // decoded before the mixer needs it.
 func (r *room) run(rt *roomTrack) {
+	if p, ok := rt.t.Reader.(conference.RTPPusher); ok && r.push(rt, p) {
+		return
+	}
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	dr, _ := rt.t.Reader.(conference.DeadlineReader)
@@ -92,22 +97,14 @@ func (r *room) run(rt *roomTrack) {
 		n, err := rt.t.Reader.ReadRTP(buf)
 		switch {
 		case err == conference.ErrReadTimeout:
-			for _, ts := range *rt.subs.Load() {
-				ts.tick()
-			}
+			rt.tick()
 		case err != nil:
-			if err != io.EOF {
-				r.m.log.Debug("track reader ended", "track", rt.t.TrackID, "err", err)
-			}
+			r.endTrack(rt, err)
+			return
 		case pkt.Unmarshal(buf[:n]) != nil:
 			continue // not RTP: counted nowhere, never logged per packet
 		default:
-			for _, ts := range *rt.subs.Load() {
-				ts.write(&pkt)
-			}
-		}
-		if err != nil && err != conference.ErrReadTimeout {
-			break
+			rt.write(&pkt)
 		}
 		if dr != nil {
 			// A deadline that passed stays passed (every read times out)
@@ -123,6 +120,58 @@ func (r *room) run(rt *roomTrack) {
 				armed = false
 			}
 		}
+	}
+}
+
+// push hands rt's packets to its subscribers as its adapter pushes them
+// (conference.RTPPusher: on the adapter's goroutine, srtp's for WHIP), and
+// reports whether it does; run's goroutine ends then. While a subscriber's
+// mix pipeline holds packets undecoded, a timer ticks the subscribers every
+// tickEvery, between packets (RTPPusher.Between), as run's read deadline
+// does: a packet that finds a pipeline deferring sets it, if it is not set,
+// and each tick sets it again while one still does.
+func (r *room) push(rt *roomTrack, p conference.RTPPusher) bool {
+	var (
+		pkt   rtp.Packet
+		armed bool // the timer is set; the packets' and ticks' own, which never run at once
+		ended atomic.Bool
+		timer *time.Timer
+	)
+	arm := func() {
+		if !armed && rt.deferred() {
+			armed = true
+			timer.Reset(tickEvery)
+		}
+	}
+	timer = time.AfterFunc(time.Hour, func() {
+		ticked := p.Between(func() {
+			armed = false
+			rt.tick()
+			arm()
+		})
+		if !ticked && !ended.Load() {
+			timer.Reset(tickEvery) // a packet is being handed over: tick after it
+		}
+	})
+	timer.Stop()
+	return p.PushRTP(make([]byte, 1500), func(b []byte) {
+		if pkt.Unmarshal(b) != nil {
+			return // not RTP, as in run
+		}
+		rt.write(&pkt)
+		arm()
+	}, func(err error) {
+		ended.Store(true)
+		timer.Stop()
+		r.endTrack(rt, err)
+	})
+}
+
+// endTrack ends rt, whose reader returned err (io.EOF: the track's normal
+// end): it leaves the room and every subscription ends.
+func (r *room) endTrack(rt *roomTrack, err error) {
+	if err != io.EOF {
+		r.m.log.Debug("track reader ended", "track", rt.t.TrackID, "err", err)
 	}
 	r.mu.Lock()
 	for i, x := range r.live {
@@ -142,13 +191,28 @@ func (r *room) run(rt *roomTrack) {
 	r.m.gcRoom(r)
 }
 
+// write hands p to every subscriber. The reader's (or pusher's) goroutine.
+func (rt *roomTrack) write(p *rtp.Packet) {
+	for _, ts := range *rt.subs.Load() {
+		ts.write(p)
+	}
+}
+
+// tick lets every subscriber process what it deferred. The reader's (or
+// pusher's, between packets) goroutine.
+func (rt *roomTrack) tick() {
+	for _, ts := range *rt.subs.Load() {
+		ts.tick()
+	}
+}
+
 // tickEvery is how often a track's reader runs without a packet while a
 // subscriber's mix pipeline holds packets undecoded (see run): well within
 // the three quarters of a second the mixer leaves it (media/deferred.go).
 const tickEvery = 50 * time.Millisecond
 
 // deferred reports whether a subscriber's mix pipeline holds packets
-// undecoded. Reader goroutine.
+// undecoded. The reader goroutine, or the pusher between packets.
 func (rt *roomTrack) deferred() bool {
 	for _, ts := range *rt.subs.Load() {
 		if ts.in != nil && ts.in.Deferred() {

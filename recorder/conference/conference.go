@@ -8,7 +8,9 @@
 // (the embedded WHIP endpoint, package whip) receives publishers on its own; it
 // also implements Listener, and the recorder gives it a Sink per conference.
 // Either way every track reaches a Sink exactly once, and the Sink runs the one
-// reader goroutine of that track.
+// reader goroutine of that track, or, when the track's reader pushes its
+// packets (RTPPusher: the WHIP endpoint's, on srtp's goroutine), has them
+// handed over and no goroutine of its own.
 package conference
 
 import (
@@ -158,7 +160,8 @@ type SenderReport struct {
 type Sink interface {
 	// AddTrack hands a new track over. The Sink starts one goroutine that reads
 	// t.Reader until it returns an error: io.EOF is the track's normal end (the
-	// participant left or unpublished).
+	// participant left or unpublished); or, when t.Reader is an RTPPusher,
+	// that goroutine calls PushRTP and ends.
 	AddTrack(t *Track)
 
 	// ConferenceEnded reports that the conference is gone; no track follows.

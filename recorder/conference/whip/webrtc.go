@@ -14,6 +14,8 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // Settings configure the ICE agent and media of every PeerConnection the WHIP
@@ -110,7 +112,28 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), closeFn, nil
 }
 
-// NewAPIs returns the two receive-only Pion APIs of the WHIP endpoint,
+// ReceiveAPI makes the WHIP endpoint's receive-only PeerConnections. Each
+// gets a Pion API of its own (696 bytes), sharing the codecs, interceptors
+// and settings (and UDP mux), whose SettingEngine.BufferFactory gives its
+// SRTP and SRTCP streams conference.PushBuffers: srtp's session goroutines
+// hand every packet to the track's consumer (conference.RTPPusher), and no
+// goroutine per track waits for packets.
+type ReceiveAPI struct {
+	se webrtc.SettingEngine
+	me *webrtc.MediaEngine
+	ir *interceptor.Registry
+}
+
+// NewPeerConnection returns a PeerConnection whose streams' buffers bufs
+// makes.
+func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers) (*webrtc.PeerConnection, error) {
+	se := r.se
+	se.BufferFactory = bufs.New
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(r.me), webrtc.WithInterceptorRegistry(r.ir), webrtc.WithSettingEngine(se))
+	return api.NewPeerConnection(webrtc.Configuration{})
+}
+
+// NewAPIs returns the two receive-only APIs of the WHIP endpoint,
 // configured by s and sharing one setting engine (and UDP mux): video, for
 // offers with video, and audio, for offers without. Both have NewAPI's codecs
 // and RTCP receiver reports (our own, rr.go) but none of a sender's
@@ -120,7 +143,7 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 // would do nothing. audio also lacks the NACK generator, whose goroutine and
 // 100 ms ticker per connection only serve video (audio is negotiated without
 // NACK).
-func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err error) {
+func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err error) {
 	se, closeFn, err := settingEngine(s)
 	if err != nil {
 		return nil, nil, nil, err
@@ -132,7 +155,7 @@ func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err er
 	// instead (its tracks read what came first: Adapter.leave), or, without
 	// one, once ICE fails.
 	se.DisableCloseByDTLS(true)
-	newAPI := func(withNACK bool) (*webrtc.API, error) {
+	newAPI := func(withNACK bool) (*ReceiveAPI, error) {
 		me := &webrtc.MediaEngine{}
 		if err := registerCodecs(me, s.VideoBitrate > 0); err != nil {
 			return nil, err
@@ -146,7 +169,7 @@ func NewAPIs(s Settings) (video, audio *webrtc.API, closeFn func() error, err er
 			ir.Add(gen)
 		}
 		ir.Add(receiverReports{}) // rr.go: Pion's report interceptor costs a sixth of the CPU
-		return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+		return &ReceiveAPI{se: se, me: me, ir: ir}, nil
 	}
 	if video, err = newAPI(true); err == nil {
 		audio, err = newAPI(false)

@@ -39,11 +39,11 @@ import (
 
 // Options configure an Adapter.
 type Options struct {
-	// API makes the PeerConnections (see NewAPI). Required.
-	API *webrtc.API
+	// API makes the PeerConnections (see NewAPIs). Required.
+	API *ReceiveAPI
 	// AudioAPI, when set, makes the PeerConnections of offers without video
 	// (see NewAPIs: no NACK generator).
-	AudioAPI *webrtc.API
+	AudioAPI *ReceiveAPI
 	// Authorize checks a request's bearer token for publishing p (for DELETE,
 	// the session's own conference, user and type) and returns the
 	// organization it publishes for, or an *AuthError (any other error is a
@@ -129,6 +129,7 @@ type session struct {
 	agentID, agentPhone       string // seed 003's agent, when the publisher named one
 	typ                       conference.StreamType
 	pc                        *webrtc.PeerConnection
+	bufs                      *conference.PushBuffers // pc's stream buffers: its tracks push
 	closeOnce                 sync.Once
 	// connectTimer ends the session if ICE never connects; end stops it, so
 	// that a pending timer does not keep a closed PeerConnection (about
@@ -358,7 +359,8 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 	if a.o.AudioAPI != nil && !HasVideo(offer) {
 		api = a.o.AudioAPI
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	s.bufs = &conference.PushBuffers{}
+	pc, err := api.NewPeerConnection(s.bufs)
 	if err != nil {
 		a.release(s)
 		a.log.Error("cannot create a peer connection", "err", err)
@@ -548,7 +550,11 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 		onRTCP = conference.REMB(s.pc, bitrate, uint32(t.SSRC()))
 		onRTCP()
 	}
-	pt := conference.NewPionTrack(t, conference.ReadSenderReportsWith(recv, onRTCP))
+	// srtp's goroutines push the track's packets and its sender reports
+	// (REMB sent from there): no goroutine of ours waits for them.
+	ssrc := uint32(t.SSRC())
+	srs := conference.PushSenderReports(recv, s.bufs.RTCP(ssrc), onRTCP)
+	pt := conference.NewPushedPionTrack(t, srs, s.bufs.RTP(ssrc))
 	pt.Fill(ct, s.pc, 0)
 	a.mu.Lock()
 	s.tracks = append(s.tracks, pt)

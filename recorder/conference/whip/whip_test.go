@@ -320,7 +320,7 @@ func FuzzOffer(f *testing.F) {
 	f.Add("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n")
 	f.Add("v=0\r\nm=video x\r\n")
 	f.Add("garbage")
-	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	api, _, closeFn, err := NewAPIs(Settings{LoopbackOnly: true, UDP4Only: true})
 	if err != nil {
 		f.Fatal(err)
 	}
