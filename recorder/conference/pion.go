@@ -37,13 +37,15 @@ type PionTrack struct {
 	err    error // why pushing ended (the holder of push's busy state, then end)
 	// leftAt is when the participant left (Leave; unix ns, 0: not yet);
 	// done is closed once ReadRTP gave io.EOF after it.
-	leftAt    atomic.Int64
-	done      chan struct{}
-	doneOnce  sync.Once
-	doneTimer atomic.Pointer[time.Timer] // closes done leaveMax after Leave
+	leftAt     atomic.Int64
+	done       chan struct{}
+	doneOnce   sync.Once
+	doneTimer  atomic.Pointer[time.Timer] // closes done leaveMax after Leave
+	quietTimer atomic.Pointer[time.Timer] // a pushed track's: ends it once quiet after Leave (endIfQuiet)
 
-	// Reader goroutine only: the deadline SetReadDeadline gave, when the
-	// last packet was read (unix ns), and how late the packets are read.
+	// Reader goroutine only (a pushed track's: the holder of push's busy
+	// state): the deadline SetReadDeadline gave, when the last packet was
+	// read (unix ns), and how late the packets are read.
 	deadline time.Time
 	lastRead int64
 	late     lateness
@@ -67,7 +69,8 @@ func NewPushedPionTrack(remote *webrtc.TrackRemote, srs *SenderReports, push *Pu
 // PushRTP implements RTPPusher: each packet of the SRTP stream is read
 // through the track (remote.Read: the interceptors and the payload type
 // check see it) as srtp's session goroutine decrypts it. A read that fails
-// ends the track, as it ends ReadRTP's reader.
+// ends the track, as it ends ReadRTP's reader; after Leave, the track ends
+// as ReadRTP's does (see leaveQuiet), and Done is closed once end returned.
 func (t *PionTrack) PushRTP(buf []byte, each func(pkt []byte), end func(err error)) bool {
 	if t.push == nil {
 		return false
@@ -78,6 +81,10 @@ func (t *PionTrack) PushRTP(buf []byte, each func(pkt []byte), end func(err erro
 			t.err = err
 			return false
 		}
+		if t.received(buf[:n]) {
+			t.ended.Store(true) // sent after the participant left: not its
+			return false
+		}
 		each(buf[:n])
 		return true
 	}, func() {
@@ -85,6 +92,7 @@ func (t *PionTrack) PushRTP(buf []byte, each func(pkt []byte), end func(err erro
 			t.err = io.EOF
 		}
 		end(t.err)
+		t.closeDone()
 	})
 	return true
 }
@@ -106,8 +114,8 @@ func (t *PionTrack) Between(fn func()) bool {
 // last one was read (a reader that far behind may find nothing for as long
 // while what waits for it is on its way up), and at the latest leaveMax
 // after Leave. The adapter closes the connection after that
-// (Done), not at once. A track read by PushRTP does not end this way yet:
-// its Done closes leaveMax after Leave.
+// (Done), not at once. A track read by PushRTP ends the same way: a timer
+// (endIfQuiet) ends it once quiet, between two packets.
 const (
 	leaveQuiet = 300 * time.Millisecond
 	leaveMax   = 10 * time.Second // twice the default latency budget, as a stop's drain
@@ -153,18 +161,27 @@ func (t *PionTrack) ReadRTP(buf []byte) (int, error) {
 			}
 			return 0, ErrReadTimeout
 		}
-		if err == nil && n >= 12 {
-			now := time.Now().UnixNano()
-			t.lastRead = now
-			ts := binary.BigEndian.Uint32(buf[4:8])
-			t.late.observe(ts, now)
-			if left := t.leftAt.Load(); left != 0 && t.sentAfter(ts, left) {
-				t.closeDone()
-				return 0, io.EOF // sent after the participant left: not its
-			}
+		if err == nil && t.received(buf[:n]) {
+			t.closeDone()
+			return 0, io.EOF // sent after the participant left: not its
 		}
 		return n, err
 	}
+}
+
+// received notes that the packet pkt was read now, and reports whether its
+// sender sent it after its participant left (sentAfter): the track ends
+// before it. The reader goroutine (or the pusher's).
+func (t *PionTrack) received(pkt []byte) (afterLeave bool) {
+	if len(pkt) < 12 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	t.lastRead = now
+	ts := binary.BigEndian.Uint32(pkt[4:8])
+	t.late.observe(ts, now)
+	left := t.leftAt.Load()
+	return left != 0 && t.sentAfter(ts, left)
 }
 
 // sentAfter reports whether the sender sent the packet with timestamp ts
@@ -218,13 +235,49 @@ func (t *PionTrack) End() {
 }
 
 // Leave tells the track that its participant left: ReadRTP returns the
-// packets received before, then io.EOF (see leaveQuiet), and Done is closed.
-// Safe from any goroutine; idempotent.
+// packets received before, then io.EOF (see leaveQuiet), and Done is closed;
+// PushRTP pushes them, then ends. Safe from any goroutine; idempotent.
 func (t *PionTrack) Leave() {
-	if t.leftAt.CompareAndSwap(0, time.Now().UnixNano()) {
-		_ = t.remote.SetReadDeadline(time.Now()) // wakes a blocked reader, which sets its own
-		t.doneTimer.Store(time.AfterFunc(leaveMax, t.closeDone))
+	if !t.leftAt.CompareAndSwap(0, time.Now().UnixNano()) {
+		return
 	}
+	t.doneTimer.Store(time.AfterFunc(leaveMax, t.closeDone))
+	if t.push != nil {
+		// Not the read deadline: a pushed packet that waits in the
+		// buffer is read through it, and a passed deadline fails that read.
+		tm := time.AfterFunc(time.Hour, t.endIfQuiet)
+		tm.Stop()
+		t.quietTimer.Store(tm) // before it can run
+		tm.Reset(leaveQuiet)
+		return
+	}
+	_ = t.remote.SetReadDeadline(time.Now()) // wakes a blocked reader, which sets its own
+}
+
+// endIfQuiet ends a pushed track that left once ReadRTP would (leaveEnd),
+// or sets its timer again for then. It looks between two packets
+// (PushBuffer.Between: the pusher's lastRead and lateness are its own
+// then); while one is handed over (or the pushing has not started), it
+// looks again leaveQuiet later, and ends the track leaveMax after the leave
+// in any case. The timer's goroutine.
+func (t *PionTrack) endIfQuiet() {
+	left := t.leftAt.Load()
+	var wait time.Duration
+	looked := t.push.Between(func() {
+		if wait = time.Until(t.leaveEnd(left)); wait <= 0 {
+			t.End()
+		}
+	})
+	switch {
+	case looked && wait <= 0, t.push.Stopped():
+		return
+	case !looked && time.Now().UnixNano() >= left+int64(leaveMax):
+		t.End()
+		return
+	case !looked:
+		wait = leaveQuiet
+	}
+	t.quietTimer.Load().Reset(wait)
 }
 
 // closeDone closes Done, once, and stops its timer (which would keep the
@@ -235,12 +288,16 @@ func (t *PionTrack) closeDone() {
 		if tm := t.doneTimer.Load(); tm != nil {
 			tm.Stop()
 		}
+		if tm := t.quietTimer.Load(); tm != nil {
+			tm.Stop()
+		}
 	})
 }
 
 // Done is closed once ReadRTP gave io.EOF after Leave (the track's reader
-// has read what was received before its participant left), or leaveMax
-// after Leave at the latest (a reader that stopped reading).
+// has read what was received before its participant left), or PushRTP's
+// end returned, or leaveMax after Leave at the latest (a reader that
+// stopped reading).
 func (t *PionTrack) Done() <-chan struct{} { return t.done }
 
 // lateness tells how late a track's packets are read: how much later than

@@ -362,3 +362,104 @@ func readUntilQuiet(t *testing.T, tr *PionTrack, buf []byte) {
 		}
 	}
 }
+
+// TestPionTrack_PushedLeaveEndsOnceQuiet: PushRTP's track ends on Leave as
+// ReadRTP's does: every packet received before the leave is pushed, whether
+// it came while pushing or waited in the buffer for PushRTP, then the
+// track ends with io.EOF once nothing came for leaveQuiet, well before
+// leaveMax, and Done is closed. (Before, a pushed track never ended on
+// Leave, and a packet that waited for PushRTP failed its read: Leave set
+// the read deadline that the buffer's reads obey.)
+func TestPionTrack_PushedLeaveEndsOnceQuiet(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		name := "while pushing"
+		if held {
+			name = "held until PushRTP"
+		}
+		t.Run(name, func(t *testing.T) {
+			bufs := &PushBuffers{}
+			_, _, write, remote, receiver, seq := pionPair(t, bufs)
+			ssrc := uint32(remote.SSRC())
+			tr := NewPushedPionTrack(remote, PushSenderReports(receiver, bufs.RTCP(ssrc), nil), bufs.RTP(ssrc))
+			type pushed struct {
+				seq uint16
+				at  time.Time
+			}
+			got := make(chan pushed, 1000)
+			ended := make(chan error, 2)
+			var pkt rtp.Packet
+			push := func() {
+				if !tr.PushRTP(make([]byte, 1500), func(b []byte) {
+					if err := pkt.Unmarshal(b); err != nil {
+						t.Errorf("not RTP: %v", err)
+					}
+					got <- pushed{pkt.SequenceNumber, time.Now()}
+				}, func(err error) { ended <- err }) {
+					t.Fatal("PushRTP: the track does not push")
+				}
+			}
+			if !held {
+				push()
+			}
+			first := *seq + 1
+			for range 25 {
+				write()
+			}
+			last := *seq
+			if held {
+				// Every packet sent waits in the buffer (pionPair's
+				// too, but for the one Pion read to learn the track).
+				for wait := time.Now(); bufs.RTP(ssrc).pending.Load() < int32(last-1); {
+					if time.Since(wait) > 10*time.Second {
+						t.Fatalf("%d packets held, want %d", bufs.RTP(ssrc).pending.Load(), last-1)
+					}
+					time.Sleep(time.Millisecond) // no event to wait for: the buffer counts
+				}
+			}
+			tr.Leave()
+			left := time.Now()
+			if held {
+				push()
+			}
+			var lastAt time.Time
+			var seqs []uint16
+			timeout := time.After(leaveMax)
+			for {
+				select {
+				case p := <-got:
+					seqs, lastAt = append(seqs, p.seq), p.at
+					continue
+				case err := <-ended:
+					end := time.Now()
+					for len(got) > 0 {
+						p := <-got
+						seqs, lastAt = append(seqs, p.seq), p.at
+					}
+					if err != io.EOF {
+						t.Errorf("the track ended with %v, want io.EOF", err)
+					}
+					if i := slices.Index(seqs, first); i < 0 || seqs[len(seqs)-1] != last || len(seqs)-i != int(last-first+1) {
+						t.Errorf("pushed %v, want every packet from %d to %d (sent before Leave)", seqs, first, last)
+					}
+					if d := end.Sub(lastAt); d < leaveQuiet {
+						t.Errorf("ended %v after the last packet, want leaveQuiet (%v) without one first", d, leaveQuiet)
+					}
+					t.Logf("ended %v after Leave, %v after the last packet", end.Sub(left), end.Sub(lastAt))
+				case <-timeout:
+					t.Fatalf("the track did not end in leaveMax (%v) after Leave; %d packets pushed", leaveMax, len(seqs))
+				}
+				break
+			}
+			select {
+			case <-tr.Done():
+			case <-time.After(time.Second):
+				t.Error("Done is not closed once the track ended")
+			}
+			select {
+			case err := <-ended:
+				t.Errorf("end called twice (%v)", err)
+			default:
+			}
+		})
+	}
+}
