@@ -60,7 +60,21 @@ func MixOffline(manifestPath, out string, rate int) (*Mix, error) {
 // the recording's length (TestMixManifest_BoundedMemory). On an error the
 // partial output is removed.
 func MixManifest(m *Manifest, dir, out string, rate int) (*Mix, error) {
-	return mixManifest(context.Background(), m, dir, out, rate, -1)
+	return mixManifest(context.Background(), m, dir, out, rate, 1, toStop)
+}
+
+// MixManifestToTracksEnd is MixManifest for a recording whose stop is not
+// known, one recovered after a kill (its manifest's stop is the recovery's
+// time): the mix ends where the latest of its tracks' audio ends, and an
+// interval left open (a pause or blackout whose end the kill prevented)
+// lasts to the end. It writes channels (1 or 2) channels: a stereo mix holds
+// every track in both, as the live mix holds a centre input. It stops with
+// ctx's error when ctx ends.
+func MixManifestToTracksEnd(ctx context.Context, m *Manifest, dir, out string, rate, channels int) (*Mix, error) {
+	if channels != 1 && channels != 2 {
+		return nil, fmt.Errorf("composition: %d mix channels", channels)
+	}
+	return mixManifest(ctx, m, dir, out, rate, channels, toTracksEnd)
 }
 
 // MixManifestLength is MixManifest with a mix of the given length, in
@@ -72,13 +86,23 @@ func MixManifestLength(ctx context.Context, m *Manifest, dir, out string, rate i
 	if !(seconds > 0) {
 		return nil, fmt.Errorf("composition: mix length %v s", seconds)
 	}
-	return mixManifest(ctx, m, dir, out, rate, int(math.Round(seconds*float64(rate))))
+	return mixManifest(ctx, m, dir, out, rate, 1, int(math.Round(seconds*float64(rate))))
 }
 
 // mixChunk is how many samples of the mix are made at a time.
 const mixChunk = 16384
 
-func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length int) (mix *Mix, err error) {
+// The lengths of mixManifest other than a number of samples: to the
+// manifest's stop, or to the end of the tracks' audio.
+const (
+	toStop      = -1
+	toTracksEnd = -2
+)
+
+// maxMix bounds a mix's length: a day, in seconds.
+const maxMix = 24 * 3600
+
+func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, channels, length int) (mix *Mix, err error) {
 	switch rate {
 	case 8000, 16000, 48000:
 	default:
@@ -113,10 +137,14 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 		}
 		return int(math.Round(out * float64(rate)))
 	}
-	if length < 0 {
+	toEnd := length == toTracksEnd
+	switch {
+	case toEnd:
+		length = maxMix * rate // cut at the tracks' end, below
+	case length == toStop:
 		length = at(m.Stopped.Sub(m.Started).Seconds())
 	}
-	if length <= 0 || length > 24*3600*rate {
+	if length <= 0 || length > maxMix*rate {
 		return nil, fmt.Errorf("composition: manifest spans %v", m.Stopped.Sub(m.Started))
 	}
 	var tracks []*mixTrack
@@ -165,7 +193,7 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 			}
 		}
 	}
-	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(1))
+	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(channels))
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +205,7 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 	}()
 	acc := make([]int32, mixChunk)
 	scratch := make([]int16, mixChunk)
-	frame := make([]int16, mixChunk)
+	frame := make([]int16, mixChunk*channels)
 	for from := 0; from < length; from += mixChunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -189,15 +217,26 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, length
 				return nil, fmt.Errorf("composition: track %s: %w", t.file, err)
 			}
 		}
+		if toEnd && allDone(tracks) { // the last chunk: up to the last sample a track added
+			end := from
+			for _, t := range tracks {
+				end = max(end, t.high)
+			}
+			n = min(n, end-from)
+			length = from + n
+		}
 		for _, s := range silent {
 			if lo, hi := max(s[0], from), min(s[1], from+n); lo < hi {
 				clear(acc[lo-from : hi-from])
 			}
 		}
 		for i, v := range acc[:n] {
-			frame[i] = int16(max(math.MinInt16, min(math.MaxInt16, v)))
+			s := int16(max(math.MinInt16, min(math.MaxInt16, v)))
+			for c := range channels {
+				frame[i*channels+c] = s
+			}
 		}
-		if err := w.WriteFrame(frame[:n]); err != nil {
+		if err := w.WriteFrame(frame[:n*channels]); err != nil {
 			return nil, err
 		}
 	}
@@ -273,6 +312,16 @@ func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
 }
 
 func (t *mixTrack) close() { t.src.Close() }
+
+// allDone reports whether every track has given all its samples.
+func allDone(tracks []*mixTrack) bool {
+	for _, t := range tracks {
+		if !t.done {
+			return false
+		}
+	}
+	return true
+}
 
 // pcmSource gives a track's samples in order: Read fills p and returns how
 // many it wrote (fewer only at the end) and io.EOF once there are none.

@@ -2,6 +2,7 @@ package composition
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -167,6 +168,69 @@ func TestMixOffline_ReappliesPausesAndBlackouts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMixManifestToTracksEnd_EndsWithTheTracks: a recording recovered an
+// hour after a kill (its manifest's stop is the recovery's time) is mixed up
+// to the end of its latest track, not to the stop; a pause and a blackout
+// are re-applied, the blackout the kill left open lasting to the end; a
+// stereo mix holds the same samples in both channels.
+func TestMixManifestToTracksEnd_EndsWithTheTracks(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	g711File(t, filepath.Join(dir, "tracks", "a-audio0.wav"), 440, 3*time.Second)
+	g711File(t, filepath.Join(dir, "tracks", "b-audio0.wav"), 1000, 2*time.Second)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := 2.5
+	m := &Manifest{Started: t0, Stopped: t0.Add(time.Hour), PauseBehavior: pause.Silence,
+		Tracks: []Track{
+			{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.wav"},
+			{StreamID: "b", TrackID: "audio0", UserID: "u2", Kind: "AUDIO", File: "tracks/b-audio0.wav", Offset: 1, MediaOffset: &b},
+		},
+		Pauses:    []Interval{{Start: 0.5, End: 0.8}},
+		Blackouts: []Interval{{Start: 2, End: 3600, UserID: "u1"}}, // open at the kill: to the stop
+	}
+	for _, channels := range []int{1, 2} {
+		out := filepath.Join(dir, fmt.Sprintf("mix%d.wav", channels))
+		mix, err := MixManifestToTracksEnd(context.Background(), m, dir, out, 8000, channels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mix.Duration != 4.5 || mix.Channels != channels {
+			t.Errorf("mix %+v, want 4.5 s (b's end) with %d channels", mix, channels)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := wavwriter.ParseHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm := make([]int16, (len(data)-int(h.DataOffset))/2/channels)
+		for i := range pcm {
+			at := int(h.DataOffset) + 2*channels*i
+			pcm[i] = int16(binary.LittleEndian.Uint16(data[at:]))
+			if channels == 2 && pcm[i] != int16(binary.LittleEndian.Uint16(data[at+2:])) {
+				t.Fatalf("stereo sample %d differs between the channels", i)
+			}
+		}
+		for _, c := range []struct {
+			f, a, b float64
+			on      bool
+		}{
+			{440, 0.1, 0.45, true}, {440, 0.55, 0.75, false}, {440, 0.85, 1.95, true}, // the pause
+			{440, 2.05, 2.95, false}, // the open blackout
+			{1000, 2.0, 2.45, false}, {1000, 2.55, 4.45, true},
+		} {
+			if l := mediatest.ToneLevel(pcm[int(c.a*8000):int(c.b*8000)], 8000, c.f); c.on && l < -30 || !c.on && l > -60 {
+				t.Errorf("%d channels: %g Hz in [%.2f, %.2f]: %.1f dBFS, want present=%v", channels, c.f, c.a, c.b, l, c.on)
+			}
+		}
+	}
+	if _, err := MixManifestToTracksEnd(context.Background(), m, dir, filepath.Join(dir, "x.wav"), 8000, 3); err == nil {
+		t.Error("3 channels: no error")
 	}
 }
 

@@ -3,9 +3,12 @@ package recorder
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media/format"
@@ -68,7 +71,8 @@ func (s *Session) recoverFiles() {
 	defer close(s.done)
 	defer s.m.forget(rec.InstanceID, s)
 	now := s.m.now()
-	if err := wavwriter.Repair(filepath.Join(rec.Dir, composition.MixFile)); err != nil {
+	mixPath := filepath.Join(rec.Dir, composition.MixFile)
+	if err := wavwriter.Repair(mixPath); err != nil {
 		s.log.Warn("cannot repair mix", "err", err)
 	}
 	for _, st := range rec.Streams {
@@ -97,6 +101,9 @@ func (s *Session) recoverFiles() {
 		s.log.Error("cannot persist recovery", "err", err)
 		return
 	}
+	if !rec.Mix.None && fileExists(mixPath) {
+		s.rebuildMix(ctx, mixPath)
+	}
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
 		final, failure = StateFailed, &ErrorInfo{Code: CodeRecoveryFailed, Message: "the recording's local files are gone", Occurred: now}
@@ -107,6 +114,99 @@ func (s *Session) recoverFiles() {
 		s.log.Error("cannot persist recovered state", "err", err)
 	}
 	s.log.Info("recording recovered", "state", final)
+}
+
+// rebuildMix completes the mix a killed recorder left from the repaired
+// track files, mixed as `recorder mix` mixes them (composition.
+// MixManifestToTracksEnd): the live mixer writes a part only once every
+// input has it or the latency budget has passed, so at a kill its file lags
+// the tracks by up to the budget (5 s), and the tracks are the truth. What
+// the live mixer wrote stays as it is (its parts may be in storage already:
+// uploads.chunkInterval), and the offline mix from where it ends is
+// appended. The pauses and blackouts come from the stored recording (each
+// is stored when it begins and when it ends; one the kill left open lasts
+// to the end); each track is placed at its stored time zero (the mix's
+// placement, stored when the track ended; for a track still running at the
+// kill, the instant it was subscribed); the mix ends where the latest track
+// ends. On failure the repaired live mix stays.
+func (s *Session) rebuildMix(ctx context.Context, mixPath string) {
+	rec := s.Snapshot()
+	tmp := mixPath + ".tracks"
+	defer os.Remove(tmp)
+	began := time.Now()
+	mix, err := composition.MixManifestToTracksEnd(ctx, manifest(rec, EntrySummary{}, nil, nil), rec.Dir, tmp,
+		rec.Mix.SampleRate, rec.Mix.Channels)
+	var added int64
+	if err == nil {
+		added, err = extendWAV(mixPath, tmp)
+	}
+	if err != nil {
+		s.log.Warn("cannot complete the mix from the track files: the live mix is kept as it is", "err", err)
+		return
+	}
+	s.log.Info("mix completed from the track files", "tracksSeconds", mix.Duration,
+		"addedSeconds", float64(added)/float64(rec.Mix.SampleRate), "took", time.Since(began))
+}
+
+// extendWAV appends to the WAV file at path the sample frames of the one at
+// from (written in the same format) beyond path's, and fixes path's header;
+// it returns how many frames it added.
+func extendWAV(path, from string) (int64, error) {
+	dst, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Close()
+	src, err := os.Open(from)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	dh, dsize, err := readWAVHeader(dst)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	sh, ssize, err := readWAVHeader(src)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", from, err)
+	}
+	if dh.Format != sh.Format || dh.Channels != sh.Channels || dh.SampleRate != sh.SampleRate {
+		return 0, fmt.Errorf("recorder: %s is %v %d Hz × %d, %s %v %d Hz × %d", path, dh.Format, dh.SampleRate, dh.Channels,
+			from, sh.Format, sh.SampleRate, sh.Channels)
+	}
+	have := dsize - dh.DataOffset // whole frames: Repair cut a partial one
+	tail := ssize - sh.DataOffset - have
+	tail -= tail % int64(sh.BlockAlign)
+	if tail <= 0 {
+		return 0, nil
+	}
+	if _, err := src.Seek(sh.DataOffset+have, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if _, err := dst.Seek(dsize, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if _, err := io.CopyN(dst, src, tail); err != nil {
+		return 0, err
+	}
+	if err := dst.Close(); err != nil {
+		return 0, err
+	}
+	return tail / int64(sh.BlockAlign), wavwriter.Repair(path)
+}
+
+// readWAVHeader returns the header and the size of an open WAV file.
+func readWAVHeader(f *os.File) (wavwriter.Header, int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return wavwriter.Header{}, 0, err
+	}
+	b := make([]byte, min(fi.Size(), 4096))
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return wavwriter.Header{}, 0, err
+	}
+	h, err := wavwriter.ParseHeader(b)
+	return h, fi.Size(), err
 }
 
 // repairTrack repairs a track file left by a crash (kill -9): every writer

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,9 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/contract"
+	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
@@ -293,10 +296,22 @@ func TestServe_SIGTERMFinishesRecordings(t *testing.T) {
 
 // TestServe_RecoversAfterKill: a recording running when the process is
 // killed is found at the next start and finished: STOPPED, recovered, with
-// its files uploaded.
+// its files uploaded, and its mix rebuilt from the track files. A second
+// participant joins and its network stalls half a second later (a relay
+// drops its packets from then on): the live mixer waits the latency budget
+// (5 s) for it, so when the process is killed 2 s into the stall its mix.wav
+// holds nothing after the stall, while the first participant's track file
+// holds its tone up to about the kill. The recovered mix must hold that tone
+// wherever the track file does (failed before recovery rebuilt the mix: the
+// mix ended at the stall).
 func TestServe_RecoversAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
+	}
+	const freq, stalledFreq = 440.0, 660.0
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), stalledFreq, 8)
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
@@ -304,10 +319,36 @@ func TestServe_RecoversAfterKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev, p := recordWithProcess(t, ctx, s, key)
-	time.Sleep(2500 * time.Millisecond)
-	s.cmd.Process.Kill()
+	var st api.RecordingDataMessage
+	call(t, "GET", s.url+"/api/recordings/c/"+ev.RecorderID+"/"+ev.InstanceID, key, nil, &st)
+	started, err := time.Parse(time.RFC3339Nano, st.Started)
+	if err != nil {
+		t.Fatalf("started %q: %v", st.Started, err)
+	}
+	stalled := make(chan struct{})
+	var stall sync.Once
+	stopStalled := publishOnSchedule(t, ctx, s, key, "f", "stalled", opus, time.Time{}, 20*time.Millisecond,
+		func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
+			if elapsed < 500*time.Millisecond {
+				return 0, false, false
+			}
+			stall.Do(func() { close(stalled) })
+			return 0, true, false
+		})
+	select {
+	case <-stalled:
+	case <-ctx.Done():
+		t.Fatal("the second participant sent nothing")
+	}
+	time.Sleep(2 * time.Second) // the recording goes on, its mix held back by the stalled input
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	recorded := time.Since(started)
 	s.wait(t, 10*time.Second)
 	p.Leave(ctx)
+	stopStalled()
+	t.Logf("killed %.2f s after the recording started", recorded.Seconds())
 
 	s2 := serveProcess(t, dir)
 	var msg api.RecordingDataMessage
@@ -326,6 +367,25 @@ func TestServe_RecoversAfterKill(t *testing.T) {
 	call(t, "GET", s2.url+"/api/compositions/c", key, nil, &comp)
 	if comp.Composition == nil || len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].Duration < 1.5 {
 		t.Errorf("recovered composition: %+v", comp.Composition)
+	}
+	// The tone by content: in the track file up to within a second of the
+	// kill (its writer's flush), and in the mix wherever the file has it.
+	objects, man := recordingFiles(t, dir, ev.InstanceID)
+	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == "u" })
+	if i < 0 {
+		t.Fatalf("no track of u in the manifest: %+v", man.Tracks)
+	}
+	mixData, err := os.ReadFile(objects[composition.MixFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset := time.Duration(man.Tracks[i].Offset * float64(time.Second))
+	track := mediatest.Decode(t, objects[man.Tracks[i].File], 8000)
+	checkTone(t, man.Tracks[i].File, track, freq, offset, recorded)
+	mix := wavSamples(t, mixData)
+	checkTone(t, "mix", mix, freq, 0, recorded)
+	if tEnd, mEnd := toneEnd(track, freq)+offset, toneEnd(mix, freq); mEnd < tEnd-100*time.Millisecond {
+		t.Errorf("the tone ends %.2f s into the mix, %.2f s into the recording in the track file: the mix lacks %v", mEnd.Seconds(), tEnd.Seconds(), tEnd-mEnd)
 	}
 }
 

@@ -189,24 +189,33 @@ func tearOgg(t *testing.T, root string) int64 {
 func checkTone(t *testing.T, name string, pcm []int16, freq float64, offset, recorded time.Duration) {
 	t.Helper()
 	const win = 800 // 100 ms at 8 kHz
-	last := -1
-	for i := 0; (i+1)*win <= len(pcm); i++ {
-		if mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) > 1000 {
-			last = i
-		}
-	}
-	toneEnd := offset + time.Duration(last+1)*100*time.Millisecond
-	lost := recorded - toneEnd
+	end := toneEnd(pcm, freq)
+	last := int(end/(100*time.Millisecond)) - 1 // its last window
+	end += offset
+	lost := recorded - end
 	t.Logf("%s: %.2f s from %.2f s, %g Hz up to %.1f s; lost before the kill: %v",
-		name, float64(len(pcm))/8000, offset.Seconds(), freq, toneEnd.Seconds(), lost.Round(10*time.Millisecond))
+		name, float64(len(pcm))/8000, offset.Seconds(), freq, end.Seconds(), lost.Round(10*time.Millisecond))
 	if lost > time.Second {
-		t.Errorf("%s: %g Hz ends %.1f s into the recording, %v before the kill: more than 1 s lost", name, freq, toneEnd.Seconds(), lost)
+		t.Errorf("%s: %g Hz ends %.1f s into the recording, %v before the kill: more than 1 s lost", name, freq, end.Seconds(), lost)
 	}
 	for i := int((time.Second - offset) / (100 * time.Millisecond)); i < last; i++ { // whole from 1 s on
 		if i >= 0 && mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) < 1000 {
 			t.Errorf("%s: no %g Hz tone at %.1f s", name, freq, (offset + time.Duration(i)*100*time.Millisecond).Seconds())
 		}
 	}
+}
+
+// toneEnd returns where the tone at freq ends in pcm (8 kHz): the end of the
+// last 100 ms window that holds it.
+func toneEnd(pcm []int16, freq float64) time.Duration {
+	const win = 800
+	end := time.Duration(0)
+	for i := 0; (i+1)*win <= len(pcm); i++ {
+		if mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) > 1000 {
+			end = time.Duration(i+1) * 100 * time.Millisecond
+		}
+	}
+	return end
 }
 
 // wavSamples returns the 16-bit PCM samples of a WAV file's content.
