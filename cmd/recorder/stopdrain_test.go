@@ -100,14 +100,7 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 		return 0, false, false
 	})
 	defer stop()
-	var ev api.RecordingDataEvent
-	req := api.StartRecording{ApplicationID: "a", ConferenceID: "inflight", ConversationID: "inflight"}
-	if mixNone {
-		req.Mix = &config.MixSettings{None: true}
-	}
-	if st := call(t, "POST", s.url+"/api/recordings/start", key, req, &ev); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
+	ev := startRecording(t, s, key, "inflight", mixNone)
 	time.Sleep(3*time.Second - lead)
 	from.Store(time.Now().UnixNano())
 	time.Sleep(lead)
@@ -155,6 +148,21 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 			t.Errorf("the tone ends %v after the stop in the %s: audio sent after the stop was recorded", end-recorded, what)
 		}
 	}
+}
+
+// startRecording starts a recording of conf (its conversation too) on s,
+// without a mix if mixNone.
+func startRecording(t *testing.T, s *server, key, conf string, mixNone bool) api.RecordingDataEvent {
+	t.Helper()
+	var ev api.RecordingDataEvent
+	req := api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}
+	if mixNone {
+		req.Mix = &config.MixSettings{None: true}
+	}
+	if st := call(t, "POST", s.url+"/api/recordings/start", key, req, &ev); st != 200 {
+		t.Fatalf("start: %d", st)
+	}
+	return ev
 }
 
 // toneEnds returns where the tone at freq ends in a stopped recording's
@@ -209,14 +217,7 @@ func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNo
 			}
 			return 0, false, false
 		}})
-	var ev api.RecordingDataEvent
-	req := api.StartRecording{ApplicationID: "a", ConferenceID: "leave", ConversationID: "leave"}
-	if mixNone {
-		req.Mix = &config.MixSettings{None: true}
-	}
-	if st := call(t, "POST", s.url+"/api/recordings/start", key, req, &ev); st != 200 {
-		t.Fatalf("start: %d", st)
-	}
+	ev := startRecording(t, s, key, "leave", mixNone)
 	time.Sleep(750 * time.Millisecond)
 	from.Store(time.Now().UnixNano())
 	time.Sleep(2250 * time.Millisecond)
