@@ -354,7 +354,8 @@ type trackSub struct {
 	// the instant it joined). zeroTS and zeroUntil (unix ns) are the reader
 	// goroutine's own.
 	joined    int64
-	arrived   int64 // the first packet's arrival (unix ns)
+	arrived   int64  // the first packet's arrival (unix ns)
+	settled   func() // called (on its own goroutine) once time zero is settled; may be nil
 	zeroTS    uint32
 	zeroUntil int64
 }
@@ -406,6 +407,9 @@ func (ts *trackSub) refineZero(rtpTS uint32) {
 	now := ts.s.m.now().UnixNano()
 	if now > ts.zeroUntil || ts.t == nil || ts.t.Codec.ClockRate == 0 {
 		ts.zeroUntil = 0
+		if ts.settled != nil {
+			go ts.settled()
+		}
 		return
 	}
 	since := int64(int32(rtpTS-ts.zeroTS)) * int64(time.Second) / int64(ts.t.Codec.ClockRate)

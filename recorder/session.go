@@ -164,6 +164,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
 		path: filepath.Join(s.rec.Dir, filepath.FromSlash(file)), joined: now.UnixNano()}
+	ts.settled = func() { s.storeTimeZero(ts) }
 	if ms, ok := sink.(*mediaSink); ok {
 		ts.in = ms.in
 	}
@@ -274,6 +275,39 @@ func (s *Session) trackEnded(ts *trackSub) {
 	})
 	if err != nil {
 		s.log.Error("cannot persist track end", "track", ts.t.TrackID, "err", err)
+	}
+}
+
+// storeTimeZero stores a running track's time zero (Track.FirstPacket:
+// where the mix placed its first sample, else when its first packet
+// arrived) once it is settled, zeroWindow after the first packet, so that a
+// recovery after a kill places the track's file as the live mix did (the
+// manifest's mediaOffset; rebuildMix). trackEnded stores it again, with the
+// rest, when the track ends.
+func (s *Session) storeTimeZero(ts *trackSub) {
+	var at time.Time
+	if first := ts.first.Load(); first != 0 {
+		at = time.Unix(0, first)
+	}
+	if ms, ok := ts.sink.(*mediaSink); ok {
+		if origin := ms.origin(); !origin.IsZero() {
+			at = origin
+		}
+	}
+	if at.IsZero() || ts.t == nil {
+		return
+	}
+	id := safeName(ts.t.TrackID)
+	if err := s.commit(context.Background(), func(r *Recording) {
+		if st := r.stream(ts.stream); st != nil {
+			for _, tr := range st.Tracks {
+				if tr.ID == id && tr.Stopped.IsZero() {
+					tr.FirstPacket = at.UTC()
+				}
+			}
+		}
+	}); err != nil {
+		s.log.Warn("cannot store the track's time zero", "track", ts.t.TrackID, "err", err)
 	}
 }
 

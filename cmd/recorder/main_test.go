@@ -302,8 +302,9 @@ func TestServe_SIGTERMFinishesRecordings(t *testing.T) {
 // (5 s) for it, so when the process is killed 2 s into the stall its mix.wav
 // holds nothing after the stall, while the first participant's track file
 // holds its tone up to about the kill. The recovered mix must hold that tone
-// wherever the track file does (failed before recovery rebuilt the mix: the
-// mix ended at the stall).
+// wherever the track file does (failed before recovery completed the mix
+// from the tracks: the mix ended at the stall), and the recovered manifest
+// the running track's time zero (stored once settled; failed before: none).
 func TestServe_RecoversAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -379,7 +380,13 @@ func TestServe_RecoversAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offset := time.Duration(man.Tracks[i].Offset * float64(time.Second))
+	// The track ran at the kill: its time zero (where the live mix placed its
+	// first sample) was stored once settled, so the recovery places it as
+	// the live mix did.
+	if man.Tracks[i].MediaOffset == nil {
+		t.Fatalf("the recovered manifest has no mediaOffset for the track that ran at the kill: %+v", man.Tracks[i])
+	}
+	offset := time.Duration(*man.Tracks[i].MediaOffset * float64(time.Second))
 	track := mediatest.Decode(t, objects[man.Tracks[i].File], 8000)
 	checkTone(t, man.Tracks[i].File, track, freq, offset, recorded)
 	mix := wavSamples(t, mixData)
