@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +20,10 @@ type trackSink chan *conference.Track
 func (s trackSink) AddTrack(t *conference.Track) { s <- t }
 func (trackSink) ConferenceEnded(error)          {}
 
+// leaveMax bounds how long a track that left reads on (conference's
+// leaveMax).
+const leaveMax = 10 * time.Second
+
 // TestAdapter_TrackPushesEveryPacketInOrder: a real Pion publisher sends
 // 400 Opus packets 2 ms apart over WHIP; the track's reader starts after the
 // 200th and calls PushRTP: the endpoint's track (its connection's
@@ -26,64 +31,17 @@ func (trackSink) ConferenceEnded(error)          {}
 // decrypts it: every packet once, in order; the publisher's sender reports
 // come pushed too; ending the session ends the track with io.EOF, once.
 func TestAdapter_TrackPushesEveryPacketInOrder(t *testing.T) {
-	recvAPI, audioAPI, closeRecv, err := NewAPIs(Settings{LoopbackOnly: true, UDP4Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeRecv()
-	a, err := New(Options{API: recvAPI, AudioAPI: audioAPI, Authorize: func(string, Publish) (string, error) { return "org", nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracks := make(trackSink, 1)
-	a.Listen(func(string, string) conference.Sink { return tracks })
-	srv := httptest.NewServer(a)
-	defer srv.Close()
-	defer a.Close()
-	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := (&Client{API: api, Token: "k"}).Publish(ctx, Endpoint(srv.URL, "room", "u", "MIC"), local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.PC.Close()
-	if err := pub.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	seq := uint16(0)
-	write := func() {
-		seq++
-		if err := local.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: []byte{0xfc, 0xff, 0xfe}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Until the endpoint has the track, a packet every 20 ms.
-	var ct *conference.Track
-	for ct == nil {
-		select {
-		case ct = <-tracks:
-		case <-time.After(20 * time.Millisecond):
-			write()
-		case <-ctx.Done():
-			t.Fatal("no track in 30 s")
-		}
-	}
+	a, _, ct, write, seqp := publishOpus(ctx, t, Settings{LoopbackOnly: true, UDP4Only: true})
+	seq := func() uint16 { return *seqp }
 	pusher, ok := ct.Reader.(conference.RTPPusher)
 	if !ok {
 		t.Fatalf("the track's reader %T does not push", ct.Reader)
 	}
 	every := time.NewTicker(2 * time.Millisecond)
 	defer every.Stop()
-	first := seq + 1
+	first := seq() + 1
 	for range 200 {
 		<-every.C
 		write()
@@ -105,12 +63,12 @@ func TestAdapter_TrackPushesEveryPacketInOrder(t *testing.T) {
 		write()
 	}
 	var got []uint16
-	for len(got) == 0 || got[len(got)-1] != seq {
+	for len(got) == 0 || got[len(got)-1] != seq() {
 		select {
 		case s := <-seqs:
 			got = append(got, s)
 		case <-ctx.Done():
-			t.Fatalf("packet %d not handed over in 30 s (got %d packets)", seq, len(got))
+			t.Fatalf("packet %d not handed over in 30 s (got %d packets)", seq(), len(got))
 		}
 	}
 	if got[0] > first {
@@ -149,5 +107,134 @@ func TestAdapter_TrackPushesEveryPacketInOrder(t *testing.T) {
 	case <-ended:
 		t.Error("end called twice")
 	default:
+	}
+}
+
+// publishOpus starts a WHIP endpoint with settings and a real Pion
+// publisher of one Opus track to it, and returns the endpoint, the
+// publication, the endpoint's track (unread), a write of the publisher's
+// next packet and its sequence number (advanced by each write). Until the
+// endpoint has the track, the publisher sends a packet every 20 ms.
+func publishOpus(ctx context.Context, t *testing.T, settings Settings) (a *Adapter, pub *Publication, ct *conference.Track, write func(), seq *uint16) {
+	t.Helper()
+	recvAPI, audioAPI, closeRecv, err := NewAPIs(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeRecv() })
+	a, err = New(Options{API: recvAPI, AudioAPI: audioAPI, Authorize: func(string, Publish) (string, error) { return "org", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracks := make(trackSink, 1)
+	a.Listen(func(string, string) conference.Sink { return tracks })
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { a.Close() })
+	api, closeFn, err := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err = (&Client{API: api, Token: "k"}).Publish(ctx, Endpoint(srv.URL, "room", "u", "MIC"), local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.PC.Close() })
+	if err := pub.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seq = new(uint16)
+	write = func() {
+		*seq++
+		if err := local.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: uint32(*seq) * 960}, Payload: []byte{0xfc, 0xff, 0xfe}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ct == nil {
+		select {
+		case ct = <-tracks:
+		case <-time.After(20 * time.Millisecond):
+			write()
+		case <-ctx.Done():
+			t.Fatal("no track in time")
+		}
+	}
+	return a, pub, ct, write, seq
+}
+
+// TestAdapter_CloseWithoutDeleteIsALeave: a real Pion publisher closes its
+// PeerConnection without a DELETE (its DTLS close_notify) while the
+// track's reader is behind: the session ends at once, and the track, as
+// after a DELETE, hands over every packet sent before the close, then ends
+// with io.EOF once quiet: long before ICE would fail (25-30 s), within
+// leaveMax. With a socket per connection and with the UDP mux.
+func TestAdapter_CloseWithoutDeleteIsALeave(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings Settings
+	}{
+		{"socket per connection", Settings{LoopbackOnly: true, UDP4Only: true}},
+		{"UDP mux", Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: "127.0.0.1:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			a, pub, ct, write, seq := publishOpus(ctx, t, tc.settings)
+			pusher, ok := ct.Reader.(conference.RTPPusher)
+			if !ok {
+				t.Fatalf("the track's reader %T does not push", ct.Reader)
+			}
+			every := time.NewTicker(2 * time.Millisecond)
+			defer every.Stop()
+			first := *seq + 1
+			for range 100 {
+				<-every.C
+				write()
+			}
+			last := *seq
+			// The reader is behind: it starts after the close.
+			if err := pub.PC.Close(); err != nil {
+				t.Fatal(err)
+			}
+			closed := time.Now()
+			for a.Sessions() != 0 {
+				select {
+				case <-every.C:
+				case <-ctx.Done():
+					t.Fatal("the session did not end after the publisher's close")
+				}
+			}
+			t.Logf("session ended %v after the close", time.Since(closed))
+			seqs := make(chan uint16, 1000)
+			ended := make(chan error, 2)
+			var pkt rtp.Packet
+			pusher.PushRTP(make([]byte, 1500), func(b []byte) {
+				if err := pkt.Unmarshal(b); err != nil {
+					t.Errorf("not RTP: %v", err)
+				}
+				seqs <- pkt.SequenceNumber
+			}, func(err error) { ended <- err })
+			select {
+			case err := <-ended:
+				if err != io.EOF {
+					t.Errorf("the track ended with %v, want io.EOF", err)
+				}
+				t.Logf("track ended %v after the close", time.Since(closed))
+			case <-time.After(leaveMax):
+				t.Fatalf("the track did not end in %v after the publisher closed", leaveMax)
+			}
+			var got []uint16
+			for len(seqs) > 0 {
+				got = append(got, <-seqs)
+			}
+			if i := slices.Index(got, first); i < 0 || got[len(got)-1] != last || len(got)-i != int(last-first+1) {
+				t.Errorf("handed over %v, want every packet from %d to %d (sent before the close)", got, first, last)
+			}
+		})
 	}
 }

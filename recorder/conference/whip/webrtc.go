@@ -12,6 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/transport/v4"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
@@ -94,7 +95,7 @@ var errMuxBuffer = errors.New("whip: the UDP mux's receive buffer is too small")
 // Pion's receive cost). The returned close function releases a UDP mux, if
 // any.
 func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
-	se, closeFn, err := settingEngine(s)
+	se, _, closeFn, err := settingEngine(s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -119,16 +120,26 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 // hand every packet to the track's consumer (conference.RTPPusher), and no
 // goroutine per track waits for packets.
 type ReceiveAPI struct {
-	se webrtc.SettingEngine
-	me *webrtc.MediaEngine
-	ir *interceptor.Registry
+	se    webrtc.SettingEngine
+	socks sockets
+	me    *webrtc.MediaEngine
+	ir    *interceptor.Registry
 }
 
 // NewPeerConnection returns a PeerConnection whose streams' buffers bufs
-// makes.
-func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers) (*webrtc.PeerConnection, error) {
+// makes. closed (if not nil) is called once the publisher's DTLS alert
+// arrives (its close_notify: closenotify.go).
+func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
 	se := r.se
 	se.BufferFactory = bufs.New
+	if closed != nil {
+		w := &alertWatch{closed: closed}
+		if r.socks.mux != nil {
+			se.SetICEUDPMux(watchedMux{r.socks.mux, w})
+		} else {
+			se.SetNet(watchedNet{r.socks.net, w})
+		}
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(r.me), webrtc.WithInterceptorRegistry(r.ir), webrtc.WithSettingEngine(se))
 	return api.NewPeerConnection(webrtc.Configuration{})
 }
@@ -144,7 +155,7 @@ func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers) (*webrtc.Pe
 // 100 ms ticker per connection only serve video (audio is negotiated without
 // NACK).
 func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err error) {
-	se, closeFn, err := settingEngine(s)
+	se, socks, closeFn, err := settingEngine(s)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -152,8 +163,8 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 	// Pion close the connection at once: the packets it sent before, and
 	// that the recorder has not read yet (a recorder short of CPU reads its
 	// sockets seconds behind), would be lost. The session ends by its DELETE
-	// instead (its tracks read what came first: Adapter.leave), or, without
-	// one, once ICE fails.
+	// instead (its tracks read what came first: Adapter.leave), or by the
+	// close_notify seen on its sockets (closenotify.go), as a DELETE.
 	se.DisableCloseByDTLS(true)
 	newAPI := func(withNACK bool) (*ReceiveAPI, error) {
 		me := &webrtc.MediaEngine{}
@@ -169,7 +180,7 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 			ir.Add(gen)
 		}
 		ir.Add(receiverReports{}) // rr.go: Pion's report interceptor costs a sixth of the CPU
-		return &ReceiveAPI{se: se, me: me, ir: ir}, nil
+		return &ReceiveAPI{se: se, socks: socks, me: me, ir: ir}, nil
 	}
 	if video, err = newAPI(true); err == nil {
 		audio, err = newAPI(false)
@@ -181,12 +192,19 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 	return video, audio, closeFn, nil
 }
 
-// settingEngine returns the Pion settings of s, and the close function of
-// its UDP mux, if any.
-func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, err error) {
+// sockets are where the ICE agents of a setting engine get their sockets:
+// the UDP mux, if any, else the network (always set).
+type sockets struct {
+	mux ice.UDPMux
+	net transport.Net
+}
+
+// settingEngine returns the Pion settings of s, their sockets, and the
+// close function of its UDP mux, if any.
+func settingEngine(s Settings) (se webrtc.SettingEngine, socks sockets, closeFn func() error, err error) {
 	if s.DTLSServer {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
-			return se, nil, err
+			return se, socks, nil, err
 		}
 	}
 	se.LoggerFactory = newSharedLoggers()
@@ -226,9 +244,10 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 					"or run with CAP_NET_ADMIN, for the cheaper mux", "error", err)
 			}
 		case err != nil:
-			return se, nil, err
+			return se, socks, nil, err
 		default:
 			se.SetICEUDPMux(mux)
+			socks.mux = mux
 			closeFn = mux.Close
 			muxed = true
 			// One network for every agent: by default each lists the
@@ -237,14 +256,15 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 			n, err := stdnet.NewNet()
 			if err != nil {
 				_ = mux.Close()
-				return se, nil, fmt.Errorf("whip: network: %w", err)
+				return se, socks, nil, fmt.Errorf("whip: network: %w", err)
 			}
 			se.SetNet(n)
+			socks.net = n
 		}
 	}
 	if !muxed && (s.PortMin != 0 || s.PortMax != 0) {
 		if err := se.SetEphemeralUDPPortRange(s.PortMin, s.PortMax); err != nil {
-			return se, nil, fmt.Errorf("whip: udp port range: %w", err)
+			return se, socks, nil, fmt.Errorf("whip: udp port range: %w", err)
 		}
 	}
 	if !muxed {
@@ -252,11 +272,12 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, closeFn func() error, e
 		// seconds a starved recorder may fall behind (readbuffer.go).
 		n, err := newReadBufferNet(connReadBuffer)
 		if err != nil {
-			return se, nil, fmt.Errorf("whip: network: %w", err)
+			return se, socks, nil, fmt.Errorf("whip: network: %w", err)
 		}
 		se.SetNet(n)
+		socks.net = n
 	}
-	return se, closeFn, nil
+	return se, socks, closeFn, nil
 }
 
 // newUDPMux listens on s.UDPMux: one socket, or with an empty host one socket

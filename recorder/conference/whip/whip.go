@@ -360,7 +360,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		api = a.o.AudioAPI
 	}
 	s.bufs = &conference.PushBuffers{}
-	pc, err := api.NewPeerConnection(s.bufs)
+	pc, err := api.NewPeerConnection(s.bufs, func() { a.hungUp(s) })
 	if err != nil {
 		a.release(s)
 		a.log.Error("cannot create a peer connection", "err", err)
@@ -587,12 +587,25 @@ func (a *Adapter) delete(w http.ResponseWriter, r *http.Request, conf, id string
 	w.WriteHeader(http.StatusOK)
 }
 
+// hungUp ends the session of a publisher that closed its connection
+// without a DELETE (its DTLS close_notify): it left, as with a DELETE.
+func (a *Adapter) hungUp(s *session) {
+	a.mu.Lock()
+	ended := s.ended
+	a.mu.Unlock()
+	if ended {
+		return // the close that follows its DELETE, or our own
+	}
+	a.log.Info("WHIP publisher closed its connection without DELETE", "session", s.id)
+	a.leave(s)
+}
+
 // end closes a session's PeerConnection at once: its tracks' readers get
 // io.EOF.
 func (a *Adapter) end(s *session) { a.finish(s, false) }
 
-// leave ends the session of a publisher that left (DELETE): its tracks'
-// readers first read what was received before (conference.PionTrack.Leave:
+// leave ends the session of a publisher that left (DELETE, or its DTLS
+// close_notify: hungUp): its tracks' readers first read what was received before (conference.PionTrack.Leave:
 // a recorder short of CPU reads its sockets seconds behind), then the
 // PeerConnection closes.
 func (a *Adapter) leave(s *session) { a.finish(s, true) }
