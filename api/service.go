@@ -269,6 +269,7 @@ func dialOutAdapters(cfg *config.Config, settings whip.Settings, adapters map[st
 		ice = append(ice, webrtc.ICEServer{URLs: []string{u}})
 	}
 	var dialAPI *webrtc.API
+	var whepAPI *whip.ReceiveAPI
 	for id, app := range cfg.Applications {
 		if app == nil || (app.Conference.Kind != "janus" && app.Conference.Kind != "whep") {
 			continue
@@ -280,6 +281,12 @@ func dialOutAdapters(cfg *config.Config, settings whip.Settings, adapters map[st
 			if err != nil {
 				return err
 			}
+			// WHEP's connections see the endpoint's close_notify
+			// (whep.Options.Receive); no mux: nothing to close.
+			whepAPI, _, _, err = whip.NewAPIs(settings)
+			if err != nil {
+				return err
+			}
 			dialAPI = a
 		}
 		c := app.Conference
@@ -288,7 +295,7 @@ func dialOutAdapters(cfg *config.Config, settings whip.Settings, adapters map[st
 			adapters[recorder.AdapterKey(id)] = janus.New(janus.Options{URL: c.URL, API: dialAPI, ICEServers: ice, Video: true, Logger: log})
 		case "whep":
 			adapters[recorder.AdapterKey(id)] = whep.New(whep.Options{URLTemplate: c.URLTemplate, Streams: c.Streams, Token: c.Token,
-				API: dialAPI, ICEServers: ice, Video: true, Logger: log})
+				API: dialAPI, Receive: whepAPI, ICEServers: ice, Video: true, Logger: log})
 		}
 	}
 	return nil

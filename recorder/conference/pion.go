@@ -225,13 +225,17 @@ func (t *PionTrack) SetReadDeadline(d time.Time) error {
 }
 
 // End makes ReadRTP return io.EOF from now on, waking a blocked reader,
-// and ends the pushing, if PushRTP pushes.
+// and ends the pushing, if PushRTP pushes. After Leave, it closes Done
+// (a pushed track's once PushRTP's end returned).
 func (t *PionTrack) End() {
 	t.ended.Store(true)
 	if t.push != nil {
 		t.push.Stop()
 	}
 	_ = t.remote.SetReadDeadline(time.Now())
+	if t.push == nil && t.leftAt.Load() != 0 {
+		t.closeDone()
+	}
 }
 
 // Leave tells the track that its participant left: ReadRTP returns the

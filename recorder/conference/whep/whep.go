@@ -51,6 +51,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // Options configure the WHEP adapter.
@@ -67,6 +68,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// API builds the PeerConnections; nil means Pion's defaults.
 	API *webrtc.API
+	// Receive, when set, builds them instead: an endpoint that closes a
+	// session (its DTLS close_notify) then ends its tracks once they have
+	// read what came before (conference.PionTrack.Leave: a recorder short
+	// of CPU reads seconds behind), where Pion would close the connection
+	// at once and drop what was not read yet.
+	Receive *whip.ReceiveAPI
 	// ICEServers are given to every PeerConnection (STUN/TURN).
 	ICEServers []webrtc.ICEServer
 	// Video pulls video too; audio only when false.
@@ -253,11 +260,19 @@ type session struct {
 // pull negotiates one stream.
 func (c *conf) pull(ctx context.Context, ep endpoint) (*session, error) {
 	a := c.a
-	pc, err := a.api.NewPeerConnection(webrtc.Configuration{ICEServers: a.opts.ICEServers})
+	s := &session{ep: ep}
+	cfg := webrtc.Configuration{ICEServers: a.opts.ICEServers}
+	var pc *webrtc.PeerConnection
+	var err error
+	if a.opts.Receive != nil {
+		pc, err = a.opts.Receive.NewPeerConnection(cfg, &conference.PushBuffers{}, func() { c.fail(s, nil, true) })
+	} else {
+		pc, err = a.api.NewPeerConnection(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("whep: new PeerConnection: %w", err)
 	}
-	s := &session{ep: ep, pc: pc}
+	s.pc = pc
 	ok := false
 	defer func() {
 		if !ok {
@@ -277,10 +292,11 @@ func (c *conf) pull(ctx context.Context, ep endpoint) (*session, error) {
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateFailed:
-			c.fail(s, fmt.Errorf("whep: %s: connection failed", ep.url))
+			c.fail(s, fmt.Errorf("whep: %s: connection failed", ep.url), false)
 		case webrtc.PeerConnectionStateClosed:
-			// Closed by the endpoint (DTLS close_notify) unless we left.
-			c.fail(s, nil)
+			// Closed by the endpoint (DTLS close_notify: by Pion, without
+			// Options.Receive), or by us.
+			c.fail(s, nil, false)
 		}
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -445,8 +461,10 @@ func (c *conf) onTrack(s *session, remote *webrtc.TrackRemote, recv *webrtc.RTPR
 
 // fail ends a session whose connection failed (err) or that the endpoint
 // closed (nil); the conference ends, with the last session's err, when no
-// session is left.
-func (c *conf) fail(s *session, err error) {
+// session is left. With leave (the endpoint's close_notify seen, the
+// connection still open: Options.Receive), its tracks first read what came
+// before, and the connection closes after.
+func (c *conf) fail(s *session, err error, leave bool) {
 	if !s.active.Load() {
 		return // not (yet) part of the conference, or we left
 	}
@@ -458,8 +476,20 @@ func (c *conf) fail(s *session, err error) {
 	s.failed = true
 	tracks := s.tracks
 	s.mu.Unlock()
-	for _, t := range tracks {
-		t.end()
+	if leave {
+		for _, t := range tracks {
+			t.Leave()
+		}
+		go func() {
+			for _, t := range tracks {
+				<-t.Done() // leaveMax at the latest
+			}
+			_ = s.pc.Close()
+		}()
+	} else {
+		for _, t := range tracks {
+			t.end()
+		}
 	}
 	if err != nil {
 		c.log.Warn("whep session failed", "url", s.ep.url, "error", err)

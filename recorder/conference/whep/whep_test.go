@@ -20,6 +20,7 @@ import (
 	"github.com/rtcrec/recorder/recorder/conference/internal/rtctest"
 	"github.com/rtcrec/recorder/recorder/conference/whep"
 	"github.com/rtcrec/recorder/recorder/conference/whep/wheptest"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 func TestMain(m *testing.M) { os.Exit(rtctest.Main(m)) }
@@ -296,4 +297,37 @@ func TestWHEP_TrackDuringJoin(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	byUser["alice"].CheckTone(t, 440, 660)
 	byUser["bob"].CheckTone(t, 660, 440)
+}
+
+// TestWHEP_EndpointClosesWhileBehind: the endpoint closes the session (its
+// DTLS close_notify, no DELETE) while the recorder's reader of the track is
+// a second behind (paused): with Options.Receive the track still gives what
+// came before the close, none of it skipped, the tone, then ends with
+// io.EOF; the conference ends. (With Options.API alone, Pion closes the
+// connection at the close_notify and the second is lost.)
+func TestWHEP_EndpointClosesWhileBehind(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/whep.(*")
+	s := wheptest.New(t, map[string]float64{"room9": 440})
+	settings := whip.Settings{LoopbackOnly: true, UDP4Only: true}
+	if rtctest.InNetNS() {
+		settings = whip.Settings{Interfaces: []string{rtctest.Interface}, IncludeLoopback: true, UDP4Only: true}
+	}
+	receive, _, closeAPI, err := whip.NewAPIs(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAPI()
+	a := whep.New(whep.Options{URLTemplate: s.URL + "/c/{conferenceId}/whep", Receive: receive, RequestTimeout: 5 * time.Second})
+	sink := rtctest.NewSink(t)
+	leave, err := a.Join(context.Background(), "org1", "room9", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	sink.Next(t, 5*time.Second).CheckGoneKeepsWhatCameBefore(t, 440, func() {
+		s.Drop()
+		if err, ok := sink.Ended(10 * time.Second); !ok || err != nil {
+			t.Fatalf("ConferenceEnded: %v (came: %v), want nil: the endpoint closed the session", err, ok)
+		}
+	})
 }

@@ -126,10 +126,10 @@ type ReceiveAPI struct {
 	ir    *interceptor.Registry
 }
 
-// NewPeerConnection returns a PeerConnection whose streams' buffers bufs
-// makes. closed (if not nil) is called once the publisher's DTLS alert
+// NewPeerConnection returns a PeerConnection of cfg whose streams' buffers
+// bufs makes. closed (if not nil) is called once the peer's DTLS alert
 // arrives (its close_notify: closenotify.go).
-func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
+func (r *ReceiveAPI) NewPeerConnection(cfg webrtc.Configuration, bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
 	se := r.se
 	se.BufferFactory = bufs.New
 	if closed != nil {
@@ -141,7 +141,7 @@ func (r *ReceiveAPI) NewPeerConnection(bufs *conference.PushBuffers, closed func
 		}
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(r.me), webrtc.WithInterceptorRegistry(r.ir), webrtc.WithSettingEngine(se))
-	return api.NewPeerConnection(webrtc.Configuration{})
+	return api.NewPeerConnection(cfg)
 }
 
 // NewAPIs returns the two receive-only APIs of the WHIP endpoint,

@@ -360,7 +360,7 @@ func (a *Adapter) offer(w http.ResponseWriter, r *http.Request, conf string) {
 		api = a.o.AudioAPI
 	}
 	s.bufs = &conference.PushBuffers{}
-	pc, err := api.NewPeerConnection(s.bufs, func() { a.hungUp(s) })
+	pc, err := api.NewPeerConnection(webrtc.Configuration{}, s.bufs, func() { a.hungUp(s) })
 	if err != nil {
 		a.release(s)
 		a.log.Error("cannot create a peer connection", "err", err)

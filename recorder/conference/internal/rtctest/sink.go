@@ -22,14 +22,32 @@ type Track struct {
 	*conference.Track
 	Added time.Time // when AddTrack came
 
+	hold    sync.Mutex // held by Pause: the reader waits before its next read
 	mu      sync.Mutex
 	first   time.Time // first packet
 	ended   time.Time
 	err     error
 	packets int
+	lastSeq uint16
+	gaps    int // packets whose sequence number does not follow the last one's
 	pcm     []int16
 	discard bool // count packets only
 	done    chan struct{}
+}
+
+// Pause makes the track's reader stop reading (after the read in progress,
+// if any) until Resume: a reader that falls behind.
+func (r *Track) Pause() { r.hold.Lock() }
+
+// Resume lets a paused reader read on.
+func (r *Track) Resume() { r.hold.Unlock() }
+
+// Gaps returns how many packets read so far did not follow the one before
+// (a sequence number skipped: lost, or reordered).
+func (r *Track) Gaps() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gaps
 }
 
 func (r *Track) read() {
@@ -37,6 +55,8 @@ func (r *Track) read() {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
+		r.hold.Lock()
+		r.hold.Unlock() //nolint:staticcheck // an empty critical section: waits while paused
 		n, err := r.Reader.ReadRTP(buf)
 		if err != nil {
 			r.mu.Lock()
@@ -50,7 +70,10 @@ func (r *Track) read() {
 		r.mu.Lock()
 		if r.packets == 0 {
 			r.first = time.Now()
+		} else if pkt.SequenceNumber != r.lastSeq+1 {
+			r.gaps++
 		}
+		r.lastSeq = pkt.SequenceNumber
 		r.packets++
 		if !r.discard {
 			for _, b := range pkt.Payload {
@@ -117,6 +140,42 @@ func (r *Track) WaitEnded(t testing.TB, within time.Duration) time.Time {
 		t.Errorf("track %s ended with %v, want io.EOF", r.UserID, r.err)
 	}
 	return r.ended
+}
+
+// CheckGoneKeepsWhatCameBefore checks that a track whose participant goes
+// while the track's reader is a second behind still gives what came before:
+// it waits for 25 packets, pauses the reader for a second (what it holds),
+// calls gone (the participant goes; it returns once the adapter knows),
+// resumes the reader and checks that it reads the second held (the read in
+// progress at the pause is one packet; 25 of the 50 at least, as a busy
+// sender may send late), with the tone freq, nothing skipped, then io.EOF
+// within leaveMax (10 s).
+func (r *Track) CheckGoneKeepsWhatCameBefore(t testing.TB, freq float64, gone func()) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); r.Packets() < 25; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d packets in 10 s", r.Packets())
+		}
+	}
+	r.Pause()
+	before := r.Packets()
+	time.Sleep(time.Second) // the reader falls a second behind: what it holds
+	gone()
+	resumed := time.Now()
+	r.Resume()
+	ended := r.WaitEnded(t, 10*time.Second)
+	after := r.Packets() - before
+	t.Logf("%d packets read after the participant went (%v held), ended %v after the reader resumed",
+		after, time.Duration(after)*20*time.Millisecond, ended.Sub(resumed))
+	if after < 25 {
+		t.Fatalf("%d packets read after the participant went, want the second the reader was behind (50; 25 at least)", after)
+	}
+	if l := mediatest.ToneLevel(r.LastAudio(time.Duration(after)*20*time.Millisecond), 8000, freq); l < -20 {
+		t.Errorf("what was read after the participant went has the tone at %.1f dBFS, want about -12", l)
+	}
+	if g := r.Gaps(); g != 0 {
+		t.Errorf("%d packets skipped", g)
+	}
 }
 
 // Sink is a conference.Sink for tests: it reads every track like a Session
