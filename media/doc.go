@@ -188,21 +188,21 @@
 // in mixer.go: packets placed ahead, a mixer goroutine running late; 96,000
 // bytes) only when its track, or another the mixer waits for, lags
 // (NewGrowingRing), and shrinks back to a second once the lag is over; its
-// padded struct 800; the pipeline struct 3,952 (of which the sequence window
-// 3,104); the decode buffer (the longest packet: 120 ms of Opus, 1,920
-// bytes; 1,500 bytes of G.711, 3,000), the resample buffer (the decode
-// buffer plus 25 %, for MaxSkew up to 20 %), the concealment copy (60 ms,
-// 960) and, for Opus, the reorder window (8 × 512 bytes, 4,096, from the
-// first packet held) and the decoder (about 4.4 KB new, 6 KB once it
-// decodes a browser's speech: its per-call working memory is lent for each
-// call, internal/opus/internal/lend). In all (TestMixInput_MemoryInUse): an
-// Opus track in step 36.5 KB; 118.4 KB while the mixer waits the whole
-// budget for another track (the ring's growth); 36.6 KB again after. An
-// Opus track whose reader can be woken (the recorder's,
-// conference.DeadlineReader) defers decoding instead (deferred.go:
-// EnableDefer): its ring keeps its second while the mixer waits, and the
-// packets beyond wait undecoded in a queue of 256 slots and 25 KB of payload
-// (allocated while it defers): 72.4 KB at that peak (37.0 KB in step).
+// padded struct 800; the pipeline struct 4,304 (of which the sequence window
+// 3,104); the concealment copy (60 ms, 960) and, for Opus, the reorder
+// window (8 × 512 bytes, 4,096, from the first packet held) and the decoder
+// (about 4.4 KB new, 6 KB once it decodes a browser's speech). Working
+// memory that only a call needs is lent for the call (internal/lend), not
+// held: the pipeline's decode buffer (the longest packet: 120 ms of Opus,
+// 1,920 bytes; 1,500 bytes of G.711, 3,000) and resample buffer (the decode
+// buffer plus 25 %, for MaxSkew up to 20 %), and the decoder's. In all
+// (TestMixInput_MemoryInUse): an Opus track in step 31.7 KB; 113.6 KB while
+// the mixer waits the whole budget for another track (the ring's growth);
+// 31.7 KB again after. An Opus track whose reader can be woken (the
+// recorder's, conference.DeadlineReader) defers decoding instead
+// (deferred.go: EnableDefer): its ring keeps its second while the mixer
+// waits, and the packets beyond wait undecoded in a queue of 256 slots and
+// 25 KB of payload (allocated while it defers): 67.2 KB at that peak.
 //
 // The hot path allocates nothing per packet or per frame and takes no lock:
 // the mixer's input and cut lists sit behind atomic.Pointers and are replaced

@@ -680,7 +680,8 @@ func TestAudioPipeline_ZeroAllocs(t *testing.T) {
 }
 
 // FuzzAudioPipeline feeds arbitrary packets to the RTP-to-PCM path: it must
-// never panic, and its buffers must never grow.
+// never panic, and its ring must never grow (its decode buffers are lent:
+// scratch).
 func FuzzAudioPipeline(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 4, 0xFC, 0xFF, 0xFE, 0x01})
 	f.Add([]byte{2, 0, 5, 0, 0, 0, 160, 0x78, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
@@ -697,7 +698,7 @@ func FuzzAudioPipeline(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pcmCap, ringCap := cap(p.pcm), in.Ring().Cap()
+		ringCap := in.Ring().Cap()
 		var pkt rtp.Packet
 		for len(data) >= 6 {
 			// seq delta, ts delta (×20 ms ticks), ssrc bit, payload length
@@ -717,8 +718,8 @@ func FuzzAudioPipeline(f *testing.F) {
 				t.Fatalf("ring holds %d > %d", r.Len(), r.Cap())
 			}
 		}
-		if cap(p.pcm) != pcmCap || in.Ring().Cap() != ringCap {
-			t.Fatal("buffers grew")
+		if in.Ring().Cap() != ringCap {
+			t.Fatal("the ring grew")
 		}
 		p.Close()
 		m.RemoveInput(in)

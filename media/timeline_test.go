@@ -193,8 +193,6 @@ func TestMixInput_MemoryPerTrack(t *testing.T) {
 			{"  of which the sequence window", unsafe.Sizeof(p.seen) + unsafe.Sizeof(p.starts) + unsafe.Sizeof(p.ends) + unsafe.Sizeof(p.arrived)},
 			{"ring struct (cache-line padding)", unsafe.Sizeof(*p.ring)},
 			{"reorder window (held payloads; 4 KB from the first packet held)", uintptr(held)},
-			{"decode buffer", uintptr(2 * cap(p.pcm))},
-			{"resample buffer", uintptr(2 * cap(p.res))},
 			{"concealment copy", uintptr(2 * cap(p.last))},
 			{"mixer input struct", unsafe.Sizeof(*p.input)},
 		}

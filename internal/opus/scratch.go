@@ -3,7 +3,7 @@
 
 package opus
 
-import "github.com/rtcrec/recorder/internal/opus/internal/lend"
+import "github.com/rtcrec/recorder/internal/lend"
 
 // decodeScratch is a decode call's working memory: the SILK layer's output
 // (silk, hybridSilk), its resampled form (hybridSilkPCM, resample,

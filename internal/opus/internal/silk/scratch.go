@@ -3,7 +3,7 @@
 
 package silk
 
-import "github.com/rtcrec/recorder/internal/opus/internal/lend"
+import "github.com/rtcrec/recorder/internal/lend"
 
 // frameScratch is the working memory of a frame's decode: the excitation,
 // the LTP and LPC synthesis buffers, and whiten's rewhitened samples. No

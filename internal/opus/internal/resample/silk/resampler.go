@@ -7,8 +7,8 @@ package silkresample
 import (
 	"errors"
 
+	"github.com/rtcrec/recorder/internal/lend"
 	"github.com/rtcrec/recorder/internal/opus/internal/bitdepth"
-	"github.com/rtcrec/recorder/internal/opus/internal/lend"
 )
 
 const (

@@ -1,10 +1,7 @@
-// SPDX-FileCopyrightText: 2026 The Pion community <https://pion.ly>
-// SPDX-License-Identifier: MIT
-
 // Package lend lends working memory to calls: a decoder that needs a few KB
 // only while it decodes borrows them for the call instead of holding them,
 // so that many decoders, few of them decoding at any moment, share the few
-// sets in use. (Our addition to pion/opus v0.1.0.)
+// sets in use (internal/opus's decoders; media's audio pipelines).
 //
 // sync.Pool would do, but under the race detector it drops a quarter of
 // what is put back on purpose, and the decoders' allocation tests (which CI
