@@ -6,3 +6,5 @@ import "time"
 
 // threadCPU is only implemented on Linux.
 func threadCPU() (time.Duration, bool) { return 0, false }
+
+func threadClock() (time.Duration, bool) { return 0, false }

@@ -312,6 +312,88 @@ func BenchmarkOpusDecoder_Interleaved(b *testing.B) {
 	}
 }
 
+// BenchmarkOpusDecoder_InterleavedEvicted asks why a decode costs more in
+// the recorder (about 31 µs per decoded packet at N=200, merged profiles of
+// session 9) than in BenchmarkOpusDecoder_Interleaved (21-25): between two
+// decodes the recorder runs the rest of a packet's path (Pion's receive
+// path, SRTP, the mixer, the writers) for this and 199 other streams, which
+// evicts from the caches what a decode uses. It decodes as
+// BenchmarkOpusDecoder_Interleaved does, n decoders in turn, in passes of
+// three kinds taken in turn (so that all see the same machine), and times
+// each decode alone by the thread's CPU clock:
+//   - warm: nothing between the decodes (cpu-µs/packet-warm);
+//   - evicted: before each decode, a line of every 64 bytes of an
+//     evict-sized buffer is written, the stand-in for that work
+//     (cpu-µs/packet-evicted);
+//   - own state evicted: the same, then a spare decoder decodes a packet
+//     (untimed), which brings back what every decoder shares (the code, the
+//     tables, the lent working memory) but not the timed decoder's own
+//     state (cpu-µs/packet-own-evicted).
+//
+// evicted less warm is what the caches' misses cost at most; own-evicted
+// less warm, what the decoders' own state costs when it comes from farther
+// than the caches hold.
+func BenchmarkOpusDecoder_InterleavedEvicted(b *testing.B) {
+	packets, _, err := synth.OpusSpeechWith(testenv.LookPath(b, "ffmpeg"), b.TempDir(), 60, 1, 32000, "-fec", "1", "-packet_loss", "1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, kb := range []int{256, 1024, 4096} {
+		b.Run(fmt.Sprintf("n=200,evict=%dKB", kb), func(b *testing.B) {
+			const n = 200
+			decs := make([]*opusDecoder, n+1) // the last: the spare
+			next := make([]int, n+1)
+			for i := range decs {
+				if decs[i], err = newOpusDecoder(8000, true, true); err != nil {
+					b.Fatal(err)
+				}
+				next[i] = i * len(packets) / n
+			}
+			buf := make([]int16, 5760)
+			evict := make([]byte, kb<<10)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if _, ok := threadClock(); !ok {
+				b.Skip("no thread CPU clock here")
+			}
+			decode := func(k int) {
+				if _, err := decs[k].DecodeToInt16(packets[next[k]%len(packets)], buf); err != nil {
+					b.Fatal(err)
+				}
+				next[k]++
+			}
+			var spent [3]time.Duration // warm, evicted, own state evicted
+			var count [3]int
+			i := 0
+			for b.Loop() {
+				k := i % n
+				arm := (i / n) % 3
+				if arm > 0 {
+					for j := 0; j < len(evict); j += 64 {
+						evict[j]++
+					}
+				}
+				if arm == 2 {
+					decode(n)
+				}
+				c0, _ := threadClock()
+				decode(k)
+				c1, _ := threadClock()
+				if i >= 50*n { // every decoder past its first buffers
+					spent[arm] += c1 - c0
+					count[arm]++
+				}
+				i++
+			}
+			for arm, unit := range []string{"cpu-µs/packet-warm", "cpu-µs/packet-evicted", "cpu-µs/packet-own-evicted"} {
+				if count[arm] > 0 {
+					b.ReportMetric(float64(spent[arm])/float64(time.Microsecond)/float64(count[arm]), unit)
+				}
+			}
+		})
+	}
+}
+
 // fecSpeech returns 20 s of speech with pauses (internal/synth.Speech(20, 3))
 // encoded by ffmpeg's libopus as a browser sends it, 32 kbit/s VoIP in 20 ms
 // packets, with in-band FEC coded for 10 % loss (-fec 1 -packet_loss 10).
