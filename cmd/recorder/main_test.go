@@ -37,8 +37,10 @@ import (
 
 var recorderBin string
 
-// TestMain builds the binary the tests run, and runs them in the private
-// network namespace Janus needs (janustest.Main; as root, else in place).
+// TestMain builds the binary the tests run (or takes $RECORDER_BIN: another
+// build, such as an older commit's, to measure against the same tests), and
+// runs them in the private network namespace Janus needs (janustest.Main; as
+// root, else in place).
 func TestMain(m *testing.M) {
 	os.Exit(janustest.Main(func() int {
 		dir, err := os.MkdirTemp("", "recorder-bin-")
@@ -47,6 +49,10 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		recorderBin = filepath.Join(dir, "recorder")
+		if b := os.Getenv("RECORDER_BIN"); b != "" {
+			recorderBin = b
+			return m.Run()
+		}
 		if out, err := exec.Command("go", "build", "-race", "-o", recorderBin, ".").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 			return 1

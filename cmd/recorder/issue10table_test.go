@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/media/mediatest"
+)
+
+// issue10Publisher is one real Pion publisher of an issue-10 case: user
+// sends packets (20 ms of Opus each, looped) every period on a capture clock
+// that begins at the case's t0 (plus lag), through a relay that impairs them
+// (imp; nil: none). tone says whether it sends the tone at freq in the
+// window of recording time [from, from+20 ms), given where its capture
+// clock's zero is on the recording's timeline (zero, seconds).
+type issue10Publisher struct {
+	user    string
+	freq    float64
+	packets func(t *testing.T) [][]byte
+	lag     time.Duration
+	period  time.Duration
+	imp     impairment
+	tone    func(from, zero float64) bool
+}
+
+// issue10Row is one line of issue 10's case table, for one track: the 20 ms
+// windows of the recording (outside its pauses) in which the publisher sent
+// the tone, and how many of them hold it in the track file (placed where
+// the manifest places it: mediaOffset and the steps of its sender's
+// reports) and in the mix; lacks counts the windows where the track file
+// has the tone and the mix does not (a window beside two with it counts as
+// there: the edges).
+type issue10Row struct {
+	name, user, before      string
+	sent, track, mix, lacks int
+	steps                   int           // of the track's placement (its sender's reports)
+	longer                  time.Duration // the mix's length less the recording's
+	pipeline, note          string
+}
+
+// TestIssue10Table runs issue 10's case table through the real binary with
+// real Pion WHIP publishers (Opus, 20 ms) and prints it: per case and track,
+// the fraction of the 20 ms windows in which the publisher sent its tone
+// that hold it in the track file and in the mix, beside the issue's own
+// figures (the "before"), the mix's length against the recording's, and the
+// cut points of the pause. It fails where a
+// case misses the issue's limits: the mix lacks the tone in a window where
+// the track file has it; a cut of the mix is more than 20 ms from the
+// track's; a participant's audio is more than 20 ms from where its sender
+// captured it. Case 5 (400 streams overloaded on one core) is `recorder-load
+// -analyze` (internal/loadtest): a load run, not a test.
+func TestIssue10Table(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	tone := func(freq float64) func(t *testing.T) [][]byte {
+		return func(t *testing.T) [][]byte {
+			p, err := mediatest.OpusTone(ffmpeg, t.TempDir(), freq, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+	}
+	always := func(float64, float64) bool { return true }
+	// beepPackets: a 200 ms beep at the start of every second of the
+	// capture clock, plus libopus's pre-skip (6.5 ms).
+	beeps := func(freq float64) func(t *testing.T) [][]byte {
+		return func(t *testing.T) [][]byte { return beepPackets(t, freq) }
+	}
+	inBeep := func(from, zero float64) bool {
+		at := math.Mod(from-zero-0.0065+100, 1) // +100 s: positive before the clock's zero too
+		return at >= 0 && at+0.02 <= 0.2
+	}
+	stall := func(_ int, e time.Duration) (time.Duration, bool, bool) {
+		if ph := e % (2 * time.Second); ph >= 1700*time.Millisecond {
+			return 2*time.Second - ph, false, false
+		}
+		return 0, false, false
+	}
+	cases := []struct {
+		name, before string
+		pubs         []issue10Publisher
+		busy         bool          // the recorder on one core beside a busy competitor
+		pauseAt      time.Duration // pause there and resume 2.1 s later; 0: none
+		length       time.Duration
+		check        bool // the issue's limits apply (else the row is shown only)
+	}{
+		{"pause at 2 s, resume 2.1 s later", "track 0-2.04 and 4.10-6.14 s; mix silent 1.94-5.14 s",
+			[]issue10Publisher{{user: "o", freq: 660, packets: tone(660), period: 20 * time.Millisecond, tone: always}},
+			false, 2 * time.Second, 6100 * time.Millisecond, true},
+		{"stall 300 ms every 2 s, then a burst", "track 1.00, mix 0.80",
+			[]issue10Publisher{{user: "o", freq: 660, packets: tone(660), period: 20 * time.Millisecond, imp: stall, tone: always}},
+			false, 0, 8 * time.Second, true},
+		{"two publishers, recorder on a busy core", "tracks 1.00, mix 0.53 and 0.61",
+			[]issue10Publisher{
+				{user: "a", freq: 600, packets: beeps(600), period: 20 * time.Millisecond, tone: inBeep},
+				{user: "b", freq: 1000, packets: beeps(1000), lag: 300 * time.Millisecond, period: 20 * time.Millisecond, tone: inBeep},
+			}, true, 0, 8 * time.Second, true},
+		{"sender clock 4 % slow", "track complete, mix: 200 ms holes every 2.4 s",
+			[]issue10Publisher{{user: "o", freq: 660, packets: tone(660), period: 20800 * time.Microsecond, tone: always}},
+			false, 0, 8 * time.Second, true},
+		// The issue's two publishers "sent only 92 % of real time": its
+		// test sender skipped the ticks it missed on a loaded machine
+		// (removed in 6d30abd), so its timestamps ran 8 % slow against its
+		// wall clock. Beyond the 5 % that resampling absorbs (MaxSkew):
+		// shown, not checked.
+		{"sender 92 % of real time (8 % slow)", "tracks 1.00, mix 0.53 and 0.61 (with load)",
+			[]issue10Publisher{{user: "o", freq: 660, packets: tone(660), period: 21740 * time.Microsecond, tone: always}},
+			false, 0, 8 * time.Second, false},
+	}
+	var rows []issue10Row
+	var cuts []string
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var s *server
+			if tc.busy {
+				taskset := testenv.LookPath(t, "taskset")
+				busy := exec.Command(taskset, "-c", "0", "sh", "-c", "while :; do :; done")
+				if err := busy.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+				s = serveProcessWith(t, dir, taskset, "-c", "0")
+			} else {
+				s = serveProcess(t, dir)
+			}
+			key := readKey(t, dir)
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			conf := fmt.Sprintf("case%d", i+1)
+			t0 := time.Now().Add(500 * time.Millisecond)
+			var stops []func()
+			for _, p := range tc.pubs {
+				stops = append(stops, publishOnSchedule(t, ctx, s, key, conf, p.user, p.packets(t), t0.Add(p.lag), p.period, p.imp))
+			}
+			var ev api.RecordingDataEvent
+			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
+				t.Fatalf("start: %d", st)
+			}
+			path := s.url + "/api/recordings/" + conf + "/" + ev.RecorderID + "/" + ev.InstanceID
+			var r api.RecordingDataEvent
+			rest := tc.length
+			if tc.pauseAt > 0 {
+				for _, step := range []struct {
+					wait time.Duration
+					verb string
+				}{{tc.pauseAt, "/pause"}, {2100 * time.Millisecond, "/resume"}} {
+					time.Sleep(step.wait)
+					if st := call(t, "POST", path+step.verb, key, nil, &r); st != 200 {
+						t.Fatalf("%s: %d", step.verb, st)
+					}
+					rest -= step.wait
+				}
+			}
+			time.Sleep(rest)
+			if st := call(t, "POST", path+"/stop", key, nil, &r); st != 200 {
+				t.Fatalf("stop: %d", st)
+			}
+			for _, stop := range stops {
+				stop()
+			}
+			objects, man := recordingFiles(t, dir, ev.InstanceID)
+			mixData, err := os.ReadFile(objects[composition.MixFile])
+			if err != nil {
+				t.Fatal(err)
+			}
+			mixPCM := wavSamples(t, mixData)
+			pipelines := s.stderr.Lines("track's mix pipeline")
+			for _, p := range tc.pubs {
+				zero := t0.Add(p.lag).Sub(man.Started).Seconds()
+				row := issue10Windows(t, objects, man, mixPCM, p.user, p.freq, func(from float64) bool { return from >= zero && p.tone(from, zero) })
+				row.name, row.before = tc.name, tc.before
+				row.longer = time.Duration(len(mixPCM))*time.Second/8000 - man.Stopped.Sub(man.Started)
+				for _, l := range pipelines {
+					if strings.Contains(l, "userId="+p.user+" ") {
+						row.pipeline = pipelineSummary(l)
+					}
+				}
+				if tc.check && row.lacks > 0 {
+					t.Errorf("%s: the mix lacks the tone in %d of the windows where the track file has it", p.user, row.lacks)
+				}
+				if tc.check && float64(row.track) < 0.95*float64(row.sent) {
+					t.Errorf("%s: the track file has the tone in %d of the %d windows it was sent in", p.user, row.track, row.sent)
+				}
+				rows = append(rows, row)
+			}
+			if len(tc.pubs) == 2 {
+				// Each participant's beeps where its sender captured them
+				// (t0, and b's 300 ms later; libopus's pre-skip 6.5 ms),
+				// within 20 ms: the offset between them too.
+				a, b := tc.pubs[0], tc.pubs[1]
+				for _, p := range []struct {
+					pub   issue10Publisher
+					other float64
+				}{{a, b.freq}, {b, a.freq}} {
+					first := t0.Add(p.pub.lag).Sub(man.Started)
+					var off []string
+					for _, o := range toneOnsets(mixPCM, p.pub.freq, p.other) {
+						if o < 100*time.Millisecond {
+							continue // cut off by the recording's time zero
+						}
+						k := (o - first + 500*time.Millisecond).Truncate(time.Second)
+						d := o - (first + k + 6500*time.Microsecond)
+						off = append(off, fmt.Sprintf("%+.1f", d.Seconds()*1000))
+						if d.Abs() > 20*time.Millisecond {
+							t.Errorf("%s's beep at %v in the mix, captured at %v: %v off", p.pub.user, o, first+k, d)
+						}
+					}
+					rows[len(rows)-2+slices.Index([]string{a.user, b.user}, p.pub.user)].note = "beep onsets vs capture (ms): " + strings.Join(off, " ")
+				}
+			}
+			if tc.pauseAt > 0 {
+				cuts = append(cuts, issue10Cuts(t, objects, man, mixPCM))
+			}
+		})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "issue 10's case table (20 ms windows in which the publisher sent its tone; load %s)\n", loadAverage())
+	fmt.Fprintf(&b, "| case | track | windows sent | track file | mix | mix lacks (of the track's) | mix − recording | mix pipeline | before (the issue) |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		frac := func(n int) string {
+			if r.sent == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", float64(n)/float64(r.sent))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %d | %+.1f ms | %s steps=%d | %s |\n", r.name, r.user, r.sent, frac(r.track), frac(r.mix), r.lacks, r.longer.Seconds()*1000, r.pipeline, r.steps, r.before)
+		if r.note != "" {
+			fmt.Fprintf(&b, "|   | %s: %s |\n", r.user, r.note)
+		}
+	}
+	for _, c := range cuts {
+		fmt.Fprintf(&b, "pause cuts: %s\n", c)
+	}
+	t.Log("\n" + b.String())
+}
+
+// issue10Windows compares user's Opus track file, placed on the recording's
+// timeline where the manifest places it (mediaOffset, moved by the steps of
+// its sender's reports), with the mix in the 20 ms windows of the recording
+// outside its pauses (pause behavior silence: the mix's positions are the
+// recording's) and between its first and last windows (partial): the
+// windows in which the publisher sent the tone (sent), and how many of them
+// hold it in the track file and in the mix; and the windows in which the
+// track file has it and the mix lacks it.
+func issue10Windows(t *testing.T, objects map[string]string, man composition.Manifest, mixPCM []int16, user string, freq float64, sent func(from float64) bool) issue10Row {
+	t.Helper()
+	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
+	if i < 0 {
+		t.Fatalf("no Opus track of %s in the manifest: %+v", user, man.Tracks)
+	}
+	tr := man.Tracks[i]
+	zero := fileZero(t, tr)
+	mix := toneBlocks(mixPCM, freq, 160)
+	track := toneBlocks(mediatest.Decode(t, objects[tr.File], 8000), freq, 160)
+	steps := tr.Timing.Steps()
+	// Per window of the recording: the track has the tone there, at the
+	// edge of a run of windows with it (libopus, decoding the file, rings
+	// on for a window after a beep ends, where pion/opus, decoding the mix,
+	// does not; and the file's windows sit on the mix's to the nearest
+	// window only).
+	inTrack, edge := make([]bool, len(mix)), make([]bool, len(mix))
+	for k, on := range track {
+		m := int(math.Round((zero + float64(k)/50 + stepBy(steps, float64(k)/50)) * 50))
+		if on && m >= 0 && m < len(mix) {
+			inTrack[m] = true
+			edge[m] = k == 0 || k == len(track)-1 || !track[k-1] || !track[k+1]
+		}
+	}
+	paused := func(m int) bool {
+		from, to := float64(m)/50, float64(m+1)/50
+		for _, p := range man.Pauses {
+			if from < p.End && to > p.Start {
+				return true
+			}
+		}
+		return false
+	}
+	row := issue10Row{user: user, steps: len(steps)}
+	var lackAt []string
+	for m := 1; m < len(mix)-1; m++ {
+		if paused(m) {
+			continue
+		}
+		if sent(float64(m) / 50) {
+			row.sent++
+			if inTrack[m] {
+				row.track++
+			}
+			if mix[m] {
+				row.mix++
+			}
+		}
+		if inTrack[m] && !mix[m] && !(mix[m-1] && mix[m+1]) && !(edge[m] && (mix[m-1] || mix[m+1])) {
+			row.lacks++
+			lackAt = append(lackAt, fmt.Sprintf("%.2f", float64(m)/50))
+		}
+	}
+	if len(lackAt) > 0 {
+		t.Logf("%s: the mix lacks the tone the track file has at %v s", user, lackAt)
+	}
+	return row
+}
+
+// issue10Cuts checks the cut points of the recording's one pause: the edges
+// of the silent span in the mix, in the track file (placed at its
+// mediaOffset) and the manifest's pause (its instants on the recording's
+// timeline and in the mix); the mix's edges within 20 ms of the track's. It
+// returns them as a line of the table.
+func issue10Cuts(t *testing.T, objects map[string]string, man composition.Manifest, mixPCM []int16) string {
+	t.Helper()
+	if len(man.Pauses) != 1 || man.Pauses[0].MixStart == nil || man.Pauses[0].MixEnd == nil {
+		t.Fatalf("manifest pauses %+v", man.Pauses)
+	}
+	var ogg composition.Track
+	for _, tr := range man.Tracks {
+		if strings.HasSuffix(tr.File, ".ogg") {
+			ogg = tr
+		}
+	}
+	mix := edges(soundBlocks(mixPCM, 40))
+	track := edges(soundBlocks(mediatest.Decode(t, objects[ogg.File], 8000), 40))
+	for i := range track {
+		track[i] += time.Duration(fileZero(t, ogg) * float64(time.Second))
+	}
+	p := man.Pauses[0]
+	line := fmt.Sprintf("mix %v, track %v; manifest: pause %.3f-%.3f s, in the mix %.3f-%.3f s", mix, track, p.Start, p.End, *p.MixStart, *p.MixEnd)
+	if len(mix) != len(track) {
+		t.Errorf("%d cut edges in the mix, %d in the track: %s", len(mix), len(track), line)
+		return line
+	}
+	for i := range track {
+		if d := (mix[i] - track[i]).Abs(); d > 20*time.Millisecond {
+			t.Errorf("cut edge %d: at %v in the mix, %v in the track: %v apart", i, mix[i], track[i], d)
+		}
+	}
+	return line
+}
+
+// pipelineSummary returns the counters of a "track's mix pipeline" log line
+// that tell how the mix placed the track.
+func pipelineSummary(line string) string {
+	var out []string
+	for _, f := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(f, "="); ok && slices.Contains([]string{"late", "shed", "reanchors", "bySR", "ratio"}, k) {
+			out = append(out, k+"="+v)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// loadAverage returns the machine's load averages (/proc/loadavg), or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
