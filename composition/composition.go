@@ -149,12 +149,25 @@ type Track struct {
 // whose mapping moves. Mappings keeps every report whose mapping moved more
 // than MappingMoved from the one kept before it (the first report is always
 // kept), so that the file can be placed piecewise: Steps.
+//
+// The live mix also moves a track in ways its sender's reports do not say:
+// it resamples a sender whose clock drifts (the reports keep steps only),
+// and pulls back by its packets' arrival a track first placed late (its
+// first packets were read late: a loaded recorder, a network queue at
+// connect; a sender without reports). Moves keeps those moves, each time
+// they add up to MappingMoved more than the one kept before, so that the
+// file is placed where the live mix placed it (Steps).
 type TrackTiming struct {
 	ClockRate       uint32     `json:"clockRate"`
 	RTPZero         uint32     `json:"rtpZero"`
 	SenderReportNTP *time.Time `json:"senderReportNtp,omitempty"`
 	SenderReportRTP uint32     `json:"senderReportRtp,omitempty"`
 	Mappings        []Mapping  `json:"mappings,omitempty"`
+	// Moves are the live mix's moves of the track that its mappings do
+	// not say: from File seconds into the file on, its samples lie By
+	// seconds later than mediaOffset and the mappings place them
+	// (negative: earlier), in file order.
+	Moves []Step `json:"moves,omitempty"`
 }
 
 // MappingMoved is how far a sender report's mapping must move from the
@@ -200,12 +213,60 @@ func (t *TrackTiming) sentBy(k Mapping) time.Time {
 	return k.NTP.Add(time.Duration(d * float64(time.Second)))
 }
 
-// Steps returns the changes of the file's placement that its mappings say,
-// relative to the first mapping, in file order; none without mappings. A
-// step at a file time before the previous one's (a report out of order) is
-// left out, as is one that says the same as the step before.
+// Steps returns the changes of the file's placement, relative to where
+// mediaOffset puts its first sample, in file order: those its mappings say
+// (relative to the first mapping), plus the live mix's other moves (Moves). None
+// without either. A step at a file time before the previous one's (a report
+// out of order) is left out, as is one that says the same as the step
+// before.
 func (t *TrackTiming) Steps() []Step {
-	if t == nil || t.ClockRate == 0 || len(t.Mappings) < 2 {
+	if t == nil {
+		return nil
+	}
+	reports := t.reportSteps()
+	if len(t.Moves) == 0 {
+		return reports
+	}
+	// Both are piecewise constant in file time: their sum changes where
+	// either does.
+	by := func(steps []Step, f float64) float64 {
+		v := 0.0
+		for _, st := range steps {
+			if st.File <= f {
+				v = st.By
+			}
+		}
+		return v
+	}
+	var out []Step
+	i, j := 0, 0
+	for i < len(reports) || j < len(t.Moves) {
+		var at float64
+		switch {
+		case j == len(t.Moves) || i < len(reports) && reports[i].File <= t.Moves[j].File:
+			at = reports[i].File
+			i++
+		default:
+			at = t.Moves[j].File
+			j++
+		}
+		v := by(reports, at) + by(t.Moves, at)
+		if math.IsNaN(at) || math.IsNaN(v) || math.Abs(v) > 3600 || len(out) > 0 && (at < out[len(out)-1].File || v == out[len(out)-1].By) {
+			continue
+		}
+		if len(out) > 0 && at == out[len(out)-1].File {
+			out[len(out)-1].By = v
+			continue
+		}
+		out = append(out, Step{File: max(0, at), By: v})
+	}
+	return out
+}
+
+// reportSteps returns the changes of the file's placement that its
+// mappings say, relative to the first mapping, in file order (Steps).
+func (t *TrackTiming) reportSteps() []Step {
+	if t.ClockRate == 0 || len(t.Mappings) < 2 {
 		return nil
 	}
 	first := t.sentBy(t.Mappings[0])

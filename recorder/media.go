@@ -130,6 +130,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.codec, _ = media.CodecFromMime(t.Codec.MimeType) // newAudioPipeline accepted it
 		clock := max(float64(t.Codec.ClockRate), 1)
 		ts.logPlacement(pipe, float64(sm.mixer.Config().SampleRate)/clock)
+		ts.moves = &mixMoves{rate: float64(sm.mixer.Config().SampleRate), clock: clock}
 		ts.stopAt = &sm.stopAt
 	}
 	ts.stopWall = &sm.stopWall
@@ -183,6 +184,7 @@ type mediaSink struct {
 	path    string
 	codec   media.Codec
 	plog    *placementLog
+	moves   *mixMoves // the mix's moves of the track beyond its sender's reports (audio with a mix)
 	// silenced: a retroactive blackout silenced the file from RTP timestamp
 	// silencedFrom (as written); set in an edit, read and cleared by the
 	// reader goroutine under the guard.

@@ -349,6 +349,12 @@ func (m *mediaSink) placed(ts uint32) {
 	if !ok {
 		return
 	}
+	if o, ok := pipe.Origin(); ok && !pipe.Settling() {
+		// Off the line of the file's first sample at the nominal rate, by
+		// the timestamp as sent: a skipped pause's shift of the file's
+		// timestamps is the cut the mix made in its timeline.
+		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, m.srs.stepBy(), fileTS, m.zeroTS, pipe.Stats().Reanchors)
+	}
 	m.guard.enter()
 	switch w := m.file.(type) {
 	case *oggwriter.Writer:

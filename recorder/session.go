@@ -229,6 +229,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 				timing.SenderReportNTP, timing.SenderReportRTP = &sr.NTP, sr.RTPTime
 			}
 			timing.Mappings = ms.srs.mappings()
+			timing.Moves = ms.moves.steps()
 		}
 	}
 	now := s.m.now()

@@ -1,7 +1,9 @@
 package recorder
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
@@ -26,10 +28,13 @@ type senderClock struct {
 	rate float64 // RTP clock rate
 
 	// reader goroutine only
+	first    time.Time // when the file's first sample was sent, by the first report kept
 	last     time.Time // when the file's first sample was sent, by the last report kept
 	cand     composition.Mapping
 	candSent time.Time
 	haveCand bool
+
+	by atomic.Uint64 // math.Float64bits of the last kept report's step (seconds; by)
 
 	mu   sync.Mutex
 	kept []composition.Mapping
@@ -47,6 +52,10 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 		c.mu.Lock()
 		c.kept = append(c.kept, k)
 		c.mu.Unlock()
+		if c.first.IsZero() {
+			c.first = sent
+		}
+		c.by.Store(math.Float64bits(sent.Sub(c.first).Seconds()))
 		c.last, c.haveCand = sent, false
 	}
 	switch {
@@ -59,6 +68,17 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 	default:
 		c.cand, c.candSent, c.haveCand = k, sent, true
 	}
+}
+
+// stepBy returns how far the reports kept so far move the file's latest
+// audio from where the first one placed it, in seconds
+// (composition.TrackTiming.Steps: the last step's By); 0 without reports.
+// Safe from any goroutine.
+func (c *senderClock) stepBy() float64 {
+	if c == nil {
+		return 0
+	}
+	return math.Float64frombits(c.by.Load())
 }
 
 // mappings returns the reports kept so far.

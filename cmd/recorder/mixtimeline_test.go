@@ -48,9 +48,12 @@ type udpRelay struct {
 	peer atomic.Pointer[net.UDPAddr]
 	imp  impairment
 	all  bool // every datagram through the impairment (see relayTransport)
-	n    int
-	t0   time.Time
-	wg   sync.WaitGroup
+	// noRTCP drops the publisher's RTCP (its sender reports): a sender
+	// that sends none.
+	noRTCP bool
+	n      int
+	t0     time.Time
+	wg     sync.WaitGroup
 
 	mu   sync.Mutex
 	held []heldPacket // by release time, then arrival
@@ -65,7 +68,7 @@ type heldPacket struct {
 	dup bool
 }
 
-func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all bool) *udpRelay {
+func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all, noRTCP bool) *udpRelay {
 	t.Helper()
 	down, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -75,7 +78,7 @@ func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all bool) *u
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &udpRelay{down: down, up: up, imp: imp, all: all, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	r := &udpRelay{down: down, up: up, imp: imp, all: all, noRTCP: noRTCP, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.wg.Add(3)
 	go r.fromPublisher()
 	go r.fromRecorder()
@@ -145,7 +148,11 @@ func (r *udpRelay) fromPublisher() {
 		r.peer.Store(from)
 		b := append([]byte(nil), buf[:n]...)
 		// RTP (RFC 5761: version 2, payload type outside RTCP's 64..95).
-		if r.imp == nil || !r.all && (n < 12 || b[0]>>6 != 2 || (b[1]&0x7F >= 64 && b[1]&0x7F <= 95)) {
+		rtcp := n >= 8 && b[0]>>6 == 2 && b[1]&0x7F >= 64 && b[1]&0x7F <= 95
+		if r.noRTCP && rtcp {
+			continue
+		}
+		if r.imp == nil || !r.all && (n < 12 || b[0]>>6 != 2 || rtcp) {
 			r.up.Write(b)
 			continue
 		}
@@ -186,6 +193,8 @@ type relayTransport struct {
 	// and RTCP too), in order: what a recorder that reads its socket late
 	// sees. Otherwise RTP only.
 	all bool
+	// noRTCP drops the publisher's RTCP: a sender without sender reports.
+	noRTCP bool
 }
 
 func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -208,7 +217,7 @@ func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			continue
 		}
-		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp, rt.all)
+		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp, rt.all, rt.noRTCP)
 		f[5] = strconv.Itoa(r.down.LocalAddr().(*net.UDPAddr).Port)
 		lines[i] = strings.Join(f, " ")
 	}

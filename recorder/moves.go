@@ -1,0 +1,81 @@
+package recorder
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/rtcrec/recorder/composition"
+)
+
+// maxMoves bounds a track's moves: a sender clock 0.5 % off, resampled,
+// moves 10 ms every 2 s, 3600 times in a 2-hour recording. Later
+// moves are not kept (the offline mix then places the rest of the file as
+// the last one kept does).
+const maxMoves = 4096
+
+// mixMoves keeps the moves of a track's placement on the mix's timeline
+// that its sender's reports do not say (composition.TrackTiming.Moves): the
+// live mix resampling a drifting sender's clock (with reports too: they
+// keep steps only), pulling back on time a track first placed late (its
+// first packets came late: a loaded reader, a queue at connect),
+// re-anchoring after its timestamps jumped; each time they add up to
+// composition.MappingMoved more than the move kept before. The offline mix
+// and the composite place the file by its reports' steps plus these moves:
+// where the live mix placed it (up to a move, 10 ms). observe is called by the track's reader
+// goroutine after each packet placed (it allocates only when it keeps a
+// move); steps at the track's end.
+type mixMoves struct {
+	rate  float64 // mix samples per second
+	clock float64 // the track's RTP ticks per second
+
+	// reader goroutine only: the move kept last, in mix samples; the
+	// pipeline's re-anchors when the first packet was placed.
+	last      float64
+	reanchors uint64
+	started   bool
+	stopped   bool
+
+	mu   sync.Mutex
+	kept []composition.Step
+}
+
+// observe takes where the live mix placed a packet: off samples of the mix
+// from where the file's first sample and the nominal rate put it, of which
+// the sender's reports kept say reports seconds; the packet's timestamp, as
+// the file has it, is fileTS, in a file whose first sample has timestamp
+// zero; the pipeline had re-anchored reanchors times. After a re-anchor (a
+// new source, a jump of the timestamps) a packet's timestamp no longer
+// tells its place in the file: no move is kept from then on.
+func (a *mixMoves) observe(off, reports float64, fileTS, zero uint32, reanchors uint64) {
+	if a == nil || a.stopped {
+		return
+	}
+	if !a.started {
+		a.started, a.reanchors = true, reanchors
+	}
+	if reanchors != a.reanchors {
+		a.stopped = true
+		return
+	}
+	by := off - reports*a.rate
+	if !composition.ReportMoved(time.Duration((by - a.last) / a.rate * float64(time.Second))) {
+		return
+	}
+	a.last = by
+	a.mu.Lock()
+	if len(a.kept) < maxMoves {
+		a.kept = append(a.kept, composition.Step{File: float64(int32(fileTS-zero)) / a.clock, By: math.Round(by/a.rate*1e6) / 1e6})
+	}
+	a.mu.Unlock()
+}
+
+// steps returns the moves kept so far, in file order.
+func (a *mixMoves) steps() []composition.Step {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]composition.Step(nil), a.kept...)
+}
