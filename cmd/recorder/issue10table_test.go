@@ -290,11 +290,7 @@ func TestIssue10Table(t *testing.T) {
 // track file has it and the mix lacks it.
 func issue10Windows(t *testing.T, objects map[string]string, man composition.Manifest, mixPCM []int16, user string, freq float64, sent func(from float64) bool) issue10Row {
 	t.Helper()
-	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
-	if i < 0 {
-		t.Fatalf("no Opus track of %s in the manifest: %+v", user, man.Tracks)
-	}
-	tr := man.Tracks[i]
+	tr := opusTrackOf(t, man, user)
 	zero := fileZero(t, tr)
 	mix := toneBlocks(mixPCM, freq, 160)
 	track := toneBlocks(mediatest.Decode(t, objects[tr.File], 8000), freq, 160)
@@ -391,11 +387,7 @@ func issue10Cuts(t *testing.T, objects map[string]string, man composition.Manife
 // returns the largest distance and how many edges were compared.
 func issue10Edges(t *testing.T, objects map[string]string, man composition.Manifest, mixPCM []int16, user string, check bool) string {
 	t.Helper()
-	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
-	if i < 0 {
-		t.Fatalf("no Opus track of %s in the manifest: %+v", user, man.Tracks)
-	}
-	tr := man.Tracks[i]
+	tr := opusTrackOf(t, man, user)
 	zero := fileZero(t, tr)
 	steps := tr.Timing.Steps()
 	mix := edges(soundBlocks(mixPCM, 40))
@@ -438,6 +430,16 @@ func issue10Edges(t *testing.T, objects map[string]string, man composition.Manif
 		out += fmt.Sprintf(" (%s)", strings.Join(far[:min(len(far), 4)], "; "))
 	}
 	return out
+}
+
+// opusTrackOf returns user's Opus track in the manifest.
+func opusTrackOf(t *testing.T, man composition.Manifest, user string) composition.Track {
+	t.Helper()
+	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
+	if i < 0 {
+		t.Fatalf("no Opus track of %s in the manifest: %+v", user, man.Tracks)
+	}
+	return man.Tracks[i]
 }
 
 // pipelineSummary returns the counters of a "track's mix pipeline" log line
