@@ -29,9 +29,13 @@ type mixMoves struct {
 	rate  float64 // mix samples per second
 	clock float64 // the track's RTP ticks per second
 
-	// reader goroutine only: the move kept last, in mix samples; the
-	// pipeline's re-anchors when the first packet was placed.
+	// reader goroutine only: the move kept last, in mix samples; what the
+	// skipped pauses so far (the file's timestamp shift) moved the
+	// placement by (base: not a move); the pipeline's re-anchors when the
+	// first packet was placed.
 	last      float64
+	base      float64
+	shift     uint32
 	reanchors uint64
 	started   bool
 	stopped   bool
@@ -44,21 +48,30 @@ type mixMoves struct {
 // from where the file's first sample and the nominal rate put it, of which
 // the sender's reports kept say reports seconds; the packet's timestamp, as
 // the file has it, is fileTS, in a file whose first sample has timestamp
-// zero; the pipeline had re-anchored reanchors times. After a re-anchor (a
-// new source, a jump of the timestamps) a packet's timestamp no longer
-// tells its place in the file: no move is kept from then on.
-func (a *mixMoves) observe(off, reports float64, fileTS, zero uint32, reanchors uint64) {
+// zero, after a shift of shift ticks (skipped pauses); the pipeline had
+// re-anchored reanchors times. A skipped pause is no move: the file closes
+// its gap as the mix closes its cut (the offline mix does the same from
+// the manifest's pauses), so what it changes in off is taken as the new
+// base. After a re-anchor (a new source, a jump of the timestamps) a
+// packet's timestamp no longer tells its place in the file: no move is
+// kept from then on.
+func (a *mixMoves) observe(off, reports float64, fileTS, zero, shift uint32, reanchors uint64) {
 	if a == nil || a.stopped {
 		return
 	}
 	if !a.started {
-		a.started, a.reanchors = true, reanchors
+		a.started, a.reanchors, a.shift = true, reanchors, shift
 	}
 	if reanchors != a.reanchors {
 		a.stopped = true
 		return
 	}
-	by := off - reports*a.rate
+	by := off - reports*a.rate - a.base
+	if shift != a.shift {
+		a.shift = shift
+		a.base += by - a.last
+		by = a.last
+	}
 	if !composition.ReportMoved(time.Duration((by - a.last) / a.rate * float64(time.Second))) {
 		return
 	}

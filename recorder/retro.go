@@ -341,9 +341,10 @@ func (m *mediaSink) placed(ts uint32) {
 	if !ok || m.plog == nil || m.order != nil && m.order.Held() > 0 {
 		return
 	}
-	fileTS := ts // as the file has it: after a skipped pause's shift
+	fileTS, shift := ts, uint32(0) // as the file has it: after a skipped pause's shift
 	if m.gate != nil {
-		fileTS -= m.gate.shift
+		shift = m.gate.shift
+		fileTS -= shift
 	}
 	pos, ratio, ok := pipe.Placement(ts)
 	if !ok {
@@ -351,9 +352,8 @@ func (m *mediaSink) placed(ts uint32) {
 	}
 	if o, ok := pipe.Origin(); ok && !pipe.Settling() {
 		// Off the line of the file's first sample at the nominal rate, by
-		// the timestamp as sent: a skipped pause's shift of the file's
-		// timestamps is the cut the mix made in its timeline.
-		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, m.srs.stepBy(), fileTS, m.zeroTS, pipe.Stats().Reanchors)
+		// the timestamp as sent.
+		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, m.srs.stepBy(), fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
 	}
 	m.guard.enter()
 	switch w := m.file.(type) {
