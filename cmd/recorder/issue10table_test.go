@@ -59,11 +59,14 @@ type issue10Row struct {
 // the fraction of the 20 ms windows in which the publisher sent its tone
 // that hold it in the track file and in the mix, beside the issue's own
 // figures (the "before"), the mix's length against the recording's, and the
-// cut points of the pause. It fails where a
-// case misses the issue's limits: the mix lacks the tone in a window where
-// the track file has it; a cut of the mix is more than 20 ms from the
-// track's; a participant's audio is more than 20 ms from where its sender
-// captured it. Case 5 (400 streams overloaded on one core) is `recorder-load
+// cut points of the pause. It fails where a case misses the issue's limits:
+// the mix lacks the tone in a window where the track file has it; an edge of
+// the sound in the mix is more than 20 ms from the track file's as the
+// manifest places it (mediaOffset and timing: the mix and the file on one
+// mapping); a cut of the mix is more than 20 ms from the track's; a
+// participant's audio is more than 20 ms from where its sender captured it.
+// `RECORDER_BIN=path go test -run TestIssue10Table -v` gives another
+// build's table (the "before" of a change). Case 5 (400 streams overloaded on one core) is `recorder-load
 // -analyze` (internal/loadtest): a load run, not a test.
 func TestIssue10Table(t *testing.T) {
 	if testing.Short() {
@@ -120,7 +123,7 @@ func TestIssue10Table(t *testing.T) {
 			[]issue10Publisher{{user: "o", freq: 660, packets: beeps(660), period: 20800 * time.Microsecond, tone: inBeep, placedLater: true}},
 			false, 0, 8 * time.Second, true},
 		// Session 9's TooLate probe through the binary: without sender
-		// reports, the mix anchors a track whose first packets come late
+		// reports, the mix anchors late a track whose first packets come
 		// late, and pulls it back on time once they come on time; the
 		// file's placement must follow (timing.moves), or the two part.
 		{"late first anchor: no sender reports, 150 ms late for 2 s", "(session 9: mix and file parted by ~100 ms)",
