@@ -102,7 +102,7 @@ func (s *Session) recoverFiles() {
 		return
 	}
 	if !rec.Mix.None && fileExists(mixPath) {
-		s.rebuildMix(ctx, mixPath)
+		s.completeMix(ctx, mixPath)
 	}
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
@@ -116,7 +116,7 @@ func (s *Session) recoverFiles() {
 	s.log.Info("recording recovered", "state", final)
 }
 
-// rebuildMix completes the mix a killed recorder left from the repaired
+// completeMix completes the mix a killed recorder left from the repaired
 // track files, mixed as `recorder mix` mixes them (composition.
 // MixManifestToTracksEnd): the live mixer writes a part only once every
 // input has it or the latency budget has passed, so at a kill its file lags
@@ -125,11 +125,14 @@ func (s *Session) recoverFiles() {
 // uploads.chunkInterval), and the offline mix from where it ends is
 // appended. The pauses and blackouts come from the stored recording (each
 // is stored when it begins and when it ends; one the kill left open lasts
-// to the end); each track is placed at its stored time zero (the mix's
-// placement, stored when the track ended; for a track still running at the
-// kill, the instant it was subscribed); the mix ends where the latest track
-// ends. On failure the repaired live mix stays.
-func (s *Session) rebuildMix(ctx context.Context, mixPath string) {
+// to the end); each track is placed at its stored time zero (where the live
+// mix placed its first sample, stored once settled, a second after its first
+// packet: storeTimeZero; for a track killed within that second, the instant
+// it was subscribed); the mix ends where the latest track ends. The sender
+// reports' mappings (a slipping clock's steps) are stored only when a track
+// ends: a track that ran at the kill is placed as one run. On failure the
+// repaired live mix stays.
+func (s *Session) completeMix(ctx context.Context, mixPath string) {
 	rec := s.Snapshot()
 	tmp := mixPath + ".tracks"
 	defer os.Remove(tmp)

@@ -283,7 +283,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 // where the mix placed its first sample, else when its first packet
 // arrived) once it is settled, zeroWindow after the first packet, so that a
 // recovery after a kill places the track's file as the live mix did (the
-// manifest's mediaOffset; rebuildMix). trackEnded stores it again, with the
+// manifest's mediaOffset; completeMix). trackEnded stores it again, with the
 // rest, when the track ends.
 func (s *Session) storeTimeZero(ts *trackSub) {
 	var at time.Time
