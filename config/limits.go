@@ -126,15 +126,18 @@ type RuntimeConfig struct {
 // DefaultGCPercent is the recorder's GOGC when neither runtime.gcPercent
 // nor the GOGC environment variable sets one (Go's own default is 100). A
 // recorder's heap is nearly all long-lived per-stream state and it
-// allocates nothing per packet once its streams run, so collecting at 1.25×
-// the live heap instead of 2× costs no CPU one can measure and holds about
-// 80 KB less per stream: gcPercent 50 (session 7, BENCHMARKS.md 2026-12-06
-// 01:58: N=200, 385 → 343 KB with the mix, 315 → 259 without, CPU the
-// same), then 25 (session 8, 04:52, alternating runs at N=200 with the mix:
-// 299 and 302 KB against 332 and 348 at 50; CPU 2.26 and 2.12 against 2.20
-// and 2.14 ms per stream-second). The runtime returns freed pages to the
-// OS by itself (its background scavenger keeps RSS near the heap goal).
-const DefaultGCPercent = 25
+// allocates little once its streams run (about 3 MB a second for 200
+// streams by gctrace), so collecting at 1.1× the live heap
+// instead of 2× holds far less memory per stream for little CPU: gcPercent
+// 50 (session 7: N=200, 385 → 343 KB with the mix, CPU the same), 25
+// (session 8: 299 and 302 KB against 332 and 348 at 50), then 10 (session
+// 10, BENCHMARKS.md 2026-12-06 11:40: three alternating pairs at N=200 with
+// the mix, 242 / 244 / 246 KB against 270 / 268 / 274 at 25; N=400 233
+// against 254; process CPU within the runs' noise, pairs +3 %, −0.3 %,
+// −2 %; the collector's own CPU by GODEBUG=gctrace=1 about 0.1 ms per
+// stream-second more, some 4 %). The runtime returns freed pages to the OS
+// by itself (its background scavenger keeps RSS near the heap goal).
+const DefaultGCPercent = 10
 
 func (r RuntimeConfig) validate() error {
 	switch {
