@@ -177,6 +177,7 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 		}
 		a, _ := time.Parse(time.RFC3339Nano, tr.Started)
 		b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
+		t.Logf("track of %s: ffprobe says %.3f s, the track ran %.3f s", name, got, b.Sub(a).Seconds())
 		if want := b.Sub(a).Seconds(); math.Abs(got-want) > 0.3 {
 			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
 		}

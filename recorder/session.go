@@ -238,6 +238,13 @@ func (s *Session) trackEnded(ts *trackSub) {
 		now = s.stopAt // the track's media ends at the stop: what came later is not kept
 	}
 	s.mu.Unlock()
+	if l, ok := ts.t.Reader.(interface{ LeftAt() time.Time }); ok {
+		// A participant who left: the track ends at the leave, not when its
+		// reader had read what arrived before it (up to leaveQuiet later).
+		if at := l.LeftAt(); !at.IsZero() && at.Before(now) {
+			now = at
+		}
+	}
 	err := s.commit(context.Background(), func(r *Recording) {
 		st := r.stream(ts.stream)
 		if st == nil {

@@ -258,6 +258,16 @@ func (t *PionTrack) Leave() {
 	_ = t.remote.SetReadDeadline(time.Now()) // wakes a blocked reader, which sets its own
 }
 
+// LeftAt is when the participant left (Leave), zero while it has not. The
+// track's media ends there: its reader reads on after it only for what
+// arrived before.
+func (t *PionTrack) LeftAt() time.Time {
+	if ns := t.leftAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // endIfQuiet ends a pushed track that left once ReadRTP would (leaveEnd),
 // or sets its timer again for then. It looks between two packets
 // (PushBuffer.Between: the pusher's lastRead and lateness are its own
