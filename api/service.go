@@ -124,6 +124,9 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		VideoBitrate: uint64(max(0, cfg.WebRTC.VideoBitrate)),
 		Streams:      cfg.Capacity.Streams,
 		UDP4Only:     cfg.WebRTC.IPv4Only,
+		// When each RTP packet reached the UDP mux: a reader starved of
+		// CPU is not taken for a slow sender (conference.ArrivalReader).
+		Receipts: whip.NewReceipts(),
 	}
 	webrtcAPI, audioAPI, udpClose, err := whip.NewAPIs(settings)
 	if err != nil {
@@ -134,6 +137,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 	s.WHIP, err = whip.New(whip.Options{
 		API:      webrtcAPI,
 		AudioAPI: audioAPI,
+		Receipts: settings.Receipts,
 		// REMB for every video sender (the APIs negotiate it).
 		VideoBitrate: settings.VideoBitrate,
 		Authorize:    func(token string, p whip.Publish) (string, error) { return srv.AuthorizePublish(token, p) },

@@ -35,6 +35,13 @@
 //   - Timeline. Position 0 is the recording's start (MixConfig.Start); a
 //     position is a sample at the mix rate; the wall clock (MixConfig.Clock)
 //     gives the position of now (Mixer.Now, Mixer.PosAt).
+//   - Arrival. A packet's arrival is when it reached the machine, if its
+//     reader knows (WriteRTPAt: the WHIP endpoint's UDP mux keeps the
+//     kernel's receive time of each datagram), otherwise when it is read
+//     (WriteRTP). A reader starved of CPU reads seconds behind its socket;
+//     its lag is not the sender's clock, and everything below that says
+//     arrival means the former where it is known. Whether the mixer has
+//     written a packet's place already is judged when it is read.
 //   - One clock for all tracks. Every packet is placed by its own RTP
 //     timestamp (extended to 64 bits, so wrap-around is seamless) mapped to
 //     the recording's clock: by the sender's RTCP sender report (NTP↔RTP)

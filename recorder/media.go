@@ -111,6 +111,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 		ts.srs = &senderClock{rate: float64(t.Codec.ClockRate)}
 	}
 	ts.order = reorder.New((*trackFile)(ts), reorderConfig(t.Kind, sm.latency))
+	ts.receipts, _ = t.Reader.(conference.ArrivalReader)
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
 		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
 		pipe, err := newAudioPipeline(t, in)
@@ -167,13 +168,16 @@ func reorderConfig(kind conference.Kind, latency time.Duration) reorder.Config {
 type mediaSink struct {
 	file  packetSink
 	order *reorder.Buffer // before file; nil: packets go to the file as they come (tests)
-	// arrival is the instant the packet being written arrived (reader
-	// goroutine; the file writes of Push and Flush run under it).
-	arrival time.Time
-	audio   packetSink
-	in      *media.MixInput
-	mixer   *media.Mixer
-	gate    *gate // pause and blackout; nil: everything passes
+	// arrival is the instant the packet being written arrived (the reader's
+	// or pusher's goroutine; the file writes of Push and Flush run under it): when it
+	// reached the machine if receipts knows (a reader behind its socket
+	// reads it later), otherwise when it was read.
+	arrival  time.Time
+	receipts conference.ArrivalReader // nil: packets arrive when read
+	audio    packetSink
+	in       *media.MixInput
+	mixer    *media.Mixer
+	gate     *gate // pause and blackout; nil: everything passes
 	// Retroactive blackouts: the file's writer behind a guard, the clock
 	// relation of its timestamps, its path in the recording and on disk;
 	// for audio with a mix, its codec and where its file lies on the mix's
@@ -378,6 +382,12 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		}
 	}
 	m.arrival = time.Now()
+	received := false
+	if m.receipts != nil {
+		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(m.arrival) {
+			m.arrival, received = at, true // reached the machine then, read only now
+		}
+	}
 	var err error
 	if m.order != nil {
 		err = m.order.Push(p, m.arrival)
@@ -385,7 +395,13 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		err = (*trackFile)(m).WriteRTP(p)
 	}
 	if m.audio != nil {
-		if aerr := m.audio.WriteRTP(p); err == nil {
+		var aerr error
+		if pipe != nil && received {
+			aerr = pipe.WriteRTPAt(p, m.arrival)
+		} else {
+			aerr = m.audio.WriteRTP(p)
+		}
+		if err == nil {
 			err = aerr
 		}
 	}

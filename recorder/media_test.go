@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,37 +22,45 @@ import (
 
 // TestTrackSink_ZeroAllocsPerPacket: a PCMU packet through the whole per-track
 // path (reorder stage, G.711 WAV writer, decode, mixer ring) allocates
-// nothing, in order and with one packet in seven reordered.
+// nothing, in order and with one packet in seven reordered; also when the
+// track's reader knows each packet's receive time (conference.ArrivalReader,
+// looked up per packet by the goroutine that writes it: WriteRTPAt).
 func TestTrackSink_ZeroAllocsPerPacket(t *testing.T) {
-	for _, order := range [][]uint16{{0}, {0, 2, 1, 3, 4, 5, 6}} {
-		t.Run(fmt.Sprint(order), func(t *testing.T) {
-			dir := t.TempDir()
-			sm, sink := pcmuTrackSink(t, dir)
-			defer sm.close()
-			defer sink.Close()
-			tone := &synth.Tone{Freq: 440, Amplitude: 8000}
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
-			var seq uint16
-			next := func() {
-				for _, d := range order {
-					pkt.SequenceNumber = seq + d
-					pkt.Timestamp = 160 * uint32(seq+d)
-					if err := sink.WriteRTP(pkt); err != nil {
-						t.Fatal(err)
+	var reader conference.RTPReader
+	for _, received := range []bool{false, true} {
+		if received {
+			reader = receivedReader{func(uint16) time.Time { return time.Now().Add(-100 * time.Millisecond) }}
+		}
+		for _, order := range [][]uint16{{0}, {0, 2, 1, 3, 4, 5, 6}} {
+			t.Run(fmt.Sprint("received=", received, order), func(t *testing.T) {
+				dir := t.TempDir()
+				sm, sink := pcmuTrackSinkReading(t, dir, reader)
+				defer sm.close()
+				defer sink.Close()
+				tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
+				var seq uint16
+				next := func() {
+					for _, d := range order {
+						pkt.SequenceNumber = seq + d
+						pkt.Timestamp = 160 * uint32(seq+d)
+						if err := sink.WriteRTP(pkt); err != nil {
+							t.Fatal(err)
+						}
 					}
+					seq += uint16(len(order))
 				}
-				seq += uint16(len(order))
-			}
-			for range 50 { // warm up: buffers, the pipeline's anchor
-				next()
-			}
-			start := time.Now()
-			allocs := testing.AllocsPerRun(200, next)
-			if allocs != 0 {
-				t.Errorf("%.2f allocations per %d packets, want 0", allocs, len(order))
-			}
-			t.Logf("%v per packet", time.Since(start)/time.Duration(201*len(order)))
-		})
+				for range 50 { // warm up: buffers, the pipeline's anchor
+					next()
+				}
+				start := time.Now()
+				allocs := testing.AllocsPerRun(200, next)
+				if allocs != 0 {
+					t.Errorf("%.2f allocations per %d packets, want 0", allocs, len(order))
+				}
+				t.Logf("%v per packet", time.Since(start)/time.Duration(201*len(order)))
+			})
+		}
 	}
 }
 
@@ -256,12 +265,18 @@ func TestTrackSink_UnplacedPacketAfterTheStopIsNotKept(t *testing.T) {
 // and the sink of one PCMU track writing dir/t.wav. The caller closes both.
 func pcmuTrackSink(tb testing.TB, dir string) (*sessionMedia, packetSink) {
 	tb.Helper()
+	return pcmuTrackSinkReading(tb, dir, nil)
+}
+
+// pcmuTrackSinkReading is pcmuTrackSink whose track has reader (may be nil).
+func pcmuTrackSinkReading(tb testing.TB, dir string, reader conference.RTPReader) (*sessionMedia, packetSink) {
+	tb.Helper()
 	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
 	sm, err := newSessionMedia(rec, time.Now(), filepath.Join(dir, "mix.wav"), slog.Default())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio,
+	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio, Reader: reader,
 		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
 	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
 	if err != nil {
@@ -269,4 +284,56 @@ func pcmuTrackSink(tb testing.TB, dir string) (*sessionMedia, packetSink) {
 		tb.Fatal(err)
 	}
 	return sm, sink
+}
+
+// receivedReader is a track reader that knows when each packet reached the
+// machine: at(seq).
+type receivedReader struct{ at func(seq uint16) time.Time }
+
+func (r receivedReader) ReadRTP([]byte) (int, error) { return 0, io.EOF }
+func (r receivedReader) Arrival(_ uint32, seq uint16) (time.Time, bool) {
+	return r.at(seq), true
+}
+
+// TestTrackSink_PlacesByReceiveTime: a track whose reader knows when its
+// packets reached the machine (conference.ArrivalReader: the UDP mux's
+// kernel receive times) has them placed in the mix by then, not by when
+// they are read: packets received from 0.4 s before they are read (and after
+// the track joined the mix, its join wait before it was added) begin where
+// the first was received.
+func TestTrackSink_PlacesByReceiveTime(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Add(-5 * time.Second)
+	rec := &Recording{PauseBehavior: "silence", Mix: config.MixSettings{SampleRate: 8000, Channels: 1}}
+	sm, err := newSessionMedia(rec, start, filepath.Join(dir, "mix.wav"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.close()
+	first := time.Now().Add(-400 * time.Millisecond)
+	at := func(seq uint16) time.Time { return first.Add(time.Duration(seq) * 20 * time.Millisecond) }
+	tr := &conference.Track{StreamID: "s", TrackID: "t", Kind: conference.KindAudio, Reader: receivedReader{at},
+		Codec: conference.Codec{MimeType: "audio/PCMU", ClockRate: 8000}}
+	sink, err := sm.trackSink(tr, filepath.Join(dir, "t.wav"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	pipe := sink.(*mediaSink).audio.(*media.AudioPipeline)
+	tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: tone.NextPCMU(nil)}
+	for i := range uint16(15) { // received up to 0.12 s ago
+		pkt.SequenceNumber, pkt.Timestamp = i, 160*uint32(i)
+		if err := sink.WriteRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pos, ok := pipe.Origin()
+	want := first.Sub(start)
+	if got := time.Duration(pos) * time.Second / 8000; !ok || (got-want).Abs() > 20*time.Millisecond {
+		t.Errorf("the track begins %v into the mix (known %t), want %v: where its first packet was received", got, ok, want)
+	}
+	if s := pipe.Stats(); s.Reanchors != 0 || s.Shed != 0 || s.Decoded != 15 {
+		t.Errorf("%+v: want every packet decoded, no re-anchor", s)
+	}
 }

@@ -114,6 +114,20 @@ type RTPPusher interface {
 	Between(fn func()) bool
 }
 
+// ArrivalReader is an RTPReader that may know when each packet reached the
+// machine (the kernel's receive time of its datagram), however late its
+// reader reads it: a reader starved of CPU reads seconds behind its socket,
+// and its lag is not the sender's. Arrival returns that time for the packet
+// with ssrc and seq read (or pushed, RTPPusher) last; false if it is not
+// known (the packet is then taken as arriving when read). Called by the
+// goroutine that hands the packet over (the reader's, or the pusher's for
+// a track that pushes: srtp's for WHIP) as it writes the packet; it takes
+// no lock and allocates nothing.
+type ArrivalReader interface {
+	RTPReader
+	Arrival(ssrc uint32, seq uint16) (time.Time, bool)
+}
+
 // Track is one remote media track of a conference. Adapters fill it in and hand
 // it to a Sink; after that its fields are never changed.
 type Track struct {

@@ -35,6 +35,8 @@ type PionTrack struct {
 	push   *PushBuffer    // the buffer of remote's SRTP stream, if it pushes
 	ended  atomic.Bool
 	err    error // why pushing ended (the holder of push's busy state, then end)
+	// arrivals looks up a packet's receive time (SetArrivals); nil: not known.
+	arrivals func(ssrc uint32, seq uint16) (time.Time, bool)
 	// leftAt is when the participant left (Leave; unix ns, 0: not yet);
 	// done is closed once ReadRTP gave io.EOF after it.
 	leftAt     atomic.Int64
@@ -207,6 +209,20 @@ func (t *PionTrack) sentAfter(ts uint32, left int64) bool {
 func (t *PionTrack) leaveEnd(left int64) time.Time {
 	quiet := int64(leaveQuiet) + t.late.behind
 	return time.Unix(0, min(max(t.lastRead, left)+quiet, left+int64(leaveMax)))
+}
+
+// SetArrivals gives the track where its packets' receive times are kept (see
+// ArrivalReader; nil: none). Call it before the track is handed over.
+func (t *PionTrack) SetArrivals(arrivals func(ssrc uint32, seq uint16) (time.Time, bool)) {
+	t.arrivals = arrivals
+}
+
+// Arrival implements ArrivalReader.
+func (t *PionTrack) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
+	if t.arrivals == nil {
+		return time.Time{}, false
+	}
+	return t.arrivals(ssrc, seq)
 }
 
 // SetReadDeadline implements DeadlineReader. A deadline set after End (it

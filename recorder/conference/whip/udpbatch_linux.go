@@ -4,6 +4,7 @@ package whip
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"syscall"
@@ -37,7 +38,9 @@ type batchConn struct {
 	hdrs  [batchSize]mmsghdr
 	iovs  [batchSize]syscall.Iovec
 	names [batchSize]syscall.RawSockaddrInet6 // large enough for IPv4 too
+	oobs  [batchSize][oobLen]byte             // each datagram's control message: its receive time
 	bufs  [batchSize][batchBuf]byte
+	at    int64                 // the receive time of the datagram handed out last (Unix ns; 0: not known)
 	n     int                   // datagrams in the batch
 	next  int                   // the next one to hand out
 	recv  func(fd uintptr) bool // b.recvmmsg
@@ -45,10 +48,28 @@ type batchConn struct {
 	serr  error                 // recvmmsg's error
 }
 
+// oobLen is the control buffer of one datagram: room for one SCM_TIMESTAMPNS
+// message (a struct timespec: 32 bytes on 64-bit Linux, 20 on 32-bit).
+const oobLen = 32
+
 func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
+	}
+	// The kernel stamps each datagram as it receives it (SO_TIMESTAMPNS):
+	// when it arrived, however late the socket is read (Receipts).
+	if unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) > oobLen {
+		return nil, errors.New("whip: no room for a receive timestamp")
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, serr
 	}
 	b := &batchConn{UDPConn: c, rc: rc}
 	b.recv = b.recvmmsg
@@ -58,6 +79,7 @@ func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 		b.hdrs[i].hdr.Iov = &b.iovs[i]
 		b.hdrs[i].hdr.Iovlen = 1
 		b.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		b.hdrs[i].hdr.Control = &b.oobs[i][0]
 	}
 	return b, nil
 }
@@ -66,6 +88,7 @@ func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 func (b *batchConn) fill() error {
 	for i := range b.hdrs {
 		b.hdrs[i].hdr.Namelen = uint32(unsafe.Sizeof(b.names[i]))
+		b.hdrs[i].hdr.SetControllen(oobLen)
 		b.hdrs[i].hdr.Flags = 0
 		b.hdrs[i].len = 0
 	}
@@ -110,12 +133,36 @@ func (b *batchConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 			if !ok {
 				continue
 			}
+			b.at = receiveTime(b.oobs[i][:h.hdr.Controllen])
 			return b.bufs[i][:h.len], addr, nil
 		}
 		if err := b.fill(); err != nil {
 			return nil, netip.AddrPort{}, err
 		}
 	}
+}
+
+// Arrived returns the kernel's receive time of the datagram ReadDatagram
+// returned last (Unix ns), 0 if it gave none.
+func (b *batchConn) Arrived() int64 { return b.at }
+
+// receiveTime reads the SCM_TIMESTAMPNS control message of a datagram (Unix
+// ns), 0 if there is none. It allocates nothing.
+func receiveTime(oob []byte) int64 {
+	h := int(unsafe.Sizeof(unix.Cmsghdr{}))
+	for len(oob) >= h {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(c.Len)
+		if n < h || n > len(oob) {
+			return 0
+		}
+		if c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS && n >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+			return ts.Nano()
+		}
+		oob = oob[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(oob)):]
+	}
+	return 0
 }
 
 // ReadFromAddrPort copies the next datagram into p.

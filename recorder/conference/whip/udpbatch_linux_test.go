@@ -120,3 +120,81 @@ func TestBatchConn_ReadsEveryDatagram(t *testing.T) {
 		t.Errorf("after an oversized datagram: %q, %v; want \"after\"", buf[:n], err)
 	}
 }
+
+// TestBatchConn_ReceiveTimeIsWhenTheKernelGotIt: a datagram read 300 ms
+// after it was sent (a reader starved of CPU) carries the kernel's receive
+// time, not the read's; and the read stays allocation-free. The kernel
+// stamps datagrams as they arrive only once a socket asked for it and its
+// deferred work turned stamping on (net_enable_timestamp schedules
+// netstamp_work): until then a datagram is stamped when read. The first
+// socket of the machine to ask (this test, alone) waits for that.
+func TestBatchConn_ReceiveTimeIsWhenTheKernelGotIt(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	pc, err := newBatchConn(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := pc.(*batchConn)
+	from, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from.Close()
+	awaitReceiveStamps(t, bc, from)
+	for i := range 3 {
+		before := time.Now()
+		if _, err := from.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		time.Sleep(300 * time.Millisecond) // the reader is late: the condition under test, not a wait for a state
+		if _, _, err := bc.ReadDatagram(); err != nil {
+			t.Fatal(err)
+		}
+		read := time.Now()
+		at := time.Unix(0, bc.Arrived())
+		if at.Before(before.Add(-time.Millisecond)) || at.After(after.Add(50*time.Millisecond)) || read.Sub(at) < 290*time.Millisecond {
+			t.Errorf("datagram %d: received %v, sent between %v and %v, read %v: not the kernel's time",
+				i, at.Format(time.StampMicro), before.Format(time.StampMicro), after.Format(time.StampMicro), read.Format(time.StampMicro))
+		}
+	}
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, err := from.Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := bc.ReadDatagram(); err != nil {
+			t.Fatal(err)
+		}
+		_ = bc.Arrived()
+	})
+	if allocs > 1 { // the write's own
+		t.Errorf("%.1f allocations per datagram written and read", allocs)
+	}
+}
+
+// awaitReceiveStamps returns once the kernel stamps the datagrams bc reads
+// when they arrive (see TestBatchConn_ReceiveTimeIsWhenTheKernelGotIt): a
+// datagram read 20 ms after it was sent carries a time at least 20 ms before
+// the read; stamped at the read it would carry the read's.
+func awaitReceiveStamps(t *testing.T, bc *batchConn, from *net.UDPConn) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 10*time.Second; {
+		if _, err := from.Write([]byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // a late reader: the condition probed
+		if _, _, err := bc.ReadDatagram(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(time.Unix(0, bc.Arrived())) >= 20*time.Millisecond {
+			return
+		}
+		t.Logf("a datagram stamped when read: the kernel does not stamp on arrival yet")
+	}
+	t.Fatal("the kernel did not stamp datagrams on arrival within 10 s")
+}

@@ -5,6 +5,7 @@ package whip
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // plainConn is a mux socket read a datagram at a time where recvmmsg(2) is
@@ -12,6 +13,7 @@ import (
 type plainConn struct {
 	*net.UDPConn
 	buf [batchBuf]byte
+	at  int64 // when the last datagram was read (Unix ns)
 }
 
 // batchBuf is the largest datagram the mux reads.
@@ -23,8 +25,13 @@ func newBatchConn(c *net.UDPConn) (datagramConn, error) { return &plainConn{UDPC
 // ReadDatagram reads the next datagram (valid until the next read).
 func (c *plainConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 	n, a, err := c.ReadFromUDPAddrPort(c.buf[:])
+	c.at = time.Now().UnixNano()
 	return c.buf[:n], a, err
 }
+
+// Arrived returns when the last datagram was read (no kernel receive time
+// here).
+func (c *plainConn) Arrived() int64 { return c.at }
 
 // WriteToAddrPort writes on the socket.
 func (c *plainConn) WriteToAddrPort(p []byte, a netip.AddrPort) (int, error) {

@@ -38,7 +38,8 @@ import (
 // loses the datagram, counted in MuxQueueDrops; the kernel's receive buffer
 // (udpMuxReadBuffer) is where a stalled process's backlog waits instead.
 type udpMux struct {
-	socks []*muxSocket
+	socks    []*muxSocket
+	receipts *Receipts // nil: receive times are not kept
 
 	mu     sync.Mutex // conns, every socket's routes (writers), muxConn.addrs
 	conns  map[muxKey]*muxConn
@@ -53,9 +54,11 @@ type muxKey struct {
 }
 
 // datagramConn is a mux socket: read a datagram at a time (valid until the
-// next read), written to by address.
+// next read), written to by address; Arrived is the receive time (Unix ns)
+// of the datagram read last, 0 if not known.
 type datagramConn interface {
 	ReadDatagram() ([]byte, netip.AddrPort, error)
+	Arrived() int64
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	LocalAddr() net.Addr
 	Close() error
@@ -117,9 +120,10 @@ var muxQueueDrops atomic.Uint64
 // datagrams), since the process started.
 func MuxQueueDrops() uint64 { return muxQueueDrops.Load() }
 
-// newMux starts reading conns.
-func newMux(conns []datagramConn) *udpMux {
-	m := &udpMux{conns: map[muxKey]*muxConn{}}
+// newMux starts reading conns; it keeps the RTP packets' receive times in
+// receipts, if not nil.
+func newMux(conns []datagramConn, receipts *Receipts) *udpMux {
+	m := &udpMux{conns: map[muxKey]*muxConn{}, receipts: receipts}
 	for i, c := range conns {
 		s := &muxSocket{mux: m, index: i, conn: c, addr: udpAddrOf(c.LocalAddr())}
 		empty := map[netip.AddrPort]*muxConn{}
@@ -175,6 +179,9 @@ func (m *udpMux) GetConn(ufrag string, addr net.Addr) (net.PacketConn, error) {
 			return nil, errMuxTwice
 		}
 		c := &muxConn{sock: s, key: k, notify: make(chan struct{}, 1), closed: make(chan struct{})}
+		if m.receipts != nil {
+			c.arr = m.receipts.add(ufrag)
+		}
 		m.conns[k] = c
 		return c, nil
 	}
@@ -191,6 +198,9 @@ func (m *udpMux) RemoveConnByUfrag(ufrag string) {
 		}
 	}
 	m.mu.Unlock()
+	if m.receipts != nil {
+		m.receipts.remove(ufrag)
+	}
 	for _, c := range cs {
 		_ = c.Close()
 	}
@@ -249,6 +259,9 @@ func (s *muxSocket) read() {
 			if c = (*s.routes.Load())[netip.AddrPortFrom(from.Addr().Unmap(), from.Port())]; c == nil {
 				continue // not for any connection of ours
 			}
+		}
+		if c.arr != nil {
+			c.arr.note(d, s.conn.Arrived())
 		}
 		c.push(d, from)
 	}
@@ -373,6 +386,7 @@ type muxConn struct {
 	closed    chan struct{}
 
 	addrs []netip.AddrPort // the addresses routed here (under mux.mu)
+	arr   *arrivals        // its RTP packets' receive times (Receipts); nil: not kept
 }
 
 // push queues a datagram (the socket reader's goroutine only).

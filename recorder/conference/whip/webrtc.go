@@ -50,6 +50,10 @@ type Settings struct {
 	// the UDP mux's receive buffer is sized for that many streams
 	// (muxReadBuffer).
 	Streams int
+	// Receipts, when set, keeps the kernel's receive time of each RTP
+	// packet on the UDP mux, for the WHIP endpoint's tracks
+	// (Options.Receipts, conference.ArrivalReader).
+	Receipts *Receipts
 }
 
 // udpMuxReadBuffer is the least receive buffer asked for the UDP mux's
@@ -350,7 +354,7 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 	if s.Log != nil {
 		s.Log.Info("WebRTC media: one UDP socket for every connection (webrtc.udpMux)", "addresses", listening)
 	}
-	return newMux(conns), nil
+	return newMux(conns, s.Receipts), nil
 }
 
 // hasIPv4Loopback reports whether the host has an IPv4 loopback address.

@@ -78,8 +78,12 @@ type Options struct {
 	// Load, when set, reports the streams the recorder carries and its
 	// capacity (0: none): past three quarters of it, the REMB asks video
 	// senders for less (VideoBitrateAt).
-	Load   func() (load, capacity int)
-	Logger *slog.Logger
+	Load func() (load, capacity int)
+	// Receipts, when set (the one given to the APIs' Settings), tells each
+	// track when its packets reached the UDP mux's socket, however late its
+	// reader reads them (conference.ArrivalReader).
+	Receipts *Receipts
+	Logger   *slog.Logger
 }
 
 // VideoBitrateAt is the bitrate the REMB asks of a video sender: target up
@@ -555,6 +559,13 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 	ssrc := uint32(t.SSRC())
 	srs := conference.PushSenderReports(recv, s.bufs.RTCP(ssrc), onRTCP)
 	pt := conference.NewPushedPionTrack(t, srs, s.bufs.RTP(ssrc))
+	if a.o.Receipts != nil {
+		// Looked up once here; each packet's lookup (by the goroutine that
+		// hands it over) takes no lock and allocates nothing.
+		if ufrag, ok := localUfrag(s.pc); ok {
+			pt.SetArrivals(a.o.Receipts.lookup(ufrag))
+		}
+	}
 	pt.Fill(ct, s.pc, 0)
 	a.mu.Lock()
 	s.tracks = append(s.tracks, pt)

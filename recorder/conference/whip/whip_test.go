@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -25,16 +26,58 @@ type sink struct {
 	tracks []*conference.Track
 	pkts   map[string]int
 	ended  map[string]bool
+	// received counts the packets whose receive time the track's reader
+	// knew (conference.ArrivalReader), at most a second before the read.
+	received map[string]int
+	// push: a track that pushes (conference.RTPPusher) is pushed, as the
+	// recorder's room does, not read.
+	push bool
 }
 
 func (s *sink) AddTrack(t *conference.Track) {
 	s.mu.Lock()
 	s.tracks = append(s.tracks, t)
 	s.mu.Unlock()
+	k := t.StreamID + t.TrackID
+	if p, ok := t.Reader.(conference.RTPPusher); ok && s.push {
+		// The receive time is looked up on the pushing goroutine (srtp's),
+		// as the room's subscribers do.
+		ar, _ := t.Reader.(conference.ArrivalReader)
+		var pkt rtp.Packet
+		if p.PushRTP(make([]byte, 1500), func(b []byte) {
+			known := false
+			if ar != nil && pkt.Unmarshal(b) == nil {
+				at, ok := ar.Arrival(pkt.SSRC, pkt.SequenceNumber)
+				known = ok && !at.After(time.Now()) && time.Since(at) < time.Second
+			}
+			s.mu.Lock()
+			s.pkts[k]++
+			if known {
+				s.received[k]++
+			}
+			s.mu.Unlock()
+		}, func(error) {
+			s.mu.Lock()
+			s.ended[k] = true
+			s.mu.Unlock()
+		}) {
+			return
+		}
+	}
 	go func() {
 		buf := make([]byte, 1500)
+		ar, _ := t.Reader.(conference.ArrivalReader)
 		for {
-			if _, err := t.Reader.ReadRTP(buf); err != nil {
+			n, err := t.Reader.ReadRTP(buf)
+			var pkt rtp.Packet
+			if err == nil && ar != nil && pkt.Unmarshal(buf[:n]) == nil {
+				if at, ok := ar.Arrival(pkt.SSRC, pkt.SequenceNumber); ok && !at.After(time.Now()) && time.Since(at) < time.Second {
+					s.mu.Lock()
+					s.received[t.StreamID+t.TrackID]++
+					s.mu.Unlock()
+				}
+			}
+			if err != nil {
 				s.mu.Lock()
 				s.ended[t.StreamID+t.TrackID] = true
 				s.mu.Unlock()
@@ -58,12 +101,19 @@ func newEndpoint(t *testing.T) (*Adapter, *httptest.Server, func(string) *sink) 
 
 func newEndpointWith(t *testing.T, settings Settings) (*Adapter, *httptest.Server, func(string) *sink) {
 	t.Helper()
+	return newEndpointSinks(t, settings, false)
+}
+
+// newEndpointSinks is newEndpointWith whose sinks push the tracks that push
+// (sink.push) if push is set.
+func newEndpointSinks(t *testing.T, settings Settings, push bool) (*Adapter, *httptest.Server, func(string) *sink) {
+	t.Helper()
 	api, audio, closeFn, err := NewAPIs(settings)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
-	a, err := New(Options{API: api, AudioAPI: audio, Authorize: func(tok string, _ Publish) (string, error) {
+	a, err := New(Options{API: api, AudioAPI: audio, Receipts: settings.Receipts, Authorize: func(tok string, _ Publish) (string, error) {
 		switch tok {
 		case "k1":
 			return "org1", nil
@@ -82,7 +132,7 @@ func newEndpointWith(t *testing.T, settings Settings) (*Adapter, *httptest.Serve
 		defer mu.Unlock()
 		k := org + "/" + conf
 		if sinks[k] == nil {
-			sinks[k] = &sink{pkts: map[string]int{}, ended: map[string]bool{}}
+			sinks[k] = &sink{pkts: map[string]int{}, ended: map[string]bool{}, received: map[string]int{}, push: push}
 		}
 		return sinks[k]
 	})
@@ -373,11 +423,17 @@ func TestHasVideo(t *testing.T) {
 // On one UDP socket for every connection (webrtc.udpMux, read in recvmmsg
 // batches) three publishers are received side by side, every packet of each:
 // on an address given, and on every address gathered (":0", the recorder's
-// default), where all three reach the endpoint on the same port.
+// default), where all three reach the endpoint on the same port. With
+// Receipts, each track's reader knows when every packet of it reached the
+// socket.
 func TestAdapter_UDPMux(t *testing.T) {
 	for _, mux := range []string{"127.0.0.1:0", ":0"} {
 		t.Run(mux, func(t *testing.T) { testUDPMux(t, Settings{UDPMux: mux}, 1) })
 	}
+	t.Run("receipts", func(t *testing.T) { testUDPMux(t, Settings{UDPMux: ":0", Receipts: NewReceipts()}, 1) })
+	t.Run("receipts/pushed", func(t *testing.T) {
+		testUDPMuxSinks(t, Settings{UDPMux: ":0", Receipts: NewReceipts()}, 1, true)
+	})
 }
 
 // TestAdapter_UDPMuxFallback: where the kernel grants the mux's socket a
@@ -394,8 +450,14 @@ func TestAdapter_UDPMuxFallback(t *testing.T) {
 // testUDPMux publishes 3 streams to an endpoint with set (on loopback, IPv4)
 // and checks that they reach it on wantPorts ports and all get their packets.
 func testUDPMux(t *testing.T, set Settings, wantPorts int) {
+	testUDPMuxSinks(t, set, wantPorts, false)
+}
+
+// testUDPMuxSinks is testUDPMux whose sink pushes the tracks (sink.push) if
+// push is set.
+func testUDPMuxSinks(t *testing.T, set Settings, wantPorts int, push bool) {
 	set.LoopbackOnly, set.UDP4Only = true, true
-	_, srv, sinks := newEndpointWith(t, set)
+	_, srv, sinks := newEndpointSinks(t, set, push)
 	api, closeFn, _ := NewAPI(Settings{LoopbackOnly: true, UDP4Only: true})
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -469,9 +531,23 @@ func testUDPMux(t *testing.T, set Settings, wantPorts int) {
 		s.mu.Unlock()
 		if done == pubs {
 			for k, n := range got {
-				if n != packets {
+				// A pushed track's count may include one packet sent
+				// before the count began (Pion's announcing packet, handed
+				// over with the next one).
+				if n != packets && !(push && n == packets+1) {
 					t.Errorf("track %s: %d packets, want %d", k, n, packets)
 				}
+			}
+			if set.Receipts != nil {
+				// Each packet's receive time on the mux's socket is known
+				// to its track's reader.
+				s.mu.Lock()
+				for k, n := range s.pkts {
+					if s.received[k] != n {
+						t.Errorf("track %s: the receive times of %d of its %d packets known", k, s.received[k], n)
+					}
+				}
+				s.mu.Unlock()
 			}
 			return
 		}
