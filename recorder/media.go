@@ -209,6 +209,11 @@ type mediaSink struct {
 	// was read after its place on the recording's timeline: a reader that
 	// far behind has packets from before the stop still to read (drain).
 	behind atomic.Int64
+	// lastRead is the SSRC and sequence number of the packet read last
+	// (1<<48 | ssrc<<16 | seq; 0: none), kept when receipts knows receive
+	// times: the drain looks up whether the next one reached the machine
+	// before the stop (unreadBefore). Stored by the reader goroutine.
+	lastRead atomic.Uint64
 	// resumed: the gate just reopened; the first packet after it logs where
 	// it landed in the file and in the mix (reader goroutine only).
 	resumed            bool
@@ -287,6 +292,9 @@ func (m *mediaSink) tick() {
 // WriteRTP takes one packet of the track as it arrives: the gate (pause,
 // blackout) first, then the reorder stage into the file, and the pipeline.
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
+	if m.receipts != nil {
+		m.lastRead.Store(1<<48 | uint64(p.SSRC)<<16 | uint64(p.SequenceNumber))
+	}
 	pipe, _ := m.audio.(*media.AudioPipeline)
 	skipEnded := false
 	if m.gate != nil {
@@ -476,6 +484,26 @@ func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlac
 	return beforeStop
 }
 
+// unreadBefore reports whether the track's next packet, not read yet,
+// reached the machine before stop, by its receive time (receipts: the UDP
+// mux noted it, and its reader has not read it): a reader starved of CPU
+// still has audio from before the stop to read, however long it has not
+// run. A lost next packet is looked past, two at most; unknown is false.
+// Any goroutine.
+func (m *mediaSink) unreadBefore(stop time.Time) bool {
+	v := m.lastRead.Load()
+	if m.receipts == nil || v == 0 {
+		return false
+	}
+	ssrc, seq := uint32(v>>16), uint16(v)
+	for d := uint16(1); d <= 3; d++ {
+		if at, ok := m.receipts.Arrival(ssrc, seq+d); ok {
+			return at.Before(stop)
+		}
+	}
+	return false
+}
+
 // drainDone tells the stop's drain that the track is complete up to the stop:
 // a packet from after it came and none before it is missing (the reorder
 // stage holds nothing). Reader goroutine only.
@@ -623,7 +651,11 @@ const drainMax = 300 * time.Millisecond
 // in them reached the machine before the stop and belongs in the files),
 // and at the latest after twice the latency budget; a track known to
 // miss a packet from before the stop (later ones came) is waited for up to
-// the latency budget, as long as its reorder stage would wait. Nothing is
+// the latency budget, as long as its reorder stage would wait. A track whose
+// next packet is known to have reached the machine before the stop
+// (unreadBefore: the UDP mux's receive times) is waited for up to twice the
+// budget however long its reader has not run: what waits for a starved
+// reader arrived before the stop and belongs in the files. Nothing is
 // waited for when the recording is paused. From the stop on, packets from
 // after it reach neither the file nor the mix. A recording without a mix
 // drains the same way, its tracks placing their packets by their clock
@@ -680,6 +712,8 @@ func (s *Session) drain(stop time.Time) {
 				switch {
 				case now.Sub(progress[i]) < drainMax+time.Duration(ms.behind.Load()) && now.Before(behindEnd):
 					continue // it is writing packets from before the stop, or its reader is that far behind
+				case ms.unreadBefore(stop) && now.Before(behindEnd):
+					continue // its next packet reached the machine before the stop: its reader has it still to read
 				case ms.gapPending.Load() && now.Before(gapEnd):
 					continue // a packet from before the stop is known missing
 				}

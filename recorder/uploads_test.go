@@ -332,14 +332,7 @@ func TestManager_StopUploadsAheadOfThePartsBacklog(t *testing.T) {
 	}
 	before, _, _ := m.up.q.Pending(ctx)
 
-	stopped := make(chan *Recording, 1)
-	go func() {
-		r, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
-		if err != nil {
-			t.Error(err)
-		}
-		stopped <- r
-	}()
+	stopped := stopInBackground(ctx, t, m, rec.InstanceID)
 	// The stop queues every track file and the mix at once: wait for them.
 	var outputs []string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
