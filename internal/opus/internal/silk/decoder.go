@@ -60,33 +60,10 @@ type Decoder struct {
 	wasStereo             bool
 	stereoMid             []float32
 	stereoSide            []float32
-	pulsecounts           []uint8
-	lsbcounts             []uint8
 	// scratch is the frame's working memory while a call decodes (buffers),
 	// nil between calls; scratchTicket gives it back (release).
-	scratch           *frameScratch
-	scratchTicket     int
-	midVoiceActivity  []bool
-	sideVoiceActivity []bool
-	midLBRRFlags      []bool
-	sideLBRRFlags     []bool
-	gainQ16           []float32
-	i2                []int8
-	resQ10            []int16
-	nlsfQ15           []int16
-	w2Q18             []uint
-	wQ9               []int16
-	n1Q15             []int16
-	cQ17              []int32
-	pQ16              []int32
-	qQ16              []int32
-	a32Q17            []int32
-	aQ12Int           [2][]int16
-	aQ12Coefficients  [2][]float32
-	aQ12Sets          [][]float32
-	pitchLags         []int
-	bQ7               [][]int8
-	bQ7Data           []int8
+	scratch       *frameScratch
+	scratchTicket int
 }
 
 // NewDecoder creates a new Silk Decoder. Its side channel's decoder is
@@ -95,14 +72,12 @@ type Decoder struct {
 func NewDecoder() Decoder {
 	return Decoder{
 		finalOutValues: make([]float32, 306),
-		aQ12Sets:       make([][]float32, 0, 2),
 	}
 }
 
 func newChannelDecoder() *Decoder {
 	return &Decoder{
 		finalOutValues: make([]float32, 306),
-		aQ12Sets:       make([][]float32, 0, 2),
 	}
 }
 
@@ -322,7 +297,7 @@ func (d *Decoder) decodeSubframeQuantizations(
 	isFirstSilkFrameInOpusFrame bool,
 ) (gainQ16 []float32) {
 	var logGain, deltaGainIndex, gainIndex int32
-	gainQ16 = slicetools.ResizeZero(&d.gainQ16, subframeCount)
+	gainQ16 = slicetools.ResizeZero(&d.buffers().gainQ16, subframeCount)
 
 	for subframeIndex := range subframeCount {
 		// The subframe gains are either coded independently, or relative to the
@@ -470,7 +445,7 @@ func (d *Decoder) normalizeLineSpectralFrequencyStageTwo(
 	}
 
 	// stage-2 residual
-	resQ10 = slicetools.ResizeZero(&d.resQ10, len(I2))
+	resQ10 = slicetools.ResizeZero(&d.buffers().resQ10, len(I2))
 
 	// Let d_LPC be the order of the codebook, i.e., 10 for NB and MB, and 16 for WB
 	dLPC = len(I2)
@@ -534,7 +509,7 @@ func (d *Decoder) decodeLSFStageTwoIndices(bandwidth Bandwidth, stageOneIndex ui
 		codebook = codebookNormalizedLSFStageTwoIndexNarrowbandOrMediumband
 	}
 
-	I2 := slicetools.ResizeZero(&d.i2, len(codebook[0]))
+	I2 := slicetools.ResizeZero(&d.buffers().i2, len(codebook[0]))
 	for i := range I2 {
 		// the decoder reads a symbol using the PDF corresponding
 		// to I1 from either Table 17 or Table 18 and subtracts 4 from the
@@ -574,9 +549,9 @@ func (d *Decoder) normalizeLineSpectralFrequencyCoefficients(
 	resQ10 []int16,
 	stageOneIndex uint32,
 ) (nlsfQ15 []int16) {
-	nlsfQ15 = slicetools.ResizeZero(&d.nlsfQ15, dLPC)
-	w2Q18 := slicetools.ResizeZero(&d.w2Q18, dLPC)
-	wQ9 := slicetools.ResizeZero(&d.wQ9, dLPC)
+	nlsfQ15 = slicetools.ResizeZero(&d.buffers().nlsfQ15, dLPC)
+	w2Q18 := slicetools.ResizeZero(&d.buffers().w2Q18, dLPC)
+	wQ9 := slicetools.ResizeZero(&d.buffers().wQ9, dLPC)
 
 	cb1Q8 := codebookNormalizedLSFStageOneNarrowbandOrMediumband
 	if bandwidth == BandwidthWideband {
@@ -813,7 +788,7 @@ func (d *Decoder) normalizeLSFInterpolation(n2Q15 []int16, nanoseconds int) (n1Q
 		return nil, wQ2
 	}
 
-	n1Q15 = slicetools.ResizeZero(&d.n1Q15, len(n2Q15))
+	n1Q15 = slicetools.ResizeZero(&d.buffers().n1Q15, len(n2Q15))
 	for k := range n1Q15 {
 		interpolated := int32(wQ2) * (int32(n2Q15[k]) - int32(d.n0Q15[k])) >> 2 //nolint:gosec // G602
 		n1Q15[k] = int16(int32(d.n0Q15[k]) + interpolated)                      //nolint:gosec // G115
@@ -840,7 +815,7 @@ func (d *Decoder) generateAQ12(q15 []int16, bandwidth Bandwidth, aQ12 [][]float3
 }
 
 func (d *Decoder) convertNormalizedLSFsToLPCCoefficients(n1Q15 []int16, bandwidth Bandwidth) (a32Q17 []int32) {
-	cQ17 := slicetools.ResizeZero(&d.cQ17, len(n1Q15))
+	cQ17 := slicetools.ResizeZero(&d.buffers().cQ17, len(n1Q15))
 	cosQ12 := q12CosineTableForLSFConverion
 
 	ordering := lsfOrderingForPolynomialEvaluationNarrowbandAndMediumband
@@ -870,8 +845,8 @@ func (d *Decoder) convertNormalizedLSFsToLPCCoefficients(n1Q15 []int16, bandwidt
 			(cosQ12[i+1]-cosQ12[i])*f + 4) >> 3
 	}
 
-	pQ16 := slicetools.ResizeZero(&d.pQ16, (len(n1Q15)/2)+1)
-	qQ16 := slicetools.ResizeZero(&d.qQ16, (len(n1Q15)/2)+1)
+	pQ16 := slicetools.ResizeZero(&d.buffers().pQ16, (len(n1Q15)/2)+1)
+	qQ16 := slicetools.ResizeZero(&d.buffers().qQ16, (len(n1Q15)/2)+1)
 
 	// Given the list of cosine values compute the coefficients of P and Q,
 	// described here via a simple recurrence.  Let p_Q16[k][j] and q_Q16[k][j]
@@ -939,7 +914,7 @@ func (d *Decoder) convertNormalizedLSFsToLPCCoefficients(n1Q15 []int16, bandwidt
 	//
 	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.6
 
-	a32Q17 = slicetools.ResizeZero(&d.a32Q17, len(n1Q15))
+	a32Q17 = slicetools.ResizeZero(&d.buffers().a32Q17, len(n1Q15))
 	for k := range d2 {
 		a32Q17[k] = -(qQ16[k+1] - qQ16[k]) - (pQ16[k+1] + pQ16[k])
 		a32Q17[dLPC-k-1] = (qQ16[k+1] - qQ16[k]) - (pQ16[k+1] + pQ16[k])
@@ -1022,8 +997,8 @@ func (d *Decoder) decodeRatelevel(voiceActivityDetected bool) uint32 {
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.2
 func (d *Decoder) decodePulseAndLSBCounts(shellblocks int, rateLevel uint32) (pulsecounts []uint8, lsbcounts []uint8) {
-	pulsecounts = slicetools.ResizeZero(&d.pulsecounts, shellblocks)
-	lsbcounts = slicetools.ResizeZero(&d.lsbcounts, shellblocks)
+	pulsecounts = slicetools.ResizeZero(&d.buffers().pulsecounts, shellblocks)
+	lsbcounts = slicetools.ResizeZero(&d.buffers().lsbcounts, shellblocks)
 	for i := range shellblocks {
 		pulsecounts[i] = uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdfPulseCount[rateLevel])) //nolint:gosec // g115
 
@@ -1411,7 +1386,7 @@ func (d *Decoder) limitLPCFilterPredictionGainInto(a32Q17 []int32, slot int) (aQ
 	//     a32_Q12[n] = (a32_Q17[n] + 16) >> 5
 	//
 	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.8
-	aQ12Int := slicetools.ResizeZero(&d.aQ12Int[slot], len(a32Q17))
+	aQ12Int := slicetools.ResizeZero(&d.buffers().aQ12Int[slot], len(a32Q17))
 	for n := range a32Q17 {
 		aQ12Int[n] = int16((a32Q17[n] + 16) >> 5) //nolint:gosec // G115
 	}
@@ -1433,7 +1408,7 @@ func (d *Decoder) limitLPCFilterPredictionGainInto(a32Q17 []int32, slot int) (aQ
 		}
 	}
 
-	aQ12 = slicetools.ResizeZero(&d.aQ12Coefficients[slot], len(aQ12Int))
+	aQ12 = slicetools.ResizeZero(&d.buffers().aQ12Coefficients[slot], len(aQ12Int))
 	for n := range aQ12Int {
 		aQ12[n] = float32(aQ12Int[n])
 	}
@@ -1661,7 +1636,7 @@ func (d *Decoder) decodePitchLags(
 	//
 	//     pitch_lags[k] = clamp(lag_min, lag + lag_cb[contour_index][k],
 	//                           lag_max)
-	pitchLags = slicetools.ResizeZero(&d.pitchLags, subframeCount(nanoseconds))
+	pitchLags = slicetools.ResizeZero(&d.buffers().pitchLags, subframeCount(nanoseconds))
 	for i := range pitchLags {
 		pitchLags[i] = int(clamp(
 			int32(lagMin),                          //nolint:gosec
@@ -1724,8 +1699,8 @@ func (d *Decoder) decodeLTPFilterCoefficients(signalType frameSignalType, subfra
 		return bQ7
 	}
 
-	bQ7 = slicetools.Resize(&d.bQ7, subframeCount)
-	bQ7Data := slicetools.ResizeZero(&d.bQ7Data, subframeCount*5)
+	bQ7 = slicetools.Resize(&d.buffers().bQ7, subframeCount)
+	bQ7Data := slicetools.ResizeZero(&d.buffers().bQ7Data, subframeCount*5)
 	for i := range bQ7 {
 		start := i * 5
 		bQ7[i] = bQ7Data[start : start+5]
@@ -2446,10 +2421,11 @@ func (d *Decoder) decodeFrame(
 	// (in the same channel) and the current frame
 	//
 	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.5
-	aQ12 := d.aQ12Sets[:0]
+	w := d.buffers()
+	aQ12 := w.aQ12Sets[:0]
 	aQ12 = d.generateAQ12(n1Q15, bandwidth, aQ12)
 	aQ12 = d.generateAQ12(nlsfQ15, bandwidth, aQ12)
-	d.aQ12Sets = aQ12
+	w.aQ12Sets = aQ12
 
 	// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.6.1
 	lagMax, pitchLags := d.decodePitchLags(signalType, bandwidth, nanoseconds, isFirstSilkFrameInOpusFrame)
@@ -3000,12 +2976,12 @@ func (d *Decoder) decodeWithInitializedRange(
 		return errOutBufferTooSmall
 	}
 
-	midVoiceActivityDetected, midLowBitRateRedundancy := d.decodeHeaderBitsInto(&d.midVoiceActivity, frameCount)
+	midVoiceActivityDetected, midLowBitRateRedundancy := d.decodeHeaderBitsInto(&d.buffers().midVoiceActivity, frameCount)
 
 	frameSampleCount := subframeSize * sfCount
 	if !isStereo {
 		midLowBitrateRedundancyFlags := d.decodeLowBitrateRedundancyFlagsInto(
-			&d.midLBRRFlags,
+			&d.buffers().midLBRRFlags,
 			frameCount,
 			midLowBitRateRedundancy,
 		)
@@ -3022,14 +2998,14 @@ func (d *Decoder) decodeWithInitializedRange(
 		return d.decodeMono(out, midVoiceActivityDetected, frameSampleCount, silkFrameNanoseconds, bandwidth)
 	}
 
-	sideVoiceActivityDetected, sideLowBitRateRedundancy := d.decodeHeaderBitsInto(&d.sideVoiceActivity, frameCount)
+	sideVoiceActivityDetected, sideLowBitRateRedundancy := d.decodeHeaderBitsInto(&d.buffers().sideVoiceActivity, frameCount)
 	midLowBitrateRedundancyFlags := d.decodeLowBitrateRedundancyFlagsInto(
-		&d.midLBRRFlags,
+		&d.buffers().midLBRRFlags,
 		frameCount,
 		midLowBitRateRedundancy,
 	)
 	sideLowBitrateRedundancyFlags := d.decodeLowBitrateRedundancyFlagsInto(
-		&d.sideLBRRFlags,
+		&d.buffers().sideLBRRFlags,
 		frameCount,
 		sideLowBitRateRedundancy,
 	)

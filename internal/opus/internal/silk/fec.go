@@ -39,8 +39,8 @@ func (d *Decoder) DecodeFECWithRange(
 	}
 	defer d.release()
 	d.rangeDecoder = *rangeDecoder
-	_, present := d.decodeHeaderBitsInto(&d.midVoiceActivity, frameCount)
-	flags := d.decodeLowBitrateRedundancyFlagsInto(&d.midLBRRFlags, frameCount, present)
+	_, present := d.decodeHeaderBitsInto(&d.buffers().midVoiceActivity, frameCount)
+	flags := d.decodeLowBitrateRedundancyFlagsInto(&d.buffers().midLBRRFlags, frameCount, present)
 	for _, coded := range flags {
 		if !coded {
 			return false, nil

@@ -49,13 +49,14 @@ func fecPackets(t testing.TB, bitrate int, opts ...string) [][]byte {
 // LBRR flag, RFC 6716 Section 4.2.3), mid or side.
 func hasLBRR(frame []byte, stereo bool, nanoseconds int) bool {
 	var d Decoder
+	defer d.release()
 	d.rangeDecoder.Init(frame)
 	n := silkFrameCount(nanoseconds)
-	_, mid := d.decodeHeaderBitsInto(&d.midVoiceActivity, n)
+	_, mid := d.decodeHeaderBitsInto(&d.buffers().midVoiceActivity, n)
 	if !stereo {
 		return mid
 	}
-	_, side := d.decodeHeaderBitsInto(&d.sideVoiceActivity, n)
+	_, side := d.decodeHeaderBitsInto(&d.buffers().sideVoiceActivity, n)
 	return mid || side
 }
 

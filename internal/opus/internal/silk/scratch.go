@@ -22,6 +22,28 @@ type frameScratch struct {
 	// with aQ12Sets[whitenedA].
 	whitened                            []float32
 	whitenedFrom, whitenedTo, whitenedA int
+
+	// The frame's parameters as it decodes them (RFC 6716 Section 4.2.7):
+	// the header's flags, the gains, the LSF stages and their conversion to
+	// LPC coefficients (aQ12Sets: one set per half frame), the pitch lags,
+	// the LTP filters, the pulse and LSB counts. They used to be held by
+	// every decoder, in about twenty small allocations a decode touched
+	// each frame wherever the heap had put them; lent with the rest, they
+	// stay in the caches of whichever decoder runs.
+	midVoiceActivity, sideVoiceActivity []bool
+	midLBRRFlags, sideLBRRFlags         []bool
+	gainQ16                             []float32
+	i2                                  []int8
+	resQ10, nlsfQ15, wQ9, n1Q15         []int16
+	w2Q18                               []uint
+	cQ17, pQ16, qQ16, a32Q17            []int32
+	aQ12Int                             [2][]int16
+	aQ12Coefficients                    [2][]float32
+	aQ12Sets                            [][]float32
+	pitchLags                           []int
+	bQ7                                 [][]int8
+	bQ7Data                             []int8
+	pulsecounts, lsbcounts              []uint8
 }
 
 // scratchPool lends frameScratch to decode calls: no lock, and no allocation
