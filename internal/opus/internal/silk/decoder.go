@@ -17,11 +17,10 @@ type Decoder struct {
 	rangeDecoder rangecoding.Decoder
 	sideDecoder  *Decoder
 
-	// lbrr parses the LBRR frames a regular decode skips (allocated at the
-	// first, then made fresh for each packet: freshen). It reads their
-	// symbols only (parseFrame); with lbrrSynthesize (the tests' reference)
-	// it decodes them in full instead, into lbrrScratch, and discards that.
-	lbrr           *Decoder
+	// lbrrSynthesize makes the decoder that reads past the LBRR frames a
+	// regular decode skips (consumeLowBitrateRedundancy) decode them in full
+	// into lbrrScratch, and discard that (the tests' reference), instead of
+	// reading their symbols only (parseFrame).
 	lbrrSynthesize bool
 	lbrrScratch    []float32
 
@@ -42,16 +41,25 @@ type Decoder struct {
 	// (j + n - d_LPC) <= i < (j + n), to feed into the LPC synthesis of the
 	// next subframe.  This requires storage for up to 16 values of lpc[i]
 	// (for WB frames).
-	previousFrameLPCValues []float32
+	// They are previousLPC[:previousLPCCount] (previousFrameLPCValues).
+	previousLPC      [16]float32
+	previousLPCCount int
 
 	// This requires storage to buffer up to 306 values of out[i] from
 	// previous subframes.
 	// https://www.rfc-editor.org/rfc/rfc6716#section-4.2.7.9.1
-	finalOutValues []float32
+	finalOutValues [306]float32
 
-	// n0Q15 are the LSF coefficients decoded for the prior frame
+	// n0Q15[:n0Count] are the LSF coefficients decoded for the prior frame
 	// see normalizeLSFInterpolation
-	n0Q15 []int16
+	n0Q15   [16]int16
+	n0Count int
+
+	// The state above is held in the Decoder itself, not in slices of
+	// their own, and what a frame only decodes and uses is lent with its
+	// working memory (frameScratch): a decode touches one block of memory
+	// per decoder (our change to pion/opus v0.1.0: the recorder's mix runs
+	// hundreds of decoders in turn, each one's state cold in the caches).
 
 	previousStereoWeights [2]int32
 	previousMidValues     [2]float32
@@ -70,15 +78,11 @@ type Decoder struct {
 // made at the first stereo frame (decodeStereo): a mono stream never holds
 // one (our change to pion/opus v0.1.0: 2.3 KB less per mono decoder).
 func NewDecoder() Decoder {
-	return Decoder{
-		finalOutValues: make([]float32, 306),
-	}
+	return Decoder{}
 }
 
 func newChannelDecoder() *Decoder {
-	return &Decoder{
-		finalOutValues: make([]float32, 306),
-	}
+	return &Decoder{}
 }
 
 // freshen makes d decode as a new decoder does (NewDecoder), keeping the
@@ -90,9 +94,9 @@ func (d *Decoder) freshen() {
 	d.isPreviousFrameVoiced = false
 	d.previousLag = 0
 	d.previousLogGain = 0
-	d.previousFrameLPCValues = d.previousFrameLPCValues[:0]
-	clear(d.finalOutValues)
-	d.n0Q15 = d.n0Q15[:0]
+	d.previousLPCCount = 0
+	clear(d.finalOutValues[:])
+	d.n0Count = 0
 	d.previousStereoWeights = [2]int32{}
 	d.previousMidValues = [2]float32{}
 	d.previousSideValue = 0
@@ -108,9 +112,9 @@ func (d *Decoder) resetPredictionState() {
 	d.isPreviousFrameVoiced = false
 	d.previousLag = 100
 	d.previousLogGain = 10
-	d.previousFrameLPCValues = nil
-	clear(d.finalOutValues)
-	d.n0Q15 = nil
+	d.previousLPCCount = 0
+	clear(d.finalOutValues[:])
+	d.n0Count = 0
 }
 
 // RFC 6716 Sections 4.2.7.4, 4.2.7.5.5, and 4.2.7.6.1 require the side
@@ -784,14 +788,15 @@ func (d *Decoder) normalizeLSFInterpolation(n2Q15 []int16, nanoseconds int) (n1Q
 	if wQ2 == 4 || !d.haveDecoded {
 		return nil, wQ2
 	}
-	if len(d.n0Q15) != len(n2Q15) {
+	n0Q15 := d.n0Q15[:d.n0Count]
+	if len(n0Q15) != len(n2Q15) {
 		return nil, wQ2
 	}
 
 	n1Q15 = slicetools.ResizeZero(&d.buffers().n1Q15, len(n2Q15))
 	for k := range n1Q15 {
-		interpolated := int32(wQ2) * (int32(n2Q15[k]) - int32(d.n0Q15[k])) >> 2 //nolint:gosec // G602
-		n1Q15[k] = int16(int32(d.n0Q15[k]) + interpolated)                      //nolint:gosec // G115
+		interpolated := int32(wQ2) * (int32(n2Q15[k]) - int32(n0Q15[k])) >> 2 //nolint:gosec // G602
+		n1Q15[k] = int16(int32(n0Q15[k]) + interpolated)                      //nolint:gosec // G115
 	}
 
 	return
@@ -2180,8 +2185,8 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 		for coefficientIndex := range dLPC {
 			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
 				currentLPCVal = subframeLPC[lpcIndex]
-			} else if previousIndex := len(d.previousFrameLPCValues) - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
-				currentLPCVal = d.previousFrameLPCValues[previousIndex]
+			} else if previousIndex := d.previousLPCCount - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
+				currentLPCVal = d.previousLPC[previousIndex]
 			} else {
 				currentLPCVal = 0
 			}
@@ -2288,12 +2293,7 @@ func (d *Decoder) savePreviousFrameLPCValues(lpc, out []float32, n, dLPC int) { 
 	if len(out) != n {
 		return
 	}
-	if cap(d.previousFrameLPCValues) < dLPC {
-		d.previousFrameLPCValues = make([]float32, dLPC)
-	} else {
-		d.previousFrameLPCValues = d.previousFrameLPCValues[:dLPC]
-	}
-	copy(d.previousFrameLPCValues, lpc[len(lpc)-dLPC:])
+	d.previousLPCCount = copy(d.previousLPC[:dLPC], lpc[len(lpc)-dLPC:])
 }
 
 // The remainder of the reconstruction process for the frame does not
@@ -2470,8 +2470,7 @@ func (d *Decoder) decodeFrame(
 
 	// n0Q15 is the LSF coefficients decoded for the prior frame
 	// see normalizeLSFInterpolation.
-	d.n0Q15 = slicetools.Resize(&d.n0Q15, len(nlsfQ15))
-	copy(d.n0Q15, nlsfQ15)
+	d.n0Count = copy(d.n0Q15[:len(nlsfQ15)], nlsfQ15)
 
 	d.saveFinalOutValues(out)
 	d.haveDecoded = true
@@ -2481,12 +2480,12 @@ func (d *Decoder) decodeFrame(
 
 func (d *Decoder) saveFinalOutValues(out []float32) {
 	if len(out) >= len(d.finalOutValues) {
-		copy(d.finalOutValues, out[len(out)-len(d.finalOutValues):])
+		copy(d.finalOutValues[:], out[len(out)-len(d.finalOutValues):])
 
 		return
 	}
 
-	copy(d.finalOutValues, d.finalOutValues[len(out):])
+	copy(d.finalOutValues[:], d.finalOutValues[len(out):])
 	copy(d.finalOutValues[len(d.finalOutValues)-len(out):], out)
 }
 
@@ -2749,7 +2748,7 @@ func (d *Decoder) decodeStereo(
 // consumeLowBitrateRedundancy advances over RFC 6716 Sections 4.2.4 and 4.2.5
 // LBRR syntax so regular SILK frames remain decodable. The redundant audio is
 // not decoded here, only its symbols are read (DecodeFECWithRange decodes it
-// for a lost packet). It allocates nothing once the parsing decoder exists.
+// for a lost packet). It allocates nothing once lbrrPool's decoders exist.
 func (d *Decoder) consumeLowBitrateRedundancy(
 	midFlags []bool,
 	sideFlags []bool,
@@ -2765,17 +2764,15 @@ func (d *Decoder) consumeLowBitrateRedundancy(
 		return nil
 	}
 
-	if d.lbrr == nil {
-		if d.lbrrSynthesize {
-			discard := NewDecoder()
-			d.lbrr = &discard
-		} else {
-			// Parsing needs none of a decoder's synthesis buffers.
-			d.lbrr = &Decoder{sideDecoder: &Decoder{}}
-		}
-	}
-	discard := d.lbrr
+	// The decoder that reads past them starts afresh for each packet, so it
+	// is lent for the call (lbrrPool), not held by d.
+	discard, ticket := lbrrPool.Get()
+	defer lbrrPool.Put(ticket)
+	defer discard.release()
 	discard.freshen()
+	if isStereo && discard.sideDecoder == nil {
+		discard.sideDecoder = newChannelDecoder()
+	}
 	discard.rangeDecoder = d.rangeDecoder
 	var midScratch, sideScratch []float32
 	if d.lbrrSynthesize {

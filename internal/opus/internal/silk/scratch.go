@@ -60,9 +60,9 @@ func (d *Decoder) buffers() *frameScratch {
 	return d.scratch
 }
 
-// release gives back the working memory d, its side-channel decoder and its
-// LBRR decoder took during a decode call. The call's entry points defer it;
-// nothing may use a slice from buffers after.
+// release gives back the working memory d and its side-channel decoder
+// took during a decode call. The call's entry points defer it; nothing may
+// use a slice from buffers after.
 func (d *Decoder) release() {
 	if d == nil {
 		return
@@ -72,5 +72,10 @@ func (d *Decoder) release() {
 		d.scratch = nil
 	}
 	d.sideDecoder.release()
-	d.lbrr.release()
 }
+
+// lbrrPool lends the decoders that read past the LBRR frames of a packet
+// (consumeLowBitrateRedundancy). Such a decoder starts afresh for each packet
+// (freshen): no state of it outlives the call, so decoders share the few in
+// use instead of holding one each (our change to pion/opus v0.1.0).
+var lbrrPool lend.Pool[Decoder]

@@ -102,9 +102,9 @@ func TestLPCSynthesisFirstSubframe_SameAsBefore(t *testing.T) {
 				normalized[k] = reversed[c.dLPC-1-k]
 			}
 			gain := float32(rnd.Float64() * 2)
-			d := &Decoder{previousFrameLPCValues: make([]float32, c.dLPC)}
-			for i := range d.previousFrameLPCValues {
-				d.previousFrameLPCValues[i] = float32(rnd.NormFloat64() * 0.1)
+			d := &Decoder{previousLPCCount: c.dLPC}
+			for i := range c.dLPC {
+				d.previousLPC[i] = float32(rnd.NormFloat64() * 0.1)
 			}
 			wantLPC, wantOut := make([]float32, c.n), make([]float32, c.n)
 			firstSubframeReference(d, wantOut, c.dLPC, normalized, res, wantLPC, gain)
@@ -136,8 +136,8 @@ func firstSubframeReference(d *Decoder, out []float32, dLPC int, normalizedAQ12 
 		for coefficientIndex := range dLPC {
 			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
 				currentLPCVal = subframeLPC[lpcIndex]
-			} else if previousIndex := len(d.previousFrameLPCValues) - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
-				currentLPCVal = d.previousFrameLPCValues[previousIndex]
+			} else if previousIndex := d.previousLPCCount - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
+				currentLPCVal = d.previousLPC[previousIndex]
 			} else {
 				currentLPCVal = 0
 			}
