@@ -172,6 +172,7 @@ type AudioPipeline struct {
 	baseMin  float64 // the least lateness of the slope's reference window
 	baseNom  float64 // its nominal position
 	baseAt   float64 // its arrival
+	pulling  bool    // the ratio pulls a track placed late back to on time (measure)
 
 	// Concealment: the last decoded packet, repeated into a short gap.
 	last    []int16
@@ -955,6 +956,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand = 0, false, false, false, false, false
+	p.pulling = false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -1235,10 +1237,11 @@ func (p *AudioPipeline) setRatio(ratio float64) {
 // offset from the reference lateness over 10 s. The reference window is the
 // first one, or a later one whose least lateness fell by more than any
 // sender clock within MaxSkew explains (a step: the packets before it came
-// late, a reader or a sender that caught up). The reference lateness is the
-// first window's, but for a track placed by arrival at most 0 (on time:
-// its settled anchor). It starts resampling once the offset passed 10 ms,
-// and stops when the slope is within 0.02 % and the offset within 5 ms:
+// late, a reader or a sender that caught up), or the one a pull-back to on
+// time begins in (see below). The reference lateness is the first
+// window's, but for a track placed by arrival at most 0 (on time: its
+// settled anchor). It starts resampling once the offset passed 10 ms, and
+// stops when the slope is within 0.02 % and the offset within 5 ms:
 // otherwise the ratio is exactly 1 (no resampling).
 func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	late := float64(now) - pos
@@ -1265,6 +1268,7 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	p.winEnd = now + uint64(windowLen.Seconds()*p.rate)
 	p.winMin, p.winNom, p.winAt = late, nom, float64(now)
 	if p.srFollow {
+		p.pulling = false
 		if now < p.srAt+uint64(reportsGone.Seconds()*p.rate) {
 			// The sender's reports steer the mapping (followReport):
 			// while it resamples, at the clock's rate, with what remains
@@ -1291,10 +1295,23 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		p.haveBase, p.base, p.baseMin, p.baseNom, p.baseAt = true, base, winMin, winNom, winAt
 		return
 	}
+	// This window's least lateness (not the two windows': the one before
+	// was placed by the ratio before), moved on by the ratio in use since,
+	// against the reference lateness.
+	off := p.prevMin + (1-p.ratio)*(float64(now)-p.prevAt) - p.base
+	// A track placed by arrival whose packets came more than 20 ms before
+	// the mapping places them (jitter only ever makes them later) is placed
+	// late (a step, or a sender clock running fast): it is pulled back,
+	// till within 5 ms.
+	pull := p.byArrival && (off < -0.02*p.rate || p.pulling && off < -0.005*p.rate)
 	span := winNom - p.baseNom
-	if p.baseMin-winMin > p.maxSkew*span+0.01*p.rate {
-		// A step no sender clock explains: the slope is measured from here
-		// (the offset to the reference lateness is still caught up).
+	if pull && !p.pulling || p.baseMin-winMin > p.maxSkew*span+0.01*p.rate {
+		// A step no sender clock explains, or a pull-back begins (after a
+		// step as likely as with a fast clock; a step smaller than MaxSkew
+		// over the span, as a reader 100 ms behind that caught up, read as
+		// a slope, was pulled back twice: by the slope and by the offset,
+		// ending up to 100 ms early): the slope is measured from here (the
+		// offset to the reference lateness is still caught up).
 		p.baseMin, p.baseNom, p.baseAt = winMin, winNom, winAt
 		span = 0
 	}
@@ -1302,18 +1319,16 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	if span >= 3*p.rate {
 		slope = (winAt - p.baseAt) / span
 	}
-	// This window's least lateness (not the two windows': the one before
-	// was placed by the ratio before), moved on by the ratio in use since.
-	now1 := p.prevMin + (1-p.ratio)*(float64(now)-p.prevAt)
 	var ratio float64
 	switch {
-	case p.byArrival && now1-p.base < -0.02*p.rate:
-		// Packets came more than 20 ms before the mapping places them
-		// (jitter only ever makes them later): the track is placed late
-		// (a step, or a sender clock running fast). Caught up within
-		// seconds, the offset over 2 s at most MaxSkew, without waiting
-		// for a slope.
-		ratio = min(max(slope+(now1-p.base)/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+	case pull:
+		// Caught up within seconds, the offset over 2 s at most MaxSkew,
+		// without waiting for a slope.
+		ratio = min(max(slope+off/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+	case p.pulling && span < 3*p.rate:
+		// Pulled back to within 5 ms. Resampling on at the pull-back's
+		// ratio till a slope shows would pull on past on time.
+		ratio = slope // 1: no slope yet
 	case span < 3*p.rate:
 		return // too short a baseline for a slope
 	default:
@@ -1327,11 +1342,8 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 			ratio = 1
 		}
 	}
-	if ratio != p.ratio { // re-base so the mapping stays continuous
-		p.basePos += float64(p.ext-p.baseExt) * p.rate / p.clock * p.ratio
-		p.baseExt = p.ext
-		p.ratio = ratio
-	}
+	p.setRatio(ratio)
+	p.pulling = pull
 }
 
 // stretch fills out with in stretched to its length by linear interpolation
