@@ -71,6 +71,7 @@ func (s *Session) recoverFiles() {
 	defer close(s.done)
 	defer s.m.forget(rec.InstanceID, s)
 	now := s.m.now()
+	killed := lastWrite(rec, now) // before the repairs write
 	mixPath := filepath.Join(rec.Dir, composition.MixFile)
 	if err := wavwriter.Repair(mixPath); err != nil {
 		s.log.Warn("cannot repair mix", "err", err)
@@ -84,16 +85,16 @@ func (s *Session) recoverFiles() {
 	}
 	if err := s.commit(ctx, func(r *Recording) {
 		if r.Stopped.IsZero() {
-			r.Stopped = now
+			r.Stopped = killed
 		}
 		r.Recovered = now
 		for _, st := range r.Streams {
 			if st.State == StreamRecording {
-				st.State, st.Stopped = StreamStopped, now
+				st.State, st.Stopped = StreamStopped, killed
 			}
 			for _, tr := range st.Tracks {
 				if tr.Stopped.IsZero() {
-					tr.Stopped = now
+					tr.Stopped = killed
 				}
 			}
 		}
@@ -114,6 +115,33 @@ func (s *Session) recoverFiles() {
 		s.log.Error("cannot persist recovered state", "err", err)
 	}
 	s.log.Info("recording recovered", "state", final)
+}
+
+// lastWrite returns when the recorder that left rec unfinished last wrote
+// one of its files (the mix, a track): about when it was killed (the
+// writers flush once a second), where its recording and its running tracks
+// stop, not at the recovery, which may come hours later. Never before the
+// recording started nor after now; now if no file is there.
+func lastWrite(rec *Recording, now time.Time) time.Time {
+	var last time.Time
+	note := func(rel string) {
+		if fi, err := os.Stat(filepath.Join(rec.Dir, filepath.FromSlash(rel))); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	note(composition.MixFile)
+	for _, st := range rec.Streams {
+		for _, tr := range st.Tracks {
+			note(tr.File)
+		}
+	}
+	switch {
+	case last.IsZero() || last.After(now):
+		return now
+	case last.Before(rec.Started):
+		return rec.Started
+	}
+	return last
 }
 
 // completeMix completes the mix a killed recorder left from the repaired

@@ -2,11 +2,18 @@ package recorder
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/rtcrec/recorder/composition"
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/memstore"
 )
 
 // TestExtendWAV_KeepsWhatIsWrittenAndAppendsTheRest: the mix a kill left
@@ -61,5 +68,91 @@ func TestExtendWAV_KeepsWhatIsWrittenAndAppendsTheRest(t *testing.T) {
 	}
 	if _, err := extendWAV(live, write("mono.wav", 1, ramp(0, 30000))); err == nil {
 		t.Error("a mono mix appended to a stereo one: no error")
+	}
+}
+
+// TestManager_RecoveryStopsWhereTheFilesEnd: a recording left ACTIVE by a
+// recorder killed 3.25 s into it, its files last written then, is
+// recovered by the next start an hour later: the recording, its stream and
+// its running track stop at the files' last write (about the kill), not at
+// the recovery.
+func TestManager_RecoveryStopsWhereTheFilesEnd(t *testing.T) {
+	m, _, st := newTestManager(t)
+	ctx := context.Background()
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-time.Hour)
+	killed := started.Add(3250 * time.Millisecond)
+	dir := filepath.Join(t.TempDir(), "rec")
+	track := composition.TrackFile("s1", "audio0", "wav")
+	if err := os.MkdirAll(filepath.Join(dir, composition.TracksDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tw, err := wavwriter.NewG711(filepath.Join(dir, filepath.FromSlash(track)), wavwriter.MuLaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silence := bytes.Repeat([]byte{0xFF}, 26000) // 3.25 s of µ-law silence
+	if err := tw.Write(1, 0, silence); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mw, err := wavwriter.New(filepath.Join(dir, composition.MixFile), wavwriter.WithSampleRate(8000), wavwriter.WithChannels(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.WriteFrame(make([]int16, 24000)); err != nil { // 3 s: the mix lags the tracks
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{track, composition.MixFile} {
+		if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(rel)), killed, killed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &Recording{InstanceID: "killed", OrganizationID: "org", ApplicationID: "app", ConversationID: "c", ConferenceID: "f",
+		RecorderID: "rec1", Owner: "rec1", Audio: true, State: StateActive, Created: started, Started: started,
+		Mix: config.MixSettings{SampleRate: 8000, Channels: 1}, Dir: dir,
+		Streams: []*Stream{{ID: "s1", UserID: "u", State: StreamRecording, Started: started, Tracks: []*Track{
+			{ID: "audio0", Kind: conference.KindAudio, Codec: "audio/PCMU", File: track, Started: started}}}}}
+	if err := m.put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
+	m2, err := NewManager(ctx, Options{Config: m.cfg, Store: st, RecorderID: "rec1",
+		OpenBucket: func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Shutdown(ctx)
+	var got *Recording
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		sr, err := st.Get(ctx, "org", rec.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err = decode(sr); err != nil {
+			t.Fatal(err)
+		}
+		if got.State == StateStopped || got.State == StateFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered in 30 s: %s", got.State)
+		}
+	}
+	if got.State != StateStopped || got.Recovered.IsZero() {
+		t.Errorf("recovered: %s (%+v), recovered %s; want STOPPED", got.State, got.Error, got.Recovered)
+	}
+	tr := got.Streams[0].Tracks[0]
+	if !got.Stopped.Equal(killed) || !got.Streams[0].Stopped.Equal(killed) || !tr.Stopped.Equal(killed) {
+		t.Errorf("recording, stream, track stopped %s, %s, %s after the start; want %s (the files' last write), not at the recovery (%s)",
+			got.Stopped.Sub(started), got.Streams[0].Stopped.Sub(started), tr.Stopped.Sub(started), killed.Sub(started), got.Recovered.Sub(started))
 	}
 }
