@@ -369,6 +369,21 @@ func fileZero(t *testing.T, tr composition.Track) float64 {
 	return *tr.MediaOffset
 }
 
+// placed returns where instants of a track file (its own time, from its
+// first sample) are on the recording's timeline as the manifest places
+// them: mediaOffset, moved by the steps of its timing (its sender's
+// reports and the mix's moves by arrival), as the offline mix does.
+func placed(t *testing.T, tr composition.Track, at []time.Duration) []time.Duration {
+	t.Helper()
+	zero, steps := fileZero(t, tr), tr.Timing.Steps()
+	out := make([]time.Duration, len(at))
+	for i, a := range at {
+		f := a.Seconds()
+		out[i] = time.Duration((zero + f + stepBy(steps, f)) * float64(time.Second))
+	}
+	return out
+}
+
 // TestServe_MixHoldsTheTrackUnderImpairments records a real Pion publisher's
 // Opus tone through impairing relays and checks, for each impairment, the mix
 // against the track file in 20 ms windows: the tone is in the mix wherever it

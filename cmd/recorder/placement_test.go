@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	pionreport "github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -55,17 +60,16 @@ func beepPackets(t *testing.T, freq float64) [][]byte {
 // once, so the sender keeps its (possibly skewed) rate under load.
 func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, imp impairment) (stop func()) {
 	t.Helper()
-	return publishThrough(t, ctx, s, key, conf, user, packets, t0, period, &relayTransport{t: t, imp: imp})
+	stop, _ = publishThrough(t, ctx, s, key, conf, user, packets, t0, period, &relayTransport{t: t, imp: imp})
+	return stop
 }
 
-// publishThrough is publishOnSchedule through the relays rt makes.
-func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func()) {
+// publishThrough is publishOnSchedule through the relays rt makes. It also
+// returns the capture time of the first packet it sends: the first slot
+// after it connected, which on a loaded machine may be well after t0.
+func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func(), firstSent time.Time) {
 	t.Helper()
-	wapi, closeFn, err := whip.NewAPI(whip.Settings{LoopbackOnly: true, UDP4Only: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeFn() })
+	wapi, captured := publisherAPI(t)
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
 	if err != nil {
 		t.Fatal(err)
@@ -86,10 +90,12 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 		first = max(int(time.Since(t0)/period)+1, 0)
 	}
 	quit, done := make(chan struct{}), make(chan struct{})
+	var late []time.Duration // per packet: written after its capture time by (the goroutine's, then stop's)
 	go func() {
 		defer close(done)
 		for i := first; ; i++ {
-			if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+			at := t0.Add(time.Duration(i) * period)
+			if d := time.Until(at); d > 0 {
 				select {
 				case <-quit:
 					return
@@ -101,6 +107,8 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 				return
 			default:
 			}
+			late = append(late, time.Since(at))
+			captured(at)
 			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
 				return
 			}
@@ -110,7 +118,50 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 		close(quit)
 		<-done
 		pub.Close(ctx)
+		if len(late) > 0 {
+			slices.Sort(late)
+			q := func(f float64) time.Duration { return late[int(f*float64(len(late)-1))].Round(100 * time.Microsecond) }
+			t.Logf("%s's sender wrote %d packets after their capture time by: median %v, 90th percentile %v, max %v", user, len(late), q(0.5), q(0.9), q(1))
+		}
+	}, t0.Add(time.Duration(first) * period)
+}
+
+// publisherAPI returns the Pion API of a test publisher on loopback (IPv4)
+// whose RTCP sender reports map its timestamps to when it captured the audio,
+// as a browser's do (they follow its capture clock): the publisher calls
+// captured with each packet's capture time before it writes it. Pion's own
+// reports stamp the last packet's timestamp with the time it was written:
+// a publisher that writes late on a loaded machine (tens of ms) would report
+// its audio late by as much, and the recorder, which places a track where
+// its sender's reports say, would place it there.
+func publisherAPI(t *testing.T) (api *webrtc.API, captured func(time.Time)) {
+	t.Helper()
+	var at atomic.Int64 // unix ns of the last packet's capture; 0: none yet
+	now := func() time.Time {
+		if ns := at.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Now()
 	}
+	me := &webrtc.MediaEngine{}
+	ir := &interceptor.Registry{}
+	reports, err := pionreport.NewSenderInterceptor(pionreport.SenderNow(now))
+	if err == nil {
+		if err = me.RegisterDefaultCodecs(); err == nil {
+			err = webrtc.ConfigureNack(me, ir)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir.Add(reports)
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api, func(c time.Time) { at.Store(c.UnixNano()) }
 }
 
 // toneOnsets returns where the tone at freq begins in pcm (8 kHz), in 10 ms

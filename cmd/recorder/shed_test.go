@@ -89,18 +89,18 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 			}
 		}
 	}()
-	zero := time.Duration(fileZero(t, ogg) * float64(time.Second))
 	stallAt := time.Unix(0, from.Load()).Sub(man.Started)
 	// The packets sent in the stall's first 1.5 s came later than the
 	// budget; what the track holds there is not in the mix.
 	shedFrom, shedTo := stallAt, stallAt+stall-time.Second
 	mix := edges(soundBlocks(wavSamples(t, mixData), 40))
 	trackPCM := mediatest.Decode(t, objects[ogg.File], 8000)
-	track := edges(soundBlocks(trackPCM, 40))
-	for i := range track {
-		track[i] += zero
-	}
-	t.Logf("stall at %v for %v (packets from %v to %v later than the budget); edges: track %v, mix %v", stallAt, stall, shedFrom, shedTo, track, mix)
+	// The track's edges where the manifest places them: its mediaOffset,
+	// moved by its timing's steps (the mix's moves by arrival, its
+	// sender's reports), as the offline mix places the file.
+	track := placed(t, ogg, edges(soundBlocks(trackPCM, 40)))
+	t.Logf("stall at %v for %v (packets from %v to %v later than the budget); track placed at %.4f s, steps %+v; edges: track %v, mix %v",
+		stallAt, stall, shedFrom, shedTo, fileZero(t, ogg), ogg.Timing.Steps(), track, mix)
 	delta := func(name string) float64 { return after[name] - before[name] }
 	late, decoded, received := delta("recorder_rtp_packets_late_dropped_total"), delta("recorder_audio_packets_decoded_total"), delta("recorder_rtp_packets_received_total")
 	t.Logf("packets received %.0f, decoded %.0f, late-dropped from the mix %.0f", received, decoded, late)

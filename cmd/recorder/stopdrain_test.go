@@ -210,7 +210,7 @@ func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNo
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var from atomic.Int64 // unix ns
-	leave := publishThrough(t, ctx, s, key, "leave", "o", opus, time.Time{}, 20*time.Millisecond, &relayTransport{t: t, all: true,
+	leave, _ := publishThrough(t, ctx, s, key, "leave", "o", opus, time.Time{}, 20*time.Millisecond, &relayTransport{t: t, all: true,
 		imp: func(int, time.Duration) (time.Duration, bool, bool) {
 			if f := from.Load(); f != 0 {
 				return starvedReader(time.Now().UnixNano(), f), false, false
