@@ -241,7 +241,8 @@ func TestIssue10Table(t *testing.T) {
 						t.Errorf("%s: the manifest keeps no sender report of the track", p.user)
 					} else {
 						off := time.Duration((at - sent.Sub(man.Started).Seconds()) * float64(time.Second))
-						row.placed = fmt.Sprintf("file's first sample placed at %.4f s, %+.1f ms from its capture (by its sender's first report)", at, off.Seconds()*1000)
+						row.placed = fmt.Sprintf("file's first sample placed at %.4f s, %+.1f ms from its capture (by its sender's first report); the publisher's first packet captured at %.4f s",
+							at, off.Seconds()*1000, sentFrom)
 						if tc.check && !p.placedLater && off.Abs() > 20*time.Millisecond {
 							t.Errorf("%s: the track file is placed %v from where its sender captured it", p.user, off)
 						}
