@@ -241,6 +241,14 @@ type AudioPipeline struct {
 	srLastPos float64
 	srLeast   float64
 	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
+
+	// srTrial: the latest report is on trial until the arrival srTrialEnd
+	// (reportTrial), and srTrialLeast is the least lateness of a packet by
+	// it (taken back by srOff) so far: see followReport.
+	srTrial      bool
+	srTrialEnd   uint64
+	srTrialLeast float64
+
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
 	// srCandExt at srCandPos. The next report says whether it is a step.
@@ -865,9 +873,24 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.lateRun, p.lateLong = false, false
 	}
 	if p.srNew && !p.settling {
-		pos = p.followReport(pos, now)
-	} else if p.srFollow {
+		p.srNew, p.srTrial, p.srTrialLeast = false, false, math.Inf(1)
+		if want, ok := p.srPosition(p.lastTS, now); ok && p.srFollow && p.confirms(want-p.srOff) {
+			pos = p.followReport(pos, now) // a step's confirmation: taken at once
+		} else {
+			p.srTrial, p.srTrialEnd = true, now+uint64(reportTrial.Seconds()*p.rate)
+		}
+	}
+	if p.srTrial {
+		if want, ok := p.srPosition(p.lastTS, now); ok {
+			p.srTrialLeast = min(p.srTrialLeast, float64(now)-(want-p.srOff))
+		}
+	}
+	if p.srFollow {
 		p.srLeast = min(p.srLeast, float64(now)-p.srLine(p.ext))
+	}
+	if p.srTrial && now >= p.srTrialEnd && !p.settling {
+		p.srTrial = false
+		pos = p.followReport(pos, now)
 	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
@@ -1068,15 +1091,30 @@ func (p *AudioPipeline) settleNow() {
 // the stall's length of audio). Three reports on one line whose slope is
 // within MaxSkew (the middle one a candidate) are a clock rate, not a step:
 // drift at that slope (a clock 4 % slow moves 40 ms between reports a
-// second apart). A report that would place the packet earlier than it could
-// have arrived (later than its arrival by more than reportEarly beyond the
-// least lateness of the packets by the report before, since it came) is not
-// followed either. A sender whose reports do not fit the arrivals at all
-// (its wall clock off by more than srPosition allows) is placed by arrival
-// (measure), as is one whose reports stop for reportsGone.
+// second apart). A report is on trial for reportTrial (one that confirms a
+// step is taken at once, as the offline placement takes it): if a packet
+// that came meanwhile arrived earlier by it, by more than reportLate, than
+// the least lateness of the packets by the report followed before (since
+// that one came, the trial's too), it is stamped late, and it is taken back
+// by as much before it is followed. That is Pion's report, stamped by when
+// the sender last wrote a packet: on a busy machine a publisher's writes
+// lag tens of ms now and then, and a report made meanwhile comes late by as
+// much, each by another amount; the packets written after it lag as well
+// (one packet does not tell), but not all of them. Followed as stamped, the
+// mix took that jitter for the sender's clock: it resampled a good clock by
+// 1-5 % (a 660 Hz tone at 651 Hz in TestEndToEnd_RetroactiveBlackout) and
+// took pairs of late reports for steps (20 ms holes). A report that comes
+// while another is on trial replaces it. A report that would place the
+// packet earlier than it could have arrived (later than its arrival by more
+// than reportEarly beyond the least lateness of the packets by the report
+// before) is not followed either. A sender whose reports do not fit the
+// arrivals at all (its wall clock off by more than srPosition allows) is
+// placed by arrival (measure), as is one whose reports stop for reportsGone.
 const (
 	reportStep  = 20 * time.Millisecond
 	reportEarly = 10 * time.Millisecond
+	reportTrial = 300 * time.Millisecond
+	reportLate  = 5 * time.Millisecond
 	reportsGone = 15 * time.Second // three of a low-rate audio sender's RTCP intervals (5 s)
 )
 
@@ -1104,6 +1142,14 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		return pos
 	}
 	want -= p.srOff
+	if d := p.srLeast - p.srTrialLeast; d > reportLate.Seconds()*p.rate {
+		// A packet of the trial came earlier by it than the packets since
+		// the last report followed came by that one: it is stamped late,
+		// by about d. Taken back by d, it says what the sender's clock
+		// did (a step, a drift) as far as the arrivals show it.
+		want -= d
+		p.srTrialLeast += d
+	}
 	late := float64(now) - want
 	if late < p.srLeast-reportEarly.Seconds()*p.rate {
 		// Earlier than the packets since the last report followed came by
@@ -1114,15 +1160,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	if p.srCand && p.srCandNear {
 		// A candidate followed as drift: a step if this report is on its
 		// line at the slope before it, and as far from the line before.
+		confirmed := p.confirms(want)
 		p.srCand = false
-		off := want - (p.srCandPos + float64(p.ext-p.srCandExt)*k*p.srCandSlope)
-		if !p.reportMoved(off) && p.reportMoved(p.srCandMoved+off) {
+		if confirmed {
 			// Confirmed: the clock's rate is the one before it (the
 			// move was no drift), measured from here; what remains of
 			// the offset is caught up over the next second, however
 			// small (steer would leave up to 5 ms).
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
-			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, late
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, p.srTrialLeast)
 			p.setRatio(min(max(p.srSlope+(want-pos)/p.rate, 1-p.maxSkew), 1+p.maxSkew))
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
@@ -1133,21 +1179,21 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	slope := p.srSlope
 	near := false // a candidate followed as drift meanwhile
 	if math.Abs(moved) > reportStep.Seconds()*p.rate {
-		cand := p.srCand
+		cand, confirmed := p.srCand, p.confirms(want)
 		p.srCand = false
 		switch {
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
 			return pos
-		case !p.reportMoved(want - (p.srCandPos + float64(p.ext-p.srCandExt)*k*p.srSlope)):
+		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
 			// the slope is measured from here.
 			p.basePos, p.baseExt = want, p.ext
 			pos = want
 			p.srExt, p.srRefPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
-			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, late
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, p.srTrialLeast)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1175,10 +1221,28 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.srCandExt, p.srCandPos, p.srCandMoved, p.srCandSlope = p.ext, want, moved, p.srSlope
 	}
 	p.srAt, p.srSlope = now, slope
-	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, late
+	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, p.srTrialLeast)
 	p.steer(want - pos)
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// confirms reports whether a report that places the newest packet at want
+// (on the reports' line followed) confirms the step candidate (see
+// followReport): a candidate followed as drift, if it is on its line at the
+// slope before it and as far from the line before; another, if it moved as
+// far from the line followed and is on the candidate's line.
+func (p *AudioPipeline) confirms(want float64) bool {
+	if !p.srCand {
+		return false
+	}
+	k := p.rate / p.clock
+	if p.srCandNear {
+		off := want - (p.srCandPos + float64(p.ext-p.srCandExt)*k*p.srCandSlope)
+		return !p.reportMoved(off) && p.reportMoved(p.srCandMoved+off)
+	}
+	return math.Abs(want-p.srLine(p.ext)) > reportStep.Seconds()*p.rate &&
+		!p.reportMoved(want-(p.srCandPos+float64(p.ext-p.srCandExt)*k*p.srSlope))
 }
 
 // reportMoved reports whether a report that places the audio d samples
