@@ -286,6 +286,11 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 		}
 		path := filepath.Join(t.TempDir(), filepath.Base(f.rel))
 		os.WriteFile(path, data, 0o600)
+		if d := os.Getenv("MIXDEBUG"); d != "" { // kept for a look at a failure
+			d = filepath.Join(d, ev.InstanceID)
+			os.MkdirAll(d, 0o755)
+			os.WriteFile(filepath.Join(d, filepath.Base(f.rel)), data, 0o644)
+		}
 		pcm := mediatest.Decode(t, path, 8000)
 		if off, ok := mediaOffset[f.rel]; ok {
 			f.off = off // where the mix placed the track's first packet
@@ -293,12 +298,17 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 			t.Errorf("manifest: no mediaOffset for %s", f.rel)
 		}
 		end := ends[map[float64]string{660: "bob", 880: "carol"}[f.freq]]
-		edge := at - 0.1 // where the tone ends, in 5 ms steps of 20 ms windows
-		for edge < at+0.1 && toneAt(pcm, f, edge, edge+0.02) > 1000 {
-			edge += 0.005
+		// Where the tone ends: the first of 20 ms windows 5 ms apart without
+		// it, ms from the blackout's start (counted in whole steps: a sum of
+		// 5 ms steps in floating point put a window at exactly -20 ms at
+		// 2.9799999 s, outside the bound).
+		ms := -100
+		for ms < 100 && toneAt(pcm, f, at+float64(ms)/1000, at+float64(ms+20)/1000) > 1000 {
+			ms += 5
 		}
-		t.Logf("%s: the first 20 ms window without the %g Hz tone begins at %.3f s (%+.0f ms from the blackout's start)", f.rel, f.freq, edge, (edge-at)*1000)
-		if edge < at-0.02 || edge > at+0.02 {
+		edge := at + float64(ms)/1000
+		t.Logf("%s: the first 20 ms window without the %g Hz tone begins at %.3f s (%+d ms from the blackout's start)", f.rel, f.freq, edge, ms)
+		if ms < -20 || ms > 20 {
 			dump(pcm, f, at-0.2, at+0.2)
 			t.Errorf("%s: the %g Hz tone ends at %.3f s, more than 20 ms from the blackout's start %.3f s", f.rel, f.freq, edge, at)
 		}
@@ -309,8 +319,24 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 		if l := toneAt(pcm, f, at+0.02, end-0.05); l > 200 {
 			t.Errorf("%s: %g Hz during the blackout [%.2f, %.2f]: %.0f, want absent", f.rel, f.freq, at, end, l)
 		}
-		if l := toneAt(pcm, f, end+0.3, float64(len(pcm))/8000+f.off-0.2); l < 2000 {
-			t.Errorf("%s: %g Hz after the blackout: %.0f, want present", f.rel, f.freq, l)
+		// Back after the blackout's stop: at its pitch (one Goertzel over
+		// the range: its main lobe is 0.7 Hz wide over 1.5 s, so a mix that
+		// resampled the track by 1 % fails it, as the live mix did while it
+		// followed its sender's late-stamped reports: session 10's official
+		// CI, 593; media's reportTrial), and in every 100 ms window (not
+		// 20 ms: bob's looped Opus frames have a seam every 2 s, in his
+		// file too). toneTrace tells a tone off its pitch from a hole.
+		after := float64(len(pcm))/8000 + f.off - 0.2
+		l := toneAt(pcm, f, end+0.3, after)
+		missing := toneMissing(pcm, f.freq, f.off, end+0.3, after, 0.1, 1000)
+		if l < 2000 {
+			t.Errorf("%s: %g Hz after the blackout: %.0f, want present at its pitch", f.rel, f.freq, l)
+		}
+		if len(missing) > 0 {
+			t.Errorf("%s: %g Hz after the blackout missing in %d windows of 100 ms, from %.2f s: want present", f.rel, f.freq, len(missing), missing[0])
+		}
+		if l < 2000 || len(missing) > 0 {
+			toneTrace(t, f.rel, pcm, f.freq, f.off, end-0.3, after+0.2)
 		}
 		if f.rel == composition.MixFile && f.freq == 660 {
 			// Over the blacked-out range and a second either side (not up to
@@ -327,16 +353,24 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 // it (their starts).
 func aliceEverywhere(t *testing.T, what string, pcm []int16, from, to float64) (missing []float64) {
 	t.Helper()
-	for x := from; x+0.02 <= to; x += 0.02 {
-		if l := level(pcm, 440, x, x+0.02); l < 2000 {
-			if len(missing) < 5 {
-				t.Errorf("%s: alice's 440 Hz missing at %.2f s (%.0f)", what, x, l)
-			}
-			missing = append(missing, x)
-		}
+	missing = toneMissing(pcm, 440, 0, from, to, 0.02, 2000)
+	for _, x := range missing[:min(len(missing), 5)] {
+		t.Errorf("%s: alice's 440 Hz missing at %.2f s (%.0f)", what, x, level(pcm, 440, x, x+0.02))
 	}
 	if len(missing) > 0 {
 		t.Errorf("%s: alice missing in %d windows of 20 ms in [%.2f, %.2f] s", what, len(missing), from, to)
+	}
+	return missing
+}
+
+// toneMissing returns the starts of the windows of win seconds between from
+// and to (seconds of the recording) where pcm, whose time 0 is off seconds
+// into the recording, lacks freq (amplitude under least).
+func toneMissing(pcm []int16, freq, off, from, to, win, least float64) (missing []float64) {
+	for x := from; x+win <= to; x += win {
+		if level(pcm, freq, x-off, x-off+win) < least {
+			missing = append(missing, x)
+		}
 	}
 	return missing
 }
@@ -403,5 +437,27 @@ func pollEvery(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// toneTrace logs, per 100 ms of the recording's time between from and to,
+// the level of freq in pcm (whose time 0 is off seconds into the
+// recording) and the frequency within 5 % of it with the highest level
+// there: a tone missing from a window, and a tone there but off its
+// frequency (resampled), tell apart.
+func toneTrace(t *testing.T, what string, pcm []int16, freq, off, from, to float64) {
+	t.Helper()
+	for x := from; x+0.1 <= to; x += 0.1 {
+		a, b := max(0, int((x-off)*8000)), min(len(pcm), int((x+0.1-off)*8000))
+		if b <= a {
+			continue
+		}
+		best, bestL := freq, 0.0
+		for g := freq * 0.95; g <= freq*1.05; g += 1 {
+			if l := mediatest.Goertzel(pcm[a:b], 8000, g); l > bestL {
+				best, bestL = g, l
+			}
+		}
+		t.Logf("%s %.1f s: %g Hz %.0f; peak %.0f Hz %.0f", what, x, freq, mediatest.Goertzel(pcm[a:b], 8000, freq), best, bestL)
 	}
 }
