@@ -98,6 +98,7 @@ func TestFleet_CommandsForwardedToOwner(t *testing.T) {
 	if st := b.do("POST", path+"/pause", key2, nil, nil); st != 404 {
 		t.Errorf("another tenant's pause through B: %d, want 404", st)
 	}
+	a.waitWritten(1) // stopped with media: STOPPED, not ABORTED
 	if st := b.do("POST", path+"/stop", key1, nil, &got); st != 200 || got.State != "STOPPED" {
 		t.Fatalf("stop through B: %d %+v", st, got)
 	}

@@ -158,6 +158,21 @@ func (h *harness) start(key string, cmd StartRecording) (RecordingDataEvent, int
 	return ev, st
 }
 
+// waitWritten waits until h's recorder has written n packets to track
+// files: a recording stopped after that had media, and ends STOPPED, not
+// ABORTED. On a loaded machine a publisher's first packets can come later
+// than a test's next commands.
+func (h *harness) waitWritten(n uint64) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for h.svc.Manager.MediaStats().Written < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the recorder wrote %d packets in 20 s, want %d", h.svc.Manager.MediaStats().Written, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func recPath(ev RecordingDataEvent) string {
 	return "/api/recordings/" + ev.ConversationID + "/" + ev.RecorderID + "/" + ev.InstanceID
 }
