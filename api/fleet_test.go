@@ -822,9 +822,11 @@ func takeoverKeeps(t *testing.T, held string) {
 	if lv := mediatest.Goertzel(pcm[:at(paused-200*time.Millisecond)], 8000, 440); lv > 50 {
 		t.Errorf("the continuation's mix holds 440 Hz at %.0f while %s (0–%v)", lv, held, paused)
 	}
+	after, dur := (paused + 500*time.Millisecond).Seconds(), float64(len(pcm))/8000
 	if lv := mediatest.Goertzel(pcm[at(paused+500*time.Millisecond):], 8000, 440); lv < 1000 {
-		t.Errorf("the continuation's mix after the resume: 440 Hz at %.0f, want the tone", lv)
+		t.Errorf("the continuation's mix after the resume: 440 Hz at %.0f, want the tone; per 200 ms:%s", lv, pitchTrace(toneWindows200(pcm, 440, after, dur)))
 	}
+	logResampled(t, "the continuation", 440, toneWindows200(pcm, 440, after, dur))
 	// Both manifests list the segments; the continuation's links back.
 	readManifest := func(prefix string) composition.Manifest {
 		t.Helper()

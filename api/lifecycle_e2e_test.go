@@ -142,26 +142,85 @@ func level(pcm []int16, freq, from, to float64) float64 {
 	return mediatest.Goertzel(pcm[a:b], 8000, freq)
 }
 
-// pitchTrace describes pcm (8 kHz) from from to to seconds, per 200 ms
-// window: the strongest frequency within 5 % of freq and its amplitude. It
-// tells a tone that is missing from one heard at another pitch (a track
-// resampled while its mapping was pulled back).
-func pitchTrace(pcm []int16, freq, from, to float64) string {
-	var b strings.Builder
-	for w := from; w+0.2 <= to+1e-9; w += 0.2 {
-		a, c := max(0, int(w*8000)), min(len(pcm), int((w+0.2)*8000))
-		if c <= a {
-			break
+// pitchScan is how far from a tone's frequency the failure logs look for
+// it: the mix may resample a track by up to media's MaxSkew (5 %). A
+// same-clock publisher's tone moved at all is a product defect (the checks
+// stay at the exact frequency); the logs tell such a move from a loss.
+const pitchScan = 0.05
+
+// toneWindow is a tone's strongest component within pitchScan of its
+// frequency in a window of a recording: freq Hz at amplitude amp, from at
+// seconds.
+type toneWindow struct{ at, freq, amp float64 }
+
+// tone returns the strongest component within pitchScan of freq in pcm (8
+// kHz) between from and to seconds.
+func tone(pcm []int16, freq, from, to float64) toneWindow {
+	a, b := max(0, int(from*8000)), min(len(pcm), int(to*8000))
+	best := toneWindow{at: from, freq: freq}
+	if b <= a {
+		return best
+	}
+	for f := freq * (1 - pitchScan); f <= freq*(1+pitchScan); f++ {
+		if l := mediatest.Goertzel(pcm[a:b], 8000, f); l > best.amp {
+			best.freq, best.amp = f, l
 		}
-		best, at := 0.0, freq
-		for f := freq * 0.95; f <= freq*1.05; f += 1 {
-			if l := mediatest.Goertzel(pcm[a:c], 8000, f); l > best {
-				best, at = l, f
+	}
+	return best
+}
+
+// toneWindows200 returns the tone near freq in each 200 ms window of pcm
+// from from to to seconds (the last window ends at to).
+func toneWindows200(pcm []int16, freq, from, to float64) []toneWindow {
+	var out []toneWindow
+	for w := from; w < to-1e-9; w += 0.2 {
+		w = min(w, max(from, to-0.2))
+		out = append(out, tone(pcm, freq, w, min(w+0.2, to)))
+	}
+	return out
+}
+
+// heardFrom returns where a check of user's tone in the mix may begin: 300
+// ms into the recording, or 200 ms into the user's track if later (on a
+// loaded machine a publisher's first packet can come some 100 ms after the
+// start; its media offset is where its first sample is in the mix).
+func heardFrom(t *testing.T, man *composition.Manifest, user string) float64 {
+	t.Helper()
+	for _, tr := range man.Tracks {
+		if tr.UserID == user && tr.Kind == "AUDIO" {
+			if tr.MediaOffset == nil {
+				t.Fatalf("%s's track has no media offset", user)
 			}
+			return max(0.3, *tr.MediaOffset+0.2)
 		}
-		fmt.Fprintf(&b, " %.1fs:%.0fHz/%.0f", w, at, best)
+	}
+	t.Fatalf("no audio track of %s in the manifest", user)
+	return 0
+}
+
+// pitchTrace describes ws for a failure's log: each window's start, the
+// frequency found and its amplitude.
+func pitchTrace(ws []toneWindow) string {
+	var b strings.Builder
+	for _, w := range ws {
+		fmt.Fprintf(&b, " %.1fs:%.0fHz/%.0f", w.at, w.freq, w.amp)
 	}
 	return b.String()
+}
+
+// logResampled logs the windows where the mix moved the tone's pitch by more
+// than 1 %: what a failed check at the exact frequency meant (pitchScan).
+func logResampled(t *testing.T, what string, freq float64, ws []toneWindow) {
+	t.Helper()
+	var off []toneWindow
+	for _, w := range ws {
+		if math.Abs(w.freq-freq) > 0.01*freq && w.amp > 1000 {
+			off = append(off, w)
+		}
+	}
+	if len(off) > 0 {
+		t.Logf("%s: the mix resampled the %g Hz tone in %d of %d windows:%s", what, freq, len(off), len(ws), pitchTrace(off))
+	}
 }
 
 // toneWindows returns, per 100 ms window, whether freq is present.
@@ -253,9 +312,11 @@ func testPause(t *testing.T, behavior string) {
 	p := recPath(ev)
 	time.Sleep(2 * time.Second)
 	var paused RecordingDataEvent
+	pauseSent := time.Now()
 	if st := h.do("POST", p+"/pause", key1, nil, &paused); st != 200 || paused.State != "ACTIVE" || !paused.Paused {
 		t.Fatalf("pause: %d %+v", st, paused)
 	}
+	pauseDone := time.Now()
 	// Pausing again succeeds and adds no status.
 	if st := h.do("POST", p+"/pause", key1, nil, &paused); st != 200 || !paused.Paused {
 		t.Errorf("second pause: %d %+v", st, paused)
@@ -270,9 +331,11 @@ func testPause(t *testing.T, behavior string) {
 	bob.on.Store(false)
 	time.Sleep(40 * time.Millisecond) // bob's last tone frame is on its way before resume
 	var resumed RecordingDataEvent
+	resumeSent := time.Now()
 	if st := h.do("POST", p+"/resume", key1, nil, &resumed); st != 200 || resumed.Paused || resumed.State != "ACTIVE" {
 		t.Fatalf("resume: %d %+v", st, resumed)
 	}
+	resumeDone := time.Now()
 	if st := h.do("POST", p+"/resume", key1, nil, &resumed); st != 200 || resumed.Paused {
 		t.Errorf("second resume: %d %+v", st, resumed)
 	}
@@ -321,8 +384,11 @@ func testPause(t *testing.T, behavior string) {
 	pz := man.Pauses[0]
 	mixStart, mixEnd := *pz.MixStart, *pz.MixEnd
 	t.Logf("pause: %.2f–%.2f s of the recording, %.2f–%.2f s of the mix", pz.Start, pz.End, mixStart, mixEnd)
-	if d := pz.End - pz.Start; d < 1.9 || d > 2.4 {
-		t.Errorf("the pause lasted %.2f s, want about 2", d)
+	// The pause spans the requests as the recorder got them (on a loaded
+	// machine the test's own sleeps run long: not a fixed 2 s).
+	if pz.StartTime.Before(pauseSent) || pz.StartTime.After(pauseDone) || pz.EndTime.Before(resumeSent) || pz.EndTime.After(resumeDone) {
+		t.Errorf("the pause is %v–%v, want from the pause request (%v–%v) to the resume request (%v–%v)",
+			pz.StartTime, pz.EndTime, pauseSent, pauseDone, resumeSent, resumeDone)
 	}
 	recorded := man.Stopped.Sub(man.Started).Seconds()
 	pcm := wavPCM(t, fetch(t, comp.Composition.Outputs[0].URL))
@@ -351,7 +417,7 @@ func testPause(t *testing.T, behavior string) {
 		from, to float64
 		present  bool
 	}{
-		{"before the pause", 0.3, mixStart - 0.15, true},
+		{"before the pause", heardFrom(t, &man, "alice"), mixStart - 0.15, true},
 		{"after the pause", mixEnd + 0.3, dur - 0.2, true},
 	}
 	if behavior == "silence" {
@@ -365,13 +431,16 @@ func testPause(t *testing.T, behavior string) {
 		a := level(pcm, 440, c.from, c.to)
 		if c.present && a < 2000 || !c.present && a > 200 {
 			t.Errorf("alice's tone %s [%.2f, %.2f]: amplitude %.0f, want present=%v; the mix per 200 ms:%s",
-				c.what, c.from, c.to, a, c.present, pitchTrace(pcm, 440, c.from, c.to))
+				c.what, c.from, c.to, a, c.present, pitchTrace(toneWindows200(pcm, 440, c.from, c.to)))
+		}
+		if c.present {
+			logResampled(t, "alice "+c.what, 440, toneWindows200(pcm, 440, c.from, c.to))
 		}
 	}
 	if behavior == "skip" { // no silent hole where the pause was cut out
 		for w := 0.3; w+0.1 < dur-0.2; w += 0.1 {
 			if a := level(pcm, 440, w, w+0.1); a < 1000 {
-				t.Errorf("skip: alice's tone drops to %.0f at %.1f s of the mix", a, w)
+				t.Errorf("skip: alice's tone drops to %.0f at %.1f s of the mix; there: %s", a, w, pitchTrace([]toneWindow{tone(pcm, 440, w, w+0.1)}))
 				break
 			}
 		}
@@ -485,15 +554,19 @@ func TestEndToEnd_Blackout(t *testing.T) {
 		from, to float64
 		present  bool
 	}{
-		{"alice throughout", 440, 0.3, dur - 0.2, true},
-		{"bob before", 660, 0.3, bo.Start - 0.1, true},
+		{"alice throughout", 440, heardFrom(t, &man, "alice"), dur - 0.2, true},
+		{"bob before", 660, heardFrom(t, &man, "bob"), bo.Start - 0.1, true},
 		{"bob during", 660, bo.Start + 0.15, bo.End - 0.05, false},
 		{"bob after", 660, bo.End + 0.3, dur - 0.2, true},
 	}
 	for _, c := range checks {
 		a := level(pcm, c.freq, c.from, c.to)
 		if c.present && a < 2000 || !c.present && a > 200 {
-			t.Errorf("mix, %s [%.2f, %.2f]: %g Hz amplitude %.0f, want present=%v", c.what, c.from, c.to, c.freq, a, c.present)
+			t.Errorf("mix, %s [%.2f, %.2f]: %g Hz amplitude %.0f, want present=%v; per 200 ms:%s",
+				c.what, c.from, c.to, c.freq, a, c.present, pitchTrace(toneWindows200(pcm, c.freq, c.from, c.to)))
+		}
+		if c.present {
+			logResampled(t, c.what, c.freq, toneWindows200(pcm, c.freq, c.from, c.to))
 		}
 	}
 	var msg RecordingDataMessage
