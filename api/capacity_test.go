@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
@@ -112,16 +113,25 @@ func TestCapacity_RefusesPastItKeepsRunning(t *testing.T) {
 		t.Fatalf("stop: %d %+v", st, stopped)
 	}
 	var comp RecordingDataMessage
-	if st := h.do("GET", "/api/compositions/capconv", key1, nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) != 1 {
+	if st := h.do("GET", "/api/compositions/capconv", key1, nil, &comp); st != 200 || comp.Composition == nil || len(comp.Composition.Outputs) != 1 ||
+		comp.Composition.Manifest == nil {
 		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	var man composition.Manifest
+	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
+		t.Fatal(err)
 	}
 	wav := fetch(t, comp.Composition.Outputs[0].URL)
 	pcm := wavPCM(t, wav)
 	if len(pcm) < 2*8000 {
 		t.Fatalf("the mix has %d samples", len(pcm))
 	}
-	for _, f := range []float64{440, 660} { // both, to the end, in 200 ms windows
-		for i := 1600; i+1600 <= len(pcm)-800; i += 1600 {
+	for _, c := range []struct {
+		user string
+		freq float64
+	}{{"alice", 440}, {"bob", 660}} { // both, from their tracks' start to the end, in 200 ms windows
+		f := c.freq
+		for i := int(heardFrom(t, &man, c.user, 0.2) * 8000); i+1600 <= len(pcm)-800; i += 1600 {
 			if a := mediatest.Goertzel(pcm[i:i+1600], 8000, f); a < 1000 {
 				t.Errorf("%.0f Hz missing from the running recording at %.1f s (level %.0f)", f, float64(i)/8000, a)
 				break

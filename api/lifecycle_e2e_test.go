@@ -180,18 +180,19 @@ func toneWindows200(pcm []int16, freq, from, to float64) []toneWindow {
 	return out
 }
 
-// heardFrom returns where a check of user's tone in the mix may begin: 300
-// ms into the recording, or 200 ms into the user's track if later (on a
-// loaded machine a publisher's first packet can come some 100 ms after the
-// start; its media offset is where its first sample is in the mix).
-func heardFrom(t *testing.T, man *composition.Manifest, user string) float64 {
+// heardFrom returns where a check of user's tone in the mix may begin: at
+// floor seconds into the recording, or 200 ms into the user's track if later
+// (on a loaded machine a publisher's first packet can come some 100 ms after
+// the start; its media offset is where its first sample is in the mix).
+func heardFrom(t *testing.T, man *composition.Manifest, user string, floor float64) float64 {
 	t.Helper()
 	for _, tr := range man.Tracks {
 		if tr.UserID == user && tr.Kind == "AUDIO" {
 			if tr.MediaOffset == nil {
 				t.Fatalf("%s's track has no media offset", user)
 			}
-			return max(0.3, *tr.MediaOffset+0.2)
+			t.Logf("%s's track begins at %.3f s of the mix", user, *tr.MediaOffset)
+			return max(floor, *tr.MediaOffset+0.2)
 		}
 	}
 	t.Fatalf("no audio track of %s in the manifest", user)
@@ -417,7 +418,7 @@ func testPause(t *testing.T, behavior string) {
 		from, to float64
 		present  bool
 	}{
-		{"before the pause", heardFrom(t, &man, "alice"), mixStart - 0.15, true},
+		{"before the pause", heardFrom(t, &man, "alice", 0.3), mixStart - 0.15, true},
 		{"after the pause", mixEnd + 0.3, dur - 0.2, true},
 	}
 	if behavior == "silence" {
@@ -554,8 +555,8 @@ func TestEndToEnd_Blackout(t *testing.T) {
 		from, to float64
 		present  bool
 	}{
-		{"alice throughout", 440, heardFrom(t, &man, "alice"), dur - 0.2, true},
-		{"bob before", 660, heardFrom(t, &man, "bob"), bo.Start - 0.1, true},
+		{"alice throughout", 440, heardFrom(t, &man, "alice", 0.3), dur - 0.2, true},
+		{"bob before", 660, heardFrom(t, &man, "bob", 0.3), bo.Start - 0.1, true},
 		{"bob during", 660, bo.Start + 0.15, bo.End - 0.05, false},
 		{"bob after", 660, bo.End + 0.3, dur - 0.2, true},
 	}
