@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/recorder"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -417,8 +418,15 @@ func TestSeed003_ScreenRecord(t *testing.T) {
 	publish(whip.Endpoint(h.url, "scall", "carol", "CAM"), cam)
 	go sendLoop(sendCtx, cam, vp8, time.Second/30)
 
+	// Wait until the agent is on the call and shares its screen there (the
+	// screen's track is added once its first packet came: on a loaded
+	// machine after the microphone's).
+	sharing := func() bool {
+		ag, err := h.svc.Manager.AgentOf("org1", recorder.AgentRef{By: "Id", Value: "7"})
+		return err == nil && ag.ActiveCall() != nil && ag.ActiveCall().Screen
+	}
 	var a AgentMessage
-	for a.ActiveCall == nil || len(a.InactiveCalls)+len(a.DesktopOnlySessions) != 0 {
+	for a.ActiveCall == nil || len(a.InactiveCalls)+len(a.DesktopOnlySessions) != 0 || !sharing() {
 		h.do("GET", "/api/Agent?agentIdentifier=Id&value=7", key1, nil, &a)
 		select {
 		case <-ctx.Done():
