@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media"
-	"github.com/rtcrec/recorder/media/format"
-	"github.com/rtcrec/recorder/media/wavwriter"
 )
 
 // TestMixMoves_FilePlacedWhereTheMixPlacedIt: a µ-law track without
@@ -41,18 +38,8 @@ func TestMixMoves_FilePlacedWhereTheMixPlacedIt(t *testing.T) {
 			const rate, total = 8000, 24.0
 			start := time.Unix(1000, 0)
 			now := start
-			out := &frameSink{}
-			mixer := media.NewMixer(media.MixConfig{SampleRate: rate, Start: start, Latency: tc.latency, Clock: func() time.Time { return now }}, out)
-			in := mixer.AddInput("t", media.InputOptions{})
-			pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
-			if err != nil {
-				t.Fatal(err)
-			}
-			file, err := wavwriter.NewG711(filepath.Join(t.TempDir(), "t.wav"), wavwriter.MuLaw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms := &mediaSink{file: format.G711Writer{G711Writer: file}, audio: pipe, in: in, mixer: mixer}
+			ms, out, _ := muLawSink(t, start, &now, tc.latency)
+			mixer, in, pipe := ms.mixer, ms.in, ms.audio.(*media.AudioPipeline)
 			ms.logPlacement(pipe, 1)
 			ms.moves = &mixMoves{rate: rate, clock: rate}
 			arrival := func(n int) float64 { // packet n: sent at its last sample

@@ -300,7 +300,7 @@ func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
 func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 	start := time.Unix(1000, 0)
 	now := start
-	ms, out, path := muLawSink(t, start, &now)
+	ms, out, path := muLawSink(t, start, &now, 0)
 	mixer := ms.mixer
 	lc := &pauseState{}
 	g := &gate{lc: lc, in: ms.in, clock: 8000}

@@ -196,12 +196,12 @@ func (f *frameSink) WriteFrame(pcm []int16) error { f.pcm = append(f.pcm, pcm...
 
 // muLawSink returns the sink of a µ-law track, its file t.wav in a new
 // temporary directory (path) and its pipeline into input "t" of an 8 kHz
-// mixer that starts at start and whose clock reads *now, and the mixer's
-// output.
-func muLawSink(t *testing.T, start time.Time, now *time.Time) (ms *mediaSink, out *frameSink, path string) {
+// mixer that starts at start, whose clock reads *now and whose latency
+// budget is latency (0: the default), and the mixer's output.
+func muLawSink(t *testing.T, start time.Time, now *time.Time, latency time.Duration) (ms *mediaSink, out *frameSink, path string) {
 	t.Helper()
 	out = &frameSink{}
-	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Clock: func() time.Time { return *now }}, out)
+	mixer := media.NewMixer(media.MixConfig{SampleRate: 8000, Start: start, Latency: latency, Clock: func() time.Time { return *now }}, out)
 	in := mixer.AddInput("t", media.InputOptions{})
 	pipe, err := media.NewAudioPipeline(media.AudioPipelineConfig{Codec: media.CodecPCMU, Input: in})
 	if err != nil {
@@ -226,7 +226,7 @@ func muLawSink(t *testing.T, start time.Time, now *time.Time) (ms *mediaSink, ou
 func TestDecodeFile_EndedTrackMatchesTheMix(t *testing.T) {
 	start := time.Unix(1000, 0)
 	now := start
-	ms, out, path := muLawSink(t, start, &now)
+	ms, out, path := muLawSink(t, start, &now, 0)
 	mixer := ms.mixer
 	ms.path, ms.relPath, ms.codec = path, "t.wav", media.CodecPCMU
 	ms.logPlacement(ms.audio.(*media.AudioPipeline), 1)
