@@ -150,24 +150,32 @@ type Track struct {
 // than MappingMoved from the one kept before it (the first report is always
 // kept), so that the file can be placed piecewise: Steps.
 //
-// The live mix also moves a track in ways its sender's reports do not say:
-// it resamples a sender whose clock drifts (the reports keep steps only),
-// and pulls back by its packets' arrival a track first placed late (its
-// first packets were read late: a loaded recorder, a network queue at
-// connect; a sender without reports). Moves keeps those moves, each time
-// they add up to MappingMoved more than the one kept before, so that the
-// file is placed where the live mix placed it (Steps).
+// An audio track in a recording with a mix is placed where the live mix
+// placed it (MixPlaced): the mix follows the sender's reports only after
+// checking them against the packets' arrival (it takes a report stamped
+// late back, leaves out one that does not fit), resamples a sender whose
+// clock drifts, and pulls back by its packets' arrival a track first placed
+// late (its first packets were read late: a loaded recorder, a network
+// queue at connect; a sender without reports). Moves keeps its placement,
+// each time it moved MappingMoved or more from the one kept before, so that
+// the offline mix and the composite place the file where the live mix did
+// (Steps), not where the raw reports would. Its Mappings then only say the
+// sender's clock (FirstSent), not where its file goes.
 type TrackTiming struct {
 	ClockRate       uint32     `json:"clockRate"`
 	RTPZero         uint32     `json:"rtpZero"`
 	SenderReportNTP *time.Time `json:"senderReportNtp,omitempty"`
 	SenderReportRTP uint32     `json:"senderReportRtp,omitempty"`
 	Mappings        []Mapping  `json:"mappings,omitempty"`
-	// Moves are the live mix's moves of the track that its mappings do
-	// not say: from File seconds into the file on, its samples lie By
-	// seconds later than mediaOffset and the mappings place them
-	// (negative: earlier), in file order.
+	// Moves are where the live mix placed the file: from File seconds into
+	// the file on, its samples lie By seconds later than mediaOffset puts
+	// them (negative: earlier), in file order. Without MixPlaced (older
+	// manifests) they are the live mix's moves that the mappings do not
+	// say, on top of the mappings' steps.
 	Moves []Step `json:"moves,omitempty"`
+	// MixPlaced says that Moves are the live mix's whole placement of the
+	// file: Steps are Moves alone, whatever the mappings say.
+	MixPlaced bool `json:"mixPlaced,omitempty"`
 }
 
 // MappingMoved is how far a sender report's mapping must move from the
@@ -183,10 +191,11 @@ const MappingMoved = 10 * time.Millisecond
 // or the sender's clock drifting. It is the one definition of a step for
 // the manifest's mappings (recorder's senderClock keeps a confirmed
 // candidate in TrackTiming.Mappings, by which the offline mix and the
-// composite place the file: Steps) and for the live mix (media's
-// AudioPipeline takes a confirmed step from the confirming report on, and
-// absorbs smaller moves by resampling), so that the two place the audio
-// after a step alike.
+// composite place a file the live mix did not place: Steps) and for the
+// live mix (media's AudioPipeline takes a confirmed step from the
+// confirming report on, and absorbs smaller moves by resampling). It is
+// also how far the live mix's placement must move to be kept in
+// TrackTiming.Moves.
 func ReportMoved(d time.Duration) bool {
 	return d > MappingMoved || d < -MappingMoved
 }
@@ -214,16 +223,20 @@ func (t *TrackTiming) sentBy(k Mapping) time.Time {
 }
 
 // Steps returns the changes of the file's placement, relative to where
-// mediaOffset puts its first sample, in file order: those its mappings say
-// (relative to the first mapping), plus the live mix's other moves (Moves). None
-// without either. A step at a file time before the previous one's (a report
-// out of order) is left out, as is one that says the same as the step
-// before.
+// mediaOffset puts its first sample, in file order: where the live mix
+// placed it (Moves) when MixPlaced; otherwise those its mappings say
+// (relative to the first mapping), plus the live mix's other moves (Moves).
+// None without either. A step at a file time before the previous one's (a
+// report out of order) is left out, as is one that says the same as the
+// step before.
 func (t *TrackTiming) Steps() []Step {
 	if t == nil {
 		return nil
 	}
-	reports := t.reportSteps()
+	var reports []Step
+	if !t.MixPlaced {
+		reports = t.reportSteps()
+	}
 	if len(t.Moves) == 0 {
 		return reports
 	}

@@ -7,7 +7,8 @@ import (
 
 // TestTrackTiming_StepsAddTheMovesByArrival: a track's steps are those of
 // its sender's reports (relative to the first) plus the live mix's moves by
-// arrival, at every file time where either changes.
+// arrival, at every file time where either changes; for a track the live
+// mix placed (MixPlaced), its moves alone.
 func TestTrackTiming_StepsAddTheMovesByArrival(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
@@ -28,6 +29,10 @@ func TestTrackTiming_StepsAddTheMovesByArrival(t *testing.T) {
 			[]Step{{File: 2, By: -0.011}, {File: 3, By: -0.022}, {File: 4, By: 0.1 - 0.022}, {File: 6, By: 0.1 - 0.033}}},
 		{"at one file time", &TrackTiming{ClockRate: 8000, Mappings: reports, Moves: []Step{{File: 4, By: -0.011}}},
 			[]Step{{File: 4, By: 0.1 - 0.011}}},
+		// Placed by the live mix: its moves alone, whatever the reports
+		// say (it left out a report stamped late).
+		{"placed by the mix", &TrackTiming{ClockRate: 8000, Mappings: reports, Moves: moves, MixPlaced: true}, moves},
+		{"placed by the mix, unmoved", &TrackTiming{ClockRate: 8000, Mappings: reports, MixPlaced: true}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.timing.Steps()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/format"
 	"github.com/rtcrec/recorder/media/pause"
@@ -188,7 +189,7 @@ type mediaSink struct {
 	path    string
 	codec   media.Codec
 	plog    *placementLog
-	moves   *mixMoves // the mix's moves of the track beyond its sender's reports (audio with a mix)
+	moves   *mixMoves // where the mix placed the track's file (audio with a mix)
 	// silenced: a retroactive blackout silenced the file from RTP timestamp
 	// silencedFrom (as written); set in an edit, read and cleared by the
 	// reader goroutine under the guard.
@@ -258,6 +259,24 @@ func (m *mediaSink) timing() (zeroTS uint32, sr conference.SenderReport, ok, srO
 		sr, srOK = m.sr()
 	}
 	return m.zeroTS, sr, true, srOK
+}
+
+// trackTiming returns what places the track's file on the recording's
+// clock (Track.Timing; nil before its first packet): the timestamp of its
+// first packet, the sender's latest report, the reports kept and, for audio
+// in the mix, where the mix placed it. Any goroutine.
+func (m *mediaSink) trackTiming(clockRate uint32) *composition.TrackTiming {
+	zero, sr, ok, srOK := m.timing()
+	if !ok {
+		return nil
+	}
+	timing := &composition.TrackTiming{ClockRate: clockRate, RTPZero: zero}
+	if srOK {
+		timing.SenderReportNTP, timing.SenderReportRTP = &sr.NTP, sr.RTPTime
+	}
+	timing.Mappings = m.srs.mappings()
+	timing.Moves, timing.MixPlaced = m.moves.steps(), m.moves != nil
+	return timing
 }
 
 // videoFrames returns the frames a video track's writer wrote; video is false

@@ -14,17 +14,19 @@ import (
 // the last one kept does).
 const maxMoves = 4096
 
-// mixMoves keeps the moves of a track's placement on the mix's timeline
-// that its sender's reports do not say (composition.TrackTiming.Moves): the
-// live mix resampling a drifting sender's clock (with reports too: they
-// keep steps only), pulling back on time a track first placed late (its
-// first packets came late: a loaded reader, a queue at connect),
-// re-anchoring after its timestamps jumped; each time they add up to
-// composition.MappingMoved more than the move kept before. The offline mix
-// and the composite place the file by its reports' steps plus these moves:
-// where the live mix placed it (up to a move, 10 ms). observe is called by the track's reader
-// goroutine after each packet placed (it allocates only when it keeps a
-// move); steps at the track's end.
+// mixMoves keeps where the live mix placed a track's file on its timeline
+// (composition.TrackTiming.Moves, with MixPlaced): each time the placement
+// moved composition.MappingMoved or more from the move kept before, off the
+// line of the file's first sample (mediaOffset) at the nominal rate. It is
+// what the mix did, whatever moved it: a step of the sender's reports that
+// the mix took (not one it left out: a report stamped late, one that does
+// not fit the arrivals), the resampling of a drifting sender's clock, a
+// track first placed late (its first packets came late: a loaded reader, a
+// queue at connect) pulled back on time. The offline mix and the composite
+// place the file by these moves alone: where the live mix placed it (up to
+// a move, 10 ms). observe is called by the track's reader goroutine after
+// each packet placed (it allocates only when it keeps a move); steps at the
+// track's end.
 type mixMoves struct {
 	rate  float64 // mix samples per second
 	clock float64 // the track's RTP ticks per second
@@ -45,17 +47,16 @@ type mixMoves struct {
 }
 
 // observe takes where the live mix placed a packet: off samples of the mix
-// from where the file's first sample and the nominal rate put it, of which
-// the sender's reports kept say reports seconds; the packet's timestamp, as
-// the file has it, is fileTS, in a file whose first sample has timestamp
-// zero, after a shift of shift ticks (skipped pauses); the pipeline had
-// re-anchored reanchors times. A skipped pause is no move: the file closes
-// its gap as the mix closes its cut (the offline mix does the same from
-// the manifest's pauses), so what it changes in off is taken as the new
-// base. After a re-anchor (a new source, a jump of the timestamps) a
-// packet's timestamp no longer tells its place in the file: no move is
-// kept from then on.
-func (a *mixMoves) observe(off, reports float64, fileTS, zero, shift uint32, reanchors uint64) {
+// from where the file's first sample and the nominal rate put it; the
+// packet's timestamp, as the file has it, is fileTS, in a file whose first
+// sample has timestamp zero, after a shift of shift ticks (skipped pauses);
+// the pipeline had re-anchored reanchors times. A skipped pause is no move:
+// the file closes its gap as the mix closes its cut (the offline mix does
+// the same from the manifest's pauses), so what it changes in off is taken
+// as the new base. After a re-anchor (a new source, a jump of the
+// timestamps) a packet's timestamp no longer tells its place in the file:
+// no move is kept from then on.
+func (a *mixMoves) observe(off float64, fileTS, zero, shift uint32, reanchors uint64) {
 	if a == nil || a.stopped {
 		return
 	}
@@ -66,7 +67,7 @@ func (a *mixMoves) observe(off, reports float64, fileTS, zero, shift uint32, rea
 		a.stopped = true
 		return
 	}
-	by := off - reports*a.rate - a.base
+	by := off - a.base
 	if shift != a.shift {
 		a.shift = shift
 		a.base += by - a.last

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/media"
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // TestMixMoves_FilePlacedWhereTheMixPlacedIt: a µ-law track without
@@ -146,5 +147,114 @@ func TestMixMoves_FilePlacedWhereTheMixPlacedIt(t *testing.T) {
 				t.Errorf("from 14 s on, beeps %.1f ms off on time (its first sample at its on-time arrival), want within 20 ms", off)
 			}
 		})
+	}
+}
+
+// TestMixMoves_ALateStampedReportIsNoStep: a µ-law track with sender
+// reports a second apart, recorded through its sink into an 8 kHz mix, its
+// packets on time (10-14 ms in transit). The sender's first report is
+// stamped 455 ms late (Pion stamps a report by when it last wrote a packet,
+// and on a busy machine the publisher's writes lagged: TestDemo's alice,
+// session 11, manifest steps [{File:0.626 By:-0.455} {File:1.64 By:0}]);
+// the later ones are honest. The live mix leaves the late one out (it does
+// not fit the arrivals) and places the track by its arrivals and the
+// honest ones: no step. The manifest's timing, built as the track's end
+// builds it, does not step either: every beep (100 ms at the start of each
+// second of the sender's clock) lies in the live mix where the file's
+// placement (mediaOffset and the timing's steps) has it, within 10 ms (a
+// move is kept once it reaches 10 ms). On the old main the reports' steps
+// placed the file's audio between the honest report that showed the "step"
+// and the one that confirmed it 455 ms early (the live mix's move was
+// kept only from the confirmation on): a 455 ms hole in the offline mix.
+func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
+	const rate, total, late = 8000, 8.0, 0.455
+	start := time.Unix(1000, 0)
+	now := start
+	ms, out, _ := muLawSink(t, start, &now, 0)
+	mixer, in, pipe := ms.mixer, ms.in, ms.audio.(*media.AudioPipeline)
+	ms.logPlacement(pipe, 1)
+	ms.moves = &mixMoves{rate: rate, clock: rate}
+	ms.srs = &senderClock{rate: rate}
+	var sr conference.SenderReport
+	ms.sr = func() (conference.SenderReport, bool) { return sr, !sr.Arrived.IsZero() }
+	payload := make([]byte, 160)
+	next, report := 0, 0 // the next packet; the next report, at report + 0.3 s
+	for step := 0; float64(step)*0.005 < total; step++ {
+		for {
+			at := float64(next+1)*0.02 + 0.010 + float64(next%3)*0.002 // sent at its last sample
+			if at > float64(step)*0.005 {
+				break
+			}
+			now = start.Add(time.Duration(at * float64(time.Second)))
+			for ; float64(report)+0.3 <= at; report++ {
+				w := float64(report) + 0.3 // the sender's wall clock, and its audio clock
+				stamped := w
+				if report == 0 {
+					stamped -= late // by a packet written 455 ms after its capture
+				}
+				sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
+					RTPTime: uint32(math.Round(stamped * rate)), Arrived: now}
+			}
+			for i := range payload {
+				payload[i] = 0xFF // silence
+				if math.Mod(float64(next*160+i)/rate, 1) < 0.1 {
+					payload[i] = 0x90 // a beep
+				}
+			}
+			if err := ms.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(next * 160)}, Payload: payload}); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		now = start.Add(time.Duration(step) * 5 * time.Millisecond)
+		if step%4 == 0 {
+			if err := mixer.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	timing := ms.trackTiming(rate)
+	if err := ms.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mixer.RemoveInput(in)
+	if err := mixer.Finish(mixer.Now()); err != nil {
+		t.Fatal(err)
+	}
+	origin, ok := pipe.Origin()
+	if !ok {
+		t.Fatal("no origin: nothing placed")
+	}
+	steps := timing.Steps()
+	var live, placed []float64 // the beeps' onsets: in the live mix, and by the file's placement (seconds)
+	for i := 1; i < len(out.pcm); i++ {
+		if out.pcm[i] != 0 && out.pcm[i-1] == 0 {
+			live = append(live, float64(i)/rate)
+		}
+	}
+	for k := 1.0; k < total-1; k++ { // the sender's beep k, k s into the file
+		by := 0.0
+		for _, st := range steps {
+			if st.File <= k {
+				by = st.By
+			}
+		}
+		placed = append(placed, float64(origin)/rate+k+by)
+	}
+	t.Logf("origin %.4f s; beeps at %.4f s in the live mix, %.4f s by the file's placement (steps %+v; mappings %+v); ratio %.4f; %+v",
+		float64(origin)/rate, live, placed, steps, timing.Mappings, pipe.Ratio(), pipe.Stats())
+	if len(live) < len(placed)+1 { // and the one at 0 s
+		t.Fatalf("%d beeps in the live mix, want %d", len(live), len(placed)+1)
+	}
+	for k, f := range placed {
+		if d := live[k+1] - f; math.Abs(d) > 0.010 {
+			t.Errorf("beep at %.4f s in the live mix, %.4f s by the file's placement: %+.1f ms apart", live[k+1], f, d*1000)
+		}
+	}
+	// The live mix took no step: its beeps a second apart.
+	for k := 2; k < len(live); k++ {
+		if d := live[k] - live[k-1] - 1; math.Abs(d) > 0.002 {
+			t.Errorf("the live mix's beeps at %.4f and %.4f s: %+.1f ms off a second apart", live[k-1], live[k], d*1000)
+		}
 	}
 }

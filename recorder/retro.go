@@ -353,7 +353,7 @@ func (m *mediaSink) placed(ts uint32) {
 	if o, ok := pipe.Origin(); ok && !pipe.Settling() {
 		// Off the line of the file's first sample at the nominal rate, by
 		// the timestamp as sent.
-		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, m.srs.stepBy(), fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
+		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
 	}
 	m.guard.enter()
 	switch w := m.file.(type) {

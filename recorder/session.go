@@ -223,14 +223,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 				"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late, "shed", st.Shed,
 				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "deferred", st.Deferred, "ratio", pipe.Ratio())
 		}
-		if zero, sr, ok, srOK := ms.timing(); ok {
-			timing = &composition.TrackTiming{ClockRate: ts.t.Codec.ClockRate, RTPZero: zero}
-			if srOK {
-				timing.SenderReportNTP, timing.SenderReportRTP = &sr.NTP, sr.RTPTime
-			}
-			timing.Mappings = ms.srs.mappings()
-			timing.Moves = ms.moves.steps()
-		}
+		timing = ms.trackTiming(ts.t.Codec.ClockRate)
 	}
 	now := s.m.now()
 	s.mu.Lock()

@@ -1,9 +1,7 @@
 package recorder
 
 import (
-	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rtcrec/recorder/composition"
@@ -13,7 +11,12 @@ import (
 // senderClock keeps the sender reports of a track whose NTP↔RTP mapping
 // moved: the manifest's timing.mappings, by which a sender whose media clock
 // slips against its wall clock (a sound card running fast, a capture that
-// stalls) is placed piecewise (composition.TrackTiming.Steps).
+// stalls) is placed piecewise (composition.TrackTiming.Steps) where no live
+// mix placed the track (video; audio without a mix). An audio track in the
+// mix is placed where the mix placed it (mixMoves), which checks each report
+// against the packets' arrival first: the raw reports may say otherwise (a
+// first report stamped late, which the mix left out, would step the file
+// by its lateness).
 //
 // A report is kept when its mapping moved (composition.ReportMoved: more
 // than composition.MappingMoved) from the last one kept and the next report
@@ -28,13 +31,10 @@ type senderClock struct {
 	rate float64 // RTP clock rate
 
 	// reader goroutine only
-	first    time.Time // when the file's first sample was sent, by the first report kept
 	last     time.Time // when the file's first sample was sent, by the last report kept
 	cand     composition.Mapping
 	candSent time.Time
 	haveCand bool
-
-	by atomic.Uint64 // math.Float64bits of the last kept report's step (seconds; by)
 
 	mu   sync.Mutex
 	kept []composition.Mapping
@@ -52,10 +52,6 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 		c.mu.Lock()
 		c.kept = append(c.kept, k)
 		c.mu.Unlock()
-		if c.first.IsZero() {
-			c.first = sent
-		}
-		c.by.Store(math.Float64bits(sent.Sub(c.first).Seconds()))
 		c.last, c.haveCand = sent, false
 	}
 	switch {
@@ -68,17 +64,6 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 	default:
 		c.cand, c.candSent, c.haveCand = k, sent, true
 	}
-}
-
-// stepBy returns how far the reports kept so far move the file's latest
-// audio from where the first one placed it, in seconds
-// (composition.TrackTiming.Steps: the last step's By); 0 without reports.
-// Safe from any goroutine.
-func (c *senderClock) stepBy() float64 {
-	if c == nil {
-		return 0
-	}
-	return math.Float64frombits(c.by.Load())
 }
 
 // mappings returns the reports kept so far.
