@@ -40,7 +40,7 @@ func TestMixMoves_FilePlacedWhereTheMixPlacedIt(t *testing.T) {
 			start := time.Unix(1000, 0)
 			now := start
 			ms, out, _ := muLawSink(t, start, &now, tc.latency)
-			mixer, in, pipe := ms.mixer, ms.in, ms.audio.(*media.AudioPipeline)
+			pipe := ms.audio.(*media.AudioPipeline)
 			ms.logPlacement(pipe, 1)
 			ms.moves = &mixMoves{rate: rate, clock: rate}
 			arrival := func(n int) float64 { // packet n: sent at its last sample
@@ -53,56 +53,9 @@ func TestMixMoves_FilePlacedWhereTheMixPlacedIt(t *testing.T) {
 				}
 				return max(sent+0.005, 2+tc.lag)
 			}
-			payload := make([]byte, 160)
-			next := 0
-			for step := 0; float64(step)*0.005 < total; step++ {
-				for at := arrival(next); at <= float64(step)*0.005; at = arrival(next) {
-					now = start.Add(time.Duration(at * float64(time.Second)))
-					for i := range payload {
-						payload[i] = 0xFF // silence
-						if math.Mod(float64(next*160+i)/rate, 1) < 0.1 {
-							payload[i] = 0x90 // a beep
-						}
-					}
-					if err := ms.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(next * 160)}, Payload: payload}); err != nil {
-						t.Fatal(err)
-					}
-					next++
-				}
-				now = start.Add(time.Duration(step) * 5 * time.Millisecond)
-				if step%4 == 0 {
-					if err := mixer.Step(); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if err := ms.Close(); err != nil {
-				t.Fatal(err)
-			}
-			mixer.RemoveInput(in)
-			if err := mixer.Finish(mixer.Now()); err != nil {
-				t.Fatal(err)
-			}
-			origin, ok := pipe.Origin()
-			if !ok {
-				t.Fatal("no origin: nothing placed")
-			}
-			steps := (&composition.TrackTiming{ClockRate: rate, Moves: ms.moves.steps()}).Steps()
-			var live, placed []float64 // the beeps' onsets: in the live mix, and by the file's placement (seconds)
-			for i := 1; i < len(out.pcm); i++ {
-				if out.pcm[i] != 0 && out.pcm[i-1] == 0 {
-					live = append(live, float64(i)/rate)
-				}
-			}
-			for k := 1.0; k < total-1; k++ { // the sender's beep k, k s into the file
-				by := 0.0
-				for _, st := range steps {
-					if st.File <= k {
-						by = st.By
-					}
-				}
-				placed = append(placed, float64(origin)/rate+k+by)
-			}
+			live, placed, timing := recordBeeps(t, ms, out, start, &now, total, arrival, nil)
+			steps := timing.Steps()
+			origin, _ := pipe.Origin()
 			t.Logf("origin %.4f s; beeps at %.4f s in the live mix, %.4f s by the file's placement (%d steps: %+v); ratio %.4f; %+v",
 				float64(origin)/rate, live, placed, len(steps), steps, pipe.Ratio(), pipe.Stats())
 			// Each beep of the file's placement has one in the live mix
@@ -171,76 +124,30 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 	start := time.Unix(1000, 0)
 	now := start
 	ms, out, _ := muLawSink(t, start, &now, 0)
-	mixer, in, pipe := ms.mixer, ms.in, ms.audio.(*media.AudioPipeline)
+	pipe := ms.audio.(*media.AudioPipeline)
 	ms.logPlacement(pipe, 1)
 	ms.moves = &mixMoves{rate: rate, clock: rate}
 	ms.srs = &senderClock{rate: rate}
 	var sr conference.SenderReport
 	ms.sr = func() (conference.SenderReport, bool) { return sr, !sr.Arrived.IsZero() }
-	payload := make([]byte, 160)
-	next, report := 0, 0 // the next packet; the next report, at report + 0.3 s
-	for step := 0; float64(step)*0.005 < total; step++ {
-		for {
-			at := float64(next+1)*0.02 + 0.010 + float64(next%3)*0.002 // sent at its last sample
-			if at > float64(step)*0.005 {
-				break
+	// The reports: report k at k + 0.3 s, the first stamped late.
+	report := 0
+	arrival := func(n int) float64 { // sent at its last sample, 10-14 ms in transit
+		return float64(n+1)*0.02 + 0.010 + float64(n%3)*0.002
+	}
+	live, placed, timing := recordBeeps(t, ms, out, start, &now, total, arrival, func(at float64) {
+		for ; float64(report)+0.3 <= at; report++ {
+			w := float64(report) + 0.3 // the sender's wall clock, and its audio clock
+			stamped := w
+			if report == 0 {
+				stamped -= late // by a packet written 455 ms after its capture
 			}
-			now = start.Add(time.Duration(at * float64(time.Second)))
-			for ; float64(report)+0.3 <= at; report++ {
-				w := float64(report) + 0.3 // the sender's wall clock, and its audio clock
-				stamped := w
-				if report == 0 {
-					stamped -= late // by a packet written 455 ms after its capture
-				}
-				sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
-					RTPTime: uint32(math.Round(stamped * rate)), Arrived: now}
-			}
-			for i := range payload {
-				payload[i] = 0xFF // silence
-				if math.Mod(float64(next*160+i)/rate, 1) < 0.1 {
-					payload[i] = 0x90 // a beep
-				}
-			}
-			if err := ms.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(next * 160)}, Payload: payload}); err != nil {
-				t.Fatal(err)
-			}
-			next++
+			sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
+				RTPTime: uint32(math.Round(stamped * rate)), Arrived: now}
 		}
-		now = start.Add(time.Duration(step) * 5 * time.Millisecond)
-		if step%4 == 0 {
-			if err := mixer.Step(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	timing := ms.trackTiming(rate)
-	if err := ms.Close(); err != nil {
-		t.Fatal(err)
-	}
-	mixer.RemoveInput(in)
-	if err := mixer.Finish(mixer.Now()); err != nil {
-		t.Fatal(err)
-	}
-	origin, ok := pipe.Origin()
-	if !ok {
-		t.Fatal("no origin: nothing placed")
-	}
+	})
 	steps := timing.Steps()
-	var live, placed []float64 // the beeps' onsets: in the live mix, and by the file's placement (seconds)
-	for i := 1; i < len(out.pcm); i++ {
-		if out.pcm[i] != 0 && out.pcm[i-1] == 0 {
-			live = append(live, float64(i)/rate)
-		}
-	}
-	for k := 1.0; k < total-1; k++ { // the sender's beep k, k s into the file
-		by := 0.0
-		for _, st := range steps {
-			if st.File <= k {
-				by = st.By
-			}
-		}
-		placed = append(placed, float64(origin)/rate+k+by)
-	}
+	origin, _ := pipe.Origin()
 	t.Logf("origin %.4f s; beeps at %.4f s in the live mix, %.4f s by the file's placement (steps %+v; mappings %+v); ratio %.4f; %+v",
 		float64(origin)/rate, live, placed, steps, timing.Mappings, pipe.Ratio(), pipe.Stats())
 	if len(live) < len(placed)+1 { // and the one at 0 s
@@ -257,4 +164,73 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 			t.Errorf("the live mix's beeps at %.4f and %.4f s: %+.1f ms off a second apart", live[k-1], live[k], d*1000)
 		}
 	}
+}
+
+// recordBeeps records total seconds of a sender's µ-law beeps (100 ms at
+// the start of every second of its clock, a packet every 20 ms) through ms
+// into its 8 kHz mix (muLawSink), packet n arriving arrival(n) seconds after
+// start, the mixer stepped every 20 ms; before, if set, is called at each
+// packet's arrival (seconds), before it is written. It closes the sink and
+// the mix, and returns the beeps' onsets in the live mix, where the file's
+// placement (the mix's origin of it plus its timing's steps, the timing as
+// the track's end stores it) puts the file's beeps at 1 … total−2 s, and
+// that timing (seconds).
+func recordBeeps(t *testing.T, ms *mediaSink, out *frameSink, start time.Time, now *time.Time, total float64, arrival func(n int) float64, before func(at float64)) (live, placed []float64, timing *composition.TrackTiming) {
+	t.Helper()
+	const rate = 8000
+	mixer, in, pipe := ms.mixer, ms.in, ms.audio.(*media.AudioPipeline)
+	payload := make([]byte, 160)
+	next := 0
+	for step := 0; float64(step)*0.005 < total; step++ {
+		for at := arrival(next); at <= float64(step)*0.005; at = arrival(next) {
+			*now = start.Add(time.Duration(at * float64(time.Second)))
+			if before != nil {
+				before(at)
+			}
+			for i := range payload {
+				payload[i] = 0xFF // silence
+				if math.Mod(float64(next*160+i)/rate, 1) < 0.1 {
+					payload[i] = 0x90 // a beep
+				}
+			}
+			if err := ms.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(next), Timestamp: uint32(next * 160)}, Payload: payload}); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		*now = start.Add(time.Duration(step) * 5 * time.Millisecond)
+		if step%4 == 0 {
+			if err := mixer.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := ms.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mixer.RemoveInput(in)
+	if err := mixer.Finish(mixer.Now()); err != nil {
+		t.Fatal(err)
+	}
+	origin, ok := pipe.Origin()
+	if !ok {
+		t.Fatal("no origin: nothing placed")
+	}
+	timing = ms.trackTiming(rate)
+	steps := timing.Steps()
+	for i := 1; i < len(out.pcm); i++ {
+		if out.pcm[i] != 0 && out.pcm[i-1] == 0 {
+			live = append(live, float64(i)/rate)
+		}
+	}
+	for k := 1.0; k < total-1; k++ { // the sender's beep k, k s into the file
+		by := 0.0
+		for _, st := range steps {
+			if st.File <= k {
+				by = st.By
+			}
+		}
+		placed = append(placed, float64(origin)/rate+k+by)
+	}
+	return live, placed, timing
 }
