@@ -76,28 +76,6 @@ func (r *Resampler) resamplerPrivateDownFIRInterpolate(
 			out[outIndex] = silkSAT16(silkRShiftRound(resQ6, 6))
 			outIndex++
 		}
-	case downOrderFIR1:
-		firCoefs := (*[downOrderFIR1 / 2]int16)(firCoefs) // one length check, not one per tap
-		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {
-			bufPtr := buf[indexQ16>>16:]
-			_ = bufPtr[23] // one bounds check
-
-			resQ6 := silkSMULWB(bufPtr[0]+bufPtr[23], int32(firCoefs[0]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[1]+bufPtr[22], int32(firCoefs[1]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[2]+bufPtr[21], int32(firCoefs[2]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[3]+bufPtr[20], int32(firCoefs[3]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[4]+bufPtr[19], int32(firCoefs[4]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[5]+bufPtr[18], int32(firCoefs[5]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[6]+bufPtr[17], int32(firCoefs[6]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[7]+bufPtr[16], int32(firCoefs[7]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[8]+bufPtr[15], int32(firCoefs[8]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[9]+bufPtr[14], int32(firCoefs[9]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[10]+bufPtr[13], int32(firCoefs[10]))
-			resQ6 = silkSMLAWB(resQ6, bufPtr[11]+bufPtr[12], int32(firCoefs[11]))
-
-			out[outIndex] = silkSAT16(silkRShiftRound(resQ6, 6))
-			outIndex++
-		}
 	case downOrderFIR2:
 		firCoefs := (*[downOrderFIR2 / 2]int16)(firCoefs) // one length check, not one per tap
 		for indexQ16 := int32(0); indexQ16 < maxIndexQ16; indexQ16 += indexIncrementQ16 {

@@ -17,7 +17,6 @@ const (
 	maxBatchSizeMS = 10
 
 	downOrderFIR0 = 18
-	downOrderFIR1 = 24
 	downOrderFIR2 = 36
 	orderFIR12    = 8
 )
@@ -27,6 +26,7 @@ const (
 	resamplerUp2HQ
 	resamplerIIRFIR
 	resamplerDownFIR
+	resamplerHalfband
 )
 
 var (
@@ -85,6 +85,7 @@ type Resampler struct {
 type scratch struct {
 	in16, out16, iirFIR []int16
 	downFIR             []int32
+	halfband            []float32
 }
 
 // scratchPool lends scratch to resampling calls: no lock, and no
@@ -132,9 +133,7 @@ func (r *Resampler) Init(inputSampleRate, outputSampleRate int) error {
 			r.firOrder = downOrderFIR0
 			r.coefs = resampler23Coefs[:]
 		case outputSampleRate*2 == inputSampleRate:
-			r.firFracs = 1
-			r.firOrder = downOrderFIR1
-			r.coefs = resampler12Coefs[:]
+			r.resamplerFunction = resamplerHalfband // instead of libopus's AR2 + 24-tap FIR (halfband.go)
 		case outputSampleRate*3 == inputSampleRate:
 			r.firFracs = 1
 			r.firOrder = downOrderFIR2
@@ -244,6 +243,9 @@ func (r *Resampler) resample(s *scratch, in []float32, outCap int) ([]int16, err
 	case resamplerDownFIR:
 		r.resamplerPrivateDownFIR(s, out16, r.delayBuf[:r.fsInKHz])
 		r.resamplerPrivateDownFIR(s, out16[r.fsOutKHz:], remainingIn)
+	case resamplerHalfband:
+		r.resamplerPrivateHalfband(s, out16, r.delayBuf[:r.fsInKHz])
+		r.resamplerPrivateHalfband(s, out16[r.fsOutKHz:], remainingIn)
 	default:
 		copy(out16, r.delayBuf[:r.fsInKHz])
 		copy(out16[r.fsOutKHz:], remainingIn)

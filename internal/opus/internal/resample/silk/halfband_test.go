@@ -1,0 +1,92 @@
+// SPDX-FileCopyrightText: 2026 The Pion community <https://pion.ly>
+// SPDX-License-Identifier: MIT
+
+package silkresample
+
+import (
+	"math"
+	"testing"
+)
+
+// tone16k returns n samples of a sine of freq Hz at 16 kHz, amplitude amp
+// (of full scale), as the SILK layer's float output.
+func tone16k(freq, amp float64, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(amp * math.Sin(2*math.Pi*freq*float64(i)/16000))
+	}
+	return x
+}
+
+// level returns the amplitude of freq Hz in x (8 kHz) by correlation, as a
+// fraction of full scale.
+func level(x []int16, freq float64) float64 {
+	var re, im float64
+	for i, v := range x {
+		re += float64(v) * math.Cos(2*math.Pi*freq*float64(i)/8000)
+		im += float64(v) * math.Sin(2*math.Pi*freq*float64(i)/8000)
+	}
+	return 2 * math.Hypot(re, im) / float64(len(x)) / 32768
+}
+
+// resample16to8 resamples x in 20 ms frames, as the decoder does.
+func resample16to8(t *testing.T, r *Resampler, x []float32) []int16 {
+	t.Helper()
+	out := make([]int16, len(x)/2)
+	for f := 0; f+320 <= len(x); f += 320 {
+		if err := r.ResampleToInt16(x[f:f+320], out[f/2:f/2+160]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestResampler_16to8PassesTheBandAndStopsAliases: the 2:1 decimation
+// (halfband.go) keeps tones of the telephone band at their level, and a tone
+// above 5 kHz, which would fold into the band, comes out at least 55 dB
+// down: by content, a second of each, past the filter's first frame.
+func TestResampler_16to8PassesTheBandAndStopsAliases(t *testing.T) {
+	for _, c := range []struct {
+		freq, alias  float64 // Hz at 16 kHz; where it lands at 8 kHz
+		minDB, maxDB float64
+	}{
+		{300, 300, -0.1, 0.1},
+		{1000, 1000, -0.1, 0.1},
+		{3000, 3000, -0.2, 0.1},
+		{3400, 3400, -1, 0},
+		{5500, 2500, -200, -55},
+		{7000, 1000, -200, -55},
+	} {
+		var r Resampler
+		if err := r.Init(16000, 8000); err != nil {
+			t.Fatal(err)
+		}
+		out := resample16to8(t, &r, tone16k(c.freq, 0.5, 16000+320))[160:]
+		db := 20 * math.Log10(level(out, c.alias)/0.5)
+		if db < c.minDB || db > c.maxDB {
+			t.Errorf("%.0f Hz: %.2f dB at %.0f Hz, want %.1f to %.1f", c.freq, db, c.alias, c.minDB, c.maxDB)
+		}
+	}
+}
+
+// TestResampler_16to8FramesJoin: resampling in 20 ms frames gives what one
+// call over the whole signal gives (the filter's history carries over).
+func TestResampler_16to8FramesJoin(t *testing.T) {
+	x := tone16k(440, 0.7, 3200)
+	for i := range x {
+		x[i] += float32(0.2 * math.Sin(float64(i)*1.7)) // a second tone, 4.3 kHz
+	}
+	var framed, whole Resampler
+	_ = framed.Init(16000, 8000)
+	_ = whole.Init(16000, 8000)
+	a := resample16to8(t, &framed, x)
+	b := make([]int16, len(x)/2)
+	if err := whole.ResampleToInt16(x, b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("sample %d: %d framed, %d in one call", i, a[i], b[i])
+		}
+	}
+}
