@@ -244,10 +244,16 @@ type AudioPipeline struct {
 
 	// srTrial: the latest report is on trial until the arrival srTrialEnd
 	// (reportTrial), and srTrialLeast is the least lateness of a packet by
-	// it (taken back by srOff) so far: see followReport.
+	// it as stamped so far: see followReport.
 	srTrial      bool
 	srTrialEnd   uint64
 	srTrialLeast float64
+
+	// srCatchUp: the ratio catches up an offset from the reports' line
+	// until the newest packet's extended timestamp reaches srCatchEnd
+	// (catchUp).
+	srCatchUp  bool
+	srCatchEnd int64
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -834,6 +840,12 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.anchored = true
 		p.anchor(ts, now)
 	}
+	if p.srCatchUp && p.ext >= p.srCatchEnd {
+		// Caught up with the reports' line there: on at the clock's rate
+		// from there (catchUp).
+		p.srCatchUp = false
+		p.setRatioAt(max(p.srCatchEnd, p.baseExt), p.resampleAt(p.srSlope))
+	}
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
 	ahead, behind := p.rate, float64(p.mixer.budget)
 	rechecked := p.recheck
@@ -882,7 +894,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	if p.srTrial {
 		if want, ok := p.srPosition(p.lastTS, now); ok {
-			p.srTrialLeast = min(p.srTrialLeast, float64(now)-(want-p.srOff))
+			p.srTrialLeast = min(p.srTrialLeast, float64(now)-want)
 		}
 	}
 	if p.srFollow {
@@ -978,7 +990,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	first := !p.originOK.Load()
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
-	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand = 0, false, false, false, false, false
+	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand, p.srCatchUp = 0, false, false, false, false, false, false
 	p.pulling = false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
@@ -1095,8 +1107,11 @@ func (p *AudioPipeline) settleNow() {
 // step is taken at once, as the offline placement takes it): if a packet
 // that came meanwhile arrived earlier by it, by more than reportLate, than
 // the least lateness of the packets by the report followed before (since
-// that one came, the trial's too), it is stamped late, and it is taken back
-// by as much before it is followed. That is Pion's report, stamped by when
+// that one came, the trial's too; for the first report followed, its
+// trial's: one packet may have come late, and against it the next reports,
+// on time, looked 5 ms early and were taken back, hiding a slipping clock's
+// drift), it is stamped late, and it is taken back by as much before it is
+// followed. That is Pion's report, stamped by when
 // the sender last wrote a packet: on a busy machine a publisher's writes
 // lag tens of ms now and then, and a report made meanwhile comes late by as
 // much, each by another amount; the packets written after it lag as well
@@ -1136,19 +1151,22 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// the moves of the later ones.
 		// Its clock is taken as good until the reports show its rate
 		// (measure's window end stops a resampling it began).
+		// The least lateness by it is its trial's, not this packet's
+		// alone: the next report's trial is measured against it.
 		p.srOff = want - pos
-		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand = true, now, p.ext, pos, 1, false
-		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, float64(now)-pos
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
+		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		return pos
 	}
 	want -= p.srOff
-	if d := p.srLeast - p.srTrialLeast; d > reportLate.Seconds()*p.rate {
+	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
+	if d := p.srLeast - trialLeast; d > reportLate.Seconds()*p.rate {
 		// A packet of the trial came earlier by it than the packets since
 		// the last report followed came by that one: it is stamped late,
 		// by about d. Taken back by d, it says what the sender's clock
 		// did (a step, a drift) as far as the arrivals show it.
 		want -= d
-		p.srTrialLeast += d
+		trialLeast += d
 	}
 	late := float64(now) - want
 	if late < p.srLeast-reportEarly.Seconds()*p.rate {
@@ -1168,8 +1186,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// the offset is caught up over the next second, however
 			// small (steer would leave up to 5 ms).
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
-			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, p.srTrialLeast)
-			p.setRatio(min(max(p.srSlope+(want-pos)/p.rate, 1-p.maxSkew), 1+p.maxSkew))
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
+			p.catchUp(want - pos)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1193,7 +1211,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			pos = want
 			p.srExt, p.srRefPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
-			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, p.srTrialLeast)
+			p.srCatchUp = false
+			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1221,7 +1240,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.srCandExt, p.srCandPos, p.srCandMoved, p.srCandSlope = p.ext, want, moved, p.srSlope
 	}
 	p.srAt, p.srSlope = now, slope
-	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, p.srTrialLeast)
+	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
 	p.steer(want - pos)
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
@@ -1260,19 +1279,34 @@ func (p *AudioPipeline) srLine(ext int64) float64 {
 
 // steer sets the ratio for a track that follows its sender's reports, off
 // samples behind where they place its newest packet: the clock's rate
-// (srSlope), and the offset caught up over the next second. Not for an
-// offset within the reports' jitter: resampling starts once it passed
-// 10 ms, and stops when the clock is within 0.02 % and the offset within
-// 5 ms.
+// (srSlope), and the offset caught up (catchUp). Not for an offset within
+// the reports' jitter: resampling starts once it passed 10 ms, and stops
+// when the clock is within 0.02 % and the offset within 5 ms.
 func (p *AudioPipeline) steer(off float64) {
-	ratio := p.ratio
 	switch {
 	case math.Abs(off) >= 0.010*p.rate || p.ratio != 1 && math.Abs(off) >= 0.005*p.rate:
-		ratio = min(max(p.srSlope+off/p.rate, 1-p.maxSkew), 1+p.maxSkew)
+		p.catchUp(off)
 	case p.ratio != 1:
-		ratio = p.resampleAt(p.srSlope)
+		p.setRatio(p.resampleAt(p.srSlope))
+		p.srCatchUp = false
 	}
+}
+
+// catchUp resamples a track that follows its sender's reports, off samples
+// behind where they place its newest packet, at the clock's rate (srSlope)
+// and off faster: caught up over the next second (longer if that needs more
+// than MaxSkew). From the timestamp where it caught up, place maps at the
+// clock's rate: by the track's own time, so a pause meanwhile (no packets,
+// and no window end of measure to stop it) does not carry the mapping past
+// the reports' line (it ended 5-9 ms past it after a 1 s pause, and the
+// slipping clock's beeps were 11-14 ms off).
+func (p *AudioPipeline) catchUp(off float64) {
+	ratio := min(max(p.srSlope+off/p.rate, 1-p.maxSkew), 1+p.maxSkew)
 	p.setRatio(ratio)
+	p.srCatchUp = false
+	if gain := (ratio - p.srSlope) * p.rate / p.clock; gain != 0 { // samples gained per tick of the RTP clock
+		p.srCatchUp, p.srCatchEnd = true, p.ext+int64(math.Ceil(off/gain))
+	}
 }
 
 // resampleAt returns the ratio for a sender clock of slope (our samples per
@@ -1286,10 +1320,15 @@ func (p *AudioPipeline) resampleAt(slope float64) float64 {
 
 // setRatio changes the resampling ratio from the newest packet on, re-based
 // so that the mapping stays continuous.
-func (p *AudioPipeline) setRatio(ratio float64) {
+func (p *AudioPipeline) setRatio(ratio float64) { p.setRatioAt(p.ext, ratio) }
+
+// setRatioAt changes the resampling ratio from extended timestamp ext on
+// (not before the mapping's base), re-based there so that the mapping stays
+// continuous.
+func (p *AudioPipeline) setRatioAt(ext int64, ratio float64) {
 	if ratio != p.ratio {
-		p.basePos += float64(p.ext-p.baseExt) * p.rate / p.clock * p.ratio
-		p.baseExt = p.ext
+		p.basePos += float64(ext-p.baseExt) * p.rate / p.clock * p.ratio
+		p.baseExt = ext
 		p.ratio = ratio
 	}
 }
@@ -1343,7 +1382,7 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 			}
 			return
 		}
-		p.srFollow = false // they stopped: by arrival from here
+		p.srFollow, p.srCatchUp = false, false // they stopped: by arrival from here
 	}
 	if !p.haveBase {
 		// The reference: the first window's least lateness, or, for an
@@ -1487,15 +1526,22 @@ func (p *AudioPipeline) senderReport(ssrc, rtpTS uint32, d time.Duration) {
 }
 
 // srPosition returns the timeline position of RTP timestamp ts by the
-// latest sender report of the current source, if it fits a packet with that
-// timestamp arriving at now: not more than 100 ms after its arrival (the
+// latest sender report of the current source, on from the report at the
+// sender's clock rate as the reports followed show it (srSlope; nominal
+// before), so that a report taken a while after it came (at a resume) is
+// not off by the clock's drift meanwhile (5 ms a second at 0.5 %), if it
+// fits a packet with that timestamp arriving at now: not more than 100 ms after its arrival (the
 // clocks may differ a little) and not more than a second before it (network
 // delay). A sender whose wall clock is off by more is placed by arrival.
 func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
 	if !p.srValid || p.srSSRC != p.ssrc {
 		return 0, false
 	}
-	pos := p.srPos + float64(int32(ts-p.srTS))*p.rate/p.clock
+	k := p.rate / p.clock
+	if p.srFollow {
+		k *= p.srSlope
+	}
+	pos := p.srPos + float64(int32(ts-p.srTS))*k
 	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate {
 		return 0, false
 	}
