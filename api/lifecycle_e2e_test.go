@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/internal/udpstat"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/pause"
@@ -25,18 +25,45 @@ import (
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
-// gatedTone is a WHIP publisher that sends a PCMU tone only while on is set
-// and µ-law silence otherwise: a participant who speaks exactly when a test
-// says so. It keeps the instant it sent each 20 ms packet: what it sent, not
-// the wall clock, is what a track can hold (a busy machine delays the
-// publisher too).
+// gatedTone is a WHIP publisher that sends a PCMU tone while it speaks
+// (speak) and µ-law silence otherwise: a participant who speaks exactly when
+// a test says so. A frame holds the tone if the participant spoke at the
+// frame's own time (its RTP timestamp's: the publisher's start plus 20 ms a
+// frame), not when it was written: a publisher that a busy machine delays
+// writes the frames it owes in a burst, and a frame due before the
+// participant began to speak (before a pause, say) holds silence however
+// late it is written, as a microphone's would. It keeps the instant it sent
+// each 20 ms packet: what it sent, not the wall clock, is what a track can
+// hold (a busy machine delays the publisher too).
 type gatedTone struct {
-	on   atomic.Bool
 	pub  *whip.Publication
 	stop chan struct{}
 	done chan struct{}
 	mu   sync.Mutex
 	sent []time.Time
+	// turns are the instants the participant began or stopped speaking,
+	// in order; speaking from the first on (the publisher starts speaking).
+	turns []time.Time
+}
+
+// speak makes the participant speak (on) or fall silent from now on.
+func (g *gatedTone) speak(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.speaking(time.Now()) != on {
+		g.turns = append(g.turns, time.Now())
+	}
+}
+
+// speaking reports whether the participant speaks at t; g.mu held.
+func (g *gatedTone) speaking(t time.Time) bool {
+	n := 0
+	for _, at := range g.turns {
+		if !t.Before(at) {
+			n++
+		}
+	}
+	return n%2 == 0
 }
 
 // sentBetween returns the audio the publisher sent from a to b: its packets
@@ -67,7 +94,6 @@ func joinGated(t *testing.T, ctx context.Context, h *harness, conf, user string,
 		t.Fatal(err)
 	}
 	g := &gatedTone{pub: pub, stop: make(chan struct{}), done: make(chan struct{})}
-	g.on.Store(true)
 	go func() {
 		defer close(g.done)
 		tone := &synth.Tone{Freq: freq, Amplitude: 8000}
@@ -82,7 +108,10 @@ func joinGated(t *testing.T, ctx context.Context, h *harness, conf, user string,
 			case now := <-tick.C:
 				for due := int(now.Sub(start)/(20*time.Millisecond)) + 1; sent < due; sent++ {
 					buf = tone.NextPCMU(buf[:0])
-					if !g.on.Load() {
+					g.mu.Lock()
+					on := g.speaking(start.Add(time.Duration(sent) * 20 * time.Millisecond)) // the frame's own time
+					g.mu.Unlock()
+					if !on {
 						for i := range buf {
 							buf[i] = 0xFF // µ-law zero
 						}
@@ -304,7 +333,7 @@ func testPause(t *testing.T, behavior string) {
 	conf, conv := "pconf-"+behavior, "pconv-"+behavior
 	alice := joinGated(t, ctx, h, conf, "alice", 440)
 	bob := joinGated(t, ctx, h, conf, "bob", 880)
-	bob.on.Store(false)
+	bob.speak(false)
 
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv, PauseBehavior: behavior})
 	if st != 200 || ev.State != "ACTIVE" {
@@ -322,14 +351,14 @@ func testPause(t *testing.T, behavior string) {
 	if st := h.do("POST", p+"/pause", key1, nil, &paused); st != 200 || !paused.Paused {
 		t.Errorf("second pause: %d %+v", st, paused)
 	}
-	bob.on.Store(true) // bob speaks only while paused
+	bob.speak(true) // bob speaks only while paused
 	dir := localDir(t, h, p)
 	time.Sleep(1500 * time.Millisecond)
 	if n := scanDir(t, dir, 880, "during the pause"); n < 3 {
 		t.Errorf("found %d WAV files on disk during the pause, want the mix and two tracks", n)
 	}
 	time.Sleep(500 * time.Millisecond)
-	bob.on.Store(false)
+	bob.speak(false)
 	time.Sleep(40 * time.Millisecond) // bob's last tone frame is on its way before resume
 	var resumed RecordingDataEvent
 	resumeSent := time.Now()
@@ -477,7 +506,9 @@ func testPause(t *testing.T, behavior string) {
 			want := sent.Seconds()
 			t.Logf("alice's track %.2f s; she sent %.2f s while it recorded (%.2f s of wall time)", tdur, want, b.Sub(a).Seconds())
 			if math.Abs(tdur-want) > 0.3 {
-				t.Errorf("alice's track is %.2f s, want %.2f s: what she sent while it recorded", tdur, want)
+				us, _ := udpstat.Read()
+				t.Errorf("alice's track is %.2f s, want %.2f s: what she sent while it recorded (this process: UDP datagrams the kernel dropped %d, the UDP mux dropped %d)",
+					tdur, want, us.Drops, whip.MuxQueueDrops())
 			}
 		}
 	}
