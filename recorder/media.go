@@ -237,6 +237,13 @@ type mediaSink struct {
 	// metrics at any time): written to the file; dropped on purpose by the
 	// gate (pause, blackout) or a retroactive blackout; from after the stop.
 	written, paused, afterStop atomic.Uint64
+	// keptByArrival counts the packets kept because they reached the
+	// machine before the stop, though the track's mapping placed them after
+	// it (stopPlace).
+	keptByArrival atomic.Uint64
+	// firstReceived is when the first packet reached the machine (unix ns;
+	// 0: not known), by receipts. Reader goroutine.
+	firstReceived int64
 }
 
 // fileStats returns where the packets of the track went so far.
@@ -379,6 +386,16 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			return ferr
 		}
 	}
+	m.arrival = time.Now()
+	received := false
+	if m.receipts != nil {
+		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(m.arrival) {
+			m.arrival, received = at, true // reached the machine then, read only now
+		}
+		if m.firstReceived == 0 && received {
+			m.firstReceived = m.arrival.UnixNano()
+		}
+	}
 	switch m.stopPlace(p, pipe) {
 	case afterStop:
 		if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
@@ -406,13 +423,6 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			if pipe != nil {
 				pipe.SenderReport(sr.SSRC, sr.NTP, sr.RTPTime)
 			}
-		}
-	}
-	m.arrival = time.Now()
-	received := false
-	if m.receipts != nil {
-		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(m.arrival) {
-			m.arrival, received = at, true // reached the machine then, read only now
 		}
 	}
 	var err error
@@ -455,7 +465,12 @@ const (
 // recording stops: where the mix places it (pipe), or, for video and audio
 // without a mix, where the track's clock relation does (the least-late
 // arrival of its recent packets, so a packet read late, by a busy reader or
-// after a stall, is placed where it was sent). Once the stop began, a packet
+// after a stall, is placed where it was sent). A packet that reached the
+// machine before the stop (m.arrival) was sent before it, wherever a
+// mapping places it: it is kept (keptByArrival counts those a mapping
+// placed after the stop: a mapping later than the packets' arrivals, as
+// after a late-stamped sender report, would otherwise cut the file's last
+// packets before the stop). Once the stop began, a packet
 // that neither can place (for the mix: a new source, the first after a cut,
 // a timestamp more than the pipeline's MaxJump from the last, as after a
 // reader so far behind that its socket dropped seconds of packets) is not
@@ -476,7 +491,7 @@ func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlac
 		case !ok:
 			return beforeStop
 		case end != 0 && pos+1 >= end:
-			return afterStop
+			return m.arrivedBeforeStop()
 		}
 		now := m.mixer.Now()
 		m.behind.Store(int64(m.mixer.Duration(now - min(pos, now))))
@@ -497,10 +512,21 @@ func (m *mediaSink) stopPlace(p *rtp.Packet, pipe *media.AudioPipeline) stopPlac
 	case !ok:
 		return beforeStop
 	case stop != 0 && at >= stop:
-		return afterStop
+		return m.arrivedBeforeStop()
 	}
 	m.behind.Store(max(time.Now().UnixNano()-at, 0))
 	return beforeStop
+}
+
+// arrivedBeforeStop places a packet that a mapping placed at or after the
+// stop: before it if it reached the machine before the stop (see
+// stopPlace). Reader goroutine only.
+func (m *mediaSink) arrivedBeforeStop() stopPlacing {
+	if stop := m.stopWall.Load(); stop != 0 && m.arrival.UnixNano() < stop {
+		m.keptByArrival.Add(1)
+		return beforeStop
+	}
+	return afterStop
 }
 
 // unreadBefore reports whether the track's next packet, not read yet,
@@ -688,11 +714,11 @@ func (s *Session) drain(stop time.Time) {
 	if sm == nil || s.lc.paused.Load() {
 		return
 	}
+	sm.stopWall.Store(stop.UnixNano()) // first: a reader that sees stopAt keeps what arrived before it (stopPlace)
 	if sm.mixer != nil {
 		sm.stopAt.Store(sm.mixer.PosAt(stop) + 1)
 		sm.mixer.SetEnd(stop) // the mix writes nothing past the stop while the drain waits
 	}
-	sm.stopWall.Store(stop.UnixNano())
 	var wait []*mediaSink
 	for _, ts := range s.room.subsOf(s) {
 		if ms, ok := ts.sink.(*mediaSink); ok && ms.drained != nil && ms.wrote.Load() && (ms.gate == nil || !ms.gate.black.Load()) {

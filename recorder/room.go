@@ -37,6 +37,11 @@ type room struct {
 type roomTrack struct {
 	t    *conference.Track
 	subs atomic.Pointer[[]*trackSub] // copy on write, under room.mu
+	// last is the sequence number of the packet handed on last (1<<16 |
+	// seq; 0: none yet): a new subscription notes it (trackSub.joinSeq), so
+	// that the track's log says whether packets went missing between the
+	// subscription and its first packet.
+	last atomic.Uint32
 }
 
 // AddTrack implements conference.Sink: it starts the track's reader goroutine
@@ -48,6 +53,7 @@ func (r *room) AddTrack(t *conference.Track) {
 	r.live = append(r.live, rt)
 	for _, s := range r.sess {
 		if ts := s.subscribe(rt); ts != nil {
+			ts.joinSeq = rt.last.Load()
 			rt.add(ts)
 		}
 	}
@@ -193,6 +199,7 @@ func (r *room) endTrack(rt *roomTrack, err error) {
 
 // write hands p to every subscriber. The reader's (or pusher's) goroutine.
 func (rt *roomTrack) write(p *rtp.Packet) {
+	rt.last.Store(1<<16 | uint32(p.SequenceNumber))
 	for _, ts := range *rt.subs.Load() {
 		ts.write(p)
 	}
@@ -260,6 +267,7 @@ func (r *room) attach(ctx context.Context, s *Session) error {
 	r.sess = append(r.sess, s)
 	for _, rt := range r.live {
 		if ts := s.subscribe(rt); ts != nil {
+			ts.joinSeq = rt.last.Load()
 			rt.add(ts)
 		}
 	}
@@ -354,6 +362,8 @@ type trackSub struct {
 	// the instant it joined). zeroTS and zeroUntil (unix ns) are the reader
 	// goroutine's own.
 	joined    int64
+	joinSeq   uint32 // the track's last packet handed on before the subscription (roomTrack.last)
+	firstSeq  uint16 // the first packet's sequence number
 	arrived   int64  // the first packet's arrival (unix ns)
 	settled   func() // called (on its own goroutine) once time zero is settled; may be nil
 	zeroTS    uint32
@@ -392,7 +402,7 @@ func (ts *trackSub) write(p *rtp.Packet) {
 	} else if n := ts.pkts.Add(1); n == 1 {
 		now := ts.s.m.now().UnixNano()
 		ts.first.Store(now)
-		ts.arrived, ts.zeroTS, ts.zeroUntil = now, p.Timestamp, now+int64(zeroWindow)
+		ts.arrived, ts.zeroTS, ts.zeroUntil, ts.firstSeq = now, p.Timestamp, now+int64(zeroWindow), p.SequenceNumber
 	} else if ts.zeroUntil != 0 {
 		ts.refineZero(p.Timestamp)
 	}

@@ -212,6 +212,21 @@ func (s *Session) trackEnded(ts *trackSub) {
 					"reordered", st.Reordered, "skipped", st.Skipped, "duplicates", st.Duplicates, "late", st.Late, "restarts", st.Restarts)
 			}
 		}
+		// Where the packets the reader handed the track went (the file's
+		// side); how long after the subscription the first came, and
+		// whether it followed the last one before (seqGap 1).
+		fs := ms.fileStats()
+		args := []any{"track", ts.t.TrackID, "userId", ts.t.UserID, "kind", ts.t.Kind,
+			"packets", ts.pkts.Load(), "written", fs.Written, "missing", fs.Missing, "paused", fs.DroppedPaused,
+			"afterStop", fs.DroppedAfterStop, "keptByArrival", ms.keptByArrival.Load(),
+			"firstAfterJoinMs", max(ts.arrived-ts.joined, 0) / int64(time.Millisecond)}
+		if ts.joinSeq != 0 && ts.pkts.Load() > 0 {
+			args = append(args, "seqGap", int16(ts.firstSeq-uint16(ts.joinSeq)))
+		}
+		if ms.receipts != nil && ms.firstReceived != 0 {
+			args = append(args, "firstReceivedAfterJoinMs", (ms.firstReceived-ts.joined)/int64(time.Millisecond))
+		}
+		s.log.Info("track's file", args...)
 		frames, video := ms.videoFrames()
 		noMedia = video && frames == 0
 		origin = ms.origin()
