@@ -28,8 +28,13 @@ import (
 type demoPart struct {
 	name        string
 	freq        float64
-	join, leave time.Duration // relative to the recording's start; leave 0: stays
-	p           *whiptest.Participant
+	join, leave time.Duration // when to join and leave, from just before the start request; leave 0: stays
+	// When it did, from the same instant: its join began and connected
+	// (its tone begins then), its leave began (its tone ends) and ended.
+	// On a busy machine they come later than asked (a join's handshake
+	// took 6 s at load 20): the check takes the tones from these.
+	joining, joined, leaving, left time.Duration
+	p                              *whiptest.Participant
 }
 
 // demo runs the service in-process on a free loopback port, records a
@@ -152,15 +157,19 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		for _, p := range parts {
 			if p.join > 0 && p.join > sec-time.Second && p.join <= sec {
 				time.Sleep(time.Until(t0.Add(p.join)))
+				p.joining = time.Since(t0)
 				if err := joinPart(p); err != nil {
 					return err
 				}
-				say("  %5.1fs  %s joins late (%g Hz)", time.Since(t0).Seconds(), p.name, p.freq)
+				p.joined = time.Since(t0)
+				say("  %5.1fs  %s joins late (%g Hz; connected in %.1fs)", p.joined.Seconds(), p.name, p.freq, (p.joined - p.joining).Seconds())
 			}
 			if p.leave > 0 && p.leave > sec-time.Second && p.leave <= sec {
 				time.Sleep(time.Until(t0.Add(p.leave)))
+				p.leaving = time.Since(t0)
 				p.p.Leave(ctx)
-				say("  %5.1fs  %s leaves early", time.Since(t0).Seconds(), p.name)
+				p.left = time.Since(t0)
+				say("  %5.1fs  %s leaves early", p.leaving.Seconds(), p.name)
 			}
 		}
 		time.Sleep(time.Until(t0.Add(sec)))
@@ -185,7 +194,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 
 // demoSummary prints what was recorded and checks it: every stream and its
 // track uploaded with a signed URL, the mix 8 kHz mono with each tone where
-// its participant was present.
+// its participant was present (from when its join connected to when its
+// leave began), and not before its join began or after its leave ended.
 func demoSummary(w io.Writer, msg *api.RecordingDataMessage, parts []*demoPart, t0 time.Time) error {
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -255,20 +265,20 @@ func demoSummary(w io.Writer, msg *api.RecordingDataMessage, parts []*demoPart, 
 	}
 	fmt.Fprintln(w, "  tones in the mix:")
 	for _, p := range parts {
-		from, to := p.join.Seconds()+0.5, end+lead-0.3
+		from, to := max(p.joined.Seconds(), 0)+0.5, end+lead-0.3
 		if p.leave > 0 {
-			to = p.leave.Seconds() - 0.3
+			to = p.leaving.Seconds() - 0.3
 		}
 		in := level(p.freq, from, to)
 		ok := in > 2000
 		line := fmt.Sprintf("    %-5s %4g Hz  amplitude %5.0f from %.1fs to %.1fs", p.name, p.freq, in, from, to)
 		if p.join > 0 {
-			before := level(p.freq, 0.2, p.join.Seconds()-0.2)
+			before := level(p.freq, 0.2, p.joining.Seconds()-0.2)
 			ok = ok && before < 200
 			line += fmt.Sprintf(", %3.0f before joining", before)
 		}
 		if p.leave > 0 {
-			after := level(p.freq, p.leave.Seconds()+0.5, end+lead-0.1)
+			after := level(p.freq, p.left.Seconds()+0.5, end+lead-0.1)
 			ok = ok && after < 200
 			line += fmt.Sprintf(", %3.0f after leaving", after)
 		}
