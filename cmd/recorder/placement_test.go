@@ -341,9 +341,9 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 }
 
 // mixAgreesWithTrack checks that the beeps (a tone at freq) of a recording's
-// audio track, in its file placed at its mediaOffset and moved by the steps
-// its sender's reports show (manifest timing.mappings, as the offline mix
-// and the composite place it: composition.TrackTiming.Steps), begin in the
+// audio track, in its file placed at its mediaOffset and moved by its
+// timing's steps (composition.TrackTiming.Steps: where the live mix moved
+// it, as the offline mix and the composite place it), begin in the
 // mix where they begin in the file so placed, within 20 ms, before and after
 // any pause (the recording's pause behavior is silence: mix positions are
 // the timeline's), and that the mix has no beep the file lacks. Onsets are
@@ -377,31 +377,39 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) []ti
 	// in the track file, 8 in the mix", the last at 10.09 s).
 	mixPCM := wavSamples(t, mixData)
 	end := time.Duration(len(mixPCM))*time.Second/8000 - 30*time.Millisecond
-	onsets := func(pcm []int16, shift time.Duration) []time.Duration {
+	// place gives where a beep whose onset lies at (seconds into its pcm)
+	// is placed; the filters above hold for that.
+	onsets := func(pcm []int16, place func(at time.Duration) time.Duration) []time.Duration {
 		var out []time.Duration
 		last := -time.Second
 		for i := 0; i+80 <= len(pcm); i += 8 {
-			at := time.Duration(i+40)*time.Second/8000 + shift
+			at := time.Duration(i+40) * time.Second / 8000
 			if mediatest.ToneLevel(pcm[i:i+80], 8000, freq) > -30 {
-				if at-last > 100*time.Millisecond && at >= 100*time.Millisecond && at <= end && !afterGap(at) {
-					out = append(out, at)
+				if p := place(at); at-last > 100*time.Millisecond && p >= 100*time.Millisecond && p <= end && !afterGap(p) {
+					out = append(out, p)
 				}
 				last = at
 			}
 		}
 		return out
 	}
-	mix := onsets(mixPCM, 0)
+	mix := onsets(mixPCM, func(at time.Duration) time.Duration { return at })
 	for _, tr := range man.Tracks {
 		if tr.Kind != "AUDIO" {
 			continue
 		}
 		zero := time.Duration(fileZero(t, tr) * float64(time.Second))
-		file := onsets(mediatest.Decode(t, objects[tr.File], 8000), zero)
 		steps := tr.Timing.Steps()
-		for k, at := range file { // where the sender's reports place it
-			file[k] = at + time.Duration(stepBy(steps, (at-zero).Seconds())*float64(time.Second))
-		}
+		// Where the file's placement puts a beep: by the step its first
+		// sample is in. An onset is a window's centre, found once the
+		// window holds 2-3 ms of the beep (-30 dB of a -15 dBFS tone): the
+		// beep's first sample is up to half a window (5 ms) after it. (The
+		// live mix takes a step at the report that confirms it, and this
+		// publisher's reports come in phase with its beeps: one step began
+		// 3 ms after an onset, at the beep's first sample.)
+		file := onsets(mediatest.Decode(t, objects[tr.File], 8000), func(at time.Duration) time.Duration {
+			return zero + at + time.Duration(stepBy(steps, (at+5*time.Millisecond).Seconds())*float64(time.Second))
+		})
 		t.Logf("%s's audio: beeps at %v by its file (mediaOffset %v, steps %v), at %v in the mix", tr.UserID, file, zero.Round(time.Millisecond), steps, mix)
 		if len(file) != len(mix) {
 			t.Errorf("%d beeps in the track file, %d in the mix", len(file), len(mix))
