@@ -269,9 +269,9 @@ func (m *mediaSink) timing() (zeroTS uint32, sr conference.SenderReport, ok, srO
 }
 
 // trackTiming returns what places the track's file on the recording's
-// clock (Track.Timing; nil before its first packet): the timestamp of its
-// first packet, the sender's latest report, the reports kept and, for audio
-// in the mix, where the mix placed it. Any goroutine.
+// clock so far (Track.Timing; nil before its first packet): the timestamp
+// of its first packet, the sender's latest report, the reports kept and,
+// for audio in the mix, where the mix placed it. Any goroutine.
 func (m *mediaSink) trackTiming(clockRate uint32) *composition.TrackTiming {
 	zero, sr, ok, srOK := m.timing()
 	if !ok {

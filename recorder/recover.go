@@ -157,9 +157,11 @@ func lastWrite(rec *Recording, now time.Time) time.Time {
 // mix placed its first sample, stored once settled, a second after its first
 // packet: storeTimeZero; for a track killed within that second, the instant
 // it was subscribed); the mix ends where the latest track ends. The sender
-// reports' mappings (a slipping clock's steps) are stored only when a track
-// ends: a track that ran at the kill is placed as one run. On failure the
-// repaired live mix stays.
+// reports' mappings (a slipping clock's steps) and the moves of a track that
+// ran at the kill are those stored while it ran (storeTimeZero: at its time
+// zero, then when its sender's reports step, at most every timingEvery): a
+// step in its last timingEvery is not there. On failure the repaired live
+// mix stays.
 func (s *Session) completeMix(ctx context.Context, mixPath string) {
 	rec := s.Snapshot()
 	tmp := mixPath + ".tracks"

@@ -5,11 +5,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/storage"
@@ -155,4 +159,83 @@ func TestManager_RecoveryStopsWhereTheFilesEnd(t *testing.T) {
 		t.Errorf("recording, stream, track stopped %s, %s, %s after the start; want %s (the files' last write), not at the recovery (%s)",
 			got.Stopped.Sub(started), got.Streams[0].Stopped.Sub(started), tr.Stopped.Sub(started), killed.Sub(started), got.Recovered.Sub(started))
 	}
+}
+
+// TestManager_RunningTrackStoresItsSendersSteps: while a track runs, the
+// sender reports the file is placed by (its timing's mappings: the first
+// report at 1.4 s, after its time zero was stored, and a step of the
+// sender's clock, 100 ms at 1.6 s, confirmed by the next report) are stored
+// as they are kept, at most every timingEvery, not only when the track
+// ends: a kill then leaves them to the recovery, which places the track's
+// file by them (completeMix).
+func TestManager_RunningTrackStoresItsSendersSteps(t *testing.T) {
+	m, fa, st := newTestManager(t)
+	ctx := context.Background()
+	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ft := newTrack("f", "u1")
+	var sr atomic.Pointer[conference.SenderReport]
+	tr.SenderReport = func() (conference.SenderReport, bool) {
+		if p := sr.Load(); p != nil {
+			return *p, true
+		}
+		return conference.SenderReport{}, false
+	}
+	fa.sink("f").AddTrack(tr)
+	done := make(chan struct{})
+	sent := make(chan struct{})
+	go func() { // 20 ms PCMU packets in real time; reports at 1.4 s, 1.6 s (a step of 100 ms) and 1.8 s
+		defer close(sent)
+		start := time.Now()
+		tone := &synth.Tone{Freq: 440, Amplitude: 8000}
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond))):
+			}
+			if i >= 70 && i%10 == 0 && i <= 90 {
+				step := time.Duration(0)
+				if i >= 80 {
+					step = 100 * time.Millisecond
+				}
+				sr.Store(&conference.SenderReport{SSRC: 1234, NTP: start.Add(time.Duration(i)*20*time.Millisecond + step), RTPTime: uint32(160 * i), Arrived: time.Now()})
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 1234}, Payload: tone.NextPCMU(nil)}
+			b, _ := p.Marshal()
+			ft.ch <- b
+		}
+	}()
+	var stored *Track
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := st.Get(ctx, "org", rec.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Streams) == 1 && len(got.Streams[0].Tracks) == 1 {
+			stored = got.Streams[0].Tracks[0]
+			if stored.Timing != nil && len(stored.Timing.Mappings) == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running track's stored timing after 30 s: %+v", stored)
+		}
+	}
+	close(done)
+	<-sent
+	if !stored.Stopped.IsZero() {
+		t.Errorf("the track stopped (%s): its timing was stored at its end, not while it ran", stored.Stopped)
+	}
+	t.Logf("stored while running, %.1f s after the start: %+v", time.Since(rec.Started).Seconds(), stored.Timing.Mappings)
+	if _, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	close(ft.ch)
 }

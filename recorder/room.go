@@ -368,6 +368,12 @@ type trackSub struct {
 	settled   func() // called (on its own goroutine) once time zero is settled; may be nil
 	zeroTS    uint32
 	zeroUntil int64
+
+	// Storing the timing of a running track (timingChanged).
+	timingMu    sync.Mutex
+	timingTimer *time.Timer // the store scheduled; nil: none
+	timingAt    time.Time   // the last one
+	timingEnded bool        // the track ended: trackEnded stores it
 }
 
 // zeroWindow is how long after its first packet a track's time zero is

@@ -167,6 +167,9 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	ts.settled = func() { s.storeTimeZero(ts) }
 	if ms, ok := sink.(*mediaSink); ok {
 		ts.in = ms.in
+		if ms.srs != nil {
+			ms.srs.onKeep = ts.timingChanged
+		}
 	}
 	err2 := s.commitLocked(context.Background(), func(r *Recording) {
 		st := r.stream(streamID)
@@ -199,6 +202,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 // trackEnded finalises a track whose reader ended or whose session stops.
 func (s *Session) trackEnded(ts *trackSub) {
 	defer s.tracks.Done()
+	ts.endTiming()
 	closeErr := ts.sink.Close()
 	s.m.trackStopped(ts)
 	noMedia := false
@@ -296,21 +300,28 @@ func (s *Session) trackEnded(ts *trackSub) {
 
 // storeTimeZero stores a running track's time zero (Track.FirstPacket:
 // where the mix placed its first sample, else when its first packet
-// arrived) once it is settled, zeroWindow after the first packet, so that a
-// recovery after a kill places the track's file as the live mix did (the
-// manifest's mediaOffset; completeMix). trackEnded stores it again, with the
-// rest, when the track ends.
+// arrived) once it is settled, zeroWindow after the first packet, and its
+// timing so far (the sender's reports kept, the moves), again when its
+// sender's reports step (timingChanged), so that a recovery after a kill
+// places the track's file as the live mix did (the manifest's mediaOffset
+// and timing; completeMix). trackEnded stores them again, with the rest,
+// when the track ends.
 func (s *Session) storeTimeZero(ts *trackSub) {
+	if ts.t == nil {
+		return
+	}
 	var at time.Time
 	if first := ts.first.Load(); first != 0 {
 		at = time.Unix(0, first)
 	}
+	var timing *composition.TrackTiming
 	if ms, ok := ts.sink.(*mediaSink); ok {
 		if origin := ms.origin(); !origin.IsZero() {
 			at = origin
 		}
+		timing = ms.trackTiming(ts.t.Codec.ClockRate)
 	}
-	if at.IsZero() || ts.t == nil {
+	if at.IsZero() {
 		return
 	}
 	id := safeName(ts.t.TrackID)
@@ -319,11 +330,50 @@ func (s *Session) storeTimeZero(ts *trackSub) {
 			for _, tr := range st.Tracks {
 				if tr.ID == id && tr.Stopped.IsZero() {
 					tr.FirstPacket = at.UTC()
+					if timing != nil {
+						tr.Timing = timing
+					}
 				}
 			}
 		}
 	}); err != nil {
 		s.log.Warn("cannot store the track's time zero", "track", ts.t.TrackID, "err", err)
+	}
+}
+
+// timingEvery is the least time between two stores of a running track's
+// timing when its sender's reports step (timingChanged): a few writes a
+// minute at most for a sender whose clock steps at every report.
+const timingEvery = 5 * time.Second
+
+// timingChanged stores the running track's timing (storeTimeZero) on its
+// own goroutine, at once or timingEvery after the last store: its sender's
+// reports stepped (senderClock.onKeep; the reader goroutine, once per kept
+// report, never per packet).
+func (ts *trackSub) timingChanged() {
+	ts.timingMu.Lock()
+	defer ts.timingMu.Unlock()
+	if ts.timingEnded || ts.timingTimer != nil {
+		return
+	}
+	ts.timingTimer = time.AfterFunc(time.Until(ts.timingAt.Add(timingEvery)), func() {
+		ts.timingMu.Lock()
+		ended := ts.timingEnded
+		ts.timingTimer, ts.timingAt = nil, time.Now()
+		ts.timingMu.Unlock()
+		if !ended {
+			ts.s.storeTimeZero(ts)
+		}
+	})
+}
+
+// endTiming stops storing the track's timing while it runs: it ended.
+func (ts *trackSub) endTiming() {
+	ts.timingMu.Lock()
+	defer ts.timingMu.Unlock()
+	ts.timingEnded = true
+	if ts.timingTimer != nil {
+		ts.timingTimer.Stop()
 	}
 }
 

@@ -36,6 +36,10 @@ type senderClock struct {
 	candSent time.Time
 	haveCand bool
 
+	// onKeep, when set, is called (on the reader goroutine) after a report
+	// is kept: the session stores the running track's timing (rate-limited).
+	onKeep func()
+
 	mu   sync.Mutex
 	kept []composition.Mapping
 }
@@ -53,6 +57,9 @@ func (c *senderClock) report(sr conference.SenderReport, zero, shift uint32) {
 		c.kept = append(c.kept, k)
 		c.mu.Unlock()
 		c.last, c.haveCand = sent, false
+		if c.onKeep != nil {
+			c.onKeep()
+		}
 	}
 	switch {
 	case c.last.IsZero():
