@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"io"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -180,4 +181,66 @@ func (s *starvedTrack) Arrival(_ uint32, seq uint16) (time.Time, bool) {
 	defer s.mu.Unlock()
 	at, ok := s.arrived[seq]
 	return at, ok
+}
+
+// TestMediaSink_GapStateByReceiveTimes: what the drain may still wait for
+// in a track's gap before the stop (it read packet 110, the first from
+// after the stop, and its reorder stage misses 100–109), by the receive
+// times of the UDP mux (arrived: seq → ms from the stop; absent: none).
+func TestMediaSink_GapStateByReceiveTimes(t *testing.T) {
+	stop := time.Unix(1000, 0)
+	held := map[uint16]int{101: -90, 102: -70, 103: -50, 104: -30, 105: -10, 106: -6, 107: -5, 108: -4, 109: -3}
+	with := func(m map[uint16]int, kv ...int) map[uint16]int {
+		out := maps.Clone(m)
+		for i := 0; i+1 < len(kv); i += 2 {
+			out[uint16(kv[i])] = kv[i+1]
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		arrived map[uint16]int // nil: no receive times at all
+		want    gapState
+	}{
+		{"no receive times", nil, gapUnknown},
+		{"lost before the machine, the socket read past the stop", with(held, 110, 5), gapInFlight},
+		{"not there, the socket not read past the stop yet", with(held, 110, -1), gapUnknown},
+		{"not there, the packet read last not known", held, gapUnknown},
+		{"reached the machine before the stop, after the packet read last", with(held, 110, -2, 100, -1), gapQueued},
+		{"reached the machine after the stop, not read yet", with(held, 110, 5, 100, 8), gapInFlight},
+		{"reached the machine before the packet read last: lost on its way", with(held, 110, 5, 100, -100), gapFilled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &mediaSink{}
+			if tc.arrived != nil {
+				m.receipts = receiveTimes{at: tc.arrived, stop: stop}
+			}
+			m.lastRead.Store(1<<48 | 1234<<16 | 110)
+			m.gap.Store(1<<32 | 100<<16 | 110)
+			if got := m.gapState(stop); got != tc.want {
+				t.Errorf("gapState %d, want %d", got, tc.want)
+			}
+		})
+	}
+	m := &mediaSink{}
+	if got := m.gapState(stop); got != gapFilled {
+		t.Errorf("no gap: gapState %d, want gapFilled (%d)", got, gapFilled)
+	}
+}
+
+// receiveTimes is a conference.ArrivalReader of SSRC 1234's packets: at
+// holds their receive times in ms from stop.
+type receiveTimes struct {
+	at   map[uint16]int
+	stop time.Time
+}
+
+func (receiveTimes) ReadRTP([]byte) (int, error) { return 0, io.EOF }
+
+func (r receiveTimes) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
+	ms, ok := r.at[seq]
+	if ssrc != 1234 || !ok {
+		return time.Time{}, false
+	}
+	return r.stop.Add(time.Duration(ms) * time.Millisecond), true
 }

@@ -202,10 +202,14 @@ type mediaSink struct {
 	stopAt      *atomic.Uint64
 	stopWall    *atomic.Int64
 	drained     chan struct{}
-	drainClosed bool        // reader goroutine only
-	pastStop    bool        // reader goroutine only: a packet from after the stop came
-	stopSeq     uint16      // reader goroutine only: the lowest sequence number from after the stop
-	gapPending  atomic.Bool // past the stop with a packet before it missing (drain)
+	drainClosed bool   // reader goroutine only
+	pastStop    bool   // reader goroutine only: a packet from after the stop came
+	stopSeq     uint16 // reader goroutine only: the lowest sequence number from after the stop
+	// gap names the packets a track past the stop misses from before it
+	// (drain): 1<<32 | its reorder stage's next sequence number<<16 | the
+	// first from after the stop; 0: none missing. The reader goroutine
+	// stores it, the drain reads it.
+	gap atomic.Uint64
 	// behind is how late (ns) the track's last packet from before the stop
 	// was read after its place on the recording's timeline: a reader that
 	// far behind has packets from before the stop still to read (drain).
@@ -398,6 +402,15 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	}
 	switch m.stopPlace(p, pipe) {
 	case afterStop:
+		if !m.pastStop && pipe != nil {
+			// The stop is a cut for the mix: what the pipeline holds for
+			// a missing packet, or defers, is placed now, not when the
+			// track closes, after the drain, which may wait longer than
+			// the mixer waits for the track (the latency budget): that
+			// audio came before the stop. A missing packet that still
+			// comes is placed where it belongs (decoded out of order).
+			pipe.Pause()
+		}
 		if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
 			m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
 		}
@@ -549,6 +562,60 @@ func (m *mediaSink) unreadBefore(stop time.Time) bool {
 	return false
 }
 
+// gapState is what may still fill a track's gap before the stop (drain).
+type gapState int
+
+const (
+	gapFilled   gapState = iota // nothing missing can come: every packet that reached the machine was read
+	gapQueued                   // a missing packet reached the machine before the stop, not read yet
+	gapInFlight                 // the socket was read past the stop and a missing packet is not there, or came after it
+	gapUnknown                  // no receive times: it may still come
+)
+
+// gapMax is how many missing sequence numbers gapState looks up: a reorder
+// stage holds at most 256 audio packets (reorderConfig).
+const gapMax = 512
+
+// gapState says, by the receive times (receipts), what may still fill the
+// track's gap before the stop (gap: the reader read a packet from after
+// the stop, and the reorder stage misses some before it). The path from
+// the UDP mux's socket to the track's reader keeps the socket's order, so
+// a missing packet received no later than the packet read last was lost
+// on its way (a full queue) or is held by the reorder stage: it never
+// comes. One received later and before the stop waits for the reader
+// (gapQueued). One not received at all, once the packet read last came
+// after the stop (the socket was read past it, in its order), had not
+// reached the machine at the stop: it was lost, or is still in the network
+// (gapInFlight). Without receive times it may be anywhere (gapUnknown).
+// Any goroutine.
+func (m *mediaSink) gapState(stop time.Time) gapState {
+	g, v := m.gap.Load(), m.lastRead.Load()
+	if g == 0 {
+		return gapFilled
+	}
+	next, end := uint16(g>>16), uint16(g)
+	if m.receipts == nil || v == 0 || end-next > gapMax {
+		return gapUnknown
+	}
+	ssrc := uint32(v >> 16)
+	last, lastKnown := m.receipts.Arrival(ssrc, uint16(v))
+	st := gapFilled
+	for seq := next; seq != end; seq++ {
+		at, ok := m.receipts.Arrival(ssrc, seq)
+		switch {
+		case ok && lastKnown && !at.After(last):
+			// read, or lost on its way: it never comes
+		case ok && at.Before(stop):
+			return gapQueued
+		case ok || lastKnown && !last.Before(stop):
+			st = gapInFlight
+		default:
+			return gapUnknown
+		}
+	}
+	return st
+}
+
 // drainDone tells the stop's drain that the track is complete up to the stop:
 // a packet from after it came and none before it is missing (the reorder
 // stage holds nothing). Reader goroutine only.
@@ -561,7 +628,7 @@ func (m *mediaSink) drainDone() {
 		// file: the reorder stage waits for none and has reached it (the
 		// packets from after the stop never enter it).
 		if next, ok := m.order.Next(); m.order.Held() > 0 || ok && next != m.stopSeq {
-			m.gapPending.Store(true)
+			m.gap.Store(1<<32 | uint64(next)<<16 | uint64(m.stopSeq))
 			return
 		}
 	}
@@ -688,25 +755,33 @@ const drainMax = 300 * time.Millisecond
 // track files and the mix. It waits until every audio track that is
 // recording (its gate open, packets written, a mix mapping) has received a
 // packet from after the stop, as its mix mapping places it, and every packet
-// before that (its reorder stage waits for none). A track is given up on
-// once it wrote nothing for drainMax (300 ms: a round trip and jitter; a
-// publisher that stopped sending) plus how late its last packet from
-// before the stop was read (behind: a recorder starved of CPU reads its
-// sockets seconds behind, in bursts as its readers get the CPU; what waits
-// in them reached the machine before the stop and belongs in the files),
-// and at the latest after twice the latency budget; a track known to
-// miss a packet from before the stop (later ones came) is waited for up to
-// the latency budget, as long as its reorder stage would wait. A track whose
-// next packet is known to have reached the machine before the stop
-// (unreadBefore: the UDP mux's receive times) is waited for up to twice the
-// budget however long its reader has not run: what waits for a starved
-// reader arrived before the stop and belongs in the files. Nothing is
-// waited for when the recording is paused. From the stop on, packets from
-// after it reach neither the file nor the mix. A recording without a mix
-// drains the same way, its tracks placing their packets by their clock
-// relation (stopPlace). Video tracks are not waited for; what they read
-// meanwhile is kept up to the stop, as their clock relation places it
-// (stopPlace): a stop is one instant for every track.
+// before that (its reorder stage waits for none), as long as one of these
+// holds (drainReason; the log says how long each held, and which one
+// ended the wait):
+//   - writing: it wrote a packet from before the stop within drainMax
+//     (300 ms: a round trip and jitter; past it, a publisher that stopped
+//     sending) plus how late that packet was read (behind: a recorder
+//     starved of CPU reads its sockets seconds behind, in bursts as its
+//     readers get the CPU), for up to twice the latency budget;
+//   - unread: its next packet reached the machine before the stop
+//     (unreadBefore: the UDP mux's receive times), however long its reader
+//     has not run, for up to twice the budget: what waits for a starved
+//     reader arrived before the stop and belongs in the files.
+//
+// Once it read a packet from after the stop, only a packet missing before
+// it may still come (gapState): one that reached the machine before the
+// stop and waits for the reader is waited for up to twice the budget
+// (gapQueued); one that had not reached the machine at the stop (lost, or
+// still in the network) as long as audio in flight is, drainMax from the
+// stop's start, after which the track counts as complete (gapInFlight);
+// without receive times, up to the budget, as long as its reorder stage
+// would wait (gap). Nothing is waited for when the recording is paused.
+// From the stop on, packets from after it reach neither the file nor the
+// mix. A recording without a mix drains the same way, its tracks placing
+// their packets by their clock relation (stopPlace). Video tracks are not
+// waited for; what they read meanwhile is kept up to the stop, as their
+// clock relation places it (stopPlace): a stop is one instant for every
+// track.
 func (s *Session) drain(stop time.Time) {
 	s.mu.Lock()
 	sm := s.media
@@ -733,7 +808,20 @@ func (s *Session) drain(stop time.Time) {
 	if budget <= 0 {
 		budget = media.DefaultLatency
 	}
-	gapEnd, behindEnd := start.Add(max(budget, drainMax)), start.Add(max(2*budget, drainMax))
+	behindEnd := start.Add(max(2*budget, drainMax))
+	until := [drainReasons]time.Time{drainWriting: behindEnd, drainUnread: behindEnd, drainGapQueued: behindEnd,
+		drainGapInFlight: start.Add(drainMax), drainGap: start.Add(max(budget, drainMax))}
+	var waited [drainReasons]time.Duration
+	notArrived := 0 // tracks complete but for packets that had not reached the machine at the stop
+	log := func(msg string, why ...any) {
+		args := append([]any{"tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond)}, why...)
+		for r, d := range waited {
+			if d > 0 {
+				args = append(args, drainReason(r).String(), d.Round(time.Millisecond))
+			}
+		}
+		s.log.Info(msg, args...)
+	}
 	// Each track's packets written so far, and when that last grew.
 	written := make([]uint64, len(wait))
 	progress := make([]time.Time, len(wait))
@@ -742,30 +830,78 @@ func (s *Session) drain(stop time.Time) {
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	last := start
 	for i, ms := range wait {
 	waiting:
 		for {
 			select {
 			case <-ms.drained:
 				break waiting
-			case now := <-tick.C:
+			case <-tick.C:
+				now := time.Now() // not the tick's: a drain short of CPU reads it late
 				for j, other := range wait[i:] {
 					if w := other.written.Load(); w != written[i+j] {
 						written[i+j], progress[i+j] = w, now
 					}
 				}
+				why := ms.drainReason(stop, now.Sub(progress[i]))
 				switch {
-				case now.Sub(progress[i]) < drainMax+time.Duration(ms.behind.Load()) && now.Before(behindEnd):
-					continue // it is writing packets from before the stop, or its reader is that far behind
-				case ms.unreadBefore(stop) && now.Before(behindEnd):
-					continue // its next packet reached the machine before the stop: its reader has it still to read
-				case ms.gapPending.Load() && now.Before(gapEnd):
-					continue // a packet from before the stop is known missing
+				case why == drainFilled:
+					break waiting // every missing packet that reached the machine was read or lost on its way
+				case why == drainGapInFlight && !now.Before(until[why]):
+					notArrived++
+					break waiting
+				case why == drainQuiet || !now.Before(until[why]):
+					log("stop: audio still missing after the drain", "reason", why.String())
+					return
 				}
-				s.log.Info("stop: audio still missing after the drain", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
-				return
+				waited[why] += now.Sub(last)
+				last = now
 			}
 		}
 	}
-	s.log.Info("stop: drained the audio on its way", "tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond))
+	log("stop: drained the audio on its way", "notArrived", notArrived)
+}
+
+// drainReason says why the stop's drain waits for a track, or why it
+// stopped waiting (drain).
+type drainReason int
+
+const (
+	drainWriting     drainReason = iota // it wrote a packet from before the stop lately (drainMax + behind)
+	drainUnread                         // its next packet reached the machine before the stop (unreadBefore)
+	drainGapQueued                      // a packet it misses reached the machine before the stop (gapQueued)
+	drainGapInFlight                    // a packet it misses had not reached the machine at the stop (gapInFlight)
+	drainGap                            // it misses a packet, and no receive times say where it is (gapUnknown)
+	drainQuiet                          // none of these: it wrote nothing for drainMax
+	drainFilled                         // it misses nothing that may still come (gapFilled)
+	drainReasons                        // how many there are
+)
+
+func (r drainReason) String() string {
+	return [...]string{"writing", "unread", "gapQueued", "gapInFlight", "gap", "quiet", "filled"}[r]
+}
+
+// drainReason says why the stop's drain (at stop) still waits for the
+// track, which wrote a packet last sinceWrote ago. Once it read a packet
+// from after the stop, only a missing one may still come (gapState).
+func (m *mediaSink) drainReason(stop time.Time, sinceWrote time.Duration) drainReason {
+	if m.gap.Load() != 0 {
+		switch m.gapState(stop) {
+		case gapQueued:
+			return drainGapQueued
+		case gapInFlight:
+			return drainGapInFlight
+		case gapUnknown:
+			return drainGap
+		}
+		return drainFilled
+	}
+	switch {
+	case sinceWrote < drainMax+time.Duration(m.behind.Load()):
+		return drainWriting
+	case m.unreadBefore(stop):
+		return drainUnread
+	}
+	return drainQuiet
 }
