@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -43,6 +44,12 @@ type RecordingAnalysis struct {
 	Drain       time.Duration
 	Drained     bool
 	DrainLogged bool
+	// DrainWhy is what the drain waited for last when it gave up (its log's
+	// reason: writing, unread, gapQueued, gap, quiet; recorder/media.go
+	// drainReason), or, when it drained, the tracks it counted complete
+	// though a packet from before the stop had not reached the machine
+	// ("notArrived N"); empty if the log does not say.
+	DrainWhy string
 	// Duration is the recording's (stopped - started); MixLong, how much
 	// longer its mix is (negative: shorter).
 	Duration time.Duration
@@ -199,6 +206,11 @@ func analyzeRecording(path string, logs recorderLog) (RecordingAnalysis, error) 
 		case "stop: drained the audio on its way", "stop: audio still missing after the drain":
 			r.DrainLogged, r.Drained = true, l.msg == "stop: drained the audio on its way"
 			r.Drain, _ = time.ParseDuration(l.attrs["wait"])
+			if why := l.attrs["reason"]; why != "" {
+				r.DrainWhy = why
+			} else if n := l.attrs["notArrived"]; n != "" && n != "0" {
+				r.DrainWhy = "notArrived " + n
+			}
 		case "track's mix pipeline":
 			pipes[l.attrs["userId"]] = append(pipes[l.attrs["userId"]], l)
 		}
@@ -254,8 +266,13 @@ func (a *Analysis) Print(w io.Writer) {
 		drain := "–"
 		if r.DrainLogged {
 			drain = fmt.Sprintf("%.2f", r.Drain.Seconds())
-			if !r.Drained {
+			switch {
+			case !r.Drained && r.DrainWhy != "":
+				drain += " (gave up: " + r.DrainWhy + ")"
+			case !r.Drained:
 				drain += " (gave up)"
+			case r.DrainWhy != "":
+				drain += " (" + r.DrainWhy + ")"
 			}
 		}
 		answered := "–"
@@ -269,6 +286,11 @@ func (a *Analysis) Print(w io.Writer) {
 	s := a.Summary()
 	fmt.Fprintf(w, "\n%d recordings: %d stopped by request, answered in %s s; track ends − stop %s s (%d of %d recordings have a track ending more than 0.1 s from the stop); mixes − recordings %s s; re-anchors per track %s; %d of %d tracks anchored by a sender report, %d at the ±5 %% cap; read %d, late %d, shed %d, deferred %d\n",
 		len(a.Recordings), s.ByRequest, spread(s.Answered), spread(s.Ends), s.Off, len(a.Recordings), spread(s.MixLong), counts(s.Reanchors), s.BySR, s.Tracks, s.Capped, s.Read, s.Late, s.Shed, s.Deferred)
+	var why []string
+	for _, k := range slices.Sorted(maps.Keys(s.GaveUpWhy)) {
+		why = append(why, fmt.Sprintf("%s %d", k, s.GaveUpWhy[k]))
+	}
+	fmt.Fprintf(w, "%d drains, %d gave up (waiting for: %s)\n", s.Drains, s.GaveUp, orDash(strings.Join(why, ", ")))
 }
 
 // Summary is an Analysis over all its recordings.
@@ -283,12 +305,21 @@ type Summary struct {
 	BySR                       int // tracks anchored by a sender report at least once
 	Capped                     int // tracks whose ratio ended at the ±5 % cap
 	Read, Late, Shed, Deferred uint64
+	Drains, GaveUp             int            // stops whose drain was logged; of them, drains that gave up
+	GaveUpWhy                  map[string]int // the give-ups by what they waited for last (DrainWhy)
 }
 
 // Summary returns the figures over all recordings.
 func (a *Analysis) Summary() Summary {
-	var s Summary
+	s := Summary{GaveUpWhy: map[string]int{}}
 	for _, r := range a.Recordings {
+		if r.DrainLogged {
+			s.Drains++
+			if !r.Drained {
+				s.GaveUp++
+				s.GaveUpWhy[orDash(r.DrainWhy)]++
+			}
+		}
 		if r.Reason == "stop request" {
 			s.ByRequest++
 			if r.Answered >= 0 {

@@ -88,7 +88,7 @@ func TestAnalyze_PlacesTheTrackEndBySenderReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := `time=2026-12-06T07:00:00.001Z level=INFO msg="recording started" instanceId=inst1 state=ACTIVE
-time=2026-12-06T07:00:13.000Z level=INFO msg="stop: audio still missing after the drain" instanceId=inst1 tracks=2 wait=2.5s
+time=2026-12-06T07:00:13.000Z level=INFO msg="stop: audio still missing after the drain" instanceId=inst1 tracks=2 wait=2.5s reason=gap gap=2.49s
 time=2026-12-06T07:00:13.100Z level=INFO msg="track's mix pipeline" instanceId=inst1 track=audio0 userId=u1 originMs=0 packets=500 decoded=400 lost=0 late=90 shed=80 beforeStart=0 reanchors=7 bySR=2 deferred=30 ratio=1.05
 time=2026-12-06T07:00:13.500Z level=INFO msg="recording finished" instanceId=inst1 state=STOPPED reason="stop request" duration=10s
 time=2026-12-06T07:00:14.000Z level=INFO msg="track ended" conference=conf000 userId=u1 track=audio0
@@ -104,8 +104,8 @@ time=2026-12-06T07:00:14.000Z level=INFO msg="track ended" conference=conf000 us
 		t.Fatalf("%d recordings, want 1", len(a.Recordings))
 	}
 	r := a.Recordings[0]
-	if r.Reason != "stop request" || r.Answered != 3500*time.Millisecond || !r.DrainLogged || r.Drained || r.Drain != 2500*time.Millisecond {
-		t.Errorf("stop: %q answered %v, drain %v (logged %t, drained %t); want stop request, 3.5s, 2.5s gave up", r.Reason, r.Answered, r.Drain, r.DrainLogged, r.Drained)
+	if r.Reason != "stop request" || r.Answered != 3500*time.Millisecond || !r.DrainLogged || r.Drained || r.Drain != 2500*time.Millisecond || r.DrainWhy != "gap" {
+		t.Errorf("stop: %q answered %v, drain %v (logged %t, drained %t, %q); want stop request, 3.5s, 2.5s gave up waiting for a gap", r.Reason, r.Answered, r.Drain, r.DrainLogged, r.Drained, r.DrainWhy)
 	}
 	if r.Duration != 10*time.Second || r.MixLong != 50*time.Millisecond {
 		t.Errorf("recording %v, mix − recording %v; want 10s, 50ms", r.Duration, r.MixLong)
@@ -124,12 +124,15 @@ time=2026-12-06T07:00:14.000Z level=INFO msg="track ended" conference=conf000 us
 		t.Errorf("u2 (no report, no pipeline line): %+v", t2)
 	}
 	s := a.Summary()
-	if s.ByRequest != 1 || s.Off != 1 || s.Capped != 1 || s.BySR != 1 || s.Tracks != 2 || s.Read != 500 {
+	if s.ByRequest != 1 || s.Off != 1 || s.Capped != 1 || s.BySR != 1 || s.Tracks != 2 || s.Read != 500 || s.Drains != 1 || s.GaveUp != 1 || s.GaveUpWhy["gap"] != 1 {
 		t.Errorf("summary %+v", s)
 	}
 	var out strings.Builder
 	a.Print(&out)
-	if !strings.Contains(out.String(), "| conf000 | stop request | 3.5 | 2.50 (gave up) | 10.00 | +0.05 | 2 | +0.20 / +0.20 / +0.20 | 7 / 7 | 1 | 1 | 500 | 90 | 80 | 30 |") {
+	if !strings.Contains(out.String(), "| conf000 | stop request | 3.5 | 2.50 (gave up: gap) | 10.00 | +0.05 | 2 | +0.20 / +0.20 / +0.20 | 7 / 7 | 1 | 1 | 500 | 90 | 80 | 30 |") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "1 drains, 1 gave up (waiting for: gap 1)") {
 		t.Errorf("printed:\n%s", out.String())
 	}
 	if _, err := Analyze(t.TempDir()); !errors.Is(err, errNoRecorderDir) {
