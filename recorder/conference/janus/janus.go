@@ -12,8 +12,8 @@
 // conference.Track whose userId is the publisher's display name (its feed id
 // when it has none) and whose stream type comes from the stream's description
 // when that names one (MIC, CAM, SCREEN, …), else MIC for audio and CAM for
-// video. A track ends (its reader gives io.EOF) as soon as Janus reports its
-// publisher gone.
+// video. When Janus reports a publisher gone, its tracks read what came
+// before, then end (their reader gives io.EOF: conference.PionTrack.Leave).
 //
 // Every HTTP request has a timeout and the event long poll notices a server
 // that went away: a room that does not exist fails Join with
@@ -125,6 +125,7 @@ func (a *Adapter) Join(ctx context.Context, organizationID, conferenceID string,
 		subscribed:   make(map[feedStream]bool),
 		mids:         make(map[string]SubscriberStream),
 		tracks:       make(map[string]*track),
+		leaving:      make(map[*track]string),
 		remotes:      make(map[string]*webrtc.TrackRemote),
 		srs:          make(map[string]*conference.SenderReports),
 		log:          a.log.With("conference", conferenceID),
@@ -193,12 +194,13 @@ type room struct {
 	wake       chan struct{}       // nudged when the PeerConnection fails
 	pcFailed   atomic.Bool         // set by the PeerConnection callback
 
-	mu      sync.Mutex                           // guards feeds, mids, tracks, closed and AddTrack calls
+	mu      sync.Mutex                           // guards feeds, mids, tracks, leaving, closed and AddTrack calls
 	feeds   map[ID]*Publisher                    // publishers in the room
 	mids    map[string]SubscriberStream          // subscription m-lines by mid
 	remotes map[string]*webrtc.TrackRemote       // Pion's tracks by mid; they outlive feeds
 	srs     map[string]*conference.SenderReports // their receivers' sender reports, by mid
 	tracks  map[string]*track                    // live tracks by subscription mid
+	leaving map[*track]string                    // tracks whose publisher went, reading what came before; their mid
 	livePC  *webrtc.PeerConnection               // r.pc, for Pion's goroutines
 	closed  bool                                 // no AddTrack after this
 
@@ -263,6 +265,7 @@ func (r *room) subscribe(ctx context.Context, streams []map[string]any) error {
 			for mid, t := range r.tracks {
 				r.endTrackLocked(mid, t)
 			}
+			r.endLeavingLocked("", nil)
 			clear(r.remotes)
 			clear(r.mids)
 			r.livePC = nil
@@ -368,7 +371,10 @@ func (r *room) setLayout(streams []SubscriberStream) {
 		r.mids[s.MID] = s
 	}
 	for mid, t := range r.tracks {
-		if s, ok := r.mids[mid]; !ok || s.FeedID != t.feed || s.FeedMID != t.feedMID {
+		switch s, ok := r.mids[mid]; {
+		case !ok:
+			r.leaveTrackLocked(mid, t) // its publisher went: Janus freed the m-line
+		case s.FeedID != t.feed || s.FeedMID != t.feedMID:
 			r.endTrackLocked(mid, t)
 		}
 	}
@@ -397,16 +403,47 @@ func (r *room) removeFeed(id ID, why string) {
 	delete(r.feeds, id)
 	for mid, t := range r.tracks {
 		if t.feed == id {
-			r.endTrackLocked(mid, t)
+			r.leaveTrackLocked(mid, t)
 		}
 	}
 	r.mu.Unlock()
 	r.log.Info("janus publisher gone", "feed", id.String(), "display", p.Display, "why", why)
 }
 
+// endTrackLocked ends the live track of m-line mid at once.
 func (r *room) endTrackLocked(mid string, t *track) {
 	delete(r.tracks, mid)
 	t.end()
+}
+
+// leaveTrackLocked ends the live track of m-line mid, whose publisher went,
+// once it has read what came before (conference.PionTrack.Leave): a
+// recorder short of CPU reads seconds behind. Until then it is in leaving.
+func (r *room) leaveTrackLocked(mid string, t *track) {
+	delete(r.tracks, mid)
+	for l := range r.leaving {
+		select {
+		case <-l.Done():
+			delete(r.leaving, l)
+		default:
+		}
+	}
+	r.leaving[t] = mid
+	t.Leave()
+}
+
+// endLeavingLocked ends at once the tracks still reading what came before
+// their publisher went: every one (mid ""), or the one of mid if it reads
+// remote, which Janus gives to another publisher (it reuses a freed
+// m-line, SSRC and all): its reader must not read the newcomer's packets.
+// What it had not read yet is lost.
+func (r *room) endLeavingLocked(mid string, remote *webrtc.TrackRemote) {
+	for l, m := range r.leaving {
+		if mid == "" || m == mid && l.remote == remote {
+			delete(r.leaving, l)
+			l.end()
+		}
+	}
 }
 
 // onTrack runs on a Pion goroutine for each new remote track.
@@ -437,7 +474,8 @@ func (r *room) deliverLocked(mid string) {
 	if !ok || remote == nil || r.closed || r.feeds[s.FeedID] == nil {
 		return // no stream, no Pion track yet, leaving, or the publisher went
 	}
-	t := &track{PionTrack: conference.NewPionTrack(remote, r.srs[mid]), feed: s.FeedID, feedMID: s.FeedMID}
+	r.endLeavingLocked(mid, remote)
+	t := &track{PionTrack: conference.NewPionTrack(remote, r.srs[mid]), remote: remote, feed: s.FeedID, feedMID: s.FeedMID}
 	_ = remote.SetReadDeadline(time.Time{})
 	r.tracks[mid] = t
 	kind := conference.KindAudio
@@ -506,6 +544,7 @@ func (r *room) run(ctx context.Context) {
 		for mid, t := range r.tracks {
 			r.endTrackLocked(mid, t)
 		}
+		r.endLeavingLocked("", nil)
 		r.mu.Unlock()
 		close(r.done)
 		if report {
@@ -643,6 +682,7 @@ func (r *room) teardown() {
 	for mid, t := range r.tracks {
 		r.endTrackLocked(mid, t)
 	}
+	r.endLeavingLocked("", nil)
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -663,9 +703,11 @@ func (r *room) teardown() {
 }
 
 // track reads one subscribed stream. It ends (ReadRTP gives io.EOF) when its
-// publisher goes, even though the m-line may live on for another publisher.
+// publisher goes, once it has read what came before (or at once when Janus
+// gives its m-line to another publisher).
 type track struct {
 	*conference.PionTrack
+	remote  *webrtc.TrackRemote
 	feed    ID
 	feedMID string
 }

@@ -3,6 +3,7 @@ package janus_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -401,3 +402,51 @@ func TestJanus_RoomNamesAndPIN(t *testing.T) {
 		t.Errorf("Join of a missing named room: %v, want ErrNoConference", err)
 	}
 }
+
+// TestJanus_LeaveReadsWhatCameBefore: a publisher leaves while the
+// recorder's reader of its track is a second behind (paused): the track
+// still gives what Janus forwarded before the leave, none of it skipped,
+// the publisher's tone, then ends with io.EOF within leaveMax (10 s).
+// (It ended at once before: the second was lost.)
+func TestJanus_LeaveReadsWhatCameBefore(t *testing.T) {
+	rtctest.NoLeaks(t, "conference/janus.(*")
+	srv := janustest.Start(t)
+	srv.CreateRoom(t, "1003")
+	alice := srv.Publish(t, "1003", "alice", 440, "MIC")
+	gone := make(chan struct{}, 1)
+	a := janus.New(janus.Options{URL: srv.URL, API: testAPI(t, webrtc.DTLSRoleServer), RequestTimeout: 3 * time.Second,
+		Logger: slog.New(onMessage{"janus publisher gone", gone})})
+	s := rtctest.NewSink(t)
+	leave, err := a.Join(context.Background(), "org1", "1003", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	s.Next(t, 10*time.Second).CheckGoneKeepsWhatCameBefore(t, 440, func() {
+		alice.Leave()
+		select {
+		case <-gone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the adapter did not hear of the leave in 10 s")
+		}
+	})
+}
+
+// onMessage is a slog.Handler that signals on each record of one message.
+type onMessage struct {
+	msg string
+	ch  chan struct{}
+}
+
+func (h onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onMessage) WithGroup(string) slog.Handler      { return h }
