@@ -46,14 +46,8 @@ import (
 // closed the connection at the DELETE, with what it had not read yet: 0.64 to
 // 0.71 s here.)
 func TestServe_StopKeepsTheAudioInFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time media test")
-	}
 	const freq = 660.0
-	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opus := realTimeTone(t, freq)
 	for _, tc := range []struct {
 		name string
 		// impair is the relay's delay of a packet at now, given when the
@@ -275,14 +269,8 @@ func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNo
 // wait for audio in flight (0.3 s) alone outlasts the mixer's: the stop
 // places what the pipeline holds at the track's first packet from after it.
 func TestServe_StopWaitsNotForAPacketThatNeverCame(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real-time media test")
-	}
 	const freq = 660.0
-	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opus := realTimeTone(t, freq)
 	for _, latency := range []time.Duration{0, 200 * time.Millisecond} {
 		t.Run(fmt.Sprintf("latency=%v", latency), func(t *testing.T) { stopWaitsNotForALostPacket(t, opus, freq, latency) })
 	}
@@ -326,4 +314,18 @@ func stopWaitsNotForALostPacket(t *testing.T, opus [][]byte, freq float64, laten
 			t.Errorf("the tone ends at %v in the %s, the recording at %v", end, what, recorded)
 		}
 	}
+}
+
+// realTimeTone skips a short test run (real-time media) and returns 8 s of
+// a tone at freq as 20 ms Opus packets.
+func realTimeTone(t *testing.T, freq float64) [][]byte {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), freq, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opus
 }
