@@ -772,10 +772,13 @@ const drainMax = 300 * time.Millisecond
 // it may still come (gapState): one that reached the machine before the
 // stop and waits for the reader is waited for up to twice the budget
 // (gapQueued); one that had not reached the machine at the stop (lost, or
-// still in the network) as long as audio in flight is, drainMax from the
-// stop's start, after which the track counts as complete (gapInFlight);
-// without receive times, up to the budget, as long as its reorder stage
-// would wait (gap). Nothing is waited for when the recording is paused.
+// still in the network: a packet delayed 1 s comes 1 s late, and it
+// belongs in the files) up to the budget, as long as its reorder stage
+// would wait, after which the track counts as complete: the packet did not
+// come (gapInFlight); without receive times, up to the budget too, then
+// it is given up on (gap). A packet the kernel dropped (a recorder short
+// of CPU) is waited for as long: telling it from one still in the network
+// needs the socket's drop count (SO_RXQ_OVFL), not kept yet. Nothing is waited for when the recording is paused.
 // From the stop on, packets from after it reach neither the file nor the
 // mix. A recording without a mix drains the same way, its tracks placing
 // their packets by their clock relation (stopPlace). Video tracks are not
@@ -810,7 +813,7 @@ func (s *Session) drain(stop time.Time) {
 	}
 	behindEnd := start.Add(max(2*budget, drainMax))
 	until := [drainReasons]time.Time{drainWriting: behindEnd, drainUnread: behindEnd, drainGapQueued: behindEnd,
-		drainGapInFlight: start.Add(drainMax), drainGap: start.Add(max(budget, drainMax))}
+		drainGapInFlight: start.Add(max(budget, drainMax)), drainGap: start.Add(max(budget, drainMax))}
 	var waited [drainReasons]time.Duration
 	notArrived := 0 // tracks complete but for packets that had not reached the machine at the stop
 	log := func(msg string, why ...any) {

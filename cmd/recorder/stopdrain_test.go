@@ -254,20 +254,19 @@ func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNo
 
 // TestServe_StopWaitsNotForAPacketThatNeverCame: the relay loses the packet
 // the publisher sent 100 ms before the stop; the packets before and after
-// it reach the recorder. That packet never reached the machine, so nothing
-// is left to wait for once the track read one from after the stop: the UDP
-// mux's receive times show the socket was read past the stop, in its
-// order, without it (gapState). The drain counts the track complete
-// (notArrived) and the track file and the mix hold the tone up to the
-// stop. Before, the drain waited the latency budget (5 s) for it and gave
-// up ("audio still missing after the drain"; issue 10's case 5, where the
-// kernel dropped datagrams of a starved recorder and 37 of 40 stops waited
-// 5.0–5.8 s), and the mix lacked the tone from the lost packet to the stop:
-// the pipeline held the packets after it for the missing one until the
-// track closed, after the drain, by when the mixer had given up waiting for
-// them (seen: tone to 2.92 s of 3.01 s). With a 0.2 s budget the drain's
-// wait for audio in flight (0.3 s) alone outlasts the mixer's: the stop
-// places what the pipeline holds at the track's first packet from after it.
+// it reach the recorder. Once the track read one from after the stop, the
+// UDP mux's receive times show the socket was read past the stop, in its
+// order, without it (gapState): the drain waits for it as long as the
+// reorder stage would (the budget: it may be delayed in the network, as in
+// TestServe_MixHoldsTheTrackUnderImpairments' 1 s spikes), then counts
+// the track complete (notArrived), and the track file and the mix hold the
+// tone up to the stop. Before, the drain gave up ("audio still missing
+// after the drain"), and the mix lacked the tone from the lost packet to
+// the stop: the pipeline held the packets after it for the missing one
+// until the track closed, after the drain, by when the mixer had given up
+// waiting for them (seen: tone to 2.92 s of 3.01 s). Now the stop places
+// what the pipeline holds at the track's first packet from after it (with
+// a 0.2 s budget the drain's 0.3 s wait alone outlasts the mixer's).
 func TestServe_StopWaitsNotForAPacketThatNeverCame(t *testing.T) {
 	const freq = 660.0
 	opus := realTimeTone(t, freq)
