@@ -407,9 +407,21 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) []ti
 		// live mix takes a step at the report that confirms it, and this
 		// publisher's reports come in phase with its beeps: one step began
 		// 3 ms after an onset, at the beep's first sample.)
-		file := onsets(mediatest.Decode(t, objects[tr.File], 8000), func(at time.Duration) time.Duration {
+		place := func(at time.Duration) time.Duration {
 			return zero + at + time.Duration(stepBy(steps, (at+5*time.Millisecond).Seconds())*float64(time.Second))
-		})
+		}
+		pcm := mediatest.Decode(t, objects[tr.File], 8000)
+		file := onsets(pcm, place)
+		// A beep already sounding when the track began is cut by the
+		// track's start, not an onset: it is left out of the file and of
+		// the mix alike (a Chromium track began 95 ms into the recording
+		// during a beep: by its file at 100 ms, kept, in the mix a ms
+		// earlier, left out by the 100 ms filter: "10 beeps in the track
+		// file, 9 in the mix").
+		if len(pcm) >= 80 && mediatest.ToneLevel(pcm[:80], 8000, freq) > -30 {
+			cut := place(5 * time.Millisecond) // the first window's centre
+			file, mix = withoutNear(file, cut), withoutNear(mix, cut)
+		}
 		t.Logf("%s's audio: beeps at %v by its file (mediaOffset %v, steps %v), at %v in the mix", tr.UserID, file, zero.Round(time.Millisecond), steps, mix)
 		if len(file) != len(mix) {
 			t.Errorf("%d beeps in the track file, %d in the mix", len(file), len(mix))
@@ -422,6 +434,17 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) []ti
 		}
 	}
 	return mix
+}
+
+// withoutNear returns onsets without those within 20 ms of at.
+func withoutNear(onsets []time.Duration, at time.Duration) []time.Duration {
+	var out []time.Duration
+	for _, o := range onsets {
+		if (o - at).Abs() > 20*time.Millisecond {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // stepBy returns how far the steps of a track's sender reports
