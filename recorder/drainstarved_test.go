@@ -13,6 +13,7 @@ import (
 	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
 	"github.com/rtcrec/recorder/storage"
 	"github.com/rtcrec/recorder/storage/memstore"
 )
@@ -31,18 +32,8 @@ func TestManager_DrainWaitsForWhatReachedTheMachineBeforeTheStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
-	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
-	m, fa, _ := newTestManager(t, func(o *Options) {
-		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
-	})
+	m, fa, bucket, rec, tr, st := startStarved(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _ := newTrack("f", "u1")
-	st := newStarvedTrack()
-	tr.Reader = st
 	fa.sink("f").AddTrack(tr)
 	quit := make(chan struct{})
 	sent := make(chan struct{})
@@ -243,4 +234,23 @@ func (r receiveTimes) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return r.stop.Add(time.Duration(ms) * time.Millisecond), true
+}
+
+// startStarved starts an audio recording of conference f on a test manager
+// whose uploads go to a memstore bucket, and gives a track whose reader is
+// a starvedTrack, not yet added to the conference.
+func startStarved(t *testing.T) (*Manager, *fakeAdapter, *storage.Bucket, *Recording, *conference.Track, *starvedTrack) {
+	t.Helper()
+	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
+	m, fa, _ := newTestManager(t, func(o *Options) {
+		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
+	})
+	rec, err := m.Start(context.Background(), "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := newTrack("f", "u1")
+	st := newStarvedTrack()
+	tr.Reader = st
+	return m, fa, bucket, rec, tr, st
 }

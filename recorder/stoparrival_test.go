@@ -5,12 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference"
-	"github.com/rtcrec/recorder/storage"
-	"github.com/rtcrec/recorder/storage/memstore"
 )
 
 // TestManager_FileKeepsWhatArrivedBeforeTheStop: a track's sender report is
@@ -31,18 +28,8 @@ func TestManager_FileKeepsWhatArrivedBeforeTheStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
-	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
-	m, fa, _ := newTestManager(t, func(o *Options) {
-		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
-	})
+	m, fa, bucket, rec, tr, st := startStarved(t)
 	ctx := context.Background()
-	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _ := newTrack("f", "u1")
-	st := newStarvedTrack()
-	tr.Reader = st
 	start := time.Now()
 	late := start.Add(90 * time.Millisecond) // the report: RTP 0 (the first packet, sent at start) at start+90 ms
 	tr.SenderReport = func() (conference.SenderReport, bool) {
