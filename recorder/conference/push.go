@@ -35,9 +35,10 @@ const (
 // before) and hands it on. No lock is taken and nothing allocated per
 // packet: a state word (idle, busy, stopping, stopped) taken by
 // compare-and-swap keeps one hand-over at a time. A packet written while
-// another goroutine is busy (Between, or the hand-over of what was held)
-// is held, and whoever ends a hand-over first hands on what was held, in
-// order. Stoppers never wait: the holder of the busy state finishes and
+// another goroutine is busy (Between, the hand-over of what was held, or
+// another writer: srtp's goroutine and the UDP mux's reader while whip's
+// direct audio takes a stream over) is held, and whoever ends a hand-over
+// first hands on what was held, in order. Stoppers never wait: the holder of the busy state finishes and
 // calls end.
 type PushBuffer struct {
 	state   atomic.Int32
@@ -58,8 +59,8 @@ func NewPushBuffer() *PushBuffer {
 
 // Write implements io.Writer for srtp: it hands b over (see PushBuffer), or
 // holds a copy when another goroutine is handing one over or Push was not
-// called yet. Called by one goroutine at a time (srtp's session goroutine);
-// b is not kept.
+// called yet. Safe from several goroutines (srtp's session goroutine, the
+// UDP mux's reader); b is not kept.
 func (p *PushBuffer) Write(b []byte) (int, error) {
 	if p.state.CompareAndSwap(pushIdle, pushBusy) {
 		if p.pending.Load() == 0 {
@@ -220,10 +221,13 @@ func (p *PushBuffer) finish() {
 
 // PushBuffers makes the PushBuffers of one Pion connection (its
 // SettingEngine.BufferFactory) and finds them by SSRC. Safe for concurrent
-// use; a lock is taken only when a stream opens or is looked up.
+// use; a lock is taken only when a stream opens or an SRTCP stream is
+// looked up: RTP looks up without one (the UDP mux's reader does, for each
+// packet it hands over itself: whip's direct audio).
 type PushBuffers struct {
-	mu        sync.Mutex
-	rtp, rtcp map[uint32]*PushBuffer
+	mu   sync.Mutex
+	rtp  atomic.Pointer[map[uint32]*PushBuffer] // copied on write, under mu
+	rtcp map[uint32]*PushBuffer
 }
 
 // New makes the buffer of a stream; it is a SettingEngine.BufferFactory.
@@ -231,22 +235,32 @@ func (bs *PushBuffers) New(t packetio.BufferPacketType, ssrc uint32) io.ReadWrit
 	b := NewPushBuffer()
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	m := &bs.rtp
 	if t == packetio.RTCPBufferPacket {
-		m = &bs.rtcp
+		if bs.rtcp == nil {
+			bs.rtcp = map[uint32]*PushBuffer{}
+		}
+		bs.rtcp[ssrc] = b
+		return b
 	}
-	if *m == nil {
-		*m = map[uint32]*PushBuffer{}
+	m := map[uint32]*PushBuffer{ssrc: b}
+	if old := bs.rtp.Load(); old != nil {
+		for s, o := range *old {
+			if s != ssrc {
+				m[s] = o
+			}
+		}
 	}
-	(*m)[ssrc] = b
+	bs.rtp.Store(&m)
 	return b
 }
 
-// RTP returns the buffer of the SRTP stream of ssrc, nil if none opened.
+// RTP returns the buffer of the SRTP stream of ssrc, nil if none opened. It
+// takes no lock and allocates nothing.
 func (bs *PushBuffers) RTP(ssrc uint32) *PushBuffer {
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	return bs.rtp[ssrc]
+	if m := bs.rtp.Load(); m != nil {
+		return (*m)[ssrc]
+	}
+	return nil
 }
 
 // RTCP returns the buffer of the SRTCP stream of ssrc, nil if none opened.

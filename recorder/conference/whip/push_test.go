@@ -30,10 +30,21 @@ const leaveMax = 10 * time.Second
 // PushBuffers) hands over those Pion held, then each packet as srtp
 // decrypts it: every packet once, in order; the publisher's sender reports
 // come pushed too; ending the session ends the track with io.EOF, once.
+// Direct: the same with the UDP mux decrypting the audio itself
+// (Settings.DirectAudio): the packets after the track came are every one
+// handed over by the mux's reader (DirectPackets), none by srtp.
 func TestAdapter_TrackPushesEveryPacketInOrder(t *testing.T) {
+	t.Run("pion", func(t *testing.T) { testTrackPushes(t, Settings{LoopbackOnly: true, UDP4Only: true}) })
+	t.Run("direct", func(t *testing.T) {
+		testTrackPushes(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: "127.0.0.1:0", DirectAudio: true})
+	})
+}
+
+func testTrackPushes(t *testing.T, settings Settings) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, _, ct, write, seqp := publishOpus(ctx, t, Settings{LoopbackOnly: true, UDP4Only: true})
+	a, _, ct, write, seqp := publishOpus(ctx, t, settings)
+	direct0 := DirectPackets()
 	seq := func() uint16 { return *seqp }
 	pusher, ok := ct.Reader.(conference.RTPPusher)
 	if !ok {
@@ -82,6 +93,11 @@ func TestAdapter_TrackPushesEveryPacketInOrder(t *testing.T) {
 	t.Logf("%d packets handed over by PushRTP itself, %d pushed after; first %d (the first sent after the track came: %d)", held, len(got)-held, got[0], first)
 	if held == 0 || held == len(got) {
 		t.Errorf("%d of %d packets handed over by PushRTP itself: want some held, then some pushed", held, len(got))
+	}
+	if direct := DirectPackets() - direct0; settings.DirectAudio && direct != 400 {
+		t.Errorf("the UDP mux handed over %d of the 400 packets sent after the track came, want every one", direct)
+	} else if !settings.DirectAudio && direct != 0 {
+		t.Errorf("the UDP mux handed over %d packets without DirectAudio", direct)
 	}
 	// The publisher's sender reports (Pion's, once a second) come pushed.
 	for {

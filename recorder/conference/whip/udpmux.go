@@ -71,6 +71,7 @@ type muxSocket struct {
 	conn   datagramConn
 	addr   *net.UDPAddr
 	routes atomic.Pointer[map[netip.AddrPort]*muxConn] // written under mux.mu
+	plain  [batchBuf]byte                              // a datagram decrypted here (directConn.take): the reader's
 }
 
 // muxRing is how many datagrams a connection queues for its reader: 5 s of
@@ -164,6 +165,12 @@ var (
 
 // GetConn returns the connection of ufrag on the socket listening on addr.
 func (m *udpMux) GetConn(ufrag string, addr net.Addr) (net.PacketConn, error) {
+	return m.getConn(ufrag, addr, nil)
+}
+
+// getConn is GetConn; the connection's socket reader decrypts and hands
+// over audio's packets itself when audio is not nil (directaudio.go).
+func (m *udpMux) getConn(ufrag string, addr net.Addr, audio *directAudio) (net.PacketConn, error) {
 	want := addr.String()
 	for _, s := range m.socks {
 		if s.addr.String() != want {
@@ -181,6 +188,9 @@ func (m *udpMux) GetConn(ufrag string, addr net.Addr) (net.PacketConn, error) {
 		c := &muxConn{sock: s, key: k, notify: make(chan struct{}, 1), closed: make(chan struct{})}
 		if m.receipts != nil {
 			c.arr = m.receipts.add(ufrag)
+		}
+		if audio != nil {
+			c.direct = &directConn{audio: audio}
 		}
 		m.conns[k] = c
 		return c, nil
@@ -262,6 +272,9 @@ func (s *muxSocket) read() {
 		}
 		if c.arr != nil {
 			c.arr.note(d, s.conn.Arrived())
+		}
+		if c.direct != nil && c.direct.take(d, s.plain[:]) {
+			continue // decrypted and handed to its track here
 		}
 		c.push(d, from)
 	}
@@ -385,8 +398,9 @@ type muxConn struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	addrs []netip.AddrPort // the addresses routed here (under mux.mu)
-	arr   *arrivals        // its RTP packets' receive times (Receipts); nil: not kept
+	addrs  []netip.AddrPort // the addresses routed here (under mux.mu)
+	arr    *arrivals        // its RTP packets' receive times (Receipts); nil: not kept
+	direct *directConn      // its audio decrypted by the socket's reader (Settings.DirectAudio); nil: all to ICE
 }
 
 // push queues a datagram (the socket reader's goroutine only).

@@ -54,6 +54,11 @@ type Settings struct {
 	// packet on the UDP mux, for the WHIP endpoint's tracks
 	// (Options.Receipts, conference.ArrivalReader).
 	Receipts *Receipts
+	// DirectAudio: with the UDP mux, the mux's socket reader decrypts the
+	// SRTP of offers without video itself and hands each RTP packet to its
+	// track, instead of Pion's three goroutines per packet
+	// (directaudio.go); the recorder then answers them as the DTLS server.
+	DirectAudio bool
 }
 
 // udpMuxReadBuffer is the least receive buffer asked for the UDP mux's
@@ -124,10 +129,11 @@ func NewAPI(s Settings) (api *webrtc.API, closeFn func() error, err error) {
 // hand every packet to the track's consumer (conference.RTPPusher), and no
 // goroutine per track waits for packets.
 type ReceiveAPI struct {
-	se    webrtc.SettingEngine
-	socks sockets
-	me    *webrtc.MediaEngine
-	ir    *interceptor.Registry
+	se     webrtc.SettingEngine
+	socks  sockets
+	me     *webrtc.MediaEngine
+	ir     *interceptor.Registry
+	direct bool // the UDP mux decrypts and hands over the audio (Settings.DirectAudio)
 }
 
 // NewPeerConnection returns a PeerConnection of cfg whose streams' buffers
@@ -136,10 +142,19 @@ type ReceiveAPI struct {
 func (r *ReceiveAPI) NewPeerConnection(cfg webrtc.Configuration, bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
 	se := r.se
 	se.BufferFactory = bufs.New
+	mux := r.socks.mux
+	if m, ok := mux.(*udpMux); ok && r.direct {
+		audio := newDirectAudio(bufs)
+		if err := audio.watch(&se); err != nil {
+			return nil, err
+		}
+		mux = directMux{m, audio}
+		se.SetICEUDPMux(mux)
+	}
 	if closed != nil {
 		w := &alertWatch{closed: closed}
-		if r.socks.mux != nil {
-			se.SetICEUDPMux(watchedMux{r.socks.mux, w})
+		if mux != nil {
+			se.SetICEUDPMux(watchedMux{mux, w})
 		} else {
 			se.SetNet(watchedNet{r.socks.net, w})
 		}
@@ -170,7 +185,7 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 	// instead (its tracks read what came first: Adapter.leave), or by the
 	// close_notify seen on its sockets (closenotify.go), as a DELETE.
 	se.DisableCloseByDTLS(true)
-	newAPI := func(withNACK bool) (*ReceiveAPI, error) {
+	newAPI := func(withNACK, direct bool) (*ReceiveAPI, error) {
 		me := &webrtc.MediaEngine{}
 		if err := registerCodecs(me, s.VideoBitrate > 0); err != nil {
 			return nil, err
@@ -184,10 +199,10 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 			ir.Add(gen)
 		}
 		ir.Add(receiverReports{}) // rr.go: Pion's report interceptor costs a sixth of the CPU
-		return &ReceiveAPI{se: se, socks: socks, me: me, ir: ir}, nil
+		return &ReceiveAPI{se: se, socks: socks, me: me, ir: ir, direct: direct}, nil
 	}
-	if video, err = newAPI(true); err == nil {
-		audio, err = newAPI(false)
+	if video, err = newAPI(true, false); err == nil {
+		audio, err = newAPI(false, s.DirectAudio)
 	}
 	if err != nil {
 		_ = closeFn()
