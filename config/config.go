@@ -121,6 +121,12 @@ type WebRTCConfig struct {
 	// per stream. Set it where no publisher reaches the recorder over IPv6
 	// alone (one without IPv4 could not connect).
 	IPv4Only bool `yaml:"ipv4Only"`
+	// DirectAudio: the UDP mux's reader decrypts the SRTP of WHIP
+	// publishers without video itself and hands each packet to its track,
+	// skipping three of Pion's goroutines per packet; the recorder then
+	// answers them as the DTLS server (a=setup:passive). Default off
+	// (whip.Settings.DirectAudio; needs the mux).
+	DirectAudio bool `yaml:"directAudio"`
 	// VideoBitrate (bits per second) is asked of every WHIP video sender
 	// with REMB, about once a second from its first packet; default
 	// 2500000; negative: none (the sender gets no bandwidth feedback but
