@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rtcrec/recorder/media/mediatest"
-	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/whip"
 	"github.com/rtcrec/recorder/recorder/conference/whip/whiptest"
 )
@@ -79,17 +78,7 @@ func TestEndToEnd_DirectAudio(t *testing.T) {
 			}
 		}
 	}
-	var comp RecordingDataMessage
-	if st := h.do("GET", "/api/compositions/convDirect", key1, nil, &comp); st != 200 || comp.Composition == nil ||
-		len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].URL == "" {
-		t.Fatalf("composition: %d %+v", st, comp.Composition)
-	}
-	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mix := samples(wav[hdr.DataOffset:])
+	mix := h.mixPCM("convDirect")
 	for name, freq := range freqs {
 		if a := level(mix, freq); a < 2000 {
 			t.Errorf("mix: %s's %g Hz amplitude %.0f, want 2000 or more", name, freq, a)

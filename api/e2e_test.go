@@ -95,20 +95,7 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 	recorded := stoppedAt.Sub(started)
 
 	// The mix.
-	var comp RecordingDataMessage
-	if st := h.do("GET", "/api/compositions/conv1", key1, nil, &comp); st != 200 || comp.Composition == nil ||
-		len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].URL == "" {
-		t.Fatalf("composition: %d %+v", st, comp.Composition)
-	}
-	wav := fetch(t, comp.Composition.Outputs[0].URL)
-	hdr, err := wavwriter.ParseHeader(wav)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hdr.SampleRate != 8000 || hdr.BitsPerSample != 16 || hdr.Channels != 1 || hdr.Format != wavwriter.PCM {
-		t.Fatalf("mix.wav is %+v, want 8000 Hz 16-bit mono PCM", hdr)
-	}
-	pcm := samples(wav[hdr.DataOffset:])
+	pcm := h.mixPCM("conv1")
 	dur := time.Duration(len(pcm)) * time.Second / 8000
 	if diff := math.Abs(dur.Seconds()-recorded.Seconds()) / recorded.Seconds(); diff > 0.02 {
 		t.Errorf("mix is %v long, the recording %v: %.1f%% off (limit 2%%)", dur, recorded, 100*diff)
@@ -182,6 +169,27 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
 		}
 	}
+}
+
+// mixPCM returns the samples of the mix of conversation conv, failing the
+// test unless it is one 8000 Hz 16-bit mono PCM WAV.
+func (h *harness) mixPCM(conv string) []int16 {
+	t := h.t
+	t.Helper()
+	var comp RecordingDataMessage
+	if st := h.do("GET", "/api/compositions/"+conv, key1, nil, &comp); st != 200 || comp.Composition == nil ||
+		len(comp.Composition.Outputs) != 1 || comp.Composition.Outputs[0].URL == "" {
+		t.Fatalf("composition: %d %+v", st, comp.Composition)
+	}
+	wav := fetch(t, comp.Composition.Outputs[0].URL)
+	hdr, err := wavwriter.ParseHeader(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.SampleRate != 8000 || hdr.BitsPerSample != 16 || hdr.Channels != 1 || hdr.Format != wavwriter.PCM {
+		t.Fatalf("mix.wav is %+v, want 8000 Hz 16-bit mono PCM", hdr)
+	}
+	return samples(wav[hdr.DataOffset:])
 }
 
 // fetch GETs a signed URL.
