@@ -47,6 +47,7 @@ func main() {
 		extra       = flag.String("recorder-config", "", "YAML appended to the recorder's configuration")
 		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket on the host address only (webrtc.udpMux: HOST:0; the default is one on each address ICE gathers on)")
 		sockets     = flag.Bool("sockets", false, "the recorder receives each connection on its own UDP socket (webrtc.udpMux: off)")
+		direct      = flag.Bool("direct-audio", false, "the recorder's UDP mux decrypts the audio and hands it to the tracks itself (webrtc.directAudio: true)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
 		hog         = flag.Bool("hog", false, "with -pin: a busy competitor process shares the receiver's CPU (it gets about half of it)")
@@ -61,13 +62,13 @@ func main() {
 		}
 		return
 	}
-	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *sockets, *hog, *keep, *extra, *dir, *profile); err != nil {
+	if err := run(*recorderBin, *janusBin, *ffmpeg, *systems, *streams, *warmup, *window, *perConf, *pin, *udpMux, *sockets, *direct, *hog, *keep, *extra, *dir, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "recorder-load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux, sockets, hog, keep bool, extra, dir, profile string) error {
+func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window time.Duration, perConf int, pin, udpMux, sockets, direct, hog, keep bool, extra, dir, profile string) error {
 	sys := strings.Split(systems, ",")
 	wantJanus := false
 	for i, s := range sys {
@@ -116,7 +117,7 @@ func run(recorderBin, janusBin, ffmpeg, systems, streams string, warmup, window 
 	}
 	cfg := loadtest.Config{
 		Recorder: abs(recorderBin), Janus: janusBin, FFmpeg: ffmpeg, Systems: sys,
-		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux, Sockets: sockets,
+		PerConference: perConf, Warmup: warmup, Window: window, PinCPU: -1, Log: os.Stderr, Extra: extra, UDPMux: udpMux, Sockets: sockets, DirectAudio: direct,
 		Hog: hog, Keep: keep,
 	}
 	if profile != "" {

@@ -63,7 +63,10 @@ type Config struct {
 	// connection (udpMux off).
 	UDPMux  bool
 	Sockets bool
-	Timeout time.Duration // bound on one step; default Warmup+Window+3 min
+	// DirectAudio sets the recorder's webrtc.directAudio: its UDP mux
+	// decrypts the audio and hands it to the tracks itself.
+	DirectAudio bool
+	Timeout     time.Duration // bound on one step; default Warmup+Window+3 min
 	// ProfileDir, when set, receives the recorder's CPU profile over the
 	// window and its heap profile at the window's end (from /debug/pprof/ on
 	// its metricsListen address): <system>-<N>-cpu.pprof and -heap.pprof, and
@@ -312,6 +315,9 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 			r.System += "+udpmux"
 		case cfg.Sockets:
 			r.System += "+sockets"
+		}
+		if cfg.DirectAudio {
+			r.System += "+direct"
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)

@@ -71,6 +71,9 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 	} else if t.cfg.Sockets {
 		mux = "  udpMux: \"off\"\n"
 	}
+	if t.cfg.DirectAudio {
+		mux += "  directAudio: true\n"
+	}
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
 metricsListen: 127.0.0.1:%d
 dataDir: %s
