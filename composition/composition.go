@@ -176,6 +176,15 @@ type TrackTiming struct {
 	// MixPlaced says that Moves are the live mix's whole placement of the
 	// file: Steps are Moves alone, whatever the mappings say.
 	MixPlaced bool `json:"mixPlaced,omitempty"`
+	// MixSent is when the file's first sample was sent, on the sender's
+	// wall clock, by its reports as the live mix followed them: the
+	// instant of the sender's clock that the mix put at mediaOffset (see
+	// PlacedSent). The mix checks a report against the packets' arrival
+	// before it follows it: a first report stamped late (Pion stamps a
+	// report by when it last wrote a packet), which is Mappings[0], is not
+	// in it. Absent in older manifests, without a mix, and when the mix
+	// followed no report.
+	MixSent *time.Time `json:"mixSent,omitempty"`
 }
 
 // MappingMoved is how far a sender report's mapping must move from the
@@ -305,6 +314,19 @@ func (t *TrackTiming) FirstSent() (time.Time, bool) {
 		return t.sentBy(t.Mappings[0]), true
 	}
 	return t.Sent()
+}
+
+// PlacedSent returns when the file's first sample was sent, on the
+// sender's wall clock, as the file is placed at mediaOffset: where the live
+// mix followed the sender's reports (MixSent), otherwise by the first
+// mapping (FirstSent). The sender's instant w is then at mediaOffset +
+// (w − PlacedSent) on the recording's timeline: where the composite puts
+// the sender's video.
+func (t *TrackTiming) PlacedSent() (time.Time, bool) {
+	if t != nil && t.MixSent != nil {
+		return *t.MixSent, true
+	}
+	return t.FirstSent()
 }
 
 // Sent returns when the file's first sample was sent, on the sender's wall

@@ -274,6 +274,11 @@ type AudioPipeline struct {
 	// it), loaded by any.
 	origin   atomic.Int64
 	originOK atomic.Bool
+	// followed is srOff (math.Float64bits) of the first report the
+	// mapping followed, valid once followedOK is set (OriginSent). Stored
+	// by the reader goroutine, loaded by any.
+	followed   atomic.Uint64
+	followedOK atomic.Bool
 
 	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart, deferred atomic.Uint64
 }
@@ -376,6 +381,26 @@ func (p *AudioPipeline) Origin() (pos int64, ok bool) {
 		return 0, false
 	}
 	return p.origin.Load(), true
+}
+
+// OriginSent returns when the track's first sample (Origin) was sent, on
+// its sender's wall clock, by the sender's reports as the pipeline follows
+// them: the instant of the sender's clock that the mix puts at Origin. The
+// mapping follows the reports from the first one it follows on, as far off
+// them as it was then (srOff; see followReport), so the sender's instant
+// w is at Origin + (w - OriginSent) on the timeline all along: a picture
+// the sender stamped by the same clock goes there with its sound. A
+// report the pipeline does not follow (one that does not fit the packets'
+// arrival, as a first report stamped 455 ms late by a publisher's lagging
+// write) is not in it, where the raw first report would be. ok is false
+// until the pipeline followed a report. Safe from any goroutine.
+func (p *AudioPipeline) OriginSent() (time.Time, bool) {
+	origin, ok := p.Origin()
+	if !ok || !p.followedOK.Load() {
+		return time.Time{}, false
+	}
+	off := math.Float64frombits(p.followed.Load())
+	return p.mixer.cfg.Start.Add(time.Duration((float64(origin) + off) / p.rate * float64(time.Second))), true
 }
 
 // Ratio returns the resampling ratio in use: mix samples per nominal sample
@@ -1146,14 +1171,19 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	if !p.srFollow {
 		// The first report followed (or the first after they stopped, or
 		// after a re-anchor): the mapping stays where it is against it. The
-		// offline mix and the composite place the track's file by it as the
-		// live mix placed the file's first sample (mediaOffset), and follow
-		// the moves of the later ones.
+		// offline mix and the composite place the track's file as the live
+		// mix placed it (mediaOffset and its moves); the composite places
+		// the sender's video by how far off the first one the mapping is
+		// (OriginSent).
 		// Its clock is taken as good until the reports show its rate
 		// (measure's window end stops a resampling it began).
 		// The least lateness by it is its trial's, not this packet's
 		// alone: the next report's trial is measured against it.
 		p.srOff = want - pos
+		if !p.followedOK.Load() {
+			p.followed.Store(math.Float64bits(p.srOff))
+			p.followedOK.Store(true)
+		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		return pos

@@ -275,7 +275,8 @@ func (m *mediaSink) timing() (zeroTS uint32, sr conference.SenderReport, ok, srO
 // trackTiming returns what places the track's file on the recording's
 // clock so far (Track.Timing; nil before its first packet): the timestamp
 // of its first packet, the sender's latest report, the reports kept and,
-// for audio in the mix, where the mix placed it. Any goroutine.
+// for audio in the mix, where the mix placed it and the sender's instant it
+// put at the first sample (MixSent). Any goroutine.
 func (m *mediaSink) trackTiming(clockRate uint32) *composition.TrackTiming {
 	zero, sr, ok, srOK := m.timing()
 	if !ok {
@@ -287,6 +288,11 @@ func (m *mediaSink) trackTiming(clockRate uint32) *composition.TrackTiming {
 	}
 	timing.Mappings = m.srs.mappings()
 	timing.Moves, timing.MixPlaced = m.moves.steps(), m.moves != nil
+	if pipe, ok := m.audio.(*media.AudioPipeline); ok {
+		if sent, ok := pipe.OriginSent(); ok {
+			timing.MixSent = &sent
+		}
+	}
 	return timing
 }
 

@@ -164,6 +164,19 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 			t.Errorf("the live mix's beeps at %.4f and %.4f s: %+.1f ms off a second apart", live[k-1], live[k], d*1000)
 		}
 	}
+	// The sender's instant the mix put at the file's first sample (what
+	// the composite places the sender's video against) is by the honest
+	// reports, as the mix followed them: the first sample was sent at
+	// start (its wall clock is its audio clock), 10 ms before it came.
+	// The first report kept (Mappings[0], FirstSent) says 455 ms later.
+	first, _ := timing.FirstSent()
+	if timing.MixSent == nil {
+		t.Fatalf("no mixSent in the timing (first report kept says the first sample was sent at %+.1f ms)", first.Sub(start).Seconds()*1000)
+	}
+	t.Logf("mixSent %+.1f ms, first report kept %+.1f ms from the first sample's sending", timing.MixSent.Sub(start).Seconds()*1000, first.Sub(start).Seconds()*1000)
+	if d := timing.MixSent.Sub(start); d.Abs() > 2*time.Millisecond {
+		t.Errorf("mixSent %v from when the first sample was sent, want within 2 ms", d)
+	}
 }
 
 // recordBeeps records total seconds of a sender's µ-law beeps (100 ms at

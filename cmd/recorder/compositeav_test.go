@@ -14,8 +14,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
@@ -57,8 +61,62 @@ func TestServe_CompositeFollowsASenderWhoseAudioClockSlips(t *testing.T) {
 		avSource{slips: true, least: 2})
 }
 
+// TestServe_CompositeKeepsAVWhenTheFirstAudioReportIsLate: as
+// TestServe_CompositeKeepsAVAcrossAPause, but the first RTCP sender
+// reports of the publisher's audio the recording sees are stamped 455 ms
+// late (lateReports; Pion stamps a report by when it last wrote a packet,
+// and TestDemo's alice, session 11, sent one 455 ms late while her writes
+// lagged on a busy machine), the later ones honest. The live mix leaves
+// the late ones out (they place the audio 455 ms after it came) and places
+// the audio by its arrival and the honest reports; the composite places
+// the video against where the mix placed the audio by the reports it
+// followed (timing.mixSent), not by the first report kept
+// (timing.mappings[0]): every flash within 40 ms of its beep. By the first
+// report kept the picture came 455 ms before its sound.
+func TestServe_CompositeKeepsAVWhenTheFirstAudioReportIsLate(t *testing.T) {
+	pionAV(t, "lateconf", whiptest.AudioClock{}, avSource{lateReport: 455 * time.Millisecond})
+}
+
+// lateReports is a Pion interceptor under a publisher's report interceptor
+// that stamps the RTCP sender reports of its audio late by by (the NTP time
+// later, for the same RTP time) until the instant until (unix ns), as Pion
+// stamps one when the publisher's writes lag.
+type lateReports struct {
+	interceptor.NoOp
+	by    time.Duration
+	until atomic.Int64
+	audio atomic.Int64 // 1<<32 | the audio's SSRC; 0: not bound yet
+}
+
+func (l *lateReports) NewInterceptor(string) (interceptor.Interceptor, error) { return l, nil }
+
+func (l *lateReports) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if strings.HasPrefix(strings.ToLower(info.MimeType), "audio/") {
+		l.audio.Store(1<<32 | int64(info.SSRC))
+	}
+	return w
+}
+
+func (l *lateReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, attr interceptor.Attributes) (int, error) {
+		if time.Now().UnixNano() >= l.until.Load() {
+			return w.Write(pkts, attr)
+		}
+		out := slices.Clone(pkts)
+		for i, p := range out {
+			if sr, ok := p.(*rtcp.SenderReport); ok && l.audio.Load() == 1<<32|int64(sr.SSRC) {
+				late := *sr
+				late.NTPTime += uint64(l.by.Seconds() * (1 << 32)) // NTP: 32.32 fixed point seconds
+				out[i] = &late
+			}
+		}
+		return w.Write(out, attr)
+	})
+}
+
 // pionAV runs checkCompositeAV on a Pion flash-and-beep publisher whose
-// audio keeps clock.
+// audio keeps clock; with av.lateReport, its audio's sender reports are
+// stamped late until lateWindow after the recording's start.
 func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 	t.Helper()
 	if testing.Short() {
@@ -86,6 +144,12 @@ func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeFn() })
+	if av.lateReport > 0 {
+		late := &lateReports{by: av.lateReport}
+		late.until.Store(math.MaxInt64)
+		wapi = loopbackAPI(t, late)
+		av.started = func() { late.until.Store(time.Now().Add(lateWindow).UnixNano()) }
+	}
 	cam, err := whiptest.JoinCameraWith(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, conf, "alice", "CAM"), "alice", frames,
 		func(_ time.Time, sec float64) float64 {
 			v := 6000 * math.Sin(2*math.Pi*440*sec)
@@ -118,6 +182,9 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 	if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf,
 		Video: true, Composite: &composite.Settings{Layout: "grid", Width: W, Height: H, FPS: fps}}, &ev); st != 200 {
 		t.Fatalf("start: %d", st)
+	}
+	if src.started != nil {
+		src.started()
 	}
 	path := s.url + "/api/recordings/" + conf + "/" + ev.RecorderID + "/" + ev.InstanceID
 	for _, step := range []struct {
@@ -184,6 +251,16 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 	for _, tr := range man.Tracks {
 		if tr.MediaOffset != nil {
 			t.Logf("%s %s: offset %.4f s, file from %.4f s, timing %+v", tr.UserID, tr.Kind, tr.Offset, *tr.MediaOffset, tr.Timing)
+		}
+		if src.lateReport > 0 && tr.Kind == "AUDIO" {
+			// The scenario: the first report the recording kept is the
+			// late one (the latest, after lateWindow, is honest).
+			first, ok := tr.Timing.FirstSent()
+			latest, lok := tr.Timing.Sent()
+			if d := first.Sub(latest); !ok || !lok || (d-src.lateReport).Abs() > 60*time.Millisecond {
+				t.Fatalf("the audio's first report kept says its first sample was sent %v after its latest report does, want about %v: the test shows nothing",
+					d, src.lateReport)
+			}
 		}
 	}
 	// The mix holds the audio track where its file has it, on both sides of
@@ -338,7 +415,18 @@ type avSource struct {
 	// sender's reports), and the audio track's timing shows the steps.
 	slips bool
 	note  func(time.Time) string // what the publisher says of the flash at a wall time (logged)
+	// lateReport: the publisher's audio reports are stamped this late
+	// until lateWindow after the recording's start (pionAV), which calls
+	// started once the recording started.
+	lateReport time.Duration
+	started    func()
 }
+
+// lateWindow is how long after the recording's start a publisher with
+// avSource.lateReport stamps its audio reports late: its first packets
+// reach the recording within it (and Pion reports every second), so the
+// first report the recording keeps is a late one.
+const lateWindow = 2500 * time.Millisecond
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)

@@ -143,9 +143,20 @@ func publisherAPI(t *testing.T) (api *webrtc.API, captured func(time.Time)) {
 		}
 		return time.Now()
 	}
+	return loopbackAPI(t, nil, pionreport.SenderNow(now)), func(c time.Time) { at.Store(c.UnixNano()) }
+}
+
+// loopbackAPI returns the Pion API of a test publisher on loopback (IPv4)
+// with NACK and Pion's RTCP sender reports (with opts), the RTCP they
+// write going through below first, if set.
+func loopbackAPI(t *testing.T, below interceptor.Factory, opts ...pionreport.SenderOption) *webrtc.API {
+	t.Helper()
 	me := &webrtc.MediaEngine{}
 	ir := &interceptor.Registry{}
-	reports, err := pionreport.NewSenderInterceptor(pionreport.SenderNow(now))
+	if below != nil {
+		ir.Add(below) // bound first: the report interceptor writes through it
+	}
+	reports, err := pionreport.NewSenderInterceptor(opts...)
 	if err == nil {
 		if err = me.RegisterDefaultCodecs(); err == nil {
 			err = webrtc.ConfigureNack(me, ir)
@@ -160,8 +171,7 @@ func publisherAPI(t *testing.T) (api *webrtc.API, captured func(time.Time)) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	return api, func(c time.Time) { at.Store(c.UnixNano()) }
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 
 // toneOnsets returns where the tone at freq begins in pcm (8 kHz), in 10 ms

@@ -249,12 +249,16 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 // The audio track's mediaOffset is where the mix put its first sample, by
 // the same sender's report or by arrival; the video goes where the sender's
 // clock puts it relative to that: mediaOffset(audio) + (sent(video) −
-// sent(audio)), sent being the instant each file's first sample was sent by
-// the sender's first RTCP sender report that the track kept
+// sent(audio)). sent(video) is when the video file's first frame was sent
+// by the first RTCP sender report its track kept
 // (composition.TrackTiming.FirstSent; the latest, in a manifest without
-// mappings): the one both files are placed by before their clocks' steps
-// (the mix follows the audio's, buildGraph the video's). A report that
-// places the video more than a second from its arrival is not believed.
+// mappings), which buildGraph places it by before its clock's steps;
+// sent(audio), the instant of the sender's clock that the live mix put at
+// mediaOffset, by the reports as it followed them
+// (composition.TrackTiming.PlacedSent): a first audio report stamped late,
+// which the mix left out, would put the video early by as much. A report
+// that places the video more than a second from its arrival is not
+// believed.
 func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
 	arrival, ok := 0.0, v.MediaOffset != nil
 	if ok {
@@ -268,7 +272,7 @@ func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
 		if a.Kind != "AUDIO" || a.StreamID != v.StreamID || a.MediaOffset == nil {
 			continue
 		}
-		as, aok := a.Timing.FirstSent()
+		as, aok := a.Timing.PlacedSent()
 		if !aok {
 			continue
 		}

@@ -155,6 +155,26 @@ func TestVideoZero_BySendersClock(t *testing.T) {
 	if got, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
 		t.Errorf("by the sender's clock: %.4f %v, want 1.250", got, ok)
 	}
+	// The audio's first report kept was stamped 455 ms late (its
+	// Mappings[0]); the live mix left it out and followed the honest ones:
+	// the sender's instant it put at the audio's first sample (mixSent) is
+	// 1 s before the latest report's. The video goes by that one.
+	{
+		late, sent := ntp.Add(-545*time.Millisecond), ntp.Add(-time.Second)
+		a := audio
+		ta := *audio.Timing
+		ta.Mappings = []composition.Mapping{{NTP: late, RTP: 8000}, {NTP: ntp, RTP: 16000, File: 1}}
+		ta.MixSent, ta.MixPlaced = &sent, true
+		a.Timing = &ta
+		m := &composition.Manifest{Tracks: []composition.Track{a, video}}
+		if got, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
+			t.Errorf("the audio's first report stamped 455 ms late, the mix by the honest ones: %.4f %v, want 1.250", got, ok)
+		}
+		ta.MixSent = nil // an older manifest: by the first report kept
+		if got, ok := videoZero(m, video); !ok || math.Abs(got-(1.250-0.455)) > 1e-6 {
+			t.Errorf("without mixSent: %.4f %v, want 0.795 (by the first report kept)", got, ok)
+		}
+	}
 	for what, c := range map[string]func(m *composition.Manifest, v *composition.Track){
 		"no report for the video":      func(m *composition.Manifest, v *composition.Track) { v.Timing.SenderReportNTP = nil },
 		"no report for the audio":      func(m *composition.Manifest, v *composition.Track) { m.Tracks[0].Timing = nil },
