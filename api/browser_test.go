@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtcrec/recorder/config"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference/whip"
 )
 
 // browserPage publishes the fake microphone to the WHIP endpoint and reports
@@ -48,12 +50,25 @@ const report = (s) => fetch('/report', {method: 'POST', body: s});
 
 // TestBrowser_PublishesOverWHIP: headless Chromium publishes a fake
 // microphone playing a 440 Hz tone through a WHIP page; the recording holds it.
+// Direct: the same with webrtc.directAudio, the UDP mux decrypting the
+// browser's audio itself (the recorder the DTLS server): every packet of the
+// recording handed over by the mux.
 func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
+	t.Run("pion", func(t *testing.T) { testBrowserPublishes(t, testConfig(t.TempDir())) })
+	t.Run("direct", func(t *testing.T) {
+		cfg := testConfig(t.TempDir())
+		cfg.WebRTC.UDPMux = "127.0.0.1:0"
+		cfg.WebRTC.DirectAudio = true
+		testBrowserPublishes(t, cfg)
+	})
+}
+
+func testBrowserPublishes(t *testing.T, cfg *config.Config) {
 	chromium := testenv.LookPath(t, "chromium")
-	h := startService(t, t.TempDir())
+	h := startServiceConfig(t, cfg, nil)
 	dir := t.TempDir()
 
 	// The fake microphone: 30 s of 440 Hz at 48 kHz (Chromium loops it).
@@ -95,10 +110,16 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	if st != 200 || ev.State != "ACTIVE" {
 		t.Fatalf("start: %d %+v", st, ev)
 	}
+	direct0 := whip.DirectPackets()
 	time.Sleep(4 * time.Second)
 	var stopped RecordingDataEvent
 	if st := h.do("POST", recPath(ev)+"/stop", key1, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
 		t.Fatalf("stop: %d %+v", st, stopped)
+	}
+	direct := whip.DirectPackets() - direct0
+	t.Logf("%d packets handed over by the UDP mux itself in the 4 s recorded", direct)
+	if cfg.WebRTC.DirectAudio && direct < 150 {
+		t.Errorf("the UDP mux handed over %d of the browser's packets in 4 s (50 a second), want 150 or more", direct)
 	}
 	var comp RecordingDataMessage
 	h.do("GET", "/api/compositions/browser", key1, nil, &comp)
