@@ -118,6 +118,7 @@ var (
 	descUDPDrops      = prometheus.NewDesc("recorder_udp_receive_drops", "Datagrams the kernel dropped on this process's open UDP sockets (receive buffer full): they never reached the recorder. A gauge over the sockets open now (a closed socket's count goes with it).", nil, nil)
 	descUDPQueued     = prometheus.NewDesc("recorder_udp_receive_queued_bytes", "Bytes waiting in the receive queues of this process's open UDP sockets (a recorder that falls behind queues here first).", nil, nil)
 	descMuxDrops      = prometheus.NewDesc("recorder_udp_mux_queue_drops_total", "Datagrams the WHIP endpoint's UDP mux dropped because their connection's queue was full (its reader had not run for 256 datagrams): they never reached the recorder.", nil, nil)
+	descDirect        = prometheus.NewDesc("recorder_udp_mux_direct_packets_total", "RTP packets the WHIP endpoint's UDP mux decrypted and handed to their tracks itself (webrtc.directAudio), not through Pion's goroutines.", nil, nil)
 	descQueueDepth    = prometheus.NewDesc("recorder_upload_queue_depth", "Uploads waiting in the persisted queue.", nil, nil)
 	descQueueAge      = prometheus.NewDesc("recorder_upload_queue_oldest_age_seconds", "Age of the oldest upload waiting in the queue (0: none waits).", nil, nil)
 	descWebhooks      = prometheus.NewDesc("recorder_webhook_backlog", "Webhook deliveries not yet made.", nil, nil)
@@ -136,7 +137,7 @@ type stateCollector struct{ s *Service }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecordings, descEnded, descTracks, descTracksStarted, descPackets, descLost, descLate,
 		descDecodeErrors, descDecoded, descSkipped, descShed, descLoad, descCapacity, descWriteErrors, descBytes, descOverruns,
-		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descMuxDrops, descQueueDepth, descQueueAge, descWebhooks} {
+		descWritten, descMissing, descDropped, descUDPDrops, descUDPQueued, descMuxDrops, descDirect, descQueueDepth, descQueueAge, descWebhooks} {
 		ch <- d
 	}
 }
@@ -182,6 +183,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUDPQueued, prometheus.GaugeValue, float64(us.Queued))
 	}
 	counter(descMuxDrops, whip.MuxQueueDrops())
+	counter(descDirect, whip.DirectPackets())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

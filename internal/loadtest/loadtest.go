@@ -117,7 +117,10 @@ type Result struct {
 	Written, NotReceived, KernelDrops, FileDrops, AfterStop uint64
 	// MuxDrops: datagrams the recorder's UDP mux dropped for a full
 	// connection queue (recorder_udp_mux_queue_drops_total).
-	MuxDrops    uint64
+	MuxDrops uint64
+	// Direct: RTP packets the recorder's UDP mux handed to their tracks
+	// itself (webrtc.directAudio; recorder_udp_mux_direct_packets_total).
+	Direct      uint64
 	MixShort    time.Duration
 	Load1       float64 // the machine's 1-minute load average at the end of the window
 	Err         string  // why the step failed, if it did
@@ -207,7 +210,7 @@ type counters struct {
 	goroutines                      int   // 0: not known
 	heap, stacks                    int64 // bytes; 0: not known
 	// Recorder only: the file side and the kernel's drops (see Result).
-	written, notReceived, kernelDrops, fileDrops, afterStop, muxDrops uint64
+	written, notReceived, kernelDrops, fileDrops, afterStop, muxDrops, direct uint64
 }
 
 type fileCheck struct {
@@ -240,6 +243,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			} else {
 				logf("   %.2f ms CPU per stream-second (%.2f cores), %d KB RSS per stream, load %.1f; %s",
 					r.CPUPerStreamSecond(), r.Cores(), r.RSSPerStream()>>10, r.Load1, r.FilesDetail)
+				if r.Direct > 0 {
+					logf("   %d RTP packets handed to their tracks by the UDP mux itself (direct audio), %d written", r.Direct, r.Written)
+				}
 				if r.Refused > 0 || r.MuxDrops > 0 {
 					logf("   %d publishers refused (503 with Retry-After), %d datagrams dropped by the UDP mux's queues", r.Refused, r.MuxDrops)
 				}
@@ -457,6 +463,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 	r.Files, r.Missing, r.MixShort, r.FilesDetail = fc.files, fc.missing, fc.mixShort, fc.detail
 	if cn, err := t.counters(ctx); err == nil { // after the stop: every packet accounted for
 		r.Written, r.NotReceived, r.FileDrops, r.AfterStop, r.MuxDrops = cn.written, cn.notReceived, cn.fileDrops, cn.afterStop, cn.muxDrops
+		r.Direct = cn.direct
 		if cn.kernelDrops > before.kernelDrops {
 			r.KernelDrops = cn.kernelDrops - before.kernelDrops
 		}

@@ -184,6 +184,7 @@ func (t *recorderTarget) counters(ctx context.Context) (counters, error) {
 		goroutines: int(m["go_goroutines"]),
 		written:    uint64(m["recorder_track_packets_written_total"]), notReceived: uint64(m["recorder_track_packets_missing_total"]),
 		kernelDrops: uint64(m["recorder_udp_receive_drops"]), muxDrops: uint64(m["recorder_udp_mux_queue_drops_total"]),
+		direct:    uint64(m["recorder_udp_mux_direct_packets_total"]),
 		fileDrops: uint64(m[`recorder_track_packets_dropped_total{reason="duplicate"}`] + m[`recorder_track_packets_dropped_total{reason="late"}`]),
 		afterStop: uint64(m[`recorder_track_packets_dropped_total{reason="after_stop"}`]),
 		heap:      int64(m["go_memstats_heap_inuse_bytes"]), stacks: int64(m["go_memstats_stack_inuse_bytes"]),
