@@ -36,6 +36,12 @@ import (
 // SSRC whose stream Pion has not opened yet (its first packet opens it and
 // makes the track), and, until one has decrypted here, any that fails to.
 //
+// The recorder's own work on each packet (conference.PushBuffer's hand-over:
+// reorder, track file, mix input) then runs on the socket's reader too:
+// every direct connection of a socket shares one goroutine, so one core,
+// where Pion's path spreads them over a goroutine per connection. A socket
+// per address is read by one goroutine; more cores need more sockets.
+//
 // The keys: Pion does not expose its DTLS connection, so each connection's
 // own SettingEngine (ReceiveAPI.NewPeerConnection) makes the recorder the
 // DTLS server and watches the handshake through two public hooks of
