@@ -226,3 +226,36 @@ func BenchmarkDirectConn_Take(b *testing.B) {
 		i++
 	}
 }
+
+// FuzzDirectConn_Take: any datagram, after a good packet or without one,
+// never panics, and is handed over only if it decrypts (it is a packet the
+// sender's context encrypted); any key log line never panics and gives no
+// keys without a ServerHello.
+func FuzzDirectConn_Take(f *testing.F) {
+	const ssrc = 1234
+	_, sender, _ := directFixture(f, ssrc)
+	pkts := encrypted(f, sender, ssrc, 2)
+	f.Add(pkts[1], false)
+	f.Add(pkts[1][:20], true)
+	f.Add([]byte{0x80, 0xc8, 0, 1}, true)
+	f.Add([]byte("CLIENT_RANDOM 00 zz\n"), false)
+	plain := make([]byte, batchBuf)
+	f.Fuzz(func(t *testing.T, d []byte, afterGood bool) {
+		c, _, handed := directFixture(t, ssrc)
+		if afterGood && !c.take(pkts[0], plain) {
+			t.Fatal("the good packet not taken")
+		}
+		before := *handed
+		took := c.take(d, plain)
+		if *handed != before && !bytes.Equal(d, pkts[0]) && !bytes.Equal(d, pkts[1]) {
+			t.Errorf("handed over a datagram the sender did not encrypt: %x", d)
+		}
+		if took && !afterGood && *handed == before {
+			t.Errorf("taken (not Pion's) without a packet decrypted: %x", d)
+		}
+		d2 := newDirectAudio(&conference.PushBuffers{})
+		if _, err := d2.Write(d); err == nil && d2.keys.Load() != nil {
+			t.Errorf("keys from a key log line alone: %q", d)
+		}
+	})
+}
