@@ -573,6 +573,7 @@ type gapState int
 
 const (
 	gapFilled   gapState = iota // nothing missing can come: every packet that reached the machine was read
+	gapDropped                  // nothing missing can come but packets the kernel may have dropped (kernelDropped)
 	gapQueued                   // a missing packet reached the machine before the stop, not read yet
 	gapInFlight                 // the socket was read past the stop and a missing packet is not there, or came after it
 	gapUnknown                  // no receive times: it may still come
@@ -589,11 +590,12 @@ const gapMax = 512
 // a missing packet received no later than the packet read last was lost
 // on its way (a full queue) or is held by the reorder stage: it never
 // comes. One received later and before the stop waits for the reader
-// (gapQueued). One not received at all, once the packet read last came
-// after the stop (the socket was read past it, in its order), had not
-// reached the machine at the stop: it was lost, or is still in the network
-// (gapInFlight). Without receive times it may be anywhere (gapUnknown).
-// Any goroutine.
+// (gapQueued). One not received at all that the kernel may have dropped
+// (kernelDropped) never comes either (gapDropped). Any other one not
+// received, once the packet read last came after the stop (the socket was
+// read past it, in its order), had not reached the machine at the stop: it
+// was lost, or is still in the network (gapInFlight). Without receive
+// times it may be anywhere (gapUnknown). Any goroutine.
 func (m *mediaSink) gapState(stop time.Time) gapState {
 	g, v := m.gap.Load(), m.lastRead.Load()
 	if g == 0 {
@@ -606,13 +608,19 @@ func (m *mediaSink) gapState(stop time.Time) gapState {
 	ssrc := uint32(v >> 16)
 	last, lastKnown := m.receipts.Arrival(ssrc, uint16(v))
 	st := gapFilled
+	dropped, runEnd := false, next // whether the kernel may have dropped the run of packets not received up to runEnd
 	for seq := next; seq != end; seq++ {
 		at, ok := m.receipts.Arrival(ssrc, seq)
+		if !ok && int16(seq-runEnd) >= 0 {
+			dropped, runEnd = m.kernelDropped(ssrc, seq) // the first of a run
+		}
 		switch {
 		case ok && lastKnown && !at.After(last):
 			// read, or lost on its way: it never comes
 		case ok && at.Before(stop):
 			return gapQueued
+		case !ok && dropped:
+			st = max(st, gapDropped)
 		case ok || lastKnown && !last.Before(stop):
 			st = gapInFlight
 		default:
@@ -620,6 +628,37 @@ func (m *mediaSink) gapState(stop time.Time) gapState {
 		}
 	}
 	return st
+}
+
+// kernelDropped reports whether the kernel may have dropped the packet seq,
+// never received, and those after it up to runEnd, the next one received
+// (its socket's queue full: a recorder short of CPU). The drop count comes
+// with each datagram (conference.DropReader), per socket: the received
+// packets of the SSRC on either side of the run straddle a drop if their
+// counts differ, and the run may be among the datagrams dropped (of any
+// sender) if they are at least as many as the packets missing between the
+// two. When fewer, some of those missing were not dropped by the kernel
+// (lost, or delayed in the network, as a 1 s delay spike is): none is told
+// apart, and every one may still come. Any goroutine.
+func (m *mediaSink) kernelDropped(ssrc uint32, seq uint16) (dropped bool, runEnd uint16) {
+	received := func(s uint16) bool { _, ok := m.receipts.Arrival(ssrc, s); return ok }
+	before, after := seq-1, seq+1
+	for ; !received(after); after++ {
+		if after-seq > gapMax {
+			return false, after
+		}
+	}
+	dr, ok := m.receipts.(conference.DropReader)
+	if !ok {
+		return false, after
+	}
+	for ; !received(before); before-- {
+		if seq-before > gapMax {
+			return false, after
+		}
+	}
+	n, ok := dr.DroppedBetween(ssrc, before, after)
+	return ok && n >= int(after-before-1), after
 }
 
 // drainDone tells the stop's drain that the track is complete up to the stop:
@@ -782,9 +821,11 @@ const drainMax = 300 * time.Millisecond
 // belongs in the files) up to the budget, as long as its reorder stage
 // would wait, after which the track counts as complete: the packet did not
 // come (gapInFlight); without receive times, up to the budget too, then
-// it is given up on (gap). A packet the kernel dropped (a recorder short
-// of CPU) is waited for as long: telling it from one still in the network
-// needs the socket's drop count (SO_RXQ_OVFL), not kept yet. Nothing is waited for when the recording is paused.
+// it is given up on (gap). One the kernel may have dropped (its socket's
+// queue full: a recorder short of CPU) is not waited for (gapDropped: the
+// socket's drop count, SO_RXQ_OVFL, grew between its neighbours by at least
+// as many packets as they miss), and the track counts as complete
+// (kernelDropped). Nothing is waited for when the recording is paused.
 // From the stop on, packets from after it reach neither the file nor the
 // mix. A recording without a mix drains the same way, its tracks placing
 // their packets by their clock relation (stopPlace). Video tracks are not
@@ -821,7 +862,8 @@ func (s *Session) drain(stop time.Time) {
 	until := [drainReasons]time.Time{drainWriting: behindEnd, drainUnread: behindEnd, drainGapQueued: behindEnd,
 		drainGapInFlight: start.Add(max(budget, drainMax)), drainGap: start.Add(max(budget, drainMax))}
 	var waited [drainReasons]time.Duration
-	notArrived := 0 // tracks complete but for packets that had not reached the machine at the stop
+	notArrived := 0    // tracks complete but for packets that had not reached the machine at the stop
+	kernelDropped := 0 // tracks complete but for packets the kernel may have dropped
 	log := func(msg string, why ...any) {
 		args := append([]any{"tracks", len(wait), "wait", time.Since(start).Round(time.Millisecond)}, why...)
 		for r, d := range waited {
@@ -857,6 +899,9 @@ func (s *Session) drain(stop time.Time) {
 				switch {
 				case why == drainFilled:
 					break waiting // every missing packet that reached the machine was read or lost on its way
+				case why == drainDropped:
+					kernelDropped++
+					break waiting // and those that did not, the kernel may have dropped
 				case why == drainGapInFlight && !now.Before(until[why]):
 					notArrived++
 					break waiting
@@ -869,7 +914,7 @@ func (s *Session) drain(stop time.Time) {
 			}
 		}
 	}
-	log("stop: drained the audio on its way", "notArrived", notArrived)
+	log("stop: drained the audio on its way", "notArrived", notArrived, "kernelDropped", kernelDropped)
 }
 
 // drainReason says why the stop's drain waits for a track, or why it
@@ -884,11 +929,12 @@ const (
 	drainGap                            // it misses a packet, and no receive times say where it is (gapUnknown)
 	drainQuiet                          // none of these: it wrote nothing for drainMax
 	drainFilled                         // it misses nothing that may still come (gapFilled)
+	drainDropped                        // it misses nothing that may still come but what the kernel may have dropped (gapDropped)
 	drainReasons                        // how many there are
 )
 
 func (r drainReason) String() string {
-	return [...]string{"writing", "unread", "gapQueued", "gapInFlight", "gap", "quiet", "filled"}[r]
+	return [...]string{"writing", "unread", "gapQueued", "gapInFlight", "gap", "quiet", "filled", "dropped"}[r]
 }
 
 // drainReason says why the stop's drain (at stop) still waits for the
@@ -903,6 +949,8 @@ func (m *mediaSink) drainReason(stop time.Time, sinceWrote time.Duration) drainR
 			return drainGapInFlight
 		case gapUnknown:
 			return drainGap
+		case gapDropped:
+			return drainDropped
 		}
 		return drainFilled
 	}

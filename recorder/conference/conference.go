@@ -128,6 +128,28 @@ type ArrivalReader interface {
 	Arrival(ssrc uint32, seq uint16) (time.Time, bool)
 }
 
+// DropReader is an ArrivalReader that may also know whether the kernel
+// dropped datagrams from the receiving socket's full queue (a reader behind)
+// between two of the track's packets: a packet missing between two that
+// straddle a drop may be among them, and then never comes, while one
+// missing between two that do not is lost in the network or still on its
+// way. DroppedBetween returns how many datagrams, at least, were dropped
+// between receiving the packets with ssrc and sequence numbers a and b (a
+// first): the socket's count, of every sender on it. False if it is not
+// known for either. Any goroutine; it takes no lock and allocates nothing.
+type DropReader interface {
+	ArrivalReader
+	DroppedBetween(ssrc uint32, a, b uint16) (int, bool)
+}
+
+// Arrivals is where a track's reader looks up when its packets reached the
+// machine, and what the kernel dropped between them (ArrivalReader,
+// DropReader).
+type Arrivals interface {
+	Arrival(ssrc uint32, seq uint16) (time.Time, bool)
+	DroppedBetween(ssrc uint32, a, b uint16) (int, bool)
+}
+
 // Track is one remote media track of a conference. Adapters fill it in and hand
 // it to a Sink; after that its fields are never changed.
 type Track struct {

@@ -36,7 +36,7 @@ type PionTrack struct {
 	ended  atomic.Bool
 	err    error // why pushing ended (the holder of push's busy state, then end)
 	// arrivals looks up a packet's receive time (SetArrivals); nil: not known.
-	arrivals func(ssrc uint32, seq uint16) (time.Time, bool)
+	arrivals Arrivals
 	// leftAt is when the participant left (Leave; unix ns, 0: not yet);
 	// done is closed once ReadRTP gave io.EOF after it.
 	leftAt     atomic.Int64
@@ -212,8 +212,9 @@ func (t *PionTrack) leaveEnd(left int64) time.Time {
 }
 
 // SetArrivals gives the track where its packets' receive times are kept (see
-// ArrivalReader; nil: none). Call it before the track is handed over.
-func (t *PionTrack) SetArrivals(arrivals func(ssrc uint32, seq uint16) (time.Time, bool)) {
+// ArrivalReader and DropReader; nil: none). Call it before the track is
+// handed over.
+func (t *PionTrack) SetArrivals(arrivals Arrivals) {
 	t.arrivals = arrivals
 }
 
@@ -222,7 +223,15 @@ func (t *PionTrack) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
 	if t.arrivals == nil {
 		return time.Time{}, false
 	}
-	return t.arrivals(ssrc, seq)
+	return t.arrivals.Arrival(ssrc, seq)
+}
+
+// DroppedBetween implements DropReader.
+func (t *PionTrack) DroppedBetween(ssrc uint32, a, b uint16) (int, bool) {
+	if t.arrivals == nil {
+		return 0, false
+	}
+	return t.arrivals.DroppedBetween(ssrc, a, b)
 }
 
 // SetReadDeadline implements DeadlineReader. A deadline set after End (it
@@ -514,4 +523,5 @@ func NTPTime(ntp uint64) time.Time {
 var (
 	_ DeadlineReader = (*PionTrack)(nil)
 	_ RTPPusher      = (*PionTrack)(nil)
+	_ DropReader     = (*PionTrack)(nil)
 )

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // Receipts keeps when the UDP mux's socket received each RTP packet (the
@@ -46,16 +48,12 @@ func (r *Receipts) remove(ufrag string) {
 	r.mu.Unlock()
 }
 
-// lookup returns the arrival lookup of the connection with local ICE ufrag,
-// nil if the mux has none (the connection is not on the mux).
-func (r *Receipts) lookup(ufrag string) func(ssrc uint32, seq uint16) (time.Time, bool) {
+// lookup returns the receipts of the connection with local ICE ufrag, nil
+// if the mux has none (the connection is not on the mux).
+func (r *Receipts) lookup(ufrag string) *arrivals {
 	r.mu.Lock()
-	a := r.conns[ufrag]
-	r.mu.Unlock()
-	if a == nil {
-		return nil
-	}
-	return a.arrival
+	defer r.mu.Unlock()
+	return r.conns[ufrag]
 }
 
 // arrivalSSRCs is how many SSRCs of a connection get their packets' arrivals
@@ -70,29 +68,38 @@ const arrivalSSRCs = 2
 // slots (5.1 s) were too few for them.
 const arrivalSlots = 512
 
-// arrivals is one connection's receive times: written by the mux's socket
-// reader, read by the tracks' readers, without a lock. Each SSRC's table is
-// allocated when its first packet comes (once per stream, not per packet).
+// arrivals is one connection's receive times (conference.Arrivals): written
+// by the mux's socket reader, read by the tracks' readers and the stop's
+// drain, without a lock. Each SSRC's table is allocated when its first
+// packet comes (once per stream, not per packet).
 type arrivals struct {
 	tabs [arrivalSSRCs]atomic.Pointer[arrivalTable]
 }
 
-// arrivalTable holds the receive times of one SSRC's packets: slot seq mod
-// arrivalSlots holds seq<<48 | the receive time in microseconds since the
-// Unix epoch, low 48 bits (8.9 years: restored near the reader's clock).
+// arrivalTable holds the receipts of one SSRC's packets: slot seq mod
+// arrivalSlots holds, in one word, seq<<48 | the socket's drop count when
+// the packet was queued, low dropBits bits, <<usBits | the receive time in
+// microseconds since the Unix epoch, low usBits bits (19 hours: restored
+// near the reader's clock, and only within the hour).
 type arrivalTable struct {
 	ssrc  uint32
 	slots [arrivalSlots]atomic.Uint64
 }
 
-const usBits = 48
+const (
+	usBits   = 36
+	dropBits = 12
+	usMask   = 1<<usBits - 1
+	dropMask = 1<<dropBits - 1
+)
 
-// note records the receive time at (Unix ns) of datagram d if it is an RTP
-// packet (RFC 7983: first byte 128–191; RFC 5761: not RTCP, whose packet
-// types 192–223 stand where RTP's marker and payload type do). The mux's
-// socket reader only (one writer per connection at a time: the socket ICE
-// selected); it allocates only for an SSRC's first packet.
-func (a *arrivals) note(d []byte, at int64) {
+// note records the receive time at (Unix ns) and the socket's drop count
+// drops (datagramConn.Dropped) of datagram d if it is an RTP packet (RFC
+// 7983: first byte 128–191; RFC 5761: not RTCP, whose packet types 192–223
+// stand where RTP's marker and payload type do). The mux's socket reader
+// only (one writer per connection at a time: the socket ICE selected); it
+// allocates only for an SSRC's first packet.
+func (a *arrivals) note(d []byte, at int64, drops uint32) {
 	if len(d) < 12 || d[0] < 128 || d[0] > 191 || d[1] >= 192 && d[1] <= 223 || at <= 0 {
 		return
 	}
@@ -107,35 +114,57 @@ func (a *arrivals) note(d []byte, at int64) {
 			}
 		}
 		if t.ssrc == ssrc {
-			us := uint64(at/int64(time.Microsecond)) & (1<<usBits - 1)
-			t.slots[seq%arrivalSlots].Store(uint64(seq)<<usBits | us)
+			us := uint64(at/int64(time.Microsecond)) & usMask
+			t.slots[seq%arrivalSlots].Store(uint64(seq)<<48 | uint64(drops&dropMask)<<usBits | us)
 			return
 		}
 	}
 }
 
-// arrival returns when the packet with ssrc and seq was received, if it is
+// slot returns the receipt of the packet with ssrc and seq (arrivalTable),
+// if it is among the newest arrivalSlots of its SSRC.
+func (a *arrivals) slot(ssrc uint32, seq uint16) (uint64, bool) {
+	for i := range a.tabs {
+		if t := a.tabs[i].Load(); t != nil && t.ssrc == ssrc {
+			v := t.slots[seq%arrivalSlots].Load()
+			return v, v != 0 && uint16(v>>48) == seq
+		}
+	}
+	return 0, false
+}
+
+// Arrival returns when the packet with ssrc and seq was received, if it is
 // among the newest arrivalSlots of its SSRC; the receive time is restored
 // as the nearest to now (never later). Any goroutine; it allocates nothing.
-func (a *arrivals) arrival(ssrc uint32, seq uint16) (time.Time, bool) {
-	for i := range a.tabs {
-		t := a.tabs[i].Load()
-		if t == nil || t.ssrc != ssrc {
-			continue
-		}
-		v := t.slots[seq%arrivalSlots].Load()
-		if v == 0 || uint16(v>>usBits) != seq {
-			return time.Time{}, false
-		}
-		now := uint64(time.Now().UnixMicro())
-		back := (now - v) & (1<<usBits - 1) // how long ago, modulo 2^48 µs
-		if back > uint64(time.Hour/time.Microsecond) {
-			return time.Time{}, false // the clock was set back (or a stale slot): not known
-		}
-		return time.UnixMicro(int64(now - back)), true
+func (a *arrivals) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
+	v, ok := a.slot(ssrc, seq)
+	if !ok {
+		return time.Time{}, false
 	}
-	return time.Time{}, false
+	now := uint64(time.Now().UnixMicro())
+	back := (now - v&usMask) & usMask // how long ago, modulo 2^usBits µs
+	if back > uint64(time.Hour/time.Microsecond) {
+		return time.Time{}, false // the clock was set back (or a stale slot): not known
+	}
+	return time.UnixMicro(int64(now - back)), true
 }
+
+// DroppedBetween returns how many datagrams, at least, the kernel dropped
+// from the socket's full receive queue between receiving the packets with
+// ssrc and sequence numbers a and b (a first), by the drop counts they were
+// queued with: the count is the socket's, of any sender, modulo 2^dropBits
+// (a multiple of 4096 more is not seen). False if either is not among its
+// SSRC's newest arrivalSlots. Any goroutine; it allocates nothing.
+func (a *arrivals) DroppedBetween(ssrc uint32, first, second uint16) (int, bool) {
+	v, ok := a.slot(ssrc, first)
+	w, ok2 := a.slot(ssrc, second)
+	if !ok || !ok2 {
+		return 0, false
+	}
+	return int((w>>usBits&dropMask - v>>usBits&dropMask) & dropMask), true
+}
+
+var _ conference.Arrivals = (*arrivals)(nil)
 
 // localUfrag returns pc's local ICE username fragment: the key of its
 // connections on the UDP mux.

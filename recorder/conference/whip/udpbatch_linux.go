@@ -38,9 +38,10 @@ type batchConn struct {
 	hdrs  [batchSize]mmsghdr
 	iovs  [batchSize]syscall.Iovec
 	names [batchSize]syscall.RawSockaddrInet6 // large enough for IPv4 too
-	oobs  [batchSize][oobLen]byte             // each datagram's control message: its receive time
+	oobs  [batchSize][oobLen]byte             // each datagram's control messages: its receive time and drop count
 	bufs  [batchSize][batchBuf]byte
 	at    int64                 // the receive time of the datagram handed out last (Unix ns; 0: not known)
+	drops uint32                // the socket's drop count when it was queued (SO_RXQ_OVFL)
 	n     int                   // datagrams in the batch
 	next  int                   // the next one to hand out
 	recv  func(fd uintptr) bool // b.recvmmsg
@@ -48,9 +49,10 @@ type batchConn struct {
 	serr  error                 // recvmmsg's error
 }
 
-// oobLen is the control buffer of one datagram: room for one SCM_TIMESTAMPNS
-// message (a struct timespec: 32 bytes on 64-bit Linux, 20 on 32-bit).
-const oobLen = 32
+// oobLen is the control buffer of one datagram: room for an SCM_TIMESTAMPNS
+// message (a struct timespec: 32 bytes on 64-bit Linux, 20 on 32-bit) and an
+// SO_RXQ_OVFL one (a 32-bit count: 24 bytes on 64-bit Linux, 16 on 32-bit).
+const oobLen = 56
 
 func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 	rc, err := c.SyscallConn()
@@ -59,12 +61,18 @@ func newBatchConn(c *net.UDPConn) (datagramConn, error) {
 	}
 	// The kernel stamps each datagram as it receives it (SO_TIMESTAMPNS):
 	// when it arrived, however late the socket is read (Receipts).
-	if unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))) > oobLen {
-		return nil, errors.New("whip: no room for a receive timestamp")
+	// And it gives each datagram the count of datagrams it dropped so far
+	// for a full receive queue (SO_RXQ_OVFL; absent while none): two
+	// packets whose counts differ straddle a drop (the stop's drain does
+	// not wait for a packet the kernel may have dropped). A kernel without
+	// it leaves the count at 0: no drop is ever seen.
+	if unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))+unix.CmsgSpace(4) > oobLen {
+		return nil, errors.New("whip: no room for a receive timestamp and a drop count")
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
 	}); err != nil {
 		return nil, err
 	}
@@ -133,7 +141,7 @@ func (b *batchConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 			if !ok {
 				continue
 			}
-			b.at = receiveTime(b.oobs[i][:h.hdr.Controllen])
+			b.at, b.drops = controlMessages(b.oobs[i][:h.hdr.Controllen])
 			return b.bufs[i][:h.len], addr, nil
 		}
 		if err := b.fill(); err != nil {
@@ -146,23 +154,32 @@ func (b *batchConn) ReadDatagram() ([]byte, netip.AddrPort, error) {
 // returned last (Unix ns), 0 if it gave none.
 func (b *batchConn) Arrived() int64 { return b.at }
 
-// receiveTime reads the SCM_TIMESTAMPNS control message of a datagram (Unix
-// ns), 0 if there is none. It allocates nothing.
-func receiveTime(oob []byte) int64 {
+// Dropped returns the socket's count of datagrams the kernel dropped for a
+// full receive queue before it queued the datagram ReadDatagram returned
+// last (SO_RXQ_OVFL; modulo 2^32).
+func (b *batchConn) Dropped() uint32 { return b.drops }
+
+// controlMessages reads a datagram's control messages: its SCM_TIMESTAMPNS
+// receive time (Unix ns; 0: none) and its SO_RXQ_OVFL drop count (0: none:
+// the kernel sends it once the count is not 0). It allocates nothing.
+func controlMessages(oob []byte) (at int64, drops uint32) {
 	h := int(unsafe.Sizeof(unix.Cmsghdr{}))
 	for len(oob) >= h {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		n := int(c.Len)
 		if n < h || n > len(oob) {
-			return 0
+			break
 		}
-		if c.Level == unix.SOL_SOCKET && c.Type == unix.SCM_TIMESTAMPNS && n >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
-			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
-			return ts.Nano()
+		switch {
+		case c.Level != unix.SOL_SOCKET:
+		case c.Type == unix.SCM_TIMESTAMPNS && n >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))):
+			at = (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)])).Nano()
+		case c.Type == unix.SO_RXQ_OVFL && n >= unix.CmsgLen(4):
+			drops = *(*uint32)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
 		}
 		oob = oob[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(oob)):]
 	}
-	return 0
+	return at, drops
 }
 
 // ReadFromAddrPort copies the next datagram into p.

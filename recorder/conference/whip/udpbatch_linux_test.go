@@ -198,3 +198,97 @@ func awaitReceiveStamps(t *testing.T, bc *batchConn, from *net.UDPConn) {
 	}
 	t.Fatal("the kernel did not stamp datagrams on arrival within 10 s")
 }
+
+// TestBatchConn_CountsTheKernelsDrops: a burst overflows a socket with the
+// least receive buffer the kernel allows while nothing reads it; the
+// datagrams it queued carry a drop count of 0, and the next one, queued
+// once it was read, the count of those the kernel dropped: as many as the
+// burst lost, and what the kernel's table of sockets says.
+func TestBatchConn_CountsTheKernelsDrops(t *testing.T) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadBuffer(1); err != nil { // raised to the kernel's least (SOCK_MIN_RCVBUF: a few datagrams)
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	pc, err := newBatchConn(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := pc.(*batchConn)
+	from, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from.Close()
+	const burst = 100
+	for i := range burst {
+		if _, err := from.Write(fmt.Appendf(nil, "%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := from.Write([]byte("end")); err != nil { // dropped too: the queue is still full
+		t.Fatal(err)
+	}
+	// Read what was queued (the burst's first datagrams, in order) up to
+	// the marker, sent once the queue is empty.
+	received := 0
+	for marker := false; ; {
+		d, _, err := bc.ReadDatagram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(d) == "last" {
+			break
+		}
+		if want := fmt.Sprintf("%03d", received); string(d) != want {
+			t.Fatalf("read %q, want %q", d, want)
+		}
+		if n := bc.Dropped(); n != 0 {
+			t.Errorf("datagram %s queued with a drop count of %d, before any drop", d, n)
+		}
+		received++
+		if !marker && bc.next == bc.n { // the batch read: the queue is empty
+			if _, err := from.Write([]byte("last")); err != nil {
+				t.Fatal(err)
+			}
+			marker = true
+		}
+	}
+	dropped := burst + 1 - received
+	if received == 0 || received >= burst {
+		t.Fatalf("%d of %d datagrams queued: the burst did not overflow the queue", received, burst)
+	}
+	if n := bc.Dropped(); int(n) != dropped {
+		t.Errorf("the datagram after the burst came with a drop count of %d; %d were sent, %d read", n, burst+1, received)
+	}
+	if n := kernelDrops(t, conn.LocalAddr().(*net.UDPAddr).Port); n != dropped {
+		t.Errorf("/proc/net/udp: %d dropped, want %d", n, dropped)
+	}
+	t.Logf("%d datagrams queued, %d dropped", received, dropped)
+}
+
+// kernelDrops returns the drops column of the UDP socket bound to
+// 127.0.0.1:port in /proc/net/udp.
+func kernelDrops(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 13 && f[1] == local {
+			n, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no socket %s in /proc/net/udp", local)
+	return 0
+}

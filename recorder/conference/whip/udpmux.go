@@ -55,10 +55,13 @@ type muxKey struct {
 
 // datagramConn is a mux socket: read a datagram at a time (valid until the
 // next read), written to by address; Arrived is the receive time (Unix ns)
-// of the datagram read last, 0 if not known.
+// of the datagram read last, 0 if not known; Dropped, the socket's count of
+// datagrams the kernel dropped (its receive queue full) before it queued
+// that one, 0 if not known.
 type datagramConn interface {
 	ReadDatagram() ([]byte, netip.AddrPort, error)
 	Arrived() int64
+	Dropped() uint32
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	LocalAddr() net.Addr
 	Close() error
@@ -271,7 +274,7 @@ func (s *muxSocket) read() {
 			}
 		}
 		if c.arr != nil {
-			c.arr.note(d, s.conn.Arrived())
+			c.arr.note(d, s.conn.Arrived(), s.conn.Dropped())
 		}
 		if c.direct != nil && c.direct.take(d, s.plain[:]) {
 			continue // decrypted and handed to its track here

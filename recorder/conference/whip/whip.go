@@ -563,7 +563,9 @@ func (a *Adapter) addTrack(s *session, t *webrtc.TrackRemote, recv *webrtc.RTPRe
 		// Looked up once here; each packet's lookup (by the goroutine that
 		// hands it over) takes no lock and allocates nothing.
 		if ufrag, ok := localUfrag(s.pc); ok {
-			pt.SetArrivals(a.o.Receipts.lookup(ufrag))
+			if arr := a.o.Receipts.lookup(ufrag); arr != nil {
+				pt.SetArrivals(arr)
+			}
 		}
 	}
 	pt.Fill(ct, s.pc, 0)
