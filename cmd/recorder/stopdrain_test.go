@@ -363,13 +363,13 @@ func TestServe_StopWaitsNotForAPacketTheKernelDropped(t *testing.T) {
 	stopped := time.Now()
 	filled := fillSocket(t, port)
 	// The publisher's next packets (50 a second) find the queue full.
-	for deadline := time.Now().Add(10 * time.Second); socketDrops(t, port) < filled+3; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); testenv.UDPDrops(t, port) < filled+3; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			s.cmd.Process.Signal(syscall.SIGCONT)
-			t.Fatalf("the kernel dropped none of the publisher's packets in 10 s (%d dropped)", socketDrops(t, port))
+			t.Fatalf("the kernel dropped none of the publisher's packets in 10 s (%d dropped)", testenv.UDPDrops(t, port))
 		}
 	}
-	dropped := socketDrops(t, port) - filled
+	dropped := testenv.UDPDrops(t, port) - filled
 	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -426,12 +426,12 @@ func fillSocket(t *testing.T, port int) int {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	before := socketDrops(t, port)
+	before := testenv.UDPDrops(t, port)
 	// Loopback's largest datagrams first (a few hundred fill tens of MB),
 	// then one-byte ones for the room left.
 	for _, size := range []int{60000, 1} {
 		d := make([]byte, size)
-		for n := 0; socketDrops(t, port) == before; n++ {
+		for n := 0; testenv.UDPDrops(t, port) == before; n++ {
 			if n > 1<<20 {
 				t.Fatalf("%d datagrams of %d bytes sent, none dropped", n, size)
 			}
@@ -439,29 +439,7 @@ func fillSocket(t *testing.T, port int) int {
 				c.Write(d)
 			}
 		}
-		before = socketDrops(t, port)
+		before = testenv.UDPDrops(t, port)
 	}
 	return before
-}
-
-// socketDrops returns the kernel's drop count of the UDP socket bound to
-// 127.0.0.1:port (/proc/net/udp).
-func socketDrops(t *testing.T, port int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 13 && f[1] == local {
-			n, err := strconv.Atoi(f[len(f)-1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no socket %s in /proc/net/udp", local)
-	return 0
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtcrec/recorder/internal/testenv"
 )
 
 // The UDP mux's socket gets the receive buffer asked for, or at least
@@ -129,22 +131,7 @@ func TestBatchConn_ReadsEveryDatagram(t *testing.T) {
 // netstamp_work): until then a datagram is stamped when read. The first
 // socket of the machine to ask (this test, alone) waits for that.
 func TestBatchConn_ReceiveTimeIsWhenTheKernelGotIt(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	pc, err := newBatchConn(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc := pc.(*batchConn)
-	from, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer from.Close()
+	bc, from := batchPair(t, 0)
 	awaitReceiveStamps(t, bc, from)
 	for i := range 3 {
 		before := time.Now()
@@ -205,25 +192,7 @@ func awaitReceiveStamps(t *testing.T, bc *batchConn, from *net.UDPConn) {
 // once it was read, the count of those the kernel dropped: as many as the
 // burst lost, and what the kernel's table of sockets says.
 func TestBatchConn_CountsTheKernelsDrops(t *testing.T) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetReadBuffer(1); err != nil { // raised to the kernel's least (SOCK_MIN_RCVBUF: a few datagrams)
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	pc, err := newBatchConn(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc := pc.(*batchConn)
-	from, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer from.Close()
+	bc, from := batchPair(t, 1) // raised to the kernel's least (SOCK_MIN_RCVBUF: a few datagrams)
 	const burst = 100
 	for i := range burst {
 		if _, err := from.Write(fmt.Appendf(nil, "%03d", i)); err != nil {
@@ -265,30 +234,36 @@ func TestBatchConn_CountsTheKernelsDrops(t *testing.T) {
 	if n := bc.Dropped(); int(n) != dropped {
 		t.Errorf("the datagram after the burst came with a drop count of %d; %d were sent, %d read", n, burst+1, received)
 	}
-	if n := kernelDrops(t, conn.LocalAddr().(*net.UDPAddr).Port); n != dropped {
+	if n := testenv.UDPDrops(t, bc.LocalAddr().(*net.UDPAddr).Port); n != dropped {
 		t.Errorf("/proc/net/udp: %d dropped, want %d", n, dropped)
 	}
 	t.Logf("%d datagrams queued, %d dropped", received, dropped)
 }
 
-// kernelDrops returns the drops column of the UDP socket bound to
-// 127.0.0.1:port in /proc/net/udp.
-func kernelDrops(t *testing.T, port int) int {
+// batchPair returns a batchConn on a socket of 127.0.0.1 with a receive
+// buffer of rcvbuf bytes (0: the default), whose reads fail after 20 s, and
+// a socket that sends to it; both close when the test ends.
+func batchPair(t *testing.T, rcvbuf int) (*batchConn, *net.UDPConn) {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 13 && f[1] == local {
-			n, err := strconv.Atoi(f[len(f)-1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
+	t.Cleanup(func() { conn.Close() })
+	if rcvbuf > 0 {
+		if err := conn.SetReadBuffer(rcvbuf); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Fatalf("no socket %s in /proc/net/udp", local)
-	return 0
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	pc, err := newBatchConn(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { from.Close() })
+	return pc.(*batchConn), from
 }
