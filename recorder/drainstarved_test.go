@@ -217,6 +217,50 @@ func TestMediaSink_GapStateByReceiveTimes(t *testing.T) {
 	if got := m.gapState(stop); got != gapFilled {
 		t.Errorf("no gap: gapState %d, want gapFilled (%d)", got, gapFilled)
 	}
+	// With the socket's drop counts (conference.DropReader; drops: seq →
+	// the count it came with): a run of packets never received may be the
+	// kernel's drops, and is not waited for, when the count grew between
+	// its received neighbours by at least as many as the run misses.
+	held99 := with(held, 99, -110, 110, 5)
+	without101 := maps.Clone(held99)
+	delete(without101, 101)
+	for _, tc := range []struct {
+		name    string
+		arrived map[uint16]int
+		drops   map[uint16]int // absent: 0
+		want    gapState
+	}{
+		{"the count did not grow: in the network", held99, nil, gapInFlight},
+		{"the count grew across the one missing", held99, map[uint16]int{101: 1, 102: 1, 110: 9}, gapDropped},
+		{"the count grew by one, two missing: one was not the kernel's", without101, map[uint16]int{102: 1, 110: 9}, gapInFlight},
+		{"the count grew by two, two missing", without101, map[uint16]int{102: 2, 110: 9}, gapDropped},
+		{"the count grew, the socket not read past the stop yet", with(held99, 110, -1), map[uint16]int{101: 3, 110: 3}, gapDropped},
+		{"the count grew after the gap, not across it", held99, map[uint16]int{110: 1}, gapInFlight},
+		{"the neighbour before the gap not known", with(held, 110, 5), map[uint16]int{101: 1}, gapInFlight},
+		{"dropped, and one received after the stop not read yet", with(held99, 105, 8), map[uint16]int{101: 1, 105: 1, 106: 1, 110: 1}, gapInFlight},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &mediaSink{receipts: socketReceipts{receiveTimes{at: tc.arrived, stop: stop}, tc.drops}}
+			m.lastRead.Store(1<<48 | 1234<<16 | 110)
+			m.gap.Store(1<<32 | 100<<16 | 110)
+			if got := m.gapState(stop); got != tc.want {
+				t.Errorf("gapState %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// socketReceipts is receiveTimes with the socket's drop count each packet
+// came with (a conference.DropReader): drops by sequence number, 0 if absent.
+type socketReceipts struct {
+	receiveTimes
+	drops map[uint16]int
+}
+
+func (r socketReceipts) DroppedBetween(ssrc uint32, a, b uint16) (int, bool) {
+	_, okA := r.Arrival(ssrc, a)
+	_, okB := r.Arrival(ssrc, b)
+	return r.drops[b] - r.drops[a], okA && okB
 }
 
 // receiveTimes is a conference.ArrivalReader of SSRC 1234's packets: at
