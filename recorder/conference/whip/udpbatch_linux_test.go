@@ -4,14 +4,19 @@ package whip
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rtcrec/recorder/internal/testenv"
 )
@@ -266,4 +271,51 @@ func batchPair(t *testing.T, rcvbuf int) (*batchConn, *net.UDPConn) {
 	}
 	t.Cleanup(func() { from.Close() })
 	return pc.(*batchConn), from
+}
+
+// cmsg returns a control message of level SOL_SOCKET, type typ and data,
+// padded as the kernel lays it out (CMSG_SPACE).
+func cmsg(typ int32, data []byte) []byte {
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, typ
+	h.SetLen(unix.CmsgLen(len(data)))
+	copy(b[unix.CmsgLen(0):], data)
+	return b
+}
+
+// controlMessages reads the receive time and the drop count in either
+// order, each alone, and neither from what is not one of them.
+func TestControlMessages_ReadsTheTimeAndTheDropCount(t *testing.T) {
+	ts := unix.NsecToTimespec(1_700_000_000_123_456_789)
+	stamp := cmsg(unix.SCM_TIMESTAMPNS, unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts)))
+	drops := cmsg(unix.SO_RXQ_OVFL, binary.NativeEndian.AppendUint32(nil, 77))
+	other := cmsg(unix.SO_MARK, binary.NativeEndian.AppendUint32(nil, 5))
+	for _, tc := range []struct {
+		name  string
+		oob   []byte
+		at    int64
+		drops uint32
+	}{
+		{"both", append(slices.Clip(stamp), drops...), ts.Nano(), 77},
+		{"the drop count first", append(slices.Clip(drops), stamp...), ts.Nano(), 77},
+		{"no drop yet", stamp, ts.Nano(), 0},
+		{"another message between", append(append(slices.Clip(stamp), other...), drops...), ts.Nano(), 77},
+		{"none", nil, 0, 0},
+		{"cut short", append(slices.Clip(stamp), drops[:len(drops)-8]...), ts.Nano(), 0},
+	} {
+		if at, n := controlMessages(tc.oob); at != tc.at || n != tc.drops {
+			t.Errorf("%s: %d, %d; want %d, %d", tc.name, at, n, tc.at, tc.drops)
+		}
+	}
+}
+
+func FuzzControlMessages(f *testing.F) {
+	ts := unix.NsecToTimespec(1)
+	stamp := cmsg(unix.SCM_TIMESTAMPNS, unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts)))
+	f.Add(append(stamp, cmsg(unix.SO_RXQ_OVFL, []byte{1, 0, 0, 0})...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 0, 0, 0, 0x28, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		controlMessages(oob)
+	})
 }
