@@ -294,6 +294,26 @@ func scanDir(t *testing.T, dir string, freq float64, when string) int {
 	return n
 }
 
+// soundEdges returns where the sound in pcm (8 kHz) stops after from
+// seconds (the first sample of a run of 20 ms of digital silence) and where
+// it starts again after that (the first sample that is not zero), in
+// seconds: a mix is exact zeros where nothing is placed.
+func soundEdges(pcm []int16, from float64) (stops, starts float64) {
+	i, zeros := max(0, int(from*8000)), 0
+	for ; i < len(pcm) && zeros < 160; i++ {
+		if pcm[i] == 0 {
+			zeros++
+		} else {
+			zeros = 0
+		}
+	}
+	stop := i - zeros
+	for i < len(pcm) && pcm[i] == 0 {
+		i++
+	}
+	return float64(stop) / 8000, float64(i) / 8000
+}
+
 // localDir returns the recording's working directory (the API shows no
 // server path: it is the Manager's).
 func localDir(t *testing.T, h *harness, p string) string {
@@ -424,13 +444,21 @@ func testPause(t *testing.T, behavior string) {
 	pcm := wavPCM(t, fetch(t, comp.Composition.Outputs[0].URL))
 	dur := float64(len(pcm)) / 8000
 	want := recorded
+	// The cut is at the pause's instants on the recording's timeline (the
+	// mix's: it starts with the recording), within 20 ms: with silence the
+	// pause spans them in the mix, with skip it is the first instant.
+	cutAt := func(what string, got, want float64) {
+		t.Logf("%s at %.3f s of the mix, the instant at %.3f s: %+.0f ms", what, got, want, (got-want)*1000)
+		if math.Abs(got-want) > 0.02 {
+			t.Errorf("%s at %.3f s of the mix, want %.3f s (the instant) ±20 ms", what, got, want)
+		}
+	}
+	cutAt("the pause begins", mixStart, pz.Start)
 	if behavior == "skip" {
 		want = recorded - (pz.End - pz.Start)
-		if math.Abs(mixEnd-mixStart) > 0.05 {
-			t.Errorf("skip: the pause spans %.2f–%.2f s of the mix, want an instant", mixStart, mixEnd)
-		}
-	} else if math.Abs((mixEnd-mixStart)-(pz.End-pz.Start)) > 0.1 {
-		t.Errorf("silence: the pause spans %.2f s of the mix, %.2f s of wall time", mixEnd-mixStart, pz.End-pz.Start)
+		cutAt("the pause ends", mixEnd, pz.Start)
+	} else {
+		cutAt("the pause ends", mixEnd, pz.End)
 	}
 	t.Logf("mix %.2f s for %.2f s recorded (pauseBehavior %s, want %.2f s)", dur, recorded, behavior, want)
 	if math.Abs(dur-want) > 0.15 {
@@ -447,7 +475,8 @@ func testPause(t *testing.T, behavior string) {
 		from, to float64
 		present  bool
 	}{
-		{"before the pause", heardFrom(t, &man, "alice", 0.3), mixStart - 0.15, true},
+		{"before the pause", heardFrom(t, &man, "alice", 0.3), mixStart - 0.02, true},
+		{"just before the pause", mixStart - 0.12, mixStart - 0.02, true},
 		{"after the pause", mixEnd + 0.3, dur - 0.2, true},
 	}
 	if behavior == "silence" {
@@ -455,7 +484,14 @@ func testPause(t *testing.T, behavior string) {
 			what     string
 			from, to float64
 			present  bool
-		}{"during the pause", mixStart + 0.1, mixEnd - 0.05, false})
+		}{"during the pause", mixStart + 0.02, mixEnd - 0.05, false})
+		// Where the sound stops and starts again around the pause, to the
+		// sample (bob is silent but while paused, so it is alice's tone):
+		// for the note; it stops at the instant, and starts where alice's
+		// mapping places her first packet after the resume.
+		stops, starts := soundEdges(pcm, mixStart-0.3)
+		t.Logf("the mix's sound stops at %.3f s (%+.0f ms from the pause instant), starts at %.3f s (%+.0f ms from the resume instant)",
+			stops, (stops-pz.Start)*1000, starts, (starts-pz.End)*1000)
 	}
 	for _, c := range checks {
 		a := level(pcm, 440, c.from, c.to)
@@ -580,6 +616,14 @@ func TestEndToEnd_Blackout(t *testing.T) {
 	t.Logf("blackout of bob: %.2f–%.2f s", bo.Start, bo.End)
 	pcm := wavPCM(t, fetch(t, comp.Composition.Outputs[0].URL))
 	dur := float64(len(pcm)) / 8000
+	// Where bob's tone stops around the blackout's instant, for the note:
+	// the first 20 ms window (in 5 ms steps) holding less than a quarter
+	// of it.
+	stop := bo.Start - 0.2
+	for stop < bo.End && level(pcm, 660, stop, stop+0.02) > 2000 {
+		stop += 0.005
+	}
+	t.Logf("bob's tone stops in the mix about %.3f s (%+.0f ms from the blackout's instant, ±5 ms)", stop+0.005, (stop+0.005-bo.Start)*1000)
 	checks := []struct {
 		what     string
 		freq     float64
@@ -588,7 +632,7 @@ func TestEndToEnd_Blackout(t *testing.T) {
 	}{
 		{"alice throughout", 440, heardFrom(t, &man, "alice", 0.3), dur - 0.2, true},
 		{"bob before", 660, heardFrom(t, &man, "bob", 0.3), bo.Start - 0.1, true},
-		{"bob during", 660, bo.Start + 0.15, bo.End - 0.05, false},
+		{"bob during", 660, bo.Start + 0.02, bo.End - 0.05, false},
 		{"bob after", 660, bo.End + 0.3, dur - 0.2, true},
 	}
 	for _, c := range checks {

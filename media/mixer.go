@@ -119,7 +119,7 @@ type MixInput struct {
 
 	active  atomic.Bool            // the producer wrote: frames wait for it
 	leaving atomic.Bool            // removed: nothing more will be written
-	mutes   atomic.Pointer[[]span] // muted spans, sorted, immutable
+	mutes   atomic.Pointer[[]span] // muted spans (one open at most), immutable
 	// The producer's gate (see Gate): gated while it writes nothing on
 	// purpose; gatedAt, where the gate closed; gateEnd, the latest end of a
 	// gated span (GateEnds), 0 if none was given.
@@ -207,48 +207,90 @@ func (in *MixInput) Mixer() *Mixer { return in.m }
 func (in *MixInput) Start() uint64 { return in.start }
 
 // MuteFrom mutes the input in the mix from timeline position pos on (see
-// Mixer.PosAt), until UnmuteFrom. A position the mixer has already written
-// is moved to the first one it has not: the result says where the mute
-// begins. A position in the past that is still within the latency budget
-// mutes the audio already received for it: a blackout decided after the
-// fact. Muting a muted input does nothing. Safe from any goroutine.
+// Mixer.PosAt), until UnmuteFrom: a blackout. A position the mixer has
+// already written is moved to the first one it has not: the result says
+// where the mute begins. The mute reaches into what the input's producer
+// wrote already: audio its mapping placed at pos or later before the
+// blackout began is silent in the mix too. Muting a muted input does
+// nothing. Safe from any goroutine.
 func (in *MixInput) MuteFrom(pos uint64) uint64 {
-	pos = max(pos, in.m.Written())
-	for {
-		old := in.mutes.Load()
-		list := *old
-		if n := len(list); n > 0 && list[n-1].to == open {
-			return list[n-1].from
-		}
-		next := append(list[:len(list):len(list)], span{pos, open})
-		if in.mutes.CompareAndSwap(old, &next) {
-			return pos
-		}
-	}
+	return openSpan(&in.mutes, max(pos, in.m.Written()))
 }
 
 // UnmuteFrom ends the input's mute at timeline position pos (at least where
 // it began). Unmuting an input that is not muted does nothing. Safe from any
 // goroutine.
-func (in *MixInput) UnmuteFrom(pos uint64) {
+func (in *MixInput) UnmuteFrom(pos uint64) { closeSpan(&in.mutes, pos) }
+
+// MuteSpan mutes the input in the mix over the timeline positions [from,
+// to), beside an open mute (MuteFrom): a blackout decided after the fact,
+// from a start in the past that is still within the latency budget, mutes
+// the audio already received for it. A position the mixer has already
+// written is moved to the first one it has not: the result says where the
+// mute begins. Safe from any goroutine.
+func (in *MixInput) MuteSpan(from, to uint64) uint64 {
+	from = max(from, in.m.Written())
+	addSpan(&in.mutes, span{from, max(from, to)})
+	return from
+}
+
+// Muted reports whether the input is muted from some position on.
+func (in *MixInput) Muted() bool { return openIndex(*in.mutes.Load()) >= 0 }
+
+// openIndex returns the index of the open span of list (-1: none). A list
+// holds one at most.
+func openIndex(list []span) int {
+	for i, s := range list {
+		if s.to == open {
+			return i
+		}
+	}
+	return -1
+}
+
+// openSpan opens a span at pos in the list *p (copy-on-write) unless one is
+// open, and returns where the open span begins.
+func openSpan(p *atomic.Pointer[[]span], pos uint64) uint64 {
 	for {
-		old := in.mutes.Load()
+		old := p.Load()
 		list := *old
-		n := len(list)
-		if n == 0 || list[n-1].to != open {
+		if i := openIndex(list); i >= 0 {
+			return list[i].from
+		}
+		next := append(list[:len(list):len(list)], span{pos, open})
+		if p.CompareAndSwap(old, &next) {
+			return pos
+		}
+	}
+}
+
+// closeSpan ends the open span of the list *p at pos (at least where it
+// began); without one it does nothing.
+func closeSpan(p *atomic.Pointer[[]span], pos uint64) {
+	for {
+		old := p.Load()
+		list := *old
+		i := openIndex(list)
+		if i < 0 {
 			return
 		}
-		next := append(list[:n-1:n-1], span{list[n-1].from, max(pos, list[n-1].from)})
-		if in.mutes.CompareAndSwap(old, &next) {
+		next := append([]span(nil), list...)
+		next[i].to = max(pos, next[i].from)
+		if p.CompareAndSwap(old, &next) {
 			return
 		}
 	}
 }
 
-// Muted reports whether the input is muted from some position on.
-func (in *MixInput) Muted() bool {
-	list := *in.mutes.Load()
-	return len(list) > 0 && list[len(list)-1].to == open
+// addSpan adds s to the list *p (copy-on-write).
+func addSpan(p *atomic.Pointer[[]span], s span) {
+	for {
+		old := p.Load()
+		next := append((*old)[:len(*old):len(*old)], s)
+		if p.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // Mixer mixes its inputs into one stream for a FrameSink on the recording's
@@ -275,6 +317,7 @@ type Mixer struct {
 
 	inputs  atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
 	cuts    atomic.Pointer[[]span]      // skipped spans, sorted, immutable
+	silent  atomic.Pointer[[]span]      // silenced spans (pauses with silence), sorted, immutable
 	written atomic.Uint64               // timeline position: frames below it are written
 	out     atomic.Uint64               // samples per channel written to the sink
 	expired atomic.Uint64               // frames written because the budget passed
@@ -305,6 +348,7 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 	}
 	m.inputs.Store(new([]*MixInput))
 	m.cuts.Store(new([]span))
+	m.silent.Store(new([]span))
 	return m
 }
 
@@ -427,37 +471,29 @@ func (m *Mixer) InputsEnd() uint64 {
 }
 
 // Cut starts a skipped span at timeline position pos (a pause with
-// pause.Skip): the mix leaves out every position from there until Uncut. A
-// position already written is moved to the first one that is not; the
-// result is where the cut begins. Cutting while a cut is open does nothing.
-// Safe from any goroutine.
+// pause.Skip, at its instant): the mix leaves out every position from there
+// (or a frame after it, see Uncut) until Uncut, whatever the inputs hold
+// there. A position already written is moved to the first one that is not;
+// the result is where the cut begins. Cutting while a cut is open does
+// nothing. Safe from any goroutine.
 func (m *Mixer) Cut(pos uint64) uint64 {
-	pos = max(pos, m.Written())
-	for {
-		old := m.cuts.Load()
-		list := *old
-		if n := len(list); n > 0 && list[n-1].to == open {
-			return list[n-1].from
-		}
-		next := append(list[:len(list):len(list)], span{pos, open})
-		if m.cuts.CompareAndSwap(old, &next) {
-			return pos
-		}
-	}
+	return openSpan(&m.cuts, max(pos, m.Written()))
 }
 
 // Uncut ends the open cut at timeline position pos (at least where it
-// began) and returns where the cut begins. The start Cut chose (at least the
-// pause instant) moves to the end of the audio the inputs hold now
-// (InputsEnd), when nothing from the cut's start was written yet: back, when
-// the audio before the pause ended earlier, and on, when audio from before
-// the pause was read after it (a reader or sender that fell behind: the
-// recorder's gate keeps a packet by where its audio begins; it drops what
-// begins within the cut, so no input writes there while it is open). A
-// track's audio before a pause has all reached its ring by the resume
-// (AudioPipeline.Pause), so the cut begins where the latest track's audio
-// ends, and every track resumes seamlessly (AudioPipeline.ResyncAt).
-// Safe from any goroutine.
+// began) and returns where the cut begins. The start Cut chose (the pause
+// instant) moves to the end of the audio the inputs hold now (InputsEnd),
+// when nothing from the cut's start was written yet: back, when the audio
+// before the pause ended earlier, and on by a frame at most, when a packet
+// whose audio begins before the instant ends after it (the recorder's gate
+// keeps a packet by where its audio begins, and drops what begins within
+// the cut): it stays whole in the mix, as in its track's file. Never
+// further: what lies beyond was placed there before the pause began, by a
+// mapping ahead of the wall clock (a sender report stamped late puts a
+// track's audio up to 100 ms after its arrival), and is left out with the
+// pause. So the cut begins where the tracks' audio before the instant
+// ends, within a frame of it, and every track resumes seamlessly
+// (AudioPipeline.ResyncAt). Safe from any goroutine.
 //
 // The mixer writes nothing from an open cut's start on until the budget has
 // passed since (a pause longer than the budget): then the start stays. If it
@@ -473,7 +509,7 @@ func (m *Mixer) Uncut(pos uint64) uint64 {
 		}
 		from := list[n-1].from
 		if m.Written() <= from { // nothing of the cut written yet (frame waits); InputsEnd is at least Written
-			from = m.InputsEnd()
+			from = min(m.InputsEnd(), from+uint64(m.frameSamples))
 		}
 		next := append(list[:n-1:n-1], span{from, max(pos, from)})
 		if m.cuts.CompareAndSwap(old, &next) {
@@ -481,6 +517,24 @@ func (m *Mixer) Uncut(pos uint64) uint64 {
 		}
 	}
 }
+
+// Silence starts a silenced span a frame after timeline position at (a
+// pause with pause.Silence, at its instant): the mix is silent from there
+// until Unsilence, whatever the inputs hold there. The frame after the
+// instant keeps the packet whose audio begins before it and ends after it
+// (the recorder's gate keeps it whole in its track's file); what lies
+// beyond was placed there before the pause began, by a mapping ahead of the
+// wall clock (see Uncut), and is silenced with the pause. A position already
+// written is moved to the first one that is not; the result is where the
+// silence begins. Silencing while silenced does nothing. Safe from any
+// goroutine.
+func (m *Mixer) Silence(at uint64) uint64 {
+	return openSpan(&m.silent, max(at+uint64(m.frameSamples), m.Written()))
+}
+
+// Unsilence ends the open silenced span at timeline position pos (at least
+// where it began). Safe from any goroutine.
+func (m *Mixer) Unsilence(pos uint64) { closeSpan(&m.silent, pos) }
 
 // LastCut returns the last skipped span (to is open, the maximum uint64,
 // while it lasts); ok is false when there is none. Safe from any goroutine.
@@ -591,6 +645,9 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		m.accumulate(m.acc, a, in.channel)
 		m.accumulate(m.acc[len(a)*m.cfg.Channels:], b, in.channel)
 	}
+	if sil := *m.silent.Load(); len(sil) > 0 && overlaps(sil, h, h+f) {
+		m.silence(sil, h)
+	}
 	if expired && !final {
 		m.expired.Add(1)
 	}
@@ -665,6 +722,18 @@ func (m *Mixer) muted(list []span, h uint64, a, b []int16) ([]int16, []int16) {
 		}
 	}
 	return p, nil
+}
+
+// silence clears the positions of the frame at h (in m.acc) within the
+// silenced spans of list.
+func (m *Mixer) silence(list []span, h uint64) {
+	ch := uint64(m.cfg.Channels)
+	for _, s := range list {
+		lo, hi := max(s.from, h), min(s.to, h+uint64(m.frameSamples))
+		if lo < hi {
+			clear(m.acc[(lo-h)*ch : (hi-h)*ch])
+		}
+	}
 }
 
 // accumulate adds the mono samples p to acc (interleaved in the mix's

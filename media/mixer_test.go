@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,6 +217,74 @@ func TestMixer_CutStartMovesToTheAudioBeforeIt(t *testing.T) {
 	}
 }
 
+// TestMixer_CutAtTheInstantLeavesOutWhatWasWrittenAhead: an input whose
+// mapping places its audio 90 ms ahead of the wall clock (a sender report
+// stamped late) has written up to 1.09 s when a pause begins at 1.0 s. With
+// silence (Silence) the mix is silent from a frame after 1.0 s (the frame
+// holds a packet straddling the instant) to the resume, to the sample; with
+// skip (Cut, Uncut) the cut begins there too, not where the input's audio
+// ends: the rest of what it wrote ahead is left out, and everything before
+// the instant is in the mix. A blackout (MuteFrom) silences the input from
+// where it is asked to, beside a retroactive mute (MuteSpan).
+func TestMixer_CutAtTheInstantLeavesOutWhatWasWrittenAhead(t *testing.T) {
+	const at, ahead, to = 50 * 160, 720, 100 * 160 // 1.0 s, 90 ms, 2.0 s
+	for _, kind := range []string{"silence", "skip", "blackout"} {
+		t.Run(kind, func(t *testing.T) {
+			sink := &captureSink{}
+			m, _ := newVirtualMixer(MixConfig{PauseBehavior: pause.Skip}, sink)
+			f := newFeeder(m, "a", 400, 8000, InputOptions{})
+			run(t, m, 50, f) // to 1.0 s, written to 1.0 s
+			f.in.Ring().WriteAt(at, mediatest.Sine(400, 8000, at+ahead, 8000)[at:])
+			kept := uint64(160) // the frame after the instant
+			switch kind {
+			case "silence":
+				if got := m.Silence(at); got != at+kept {
+					t.Fatalf("silence from %d, want %d", got, at+kept)
+				}
+			case "skip":
+				m.Cut(at)
+			case "blackout":
+				kept = 0
+				f.in.MuteSpan(at-800, at-400) // a retroactive blackout before it
+				f.in.MuteFrom(at)
+			}
+			run(t, m, 50) // paused: the input writes nothing
+			switch kind {
+			case "silence":
+				m.Unsilence(to)
+			case "skip":
+				if from := m.Uncut(to); from != at+kept {
+					t.Fatalf("the cut settled at %d, want %d: a frame after the instant, not where the audio written ahead ends", from, at+kept)
+				}
+			case "blackout":
+				f.in.UnmuteFrom(to)
+			}
+			f.freq, f.pos = 2100, to
+			run(t, m, 20, f)
+			finish(t, m)
+			before := mediatest.Sine(400, 8000, int(at+kept), 8000)
+			if kind == "blackout" {
+				clear(before[at-800 : at-400])
+			}
+			if i := firstDiff(sink.pcm[:at+kept], before); i >= 0 {
+				t.Errorf("sample %d before the cut differs", i)
+			}
+			rest := sink.pcm[at+kept:]
+			if kind != "skip" {
+				if i := slices.IndexFunc(rest[:to-at-kept], func(v int16) bool { return v != 0 }); i >= 0 {
+					t.Errorf("sample %d of the pause is %d, want silence: the audio written ahead is in the mix", int(at+kept)+i, rest[i])
+				}
+				rest = rest[to-at-kept:]
+			}
+			after := make([]int16, 20*160)
+			mediatest.SineInto(after, 2100, 8000, to, 8000)
+			if i := firstDiff(rest[:len(after)], after); i >= 0 {
+				t.Errorf("sample %d after the cut differs", i)
+			}
+		})
+	}
+}
+
 // TestMixer_MuteFromThePast mutes one of two inputs from a position 2 s in
 // the past (a blackout decided after the fact, within the budget) and unmutes
 // it 1 s later: exactly that interval of the input is silent in the mix.
@@ -368,7 +437,7 @@ func TestMixer_Run(t *testing.T) {
 }
 
 // TestMixer_StepZeroAllocs proves a mixing step allocates nothing, in mono
-// and stereo, with muted inputs and cuts.
+// and stereo, with muted inputs, cuts and silenced spans.
 func TestMixer_StepZeroAllocs(t *testing.T) {
 	for _, ch := range []int{1, 2} {
 		m, _ := newVirtualMixer(MixConfig{Channels: ch}, &discardSink{})
@@ -377,8 +446,11 @@ func TestMixer_StepZeroAllocs(t *testing.T) {
 			fs = append(fs, newFeeder(m, fmt.Sprint(i), float64(200+100*i), 3000, InputOptions{Channel: Channel(i % 3)}))
 		}
 		fs[3].in.MuteFrom(0)
+		fs[4].in.MuteSpan(0, 30*160+3)
 		m.Cut(40 * 160)
 		m.Uncut(45*160 + 7)
+		m.Silence(50*160 + 11)
+		m.Unsilence(60 * 160)
 		run(t, m, 10, fs...)
 		allocs := testing.AllocsPerRun(500, func() { run(t, m, 1, fs...) })
 		if allocs != 0 {

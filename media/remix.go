@@ -142,9 +142,10 @@ func (in *MixInput) Settings() InputSettings {
 // Remix returns the mix file's samples for the timeline positions [from, to)
 // (at most what the mixer has written) summed from parts as a step sums its
 // inputs: each in its channel, silent where it is muted, summed in int32 and
-// clamped to int16, positions within a cut left out. The result is
+// clamped to int16, silent within a pause's silenced span (Silence),
+// positions within a cut left out. The result is
 // interleaved and begins at sample frame OutputPos(from) of the mix file.
-// Safe from any goroutine (it reads the cuts, an immutable list).
+// Safe from any goroutine (it reads the cuts and silenced spans, immutable lists).
 func (m *Mixer) Remix(from, to uint64, parts []RemixPart) []int16 {
 	to = min(to, m.Written())
 	if from >= to {
@@ -169,20 +170,23 @@ func (m *Mixer) Remix(from, to uint64, parts []RemixPart) []int16 {
 		m.accumulate(acc, pcm, part.Input.channel)
 	}
 	out := make([]int16, 0, n*ch)
-	cuts := *m.cuts.Load()
+	cuts, silent := *m.cuts.Load(), *m.silent.Load()
 	for i, s := range acc {
 		pos := from + uint64(i/ch)
-		if inCut(cuts, pos) {
+		if within(cuts, pos) {
 			continue
+		}
+		if within(silent, pos) {
+			s = 0
 		}
 		out = append(out, int16(min(max(s, math.MinInt16), math.MaxInt16)))
 	}
 	return out
 }
 
-// inCut reports whether timeline position pos is within a cut.
-func inCut(cuts []span, pos uint64) bool {
-	for _, c := range cuts {
+// within reports whether timeline position pos is within a span of list.
+func within(list []span, pos uint64) bool {
+	for _, c := range list {
 		if pos >= c.from && pos < c.to {
 			return true
 		}

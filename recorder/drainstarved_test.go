@@ -109,8 +109,9 @@ func newStarvedTrack() *starvedTrack {
 	return &starvedTrack{ch: make(chan []byte, 4096), arrived: map[uint16]time.Time{}, gate: open}
 }
 
-// send sends a tone, a packet every 20 ms on the wall clock, until quit.
-func (s *starvedTrack) send(tone *synth.Tone, quit chan struct{}) {
+// send sends a tone (a synth.Tone, or any source of PCMU frames), a packet
+// every 20 ms on the wall clock, until quit.
+func (s *starvedTrack) send(tone interface{ NextPCMU([]byte) []byte }, quit chan struct{}) {
 	start := time.Now()
 	for i := 0; ; i++ {
 		select {

@@ -34,9 +34,21 @@ import (
 // at its arrival otherwise (media.AudioPipeline.Resync); the gap is not
 // counted as loss.
 //
+// A track's mapping may place its audio after its arrival (a sender report
+// stamped late: up to 100 ms), so its ring may hold audio at and after the
+// pause instant, written before the pause began. The mix leaves that out
+// with the pause (media.Mixer.Silence, media.Mixer.Cut; a blackout mutes the
+// participant's inputs from its instant, media.MixInput.MuteFrom), all but
+// the frame after the instant, which holds the packet straddling it: the
+// cut is within 20 ms of the pause instant in the mix whatever a track wrote
+// ahead. The
+// track's file keeps those packets (they came before the pause; a file is
+// never edited for a pause), so its cut is that much later on the timeline.
+//
 // With "silence" the mix keeps the paused interval as silence (nothing was
-// decoded for it) and the per-track writers fill the gap with the codec's
-// silence when packets resume (the file keeps wall-clock length). With
+// decoded for it, and what was written ahead is silenced) and the per-track
+// writers fill the gap with the codec's silence when packets resume (the
+// file keeps wall-clock length). With
 // "skip" the cut is seamless: the mixer leaves out (media.Mixer.Cut) the
 // span from the end of the audio received before the pause (settled at the
 // resume, media.Mixer.Uncut) to the resume instant; each track resumes in
@@ -243,15 +255,20 @@ func (g *gate) timestamp(p *rtp.Packet) uint32 {
 const maxPacket = 120 * time.Millisecond
 
 // setBlack blacks the track's participant out or in at instant at. The
-// gate's cut is the mix's too: the mix holds what the track file holds.
+// gate's cut is the mix's too: the mix holds what the track file holds. The
+// track's mixer input is muted a frame after the same instant (the packet
+// straddling it stays whole, as in the file), whatever its mapping placed
+// later before the blackout began (see Manager.setPaused).
 func (g *gate) setBlack(on bool, at time.Time) {
 	if g.in != nil {
 		pos := g.in.Mixer().PosAt(at)
 		if on {
+			g.in.MuteFrom(pos + uint64(g.in.Mixer().FrameSamples()))
 			g.blackCut.Store(&cutSpan{pos, openSpan})
 		} else if c := g.blackCut.Load(); c != nil && c.to == openSpan {
 			to := max(pos, c.from)
 			g.in.GateEnds(to) // before the gate lets audio from there through
+			g.in.UnmuteFrom(to)
 			g.blackCut.Store(&cutSpan{c.from, to})
 		}
 	}
@@ -389,17 +406,26 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		ms := func(x uint64) float64 { return float64(mx.Duration(x)) / 1e6 }
 		cutLog = []any{"atMs", ms(at), "inputsEndMs", ms(mx.InputsEnd()), "writtenMs", ms(mx.Written())}
 		skip := s.rec.PauseBehavior == pause.Skip
+		// The cut is at the pause instant, whatever a track's mapping
+		// placed after it before the pause began (a report stamped late
+		// places a track up to 100 ms ahead of its arrival): the mix
+		// leaves that out (Cut) or silences it (Silence) with the pause,
+		// all but a packet straddling the instant.
 		switch {
 		case paused && skip:
-			pos = mx.OutputAt(mx.Cut(max(at, mx.InputsEnd())))
+			pos = mx.OutputAt(mx.Cut(at))
 		case paused:
-			pos = mx.OutputAt(max(at, mx.InputsEnd()))
+			mx.Silence(at)
+			pos = mx.OutputAt(at)
 		case skip:
 			from := mx.Uncut(at) // the cut's start settles
 			cutLen = mx.Duration(max(at, from) - from)
 			cutLog = append(cutLog, "cutFromMs", ms(from))
 			pos = mx.OutputAt(at)
 		default:
+			if newCut != nil {
+				mx.Unsilence(newCut.to)
+			}
 			pos = mx.OutputAt(at)
 		}
 	}
@@ -439,8 +465,9 @@ func (m *Manager) setPaused(ctx context.Context, org, conv, rid, iid string, pau
 		if paused { // not persisted: not paused
 			s.lc.cut.Store(oldCut)
 			s.lc.paused.Store(false)
-			if sm := s.media; sm != nil && sm.mixer != nil && s.rec.PauseBehavior == pause.Skip {
-				sm.mixer.Uncut(0) // an empty cut
+			if sm := s.media; sm != nil && sm.mixer != nil {
+				sm.mixer.Uncut(0)     // an empty cut (with skip)
+				sm.mixer.Unsilence(0) // an empty silence (with silence)
 			}
 		} else { // not persisted: still paused
 			s.lc.paused.Store(true)

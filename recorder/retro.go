@@ -547,8 +547,7 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 			g.blackSince(pos) // audio from the start read only now stays out
 			// What it wrote, or holds undecoded (media/deferred.go).
 			end := max(g.in.End(), mx.Now()) + uint64(mx.FrameSamples())
-			written = max(written, g.in.MuteFrom(pos))
-			g.in.UnmuteFrom(end) // the gate keeps the participant out from here on
+			written = max(written, g.in.MuteSpan(pos, end)) // the gate keeps the participant out from end on
 		}
 		if written > pos {
 			if off, err := s.remix(sm, pos, written); err != nil {

@@ -1,0 +1,280 @@
+package recorder
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media/g711"
+	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
+	"github.com/rtcrec/recorder/recorder/conference"
+	"github.com/rtcrec/recorder/storage"
+	"github.com/rtcrec/recorder/storage/memstore"
+)
+
+// TestManager_CutsTheMixAtTheInstant: two participants speak, each a tone
+// of its own, and after a second the recording is paused for a second (or
+// bob is blacked out). Alice is placed by her packets' arrival; bob by a
+// sender report stamped 90 ms late (Pion stamps a report by when its sender
+// last wrote a packet: on a busy machine, one of a burst after its writes
+// stalled), within what the mix takes for a first anchor (100 ms after the
+// arrival), so the mix places his audio 90 ms after it reaches the machine:
+// when the cut begins, his ring already holds the 90 ms after its instant.
+// Each sends another tone while cut out and a third from just before the cut
+// ends.
+//
+// The mix is cut at the instant, within 20 ms: with silence (and bob's
+// blackout), silent from the pause instant to the resume instant; with
+// skip, at one instant, where both tones from before the pause end and both
+// from after the resume begin. Nothing sent while cut out is in the mix or in
+// a track's file, and nothing of the tones before the cut is missing from the
+// mix before its instant. (Before, a pause's cut began where the inputs'
+// audio ended, 90 ms after the instant, and a blackout left what bob's ring
+// held: his tone went on in the mix for 90 ms, and with skip alice's first
+// 90 ms after the resume went before the cut, over bob's; s12 saw the same
+// under a CPU hog with TestEndToEnd_Pause, 52–151 ms.)
+func TestManager_CutsTheMixAtTheInstant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	for _, kind := range []string{"silence", "skip", "blackout"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			cutsTheMixAtTheInstant(t, kind)
+		})
+	}
+}
+
+// The tones: before the cut, while cut out (both), after it.
+const (
+	aliceBefore, bobBefore = 440, 690
+	pausedTone             = 1600
+	aliceAfter, bobAfter   = 940, 1190
+)
+
+func cutsTheMixAtTheInstant(t *testing.T, kind string) {
+	ctx := context.Background()
+	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
+	m, fa, _ := newTestManager(t, func(o *Options) {
+		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
+	})
+	behavior := kind
+	if kind == "blackout" {
+		behavior = "silence"
+	}
+	rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true, PauseBehavior: behavior})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx := m.session(rec.InstanceID).media.mixer
+	alice, bob := newPhases(aliceBefore, aliceAfter), newPhases(bobBefore, bobAfter)
+	quit := make(chan struct{})
+	var senders sync.WaitGroup
+	ta, _ := newTrack("f", "alice")
+	tb, _ := newTrack("f", "bob")
+	for _, x := range []struct {
+		tr   *conference.Track
+		tone *phases
+	}{{ta, alice}, {tb, bob}} {
+		st := newStarvedTrack() // never held: read as it arrives
+		x.tr.Reader = st
+		senders.Go(func() { st.send(x.tone, quit) })
+	}
+	defer func() { close(quit); senders.Wait() }()
+	tb.SenderReport = func() (conference.SenderReport, bool) {
+		// RTP 0, the first packet, 90 ms after it reached the machine.
+		first, ok := tb.Reader.(*starvedTrack).Arrival(1234, 0)
+		late := first.Add(90 * time.Millisecond)
+		return conference.SenderReport{SSRC: 1234, NTP: late, RTPTime: 0, Arrived: late}, ok
+	}
+	fa.sink("f").AddTrack(ta)
+	fa.sink("f").AddTrack(tb)
+
+	cut := []*phases{alice, bob} // whose tone changes with the cut
+	if kind == "blackout" {
+		cut = cut[1:]
+	}
+	phase := func(n int32) {
+		for _, p := range cut {
+			p.phase.Store(n)
+		}
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if kind == "blackout" {
+		_, err = m.StartBlackout(ctx, "org", BlackoutRequest{UserID: "bob"})
+	} else {
+		_, err = m.Pause(ctx, "org", "c", "rec1", rec.InstanceID)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	phase(1) // sent after the cut's instant: never kept
+	time.Sleep(time.Second)
+	phase(2) // from just before the cut's end: kept from its instant on
+	if kind == "blackout" {
+		_, err = m.StopBlackout(ctx, "org", BlackoutRequest{UserID: "bob"})
+	} else {
+		_, err = m.Resume(ctx, "org", "c", "rec1", rec.InstanceID)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Composition == nil || len(got.Composition.Outputs) == 0 || got.Composition.Outputs[0].Object == nil {
+		t.Fatalf("composition %+v: want an uploaded mix", got.Composition)
+	}
+	mix := readPCM(t, bucket, got.Composition.Outputs[0].Object.Key)
+	const ms = time.Millisecond
+	// from, to: the cut's instants on the timeline; end, resumed: where
+	// the tones before it end and those after it begin in mix.wav.
+	var from, to, end, resumed time.Duration
+	if kind == "blackout" {
+		if len(got.Blackouts) != 1 || got.Blackouts[0].End.IsZero() {
+			t.Fatalf("blackouts %+v: want one of bob, ended", got.Blackouts)
+		}
+		b := got.Blackouts[0]
+		from, to = mx.Duration(mx.PosAt(b.Start)), mx.Duration(mx.PosAt(b.End))
+		end, resumed = from, to
+	} else {
+		if len(got.Pauses) != 1 {
+			t.Fatalf("pauses %+v: want one", got.Pauses)
+		}
+		pz := got.Pauses[0]
+		from, to = mx.Duration(mx.PosAt(pz.Start)), mx.Duration(mx.PosAt(pz.End))
+		end, resumed = from, to
+		if kind == "skip" {
+			resumed = from
+		}
+		t.Logf("the pause in mix.wav: %v–%v", pz.MixStart, pz.MixEnd)
+		near := func(what string, got, want time.Duration) {
+			if d := got - want; d > 20*ms || d < -20*ms {
+				t.Errorf("%s at %v of mix.wav, want %v (the instant) ±20 ms", what, got, want)
+			}
+		}
+		near("the pause begins", pz.MixStart, end)
+		near("the pause ends", pz.MixEnd, resumed)
+	}
+	t.Logf("%s %v–%v of the timeline; mix %v", kind, from, to, media8k(len(mix)))
+	type tone struct {
+		who   string
+		freq  float64
+		begin time.Duration // how far after the cut's end the mapping places its audio
+	}
+	before, after := []tone{{"alice", aliceBefore, 0}, {"bob", bobBefore, 0}}, []tone{{"alice", aliceAfter, 0}, {"bob", bobAfter, 90 * ms}}
+	if kind == "blackout" {
+		before, after = before[1:], after[1:]
+		if a := toneAmp(mix, aliceBefore, end+20*ms, resumed-20*ms); a < 4000 {
+			t.Errorf("alice's tone is missing from mix.wav during bob's blackout: amplitude %.0f", a)
+		}
+	}
+	for _, tn := range before {
+		if a := toneAmp(mix, tn.freq, end-120*ms, end-20*ms); a < 4000 {
+			t.Errorf("%s's tone before the cut is missing from mix.wav at %v–%v: amplitude %.0f", tn.who, end-120*ms, end-20*ms, a)
+		}
+		if at, ok := toneFrom(mix, tn.freq, end+20*ms, media8k(len(mix))); ok {
+			t.Errorf("%s's tone from before the cut is in mix.wav at %v, after the cut at %v", tn.who, at, end)
+		}
+	}
+	for _, tn := range after {
+		if at, ok := toneFrom(mix, tn.freq, 0, resumed-20*ms); ok {
+			t.Errorf("%s's tone from the cut's end on is in mix.wav at %v, before the cut's end at %v", tn.who, at, resumed)
+		}
+		if kind == "skip" {
+			tn.begin = 0 // a track resumes where the cut ends
+		}
+		at := resumed + tn.begin + 40*ms
+		if a := toneAmp(mix, tn.freq, at, at+200*ms); a < 4000 {
+			t.Errorf("%s's tone after the cut is missing from mix.wav at %v–%v: amplitude %.0f", tn.who, at, at+200*ms, a)
+		}
+	}
+	if at, ok := toneFrom(mix, pausedTone, 0, media8k(len(mix))); ok {
+		t.Errorf("mix.wav holds the tone sent while cut out at %v", at)
+	}
+	for _, st := range got.Streams {
+		for _, tr := range st.Tracks {
+			if tr.Object == nil {
+				t.Fatalf("%s's track %+v: not uploaded", st.UserID, tr)
+			}
+			pcm := readPCM(t, bucket, tr.Object.Key)
+			if at, ok := toneFrom(pcm, pausedTone, 0, media8k(len(pcm))); ok {
+				t.Errorf("%s's track holds the tone sent while cut out at %v of its file", st.UserID, at)
+			}
+		}
+	}
+}
+
+// media8k is the duration of n samples at 8 kHz.
+func media8k(n int) time.Duration { return time.Duration(n) * time.Second / 8000 }
+
+// toneAmp is the amplitude of freq in pcm (8 kHz) from from to to.
+func toneAmp(pcm []int16, freq float64, from, to time.Duration) float64 {
+	a, b := max(0, int(from*8000/time.Second)), min(len(pcm), int(to*8000/time.Second))
+	if b <= a {
+		return 0
+	}
+	return mediatest.Goertzel(pcm[a:b], 8000, freq)
+}
+
+// toneFrom returns the start of the first 40 ms window (in steps of 10 ms)
+// from from to to that holds freq: more than an eighth of the window of a
+// tone of the test's amplitude.
+func toneFrom(pcm []int16, freq float64, from, to time.Duration) (time.Duration, bool) {
+	for w := max(from, 0); w+40*time.Millisecond <= to; w += 10 * time.Millisecond {
+		if toneAmp(pcm, freq, w, w+40*time.Millisecond) > 1000 {
+			return w, true
+		}
+	}
+	return 0, false
+}
+
+// readPCM reads a WAV object of the recording (16-bit PCM or µ-law) as
+// linear samples.
+func readPCM(t *testing.T, bucket *storage.Bucket, key string) []int16 {
+	t.Helper()
+	data, err := bucket.ReadAll(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := wavwriter.ParseHeader(data)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	body := data[h.DataOffset:]
+	var out []int16
+	switch h.Format {
+	case wavwriter.MuLaw:
+		for _, b := range body {
+			out = append(out, g711.DecodeMuLaw(b))
+		}
+	case wavwriter.PCM:
+		for i := 0; i+1 < len(body); i += 2 {
+			out = append(out, int16(uint16(body[i])|uint16(body[i+1])<<8))
+		}
+	default:
+		t.Fatalf("%s: WAV format %v", key, h.Format)
+	}
+	return out
+}
+
+// phases is a source of PCMU frames whose tone is that of the phase it is
+// in: 0 before the cut, 1 while cut out (pausedTone), 2 after it.
+type phases struct {
+	phase atomic.Int32
+	tones [3]*synth.Tone
+}
+
+func newPhases(before, after float64) *phases {
+	return &phases{tones: [3]*synth.Tone{{Freq: before, Amplitude: 8000}, {Freq: pausedTone, Amplitude: 8000}, {Freq: after, Amplitude: 8000}}}
+}
+
+// NextPCMU appends the next 20 ms of the phase's tone to b.
+func (p *phases) NextPCMU(b []byte) []byte { return p.tones[p.phase.Load()].NextPCMU(b) }
