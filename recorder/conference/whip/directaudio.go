@@ -24,23 +24,24 @@ import (
 
 // Direct audio (Settings.DirectAudio): the UDP mux's socket reader decrypts
 // the SRTP of an audio-only connection itself and hands each RTP packet to
-// its track's PushBuffer, on the reader's goroutine. Through Pion, every
-// packet crosses three more goroutines after the reader (pion/ice's
-// candidate reader, pion/webrtc's mux, srtp's session), about 2.5 µs of CPU
-// each at 400 streams, where decrypting it costs 0.25 µs (issue 16).
+// its track's PushBuffer through a hand-over worker (handover.go). Through
+// Pion, every packet crosses three more goroutines after the reader
+// (pion/ice's candidate reader, pion/webrtc's mux, srtp's session), about
+// 2.5 µs of CPU each at 400 streams, where decrypting it costs 0.25 µs
+// (issue 16).
 //
 // Pion keeps everything else: ICE, DTLS, RTCP (sender reports in, receiver
 // reports out), the tracks (a packet handed over is read back through the
 // track and its interceptors, as srtp's are: conference.PushBuffer), and
 // the packets the mux does not take: those before the keys, those of an
 // SSRC whose stream Pion has not opened yet (its first packet opens it and
-// makes the track), and, until one has decrypted here, any that fails to.
+// makes the track), those longer than a queue's slot, and, until one has
+// decrypted here, any that fails to.
 //
 // The recorder's own work on each packet (conference.PushBuffer's hand-over:
-// reorder, track file, mix input) then runs on the socket's reader too:
-// every direct connection of a socket shares one goroutine, so one core,
-// where Pion's path spreads them over a goroutine per connection. A socket
-// per address is read by one goroutine; more cores need more sockets.
+// reorder, track file, the mix's decode) runs on the workers, one per core,
+// each with its share of the connections; the socket's reader only reads,
+// routes and decrypts. On one core the reader hands over itself.
 //
 // The keys: Pion does not expose its DTLS connection, so each connection's
 // own SettingEngine (ReceiveAPI.NewPeerConnection) makes the recorder the
@@ -189,13 +190,15 @@ func (m directMux) GetConn(ufrag string, addr net.Addr) (net.PacketConn, error) 
 }
 
 // directConn is a direct-audio connection's share of one mux socket: its
-// SRTP context and the buffer of the SSRC it handed a packet to last. Only
-// the socket's reader uses it.
+// SRTP context, the buffer of the SSRC it handed a packet to last and the
+// queue to its hand-over worker. Only the socket's reader uses it.
 type directConn struct {
 	audio  *directAudio
-	ctx    *srtp.Context // made at the first SRTP packet after the keys
-	failed bool          // the context could not be made: Pion decrypts
-	ok     bool          // a packet decrypted here: the keys are right
+	queue  *handQueue      // to its hand-over worker (handover.go); nil: take hands over
+	done   <-chan struct{} // closed when the mux closes
+	ctx    *srtp.Context   // made at the first SRTP packet after the keys
+	failed bool            // the context could not be made: Pion decrypts
+	ok     bool            // a packet decrypted here: the keys are right
 	hdr    rtp.Header
 	ssrc   uint32
 	buf    *conference.PushBuffer // ssrc's
@@ -209,8 +212,9 @@ func isRTP(d []byte) bool {
 }
 
 // take decrypts datagram d into plain (at least len(d) bytes) and hands
-// the RTP packet to its track's buffer. It reports false when d is Pion's
-// to read: not RTP, no keys yet, no stream of its SSRC yet, or not
+// the RTP packet to its track's buffer, through its worker's queue if it
+// has one. It reports false when d is Pion's to read: not RTP, no keys
+// yet, no stream of its SSRC yet, longer than a queue's slot, or not
 // decrypted before any packet was (keys that do not fit). A packet that
 // fails once one has decrypted (a replay, a forgery) is dropped, as Pion
 // would. No lock is taken and nothing is allocated.
@@ -243,7 +247,14 @@ func (c *directConn) take(d, plain []byte) bool {
 		return c.ok
 	}
 	c.ok = true
-	_, _ = c.buf.Write(p) // a stopped stream's buffer refuses it, as srtp's would
+	if c.queue != nil && len(p) > smallPacket {
+		return false // longer than a queue's slot (above 190 kbit/s): Pion decrypts it too
+	}
 	directPackets.Add(1)
+	if c.queue != nil {
+		c.queue.push(c.buf, p, c.done)
+	} else {
+		_, _ = c.buf.Write(p) // a stopped stream's buffer refuses it, as srtp's would
+	}
 	return true
 }

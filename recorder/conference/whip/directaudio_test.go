@@ -147,25 +147,43 @@ func encrypted(t testing.TB, sender *srtp.Context, ssrc uint32, n int) [][]byte 
 }
 
 // TestDirectConn_TakeAllocatesNothing: the mux reader's per-packet path
-// (decrypt, look the stream up, hand the packet over) takes no lock and
-// allocates nothing.
+// (decrypt, look the stream up, hand the packet over, itself or through a
+// hand-over worker's queue) takes no lock and allocates nothing, and every
+// packet reaches its track. With a queue, a packet longer than a slot is
+// left to Pion.
 func TestDirectConn_TakeAllocatesNothing(t *testing.T) {
-	const ssrc = 1234
-	c, sender, handed := directFixture(t, ssrc)
-	pkts := encrypted(t, sender, ssrc, 200)
-	plain := make([]byte, batchBuf)
-	i := 0
-	allocs := testing.AllocsPerRun(100, func() {
-		if !c.take(pkts[i], plain) {
-			t.Fatalf("packet %d not taken", i+1)
-		}
-		i++
-	})
-	if allocs != 0 {
-		t.Errorf("take allocates %.1f times per packet, want 0", allocs)
-	}
-	if *handed != i {
-		t.Errorf("%d packets handed over, want %d", *handed, i)
+	for _, queued := range []bool{false, true} {
+		t.Run(map[bool]string{false: "reader", true: "worker"}[queued], func(t *testing.T) {
+			const ssrc = 1234
+			c, sender, handed := directFixture(t, ssrc)
+			var worker *handWorker
+			if queued {
+				workers, queues := newHandWorkers(1, 1)
+				worker, c.queue, c.done = workers[0], queues[0][0], make(chan struct{})
+			}
+			pkts := encrypted(t, sender, ssrc, 200)
+			plain := make([]byte, batchBuf)
+			i := 0
+			allocs := testing.AllocsPerRun(100, func() {
+				if !c.take(pkts[i], plain) {
+					t.Fatalf("packet %d not taken", i+1)
+				}
+				if queued && !worker.handOver() {
+					t.Fatalf("packet %d not queued", i+1)
+				}
+				i++
+			})
+			if allocs != 0 {
+				t.Errorf("take allocates %.1f times per packet, want 0", allocs)
+			}
+			if *handed != i {
+				t.Errorf("%d packets handed over, want %d", *handed, i)
+			}
+			big := encryptedPayload(t, sender, ssrc, 1000, smallPacket)
+			if took := c.take(big, plain); took == queued {
+				t.Errorf("a packet longer than a slot taken: %v, want %v", took, !queued)
+			}
+		})
 	}
 }
 

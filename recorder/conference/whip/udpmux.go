@@ -41,10 +41,12 @@ type udpMux struct {
 	socks    []*muxSocket
 	receipts *Receipts // nil: receive times are not kept
 
-	mu     sync.Mutex // conns, every socket's routes (writers), muxConn.addrs
-	conns  map[muxKey]*muxConn
-	closed bool
-	wg     sync.WaitGroup // the sockets' readers
+	mu         sync.Mutex // conns, every socket's routes (writers), muxConn.addrs, nextWorker
+	conns      map[muxKey]*muxConn
+	closed     bool
+	nextWorker int            // the hand-over worker of the next direct-audio connection
+	done       chan struct{}  // closed by Close: the hand-over workers stop
+	wg         sync.WaitGroup // the sockets' readers and the hand-over workers
 }
 
 // muxKey names a connection: a PeerConnection's local ufrag on one socket.
@@ -75,6 +77,7 @@ type muxSocket struct {
 	addr   *net.UDPAddr
 	routes atomic.Pointer[map[netip.AddrPort]*muxConn] // written under mux.mu
 	plain  [batchBuf]byte                              // a datagram decrypted here (directConn.take): the reader's
+	queues []*handQueue                                // to each hand-over worker (handover.go); none: the reader hands over
 }
 
 // muxRing is how many datagrams a connection queues for its reader: 5 s of
@@ -125,11 +128,13 @@ var muxQueueDrops atomic.Uint64
 func MuxQueueDrops() uint64 { return muxQueueDrops.Load() }
 
 // newMux starts reading conns; it keeps the RTP packets' receive times in
-// receipts, if not nil.
-func newMux(conns []datagramConn, receipts *Receipts) *udpMux {
-	m := &udpMux{conns: map[muxKey]*muxConn{}, receipts: receipts}
+// receipts, if not nil. Direct audio's packets are handed over by that
+// many workers (handover.go), or by the socket's reader if none.
+func newMux(conns []datagramConn, receipts *Receipts, workers int) *udpMux {
+	m := &udpMux{conns: map[muxKey]*muxConn{}, receipts: receipts, done: make(chan struct{})}
+	ws, queues := newHandWorkers(workers, len(conns))
 	for i, c := range conns {
-		s := &muxSocket{mux: m, index: i, conn: c, addr: udpAddrOf(c.LocalAddr())}
+		s := &muxSocket{mux: m, index: i, conn: c, addr: udpAddrOf(c.LocalAddr()), queues: queues[i]}
 		empty := map[netip.AddrPort]*muxConn{}
 		s.routes.Store(&empty)
 		m.socks = append(m.socks, s)
@@ -137,6 +142,13 @@ func newMux(conns []datagramConn, receipts *Receipts) *udpMux {
 	for _, s := range m.socks {
 		m.wg.Add(1)
 		go s.read()
+	}
+	for _, w := range ws {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			w.run(m.done)
+		}()
 	}
 	return m
 }
@@ -193,7 +205,11 @@ func (m *udpMux) getConn(ufrag string, addr net.Addr, audio *directAudio) (net.P
 			c.arr = m.receipts.add(ufrag)
 		}
 		if audio != nil {
-			c.direct = &directConn{audio: audio}
+			c.direct = &directConn{audio: audio, done: m.done}
+			if len(s.queues) > 0 {
+				c.direct.queue = s.queues[m.nextWorker%len(s.queues)]
+				m.nextWorker++
+			}
 		}
 		m.conns[k] = c
 		return c, nil
@@ -239,6 +255,7 @@ func (m *udpMux) Close() error {
 	for _, c := range cs {
 		_ = c.Close()
 	}
+	close(m.done)
 	m.wg.Wait()
 	return err
 }

@@ -369,7 +369,11 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 	if s.Log != nil {
 		s.Log.Info("WebRTC media: one UDP socket for every connection (webrtc.udpMux)", "addresses", listening)
 	}
-	return newMux(conns, s.Receipts), nil
+	workers := 0
+	if s.DirectAudio {
+		workers = directWorkers()
+	}
+	return newMux(conns, s.Receipts, workers), nil
 }
 
 // hasIPv4Loopback reports whether the host has an IPv4 loopback address.
