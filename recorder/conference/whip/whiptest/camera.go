@@ -23,6 +23,7 @@ type Camera struct {
 	pub    *whip.Publication
 	cancel context.CancelFunc
 	done   chan struct{}
+	start  time.Time // the sender's time zero (see Started)
 }
 
 // JoinCamera publishes to endpoint (a full WHIP URL) as name: frames (30 fps
@@ -53,6 +54,13 @@ func (a AudioClock) captured(el time.Duration) int {
 		el -= min(el-a.StallAt, a.Stall)
 	}
 	return int(el.Seconds() * a.rate() * 8000)
+}
+
+// CapturedAt returns when the audio's sample n (its RTP time less the first
+// packet's) was captured, after the camera's start (Camera.Started): where
+// its sender's wall clock, and its reports, place it.
+func (a AudioClock) CapturedAt(n int) time.Duration {
+	return time.Duration(a.wall(n) * float64(time.Second))
 }
 
 // wall returns when sample n was captured, seconds of the wall clock from the start.
@@ -94,10 +102,10 @@ func JoinCameraWith(ctx context.Context, c *whip.Client, endpoint, name string, 
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	cam := &Camera{pub: pub, cancel: cancel, done: make(chan struct{})}
+	start := time.Now()
+	cam := &Camera{pub: pub, cancel: cancel, done: make(chan struct{}), start: start}
 	go func() {
 		defer close(cam.done)
-		start := time.Now()
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		sentA, sentV := 0, 0
@@ -130,6 +138,11 @@ func JoinCameraWith(ctx context.Context, c *whip.Client, endpoint, name string, 
 	}()
 	return cam, nil
 }
+
+// Started returns the camera's time zero on the wall clock: its audio's
+// first sample and its video's first frame were captured then, and its
+// beeps and flashes count from it.
+func (c *Camera) Started() time.Time { return c.start }
 
 // Leave stops sending and ends the publication; it may be called again.
 func (c *Camera) Leave(ctx context.Context) error {
