@@ -34,15 +34,27 @@ func (b *bufferTrack) PushRTP(buf []byte, each func([]byte), end func(error)) bo
 
 func (b *bufferTrack) Between(fn func()) bool { return b.pb.Between(fn) }
 
-// tickingSink is a pipeline's sink that counts its ticks.
+// tickingSink is a pipeline's sink that counts its packets and ticks, and
+// the ticks that came while its sender was quiet (the test says when) with
+// packets queued undecoded: what the room's timer is for.
 type tickingSink struct {
-	pipe  *media.AudioPipeline
-	ticks atomic.Int64
+	pipe       *media.AudioPipeline
+	written    atomic.Int64 // packets handed to the pipeline
+	ticks      atomic.Int64
+	quiet      atomic.Bool // no packet for longer than a packet's time
+	quietTicks atomic.Int64
 }
 
-func (s *tickingSink) WriteRTP(p *rtp.Packet) error { return s.pipe.WriteRTP(p) }
-func (s *tickingSink) Close() error                 { return s.pipe.Close() }
+func (s *tickingSink) WriteRTP(p *rtp.Packet) error {
+	err := s.pipe.WriteRTP(p)
+	s.written.Add(1)
+	return err
+}
+func (s *tickingSink) Close() error { return s.pipe.Close() }
 func (s *tickingSink) tick() {
+	if s.quiet.Load() && s.pipe.Deferred() {
+		s.quietTicks.Add(1)
+	}
 	s.pipe.Tick()
 	s.ticks.Add(1) // after: a test that saw packets queued waits for a tick that ran after it looked
 }
@@ -107,7 +119,7 @@ func TestRoom_PushedTrackTicksWhileDeferred(t *testing.T) {
 		slices.SortStableFunc(order[i], func(x, y int) int { return arrival(i, x) - arrival(i, y) })
 	}
 	next := [2]int{}
-	lastA, quietTicks := 0, 0
+	lastA, lastSent, sent := 0, 0, int64(0)
 	buf := make([]byte, 1500)
 	for ms := 0; ms <= total*20+6000; ms += 5 {
 		clock.Store(t0.Add(time.Duration(ms) * time.Millisecond).UnixNano())
@@ -125,14 +137,25 @@ func TestRoom_PushedTrackTicksWhileDeferred(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := pb.Write(buf[:b]); err != nil { // srtp's write: handed over at once
+					if _, err := pb.Write(buf[:b]); err != nil { // srtp's write
 						t.Fatal(err)
 					}
-					lastA = ms
+					// Handed over at once, or, if the room's timer
+					// is ticking, right after the tick (by the
+					// timer's goroutine): the clock waits for it, as
+					// real time would not run ahead of that goroutine.
+					sent++
+					for deadline := time.Now().Add(5 * time.Second); sink.written.Load() < sent; time.Sleep(100 * time.Microsecond) {
+						if time.Now().After(deadline) {
+							t.Fatalf("at %d ms: packet %d of a not handed over in 5 s", ms, sent)
+						}
+					}
+					lastA, lastSent = ms, ms
 				}
 				next[i]++
 			}
 		}
+		sink.quiet.Store(ms-lastSent > 20)
 		if !rt.deferred() {
 			lastA = ms
 		} else if ms-lastA >= 100 {
@@ -146,7 +169,6 @@ func TestRoom_PushedTrackTicksWhileDeferred(t *testing.T) {
 				}
 			}
 			lastA = ms
-			quietTicks++
 		}
 		if ms%20 == 0 {
 			if err := mixer.Step(); err != nil {
@@ -155,7 +177,8 @@ func TestRoom_PushedTrackTicksWhileDeferred(t *testing.T) {
 		}
 	}
 	st := pipes[0].Stats()
-	t.Logf("a: %+v; %d ticks while quiet (of %d ticks)", st, quietTicks, sink.ticks.Load())
+	quietTicks := sink.quietTicks.Load()
+	t.Logf("a: %+v; %d ticks while quiet with packets queued (of %d ticks)", st, quietTicks, sink.ticks.Load())
 	if quietTicks == 0 {
 		t.Error("a never was quiet with packets queued: the scenario does not test the ticks")
 	}
