@@ -22,21 +22,26 @@ func fleetBuses(t *testing.T, n int, opts func(i int) Options) []*Bus {
 	dsn := pgtest.Start(t).NewDatabase(t)
 	var out []*Bus
 	for i := range n {
-		st, err := store.OpenConfig(context.Background(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		o := opts(i)
-		o.Logger = slog.New(slog.NewTextHandler(t.Output(), nil)).With("instance", i)
-		b, err := New(context.Background(), st, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		out = append(out, b)
+		out = append(out, fleetBus(t, dsn, i, opts(i)))
 	}
 	return out
+}
+
+// fleetBus starts instance i of a fleet on the PostgreSQL database dsn.
+func fleetBus(t *testing.T, dsn string, i int, o Options) *Bus {
+	t.Helper()
+	st, err := store.OpenConfig(context.Background(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	o.Logger = slog.New(slog.NewTextHandler(t.Output(), nil)).With("instance", i)
+	b, err := New(context.Background(), st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
 // TestFleet_SSEOnAnyInstanceStreamsEveryEvent: three instances share one
@@ -122,22 +127,15 @@ func TestFleet_DeadInstanceDeliveryTakenOver(t *testing.T) {
 	hung := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	buses := fleetBuses(t, 2, func(i int) Options {
-		o := fastRetry(hooks)
-		o.Owner = []string{"A", "B"}[i]
-		if i == 0 {
-			o.Lease = time.Second
-			o.Client = &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
-				once.Do(func() { close(hung) })
-				<-release // A hangs until the test lets it go
-				return &http.Response{StatusCode: http.StatusNoContent, Body: io.NopCloser(http.NoBody), Request: r}, nil
-			})}
-		}
-		return o
-	})
-	a, b := buses[0], buses[1]
-	// B must not pick the delivery first: it starts polling only after A
-	// holds the lease (B's first look found nothing, its next is a Poll away).
+	dsn := pgtest.Start(t).NewDatabase(t)
+	oa := fastRetry(hooks)
+	oa.Owner, oa.Lease = "A", time.Second
+	oa.Client = &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		once.Do(func() { close(hung) })
+		<-release // A hangs until the test lets it go
+		return &http.Response{StatusCode: http.StatusNoContent, Body: io.NopCloser(http.NoBody), Request: r}, nil
+	})}
+	a := fleetBus(t, dsn, 0, oa)
 	if _, err := a.Publish(context.Background(), ev(StateUpdated, "org1", "app1", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +144,12 @@ func TestFleet_DeadInstanceDeliveryTakenOver(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("A never sent the delivery")
 	}
+	// B starts once A holds the lease and hangs, so B cannot pick the
+	// delivery first (CI s14-2, load 20: B, started beside A, polled it
+	// before A's worker leased it).
+	ob := fastRetry(hooks)
+	ob.Owner = "B"
+	b := fleetBus(t, dsn, 1, ob)
 	start := time.Now()
 	rc.waitAcked(t, 1)
 	t.Logf("B delivered %v after A hung (A's lease: 1 s, poll 2 s)", time.Since(start).Round(time.Millisecond))
