@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,29 +42,86 @@ type impairment func(n int, elapsed time.Duration) (delay time.Duration, drop, d
 // udpRelay forwards UDP between a publisher and the recorder's ICE candidate
 // (ICE, DTLS and RTCP as they come; RTP through the impairment). Held packets
 // leave in the order of their release time, and packets released at the same
-// instant (a burst after a stall) in the order they came.
+// instant (a burst after a stall) in the order they came. Each address of the
+// publisher (it may check from several local candidates) gets a socket of
+// its own facing the recorder, as behind a NAT, so that the recorder's
+// answers go back to where the publisher sent from.
 type udpRelay struct {
-	down *net.UDPConn // facing the publisher
-	up   *net.UDPConn // facing the recorder
-	peer atomic.Pointer[net.UDPAddr]
-	imp  impairment
-	all  bool // every datagram through the impairment (see relayTransport)
+	down   *net.UDPConn // facing the publisher
+	target *net.UDPAddr // the recorder's candidate
+	imp    impairment
+	all    bool // every datagram through the impairment (see relayTransport)
 	// noRTCP drops the publisher's RTCP (its sender reports): a sender
 	// that sends none.
 	noRTCP bool
 	n      int
 	t0     time.Time
 	wg     sync.WaitGroup
+	// Datagrams relayed, by kind (RFC 7983's demultiplexing): from the
+	// publisher, and from the recorder. Printed when a test fails.
+	fromPub, fromRec [kinds]atomic.Int64
 
-	mu   sync.Mutex
-	held []heldPacket // by release time, then arrival
-	wake chan struct{}
-	quit chan struct{}
+	mu     sync.Mutex
+	ups    map[netip.AddrPort]*net.UDPConn // facing the recorder, per publisher address
+	closed bool                            // no more ups
+	held   []heldPacket                    // by release time, then arrival
+	wake   chan struct{}
+	quit   chan struct{}
+}
+
+// The kinds of datagram on a WebRTC 5-tuple (RFC 7983): what the relay counts.
+const (
+	stunKind = iota
+	dtlsKind
+	rtpKind
+	rtcpKind
+	otherKind
+	kinds
+)
+
+var kindNames = [kinds]string{"STUN", "DTLS", "RTP", "RTCP", "other"}
+
+// kindOf tells what b is (RFC 7983, RFC 5761 for RTP and RTCP).
+func kindOf(b []byte) int {
+	switch {
+	case len(b) == 0:
+		return otherKind
+	case b[0] <= 3:
+		return stunKind
+	case b[0] >= 20 && b[0] <= 63:
+		return dtlsKind
+	case b[0] >= 128 && b[0] <= 191 && len(b) >= 2 && b[1]&0x7F >= 64 && b[1]&0x7F <= 95:
+		return rtcpKind
+	case b[0] >= 128 && b[0] <= 191:
+		return rtpKind
+	}
+	return otherKind
+}
+
+// String tells where the relay is and what it relayed.
+func (r *udpRelay) String() string {
+	count := func(c *[kinds]atomic.Int64) string {
+		var f []string
+		for k := range kinds {
+			f = append(f, fmt.Sprintf("%s %d", kindNames[k], c[k].Load()))
+		}
+		return strings.Join(f, ", ")
+	}
+	r.mu.Lock()
+	var via []string
+	for from, up := range r.ups {
+		via = append(via, fmt.Sprintf("%v via %v", from, up.LocalAddr()))
+	}
+	r.mu.Unlock()
+	slices.Sort(via)
+	return fmt.Sprintf("relay %v -> recorder %v, publisher [%s]: from the publisher %s; from the recorder %s",
+		r.down.LocalAddr(), r.target, strings.Join(via, ", "), count(&r.fromPub), count(&r.fromRec))
 }
 
 // heldPacket is an RTP packet the relay sends at a later time.
 type heldPacket struct {
 	at  time.Time
+	up  *net.UDPConn
 	b   []byte
 	dup bool
 }
@@ -74,27 +132,51 @@ func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all, noRTCP 
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := net.DialUDP("udp4", nil, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &udpRelay{down: down, up: up, imp: imp, all: all, noRTCP: noRTCP, wake: make(chan struct{}, 1), quit: make(chan struct{})}
-	r.wg.Add(3)
+	r := &udpRelay{down: down, target: target, imp: imp, all: all, noRTCP: noRTCP, ups: map[netip.AddrPort]*net.UDPConn{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	r.wg.Add(2)
 	go r.fromPublisher()
-	go r.fromRecorder()
 	go r.release()
-	t.Cleanup(func() { close(r.quit); down.Close(); up.Close(); r.wg.Wait() })
+	t.Cleanup(func() {
+		close(r.quit)
+		down.Close()
+		r.mu.Lock()
+		r.closed = true
+		for _, up := range r.ups {
+			up.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
 	return r
 }
 
+// upFor returns the socket facing the recorder for the publisher's address
+// from, made at its first datagram, or nil once the relay is closed.
+func (r *udpRelay) upFor(from netip.AddrPort) *net.UDPConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if up := r.ups[from]; up != nil || r.closed {
+		return up
+	}
+	up, err := net.DialUDP("udp4", nil, r.target)
+	if err != nil {
+		return nil
+	}
+	r.ups[from] = up
+	r.wg.Add(1)
+	go r.fromRecorder(up, net.UDPAddrFromAddrPort(from))
+	return up
+}
+
 // hold queues b for sending at at, after every packet due at or before at.
-func (r *udpRelay) hold(at time.Time, b []byte, dup bool) {
+func (r *udpRelay) hold(at time.Time, up *net.UDPConn, b []byte, dup bool) {
 	r.mu.Lock()
 	i := len(r.held)
 	for i > 0 && r.held[i-1].at.After(at) {
 		i--
 	}
-	r.held = slices.Insert(r.held, i, heldPacket{at, b, dup})
+	r.held = slices.Insert(r.held, i, heldPacket{at, up, b, dup})
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -117,9 +199,9 @@ func (r *udpRelay) release() {
 				break
 			}
 			r.held = r.held[1:]
-			r.up.Write(h.b)
+			h.up.Write(h.b)
 			if h.dup {
-				r.up.Write(h.b)
+				h.up.Write(h.b)
 			}
 		}
 		r.mu.Unlock()
@@ -141,19 +223,22 @@ func (r *udpRelay) fromPublisher() {
 	defer r.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := r.down.ReadFromUDP(buf)
+		n, from, err := r.down.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		r.peer.Store(from)
+		up := r.upFor(from)
+		if up == nil {
+			return // closed
+		}
 		b := append([]byte(nil), buf[:n]...)
-		// RTP (RFC 5761: version 2, payload type outside RTCP's 64..95).
-		rtcp := n >= 8 && b[0]>>6 == 2 && b[1]&0x7F >= 64 && b[1]&0x7F <= 95
-		if r.noRTCP && rtcp {
+		kind := kindOf(b)
+		r.fromPub[kind].Add(1)
+		if r.noRTCP && kind == rtcpKind {
 			continue
 		}
-		if r.imp == nil || !r.all && (n < 12 || b[0]>>6 != 2 || rtcp) {
-			r.up.Write(b)
+		if r.imp == nil || !r.all && (n < 12 || kind != rtpKind) {
+			up.Write(b)
 			continue
 		}
 		now := time.Now()
@@ -165,27 +250,35 @@ func (r *udpRelay) fromPublisher() {
 		delay, drop, dup := r.imp(r.n, now.Sub(r.t0))
 		r.n++
 		if !drop {
-			r.hold(now.Add(delay), b, dup)
+			r.hold(now.Add(delay), up, b, dup)
 		}
 	}
 }
 
-func (r *udpRelay) fromRecorder() {
+// fromRecorder relays what the recorder sends to up back to the publisher's
+// address to.
+func (r *udpRelay) fromRecorder(up *net.UDPConn, to *net.UDPAddr) {
 	defer r.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, err := r.up.Read(buf)
+		n, err := up.Read(buf)
 		if err != nil {
 			return
 		}
-		if p := r.peer.Load(); p != nil {
-			r.down.WriteToUDP(buf[:n], p)
-		}
+		r.fromRec[kindOf(buf[:n])].Add(1)
+		r.down.WriteToUDP(buf[:n], to)
 	}
 }
 
-// relayTransport rewrites the WHIP answer: every loopback UDP candidate of the
-// recorder points at a relay instead.
+// relayTransport rewrites the WHIP exchange so that the publisher's media
+// can only go through relays: every loopback UDP candidate of the recorder in
+// the answer points at a relay instead, and the offer goes without the
+// publisher's candidates. The recorder, a full ICE agent, would otherwise
+// send its checks straight to the publisher's candidates, and the publisher
+// would find a pair to the recorder's own address (peer-reflexive) that
+// bypasses the relays, and could nominate it (CI, session 13: a publisher
+// connected, and no RTP passed its relay in 55 s). The recorder learns the
+// publisher's address from its checks through a relay, as behind a NAT.
 type relayTransport struct {
 	t   *testing.T
 	imp impairment
@@ -195,9 +288,43 @@ type relayTransport struct {
 	all bool
 	// noRTCP drops the publisher's RTCP: a sender without sender reports.
 	noRTCP bool
+
+	mu     sync.Mutex
+	relays []*udpRelay // made so far
+}
+
+// String tells what each relay relayed.
+func (rt *relayTransport) String() string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if len(rt.relays) == 0 {
+		return "no relay (the answer had no loopback UDP candidate)"
+	}
+	var f []string
+	for _, r := range rt.relays {
+		f = append(f, r.String())
+	}
+	return strings.Join(f, "\n")
 }
 
 func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && req.Body != nil {
+		offer, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var kept []string
+		for _, l := range strings.Split(string(offer), "\r\n") {
+			if !strings.HasPrefix(l, "a=candidate:") {
+				kept = append(kept, l)
+			}
+		}
+		out := strings.Join(kept, "\r\n")
+		req = req.Clone(req.Context())
+		req.Body, req.GetBody = io.NopCloser(strings.NewReader(out)), nil
+		req.ContentLength = int64(len(out))
+	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		return resp, err
@@ -218,6 +345,9 @@ func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp, rt.all, rt.noRTCP)
+		rt.mu.Lock()
+		rt.relays = append(rt.relays, r)
+		rt.mu.Unlock()
 		f[5] = strconv.Itoa(r.down.LocalAddr().(*net.UDPAddr).Port)
 		lines[i] = strings.Join(f, " ")
 	}
@@ -382,6 +512,50 @@ func placed(t *testing.T, tr composition.Track, at []time.Duration) []time.Durat
 		out[i] = time.Duration((zero + f + stepBy(steps, f)) * float64(time.Second))
 	}
 	return out
+}
+
+// TestRelay_IsThePublishersOnlyPath: a publisher whose relay holds every
+// datagram of its first 1.5 s (ICE's checks too) connects through the relay
+// all the same, and its RTP passes the relay. Pion's publisher nominates a
+// peer-reflexive pair once it is a second old: with the publisher's
+// candidates in the offer, the recorder's own checks made one straight to
+// the recorder's address, and the publisher's media went around the relay
+// (no RTP through it), so a test's impairment was not applied at all.
+func TestRelay_IsThePublishersOnlyPath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	opus, err := mediatest.OpusTone(testenv.LookPath(t, "ffmpeg"), t.TempDir(), 440, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const hold = 1500 * time.Millisecond
+	rt := &relayTransport{t: t, all: true, imp: func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
+		return max(hold-elapsed, 0), false, false
+	}}
+	stop, _ := publishThrough(t, ctx, s, key, "relay", "p", opus, time.Time{}, 20*time.Millisecond, rt)
+	defer stop()
+	for {
+		var rtp int64
+		rt.mu.Lock()
+		for _, r := range rt.relays {
+			rtp += r.fromPub[rtpKind].Load()
+		}
+		rt.mu.Unlock()
+		if rtp >= 10 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the publisher connected, and %d RTP packets passed its relay in 30 s", rtp)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // TestServe_MixHoldsTheTrackUnderImpairments records a real Pion publisher's

@@ -80,6 +80,18 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
+	var sent atomic.Int64             // packets the sender wrote
+	var writing atomic.Bool           // the sender is in WriteSample
+	var sendErr atomic.Pointer[error] // why the sender stopped, if it failed
+	t.Cleanup(func() {                // before pub's Close
+		if t.Failed() {
+			stopped := "sending"
+			if e := sendErr.Load(); e != nil {
+				stopped = fmt.Sprintf("stopped: %v", *e)
+			}
+			t.Logf("%s's publisher: sender wrote %d packets (%s, in WriteSample now: %v); %s\n%s", user, sent.Load(), stopped, writing.Load(), publisherPath(pub.PC), rt)
+		}
+	})
 	if err := pub.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +121,14 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 			}
 			late = append(late, time.Since(at))
 			captured(at)
-			if track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond}) != nil {
+			writing.Store(true)
+			err := track.WriteSample(media.Sample{Data: packets[i%len(packets)], Duration: 20 * time.Millisecond})
+			writing.Store(false)
+			if err != nil {
+				sendErr.Store(&err)
 				return
 			}
+			sent.Add(1)
 		}
 	}()
 	return func() {
@@ -124,6 +141,36 @@ func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, use
 			t.Logf("%s's sender wrote %d packets after their capture time by: median %v, 90th percentile %v, max %v", user, len(late), q(0.5), q(0.9), q(1))
 		}
 	}, t0.Add(time.Duration(first) * period)
+}
+
+// publisherPath tells the state of a publisher's connection, and its ICE
+// candidate pairs with their candidates: which pair carries its media, and
+// whether one bypasses the test's relay.
+func publisherPath(pc *webrtc.PeerConnection) string {
+	dtls := pc.SCTP().Transport()
+	var b strings.Builder
+	fmt.Fprintf(&b, "ICE %s, DTLS %s, connection %s", pc.ICEConnectionState(), dtls.State(), pc.ConnectionState())
+	if p, err := dtls.ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+		fmt.Fprintf(&b, "; selected pair %s", p)
+	}
+	stats := pc.GetStats()
+	candidate := func(id string) string {
+		if c, ok := stats[id].(webrtc.ICECandidateStats); ok {
+			return fmt.Sprintf("%s %s:%d", c.CandidateType, c.IP, c.Port)
+		}
+		return id
+	}
+	var pairs []string
+	for _, s := range stats {
+		if p, ok := s.(webrtc.ICECandidatePairStats); ok {
+			pairs = append(pairs, fmt.Sprintf("\n  pair %s -> %s: %s, nominated %v, checks sent %d, answered %d, received %d; %d packets sent, %d received",
+				candidate(p.LocalCandidateID), candidate(p.RemoteCandidateID), p.State, p.Nominated,
+				p.RequestsSent, p.ResponsesReceived, p.RequestsReceived, p.PacketsSent, p.PacketsReceived))
+		}
+	}
+	slices.Sort(pairs)
+	b.WriteString(strings.Join(pairs, ""))
+	return b.String()
 }
 
 // publisherAPI returns the Pion API of a test publisher on loopback (IPv4)
