@@ -126,9 +126,9 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 			t.Errorf("the mix lasts %v, the recording %v", recorded+d, recorded)
 		}
 	}
-	defer func() { // the recorder's log of the stop
+	defer func() { // the recorder's log of the stop, and of the track (file: afterStop, keptByArrival; mix pipeline: late, shed)
 		if t.Failed() || os.Getenv("MIXDEBUG") != "" {
-			for _, l := range s.stderr.Lines("stop") {
+			for _, l := range s.stderr.Lines("stop", "track's") {
 				t.Log(l)
 			}
 		}
