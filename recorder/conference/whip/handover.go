@@ -93,7 +93,9 @@ func newHandWorkers(n, sockets int) (workers []*handWorker, queues [][]*handQueu
 // push queues packet p of buf for the worker, waiting for room while the
 // queue is full; false when done closed first (the packet is dropped: the
 // mux is closing). The reader's goroutine only; no lock, no allocation.
-// A packet longer than a slot must not be pushed.
+// A packet longer than a slot must not be pushed. It does not wake the
+// worker (but to make room): the reader wakes it once a batch of
+// datagrams is read (muxSocket.wakeWorkers), not per packet.
 func (q *handQueue) push(buf *conference.PushBuffer, p []byte, done <-chan struct{}) bool {
 	t := q.tail.Load()
 	for t-q.head.Load() >= handSlots {
@@ -112,7 +114,6 @@ func (q *handQueue) push(buf *conference.PushBuffer, p []byte, done <-chan struc
 	s.buf = buf
 	s.n = copy(s.data[:], p)
 	q.tail.Store(t + 1)
-	q.worker.wakeUp()
 	return true
 }
 

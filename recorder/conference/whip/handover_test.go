@@ -105,11 +105,18 @@ func TestHandWorkers_KeepEachTracksOrder(t *testing.T) {
 			for seq := range perTrack {
 				for i := s; i < tracks; i += sockets {
 					binary.BigEndian.PutUint16(p, uint16(seq))
-					if !queues[s][i/sockets%len(workers)].push(ts[i].buf, p, done) {
+					q := queues[s][i/sockets%len(workers)]
+					if !q.push(ts[i].buf, p, done) {
 						t.Error("push refused before the close")
 						return
 					}
+					if seq%16 == 0 { // a batch read: the reader wakes the workers
+						q.worker.wakeUp()
+					}
 				}
+			}
+			for _, q := range queues[s] {
+				q.worker.wakeUp()
 			}
 		}()
 	}
@@ -148,6 +155,7 @@ func TestHandQueue_FullWaitsAndLosesNothing(t *testing.T) {
 			if !q.push(tr.buf, p, done) {
 				break
 			}
+			q.worker.wakeUp()
 		}
 		pushed <- i
 	}()
@@ -231,6 +239,7 @@ func BenchmarkHandQueue(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		q.push(buf, p, done)
+		q.worker.wakeUp()
 	}
 	for q.head.Load() != q.tail.Load() {
 		time.Sleep(time.Millisecond)

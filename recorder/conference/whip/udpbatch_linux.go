@@ -159,6 +159,9 @@ func (b *batchConn) Arrived() int64 { return b.at }
 // last (SO_RXQ_OVFL; modulo 2^32).
 func (b *batchConn) Dropped() uint32 { return b.drops }
 
+// Buffered returns how many datagrams of the batch are left to read.
+func (b *batchConn) Buffered() int { return b.n - b.next }
+
 // controlMessages reads a datagram's control messages: its SCM_TIMESTAMPNS
 // receive time (Unix ns; 0: none) and its SO_RXQ_OVFL drop count (0: none:
 // the kernel sends it once the count is not 0). It allocates nothing.

@@ -36,6 +36,9 @@ func (c *plainConn) Arrived() int64 { return c.at }
 // Dropped returns 0: the kernel's drop count is not read here.
 func (c *plainConn) Dropped() uint32 { return 0 }
 
+// Buffered returns 0: each read is a system call.
+func (c *plainConn) Buffered() int { return 0 }
+
 // WriteToAddrPort writes on the socket.
 func (c *plainConn) WriteToAddrPort(p []byte, a netip.AddrPort) (int, error) {
 	return c.WriteToUDPAddrPort(p, a)

@@ -59,11 +59,13 @@ type muxKey struct {
 // next read), written to by address; Arrived is the receive time (Unix ns)
 // of the datagram read last, 0 if not known; Dropped, the socket's count of
 // datagrams the kernel dropped (its receive queue full) before it queued
-// that one, 0 if not known.
+// that one, 0 if not known; Buffered, how many datagrams the next reads
+// return without a system call (the rest of a recvmmsg batch).
 type datagramConn interface {
 	ReadDatagram() ([]byte, netip.AddrPort, error)
 	Arrived() int64
 	Dropped() uint32
+	Buffered() int
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	LocalAddr() net.Addr
 	Close() error
@@ -265,6 +267,12 @@ func (m *udpMux) Close() error {
 func (s *muxSocket) read() {
 	defer s.mux.wg.Done()
 	for {
+		if s.conn.Buffered() == 0 {
+			// The batch is read (the next read waits for the socket):
+			// the hand-over workers take what it queued, woken once a
+			// batch, not per packet.
+			s.wakeWorkers()
+		}
 		d, from, err := s.conn.ReadDatagram()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -294,9 +302,19 @@ func (s *muxSocket) read() {
 			c.arr.note(d, s.conn.Arrived(), s.conn.Dropped())
 		}
 		if c.direct != nil && c.direct.take(d, s.plain[:]) {
-			continue // decrypted and handed to its track here
+			continue // decrypted and handed to its track, or queued for its worker
 		}
 		c.push(d, from)
+	}
+}
+
+// wakeWorkers wakes the parked hand-over workers that the socket queued
+// packets for.
+func (s *muxSocket) wakeWorkers() {
+	for _, q := range s.queues {
+		if q.head.Load() != q.tail.Load() {
+			q.worker.wakeUp()
+		}
 	}
 }
 
