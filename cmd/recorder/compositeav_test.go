@@ -503,19 +503,24 @@ func (w stallWindow) describe(started time.Time) string {
 }
 
 // senderReports is a Pion interceptor under a publisher's report
-// interceptor that keeps when each RTCP sender report of its audio left and
-// what it said, and the audio's first RTP time.
+// interceptor that keeps when each RTCP sender report of its audio and its
+// video left and what it said, and each one's first RTP time.
 type senderReports struct {
 	interceptor.NoOp
 	mu      sync.Mutex
-	audio   uint32 // SSRC
-	first   uint32 // the first audio packet's RTP time
-	sending bool   // first is set
-	sent    []sentReport
+	streams map[uint32]*sentStream // by SSRC
 }
 
-// sentReport is one sender report of the audio: it left at at and said the
-// sender's wall clock was ntp at RTP time rtp.
+// sentStream is what the publisher sent of its audio or its video.
+type sentStream struct {
+	video   bool
+	first   uint32 // its first packet's RTP time
+	sending bool   // first is set
+	reports []sentReport
+}
+
+// sentReport is one sender report: it left at at and said the sender's wall
+// clock was ntp at RTP time rtp.
 type sentReport struct {
 	at, ntp time.Time
 	rtp     uint32
@@ -524,16 +529,17 @@ type sentReport struct {
 func (r *senderReports) NewInterceptor(string) (interceptor.Interceptor, error) { return r, nil }
 
 func (r *senderReports) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if !strings.HasPrefix(strings.ToLower(info.MimeType), "audio/") {
-		return w
-	}
+	st := &sentStream{video: strings.HasPrefix(strings.ToLower(info.MimeType), "video/")}
 	r.mu.Lock()
-	r.audio = info.SSRC
+	if r.streams == nil {
+		r.streams = map[uint32]*sentStream{}
+	}
+	r.streams[info.SSRC] = st
 	r.mu.Unlock()
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		r.mu.Lock()
-		if !r.sending {
-			r.sending, r.first = true, h.Timestamp
+		if !st.sending {
+			st.sending, st.first = true, h.Timestamp
 		}
 		r.mu.Unlock()
 		return w.Write(h, payload, a)
@@ -545,9 +551,10 @@ func (r *senderReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTC
 		now := time.Now()
 		r.mu.Lock()
 		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok && r.sending && sr.SSRC == r.audio {
+			if sr, ok := p.(*rtcp.SenderReport); ok && r.streams[sr.SSRC] != nil && r.streams[sr.SSRC].sending {
+				st := r.streams[sr.SSRC]
 				sec, frac := int64(sr.NTPTime>>32)-2208988800, sr.NTPTime&0xffffffff // NTP: seconds since 1900, 32.32 fixed point
-				r.sent = append(r.sent, sentReport{at: now, ntp: time.Unix(sec, int64(frac*1e9>>32)), rtp: sr.RTPTime})
+				st.reports = append(st.reports, sentReport{at: now, ntp: time.Unix(sec, int64(frac*1e9>>32)), rtp: sr.RTPTime})
 			}
 		}
 		r.mu.Unlock()
@@ -558,19 +565,25 @@ func (r *senderReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTC
 // window returns the stall's window of a camera started at start whose
 // audio keeps clock, with a line per report sent: when it left (after the
 // camera's start) and how late it was stamped (Pion stamps a report by
-// when it last wrote a packet: against when its RTP time was captured).
+// when it last wrote a packet: against when its RTP time was captured; the
+// camera's video is 30 fps from its start).
 func (r *senderReports) window(start time.Time, clock whiptest.AudioClock) stallWindow {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := stallWindow{from: start.Add(clock.StallAt), by: clock.Stall, to: time.Now()}
-	after := 0 // reports made after the stall ended
-	for _, s := range r.sent {
-		captured := start.Add(clock.CapturedAt(int(s.rtp - r.first)))
-		w.log = append(w.log, fmt.Sprintf("the sender's audio report at %.3f s of its time: stamped %+.1f ms against the capture",
-			s.at.Sub(start).Seconds(), s.ntp.Sub(captured).Seconds()*1000))
-		if s.at.After(w.from.Add(clock.Stall)) {
-			if after++; after == 2 {
-				w.to = s.at.Add(320 * time.Millisecond)
+	for _, st := range r.streams {
+		kind, after := "audio", 0 // after: reports made after the stall ended
+		for _, s := range st.reports {
+			captured := start.Add(clock.CapturedAt(int(s.rtp - st.first)))
+			if st.video {
+				kind, captured = "video", start.Add(time.Duration(float64(s.rtp-st.first)/90000*float64(time.Second)))
+			}
+			w.log = append(w.log, fmt.Sprintf("the sender's %s report at %.3f s of its time: stamped %+.1f ms against the capture",
+				kind, s.at.Sub(start).Seconds(), s.ntp.Sub(captured).Seconds()*1000))
+			if !st.video && s.at.After(w.from.Add(clock.Stall)) {
+				if after++; after == 2 {
+					w.to = s.at.Add(320 * time.Millisecond)
+				}
 			}
 		}
 	}
