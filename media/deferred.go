@@ -27,8 +27,9 @@ import (
 // (WriteRTPAt: the newest packet was read lag after it arrived) is short of
 // CPU and may not run again for as long: it decodes that much further ahead
 // (horizon), so that a starved reader loses nothing to deferring. The mixer
-// never lags more than the budget, and claims a frame the budget after its
-// end at the earliest, so from the moment a queued packet is due to the
+// never lags more than the budget (and readerWait, for a reader behind its
+// socket: mixer.go), and claims a frame the budget after its end at the
+// earliest, so from the moment a queued packet is due to the
 // moment the mixer could give up waiting for it the reader has at least
 // deferAhead (the join wait and deferLead: three quarters of a second by
 // default) to decode it. Pause,

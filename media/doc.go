@@ -104,8 +104,11 @@
 //     the pipeline writes it with Ring.Put and moves the ring's decided
 //     frontier (Ring.Decide) to the end of the in-sequence run. The mixer
 //     writes frame [h, h+F) once every input's frontier passed h+F, or once
-//     now is past h+F plus the budget; then it claims what an input has not
-//     decided as silence (a compare-and-swap on the frontier, so every
+//     now is past h+F plus the budget (an input whose reader is behind its
+//     socket, with a packet to read that reached the machine within the
+//     budget for the frame, is waited for up to readerWait, half a second,
+//     longer: InputOptions.Unread; arrival, not reading, counts); then it
+//     claims what an input has not decided as silence (a compare-and-swap on the frontier, so every
 //     position is decided exactly once). Only a packet for a position
 //     already written is dropped, and counted (PipelineStats.Late,
 //     Ring.Dropped; Mixer.Expired counts frames written because the budget
@@ -115,7 +118,8 @@
 //     gated span ends (MixInput.Gate, GateEnds): the mix on disk does not lag
 //     the budget while a participant is blacked out, and the other tracks'
 //     rings do not fill up meanwhile. The mix on disk thus lags real time by at
-//     most the budget (less while every input delivers in order), and
+//     most the budget (less while every input delivers in order; half a
+//     second more while a reader is behind its socket), and
 //     Mixer.Finish, at stop, writes everything that arrived.
 //   - Reordering. The ring places packets in any order; for Opus, whose
 //     decoder needs its packets in sequence, the pipeline also holds up to 8

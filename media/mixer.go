@@ -97,6 +97,15 @@ type InputOptions struct {
 	// the latency budget plus ringSlack at the mix rate. The ring starts at
 	// a second of it and grows when needed.
 	RingCapacity int
+	// Unread, if set, says when the first packet of the input's track that
+	// its reader has not read yet reached the machine (the kernel's receive
+	// time; false: none, or not known). A reader behind its socket (a
+	// recorder short of CPU, a burst after a network stall) still has audio
+	// to read that came within the budget: the mixer waits for it up to
+	// readerWait past the budget (see frame). Called on the mixer goroutine,
+	// only for a frame whose budget passed while the input had not decided
+	// it: it must not block or allocate.
+	Unread func() (time.Time, bool)
 }
 
 // span is a half-open interval [from, to) of timeline positions.
@@ -130,8 +139,9 @@ type MixInput struct {
 	// undecoded ends (deferred.go), 0 while none is queued: InputsEnd
 	// counts it as written.
 	deferEnd atomic.Uint64
-	joined   bool      // mixer goroutine: the mixer reached start
-	_        [0]func() // not comparable
+	joined   bool                     // mixer goroutine: the mixer reached start
+	unread   func() (time.Time, bool) // InputOptions.Unread; nil: not known
+	_        [0]func()                // not comparable
 }
 
 // Deferred reports whether the input's pipeline holds packets undecoded
@@ -391,6 +401,15 @@ func (m *Mixer) Duration(n uint64) time.Duration {
 // budget (it shrinks back after).
 const ringSlack = time.Second
 
+// readerWait is how long past the latency budget the mixer waits at most
+// for a frame an input has not decided while the input's reader has
+// packets to read that reached the machine within the budget for it
+// (InputOptions.Unread): a reader behind its socket is not a late packet.
+// Half the rings' slack: the other inputs, in step, write that much
+// further ahead of what the mixer read, and a track written ahead of its
+// arrival (a sender report's 100 ms, a 120 ms packet) still fits.
+const readerWait = ringSlack / 2
+
 // initialRingSeconds is how much audio an input's ring holds before it
 // first has to hold more: a track in step with the mixer keeps the join wait
 // (half a second) and a frame or two, plus what its sender report places
@@ -414,7 +433,7 @@ func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	// The ring holds the budget once the track (or another the mixer waits
 	// for) lags; until then a second (ring.go: it grows when needed).
 	ring := NewGrowingRing(min(capacity, m.cfg.SampleRate*initialRingSeconds), capacity)
-	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, added: now}
+	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, added: now, unread: opts.Unread}
 	in.ring.head.Store(start)
 	in.ring.tail.Store(start)
 	in.ring.end.Store(start)
@@ -603,6 +622,9 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		return false, nil // the recording stopped there: Finish writes the rest
 	}
 	expired := final || h+f+m.budget <= now
+	if expired && !final && m.readerBehind(h, now) {
+		return false, nil // an input's reader has audio for it still to read
+	}
 	if !expired {
 		// An open cut (a skipped pause) waits to be settled before any of
 		// it is written: audio from before the pause read late may still
@@ -667,6 +689,26 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 	err := m.emit(h, m.pcm)
 	m.written.Store(h + f)
 	return true, err
+}
+
+// readerBehind reports whether the frame at h, its budget passed at now,
+// waits on for an input that has not decided it: its reader has a packet
+// to read that reached the machine within the budget for the frame, and
+// the mixer has waited less than readerWait past the budget.
+func (m *Mixer) readerBehind(h, now uint64) bool {
+	e := h + uint64(m.frameSamples)
+	if e+m.budget+uint64(samples(readerWait, m.cfg.SampleRate)) <= now {
+		return false
+	}
+	for _, in := range *m.inputs.Load() {
+		if in.unread == nil || in.start > h || in.leaving.Load() || in.gatedUpTo(e) || in.ring.Tail() >= e {
+			continue
+		}
+		if at, ok := in.unread(); ok && m.PosAt(at) <= e+m.budget {
+			return true
+		}
+	}
+	return false
 }
 
 // emit writes the frame at timeline position h to the sink, leaving out the

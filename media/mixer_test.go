@@ -406,6 +406,54 @@ func TestMixer_WaitsWithinTheBudget(t *testing.T) {
 	}
 }
 
+// TestMixer_WaitsForAReaderBehindItsSocket: a track's reader behind its
+// socket (a recorder short of CPU, a burst after a network stall) reads
+// packets that reached the machine within the budget after the budget for
+// their frames passed. The mixer waits for them while the input says its
+// next unread packet came in time (InputOptions.Unread), up to readerWait
+// past the budget, and they land; a reader further behind than that loses
+// what it has not read, as a packet later than the budget does.
+func TestMixer_WaitsForAReaderBehindItsSocket(t *testing.T) {
+	sink := &captureSink{}
+	m, c := newVirtualMixer(MixConfig{Latency: time.Second}, sink)
+	var unreadAt time.Time // the receive time of the reader's next packet; zero: none to read
+	f := newFeeder(m, "a", 440, 8000, InputOptions{Unread: func() (time.Time, bool) { return unreadAt, !unreadAt.IsZero() }})
+	run(t, m, 10, f)
+	// The reader stops at frame 10, whose packet reached the machine now
+	// (and the next ones every 20 ms): 1.4 s of them wait in its socket,
+	// the budget for frame 10 passed 0.38 s ago.
+	unreadAt = c.t
+	run(t, m, 70)
+	if m.Written() != 10*160 {
+		t.Fatalf("written %d, want %d: the mixer waits for the reader's frame 10", m.Written(), 10*160)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { m.Step() }); allocs != 0 {
+		t.Errorf("Step allocates %.2f times while it waits for the reader, want 0", allocs)
+	}
+	for range 70 { // it reads them all at once
+		f.feed()
+	}
+	unreadAt = time.Time{}
+	run(t, m, 1, f)
+	if d := f.in.Ring().Dropped(); d != 0 {
+		t.Fatalf("dropped %d samples, want none", d)
+	}
+	// It stops again for longer than the budget and readerWait: the mix
+	// goes on without it 1.5 s after the frame's end.
+	at := f.pos
+	unreadAt = c.t
+	run(t, m, 100)
+	if want := uint64(at) + uint64(samples(2*time.Second-time.Second-readerWait, 8000)); m.Written() != want {
+		t.Errorf("written %d, want %d: the budget and readerWait after the reader stopped", m.Written(), want)
+	}
+	unreadAt = time.Time{}
+	finish(t, m)
+	act := toneWindows(sink.pcm[:at], 8000, 440)
+	if count(act) != len(act) {
+		t.Errorf("tone in %d of the %d windows before the reader's second stop", count(act), len(act))
+	}
+}
+
 type failingSink struct{ err error }
 
 func (f failingSink) WriteFrame([]int16) error { return f.err }

@@ -35,13 +35,7 @@ func TestManager_DrainWaitsForWhatReachedTheMachineBeforeTheStop(t *testing.T) {
 	m, fa, bucket, rec, tr, st := startStarved(t)
 	ctx := context.Background()
 	fa.sink("f").AddTrack(tr)
-	quit := make(chan struct{})
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		st.send(&synth.Tone{Freq: 440, Amplitude: 8000}, quit)
-	}()
-	defer func() { close(quit); <-sent }()
+	st.sending(t, &synth.Tone{Freq: 440, Amplitude: 8000})
 
 	time.Sleep(2 * time.Second) // recording, the reader in step
 	st.hold()
@@ -127,6 +121,16 @@ func (s *starvedTrack) send(tone interface{ NextPCMU([]byte) []byte }, quit chan
 		s.mu.Unlock()
 		s.ch <- b
 	}
+}
+
+// sending sends tone (send) until the test ends.
+func (s *starvedTrack) sending(t *testing.T, tone interface{ NextPCMU([]byte) []byte }) {
+	quit, sent := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.send(tone, quit)
+	}()
+	t.Cleanup(func() { close(quit); <-sent })
 }
 
 // hold stops the reader; release lets it read again.
@@ -286,11 +290,18 @@ func (r receiveTimes) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
 // a starvedTrack, not yet added to the conference.
 func startStarved(t *testing.T) (*Manager, *fakeAdapter, *storage.Bucket, *Recording, *conference.Track, *starvedTrack) {
 	t.Helper()
+	return startStarvedMix(t, nil)
+}
+
+// startStarvedMix is startStarved with the recording's mix settings (nil:
+// the defaults).
+func startStarvedMix(t *testing.T, mix *config.MixSettings) (*Manager, *fakeAdapter, *storage.Bucket, *Recording, *conference.Track, *starvedTrack) {
+	t.Helper()
 	bucket := storage.NewBucket(memstore.New(memstore.Options{Name: "test"}))
 	m, fa, _ := newTestManager(t, func(o *Options) {
 		o.OpenBucket = func(context.Context, string, *config.StorageProfile) (*storage.Bucket, error) { return bucket, nil }
 	})
-	rec, err := m.Start(context.Background(), "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true})
+	rec, err := m.Start(context.Background(), "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c", Audio: true, Mix: mix})
 	if err != nil {
 		t.Fatal(err)
 	}

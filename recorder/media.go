@@ -114,7 +114,11 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 	ts.order = reorder.New((*trackFile)(ts), reorderConfig(t.Kind, sm.latency))
 	ts.receipts, _ = t.Reader.(conference.ArrivalReader)
 	if t.Kind == conference.KindAudio && sm.mixer != nil {
-		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, media.InputOptions{})
+		var opts media.InputOptions
+		if ts.receipts != nil {
+			opts.Unread = ts.unread // the mixer waits for a reader behind its socket
+		}
+		in := sm.mixer.AddInput(t.StreamID+"/"+t.TrackID, opts)
 		pipe, err := newAudioPipeline(t, in)
 		if err != nil {
 			sm.mixer.RemoveInput(in)
@@ -555,17 +559,26 @@ func (m *mediaSink) arrivedBeforeStop() stopPlacing {
 // run. A lost next packet is looked past, two at most; unknown is false.
 // Any goroutine.
 func (m *mediaSink) unreadBefore(stop time.Time) bool {
+	at, ok := m.unread()
+	return ok && at.Before(stop)
+}
+
+// unread returns when the track's next packet, not read yet, reached the
+// machine, by its receive time (see unreadBefore); false if it did not or
+// that is not known. Any goroutine; it allocates nothing
+// (media.InputOptions.Unread).
+func (m *mediaSink) unread() (time.Time, bool) {
 	v := m.lastRead.Load()
 	if m.receipts == nil || v == 0 {
-		return false
+		return time.Time{}, false
 	}
 	ssrc, seq := uint32(v>>16), uint16(v)
 	for d := uint16(1); d <= 3; d++ {
 		if at, ok := m.receipts.Arrival(ssrc, seq+d); ok {
-			return at.Before(stop)
+			return at, true
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 // gapState is what may still fill a track's gap before the stop (drain).
