@@ -601,6 +601,15 @@ func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
 			}
 			return 0, false, false
 		}, false},
+		// 40 packets (0.8 s) held 1.8 s while the ones after them go on:
+		// each comes about 90 packets after a newer one, past SRTP's
+		// default replay window (64), well within the budget (5 s).
+		{"a span reordered by 1.8 s", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
+			if n >= 125 && n < 165 {
+				return 1800 * time.Millisecond, false, false
+			}
+			return 0, false, false
+		}, false},
 		{"duplication", 20 * time.Millisecond, func(n int, _ time.Duration) (time.Duration, bool, bool) {
 			return 0, false, n%4 == 0
 		}, false},

@@ -14,6 +14,17 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// SRTPReplayWindow is the SRTP replay window every WebRTC adapter's
+// connections use, in packets: how far behind the newest packet of its
+// stream a packet may come and still be decrypted. Pion's default is 64
+// packets (1.28 s of 20 ms audio): a packet reordered further (a span held
+// by a stalled path while newer ones went on) was dropped as a replay,
+// though it came well within the recording's latency budget and belongs in
+// the track file and the mix. 4096 packets is 82 s of 20 ms audio (the
+// budget is at most 60 s) and 16 s of a 2.5 Mbit/s video stream; the
+// window costs 512 bytes per stream and a 64-word shift per packet.
+const SRTPReplayWindow = 4096
+
 // CodecOf describes a codec negotiated by Pion, as every WebRTC adapter
 // (whip, janus, whep) reports it to the Session.
 func CodecOf(c webrtc.RTPCodecParameters) Codec {

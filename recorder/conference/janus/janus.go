@@ -89,6 +89,7 @@ func New(opts Options) *Adapter {
 	if api == nil {
 		var se webrtc.SettingEngine
 		_ = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer)
+		se.SetSRTPReplayProtectionWindow(conference.SRTPReplayWindow)
 		api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	}
 	log := opts.Logger

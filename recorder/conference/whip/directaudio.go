@@ -227,7 +227,7 @@ func (c *directConn) take(d, plain []byte) bool {
 		if k == nil {
 			return false
 		}
-		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile)
+		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile, srtp.SRTPReplayProtection(conference.SRTPReplayWindow))
 		if err != nil {
 			c.failed = true
 			return false

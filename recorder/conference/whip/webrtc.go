@@ -227,6 +227,7 @@ func settingEngine(s Settings) (se webrtc.SettingEngine, socks sockets, closeFn 
 		}
 	}
 	se.LoggerFactory = newSharedLoggers()
+	se.SetSRTPReplayProtectionWindow(conference.SRTPReplayWindow)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(s.IncludeLoopback || s.LoopbackOnly)
 	skip6Loopback := hasIPv4Loopback()
