@@ -76,7 +76,10 @@ type Ring struct {
 	// dropped counts samples the producer could not place: late (below the
 	// frontier) or beyond the ring's end. Producer only.
 	dropped atomic.Uint64
-	_       [cacheLine - 8]byte
+	// overflowed counts the part of dropped that lay beyond the ring's
+	// capacity (the consumer too far behind), not below the frontier.
+	overflowed atomic.Uint64
+	_          [cacheLine - 16]byte
 	// missing counts positions the consumer claimed as silence with nothing
 	// written for them. Consumer only.
 	missing atomic.Uint64
@@ -147,6 +150,10 @@ func (r *Ring) End() uint64 { return max(r.end.Load(), r.Tail()) }
 // positions were already decided (late) or beyond the ring's capacity.
 func (r *Ring) Dropped() uint64 { return r.dropped.Load() }
 
+// Overflowed returns the part of Dropped that lay beyond the ring's
+// capacity when it was written: the consumer was that far behind.
+func (r *Ring) Overflowed() uint64 { return r.overflowed.Load() }
+
 // Missing returns the number of positions the consumer claimed as silence
 // with nothing written for them (loss, DTX, a stalled producer).
 func (r *Ring) Missing() uint64 { return r.missing.Load() }
@@ -216,6 +223,7 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 		newTail := max(t, min(decide, limit))
 		if stored == 0 && newTail == t {
 			r.dropped.Add(uint64(len(p)))
+			r.overflowed.Add(uint64(len(data)))
 			return 0
 		}
 		if !r.tail.CompareAndSwap(t, t|busy) {
@@ -239,6 +247,7 @@ func (r *Ring) write(pos uint64, p []int16, decide uint64) int {
 		r.tail.Store(newTail) // publish: slots are written before the busy bit clears
 		if d := uint64(len(p)) - stored; d > 0 {
 			r.dropped.Add(d)
+			r.overflowed.Add(uint64(len(data)) - stored)
 		}
 		return int(stored)
 	}

@@ -97,6 +97,8 @@ func (sm *sessionMedia) close(at ...time.Time) (int64, error) {
 	if err == nil {
 		err = cerr
 	}
+	sm.log.Info("mix finished", "lengthMs", sm.mixer.Position().Milliseconds(), "writtenMs", sm.mixer.Duration(sm.mixer.Written()).Milliseconds(),
+		"expiredFrames", sm.mixer.Expired(), "err", err)
 	return sm.mixer.Frames(), err
 }
 
