@@ -1680,9 +1680,22 @@ func (p *AudioPipeline) Pause() {
 	if p.closed || !p.started {
 		return
 	}
+	p.PlaceHeld()
+	p.finishSeq()
+}
+
+// PlaceHeld decodes and places now what the pipeline holds: the packets
+// held behind a missing one, and the deferred ones. Unlike Pause it gives
+// up on no missing packet: one that still comes is placed where it belongs,
+// as long as the mixer has not written its place (the recording's stop: a
+// packet from after it came first, and the drain waits on for the ones
+// before it that reached the machine). Reader goroutine only.
+func (p *AudioPipeline) PlaceHeld() {
+	if p.closed || !p.started {
+		return
+	}
 	p.processDue(true)
 	p.flushHeld(p.mixer.Now())
-	p.finishSeq()
 }
 
 // Close decides everything written (the mixer stops waiting for the track);

@@ -420,8 +420,12 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			// track closes, after the drain, which may wait longer than
 			// the mixer waits for the track (the latency budget): that
 			// audio came before the stop. A missing packet that still
-			// comes is placed where it belongs (decoded out of order).
-			pipe.Pause()
+			// comes (the drain waits for those that reached the machine
+			// before the stop) is placed where it belongs, decoded out of
+			// order: nothing is given up here (PlaceHeld, not Pause:
+			// packets reordered around the stop were lost from the mix,
+			// not from the file).
+			pipe.PlaceHeld()
 		}
 		if !m.pastStop || int16(p.SequenceNumber-m.stopSeq) < 0 {
 			m.pastStop, m.stopSeq = true, p.SequenceNumber // the first packet from after the stop
