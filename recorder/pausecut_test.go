@@ -129,10 +129,7 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Composition == nil || len(got.Composition.Outputs) == 0 || got.Composition.Outputs[0].Object == nil {
-		t.Fatalf("composition %+v: want an uploaded mix", got.Composition)
-	}
-	mix := readPCM(t, bucket, got.Composition.Outputs[0].Object.Key)
+	mix := mixPCM(t, bucket, got)
 	const ms = time.Millisecond
 	// from, to: the cut's instants on the timeline; end, resumed: where
 	// the tones before it end and those after it begin in mix.wav.
@@ -234,6 +231,16 @@ func toneFrom(pcm []int16, freq float64, from, to time.Duration) (time.Duration,
 		}
 	}
 	return 0, false
+}
+
+// mixPCM reads the mix of the stopped recording got (its composition's
+// first output) as linear samples.
+func mixPCM(t *testing.T, bucket *storage.Bucket, got *Recording) []int16 {
+	t.Helper()
+	if got.Composition == nil || len(got.Composition.Outputs) == 0 || got.Composition.Outputs[0].Object == nil {
+		t.Fatalf("composition %+v: want an uploaded mix", got.Composition)
+	}
+	return readPCM(t, bucket, got.Composition.Outputs[0].Object.Key)
 }
 
 // readPCM reads a WAV object of the recording (16-bit PCM or µ-law) as

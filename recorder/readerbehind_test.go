@@ -40,10 +40,7 @@ func TestManager_MixWaitsForAReaderBehindItsSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Composition == nil || len(got.Composition.Outputs) == 0 || got.Composition.Outputs[0].Object == nil {
-		t.Fatalf("composition %+v: want an uploaded mix", got.Composition)
-	}
-	pcm := readPCM(t, bucket, got.Composition.Outputs[0].Object.Key)
+	pcm := mixPCM(t, bucket, got)
 	// The 20 ms windows from the first with the tone to the last: every one
 	// holds it.
 	var on []bool
