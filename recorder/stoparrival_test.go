@@ -111,7 +111,7 @@ func TestManager_MixKeepsWhatCameAfterAPacketFromAfterTheStop(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the packets sent after it queue too
 	close(quit)
 	<-sent
-	missed := st.reorderQueued(called)
+	missed := st.reorderQueued(t, called)
 	st.release()
 	got := <-stopped
 	if got == nil {
@@ -142,7 +142,8 @@ func TestManager_MixKeepsWhatCameAfterAPacketFromAfterTheStop(t *testing.T) {
 // before, the last is followed by the newest queued packet (sent after the
 // stop) and then by the 8 packets before that last one; the rest come in
 // order. It returns the sequence numbers of the 8.
-func (s *starvedTrack) reorderQueued(before time.Time) []uint16 {
+func (s *starvedTrack) reorderQueued(t *testing.T, before time.Time) []uint16 {
+	t.Helper()
 	var q [][]byte
 	for len(s.ch) > 0 {
 		q = append(q, <-s.ch)
@@ -155,7 +156,7 @@ func (s *starvedTrack) reorderQueued(before time.Time) []uint16 {
 	}
 	s.mu.Unlock()
 	if k < 10 || k == len(q) {
-		panic(fmt.Sprintf("reorderQueued: %d packets queued, %d before the stop", len(q), k))
+		t.Fatalf("%d packets queued for the held reader, %d of them before the stop: want 10 or more before it and one after", len(q), k)
 	}
 	run := q[k-9 : k-1]
 	order := append(append(append(append(append([][]byte(nil), q[:k-9]...), q[k-1]), q[len(q)-1]), run...), q[k:len(q)-1]...)
