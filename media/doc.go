@@ -50,9 +50,14 @@
 //     (conference.Track.SenderReport) and the recorder gives the latest to
 //     the pipeline (SenderReport). An anchor goes where the report puts its
 //     timestamp on the sender's wall clock, if that fits the packet's
-//     arrival (at most 100 ms after it, at most 1 s before it: the sender's
-//     clock agrees with ours, as an SFU's or an NTP-synced sender's does); a
-//     report that comes while an anchor settles moves it there. Without a
+//     arrival (at most 1 s before it: the sender's clock agrees with ours,
+//     as an SFU's or an NTP-synced sender's does); a report that comes while
+//     an anchor settles moves it there. Never after the arrival of the
+//     least-late packet: a report that places it there (up to 100 ms: Pion
+//     stamps a report by its sender's last write, which lags on a busy
+//     machine) was stamped late, and the arrival places the track; the next
+//     report shows by how much the first one followed was late
+//     (followReport), so it is not taken for a step back. Without a
 //     report the anchor is first the packet's arrival and then, for half a
 //     second of arrivals (settling, nothing decided meanwhile), moves back by
 //     the most any packet came earlier than the mapping placed it: the

@@ -508,9 +508,9 @@ func (m *Mixer) Cut(pos uint64) uint64 {
 // keeps a packet by where its audio begins, and drops what begins within
 // the cut): it stays whole in the mix, as in its track's file. Never
 // further: what lies beyond was placed there before the pause began, by a
-// mapping ahead of the wall clock (a sender report stamped late puts a
-// track's audio up to 100 ms after its arrival), and is left out with the
-// pause. So the cut begins where the tracks' audio before the instant
+// mapping ahead of the wall clock (a track placed by its arrival and
+// caught up by its sender's reports may run a few ms ahead), and is left out
+// with the pause. So the cut begins where the tracks' audio before the instant
 // ends, within a frame of it, and every track resumes seamlessly
 // (AudioPipeline.ResyncAt). Safe from any goroutine.
 //

@@ -241,6 +241,14 @@ type AudioPipeline struct {
 	srLastPos float64
 	srLeast   float64
 	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
+	// srFirst: the last report followed is the first (since srFollow
+	// began); srFirstEarly, the least lateness of a packet by it as
+	// stamped (negative: it placed packets after their receipt, so it was
+	// stamped late); srFirstOrigin, its srOff is OriginSent's. The next
+	// report followed checks its stamp (followReport).
+	srFirst       bool
+	srFirstEarly  float64
+	srFirstOrigin bool
 
 	// srTrial: the latest report is on trial until the arrival srTrialEnd
 	// (reportTrial), and srTrialLeast is the least lateness of a packet by
@@ -1007,7 +1015,15 @@ func (p *AudioPipeline) reportKeeps(ts uint32, pos float64, now uint64) bool {
 // anchor a report may place it anywhere, before the track's start in the mix
 // or the recording's time zero too (that part is left out of the mix); a
 // later one (a new source, a jump) goes no earlier than the track's audio
-// written so far ends.
+// written so far ends. A report never places it after its receipt (or that
+// end): audio is captured before it reaches the machine, so such a report was
+// stamped late (Pion stamps a report by when its sender last wrote a packet:
+// on a busy machine, up to the 100 ms srPosition allows). Placed by it, the
+// track's file and its mix held that much audio from after a pause's instant
+// (the gate keeps what came before it), where the mix is cut at the instant:
+// the file's cut and the mix's differed by as much. It is placed by its
+// arrival instead, and its report is checked by the next one
+// (followReport).
 func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.settleNow()
 	p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
@@ -1032,12 +1048,12 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 		}
 		return
 	}
-	if pos, ok := p.srPosition(ts, now); ok && (first || pos >= float64(end)) {
+	from := max(now, end)
+	if pos, ok := p.srPosition(ts, now); ok && (first || pos >= float64(end)) && pos <= float64(from) {
 		p.basePos = pos
 		p.bySR.Add(1)
 		return // the sender's clock places it: nothing to settle
 	}
-	from := max(now, end)
 	p.basePos, p.byArrival = float64(from), true
 	p.settling, p.settleFrom, p.settleFloor, p.settleMin, p.settleFirst = true, from, end, 0, first
 	p.settleEnd = now + min(uint64(samples(settleTime, int(p.rate))), p.mixer.budget/2)
@@ -1057,8 +1073,10 @@ func (p *AudioPipeline) settleNow() {
 	p.settling = false
 	floor := max(p.ring.Tail(), p.settleFloor)
 	early := -p.settleMin
-	if pos, ok := p.srPosition(uint32(p.baseExt), p.settleFrom); ok && p.ratio == 1 {
-		// A sender report came while settling: it places the anchor.
+	if pos, ok := p.srPosition(uint32(p.baseExt), p.settleFrom); ok && p.ratio == 1 && float64(p.settleFrom)-pos >= early {
+		// A sender report came while settling: it places the anchor,
+		// unless after the least-late packet's receipt (stamped late, see
+		// anchor).
 		early = float64(p.settleFrom) - pos
 		if early > 0 && (p.settleFirst || p.settleFrom-uint64(math.Ceil(early)) >= floor) {
 			p.bySR.Add(1)
@@ -1180,7 +1198,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// The least lateness by it is its trial's, not this packet's
 		// alone: the next report's trial is measured against it.
 		p.srOff = want - pos
-		if !p.followedOK.Load() {
+		p.srFirst, p.srFirstEarly, p.srFirstOrigin = true, p.srTrialLeast, !p.followedOK.Load()
+		if p.srFirstOrigin {
 			p.followed.Store(math.Float64bits(p.srOff))
 			p.followedOK.Store(true)
 		}
@@ -1190,11 +1209,31 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	want -= p.srOff
 	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
-	if d := p.srLeast - trialLeast; d > reportLate.Seconds()*p.rate {
+	first := p.srFirst
+	p.srFirst = false
+	switch d, tol := p.srLeast-trialLeast, reportLate.Seconds()*p.rate; {
+	case d > tol:
 		// A packet of the trial came earlier by it than the packets since
 		// the last report followed came by that one: it is stamped late,
 		// by about d. Taken back by d, it says what the sender's clock
 		// did (a step, a drift) as far as the arrivals show it.
+		want -= d
+		trialLeast += d
+	case first && d < -tol && p.srFirstEarly < -tol:
+		// The packets of the trial came later by it than they came by
+		// the first report followed, and that one placed packets after
+		// their receipt: it was stamped late, by about -d, and srOff took
+		// that in (the track is placed by its arrival, see anchor). Kept,
+		// every report after it would look -d early: followed as a step
+		// back, the mix would jump -d earlier than the packets' arrival
+		// (with a 20 ms report step, 2 s in), and a clock 0.5 % slow,
+		// whose reports move 5 ms a second, would look good for seconds
+		// (Slips' beep 2, 17 ms early). srOff gives it back, and so does
+		// OriginSent if it is that report's.
+		p.srOff += d
+		if p.srFirstOrigin {
+			p.followed.Store(math.Float64bits(p.srOff))
+		}
 		want -= d
 		trialLeast += d
 	}

@@ -16,6 +16,7 @@ type placementCase struct {
 	sent   time.Duration                          // its first packet was captured (may be before 0)
 	arrive func(sent time.Duration) time.Duration // when the packet captured at sent is read
 	sr     bool                                   // a sender report (the sender's clock is ours) before the first packet
+	srLate time.Duration                          // how late that report is stamped
 	pause  [2]time.Duration                       // the gate drops packets whose audio begins within (zero: none)
 	total  time.Duration
 	onsets []time.Duration // where the mix's beeps begin: the truth
@@ -48,7 +49,7 @@ func runPlacement(t *testing.T, payloads [][]byte, tc placementCase) ([]int16, *
 				t.Fatal(err)
 			}
 			if tc.sr { // the sender's clock read the first packet's capture instant at its timestamp
-				p.SenderReport(7, t0.Add(tc.sent), 90000)
+				p.SenderReport(7, t0.Add(tc.sent+tc.srLate), 90000)
 			}
 		}
 		for p != nil && i < len(pkts) && pkts[i].at <= now {
@@ -166,6 +167,13 @@ func TestAudioPipeline_PlacedWhereItWasCaptured(t *testing.T) {
 			total: 5200 * ms, onsets: beepOnsets(-33*ms, 0, 5200*ms, [2]time.Duration{}), origin: -33 * ms, before: 2},
 		// Every packet 10 ms in transit: without a sender report the
 		// least-late packet places the track, 10 ms after its capture.
+		// A report stamped 60 ms late (Pion's, by a lagging write) would
+		// place it 50 ms after its arrival: it goes at its arrival (its
+		// file and mix held that much after a pause's instant, where the
+		// mix is cut at it).
+		{name: "sender report stamped 60 ms late: placed by the arrival, not after it",
+			join: 0, sent: 0, arrive: func(s time.Duration) time.Duration { return s + 10*ms }, sr: true, srLate: 60 * ms,
+			total: 5200 * ms, onsets: beepOnsets(10*ms, 0, 5200*ms, [2]time.Duration{}), origin: 10 * ms},
 		{name: "a pause after a late start: no jump at the resume",
 			join: 100 * ms, sent: -33 * ms, arrive: func(s time.Duration) time.Duration { return max(s+10*ms, 250*ms) },
 			pause: [2]time.Duration{2000 * ms, 3000 * ms},
@@ -185,7 +193,7 @@ func TestAudioPipeline_PlacedWhereItWasCaptured(t *testing.T) {
 			if s.Reanchors != 0 || s.Late != 0 || s.Lost != 0 || s.BeforeStart != tc.before {
 				t.Errorf("stats %+v: want no re-anchor, nothing late or lost, %d before the start", s, tc.before)
 			}
-			if tc.sr != (s.BySR == 1) {
+			if tc.sr && tc.srLate == 0 != (s.BySR == 1) {
 				t.Errorf("%d anchors by the sender report", s.BySR)
 			}
 			if p.Ratio() != 1 {

@@ -129,26 +129,67 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		name    string
 		snd     slippingSender
 		every   float64 // seconds between reports
-		outlier int     // the report (from 0) stamped 40 ms late; -1: none
+		outlier int     // the report (from 0) stamped late; -1: none
+		late    float64 // how late it is stamped (seconds); default 40 ms
 		total   float64 // seconds of the wall clock; default 12
 	}{
-		{"slips, a report a second", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 1, 4, 0},
-		{"slips, a report every 3 s", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 3, 2, 15},
-		{"a write stall of 350 ms, a report a second", slippingSender{rate: 1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0},
-		{"slips, a write stall, a report a second", slippingSender{rate: 0.995, stallAt: 7.5, stall: 0.1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0},
-		{"a good clock, a report every 5 s", slippingSender{rate: 1}, 5, -1, 0},
+		{"slips, a report a second", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 1, 4, 0, 0},
+		{"slips, a report every 3 s", slippingSender{rate: 0.995, stallAt: 6.5, stall: 0.1}, 3, 2, 0, 15},
+		{"a write stall of 350 ms, a report a second", slippingSender{rate: 1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0, 0},
+		{"slips, a write stall, a report a second", slippingSender{rate: 0.995, stallAt: 7.5, stall: 0.1, writeStallAt: 4, writeStall: 0.35}, 1, -1, 0, 0},
+		{"a good clock, a report every 5 s", slippingSender{rate: 1}, 5, -1, 0, 0},
 		// Chromium's reports of a good clock: 3 s apart, each off by up to
 		// 7 ms (seen: -16, -23, -2 ms against the packets' arrivals).
-		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1, 0},
+		{"a good clock, reports off by up to 7 ms", slippingSender{rate: 1, srJitter: []float64{0, -0.007, 0.007, -0.003, 0.005}}, 3, -1, 0, 0},
 		// A Pion publisher on a busy machine (load 10-20 on 2 cores): its
 		// writes lag now and then, and a report made meanwhile is late by
 		// as much (TestEndToEnd_RetroactiveBlackout's bob at 651 Hz in the
 		// mix, alice at 430-462 Hz, and 20 ms holes).
-		{"a good clock, writes lagging 0-60 ms, a report a second", slippingSender{rate: 1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 20},
-		{"slips, writes lagging 0-60 ms, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 20},
+		{"a good clock, writes lagging 0-60 ms, a report a second", slippingSender{rate: 1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 0, 20},
+		{"slips, writes lagging 0-60 ms, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 0, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.total, 12), lateReader{})
+			followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.late, 0.040), cmp.Or(tc.total, 12), lateReader{})
+		})
+	}
+}
+
+// TestAudioPipeline_FirstReportStampedLate: a sender's first report is
+// stamped late (a Pion publisher's write lagged: it stamps a report by its
+// last write), by 40 or 90 ms, within what srPosition lets a report place a
+// packet: it places the first packets after their receipt. The track is
+// placed by its least-late packet's arrival instead (anchor, settleNow),
+// the packet's length and its transit (30 ms) after its capture, and the
+// next report, on time, shows by how much the first was late and corrects
+// what the mapping took in from it (followReport): every beep stays there,
+// nothing is late, a good clock is not resampled. Placed by the first
+// report, the track was as much later (its file's pause cut and the mix's
+// differed by it: TestManager_CutsTheMixAtTheInstant); kept, that
+// lateness made every later report look as much early, confirmed as a step
+// back at 2.3 s: the beeps from there 10-60 ms early, the step's overlap
+// dropped (Late). With its first packet read 40 ms late (the least-late
+// packet came after it), the late report, coming while the anchor settled,
+// kept it from moving back to the least-late arrival: 40 ms late.
+func TestAudioPipeline_FirstReportStampedLate(t *testing.T) {
+	firstRead40Late := lateReader{behind: func(at float64) float64 {
+		if at < 0.035 { // the first packet (arrives at 30 ms)
+			return 0.040
+		}
+		return 0
+	}}
+	for _, tc := range []struct {
+		name  string
+		every float64 // seconds between reports
+		late  float64 // how late the first is stamped (seconds)
+		r     lateReader
+	}{
+		{"40 ms late, a report a second", 1, 0.040, lateReader{}},
+		{"90 ms late, a report a second", 1, 0.090, lateReader{}},
+		{"90 ms late, a report every 5 s", 5, 0.090, lateReader{}},
+		{"90 ms late, the first packet read 40 ms late", 1, 0.090, firstRead40Late},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			followsReports(t, slippingSender{rate: 1}, tc.every, 0, tc.late, 12, tc.r)
 		})
 	}
 }
@@ -167,7 +208,7 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 // the real binary it ended 5-9 ms past the line (beeps 11-14 ms off).
 func TestAudioPipeline_SlippingClockFollowedAcrossAPause(t *testing.T) {
 	snd := slippingSender{rate: 0.995, stallAt: 8.5, stall: 0.1, tick: 0.005}
-	followsReports(t, snd, 1, -1, 12, lateReader{pause: [2]float64{2.7, 5.2}})
+	followsReports(t, snd, 1, -1, 0, 12, lateReader{pause: [2]float64{2.7, 5.2}})
 }
 
 // TestAudioPipeline_ReaderBehindItsSocketFollowsTheReports: the sender's
@@ -190,7 +231,7 @@ func TestAudioPipeline_ReaderBehindItsSocketFollowsTheReports(t *testing.T) {
 		return 1.5 * min(max(at-3, 0), 1, max(10-at, 0))
 	}
 	snd := slippingSender{rate: 1, stallAt: 6.5, stall: 0.4}
-	followsReports(t, snd, 1, -1, 12, lateReader{behind: behind, received: true})
+	followsReports(t, snd, 1, -1, 0, 12, lateReader{behind: behind, received: true})
 }
 
 // lateReader is a track's reader that reads each packet behind(arrival)
@@ -213,7 +254,7 @@ func (r lateReader) paused(at float64) bool {
 	return at >= r.pause[0] && at < r.pause[1]
 }
 
-func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, total float64, r lateReader) {
+func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, outlierLate, total float64, r lateReader) {
 	sink := &captureSink{}
 	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
 	t0 := c.t
@@ -256,7 +297,7 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 				w := float64(report)*every + 0.3
 				stamp := w
 				if report == outlierR {
-					stamp -= 0.040 // its RTP time is from 40 ms before its NTP time
+					stamp -= outlierLate // its RTP time is from outlierLate before its NTP time
 				}
 				if at, _, ok := snd.writeStalled(w - 1e-9); ok {
 					stamp = at // by the last sample written
@@ -347,6 +388,12 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	if snd.tick > 0 {
 		lag = 0.020 + snd.tick/2
 	}
+	if outlierR == 0 {
+		// Placed by its least-late packet's arrival (its first report
+		// placed it later): the packet's length and its transit after
+		// its capture. The reports' line is followed from there.
+		lag = 0.020 + transit
+	}
 	for _, o := range onsets {
 		want := math.Round(o - lag + snd.stall/2)
 		if after := math.Ceil((snd.stallAt-0.3)/every)*every + 0.3 + every; snd.stall > 0 && want >= snd.stallAt && want < after {
@@ -359,6 +406,12 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	}
 	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
 		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+	}
+	// The sender's instant the mix puts at the track's first sample (the
+	// composite places the sender's video by it): its capture at 0 (a
+	// sender on a ticker stamps its reports later: see lag).
+	if at, ok := p.OriginSent(); snd.tick == 0 && (!ok || math.Abs(at.Sub(t0).Seconds()) > 0.002) {
+		t.Errorf("OriginSent %v (%v), want the first sample's capture at 0 (±2 ms)", at.Sub(t0), ok)
 	}
 	if r := p.Ratio(); math.Abs(r-1/snd.rate) > 0.002 || snd.rate == 1 && snd.srJitter == nil && r != 1 {
 		t.Errorf("resampling ratio %.5f at the end, want about %.5f (the sender's clock; exactly 1 for a good one)", r, 1/snd.rate)

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,11 +163,10 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 	}
 	t.Logf("%s %v–%v of the timeline; mix %v", kind, from, to, media8k(len(mix)))
 	type tone struct {
-		who   string
-		freq  float64
-		begin time.Duration // how far after the cut's end the mapping places its audio
+		who  string
+		freq float64
 	}
-	before, after := []tone{{"alice", aliceBefore, 0}, {"bob", bobBefore, 0}}, []tone{{"alice", aliceAfter, 0}, {"bob", bobAfter, 90 * ms}}
+	before, after := []tone{{"alice", aliceBefore}, {"bob", bobBefore}}, []tone{{"alice", aliceAfter}, {"bob", bobAfter}}
 	if kind == "blackout" {
 		before, after = before[1:], after[1:]
 		if a := toneAmp(mix, aliceBefore, end+20*ms, resumed-20*ms); a < 4000 {
@@ -185,16 +185,32 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 		if at, ok := toneFrom(mix, tn.freq, 0, resumed-20*ms); ok {
 			t.Errorf("%s's tone from the cut's end on is in mix.wav at %v, before the cut's end at %v", tn.who, at, resumed)
 		}
-		if kind == "skip" {
-			tn.begin = 0 // a track resumes where the cut ends
-		}
-		at := resumed + tn.begin + 40*ms
+		at := resumed + 40*ms
 		if a := toneAmp(mix, tn.freq, at, at+200*ms); a < 4000 {
 			t.Errorf("%s's tone after the cut is missing from mix.wav at %v–%v: amplitude %.0f", tn.who, at, at+200*ms, a)
 		}
 	}
 	if at, ok := toneFrom(mix, pausedTone, 0, media8k(len(mix))); ok {
 		t.Errorf("mix.wav holds the tone sent while cut out at %v", at)
+	}
+	// The cut in mix.wav and in each track's file, where the tones end
+	// before it and begin after it: the file placed on the timeline by its
+	// time zero (the manifest's mediaOffset), as the offline mix and a
+	// reader of the manifest place it. Both at the instants, within 20 ms.
+	// (Before, bob's mapping placed his audio 90 ms after its arrival, by
+	// his late report: his file kept the 90 ms after the pause instant that
+	// the mix leaves out, and his audio after the resume began 90 ms late
+	// in both.)
+	edges := map[string][2]time.Duration{} // who: the mix's end and begin
+	for i, tn := range before {
+		a, ok := toneEdge(mix, tn.freq, end-120*ms, end+300*ms, false)
+		b, ok2 := toneEdge(mix, after[i].freq, resumed-60*ms, resumed+300*ms, true)
+		if !ok || !ok2 {
+			t.Errorf("%s's tones in mix.wav: no end of the one before the cut (%v) or no beginning of the one after it (%v)", tn.who, ok, ok2)
+			continue
+		}
+		t.Logf("mix.wav: %s's tone ends %+v from the cut's instant, the next begins %+v from its end", tn.who, a-end, b-resumed)
+		edges[tn.who] = [2]time.Duration{a, b}
 	}
 	for _, st := range got.Streams {
 		for _, tr := range st.Tracks {
@@ -205,8 +221,45 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 			if at, ok := toneFrom(pcm, pausedTone, 0, media8k(len(pcm))); ok {
 				t.Errorf("%s's track holds the tone sent while cut out at %v of its file", st.UserID, at)
 			}
+			i := slices.IndexFunc(before, func(tn tone) bool { return tn.who == st.UserID })
+			if i < 0 || edges[st.UserID] == [2]time.Duration{} {
+				continue
+			}
+			zero := tr.FirstPacket.Sub(mx.Config().Start) // mediaOffset: the file's time zero on the timeline
+			a, ok := toneEdge(pcm, before[i].freq, end-120*ms-zero, end+300*ms-zero, false)
+			b, ok2 := toneEdge(pcm, after[i].freq, resumed-60*ms-zero, resumed+300*ms-zero, true)
+			if !ok || !ok2 {
+				t.Errorf("%s's file (time zero %v): no end of the tone before the cut (%v) or no beginning of the one after it (%v)", st.UserID, zero, ok, ok2)
+				continue
+			}
+			a, b = a+zero, b+zero
+			t.Logf("%s's file (time zero %v): the tone ends %+v from the cut's instant, the next begins %+v from its end", st.UserID, zero, a-end, b-resumed)
+			for _, c := range []struct {
+				what          string
+				file, mix, at time.Duration
+			}{{"ends before the cut", a, edges[st.UserID][0], end}, {"begins after the cut", b, edges[st.UserID][1], resumed}} {
+				if d := c.file - c.mix; d > 20*ms || d < -20*ms {
+					t.Errorf("%s's tone %s at %v in the file, at %v in mix.wav: %v apart, want within 20 ms", st.UserID, c.what, c.file, c.mix, d)
+				}
+				if d := c.mix - c.at; d > 20*ms || d < -20*ms {
+					t.Errorf("%s's tone %s at %v in mix.wav, %v from the cut's instant %v, want within 20 ms", st.UserID, c.what, c.mix, d, c.at)
+				}
+			}
 		}
 	}
+}
+
+// toneEdge returns where freq ends (or begins, if rising) in pcm (8 kHz),
+// looking from from to to, to a millisecond: the middle of the first 20 ms
+// window, in steps of 1 ms, that holds less (more) than half a tone of the
+// test's amplitude.
+func toneEdge(pcm []int16, freq float64, from, to time.Duration, rising bool) (time.Duration, bool) {
+	for w := max(from, 0); w+20*time.Millisecond <= to; w += time.Millisecond {
+		if on := toneAmp(pcm, freq, w, w+20*time.Millisecond) > 4000; on == rising {
+			return w + 10*time.Millisecond, true
+		}
+	}
+	return 0, false
 }
 
 // media8k is the duration of n samples at 8 kHz.
