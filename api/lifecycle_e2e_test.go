@@ -487,6 +487,7 @@ func testPause(t *testing.T, behavior string) {
 		{"just before the pause", mixStart - 0.12, mixStart - 0.02, true},
 		{"after the pause", mixEnd + 0.3, dur - 0.2, true},
 	}
+	var mixStops, mixStarts float64 // where the sound stops and starts again around the pause (silence)
 	if behavior == "silence" {
 		checks = append(checks, struct {
 			what     string
@@ -497,9 +498,9 @@ func testPause(t *testing.T, behavior string) {
 		// sample (bob is silent but while paused, so it is alice's tone):
 		// for the note; it stops at the instant, and starts where alice's
 		// mapping places her first packet after the resume.
-		stops, starts := soundEdges(pcm, mixStart-0.3)
+		mixStops, mixStarts = soundEdges(pcm, mixStart-0.3)
 		t.Logf("the mix's sound stops at %.3f s (%+.0f ms from the pause instant), starts at %.3f s (%+.0f ms from the resume instant)",
-			stops, (stops-pz.Start)*1000, starts, (starts-pz.End)*1000)
+			mixStops, (mixStops-pz.Start)*1000, mixStarts, (mixStarts-pz.End)*1000)
 	}
 	for _, c := range checks {
 		a := level(pcm, 440, c.from, c.to)
@@ -546,6 +547,20 @@ func testPause(t *testing.T, behavior string) {
 			sent := alice.sentBetween(a, b)
 			if behavior == "skip" {
 				sent -= alice.sentBetween(pauseFrom, pauseTo)
+			}
+			if behavior == "silence" {
+				// Her file is cut where the mix is: its sound, placed on
+				// the timeline by its time zero (mediaOffset), stops and
+				// starts again where the mix's does, within 20 ms.
+				off := mediaOffset(t, &man, "alice")
+				stops, starts := soundEdges(tpcm, mixStops-0.3-off)
+				stops, starts = stops+off, starts+off
+				t.Logf("alice's file (time zero %.3f s): its sound stops at %.3f s (%+.0f ms from the mix's), starts at %.3f s (%+.0f ms)",
+					off, stops, (stops-mixStops)*1000, starts, (starts-mixStarts)*1000)
+				if math.Abs(stops-mixStops) > 0.02 || math.Abs(starts-mixStarts) > 0.02 {
+					t.Errorf("alice's file is cut at %.3f–%.3f s of the timeline, the mix at %.3f–%.3f s: want the same instants within 20 ms",
+						stops, starts, mixStops, mixStarts)
+				}
 			}
 			want := sent.Seconds()
 			t.Logf("alice's track %.2f s; she sent %.2f s while it recorded (%.2f s of wall time)", tdur, want, b.Sub(a).Seconds())
