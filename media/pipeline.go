@@ -1015,10 +1015,12 @@ func (p *AudioPipeline) reportKeeps(ts uint32, pos float64, now uint64) bool {
 // anchor a report may place it anywhere, before the track's start in the mix
 // or the recording's time zero too (that part is left out of the mix); a
 // later one (a new source, a jump) goes no earlier than the track's audio
-// written so far ends. A report never places it after its receipt (or that
-// end): audio is captured before it reaches the machine, so such a report was
-// stamped late (Pion stamps a report by when its sender last wrote a packet:
-// on a busy machine, up to the 100 ms srPosition allows). Placed by it, the
+// written so far ends. A report never places it after its receipt (nor after
+// the track's start in the mix for a packet that reached the machine before
+// it: a backlog in its socket): audio is captured before it reaches the
+// machine, so such a report was stamped late (Pion stamps a report by when
+// its sender last wrote a packet: on a busy machine, up to the 100 ms
+// srPosition allows). Placed by it, the
 // track's file and its mix held that much audio from after a pause's instant
 // (the gate keeps what came before it), where the mix is cut at the instant:
 // the file's cut and the mix's differed by as much. It is placed by its
@@ -1048,12 +1050,12 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 		}
 		return
 	}
-	from := max(now, end)
-	if pos, ok := p.srPosition(ts, now); ok && (first || pos >= float64(end)) && pos <= float64(from) {
+	if pos, ok := p.srPosition(ts, now); ok && (first || pos >= float64(end)) && pos <= float64(now) {
 		p.basePos = pos
 		p.bySR.Add(1)
 		return // the sender's clock places it: nothing to settle
 	}
+	from := max(now, end)
 	p.basePos, p.byArrival = float64(from), true
 	p.settling, p.settleFrom, p.settleFloor, p.settleMin, p.settleFirst = true, from, end, 0, first
 	p.settleEnd = now + min(uint64(samples(settleTime, int(p.rate))), p.mixer.budget/2)

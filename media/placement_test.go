@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // placementCase is one track joining a running mixer: the timeline instant
@@ -14,14 +16,17 @@ type placementCase struct {
 	name   string
 	join   time.Duration                          // the track is added to the mixer
 	sent   time.Duration                          // its first packet was captured (may be before 0)
-	arrive func(sent time.Duration) time.Duration // when the packet captured at sent is read
-	sr     bool                                   // a sender report (the sender's clock is ours) before the first packet
-	srLate time.Duration                          // how late that report is stamped
-	pause  [2]time.Duration                       // the gate drops packets whose audio begins within (zero: none)
-	total  time.Duration
-	onsets []time.Duration // where the mix's beeps begin: the truth
-	origin time.Duration   // where the track's first sample goes (its file's time zero)
-	before uint64          // packets left out of the mix: before the track's start in it
+	arrive func(sent time.Duration) time.Duration // when the packet captured at sent reaches the machine (read then, or at the join if later)
+	// received: the pipeline is told when each packet reached the machine
+	// (WriteRTPAt), which for a packet from before the join is before it.
+	received bool
+	sr       bool             // a sender report (the sender's clock is ours) before the first packet
+	srLate   time.Duration    // how late that report is stamped
+	pause    [2]time.Duration // the gate drops packets whose audio begins within (zero: none)
+	total    time.Duration
+	onsets   []time.Duration // where the mix's beeps begin: the truth
+	origin   time.Duration   // where the track's first sample goes (its file's time zero)
+	before   uint64          // packets left out of the mix: before the track's start in it
 }
 
 // runPlacement plays the 440 Hz Opus beeps (200 ms every 500 ms of the
@@ -76,7 +81,12 @@ func runPlacement(t *testing.T, payloads [][]byte, tc placementCase) ([]int16, *
 					p.Resync()
 				}
 			}
-			if err := p.WriteRTP(pkt); err != nil {
+			write := p.WriteRTP
+			if tc.received {
+				arrived := t0.Add(pkts[i-1].at)
+				write = func(pkt *rtp.Packet) error { return p.WriteRTPAt(pkt, arrived) }
+			}
+			if err := write(pkt); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -174,6 +184,17 @@ func TestAudioPipeline_PlacedWhereItWasCaptured(t *testing.T) {
 		{name: "sender report stamped 60 ms late: placed by the arrival, not after it",
 			join: 0, sent: 0, arrive: func(s time.Duration) time.Duration { return s + 10*ms }, sr: true, srLate: 60 * ms,
 			total: 5200 * ms, onsets: beepOnsets(10*ms, 0, 5200*ms, [2]time.Duration{}), origin: 10 * ms},
+		// The same report, for a track added at 2 s whose first packets
+		// reached the machine from 1.01 s on (a backlog in its socket
+		// while its reader was not yet running): its report places it
+		// 50 ms after its receipt, before the track's start in the mix
+		// (1.5 s: the join wait). It goes at its receipt too, and what is
+		// before that start is left out. (A report no later than that
+		// start placed it, in the recorder under load: its file's cut
+		// 55 ms after the mix's, TestManager_CutsTheMixAtTheInstant/skip.)
+		{name: "sender report stamped 60 ms late, a backlog from before the join: placed by the receipts",
+			join: 2000 * ms, sent: 1000 * ms, arrive: func(s time.Duration) time.Duration { return s + 10*ms }, received: true, sr: true, srLate: 60 * ms,
+			total: 7000 * ms, onsets: beepOnsets(1010*ms, 1500*ms, 7000*ms, [2]time.Duration{}), origin: 1010 * ms, before: 25},
 		{name: "a pause after a late start: no jump at the resume",
 			join: 100 * ms, sent: -33 * ms, arrive: func(s time.Duration) time.Duration { return max(s+10*ms, 250*ms) },
 			pause: [2]time.Duration{2000 * ms, 3000 * ms},

@@ -103,18 +103,33 @@ func newStarvedTrack() *starvedTrack {
 	return &starvedTrack{ch: make(chan []byte, 4096), arrived: map[uint16]time.Time{}, gate: open}
 }
 
+// capturedSource is a source of PCMU frames whose sound depends on when a
+// frame was captured (phases): the instant its timestamp stands for.
+type capturedSource interface {
+	CapturedPCMU(b []byte, at time.Time) []byte
+}
+
 // send sends a tone (a synth.Tone, or any source of PCMU frames), a packet
-// every 20 ms on the wall clock, until quit.
+// every 20 ms on the wall clock, until quit. A capturedSource is asked for
+// the frame captured at the packet's instant (start + 20 ms × its index),
+// however late the sender gets to send it.
 func (s *starvedTrack) send(tone interface{ NextPCMU([]byte) []byte }, quit chan struct{}) {
 	start := time.Now()
 	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * 20 * time.Millisecond)
 		select {
 		case <-quit:
 			return
-		case <-time.After(time.Until(start.Add(time.Duration(i) * 20 * time.Millisecond))):
+		case <-time.After(time.Until(at)):
+		}
+		var payload []byte
+		if c, ok := tone.(capturedSource); ok {
+			payload = c.CapturedPCMU(nil, at)
+		} else {
+			payload = tone.NextPCMU(nil)
 		}
 		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: 160 * uint32(i), SSRC: 1234},
-			Payload: tone.NextPCMU(nil)}
+			Payload: payload}
 		b, _ := p.Marshal()
 		s.mu.Lock()
 		s.arrived[uint16(i)] = time.Now()

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,9 +101,10 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 	if kind == "blackout" {
 		cut = cut[1:]
 	}
-	phase := func(n int32) {
+	phase := func(n int) {
+		at := time.Now()
 		for _, p := range cut {
-			p.phase.Store(n)
+			p.begin(n, at)
 		}
 	}
 	time.Sleep(1200 * time.Millisecond)
@@ -114,9 +116,14 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	phase(1) // sent after the cut's instant: never kept
-	time.Sleep(time.Second)
-	phase(2) // from just before the cut's end: kept from its instant on
+	phase(1) // captured from after the cut's instant: never kept
+	time.Sleep(time.Second - 40*time.Millisecond)
+	// Captured from 40 ms before the cut's end: kept from its instant on.
+	// (A track's mapping places a packet a little after its capture, by
+	// the least late of its arrivals: what is captured just before the
+	// instant may begin just after it.)
+	phase(2)
+	time.Sleep(40 * time.Millisecond)
 	if kind == "blackout" {
 		_, err = m.StopBlackout(ctx, "org", BlackoutRequest{UserID: "bob"})
 	} else {
@@ -201,6 +208,21 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 	// his late report: his file kept the 90 ms after the pause instant that
 	// the mix leaves out, and his audio after the resume began 90 ms late
 	// in both.)
+	//
+	// A cut keeps or drops a packet whole, by where its audio begins
+	// (recorder/pause.go): an edge is a boundary between two of the track's
+	// packets, at its time zero plus a multiple of 20 ms, in the file and
+	// the mix alike, and the cut lands up to a packet after its instant. An
+	// edge is measured to a millisecond or two and taken as the boundary it
+	// is at (onPacket), so the bound of 20 ms tells a cut a packet off, not
+	// how a measurement's last millisecond falls (a resume's first packet
+	// 19.5 ms after the instant was read as 21 ms).
+	zeros := map[string]time.Duration{} // who: the file's time zero on the timeline (mediaOffset)
+	for _, st := range got.Streams {
+		for _, tr := range st.Tracks {
+			zeros[st.UserID] = tr.FirstPacket.Sub(mx.Config().Start)
+		}
+	}
 	edges := map[string][2]time.Duration{} // who: the mix's end and begin
 	for i, tn := range before {
 		a, ok := toneEdge(mix, tn.freq, end-120*ms, end+300*ms, false)
@@ -209,6 +231,7 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 			t.Errorf("%s's tones in mix.wav: no end of the one before the cut (%v) or no beginning of the one after it (%v)", tn.who, ok, ok2)
 			continue
 		}
+		a, b = onPacket(a, zeros[tn.who]), onPacket(b, zeros[tn.who])
 		t.Logf("mix.wav: %s's tone ends %+v from the cut's instant, the next begins %+v from its end", tn.who, a-end, b-resumed)
 		edges[tn.who] = [2]time.Duration{a, b}
 	}
@@ -225,14 +248,14 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 			if i < 0 || edges[st.UserID] == [2]time.Duration{} {
 				continue
 			}
-			zero := tr.FirstPacket.Sub(mx.Config().Start) // mediaOffset: the file's time zero on the timeline
+			zero := zeros[st.UserID]
 			a, ok := toneEdge(pcm, before[i].freq, end-120*ms-zero, end+300*ms-zero, false)
 			b, ok2 := toneEdge(pcm, after[i].freq, resumed-60*ms-zero, resumed+300*ms-zero, true)
 			if !ok || !ok2 {
 				t.Errorf("%s's file (time zero %v): no end of the tone before the cut (%v) or no beginning of the one after it (%v)", st.UserID, zero, ok, ok2)
 				continue
 			}
-			a, b = a+zero, b+zero
+			a, b = onPacket(a+zero, zero), onPacket(b+zero, zero)
 			t.Logf("%s's file (time zero %v): the tone ends %+v from the cut's instant, the next begins %+v from its end", st.UserID, zero, a-end, b-resumed)
 			for _, c := range []struct {
 				what          string
@@ -250,16 +273,30 @@ func cutsTheMixAtTheInstant(t *testing.T, kind string) {
 }
 
 // toneEdge returns where freq ends (or begins, if rising) in pcm (8 kHz),
-// looking from from to to, to a millisecond: the middle of the first 20 ms
-// window, in steps of 1 ms, that holds less (more) than half a tone of the
-// test's amplitude.
+// looking from from to to, to a sample: the middle of the first 20 ms window,
+// in steps of one sample, that holds less (more) than half a tone of the
+// test's amplitude. (In steps of 1 ms it read an edge up to 1.5 ms late: a
+// resume's first packet 19.5 ms after the instant as 21 ms.)
 func toneEdge(pcm []int16, freq float64, from, to time.Duration, rising bool) (time.Duration, bool) {
-	for w := max(from, 0); w+20*time.Millisecond <= to; w += time.Millisecond {
-		if on := toneAmp(pcm, freq, w, w+20*time.Millisecond) > 4000; on == rising {
-			return w + 10*time.Millisecond, true
+	const window = 160 // 20 ms
+	first, last := max(int(from*8000/time.Second), 0), min(int(to*8000/time.Second), len(pcm))
+	for a := first; a+window <= last; a++ {
+		if on := mediatest.Goertzel(pcm[a:a+window], 8000, freq) > 4000; on == rising {
+			return media8k(a + window/2), true
 		}
 	}
 	return 0, false
+}
+
+// onPacket returns the boundary between two packets of a track whose time
+// zero is zero (a multiple of 20 ms from it) that the measured edge is
+// within 3 ms of; edge itself if none.
+func onPacket(edge, zero time.Duration) time.Duration {
+	b := zero + (edge - zero).Round(20*time.Millisecond)
+	if d := edge - b; d > 3*time.Millisecond || d < -3*time.Millisecond {
+		return edge
+	}
+	return b
 }
 
 // media8k is the duration of n samples at 8 kHz.
@@ -325,16 +362,39 @@ func readPCM(t *testing.T, bucket *storage.Bucket, key string) []int16 {
 	return out
 }
 
-// phases is a source of PCMU frames whose tone is that of the phase it is
-// in: 0 before the cut, 1 while cut out (pausedTone), 2 after it.
+// phases is a source of PCMU frames whose tone is that of the phase it was
+// captured in: 0 before the cut, 1 while cut out (pausedTone), 2 after it.
+// A frame's capture is the instant its timestamp stands for, not when the
+// sender got to send it: on a busy machine the sender's goroutine sends a
+// frame tens of milliseconds after its instant, and the frame captured just
+// before a pause must hold the tone from before it, as a real publisher's
+// does.
 type phases struct {
-	phase atomic.Int32
+	from  [3]atomic.Int64 // when each phase begins (Unix ns); phases 1 and 2: not yet (MaxInt64) until begin
 	tones [3]*synth.Tone
 }
 
 func newPhases(before, after float64) *phases {
-	return &phases{tones: [3]*synth.Tone{{Freq: before, Amplitude: 8000}, {Freq: pausedTone, Amplitude: 8000}, {Freq: after, Amplitude: 8000}}}
+	p := &phases{tones: [3]*synth.Tone{{Freq: before, Amplitude: 8000}, {Freq: pausedTone, Amplitude: 8000}, {Freq: after, Amplitude: 8000}}}
+	p.from[1].Store(math.MaxInt64)
+	p.from[2].Store(math.MaxInt64)
+	return p
 }
 
-// NextPCMU appends the next 20 ms of the phase's tone to b.
-func (p *phases) NextPCMU(b []byte) []byte { return p.tones[p.phase.Load()].NextPCMU(b) }
+// begin makes what is captured from at on hold phase n's tone.
+func (p *phases) begin(n int, at time.Time) { p.from[n].Store(at.UnixNano()) }
+
+// CapturedPCMU appends the 20 ms of the tone of the phase at (a frame's
+// capture) is in to b.
+func (p *phases) CapturedPCMU(b []byte, at time.Time) []byte {
+	n := 0
+	for i := 1; i < len(p.from); i++ {
+		if at.UnixNano() >= p.from[i].Load() {
+			n = i
+		}
+	}
+	return p.tones[n].NextPCMU(b)
+}
+
+// NextPCMU appends the next 20 ms, captured now, to b.
+func (p *phases) NextPCMU(b []byte) []byte { return p.CapturedPCMU(b, time.Now()) }
