@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtcrec/recorder/api"
+)
+
+// TestServe_ConfiguredLatencyIsTheDefaultBudget: issue 10's budget is
+// "default 5 s, `defaults.mix.latency` and per start request"; the request's
+// is tested (TestServe_TooLateForTheMixIsShedNotShifted), this is the
+// configuration's. The recorder's config sets defaults.mix.latency to 1 s and
+// the start request names no budget; a real Pion publisher's network stalls
+// for 2.5 s, 2 s into the recording, then delivers the held packets at once.
+// The packets of the stall's first 1.5 s come later than the 1 s budget and
+// are dropped from the mix as late (about 75 of 20 ms): between 50 and 100
+// (a budget of 1.5 s and of 0.5 s). With the default 5 s none would be.
+func TestServe_ConfiguredLatencyIsTheDefaultBudget(t *testing.T) {
+	opus := realTimeTone(t, 660)
+	dir := t.TempDir()
+	writeConfig(t, dir, "defaults:\n  mix:\n    latency: 1s\n")
+	s := serveProcess(t, dir)
+	key := readKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const stall = 2500 * time.Millisecond
+	var from atomic.Int64 // unix ns; 0: not yet
+	var t0 int64          // the relay's first packet, unix ns (relay goroutine)
+	stop := publishOnSchedule(t, ctx, s, key, "cfglatency", "o", opus, time.Time{}, 20*time.Millisecond, func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
+		if t0 == 0 {
+			t0 = time.Now().UnixNano() - int64(elapsed)
+		}
+		if f := from.Load(); f != 0 {
+			// Released together at the stall's end by the relay's clock
+			// (t0+elapsed is its now), in the order they came.
+			return max(time.Duration(f+int64(stall)-(t0+int64(elapsed))), 0), false, false
+		}
+		return 0, false, false
+	})
+	defer stop()
+	before := recorderMetrics(t, s)
+	ev := startRecording(t, s, key, "cfglatency", false)
+	time.Sleep(2 * time.Second)
+	from.Store(time.Now().UnixNano())
+	time.Sleep(stall + time.Second)
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/cfglatency/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
+	after := recorderMetrics(t, s)
+	late := after["recorder_rtp_packets_late_dropped_total"] - before["recorder_rtp_packets_late_dropped_total"]
+	t.Logf("a %v stall with defaults.mix.latency 1s: %.0f packets late-dropped from the mix", stall, late)
+	if late < 50 || late > 100 {
+		t.Errorf("%.0f packets late-dropped from the mix, want about 75 (the stall's first 1.5 s beyond a 1 s budget): the configured budget is not the recording's", late)
+	}
+}
