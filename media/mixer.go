@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -329,6 +330,7 @@ type Mixer struct {
 	cuts    atomic.Pointer[[]span]      // skipped spans, sorted, immutable
 	silent  atomic.Pointer[[]span]      // silenced spans (pauses with silence), sorted, immutable
 	written atomic.Uint64               // timeline position: frames below it are written
+	writing atomic.Uint64               // the end of the frame being mixed (its mutes read); 0 between frames
 	out     atomic.Uint64               // samples per channel written to the sink
 	expired atomic.Uint64               // frames written because the budget passed
 	end     atomic.Uint64               // SetEnd's position; 0: not set
@@ -634,6 +636,7 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		}
 	}
 	clear(m.acc)
+	m.writing.Store(h + f) // from here its inputs' mutes are read (Settle)
 	list := *m.inputs.Load()
 	for _, in := range list {
 		if in.start > h {
@@ -645,6 +648,7 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 			if r.Head() < h {
 				if _, _, ok := r.take(h-r.Head(), true); !ok {
 					in.joined = false
+					m.writing.Store(0)
 					return false, nil
 				}
 				r.release(h - r.Head())
@@ -659,6 +663,7 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.added+m.joinWait || in.gatedUpTo(h+f)
 		a, b, ok := r.take(f, claim)
 		if !ok {
+			m.writing.Store(0)
 			return false, nil // wait: the input has not decided the frame yet
 		}
 		if mutes := *in.mutes.Load(); len(mutes) > 0 && overlaps(mutes, h, h+f) {
@@ -688,7 +693,26 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 	}
 	err := m.emit(h, m.pcm)
 	m.written.Store(h + f)
+	m.writing.Store(0)
 	return true, err
+}
+
+// Settle waits until the frame the mixer is mixing now, if any, is written,
+// and returns the end of what it had begun to write: Written, or that
+// frame's end. A mute added just before (MuteSpan, MuteFrom: they begin at
+// Written) may have come after the frame read its inputs' mutes, so that
+// frame holds the muted input's audio: a retroactive blackout re-mixes up
+// to where Settle says, not where the mute began. Safe from any goroutine;
+// it spins (yielding) for at most the one frame's mixing.
+func (m *Mixer) Settle() uint64 {
+	w := m.writing.Load()
+	for w != 0 && m.written.Load() < w && m.writing.Load() == w {
+		runtime.Gosched()
+	}
+	if w != 0 && m.written.Load() >= w {
+		return w
+	}
+	return m.written.Load() // no frame was being mixed, or it waits for an input
 }
 
 // readerBehind reports whether the frame at h, its budget passed at now,

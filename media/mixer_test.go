@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -482,6 +483,72 @@ func TestMixer_Run(t *testing.T) {
 	if err := m.Run(ctx); !errors.Is(err, boom) {
 		t.Errorf("Run = %v, want the sink's error", err)
 	}
+}
+
+// TestMixer_SettleWaitsForTheFrameBeingMixed: a mute that comes while the
+// mixer writes a frame whose inputs' mutes it read already begins at that
+// frame (MuteSpan returns Written), but the frame is written unmuted; Settle
+// waits for it and returns its end, so a retroactive blackout re-mixes it
+// from the silenced files too (recorder's silenceSince). Re-mixed only up to
+// where the mute began, those 20 ms of the blacked-out participant stayed in
+// the mix.
+func TestMixer_SettleWaitsForTheFrameBeingMixed(t *testing.T) {
+	sink := &holdingSink{hold: 5, entered: make(chan struct{}), release: make(chan struct{})}
+	m, c := newVirtualMixer(MixConfig{}, sink)
+	f := newFeeder(m, "a", 440, 3000, InputOptions{})
+	stepped := make(chan error, 1)
+	go func() { // run(t, m, 60, f), off the test's goroutine
+		for range 60 {
+			f.feed()
+			c.t = c.t.Add(m.Config().Frame)
+			if err := m.Step(); err != nil {
+				stepped <- err
+				return
+			}
+		}
+		stepped <- nil
+	}()
+	<-sink.entered // the frame is mixed: its mutes were read
+	h := m.Written()
+	if from := f.in.MuteSpan(0, h+100*uint64(m.FrameSamples())); from != h {
+		t.Fatalf("MuteSpan began at %d, want %d (the frame being written)", from, h)
+	}
+	settled := make(chan uint64, 1)
+	go func() { settled <- m.Settle() }()
+	for range 100 {
+		runtime.Gosched() // let Settle find the frame still being written
+	}
+	close(sink.release)
+	if err := <-stepped; err != nil {
+		t.Fatal(err)
+	}
+	want := h + uint64(m.FrameSamples())
+	if got := <-settled; got < want {
+		t.Errorf("Settle = %d, want %d: the end of the frame being mixed as the mute came", got, want)
+	}
+	held := sink.pcm[4*m.FrameSamples() : 5*m.FrameSamples()]
+	if mediatest.Goertzel(held, 8000, 440) < 1000 {
+		t.Errorf("the frame being mixed as the mute came is silent: the mute reached it (this test's premise is wrong)")
+	}
+}
+
+// holdingSink is a captureSink that holds the mixer in WriteFrame of frame
+// number hold (from 1) until release is closed, having closed entered.
+type holdingSink struct {
+	captureSink
+	hold             int
+	entered, release chan struct{}
+}
+
+func (s *holdingSink) WriteFrame(pcm []int16) error {
+	if err := s.captureSink.WriteFrame(pcm); err != nil {
+		return err
+	}
+	if s.hold > 0 && len(s.pcm)/len(pcm) == s.hold {
+		close(s.entered)
+		<-s.release
+	}
+	return nil
 }
 
 // TestMixer_StepZeroAllocs proves a mixing step allocates nothing, in mono

@@ -540,14 +540,21 @@ func (s *Session) silenceSince(userID string, from time.Time) {
 	if mx := sm.mixer; mx != nil {
 		pos := mx.PosAt(from)
 		written := pos
+		muted := false
 		for _, g := range gates {
 			if g.in == nil {
 				continue
 			}
+			muted = true
 			g.blackSince(pos) // audio from the start read only now stays out
 			// What it wrote, or holds undecoded (media/deferred.go).
 			end := max(g.in.End(), mx.Now()) + uint64(mx.FrameSamples())
 			written = max(written, g.in.MuteSpan(pos, end)) // the gate keeps the participant out from end on
+		}
+		if muted {
+			// The frame the mixer was mixing as the mutes came may have
+			// read them before: it holds the participant: re-mixed too.
+			written = max(written, mx.Settle())
 		}
 		if written > pos {
 			if off, err := s.remix(sm, pos, written); err != nil {
