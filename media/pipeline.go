@@ -494,9 +494,13 @@ func (p *AudioPipeline) write(ssrc uint32, seq uint16, ts uint32, payload []byte
 	p.seen[int(seq)%seqWindow] = tag
 	d := int16(seq - p.decSeq) // serial-number arithmetic: wraps at 2^16
 	switch {
-	case d < 0 && d >= -seqWindow/2:
+	case d < 0 && (d >= -seqWindow/2 || d > -seqWindow && int32(ts-p.lastTS) < 0):
 		// After the decoder gave up on it: placed at its own position if
 		// the mix has not been written there yet (decoded out of order).
+		// Up to the sequence window behind while its timestamp is behind
+		// the newest too: a span held back on its path for seconds (up to
+		// 5.1 s of 20 ms packets), not a sequence that went back with its
+		// timestamps going on (a restart).
 		p.emit(seq, ts, payload, now)
 	case d < 0 || d >= seqWindow/2:
 		// A sequence discontinuity: give up on what is missing. A forward
