@@ -130,10 +130,17 @@ func (g *guardedMix) WriteFrame(pcm []int16) error {
 // instant of RTP timestamp 0 of the timestamps written (unwrapped to 64 bits
 // from the first packet on): the least arrival-minus-timestamp over the
 // current and the previous 5 s window, since network delay only adds to it.
-// It is restarted when the gate reopens or the relation jumps by more than
-// a second (a new timeline).
+// It is restarted when the gate reopens and at a new timeline: a packet
+// more than a second ahead of the relation (timestamps that jumped
+// forward), or later than the latency budget (timestamps that stood still
+// or went back). A packet late by less is a late packet, as the mix takes
+// it (media.AudioPipeline.place): a reader starved of CPU, or a network
+// that delivers in bursts, hands over packets a second late and more, and
+// the relation still places them where they were sent (the stop's cut,
+// stopPlace).
 type clockRelation struct {
-	clock    int64 // RTP clock rate
+	clock    int64         // RTP clock rate
+	budget   time.Duration // the latency budget; 0: media.DefaultLatency
 	have     bool
 	last     uint32
 	ext      int64 // last, unwrapped
@@ -157,8 +164,12 @@ func (c *clockRelation) observe(ts uint32, arrival int64) {
 	}
 	c.last = ts
 	off := arrival - c.ticksNs(c.ext)
-	switch {
-	case !c.have, off < c.cur-int64(time.Second), off > c.cur+int64(time.Second):
+	budget := c.budget
+	if budget <= 0 {
+		budget = media.DefaultLatency
+	}
+	switch est := min(c.cur, c.old); {
+	case !c.have, off < est-int64(time.Second), off > est+int64(budget):
 		c.have, c.window, c.cur, c.old = true, arrival, off, off
 	case arrival-c.window >= int64(5*time.Second):
 		c.window, c.old, c.cur = arrival, c.cur, off

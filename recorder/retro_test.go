@@ -65,6 +65,52 @@ func TestClockRelation(t *testing.T) {
 	}
 }
 
+// TestClockRelation_LatePacketsKeepTheTimeline: packets 20 ms apart come
+// on time for 0.75 s, then in bursts every 500 ms, each burst what was sent
+// at least 550 ms before it (a reader starved of CPU behind a busy relay:
+// 0.55–1.05 s late, TestServe_StopKeepsTheAudioInFlight/starved/mix_none
+// under load): the relation still places every timestamp where it was
+// sent, within a millisecond. Before, a packet more than a second later
+// than the least restarted it there, and the instants of the packets after
+// came 0.4–0.6 s late, so the stop's cut of a recording without a mix left
+// out the last 0.4–0.6 s sent before the stop. A sender whose timestamps
+// stood still for longer than the budget (its capture stalled 6 s, then it
+// went on where it was) is a new timeline: the relation follows it.
+func TestClockRelation_LatePacketsKeepTheTimeline(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	const frame = 20 * time.Millisecond
+	c := &clockRelation{clock: 8000, budget: 5 * time.Second}
+	sent := func(i int) time.Time { return base.Add(time.Duration(i) * frame) }
+	const starvedFrom = 750 * time.Millisecond
+	var i int
+	for ; sent(i).Before(base.Add(starvedFrom)); i++ {
+		c.observe(uint32(i*160), sent(i).UnixNano())
+	}
+	var latest time.Duration // the most a packet came late
+	for burst := base.Add(starvedFrom + 500*time.Millisecond); burst.Before(base.Add(3 * time.Second)); burst = burst.Add(500 * time.Millisecond) {
+		for ; !sent(i).After(burst.Add(-550 * time.Millisecond)); i++ {
+			c.observe(uint32(i*160), burst.UnixNano())
+			latest = max(latest, burst.Sub(sent(i)))
+		}
+	}
+	if latest <= time.Second {
+		t.Fatalf("the latest packet came %v late, want over a second", latest)
+	}
+	for _, k := range []int{0, i / 2, i - 1, i + 30} {
+		if at, ok := c.instantOf(uint32(k * 160)); !ok || time.Duration(at-sent(k).UnixNano()).Abs() > time.Millisecond {
+			t.Errorf("instantOf(packet %d) = %v after it was sent (%v), want 0", k, time.Duration(at-sent(k).UnixNano()), ok)
+		}
+	}
+	// The capture stalls 6 s: the timestamps go on where they were.
+	stall := sent(i).Add(6 * time.Second)
+	for k := range 10 {
+		c.observe(uint32((i+k)*160), stall.Add(time.Duration(k)*frame).UnixNano())
+	}
+	if at, _ := c.instantOf(uint32(i * 160)); time.Duration(at-stall.UnixNano()).Abs() > time.Millisecond {
+		t.Errorf("after a 6 s capture stall: instantOf = %v after the packet came, want 0", time.Duration(at-stall.UnixNano()))
+	}
+}
+
 // TestEditGuard: an edit never overlaps an owner's write, and owners never
 // lose a write while edits come and go.
 func TestEditGuard(t *testing.T) {

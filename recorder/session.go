@@ -159,7 +159,7 @@ func (s *Session) subscribe(rt *roomTrack) *trackSub {
 	if ms, ok := sink.(*mediaSink); ok {
 		ms.relPath = file
 		// The clock relation places what the mix does not (stopPlace).
-		ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1)}
+		ms.clk = &clockRelation{clock: max(int64(t.Codec.ClockRate), 1), budget: s.media.latency}
 		ms.gate = s.newGate(t.UserID, ms, t.Codec.ClockRate, t.Kind == conference.KindVideo) // pause and blackout
 	}
 	ts := &trackSub{s: s, t: t, stream: streamID, sink: sink, quiet: make(chan struct{}),
