@@ -91,6 +91,9 @@ func stopInBackground(ctx context.Context, t *testing.T, m *Manager, instanceID 
 // (a reader starved of CPU: they wait, as in a socket).
 type starvedTrack struct {
 	ch chan []byte
+	// network, if set, is how long the packet sent at sent (since the
+	// first) takes to reach the machine: a network that holds it.
+	network func(sent time.Duration) time.Duration
 
 	mu      sync.Mutex
 	arrived map[uint16]time.Time
@@ -120,7 +123,7 @@ func (s *starvedTrack) send(tone interface{ NextPCMU([]byte) []byte }, quit chan
 		select {
 		case <-quit:
 			return
-		case <-time.After(time.Until(at)):
+		case <-time.After(time.Until(s.reaches(start, time.Duration(i)*20*time.Millisecond))):
 		}
 		var payload []byte
 		if c, ok := tone.(capturedSource); ok {
@@ -136,6 +139,15 @@ func (s *starvedTrack) send(tone interface{ NextPCMU([]byte) []byte }, quit chan
 		s.mu.Unlock()
 		s.ch <- b
 	}
+}
+
+// reaches returns when the packet sent at sent after start reaches the
+// machine.
+func (s *starvedTrack) reaches(start time.Time, sent time.Duration) time.Time {
+	if s.network != nil {
+		sent += s.network(sent)
+	}
+	return start.Add(sent)
 }
 
 // sending sends tone (send) until the test ends.

@@ -253,8 +253,9 @@ type mediaSink struct {
 	// it (stopPlace).
 	keptByArrival atomic.Uint64
 	// firstReceived is when the first packet reached the machine (unix ns;
-	// 0: not known), by receipts. Reader goroutine.
-	firstReceived int64
+	// 0: not known), by receipts; received, when the packet WriteRTP took
+	// last did (0: not known, or the gate dropped it). Reader goroutine.
+	firstReceived, received int64
 }
 
 // fileStats returns where the packets of the track went so far.
@@ -335,6 +336,7 @@ func (m *mediaSink) tick() {
 // WriteRTP takes one packet of the track as it arrives: the gate (pause,
 // blackout) first, then the reorder stage into the file, and the pipeline.
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
+	m.received = 0
 	if m.receipts != nil {
 		m.lastRead.Store(1<<48 | uint64(p.SSRC)<<16 | uint64(p.SequenceNumber))
 	}
@@ -408,6 +410,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	if m.receipts != nil {
 		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(m.arrival) {
 			m.arrival, received = at, true // reached the machine then, read only now
+			m.received = at.UnixNano()
 		}
 		if m.firstReceived == 0 && received {
 			m.firstReceived = m.arrival.UnixNano()

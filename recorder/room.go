@@ -355,11 +355,16 @@ type trackSub struct {
 	// the first packet) over the packets of the first zeroWindow, as the mix
 	// anchors a track's audio (the least lateness while it settles), so a
 	// first packet held up at connect or by a busy machine does not move the
-	// track's video later than its audio.
+	// track's video later than its audio. An arrival is when the packet
+	// reached the machine if the UDP mux noted it (mediaSink.received: a
+	// reader behind its socket reads it later), as the mix and the clock
+	// relation that cuts a track without a mix at the stop take it.
 	first atomic.Int64
-	// joined is when the session subscribed (unix ns): time zero is not
-	// moved before it (as the mix does not move a new track's audio before
-	// the instant it joined). zeroTS and zeroUntil (unix ns) are the reader
+	// joined is when the session subscribed (unix ns): a video track's time
+	// zero is not moved before it. An audio track's is: its file holds the
+	// audio sent before the track joined that waited in its socket, and the
+	// mix, or without one the clock relation (stopPlace), places it where
+	// it was sent. zeroTS and zeroUntil (unix ns) are the reader
 	// goroutine's own.
 	joined    int64
 	joinSeq   uint32 // the track's last packet handed on before the subscription (roomTrack.last)
@@ -407,7 +412,7 @@ func (ts *trackSub) write(p *rtp.Packet) {
 		ts.errs.Add(1)
 	} else if n := ts.pkts.Add(1); n == 1 {
 		now := ts.s.m.now().UnixNano()
-		ts.first.Store(now)
+		ts.first.Store(ts.arrival(now))
 		ts.arrived, ts.zeroTS, ts.zeroUntil, ts.firstSeq = now, p.Timestamp, now+int64(zeroWindow), p.SequenceNumber
 	} else if ts.zeroUntil != 0 {
 		ts.refineZero(p.Timestamp)
@@ -429,9 +434,23 @@ func (ts *trackSub) refineZero(rtpTS uint32) {
 		return
 	}
 	since := int64(int32(rtpTS-ts.zeroTS)) * int64(time.Second) / int64(ts.t.Codec.ClockRate)
-	if at := max(now-since, ts.joined); at < ts.first.Load() {
+	at := ts.arrival(now) - since
+	if ts.t.Kind == conference.KindVideo {
+		at = max(at, ts.joined)
+	}
+	if at < ts.first.Load() {
 		ts.first.Store(at)
 	}
+}
+
+// arrival returns when the packet just written reached the machine (unix
+// ns): when the UDP mux received it, if it noted that, else now (when it
+// was read).
+func (ts *trackSub) arrival(now int64) int64 {
+	if ms, ok := ts.sink.(*mediaSink); ok && ms.received != 0 {
+		return ms.received
+	}
+	return now
 }
 
 // close stops writes, waiting for one in progress; it reports whether this call

@@ -94,7 +94,8 @@ func TestManager_StopRacingTrackEOFKeepsMedia(t *testing.T) {
 // TestTrackSub_TimeZeroIsTheLeastLateArrival: a track's time zero (the
 // video's place in the composite) is its first packet's arrival moved back
 // by the most any packet of the first second shows it was late, never
-// before the subscription, and not refined after the first second.
+// before the subscription for video, and not refined after the first
+// second.
 func TestTrackSub_TimeZeroIsTheLeastLateArrival(t *testing.T) {
 	base := time.Unix(1000, 0)
 	var clock time.Time
@@ -131,5 +132,13 @@ func TestTrackSub_TimeZeroIsTheLeastLateArrival(t *testing.T) {
 	send(ts, ms(120), 3*frame) // shows a zero at 20 ms
 	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != ms(60) {
 		t.Errorf("time zero at %v, want the subscription's 60ms", got)
+	}
+	// An audio track's is: its file holds what was sent before it joined.
+	ts = newSub(base.Add(ms(60)))
+	ts.t = &conference.Track{Kind: conference.KindAudio, Codec: conference.Codec{MimeType: "audio/opus", ClockRate: 48000}}
+	send(ts, ms(100), 0)
+	send(ts, ms(120), 2*48000/10) // 200 ms: shows a zero at -80 ms
+	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != ms(-80) {
+		t.Errorf("an audio track's time zero at %v, want -80ms", got)
 	}
 }
