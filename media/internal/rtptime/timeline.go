@@ -7,7 +7,11 @@
 // With a wall clock (Timeline.Now) a jump is bridged by the wall-clock time
 // that passed instead: a pause longer than MaxGap, during which the caller
 // wrote nothing, keeps its length even if the sender's timestamps jumped or
-// its SSRC changed.
+// its SSRC changed. A forward jump within MaxGap of the wall-clock time that
+// passed is no jump: the sender's clock ran on through a pause, and its
+// timestamps place the packet exactly, where the wall clock between two
+// writes also holds how late each was written (a reader seconds behind its
+// socket before the pause and not after it).
 //
 // It is shared by the file writers (media/wavwriter, media/oggwriter and,
 // through media/internal/framer, the video writers).
@@ -27,10 +31,12 @@ const MaxLateRun = 8
 // ready to use with MaxGap 0 (every forward gap re-anchors); set MaxGap.
 // A Timeline is owned by one goroutine (the track's writer).
 type Timeline struct {
-	// MaxGap is the largest forward timestamp gap, in ticks, kept as a gap.
-	// A larger jump (forward, or backward by more than MaxGap) re-anchors:
-	// the packet is placed directly after the previous one, or, with Now,
-	// after the wall-clock time that passed since it.
+	// MaxGap is the largest forward timestamp gap, in ticks, kept as a gap,
+	// and with Now the most a longer one may differ from the wall-clock time
+	// that passed to be kept too. A larger jump (forward, or backward by
+	// more than MaxGap) re-anchors: the packet is placed directly after the
+	// previous one, or, with Now, after the wall-clock time that passed
+	// since it.
 	MaxGap uint32
 	// Rate is the RTP clock rate in Hz; it converts wall-clock time when
 	// Now is set.
@@ -80,6 +86,8 @@ func (t *Timeline) Place(ssrc, ts, dur uint32) (gap uint32, ok bool) {
 			t.Dropped++
 			t.late++
 			return 0, false
+		case delta > 0 && t.Now != nil && t.Rate != 0 && abs(int64(delta)-int64(t.wallGap(now))) <= int64(t.MaxGap):
+			gap = uint32(delta) // the sender's clock ran on through a pause: no jump
 		default:
 			t.Reanchors++
 			gap = t.wallGap(now)
@@ -116,3 +124,5 @@ func (t *Timeline) PosOf(ts uint32) int64 {
 	}
 	return min(max(0, t.pos+int64(int32(ts-t.next))), t.pos)
 }
+
+func abs(x int64) int64 { return max(x, -x) }

@@ -74,7 +74,10 @@ func FuzzTimeline(f *testing.F) {
 
 // TestTimeline_WallClock shows a pause longer than MaxGap keeping its length
 // by the wall clock, across a timestamp jump and an SSRC change, while a
-// jump without a pause continues directly.
+// jump without a pause continues directly; and a pause whose timestamps ran
+// on, within MaxGap of the wall clock, keeping its length by them (the
+// packet before it written 0.8 s late: by the wall clock alone the one
+// after it would be placed 0.8 s early).
 func TestTimeline_WallClock(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tl := Timeline{MaxGap: 8000, Rate: 8000, Now: func() time.Time { return now }}
@@ -87,9 +90,11 @@ func TestTimeline_WallClock(t *testing.T) {
 		{0, 1, 0, 0},
 		{20 * time.Millisecond, 1, 160, 0},
 		{20 * time.Millisecond, 1, 1 << 30, 0},                         // jump, no pause: continues directly
-		{20*time.Millisecond + 5*time.Second, 1, 1<<30 + 40000, 40000}, // 5 s pause > MaxGap: kept
+		{20*time.Millisecond + 5*time.Second, 1, 1<<30 + 1<<29, 40000}, // 5 s pause > MaxGap, timestamps jumped: kept
 		{20*time.Millisecond + 3*time.Second, 2, 77, 24000},            // new SSRC after 3 s
 		{20 * time.Millisecond, 2, 237, 0},
+		{20*time.Millisecond + 4200*time.Millisecond, 2, 397 + 40000, 40000}, // timestamps ran on 5 s, 4.2 s between the writes: kept by them
+		{20 * time.Millisecond, 2, 40557, 0},
 	} {
 		now = now.Add(s.wait)
 		gap, ok := tl.Place(s.ssrc, s.ts, 160)
