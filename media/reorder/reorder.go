@@ -69,9 +69,12 @@ type Stats struct {
 // media/internal/framer and RFC 3550 A.1's MAX_DROPOUT).
 const resync = 3000
 
-// maxLateRun is the number of consecutive late packets after which the next
-// one restarts the sequence (a sender that restarted its numbering backward
-// by less than resync): late packets come alone or in short runs.
+// maxLateRun is the number of consecutive packets behind the sequence but
+// ahead of the last timestamp passed on after which the next one restarts
+// the sequence (a sender that restarted its numbering backward by less than
+// resync; its audio goes on). A packet behind in both is late, however many
+// come: a span held in the network past the budget while the packets after
+// it went on comes in one burst, all of it late.
 const maxLateRun = 8
 
 type slotState uint8
@@ -122,6 +125,7 @@ type Buffer struct {
 	next    uint16 // next sequence number to pass on
 	first   uint16 // the sequence's first
 	held    int    // packets held, all in [next, next+nslots)
+	lastTS  uint32 // the timestamp of the last packet passed on (or the sequence's first)
 	lateRun int
 	pkt     rtp.Packet // the held packet being passed on
 
@@ -194,8 +198,10 @@ func (b *Buffer) Push(p *rtp.Packet, now time.Time) error {
 	}
 	e.keep(b.expire(t))
 	switch d := int16(p.SequenceNumber - b.next); {
-	case d < 0 && d > -resync && b.lateRun < maxLateRun:
-		b.lateRun++
+	case d < 0 && d > -resync && (b.lateRun < maxLateRun || int32(p.Timestamp-b.lastTS) <= 0):
+		if int32(p.Timestamp-b.lastTS) > 0 {
+			b.lateRun++
+		}
 		if b.passedOn(p.SequenceNumber) {
 			b.duplicates.Add(1)
 		} else {
@@ -234,6 +240,7 @@ func (b *Buffer) passedOn(seq uint16) bool {
 // start begins a sequence at p.
 func (b *Buffer) start(p *rtp.Packet) {
 	b.started, b.ssrc, b.next, b.first, b.lateRun = true, p.SSRC, p.SequenceNumber, p.SequenceNumber, 0
+	b.lastTS = p.Timestamp // a packet from before the first is behind it in time too
 }
 
 // Flush passes on everything held, in sequence order, giving up on the
@@ -255,7 +262,7 @@ func (b *Buffer) passNext(p *rtp.Packet) error {
 		s := &b.slots[p.SequenceNumber&b.mask]
 		s.seq, s.state = p.SequenceNumber, slotPassed
 	}
-	b.next++
+	b.next, b.lastTS = b.next+1, p.Timestamp
 	err := b.out.WriteRTP(p)
 	if derr := b.drain(); err == nil {
 		err = derr
@@ -277,7 +284,7 @@ func (b *Buffer) drain() error {
 		b.pkt.Payload = b.arena[i : i+int(s.n)]
 		s.state = slotPassed
 		b.held--
-		b.next++
+		b.next, b.lastTS = b.next+1, s.ts
 		b.reordered.Add(1)
 		e.keep(b.out.WriteRTP(&b.pkt))
 	}
