@@ -315,12 +315,14 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 				break
 			}
 		}
+		var offs []float64
 		for _, o := range mixOnsets {
 			if o == ref || ref < 0 {
 				continue
 			}
 			d := (o - ref).Seconds()
 			off := d - math.Round(d/avEvery)*avEvery
+			offs = append(offs, off)
 			switch {
 			case math.Abs(off) <= 0.020:
 			case stalled(o.Seconds()) && math.Abs(off+stall.by.Seconds()) <= 0.020:
@@ -329,6 +331,7 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 				t.Errorf("the mix's beep at %v is %+.0f ms from the sender's clock (beeps %v s apart from the one at %v)", o, off*1000, avEvery, ref)
 			}
 		}
+		t.Logf("the mix's beeps from the one at %v: %.0f ms off the sender's clock", ref, msList(offs))
 	}
 
 	// The flashes (white at the middle of the canvas, 4× smaller) against
