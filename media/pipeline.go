@@ -256,6 +256,13 @@ type AudioPipeline struct {
 	srTrial      bool
 	srTrialEnd   uint64
 	srTrialLeast float64
+	// srTrialRef is the least lateness of a trial's packet by the
+	// reference's line (srExt, srRefPos, on at srSlope), and srRefLeast
+	// that of the packets by it when it became the reference: how much
+	// later the packets come now is the sender's drift as their arrivals
+	// show it (followReport's first slope).
+	srTrialRef float64
+	srRefLeast float64
 
 	// srCatchUp: the ratio catches up an offset from the reports' line
 	// until the newest packet's extended timestamp reaches srCatchEnd
@@ -922,7 +929,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.lateRun, p.lateLong = false, false
 	}
 	if p.srNew && !p.settling {
-		p.srNew, p.srTrial, p.srTrialLeast = false, false, math.Inf(1)
+		p.srNew, p.srTrial, p.srTrialLeast, p.srTrialRef = false, false, math.Inf(1), math.Inf(1)
 		if want, ok := p.srPosition(p.lastTS, now); ok && p.srFollow && p.confirms(want-p.srOff) {
 			pos = p.followReport(pos, now) // a step's confirmation: taken at once
 		} else {
@@ -932,6 +939,9 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	if p.srTrial {
 		if want, ok := p.srPosition(p.lastTS, now); ok {
 			p.srTrialLeast = min(p.srTrialLeast, float64(now)-want)
+		}
+		if p.srFollow {
+			p.srTrialRef = min(p.srTrialRef, float64(now)-p.srRefPos-float64(p.ext-p.srExt)*k*p.srSlope)
 		}
 	}
 	if p.srFollow {
@@ -1211,6 +1221,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
+		p.srRefLeast = p.srLeast
 		return pos
 	}
 	want -= p.srOff
@@ -1262,6 +1273,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// small (steer would leave up to 5 ms).
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
+			p.srRefLeast = p.srLeast
 			p.catchUp(want - pos)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
@@ -1271,6 +1283,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
 	slope := p.srSlope
 	near := false // a candidate followed as drift meanwhile
+	firstSlope := false
 	if math.Abs(moved) > reportStep.Seconds()*p.rate {
 		cand, confirmed := p.srCand, p.confirms(want)
 		p.srCand = false
@@ -1288,6 +1301,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
+			p.srRefLeast = p.srLeast
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1302,7 +1316,12 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		slope = s
 	} else {
 		near = p.reportMoved(moved)
-		if span >= 2*p.rate {
+		// Two reports a second apart span 2 s of the sender's clock, less
+		// nominal time when it runs slow (1.99 s at 0.5 %: the slope then
+		// waited for a fourth report).
+		spans := 2 * p.rate * (1 - p.maxSkew)
+		firstSlope = span >= spans && float64(p.srLastExt-p.srExt)*k < spans
+		if span >= spans {
 			// Drift: the sender's clock against ours is the slope of the
 			// reports' placement since the reference (the first report
 			// followed, or the last step), once it spans 2 s (a report's
@@ -1316,7 +1335,20 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
-	p.steer(want - pos)
+	off, drift := want-pos, p.srTrialRef-p.srRefLeast // by the reports, by the arrivals, since the reference
+	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
+		// The first slope: what the clock drifted while it was unknown
+		// (since the first report followed, 2-3 s) is caught up from
+		// 5 ms, not from steer's 10, when the packets' arrivals show a
+		// drift that way too (one report's jitter does not move them):
+		// a clock 0.5 % slow is 7-10 ms behind the reports' line by
+		// then, and with steer's rule it waited another report, a beep
+		// between them 10 ms early. On the reports' word alone a good
+		// clock with one report 6-7 ms off was resampled by up to 1 %.
+		p.catchUp(off)
+	} else {
+		p.steer(off)
+	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
 }

@@ -45,7 +45,12 @@ type slippingSender struct {
 	busy                     []float64 // seconds, by report
 	every                    float64   // seconds between reports, for busy
 	tick                     float64   // seconds; 0: it writes each packet once captured
+	first                    float64   // when it sends its first report, seconds of the wall clock; 0: at 0.3 s
 }
+
+// firstReport returns when the sender sends its first report (seconds of
+// the wall clock); the next ones follow every report interval.
+func (s slippingSender) firstReport() float64 { return cmp.Or(s.first, 0.3) }
 
 // sent returns when the sender sent a packet captured by wall time w.
 func (s slippingSender) sent(w float64) float64 {
@@ -76,9 +81,9 @@ func (s slippingSender) writeStalled(w float64) (at, n float64, ok bool) {
 		return s.writeStallAt, s.writeStall, true
 	}
 	if len(s.busy) > 0 {
-		i := int(math.Ceil((w - 0.3) / s.every)) // the next report
-		if n := s.busy[i%len(s.busy)]; i >= 0 && n > 0 && w >= float64(i)*s.every+0.3-n {
-			return float64(i)*s.every + 0.3 - n, n, true
+		i := int(math.Ceil((w - s.firstReport()) / s.every)) // the next report
+		if n := s.busy[i%len(s.busy)]; i >= 0 && n > 0 && w >= float64(i)*s.every+s.firstReport()-n {
+			return float64(i)*s.every + s.firstReport() - n, n, true
 		}
 	}
 	return 0, 0, false
@@ -207,6 +212,76 @@ func TestAudioPipeline_FirstReportStampedLate(t *testing.T) {
 	}
 }
 
+// TestAudioPipeline_SlippingClockResampledFromItsFirstSlope: a sender
+// whose audio clock runs 0.5 % slow sends its first report 0.83 s in, once
+// its track settled (placed by arrival), stamped 3 ms late, then one a
+// second, as TestServe_CompositeFollowsASenderWhoseAudioClockSlips's
+// publisher does. Their slope is known at the third report followed (two
+// intervals: 1.99 s of a clock 0.5 % slow), when the audio is 7 ms behind
+// their line (10 ms of drift since the first, less its 3 ms): the mix
+// catches that up from there, and every beep from 2 s on lies within 5 ms
+// (what the clock drifts in a report's interval) of where the mix places
+// the later ones, on the line (the median offset from 6 s on). With
+// steer's 10 ms the catch-up waited for the fourth report, and with the
+// slope's 2 s for a fifth when the reports spanned 1.98-1.99 s: the beep
+// between them 10 ms early (the real binary's beep 2: −10 ms).
+func TestAudioPipeline_SlippingClockResampledFromItsFirstSlope(t *testing.T) {
+	snd := slippingSender{rate: 0.995, first: 0.83, srJitter: []float64{-0.003, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}
+	run := recordReports(t, snd, 1, -1, 0, 12, lateReader{})
+	onsets, p := run.onsets, run.p
+	var steady []float64
+	for _, o := range onsets {
+		if o >= 6 {
+			steady = append(steady, o-math.Round(o))
+		}
+	}
+	if len(onsets) < 11 || len(steady) < 5 {
+		t.Fatalf("beeps at %.4f s: want one a second", onsets)
+	}
+	slices.Sort(steady)
+	line := steady[len(steady)/2]
+	for _, o := range onsets {
+		if d := o - math.Round(o) - line; o >= 2 && math.Abs(d) > 0.005 {
+			t.Errorf("beep at %.4f s: %+.1f ms from where the mix places the later ones (%+.1f ms from each second), want within 5 ms", o, d*1000, line*1000)
+		}
+	}
+	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+	}
+}
+
+// TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter: a good
+// clock whose one report is off by 6-7 ms at the first slope (the second
+// of reports 3 s apart 7 ms early; the third of reports a second apart 6 ms
+// early; the first, 0.83 s in, 7 ms late, so that the honest ones after it
+// look early) is never resampled: at the first slope the reports'
+// offset from the line is caught up from 5 ms only when the packets'
+// arrivals show the drift too (they come as much later by the line), and
+// they do not. Caught up on the reports' word alone, each of these was
+// resampled by 0.8-1.05 % at 3.2-3.6 s, then at 0.06 % to the end (beeps
+// drifting to 13 ms off).
+func TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		every float64
+	}{
+		{"the second of reports 3 s apart 7 ms early", slippingSender{rate: 1, srJitter: []float64{0, 0.007, 0, 0, 0}}, 3},
+		{"the third of reports a second apart 6 ms early", slippingSender{rate: 1, srJitter: []float64{0, 0, 0.006, 0, 0, 0, 0}}, 1},
+		{"the first, 0.83 s in, 7 ms late", slippingSender{rate: 1, first: 0.83, srJitter: []float64{-0.007, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := recordReports(t, tc.snd, tc.every, -1, 0, 12, lateReader{})
+			if worst, worstAt := run.worst, run.worstAt; worst != 0 {
+				t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", worst, worstAt)
+			}
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+		})
+	}
+}
+
 // TestAudioPipeline_SlippingClockFollowedAcrossAPause: a Pion publisher
 // (writes on a 5 ms ticker, reports stamped by its last write) whose audio
 // clock runs 0.5 % slow, recorded with a pause from 2.7 s to 5.2 s while the
@@ -267,7 +342,87 @@ func (r lateReader) paused(at float64) bool {
 	return at >= r.pause[0] && at < r.pause[1]
 }
 
+// followsReports records total seconds of snd's beeps with a report every
+// every seconds (the one numbered outlierR stamped outlierLate seconds
+// late; -1: none), read as r reads them, and checks that every beep lies in
+// the mix where the reports place it, within 20 ms, nothing late,
+// OriginSent, and the ratio.
 func followsReports(t *testing.T, snd slippingSender, every float64, outlierR int, outlierLate, total float64, r lateReader) {
+	t.Helper()
+	run := recordReports(t, snd, every, outlierR, outlierLate, total, r)
+	onsets, p := run.onsets, run.p
+	beeps := int(total) - 1 // one a second, from 1 s
+	for s := 1; s < int(total); s++ {
+		if r.paused(float64(s)) {
+			beeps-- // cut by the pause
+		}
+	}
+	if len(onsets) < beeps {
+		t.Fatalf("%d beeps in the mix, want %d", len(onsets), beeps)
+	}
+	// Where the reports place a beep: at its wall-clock instant, but for one
+	// captured after the stall and before the second report after it (the
+	// one that confirms the step): until then the mix places it the stall
+	// earlier (the offline mix and the composite until the first: Steps).
+	// A sender on a ticker stamps its reports by its writes: they place
+	// its audio a packet (20 ms) and half a tick later, on average.
+	lag := 0.0
+	if snd.tick > 0 {
+		lag = 0.020 + snd.tick/2
+	}
+	if outlierR == 0 {
+		// Placed by its least-late packet's arrival (its first report
+		// placed it later): the packet's length and its transit after
+		// its capture. The reports' line is followed from there.
+		lag = 0.020 + reportTransit
+	}
+	for _, o := range onsets {
+		want := math.Round(o - lag + snd.stall/2)
+		if after := math.Ceil((snd.stallAt-snd.firstReport())/every)*every + snd.firstReport() + every; snd.stall > 0 && want >= snd.stallAt && want < after {
+			want -= snd.stall
+		}
+		want += lag
+		if d := o - want; math.Abs(d) > 0.020 {
+			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
+		}
+	}
+	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+	}
+	// The sender's instant the mix puts at the track's first sample (the
+	// composite places the sender's video by it): its capture at 0 (a
+	// sender on a ticker stamps its reports later: see lag).
+	if at, ok := p.OriginSent(); snd.tick == 0 && (!ok || math.Abs(at.Sub(run.t0).Seconds()) > 0.002) {
+		t.Errorf("OriginSent %v (%v), want the first sample's capture at 0 (±2 ms)", at.Sub(run.t0), ok)
+	}
+	if r := p.Ratio(); math.Abs(r-1/snd.rate) > 0.002 || snd.rate == 1 && snd.srJitter == nil && r != 1 {
+		t.Errorf("resampling ratio %.5f at the end, want about %.5f (the sender's clock; exactly 1 for a good one)", r, 1/snd.rate)
+	}
+	if snd.rate == 1 && snd.srJitter == nil && run.worst != 0 {
+		// Resampled, a good clock's tone is off its pitch (1 %: a 660 Hz
+		// tone at 653 Hz).
+		t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", run.worst, run.worstAt)
+	}
+}
+
+// reportTransit is how long recordReports' packets take from their
+// sending to the machine (seconds), before their jitter.
+const reportTransit = 0.010
+
+// reportRun is what recordReports recorded: the beeps' onsets in the mix
+// (seconds), the pipeline, the virtual clock's start, and the ratio's
+// largest distance from the sender's clock and when (seconds).
+type reportRun struct {
+	onsets         []float64
+	p              *AudioPipeline
+	t0             time.Time
+	worst, worstAt float64
+}
+
+// recordReports records total seconds of snd's beeps (followsReports)
+// through a pipeline into a mix.
+func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int, outlierLate, total float64, r lateReader) reportRun {
+	t.Helper()
 	sink := &captureSink{}
 	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
 	t0 := c.t
@@ -275,13 +430,13 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 	if err != nil {
 		t.Fatal(err)
 	}
-	const transit = 0.010
+	const transit = reportTransit
 	jitter := func(n int) float64 { return float64((n*7)%4) * 0.004 } // 0-12 ms
 	if snd.tick > 0 {
 		jitter = func(int) float64 { return 0 } // the wait for the sender's tick is the packets' jitter
 	}
 	payload := make([]byte, 160)
-	report := 0 // next report: at report·every + 0.3 s of the wall clock
+	report := 0 // next report: at report·every + snd.firstReport() s of the wall clock
 	frame := m.Config().Frame
 	next := 0       // next packet
 	last := 0.0     // its arrival: a burst comes in order
@@ -306,8 +461,8 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 				break
 			}
 			c.t, last, lastRead = t0.Add(time.Duration(read*float64(time.Second))), at, read
-			for ; float64(report)*every+0.3 <= at; report++ {
-				w := float64(report)*every + 0.3
+			for ; float64(report)*every+snd.firstReport() <= at; report++ {
+				w := float64(report)*every + snd.firstReport()
 				stamp := w
 				if report == outlierR {
 					stamp -= outlierLate // its RTP time is from outlierLate before its NTP time
@@ -385,58 +540,7 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 		}
 	}
 	t.Logf("beeps at %.4f s; ratio %.5f (furthest from the clock's %.5f at %.2f s); %+v", onsets, p.Ratio(), worst, worstAt, p.Stats())
-	beeps := int(total) - 1 // one a second, from 1 s
-	for s := 1; s < int(total); s++ {
-		if r.paused(float64(s)) {
-			beeps-- // cut by the pause
-		}
-	}
-	if len(onsets) < beeps {
-		t.Fatalf("%d beeps in the mix, want %d", len(onsets), beeps)
-	}
-	// Where the reports place a beep: at its wall-clock instant, but for one
-	// captured after the stall and before the second report after it (the
-	// one that confirms the step): until then the mix places it the stall
-	// earlier (the offline mix and the composite until the first: Steps).
-	// A sender on a ticker stamps its reports by its writes: they place
-	// its audio a packet (20 ms) and half a tick later, on average.
-	lag := 0.0
-	if snd.tick > 0 {
-		lag = 0.020 + snd.tick/2
-	}
-	if outlierR == 0 {
-		// Placed by its least-late packet's arrival (its first report
-		// placed it later): the packet's length and its transit after
-		// its capture. The reports' line is followed from there.
-		lag = 0.020 + transit
-	}
-	for _, o := range onsets {
-		want := math.Round(o - lag + snd.stall/2)
-		if after := math.Ceil((snd.stallAt-0.3)/every)*every + 0.3 + every; snd.stall > 0 && want >= snd.stallAt && want < after {
-			want -= snd.stall
-		}
-		want += lag
-		if d := o - want; math.Abs(d) > 0.020 {
-			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
-		}
-	}
-	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
-		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
-	}
-	// The sender's instant the mix puts at the track's first sample (the
-	// composite places the sender's video by it): its capture at 0 (a
-	// sender on a ticker stamps its reports later: see lag).
-	if at, ok := p.OriginSent(); snd.tick == 0 && (!ok || math.Abs(at.Sub(t0).Seconds()) > 0.002) {
-		t.Errorf("OriginSent %v (%v), want the first sample's capture at 0 (±2 ms)", at.Sub(t0), ok)
-	}
-	if r := p.Ratio(); math.Abs(r-1/snd.rate) > 0.002 || snd.rate == 1 && snd.srJitter == nil && r != 1 {
-		t.Errorf("resampling ratio %.5f at the end, want about %.5f (the sender's clock; exactly 1 for a good one)", r, 1/snd.rate)
-	}
-	if snd.rate == 1 && snd.srJitter == nil && worst != 0 {
-		// Resampled, a good clock's tone is off its pitch (1 %: a 660 Hz
-		// tone at 653 Hz).
-		t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", worst, worstAt)
-	}
+	return reportRun{onsets, p, t0, worst, worstAt}
 }
 
 // TestAudioPipeline_DeferredFollowsReportsInOrder: a sender report that
