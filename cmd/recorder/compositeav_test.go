@@ -36,6 +36,17 @@ import (
 // avEvery seconds, and a beep of avBeep Hz with each.
 const avEvery, avFlashLen, avBeep = 2.0, 0.2, 2000.0
 
+// avFlashAt is when in each avEvery the Pion publisher's flash and beep
+// begin: on a frame (9 at 30 fps) between its video's keyframes (frames 0
+// and 30), so that the first frame a recording can show is never a flash's
+// first, and ending as the slipping clock's capture stalls (6.5 s), so that
+// no beep loses its onset to the stall. A flash on the video's first frame
+// is left out (checkCompositeAV cannot tell when it began): with the flash
+// at 0 s, on a keyframe, a recording whose video began there kept one
+// flash before the pause (session 14, the A/B of anchor's branch; session
+// 13, follow's run 1: "flashes before the pause 1, after 2: want 2 of each").
+const avFlashAt = 0.3
+
 // TestServe_CompositeKeepsAVAcrossAPause: a `recorder serve` process records
 // a Pion WHIP publisher sending VP8 video with a white flash every 2 s and
 // PCMU audio with a beep at each flash (both paced from one start), paused
@@ -138,7 +149,7 @@ func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 	testenv.LookPath(t, "ffprobe")
 	dir := t.TempDir()
 	ivf := filepath.Join(dir, "flash.ivf")
-	src := fmt.Sprintf("color=c=red:s=320x240:r=30:d=%g,drawbox=color=white:t=fill:enable='lt(t,%g)'", avEvery, avFlashLen)
+	src := fmt.Sprintf("color=c=red:s=320x240:r=30:d=%g,drawbox=color=white:t=fill:enable='between(n,%.0f,%.0f)'", avEvery, avFlashAt*30, (avFlashAt+avFlashLen)*30-1)
 	if out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", src,
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "300k", "-f", "ivf", ivf).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
@@ -170,7 +181,7 @@ func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 	cam, err := whiptest.JoinCameraWith(ctx, &whip.Client{API: wapi, Token: key}, whip.Endpoint(s.url, conf, "alice", "CAM"), "alice", frames,
 		func(_ time.Time, sec float64) float64 {
 			v := 6000 * math.Sin(2*math.Pi*440*sec)
-			if math.Mod(sec, avEvery) < avFlashLen {
+			if m := math.Mod(sec, avEvery); m >= avFlashAt && m < avFlashAt+avFlashLen {
 				v += 6000 * math.Sin(2*math.Pi*avBeep*sec)
 			}
 			return v
