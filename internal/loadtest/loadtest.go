@@ -120,8 +120,11 @@ type Result struct {
 	MuxDrops uint64
 	// Direct: RTP packets the recorder's UDP mux handed to their tracks
 	// itself (webrtc.directAudio; recorder_udp_mux_direct_packets_total).
-	Direct      uint64
-	MixShort    time.Duration
+	Direct   uint64
+	MixShort time.Duration
+	// Waited is how long the receiver's threads waited for a CPU while
+	// runnable over the window (runWait; 0: not known).
+	Waited      time.Duration
 	Load1       float64 // the machine's 1-minute load average at the end of the window
 	Err         string  // why the step failed, if it did
 	FilesDetail string
@@ -143,6 +146,15 @@ func (r Result) Cores() float64 {
 		return 0
 	}
 	return float64(r.CPU) / float64(r.Window)
+}
+
+// WaitedCores is how long the receiver waited for a CPU over the window, in
+// cores: near Cores or above, it was short of CPU (its core shared).
+func (r Result) WaitedCores() float64 {
+	if r.Window == 0 {
+		return 0
+	}
+	return float64(r.Waited) / float64(r.Window)
 }
 
 // RSSPerStream is the marginal resident memory per stream.
@@ -241,8 +253,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			if r.Err != "" {
 				logf("   failed: %s", r.Err)
 			} else {
-				logf("   %.2f ms CPU per stream-second (%.2f cores), %d KB RSS per stream, load %.1f; %s",
-					r.CPUPerStreamSecond(), r.Cores(), r.RSSPerStream()>>10, r.Load1, r.FilesDetail)
+				logf("   %.2f ms CPU per stream-second (%.2f cores; waited %.2f cores for a CPU), %d KB RSS per stream, load %.1f; %s",
+					r.CPUPerStreamSecond(), r.Cores(), r.WaitedCores(), r.RSSPerStream()>>10, r.Load1, r.FilesDetail)
 				if r.Direct > 0 {
 					logf("   %d RTP packets handed to their tracks by the UDP mux itself (direct audio), %d written", r.Direct, r.Written)
 				}
@@ -419,6 +431,7 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		r.Err = err.Error()
 		return r
 	}
+	wait0 := runWait(pid)
 	w0 := time.Now()
 	var profiled chan error
 	if p, ok := t.(profiler); ok && cfg.ProfileDir != "" {
@@ -433,6 +446,9 @@ func runStep(ctx context.Context, cfg Config, sys string, n int, source [][]byte
 		return r
 	}
 	r.Window, r.CPU = time.Since(w0), c1-c0
+	if wait1 := runWait(pid); wait1 > wait0 {
+		r.Waited = wait1 - wait0
+	}
 	r.RSS, _ = rss(pid)
 	r.Threads = threads(pid)
 	r.Load1 = loadAvg()
@@ -565,11 +581,11 @@ func Table(w io.Writer, results []Result) {
 	}
 	sorted := append([]Result(nil), results...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Streams < sorted[j].Streams })
-	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | ×Janus | ×Pion | RSS KB/stream | heap KB/stream | stacks KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | written | not received | kernel drops | file drops | after stop | load1 |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| receiver | N | connected | CPU ms/stream-s | cores | waited | ×Janus | ×Pion | RSS KB/stream | heap KB/stream | stacks KB/stream | threads | goroutines/stream | lost | late | decode err | decoded | files | missing | mix short | written | not received | kernel drops | file drops | after stop | load1 |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range sorted {
 		if r.Err != "" {
-			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
+			fmt.Fprintf(w, "| %s | %d | %d | failed: %s |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  |  | %.1f |\n", r.System, r.Streams, r.Connected, strings.ReplaceAll(r.Err, "|", "/"), r.Load1)
 			continue
 		}
 		g := "–"
@@ -584,8 +600,8 @@ func Table(w io.Writer, results []Result) {
 		if r.Heap > 0 {
 			heap, stacks = strconv.FormatInt(r.HeapPerStream()>>10, 10), strconv.FormatInt(r.StacksPerStream()>>10, 10)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %s | %s | %d | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %s | %.1f |\n",
-			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), ratio(SystemJanus, r), ratio(SystemPion, r),
+		fmt.Fprintf(w, "| %s | %d | %d | %.2f | %.2f | %.2f | %s | %s | %d | %s | %s | %d | %s | %d | %d | %d | %d | %d | %d | %.2f s | %s | %.1f |\n",
+			r.System, r.Streams, r.Connected, r.CPUPerStreamSecond(), r.Cores(), r.WaitedCores(), ratio(SystemJanus, r), ratio(SystemPion, r),
 			r.RSSPerStream()>>10, heap, stacks, r.Threads, g, r.Lost, r.Late, r.DecodeErrs, r.Decoded, r.Files, r.Missing, r.MixShort.Seconds(), fileSide, r.Load1)
 	}
 }

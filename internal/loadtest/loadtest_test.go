@@ -249,3 +249,38 @@ func FuzzParseMetrics(f *testing.F) {
 	f.Add("a{b=\"c\"} 1\n# x\nd 2\n")
 	f.Fuzz(func(t *testing.T, s string) { _, _ = parseMetrics(strings.NewReader(s)) })
 }
+
+// TestRunWait_SeesACoreShared: a busy process that shares its CPU with
+// another busy one waits for it while runnable (runWait grows by a good part
+// of the time); the same process alone on a CPU with nothing else busy
+// would not, which is what the harness's "waited" column tells apart.
+func TestRunWait_SeesACoreShared(t *testing.T) {
+	if runWait(os.Getpid()) == 0 {
+		t.Skip("the kernel keeps no schedstat")
+	}
+	var hogs []int
+	for range 2 {
+		cmd := exec.Command("taskset", "-c", "0", "sh", "-c", "while :; do :; done") // taskset execs sh: the same process
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		hogs = append(hogs, cmd.Process.Pid)
+	}
+	time.Sleep(50 * time.Millisecond) // both exec'd and running
+	start := make([]time.Duration, len(hogs))
+	for i, pid := range hogs {
+		start[i] = runWait(pid)
+	}
+	const window = 500 * time.Millisecond
+	time.Sleep(window)
+	var waited time.Duration
+	for i, pid := range hogs {
+		waited += runWait(pid) - start[i]
+	}
+	// Two loops on one CPU: each runs about half the time and waits the
+	// other half, so together they wait about the window.
+	if waited < window/4 {
+		t.Fatalf("two busy processes on one CPU waited %v for it in %v, want at least %v", waited, window, window/4)
+	}
+}

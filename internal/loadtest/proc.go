@@ -58,6 +58,35 @@ func rss(pid int) (int64, error) {
 	return 0, fmt.Errorf("loadtest: /proc/%d/status has no VmRSS", pid)
 }
 
+// runWait returns how long the threads of process pid have waited for a CPU
+// while runnable (the run queue), summed over its threads alive now: the
+// second field of each /proc/PID/task/TID/schedstat, in nanoseconds. It is
+// 0 if the kernel keeps no such statistics. Over a window, a receiver that
+// waited about as long as it ran was short of CPU (another process shared
+// its core), whatever its CPU figure says.
+func runWait(pid int) time.Duration {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[1], 10, 64)
+		if err == nil {
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
 // threads returns the number of threads of process pid.
 func threads(pid int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
