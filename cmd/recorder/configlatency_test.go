@@ -28,18 +28,7 @@ func TestServe_ConfiguredLatencyIsTheDefaultBudget(t *testing.T) {
 	defer cancel()
 	const stall = 2500 * time.Millisecond
 	var from atomic.Int64 // unix ns; 0: not yet
-	var t0 int64          // the relay's first packet, unix ns (relay goroutine)
-	stop := publishOnSchedule(t, ctx, s, key, "cfglatency", "o", opus, time.Time{}, 20*time.Millisecond, func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
-		if t0 == 0 {
-			t0 = time.Now().UnixNano() - int64(elapsed)
-		}
-		if f := from.Load(); f != 0 {
-			// Released together at the stall's end by the relay's clock
-			// (t0+elapsed is its now), in the order they came.
-			return max(time.Duration(f+int64(stall)-(t0+int64(elapsed))), 0), false, false
-		}
-		return 0, false, false
-	})
+	stop := publishOnSchedule(t, ctx, s, key, "cfglatency", "o", opus, time.Time{}, 20*time.Millisecond, releasedTogether(&from, stall))
 	defer stop()
 	before := recorderMetrics(t, s)
 	ev := startRecording(t, s, key, "cfglatency", false)

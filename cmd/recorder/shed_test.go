@@ -42,20 +42,7 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 	defer cancel()
 	const stall = 2500 * time.Millisecond
 	var from atomic.Int64 // unix ns; 0: not yet
-	var t0 int64          // the relay's first packet, unix ns (relay goroutine)
-	stop := publishOnSchedule(t, ctx, s, key, "shed", "o", opus, time.Time{}, 20*time.Millisecond, func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
-		if t0 == 0 {
-			t0 = time.Now().UnixNano() - int64(elapsed)
-		}
-		if f := from.Load(); f != 0 {
-			// Every packet until the stall's end is released at that very
-			// instant by the relay's clock (t0+elapsed is its now): in the
-			// order they came, as a network queue delivers them. A
-			// delay read off another clock reading would shuffle them.
-			return max(time.Duration(f+int64(stall)-(t0+int64(elapsed))), 0), false, false
-		}
-		return 0, false, false
-	})
+	stop := publishOnSchedule(t, ctx, s, key, "shed", "o", opus, time.Time{}, 20*time.Millisecond, releasedTogether(&from, stall))
 	defer stop()
 	before := recorderMetrics(t, s)
 	var ev api.RecordingDataEvent
@@ -185,4 +172,22 @@ func gatedOpusTone(t *testing.T, ffmpeg string, freq float64, seconds int) [][]b
 		t.Fatal(err)
 	}
 	return packets
+}
+
+// releasedTogether is an impairment that, once *from (unix ns) is set, holds
+// every packet until stall after it and then releases them all at that very
+// instant by the relay's clock (its first packet's instant plus elapsed is
+// its now), in the order they came, as a network queue delivers a burst. A
+// delay read off another clock reading would shuffle them.
+func releasedTogether(from *atomic.Int64, stall time.Duration) impairment {
+	var t0 int64 // the relay's first packet, unix ns (relay goroutine)
+	return func(_ int, elapsed time.Duration) (time.Duration, bool, bool) {
+		if t0 == 0 {
+			t0 = time.Now().UnixNano() - int64(elapsed)
+		}
+		if f := from.Load(); f != 0 {
+			return max(time.Duration(f+int64(stall)-(t0+int64(elapsed))), 0), false, false
+		}
+		return 0, false, false
+	}
 }
