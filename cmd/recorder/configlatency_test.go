@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rtcrec/recorder/api"
 )
 
 // TestServe_ConfiguredLatencyIsTheDefaultBudget: issue 10's budget is
@@ -35,10 +33,7 @@ func TestServe_ConfiguredLatencyIsTheDefaultBudget(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	from.Store(time.Now().UnixNano())
 	time.Sleep(stall + time.Second)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/cfglatency/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "cfglatency", ev)
 	after := recorderMetrics(t, s)
 	late := after["recorder_rtp_packets_late_dropped_total"] - before["recorder_rtp_packets_late_dropped_total"]
 	t.Logf("a %v stall with defaults.mix.latency 1s: %.0f packets late-dropped from the mix", stall, late)

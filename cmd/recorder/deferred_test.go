@@ -66,10 +66,7 @@ func TestServe_DeferredDecodeHoldsBothTracks(t *testing.T) {
 	time.Sleep(1400 * time.Millisecond)
 	aFrom.Store(time.Now().UnixNano())
 	time.Sleep(1600*time.Millisecond + 2500*time.Millisecond)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, conf, ev)
 	stopA()
 	stopL()
 	objects, man := recordingFiles(t, dir, ev.InstanceID)

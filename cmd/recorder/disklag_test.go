@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/media"
 )
 
@@ -67,10 +66,7 @@ func TestServe_MixOnDiskLagsAtMostTheBudget(t *testing.T) {
 	from.Store(time.Now().UnixNano())
 	stalledAt := time.Now()
 	poll(stall + 3*time.Second)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/disklag/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "disklag", ev)
 	_, man := recordingFiles(t, dir, ev.InstanceID)
 	if len(samples) < 100 {
 		t.Fatalf("read the mix file %d times while recording (%q)", len(samples), path)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
@@ -69,10 +68,7 @@ func TestServe_RandomLossLeavesNoHoleInTheMix(t *testing.T) {
 			stop := publishOnSchedule(t, ctx, s, key, conf, "o", tc.packets, time.Time{}, 20*time.Millisecond, loss)
 			ev := startRecording(t, s, key, conf, false)
 			time.Sleep(6 * time.Second)
-			var r api.RecordingDataEvent
-			if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-				t.Fatalf("stop: %d", st)
-			}
+			stopRecording(t, s, key, conf, ev)
 			stop()
 			objects, man := recordingFiles(t, dir, ev.InstanceID)
 			// The track's pipeline log, written when it ended (before the

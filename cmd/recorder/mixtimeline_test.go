@@ -630,10 +630,7 @@ func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
 				t.Fatalf("start: %d", st)
 			}
 			time.Sleep(6 * time.Second)
-			var r api.RecordingDataEvent
-			if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-				t.Fatalf("stop: %d", st)
-			}
+			stopRecording(t, s, key, conf, ev)
 			stop()
 			objects, man := recordingFiles(t, dir, ev.InstanceID)
 			with, missing, mixTone, holes := trackVsMix(t, objects, man, freq)
@@ -688,10 +685,7 @@ func TestServe_MixHoldsTheTrackOnAStarvedCPU(t *testing.T) {
 		t.Fatalf("start: %d", st)
 	}
 	time.Sleep(6 * time.Second)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/starved/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "starved", ev)
 	// The recorder's counters once the track ended, while the publisher's
 	// connection (and the kernel's count on its socket) is still there.
 	m := recorderMetrics(t, s)

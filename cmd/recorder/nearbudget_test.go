@@ -5,8 +5,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/rtcrec/recorder/api"
 )
 
 // TestServe_MixHoldsAudioDelayedNearlyTheBudget: issue 10's "every packet
@@ -56,10 +54,7 @@ func TestServe_MixHoldsAudioDelayedNearlyTheBudget(t *testing.T) {
 			defer stop()
 			ev := startRecording(t, s, key, conf, false)
 			time.Sleep(7 * time.Second)
-			var r api.RecordingDataEvent
-			if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-				t.Fatalf("stop: %d", st)
-			}
+			stopRecording(t, s, key, conf, ev)
 			objects, man := recordingFiles(t, dir, ev.InstanceID)
 			with, missing, mixTone, holes := trackVsMix(t, objects, man, freq)
 			var line string

@@ -278,10 +278,7 @@ func TestServe_TwoParticipantsKeepTheirOffset(t *testing.T) {
 	}
 	stopB := publishOnSchedule(t, ctx, s, key, conf, "b", pb, t0.Add(apart), 20*time.Millisecond, burst)
 	time.Sleep(5 * time.Second)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, conf, ev)
 	stopA()
 	stopB()
 	objects, man := recordingFiles(t, dir, ev.InstanceID)

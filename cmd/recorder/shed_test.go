@@ -53,10 +53,7 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	from.Store(time.Now().UnixNano())
 	time.Sleep(stall + 2*time.Second)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/shed/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "shed", ev)
 	after := recorderMetrics(t, s)
 	objects, man := recordingFiles(t, dir, ev.InstanceID)
 	var ogg composition.Track

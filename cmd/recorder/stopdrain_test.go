@@ -108,10 +108,7 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 			t.Fatalf("exit code %d\n%s", code, s.stderr)
 		}
 	} else {
-		var r api.RecordingDataEvent
-		if st := call(t, "POST", s.url+"/api/recordings/inflight/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-			t.Fatalf("stop: %d", st)
-		}
+		stopRecording(t, s, key, "inflight", ev)
 	}
 	ends, man, mix := toneEnds(t, dir, ev.InstanceID, freq, mixNone)
 	recorded := man.Stopped.Sub(man.Started)
@@ -161,6 +158,15 @@ func startRecording(t *testing.T, s *server, key, conf string, mixNone bool) api
 		t.Fatalf("start: %d", st)
 	}
 	return ev
+}
+
+// stopRecording stops the recording ev of conference conf through the API.
+func stopRecording(t *testing.T, s *server, key, conf string, ev api.RecordingDataEvent) {
+	t.Helper()
+	var r api.RecordingDataEvent
+	if st := call(t, "POST", s.url+"/api/recordings/"+conf+"/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
+		t.Fatalf("stop: %d", st)
+	}
 }
 
 // toneEnds returns where the tone at freq ends in a stopped recording's
@@ -297,10 +303,7 @@ func stopWaitsNotForALostPacket(t *testing.T, opus [][]byte, freq float64, laten
 	time.Sleep(2900 * time.Millisecond)
 	lose.Store(true)
 	time.Sleep(100 * time.Millisecond)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/lost/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "lost", ev)
 	if !lost.Load() {
 		t.Fatal("the relay lost no packet before the stop")
 	}
@@ -376,10 +379,7 @@ func TestServe_StopWaitsNotForAPacketTheKernelDropped(t *testing.T) {
 	t.Logf("the recorder stopped for %v; the kernel dropped %d datagrams of the publisher, at least, after %d of the fill",
 		time.Since(stopped).Round(time.Millisecond), dropped, filled)
 	time.Sleep(300 * time.Millisecond)
-	var r api.RecordingDataEvent
-	if st := call(t, "POST", s.url+"/api/recordings/kdrop/"+ev.RecorderID+"/"+ev.InstanceID+"/stop", key, nil, &r); st != 200 {
-		t.Fatalf("stop: %d", st)
-	}
+	stopRecording(t, s, key, "kdrop", ev)
 	ends, man, _ := toneEnds(t, dir, ev.InstanceID, freq, false)
 	recorded := man.Stopped.Sub(man.Started)
 	objects, _ := recordingFiles(t, dir, ev.InstanceID)
