@@ -40,10 +40,14 @@ const (
 // ErrPage is wrapped by every error about a malformed page.
 var ErrPage = errors.New("ogg: invalid or incomplete Ogg page")
 
-// crcTable is the table of the Ogg CRC-32 (RFC 3533 §6: generator 0x04c11db7,
-// most significant bit first).
-var crcTable = func() (t [256]uint32) {
-	for i := range t {
+// crcTables are the tables of the Ogg CRC-32 (RFC 3533 §6: generator
+// 0x04c11db7, most significant bit first) for slicing by 8: crcTables[0] is
+// the classic byte table, crcTables[k][b] the CRC of byte b followed by k
+// zero bytes, so that CRC takes 8 bytes per step with 8 independent lookups
+// instead of 8 dependent ones (3–4× faster: the CRC of every page the track
+// files write was 1.3 % of the recorder's CPU at 200 streams).
+var crcTables = func() (t [8][256]uint32) {
+	for i := range t[0] {
 		r := uint32(i) << 24
 		for range 8 {
 			if r&0x80000000 != 0 {
@@ -52,7 +56,13 @@ var crcTable = func() (t [256]uint32) {
 				r <<= 1
 			}
 		}
-		t[i] = r
+		t[0][i] = r
+	}
+	for k := 1; k < len(t); k++ {
+		for i := range t[k] {
+			p := t[k-1][i]
+			t[k][i] = p<<8 ^ t[0][p>>24]
+		}
 	}
 	return t
 }()
@@ -60,8 +70,16 @@ var crcTable = func() (t [256]uint32) {
 // CRC continues the Ogg CRC-32 c over b. A page's CRC is CRC(0, page) with
 // the CRC field zeroed.
 func CRC(c uint32, b []byte) uint32 {
+	t := &crcTables
+	for len(b) >= 8 {
+		c ^= binary.BigEndian.Uint32(b)
+		w := binary.BigEndian.Uint32(b[4:])
+		c = t[7][c>>24] ^ t[6][byte(c>>16)] ^ t[5][byte(c>>8)] ^ t[4][byte(c)] ^
+			t[3][w>>24] ^ t[2][byte(w>>16)] ^ t[1][byte(w>>8)] ^ t[0][byte(w)]
+		b = b[8:]
+	}
 	for _, v := range b {
-		c = c<<8 ^ crcTable[byte(c>>24)^v]
+		c = c<<8 ^ t[0][byte(c>>24)^v]
 	}
 	return c
 }
