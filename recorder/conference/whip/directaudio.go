@@ -17,6 +17,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v4/replaydetector"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/rtcrec/recorder/recorder/conference"
@@ -204,6 +205,13 @@ type directConn struct {
 	buf    *conference.PushBuffer // ssrc's
 }
 
+// newSRTPReplay makes the replay detector of a direct-audio stream: srtp's
+// decisions over conference.SRTPReplayWindow packets, without its shift per
+// packet (replayRing).
+func newSRTPReplay() replaydetector.ReplayDetector {
+	return newReplayRing(1<<48 - 1) // the SRTP packet index: ROC<<16 | SEQ
+}
+
 // isRTP reports whether datagram d is an RTP packet: first byte 128–191
 // (RFC 7983 §7: RTP or RTCP, version 2) and a second byte outside 192–223
 // (RFC 5761 §4: RTCP's packet types).
@@ -227,7 +235,7 @@ func (c *directConn) take(d, plain []byte) bool {
 		if k == nil {
 			return false
 		}
-		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile, srtp.SRTPReplayProtection(conference.SRTPReplayWindow))
+		ctx, err := srtp.CreateContext(k.key, k.salt, k.profile, srtp.SRTPReplayDetectorFactory(newSRTPReplay))
 		if err != nil {
 			c.failed = true
 			return false
