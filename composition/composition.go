@@ -202,7 +202,8 @@ const MappingMoved = 10 * time.Millisecond
 // candidate in TrackTiming.Mappings, by which the offline mix and the
 // composite place a file the live mix did not place: Steps) and for the
 // live mix (media's AudioPipeline takes a confirmed step from the
-// confirming report on, and absorbs smaller moves by resampling). It is
+// confirming report on, or a step forward from the gap in its packets that
+// began it, and absorbs smaller moves by resampling). It is
 // also how far the live mix's placement must move to be kept in
 // TrackTiming.Moves.
 func ReportMoved(d time.Duration) bool {

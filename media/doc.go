@@ -94,8 +94,11 @@
 //     is where the offline mix has it; less is the sender's clock drifting,
 //     resampled away at its rate (measured over the reports since the first,
 //     or the last step) once the offset passed 10 ms. Between a step's
-//     first report and the one that confirms it the live mix places the
-//     audio about as before the step (see followReport in pipeline.go). A
+//     first report and the one that confirms it the live mix holds the
+//     track's audio from the packets' gap at a capture stall, and moves it
+//     by a step forward once confirmed (the hold, in pipeline.go), within
+//     the budget; otherwise it places that audio about as before the step
+//     (see followReport). A
 //     report that places a packet earlier than the arrivals allow is not
 //     followed, nor one the next does not confirm: Pion stamps a report by
 //     its last write, so a stalled write makes one late by the stall.

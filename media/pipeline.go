@@ -282,6 +282,26 @@ type AudioPipeline struct {
 	srCandMoved float64
 	srCandSlope float64
 
+	// The hold (see holdStep): the audio from ring position holdFrom on,
+	// which begins with the packet with timestamp holdTS, is written but not
+	// decided (what advance would decide is holdUpTo) while a step of the
+	// sender's clock may be pending: the packets came holdGap later than
+	// their timestamps say (holdLate: the first one's lateness by the
+	// mapping). newestAt and newestExt are the newest packet's arrival and
+	// extended timestamp, to see such a gap. shifts counts the holds moved
+	// by a confirmed step, the latest from shiftTS on (Shifted).
+	holding   bool
+	holdFrom  uint64
+	holdTS    uint32
+	holdLate  float64
+	holdGap   float64
+	holdUpTo  uint64
+	holdSR    uint64 // srCount when it began: a report after it ends it
+	newestAt  uint64
+	newestExt int64
+	shiftTS   uint32
+	shifts    uint64
+
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
 	// set: where the track's file begins on the recording's timeline. Stored
@@ -770,6 +790,9 @@ func (p *AudioPipeline) advance() {
 	if p.settling {
 		return
 	}
+	if p.holding && p.ring.Tail() > p.holdFrom {
+		p.endHold() // the mixer wrote into it: the budget passed
+	}
 	var decide int64
 	tail := p.ring.Tail()
 	for p.pending > 0 {
@@ -789,6 +812,10 @@ func (p *AudioPipeline) advance() {
 		p.nextSeq = next
 	}
 	if decide > 0 {
+		if p.holding {
+			p.holdUpTo = max(p.holdUpTo, uint64(decide))
+			decide = min(decide, int64(p.holdFrom))
+		}
 		p.decide(uint64(decide))
 	}
 }
@@ -819,6 +846,7 @@ func (p *AudioPipeline) nextArrived() (uint16, bool) {
 // come after it.
 func (p *AudioPipeline) makeRoom(seq uint16) {
 	p.settleNow()
+	p.endHold()
 	var decide int64
 	tail := p.ring.Tail()
 	for int(uint16(seq-p.nextSeq)) >= seqWindow {
@@ -840,6 +868,7 @@ func (p *AudioPipeline) makeRoom(seq uint16) {
 // written, decides everything written and forgets the sequence state.
 func (p *AudioPipeline) finishSeq() {
 	p.settleNow()
+	p.endHold()
 	for s := p.nextSeq; int16(p.maxSeq-s) >= 0; s++ {
 		if w, b := p.bit(s); *w&b != 0 {
 			*w &^= b
@@ -928,10 +957,12 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	default:
 		p.lateRun, p.lateLong = false, false
 	}
+	p.watchGap(pos, now)
 	if p.srNew && !p.settling {
 		p.srNew, p.srTrial, p.srTrialLeast, p.srTrialRef = false, false, math.Inf(1), math.Inf(1)
 		if want, ok := p.srPosition(p.lastTS, now); ok && p.srFollow && p.confirms(want-p.srOff) {
 			pos = p.followReport(pos, now) // a step's confirmation: taken at once
+			p.holdWhileCandidate()
 		} else {
 			p.srTrial, p.srTrialEnd = true, now+uint64(reportTrial.Seconds()*p.rate)
 		}
@@ -950,6 +981,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	if p.srTrial && now >= p.srTrialEnd && !p.settling {
 		p.srTrial = false
 		pos = p.followReport(pos, now)
+		p.holdWhileCandidate()
 	}
 	if p.settling {
 		p.settleMin = min(p.settleMin, float64(now)-pos)
@@ -1042,7 +1074,9 @@ func (p *AudioPipeline) reportKeeps(ts uint32, pos float64, now uint64) bool {
 // (followReport).
 func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.settleNow()
+	p.endHold()
 	p.lastTS, p.ext, p.baseExt, p.origExt = ts, int64(ts), int64(ts), int64(ts)
+	p.newestAt, p.newestExt = now, int64(ts)
 	end := p.ring.End()
 	first := !p.originOK.Load()
 	p.ratio = 1
@@ -1154,7 +1188,8 @@ func (p *AudioPipeline) settleNow() {
 // on the track's own audio already decided is dropped (counted Late).
 // Either way, between the candidate and the confirmation the live mix
 // places the audio (about) where it was before the step, the offline
-// placement after it (up to one report interval). A candidate that the next
+// placement after it (up to one report interval), but for a step forward
+// that the hold (below) moves back to where it began. A candidate that the next
 // report does not confirm was not the sender's clock: Pion stamps a report
 // by when it last wrote a packet, so a stalled write makes one report late
 // by the stall, and the packets written after it come late by as much
@@ -1291,10 +1326,17 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+			if !p.holding && moved > 0 {
+				p.hold(pos, now, moved) // no gap seen: held from here
+			}
 			return pos
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
-			// the slope is measured from here.
+			// the slope is measured from here. A step forward moves what
+			// was held since the gap before it (holdStep).
+			if p.holding && want > pos {
+				p.shiftHold(want - pos)
+			}
 			p.basePos, p.baseExt = want, p.ext
 			pos = want
 			p.srExt, p.srRefPos = p.ext, want
@@ -1369,6 +1411,105 @@ func (p *AudioPipeline) confirms(want float64) bool {
 	}
 	return math.Abs(want-p.srLine(p.ext)) > reportStep.Seconds()*p.rate &&
 		!p.reportMoved(want-(p.srCandPos+float64(p.ext-p.srCandExt)*k*p.srSlope))
+}
+
+// The hold: a capture that stalls (a sender's device or thread that stopped
+// for 100 ms) loses samples, so its RTP time falls behind its wall clock by
+// the stall; its reports show that as a step, a candidate at the first
+// report after the stall and a step once the next confirms it (followReport),
+// one or two report intervals later (Pion: a second; libwebrtc: 5 s). Its
+// packets show it at once: they come the stall later than their timestamps
+// say, and stay so (watchGap). From that gap on the pipeline holds its
+// audio: written, not decided, so the mixer waits for it up to the budget.
+// If the step is confirmed while it holds, what it wrote since the gap moves
+// forward by the step (Ring.ShiftForward), silence where it was: every
+// sample after the stall lies where the sender's clock places it, where the
+// mapping placed it the step early before (a beep in it 100 ms early in the
+// mix and, placed as the mix placed it, in the composite). A hold ends, and
+// its audio is decided where it is, when the packets catch up (a write that
+// lagged and then sent in a burst: no stall), when the report after the gap
+// is no far candidate (it did not move, or moved up to reportStep) or the
+// next does not confirm it, at a pause, a re-anchor or the end, and once the
+// mixer wrote into it (the budget passed: with libwebrtc's reports 5 s
+// apart the step comes too late, and the audio before it stays where it
+// is). A candidate with no gap before it holds from its own packet on.
+// Only a step forward moves held audio; one back is taken as before.
+
+// watchGap takes the newest packet, at timeline position pos by the
+// mapping, that arrived at now: the arrivals' gap that begins a hold, or
+// the packets' catching up that ends one (see the hold above).
+func (p *AudioPipeline) watchGap(pos float64, now uint64) {
+	gap := float64(now) - float64(p.newestAt) - float64(p.ext-p.newestExt)*p.rate/p.clock
+	p.newestAt, p.newestExt = now, p.ext
+	late := float64(now) - pos
+	switch step := reportStep.Seconds() * p.rate; {
+	case p.holding && late < p.holdLate-p.holdGap/2:
+		// Caught up, as a write that lagged does, all the way (no stall)
+		// or to where a stall meanwhile leaves it.
+		before := p.holdLate - p.holdGap // the packets' lateness before the gap
+		if late-before <= step {
+			p.endHold()
+			return
+		}
+		p.holdLate, p.holdGap = late, late-before
+	case !p.holding && gap > step && p.srFollow:
+		p.hold(pos, now, gap)
+	}
+}
+
+// hold begins a hold at the newest packet, at timeline position pos by the
+// mapping, that arrived at now, gap samples later than its timestamp says
+// (see the hold above). Not while settling, across a skipped cut's bridge,
+// or where the mixer wrote already.
+func (p *AudioPipeline) hold(pos float64, now uint64, gap float64) {
+	if p.settling || p.bridgeBy != 0 || math.Ceil(pos) < float64(p.ring.Tail()) {
+		return
+	}
+	p.holding, p.holdFrom, p.holdTS, p.holdUpTo, p.holdSR = true, uint64(math.Ceil(pos)), p.lastTS, 0, p.srCount
+	p.holdLate, p.holdGap = float64(now)-pos, gap
+}
+
+// holdWhileCandidate ends a hold once a report that came after it began
+// was followed and left no far step candidate pending (see the hold above).
+// One that came before it (on trial across the gap) says nothing of it.
+func (p *AudioPipeline) holdWhileCandidate() {
+	if p.srCount > p.holdSR && (!p.srCand || p.srCandNear) {
+		p.endHold()
+	}
+}
+
+// endHold ends a hold: what it held is decided where it is.
+func (p *AudioPipeline) endHold() {
+	if !p.holding {
+		return
+	}
+	p.holding = false
+	if p.holdUpTo > 0 {
+		p.decide(p.holdUpTo)
+	}
+}
+
+// shiftHold moves what the hold wrote forward by by samples (a confirmed
+// step: see the hold above), and the packets still pending with it.
+func (p *AudioPipeline) shiftHold(by float64) {
+	n := uint64(math.Round(by))
+	if !p.ring.ShiftForward(p.holdFrom, n) {
+		return
+	}
+	p.lastEnd += int64(n)
+	for s := p.nextSeq; s != p.maxSeq+1; s++ {
+		if w, b := p.bit(s); *w&b != 0 {
+			if i := int(s) % seqWindow; near(p.starts[i], p.holdFrom) >= int64(p.holdFrom) {
+				p.starts[i] += uint32(n)
+				p.ends[i] += uint32(n)
+			}
+		}
+	}
+	if p.holdUpTo > p.holdFrom {
+		p.holdUpTo += n
+	}
+	p.shiftTS = p.holdTS
+	p.shifts++
 }
 
 // reportMoved reports whether a report that places the audio d samples

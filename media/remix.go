@@ -101,6 +101,14 @@ func (p *AudioPipeline) Placement(ts uint32) (pos float64, ratio float64, ok boo
 // not allocate or block.
 func (p *AudioPipeline) OnPlace(fn func(ts uint32)) { p.onPlace = fn }
 
+// Shifted returns how many times the pipeline moved audio it had placed
+// forward by a step of its sender's clock confirmed after it (its hold:
+// see AudioPipeline), and the RTP timestamp of the first packet the latest
+// one moved: from that packet on, Placement tells where its audio went,
+// which is no longer where it was when it was processed (OnPlace). Reader
+// goroutine only.
+func (p *AudioPipeline) Shifted() (ts uint32, n uint64) { return p.shiftTS, p.shifts }
+
 // Settling reports whether the pipeline's latest anchor may still move back
 // (its first packets are placed provisionally; see AudioPipeline). Reader
 // goroutine only.

@@ -328,6 +328,48 @@ func (r *Ring) ShiftBack(from, by uint64) {
 	}
 }
 
+// ShiftForward moves what the producer wrote from position from on forward
+// by by samples, before any of it is decided, and leaves silence where it
+// was: a track's audio placed early by a step of its sender's clock that was
+// confirmed after it was written (AudioPipeline's hold). It reports whether
+// it moved it: not if the consumer claimed a position at or after from, or
+// the ring cannot grow to hold the moved end. Producer only.
+func (r *Ring) ShiftForward(from, by uint64) bool {
+	for {
+		t := r.tail.Load()
+		if from < t {
+			return false
+		}
+		e := max(r.end.Load(), t)
+		if by == 0 || from >= e {
+			return true // nothing written there to move
+		}
+		b, h := r.buf.Load(), r.head.Load()
+		if e+by > h+b.size {
+			if b.size >= r.max {
+				return false
+			}
+			if !r.tail.CompareAndSwap(t, t|busy) {
+				continue
+			}
+			r.small = 0
+			r.resize(b, h, t, r.grownSize(b.size, e+by-h))
+			r.tail.Store(t)
+			continue // again, with the larger buffer
+		}
+		if !r.tail.CompareAndSwap(t, t|busy) {
+			continue // the consumer claimed meanwhile: check against it
+		}
+		for pos := e; pos > from; pos-- {
+			b.s[(pos-1+by)%b.size] = b.s[(pos-1)%b.size]
+		}
+		b.zero(from, from+by)
+		r.end.Store(e + by)
+		r.tail.Store(t)
+		return true
+	}
+}
+
 // zero clears the slots of positions [from, to) (at most the whole buffer).
 func (b *ringBuf) zero(from, to uint64) {
 	if to <= from {

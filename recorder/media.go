@@ -197,6 +197,7 @@ type mediaSink struct {
 	codec   media.Codec
 	plog    *placementLog
 	moves   *mixMoves // where the mix placed the track's file (audio with a mix)
+	shifts  uint64    // the pipeline's Shifted count placed so far (placed)
 	// silenced: a retroactive blackout silenced the file from RTP timestamp
 	// silencedFrom (as written); set in an edit, read and cleared by the
 	// reader goroutine under the guard.

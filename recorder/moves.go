@@ -84,6 +84,26 @@ func (a *mixMoves) observe(off float64, fileTS, zero, shift uint32, reanchors ui
 	a.mu.Unlock()
 }
 
+// rewind forgets the moves kept from the file's timestamp fileTS on (in a
+// file whose first sample has timestamp zero): the pipeline moved the audio
+// from there (mediaSink.placedAgain), and observe records it anew. Reader
+// goroutine.
+func (a *mixMoves) rewind(fileTS, zero uint32) {
+	if a == nil || a.stopped {
+		return
+	}
+	from := float64(int32(fileTS-zero)) / a.clock
+	a.mu.Lock()
+	for len(a.kept) > 0 && a.kept[len(a.kept)-1].File >= from {
+		a.kept = a.kept[:len(a.kept)-1]
+	}
+	a.last = 0
+	if len(a.kept) > 0 {
+		a.last = a.kept[len(a.kept)-1].By * a.rate
+	}
+	a.mu.Unlock()
+}
+
 // steps returns the moves kept so far, in file order.
 func (a *mixMoves) steps() []composition.Step {
 	if a == nil {

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,13 +124,7 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 	const rate, total, late = 8000, 8.0, 0.455
 	start := time.Unix(1000, 0)
 	now := start
-	ms, out, _ := muLawSink(t, start, &now, 0)
-	pipe := ms.audio.(*media.AudioPipeline)
-	ms.logPlacement(pipe, 1)
-	ms.moves = &mixMoves{rate: rate, clock: rate}
-	ms.srs = &senderClock{rate: rate}
-	var sr conference.SenderReport
-	ms.sr = func() (conference.SenderReport, bool) { return sr, !sr.Arrived.IsZero() }
+	ms, out, pipe, sr := reportingSink(t, start, &now)
 	// The reports: report k at k + 0.3 s, the first stamped late.
 	report := 0
 	arrival := func(n int) float64 { // sent at its last sample, 10-14 ms in transit
@@ -142,7 +137,7 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 			if report == 0 {
 				stamped -= late // by a packet written 455 ms after its capture
 			}
-			sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
+			*sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
 				RTPTime: uint32(math.Round(stamped * rate)), Arrived: now}
 		}
 	})
@@ -177,6 +172,23 @@ func TestMixMoves_ALateStampedReportIsNoStep(t *testing.T) {
 	if d := timing.MixSent.Sub(start); d.Abs() > 2*time.Millisecond {
 		t.Errorf("mixSent %v from when the first sample was sent, want within 2 ms", d)
 	}
+}
+
+// reportingSink is muLawSink (8 kHz, the default budget) for a track whose
+// sender sends reports: its file's placement logged and its moves and
+// reports kept, as a track with a mix has them. The latest report is what
+// the returned one holds (none until its Arrived is set).
+func reportingSink(t *testing.T, start time.Time, now *time.Time) (*mediaSink, *frameSink, *media.AudioPipeline, *conference.SenderReport) {
+	t.Helper()
+	const rate = 8000
+	ms, out, _ := muLawSink(t, start, now, 0)
+	pipe := ms.audio.(*media.AudioPipeline)
+	ms.logPlacement(pipe, 1)
+	ms.moves = &mixMoves{rate: rate, clock: rate}
+	ms.srs = &senderClock{rate: rate}
+	sr := &conference.SenderReport{}
+	ms.sr = func() (conference.SenderReport, bool) { return *sr, !sr.Arrived.IsZero() }
+	return ms, out, pipe, sr
 }
 
 // recordBeeps records total seconds of a sender's µ-law beeps (100 ms at
@@ -246,4 +258,62 @@ func recordBeeps(t *testing.T, ms *mediaSink, out *frameSink, start time.Time, n
 		placed = append(placed, float64(origin)/rate+k+by)
 	}
 	return live, placed, timing
+}
+
+// TestMixMoves_ACaptureStallPlacedAtTheStall: a µ-law track with sender
+// reports a second apart (at k + 0.3 s), its packets on time (10-14 ms in
+// transit), whose capture stalls 100 ms at 4.5 s of its wall clock: its
+// RTP time falls 100 ms behind from there, so its beeps (at each second of
+// its RTP time) are sent 100 ms later than before. The report at 5.3 s
+// shows the step, the one at 6.3 s confirms it. The live mix holds the
+// track's audio from the packets' gap at the stall and moves it by the step
+// once confirmed (media's hold), and the sink moves the file's placement
+// with it (mediaSink.placedAgain): every beep from 5 s on lies in the live
+// mix and by the file's placement where the sender sent it (100 ms later
+// than its RTP time says), within 10 ms. Before, the beeps at 5 and 6 s
+// (between the stall and the confirmation) were 100 ms early in both.
+func TestMixMoves_ACaptureStallPlacedAtTheStall(t *testing.T) {
+	const rate, total, stallAt, stall = 8000, 10.0, 4.5, 0.1
+	start := time.Unix(1000, 0)
+	now := start
+	ms, out, pipe, sr := reportingSink(t, start, &now)
+	wall := func(n int) float64 { // when sample n was captured
+		if w := float64(n) / rate; w < stallAt {
+			return w
+		}
+		return float64(n)/rate + stall
+	}
+	report := 0
+	arrival := func(n int) float64 { // sent at its last sample, 10-14 ms in transit
+		return wall(n*160+159) + 1.0/rate + 0.010 + float64(n%3)*0.002
+	}
+	live, placed, timing := recordBeeps(t, ms, out, start, &now, total, arrival, func(at float64) {
+		for ; float64(report)+0.3 <= at; report++ {
+			w := float64(report) + 0.3 // the sender's wall clock
+			rtpTime := w
+			if w >= stallAt {
+				rtpTime -= min(w-stallAt, stall)
+			}
+			*sr = conference.SenderReport{SSRC: 1, NTP: start.Add(time.Duration(w * float64(time.Second))),
+				RTPTime: uint32(math.Round(rtpTime * rate)), Arrived: now}
+		}
+	})
+	origin, _ := pipe.Origin()
+	t.Logf("origin %.4f s; beeps at %.4f s in the live mix, %.4f s by the file's placement (steps %+v); %+v",
+		float64(origin)/rate, live, placed, timing.Steps(), pipe.Stats())
+	for k, f := range placed {
+		sent := float64(k+1) + float64(origin)/rate // its RTP time on the mix's line before the stall
+		if float64(k+1) >= stallAt {
+			sent += stall
+		}
+		i := slices.IndexFunc(live, func(l float64) bool { return math.Abs(l-sent) < 0.5 })
+		if i < 0 {
+			t.Errorf("beep %d: none in the live mix within 500 ms of where it was sent (%.4f s)", k+1, sent)
+		} else if d := live[i] - sent; math.Abs(d) > 0.010 {
+			t.Errorf("beep %d at %.4f s in the live mix: %+.1f ms from where it was sent (%.4f s)", k+1, live[i], d*1000, sent)
+		}
+		if d := f - sent; math.Abs(d) > 0.010 {
+			t.Errorf("beep %d at %.4f s by the file's placement: %+.1f ms from where it was sent (%.4f s)", k+1, f, d*1000, sent)
+		}
+	}
 }

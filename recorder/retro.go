@@ -310,6 +310,14 @@ func (l *placementLog) observe(file int64, pos, ratio float64, settling bool) {
 	l.n++
 }
 
+// rewind forgets the points from file position file on (the pipeline
+// moved that audio: mediaSink.placedAgain); the one before it goes on.
+func (l *placementLog) rewind(file int64) {
+	for kept := min(l.n, placementPoints); kept > 1 && l.pts[(l.n-1)%placementPoints].file >= file; kept-- {
+		l.n--
+	}
+}
+
 // points returns the points kept, oldest first.
 func (l *placementLog) points() []anchorPoint {
 	n := min(l.n, placementPoints)
@@ -375,6 +383,13 @@ func (m *mediaSink) placed(ts uint32) {
 		shift = m.gate.shift
 		fileTS -= shift
 	}
+	if from, n := pipe.Shifted(); n != m.shifts {
+		// The pipeline moved its audio from the packet with timestamp
+		// from on (a step confirmed after it was placed): the file's
+		// placement moves with it there.
+		m.shifts = n
+		m.placedAgain(pipe, from, shift)
+	}
 	pos, ratio, ok := pipe.Placement(ts)
 	if !ok {
 		return
@@ -390,6 +405,33 @@ func (m *mediaSink) placed(ts uint32) {
 		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, pipe.Settling())
 	case format.G711Writer:
 		m.plog.observe(w.PosOf(fileTS), pos, ratio, pipe.Settling())
+	}
+	m.guard.leave()
+}
+
+// placedAgain records that the pipeline moved the audio of the packets from
+// the one with RTP timestamp ts on (Shifted): what the placement log and the
+// moves kept from that packet's file position on is forgotten, and its new
+// place is recorded. shift is the skipped pauses' timestamp shift (placed).
+// Reader goroutine.
+func (m *mediaSink) placedAgain(pipe *media.AudioPipeline, ts, shift uint32) {
+	pos, ratio, ok := pipe.Placement(ts)
+	if !ok {
+		return
+	}
+	fileTS := ts - shift
+	if o, ok := pipe.Origin(); ok {
+		m.moves.rewind(fileTS, m.zeroTS)
+		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
+	}
+	m.guard.enter()
+	switch w := m.file.(type) {
+	case *oggwriter.Writer:
+		m.plog.rewind(int64(w.PosOf(fileTS)))
+		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, false)
+	case format.G711Writer:
+		m.plog.rewind(w.PosOf(fileTS))
+		m.plog.observe(w.PosOf(fileTS), pos, ratio, false)
 	}
 	m.guard.leave()
 }
