@@ -282,7 +282,7 @@ type AudioPipeline struct {
 	srCandMoved float64
 	srCandSlope float64
 
-	// The hold (see holdStep): the audio from ring position holdFrom on,
+	// The hold (see watchGap): the audio from ring position holdFrom on,
 	// which begins with the packet with timestamp holdTS, is written but not
 	// decided (what advance would decide is holdUpTo) while a step of the
 	// sender's clock may be pending: the packets came holdGap later than
@@ -1189,13 +1189,14 @@ func (p *AudioPipeline) settleNow() {
 // Either way, between the candidate and the confirmation the live mix
 // places the audio (about) where it was before the step, the offline
 // placement after it (up to one report interval), but for a step forward
-// that the hold (below) moves back to where it began. A candidate that the next
-// report does not confirm was not the sender's clock: Pion stamps a report
-// by when it last wrote a packet, so a stalled write makes one report late
-// by the stall, and the packets written after it come late by as much
-// (following it, then the next, stepped the mix forward and back, dropping
-// the stall's length of audio). Three reports on one line whose slope is
-// within MaxSkew (the middle one a candidate) are a clock rate, not a step:
+// that the hold (see watchGap) moves back to where it began. A candidate
+// that the next report does not confirm was not the sender's clock: Pion
+// stamps a report by when it last wrote a packet, so a stalled write makes
+// one report late by the stall, and the packets written after it come late
+// by as much (following it, then the next, stepped the mix forward and
+// back, dropping the stall's length of audio). Three reports on one line
+// whose slope is within MaxSkew (the middle one a candidate) are a clock
+// rate, not a step:
 // drift at that slope (a clock 4 % slow moves 40 ms between reports a
 // second apart). A report is on trial for reportTrial (one that confirms a
 // step is taken at once, as the offline placement takes it): if a packet
@@ -1333,7 +1334,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
 			// the slope is measured from here. A step forward moves what
-			// was held since the gap before it (holdStep).
+			// was held since the gap before it (see watchGap).
 			if p.holding && want > pos {
 				p.shiftHold(want - pos)
 			}
