@@ -1327,9 +1327,6 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
-			if !p.holding && moved > 0 {
-				p.hold(pos, now, moved) // no gap seen: held from here
-			}
 			return pos
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
@@ -1430,11 +1427,13 @@ func (p *AudioPipeline) confirms(want float64) bool {
 // its audio is decided where it is, when the packets catch up (a write that
 // lagged and then sent in a burst: no stall), when the report after the gap
 // is no far candidate (it did not move, or moved up to reportStep) or the
-// next does not confirm it, at a pause, a re-anchor or the end, and once the
-// mixer wrote into it (the budget passed: with libwebrtc's reports 5 s
+// next does not confirm it, at a pause, a re-anchor, the stop (PlaceHeld) or
+// the end, and once the mixer wrote into it (the budget passed: with libwebrtc's reports 5 s
 // apart the step comes too late, and the audio before it stays where it
-// is). A candidate with no gap before it holds from its own packet on.
-// Only a step forward moves held audio; one back is taken as before.
+// is). A candidate with no gap before it holds nothing (a clock 4 % slow
+// makes one at every report: held from each, the mix lacked its last 100
+// ms at the stop). Only a step forward moves held audio; one back is taken
+// as before.
 
 // watchGap takes the newest packet, at timeline position pos by the
 // mapping, that arrived at now: the arrivals' gap that begins a hold, or
@@ -1915,6 +1914,7 @@ func (p *AudioPipeline) PlaceHeld() {
 	}
 	p.processDue(true)
 	p.flushHeld(p.mixer.Now())
+	p.endHold() // no report can move audio from before the stop now: the mix ends with it
 }
 
 // Close decides everything written (the mixer stops waiting for the track);
