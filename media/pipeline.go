@@ -240,7 +240,11 @@ type AudioPipeline struct {
 	srLastExt int64
 	srLastPos float64
 	srLeast   float64
-	srOff     float64 // where the reports place a packet, less where the mapping does, at the first one followed
+	// srLineLeast: srLeast when the last report followed was followed
+	// (its trial's least lateness by it): how well that report fits the
+	// packets, whatever they did since (see followReport).
+	srLineLeast float64
+	srOff       float64 // where the reports place a packet, less where the mapping does, at the first one followed
 	// srFirst: the last report followed is the first (since srFollow
 	// began); srFirstEarly, the least lateness of a packet by it as
 	// stamped (negative: it placed packets after their receipt, so it was
@@ -968,7 +972,7 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		}
 	}
 	if p.srTrial {
-		if want, ok := p.srPosition(p.lastTS, now); ok {
+		if want, ok := p.srPlace(p.lastTS); ok {
 			p.srTrialLeast = min(p.srTrialLeast, float64(now)-want)
 		}
 		if p.srFollow {
@@ -1257,7 +1261,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
-		p.srRefLeast = p.srLeast
+		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 		return pos
 	}
 	want -= p.srOff
@@ -1283,12 +1287,33 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// whose reports move 5 ms a second, would look good for seconds
 		// (Slips' beep 2, 17 ms early). srOff gives it back, and so does
 		// OriginSent if it is that report's.
-		p.srOff += d
-		if p.srFirstOrigin {
-			p.followed.Store(math.Float64bits(p.srOff))
-		}
+		p.moveOff(d)
 		want -= d
 		trialLeast += d
+	default:
+		// The line followed was stamped late, if this report places the
+		// packets earlier than it by more than the packets came earlier
+		// by it since (a clock running fast, a step back: the packets
+		// come earlier with the reports). A report is only ever late
+		// (stamped by a write that lagged), never early beyond its
+		// jitter: the least-late one is the sender's clock, as the
+		// least-late packet is its arrival. The line was placed by the
+		// reports followed before, every one of them late by as much or
+		// taken back to it (the first one after one stamped late, and a
+		// publisher's writes that lag at every report): kept, this
+		// report would look early by r, followed as a step back (the
+		// mix jumped back 23-41 ms, dropping what it had written: Late)
+		// or as a clock running fast (a good clock resampled by 1.4 %:
+		// carol's 880 Hz at 867 Hz in TestEndToEnd_RetroactiveBlackout).
+		// srOff gives r back, and so does OriginSent if it is its: the
+		// mapping stays, on this report's line. Less than reportEarly is
+		// a report's jitter (Chromium's: up to 7 ms either way).
+		moved := want - p.srLine(p.ext)
+		if r := moved + (p.srLineLeast - p.srLeast); r < -reportEarly.Seconds()*p.rate && !(p.srCand && p.confirms(want)) {
+			p.moveOff(r)
+			want -= r
+			trialLeast += r
+		}
 	}
 	late := float64(now) - want
 	if late < p.srLeast-reportEarly.Seconds()*p.rate {
@@ -1309,7 +1334,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// small (steer would leave up to 5 ms).
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
-			p.srRefLeast = p.srLeast
+			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 			p.catchUp(want - pos)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
@@ -1341,7 +1366,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
-			p.srRefLeast = p.srLeast
+			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1375,6 +1400,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
+	p.srLineLeast = p.srLeast
 	off, drift := want-pos, p.srTrialRef-p.srRefLeast // by the reports, by the arrivals, since the reference
 	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
 		// The first slope: what the clock drifted while it was unknown
@@ -1391,6 +1417,16 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// moveOff moves srOff by d (a report followed, or the line of those
+// followed, found stamped late: see followReport), and OriginSent with it
+// if it is the first report's.
+func (p *AudioPipeline) moveOff(d float64) {
+	p.srOff += d
+	if p.srFirstOrigin {
+		p.followed.Store(math.Float64bits(p.srOff))
+	}
 }
 
 // confirms reports whether a report that places the newest packet at want
@@ -1782,6 +1818,23 @@ func (p *AudioPipeline) senderReport(ssrc, rtpTS uint32, d time.Duration) {
 // clocks may differ a little) and not more than a second before it (network
 // delay). A sender whose wall clock is off by more is placed by arrival.
 func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
+	pos, ok := p.srPlace(ts)
+	if !ok {
+		return 0, false
+	}
+	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate {
+		return 0, false
+	}
+	return pos, true // before the recording's time zero too: that part is left out of the mix
+}
+
+// srPlace returns the timeline position of RTP timestamp ts by the latest
+// sender report of the current source (srPosition), whether it fits the
+// packet's arrival or not: a report on trial is measured by every packet
+// (place). By those that fit only (placed at most 100 ms after their
+// arrival), a report stamped 140 ms late was taken back by 108 ms, and the
+// 12 ms left were followed as drift.
+func (p *AudioPipeline) srPlace(ts uint32) (float64, bool) {
 	if !p.srValid || p.srSSRC != p.ssrc {
 		return 0, false
 	}
@@ -1789,11 +1842,7 @@ func (p *AudioPipeline) srPosition(ts uint32, now uint64) (float64, bool) {
 	if p.srFollow {
 		k *= p.srSlope
 	}
-	pos := p.srPos + float64(int32(ts-p.srTS))*k
-	if late := float64(now) - pos; late < -p.rate/10 || late > p.rate {
-		return 0, false
-	}
-	return pos, true // before the recording's time zero too: that part is left out of the mix
+	return p.srPos + float64(int32(ts-p.srTS))*k, true
 }
 
 // Resync tells the pipeline that packets were dropped on purpose before the
