@@ -198,6 +198,20 @@ func tone(pcm []int16, freq, from, to float64) toneWindow {
 	return best
 }
 
+// pitchOf returns the frequency of the tone near freq (within 5 %) in pcm
+// (8 kHz) between from and to seconds, to 0.05 Hz: where its Goertzel
+// amplitude peaks.
+func pitchOf(pcm []int16, freq, from, to float64) float64 {
+	a, b := max(0, int(from*8000)), min(len(pcm), int(to*8000))
+	best, amp := freq, 0.0
+	for f := freq * 0.95; f <= freq*1.05; f += 0.05 {
+		if l := mediatest.Goertzel(pcm[a:b], 8000, f); l > amp {
+			best, amp = f, l
+		}
+	}
+	return best
+}
+
 // toneWindows200 returns the tone near freq in each 200 ms window of pcm
 // from from to to seconds (the last window ends at to).
 func toneWindows200(pcm []int16, freq, from, to float64) []toneWindow {
@@ -512,6 +526,21 @@ func testPause(t *testing.T, behavior string) {
 			logResampled(t, "alice "+c.what, 440, toneWindows200(pcm, 440, c.from, c.to))
 		}
 	}
+	// The pitch after the resume: alice's publisher runs on this machine's
+	// clock, so the mix plays her 440 Hz at 440 Hz, within what a catch-up
+	// of an offset from her reports' line may resample (media's
+	// maxCatchUp, 0.5 %) and what a 400 ms window measures (0.1 %). Caught
+	// up over a second, such an offset found at the resume made it 447 Hz
+	// for 0.6 s (1.6 %, session 13's train 1).
+	var pitches []string
+	for w := mixEnd + 0.05; w+0.4 <= dur-0.2; w += 0.4 {
+		f := pitchOf(pcm, 440, w, w+0.4)
+		pitches = append(pitches, fmt.Sprintf("%.1fs:%.2fHz", w, f))
+		if math.Abs(f-440) > 440*0.006 {
+			t.Errorf("alice's 440 Hz at %.2f Hz in the mix at %.1f-%.1f s, after the resume: %+.2f %%, want within 0.6 %%", f, w, w+0.4, (f/440-1)*100)
+		}
+	}
+	t.Logf("alice's pitch in the mix after the resume: %s", strings.Join(pitches, " "))
 	if behavior == "skip" { // no silent hole where the pause was cut out
 		for w := heardFrom(t, &man, "alice", 0.3); w+0.1 < dur-0.2; w += 0.1 {
 			if a := level(pcm, 440, w, w+0.1); a < 1000 {

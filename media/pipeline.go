@@ -1328,14 +1328,21 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		confirmed := p.confirms(want)
 		p.srCand = false
 		if confirmed {
-			// Confirmed: the clock's rate is the one before it (the
-			// move was no drift), measured from here; what remains of
-			// the offset is caught up over the next second, however
-			// small (steer would leave up to 5 ms).
+			// Confirmed: a step, taken as a far one is (below): the
+			// mapping jumps what remains of it, and the clock's rate is
+			// the one before it (the move was no drift), measured from
+			// here. The offline placement of the track's file takes it
+			// at once too (composition.TrackTiming.Steps); caught up by
+			// resampling instead, it needed 2 % or more to be where the
+			// file's placement is a report interval later, a pitch a
+			// listener hears, and within maxCatchUp it took seconds.
+			p.basePos, p.baseExt = want, p.ext
+			pos = want
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
+			p.setRatio(p.resampleAt(p.srSlope))
+			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
-			p.catchUp(want - pos)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1563,9 +1570,10 @@ func (p *AudioPipeline) srLine(ext int64) float64 {
 
 // steer sets the ratio for a track that follows its sender's reports, off
 // samples behind where they place its newest packet: the clock's rate
-// (srSlope), and the offset caught up (catchUp). Not for an offset within
-// the reports' jitter: resampling starts once it passed 10 ms, and stops
-// when the clock is within 0.02 % and the offset within 5 ms.
+// (srSlope), and the offset caught up (catchUp: at most maxCatchUp beyond
+// that rate). Not for an offset within the reports' jitter: resampling
+// starts once it passed 10 ms, and stops when the clock is within 0.02 %
+// and the offset within 5 ms.
 func (p *AudioPipeline) steer(off float64) {
 	switch {
 	case math.Abs(off) >= 0.010*p.rate || p.ratio != 1 && math.Abs(off) >= 0.005*p.rate:
@@ -1576,16 +1584,30 @@ func (p *AudioPipeline) steer(off float64) {
 	}
 }
 
+// maxCatchUp is how far from its sender's clock rate steer resamples a track
+// to catch up an offset from its reports' line: 0.5 %, the pitch a drift
+// within issue 10's ±0.5 % is absorbed by. An offset caught up over a second
+// however large made the pitch after a resume wrong by 1-2 %: no report is
+// followed while a recording is paused, so the mapping runs on at the rate
+// it had (a clock whose slope was not known yet: at its nominal rate) and
+// the first report after the resume finds it 10-20 ms off (a 440 Hz tone at
+// 447 Hz for 0.6 s in TestEndToEnd_Pause; 2 % in
+// TestAudioPipeline_SlippingClockFollowedAcrossAPause), as a first slope
+// did (1.4-1.6 %).
+const maxCatchUp = 0.005
+
 // catchUp resamples a track that follows its sender's reports, off samples
 // behind where they place its newest packet, at the clock's rate (srSlope)
-// and off faster: caught up over the next second (longer if that needs more
-// than MaxSkew). From the timestamp where it caught up, place maps at the
-// clock's rate: by the track's own time, so a pause meanwhile (no packets,
-// and no window end of measure to stop it) does not carry the mapping past
-// the reports' line (it ended 5-9 ms past it after a 1 s pause, and the
-// slipping clock's beeps were 11-14 ms off).
+// and off faster: caught up over the next second, or, if that needs more
+// than maxCatchUp beyond the clock's rate (or MaxSkew in all), at that:
+// longer. From the timestamp where it caught up, place maps at the clock's
+// rate: by the track's own time, so a pause meanwhile (no packets, and no
+// window end of measure to stop it) does not carry the mapping past the
+// reports' line (it ended 5-9 ms past it after a 1 s pause, and the slipping
+// clock's beeps were 11-14 ms off).
 func (p *AudioPipeline) catchUp(off float64) {
-	ratio := min(max(p.srSlope+off/p.rate, 1-p.maxSkew), 1+p.maxSkew)
+	ratio := p.srSlope + min(max(off/p.rate, -maxCatchUp), maxCatchUp)
+	ratio = min(max(ratio, 1-p.maxSkew), 1+p.maxSkew)
 	p.setRatio(ratio)
 	p.srCatchUp = false
 	if gain := (ratio - p.srSlope) * p.rate / p.clock; gain != 0 { // samples gained per tick of the RTP clock
