@@ -1639,6 +1639,14 @@ func (p *AudioPipeline) setRatioAt(ext int64, ratio float64) {
 	}
 }
 
+// pullFar is the offset from on time beyond which measure pulls a track
+// placed late back faster than maxCatchUp beyond its clock's rate: the
+// pitch yields to the placement (issue 10: participants within 20 ms of the
+// truth). Pulled over 2 s however small, a track 100 ms late was resampled
+// by 5, 2.5, 1.25 and 0.625 % for a second each (a 440 Hz tone at 463, 451,
+// 446 and 443 Hz): the last within 20 ms, now at most 0.5 % (442 Hz).
+const pullFar = 20 * time.Millisecond
+
 // measure takes the lateness of a packet placed at pos (nominal position
 // nom, without resampling) that arrived at now, and at the end of each
 // window steers the ratio: to the slope of the least lateness since the
@@ -1732,8 +1740,15 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	switch {
 	case pull:
 		// Caught up within seconds, the offset over 2 s at most MaxSkew,
-		// without waiting for a slope.
-		ratio = min(max(slope+off/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+		// without waiting for a slope, while it is more than pullFar (a
+		// placement the issue's 20 ms between participants does not
+		// allow); from there at most maxCatchUp beyond the slope, a pitch
+		// within the ±0.5 % a drift is absorbed by.
+		c := off / (2 * p.rate)
+		if off > -pullFar.Seconds()*p.rate {
+			c = max(c, -maxCatchUp)
+		}
+		ratio = min(max(slope+c, 1-p.maxSkew), 1+p.maxSkew)
 	case p.pulling && span < 3*p.rate:
 		// Pulled back to within 5 ms. Resampling on at the pull-back's
 		// ratio till a slope shows would pull on past on time.

@@ -1,7 +1,10 @@
 package media
 
 import (
+	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,4 +266,73 @@ func TestAudioPipeline_LateReaderPulledBackOnTime(t *testing.T) {
 		t.Errorf("still resampling at %v", p.Ratio())
 	}
 	t.Logf("beeps begin at %v ×10 ms", on)
+}
+
+// TestAudioPipeline_PulledBackAtThePitchBoundOnceNear: a reader 100 or
+// 350 ms behind while the track settles (for its first 0.7 or 1.5 s) places
+// it as late; the on-time packets after show it, and measure pulls the track
+// back by resampling (a good clock: nothing else moves it). While it is more
+// than pullFar (20 ms: the bound between participants) late it is
+// pulled over 2 s at up to MaxSkew: the placement comes first; from there at
+// most maxCatchUp (0.5 %) off 1, the pitch a drift is absorbed by, and it
+// ends within 5 ms of on time, not resampled, nothing late. Pulled over 2 s
+// however near, the track 100 ms late was resampled by 0.56 % at 11 ms
+// (after 4.5, 2.25 and 1.1 %: a 440 Hz tone at 461, 450, 445, 442.5 Hz).
+func TestAudioPipeline_PulledBackAtThePitchBoundOnceNear(t *testing.T) {
+	payloads := opusBeeps(t, 20*time.Second)
+	ms := time.Millisecond
+	for _, tc := range []struct{ late, lateFor time.Duration }{{100 * ms, 700 * ms}, {100 * ms, 1500 * ms}, {350 * ms, 1500 * ms}} {
+		t.Run(fmt.Sprintf("%v late for %v", tc.late, tc.lateFor), func(t *testing.T) {
+			sink := &captureSink{}
+			m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+			t0 := m.Config().Start
+			pkts := packetize(payloads, 48000, 7, 100, 90000, 0)
+			sent := make(map[uint32]time.Duration, len(pkts)) // by timestamp
+			for i := range pkts {
+				s := pkts[i].at
+				sent[pkts[i].pkt.Timestamp] = s
+				pkts[i].at = s + 10*ms // on time: its transit
+				if s < tc.lateFor {
+					pkts[i].at += tc.late // read late while the track settles
+				}
+			}
+			slices.SortStableFunc(pkts, func(a, b timedPacket) int { return int(a.at - b.at) })
+			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput("track", InputOptions{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			i, ratio, pulled := 0, 1.0, []string{}
+			var off float64 // the newest packet's place less its on-time one (its arrival on time), in ms
+			for now := time.Duration(0); now < 20*time.Second; now += 20 * ms {
+				for i < len(pkts) && pkts[i].at <= now {
+					c.t = t0.Add(pkts[i].at)
+					if err := p.WriteRTP(pkts[i].pkt); err != nil {
+						t.Fatal(err)
+					}
+					if pos, ok := p.PositionOf(pkts[i].pkt.Timestamp); ok {
+						off = float64(pos)/8 - float64((sent[pkts[i].pkt.Timestamp]+10*ms)/ms)
+					}
+					i++
+				}
+				if r := p.Ratio(); r != ratio {
+					ratio = r
+					pulled = append(pulled, fmt.Sprintf("%v: %.5f at %+.1f ms", now, r, off))
+					if math.Abs(r-1) > maxCatchUp+1e-9 && math.Abs(off) <= pullFar.Seconds()*1000 {
+						t.Errorf("at %v the ratio went %.5f (%+.2f %%) with the track %+.1f ms off on time: want within %.1f %% once within %v", now, r, (r-1)*100, off, maxCatchUp*100, pullFar)
+					}
+				}
+				c.t = t0.Add(now)
+				if err := m.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Logf("ratio changes: %s", strings.Join(pulled, "; "))
+			if len(pulled) == 0 || math.Abs(off) > 5 || p.Ratio() != 1 {
+				t.Errorf("the track %+.1f ms off on time at the end, ratio %.5f (%d changes): want pulled back to within 5 ms, and 1", off, p.Ratio(), len(pulled))
+			}
+			if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 || s.Lost != 0 {
+				t.Errorf("stats %+v: want nothing late or lost, no re-anchor", s)
+			}
+		})
+	}
 }
