@@ -163,6 +163,9 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		{"a good clock, writes lagging 0-60 ms, a report a second", slippingSender{rate: 1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, writes lagging 0-150 ms, a report a second", slippingSender{rate: 1, busy: []float64{0, 0.03, 0.15, 0.08, 0.05, 0.12, 0.02, 0.1, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, writes lagging 0-300 ms, a report a second", slippingSender{rate: 1, busy: []float64{0, 0.25, 0.15, 0.08, 0.3, 0.12, 0.02, 0.2, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
+		// A report 5 ms late at the first slope (the fourth: 3 s of
+		// reports) set the slope 0.17 % off, then taken for the clock's.
+		{"a good clock, writes lagging 0-54 ms, the fourth report 5 ms late", slippingSender{rate: 1, busy: []float64{0, 0.018, 0, 0.005, 0.031, 0.014, 0.026, 0.054, 0.028, 0.025, 0.025}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, the first report 80 ms late, writes lagging 15-150 ms", slippingSender{rate: 1, busy: []float64{0.08, 0.03, 0.15, 0.05, 0.12, 0.02, 0.1, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, the first report 80 ms late, writes lagging 15-300 ms", slippingSender{rate: 1, busy: []float64{0.08, 0.25, 0.15, 0.3, 0.12, 0.02, 0.2, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, the first report 80 ms late, writes lagging 0-300 ms", slippingSender{rate: 1, busy: []float64{0.08, 0.25, 0.15, 0.3, 0.12, 0, 0.2, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
