@@ -1925,12 +1925,21 @@ func (p *AudioPipeline) PositionOf(ts uint32) (pos uint64, ok bool) {
 // (pause, blackout, stop) keeps it by: a reader that fell behind reads audio
 // from before a cut after it, up to the budget late. Reader goroutine only.
 func (p *AudioPipeline) PlaceOf(ts uint32) (pos uint64, ok bool) {
+	return p.placeAt(ts, p.mixer.Now())
+}
+
+// PlaceAt is PlaceOf for a packet that reached the machine at arrived, as
+// WriteRTPAt places it: its lateness counts from there, not from when it
+// is read, so a reader seconds behind its socket (starved of CPU) reads
+// audio that is still placed. Reader goroutine only.
+func (p *AudioPipeline) PlaceAt(ts uint32, arrived time.Time) (pos uint64, ok bool) {
+	return p.placeAt(ts, min(p.mixer.PosAt(arrived), p.mixer.Now()))
+}
+
+// placeAt is PlaceOf for a packet that arrived at timeline position now.
+func (p *AudioPipeline) placeAt(ts uint32, now uint64) (pos uint64, ok bool) {
 	pos, ok = p.PositionOf(ts)
-	if !ok {
-		return 0, false
-	}
-	now := p.mixer.Now()
-	if pos > now+uint64(p.rate) || pos+p.mixer.budget < now {
+	if !ok || pos > now+uint64(p.rate) || pos+p.mixer.budget < now {
 		return 0, false
 	}
 	return pos, true

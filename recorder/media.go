@@ -342,12 +342,23 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		m.lastRead.Store(1<<48 | uint64(p.SSRC)<<16 | uint64(p.SequenceNumber))
 	}
 	pipe, _ := m.audio.(*media.AudioPipeline)
+	// When it reached the machine, if receipts knows (a reader behind its
+	// socket reads it later), otherwise when it is read.
+	arrival, received := time.Now(), false
+	if m.receipts != nil {
+		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(arrival) {
+			arrival, received = at, true
+		}
+	}
 	skipEnded := false
 	if m.gate != nil {
 		var pos uint64
 		known := false
-		if pipe != nil {
-			pos, known = pipe.PlaceOf(p.Timestamp) // where its audio is, however late it is read
+		switch {
+		case pipe != nil && received:
+			pos, known = pipe.PlaceAt(p.Timestamp, arrival) // where its audio is, however late it is read
+		case pipe != nil:
+			pos, known = pipe.PlaceOf(p.Timestamp)
 		}
 		if m.gate.dropAt(pos, known, m.gated) {
 			m.paused.Add(1)
@@ -356,10 +367,7 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			}
 			// The cut: what passed before it goes to the file and the mix now.
 			m.gated = true
-			m.gate.gatedAt = 0
-			if known {
-				m.gate.gatedAt = pos
-			}
+			m.gate.closed(pos, known)
 			if pipe != nil {
 				pipe.Pause()
 				if known && m.in != nil && m.gate.quietAt(pos) {
@@ -368,7 +376,14 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			}
 			return m.flush()
 		}
-		skipEnded = m.gate.skipEnded()
+		if m.gate.straggler(pos, known, m.gated) {
+			// Audio from before the cut, read late: kept where it is, and
+			// not a resume (nothing is placed anew: Resync would put it at
+			// its arrival, within the cut).
+			m.gated = false
+		} else {
+			skipEnded = m.gate.skipEnded()
+		}
 	}
 	if m.gated || skipEnded {
 		m.gated = false
@@ -406,15 +421,11 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 			return ferr
 		}
 	}
-	m.arrival = time.Now()
-	received := false
-	if m.receipts != nil {
-		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(m.arrival) {
-			m.arrival, received = at, true // reached the machine then, read only now
-			m.received = at.UnixNano()
-		}
-		if m.firstReceived == 0 && received {
-			m.firstReceived = m.arrival.UnixNano()
+	m.arrival = arrival // flush (above) wrote what it held with arrival now
+	if received {
+		m.received = arrival.UnixNano()
+		if m.firstReceived == 0 {
+			m.firstReceived = m.received
 		}
 	}
 	switch m.stopPlace(p, pipe) {

@@ -134,6 +134,9 @@ type gate struct {
 	lastDelta uint32 // the step before it
 	have      bool
 	gatedAt   uint64 // timeline position of the packet the gate dropped first (0: unknown)
+	// gatedBelow: the gate closed on a packet no mapping placed, by the
+	// switch, within cuts that begin here (0: none known; see straggler).
+	gatedBelow uint64
 	// The spans the gate reopened after: the packets after them are placed
 	// anew (after a skipped pause a track may resume into the cut's span,
 	// media.AudioPipeline.ResyncAt), not by the mapping the span cut by.
@@ -167,6 +170,45 @@ func (g *gate) dropAt(pos uint64, known, gated bool) bool {
 		bc = nil
 	}
 	return pc.holds(pos) || bc.holds(pos)
+}
+
+// closed notes that the gate closed (dropped a packet after passing the
+// one before) on a packet whose audio begins at pos (known), or that no
+// mapping placed (then within the pause and blackout in force).
+func (g *gate) closed(pos uint64, known bool) {
+	g.gatedAt, g.gatedBelow = 0, 0
+	if known {
+		g.gatedAt = pos
+		return
+	}
+	if c := g.lc.cut.Load(); c != nil && c != g.pastPause && c.to == openSpan && g.lc.paused.Load() {
+		g.gatedBelow = c.from
+	}
+	if c := g.blackCut.Load(); c != nil && c != g.pastBlack && c.to == openSpan && g.black.Load() {
+		if g.gatedBelow == 0 || c.from < g.gatedBelow {
+			g.gatedBelow = c.from // the earlier of the two
+		}
+	}
+}
+
+// straggler reports whether a packet that passes the gate, its audio
+// beginning at pos (known: a mapping places it), is a straggler from
+// before a cut, read after the cut began: a reader behind its socket (a
+// busy machine), whose packets from before a pause come past the budget
+// late (the switch dropped them) and then within it. It is kept where it
+// is, and it is no resume: the gate still waits for the cut (gated: it
+// closed on a packet no mapping placed, and this one begins before the cuts
+// in force then), or for the first packet after a skipped pause that ended
+// (not gated: it begins before the pause).
+func (g *gate) straggler(pos uint64, known, gated bool) bool {
+	if !known {
+		return false
+	}
+	if gated {
+		return pos < g.gatedBelow
+	}
+	c := g.lc.cut.Load()
+	return c != nil && c != g.pastPause && c.to != openSpan && pos < c.from
 }
 
 // quietAt reports whether the mixer may stop waiting for the track's mix

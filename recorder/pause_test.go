@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/rtcrec/recorder/internal/synth"
+	"github.com/rtcrec/recorder/media"
 	"github.com/rtcrec/recorder/media/g711"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -292,15 +294,56 @@ func TestGate_CutsWhereTheAudioIsNotWhenItIsRead(t *testing.T) {
 		{"3 s behind", [][2]time.Duration{{600 * time.Millisecond, 3600 * time.Millisecond}}},
 	} {
 		for _, kind := range []string{"pause", "blackout"} {
-			t.Run(behind.name+"/"+kind, func(t *testing.T) { cutsWhereTheAudioIs(t, kind, behind.stalls) })
+			t.Run(behind.name+"/"+kind, func(t *testing.T) {
+				cutsWhereTheAudioIs(t, cutCase{kind: kind, stalls: behind.stalls, cutFrom: 2000 * time.Millisecond, cutTo: 3700 * time.Millisecond})
+			})
 		}
 	}
 }
 
-func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
+// TestGate_StragglerStaysBeforeTheCut: a reader that read nothing for
+// 1.6 s (a busy machine) reads, 0.6 s into a pause or blackout, the 1.6 s
+// of audio sent before it, the first 0.6 s of it later than the latency
+// budget (1 s), the rest within it. With receive times (the UDP mux keeps
+// them: conference.ArrivalReader) every packet sent before the cut is in
+// the file, and those read within the budget are in the mix too, at their
+// places; without them a packet read past the budget has no place the gate
+// can trust (the switch drops it), but those read within it are kept all
+// the same. Nothing of the cut is in the file or the mix. Before, the
+// switch dropped the packets past the budget (the file lacked them; diag-1
+// it2 of session 12: fileGapMs=1020), the gate took the next packet, placed
+// before the cut, for a resume, and the mix re-placed it at its arrival,
+// within the cut ('track resumed after a cut' three times while paused,
+// mixEndAfterMs=10460 in a pause from 8781 ms).
+func TestGate_StragglerStaysBeforeTheCut(t *testing.T) {
+	for _, receipts := range []bool{true, false} {
+		for _, kind := range []string{"pause", "blackout"} {
+			name := kind + "/receive times"
+			if !receipts {
+				name = kind + "/read times"
+			}
+			t.Run(name, func(t *testing.T) {
+				cutsWhereTheAudioIs(t, cutCase{kind: kind, stalls: [][2]time.Duration{{1000 * time.Millisecond, 2600 * time.Millisecond}},
+					cutFrom: 2000 * time.Millisecond, cutTo: 4500 * time.Millisecond, latency: time.Second, receipts: receipts})
+			})
+		}
+	}
+}
+
+// cutCase is a track read late across a cut (cutsWhereTheAudioIs).
+type cutCase struct {
+	kind           string             // pause or blackout
+	stalls         [][2]time.Duration // the reader reads nothing in [from, to) and reads it all at to
+	cutFrom, cutTo time.Duration      // the cut, from the recording's start
+	latency        time.Duration      // the budget (0: the default)
+	receipts       bool               // the packets' receive times are known (conference.ArrivalReader)
+}
+
+func cutsWhereTheAudioIs(t *testing.T, tc cutCase) {
+	kind, stalls := tc.kind, tc.stalls
 	start := time.Unix(1000, 0)
 	now := start
-	ms, out, path := muLawSink(t, start, &now, 0)
+	ms, out, path := muLawSink(t, start, &now, tc.latency)
 	mixer := ms.mixer
 	lc := &pauseState{}
 	g := &gate{lc: lc, in: ms.in, clock: 8000}
@@ -317,7 +360,14 @@ func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 		}
 		return d
 	}
-	cutFrom, cutTo := 2000*time.Millisecond, 3700*time.Millisecond
+	if tc.receipts {
+		ms.receipts = sentAt(func(seq uint16) time.Time { return start.Add(sent(int(seq))) })
+	}
+	budget := tc.latency
+	if budget == 0 {
+		budget = media.DefaultLatency
+	}
+	cutFrom, cutTo := tc.cutFrom, tc.cutTo
 	switchCut := func(on bool) {
 		if kind == "blackout" {
 			g.setBlack(on, now)
@@ -334,7 +384,7 @@ func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 	payload := func(i int) byte { return byte(i % 100) } // never µ-law silence
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 9}, Payload: make([]byte, 160)}
 	next := 0
-	for d := time.Duration(0); d <= 5300*time.Millisecond; d += 5 * time.Millisecond {
+	for d := time.Duration(0); d <= sent(n)+300*time.Millisecond; d += 5 * time.Millisecond {
 		now = start.Add(d)
 		if d == cutFrom || d == cutTo {
 			switchCut(d == cutFrom)
@@ -358,8 +408,15 @@ func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 	if err := mixer.Finish(mixer.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Packet i is kept unless its audio begins within the cut.
+	// Packet i is kept unless its audio begins within the cut; read later
+	// than the budget, it is in no mix (the mixer wrote its place without
+	// it: within two frames of the budget, part of it may be), and without
+	// receive times nothing places it (the gate's switch decides).
 	kept := func(i int) bool { return sent(i) < cutFrom || sent(i) >= cutTo }
+	pastBudget := func(i int) (past, near bool) {
+		late := readAt(i) - sent(i) - budget // read how much later than the budget
+		return late > 0, late > -40*time.Millisecond && late < 40*time.Millisecond
+	}
 	data := wavData(t, path)
 	if len(data) != 160*n {
 		t.Fatalf("the file holds %d bytes, want %d (the call's length)", len(data), 160*n)
@@ -370,11 +427,15 @@ func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 		if !kept(i) {
 			want, wantPCM = 0xFF, 0 // µ-law silence; nothing in the mix
 		}
-		if slices.ContainsFunc(data[160*i:160*(i+1)], func(b byte) bool { return b != want }) {
+		past, near := pastBudget(i)
+		if !(past && !tc.receipts && kept(i)) && slices.ContainsFunc(data[160*i:160*(i+1)], func(b byte) bool { return b != want }) {
 			fileWrong = append(fileWrong, i)
 		}
+		if past {
+			wantPCM = 0
+		}
 		at := int(sent(i) * 8000 / time.Second) // where the mix places it
-		if slices.ContainsFunc(out.pcm[at:at+160], func(v int16) bool { return v != wantPCM }) {
+		if !near && slices.ContainsFunc(out.pcm[at:at+160], func(v int16) bool { return v != wantPCM }) {
 			mixWrong = append(mixWrong, i)
 		}
 	}
@@ -382,3 +443,11 @@ func cutsWhereTheAudioIs(t *testing.T, kind string, stalls [][2]time.Duration) {
 		t.Errorf("packets wrong (kept where cut, or cut where kept) in the file: %v; in the mix: %v", fileWrong, mixWrong)
 	}
 }
+
+// sentAt gives packets the receive times of a conference.ArrivalReader
+// (their sending times: no network delay), by sequence number.
+type sentAt func(seq uint16) time.Time
+
+func (sentAt) ReadRTP([]byte) (int, error) { return 0, io.EOF }
+
+func (f sentAt) Arrival(_ uint32, seq uint16) (time.Time, bool) { return f(seq), true }
