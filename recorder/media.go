@@ -46,11 +46,14 @@ type sessionMedia struct {
 	// places.
 	stopAt   atomic.Uint64
 	stopWall atomic.Int64
+	// started is the recording's start: its time zero, the mix's and the
+	// track files' alike (mediaSink.notBefore).
+	started time.Time
 }
 
 func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slog.Logger) (*sessionMedia, error) {
 	if rec.Mix.None {
-		return &sessionMedia{log: log, failed: make(chan error, 1), latency: rec.Mix.Latency}, nil
+		return &sessionMedia{log: log, failed: make(chan error, 1), latency: rec.Mix.Latency, started: started}, nil
 	}
 	pb, err := pause.ParseBehavior(string(rec.PauseBehavior))
 	if err != nil {
@@ -66,7 +69,7 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	sink.expired = mixer.Expired
 	ctx, cancel := context.WithCancel(context.Background())
 	sm := &sessionMedia{path: mixPath, log: log, mix: w, sink: sink, mixer: mixer, cancel: cancel, done: make(chan error, 1),
-		failed: make(chan error, 1), latency: rec.Mix.Latency}
+		failed: make(chan error, 1), latency: rec.Mix.Latency, started: started}
 	go func() {
 		err := mixer.Run(ctx)
 		if err != nil {
@@ -110,7 +113,7 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 	if err != nil {
 		return nil, err
 	}
-	ts := &mediaSink{file: file, sr: t.SenderReport, path: path, log: sm.log.With("track", t.TrackID)}
+	ts := &mediaSink{file: file, sr: t.SenderReport, path: path, log: sm.log.With("track", t.TrackID), notBefore: sm.started.UnixNano()}
 	if t.SenderReport != nil {
 		ts.srs = &senderClock{rate: float64(t.Codec.ClockRate)}
 	}
@@ -257,6 +260,14 @@ type mediaSink struct {
 	// 0: not known), by receipts; received, when the packet WriteRTP took
 	// last did (0: not known, or the gate dropped it). Reader goroutine.
 	firstReceived, received int64
+	// notBefore is the recording's start (unix ns): a packet that reached
+	// the machine before it, by receipts, was sent before the recording
+	// and is in no file (a track that was live before the recording, whose
+	// reader runs behind its socket, reads it after the subscription); the
+	// mix places it before its time zero and leaves it out alike.
+	// beforeStart counts them.
+	notBefore   int64
+	beforeStart atomic.Uint64
 }
 
 // fileStats returns where the packets of the track went so far.
@@ -334,8 +345,9 @@ func (m *mediaSink) tick() {
 	}
 }
 
-// WriteRTP takes one packet of the track as it arrives: the gate (pause,
-// blackout) first, then the reorder stage into the file, and the pipeline.
+// WriteRTP takes one packet of the track as it arrives: one sent before the
+// recording started is dropped (notBefore), then the gate (pause, blackout),
+// then the reorder stage into the file, and the pipeline.
 func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 	m.received = 0
 	if m.receipts != nil {
@@ -349,6 +361,10 @@ func (m *mediaSink) WriteRTP(p *rtp.Packet) error {
 		if at, ok := m.receipts.Arrival(p.SSRC, p.SequenceNumber); ok && at.Before(arrival) {
 			arrival, received = at, true
 		}
+	}
+	if received && arrival.UnixNano() < m.notBefore {
+		m.beforeStart.Add(1)
+		return nil // sent before the recording started
 	}
 	skipEnded := false
 	if m.gate != nil {

@@ -362,9 +362,10 @@ type trackSub struct {
 	first atomic.Int64
 	// joined is when the session subscribed (unix ns): a video track's time
 	// zero is not moved before it. An audio track's is: its file holds the
-	// audio sent before the track joined that waited in its socket, and the
-	// mix, or without one the clock relation (stopPlace), places it where
-	// it was sent. zeroTS and zeroUntil (unix ns) are the reader
+	// audio sent before the track joined that waited in its socket (if it
+	// reached the machine after the recording's start: mediaSink.notBefore),
+	// and the mix, or without one the clock relation (stopPlace), places it
+	// where it was sent. zeroTS and zeroUntil (unix ns) are the reader
 	// goroutine's own.
 	joined    int64
 	joinSeq   uint32 // the track's last packet handed on before the subscription (roomTrack.last)

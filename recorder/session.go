@@ -222,7 +222,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 		fs := ms.fileStats()
 		args := []any{"track", ts.t.TrackID, "userId", ts.t.UserID, "kind", ts.t.Kind,
 			"packets", ts.pkts.Load(), "written", fs.Written, "missing", fs.Missing, "paused", fs.DroppedPaused,
-			"afterStop", fs.DroppedAfterStop, "keptByArrival", ms.keptByArrival.Load(),
+			"afterStop", fs.DroppedAfterStop, "keptByArrival", ms.keptByArrival.Load(), "beforeStart", ms.beforeStart.Load(),
 			"firstAfterJoinMs", max(ts.arrived-ts.joined, 0) / int64(time.Millisecond)}
 		if ts.joinSeq != 0 && ts.pkts.Load() > 0 {
 			args = append(args, "seqGap", int16(ts.firstSeq-uint16(ts.joinSeq)))
