@@ -293,6 +293,18 @@ type relayTransport struct {
 	relays []*udpRelay // made so far
 }
 
+// rtpFromPublisher returns how many RTP packets the publisher sent into the
+// relays so far (held, dropped or passed on).
+func (rt *relayTransport) rtpFromPublisher() int64 {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var n int64
+	for _, r := range rt.relays {
+		n += r.fromPub[rtpKind].Load()
+	}
+	return n
+}
+
 // String tells what each relay relayed.
 func (rt *relayTransport) String() string {
 	rt.mu.Lock()
@@ -541,12 +553,7 @@ func TestRelay_IsThePublishersOnlyPath(t *testing.T) {
 	stop, _ := publishThrough(t, ctx, s, key, "relay", "p", opus, time.Time{}, 20*time.Millisecond, rt)
 	defer stop()
 	for {
-		var rtp int64
-		rt.mu.Lock()
-		for _, r := range rt.relays {
-			rtp += r.fromPub[rtpKind].Load()
-		}
-		rt.mu.Unlock()
+		rtp := rt.rtpFromPublisher()
 		if rtp >= 10 {
 			return
 		}
@@ -624,12 +631,21 @@ func TestServe_MixHoldsTheTrackUnderImpairments(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			conf := fmt.Sprintf("imp%d", i)
-			stop := publishOnSchedule(t, ctx, s, key, conf, "o", opus, time.Time{}, tt.period, tt.imp)
+			rt := &relayTransport{t: t, imp: tt.imp}
+			stop, _ := publishThrough(t, ctx, s, key, conf, "o", opus, time.Time{}, tt.period, rt)
 			var ev api.RecordingDataEvent
 			if st := call(t, "POST", s.url+"/api/recordings/start", key, api.StartRecording{ApplicationID: "a", ConferenceID: conf, ConversationID: conf}, &ev); st != 200 {
 				t.Fatalf("start: %d", st)
 			}
-			time.Sleep(6 * time.Second)
+			// The recording lasts until the publisher sent 6 s of its
+			// packets after the start: one starved of CPU writes them
+			// late (session 15, T2b: 90th percentile 977 ms late, and the
+			// track had the tone in 245 windows when stopped at 6 s).
+			for sent, want := rt.rtpFromPublisher(), int64(6*time.Second/tt.period); rt.rtpFromPublisher()-sent < want; time.Sleep(20 * time.Millisecond) {
+				if ctx.Err() != nil {
+					t.Fatalf("the publisher sent %d of %d packets after the start", rt.rtpFromPublisher()-sent, want)
+				}
+			}
 			stopRecording(t, s, key, conf, ev)
 			stop()
 			objects, man := recordingFiles(t, dir, ev.InstanceID)
