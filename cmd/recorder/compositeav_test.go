@@ -103,22 +103,42 @@ func TestServe_CompositeKeepsAVWhenTheFirstAudioReportIsLate(t *testing.T) {
 	pionAV(t, "lateconf", whiptest.AudioClock{}, avSource{lateReport: 455 * time.Millisecond})
 }
 
+// TestServe_CompositeKeepsAVWhenTheFirstVideoReportIsLate: as
+// TestServe_CompositeKeepsAVWhenTheFirstAudioReportIsLate, but the
+// publisher's first VIDEO reports are stamped 100 ms late (session 15's
+// Slips under hogs: the first video report 31, 35 and 800 ms late, A/V +41
+// and +44 ms). The recording keeps the first video report and, once the
+// next honest one confirms it, the first honest one, a step back
+// (timing.mappings); the composite places the video by the first (100 ms
+// late) until that step, unless it sees that the first report placed the
+// video after its arrival and was taken back: every flash within 40 ms of
+// its beep.
+func TestServe_CompositeKeepsAVWhenTheFirstVideoReportIsLate(t *testing.T) {
+	pionAV(t, "latevconf", whiptest.AudioClock{}, avSource{lateReport: 100 * time.Millisecond, lateVideo: true})
+}
+
 // lateReports is a Pion interceptor under a publisher's report interceptor
-// that stamps the RTCP sender reports of its audio late by by (the NTP time
-// later, for the same RTP time) until the instant until (unix ns), as Pion
-// stamps one when the publisher's writes lag.
+// that stamps the RTCP sender reports of its audio (of its video, with
+// video) late by by (the NTP time later, for the same RTP time) until the
+// instant until (unix ns), as Pion stamps one when the publisher's writes
+// lag.
 type lateReports struct {
 	interceptor.NoOp
 	by    time.Duration
+	video bool
 	until atomic.Int64
-	audio atomic.Int64 // 1<<32 | the audio's SSRC; 0: not bound yet
+	ssrc  atomic.Int64 // 1<<32 | the SSRC of the track it stamps late; 0: not bound yet
 }
 
 func (l *lateReports) NewInterceptor(string) (interceptor.Interceptor, error) { return l, nil }
 
 func (l *lateReports) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if strings.HasPrefix(strings.ToLower(info.MimeType), "audio/") {
-		l.audio.Store(1<<32 | int64(info.SSRC))
+	kind := "audio/"
+	if l.video {
+		kind = "video/"
+	}
+	if strings.HasPrefix(strings.ToLower(info.MimeType), kind) {
+		l.ssrc.Store(1<<32 | int64(info.SSRC))
 	}
 	return w
 }
@@ -130,7 +150,7 @@ func (l *lateReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPW
 		}
 		out := slices.Clone(pkts)
 		for i, p := range out {
-			if sr, ok := p.(*rtcp.SenderReport); ok && l.audio.Load() == 1<<32|int64(sr.SSRC) {
+			if sr, ok := p.(*rtcp.SenderReport); ok && l.ssrc.Load() == 1<<32|int64(sr.SSRC) {
 				late := *sr
 				late.NTPTime += uint64(l.by.Seconds() * (1 << 32)) // NTP: 32.32 fixed point seconds
 				out[i] = &late
@@ -141,8 +161,9 @@ func (l *lateReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPW
 }
 
 // pionAV runs checkCompositeAV on a Pion flash-and-beep publisher whose
-// audio keeps clock; with av.lateReport, its audio's sender reports are
-// stamped late until lateWindow after the recording's start.
+// audio keeps clock; with av.lateReport, its audio's (video's, with
+// av.lateVideo) sender reports are stamped late until lateWindow after the
+// recording's start.
 func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 	t.Helper()
 	if testing.Short() {
@@ -176,7 +197,7 @@ func pionAV(t *testing.T, conf string, clock whiptest.AudioClock, av avSource) {
 		wapi = loopbackAPI(t, reports)
 	}
 	if av.lateReport > 0 {
-		late := &lateReports{by: av.lateReport}
+		late := &lateReports{by: av.lateReport, video: av.lateVideo}
 		late.until.Store(math.MaxInt64)
 		wapi = loopbackAPI(t, late)
 		av.started = func() { late.until.Store(time.Now().Add(lateWindow).UnixNano()) }
@@ -286,7 +307,7 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 		if tr.MediaOffset != nil {
 			t.Logf("%s %s: offset %.4f s, file from %.4f s, timing %+v", tr.UserID, tr.Kind, tr.Offset, *tr.MediaOffset, tr.Timing)
 		}
-		if src.lateReport > 0 && tr.Kind == "AUDIO" {
+		if src.lateReport > 0 && tr.Kind == "AUDIO" && !src.lateVideo {
 			// The scenario: the first report the recording kept is the
 			// late one (the latest, after lateWindow, is honest).
 			first, ok := tr.Timing.FirstSent()
@@ -294,6 +315,22 @@ func checkCompositeAV(t *testing.T, s *server, key, conf, dir string, leave func
 			if d := first.Sub(latest); !ok || !lok || (d-src.lateReport).Abs() > 60*time.Millisecond {
 				t.Fatalf("the audio's first report kept says its first sample was sent %v after its latest report does, want about %v: the test shows nothing",
 					d, src.lateReport)
+			}
+		}
+		if src.lateReport > 0 && tr.Kind == "VIDEO" && src.lateVideo {
+			// The scenario: the first video report the recording kept
+			// is a late one, and an honest one after lateWindow a step
+			// back from it by as much or more (Pion may stamp the first
+			// later still, by a write that lagged as the publisher
+			// started: +33 and +70 ms seen under -race at load 23-26,
+			// and the latest report too: 65 ms).
+			back := 0.0
+			steps := tr.Timing.Steps()
+			for _, st := range steps {
+				back = min(back, st.By)
+			}
+			if back > -src.lateReport.Seconds()+0.020 {
+				t.Fatalf("the video's steps %+v, want one back by %v or more: the test shows nothing", steps, src.lateReport)
 			}
 		}
 	}
@@ -474,10 +511,12 @@ type avSource struct {
 	// sender's reports), and the audio track's timing shows the steps.
 	slips bool
 	note  func(time.Time) string // what the publisher says of the flash at a wall time (logged)
-	// lateReport: the publisher's audio reports are stamped this late
-	// until lateWindow after the recording's start (pionAV), which calls
-	// started once the recording started.
+	// lateReport: the publisher's audio reports (video reports, with
+	// lateVideo) are stamped this late until lateWindow after the
+	// recording's start (pionAV), which calls started once the recording
+	// started.
 	lateReport time.Duration
+	lateVideo  bool
 	started    func()
 	// stall: for a publisher whose capture stalls (whiptest.AudioClock),
 	// when the live mix holds its audio for the stall's step (logged).
@@ -595,7 +634,7 @@ func (r *senderReports) window(start time.Time, clock whiptest.AudioClock) stall
 }
 
 // lateWindow is how long after the recording's start a publisher with
-// avSource.lateReport stamps its audio reports late: its first packets
+// avSource.lateReport stamps its reports late: its first packets
 // reach the recording within it (and Pion reports every second), so the
 // first report the recording keeps is a late one.
 const lateWindow = 2500 * time.Millisecond

@@ -208,12 +208,14 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 				cur.audio = append(cur.audio, audioTrack{file: mb.t.File, at: at})
 				continue
 			}
-			if zero, ok := videoZero(m, mb.t); ok && zero >= mb.t.Offset-1 && zero <= wallEnd {
+			steps := mb.t.Timing.Steps()
+			if zero, late, ok := videoZero(m, mb.t); ok && zero >= mb.t.Offset-1 && zero <= wallEnd {
 				at = p.tl.out(zero) // the file's time zero is its first packet, not the track's start
+				steps = leastLate(steps, late)
 			}
 			if vi := probe(mb.t.File); vi.ok && vi.w > 0 && vi.h > 0 {
 				cur.sources = append(cur.sources, source{file: mb.t.File, at: at + max(0, vi.start), w: vi.w, h: vi.h,
-					steps: mb.t.Timing.Steps()})
+					steps: steps})
 			}
 		}
 	}
@@ -259,14 +261,30 @@ func newPlan(m *composition.Manifest, s Settings, probe func(file string) videoI
 // which the mix left out, would put the video early by as much. A report
 // that places the video more than a second from its arrival is not
 // believed.
-func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
+//
+// A sender report never places the video after its receipt, as the mix
+// never places audio after its receipt (media's first-anchor clamp): Pion
+// stamps a report by when it last wrote a packet, so a write that lagged
+// makes a report late by the lag (the first, as the publisher starts: 31,
+// 35 and 800 ms seen, and while its writes lag, the next ones too), and the
+// video was placed that late until a later report's step back was
+// confirmed (the composite's A/V offset +44 ms). When the first report
+// places the first frame after its arrival and a later report kept goes
+// back from it, the first was stamped late: by the lesser of the two
+// (late; the furthest step back, when several are), the video is placed
+// that much earlier, and its steps follow the least-late report from each
+// on (leastLate). Either alone is no proof: the audio placed late by its
+// arrivals puts the video after its own arrival too (then the distance to
+// the sound is what counts), and a sender whose clock was set back steps
+// back.
+func videoZero(m *composition.Manifest, v composition.Track) (zero, late float64, ok bool) {
 	arrival, ok := 0.0, v.MediaOffset != nil
 	if ok {
 		arrival = *v.MediaOffset
 	}
 	vs, vok := v.Timing.FirstSent()
 	if !vok || v.StreamID == "" {
-		return arrival, ok
+		return arrival, 0, ok
 	}
 	for _, a := range m.Tracks {
 		if a.Kind != "AUDIO" || a.StreamID != v.StreamID || a.MediaOffset == nil {
@@ -277,12 +295,42 @@ func videoZero(m *composition.Manifest, v composition.Track) (float64, bool) {
 			continue
 		}
 		zero := *a.MediaOffset + vs.Sub(as).Seconds()
-		if ok && math.Abs(zero-arrival) > 1 {
-			return arrival, true // the sender's clocks disagree with the arrivals: not one clock
+		if !ok {
+			return zero, 0, true
 		}
-		return zero, true
+		if math.Abs(zero-arrival) > 1 {
+			return arrival, 0, true // the sender's clocks disagree with the arrivals: not one clock
+		}
+		back := 0.0
+		for _, st := range v.Timing.Steps() {
+			back = min(back, st.By)
+		}
+		if zero > arrival {
+			late = min(zero-arrival, -back)
+		}
+		return zero - late, late, true
 	}
-	return arrival, ok
+	return arrival, 0, ok
+}
+
+// leastLate returns a video's steps (relative to its first report) once
+// videoZero found that report late by late (seconds, > 0): relative to the
+// first report as corrected, and each following the least-late report from
+// its own on, since a report that one after it places earlier was stamped
+// late as well (Pion's reports come late, never early: a step back after
+// a late first report is a late report taken back; a step forward, a
+// capture that lost time, stays). Unchanged when late is 0.
+func leastLate(steps []composition.Step, late float64) []composition.Step {
+	if late <= 0 {
+		return steps
+	}
+	out := slices.Clone(steps)
+	least := math.Inf(1)
+	for i := len(out) - 1; i >= 0; i-- {
+		least = min(least, out[i].By)
+		out[i].By = least + late
+	}
+	return out
 }
 
 // turn is a change of active speaker at a frame.

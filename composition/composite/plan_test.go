@@ -152,7 +152,7 @@ func TestVideoZero_BySendersClock(t *testing.T) {
 	video := composition.Track{StreamID: "s1", Kind: "VIDEO", MediaOffset: f(1.400),
 		Timing: &composition.TrackTiming{ClockRate: 90000, RTPZero: zero, SenderReportNTP: &ntp, SenderReportRTP: zero + 67500}}
 	m := &composition.Manifest{Tracks: []composition.Track{audio, video}}
-	if got, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
+	if got, _, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
 		t.Errorf("by the sender's clock: %.4f %v, want 1.250", got, ok)
 	}
 	// The audio's first report kept was stamped 455 ms late (its
@@ -167,11 +167,11 @@ func TestVideoZero_BySendersClock(t *testing.T) {
 		ta.MixSent, ta.MixPlaced = &sent, true
 		a.Timing = &ta
 		m := &composition.Manifest{Tracks: []composition.Track{a, video}}
-		if got, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
+		if got, _, ok := videoZero(m, video); !ok || math.Abs(got-1.250) > 1e-6 {
 			t.Errorf("the audio's first report stamped 455 ms late, the mix by the honest ones: %.4f %v, want 1.250", got, ok)
 		}
 		ta.MixSent = nil // an older manifest: by the first report kept
-		if got, ok := videoZero(m, video); !ok || math.Abs(got-(1.250-0.455)) > 1e-6 {
+		if got, _, ok := videoZero(m, video); !ok || math.Abs(got-(1.250-0.455)) > 1e-6 {
 			t.Errorf("without mixSent: %.4f %v, want 0.795 (by the first report kept)", got, ok)
 		}
 	}
@@ -189,8 +189,110 @@ func TestVideoZero_BySendersClock(t *testing.T) {
 		a.Timing = &ta
 		m := &composition.Manifest{Tracks: []composition.Track{a, v}}
 		c(m, &v)
-		if got, ok := videoZero(m, v); !ok || got != 1.400 {
+		if got, _, ok := videoZero(m, v); !ok || got != 1.400 {
 			t.Errorf("%s: %.4f %v, want its arrival 1.400", what, got, ok)
 		}
+	}
+}
+
+// TestVideoZero_AFirstVideoReportStampedLate: a sender's first video report
+// stamped late (Pion stamps a report by when it last wrote a packet: a
+// write that lagged 31, 35 or 800 ms, as cmd/recorder's Slips saw under
+// load) no longer places the picture late until its next report's step
+// back. A sender on a virtual clock (the recorder's): its audio's first
+// sample captured at 0.200 s, placed there by the mix (mediaOffset,
+// mixSent); its video's first frame captured at 0.300 s and its first
+// packets received 1 ms later (the video's mediaOffset); a video report
+// every second from 1 s, each stamped at its RTP time's instant but the
+// first, stamped late (or the first ones, each less late). The track keeps
+// the first report and the second, which moved back and which the third
+// confirms (recorder's senderClock), and so on.
+// Every frame of the file (file time T, captured at 0.300 + T) is placed at
+// its capture instant, within 2 ms. Controls, placed as before: honest
+// video reports with the audio placed 15 ms after its capture (the video
+// keeps its distance to the sound: 15 ms after its capture too), and a
+// sender whose clock is set back 50 ms at 5 s (honest reports: the step is
+// the clock's).
+func TestVideoZero_AFirstVideoReportStampedLate(t *testing.T) {
+	const vRate, aRate, vFirst, aFirst = 90000, 48000, 0.300, 0.200
+	start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return start.Add(time.Duration(math.Round(s * float64(time.Second)))) }
+	f := func(v float64) *float64 { return &v }
+	vZero, aZero := uint32(0xfff00000), uint32(12345)
+	// report returns the video report sent at instant w, its NTP stamped
+	// late by late and set back by back.
+	report := func(w, late, back float64) composition.Mapping {
+		return composition.Mapping{NTP: at(w + late - back), RTP: vZero + uint32(math.Round((w-vFirst)*vRate)), File: w - vFirst}
+	}
+	for _, c := range []struct {
+		name    string
+		kept    []composition.Mapping // the reports the video track kept
+		aPlaced float64               // where the mix put the audio's first sample
+		want    func(T float64) float64
+	}{
+		{"first report 31 ms late", []composition.Mapping{report(1, 0.031, 0), report(2, 0, 0)}, aFirst,
+			func(T float64) float64 { return vFirst + T }},
+		{"first report 35 ms late", []composition.Mapping{report(1, 0.035, 0), report(2, 0, 0)}, aFirst,
+			func(T float64) float64 { return vFirst + T }},
+		{"first report 800 ms late", []composition.Mapping{report(1, 0.800, 0), report(2, 0, 0)}, aFirst,
+			func(T float64) float64 { return vFirst + T }},
+		// Late while the publisher's writes lag: the first 170 ms, the
+		// next kept 100 ms (seen in the real binary under load).
+		{"first report 170 ms late, the next kept 100 ms", []composition.Mapping{report(1, 0.170, 0), report(2, 0.100, 0), report(4, 0, 0)}, aFirst,
+			func(T float64) float64 { return vFirst + T }},
+		// A capture that lost 50 ms at 5 s: its RTP time falls behind, a
+		// step forward that stays.
+		{"first report 31 ms late, a step forward of 50 ms at 5 s", []composition.Mapping{report(1, 0.031, 0), report(2, 0, 0), report(5, 0, -0.050)}, aFirst,
+			func(T float64) float64 {
+				if T >= 5-vFirst {
+					return vFirst + T + 0.050
+				}
+				return vFirst + T
+			}},
+		{"honest reports, the audio placed 15 ms late", []composition.Mapping{report(1, 0, 0)}, aFirst + 0.015,
+			func(T float64) float64 { return vFirst + 0.015 + T }},
+		{"a clock set back 50 ms at 5 s", []composition.Mapping{report(1, 0, 0), report(5, 0, 0.050)}, aFirst,
+			func(T float64) float64 {
+				if T >= 5-vFirst {
+					return vFirst + T - 0.050
+				}
+				return vFirst + T
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			aSent := at(aFirst)
+			last := c.kept[len(c.kept)-1]
+			m := &composition.Manifest{Started: start, Stopped: at(10), Tracks: []composition.Track{
+				{StreamID: "s1", UserID: "alice", Kind: "AUDIO", File: "tracks/a.ogg", Offset: 0.1, MediaOffset: f(c.aPlaced),
+					Timing: &composition.TrackTiming{ClockRate: aRate, RTPZero: aZero, MixSent: &aSent, MixPlaced: true}},
+				{StreamID: "s1", UserID: "alice", Kind: "VIDEO", File: "tracks/v.webm", Offset: 0.1, MediaOffset: f(vFirst + 0.001),
+					Timing: &composition.TrackTiming{ClockRate: vRate, RTPZero: vZero, SenderReportNTP: &last.NTP,
+						SenderReportRTP: last.RTP, Mappings: c.kept}},
+			}}
+			p, err := newPlan(m, Settings{Layout: "grid", Width: 640, Height: 360, FPS: 30},
+				func(string) videoInfo { return videoInfo{ok: true, w: 640, h: 480} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.tiles) != 1 || len(p.tiles[0].sources) != 1 {
+				t.Fatalf("tiles %+v, want one with one video", p.tiles)
+			}
+			s := p.tiles[0].sources[0]
+			placed := func(T float64) float64 {
+				v := s.at + T
+				for _, st := range s.steps {
+					if T >= st.File {
+						v += st.By
+					}
+				}
+				return v
+			}
+			t.Logf("zero %.4f s, steps %+v", s.at, s.steps)
+			for T := 0.0; T < 9.6; T += 0.1 {
+				if d := placed(T) - c.want(T); math.Abs(d) > 0.002 {
+					t.Errorf("the frame at file time %.1f s placed at %.4f s: %+.1f ms from where it belongs", T, placed(T), d*1000)
+				}
+			}
+		})
 	}
 }
