@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rtcrec/recorder/internal/opus"
 	"github.com/rtcrec/recorder/media/g711"
@@ -89,6 +90,11 @@ func MixManifestLength(ctx context.Context, m *Manifest, dir, out string, rate i
 	return mixManifest(ctx, m, dir, out, rate, 1, int(math.Round(seconds*float64(rate))))
 }
 
+// liveFrame is the live mixer's frame (media.MixConfig.Frame, the default
+// the recorder mixes with): a pause or blackout cuts the live mix a frame
+// after its instant, keeping the packet that straddles it whole.
+const liveFrame = 20 * time.Millisecond
+
 // mixChunk is how many samples of the mix are made at a time.
 const mixChunk = 16384
 
@@ -137,6 +143,12 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, channe
 		}
 		return int(math.Round(out * float64(rate)))
 	}
+	// A pause (silence) or a blackout silences the mix from a frame of the
+	// live mixer after its instant on, as the live mix does
+	// (media.Mixer.Silence, media.MixInput.MuteFrom): the packet straddling
+	// the instant, which the recorder's gate keeps whole in the track's file
+	// and the mix alike, is heard to its end.
+	keep := int(math.Round(liveFrame.Seconds() * float64(rate)))
 	toEnd := length == toTracksEnd
 	switch {
 	case toEnd:
@@ -180,7 +192,10 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, channe
 		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
 			if b.UserID == t.UserID && b.UserID != "" {
 				if lo, hi := at(b.Start), at(b.End); lo < hi {
-					mt.mute = append(mt.mute, [2]int{lo, hi})
+					mt.quiet = append(mt.quiet, [2]int{lo - keep, hi + keep})
+					if lo += keep; lo < hi {
+						mt.mute = append(mt.mute, [2]int{lo, hi})
+					}
 				}
 			}
 		}
@@ -188,9 +203,20 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, channe
 	var silent [][2]int // mix samples a paused interval silences (pauseBehavior silence)
 	if !skip {
 		for _, p := range m.Pauses {
-			if lo, hi := max(at(p.Start), 0), min(at(p.End), length); lo < hi {
+			lo, hi := at(p.Start), at(p.End)
+			for _, t := range tracks {
+				if lo < hi {
+					t.quiet = append(t.quiet, [2]int{lo - keep, hi + keep})
+				}
+			}
+			if lo, hi = max(lo+keep, 0), min(hi, length); lo < hi {
 				silent = append(silent, [2]int{lo, hi})
 			}
+		}
+	}
+	for _, t := range tracks {
+		if o, ok := t.src.(*opusSource); ok && len(t.quiet) > 0 {
+			o.fill = t.inQuiet
 		}
 	}
 	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(channels))
@@ -256,6 +282,7 @@ type mixTrack struct {
 	steps []trackStep // to come, in order of pos
 	shift int         // mix samples the samples read now are moved by (the last step's)
 	mute  [][2]int    // mix samples where it is silent (blackouts)
+	quiet [][2]int    // mix samples its gate kept nothing of (pauses with silence, blackouts), and a frame either side
 	pos   int         // its samples read so far
 	high  int         // the mix sample after the last one it added: a step back drops what lands before it
 	done  bool
@@ -312,6 +339,29 @@ func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
 }
 
 func (t *mixTrack) close() { t.src.Close() }
+
+// inQuiet reports whether the track's samples [at, at+n) (of its file,
+// counted as pos is) overlap a pause or blackout, where its gate kept
+// nothing, or the frame either side of one (the file's placement and the
+// recording's timeline agree within issue 10's 20 ms): the silence packets
+// the file holds there are those its writer filled the gap with (see
+// opusSource.fill).
+func (t *mixTrack) inQuiet(at, n int) bool {
+	shift := t.shift
+	for _, st := range t.steps {
+		if st.pos > at {
+			break
+		}
+		shift = st.shift
+	}
+	q := t.start + at + shift
+	for _, s := range t.quiet {
+		if q+n > s[0] && q < s[1] {
+			return true
+		}
+	}
+	return false
+}
 
 // allDone reports whether every track has given all its samples.
 func allDone(tracks []*mixTrack) bool {
@@ -528,6 +578,16 @@ func (u *upsampler) fetch() error {
 // opusSource decodes an Ogg/Opus stream (RFC 7845) to mono PCM at rate,
 // dropping the pre-skip the OpusHead announces; an undecodable packet is 20
 // ms of silence.
+//
+// A silence packet of the recorder's writer (media/oggwriter: CELT's silence
+// flag, what it fills a gap with and what a retroactive blackout leaves) for
+// which fill, when set, reports that it lies where the recorder's gate kept
+// nothing (a pause, a blackout; fill gets the index of its first sample
+// and its length) is played as silence without being decoded:
+// the live mix's decoder never saw those packets, and decoding them would
+// reset CELT's energy prediction (and SILK's state), so the audio after
+// the cut would come back fading in over 85-90 ms where the live mix has it
+// at full level at once.
 type opusSource struct {
 	pr    *ogg.Reader
 	c     io.Closer
@@ -536,6 +596,8 @@ type opusSource struct {
 	buf   []int16
 	have  []int16 // decoded and not read yet
 	skip  int     // pre-skip samples still to drop
+	next  int     // the index of the next sample decoded (pre-skip dropped)
+	fill  func(at, n int) bool
 	ended bool
 }
 
@@ -581,14 +643,18 @@ func (s *opusSource) Read(p []int16) (int, error) {
 			if err != nil {
 				return n, err
 			}
-			k, err := s.dec.DecodeToInt16(pkt, s.buf)
-			if err != nil {
+			var k int
+			if d := fillSamples(pkt, s.rate); d > 0 && d <= len(s.buf) && s.fill != nil && s.fill(s.next-s.skip, d) {
+				k = d
+				clear(s.buf[:k])
+			} else if k, err = s.dec.DecodeToInt16(pkt, s.buf); err != nil {
 				k = s.rate / 50
 				clear(s.buf[:k])
 			}
 			d := min(s.skip, k)
 			s.skip -= d
 			s.have = s.buf[d:k]
+			s.next += k - d
 			continue
 		}
 		c := copy(p[n:], s.have)
@@ -606,6 +672,53 @@ func (s *opusSource) Close() error {
 		return nil
 	}
 	return s.c.Close()
+}
+
+// fillSamples returns the duration, in samples at rate, of a silence packet
+// as the recorder's Ogg writer makes them (media/oggwriter: CELT-only,
+// mono, 2.5 to 20 ms frames; code 0 with the two bytes 0xFF 0xFE of CELT's
+// silence flag, or code 3 with M such frames and zero padding), and 0 for
+// any other packet.
+func fillSamples(p []byte, rate int) int {
+	if len(p) < 3 || p[0]>>3 < 28 || p[0]&0x04 != 0 {
+		return 0
+	}
+	frame := 120 << (p[0]>>3 - 28) // at 48 kHz
+	frames, i := 1, 1
+	switch p[0] & 3 {
+	case 0:
+	case 3:
+		if p[1]&0x80 != 0 { // VBR
+			return 0
+		}
+		frames, i = int(p[1]&0x3F), 2
+		if p[1]&0x40 != 0 { // padding: its length bytes
+			for i < len(p) && p[i] == 255 {
+				i++
+			}
+			i++
+		}
+	default:
+		return 0
+	}
+	if frames == 0 || frames*frame > 5760 || i+2*frames > len(p) {
+		return 0
+	}
+	for range frames {
+		if p[i] != 0xFF || p[i+1] != 0xFE {
+			return 0
+		}
+		i += 2
+	}
+	if p[0]&3 == 0 && i != len(p) {
+		return 0
+	}
+	for _, b := range p[i:] {
+		if b != 0 {
+			return 0
+		}
+	}
+	return frames * frame * rate / 48000
 }
 
 // DecodeOggOpus decodes an Ogg/Opus stream (RFC 7845) to mono PCM at rate,

@@ -49,6 +49,7 @@ func mixManifestWhole(m *Manifest, dir, out string, rate int) (*Mix, error) {
 		return nil, fmt.Errorf("composition: manifest spans %v", m.Stopped.Sub(m.Started))
 	}
 	acc := make([]int32, length)
+	keep := int(math.Round(liveFrame.Seconds() * float64(rate))) // the packet straddling a cut's instant is kept
 	for _, t := range m.Tracks {
 		if t.Kind != "AUDIO" {
 			continue
@@ -66,7 +67,7 @@ func mixManifestWhole(m *Manifest, dir, out string, rate int) (*Mix, error) {
 		}
 		for _, b := range m.Blackouts { // the gate kept none of it: silence what the edges hold
 			if b.UserID == t.UserID && b.UserID != "" {
-				lo, hi := at(b.Start)-at(zero), at(b.End)-at(zero)
+				lo, hi := at(b.Start)+keep-at(zero), at(b.End)-at(zero) // from a frame after its instant
 				clear(pcm[min(max(lo, 0), len(pcm)):min(max(hi, 0), len(pcm))])
 			}
 		}
@@ -79,7 +80,7 @@ func mixManifestWhole(m *Manifest, dir, out string, rate int) (*Mix, error) {
 	}
 	if !skip {
 		for _, p := range m.Pauses {
-			clear(acc[min(max(at(p.Start), 0), length):min(max(at(p.End), 0), length)])
+			clear(acc[min(max(at(p.Start)+keep, 0), length):min(max(at(p.End), 0), length)])
 		}
 	}
 	w, err := wavwriter.New(out, wavwriter.WithSampleRate(rate), wavwriter.WithChannels(1))

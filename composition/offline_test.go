@@ -10,13 +10,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/rtcrec/recorder/internal/synth"
 	"github.com/rtcrec/recorder/internal/testenv"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/oggwriter"
 	"github.com/rtcrec/recorder/media/pause"
 	"github.com/rtcrec/recorder/media/wavwriter"
 )
@@ -494,5 +498,126 @@ func TestMixManifest_FollowsASenderWhoseClockSlips(t *testing.T) {
 				t.Errorf("the tone is missing from %d of 200 windows of 50 ms", quiet)
 			}
 		})
+	}
+}
+
+// TestMixOffline_CutsAsTheLiveMix: a track file as the recorder writes it
+// across a cut (its gate dropped the packets whose audio begins within the
+// cut, and the Ogg writer filled the gap with CELT silence packets) is
+// mixed as the live mix mixed it: silent from a frame after the cut's
+// instant (the packet straddling it kept whole), and at full level at once
+// where the audio comes back, since the live decoder never saw the silence
+// packets. Decoded, they reset CELT's energy prediction, and the tone came
+// back 10-20 dB under its level, fading in over 85-90 ms. The same for a
+// pause (pauseBehavior silence) and for a blackout of the track's
+// participant.
+func TestMixOffline_CutsAsTheLiveMix(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	dir := t.TempDir()
+	tone, err := mediatest.OpusTone(ffmpeg, dir, 600, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "tracks"), 0o755)
+	w, err := oggwriter.New(filepath.Join(dir, "tracks", "a-audio0.ogg"), oggwriter.WithClock(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const from, to = 1.51, 3.6 // the cut: packet 75 (1.50-1.52 s) straddles its instant
+	fills := 0
+	for i, p := range tone[:250] {
+		if at := float64(i) / 50; at >= from && at < to {
+			continue // the gate dropped it
+		}
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1, SequenceNumber: uint16(i), Timestamp: uint32(960 * i)}, Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pkts, err := synth.ReadOggPackets(filepath.Join(dir, "tracks", "a-audio0.ogg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		if fillSamples(p, 8000) == 160 {
+			fills++
+		}
+	}
+	if fills != 104 {
+		t.Fatalf("the file holds %d silence packets, want the 104 its writer filled the cut with", fills)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, cut := range []string{"pause", "blackout"} {
+		t.Run(cut, func(t *testing.T) {
+			m := &Manifest{Started: t0, Stopped: t0.Add(5 * time.Second), PauseBehavior: pause.Silence,
+				Tracks: []Track{{StreamID: "a", TrackID: "audio0", UserID: "u1", Kind: "AUDIO", File: "tracks/a-audio0.ogg"}}}
+			if cut == "pause" {
+				m.Pauses = []Interval{{Start: from, End: to}}
+			} else {
+				m.Blackouts = []Interval{{Start: from, End: to, UserID: "u1"}}
+			}
+			out := filepath.Join(dir, cut+".wav")
+			if _, err := MixManifest(m, dir, out, 8000); err != nil {
+				t.Fatal(err)
+			}
+			pcm := mediatest.Decode(t, out, 8000)
+			level := func(a, b float64) float64 { return mediatest.ToneLevel(pcm[int(a*8000):int(b*8000)], 8000, 600) }
+			steady := level(0.5, 1.5)
+			if l := level(1.511, 1.519); l < steady-3 {
+				t.Errorf("600 Hz at %.1f dBFS in [1.511, 1.519] s, %.1f dBFS before: the packet straddling the cut's instant (%v s) is not whole", l, steady, from)
+			}
+			if l := level(1.545, 3.595); l > -60 {
+				t.Errorf("600 Hz at %.1f dBFS within the cut", l)
+			}
+			for a := to; a < to+0.1; a += 0.02 {
+				if l := level(a, a+0.02); l < steady-3 {
+					t.Errorf("600 Hz at %.1f dBFS in [%.2f, %.2f] s after the cut, %.1f dBFS before it: faded in", l, a, a+0.02, steady)
+				}
+			}
+		})
+	}
+}
+
+// TestFillSamples_TheWritersSilence: fillSamples knows the silence packets
+// the Ogg writer writes (a gap's 3-byte ones; a retroactive blackout's,
+// code 3 with the packet's own length) and no other packet.
+func TestFillSamples_TheWritersSilence(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	dir := t.TempDir()
+	tone, err := mediatest.OpusTone(ffmpeg, dir, 600, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "a.ogg")
+	w, err := oggwriter.New(path, oggwriter.WithClock(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range tone[:40] {
+		ts := uint32(960 * i)
+		if i >= 20 {
+			ts += 960 * 10 // a gap of 10 packets
+		}
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1, SequenceNumber: uint16(i), Timestamp: ts}, Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.SilenceFromPos(960 * 40); err != nil { // the last 10 tone packets
+		t.Fatal(err)
+	}
+	w.Close()
+	pkts, err := synth.ReadOggPackets(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, p := range pkts {
+		got = append(got, fillSamples(p, 8000))
+	}
+	want := slices.Concat(slices.Repeat([]int{0}, 20), slices.Repeat([]int{160}, 10), slices.Repeat([]int{0}, 10), slices.Repeat([]int{160}, 10))
+	if !slices.Equal(got, want) {
+		t.Errorf("fillSamples of the file's packets %v, want %v", got, want)
 	}
 }
