@@ -130,16 +130,19 @@ func stopKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, impair
 			}
 		}
 	}()
-	// The tone was sent until the stop; it ends within two windows of it
-	// (a 20 ms packet and the window it straddles). Without the stop's
-	// drain both lack the last 100 ms. Nor does it go on past the stop:
-	// the publisher keeps sending, and what it sends after the stop is not
-	// the recording's.
+	// The tone was sent until the stop; it ends within 20 ms of it (issue
+	// 10's bound): the mix ends at the stop, the file with the packet whose
+	// audio begins before it (20 ms at most after it; measured in 5 ms
+	// blocks, which the end does not pass: 8 runs at load 22-28, mix -4.9
+	// to -0.1 ms, file +0.1 to +19.5 ms). Without the stop's drain both
+	// lack the last 100 ms. Nor does it go on past the stop: the publisher
+	// keeps sending, and what it sends after the stop is not the
+	// recording's.
 	for what, end := range ends {
-		if end < recorded-40*time.Millisecond {
+		if end < recorded-20*time.Millisecond {
 			t.Errorf("the tone ends %v before the stop in the %s: the audio in flight at the stop is lost", recorded-end, what)
 		}
-		if end > recorded+40*time.Millisecond {
+		if end > recorded+20*time.Millisecond {
 			t.Errorf("the tone ends %v after the stop in the %s: audio sent after the stop was recorded", end-recorded, what)
 		}
 	}
@@ -182,15 +185,16 @@ func toneEnds(t *testing.T, dir, instanceID string, freq float64, mixNone bool) 
 			ogg = tr
 		}
 	}
+	// In 5 ms blocks (a 20 ms window's resolution was half the bound).
 	last := func(on []bool) time.Duration {
 		for k := len(on) - 1; k >= 0; k-- {
 			if on[k] {
-				return time.Duration(k+1) * 20 * time.Millisecond
+				return time.Duration(k+1) * 5 * time.Millisecond
 			}
 		}
 		return 0
 	}
-	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 160))
+	trackEnd := time.Duration(fileZero(t, ogg)*float64(time.Second)) + last(toneBlocks(mediatest.Decode(t, objects[ogg.File], 8000), freq, 40))
 	ends := map[string]time.Duration{"track file": trackEnd}
 	if mixNone {
 		if _, ok := objects[composition.MixFile]; ok {
@@ -203,7 +207,7 @@ func toneEnds(t *testing.T, dir, instanceID string, freq float64, mixNone bool) 
 		t.Fatal(err)
 	}
 	mix := wavSamples(t, mixData)
-	ends["mix"] = last(toneBlocks(mix, freq, 160))
+	ends["mix"] = last(toneBlocks(mix, freq, 40))
 	return ends, man, mix
 }
 
@@ -254,8 +258,8 @@ func leaveKeepsTheAudioInFlight(t *testing.T, opus [][]byte, freq float64, mixNo
 			}
 		}
 	}()
-	for what, end := range ends {
-		if end < at-40*time.Millisecond {
+	for what, end := range ends { // 8 runs at load 22-28: -5.6 to +19.9 ms
+		if end < at-20*time.Millisecond {
 			t.Errorf("the tone ends %v before the publisher left in the %s: the audio in flight when it left is lost", at-end, what)
 		}
 	}
