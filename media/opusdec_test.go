@@ -220,6 +220,21 @@ func BenchmarkOpusDecoder_Speech(b *testing.B) {
 	}
 }
 
+// BenchmarkOpusDecoder_SpeechFEC decodes testdata/speech-fec.ogg (10 s of
+// speech with pauses, 32 kbit/s with in-band FEC: 351 of 501 packets carry
+// LBRR frames, as a browser's speech packets do) at 8 kHz as the mix does
+// (both skips). A fixed file, so that an instruction count is repeatable:
+//
+//	go test -c -o media.test ./media
+//	valgrind --tool=callgrind media.test -test.run XXX -test.bench SpeechFEC -test.benchtime 5010x
+//
+// and the Ir of media.(*opusDecoder).DecodeToInt16 (inclusive) / 5010 is the
+// instruction count per 20 ms packet.
+func BenchmarkOpusDecoder_SpeechFEC(b *testing.B) {
+	packets := oggPackets(b, readTestdata(b, "speech-fec.ogg"))[2:]
+	benchDecode(b, packets, 8000, true, true)
+}
+
 // benchDecode decodes packets in a loop with a decoder at rate (skipping
 // inactive packets and hybrid CELT as asked) and reports, besides ns/op, the
 // thread's CPU per packet: the figure on a shared machine.

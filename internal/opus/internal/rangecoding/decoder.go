@@ -135,48 +135,57 @@ func (r *Decoder) SetStorageSize(size int) {
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.1.3.3
 func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint32 {
-	total := uint32(cumulativeDistributionTable[0]) //nolint:gosec // G115
-	cdf := cumulativeDistributionTable[1:]
+	t := cumulativeDistributionTable
+	total := uint32(t[0]) //nolint:gosec // G115
+	rng, val := r.rangeSize, r.highAndCodedDifference
 
 	var scale uint32
-	if total&(total-1) == 0 { // every Opus table: a shift instead of a division
-		scale = r.rangeSize >> bits.TrailingZeros32(total)
-	} else {
-		scale = r.rangeSize / total
+	switch {
+	case total == 256: // every SILK table
+		scale = rng >> 8
+	case total&(total-1) == 0: // every other Opus table: a shift instead of a division
+		scale = rng >> bits.TrailingZeros32(total)
+	default:
+		scale = rng / total
 	}
 	// The symbol is the first k whose interval starts at or below val,
 	// scale*(total-cdf[k]) <= val, among those of non-zero probability
-	// (cdf[k] > 0): libopus's ec_dec_icdf, a product per symbol tried
-	// instead of upstream's division of val by scale (the same k: see
-	// TestDecodeSymbolWithICDF_SameAsUpstream).
-	k := 0
-	for cdf[k] == 0 || r.highAndCodedDifference < scale*(total-uint32(cdf[k])) { //nolint:gosec // G115
+	// (cdf[k] > 0; only leading symbols can have cdf[k] == 0, as cdf
+	// ascends): libopus's ec_dec_icdf, a product per symbol tried instead
+	// of upstream's division of val by scale (the same k: see
+	// TestDecodeSymbolWithICDF_SameAsUpstream). k indexes t, whose first
+	// entry is the total: symbol k-1.
+	k := 1
+	for t[k] == 0 {
+		k++
+	}
+	for val < scale*(total-uint32(t[k])) { //nolint:gosec // G115
 		k++
 	}
 
 	// update(scale, fl, fh, total), with fl and the choice of rng's formula
 	// taken by conditional moves, not branches: whether the symbol is the
 	// first is as good as random for a sign or a pulse split.
-	fh := uint32(cdf[k])                         //nolint:gosec // G115
-	fl := uint32(cumulativeDistributionTable[k]) //nolint:gosec // G115: cdf[k-1], or total for k == 0
-	if k == 0 {
+	fh := uint32(t[k])   //nolint:gosec // G115
+	fl := uint32(t[k-1]) //nolint:gosec // G115: cdf[k-1], or total for the first symbol
+	if k == 1 {
 		fl = 0
 	}
 	lower := scale * (total - fh)
-	r.highAndCodedDifference -= lower
-	withRemainder := r.rangeSize - lower // the first symbol's (fl == 0) takes the remainder of rng / total
-	rng := scale * (fh - fl)
+	val -= lower
+	withRemainder := rng - lower // the first symbol's (fl == 0) takes the remainder of rng / total
+	rng = scale * (fh - fl)
 	if fl == 0 {
 		rng = withRemainder
 	}
-	r.rangeSize = rng
-	for r.rangeSize <= minRangeSize {
-		r.rangeSize <<= 8
+	for rng <= minRangeSize {
+		rng <<= 8
 		r.nbitsTotal += 8
-		r.highAndCodedDifference = ((r.highAndCodedDifference << 8) + (255 - r.nextByte())) & 0x7FFFFFFF
+		val = ((val << 8) + (255 - r.nextByte())) & 0x7FFFFFFF
 	}
+	r.rangeSize, r.highAndCodedDifference = rng, val
 
-	return uint32(k) //nolint:gosec // G115: k indexes a table
+	return uint32(k - 1) //nolint:gosec // G115: k indexes a table
 }
 
 // nextByte is getBits(8): the next 8 bits of range coder data, 0 past its
