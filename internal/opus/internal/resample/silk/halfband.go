@@ -3,7 +3,11 @@
 
 package silkresample
 
-import "math"
+import (
+	"math"
+
+	"github.com/rtcrec/recorder/internal/opus/internal/bitdepth"
+)
 
 // halfbandOrder is the history the 2:1 halfband decimator keeps: its 33 taps
 // less one.
@@ -38,16 +42,55 @@ func (r *Resampler) resamplerPrivateHalfband(s *scratch, out, in []int16) {
 	for i, v := range in {
 		buf[n+i] = float32(v)
 	}
-	c := &halfband12Coefs
-	out = out[:len(in)/2]
-	for k := range out {
-		b := (*[halfbandOrder + 1]float32)(buf[2*k : 2*k+halfbandOrder+1])
-		// two partial sums: half the chain of dependent additions
-		s0 := 0.5*b[16] + c[0]*(b[15]+b[17]) + c[2]*(b[11]+b[21]) + c[4]*(b[7]+b[25]) + c[6]*(b[3]+b[29])
-		s1 := c[1]*(b[13]+b[19]) + c[3]*(b[9]+b[23]) + c[5]*(b[5]+b[27]) + c[7]*(b[1]+b[31])
-		v := s0 + s1
-		out[k] = silkSAT16(int32(v + float32(math.Copysign(0.5, float64(v))))) // rounded half away from zero
+	halfbandFilter(out[:len(in)/2], buf)
+	for i, v := range buf[len(buf)-n:] {
+		r.sFIR[i] = int32(v)
 	}
+}
+
+// halfbandFilter sets out[k] to the halfband lowpass of buf around
+// buf[2k+16], rounded half away from zero and saturated to 16 bits
+// (len(buf) >= 2*len(out)+halfbandOrder). Each output sample reads one
+// slice of the 33 it needs, the window moved by 2 samples each time, so
+// that the constant indexes need no bounds check and no address arithmetic
+// of their own (session 17; the same products and sums).
+func halfbandFilter(out []int16, buf []float32) {
+	c0, c1, c2, c3 := halfband12Coefs[0], halfband12Coefs[1], halfband12Coefs[2], halfband12Coefs[3]
+	c4, c5, c6, c7 := halfband12Coefs[4], halfband12Coefs[5], halfband12Coefs[6], halfband12Coefs[7]
+	for k := range out {
+		b := buf[:halfbandOrder+1] // the window advances by 2: b is a register, its samples offsets from it
+		buf = buf[2:]
+		// two partial sums: half the chain of dependent additions
+		s0 := 0.5*b[16] + c0*(b[15]+b[17]) + c2*(b[11]+b[21]) + c4*(b[7]+b[25]) + c6*(b[3]+b[29])
+		s1 := c1*(b[13]+b[19]) + c3*(b[9]+b[23]) + c5*(b[5]+b[27]) + c7*(b[1]+b[31])
+		v := s0 + s1
+		// rounded half away from zero: v + 0.5 with v's sign (math.Copysign's)
+		half := math.Float32frombits(math.Float32bits(v)&(1<<31) | math.Float32bits(0.5))
+		out[k] = silkSAT16(int32(v + half))
+	}
+}
+
+// halfbandToInt16 is resample with resamplerHalfband followed by the copy
+// to out, in one pass (session 17): the input is rounded to 16 bits
+// straight into the filter's float32 buffer (Float32ToSigned16, as resample
+// does into in16) and the filter writes out directly, instead of going
+// through in16, the delay buffer (no delay at 16 → 8 kHz), two calls of
+// resamplerPrivateHalfband and out16. The same values
+// (TestResampler_16to8SameAsTwoPasses).
+func (r *Resampler) halfbandToInt16(s *scratch, in []float32, out []int16) {
+	n := halfbandOrder
+	if cap(s.halfband) < n+len(in) {
+		s.halfband = make([]float32, n+len(in))
+	}
+	buf := s.halfband[:n+len(in)]
+	for i, v := range r.sFIR[:n] {
+		buf[i] = float32(v)
+	}
+	tail := buf[n:]
+	for i, v := range in[:len(tail)] {
+		tail[i] = float32(bitdepth.Float32ToSigned16(v))
+	}
+	halfbandFilter(out[:len(in)/2], buf)
 	for i, v := range buf[len(buf)-n:] {
 		r.sFIR[i] = int32(v)
 	}

@@ -5,6 +5,7 @@ package silkresample
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -131,6 +132,56 @@ func TestResampler_16to8FramesJoin(t *testing.T) {
 		if a[i] != b[i] {
 			t.Fatalf("sample %d: %d framed, %d in one call", i, a[i], b[i])
 		}
+	}
+}
+
+// TestResampler_16to8SameAsTwoPasses: ResampleToInt16's one pass at 16 →
+// 8 kHz (halfbandToInt16) gives, sample for sample and state for state, what
+// the general path gives (resample: the input to 16 bits, the delay buffer,
+// two filter calls, the copy), for frames of 10, 20 and 60 ms of speech-like,
+// clipping, tiny and signed-zero samples.
+func TestResampler_16to8SameAsTwoPasses(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	var one, two Resampler
+	_ = one.Init(16000, 8000)
+	_ = two.Init(16000, 8000)
+	var s scratch
+	for frame := range 400 {
+		in := make([]float32, []int{160, 320, 960}[frame%3])
+		for i := range in {
+			switch rnd.IntN(8) {
+			case 0:
+				in[i] = float32(rnd.NormFloat64() * 2) // clips
+			case 1:
+				in[i] = float32(math.Copysign(0, -1))
+			case 2:
+				in[i] = float32(rnd.IntN(7)-3) / 65536 // half an LSB and around it
+			default:
+				in[i] = float32(rnd.NormFloat64() * 0.2)
+			}
+		}
+		a := make([]int16, len(in)/2+3)
+		if err := one.ResampleToInt16(in, a); err != nil {
+			t.Fatal(err)
+		}
+		b, err := two.resample(&s, in, len(in)/2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			if a[i] != b[i] {
+				t.Fatalf("frame %d sample %d: %d in one pass, %d in two", frame, i, a[i], b[i])
+			}
+		}
+		if one.sFIR != two.sFIR {
+			t.Fatalf("frame %d: filter state differs", frame)
+		}
+	}
+	if err := one.ResampleToInt16(make([]float32, 320), make([]int16, 159)); err != errOutBufferTooSmall {
+		t.Errorf("short output: %v", err)
+	}
+	if err := one.ResampleToInt16(make([]float32, 15), make([]int16, 8)); err != errInvalidInputLength {
+		t.Errorf("short input: %v", err)
 	}
 }
 

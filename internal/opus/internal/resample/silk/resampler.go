@@ -187,6 +187,15 @@ func (r *Resampler) Resample(in, out []float32) error {
 func (r *Resampler) ResampleToInt16(in []float32, out []int16) error {
 	s, ticket := scratchPool.Get()
 	defer scratchPool.Put(ticket)
+	if r.resamplerFunction == resamplerHalfband && r.inputDelay == 0 {
+		outLen, err := r.outputLength(in, len(out))
+		if err != nil {
+			return err
+		}
+		r.halfbandToInt16(s, in, out[:outLen])
+
+		return nil
+	}
 	out16, err := r.resample(s, in, len(out))
 	if err != nil {
 		return err
@@ -196,25 +205,35 @@ func (r *Resampler) ResampleToInt16(in []float32, out []int16) error {
 	return nil
 }
 
+// outputLength returns the number of output samples for in, or resample's
+// error for in and an output of outCap samples.
+func (r *Resampler) outputLength(in []float32, outCap int) (int, error) {
+	if r.fsInKHz == 0 {
+		return 0, errInvalidInputSampleRate
+	}
+	if len(in) < r.fsInKHz {
+		return 0, errInvalidInputLength
+	}
+	outLen := len(in) * r.fsOutKHz
+	if outLen%r.fsInKHz != 0 {
+		return 0, errNonIntegralInputLength
+	}
+	outLen /= r.fsInKHz
+	if outCap < outLen {
+		return 0, errOutBufferTooSmall
+	}
+
+	return outLen, nil
+}
+
 // resample runs the fixed-point resampler over in (converted to 16 bits)
 // and returns its output, in s; outCap is the room the caller has.
 //
 //nolint:cyclop
 func (r *Resampler) resample(s *scratch, in []float32, outCap int) ([]int16, error) {
-	if r.fsInKHz == 0 {
-		return nil, errInvalidInputSampleRate
-	}
-	if len(in) < r.fsInKHz {
-		return nil, errInvalidInputLength
-	}
-
-	outLen := len(in) * r.fsOutKHz
-	if outLen%r.fsInKHz != 0 {
-		return nil, errNonIntegralInputLength
-	}
-	outLen /= r.fsInKHz
-	if outCap < outLen {
-		return nil, errOutBufferTooSmall
+	outLen, err := r.outputLength(in, outCap)
+	if err != nil {
+		return nil, err
 	}
 	if cap(s.in16) < len(in) {
 		s.in16 = make([]int16, len(in))
