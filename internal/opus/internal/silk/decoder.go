@@ -2550,9 +2550,10 @@ func (d *Decoder) delayMid(out []float32) {
 		previousMidValues[1] = out[len(out)-1]
 	}
 
-	for i := range out {
-		out[i], previousSample = previousSample, out[i]
-	}
+	// (Our change to pion/opus v0.1.0: the one-sample delay as one move,
+	// not a swap per sample.)
+	copy(out[1:], out[:len(out)-1])
+	out[0] = previousSample
 
 	d.previousMidValues = previousMidValues
 }
