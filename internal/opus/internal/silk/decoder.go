@@ -1941,12 +1941,8 @@ func (d *Decoder) ltpSynthesis(
 	from, to := j-pitchLags[s]-2, j+outEnd
 	whitened := d.whiten(out, aQ12, aIndex, s == 0, dLPC, from, to, len(resLag))
 	scale := (4.0 * ltpScaleQ14) / gainQ16[s]
-	for index := from; index < min(to, 0); index++ {
-		resLag[len(resLag)+index] = whitened[len(resLag)+index] * scale
-	}
-	for index := max(from, 0); index < to; index++ {
-		res[index] = whitened[len(resLag)+index] * scale
-	}
+	scaleInto(resLag, whitened[:len(resLag)], from, min(to, 0), scale)
+	scaleInto(res, whitened[len(resLag):], max(from, 0), to, scale)
 
 	// Then, for i such that
 	// out_end <= i < j, lpc[i] is rewhitened into an LPC residual, res[i],
@@ -1973,12 +1969,8 @@ func (d *Decoder) ltpSynthesis(
 		// in res as two loops, not a branch per sample.)
 		scaledGain := gainQ16[s-1] / gainQ16[s]
 		from, to := j+outEnd, j // res indexes [from, to); negative ones are resLag's end
-		for index := from; index < min(to, 0); index++ {
-			resLag[len(resLag)+index] *= scaledGain
-		}
-		for index := max(from, 0); index < to; index++ {
-			res[index] *= scaledGain
-		}
+		scaleInto(resLag, resLag, from, min(to, 0), scaledGain)
+		scaleInto(res, res, max(from, 0), to, scaledGain)
 	}
 
 	// Let e_Q23[i] for j <= i < (j + n) be the excitation for the current
@@ -1998,38 +1990,78 @@ func (d *Decoder) ltpSynthesis(
 	// (Our change to pion/opus v0.1.0: the taps are converted once, and where
 	// all five lagged samples lie in res the sum reads them as one slice,
 	// without a branch per product: the same products and sums, bit for bit.)
+	//
+	// (Session 17: the samples whose five lagged ones all lie in resLag, those
+	// whose five all lie in res, and those between as three loops instead of
+	// a test per sample, the taps in registers and the lagged window moved
+	// by one sample each time: the same products and sums in the same order.)
 	var b [5]float32
 	for k := range b {
 		b[k] = float32(bQ7[s][k]) / 128.0
 	}
-	lag := pitchLags[s]
-	for i := j; i < (j + n); i++ {
+	ltpPredict(res, resLag, &b, pitchLags[s], j, j+n)
+}
+
+// ltpPredict adds to res[i], j <= i < end, the 5-tap LTP prediction from
+// res[i-lag+2-k] (k = 0 to 4; a negative index is resLag's end), summed
+// b[0]'s product first, each sample after the samples before it.
+func ltpPredict(res, resLag []float32, b *[5]float32, lag, j, end int) {
+	inLag := min(max(lag-2, j), end)     // i < lag-2: res[i-lag-2+4] is still in resLag
+	mixed := min(max(lag+2, inLag), end) // i >= lag+2: res[i-lag-2] is in res
+	if inLag > j {
+		ltpFilter(res[j:inLag], resLag[len(resLag)+j-lag-2:len(resLag)+inLag-lag+2], b)
+	}
+	for i := inLag; i < mixed; i++ {
 		resSum := res[i]
-		var past []float32 // res[i-lag+2-k] is past[4-k], where all five lie in res or all in resLag
-		if first := i - lag - 2; first >= 0 {
-			past = res[first : first+5]
-		} else if first+4 < 0 {
-			past = resLag[len(resLag)+first : len(resLag)+first+5]
-		}
-		if past != nil {
-			resSum += past[4] * b[0]
-			resSum += past[3] * b[1]
-			resSum += past[2] * b[2]
-			resSum += past[1] * b[3]
-			resSum += past[0] * b[4]
-		} else {
-			var resVal float32
-			for k := range b {
-				if resIndex := i - lag + 2 - k; resIndex < 0 {
-					resVal = resLag[len(resLag)+resIndex]
-				} else {
-					resVal = res[resIndex]
-				}
-
-				resSum += resVal * b[k]
+		var resVal float32
+		for k := range b {
+			if resIndex := i - lag + 2 - k; resIndex < 0 {
+				resVal = resLag[len(resLag)+resIndex]
+			} else {
+				resVal = res[resIndex]
 			}
+
+			resSum += resVal * b[k]
 		}
 
+		res[i] = resSum
+	}
+	if mixed < end {
+		ltpFilter(res[mixed:end], res[mixed-lag-2:end-lag+2], b)
+	}
+}
+
+// scaleInto sets dst[len(dst)+i] (i < 0) or dst[i] to src's sample at the
+// same place times scale, for from <= i < to (all negative, or all not).
+func scaleInto(dst, src []float32, from, to int, scale float32) {
+	if from >= to {
+		return
+	}
+	if to <= 0 {
+		from, to = len(dst)+from, len(dst)+to
+	}
+	d, x := dst[from:to], src[from:to]
+	for i := range d {
+		d[i] = x[i] * scale
+	}
+}
+
+// ltpFilter adds to each res[i] its 5-tap LTP prediction from past, which
+// holds the lagged samples: res[i]'s are past[i:i+5], newest last, summed
+// b[0]*past[i+4] first as ltpSynthesis's loop sums them (past may be res
+// itself, behind: each sample reads only earlier ones).
+func ltpFilter(res, past []float32, b *[5]float32) {
+	b0, b1, b2, b3, b4 := b[0], b[1], b[2], b[3], b[4]
+	past = past[:len(res)+4]
+	for i := range res {
+		p := past[:5]
+		past = past[1:]
+		resSum := res[i]
+		resSum += p[4] * b0
+		resSum += p[3] * b1
+		resSum += p[2] * b2
+		resSum += p[1] * b3
+		resSum += p[0] * b4
 		res[i] = resSum
 	}
 }
