@@ -2210,22 +2210,20 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	subframeRes, subframeLPC []float32,
 	gain float32,
 ) {
-	var currentLPCVal float32
 	head := min(dLPC, len(out)) // the samples whose history reaches into the previous frame
+	// (Session 17: their history as one window, the previous frame's last
+	// d_LPC values, zeros where it has fewer, then this subframe's as they
+	// come, instead of a choice per product: the same products and sums.)
+	var window [32]float32 // window[16+m] is lpc[m], m from -16 on
+	count := d.previousLPCCount
+	copy(window[16-count:16], d.previousLPC[:count])
 	for sampleIndex := range head {
 		lpcVal := gain * subframeRes[sampleIndex]
-		for coefficientIndex := range dLPC {
-			if lpcIndex := sampleIndex - coefficientIndex - 1; lpcIndex >= 0 {
-				currentLPCVal = subframeLPC[lpcIndex]
-			} else if previousIndex := d.previousLPCCount - 1 + (sampleIndex - coefficientIndex); previousIndex >= 0 {
-				currentLPCVal = d.previousLPC[previousIndex]
-			} else {
-				currentLPCVal = 0
-			}
-
-			lpcVal += currentLPCVal * normalizedAQ12[coefficientIndex]
+		x := window[sampleIndex : sampleIndex+16] // x[15-k] is lpc[sampleIndex-k-1]
+		for k, a := range normalizedAQ12[:dLPC] {
+			lpcVal += x[15-k] * a
 		}
-
+		window[16+sampleIndex] = lpcVal
 		subframeLPC[sampleIndex] = lpcVal
 		out[sampleIndex] = clampNegativeOneToOne(lpcVal)
 	}

@@ -102,8 +102,16 @@ func TestLPCSynthesisFirstSubframe_SameAsBefore(t *testing.T) {
 				normalized[k] = reversed[c.dLPC-1-k]
 			}
 			gain := float32(rnd.Float64() * 2)
-			d := &Decoder{previousLPCCount: c.dLPC}
-			for i := range c.dLPC {
+			// the previous frame's d_LPC values; none (the first frame) or
+			// 10 at a switch to WB in a few trials
+			count := c.dLPC
+			if trial%10 == 0 {
+				count = 0
+			} else if trial%10 == 1 && c.dLPC == 16 {
+				count = 10
+			}
+			d := &Decoder{previousLPCCount: count}
+			for i := range count {
 				d.previousLPC[i] = float32(rnd.NormFloat64() * 0.1)
 			}
 			wantLPC, wantOut := make([]float32, c.n), make([]float32, c.n)
