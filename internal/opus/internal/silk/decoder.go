@@ -2076,7 +2076,8 @@ func ltpFilter(res, past []float32, b *[5]float32) {
 func (d *Decoder) lpcSynthesis(
 	out []float32,
 	n, s, dLPC int, //nolint:varnamelen
-	aQ12, res, gainQ16, lpc []float32,
+	weights *lpcWeights,
+	res, gainQ16, lpc []float32,
 ) {
 	// Then, for i such that j <= i < (j + n), the result of LPC synthesis
 	// for the current subframe is
@@ -2087,7 +2088,7 @@ func (d *Decoder) lpcSynthesis(
 	//                  65536.0              /_               4096.0
 	//                                       k=0
 	//
-	normalizedAQ12, reversedAQ12 := normalizedLPCWeights(aQ12, dLPC)
+	normalizedAQ12, reversedAQ12 := weights.normalized, weights.reversed
 	gain := gainQ16[s] / 65536.0
 	subframeOffset := n * s
 	subframeOut := out[:n]
@@ -2106,6 +2107,12 @@ func (d *Decoder) lpcSynthesis(
 	}
 
 	d.savePreviousFrameLPCValues(lpc, out, n, dLPC)
+}
+
+// lpcWeights are a set of LPC coefficients as the synthesis uses them:
+// a_Q12[k]/4096, and the same reversed.
+type lpcWeights struct {
+	normalized, reversed [16]float32
 }
 
 func normalizedLPCWeights(aQ12 []float32, dLPC int) (normalizedAQ12, reversedAQ12 [16]float32) {
@@ -2371,6 +2378,13 @@ func (d *Decoder) silkFrameReconstruction(
 		res[i] = float32(eQ23[i]) / 8388608.0
 	}
 
+	// The LPC synthesis's weights of each set of coefficients, once per
+	// frame (session 17; they were computed for every subframe).
+	var weights [2]lpcWeights
+	for i := range min(len(aQ12), len(weights)) {
+		weights[i].normalized, weights[i].reversed = normalizedLPCWeights(aQ12[i], dLPC)
+	}
+
 	// subFrame be the index of the current subframe in this SILK frame
 	// (0 or 1 for 10 ms frames, or 0 to 3 for 20 ms frames)
 	for subFrame := range subframeCount {
@@ -2409,7 +2423,7 @@ func (d *Decoder) silkFrameReconstruction(
 		}
 
 		// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9.2
-		d.lpcSynthesis(out[n*subFrame:], n, subFrame, dLPC, aQ12[aQ12Index], res, gainQ16, lpc)
+		d.lpcSynthesis(out[n*subFrame:], n, subFrame, dLPC, &weights[aQ12Index], res, gainQ16, lpc)
 	}
 }
 
