@@ -1464,18 +1464,21 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		rcMult2 := inverse32VarQ(rcMult1Q30, mult2Q+30)
 		invGainQ30 = smmul(invGainQ30, rcMult1Q30) << 2
 
-		aOldQA := aNewQA
+		aOldQA := aNewQA[:coefIndex]
 		aNewQA = atmpQA[coefIndex&1][:]
-		for n := 0; n < coefIndex; n++ {
-			tmpQA := saturatingSubInt32(
-				aOldQA[n],
-				int32(rshiftRound64(int64(aOldQA[coefIndex-n-1])*int64(rcQ31), 31)), //nolint:gosec // G115
-			)
-			tmp64 := rshiftRound64(int64(tmpQA)*int64(rcMult2), mult2Q)
-			if tmp64 > math.MaxInt32 || tmp64 < math.MinInt32 {
+		// (Session 17: rshiftRound64 written out, which for a product of two
+		// int32 is ((p >> (shift-1)) + 1) >> 1 for every shift, 1 included;
+		// the saturation and the overflow test without branches of their
+		// own: the same values, TestLPCInversePredictionGain_SameAsBefore.)
+		for n, old := range aOldQA {
+			p := int64(aOldQA[coefIndex-n-1]) * int64(rcQ31)
+			diff := int64(old) - int64(int32(((p>>30)+1)>>1)) //nolint:gosec // G115: silk_RSHIFT_ROUND64(p, 31) to 32 bits
+			tmpQA := max(min(diff, math.MaxInt32), math.MinInt32)
+			tmp64 := ((tmpQA*int64(rcMult2))>>(mult2Q-1) + 1) >> 1
+			if int64(int32(tmp64)) != tmp64 { //nolint:gosec // G115
 				return 0
 			}
-			aNewQA[n] = int32(tmp64)
+			aNewQA[n] = int32(tmp64) //nolint:gosec // G115
 		}
 	}
 
