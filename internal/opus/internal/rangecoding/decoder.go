@@ -159,25 +159,18 @@ func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint3
 	for t[k] == 0 {
 		k++
 	}
-	for val < scale*(total-uint32(t[k])) { //nolint:gosec // G115
+	// (Session 17: as ec_dec_icdf, the search keeps the bound of the symbol
+	// before, so that the update is two subtractions: for the first symbol of
+	// non-zero probability (fl == 0) rng takes the remainder, rng - s; for a
+	// later one scale*(fh-fl), which is the bound before less s.)
+	before := rng
+	bound := scale * (total - uint32(t[k])) //nolint:gosec // G115
+	for val < bound {
 		k++
+		before, bound = bound, scale*(total-uint32(t[k])) //nolint:gosec // G115
 	}
-
-	// update(scale, fl, fh, total), with fl and the choice of rng's formula
-	// taken by conditional moves, not branches: whether the symbol is the
-	// first is as good as random for a sign or a pulse split.
-	fh := uint32(t[k])   //nolint:gosec // G115
-	fl := uint32(t[k-1]) //nolint:gosec // G115: cdf[k-1], or total for the first symbol
-	if k == 1 {
-		fl = 0
-	}
-	lower := scale * (total - fh)
-	val -= lower
-	withRemainder := rng - lower // the first symbol's (fl == 0) takes the remainder of rng / total
-	rng = scale * (fh - fl)
-	if fl == 0 {
-		rng = withRemainder
-	}
+	val -= bound
+	rng = before - bound
 	for rng <= minRangeSize {
 		rng <<= 8
 		r.nbitsTotal += 8
