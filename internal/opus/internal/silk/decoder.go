@@ -1184,7 +1184,7 @@ func (d *Decoder) decodeExcitation(
 	quantizationOffsetType frameQuantizationOffsetType,
 	seed uint32,
 	pulsecounts, lsbcounts []uint8,
-) (eQ23 []int32) {
+) (res []float32) {
 	// After the signs have been read, there is enough information to
 	// reconstruct the complete excitation signal.  This requires adding a
 	// constant quantization offset to each non-zero sample and then
@@ -1238,7 +1238,10 @@ func (d *Decoder) decodeExcitation(
 	// and with the corresponding sign decoded in Section 4.2.7.8.5.
 	d.decodeExcitationSign(eRaw, signalType, quantizationOffsetType, pulsecounts)
 
-	eQ23 = slicetools.ResizeZero(&d.buffers().eQ23, len(eRaw))
+	// (Session 17: each e_Q23[i] goes straight into the LPC residual of
+	// silkFrameReconstruction, res[i] = e_Q23[i] / 2**23, which is all it is
+	// used for, instead of through a buffer of its own and a second pass.)
+	res = slicetools.Resize(&d.buffers().res, len(eRaw))
 	for i := range eRaw {
 		// Additionally, let seed be the current pseudorandom seed, which is initialized to the
 		// value decoded from Section 4.2.7.7 for the first sample in the current SILK frame, and
@@ -1266,11 +1269,12 @@ func (d *Decoder) decodeExcitation(
 		q := (e << 8) - signTimes20 + offsetQ23
 		seed = 196314165*seed + 907633515
 		invert := int32(seed) >> 31 //nolint:gosec // g115: -1 where seed's top bit is set, else 0
-		eQ23[i] = (q ^ invert) - invert
+		eQ23 := (q ^ invert) - invert
+		res[i] = float32(eQ23) / 8388608.0
 		seed += uint32(e) //nolint:gosec // g115
 	}
 
-	return eQ23
+	return res
 }
 
 // The PDF to use is chosen by the size of the current partition (16, 8, 4, or 2) and the
@@ -2352,7 +2356,7 @@ func (d *Decoder) silkFrameReconstruction(
 	lagMax uint32,
 	bQ7 [][]int8,
 	pitchLags []int,
-	eQ23 []int32,
+	res []float32,
 	ltpScaleQ14 float32,
 	wQ2 int16,
 	aQ12 [][]float32,
@@ -2375,11 +2379,9 @@ func (d *Decoder) silkFrameReconstruction(
 	//               e_Q23[i]
 	//     res[i] = ---------
 	//               2.0**23
-	res := slicetools.ResizeZero(&w.res, len(eQ23))
+	//
+	// (decodeExcitation computes it so.)
 	resLag := slicetools.ResizeZero(&w.resLag, int(lagMax)+2)
-	for i := range res {
-		res[i] = float32(eQ23[i]) / 8388608.0
-	}
 
 	// The LPC synthesis's weights of each set of coefficients, once per
 	// frame (session 17; they were computed for every subframe).
@@ -2496,7 +2498,7 @@ func (d *Decoder) decodeFrame(
 	pulsecounts, lsbcounts := d.decodePulseAndLSBCounts(shellblocks, rateLevel)
 
 	// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.8.6
-	eQ23 := d.decodeExcitation(signalType, quantizationOffsetType, lcgSeed, pulsecounts, lsbcounts)
+	res := d.decodeExcitation(signalType, quantizationOffsetType, lcgSeed, pulsecounts, lsbcounts)
 
 	// https://www.rfc-editor.org/rfc/rfc6716.html#section-4.2.7.9
 	d.silkFrameReconstruction(
@@ -2506,7 +2508,7 @@ func (d *Decoder) decodeFrame(
 		lagMax,
 		bQ7,
 		pitchLags,
-		eQ23,
+		res,
 		ltpScaleQ14,
 		wQ2,
 		aQ12,

@@ -14,7 +14,7 @@ import "github.com/rtcrec/recorder/internal/lend"
 // in use instead of holding about 8 KB each. (Our change to pion/opus
 // v0.1.0.)
 type frameScratch struct {
-	eRaw, eQ23       []int32
+	eRaw             []int32
 	lpc, res, resLag []float32
 
 	// whitened holds the clamped rewhitened output samples of the frame
