@@ -126,3 +126,34 @@ func lpcInversePredictionGainBefore(aQ12 []int16) int32 {
 
 	return invGainQ30
 }
+
+// TestIlog_SameAsLog2: ilog by bits.Len is floor(log2(n)) + 1 by math.Log2
+// (its form before session 17) for every n below 2^24, for every w2_Q18 the
+// LSF weights can take (RFC 6716 §4.2.7.5.3: (1024/a + 1024/b) << 16 for
+// codebook steps a, b of 1 to 256, so below 2^28), and around every power of
+// two to 2^40 (from 2^49 - 1 on, math.Log2 rounds up to the next integer:
+// the form before was wrong there, where the decoder never goes).
+func TestIlog_SameAsLog2(t *testing.T) {
+	before := func(n int) int { return int(math.Floor(math.Log2(float64(n)))) + 1 }
+	check := func(n int) {
+		if n > 0 && ilog(n) != before(n) {
+			t.Fatalf("ilog(%d) = %d, want %d", n, ilog(n), before(n))
+		}
+	}
+	for n := range 1 << 24 {
+		check(n)
+	}
+	for a := 1; a <= 256; a++ {
+		for b := 1; b <= 256; b++ {
+			check((1024/a + 1024/b) << 16)
+		}
+	}
+	for k := range 41 {
+		for d := -2; d <= 2; d++ {
+			check(1<<k + d)
+		}
+	}
+	if ilog(0) != 0 || ilog(-5) != 0 {
+		t.Error("ilog of a non-positive n is not 0")
+	}
+}

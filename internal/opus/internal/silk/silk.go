@@ -152,12 +152,15 @@ func sign(x int) int {
 //	          ( 0,                 n <= 0
 //	ilog(n) = <
 //	          ( floor(log2(n))+1,  n > 0
+//
+// (Session 17: bits.Len, not math.Floor(math.Log2(n)) + 1: the same for
+// every n the decoder takes, TestIlog_SameAsLog2.)
 func ilog(n int) int {
 	if n <= 0 {
 		return 0
 	}
 
-	return int(math.Floor(math.Log2(float64(n)))) + 1
+	return bits.Len(uint(n))
 }
 
 func clz32(in int32) int {
