@@ -1063,29 +1063,12 @@ func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
 		// skipped at once, their coefficients left at zero, instead of
 		// being split down to single coefficients: the same symbols in the
 		// same order.)
-		e := eRaw[pulsecountLargestPartitionSize*i : pulsecountLargestPartitionSize*(i+1)]
+		// (Session 17: the halves as calls down to pairs, not loops over
+		// arrays of two: the same symbols in the same order, left first.)
+		e := (*[pulsecountLargestPartitionSize]int32)(eRaw[pulsecountLargestPartitionSize*i:])
 		left16 := d.splitPulses(icdfPulseCountSplit16SamplePartitions, pulsecounts[i])
-		for j, count8 := range [2]uint8{left16, pulsecounts[i] - left16} {
-			if count8 == 0 {
-				continue
-			}
-			left8 := d.splitPulses(icdfPulseCountSplit8SamplePartitions, count8)
-			for k, count4 := range [2]uint8{left8, count8 - left8} {
-				if count4 == 0 {
-					continue
-				}
-				left4 := d.splitPulses(icdfPulseCountSplit4SamplePartitions, count4)
-				for l, count2 := range [2]uint8{left4, count4 - left4} {
-					if count2 == 0 {
-						continue
-					}
-					left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, count2)
-					at := 8*j + 4*k + 2*l
-					e[at] = int32(left2)
-					e[at+1] = int32(count2 - left2)
-				}
-			}
-		}
+		d.splitPulses8((*[8]int32)(e[:8]), left16)
+		d.splitPulses8((*[8]int32)(e[8:]), pulsecounts[i]-left16)
 	}
 
 	return eRaw
@@ -1282,6 +1265,34 @@ func (d *Decoder) decodeExcitation(
 //
 // https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.3
 //
+// splitPulses8 places count pulses in the 8 coefficients e: their split
+// into halves of 4, each half's into pairs, each pair's into its two
+// coefficients, the left part of each split first.
+func (d *Decoder) splitPulses8(e *[8]int32, count uint8) {
+	if count == 0 {
+		return
+	}
+	left := d.splitPulses(icdfPulseCountSplit8SamplePartitions, count)
+	d.splitPulses4((*[4]int32)(e[:4]), left)
+	d.splitPulses4((*[4]int32)(e[4:]), count-left)
+}
+
+// splitPulses4 is splitPulses8 for 4 coefficients.
+func (d *Decoder) splitPulses4(e *[4]int32, count uint8) {
+	if count == 0 {
+		return
+	}
+	left := d.splitPulses(icdfPulseCountSplit4SamplePartitions, count)
+	if left != 0 {
+		left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, left)
+		e[0], e[1] = int32(left2), int32(left-left2)
+	}
+	if right := count - left; right != 0 {
+		left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, right)
+		e[2], e[3] = int32(left2), int32(right-left2)
+	}
+}
+
 // splitPulses returns how many of a partition's block > 0 pulses fall in its
 // left half; the rest fall in the right one. (Partitions without pulses
 // decode nothing: the caller skips them.)
