@@ -5,6 +5,7 @@ package silk
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/rtcrec/recorder/internal/opus/internal/rangecoding"
@@ -1122,25 +1123,39 @@ func (d *Decoder) decodeExcitationSign(
 	}
 	// (Our change to pion/opus v0.1.0: block by block, with the block's PDF
 	// chosen once, not per coefficient.)
+	//
+	// (Session 17: a block's non-zero coefficients found first, as a mask
+	// taken without branches, then visited alone: no branch per coefficient
+	// on whether it is zero, which is as good as random.)
 	for block, count := range pulsecounts {
+		c := (*[pulsecountLargestPartitionSize]int32)(eRaw[block*pulsecountLargestPartitionSize:])
+		nonzero := nonzeroBit(c[0]) | nonzeroBit(c[1])<<1 | nonzeroBit(c[2])<<2 | nonzeroBit(c[3])<<3 |
+			nonzeroBit(c[4])<<4 | nonzeroBit(c[5])<<5 | nonzeroBit(c[6])<<6 | nonzeroBit(c[7])<<7 |
+			nonzeroBit(c[8])<<8 | nonzeroBit(c[9])<<9 | nonzeroBit(c[10])<<10 | nonzeroBit(c[11])<<11 |
+			nonzeroBit(c[12])<<12 | nonzeroBit(c[13])<<13 | nonzeroBit(c[14])<<14 | nonzeroBit(c[15])<<15
+		if nonzero == 0 {
+			continue
+		}
 		pdf := pdfs[min(count, 6)]
-		coefficients := eRaw[block*pulsecountLargestPartitionSize : (block+1)*pulsecountLargestPartitionSize]
-		for i, e := range coefficients {
+		for ; nonzero != 0; nonzero &= nonzero - 1 {
 			// It then decodes a sign for all coefficients
 			// with a non-zero magnitude
 			//
 			// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
-			if e == 0 {
-				continue
-			}
-
+			//
 			// If the value decoded is 0, then the coefficient magnitude is negated.
 			// Otherwise, it remains positive.
 			if d.rangeDecoder.DecodeSymbolWithICDF(pdf) == 0 {
-				coefficients[i] = -e
+				i := bits.TrailingZeros32(nonzero)
+				c[i] = -c[i]
 			}
 		}
 	}
+}
+
+// nonzeroBit is 1 where e != 0, else 0, without a branch.
+func nonzeroBit(e int32) uint32 {
+	return uint32(e|-e) >> 31 //nolint:gosec // G115
 }
 
 // quantizationOffsetTypeIndex is 0 for the low and 1 for the high
