@@ -171,27 +171,49 @@ func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint3
 	}
 	val -= bound
 	rng = before - bound
-	for rng <= minRangeSize {
-		rng <<= 8
-		r.nbitsTotal += 8
-		val = ((val << 8) + (255 - r.nextByte())) & 0x7FFFFFFF
+	if rng <= minRangeSize {
+		// nextByte written out (the inliner declines it), so that this
+		// calls nothing and keeps no frame
+		data, bitsRead := r.data, r.bitsRead
+		n := uint(len(data))
+		for rng <= minRangeSize {
+			rng <<= 8
+			r.nbitsTotal += 8
+			i, off := bitsRead>>3, bitsRead&7
+			var hi, lo uint32
+			if i < n {
+				hi = uint32(data[i])
+			}
+			if i+1 < n {
+				lo = uint32(data[i+1])
+			}
+			bitsRead = max(bitsRead, min(bitsRead+8, n*8))
+			val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
+		}
+		r.bitsRead = bitsRead
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
 
 	return uint32(k - 1) //nolint:gosec // G115: k indexes a table
 }
 
-// nextByte is getBits(8): the next 8 bits of range coder data, 0 past its
-// end. While two bytes remain it reads them at once.
+// nextByte is getBits(8): the next 8 bits of range coder data, zeros past
+// its end, the read position moved by the bits there were. (Session 17:
+// without a call to getBits for the last bytes, so that it is inlined and
+// DecodeSymbolWithICDF calls nothing: the same bits and position,
+// TestDecodeSymbolWithICDF_SameAsUpstream and TestNextByte_SameAsGetBits.)
 func (r *Decoder) nextByte() uint32 {
-	if i := r.bitsRead >> 3; i+1 < uint(len(r.data)) {
-		off := r.bitsRead & 7
-		r.bitsRead += 8
-
-		return (uint32(r.data[i])<<8 | uint32(r.data[i+1])) >> (8 - off) & 0xFF
+	i, off, n := r.bitsRead>>3, r.bitsRead&7, uint(len(r.data))
+	var hi, lo uint32
+	if i < n {
+		hi = uint32(r.data[i])
 	}
+	if i+1 < n {
+		lo = uint32(r.data[i+1])
+	}
+	r.bitsRead = max(r.bitsRead, min(r.bitsRead+8, n*8))
 
-	return r.getBits(8)
+	return (hi<<8 | lo) >> (8 - off) & 0xFF
 }
 
 func (r *Decoder) decodeUniformSymbol(total uint32) uint32 {

@@ -150,3 +150,23 @@ func BenchmarkDecodeSymbolWithICDF(b *testing.B) {
 		})
 	}
 }
+
+// TestNextByte_SameAsGetBits: nextByte reads what getBits(8) reads and
+// moves the read position as it does, from every bit position of data of
+// 0 to 4 bytes, the last bytes and past the end included.
+func TestNextByte_SameAsGetBits(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(15, 16))
+	for n := range 5 {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		for pos := uint(0); pos <= uint(n)*8+12; pos++ {
+			a := Decoder{data: data, bitsRead: pos}
+			b := a
+			if x, y := a.nextByte(), b.getBits(8); x != y || a.bitsRead != b.bitsRead {
+				t.Fatalf("%d bytes, bit %d: %#x at %d, getBits %#x at %d", n, pos, x, a.bitsRead, y, b.bitsRead)
+			}
+		}
+	}
+}
