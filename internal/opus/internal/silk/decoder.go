@@ -2260,8 +2260,28 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	for sampleIndex := range head {
 		lpcVal := gain * subframeRes[sampleIndex]
 		x := window[sampleIndex : sampleIndex+16] // x[15-k] is lpc[sampleIndex-k-1]
-		for k, a := range normalizedAQ12[:dLPC] {
-			lpcVal += x[15-k] * a
+		if dLPC == 16 { // written out: one chain, a[0]'s product first, as the loop below
+			a := &normalizedAQ12
+			lpcVal += x[15] * a[0]
+			lpcVal += x[14] * a[1]
+			lpcVal += x[13] * a[2]
+			lpcVal += x[12] * a[3]
+			lpcVal += x[11] * a[4]
+			lpcVal += x[10] * a[5]
+			lpcVal += x[9] * a[6]
+			lpcVal += x[8] * a[7]
+			lpcVal += x[7] * a[8]
+			lpcVal += x[6] * a[9]
+			lpcVal += x[5] * a[10]
+			lpcVal += x[4] * a[11]
+			lpcVal += x[3] * a[12]
+			lpcVal += x[2] * a[13]
+			lpcVal += x[1] * a[14]
+			lpcVal += x[0] * a[15]
+		} else {
+			for k, a := range normalizedAQ12[:dLPC] {
+				lpcVal += x[15-k] * a
+			}
 		}
 		window[16+sampleIndex] = lpcVal
 		subframeLPC[sampleIndex] = lpcVal
