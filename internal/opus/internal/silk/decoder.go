@@ -555,59 +555,17 @@ func (d *Decoder) normalizeLineSpectralFrequencyCoefficients(
 	stageOneIndex uint32,
 ) (nlsfQ15 []int16) {
 	nlsfQ15 = slicetools.ResizeZero(&d.buffers().nlsfQ15, dLPC)
-	w2Q18 := slicetools.ResizeZero(&d.buffers().w2Q18, dLPC)
-	wQ9 := slicetools.ResizeZero(&d.buffers().wQ9, dLPC)
 
 	cb1Q8 := codebookNormalizedLSFStageOneNarrowbandOrMediumband
+	weights := &lsfWeightsNarrowbandOrMediumband
 	if bandwidth == BandwidthWideband {
-		cb1Q8 = codebookNormalizedLSFStageOneWideband
+		cb1Q8, weights = codebookNormalizedLSFStageOneWideband, &lsfWeightsWideband
 	}
-
-	// Let cb1_Q8[k] be the k'th entry of the stage-1 codebook vector from Table 23 or Table 24.
-	// Then, for 0 <= k < d_LPC, the following expression computes the
-	// square of the weight as a Q18 value:
-	//
-	//          w2_Q18[k] = (1024/(cb1_Q8[k] - cb1_Q8[k-1])
-	//                       + 1024/(cb1_Q8[k+1] - cb1_Q8[k])) << 16
-	//
-	// where cb1_Q8[-1] = 0 and cb1_Q8[d_LPC] = 256, and the division is
-	// integer division.  This is reduced to an unsquared, Q9 value using
-	// the following square-root approximation:
-	//
-	// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.3
-	for k := range dLPC { //nolint:varnamelen
-		previousCodebookValue, nextCodebookValue := uint(0), uint(256)
-		if k != 0 {
-			previousCodebookValue = cb1Q8[stageOneIndex][k-1]
-		}
-
-		if k+1 != dLPC {
-			nextCodebookValue = cb1Q8[stageOneIndex][k+1]
-		}
-
-		w2Q18[k] = (1024/(cb1Q8[stageOneIndex][k]-previousCodebookValue) +
-			1024/(nextCodebookValue-cb1Q8[stageOneIndex][k])) << 16
-
-		// This is reduced to an unsquared, Q9 value using
-		// the following square-root approximation:
-		//
-		//     i = ilog(w2_Q18[k])
-		//     f = (w2_Q18[k]>>(i-8)) & 127
-		//     y = ((i&1) ? 32768 : 46214) >> ((32-i)>>1)
-		//     w_Q9[k] = y + ((213*f*y)>>16)
-		//
-		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.3
-		i := ilog(int(w2Q18[k]))              //nolint:gosec // G115
-		f := int((w2Q18[k] >> (i - 8)) & 127) //nolint:gosec // G115
-
-		y := 46214
-		if (i & 1) != 0 {
-			y = 32768
-		}
-
-		y >>= ((32 - i) >> 1)
-		wQ9[k] = int16(y + ((213 * f * y) >> 16)) //nolint:gosec // G115
-
+	// (Session 17: the weights w_Q9[k] depend on the stage-1 codebook entry
+	// only, so they are computed once for every entry, lsfWeights, not for
+	// every frame: the same values without two divisions per coefficient.)
+	wQ9 := weights[stageOneIndex][:dLPC]
+	for k := range dLPC {
 		// Given the stage-1 codebook entry cb1_Q8[], the stage-2 residual
 		// res_Q10[], and their corresponding weights, w_Q9[], the reconstructed
 		// normalized LSF coefficients are
@@ -621,6 +579,61 @@ func (d *Decoder) normalizeLineSpectralFrequencyCoefficients(
 	}
 
 	return nlsfQ15
+}
+
+// lsfWeightsNarrowbandOrMediumband and lsfWeightsWideband are w_Q9[k] for
+// every stage-1 codebook entry (lsfWeights).
+var (
+	lsfWeightsNarrowbandOrMediumband = lsfWeights(codebookNormalizedLSFStageOneNarrowbandOrMediumband) //nolint:gochecknoglobals
+	lsfWeightsWideband               = lsfWeights(codebookNormalizedLSFStageOneWideband)               //nolint:gochecknoglobals
+)
+
+// lsfWeights returns the weights w_Q9[k] of each entry of a stage-1
+// codebook (RFC 6716 Section 4.2.7.5.3).
+func lsfWeights(cb1Q8 [][]uint) (weights [32][16]int16) {
+	for entry, cb := range cb1Q8 {
+		dLPC := len(cb)
+		for k := range dLPC { //nolint:varnamelen
+			// Let cb1_Q8[k] be the k'th entry of the stage-1 codebook vector
+			// from Table 23 or Table 24. Then, for 0 <= k < d_LPC, the
+			// following expression computes the square of the weight as a
+			// Q18 value:
+			//
+			//          w2_Q18[k] = (1024/(cb1_Q8[k] - cb1_Q8[k-1])
+			//                       + 1024/(cb1_Q8[k+1] - cb1_Q8[k])) << 16
+			//
+			// where cb1_Q8[-1] = 0 and cb1_Q8[d_LPC] = 256, and the division is
+			// integer division.
+			previousCodebookValue, nextCodebookValue := uint(0), uint(256)
+			if k != 0 {
+				previousCodebookValue = cb[k-1]
+			}
+			if k+1 != dLPC {
+				nextCodebookValue = cb[k+1]
+			}
+			w2Q18 := (1024/(cb[k]-previousCodebookValue) + 1024/(nextCodebookValue-cb[k])) << 16
+
+			// This is reduced to an unsquared, Q9 value using
+			// the following square-root approximation:
+			//
+			//     i = ilog(w2_Q18[k])
+			//     f = (w2_Q18[k]>>(i-8)) & 127
+			//     y = ((i&1) ? 32768 : 46214) >> ((32-i)>>1)
+			//     w_Q9[k] = y + ((213*f*y)>>16)
+			//
+			// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.3
+			i := ilog(int(w2Q18))              //nolint:gosec // G115
+			f := int((w2Q18 >> (i - 8)) & 127) //nolint:gosec // G115
+			y := 46214
+			if (i & 1) != 0 {
+				y = 32768
+			}
+			y >>= ((32 - i) >> 1)
+			weights[entry][k] = int16(y + ((213 * f * y) >> 16)) //nolint:gosec // G115
+		}
+	}
+
+	return weights
 }
 
 // The normalized LSF stabilization procedure ensures that
@@ -2260,7 +2273,7 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	for sampleIndex := range head {
 		lpcVal := gain * subframeRes[sampleIndex]
 		x := window[sampleIndex : sampleIndex+16] // x[15-k] is lpc[sampleIndex-k-1]
-		if dLPC == 16 { // written out: one chain, a[0]'s product first, as the loop below
+		if dLPC == 16 {                           // written out: one chain, a[0]'s product first, as the loop below
 			a := &normalizedAQ12
 			lpcVal += x[15] * a[0]
 			lpcVal += x[14] * a[1]

@@ -34,8 +34,7 @@ type frameScratch struct {
 	midLBRRFlags, sideLBRRFlags         []bool
 	gainQ16                             []float32
 	i2                                  []int8
-	resQ10, nlsfQ15, wQ9, n1Q15         []int16
-	w2Q18                               []uint
+	resQ10, nlsfQ15, n1Q15              []int16
 	cQ17, pQ16, qQ16, a32Q17            []int32
 	aQ12Int                             [2][]int16
 	aQ12Coefficients                    [2][]float32
