@@ -90,6 +90,23 @@ type FrameSink interface {
 	WriteFrame(pcm []int16) error
 }
 
+// BufferedSink is a FrameSink that holds the last samples it was given
+// before it writes them out (the WAV writer: a second of audio). The mixer
+// flushes it at a step after which the oldest audio it holds would be the
+// latency budget old (by its timeline position) before the next step: while
+// the mixer waits for an input (a track late, a reader behind), what it
+// wrote before the wait does not stay held for the whole wait, so the mix
+// the sink writes out lags the recording by at most the budget and the
+// frame being waited for (issue 10: upload while recording). Otherwise the
+// sink flushes by itself.
+type BufferedSink interface {
+	FrameSink
+	// Buffered returns the number of samples per channel held, not written
+	// out; Flush writes them out. Mixer goroutine.
+	Buffered() int
+	Flush() error
+}
+
 // InputOptions configures one mixer input.
 type InputOptions struct {
 	// Channel places the input in a stereo mix; default ChannelCenter.
@@ -317,8 +334,9 @@ func addSpan(p *atomic.Pointer[[]span], s span) {
 type Mixer struct {
 	cfg          MixConfig
 	sink         FrameSink
-	frameSamples int    // per channel
-	budget       uint64 // latency budget in samples
+	buffered     BufferedSink // sink, if it is one (flushHeld); else nil
+	frameSamples int          // per channel
+	budget       uint64       // latency budget in samples
 	// joinWait is how far the mixer stays behind wall time, in samples: a
 	// new input starts that far back (AddInput), so a track's first packets
 	// that were captured before it was added (a backlog sent in a burst, a
@@ -358,6 +376,7 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 		pcm:          make([]int16, n*cfg.Channels),
 		scratch:      make([]int16, n),
 	}
+	m.buffered, _ = sink.(BufferedSink)
 	m.inputs.Store(new([]*MixInput))
 	m.cuts.Store(new([]span))
 	m.silent.Store(new([]span))
@@ -600,16 +619,54 @@ func (m *Mixer) FrameSamples() int { return m.frameSamples }
 // Step writes every frame that is due: a frame is written once every input
 // has decided it, or once the latency budget has passed since its end, and
 // never before its end is the join wait (at least a frame) in the past, so
-// that an input added now can still begin there. It returns the sink's
-// error. Mixer goroutine only; it does not allocate or lock.
+// that an input added now can still begin there. Then it flushes a
+// BufferedSink whose oldest audio held would be the budget old before the
+// next step. It returns the sink's error. Mixer goroutine only; it does not
+// allocate or lock.
 func (m *Mixer) Step() error {
 	now := m.Now()
 	for {
 		ok, err := m.frame(now, false)
-		if !ok || err != nil {
+		if err != nil {
 			return err
 		}
+		if !ok {
+			return m.flushHeld(now)
+		}
 	}
+}
+
+// flushHeld flushes the sink, if it is a BufferedSink holding audio whose
+// oldest sample's timeline position will be the budget behind now by the
+// next step (a frame on). In step with the inputs the mixer writes the join
+// wait behind now and a 1 s buffer holds audio 1.5 s old at most: this
+// flushes only while the mixer waits for an input, or when the budget is
+// short.
+func (m *Mixer) flushHeld(now uint64) error {
+	if m.buffered == nil {
+		return nil
+	}
+	held := uint64(m.buffered.Buffered())
+	if held == 0 {
+		return nil
+	}
+	if m.posOfOutput(m.out.Load()-min(held, m.out.Load()))+m.budget > now+uint64(m.frameSamples) {
+		return nil
+	}
+	return m.buffered.Flush()
+}
+
+// posOfOutput returns the timeline position of the mix's sample o (samples
+// per channel written to the sink before it): o plus the cuts before it.
+func (m *Mixer) posOfOutput(o uint64) uint64 {
+	p := o
+	for _, c := range *m.cuts.Load() { // sorted
+		if c.from > p || c.to == open {
+			break
+		}
+		p += c.to - c.from
+	}
+	return p
 }
 
 // frame writes the next frame if it is due (or, with final, if nothing more

@@ -66,7 +66,6 @@ func newSessionMedia(rec *Recording, started time.Time, mixPath string, log *slo
 	sink := &guardedMix{w: w}
 	mixer := media.NewMixer(media.MixConfig{SampleRate: rec.Mix.SampleRate, Channels: rec.Mix.Channels,
 		Latency: rec.Mix.Latency, PauseBehavior: pb, Start: started}, sink)
-	sink.expired = mixer.Expired
 	ctx, cancel := context.WithCancel(context.Background())
 	sm := &sessionMedia{path: mixPath, log: log, mix: w, sink: sink, mixer: mixer, cancel: cancel, done: make(chan error, 1),
 		failed: make(chan error, 1), latency: rec.Mix.Latency, started: started}

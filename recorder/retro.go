@@ -96,34 +96,35 @@ func (g *editGuard) edit(fn func()) {
 }
 
 // guardedMix is the mixer's sink: mix.wav behind an editGuard, so that a
-// retroactive blackout can silence samples already written.
-//
-// A frame the mixer wrote because the budget passed (it waited for a late
-// track that long) is flushed at once, with what the writer buffered before
-// it: the mix on disk, which the uploads while recording read, then lags
-// the recording by at most the budget and a frame, not by the writer's
-// buffer (a second) more (issue 10).
+// retroactive blackout can silence samples already written. It is a
+// media.BufferedSink: while the mixer waits for a late track, it flushes
+// what the writer holds once that is the budget old, so the mix on disk,
+// which the uploads while recording read, lags the recording by at most the
+// budget and a frame, not by the writer's buffer (a second) more (issue 10).
 type guardedMix struct {
 	w     *wavwriter.Writer
 	guard editGuard
-	// expired is the mixer's count of frames written because the budget
-	// passed (Mixer.Expired), set before the mixer runs; seen is its value
-	// at the last flush for one.
-	expired func() uint64
-	seen    uint64
 }
 
 func (g *guardedMix) WriteFrame(pcm []int16) error {
 	g.guard.enter()
 	defer g.guard.leave()
-	if err := g.w.WriteFrame(pcm); err != nil {
-		return err
-	}
-	if n := g.expired(); n != g.seen {
-		g.seen = n
-		return g.w.Flush()
-	}
-	return nil
+	return g.w.WriteFrame(pcm)
+}
+
+// Buffered returns what the writer holds, in samples per channel
+// (media.BufferedSink).
+func (g *guardedMix) Buffered() int {
+	g.guard.enter()
+	defer g.guard.leave()
+	return g.w.Buffered()
+}
+
+// Flush writes out what the writer holds (media.BufferedSink).
+func (g *guardedMix) Flush() error {
+	g.guard.enter()
+	defer g.guard.leave()
+	return g.w.Flush()
 }
 
 // clockRelation estimates, on a track's reader goroutine, the wall-clock

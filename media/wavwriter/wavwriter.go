@@ -174,6 +174,10 @@ func (w *Writer) SampleRate() int { return w.rate }
 // so far, buffered ones included: the file's duration is Frames/SampleRate.
 func (w *Writer) Frames() int64 { return (w.written + int64(len(w.buf))) / int64(w.align) }
 
+// Buffered returns the number of sample frames (samples per channel)
+// written but not yet in the file: Flush writes them.
+func (w *Writer) Buffered() int { return len(w.buf) / w.align }
+
 // WriteFrame appends interleaved 16-bit samples to a PCM file: len(pcm) must
 // be a multiple of the channel count. It implements the mixer's sink and
 // allocates nothing.
