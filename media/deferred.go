@@ -9,7 +9,7 @@ import (
 // Deferred decoding. While the mixer waits for a track that lags (up to the
 // latency budget), every other track goes on arriving in step, and its ring
 // would hold the whole budget of PCM: 80 KB per track for 5 s at 8 kHz, the
-// peak of a recording's memory. An Opus track whose reader can be woken
+// peak of a recording's memory. A track whose reader can be woken
 // (EnableDefer) keeps instead, for the part of its audio more than
 // deferAhead beyond what the mixer has read (its ring's head), the packets
 // themselves, undecoded and in arrival order, with their arrival times: a
@@ -51,11 +51,16 @@ import (
 // another) does.
 const deferLead = 250 * time.Millisecond
 
-// deferSlots and deferBytes bound the packet queue: 5.12 s of 20 ms packets,
-// and 5 s of 40 kbit/s (speech with in-band FEC is 24-32 kbit/s).
+// deferSlots and deferBytes bound an Opus track's packet queue: 5.12 s of
+// 20 ms packets, and 5 s of 40 kbit/s (speech with in-band FEC is 24-32
+// kbit/s). A G.711 track's queue holds the budget's packets of 10 ms or
+// more (g711Packet: the WHIP endpoint offers minptime=10) and the budget's
+// payload at 64 kbit/s (half its decoded size at 8 kHz) and a packet: 500
+// slots and 41.5 KB for 5 s.
 const (
 	deferSlots = 256
 	deferBytes = 25 << 10
+	g711Packet = 10 * time.Millisecond
 )
 
 // deferredPacket is a queued packet: its payload is buf[off:off+n], after
@@ -77,6 +82,8 @@ type deferredPacket struct {
 // deferQueue is a pipeline's queue of deferred packets (reader goroutine).
 type deferQueue struct {
 	on    bool
+	slots int // the queue's size: packets, and bytes of payload (deferSlots, deferBytes)
+	bytes int
 	ahead uint64 // deferAhead in samples
 	lag   uint64 // how late the newest packet was read after it arrived (WriteRTPAt), in samples
 	q     []deferredPacket
@@ -91,14 +98,19 @@ type deferQueue struct {
 // EnableDefer lets the pipeline defer decoding (see above). Call it before
 // the first packet, and only when the track's reader calls Tick while
 // Deferred is true and no packet comes (at least every tenth of a second).
-// It does nothing for a codec other than Opus (G.711 decodes to twice its
-// size only). Reader goroutine.
+// For G.711 too: its payload is half its decoded size at 8 kHz (a G.711
+// track whose ring held the whole budget took 104.4 KB, over issue 10's
+// 100 KB; deferring, 88.0 KB).
+// Reader goroutine.
 func (p *AudioPipeline) EnableDefer() {
-	if p.opus == nil {
-		return
-	}
 	p.dq.on = true
 	p.dq.ahead = p.mixer.joinWait + uint64(samples(deferLead, int(p.rate)))
+	p.dq.slots, p.dq.bytes = deferSlots, deferBytes
+	if p.g711 != nil {
+		budget := p.mixer.cfg.Latency
+		p.dq.slots = int((budget + g711Packet - 1) / g711Packet)
+		p.dq.bytes = int(budget.Seconds()*8000) + maxPayload
+	}
 }
 
 // Deferred reports whether packets are queued undecoded: the reader must
@@ -127,8 +139,8 @@ func (p *AudioPipeline) deferPacket(pkt *rtp.Packet, now uint64) bool {
 		}
 		d.idle = 0
 		if d.q == nil {
-			d.q = make([]deferredPacket, deferSlots)
-			d.buf = make([]byte, deferBytes)
+			d.q = make([]deferredPacket, d.slots)
+			d.buf = make([]byte, d.bytes)
 		}
 	} else if pos, ok := p.PositionOf(pkt.Timestamp); ok && pos <= p.horizon() {
 		// A packet for a place the mixer is about to need (one that was

@@ -1,11 +1,14 @@
 package media
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+
+	itu "github.com/rtcrec/recorder/media/g711"
 )
 
 // TestAudioPipeline_DeferredDecodeLosesNothing: while the mixer waits for a
@@ -20,8 +23,30 @@ import (
 // sample, and nothing is late or lost. Without the ticks, the audio a queued
 // in time is decoded only when a's next packet comes, after the mixer gave up
 // waiting for it: the mix lacks it (which is why the reader must tick).
+// The same for G.711 tracks (PCMU), which defer too.
 func TestAudioPipeline_DeferredDecodeLosesNothing(t *testing.T) {
-	packets := fecSpeech(t)
+	t.Run("opus", func(t *testing.T) { deferredLosesNothing(t, fecSpeech(t)) })
+	t.Run("pcmu", func(t *testing.T) { deferredLosesNothing(t, pcmuSpeech(600, 160)) })
+}
+
+// pcmuSpeech returns n PCMU packets of size samples (160: 20 ms), each a
+// tone of its own frequency and level, seamless.
+func pcmuSpeech(n, size int) [][]byte {
+	out := make([][]byte, n)
+	phase := 0.0
+	for i := range out {
+		f, a := 300+float64(i%37)*40, 2000+float64(i%11)*2000
+		p := make([]byte, size)
+		for j := range p {
+			p[j] = itu.EncodeMuLaw(int16(a * math.Sin(phase)))
+			phase += 2 * math.Pi * f / 8000
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func deferredLosesNothing(t *testing.T, packets [][]byte) {
 	want, sw := deferredScenario(t, packets, false, false)
 	if sw.Late != 0 || sw.Lost != 0 {
 		t.Fatalf("decoding on arrival: stats of a %+v: want nothing late or lost (every packet came within the budget)", sw)
@@ -54,7 +79,8 @@ func differ(a, b []int16) int {
 // and returns the mix and a's stats.
 func deferredScenario(t *testing.T, packets [][]byte, deferred, tick bool) ([]int16, PipelineStats) {
 	sink := &captureSink{}
-	m, c, pipes := twoOpusTracks(t, sink, deferred)
+	m, c, pipes := twoTracks(t, sink, codecOf(packets), deferred)
+	step := tsStep(packets)
 	t0 := c.t
 	const total = 600 // 12 s of 20 ms packets
 	// arrival of packet n of track i, in ms: 10 ms of transit, and a
@@ -91,7 +117,7 @@ func deferredScenario(t *testing.T, packets [][]byte, deferred, tick bool) ([]in
 		for i, p := range pipes {
 			for next[i] < total && arrival(i, order[i][next[i]]) <= ms {
 				n := order[i][next[i]]
-				pkt := &rtp.Packet{Header: rtp.Header{SSRC: uint32(i + 1), SequenceNumber: uint16(n), Timestamp: uint32(960 * n)}, Payload: packets[(n+100*i)%len(packets)]}
+				pkt := &rtp.Packet{Header: rtp.Header{SSRC: uint32(i + 1), SequenceNumber: uint16(n), Timestamp: uint32(step * n)}, Payload: packets[(n+100*i)%len(packets)]}
 				if err := p.WriteRTP(pkt); err != nil {
 					t.Fatal(err)
 				}
@@ -199,7 +225,7 @@ func TestAudioPipeline_DeferredDecodeSurvivesAStarvedReader(t *testing.T) {
 // and a's stats.
 func starvedDeferScenario(t *testing.T, packets [][]byte, deferred bool) ([]int16, PipelineStats) {
 	sink := &captureSink{}
-	m, c, pipes := twoOpusTracks(t, sink, deferred)
+	m, c, pipes := twoTracks(t, sink, CodecOpus, deferred)
 	t0 := c.t
 	const total = 600 // 12 s of 20 ms packets
 	// received(i, n): when packet n of track i reached the machine, in ms.
@@ -246,13 +272,30 @@ func starvedDeferScenario(t *testing.T, packets [][]byte, deferred bool) ([]int1
 	return sink.pcm, pipes[0].Stats()
 }
 
-// twoOpusTracks returns a mixer on a virtual clock and the Opus pipelines of
+// codecOf and tsStep tell the test packets of a scenario apart: PCMU's
+// (pcmuSpeech) are all 80 or 160 bytes (10 or 20 ms at 8 kHz), Opus's
+// (fecSpeech: 20 ms) vary. tsStep is a packet's RTP timestamp step.
+func codecOf(packets [][]byte) Codec {
+	if n := len(packets[0]); (n == 80 || n == 160) && len(packets[1]) == n {
+		return CodecPCMU
+	}
+	return CodecOpus
+}
+
+func tsStep(packets [][]byte) int {
+	if codecOf(packets) == CodecPCMU {
+		return len(packets[0])
+	}
+	return 960
+}
+
+// twoTracks returns a mixer on a virtual clock and the pipelines (codec) of
 // its two tracks, a and b, deferring their decoding if deferred.
-func twoOpusTracks(t *testing.T, sink FrameSink, deferred bool) (*Mixer, *vclock, [2]*AudioPipeline) {
+func twoTracks(t *testing.T, sink FrameSink, codec Codec, deferred bool) (*Mixer, *vclock, [2]*AudioPipeline) {
 	m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
 	var pipes [2]*AudioPipeline
 	for i := range pipes {
-		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
+		p, err := NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,19 +18,34 @@ import (
 // takes at most 100 KB in every state. Without (a reader that cannot be
 // woken) the ring holds the whole budget while the mixer waits (the budget
 // plus ringSlack at 8 kHz: 96,000 bytes while it lasts), and shrinks back
-// after; what holding the budget adds is then the ring's growth alone.
+// after; what holding the budget adds is then the ring's growth alone. A
+// G.711 track defers too, in packets of 20 ms and of 10 ms (the WHIP
+// endpoint offers minptime=10): decoded on arrival, its ring holding the
+// budget takes 104.4 KB.
 func TestMixInput_MemoryInUse(t *testing.T) {
-	for _, deferred := range []bool{true, false} {
-		name := "decode deferred"
-		if !deferred {
-			name = "decoded on arrival"
-		}
-		t.Run(name, func(t *testing.T) { memoryInUse(t, deferred) })
+	for _, c := range []struct {
+		name     string
+		packets  [][]byte
+		deferred bool
+	}{
+		{"decode deferred", fecSpeech(t), true},
+		{"decoded on arrival", fecSpeech(t), false},
+		{"pcmu, decode deferred", pcmuSpeech(600, 160), true},
+		{"pcmu 10 ms, decode deferred", pcmuSpeech(1200, 80), true},
+		{"pcmu, decoded on arrival", pcmuSpeech(600, 160), false},
+	} {
+		t.Run(c.name, func(t *testing.T) { memoryInUse(t, c.packets, c.deferred) })
 	}
 }
 
-func memoryInUse(t *testing.T, deferred bool) {
-	packets := fecSpeech(t)
+func memoryInUse(t *testing.T, packets [][]byte, deferred bool) {
+	codec, perPacket := codecOf(packets), tsStep(packets)
+	clock := 48000
+	if codec != CodecOpus {
+		clock = 8000
+	}
+	every := time.Duration(perPacket) * time.Second / time.Duration(clock) // a packet's duration
+	count := func(d time.Duration) int { return int(d / every) }
 	const n = 40
 	c := &vclock{t: time.Unix(1_700_000_000, 0)}
 	var before runtime.MemStats
@@ -46,7 +61,7 @@ func memoryInUse(t *testing.T, deferred bool) {
 	pipes := make([]*AudioPipeline, n)
 	for i := range pipes {
 		var err error
-		pipes[i], err = NewAudioPipeline(AudioPipelineConfig{Codec: CodecOpus, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
+		pipes[i], err = NewAudioPipeline(AudioPipelineConfig{Codec: codec, Input: m.AddInput(string(rune('a'+i)), InputOptions{})})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,9 +73,9 @@ func memoryInUse(t *testing.T, deferred bool) {
 	seq := 0
 	feed := func(count int, step bool) {
 		for range count {
-			c.t = c.t.Add(20 * time.Millisecond)
+			c.t = c.t.Add(every)
 			for _, p := range pipes {
-				pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(seq), Timestamp: uint32(960 * seq)}, Payload: packets[seq%len(packets)]}
+				pkt := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: uint16(seq), Timestamp: uint32(perPacket * seq)}, Payload: packets[seq%len(packets)]}
 				if err := p.WriteRTP(pkt); err != nil {
 					t.Fatal(err)
 				}
@@ -74,11 +89,11 @@ func memoryInUse(t *testing.T, deferred bool) {
 		}
 	}
 	// In step: the mixer takes each frame as it is due.
-	feed(300, true)
+	feed(count(6*time.Second), true)
 	inStep := heap()
 	ringInStep := pipes[0].ring.Cap()
 	// The mixer waits (for another track that lags): 5 s of audio pile up.
-	feed(250, false)
+	feed(count(5*time.Second), false)
 	grown := heap()
 	ringGrown := pipes[0].ring.Cap()
 	queued := pipes[0].Deferred()
@@ -96,10 +111,13 @@ func memoryInUse(t *testing.T, deferred bool) {
 	after := heap()
 	ringAfter := pipes[0].ring.Cap()
 	runtime.KeepAlive(pipes)
-	decoder := decoderMemory(t, packets)
-	t.Logf("opus track at 8 kHz, 5 s budget, %s (heap per track, %d tracks):", t.Name(), n)
+	decoder := int64(0)
+	if codec == CodecOpus {
+		decoder = decoderMemory(t, packets)
+	}
+	t.Logf("%v track at 8 kHz, 5 s budget, %s (heap per track, %d tracks):", codec, t.Name(), n)
 	t.Logf("  new (nothing decoded yet)            %6d bytes", fresh)
-	t.Logf("  in step, decoding speech with FEC    %6d bytes (ring %d samples)", inStep, ringInStep)
+	t.Logf("  in step (Opus: speech with FEC)      %6d bytes (ring %d samples)", inStep, ringInStep)
 	t.Logf("  the mixer waits 5 s for another      %6d bytes (ring %d samples, packets deferred %v)", grown, ringGrown, queued)
 	t.Logf("  after the lag                        %6d bytes (ring %d samples)", after, ringAfter)
 	t.Logf("  of which the decoder, in use         %6d bytes", decoder)

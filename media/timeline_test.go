@@ -204,7 +204,7 @@ func TestMixInput_MemoryPerTrack(t *testing.T) {
 			}
 		}
 		t.Logf("%v:   %-55s %6d bytes", codec, "decoder and rounding (the rest)", int64(per)-int64(sum))
-		t.Logf("%v: %d bytes per track once its ring grew to the budget (%d samples)", codec, int(per)+2*(p.ring.MaxCap()-p.ring.Cap()), p.ring.MaxCap())
+		t.Logf("%v: %d bytes per track once its ring grew to the budget (%d samples), decoded on arrival; a track that defers decoding keeps its ring (TestMixInput_MemoryInUse)", codec, int(per)+2*(p.ring.MaxCap()-p.ring.Cap()), p.ring.MaxCap())
 	}
 }
 
