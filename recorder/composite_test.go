@@ -182,6 +182,11 @@ func TestManager_Composite(t *testing.T) {
 	}
 	done := waitComposition(t, m, rec.InstanceID, CompositionCompleted)
 	checkComposite(t, bucket, done, "grid")
+	// The event follows the stored state (Manager.modify publishes what it
+	// stored): seen COMPLETED, the event may still be on its way.
+	for deadline := time.Now().Add(10 * time.Second); len(log.compositions()) < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got, want := log.compositions(), []string{"composition.pending", "composition.processing", "composition.completed"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
