@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"regexp"
 	"strconv"
 	"sync"
@@ -9,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/config"
+	"github.com/rtcrec/recorder/media/g711"
 )
 
 // TestServe_DeferredDecodeHoldsBothTracks records two real Pion publishers
@@ -22,13 +26,41 @@ import (
 // with a deadline while packets are deferred): without them the mixer would
 // give up waiting for it 2 s after it was due, before a's next packet. The
 // mix has each tone wherever its track file has it, and a's pipeline
-// deferred packets.
+// deferred packets. The same with a publishing G.711 (PCMU), whose pipeline
+// defers too (a G.711 track's ring held the whole budget before).
 func TestServe_DeferredDecodeHoldsBothTracks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
 	}
+	t.Run("opus", func(t *testing.T) { deferredHoldsBothTracks(t, opusCodec) })
+	t.Run("pcmu", func(t *testing.T) { deferredHoldsBothTracks(t, pcmuCodec) })
+}
+
+// pcmuBeepPackets is beepPackets in PCMU: 50 packets of 20 ms, a 200 ms
+// beep at freq Hz (-6 dBFS) and 800 ms of silence.
+func pcmuBeepPackets(freq float64) [][]byte {
+	out := make([][]byte, 50)
+	for i := range out {
+		p := make([]byte, 160)
+		for j := range p {
+			n := i*160 + j
+			v := 0.0
+			if n < 1600 {
+				v = 16384 * math.Sin(2*math.Pi*freq*float64(n)/8000)
+			}
+			p[j] = g711.EncodeMuLaw(int16(v))
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func deferredHoldsBothTracks(t *testing.T, codec webrtc.RTPCodecCapability) {
 	const fa, fl = 600.0, 1000.0
 	pa, pl := beepPackets(t, fa), beepPackets(t, fl)
+	if codec.MimeType == webrtc.MimeTypePCMU {
+		pa = pcmuBeepPackets(fa)
+	}
 	dir := t.TempDir()
 	s := serveProcess(t, dir)
 	key := readKey(t, dir)
@@ -52,7 +84,8 @@ func TestServe_DeferredDecodeHoldsBothTracks(t *testing.T) {
 	}
 	var lateFrom, aFrom atomic.Int64
 	t0 := time.Now().Add(200 * time.Millisecond)
-	stopA := sync.OnceFunc(publishOnSchedule(t, ctx, s, key, conf, "a", pa, t0, 20*time.Millisecond, stallAt(&aFrom, 1600*time.Millisecond)))
+	stopPubA, _ := publishAs(t, ctx, s, key, conf, "a", codec, pa, t0, 20*time.Millisecond, &relayTransport{t: t, imp: stallAt(&aFrom, 1600*time.Millisecond)})
+	stopA := sync.OnceFunc(stopPubA)
 	defer stopA()
 	stopL := sync.OnceFunc(publishOnSchedule(t, ctx, s, key, conf, "late", pl, t0.Add(300*time.Millisecond), 20*time.Millisecond, stallAt(&lateFrom, 1500*time.Millisecond)))
 	defer stopL()

@@ -69,8 +69,20 @@ func publishOnSchedule(t *testing.T, ctx context.Context, s *server, key, conf, 
 // after it connected, which on a loaded machine may be well after t0.
 func publishThrough(t *testing.T, ctx context.Context, s *server, key, conf, user string, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func(), firstSent time.Time) {
 	t.Helper()
+	return publishAs(t, ctx, s, key, conf, user, opusCodec, packets, t0, period, rt)
+}
+
+// opusCodec and pcmuCodec are what a test publisher sends (publishAs).
+var (
+	opusCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	pcmuCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}
+)
+
+// publishAs is publishThrough with packets of codec (20 ms each).
+func publishAs(t *testing.T, ctx context.Context, s *server, key, conf, user string, codec webrtc.RTPCodecCapability, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func(), firstSent time.Time) {
+	t.Helper()
 	wapi, captured := publisherAPI(t)
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
+	track, err := webrtc.NewTrackLocalStaticSample(codec, "audio", user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,16 +535,18 @@ func stepBy(steps []composition.Step, f float64) float64 {
 	return by
 }
 
-// windowsMixLacks compares, in 20 ms windows, user's Opus track file (placed
+// windowsMixLacks compares, in 20 ms windows, user's audio track file (placed
 // at its mediaOffset) with the mix: the windows of the track within the
 // recording where its tone at freq is (above -30 dBFS and 10 dB above the
 // tone at other), and those of them where the mix lacks it (a window next
 // to two with it counts as there: the edges of a beep).
 func windowsMixLacks(t *testing.T, objects map[string]string, man composition.Manifest, user string, freq, other float64) (with, lacks int) {
 	t.Helper()
-	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool { return tr.UserID == user && strings.HasSuffix(tr.File, ".ogg") })
+	i := slices.IndexFunc(man.Tracks, func(tr composition.Track) bool {
+		return tr.UserID == user && (strings.HasSuffix(tr.File, ".ogg") || strings.HasSuffix(tr.File, ".wav"))
+	})
 	if i < 0 {
-		t.Fatalf("no Opus track of %s", user)
+		t.Fatalf("no audio track of %s", user)
 	}
 	mixData, err := os.ReadFile(objects[composition.MixFile])
 	if err != nil {
