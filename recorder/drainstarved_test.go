@@ -70,6 +70,85 @@ func TestManager_DrainWaitsForWhatReachedTheMachineBeforeTheStop(t *testing.T) {
 	}
 }
 
+// TestManager_DrainWaitsForWhatReachedTheMachineWithinItsWait: the network
+// holds a track's packets from 100 ms before the stop until 150 ms after it
+// (a stall: they come in a burst), and its reader, starved of CPU, reads
+// nothing from the stall's start until 500 ms after the stop. The burst
+// reached the machine within the 300 ms the stop waits for audio still on
+// its way (drainMax), and waits in the socket: the drain waits for the
+// reader to read it, and the track's file (and the mix) hold the audio up
+// to the stop. Before, the drain counted its 300 ms by what the reader
+// wrote, not by what reached the machine, and gave up ("quiet") with the
+// burst unread: the file lacked the last 100 ms sent before the stop
+// (cmd/recorder TestServe_StopKeepsTheAudioInFlight/stall/mix_none in CI,
+// session 16: the drain ended on quiet with the recorder starved).
+func TestManager_DrainWaitsForWhatReachedTheMachineWithinItsWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time media test")
+	}
+	for _, tc := range []struct {
+		name string
+		mix  *config.MixSettings
+	}{{"mix", nil}, {"mix_none", &config.MixSettings{None: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, fa, bucket, rec, tr, st := startStarvedMix(t, tc.mix)
+			ctx := context.Background()
+			const (
+				stall   = 2 * time.Second // since the first packet was sent
+				release = stall + 250*time.Millisecond
+			)
+			st.network = func(sent time.Duration) time.Duration {
+				if sent >= stall && sent < release {
+					return release - sent
+				}
+				return 0
+			}
+			const freq = 440
+			st.sending(t, &synth.Tone{Freq: freq, Amplitude: 8000})
+			fa.sink("f").AddTrack(tr)
+			first, ok := st.Arrival(1234, 0)
+			for ; !ok; first, ok = st.Arrival(1234, 0) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(time.Until(first.Add(stall)))
+			st.hold()
+			time.Sleep(time.Until(first.Add(stall + 100*time.Millisecond)))
+			stopped := stopInBackground(ctx, t, m, rec.InstanceID)
+			time.Sleep(time.Until(first.Add(stall + 600*time.Millisecond))) // the reader starved until 500 ms after the stop
+			st.release()
+			got := <-stopped
+			if got == nil {
+				t.FailNow()
+			}
+			written := len(readPCM(t, bucket, uploadedTrack(t, got).Object.Key)) / 160
+			sentBefore := int((got.Stopped.Sub(first) + 20*time.Millisecond - 1) / (20 * time.Millisecond))
+			burst, _ := st.Arrival(1234, uint16(stall/(20*time.Millisecond)))
+			t.Logf("stopped %v after the first packet; the stall's packets reached the machine %v after the stop; %d packets in the track's file, %d sent before the stop",
+				got.Stopped.Sub(first).Round(time.Millisecond), burst.Sub(got.Stopped).Round(time.Millisecond), written, sentBefore)
+			if written+1 < sentBefore { // the packet the stop falls in may go either way
+				t.Errorf("the track's file holds %d packets, %d were sent before the stop", written, sentBefore)
+			}
+			if tc.mix != nil {
+				return
+			}
+			mix := mixPCM(t, bucket, got)
+			recorded := got.Stopped.Sub(got.Started)
+			if toneAmp(mix, freq, recorded-60*time.Millisecond, recorded-40*time.Millisecond) < 1000 {
+				t.Errorf("the mix lacks the tone 40-60 ms before the stop (at %v)", recorded)
+			}
+		})
+	}
+}
+
+// uploadedTrack returns the one track of a stopped recording, uploaded.
+func uploadedTrack(t *testing.T, got *Recording) *Track {
+	t.Helper()
+	if len(got.Streams) != 1 || len(got.Streams[0].Tracks) != 1 || got.Streams[0].Tracks[0].Object == nil {
+		t.Fatalf("streams %+v: want one uploaded track", got.Streams)
+	}
+	return got.Streams[0].Tracks[0]
+}
+
 // stopInBackground stops the recording instanceID (conversation "c" of
 // "org") on its own goroutine; the channel gives the stopped recording, nil
 // if the stop failed (reported on t).
@@ -187,14 +266,18 @@ func (s *starvedTrack) receivedBefore(t time.Time) int {
 }
 
 func (s *starvedTrack) ReadRTP(buf []byte) (int, error) {
-	s.mu.Lock()
-	gate := s.gate
-	s.mu.Unlock()
-	<-gate
+	held := func() {
+		s.mu.Lock()
+		gate := s.gate
+		s.mu.Unlock()
+		<-gate
+	}
+	held()
 	b, ok := <-s.ch
 	if !ok {
 		return 0, io.EOF
 	}
+	held() // a packet that came while the reader waited for it, once held, waits too
 	return copy(buf, b), nil
 }
 

@@ -844,6 +844,12 @@ func newAudioPipeline(t *conference.Track, in *media.MixInput) (*media.AudioPipe
 // track that writes nothing meanwhile.
 const drainMax = 300 * time.Millisecond
 
+// drainStep is the most a tick of the stop's drain counts of its wait for a
+// track that writes nothing (drainMax): a tick that comes later came after
+// the recorder was starved of CPU (or stopped), whose readers had no time to
+// read what reached the machine meanwhile.
+const drainStep = 50 * time.Millisecond
+
 // drain is the first step of a stop at instant stop (Session.finish, before
 // the tracks are detached): audio sent before the stop that is still in the
 // network, or delayed by the sender or this machine, still reaches the
@@ -857,11 +863,13 @@ const drainMax = 300 * time.Millisecond
 //     (300 ms: a round trip and jitter; past it, a publisher that stopped
 //     sending) plus how late that packet was read (behind: a recorder
 //     starved of CPU reads its sockets seconds behind, in bursts as its
-//     readers get the CPU), for up to twice the latency budget;
-//   - unread: its next packet reached the machine before the stop
-//     (unreadBefore: the UDP mux's receive times), however long its reader
-//     has not run, for up to twice the budget: what waits for a starved
-//     reader arrived before the stop and belongs in the files.
+//     readers get the CPU), for up to twice the latency budget; the
+//     300 ms are the drain's running time (drainStep: a recorder starved
+//     of CPU, or stopped, read nothing meanwhile);
+//   - unread: its next packet reached the machine (unreadBefore: the UDP
+//     mux's receive times), however long its reader has not run, for up
+//     to twice the budget: what waits for a starved reader arrived before
+//     the stop, or on its way within the wait, and belongs in the files.
 //
 // Once it read a packet from after the stop, only a packet missing before
 // it may still come (gapState): one that reached the machine before the
@@ -923,11 +931,12 @@ func (s *Session) drain(stop time.Time) {
 		}
 		s.log.Info(msg, args...)
 	}
-	// Each track's packets written so far, and when that last grew.
+	// Each track's packets written so far, and how long the drain ran
+	// since that last grew.
 	written := make([]uint64, len(wait))
-	progress := make([]time.Time, len(wait))
+	quiet := make([]time.Duration, len(wait))
 	for i, ms := range wait {
-		written[i], progress[i] = ms.written.Load(), start
+		written[i] = ms.written.Load()
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -940,12 +949,18 @@ func (s *Session) drain(stop time.Time) {
 				break waiting
 			case <-tick.C:
 				now := time.Now() // not the tick's: a drain short of CPU reads it late
+				// A tick that came late counts drainStep at most: the
+				// recorder was starved of CPU, and its readers, and the UDP
+				// mux that notes receive times, did not run either.
+				step := min(now.Sub(last), drainStep)
 				for j, other := range wait[i:] {
 					if w := other.written.Load(); w != written[i+j] {
-						written[i+j], progress[i+j] = w, now
+						written[i+j], quiet[i+j] = w, 0
+					} else {
+						quiet[i+j] += step
 					}
 				}
-				why := ms.drainReason(stop, now.Sub(progress[i]))
+				why := ms.drainReason(stop, quiet[i], now)
 				switch {
 				case why == drainFilled:
 					break waiting // every missing packet that reached the machine was read or lost on its way
@@ -973,7 +988,7 @@ type drainReason int
 
 const (
 	drainWriting     drainReason = iota // it wrote a packet from before the stop lately (drainMax + behind)
-	drainUnread                         // its next packet reached the machine before the stop (unreadBefore)
+	drainUnread                         // its next packet reached the machine, not read yet (unreadBefore)
 	drainGapQueued                      // a packet it misses reached the machine before the stop (gapQueued)
 	drainGapInFlight                    // a packet it misses had not reached the machine at the stop (gapInFlight)
 	drainGap                            // it misses a packet, and no receive times say where it is (gapUnknown)
@@ -988,9 +1003,15 @@ func (r drainReason) String() string {
 }
 
 // drainReason says why the stop's drain (at stop) still waits for the
-// track, which wrote a packet last sinceWrote ago. Once it read a packet
-// from after the stop, only a missing one may still come (gapState).
-func (m *mediaSink) drainReason(stop time.Time, sinceWrote time.Duration) drainReason {
+// track at now, whose writes the drain has not seen grow for quietFor of its
+// running time (drainStep). Once it read a packet from after the stop, only
+// a missing one may still come (gapState). Before, it waits while the track
+// wrote lately (writing: drainMax plus how late it was read), and then while
+// its next packet, not read yet, is on the machine (unread: it reached it
+// before now): a packet that came within the wait and waits for a reader
+// starved of CPU is read, not given up with the reader's silence taken for
+// the sender's.
+func (m *mediaSink) drainReason(stop time.Time, quietFor time.Duration, now time.Time) drainReason {
 	if m.gap.Load() != 0 {
 		switch m.gapState(stop) {
 		case gapQueued:
@@ -1005,9 +1026,9 @@ func (m *mediaSink) drainReason(stop time.Time, sinceWrote time.Duration) drainR
 		return drainFilled
 	}
 	switch {
-	case sinceWrote < drainMax+time.Duration(m.behind.Load()):
+	case quietFor < drainMax+time.Duration(m.behind.Load()):
 		return drainWriting
-	case m.unreadBefore(stop):
+	case m.unreadBefore(now):
 		return drainUnread
 	}
 	return drainQuiet

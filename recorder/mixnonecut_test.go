@@ -54,10 +54,7 @@ func TestManager_MixNonePlacesTheFileWhereItsClockCutsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Streams) != 1 || len(got.Streams[0].Tracks) != 1 || got.Streams[0].Tracks[0].Object == nil {
-		t.Fatalf("streams %+v: want one uploaded track", got.Streams)
-	}
-	trk := got.Streams[0].Tracks[0]
+	trk := uploadedTrack(t, got)
 	pcm := readPCM(t, bucket, trk.Object.Key)
 	end := time.Duration(0) // the end of the file's last 20 ms window with the tone
 	for w := media8k(len(pcm)) / (20 * time.Millisecond); w > 0; w-- {

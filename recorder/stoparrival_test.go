@@ -56,10 +56,7 @@ func TestManager_FileKeepsWhatArrivedBeforeTheStop(t *testing.T) {
 	if got == nil {
 		t.FailNow()
 	}
-	if len(got.Streams) != 1 || len(got.Streams[0].Tracks) != 1 || got.Streams[0].Tracks[0].Object == nil {
-		t.Fatalf("streams %+v: want one uploaded track", got.Streams)
-	}
-	wav, err := bucket.ReadAll(ctx, got.Streams[0].Tracks[0].Object.Key)
+	wav, err := bucket.ReadAll(ctx, uploadedTrack(t, got).Object.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,7 +62,11 @@ type udpRelay struct {
 	// publisher, and from the recorder. Printed when a test fails.
 	fromPub, fromRec [kinds]atomic.Int64
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// rtp is when each RTP packet from the publisher reached the relay and
+	// when the relay sent it on to the recorder (its first copy), by
+	// sequence number: when it reached the recorder's machine.
+	rtp    map[uint16]*rtpTimes
 	ups    map[netip.AddrPort]*net.UDPConn // facing the recorder, per publisher address
 	closed bool                            // no more ups
 	held   []heldPacket                    // by release time, then arrival
@@ -120,11 +125,16 @@ func (r *udpRelay) String() string {
 
 // heldPacket is an RTP packet the relay sends at a later time.
 type heldPacket struct {
-	at  time.Time
-	up  *net.UDPConn
-	b   []byte
-	dup bool
+	at    time.Time
+	up    *net.UDPConn
+	b     []byte
+	dup   bool
+	times *rtpTimes // an RTP packet's (nil: not RTP, or a copy)
 }
+
+// rtpTimes is when an RTP packet reached the relay and when the relay
+// sent it on (zero: not yet).
+type rtpTimes struct{ read, sent time.Time }
 
 func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all, noRTCP bool) *udpRelay {
 	t.Helper()
@@ -132,7 +142,7 @@ func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all, noRTCP 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &udpRelay{down: down, target: target, imp: imp, all: all, noRTCP: noRTCP, ups: map[netip.AddrPort]*net.UDPConn{},
+	r := &udpRelay{down: down, target: target, imp: imp, all: all, noRTCP: noRTCP, ups: map[netip.AddrPort]*net.UDPConn{}, rtp: map[uint16]*rtpTimes{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.wg.Add(2)
 	go r.fromPublisher()
@@ -169,14 +179,15 @@ func (r *udpRelay) upFor(from netip.AddrPort) *net.UDPConn {
 	return up
 }
 
-// hold queues b for sending at at, after every packet due at or before at.
-func (r *udpRelay) hold(at time.Time, up *net.UDPConn, b []byte, dup bool) {
+// hold queues b (read at read) for sending at at, after every packet due at
+// or before at.
+func (r *udpRelay) hold(at, read time.Time, up *net.UDPConn, b []byte, dup bool) {
 	r.mu.Lock()
 	i := len(r.held)
 	for i > 0 && r.held[i-1].at.After(at) {
 		i--
 	}
-	r.held = slices.Insert(r.held, i, heldPacket{at, up, b, dup})
+	r.held = slices.Insert(r.held, i, heldPacket{at, up, b, dup, r.noteRTP(b, read)})
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -200,6 +211,9 @@ func (r *udpRelay) release() {
 			}
 			r.held = r.held[1:]
 			h.up.Write(h.b)
+			if h.times != nil {
+				h.times.sent = time.Now()
+			}
 			if h.dup {
 				h.up.Write(h.b)
 			}
@@ -237,11 +251,16 @@ func (r *udpRelay) fromPublisher() {
 		if r.noRTCP && kind == rtcpKind {
 			continue
 		}
+		now := time.Now()
 		if r.imp == nil || !r.all && (n < 12 || kind != rtpKind) {
 			up.Write(b)
+			r.mu.Lock()
+			if tm := r.noteRTP(b, now); tm != nil {
+				tm.sent = time.Now()
+			}
+			r.mu.Unlock()
 			continue
 		}
-		now := time.Now()
 		if r.n == 0 {
 			r.t0 = now
 		}
@@ -250,9 +269,25 @@ func (r *udpRelay) fromPublisher() {
 		delay, drop, dup := r.imp(r.n, now.Sub(r.t0))
 		r.n++
 		if !drop {
-			r.hold(now.Add(delay), up, b, dup)
+			r.hold(now.Add(delay), now, up, b, dup)
 		}
 	}
+}
+
+// noteRTP notes that the RTP packet b reached the relay at read, and
+// returns its times to set when it is sent on (nil: b is not RTP, or a
+// copy of a packet noted before, as a retransmission). r.mu held.
+func (r *udpRelay) noteRTP(b []byte, read time.Time) *rtpTimes {
+	if len(b) < 12 || kindOf(b) != rtpKind {
+		return nil
+	}
+	seq := binary.BigEndian.Uint16(b[2:])
+	if r.rtp[seq] != nil {
+		return nil
+	}
+	tm := &rtpTimes{read: read}
+	r.rtp[seq] = tm
+	return tm
 }
 
 // fromRecorder relays what the recorder sends to up back to the publisher's
@@ -291,6 +326,25 @@ type relayTransport struct {
 
 	mu     sync.Mutex
 	relays []*udpRelay // made so far
+	// wrote is when the publisher (publishThrough) had written each of its
+	// packets, in order: the first is its first (firstSent).
+	wrote []time.Time
+}
+
+// noteWrote notes that the publisher wrote its next packet by now.
+func (rt *relayTransport) noteWrote(now time.Time) {
+	rt.mu.Lock()
+	rt.wrote = append(rt.wrote, now)
+	rt.mu.Unlock()
+}
+
+// writtenBefore returns how many packets the publisher had written before
+// at.
+func (rt *relayTransport) writtenBefore(at time.Time) int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	n, _ := slices.BinarySearchFunc(rt.wrote, at, time.Time.Compare)
+	return n
 }
 
 // rtpFromPublisher returns how many RTP packets the publisher sent into the
@@ -303,6 +357,66 @@ func (rt *relayTransport) rtpFromPublisher() int64 {
 		n += r.fromPub[rtpKind].Load()
 	}
 	return n
+}
+
+// rtpSent returns, for the publisher's RTP packets in the order it sent
+// them (the first one it sent first, by sequence number), when each reached
+// the relays and when they sent it on (zero: not yet).
+func (rt *relayTransport) rtpSent() []rtpTimes {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var out []rtpTimes
+	for _, r := range rt.relays {
+		r.mu.Lock()
+		first, ok := uint16(0), false
+		for seq, tm := range r.rtp {
+			if f, fok := r.rtp[first]; !ok || fok && tm.read.Before(f.read) {
+				first, ok = seq, true
+			}
+		}
+		if ok {
+			n := 0
+			for seq := range r.rtp {
+				n = max(n, int(seq-first)+1)
+			}
+			times := make([]rtpTimes, n)
+			for seq, tm := range r.rtp {
+				times[seq-first] = *tm
+			}
+			out = append(out, times...)
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// sentPacket is when a publisher's packet was captured, when the publisher
+// had written it, and when the relay sent it on to the recorder (zero: not
+// yet, or not known).
+type sentPacket struct{ captured, written, reached time.Time }
+
+// sentPackets returns the packets of the publisher (publishThrough: the
+// first captured at firstSent, one every period) in the order it wrote
+// them.
+func (rt *relayTransport) sentPackets(firstSent time.Time, period time.Duration) []sentPacket {
+	relayed := rt.rtpSent()
+	// The relay may have got the publisher's packets from its second on (a
+	// first written before the connection could carry it): every packet
+	// reaches it after it is captured, and some within a period of it.
+	skipped := math.MaxInt
+	for k, tm := range relayed {
+		skipped = min(skipped, int(tm.read.Sub(firstSent)/period)-k)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	out := make([]sentPacket, len(rt.wrote))
+	for k, w := range rt.wrote {
+		out[k] = sentPacket{captured: firstSent.Add(time.Duration(k) * period), written: w}
+		if r := k - skipped; r >= 0 && r < len(relayed) {
+			out[k].reached = relayed[r].sent
+		}
+	}
+	return out
 }
 
 // String tells what each relay relayed.

@@ -140,6 +140,7 @@ func publishAs(t *testing.T, ctx context.Context, s *server, key, conf, user str
 				sendErr.Store(&err)
 				return
 			}
+			rt.noteWrote(time.Now())
 			sent.Add(1)
 		}
 	}()
