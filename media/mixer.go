@@ -142,9 +142,7 @@ type MixInput struct {
 	channel Channel
 	rate    int    // the mix rate
 	start   uint64 // the timeline position the input joined at
-	added   uint64 // the timeline position of the instant it was added
 
-	active  atomic.Bool            // the producer wrote: frames wait for it
 	leaving atomic.Bool            // removed: nothing more will be written
 	mutes   atomic.Pointer[[]span] // muted spans (one open at most), immutable
 	// The producer's gate (see Gate): gated while it writes nothing on
@@ -454,7 +452,7 @@ func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	// The ring holds the budget once the track (or another the mixer waits
 	// for) lags; until then a second (ring.go: it grows when needed).
 	ring := NewGrowingRing(min(capacity, m.cfg.SampleRate*initialRingSeconds), capacity)
-	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, added: now, unread: opts.Unread}
+	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, unread: opts.Unread}
 	in.ring.head.Store(start)
 	in.ring.tail.Store(start)
 	in.ring.end.Store(start)
@@ -711,13 +709,18 @@ func (m *Mixer) frame(now uint64, final bool) (bool, error) {
 				r.release(h - r.Head())
 			}
 		}
-		// An input that has written nothing yet is silence once it had
-		// joinWait since it was added to begin (its first packets may be
-		// late: the pipeline moves them back to where they belong before it
-		// decides them).
+		// An input that has written nothing yet is waited for as any
+		// other, up to the budget: its reader may be behind its socket when
+		// the track begins (a starved recorder: 0.4-1 s at 400 streams),
+		// and its first packets, placed where they were sent, would come
+		// after the mixer claimed their place as silence, be dropped as
+		// late, and leave the input with nothing written: claimed again,
+		// for as long as the reader stayed that far behind (case 5, session
+		// 16: whole mixes silent). Before, it was silence once it had
+		// joinWait since it was added.
 		// A gated input (a participant paused or blacked out) is not waited
 		// for within its gated span (Gate).
-		claim := expired || in.leaving.Load() || !in.active.Load() && now >= in.added+m.joinWait || in.gatedUpTo(h+f)
+		claim := expired || in.leaving.Load() || in.gatedUpTo(h+f)
 		a, b, ok := r.take(f, claim)
 		if !ok {
 			m.writing.Store(0)

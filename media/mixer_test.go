@@ -36,7 +36,6 @@ func newFeeder(m *Mixer, id string, freq float64, amp int16, opts InputOptions) 
 func (f *feeder) feed() {
 	mediatest.SineInto(f.frame, f.freq, f.rate, f.pos, f.amp)
 	f.in.Ring().WriteAt(uint64(f.pos), f.frame) // the track's own timeline
-	f.in.active.Store(true)                     // as a pipeline marks it
 	f.pos += len(f.frame)
 }
 
@@ -608,16 +607,16 @@ func TestMixer_StepWritesNothingPastTheEnd(t *testing.T) {
 	sink := &captureSink{}
 	m := NewMixer(MixConfig{SampleRate: 8000, Channels: 1, Latency: time.Second, Start: t0,
 		Clock: func() time.Time { return now }}, sink)
-	m.AddInput("a", InputOptions{}) // writes nothing: silence once it had its join wait
-	now = t0.Add(time.Second)
+	m.AddInput("a", InputOptions{}) // writes nothing: silence once the budget passed
+	now = t0.Add(2 * time.Second)
 	if err := m.Step(); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(sink.pcm); got == 0 || got >= 12000 {
-		t.Fatalf("%d samples after 1 s, want some, fewer than 12000", got)
+		t.Fatalf("%d samples after 2 s, want some, fewer than 12000", got)
 	}
 	m.SetEnd(t0.Add(1500 * time.Millisecond))      // the stop
-	for _, at := range []time.Duration{2, 5, 10} { // the drain waits on
+	for _, at := range []time.Duration{3, 5, 10} { // the drain waits on
 		now = t0.Add(at * time.Second)
 		if err := m.Step(); err != nil {
 			t.Fatal(err)

@@ -711,9 +711,6 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 			p.late.Add(1)
 		}
 		p.decoded.Add(1)
-		if !p.input.active.Load() {
-			p.input.active.Store(true)
-		}
 		if newest {
 			p.lastN = copy(p.last, s.pcm[:n])
 			p.lastSeq, p.lastEnd, p.haveLst = seq, end, p.lastN == n // longer packets are not repeated
