@@ -31,19 +31,33 @@ var halfband12Coefs = [8]float32{ //nolint:gochecknoglobals
 // to an ideal lowpass in the band both pass; the decoder's resampler is not
 // normative, RFC 6716 Section 4.2.9. Figures in internal/opus/README.md.)
 func (r *Resampler) resamplerPrivateHalfband(s *scratch, out, in []int16) {
-	n := halfbandOrder
-	if cap(s.halfband) < n+len(in) {
-		s.halfband = make([]float32, n+len(in))
+	buf := r.halfbandHistory(s, len(in))
+	tail := buf[halfbandOrder:]
+	for i, v := range in[:len(tail)] {
+		tail[i] = float32(v)
 	}
-	buf := s.halfband[:n+len(in)]
-	for i, v := range r.sFIR[:n] {
+	r.halfbandRun(out[:len(in)/2], buf)
+}
+
+// halfbandHistory returns the filter's buffer (in s) for n input samples:
+// the last halfbandOrder samples before them (sFIR), then room for them.
+func (r *Resampler) halfbandHistory(s *scratch, n int) []float32 {
+	if cap(s.halfband) < halfbandOrder+n {
+		s.halfband = make([]float32, halfbandOrder+n)
+	}
+	buf := s.halfband[:halfbandOrder+n]
+	for i, v := range r.sFIR[:halfbandOrder] {
 		buf[i] = float32(v)
 	}
-	for i, v := range in {
-		buf[n+i] = float32(v)
-	}
-	halfbandFilter(out[:len(in)/2], buf)
-	for i, v := range buf[len(buf)-n:] {
+
+	return buf
+}
+
+// halfbandRun filters buf (halfbandHistory's, filled) into out and keeps
+// its last halfbandOrder samples in sFIR for the next call.
+func (r *Resampler) halfbandRun(out []int16, buf []float32) {
+	halfbandFilter(out, buf)
+	for i, v := range buf[len(buf)-halfbandOrder:] {
 		r.sFIR[i] = int32(v)
 	}
 }
@@ -78,20 +92,10 @@ func halfbandFilter(out []int16, buf []float32) {
 // resamplerPrivateHalfband and out16. The same values
 // (TestResampler_16to8SameAsTwoPasses).
 func (r *Resampler) halfbandToInt16(s *scratch, in []float32, out []int16) {
-	n := halfbandOrder
-	if cap(s.halfband) < n+len(in) {
-		s.halfband = make([]float32, n+len(in))
-	}
-	buf := s.halfband[:n+len(in)]
-	for i, v := range r.sFIR[:n] {
-		buf[i] = float32(v)
-	}
-	tail := buf[n:]
+	buf := r.halfbandHistory(s, len(in))
+	tail := buf[halfbandOrder:]
 	for i, v := range in[:len(tail)] {
 		tail[i] = float32(bitdepth.Float32ToSigned16(v))
 	}
-	halfbandFilter(out[:len(in)/2], buf)
-	for i, v := range buf[len(buf)-n:] {
-		r.sFIR[i] = int32(v)
-	}
+	r.halfbandRun(out[:len(in)/2], buf)
 }
