@@ -1509,19 +1509,21 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 
 		aOldQA := aNewQA[:coefIndex]
 		aNewQA = atmpQA[coefIndex&1][:]
+		next := aNewQA[:len(aOldQA)]
+		rc, m2, sh := int64(rcQ31), int64(rcMult2), uint(mult2Q-1) //nolint:gosec // G115: mult2Q >= 1 (rcMult1Q30 > 0)
 		// (Session 17: rshiftRound64 written out, which for a product of two
 		// int32 is ((p >> (shift-1)) + 1) >> 1 for every shift, 1 included;
 		// the saturation and the overflow test without branches of their
 		// own: the same values, TestLPCInversePredictionGain_SameAsBefore.)
 		for n, old := range aOldQA {
-			p := int64(aOldQA[coefIndex-n-1]) * int64(rcQ31)
+			p := int64(aOldQA[len(aOldQA)-1-n]) * rc
 			diff := int64(old) - int64(int32(((p>>30)+1)>>1)) //nolint:gosec // G115: silk_RSHIFT_ROUND64(p, 31) to 32 bits
 			tmpQA := max(min(diff, math.MaxInt32), math.MinInt32)
-			tmp64 := ((tmpQA*int64(rcMult2))>>(mult2Q-1) + 1) >> 1
+			tmp64 := ((tmpQA*m2)>>sh + 1) >> 1
 			if int64(int32(tmp64)) != tmp64 { //nolint:gosec // G115
 				return 0
 			}
-			aNewQA[n] = int32(tmp64) //nolint:gosec // G115
+			next[n] = int32(tmp64) //nolint:gosec // G115
 		}
 	}
 
