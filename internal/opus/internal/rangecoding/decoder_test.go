@@ -170,3 +170,47 @@ func TestNextByte_SameAsGetBits(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeICDF8_SameAsDecodeSymbolWithICDF: DecodeICDF8 with ICDF8's
+// form of a table decodes the same symbols to the same state as
+// DecodeSymbolWithICDF with the table, for random tables of total 256
+// whose first symbol has non-zero probability (SILK's) over random data,
+// short enough to read past its end.
+func TestDecodeICDF8_SameAsDecodeSymbolWithICDF(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(19, 20))
+	for range 3000 {
+		data := make([]byte, 1+rnd.IntN(60))
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		var a, b Decoder
+		a.Init(data)
+		b.Init(data)
+		for i := range 200 {
+			n := 2 + rnd.IntN(17)
+			table := []uint{256}
+			for k := 0; k < n-1; k++ {
+				table = append(table, uint(1+rnd.IntN(255)))
+			}
+			table = append(table, 256)
+			body := table[1:]
+			for j := 1; j < len(body); j++ { // ascending
+				for m := j; m > 0 && body[m] < body[m-1]; m-- {
+					body[m], body[m-1] = body[m-1], body[m]
+				}
+			}
+			x, y := a.DecodeICDF8(ICDF8(table)), b.DecodeSymbolWithICDF(table)
+			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
+				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+				t.Fatalf("symbol %d (table %v): %d (rng %d val %d), DecodeSymbolWithICDF %d (rng %d val %d)",
+					i, table, x, a.rangeSize, a.highAndCodedDifference, y, b.rangeSize, b.highAndCodedDifference)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("ICDF8 took a table with a zero-probability first symbol")
+		}
+	}()
+	ICDF8([]uint{256, 0, 128, 256})
+}

@@ -523,7 +523,7 @@ func (d *Decoder) decodeLSFStageTwoIndices(bandwidth Bandwidth, stageOneIndex ui
 		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.5.2
 		//
 		//nolint:gosec
-		I2[i] = int8(d.rangeDecoder.DecodeSymbolWithICDF(icdfNormalizedLSFStageTwoIndex[codebook[stageOneIndex][i]])) - 4
+		I2[i] = int8(d.rangeDecoder.DecodeICDF8(icdf8NormalizedLSFStageTwoIndex[codebook[stageOneIndex][i]])) - 4
 
 		// If the index is either -4 or 4, it reads a second symbol using the PDF in
 		// Table 19, and adds the value of this second symbol to the index,
@@ -1019,7 +1019,7 @@ func (d *Decoder) decodePulseAndLSBCounts(shellblocks int, rateLevel uint32) (pu
 	pulsecounts = slicetools.ResizeZero(&d.buffers().pulsecounts, shellblocks)
 	lsbcounts = slicetools.ResizeZero(&d.buffers().lsbcounts, shellblocks)
 	for i := range shellblocks {
-		pulsecounts[i] = uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdfPulseCount[rateLevel])) //nolint:gosec // g115
+		pulsecounts[i] = uint8(d.rangeDecoder.DecodeICDF8(icdf8PulseCount[rateLevel])) //nolint:gosec // g115
 
 		// The special value 17 indicates that this block
 		// has one or more additional LSBs to decode for each coefficient.
@@ -1032,7 +1032,7 @@ func (d *Decoder) decodePulseAndLSBCounts(shellblocks int, rateLevel uint32) (pu
 			// For that block.
 			lsbcount := uint8(0)
 			for ; pulsecounts[i] == 17 && lsbcount < 10; lsbcount++ {
-				pulsecounts[i] = uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdfPulseCount[9])) //nolint:gosec // g115
+				pulsecounts[i] = uint8(d.rangeDecoder.DecodeICDF8(icdf8PulseCount[9])) //nolint:gosec // g115
 			}
 			lsbcounts[i] = lsbcount
 
@@ -1044,7 +1044,7 @@ func (d *Decoder) decodePulseAndLSBCounts(shellblocks int, rateLevel uint32) (pu
 			// Version of that for 9 and thus does not require any additional
 			// Storage.
 			if lsbcount == 10 {
-				pulsecounts[i] = uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdfPulseCount[10])) //nolint:gosec // g115
+				pulsecounts[i] = uint8(d.rangeDecoder.DecodeICDF8(icdf8PulseCount[10])) //nolint:gosec // g115
 			}
 		}
 	}
@@ -1080,7 +1080,7 @@ func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
 		// (Session 17: the halves as calls down to pairs, not loops over
 		// arrays of two: the same symbols in the same order, left first.)
 		e := (*[pulsecountLargestPartitionSize]int32)(eRaw[pulsecountLargestPartitionSize*i:])
-		left16 := d.splitPulses(icdfPulseCountSplit16SamplePartitions, pulsecounts[i])
+		left16 := d.splitPulses(icdf8PulseCountSplit16, pulsecounts[i])
 		d.splitPulses8((*[8]int32)(e[:8]), left16)
 		d.splitPulses8((*[8]int32)(e[8:]), pulsecounts[i]-left16)
 	}
@@ -1104,7 +1104,7 @@ func (d *Decoder) decodeExcitationLSB(eRaw []int32, lsbcounts []uint8) {
 		}
 		for i := block * pulsecountLargestPartitionSize; i < (block+1)*pulsecountLargestPartitionSize; i++ {
 			for range count {
-				eRaw[i] = (eRaw[i] << 1) | int32(d.rangeDecoder.DecodeSymbolWithICDF(icdfExcitationLSB)) //nolint:gosec // g115
+				eRaw[i] = (eRaw[i] << 1) | int32(d.rangeDecoder.DecodeICDF8(icdf8ExcitationLSB)) //nolint:gosec // g115
 			}
 		}
 	}
@@ -1123,14 +1123,14 @@ func (d *Decoder) decodeExcitationSign(
 	// The PDF from Table 52 for this frame's signal type and quantization
 	// offset type, by the block's pulse count (6 for 6 or more). (Our change
 	// to pion/opus v0.1.0: chosen once per frame instead of per coefficient.)
-	var pdfs *[7][]uint
+	var pdfs *[7][]uint8
 	switch signalType {
 	case frameSignalTypeInactive:
-		pdfs = &icdfExcitationSignInactive[quantizationOffsetTypeIndex(quantizationOffsetType)]
+		pdfs = &icdf8ExcitationSign[0][quantizationOffsetTypeIndex(quantizationOffsetType)]
 	case frameSignalTypeUnvoiced:
-		pdfs = &icdfExcitationSignUnvoiced[quantizationOffsetTypeIndex(quantizationOffsetType)]
+		pdfs = &icdf8ExcitationSign[1][quantizationOffsetTypeIndex(quantizationOffsetType)]
 	case frameSignalTypeVoiced:
-		pdfs = &icdfExcitationSignVoiced[quantizationOffsetTypeIndex(quantizationOffsetType)]
+		pdfs = &icdf8ExcitationSign[2][quantizationOffsetTypeIndex(quantizationOffsetType)]
 	default:
 		return
 	}
@@ -1158,7 +1158,7 @@ func (d *Decoder) decodeExcitationSign(
 			//
 			// If the value decoded is 0, then the coefficient magnitude is negated.
 			// Otherwise, it remains positive.
-			if d.rangeDecoder.DecodeSymbolWithICDF(pdf) == 0 {
+			if d.rangeDecoder.DecodeICDF8(pdf) == 0 {
 				i := bits.TrailingZeros32(nonzero)
 				c[i] = -c[i]
 			}
@@ -1300,7 +1300,7 @@ func (d *Decoder) splitPulses8(e *[8]int32, count uint8) {
 	if count == 0 {
 		return
 	}
-	left := d.splitPulses(icdfPulseCountSplit8SamplePartitions, count)
+	left := d.splitPulses(icdf8PulseCountSplit8, count)
 	d.splitPulses4((*[4]int32)(e[:4]), left)
 	d.splitPulses4((*[4]int32)(e[4:]), count-left)
 }
@@ -1310,13 +1310,13 @@ func (d *Decoder) splitPulses4(e *[4]int32, count uint8) {
 	if count == 0 {
 		return
 	}
-	left := d.splitPulses(icdfPulseCountSplit4SamplePartitions, count)
+	left := d.splitPulses(icdf8PulseCountSplit4, count)
 	if left != 0 {
-		left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, left)
+		left2 := d.splitPulses(icdf8PulseCountSplit2, left)
 		e[0], e[1] = int32(left2), int32(left-left2)
 	}
 	if right := count - left; right != 0 {
-		left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, right)
+		left2 := d.splitPulses(icdf8PulseCountSplit2, right)
 		e[2], e[3] = int32(left2), int32(right-left2)
 	}
 }
@@ -1324,9 +1324,43 @@ func (d *Decoder) splitPulses4(e *[4]int32, count uint8) {
 // splitPulses returns how many of a partition's block > 0 pulses fall in its
 // left half; the rest fall in the right one. (Partitions without pulses
 // decode nothing: the caller skips them.)
-func (d *Decoder) splitPulses(icdf [][]uint, block uint8) uint8 {
-	return uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdf[block-1])) //nolint:gosec // g115
+func (d *Decoder) splitPulses(icdf [][]uint8, block uint8) uint8 {
+	return uint8(d.rangeDecoder.DecodeICDF8(icdf[block-1])) //nolint:gosec // g115
 }
+
+// icdf8Tables returns tables in DecodeICDF8's form.
+func icdf8Tables(tables [][]uint) [][]uint8 {
+	out := make([][]uint8, len(tables))
+	for i, t := range tables {
+		out[i] = rangecoding.ICDF8(t)
+	}
+
+	return out
+}
+
+// icdf8ExcitationSign is icdfExcitationSign{Inactive,Unvoiced,Voiced} in
+// DecodeICDF8's form.
+var icdf8ExcitationSign = func() (t [3][2][7][]uint8) { //nolint:gochecknoglobals
+	for s, tables := range [3]*[2][7][]uint{&icdfExcitationSignInactive, &icdfExcitationSignUnvoiced, &icdfExcitationSignVoiced} {
+		for o := range tables {
+			for c := range tables[o] {
+				t[s][o][c] = rangecoding.ICDF8(tables[o][c])
+			}
+		}
+	}
+
+	return t
+}()
+
+var (
+	icdf8NormalizedLSFStageTwoIndex = icdf8Tables(icdfNormalizedLSFStageTwoIndex)        //nolint:gochecknoglobals
+	icdf8PulseCount                 = icdf8Tables(icdfPulseCount)                        //nolint:gochecknoglobals
+	icdf8ExcitationLSB              = rangecoding.ICDF8(icdfExcitationLSB)               //nolint:gochecknoglobals
+	icdf8PulseCountSplit16          = icdf8Tables(icdfPulseCountSplit16SamplePartitions) //nolint:gochecknoglobals
+	icdf8PulseCountSplit8           = icdf8Tables(icdfPulseCountSplit8SamplePartitions)  //nolint:gochecknoglobals
+	icdf8PulseCountSplit4           = icdf8Tables(icdfPulseCountSplit4SamplePartitions)  //nolint:gochecknoglobals
+	icdf8PulseCountSplit2           = icdf8Tables(icdfPulseCountSplit2SamplePartitions)  //nolint:gochecknoglobals
+)
 
 // The a32_Q17[] coefficients are too large to fit in a 16-bit value,
 // which significantly increases the cost of applying this filter in

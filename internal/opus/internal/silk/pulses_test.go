@@ -61,22 +61,22 @@ func pulseLocationBefore(d *Decoder, pulsecounts []uint8) (eRaw []int32) {
 		// being split down to single coefficients: the same symbols in the
 		// same order.)
 		e := eRaw[pulsecountLargestPartitionSize*i : pulsecountLargestPartitionSize*(i+1)]
-		left16 := d.splitPulses(icdfPulseCountSplit16SamplePartitions, pulsecounts[i])
+		left16 := splitPulsesBefore(d, icdfPulseCountSplit16SamplePartitions, pulsecounts[i])
 		for j, count8 := range [2]uint8{left16, pulsecounts[i] - left16} {
 			if count8 == 0 {
 				continue
 			}
-			left8 := d.splitPulses(icdfPulseCountSplit8SamplePartitions, count8)
+			left8 := splitPulsesBefore(d, icdfPulseCountSplit8SamplePartitions, count8)
 			for k, count4 := range [2]uint8{left8, count8 - left8} {
 				if count4 == 0 {
 					continue
 				}
-				left4 := d.splitPulses(icdfPulseCountSplit4SamplePartitions, count4)
+				left4 := splitPulsesBefore(d, icdfPulseCountSplit4SamplePartitions, count4)
 				for l, count2 := range [2]uint8{left4, count4 - left4} {
 					if count2 == 0 {
 						continue
 					}
-					left2 := d.splitPulses(icdfPulseCountSplit2SamplePartitions, count2)
+					left2 := splitPulsesBefore(d, icdfPulseCountSplit2SamplePartitions, count2)
 					at := 8*j + 4*k + 2*l
 					e[at] = int32(left2)
 					e[at+1] = int32(count2 - left2)
@@ -86,4 +86,9 @@ func pulseLocationBefore(d *Decoder, pulsecounts []uint8) (eRaw []int32) {
 	}
 
 	return eRaw
+}
+
+// splitPulsesBefore is splitPulses with DecodeSymbolWithICDF's tables.
+func splitPulsesBefore(d *Decoder, icdf [][]uint, block uint8) uint8 {
+	return uint8(d.rangeDecoder.DecodeSymbolWithICDF(icdf[block-1]))
 }
