@@ -417,18 +417,31 @@ func issue10Cuts(t *testing.T, objects map[string]string, man composition.Manife
 }
 
 // issue10Edges compares the edges of the sound (5 ms blocks, silent runs of
-// 100 ms or more) of the mix and of user's track file, placed on the
-// recording's timeline as the manifest says (mediaOffset and its steps:
-// its sender's reports and the mix's moves by arrival). With check, every
-// edge of the track (past its first 40 ms) is within 20 ms of one in the
-// mix, and every edge of the mix within 20 ms of one of the track. It
-// returns the largest distance and how many edges were compared.
+// 100 ms or more) of the mix and of user's track file, laid on the
+// recording's timeline as the manifest places it (mediaOffset and its steps:
+// its sender's reports and the mix's moves by arrival; placedPCM). With
+// check, every edge of the track (past its first 40 ms) is within 20 ms of
+// one in the mix, and every edge of the mix within 20 ms of one of the
+// track. It returns the largest distance, how many edges were compared and
+// the placement's largest move.
 func issue10Edges(t *testing.T, objects map[string]string, man composition.Manifest, mixPCM []int16, user string, check bool) string {
 	t.Helper()
 	tr := opusTrackOf(t, man, user)
 	steps := tr.Timing.Steps()
 	mix := edges(soundBlocks(mixPCM, 40))
-	track := placed(t, tr, edges(soundBlocks(mediatest.Decode(t, objects[tr.File], 8000), 40)))
+	// The edges of the file as laid, not the file's own edges moved: a
+	// step forward of the placement (the mix took a sender's clock 4 %
+	// slow by arrival for 5 s, then jumped ~120 ms to its reports' line)
+	// is silence in the mix and in the file as laid; moving the file's
+	// edges instead, a jump within a beep's sound (its decay above
+	// -60 dBFS too) left the mix with two edges the file had nowhere (the
+	// mix's and the laid file's agreeing within 10 ms: s17 edges-note).
+	// Laid within the recording (the mix's length): the file keeps its last
+	// packet whole when its audio begins before the stop, so it may hold
+	// sound up to a packet past the mix's end; a beep beginning there made
+	// the silence before it the file's (not the mix's, whose trailing
+	// silence has no edge), two edges the mix could not have.
+	track := edges(soundBlocks(placedPCM(t, tr, mediatest.Decode(t, objects[tr.File], 8000), 8000, len(mixPCM)), 40))
 	nearest := func(e time.Duration, list []time.Duration) time.Duration {
 		best := time.Hour
 		for _, m := range list {
@@ -459,6 +472,9 @@ func issue10Edges(t *testing.T, objects map[string]string, man composition.Manif
 		t.Errorf("%s: edges of the mix and the track file (placed by mediaOffset and %d steps) more than 20 ms apart: %v (of %d track edges)", user, len(steps), far, n)
 	}
 	out := fmt.Sprintf("edges mix vs file: %d compared, %d more than 20 ms apart, the others within %v", n, len(far), worst.Round(100*time.Microsecond))
+	if at, by := largestMove(steps); by != 0 {
+		out += fmt.Sprintf("; the placement's largest move %+.0f ms at %.2f s of the file", by*1000, at)
+	}
 	if len(far) > 0 {
 		out += fmt.Sprintf(" (%s)", strings.Join(far[:min(len(far), 4)], "; "))
 	}
@@ -520,4 +536,42 @@ func loadAverage() string {
 		return strings.Join(f[:3], " ")
 	}
 	return "?"
+}
+
+// placedPCM lays a track file's samples (pcm, at rate) on the recording's
+// timeline as the manifest places them (see placed), in its first n samples:
+// a step forward leaves silence, and after a step back a sample whose place
+// already holds the file's audio is dropped (as the live mix drops audio
+// that lands on what it decided). Samples placed before time zero or from n
+// on are left out.
+func placedPCM(t *testing.T, tr composition.Track, pcm []int16, rate float64, n int) []int16 {
+	t.Helper()
+	zero, steps := fileZero(t, tr), tr.Timing.Steps()
+	var out []int16
+	last := -1
+	for i, v := range pcm {
+		f := float64(i) / rate
+		j := int(math.Round((zero + f + stepBy(steps, f)) * rate))
+		if j < 0 || j <= last || j >= n {
+			continue
+		}
+		for len(out) <= j {
+			out = append(out, 0)
+		}
+		out[j], last = v, j
+	}
+	return out
+}
+
+// largestMove returns the largest change between successive steps of a
+// placement (from none), by size, and the file time it is at.
+func largestMove(steps []composition.Step) (at, by float64) {
+	prev := 0.0
+	for _, st := range steps {
+		if d := st.By - prev; math.Abs(d) > math.Abs(by) {
+			at, by = st.File, d
+		}
+		prev = st.By
+	}
+	return at, by
 }
