@@ -23,60 +23,67 @@ var halfband12Coefs = [8]float32{ //nolint:gochecknoglobals
 	0.0148415687, -0.007414883, 0.00317683304, -0.000999167794,
 }
 
-// resamplerPrivateHalfband decimates in by 2 into out (len(in)/2 samples)
-// with the halfband lowpass halfband12Coefs, in float32, keeping the last
-// halfbandOrder input samples in sFIR. (Our change to pion/opus v0.1.0: it
-// replaces libopus's 2:1 down path, silk_resampler_private_AR2 and a 24-tap
-// FIR in fixed point, for 16 → 8 kHz: about a third of its cost, and closer
-// to an ideal lowpass in the band both pass; the decoder's resampler is not
-// normative, RFC 6716 Section 4.2.9. Figures in internal/opus/README.md.)
+// resamplerPrivateHalfband decimates in by 2 into out (len(in)/2 samples;
+// len(in) is even) with the halfband lowpass halfband12Coefs, in float32,
+// keeping the last halfbandOrder input samples in sFIR. (Our change to
+// pion/opus v0.1.0: it replaces libopus's 2:1 down path,
+// silk_resampler_private_AR2 and a 24-tap FIR in fixed point, for 16 → 8
+// kHz: about a third of its cost, and closer to an ideal lowpass in the band
+// both pass; the decoder's resampler is not normative, RFC 6716 Section
+// 4.2.9. Figures in internal/opus/README.md.)
 func (r *Resampler) resamplerPrivateHalfband(s *scratch, out, in []int16) {
-	buf := r.halfbandHistory(s, len(in))
-	tail := buf[halfbandOrder:]
-	for i, v := range in[:len(tail)] {
-		tail[i] = float32(v)
+	even, odd := r.halfbandHistory(s, len(in))
+	newEven, newOdd := even[halfbandOrder/2:], odd[halfbandOrder/2:]
+	for i := range newEven {
+		newEven[i], newOdd[i] = float32(in[2*i]), float32(in[2*i+1])
 	}
-	r.halfbandRun(out[:len(in)/2], buf)
+	r.halfbandRun(out[:len(in)/2], even, odd)
 }
 
-// halfbandHistory returns the filter's buffer (in s) for n input samples:
-// the last halfbandOrder samples before them (sFIR), then room for them.
-func (r *Resampler) halfbandHistory(s *scratch, n int) []float32 {
-	if cap(s.halfband) < halfbandOrder+n {
-		s.halfband = make([]float32, halfbandOrder+n)
+// halfbandHistory returns the filter's buffer (in s) for n input samples
+// (n even) as its even and its odd samples: each the halfbandOrder/2 of
+// the last halfbandOrder samples before them (sFIR), then room for n/2.
+// (Session 18: split, so that the samples a tap reads for consecutive
+// outputs are consecutive: halfbandFilter computes four outputs at once.)
+func (r *Resampler) halfbandHistory(s *scratch, n int) (even, odd []float32) {
+	half := halfbandOrder/2 + n/2
+	if cap(s.halfband) < 2*half {
+		s.halfband = make([]float32, 2*half)
 	}
-	buf := s.halfband[:halfbandOrder+n]
-	for i, v := range r.sFIR[:halfbandOrder] {
-		buf[i] = float32(v)
+	even, odd = s.halfband[:half], s.halfband[half:2*half]
+	for m := range halfbandOrder / 2 {
+		even[m], odd[m] = float32(r.sFIR[2*m]), float32(r.sFIR[2*m+1])
 	}
 
-	return buf
+	return even, odd
 }
 
-// halfbandRun filters buf (halfbandHistory's, filled) into out and keeps
-// its last halfbandOrder samples in sFIR for the next call.
-func (r *Resampler) halfbandRun(out []int16, buf []float32) {
-	halfbandFilter(out, buf)
-	for i, v := range buf[len(buf)-halfbandOrder:] {
-		r.sFIR[i] = int32(v)
+// halfbandRun filters even and odd (halfbandHistory's, filled) into out and
+// keeps their last halfbandOrder samples in sFIR for the next call.
+func (r *Resampler) halfbandRun(out []int16, even, odd []float32) {
+	halfbandFilter(out, even, odd)
+	even, odd = even[len(even)-halfbandOrder/2:], odd[len(odd)-halfbandOrder/2:]
+	for m := range halfbandOrder / 2 {
+		r.sFIR[2*m], r.sFIR[2*m+1] = int32(even[m]), int32(odd[m])
 	}
 }
 
-// halfbandFilter sets out[k] to the halfband lowpass of buf around
-// buf[2k+16], rounded half away from zero and saturated to 16 bits
-// (len(buf) >= 2*len(out)+halfbandOrder). Each output sample reads one
-// slice of the 33 it needs, the window moved by 2 samples each time, so
-// that the constant indexes need no bounds check and no address arithmetic
-// of their own (session 17; the same products and sums).
-func halfbandFilter(out []int16, buf []float32) {
+// halfbandFilterGo sets out[k] to the halfband lowpass of the input around
+// its sample 2k+halfbandOrder/2 (even[k+8]), rounded half away from zero and
+// saturated to 16 bits: its odd-offset taps read odd[k:k+16], its centre
+// even[k+8] (len(even) >= len(out)+8, len(odd) >= len(out)+15). This is
+// the filter's definition, on every platform; halfbandFilter computes the
+// same, four outputs at a time where it can (session 18).
+func halfbandFilterGo(out []int16, even, odd []float32) {
 	c0, c1, c2, c3 := halfband12Coefs[0], halfband12Coefs[1], halfband12Coefs[2], halfband12Coefs[3]
 	c4, c5, c6, c7 := halfband12Coefs[4], halfband12Coefs[5], halfband12Coefs[6], halfband12Coefs[7]
+	even = even[8 : len(out)+8]
 	for k := range out {
-		b := buf[:halfbandOrder+1] // the window advances by 2: b is a register, its samples offsets from it
-		buf = buf[2:]
+		o := odd[:halfbandOrder/2] // the window advances by 1: o is a register, its samples offsets from it
+		odd = odd[1:]
 		// two partial sums: half the chain of dependent additions
-		s0 := 0.5*b[16] + c0*(b[15]+b[17]) + c2*(b[11]+b[21]) + c4*(b[7]+b[25]) + c6*(b[3]+b[29])
-		s1 := c1*(b[13]+b[19]) + c3*(b[9]+b[23]) + c5*(b[5]+b[27]) + c7*(b[1]+b[31])
+		s0 := 0.5*even[k] + c0*(o[7]+o[8]) + c2*(o[5]+o[10]) + c4*(o[3]+o[12]) + c6*(o[1]+o[14])
+		s1 := c1*(o[6]+o[9]) + c3*(o[4]+o[11]) + c5*(o[2]+o[13]) + c7*(o[0]+o[15])
 		v := s0 + s1
 		// rounded half away from zero: v + 0.5 with v's sign (math.Copysign's)
 		half := math.Float32frombits(math.Float32bits(v)&(1<<31) | math.Float32bits(0.5))
@@ -92,10 +99,11 @@ func halfbandFilter(out []int16, buf []float32) {
 // resamplerPrivateHalfband and out16. The same values
 // (TestResampler_16to8SameAsTwoPasses).
 func (r *Resampler) halfbandToInt16(s *scratch, in []float32, out []int16) {
-	buf := r.halfbandHistory(s, len(in))
-	tail := buf[halfbandOrder:]
-	for i, v := range in[:len(tail)] {
-		tail[i] = float32(bitdepth.Float32ToSigned16(v))
+	even, odd := r.halfbandHistory(s, len(in))
+	newEven, newOdd := even[halfbandOrder/2:], odd[halfbandOrder/2:]
+	for i := halfbandInput(newEven, newOdd, in); i < len(newEven); i++ { // eight at a time where SIMD can (session 18)
+		newEven[i] = float32(bitdepth.Float32ToSigned16(in[2*i]))
+		newOdd[i] = float32(bitdepth.Float32ToSigned16(in[2*i+1]))
 	}
-	r.halfbandRun(out[:len(in)/2], buf)
+	r.halfbandRun(out[:len(in)/2], even, odd)
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rtcrec/recorder/internal/opus/internal/bitdepth"
 )
 
 // tone16k returns n samples of a sine of freq Hz at 16 kHz, amplitude amp
@@ -205,5 +207,127 @@ func BenchmarkResampler_16to8(b *testing.B) {
 			b.Fatal(err)
 		}
 		f = (f + 320) % len(x)
+	}
+}
+
+// halfbandFilterInterleaved is halfbandFilter before session 18, on the
+// input as one buffer (buf[2k+16] the centre of out[k]): the reference for
+// the even/odd split.
+func halfbandFilterInterleaved(out []int16, buf []float32) {
+	c0, c1, c2, c3 := halfband12Coefs[0], halfband12Coefs[1], halfband12Coefs[2], halfband12Coefs[3]
+	c4, c5, c6, c7 := halfband12Coefs[4], halfband12Coefs[5], halfband12Coefs[6], halfband12Coefs[7]
+	for k := range out {
+		b := buf[:halfbandOrder+1]
+		buf = buf[2:]
+		s0 := 0.5*b[16] + c0*(b[15]+b[17]) + c2*(b[11]+b[21]) + c4*(b[7]+b[25]) + c6*(b[3]+b[29])
+		s1 := c1*(b[13]+b[19]) + c3*(b[9]+b[23]) + c5*(b[5]+b[27]) + c7*(b[1]+b[31])
+		v := s0 + s1
+		half := math.Float32frombits(math.Float32bits(v)&(1<<31) | math.Float32bits(0.5))
+		out[k] = silkSAT16(int32(v + half))
+	}
+}
+
+// halfbandTestInput returns n samples for the filter: mostly 16-bit values as
+// the decoder gives it, with clipping sums, tiny and signed-zero values,
+// infinities and NaNs (the lanes must treat every float as the scalar code).
+func halfbandTestInput(rnd *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		switch rnd.IntN(16) {
+		case 0:
+			x[i] = float32(rnd.IntN(2)*2-1) * 32767 // full scale: sums past 16 bits
+		case 1:
+			x[i] = float32(math.Copysign(0, -1))
+		case 2:
+			x[i] = float32(rnd.NormFloat64()) // fractions: rounding's halves
+		case 3:
+			x[i] = []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3e38, -3e38}[rnd.IntN(5)]
+		default:
+			x[i] = float32(int16(rnd.NormFloat64() * 6000))
+		}
+	}
+	return x
+}
+
+// TestHalfbandFilter_SameAsGo: halfbandFilter (four outputs at a time in
+// SSE2 on amd64) gives halfbandFilterGo's outputs bit for bit, for every
+// output length from 0 to 41 and a 20 ms frame; and halfbandFilterGo on the
+// even/odd split gives what the filter on the interleaved buffer gave
+// before session 18.
+func TestHalfbandFilter_SameAsGo(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 8))
+	for round := range 2000 {
+		n := round % 42
+		if round%42 == 41 {
+			n = 160
+		}
+		buf := halfbandTestInput(rnd, halfbandOrder+2*n)
+		even := make([]float32, halfbandOrder/2+n)
+		odd := make([]float32, halfbandOrder/2+n)
+		for m := range even {
+			even[m], odd[m] = buf[2*m], buf[2*m+1]
+		}
+		want, goOut, got := make([]int16, n), make([]int16, n), make([]int16, n+1)
+		got[n] = 12345 // written past the end?
+		halfbandFilterInterleaved(want, buf)
+		halfbandFilterGo(goOut, even, odd)
+		halfbandFilter(got[:n], even, odd)
+		for k := range want {
+			if goOut[k] != want[k] {
+				t.Fatalf("round %d (%d outputs), output %d: %d split, %d interleaved", round, n, k, goOut[k], want[k])
+			}
+			if got[k] != want[k] {
+				t.Fatalf("round %d (%d outputs), output %d: %d by halfbandFilter, %d by halfbandFilterGo", round, n, k, got[k], want[k])
+			}
+		}
+		if got[n] != 12345 {
+			t.Fatalf("round %d: halfbandFilter wrote past its %d outputs", round, n)
+		}
+	}
+}
+
+// TestHalfbandInput_SameAsFloat32ToSigned16: halfbandInput (eight samples
+// at a time in SSE2 on amd64, halfbandInput4) rounds each sample to 16 bits
+// as bitdepth.Float32ToSigned16 does and splits them into even and odd, for
+// every length to 41 pairs, on random samples and on the edges of its
+// rounding and saturation: each x.5 and the floats next to it, ±32767.5,
+// ±32768.5, infinities, NaNs and signed zeros; and writes nothing past
+// the pairs it reports.
+func TestHalfbandInput_SameAsFloat32ToSigned16(t *testing.T) {
+	var edges []float32
+	for _, x := range []float32{0.5, 1.5, 2.5, 100.5, 16383.5, 16384.5, 32766.5, 32767.5, 32768.5, 32769, 1e9} {
+		for _, v := range []float32{x, math.Nextafter32(x, 0), math.Nextafter32(x, 1e38)} {
+			edges = append(edges, v/32768, -v/32768)
+		}
+	}
+	edges = append(edges, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), float32(math.Copysign(0, -1)), 0,
+		math.SmallestNonzeroFloat32, 0.49999997/32768, -0.49999997/32768)
+	rnd := rand.New(rand.NewPCG(9, 10))
+	for round := range 3000 {
+		pairs := round % 42
+		in := make([]float32, 2*pairs)
+		for i := range in {
+			if rnd.IntN(3) == 0 {
+				in[i] = edges[rnd.IntN(len(edges))]
+			} else {
+				in[i] = float32(rnd.NormFloat64() * 0.3)
+			}
+		}
+		even, odd := make([]float32, pairs+1), make([]float32, pairs+1)
+		even[pairs], odd[pairs] = 1234, 1234
+		n := halfbandInput(even[:pairs], odd[:pairs], in)
+		if n > pairs || even[pairs] != 1234 || odd[pairs] != 1234 {
+			t.Fatalf("round %d: %d pairs reported of %d, or written past them", round, n, pairs)
+		}
+		for i := range n {
+			for _, c := range []struct {
+				got float32
+				x   float32
+			}{{even[i], in[2*i]}, {odd[i], in[2*i+1]}} {
+				if want := float32(bitdepth.Float32ToSigned16(c.x)); math.Float32bits(c.got) != math.Float32bits(want) {
+					t.Fatalf("round %d, pair %d: %g (%#x) gives %g, want %g", round, i, c.x, math.Float32bits(c.x), c.got, want)
+				}
+			}
+		}
 	}
 }
