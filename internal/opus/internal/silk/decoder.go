@@ -2109,7 +2109,11 @@ func ltpPredict(res, resLag []float32, b *[5]float32, lag, j, end int) {
 		res[i] = resSum
 	}
 	if mixed < end {
-		ltpFilter(res[mixed:end], res[mixed-lag-2:end-lag+2], b)
+		if lag >= 6 { // past lies lag+2 behind res: ltpFilter wants 8
+			ltpFilter(res[mixed:end], res[mixed-lag-2:end-lag+2], b)
+		} else {
+			ltpFilterGo(res[mixed:end], res[mixed-lag-2:end-lag+2], b)
+		}
 	}
 }
 
@@ -2131,8 +2135,17 @@ func scaleInto(dst, src []float32, from, to int, scale float32) {
 // ltpFilter adds to each res[i] its 5-tap LTP prediction from past, which
 // holds the lagged samples: res[i]'s are past[i:i+5], newest last, summed
 // b[0]*past[i+4] first as ltpSynthesis's loop sums them (past may be res
-// itself, behind: each sample reads only earlier ones).
+// itself, at least 8 samples behind), four samples at a time where SIMD
+// can (session 18).
 func ltpFilter(res, past []float32, b *[5]float32) {
+	past = past[:len(res)+4]
+	n := ltpFilterBlocks(res, past, b)
+	ltpFilterGo(res[n:], past[n:], b)
+}
+
+// ltpFilterGo is ltpFilter one sample at a time (past may be res itself,
+// behind: each sample reads only earlier ones).
+func ltpFilterGo(res, past []float32, b *[5]float32) {
 	b0, b1, b2, b3, b4 := b[0], b[1], b[2], b[3], b[4]
 	past = past[:len(res)+4]
 	for i := range res {

@@ -1,0 +1,24 @@
+// SPDX-FileCopyrightText: 2026 The Pion community <https://pion.ly>
+// SPDX-License-Identifier: MIT
+
+//go:build amd64 && !purego
+
+package silk
+
+// ltpFilterBlocks does ltpFilter's first len(res)&^3 samples four at a time
+// in SSE2 (ltpFilter4, simd_amd64.s: the same products and sums in each
+// lane) and returns how many it did (session 18). past holds len(res)+4
+// samples; where it is res itself it lies at least 8 samples behind, so
+// that the four samples a block reads are final.
+func ltpFilterBlocks(res, past []float32, b *[5]float32) int {
+	n := len(res) &^ 3
+	if n > 0 {
+		_ = past[n+3] // the last block reads past[n-4 .. n+3]
+		ltpFilter4(res[:n], past, b)
+	}
+
+	return n
+}
+
+//go:noescape
+func ltpFilter4(res, past []float32, b *[5]float32)

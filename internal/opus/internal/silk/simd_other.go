@@ -1,0 +1,10 @@
+// SPDX-FileCopyrightText: 2026 The Pion community <https://pion.ly>
+// SPDX-License-Identifier: MIT
+
+//go:build !amd64 || purego
+
+package silk
+
+// ltpFilterBlocks does none of ltpFilter's samples (simd_amd64.go does four
+// at a time): the loop in Go does them all.
+func ltpFilterBlocks(_, _ []float32, _ *[5]float32) int { return 0 }
