@@ -2127,7 +2127,7 @@ func scaleInto(dst, src []float32, from, to int, scale float32) {
 		from, to = len(dst)+from, len(dst)+to
 	}
 	d, x := dst[from:to], src[from:to]
-	for i := range d {
+	for i := scaleBlocks(d, x, scale); i < len(d); i++ { // four at a time where SIMD can (session 18)
 		d[i] = x[i] * scale
 	}
 }

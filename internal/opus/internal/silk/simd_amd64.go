@@ -20,5 +20,20 @@ func ltpFilterBlocks(res, past []float32, b *[5]float32) int {
 	return n
 }
 
+// scaleBlocks sets dst[i] = src[i]*scale for the first len(dst)&^3
+// samples, four at a time in SSE2 (scale4, simd_amd64.s), and returns how
+// many it did (session 18). src is as long as dst; dst may be src.
+func scaleBlocks(dst, src []float32, scale float32) int {
+	n := len(dst) &^ 3
+	if n > 0 {
+		scale4(dst[:n], src[:n], scale)
+	}
+
+	return n
+}
+
+//go:noescape
+func scale4(dst, src []float32, scale float32)
+
 //go:noescape
 func ltpFilter4(res, past []float32, b *[5]float32)

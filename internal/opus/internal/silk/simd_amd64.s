@@ -9,7 +9,7 @@
 // (every amd64). Lane j of every register is sample i+j, and each lane does
 // the Go loop's products and sums in the Go loop's order (IEEE single
 // precision per lane, no fused multiply-add), so the results are the same
-// bit for bit (TestLTPFilter_SameAsGo).
+// bit for bit (TestLTPFilter_SameAsGo, TestScaleInto_SameAsGo).
 
 // func ltpFilter4(res, past []float32, b *[5]float32)
 //
@@ -64,3 +64,27 @@ ltploop:
 ltpdone:
 	RET
 
+// func scale4(dst, src []float32, scale float32)
+//
+// dst[i] = src[i]*scale for the first len(dst)&^3 samples (src as long:
+// the caller checks; dst may be src).
+TEXT ·scale4(SB), NOSPLIT, $0-52
+	MOVQ   dst_base+0(FP), DI
+	MOVQ   dst_len+8(FP), CX
+	MOVQ   src_base+24(FP), SI
+	MOVSS  scale+48(FP), X1
+	SHUFPS $0, X1, X1
+	SHRQ   $2, CX
+	JZ     scaledone
+
+scaleloop:
+	MOVUPS (SI), X0
+	MULPS  X1, X0
+	MOVUPS X0, (DI)
+	ADDQ   $16, SI
+	ADDQ   $16, DI
+	DECQ   CX
+	JNZ    scaleloop
+
+scaledone:
+	RET

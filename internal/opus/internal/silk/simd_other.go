@@ -8,3 +8,7 @@ package silk
 // ltpFilterBlocks does none of ltpFilter's samples (simd_amd64.go does four
 // at a time): the loop in Go does them all.
 func ltpFilterBlocks(_, _ []float32, _ *[5]float32) int { return 0 }
+
+// scaleBlocks does none of scaleInto's samples (simd_amd64.go does four at
+// a time): the loop in Go does them all.
+func scaleBlocks(_, _ []float32, _ float32) int { return 0 }

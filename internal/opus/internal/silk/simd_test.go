@@ -78,3 +78,50 @@ func TestLTPFilter_SameAsGo(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleInto_SameAsGo: scaleInto (four samples at a time in SSE2 on
+// amd64) gives each product as the loop in Go does, into another slice and
+// in place, for positive and negative ranges of every length from 0 to 41,
+// and writes nothing outside its range.
+func TestScaleInto_SameAsGo(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(15, 16))
+	for round := range 3000 {
+		const size = 50
+		n := round % 42
+		from := rnd.IntN(size - n + 1)
+		to := from + n
+		if round%2 == 1 { // negative: from the end, as resLag's
+			from, to = from-size, to-size
+		}
+		scale := simdSample(rnd) * 3
+		src := make([]float32, size)
+		for i := range src {
+			src[i] = simdSample(rnd)
+		}
+		dst := make([]float32, size)
+		for i := range dst {
+			dst[i] = 1234
+		}
+		want := append([]float32(nil), dst...)
+		inPlace := append([]float32(nil), src...)
+		lo := from
+		if to <= 0 && n > 0 {
+			lo = size + from
+		}
+		for i := lo; i < lo+n; i++ {
+			want[i] = src[i] * scale
+		}
+		scaleInto(dst, src, from, to, scale)
+		scaleInto(inPlace, inPlace, from, to, scale)
+		for i := range dst {
+			wantInPlace := src[i]
+			if i >= lo && i < lo+n {
+				wantInPlace = want[i]
+			}
+			if !sameFloat32(dst[i], want[i]) || !sameFloat32(inPlace[i], wantInPlace) {
+				t.Fatalf("round %d ([%d, %d)), sample %d: %g and %g in place, want %g and %g",
+					round, from, to, i, dst[i], inPlace[i], want[i], wantInPlace)
+			}
+		}
+	}
+}
