@@ -1862,7 +1862,7 @@ func rewhitenRange(dst, src []float32, a *[16]float32, dLPC int) {
 
 		return
 	}
-	for i := range dst {
+	for i := rewhiten16(dst, src, a); i < len(dst); i++ { // four at a time where SIMD can (session 18)
 		x := src[i : i+17]
 		var s0, s1, s2, s3 float32
 		s0 += x[15] * a[0]

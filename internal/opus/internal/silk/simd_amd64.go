@@ -5,6 +5,20 @@
 
 package silk
 
+// rewhiten16 does rewhitenRange's first len(dst)&^3 samples for d_LPC 16
+// (src holds len(dst)+16 samples) four at a time in SSE2
+// (rewhiten16x4, simd_amd64.s: the same products and sums in each lane) and
+// returns how many it did (session 18).
+func rewhiten16(dst, src []float32, a *[16]float32) int {
+	n := len(dst) &^ 3
+	if n > 0 {
+		_ = src[n+15] // the last block reads src[n-4 .. n+15]
+		rewhiten16x4(dst[:n], src, a)
+	}
+
+	return n
+}
+
 // ltpFilterBlocks does ltpFilter's first len(res)&^3 samples four at a time
 // in SSE2 (ltpFilter4, simd_amd64.s: the same products and sums in each
 // lane) and returns how many it did (session 18). past holds len(res)+4
@@ -34,6 +48,9 @@ func scaleBlocks(dst, src []float32, scale float32) int {
 
 //go:noescape
 func scale4(dst, src []float32, scale float32)
+
+//go:noescape
+func rewhiten16x4(dst, src []float32, a *[16]float32)
 
 //go:noescape
 func ltpFilter4(res, past []float32, b *[5]float32)

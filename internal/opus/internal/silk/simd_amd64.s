@@ -9,7 +9,154 @@
 // (every amd64). Lane j of every register is sample i+j, and each lane does
 // the Go loop's products and sums in the Go loop's order (IEEE single
 // precision per lane, no fused multiply-add), so the results are the same
-// bit for bit (TestLTPFilter_SameAsGo, TestScaleInto_SameAsGo).
+// bit for bit (TestRewhiten16_SameAsGo, TestLTPFilter_SameAsGo,
+// TestScaleInto_SameAsGo).
+
+// func rewhiten16x4(dst, src []float32, a *[16]float32)
+//
+// rewhitenRange for d_LPC 16 and len(dst) a multiple of 4 (src holds
+// len(dst)+16 samples: the caller checks): dst[i] = clamp(src[i+16] -
+// ((s0+s1)+(s2+s3))), where s_l sums src[i+15-k]*a[k] for k = l, l+4, l+8,
+// l+12 in that order, from zero.
+//
+// X0-X3 s0-s3 of samples i..i+3, X4 X5 products, X6-X15 a[0]-a[9]
+// broadcast; the frame holds a[10]-a[15] broadcast (0-95), -1 (96) and 1
+// (112). SI = &src[i], DI = &dst[i].
+TEXT ·rewhiten16x4(SB), NOSPLIT, $128-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ src_base+24(FP), SI
+	MOVQ a+48(FP), AX
+	SHRQ $2, CX
+	JZ   done
+	MOVSS  0(AX), X6
+	SHUFPS $0, X6, X6
+	MOVSS  4(AX), X7
+	SHUFPS $0, X7, X7
+	MOVSS  8(AX), X8
+	SHUFPS $0, X8, X8
+	MOVSS  12(AX), X9
+	SHUFPS $0, X9, X9
+	MOVSS  16(AX), X10
+	SHUFPS $0, X10, X10
+	MOVSS  20(AX), X11
+	SHUFPS $0, X11, X11
+	MOVSS  24(AX), X12
+	SHUFPS $0, X12, X12
+	MOVSS  28(AX), X13
+	SHUFPS $0, X13, X13
+	MOVSS  32(AX), X14
+	SHUFPS $0, X14, X14
+	MOVSS  36(AX), X15
+	SHUFPS $0, X15, X15
+	MOVSS  40(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 0(SP)
+	MOVSS  44(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 16(SP)
+	MOVSS  48(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 32(SP)
+	MOVSS  52(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 48(SP)
+	MOVSS  56(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 64(SP)
+	MOVSS  60(AX), X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 80(SP)
+	MOVL   $0xbf800000, BX
+	MOVL   BX, X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 96(SP)
+	MOVL   $0x3f800000, BX
+	MOVL   BX, X0
+	SHUFPS $0, X0, X0
+	MOVUPS X0, 112(SP)
+
+loop:
+	XORPS X0, X0
+	XORPS X1, X1
+	XORPS X2, X2
+	XORPS X3, X3
+	MOVUPS 60(SI), X4
+	MULPS  X6, X4
+	ADDPS  X4, X0
+	MOVUPS 56(SI), X5
+	MULPS  X7, X5
+	ADDPS  X5, X1
+	MOVUPS 52(SI), X4
+	MULPS  X8, X4
+	ADDPS  X4, X2
+	MOVUPS 48(SI), X5
+	MULPS  X9, X5
+	ADDPS  X5, X3
+	MOVUPS 44(SI), X4
+	MULPS  X10, X4
+	ADDPS  X4, X0
+	MOVUPS 40(SI), X5
+	MULPS  X11, X5
+	ADDPS  X5, X1
+	MOVUPS 36(SI), X4
+	MULPS  X12, X4
+	ADDPS  X4, X2
+	MOVUPS 32(SI), X5
+	MULPS  X13, X5
+	ADDPS  X5, X3
+	MOVUPS 28(SI), X4
+	MULPS  X14, X4
+	ADDPS  X4, X0
+	MOVUPS 24(SI), X5
+	MULPS  X15, X5
+	ADDPS  X5, X1
+	MOVUPS 20(SI), X4
+	MOVUPS 0(SP), X5
+	MULPS  X5, X4
+	ADDPS  X4, X2
+	MOVUPS 16(SI), X5
+	MOVUPS 16(SP), X4
+	MULPS  X4, X5
+	ADDPS  X5, X3
+	MOVUPS 12(SI), X4
+	MOVUPS 32(SP), X5
+	MULPS  X5, X4
+	ADDPS  X4, X0
+	MOVUPS 8(SI), X5
+	MOVUPS 48(SP), X4
+	MULPS  X4, X5
+	ADDPS  X5, X1
+	MOVUPS 4(SI), X4
+	MOVUPS 64(SP), X5
+	MULPS  X5, X4
+	ADDPS  X4, X2
+	MOVUPS 0(SI), X5
+	MOVUPS 80(SP), X4
+	MULPS  X4, X5
+	ADDPS  X5, X3
+
+	// (s0+s1)+(s2+s3); src[i+16] minus it, clamped to [-1, 1] as
+	// clampNegativeOneToOne (MAXPS/MINPS give their second operand, the
+	// sample, for a NaN, and -1 or 1 where it equals them)
+	ADDPS  X1, X0
+	ADDPS  X3, X2
+	ADDPS  X2, X0
+	MOVUPS 64(SI), X4
+	SUBPS  X0, X4
+	MOVUPS 96(SP), X5
+	MAXPS  X4, X5
+	MOVUPS 112(SP), X4
+	MINPS  X5, X4
+	MOVUPS X4, (DI)
+
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  loop
+
+done:
+	RET
 
 // func ltpFilter4(res, past []float32, b *[5]float32)
 //

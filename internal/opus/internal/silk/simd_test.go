@@ -37,6 +37,42 @@ func sameFloat32(a, b float32) bool {
 	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b) //nolint:gocritic // NaN
 }
 
+// TestRewhiten16_SameAsGo: rewhitenRange for d_LPC 16 (four samples at a
+// time in SSE2 on amd64, rewhiten16) gives bit for bit what summing each
+// sample's products with dot in its reversed order gives, for every length
+// from 0 to 41 and a WB subframe's 80, the last block's reads at the very
+// end of src, and writes nothing past dst.
+func TestRewhiten16_SameAsGo(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(11, 12))
+	for round := range 3000 {
+		n := round % 42
+		if round%42 == 41 {
+			n = 80
+		}
+		var a [16]float32
+		for k := range a {
+			a[k] = float32(rnd.NormFloat64() * 0.5)
+		}
+		src := make([]float32, n+16)
+		for i := range src {
+			src[i] = simdSample(rnd)
+		}
+		dst := make([]float32, n+1)
+		dst[n] = 1234
+		rewhitenRange(dst[:n], src, &a, 16)
+		for i := range n {
+			want := clampNegativeOneToOne(src[16+i] - dot(src[i:i+16], a[:], true))
+			if !sameFloat32(dst[i], want) {
+				t.Fatalf("round %d (%d samples), sample %d: %g (%#x), want %g (%#x)",
+					round, n, i, dst[i], math.Float32bits(dst[i]), want, math.Float32bits(want))
+			}
+		}
+		if dst[n] != 1234 {
+			t.Fatalf("round %d: wrote past its %d samples", round, n)
+		}
+	}
+}
+
 // TestLTPFilter_SameAsGo: ltpFilter (four samples at a time in SSE2 on
 // amd64) gives bit for bit what ltpFilterGo gives, on a past of its own and
 // on res itself lag+2 behind (as ltpPredict calls it, lags 6 to 40: each
