@@ -2249,9 +2249,9 @@ func lpcSynthesisSteadyState(
 	}
 }
 
-// lpcSynthesis16 is lpcSynthesisSteadyState for d_LPC 16: history holds the
-// 16 samples before the subframe, then its own (written as lpc).
-func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
+// lpcSynthesis16Go is lpcSynthesisSteadyState for d_LPC 16: history holds
+// the 16 samples before the subframe, then its own (written as lpc).
+func lpcSynthesis16Go(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
 	res, lpc = res[:len(out)], lpc[:len(out)]
 	second, newest := history[14], history[15]
 	for i := range out {

@@ -34,6 +34,27 @@ func ltpFilterBlocks(res, past []float32, b *[5]float32) int {
 	return n
 }
 
+// lpcSynthesis16 is lpcSynthesisSteadyState for d_LPC 16: history holds
+// the 16 samples before the subframe, then its own (written as lpc, which
+// is history[16:]). On amd64 it is lpcSynthesis16x (simd_amd64.s): the
+// older products four at a time, the recursion's chain as in
+// lpcSynthesis16Go (session 18; the same products and sums,
+// TestLPCSynthesisSteadyState_SameAsDot).
+func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
+	if len(out) == 0 {
+		return
+	}
+	if len(res) < len(out) || len(history) < len(out)+16 || len(lpc) < len(out) || &lpc[0] != &history[16] {
+		lpcSynthesis16Go(out, a, res, lpc, history, gain)
+
+		return
+	}
+	lpcSynthesis16x(out, a, res, history, gain)
+}
+
+//go:noescape
+func lpcSynthesis16x(out []float32, a *[16]float32, res, history []float32, gain float32)
+
 // scaleBlocks sets dst[i] = src[i]*scale for the first len(dst)&^3
 // samples, four at a time in SSE2 (scale4, simd_amd64.s), and returns how
 // many it did (session 18). src is as long as dst; dst may be src.

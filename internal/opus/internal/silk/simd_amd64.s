@@ -9,8 +9,7 @@
 // (every amd64). Lane j of every register is sample i+j, and each lane does
 // the Go loop's products and sums in the Go loop's order (IEEE single
 // precision per lane, no fused multiply-add), so the results are the same
-// bit for bit (TestRewhiten16_SameAsGo, TestLTPFilter_SameAsGo,
-// TestScaleInto_SameAsGo).
+// bit for bit (TestRewhiten16_SameAsGo, TestLTPFilter_SameAsGo).
 
 // func rewhiten16x4(dst, src []float32, a *[16]float32)
 //
@@ -209,6 +208,101 @@ ltploop:
 	JNZ  ltploop
 
 ltpdone:
+	RET
+
+// func lpcSynthesis16x(out []float32, a *[16]float32, res, history []float32, gain float32)
+//
+// lpcSynthesis16 (history holds the 16 samples before the subframe, then
+// room for its len(out) own, written as lpc; res len(out) samples: the
+// caller checks). Only the products of the samples 5 to 16 before the one
+// computed go four at a time (s0-s3's first three terms): they do not wait
+// for the recursion. The newest four products, the sums and the gain are
+// scalar, in lpcSynthesis16's order, so the recursion's chain of dependent
+// operations is as long as there (the newest sample's product, s3, s2+s3,
+// the sum, the gain's term).
+//
+// X0 s0-s3, X1-X3 temporaries, X4 -1, X5 1, X6 second, X7 newest,
+// X8-X10 a[0:4], a[4:8], a[8:12], X11-X14 a[12]-a[15], X15 gain;
+// SI = &history[0], DX = &res[0], DI = &out[0], BX = i, CX = len(out).
+TEXT ·lpcSynthesis16x(SB), NOSPLIT, $0-84
+	MOVQ   out_base+0(FP), DI
+	MOVQ   out_len+8(FP), CX
+	MOVQ   a+24(FP), AX
+	MOVQ   res_base+32(FP), DX
+	MOVQ   history_base+56(FP), SI
+	MOVSS  gain+80(FP), X15
+	TESTQ  CX, CX
+	JZ     lpcdone
+	MOVUPS 0(AX), X8
+	MOVUPS 16(AX), X9
+	MOVUPS 32(AX), X10
+	MOVSS  48(AX), X11
+	MOVSS  52(AX), X12
+	MOVSS  56(AX), X13
+	MOVSS  60(AX), X14
+	MOVL   $0xbf800000, AX
+	MOVL   AX, X4
+	MOVL   $0x3f800000, AX
+	MOVL   AX, X5
+	MOVSS  56(SI), X6
+	MOVSS  60(SI), X7
+	XORQ   BX, BX
+
+lpcloop:
+	// s_l = 0 + x[l]*a[l] + x[4+l]*a[4+l] + x[8+l]*a[8+l], x = history[i:]
+	XORPS  X0, X0
+	MOVUPS (SI)(BX*4), X1
+	MULPS  X8, X1
+	ADDPS  X1, X0
+	MOVUPS 16(SI)(BX*4), X1
+	MULPS  X9, X1
+	ADDPS  X1, X0
+	MOVUPS 32(SI)(BX*4), X1
+	MULPS  X10, X1
+	ADDPS  X1, X0
+
+	// s3 += newest*a[15]; s2 += second*a[14]; s2+s3
+	PSHUFD $0xff, X0, X1
+	MOVAPS X7, X2
+	MULSS  X14, X2
+	ADDSS  X2, X1
+	PSHUFD $0xaa, X0, X2
+	MOVAPS X6, X3
+	MULSS  X13, X3
+	ADDSS  X3, X2
+	ADDSS  X1, X2
+
+	// s1 += x[13]*a[13]; s0 += x[12]*a[12]; (s0+s1)+(s2+s3)
+	PSHUFD $0x55, X0, X1
+	MOVSS  52(SI)(BX*4), X3
+	MULSS  X12, X3
+	ADDSS  X3, X1
+	MOVSS  48(SI)(BX*4), X3
+	MULSS  X11, X3
+	ADDSS  X3, X0
+	ADDSS  X1, X0
+	ADDSS  X2, X0
+
+	// lpc[i] = gain*res[i] + sum; out[i] = clamp(lpc[i]) as
+	// clampNegativeOneToOne (MAXSS/MINSS give their second operand, the
+	// sample, for a NaN, and -1 or 1 where it equals them)
+	MOVSS  (DX)(BX*4), X1
+	MULSS  X15, X1
+	ADDSS  X0, X1
+	MOVSS  X1, 64(SI)(BX*4)
+	MOVAPS X7, X6
+	MOVAPS X1, X7
+	MOVAPS X4, X2
+	MAXSS  X1, X2
+	MOVAPS X5, X3
+	MINSS  X2, X3
+	MOVSS  X3, (DI)(BX*4)
+
+	INCQ BX
+	CMPQ BX, CX
+	JLT  lpcloop
+
+lpcdone:
 	RET
 
 // func scale4(dst, src []float32, scale float32)
