@@ -267,6 +267,17 @@ type AudioPipeline struct {
 	// show it (followReport's first slope).
 	srTrialRef float64
 	srRefLeast float64
+	// srGap: since the reference, a packet came more than reportStep
+	// later than the one before by their timestamps (watchGap): a step of
+	// the sender's clock, or a write that lagged, not a clock rate
+	// (rateShown).
+	srGap bool
+	// srRepExt, srRepPos: the reference's own report, where it placed the
+	// packet with its own timestamp (extended), less srOff (srOwn): two
+	// reports' own points give the clock's rate (rateShown), where their
+	// lines at the slope then in use, taken at packets after them, do not.
+	srRepExt int64
+	srRepPos float64
 
 	// srCatchUp: the ratio catches up an offset from the reports' line
 	// until the newest packet's extended timestamp reaches srCatchEnd
@@ -989,7 +1000,13 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	p.measure(pos, float64(p.ext-p.origExt)*k, now)
 	start = int64(math.Ceil(pos))
-	end = int64(math.Ceil(pos + float64(n)*p.ratio))
+	// The end by the mapping at the timestamp after the packet's, as the
+	// next packet's start is: pos + n·ratio, rounded another way, ended
+	// some packets a sample after where the next one begins (a ratio of
+	// 25/24 puts every third end on a whole sample), and emit's shift to
+	// the end before crept on by as much: 3 samples over decided audio
+	// every 9 packets (Late).
+	end = int64(math.Ceil(p.basePos + float64(p.ext+int64(math.Round(float64(n)/k))-p.baseExt)*k*p.ratio))
 	if p.ratio == 1 {
 		end = start + int64(n)
 	}
@@ -1264,7 +1281,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followed.Store(math.Float64bits(p.srOff))
 			p.followedOK.Store(true)
 		}
-		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap = true, now, p.ext, pos, 1, false, false, false
+		p.srRepExt, p.srRepPos = p.srOwn()
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 		return pos
@@ -1273,7 +1291,26 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
 	first := p.srFirst
 	p.srFirst = false
+	k := p.rate / p.clock
+	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
+	// A far move the packets show as a clock rate (rateShown) is taken as
+	// stamped: against the line it moved from, the packets since the last
+	// report followed came later and later (a clock running slow), and
+	// their least lateness, that of the first ones, made it look stamped
+	// late (taken back by 21 ms at 0.83 s of a clock 4 % slow). The rate
+	// is that of the reports' own points, and the packet is placed by it
+	// from this one's (at the nominal rate from its instant to the packet's
+	// arrival after its trial, 300 ms, it was 12 ms early).
+	moved := want - p.srLine(p.ext)
+	repExt, repPos := p.srOwn()
+	repSpan := float64(repExt-p.srRepExt) * k
+	rate := (repPos - p.srRepPos) / repSpan
+	shown := math.Abs(moved) > reportStep.Seconds()*p.rate && !p.srCand && p.rateShown(rate, repSpan, moved)
+	if shown {
+		want = repPos + float64(p.ext-repExt)*k*rate
+	}
 	switch d, tol := p.srLeast-trialLeast, reportLate.Seconds()*p.rate; {
+	case shown:
 	case d > reportTakeBack.Seconds()*p.rate:
 		// A packet of the trial came earlier by it than the packets since
 		// the last report followed came by that one: it is stamped late,
@@ -1321,12 +1358,11 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 	}
 	late := float64(now) - want
-	if late < p.srLeast-reportEarly.Seconds()*p.rate {
+	if late < p.srLeast-reportEarly.Seconds()*p.rate && !shown {
 		// Earlier than the packets since the last report followed came by
 		// it allows.
 		return pos
 	}
-	k := p.rate / p.clock
 	if p.srCand && p.srCandNear {
 		// A candidate followed as drift: a step if this report is on its
 		// line at the slope before it, and as far from the line before.
@@ -1343,7 +1379,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// listener hears, and within maxCatchUp it took seconds.
 			p.basePos, p.baseExt = want, p.ext
 			pos = want
-			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
+			p.srSlope, p.srExt, p.srRefPos, p.srGap = p.srCandSlope, p.ext, want, false
+			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(p.srSlope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
@@ -1352,15 +1389,19 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			return pos
 		}
 	}
-	moved := want - p.srLine(p.ext)
-	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
+	moved = want - p.srLine(p.ext)
 	slope := p.srSlope
 	near := false // a candidate followed as drift meanwhile
 	firstSlope := false
 	if math.Abs(moved) > reportStep.Seconds()*p.rate {
 		cand, confirmed := p.srCand, p.confirms(want)
 		p.srCand = false
+		s := (want - p.srRefPos) / span
 		switch {
+		case shown:
+			// A clock rate, shown by the packets too (rateShown): followed
+			// from here, at once (below).
+			slope = rate
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
@@ -1374,7 +1415,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			}
 			p.basePos, p.baseExt = want, p.ext
 			pos = want
-			p.srExt, p.srRefPos = p.ext, want
+			p.srExt, p.srRefPos, p.srGap = p.ext, want, false
+			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
@@ -1384,13 +1426,14 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		// Not confirmed: on one line with the candidate and the
 		// reference, a clock rate; otherwise this one is the candidate.
-		s := (want - p.srRefPos) / span
-		if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
-			p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
-			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
-			return pos
+		if !shown {
+			if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
+				p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
+				p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+				return pos
+			}
+			slope = s
 		}
-		slope = s
 	} else {
 		near = p.reportMoved(moved)
 		// Two reports a second apart span 2 s of the sender's clock, less
@@ -1414,6 +1457,24 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
 	p.srLineLeast = p.srLeast
 	off, drift := want-pos, p.srTrialRef-p.srRefLeast // by the reports, by the arrivals, since the reference
+	if shown && off > pullFar.Seconds()*p.rate {
+		// The mapping, at the nominal rate since the reference, placed
+		// the audio early, by more than participants may be apart: a
+		// clock running slow by more than the ±0.5 % the issue has
+		// absorbed by resampling (and a catch-up beyond it, maxCatchUp),
+		// whose drift resampling within MaxSkew could not catch up in
+		// time (a clock 4 % slow leaves 0.8 %: 50 ms in 6 s). It goes
+		// on the reports' line at once, forward: silence, and nothing
+		// written is dropped.
+		p.basePos, p.baseExt = want, p.ext
+		pos, off = want, 0
+		p.setRatio(p.resampleAt(slope))
+	}
+	if shown {
+		// The slope is measured from this report's own point on.
+		p.srExt, p.srRefPos, p.srRepExt, p.srRepPos, p.srGap = repExt, repPos, repExt, repPos, false
+		p.srRefLeast = p.srLeast
+	}
 	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
 		// The first slope: what the clock drifted while it was unknown
 		// (since the first report followed, 2-3 s) is caught up from
@@ -1429,6 +1490,37 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// srOwn returns where the latest report places the packet with its own
+// timestamp (extended from the newest packet's), less srOff: its own point
+// on the line the mapping follows.
+func (p *AudioPipeline) srOwn() (int64, float64) {
+	return p.ext + int64(int32(p.srTS-p.lastTS)), p.srPos - p.srOff
+}
+
+// rateShown reports whether a report that moved far (more than reportStep)
+// from the line of the reports followed shows the sender's clock rate,
+// rate (our samples per nominal one, from the reference's own report to
+// this one's, span nominal samples apart), rather than a step or a report
+// stamped late: a clock off by more than twice maxCatchUp (beyond the ±0.5 %
+// of drift the issue has absorbed by resampling, and that followReport's
+// slope follows from a third report) whose reports moved at least half a
+// second apart, with the packets showing it too. A clock 4 % slow drifts
+// 40 ms a second: shown at the third report, it was placed up to 160 ms
+// early for seconds with Pion's reports (a second apart), 400 ms with
+// libwebrtc's (5 s apart), then jumped onto their line (issue 10:
+// participants within 20 ms). The packets show a rate when those of this
+// report's trial came later (or earlier) by the reference's line than the
+// reference's own did, the way the report moved, by at least half the move
+// (a report stamped late by a lagging write moves alone), and none came
+// more than reportStep later than the one before since the reference: a
+// step of the sender's clock (a capture that stalled) or a write that
+// lagged makes such a gap, a drift does not.
+func (p *AudioPipeline) rateShown(rate, span, moved float64) bool {
+	drift := p.srTrialRef - p.srRefLeast
+	return span >= p.rate/2 && math.Abs(rate-1) > 2*maxCatchUp && math.Abs(rate-1) <= p.maxSkew && !p.srGap &&
+		!math.IsInf(drift, 0) && drift*moved > 0 && math.Abs(drift) >= math.Abs(moved)/2
 }
 
 // moveOff moves srOff by d (a report followed, or the line of those
@@ -1490,6 +1582,9 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 	gap := float64(now) - float64(p.newestAt) - float64(p.ext-p.newestExt)*p.rate/p.clock
 	p.newestAt, p.newestExt = now, p.ext
 	late := float64(now) - pos
+	if gap > reportStep.Seconds()*p.rate {
+		p.srGap = true
+	}
 	switch step := reportStep.Seconds() * p.rate; {
 	case p.holding && late < p.holdLate-p.holdGap/2:
 		// Caught up, as a write that lagged does, all the way (no stall)
