@@ -278,6 +278,11 @@ type AudioPipeline struct {
 	// lines at the slope then in use, taken at packets after them, do not.
 	srRepExt int64
 	srRepPos float64
+	// srDrifted: the nominal samples the mapping ran at the nominal rate,
+	// from its anchor by arrival to the first report followed (its own
+	// timestamp: srOff is its own point's offset; 0: not so anchored). srOff took in what the clock
+	// drifted meanwhile; the first rate shown gives it back (followReport).
+	srDrifted float64
 
 	// srCatchUp: the ratio catches up an offset from the reports' line
 	// until the newest packet's extended timestamp reaches srCatchEnd
@@ -1283,6 +1288,10 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap = true, now, p.ext, pos, 1, false, false, false
 		p.srRepExt, p.srRepPos = p.srOwn()
+		p.srDrifted = 0
+		if p.byArrival && p.ratio == 1 {
+			p.srDrifted = float64(p.srRepExt-p.origExt) * p.rate / p.clock
+		}
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 		return pos
@@ -1306,6 +1315,20 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	repSpan := float64(repExt-p.srRepExt) * k
 	rate := (repPos - p.srRepPos) / repSpan
 	shown := math.Abs(moved) > reportStep.Seconds()*p.rate && !p.srCand && p.rateShown(rate, repSpan, moved)
+	if shown && p.srDrifted != 0 {
+		// Placed by its arrival at first, at the nominal rate till the
+		// first report followed, the mapping was what the clock drifted
+		// meanwhile off where its arrival placed it, and srOff took that
+		// in: a clock 4 % slow followed 33 ms early for good, its first
+		// report followed 1.1 s after the anchor (the real binary's
+		// Pion publisher: 27-33 ms). It is given back, and OriginSent
+		// with it.
+		d := (rate - 1) * p.srDrifted
+		p.moveOff(-d)
+		trialLeast -= d
+		repExt, repPos = p.srOwn()
+		p.srDrifted = 0
+	}
 	if shown {
 		want = repPos + float64(p.ext-repExt)*k*rate
 	}

@@ -25,17 +25,22 @@ func TestAudioPipeline_SkewedClockOnTheTruth(t *testing.T) {
 		name  string
 		rate  float64 // the sender's clock
 		every float64 // seconds between reports; 0: none
+		first float64 // the first report (seconds of the wall clock); 0: at 0.3 s, while the track settles
 		from  float64 // every beep from here (seconds of the wall clock) within 20 ms
 	}{
-		{"4 % slow, a report a second", 0.96, 1, 2},
-		{"4 % slow, a report every 5 s", 0.96, 5, 6},
+		{"4 % slow, a report a second", 0.96, 1, 0, 2},
+		{"4 % slow, a report every 5 s", 0.96, 5, 0, 6},
+		// Placed by its arrival (the real binary's Pion publisher: its
+		// first report came after the track settled), then by its
+		// reports as far off them as the mapping was at the first.
+		{"4 % slow, the first report after settling, a report a second", 0.96, 1, 0.83, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snd := slippingSender{rate: tc.rate}
+			snd := slippingSender{rate: tc.rate, first: tc.first}
 			const total = 14
 			run := recordReports(t, snd, tc.every, -1, 0, total, lateReader{})
 			lag := 0.0 // where the track is placed after its capture
-			if tc.every == 0 {
+			if tc.every == 0 || tc.first > 0 {
 				lag = snd.wall(159) + reportTransit // by the first packet's arrival: its last sample's capture, and its transit
 			}
 			// The placement's error over time (the mapping, per packet
