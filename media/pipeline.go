@@ -1614,7 +1614,10 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 		// or to where a stall meanwhile leaves it.
 		before := p.holdLate - p.holdGap // the packets' lateness before the gap
 		if late-before <= step {
+			// No step: a write that lagged (or the network), not a gap
+			// that tells a step from a drift (rateShown).
 			p.endHold()
+			p.srGap = false
 			return
 		}
 		p.holdLate, p.holdGap = late, late-before

@@ -27,16 +27,24 @@ func TestAudioPipeline_SkewedClockOnTheTruth(t *testing.T) {
 		every float64 // seconds between reports; 0: none
 		first float64 // the first report (seconds of the wall clock); 0: at 0.3 s, while the track settles
 		from  float64 // every beep from here (seconds of the wall clock) within 20 ms
+		stall float64 // a write stall of 35 ms (the packets come later, then in a burst) there; 0: none
 	}{
-		{"4 % slow, a report a second", 0.96, 1, 0, 2},
-		{"4 % slow, a report every 5 s", 0.96, 5, 0, 6},
+		{"4 % slow, a report a second", 0.96, 1, 0, 2, 0},
+		{"4 % slow, a report every 5 s", 0.96, 5, 0, 6, 0},
 		// Placed by its arrival (the real binary's Pion publisher: its
 		// first report came after the track settled), then by its
 		// reports as far off them as the mapping was at the first.
-		{"4 % slow, the first report after settling, a report a second", 0.96, 1, 0.83, 3},
+		{"4 % slow, the first report after settling, a report a second", 0.96, 1, 0.83, 3, 0},
+		// A publisher's write that lags 35 ms between the first report
+		// followed and the next (the real binary's at load 10: gaps of
+		// 24-100 ms) is no step: its packets catch up.
+		{"4 % slow, a report a second, a write lagging 35 ms", 0.96, 1, 0, 2, 1.45},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snd := slippingSender{rate: tc.rate, first: tc.first}
+			snd := slippingSender{rate: tc.rate, first: tc.first, writeStallAt: tc.stall}
+			if tc.stall > 0 {
+				snd.writeStall = 0.035
+			}
 			const total = 14
 			run := recordReports(t, snd, tc.every, -1, 0, total, lateReader{})
 			lag := 0.0 // where the track is placed after its capture
