@@ -289,6 +289,10 @@ type AudioPipeline struct {
 	// (catchUp).
 	srCatchUp  bool
 	srCatchEnd int64
+	// srPull: a clock rate shown with the mapping placing the audio more
+	// than pullFar late (a clock running fast: see followReport); the
+	// offset is caught up at up to MaxSkew till within pullFar (catchUp).
+	srPull bool
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -1286,7 +1290,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followed.Store(math.Float64bits(p.srOff))
 			p.followedOK.Store(true)
 		}
-		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap = true, now, p.ext, pos, 1, false, false, false
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap, p.srPull = true, now, p.ext, pos, 1, false, false, false, false
 		p.srRepExt, p.srRepPos = p.srOwn()
 		p.srDrifted = 0
 		if p.byArrival && p.ratio == 1 {
@@ -1492,6 +1496,16 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.basePos, p.baseExt = want, p.ext
 		pos, off = want, 0
 		p.setRatio(p.resampleAt(slope))
+	}
+	if shown && off < -pullFar.Seconds()*p.rate {
+		// Placed late, by more than participants may be apart (a clock
+		// running fast): a jump back would drop what was written, so it
+		// is caught up by resampling, at up to MaxSkew (the pitch yields
+		// to the placement, as measure's pull-back) till within pullFar,
+		// then at maxCatchUp beyond the clock's rate: a clock 4 % fast
+		// was 50 ms late for 5 s with Pion's reports, 210 ms for good
+		// with libwebrtc's.
+		p.srPull = true
 	}
 	if shown {
 		// The slope is measured from this report's own point on.
@@ -1725,14 +1739,20 @@ const maxCatchUp = 0.005
 // catchUp resamples a track that follows its sender's reports, off samples
 // behind where they place its newest packet, at the clock's rate (srSlope)
 // and off faster: caught up over the next second, or, if that needs more
-// than maxCatchUp beyond the clock's rate (or MaxSkew in all), at that:
-// longer. From the timestamp where it caught up, place maps at the clock's
+// than maxCatchUp beyond the clock's rate (MaxSkew while srPull and off is
+// beyond pullFar; MaxSkew in all), at that: longer. From the timestamp where it caught up, place maps at the clock's
 // rate: by the track's own time, so a pause meanwhile (no packets, and no
 // window end of measure to stop it) does not carry the mapping past the
 // reports' line (it ended 5-9 ms past it after a 1 s pause, and the slipping
 // clock's beeps were 11-14 ms off).
 func (p *AudioPipeline) catchUp(off float64) {
-	ratio := p.srSlope + min(max(off/p.rate, -maxCatchUp), maxCatchUp)
+	limit := maxCatchUp
+	if p.srPull && math.Abs(off) > pullFar.Seconds()*p.rate {
+		limit = p.maxSkew
+	} else {
+		p.srPull = false
+	}
+	ratio := p.srSlope + min(max(off/p.rate, -limit), limit)
 	ratio = min(max(ratio, 1-p.maxSkew), 1+p.maxSkew)
 	p.setRatio(ratio)
 	p.srCatchUp = false
