@@ -173,6 +173,20 @@ type AudioPipeline struct {
 	baseNom  float64 // its nominal position
 	baseAt   float64 // its arrival
 	pulling  bool    // the ratio pulls a track placed late back to on time (measure)
+	// arrGap: since the reference window, a packet came more than
+	// reportStep later than the one before by their timestamps, and the
+	// packets did not catch up to within reportStep of their lateness
+	// before it (arrGapLate): a step, not a clock rate (rateByArrival).
+	arrGap     bool
+	arrGapLate float64
+	// arrRate: the sender's clock rate (our samples per nominal one) by
+	// the packets' arrivals, as rateByArrival found it and measure's slope
+	// since; 1 (not found: measure's drift within ±1 % as before).
+	arrRate float64
+	// arrPull: rateByArrival found the rate with the track more than
+	// pullFar early: the offset is caught up at up to MaxSkew till within
+	// pullFar (measure).
+	arrPull bool
 
 	// Concealment: the last decoded packet, repeated into a short gap.
 	last    []int16
@@ -280,8 +294,9 @@ type AudioPipeline struct {
 	srRepPos float64
 	// srDrifted: the nominal samples the mapping ran at the nominal rate,
 	// from its anchor by arrival to the first report followed (its own
-	// timestamp: srOff is its own point's offset; 0: not so anchored). srOff took in what the clock
-	// drifted meanwhile; the first rate shown gives it back (followReport).
+	// timestamp: srOff is its own point's offset; 0: not so anchored).
+	// srOff took in what the clock drifted meanwhile; the first rate shown
+	// gives it back (followReport).
 	srDrifted float64
 
 	// srCatchUp: the ratio catches up an offset from the reports' line
@@ -372,6 +387,7 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 		maxJump: int64(cfg.MaxJump) * int64(cfg.ClockRate) / int64(time.Second),
 		maxSkew: cfg.MaxSkew,
 		ratio:   1,
+		arrRate: 1,
 		holdFor: uint64(samples(holdTime, cfg.SampleRate)),
 	}
 	switch cfg.Codec {
@@ -1109,7 +1125,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand, p.srCatchUp = 0, false, false, false, false, false, false
-	p.pulling = false
+	p.pulling, p.arrRate, p.arrGap, p.arrPull = false, 1, false, false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -1621,6 +1637,11 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 	late := float64(now) - pos
 	if gap > reportStep.Seconds()*p.rate {
 		p.srGap = true
+		if !p.arrGap {
+			p.arrGap, p.arrGapLate = true, late-gap
+		}
+	} else if p.arrGap && late <= p.arrGapLate+reportStep.Seconds()*p.rate {
+		p.arrGap = false // caught up: a write or the network that lagged
 	}
 	switch step := reportStep.Seconds() * p.rate; {
 	case p.holding && late < p.holdLate-p.holdGap/2:
@@ -1740,11 +1761,12 @@ const maxCatchUp = 0.005
 // behind where they place its newest packet, at the clock's rate (srSlope)
 // and off faster: caught up over the next second, or, if that needs more
 // than maxCatchUp beyond the clock's rate (MaxSkew while srPull and off is
-// beyond pullFar; MaxSkew in all), at that: longer. From the timestamp where it caught up, place maps at the clock's
-// rate: by the track's own time, so a pause meanwhile (no packets, and no
-// window end of measure to stop it) does not carry the mapping past the
-// reports' line (it ended 5-9 ms past it after a 1 s pause, and the slipping
-// clock's beeps were 11-14 ms off).
+// beyond pullFar; MaxSkew in all), at that: longer. From the timestamp
+// where it caught up, place maps at the clock's rate: by the track's own
+// time, so a pause meanwhile (no packets, and no window end of measure to
+// stop it) does not carry the mapping past the reports' line (it ended 5-9
+// ms past it after a 1 s pause, and the slipping clock's beeps were 11-14
+// ms off).
 func (p *AudioPipeline) catchUp(off float64) {
 	limit := maxCatchUp
 	if p.srPull && math.Abs(off) > pullFar.Seconds()*p.rate {
@@ -1856,12 +1878,15 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 			base = max(winMin, 0)
 		}
 		p.haveBase, p.base, p.baseMin, p.baseNom, p.baseAt = true, base, winMin, winNom, winAt
+		p.arrGap = p.arrGap && p.arrGapLate+reportStep.Seconds()*p.rate < winMin // one not caught up yet stays
 		return
 	}
 	// This window's least lateness (not the two windows': the one before
-	// was placed by the ratio before), moved on by the ratio in use since,
-	// against the reference lateness.
-	off := p.prevMin + (1-p.ratio)*(float64(now)-p.prevAt) - p.base
+	// was placed by the ratio before), moved on by the ratio in use since
+	// against the clock's rate as known (arrRate), against the reference
+	// lateness.
+	p.rateByArrival()
+	off := p.prevMin + (p.arrRate-p.ratio)*(float64(now)-p.prevAt) - p.base
 	// A track placed by arrival whose packets came more than 20 ms before
 	// the mapping places them (jitter only ever makes them later) is placed
 	// late (a step, or a sender clock running fast): it is pulled back,
@@ -1878,9 +1903,12 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		p.baseMin, p.baseNom, p.baseAt = winMin, winNom, winAt
 		span = 0
 	}
-	slope := 1.0 // our samples per sender sample
+	slope := p.arrRate // our samples per sender sample: 1 till a slope shows
 	if span >= 3*p.rate {
 		slope = (winAt - p.baseAt) / span
+		if p.arrRate != 1 {
+			p.arrRate = slope // rateByArrival's, measured on
+		}
 	}
 	var ratio float64
 	switch {
@@ -1898,7 +1926,17 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	case p.pulling && span < 3*p.rate:
 		// Pulled back to within 5 ms. Resampling on at the pull-back's
 		// ratio till a slope shows would pull on past on time.
-		ratio = slope // 1: no slope yet
+		ratio = slope // 1 (or rateByArrival's): no slope yet
+	case p.arrPull && off > pullFar.Seconds()*p.rate:
+		// rateByArrival found the rate with the track placed early:
+		// the offset from on time is caught up over 2 s at up to MaxSkew
+		// while beyond pullFar (as the pull-back above, the other way).
+		ratio = min(max(slope+off/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+	case p.arrRate != 1 && span < 3*p.rate:
+		// rateByArrival's rate, with what is left of the offset caught
+		// up at most maxCatchUp beyond it, till a slope shows.
+		p.arrPull = false
+		ratio = min(max(slope+min(max(off/(2*p.rate), -maxCatchUp), maxCatchUp), 1-p.maxSkew), 1+p.maxSkew)
 	case span < 3*p.rate:
 		return // too short a baseline for a slope
 	default:
@@ -1914,6 +1952,32 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	}
 	p.setRatio(ratio)
 	p.pulling = pull
+}
+
+// rateByArrival takes the end of a drift window of a track placed by its
+// arrival whose clock's rate is not known yet (not resampled, not pulled
+// back), and takes the rate the window just ended shows, if any: the
+// packets' least lateness in it against the reference window's, a second
+// before, grew at a rate beyond twice maxCatchUp (the ±0.5 % of drift the
+// issue has absorbed by resampling, and that measure's slope follows from
+// 3 s of windows) and within MaxSkew, by more than pullFar, with no gap
+// since the reference window that the packets did not catch up (a step: a
+// capture that stalled). A clock 4 % slow drifts 40 ms a second: before its
+// slope showed (3 s of windows) it was placed 160-260 ms early against its
+// arrivals (issue 10: participants within 20 ms). From here measure
+// resamples at that rate, and catches up the offset from on time (the
+// settled anchor's: lateness 0) at up to MaxSkew while beyond pullFar;
+// never by a jump, which leaves silence in a continuous sound.
+func (p *AudioPipeline) rateByArrival() {
+	span := p.prevNom - p.baseNom
+	if !p.byArrival || p.ratio != 1 || p.arrRate != 1 || p.pulling || p.arrGap || span < windowLen.Seconds()*p.rate*(1-p.maxSkew) {
+		return
+	}
+	rate := (p.prevAt - p.baseAt) / span // our samples per nominal one
+	if math.Abs(rate-1) <= 2*maxCatchUp || math.Abs(rate-1) > p.maxSkew || p.prevMin-p.baseMin <= pullFar.Seconds()*p.rate {
+		return
+	}
+	p.arrRate, p.base, p.arrPull = rate, 0, true
 }
 
 // stretch fills out with in stretched to its length by linear interpolation
