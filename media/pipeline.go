@@ -320,6 +320,10 @@ type AudioPipeline struct {
 	srCandNear  bool
 	srCandMoved float64
 	srCandSlope float64
+	// srCandRepExt, srCandRepPos: a far candidate's own point (srOwn): one
+	// on the line of a rate rateShown finds since is no step (followReport).
+	srCandRepExt int64
+	srCandRepPos float64
 
 	// The hold (see watchGap): the audio from ring position holdFrom on,
 	// which begins with the packet with timestamp holdTS, is written but not
@@ -1334,7 +1338,11 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	repExt, repPos := p.srOwn()
 	repSpan := float64(repExt-p.srRepExt) * k
 	rate := (repPos - p.srRepPos) / repSpan
-	shown := math.Abs(moved) > reportStep.Seconds()*p.rate && !p.srCand && p.rateShown(rate, repSpan, moved)
+	// A far candidate before it (one not shown: a gap came just before
+	// its trial ended, of a write that lagged and caught up right after)
+	// must be on the rate's line.
+	candOnLine := !p.srCand || !p.srCandNear && !p.reportMoved(p.srCandRepPos-(p.srRepPos+float64(p.srCandRepExt-p.srRepExt)*k*rate))
+	shown := math.Abs(moved) > reportStep.Seconds()*p.rate && candOnLine && p.rateShown(rate, repSpan, moved)
 	if shown && p.srDrifted != 0 {
 		// Placed by its arrival at first, at the nominal rate till the
 		// first report followed, the mapping was what the clock drifted
@@ -1448,6 +1456,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+			p.srCandRepExt, p.srCandRepPos = repExt, repPos
 			return pos
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
@@ -1473,6 +1482,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
 				p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
 				p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+				p.srCandRepExt, p.srCandRepPos = repExt, repPos
 				return pos
 			}
 			slope = s

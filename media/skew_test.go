@@ -23,39 +23,40 @@ import (
 func TestAudioPipeline_SkewedClockOnTheTruth(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		rate  float64 // the sender's clock
-		every float64 // seconds between reports; 0: none
-		first float64 // the first report (seconds of the wall clock); 0: at 0.3 s, while the track settles
-		from  float64 // every beep from here (seconds of the wall clock) within 20 ms
-		stall float64 // a write stall of 35 ms (the packets come later, then in a burst) there; 0: none
+		rate  float64    // the sender's clock
+		every float64    // seconds between reports; 0: none
+		first float64    // the first report (seconds of the wall clock); 0: at 0.3 s, while the track settles
+		from  float64    // every beep from here (seconds of the wall clock) within 20 ms
+		stall [2]float64 // a write stall (the packets come later, then in a burst): when, how long (seconds); none if 0
 	}{
-		{"4 % slow, a report a second", 0.96, 1, 0, 2, 0},
-		{"4 % slow, a report every 5 s", 0.96, 5, 0, 6, 0},
+		{"4 % slow, a report a second", 0.96, 1, 0, 2, [2]float64{}},
+		{"4 % slow, a report every 5 s", 0.96, 5, 0, 6, [2]float64{}},
 		// Placed by its arrival (the real binary's Pion publisher: its
 		// first report came after the track settled), then by its
 		// reports as far off them as the mapping was at the first.
-		{"4 % slow, the first report after settling, a report a second", 0.96, 1, 0.83, 3, 0},
+		{"4 % slow, the first report after settling, a report a second", 0.96, 1, 0.83, 3, [2]float64{}},
 		// A publisher's write that lags 35 ms between the first report
 		// followed and the next (the real binary's at load 10: gaps of
 		// 24-100 ms) is no step: its packets catch up.
-		{"4 % slow, a report a second, a write lagging 35 ms", 0.96, 1, 0, 2, 1.45},
+		{"4 % slow, a report a second, a write lagging 35 ms", 0.96, 1, 0, 2, [2]float64{1.45, 0.035}},
+		// ... or 70 ms as the second report's trial ends (the packet
+		// that ends it comes after the gap, the burst after it): the
+		// third report, on the line of the rate, shows it.
+		{"4 % slow, a report a second, a write lagging 70 ms as a trial ends", 0.96, 1, 0, 3, [2]float64{1.55, 0.07}},
 		// A clock running fast is placed later and later: it cannot jump
 		// back over what was written, and is caught up at up to MaxSkew
 		// (0.95 against its 0.9615: 1.15 % a second) from the second
 		// report, 50 ms (Pion's) or 210 ms (libwebrtc's) late by then.
-		{"4 % fast, a report a second", 1.04, 1, 0, 5, 0},
-		{"4 % fast, a report every 5 s", 1.04, 5, 0, 23, 0},
+		{"4 % fast, a report a second", 1.04, 1, 0, 5, [2]float64{}},
+		{"4 % fast, a report every 5 s", 1.04, 5, 0, 23, [2]float64{}},
 		// By its arrivals: settled by 0.5 s, its rate shown by the first
 		// drift window after the reference one (2.5 s), 100 ms early by
 		// then, caught up at up to MaxSkew (0.8 % beyond its rate: it
 		// is not jumped, which leaves silence in a continuous sound).
-		{"4 % slow, no reports", 0.96, 0, 0, 13, 0},
+		{"4 % slow, no reports", 0.96, 0, 0, 13, [2]float64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snd := slippingSender{rate: tc.rate, first: tc.first, writeStallAt: tc.stall}
-			if tc.stall > 0 {
-				snd.writeStall = 0.035
-			}
+			snd := slippingSender{rate: tc.rate, first: tc.first, writeStallAt: tc.stall[0], writeStall: tc.stall[1]}
 			total := max(14, math.Ceil(tc.from)+2)
 			run := recordReports(t, snd, tc.every, -1, 0, total, lateReader{})
 			lag := 0.0 // where the track is placed after its capture
