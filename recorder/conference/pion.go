@@ -22,7 +22,9 @@ import (
 // though it came well within the recording's latency budget and belongs in
 // the track file and the mix. 4096 packets is 82 s of 20 ms audio (the
 // budget is at most 60 s) and 16 s of a 2.5 Mbit/s video stream; the
-// window costs 512 bytes per stream and a 64-word shift per packet.
+// window costs 512 bytes per stream, and in srtp's detector a 64-word shift
+// per packet (the WHIP endpoint's streams keep it as a ring of bits
+// instead: whip/replay.go).
 const SRTPReplayWindow = 4096
 
 // CodecOf describes a codec negotiated by Pion, as every WebRTC adapter

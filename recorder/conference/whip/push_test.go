@@ -126,6 +126,76 @@ func testTrackPushes(t *testing.T, settings Settings) {
 	}
 }
 
+// TestAdapter_ReplayIsDropped: a real Pion publisher sends packets 1 to 30
+// over WHIP, then packet 25 again (the same SRTP packet index: a replay),
+// then 31 to 40: the track hands over each once, in order, as srtp's
+// replay detector would have it (on Pion's path, the stream's buffer decides
+// for it: replay.go). The packet before 20, never sent until after 30, is
+// not a replay and is handed over. Direct: the same through the UDP mux's
+// own decryption.
+func TestAdapter_ReplayIsDropped(t *testing.T) {
+	t.Run("pion", func(t *testing.T) { testReplayDropped(t, Settings{LoopbackOnly: true, UDP4Only: true}) })
+	t.Run("direct", func(t *testing.T) {
+		testReplayDropped(t, Settings{LoopbackOnly: true, UDP4Only: true, UDPMux: "127.0.0.1:0", DirectAudio: true})
+	})
+}
+
+func testReplayDropped(t *testing.T, settings Settings) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, ct, write, seqp := publishOpus(ctx, t, settings)
+	seqs := make(chan uint16, 1000)
+	var pkt rtp.Packet
+	if !ct.Reader.(conference.RTPPusher).PushRTP(make([]byte, 1500), func(b []byte) {
+		if err := pkt.Unmarshal(b); err != nil {
+			t.Errorf("not RTP: %v", err)
+		}
+		seqs <- pkt.SequenceNumber
+	}, func(error) {}) {
+		t.Fatal("PushRTP: the track does not push")
+	}
+	// Packets from base+1: the publisher's writes rewind and replay by
+	// setting its sequence number.
+	base := *seqp
+	send := func(n uint16) {
+		*seqp = base + n - 1
+		write()
+	}
+	for n := uint16(1); n <= 30; n++ {
+		if n != 19 {
+			send(n)
+		}
+	}
+	send(19)
+	send(25)
+	for n := uint16(31); n <= 40; n++ {
+		send(n)
+	}
+	var got []uint16
+	for len(got) == 0 || got[len(got)-1] != 40 {
+		select {
+		case s := <-seqs:
+			if int16(s-base) > 0 {
+				got = append(got, s-base)
+			}
+		case <-ctx.Done():
+			t.Fatalf("packet 40 not handed over in 30 s: got %v", got)
+		}
+	}
+	var want []uint16
+	for n := uint16(1); n <= 40; n++ {
+		if n != 19 {
+			want = append(want, n)
+		}
+		if n == 30 {
+			want = append(want, 19)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("handed over %v, want %v (25 once)", got, want)
+	}
+}
+
 // publishOpus starts a WHIP endpoint with settings and a real Pion
 // publisher of one Opus track to it, and returns the endpoint, the
 // publication, the endpoint's track (unread), a write of the publisher's

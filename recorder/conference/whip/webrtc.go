@@ -141,7 +141,10 @@ type ReceiveAPI struct {
 // arrives (its close_notify: closenotify.go).
 func (r *ReceiveAPI) NewPeerConnection(cfg webrtc.Configuration, bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
 	se := r.se
-	se.BufferFactory = bufs.New
+	// srtp's replay detector shifts a 4096-bit mask per packet: off, and
+	// each SRTP stream's buffer makes the same decisions (replay.go).
+	se.BufferFactory = replayBuffers(bufs)
+	se.DisableSRTPReplayProtection(true)
 	mux := r.socks.mux
 	if m, ok := mux.(*udpMux); ok && r.direct {
 		audio := newDirectAudio(bufs)
