@@ -4,21 +4,30 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 )
 
 // loopbackAPI returns a Pion API whose peers gather only 127.0.0.1; with
 // bufs, its SRTP and SRTCP streams get PushBuffers.
 func loopbackAPI(bufs *PushBuffers) *webrtc.API {
-	var se webrtc.SettingEngine
-	if bufs != nil {
-		se.BufferFactory = bufs.New
+	if bufs == nil {
+		return loopbackAPIWith(nil)
 	}
+	return loopbackAPIWith(bufs.New)
+}
+
+// loopbackAPIWith is loopbackAPI whose streams' buffers factory makes (nil:
+// Pion's).
+func loopbackAPIWith(factory func(packetio.BufferPacketType, uint32) io.ReadWriteCloser) *webrtc.API {
+	var se webrtc.SettingEngine
+	se.BufferFactory = factory
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -32,12 +41,18 @@ func loopbackAPI(bufs *PushBuffers) *webrtc.API {
 // until then). With bufs, the receiver's streams get PushBuffers.
 func pionPair(t *testing.T, bufs *PushBuffers) (send, recv *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
 	t.Helper()
+	return pionPairWith(t, loopbackAPI(bufs))
+}
+
+// pionPairWith is pionPair with the receiver's API.
+func pionPairWith(t *testing.T, api *webrtc.API) (send, recv *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
+	t.Helper()
 	send, err := loopbackAPI(nil).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { send.Close() })
-	recv, err = loopbackAPI(bufs).NewPeerConnection(webrtc.Configuration{})
+	recv, err = api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +292,122 @@ func TestPionTrack_PushesEveryPacketInOrder(t *testing.T) {
 	case <-ended:
 		t.Error("end called twice")
 	default:
+	}
+}
+
+// TestPionTrack_ReadsBareWhenCounted: a real Pion receiver whose SRTP
+// buffers count the packets read from them (PushBuffer.SetCount, as whip's
+// receiver reports do) and no interceptor: a pushed audio track reads the
+// packets handed over from its buffer itself (bare) once Pion read one, and
+// hands over every packet once, in order, each counted once. A packet of
+// another payload type still goes through Pion's track: one of PCMU (the
+// receiver's codecs have it) changes the track's codec and is handed over,
+// and Opus after it changes it back; one of a payload type the receiver
+// does not know ends the track with Pion's error, as it does through Pion.
+func TestPionTrack_ReadsBareWhenCounted(t *testing.T) {
+	bufs := &PushBuffers{}
+	var counted atomic.Int64
+	factory := func(tp packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
+		b := bufs.New(tp, ssrc)
+		if tp == packetio.RTPBufferPacket {
+			b.(*PushBuffer).SetCount(func([]byte) { counted.Add(1) })
+		}
+		return b
+	}
+	_, _, write, remote, receiver, seq := pionPairWith(t, loopbackAPIWith(factory))
+	ssrc := uint32(remote.SSRC())
+	for range 20 {
+		write() // held
+	}
+	tr := NewPushedPionTrack(remote, PushSenderReports(receiver, bufs.RTCP(ssrc), nil), bufs.RTP(ssrc))
+	type handed struct {
+		seq uint16
+		pt  uint8
+	}
+	got := make(chan handed, 1000)
+	ended := make(chan error, 2)
+	var pkt rtp.Packet
+	if !tr.PushRTP(make([]byte, 1500), func(b []byte) {
+		if err := pkt.Unmarshal(b); err != nil {
+			t.Errorf("not RTP: %v", err)
+		}
+		got <- handed{pkt.SequenceNumber, pkt.PayloadType}
+	}, func(err error) { ended <- err }) {
+		t.Fatal("PushRTP: the track does not push")
+	}
+	every := time.NewTicker(2 * time.Millisecond)
+	defer every.Stop()
+	for range 100 {
+		<-every.C
+		write()
+	}
+	var seqs []uint16
+	until := func(last uint16) handed {
+		t.Helper()
+		for {
+			select {
+			case h := <-got:
+				seqs = append(seqs, h.seq)
+				if h.seq == last {
+					return h
+				}
+			case err := <-ended:
+				t.Fatalf("the track ended (%v) before packet %d", err, last)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("packet %d not handed over in 10 s", last)
+			}
+		}
+	}
+	until(*seq)
+	if !tr.bare {
+		t.Error("the track does not read bare after 100 packets pushed")
+	}
+	// A PCMU packet, as srtp would write it to the buffer.
+	*seq++
+	pcmu := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: *seq, Timestamp: uint32(*seq) * 960, SSRC: ssrc}, Payload: make([]byte, 160)}
+	raw, err := pcmu.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufs.RTP(ssrc).Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if h := until(*seq); h.pt != 0 || remote.Codec().MimeType != webrtc.MimeTypePCMU {
+		t.Errorf("the PCMU packet handed over with payload type %d, the track's codec %s; want 0 and PCMU", h.pt, remote.Codec().MimeType)
+	}
+	for range 5 {
+		write()
+	}
+	if h := until(*seq); h.pt != 111 || remote.Codec().MimeType != webrtc.MimeTypeOpus || !tr.bare {
+		t.Errorf("Opus after PCMU: payload type %d, codec %s, bare %v; want 111, Opus, bare", h.pt, remote.Codec().MimeType, tr.bare)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("packet %d follows %d: lost or reordered", seqs[i], seqs[i-1])
+		}
+	}
+	// Every packet handed over was read from the buffer, and counted,
+	// once: by PushRTP's reads, or by Pion's peek to make the track (then
+	// handed over from Pion's copy, not the buffer).
+	if c := counted.Load(); c != int64(len(seqs)) {
+		t.Errorf("%d packets counted, want %d (handed over %d to %d)", c, len(seqs), seqs[0], seqs[len(seqs)-1])
+	}
+	pcmu.PayloadType, pcmu.SequenceNumber = 77, *seq+1
+	if raw, err = pcmu.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufs.RTP(ssrc).Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		t.Errorf("a packet of payload type %d handed over, want the track ended", h.pt)
+	case err := <-ended:
+		if err == nil || err == io.EOF {
+			t.Errorf("the track ended with %v, want Pion's error for an unknown payload type", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the track did not end in 10 s after a packet of an unknown payload type")
 	}
 }
 

@@ -47,7 +47,17 @@ type PushBuffer struct {
 	cur     []byte           // the packet being handed over: the holder of busy only
 	next    func() bool      // set by Push
 	end     func()           // set by Push
+	count   func(pkt []byte) // SetCount's: sees every packet Read returns
 }
+
+// SetCount makes Read call count with each packet it returns, on the
+// reading goroutine: the stream's receive statistics (whip's receiver
+// reports), which then need no interceptor reading the stream through
+// Pion's track. Call it before the buffer is read.
+func (p *PushBuffer) SetCount(count func(pkt []byte)) { p.count = count }
+
+// Counted reports whether SetCount gave the buffer a count.
+func (p *PushBuffer) Counted() bool { return p.count != nil }
 
 // NewPushBuffer returns a buffer that holds packets until Push.
 func NewPushBuffer() *PushBuffer {
@@ -99,13 +109,29 @@ func (p *PushBuffer) Read(b []byte) (int, error) {
 		if len(c) > len(b) {
 			return 0, io.ErrShortBuffer
 		}
-		return copy(b, c), nil
+		n := copy(b, c)
+		if p.count != nil {
+			p.count(b[:n])
+		}
+		return n, nil
 	}
 	n, err := p.held.Read(b)
 	if err == nil || errors.Is(err, io.ErrShortBuffer) {
 		p.pending.Add(-1)
 	}
+	if err == nil && p.count != nil {
+		p.count(b[:n])
+	}
 	return n, err
+}
+
+// current returns the payload type of the packet being handed over; false
+// when none is (Read would read a held one). The holder of busy only.
+func (p *PushBuffer) current() (pt uint8, ok bool) {
+	if len(p.cur) < 2 {
+		return 0, false
+	}
+	return p.cur[1] & 0x7f, true
 }
 
 // SetReadDeadline makes a Read that waits for a held packet return a

@@ -187,13 +187,18 @@ func (r *replayBuffer) Write(b []byte) (int, error) {
 
 // replayBuffers is a connection's SettingEngine.BufferFactory with srtp's
 // replay detector off: bufs makes the buffers, and each SRTP stream's
-// checks for replays (replayBuffer).
-func replayBuffers(bufs *conference.PushBuffers) func(packetio.BufferPacketType, uint32) io.ReadWriteCloser {
+// checks for replays (replayBuffer) and counts the packets read from it in
+// rr's statistics (nil: none).
+func replayBuffers(bufs *conference.PushBuffers, rr *rrInterceptor) func(packetio.BufferPacketType, uint32) io.ReadWriteCloser {
 	return func(t packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
 		b := bufs.New(t, ssrc)
 		if t != packetio.RTPBufferPacket {
 			return b
 		}
-		return &replayBuffer{PushBuffer: b.(*conference.PushBuffer), ring: replayRing{max: 1<<48 - 1}}
+		pb := b.(*conference.PushBuffer)
+		if rr != nil {
+			pb.SetCount(rr.counter(ssrc))
+		}
+		return &replayBuffer{PushBuffer: pb, ring: replayRing{max: 1<<48 - 1}}
 	}
 }

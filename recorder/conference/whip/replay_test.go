@@ -125,7 +125,7 @@ func TestReplayBuffer_SameAsSRTPs(t *testing.T) {
 			t.Fatal(err)
 		}
 		bufs := &conference.PushBuffers{}
-		b := replayBuffers(bufs)(packetio.RTPBufferPacket, ssrc)
+		b := replayBuffers(bufs, nil)(packetio.RTPBufferPacket, ssrc)
 		handed := -1
 		read := make([]byte, 1500)
 		bufs.RTP(ssrc).Push(func() bool {
@@ -213,7 +213,7 @@ func TestReplayBuffer_SameAsSRTPs(t *testing.T) {
 // and allocates nothing per packet.
 func TestReplayBuffer_WriteAllocatesNothing(t *testing.T) {
 	bufs := &conference.PushBuffers{}
-	b := replayBuffers(bufs)(packetio.RTPBufferPacket, 5)
+	b := replayBuffers(bufs, nil)(packetio.RTPBufferPacket, 5)
 	read := make([]byte, 1500)
 	bufs.RTP(5).Push(func() bool { _, err := bufs.RTP(5).Read(read); return err == nil }, func() {})
 	pkt := make([]byte, 100)
@@ -254,7 +254,7 @@ func BenchmarkSRTPDecrypt(b *testing.B) {
 			var w io.Writer
 			fresh := func() {
 				bufs := &conference.PushBuffers{}
-				w = replayBuffers(bufs)(packetio.RTPBufferPacket, ssrc)
+				w = replayBuffers(bufs, nil)(packetio.RTPBufferPacket, ssrc)
 				bufs.RTP(ssrc).Push(func() bool { _, err := bufs.RTP(ssrc).Read(read); return err == nil }, func() {})
 			}
 			var ctx *srtp.Context

@@ -15,31 +15,34 @@ import (
 // receives packets (as Pion's report interceptor does).
 const rrInterval = time.Second
 
-// receiverReports is the WHIP endpoint's RTCP receiver-report interceptor
-// (RFC 3550 §6.4.2: loss, highest sequence number, jitter, LSR/DLSR), which
-// senders use for loss-based rate control. Pion's (interceptor/pkg/report)
-// parses every packet's header into an allocated rtp.Header in a new
-// attribute map, takes a lock per packet and runs a goroutine with a ticker
-// per connection: about a sixth of a `mix: none` recorder's CPU. This one
-// reads the sequence number and timestamp from the packet's bytes on the
-// track's reader goroutine, sends each report from there when one is due
-// (a stream that stops sending gets none, as it has nothing to learn), and
-// takes no lock and allocates nothing per packet: one report allocates, once
-// a second. A sender report (a second goroutine, the RTCP reader's) reaches
-// the stream through an atomic pointer.
-type receiverReports struct{}
-
-// NewInterceptor implements interceptor.Factory.
-func (receiverReports) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &rrInterceptor{}, nil
-}
-
-// rrInterceptor is receiverReports for one PeerConnection.
+// rrInterceptor is the WHIP endpoint's RTCP receiver-report interceptor
+// for one PeerConnection (RFC 3550 §6.4.2: loss, highest sequence number,
+// jitter, LSR/DLSR), which senders use for loss-based rate control. Pion's
+// (interceptor/pkg/report) parses every packet's header into an allocated
+// rtp.Header in a new attribute map, takes a lock per packet and runs a
+// goroutine with a ticker per connection: about a sixth of a `mix: none`
+// recorder's CPU. This one reads the sequence number and timestamp from the
+// packet's bytes as its stream's buffer returns it to the reader
+// (conference.PushBuffer.SetCount: the buffers the connection's
+// BufferFactory makes, replayBuffers), so that no interceptor reads the
+// stream through Pion's track; it sends each report from there when one is
+// due (a stream that stops sending gets none, as it has nothing to learn),
+// and takes no lock and allocates nothing per packet: one report
+// allocates, once a second. A sender report (a second goroutine, the RTCP
+// reader's) reaches the stream through an atomic pointer. Each
+// PeerConnection has its own (ReceiveAPI.NewPeerConnection): its buffers
+// count into it.
 type rrInterceptor struct {
 	interceptor.NoOp
 	writer  atomic.Pointer[interceptor.RTCPWriter]
 	streams sync.Map // SSRC → *rrStream
 }
+
+// rrFactory gives a PeerConnection's interceptor registry its rrInterceptor.
+type rrFactory struct{ rr *rrInterceptor }
+
+// NewInterceptor implements interceptor.Factory.
+func (f rrFactory) NewInterceptor(string) (interceptor.Interceptor, error) { return f.rr, nil }
 
 // BindRTCPWriter keeps the connection's RTCP writer for the reports.
 func (r *rrInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -47,14 +50,29 @@ func (r *rrInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTC
 	return w
 }
 
-// BindRemoteStream counts every packet the stream's reader reads.
+// BindRemoteStream makes the stream's statistics; its buffer counts the
+// packets (counter), not the reader, which is returned as it is.
 func (r *rrInterceptor) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
-	s := &rrStream{ssrc: info.SSRC, clockRate: info.ClockRate, reporter: rand.Uint32()}
-	r.streams.Store(info.SSRC, s)
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, a, err := reader.Read(b, a)
-		if err != nil || n < 12 {
-			return n, a, err
+	r.streams.Store(info.SSRC, &rrStream{ssrc: info.SSRC, clockRate: info.ClockRate, reporter: rand.Uint32()})
+	return reader
+}
+
+// counter returns the count of the stream of ssrc (PushBuffer.SetCount):
+// each packet read counts in its statistics, and sends a report when one is
+// due. Until Pion binds the stream (BindRemoteStream, before its first
+// packet is read) a packet counts nowhere.
+func (r *rrInterceptor) counter(ssrc uint32) func(pkt []byte) {
+	var s *rrStream
+	return func(b []byte) {
+		if len(b) < 12 {
+			return
+		}
+		if s == nil {
+			v, ok := r.streams.Load(ssrc)
+			if !ok {
+				return
+			}
+			s = v.(*rrStream)
 		}
 		now := time.Now()
 		s.packet(binary.BigEndian.Uint16(b[2:4]), binary.BigEndian.Uint32(b[4:8]), now)
@@ -64,8 +82,7 @@ func (r *rrInterceptor) BindRemoteStream(info *interceptor.StreamInfo, reader in
 				_, _ = (*w).Write([]rtcp.Packet{s.report(now)}, nil)
 			}
 		}
-		return n, a, err
-	})
+	}
 }
 
 // UnbindRemoteStream forgets the stream.

@@ -132,8 +132,8 @@ type ReceiveAPI struct {
 	se     webrtc.SettingEngine
 	socks  sockets
 	me     *webrtc.MediaEngine
-	ir     *interceptor.Registry
-	direct bool // the UDP mux decrypts and hands over the audio (Settings.DirectAudio)
+	nack   interceptor.Factory // the NACK generator's (video); nil: none
+	direct bool                // the UDP mux decrypts and hands over the audio (Settings.DirectAudio)
 }
 
 // NewPeerConnection returns a PeerConnection of cfg whose streams' buffers
@@ -142,9 +142,16 @@ type ReceiveAPI struct {
 func (r *ReceiveAPI) NewPeerConnection(cfg webrtc.Configuration, bufs *conference.PushBuffers, closed func()) (*webrtc.PeerConnection, error) {
 	se := r.se
 	// srtp's replay detector shifts a 4096-bit mask per packet: off, and
-	// each SRTP stream's buffer makes the same decisions (replay.go).
-	se.BufferFactory = replayBuffers(bufs)
+	// each SRTP stream's buffer makes the same decisions (replay.go), and
+	// counts its packets for the receiver reports (rr.go).
+	rr := &rrInterceptor{}
+	se.BufferFactory = replayBuffers(bufs, rr)
 	se.DisableSRTPReplayProtection(true)
+	ir := &interceptor.Registry{}
+	if r.nack != nil {
+		ir.Add(r.nack)
+	}
+	ir.Add(rrFactory{rr})
 	mux := r.socks.mux
 	if m, ok := mux.(*udpMux); ok && r.direct {
 		audio := newDirectAudio(bufs)
@@ -162,7 +169,7 @@ func (r *ReceiveAPI) NewPeerConnection(cfg webrtc.Configuration, bufs *conferenc
 			se.SetNet(watchedNet{r.socks.net, w})
 		}
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(r.me), webrtc.WithInterceptorRegistry(r.ir), webrtc.WithSettingEngine(se))
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(r.me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return api.NewPeerConnection(cfg)
 }
 
@@ -193,16 +200,18 @@ func NewAPIs(s Settings) (video, audio *ReceiveAPI, closeFn func() error, err er
 		if err := registerCodecs(me, s.VideoBitrate > 0); err != nil {
 			return nil, err
 		}
-		ir := &interceptor.Registry{}
+		api := &ReceiveAPI{se: se, socks: socks, me: me, direct: direct}
 		if withNACK {
 			gen, err := nack.NewGeneratorInterceptor()
 			if err != nil {
 				return nil, err
 			}
-			ir.Add(gen)
+			api.nack = gen
 		}
-		ir.Add(receiverReports{}) // rr.go: Pion's report interceptor costs a sixth of the CPU
-		return &ReceiveAPI{se: se, socks: socks, me: me, ir: ir, direct: direct}, nil
+		// Receiver reports: rr.go, one per PeerConnection
+		// (NewPeerConnection); Pion's report interceptor costs a sixth of
+		// the CPU.
+		return api, nil
 	}
 	if video, err = newAPI(true, false); err == nil {
 		audio, err = newAPI(false, s.DirectAudio)
