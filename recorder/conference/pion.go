@@ -44,6 +44,7 @@ func CodecOf(c webrtc.RTPCodecParameters) Codec {
 // reports of its receiver as Track.SenderReport.
 type PionTrack struct {
 	remote *webrtc.TrackRemote
+	ssrc   uint32         // remote's, read once: TrackRemote.SSRC takes its lock (0: read it each time)
 	srs    *SenderReports // nil: none read
 	push   *PushBuffer    // the buffer of remote's SRTP stream, if it pushes
 	ended  atomic.Bool
@@ -80,7 +81,7 @@ type PionTrack struct {
 // NewPionTrack returns the reader of remote; srs (may be nil) holds the
 // sender reports of its receiver (see ReadSenderReports).
 func NewPionTrack(remote *webrtc.TrackRemote, srs *SenderReports) *PionTrack {
-	return &PionTrack{remote: remote, srs: srs, done: make(chan struct{}), late: lateness{clock: int64(max(remote.Codec().ClockRate, 1))}}
+	return &PionTrack{remote: remote, ssrc: uint32(remote.SSRC()), srs: srs, done: make(chan struct{}), late: lateness{clock: int64(max(remote.Codec().ClockRate, 1))}}
 }
 
 // NewPushedPionTrack is NewPionTrack for a track whose SRTP stream has the
@@ -236,7 +237,7 @@ func (t *PionTrack) sentAfter(ts uint32, left int64) bool {
 	if t.srs == nil {
 		return false
 	}
-	sr, ok := t.srs.Latest(uint32(t.remote.SSRC()))
+	sr, ok := t.srs.Latest(t.ssrcOf())
 	if !ok {
 		return false
 	}
@@ -421,10 +422,19 @@ func (l *lateness) ns(ticks int64) int64 {
 	return ticks/l.clock*int64(time.Second) + ticks%l.clock*int64(time.Second)/l.clock
 }
 
+// ssrcOf returns the track's SSRC, without a lock once known (the mix
+// pipeline looks its sender report up at every packet).
+func (t *PionTrack) ssrcOf() uint32 {
+	if t.ssrc != 0 {
+		return t.ssrc
+	}
+	return uint32(t.remote.SSRC())
+}
+
 // SenderReport returns the latest sender report of the track's SSRC; see
 // Track.SenderReport.
 func (t *PionTrack) SenderReport() (SenderReport, bool) {
-	return t.srs.Latest(uint32(t.remote.SSRC()))
+	return t.srs.Latest(t.ssrcOf())
 }
 
 // Fill sets ct's Reader and SenderReport to t, and for video its
@@ -435,7 +445,7 @@ func (t *PionTrack) Fill(ct *Track, pc *webrtc.PeerConnection, senderSSRC uint32
 		ct.SenderReport = t.SenderReport
 	}
 	if ct.Kind == KindVideo {
-		ct.RequestKeyframe = PLI(pc, senderSSRC, uint32(t.remote.SSRC()))
+		ct.RequestKeyframe = PLI(pc, senderSSRC, t.ssrcOf())
 	}
 }
 

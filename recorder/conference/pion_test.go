@@ -45,7 +45,7 @@ func pionPair(t *testing.T, bufs *PushBuffers) (send, recv *webrtc.PeerConnectio
 }
 
 // pionPairWith is pionPair with the receiver's API.
-func pionPairWith(t *testing.T, api *webrtc.API) (send, recv *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
+func pionPairWith(t testing.TB, api *webrtc.API) (send, recv *webrtc.PeerConnection, write func(), remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver, seq *uint16) {
 	t.Helper()
 	send, err := loopbackAPI(nil).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -598,5 +598,17 @@ func TestPionTrack_PushedLeaveEndsOnceQuiet(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// BenchmarkPionTrack_SenderReport: the look-up of the track's latest sender
+// report that the mix pipeline makes at every packet (a real Pion pair).
+func BenchmarkPionTrack_SenderReport(b *testing.B) {
+	bufs := &PushBuffers{}
+	_, _, _, remote, receiver, _ := pionPairWith(b, loopbackAPI(bufs))
+	tr := NewPushedPionTrack(remote, PushSenderReports(receiver, bufs.RTCP(uint32(remote.SSRC())), nil), bufs.RTP(uint32(remote.SSRC())))
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.SenderReport()
 	}
 }
