@@ -130,6 +130,45 @@ func TestReceiverReports_CountAllocatesNothing(t *testing.T) {
 	}
 }
 
+// An audio stream gets a report every 5 s, as libwebrtc's receivers send
+// them for audio; a video stream every second.
+func TestReceiverReports_AudioEveryFiveSeconds(t *testing.T) {
+	ri := &rrInterceptor{}
+	reports := map[uint32]int{}
+	ri.BindRTCPWriter(interceptor.RTCPWriterFunc(func(p []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		for _, r := range p[0].(*rtcp.ReceiverReport).Reports {
+			reports[r.SSRC]++
+		}
+		return 0, nil
+	}))
+	ri.BindRemoteStream(&interceptor.StreamInfo{SSRC: 1, ClockRate: 48000, MimeType: "audio/opus"}, &srtpReader{})
+	ri.BindRemoteStream(&interceptor.StreamInfo{SSRC: 2, ClockRate: 90000, MimeType: "video/VP8"}, &srtpReader{})
+	pkt := make([]byte, 100)
+	pkt[0] = 0x80
+	audio, video := ri.counter(1), ri.counter(2)
+	seq := uint16(0)
+	both := func(lastReport time.Duration) {
+		for _, ssrc := range []uint32{1, 2} {
+			if v, ok := ri.streams.Load(ssrc); ok && lastReport != 0 {
+				v.(*rrStream).lastReport = time.Now().Add(-lastReport)
+			}
+		}
+		seq++
+		binary.BigEndian.PutUint16(pkt[2:4], seq)
+		audio(pkt)
+		video(pkt)
+	}
+	both(0) // the first packets: no report
+	both(1500 * time.Millisecond)
+	if reports[1] != 0 || reports[2] != 1 {
+		t.Errorf("1.5 s after the last report: audio %d, video %d reports; want 0 and 1", reports[1], reports[2])
+	}
+	both(5 * time.Second)
+	if reports[1] != 1 || reports[2] != 2 {
+		t.Errorf("5 s after the last report: audio %d, video %d reports in all; want 1 and 2", reports[1], reports[2])
+	}
+}
+
 // srtpReader stands for Pion's reader of a stream.
 type srtpReader struct{}
 
