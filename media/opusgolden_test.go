@@ -39,6 +39,14 @@ import (
 // is within 20.7–20.8 dB, the new one within 66.3–66.6 dB. Onsets move by
 // 0.25 ms (one, measured by its first sample above 1000, by a pitch period).
 // The 48 kHz hashes did not change.
+//
+// Changed a third time (session 18, issue 16; the patch of session 17):
+// the mix re-warms the decoder with the last skipped packet before an
+// onset, not the last two (rewarmFrames). Against the output before (the
+// three 8 kHz decodes that skip): 28–268 samples of 80–160 k differ; SNR
+// 84.5–94.7 dB overall, the worst speech frame 55.6 dB; onsets do not move.
+// Against a full decode (CELT layer skipped in both): speech frames 92.0
+// and 87.4 dB (speech, speech-fec), the worst 68.4 and 55.6 dB.
 func TestOpusDecoder_Golden(t *testing.T) {
 	plain := speechPackets(t)
 	fec := oggPackets(t, readTestdata(t, "speech-fec.ogg"))[2:]
@@ -50,13 +58,13 @@ func TestOpusDecoder_Golden(t *testing.T) {
 		loss           bool
 		want           string
 	}{
-		{"speech", plain, 8000, true, true, false, "7457167f3c792f39"},
+		{"speech", plain, 8000, true, true, false, "4a87d0cc76d94519"},
 		{"speech", plain, 8000, false, false, false, "1e9ee4191871140b"},
 		{"speech", plain, 48000, false, false, false, "14dcd99428a201af"},
-		{"speech-fec", fec, 8000, true, true, false, "4b88a222e60c2ddb"},
+		{"speech-fec", fec, 8000, true, true, false, "9ace6af69455d65f"},
 		{"speech-fec", fec, 8000, false, false, false, "24722714ba481b76"},
 		{"speech-fec", fec, 48000, false, false, false, "80684ff52629219e"},
-		{"speech-fec", fec, 8000, true, true, true, "29f3c2670f161299"},
+		{"speech-fec", fec, 8000, true, true, true, "14c819b8d9b697d4"},
 	} {
 		t.Run(fmt.Sprintf("%s/rate=%d/skip=%t/loss=%t", c.fixture, c.rate, c.inactive, c.loss), func(t *testing.T) {
 			var pcm []int16
