@@ -1549,15 +1549,18 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		// int32 is ((p >> (shift-1)) + 1) >> 1 for every shift, 1 included;
 		// the saturation and the overflow test without branches of their
 		// own: the same values, TestLPCInversePredictionGain_SameAsBefore.)
-		for n, old := range aOldQA {
-			p := int64(aOldQA[len(aOldQA)-1-n]) * rc
-			diff := int64(old) - int64(int32(((p>>30)+1)>>1)) //nolint:gosec // G115: silk_RSHIFT_ROUND64(p, 31) to 32 bits
-			tmpQA := max(min(diff, math.MaxInt32), math.MinInt32)
-			tmp64 := ((tmpQA*m2)>>sh + 1) >> 1
-			if int64(int32(tmp64)) != tmp64 { //nolint:gosec // G115
+		// (Session 18: the coefficients n and coefIndex-1-n in pairs, each
+		// from the other: one load of each, no index computed twice; the
+		// middle one of an odd count twice, to the same value. A pair
+		// overflows where either does, and the result is then 0 whichever
+		// was first: the same values, TestLPCInversePredictionGain_SameAsBefore.)
+		for n, k := 0, len(aOldQA)-1; n <= k; n, k = n+1, k-1 {
+			lo, hi := int64(aOldQA[n]), int64(aOldQA[k])
+			x, y := predictionGainStep(lo, hi, rc, m2, sh), predictionGainStep(hi, lo, rc, m2, sh)
+			if int64(int32(x)) != x || int64(int32(y)) != y { //nolint:gosec // G115
 				return 0
 			}
-			next[n] = int32(tmp64) //nolint:gosec // G115
+			next[n], next[k] = int32(x), int32(y) //nolint:gosec // G115
 		}
 	}
 
@@ -1570,6 +1573,18 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 	invGainQ30 = smmul(invGainQ30, rcMult1Q30) << 2
 
 	return invGainQ30
+}
+
+// predictionGainStep is one coefficient's step of lpcInversePredictionGain's
+// recurrence: old less rev times the reflection coefficient rc (Q31,
+// silk_RSHIFT_ROUND64 to 32 bits), saturated to 32 bits, times rcMult2 (m2)
+// rounded down by sh+1 bits (sh < 32).
+func predictionGainStep(old, rev, rc, m2 int64, sh uint) int64 {
+	p := rev * rc
+	diff := old - int64(int32(((p>>30)+1)>>1)) //nolint:gosec // G115: silk_RSHIFT_ROUND64(p, 31) to 32 bits
+	tmpQA := max(min(diff, math.MaxInt32), math.MinInt32)
+
+	return ((tmpQA*m2)>>(sh&63) + 1) >> 1
 }
 
 func pitchLagCodebooks(bandwidth Bandwidth) (lowPartICDF []uint, lagScale, lagMin, lagMax uint32) {
