@@ -1253,7 +1253,19 @@ func (d *Decoder) decodeExcitation(
 	// silkFrameReconstruction, res[i] = e_Q23[i] / 2**23, which is all it is
 	// used for, instead of through a buffer of its own and a second pass.)
 	res = slicetools.Resize(&d.buffers().res, len(eRaw))
-	for i := range eRaw {
+	excitationResidual(res, eRaw, seed, offsetQ23)
+
+	return res
+}
+
+// excitationResidual sets res[i] = e_Q23[i] / 2**23 for the excitation
+// e_raw (eRaw, as long as res) with the frame's seed and quantization offset
+// (RFC 6716 Section 4.2.7.8.6), four samples at a time where SIMD can
+// (excitationBlocks, session 18) and the rest here.
+func excitationResidual(res []float32, eRaw []int32, seed uint32, offsetQ23 int32) {
+	eRaw = eRaw[:len(res)]
+	first, seed := excitationBlocks(res, eRaw, seed, offsetQ23) // four at a time where SIMD can (session 18)
+	for i := first; i < len(eRaw); i++ {
 		// Additionally, let seed be the current pseudorandom seed, which is initialized to the
 		// value decoded from Section 4.2.7.7 for the first sample in the current SILK frame, and
 		// updated for each subsequent sample according to the procedure below.
@@ -1284,8 +1296,6 @@ func (d *Decoder) decodeExcitation(
 		res[i] = float32(eQ23) / 8388608.0
 		seed += uint32(e) //nolint:gosec // g115
 	}
-
-	return res
 }
 
 // The PDF to use is chosen by the size of the current partition (16, 8, 4, or 2) and the

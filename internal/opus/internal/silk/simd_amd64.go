@@ -67,6 +67,24 @@ func scaleBlocks(dst, src []float32, scale float32) int {
 	return n
 }
 
+// excitationBlocks does decodeExcitation's reconstruction of e_Q23 into
+// res for the first len(res)&^3 samples, four at a time (excitation4,
+// simd_amd64.s: the seed's chain scalar, the rest in SSE2; the same
+// values), and returns how many it did and the seed after them (session
+// 18).
+func excitationBlocks(res []float32, eRaw []int32, seed uint32, offsetQ23 int32) (int, uint32) {
+	n := len(res) &^ 3
+	if n > 0 {
+		_ = eRaw[n-1]
+		seed = excitation4(res[:n], eRaw, seed, offsetQ23)
+	}
+
+	return n, seed
+}
+
+//go:noescape
+func excitation4(res []float32, eRaw []int32, seed uint32, offsetQ23 int32) uint32
+
 //go:noescape
 func scale4(dst, src []float32, scale float32)
 

@@ -329,3 +329,91 @@ scaleloop:
 
 scaledone:
 	RET
+
+// func excitation4(res []float32, eRaw []int32, seed uint32, offsetQ23 int32) uint32
+//
+// decodeExcitation's reconstruction of e_Q23 into res, res[i] =
+// e_Q23[i]/2**23, for the first len(res)&^3 samples (eRaw as long: the
+// caller checks), four at a time; it returns the seed after them. The seed
+// is a chain through every sample (seed = 196314165*seed + 907633515, the
+// inversion from its top bit, then seed += e_raw[i]): scalar, its four
+// inversion masks gathered into a register; the rest in SSE2:
+// sign(e)*20 as (e>>31 | -e>>>31)*20, q = (e<<8) - sign(e)*20 + offset,
+// (q ^ mask) - mask, to float32 (exact: under 24 bits) times 2**-23.
+//
+// BX seed, SI = &eRaw[i], DI = &res[i]; X5 offset, X6 2**-23.
+TEXT ·excitation4(SB), NOSPLIT, $0-60
+	MOVQ  res_base+0(FP), DI
+	MOVQ  res_len+8(FP), CX
+	MOVQ  eRaw_base+24(FP), SI
+	MOVL  seed+48(FP), BX
+	MOVL  offsetQ23+52(FP), AX
+	MOVL  AX, X5
+	PSHUFD $0, X5, X5
+	MOVL  $0x34000000, AX
+	MOVL  AX, X6
+	PSHUFD $0, X6, X6
+	SHRQ  $2, CX
+	JZ    excdone
+
+excloop:
+	// the seeds' masks, sample by sample
+	IMULL $196314165, BX
+	ADDL  $907633515, BX
+	MOVL  BX, R8
+	SARL  $31, R8
+	ADDL  (SI), BX
+	IMULL $196314165, BX
+	ADDL  $907633515, BX
+	MOVL  BX, R9
+	SARL  $31, R9
+	ADDL  4(SI), BX
+	IMULL $196314165, BX
+	ADDL  $907633515, BX
+	MOVL  BX, R10
+	SARL  $31, R10
+	ADDL  8(SI), BX
+	IMULL $196314165, BX
+	ADDL  $907633515, BX
+	MOVL  BX, R11
+	SARL  $31, R11
+	ADDL  12(SI), BX
+	MOVL      R8, X3
+	MOVL      R9, X4
+	PUNPCKLLQ X4, X3
+	MOVL      R10, X4
+	MOVL      R11, X7
+	PUNPCKLLQ X7, X4
+	PUNPCKLQDQ X4, X3
+
+	// sign(e)*20
+	MOVOU (SI), X0
+	MOVO  X0, X1
+	PSRAL $31, X1
+	PXOR  X2, X2
+	PSUBL X0, X2
+	PSRLL $31, X2
+	POR   X2, X1
+	MOVO  X1, X2
+	PSLLL $4, X1
+	PSLLL $2, X2
+	PADDL X2, X1
+
+	// q = (e<<8) - sign(e)*20 + offset; (q ^ mask) - mask; / 2**23
+	PSLLL    $8, X0
+	PSUBL    X1, X0
+	PADDL    X5, X0
+	PXOR     X3, X0
+	PSUBL    X3, X0
+	CVTPL2PS X0, X0
+	MULPS    X6, X0
+	MOVUPS   X0, (DI)
+
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ  excloop
+
+excdone:
+	MOVL BX, ret+56(FP)
+	RET

@@ -22,3 +22,7 @@ func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, 
 // scaleBlocks does none of scaleInto's samples (simd_amd64.go does four at
 // a time): the loop in Go does them all.
 func scaleBlocks(_, _ []float32, _ float32) int { return 0 }
+
+// excitationBlocks does none of decodeExcitation's reconstruction
+// (simd_amd64.go does four samples at a time): the loop in Go does it all.
+func excitationBlocks(_ []float32, _ []int32, seed uint32, _ int32) (int, uint32) { return 0, seed }
