@@ -1140,12 +1140,22 @@ func (d *Decoder) decodeExcitationSign(
 	// (Session 17: a block's non-zero coefficients found first, as a mask
 	// taken without branches, then visited alone: no branch per coefficient
 	// on whether it is zero, which is as good as random.)
+	//
+	// (Session 18: the masks of all of a frame's blocks at once in SSE2
+	// where it can, nonzeroMasks; a 20 ms WB frame has 20 blocks.)
+	var masks [maxShellBlocks]uint16
+	simd := len(pulsecounts) <= len(masks) && nonzeroMasks(masks[:len(pulsecounts)], eRaw)
 	for block, count := range pulsecounts {
 		c := (*[pulsecountLargestPartitionSize]int32)(eRaw[block*pulsecountLargestPartitionSize:])
-		nonzero := nonzeroBit(c[0]) | nonzeroBit(c[1])<<1 | nonzeroBit(c[2])<<2 | nonzeroBit(c[3])<<3 |
-			nonzeroBit(c[4])<<4 | nonzeroBit(c[5])<<5 | nonzeroBit(c[6])<<6 | nonzeroBit(c[7])<<7 |
-			nonzeroBit(c[8])<<8 | nonzeroBit(c[9])<<9 | nonzeroBit(c[10])<<10 | nonzeroBit(c[11])<<11 |
-			nonzeroBit(c[12])<<12 | nonzeroBit(c[13])<<13 | nonzeroBit(c[14])<<14 | nonzeroBit(c[15])<<15
+		var nonzero uint32
+		if simd {
+			nonzero = uint32(masks[block])
+		} else {
+			nonzero = nonzeroBit(c[0]) | nonzeroBit(c[1])<<1 | nonzeroBit(c[2])<<2 | nonzeroBit(c[3])<<3 |
+				nonzeroBit(c[4])<<4 | nonzeroBit(c[5])<<5 | nonzeroBit(c[6])<<6 | nonzeroBit(c[7])<<7 |
+				nonzeroBit(c[8])<<8 | nonzeroBit(c[9])<<9 | nonzeroBit(c[10])<<10 | nonzeroBit(c[11])<<11 |
+				nonzeroBit(c[12])<<12 | nonzeroBit(c[13])<<13 | nonzeroBit(c[14])<<14 | nonzeroBit(c[15])<<15
+		}
 		if nonzero == 0 {
 			continue
 		}

@@ -21,6 +21,7 @@ const (
 	maxSubframeCount = 4
 
 	pulsecountLargestPartitionSize = 16
+	maxShellBlocks                 = 20 // a 20 ms WB frame's 320 samples in blocks of 16
 
 	nanoseconds10Ms = 10000000
 	nanoseconds20Ms = 20000000

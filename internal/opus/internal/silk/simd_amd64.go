@@ -85,6 +85,21 @@ func excitationBlocks(res []float32, eRaw []int32, seed uint32, offsetQ23 int32)
 //go:noescape
 func excitation4(res []float32, eRaw []int32, seed uint32, offsetQ23 int32) uint32
 
+// nonzeroMasks sets masks[b] to the bits i where eRaw[16b+i] != 0 for
+// each block b of masks, in SSE2 (nonzero16, simd_amd64.s), and returns
+// true; eRaw holds 16*len(masks) coefficients (session 18).
+func nonzeroMasks(masks []uint16, eRaw []int32) bool {
+	if len(masks) > 0 {
+		_ = eRaw[16*len(masks)-1]
+		nonzero16(masks, eRaw)
+	}
+
+	return true
+}
+
+//go:noescape
+func nonzero16(masks []uint16, eRaw []int32)
+
 //go:noescape
 func scale4(dst, src []float32, scale float32)
 

@@ -417,3 +417,40 @@ excloop:
 excdone:
 	MOVL BX, ret+56(FP)
 	RET
+
+// func nonzero16(masks []uint16, eRaw []int32)
+//
+// masks[b] = the bits i where eRaw[16b+i] != 0, for each 16-coefficient
+// block b of masks (eRaw holds 16*len(masks): the caller checks):
+// PCMPEQL against zero, packed to 16 bytes with saturation (0 stays 0, -1
+// stays -1), PMOVMSKB, inverted.
+TEXT ·nonzero16(SB), NOSPLIT, $0-48
+	MOVQ  masks_base+0(FP), DI
+	MOVQ  masks_len+8(FP), CX
+	MOVQ  eRaw_base+24(FP), SI
+	TESTQ CX, CX
+	JZ    nzdone
+	PXOR  X7, X7
+
+nzloop:
+	MOVOU    (SI), X0
+	MOVOU    16(SI), X1
+	MOVOU    32(SI), X2
+	MOVOU    48(SI), X3
+	PCMPEQL  X7, X0
+	PCMPEQL  X7, X1
+	PCMPEQL  X7, X2
+	PCMPEQL  X7, X3
+	PACKSSLW X1, X0
+	PACKSSLW X3, X2
+	PACKSSWB X2, X0
+	PMOVMSKB X0, AX
+	XORL     $0xffff, AX
+	MOVW     AX, (DI)
+	ADDQ     $64, SI
+	ADDQ     $2, DI
+	DECQ     CX
+	JNZ      nzloop
+
+nzdone:
+	RET

@@ -26,3 +26,7 @@ func scaleBlocks(_, _ []float32, _ float32) int { return 0 }
 // excitationBlocks does none of decodeExcitation's reconstruction
 // (simd_amd64.go does four samples at a time): the loop in Go does it all.
 func excitationBlocks(_ []float32, _ []int32, seed uint32, _ int32) (int, uint32) { return 0, seed }
+
+// nonzeroMasks computes no masks (simd_amd64.go does) and returns false:
+// decodeExcitationSign finds each block's non-zero coefficients itself.
+func nonzeroMasks(_ []uint16, _ []int32) bool { return false }
