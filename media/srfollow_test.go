@@ -465,20 +465,17 @@ const reportTransit = 0.010
 // reportRun is what recordReports recorded: the beeps' onsets in the mix
 // (seconds), the pipeline, the virtual clock's start, the ratio's largest
 // distance from the sender's clock and when (seconds), when the ratio first
-// left 1 (0: never) and its largest distance from the clock's since, and
-// for each packet written, when it arrived and where the mapping placed its
-// first sample less its capture instant (seconds: PositionOf once written).
+// left 1 (0: never) and its largest distance from the clock's since.
 type reportRun struct {
 	onsets                  []float64
 	p                       *AudioPipeline
 	t0                      time.Time
 	worst, worstAt          float64
 	resampledAt, worstSince float64
-	arrived, placed         []float64
 }
 
 // recordReports records total seconds of snd's beeps (followsReports)
-// through a pipeline into a mix; every 0: the sender sends no reports.
+// through a pipeline into a mix.
 func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int, outlierLate, total float64, r lateReader) reportRun {
 	t.Helper()
 	sink := &captureSink{}
@@ -504,7 +501,6 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 	inPause := false
 	resampledAt, worstSince := 0.0, 0.0 // when the ratio first left 1, and its furthest from the clock's since
 	var heldAt time.Time                // a report held by the pause (zero: none)
-	var arrived, placed []float64
 	var heldTS uint32
 	for now := time.Duration(0); now.Seconds() < total+0.2; now += 5 * time.Millisecond {
 		for {
@@ -521,7 +517,7 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 				break
 			}
 			c.t, last, lastRead = t0.Add(time.Duration(read*float64(time.Second))), at, read
-			for ; every > 0 && float64(report)*every+snd.firstReport() <= at; report++ {
+			for ; float64(report)*every+snd.firstReport() <= at; report++ {
 				w := float64(report)*every + snd.firstReport()
 				stamp := w
 				if report == outlierR {
@@ -576,9 +572,6 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 			if err := write(pkt); err != nil {
 				t.Fatal(err)
 			}
-			if pos, ok := p.PositionOf(pkt.Timestamp); ok {
-				arrived, placed = append(arrived, at), append(placed, float64(pos)/8000-snd.wall(n))
-			}
 			next++
 		}
 		c.t = t0.Add(now)
@@ -610,7 +603,7 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 		}
 	}
 	t.Logf("beeps at %.4f s; ratio %.5f (furthest from the clock's %.5f at %.2f s); %+v", onsets, p.Ratio(), worst, worstAt, p.Stats())
-	return reportRun{onsets, p, t0, worst, worstAt, resampledAt, worstSince, arrived, placed}
+	return reportRun{onsets, p, t0, worst, worstAt, resampledAt, worstSince}
 }
 
 // TestAudioPipeline_DeferredFollowsReportsInOrder: a sender report that
