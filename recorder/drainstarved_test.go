@@ -37,11 +37,11 @@ func TestManager_DrainWaitsForWhatReachedTheMachineBeforeTheStop(t *testing.T) {
 	fa.sink("f").AddTrack(tr)
 	st.sending(t, &synth.Tone{Freq: 440, Amplitude: 8000})
 
-	time.Sleep(2 * time.Second) // recording, the reader in step
+	waitRead(t, m, 100) // recording, the reader in step: two seconds of it read
 	st.hold()
-	time.Sleep(time.Second) // the reader starved: a second of packets waits for it
+	time.Sleep(time.Second) // the scenario: the reader starved, a second of packets waits for it (how many, is measured)
 	stopped := stopInBackground(ctx, t, m, rec.InstanceID)
-	time.Sleep(1200 * time.Millisecond) // still starved after the stop
+	time.Sleep(1200 * time.Millisecond) // the scenario: still starved after the stop
 	st.release()
 	got := <-stopped
 	if got == nil {
@@ -279,6 +279,32 @@ func (s *starvedTrack) ReadRTP(buf []byte) (int, error) {
 	}
 	held() // a packet that came while the reader waited for it, once held, waits too
 	return copy(buf, b), nil
+}
+
+// waitArrived waits until packet seq reached the machine (was sent).
+func (s *starvedTrack) waitArrived(t *testing.T, seq uint16) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := s.Arrival(1234, seq); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("packet %d not sent in 30 s", seq)
+		}
+	}
+}
+
+// waitRead waits until m's recorded tracks have received n packets in all.
+func waitRead(t *testing.T, m *Manager, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if got := m.MediaStats().Packets; got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recorded tracks received %d packets in 30 s, want %d", m.MediaStats().Packets, n)
+		}
+	}
 }
 
 // Arrival implements conference.ArrivalReader.

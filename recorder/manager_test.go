@@ -306,12 +306,14 @@ func TestTrackSub_CloseWaitsForWrite(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(10 * time.Millisecond)
+	for sink.writes.Load() < 10 { // the writer is writing
+		time.Sleep(time.Millisecond)
+	}
 	if !ts.close() {
 		t.Fatal("close reported already closed")
 	}
 	sink.closed.Store(true) // any write from now on is a bug
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(10 * time.Millisecond) // a window for a late write to show (its absence is what is checked)
 	close(stop)
 	<-done
 	if n := sink.late.Load(); n != 0 {
@@ -325,9 +327,11 @@ func TestTrackSub_CloseWaitsForWrite(t *testing.T) {
 type slowSink struct {
 	closed atomic.Bool
 	late   atomic.Int64
+	writes atomic.Int64
 }
 
 func (s *slowSink) WriteRTP(*rtp.Packet) error {
+	s.writes.Add(1)
 	if s.closed.Load() {
 		s.late.Add(1)
 	}

@@ -31,11 +31,15 @@ func TestManager_MixWaitsForAReaderBehindItsSocket(t *testing.T) {
 	fa.sink("f").AddTrack(tr)
 	st.sending(t, &synth.Tone{Freq: 440, Amplitude: 8000})
 
-	time.Sleep(time.Second) // recording, the reader in step
+	waitRead(t, m, 50) // recording, the reader in step: a second of it read
+	held := time.Now()
 	st.hold()
-	time.Sleep(1100 * time.Millisecond) // the reader starved
+	time.Sleep(1100 * time.Millisecond) // the scenario: the reader starved (how long, is measured)
 	st.release()
-	time.Sleep(time.Second)
+	released := time.Now()
+	// The recording goes on until the sender sent its packet of 3.1 s
+	// (the tone must span 2.5 s of the mix), however late it sends.
+	st.waitArrived(t, 155)
 	got, err := m.Stop(ctx, "org", "c", "rec1", rec.InstanceID)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +66,7 @@ func TestManager_MixWaitsForAReaderBehindItsSocket(t *testing.T) {
 			lacks = append(lacks, float64(i)/50)
 		}
 	}
-	t.Logf("mix %.2f s, the tone from %.2f s to %.2f s", float64(len(pcm))/8000, float64(first)/50, float64(last+1)/50)
+	t.Logf("the reader held for %v; mix %.2f s, the tone from %.2f s to %.2f s", released.Sub(held).Round(time.Millisecond), float64(len(pcm))/8000, float64(first)/50, float64(last+1)/50)
 	if first < 0 || float64(last-first)/50 < 2.5 {
 		t.Fatalf("the tone spans %d windows of the mix, want about 3 s", last-first)
 	}

@@ -43,16 +43,20 @@ func TestManager_FileBeginsAtTheRecordingsStart(t *testing.T) {
 			fa.sink("f").AddTrack(tr)
 			st.sending(t, &marked{})
 
-			time.Sleep(time.Second) // the track is live and read in step
+			waitRead(t, m, 50) // the track is live and read in step: the first recording read a second of it
+			held := time.Now()
 			st.hold()
-			time.Sleep(starved) // the reader starved: packets wait for it
+			time.Sleep(starved) // the scenario: the reader starved, packets wait for it (how many, is measured)
 			rec, err := m.Start(ctx, "org", StartRequest{ApplicationID: "app", ConferenceID: "f", ConversationID: "c2", Audio: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(400 * time.Millisecond) // still starved after the start
+			time.Sleep(400 * time.Millisecond) // the scenario: still starved after the start
 			st.release()
-			time.Sleep(2500 * time.Millisecond)
+			// The recording goes on until the sender sent its packet of
+			// 2.9 s into it (the mix is checked up to 2.5 s), however late
+			// a sender short of CPU sends.
+			st.waitArrived(t, uint16(st.scheduledAt(rec.Started.Add(2900*time.Millisecond))))
 			got, err := m.Stop(ctx, "org", "c2", "rec1", rec.InstanceID)
 			if err != nil {
 				t.Fatal(err)
@@ -71,7 +75,8 @@ func TestManager_FileBeginsAtTheRecordingsStart(t *testing.T) {
 			// The mix's first audio: the first sample that is not silence.
 			pcm := mixSamples(mix)
 			at := slices.IndexFunc(pcm, func(v int16) bool { return v != 0 })
-			t.Logf("the first packet received at or after the start: %d; the file's first: %d; the mix's first audio at %d ms: packet %d (mod %d)",
+			t.Logf("the reader held %v before the start (%d packets reached the machine meanwhile); the first packet received at or after the start: %d; the file's first: %d; the mix's first audio at %d ms: packet %d (mod %d)",
+				got.Started.Sub(held).Round(time.Millisecond), st.receivedBefore(got.Started)-st.receivedBefore(held),
 				first%len(markBytes), fileFirst, at/8, markAt(pcm, at), len(markBytes))
 			if want := markBytes[first%len(markBytes)]; file[0] != want {
 				t.Errorf("the track's file begins with packet byte %#x, want %#x: the first packet that reached the machine at or after the recording's start", file[0], want)

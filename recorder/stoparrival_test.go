@@ -46,11 +46,11 @@ func TestManager_FileKeepsWhatArrivedBeforeTheStop(t *testing.T) {
 	defer func() { close(quit); <-sent }()
 	fa.sink("f").AddTrack(tr)
 
-	time.Sleep(2 * time.Second) // recording, the reader in step
+	waitRead(t, m, 100) // recording, the reader in step: two seconds of it read
 	st.hold()
-	time.Sleep(500 * time.Millisecond) // the reader starved: half a second of packets waits for it
+	time.Sleep(500 * time.Millisecond) // the scenario: the reader starved, half a second of packets waits for it (how many, is measured)
 	stopped := stopInBackground(ctx, t, m, rec.InstanceID)
-	time.Sleep(300 * time.Millisecond) // still starved after the stop
+	time.Sleep(300 * time.Millisecond) // the scenario: still starved after the stop
 	st.release()
 	got := <-stopped
 	if got == nil {
@@ -97,9 +97,9 @@ func TestManager_MixKeepsWhatCameAfterAPacketFromAfterTheStop(t *testing.T) {
 		st.send(&synth.Tone{Freq: 440, Amplitude: 8000}, quit)
 	}()
 
-	time.Sleep(2 * time.Second) // recording, the reader in step
+	waitRead(t, m, 100) // recording, the reader in step: two seconds of it read
 	st.hold()
-	time.Sleep(400 * time.Millisecond) // the reader starved
+	time.Sleep(400 * time.Millisecond) // the scenario: the reader starved (the stop checks what was queued)
 	called := time.Now()               // every packet that reached the machine before this is from before the stop
 	stopped := stopInBackground(ctx, t, m, rec.InstanceID)
 	for !m.Finishing(rec.InstanceID) { // the stop's instant is taken
