@@ -40,7 +40,7 @@ func TestServe_DrainWaitsThenStops(t *testing.T) {
 	if st := call(t, "GET", s.url+"/readyz", "", nil, nil); st != 200 {
 		t.Fatalf("readyz before the signal: %d", st)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the scenario: a second of the recording before the signal (the composition's length is checked)
 	signalled := time.Now()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	var e struct{ Reason string }
@@ -94,7 +94,9 @@ func TestServe_SecondSignalExitsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev, p := recordWithProcess(t, ctx, s, key)
-	time.Sleep(1500 * time.Millisecond)
+	// The recording has audio on disk, which the recovery finds after the
+	// second signal's exit.
+	waitTrackOnDisk(t, filepath.Join(dir, "data", "recordings"))
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	// Go's runtime folds a signal that arrives while the same one is still
 	// pending into it, so the second is sent only once the first was taken

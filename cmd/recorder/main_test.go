@@ -275,6 +275,49 @@ func recordWithProcess(t *testing.T, ctx context.Context, s *server, key string)
 	return ev, p
 }
 
+// waitMetric waits until the recorder's metric name (a counter, without
+// labels) reaches v, for 30 s at most.
+func waitMetric(t *testing.T, s *server, name string, v float64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := recorderMetrics(t, s)[name]
+		if got >= v {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v after 30 s, want %v", name, got, v)
+		}
+	}
+}
+
+// waitTrackOnDisk waits until a track file under root (in a tracks
+// directory) holds audio on disk: it grew past the size it had when it
+// first held anything (its headers, or a first flush), by a writer's flush;
+// for 30 s at most.
+func waitTrackOnDisk(t *testing.T, root string) {
+	t.Helper()
+	var first int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var size int64
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(path)) == "tracks" {
+				if fi, err := d.Info(); err == nil {
+					size = max(size, fi.Size())
+				}
+			}
+			return nil
+		})
+		if first == 0 {
+			first = size
+		} else if size > first {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no track file under %s grew on disk in 30 s (%d bytes)", root, size)
+		}
+	}
+}
+
 // TestServe_SIGTERMFinishesRecordings: the first SIGTERM stops the running
 // recording, writes and uploads its files, then exits 0.
 func TestServe_SIGTERMFinishesRecordings(t *testing.T) {
@@ -287,7 +330,7 @@ func TestServe_SIGTERMFinishesRecordings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev, _ := recordWithProcess(t, ctx, s, key)
-	time.Sleep(1500 * time.Millisecond)
+	waitMetric(t, s, "recorder_track_packets_written_total", 25) // the track is recorded: half a second of it written
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if code := s.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit code %d\n%s", code, s.stderr)
