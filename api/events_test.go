@@ -83,8 +83,13 @@ func TestEvents_SSEWebhooksRestart(t *testing.T) {
 	h := startWithConfig(t, dir, withHooks)
 	// A live subscriber from the start.
 	live := make(chan []events.Event, 1)
-	go func() { live <- sseEvents(t, h, key1, 0, 5) }()
-	time.Sleep(200 * time.Millisecond)
+	subscribed := make(chan struct{})
+	go func() { live <- sseEventsSubscribed(t, h, key1, 0, 5, subscribed) }()
+	select {
+	case <-subscribed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the live subscriber's stream did not open in 15 s")
+	}
 	target := "s.c.ev-conv"
 	for _, cmd := range []string{CommandStart, CommandPause, CommandResume, CommandStop} {
 		data := `{}`

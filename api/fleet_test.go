@@ -576,8 +576,23 @@ func TestFleet_TakeoverOfADeadOwner(t *testing.T) {
 	if st != 200 || ev.RecorderID != a.svc.RecorderID || ev.State != "ACTIVE" {
 		t.Fatalf("start on A: %d %+v", st, ev)
 	}
-	time.Sleep(3500 * time.Millisecond) // three parts uploaded
-	a.svc.Node.Stop()                   // A is cut off: no more heartbeats (nor takeovers)
+	// A uploaded parts (three, of its files) to the shared storage.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		parts := 0
+		filepath.WalkDir(shared, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".part-") && !strings.HasPrefix(d.Name(), ".") { // not a temporary or attributes file
+				parts++
+			}
+			return nil
+		})
+		if parts >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A uploaded %d parts in 30 s, want 3", parts)
+		}
+	}
+	a.svc.Node.Stop() // A is cut off: no more heartbeats (nor takeovers)
 	cut := time.Now()
 
 	// B takes over: the first recording gets its Takeover.

@@ -788,6 +788,14 @@ func startWithConfig(t *testing.T, dir string, change func(*config.Config)) *har
 // sseEvents reads n events from GET /api/events (with Last-Event-ID after, when > 0).
 func sseEvents(t *testing.T, h *harness, key string, after int64, n int) []events.Event {
 	t.Helper()
+	return sseEventsSubscribed(t, h, key, after, n, nil)
+}
+
+// sseEventsSubscribed is sseEvents that closes subscribed (if not nil) once
+// the stream's response came: the server subscribed the client before it
+// answered, so every event from then on reaches it.
+func sseEventsSubscribed(t *testing.T, h *harness, key string, after int64, n int, subscribed chan<- struct{}) []events.Event {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", h.url+"/api/events", nil)
@@ -802,6 +810,9 @@ func sseEvents(t *testing.T, h *harness, key string, after int64, n int) []event
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if subscribed != nil {
+		close(subscribed)
 	}
 	var out []events.Event
 	sc := bufio.NewScanner(resp.Body)
