@@ -312,7 +312,7 @@ func TestTrackSub_CloseWaitsForWrite(t *testing.T) {
 	if !ts.close() {
 		t.Fatal("close reported already closed")
 	}
-	sink.closed.Store(true) // any write from now on is a bug
+	sink.closed.Store(true)           // any write from now on is a bug
 	time.Sleep(10 * time.Millisecond) // a window for a late write to show (its absence is what is checked)
 	close(stop)
 	<-done

@@ -81,8 +81,22 @@ func TestManager_FileBeginsAtTheRecordingsStart(t *testing.T) {
 			if want := markBytes[first%len(markBytes)]; file[0] != want {
 				t.Errorf("the track's file begins with packet byte %#x, want %#x: the first packet that reached the machine at or after the recording's start", file[0], want)
 			}
-			if mixFirst := markAt(pcm, at); mixFirst != first%len(markBytes) {
-				t.Errorf("the mix's first audio is packet %d (mod %d), want %d: the first packet that reached the machine at or after the recording's start", mixFirst, len(markBytes), first%len(markBytes))
+			// The mix places a packet by its capture (the sender's schedule
+			// from its least-late arrival), and leaves out what was captured
+			// before the start: its first audio is the first packet captured
+			// at or after it, or the end of the one before, which the start
+			// falls in (the test's schedule and the pipeline's mapping differ
+			// by a few ms). That is the file's first unless the sender was
+			// late around the start (a sender short of CPU: what it captured
+			// before the start reached the machine after it, and the file,
+			// by arrival, keeps it).
+			captured, before := st.firstScheduledFrom(got.Started)
+			fileTrack := uploadedTrack(t, got)
+			t.Logf("the first packet captured at or after the start: %d (the one before it %v before the start); the file placed at %v, its first packet captured %v from the start",
+				captured%len(markBytes), before.Round(100*time.Microsecond), fileTrack.Offset, st.scheduledTime(first).Sub(got.Started).Round(time.Millisecond))
+			mixFirst := markAt(pcm, at)
+			if mixFirst != captured%len(markBytes) && mixFirst != (captured-1)%len(markBytes) {
+				t.Errorf("the mix's first audio is packet %d (mod %d), want %d (or the end of %d): the first packet captured at or after the recording's start", mixFirst, len(markBytes), captured%len(markBytes), (captured-1)%len(markBytes))
 			}
 			// Later, the mix holds the packet sent then (placed by its
 			// timestamp from its least-late arrival: its audio from there).
@@ -142,6 +156,31 @@ func (s *starvedTrack) scheduledAt(t time.Time) int {
 		}
 	}
 	return int(t.Sub(base) / (20 * time.Millisecond))
+}
+
+// firstScheduledFrom returns the sequence number of the first packet that
+// the sender's schedule (scheduledAt) has at or after t, and how long
+// before t the schedule has the packet before it.
+func (s *starvedTrack) firstScheduledFrom(t time.Time) (int, time.Duration) {
+	k := s.scheduledAt(t) // the packet of the 20 ms that hold t
+	if at := s.scheduledTime(k); at.Before(t) {
+		return k + 1, t.Sub(at)
+	}
+	return k, t.Sub(s.scheduledTime(k - 1))
+}
+
+// scheduledTime returns when the sender's schedule (scheduledAt) has
+// packet seq.
+func (s *starvedTrack) scheduledTime(seq int) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var base time.Time
+	for q, at := range s.arrived {
+		if b := at.Add(-time.Duration(q) * 20 * time.Millisecond); base.IsZero() || b.Before(base) {
+			base = b
+		}
+	}
+	return base.Add(time.Duration(seq) * 20 * time.Millisecond)
 }
 
 // firstReceivedFrom returns the sequence number of the first packet that
