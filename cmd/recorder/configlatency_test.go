@@ -26,13 +26,20 @@ func TestServe_ConfiguredLatencyIsTheDefaultBudget(t *testing.T) {
 	defer cancel()
 	const stall = 2500 * time.Millisecond
 	var from atomic.Int64 // unix ns; 0: not yet
-	stop := publishOnSchedule(t, ctx, s, key, "cfglatency", "o", opus, time.Time{}, 20*time.Millisecond, releasedTogether(&from, stall))
+	rt := &relayTransport{t: t, imp: releasedTogether(&from, stall)}
+	stop, _ := publishThrough(t, ctx, s, key, "cfglatency", "o", opus, time.Time{}, 20*time.Millisecond, rt)
 	defer stop()
 	before := recorderMetrics(t, s)
 	ev := startRecording(t, s, key, "cfglatency", false)
-	time.Sleep(2 * time.Second)
+	started := time.Now()
+	time.Sleep(2 * time.Second) // the scenario: the stall begins 2 s into the recording
 	from.Store(time.Now().UnixNano())
-	time.Sleep(stall + time.Second)
+	// The recording goes on until the relay released what it held (at
+	// the stall's end) and the recorder received every packet the relay
+	// sent it since the start, and a second more (was: a sleep of the
+	// stall and a second).
+	time.Sleep(stall) // the release's instant
+	waitReceived(t, s, rt, started, before, 50)
 	stopRecording(t, s, key, "cfglatency", ev)
 	after := recorderMetrics(t, s)
 	late := after["recorder_rtp_packets_late_dropped_total"] - before["recorder_rtp_packets_late_dropped_total"]

@@ -359,6 +359,55 @@ func (rt *relayTransport) rtpFromPublisher() int64 {
 	return n
 }
 
+// rtpPassed returns how many of the publisher's RTP packets the relays have
+// sent on to the recorder at or after since (first copies), and how many
+// they hold now.
+func (rt *relayTransport) rtpPassed(since time.Time) (sent, held int) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, r := range rt.relays {
+		r.mu.Lock()
+		for _, tm := range r.rtp {
+			if !tm.sent.IsZero() && !tm.sent.Before(since) {
+				sent++
+			}
+		}
+		for _, h := range r.held {
+			if h.times != nil {
+				held++
+			}
+		}
+		r.mu.Unlock()
+	}
+	return sent, held
+}
+
+// waitReceived waits until the relays of rt hold none of the publisher's
+// packets and the recorder (its recorder_rtp_packets_received_total since
+// the metrics before) received every packet they sent it since since, and
+// more: for 30 s at most each.
+func waitReceived(t *testing.T, s *server, rt *relayTransport, since time.Time, before map[string]float64, more int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, held := rt.rtpPassed(since); held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay still holds packets after 30 s")
+		}
+	}
+	passed, _ := rt.rtpPassed(since)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := recorderMetrics(t, s)["recorder_rtp_packets_received_total"] - before["recorder_rtp_packets_received_total"]
+		if got >= float64(passed+more) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recorder received %.0f packets in 30 s, the relay sent it %d", got, passed)
+		}
+	}
+}
+
 // rtpSent returns, for the publisher's RTP packets in the order it sent
 // them (the first one it sent first, by sequence number), when each reached
 // the relays and when they sent it on (zero: not yet).
