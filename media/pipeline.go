@@ -273,6 +273,9 @@ type AudioPipeline struct {
 	// (catchUp).
 	srCatchUp  bool
 	srCatchEnd int64
+	// extEnd: where the newest packet's audio ends, in extended timestamp
+	// (it was placed whole at the ratio then in use).
+	extEnd int64
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -916,10 +919,15 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	if p.srCatchUp && p.ext >= p.srCatchEnd {
 		// Caught up with the reports' line there: on at the clock's rate
-		// from there (catchUp).
+		// from there (catchUp), but from the end of the packet before at
+		// the earliest: it was placed whole at the catch-up ratio, and
+		// re-based within it the mapping put this packet up to 4 samples
+		// over its end, already decided: dropped as Late (12-19 packets
+		// in two hours of Chromium's reports, TwoHoursOfDrift).
 		p.srCatchUp = false
-		p.setRatioAt(max(p.srCatchEnd, p.baseExt), p.resampleAt(p.srSlope))
+		p.setRatioAt(max(p.srCatchEnd, p.baseExt, min(p.extEnd, p.ext)), p.resampleAt(p.srSlope))
 	}
+	p.extEnd = p.ext + int64(math.Round(float64(n)/k))
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
 	ahead, behind := p.rate, float64(p.mixer.budget)
 	rechecked := p.recheck
