@@ -276,6 +276,13 @@ type AudioPipeline struct {
 	// extEnd: where the newest packet's audio ends, in extended timestamp
 	// (it was placed whole at the ratio then in use).
 	extEnd int64
+	// srBack: a confirmed step back not taken yet, in samples (0: none):
+	// the mapping places the audio that much later than the reports'
+	// line, and goes back by it in the next silence, dropping as much of
+	// it (takeBackInSilence), or, if none came by the arrival
+	// srBackUntil, by catching it up (catchUp). See followReport.
+	srBack      float64
+	srBackUntil uint64
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -694,6 +701,11 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		// overlaps and no sample of silence between.
 		start, end = p.lastEnd, end+p.lastEnd-start
 	}
+	var skip int64 // silence the mapping's step back drops (takeBackInSilence)
+	if newest && n > 0 && p.srBack > 0 {
+		skip = p.takeBackInSilence(payload, s.pcm[:n], end-start)
+		end -= skip
+	}
 	if n > 0 {
 		if gap := int16(seq - p.maxSeq); gap >= 2 && gap <= 4 && p.haveLst && p.lastSeq == p.maxSeq && start > p.lastEnd {
 			// A loss (not DTX: sequence numbers are missing).
@@ -705,9 +717,10 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		}
 		out := s.pcm[:n]
 		if p.ratio != 1 {
-			out = s.res[:min(uint64(end-start), uint64(len(s.res)))]
+			out = s.res[:min(uint64(end+skip-start), uint64(len(s.res)))]
 			stretch(out, s.pcm[:n])
 		}
+		out = out[skip:]
 		if stored := p.put(start, out); start < int64(p.input.start) {
 			p.beforeStart.Add(1) // before the track joined the mix (or time zero): left out
 		} else if stored < len(out) {
@@ -736,6 +749,42 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		return
 	}
 	p.advance()
+}
+
+// silentPeak is the largest sample of a decoded packet that is silence
+// (-54 dBFS), for takeBackInSilence.
+const silentPeak = 64
+
+// takeBackInSilence takes a step back still pending (srBack: see
+// followReport) at the newest packet, span samples long by the mapping, if
+// it is silence: an inactive Opus packet (no voice by its VAD flags, played
+// as digital silence), or one whose decoded samples (pcm) stay within
+// silentPeak. The mapping goes back by the step (by all but a sample of
+// the packet at most; the rest at the next silence), so the packet's first
+// samples land on the end of the audio before it: those, silence, are
+// dropped, and it returns how many. Jumped back at once, the audio after
+// the step landed there and was dropped, whatever it held; taken in
+// silence, no sound of the track is lost, and its pitch is kept. (The file's
+// placement (Placement, the recorder's moves) moves back at this packet,
+// and the offline mix drops the same samples.)
+func (p *AudioPipeline) takeBackInSilence(payload []byte, pcm []int16, span int64) int64 {
+	if p.opus == nil || !opusInactive(payload) {
+		for _, v := range pcm {
+			if v > silentPeak || v < -silentPeak {
+				return 0
+			}
+		}
+	}
+	skip := int64(min(p.srBack, float64(span-1)))
+	if skip <= 0 {
+		return 0
+	}
+	p.basePos -= float64(skip)
+	p.srBack -= float64(skip)
+	if p.srBack < 1 {
+		p.srBack = 0 // within a sample: emit's contiguity takes the rest
+	}
+	return skip
 }
 
 // samplesOf returns the duration of payload in samples at the mix rate,
@@ -927,6 +976,14 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		p.srCatchUp = false
 		p.setRatioAt(max(p.srCatchEnd, p.baseExt, min(p.extEnd, p.ext)), p.resampleAt(p.srSlope))
 	}
+	if p.srBack > 0 && now >= p.srBackUntil {
+		// A step back that found no silence to be taken in (a tone, music,
+		// a speaker who does not pause): caught up, at most maxCatchUp
+		// beyond the clock's rate (a pitch the drift allows),
+		// from this packet on.
+		p.catchUp(-p.srBack)
+		p.srBack = 0
+	}
 	p.extEnd = p.ext + int64(math.Round(float64(n)/k))
 	pos := p.basePos + float64(p.ext-p.baseExt)*k*p.ratio
 	ahead, behind := p.rate, float64(p.mixer.budget)
@@ -1091,6 +1148,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand, p.srCatchUp = 0, false, false, false, false, false, false
+	p.srBack = 0
 	p.pulling = false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
@@ -1187,14 +1245,18 @@ func (p *AudioPipeline) settleNow() {
 // How the mapping goes meanwhile depends on the move. A candidate of up to
 // reportStep is followed as drift (it may be one: a clock 0.5 % slow moves
 // 15 ms between reports 3 s apart), and if confirmed, the slope goes back to
-// the one before it and the rest of the offset is caught up over the next
-// second: the audio after it is where the offline placement has it. (When
+// the one before it and the mapping jumps what remains of the step forward:
+// the audio after it is where the offline placement has it. What remains of
+// a step back is not jumped (the audio after it would land on the end of the
+// audio before it, decided, and drop it): it is taken in the next silence,
+// dropping as much of it, or caught up if none comes within a second
+// (srBack). (When
 // the live mix took a move of up to 20 ms for drift, a 19.6 ms step of
 // Chromium's reports, which the file's placement took at once, was read as
 // a clock rate: the mix overshot, and beeps after it were 23 ms off the
 // file's.) A larger candidate is not followed until the next report
-// confirms it, then the mapping jumps: silence forward, and back, what lands
-// on the track's own audio already decided is dropped (counted Late).
+// confirms it, then the mapping jumps forward (silence), and back in the
+// next silence as a near one does.
 // Either way, between the candidate and the confirmation the live mix
 // places the audio (about) where it was before the step, the offline
 // placement after it (up to one report interval), but for a step forward
@@ -1273,6 +1335,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followedOK.Store(true)
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
+		p.srBack = 0
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 		return pos
@@ -1349,8 +1412,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// resampling instead, it needed 2 % or more to be where the
 			// file's placement is a report interval later, a pitch a
 			// listener hears, and within maxCatchUp it took seconds.
-			p.basePos, p.baseExt = want, p.ext
-			pos = want
+			// A step back is not jumped: the jump put the audio after it
+			// over the end of the audio before it, decided, and dropped
+			// that (Late: up to 20 ms of the track the mix did not hold).
+			// It is taken in the next silence instead, or caught up if
+			// none comes within a second (a report stamped late and
+			// taken back only in part, a first slope's jitter, a
+			// publisher's writes that lagged and came back on time: see
+			// takeBackInSilence).
+			pos = p.stepTo(want, pos, now)
 			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
 			p.setRatio(p.resampleAt(p.srSlope))
 			p.srCatchUp = false
@@ -1380,8 +1450,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			if p.holding && want > pos {
 				p.shiftHold(want - pos)
 			}
-			p.basePos, p.baseExt = want, p.ext
-			pos = want
+			pos = p.stepTo(want, pos, now) // back: in the next silence, as a near one (above)
 			p.srExt, p.srRefPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
@@ -1421,7 +1490,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
 	p.srLineLeast = p.srLeast
-	off, drift := want-pos, p.srTrialRef-p.srRefLeast // by the reports, by the arrivals, since the reference
+	off, drift := want-(pos-p.srBack), p.srTrialRef-p.srRefLeast // by the reports (a step back still to take taken), by the arrivals, since the reference
 	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
 		// The first slope: what the clock drifted while it was unknown
 		// (since the first report followed, 2-3 s) is caught up from
@@ -1437,6 +1506,21 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// stepTo takes a confirmed step of the reports for the newest packet, at
+// timeline position pos by the mapping, that arrived at now: onto where
+// they place it, want, and returns its position. Forward (or back by a
+// rounding's 2 samples) the mapping jumps there (silence); further back it
+// is pending (srBack: taken in the next silence, or caught up).
+func (p *AudioPipeline) stepTo(want, pos float64, now uint64) float64 {
+	if back := pos - want; back > 2 {
+		p.srBack, p.srBackUntil = back, now+uint64(windowLen.Seconds()*p.rate)
+		return pos
+	}
+	p.basePos, p.baseExt = want, p.ext
+	p.srBack = 0
+	return want
 }
 
 // moveOff moves srOff by d (a report followed, or the line of those
@@ -1705,7 +1789,7 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 			// of the offset from their line caught up over the next
 			// second (a resampling at MaxSkew may need more than one).
 			if p.ratio != 1 {
-				p.steer(p.srLine(p.ext) - pos)
+				p.steer(p.srLine(p.ext) - (pos - p.srBack))
 			}
 			return
 		}

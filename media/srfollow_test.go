@@ -46,6 +46,22 @@ type slippingSender struct {
 	every                    float64   // seconds between reports, for busy
 	tick                     float64   // seconds; 0: it writes each packet once captured
 	first                    float64   // when it sends its first report, seconds of the wall clock; 0: at 0.3 s
+	// lagAt, lagFor, lag: from lagAt for lagFor seconds of its wall clock
+	// every write lags lag seconds (a publisher's goroutine that runs that
+	// late on a loaded machine, for seconds: not a stall and a burst), and
+	// a report made meanwhile is stamped by its last write: lag late.
+	lagAt, lagFor, lag float64
+	// hum: between the beeps it sends a low hum (+-120, -48 dBFS), not
+	// silence: no packet is silent.
+	hum bool
+}
+
+// lagging returns how late the sender writes at wall time w (lagAt).
+func (s slippingSender) lagging(w float64) float64 {
+	if s.lag > 0 && w >= s.lagAt && w < s.lagAt+s.lagFor {
+		return s.lag
+	}
+	return 0
 }
 
 // firstReport returns when the sender sends its first report (seconds of
@@ -57,6 +73,7 @@ func (s slippingSender) sent(w float64) float64 {
 	if at, n, ok := s.writeStalled(w); ok {
 		w = at + n
 	}
+	w += s.lagging(w)
 	if s.tick > 0 {
 		w = math.Ceil(w/s.tick) * s.tick
 	}
@@ -173,6 +190,73 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.late, 0.040), cmp.Or(tc.total, 12), lateReader{})
+		})
+	}
+}
+
+// TestAudioPipeline_AStepBackDropsNothing: a publisher whose every write
+// lags 12-30 ms for seconds (its goroutine scheduled late on a loaded
+// machine: not a stall and a burst) stamps the reports made meanwhile as
+// late as its packets come, so no trial takes them back: two of them make a
+// step forward by the reports' word and the packets', and the lag's end a
+// step back, confirmed by the next report. Jumped back, the mapping put the
+// audio after it over the end of the audio before it, already decided, and
+// dropped that: Late 1 in every case here (up to the step's 12-30 ms of the
+// track missing from the mix). It is taken in the next silence instead, cut
+// from it, or, under a hum that never pauses, caught up at most maxCatchUp
+// beyond the clock's rate: nothing is late, every beep lies within 20 ms of
+// its instant, and the ratio within maxCatchUp of the clock's from the step
+// back on. (How the lag's start is followed, a near one as drift, is
+// TestAudioPipeline_FollowsTheSendersReports'.)
+func TestAudioPipeline_AStepBackDropsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		every float64
+		total float64
+		held  bool // the lag's start is held and moved by the step (see below)
+	}{
+		{"every write 12 ms late for 2 s, a report a second", slippingSender{rate: 1, lagAt: 3.6, lagFor: 2, lag: 0.012}, 1, 12, false},
+		{"every write 18 ms late for 3 s, a report a second", slippingSender{rate: 1, lagAt: 5.1, lagFor: 3, lag: 0.018}, 1, 14, false},
+		{"every write 15 ms late for 8 s, reports every 3 s", slippingSender{rate: 1, lagAt: 3.6, lagFor: 8, lag: 0.015}, 3, 16, false},
+		{"a slow clock, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 0.995, lagAt: 4.6, lagFor: 2, lag: 0.012}, 1, 16, false},
+		// A far step (over reportStep) back: jumped, Late 2. Its gap, the
+		// lag's start, began a hold (watchGap), which took it for a
+		// capture stall: the step moved the audio held since the gap by
+		// it, so the beeps from the lag's start to the step back lie 30
+		// ms after their instants (on the reports' line: the hold's
+		// rule, not this one's).
+		{"every write 30 ms late for 3 s, a report a second", slippingSender{rate: 1, lagAt: 3.6, lagFor: 3, lag: 0.030}, 1, 14, true},
+		// A hum between the beeps: no silence to take the step in.
+		{"a slow clock, every write 15 ms late for 2.5 s, a hum, a report a second", slippingSender{rate: 0.995, lagAt: 4.6, lagFor: 2.5, lag: 0.015, hum: true}, 1, 16, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := recordReports(t, tc.snd, tc.every, -1, 0, tc.total, lateReader{})
+			if s := run.p.Stats(); s.Late != 0 || s.Shed != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			if len(run.onsets) < int(tc.total)-1 {
+				t.Fatalf("%d beeps in the mix, want %d", len(run.onsets), int(tc.total)-1)
+			}
+			back := tc.snd.lagAt + tc.snd.lagFor + 2*tc.every // the step back is confirmed by then
+			for _, o := range run.onsets {
+				lag := 0.0
+				if tc.held && o > tc.snd.lagAt && o < back {
+					lag = tc.snd.lag
+				}
+				if d := o - math.Round(o) - lag; math.Abs(d) > 0.020 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its instant", o, d*1000)
+				}
+				if d := o - math.Round(o); o > back+4 && math.Abs(d) > 0.005 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its instant, 4 s after the step back: want it taken (within 5 ms)", o, d*1000)
+				}
+			}
+			if tc.snd.rate == 1 && run.worstAfter(back) != 0 {
+				t.Errorf("a good clock resampled after the step back: the ratio %.5f off 1, want exactly 1 (taken in silence)", run.worstAfter(back))
+			}
+			if run.worstAfter(back) > maxCatchUp+0.001 {
+				t.Errorf("the ratio was %.5f off the sender's clock after %.1f s: want at most %.3f (a catch-up within 0.5 %%)", run.worstAfter(back), back, maxCatchUp+0.001)
+			}
 		})
 	}
 }
@@ -465,13 +549,28 @@ const reportTransit = 0.010
 // reportRun is what recordReports recorded: the beeps' onsets in the mix
 // (seconds), the pipeline, the virtual clock's start, the ratio's largest
 // distance from the sender's clock and when (seconds), when the ratio first
-// left 1 (0: never) and its largest distance from the clock's since.
+// left 1 (0: never) and its largest distance from the clock's since, and
+// that distance at every frame of the mix.
 type reportRun struct {
 	onsets                  []float64
 	p                       *AudioPipeline
 	t0                      time.Time
 	worst, worstAt          float64
 	resampledAt, worstSince float64
+	off                     []float64
+	frame                   time.Duration
+}
+
+// worstAfter returns the ratio's largest distance from the sender's clock
+// from at seconds on.
+func (r reportRun) worstAfter(at float64) float64 {
+	w := 0.0
+	for i, d := range r.off {
+		if (time.Duration(i) * r.frame).Seconds() >= at {
+			w = max(w, d)
+		}
+	}
+	return w
 }
 
 // recordReports records total seconds of snd's beeps (followsReports)
@@ -500,6 +599,7 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 	worst, worstAt := 0.0, 0.0
 	inPause := false
 	resampledAt, worstSince := 0.0, 0.0 // when the ratio first left 1, and its furthest from the clock's since
+	var off []float64                   // the ratio's distance from the clock's, at every frame
 	var heldAt time.Time                // a report held by the pause (zero: none)
 	var heldTS uint32
 	for now := time.Duration(0); now.Seconds() < total+0.2; now += 5 * time.Millisecond {
@@ -526,6 +626,7 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 				if at, _, ok := snd.writeStalled(w - 1e-9); ok {
 					stamp = at // by the last sample written
 				}
+				stamp -= snd.lagging(w)
 				if j := snd.srJitter; len(j) > 0 {
 					stamp += j[report%len(j)]
 				}
@@ -560,6 +661,9 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 			}
 			for i := range payload {
 				payload[i] = 0xFF
+				if snd.hum {
+					payload[i] = 0x70 | byte((n+i)%2)<<7 // -120, +120
+				}
 				if math.Mod(snd.wall(n+i), 1) < 0.1 {
 					payload[i] = 0x90
 				}
@@ -580,6 +684,7 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 				t.Fatal(err)
 			}
 			d := math.Abs(p.Ratio() - 1/snd.rate)
+			off = append(off, d)
 			if p.Ratio() != 1 && resampledAt == 0 {
 				resampledAt = now.Seconds()
 			}
@@ -597,13 +702,19 @@ func recordReports(t *testing.T, snd slippingSender, every float64, outlierR int
 		t.Fatal(err)
 	}
 	var onsets []float64
+	loud := func(v int16) bool { // a beep's sample: not silence, nor the hum
+		if snd.hum {
+			return v > 1000 || v < -1000
+		}
+		return v != 0
+	}
 	for i := 1; i < len(sink.pcm); i++ {
-		if sink.pcm[i] != 0 && sink.pcm[i-1] == 0 && (len(onsets) == 0 || float64(i)/8000-onsets[len(onsets)-1] > 0.5) {
+		if loud(sink.pcm[i]) && !loud(sink.pcm[i-1]) && (len(onsets) == 0 || float64(i)/8000-onsets[len(onsets)-1] > 0.5) {
 			onsets = append(onsets, float64(i)/8000)
 		}
 	}
 	t.Logf("beeps at %.4f s; ratio %.5f (furthest from the clock's %.5f at %.2f s); %+v", onsets, p.Ratio(), worst, worstAt, p.Stats())
-	return reportRun{onsets, p, t0, worst, worstAt, resampledAt, worstSince}
+	return reportRun{onsets, p, t0, worst, worstAt, resampledAt, worstSince, off, frame}
 }
 
 // TestAudioPipeline_DeferredFollowsReportsInOrder: a sender report that
