@@ -68,6 +68,10 @@ type PipelineStats struct {
 	// recording, or a backlog older than the join wait). That audio is left
 	// out of the mix, never shifted; the track's file keeps it.
 	BeforeStart uint64
+	// Resampled counts the packets decoded and written at a ratio other
+	// than 1: stretched or squeezed (the sender's clock, or an offset caught
+	// up), a pitch shift. A good clock's should be 0.
+	Resampled uint64
 }
 
 // seqWindow is the number of packets tracked after the oldest undecided one:
@@ -283,6 +287,9 @@ type AudioPipeline struct {
 	// srBackUntil, by catching it up (catchUp). See followReport.
 	srBack      float64
 	srBackUntil uint64
+	// srSloped: the reports followed showed the sender's clock rate
+	// (srSlope measured over 2 s of them), since they are followed.
+	srSloped bool
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -329,7 +336,7 @@ type AudioPipeline struct {
 	followed   atomic.Uint64
 	followedOK atomic.Bool
 
-	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart, deferred atomic.Uint64
+	packets, decoded, lost, concealed, recovered, dups, late, shed, decodeErrs, reanchors, bySR, beforeStart, deferred, resampled atomic.Uint64
 }
 
 // NewAudioPipeline returns a pipeline for one track.
@@ -409,6 +416,7 @@ func (p *AudioPipeline) Stats() PipelineStats {
 		BySR:         p.bySR.Load(),
 		Deferred:     p.deferred.Load(),
 		BeforeStart:  p.beforeStart.Load(),
+		Resampled:    p.resampled.Load(),
 	}
 }
 
@@ -717,6 +725,7 @@ func (p *AudioPipeline) emit(seq uint16, ts uint32, payload []byte, now uint64) 
 		}
 		out := s.pcm[:n]
 		if p.ratio != 1 {
+			p.resampled.Add(1)
 			out = s.res[:min(uint64(end+skip-start), uint64(len(s.res)))]
 			stretch(out, s.pcm[:n])
 		}
@@ -1244,13 +1253,15 @@ func (p *AudioPipeline) settleNow() {
 //
 // How the mapping goes meanwhile depends on the move. A candidate of up to
 // reportStep is followed as drift (it may be one: a clock 0.5 % slow moves
-// 15 ms between reports 3 s apart), and if confirmed, the slope goes back to
-// the one before it and the mapping jumps what remains of the step forward:
-// the audio after it is where the offline placement has it. What remains of
-// a step back is not jumped (the audio after it would land on the end of the
-// audio before it, decided, and drop it): it is taken in the next silence,
-// dropping as much of it, or caught up if none comes within a second
-// (srBack). (When
+// 15 ms between reports 3 s apart), unless the reports showed the clock's
+// rate already and it moved more than maxCatchUp of the time since the last
+// report followed (no drift: it waits for the next report as a far one
+// does); and if confirmed, the slope goes back to the one before it and the
+// mapping jumps what remains of the step forward: the audio after it is
+// where the offline placement has it. What remains of a step back is not
+// jumped (the audio after it would land on the end of the audio before it,
+// decided, and drop it): it is taken in the next silence, dropping as much
+// of it, or caught up if none comes within a second (srBack). (When
 // the live mix took a move of up to 20 ms for drift, a 19.6 ms step of
 // Chromium's reports, which the file's placement took at once, was read as
 // a clock rate: the mix overshot, and beeps after it were 23 ms off the
@@ -1336,6 +1347,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
 		p.srBack = 0
+		p.srSloped = false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
 		return pos
@@ -1470,6 +1482,24 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		slope = s
 	} else {
 		near = p.reportMoved(moved)
+		if near && p.srSloped && math.Abs(moved) > maxCatchUp*float64(p.ext-p.srLastExt)*k {
+			// Moved more than a clock whose rate the reports showed
+			// drifts since the last report followed (maxCatchUp of the
+			// time between them: Pion's reports, a second apart, 10-20
+			// ms off the line): no drift. A step candidate, not followed
+			// till the next report says (confirms), as a far one. A
+			// publisher whose every write lags for seconds (its goroutine
+			// scheduled 12 ms late on a loaded machine) stamps each
+			// report made meanwhile as late as its packets, so no trial
+			// takes it back: followed as drift, a good clock was
+			// resampled by 0.8-1.3 % (the slope with it, and a catch-up)
+			// before the next report confirmed the step. By the reports'
+			// word and the packets' it is one (and a step back when the
+			// writes catch up): both are taken as the offline placement
+			// takes them (composition.ReportMoved), at ratio 1.
+			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos, p.srCandMoved, p.srCandSlope = true, true, p.ext, want, moved, p.srSlope
+			return pos
+		}
 		// Two reports a second apart span 2 s of the sender's clock, less
 		// nominal time when it runs slow (1.99 s at 0.5 %: the slope then
 		// waited for a fourth report).
@@ -1481,6 +1511,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// followed, or the last step), once it spans 2 s (a report's
 			// jitter, a few ms with Chromium, is then a small part of it).
 			slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
+			p.srSloped = true
 		}
 	}
 	p.srCand, p.srCandNear = near, near

@@ -187,6 +187,21 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		{"a good clock, the first report 80 ms late, writes lagging 15-300 ms", slippingSender{rate: 1, busy: []float64{0.08, 0.25, 0.15, 0.3, 0.12, 0.02, 0.2, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, the first report 80 ms late, writes lagging 0-300 ms", slippingSender{rate: 1, busy: []float64{0.08, 0.25, 0.15, 0.3, 0.12, 0, 0.2, 0.015, 0.14}, every: 1}, 1, -1, 0, 20},
 		{"slips, writes lagging 0-60 ms, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, busy: []float64{0, 0.03, 0.01, 0.05, 0, 0.02, 0.06, 0.015, 0.04}, every: 1}, 1, -1, 0, 20},
+		// A Pion publisher whose every write lags for seconds (its
+		// goroutine scheduled 12-18 ms late on a loaded machine: not a
+		// stall and a burst): each report made meanwhile is as late as
+		// its packets, so no trial takes it back, and it moved 10-20 ms
+		// from the line in a second, which no clock whose rate the
+		// reports showed drifts (api's TestEndToEnd_Blackout at load 20:
+		// alice's good clock resampled by 0.9 % for 0.86 s, then
+		// stepped). Followed as drift, a good clock was resampled by
+		// 0.8-1.3 % before the step. It is a step by the reports' word
+		// and the packets' (they come as late): taken at ratio 1 once
+		// confirmed, and the step back when the writes catch up drops
+		// what it overlaps (Late 1), as the offline placement has them.
+		{"a good clock, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 1, lagAt: 3.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 12},
+		{"a good clock, every write 18 ms late for 3 s, a report a second", slippingSender{rate: 1, lagAt: 5.1, lagFor: 3, lag: 0.018}, 1, -1, 0, 14},
+		{"slips, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, lagAt: 4.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			followsReports(t, tc.snd, tc.every, tc.outlier, cmp.Or(tc.late, 0.040), cmp.Or(tc.total, 12), lateReader{})
@@ -506,8 +521,10 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
 		}
 	}
-	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
-		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+	// A lag that spans two reports is a step by their word and the
+	// packets', and so is its end: a step back, whose overlap is dropped.
+	if s := p.Stats(); s.Late > 0 && !(snd.lag > 0 && s.Late == 1) || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want nothing late (but a lag's step back) and no re-anchor", s)
 	}
 	// The sender's instant the mix puts at the track's first sample (the
 	// composite places the sender's video by it): its capture at 0 (a

@@ -240,7 +240,7 @@ func (s *Session) trackEnded(ts *trackSub) {
 			s.log.Info("track's mix pipeline", "track", ts.t.TrackID, "userId", ts.t.UserID,
 				"originMs", origin.Sub(ms.mixer.Config().Start).Milliseconds(), "packets", st.Packets, "decoded", st.Decoded,
 				"lost", st.Lost, "concealed", st.Concealed, "recovered", st.Recovered, "late", st.Late, "shed", st.Shed,
-				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "deferred", st.Deferred, "ratio", pipe.Ratio(),
+				"beforeStart", st.BeforeStart, "reanchors", st.Reanchors, "bySR", st.BySR, "deferred", st.Deferred, "resampled", st.Resampled, "ratio", pipe.Ratio(),
 				"ringOverflowMs", ms.mixer.Duration(ms.in.Ring().Overflowed()).Milliseconds(), "ringEndMs", ms.mixer.Duration(ms.in.Ring().End()).Milliseconds())
 		}
 		timing = ms.trackTiming(ts.t.Codec.ClockRate)
