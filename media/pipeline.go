@@ -248,6 +248,13 @@ type AudioPipeline struct {
 	// (its trial's least lateness by it): how well that report fits the
 	// packets, whatever they did since (see followReport).
 	srLineLeast float64
+	// srBaseLeast: the least lateness by the line followed of the packets
+	// of its report's trial and of those that came till srBaseEnd
+	// (reportTrial after it was followed): the packets' floor where the
+	// line begins, before the sender's clock drifted from it (see
+	// followReport's take-back).
+	srBaseLeast float64
+	srBaseEnd   uint64
 	srOff       float64 // where the reports place a packet, less where the mapping does, at the first one followed
 	// srFirst: the last report followed is the first (since srFollow
 	// began); srFirstEarly, the least lateness of a packet by it as
@@ -1052,6 +1059,9 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	if p.srFollow {
 		p.srLeast = min(p.srLeast, float64(now)-p.srLine(p.ext))
+		if now < p.srBaseEnd {
+			p.srBaseLeast = min(p.srBaseLeast, float64(now)-p.srLine(p.ext))
+		}
 	}
 	if p.srTrial && now >= p.srTrialEnd && !p.settling {
 		p.srTrial = false
@@ -1350,13 +1360,23 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.srSloped = false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+		p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 		return pos
 	}
 	want -= p.srOff
 	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
 	first := p.srFirst
 	p.srFirst = false
-	switch d, tol := p.srLeast-trialLeast, reportLate.Seconds()*p.rate; {
+	// d: how much earlier the trial's packets came by this report than
+	// the packets where the line followed begins came by it (srBaseLeast:
+	// its report's trial and the trial after it was followed). Against
+	// the least lateness of every packet since (srLeast, the trial's too),
+	// a sender's clock running fast (its packets coming 5 ms a second
+	// earlier by a line at its nominal rate, before its slope is known)
+	// had its drift in that least lateness already, and a report stamped
+	// late was taken back onto the drifted packets: the drift eaten at
+	// every report, the slope never seen (beeps 57-87 ms off by 20 s).
+	switch d, tol := p.srBaseLeast-trialLeast, reportLate.Seconds()*p.rate; {
 	case d > reportTakeBack.Seconds()*p.rate:
 		// A packet of the trial came earlier by it than the packets since
 		// the last report followed came by that one: it is stamped late,
@@ -1438,6 +1458,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+			p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1468,6 +1489,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+			p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
 		}
@@ -1521,6 +1543,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
 	p.srLineLeast = p.srLeast
+	p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 	off, drift := want-(pos-p.srBack), p.srTrialRef-p.srRefLeast // by the reports (a step back still to take taken), by the arrivals, since the reference
 	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
 		// The first slope: what the clock drifted while it was unknown

@@ -199,6 +199,14 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		// and the packets' (they come as late): taken at ratio 1 once
 		// confirmed, and the step back when the writes catch up drops
 		// what it overlaps (Late 1), as the offline placement has them.
+		// A clock 0.5 % fast whose reports are late now and then (a
+		// sweep's lag lists): a late report was taken back onto packets
+		// whose lateness already held the clock's drift (they come 5 ms
+		// a second earlier by a line at the nominal rate), so every
+		// report looked on the line and the slope was never seen: the
+		// beeps 57 and 44 ms late by 20 s.
+		{"runs fast, writes lagging 0-47 ms, a report a second", slippingSender{rate: 1.005, busy: []float64{0, 0.047, 0.009, 0.038, 0, 0.04, 0.031, 0, 0.005, 0.02, 0.042}, every: 1}, 1, -1, 0, 20},
+		{"runs fast, writes lagging 0-55 ms, a report a second", slippingSender{rate: 1.005, busy: []float64{0, 0.032, 0.027, 0.008, 0.039, 0.05, 0.042, 0, 0.032, 0.054, 0}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 1, lagAt: 3.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 12},
 		{"a good clock, every write 18 ms late for 3 s, a report a second", slippingSender{rate: 1, lagAt: 5.1, lagFor: 3, lag: 0.018}, 1, -1, 0, 14},
 		{"slips, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, lagAt: 4.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 16},
