@@ -1263,10 +1263,10 @@ func (p *AudioPipeline) settleNow() {
 //
 // How the mapping goes meanwhile depends on the move. A candidate of up to
 // reportStep is followed as drift (it may be one: a clock 0.5 % slow moves
-// 15 ms between reports 3 s apart), unless the reports showed the clock's
-// rate already and it moved more than maxCatchUp of the time since the last
-// report followed (no drift: it waits for the next report as a far one
-// does); and if confirmed, the slope goes back to the one before it and the
+// 15 ms between reports 3 s apart), unless it moved more than maxCatchUp of
+// the time since the last report followed off the rate the reports showed
+// before it (no drift: it waits for the next report as a far one does);
+// and if confirmed, the slope goes back to the one before it and the
 // mapping jumps what remains of the step forward: the audio after it is
 // where the offline placement has it. What remains of a step back is not
 // jumped (the audio after it would land on the end of the audio before it,
@@ -1504,11 +1504,21 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		slope = s
 	} else {
 		near = p.reportMoved(moved)
-		if near && p.srSloped && math.Abs(moved) > maxCatchUp*float64(p.ext-p.srLastExt)*k {
-			// Moved more than a clock whose rate the reports showed
-			// drifts since the last report followed (maxCatchUp of the
-			// time between them: Pion's reports, a second apart, 10-20
-			// ms off the line): no drift. A step candidate, not followed
+		// How far a drift moves this report from the line: not at all
+		// once the reports showed the clock's rate (the line runs at
+		// it); before, as far as the rate the reports followed since the
+		// reference show, once they span a second.
+		gap := float64(p.ext-p.srLastExt) * k // nominal samples since the last report followed
+		expect, known := 0.0, p.srSloped
+		if prev := float64(p.srLastExt-p.srExt) * k; !known && prev >= 0.9*p.rate {
+			expect, known = ((p.srLastPos-p.srRefPos)/prev-1)*gap, true
+		}
+		if near && known && math.Abs(moved-expect) > maxCatchUp*gap {
+			// Moved more than that by over maxCatchUp of the time since
+			// the last report followed (Pion's reports, a second apart,
+			// 10-20 ms off where the ones before put it): no drift (a
+			// clock 1.2 % off moves 12 ms a second at every report, from
+			// the first). A step candidate, not followed
 			// till the next report says (confirms), as a far one. A
 			// publisher whose every write lags for seconds (its goroutine
 			// scheduled 12 ms late on a loaded machine) stamps each

@@ -208,6 +208,9 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		{"runs fast, writes lagging 0-47 ms, a report a second", slippingSender{rate: 1.005, busy: []float64{0, 0.047, 0.009, 0.038, 0, 0.04, 0.031, 0, 0.005, 0.02, 0.042}, every: 1}, 1, -1, 0, 20},
 		{"runs fast, writes lagging 0-55 ms, a report a second", slippingSender{rate: 1.005, busy: []float64{0, 0.032, 0.027, 0.008, 0.039, 0.05, 0.042, 0, 0.032, 0.054, 0}, every: 1}, 1, -1, 0, 20},
 		{"a good clock, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 1, lagAt: 3.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 12},
+		// Lagging from before the first slope (2.6 s) on: the slope was
+		// taken with the late report, and caught up from 5 ms (0.94 %).
+		{"a good clock, every write 12 ms late from 2.6 s for 3.4 s, a report a second", slippingSender{rate: 1, lagAt: 2.6, lagFor: 3.4, lag: 0.012}, 1, -1, 0, 12},
 		{"a good clock, every write 18 ms late for 3 s, a report a second", slippingSender{rate: 1, lagAt: 5.1, lagFor: 3, lag: 0.018}, 1, -1, 0, 14},
 		{"slips, every write 12 ms late for 2 s, a report a second", slippingSender{rate: 0.995, stallAt: 10.5, stall: 0.1, lagAt: 4.6, lagFor: 2, lag: 0.012}, 1, -1, 0, 16},
 	} {
