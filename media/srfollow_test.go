@@ -197,8 +197,8 @@ func TestAudioPipeline_FollowsTheSendersReports(t *testing.T) {
 		// stepped). Followed as drift, a good clock was resampled by
 		// 0.8-1.3 % before the step. It is a step by the reports' word
 		// and the packets' (they come as late): taken at ratio 1 once
-		// confirmed, and the step back when the writes catch up drops
-		// what it overlaps (Late 1), as the offline placement has them.
+		// confirmed, and so is the step back when the writes catch up,
+		// in the next silence (TestAudioPipeline_AStepBackDropsNothing).
 		// A clock 0.5 % fast whose reports are late now and then (a
 		// sweep's lag lists): a late report was taken back onto packets
 		// whose lateness already held the clock's drift (they come 5 ms
@@ -532,10 +532,8 @@ func followsReports(t *testing.T, snd slippingSender, every float64, outlierR in
 			t.Errorf("beep at %.4f s in the mix: %+.1f ms from where the reports place it (%.3f s)", o, d*1000, want)
 		}
 	}
-	// A lag that spans two reports is a step by their word and the
-	// packets', and so is its end: a step back, whose overlap is dropped.
-	if s := p.Stats(); s.Late > 0 && !(snd.lag > 0 && s.Late == 1) || s.Reanchors != 0 {
-		t.Errorf("stats %+v: want nothing late (but a lag's step back) and no re-anchor", s)
+	if s := p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+		t.Errorf("stats %+v: want nothing late and no re-anchor", s)
 	}
 	// The sender's instant the mix puts at the track's first sample (the
 	// composite places the sender's video by it): its capture at 0 (a
