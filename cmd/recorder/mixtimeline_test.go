@@ -55,6 +55,7 @@ type udpRelay struct {
 	// noRTCP drops the publisher's RTCP (its sender reports): a sender
 	// that sends none.
 	noRTCP bool
+	seen   func(n int, b []byte) // see relayTransport
 	n      int
 	t0     time.Time
 	wg     sync.WaitGroup
@@ -136,13 +137,13 @@ type heldPacket struct {
 // sent it on (zero: not yet).
 type rtpTimes struct{ read, sent time.Time }
 
-func newUDPRelay(t *testing.T, target *net.UDPAddr, imp impairment, all, noRTCP bool) *udpRelay {
+func newUDPRelay(t *testing.T, target *net.UDPAddr, rt *relayTransport) *udpRelay {
 	t.Helper()
 	down, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &udpRelay{down: down, target: target, imp: imp, all: all, noRTCP: noRTCP, ups: map[netip.AddrPort]*net.UDPConn{}, rtp: map[uint16]*rtpTimes{},
+	r := &udpRelay{down: down, target: target, imp: rt.imp, all: rt.all, noRTCP: rt.noRTCP, seen: rt.seen, ups: map[netip.AddrPort]*net.UDPConn{}, rtp: map[uint16]*rtpTimes{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.wg.Add(2)
 	go r.fromPublisher()
@@ -264,6 +265,9 @@ func (r *udpRelay) fromPublisher() {
 		if r.n == 0 {
 			r.t0 = now
 		}
+		if r.seen != nil {
+			r.seen(r.n, b)
+		}
 		// The release instant from the same reading of the clock: packets
 		// held until the end of a stall are due at the very same instant.
 		delay, drop, dup := r.imp(r.n, now.Sub(r.t0))
@@ -323,6 +327,9 @@ type relayTransport struct {
 	all bool
 	// noRTCP drops the publisher's RTCP: a sender without sender reports.
 	noRTCP bool
+	// seen, if set, is shown each packet that goes through imp, before
+	// imp: its index (imp's n) and its bytes (an RTP header is in clear).
+	seen func(n int, b []byte)
 
 	mu     sync.Mutex
 	relays []*udpRelay // made so far
@@ -519,7 +526,7 @@ func (rt *relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			continue
 		}
-		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt.imp, rt.all, rt.noRTCP)
+		r := newUDPRelay(rt.t, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, rt)
 		rt.mu.Lock()
 		rt.relays = append(rt.relays, r)
 		rt.mu.Unlock()
