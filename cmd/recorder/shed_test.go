@@ -33,7 +33,8 @@ import (
 // so they are dropped from it without being decoded (counted: late dropped,
 // not decoded) — the recorder sheds that work. Everything else lands at its
 // own place: the sound's edges (an aperiodic on/off tone) are where the
-// track file has them, before and after the span, not shifted by it. The
+// track file has them, before and after the span, not shifted by it, and
+// the tone is in the mix in every 20 ms window where the track has it. The
 // track file holds every packet but the held ones: its reorder stage waits
 // the budget too, gives up on them (missing) and drops them when they come
 // (late). (A stall whose burst comes within the budget is issue 10's
@@ -183,6 +184,18 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 	// moved by its timing's steps (the mix's moves by arrival, its
 	// sender's reports), as the offline mix places the file.
 	track := placed(t, ogg, edges(soundBlocks(trackPCM, 40)))
+	// Less a silent run of the track that reaches the mix's end (ends
+	// within 30 ms of it, or after): the mix ends at the stop to the
+	// sample, the track file keeps the whole packet the stop falls in, so
+	// where the tone comes back in that packet the track's silence ends
+	// and the mix's runs on to its end, a trailing silence that edges does
+	// not count (session 18, 2 of ~150 runs under hogs: "the track's edge
+	// at 6.967625s is not in the mix" and at 7.527625s, the tone back 2 ms
+	// after the mix's end at 7.525625 s; the mix was silent from 6.967 s as
+	// the track). mixAgreesWithTrack leaves that end out for the same
+	// reason.
+	mixEnd := time.Duration(len(mixPCM)) * time.Second / 8000
+	track = silentRunsBefore(track, mixEnd-30*time.Millisecond)
 	t.Logf("%d packets held until %v after the last's capture, placed from %v to %v (capture by the relay's count: from %v); track placed at %.4f s, steps %+v; edges: track %v, mix %v",
 		span, holdPast, shedFrom, shedTo, time.Unix(0, captured(spanFrom.Load()-1)).Sub(man.Started), fileZero(t, ogg), ogg.Timing.Steps(), track, mix)
 	delta := func(name string) float64 { return after[name] - before[name] }
@@ -208,6 +221,13 @@ func TestServe_TooLateForTheMixIsShedNotShifted(t *testing.T) {
 	}
 	if matched < 6 {
 		t.Errorf("only %d edges of the track to compare outside the shed span", matched)
+	}
+	// The tone is in the mix wherever it is in the track, in issue 10's
+	// 20 ms windows (the edges above miss a loss that runs to the mix's
+	// end: a trailing silence is no edge). The track lacks the held
+	// packets too (its reorder stage gave up on them).
+	if with, lacks := windowsMixLacks(t, objects, man, "o", 660, 1000); with < 100 || lacks > 0 {
+		t.Errorf("the mix lacks %d of the %d windows of 20 ms where the track has its tone", lacks, with)
 	}
 	for _, m := range mix {
 		if m > shedFrom+40*time.Millisecond && m < shedTo-40*time.Millisecond {
@@ -295,4 +315,16 @@ func releasedTogether(from *atomic.Int64, stall time.Duration) impairment {
 		}
 		return 0, false, false
 	}
+}
+
+// silentRunsBefore returns the silent runs of edges (start and end pairs)
+// that end before end.
+func silentRunsBefore(runs []time.Duration, end time.Duration) []time.Duration {
+	var out []time.Duration
+	for i := 0; i+1 < len(runs); i += 2 {
+		if runs[i+1] < end {
+			out = append(out, runs[i], runs[i+1])
+		}
+	}
+	return out
 }
