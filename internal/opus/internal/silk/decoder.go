@@ -2286,16 +2286,27 @@ func lpcSynthesisSteadyState(
 
 // lpcSynthesis16Go is lpcSynthesisSteadyState for d_LPC 16: history holds
 // the 16 samples before the subframe, then its own (written as lpc).
+//
+// Its four partial sums begin with their first product, not 0 + it as dot's
+// do (session 18; also lpcSynthesis10 and the first subframe's tails): the
+// two differ only where that product is -0 (0 + -0 is +0), and then the
+// partial sum, and so the whole sum, can differ only in the sign of a zero,
+// which lpcVal = gain*res[i] + sum keeps only where gain*res[i] is -0 too:
+// never but by an underflow (gain > 0; res is an integer excitation / 2**23
+// plus LTP sums, which round to +0 where they cancel). A zero of either sign
+// is a zero in every later step (products, sums, clamps, the 16-bit output),
+// so the decoded samples are the same bit for bit (TestOpusDecoder_Golden),
+// with four additions fewer per sample, and in the first subframe one fewer
+// on the recursion's chain (its sums begin with the newest sample).
 func lpcSynthesis16Go(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
 	res, lpc = res[:len(out)], lpc[:len(out)]
 	second, newest := history[14], history[15]
 	for i := range out {
 		x := history[i : i+14]
-		var s0, s1, s2, s3 float32
-		s0 += x[0] * a[0]
-		s1 += x[1] * a[1]
-		s2 += x[2] * a[2]
-		s3 += x[3] * a[3]
+		s0 := x[0] * a[0] // not 0 + p (session 18): see above
+		s1 := x[1] * a[1]
+		s2 := x[2] * a[2]
+		s3 := x[3] * a[3]
 		s0 += x[4] * a[4]
 		s1 += x[5] * a[5]
 		s2 += x[6] * a[6]
@@ -2322,11 +2333,10 @@ func lpcSynthesis10(out []float32, a *[16]float32, res, lpc, history []float32, 
 	second, newest := history[8], history[9]
 	for i := range out {
 		x := history[i : i+8]
-		var s0, s1, s2, s3 float32
-		s0 += x[0] * a[0]
-		s1 += x[1] * a[1]
-		s2 += x[2] * a[2]
-		s3 += x[3] * a[3]
+		s0 := x[0] * a[0] // not 0 + p (session 18): see lpcSynthesis16Go
+		s1 := x[1] * a[1]
+		s2 := x[2] * a[2]
+		s3 := x[3] * a[3]
 		s0 += x[4] * a[4]
 		s1 += x[5] * a[5]
 		s2 += x[6] * a[6]
@@ -2416,11 +2426,10 @@ func lpcFirstSubframeTail16(out []float32, a *[16]float32, res, lpc []float32, g
 	newest := lpc[15]
 	for i := 16; i < len(out); i++ {
 		x := lpc[i-16 : i-1] // x[15] would be newest
-		var s0, s1, s2, s3 float32
-		s0 += newest * a[0]
-		s1 += x[14] * a[1]
-		s2 += x[13] * a[2]
-		s3 += x[12] * a[3]
+		s0 := newest * a[0]  // not 0 + p (session 18): see lpcSynthesis16Go
+		s1 := x[14] * a[1]
+		s2 := x[13] * a[2]
+		s3 := x[12] * a[3]
 		s0 += x[11] * a[4]
 		s1 += x[10] * a[5]
 		s2 += x[9] * a[6]
@@ -2449,11 +2458,10 @@ func lpcFirstSubframeTail10(out []float32, a *[16]float32, res, lpc []float32, g
 	newest := lpc[9]
 	for i := 10; i < len(out); i++ {
 		x := lpc[i-10 : i-1] // x[9] would be newest
-		var s0, s1, s2, s3 float32
-		s0 += newest * a[0]
-		s1 += x[8] * a[1]
-		s2 += x[7] * a[2]
-		s3 += x[6] * a[3]
+		s0 := newest * a[0]  // not 0 + p (session 18): see lpcSynthesis16Go
+		s1 := x[8] * a[1]
+		s2 := x[7] * a[2]
+		s3 := x[6] * a[3]
 		s0 += x[5] * a[4]
 		s1 += x[4] * a[5]
 		s2 += x[3] * a[6]

@@ -249,11 +249,11 @@ TEXT ·lpcSynthesis16x(SB), NOSPLIT, $0-84
 	XORQ   BX, BX
 
 lpcloop:
-	// s_l = 0 + x[l]*a[l] + x[4+l]*a[4+l] + x[8+l]*a[8+l], x = history[i:]
-	XORPS  X0, X0
-	MOVUPS (SI)(BX*4), X1
-	MULPS  X8, X1
-	ADDPS  X1, X0
+	// s_l = x[l]*a[l] + x[4+l]*a[4+l] + x[8+l]*a[8+l], x = history[i:]
+	// (from the first product, not 0 + it: lpcSynthesis16Go says why the
+	// samples are the same)
+	MOVUPS (SI)(BX*4), X0
+	MULPS  X8, X0
 	MOVUPS 16(SI)(BX*4), X1
 	MULPS  X9, X1
 	ADDPS  X1, X0

@@ -204,3 +204,59 @@ func TestLTPPredict_SameAsPerSample(t *testing.T) {
 		}
 	}
 }
+
+// TestLPCSynthesis_SignedZerosAsDot: the LPC synthesis's partial sums begin
+// with their first product, not 0 + it as dot's do (session 18); they
+// differ only where that product is -0, and only in the sign of a zero,
+// which gain*res + sum drops as long as gain*res is not -0. Here every
+// product is -0 or +0 (a silent history, coefficients negative and
+// positive; in a third of the trials all negative, so that every partial
+// sum of a silent stretch is -0) and the residual is 0 on most samples,
+// with speech between:
+// the synthesized samples are dot's bit for bit, in the first subframe
+// (d_LPC 10 and 16) and after it. It fails with gain*res computed as -0.
+func TestLPCSynthesis_SignedZerosAsDot(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(19, 20))
+	for _, c := range []struct{ dLPC, n int }{{10, 40}, {16, 80}} {
+		for trial := range 200 {
+			var reversed, normalized [16]float32
+			for k := range c.dLPC {
+				reversed[k] = float32(rnd.IntN(3)-1) * float32(rnd.Float64()+0.1)
+				if trial%3 == 0 { // every product of the silent history -0
+					reversed[k] = -float32(rnd.Float64() + 0.1)
+				}
+			}
+			for k := range c.dLPC {
+				normalized[k] = reversed[c.dLPC-1-k]
+			}
+			res := make([]float32, c.n)
+			for i := range res {
+				if rnd.IntN(4) == 0 && trial%2 == 1 {
+					res[i] = float32(rnd.NormFloat64() * 0.1)
+				}
+			}
+			gain := float32(rnd.Float64() + 0.01)
+			// the first subframe, after a silent previous frame
+			d := &Decoder{previousLPCCount: c.dLPC}
+			wantLPC, wantOut := make([]float32, c.n), make([]float32, c.n)
+			firstSubframeReference(d, wantOut, c.dLPC, normalized, res, wantLPC, gain)
+			lpc, out := make([]float32, c.n), make([]float32, c.n)
+			d.lpcSynthesisFirstSubframe(out, c.dLPC, normalized, res, lpc, gain)
+			// a subframe after it, from a silent history
+			history := make([]float32, c.dLPC+c.n)
+			want := append([]float32(nil), history...)
+			for i := range c.n {
+				want[c.dLPC+i] = gain*res[i] + dot(want[i:i+c.dLPC], reversed[:c.dLPC], false)
+			}
+			lpcSynthesisSteadyState(make([]float32, c.n), c.dLPC, reversed, res, history[c.dLPC:], history, gain)
+			for i := range c.n {
+				if math.Float32bits(lpc[i]) != math.Float32bits(wantLPC[i]) || math.Float32bits(out[i]) != math.Float32bits(wantOut[i]) {
+					t.Fatalf("first subframe, d_LPC %d, trial %d, sample %d: lpc %g (%#x), want %g (%#x)", c.dLPC, trial, i, lpc[i], math.Float32bits(lpc[i]), wantLPC[i], math.Float32bits(wantLPC[i]))
+				}
+				if got := history[c.dLPC+i]; math.Float32bits(got) != math.Float32bits(want[c.dLPC+i]) {
+					t.Fatalf("steady state, d_LPC %d, trial %d, sample %d: %g (%#x), want %g (%#x)", c.dLPC, trial, i, got, math.Float32bits(got), want[c.dLPC+i], math.Float32bits(want[c.dLPC+i]))
+				}
+			}
+		}
+	}
+}
