@@ -240,6 +240,55 @@ func (r *Decoder) DecodeICDF8(icdf []uint8) uint32 {
 	return uint32(k) //nolint:gosec // G115
 }
 
+// DecodeBits8 decodes n (at most 32) symbols of one two-symbol table, {p,
+// 0} in DecodeICDF8's form (p = 256 - cdf of symbol 0, 1 to 255), and
+// returns them as bits, the first symbol in bit 0: the same symbols and
+// state as n calls of DecodeICDF8 (TestDecodeBits8_SameAsDecodeICDF8).
+// (Session 19: without a branch on the symbol: symbol 1 where val <
+// (rng>>8)*p, both updates computed and one picked by a mask. A two-symbol
+// SILK symbol, such as an excitation sign, is about a coin toss, so the
+// exit of DecodeICDF8's search mispredicts about every other symbol; here
+// only the renormalization branches, about every eighth symbol. One call
+// for n symbols.)
+func (r *Decoder) DecodeBits8(p uint8, n int) uint32 {
+	rng, val := r.rangeSize, r.highAndCodedDifference
+	var out uint32
+	for i := range n {
+		bound := (rng >> 8) * uint32(p)
+		// val < bound: both are below 2**31 (rng <= 2**31 and val < rng), so
+		// the sign bit of their difference is the comparison
+		bit := (val - bound) >> 31
+		out |= bit << (i & 31)
+		zero := bit - 1 // all ones for symbol 0, else 0
+		// symbol 0: val -= bound, rng -= bound; symbol 1: rng = bound
+		val -= bound & zero
+		rng = (rng-bound)&zero | bound&^zero
+		if rng <= minRangeSize {
+			// DecodeICDF8's renormalization (this function stays a leaf)
+			data, bitsRead := r.data, r.bitsRead
+			n := uint(len(data))
+			for rng <= minRangeSize {
+				rng <<= 8
+				r.nbitsTotal += 8
+				i, off := bitsRead>>3, bitsRead&7
+				var hi, lo uint32
+				if i < n {
+					hi = uint32(data[i])
+				}
+				if i+1 < n {
+					lo = uint32(data[i+1])
+				}
+				bitsRead = max(bitsRead, min(bitsRead+8, n*8))
+				val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
+			}
+			r.bitsRead = bitsRead
+		}
+	}
+	r.rangeSize, r.highAndCodedDifference = rng, val
+
+	return out
+}
+
 // ICDF8 returns DecodeICDF8's form of a DecodeSymbolWithICDF table of total
 // 256 whose first symbol has non-zero probability; it panics on another.
 func ICDF8(t []uint) []uint8 {

@@ -1159,19 +1159,23 @@ func (d *Decoder) decodeExcitationSign(
 		if nonzero == 0 {
 			continue
 		}
-		pdf := pdfs[min(count, 6)]
+		// It then decodes a sign for all coefficients
+		// with a non-zero magnitude
+		//
+		// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
+		//
+		// If the value decoded is 0, then the coefficient magnitude is negated.
+		// Otherwise, it remains positive.
+		//
+		// (Session 19: the block's signs in one call, without a branch on
+		// each, DecodeBits8, and negated without a branch: a sign is about a
+		// coin toss, so either branch mispredicted about every other time.)
+		signs := d.rangeDecoder.DecodeBits8(pdfs[min(count, 6)][0], bits.OnesCount32(nonzero))
 		for ; nonzero != 0; nonzero &= nonzero - 1 {
-			// It then decodes a sign for all coefficients
-			// with a non-zero magnitude
-			//
-			// https://datatracker.ietf.org/doc/html/rfc6716#section-4.2.7.8.5
-			//
-			// If the value decoded is 0, then the coefficient magnitude is negated.
-			// Otherwise, it remains positive.
-			if d.rangeDecoder.DecodeICDF8(pdf) == 0 {
-				i := bits.TrailingZeros32(nonzero)
-				c[i] = -c[i]
-			}
+			i := bits.TrailingZeros32(nonzero)
+			negate := int32(signs&1) - 1 //nolint:gosec // G115: -1 for symbol 0, else 0
+			c[i] = (c[i] ^ negate) - negate
+			signs >>= 1
 		}
 	}
 }
