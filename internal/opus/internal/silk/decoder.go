@@ -2289,19 +2289,29 @@ func lpcSynthesisSteadyState(
 }
 
 // lpcSynthesis16Go is lpcSynthesisSteadyState for d_LPC 16: history holds
-// the 16 samples before the subframe, then its own (written as lpc).
+// the 16 samples before the subframe, then its own (written as lpc). It is
+// also the first subframe's synthesis from its sample 16 on.
 //
-// Its four partial sums begin with their first product, not 0 + it as dot's
-// do (session 18; also lpcSynthesis10 and the first subframe's tails): the
-// two differ only where that product is -0 (0 + -0 is +0), and then the
-// partial sum, and so the whole sum, can differ only in the sign of a zero,
-// which lpcVal = gain*res[i] + sum keeps only where gain*res[i] is -0 too:
-// never but by an underflow (gain > 0; res is an integer excitation / 2**23
-// plus LTP sums, which round to +0 where they cancel). A zero of either sign
-// is a zero in every later step (products, sums, clamps, the 16-bit output),
-// so the decoded samples are the same bit for bit (TestOpusDecoder_Golden),
-// with four additions fewer per sample, and in the first subframe one fewer
-// on the recursion's chain (its sums begin with the newest sample).
+// The sum (session 19, not bit-identical to the order before it: float32
+// rounding, figures in media/opusgolden_test.go): the twelve oldest
+// products in four partial sums (lane l takes x[l], x[4+l], x[8+l]),
+// older = (s0+s2) + (s1+s3); then t = gain*res[i], plus the products of
+// x[12], x[13] and second, plus older; lpc[i] = t + newest*a[15]. Each
+// product joins as late as its sample's age allows, the newest last, so
+// that the recursion's chain is one product and one addition per sample
+// (before: a product and four additions; six in the first subframe).
+//
+// The partial sums begin with their first product, not 0 + it as dot's do
+// (session 18; also lpcSynthesis10 and lpcFirstSubframeTail10): the two
+// differ only where that product is -0 (0 + -0 is +0), and then the partial
+// sum can differ only in the sign of a zero, which a sum with a non-zero
+// drops and t keeps only where t is -0 too: t begins with gain*res[i],
+// which is never -0 but by an underflow (gain > 0; res is an integer
+// excitation / 2**23 plus LTP sums, which round to +0 where they cancel),
+// and a sum is -0 only where both its terms are. A zero of either sign is a
+// zero in every later step (products, sums, clamps, the 16-bit output), so
+// the decoded samples are the same bit for bit with four additions fewer
+// per sample (TestLPCSynthesis_SignedZerosAsDot).
 func lpcSynthesis16Go(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
 	res, lpc = res[:len(out)], lpc[:len(out)]
 	second, newest := history[14], history[15]
@@ -2319,11 +2329,13 @@ func lpcSynthesis16Go(out []float32, a *[16]float32, res, lpc, history []float32
 		s1 += x[9] * a[9]
 		s2 += x[10] * a[10]
 		s3 += x[11] * a[11]
-		s0 += x[12] * a[12]
-		s1 += x[13] * a[13]
-		s2 += second * a[14]
-		s3 += newest * a[15]
-		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
+		older := (s0 + s2) + (s1 + s3)
+		t := gain * res[i]
+		t += x[12] * a[12]
+		t += x[13] * a[13]
+		t += second * a[14]
+		t += older
+		lpcVal := t + newest*a[15]
 		lpc[i] = lpcVal
 		out[i] = clampNegativeOneToOne(lpcVal)
 		second, newest = newest, lpcVal
@@ -2361,6 +2373,27 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	subframeRes, subframeLPC []float32,
 	gain float32,
 ) {
+	if dLPC == 16 && len(out) <= maxSubframeLength {
+		// (Session 19: the whole subframe by the synthesis of the
+		// subframes after the first, lpcSynthesis16, over a history of the
+		// previous frame's last 16 values, zeros where it has fewer: its sum
+		// ends with the newest sample's product, so that the recursion's
+		// chain is one product and one addition, where this subframe's own
+		// sums began with it: a product and sixteen additions for its first
+		// 16 samples, six after them.)
+		var history [16 + maxSubframeLength]float32
+		count := d.previousLPCCount
+		copy(history[16-count:16], d.previousLPC[:count])
+		var reversed [16]float32
+		for k := range reversed {
+			reversed[k] = normalizedAQ12[15-k]
+		}
+		n := len(out)
+		lpcSynthesis16(out, &reversed, subframeRes, history[16:16+n], history[:16+n], gain)
+		copy(subframeLPC[:n], history[16:16+n])
+
+		return
+	}
 	head := min(dLPC, len(out)) // the samples whose history reaches into the previous frame
 	// (Session 17: their history as one window, the previous frame's last
 	// d_LPC values, zeros where it has fewer, then this subframe's as they
@@ -2371,28 +2404,8 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	for sampleIndex := range head {
 		lpcVal := gain * subframeRes[sampleIndex]
 		x := window[sampleIndex : sampleIndex+16] // x[15-k] is lpc[sampleIndex-k-1]
-		if dLPC == 16 {                           // written out: one chain, a[0]'s product first, as the loop below
-			a := &normalizedAQ12
-			lpcVal += x[15] * a[0]
-			lpcVal += x[14] * a[1]
-			lpcVal += x[13] * a[2]
-			lpcVal += x[12] * a[3]
-			lpcVal += x[11] * a[4]
-			lpcVal += x[10] * a[5]
-			lpcVal += x[9] * a[6]
-			lpcVal += x[8] * a[7]
-			lpcVal += x[7] * a[8]
-			lpcVal += x[6] * a[9]
-			lpcVal += x[5] * a[10]
-			lpcVal += x[4] * a[11]
-			lpcVal += x[3] * a[12]
-			lpcVal += x[2] * a[13]
-			lpcVal += x[1] * a[14]
-			lpcVal += x[0] * a[15]
-		} else {
-			for k, a := range normalizedAQ12[:dLPC] {
-				lpcVal += x[15-k] * a
-			}
+		for k, a := range normalizedAQ12[:dLPC] {
+			lpcVal += x[15-k] * a
 		}
 		window[16+sampleIndex] = lpcVal
 		subframeLPC[sampleIndex] = lpcVal
@@ -2401,11 +2414,9 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 
 	// From sample d_LPC on, all of the history is this subframe's: one
 	// slice, no branch per product, the same sum as dot's (our change to
-	// pion/opus v0.1.0; for d_LPC 16 and 10 summed inline with the newest
-	// sample from a register, as lpcSynthesis16 does).
+	// pion/opus v0.1.0; for d_LPC 10 summed inline with the newest sample
+	// from a register).
 	switch dLPC {
-	case 16:
-		lpcFirstSubframeTail16(out, &normalizedAQ12, subframeRes, subframeLPC, gain)
 	case 10:
 		lpcFirstSubframeTail10(out, &normalizedAQ12, subframeRes, subframeLPC, gain)
 	default:
@@ -2418,42 +2429,10 @@ func (d *Decoder) lpcSynthesisFirstSubframe(
 	}
 }
 
-// lpcFirstSubframeTail16 synthesizes samples 16 and on of a frame's first
-// subframe for d_LPC 16 (lpc holds samples 0 to 15): dot(history, a,
+// lpcFirstSubframeTail10 synthesizes samples 10 and on of a frame's first
+// subframe for d_LPC 10 (lpc holds samples 0 to 9): dot(history, a,
 // true)'s products and sums in its order, the newest sample (a[0]'s) from a
 // register.
-func lpcFirstSubframeTail16(out []float32, a *[16]float32, res, lpc []float32, gain float32) {
-	if len(out) <= 16 {
-		return
-	}
-	res, lpc = res[:len(out)], lpc[:len(out)]
-	newest := lpc[15]
-	for i := 16; i < len(out); i++ {
-		x := lpc[i-16 : i-1] // x[15] would be newest
-		s0 := newest * a[0]  // not 0 + p (session 18): see lpcSynthesis16Go
-		s1 := x[14] * a[1]
-		s2 := x[13] * a[2]
-		s3 := x[12] * a[3]
-		s0 += x[11] * a[4]
-		s1 += x[10] * a[5]
-		s2 += x[9] * a[6]
-		s3 += x[8] * a[7]
-		s0 += x[7] * a[8]
-		s1 += x[6] * a[9]
-		s2 += x[5] * a[10]
-		s3 += x[4] * a[11]
-		s0 += x[3] * a[12]
-		s1 += x[2] * a[13]
-		s2 += x[1] * a[14]
-		s3 += x[0] * a[15]
-		lpcVal := gain*res[i] + ((s0 + s1) + (s2 + s3))
-		lpc[i] = lpcVal
-		out[i] = clampNegativeOneToOne(lpcVal)
-		newest = lpcVal
-	}
-}
-
-// lpcFirstSubframeTail10 is lpcFirstSubframeTail16 for d_LPC 10.
 func lpcFirstSubframeTail10(out []float32, a *[16]float32, res, lpc []float32, gain float32) {
 	if len(out) <= 10 {
 		return

@@ -18,7 +18,8 @@ type (
 )
 
 const (
-	maxSubframeCount = 4
+	maxSubframeCount  = 4
+	maxSubframeLength = 80 // a WB subframe's samples (samplesInSubframe)
 
 	pulsecountLargestPartitionSize = 16
 	maxShellBlocks                 = 20 // a 20 ms WB frame's 320 samples in blocks of 16

@@ -37,9 +37,10 @@ func ltpFilterBlocks(res, past []float32, b *[5]float32) int {
 // lpcSynthesis16 is lpcSynthesisSteadyState for d_LPC 16: history holds
 // the 16 samples before the subframe, then its own (written as lpc, which
 // is history[16:]). On amd64 it is lpcSynthesis16x (simd_amd64.s): the
-// older products four at a time, the recursion's chain as in
-// lpcSynthesis16Go (session 18; the same products and sums,
-// TestLPCSynthesisSteadyState_SameAsDot).
+// twelve older products four at a time (session 18), the newer four from
+// registers in lpcSynthesis16Go's order, the newest last (session 19), and
+// the clamp four at a time after the recursion: the same products and sums
+// (TestLPCSynthesis16_SameAsGo).
 func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
 	if len(out) == 0 {
 		return

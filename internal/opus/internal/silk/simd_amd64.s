@@ -214,16 +214,18 @@ ltpdone:
 //
 // lpcSynthesis16 (history holds the 16 samples before the subframe, then
 // room for its len(out) own, written as lpc; res len(out) samples: the
-// caller checks). Only the products of the samples 5 to 16 before the one
-// computed go four at a time (s0-s3's first three terms): they do not wait
-// for the recursion. The newest four products, the sums and the gain are
-// scalar, in lpcSynthesis16's order, so the recursion's chain of dependent
-// operations is as long as there (the newest sample's product, s3, s2+s3,
-// the sum, the gain's term).
+// caller checks). The products of the samples 5 to 16 before the one
+// computed go four at a time (s0-s3, session 18): they do not wait for the
+// recursion. The newer four products, the sums and the gain are scalar, in
+// lpcSynthesis16Go's order (session 19): from gain*res, the samples 4, 3
+// and 2 before, the older sum, and last the newest sample's product, so
+// that the recursion's chain is one product and one addition. The clamp to
+// out is a pass of its own, four samples at a time.
 //
-// X0 s0-s3, X1-X3 temporaries, X4 -1, X5 1, X6 second, X7 newest,
-// X8-X10 a[0:4], a[4:8], a[8:12], X11-X14 a[12]-a[15], X15 gain;
-// SI = &history[0], DX = &res[0], DI = &out[0], BX = i, CX = len(out).
+// X0 s0-s3 and the older sum, X1-X3 temporaries, X4-X7 the samples 4, 3,
+// 2 and 1 before (-1 and 1 in the clamp's pass), X8-X10 a[0:4], a[4:8],
+// a[8:12], X11-X14 a[12]-a[15], X15 gain; SI history, DX res, DI out,
+// BX i, CX len(out).
 TEXT ·lpcSynthesis16x(SB), NOSPLIT, $0-84
 	MOVQ   out_base+0(FP), DI
 	MOVQ   out_len+8(FP), CX
@@ -240,67 +242,96 @@ TEXT ·lpcSynthesis16x(SB), NOSPLIT, $0-84
 	MOVSS  52(AX), X12
 	MOVSS  56(AX), X13
 	MOVSS  60(AX), X14
-	MOVL   $0xbf800000, AX
-	MOVL   AX, X4
-	MOVL   $0x3f800000, AX
-	MOVL   AX, X5
+	// the newest four samples in registers: X4 = x[12], X5 = x[13],
+	// X6 = x[14] (second), X7 = x[15] (newest)
+	MOVSS  48(SI), X4
+	MOVSS  52(SI), X5
 	MOVSS  56(SI), X6
 	MOVSS  60(SI), X7
 	XORQ   BX, BX
 
 lpcloop:
-	// s_l = x[l]*a[l] + x[4+l]*a[4+l] + x[8+l]*a[8+l], x = history[i:]
-	// (from the first product, not 0 + it: lpcSynthesis16Go says why the
-	// samples are the same)
-	MOVUPS (SI)(BX*4), X0
-	MULPS  X8, X0
-	MOVUPS 16(SI)(BX*4), X1
-	MULPS  X9, X1
-	ADDPS  X1, X0
-	MOVUPS 32(SI)(BX*4), X1
-	MULPS  X10, X1
-	ADDPS  X1, X0
+	// s_l = x[l]*a[l] + x[4+l]*a[4+l] + x[8+l]*a[8+l], x = history[i:];
+	// older = (s0+s2) + (s1+s3)
+	MOVUPS  (SI)(BX*4), X0
+	MULPS   X8, X0
+	MOVUPS  16(SI)(BX*4), X1
+	MULPS   X9, X1
+	ADDPS   X1, X0
+	MOVUPS  32(SI)(BX*4), X1
+	MULPS   X10, X1
+	ADDPS   X1, X0
+	MOVHLPS X0, X1
+	ADDPS   X1, X0
+	PSHUFD  $0x55, X0, X1
+	ADDSS   X1, X0
 
-	// s3 += newest*a[15]; s2 += second*a[14]; s2+s3
-	PSHUFD $0xff, X0, X1
-	MOVAPS X7, X2
-	MULSS  X14, X2
-	ADDSS  X2, X1
-	PSHUFD $0xaa, X0, X2
-	MOVAPS X6, X3
-	MULSS  X13, X3
-	ADDSS  X3, X2
-	ADDSS  X1, X2
+	// t = gain*res[i]; t += x[12]*a[12]; t += x[13]*a[13];
+	// t += second*a[14]; t += older; lpc[i] = t + newest*a[15]: each
+	// sample's product joins the sum as late as its age allows, so that
+	// the recursion's chain is one product and one addition per sample
+	MOVSS (DX)(BX*4), X2
+	MULSS X15, X2
+	MOVAPS X4, X1
+	MULSS X11, X1
+	ADDSS X1, X2
+	MOVAPS X5, X1
+	MULSS X12, X1
+	ADDSS X1, X2
+	MOVAPS X6, X1
+	MULSS X13, X1
+	ADDSS X1, X2
+	ADDSS X0, X2
+	MOVAPS X7, X1
+	MULSS X14, X1
+	ADDSS X2, X1
 
-	// s1 += x[13]*a[13]; s0 += x[12]*a[12]; (s0+s1)+(s2+s3)
-	PSHUFD $0x55, X0, X1
-	MOVSS  52(SI)(BX*4), X3
-	MULSS  X12, X3
-	ADDSS  X3, X1
-	MOVSS  48(SI)(BX*4), X3
-	MULSS  X11, X3
-	ADDSS  X3, X0
-	ADDSS  X1, X0
-	ADDSS  X2, X0
-
-	// lpc[i] = gain*res[i] + sum; out[i] = clamp(lpc[i]) as
-	// clampNegativeOneToOne (MAXSS/MINSS give their second operand, the
-	// sample, for a NaN, and -1 or 1 where it equals them)
-	MOVSS  (DX)(BX*4), X1
-	MULSS  X15, X1
-	ADDSS  X0, X1
 	MOVSS  X1, 64(SI)(BX*4)
+	MOVAPS X5, X4
+	MOVAPS X6, X5
 	MOVAPS X7, X6
 	MOVAPS X1, X7
-	MOVAPS X4, X2
-	MAXSS  X1, X2
-	MOVAPS X5, X3
-	MINSS  X2, X3
-	MOVSS  X3, (DI)(BX*4)
 
 	INCQ BX
 	CMPQ BX, CX
 	JLT  lpcloop
+
+	// out[i] = clamp(lpc[i]) as clampNegativeOneToOne, four at a time
+	// (MAXPS/MINPS give their second operand, the sample, for a NaN, and
+	// -1 or 1 where it equals them), then one at a time
+	MOVL   $0xbf800000, AX
+	MOVL   AX, X4
+	SHUFPS $0, X4, X4
+	MOVL   $0x3f800000, AX
+	MOVL   AX, X5
+	SHUFPS $0, X5, X5
+	XORQ   BX, BX
+	MOVQ   CX, R8
+	ANDQ   $-4, R8
+	JZ     clamp1
+
+clamp4:
+	MOVUPS 64(SI)(BX*4), X1
+	MOVAPS X4, X2
+	MAXPS  X1, X2
+	MOVAPS X5, X3
+	MINPS  X2, X3
+	MOVUPS X3, (DI)(BX*4)
+	ADDQ   $4, BX
+	CMPQ   BX, R8
+	JLT    clamp4
+
+clamp1:
+	CMPQ  BX, CX
+	JGE   lpcdone
+	MOVSS 64(SI)(BX*4), X1
+	MOVAPS X4, X2
+	MAXSS X1, X2
+	MOVAPS X5, X3
+	MINSS X2, X3
+	MOVSS X3, (DI)(BX*4)
+	INCQ  BX
+	JMP   clamp1
 
 lpcdone:
 	RET

@@ -14,7 +14,7 @@ func rewhiten16(_, _ []float32, _ *[16]float32) int { return 0 }
 func ltpFilterBlocks(_, _ []float32, _ *[5]float32) int { return 0 }
 
 // lpcSynthesis16 is lpcSynthesis16Go (simd_amd64.go has the older products
-// four at a time).
+// and the clamp four at a time).
 func lpcSynthesis16(out []float32, a *[16]float32, res, lpc, history []float32, gain float32) {
 	lpcSynthesis16Go(out, a, res, lpc, history, gain)
 }

@@ -9,11 +9,11 @@ import (
 )
 
 // TestLPCSynthesisSteadyState_SameAsDot: the LPC synthesis of a subframe
-// after the first, which sums inline and takes the newest two history
-// samples from registers (lpcSynthesis16, lpcSynthesis10), gives bit for
-// bit what summing each sample's d_LPC products with dot gives, for NB/MB
-// (d_LPC 10) and WB (16), on random coefficients, residuals and histories of
-// speech-like scale.
+// after the first, which sums inline and takes the newest history samples
+// from registers (lpcSynthesis16, lpcSynthesis10), gives bit for bit what
+// summing each sample's d_LPC products over the stored history gives: with
+// dot for NB/MB (d_LPC 10), in newestLast16's order for WB (16; session 19),
+// on random coefficients, residuals and histories of speech-like scale.
 func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for _, dLPC := range []int{10, 16} {
@@ -26,8 +26,8 @@ func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 				history[i] = float32(rnd.NormFloat64() * 0.1)
 			}
 			want := append([]float32(nil), history...)
-			for i := range n { // the reference: dot over the stored history
-				want[dLPC+i] = gain*res[i] + dot(want[i:i+dLPC], reversed[:dLPC], false)
+			for i := range n { // the reference, over the stored history
+				want[dLPC+i] = steadyStateReference(want[i:i+dLPC], &reversed, gain*res[i])
 			}
 
 			out := make([]float32, n)
@@ -38,6 +38,81 @@ func TestLPCSynthesisSteadyState_SameAsDot(t *testing.T) {
 				}
 				if c := clampNegativeOneToOne(want[dLPC+i]); math.Float32bits(out[i]) != math.Float32bits(c) {
 					t.Fatalf("d_LPC %d, trial %d, out[%d]: %g, want %g", dLPC, trial, i, out[i], c)
+				}
+			}
+		}
+	}
+}
+
+// steadyStateReference is a sample of the LPC synthesis after a subframe's
+// first from its d_LPC predecessors x (oldest first), its coefficients
+// (reversed: reversed[k] multiplies x[k]) and gain*res: dot's sum for
+// d_LPC 10, newestLast16's for 16.
+func steadyStateReference(x []float32, reversed *[16]float32, gainRes float32) float32 {
+	if len(x) == 16 {
+		return newestLast16(x, reversed, gainRes)
+	}
+
+	return gainRes + dot(x, reversed[:len(x)], false)
+}
+
+// newestLast16 is the sum of lpcSynthesis16 (session 19) written plainly:
+// the twelve oldest products in four partial sums from 0 (lane l takes
+// x[l], x[4+l], x[8+l]), older = (s0+s2) + (s1+s3); then from gain*res
+// the products of x[12], x[13] and x[14], older, and last the newest
+// sample's product, so that the recursion's chain is one product and one
+// addition.
+func newestLast16(x []float32, a *[16]float32, gainRes float32) float32 {
+	var s [4]float32
+	for k := range 12 {
+		s[k%4] += x[k] * a[k]
+	}
+	older := (s[0] + s[2]) + (s[1] + s[3])
+	t := gainRes
+	t += x[12] * a[12]
+	t += x[13] * a[13]
+	t += x[14] * a[14]
+	t += older
+
+	return t + x[15]*a[15]
+}
+
+// TestLPCSynthesis16_SameAsGo: lpcSynthesis16 (on amd64 the SSE2 kernel
+// lpcSynthesis16x, whose clamp is a pass of its own, four samples at a
+// time) gives bit for bit what lpcSynthesis16Go gives, lpc and out, for
+// every length from 0 to 41 and a subframe's 80, on samples with clipping,
+// tiny, signed-zero and NaN values, and writes nothing past out or lpc.
+func TestLPCSynthesis16_SameAsGo(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(25, 26))
+	for _, n := range append([]int{80}, func() (l []int) {
+		for n := range 42 {
+			l = append(l, n)
+		}
+		return l
+	}()...) {
+		for trial := range 50 {
+			var a [16]float32
+			for k := range a {
+				a[k] = simdSample(rnd) * 0.5
+			}
+			res := make([]float32, n)
+			for i := range res {
+				res[i] = simdSample(rnd)
+			}
+			gain := float32(rnd.Float64() * 2)
+			history := make([]float32, 16+n+1)
+			for i := range 16 {
+				history[i] = simdSample(rnd)
+			}
+			history[16+n] = 7 // past lpc's end
+			wantHistory := append([]float32(nil), history...)
+			out, wantOut := make([]float32, n+1), make([]float32, n+1)
+			out[n], wantOut[n] = 9, 9 // past out's end
+			lpcSynthesis16(out[:n], &a, res, history[16:16+n], history[:16+n], gain)
+			lpcSynthesis16Go(wantOut[:n], &a, res, wantHistory[16:16+n], wantHistory[:16+n], gain)
+			for i := range n + 1 {
+				if !sameFloat32(history[16+i], wantHistory[16+i]) || !sameFloat32(out[i], wantOut[i]) {
+					t.Fatalf("n %d, trial %d, sample %d: lpc %g out %g, want %g and %g", n, trial, i, history[16+i], out[i], wantHistory[16+i], wantOut[i])
 				}
 			}
 		}
@@ -88,10 +163,12 @@ func randomSubframe(rnd *rand.Rand, dLPC, n int, scale float64) (reversed [16]fl
 
 // TestLPCSynthesisFirstSubframe_SameAsBefore: the LPC synthesis of a
 // frame's first subframe (its first d_LPC samples reach into the previous
-// frame's, the rest sum inline: lpcFirstSubframeTail16 and …10) gives bit
-// for bit what the loop before it gave (firstSubframeReference), for NB/MB
-// (d_LPC 10, 40 and 60 samples) and WB (16, 80), on random coefficients,
-// residuals and previous samples of speech-like scale.
+// frame's, the rest sum inline: lpcFirstSubframeTail10; for d_LPC 16 all
+// of it is lpcSynthesis16's, session 19) gives bit for bit what the loop
+// before it gave (firstSubframeReference; for d_LPC 16 newestLast16's sum
+// over the previous frame's values and the subframe's), for NB/MB (d_LPC
+// 10, 40 and 60 samples) and WB (16, 80), on random coefficients, residuals
+// and previous samples of speech-like scale.
 func TestLPCSynthesisFirstSubframe_SameAsBefore(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for _, c := range []struct{ dLPC, n int }{{10, 40}, {10, 60}, {16, 80}} {
@@ -128,9 +205,26 @@ func TestLPCSynthesisFirstSubframe_SameAsBefore(t *testing.T) {
 }
 
 // firstSubframeReference is lpcSynthesisFirstSubframe as it was before its
-// inline sums (session 8): the reference of the test above.
+// inline sums (session 8): the reference of the test above; for d_LPC 16
+// every sample in newestLast16's order over the previous frame's last 16
+// values (zeros where it has fewer) and the subframe's own (session 19).
 func firstSubframeReference(d *Decoder, out []float32, dLPC int, normalizedAQ12 [16]float32, subframeRes, subframeLPC []float32, gain float32) {
 	var currentLPCVal float32
+	var reversed [16]float32
+	for k := range dLPC {
+		reversed[k] = normalizedAQ12[dLPC-1-k]
+	}
+	if dLPC == 16 {
+		window := make([]float32, 16+len(out))
+		copy(window[16-d.previousLPCCount:16], d.previousLPC[:d.previousLPCCount])
+		for i := range out {
+			window[16+i] = newestLast16(window[i:i+16], &reversed, gain*subframeRes[i])
+			subframeLPC[i] = window[16+i]
+			out[i] = clampNegativeOneToOne(window[16+i])
+		}
+
+		return
+	}
 	for sampleIndex := range out {
 		lpcVal := gain * subframeRes[sampleIndex]
 		if sampleIndex >= dLPC {
@@ -213,7 +307,8 @@ func TestLTPPredict_SameAsPerSample(t *testing.T) {
 // positive; in a third of the trials all negative, so that every partial
 // sum of a silent stretch is -0) and the residual is 0 on most samples,
 // with speech between:
-// the synthesized samples are dot's bit for bit, in the first subframe
+// the synthesized samples are dot's bit for bit (from 0-started partial
+// sums; for d_LPC 16 newestLast16's, session 19), in the first subframe
 // (d_LPC 10 and 16) and after it. It fails with gain*res computed as -0.
 func TestLPCSynthesis_SignedZerosAsDot(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(19, 20))
@@ -246,7 +341,7 @@ func TestLPCSynthesis_SignedZerosAsDot(t *testing.T) {
 			history := make([]float32, c.dLPC+c.n)
 			want := append([]float32(nil), history...)
 			for i := range c.n {
-				want[c.dLPC+i] = gain*res[i] + dot(want[i:i+c.dLPC], reversed[:c.dLPC], false)
+				want[c.dLPC+i] = steadyStateReference(want[i:i+c.dLPC], &reversed, gain*res[i])
 			}
 			lpcSynthesisSteadyState(make([]float32, c.n), c.dLPC, reversed, res, history[c.dLPC:], history, gain)
 			for i := range c.n {
