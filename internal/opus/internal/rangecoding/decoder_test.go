@@ -215,13 +215,14 @@ func TestDecodeICDF8_SameAsDecodeSymbolWithICDF(t *testing.T) {
 	ICDF8([]uint{256, 0, 128, 256})
 }
 
-// TestDecodeBits8_SameAsDecodeICDF8: DecodeBits8(p, n) decodes the same
-// symbols to the same state as n calls of DecodeICDF8 with the table {p, 0},
-// for every p (1 to 255) and n (0 to 32) over random data, short enough to
-// read past its end, between other tables' symbols.
+// TestDecodeBits8_SameAsDecodeICDF8: DecodeBits8(p, n) and DecodeEachBit8(p)
+// decode the same symbols to the same state as DecodeICDF8 with the tables
+// {p, 0} n times, or {p[i], 0} in turn, for random p (1 to 255) and n (0 to
+// 32) over random data, short enough to read past its end, between other
+// tables' symbols.
 func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(23, 24))
-	for range 2000 {
+	for trial := range 4000 {
 		data := make([]byte, 1+rnd.IntN(80))
 		for i := range data {
 			data[i] = byte(rnd.Uint32())
@@ -233,16 +234,27 @@ func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 			q := uint8(2 + rnd.IntN(254)) // another table's symbol, on both
 			a.DecodeICDF8([]uint8{q, q / 2, 0})
 			b.DecodeICDF8([]uint8{q, q / 2, 0})
-			p, n := uint8(1+rnd.IntN(255)), rnd.IntN(33)
-			x := a.DecodeBits8(p, n)
+			p := make([]uint8, rnd.IntN(33))
+			for k := range p {
+				p[k] = uint8(1 + rnd.IntN(255))
+				if trial%2 == 0 { // DecodeBits8: one table
+					p[k] = p[0]
+				}
+			}
+			var x uint32
+			if trial%2 == 0 && len(p) > 0 {
+				x = a.DecodeBits8(p[0], len(p))
+			} else {
+				x = a.DecodeEachBit8(p)
+			}
 			var y uint32
-			for k := range n {
-				y |= b.DecodeICDF8([]uint8{p, 0}) << k
+			for k := range p {
+				y |= b.DecodeICDF8([]uint8{p[k], 0}) << k
 			}
 			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
 				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
-				t.Fatalf("call %d (p %d, n %d): %#x (rng %d val %d at %d), DecodeICDF8 %#x (rng %d val %d at %d)",
-					i, p, n, x, a.rangeSize, a.highAndCodedDifference, a.bitsRead, y, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
+				t.Fatalf("trial %d, call %d (p %v): %#x (rng %d val %d at %d), DecodeICDF8 %#x (rng %d val %d at %d)",
+					trial, i, p, x, a.rangeSize, a.highAndCodedDifference, a.bitsRead, y, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
 			}
 		}
 	}

@@ -1080,6 +1080,11 @@ func (d *Decoder) decodePulseLocation(pulsecounts []uint8) (eRaw []int32) {
 		// (Session 17: the halves as calls down to pairs, not loops over
 		// arrays of two: the same symbols in the same order, left first.)
 		e := (*[pulsecountLargestPartitionSize]int32)(eRaw[pulsecountLargestPartitionSize*i:])
+		if pulsecounts[i] == 1 {
+			e[onePulse(d.rangeDecoder.DecodeEachBit8(onePulseSplits[:]), 4)] = 1
+
+			continue
+		}
 		left16 := d.splitPulses(icdf8PulseCountSplit16, pulsecounts[i])
 		d.splitPulses8((*[8]int32)(e[:8]), left16)
 		d.splitPulses8((*[8]int32)(e[8:]), pulsecounts[i]-left16)
@@ -1324,6 +1329,11 @@ func (d *Decoder) splitPulses8(e *[8]int32, count uint8) {
 	if count == 0 {
 		return
 	}
+	if count == 1 {
+		e[onePulse(d.rangeDecoder.DecodeEachBit8(onePulseSplits[1:]), 3)] = 1
+
+		return
+	}
 	left := d.splitPulses(icdf8PulseCountSplit8, count)
 	d.splitPulses4((*[4]int32)(e[:4]), left)
 	d.splitPulses4((*[4]int32)(e[4:]), count-left)
@@ -1332,6 +1342,11 @@ func (d *Decoder) splitPulses8(e *[8]int32, count uint8) {
 // splitPulses4 is splitPulses8 for 4 coefficients.
 func (d *Decoder) splitPulses4(e *[4]int32, count uint8) {
 	if count == 0 {
+		return
+	}
+	if count == 1 {
+		e[onePulse(d.rangeDecoder.DecodeEachBit8(onePulseSplits[2:]), 2)] = 1
+
 		return
 	}
 	left := d.splitPulses(icdf8PulseCountSplit4, count)
@@ -1343,6 +1358,27 @@ func (d *Decoder) splitPulses4(e *[4]int32, count uint8) {
 		left2 := d.splitPulses(icdf8PulseCountSplit2, right)
 		e[2], e[3] = int32(left2), int32(right-left2)
 	}
+}
+
+// onePulseSplits are the two-symbol tables (their p, DecodeEachBit8's form)
+// of a single pulse's split at each level: a partition of 16, 8, 4, 2.
+var onePulseSplits = [4]uint8{ //nolint:gochecknoglobals
+	icdf8PulseCountSplit16[0][0], icdf8PulseCountSplit8[0][0], icdf8PulseCountSplit4[0][0], icdf8PulseCountSplit2[0][0],
+}
+
+// onePulse returns where a single pulse lies in a partition of 2**levels
+// coefficients from its splits' symbols (DecodeEachBit8: symbol 1, the
+// pulse in the left half, in bit 0 for the largest split). (Session 19: a
+// single pulse's halves are coin tosses: its splits in one call without a
+// branch each, where splitting it as any count mispredicted about every
+// other split.)
+func onePulse(bits uint32, levels int) int {
+	pos := 0
+	for l := range levels {
+		pos = pos<<1 | int(^bits>>l&1)
+	}
+
+	return pos
 }
 
 // splitPulses returns how many of a partition's block > 0 pulses fall in its

@@ -9,7 +9,8 @@ import (
 )
 
 // TestDecodePulseLocation_SameAsBefore: placing the pulses by halves down to
-// pairs (splitPulses8, splitPulses4) reads the same symbols and places the
+// pairs (splitPulses8, splitPulses4; a single pulse's splits in one call,
+// onePulse, session 19) reads the same symbols and places the
 // same pulses as the loops before session 17 (pulseLocationBefore, below),
 // the range decoder at the same place after: random pulse counts (0 to 16
 // per block, up to 20 blocks) over random data.
