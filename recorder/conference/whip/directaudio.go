@@ -36,13 +36,14 @@ import (
 // track and its interceptors, as srtp's are: conference.PushBuffer), and
 // the packets the mux does not take: those before the keys, those of an
 // SSRC whose stream Pion has not opened yet (its first packet opens it and
-// makes the track), those longer than a queue's slot, and, until one has
-// decrypted here, any that fails to.
+// makes the track), and, until one has decrypted here, any that fails to.
 //
 // The recorder's own work on each packet (conference.PushBuffer's hand-over:
-// reorder, track file, the mix's decode) runs on the workers, one per core,
-// each with its share of the connections; the socket's reader only reads,
-// routes and decrypts. On one core the reader hands over itself.
+// reorder, track file, the mix's decode) runs on the workers, one per core
+// (one on one core), each with its share of the connections; the socket's
+// reader only reads, routes and decrypts, so that a recorder short of CPU
+// keeps its backlog in the workers' queues (5 s of each stream, as Pion's
+// path does), not in the socket's receive buffer alone.
 //
 // The keys: Pion does not expose its DTLS connection, so each connection's
 // own SettingEngine (ReceiveAPI.NewPeerConnection) makes the recorder the
@@ -221,8 +222,8 @@ func isRTP(d []byte) bool {
 
 // take decrypts datagram d into plain (at least len(d) bytes) and hands
 // the RTP packet to its track's buffer, through its worker's queue if it
-// has one. It reports false when d is Pion's to read: not RTP, no keys
-// yet, no stream of its SSRC yet, longer than a queue's slot, or not
+// has one (the mux's connections have). It reports false when d is Pion's
+// to read: not RTP, no keys yet, no stream of its SSRC yet, or not
 // decrypted before any packet was (keys that do not fit). A packet that
 // fails once one has decrypted (a replay, a forgery) is dropped, as Pion
 // would. No lock is taken and nothing is allocated.
@@ -255,9 +256,6 @@ func (c *directConn) take(d, plain []byte) bool {
 		return c.ok
 	}
 	c.ok = true
-	if c.queue != nil && len(p) > smallPacket {
-		return false // longer than a queue's slot (above 190 kbit/s): Pion decrypts it too
-	}
 	directPackets.Add(1)
 	if c.queue != nil {
 		c.queue.push(c.buf, p, c.done)

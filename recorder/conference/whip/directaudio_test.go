@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -149,8 +150,7 @@ func encrypted(t testing.TB, sender *srtp.Context, ssrc uint32, n int) [][]byte 
 // TestDirectConn_TakeAllocatesNothing: the mux reader's per-packet path
 // (decrypt, look the stream up, hand the packet over, itself or through a
 // hand-over worker's queue) takes no lock and allocates nothing, and every
-// packet reaches its track. With a queue, a packet longer than a slot is
-// left to Pion.
+// packet reaches its track, a long one (a large pooled buffer) too.
 func TestDirectConn_TakeAllocatesNothing(t *testing.T) {
 	for _, queued := range []bool{false, true} {
 		t.Run(map[bool]string{false: "reader", true: "worker"}[queued], func(t *testing.T) {
@@ -158,7 +158,7 @@ func TestDirectConn_TakeAllocatesNothing(t *testing.T) {
 			c, sender, handed := directFixture(t, ssrc)
 			var worker *handWorker
 			if queued {
-				workers, queues := newHandWorkers(1, 1)
+				workers, queues := newHandWorkers(1, 1, handQueueSlots(0, 1))
 				worker, c.queue, c.done = workers[0], queues[0][0], make(chan struct{})
 			}
 			pkts := encrypted(t, sender, ssrc, 200)
@@ -180,8 +180,11 @@ func TestDirectConn_TakeAllocatesNothing(t *testing.T) {
 				t.Errorf("%d packets handed over, want %d", *handed, i)
 			}
 			big := encryptedPayload(t, sender, ssrc, 1000, smallPacket)
-			if took := c.take(big, plain); took == queued {
-				t.Errorf("a packet longer than a slot taken: %v, want %v", took, !queued)
+			if !c.take(big, plain) || queued && !worker.handOver() {
+				t.Error("a packet longer than smallPacket not taken")
+			}
+			if *handed != i+1 {
+				t.Errorf("%d packets handed over, want %d", *handed, i+1)
 			}
 		})
 	}
@@ -276,4 +279,58 @@ func FuzzDirectConn_Take(f *testing.F) {
 			t.Errorf("keys from a key log line alone: %q", d)
 		}
 	})
+}
+
+// BenchmarkDirectConn_TakeOneCore: a packet's cost on one core (GOMAXPROCS
+// 1) from the socket's reader to its track (decrypt, hand over to a track
+// that discards), handed over by the reader itself or queued for a worker
+// goroutine woken once a batch of 8 (the reader yields after each batch,
+// as it waits in the poller for the next): what the worker costs.
+func BenchmarkDirectConn_TakeOneCore(b *testing.B) {
+	for _, queued := range []bool{false, true} {
+		b.Run(map[bool]string{false: "reader", true: "worker"}[queued], func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			const ssrc, batch = 1234, 8
+			c, sender, handed := directFixture(b, ssrc)
+			var q *handQueue
+			if queued {
+				workers, queues := newHandWorkers(1, 1, handQueueSlots(0, 1))
+				done := make(chan struct{})
+				finished := make(chan struct{})
+				go func() { workers[0].run(done); close(finished) }()
+				b.Cleanup(func() { close(done); <-finished })
+				q, c.queue, c.done = queues[0][0], queues[0][0], done
+			}
+			pkts := encrypted(b, sender, ssrc, 1<<15)
+			plain := make([]byte, batchBuf)
+			b.ReportAllocs()
+			i, n := 0, 0
+			for b.Loop() {
+				if i == len(pkts) { // past the replay window: a fresh context
+					b.StopTimer()
+					for q != nil && q.queued() > 0 {
+						q.worker.wakeUp()
+						runtime.Gosched()
+					}
+					c.ctx, i = nil, 0
+					b.StartTimer()
+				}
+				c.take(pkts[i], plain)
+				i++
+				if n++; n%batch == 0 {
+					if q != nil {
+						q.worker.wakeUp()
+					}
+					runtime.Gosched()
+				}
+			}
+			for q != nil && q.queued() > 0 {
+				q.worker.wakeUp()
+				runtime.Gosched()
+			}
+			if *handed != n {
+				b.Fatalf("%d handed over, want %d", *handed, n)
+			}
+		})
+	}
 }

@@ -89,7 +89,7 @@ func startWorkers(t *testing.T, workers []*handWorker) chan struct{} {
 // order pushed.
 func TestHandWorkers_KeepEachTracksOrder(t *testing.T) {
 	const tracks, sockets, perTrack = 8, 2, 3000
-	workers, queues := newHandWorkers(2, sockets)
+	workers, queues := newHandWorkers(2, sockets, 512)
 	done := startWorkers(t, workers)
 	bufs := &conference.PushBuffers{}
 	ts := make([]*pushedTrack, tracks)
@@ -140,7 +140,8 @@ func TestHandWorkers_KeepEachTracksOrder(t *testing.T) {
 // for room instead of dropping, and goes on once the worker does: every
 // packet handed over, in order. Closing the mux releases a waiting reader.
 func TestHandQueue_FullWaitsAndLosesNothing(t *testing.T) {
-	workers, queues := newHandWorkers(1, 1)
+	const handSlots = 512
+	workers, queues := newHandWorkers(1, 1, handSlots)
 	done := startWorkers(t, workers)
 	q := queues[0][0]
 	tr := newPushedTrack(&conference.PushBuffers{}, 1)
@@ -181,7 +182,7 @@ func TestHandQueue_FullWaitsAndLosesNothing(t *testing.T) {
 	}
 
 	// A reader waiting on a full queue when the mux closes gives up.
-	_, queues = newHandWorkers(1, 1)
+	_, queues = newHandWorkers(1, 1, handSlots)
 	closing := make(chan struct{})
 	q = queues[0][0] // its worker never runs
 	for i := range handSlots {
@@ -224,7 +225,7 @@ func boolInt(b bool) int {
 // through a queue, on two goroutines at once (ns/op: the slower of the
 // two, with their switches).
 func BenchmarkHandQueue(b *testing.B) {
-	workers, queues := newHandWorkers(1, 1)
+	workers, queues := newHandWorkers(1, 1, handQueueSlots(0, 1))
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
+
+	"github.com/rtcrec/recorder/recorder/conference"
 )
 
 // udpMux is the WHIP endpoint's ice.UDPMux: one UDP socket on each address
@@ -79,7 +81,7 @@ type muxSocket struct {
 	addr   *net.UDPAddr
 	routes atomic.Pointer[map[netip.AddrPort]*muxConn] // written under mux.mu
 	plain  [batchBuf]byte                              // a datagram decrypted here (directConn.take): the reader's
-	queues []*handQueue                                // to each hand-over worker (handover.go); none: the reader hands over
+	queues []*handQueue                                // to each hand-over worker (handover.go); none: the reader hands over (tests)
 }
 
 // muxRing is how many datagrams a connection queues for its reader: 5 s of
@@ -93,11 +95,13 @@ const muxRing = 256
 // an RTCP compound or a STUN message; a longer one takes batchBuf bytes.
 const smallPacket = 512
 
-// muxPacket is a queued datagram.
+// muxPacket is a queued datagram (a connection's ring), or a decrypted
+// packet of direct audio (a hand-over queue: handover.go).
 type muxPacket struct {
 	from netip.AddrPort
 	n    int
 	buf  []byte
+	dst  *conference.PushBuffer // the packet's track (a hand-over queue's)
 }
 
 var (
@@ -131,10 +135,11 @@ func MuxQueueDrops() uint64 { return muxQueueDrops.Load() }
 
 // newMux starts reading conns; it keeps the RTP packets' receive times in
 // receipts, if not nil. Direct audio's packets are handed over by that
-// many workers (handover.go), or by the socket's reader if none.
-func newMux(conns []datagramConn, receipts *Receipts, workers int) *udpMux {
+// many workers (handover.go), through queues of slots packets (a power of
+// two), or by the socket's reader if none (tests).
+func newMux(conns []datagramConn, receipts *Receipts, workers, slots int) *udpMux {
 	m := &udpMux{conns: map[muxKey]*muxConn{}, receipts: receipts, done: make(chan struct{})}
-	ws, queues := newHandWorkers(workers, len(conns))
+	ws, queues := newHandWorkers(workers, len(conns), slots)
 	for i, c := range conns {
 		s := &muxSocket{mux: m, index: i, conn: c, addr: udpAddrOf(c.LocalAddr()), queues: queues[i]}
 		empty := map[netip.AddrPort]*muxConn{}

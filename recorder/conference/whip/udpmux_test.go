@@ -24,7 +24,7 @@ func newTestMux(t *testing.T) (*udpMux, *net.UDPAddr) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux([]datagramConn{bc}, nil, 0)
+	m := newMux([]datagramConn{bc}, nil, 0, 0)
 	t.Cleanup(func() { m.Close() })
 	return m, conn.LocalAddr().(*net.UDPAddr)
 }

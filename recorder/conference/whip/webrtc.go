@@ -386,7 +386,7 @@ func newUDPMux(s Settings) (ice.UDPMux, error) {
 	if s.DirectAudio {
 		workers = directWorkers()
 	}
-	return newMux(conns, s.Receipts, workers), nil
+	return newMux(conns, s.Receipts, workers, handQueueSlots(s.Streams, workers)), nil
 }
 
 // hasIPv4Loopback reports whether the host has an IPv4 loopback address.
