@@ -177,6 +177,20 @@ type AudioPipeline struct {
 	baseNom  float64 // its nominal position
 	baseAt   float64 // its arrival
 	pulling  bool    // the ratio pulls a track placed late back to on time (measure)
+	// arrGap: since the reference window, a packet came more than
+	// reportStep later than the one before by their timestamps, and the
+	// packets did not catch up to within reportStep of their lateness
+	// before it (arrGapLate): a step, not a clock rate (rateByArrival).
+	arrGap     bool
+	arrGapLate float64
+	// arrRate: the sender's clock rate (our samples per nominal one) by
+	// the packets' arrivals, as rateByArrival found it and measure's slope
+	// since; 1 (not found: measure's drift within ±1 % as before).
+	arrRate float64
+	// arrPull: rateByArrival found the rate with the track more than
+	// pullFar early: the offset is caught up at up to MaxSkew till within
+	// pullFar (measure).
+	arrPull bool
 
 	// Concealment: the last decoded packet, repeated into a short gap.
 	last    []int16
@@ -278,12 +292,33 @@ type AudioPipeline struct {
 	// show it (followReport's first slope).
 	srTrialRef float64
 	srRefLeast float64
+	// srGap: since the reference, a packet came more than reportStep
+	// later than the one before by their timestamps (watchGap): a step of
+	// the sender's clock, or a write that lagged, not a clock rate
+	// (rateShown).
+	srGap bool
+	// srRepExt, srRepPos: the reference's own report, where it placed the
+	// packet with its own timestamp (extended), less srOff (srOwn): two
+	// reports' own points give the clock's rate (rateShown), where their
+	// lines at the slope then in use, taken at packets after them, do not.
+	srRepExt int64
+	srRepPos float64
+	// srDrifted: the nominal samples the mapping ran at the nominal rate,
+	// from its anchor by arrival to the first report followed (its own
+	// timestamp: srOff is its own point's offset; 0: not so anchored).
+	// srOff took in what the clock drifted meanwhile; the first rate shown
+	// gives it back (followReport).
+	srDrifted float64
 
 	// srCatchUp: the ratio catches up an offset from the reports' line
 	// until the newest packet's extended timestamp reaches srCatchEnd
 	// (catchUp).
 	srCatchUp  bool
 	srCatchEnd int64
+	// srPull: a clock rate shown with the mapping placing the audio more
+	// than pullFar late (a clock running fast: see followReport); the
+	// offset is caught up at up to MaxSkew till within pullFar (catchUp).
+	srPull bool
 	// extEnd: where the newest packet's audio ends, in extended timestamp
 	// (it was placed whole at the ratio then in use).
 	extEnd int64
@@ -309,6 +344,10 @@ type AudioPipeline struct {
 	srCandNear  bool
 	srCandMoved float64
 	srCandSlope float64
+	// srCandRepExt, srCandRepPos: a far candidate's own point (srOwn): one
+	// on the line of a rate rateShown finds since is no step (followReport).
+	srCandRepExt int64
+	srCandRepPos float64
 
 	// The hold (see watchGap): the audio from ring position holdFrom on,
 	// which begins with the packet with timestamp holdTS, is written but not
@@ -376,6 +415,7 @@ func NewAudioPipeline(cfg AudioPipelineConfig) (*AudioPipeline, error) {
 		maxJump: int64(cfg.MaxJump) * int64(cfg.ClockRate) / int64(time.Second),
 		maxSkew: cfg.MaxSkew,
 		ratio:   1,
+		arrRate: 1,
 		holdFor: uint64(samples(holdTime, cfg.SampleRate)),
 	}
 	switch cfg.Codec {
@@ -1073,7 +1113,13 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 	}
 	p.measure(pos, float64(p.ext-p.origExt)*k, now)
 	start = int64(math.Ceil(pos))
-	end = int64(math.Ceil(pos + float64(n)*p.ratio))
+	// The end by the mapping at the timestamp after the packet's, as the
+	// next packet's start is: pos + n·ratio, rounded another way, ended
+	// some packets a sample after where the next one begins (a ratio of
+	// 25/24 puts every third end on a whole sample), and emit's shift to
+	// the end before crept on by as much: 3 samples over decided audio
+	// every 9 packets (Late).
+	end = int64(math.Ceil(p.basePos + float64(p.ext+int64(math.Round(float64(n)/k))-p.baseExt)*k*p.ratio))
 	if p.ratio == 1 {
 		end = start + int64(n)
 	}
@@ -1167,8 +1213,8 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand, p.srCatchUp = 0, false, false, false, false, false, false
+	p.pulling, p.arrRate, p.arrGap, p.arrPull = false, 1, false, false
 	p.srBack = 0
-	p.pulling = false
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
 		// the cut ends in the mix (ResyncAt); nothing to settle.
@@ -1355,7 +1401,12 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followed.Store(math.Float64bits(p.srOff))
 			p.followedOK.Store(true)
 		}
-		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp = true, now, p.ext, pos, 1, false, false
+		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap, p.srPull = true, now, p.ext, pos, 1, false, false, false, false
+		p.srRepExt, p.srRepPos = p.srOwn()
+		p.srDrifted = 0
+		if p.byArrival && p.ratio == 1 {
+			p.srDrifted = float64(p.srRepExt-p.origExt) * p.rate / p.clock
+		}
 		p.srBack = 0
 		p.srSloped = false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
@@ -1367,6 +1418,42 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
 	first := p.srFirst
 	p.srFirst = false
+	k := p.rate / p.clock
+	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
+	// A far move the packets show as a clock rate (rateShown) is taken as
+	// stamped: against the line it moved from, the packets since the last
+	// report followed came later and later (a clock running slow), and
+	// their least lateness, that of the first ones, made it look stamped
+	// late (taken back by 21 ms at 0.83 s of a clock 4 % slow). The rate
+	// is that of the reports' own points, and the packet is placed by it
+	// from this one's (at the nominal rate from its instant to the packet's
+	// arrival after its trial, 300 ms, it was 12 ms early).
+	moved := want - p.srLine(p.ext)
+	repExt, repPos := p.srOwn()
+	repSpan := float64(repExt-p.srRepExt) * k
+	rate := (repPos - p.srRepPos) / repSpan
+	// A far candidate before it (one not shown: a gap came just before
+	// its trial ended, of a write that lagged and caught up right after)
+	// must be on the rate's line.
+	candOnLine := !p.srCand || !p.srCandNear && !p.reportMoved(p.srCandRepPos-(p.srRepPos+float64(p.srCandRepExt-p.srRepExt)*k*rate))
+	shown := math.Abs(moved) > reportStep.Seconds()*p.rate && candOnLine && p.rateShown(rate, repSpan, moved)
+	if shown && p.srDrifted != 0 {
+		// Placed by its arrival at first, at the nominal rate till the
+		// first report followed, the mapping was what the clock drifted
+		// meanwhile off where its arrival placed it, and srOff took that
+		// in: a clock 4 % slow followed 33 ms early for good, its first
+		// report followed 1.1 s after the anchor (the real binary's
+		// Pion publisher: 27-33 ms). It is given back, and OriginSent
+		// with it.
+		d := (rate - 1) * p.srDrifted
+		p.moveOff(-d)
+		trialLeast -= d
+		repExt, repPos = p.srOwn()
+		p.srDrifted = 0
+	}
+	if shown {
+		want = repPos + float64(p.ext-repExt)*k*rate
+	}
 	// d: how much earlier the trial's packets came by this report than
 	// the packets where the line followed begins came by it (srBaseLeast:
 	// its report's trial and the trial after it was followed). Against
@@ -1377,6 +1464,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	// late was taken back onto the drifted packets: the drift eaten at
 	// every report, the slope never seen (beeps 57-87 ms off by 20 s).
 	switch d, tol := p.srBaseLeast-trialLeast, reportLate.Seconds()*p.rate; {
+	case shown:
 	case d > reportTakeBack.Seconds()*p.rate:
 		// A packet of the trial came earlier by it than the packets since
 		// the last report followed came by that one: it is stamped late,
@@ -1424,12 +1512,11 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 	}
 	late := float64(now) - want
-	if late < p.srLeast-reportEarly.Seconds()*p.rate {
+	if late < p.srLeast-reportEarly.Seconds()*p.rate && !shown {
 		// Earlier than the packets since the last report followed came by
 		// it allows.
 		return pos
 	}
-	k := p.rate / p.clock
 	if p.srCand && p.srCandNear {
 		// A candidate followed as drift: a step if this report is on its
 		// line at the slope before it, and as far from the line before.
@@ -1453,7 +1540,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// publisher's writes that lagged and came back on time: see
 			// takeBackInSilence).
 			pos = p.stepTo(want, pos, now)
-			p.srSlope, p.srExt, p.srRefPos = p.srCandSlope, p.ext, want
+			p.srSlope, p.srExt, p.srRefPos, p.srGap = p.srCandSlope, p.ext, want, false
+			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(p.srSlope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
@@ -1463,18 +1551,23 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			return pos
 		}
 	}
-	moved := want - p.srLine(p.ext)
-	span := float64(p.ext-p.srExt) * k // nominal samples since the reference
+	moved = want - p.srLine(p.ext)
 	slope := p.srSlope
 	near := false // a candidate followed as drift meanwhile
 	firstSlope := false
 	if math.Abs(moved) > reportStep.Seconds()*p.rate {
 		cand, confirmed := p.srCand, p.confirms(want)
 		p.srCand = false
+		s := (want - p.srRefPos) / span
 		switch {
+		case shown:
+			// A clock rate, shown by the packets too (rateShown): followed
+			// from here, at once (below).
+			slope = rate
 		case !cand:
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+			p.srCandRepExt, p.srCandRepPos = repExt, repPos
 			return pos
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
@@ -1484,7 +1577,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 				p.shiftHold(want - pos)
 			}
 			pos = p.stepTo(want, pos, now) // back: in the next silence, as a near one (above)
-			p.srExt, p.srRefPos = p.ext, want
+			p.srExt, p.srRefPos, p.srGap = p.ext, want, false
+			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
@@ -1495,13 +1589,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		}
 		// Not confirmed: on one line with the candidate and the
 		// reference, a clock rate; otherwise this one is the candidate.
-		s := (want - p.srRefPos) / span
-		if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
-			p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
-			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
-			return pos
+		if !shown {
+			if span < 2*p.rate || math.Abs(s-1) > p.maxSkew ||
+				p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
+				p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
+				p.srCandRepExt, p.srCandRepPos = repExt, repPos
+				return pos
+			}
+			slope = s
 		}
-		slope = s
 	} else {
 		near = p.reportMoved(moved)
 		// How far a drift moves this report from the line: not at all
@@ -1555,6 +1651,35 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	p.srLineLeast = p.srLeast
 	p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 	off, drift := want-(pos-p.srBack), p.srTrialRef-p.srRefLeast // by the reports (a step back still to take taken), by the arrivals, since the reference
+	if shown && off > pullFar.Seconds()*p.rate {
+		// The mapping, at the nominal rate since the reference, placed
+		// the audio early, by more than participants may be apart: a
+		// clock running slow by more than the ±0.5 % the issue has
+		// absorbed by resampling (and a catch-up beyond it, maxCatchUp),
+		// whose drift resampling within MaxSkew could not catch up in
+		// time (a clock 4 % slow leaves 0.8 %: 50 ms in 6 s). It goes
+		// on the reports' line at once, forward: silence, and nothing
+		// written is dropped.
+		p.basePos, p.baseExt = want, p.ext
+		pos, off = want, 0
+		p.srBack = 0
+		p.setRatio(p.resampleAt(slope))
+	}
+	if shown && off < -pullFar.Seconds()*p.rate {
+		// Placed late, by more than participants may be apart (a clock
+		// running fast): a jump back would drop what was written, so it
+		// is caught up by resampling, at up to MaxSkew (the pitch yields
+		// to the placement, as measure's pull-back) till within pullFar,
+		// then at maxCatchUp beyond the clock's rate: a clock 4 % fast
+		// was 50 ms late for 5 s with Pion's reports, 210 ms for good
+		// with libwebrtc's.
+		p.srPull = true
+	}
+	if shown {
+		// The slope is measured from this report's own point on.
+		p.srExt, p.srRefPos, p.srRepExt, p.srRepPos, p.srGap = repExt, repPos, repExt, repPos, false
+		p.srRefLeast = p.srLeast
+	}
 	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
 		// The first slope: what the clock drifted while it was unknown
 		// (since the first report followed, 2-3 s) is caught up from
@@ -1570,6 +1695,37 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// srOwn returns where the latest report places the packet with its own
+// timestamp (extended from the newest packet's), less srOff: its own point
+// on the line the mapping follows.
+func (p *AudioPipeline) srOwn() (int64, float64) {
+	return p.ext + int64(int32(p.srTS-p.lastTS)), p.srPos - p.srOff
+}
+
+// rateShown reports whether a report that moved far (more than reportStep)
+// from the line of the reports followed shows the sender's clock rate,
+// rate (our samples per nominal one, from the reference's own report to
+// this one's, span nominal samples apart), rather than a step or a report
+// stamped late: a clock off by more than twice maxCatchUp (beyond the ±0.5 %
+// of drift the issue has absorbed by resampling, and that followReport's
+// slope follows from a third report) whose reports moved at least half a
+// second apart, with the packets showing it too. A clock 4 % slow drifts
+// 40 ms a second: shown at the third report, it was placed up to 160 ms
+// early for seconds with Pion's reports (a second apart), 400 ms with
+// libwebrtc's (5 s apart), then jumped onto their line (issue 10:
+// participants within 20 ms). The packets show a rate when those of this
+// report's trial came later (or earlier) by the reference's line than the
+// reference's own did, the way the report moved, by at least half the move
+// (a report stamped late by a lagging write moves alone), and none came
+// more than reportStep later than the one before since the reference: a
+// step of the sender's clock (a capture that stalled) or a write that
+// lagged makes such a gap, a drift does not.
+func (p *AudioPipeline) rateShown(rate, span, moved float64) bool {
+	drift := p.srTrialRef - p.srRefLeast
+	return span >= p.rate/2 && math.Abs(rate-1) > 2*maxCatchUp && math.Abs(rate-1) <= p.maxSkew && !p.srGap &&
+		!math.IsInf(drift, 0) && drift*moved > 0 && math.Abs(drift) >= math.Abs(moved)/2
 }
 
 // stepTo takes a confirmed step of the reports for the newest packet, at
@@ -1646,13 +1802,24 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 	gap := float64(now) - float64(p.newestAt) - float64(p.ext-p.newestExt)*p.rate/p.clock
 	p.newestAt, p.newestExt = now, p.ext
 	late := float64(now) - pos
+	if gap > reportStep.Seconds()*p.rate {
+		p.srGap = true
+		if !p.arrGap {
+			p.arrGap, p.arrGapLate = true, late-gap
+		}
+	} else if p.arrGap && late <= p.arrGapLate+reportStep.Seconds()*p.rate {
+		p.arrGap = false // caught up: a write or the network that lagged
+	}
 	switch step := reportStep.Seconds() * p.rate; {
 	case p.holding && late < p.holdLate-p.holdGap/2:
 		// Caught up, as a write that lagged does, all the way (no stall)
 		// or to where a stall meanwhile leaves it.
 		before := p.holdLate - p.holdGap // the packets' lateness before the gap
 		if late-before <= step {
+			// No step: a write that lagged (or the network), not a gap
+			// that tells a step from a drift (rateShown).
 			p.endHold()
+			p.srGap = false
 			return
 		}
 		p.holdLate, p.holdGap = late, late-before
@@ -1760,14 +1927,21 @@ const maxCatchUp = 0.005
 // catchUp resamples a track that follows its sender's reports, off samples
 // behind where they place its newest packet, at the clock's rate (srSlope)
 // and off faster: caught up over the next second, or, if that needs more
-// than maxCatchUp beyond the clock's rate (or MaxSkew in all), at that:
-// longer. From the timestamp where it caught up, place maps at the clock's
-// rate: by the track's own time, so a pause meanwhile (no packets, and no
-// window end of measure to stop it) does not carry the mapping past the
-// reports' line (it ended 5-9 ms past it after a 1 s pause, and the slipping
-// clock's beeps were 11-14 ms off).
+// than maxCatchUp beyond the clock's rate (MaxSkew while srPull and off is
+// beyond pullFar; MaxSkew in all), at that: longer. From the timestamp
+// where it caught up, place maps at the clock's rate: by the track's own
+// time, so a pause meanwhile (no packets, and no window end of measure to
+// stop it) does not carry the mapping past the reports' line (it ended 5-9
+// ms past it after a 1 s pause, and the slipping clock's beeps were 11-14
+// ms off).
 func (p *AudioPipeline) catchUp(off float64) {
-	ratio := p.srSlope + min(max(off/p.rate, -maxCatchUp), maxCatchUp)
+	limit := maxCatchUp
+	if p.srPull && math.Abs(off) > pullFar.Seconds()*p.rate {
+		limit = p.maxSkew
+	} else {
+		p.srPull = false
+	}
+	ratio := p.srSlope + min(max(off/p.rate, -limit), limit)
 	ratio = min(max(ratio, 1-p.maxSkew), 1+p.maxSkew)
 	p.setRatio(ratio)
 	p.srCatchUp = false
@@ -1871,12 +2045,15 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 			base = max(winMin, 0)
 		}
 		p.haveBase, p.base, p.baseMin, p.baseNom, p.baseAt = true, base, winMin, winNom, winAt
+		p.arrGap = p.arrGap && p.arrGapLate+reportStep.Seconds()*p.rate < winMin // one not caught up yet stays
 		return
 	}
 	// This window's least lateness (not the two windows': the one before
-	// was placed by the ratio before), moved on by the ratio in use since,
-	// against the reference lateness.
-	off := p.prevMin + (1-p.ratio)*(float64(now)-p.prevAt) - p.base
+	// was placed by the ratio before), moved on by the ratio in use since
+	// against the clock's rate as known (arrRate), against the reference
+	// lateness.
+	p.rateByArrival()
+	off := p.prevMin + (p.arrRate-p.ratio)*(float64(now)-p.prevAt) - p.base
 	// A track placed by arrival whose packets came more than 20 ms before
 	// the mapping places them (jitter only ever makes them later) is placed
 	// late (a step, or a sender clock running fast): it is pulled back,
@@ -1893,9 +2070,12 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		p.baseMin, p.baseNom, p.baseAt = winMin, winNom, winAt
 		span = 0
 	}
-	slope := 1.0 // our samples per sender sample
+	slope := p.arrRate // our samples per sender sample: 1 till a slope shows
 	if span >= 3*p.rate {
 		slope = (winAt - p.baseAt) / span
+		if p.arrRate != 1 {
+			p.arrRate = slope // rateByArrival's, measured on
+		}
 	}
 	var ratio float64
 	switch {
@@ -1913,7 +2093,17 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	case p.pulling && span < 3*p.rate:
 		// Pulled back to within 5 ms. Resampling on at the pull-back's
 		// ratio till a slope shows would pull on past on time.
-		ratio = slope // 1: no slope yet
+		ratio = slope // 1 (or rateByArrival's): no slope yet
+	case p.arrPull && off > pullFar.Seconds()*p.rate:
+		// rateByArrival found the rate with the track placed early:
+		// the offset from on time is caught up over 2 s at up to MaxSkew
+		// while beyond pullFar (as the pull-back above, the other way).
+		ratio = min(max(slope+off/(2*p.rate), 1-p.maxSkew), 1+p.maxSkew)
+	case p.arrRate != 1 && span < 3*p.rate:
+		// rateByArrival's rate, with what is left of the offset caught
+		// up at most maxCatchUp beyond it, till a slope shows.
+		p.arrPull = false
+		ratio = min(max(slope+min(max(off/(2*p.rate), -maxCatchUp), maxCatchUp), 1-p.maxSkew), 1+p.maxSkew)
 	case span < 3*p.rate:
 		return // too short a baseline for a slope
 	default:
@@ -1929,6 +2119,32 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 	}
 	p.setRatio(ratio)
 	p.pulling = pull
+}
+
+// rateByArrival takes the end of a drift window of a track placed by its
+// arrival whose clock's rate is not known yet (not resampled, not pulled
+// back), and takes the rate the window just ended shows, if any: the
+// packets' least lateness in it against the reference window's, a second
+// before, grew at a rate beyond twice maxCatchUp (the ±0.5 % of drift the
+// issue has absorbed by resampling, and that measure's slope follows from
+// 3 s of windows) and within MaxSkew, by more than pullFar, with no gap
+// since the reference window that the packets did not catch up (a step: a
+// capture that stalled). A clock 4 % slow drifts 40 ms a second: before its
+// slope showed (3 s of windows) it was placed 160-260 ms early against its
+// arrivals (issue 10: participants within 20 ms). From here measure
+// resamples at that rate, and catches up the offset from on time (the
+// settled anchor's: lateness 0) at up to MaxSkew while beyond pullFar;
+// never by a jump, which leaves silence in a continuous sound.
+func (p *AudioPipeline) rateByArrival() {
+	span := p.prevNom - p.baseNom
+	if !p.byArrival || p.ratio != 1 || p.arrRate != 1 || p.pulling || p.arrGap || span < windowLen.Seconds()*p.rate*(1-p.maxSkew) {
+		return
+	}
+	rate := (p.prevAt - p.baseAt) / span // our samples per nominal one
+	if math.Abs(rate-1) <= 2*maxCatchUp || math.Abs(rate-1) > p.maxSkew || p.prevMin-p.baseMin <= pullFar.Seconds()*p.rate {
+		return
+	}
+	p.arrRate, p.base, p.arrPull = rate, 0, true
 }
 
 // stretch fills out with in stretched to its length by linear interpolation
