@@ -297,6 +297,10 @@ type AudioPipeline struct {
 	// the sender's clock, or a write that lagged, not a clock rate
 	// (rateShown).
 	srGap bool
+	// hiLate: the newest packets' lateness, high-water, falling as they
+	// go (watchGap): one that came at once much earlier than it is a step
+	// back (srGap).
+	hiLate float64
 	// srRepExt, srRepPos: the reference's own report, where it placed the
 	// packet with its own timestamp (extended), less srOff (srOwn): two
 	// reports' own points give the clock's rate (rateShown), where their
@@ -1213,7 +1217,7 @@ func (p *AudioPipeline) anchor(ts uint32, now uint64) {
 	p.ratio = 1
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0
 	p.bridgeBy, p.byArrival, p.lateRun, p.lateLong, p.srFollow, p.srCand, p.srCatchUp = 0, false, false, false, false, false, false
-	p.pulling, p.arrRate, p.arrGap, p.arrPull = false, 1, false, false
+	p.pulling, p.arrRate, p.arrGap, p.arrPull, p.hiLate = false, 1, false, false, math.Inf(-1)
 	p.srBack = 0
 	if p.resumeAt {
 		// After a skipped pause: at the cut's end, where the audio before
@@ -1799,7 +1803,8 @@ func (p *AudioPipeline) confirms(want float64) bool {
 // mapping, that arrived at now: the arrivals' gap that begins a hold, or
 // the packets' catching up that ends one (see the hold above).
 func (p *AudioPipeline) watchGap(pos float64, now uint64) {
-	gap := float64(now) - float64(p.newestAt) - float64(p.ext-p.newestExt)*p.rate/p.clock
+	dt := float64(p.ext-p.newestExt) * p.rate / p.clock
+	gap := float64(now) - float64(p.newestAt) - dt
 	p.newestAt, p.newestExt = now, p.ext
 	late := float64(now) - pos
 	if gap > reportStep.Seconds()*p.rate {
@@ -1810,6 +1815,18 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 	} else if p.arrGap && late <= p.arrGapLate+reportStep.Seconds()*p.rate {
 		p.arrGap = false // caught up: a write or the network that lagged
 	}
+	// The packets' lateness, high-water, falling 10 % of their time (a
+	// clock within MaxSkew drifts less): one that came more than
+	// reportStep earlier than it, not catching up a hold's gap, came
+	// earlier at once: a write lag's end (one that spanned a report), a
+	// step back, not a drift (rateShown). A publisher's writes 30 ms late
+	// for 3 s ended so, and the report after, back on the line, was taken
+	// for a clock 3 % fast: a good clock resampled at up to 5 %.
+	hi := p.hiLate - dt/10
+	if !p.holding && late < hi-reportStep.Seconds()*p.rate {
+		p.srGap = true
+	}
+	p.hiLate = max(late, hi)
 	switch step := reportStep.Seconds() * p.rate; {
 	case p.holding && late < p.holdLate-p.holdGap/2:
 		// Caught up, as a write that lagged does, all the way (no stall)
@@ -1817,9 +1834,13 @@ func (p *AudioPipeline) watchGap(pos float64, now uint64) {
 		before := p.holdLate - p.holdGap // the packets' lateness before the gap
 		if late-before <= step {
 			// No step: a write that lagged (or the network), not a gap
-			// that tells a step from a drift (rateShown).
+			// that tells a step from a drift (rateShown), unless a report
+			// came meanwhile (stamped by a lagging write: see hiLate).
 			p.endHold()
-			p.srGap = false
+			p.hiLate = late
+			if p.srCount == p.holdSR {
+				p.srGap = false
+			}
 			return
 		}
 		p.holdLate, p.holdGap = late, late-before

@@ -99,3 +99,20 @@ func TestAudioPipeline_SkewedClockOnTheTruth(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_LagEndIsNoClockRate: a good clock whose publisher's
+// every write lags 30 ms for 3 s (its goroutine scheduled late on a loaded
+// machine), with Pion's reports a second apart, stamped by its last write
+// (30 ms late meanwhile). The lag's start is a gap and the reports' step a
+// step; its end, the packets coming 30 ms earlier at once and the next
+// report back on the line, is a step back, not a clock running 3 % fast:
+// the track is never resampled. Taken for a rate (a far move the packets'
+// arrivals showed, no gap), it was resampled at 0.95-1.05 from 7.6 s and
+// still at 1.005 at 14 s, beeps 20-27 ms off from 8 s (drift's report).
+func TestAudioPipeline_LagEndIsNoClockRate(t *testing.T) {
+	snd := slippingSender{rate: 1, lagAt: 3.6, lagFor: 3, lag: 0.030}
+	run := recordReports(t, snd, 1, -1, 0, 14, lateReader{})
+	if run.worst != 0 {
+		t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", run.worst, run.worstAt)
+	}
+}
