@@ -1725,10 +1725,16 @@ func (p *AudioPipeline) srOwn() (int64, float64) {
 // (a report stamped late by a lagging write moves alone), and none came
 // more than reportStep later than the one before since the reference: a
 // step of the sender's clock (a capture that stalled) or a write that
-// lagged makes such a gap, a drift does not.
+// lagged makes such a gap, a drift does not. A lag less than that gap moves
+// a report (stamped by the lagging write) and the packets alike, so the
+// rate must pass twice maxCatchUp with that much of its move left out: a
+// clock 0.5 % slow with one report 18 ms late, or 1.4 s of writes 18 ms
+// late, showed 1.1-1.4 % over the 2-3 s since the reference, and was
+// jumped 31 ms forward onto that line (beeps 22-34 ms late); a clock 4 %
+// slow shows 4 % at the second report (Pion's: a second, 3.1 % needed).
 func (p *AudioPipeline) rateShown(rate, span, moved float64) bool {
 	drift := p.srTrialRef - p.srRefLeast
-	return span >= p.rate/2 && math.Abs(rate-1) > 2*maxCatchUp && math.Abs(rate-1) <= p.maxSkew && !p.srGap &&
+	return span >= p.rate/2 && math.Abs(rate-1)*span > 2*maxCatchUp*span+reportStep.Seconds()*p.rate && math.Abs(rate-1) <= p.maxSkew && !p.srGap &&
 		!math.IsInf(drift, 0) && drift*moved > 0 && math.Abs(drift) >= math.Abs(moved)/2
 }
 
