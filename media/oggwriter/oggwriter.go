@@ -14,7 +14,8 @@
 // wall-clock time that passed (WithClock), so long pauses keep their length.
 //
 // Durability: a page is written (one write call) as soon as it holds one
-// second of audio, so a process crash loses at most about a second; Repair
+// second of audio (or its buffer is full: above 40 kbit/s), so a process
+// crash loses at most about a second; Repair
 // cuts a crashed file after its last whole page. There is no fsync before
 // Close (see media/wavwriter for the reasoning).
 package oggwriter
@@ -136,13 +137,8 @@ func NewWith(out io.Writer, opts ...Option) (*Writer, error) {
 		out:      out,
 		serial:   c.serial,
 		pageSpan: uint64(c.pageAudio / (time.Second / rate)),
-		// A second of Opus at up to 64 kbit/s (a browser sends 32) fits
-		// without growing; at a higher rate the buffer grows once, up to a
-		// page's ogg.MaxPageBody bytes. Per track it costs 8.3 KiB, and
-		// the segment table 255 bytes (a body and a page buffer of 8 KiB
-		// each before session 7; 16 KiB each before session 5).
-		lacing: make([]byte, 0, ogg.MaxSegments),
-		page:   make([]byte, pagePrefix, pagePrefix+8<<10),
+		lacing:   make([]byte, 0, ogg.MaxSegments),
+		page:     make([]byte, pagePrefix, pageBuffer),
 	}
 	w.tl.MaxGap = uint32(c.maxGap / (time.Second / rate))
 	w.tl.Rate, w.tl.Now = rate, c.now
@@ -193,14 +189,32 @@ func (w *Writer) addPacket(p []byte, samples uint32) {
 	w.granule += uint64(samples)
 }
 
-// fits reports whether a packet of n bytes fits in the pending page.
+// fits reports whether a packet of n bytes fits in the pending page: in
+// its segment table and in the page buffer, or, for a packet larger than
+// the buffer holds, in an empty page (the buffer grows for it).
 func (w *Writer) fits(n int) bool {
-	return len(w.lacing)+n/255+1 <= ogg.MaxSegments && len(w.body())+n <= ogg.MaxPageBody
+	if len(w.lacing)+n/255+1 > ogg.MaxSegments {
+		return false
+	}
+	body := len(w.body())
+	return body+n <= cap(w.page)-pagePrefix || body == 0
 }
 
 // pagePrefix is the room before the pending page's packets for its header
 // and the longest segment table.
 const pagePrefix = ogg.HeaderSize + ogg.MaxSegments
+
+// pageBuffer is the page buffer's size, the header's room included: a Go
+// size class (5376 bytes), whose 5094 bytes of packets hold a second of
+// Opus at up to 40 kbit/s (a browser sends 32, speech with in-band FEC
+// 24-32). A page is written once it holds a page duration of audio or when
+// the next packet does not fit: at a higher rate pages are shorter than a
+// second, and the buffer never grows (but for a single packet larger than
+// it, up to ogg.MaxPageBody bytes). Per track it costs 5.25 KiB, and the
+// segment table 256 bytes (8.3 KiB for a second at 64 kbit/s before
+// session 19; a body and a page buffer of 8 KiB each before session 7;
+// 16 KiB each before session 5): issue 16's budget per stream.
+const pageBuffer = 5376
 
 // body returns the pending page's packets.
 func (w *Writer) body() []byte { return w.page[pagePrefix:] }
