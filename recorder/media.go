@@ -154,12 +154,14 @@ func (sm *sessionMedia) trackSink(t *conference.Track, path string, offset time.
 // Reorder stages of the track files (media/reorder). Audio waits the
 // recording's latency budget for a missing packet, as the mix does: 256
 // packets (5.12 s of 20 ms packets) and 40 KiB of payload (5 s at 64 kbit/s;
-// a higher rate gives up on a gap sooner), 49 KiB per track once a packet
-// had to be held. Video waits at most videoHold: a gap it gives up on is a
+// a higher rate gives up on a gap sooner), 49 KiB per track from a packet
+// that has to be held until 256 packets passed on in order after the last
+// (media/reorder releases it then). Video waits at most videoHold: a gap it gives up on is a
 // broken frame, and the writer asks for a keyframe only then, so a long wait
 // would freeze the video for as long; a reordered packet comes within tens
 // of milliseconds and a NACKed one within a round trip. 1024 packets and
-// 256 KiB (videoHold at 4 Mbit/s): 292 KiB per video track once held.
+// 256 KiB (videoHold at 4 Mbit/s): 292 KiB per video track while held (and
+// for 1024 packets after).
 const videoHold = 500 * time.Millisecond
 
 func reorderConfig(kind conference.Kind, latency time.Duration) reorder.Config {

@@ -16,9 +16,12 @@
 // (a track that never sees reordering or loss costs the Buffer struct only):
 // Config.Slots packets and Config.Bytes bytes of payload. When either is
 // full the oldest gap is given up on early, so a long loss costs memory, not
-// correctness. Per packet the Buffer allocates nothing and takes no lock; it
-// is owned by one goroutine (the track's reader). Stats may be read from any
-// goroutine.
+// correctness. Once Slots packets in a row passed on in order after the
+// last one held or given up on, the window is released (an audio track's
+// 49 KiB: a lost packet would otherwise keep it for the rest of the
+// recording) and allocated again at the next packet that must be held. Per
+// packet the Buffer allocates nothing and takes no lock; it is owned by one
+// goroutine (the track's reader). Stats may be read from any goroutine.
 //
 // Time is the caller's: every Push carries the packet's arrival, and only a
 // Push (or Flush) releases packets, so a sender that stops sending leaves
@@ -110,7 +113,8 @@ type Buffer struct {
 	nslots int
 	nbytes int
 
-	// Allocated on the first packet held (or given up on).
+	// Allocated on the first packet held (or given up on), released
+	// (freed) once quiet reached nslots.
 	slots []slot
 	mask  uint16
 	arena []byte
@@ -128,6 +132,13 @@ type Buffer struct {
 	lastTS  uint32 // the timestamp of the last packet passed on (or the sequence's first)
 	lateRun int
 	pkt     rtp.Packet // the held packet being passed on
+	// quiet counts the packets passed on in order since the last one held
+	// or given up on: every one of [next-quiet, next) was passed on. freed:
+	// the window was released; the nslots before next (from first on) were
+	// passed on, and none before them is known (passedOn).
+	quiet int
+	freed bool
+	keep  bool // tests: never release the window
 
 	reordered, skipped, duplicates, late, restarts atomic.Uint64
 }
@@ -230,8 +241,8 @@ func (b *Buffer) Push(p *rtp.Packet, now time.Time) error {
 // passedOn reports whether seq, behind next, is known to have been passed
 // on (else it was given up on, or is too old to know).
 func (b *Buffer) passedOn(seq uint16) bool {
-	if b.slots == nil { // nothing was ever given up on
-		return int16(seq-b.first) >= 0
+	if b.slots == nil { // nothing was given up on (within the nslots before next, if freed)
+		return int16(seq-b.first) >= 0 && (!b.freed || int(b.next-seq) <= b.nslots)
 	}
 	s := &b.slots[seq&b.mask]
 	return s.seq == seq && s.state == slotPassed
@@ -267,7 +278,20 @@ func (b *Buffer) passNext(p *rtp.Packet) error {
 	if derr := b.drain(); err == nil {
 		err = derr
 	}
+	if b.slots != nil {
+		if b.quiet++; b.quiet >= b.nslots && b.held == 0 && !b.keep {
+			b.free()
+		}
+	}
 	return err
+}
+
+// free releases the window: the nslots packets before next were passed on
+// (quiet), so passedOn knows them without it.
+func (b *Buffer) free() {
+	b.slots, b.arena, b.fifo = nil, nil, nil
+	b.fhead, b.ftail, b.head, b.tail = 0, 0, 0, 0
+	b.freed = true
 }
 
 // drain passes on the held packets that are next in sequence.
@@ -297,6 +321,7 @@ func (b *Buffer) drain() error {
 // first held packet, and passes on the run of held packets that follows.
 func (b *Buffer) skipTo(limit uint16) error {
 	b.allocate()
+	b.quiet = 0
 	for b.next != limit {
 		s := &b.slots[b.next&b.mask]
 		if s.state == slotHeld && s.seq == b.next {
@@ -325,7 +350,8 @@ func (b *Buffer) expire(t int64) error {
 	return e.err
 }
 
-// allocate makes the window, once.
+// allocate makes the window, if there is none. After free, the nslots
+// before next (from first on) are marked passed on, as they were.
 func (b *Buffer) allocate() {
 	if b.slots != nil {
 		return
@@ -334,12 +360,19 @@ func (b *Buffer) allocate() {
 	b.mask = uint16(b.nslots - 1)
 	b.arena = make([]byte, b.nbytes)
 	b.fifo = make([]uint16, 2*b.nslots)
+	if b.freed {
+		for seq := b.next - 1; int(b.next-seq) <= b.nslots && int16(seq-b.first) >= 0; seq-- {
+			b.slots[seq&b.mask] = slot{seq: seq, state: slotPassed}
+		}
+		b.freed = false
+	}
 }
 
 // hold copies p, which is ahead of next within the window, to wait for the
 // packets before it.
 func (b *Buffer) hold(p *rtp.Packet, t int64) error {
 	b.allocate()
+	b.quiet = 0
 	s := &b.slots[p.SequenceNumber&b.mask]
 	if s.seq == p.SequenceNumber && s.state == slotHeld {
 		b.duplicates.Add(1)
