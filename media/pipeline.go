@@ -133,6 +133,7 @@ type AudioPipeline struct {
 	decSeq    uint16 // next sequence number the decoder expects
 	held      [heldSlots]heldPacket
 	nheld     int
+	heldIdle  int               // packets decoded in order, none held, since the held payloads' block was last needed
 	holdFor   uint64            // longest wait for a missing packet before decoding on, in samples
 	seen      [seqWindow]uint32 // seq|1<<16 of the packets received, by seq mod seqWindow
 	nextSeq   uint16            // oldest sequence number not yet decided
@@ -618,10 +619,16 @@ func (p *AudioPipeline) write(ssrc uint32, seq uint16, ts uint32, payload []byte
 		p.emit(seq, ts, payload, now)
 		p.decSeq++
 		p.drainHeld(now)
+		if p.nheld == 0 && p.held[0].payload != nil {
+			if p.heldIdle++; p.heldIdle >= shrinkAfter {
+				p.freeHeld()
+			}
+		}
 	case p.codec == CodecOpus && int(d) < len(p.held) && len(payload) <= heldPayload:
 		if p.held[0].payload == nil {
 			p.allocHeld() // the first packet held (G.711 decodes in any order: never)
 		}
+		p.heldIdle = 0
 		h := &p.held[int(seq)%len(p.held)]
 		h.valid, h.seq, h.ts, h.at = true, seq, ts, now
 		h.payload = append(h.payload[:0], payload...)
@@ -641,12 +648,23 @@ func (p *AudioPipeline) write(ssrc uint32, seq uint16, ts uint32, payload []byte
 }
 
 // allocHeld gives the reorder window its payload buffers, in one block: a
-// track that never has a packet to hold (most do not) never pays for them.
+// track that never has a packet to hold (most do not) never pays for them,
+// and one whose last held packet is shrinkAfter packets (5 s) back gives
+// them up (freeHeld) until the next: a loss cost 4 KB per track for the rest
+// of the recording before.
 func (p *AudioPipeline) allocHeld() {
 	block := make([]byte, len(p.held)*heldPayload)
 	for i := range p.held {
 		p.held[i].payload = block[i*heldPayload : i*heldPayload : (i+1)*heldPayload]
 	}
+}
+
+// freeHeld drops the held payloads' block; nothing is held.
+func (p *AudioPipeline) freeHeld() {
+	for i := range p.held {
+		p.held[i].payload = nil
+	}
+	p.heldIdle = 0
 }
 
 // drainHeld decodes held packets that are next in sequence.
