@@ -350,8 +350,9 @@ type trackSub struct {
 	quiet  chan struct{} // closed by write when a closer waits
 	pkts   atomic.Uint64
 	errs   atomic.Uint64
-	// first is when the track file's time zero (its first packet's RTP
-	// timestamp) arrived, in unix ns: the least of (arrival − RTP time since
+	// first is when the track file's time zero (the RTP timestamp of its
+	// first packet written: not of one the sink dropped, as one that reached
+	// the machine before the recording's start) arrived, in unix ns: the least of (arrival − RTP time since
 	// the first packet) over the packets of the first zeroWindow, as the mix
 	// anchors a track's audio (the least lateness while it settles), so a
 	// first packet held up at connect or by a busy machine does not move the
@@ -369,8 +370,8 @@ type trackSub struct {
 	// goroutine's own.
 	joined    int64
 	joinSeq   uint32 // the track's last packet handed on before the subscription (roomTrack.last)
-	firstSeq  uint16 // the first packet's sequence number
-	arrived   int64  // the first packet's arrival (unix ns)
+	firstSeq  uint16 // the first packet's sequence number (the first handed to the sink)
+	arrived   int64  // when the file's first packet was read (unix ns; 0: none yet)
 	settled   func() // called (on its own goroutine) once time zero is settled; may be nil
 	zeroTS    uint32
 	zeroUntil int64
@@ -411,16 +412,31 @@ func (ts *trackSub) write(p *rtp.Packet) {
 	}
 	if ts.sink.WriteRTP(p) != nil {
 		ts.errs.Add(1)
-	} else if n := ts.pkts.Add(1); n == 1 {
-		now := ts.s.m.now().UnixNano()
-		ts.first.Store(ts.arrival(now))
-		ts.arrived, ts.zeroTS, ts.zeroUntil, ts.firstSeq = now, p.Timestamp, now+int64(zeroWindow), p.SequenceNumber
-	} else if ts.zeroUntil != 0 {
-		ts.refineZero(p.Timestamp)
+	} else {
+		if ts.pkts.Add(1) == 1 {
+			ts.firstSeq = p.SequenceNumber
+		}
+		switch {
+		case ts.arrived == 0 && ts.inFile():
+			now := ts.s.m.now().UnixNano()
+			ts.first.Store(ts.arrival(now))
+			ts.arrived, ts.zeroTS, ts.zeroUntil = now, p.Timestamp, now+int64(zeroWindow)
+		case ts.zeroUntil != 0:
+			ts.refineZero(p.Timestamp)
+		}
 	}
 	if !ts.state.CompareAndSwap(subBusy, subIdle) {
 		close(ts.quiet) // state is subBusyClosing: the closer waits
 	}
+}
+
+// inFile reports whether the sink's file holds a packet: its time zero is
+// its first packet written, not one the sink dropped (sent before the
+// recording started, paused, from after the stop). A sink that is not a
+// mediaSink writes every packet.
+func (ts *trackSub) inFile() bool {
+	ms, ok := ts.sink.(*mediaSink)
+	return !ok || ms.wrote.Load()
 }
 
 // refineZero moves the track's time zero earlier when a packet of the

@@ -142,3 +142,35 @@ func TestTrackSub_TimeZeroIsTheLeastLateArrival(t *testing.T) {
 		t.Errorf("an audio track's time zero at %v, want -80ms", got)
 	}
 }
+
+// TestTrackSub_TimeZeroIsTheFilesFirstPacket: a track live before the
+// recording whose reader reads, after the subscription, packets that
+// reached the machine before the recording's start drops them (notBefore:
+// in no file); the track's time zero (Track.FirstPacket, the manifest's
+// mediaOffset: where a track without a mix is placed) is when the file's
+// first packet arrived, not the first dropped one's. CI (session 19, A,
+// mix none): 4 packets before the start, the file placed 78 ms early, its
+// tone ending 79 ms before the stop.
+func TestTrackSub_TimeZeroIsTheFilesFirstPacket(t *testing.T) {
+	base := time.Now().Add(-time.Minute) // receive times in the past: the sink takes those before now
+	at := map[uint16]int{}
+	for seq := uint16(1); seq <= 60; seq++ {
+		at[seq] = int(seq-1) * 20 // on time, 20 ms apart
+	}
+	const start = 80 // ms: packets 1-4 reached the machine before the recording's start
+	ms := &mediaSink{file: &nopSink{}, receipts: receiveTimes{at: at, stop: base}, notBefore: base.Add(start * time.Millisecond).UnixNano()}
+	var clock time.Time
+	ts := &trackSub{s: &Session{m: &Manager{now: func() time.Time { return clock }}}, sink: ms, quiet: make(chan struct{}),
+		joined: base.Add(start * time.Millisecond).UnixNano(),
+		t:      &conference.Track{Kind: conference.KindAudio, Codec: conference.Codec{MimeType: "audio/opus", ClockRate: 48000}}}
+	for seq := uint16(1); seq <= 60; seq++ {
+		clock = base.Add(time.Duration(at[seq]+150) * time.Millisecond) // the reader 150 ms behind its socket
+		ts.write(&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1234, SequenceNumber: seq, Timestamp: 9000 + uint32(seq)*960}})
+	}
+	if n := ms.beforeStart.Load(); n != 4 {
+		t.Fatalf("%d packets dropped as sent before the start, want 4", n)
+	}
+	if got := time.Duration(ts.first.Load() - base.UnixNano()); got != start*time.Millisecond {
+		t.Errorf("time zero at %v, want the file's first packet's arrival, %v", got, start*time.Millisecond)
+	}
+}
