@@ -458,10 +458,13 @@ func (rt *relayTransport) sentPackets(firstSent time.Time, period time.Duration)
 	relayed := rt.rtpSent()
 	// The relay may have got the publisher's packets from its second on (a
 	// first written before the connection could carry it): every packet
-	// reaches it after it is captured, and some within a period of it.
+	// reaches it after it is captured, and some within a period of it. A
+	// packet the relay lost (imp) has no times.
 	skipped := math.MaxInt
 	for k, tm := range relayed {
-		skipped = min(skipped, int(tm.read.Sub(firstSent)/period)-k)
+		if !tm.read.IsZero() {
+			skipped = min(skipped, int(tm.read.Sub(firstSent)/period)-k)
+		}
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
