@@ -57,11 +57,15 @@ func TestBrowser_PublishesOverWHIP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	t.Run("pion", func(t *testing.T) { testBrowserPublishes(t, testConfig(t.TempDir())) })
-	t.Run("direct", func(t *testing.T) {
+	t.Run("pion", func(t *testing.T) {
+		cfg := testConfig(t.TempDir())
+		off := false
+		cfg.WebRTC.DirectAudio = &off
+		testBrowserPublishes(t, cfg)
+	})
+	t.Run("direct", func(t *testing.T) { // webrtc.directAudio's default
 		cfg := testConfig(t.TempDir())
 		cfg.WebRTC.UDPMux = "127.0.0.1:0"
-		cfg.WebRTC.DirectAudio = true
 		testBrowserPublishes(t, cfg)
 	})
 }
@@ -118,7 +122,7 @@ func testBrowserPublishes(t *testing.T, cfg *config.Config) {
 	}
 	direct := whip.DirectPackets() - direct0
 	t.Logf("%d packets handed over by the UDP mux itself in the 4 s recorded", direct)
-	if cfg.WebRTC.DirectAudio && direct < 150 {
+	if cfg.WebRTC.DirectAudioOn() && direct < 150 {
 		t.Errorf("the UDP mux handed over %d of the browser's packets in 4 s (50 a second), want 150 or more", direct)
 	}
 	var comp RecordingDataMessage

@@ -22,7 +22,6 @@ func TestEndToEnd_DirectAudio(t *testing.T) {
 	}
 	cfg := testConfig(t.TempDir())
 	cfg.WebRTC.UDPMux = "127.0.0.1:0"
-	cfg.WebRTC.DirectAudio = true
 	h := startServiceConfig(t, cfg, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -124,7 +124,7 @@ func NewService(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Ser
 		VideoBitrate: uint64(max(0, cfg.WebRTC.VideoBitrate)),
 		Streams:      cfg.Capacity.Streams,
 		UDP4Only:     cfg.WebRTC.IPv4Only,
-		DirectAudio:  cfg.WebRTC.DirectAudio,
+		DirectAudio:  cfg.WebRTC.DirectAudioOn(),
 		// When each RTP packet reached the UDP mux: a reader starved of
 		// CPU is not taken for a slow sender (conference.ArrivalReader).
 		Receipts: whip.NewReceipts(),

@@ -122,11 +122,12 @@ type WebRTCConfig struct {
 	// alone (one without IPv4 could not connect).
 	IPv4Only bool `yaml:"ipv4Only"`
 	// DirectAudio: the UDP mux's reader decrypts the SRTP of WHIP
-	// publishers without video itself and hands each packet to its track,
-	// skipping three of Pion's goroutines per packet; the recorder then
-	// answers them as the DTLS server (a=setup:passive). Default off
-	// (whip.Settings.DirectAudio; needs the mux).
-	DirectAudio bool `yaml:"directAudio"`
+	// publishers without video itself and a worker per core hands each
+	// packet to its track, skipping three of Pion's goroutines per
+	// packet; the recorder then answers them as the DTLS server
+	// (a=setup:passive). Unset: on (DirectAudioOn;
+	// whip.Settings.DirectAudio; needs the mux).
+	DirectAudio *bool `yaml:"directAudio"`
 	// VideoBitrate (bits per second) is asked of every WHIP video sender
 	// with REMB, about once a second from its first packet; default
 	// 2500000; negative: none (the sender gets no bandwidth feedback but
@@ -146,6 +147,11 @@ const UDPMuxOff = "off"
 // DefaultUDPMux is udpMux's default: one socket on every address ICE
 // gathers on, an ephemeral port on each.
 const DefaultUDPMux = ":0"
+
+// DirectAudioOn reports whether the UDP mux decrypts and hands over the
+// audio of WHIP publishers without video (DirectAudio; on unless set
+// false).
+func (w *WebRTCConfig) DirectAudioOn() bool { return w.DirectAudio == nil || *w.DirectAudio }
 
 // MuxAddress is the address the WHIP endpoint's UDP mux listens on, or ""
 // for one socket per connection ("off"). Unset, it is DefaultUDPMux: the mux

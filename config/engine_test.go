@@ -2,6 +2,8 @@ package config
 
 import (
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestConfig_CompositeFleet: send and take need a fleet; other values are
@@ -47,6 +49,27 @@ func TestWebRTCConfig_MuxAddress(t *testing.T) {
 		}
 		if def := c.mux == "" && c.ports == ""; w.MuxIsDefault() != def {
 			t.Errorf("udpMux %q, udpPortRange %q: default mux %t, want %t", c.mux, c.ports, w.MuxIsDefault(), def)
+		}
+	}
+}
+
+// TestWebRTCConfig_DirectAudioOn: direct audio is on unless the file sets
+// webrtc.directAudio false.
+func TestWebRTCConfig_DirectAudioOn(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"udpMux: \":0\"", true},
+		{"directAudio: true", true},
+		{"directAudio: false", false},
+	} {
+		var w WebRTCConfig
+		if err := yaml.Unmarshal([]byte(c.yaml), &w); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.DirectAudioOn(); got != c.want {
+			t.Errorf("%s: direct audio %t, want %t", c.yaml, got, c.want)
 		}
 	}
 }

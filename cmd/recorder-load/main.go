@@ -47,7 +47,7 @@ func main() {
 		extra       = flag.String("recorder-config", "", "YAML appended to the recorder's configuration")
 		udpMux      = flag.Bool("udp-mux", false, "the recorder receives every connection on one UDP socket on the host address only (webrtc.udpMux: HOST:0; the default is one on each address ICE gathers on)")
 		sockets     = flag.Bool("sockets", false, "the recorder receives each connection on its own UDP socket (webrtc.udpMux: off)")
-		direct      = flag.Bool("direct-audio", false, "the recorder's UDP mux decrypts the audio and hands it to the tracks itself (webrtc.directAudio: true)")
+		direct      = flag.Bool("direct-audio", true, "the recorder's UDP mux decrypts the audio and hands it to the tracks itself (webrtc.directAudio, the recorder's default; -direct-audio=false: through Pion's goroutines)")
 		dir         = flag.String("dir", "", "scratch directory (default: a new temporary one)")
 		profile     = flag.String("profile", "", "write the recorder's CPU profile over the window and its heap profile to this directory")
 		hog         = flag.Bool("hog", false, "with -pin: a busy competitor process shares the receiver's CPU (it gets about half of it)")

@@ -63,8 +63,9 @@ type Config struct {
 	// connection (udpMux off).
 	UDPMux  bool
 	Sockets bool
-	// DirectAudio sets the recorder's webrtc.directAudio: its UDP mux
-	// decrypts the audio and hands it to the tracks itself.
+	// DirectAudio sets the recorder's webrtc.directAudio (written either
+	// way): its UDP mux decrypts the audio and hands it to the tracks
+	// itself.
 	DirectAudio bool
 	Timeout     time.Duration // bound on one step; default Warmup+Window+3 min
 	// ProfileDir, when set, receives the recorder's CPU profile over the

@@ -71,9 +71,7 @@ func (t *recorderTarget) start(ctx context.Context) (int, error) {
 	} else if t.cfg.Sockets {
 		mux = "  udpMux: \"off\"\n"
 	}
-	if t.cfg.DirectAudio {
-		mux += "  directAudio: true\n"
-	}
+	mux += fmt.Sprintf("  directAudio: %t\n", t.cfg.DirectAudio)
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
 metricsListen: 127.0.0.1:%d
 dataDir: %s
