@@ -31,8 +31,7 @@ import (
 // socket: mixer.go), and claims a frame the budget after its end at the
 // earliest, so from the moment a queued packet is due to the
 // moment the mixer could give up waiting for it the reader has at least
-// deferAhead (the join wait and deferLead: three quarters of a second by
-// default) to decode it. Pause,
+// deferAhead (the join wait and deferLead: 1.01 s by default) to decode it. Pause,
 // Resync, ResyncAt and Close process everything queued first (what they
 // change applies to the packets after them), and so does a packet whose
 // audio begins within deferAhead of what the mixer read (one that was

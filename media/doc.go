@@ -66,7 +66,7 @@
 //     a reader that read the first packets late, or a sender that was already
 //     sending when the recording started is placed where it was captured, by
 //     its timestamps, never stretched. For that the mixer stays the join wait
-//     (half a second, at most half the budget) behind wall time, and a new
+//     (760 ms, at most half the budget) behind wall time, and a new
 //     input begins that far before the instant it is added (Mixer.AddInput;
 //     or where the mix is written up to, if later). Audio that maps before the
 //     input's start (the recording's time zero, or older than the join wait)

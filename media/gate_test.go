@@ -99,11 +99,11 @@ func TestMixer_DoesNotWaitForAGatedInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The mixer stays its join wait (and a frame) behind, not the budget.
-			if limit := settleTime + 40*time.Millisecond; maxLag > limit {
+			if limit := m.Duration(m.joinWait) + 40*time.Millisecond; maxLag > limit {
 				t.Errorf("while b was gated the mix was written up to %v behind now; want at most %v (the budget is %v)", maxLag, limit, m.Config().Latency)
 			}
-			if ringCap > 8000 {
-				t.Errorf("a's ring grew to %d samples while b was gated; want its first second (8000)", ringCap)
+			if first := int(8000 * initialRingSeconds); ringCap > first {
+				t.Errorf("a's ring grew to %d samples while b was gated; want its first size (%d)", ringCap, first)
 			}
 			for _, p := range []*AudioPipeline{a, b} {
 				if s := p.Stats(); s.Late != 0 || s.Lost != 0 {

@@ -92,8 +92,10 @@ func memoryInUse(t *testing.T, packets [][]byte, deferred bool) {
 	feed(count(6*time.Second), true)
 	inStep := heap()
 	ringInStep := pipes[0].ring.Cap()
-	// The mixer waits (for another track that lags): 5 s of audio pile up.
-	feed(count(5*time.Second), false)
+	// The mixer waits (for another track that lags) as long as it may:
+	// the budget and readerWait past a frame's end. The track, a join
+	// wait ahead of it in step already, piles up 5.5 s of audio.
+	feed(count(5*time.Second+readerWait-m.Duration(m.joinWait)), false)
 	grown := heap()
 	ringGrown := pipes[0].ring.Cap()
 	queued := pipes[0].Deferred()

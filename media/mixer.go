@@ -335,11 +335,12 @@ type Mixer struct {
 	buffered     BufferedSink // sink, if it is one (flushHeld); else nil
 	frameSamples int          // per channel
 	budget       uint64       // latency budget in samples
-	// joinWait is how far the mixer stays behind wall time, in samples: a
-	// new input starts that far back (AddInput), so a track's first packets
-	// that were captured before it was added (a backlog sent in a burst, a
-	// reader that read them late) still land where they belong; and how long
-	// an input that has sent nothing yet may hold a frame back.
+	// joinWait is how far the mixer stays behind wall time, in samples
+	// (mixJoinWait, at most half the budget): a new input starts that far
+	// back (AddInput), so a track's first packets that were captured before
+	// it was added (a backlog sent in a burst, a reader that read them late)
+	// still land where they belong; and how long an input that has sent
+	// nothing yet may hold a frame back.
 	joinWait uint64
 
 	inputs  atomic.Pointer[[]*MixInput] // immutable list, replaced by compare-and-swap
@@ -369,7 +370,7 @@ func NewMixer(cfg MixConfig, sink FrameSink) *Mixer {
 		sink:         sink,
 		frameSamples: n,
 		budget:       uint64(samples(cfg.Latency, cfg.SampleRate)),
-		joinWait:     uint64(samples(min(settleTime, cfg.Latency/2), cfg.SampleRate)),
+		joinWait:     uint64(samples(min(mixJoinWait, cfg.Latency/2), cfg.SampleRate)),
 		acc:          make([]int32, n*cfg.Channels),
 		pcm:          make([]int16, n*cfg.Channels),
 		scratch:      make([]int16, n),
@@ -429,14 +430,34 @@ const ringSlack = time.Second
 // arrival (a sender report's 100 ms, a 120 ms packet) still fits.
 const readerWait = ringSlack / 2
 
+// mixJoinWait is how far the mixer stays behind wall time (joinWait): a
+// track's first packets that reach the recorder up to that late after
+// their capture (GStreamer's 0.3-0.7 s backlog sent at connect, a starved
+// publisher's or reader's first packet 540-720 ms late) land in the mix
+// where they were captured, as in the track's file; later than that, what
+// lies before the track's start in the mix is left out (counted:
+// BeforeStart). At half a second, a first packet 607 or 722 ms late lost
+// its first 80-200 ms in the mix while the file kept them (cmd/recorder's
+// TestServe_TwoParticipantsKeepTheirOffset under load, and CI T1a of
+// session 18). It delays the mix on disk by as much, far within the budget
+// the upload may lag by. It is not settleTime: how long a track's first
+// packets are placed provisionally. Longer costs ring memory on every
+// track (initialRingSeconds).
+const mixJoinWait = 760 * time.Millisecond
+
 // initialRingSeconds is how much audio an input's ring holds before it
 // first has to hold more: a track in step with the mixer keeps the join wait
-// (half a second) and a frame or two, plus what its sender report places
-// ahead (up to 100 ms); a second leaves room for jitter without growing.
-const initialRingSeconds = 1
+// and a frame or two, plus what its sender report places ahead (up to
+// 100 ms): 0.88 s; a track ahead of the mixer (it waits for another) decodes
+// up to the join wait and deferLead (1.01 s) and a packet (up to 120 ms of
+// Opus) ahead, and defers the rest. A grown ring shrinks back once a track
+// spans three quarters of this (Ring.shrinks): 1.25 s holds both (20 KB at
+// 8 kHz; a join wait of a second needed 1.5 s, 24 KB: a grown ring did not
+// shrink back at 1.25 s).
+const initialRingSeconds = 1.25
 
 // AddInput adds an input and returns it. The input joins the timeline the
-// mixer's join wait (half a second, at most half the budget) before now, at
+// mixer's join wait (760 ms, at most half the budget) before now, at
 // a frame's start, or where the mix is written up to, if that is later: its
 // first audio may begin that far back (a backlog that reached the recorder
 // late or in a burst); audio placed before it is dropped (and counted by its
@@ -451,7 +472,7 @@ func (m *Mixer) AddInput(id string, opts InputOptions) *MixInput {
 	start := max((now-min(now, m.joinWait))/f*f, m.Written())
 	// The ring holds the budget once the track (or another the mixer waits
 	// for) lags; until then a second (ring.go: it grows when needed).
-	ring := NewGrowingRing(min(capacity, m.cfg.SampleRate*initialRingSeconds), capacity)
+	ring := NewGrowingRing(min(capacity, int(float64(m.cfg.SampleRate)*initialRingSeconds)), capacity)
 	in := &MixInput{id: id, m: m, ring: ring, channel: opts.Channel, rate: m.cfg.SampleRate, start: start, unread: opts.Unread}
 	in.ring.head.Store(start)
 	in.ring.tail.Store(start)

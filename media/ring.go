@@ -265,8 +265,8 @@ func (r *Ring) grownSize(size, span uint64) uint64 {
 // shrinks counts a write of a grown ring whose span, from the consumer's
 // position h to end, fits in three quarters of the initial size, and
 // reports whether shrinkAfter came in a row. Producer only. (A track in step
-// spans the mixer's join wait, half a second, and a frame or two: a mixer
-// input's ring starts at a second.)
+// spans the mixer's join wait, 760 ms, and a frame or two: a mixer
+// input's ring starts at 1.25 s.)
 func (r *Ring) shrinks(h, end uint64) bool {
 	if end < h || end-h > r.min/4*3 { // end < h: the consumer moved on meanwhile
 		r.small = 0

@@ -242,7 +242,7 @@ func TestMixInput_MemoryPerTrack(t *testing.T) {
 			name  string
 			bytes uintptr
 		}{
-			{"ring (1 s; it grows to the budget + 1 s when a track lags)", uintptr(2 * p.ring.Cap())},
+			{"ring (1.25 s; it grows to the budget + 1 s when a track lags)", uintptr(2 * p.ring.Cap())},
 			{"pipeline struct (sequence window, counters, padding)", unsafe.Sizeof(*p)},
 			{"  of which the sequence window", unsafe.Sizeof(p.seen) + unsafe.Sizeof(p.starts) + unsafe.Sizeof(p.ends) + unsafe.Sizeof(p.arrived)},
 			{"ring struct (cache-line padding)", unsafe.Sizeof(*p.ring)},
