@@ -131,8 +131,19 @@ func TestFleet_OwnerGone(t *testing.T) {
 			break
 		}
 		if st == 409 {
-			// The takeover came between two polls (a loaded machine).
-			r, err := b.svc.Manager.Get(context.Background(), "org1", "gone", ev.RecorderID, ev.InstanceID)
+			// The takeover came between two polls (a loaded machine). B
+			// answers 409 from its claim on (the store names it the owner,
+			// and it runs no session of it) and records the takeover once
+			// it has reassembled the parts and started the continuation:
+			// the record shows it then.
+			var r *recorder.Recording
+			var err error
+			for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				r, err = b.svc.Manager.Get(context.Background(), "org1", "gone", ev.RecorderID, ev.InstanceID)
+				if err != nil || r.Takeover != nil || time.Now().After(end) {
+					break
+				}
+			}
 			if err != nil || r.Takeover == nil || r.Takeover.From != a.svc.Node.RecorderID() {
 				t.Fatalf("pause through B: 409 but the recording was not taken over from A: %+v, %v", r, err)
 			}
