@@ -1558,20 +1558,16 @@ func (d *Decoder) limitLPCFilterPredictionGainInto(a32Q17 []int32, slot int) (aQ
 	return aQ12
 }
 
-//nolint:cyclop
 func lpcInversePredictionGain(aQ12 []int16) int32 {
-	const (
-		inversePredictionGainQA     = 24
-		inversePredictionGainALimit = 16773022
-	)
+	const inversePredictionGainQA = 24
 
 	order := len(aQ12)
-	var atmpQA [2][16]int32
-	aNewQA := atmpQA[order&1][:]
+	var rows [2]predictionGainRows
+	aNew := &rows[order&1]
 	dcResp := int32(0)
 	for k := range order {
 		dcResp += int32(aQ12[k])
-		aNewQA[k] = int32(aQ12[k]) << (inversePredictionGainQA - 12)
+		aNew[4+k] = int32(aQ12[k]) << (inversePredictionGainQA - 12)
 	}
 	// RFC 6716 section 4.2.7.5.8 has two prose mismatches here: it spells
 	// the summation bound as d_PLC instead of d_LPC, and it says the filter is
@@ -1583,6 +1579,21 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		return 0
 	}
 
+	return predictionGainRecurrence(&rows, order)
+}
+
+// predictionGainRecurrenceGo is lpcInversePredictionGain's recurrence from
+// the Q24 coefficients in row order&1 (from index 4; the other row is its
+// scratch): the definition. predictionGainRecurrence4 (amd64, SSE4.1)
+// computes the same gain with each row four values at a time (session 20).
+func predictionGainRecurrenceGo(rows *[2]predictionGainRows, order int) int32 {
+	const (
+		inversePredictionGainQA     = 24
+		inversePredictionGainALimit = 16773022
+	)
+
+	atmpQA := [2][]int32{rows[0][4:], rows[1][4:]}
+	aNew := atmpQA[order&1]
 	invGainQ30 := int32(1 << 30)
 	for coefIndex := order - 1; coefIndex > 0; coefIndex-- {
 		// This is the fixed-point Levinson recurrence from RFC 6716 section
@@ -1591,19 +1602,19 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		// the Q24/Q30 scaling, the reflection-coefficient stability checks,
 		// and the saturating numerator update, because tiny arithmetic
 		// differences here can flip a filter from stable to unstable.
-		if aNewQA[coefIndex] > inversePredictionGainALimit || aNewQA[coefIndex] < -inversePredictionGainALimit {
+		if aNew[coefIndex] > inversePredictionGainALimit || aNew[coefIndex] < -inversePredictionGainALimit {
 			return 0
 		}
 
-		rcQ31 := -(aNewQA[coefIndex] << (31 - inversePredictionGainQA))
+		rcQ31 := -(aNew[coefIndex] << (31 - inversePredictionGainQA))
 		rcMult1Q30 := int32(1<<30) - smmul(rcQ31, rcQ31)
 		mult2Q := 32 - clz32(absInt32(rcMult1Q30))
 		rcMult2 := inverse32VarQ(rcMult1Q30, mult2Q+30)
 		invGainQ30 = smmul(invGainQ30, rcMult1Q30) << 2
 
-		aOldQA := aNewQA[:coefIndex]
-		aNewQA = atmpQA[coefIndex&1][:]
-		next := aNewQA[:len(aOldQA)]
+		aOld := aNew[:coefIndex]
+		aNew = atmpQA[coefIndex&1]
+		next := aNew[:len(aOld)]
 		rc, m2, sh := int64(rcQ31), int64(rcMult2), uint(mult2Q-1) //nolint:gosec // G115: mult2Q >= 1 (rcMult1Q30 > 0)
 		// (Session 17: rshiftRound64 written out, which for a product of two
 		// int32 is ((p >> (shift-1)) + 1) >> 1 for every shift, 1 included;
@@ -1614,8 +1625,8 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		// middle one of an odd count twice, to the same value. A pair
 		// overflows where either does, and the result is then 0 whichever
 		// was first: the same values, TestLPCInversePredictionGain_SameAsBefore.)
-		for n, k := 0, len(aOldQA)-1; n <= k; n, k = n+1, k-1 {
-			lo, hi := int64(aOldQA[n]), int64(aOldQA[k])
+		for n, k := 0, len(aOld)-1; n <= k; n, k = n+1, k-1 {
+			lo, hi := int64(aOld[n]), int64(aOld[k])
 			x, y := predictionGainStep(lo, hi, rc, m2, sh), predictionGainStep(hi, lo, rc, m2, sh)
 			if int64(int32(x)) != x || int64(int32(y)) != y { //nolint:gosec // G115
 				return 0
@@ -1624,16 +1635,22 @@ func lpcInversePredictionGain(aQ12 []int16) int32 {
 		}
 	}
 
-	if aNewQA[0] > inversePredictionGainALimit || aNewQA[0] < -inversePredictionGainALimit {
+	if aNew[0] > inversePredictionGainALimit || aNew[0] < -inversePredictionGainALimit {
 		return 0
 	}
 
-	rcQ31 := -(aNewQA[0] << (31 - inversePredictionGainQA))
+	rcQ31 := -(aNew[0] << (31 - inversePredictionGainQA))
 	rcMult1Q30 := int32(1<<30) - smmul(rcQ31, rcQ31)
 	invGainQ30 = smmul(invGainQ30, rcMult1Q30) << 2
 
 	return invGainQ30
 }
+
+// predictionGainRows is a row of lpcInversePredictionGain's recurrence:
+// its (up to 16) values from index 4 on. (Session 20: the 4 before them
+// are there for predictionGainRecurrence4, whose reversed loads of a row's
+// last block may read them.)
+type predictionGainRows [20]int32
 
 // predictionGainStep is one coefficient's step of lpcInversePredictionGain's
 // recurrence: old less rev times the reflection coefficient rc (Q31,
