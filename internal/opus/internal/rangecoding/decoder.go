@@ -240,6 +240,79 @@ func (r *Decoder) DecodeICDF8(icdf []uint8) uint32 {
 	return uint32(k) //nolint:gosec // G115
 }
 
+// Table8 is a table of total 256 whose first symbol has non-zero
+// probability, of at most 64 symbols, in DecodeTable8's form: ICDF8's, and
+// the symbol for each quotient val/(rng>>8) (NewTable8). 320 bytes.
+type Table8 struct {
+	icdf   [64]uint8  // ICDF8's form, zeros after its end
+	symbol [256]uint8 // the symbol where val/(rng>>8) is q (q >= 255: 0)
+}
+
+// NewTable8 returns DecodeTable8's form of a DecodeSymbolWithICDF table of
+// total 256 whose first symbol has non-zero probability, of at most 64
+// symbols; it panics on another.
+func NewTable8(t []uint) *Table8 {
+	icdf := ICDF8(t)
+	if len(icdf) > 64 {
+		panic("rangecoding: a table of more than 64 symbols")
+	}
+	var tt Table8
+	copy(tt.icdf[:], icdf)
+	for q := range tt.symbol {
+		for _, c := range icdf { // the symbols whose interval starts above q
+			if int(c) > q {
+				tt.symbol[q]++
+			}
+		}
+	}
+
+	return &tt
+}
+
+// DecodeTable8 is DecodeICDF8 for a table in Table8's form: the same symbol
+// and state (TestDecodeTable8_SameAsDecodeICDF8). (Session 20: the symbol
+// by one division and a lookup instead of DecodeICDF8's search. Symbol k is
+// the number of entries with val < scale*icdf[j], which for an integer
+// icdf[j] is icdf[j] > floor(val/scale): a long table's search (SILK's
+// gains, LSF stage 1, pitch lags and LTP filters, 8 to 41 symbols) took
+// as many steps as its symbol and mispredicted its exit. The division's
+// quotient is below 2**9: scale > 2**15 and val < rng < 2**31.)
+func (r *Decoder) DecodeTable8(t *Table8) uint32 {
+	rng, val := r.rangeSize, r.highAndCodedDifference
+	scale := rng >> 8 // > 2**15: rng > 2**23
+	k := t.symbol[min(val/scale, 255)]
+	bound := scale * uint32(t.icdf[k&63])
+	before := scale * uint32(t.icdf[(k-1)&63]) // k-1 wraps where k is 0: then rng
+	if k == 0 {
+		before = rng
+	}
+	val -= bound
+	rng = before - bound
+	if rng <= minRangeSize {
+		// DecodeICDF8's renormalization (this function stays a leaf)
+		data, bitsRead := r.data, r.bitsRead
+		n := uint(len(data))
+		for rng <= minRangeSize {
+			rng <<= 8
+			r.nbitsTotal += 8
+			i, off := bitsRead>>3, bitsRead&7
+			var hi, lo uint32
+			if i < n {
+				hi = uint32(data[i])
+			}
+			if i+1 < n {
+				lo = uint32(data[i+1])
+			}
+			bitsRead = max(bitsRead, min(bitsRead+8, n*8))
+			val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
+		}
+		r.bitsRead = bitsRead
+	}
+	r.rangeSize, r.highAndCodedDifference = rng, val
+
+	return uint32(k)
+}
+
 // DecodeBits8 decodes n (at most 32) symbols of one two-symbol table, {p,
 // 0} in DecodeICDF8's form (p = 256 - cdf of symbol 0, 1 to 255), and
 // returns them as bits, the first symbol in bit 0: the same symbols and

@@ -5,6 +5,7 @@ package rangecoding
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -257,5 +258,57 @@ func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 					trial, i, p, x, a.rangeSize, a.highAndCodedDifference, a.bitsRead, y, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
 			}
 		}
+	}
+}
+
+// TestDecodeTable8_SameAsDecodeICDF8: DecodeTable8 with NewTable8's form of
+// a table decodes the same symbols to the same state as DecodeICDF8 with
+// ICDF8's, for random tables of total 256 whose first symbol has non-zero
+// probability, of 2 to 64 symbols (some of zero probability, some
+// near-certain), over random data short enough to read past its end.
+func TestDecodeTable8_SameAsDecodeICDF8(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(25, 26))
+	tables := make([][]uint, 300)
+	for i := range tables {
+		n := 2 + rnd.IntN(63)
+		table := []uint{256}
+		for k := 0; k < n-1; k++ {
+			table = append(table, uint(1+rnd.IntN(255)))
+			if rnd.IntN(8) == 0 { // near-certain last symbols
+				table[len(table)-1] = 255
+			}
+		}
+		table = append(table, 256)
+		slices.Sort(table[1:])
+		tables[i] = table
+	}
+	tables = append(tables, []uint{256, 1, 256}, []uint{256, 255, 256}, []uint{256, 1, 2, 3, 256})
+	forms := make([]*Table8, len(tables))
+	icdfs := make([][]uint8, len(tables))
+	for i, table := range tables {
+		forms[i], icdfs[i] = NewTable8(table), ICDF8(table)
+	}
+	symbols := make([]int, 65)
+	for range 3000 {
+		data := make([]byte, 1+rnd.IntN(60))
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		var a, b Decoder
+		a.Init(data)
+		b.Init(data)
+		for i := range 200 {
+			j := rnd.IntN(len(tables))
+			x, y := a.DecodeTable8(forms[j]), b.DecodeICDF8(icdfs[j])
+			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
+				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+				t.Fatalf("symbol %d (table %v): %d (rng %d val %d), DecodeICDF8 %d (rng %d val %d)",
+					i, tables[j], x, a.rangeSize, a.highAndCodedDifference, y, b.rangeSize, b.highAndCodedDifference)
+			}
+			symbols[x]++
+		}
+	}
+	if symbols[0] < 1000 || symbols[10] < 100 || symbols[40] < 10 {
+		t.Errorf("symbols decoded: %v: not every kind", symbols)
 	}
 }
