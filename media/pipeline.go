@@ -293,6 +293,10 @@ type AudioPipeline struct {
 	// show it (followReport's first slope).
 	srTrialRef float64
 	srRefLeast float64
+	// srRefTrial: srRefLeast is a trial's least lateness (300 ms of
+	// packets), not one packet's (a step confirmed at once): only then do
+	// the arrivals since the reference tell a drift (driftShown, steer).
+	srRefTrial bool
 	// srGap: since the reference, a packet came more than reportStep
 	// later than the one before by their timestamps (watchGap): a step of
 	// the sender's clock, or a write that lagged, not a clock rate
@@ -1433,6 +1437,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.srSloped = false
 		p.srLastExt, p.srLastPos, p.srLeast = p.ext, pos, min(float64(now)-pos, p.srTrialLeast+p.srOff)
 		p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+		p.srRefTrial = !math.IsInf(p.srTrialLeast, 0)
 		p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 		return pos
 	}
@@ -1568,6 +1573,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+			p.srRefTrial = !math.IsInf(trialLeast, 0)
 			p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
@@ -1605,6 +1611,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.srCatchUp = false
 			p.srAt, p.srLastExt, p.srLastPos, p.srLeast = now, p.ext, want, min(late, trialLeast)
 			p.srRefLeast, p.srLineLeast = p.srLeast, p.srLeast
+			p.srRefTrial = !math.IsInf(trialLeast, 0)
 			p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 			p.haveBase, p.havePrev, p.winEnd = false, false, 0
 			return pos
@@ -1627,11 +1634,19 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// it); before, as far as the rate the reports followed since the
 		// reference show, once they span a second.
 		gap := float64(p.ext-p.srLastExt) * k // nominal samples since the last report followed
-		expect, known := 0.0, p.srSloped
+		expect, known, bound := 0.0, p.srSloped, maxCatchUp*gap
 		if prev := float64(p.srLastExt-p.srExt) * k; !known && prev >= 0.9*p.rate {
 			expect, known = ((p.srLastPos-p.srRefPos)/prev-1)*gap, true
+		} else if !known && prev == 0 && p.srRefTrial {
+			// The second report followed: no rate shown yet, so a good
+			// clock's, within twice maxCatchUp of it (a clock 0.5 % slow
+			// moves 15 ms between reports 3 s apart). A publisher whose
+			// writes lagged 12 ms as its track began (a busy machine)
+			// moved it 12 ms in a second: followed as drift, a good clock
+			// was resampled by 0.5 % till the next report confirmed it.
+			known, bound = true, 2*maxCatchUp*gap
 		}
-		if near && known && math.Abs(moved-expect) > maxCatchUp*gap {
+		if near && known && math.Abs(moved-expect) > bound {
 			// Moved more than that by over maxCatchUp of the time since
 			// the last report followed (Pion's reports, a second apart,
 			// 10-20 ms off where the ones before put it): no drift (a
@@ -1660,19 +1675,24 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// reports' placement since the reference (the first report
 			// followed, or the last step), once it spans 2 s (a report's
 			// jitter, a few ms with Chromium, is then a small part of it).
-			slope = min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew)
+			if s := min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew); p.driftShown(s, want, span) {
+				slope = s
+			}
 			p.srSloped = true
 		}
 	}
+	steady := p.steady(want, span)
 	p.srCand, p.srCandNear = near, near
 	if near {
 		p.srCandExt, p.srCandPos, p.srCandMoved, p.srCandSlope = p.ext, want, moved, p.srSlope
 	}
+	refLine := p.srRefPos + span*p.srSlope // the reference's line, at the slope the trial's arrivals were measured by
 	p.srAt, p.srSlope = now, slope
 	p.srLastExt, p.srLastPos, p.srLeast = p.ext, want, min(late, trialLeast)
 	p.srLineLeast = p.srLeast
 	p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 	off, drift := want-(pos-p.srBack), p.srTrialRef-p.srRefLeast // by the reports (a step back still to take taken), by the arrivals, since the reference
+	arrOff := drift - (pos - p.srBack - refLine)                 // by the arrivals, against the mapping (steer)
 	if shown && off > pullFar.Seconds()*p.rate {
 		// The mapping, at the nominal rate since the reference, placed
 		// the audio early, by more than participants may be apart: a
@@ -1701,8 +1721,9 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// The slope is measured from this report's own point on.
 		p.srExt, p.srRefPos, p.srRepExt, p.srRepPos, p.srGap = repExt, repPos, repExt, repPos, false
 		p.srRefLeast = p.srLeast
+		p.srRefTrial = !math.IsInf(trialLeast, 0)
 	}
-	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) {
+	if least := reportLate.Seconds() * p.rate; firstSlope && math.Abs(off) >= least && math.Abs(drift) >= least && off*drift > 0 && !math.IsInf(drift, 0) && steady {
 		// The first slope: what the clock drifted while it was unknown
 		// (since the first report followed, 2-3 s) is caught up from
 		// 5 ms, not from steer's 10, when the packets' arrivals show a
@@ -1713,10 +1734,67 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// clock with one report 6-7 ms off was resampled by up to 1 %.
 		p.catchUp(off)
 	} else {
+		if !shown && p.srRefTrial && !math.IsInf(arrOff, 0) && !(off*arrOff > 0 && math.Abs(arrOff) >= math.Abs(off)/2) {
+			// The packets' arrivals against the mapping do not show the
+			// offset (at least half of it, that way): the reports'
+			// jitter, not the audio's place. Pion's reports on a busy
+			// machine are off by up to reportEarly without a trial
+			// taking them back (a report is stamped by one write, the
+			// trial measures 300 ms of them): a good clock's first
+			// reports 10 and 7.6 ms late made its line 10 ms early, and
+			// the catch-up resampled it by 0.5 % (carol's 880 Hz at
+			// 876-882 Hz in TestEndToEnd_RetroactiveBlackout).
+			off = 0
+		}
 		p.steer(off)
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
 	return pos
+}
+
+// driftShown reports whether the slope s the reports followed show since the
+// reference (the report placing the newest packet at want, span nominal
+// samples after it) is the sender's clock rate: one a good clock plays at
+// (resampleAt's band) always; leaving that band, only once the reports
+// drifted reportLate off the nominal rate; and a drift off the slope in use,
+// only if the packets' arrivals since the reference show it too (that way,
+// at least half of it) and the report before was on its way (steady). On a
+// busy machine Pion's reports and the packets alike come up to 10 ms off
+// now and then: over the 2-4 s of a first slope that is 0.02-0.5 %, and a
+// good clock was resampled at it from the next step or catch-up on.
+// Otherwise the slope in use stays.
+func (p *AudioPipeline) driftShown(s, want, span float64) bool {
+	if math.Abs(s-1) < 2e-4 {
+		return true
+	}
+	good := math.Abs(p.srSlope-1) < 2e-4
+	if good && math.Abs(s-1)*span < reportLate.Seconds()*p.rate {
+		return false
+	}
+	rd := want - (p.srRefPos + span*p.srSlope)
+	drift := p.srTrialRef - p.srRefLeast
+	if !good && math.Abs(rd) < 2e-4*span || !p.srRefTrial || math.IsInf(drift, 0) {
+		return true
+	}
+	return rd*drift > 0 && math.Abs(drift) >= math.Abs(rd)/2 && p.steady(want, span)
+}
+
+// steady reports whether the report followed before this one (which places
+// the newest packet at want, span nominal samples after the reference) was
+// on its way there from the reference, at least half as far off the line
+// in use as time went: a drift grows with time, a step (a publisher's
+// writes that begin to lag 6 ms just before the first slope) comes at once,
+// and caught up from 5 ms as the first slope's drift it resampled a good
+// clock by 0.7 %.
+func (p *AudioPipeline) steady(want, span float64) bool {
+	k := p.rate / p.clock
+	prev := float64(p.srLastExt-p.srExt) * k
+	if prev < 0.9*p.rate || span <= prev {
+		return true
+	}
+	rd := want - (p.srRefPos + span*p.srSlope)
+	po := p.srLastPos - (p.srRefPos + prev*p.srSlope)
+	return po*rd > 0 && math.Abs(po) >= math.Abs(rd)*prev/span/2
 }
 
 // srOwn returns where the latest report places the packet with its own

@@ -401,6 +401,29 @@ func TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter(t *testing.T)
 		{"the second of reports 3 s apart 7 ms early", slippingSender{rate: 1, srJitter: []float64{0, 0.007, 0, 0, 0}}, 3},
 		{"the third of reports a second apart 6 ms early", slippingSender{rate: 1, srJitter: []float64{0, 0, 0.006, 0, 0, 0, 0}}, 1},
 		{"the first, 0.83 s in, 7 ms late", slippingSender{rate: 1, first: 0.83, srJitter: []float64{-0.007, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}, 1},
+		// A Pion publisher on a busy machine as its track starts: its
+		// first two reports 10 and 7.6 ms late (each less than
+		// reportEarly, so neither is taken back), the rest on time. The
+		// reports then show 10 ms of "drift" over 2 s that the arrivals do
+		// not (TestEndToEnd_RetroactiveBlackout under load: carol's good
+		// PCMU clock at 0.9916-1.0040, her 880 Hz at 876-882 Hz).
+		{"the first two of reports a second apart 10 and 7.6 ms late", slippingSender{rate: 1, srJitter: []float64{-0.010, -0.0076, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}}, 1},
+		// The same made by its writes lagging (the packets too), and a
+		// fourth report 30 ms late that its trial takes back.
+		{"writes lagging 10, 8, 0 and 30 ms at the first four reports", slippingSender{rate: 1, busy: []float64{0.010, 0.008, 0, 0.030, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, every: 1}, 1},
+		// Every write 6 ms late from just before the first slope (2.6 s):
+		// the reports and the packets move 6 ms at once, a step, not the
+		// 2 ms a second a drift shows from the reference on.
+		{"every write 6 ms late from 2.6 s for 3.4 s", slippingSender{rate: 1, lagAt: 2.61, lagFor: 3.43, lag: 0.006}, 1},
+		// Every write 12 ms late for the first 1.2 s: the second report
+		// followed moves 12 ms at once, which no clock within MaxSkew's
+		// drift followed from the first report shows in a second.
+		{"every write 12 ms late for the first 1.2 s", slippingSender{rate: 1, lagFor: 1.2, lag: 0.012}, 1},
+		// Reports 0.5 ms later each for their first 6 s (3 ms in all: a
+		// report's jitter, no clock rate the arrivals show), then a
+		// capture stall of 100 ms: the step, confirmed, set the ratio to
+		// that slope (1.00055) for the rest of the recording.
+		{"reports creeping 0.5 ms later a second for 6 s, then a 100 ms capture stall", slippingSender{rate: 1, stallAt: 6.5, stall: 0.1, srJitter: []float64{0, -0.0005, -0.001, -0.0015, -0.002, -0.0025, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003}}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := recordReports(t, tc.snd, tc.every, -1, 0, 12, lateReader{})
