@@ -1764,16 +1764,16 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 // good clock was resampled at it from the next step or catch-up on.
 // Otherwise the slope in use stays.
 func (p *AudioPipeline) driftShown(s, want, span float64) bool {
-	if math.Abs(s-1) < 2e-4 {
+	if goodClock(s) {
 		return true
 	}
-	good := math.Abs(p.srSlope-1) < 2e-4
+	good := goodClock(p.srSlope)
 	if good && math.Abs(s-1)*span < reportLate.Seconds()*p.rate {
 		return false
 	}
 	rd := want - (p.srRefPos + span*p.srSlope)
 	drift := p.srTrialRef - p.srRefLeast
-	if !good && math.Abs(rd) < 2e-4*span || !p.srRefTrial || math.IsInf(drift, 0) {
+	if !good && math.Abs(rd) < goodClockBand*span || !p.srRefTrial || math.IsInf(drift, 0) {
 		return true
 	}
 	return rd*drift > 0 && math.Abs(drift) >= math.Abs(rd)/2 && p.steady(want, span)
@@ -2073,10 +2073,18 @@ func (p *AudioPipeline) catchUp(off float64) {
 	}
 }
 
+// goodClockBand is how far a sender clock's slope (our samples per nominal
+// one) may be off 1 and still be a good clock's, played at ratio 1: 0.02 %.
+const goodClockBand = 2e-4
+
+// goodClock reports whether a slope is within goodClockBand of 1.
+func goodClock(slope float64) bool { return math.Abs(slope-1) < goodClockBand }
+
 // resampleAt returns the ratio for a sender clock of slope (our samples per
-// nominal one): exactly 1 within 0.02 %, so a good clock is not resampled.
+// nominal one): exactly 1 within goodClockBand, so a good clock is not
+// resampled.
 func (p *AudioPipeline) resampleAt(slope float64) float64 {
-	if math.Abs(slope-1) < 2e-4 {
+	if goodClock(slope) {
 		return 1
 	}
 	return slope
@@ -2236,7 +2244,7 @@ func (p *AudioPipeline) measure(pos, nom float64, now uint64) {
 		// has grown past 10 ms, stop once the slope is within 0.02 % and
 		// the offset within 5 ms.
 		drift := math.Abs(winMin - p.base)
-		if p.ratio == 1 && drift < 0.01*p.rate || p.ratio != 1 && math.Abs(slope-1) < 2e-4 && drift < 0.005*p.rate {
+		if p.ratio == 1 && drift < 0.01*p.rate || p.ratio != 1 && goodClock(slope) && drift < 0.005*p.rate {
 			ratio = 1
 		}
 	}
