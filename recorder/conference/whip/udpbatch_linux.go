@@ -114,8 +114,16 @@ func (b *batchConn) fill() error {
 
 // recvmmsg is fill's syscall.RawConn.Read callback (a method value made
 // once, so that a read allocates nothing): false asks the poller to wait.
+//
+// The call never blocks (MSG_DONTWAIT: it takes what the socket holds), so
+// it is a raw one, which does not tell the scheduler that the goroutine may
+// block. A Syscall6 does, and when the process comes out of idle that
+// wakes the runtime's sysmon thread, which then looks every 20 µs for a P
+// to take back from a blocked call: on one core at 100 streams, with the
+// socket read ~1 600 times a second, sysmon ran 2 500 times a second and
+// took a quarter of the recorder's CPU (BENCHMARKS.md, session 21).
 func (b *batchConn) recvmmsg(fd uintptr) bool {
-	r, _, e := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
+	r, _, e := syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
 	if e == syscall.EAGAIN || e == syscall.EINTR {
 		return false
 	}
