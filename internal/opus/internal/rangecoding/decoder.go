@@ -171,26 +171,9 @@ func (r *Decoder) DecodeSymbolWithICDF(cumulativeDistributionTable []uint) uint3
 	}
 	val -= bound
 	rng = before - bound
-	if rng <= minRangeSize {
-		// nextByte written out (the inliner declines it), so that this
-		// calls nothing and keeps no frame
-		data, bitsRead := r.data, r.bitsRead
-		n := uint(len(data))
-		for rng <= minRangeSize {
-			rng <<= 8
-			r.nbitsTotal += 8
-			i, off := bitsRead>>3, bitsRead&7
-			var hi, lo uint32
-			if i < n {
-				hi = uint32(data[i])
-			}
-			if i+1 < n {
-				lo = uint32(data[i+1])
-			}
-			bitsRead = max(bitsRead, min(bitsRead+8, n*8))
-			val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
-		}
-		r.bitsRead = bitsRead
+	for rng <= minRangeSize {
+		rng <<= 8
+		val = r.shiftIn(val)
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
 
@@ -213,27 +196,9 @@ func (r *Decoder) DecodeICDF8(icdf []uint8) uint32 {
 	}
 	val -= bound
 	rng = before - bound
-	if rng <= minRangeSize {
-		// DecodeSymbolWithICDF's renormalization, repeated: a shared
-		// function makes both keep a frame (+1.8 % of the decode's
-		// instructions, measured)
-		data, bitsRead := r.data, r.bitsRead
-		n := uint(len(data))
-		for rng <= minRangeSize {
-			rng <<= 8
-			r.nbitsTotal += 8
-			i, off := bitsRead>>3, bitsRead&7
-			var hi, lo uint32
-			if i < n {
-				hi = uint32(data[i])
-			}
-			if i+1 < n {
-				lo = uint32(data[i+1])
-			}
-			bitsRead = max(bitsRead, min(bitsRead+8, n*8))
-			val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
-		}
-		r.bitsRead = bitsRead
+	for rng <= minRangeSize { // at most twice: rng >= 2**15 here
+		rng <<= 8
+		val = r.shiftIn(val)
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
 
@@ -278,39 +243,83 @@ func NewTable8(t []uint) *Table8 {
 // as many steps as its symbol and mispredicted its exit. The division's
 // quotient is below 2**9: scale > 2**15 and val < rng < 2**31.)
 func (r *Decoder) DecodeTable8(t *Table8) uint32 {
-	rng, val := r.rangeSize, r.highAndCodedDifference
+	k, rng, val := t.step(r.rangeSize, r.highAndCodedDifference)
+	for rng <= minRangeSize { // at most twice: rng >= 2**15 here
+		rng <<= 8
+		val = r.shiftIn(val)
+	}
+	r.rangeSize, r.highAndCodedDifference = rng, val
+
+	return uint32(k)
+}
+
+// step is DecodeTable8's symbol and interval update, before the
+// renormalization.
+func (t *Table8) step(rng, val uint32) (k uint8, rng2, val2 uint32) {
 	scale := rng >> 8 // > 2**15: rng > 2**23
-	k := t.symbol[min(val/scale, 255)]
+	k = t.symbol[min(val/scale, 255)]
 	bound := scale * uint32(t.icdf[k&63])
 	before := scale * uint32(t.icdf[(k-1)&63]) // k-1 wraps where k is 0: then rng
 	if k == 0 {
 		before = rng
 	}
-	val -= bound
-	rng = before - bound
-	if rng <= minRangeSize {
-		// DecodeICDF8's renormalization (this function stays a leaf)
-		data, bitsRead := r.data, r.bitsRead
-		n := uint(len(data))
-		for rng <= minRangeSize {
+
+	return k, before - bound, val - bound
+}
+
+// DecodeTable8Run decodes symbols of table t into out in turn, as many
+// calls of DecodeTable8 would, until out is full or after a symbol k in
+// the set stop (bit k), and returns how many it decoded: the same symbols
+// and state (TestDecodeTable8Run_SameAsDecodeTable8). (Session 21: a run
+// of symbols of one table in one call, with the state in registers: SILK's
+// pulse counts, a run of up to 20 that only the escape 17 stops.)
+func (r *Decoder) DecodeTable8Run(t *Table8, out []uint8, stop uint64) int {
+	rng, val := r.rangeSize, r.highAndCodedDifference
+	n := 0
+	for n < len(out) {
+		var k uint8
+		k, rng, val = t.step(rng, val)
+		for rng <= minRangeSize { // at most twice: rng >= 2**15 here
 			rng <<= 8
-			r.nbitsTotal += 8
-			i, off := bitsRead>>3, bitsRead&7
-			var hi, lo uint32
-			if i < n {
-				hi = uint32(data[i])
-			}
-			if i+1 < n {
-				lo = uint32(data[i+1])
-			}
-			bitsRead = max(bitsRead, min(bitsRead+8, n*8))
-			val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
+			val = r.shiftIn(val)
 		}
-		r.bitsRead = bitsRead
+		out[n] = k
+		n++
+		if stop>>(k&63)&1 != 0 {
+			break
+		}
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
 
-	return uint32(k)
+	return n
+}
+
+// DecodeTable8Each is DecodeTable8Run with a table of its own per symbol:
+// symbol i of tables[i], into out[i] (len(out) >= len(tables)), until the
+// tables end or after a symbol in stop; the same symbols and state as
+// DecodeTable8 with each table in turn (TestDecodeTable8Run_SameAsDecodeTable8).
+// (Session 21: SILK's LSF stage 2, 10 or 16 symbols that only the escapes
+// 0 and 8 stop.)
+func (r *Decoder) DecodeTable8Each(tables []*Table8, out []uint8, stop uint64) int {
+	rng, val := r.rangeSize, r.highAndCodedDifference
+	out = out[:len(tables)]
+	n := 0
+	for n < len(tables) {
+		var k uint8
+		k, rng, val = tables[n].step(rng, val)
+		for rng <= minRangeSize { // at most twice: rng >= 2**15 here
+			rng <<= 8
+			val = r.shiftIn(val)
+		}
+		out[n] = k
+		n++
+		if stop>>(k&63)&1 != 0 {
+			break
+		}
+	}
+	r.rangeSize, r.highAndCodedDifference = rng, val
+
+	return n
 }
 
 // DecodeBits8 decodes n (at most 32) symbols of one two-symbol table, {p,
@@ -336,25 +345,9 @@ func (r *Decoder) DecodeBits8(p uint8, n int) uint32 {
 		// symbol 0: val -= bound, rng -= bound; symbol 1: rng = bound
 		val -= bound & zero
 		rng = (rng-bound)&zero | bound&^zero
-		if rng <= minRangeSize {
-			// DecodeICDF8's renormalization (this function stays a leaf)
-			data, bitsRead := r.data, r.bitsRead
-			n := uint(len(data))
-			for rng <= minRangeSize {
-				rng <<= 8
-				r.nbitsTotal += 8
-				i, off := bitsRead>>3, bitsRead&7
-				var hi, lo uint32
-				if i < n {
-					hi = uint32(data[i])
-				}
-				if i+1 < n {
-					lo = uint32(data[i+1])
-				}
-				bitsRead = max(bitsRead, min(bitsRead+8, n*8))
-				val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
-			}
-			r.bitsRead = bitsRead
+		for rng <= minRangeSize { // at most twice: rng >= 2**15 here
+			rng <<= 8
+			val = r.shiftIn(val)
 		}
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
@@ -363,42 +356,28 @@ func (r *Decoder) DecodeBits8(p uint8, n int) uint32 {
 }
 
 // DecodeEachBit8 is DecodeBits8 with a table of its own per symbol:
-// symbol i of the two-symbol table {p[i], 0}, returned in bit i (len(p) at
-// most 32); the same symbols and state as DecodeICDF8 with each table in
-// turn (TestDecodeBits8_SameAsDecodeICDF8). (Session 19: SILK's single
-// pulse in a shell block partition, whose halves are coin tosses. Its own
-// loop, as DecodeBits8 and DecodeICDF8 have theirs: one function for both
-// bit decoders, the table picked as p[i*step], measured +2.1 % of the
-// decode's instructions.)
+// symbol i of the two-symbol table {p[i], 0}, returned in bit len(p)-1-i,
+// the first symbol the highest (len(p) at most 32); the same symbols and
+// state as DecodeICDF8 with each table in turn
+// (TestDecodeBits8_SameAsDecodeICDF8). (Session 19: SILK's single pulse in
+// a shell block partition, whose halves are coin tosses. Its own loop, as
+// DecodeBits8 and DecodeICDF8 have theirs: one function for both bit
+// decoders, the table picked as p[i*step], measured +2.1 % of the decode's
+// instructions. Session 21: the first symbol highest, so that the pulse's
+// position is the symbols' complement, not their reversal.)
 func (r *Decoder) DecodeEachBit8(p []uint8) uint32 {
 	rng, val := r.rangeSize, r.highAndCodedDifference
 	var out uint32
-	for i, q := range p {
+	for _, q := range p {
 		bound := (rng >> 8) * uint32(q)
 		bit := (val - bound) >> 31 // val < bound: DecodeBits8 says why
-		out |= bit << (i & 31)
+		out = out<<1 | bit
 		zero := bit - 1
 		val -= bound & zero
 		rng = (rng-bound)&zero | bound&^zero
-		if rng <= minRangeSize {
-			// DecodeICDF8's renormalization (this function stays a leaf)
-			data, bitsRead := r.data, r.bitsRead
-			n := uint(len(data))
-			for rng <= minRangeSize {
-				rng <<= 8
-				r.nbitsTotal += 8
-				i, off := bitsRead>>3, bitsRead&7
-				var hi, lo uint32
-				if i < n {
-					hi = uint32(data[i])
-				}
-				if i+1 < n {
-					lo = uint32(data[i+1])
-				}
-				bitsRead = max(bitsRead, min(bitsRead+8, n*8))
-				val = ((val << 8) + (255 - (hi<<8|lo)>>(8-off)&0xFF)) & 0x7FFFFFFF
-			}
-			r.bitsRead = bitsRead
+		for rng <= minRangeSize { // at most twice: rng >= 2**15 here
+			rng <<= 8
+			val = r.shiftIn(val)
 		}
 	}
 	r.rangeSize, r.highAndCodedDifference = rng, val
@@ -420,23 +399,30 @@ func ICDF8(t []uint) []uint8 {
 	return icdf
 }
 
-// nextByte is getBits(8): the next 8 bits of range coder data, zeros past
-// its end, the read position moved by the bits there were. (Session 17:
-// without a call to getBits for the last bytes, so that it is inlined and
-// DecodeSymbolWithICDF calls nothing: the same bits and position,
-// TestDecodeSymbolWithICDF_SameAsUpstream and TestNextByte_SameAsGetBits.)
-func (r *Decoder) nextByte() uint32 {
-	i, off, n := r.bitsRead>>3, r.bitsRead&7, uint(len(r.data))
-	var hi, lo uint32
-	if i < n {
-		hi = uint32(r.data[i])
-	}
+// shiftIn returns val with the next 8 bits of range coder data shifted in,
+// one step of the renormalization (RFC 6716 Section 4.1.2.1, below), and
+// moves the read position: the caller shifts rng. (Session 21: one step
+// that the inliner takes, shared by every decoder, instead of a loop over
+// getBits(8)'s general read written out in five of them: about 15
+// instructions a byte instead of 35. The range coder reads whole bytes after
+// Init's 7 bits, so its position is 7 bits into a byte, bitsRead%8 == 7, or
+// at or past the end of data (clamped there, or left past it by
+// SetStorageSize): the byte step needs no bit offset, and the two bytes it
+// takes the 8 bits from are data[i] and data[i+1], zeros past the end.
+// The same bits and position as getBits(8): TestShiftIn_SameAsGetBits.)
+func (r *Decoder) shiftIn(val uint32) uint32 {
+	r.nbitsTotal += 8
+	i, n := r.bitsRead>>3, uint(len(r.data))
+	var w uint32 // the next two bytes; the bits are 1 to 8 of them
 	if i+1 < n {
-		lo = uint32(r.data[i+1])
+		w = uint32(r.data[i])<<8 | uint32(r.data[i+1])
+		r.bitsRead += 8
+	} else if i < n { // the last byte's last bit
+		w = uint32(r.data[i]) << 8
+		r.bitsRead++
 	}
-	r.bitsRead = max(r.bitsRead, min(r.bitsRead+8, n*8))
 
-	return (hi<<8 | lo) >> (8 - off) & 0xFF
+	return (val<<8 | (^w>>1)&0xFF) & 0x7FFFFFFF // (val<<8) + (255 - sym)
 }
 
 func (r *Decoder) decodeUniformSymbol(total uint32) uint32 {
@@ -649,8 +635,7 @@ const minRangeSize = 1 << 23
 func (r *Decoder) normalize() {
 	for r.rangeSize <= minRangeSize {
 		r.rangeSize <<= 8
-		r.nbitsTotal += 8
-		r.highAndCodedDifference = ((r.highAndCodedDifference << 8) + (255 - r.nextByte())) & 0x7FFFFFFF
+		r.highAndCodedDifference = r.shiftIn(r.highAndCodedDifference)
 	}
 }
 

@@ -152,23 +152,83 @@ func BenchmarkDecodeSymbolWithICDF(b *testing.B) {
 	}
 }
 
-// TestNextByte_SameAsGetBits: nextByte reads what getBits(8) reads and
-// moves the read position as it does, from every bit position of data of
-// 0 to 4 bytes, the last bytes and past the end included.
-func TestNextByte_SameAsGetBits(t *testing.T) {
+// TestShiftIn_SameAsGetBits: shiftIn shifts in what getBits(8) reads and
+// moves the read position and the bit count as getBits(8) and normalize
+// do, from every position the range coder's reads can be at in data of 0
+// to 5 bytes: 7 bits into a byte, at the end, and past it (SetStorageSize).
+func TestShiftIn_SameAsGetBits(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(15, 16))
-	for n := range 5 {
+	tried := 0
+	for n := range 6 {
 		data := make([]byte, n)
 		for i := range data {
 			data[i] = byte(rnd.Uint32())
 		}
 		for pos := uint(0); pos <= uint(n)*8+12; pos++ {
-			a := Decoder{data: data, bitsRead: pos}
+			if pos%8 != 7 && pos < uint(n)*8 {
+				continue // not a position of the range coder (TestReadPosition_SevenBitsIntoAByte)
+			}
+			tried++
+			val := rnd.Uint32() & 0x7FFFFF // val < rng <= 2**23 when a byte is shifted in
+			a := Decoder{data: data, bitsRead: pos, nbitsTotal: pos + 2}
 			b := a
-			if x, y := a.nextByte(), b.getBits(8); x != y || a.bitsRead != b.bitsRead {
-				t.Fatalf("%d bytes, bit %d: %#x at %d, getBits %#x at %d", n, pos, x, a.bitsRead, y, b.bitsRead)
+			x := a.shiftIn(val)
+			b.nbitsTotal += 8
+			y := ((val << 8) + (255 - b.getBits(8))) & 0x7FFFFFFF
+			if x != y || a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+				t.Fatalf("%d bytes, bit %d: %#x at %d (%d bits), getBits %#x at %d (%d bits)",
+					n, pos, x, a.bitsRead, a.nbitsTotal, y, b.bitsRead, b.nbitsTotal)
 			}
 		}
+	}
+	if tried < 60 {
+		t.Errorf("%d positions tried", tried)
+	}
+}
+
+// TestReadPosition_SevenBitsIntoAByte: shiftIn's premise. After Init, and
+// after any symbols of any decoder, its storage shrunk by SetStorageSize
+// (hybrid redundancy) or not, the range coder's read position is 7 bits
+// into a byte or at or past the end of its data; and the decoder has the
+// symbols and state of upstream's, whose bytes are read by getBits(8) from
+// any position.
+func TestReadPosition_SevenBitsIntoAByte(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(29, 30))
+	shrunk := 0
+	for range 2000 {
+		data := make([]byte, rnd.IntN(40))
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		var a, b Decoder
+		a.Init(data)
+		for i := range 100 {
+			if a.bitsRead%8 != 7 && a.bitsRead < 8*uint(len(a.data)) {
+				t.Fatalf("%d bytes, symbol %d: read position %d", len(data), i, a.bitsRead)
+			}
+			if rnd.IntN(30) == 0 {
+				size := rnd.IntN(len(a.data) + 1)
+				a.SetStorageSize(size)
+				shrunk++
+			}
+			switch rnd.IntN(3) {
+			case 0: // a table's symbol, and upstream's from the same state
+				b = a
+				cdf := randomTable(rnd)
+				x, y := a.DecodeSymbolWithICDF(cdf), upstreamDecodeSymbolWithICDF(&b, cdf)
+				if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
+					a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+					t.Fatalf("%d bytes, symbol %d (table %v): %d, upstream %d", len(data), i, cdf, x, y)
+				}
+			case 1:
+				a.DecodeSymbolLogP(uint(1 + rnd.IntN(15)))
+			default:
+				a.DecodeUniform(uint32(2 + rnd.IntN(1000)))
+			}
+		}
+	}
+	if shrunk < 1000 {
+		t.Errorf("storage shrunk %d times", shrunk)
 	}
 }
 
@@ -250,7 +310,12 @@ func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 			}
 			var y uint32
 			for k := range p {
-				y |= b.DecodeICDF8([]uint8{p[k], 0}) << k
+				bit := b.DecodeICDF8([]uint8{p[k], 0})
+				if trial%2 == 0 && len(p) > 0 {
+					y |= bit << k // DecodeBits8: the first symbol in bit 0
+				} else {
+					y |= bit << (len(p) - 1 - k) // DecodeEachBit8: the first symbol highest
+				}
 			}
 			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
 				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
@@ -310,5 +375,87 @@ func TestDecodeTable8_SameAsDecodeICDF8(t *testing.T) {
 	}
 	if symbols[0] < 1000 || symbols[10] < 100 || symbols[40] < 10 {
 		t.Errorf("symbols decoded: %v: not every kind", symbols)
+	}
+}
+
+// TestDecodeTable8Run_SameAsDecodeTable8: DecodeTable8Run (one table) and
+// DecodeTable8Each (a table per symbol) decode the same symbols to the same
+// state as DecodeTable8 with the tables in turn, and stop where a loop of
+// it that stops after a symbol in the set would: random tables of 2 to 64
+// symbols, random stop sets (none, a symbol, symbols 0 and 8, the last),
+// runs of 0 to 20 over random data short enough to read past its end.
+func TestDecodeTable8Run_SameAsDecodeTable8(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(31, 32))
+	tables := make([]*Table8, 200)
+	sizes := make([]int, len(tables))
+	for i := range tables {
+		n := 2 + rnd.IntN(63)
+		if i%2 == 0 {
+			n = 2 + rnd.IntN(17) // SILK's: pulse counts 18, LSF stage 2 9 symbols
+		}
+		table := []uint{256}
+		for k := 0; k < n-1; k++ {
+			table = append(table, uint(1+rnd.IntN(255)))
+		}
+		table = append(table, 256)
+		slices.Sort(table[1:])
+		tables[i], sizes[i] = NewTable8(table), n
+	}
+	stopped, full := 0, 0
+	for trial := range 4000 {
+		data := make([]byte, 1+rnd.IntN(60))
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		var a, b Decoder
+		a.Init(data)
+		b.Init(data)
+		for call := range 30 {
+			j := rnd.IntN(len(tables))
+			var stop uint64
+			switch rnd.IntN(4) {
+			case 1:
+				stop = 1 << rnd.IntN(sizes[j])
+			case 2:
+				stop = 1<<0 | 1<<8
+			case 3:
+				stop = 1 << (sizes[j] - 1)
+			}
+			run := make([]*Table8, rnd.IntN(21))
+			for k := range run {
+				run[k] = tables[j]
+				if trial%2 == 1 { // DecodeTable8Each: a table of its own per symbol
+					run[k] = tables[rnd.IntN(len(tables))]
+				}
+			}
+			got := make([]uint8, len(run))
+			var n int
+			if trial%2 == 0 {
+				n = a.DecodeTable8Run(tables[j], got, stop)
+			} else {
+				n = a.DecodeTable8Each(run, got, stop)
+			}
+			want := make([]uint8, 0, len(run))
+			for _, table := range run {
+				k := b.DecodeTable8(table)
+				want = append(want, uint8(k))
+				if stop>>k&1 != 0 {
+					break
+				}
+			}
+			if n != len(want) || !slices.Equal(got[:n], want) || a.rangeSize != b.rangeSize ||
+				a.highAndCodedDifference != b.highAndCodedDifference || a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+				t.Fatalf("trial %d, call %d (stop %#x): %v (rng %d val %d at %d), DecodeTable8 %v (rng %d val %d at %d)",
+					trial, call, stop, got[:n], a.rangeSize, a.highAndCodedDifference, a.bitsRead, want, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
+			}
+			if n < len(run) {
+				stopped++
+			} else if n > 1 {
+				full++
+			}
+		}
+	}
+	if stopped < 1000 || full < 1000 {
+		t.Errorf("runs stopped early %d times, ran to the end %d: not both kinds", stopped, full)
 	}
 }
