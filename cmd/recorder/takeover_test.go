@@ -1,11 +1,13 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/pgtest"
 	"github.com/rtcrec/recorder/media/mediatest"
+	"github.com/rtcrec/recorder/media/wavwriter"
 	"github.com/rtcrec/recorder/recorder/conference/janus/janustest"
 )
 
@@ -46,6 +49,7 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	dsn := pgtest.Start(t).NewDatabase(t)
 	shared := t.TempDir() // the storage every instance uploads to
 	var fleet []*server
+	var dirs []string
 	for range 3 {
 		dir := t.TempDir()
 		cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\n"+
@@ -59,6 +63,13 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 			t.Fatal(err)
 		}
 		fleet = append(fleet, serveProcess(t, dir))
+		dirs = append(dirs, dir)
+	}
+	keep := keepOnFailure(t)
+	keep.dir("storage", shared)
+	for i, s := range fleet {
+		keep.log(s.id, s.stderr)
+		keep.dir(s.id, dirs[i])
 	}
 	var ev api.RecordingDataEvent
 	if st := call(t, "POST", fleet[0].url+"/api/recordings/start", fleetKey,
@@ -66,10 +77,11 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 		t.Fatalf("start: %d %+v", st, ev)
 	}
 	var owner *server
+	var ownerDir string
 	var survivors []*server
-	for _, s := range fleet {
+	for i, s := range fleet {
 		if s.id == ev.RecorderID {
-			owner = s
+			owner, ownerDir = s, dirs[i]
 		} else {
 			survivors = append(survivors, s)
 		}
@@ -131,6 +143,26 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 			}
 		}()
 	}
+	// What the owner had: its disk and the storage as they were at its
+	// death (the takeover deletes the parts once it has uploaded the whole
+	// files), and when the fleet counts it dead (its last heartbeat).
+	snap := t.TempDir()
+	copyTree(filepath.Join(snap, "data"), ownerDir)
+	copyTree(filepath.Join(snap, "storage"), shared)
+	keep.dir("at-kill", snap)
+	atKill := ownerAtKill(t, snap, ev.InstanceID)
+	for _, f := range atKill {
+		t.Logf("the owner at the kill: %s%s", f, f.partsTimeline(started))
+	}
+	if db, err := sql.Open("pgx", dsn); err == nil {
+		var beat int64
+		if err := db.QueryRow(`SELECT heartbeat FROM instances WHERE recorder_id = $1`, owner.id).Scan(&beat); err == nil {
+			last := time.Unix(0, beat)
+			t.Logf("the owner's last heartbeat %.2f s before the kill: dead for the fleet %.2f s after the kill (3 heartbeats)",
+				killed.Sub(last).Seconds(), last.Add(6*time.Second).Sub(killed).Seconds())
+		}
+		db.Close()
+	}
 	wg.Wait()
 	close(errs)
 	for e := range errs {
@@ -164,6 +196,9 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	gap := time.Duration(tk.GapSeconds * float64(time.Second))
 	t.Logf("takeover by %s: kill → second segment ACTIVE %v; first segment %v of audio from %d parts, ends %v before the kill; gap %v",
 		by.id, takeover.Round(time.Millisecond), seg1End.Sub(started).Round(time.Millisecond), tk.Parts, lost.Round(time.Millisecond), gap.Round(time.Millisecond))
+	if at := logTime(by.stderr, "taking over a recording of a dead instance"); !at.IsZero() {
+		t.Logf("%s claimed the recording %.2f s after the kill", by.id, at.Sub(killed).Seconds())
+	}
 	if takeover > 10*time.Second {
 		t.Errorf("takeover took %v after the kill, want under 10 s", takeover)
 	}
@@ -233,4 +268,173 @@ func readObject(t *testing.T, root, instanceID, rel string) []byte {
 		t.Fatalf("%s of %s in storage: %v", rel, instanceID, err)
 	}
 	return b
+}
+
+// fileAtKill is what the killed owner had of one growing file (mix.wav, a
+// track's file) when it died, read from copies of its data directory and of
+// the storage taken at once: the media its writers had flushed to its disk,
+// the parts it had cut of it (enqueued for upload) and those of them in the
+// storage.
+type fileAtKill struct {
+	rel                   string
+	onDisk, cut, uploaded time.Duration // media from the file's start; uploaded: the parts in the storage up to the first missing
+	parts                 []partAtKill
+	hole                  bool // a part missing in the storage below one there
+}
+
+// partAtKill is one part: the media it holds (from the file's start), when
+// the owner cut it (its upload job's enqueue) and when it was in the
+// storage (its job's end; zero: not uploaded at the kill).
+type partAtKill struct {
+	n             int
+	from, to      time.Duration
+	cut, uploaded time.Time
+}
+
+func (f fileAtKill) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %.2f s on its disk, %.2f s cut into %d parts, %.2f s uploaded;", f.rel,
+		f.onDisk.Seconds(), f.cut.Seconds(), len(f.parts), f.uploaded.Seconds())
+	return b.String()
+}
+
+// partsTimeline lists f's parts relative to t0 (the recording's start).
+func (f fileAtKill) partsTimeline(t0 time.Time) string {
+	var b strings.Builder
+	for _, p := range f.parts {
+		fmt.Fprintf(&b, " part %d [%.2f-%.2f s] cut %+.2f s", p.n, p.from.Seconds(), p.to.Seconds(), p.cut.Sub(t0).Seconds())
+		if p.uploaded.IsZero() {
+			b.WriteString(" NOT UPLOADED;")
+		} else {
+			fmt.Fprintf(&b, " uploaded %+.2f s;", p.uploaded.Sub(t0).Seconds())
+		}
+	}
+	return b.String()
+}
+
+// ownerAtKill reads, from snap (the owner's data directory, "data/", and
+// the shared storage, "storage/", copied right after its kill), what the
+// owner had of each file of recording instanceID.
+func ownerAtKill(t *testing.T, snap, instanceID string) []fileAtKill {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(snap, "data", "data", "recordings", "*", "*", "*", instanceID))
+	stored, _ := filepath.Glob(filepath.Join(snap, "storage", "*", "*", "*", instanceID))
+	if len(dirs) != 1 || len(stored) != 1 {
+		t.Logf("the owner's recording at the kill: local %v, in storage %v", dirs, stored)
+		return nil
+	}
+	local := dirs[0]
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(snap, "data", "data", "recorder.db"))
+	if err != nil {
+		t.Logf("the owner's upload queue: %v", err)
+		return nil
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, enqueued, state, uploaded FROM upload_jobs WHERE recording_id = ?`, instanceID)
+	if err != nil {
+		t.Logf("the owner's upload queue: %v", err)
+		return nil
+	}
+	type job struct {
+		cut, uploaded time.Time
+	}
+	jobs := map[string]map[int]job{} // by file, by part
+	for rows.Next() {
+		var id, state string
+		var enq, up int64
+		if err := rows.Scan(&id, &enq, &state, &up); err != nil {
+			t.Logf("the owner's upload queue: %v", err)
+			return nil
+		}
+		rel, n, ok := strings.Cut(strings.TrimPrefix(id, instanceID+"/"), ".part-")
+		if !ok || !strings.HasPrefix(rel, "parts/") {
+			continue // a final output, or a part cut again
+		}
+		rel = strings.TrimPrefix(rel, "parts/")
+		var num int
+		fmt.Sscanf(n, "%d", &num)
+		j := job{cut: time.Unix(0, enq)}
+		if state == "uploaded" {
+			j.uploaded = time.Unix(0, up)
+		}
+		if jobs[rel] == nil {
+			jobs[rel] = map[int]job{}
+		}
+		jobs[rel][num] = j
+	}
+	var out []fileAtKill
+	for rel, parts := range jobs {
+		f := fileAtKill{rel: rel}
+		head, err := os.ReadFile(filepath.Join(local, filepath.FromSlash(rel)))
+		if err != nil {
+			t.Logf("the owner's %s at the kill: %v", rel, err)
+			continue
+		}
+		h, err := wavwriter.ParseHeader(head)
+		if err != nil || h.SampleRate <= 0 || h.BlockAlign <= 0 {
+			t.Logf("the owner's %s at the kill: header %+v: %v", rel, h, err)
+			continue
+		}
+		rate := float64(h.SampleRate * h.BlockAlign) // bytes a second
+		media := func(off int64) time.Duration {
+			return time.Duration(float64(max(off-h.DataOffset, 0)) / rate * float64(time.Second))
+		}
+		f.onDisk = media(int64(len(head)))
+		off := int64(0)
+		missing := false
+		for n := 1; n <= len(parts); n++ {
+			j, ok := parts[n]
+			if !ok {
+				t.Logf("the owner's %s at the kill: part %d never cut but %d were", rel, n, len(parts))
+				break
+			}
+			name := filepath.FromSlash("parts/"+rel) + fmt.Sprintf(".part-%04d", n)
+			p := partAtKill{n: n, cut: j.cut}
+			var size int64 = -1
+			if fi, err := os.Stat(filepath.Join(stored[0], name)); err == nil {
+				size = fi.Size()
+				p.uploaded = j.uploaded
+				if p.uploaded.IsZero() {
+					p.uploaded = fi.ModTime() // in the storage, its job not yet marked
+				}
+			} else if fi, err := os.Stat(filepath.Join(local, name)); err == nil {
+				size = fi.Size()
+			}
+			if size < 0 {
+				t.Logf("the owner's %s at the kill: part %d neither in the storage nor on its disk", rel, n)
+				break
+			}
+			p.from, p.to = media(off), media(off+size)
+			off += size
+			f.cut = p.to
+			if p.uploaded.IsZero() {
+				missing = true
+			} else {
+				if missing {
+					f.hole = true
+				}
+				if !f.hole {
+					f.uploaded = p.to
+				}
+			}
+			f.parts = append(f.parts, p)
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	return out
+}
+
+// logTime returns the time of the first line of a recorder's log with the
+// message msg (zero: none).
+func logTime(b *logBuffer, msg string) time.Time {
+	for _, l := range b.Lines(`msg="` + msg + `"`) {
+		if v, ok := strings.CutPrefix(l, "time="); ok {
+			v, _, _ = strings.Cut(v, " ")
+			if at, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return at
+			}
+		}
+	}
+	return time.Time{}
 }
