@@ -1481,6 +1481,33 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	if shown {
 		want = repPos + float64(p.ext-repExt)*k*rate
 	}
+	if l := max(p.srLeast, trialLeast); !shown && l < -pullFar.Seconds()*p.rate && !p.srCand {
+		// The packets since the last report followed came before the
+		// line followed places them, and those of this report's trial
+		// before this report does (a fast clock's drift moves the first
+		// only; a report stamped late, the second only), by more than
+		// participants may be apart, and no clock rate explains it: it
+		// is late (jitter only ever makes them later). The mapping
+		// took its offset from the reports (srOff) where the first report
+		// followed found it, anchored by the arrival of packets that all
+		// came late (a reader, or a publisher, starved while the track
+		// settled): placed 400 ms late for good, where the packets came
+		// on time from a second on (TestAudioPipeline_LateStartPulledBack),
+		// and at the stop the track's file kept what reached the machine
+		// before it but the mapping placed after it: past the mix's end
+		// (TestServe_MixHoldsTheTrackUnderImpairments, 9 windows). The
+		// line moves back onto the least-late packet's arrival, and the
+		// mapping is caught up by resampling (a jump back drops what was
+		// written) at up to MaxSkew while beyond pullFar (srPull). At
+		// any report followed, not the second alone: the least of a
+		// 300 ms trial's jitter may fall short of pullFar there (19.7 ms
+		// in TwoHoursOfDrift's 1.005 clock with Pion's reports, 25-28 ms
+		// at every report after), and the track sat 30 ms late for 2 h.
+		p.shiftLine(-l)
+		want += l
+		trialLeast -= l
+		p.srPull = true
+	}
 	// d: how much earlier the trial's packets came by this report than
 	// the packets where the line followed begins came by it (srBaseLeast:
 	// its report's trial and the trial after it was followed). Against
@@ -1795,6 +1822,23 @@ func (p *AudioPipeline) steady(want, span float64) bool {
 	rd := want - (p.srRefPos + span*p.srSlope)
 	po := p.srLastPos - (p.srRefPos + prev*p.srSlope)
 	return po*rd > 0 && math.Abs(po) >= math.Abs(rd)*prev/span/2
+}
+
+// shiftLine moves the line of the reports followed d samples earlier (srOff
+// d larger), and what is kept on it with it: the reference, the last report
+// followed, a candidate, and the packets' least lateness by them.
+func (p *AudioPipeline) shiftLine(d float64) {
+	p.moveOff(d)
+	p.srRefPos -= d
+	p.srRepPos -= d
+	p.srLastPos -= d
+	p.srCandPos -= d
+	p.srCandRepPos -= d
+	p.srLeast += d
+	p.srLineLeast += d
+	p.srRefLeast += d
+	p.srTrialRef += d
+	p.srBaseLeast += d
 }
 
 // srOwn returns where the latest report places the packet with its own

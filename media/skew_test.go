@@ -159,3 +159,50 @@ func TestAudioPipeline_ALagIsNoClockRate(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_LateStartPulledBack: a track whose first packets all
+// come late while it settles (its reader, or its publisher, starved: 100 or
+// 400 ms late for the first second, caught up over as long), a good clock
+// whose first report comes after it settled (1.3 s), then one a second, is
+// placed by the least-late arrival then (late by as much) and followed as
+// far off its reports as it was at the first report followed. Its packets
+// come on time from then on, earlier than the mapping places them: the
+// mapping is pulled back onto their arrival, by resampling at up to MaxSkew
+// while more than 20 ms late (nothing is dropped), then at 1 again: every
+// beep from when 5 % has caught up the lateness (the second report followed
+// and the lateness less 20 ms at 5 %) within 20 ms of its arrival on time
+// (its capture, the packet's length and transit after). Main kept it 130 and
+// 430 ms late for good; at a stop, the track's file kept what reached the
+// machine before the stop and the mapping placed after it: past the mix's
+// end (TestServe_MixHoldsTheTrackUnderImpairments/sender_clock_4%_slow,
+// 9 windows, its publisher 418 ms late).
+func TestAudioPipeline_LateStartPulledBack(t *testing.T) {
+	for _, late := range []float64{0.1, 0.4} {
+		t.Run(fmt.Sprintf("%.0f ms late", late*1000), func(t *testing.T) {
+			snd := slippingSender{rate: 1, first: 1.3}
+			behind := func(at float64) float64 { // late till 1 s, caught up over as long
+				return max(late-max(at-1, 0), 0)
+			}
+			const total = 16
+			run := recordReports(t, snd, 1, -1, 0, total, lateReader{behind: behind})
+			lag := snd.wall(159) + reportTransit // on time: by its least-late arrival
+			from := 2.6 + (late-pullFar.Seconds())/0.05 + 1
+			var off []string
+			for _, o := range run.onsets {
+				want := math.Round(o-lag) + lag
+				if d := o - want; want-lag >= from && math.Abs(d) > 0.020 {
+					off = append(off, fmt.Sprintf("%.0f s: %+.1f ms", want-lag, d*1000))
+				}
+			}
+			if len(off) > 0 {
+				t.Errorf("beeps more than 20 ms from their arrival on time (from %.1f s on): %s", from, strings.Join(off, ", "))
+			}
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			if r := run.p.Ratio(); r != 1 {
+				t.Errorf("resampling ratio %.5f at the end, want 1 (a good clock)", r)
+			}
+		})
+	}
+}
