@@ -1507,6 +1507,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		want += l
 		trialLeast -= l
 		p.srPull = true
+		// The line begins on that arrival now: the packets' floor where
+		// it begins is lateness 0 by it (srBaseLeast), not that of the
+		// first report's trial. When that trial was read as late as the
+		// anchor (the reader still starved at the first report), the
+		// take-back below read the same lateness again as this report
+		// stamped late, and the track went as far early as it had been
+		// late: 100 and 400 ms before its arrival for good
+		// (TestAudioPipeline_LateStartPulledBack).
+		p.srBaseLeast = 0
 	}
 	// d: how much earlier the trial's packets came by this report than
 	// the packets where the line followed begins came by it (srBaseLeast:
