@@ -252,15 +252,6 @@ func (t *TrackTiming) Steps() []Step {
 	}
 	// Both are piecewise constant in file time: their sum changes where
 	// either does.
-	by := func(steps []Step, f float64) float64 {
-		v := 0.0
-		for _, st := range steps {
-			if st.File <= f {
-				v = st.By
-			}
-		}
-		return v
-	}
 	var out []Step
 	i, j := 0, 0
 	for i < len(reports) || j < len(t.Moves) {
@@ -273,7 +264,7 @@ func (t *TrackTiming) Steps() []Step {
 			at = t.Moves[j].File
 			j++
 		}
-		v := by(reports, at) + by(t.Moves, at)
+		v := StepAt(reports, at) + StepAt(t.Moves, at)
 		if math.IsNaN(at) || math.IsNaN(v) || math.Abs(v) > 3600 || len(out) > 0 && (at < out[len(out)-1].File || v == out[len(out)-1].By) {
 			continue
 		}
@@ -284,6 +275,36 @@ func (t *TrackTiming) Steps() []Step {
 		out = append(out, Step{File: max(0, at), By: v})
 	}
 	return out
+}
+
+// StepAt returns how far steps (in file order, as Steps returns them) move
+// a file's instant f (seconds from its first sample) from where its time
+// zero puts it, in seconds: By of the last step at or before f, none before
+// the first.
+func StepAt(steps []Step, f float64) float64 {
+	by := 0.0
+	for _, st := range steps {
+		if st.File <= f {
+			by = st.By
+		}
+	}
+	return by
+}
+
+// Placement returns where the track file's instant f (seconds from its
+// first sample) lies on the recording's timeline, in seconds, as the
+// offline mix and the composite place it: its time zero (MediaOffset, where
+// the live mix placed its first sample; Offset in older manifests) moved by
+// its timing's step at f (Timing.Steps: the live mix's moves, or its
+// sender's reports). Not Started: the file begins at its first packet
+// written, which may have been captured before the track was added (a
+// first packet that came late: its time zero moved back).
+func (t Track) Placement() func(f float64) float64 {
+	zero, steps := t.Offset, t.Timing.Steps()
+	if t.MediaOffset != nil {
+		zero = *t.MediaOffset
+	}
+	return func(f float64) float64 { return zero + f + StepAt(steps, f) }
 }
 
 // reportSteps returns the changes of the file's placement that its

@@ -47,3 +47,28 @@ func TestTrackTiming_StepsAddTheMovesByArrival(t *testing.T) {
 		})
 	}
 }
+
+// TestTrack_Placement: a file's instant lies at its time zero (mediaOffset;
+// Offset in a manifest without one) plus the instant, moved by the step
+// it is in (Steps).
+func TestTrack_Placement(t *testing.T) {
+	zero := -0.3 // captured before the recording's start
+	moves := &TrackTiming{ClockRate: 8000, Moves: []Step{{File: 2, By: -0.02}, {File: 5, By: 0.01}}, MixPlaced: true}
+	for _, tc := range []struct {
+		name  string
+		track Track
+		f     float64
+		want  float64
+	}{
+		{"first sample", Track{Offset: 0.5, MediaOffset: &zero, Timing: moves}, 0, -0.3},
+		{"before a step", Track{Offset: 0.5, MediaOffset: &zero, Timing: moves}, 1.999, 1.699},
+		{"at a step", Track{Offset: 0.5, MediaOffset: &zero, Timing: moves}, 2, 1.68},
+		{"after two", Track{Offset: 0.5, MediaOffset: &zero, Timing: moves}, 6, 5.71},
+		{"no timing", Track{Offset: 0.5, MediaOffset: &zero}, 6, 5.7},
+		{"no mediaOffset", Track{Offset: 0.5, Timing: moves}, 6, 6.51},
+	} {
+		if got := tc.track.Placement()(tc.f); got-tc.want > 1e-9 || tc.want-got > 1e-9 {
+			t.Errorf("%s: file's %g s placed at %g s, want %g s", tc.name, tc.f, got, tc.want)
+		}
+	}
+}

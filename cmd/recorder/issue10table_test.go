@@ -236,7 +236,7 @@ func TestIssue10Table(t *testing.T) {
 					// 20 ms (the issue's limit), wherever the recorder
 					// placed it from (the report, or the arrivals).
 					sent, ok := tr.Timing.FirstSent()
-					at := fileZero(t, tr) + stepBy(tr.Timing.Steps(), 0)
+					at := fileZero(t, tr) + composition.StepAt(tr.Timing.Steps(), 0)
 					if !ok {
 						t.Errorf("%s: the manifest keeps no sender report of the track", p.user)
 					} else {
@@ -329,7 +329,7 @@ func issue10Windows(t *testing.T, objects map[string]string, man composition.Man
 	// window only).
 	inTrack, edge := make([]bool, len(mix)), make([]bool, len(mix))
 	for k, on := range track {
-		m := int(math.Round((zero + float64(k)/50 + stepBy(steps, float64(k)/50)) * 50))
+		m := int(math.Round((zero + float64(k)/50 + composition.StepAt(steps, float64(k)/50)) * 50))
 		if on && m >= 0 && m < len(mix) {
 			inTrack[m] = true
 			edge[m] = k == 0 || k == len(track)-1 || !track[k-1] || !track[k+1]
@@ -539,28 +539,12 @@ func loadAverage() string {
 }
 
 // placedPCM lays a track file's samples (pcm, at rate) on the recording's
-// timeline as the manifest places them (see placed), in its first n samples:
-// a step forward leaves silence, and after a step back a sample whose place
-// already holds the file's audio is dropped (as the live mix drops audio
-// that lands on what it decided). Samples placed before time zero or from n
-// on are left out.
+// timeline as the manifest places them (its Placement; see placed), in its
+// first n samples: mediatest.Lay.
 func placedPCM(t *testing.T, tr composition.Track, pcm []int16, rate float64, n int) []int16 {
 	t.Helper()
-	zero, steps := fileZero(t, tr), tr.Timing.Steps()
-	var out []int16
-	last := -1
-	for i, v := range pcm {
-		f := float64(i) / rate
-		j := int(math.Round((zero + f + stepBy(steps, f)) * rate))
-		if j < 0 || j <= last || j >= n {
-			continue
-		}
-		for len(out) <= j {
-			out = append(out, 0)
-		}
-		out[j], last = v, j
-	}
-	return out
+	fileZero(t, tr)
+	return mediatest.Lay(pcm, rate, tr.Placement(), n)
 }
 
 // largestMove returns the largest change between successive steps of a

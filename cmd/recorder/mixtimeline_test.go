@@ -612,7 +612,7 @@ func trackVsMix(t *testing.T, objects map[string]string, man composition.Manifes
 
 // windowsVsMix is trackVsMix on the decoded PCM (8 kHz) of the mix and of the
 // track file, whose first sample lies at zero s on the mix's timeline and
-// whose sample at f s of the file lies stepBy(steps, f) s later still. Each
+// whose sample at f s of the file lies composition.StepAt(steps, f) s later still. Each
 // 20 ms window of the file is compared with the mix's samples where it lies,
 // to the sample (a window a step falls in, in two parts), not with the mix's
 // own 20 ms window nearest to it: rounded to whole windows, the offset and a
@@ -626,7 +626,7 @@ func windowsVsMix(t *testing.T, mixPCM, trackPCM []int16, zero float64, steps []
 	track := toneBlocks(trackPCM, freq, 160)
 	tone := func(pcm []int16) bool { return mediatest.ToneLevel(pcm, 8000, freq) > -30 }
 	// at returns the mix sample where the file's instant f (s) lies.
-	at := func(f float64) int { return int(math.Round((zero + f + stepBy(steps, f)) * 8000)) }
+	at := func(f float64) int { return int(math.Round((zero + f + composition.StepAt(steps, f)) * 8000)) }
 	var lost []string
 	for _, on := range mix {
 		if on {
@@ -730,11 +730,11 @@ func fileZero(t *testing.T, tr composition.Track) float64 {
 // reports and the mix's moves by arrival), as the offline mix does.
 func placed(t *testing.T, tr composition.Track, at []time.Duration) []time.Duration {
 	t.Helper()
-	zero, steps := fileZero(t, tr), tr.Timing.Steps()
+	fileZero(t, tr)
+	place := tr.Placement()
 	out := make([]time.Duration, len(at))
 	for i, a := range at {
-		f := a.Seconds()
-		out[i] = time.Duration((zero + f + stepBy(steps, f)) * float64(time.Second))
+		out[i] = time.Duration(place(a.Seconds()) * float64(time.Second))
 	}
 	return out
 }

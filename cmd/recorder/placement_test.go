@@ -489,7 +489,7 @@ func mixAgreesWithTrack(t *testing.T, dir, instanceID string, freq float64) []ti
 		// publisher's reports come in phase with its beeps: one step began
 		// 3 ms after an onset, at the beep's first sample.)
 		place := func(at time.Duration) time.Duration {
-			return zero + at + time.Duration(stepBy(steps, (at+5*time.Millisecond).Seconds())*float64(time.Second))
+			return zero + at + time.Duration(composition.StepAt(steps, (at+5*time.Millisecond).Seconds())*float64(time.Second))
 		}
 		pcm := mediatest.Decode(t, objects[tr.File], 8000)
 		file := onsets(pcm, place)
@@ -526,20 +526,6 @@ func withoutNear(onsets []time.Duration, at time.Duration) []time.Duration {
 		}
 	}
 	return out
-}
-
-// stepBy returns how far the steps of a track's sender reports
-// (composition.TrackTiming.Steps) move the track file's sample at file time
-// f from where its mediaOffset puts it, in seconds: as the offline mix, the
-// composite and the live mix place it.
-func stepBy(steps []composition.Step, f float64) float64 {
-	by := 0.0
-	for _, st := range steps {
-		if st.File <= f {
-			by = st.By
-		}
-	}
-	return by
 }
 
 // windowsMixLacks compares, in 20 ms windows, user's audio track file (placed

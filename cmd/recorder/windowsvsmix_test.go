@@ -29,7 +29,7 @@ func TestWindowsVsMix_AStepOffTheWindowGrid(t *testing.T) {
 		mix := make([]int16, 3*rate+rate/5)
 		for i := range track {
 			f := float64(i) / rate
-			if p := int(math.Round((zero + f + stepBy(steps, f)) * rate)); p >= 0 && p < len(mix) {
+			if p := int(math.Round((zero + f + composition.StepAt(steps, f)) * rate)); p >= 0 && p < len(mix) {
 				mix[p] = track[i]
 			}
 		}

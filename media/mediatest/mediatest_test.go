@@ -2,6 +2,7 @@ package mediatest
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -85,5 +86,29 @@ func TestCompareDecodes(t *testing.T) {
 	}
 	if want := DBFS(RMS(ref[rate/2 : rate/2+rate/50])); math.Abs(f.LoudestSkip-want) > 0.1 {
 		t.Errorf("first frame silenced: loudest skipped %.1f dBFS; want %.1f", f.LoudestSkip, want)
+	}
+}
+
+// TestLay: samples lie where the placement puts them; a step forward leaves
+// silence, a step back drops what lands on audio already laid, and what
+// lies before time zero or from n on is left out.
+func TestLay(t *testing.T) {
+	pcm := []int16{1, 2, 3, 4, 5, 6}
+	at := func(f float64) float64 { // rate 10: one sample 0.1 s
+		switch {
+		case f >= 0.45:
+			return f // back: the 6th lands on the 5th's place
+		case f >= 0.25:
+			return f + 0.1 // forward one at the 3rd
+		}
+		return f - 0.1 // the first sample before time zero
+	}
+	got := Lay(pcm, 10, at, 0)
+	want := []int16{2, 3, 0, 0, 4, 5}
+	if !slices.Equal(got, want) {
+		t.Errorf("Lay = %v, want %v", got, want)
+	}
+	if got := Lay(pcm, 10, at, 5); !slices.Equal(got, want[:5]) {
+		t.Errorf("Lay(n=5) = %v, want %v", got, want[:5])
 	}
 }
