@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +22,11 @@ import (
 
 // joinOpus publishes frames (20 ms Opus packets, looped) over WHIP as user,
 // catching up on ticks a loaded machine missed so that its RTP time keeps
-// wall-clock time.
-func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, frames [][]byte) {
+// wall-clock time. From a call of hold until one of the release it returns,
+// the publisher sends nothing, then what it missed at once: its packets
+// come late, in a burst, as after a network queue at connect or a starved
+// recorder's reader.
+func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, frames [][]byte) (hold func() (release func())) {
 	t.Helper()
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", user)
 	if err != nil {
@@ -36,6 +40,7 @@ func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, 
 		t.Fatal(err)
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
 	go func() {
 		defer close(done)
 		start, sent := time.Now(), 0
@@ -46,6 +51,9 @@ func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, 
 			case <-stop:
 				return
 			case now := <-tick.C:
+				if held.Load() {
+					continue
+				}
 				for due := int(now.Sub(start)/(20*time.Millisecond)) + 1; sent < due; sent++ {
 					if track.WriteSample(media.Sample{Data: frames[sent%len(frames)], Duration: 20 * time.Millisecond}) != nil {
 						return
@@ -59,6 +67,10 @@ func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, 
 		<-done
 		pub.Close(context.Background())
 	})
+	return func() func() {
+		held.Store(true)
+		return func() { held.Store(false) }
+	}
 }
 
 // TestEndToEnd_RetroactiveBlackout: bob (Opus, 660 Hz) and carol (PCMU,
@@ -68,8 +80,9 @@ func joinOpus(t *testing.T, ctx context.Context, h *harness, conf, user string, 
 // from that instant on (checked from 20 ms either side of it) in the parts
 // already uploaded (reassembled from storage while the recording runs), and
 // in the final tracks and mix, where the first 20 ms window without each
-// tone begins within 20 ms of the instant (a track placed where the mix
-// placed its first packet, the manifest's mediaOffset); they are back after
+// tone begins within 20 ms of the instant (a track's file laid on the
+// recording's timeline where the mix placed it: from its first packet, the
+// manifest's mediaOffset, by its timing's moves); they are back after
 // the blackout's stop. Alice is in every 20 ms window of the mix over the
 // blacked-out range, in the re-uploaded parts and the final mix: the mix
 // already written when the request came is re-mixed from the tracks, not
@@ -87,8 +100,17 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	defer cancel()
 	alice := joinGated(t, ctx, h, "rconf", "alice", 440)
 	joinGated(t, ctx, h, "rconf", "carol", 880)
-	joinOpus(t, ctx, h, "rconf", "bob", opusFrames(t, 660, 2))
+	hold := joinOpus(t, ctx, h, "rconf", "bob", opusFrames(t, 660, 2))
+	// Bob's packets from 300 ms before the start come after it, in a
+	// burst: his file begins with audio captured before the track was
+	// added (its first packet came late: its time zero moved back), so it
+	// is placed by its first packet (FirstPacket, the manifest's
+	// mediaOffset) and its timing, not by Track.Started (a loaded
+	// machine's reader did the same in session 20: 320 ms).
+	release := hold()
+	time.Sleep(300 * time.Millisecond) // how long bob's packets are held: the scenario, not a wait
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "rconf", ConversationID: "rconv"})
+	release()
 	if st != 200 {
 		t.Fatalf("start: %d", st)
 	}
@@ -104,31 +126,49 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The files to check: where each starts on the recording's timeline.
+	// The files to check, bob's and carol's tracks and the mix (once for
+	// each tone). A track's file begins at its first packet written, which
+	// may have been captured before the track was added (Track.Started),
+	// and the mix may move it: it is laid on the recording's timeline
+	// where the recording says the mix placed it (placement).
 	type file struct {
 		rel  string
 		freq float64
-		off  float64 // the file's time 0, in seconds after the recording's start
 	}
 	var files []file
+	// placement returns where the recording places the instants of f's
+	// file, as it stands now (its time zero, Track.FirstPacket, once
+	// settled, and its timing: the manifest's mediaOffset and moves); nil
+	// for the mix (its own timeline).
+	placement := func(r *recorder.Recording, f file) func(float64) float64 {
+		for _, s := range r.Streams {
+			for _, tr := range s.Tracks {
+				if tr.File == f.rel && !tr.FirstPacket.IsZero() {
+					zero := tr.FirstPacket.Sub(r.Started).Seconds()
+					return composition.Track{Offset: tr.Offset.Seconds(), MediaOffset: &zero, Timing: tr.Timing}.Placement()
+				}
+			}
+		}
+		return nil
+	}
 	waitFor(t, 30*time.Second, func() bool {
 		r := rec()
 		files = files[:0]
 		for _, s := range r.Streams {
 			for _, tr := range s.Tracks {
-				f := map[string]float64{"bob": 660, "carol": 880}[s.UserID]
-				if f != 0 {
-					files = append(files, file{tr.File, f, tr.Started.Sub(r.Started).Seconds()})
+				f := file{tr.File, map[string]float64{"bob": 660, "carol": 880}[s.UserID]}
+				if f.freq != 0 && placement(r, f) != nil {
+					files = append(files, f)
 				}
 			}
 		}
 		return len(files) == 2
 	})
 	started := rec().Started
-	files = append(files, file{composition.MixFile, 660, 0}, file{composition.MixFile, 880, 0})
+	files = append(files, file{composition.MixFile, 660}, file{composition.MixFile, 880})
 	prefix := rec().Storage.Prefix
 	// reassemble rebuilds f from the parts uploaded so far into dir (false:
-	// none yet); decode decodes such a file.
+	// none yet); decode decodes such a file onto the recording's timeline.
 	reassemble := func(f file, dir string) (string, bool) {
 		dst := filepath.Join(dir, filepath.Base(f.rel))
 		if _, err := recorder.Reassemble(ctx, bucket, prefix, f.rel, dst); err != nil {
@@ -137,15 +177,27 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 		fi, err := os.Stat(dst)
 		return dst, err == nil && fi.Size() > 1000
 	}
+	decode := func(f file, path string) []int16 {
+		pcm := mediatest.Decode(t, path, 8000)
+		if f.rel == composition.MixFile {
+			return pcm
+		}
+		place := placement(rec(), f)
+		if place == nil {
+			t.Fatalf("%s: the recording no longer places it", f.rel)
+		}
+		return mediatest.Lay(pcm, 8000, place, 0)
+	}
 	parts := func(f file) []int16 {
 		if path, ok := reassemble(f, t.TempDir()); ok {
-			return mediatest.Decode(t, path, 8000)
+			return decode(f, path)
 		}
 		return nil
 	}
-	// toneAt is f's tone in pcm between recording times from and to.
+	// toneAt is f's tone in pcm (on the recording's timeline) between
+	// recording times from and to.
 	toneAt := func(pcm []int16, f file, from, to float64) float64 {
-		return level(pcm, f.freq, from-f.off, to-f.off)
+		return level(pcm, f.freq, from, to)
 	}
 	dump := func(pcm []int16, f file, from, to float64) {
 		for x := from; x < to; x += 0.1 {
@@ -167,7 +219,7 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	held := func() bool {
 		for _, f := range files[:3] {
 			path, ok := reassemble(f, before)
-			if !ok || float64(len(mediatest.Decode(t, path, 8000)))/8000+f.off < at+0.3 {
+			if !ok || float64(len(decode(f, path)))/8000 < at+0.3 {
 				return false
 			}
 		}
@@ -187,8 +239,8 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	}
 	// Before the request the parts held the tones after the start.
 	for _, f := range files {
-		pcm := mediatest.Decode(t, filepath.Join(before, filepath.Base(f.rel)), 8000)
-		cov := float64(len(pcm))/8000 + f.off
+		pcm := decode(f, filepath.Join(before, filepath.Base(f.rel)))
+		cov := float64(len(pcm)) / 8000
 		if cov < at+0.3 {
 			t.Fatalf("%s: the parts held %.2f s when the blackout was asked for at %.2f s", f.rel, cov, request.Sub(started).Seconds())
 		}
@@ -256,10 +308,10 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 	if err := json.Unmarshal(fetch(t, comp.Composition.Manifest.URL), &man); err != nil {
 		t.Fatal(err)
 	}
-	mediaOffset := map[string]float64{}
+	placed := map[string]func(float64) float64{} // the manifest's placement of each file with a mediaOffset
 	for _, tr := range man.Tracks {
 		if tr.MediaOffset != nil {
-			mediaOffset[tr.File] = *tr.MediaOffset
+			placed[tr.File] = tr.Placement()
 		}
 	}
 	ends := map[string]float64{}
@@ -292,8 +344,8 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 			os.WriteFile(filepath.Join(d, filepath.Base(f.rel)), data, 0o644)
 		}
 		pcm := mediatest.Decode(t, path, 8000)
-		if off, ok := mediaOffset[f.rel]; ok {
-			f.off = off // where the mix placed the track's first packet
+		if place, ok := placed[f.rel]; ok {
+			pcm = mediatest.Lay(pcm, 8000, place, 0) // where the mix placed it
 		} else if f.rel != composition.MixFile {
 			t.Errorf("manifest: no mediaOffset for %s", f.rel)
 		}
@@ -326,9 +378,9 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 		// CI, 593; media's reportTrial), and in every 100 ms window (not
 		// 20 ms: bob's looped Opus frames have a seam every 2 s, in his
 		// file too). toneTrace tells a tone off its pitch from a hole.
-		after := float64(len(pcm))/8000 + f.off - 0.2
+		after := float64(len(pcm))/8000 - 0.2
 		l := toneAt(pcm, f, end+0.3, after)
-		missing := toneMissing(pcm, f.freq, f.off, end+0.3, after, 0.1, 1000)
+		missing := toneMissing(pcm, f.freq, 0, end+0.3, after, 0.1, 1000)
 		if l < 2000 {
 			t.Errorf("%s: %g Hz after the blackout: %.0f, want present at its pitch", f.rel, f.freq, l)
 		}
@@ -336,7 +388,7 @@ func TestEndToEnd_RetroactiveBlackout(t *testing.T) {
 			t.Errorf("%s: %g Hz after the blackout missing in %d windows of 100 ms, from %.2f s: want present", f.rel, f.freq, len(missing), missing[0])
 		}
 		if l < 2000 || len(missing) > 0 {
-			toneTrace(t, f.rel, pcm, f.freq, f.off, end-0.3, after+0.2)
+			toneTrace(t, f.rel, pcm, f.freq, 0, end-0.3, after+0.2)
 		}
 		if f.rel == composition.MixFile && f.freq == 660 {
 			// Over the blacked-out range and a second either side (not up to
