@@ -1516,6 +1516,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// late: 100 and 400 ms before its arrival for good
 		// (TestAudioPipeline_LateStartPulledBack).
 		p.srBaseLeast = 0
+		// So is the reference's floor (srRefLeast), the arrivals' word
+		// on a drift since it (driftShown, steer): where it was read as
+		// late as the anchor, the packets since would look as much
+		// earlier than at the reference, a drift the reports never show,
+		// and a clock 0.5 % slow kept ratio 1 after the pull, 5 ms a
+		// second off for good (LateStartPulledBack's 0.995 cases: -20 to
+		// -41 ms from 7 s on). A floor earlier than that arrival (a
+		// drift the packets showed) stays.
+		p.srRefLeast = min(p.srRefLeast, 0)
 	}
 	// d: how much earlier the trial's packets came by this report than
 	// the packets where the line followed begins came by it (srBaseLeast:
