@@ -30,8 +30,8 @@ import (
 // next part and enqueues its upload on the persisted queue at once (the
 // local copy is deleted once verified). The writers flush at least once a
 // second, so a recorder that vanishes with its disk loses at most one
-// interval plus the one-second write buffer: the parts in storage are the
-// recording.
+// interval plus the one-second write buffer, and the parts whose uploads
+// were still under way: the parts in storage are the recording.
 //
 // Whole units (each container's Cutter in media/format): WAV parts end on a
 // whole sample frame after the header, Ogg parts on a page boundary, MP4

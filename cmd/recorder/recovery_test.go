@@ -188,6 +188,14 @@ func tearOgg(t *testing.T, root string) int64 {
 // a second of recorded, the time of the kill, and logs what was lost.
 func checkTone(t *testing.T, name string, pcm []int16, freq float64, offset, recorded time.Duration) {
 	t.Helper()
+	checkToneFrom(t, name, pcm, freq, offset, time.Second, recorded, time.Second)
+}
+
+// checkToneFrom is checkTone with the tone whole from from (on the
+// recording's timeline, as offset and recorded) and at most slack lost
+// before recorded.
+func checkToneFrom(t *testing.T, name string, pcm []int16, freq float64, offset, from, recorded, slack time.Duration) {
+	t.Helper()
 	const win = 800 // 100 ms at 8 kHz
 	end := toneEnd(pcm, freq)
 	last := int(end/(100*time.Millisecond)) - 1 // its last window
@@ -195,10 +203,10 @@ func checkTone(t *testing.T, name string, pcm []int16, freq float64, offset, rec
 	lost := recorded - end
 	t.Logf("%s: %.2f s from %.2f s, %g Hz up to %.1f s; lost before the kill: %v",
 		name, float64(len(pcm))/8000, offset.Seconds(), freq, end.Seconds(), lost.Round(10*time.Millisecond))
-	if lost > time.Second {
-		t.Errorf("%s: %g Hz ends %.1f s into the recording, %v before the kill: more than 1 s lost", name, freq, end.Seconds(), lost)
+	if lost > slack {
+		t.Errorf("%s: %g Hz ends %.1f s into the recording, %v before %.2f s: more than %v lost", name, freq, end.Seconds(), lost, recorded.Seconds(), slack)
 	}
-	for i := int((time.Second - offset) / (100 * time.Millisecond)); i < last; i++ { // whole from 1 s on
+	for i := int((from - offset) / (100 * time.Millisecond)); i < last; i++ { // whole from from on
 		if i >= 0 && mediatest.Goertzel(pcm[i*win:(i+1)*win], 8000, freq) < 1000 {
 			t.Errorf("%s: no %g Hz tone at %.1f s", name, freq, (offset + time.Duration(i)*100*time.Millisecond).Seconds())
 		}

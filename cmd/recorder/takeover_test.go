@@ -30,14 +30,20 @@ const takeoverChunk = time.Second
 // TestFleet_KillNineTakesOverAJanusRecording: three `recorder serve`
 // processes share one PostgreSQL and one storage; a Janus room with a real
 // Pion publisher (440 Hz) is recorded by A. A is killed with SIGKILL mid
-// recording. One survivor takes the recording over within the fleet's lease
-// (default heartbeats: dead after 6 s; under 10 s in all), the other reads it
-// from the store throughout: every GET on both survivors answers 200 from
-// the kill to the end. The first recording ends STOPPED, recovered, with the
-// two segments and the gap; its audio (reassembled from A's parts) holds the
-// tone up to within one upload interval of the kill, the continuation holds
-// it from its start to its stop, and the gap between them is no longer than
-// the takeover time plus that interval.
+// recording, mid-way between two of its cuts. One survivor takes the
+// recording over within the fleet's lease (default heartbeats: dead after
+// 6 s; under 10 s in all), the other reads it from the store throughout:
+// every GET on both survivors answers 200 from the kill to the end. The
+// first recording ends STOPPED, recovered, with the two segments and the
+// gap. What A had uploaded when it died (its parts in the storage then) is
+// all in the first segment, which ends where A's uploaded mix ends, and the
+// gap is from there to the continuation's start. What A had cut holds erin's
+// track (the truth) up to at most one upload interval plus the writers'
+// one-second flush before the kill; what it had cut and not yet uploaded
+// (an upload in flight: the storage's time, which the contract does not
+// bound) is lost with it and logged. Each segment's mix holds the tone
+// wherever its track does, and the continuation holds it from its start to
+// its stop (when the stop took effect: its record's stopped time).
 func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes")
@@ -91,7 +97,7 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	}
 	path := "/api/recordings/kn/" + ev.RecorderID + "/" + ev.InstanceID
 	// The owner records erin, and uploads parts of her track to the shared
-	// storage, for about 4.5 s (mid-way between two uploads).
+	// storage.
 	var msg api.RecordingDataMessage
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		msg = api.RecordingDataMessage{}
@@ -107,7 +113,32 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(started.Add(4500 * time.Millisecond)))
+	// The owner cuts a part of every file each interval, on its own ticker:
+	// it is killed half an interval after a cut of mix.wav that comes 4 s or
+	// more into the recording, seen on its disk (until uploaded) or in the
+	// storage, once the storage holds parts of erin's track.
+	seen := map[int]bool{} // mix.wav's parts seen
+	for deadline, first := time.Now().Add(30*time.Second), true; ; first = false {
+		now := time.Now()
+		if now.After(deadline) {
+			t.Fatalf("30 s: the owner cut mix.wav's parts %v and uploaded %d parts of erin's track", seen,
+				len(partFiles(shared, ev.InstanceID, composition.TracksDir+"*")))
+		}
+		cut := false
+		for _, root := range []string{filepath.Join(ownerDir, "data", "recordings"), shared} {
+			for _, p := range partFiles(root, ev.InstanceID, composition.MixFile) {
+				var n int
+				if _, err := fmt.Sscanf(p[strings.LastIndex(p, ".part-")+len(".part-"):], "%d", &n); err == nil && !seen[n] {
+					seen[n], cut = true, !first
+				}
+			}
+		}
+		if cut && now.Sub(started) >= 4*time.Second && len(partFiles(shared, ev.InstanceID, composition.TracksDir+"*")) >= 2 {
+			time.Sleep(time.Until(now.Add(takeoverChunk / 2)))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := owner.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +181,17 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	copyTree(filepath.Join(snap, "data"), ownerDir)
 	copyTree(filepath.Join(snap, "storage"), shared)
 	keep.dir("at-kill", snap)
-	atKill := ownerAtKill(t, snap, ev.InstanceID)
-	for _, f := range atKill {
+	var mixAt, trackAt *fileAtKill
+	for _, f := range ownerAtKill(t, snap, ev.InstanceID) {
 		t.Logf("the owner at the kill: %s%s", f, f.partsTimeline(started))
+		if f.hole {
+			t.Errorf("the owner's %s at the kill: a part missing in the storage below one there", f.rel)
+		}
+		if f.rel == composition.MixFile {
+			mixAt = &f
+		} else if strings.HasPrefix(f.rel, composition.TracksDir) {
+			trackAt = &f
+		}
 	}
 	if db, err := sql.Open("pgx", dsn); err == nil {
 		var beat int64
@@ -167,6 +206,9 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+	if mixAt == nil || trackAt == nil {
+		t.Errorf("the owner's mix.wav and erin's track at the kill: %v %v", mixAt, trackAt)
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -202,14 +244,19 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	if takeover > 10*time.Second {
 		t.Errorf("takeover took %v after the kill, want under 10 s", takeover)
 	}
-	// What the owner had not uploaded is lost: at most one upload interval
-	// plus the writers' one-second flush (recorder/chunks.go).
-	if lost > takeoverChunk+time.Second {
-		t.Errorf("the first segment ends %v before the kill: more than one upload interval (%v) and the 1 s write buffer lost", lost, takeoverChunk)
+	// The first segment holds what the owner had uploaded: it ends no
+	// earlier than the owner's mix in the storage at the kill (today exactly
+	// there: takeOver measures the reassembled mix before the recovery
+	// completes it from the tracks), and the gap runs from there to the
+	// continuation.
+	if d := seg1End.Sub(started) - mixAt.uploaded; d < -time.Millisecond {
+		t.Errorf("the first segment ends %v into the recording; the owner had uploaded %v of its mix", seg1End.Sub(started), mixAt.uploaded)
 	}
-	if gap > takeover+takeoverChunk+time.Second {
-		t.Errorf("gap %v, want at most the takeover time %v plus what was not uploaded", gap, takeover)
+	if d := gap - seg2Start.Sub(seg1End); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("gap %v, want the time from the first segment's end to the second's start, %v", gap, seg2Start.Sub(seg1End))
 	}
+	t.Logf("cut by the owner and not in the storage at the kill (uploads in flight, lost with it): mix %v, track %v",
+		mixAt.cut-mixAt.uploaded, trackAt.cut-trackAt.uploaded)
 	// Exactly one continuation: the other survivor started none.
 	var conv api.ConversationMessage
 	if st := call(t, "GET", other.url+"/api/recordings/kn", fleetKey, nil, &conv); st != 200 || len(conv.Recordings) != 2 ||
@@ -225,12 +272,29 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 	if st := call(t, "POST", other.url+path2+"/stop", fleetKey, nil, &stopped); st != 200 || stopped.State != "STOPPED" {
 		t.Fatalf("stop of the continuation through %s: %d %+v", other.id, st, stopped)
 	}
-	stopAt := time.Now()
+	returned := time.Now()
+	// The continuation lasts until its stop took effect (its record's
+	// stopped time), not until the forwarded call returned: the call waits
+	// for the drain, the files' close and the uploads' verification.
+	var cont api.RecordingDataMessage
+	if st := call(t, "GET", other.url+path2, fleetKey, nil, &cont); st != 200 || cont.State != "STOPPED" {
+		t.Fatalf("the continuation read on %s after its stop: %d %+v", other.id, st, cont)
+	}
+	stopAt, err := time.Parse(time.RFC3339Nano, cont.Stopped)
+	if err != nil {
+		t.Fatalf("the continuation's stopped time %q: %v", cont.Stopped, err)
+	}
+	t.Logf("the continuation stopped %.2f s after it started; the stop call returned %.2f s later", stopAt.Sub(seg2Start).Seconds(), returned.Sub(stopAt).Seconds())
 
-	// By content: each segment's mix and track (the truth) hold the tone over
-	// all they cover; the first up to the kill less what the owner had not
-	// uploaded.
-	checkSegment := func(what, instanceID string, recorded time.Duration) {
+	// By content: each segment's track (the truth) holds the tone over all
+	// it covers (from 1 s into the recording, or its first 100 ms window),
+	// placed where the manifest places its file (mediaOffset and its
+	// timing's steps, as the offline mix does: not the track's started
+	// time, which can come after its first sample), and its mix holds it
+	// wherever the track does. The first: everything the owner had uploaded
+	// (to the window: the tone's end is measured in 100 ms windows); the
+	// second: up to its stop less the writers' flush.
+	checkSegment := func(what, instanceID string, slack time.Duration, recorded func(place func(time.Duration) time.Duration) (mix, track time.Duration)) func(time.Duration) time.Duration {
 		t.Helper()
 		var man composition.Manifest
 		if err := json.Unmarshal(readObject(t, shared, instanceID, composition.ManifestFile), &man); err != nil {
@@ -239,17 +303,49 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 		if len(man.Tracks) != 1 {
 			t.Fatalf("%s: manifest tracks %+v, want erin's", what, man.Tracks)
 		}
-		checkTone(t, what+": mix", wavSamples(t, readObject(t, shared, instanceID, composition.MixFile)), 440, 0, recorded)
 		tr := man.Tracks[0]
+		place := func(d time.Duration) time.Duration { return placed(t, tr, []time.Duration{d})[0] }
+		zero := place(0)
+		from := max(time.Second, zero+100*time.Millisecond)
 		file := filepath.Join(t.TempDir(), filepath.Base(tr.File))
 		if err := os.WriteFile(file, readObject(t, shared, instanceID, tr.File), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		checkTone(t, what+": "+tr.File, mediatest.Decode(t, file, 8000), 440, time.Duration(tr.Offset*float64(time.Second)), recorded)
+		mixTo, trackTo := recorded(place)
+		track := mediatest.Decode(t, file, 8000)
+		checkToneFrom(t, what+": "+tr.File, track, 440, zero, from, trackTo, slack)
+		checkToneFrom(t, what+": mix", wavSamples(t, readObject(t, shared, instanceID, composition.MixFile)), 440, 0, from,
+			max(mixTo, place(toneEnd(track, 440))), slack)
+		return place
 	}
-	// checkTone allows a second before recorded: the writers' flush.
-	checkSegment("first segment (the owner's parts)", ev.InstanceID, killed.Sub(started)-takeoverChunk)
-	checkSegment("second segment", tk.Segments[1].InstanceID, stopAt.Sub(seg2Start))
+	place1 := checkSegment("first segment (the owner's parts)", ev.InstanceID, 100*time.Millisecond,
+		func(place func(time.Duration) time.Duration) (time.Duration, time.Duration) {
+			return mixAt.uploaded, place(0) + trackAt.uploaded // the file's own time: its tone's end is read without the timing's steps
+		})
+	// What the owner had cut of erin's track, uploaded or not: at most one
+	// upload interval plus the writers' one-second flush before the kill
+	// (README, recorder/chunks.go).
+	lost = killed.Sub(started) - place1(trackAt.cut)
+	t.Logf("the owner had cut erin's track up to %v before the kill", lost.Round(time.Millisecond))
+	if lost > takeoverChunk+time.Second {
+		t.Errorf("the owner had cut erin's track up to %v before the kill: more than one upload interval (%v) and the 1 s write buffer", lost, takeoverChunk)
+	}
+	checkSegment("second segment", tk.Segments[1].InstanceID, time.Second, func(func(time.Duration) time.Duration) (time.Duration, time.Duration) {
+		return stopAt.Sub(seg2Start), stopAt.Sub(seg2Start)
+	})
+}
+
+// partFiles returns the parts of the file rel (a glob) of recording
+// instanceID found under root: a storage, or a data directory's recordings.
+func partFiles(root, instanceID, rel string) []string {
+	m, _ := filepath.Glob(filepath.Join(root, "*", "*", "*", instanceID, "parts", filepath.FromSlash(rel)+".part-*"))
+	parts := m[:0]
+	for _, p := range m {
+		if !strings.HasPrefix(filepath.Base(p), ".") { // not a storage's attributes or temporary file
+			parts = append(parts, p)
+		}
+	}
+	return parts
 }
 
 // readObject returns the object rel of recording instanceID in the LOCAL
