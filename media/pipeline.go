@@ -1542,8 +1542,29 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		// the last report followed came by that one: it is stamped late,
 		// by about d. Taken back by d, it says what the sender's clock
 		// did (a step, a drift) as far as the arrivals show it.
-		want -= d
-		trialLeast += d
+		// d is what the report moved later than the line followed
+		// (moved: the report alone) and what the packets came earlier by
+		// that line than where it begins (d-moved: the arrivals alone: a
+		// clock running fast, by up to maxCatchUp of the time since the
+		// last report followed within the ±0.5 % the issue absorbs). A
+		// recorder's reader that lagged (starved of CPU: every packet
+		// read late, then a burst) moves the arrivals only, of every
+		// track at once, never a report: when the packets came earlier
+		// by more than such a clock drifts, the line's floor
+		// (srBaseLeast) was taken while they were read late, and the
+		// report is taken back by no more than it moved. Else the report
+		// after the reader caught up, on time and on the line, looked
+		// stamped late by the lag: a good clock stepped back by it for
+		// good (24 ms with Pion's reports; 100 ms, before its capture,
+		// with Chromium's, the first while its reader lagged 100 ms:
+		// TestAudioPipeline_AReaderLagIsNoReportStampedLate).
+		if moved := want - p.srLine(p.ext); d-moved > maxCatchUp*float64(p.ext-p.srLastExt)*k {
+			d = min(d, moved)
+		}
+		if d > reportTakeBack.Seconds()*p.rate {
+			want -= d
+			trialLeast += d
+		}
 	case first && d < -tol && p.srFirstEarly < -tol:
 		// The packets of the trial came later by it than they came by
 		// the first report followed, and that one placed packets after

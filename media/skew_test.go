@@ -243,3 +243,75 @@ func TestAudioPipeline_LateStartPulledBack(t *testing.T) {
 		})
 	}
 }
+
+// TestAudioPipeline_AReaderLagIsNoReportStampedLate: a good clock with sender
+// reports whose recorder's reader lags (the process starved of CPU: every
+// packet read late, then a burst as it catches up; nothing wrong with the
+// sender) is placed where its reports and its packets place it, for the
+// whole recording: every beep (a wall-clock second's first 100 ms) no
+// earlier than 20 ms before its capture (the reports' word) and no later
+// than 20 ms after its least-late arrival (the packet's length and its
+// transit after it), nothing late, and a good clock at ratio 1 at the end. A reader's lag shows in
+// the packets' arrivals only (every track's at once), never in a report's
+// stamp; a report stamped late shows in its own track's report against its
+// packets. The take-back read the lag as a report stamped late: the line's
+// floor (srBaseLeast) was taken while the reader lagged, and the report
+// after it caught up, on time and on the line, looked as much early.
+//   - 24 ms late for 2.5 s mid-recording, Pion's reports a second apart
+//     (item4's reader sweep, seed 0): stepped back by the lag when the
+//     reader caught up, every beep after 24 ms early for good.
+//   - 100 ms late for its first 2 s, Chromium's reports 5 s apart, the
+//     first at 0.5 s while it lagged: a 100 ms step back at 10.8 s, every
+//     beep after it 100 ms before its capture for good.
+func TestAudioPipeline_AReaderLagIsNoReportStampedLate(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		at, dur, lag   float64 // the reader's lag: from at for dur seconds of arrival
+		first, every   float64 // the sender's reports
+		from           float64 // every beep from here (seconds of its capture)
+		total          float64
+		neverResampled bool // a good clock not pulled back (the lag came after it settled)
+	}{
+		{name: "24 ms late for 2.5 s from 5.9 s, reports a second apart", at: 5.8567, dur: 2.4675, lag: 0.0243, first: 0.3066, every: 1, from: 1, total: 20, neverResampled: true},
+		{name: "100 ms late for the first 2 s, reports 5 s apart from 0.5 s", at: 0, dur: 2, lag: 0.1, first: 0.5, every: 5, from: 1, total: 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snd := slippingSender{rate: 1, first: tc.first}
+			behind := func(at float64) float64 {
+				if at >= tc.at && at < tc.at+tc.dur {
+					return tc.lag
+				}
+				return 0
+			}
+			run := recordReports(t, snd, tc.every, -1, 0, tc.total, lateReader{behind: behind})
+			arrival := snd.wall(159) + reportTransit // the least-late arrival after the capture
+			var off []string
+			n := 0
+			for _, o := range run.onsets {
+				captured := math.Round(o - arrival/2)
+				if captured < tc.from {
+					continue
+				}
+				n++
+				if d := o - captured; d < -0.020 || d > arrival+0.020 {
+					off = append(off, fmt.Sprintf("%.0f s: %+.1f ms", captured, d*1000))
+				}
+			}
+			if len(off) > 0 {
+				t.Errorf("beeps not within [capture - 20 ms, arrival + 20 ms] (capture + [-20, %.0f] ms) from %.0f s on: %s", (arrival+0.020)*1000, tc.from, strings.Join(off, ", "))
+			}
+			if want := int(tc.total - tc.from); n < want {
+				t.Errorf("%d beeps in the mix from %.0f s on, want %d", n, tc.from, want)
+			}
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			if r := run.p.Ratio(); r != 1 {
+				t.Errorf("resampling ratio %.5f at the end, want 1 (a good clock)", r)
+			}
+			if tc.neverResampled && run.worst != 0 {
+				t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", run.worst, run.worstAt)
+			}
+		})
+	}
+}
