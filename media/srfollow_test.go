@@ -424,6 +424,14 @@ func TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter(t *testing.T)
 		// capture stall of 100 ms: the step, confirmed, set the ratio to
 		// that slope (1.00055) for the rest of the recording.
 		{"reports creeping 0.5 ms later a second for 6 s, then a 100 ms capture stall", slippingSender{rate: 1, stallAt: 6.5, stall: 0.1, srJitter: []float64{0, -0.0005, -0.001, -0.0015, -0.002, -0.0025, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003, -0.003}}, 1},
+		// Every write 9 ms late from 3.6-3.9 s for 5 s (reports and
+		// packets alike): the slope leaves a good clock's band at 6.6 s
+		// (1.0014-1.0016: the arrivals show it too), and when the writes
+		// come back on time the reports step back by the lag: that step,
+		// confirmed, kept the slope, and a good clock was resampled by
+		// 0.12 % from 10.3 s to the end.
+		{"every write 9 ms late from 3.9 s for 5 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 5, lag: 0.009}, 1},
+		{"every write 9 ms late from 3.6 s for 5 s", slippingSender{rate: 1, lagAt: 3.6, lagFor: 5, lag: 0.009}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := recordReports(t, tc.snd, tc.every, -1, 0, 12, lateReader{})
