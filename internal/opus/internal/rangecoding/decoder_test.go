@@ -77,8 +77,7 @@ func sameAsUpstream(t testing.TB, data []byte, tables [][]uint) {
 	b.Init(data)
 	for i, cdf := range tables {
 		x, y := a.DecodeSymbolWithICDF(cdf), upstreamDecodeSymbolWithICDF(&b, cdf)
-		if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
-			a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+		if x != y || !sameState(&a, &b) {
 			t.Fatalf("symbol %d (table %v): %d (rng %d val %d), upstream %d (rng %d val %d)",
 				i, cdf, x, a.rangeSize, a.highAndCodedDifference, y, b.rangeSize, b.highAndCodedDifference)
 		}
@@ -92,10 +91,7 @@ func sameAsUpstream(t testing.TB, data []byte, tables [][]uint) {
 func TestDecodeSymbolWithICDF_SameAsUpstream(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
-		data := make([]byte, 1+rnd.IntN(80))
-		for i := range data {
-			data[i] = byte(rnd.Uint32())
-		}
+		data := randomData(rnd, 80)
 		tables := make([][]uint, 200)
 		for i := range tables {
 			tables[i] = randomTable(rnd)
@@ -216,8 +212,7 @@ func TestReadPosition_SevenBitsIntoAByte(t *testing.T) {
 				b = a
 				cdf := randomTable(rnd)
 				x, y := a.DecodeSymbolWithICDF(cdf), upstreamDecodeSymbolWithICDF(&b, cdf)
-				if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
-					a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+				if x != y || !sameState(&a, &b) {
 					t.Fatalf("%d bytes, symbol %d (table %v): %d, upstream %d", len(data), i, cdf, x, y)
 				}
 			case 1:
@@ -240,10 +235,7 @@ func TestReadPosition_SevenBitsIntoAByte(t *testing.T) {
 func TestDecodeICDF8_SameAsDecodeSymbolWithICDF(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(19, 20))
 	for range 3000 {
-		data := make([]byte, 1+rnd.IntN(60))
-		for i := range data {
-			data[i] = byte(rnd.Uint32())
-		}
+		data := randomData(rnd, 60)
 		var a, b Decoder
 		a.Init(data)
 		b.Init(data)
@@ -261,8 +253,7 @@ func TestDecodeICDF8_SameAsDecodeSymbolWithICDF(t *testing.T) {
 				}
 			}
 			x, y := a.DecodeICDF8(ICDF8(table)), b.DecodeSymbolWithICDF(table)
-			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
-				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+			if x != y || !sameState(&a, &b) {
 				t.Fatalf("symbol %d (table %v): %d (rng %d val %d), DecodeSymbolWithICDF %d (rng %d val %d)",
 					i, table, x, a.rangeSize, a.highAndCodedDifference, y, b.rangeSize, b.highAndCodedDifference)
 			}
@@ -284,10 +275,7 @@ func TestDecodeICDF8_SameAsDecodeSymbolWithICDF(t *testing.T) {
 func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(23, 24))
 	for trial := range 4000 {
-		data := make([]byte, 1+rnd.IntN(80))
-		for i := range data {
-			data[i] = byte(rnd.Uint32())
-		}
+		data := randomData(rnd, 80)
 		var a, b Decoder
 		a.Init(data)
 		b.Init(data)
@@ -317,8 +305,7 @@ func TestDecodeBits8_SameAsDecodeICDF8(t *testing.T) {
 					y |= bit << (len(p) - 1 - k) // DecodeEachBit8: the first symbol highest
 				}
 			}
-			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
-				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+			if x != y || !sameState(&a, &b) {
 				t.Fatalf("trial %d, call %d (p %v): %#x (rng %d val %d at %d), DecodeICDF8 %#x (rng %d val %d at %d)",
 					trial, i, p, x, a.rangeSize, a.highAndCodedDifference, a.bitsRead, y, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
 			}
@@ -355,18 +342,14 @@ func TestDecodeTable8_SameAsDecodeICDF8(t *testing.T) {
 	}
 	symbols := make([]int, 65)
 	for range 3000 {
-		data := make([]byte, 1+rnd.IntN(60))
-		for i := range data {
-			data[i] = byte(rnd.Uint32())
-		}
+		data := randomData(rnd, 60)
 		var a, b Decoder
 		a.Init(data)
 		b.Init(data)
 		for i := range 200 {
 			j := rnd.IntN(len(tables))
 			x, y := a.DecodeTable8(forms[j]), b.DecodeICDF8(icdfs[j])
-			if x != y || a.rangeSize != b.rangeSize || a.highAndCodedDifference != b.highAndCodedDifference ||
-				a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+			if x != y || !sameState(&a, &b) {
 				t.Fatalf("symbol %d (table %v): %d (rng %d val %d), DecodeICDF8 %d (rng %d val %d)",
 					i, tables[j], x, a.rangeSize, a.highAndCodedDifference, y, b.rangeSize, b.highAndCodedDifference)
 			}
@@ -403,10 +386,7 @@ func TestDecodeTable8Run_SameAsDecodeTable8(t *testing.T) {
 	}
 	stopped, full := 0, 0
 	for trial := range 4000 {
-		data := make([]byte, 1+rnd.IntN(60))
-		for i := range data {
-			data[i] = byte(rnd.Uint32())
-		}
+		data := randomData(rnd, 60)
 		var a, b Decoder
 		a.Init(data)
 		b.Init(data)
@@ -443,8 +423,7 @@ func TestDecodeTable8Run_SameAsDecodeTable8(t *testing.T) {
 					break
 				}
 			}
-			if n != len(want) || !slices.Equal(got[:n], want) || a.rangeSize != b.rangeSize ||
-				a.highAndCodedDifference != b.highAndCodedDifference || a.bitsRead != b.bitsRead || a.nbitsTotal != b.nbitsTotal {
+			if n != len(want) || !slices.Equal(got[:n], want) || !sameState(&a, &b) {
 				t.Fatalf("trial %d, call %d (stop %#x): %v (rng %d val %d at %d), DecodeTable8 %v (rng %d val %d at %d)",
 					trial, call, stop, got[:n], a.rangeSize, a.highAndCodedDifference, a.bitsRead, want, b.rangeSize, b.highAndCodedDifference, b.bitsRead)
 			}
@@ -458,4 +437,21 @@ func TestDecodeTable8Run_SameAsDecodeTable8(t *testing.T) {
 	if stopped < 1000 || full < 1000 {
 		t.Errorf("runs stopped early %d times, ran to the end %d: not both kinds", stopped, full)
 	}
+}
+
+// randomData returns 1 to max random bytes: a range coder's data, often
+// short enough that the decodes read past its end.
+func randomData(rnd *rand.Rand, max int) []byte {
+	data := make([]byte, 1+rnd.IntN(max))
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	return data
+}
+
+// sameState says whether two decoders are in the same state: the same
+// range, value and read position.
+func sameState(a, b *Decoder) bool {
+	return a.rangeSize == b.rangeSize && a.highAndCodedDifference == b.highAndCodedDifference &&
+		a.bitsRead == b.bitsRead && a.nbitsTotal == b.nbitsTotal
 }
