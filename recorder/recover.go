@@ -105,6 +105,9 @@ func (s *Session) recoverFiles() {
 	if !rec.Mix.None && fileExists(mixPath) {
 		s.completeMix(ctx, mixPath)
 	}
+	if rec.Takeover != nil {
+		s.firstSegmentEnds(ctx, mixPath)
+	}
 	final, failure := StateStopped, (*ErrorInfo)(nil)
 	if !fileExists(rec.Dir) {
 		final, failure = StateFailed, &ErrorInfo{Code: CodeRecoveryFailed, Message: "the recording's local files are gone", Occurred: now}

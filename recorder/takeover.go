@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,8 @@ import (
 //  3. reassembles what the dead owner had uploaded while recording (its
 //     parts, uploads.chunkInterval: 10 s in a fleet) and finishes it as a
 //     recovery does: STOPPED with Recovered, its Takeover listing both
-//     segments and the measured gap between them.
+//     segments and the measured gap between them. The first segment ends
+//     where its mix completed from the tracks ends (firstSegmentEnds).
 
 // A client reading either segment finds the other: the first's Takeover
 // lists both (GET /api/recordings/…), the continuation's Continues links
@@ -55,7 +57,7 @@ type Segment struct {
 	InstanceID string    `json:"instanceId"`
 	RecorderID string    `json:"recorderId"` // the instance that recorded it
 	Started    time.Time `json:"started"`
-	Ended      time.Time `json:"ended,omitzero"` // what survived of it, for the first
+	Ended      time.Time `json:"ended,omitzero"` // what survived of it, for the first: where its recovered mix ends
 }
 
 // TakeOverOrphans takes over every unfinished recording whose owner is not
@@ -165,6 +167,61 @@ func (m *Manager) takeOver(ctx context.Context, sr *store.Record) (bool, error) 
 	}()
 	log.Info("took over a recording", "parts", parts, "segments", len(t.Segments), "gap", t.Gap)
 	return true, nil
+}
+
+// firstSegmentEnds sets where the first segment of a recording taken over
+// ends once its recovery has completed the mix from the track files
+// (completeMix): where that mix ends. takeOver could only measure the mix
+// reassembled from the dead owner's parts, which lags its tracks (the
+// truth) by the live mixer's place behind the clock and its one-second
+// buffer: 1.5 s short under load (session 21), a gap as much too long, and
+// a client that plays the first segment to its end would leave out its
+// last 1.5 s. Takeover.Gap and the continuation's Continues (its
+// manifest and API view) follow; a continuation already ended keeps the
+// earlier end (logged). Without a mix (mix none) the end stays the
+// reassembled mix's.
+func (s *Session) firstSegmentEnds(ctx context.Context, mixPath string) {
+	rec := s.Snapshot()
+	d, err := wavDuration(mixPath)
+	if err != nil || len(rec.Takeover.Segments) == 0 {
+		return
+	}
+	ended := rec.Started.Add(d)
+	was := rec.Takeover.Segments[0].Ended
+	if !ended.After(was) {
+		return
+	}
+	if err := s.commit(ctx, func(r *Recording) {
+		t := *r.Takeover // shared with the snapshots before: replaced, not changed
+		t.Segments = slices.Clone(t.Segments)
+		t.Segments[0].Ended = ended
+		if len(t.Segments) > 1 {
+			t.Gap = t.Segments[1].Started.Sub(ended)
+		}
+		r.Takeover = &t
+	}); err != nil {
+		s.log.Error("cannot store where the first segment ends", "err", err)
+		return
+	}
+	s.log.Info("first segment ends where its tracks end", "seconds", d.Seconds(), "reassembledSeconds", was.Sub(rec.Started).Seconds())
+	if len(rec.Takeover.Segments) < 2 {
+		return
+	}
+	id := rec.Takeover.Segments[1].InstanceID
+	cont := s.m.session(id)
+	if cont == nil {
+		s.log.Warn("the continuation ended before the first segment's end was measured: it keeps the earlier end", "continuation", id)
+		return
+	}
+	if err := cont.commit(ctx, func(r *Recording) {
+		if r.Continues != nil && r.Continues.InstanceID == rec.InstanceID {
+			c := *r.Continues
+			c.Ended = ended
+			r.Continues = &c
+		}
+	}); err != nil {
+		s.log.Error("cannot store where the first segment ends in its continuation", "continuation", id, "err", err)
+	}
 }
 
 // continueRecording starts the second segment of rec on this instance: the

@@ -245,10 +245,9 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 		t.Errorf("takeover took %v after the kill, want under 10 s", takeover)
 	}
 	// The first segment holds what the owner had uploaded: it ends no
-	// earlier than the owner's mix in the storage at the kill (today exactly
-	// there: takeOver measures the reassembled mix before the recovery
-	// completes it from the tracks), and the gap runs from there to the
-	// continuation.
+	// earlier than the owner's mix in the storage at the kill (it ends
+	// where its mix completed from the tracks ends: checked below), and the
+	// gap runs from there to the continuation.
 	if d := seg1End.Sub(started) - mixAt.uploaded; d < -time.Millisecond {
 		t.Errorf("the first segment ends %v into the recording; the owner had uploaded %v of its mix", seg1End.Sub(started), mixAt.uploaded)
 	}
@@ -322,6 +321,17 @@ func TestFleet_KillNineTakesOverAJanusRecording(t *testing.T) {
 		func(place func(time.Duration) time.Duration) (time.Duration, time.Duration) {
 			return mixAt.uploaded, place(0) + trackAt.uploaded // the file's own time: its tone's end is read without the timing's steps
 		})
+	// The first segment ends where its audio does: its mix, completed from
+	// the tracks by the recovery (not the mix reassembled from the parts,
+	// which lags the tracks by the live mixer's place behind the clock).
+	h, err := wavwriter.ParseHeader(readObject(t, shared, ev.InstanceID, composition.MixFile))
+	if err != nil || h.SampleRate <= 0 || h.BlockAlign <= 0 {
+		t.Fatalf("the first segment's mix: header %+v, %v", h, err)
+	}
+	mix1 := time.Duration(int64(h.DataSize)/int64(h.BlockAlign)) * time.Second / time.Duration(h.SampleRate)
+	if d := seg1End.Sub(started) - mix1; d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("the first segment ends %v into the recording; its mix (completed from the tracks) ends %v", seg1End.Sub(started), mix1)
+	}
 	// What the owner had cut of erin's track, uploaded or not: at most one
 	// upload interval plus the writers' one-second flush before the kill
 	// (README, recorder/chunks.go).
