@@ -344,6 +344,15 @@ type AudioPipeline struct {
 	// srLeftGood: srSlope left a good clock's band (goodClock) since the
 	// reference (see stepSlope).
 	srLeftGood bool
+	// srGoodShown: the reports since the reference that showed a good
+	// clock over 2 s of them (driftShown). srLeave: a report since left
+	// its slope at once, placing the newest packet srLeaveOff samples off
+	// its line; the slope is left once a later one moved on that way
+	// (movedOn, driftShown), and steer does not catch up that much of an
+	// offset meanwhile.
+	srGoodShown int
+	srLeave     bool
+	srLeaveOff  float64
 
 	// A report that moved from the line of the last one followed (a step
 	// candidate, see followReport): it placed the packet with timestamp
@@ -1431,7 +1440,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followedOK.Store(true)
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap, p.srPull = true, now, p.ext, pos, 1, false, false, false, false
-		p.srLeftGood = false
+		p.srLeftGood, p.srLeave, p.srGoodShown = false, false, 0
 		p.srRepExt, p.srRepPos = p.srOwn()
 		p.srDrifted = 0
 		if p.byArrival && p.ratio == 1 {
@@ -1638,6 +1647,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// takeBackInSilence).
 			pos = p.stepTo(want, pos, now)
 			p.srSlope, p.srExt, p.srRefPos, p.srGap, p.srLeftGood = p.stepSlope(p.srCandSlope, want, span), p.ext, want, false, false
+			p.srLeave, p.srGoodShown = false, 0
 			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(p.srSlope))
 			p.srCatchUp = false
@@ -1676,6 +1686,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			}
 			pos = p.stepTo(want, pos, now) // back: in the next silence, as a near one (above)
 			p.srExt, p.srRefPos, p.srGap, p.srLeftGood = p.ext, want, false, false
+			p.srLeave, p.srGoodShown = false, 0
 			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
 			p.srCatchUp = false
@@ -1746,7 +1757,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// followed, or the last step), once it spans 2 s (a report's
 			// jitter, a few ms with Chromium, is then a small part of it).
 			if s := min(max((want-p.srRefPos)/span, 1-p.maxSkew), 1+p.maxSkew); p.driftShown(s, want, span) {
-				slope = s
+				slope, p.srLeave = s, false
 			}
 			p.srSloped = true
 		}
@@ -1791,7 +1802,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	if shown {
 		// The slope is measured from this report's own point on.
 		p.srExt, p.srRefPos, p.srRepExt, p.srRepPos, p.srGap = repExt, repPos, repExt, repPos, false
-		p.srLeftGood = false
+		p.srLeftGood, p.srLeave, p.srGoodShown = false, false, 0
 		p.srRefLeast = p.srLeast
 		p.srRefTrial = !math.IsInf(trialLeast, 0)
 	}
@@ -1818,6 +1829,15 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// 876-882 Hz in TestEndToEnd_RetroactiveBlackout).
 			off = 0
 		}
+		if p.srLeave && off*p.srLeaveOff > 0 {
+			// The reports left a good clock's slope and did not move on
+			// (driftShown): as far as they left it, a lag in the
+			// publisher's writes (its reports and packets alike), which
+			// ends, not the audio's place. Caught up, a lag of 8 ms with
+			// two reports 2 ms later still resampled a good clock by 0.5 %
+			// for 2 s, and back when the lag ended.
+			off -= math.Copysign(min(math.Abs(off), math.Abs(p.srLeaveOff)), off)
+		}
 		p.steer(off)
 	}
 	p.haveBase, p.havePrev, p.winEnd = false, false, 0 // a window from here: its end steers again
@@ -1835,20 +1855,66 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 // now and then: over the 2-4 s of a first slope that is 0.02-0.5 %, and a
 // good clock was resampled at it from the next step or catch-up on.
 // Otherwise the slope in use stays.
+//
+// A good clock's slope that a report since the reference showed (within
+// reportLate of its line over 2 s of reports: srGoodShown), left at once
+// (the report before was not on its way: a step, or a lag), is left only
+// once a later report moved on that way, reportLate further off its line
+// than the one that left it (srLeave): only time tells a lag from a drift. A publisher whose writes lag 6-11 ms for seconds on a busy machine (its
+// reports, stamped by them, and its packets alike) moves its reports at
+// once, then no further: the second report in the lag showed a drift of
+// 0.2 % since the reference that the arrivals showed too, with the report
+// before on its way, and the slope was taken and the offset from it caught
+// up: a good clock resampled by 0.7 %, and back at 0.5 % when the lag ended
+// (TestAudioPipeline_AGoodClockIsNotResampledForALag,
+// TestServe_AGoodClockPlaysAtRatioOneThroughALag; bob's in
+// TestEndToEnd_RetroactiveBlackout under load). A clock that drifts moves
+// on: its slope waits for another reportLate of drift (5 s for a clock
+// 0.1 % off), steer catching up its offset meanwhile.
 func (p *AudioPipeline) driftShown(s, want, span float64) bool {
 	if goodClock(s) {
+		p.srGoodShown, p.srLeave = p.srGoodShown+1, false
 		return true
 	}
 	good := goodClock(p.srSlope)
 	if good && math.Abs(s-1)*span < reportLate.Seconds()*p.rate {
+		p.srGoodShown, p.srLeave = p.srGoodShown+1, false
 		return false
 	}
 	rd := want - (p.srRefPos + span*p.srSlope)
+	if good && p.srGoodShown > 0 {
+		switch {
+		case p.srLeave:
+			if !p.movedOn(rd) {
+				return false
+			}
+		case !p.steady(want, span):
+			p.srLeave, p.srLeaveOff = true, rd // left at once: a step, or a lag
+			return false
+		}
+	}
 	drift := p.srTrialRef - p.srRefLeast
 	if !good && math.Abs(rd) < goodClockBand*span || !p.srRefTrial || math.IsInf(drift, 0) {
 		return true
 	}
 	return rd*drift > 0 && math.Abs(drift) >= math.Abs(rd)/2 && p.steady(want, span)
+}
+
+// movedOn reports whether a report that places the newest packet rd samples
+// off the line of a good clock's slope shown before moved on that way:
+// reportLate further than the report that left it at once (srLeaveOff; if
+// it left it the other way, this one is that report now; if it came
+// reportLate back, the lag ended: srLeave ends). See driftShown.
+func (p *AudioPipeline) movedOn(rd float64) bool {
+	switch d := math.Abs(rd) - math.Abs(p.srLeaveOff); {
+	case rd*p.srLeaveOff <= 0:
+		p.srLeaveOff = rd
+	case d <= -reportLate.Seconds()*p.rate:
+		p.srLeave = false // came back: a lag that ended
+	default:
+		return d >= reportLate.Seconds()*p.rate
+	}
+	return false
 }
 
 // stepSlope returns the slope (our samples per nominal one) to go on at

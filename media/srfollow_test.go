@@ -445,6 +445,61 @@ func TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter(t *testing.T)
 	}
 }
 
+// TestAudioPipeline_AGoodClockIsNotResampledForALag: a good clock whose
+// every write (its reports, stamped by them, and its packets alike) lags 6-8
+// ms for seconds from 3.9 s, as a publisher's does on a busy machine (two
+// reports meanwhile 2-4 ms later still: their writes lagged more), with the
+// recording paused meanwhile or not, is never resampled, and its beeps lie
+// in the mix within 20 ms of their capture. The reports and the packets
+// move at once and then no further: the report after the lag began showed
+// a drift of 0.15-0.3 % since the reference that the arrivals showed too,
+// the slope was taken and the offset from it caught up (0.2-0.7 % from 5.3
+// s, as bob's 660 Hz in TestEndToEnd_RetroactiveBlackout under load). A
+// clock 0.15 % slow, whose first slope (2 s, 3 ms) is a good clock's, still
+// leaves it once its reports moved on: from 12 s on it plays at its rate.
+func TestAudioPipeline_AGoodClockIsNotResampledForALag(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		pause [2]float64
+	}{
+		{"every write 8 ms late from 3.9 s for 6 s, two reports 2 ms later still", slippingSender{rate: 1, lagAt: 3.9, lagFor: 6, lag: 0.008, srJitter: lagJitter(0.002)}, [2]float64{}},
+		{"every write 8 ms late from 3.9 s for 10 s, two reports 2 ms later still, a pause from 8 to 14 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 10, lag: 0.008, srJitter: lagJitter(0.002)}, [2]float64{8, 14}},
+		{"every write 7 ms late from 3.9 s for 10 s, two reports 2 ms later still, a pause from 7 to 12 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 10, lag: 0.007, srJitter: lagJitter(0.002)}, [2]float64{7, 12}},
+		{"every write 6 ms late from 3.9 s for 10 s, two reports 2 ms later still, a pause from 7 to 12 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 10, lag: 0.006, srJitter: lagJitter(0.002)}, [2]float64{7, 12}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := recordReports(t, tc.snd, 1, -1, 0, 20, lateReader{pause: tc.pause})
+			if run.worst != 0 {
+				t.Errorf("a good clock resampled: the ratio was %.5f off 1 at %.2f s, want exactly 1 throughout", run.worst, run.worstAt)
+			}
+			for _, o := range run.onsets {
+				if d := o - math.Round(o); math.Abs(d) > 0.020 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its capture", o, d*1000)
+				}
+			}
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 && tc.pause[1] == 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+		})
+	}
+	t.Run("a clock 0.15 % slow", func(t *testing.T) {
+		snd := slippingSender{rate: 0.9985}
+		run := recordReports(t, snd, 1, -1, 0, 20, lateReader{})
+		if w := run.worstAfter(12); w > 0.0005 {
+			t.Errorf("the ratio was %.5f off the clock's rate (%.5f) after 12 s: want within 0.05 %% (its slope)", w, 1/snd.rate)
+		}
+	})
+}
+
+// lagJitter returns srJitter for slippingSender: its 6th and 7th reports
+// (5.3 and 6.3 s) j later than the rest, as if their writes lagged more.
+func lagJitter(j float64) []float64 {
+	jit := make([]float64, 30)
+	jit[5], jit[6] = -j, -j
+	return jit
+}
+
 // TestAudioPipeline_SlippingClockFollowedAcrossAPause: a Pion publisher
 // (writes on a 5 ms ticker, reports stamped by its last write) whose audio
 // clock runs 0.5 % slow, recorded with a pause from 2.7 s to 5.2 s while the
