@@ -330,6 +330,13 @@ type relayTransport struct {
 	// seen, if set, is shown each packet that goes through imp, before
 	// imp: its index (imp's n) and its bytes (an RTP header is in clear).
 	seen func(n int, b []byte)
+	// writeLag, if set, is how late the publisher (publishAs) writes the
+	// packet captured at: its goroutine run late on a busy machine. Its
+	// RTCP sender reports are then Pion's own, stamped by its last write
+	// (its RTP time on by the time since it was written), not by its
+	// capture (publisherAPI): a report made while its writes lag places
+	// its audio as much later as its packets come.
+	writeLag func(at time.Time) time.Duration
 
 	mu     sync.Mutex
 	relays []*udpRelay // made so far

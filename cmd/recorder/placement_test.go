@@ -82,6 +82,9 @@ var (
 func publishAs(t *testing.T, ctx context.Context, s *server, key, conf, user string, codec webrtc.RTPCodecCapability, packets [][]byte, t0 time.Time, period time.Duration, rt *relayTransport) (stop func(), firstSent time.Time) {
 	t.Helper()
 	wapi, captured := publisherAPI(t)
+	if rt.writeLag != nil {
+		wapi = loopbackAPI(t, nil) // Pion's reports, stamped by its writes
+	}
 	track, err := webrtc.NewTrackLocalStaticSample(codec, "audio", user)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +122,11 @@ func publishAs(t *testing.T, ctx context.Context, s *server, key, conf, user str
 		defer close(done)
 		for i := first; ; i++ {
 			at := t0.Add(time.Duration(i) * period)
-			if d := time.Until(at); d > 0 {
+			due := at
+			if rt.writeLag != nil {
+				due = at.Add(rt.writeLag(at))
+			}
+			if d := time.Until(due); d > 0 {
 				select {
 				case <-quit:
 					return
