@@ -344,6 +344,13 @@ type AudioPipeline struct {
 	// srLeftGood: srSlope left a good clock's band (goodClock) since the
 	// reference (see stepSlope).
 	srLeftGood bool
+	// srCandOne: a far candidate is pending with the ratio at 1 (see
+	// candOne); the next report followed puts it back at the slope's.
+	srCandOne bool
+	// srRefMoved: how far the confirmed step that set the reference moved
+	// the reports from the line before it, in samples (0: the reference is
+	// no step: the first report followed, a rate shown). See stepSlope.
+	srRefMoved float64
 	// srGoodShown: the reports since the reference that showed a good
 	// clock over 2 s of them (driftShown). srLeave: a report since left
 	// its slope at once, placing the newest packet srLeaveOff samples off
@@ -1440,7 +1447,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			p.followedOK.Store(true)
 		}
 		p.srFollow, p.srAt, p.srExt, p.srRefPos, p.srSlope, p.srCand, p.srCatchUp, p.srGap, p.srPull = true, now, p.ext, pos, 1, false, false, false, false
-		p.srLeftGood, p.srLeave, p.srGoodShown = false, false, 0
+		p.srLeftGood, p.srCandOne, p.srRefMoved = false, false, 0
+		p.srLeave, p.srGoodShown = false, 0
 		p.srRepExt, p.srRepPos = p.srOwn()
 		p.srDrifted = 0
 		if p.byArrival && p.ratio == 1 {
@@ -1453,6 +1461,10 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 		p.srRefTrial = !math.IsInf(p.srTrialLeast, 0)
 		p.srBaseLeast, p.srBaseEnd = p.srLeast, now+uint64(reportTrial.Seconds()*p.rate)
 		return pos
+	}
+	if p.srCandOne {
+		p.srCandOne = false
+		p.setRatio(p.resampleAt(p.srSlope))
 	}
 	want -= p.srOff
 	trialLeast := p.srTrialLeast + p.srOff // by the report, as the mapping follows the reports
@@ -1646,7 +1658,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// publisher's writes that lagged and came back on time: see
 			// takeBackInSilence).
 			pos = p.stepTo(want, pos, now)
-			p.srSlope, p.srExt, p.srRefPos, p.srGap, p.srLeftGood = p.stepSlope(p.srCandSlope, want, span), p.ext, want, false, false
+			p.srSlope, p.srExt, p.srRefPos, p.srGap, p.srLeftGood = p.stepSlope(p.srCandSlope, want, span, p.srCandMoved), p.ext, want, false, false
+			p.srRefMoved = p.srCandMoved
 			p.srLeave, p.srGoodShown = false, 0
 			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(p.srSlope))
@@ -1676,6 +1689,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 			// A step candidate: the next report says whether it is one.
 			p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
 			p.srCandRepExt, p.srCandRepPos = repExt, repPos
+			p.candOne(want, span, moved)
 			return pos
 		case confirmed:
 			// Confirmed: the mapping jumps, at the clock's rate it had;
@@ -1685,7 +1699,18 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 				p.shiftHold(want - pos)
 			}
 			pos = p.stepTo(want, pos, now) // back: in the next silence, as a near one (above)
-			p.srExt, p.srRefPos, p.srGap, p.srLeftGood = p.ext, want, false, false
+			// A slope that came from a lag goes, as at a near one
+			// (stepSlope), if this report and the candidate lie on a
+			// good clock's line rather than on the slope's: the
+			// candidate's report alone does not tell a lag's end from a
+			// clock 0.5 % slow whose reference was a lag's start (a far
+			// step forward), its first slope measured within the lag,
+			// 22 ms of lag ending 4.5 s on (0.5 % of it); the next
+			// report does, a second on by 5 ms.
+			if dt := float64(p.ext-p.srCandExt) * k; math.Abs(want-(p.srCandPos+dt)) < math.Abs(want-(p.srCandPos+dt*slope)) {
+				slope = p.stepSlope(slope, want, span, moved)
+			}
+			p.srSlope, p.srExt, p.srRefPos, p.srGap, p.srLeftGood, p.srRefMoved = slope, p.ext, want, false, false, moved
 			p.srLeave, p.srGoodShown = false, 0
 			p.srRepExt, p.srRepPos = p.ext, want
 			p.setRatio(p.resampleAt(slope))
@@ -1704,6 +1729,7 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 				p.reportMoved(p.srCandPos-(p.srRefPos+float64(p.srCandExt-p.srExt)*k*s)) {
 				p.srCand, p.srCandNear, p.srCandExt, p.srCandPos = true, false, p.ext, want
 				p.srCandRepExt, p.srCandRepPos = repExt, repPos
+				p.candOne(want, span, moved)
 				return pos
 			}
 			slope = s
@@ -1802,7 +1828,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 	if shown {
 		// The slope is measured from this report's own point on.
 		p.srExt, p.srRefPos, p.srRepExt, p.srRepPos, p.srGap = repExt, repPos, repExt, repPos, false
-		p.srLeftGood, p.srLeave, p.srGoodShown = false, false, 0
+		p.srLeftGood, p.srRefMoved = false, 0
+		p.srLeave, p.srGoodShown = false, 0
 		p.srRefLeast = p.srLeast
 		p.srRefTrial = !math.IsInf(trialLeast, 0)
 	}
@@ -1918,25 +1945,59 @@ func (p *AudioPipeline) movedOn(rd float64) bool {
 }
 
 // stepSlope returns the slope (our samples per nominal one) to go on at
-// after a confirmed near step of the reports (followed as drift first)
-// that places the newest packet at want, span nominal samples after the
-// reference: slope, the one in use, unless it left a good clock's band
-// since the reference (srLeftGood) and the reports with the step lie on a
-// good clock's line from the reference (within reportLate). Then the step
+// after a confirmed step of the reports (a near one, followed as drift
+// first, or a far one) of step samples that places the newest packet at
+// want, span nominal samples after the reference: slope, the one in use,
+// unless it left a good clock's band since the reference (srLeftGood) and
+// the reports with the step lie on a good clock's line from the reference
+// (within reportLate). Then the step
 // undid what that slope drifted: a publisher whose writes (and so its
 // reports, stamped by them, and its packets alike) lag 9 ms for seconds on
 // a busy machine shows a drift of 0.14 % that the arrivals show too, and
 // when its writes come back on time its reports step back by the lag.
 // Kept, the slope resampled a good clock from the step to the end
 // (TestAudioPipeline_AGoodClockIsNotResampledForOneReportsJitter, 0.12 %).
+// Followed through a pause (a blackout: no report is followed meanwhile),
+// the line ran on at the lag's slope, and the lag's end came as a far step
+// back, the lag and what the slope drifted: 20-30 ms
+// (TestAudioPipeline_ALagSlopeIsDroppedAtAFarStepBack; bob's 660 Hz at
+// 658 Hz, 1.00286, after api TestEndToEnd_RetroactiveBlackout's blackout
+// under load).
 // A clock whose slope was off before the reference keeps it (a slow clock
 // whose writes lagged 15 ms for 2.5 s: TestAudioPipeline_AStepBack-
-// DropsNothing).
-func (p *AudioPipeline) stepSlope(slope, want, span float64) float64 {
-	if p.srLeftGood && !goodClock(slope) && span > 0 && math.Abs(want-(p.srRefPos+span)) < reportLate.Seconds()*p.rate {
+// DropsNothing), and so does one whose reference was itself a step that
+// this one undoes (within reportLate: srRefMoved): a lag's start and end,
+// the slope measured within the lag, the clock's (a clock 0.5 % slow whose
+// writes lagged 22 ms for 4.5 s, 0.5 % of it: dropped, it played at ratio
+// 1 till the next slope, beeps 10 ms early after it: TestAudioPipeline_-
+// ASlowClockKeepsItsSlopeAcrossALagsStepBack).
+func (p *AudioPipeline) stepSlope(slope, want, span, step float64) float64 {
+	tol := reportLate.Seconds() * p.rate
+	if p.srLeftGood && !goodClock(slope) && span > 0 && math.Abs(want-(p.srRefPos+span)) < tol && !(p.srRefMoved != 0 && math.Abs(step+p.srRefMoved) < tol) {
 		return 1
 	}
 	return slope
+}
+
+// candOne plays the track at ratio 1 from a far candidate (the report
+// placing the newest packet at want, span nominal samples after the
+// reference) till the next report says, if its step, confirmed, would drop
+// the slope (stepSlope): the reports with it are back on a good clock's
+// line from the reference, so the slope was a lag's. Kept at the slope till
+// the confirmation, a good clock was resampled for another report interval
+// after a pause (the candidate is the first report after it: 0.4-0.7 s of
+// TestEndToEnd_RetroactiveBlackout's range after the blackout). The next
+// report followed puts the ratio back at the slope's (srCandOne) unless it
+// confirms the step. Not when the reference was itself a step (srRefMoved):
+// the candidate may be the end of the lag that step began, the slope
+// measured within it the clock's, and its report alone cannot tell (see the
+// far step's confirmation in followReport): a clock 0.5 % slow played at
+// ratio 1 till the next report.
+func (p *AudioPipeline) candOne(want, span, moved float64) {
+	if p.ratio != 1 && p.srRefMoved == 0 && p.stepSlope(p.srSlope, want, span, moved) == 1 {
+		p.setRatio(1)
+		p.srCatchUp, p.srCandOne = false, true
+	}
 }
 
 // steady reports whether the report followed before this one (which places

@@ -51,6 +51,9 @@ type slippingSender struct {
 	// late on a loaded machine, for seconds: not a stall and a burst), and
 	// a report made meanwhile is stamped by its last write: lag late.
 	lagAt, lagFor, lag float64
+	// lagThenAt, lagThen: from lagThenAt on (within the lag's span) every
+	// write lags lagThen instead (a lag that grows).
+	lagThenAt, lagThen float64
 	// hum: between the beeps it sends a low hum (+-120, -48 dBFS), not
 	// silence: no packet is silent.
 	hum bool
@@ -59,6 +62,9 @@ type slippingSender struct {
 // lagging returns how late the sender writes at wall time w (lagAt).
 func (s slippingSender) lagging(w float64) float64 {
 	if s.lag > 0 && w >= s.lagAt && w < s.lagAt+s.lagFor {
+		if s.lagThenAt > 0 && w >= s.lagThenAt {
+			return s.lagThen
+		}
 		return s.lag
 	}
 	return 0
@@ -498,6 +504,107 @@ func lagJitter(j float64) []float64 {
 	jit := make([]float64, 30)
 	jit[5], jit[6] = -j, -j
 	return jit
+}
+
+// TestAudioPipeline_ALagSlopeIsDroppedAtAFarStepBack: a good clock whose
+// every write lags from 3.9 s (a Pion publisher on a busy machine: its
+// reports, stamped by its writes, and its packets alike), 6-8 ms, then
+// 12-16 ms a second on (a lag that grew: the reports moved on, and the
+// arrivals with them), takes a slope of 1.002-1.003 from the lag; the
+// recording is paused (a blackout) and the lag ends meanwhile. The mapping
+// ran on at that slope through the pause, so the first reports after it
+// step back by the lag and what the slope drifted meanwhile: over 20 ms, a
+// far step, confirmed by the next report. The reports with the step lie on
+// a good clock's line from the reference: the slope was the lag's, and from
+// the step's candidate on the track plays at ratio 1, every beep from the
+// step on within 20 ms of its instant. Kept, it resampled a good clock to
+// the end (api TestEndToEnd_RetroactiveBlackout under load, session 21:
+// bob's 660 Hz at 658 Hz after the blackout, 1.00286), and by the next
+// slope and a catch-up for seconds after it (0.46-0.5 % off 1).
+func TestAudioPipeline_ALagSlopeIsDroppedAtAFarStepBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		pause [2]float64
+	}{
+		{"every write 6 ms late from 3.9 s, 12 ms from 4.9 s, for 6 s, paused 6.8-11.6 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 6, lag: 0.006, lagThenAt: 4.9, lagThen: 0.012}, [2]float64{6.8, 11.6}},
+		{"every write 8 ms late from 3.9 s, 16 ms from 4.9 s, for 3.5 s, paused 7.5-12.3 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 3.5, lag: 0.008, lagThenAt: 4.9, lagThen: 0.016}, [2]float64{7.5, 12.3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			total := tc.pause[1] + 6
+			run := recordReports(t, tc.snd, 1, -1, 0, total, lateReader{pause: tc.pause})
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor (the mapping kept across the pause)", s)
+			}
+			// The report made in the pause, given with the first packet
+			// after it, is followed after its trial: the step's
+			// candidate, from where the track plays at ratio 1; the next
+			// one (a second on) confirms it, and the step back is taken.
+			cand, back := tc.pause[1]+reportTrial.Seconds()+0.1, tc.pause[1]+1.4
+			if w := run.worstAfter(cand); w != 0 || run.p.Ratio() != 1 {
+				t.Errorf("a good clock resampled after the step back's candidate (%.1f s on): the ratio %.5f off 1, %.5f at the end, want exactly 1", cand, w, run.p.Ratio())
+			}
+			n := 0
+			for _, o := range run.onsets {
+				if o < back {
+					continue
+				}
+				n++
+				if d := o - math.Round(o); math.Abs(d) > 0.020 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its instant, after the step back: want within 20 ms", o, d*1000)
+				}
+			}
+			if n < int(total-back)-1 {
+				t.Errorf("%d beeps after the step back (%.1f s), want %d", n, back, int(total-back)-1)
+			}
+		})
+	}
+}
+
+// TestAudioPipeline_ASlowClockKeepsItsSlopeAcrossALagsStepBack: a clock
+// 0.5 % slow whose every write lags 22 ms for 4.5-6 s from 1.4-2.3 s: the
+// lag's start is a far step forward, confirmed, and the reference from
+// there; the first slope (1.0049) is measured within the lag, and the
+// lag's end, a step back of 22 ms, puts the reports back within reportLate
+// of a good clock's line from that reference (0.5 % of the 4.5-5 s since
+// is 22-25 ms). The slope is the clock's: from the lag's end on it is
+// resampled at it, never at ratio 1, and every beep from 2.5 s after the
+// lag's end lies within 5 ms of its instant. Taken for a lag's
+// slope (a good clock's), the step dropped it: at ratio 1 till the next
+// slope, then a catch-up, beeps 9.5-9.8 ms off; so did a far candidate
+// played at ratio 1 till the next report (candOne).
+func TestAudioPipeline_ASlowClockKeepsItsSlopeAcrossALagsStepBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		snd  slippingSender
+	}{
+		// The lag's end a near step back, confirmed after a candidate.
+		{"every write 22 ms late from 2.3 s for 4.5 s", slippingSender{rate: 0.995, lagAt: 2.3, lagFor: 4.5, lag: 0.022}},
+		// A far one.
+		{"every write 22 ms late from 1.4 s for 5.25 s", slippingSender{rate: 0.995, lagAt: 1.4, lagFor: 5.25, lag: 0.022}},
+		{"every write 22 ms late from 1.7 s for 6 s", slippingSender{rate: 0.995, lagAt: 1.7, lagFor: 6, lag: 0.022}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := recordReports(t, tc.snd, 1, -1, 0, 20, lateReader{})
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			end := tc.snd.lagAt + tc.snd.lagFor
+			one := math.Abs(1 - 1/tc.snd.rate) // the ratio 1's distance from the clock's
+			for i, d := range run.off {
+				if at := (time.Duration(i) * run.frame).Seconds(); at >= end && d == one {
+					t.Errorf("played at ratio 1 at %.2f s, after the lag's end (%.2f s): want the clock's slope kept", at, end)
+					break
+				}
+			}
+			after := end + 2.5
+			for _, o := range run.onsets {
+				if d := o - math.Round(o); o > after && math.Abs(d) > 0.005 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its instant, 2.5 s after the lag's end: want within 5 ms", o, d*1000)
+				}
+			}
+		})
+	}
 }
 
 // TestAudioPipeline_SlippingClockFollowedAcrossAPause: a Pion publisher
