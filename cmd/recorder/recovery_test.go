@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +25,13 @@ import (
 
 // TestServe_KillNineRecoversEverything runs the real binary: a PCMU tone
 // publisher (G.711 WAV track) and an Opus tone publisher (Ogg track) over
-// WHIP, a recording started through the API, kill -9 after about 4.6
-// seconds, a restart. The recording must pass through PENDING_RECOVERY (seen
-// on the event stream), end STOPPED with recovered set, its mix must hold
-// both tones and the repaired Ogg track its tone up to within a second of
-// the kill, and every object the manifest lists must be in storage with the
-// manifest's size and SHA-256; the local working directory must be gone.
+// WHIP, a recording started through the API, kill -9 4 s or more into it
+// mid-way between two of the writers' flushes seen on disk, a restart. The
+// recording must pass through PENDING_RECOVERY (seen on the event stream),
+// end STOPPED with recovered set, its mix must hold both tones and the
+// repaired Ogg track its tone up to within a second of the kill, and every
+// object the manifest lists must be in storage with the manifest's size
+// and SHA-256; the local working directory must be gone.
 func TestServe_KillNineRecoversEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-time media test")
@@ -58,13 +60,19 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 	if err != nil || st.State != "ACTIVE" {
 		t.Fatalf("before the kill: state %s, started %q (%v)", st.State, st.Started, err)
 	}
-	// 4.6 s: mid-way between two of the writers' once-a-second flushes, so
-	// the buffered part that a kill loses is not zero by luck.
-	time.Sleep(4600 * time.Millisecond)
+	// Mid-way between two of the writers' once-a-second flushes, 4 s or
+	// more in, so that the buffered part a kill loses is neither zero nor a
+	// whole second by luck: each track's writer flushes on its own phase
+	// (its first packet), seen on disk.
+	at, flushed := betweenFlushes(t, filepath.Join(dir, "data", "recordings"), 2, started.Add(4*time.Second))
+	time.Sleep(time.Until(at))
 	if err := s.cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	for _, f := range flushed {
+		t.Logf("killed %.2f s after the last flush of %s seen on disk", killed.Sub(f.at).Seconds(), f.name)
+	}
 	s.wait(t, 10*time.Second)
 	p.Leave(ctx)
 	stopOpus()
@@ -152,6 +160,96 @@ func TestServe_KillNineRecoversEverything(t *testing.T) {
 	}
 	offset := time.Duration(ogg.Offset * float64(time.Second))
 	checkTone(t, ogg.File, mediatest.Decode(t, objects[ogg.File], 8000), opusFreq, offset, recorded)
+}
+
+// flush is when a track file was last written (its modification time).
+type flush struct {
+	name string
+	at   time.Time
+}
+
+// betweenFlushes waits until each of the n track files under root (in a
+// tracks directory) has been written at from or later, and returns when to
+// kill the recorder: the middle of the longest stretch of the next second
+// in which none of them is written, each being written once a second (of
+// its media: wavwriter, oggwriter) from its last write on. It also returns
+// each file's last write.
+func betweenFlushes(t *testing.T, root string, n int, from time.Time) (time.Time, []flush) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var last []flush
+		filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(path)) == "tracks" {
+				if fi, err := d.Info(); err == nil && !fi.ModTime().Before(from) {
+					last = append(last, flush{d.Name(), fi.ModTime()})
+				}
+			}
+			return nil
+		})
+		if len(last) == n {
+			at := make([]time.Time, n)
+			for i, f := range last {
+				at[i] = f.at
+			}
+			return midway(at, time.Second), last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s: %d of %d track files under %s written since %v", len(last), n, root, from)
+		}
+	}
+}
+
+// midway returns the middle of the longest stretch without a write in the
+// period after the latest of last, each file being written every period
+// from its last write on.
+func midway(last []time.Time, period time.Duration) time.Time {
+	latest := slices.MaxFunc(last, time.Time.Compare)
+	writes := []time.Time{latest}
+	for _, l := range last {
+		for !l.After(latest) {
+			l = l.Add(period)
+		}
+		writes = append(writes, l)
+	}
+	slices.SortFunc(writes, time.Time.Compare)
+	var at time.Time
+	longest := time.Duration(-1)
+	for i := 1; i < len(writes); i++ {
+		if d := writes[i].Sub(writes[i-1]); d > longest {
+			at, longest = writes[i-1].Add(d/2), d
+		}
+	}
+	return at
+}
+
+// TestMidway: the kill instant of betweenFlushes, for files written once a
+// second on their phases: mid-way in the longest stretch without a write,
+// so that of two files neither loses more than three quarters of a second.
+func TestMidway(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+	ms := func(d ...int) []time.Time {
+		var out []time.Time
+		for _, v := range d {
+			out = append(out, t0.Add(time.Duration(v)*time.Millisecond))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		last []int
+		want int
+	}{
+		{[]int{0}, 500},
+		{[]int{0, 100}, 550},      // next writes 1000, 1100: the stretch 100-1000
+		{[]int{100, 0}, 550},      // in any order
+		{[]int{0, 500}, 750},      // two equal stretches: the first
+		{[]int{0, 900}, 1450},     // next 1000 (a), 1900 (b): 1000-1900
+		{[]int{0, 2300}, 2650},    // a file written less often than the others: its next write at 3000
+		{[]int{0, 300, 600}, 800}, // next 1000, 1300, 1600: 600-1000 is the longest
+	} {
+		if got := midway(ms(c.last...), time.Second); !got.Equal(t0.Add(time.Duration(c.want) * time.Millisecond)) {
+			t.Errorf("midway(%v ms) = %v ms, want %d ms", c.last, got.Sub(t0).Milliseconds(), c.want)
+		}
+	}
 }
 
 // tearOgg appends a torn page (a header cut short) to the one Ogg file under

@@ -210,12 +210,12 @@ func TestServe_S3WrongCredentialsThenFixed(t *testing.T) {
 
 // TestServe_ChunkedMixSurvivesKill: with uploads.chunkInterval 1s the mix
 // and the track file stream to S3 as byte-range parts while they are
-// recorded. After kill -9 at 4.6 s, before any restart (the machine could
-// be gone), S3 holds parts of mix.wav and of the PCMU track's WAV whose
-// reassembly (recorder.Reassemble: concatenation, header repair) holds the
-// tone covering all but about the last interval and write buffer. The
-// restart then recovers the recording, uploads the final files and deletes
-// the parts.
+// recorded. After kill -9 4 s or more in, half an interval after a cut,
+// before any restart (the machine could be gone), S3 holds parts of
+// mix.wav and of the PCMU track's WAV whose reassembly (recorder.
+// Reassemble: concatenation, header repair) holds the tone covering all
+// but about the last interval and write buffer. The restart then recovers
+// the recording, uploads the final files and deletes the parts.
 func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	g, dir := startS3(t)
 	writeConfig(t, dir, s3Config(g, s3test.Secret)+"  chunkInterval: 1s\n")
@@ -224,11 +224,13 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	ev, p := recordWithProcess(t, ctx, s, key)
-	time.Sleep(4600 * time.Millisecond)
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	s.wait(t, 10*time.Second)
-	p.Leave(ctx)
-
+	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
+	var st api.RecordingDataMessage
+	call(t, "GET", s.url+path, key, nil, &st)
+	started, err := time.Parse(time.RFC3339Nano, st.Started)
+	if err != nil {
+		t.Fatalf("the recording's start %q: %v", st.Started, err)
+	}
 	pr, err := s3store.New(ctx, s3store.Options{Bucket: "recordings", Endpoint: g.Endpoint, PathStyle: true,
 		AccessKeyID: s3test.Access, SecretAccessKey: s3test.Secret})
 	if err != nil {
@@ -236,6 +238,50 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 	}
 	b := storage.NewBucket(pr)
 	defer b.Close()
+	// The recorder cuts a part of every file each interval, on its own
+	// ticker: it is killed half an interval after a cut of mix.wav that
+	// comes 4 s or more into the recording (a part seen on its disk, until
+	// uploaded, or in S3).
+	const interval = time.Second
+	seen := map[string]bool{} // mix.wav's parts seen
+	var cut time.Time
+	for deadline, first := time.Now().Add(30*time.Second), true; ; first = false {
+		now := time.Now()
+		if now.After(deadline) {
+			t.Fatalf("30 s: the recorder cut mix.wav's parts %v", seen)
+		}
+		var names []string
+		for _, f := range partFiles(filepath.Join(dir, "data", "recordings"), ev.InstanceID, composition.MixFile) {
+			names = append(names, filepath.Base(f))
+		}
+		if objs, err := b.List(ctx, "rec/"); err == nil {
+			for _, o := range objs {
+				if _, rel, ok := strings.Cut(o.Key, ev.InstanceID+"/"+"parts/"); ok && strings.HasPrefix(rel, composition.MixFile+".part-") {
+					names = append(names, rel)
+				}
+			}
+		}
+		isNew := false
+		for _, n := range names {
+			if !seen[n] {
+				seen[n], isNew = true, !first
+			}
+		}
+		if isNew && now.Sub(started) >= 4*time.Second {
+			cut = now
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Until(cut.Add(interval / 2)))
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	killed := time.Now()
+	s.wait(t, 10*time.Second)
+	p.Leave(ctx)
+	recorded := killed.Sub(started)
+	t.Logf("killed %.2f s after the recording started, %.2f s after a cut of mix.wav seen %.2f s in", recorded.Seconds(),
+		killed.Sub(cut).Seconds(), cut.Sub(started).Seconds())
+
 	all, err := b.List(ctx, "rec/")
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +295,7 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		recPrefix = k + ev.InstanceID + "/"
 		files[rel[:strings.LastIndex(rel, ".part-")]]++
 	}
-	t.Logf("in S3 after kill -9 at 4.6 s, before a restart: parts %v", files)
+	t.Logf("in S3 after kill -9 at %.2f s, before a restart: parts %v", recorded.Seconds(), files)
 	var track string
 	for f := range files {
 		if strings.HasPrefix(f, "tracks/") {
@@ -288,12 +334,11 @@ func TestServe_ChunkedMixSurvivesKill(t *testing.T) {
 		}
 		t.Logf("%s reassembled from %d parts: %.2f s, %.1f s of tone", f, files[f], seconds, tone)
 		if seconds < 2.5 || tone < seconds-1.5 {
-			t.Errorf("%s: only %.2f s (%.1f s of tone) of the 4.6 s recorded are in S3 after the kill; want all but ~2 s (one interval and the write buffer)", f, seconds, tone)
+			t.Errorf("%s: only %.2f s (%.1f s of tone) of the %.2f s recorded are in S3 after the kill; want all but ~2 s (one interval and the write buffer)", f, seconds, tone, recorded.Seconds())
 		}
 	}
 
 	s2 := serveProcess(t, dir)
-	path := "/api/recordings/c/" + ev.RecorderID + "/" + ev.InstanceID
 	done := waitState(t, s2, key, path, func(m *api.RecordingDataMessage) bool {
 		o := trackUpload(m)
 		return m.State == "STOPPED" && m.Recovered != "" && o != nil && o.Error == nil && o.Location != ""
