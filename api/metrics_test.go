@@ -54,8 +54,10 @@ func scrape(t *testing.T, h *harness) map[string]float64 {
 
 // lossyPCMU publishes a PCMU tone over WHIP in 10 ms packets, leaving out one
 // sequence number in every 100 (1 % loss), and returns after n sequence
-// numbers (sent or left out) at real-time pace.
-func lossyPCMU(t *testing.T, ctx context.Context, track *webrtc.TrackLocalStaticRTP, freq float64, n int) (sent, skipped int) {
+// numbers (sent or left out) at real-time pace; early counts the packets
+// written while the publisher's DTLS transport (dtls) was not yet connected,
+// which its Pion drops without an error.
+func lossyPCMU(t *testing.T, ctx context.Context, track *webrtc.TrackLocalStaticRTP, dtls *webrtc.DTLSTransport, freq float64, n int) (sent, skipped, early int) {
 	tone := &synth.Tone{Freq: freq, Amplitude: 8000}
 	const ptime = 10 * time.Millisecond
 	buf := make([]byte, 0, 80)
@@ -78,6 +80,9 @@ func lossyPCMU(t *testing.T, ctx context.Context, track *webrtc.TrackLocalStatic
 					continue
 				}
 				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(seq), Timestamp: uint32(seq * 80)}, Payload: buf[:80]}
+				if dtls.State() != webrtc.DTLSTransportStateConnected {
+					early++
+				}
 				if err := track.WriteRTP(pkt); err != nil {
 					t.Errorf("publisher: %v", err)
 					return
@@ -86,7 +91,7 @@ func lossyPCMU(t *testing.T, ctx context.Context, track *webrtc.TrackLocalStatic
 			}
 		}
 	}
-	return sent, skipped
+	return sent, skipped, early
 }
 
 // TestMetrics_KnownRecording records two participants for 5 s with 1 % of
@@ -104,6 +109,7 @@ func TestMetrics_KnownRecording(t *testing.T) {
 	const conf, conv = "mconf", "mconv"
 
 	var tracks []*webrtc.TrackLocalStaticRTP
+	var dtls []*webrtc.DTLSTransport
 	for _, user := range []string{"alice", "bob"} {
 		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", user)
 		if err != nil {
@@ -117,7 +123,7 @@ func TestMetrics_KnownRecording(t *testing.T) {
 		if err := pub.WaitConnected(ctx); err != nil {
 			t.Fatal(err)
 		}
-		tracks = append(tracks, tr)
+		tracks, dtls = append(tracks, tr), append(dtls, pub.PC.SCTP().Transport())
 	}
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: conf, ConversationID: conv})
 	if st != 200 || ev.State != "ACTIVE" {
@@ -125,18 +131,22 @@ func TestMetrics_KnownRecording(t *testing.T) {
 	}
 
 	const n = 500 // 5 s of 10 ms packets per participant
-	type result struct{ sent, skipped int }
+	type result struct{ sent, skipped, early int }
 	results := make(chan result, len(tracks))
 	for i, tr := range tracks {
 		go func() {
-			s, k := lossyPCMU(t, ctx, tr, 440*float64(i+1), n)
-			results <- result{s, k}
+			s, k, e := lossyPCMU(t, ctx, tr, dtls[i], 440*float64(i+1), n)
+			results <- result{s, k, e}
 		}()
 	}
-	var sent, skipped int
+	var sent, skipped, early int
 	for range tracks {
 		r := <-results
-		sent, skipped = sent+r.sent, skipped+r.skipped
+		sent, skipped, early = sent+r.sent, skipped+r.skipped, early+r.early
+	}
+	if early > 0 {
+		// WaitConnected returns once DTLS-SRTP is up: none, since.
+		t.Errorf("%d packets written before the publisher's DTLS transport was connected (its Pion drops them)", early)
 	}
 	if sent != 990 || skipped != 10 {
 		t.Fatalf("published %d packets and left out %d, want 990 and 10", sent, skipped)
