@@ -120,8 +120,54 @@ func (r *udpRelay) String() string {
 	}
 	r.mu.Unlock()
 	slices.Sort(via)
-	return fmt.Sprintf("relay %v -> recorder %v, publisher [%s]: from the publisher %s; from the recorder %s",
+	s := fmt.Sprintf("relay %v -> recorder %v, publisher [%s]: from the publisher %s; from the recorder %s",
 		r.down.LocalAddr(), r.target, strings.Join(via, ", "), count(&r.fromPub), count(&r.fromRec))
+	if g := r.seqGaps(); g != "" {
+		s += "\n  " + g
+	}
+	return s
+}
+
+// seqGaps tells which RTP sequence numbers of the publisher's the relay
+// read, from the first it read to the last, when it read the first, and
+// which it never read in between (lost before the relay, or dropped by
+// imp), each gap with when it read the packet before it: where a hole in a
+// track began, if it began before the recorder. The packets the publisher
+// wrote before the first the relay read do not show here (its Pion drops
+// what it writes before DTLS-SRTP is up, after ICE connected): compare the
+// first read with the publisher's first write (relayTransport.String).
+// Empty if it read no RTP.
+func (r *udpRelay) seqGaps() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var first uint16
+	var at time.Time
+	for seq, tm := range r.rtp {
+		if at.IsZero() || tm.read.Before(at) {
+			first, at = seq, tm.read
+		}
+	}
+	if at.IsZero() {
+		return ""
+	}
+	offs := make([]int, 0, len(r.rtp))
+	for seq := range r.rtp {
+		offs = append(offs, int(seq-first))
+	}
+	slices.Sort(offs)
+	missing := 0
+	var gaps []string
+	for i := 1; i < len(offs); i++ {
+		if d := offs[i] - offs[i-1] - 1; d > 0 {
+			missing += d
+			if len(gaps) < 8 {
+				before := first + uint16(offs[i-1])
+				gaps = append(gaps, fmt.Sprintf("%d after seq %d (read %s)", d, before, r.rtp[before].read.Format("15:04:05.000")))
+			}
+		}
+	}
+	return fmt.Sprintf("RTP read: seq %d to %d, the first at %s; %d never read between them%s", first, first+uint16(offs[len(offs)-1]),
+		at.Format("15:04:05.000"), missing, strings.TrimSuffix(": "+strings.Join(gaps, ", "), ": "))
 }
 
 // heldPacket is an RTP packet the relay sends at a later time.
@@ -463,16 +509,7 @@ type sentPacket struct{ captured, written, reached time.Time }
 // them.
 func (rt *relayTransport) sentPackets(firstSent time.Time, period time.Duration) []sentPacket {
 	relayed := rt.rtpSent()
-	// The relay may have got the publisher's packets from its second on (a
-	// first written before the connection could carry it): every packet
-	// reaches it after it is captured, and some within a period of it. A
-	// packet the relay lost (imp) has no times.
-	skipped := math.MaxInt
-	for k, tm := range relayed {
-		if !tm.read.IsZero() {
-			skipped = min(skipped, int(tm.read.Sub(firstSent)/period)-k)
-		}
-	}
+	skipped := unrelayed(relayed, firstSent, period)
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	out := make([]sentPacket, len(rt.wrote))
@@ -485,6 +522,35 @@ func (rt *relayTransport) sentPackets(firstSent time.Time, period time.Duration)
 	return out
 }
 
+// unrelayed returns how many of the publisher's first packets (the first
+// captured at firstSent, one every period) never reached the relays, given
+// what they read (rtpSent): its Pion drops, without an error, what it
+// writes after ICE connected and before DTLS-SRTP is up (a handshake with
+// a recorder on a busy core took ~100 ms). Every packet reaches a relay
+// after it is captured, and some within a period of it. A packet the relay
+// lost (imp) has no times.
+func unrelayed(relayed []rtpTimes, firstSent time.Time, period time.Duration) int {
+	skipped := math.MaxInt
+	for k, tm := range relayed {
+		if !tm.read.IsZero() {
+			skipped = min(skipped, int(tm.read.Sub(firstSent)/period)-k)
+		}
+	}
+	return skipped
+}
+
+// firstRelayed returns when the first packet the publisher sent (the first
+// that reached a relay) was captured, and how many it wrote before that
+// never left it (unrelayed); ok is false if none reached a relay.
+func (rt *relayTransport) firstRelayed(firstSent time.Time, period time.Duration) (captured time.Time, before int, ok bool) {
+	relayed := rt.rtpSent()
+	if len(relayed) == 0 {
+		return time.Time{}, 0, false
+	}
+	before = max(unrelayed(relayed, firstSent, period), 0)
+	return firstSent.Add(time.Duration(before) * period), before, true
+}
+
 // String tells what each relay relayed.
 func (rt *relayTransport) String() string {
 	rt.mu.Lock()
@@ -495,6 +561,10 @@ func (rt *relayTransport) String() string {
 	var f []string
 	for _, r := range rt.relays {
 		f = append(f, r.String())
+	}
+	if len(rt.wrote) > 0 {
+		f = append(f, fmt.Sprintf("the publisher wrote %d RTP packets, the first by %s, the last by %s", len(rt.wrote),
+			rt.wrote[0].Format("15:04:05.000"), rt.wrote[len(rt.wrote)-1].Format("15:04:05.000")))
 	}
 	return strings.Join(f, "\n")
 }
