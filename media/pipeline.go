@@ -1887,7 +1887,8 @@ func (p *AudioPipeline) followReport(pos float64, now uint64) float64 {
 // reportLate of its line over 2 s of reports: srGoodShown), left at once
 // (the report before was not on its way: a step, or a lag), is left only
 // once a later report moved on that way, reportLate further off its line
-// than the one that left it (srLeave): only time tells a lag from a drift. A publisher whose writes lag 6-11 ms for seconds on a busy machine (its
+// than the one that left it (srLeave): only time tells a lag from a drift.
+// A publisher whose writes lag 6-11 ms for seconds on a busy machine (its
 // reports, stamped by them, and its packets alike) moves its reports at
 // once, then no further: the second report in the lag showed a drift of
 // 0.2 % since the reference that the arrivals showed too, with the report
