@@ -113,13 +113,15 @@ func memoryInUse(t *testing.T, packets [][]byte, deferred bool) {
 	after := heap()
 	ringAfter := pipes[0].ring.Cap()
 	runtime.KeepAlive(pipes)
+	fed := codec.String() + ": speech" // what the track was fed
 	decoder := int64(0)
 	if codec == CodecOpus {
+		fed += " with FEC"
 		decoder = decoderMemory(t, packets)
 	}
 	t.Logf("%v track at 8 kHz, 5 s budget, %s (heap per track, %d tracks):", codec, t.Name(), n)
 	t.Logf("  new (nothing decoded yet)            %6d bytes", fresh)
-	t.Logf("  in step (Opus: speech with FEC)      %6d bytes (ring %d samples)", inStep, ringInStep)
+	t.Logf("  in step %-27s  %6d bytes (ring %d samples)", "("+fed+")", inStep, ringInStep)
 	t.Logf("  the mixer waits 5 s for another      %6d bytes (ring %d samples, packets deferred %v)", grown, ringGrown, queued)
 	t.Logf("  after the lag                        %6d bytes (ring %d samples)", after, ringAfter)
 	t.Logf("  of which the decoder, in use         %6d bytes", decoder)
