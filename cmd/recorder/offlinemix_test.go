@@ -106,8 +106,7 @@ func TestServe_OfflineMixIsTheLiveMix(t *testing.T) {
 				t.Fatal(err)
 			}
 			live, off := wavSamples(t, liveData), wavSamples(t, offData)
-			if d := os.Getenv("MIXDEBUG"); d != "" {
-				d = filepath.Join(d, behavior+"-"+ev.InstanceID)
+			keep := func(d string) {
 				os.MkdirAll(d, 0o755)
 				os.WriteFile(filepath.Join(d, "live.wav"), liveData, 0o644)
 				os.WriteFile(filepath.Join(d, "offline.wav"), offData, 0o644)
@@ -117,6 +116,26 @@ func TestServe_OfflineMixIsTheLiveMix(t *testing.T) {
 					}
 				}
 			}
+			if d := os.Getenv("MIXDEBUG"); d != "" {
+				keep(filepath.Join(d, behavior+"-"+ev.InstanceID))
+			}
+			defer func() {
+				// A failure keeps the mixes, the manifest and the track
+				// files, and shows how the recorder placed each track:
+				// under load, CI's failures were not seen again.
+				if !t.Failed() {
+					return
+				}
+				if d, err := os.MkdirTemp("", "TestServe_OfflineMixIsTheLiveMix-*"); err == nil {
+					keep(d)
+					t.Logf("kept the mixes, the manifest and the track files in %s", d)
+				}
+				for _, l := range s.stderr.Lines("track's file", "track's mix pipeline", "track's first packet", "stop: audio") {
+					if strings.Contains(l, ev.InstanceID) {
+						t.Log(l)
+					}
+				}
+			}()
 			t.Logf("live mix %v, offline %v; recording %v; manifest pause %.3f–%.3f s, blackout of b %.3f–%.3f s",
 				time.Duration(len(live))*time.Second/8000, time.Duration(len(off))*time.Second/8000, man.Stopped.Sub(man.Started),
 				man.Pauses[0].Start, man.Pauses[0].End, man.Blackouts[0].Start, man.Blackouts[0].End)
