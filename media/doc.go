@@ -79,10 +79,13 @@
 //     before it ends. After a pause or blackout (Resync, on the first packet
 //     the gate lets through) the timestamps still place the packet, as they
 //     do in the track's file, if that fits its arrival (not before what was
-//     decided, at most 100 ms ahead, at most half the budget late);
-//     otherwise the timeline re-anchors at its arrival. With every track
-//     placed where it was captured the first packet after a resume is never
-//     ahead of its arrival, so the mix does not jump against the file there.
+//     decided, at most 100 ms ahead, at most half the budget late, or up to
+//     the budget late when its sender's latest report places it there: a
+//     publisher starved of CPU, a stall released in a burst, not timestamps
+//     that stood still); otherwise the timeline re-anchors at its arrival.
+//     With every track placed where it was captured the first packet after a
+//     resume is never ahead of its arrival, so the mix does not jump against
+//     the file there.
 //     After the anchor a track whose sender sends reports follows them, as
 //     the offline mix and the composite place its file (composition.
 //     TrackTiming.Steps): the first report keeps the mapping where it is

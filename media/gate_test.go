@@ -66,22 +66,11 @@ func TestMixer_DoesNotWaitForAGatedInput(t *testing.T) {
 				for nextB < packets && (nextB < gateUntil && nextB <= k || nextB >= gateUntil && nextB+lateTicks <= k) {
 					i := nextB
 					nextB++
-					switch {
-					case i >= gateFrom && i < gateUntil: // the gate drops it
-						if !gated {
-							gated = true
-							b.Pause()
-							inB.Gate(uint64(i * 160))
-						}
-					case gated: // the first packet after the resume
-						gated = false
-						inB.Ungate()
-						b.Resync()
-						fallthrough
-					default:
-						if err := b.WriteRTP(pkt(2, i, pb)); err != nil {
-							t.Fatal(err)
-						}
+					if gate(b, inB, i, gateFrom, gateUntil, &gated) {
+						continue
+					}
+					if err := b.WriteRTP(pkt(2, i, pb)); err != nil {
+						t.Fatal(err)
 					}
 				}
 				if err := m.Step(); err != nil {
@@ -129,6 +118,124 @@ func TestMixer_DoesNotWaitForAGatedInput(t *testing.T) {
 			}
 			if bad > 0 {
 				t.Errorf("%d samples of the mix differ from the tracks", bad)
+			}
+		})
+	}
+}
+
+// gate plays the recorder's gate for packet i (20 ms) of a track whose
+// packets [from, until) are dropped (a pause): it reports whether it drops
+// i, and tells the pipeline p and its input in as the recorder does
+// (Pause and Gate at the first it drops, Ungate and Resync at the first it
+// lets through after); gated is whether it dropped the packet before.
+func gate(p *AudioPipeline, in *MixInput, i, from, until int, gated *bool) bool {
+	switch {
+	case i >= from && i < until:
+		if !*gated {
+			*gated = true
+			p.Pause()
+			in.Gate(uint64(i * 160))
+		}
+		return true
+	case *gated:
+		*gated = false
+		in.Ungate()
+		p.Resync()
+	}
+	return false
+}
+
+// TestAudioPipeline_ALateResumeKeepsItsTimestamps: a PCMU track (a level
+// per packet: every sample of the mix says which packet it came from) with
+// a 5 s budget whose sender sends a report every second by its clock; the
+// recording is paused from 2 s to 4 s (its gate drops the packets of the
+// pause, MixInput.Gate and GateEnds as the recorder calls them). The
+// sender's packets from 3.5 s on are held and come in one burst at 6.8 s
+// (a publisher starved of CPU, a network stall), then in real time: the
+// first packet after the resume comes 2.8 s late, more than half the budget
+// and within it, and the sender's reports place it by its timestamps, as
+// its track file does. Every packet outside the pause is in the mix at its
+// own place, none is re-anchored. Before, the pipeline took a first packet
+// after a pause later than half the budget for a sender whose timestamps
+// stood still and re-anchored it at its arrival (and again each second of
+// the burst, more than a second ahead of its arrival): the mix lost the 2.8
+// s after the resume and held the rest late, where the track file, the
+// offline mix and the manifest's moves (which stop at a re-anchor) have it
+// at its timestamps (the live and offline mixes apart under load, session
+// 22: a publisher writing 2.7 s late).
+func TestAudioPipeline_ALateResumeKeepsItsTimestamps(t *testing.T) {
+	for _, reports := range []bool{true, false} {
+		t.Run(map[bool]string{true: "with reports", false: "without reports"}[reports], func(t *testing.T) {
+			sink := &captureSink{}
+			m, c := newVirtualMixer(MixConfig{SampleRate: 8000}, sink)
+			t0 := c.t
+			in := m.AddInput("t", InputOptions{})
+			p, err := NewAudioPipeline(AudioPipelineConfig{Codec: CodecPCMU, Input: in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const (
+				n         = 500 // 10 s
+				gateFrom  = 100 // the pause: [2 s, 4 s)
+				gateUntil = 200
+				heldFrom  = 175 // held from 3.5 s, released at 6.8 s
+				release   = 340
+			)
+			arrive := func(i int) int { // in 20 ms ticks
+				if i >= heldFrom && i < release {
+					return release
+				}
+				return i
+			}
+			next, gated := 0, false
+			for k := 0; k < n+20; k++ {
+				c.t = t0.Add(time.Duration(k) * 20 * time.Millisecond)
+				if k == gateUntil {
+					in.GateEnds(uint64(gateUntil * 160)) // the resume: audio from 4 s on passes
+				}
+				for ; next < n && arrive(next) <= k; next++ {
+					i := next
+					if reports && i%50 == 0 {
+						p.SenderReport(9, t0.Add(time.Duration(i)*20*time.Millisecond), uint32(160*i))
+					}
+					if gate(p, in, i, gateFrom, gateUntil, &gated) {
+						continue
+					}
+					if err := p.WriteRTP(&rtp.Packet{Header: rtp.Header{SSRC: 9, SequenceNumber: uint16(i), Timestamp: uint32(160 * i)}, Payload: slices.Repeat([]byte{shedLevel(i)}, 160)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := m.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.Close()
+			m.RemoveInput(in)
+			if err := m.Finish(m.Now()); err != nil {
+				t.Fatal(err)
+			}
+			got := framesByLevel(sink.pcm)
+			var moved []int
+			for f := range n {
+				want := f % 100
+				if f >= gateFrom && f < gateUntil {
+					want = -1
+				}
+				if f >= len(got) || got[f] != want {
+					moved = append(moved, f)
+				}
+			}
+			s := p.Stats()
+			t.Logf("%d of %d frames not where their packet belongs; %+v", len(moved), n, s)
+			if !reports {
+				return // nothing tells timestamps that stood still from late packets: logged, not asserted
+			}
+			if s.Reanchors != 0 || s.Late != 0 {
+				t.Errorf("%+v: want no re-anchor, nothing late", s)
+			}
+			if len(moved) > 0 {
+				t.Errorf("%d frames of the mix do not hold their own packet (or silence in the pause), from frame %d (%.2f s): %v",
+					len(moved), moved[0], float64(moved[0])/50, moved[:min(len(moved), 10)])
 			}
 		})
 	}

@@ -1093,11 +1093,15 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		// The first packet after a pause: the sender's clock ran on, so its
 		// timestamp still places it, unless that is before what was
 		// decided, more than 100 ms ahead of its arrival, or later than
-		// half the budget (a sender whose timestamps stood still).
+		// half the budget (a sender whose timestamps stood still) while
+		// its sender's reports do not place it there (resumeKeeps).
 		p.recheck = false
-		ahead, behind = p.rate/10, behind/2
-		if pos < float64(p.ring.Tail()) {
+		ahead = p.rate / 10
+		switch {
+		case pos < float64(p.ring.Tail()):
 			pos = -2 * behind // re-anchor below
+		case !p.resumeKeeps(ts, pos, now):
+			behind /= 2
 		}
 	}
 	switch f := float64(now); {
@@ -1229,6 +1233,23 @@ func (p *AudioPipeline) reportKeeps(ts uint32, pos float64, now uint64) bool {
 	}
 	want := p.srPos + float64(int32(ts-p.srTS))*p.rate/p.clock
 	return math.Abs(want-pos) < (float64(now)-pos)/2
+}
+
+// resumeKeeps takes the first packet after a pause (Resync), with
+// timestamp ts, at timeline position pos by the mapping, that arrived at
+// now, and reports whether its sender's reports place it there: the latest
+// report of its source places it nearer pos than its arrival (as
+// reportKeeps judges a packet later than the budget). Then a packet later
+// than half the budget was delivered late (a publisher starved of CPU, a
+// network stall released in a burst), not sent with timestamps that stood
+// still through the pause (a report made after such a standstill places
+// the packet near its arrival; one made before it is stepped by the next,
+// followReport, as a capture stall is): it keeps its place, as in its track
+// file and the offline mix, within the budget. A track without reports
+// keeps the half-budget rule (nothing tells the two apart).
+func (p *AudioPipeline) resumeKeeps(ts uint32, pos float64, now uint64) bool {
+	want, ok := p.srPlace(ts)
+	return ok && math.Abs(want-pos) < (float64(now)-pos)/2
 }
 
 // anchor maps ts to where the sender's latest sender report places it, if
