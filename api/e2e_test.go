@@ -33,17 +33,18 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := h.whipClient(key1)
+	publishers := map[string]*whiptest.Participant{}
 	join := func(name string, freq float64) *whiptest.Participant {
 		p, err := whiptest.Join(ctx, c, whip.Endpoint(h.url, "conf1", name, "MIC"), name, freq)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		t.Cleanup(func() { p.Leave(context.Background()) })
+		publishers[name] = p
 		return p
 	}
-	alice := join("alice", 440)
+	join("alice", 440)
 	bob := join("bob", 660)
-	_ = alice
 
 	t0 := time.Now()
 	ev, st := h.start(key1, StartRecording{ApplicationID: "app1", ConferenceID: "conf1", ConversationID: "conv1"})
@@ -146,7 +147,13 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 	}
 	t.Logf("carol joined at %.2f s, her tone starts at %.2f s", carolAt, onset)
 
-	// Per-track files decode to their durations.
+	// Per-track files decode to their durations: as long as the track ran,
+	// or at least as what its publisher wrote meanwhile when that is less.
+	// A publisher starved of CPU under load writes its packets late: session
+	// 22, carol's last 0.43 s came after the stop's drain; the recorder had
+	// written every packet it read, her mix ring ended where her file did.
+	// What it writes after the stop, from before it, the drain may still
+	// take (the file then holds more than was written by the stop).
 	ffprobe := testenv.LookPath(t, "ffprobe")
 	for name, s := range users {
 		tr := s.Tracks[0]
@@ -164,9 +171,10 @@ func TestEndToEnd_ThreeParticipants(t *testing.T) {
 		}
 		a, _ := time.Parse(time.RFC3339Nano, tr.Started)
 		b, _ := time.Parse(time.RFC3339Nano, tr.Stopped)
-		t.Logf("track of %s: ffprobe says %.3f s, the track ran %.3f s", name, got, b.Sub(a).Seconds())
-		if want := b.Sub(a).Seconds(); math.Abs(got-want) > 0.3 {
-			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s", name, got, want)
+		sent := 0.02 * float64(publishers[name].SentBetween(a, b))
+		t.Logf("track of %s: ffprobe says %.3f s, the track ran %.3f s, its publisher wrote %.2f s of packets meanwhile", name, got, b.Sub(a).Seconds(), sent)
+		if ran := b.Sub(a).Seconds(); got > ran+0.3 || got < min(ran, sent)-0.3 {
+			t.Errorf("track of %s: ffprobe says %.2f s, the track ran %.2f s, its publisher wrote %.2f s of packets meanwhile", name, got, b.Sub(a).Seconds(), sent)
 		}
 	}
 }
