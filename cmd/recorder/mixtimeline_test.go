@@ -27,6 +27,7 @@ import (
 	"github.com/rtcrec/recorder/api"
 	"github.com/rtcrec/recorder/composition"
 	"github.com/rtcrec/recorder/internal/testenv"
+	"github.com/rtcrec/recorder/internal/udpstat"
 	"github.com/rtcrec/recorder/media/mediatest"
 	"github.com/rtcrec/recorder/media/ogg"
 )
@@ -122,6 +123,10 @@ func (r *udpRelay) String() string {
 	slices.Sort(via)
 	s := fmt.Sprintf("relay %v -> recorder %v, publisher [%s]: from the publisher %s; from the recorder %s",
 		r.down.LocalAddr(), r.target, strings.Join(via, ", "), count(&r.fromPub), count(&r.fromRec))
+	if st, err := udpstat.Of(r.down); err == nil {
+		// Dropped by the kernel: the relay's receive buffer was full.
+		s += fmt.Sprintf("; its socket's drops %d, queued %d bytes", st.Drops, st.Queued)
+	}
 	if g := r.seqGaps(); g != "" {
 		s += "\n  " + g
 	}
@@ -170,6 +175,10 @@ func (r *udpRelay) seqGaps() string {
 		at.Format("15:04:05.000"), missing, strings.TrimSuffix(": "+strings.Join(gaps, ", "), ": "))
 }
 
+// relayReadBuffer is the receive buffer asked for a relay's socket facing
+// the publisher (newUDPRelay).
+const relayReadBuffer = 4 << 20
+
 // heldPacket is an RTP packet the relay sends at a later time.
 type heldPacket struct {
 	at    time.Time
@@ -189,6 +198,13 @@ func newUDPRelay(t *testing.T, target *net.UDPAddr, rt *relayTransport) *udpRela
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The publishers write from this process too: one starved of CPU catches
+	// up in bursts while the relay's reader may be starved as well. The
+	// default buffer (net.core.rmem_default, 208 KiB) holds 256 datagrams
+	// unread (832 bytes of kernel memory each on loopback), 5.1 s of one
+	// stream; 4 MiB (the kernel caps it at net.core.rmem_max; it doubles
+	// it) 201 s. Memory is used only while datagrams wait.
+	_ = down.SetReadBuffer(relayReadBuffer)
 	r := &udpRelay{down: down, target: target, imp: rt.imp, all: rt.all, noRTCP: rt.noRTCP, seen: rt.seen, ups: map[netip.AddrPort]*net.UDPConn{}, rtp: map[uint16]*rtpTimes{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{})}
 	r.wg.Add(2)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // ErrUnsupported is returned where /proc does not describe the sockets.
@@ -33,6 +34,34 @@ func Read() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	return read(inodes)
+}
+
+// Of returns the Stats of the one UDP socket c (a *net.UDPConn).
+func Of(c syscall.Conn) (Stats, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return Stats{}, err
+	}
+	var inode uint64
+	found := false
+	if err := rc.Control(func(fd uintptr) {
+		l, err := os.Readlink("/proc/self/fd/" + strconv.FormatUint(uint64(fd), 10))
+		if v, ok := strings.CutPrefix(l, "socket:["); ok && err == nil {
+			inode, err = strconv.ParseUint(strings.TrimSuffix(v, "]"), 10, 64)
+			found = err == nil
+		}
+	}); err != nil {
+		return Stats{}, err
+	}
+	if !found {
+		return Stats{}, ErrUnsupported
+	}
+	return read(map[uint64]bool{inode: true})
+}
+
+// read sums the open UDP sockets whose inode is in inodes.
+func read(inodes map[uint64]bool) (Stats, error) {
 	var st Stats
 	found := false
 	for _, name := range []string{"/proc/self/net/udp", "/proc/self/net/udp6"} {

@@ -27,7 +27,7 @@ func TestParse_SumsOnlyTheGivenSockets(t *testing.T) {
 
 // TestRead_SeesTheKernelDropDatagrams fills a real socket's receive buffer
 // without reading it: Read must count the socket, the bytes queued and the
-// datagrams the kernel dropped.
+// datagrams the kernel dropped, and Of that socket alone.
 func TestRead_SeesTheKernelDropDatagrams(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("/proc/self/net/udp is Linux's")
@@ -62,6 +62,13 @@ func TestRead_SeesTheKernelDropDatagrams(t *testing.T) {
 		if st.Drops > before.Drops {
 			if st.Queued == 0 || st.Sockets < 2 {
 				t.Fatalf("dropped %d but %d bytes queued on %d sockets", st.Drops-before.Drops, st.Queued, st.Sockets)
+			}
+			one, err := Of(rx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if one.Sockets != 1 || one.Drops == 0 || one.Queued == 0 {
+				t.Fatalf("Of(the full socket) = %+v: want it alone, with its drops and queue", one)
 			}
 			return
 		}
