@@ -236,9 +236,18 @@ func publishOpus(ctx context.Context, t testing.TB, settings Settings) (a *Adapt
 		t.Fatal(err)
 	}
 	seq = new(uint16)
+	// Each packet is stamped with when it is written (48 kHz from the first),
+	// whatever the pace of the writes (every 2 ms in the tests): a sender
+	// report maps the stamps to the publisher's clock as Pion extrapolates
+	// them from its last write, and a track that left ends at a packet that
+	// report dates a second after the leave (PionTrack.sentAfter). Stamped
+	// 20 ms apart and written 2 ms apart, the packets after a report that
+	// came during the writes looked sent up to seconds later than they were.
+	t0 := time.Now()
 	write = func() {
 		*seq++
-		if err := local.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: uint32(*seq) * 960}, Payload: []byte{0xfc, 0xff, 0xfe}}); err != nil {
+		ts := uint32(time.Since(t0) * 48000 / time.Second)
+		if err := local.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: ts}, Payload: []byte{0xfc, 0xff, 0xfe}}); err != nil {
 			t.Fatal(err)
 		}
 	}
