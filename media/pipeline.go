@@ -1103,6 +1103,9 @@ func (p *AudioPipeline) place(ts uint32, n int, now uint64, newest bool) (start,
 		case !p.resumeKeeps(ts, pos, now):
 			behind /= 2
 		}
+		if pos >= float64(p.ring.Tail()) && p.srNew && p.srFollow && !p.settling {
+			pos = p.resumeOnReport(pos, now)
+		}
 	}
 	switch f := float64(now); {
 	case pos+behind < f && !rechecked && (p.catchingUp(pos, now) || p.reportKeeps(ts, pos, now)):
@@ -2020,6 +2023,70 @@ func (p *AudioPipeline) candOne(want, span, moved float64) {
 		p.setRatio(1)
 		p.srCatchUp, p.srCandOne = false, true
 	}
+}
+
+// resumeOnReport takes the first packet after a pause (Resync), at
+// timeline position pos by the mapping, that arrived at now, with a report
+// made during the pause (srNew): if that report places it a step back of
+// the line followed (more than composition.MappingMoved earlier, as the
+// offline placement takes a step), the pause's cut takes the step: the
+// mapping goes where the report places it at once, at ratio 1, and the
+// reports are followed anew from there (the report is the first, after its
+// trial). Nothing after the cut is written yet, so none of it is dropped,
+// and no catch-up resamples it. It returns the packet's position.
+//
+// A report is only ever late (stamped by a write that lagged), so a step
+// back is the line's lateness ending: a publisher's writes lagged before
+// the pause, its reports and packets alike, and the mapping followed them
+// (a lag that grew: a slope of 0.2-0.3 %, and its offset caught up); they
+// came back on time during it. Followed as any other step, the line ran on
+// at that slope after the resume till the report's trial ended (0.3-0.6 s),
+// the next report confirmed the step a second later, and the step back
+// (5-30 ms), finding no silence in a tone, was caught up at maxCatchUp for
+// 1-6 s (TestAudioPipeline_ALagIsLeftAtAResume; TestServe_AGoodClock-
+// PlaysAtRatioOneAfterALagsBlackout: 660 Hz at 663.4 Hz for seconds, the
+// blackout's end 26-35 ms late in the mix).
+//
+// The mapping moves with the line only on evidence (a confirmed step, a
+// catch-up the arrivals show): where the line alone was late, the report
+// places the packet about where the mapping does, and nothing moves. But
+// while only the first report was followed (srFirst) the mapping's offset
+// from the reports (srOff) is that report's: stamped late, a report on time
+// places the packet that much before the mapping, which is right (placed by
+// the packets' arrival). Then the step is taken only if the packet came
+// earlier by the line than every packet since that report did (srLeast,
+// beyond reportTakeBack); otherwise followReport gives it back to srOff
+// (TestAudioPipeline_FirstReportStampedLate, paused before the next
+// report). One packet's arrival is no evidence otherwise: on a busy
+// machine it comes later than a 30 ms step as often as not.
+//
+// A clock's slope is kept, and the step taken as before: the slope must be
+// a good clock's, or one that came from a lag (stepSlope drops it), and
+// not measured from a reference that was itself a step (srRefMoved, see
+// candOne; TestAudioPipeline_ASlowClockKeepsItsSlopeAtAResume). Nor is a
+// step taken that the cut cannot take (back before what the mix decided).
+func (p *AudioPipeline) resumeOnReport(pos float64, now uint64) float64 {
+	want, ok := p.srPosition(p.lastTS, now)
+	if !ok || math.IsInf(p.srLeast, 0) {
+		return pos
+	}
+	want -= p.srOff
+	line := p.srLine(p.ext)
+	step := want - line
+	if step >= 0 || !p.reportMoved(step) || want < float64(p.ring.Tail()) ||
+		p.srFirst && float64(now)-line-p.srLeast > -reportTakeBack.Seconds()*p.rate {
+		return pos
+	}
+	span := float64(p.ext-p.srExt) * p.rate / p.clock
+	if !goodClock(p.srSlope) && (p.srRefMoved != 0 || p.stepSlope(p.srSlope, want, span, step) != 1) {
+		return pos
+	}
+	p.setRatio(1)
+	p.basePos, p.baseExt = want, p.ext
+	p.srBack = 0
+	p.srFollow, p.srCand, p.srCatchUp, p.srCandOne = false, false, false, false
+	p.haveBase, p.havePrev, p.winEnd = false, false, 0
+	return want
 }
 
 // steady reports whether the report followed before this one (which places

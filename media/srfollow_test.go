@@ -561,6 +561,90 @@ func TestAudioPipeline_ALagSlopeIsDroppedAtAFarStepBack(t *testing.T) {
 	}
 }
 
+// TestAudioPipeline_ALagIsLeftAtAResume: a good clock whose every write
+// (and so every report, stamped by it) lags for seconds, the lag ending
+// while the track is paused (a blackout), and no silence in its audio (a
+// hum between the beeps: a tone, music, a speaker who does not pause). The
+// line the reports followed before the pause was late by the lag (and, with
+// a lag that grew, ran on at its slope, 0.2-0.3 %), so the report made
+// during the pause, given with the first packet after it, is a step back of
+// 12-30 ms: the pause's cut takes it. From the resume on the track plays at
+// ratio 1 and every beep lies within 5 ms of its instant, nothing late, no
+// re-anchor. Taken as any other step (its candidate after the report's
+// trial, confirmed by the next report a second on), the line's slope played
+// on for 0.3 s after the resume, and the step back, found no silence to be
+// taken in, was caught up at maxCatchUp (0.5 %) for seconds, the beeps
+// meanwhile up to 30 ms late.
+func TestAudioPipeline_ALagIsLeftAtAResume(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		pause [2]float64
+	}{
+		// A lag that grows (the mix takes it for a drift: a slope).
+		{"every write 6 ms late from 3.9 s, 12 ms from 4.9 s, for 6 s, paused 6.8-11.6 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 6, lag: 0.006, lagThenAt: 4.9, lagThen: 0.012, hum: true}, [2]float64{6.8, 11.6}},
+		{"every write 8 ms late from 3.9 s, 16 ms from 4.9 s, for 3.5 s, paused 7.5-12.3 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 3.5, lag: 0.008, lagThenAt: 4.9, lagThen: 0.016, hum: true}, [2]float64{7.5, 12.3}},
+		// One that does not (a step: the line follows it, no slope).
+		{"every write 14 ms late from 3.9 s for 6 s, paused 6.8-11.6 s", slippingSender{rate: 1, lagAt: 3.9, lagFor: 6, lag: 0.014, hum: true}, [2]float64{6.8, 11.6}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			total := tc.pause[1] + 6
+			run := recordReports(t, tc.snd, 1, -1, 0, total, lateReader{pause: tc.pause})
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			if w := run.worstAfter(tc.pause[1] + 0.1); w != 0 || run.p.Ratio() != 1 { // from the first packet after it
+				t.Errorf("a good clock resampled after the resume (%.1f s): the ratio %.5f off 1, %.5f at the end, want exactly 1", tc.pause[1], w, run.p.Ratio())
+			}
+			n := 0
+			for _, o := range run.onsets {
+				if o < tc.pause[1] {
+					continue
+				}
+				n++
+				if d := o - math.Round(o); math.Abs(d) > 0.005 {
+					t.Errorf("beep at %.4f s in the mix: %+.1f ms from its instant, after the resume: want within 5 ms", o, d*1000)
+				}
+			}
+			if n < int(total-tc.pause[1])-1 {
+				t.Errorf("%d beeps after the resume (%.1f s), want %d", n, tc.pause[1], int(total-tc.pause[1])-1)
+			}
+		})
+	}
+}
+
+// TestAudioPipeline_ASlowClockKeepsItsSlopeAtAResume: a clock 0.5 % slow
+// whose every write lags 22 ms for seconds, the lag ending while the track is
+// paused: the report after the pause steps back by the lag, as a good
+// clock's does (TestAudioPipeline_ALagIsLeftAtAResume), but the slope is
+// the clock's (shown before the lag): it is kept, never ratio 1 after the
+// resume. Followed anew from the resume (the reports' slope unknown for
+// 2-3 s), it played at ratio 1 meanwhile, its pitch 0.5 % off.
+func TestAudioPipeline_ASlowClockKeepsItsSlopeAtAResume(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		snd   slippingSender
+		pause [2]float64
+	}{
+		{"every write 22 ms late from 4.5 s for 3 s, paused 6.8-9.6 s", slippingSender{rate: 0.995, lagAt: 4.5, lagFor: 3, lag: 0.022, hum: true}, [2]float64{6.8, 9.6}},
+		{"every write 22 ms late from 4.5 s for 3 s, paused 6.8-11.6 s", slippingSender{rate: 0.995, lagAt: 4.5, lagFor: 3, lag: 0.022, hum: true}, [2]float64{6.8, 11.6}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := recordReports(t, tc.snd, 1, -1, 0, tc.pause[1]+6, lateReader{pause: tc.pause})
+			if s := run.p.Stats(); s.Late != 0 || s.Reanchors != 0 {
+				t.Errorf("stats %+v: want nothing late and no re-anchor", s)
+			}
+			one := math.Abs(1 - 1/tc.snd.rate) // the ratio 1's distance from the clock's
+			for i, d := range run.off {
+				if at := (time.Duration(i) * run.frame).Seconds(); at >= tc.pause[1]+0.1 && d == one {
+					t.Errorf("played at ratio 1 at %.2f s, after the resume (%.1f s): want the clock's slope kept", at, tc.pause[1])
+					break
+				}
+			}
+		})
+	}
+}
+
 // TestAudioPipeline_ASlowClockKeepsItsSlopeAcrossALagsStepBack: a clock
 // 0.5 % slow whose every write lags 22 ms for 4.5-6 s from 1.4-2.3 s: the
 // lag's start is a far step forward, confirmed, and the reference from
