@@ -180,7 +180,7 @@ func mixManifest(ctx context.Context, m *Manifest, dir, out string, rate, channe
 		if t.MediaOffset != nil {
 			zero = *t.MediaOffset
 		}
-		mt := &mixTrack{file: t.File, src: src, start: at(zero), high: math.MinInt}
+		mt := &mixTrack{file: t.File, src: src, start: at(zero), high: math.MinInt, heard: math.MinInt}
 		// A sender whose clock slipped: from each step on, the file's
 		// samples go where its sender's report puts them (a gap is
 		// silence; what a step back would lay over audio already placed
@@ -284,7 +284,8 @@ type mixTrack struct {
 	mute  [][2]int    // mix samples where it is silent (blackouts)
 	quiet [][2]int    // mix samples its gate kept nothing of (pauses with silence, blackouts), and a frame either side
 	pos   int         // its samples read so far
-	high  int         // the mix sample after the last one it added: a step back drops what lands before it
+	high  int         // the mix sample after the last one it added
+	heard int         // the mix sample after the last one it added that is not silent: a step back drops what lands before it
 	done  bool
 }
 
@@ -311,7 +312,7 @@ func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
 		if len(t.steps) > 0 {
 			want = min(want, t.steps[0].pos-t.pos)
 		}
-		floor := max(from, t.high)
+		floor := max(from, t.heard)
 		if q < floor {
 			want = min(want, floor-q) // read and dropped
 		}
@@ -331,7 +332,13 @@ func (t *mixTrack) addTo(acc []int32, from int, scratch []int16) error {
 			for i, v := range pcm {
 				acc[q+i-from] += int32(v)
 			}
-			t.high = q + n
+			t.high = max(t.high, q+n)
+			for i := n - 1; i >= 0; i-- {
+				if pcm[i] != 0 {
+					t.heard = max(t.heard, q+i+1)
+					break
+				}
+			}
 		}
 		t.pos += n
 	}

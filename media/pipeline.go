@@ -396,6 +396,12 @@ type AudioPipeline struct {
 	newestExt int64
 	shiftTS   uint32
 	shifts    uint64
+	// settles counts the later anchors whose settling moved the audio
+	// placed since them back, the latest one's first packet with timestamp
+	// settledTS now beginning at timeline position settledPos (Settled).
+	settledTS  uint32
+	settledPos float64
+	settles    uint64
 
 	// origin is the timeline position of the first packet's first sample
 	// (negative: before the recording's time zero), valid once originOK is
@@ -1338,6 +1344,11 @@ func (p *AudioPipeline) settleNow() {
 		shift := uint64(math.Ceil(early))
 		if !p.settleFirst {
 			shift = min(shift, p.settleFrom-floor)
+			// The audio placed since a later anchor moved back, from its
+			// first packet on (Settled; the track's first anchor moves its
+			// origin with it: nothing moved against its file).
+			p.settledTS, p.settledPos = uint32(p.baseExt), float64(p.settleFrom)-float64(shift)
+			p.settles++
 		}
 		p.ring.ShiftBack(p.settleFrom, shift)
 		if o := p.origin.Load(); p.originOK.Load() && o >= int64(p.settleFrom) { // the first packet moves too

@@ -109,6 +109,17 @@ func (p *AudioPipeline) OnPlace(fn func(ts uint32)) { p.onPlace = fn }
 // goroutine only.
 func (p *AudioPipeline) Shifted() (ts uint32, n uint64) { return p.shiftTS, p.shifts }
 
+// Settled returns how many times a later anchor (a re-anchor: see
+// AudioPipeline) settled back, moving the audio placed since it, and the
+// RTP timestamp of the latest one's first packet and the timeline position
+// where it begins now: the audio from that packet on moved back as one, up
+// to the next anchor (which may have come with the same packet, so
+// Placement no longer tells it). The track's first anchor moves its origin
+// with it and is not counted. Reader goroutine only.
+func (p *AudioPipeline) Settled() (ts uint32, pos float64, n uint64) {
+	return p.settledTS, p.settledPos, p.settles
+}
+
 // Settling reports whether the pipeline's latest anchor may still move back
 // (its first packets are placed provisionally; see AudioPipeline). Reader
 // goroutine only.

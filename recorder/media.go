@@ -202,6 +202,11 @@ type mediaSink struct {
 	plog    *placementLog
 	moves   *mixMoves // where the mix placed the track's file (audio with a mix)
 	shifts  uint64    // the pipeline's Shifted count placed so far (placed)
+	settles uint64    // the pipeline's Settled count placed so far (placed)
+	// wroteTS is the timestamp (as written) of the last packet the file
+	// writer took, once wroteAny (filePos). Reader goroutine, under the guard.
+	wroteTS  uint32
+	wroteAny bool
 	// silenced: a retroactive blackout silenced the file from RTP timestamp
 	// silencedFrom (as written); set in an edit, read and cleared by the
 	// reader goroutine under the guard.
@@ -772,6 +777,7 @@ func (f *trackFile) WriteRTP(p *rtp.Packet) error {
 		err := m.file.WriteRTP(p)
 		if err == nil {
 			m.written.Add(1)
+			m.wroteTS, m.wroteAny = p.Timestamp, true
 		}
 		return err
 	}
@@ -785,6 +791,7 @@ func (f *trackFile) WriteRTP(p *rtp.Packet) error {
 	err := m.file.WriteRTP(p)
 	if err == nil {
 		m.written.Add(1)
+		m.wroteTS, m.wroteAny = p.Timestamp, true
 	}
 	if m.clk != nil {
 		m.clk.observe(p.Timestamp, m.arrival.UnixNano())

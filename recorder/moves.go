@@ -33,14 +33,11 @@ type mixMoves struct {
 
 	// reader goroutine only: the move kept last, in mix samples; what the
 	// skipped pauses so far (the file's timestamp shift) moved the
-	// placement by (base: not a move); the pipeline's re-anchors when the
-	// first packet was placed.
-	last      float64
-	base      float64
-	shift     uint32
-	reanchors uint64
-	started   bool
-	stopped   bool
+	// placement by (base: not a move).
+	last    float64
+	base    float64
+	shift   uint32
+	started bool
 
 	mu   sync.Mutex
 	kept []composition.Step
@@ -48,24 +45,22 @@ type mixMoves struct {
 
 // observe takes where the live mix placed a packet: off samples of the mix
 // from where the file's first sample and the nominal rate put it; the
-// packet's timestamp, as the file has it, is fileTS, in a file whose first
-// sample has timestamp zero, after a shift of shift ticks (skipped pauses);
-// the pipeline had re-anchored reanchors times. A skipped pause is no move:
-// the file closes its gap as the mix closes its cut (the offline mix does
-// the same from the manifest's pauses), so what it changes in off is taken
-// as the new base. After a re-anchor (a new source, a jump of the
-// timestamps) a packet's timestamp no longer tells its place in the file:
-// no move is kept from then on.
-func (a *mixMoves) observe(off float64, fileTS, zero, shift uint32, reanchors uint64) {
-	if a == nil || a.stopped {
+// packet is file ticks of its clock into the file (where the file writer
+// put it), after a shift of shift ticks (skipped pauses). A skipped pause is
+// no move: the file closes its gap as the mix closes its cut (the offline
+// mix does the same from the manifest's pauses), so what it changes in off
+// is taken as the new base. A re-anchor of the mix (a new source, a jump of
+// the timestamps, a packet later than the budget or far ahead of its
+// arrival, or the first after a pause that does not fit its arrival) is a
+// move like any other: the packet's place in the file is where the writer
+// put it, whatever its timestamp, and the offline mix places the file where
+// the live mix placed it from there on.
+func (a *mixMoves) observe(off, file float64, shift uint32) {
+	if a == nil {
 		return
 	}
 	if !a.started {
-		a.started, a.reanchors, a.shift = true, reanchors, shift
-	}
-	if reanchors != a.reanchors {
-		a.stopped = true
-		return
+		a.started, a.shift = true, shift
 	}
 	by := off - a.base
 	if shift != a.shift {
@@ -79,20 +74,19 @@ func (a *mixMoves) observe(off float64, fileTS, zero, shift uint32, reanchors ui
 	a.last = by
 	a.mu.Lock()
 	if len(a.kept) < maxMoves {
-		a.kept = append(a.kept, composition.Step{File: float64(int32(fileTS-zero)) / a.clock, By: math.Round(by/a.rate*1e6) / 1e6})
+		a.kept = append(a.kept, composition.Step{File: file / a.clock, By: math.Round(by/a.rate*1e6) / 1e6})
 	}
 	a.mu.Unlock()
 }
 
-// rewind forgets the moves kept from the file's timestamp fileTS on (in a
-// file whose first sample has timestamp zero): the pipeline moved the audio
-// from there (mediaSink.placedAgain), and observe records it anew. Reader
-// goroutine.
-func (a *mixMoves) rewind(fileTS, zero uint32) {
-	if a == nil || a.stopped {
+// rewind forgets the moves kept from file ticks into the file on: the
+// pipeline moved the audio from there (mediaSink.placedAgain), and observe
+// records it anew. Reader goroutine.
+func (a *mixMoves) rewind(file float64) {
+	if a == nil {
 		return
 	}
-	from := float64(int32(fileTS-zero)) / a.clock
+	from := file / a.clock
 	a.mu.Lock()
 	for len(a.kept) > 0 && a.kept[len(a.kept)-1].File >= from {
 		a.kept = a.kept[:len(a.kept)-1]

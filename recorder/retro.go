@@ -371,14 +371,16 @@ func (m *mediaSink) logPlacement(pipe *media.AudioPipeline, k float64) {
 // placed records, once the pipeline processed the packet with RTP
 // timestamp ts (its OnPlace: on arrival, or later if it was deferred, by
 // the mapping it was placed with), where the file lies on the mix's
-// timeline. A packet that the file's reorder stage still holds (behind a
-// missing one) is not in the file yet: it is skipped. Reader goroutine; it
-// allocates nothing.
+// timeline: in the placement log, unless the file's reorder stage still
+// holds packets (behind a missing one: not in the file yet), and in the
+// moves, for a held packet where the file will have it (filePos). Reader
+// goroutine; it allocates nothing (but when a move is kept).
 func (m *mediaSink) placed(ts uint32) {
 	pipe, ok := m.audio.(*media.AudioPipeline)
-	if !ok || m.plog == nil || m.order != nil && m.order.Held() > 0 {
+	if !ok || m.plog == nil {
 		return
 	}
+	held := m.order != nil && m.order.Held() > 0
 	fileTS, shift := ts, uint32(0) // as the file has it: after a skipped pause's shift
 	if m.gate != nil {
 		shift = m.gate.shift
@@ -389,52 +391,74 @@ func (m *mediaSink) placed(ts uint32) {
 		// from on (a step confirmed after it was placed): the file's
 		// placement moves with it there.
 		m.shifts = n
-		m.placedAgain(pipe, from, shift)
+		if pos, ratio, ok := pipe.Placement(from); ok {
+			m.placedAt(pipe, from-shift, pos, ratio, shift, held)
+		}
+	}
+	if from, pos, n := pipe.Settled(); n != m.settles {
+		// A re-anchor settled: the audio from its first packet on moved
+		// back, to pos.
+		m.settles = n
+		m.placedAt(pipe, from-shift, pos, pipe.Ratio(), shift, held)
 	}
 	pos, ratio, ok := pipe.Placement(ts)
 	if !ok {
 		return
 	}
-	if o, ok := pipe.Origin(); ok && !pipe.Settling() {
-		// Off the line of the file's first sample at the nominal rate, by
-		// the timestamp as sent.
-		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
-	}
 	m.guard.enter()
-	switch w := m.file.(type) {
-	case *oggwriter.Writer:
-		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, pipe.Settling())
-	case format.G711Writer:
-		m.plog.observe(w.PosOf(fileTS), pos, ratio, pipe.Settling())
+	file, ok := m.filePos(fileTS)
+	if ok && !held {
+		m.plog.observe(file, pos, ratio, pipe.Settling())
 	}
 	m.guard.leave()
+	if o, known := pipe.Origin(); ok && known {
+		// Off the line of the file's first sample at the nominal rate, by
+		// where the file has the packet. Settling, the placement is
+		// provisional: where a later anchor settles, the pipeline says so
+		// (Settled), and placedAt records it anew.
+		m.moves.observe(pos-float64(o)-float64(file)*m.plog.k, float64(file), shift)
+	}
 }
 
-// placedAgain records that the pipeline moved the audio of the packets from
-// the one with RTP timestamp ts on (Shifted): what the placement log and the
-// moves kept from that packet's file position on is forgotten, and its new
-// place is recorded. shift is the skipped pauses' timestamp shift (placed).
-// Reader goroutine.
-func (m *mediaSink) placedAgain(pipe *media.AudioPipeline, ts, shift uint32) {
-	pos, ratio, ok := pipe.Placement(ts)
-	if !ok {
-		return
+// filePos returns where the track's file has, or will have, the packet
+// with timestamp ts (as written: after a skipped pause's shift), in ticks
+// of its clock from its first sample: by the last packet written, on by
+// the timestamps (the writers fill a gap by them), so a packet the reorder
+// stage still holds is placed too. ok is false before the file has a
+// packet, and for a file that does not say. Reader goroutine, under the
+// guard.
+func (m *mediaSink) filePos(ts uint32) (pos int64, ok bool) {
+	if !m.wroteAny {
+		return 0, false
 	}
-	fileTS := ts - shift
-	if o, ok := pipe.Origin(); ok {
-		m.moves.rewind(fileTS, m.zeroTS)
-		m.moves.observe(pos-float64(o)-float64(int32(ts-m.zeroTS))*m.plog.k, fileTS, m.zeroTS, shift, pipe.Stats().Reanchors)
-	}
-	m.guard.enter()
+	d := int64(int32(ts - m.wroteTS))
 	switch w := m.file.(type) {
 	case *oggwriter.Writer:
-		m.plog.rewind(int64(w.PosOf(fileTS)))
-		m.plog.observe(int64(w.PosOf(fileTS)), pos, ratio, false)
+		return int64(w.PosOf(m.wroteTS)) + d, true
 	case format.G711Writer:
-		m.plog.rewind(w.PosOf(fileTS))
-		m.plog.observe(w.PosOf(fileTS), pos, ratio, false)
+		return w.PosOf(m.wroteTS) + d, true
+	}
+	return 0, false
+}
+
+// placedAt records that the pipeline moved the audio of the packets from
+// the one with RTP timestamp ts (as written) on to timeline position pos
+// (resampled at ratio): what the placement log and the moves kept from that
+// packet's file position on is forgotten, and its new place is recorded.
+// held: the reorder stage holds packets (the placement log waits). shift is
+// the skipped pauses' timestamp shift (placed). Reader goroutine.
+func (m *mediaSink) placedAt(pipe *media.AudioPipeline, ts uint32, pos, ratio float64, shift uint32, held bool) {
+	m.guard.enter()
+	file, ok := m.filePos(ts)
+	if ok && !held {
+		m.plog.rewind(file)
+		m.plog.observe(file, pos, ratio, false)
 	}
 	m.guard.leave()
+	if o, known := pipe.Origin(); ok && known {
+		m.moves.rewind(float64(file))
+		m.moves.observe(pos-float64(o)-float64(file)*m.plog.k, float64(file), shift)
+	}
 }
 
 // opusPreroll is how much of an Opus track is decoded before a range and
